@@ -1,0 +1,63 @@
+#include "graph/graph.h"
+
+namespace tandem {
+
+std::string canonical_domain(const std::string& domain) { return domain == "ai.onnx" ? std::string() : domain; }
+
+std::string TypeInfo::to_string() const {
+  switch (kind) {
+    case Kind::tensor: {
+      std::string s(dtype_name(elem));
+      if (!has_shape) return s + "[?]";
+      s += '[';
+      for (size_t i = 0; i < dims.size(); ++i) {
+        if (i) s += ',';
+        if (dims[i].fixed()) s += std::to_string(dims[i].value);
+        else if (!dims[i].symbol.empty()) s += dims[i].symbol;
+        else s += '?';
+      }
+      return s + ']';
+    }
+    case Kind::sequence: return "seq(" + (inner ? inner->to_string() : std::string("?")) + ")";
+    case Kind::optional: return "optional(" + (inner ? inner->to_string() : std::string("?")) + ")";
+    case Kind::map: return "map";
+    case Kind::unknown: break;
+  }
+  return "unknown";
+}
+
+std::string Node::label() const {
+  if (!name.empty()) return "[" + op_type + " '" + name + "']";
+  return "[" + op_type + " #" + std::to_string(index) + "]";
+}
+
+const Attribute* Node::attr(const std::string& key) const {
+  auto it = attrs.find(key);
+  return it == attrs.end() ? nullptr : &it->second;
+}
+int64_t Node::attr_int(const std::string& key, int64_t fallback) const {
+  const Attribute* a = attr(key);
+  return a ? a->i : fallback;
+}
+float Node::attr_float(const std::string& key, float fallback) const {
+  const Attribute* a = attr(key);
+  return a ? a->f : fallback;
+}
+std::string Node::attr_string(const std::string& key, const std::string& fallback) const {
+  const Attribute* a = attr(key);
+  return a ? a->s : fallback;
+}
+std::vector<int64_t> Node::attr_ints(const std::string& key, std::vector<int64_t> fallback) const {
+  const Attribute* a = attr(key);
+  return a ? a->ints : fallback;
+}
+std::vector<float> Node::attr_floats(const std::string& key, std::vector<float> fallback) const {
+  const Attribute* a = attr(key);
+  return a ? a->floats : fallback;
+}
+std::vector<std::string> Node::attr_strings(const std::string& key) const {
+  const Attribute* a = attr(key);
+  return a ? a->strings : std::vector<std::string>{};
+}
+
+}  // namespace tandem

@@ -1,8 +1,192 @@
-// Reference kernels: quantize ops. Not yet implemented.
+// Reference kernels: linear quantization.
+//   QuantizeLinear, DequantizeLinear (per-tensor and per-axis), DynamicQuantizeLinear.
+// Rounding is round-half-to-even; results saturate to the range of the 8-bit output type.
+// Float32 inputs are divided in float32 (like the ONNX reference) so ties land exactly.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
 #include "backends/reference/registry.h"
+#include "core/tensor_util.h"
 
 namespace tandem {
+namespace {
 
-void register_quantize_kernels(KernelTable& t) { (void)t; }
+bool is_quant_type(DataType t) { return t == DataType::uint8 || t == DataType::int8; }
+
+void quant_range(DataType t, double* lo, double* hi) {
+  if (t == DataType::int8) {
+    *lo = -128;
+    *hi = 127;
+  } else {
+    *lo = 0;
+    *hi = 255;
+  }
+}
+
+double round_half_even_saturate(double v, double lo, double hi) {
+  if (std::isnan(v)) return std::clamp(0.0, lo, hi);
+  const double r = std::nearbyint(v);  // default FP environment: ties to even
+  return std::clamp(r, lo, hi);
+}
+
+// Maps element index -> index into the scale/zero-point vectors: 0 for per-tensor, the
+// coordinate along `axis` for per-axis.
+struct ChannelMap {
+  bool per_axis = false;
+  int64_t inner = 1;   // product of dims after axis
+  int64_t channels = 1;
+  int64_t operator()(int64_t i) const { return per_axis ? (i / inner) % channels : 0; }
+};
+
+// Validates scale (and optional zero point) against x and builds the channel map.
+Status plan_channels(const KernelContext& ctx, const Tensor& x, const Tensor& scale, const Tensor& zp,
+                     const char* scale_name, ChannelMap* map) {
+  if (!is_float_type(scale.dtype())) return ctx.invalid(std::string(scale_name) + " must be a float tensor");
+  if (scale.numel() == 0) return ctx.invalid(std::string(scale_name) + " is empty");
+  if (zp.defined() && zp.shape() != scale.shape() && !(zp.numel() == 1 && scale.numel() == 1))
+    return ctx.invalid("zero point shape " + shape_to_string(zp.shape()) + " differs from scale shape " +
+                       shape_to_string(scale.shape()));
+  if (scale.numel() == 1) {  // scalar or [1]: per-tensor
+    map->per_axis = false;
+    return Status::ok();
+  }
+  if (scale.rank() != 1)
+    return ctx.invalid(std::string(scale_name) + " must be a scalar or 1-D, got " + shape_to_string(scale.shape()));
+  auto axis = normalize_axis(ctx.node().attr_int("axis", 1), static_cast<int64_t>(x.rank()));
+  if (!axis.is_ok()) return ctx.invalid(axis.status().message());
+  if (x.dim(*axis) != scale.numel())
+    return ctx.invalid(std::string(scale_name) + " has " + std::to_string(scale.numel()) + " elements but x has " +
+                       std::to_string(x.dim(*axis)) + " along axis " + std::to_string(*axis));
+  map->per_axis = true;
+  map->channels = scale.numel();
+  map->inner = 1;
+  for (size_t d = static_cast<size_t>(*axis) + 1; d < x.rank(); ++d) map->inner *= x.dim(d);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// QuantizeLinear: y = saturate(round(x / y_scale) + y_zero_point)
+
+Status quantize_linear_kernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& scale = ctx.input(1);
+  const Tensor& zp = ctx.input(2);
+  if (!x.defined() || !scale.defined()) return ctx.invalid("requires inputs x and y_scale");
+  if (zp.defined() && !is_quant_type(zp.dtype()))
+    return ctx.unsupported("y_zero_point dtype " + std::string(dtype_name(zp.dtype())) + " is not supported");
+  if (!is_float_type(x.dtype()) && x.dtype() != DataType::int32)
+    return ctx.invalid("x must be a float or int32 tensor, got " + std::string(dtype_name(x.dtype())));
+  ChannelMap map;
+  TANDEM_RETURN_IF_ERROR(plan_channels(ctx, x, scale, zp, "y_scale", &map));
+  const DataType out_t = zp.defined() ? zp.dtype() : DataType::uint8;
+  double lo, hi;
+  quant_range(out_t, &lo, &hi);
+  const std::vector<double> scales = to_double_vector(scale);
+  const std::vector<double> zps = zp.defined() ? to_double_vector(zp) : std::vector<double>(scales.size(), 0.0);
+  // Float32-or-narrower data with a float32 scale divides in float32, like the spec's reference.
+  const bool float32_math = (x.dtype() == DataType::float32 || x.dtype() == DataType::float16 ||
+                             x.dtype() == DataType::bfloat16) &&
+                            scale.dtype() != DataType::float64;
+  const std::vector<double> xs = to_double_vector(x);
+  Tensor y(out_t, x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t c = map(i);
+    if (scales[c] == 0.0) return ctx.invalid("y_scale is zero");
+    double q = float32_math ? static_cast<double>(static_cast<float>(xs[i]) / static_cast<float>(scales[c]))
+                            : xs[i] / scales[c];
+    // Round first, then add the zero point (the zero point is an integer, so this is exact).
+    double r = std::isnan(q) ? 0.0 : std::nearbyint(q);
+    r = round_half_even_saturate(r + zps[c], lo, hi);
+    if (out_t == DataType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(r);
+    else y.data<int8_t>()[i] = static_cast<int8_t>(r);
+  }
+  ctx.set_output(0, y);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// DequantizeLinear: y = (x - x_zero_point) * x_scale
+
+Status dequantize_linear_kernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& scale = ctx.input(1);
+  const Tensor& zp = ctx.input(2);
+  if (!x.defined() || !scale.defined()) return ctx.invalid("requires inputs x and x_scale");
+  if (!is_quant_type(x.dtype()) && x.dtype() != DataType::int32)
+    return ctx.unsupported("x dtype " + std::string(dtype_name(x.dtype())) + " is not supported");
+  if (zp.defined() && zp.dtype() != x.dtype()) return ctx.invalid("x_zero_point dtype differs from x");
+  ChannelMap map;
+  TANDEM_RETURN_IF_ERROR(plan_channels(ctx, x, scale, zp, "x_scale", &map));
+  const std::vector<double> scales = to_double_vector(scale);
+  const std::vector<double> zps = zp.defined() ? to_double_vector(zp) : std::vector<double>(scales.size(), 0.0);
+  if (x.dtype() == DataType::int32)
+    for (double z : zps)
+      if (z != 0.0) return ctx.invalid("x_zero_point must be 0 for int32 input");
+  const std::vector<double> xs = to_double_vector(x);
+  Tensor y(scale.dtype(), x.shape());
+  visit_float(scale.dtype(), [&]<class T>() {
+    T* out = y.data<T>();
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t c = map(i);
+      out[i] = from_double<T>((xs[i] - zps[c]) * scales[c]);
+    }
+  });
+  ctx.set_output(0, y);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// DynamicQuantizeLinear: uint8 quantization with scale/zero point derived from the data
+// range (extended to include 0). Computed in float32 like the spec's reference.
+
+Status dynamic_quantize_linear_kernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  if (!x.defined()) return ctx.invalid("requires input x");
+  if (!is_float_type(x.dtype()))
+    return ctx.invalid("x must be a float tensor, got " + std::string(dtype_name(x.dtype())));
+  const std::vector<double> xs = to_double_vector(x);
+  float x_min = 0.0f, x_max = 0.0f;
+  for (double v : xs) {
+    const float f = static_cast<float>(v);
+    if (std::isnan(f)) continue;
+    x_min = std::min(x_min, f);
+    x_max = std::max(x_max, f);
+  }
+  const float qmin = 0.0f, qmax = 255.0f;
+  const float scale = (x_max - x_min) / (qmax - qmin);
+  uint8_t zero_point = 0;
+  if (scale != 0.0f && std::isfinite(scale)) {
+    const float inter = qmin - x_min / scale;
+    zero_point = static_cast<uint8_t>(round_half_even_saturate(inter, qmin, qmax));
+  }
+  Tensor y(DataType::uint8, x.shape());
+  uint8_t* out = y.data<uint8_t>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (scale == 0.0f || !std::isfinite(scale)) {
+      out[i] = zero_point;
+      continue;
+    }
+    const float q = static_cast<float>(xs[i]) / scale;
+    const double r = std::isnan(q) ? 0.0 : std::nearbyint(static_cast<double>(q));
+    out[i] = static_cast<uint8_t>(round_half_even_saturate(r + zero_point, qmin, qmax));
+  }
+  ctx.set_output(0, y);
+  if (ctx.has_output(1)) ctx.set_output(1, Tensor::scalar<float>(scale));
+  if (ctx.has_output(2)) ctx.set_output(2, Tensor::scalar<uint8_t>(zero_point));
+  return Status::ok();
+}
+
+}  // namespace
+
+void register_quantize_kernels(KernelTable& t) {
+  t.add("", "QuantizeLinear", &quantize_linear_kernel);
+  t.add("", "DequantizeLinear", &dequantize_linear_kernel);
+  t.add("", "DynamicQuantizeLinear", &dynamic_quantize_linear_kernel);
+}
 
 }  // namespace tandem

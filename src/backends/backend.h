@@ -1,0 +1,75 @@
+// backend.h: the one interface every backend implements (reference, cpu, cuda, ...).
+//
+// The life of a model on a backend is prepare-then-run:
+//   1. supports(node) is asked for each node at placement time. It answers ok, or an
+//      `unsupported` Status with the reason (op, dtype, attribute); that is not a fault.
+//   2. compile(graph) validates the (sub)graph placed on this backend, plans its memory and
+//      packs its weights into a Plan. All validation happens here.
+//   3. run(plan, ...) executes. It does no validation beyond what depends on input values.
+//      It may be called concurrently on one Plan from many threads.
+// Device backends own memory the host cannot address: alloc() returns a buffer on the
+// backend's device and copy() moves bytes between host and device buffers. Tensors passed to
+// run() are host tensors; a device backend copies them in and out itself or keeps resident
+// copies made with alloc()/copy(). sync() waits until queued device work has finished.
+//
+// Thread-safety: a Backend object is shared by all models; its methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "graph/graph.h"
+#include "tandem/status.h"
+#include "tandem/value.h"
+
+namespace tandem {
+
+// Limits a run may not exceed; backends check them between nodes (or kernel launches).
+struct RunControl {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  const std::atomic<bool>* cancel = nullptr;  // borrowed; a run stops when it becomes true
+};
+
+// A backend's compiled form of a graph. Immutable once built; owned by the caller of compile().
+class Plan {
+ public:
+  virtual ~Plan() = default;
+};
+
+// Memory owned by a backend: host memory for host backends, device memory otherwise.
+struct Buffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+  bool on_host = true;
+  std::shared_ptr<void> owner;  // keeps the allocation alive; freed with the last copy
+};
+
+struct CompileOptions {
+  int threads = 0;  // 0: the backend's default
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual Status supports(const Node& node) const = 0;
+  virtual Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) = 0;
+  virtual Result<Buffer> alloc(size_t bytes) = 0;
+  // Copies min(dst.bytes, src.bytes) bytes, across host and device as needed.
+  virtual Status copy(const Buffer& src, Buffer& dst) = 0;
+  // `inputs` bind to graph.inputs in order; `outputs` receives graph.outputs in order.
+  virtual Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
+                     const RunControl& control) = 0;
+  virtual Status sync() = 0;
+};
+
+// The backends compiled into this build, in preference order ("reference" last).
+std::vector<std::string_view> available_backends();
+// The backend named `name`, or nullptr. Backends are process-wide singletons.
+Backend* find_backend(std::string_view name);
+
+}  // namespace tandem

@@ -1,0 +1,33 @@
+// The one place that lists the backends compiled into this build. Backend selection happens
+// here and in CMake only; nowhere else names a backend.
+#include <memory>
+
+#include "backends/backend.h"
+#include "backends/reference/reference_backend.h"
+
+namespace tandem {
+
+namespace {
+struct BackendList {
+  std::vector<std::unique_ptr<Backend>> backends;
+  BackendList() { backends.push_back(std::make_unique<ReferenceBackend>()); }
+};
+const BackendList& backend_list() {
+  static const BackendList list;
+  return list;
+}
+}  // namespace
+
+std::vector<std::string_view> available_backends() {
+  std::vector<std::string_view> names;
+  for (const auto& b : backend_list().backends) names.push_back(b->name());
+  return names;
+}
+
+Backend* find_backend(std::string_view name) {
+  for (const auto& b : backend_list().backends)
+    if (b->name() == name) return b.get();
+  return nullptr;
+}
+
+}  // namespace tandem

@@ -1,0 +1,102 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_float;
+using testing::attr_int;
+using testing::attr_ints;
+using testing::run_op;
+using testing::run_op1;
+using testing::values_of;
+
+TEST(NormalizationOps, BatchNormInference) {
+  Tensor x = Tensor::from_vector<float>({1, 2, 1, 2}, {1, 2, 3, 4});
+  Tensor scale = Tensor::from_vector<float>({2}, {1, 2});
+  Tensor bias = Tensor::from_vector<float>({2}, {0, 1});
+  Tensor mean = Tensor::from_vector<float>({2}, {1, 3});
+  Tensor var = Tensor::from_vector<float>({2}, {4, 1});
+  Tensor y = run_op1("BatchNormalization", {x, scale, bias, mean, var}, {{"epsilon", attr_float(0)}}, 15);
+  std::vector<float> v = values_of<float>(y);
+  EXPECT_NEAR(v[0], 0, 1e-6);
+  EXPECT_NEAR(v[1], 0.5, 1e-6);
+  EXPECT_NEAR(v[2], 1, 1e-6);
+  EXPECT_NEAR(v[3], 3, 1e-6);
+}
+
+TEST(NormalizationOps, BatchNormTrainingMode) {
+  Tensor x = Tensor::from_vector<float>({2, 1, 1, 1}, {1, 3});
+  Tensor one = Tensor::from_vector<float>({1}, {1});
+  Tensor zero = Tensor::from_vector<float>({1}, {0});
+  std::vector<Value> outs;
+  Status s = run_op("BatchNormalization", {x, one, zero, zero, one},
+                    {{"epsilon", attr_float(0)}, {"training_mode", attr_int(1)}, {"momentum", attr_float(0.5f)}},
+                    &outs, 3, 15);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  EXPECT_EQ(values_of<float>(outs[0].tensor), (std::vector<float>{-1, 1}));
+  EXPECT_FLOAT_EQ(values_of<float>(outs[1].tensor)[0], 1.0f);  // 0 * 0.5 + 2 * 0.5
+  EXPECT_FLOAT_EQ(values_of<float>(outs[2].tensor)[0], 1.0f);  // 1 * 0.5 + 1 * 0.5
+}
+
+TEST(NormalizationOps, BatchNormBadParamShape) {
+  Tensor x(DataType::float32, {1, 3, 2});
+  Tensor p(DataType::float32, {2});
+  std::vector<Value> outs;
+  EXPECT_EQ(run_op("BatchNormalization", {x, p, p, p, p}, {}, &outs, 1, 15).code(), StatusCode::invalid_argument);
+}
+
+TEST(NormalizationOps, InstanceNorm) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 2}, {1, 3});
+  Tensor y = run_op1("InstanceNormalization",
+                     {x, Tensor::from_vector<float>({1}, {2}), Tensor::from_vector<float>({1}, {1})},
+                     {{"epsilon", attr_float(0)}}, 6);
+  EXPECT_EQ(values_of<float>(y), (std::vector<float>{-1, 3}));
+}
+
+TEST(NormalizationOps, LayerNormWithStats) {
+  Tensor x = Tensor::from_vector<float>({2, 2}, {1, 3, 2, 2});
+  Tensor scale = Tensor::from_vector<float>({2}, {1, 2});
+  std::vector<Value> outs;
+  Status s = run_op("LayerNormalization", {x, scale}, {{"epsilon", attr_float(0.0f)}}, &outs, 3, 17);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  EXPECT_EQ(outs[1].tensor.shape(), (Shape{2, 1}));
+  EXPECT_EQ(values_of<float>(outs[1].tensor), (std::vector<float>{2, 2}));
+  EXPECT_FLOAT_EQ(values_of<float>(outs[2].tensor)[0], 1.0f);
+  EXPECT_TRUE(std::isinf(values_of<float>(outs[2].tensor)[1]));
+  std::vector<float> y = values_of<float>(outs[0].tensor);
+  EXPECT_FLOAT_EQ(y[0], -1);
+  EXPECT_FLOAT_EQ(y[1], 2);
+}
+
+TEST(NormalizationOps, LayerNormBadScale) {
+  Tensor x(DataType::float32, {2, 3});
+  std::vector<Value> outs;
+  EXPECT_EQ(run_op("LayerNormalization", {x, Tensor(DataType::float32, {2})}, {}, &outs, 1, 17).code(),
+            StatusCode::invalid_argument);
+}
+
+TEST(NormalizationOps, Lrn) {
+  Tensor x = Tensor::from_vector<float>({1, 3, 1, 1}, {1, 2, 3});
+  Tensor y = run_op1("LRN", {x}, {{"size", attr_int(3)}, {"alpha", attr_float(3)}, {"beta", attr_float(1)}, {"bias", attr_float(1)}}, 13);
+  std::vector<float> v = values_of<float>(y);
+  EXPECT_NEAR(v[0], 1.0 / (1 + 5), 1e-6);
+  EXPECT_NEAR(v[1], 2.0 / (1 + 14), 1e-6);
+  EXPECT_NEAR(v[2], 3.0 / (1 + 13), 1e-6);
+  std::vector<Value> outs;
+  EXPECT_EQ(run_op("LRN", {x}, {}, &outs, 1, 13).code(), StatusCode::invalid_argument);
+}
+
+TEST(NormalizationOps, MeanVarianceNormalization) {
+  Tensor x = Tensor::from_vector<float>({1, 2}, {1, 3});
+  Tensor y = run_op1("MeanVarianceNormalization", {x}, {{"axes", attr_ints({1})}}, 13);
+  std::vector<float> v = values_of<float>(y);
+  EXPECT_NEAR(v[0], -1, 1e-6);
+  EXPECT_NEAR(v[1], 1, 1e-6);
+}
+
+}  // namespace
+}  // namespace tandem

@@ -2,6 +2,31 @@
 
 namespace tandem {
 
+void collect_outer_reads(const Graph& g, std::set<std::string>& out) {
+  std::set<std::string> local;
+  for (const auto& [name, t] : g.initializers) local.insert(name);
+  for (const auto& vi : g.inputs) local.insert(vi.name);
+  for (const Node& n : g.nodes)
+    for (const std::string& o : n.outputs) local.insert(o);
+  std::set<std::string> reads;
+  for (const Node& n : g.nodes) {
+    for (const std::string& in : n.inputs)
+      if (!in.empty()) reads.insert(in);
+    for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, reads);
+  }
+  for (const std::string& r : reads)
+    if (!local.count(r)) out.insert(r);
+}
+
+std::vector<const Graph*> subgraphs_of(const Node& n) {
+  std::vector<const Graph*> out;
+  for (const auto& [k, a] : n.attrs) {
+    if (a.g) out.push_back(a.g.get());
+    for (const auto& sub : a.graphs) out.push_back(sub.get());
+  }
+  return out;
+}
+
 std::string canonical_domain(const std::string& domain) { return domain == "ai.onnx" ? std::string() : domain; }
 
 std::string TypeInfo::to_string() const {

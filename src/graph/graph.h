@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,12 @@ struct Model {
   std::map<std::string, std::string> metadata;
   std::shared_ptr<Graph> graph;
 };
+
+// Adds to `out` the names that `g` (or any graph nested in it) reads but does not define:
+// the values it takes from enclosing graphs.
+void collect_outer_reads(const Graph& g, std::set<std::string>& out);
+// The graphs held by a node's attributes (If branches, Loop/Scan bodies, ...).
+std::vector<const Graph*> subgraphs_of(const Node& n);
 
 // Canonical domain name: "" and "ai.onnx" both become "".
 std::string canonical_domain(const std::string& domain);

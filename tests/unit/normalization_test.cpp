@@ -100,3 +100,21 @@ TEST(NormalizationOps, MeanVarianceNormalization) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(NormalizationOps, ZeroSizeInputsDoNotCrash) {
+  std::vector<Value> outs;
+  Tensor empty(DataType::float32, {0, 2, 3});
+  Tensor p = Tensor::from_vector<float>({2}, {1, 1});
+  EXPECT_TRUE(testing::run_op("BatchNormalization", {empty, p, p, p, p}, {{"training_mode", testing::attr_int(1)}}, &outs, 3, 15).is_ok());
+  EXPECT_TRUE(testing::run_op("InstanceNormalization", {Tensor(DataType::float32, {1, 2, 0}), p, p}, {}, &outs, 1, 6).is_ok());
+  EXPECT_TRUE(testing::run_op("LayerNormalization", {Tensor(DataType::float32, {2, 0}), Tensor(DataType::float32, {0})}, {}, &outs, 3, 17).is_ok());
+  EXPECT_TRUE(testing::run_op("LRN", {empty}, {{"size", testing::attr_int(3)}}, &outs, 1, 13).is_ok());
+  EXPECT_TRUE(testing::run_op("MeanVarianceNormalization", {Tensor(DataType::float32, {0, 2, 1, 1})}, {}, &outs, 1, 13).is_ok());
+  EXPECT_TRUE(testing::run_op("SoftmaxCrossEntropyLoss", {Tensor(DataType::float32, {0, 3}), Tensor(DataType::int64, {0})}, {}, &outs, 2, 13).is_ok());
+}
+
+}  // namespace
+}  // namespace tandem

@@ -148,3 +148,25 @@ TEST(SoftmaxOps, RejectsIntegersAndBadAxis) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+TEST(ReduceOps, HugeOutputFromEmptyInputIsInvalid) {
+  Tensor x(DataType::float32, {0, int64_t{1} << 40, int64_t{1} << 40});
+  std::vector<Value> outs;
+  Status s = testing::run_op("ReduceSum", {x}, {{"axes", testing::attr_ints({0})}}, &outs, 1, 11);
+  EXPECT_EQ(s.code(), StatusCode::invalid_argument);
+}
+
+TEST(SoftmaxOps, ZeroSizeInputs) {
+  for (Shape shape : {Shape{0, 3}, Shape{3, 0}}) {
+    for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) {
+      Tensor y = testing::run_op1(op, {Tensor(DataType::float32, shape)}, {}, 13);
+      EXPECT_EQ(y.shape(), shape);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem

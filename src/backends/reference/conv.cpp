@@ -42,7 +42,8 @@ Result<ConvLayout> conv_layout(const KernelContext& ctx, const Tensor& x, const 
     return ctx.invalid("weight has " + dims_str(w.shape()) + " dims, expected " + std::to_string(x.rank()));
   ConvLayout l;
   l.group = ctx.node().attr_int("group", 1);
-  if (l.group < 1) return ctx.invalid("group " + std::to_string(l.group) + " must be at least 1");
+  if (l.group < 1 || l.group > conv_pool::kMaxWindowAttr)
+    return ctx.invalid("group " + std::to_string(l.group) + " is out of range");
   l.batch = x.dim(0);
   l.in_channels = x.dim(1);
   l.in_spatial.assign(x.shape().begin() + 2, x.shape().end());

@@ -4,38 +4,6 @@
 
 namespace tandem {
 
-namespace {
-
-// Names a subgraph reads from its enclosing scopes (directly or through its own subgraphs).
-void collect_outer_reads(const Graph& g, std::set<std::string>& out) {
-  std::set<std::string> local;
-  for (const auto& [name, t] : g.initializers) local.insert(name);
-  for (const auto& vi : g.inputs) local.insert(vi.name);
-  for (const Node& n : g.nodes)
-    for (const std::string& o : n.outputs) local.insert(o);
-  std::set<std::string> reads;
-  for (const Node& n : g.nodes) {
-    for (const std::string& in : n.inputs)
-      if (!in.empty()) reads.insert(in);
-    for (const auto& [k, a] : n.attrs) {
-      if (a.g) collect_outer_reads(*a.g, reads);
-      for (const auto& sub : a.graphs) collect_outer_reads(*sub, reads);
-    }
-  }
-  for (const std::string& r : reads)
-    if (!local.count(r)) out.insert(r);
-}
-
-std::vector<const Graph*> subgraphs_of(const Node& n) {
-  std::vector<const Graph*> out;
-  for (const auto& [k, a] : n.attrs) {
-    if (a.g) out.push_back(a.g.get());
-    for (const auto& sub : a.graphs) out.push_back(sub.get());
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<std::shared_ptr<const ExecutionPlan>> compile_plan(const Graph& graph, const KernelTable& kernels,
                                                           const std::set<std::string>& outer) {

@@ -611,6 +611,7 @@ Status det_kernel(KernelContext& ctx) {
   bool ok = visit_float(X.dtype(), [&]<class T>() {
     const T* x = X.data<T>();
     T* y = Y.data<T>();
+    if (batch == 0) return;  // n * n may not even fit when there are no matrices
     std::vector<double> m(static_cast<size_t>(n * n));
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t i = 0; i < n * n; ++i) m[i] = to_double(x[b * n * n + i]);

@@ -246,6 +246,12 @@ Status reduce_kernel(KernelContext& ctx, ReduceKind kind) {
     }
   }
 
+  // An empty input may still declare a huge output (shape [0, 2^40, 2^40] reduced over axis 0).
+  int64_t out_numel = 1;
+  for (int64_t d : out_shape)
+    if (__builtin_mul_overflow(out_numel, d, &out_numel))
+      return ctx.invalid("output shape " + shape_to_string(out_shape) + " is too large");
+
   // base[j]: input offset of output j's first element; inner: offsets of its reduced elements.
   std::vector<int64_t> base = offsets_over(kept_dims, x.shape());
   std::vector<int64_t> inner = offsets_over(reduced_dims, x.shape());

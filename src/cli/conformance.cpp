@@ -51,6 +51,27 @@ std::string find_random_op(const Graph& g) {
   return "";
 }
 
+// A value known before running: a bound graph input or an initializer.
+const Tensor* known_tensor(const Graph& g, const std::map<std::string, Value>& inputs, const std::string& name) {
+  auto it = inputs.find(name);
+  if (it != inputs.end() && it->second.is_tensor()) return &it->second.tensor;
+  auto init = g.initializers.find(name);
+  return init == g.initializers.end() ? nullptr : &init->second;
+}
+
+// Dropout in training mode with a non-zero ratio draws random numbers; "" when none does.
+std::string find_random_dropout(const Graph& g, const std::map<std::string, Value>& inputs) {
+  for (const Node& n : g.nodes) {
+    if (n.op_type != "Dropout" || n.inputs.size() < 3 || n.inputs[2].empty()) continue;
+    const Tensor* training = known_tensor(g, inputs, n.inputs[2]);
+    if (!training || training->numel() != 1 || !training->data<bool>()[0]) continue;
+    const Tensor* ratio = n.inputs[1].empty() ? nullptr : known_tensor(g, inputs, n.inputs[1]);
+    if (ratio && ratio->numel() == 1 && ratio->dtype() == DataType::float32 && ratio->data<float>()[0] == 0.0f) continue;
+    return n.label() + " in training mode";
+  }
+  return "";
+}
+
 bool is_case_dir(const fs::path& p) { return fs::exists(p / "model.onnx"); }
 
 std::vector<fs::path> collect_cases(const std::vector<std::string>& roots, std::string* error) {
@@ -113,6 +134,10 @@ CaseResult run_case(const fs::path& dir, Backend& backend, const Tolerance& tol)
       if (!v) return {r.name, Outcome::failed, v.status().message()};
       inputs.push_back(std::move(v).value());
     }
+    std::map<std::string, Value> named;
+    for (size_t i = 0; i < inputs.size(); ++i) named[g.inputs[i].name] = inputs[i];
+    std::string random_dropout = find_random_dropout(g, named);
+    if (!random_dropout.empty()) return {r.name, Outcome::skipped, "draws random numbers: " + random_dropout};
     std::vector<Value> outputs;
     Status s = backend.run(**plan, inputs, &outputs, {});
     if (!s.is_ok()) return {r.name, Outcome::failed, s.to_string()};

@@ -1,6 +1,9 @@
 #include "core/tensor_util.h"
 
+#include <cctype>
+#include <charconv>
 #include <cmath>
+#include <string_view>
 #include <cstdlib>
 #include <sstream>
 
@@ -67,12 +70,21 @@ std::vector<int64_t> to_int64_vector(const Tensor& t) {
   std::vector<int64_t> out(static_cast<size_t>(t.numel()));
   visit_numeric(t.dtype(), [&]<class T>() {
     const T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<int64_t>(to_double(p[i]));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if constexpr (std::is_integral_v<T>) {
+        // Exact for every integer type; uint64 above INT64_MAX saturates.
+        if constexpr (std::is_same_v<T, uint64_t>) out[i] = p[i] > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(p[i]);
+        else out[i] = static_cast<int64_t>(p[i]);
+      } else {
+        // Floats: NaN reads as 0, out-of-range values saturate (a plain cast would be undefined).
+        const double v = to_double(p[i]);
+        if (std::isnan(v)) out[i] = 0;
+        else if (v >= 9223372036854775807.0) out[i] = INT64_MAX;
+        else if (v <= -9223372036854775808.0) out[i] = INT64_MIN;
+        else out[i] = static_cast<int64_t>(v);
+      }
+    }
   });
-  if (t.dtype() == DataType::int64) {
-    const int64_t* p = t.data<int64_t>();
-    for (int64_t i = 0; i < t.numel(); ++i) out[i] = p[i];  // exact beyond 2^53
-  }
   return out;
 }
 
@@ -87,18 +99,30 @@ std::vector<double> to_double_vector(const Tensor& t) {
 
 namespace {
 
+// Shortest text that reads back to the same value in the source precision ("0.1", "1e-05").
 std::string number_to_string(double v, DataType from) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "INF" : "-INF";
-  if (!is_float_type(from)) {
-    std::ostringstream os;
-    os << static_cast<long long>(v);
-    return os.str();
+  char buf[64];
+  std::to_chars_result r = from == DataType::float64 ? std::to_chars(buf, buf + sizeof(buf), v)
+                                                     : std::to_chars(buf, buf + sizeof(buf), static_cast<float>(v));
+  return std::string(buf, r.ptr);
+}
+
+// Parses a number the way ONNX Cast reads strings: NaN and INF in any capitalisation, with an
+// optional sign; everything else as a decimal or scientific literal.
+double string_to_number(const std::string& s) {
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string_view body(lower);
+  bool negative = false;
+  if (!body.empty() && (body[0] == '+' || body[0] == '-')) {
+    negative = body[0] == '-';
+    body.remove_prefix(1);
   }
-  std::ostringstream os;
-  os.precision(from == DataType::float64 ? 17 : 9);
-  os << v;
-  return os.str();
+  if (body == "nan") return NAN;
+  if (body == "inf" || body == "infinity") return negative ? -INFINITY : INFINITY;
+  return std::strtod(s.c_str(), nullptr);
 }
 
 template <class To>
@@ -133,11 +157,7 @@ Result<Tensor> cast_tensor(const Tensor& src, DataType to) {
       To* o = out.data<To>();
       for (int64_t i = 0; i < n; ++i) {
         const std::string& s = in[i];
-        double v;
-        if (s == "NaN" || s == "nan" || s == "NAN") v = NAN;
-        else if (s == "INF" || s == "inf" || s == "+INF" || s == "Inf" || s == "infinity") v = INFINITY;
-        else if (s == "-INF" || s == "-inf" || s == "-Inf" || s == "-infinity") v = -INFINITY;
-        else v = std::strtod(s.c_str(), nullptr);
+        const double v = string_to_number(s);
         if constexpr (std::is_same_v<To, int64_t>) o[i] = std::strtoll(s.c_str(), nullptr, 10);
         else if constexpr (std::is_same_v<To, uint64_t>) o[i] = std::strtoull(s.c_str(), nullptr, 10);
         else o[i] = convert_number<To>(v);
@@ -153,6 +173,8 @@ Result<Tensor> cast_tensor(const Tensor& src, DataType to) {
       for (int64_t i = 0; i < n; ++i) {
         if constexpr (std::is_same_v<From, int64_t>) o[i] = std::to_string(in[i]);
         else if constexpr (std::is_same_v<From, uint64_t>) o[i] = std::to_string(in[i]);
+        else if constexpr (std::is_same_v<From, bool>) o[i] = in[i] ? "1" : "0";
+        else if constexpr (std::is_integral_v<From>) o[i] = std::to_string(static_cast<int64_t>(in[i]));
         else o[i] = number_to_string(to_double(in[i]), from);
       }
     });

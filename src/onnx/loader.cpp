@@ -17,54 +17,105 @@ namespace fs = std::filesystem;
 namespace {
 
 // Shared state while converting one model file.
+// Makes `s` printable on one line: control bytes (a newline in a fuzzed node name, say) are
+// written as \xNN so that every message stays one line.
+std::string one_line(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 struct LoadContext {
   std::string display_name;  // prefix of every error message
   fs::path base_dir;         // folder for external data; empty refuses external data
-  Status error(const std::string& msg) const { return invalid_model(display_name + ": " + msg); }
+  std::string where;         // what is being converted, e.g. "[Constant 'c'] attribute 'value': "
+  Status error(const std::string& msg) const { return invalid_model(one_line(display_name + ": " + where + msg)); }
 };
 
 Result<std::string> read_file(const fs::path& path) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (st.type() == fs::file_type::not_found) return invalid_argument(one_line(path.string() + ": no such file"));
+  if (st.type() == fs::file_type::directory)
+    return invalid_argument(one_line(path.string() + ": is a directory, not a file"));
   std::ifstream in(path, std::ios::binary);
-  if (!in) return invalid_argument(path.string() + ": cannot open file");
+  if (!in) return invalid_argument(one_line(path.string() + ": cannot open file"));
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return invalid_argument(one_line(path.string() + ": read error"));
   return ss.str();
 }
 
 bool known_dtype(int32_t t) { return t >= 1 && t <= 16; }
+
+// Parses a decimal external-data offset or length; false when it is not a non-negative integer.
+bool parse_size(const std::string& text, int64_t* out) {
+  if (text.empty() || text.size() > 18) return false;  // 18 digits cannot overflow int64
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
 
 // Reads the external-data bytes of a tensor, refusing locations outside base_dir.
 Result<std::string> read_external(const LoadContext& lc, const onnx::TensorProto& tp, size_t expected_bytes) {
   std::string location;
   int64_t offset = 0;
   int64_t length = -1;
-  for (const auto& kv : tp.external_data()) {
-    if (kv.key() == "location") location = kv.value();
-    else if (kv.key() == "offset") offset = std::atoll(kv.value().c_str());
-    else if (kv.key() == "length") length = std::atoll(kv.value().c_str());
-  }
   const std::string who = "initializer '" + tp.name() + "'";
+  for (const auto& kv : tp.external_data()) {
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset" || kv.key() == "length") {
+      int64_t v = 0;
+      if (!parse_size(kv.value(), &v))
+        return lc.error(who + " external data " + kv.key() + " '" + kv.value() + "' is not a byte count");
+      (kv.key() == "offset" ? offset : length) = v;
+    }
+  }
   if (lc.base_dir.empty()) return lc.error(who + " uses external data but the model was not loaded from a file");
   if (location.empty()) return lc.error(who + " has external data without a location");
+  if (location.find('\0') != std::string::npos)
+    return lc.error(who + " external data path contains a NUL byte; refused");
   fs::path rel(location);
-  if (rel.is_absolute()) return lc.error(who + " external data path '" + location + "' is absolute; refused");
+  if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory())
+    return lc.error(who + " external data path '" + location + "' is absolute, which leaves the model's folder; refused");
+  // Resolve both paths (symlinks included) and require the file to lie inside the folder.
   std::error_code ec;
-  fs::path base = fs::weakly_canonical(lc.base_dir, ec);
-  fs::path full = fs::weakly_canonical(lc.base_dir / rel, ec);
+  const fs::path base = fs::weakly_canonical(lc.base_dir, ec);
+  if (ec) return lc.error(who + " cannot resolve the model's folder: " + ec.message());
+  const fs::path full = fs::weakly_canonical(lc.base_dir / rel, ec);
+  if (ec) return lc.error(who + " external data path '" + location + "' cannot be resolved: " + ec.message());
   auto [base_end, full_it] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
-  if (ec || base_end != base.end())
+  if (base_end != base.end() || full_it == full.end())
     return lc.error(who + " external data path '" + location + "' leaves the model's folder; refused");
-  std::ifstream in(full, std::ios::binary);
-  if (!in) return lc.error(who + " external data file '" + location + "' cannot be opened");
-  in.seekg(0, std::ios::end);
-  const int64_t file_size = static_cast<int64_t>(in.tellg());
+  if (!fs::exists(full, ec)) return lc.error(who + " external data file '" + location + "' does not exist");
+  if (!fs::is_regular_file(full, ec)) return lc.error(who + " external data '" + location + "' is not a regular file");
+  const auto size = fs::file_size(full, ec);
+  if (ec) return lc.error(who + " external data file '" + location + "' cannot be read: " + ec.message());
+  const int64_t file_size = static_cast<int64_t>(size);
   if (length < 0) length = static_cast<int64_t>(expected_bytes);
-  if (offset < 0 || offset > file_size || length > file_size - offset)
+  if (offset > file_size || length > file_size - offset)
     return lc.error(who + " external data range [" + std::to_string(offset) + ", +" + std::to_string(length) +
                     ") is outside '" + location + "' (" + std::to_string(file_size) + " bytes)");
   if (static_cast<size_t>(length) != expected_bytes)
     return lc.error(who + " external data has " + std::to_string(length) + " bytes, expected " +
                     std::to_string(expected_bytes));
+  std::ifstream in(full, std::ios::binary);
+  if (!in) return lc.error(who + " external data file '" + location + "' cannot be opened");
   std::string bytes(static_cast<size_t>(length), '\0');
   in.seekg(offset);
   in.read(bytes.data(), length);
@@ -72,32 +123,43 @@ Result<std::string> read_external(const LoadContext& lc, const onnx::TensorProto
   return bytes;
 }
 
-template <class Field>
-Status check_count(const LoadContext& lc, const onnx::TensorProto& tp, const Field& field, int64_t expected,
-                   int64_t per_element = 1) {
-  if (static_cast<int64_t>(field.size()) != expected * per_element)
-    return lc.error("tensor '" + tp.name() + "' has " + std::to_string(field.size() / per_element) +
-                    " values, expected " + std::to_string(expected) + " for shape " +
-                    shape_to_string(Shape(tp.dims().begin(), tp.dims().end())));
-  return Status::ok();
+// Checks a tensor's dims: none negative, and at most 2^40 elements in all (a corrupt file must
+// not make the loader allocate terabytes). Returns the element count.
+Result<int64_t> checked_numel(const LoadContext& lc, const std::string& what, const Shape& shape) {
+  for (int64_t d : shape)
+    if (d < 0) return lc.error(what + " has negative dimension in " + shape_to_string(shape));
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && numel > (int64_t{1} << 40) / d)
+      return lc.error(what + " is too large (" + shape_to_string(shape) + ")");
+    numel *= d;
+  }
+  return numel;
+}
+
+// The number of values a typed field must hold for `numel` elements of `dtype`, and the field's size.
+int64_t typed_field_size(const onnx::TensorProto& tp, DataType dtype) {
+  switch (dtype) {
+    case DataType::float32: case DataType::complex64: return tp.float_data_size();
+    case DataType::float64: case DataType::complex128: return tp.double_data_size();
+    case DataType::int64: return tp.int64_data_size();
+    case DataType::uint32: case DataType::uint64: return tp.uint64_data_size();
+    case DataType::string: return tp.string_data_size();
+    default: return tp.int32_data_size();
+  }
 }
 
 Result<Tensor> convert_tensor(const LoadContext& lc, const onnx::TensorProto& tp) {
   if (!known_dtype(tp.data_type()))
     return lc.error("tensor '" + tp.name() + "' has unknown data type " + std::to_string(tp.data_type()));
   Shape shape(tp.dims().begin(), tp.dims().end());
-  for (int64_t d : shape)
-    if (d < 0) return lc.error("tensor '" + tp.name() + "' has negative dimension in " + shape_to_string(shape));
-  // Guard against absurd sizes before allocating (a corrupt file must not exhaust memory).
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && numel > (int64_t{1} << 40) / d) return lc.error("tensor '" + tp.name() + "' is too large");
-    numel *= d;
-  }
+  TANDEM_ASSIGN_OR_RETURN(const int64_t numel, checked_numel(lc, "tensor '" + tp.name() + "'", shape));
   auto dtype = static_cast<DataType>(tp.data_type());
   if (tp.has_segment()) return lc.error("tensor '" + tp.name() + "' uses segments, which are not supported");
   const size_t elem = dtype_size(dtype);
   const bool external = tp.data_location() == onnx::TensorProto::EXTERNAL;
+  if (dtype == DataType::string && external)
+    return lc.error("tensor '" + tp.name() + "' is a string tensor with external data, which is not supported");
   if (dtype != DataType::string && (external || tp.has_raw_data())) {
     std::string external_bytes;
     const std::string* raw = &tp.raw_data();
@@ -110,45 +172,49 @@ Result<Tensor> convert_tensor(const LoadContext& lc, const onnx::TensorProto& tp
                       std::to_string(static_cast<size_t>(numel) * elem) + " for " +
                       std::string(dtype_name(dtype)) + "[" + shape_to_string(shape) + "]");
     Tensor t(dtype, shape);
-    if (!raw->empty()) std::memcpy(t.raw_data(), raw->data(), raw->size());
+    if (dtype == DataType::boolean) {
+      // Any non-zero byte is true; a bool object must hold exactly 0 or 1.
+      for (int64_t i = 0; i < numel; ++i) t.data<bool>()[i] = (*raw)[static_cast<size_t>(i)] != 0;
+    } else if (!raw->empty()) {
+      std::memcpy(t.raw_data(), raw->data(), raw->size());
+    }
     return t;
   }
+  // Typed fields: check the count before allocating, so a huge shape with no data is refused.
+  const int64_t per_element = (dtype == DataType::complex64 || dtype == DataType::complex128) ? 2 : 1;
+  const int64_t have = typed_field_size(tp, dtype);
+  if (have != numel * per_element)
+    return lc.error("tensor '" + tp.name() + "' has " + std::to_string(have / per_element) + " values, expected " +
+                    std::to_string(numel) + " for " + std::string(dtype_name(dtype)) + "[" +
+                    shape_to_string(shape) + "]");
   Tensor t(dtype, shape);
   switch (dtype) {
     case DataType::float32:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.float_data(), numel));
       std::copy(tp.float_data().begin(), tp.float_data().end(), t.data<float>());
       break;
     case DataType::complex64:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.float_data(), numel, 2));
       std::copy(tp.float_data().begin(), tp.float_data().end(), reinterpret_cast<float*>(t.raw_data()));
       break;
     case DataType::float64:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.double_data(), numel));
       std::copy(tp.double_data().begin(), tp.double_data().end(), t.data<double>());
       break;
     case DataType::complex128:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.double_data(), numel, 2));
       std::copy(tp.double_data().begin(), tp.double_data().end(), reinterpret_cast<double*>(t.raw_data()));
       break;
     case DataType::int64:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.int64_data(), numel));
       std::copy(tp.int64_data().begin(), tp.int64_data().end(), t.data<int64_t>());
       break;
     case DataType::uint32:
     case DataType::uint64:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.uint64_data(), numel));
       for (int64_t i = 0; i < numel; ++i) {
         if (dtype == DataType::uint32) t.data<uint32_t>()[i] = static_cast<uint32_t>(tp.uint64_data(i));
         else t.data<uint64_t>()[i] = tp.uint64_data(i);
       }
       break;
     case DataType::string:
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.string_data(), numel));
       for (int64_t i = 0; i < numel; ++i) t.data<std::string>()[i] = tp.string_data(i);
       break;
     default: {  // int32 and the narrower types travel in int32_data
-      TANDEM_RETURN_IF_ERROR(check_count(lc, tp, tp.int32_data(), numel));
       for (int64_t i = 0; i < numel; ++i) {
         const int32_t v = tp.int32_data(i);
         switch (dtype) {
@@ -170,32 +236,40 @@ Result<Tensor> convert_tensor(const LoadContext& lc, const onnx::TensorProto& tp
 
 // A sparse tensor (COO: values plus linear or per-dim indices) as a dense tensor.
 Result<Tensor> convert_sparse(const LoadContext& lc, const onnx::SparseTensorProto& sp) {
+  const std::string what = "sparse tensor '" + sp.values().name() + "'";
+  Shape shape(sp.dims().begin(), sp.dims().end());
+  TANDEM_ASSIGN_OR_RETURN(const int64_t total, checked_numel(lc, what, shape));
   TANDEM_ASSIGN_OR_RETURN(Tensor values, convert_tensor(lc, sp.values()));
   TANDEM_ASSIGN_OR_RETURN(Tensor indices, convert_tensor(lc, sp.indices()));
-  Shape shape(sp.dims().begin(), sp.dims().end());
-  Tensor dense(values.dtype(), shape);
-  const int64_t n = values.numel();
-  const int64_t total = dense.numel();
-  const auto strides = [&] {
-    std::vector<int64_t> s(shape.size(), 1);
-    for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * shape[i + 1];
-    return s;
-  }();
-  if (indices.dtype() != DataType::int64) return lc.error("sparse tensor indices must be int64");
-  const int64_t* idx = indices.data<int64_t>();
-  const bool linear = indices.rank() == 1;
-  if ((linear && indices.numel() != n) || (!linear && indices.numel() != n * static_cast<int64_t>(shape.size())))
-    return lc.error("sparse tensor '" + sp.values().name() + "' has mismatched indices");
   const size_t elem = dtype_size(values.dtype());
-  if (elem == 0) return lc.error("sparse string tensors are not supported");
+  if (elem == 0) return lc.error(what + ": sparse string tensors are not supported");
+  if (values.rank() != 1) return lc.error(what + " values must be 1-D, got " + shape_to_string(values.shape()));
+  if (indices.dtype() != DataType::int64) return lc.error(what + " indices must be int64");
+  const int64_t n = values.numel();
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  const bool linear = indices.rank() == 1;
+  if (!(linear && indices.numel() == n) &&
+      !(indices.rank() == 2 && indices.dim(0) == n && indices.dim(1) == rank))
+    return lc.error(what + " has indices of shape " + shape_to_string(indices.shape()) + " for " +
+                    std::to_string(n) + " values of a rank-" + std::to_string(rank) + " tensor");
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t i = rank - 2; i >= 0; --i) strides[i] = strides[i + 1] * shape[i + 1];  // <= total <= 2^40
+  const int64_t* idx = indices.data<int64_t>();
+  Tensor dense(values.dtype(), shape);
   for (int64_t k = 0; k < n; ++k) {
     int64_t pos = 0;
-    if (linear) pos = idx[k];
-    else
-      for (size_t d = 0; d < shape.size(); ++d) pos += idx[k * shape.size() + d] * strides[d];
-    if (pos < 0 || pos >= total) return lc.error("sparse tensor index out of range");
-    std::memcpy(static_cast<char*>(dense.raw_data()) + pos * elem, static_cast<const char*>(values.raw_data()) + k * elem,
-                elem);
+    if (linear) {
+      pos = idx[k];
+    } else {
+      for (int64_t d = 0; d < rank; ++d) {
+        const int64_t i = idx[k * rank + d];
+        if (i < 0 || i >= shape[d]) { pos = -1; break; }
+        pos += i * strides[d];
+      }
+    }
+    if (pos < 0 || pos >= total) return lc.error(what + " index out of range");
+    std::memcpy(static_cast<char*>(dense.raw_data()) + pos * elem,
+                static_cast<const char*>(values.raw_data()) + k * elem, elem);
   }
   return dense;
 }
@@ -240,28 +314,30 @@ Result<std::shared_ptr<Graph>> convert_graph(const LoadContext& lc, const onnx::
 Result<Attribute> convert_attribute(const LoadContext& lc, const onnx::AttributeProto& ap, const Node& node,
                                     const std::map<std::string, int64_t>& opsets) {
   Attribute a;
-  auto where = [&](const Status& s) { return s.with_prefix(""); };
+  // Errors inside an attribute (a bad tensor, a bad node of a subgraph) name the node it belongs to.
+  LoadContext alc = lc;
+  alc.where = lc.where + node.label() + " attribute '" + ap.name() + "': ";
   switch (ap.type()) {
     case onnx::AttributeProto::FLOAT: a.type = AttrType::f; a.f = ap.f(); break;
     case onnx::AttributeProto::INT: a.type = AttrType::i; a.i = ap.i(); break;
     case onnx::AttributeProto::STRING: a.type = AttrType::s; a.s = ap.s(); break;
     case onnx::AttributeProto::TENSOR: {
       a.type = AttrType::t;
-      auto t = convert_tensor(lc, ap.t());
-      if (!t) return where(t.status());
+      auto t = convert_tensor(alc, ap.t());
+      if (!t) return t.status();
       a.t = std::move(t).value();
       break;
     }
     case onnx::AttributeProto::SPARSE_TENSOR: {
       a.type = AttrType::sparse;
-      auto t = convert_sparse(lc, ap.sparse_tensor());
-      if (!t) return where(t.status());
+      auto t = convert_sparse(alc, ap.sparse_tensor());
+      if (!t) return t.status();
       a.t = std::move(t).value();
       break;
     }
     case onnx::AttributeProto::GRAPH: {
       a.type = AttrType::g;
-      auto g = convert_graph(lc, ap.g(), opsets);
+      auto g = convert_graph(alc, ap.g(), opsets);
       if (!g) return g.status();
       a.g = std::move(g).value();
       break;
@@ -272,7 +348,7 @@ Result<Attribute> convert_attribute(const LoadContext& lc, const onnx::Attribute
     case onnx::AttributeProto::TENSORS:
       a.type = AttrType::tensors;
       for (const auto& t : ap.tensors()) {
-        auto c = convert_tensor(lc, t);
+        auto c = convert_tensor(alc, t);
         if (!c) return c.status();
         a.tensors.push_back(std::move(c).value());
       }
@@ -280,7 +356,7 @@ Result<Attribute> convert_attribute(const LoadContext& lc, const onnx::Attribute
     case onnx::AttributeProto::GRAPHS:
       a.type = AttrType::graphs;
       for (const auto& g : ap.graphs()) {
-        auto c = convert_graph(lc, g, opsets);
+        auto c = convert_graph(alc, g, opsets);
         if (!c) return c.status();
         a.graphs.push_back(std::move(c).value());
       }
@@ -308,6 +384,7 @@ Result<std::shared_ptr<Graph>> convert_graph(const LoadContext& lc, const onnx::
     g->initializers[init.name()] = std::move(t).value();
   }
   for (const auto& sp : gp.sparse_initializer()) {
+    if (sp.values().name().empty()) return lc.error("a sparse initializer has no name");
     auto t = convert_sparse(lc, sp);
     if (!t) return t.status();
     g->initializers[sp.values().name()] = std::move(t).value();
@@ -341,7 +418,8 @@ Result<std::shared_ptr<Graph>> convert_graph(const LoadContext& lc, const onnx::
 }
 
 // Checks that every node input is defined in scope, that no value has two producers, and that
-// the graph has no cycle. `outer` holds the names visible from enclosing graphs.
+// the graph has no cycle. `outer` holds the names visible from enclosing graphs; `lc.where`
+// names the subgraph ("[If 'if'] attribute 'then_branch': ") for nested graphs.
 Status validate_graph(const LoadContext& lc, const Graph& g, const std::set<std::string>& outer) {
   std::set<std::string> defined = outer;
   std::map<std::string, int> producer;
@@ -350,35 +428,32 @@ Status validate_graph(const LoadContext& lc, const Graph& g, const std::set<std:
   for (const Node& n : g.nodes)
     for (const std::string& o : n.outputs) {
       if (o.empty()) continue;
-      if (producer.count(o))
-        return lc.error(n.label() + " output '" + o + "' is also produced by " + g.nodes[producer[o]].label());
+      auto it = producer.find(o);
+      if (it != producer.end())
+        return lc.error(n.label() + " output '" + o + "' is also produced by " + g.nodes[it->second].label());
       producer[o] = n.index;
     }
   // Kahn's algorithm over the producer relation, to find cycles and undefined inputs.
   std::vector<int> pending(g.nodes.size(), 0);
   std::map<std::string, std::vector<int>> consumers;
-  auto deps_of = [&](const Node& n) {
-    std::vector<std::string> deps;
-    for (const std::string& in : n.inputs)
-      if (!in.empty()) deps.push_back(in);
-    // Subgraphs may read values of this graph; those are implicit inputs of the node.
+  auto depend = [&](const Node& n, const std::string& d) {
+    pending[n.index]++;
+    consumers[d].push_back(n.index);
+  };
+  for (const Node& n : g.nodes) {
+    for (const std::string& in : n.inputs) {
+      if (in.empty()) continue;
+      if (producer.count(in)) depend(n, in);
+      else if (!defined.count(in))
+        return lc.error(n.label() + " input '" + in +
+                        "' is not a graph input, an initializer or the output of any node");
+    }
+    // Subgraphs may read values of this graph; those are implicit inputs of the node. A name
+    // defined nowhere is reported below by the subgraph's check, which names the reading node.
     std::set<std::string> implicit;
     for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, implicit);
-    deps.insert(deps.end(), implicit.begin(), implicit.end());
-    return deps;
-  };
-  std::vector<std::vector<std::string>> deps(g.nodes.size());
-  for (const Node& n : g.nodes) {
-    deps[n.index] = deps_of(n);
-    for (const std::string& d : deps[n.index]) {
-      if (producer.count(d)) {
-        pending[n.index]++;
-        consumers[d].push_back(n.index);
-      } else if (!defined.count(d)) {
-        return lc.error(n.label() + " input '" + d +
-                        "' is not a graph input, an initializer or the output of any node");
-      }
-    }
+    for (const std::string& d : implicit)
+      if (producer.count(d)) depend(n, d);
   }
   std::vector<int> ready;
   for (const Node& n : g.nodes)
@@ -390,7 +465,9 @@ Status validate_graph(const LoadContext& lc, const Graph& g, const std::set<std:
     ++done;
     for (const std::string& o : g.nodes[i].outputs) {
       if (o.empty()) continue;
-      for (int c : consumers[o])
+      auto it = consumers.find(o);
+      if (it == consumers.end()) continue;
+      for (int c : it->second)
         if (--pending[c] == 0) ready.push_back(c);
     }
   }
@@ -405,7 +482,12 @@ Status validate_graph(const LoadContext& lc, const Graph& g, const std::set<std:
   std::set<std::string> visible = defined;
   for (const auto& [name, idx] : producer) visible.insert(name);
   for (const Node& n : g.nodes)
-    for (const Graph* sub : subgraphs_of(n)) TANDEM_RETURN_IF_ERROR(validate_graph(lc, *sub, visible));
+    for (const auto& [key, a] : n.attrs) {
+      LoadContext sub_lc = lc;
+      sub_lc.where = lc.where + n.label() + " attribute '" + key + "': ";
+      if (a.g) TANDEM_RETURN_IF_ERROR(validate_graph(sub_lc, *a.g, visible));
+      for (const auto& sub : a.graphs) TANDEM_RETURN_IF_ERROR(validate_graph(sub_lc, *sub, visible));
+    }
   return Status::ok();
 }
 
@@ -414,7 +496,7 @@ std::string display_name_of(const fs::path& path) { return path.filename().strin
 }  // namespace
 
 Result<Model> load_model_from_bytes(std::string_view bytes, const fs::path& base_dir, const std::string& display_name) {
-  LoadContext lc{display_name, base_dir};
+  LoadContext lc{display_name, base_dir, {}};
   onnx::ModelProto mp;
   if (bytes.empty()) return lc.error("file is empty, not an ONNX model");
   if (bytes.size() > static_cast<size_t>(INT32_MAX))
@@ -439,7 +521,8 @@ Result<Model> load_model_from_bytes(std::string_view bytes, const fs::path& base
 
 Result<Model> load_model(const fs::path& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return invalid_argument(path.string() + ": is a directory, not an ONNX model");
+  if (fs::is_directory(path, ec))
+    return invalid_argument(one_line(path.string() + ": is a directory, not an ONNX model file"));
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   fs::path base = path.parent_path();
   if (base.empty()) base = ".";
@@ -452,7 +535,7 @@ Result<Model> load_model(const fs::path& path) {
 Result<Tensor> load_tensor_pb(const fs::path& path) {
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   onnx::TensorProto tp;
-  LoadContext lc{display_name_of(path), path.parent_path()};
+  LoadContext lc{display_name_of(path), path.parent_path(), {}};
   if (!tp.ParseFromString(bytes)) return lc.error("not a serialized onnx TensorProto");
   return convert_tensor(lc, tp);
 }
@@ -474,7 +557,7 @@ Result<Value> convert_sequence(const LoadContext& lc, const onnx::SequenceProto&
 }  // namespace
 
 Result<Value> load_value_pb(const fs::path& path, const TypeInfo& type) {
-  LoadContext lc{display_name_of(path), path.parent_path()};
+  LoadContext lc{display_name_of(path), path.parent_path(), {}};
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   if (type.kind == TypeInfo::Kind::sequence) {
     onnx::SequenceProto sp;

@@ -242,6 +242,23 @@ TEST(RoiAlignKernel, AvgAndMax) {
   expect_near_all(values_of<float>(m), {2.5f});
 }
 
+TEST(GridSampleKernel, NonFiniteGridIsSafe) {
+  Tensor x = Tensor::from_vector<float>({1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor grid = Tensor::from_vector<float>({1, 1, 3, 2}, {NAN, 0, INFINITY, -INFINITY, 1e30f, -1e30f});
+  for (const char* pad : {"zeros", "border", "reflection"})
+    for (const char* mode : {"bilinear", "nearest", "bicubic"})
+      EXPECT_EQ(run_op1("GridSample", {x, grid}, {{"mode", attr_string(mode)}, {"padding_mode", attr_string(pad)}}, 16)
+                    .numel(),
+                3);
+}
+
+TEST(RoiAlignKernel, NonFiniteRoiIsSafe) {
+  Tensor x(DataType::float32, {1, 1, 4, 4});
+  Tensor rois = Tensor::from_vector<float>({2, 4}, {NAN, 0, 3, 3, 0, 0, 1e30f, INFINITY});
+  Tensor y = run_op1("RoiAlign", {x, rois, Tensor::from_vector<int64_t>({2}, {0, 0})}, {}, 16);
+  EXPECT_EQ(y.shape(), (Shape{2, 1, 1, 1}));
+}
+
 TEST(RoiAlignKernel, RejectsBadBatchIndex) {
   std::vector<Value> outs;
   Tensor x(DataType::float32, {1, 1, 4, 4});

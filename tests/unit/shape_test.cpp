@@ -279,5 +279,36 @@ TEST(ShapeOps, DropoutInferenceAndTraining) {
   EXPECT_EQ(outs[1].tensor.dtype(), DataType::float32);
 }
 
+TEST(ShapeOps, ZeroSizeAndHostileInputs) {
+  Tensor e(DataType::float32, {0, 3});
+  EXPECT_EQ(run_op1("Transpose", {e}).shape(), (Shape{3, 0}));
+  EXPECT_EQ(run_op1("Concat", {e, f32({1, 3}, {1, 2, 3})}, {{"axis", attr_int(0)}}).shape(), (Shape{1, 3}));
+  EXPECT_EQ(run_op1("Slice", {e, i64({1}, {1}), i64({1}, {2}), i64({1}, {1})}).shape(), (Shape{0, 1}));
+  EXPECT_EQ(run_op1("Slice", {e, i64({1}, {-1}), i64({1}, {-10}), i64({1}, {0}), i64({1}, {-1})}).shape(),
+            (Shape{0, 3}));
+  EXPECT_EQ(run_op1("Pad", {e, i64({4}, {1, 0, 0, 1})}).shape(), (Shape{1, 4}));
+  EXPECT_FALSE(run_expect_error("Pad", {e, i64({4}, {1, 0, 0, 1})}, {{"mode", attr_string("edge")}}).is_ok());
+  EXPECT_EQ(run_op1("Tile", {e, i64({2}, {2, 2})}).shape(), (Shape{0, 6}));
+  EXPECT_EQ(run_op1("Trilu", {e}).shape(), (Shape{0, 3}));
+  EXPECT_EQ(run_op1("Expand", {e, i64({3}, {2, 1, 1})}).shape(), (Shape{2, 0, 3}));
+  EXPECT_EQ(run_op1("DepthToSpace", {Tensor(DataType::float32, {0, 4, 1, 1})}, {{"blocksize", attr_int(2)}}).shape(),
+            (Shape{0, 1, 2, 2}));
+  EXPECT_EQ(run_op1("OneHot", {i64({0}, {}), Tensor::scalar<int64_t>(4), f32({2}, {0, 1})}).shape(), (Shape{0, 4}));
+  std::vector<Value> outs;
+  ASSERT_TRUE(run_op("Split", {e, i64({2}, {1, 2})}, {{"axis", attr_int(1)}}, &outs, 2, 13).is_ok());
+  EXPECT_EQ(outs[1].tensor.shape(), (Shape{0, 2}));
+  // Huge or malformed shapes are errors, not allocations.
+  Tensor x = iota({2, 3});
+  EXPECT_FALSE(run_expect_error("Reshape", {x, i64({3}, {int64_t{1} << 40, int64_t{1} << 40, -1})}).is_ok());
+  EXPECT_FALSE(run_expect_error("Reshape", {x, Tensor::from_vector<float>({2}, {3, 2})}).is_ok());
+  EXPECT_FALSE(run_expect_error("ConstantOfShape", {i64({2}, {int64_t{1} << 40, int64_t{1} << 40})}).is_ok());
+  EXPECT_FALSE(run_expect_error("Tile", {x, i64({2}, {INT64_MAX, 2})}).is_ok());
+  EXPECT_FALSE(run_expect_error("Pad", {x, i64({4}, {INT64_MIN, 0, INT64_MAX, 0})}).is_ok());
+  EXPECT_FALSE(run_expect_error("OneHot", {i64({1}, {0}), Tensor::scalar<float>(NAN), f32({2}, {0, 1})}).is_ok());
+  EXPECT_FALSE(run_expect_error("EyeLike", {iota({2, 2, 2})}).is_ok());
+  EXPECT_FALSE(run_expect_error("Concat", {}, {{"axis", attr_int(0)}}).is_ok());
+  EXPECT_FALSE(run_expect_error("Transpose", {}).is_ok());
+}
+
 }  // namespace
 }  // namespace tandem

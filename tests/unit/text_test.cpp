@@ -109,6 +109,13 @@ TEST(TfIdfVectorizerKernel, StringPool) {
   EXPECT_EQ(values_of<float>(run_op1("TfIdfVectorizer", {x}, attrs, 9)), (std::vector<float>{1, 2, 2}));
 }
 
+TEST(TfIdfVectorizerKernel, HugeSkipAndGramLengthAreClamped) {
+  Tensor x = Tensor::from_vector<int64_t>({12}, {1, 1, 3, 3, 3, 7, 8, 6, 7, 5, 6, 8});
+  auto attrs = bigram_attrs(2, int64_t{1} << 62);
+  attrs["max_gram_length"] = attr_int(int64_t{1} << 62);
+  EXPECT_EQ(values_of<float>(run_op1("TfIdfVectorizer", {x}, attrs, 9)), (std::vector<float>{0, 0, 0, 0, 1, 3, 1}));
+}
+
 TEST(TfIdfVectorizerKernel, RejectsBadAttributes) {
   std::vector<Value> outs;
   Tensor x = Tensor::from_vector<int64_t>({3}, {1, 2, 3});

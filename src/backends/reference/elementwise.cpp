@@ -709,25 +709,7 @@ Result<DataType> cast_target(const KernelContext& ctx) {
   return static_cast<DataType>(v);
 }
 
-// Shortest text that reads back to the same value ("0.1", "1e-05", "NaN", "-INF").
-std::string float_to_string(double v, DataType from) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "INF" : "-INF";
-  char buf[64];
-  std::to_chars_result r = from == DataType::float64 ? std::to_chars(buf, buf + sizeof(buf), v)
-                                                     : std::to_chars(buf, buf + sizeof(buf), static_cast<float>(v));
-  return std::string(buf, r.ptr);
-}
-
 Status cast_into(KernelContext& ctx, const Tensor& x, DataType to) {
-  if (is_float_type(x.dtype()) && to == DataType::string) {
-    Tensor out(DataType::string, x.shape());
-    visit_float(x.dtype(), [&]<class T>() {
-      map1<T, std::string>(x, out, [&](T v) { return float_to_string(to_double(v), x.dtype()); });
-    });
-    ctx.set_output(0, std::move(out));
-    return Status::ok();
-  }
   Result<Tensor> r = cast_tensor(x, to);
   if (!r.is_ok()) return ctx.fail(r.status().code(), r.status().message());
   ctx.set_output(0, std::move(r).value());

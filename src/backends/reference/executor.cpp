@@ -1,6 +1,8 @@
 #include "backends/reference/executor.h"
 
-#include <functional>
+#include <algorithm>
+#include <exception>
+#include <new>
 
 namespace tandem {
 
@@ -138,6 +140,18 @@ Result<std::shared_ptr<const ExecutionPlan>> compile_plan(const Graph& graph, co
 
 namespace {
 
+// Calls a kernel. Kernels report errors by Status; the only exceptions that can escape them
+// come from the standard library (an allocation that cannot be satisfied), and they stop here.
+Status invoke(KernelFn fn, KernelContext& ctx) {
+  try {
+    return fn(ctx);
+  } catch (const std::bad_alloc&) {
+    return ctx.fail(StatusCode::out_of_memory, "out of memory");
+  } catch (const std::exception& e) {
+    return ctx.fail(StatusCode::internal, std::string("unexpected error: ") + e.what());
+  }
+}
+
 // One activation of a plan: its value slots, and the frame of the enclosing graph.
 class Frame final : public SubgraphRunner {
  public:
@@ -192,7 +206,7 @@ class Frame final : public SubgraphRunner {
       for (int s : plan_.node_inputs[idx]) in_ptrs.push_back(s >= 0 ? &slots_[s] : nullptr);
       outs.assign(node.outputs.size(), Value{});
       KernelContext ctx(node, in_ptrs, &outs, this);
-      Status st = plan_.kernels[idx](ctx);
+      Status st = invoke(plan_.kernels[idx], ctx);
       if (!st.is_ok()) return st;
       for (size_t o = 0; o < outs.size(); ++o) {
         int s = plan_.node_outputs[idx][o];

@@ -17,8 +17,9 @@
 namespace tandem {
 namespace {
 
-// Upper bound on elements we are willing to allocate for a resampled output.
-constexpr int64_t kMaxOutputElements = int64_t{1} << 36;
+// Upper bound on elements we are willing to allocate for an output (Tensor allocation itself
+// cannot report failure) and that keeps all index arithmetic far from overflow.
+constexpr int64_t kMaxOutputElements = int64_t{1} << 31;
 
 // --- Resize / Upsample ------------------------------------------------------------------------
 
@@ -486,8 +487,6 @@ Status resize_kernel(KernelContext& ctx) {
         out_shape[axes[i]] = static_cast<int64_t>(v);
       }
     }
-    for (double s : scales)
-      if (!(s > 0.0)) return ctx.invalid("sizes must be positive for non-empty axes");
   }
   return resample(ctx, x, out_shape, scales, roi, p);
 }
@@ -662,6 +661,7 @@ struct BilinearSample {
 template <class T>
 BilinearSample roi_bilinear(const T* plane, int64_t H, int64_t W, double y, double x) {
   BilinearSample s;
+  if (!std::isfinite(y) || !std::isfinite(x)) return s;
   if (y < -1.0 || y > static_cast<double>(H) || x < -1.0 || x > static_cast<double>(W)) return s;
   if (y <= 0) y = 0;
   if (x <= 0) x = 0;
@@ -712,9 +712,11 @@ Status roi_align_kernel(KernelContext& ctx) {
   const bool half_pixel = coord == "half_pixel";
   const bool avg = mode == "avg";
   const int64_t out_h = n.attr_int("output_height", 1), out_w = n.attr_int("output_width", 1);
+  constexpr int64_t kMaxGridPoints = 4096;
   const int64_t sampling_ratio = n.attr_int("sampling_ratio", 0);
   const double spatial_scale = n.attr_float("spatial_scale", 1.0f);
-  if (out_h <= 0 || out_w <= 0) return ctx.invalid("output_height and output_width must be positive");
+  if (out_h <= 0 || out_w <= 0 || out_h > kMaxOutputElements || out_w > kMaxOutputElements)
+    return ctx.invalid("output_height and output_width must be positive");
   if (sampling_ratio < 0) return ctx.invalid("sampling_ratio must be >= 0");
 
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
@@ -741,10 +743,15 @@ Status roi_align_kernel(KernelContext& ctx) {
         roi_h = std::max(roi_h, 1.0);
       }
       double bin_h = roi_h / static_cast<double>(out_h), bin_w = roi_w / static_cast<double>(out_w);
-      int64_t grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_h / out_h));
-      int64_t grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / out_w));
-      grid_h = std::clamp<int64_t>(grid_h, 0, 1 << 16);
-      grid_w = std::clamp<int64_t>(grid_w, 0, 1 << 16);
+      // Adaptive sampling: ceil(roi size / bins) points per bin. Capped (and NaN-safe) so a
+      // malformed RoI cannot make the loop run for ever; real RoIs stay far below the cap.
+      auto grid_points = [&](double roi_len, int64_t bins) -> int64_t {
+        if (sampling_ratio > 0) return std::min<int64_t>(sampling_ratio, kMaxGridPoints);
+        double g = std::ceil(roi_len / static_cast<double>(bins));
+        if (!(g > 0.0)) return 0;
+        return g > static_cast<double>(kMaxGridPoints) ? kMaxGridPoints : static_cast<int64_t>(g);
+      };
+      const int64_t grid_h = grid_points(roi_h, out_h), grid_w = grid_points(roi_w, out_w);
       const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
       for (int64_t c = 0; c < C; ++c) {
         const T* plane = src + (bidx[r] * C + c) * H * W;

@@ -2,6 +2,7 @@
 //
 // Complex values travel as a trailing dimension of size 2 (real, imaginary); real signals may
 // use a trailing dimension of size 1. Transforms are naive O(n^2) sums in double precision.
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <numbers>
@@ -16,7 +17,8 @@ namespace {
 
 using cdouble = std::complex<double>;
 
-constexpr int64_t kMaxElements = int64_t{1} << 36;
+// Upper bound on output elements (Tensor allocation cannot report failure).
+constexpr int64_t kMaxElements = int64_t{1} << 31;
 
 // Reads a one-element integer input.
 Result<int64_t> int_scalar(const KernelContext& ctx, size_t i, const char* name) {
@@ -251,7 +253,8 @@ Status mel_weight_matrix_kernel(KernelContext& ctx) {
     return ctx.invalid("num_mel_bins, dft_length and sample_rate must be positive");
   if (num_mel_bins > (int64_t{1} << 20) || dft_length > (int64_t{1} << 30))
     return ctx.invalid("num_mel_bins or dft_length is too large");
-  if (!(lower >= 0.0) || !(upper >= lower)) return ctx.invalid("need 0 <= lower_edge_hertz <= upper_edge_hertz");
+  if (!(lower >= 0.0) || !(upper >= lower) || !std::isfinite(upper))
+    return ctx.invalid("need 0 <= lower_edge_hertz <= upper_edge_hertz (finite)");
   const int64_t spec_bins = dft_length / 2 + 1;
   if (spec_bins * num_mel_bins > kMaxElements) return ctx.invalid("output is too large");
 
@@ -262,7 +265,9 @@ Status mel_weight_matrix_kernel(KernelContext& ctx) {
   for (int64_t i = 0; i < num_mel_bins + 2; ++i) {
     double mel = static_cast<double>(i) * mel_step + low_mel;
     double hz = 700.0 * (std::pow(10.0, mel / 2595.0) - 1.0);
-    edge[i] = static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate)));
+    double bin = std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate));
+    if (!(std::fabs(bin) < 1e15)) return ctx.invalid("upper_edge_hertz is too large");
+    edge[i] = static_cast<int64_t>(bin);
   }
   std::vector<double> w(static_cast<size_t>(spec_bins * num_mel_bins), 0.0);
   auto set = [&](int64_t row, int64_t col, double v) {
@@ -273,11 +278,11 @@ Status mel_weight_matrix_kernel(KernelContext& ctx) {
     if (center == lo) {
       set(center, i, 1.0);
     } else {
-      for (int64_t j = lo; j <= center; ++j)
+      for (int64_t j = std::max<int64_t>(lo, 0); j <= std::min(center, spec_bins - 1); ++j)
         set(j, i, static_cast<double>(j - lo) / static_cast<double>(center - lo));
     }
     if (hi > center) {
-      for (int64_t j = center; j < hi; ++j)
+      for (int64_t j = std::max<int64_t>(center, 0); j < std::min(hi, spec_bins); ++j)
         set(j, i, static_cast<double>(hi - j) / static_cast<double>(hi - center));
     }
   }

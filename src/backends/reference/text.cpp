@@ -155,12 +155,17 @@ void count_ngrams(const std::vector<Tok>& tokens, int64_t rows, int64_t cols,
                   const std::map<std::vector<Tok>, int64_t>& pool, int64_t min_n, int64_t max_n, int64_t max_skip,
                   int64_t out_size, std::vector<double>* counts) {
   std::vector<Tok> gram;
+  // Longer n-grams or larger skips than the row allows match nothing; clamping also keeps the
+  // index arithmetic below from overflowing.
+  max_n = std::min(max_n, cols);
+  max_skip = std::min(max_skip, cols);
   for (int64_t r = 0; r < rows; ++r) {
     const Tok* row = tokens.data() + r * cols;
     for (int64_t skip = 0; skip <= max_skip; ++skip) {
       const int64_t stride = skip + 1;
       // Unigrams do not depend on the skip: count them only once, with skip 0.
       const int64_t first_n = skip == 0 ? min_n : std::max<int64_t>(min_n, 2);
+      if (first_n > max_n) break;
       for (int64_t start = 0; start < cols; ++start) {
         for (int64_t len = first_n; len <= max_n; ++len) {
           if (start + (len - 1) * stride >= cols) break;

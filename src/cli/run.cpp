@@ -1,6 +1,123 @@
+// `tandem run`: run a model once on one backend and print or save its outputs.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "backends/backend.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "core/npy.h"
+#include "engine/inputs.h"
+#include "onnx/loader.h"
 
 namespace tandem::cli {
-void add_run_command(CLI::App& app, int* exit_code) { (void)app; (void)exit_code; }
-void add_info_command(CLI::App& app, int* exit_code) { (void)app; (void)exit_code; }
+
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::string backend = "reference";
+  std::vector<std::string> inputs;
+  std::vector<std::string> shapes;
+  bool random_inputs = false;
+  uint64_t seed = 0;
+  std::string output_dir;
+};
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run_command(const RunOptions& o) {
+  const std::string cmd = "run";
+  Backend* backend = find_backend(o.backend);
+  if (!backend) return fail(cmd, "unknown backend '" + o.backend + "'", 2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = load_model(o.model);
+  if (!model) return fail(cmd, model.status().message());
+  const double load_ms = ms_since(t0);
+  const Graph& g = *model->graph;
+
+  auto files = parse_assignments(o.inputs, "--input");
+  if (!files) return fail(cmd, files.status().message(), 2);
+  auto shapes = parse_shapes(o.shapes);
+  if (!shapes) return fail(cmd, shapes.status().message(), 2);
+  for (const auto& [name, s] : *shapes) {
+    bool known = false;
+    for (const auto& vi : g.inputs) known = known || vi.name == name;
+    if (!known) return fail(cmd, "--shape names unknown input '" + name + "'", 2);
+  }
+  std::map<std::string, Value> provided;
+  for (const auto& [name, path] : *files) {
+    auto t = read_tensor_file(path);
+    if (!t) return fail(cmd, "input '" + name + "': " + t.status().message());
+    provided[name] = Value::of(std::move(t).value());
+  }
+  if (o.random_inputs) {
+    uint64_t seed = o.seed;
+    for (const auto& vi : g.inputs) {
+      if (provided.count(vi.name) || !is_required_input(g, vi)) continue;
+      if (vi.type.kind != TypeInfo::Kind::tensor) return fail(cmd, "cannot make random values for non-tensor input '" + vi.name + "'");
+      auto it = shapes->find(vi.name);
+      auto shape = concrete_input_shape(vi, it == shapes->end() ? nullptr : &it->second);
+      if (!shape) return fail(cmd, shape.status().message(), 2);
+      auto t = random_tensor(vi.type.elem, *shape, seed++);
+      if (!t) return fail(cmd, "input '" + vi.name + "': " + t.status().message());
+      provided[vi.name] = Value::of(std::move(t).value());
+    }
+  }
+  auto bound = bind_inputs(g, provided);
+  if (!bound) return fail(cmd, bound.status().message(), 2);
+
+  t0 = std::chrono::steady_clock::now();
+  auto plan = backend->compile(g, {});
+  if (!plan) return fail(cmd, plan.status().message());
+  const double compile_ms = ms_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  std::vector<Value> outputs;
+  Status s = backend->run(**plan, *bound, &outputs, {});
+  const double run_ms = ms_since(t0);
+  if (!s.is_ok()) return fail(cmd, s.to_string());
+
+  if (!o.output_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.output_dir, ec);
+    if (ec) return fail(cmd, o.output_dir + ": cannot create folder: " + ec.message());
+  }
+  for (size_t i = 0; i < outputs.size() && i < g.outputs.size(); ++i) {
+    const std::string& name = g.outputs[i].name;
+    const Value& v = outputs[i];
+    if (v.is_tensor()) {
+      std::printf("%s %s[%s] %s\n", name.c_str(), std::string(dtype_name(v.tensor.dtype())).c_str(),
+                  shape_to_string(v.tensor.shape()).c_str(), summarize(v.tensor).c_str());
+      if (!o.output_dir.empty()) {
+        Status w = write_npy(std::filesystem::path(o.output_dir) / (sanitize_file_name(name) + ".npy"), v.tensor);
+        if (!w.is_ok()) return fail(cmd, w.message());
+      }
+    } else if (v.is_sequence()) {
+      std::printf("%s sequence of %zu tensors\n", name.c_str(), v.sequence.size());
+    } else {
+      std::printf("%s (empty optional)\n", name.c_str());
+    }
+  }
+  std::printf("backend %s: load %.1f ms, compile %.1f ms, run %.1f ms\n", backend->name().data(), load_ms, compile_ms,
+              run_ms);
+  return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("run", "Run a model once and print (or save) its outputs");
+  auto o = std::make_shared<RunOptions>();
+  cmd->add_option("model", o->model, "ONNX model file")->required();
+  cmd->add_option("--backend", o->backend, "Backend to run on");
+  cmd->add_option("--input", o->inputs, "NAME=FILE (.npy or TensorProto .pb); repeatable");
+  cmd->add_flag("--random-inputs", o->random_inputs, "Fill inputs not given with seeded random values");
+  cmd->add_option("--seed", o->seed, "Seed for --random-inputs (default 0)");
+  cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
+  cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
+  cmd->callback([o, exit_code] { *exit_code = run_command(*o); });
+}
+
 }  // namespace tandem::cli

@@ -33,6 +33,15 @@ inline bool same_dim(const Dim& a, const Dim& b) {
   if (a.fixed() || b.fixed()) return a.value == b.value;
   return !a.symbol.empty() && a.symbol == b.symbol;
 }
+// Traced integer values (the `dim values` of small int tensors) reuse Dim, and encode a literal
+// negative element (Reshape's -1) as a Dim whose symbol is the number, e.g. "-1".
+inline Dim int_dim(int64_t v) { return v >= 0 ? fixed_dim(v) : Dim{-1, std::to_string(v)}; }
+bool literal_negative(const Dim& d, int64_t* v);
+// The dim with a literal negative turned into unknown.
+inline Dim plain_dim(const Dim& d) {
+  int64_t v = 0;
+  return literal_negative(d, &v) ? unknown_dim() : d;
+}
 bool all_fixed(const Dims& d);
 Shape to_shape(const Dims& d);  // -1 for non-fixed dims
 Dims from_shape(const Shape& s);

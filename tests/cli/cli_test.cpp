@@ -1,0 +1,176 @@
+// End-to-end tests of the `tandem` CLI: bad requests give one error line and a non-zero exit;
+// good ones produce the right files. The binary's path comes from TANDEM_CLI.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/npy.h"
+#include "tandem/tensor.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `tandem <args>` through the shell, capturing stdout and stderr separately.
+CommandResult run_cli(const std::string& args, const fs::path& dir) {
+  const fs::path out = dir / "stdout.txt";
+  const fs::path err = dir / "stderr.txt";
+  const std::string cmd = std::string(TANDEM_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("tandem_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const Tensor& t) {
+    const fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    EXPECT_TRUE(write_npy(p, t).is_ok());
+    return p.string();
+  }
+  // Expects a failure with exactly one line on stderr that contains `needle`.
+  void expect_one_line_error(const CommandResult& r, const std::string& needle) {
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  }
+
+  fs::path dir_;
+  const std::string add_model_ = std::string(TANDEM_ONNX_TESTDATA) + "/node/test_add/model.onnx";
+};
+
+Tensor filled(DataType dtype, Shape shape) { return Tensor(dtype, std::move(shape)); }
+
+TEST_F(CliTest, RunWritesOutputsAndIsSeeded) {
+  auto r1 = run_cli("run " + add_model_ + " --random-inputs --seed 3 --output-dir " + (dir_ / "a").string(), dir_);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_NE(r1.out.find("sum float32[3x4x5] min"), std::string::npos) << r1.out;
+  auto r2 = run_cli("run " + add_model_ + " --random-inputs --seed 3 --output-dir " + (dir_ / "b").string(), dir_);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  auto a = read_npy(dir_ / "a" / "sum.npy");
+  auto b = read_npy(dir_ / "b" / "sum.npy");
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  ASSERT_EQ(a->shape(), (Shape{3, 4, 5}));
+  for (int64_t i = 0; i < a->numel(); ++i) EXPECT_EQ(a->data<float>()[i], b->data<float>()[i]);
+}
+
+TEST_F(CliTest, RunComputesFromGivenInputs) {
+  Tensor x = filled(DataType::float32, {3, 4, 5});
+  Tensor y = filled(DataType::float32, {3, 4, 5});
+  for (int i = 0; i < 60; ++i) {
+    x.data<float>()[i] = static_cast<float>(i);
+    y.data<float>()[i] = 0.5f;
+  }
+  // The value after the first '=' is the path, even when the path holds '=' itself.
+  const std::string xp = write("with=equals/x.npy", x);
+  const std::string yp = write("y.npy", y);
+  auto r = run_cli("run " + add_model_ + " --input x=" + xp + " --input y=" + yp + " --output-dir " + dir_.string(), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto sum = read_npy(dir_ / "sum.npy");
+  ASSERT_TRUE(sum.is_ok());
+  for (int i = 0; i < 60; ++i) EXPECT_EQ(sum->data<float>()[i], static_cast<float>(i) + 0.5f);
+}
+
+TEST_F(CliTest, WrongDtype) {
+  const std::string x = write("x.npy", filled(DataType::int64, {3, 4, 5}));
+  expect_one_line_error(run_cli("run " + add_model_ + " --input x=" + x + " --random-inputs", dir_),
+                        "input 'x' has dtype int64, expected float32");
+}
+
+TEST_F(CliTest, WrongRank) {
+  const std::string x = write("x.npy", filled(DataType::float32, {3, 20}));
+  expect_one_line_error(run_cli("run " + add_model_ + " --input x=" + x + " --random-inputs", dir_), "has rank 2");
+}
+
+TEST_F(CliTest, WrongDims) {
+  const std::string x = write("x.npy", filled(DataType::float32, {3, 4, 6}));
+  expect_one_line_error(run_cli("run " + add_model_ + " --input x=" + x + " --random-inputs", dir_),
+                        "dim 2 must be 5");
+}
+
+TEST_F(CliTest, MissingInput) {
+  const std::string x = write("x.npy", filled(DataType::float32, {3, 4, 5}));
+  expect_one_line_error(run_cli("run " + add_model_ + " --input x=" + x, dir_), "missing input 'y'");
+}
+
+TEST_F(CliTest, UnknownInputName) {
+  const std::string x = write("x.npy", filled(DataType::float32, {3, 4, 5}));
+  expect_one_line_error(run_cli("run " + add_model_ + " --input nope=" + x + " --random-inputs", dir_),
+                        "unknown input 'nope'");
+}
+
+TEST_F(CliTest, MalformedAssignmentAndShape) {
+  expect_one_line_error(run_cli("run " + add_model_ + " --input x.npy", dir_), "expects NAME=VALUE");
+  expect_one_line_error(run_cli("run " + add_model_ + " --random-inputs --shape x=3xfoo", dir_), "bad dims");
+  expect_one_line_error(run_cli("run " + add_model_ + " --random-inputs --shape x=3x4", dir_), "rank");
+}
+
+TEST_F(CliTest, BadFiles) {
+  expect_one_line_error(run_cli("run " + (dir_ / "missing.onnx").string(), dir_), "missing.onnx");
+  {
+    std::ofstream garbage(dir_ / "garbage.onnx", std::ios::binary);
+    for (int i = 0; i < 1000; ++i) garbage.put(static_cast<char>((i * 7919) % 251));
+  }
+  expect_one_line_error(run_cli("run " + (dir_ / "garbage.onnx").string(), dir_), "garbage.onnx");
+  {
+    std::ofstream bad(dir_ / "bad.npy", std::ios::binary);
+    bad << "not numpy";
+  }
+  expect_one_line_error(run_cli("run " + add_model_ + " --random-inputs --input x=" + (dir_ / "bad.npy").string(), dir_),
+                        "not a .npy file");
+  expect_one_line_error(run_cli("run " + add_model_ + " --backend nosuch", dir_), "unknown backend 'nosuch'");
+}
+
+TEST_F(CliTest, InfoListsModel) {
+  auto r = run_cli("info " + add_model_, dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("x float32[3,4,5]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Add"), std::string::npos);
+}
+
+TEST_F(CliTest, ConformanceSummaryLine) {
+  auto r = run_cli("conformance --backend reference " + std::string(TANDEM_ONNX_TESTDATA) + "/node/test_add " +
+                       std::string(TANDEM_ONNX_TESTDATA) + "/node/test_bernoulli",
+                   dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("SKIP test_bernoulli"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 passed, 0 failed, 1 skipped"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tandem

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/npy.h"
 #include "engine/inputs.h"
+#include "engine/placement.h"
 #include "onnx/loader.h"
 
 namespace tandem::cli {
@@ -70,12 +71,14 @@ int run_command(const RunOptions& o) {
   if (!bound) return fail(cmd, bound.status().message(), 2);
 
   t0 = std::chrono::steady_clock::now();
-  auto plan = backend->compile(g, {});
-  if (!plan) return fail(cmd, plan.status().message());
+  std::vector<Backend*> backends{backend};
+  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
+  auto placed = PlacedModel::create(model->graph, backends);
+  if (!placed) return fail(cmd, placed.status().message());
   const double compile_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   std::vector<Value> outputs;
-  Status s = backend->run(**plan, *bound, &outputs, {});
+  Status s = (*placed)->run(*bound, &outputs);
   const double run_ms = ms_since(t0);
   if (!s.is_ok()) return fail(cmd, s.to_string());
 
@@ -100,6 +103,10 @@ int run_command(const RunOptions& o) {
       std::printf("%s (empty optional)\n", name.c_str());
     }
   }
+  std::string placement;
+  for (const auto& [name, count] : (*placed)->report().nodes_per_backend)
+    placement += (placement.empty() ? "" : ", ") + name + " " + std::to_string(count);
+  std::printf("nodes per backend: %s\n", placement.c_str());
   std::printf("backend %s: load %.1f ms, compile %.1f ms, run %.1f ms\n", backend->name().data(), load_ms, compile_ms,
               run_ms);
   return 0;

@@ -136,7 +136,7 @@ Result<std::vector<Value>> run_reference(const Model& model, const std::vector<V
 // A loader result must be ok or one error line that starts with the display name.
 void expect_clean(const Result<Model>& r, const std::string& display) {
   if (r.is_ok()) return;
-  const std::string& msg = r.status().message();
+  const std::string msg = r.status().message();
   EXPECT_EQ(msg.rfind(display + ": ", 0), 0u) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }

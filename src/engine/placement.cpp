@@ -1,0 +1,212 @@
+#include "engine/placement.h"
+
+#include <algorithm>
+#include <set>
+
+namespace tandem {
+
+struct PlacedModel::Segment {
+  Backend* backend = nullptr;
+  std::shared_ptr<Graph> graph;
+  std::unique_ptr<Plan> plan;
+  std::vector<int> input_slots;   // for graph->inputs
+  std::vector<int> output_slots;  // for graph->outputs
+  std::vector<int> frees;         // slots whose last reader is this segment
+};
+
+PlacedModel::~PlacedModel() = default;
+
+namespace {
+
+// Topological order of the graph's nodes (stable with respect to file order). The loader has
+// already rejected cycles, so every node is ordered.
+std::vector<int> topological_order(const Graph& g) {
+  std::map<std::string, int> producer;
+  for (const Node& n : g.nodes)
+    for (const std::string& o : n.outputs)
+      if (!o.empty()) producer[o] = n.index;
+  const size_t count = g.nodes.size();
+  std::vector<int> pending(count, 0);
+  std::vector<std::vector<int>> consumers(count);
+  for (const Node& n : g.nodes) {
+    std::set<std::string> deps(n.inputs.begin(), n.inputs.end());
+    for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, deps);
+    for (const std::string& d : deps) {
+      auto it = producer.find(d);
+      if (!d.empty() && it != producer.end() && it->second != n.index) {
+        pending[n.index]++;
+        consumers[it->second].push_back(n.index);
+      }
+    }
+  }
+  std::set<int> ready;
+  for (size_t i = 0; i < count; ++i)
+    if (pending[i] == 0) ready.insert(static_cast<int>(i));
+  std::vector<int> order;
+  while (!ready.empty()) {
+    int i = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(i);
+    for (int c : consumers[i])
+      if (--pending[c] == 0) ready.insert(c);
+  }
+  return order;
+}
+
+// Every name a node reads, including its subgraphs' reads of enclosing values.
+std::vector<std::string> reads_of(const Node& n) {
+  std::set<std::string> implicit;
+  for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, implicit);
+  std::vector<std::string> out;
+  for (const std::string& in : n.inputs)
+    if (!in.empty()) out.push_back(in);
+  for (const std::string& in : implicit) out.push_back(in);
+  return out;
+}
+
+const ValueInfo* find_info(const Graph& g, const std::string& name) {
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_infos})
+    for (const ValueInfo& vi : *list)
+      if (vi.name == name) return &vi;
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const Graph> graph,
+                                                         const std::vector<Backend*>& backends,
+                                                         const CompileOptions& options) {
+  if (backends.empty()) return invalid_argument("no backend to place the model on");
+  std::unique_ptr<PlacedModel> m(new PlacedModel());
+  m->graph_ = graph;
+  const Graph& g = *graph;
+  const std::vector<int> order = topological_order(g);
+  if (order.size() != g.nodes.size()) return invalid_model("the graph has a cycle");
+
+  // 1. Choose a backend per node.
+  std::vector<Backend*> chosen(g.nodes.size(), nullptr);
+  for (int idx : order) {
+    const Node& n = g.nodes[idx];
+    NodePlacement np{n.label(), n.op_type, "", {}};
+    for (Backend* b : backends) {
+      Status s = b->supports(n);
+      if (s.is_ok()) {
+        chosen[idx] = b;
+        np.backend = std::string(b->name());
+        break;
+      }
+      np.declined.emplace_back(std::string(b->name()), s.message());
+    }
+    if (!chosen[idx]) {
+      std::string why = np.declined.empty() ? "" : np.declined.back().second;
+      return unsupported(n.label() + " no backend supports op '" + n.op_type + "': " + why);
+    }
+    m->report_.nodes_per_backend[np.backend]++;
+    m->report_.nodes.push_back(std::move(np));
+  }
+
+  // 2. Slots for every value of the top-level graph.
+  auto slot = [&](const std::string& name) {
+    auto it = m->slot_of_.find(name);
+    if (it != m->slot_of_.end()) return it->second;
+    m->slot_of_[name] = m->slot_count_;
+    return m->slot_count_++;
+  };
+  for (const ValueInfo& vi : g.inputs) m->input_slots_.push_back(slot(vi.name));
+
+  // 3. Cut the order into segments of consecutive nodes on one backend.
+  std::vector<std::vector<int>> groups;
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (k == 0 || chosen[order[k]] != chosen[order[k - 1]]) groups.emplace_back();
+    groups.back().push_back(order[k]);
+  }
+  // Which segment reads each value last, and which values outlive their segment.
+  std::map<std::string, int> last_reader;
+  for (size_t s = 0; s < groups.size(); ++s)
+    for (int idx : groups[s])
+      for (const std::string& r : reads_of(g.nodes[idx])) last_reader[r] = static_cast<int>(s);
+  std::set<std::string> graph_outputs;
+  for (const ValueInfo& vi : g.outputs) graph_outputs.insert(vi.name);
+
+  for (size_t s = 0; s < groups.size(); ++s) {
+    auto seg = std::make_unique<Segment>();
+    seg->backend = chosen[groups[s].front()];
+    seg->graph = std::make_shared<Graph>();
+    Graph& sg = *seg->graph;
+    sg.name = g.name + "/segment" + std::to_string(s) + ":" + std::string(seg->backend->name());
+    sg.opsets = g.opsets;
+    std::set<std::string> produced;
+    for (int idx : groups[s]) {
+      sg.nodes.push_back(g.nodes[idx]);
+      sg.nodes.back().index = static_cast<int>(sg.nodes.size()) - 1;
+      for (const std::string& o : g.nodes[idx].outputs)
+        if (!o.empty()) produced.insert(o);
+    }
+    std::set<std::string> seen_inputs;
+    for (int idx : groups[s])
+      for (const std::string& r : reads_of(g.nodes[idx])) {
+        if (produced.count(r) || seen_inputs.count(r)) continue;
+        seen_inputs.insert(r);
+        auto init = g.initializers.find(r);
+        const bool is_graph_input = std::any_of(g.inputs.begin(), g.inputs.end(),
+                                                [&](const ValueInfo& vi) { return vi.name == r; });
+        if (init != g.initializers.end() && !is_graph_input) {
+          sg.initializers[r] = init->second;  // shared buffer, no copy
+          continue;
+        }
+        const ValueInfo* vi = find_info(g, r);
+        sg.inputs.push_back(vi ? *vi : ValueInfo{r, {}});
+        seg->input_slots.push_back(slot(r));
+      }
+    for (int idx : groups[s])
+      for (const std::string& o : g.nodes[idx].outputs) {
+        if (o.empty()) continue;
+        auto lr = last_reader.find(o);
+        if (graph_outputs.count(o) || (lr != last_reader.end() && lr->second > static_cast<int>(s))) {
+          const ValueInfo* vi = find_info(g, o);
+          sg.outputs.push_back(vi ? *vi : ValueInfo{o, {}});
+          seg->output_slots.push_back(slot(o));
+        }
+      }
+    for (const ValueInfo& vi : g.value_infos)
+      if (produced.count(vi.name)) sg.value_infos.push_back(vi);
+    auto plan = seg->backend->compile(sg, options);
+    if (!plan) return plan.status();
+    seg->plan = std::move(plan).value();
+    m->segments_.push_back(std::move(seg));
+  }
+  // Graph outputs that are graph inputs or initializers pass straight through.
+  for (const ValueInfo& vi : g.outputs) m->output_slots_.push_back(slot(vi.name));
+  // Free values after their last reading segment (never graph outputs).
+  for (const auto& [name, s] : last_reader)
+    if (!graph_outputs.count(name) && m->slot_of_.count(name)) m->segments_[s]->frees.push_back(m->slot_of_[name]);
+  m->report_.segments = static_cast<int>(m->segments_.size());
+  return m;
+}
+
+Status PlacedModel::run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const {
+  std::vector<Value> slots(static_cast<size_t>(slot_count_));
+  for (size_t i = 0; i < inputs.size() && i < input_slots_.size(); ++i) slots[input_slots_[i]] = inputs[i];
+  for (const auto& [name, t] : graph_->initializers) {
+    auto it = slot_of_.find(name);
+    if (it != slot_of_.end() && slots[it->second].is_none()) slots[it->second] = Value::of(t);
+  }
+  std::vector<Value> seg_in, seg_out;
+  for (const auto& seg : segments_) {
+    seg_in.clear();
+    for (int s : seg->input_slots) seg_in.push_back(slots[s]);
+    seg_out.clear();
+    TANDEM_RETURN_IF_ERROR(seg->backend->run(*seg->plan, seg_in, &seg_out, control));
+    if (seg_out.size() != seg->output_slots.size())
+      return internal_error("backend " + std::string(seg->backend->name()) + " returned " +
+                            std::to_string(seg_out.size()) + " outputs for a segment with " +
+                            std::to_string(seg->output_slots.size()));
+    for (size_t i = 0; i < seg_out.size(); ++i) slots[seg->output_slots[i]] = std::move(seg_out[i]);
+    for (int s : seg->frees) slots[s] = Value{};
+  }
+  outputs->clear();
+  for (int s : output_slots_) outputs->push_back(slots[s]);
+  return Status::ok();
+}
+
+}  // namespace tandem

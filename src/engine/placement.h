@@ -1,0 +1,62 @@
+// placement.h: splitting a model across backends and running the pieces in order.
+//
+// Placement asks each backend, in preference order, whether it supports each node; the first
+// that does runs it (the reference backend, last, supports everything). Consecutive nodes, in
+// topological order, on the same backend form a segment; each segment becomes a Graph of its
+// own that its backend compiles. Initializers a segment reads travel inside its graph (so a
+// backend can pack them at compile time); every other value crossing segments is an input or
+// output of the segment graph.
+//
+// Thread-safety: a PlacedModel is immutable after create(); run() may be called from many
+// threads at once (each call has its own value slots).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace tandem {
+
+struct NodePlacement {
+  std::string node;     // the node's label, "[Conv 'stem.0']"
+  std::string op_type;
+  std::string backend;  // the backend that runs it
+  // Backends earlier in the order that declined the node, with their reason.
+  std::vector<std::pair<std::string, std::string>> declined;
+};
+
+struct PlacementReport {
+  std::vector<NodePlacement> nodes;          // in execution order
+  std::map<std::string, int> nodes_per_backend;
+  int segments = 0;
+};
+
+class PlacedModel {
+ public:
+  // `graph` must stay alive (it is shared). `backends` in preference order, not empty.
+  static Result<std::unique_ptr<PlacedModel>> create(std::shared_ptr<const Graph> graph,
+                                                     const std::vector<Backend*>& backends,
+                                                     const CompileOptions& options = {});
+  ~PlacedModel();
+
+  const PlacementReport& report() const { return report_; }
+  const Graph& graph() const { return *graph_; }
+  // `inputs` bind to graph().inputs in order; outputs come in graph().outputs order.
+  Status run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control = {}) const;
+
+ private:
+  struct Segment;
+  PlacedModel() = default;
+  std::shared_ptr<const Graph> graph_;
+  PlacementReport report_;
+  std::vector<std::unique_ptr<Segment>> segments_;
+  std::map<std::string, int> slot_of_;
+  int slot_count_ = 0;
+  std::vector<int> input_slots_;
+  std::vector<int> output_slots_;
+};
+
+}  // namespace tandem

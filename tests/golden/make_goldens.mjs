@@ -27,7 +27,33 @@ export const CASES = [
   { dir: 'det', model: 'ch_PP-OCRv4_det_infer.onnx', input: 'x', shape: [1, 3, 160, 160], seed: 0x7a4d0001 },
   { dir: 'rec', model: 'ch_PP-OCRv4_rec_infer.onnx', input: 'x', shape: [1, 3, 48, 320], seed: 0x7a4d0002 },
   { dir: 'cls', model: 'ch_ppocr_mobile_v2.0_cls_infer.onnx', input: 'x', shape: [1, 3, 48, 192], seed: 0x7a4d0003 },
+  // Uniform noise barely excites the detector (its outputs stay near 0), so this case feeds a
+  // normalized synthetic page: rows of dark word-like bars on white, plus a little noise.
+  { dir: 'det_text', model: 'ch_PP-OCRv4_det_infer.onnx', input: 'x', shape: [1, 3, 160, 160], seed: 0x7a4d0004,
+    pattern: 'text' },
 ];
+
+// A white page with dark horizontal "words", normalized with the ImageNet mean and std the
+// PaddleOCR detector was trained with.
+export function textPageTensor(shape, seed) {
+  const next = mulberry32(seed);
+  const [n, c, h, w] = shape;
+  const mean = [0.485, 0.456, 0.406];
+  const std = [0.229, 0.224, 0.225];
+  const data = new Float32Array(n * c * h * w);
+  for (let y = 0; y < h; ++y) {
+    for (let x = 0; x < w; ++x) {
+      const inLine = y % 20 >= 6 && y % 20 < 13 && x >= 8 && x < w - 8;
+      const inWord = (x + 7 * Math.floor(y / 20)) % 26 < 19;
+      const ink = inLine && inWord ? 0.08 : 0.95;
+      for (let ch = 0; ch < c; ++ch) {
+        const v = ink + (next() - 0.5) * 0.04;
+        data[(ch * h + y) * w + x] = Math.fround((v - mean[ch]) / std[ch]);
+      }
+    }
+  }
+  return { dtype: 'float32', shape, data };
+}
 
 // mulberry32: a 32-bit state generator (Tommy Ettinger's constants). Each call returns a
 // float in [0, 1) built from the top 24 bits of the output, so every value is an exact
@@ -70,7 +96,7 @@ function main() {
     rmSync(out, { recursive: true, force: true });
     mkdirSync(out, { recursive: true });
     const inputFile = join(out, `input_${c.input}.npy`);
-    writeNpy(inputFile, uniformTensor(c.shape, c.seed));
+    writeNpy(inputFile, c.pattern === 'text' ? textPageTensor(c.shape, c.seed) : uniformTensor(c.shape, c.seed));
     console.log(`== ${c.dir}: ${c.model} (sha256 ${sha256(model)})`);
     console.log(`   ${c.input} float32 [${c.shape.join(', ')}] seed 0x${c.seed.toString(16)}`);
     execFileSync(process.execPath, [ORT_RUN, model, '--input', `${c.input}=${inputFile}`, '--output-dir', out,

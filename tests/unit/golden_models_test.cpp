@@ -104,6 +104,9 @@ void run_golden(const std::string& model_file, const std::string& case_dir) {
 
 TEST(GoldenModels, Detection) { run_golden("ch_PP-OCRv4_det_infer.onnx", "det"); }
 
+// A synthetic text page: the detector responds strongly, so this checks real activations.
+TEST(GoldenModels, DetectionOnTextPage) { run_golden("ch_PP-OCRv4_det_infer.onnx", "det_text"); }
+
 TEST(GoldenModels, Recognition) { run_golden("ch_PP-OCRv4_rec_infer.onnx", "rec"); }
 
 TEST(GoldenModels, Classifier) { run_golden("ch_ppocr_mobile_v2.0_cls_infer.onnx", "cls"); }

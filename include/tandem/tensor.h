@@ -61,7 +61,7 @@ struct BFloat16 {
 };
 
 using Shape = std::vector<int64_t>;
-// Product of dims (1 for a scalar).
+// Product of dims (1 for a scalar); INT64_MAX when the product overflows.
 int64_t shape_numel(const Shape& shape);
 // "1x3x640x640", or "scalar" for rank 0.
 std::string shape_to_string(const Shape& shape);

@@ -5,6 +5,7 @@
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "graph/shape_inference.h"
 #include "onnx/loader.h"
 
 namespace tandem::cli {
@@ -20,7 +21,9 @@ void count_ops(const Graph& g, std::map<std::string, int>& counts, std::map<std:
   }
 }
 
-int info_command(const std::string& path) {
+int info_command(const std::string& path, const std::vector<std::string>& shape_args) {
+  auto shapes = parse_shapes(shape_args);
+  if (!shapes) return fail("info", shapes.status().message(), 2);
   auto model = load_model(path);
   if (!model) return fail("info", model.status().message());
   const Graph& g = *model->graph;
@@ -35,6 +38,17 @@ int info_command(const std::string& path) {
     if (!g.initializers.count(vi.name)) std::printf("  %s %s\n", vi.name.c_str(), vi.type.to_string().c_str());
   std::printf("outputs\n");
   for (const auto& vi : g.outputs) std::printf("  %s %s\n", vi.name.c_str(), vi.type.to_string().c_str());
+  if (!shapes->empty()) {
+    // With concrete input shapes, show what tandem's own shape inference derives.
+    auto inferred = infer_shapes(g, *shapes);
+    if (!inferred) return fail("info", inferred.status().message());
+    std::printf("outputs for the given input shapes\n");
+    for (const auto& vi : g.outputs) {
+      const TypeInfo* t = inferred->type_of(vi.name);
+      std::printf("  %s %s\n", vi.name.c_str(), t ? t->to_string().c_str() : "unknown");
+    }
+    for (const std::string& w : inferred->warnings) std::printf("  warning: %s\n", w.c_str());
+  }
   size_t weights = 0;
   for (const auto& [name, t] : g.initializers) weights += t.nbytes();
   std::printf("initializers %zu (%.2f MB)\n", g.initializers.size(), static_cast<double>(weights) / 1e6);
@@ -65,8 +79,10 @@ int info_command(const std::string& path) {
 void add_info_command(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("info", "Print a model's inputs, outputs, opsets and ops");
   auto path = std::make_shared<std::string>();
+  auto shapes = std::make_shared<std::vector<std::string>>();
   cmd->add_option("model", *path, "ONNX model file")->required();
-  cmd->callback([path, exit_code] { *exit_code = info_command(*path); });
+  cmd->add_option("--shape", *shapes, "NAME=DIMS: infer the outputs' shapes for these input shapes; repeatable");
+  cmd->callback([path, shapes, exit_code] { *exit_code = info_command(*path, *shapes); });
 }
 
 }  // namespace tandem::cli

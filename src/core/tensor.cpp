@@ -108,7 +108,10 @@ BFloat16::operator float() const { return std::bit_cast<float>(static_cast<uint3
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    // Saturate instead of overflowing: callers compare against limits and reject.
+    if (__builtin_mul_overflow(n, d, &n)) return INT64_MAX;
+  }
   return n;
 }
 

@@ -33,7 +33,7 @@ std::string TypeInfo::to_string() const {
   switch (kind) {
     case Kind::tensor: {
       std::string s(dtype_name(elem));
-      if (!has_shape) return s + "[?]";
+      if (!has_shape) return s + "[*]";  // rank unknown
       s += '[';
       for (size_t i = 0; i < dims.size(); ++i) {
         if (i) s += ',';

@@ -73,17 +73,29 @@ struct Scope {
   std::map<std::string, Value> values;
   std::map<std::string, Dims> dimvals;
 
-  template <class M>
-  static auto find_in(const Scope* s, M Scope::*member, const std::string& name) -> decltype(&(s->*member).begin()->second) {
-    for (; s; s = s->parent) {
-      auto it = (s->*member).find(name);
-      if (it != (s->*member).end()) return &it->second;
-    }
+  // The scope that defines `name` (its type), searching outwards; a nested graph's own names
+  // shadow the enclosing ones.
+  const Scope* owner(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent)
+      if (s->types.count(name)) return s;
     return nullptr;
   }
-  const TypeInfo* type(const std::string& n) const { return find_in(this, &Scope::types, n); }
-  const Value* value(const std::string& n) const { return find_in(this, &Scope::values, n); }
-  const Dims* dimval(const std::string& n) const { return find_in(this, &Scope::dimvals, n); }
+  const TypeInfo* type(const std::string& n) const {
+    const Scope* s = owner(n);
+    return s ? &s->types.at(n) : nullptr;
+  }
+  const Value* value(const std::string& n) const {
+    const Scope* s = owner(n);
+    if (!s) return nullptr;
+    auto it = s->values.find(n);
+    return it == s->values.end() ? nullptr : &it->second;
+  }
+  const Dims* dimval(const std::string& n) const {
+    const Scope* s = owner(n);
+    if (!s) return nullptr;
+    auto it = s->dimvals.find(n);
+    return it == s->dimvals.end() ? nullptr : &it->second;
+  }
 
   void set_value(const std::string& name, const Value& v) {
     values[name] = v;
@@ -296,8 +308,15 @@ class Inference final : public SubgraphInference {
     }
     if (total > opt_.max_fold_elements) return;
     for (const TypeInfo& t : ctx.out_types) {
-      Shape s;
-      if (fully_known(t, &s) && shape_numel(s) > opt_.max_fold_elements) return;
+      if (t.kind != TypeInfo::Kind::tensor || !t.has_shape || !all_fixed(t.dims)) continue;
+      int64_t count = 1;  // overflow-safe: fixed dims may be absurd in a malformed model
+      bool zero = false, big = false;
+      for (const Dim& d : t.dims) {
+        if (d.value == 0) zero = true;
+        else if (!big && d.value > opt_.max_fold_elements / count) big = true;
+        else if (!big) count *= d.value;
+      }
+      if (big && !zero) return;
     }
     // Dropout in training mode is random.
     if (n.op_type == "Dropout" && n.inputs.size() > 2 && values[2] && values[2]->is_tensor()) {
@@ -316,6 +335,11 @@ class Inference final : public SubgraphInference {
     for (size_t i = 0; i < outs.size(); ++i) {
       if (!kc.has_output(i) || ctx.out_values[i]) continue;
       if (outs[i].is_none() && ctx.out_types[i].kind != TypeInfo::Kind::optional) continue;
+      // A rule that claims exact dims must agree with the kernel: a cheap self-check.
+      Shape rule_shape;
+      if (outs[i].is_tensor() && fully_known(ctx.out_types[i], &rule_shape) && rule_shape != outs[i].tensor.shape())
+        warn(n.label() + " output '" + n.outputs[i] + "': the shape rule gives " + ctx.out_types[i].to_string() +
+             " but the kernel gives " + shape_to_string(outs[i].tensor.shape()));
       if (value_elements(outs[i]) > opt_.max_fold_elements) {
         ctx.out_types[i] = exact_type(ctx.out_types[i], outs[i]);  // exact type, value not kept
         continue;
@@ -344,27 +368,42 @@ Status check_output_count(const RuleContext& ctx, const char* what, size_t have,
   return Status::ok();
 }
 
+// An error from inside a subgraph, prefixed with the node and attribute that hold it:
+// "[Loop 'l'] body: [MatMul 'fc'] inner dimensions differ: 64 vs 32".
+Status nested_error(const RuleContext& ctx, const char* attr, const Status& st) {
+  return st.with_prefix(ctx.node().label() + " " + attr + ": ");
+}
+
 Status if_rule(RuleContext& ctx) {
   const Graph* then_g = graph_attr(ctx, "then_branch");
   const Graph* else_g = graph_attr(ctx, "else_branch");
   if (!then_g || !else_g) return ctx.invalid("missing then_branch or else_branch");
   SubgraphInference* sub = ctx.subgraphs();
   if (const Tensor* c = ctx.value(0); c && c->numel() == 1 && c->dtype() != DataType::string) {
-    const Graph* taken = to_double_vector(*c)[0] != 0 ? then_g : else_g;
+    // A known condition: only the taken branch matters, and its known values pass through.
+    const bool then_taken = to_double_vector(*c)[0] != 0;
+    const char* name = then_taken ? "then_branch" : "else_branch";
     std::vector<std::optional<Value>> known;
-    TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> t, sub->infer(*taken, {}, &known));
-    TANDEM_RETURN_IF_ERROR(check_output_count(ctx, taken == then_g ? "then_branch" : "else_branch", t.size(), ctx.num_outputs()));
+    auto t = sub->infer(then_taken ? *then_g : *else_g, {}, &known);
+    if (!t.is_ok()) return nested_error(ctx, name, t.status());
+    TANDEM_RETURN_IF_ERROR(check_output_count(ctx, name, t->size(), ctx.num_outputs()));
     for (size_t i = 0; i < ctx.num_outputs(); ++i) {
-      ctx.set(i, t[i]);
+      ctx.set(i, (*t)[i]);
       if (known[i]) ctx.set_value(i, *known[i]);
     }
     return Status::ok();
   }
-  TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> a, sub->infer(*then_g, {}, nullptr));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> b, sub->infer(*else_g, {}, nullptr));
-  TANDEM_RETURN_IF_ERROR(check_output_count(ctx, "then_branch", a.size(), ctx.num_outputs()));
-  TANDEM_RETURN_IF_ERROR(check_output_count(ctx, "else_branch", b.size(), ctx.num_outputs()));
-  for (size_t i = 0; i < ctx.num_outputs(); ++i) ctx.set(i, join_types(a[i], b[i]));
+  // Either branch may run. One that cannot run with these inputs is not a certain error (the
+  // condition may never select it); both failing is.
+  auto a = sub->infer(*then_g, {}, nullptr);
+  auto b = sub->infer(*else_g, {}, nullptr);
+  if (!a.is_ok() && !b.is_ok()) return nested_error(ctx, "then_branch", a.status());
+  if (a.is_ok()) TANDEM_RETURN_IF_ERROR(check_output_count(ctx, "then_branch", a->size(), ctx.num_outputs()));
+  if (b.is_ok()) TANDEM_RETURN_IF_ERROR(check_output_count(ctx, "else_branch", b->size(), ctx.num_outputs()));
+  for (size_t i = 0; i < ctx.num_outputs(); ++i) {
+    if (a.is_ok() && b.is_ok()) ctx.set(i, join_types((*a)[i], (*b)[i]));
+    else ctx.set(i, a.is_ok() ? (*a)[i] : (*b)[i]);
+  }
   return Status::ok();
 }
 
@@ -421,7 +460,9 @@ Status loop_rule(RuleContext& ctx) {
     in.insert(in.end(), c.begin(), c.end());
     return in;
   };
-  TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> outs, settle_loop(ctx.subgraphs(), *body, carried, make, 1));
+  auto settled = settle_loop(ctx.subgraphs(), *body, carried, make, 1);
+  if (!settled.is_ok()) return nested_error(ctx, "body", settled.status());
+  const std::vector<TypeInfo>& outs = *settled;
   // The trip count is M when nothing can stop the loop early: no cond input and a body that
   // passes its cond input straight through.
   Dim trips = unknown_dim();
@@ -482,7 +523,9 @@ Status scan_rule(RuleContext& ctx) {
     in.insert(in.end(), slices.begin(), slices.end());
     return in;
   };
-  TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> outs, settle_loop(ctx.subgraphs(), *body, carried, make, 0));
+  auto settled = settle_loop(ctx.subgraphs(), *body, carried, make, 0);
+  if (!settled.is_ok()) return nested_error(ctx, "body", settled.status());
+  const std::vector<TypeInfo>& outs = *settled;
   const size_t k = outs.size() > n ? outs.size() - n : 0;
   std::vector<int64_t> out_axes = ctx.node().attr_ints("scan_output_axes", std::vector<int64_t>(k, 0));
   for (size_t i = 0; i < ctx.num_outputs(); ++i) {
@@ -505,7 +548,9 @@ Status sequence_map_rule(RuleContext& ctx) {
     const TypeInfo& t = ctx.type(i);
     in.push_back(t.kind == TypeInfo::Kind::sequence ? (t.inner ? *t.inner : TypeInfo{}) : t);
   }
-  TANDEM_ASSIGN_OR_RETURN(std::vector<TypeInfo> outs, ctx.subgraphs()->infer(*body, in, nullptr));
+  auto inferred = ctx.subgraphs()->infer(*body, in, nullptr);
+  if (!inferred.is_ok()) return nested_error(ctx, "body", inferred.status());
+  const std::vector<TypeInfo>& outs = *inferred;
   for (size_t i = 0; i < ctx.num_outputs() && i < outs.size(); ++i) {
     TypeInfo s;
     s.kind = TypeInfo::Kind::sequence;
@@ -535,7 +580,9 @@ Result<ShapeInferenceResult> infer_shapes(const Graph& graph, const std::map<std
   // The shapes the caller fixes: input_values first, then input_shapes.
   std::map<std::string, Shape> given = input_shapes;
   for (const auto& [name, t] : options.input_values) given[name] = t.shape();
+  ShapeInferenceResult result;
   std::map<std::string, int64_t> bindings;
+  std::set<std::string> conflicting;
   for (const auto& [name, shape] : given) {
     auto it = inputs.find(name);
     if (it == inputs.end()) return invalid_argument("'" + name + "' is not an input of graph '" + graph.name + "'");
@@ -543,22 +590,25 @@ Result<ShapeInferenceResult> infer_shapes(const Graph& graph, const std::map<std
     if (decl.kind != TypeInfo::Kind::tensor && decl.kind != TypeInfo::Kind::unknown)
       return invalid_argument("input '" + name + "' is declared " + type_str(decl) + ", not a tensor");
     if (!decl.has_shape) continue;
-    const std::string what = "input '" + name + "' is declared " + type_str(decl) + " but given shape " + shape_to_string(shape);
-    if (decl.dims.size() != shape.size()) return invalid_argument(what);
-    for (size_t i = 0; i < shape.size(); ++i) {
+    bool differs = decl.dims.size() != shape.size();
+    for (size_t i = 0; i < shape.size() && !differs; ++i) {
       const Dim& d = decl.dims[i];
       if (shape[i] < 0) continue;
-      if (d.fixed() && d.value != shape[i]) return invalid_argument(what);
+      if (d.fixed() && d.value != shape[i]) differs = true;
       if (!d.fixed() && !d.symbol.empty()) {
         auto [b, fresh] = bindings.emplace(d.symbol, shape[i]);
-        if (!fresh && b->second != shape[i])
-          return invalid_argument("symbol '" + d.symbol + "' is given as both " + std::to_string(b->second) + " and " +
-                                  std::to_string(shape[i]));
+        if (!fresh && b->second != shape[i]) conflicting.insert(d.symbol);
       }
     }
+    if (differs)
+      result.warnings.push_back("input '" + name + "' is declared " + type_str(decl) + " but given shape " +
+                                shape_to_string(shape) + "; the given shape is used");
+  }
+  for (const std::string& sym : conflicting) {
+    result.warnings.push_back("symbol '" + sym + "' is given different values by different inputs; it stays symbolic");
+    bindings.erase(sym);
   }
 
-  ShapeInferenceResult result;
   Inference inf(options, &result.warnings, bindings);
   Scope main;
   for (const auto& [name, t] : graph.initializers) {
@@ -586,7 +636,7 @@ Result<ShapeInferenceResult> infer_shapes(const Graph& graph, const std::map<std
       Dims dims;
       for (size_t i = 0; i < g->second.size(); ++i) {
         if (g->second[i] >= 0) dims.push_back(fixed_dim(g->second[i]));
-        else dims.push_back(t.has_shape && i < t.dims.size() ? t.dims[i] : unknown_dim());
+        else dims.push_back(t.has_shape && t.dims.size() == g->second.size() ? t.dims[i] : unknown_dim());
       }
       t.has_shape = true;
       t.dims = std::move(dims);

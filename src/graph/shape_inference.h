@@ -51,8 +51,9 @@ struct ShapeInferenceResult {
   // Values known at prepare time: initializers (unless overridden as inputs), Constant
   // outputs and folded node outputs. Tensors only.
   std::map<std::string, Tensor> constants;
-  // Non-fatal findings: declared types that disagree with inference, kernels that failed on
-  // known inputs during folding. One line each, naming the value or node.
+  // Non-fatal findings, one line each naming the value or node: input shapes or declared
+  // types that disagree with inference, kernels that failed on known inputs during folding,
+  // and shape rules contradicted by the kernel's exact result (a bug in a rule).
   std::vector<std::string> warnings;
 
   // The type of `name`, or null.
@@ -62,10 +63,15 @@ struct ShapeInferenceResult {
   }
 };
 
-// Infers the types of every value of `graph`. `input_shapes` fixes the dims of graph inputs by
-// name (-1 entries stay unknown); it must agree with the declared rank and fixed dims, and a
-// symbol it fixes ("N" -> 4) is fixed wherever else the graph inputs declare it. A graph input
-// that is also an initializer is a known value unless input_shapes/input_values names it.
+// Infers the types of every value of `graph`. `input_shapes` overrides the declared dims of
+// graph inputs by name (-1 entries keep the declared dim); naming a value that is not a graph
+// input is an error, disagreeing with the declared rank or fixed dims is a warning (the given
+// shape wins). A symbol it fixes ("N" -> 4) is fixed wherever else the graph declares it,
+// unless inputs give it different values. A graph input that is also an initializer is a
+// known value unless input_shapes/input_values names it.
+// Errors: invalid_argument for certain mismatches (naming the node; inside If/Loop/Scan bodies
+// prefixed with the holding node: "[Loop 'l'] body: [Add 'a'] ..."), invalid_model for a
+// cycle or an input no one defines.
 Result<ShapeInferenceResult> infer_shapes(const Graph& graph, const std::map<std::string, Shape>& input_shapes = {},
                                           const ShapeInferenceOptions& options = {});
 

@@ -269,7 +269,7 @@ Status bool_unary_rule(RuleContext& ctx) {
 
 // Element-wise int arithmetic on traced shape values (Add/Sub/Mul/Div of shape pieces).
 std::optional<Dims> dimval_arith(const std::string& op, const Dims& a, const Dims& b) {
-  if (a.size() != b.size() && a.size() != 1 && b.size() != 1) return std::nullopt;
+  if (a.empty() || b.empty() || (a.size() != b.size() && a.size() != 1 && b.size() != 1)) return std::nullopt;
   const size_t n = std::max(a.size(), b.size());
   Dims out(n);
   for (size_t i = 0; i < n; ++i) {
@@ -306,9 +306,21 @@ Status broadcast_into(RuleContext& ctx, DataType out_dtype) {
   return Status::ok();
 }
 
+// Before opset 7 binary ops broadcast only with broadcast=1, aligning B into A: A's dims.
+bool legacy_broadcast(RuleContext& ctx, DataType dt) {
+  if (ctx.opset() <= 0 || ctx.opset() >= 7 || ctx.num_inputs() != 2 || ctx.node().attr_int("broadcast", 0) == 0)
+    return false;
+  TypeInfo t = ctx.type(0);
+  t.kind = TypeInfo::Kind::tensor;
+  t.elem = dt;
+  ctx.set(0, t);
+  return true;
+}
+
 Status binary_rule(RuleContext& ctx) {
   DataType dt = ctx.dtype(0);
   for (size_t i = 1; dt == DataType::undefined && i < ctx.num_inputs(); ++i) dt = ctx.dtype(i);
+  if (legacy_broadcast(ctx, dt)) return Status::ok();
   TANDEM_RETURN_IF_ERROR(broadcast_into(ctx, dt));
   const std::string& op = ctx.node().op_type;
   if (ctx.num_inputs() == 2 && ctx.dim_values(0) && ctx.dim_values(1) && is_int_dtype(dt) && ctx.rank(0) <= 1 &&
@@ -318,7 +330,24 @@ Status binary_rule(RuleContext& ctx) {
   return Status::ok();
 }
 
-Status compare_rule(RuleContext& ctx) { return broadcast_into(ctx, DataType::boolean); }
+Status compare_rule(RuleContext& ctx) {
+  if (legacy_broadcast(ctx, DataType::boolean)) return Status::ok();
+  return broadcast_into(ctx, DataType::boolean);
+}
+
+// PRelu: the slope broadcasts into X (before opset 7, a [C] slope applies along axis 1).
+Status prelu_rule(RuleContext& ctx) {
+  ctx.set(0, ctx.type(0));
+  if (ctx.opset() >= 7 && ctx.ranked(0) && ctx.ranked(1)) {
+    TANDEM_ASSIGN_OR_RETURN(Dims b, broadcast(ctx, {&ctx.dims(0), &ctx.dims(1)}));
+    const Dims& x = ctx.dims(0);
+    for (size_t i = 0; i < b.size(); ++i)
+      if (b.size() != x.size() || (b[i].fixed() && x[i].fixed() && b[i].value != x[i].value))
+        return ctx.invalid("slope shape " + dims_to_string(ctx.dims(1)) + " does not broadcast to input shape " +
+                           dims_to_string(x));
+  }
+  return Status::ok();
+}
 
 Status where_rule(RuleContext& ctx) {
   DataType dt = ctx.dtype(1) != DataType::undefined ? ctx.dtype(1) : ctx.dtype(2);
@@ -441,8 +470,8 @@ Status range_rule(RuleContext& ctx) {
   if (s && l && d && s->size() == 1 && l->size() == 1 && d->size() == 1) {
     if ((*d)[0] == 0) return ctx.invalid("delta is zero");
     double n = std::ceil(((*l)[0] - (*s)[0]) / (*d)[0]);
-    if (!std::isfinite(n)) return ctx.invalid("range length is not finite");
-    ctx.set_tensor(0, dt, {fixed_dim(static_cast<int64_t>(std::max(0.0, n)))});
+    if (std::isnan(n)) return ctx.invalid("range length is not a number");
+    ctx.set_tensor(0, dt, {n < 1e15 ? fixed_dim(static_cast<int64_t>(std::max(0.0, n))) : unknown_dim()});
     return Status::ok();
   }
   ctx.set_tensor(0, dt, {unknown_dim()});
@@ -614,7 +643,9 @@ Status squeeze_rule(RuleContext& ctx) {
   const DataType dt = ctx.dtype(0);
   auto axes = ctx.ints_attr_or_input("axes", 1);
   if (!ctx.ranked(0) || !axes) {
-    ctx.set_unranked(0, dt);
+    const int64_t n = ctx.node().has_attr("axes") ? -1 : ctx.length_of(1);
+    if (ctx.ranked(0) && n > 0 && n <= ctx.rank(0)) ctx.set_tensor(0, dt, Dims(static_cast<size_t>(ctx.rank(0) - n), unknown_dim()));
+    else ctx.set_unranked(0, dt);
     return Status::ok();
   }
   const Dims& d = ctx.dims(0);
@@ -645,7 +676,10 @@ Status unsqueeze_rule(RuleContext& ctx) {
   const DataType dt = ctx.dtype(0);
   auto axes = ctx.ints_attr_or_input("axes", 1);
   if (!ctx.ranked(0) || !axes) {
-    ctx.set_unranked(0, dt);
+    // Unknown axes: the output rank is still known when their count is.
+    const int64_t n = ctx.node().has_attr("axes") ? -1 : ctx.length_of(1);
+    if (ctx.ranked(0) && n >= 0) ctx.set_tensor(0, dt, Dims(static_cast<size_t>(ctx.rank(0) + n), unknown_dim()));
+    else ctx.set_unranked(0, dt);
     return Status::ok();
   }
   const Dims& d = ctx.dims(0);
@@ -734,8 +768,8 @@ Status split_rule(RuleContext& ctx) {
                          std::to_string(n) + " outputs");
     int64_t sum = 0;
     for (int64_t s : *sizes) {
-      if (s < 0) return ctx.invalid("split has a negative entry " + std::to_string(s));
-      sum += s;
+      if (s < 0 || s > kDimLimit) return ctx.invalid("split has an out-of-range entry " + std::to_string(s));
+      sum = std::min(sum + s, kDimLimit);
     }
     if (d[axis].fixed() && sum != d[axis].value)
       return ctx.invalid("split sizes sum to " + std::to_string(sum) + " but axis " + std::to_string(axis) + " has size " +
@@ -832,7 +866,7 @@ Status slice_rule(RuleContext& ctx) {
   const int64_t big = std::numeric_limits<int32_t>::max();
   std::vector<int64_t> firsts(ax.size(), 0), stepv(ax.size(), 1);
   for (size_t i = 0; i < ax.size(); ++i) {
-    const int64_t st = steps->empty() ? 1 : (*steps)[i];
+    const int64_t st = steps->empty() ? 1 : std::max<int64_t>((*steps)[i], -kDimLimit);
     if (st == 0) return ctx.invalid("step is 0");
     stepv[i] = st;
     const int64_t s = (*starts)[i], e = (*ends)[i];
@@ -914,6 +948,7 @@ Status gather_nd_rule(RuleContext& ctx) {
   const Dims& d = ctx.dims(0);
   const Dims& id = ctx.dims(1);
   const int64_t last = id.back().value;
+  if (b < 0 || b > ctx.rank(0)) return ctx.invalid("batch_dims " + std::to_string(b) + " is out of range");
   if (b + last > ctx.rank(0))
     return ctx.invalid("indices last dim " + std::to_string(last) + " + batch_dims " + std::to_string(b) +
                        " exceeds the data rank " + std::to_string(ctx.rank(0)));
@@ -994,6 +1029,8 @@ Status pad_rule(RuleContext& ctx) {
   const size_t k = ax.size();
   if (pads->size() != 2 * k)
     return ctx.invalid("pads has " + std::to_string(pads->size()) + " entries, expected " + std::to_string(2 * k));
+  for (int64_t p : *pads)
+    if (p < -kDimLimit / 2 || p > kDimLimit / 2) return ctx.invalid("pads entry " + std::to_string(p) + " is out of range");
   for (size_t i = 0; i < k; ++i) {
     const int64_t total = (*pads)[i] + (*pads)[i + k];
     Dim& x = out[ax[i]];
@@ -1136,7 +1173,7 @@ Status onehot_rule(RuleContext& ctx) {
   const int64_t r = ctx.rank(0) + 1;
   TANDEM_ASSIGN_OR_RETURN(int64_t a, ctx.axis(ctx.node().attr_int("axis", -1), r));
   Dim depth = unknown_dim();
-  if (auto v = ctx.floats(1); v && v->size() == 1) depth = fixed_dim(static_cast<int64_t>((*v)[0]));
+  if (auto v = ctx.floats(1); v && v->size() == 1 && (*v)[0] >= 0 && (*v)[0] < 1e15) depth = fixed_dim(static_cast<int64_t>((*v)[0]));
   Dims out = ctx.dims(0);
   out.insert(out.begin() + a, depth);
   ctx.set_tensor(0, dt, std::move(out));
@@ -1357,9 +1394,10 @@ void register_tensor_rules(RuleTable& t) {
   t.add("", "IsNaN", bool_unary_rule);
   t.add("", "IsInf", bool_unary_rule);
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "BitShift", "And", "Or", "Xor", "BitwiseAnd",
-                         "BitwiseOr", "BitwiseXor", "Max", "Min", "Sum", "Mean", "PRelu"})
+                         "BitwiseOr", "BitwiseXor", "Max", "Min", "Sum", "Mean"})
     t.add("", op, binary_rule);
   for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"}) t.add("", op, compare_rule);
+  t.add("", "PRelu", prelu_rule);
   t.add("", "Where", where_rule);
   t.add("", "Cast", cast_rule);
   t.add("", "CastLike", cast_rule);

@@ -2,10 +2,11 @@
 // context a per-op rule sees, Dim arithmetic helpers and the rule table.
 //
 // A rule reads the types of a node's inputs (and, where the driver knows them, their values or
-// the symbolic elements of small integer tensors) and fills the types of its outputs. It never
-// evaluates data: constant folding is the driver's business. A rule returns invalid_argument
-// only for mismatches that are certain errors; whatever it cannot tell stays unknown (-1 dims
-// or unknown rank).
+// the symbolic elements of small integer tensors) and fills the types of its outputs, and the
+// traced elements of small integer outputs. It does not evaluate data (constant folding is the
+// driver's business, with the reference kernels); it may only record values it knows without
+// computing, like Shape of fixed dims. A rule returns invalid_argument only for mismatches that
+// are certain errors; whatever it cannot tell stays unknown (-1 dims or unknown rank).
 //
 // Thread-safety: the rule table is built once (thread-safe static init) and is immutable.
 #pragma once

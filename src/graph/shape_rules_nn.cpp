@@ -106,7 +106,7 @@ Status conv_rule(RuleContext& ctx) {
   if (op == "ConvInteger") dt = DataType::int32;
   if (op == "QLinearConv") dt = ctx.has_input(7) ? ctx.dtype(7) : DataType::uint8;
   const int64_t group = ctx.node().attr_int("group", 1);
-  if (group < 1) return ctx.invalid("group must be positive, got " + std::to_string(group));
+  if (group < 1 || group > kMaxAttr) return ctx.invalid("group " + std::to_string(group) + " is out of range");
   const Dim m = ctx.ranked(w) && ctx.rank(w) >= 1 ? ctx.dims(w)[0] : unknown_dim();
   if (!ctx.ranked(x)) {
     if (ctx.ranked(w)) {
@@ -125,7 +125,7 @@ Status conv_rule(RuleContext& ctx) {
     const Dims& wd = ctx.dims(w);
     if (wd.size() != xd.size())
       return ctx.invalid("weight has rank " + std::to_string(wd.size()) + ", the input has rank " + std::to_string(xd.size()));
-    if (xd[1].fixed() && wd[1].fixed() && xd[1].value != wd[1].value * group)
+    if (xd[1].fixed() && wd[1].fixed() && wd[1].value <= kMaxAttr && xd[1].value != wd[1].value * group)
       return ctx.invalid("input has " + std::to_string(xd[1].value) + " channels but the weight expects " +
                          std::to_string(wd[1].value * group) + " (" + std::to_string(wd[1].value) + " per group x " +
                          std::to_string(group) + " groups)");
@@ -148,7 +148,7 @@ Status conv_rule(RuleContext& ctx) {
 Status conv_transpose_rule(RuleContext& ctx) {
   const DataType dt = ctx.dtype(0);
   const int64_t group = ctx.node().attr_int("group", 1);
-  if (group < 1) return ctx.invalid("group must be positive, got " + std::to_string(group));
+  if (group < 1 || group > kMaxAttr) return ctx.invalid("group " + std::to_string(group) + " is out of range");
   const Dim m = ctx.ranked(1) && ctx.rank(1) >= 2 ? dim_mul(ctx.dims(1)[1], fixed_dim(group)) : unknown_dim();
   if (!ctx.ranked(0)) {
     ctx.set_unranked(0, dt);
@@ -189,7 +189,7 @@ Status conv_transpose_rule(RuleContext& ctx) {
     } else {
       const int64_t ext = (kernel[d] - 1) * dil[d] + 1;
       const int64_t crop = ap == AutoPad::notset ? pads[d] + pads[d + r] : 0;
-      if (in.fixed()) {
+      if (in.fixed() && in.value <= kMaxAttr) {
         const int64_t o = strides[d] * (in.value - 1) + out_pad[d] + ext - crop;
         if (o < 0) return ctx.invalid("pads exceed the output size of spatial dim " + std::to_string(d));
         out.push_back(fixed_dim(o));
@@ -258,7 +258,9 @@ Status max_unpool_rule(RuleContext& ctx) {
   Dims out = {xd[0], xd[1]};
   for (size_t d = 0; d < r; ++d) {
     const Dim& in = xd[d + 2];
-    out.push_back(in.fixed() ? fixed_dim((in.value - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r]) : unknown_dim());
+    if (kernel[d] < 1 || kernel[d] > kMaxAttr) return ctx.invalid("kernel_shape value " + std::to_string(kernel[d]) + " is out of range");
+    const bool ok = in.fixed() && in.value <= kMaxAttr;
+    out.push_back(ok ? fixed_dim((in.value - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r]) : unknown_dim());
   }
   ctx.set_tensor(0, dt, std::move(out));
   return Status::ok();
@@ -499,7 +501,8 @@ Status apply_scales(RuleContext& ctx, const std::vector<double>& scales, const s
     const double s = scales[i];
     if (!(s > 0.0) || !std::isfinite(s)) return ctx.invalid("scales must be positive and finite");
     Dim& d = out[axes[i]];
-    if (d.fixed()) d = fixed_dim(static_cast<int64_t>(std::floor(static_cast<double>(d.value) * s)));
+    const double v = std::floor(static_cast<double>(d.value) * s);
+    if (d.fixed()) d = v < 1e15 ? fixed_dim(static_cast<int64_t>(v)) : unknown_dim();
     else if (s != 1.0) d = unknown_dim();
   }
   ctx.set_tensor(0, ctx.dtype(0), std::move(out));
@@ -580,8 +583,10 @@ Status resize_rule(RuleContext& ctx) {
     scale = policy == "not_larger" ? std::min(scale, q) : std::max(scale, q);
   }
   if (!std::isfinite(scale) || scale <= 0.0) return unknown_out();
-  for (size_t i = 0; i < axes.size(); ++i)
-    out[axes[i]] = fixed_dim(static_cast<int64_t>(scale * static_cast<double>(out[axes[i]].value) + 0.5));
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const double v = scale * static_cast<double>(out[axes[i]].value) + 0.5;
+    out[axes[i]] = v < 1e15 ? fixed_dim(static_cast<int64_t>(v)) : unknown_dim();
+  }
   ctx.set_tensor(0, dt, std::move(out));
   return Status::ok();
 }
@@ -755,9 +760,125 @@ Status optimizer_rule(RuleContext& ctx) {
   return Status::ok();
 }
 
+// Gradient (inputs: the xs, then the zs): the gradient w.r.t. xs[i] has the type of xs[i].
+Status gradient_rule(RuleContext& ctx) {
+  const size_t n = ctx.node().attr_strings("xs").size();
+  for (size_t i = 0; i < ctx.num_outputs() && i < n; ++i) ctx.set(i, ctx.type(i));
+  return Status::ok();
+}
+
+// ---- newer ops (opset 18-20) -------------------------------------------------------------------
+
+Status center_crop_pad_rule(RuleContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  if (!ctx.ranked(0)) {
+    ctx.set_unranked(0, dt);
+    return Status::ok();
+  }
+  const int64_t r = ctx.rank(0);
+  std::vector<int64_t> axes = ctx.node().attr_ints("axes");
+  if (axes.empty())
+    for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+  Dims out = ctx.dims(0);
+  auto shape = ctx.ints(1);
+  if (shape && shape->size() != axes.size())
+    return ctx.invalid("shape has " + std::to_string(shape->size()) + " entries, expected " + std::to_string(axes.size()));
+  for (size_t i = 0; i < axes.size(); ++i) {
+    TANDEM_ASSIGN_OR_RETURN(int64_t a, ctx.axis(axes[i], r));
+    out[a] = shape ? fixed_dim((*shape)[i]) : unknown_dim();
+  }
+  ctx.set_tensor(0, dt, std::move(out));
+  return Status::ok();
+}
+
+Status col2im_rule(RuleContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  auto image = ctx.ints(1), block = ctx.ints(2);
+  const int64_t n = image ? static_cast<int64_t>(image->size()) : ctx.length_of(1);
+  if (n < 0) {
+    ctx.set_unranked(0, dt);
+    return Status::ok();
+  }
+  Dim batch = unknown_dim(), c = unknown_dim();
+  if (ctx.ranked(0) && ctx.rank(0) == 3) {
+    batch = ctx.dims(0)[0];
+    int64_t prod = 1;
+    for (int64_t b : block ? *block : std::vector<int64_t>{}) prod = b > 0 && prod <= kMaxAttr ? prod * b : -1;
+    const Dim& cb = ctx.dims(0)[1];
+    if (block && prod > 0 && cb.fixed()) {
+      if (cb.value % prod != 0)
+        return ctx.invalid("input dim 1 (" + std::to_string(cb.value) + ") is not divisible by the block size " + std::to_string(prod));
+      c = fixed_dim(cb.value / prod);
+    }
+  }
+  Dims out = {batch, c};
+  for (int64_t i = 0; i < n; ++i) out.push_back(image ? fixed_dim((*image)[i]) : unknown_dim());
+  ctx.set_tensor(0, dt, std::move(out));
+  return Status::ok();
+}
+
+Status affine_grid_rule(RuleContext& ctx) {
+  const DataType dt = ctx.dtype(0);
+  auto size = ctx.ints(1);
+  const int64_t n = size ? static_cast<int64_t>(size->size()) : ctx.length_of(1);
+  if (n != 4 && n != 5) {
+    ctx.set_unranked(0, dt);
+    return Status::ok();
+  }
+  Dims out;
+  out.push_back(size ? fixed_dim((*size)[0]) : (ctx.ranked(0) && ctx.rank(0) == 3 ? ctx.dims(0)[0] : unknown_dim()));
+  for (int64_t i = 2; i < n; ++i) out.push_back(size ? fixed_dim((*size)[i]) : unknown_dim());
+  out.push_back(fixed_dim(n - 2));
+  ctx.set_tensor(0, dt, std::move(out));
+  return Status::ok();
+}
+
+Status string_split_rule(RuleContext& ctx) {
+  if (!ctx.ranked(0)) {
+    ctx.set_unranked(0, DataType::string);
+    ctx.set_unranked(1, DataType::int64);
+    return Status::ok();
+  }
+  Dims d = ctx.dims(0);
+  ctx.set_tensor(1, DataType::int64, d);
+  d.push_back(unknown_dim());
+  ctx.set_tensor(0, DataType::string, std::move(d));
+  return Status::ok();
+}
+
+Status regex_full_match_rule(RuleContext& ctx) {
+  TypeInfo t = ctx.type(0);
+  t.kind = TypeInfo::Kind::tensor;
+  t.elem = DataType::boolean;
+  ctx.set(0, t);
+  return Status::ok();
+}
+
+Status string_concat_rule(RuleContext& ctx) {
+  if (!ctx.ranked(0) || !ctx.ranked(1)) {
+    ctx.set_unranked(0, DataType::string);
+    return Status::ok();
+  }
+  TANDEM_ASSIGN_OR_RETURN(Dims out, broadcast(ctx, {&ctx.dims(0), &ctx.dims(1)}));
+  ctx.set_tensor(0, DataType::string, std::move(out));
+  return Status::ok();
+}
+
+Status image_decoder_rule(RuleContext& ctx) {
+  ctx.set_tensor(0, DataType::uint8, {unknown_dim(), unknown_dim(), unknown_dim()});
+  return Status::ok();
+}
+
 }  // namespace
 
 void register_nn_rules(RuleTable& t) {
+  t.add("", "CenterCropPad", center_crop_pad_rule);
+  t.add("", "Col2Im", col2im_rule);
+  t.add("", "AffineGrid", affine_grid_rule);
+  t.add("", "StringSplit", string_split_rule);
+  t.add("", "RegexFullMatch", regex_full_match_rule);
+  t.add("", "StringConcat", string_concat_rule);
+  t.add("", "ImageDecoder", image_decoder_rule);
   t.add("", "Conv", conv_rule);
   t.add("", "ConvInteger", conv_rule);
   t.add("", "QLinearConv", conv_rule);
@@ -797,6 +918,7 @@ void register_nn_rules(RuleTable& t) {
   t.add("", "TfIdfVectorizer", tfidf_rule);
   t.add("", "NonMaxSuppression", nms_rule);
   for (const char* op : {"Adagrad", "Momentum", "Adam"}) t.add("ai.onnx.preview.training", op, optimizer_rule);
+  t.add("ai.onnx.preview.training", "Gradient", gradient_rule);
 }
 
 }  // namespace tandem::shape_detail

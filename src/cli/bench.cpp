@@ -1,0 +1,334 @@
+// `tandem bench`: time a model's steady-state runs on one backend (with reference fallback).
+//
+// Inputs are seeded random tensors (as `tandem run --random-inputs`), shaped by --shape for
+// inputs with symbolic dims. The model is placed once, run --warmup times untimed, then
+// --iters times with steady_clock around each PlacedModel::run() call. Latency percentiles
+// interpolate linearly between the sorted samples (numpy's default), as bench/peer/ort_bench.mjs
+// does, so the two are comparable. --json writes the numbers for bench/compare.
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.h"
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "engine/inputs.h"
+#include "engine/placement.h"
+#include "onnx/loader.h"
+
+namespace tandem::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string model;
+  std::vector<std::string> shapes;
+  std::string backend;  // empty: the preferred backend of this build
+  // Numbers are taken as text and checked here, so that a bad value is one clear error line.
+  std::string threads = "0";
+  std::string warmup = "3";
+  std::string iters = "20";
+  std::string seed = "0";
+  std::string json;
+  bool no_progress = false;
+};
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// A whole number in [min, max] given to `option`.
+Result<long long> parse_count(const std::string& option, const std::string& text, long long min, long long max) {
+  const std::string want = option + " wants an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
+    return invalid_argument(want + ", got '" + text + "'");
+  const long long v = std::stoll(text);
+  if (v < min || v > max) return invalid_argument(want + ", got " + text);
+  return v;
+}
+
+// Physical cores this process may run on: distinct (package, core) pairs among the CPUs in
+// its affinity mask, from /proc/cpuinfo. Falls back to the affinity mask's size, then to
+// std::thread::hardware_concurrency().
+int physical_cores() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  const bool have_mask = sched_getaffinity(0, sizeof(mask), &mask) == 0;
+  std::set<std::pair<int, int>> cores;
+  std::ifstream in("/proc/cpuinfo");
+  int processor = -1, package = 0, core = -1;
+  auto flush = [&] {
+    if (processor >= 0 && core >= 0 && (!have_mask || (processor < CPU_SETSIZE && CPU_ISSET(processor, &mask))))
+      cores.insert({package, core});
+    processor = -1, package = 0, core = -1;
+  };
+  auto value_of = [](const std::string& line) {
+    const size_t colon = line.find(':');
+    return colon == std::string::npos ? -1 : std::atoi(line.c_str() + colon + 1);
+  };
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) flush();
+    else if (line.rfind("processor", 0) == 0) processor = value_of(line);
+    else if (line.rfind("physical id", 0) == 0) package = value_of(line);
+    else if (line.rfind("core id", 0) == 0) core = value_of(line);
+  }
+  flush();
+  if (!cores.empty()) return static_cast<int>(cores.size());
+  if (have_mask && CPU_COUNT(&mask) > 0) return CPU_COUNT(&mask);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// The process's peak resident set (VmHWM) in MiB, or -1 where /proc/self/status lacks it.
+double peak_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;  // the value is in kB
+  return -1;
+}
+
+// Linear interpolation between the closest ranks of `sorted` (numpy's default method).
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+// A progress bar on stderr. On a terminal it is redrawn in place once the run has taken half a
+// second; elsewhere (a log file) a plain line is written every 10 s once the run has taken
+// 10 s, so short runs leave no trace and long ones show they are alive.
+class Progress {
+ public:
+  Progress(bool enabled, int total) : enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1), total_(total) {}
+  ~Progress() { finish(); }
+
+  void update(int done, const char* phase) {
+    if (!enabled_) return;
+    const auto now = Clock::now();
+    const double elapsed_s = ms_between(start_, now) / 1000.0;
+    if (tty_) {
+      if (elapsed_s < 0.5 || (drawn_ && ms_between(last_, now) < 100 && done < total_)) return;
+      const int width = 30;
+      const int filled = total_ > 0 ? done * width / total_ : width;
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.resize(width, '.');
+      const double eta_s = done > 0 ? elapsed_s / done * (total_ - done) : 0;
+      std::fprintf(stderr, "\r\033[K[%s] %d/%d %s, %.1f s, eta %.1f s", bar.c_str(), done, total_, phase, elapsed_s,
+                   eta_s);
+    } else {
+      if (elapsed_s < 10 || (drawn_ && ms_between(last_, now) < 10000)) return;
+      std::fprintf(stderr, "tandem bench: %d/%d iterations (%s), %.0f s\n", done, total_, phase, elapsed_s);
+    }
+    std::fflush(stderr);
+    drawn_ = true;
+    last_ = now;
+  }
+  void finish() {
+    if (enabled_ && tty_ && drawn_) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    drawn_ = false;
+    enabled_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool tty_;
+  int total_;
+  bool drawn_ = false;
+  Clock::time_point start_ = Clock::now();
+  Clock::time_point last_ = start_;
+};
+
+int bench_command(const BenchOptions& o) {
+  const std::string cmd = "bench";
+  // Options first, so that a bad one fails before the (possibly slow) model load.
+  auto threads_req = parse_count("--threads", o.threads, 0, 4096);
+  if (!threads_req) return fail(cmd, threads_req.status().message(), 2);
+  auto warmup = parse_count("--warmup", o.warmup, 0, 1000000);
+  if (!warmup) return fail(cmd, warmup.status().message(), 2);
+  auto iters = parse_count("--iters", o.iters, 1, 1000000);
+  if (!iters) return fail(cmd, iters.status().message(), 2);
+  auto seed = parse_count("--seed", o.seed, 0, 999999999999999999LL);
+  if (!seed) return fail(cmd, seed.status().message(), 2);
+  auto shapes = parse_shapes(o.shapes);
+  if (!shapes) return fail(cmd, shapes.status().message(), 2);
+  std::string backend_name = o.backend;
+  if (backend_name.empty()) {
+    const auto names = available_backends();
+    backend_name = names.empty() ? "reference" : std::string(names.front());
+  }
+  Backend* backend = find_backend(backend_name);
+  if (!backend) {
+    std::string known;
+    for (auto n : available_backends()) known += (known.empty() ? "" : ", ") + std::string(n);
+    return fail(cmd, "unknown backend '" + backend_name + "' (this build has: " + known + ")", 2);
+  }
+  if (!o.json.empty()) {  // fail now rather than after a long run
+    std::ofstream probe(o.json, std::ios::app);
+    if (!probe) return fail(cmd, o.json + ": cannot write", 2);
+  }
+  const int threads = *threads_req > 0 ? static_cast<int>(*threads_req) : physical_cores();
+
+  auto t0 = Clock::now();
+  auto model = load_model(o.model);
+  if (!model) return fail(cmd, model.status().message());
+  const double load_ms = ms_between(t0, Clock::now());
+  const Graph& g = *model->graph;
+
+  for (const auto& [name, s] : *shapes) {
+    bool known = false;
+    for (const auto& vi : g.inputs) known = known || vi.name == name;
+    if (!known) return fail(cmd, "--shape names unknown input '" + name + "'", 2);
+  }
+  std::map<std::string, Value> provided;
+  nlohmann::ordered_json shapes_json = nlohmann::ordered_json::object();
+  std::string shapes_text;
+  uint64_t next_seed = static_cast<uint64_t>(*seed);
+  for (const auto& vi : g.inputs) {
+    if (!is_required_input(g, vi)) continue;
+    if (vi.type.kind != TypeInfo::Kind::tensor)
+      return fail(cmd, "cannot make random values for non-tensor input '" + vi.name + "'");
+    auto it = shapes->find(vi.name);
+    auto shape = concrete_input_shape(vi, it == shapes->end() ? nullptr : &it->second);
+    if (!shape) return fail(cmd, shape.status().message(), 2);
+    auto t = random_tensor(vi.type.elem, *shape, next_seed++);
+    if (!t) return fail(cmd, "input '" + vi.name + "': " + t.status().message());
+    shapes_json[vi.name] = *shape;
+    shapes_text += (shapes_text.empty() ? "" : " ") + vi.name + "=" + shape_to_string(*shape);
+    provided[vi.name] = Value::of(std::move(t).value());
+  }
+  auto bound = bind_inputs(g, provided);
+  if (!bound) return fail(cmd, bound.status().message(), 2);
+
+  t0 = Clock::now();
+  std::vector<Backend*> backends{backend};
+  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
+  CompileOptions options;
+  options.threads = threads;
+  auto placed = PlacedModel::create(model->graph, backends, options);
+  if (!placed) return fail(cmd, placed.status().message());
+  const double compile_ms = ms_between(t0, Clock::now());
+
+  const int warmup_n = static_cast<int>(*warmup);
+  const int iters_n = static_cast<int>(*iters);
+  std::vector<double> samples;
+  samples.reserve(static_cast<size_t>(iters_n));
+  std::vector<Value> outputs;
+  {
+    Progress progress(!o.no_progress, warmup_n + iters_n);
+    for (int i = 0; i < warmup_n + iters_n; ++i) {
+      outputs.clear();  // free the last run's outputs outside the timed region
+      const auto start = Clock::now();
+      Status s = (*placed)->run(*bound, &outputs);
+      const auto end = Clock::now();
+      if (!s.is_ok()) {
+        progress.finish();
+        return fail(cmd, std::string(i < warmup_n ? "warm-up" : "timed") + " run " + std::to_string(i + 1) + ": " +
+                             s.to_string());
+      }
+      if (i >= warmup_n) samples.push_back(ms_between(start, end));
+      progress.update(i + 1, i + 1 < warmup_n ? "warm-up" : "timed");
+    }
+  }
+  outputs.clear();
+
+  std::vector<double> sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  const double mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
+  const double rss = peak_rss_mb();
+  const PlacementReport& report = (*placed)->report();
+
+  std::string placement;
+  for (const auto& [name, count] : report.nodes_per_backend)
+    placement += (placement.empty() ? "" : ", ") + name + " " + std::to_string(count);
+  std::printf("model %s\n", o.model.c_str());
+  std::printf("inputs %s\n", shapes_text.empty() ? "(none)" : shapes_text.c_str());
+  std::printf("backend %s, threads %d, warm-up %d, iterations %d\n", backend->name().data(), threads, warmup_n,
+              iters_n);
+  std::printf("nodes per backend: %s (%d segments)\n", placement.c_str(), report.segments);
+  std::printf("load %.1f ms, compile %.1f ms\n", load_ms, compile_ms);
+  std::printf("latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  mean %.3f\n", sorted.front(),
+              percentile(sorted, 50), percentile(sorted, 90), percentile(sorted, 99), sorted.back(), mean);
+  std::printf("peak RSS %.1f MB\n", rss);
+
+  if (!o.json.empty()) {
+    nlohmann::ordered_json j;
+    j["runtime"] = "tandem";
+    j["version"] = TANDEM_VERSION;
+    j["model"] = o.model;
+    j["backend"] = std::string(backend->name());
+    j["threads"] = threads;
+    j["shapes"] = shapes_json;
+    j["seed"] = *seed;
+    j["warmup"] = warmup_n;
+    j["iters"] = iters_n;
+    j["min_ms"] = sorted.front();
+    j["p50_ms"] = percentile(sorted, 50);
+    j["p90_ms"] = percentile(sorted, 90);
+    j["p99_ms"] = percentile(sorted, 99);
+    j["max_ms"] = sorted.back();
+    j["mean_ms"] = mean;
+    j["load_ms"] = load_ms;
+    j["compile_ms"] = compile_ms;
+    j["peak_rss_mb"] = rss;
+    j["nodes_per_backend"] = report.nodes_per_backend;
+    j["segments"] = report.segments;
+    j["samples_ms"] = samples;  // in run order
+    std::ofstream out(o.json, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    out.close();
+    if (!out) return fail(cmd, o.json + ": write failed");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("bench", "Time a model's runs on one backend: latency percentiles and peak memory");
+  auto o = std::make_shared<BenchOptions>();
+  cmd->add_option("model", o->model, "ONNX model file (required)");
+  cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640 for inputs with symbolic dims; repeatable")
+      ->type_name("NAME=DIMS");
+  cmd->add_option("--backend", o->backend, "Backend to run on (default: this build's preferred backend)")
+      ->type_name("NAME");
+  cmd->add_option("--threads", o->threads, "Threads for the backend (default 0: the number of physical cores)")->type_name("N");
+  cmd->add_option("--warmup", o->warmup, "Untimed runs first (default 3)")->type_name("N");
+  cmd->add_option("--iters", o->iters, "Timed runs (default 20)")->type_name("N");
+  cmd->add_option("--seed", o->seed, "Seed for the random inputs (default 0)")->type_name("N");
+  cmd->add_option("--json", o->json, "Also write the results as JSON to this file")->type_name("FILE");
+  cmd->add_flag("--no-progress", o->no_progress, "No progress bar on stderr");
+  // Our own checks, rather than CLI11's two-line errors: a missing model, a stray argument.
+  cmd->allow_extras();
+  for (CLI::Option* opt : cmd->get_options()) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->get_option("--shape")->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->callback([o, cmd, exit_code] {
+    if (!cmd->remaining().empty()) {
+      *exit_code = fail("bench", "unexpected argument '" + cmd->remaining().front() + "' (see tandem bench --help)", 2);
+    } else if (o->model.empty()) {
+      *exit_code = fail("bench", "no MODEL given (see tandem bench --help)", 2);
+    } else {
+      *exit_code = bench_command(*o);
+    }
+  });
+}
+
+}  // namespace tandem::cli

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -16,7 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Shared state while converting one model file.
 // Makes `s` printable on one line: control bytes (a newline in a fuzzed node name, say) are
 // written as \xNN so that every message stays one line.
 std::string one_line(const std::string& s) {
@@ -35,6 +35,7 @@ std::string one_line(const std::string& s) {
   return out;
 }
 
+// Shared state while converting one model file.
 struct LoadContext {
   std::string display_name;  // prefix of every error message
   fs::path base_dir;         // folder for external data; empty refuses external data
@@ -234,6 +235,9 @@ Result<Tensor> convert_tensor(const LoadContext& lc, const onnx::TensorProto& tp
   return t;
 }
 
+// The largest dense form of a sparse tensor the loader builds.
+constexpr int64_t kMaxSparseDenseBytes = int64_t{1} << 30;
+
 // A sparse tensor (COO: values plus linear or per-dim indices) as a dense tensor.
 Result<Tensor> convert_sparse(const LoadContext& lc, const onnx::SparseTensorProto& sp) {
   const std::string what = "sparse tensor '" + sp.values().name() + "'";
@@ -252,10 +256,21 @@ Result<Tensor> convert_sparse(const LoadContext& lc, const onnx::SparseTensorPro
       !(indices.rank() == 2 && indices.dim(0) == n && indices.dim(1) == rank))
     return lc.error(what + " has indices of shape " + shape_to_string(indices.shape()) + " for " +
                     std::to_string(n) + " values of a rank-" + std::to_string(rank) + " tensor");
+  // The dense form is the one allocation not bounded by the file's size: a few bytes of sparse
+  // tensor may declare terabytes. Cap it.
+  if (total > kMaxSparseDenseBytes / static_cast<int64_t>(elem))
+    return lc.error(what + " expands to " + std::to_string(total) + " " + std::string(dtype_name(values.dtype())) +
+                    " elements dense, over the " + std::to_string(kMaxSparseDenseBytes >> 20) + " MiB limit");
   std::vector<int64_t> strides(shape.size(), 1);
   for (int64_t i = rank - 2; i >= 0; --i) strides[i] = strides[i + 1] * shape[i + 1];  // <= total <= 2^40
   const int64_t* idx = indices.data<int64_t>();
-  Tensor dense(values.dtype(), shape);
+  Tensor dense;
+  try {
+    dense = Tensor(values.dtype(), shape);
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::out_of_memory, one_line(lc.display_name + ": " + lc.where + what + ": cannot allocate " +
+                                                      std::to_string(total * static_cast<int64_t>(elem)) + " bytes"));
+  }
   for (int64_t k = 0; k < n; ++k) {
     int64_t pos = 0;
     if (linear) {
@@ -372,8 +387,45 @@ Result<Attribute> convert_attribute(const LoadContext& lc, const onnx::Attribute
   return a;
 }
 
+// Names (of values, nodes, ops, domains, attributes, graphs) may not hold control bytes: they
+// end up in every message about the model, which must stay one line.
+bool has_control_byte(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+}
+
+Status check_names(const LoadContext& lc, const onnx::GraphProto& gp) {
+  auto bad = [&](const std::string& what, const std::string& name) {
+    return lc.error(what + " name '" + name + "' contains a control character");
+  };
+  if (has_control_byte(gp.name())) return bad("graph", gp.name());
+  for (const auto& t : gp.initializer())
+    if (has_control_byte(t.name())) return bad("initializer", t.name());
+  for (const auto& t : gp.sparse_initializer())
+    if (has_control_byte(t.values().name())) return bad("initializer", t.values().name());
+  for (const auto* list : {&gp.input(), &gp.output(), &gp.value_info()})
+    for (const auto& vi : *list)
+      if (has_control_byte(vi.name())) return bad("value", vi.name());
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const auto& np = gp.node(i);
+    const std::string node = "node #" + std::to_string(i);
+    if (has_control_byte(np.name())) return bad(node, np.name());
+    if (has_control_byte(np.op_type())) return bad(node + " op", np.op_type());
+    if (has_control_byte(np.domain())) return bad(node + " domain", np.domain());
+    for (const auto& v : np.input())
+      if (has_control_byte(v)) return bad(node + " input", v);
+    for (const auto& v : np.output())
+      if (has_control_byte(v)) return bad(node + " output", v);
+    for (const auto& a : np.attribute())
+      if (has_control_byte(a.name())) return bad(node + " attribute", a.name());
+  }
+  return Status::ok();
+}
+
 Result<std::shared_ptr<Graph>> convert_graph(const LoadContext& lc, const onnx::GraphProto& gp,
                                              const std::map<std::string, int64_t>& opsets) {
+  TANDEM_RETURN_IF_ERROR(check_names(lc, gp));
   auto g = std::make_shared<Graph>();
   g->name = gp.name();
   g->opsets = opsets;

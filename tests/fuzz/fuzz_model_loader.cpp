@@ -45,9 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto model = tandem::load_model_from_bytes(bytes, g_base_dir, "fuzz.onnx");
   if (!model.is_ok()) {
-    check_message(model.status(), "load");
-    if (model.status().message().rfind("fuzz.onnx: ", 0) != 0) {
-      std::fprintf(stderr, "load: message does not name the model: %s\n", model.status().to_string().c_str());
+    const tandem::Status status = model.status();
+    check_message(status, "load");
+    if (status.message().rfind("fuzz.onnx: ", 0) != 0) {
+      std::fprintf(stderr, "load: message does not name the model: %s\n", status.to_string().c_str());
       std::abort();
     }
     return 0;

@@ -13,9 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   auto t = tandem::parse_npy(bytes, "fuzz.npy");
   if (!t.is_ok()) {
-    const std::string& m = t.status().message();
+    const tandem::Status status = t.status();  // status() returns a copy: keep it alive
+    const std::string& m = status.message();
     if (m.rfind("fuzz.npy: ", 0) != 0 || m.find('\n') != std::string::npos) {
-      std::fprintf(stderr, "bad error message: %s\n", t.status().to_string().c_str());
+      std::fprintf(stderr, "bad error message: %s\n", status.to_string().c_str());
       std::abort();
     }
     return 0;

@@ -55,19 +55,16 @@ Result<std::shared_ptr<const ExecutionPlan>> compile_plan(const Graph& graph, co
         consumers[it->second].push_back(n.index);
       }
     }
-  std::vector<int> ready;
-  for (int i = static_cast<int>(count) - 1; i >= 0; --i)
-    if (pending[i] == 0) ready.push_back(i);
+  // The ready set is ordered by node index, so independent nodes run in file order.
+  std::set<int> ready;
+  for (size_t i = 0; i < count; ++i)
+    if (pending[i] == 0) ready.insert(static_cast<int>(i));
   while (!ready.empty()) {
-    int i = ready.back();
-    ready.pop_back();
+    const int i = *ready.begin();
+    ready.erase(ready.begin());
     plan->order.push_back(i);
-    std::vector<int> next;
     for (int c : consumers[i])
-      if (--pending[c] == 0) next.push_back(c);
-    std::sort(next.rbegin(), next.rend());
-    for (int c : next) ready.push_back(c);
-    std::sort(ready.rbegin(), ready.rend());
+      if (--pending[c] == 0) ready.insert(c);
   }
   if (plan->order.size() != count) {
     for (const Node& n : graph.nodes)

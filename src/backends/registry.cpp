@@ -4,13 +4,21 @@
 
 #include "backends/backend.h"
 #include "backends/reference/reference_backend.h"
+#ifdef TANDEM_HAVE_CPU_BACKEND
+#include "backends/cpu/cpu_backend.h"
+#endif
 
 namespace tandem {
 
 namespace {
 struct BackendList {
   std::vector<std::unique_ptr<Backend>> backends;
-  BackendList() { backends.push_back(std::make_unique<ReferenceBackend>()); }
+  BackendList() {
+#ifdef TANDEM_HAVE_CPU_BACKEND
+    backends.push_back(std::make_unique<CpuBackend>());
+#endif
+    backends.push_back(std::make_unique<ReferenceBackend>());
+  }
 };
 const BackendList& backend_list() {
   static const BackendList list;

@@ -9,5 +9,7 @@ namespace tandem::cli {
 void add_conformance_command(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
 void add_info_command(CLI::App& app, int* exit_code);
+void add_soak_command(CLI::App& app, int* exit_code);
+void add_bench_command(CLI::App& app, int* exit_code);
 
 }  // namespace tandem::cli

@@ -6,6 +6,7 @@
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/run_engine.h"
 #include "core/npy.h"
 #include "engine/inputs.h"
 #include "engine/placement.h"
@@ -23,6 +24,12 @@ struct RunOptions {
   bool random_inputs = false;
   uint64_t seed = 0;
   std::string output_dir;
+  // Engine mode (any of these set): routes, fallback, fault injection, telemetry.
+  std::string units;
+  bool strict = false;
+  std::string inject;
+  std::string metrics_json;
+  bool backend_given = false;
 };
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -69,6 +76,11 @@ int run_command(const RunOptions& o) {
   }
   auto bound = bind_inputs(g, provided);
   if (!bound) return fail(cmd, bound.status().message(), 2);
+  if (!o.units.empty() || o.strict || !o.inject.empty() || !o.metrics_json.empty()) {
+    EngineRunRequest er{o.model, o.backend_given ? o.backend : "", o.units, o.strict, o.inject, o.metrics_json,
+                        o.output_dir, *shapes, provided, load_ms};
+    return run_with_engine(er);
+  }
 
   t0 = std::chrono::steady_clock::now();
   std::vector<Backend*> backends{backend};
@@ -118,13 +130,20 @@ void add_run_command(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("run", "Run a model once and print (or save) its outputs");
   auto o = std::make_shared<RunOptions>();
   cmd->add_option("model", o->model, "ONNX model file")->required();
-  cmd->add_option("--backend", o->backend, "Backend to run on");
+  auto* backend_opt = cmd->add_option("--backend", o->backend, "Backend to run on");
   cmd->add_option("--input", o->inputs, "NAME=FILE (.npy or TensorProto .pb); repeatable");
   cmd->add_flag("--random-inputs", o->random_inputs, "Fill inputs not given with seeded random values");
   cmd->add_option("--seed", o->seed, "Seed for --random-inputs (default 0)");
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
-  cmd->callback([o, exit_code] { *exit_code = run_command(*o); });
+  cmd->add_option("--units", o->units, "Run through the engine on these compute units (all, cpu_only, cpu_and_gpu)");
+  cmd->add_flag("--strict", o->strict, "Run through the engine; never serve from another backend");
+  cmd->add_option("--inject", o->inject, "Run through the engine with fault injection, e.g. error=0.3");
+  cmd->add_option("--metrics-json", o->metrics_json, "Run through the engine; write its telemetry as JSON here");
+  cmd->callback([o, exit_code, backend_opt] {
+    o->backend_given = backend_opt->count() > 0;
+    *exit_code = run_command(*o);
+  });
 }
 
 }  // namespace tandem::cli

@@ -1,0 +1,267 @@
+// tandem/engine.h: the engine, the part of tandem an application talks to.
+//
+//   auto engine = tandem::Engine::create({});                 // every backend, reference last
+//   auto model = (*engine)->prepare("m.onnx", {.input_shapes = {{"x", {1, 3, 48, 192}}}});
+//   auto result = (*engine)->infer(*model, {{"x", tandem::Value::of(x)}}, {.timeout_ms = 200});
+//   result->outputs.at("y"); result->backend;  // which backend answered
+//
+// Prepare loads the model, compiles one *route* per allowed backend B (a placement of the
+// model on [B, reference], so nodes B declines run on the reference backend; the last route
+// is the reference backend alone), runs warm-up requests to measure each route's latency,
+// and derives from it the time budget after which a call on that route is abandoned.
+// Infer walks the routes in order: a route whose circuit breaker is open is skipped, a call
+// that fails (or overruns its budget) is retried on the next route within the same deadline.
+// Strict mode never leaves the first route. See docs/engine.md for the design and defaults.
+//
+// Ownership and lifetime: an Engine is owned by its creator. A PreparedModel is shared
+// (std::shared_ptr); it does not refer back to the Engine, so it may outlive it. Destroying
+// the last reference to a PreparedModel stops its parity thread and worker threads; calls
+// abandoned on a hung backend keep what they use alive until they return.
+// Thread-safety: Engine and PreparedModel are thread-safe; many threads may call infer() on
+// one PreparedModel at once. Options and results are plain values.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tandem/status.h"
+#include "tandem/telemetry.h"
+#include "tandem/value.h"
+
+namespace tandem {
+
+// The source of time for circuit breakers (cooldowns, the sliding window) and fault-injection
+// recovery. Tests substitute a manual clock; the default is std::chrono::steady_clock.
+// Implementations must be thread-safe.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::steady_clock::time_point now() const = 0;
+};
+// The process-wide steady clock (never null, lives forever).
+const Clock* steady_clock_source();
+
+// Which kinds of processor a prepared model may run on. Backends are classified by name:
+// "reference" and "cpu" are CPU backends; every other backend counts as a GPU backend.
+enum class ComputeUnits {
+  all,          // every backend in the engine's order
+  cpu_only,     // CPU backends only
+  cpu_and_gpu,  // CPU and GPU backends (today the same as `all`)
+  cpu_and_ne,   // reserved for neural-engine backends: prepare() answers `unsupported`
+};
+// The lowest floating-point precision a backend may compute in. Backends that cannot honour
+// it compute in a higher one; parity sampling measures the resulting drift.
+enum class Precision { fp32, fp16, bf16 };
+enum class FallbackPolicy {
+  fallback,  // a failed call is retried on the next backend within the deadline
+  strict,    // only the first backend serves; its typed error (or `unavailable`) is returned
+};
+std::string_view compute_units_name(ComputeUnits u);  // "all", "cpu_only", ...
+std::string_view precision_name(Precision p);         // "fp32", "fp16", "bf16"
+// Parse the names above; invalid_argument otherwise.
+Result<ComputeUnits> parse_compute_units(std::string_view text);
+Result<Precision> parse_precision(std::string_view text);
+
+struct EngineOptions {
+  // Backends in preference order. Empty: every backend in the build (available_backends()).
+  // "reference" is appended when missing and always moved last. Unknown names: invalid_argument.
+  std::vector<std::string> backends;
+  int threads = 0;  // threads per backend compile/run (CompileOptions::threads); 0: backend default
+  // Where prepare() writes `<cache_key>.json` (placement and warm-up measurements); empty: none.
+  std::filesystem::path cache_dir;
+  // Per prepared model and backend: worker threads that run calls (0: max(4, hardware threads)),
+  // and the most calls that may be abandoned-but-still-running at once; when that many are hung,
+  // new calls to that backend fail at once with `unavailable` (and fall back).
+  int max_workers_per_backend = 0;
+  int max_hung_calls_per_backend = 16;
+};
+
+// Circuit breaker thresholds (one breaker per prepared model and backend).
+struct BreakerOptions {
+  int window_size = 100;             // outcomes kept in the sliding window (count bound)
+  double window_seconds = 30;        // outcomes older than this leave the window (time bound)
+  int min_requests = 20;             // outcomes needed before the rates below are judged
+  double failure_rate = 0.2;         // trip when failures / outcomes >= this (fallback mode)
+  // The same in strict mode, where nothing can take over: an open breaker turns every request
+  // into `unavailable`, so it trips only when the backend fails most calls.
+  double strict_failure_rate = 0.6;
+  double sla_breach_rate = 0.5;      // trip when SLA breaches / outcomes >= this (needs latency_sla_ms)
+  int parity_violations = 3;         // trip at this many parity violations in the window (0: never)
+  double cooldown_ms = 1000;         // first open period
+  double backoff_multiplier = 2;     // each consecutive trip multiplies the cooldown ...
+  double max_cooldown_ms = 30000;    // ... up to this
+  int half_open_probes = 2;          // calls admitted at once while half-open
+  int close_after_successes = 5;     // consecutive good probes that close the breaker
+};
+
+// Parity budget: a sample violates it when any of its float outputs exceeds any bound.
+// Use infinity to disable a bound.
+struct ParityBudget {
+  double max_abs = 1e-3;
+  double max_rel = 1e300;  // effectively off: relative error explodes near zero
+  double rmse = 1e-4;
+};
+
+struct PrepareOptions {
+  std::string name;  // label in telemetry; default: the file's stem, or "model" for bytes
+  ComputeUnits compute_units = ComputeUnits::all;
+  Precision precision = Precision::fp32;
+  double latency_sla_ms = 0;       // a success slower than this is an SLA breach; 0: no SLA
+  double default_deadline_ms = 0;  // deadline of requests that bring none; 0: none
+  FallbackPolicy fallback = FallbackPolicy::fallback;
+  double parity_sample_rate = 0;   // fraction (0..1) of non-reference answers re-run on reference
+  ParityBudget parity_budget;
+  bool parity_trips_breaker = true;  // parity violations count toward the breaker
+  int parity_queue_capacity = 64;    // pending samples; more are dropped (and counted)
+  bool output_guard = false;  // non-finite float outputs fail the call with device_error
+  // Fixed shapes of inputs (by name). They specialise compilation, key the cache, shape the
+  // warm-up inputs, and requests must match them. Inputs not named use their declared dims
+  // (symbolic dims become 1 for warm-up).
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  BreakerOptions breaker;
+  // Fault injection in front of the first allowed backend, e.g. "error=0.3,hang_ms=500" (see
+  // src/engine/faulty_backend.h). When that backend is the reference, the faulty wrapper
+  // becomes a route of its own in front of the plain reference route.
+  std::string fault_injection;
+  int warmup_runs = 3;                  // per route; 0 skips warm-up (budgets then learn online)
+  double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
+  double min_attempt_budget_ms = 50;    // ... but never before this
+  double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet
+  double fallback_reserve_multiplier = 2;  // keep this x the reference route's estimate for fallback
+  uint64_t seed = 0;                    // warm-up inputs, parity sampling, fault injection
+  std::shared_ptr<const Clock> clock;   // null: steady_clock_source()
+};
+
+struct InferOptions {
+  // Absolute deadline; if unset, now + timeout_ms; if that is 0, the model's default deadline.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  double timeout_ms = 0;
+  const std::atomic<bool>* cancel = nullptr;  // borrowed; the request stops soon after it turns true
+};
+
+struct InferTimings {
+  double queue_ms = 0;    // waiting for worker threads (all calls of the request)
+  double compute_ms = 0;  // running on backends (all calls, abandoned ones until abandoned)
+  double total_ms = 0;    // the whole infer() call
+};
+
+struct InferResult {
+  std::map<std::string, Value> outputs;  // by output name
+  std::vector<std::string> output_order;  // the model's output names in declared order
+  std::string backend;          // the route that answered ("cpu", "reference", ...)
+  std::string fallback_reason;  // why earlier routes did not answer ("" when the first did),
+                                // e.g. "faulty(cpu): breaker_open" or "cpu: device_error: ..."
+  int attempts = 0;             // calls made (skipped routes not counted)
+  InferTimings timings;
+};
+
+struct IoDim {
+  int64_t value = -1;  // >= 0 when fixed
+  std::string symbol;  // non-empty when symbolic; both unset: unknown
+};
+struct IoInfo {
+  std::string name;
+  std::string kind;     // "tensor", "sequence", "optional", "map" or "unknown"
+  DataType dtype = DataType::undefined;
+  bool has_shape = false;
+  std::vector<IoDim> dims;
+  bool required = true;  // inputs only: false when an initializer provides a default
+  std::string type;      // "float32[1,3,N,W]"
+};
+struct IoSchema {
+  std::vector<IoInfo> inputs;
+  std::vector<IoInfo> outputs;
+};
+
+struct SlaEstimate {
+  bool measured = false;     // false when warm-up could not run on the first route
+  double estimate_ms = 0;    // the first route's estimate (slowest warm-up run after the first)
+  int warmup_runs = 0;
+  std::map<std::string, double> per_backend_ms;  // every route that measured
+  std::string note;          // why it is not measured, if so
+};
+
+// Where each node of each route runs, and why earlier backends declined it.
+struct PlacementInfo {
+  struct NodeInfo {
+    std::string node;
+    std::string op_type;
+    std::string backend;
+    std::vector<std::pair<std::string, std::string>> declined;  // backend, reason
+  };
+  struct Route {
+    std::string backend;
+    std::vector<NodeInfo> nodes;
+    std::map<std::string, int> nodes_per_backend;
+    int segments = 0;
+  };
+  std::vector<Route> routes;       // in routing order
+  std::vector<std::string> notes;  // routes dropped at prepare time, and why
+  std::string to_string() const;   // a human-readable report
+};
+
+struct Capabilities {
+  std::string device;                 // "cpu x86_64 (avx2,fma)" ...
+  std::vector<DataType> dtypes;       // element types of the model's inputs and outputs it accepts
+  std::string requested_backend;      // the first route
+  std::string actual_backend;         // the route that served most requests so far ("" if none)
+  std::map<std::string, double> node_share;  // first route: fraction of nodes per backend
+  double p50_ms = 0;                  // measured end-to-end latency so far (0 before any request)
+  double p99_ms = 0;
+  std::vector<std::string> routes;    // every route in order
+  std::string compute_units;
+  std::string precision;
+};
+
+class PreparedModel {
+ public:
+  virtual ~PreparedModel() = default;
+  virtual const IoSchema& io_schema() const = 0;
+  // 64 hex digits; see docs/engine.md for what it covers.
+  virtual const std::string& cache_key() const = 0;
+  // The text whose sha256 is the cache key (one `field=value` per line).
+  virtual const std::string& cache_key_text() const = 0;
+  virtual const SlaEstimate& sla_estimate() const = 0;
+  virtual const PlacementInfo& placement() const = 0;
+  virtual const std::string& name() const = 0;
+  virtual Result<InferResult> infer(const std::map<std::string, Value>& inputs, const InferOptions& options = {}) = 0;
+  virtual Capabilities capabilities() const = 0;
+  virtual ModelTelemetry telemetry() const = 0;
+  // Waits until queued parity samples have been compared (for tests and end-of-run reports),
+  // at most `timeout_ms`. Returns true when the queue drained.
+  virtual bool drain_parity(double timeout_ms) = 0;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> create(const EngineOptions& options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Result<std::shared_ptr<PreparedModel>> prepare(const std::filesystem::path& model_path,
+                                                 const PrepareOptions& options = {});
+  Result<std::shared_ptr<PreparedModel>> prepare_bytes(std::string_view model_bytes,
+                                                       const PrepareOptions& options = {});
+  Result<InferResult> infer(PreparedModel& prepared, const std::map<std::string, Value>& inputs,
+                            const InferOptions& options = {});
+  Capabilities capabilities(const PreparedModel& prepared) const;
+  // Backends in the engine's order (reference last).
+  const std::vector<std::string>& backends() const;
+  // Telemetry of every prepared model still alive, as Prometheus text.
+  std::string metrics_prometheus() const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem

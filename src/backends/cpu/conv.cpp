@@ -1,0 +1,669 @@
+// conv.cpp: Conv and ConvTranspose on oneDNN (1-D, 2-D and 3-D; groups, depthwise, strides,
+// pads, dilations, auto_pad; ConvTranspose output_padding/output_shape).
+//
+// Compile time: constant weights are copied once and BatchNormalization / per-channel Mul, Add,
+// Sub, Div that follow the op (before any nonlinearity) are folded into them and the bias.
+// Later elementwise ops (activations, scalar affine ops, per-channel constants, a residual
+// tensor of the same shape) become oneDNN post-ops where possible; the rest runs in the
+// elementwise program kernel right after.
+// Instance time: the primitive is created for the concrete shapes with oneDNN choosing the
+// weight format; packed weights are cached per format and shared by all instances. 2-D
+// activations use the blocked nChw16c layout when they have 8 or more channels.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cmath>
+#include <mutex>
+
+#include "backends/cpu/cpu_ops.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+
+struct Geometry {
+  std::vector<int64_t> strides, dilations, pads_begin, pads_end;
+  Shape dst;
+};
+
+std::vector<int64_t> ints_or(const Node& n, const char* name, size_t count, int64_t fill) {
+  std::vector<int64_t> v = n.attr_ints(name);
+  if (v.empty()) v.assign(count, fill);
+  return v;
+}
+
+// Convolution output geometry (ONNX rules).
+Status conv_geometry(const Node& n, const Shape& x, const Shape& w, Geometry* g) {
+  const size_t sd = x.size() - 2;
+  g->strides = ints_or(n, "strides", sd, 1);
+  g->dilations = ints_or(n, "dilations", sd, 1);
+  std::vector<int64_t> pads = ints_or(n, "pads", 2 * sd, 0);
+  if (g->strides.size() != sd || g->dilations.size() != sd || pads.size() != 2 * sd)
+    return unsupported(n.label() + " attribute lengths do not match the input rank");
+  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  g->pads_begin.assign(sd, 0);
+  g->pads_end.assign(sd, 0);
+  g->dst = {x[0], w[0]};
+  for (size_t i = 0; i < sd; ++i) {
+    const int64_t in = x[2 + i], k = (w[2 + i] - 1) * g->dilations[i] + 1, s = g->strides[i];
+    int64_t out = 0;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out = (in + s - 1) / s;
+      int64_t total = std::max<int64_t>(0, (out - 1) * s + k - in);
+      int64_t small = total / 2, big = total - small;
+      g->pads_begin[i] = auto_pad == "SAME_UPPER" ? small : big;
+      g->pads_end[i] = auto_pad == "SAME_UPPER" ? big : small;
+    } else if (auto_pad == "VALID") {
+      out = (in - k) / s + 1;
+    } else {
+      g->pads_begin[i] = pads[i];
+      g->pads_end[i] = pads[sd + i];
+      out = (in + pads[i] + pads[sd + i] - k) / s + 1;
+    }
+    if (out <= 0) return unsupported(n.label() + " empty output");
+    g->dst.push_back(out);
+  }
+  return Status::ok();
+}
+
+// ConvTranspose geometry; w is [C, O/G, k...]. The end pads oneDNN sees absorb output_padding.
+Status deconv_geometry(const Node& n, const Shape& x, const Shape& w, int64_t group, Geometry* g) {
+  const size_t sd = x.size() - 2;
+  g->strides = ints_or(n, "strides", sd, 1);
+  g->dilations = ints_or(n, "dilations", sd, 1);
+  std::vector<int64_t> pads = ints_or(n, "pads", 2 * sd, 0);
+  std::vector<int64_t> opad = ints_or(n, "output_padding", sd, 0);
+  std::vector<int64_t> oshape = n.attr_ints("output_shape");
+  if (oshape.size() == sd + 2) oshape.erase(oshape.begin(), oshape.begin() + 2);
+  if (g->strides.size() != sd || g->dilations.size() != sd || pads.size() != 2 * sd || opad.size() != sd ||
+      (!oshape.empty() && oshape.size() != sd))
+    return unsupported(n.label() + " attribute lengths do not match the input rank");
+  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  g->pads_begin.assign(sd, 0);
+  g->pads_end.assign(sd, 0);
+  g->dst = {x[0], w[1] * group};
+  for (size_t i = 0; i < sd; ++i) {
+    const int64_t in = x[2 + i], k = (w[2 + i] - 1) * g->dilations[i] + 1, s = g->strides[i];
+    const int64_t full = s * (in - 1) + opad[i] + k;
+    int64_t out = 0, pb = 0, pe = 0;
+    if (!oshape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out = !oshape.empty() ? oshape[i] : in * s;
+      int64_t total = full - out;
+      if (auto_pad == "SAME_UPPER") {
+        pb = total / 2;
+        pe = total - total / 2;
+      } else {
+        pb = total - total / 2;
+        pe = total / 2;
+      }
+    } else if (auto_pad == "VALID") {
+      out = full;
+    } else {
+      pb = pads[i];
+      pe = pads[sd + i];
+      out = full - pb - pe;
+    }
+    if (out <= 0 || pb < 0) return unsupported(n.label() + " unsupported ConvTranspose geometry");
+    g->pads_begin[i] = pb;
+    g->pads_end[i] = pe - opad[i];  // oneDNN has no output_padding: it is less end padding
+    g->dst.push_back(out);
+  }
+  return Status::ok();
+}
+
+dnnl::memory::dims dnnl_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
+  dnnl::memory::dims d;
+  for (int64_t x : v) d.push_back(x - minus);
+  return d;
+}
+
+// ConvTranspose with kernel == stride, no padding, no dilation and one group: every input pixel
+// produces its own k x k output patch, out[o][y*k+i][x*k+j] = b[o] + sum_c in[c][y][x] W[c][o][i][j].
+// The input is blocked; per pixel the k*k*O outputs are accumulated in M = 16*V lanes
+// (m = (i, j, o) with o padded to 16 for a blocked output; m = (o, i, j) for a plain one).
+struct PatchDeconv {
+  int64_t N = 0, C = 0, H = 0, W = 0, O = 0, k = 0;
+  int64_t M = 0;           // accumulators per pixel (multiple of 16)
+  bool blocked_out = true;
+  Tensor wp;               // [C][M]
+  Tensor bias;             // [M]
+  EwProgram post;          // pointwise
+};
+
+// P pixels x V vectors of accumulators; the weights are padded to whole 16-channel blocks.
+template <int V, int P>
+__attribute__((target("avx512f"), always_inline)) inline void patch_px(const PatchDeconv& p, const float* in, int64_t n,
+                                                                      int64_t y, int64_t x0, float* acc_row) {
+  const int64_t cbc = (p.C + 15) / 16;
+  const float* bp = p.bias.data<float>();
+  const float* wbase = p.wp.data<float>();
+  __m512 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  for (int64_t cb = 0; cb < cbc; ++cb) {
+    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 16;
+    const float* w = wbase + cb * 16 * (V * 16);
+    for (int l = 0; l < 16; ++l) {
+      __m512 wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + l * V * 16 + 16 * v);
+      for (int q = 0; q < P; ++q) {
+        const __m512 b = _mm512_set1_ps(px[q * 16 + l]);
+        for (int v = 0; v < V; ++v) a[q][v] = _mm512_fmadd_ps(b, wv[v], a[q][v]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (x0 + q) * V * 16 + 16 * v, a[q][v]);
+}
+
+template <int V>
+__attribute__((target("avx512f"), always_inline)) inline void patch_row_v(const PatchDeconv& p, const float* in,
+                                                                         int64_t n, int64_t y, float* acc_row) {
+  constexpr int P = V >= 4 ? 1 : 8 / (V * 2);  // enough independent accumulators to hide FMA latency
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) patch_px<V, P>(p, in, n, y, x, acc_row);
+  for (; x < p.W; ++x) patch_px<V, 1>(p, in, n, y, x, acc_row);
+}
+
+__attribute__((target("avx512f"))) void patch_row_avx512(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
+                                                         float* acc_row) {
+  switch (p.M / 16) {
+    case 1: patch_row_v<1>(p, in, n, y, acc_row); return;
+    case 2: patch_row_v<2>(p, in, n, y, acc_row); return;
+    case 3: patch_row_v<3>(p, in, n, y, acc_row); return;
+    case 4: patch_row_v<4>(p, in, n, y, acc_row); return;
+    case 5: patch_row_v<5>(p, in, n, y, acc_row); return;
+    case 6: patch_row_v<6>(p, in, n, y, acc_row); return;
+    case 7: patch_row_v<7>(p, in, n, y, acc_row); return;
+    default: patch_row_v<8>(p, in, n, y, acc_row); return;
+  }
+}
+
+// Portable path (and M > 128).
+void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
+  const int64_t cb_count = (p.C + 15) / 16;
+  for (int64_t xx = 0; xx < p.W; ++xx) {
+    float* acc = acc_row + xx * p.M;
+    for (int64_t m = 0; m < p.M; ++m) acc[m] = p.bias.data<float>()[m];
+    for (int64_t c = 0; c < p.C; ++c) {
+      const float v = in[(((n * cb_count + c / 16) * p.H + y) * p.W + xx) * 16 + (c % 16)];
+      const float* w = p.wp.data<float>() + c * p.M;
+      for (int64_t m = 0; m < p.M; ++m) acc[m] += v * w[m];
+    }
+  }
+}
+
+void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
+  else patch_row_generic(p, in, n, y, acc_row);
+}
+
+// Writes one input row's patches (after the pointwise program) to the output.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
+  if (p.blocked_out) {
+    const int64_t opad = round_up(O, 16), ob_count = opad / 16;
+    for (int64_t xx = 0; xx < p.W; ++xx) {
+      float* acc = acc_row + xx * p.M;
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < k; ++j) {
+          float* src = acc + (i * k + j) * opad;
+          for (int64_t l = O; l < opad; ++l) src[l] = 0.0f;  // keep channel padding zero
+          for (int64_t ob = 0; ob < ob_count; ++ob) {
+            float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * 16;
+            for (int l = 0; l < 16; ++l) d[l] = src[ob * 16 + l];
+          }
+        }
+    }
+  } else {
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t i = 0; i < k; ++i) {
+        float* d = o + ((n * O + oc) * OH + y * k + i) * OW;
+        for (int64_t xx = 0; xx < p.W; ++xx)
+          for (int64_t j = 0; j < k; ++j) d[xx * k + j] = acc_row[xx * p.M + (oc * k + i) * k + j];
+      }
+  }
+}
+
+class PatchDeconvKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  PatchDeconv p;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int64_t rows = p.N * p.H;
+    const int threads = rows * p.W * p.C * p.M < (1 << 20) ? 1 : ctx.threads;
+    // Each OpenMP thread accumulates one row of patches in its slice of the scratchpad.
+    float* scratch = static_cast<float*>(ctx.scratch);
+    parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
+      const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
+      float* acc = scratch + slot * p.W * p.M;
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t n = r / p.H, y = r % p.H;
+        patch_row(p, in, n, y, acc);
+        if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
+        patch_store(p, acc, o, n, y);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class ConvSpec final : public OpSpec {
+ public:
+  bool transposed = false;
+  int x = -1, w = -1, bias = -1;  // compile value ids (w/bias runtime when the tensors are undefined)
+  Tensor wc, bc;                   // constant weight / bias after folding (float32)
+  int64_t group = 1;
+  int64_t out_channels = -1;       // known when the weight is constant
+  EwProgram post;                  // after the op (operands: compile ids)
+
+  Status prepare(Builder& b, const Step& step) const override;
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
+
+ private:
+  bool fold_affine(FusionContext& f, const Step& reader, int acc_input);
+  void scale_shift(const std::vector<float>& s, const std::vector<float>& t);
+  // Packed weights for `md`, reordered once (thread-safe).
+  dnnl::memory packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const;
+
+  mutable std::mutex mu_;
+  mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
+};
+
+void ConvSpec::scale_shift(const std::vector<float>& s, const std::vector<float>& t) {
+  const int64_t O = out_channels;
+  // Weights: per output channel.
+  Tensor nw = wc.clone();
+  float* p = nw.data<float>();
+  const Shape& ws = wc.shape();
+  int64_t k = 1;
+  for (size_t i = 2; i < ws.size(); ++i) k *= ws[i];
+  if (!transposed) {
+    const int64_t per = ws[1] * k;
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t i = 0; i < per; ++i) p[o * per + i] *= s[o];
+  } else {
+    const int64_t C = ws[0], Og = ws[1], Cg = C / group;
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t gidx = c / Cg;
+      for (int64_t j = 0; j < Og; ++j) {
+        float sc = s[gidx * Og + j];
+        float* q = p + (c * Og + j) * k;
+        for (int64_t i = 0; i < k; ++i) q[i] *= sc;
+      }
+    }
+  }
+  wc = std::move(nw);
+  Tensor nb(DataType::float32, {O});
+  float* bp = nb.data<float>();
+  for (int64_t o = 0; o < O; ++o) {
+    float b0 = bc.defined() ? bc.data<float>()[o] : 0.0f;
+    bp[o] = b0 * s[o] + t[o];
+  }
+  bc = std::move(nb);
+}
+
+// Per-channel (or scalar) float constant of `v` against a rank-r output with O channels.
+bool channel_vector(FusionContext& f, int v, size_t rank, int64_t O, std::vector<float>* out) {
+  const Tensor* t = f.constant(v);
+  if (!t || t->dtype() != DataType::float32 || t->rank() > rank) return false;
+  if (t->numel() == 1) {
+    out->assign(O, t->data<float>()[0]);
+    return true;
+  }
+  Shape s(rank, 1);
+  std::copy(t->shape().begin(), t->shape().end(), s.begin() + (rank - t->rank()));
+  for (size_t i = 0; i < rank; ++i)
+    if (s[i] != 1 && !(i == 1 && s[i] == O)) return false;
+  if (s[1] != O) return false;
+  out->assign(t->data<float>(), t->data<float>() + O);
+  return true;
+}
+
+bool ConvSpec::fold_affine(FusionContext& f, const Step& reader, int acc_input) {
+  if (!wc.defined() || out_channels <= 0 || !post.empty()) return false;
+  if (!(bias < 0 || bc.defined())) return false;
+  const Node& n = *reader.node;
+  const size_t rank = wc.rank();
+  const int64_t O = out_channels;
+  std::vector<float> s(O, 1.0f), t(O, 0.0f);
+  if (n.op_type == "BatchNormalization") {
+    if (acc_input != 0 || reader.inputs.size() < 5) return false;
+    if (n.outputs.size() > 1) {
+      for (size_t i = 1; i < n.outputs.size(); ++i)
+        if (!n.outputs[i].empty()) return false;
+    }
+    if (n.attr_int("training_mode", 0) != 0) return false;
+    std::vector<float> gamma, beta, mean, var;
+    auto vec = [&](int v, std::vector<float>* o) {
+      const Tensor* c = f.constant(v);
+      if (!c || c->dtype() != DataType::float32 || c->numel() != O) return false;
+      o->assign(c->data<float>(), c->data<float>() + O);
+      return true;
+    };
+    if (!vec(reader.inputs[1], &gamma) || !vec(reader.inputs[2], &beta) || !vec(reader.inputs[3], &mean) ||
+        !vec(reader.inputs[4], &var))
+      return false;
+    const float eps = n.attr_float("epsilon", 1e-5f);
+    for (int64_t o = 0; o < O; ++o) {
+      // Same arithmetic order as the reference: (x - mean) / sqrt(var + eps) * gamma + beta.
+      double inv = 1.0 / std::sqrt(static_cast<double>(var[o]) + eps);
+      s[o] = static_cast<float>(gamma[o] * inv);
+      t[o] = static_cast<float>(beta[o] - mean[o] * gamma[o] * inv);
+    }
+    scale_shift(s, t);
+    return true;
+  }
+  const std::string& op = n.op_type;
+  if (op != "Add" && op != "Sub" && op != "Mul" && op != "Div") return false;
+  if (reader.inputs.size() != 2) return false;
+  std::vector<float> c;
+  if (!channel_vector(f, reader.inputs[1 - acc_input], rank, O, &c)) return false;
+  if (op == "Add") t = c;
+  else if (op == "Sub" && acc_input == 0) for (int64_t o = 0; o < O; ++o) t[o] = -c[o];
+  else if (op == "Sub") {
+    for (int64_t o = 0; o < O; ++o) {
+      s[o] = -1.0f;
+      t[o] = c[o];
+    }
+  } else if (op == "Mul") s = c;
+  else if (op == "Div" && acc_input == 0) for (int64_t o = 0; o < O; ++o) s[o] = 1.0f / c[o];
+  else return false;
+  scale_shift(s, t);
+  return true;
+}
+
+bool ConvSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) {
+  if (fold_affine(f, reader, acc_input)) return true;
+  EwProgram p = post;
+  if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p)) return false;
+  post = std::move(p);
+  return true;
+}
+
+dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [d, m] : packed_)
+    if (d == md) return m;
+  dnnl::memory dst(md, cpu_engine());
+  dnnl::memory src(src_md, cpu_engine(), const_cast<void*>(wc.raw_data()));
+  dnnl::stream s(cpu_engine());
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  packed_.emplace_back(md, dst);
+  return dst;
+}
+
+Status ConvSpec::prepare(Builder& b, const Step& step) const {
+  const std::string label = step.node->label();
+  if (!all_float32(b, step)) return unsupported(label + " not float32");
+  const Node& n = *step.originals.front();
+  const IValue& xv = b.val(x);
+  if (!b.typed(x)) return unsupported(label + " input shape unknown");
+  const Shape xs = xv.shape;
+  if (xs.size() < 3 || xs.size() > 5) return unsupported(label + " only 1-D to 3-D convolutions");
+  Shape ws;
+  if (wc.defined()) ws = wc.shape();
+  else if (b.typed(w)) ws = b.val(w).shape;
+  else return unsupported(label + " weight shape unknown");
+  if (ws.size() != xs.size()) return unsupported(label + " weight rank differs from input rank");
+  if (shape_numel(xs) == 0 || shape_numel(ws) == 0) return unsupported(label + " empty tensor");
+  const int64_t G = group;
+  Geometry geo;
+  if (!transposed) {
+    if (ws[1] * G != xs[1] || ws[0] % G != 0) return unsupported(label + " channels do not match the groups");
+    TANDEM_RETURN_IF_ERROR(conv_geometry(n, xs, ws, &geo));
+  } else {
+    if (ws[0] != xs[1] || xs[1] % G != 0) return unsupported(label + " channels do not match the groups");
+    TANDEM_RETURN_IF_ERROR(deconv_geometry(n, xs, ws, G, &geo));
+  }
+  const Shape dst = geo.dst;
+  const int64_t O = dst[1];
+  // The op's own output must be what shape inference says.
+  int head_out = b.graph().find(n.outputs[0]);
+  if (head_out >= 0 && b.typed(head_out) && b.val(head_out).shape != dst)
+    return unsupported(label + " output shape " + shape_to_string(dst) + " differs from inference " +
+                       shape_to_string(b.val(head_out).shape));
+  const int out = step.outputs[0];
+  if (!b.typed(out)) return unsupported(label + " output shape unknown");
+
+  // Layouts.
+  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED");
+  int src = x;
+  if (two_d && xv.layout == Layout::plain && xs[1] >= 8) {
+    TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));
+  }
+  // Blocked output for every 2-D convolution: oneDNN's fast kernels want it even for few
+  // channels (the reorder to plain, when a plain reader needs one, is cheap).
+  const Layout dst_layout = two_d ? Layout::blocked : Layout::plain;
+  IValue dst_probe;
+  dst_probe.dtype = DataType::float32;
+  dst_probe.shape = dst;
+  dst_probe.layout = dst_layout;
+
+  // ConvTranspose whose patches do not overlap: the backend's own kernel.
+  if (transposed && two_d && wc.defined() && G == 1 && ew_pointwise(post) && b.val(out).shape == dst) {
+    bool patch = true;
+    for (size_t i = 0; i < 2; ++i)
+      patch = patch && ws[2 + i] == geo.strides[i] && ws[2] == ws[3] && geo.dilations[i] == 1 &&
+              geo.pads_begin[i] == 0 && geo.pads_end[i] == 0 && dst[2 + i] == xs[2 + i] * geo.strides[i];
+    if (patch) {
+      const int64_t k = ws[2], C = xs[1];
+      auto kernel = std::make_unique<PatchDeconvKernel>();
+      PatchDeconv* kr = &kernel->p;
+      kr->N = xs[0];
+      kr->C = C;
+      kr->H = xs[2];
+      kr->W = xs[3];
+      kr->O = O;
+      kr->k = k;
+      kr->blocked_out = O >= 8;
+      const int64_t opad = round_up(O, 16);
+      kr->M = kr->blocked_out ? k * k * opad : round_up(O * k * k, 16);
+      kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
+      kr->bias = Tensor(DataType::float32, {kr->M});
+      const float* wsrc = wc.data<float>();  // [C][O][k][k]
+      float* wdst = kr->wp.data<float>();
+      float* bdst = kr->bias.data<float>();
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t oc = 0; oc < O; ++oc)
+          for (int64_t i = 0; i < k; ++i)
+            for (int64_t j = 0; j < k; ++j) {
+              int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+              wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
+            }
+      for (int64_t oc = 0; oc < O; ++oc)
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j) {
+            int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+            bdst[m] = bc.defined() ? bc.data<float>()[oc] : 0.0f;
+          }
+      kr->post = post;
+      if (src == x && xv.layout != Layout::blocked) {
+        TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));
+      }
+      kernel->x = src;
+      kernel->out = out;
+      kernel->label = label;
+      b.define(out, kr->blocked_out ? Layout::blocked : Layout::plain);
+      b.need_scratch(static_cast<int64_t>(b.threads()) * kr->W * kr->M * static_cast<int64_t>(sizeof(float)));
+      kernel->reads = {src};
+      kernel->writes = {out};
+      b.add_kernel(std::move(kernel));
+      return Status::ok();
+    }
+  }
+
+  // Post-ops.
+  dnnl::post_ops po;
+  std::vector<DnnlKernel::Arg> post_args;
+  int translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
+
+  // Weights as oneDNN sees them, over the ONNX layout.
+  dnnl::memory::dims wd;
+  if (G == 1) wd = {transposed ? O : ws[0], transposed ? ws[0] : ws[1]};
+  else wd = {G, transposed ? ws[1] : ws[0] / G, transposed ? ws[0] / G : ws[1]};
+  for (size_t i = 2; i < ws.size(); ++i) wd.push_back(ws[i]);
+  dnnl::memory::desc wsrc_md;
+  if (!transposed) {
+    wsrc_md = plain_md(Shape(wd.begin(), wd.end()));
+  } else {
+    int64_t k = 1;
+    for (size_t i = 2; i < ws.size(); ++i) k *= ws[i];
+    const int64_t Og = ws[1], Cg = ws[0] / G;
+    dnnl::memory::dims st;
+    if (G == 1) st = {k, Og * k};
+    else st = {Cg * Og * k, k, Og * k};
+    std::vector<int64_t> sp;
+    int64_t s1 = 1;
+    for (size_t i = ws.size(); i-- > 2;) {
+      sp.insert(sp.begin(), s1);
+      s1 *= ws[i];
+    }
+    for (int64_t v : sp) st.push_back(v);
+    wsrc_md = dnnl::memory::desc(wd, dt::f32, st);
+  }
+
+  auto make_pd = [&](const dnnl::post_ops& ops, bool wany) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_post_ops(ops);
+    auto smd = value_md(b.val(src));
+    auto dmd = value_md(dst_probe);
+    dnnl::memory::desc wmd = wany ? dnnl::memory::desc(wd, dt::f32, dnnl::memory::format_tag::any) : wsrc_md;
+    const bool has_bias = bc.defined() || bias >= 0;
+    dnnl::memory::desc bmd({O}, dt::f32, dnnl::memory::format_tag::x);
+    auto strides = dnnl_dims(geo.strides), dil = dnnl_dims(geo.dilations, 1);
+    auto pl = dnnl_dims(geo.pads_begin), pr = dnnl_dims(geo.pads_end);
+    auto& eng = cpu_engine();
+    if (!transposed) {
+      auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, smd, wmd, bmd, dmd,
+                                                           strides, dil, pl, pr)
+                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, smd, wmd, dmd, strides,
+                                                           dil, pl, pr);
+      auto pd = dnnl::convolution_forward::primitive_desc(d, attr, eng);
+      return std::make_tuple(dnnl::primitive(dnnl::convolution_forward(pd)), pd.weights_desc(), pd.scratchpad_desc(),
+                             std::string(pd.impl_info_str()));
+    }
+    auto d = has_bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::deconvolution_direct, smd, wmd, bmd, dmd,
+                                                           strides, dil, pl, pr)
+                      : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::deconvolution_direct, smd, wmd, dmd,
+                                                           strides, dil, pl, pr);
+    auto pd = dnnl::deconvolution_forward::primitive_desc(d, attr, eng);
+    return std::make_tuple(dnnl::primitive(dnnl::deconvolution_forward(pd)), pd.weights_desc(), pd.scratchpad_desc(),
+                           std::string(pd.impl_info_str()));
+  };
+
+  const bool wany = wc.defined();
+  double work = static_cast<double>(shape_numel(transposed ? xs : dst)) * static_cast<double>(shape_numel(ws)) /
+                static_cast<double>(transposed ? ws[0] : ws[0] * G) * static_cast<double>(G);
+  const int kthreads = threads_for(b, work);
+  ThreadScope scope(kthreads);
+  dnnl::primitive prim;
+  dnnl::memory::desc wmd_chosen, scratch_md;
+  std::string impl;
+  bool fused = translated > 0;
+  try {
+    std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(po, wany);
+    if (fused && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference post-ops");
+  } catch (const dnnl::error&) {
+    if (!fused) throw;
+    translated = 0;
+    fused = false;
+    post_args.clear();
+    std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(dnnl::post_ops(), wany);
+  }
+  const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
+  if (verbose())
+    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + ", " +
+         std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
+
+  int conv_out = out;
+  if (all_fused) b.define(out, dst_layout);
+  else conv_out = b.add_temp(DataType::float32, dst, dst_layout);
+
+  auto k = std::make_unique<DnnlKernel>();
+  k->label = label;
+  k->threads = kthreads;
+  attach_primitive(b, *k, prim, scratch_md);
+  k->args.push_back({DNNL_ARG_SRC, src, value_md(b.val(src)), {}});
+  k->reads.push_back(src);
+  if (wany) {
+    k->args.push_back({DNNL_ARG_WEIGHTS, -1, wmd_chosen, packed(wmd_chosen, wsrc_md)});
+  } else {
+    k->args.push_back({DNNL_ARG_WEIGHTS, w, wsrc_md, {}});
+    k->reads.push_back(w);
+  }
+  dnnl::memory::desc bmd({O}, dt::f32, dnnl::memory::format_tag::x);
+  if (bc.defined()) {
+    k->args.push_back({DNNL_ARG_BIAS, -1, bmd, dnnl::memory(bmd, cpu_engine(), const_cast<void*>(bc.raw_data()))});
+  } else if (bias >= 0) {
+    if (!b.typed(bias) || b.val(bias).shape != Shape{O}) return unsupported(label + " bias shape");
+    k->args.push_back({DNNL_ARG_BIAS, bias, bmd, {}});
+    k->reads.push_back(bias);
+  }
+  k->args.push_back({DNNL_ARG_DST, conv_out, value_md(b.val(conv_out)), {}});
+  for (auto& a : post_args) {
+    k->args.push_back(a);
+    if (a.value >= 0) k->reads.push_back(a.value);
+  }
+  k->writes = {conv_out};
+  b.add_kernel(std::move(k));
+  if (!all_fused) {
+    EwProgram rest;
+    rest.operands = post.operands;
+    rest.ops.assign(post.ops.begin() + translated, post.ops.end());
+    return add_elementwise(b, rest, conv_out, out, label + " (post-ops)");
+  }
+  return Status::ok();
+}
+
+Status supports_conv(const Node& n) {
+  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
+    return unsupported(n.label() + " auto_pad '" + auto_pad + "'");
+  if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty())
+    return unsupported(n.label() + " missing input or weight");
+  if (n.attr_int("group", 1) < 1) return unsupported(n.label() + " group < 1");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
+  auto s = std::make_unique<ConvSpec>();
+  const Node& n = *st.node;
+  s->transposed = n.op_type == "ConvTranspose";
+  s->x = st.inputs[0];
+  s->w = st.inputs[1];
+  s->bias = st.inputs.size() > 2 ? st.inputs[2] : -1;
+  s->group = n.attr_int("group", 1);
+  const Tensor* w = f.constant(s->w);
+  if (w && w->dtype() == DataType::float32 && w->rank() >= 3) {
+    s->wc = *w;
+    s->out_channels = s->transposed ? w->dim(1) * s->group : w->dim(0);
+    if (s->bias >= 0) {
+      const Tensor* bt = f.constant(s->bias);
+      if (bt && bt->dtype() == DataType::float32 && bt->numel() == s->out_channels) s->bc = bt->reshaped({s->out_channels});
+    }
+  }
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
+}  // namespace
+
+void register_conv_ops(OpTable& t) {
+  t.add("Conv", &supports_conv, &make_conv);
+  t.add("ConvTranspose", &supports_conv, &make_conv);
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,929 @@
+// elementwise.cpp: the cpu backend's elementwise machinery.
+//   - EwProgram evaluation: one kernel runs a chain of elementwise ops (arithmetic with
+//     broadcasting operands or immediates, activations) over the output in tiles that stay in
+//     L1; plain and blocked (nChw16c) layouts; OpenMP across tiles.
+//   - Translation of programs into oneDNN post-ops (to_post_ops) for Conv/MatMul fusion.
+//   - Specs for the elementwise ONNX ops: Add Sub Mul Div Pow Max Min Abs Neg Exp Log Sqrt
+//     Reciprocal Erf Floor Ceil Round Clip Cast(float->float), and the fusion of chains of them.
+#include <algorithm>
+#include <array>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/ew_math.h"
+
+namespace tandem::cpu {
+
+bool ew_is_unary(Ew c) { return c >= Ew::relu; }
+
+const char* ew_name(Ew c) {
+  static const char* names[] = {"load", "add", "sub", "rsub", "mul", "div", "rdiv", "max", "min", "pow", "rpow",
+                                "prelu", "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hardsigmoid",
+                                "hardswish", "swish", "exp", "log", "sqrt", "abs", "neg", "reciprocal", "erf",
+                                "softplus", "softsign", "elu", "selu", "celu", "gelu", "gelu_tanh", "floor", "ceil",
+                                "round", "square", "linear", "identity"};
+  return names[static_cast<int>(c)];
+}
+
+namespace {
+
+// --- scalar semantics, shared by the vector loops --------------------------------------------
+
+inline float fmax_nan(float a, float b) { return (a > b || a != a) ? a : b; }
+inline float fmin_nan(float a, float b) { return (a < b || a != a) ? a : b; }
+
+inline float binary_op(Ew c, float x, float y) {
+  switch (c) {
+    case Ew::load: return y;
+    case Ew::add: return x + y;
+    case Ew::sub: return x - y;
+    case Ew::rsub: return y - x;
+    case Ew::mul: return x * y;
+    case Ew::div: return x / y;
+    case Ew::rdiv: return y / x;
+    case Ew::max: return fmax_nan(x, y);
+    case Ew::min: return fmin_nan(x, y);
+    case Ew::pow: return std::pow(x, y);
+    case Ew::rpow: return std::pow(y, x);
+    case Ew::prelu: return x < 0 ? x * y : x;
+    default: return x;
+  }
+}
+
+}  // namespace
+
+float ew_apply_scalar(const EwOp& op, float x, float y) {
+  const float a = op.a, b = op.b;
+  if (!ew_is_unary(op.code)) return binary_op(op.code, x, op.operand >= 0 ? y : a);
+  switch (op.code) {
+    case Ew::relu: return x < 0 ? 0.0f : x;
+    case Ew::leaky_relu: return x < 0 ? a * x : x;
+    case Ew::clip: { float t = x < a ? a : x; return t > b ? b : t; }
+    case Ew::sigmoid: return 1.0f / (1.0f + std::exp(-x));
+    case Ew::tanh: return std::tanh(x);
+    case Ew::hardsigmoid: return std::max(0.0f, std::min(1.0f, a * x + b));
+    case Ew::hardswish: return x * std::max(0.0f, std::min(1.0f, x / 6.0f + 0.5f));
+    case Ew::swish: return x / (1.0f + std::exp(-x));
+    case Ew::exp: return std::exp(x);
+    case Ew::log: return std::log(x);
+    case Ew::sqrt: return std::sqrt(x);
+    case Ew::abs: return std::fabs(x);
+    case Ew::neg: return -x;
+    case Ew::reciprocal: return 1.0f / x;
+    case Ew::erf: return std::erf(x);
+    case Ew::softplus: return x > 20.0f ? x : std::log1p(std::exp(x));
+    case Ew::softsign: return x / (1.0f + std::fabs(x));
+    case Ew::elu: return x < 0 ? a * (std::exp(x) - 1.0f) : x;
+    case Ew::selu: return x <= 0 ? b * (a * std::exp(x) - a) : b * x;
+    case Ew::celu: return std::max(0.0f, x) + std::min(0.0f, a * (std::exp(x / a) - 1.0f));
+    case Ew::gelu: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    case Ew::gelu_tanh:
+      return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case Ew::floor: return std::floor(x);
+    case Ew::ceil: return std::ceil(x);
+    case Ew::round: return std::nearbyint(x);
+    case Ew::square: return x * x;
+    case Ew::linear: return a * x + b;
+    default: return x;
+  }
+}
+
+namespace {
+
+// --- the vector loops ---------------------------------------------------------------------------
+
+constexpr int kMaxDims = 8;
+constexpr int64_t kTile = 1024;  // floats per tile (4 KiB)
+
+template <class F>
+__attribute__((always_inline)) inline void map_unary(float* __restrict acc, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i]);
+}
+
+template <class F>
+__attribute__((always_inline)) inline void map_binary(float* __restrict acc, int64_t rows, int64_t lanes, const float* __restrict p, int64_t rs,
+                       int64_t ls, F f) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* a = acc + r * lanes;
+    const float* q = p + r * rs;
+    if (ls == 1) {
+      for (int64_t l = 0; l < lanes; ++l) a[l] = f(a[l], q[l]);
+    } else if (ls == 0) {
+      const float s = *q;
+      for (int64_t l = 0; l < lanes; ++l) a[l] = f(a[l], s);
+    } else {
+      for (int64_t l = 0; l < lanes; ++l) a[l] = f(a[l], q[l * ls]);
+    }
+  }
+}
+
+template <class F>
+__attribute__((always_inline)) inline void map_imm(float* __restrict acc, int64_t n, float s, F f) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i], s);
+}
+
+struct TileArgs {
+  float* acc;
+  int64_t rows, lanes;
+  const float* const* base;  // per operand, at the tile's first element
+  const int64_t* rs;         // per operand row stride
+  const int64_t* ls;         // per operand lane stride
+};
+
+// Applies one op to the tile. Compiled for several ISAs, picked at load time.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void apply_op(const EwOp& op, const TileArgs& t) {
+  const int64_t n = t.rows * t.lanes;
+  float* acc = t.acc;
+  const float a = op.a, b = op.b;
+  if (!ew_is_unary(op.code)) {
+    if (op.operand >= 0) {
+      const float* p = t.base[op.operand];
+      const int64_t rs = t.rs[op.operand], ls = t.ls[op.operand];
+      switch (op.code) {
+        case Ew::load: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float, float y) { return y; }); return;
+        case Ew::add: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return x + y; }); return;
+        case Ew::sub: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return x - y; }); return;
+        case Ew::rsub: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return y - x; }); return;
+        case Ew::mul: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return x * y; }); return;
+        case Ew::div: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return x / y; }); return;
+        case Ew::rdiv: map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return y / x; }); return;
+        case Ew::max: map_binary(acc, t.rows, t.lanes, p, rs, ls, fmax_nan); return;
+        case Ew::min: map_binary(acc, t.rows, t.lanes, p, rs, ls, fmin_nan); return;
+        case Ew::prelu:
+          map_binary(acc, t.rows, t.lanes, p, rs, ls, [](float x, float y) { return x < 0 ? x * y : x; });
+          return;
+        default:
+          map_binary(acc, t.rows, t.lanes, p, rs, ls, [&](float x, float y) { return binary_op(op.code, x, y); });
+          return;
+      }
+    }
+    switch (op.code) {
+      case Ew::load: map_imm(acc, n, a, [](float, float y) { return y; }); return;
+      case Ew::add: map_imm(acc, n, a, [](float x, float y) { return x + y; }); return;
+      case Ew::sub: map_imm(acc, n, a, [](float x, float y) { return x - y; }); return;
+      case Ew::rsub: map_imm(acc, n, a, [](float x, float y) { return y - x; }); return;
+      case Ew::mul: map_imm(acc, n, a, [](float x, float y) { return x * y; }); return;
+      case Ew::div: map_imm(acc, n, a, [](float x, float y) { return x / y; }); return;
+      case Ew::rdiv: map_imm(acc, n, a, [](float x, float y) { return y / x; }); return;
+      case Ew::max: map_imm(acc, n, a, fmax_nan); return;
+      case Ew::min: map_imm(acc, n, a, fmin_nan); return;
+      case Ew::prelu: map_imm(acc, n, a, [](float x, float y) { return x < 0 ? x * y : x; }); return;
+      default: map_imm(acc, n, a, [&](float x, float y) { return binary_op(op.code, x, y); }); return;
+    }
+  }
+  switch (op.code) {
+    case Ew::relu: map_unary(acc, n, [](float x) { return x < 0 ? 0.0f : x; }); return;
+    case Ew::leaky_relu: map_unary(acc, n, [a](float x) { return x < 0 ? a * x : x; }); return;
+    case Ew::clip:
+      map_unary(acc, n, [a, b](float x) {
+        float c = x < a ? a : x;
+        return c > b ? b : c;
+      });
+      return;
+    case Ew::sigmoid: map_unary(acc, n, [](float x) { return math::sigmoid(x); }); return;
+    case Ew::tanh: map_unary(acc, n, [](float x) { return math::tanh(x); }); return;
+    case Ew::hardsigmoid:
+      map_unary(acc, n, [a, b](float x) {
+        float v = a * x + b;
+        v = v < 0.0f ? 0.0f : v;
+        return v > 1.0f ? 1.0f : v;
+      });
+      return;
+    case Ew::hardswish:
+      map_unary(acc, n, [](float x) {
+        float v = x * (1.0f / 6.0f) + 0.5f;
+        v = v < 0.0f ? 0.0f : v;
+        v = v > 1.0f ? 1.0f : v;
+        return x * v;
+      });
+      return;
+    case Ew::swish: map_unary(acc, n, [](float x) { return x * math::sigmoid(x); }); return;
+    case Ew::exp: map_unary(acc, n, [](float x) { return math::exp(x); }); return;
+    case Ew::sqrt: map_unary(acc, n, [](float x) { return __builtin_sqrtf(x); }); return;
+    case Ew::abs: map_unary(acc, n, [](float x) { return __builtin_fabsf(x); }); return;
+    case Ew::neg: map_unary(acc, n, [](float x) { return -x; }); return;
+    case Ew::reciprocal: map_unary(acc, n, [](float x) { return 1.0f / x; }); return;
+    case Ew::erf: map_unary(acc, n, [](float x) { return math::erf(x); }); return;
+    case Ew::softsign: map_unary(acc, n, [](float x) { return x / (1.0f + __builtin_fabsf(x)); }); return;
+    case Ew::elu: map_unary(acc, n, [a](float x) { return x < 0 ? a * (math::exp(x) - 1.0f) : x; }); return;
+    case Ew::selu:
+      map_unary(acc, n, [a, b](float x) { return x <= 0 ? b * (a * math::exp(x) - a) : b * x; });
+      return;
+    case Ew::gelu:
+      map_unary(acc, n, [](float x) { return 0.5f * x * (1.0f + math::erf(x * 0.70710678118654752f)); });
+      return;
+    case Ew::gelu_tanh:
+      map_unary(acc, n, [](float x) {
+        return 0.5f * x * (1.0f + math::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+      });
+      return;
+    case Ew::floor: map_unary(acc, n, [](float x) { return __builtin_floorf(x); }); return;
+    case Ew::ceil: map_unary(acc, n, [](float x) { return __builtin_ceilf(x); }); return;
+    case Ew::square: map_unary(acc, n, [](float x) { return x * x; }); return;
+    case Ew::linear: map_unary(acc, n, [a, b](float x) { return a * x + b; }); return;
+    case Ew::identity: return;
+    default: {
+      EwOp o = op;
+      for (int64_t i = 0; i < n; ++i) acc[i] = ew_apply_scalar(o, acc[i], 0.0f);
+      return;
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void store_tile(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows, int64_t lanes) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * out_rs;
+    const float* a = acc + r * lanes;
+    for (int64_t l = 0; l < lanes; ++l) o[l] = a[l];
+  }
+}
+
+// --- the kernel ---------------------------------------------------------------------------------
+
+class EwKernel final : public Kernel {
+ public:
+  int nd = 1;
+  std::array<int64_t, kMaxDims> dims{};
+  std::vector<EwOp> ops;
+  std::vector<int> opnd;                                   // instance value per operand
+  std::vector<std::array<int64_t, kMaxDims>> opnd_strides;  // per operand, per dim (elements)
+  int out = -1;
+  std::array<int64_t, kMaxDims> out_strides{};
+  // Blocked outputs whose channels are not a multiple of 16: lanes >= tail of the last channel
+  // block are zeroed. cb_dim: the dim indexing channel blocks (-2: every element is in it).
+  int cb_dim = -1;
+  int64_t cb_last = 0, tail = 0;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const int64_t lanes = dims[nd - 1];
+    const int64_t rows = nd >= 2 ? dims[nd - 2] : 1;
+    const int outer_nd = std::max(nd - 2, 0);
+    int64_t outer = 1;
+    for (int i = 0; i < outer_nd; ++i) outer *= dims[i];
+    int64_t lane_chunk = lanes, rows_per_tile = 1;
+    if (lanes >= kTile) lane_chunk = kTile;
+    else rows_per_tile = std::max<int64_t>(1, kTile / lanes);
+    const int64_t lane_tiles = (lanes + lane_chunk - 1) / lane_chunk;
+    const int64_t row_tiles = (rows + rows_per_tile - 1) / rows_per_tile;
+    const int64_t tasks = outer * row_tiles * lane_tiles;
+    const int64_t total = outer * rows * lanes;
+    const int threads = total < 32768 ? 1 : ctx.threads;
+    void** ptr = ctx.ptr;
+    parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) {
+      alignas(64) float acc[kTile];
+      const size_t no = opnd.size();
+      std::array<const float*, 16> base_small;
+      std::array<int64_t, 16> rs_small, ls_small;
+      std::vector<const float*> base_big;
+      std::vector<int64_t> rs_big, ls_big;
+      const float** base = base_small.data();
+      int64_t* rs = rs_small.data();
+      int64_t* ls = ls_small.data();
+      if (no > 16) {
+        base_big.resize(no);
+        rs_big.resize(no);
+        ls_big.resize(no);
+        base = base_big.data();
+        rs = rs_big.data();
+        ls = ls_big.data();
+      }
+      for (size_t k = 0; k < no; ++k) {
+        rs[k] = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
+        ls[k] = opnd_strides[k][nd - 1];
+      }
+      const int64_t out_rs = nd >= 2 ? out_strides[nd - 2] : 0;
+      for (int64_t task = begin; task < end; ++task) {
+        int64_t lt = task % lane_tiles;
+        int64_t rest = task / lane_tiles;
+        int64_t rt = rest % row_tiles;
+        int64_t o = rest / row_tiles;
+        const int64_t r0 = rt * rows_per_tile;
+        const int64_t nr = std::min(rows_per_tile, rows - r0);
+        const int64_t l0 = lt * lane_chunk;
+        const int64_t nl = std::min(lane_chunk, lanes - l0);
+        // Offsets of the tile's first element.
+        int64_t out_off = r0 * out_rs + l0 * out_strides[nd - 1];
+        int64_t cb_index = -1;
+        std::array<int64_t, 16> off_small{};
+        std::vector<int64_t> off_big;
+        int64_t* off = off_small.data();
+        if (no > 16) {
+          off_big.assign(no, 0);
+          off = off_big.data();
+        }
+        for (size_t k = 0; k < no; ++k) off[k] = r0 * rs[k] + l0 * ls[k];
+        int64_t rem = o;
+        for (int i = outer_nd - 1; i >= 0; --i) {
+          int64_t idx = rem % dims[i];
+          rem /= dims[i];
+          if (i == cb_dim) cb_index = idx;
+          out_off += idx * out_strides[i];
+          for (size_t k = 0; k < no; ++k) off[k] += idx * opnd_strides[k][i];
+        }
+        for (size_t k = 0; k < no; ++k) base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
+        TileArgs ta{acc, nr, nl, base, rs, ls};
+        for (const EwOp& op : ops) apply_op(op, ta);
+        if (cb_dim != -1) {
+          const bool rows_are_cb = cb_dim == nd - 2;
+          for (int64_t r = 0; r < nr; ++r) {
+            bool last_block = cb_dim == -2 || (rows_are_cb ? r0 + r == cb_last : cb_index == cb_last);
+            if (!last_block) continue;
+            float* a = acc + r * nl;
+            for (int64_t l = 0; l < nl; ++l)
+              if (((l0 + l) & (kBlock - 1)) >= tail) a[l] = 0.0f;
+          }
+        }
+        store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// Physical dims of a value in its layout: plain = shape; blocked = [N, C/16, H, W, 16].
+std::vector<int64_t> physical_dims(const IValue& v) {
+  if (v.layout == Layout::blocked)
+    return {v.shape[0], round_up(v.shape[1], kBlock) / kBlock, v.shape[2], v.shape[3], kBlock};
+  if (v.shape.empty()) return {1};
+  return v.shape;
+}
+
+// Strides of operand `ov` iterated over the physical dims of `out` (broadcast dims get 0).
+// Empty result when the operand needs a layout conversion first.
+std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
+  const size_t r = outv.shape.size();
+  Shape os(r, 1);
+  if (ov.shape.size() > r) return {};
+  std::copy(ov.shape.begin(), ov.shape.end(), os.begin() + (r - ov.shape.size()));
+  if (outv.layout == Layout::plain) {
+    if (ov.layout != Layout::plain) return {};
+    std::vector<int64_t> st(std::max<size_t>(r, 1), 0);
+    int64_t s = 1;
+    for (size_t i = r; i-- > 0;) {
+      st[i] = (os[i] == 1 && outv.shape[i] != 1) ? 0 : s;
+      s *= os[i];
+    }
+    return st;
+  }
+  // Blocked output [N, C, H, W].
+  const int64_t C = outv.shape[1];
+  if (ov.layout == Layout::blocked) {
+    const int64_t cb = round_up(ov.shape[1], kBlock) / kBlock;
+    const int64_t sw = kBlock, sh = os[3] * kBlock, scb = os[2] * os[3] * kBlock, sn = cb * scb;
+    const bool cbc = os[1] == 1 && C != 1;
+    return {os[0] == 1 ? 0 : sn, cbc ? 0 : scb, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, cbc ? 0 : 1};
+  }
+  if (os[1] != 1) return {};
+  // Plain operand constant along channels.
+  const int64_t sw = 1, sh = os[3], sn = os[1] * os[2] * os[3];
+  return {os[0] == 1 ? 0 : sn, 0, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, 0};
+}
+
+// Pads a plain constant to rank 4 and reorders it to nChw16c.
+Result<int> blocked_constant(Builder& b, int v) {
+  IValue& ov = b.val(v);
+  if (ov.shape.size() > 4) return unsupported("operand of rank > 4 in a blocked op");
+  Shape s4(4, 1);
+  std::copy(ov.shape.begin(), ov.shape.end(), s4.begin() + (4 - ov.shape.size()));
+  Tensor t = ov.holder.reshaped(s4);
+  int c = b.add_constant(t);
+  return b.require(c, Layout::blocked);
+}
+
+}  // namespace
+
+Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label) {
+  EwProgram p;
+  if (acc >= 0) {
+    p.operands.push_back(acc);
+    p.ops.push_back(EwOp{Ew::load, 0, 0, 0});
+  }
+  const int shift = static_cast<int>(p.operands.size());
+  for (int v : program.operands) p.operands.push_back(v);
+  for (EwOp op : program.ops) {
+    if (op.operand >= 0) op.operand += shift;
+    p.ops.push_back(op);
+  }
+  if (p.ops.empty() || p.ops.front().code != Ew::load || p.ops.front().operand < 0)
+    return internal_error(label + " elementwise program does not start with a load");
+  if (!b.typed(out)) return unsupported(label + " output shape unknown");
+  for (int v : p.operands) {
+    if (!b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " operand is not float32");
+    if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
+  }
+  IValue& ov = b.val(out);
+  if (ov.dtype != DataType::float32) return unsupported(label + " output is not float32");
+  if (shape_numel(ov.shape) == 0) return unsupported(label + " empty output");
+  if (ov.shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
+
+  // Layout: blocked when a full-size operand is blocked.
+  if (!ov.defined) {
+    Layout l = Layout::plain;
+    if (ov.shape.size() == 4)
+      for (int v : p.operands)
+        if (b.val(v).layout == Layout::blocked && b.val(v).shape == ov.shape) l = Layout::blocked;
+    b.define(out, l);
+  }
+  const IValue outv = b.val(out);
+  auto k = std::make_unique<EwKernel>();
+  k->label = label;
+  k->ops = p.ops;
+  k->out = out;
+  std::vector<int64_t> pd = physical_dims(outv);
+  const int r = static_cast<int>(pd.size());
+  std::vector<std::vector<int64_t>> strides;
+  for (size_t i = 0; i < p.operands.size(); ++i) {
+    int v = p.operands[i];
+    std::vector<int64_t> st = operand_strides(b.val(v), outv);
+    if (st.empty()) {
+      // Convert the operand to the output's layout.
+      int cv = -1;
+      if (outv.layout == Layout::blocked) {
+        if (b.val(v).kind == IValue::Kind::constant) {
+          TANDEM_ASSIGN_OR_RETURN(cv, blocked_constant(b, v));
+        } else if (b.val(v).shape.size() == 4) {
+          TANDEM_ASSIGN_OR_RETURN(cv, b.require(v, Layout::blocked));
+        } else {
+          return unsupported(label + " operand of rank " + std::to_string(b.val(v).shape.size()) +
+                             " cannot join a blocked op");
+        }
+      } else {
+        TANDEM_ASSIGN_OR_RETURN(cv, b.require(v, Layout::plain));
+      }
+      p.operands[i] = cv;
+      st = operand_strides(b.val(cv), outv);
+      if (st.empty()) return internal_error(label + " operand layout conversion failed");
+    }
+    strides.push_back(std::move(st));
+  }
+  std::vector<int64_t> ost(r);
+  {
+    int64_t s = 1;
+    for (int i = r; i-- > 0;) {
+      ost[i] = s;
+      s *= pd[i];
+    }
+  }
+  // Blocked tail handling.
+  int cb_dim = -1;
+  int64_t tail = 0;
+  if (outv.layout == Layout::blocked && outv.shape[1] % kBlock != 0) {
+    cb_dim = 1;
+    tail = outv.shape[1] % kBlock;
+  }
+  // Drop size-1 dims and merge contiguous neighbours (the channel-block dim stays alone).
+  std::vector<int64_t> dims;
+  std::vector<int64_t> os;
+  std::vector<std::vector<int64_t>> ops(strides.size());
+  int cb_pos = -1;
+  for (int i = 0; i < r; ++i) {
+    if (pd[i] == 1 && !(i == r - 1 && dims.empty())) continue;
+    bool can_merge = !dims.empty() && i != cb_dim && cb_pos != static_cast<int>(dims.size()) - 1;
+    if (can_merge) {
+      can_merge = os.back() == ost[i] * pd[i];
+      for (size_t k2 = 0; k2 < ops.size() && can_merge; ++k2) can_merge = ops[k2].back() == strides[k2][i] * pd[i];
+    }
+    if (can_merge) {
+      dims.back() *= pd[i];
+      os.back() = ost[i];
+      for (size_t k2 = 0; k2 < ops.size(); ++k2) ops[k2].back() = strides[k2][i];
+    } else {
+      if (i == cb_dim) cb_pos = static_cast<int>(dims.size());
+      dims.push_back(pd[i]);
+      os.push_back(ost[i]);
+      for (size_t k2 = 0; k2 < ops.size(); ++k2) ops[k2].push_back(strides[k2][i]);
+    }
+  }
+  const int new_cb = cb_dim < 0 ? -1 : (pd[cb_dim] == 1 ? -2 : cb_pos);
+  if (dims.empty()) {
+    dims.push_back(1);
+    os.push_back(1);
+    for (auto& s : ops) s.push_back(0);
+  }
+  if (static_cast<int>(dims.size()) > kMaxDims) return unsupported(label + " too many dims");
+  k->nd = static_cast<int>(dims.size());
+  for (int i = 0; i < k->nd; ++i) {
+    k->dims[i] = dims[i];
+    k->out_strides[i] = os[i];
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    std::array<int64_t, kMaxDims> a{};
+    for (int d = 0; d < k->nd; ++d) a[d] = ops[i][d];
+    k->opnd_strides.push_back(a);
+  }
+  if (cb_dim >= 0) {
+    k->cb_dim = new_cb;
+    k->cb_last = pd[1] - 1;
+    k->tail = tail;
+    if (new_cb >= 0 && new_cb == k->nd - 1) return internal_error(label + " channel-block dim became the lane dim");
+  }
+  k->opnd = p.operands;
+  k->reads = p.operands;
+  k->writes = {out};
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN post-ops.
+
+namespace {
+struct PendingPost {
+  bool binary = false;
+  dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
+  float alpha = 0, beta = 0;
+  dnnl::memory::desc md;
+  int value = -1;
+  dnnl::memory mem;
+  int first_op = 0;  // the program op this post-op starts
+};
+}  // namespace
+
+int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis, Layout dst_layout,
+                dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args) {
+  using A = dnnl::algorithm;
+  const size_t rank = dst_shape.size();
+  if (!feature_enabled("POSTOPS")) return 0;
+  std::vector<PendingPost> pend;
+  int op_index = 0;
+  auto eltwise = [&](A alg, float alpha, float beta) {
+    // Consecutive linear ops merge: a2 * (a1 * x + b1) + b2.
+    if (alg == A::eltwise_linear && !pend.empty() && !pend.back().binary && pend.back().alg == A::eltwise_linear) {
+      PendingPost& l = pend.back();
+      l.beta = alpha * l.beta + beta;
+      l.alpha = alpha * l.alpha;
+      return;
+    }
+    PendingPost p;
+    p.alg = alg;
+    p.alpha = alpha;
+    p.beta = beta;
+    p.first_op = op_index;
+    pend.push_back(p);
+  };
+  auto binary = [&](A alg, const dnnl::memory::desc& md, int value, dnnl::memory mem) {
+    PendingPost p;
+    p.binary = true;
+    p.alg = alg;
+    p.md = md;
+    p.value = value;
+    p.mem = mem;
+    p.first_op = op_index;
+    pend.push_back(p);
+  };
+  int done = 0;
+  for (const EwOp& op : program.ops) {
+    bool ok = true;
+    op_index = done;
+    const size_t before = pend.size();
+    if (!ew_is_unary(op.code)) {
+      float imm = op.a;
+      bool scalar = op.operand < 0;
+      int v = op.operand >= 0 ? program.operands[op.operand] : -1;
+      const Tensor* c = v >= 0 ? b.known(v) : nullptr;
+      if (c && c->dtype() == DataType::float32 && c->numel() == 1 && c->rank() <= rank) {
+        scalar = true;
+        imm = c->data<float>()[0];
+      }
+      if (scalar) {
+        switch (op.code) {
+          case Ew::add: eltwise(A::eltwise_linear, 1.0f, imm); break;
+          case Ew::sub: eltwise(A::eltwise_linear, 1.0f, -imm); break;
+          case Ew::rsub: eltwise(A::eltwise_linear, -1.0f, imm); break;
+          case Ew::mul: eltwise(A::eltwise_linear, imm, 0.0f); break;
+          case Ew::div: eltwise(A::eltwise_linear, 1.0f / imm, 0.0f); break;
+          case Ew::max: eltwise(A::eltwise_clip_v2, imm, FLT_MAX); break;
+          case Ew::min: eltwise(A::eltwise_clip_v2, -FLT_MAX, imm); break;
+          default: ok = false;
+        }
+      } else if (c) {
+        // Per-channel constant: [.., C, 1, ..] against dst.
+        Shape cs(rank, 1);
+        if (c->rank() > rank || c->dtype() != DataType::float32) {
+          ok = false;
+        } else {
+          std::copy(c->shape().begin(), c->shape().end(), cs.begin() + (rank - c->rank()));
+          for (size_t i = 0; i < rank && ok; ++i)
+            if (cs[i] != 1 && !(static_cast<int>(i) == channel_axis && cs[i] == dst_shape[i])) ok = false;
+        }
+        A alg = A::binary_add;
+        switch (op.code) {
+          case Ew::add: alg = A::binary_add; break;
+          case Ew::sub: alg = A::binary_sub; break;
+          case Ew::mul: alg = A::binary_mul; break;
+          case Ew::div: alg = A::binary_div; break;
+          case Ew::max: alg = A::binary_max; break;
+          case Ew::min: alg = A::binary_min; break;
+          default: ok = false;
+        }
+        if (ok) {
+          auto md = plain_md(cs);
+          binary(alg, md, -1, dnnl::memory(md, cpu_engine(), const_cast<void*>(c->raw_data())));
+        }
+      } else {
+        // Runtime operand: must match dst exactly (shape and layout).
+        const IValue& ov = b.val(v);
+        if (ov.shape != dst_shape || ov.layout != dst_layout || ov.dtype != DataType::float32) ok = false;
+        A alg = A::binary_add;
+        switch (op.code) {
+          case Ew::add: alg = A::binary_add; break;
+          case Ew::sub: alg = A::binary_sub; break;
+          case Ew::mul: alg = A::binary_mul; break;
+          case Ew::max: alg = A::binary_max; break;
+          case Ew::min: alg = A::binary_min; break;
+          default: ok = false;
+        }
+        if (ok) binary(alg, value_md(ov), v, {});
+      }
+    } else {
+      switch (op.code) {
+        case Ew::relu: eltwise(A::eltwise_relu, 0.0f, 0.0f); break;
+        case Ew::leaky_relu: eltwise(A::eltwise_relu, op.a, 0.0f); break;
+        case Ew::clip: eltwise(A::eltwise_clip_v2, op.a, op.b); break;
+        case Ew::sigmoid: eltwise(A::eltwise_logistic, 0.0f, 0.0f); break;
+        case Ew::tanh: eltwise(A::eltwise_tanh, 0.0f, 0.0f); break;
+        case Ew::hardsigmoid:
+          eltwise(A::eltwise_linear, op.a, op.b);
+          eltwise(A::eltwise_clip_v2, 0.0f, 1.0f);
+          break;
+        case Ew::hardswish: eltwise(A::eltwise_hardswish, 0.0f, 0.0f); break;
+        case Ew::swish: eltwise(A::eltwise_swish, 1.0f, 0.0f); break;
+        case Ew::exp: eltwise(A::eltwise_exp, 0.0f, 0.0f); break;
+        case Ew::sqrt: eltwise(A::eltwise_sqrt, 0.0f, 0.0f); break;
+        case Ew::abs: eltwise(A::eltwise_abs, 0.0f, 0.0f); break;
+        case Ew::neg: eltwise(A::eltwise_linear, -1.0f, 0.0f); break;
+        case Ew::square: eltwise(A::eltwise_square, 0.0f, 0.0f); break;
+        case Ew::linear: eltwise(A::eltwise_linear, op.a, op.b); break;
+        case Ew::elu: eltwise(A::eltwise_elu, op.a, 0.0f); break;
+        case Ew::selu:
+          eltwise(A::eltwise_elu, op.a, 0.0f);
+          eltwise(A::eltwise_linear, op.b, 0.0f);
+          break;
+        case Ew::gelu: eltwise(A::eltwise_gelu_erf, 0.0f, 0.0f); break;
+        case Ew::gelu_tanh: eltwise(A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+        case Ew::identity: break;
+        default: ok = false;
+      }
+    }
+    if (!ok) {
+      pend.resize(before);
+      break;
+    }
+    ++done;
+  }
+  // oneDNN 2.6 mixes up the parameters of two eltwise post-ops with the same algorithm: cut
+  // the chain before the first repeat (the rest runs in the elementwise kernel).
+  std::vector<A> seen;
+  size_t keep = pend.size();
+  for (size_t i = 0; i < pend.size(); ++i) {
+    if (pend[i].binary) continue;
+    if (std::find(seen.begin(), seen.end(), pend[i].alg) != seen.end()) {
+      keep = i;
+      done = pend[i].first_op;
+      break;
+    }
+    seen.push_back(pend[i].alg);
+  }
+  // A post-op that straddles the cut (a merged linear) goes too.
+  while (keep > 0 && pend[keep - 1].first_op >= done && keep < pend.size()) --keep;
+  for (size_t i = 0; i < keep; ++i) {
+    const PendingPost& p = pend[i];
+    if (!p.binary) {
+      po->append_eltwise(1.0f, p.alg, p.alpha, p.beta);
+    } else {
+      int idx = po->len();
+      po->append_binary(p.alg, p.md);
+      args->push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, p.value, p.md, p.mem});
+    }
+  }
+  return done;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ONNX elementwise ops -> programs.
+
+namespace {
+
+// Adds `v` to the program's operands (once) and returns its index.
+int operand_index(EwProgram* p, int v) {
+  for (size_t i = 0; i < p->operands.size(); ++i)
+    if (p->operands[i] == v) return static_cast<int>(i);
+  p->operands.push_back(v);
+  return static_cast<int>(p->operands.size()) - 1;
+}
+
+// A float32 scalar constant's value.
+bool scalar_constant(const FusionContext& f, int v, float* out) {
+  const Tensor* t = f.constant(v);
+  if (!t || t->numel() != 1) return false;
+  if (t->dtype() == DataType::float32) *out = t->data<float>()[0];
+  else if (t->dtype() == DataType::float64) *out = static_cast<float>(t->data<double>()[0]);
+  else return false;
+  return true;
+}
+
+// Appends op `code` with the value `v` as operand (immediate when it is a scalar constant).
+void push_binary(const FusionContext& f, EwProgram* p, Ew code, int v) {
+  float s = 0;
+  if (code != Ew::load && scalar_constant(f, v, &s)) {
+    p->ops.push_back(EwOp{code, -1, s, 0});
+    return;
+  }
+  p->ops.push_back(EwOp{code, operand_index(p, v), 0, 0});
+}
+
+bool binary_code(const std::string& op, bool reversed, Ew* code) {
+  if (op == "Add") *code = Ew::add;
+  else if (op == "Mul") *code = Ew::mul;
+  else if (op == "Sub") *code = reversed ? Ew::rsub : Ew::sub;
+  else if (op == "Div") *code = reversed ? Ew::rdiv : Ew::div;
+  else if (op == "Pow") *code = reversed ? Ew::rpow : Ew::pow;
+  else if (op == "Max") *code = Ew::max;
+  else if (op == "Min") *code = Ew::min;
+  else if (op == "PRelu") {
+    if (reversed) return false;
+    *code = Ew::prelu;
+  } else return false;
+  return true;
+}
+
+bool unary_code(const Node& n, EwOp* op) {
+  const std::string& t = n.op_type;
+  static const std::map<std::string, Ew> simple = {
+      {"Abs", Ew::abs},   {"Neg", Ew::neg},   {"Exp", Ew::exp},         {"Log", Ew::log},
+      {"Sqrt", Ew::sqrt}, {"Erf", Ew::erf},   {"Reciprocal", Ew::reciprocal}, {"Floor", Ew::floor},
+      {"Ceil", Ew::ceil}, {"Round", Ew::round}, {"Identity", Ew::identity}, {"Dropout", Ew::identity}};
+  if (auto it = simple.find(t); it != simple.end()) {
+    *op = EwOp{it->second, -1, 0, 0};
+    return true;
+  }
+  if (t == "Cast") {  // float -> float only (checked at instance time)
+    if (n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32)) return false;
+    *op = EwOp{Ew::identity, -1, 0, 0};
+    return true;
+  }
+  return activation_op(n, op);
+}
+
+}  // namespace
+
+bool node_to_ew(const FusionContext& f, const Node& n, const std::vector<int>& inputs, int acc_input, EwProgram* p) {
+  const std::string& t = n.op_type;
+  if (n.outputs.size() != 1) {
+    if (!(t == "Dropout" && (n.outputs.size() < 2 || n.outputs[1].empty()))) return false;
+  }
+  auto start = [&](int v) {
+    if (acc_input < 0) p->ops.push_back(EwOp{Ew::load, operand_index(p, v), 0, 0});
+  };
+  Ew code;
+  if (t == "Max" || t == "Min" || t == "Sum") {
+    if (inputs.empty()) return false;
+    for (int v : inputs)
+      if (v < 0) return false;
+    Ew c = t == "Max" ? Ew::max : t == "Min" ? Ew::min : Ew::add;
+    if (acc_input < 0) {
+      start(inputs[0]);
+      for (size_t i = 1; i < inputs.size(); ++i) push_binary(f, p, c, inputs[i]);
+    } else {
+      for (size_t i = 0; i < inputs.size(); ++i)
+        if (static_cast<int>(i) != acc_input) push_binary(f, p, c, inputs[i]);
+    }
+    return true;
+  }
+  if (binary_code(t, acc_input == 1, &code)) {
+    if (inputs.size() != 2 || inputs[0] < 0 || inputs[1] < 0) return false;
+    if (t == "Pow") {
+      float e = 0;
+      int other = inputs[acc_input == 1 ? 0 : 1];
+      if (acc_input != 1 && scalar_constant(f, other, &e)) {
+        start(inputs[0]);
+        if (e == 2.0f) p->ops.push_back(EwOp{Ew::square, -1, 0, 0});
+        else if (e == 1.0f) p->ops.push_back(EwOp{Ew::identity, -1, 0, 0});
+        else if (e == 0.5f) p->ops.push_back(EwOp{Ew::sqrt, -1, 0, 0});
+        else p->ops.push_back(EwOp{Ew::pow, -1, e, 0});
+        return true;
+      }
+    }
+    if (acc_input < 0) {
+      start(inputs[0]);
+      push_binary(f, p, code, inputs[1]);
+    } else {
+      push_binary(f, p, code, inputs[acc_input == 0 ? 1 : 0]);
+    }
+    return true;
+  }
+  if (t == "Clip") {
+    if (inputs.empty() || inputs[0] < 0) return false;
+    if (acc_input > 0) return false;
+    start(inputs[0]);
+    if (n.opset < 11) {
+      p->ops.push_back(EwOp{Ew::clip, -1, n.attr_float("min", -FLT_MAX), n.attr_float("max", FLT_MAX)});
+      return true;
+    }
+    float lo = -FLT_MAX, hi = FLT_MAX;
+    int lo_v = inputs.size() > 1 ? inputs[1] : -1, hi_v = inputs.size() > 2 ? inputs[2] : -1;
+    bool lo_c = lo_v < 0 || scalar_constant(f, lo_v, &lo);
+    bool hi_c = hi_v < 0 || scalar_constant(f, hi_v, &hi);
+    if (lo_c && hi_c) {
+      p->ops.push_back(EwOp{Ew::clip, -1, lo, hi});
+      return true;
+    }
+    // Runtime bounds: x<lo?lo:x then >hi?hi (NaN stays NaN like the reference).
+    if (lo_v >= 0) {
+      if (lo_c) p->ops.push_back(EwOp{Ew::clip, -1, lo, FLT_MAX});
+      else p->ops.push_back(EwOp{Ew::max, operand_index(p, lo_v), 0, 0});
+    }
+    if (hi_v >= 0) {
+      if (hi_c) p->ops.push_back(EwOp{Ew::clip, -1, -FLT_MAX, hi});
+      else p->ops.push_back(EwOp{Ew::min, operand_index(p, hi_v), 0, 0});
+    }
+    return true;
+  }
+  EwOp op;
+  if (unary_code(n, &op)) {
+    if (inputs.empty() || inputs[0] < 0) return false;
+    if (acc_input > 0) return false;
+    start(inputs[0]);
+    p->ops.push_back(op);
+    return true;
+  }
+  return false;
+}
+
+bool ew_pointwise(const EwProgram& p) {
+  for (const EwOp& op : p.ops)
+    if (op.operand >= 0 || op.code == Ew::load) return false;
+  return true;
+}
+
+void ew_apply_pointwise(const EwProgram& p, float* data, int64_t n) {
+  TileArgs t{data, 1, n, nullptr, nullptr, nullptr};
+  for (const EwOp& op : p.ops) apply_op(op, t);
+}
+
+// True when every data value read or written by the step's nodes is float32.
+bool all_float32(Builder& b, const Step& step) {
+  const CompiledGraph& g = b.graph();
+  for (const Node* n : step.originals) {
+    for (const auto* names : {&n->inputs, &n->outputs})
+      for (const auto& name : *names) {
+        if (name.empty()) continue;
+        int v = g.find(name);
+        if (v < 0 || b.val(v).dtype != DataType::float32) return false;
+      }
+  }
+  return true;
+}
+
+namespace {
+
+class ProgramSpec final : public OpSpec {
+ public:
+  explicit ProgramSpec(EwProgram p) : prog_(std::move(p)) {}
+  Status prepare(Builder& b, const Step& step) const override {
+    if (!all_float32(b, step)) return unsupported(step.node->label() + " not float32");
+    return add_elementwise(b, prog_, -1, step.outputs[0], step.node->label());
+  }
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
+    EwProgram p = prog_;
+    if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p)) return false;
+    prog_ = std::move(p);
+    return true;
+  }
+  EwProgram* program() override { return &prog_; }
+
+ private:
+  EwProgram prog_;
+};
+
+Status supports_ew(const Node& n) {
+  const std::string& t = n.op_type;
+  if (t == "Cast" && n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32))
+    return unsupported(n.label() + " Cast to a type other than float32");
+  if (t == "Dropout" && n.outputs.size() > 1 && !n.outputs[1].empty())
+    return unsupported(n.label() + " Dropout with a mask output");
+  if ((t == "Max" || t == "Min" || t == "Sum") && n.inputs.empty()) return unsupported(n.label() + " no inputs");
+  return Status::ok();
+}
+
+}  // namespace
+
+std::unique_ptr<OpSpec> make_program_spec(EwProgram p) { return std::make_unique<ProgramSpec>(std::move(p)); }
+
+Result<std::unique_ptr<OpSpec>> make_ew_spec(FusionContext& f, const Step& step) {
+  EwProgram p;
+  if (!node_to_ew(f, *step.node, step.inputs, -1, &p)) return std::unique_ptr<OpSpec>();
+  return make_program_spec(std::move(p));
+}
+
+void register_elementwise_ops(OpTable& t) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Abs", "Neg", "Exp", "Log", "Sqrt",
+                         "Erf", "Reciprocal", "Floor", "Ceil", "Round", "Clip"})
+    t.add(op, &supports_ew, &make_ew_spec);
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,100 @@
+// executor.h: the cpu backend's compiled plan, its per-shape instances and the run loop.
+//
+// CpuPlan owns a CompiledGraph (see cpu_ops.h) and a cache of Instances keyed by the input
+// signature (dtype and shape of every input, plus the values of small integer or shape-deciding
+// inputs). The first run with a new signature builds the Instance under the plan's build mutex;
+// later runs find it with a short mutex-protected scan. Each run borrows a Context (arena,
+// oneDNN stream, per-kernel state) from the instance's pool and returns it afterwards, so runs
+// on one plan may proceed concurrently without heap allocation beyond the output tensors.
+//
+// When an instance cannot be built with the fast kernels (a shape that shape inference cannot
+// resolve, for example), the whole segment runs on the reference executor for that signature.
+//
+// Debugging: TANDEM_CPU_VERBOSE=1 prints fusion decisions, fallbacks and oneDNN implementations;
+// TANDEM_CPU_PROFILE=1 (or =all) prints per-kernel times after every run (top 25, or all).
+//
+// Ownership: the plan owns everything; instances are shared_ptrs so that eviction never frees
+// one a concurrent run still uses. Thread-safety: run() is safe to call concurrently.
+#pragma once
+
+#include <list>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "backends/cpu/cpu_ops.h"
+
+namespace tandem {
+struct ExecutionPlan;
+}
+
+namespace tandem::cpu {
+
+struct Context {
+  std::shared_ptr<std::byte> arena;     // Instance::arena_bytes, kAlign-aligned
+  std::shared_ptr<std::byte> scratch;   // Instance::scratch_bytes
+  std::vector<void*> ptr;               // per value
+  std::vector<Tensor> held;             // per value (generic outputs of non-POD dtypes)
+  std::vector<std::unique_ptr<KernelState>> states;  // per kernel
+  dnnl::stream stream;
+};
+
+// Where a segment output comes from in one run.
+struct OutputSource {
+  enum class Kind : uint8_t { buffer, constant, input, held, same_as } kind = Kind::buffer;
+  int value = -1;   // buffer/held: the value; same_as: the earlier output index
+  int input = -1;   // input: the segment input index
+  Tensor constant;
+};
+
+struct InstanceKey {
+  std::vector<DataType> dtypes;
+  std::vector<Shape> shapes;
+  std::vector<std::vector<uint8_t>> values;  // raw bytes of keyed inputs (empty otherwise)
+  std::vector<bool> none;                    // input absent (empty optional)
+};
+
+struct Instance {
+  InstanceKey key;
+  std::vector<IValue> values;
+  std::vector<std::unique_ptr<Kernel>> kernels;
+  std::vector<bool> fixed;          // per value: pointer fixed for a context's life
+  std::vector<int> alias_order;     // alias values, bases before views
+  std::vector<int> output_values;   // values with Kind::output, by output buffer index
+  std::vector<OutputSource> outputs;
+  int64_t arena_bytes = 0;
+  int64_t scratch_bytes = 0;
+  bool use_reference = false;       // run the whole segment on the reference executor
+  std::string reference_reason;
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Context>> pool;
+};
+
+class CpuPlan final : public Plan {
+ public:
+  CompiledGraph g;
+
+  // Runs the plan (the Backend::run contract).
+  Status run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const;
+
+ private:
+  Result<std::shared_ptr<Instance>> instance_for(const std::vector<Value>& inputs) const;
+  Result<std::shared_ptr<Instance>> build_instance(const std::vector<Value>& inputs) const;
+  Status run_reference(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const;
+  std::unique_ptr<Context> make_context(const Instance& inst) const;
+
+  mutable std::mutex cache_mu_;
+  mutable std::list<std::shared_ptr<Instance>> cache_;  // most recently used first
+  mutable std::mutex build_mu_;
+  mutable std::mutex ref_mu_;
+  mutable std::shared_ptr<const ExecutionPlan> ref_plan_;
+};
+
+// Compiles a segment graph into a CpuPlan.
+Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const CompileOptions& options);
+
+// Applies the plan's thread count to OpenMP (and so oneDNN) for the calling thread.
+void set_threads(int threads);
+
+}  // namespace tandem::cpu

@@ -1,0 +1,227 @@
+// pool.cpp: MaxPool and AveragePool on oneDNN (pooling_v2: dilations, ceil_mode as extra end
+// padding, auto_pad), GlobalAveragePool and GlobalMaxPool as the backend's own reductions over
+// the spatial dims (plain or blocked layout; the output keeps the input's layout).
+#include <algorithm>
+#include <cfloat>
+
+#include "backends/cpu/cpu_ops.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+using dt = dnnl::memory::data_type;
+
+class PoolSpec final : public OpSpec {
+ public:
+  bool max = true;
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    if (!all_float32(b, step)) return unsupported(label + " not float32");
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 3 || xs.size() > 5 || shape_numel(xs) == 0) return unsupported(label + " rank");
+    const size_t sd = xs.size() - 2;
+    std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
+    std::vector<int64_t> strides = n.attr_ints("strides"), dil = n.attr_ints("dilations"), pads = n.attr_ints("pads");
+    if (strides.empty()) strides.assign(sd, 1);
+    if (dil.empty()) dil.assign(sd, 1);
+    if (pads.empty()) pads.assign(2 * sd, 0);
+    if (kernel.size() != sd || strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd)
+      return unsupported(label + " attribute lengths");
+    const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+    const bool ceil_mode = n.attr_int("ceil_mode", 0) != 0;
+    Shape dst = {xs[0], xs[1]};
+    std::vector<int64_t> pl(sd), pr(sd);
+    for (size_t i = 0; i < sd; ++i) {
+      const int64_t in = xs[2 + i], k = (kernel[i] - 1) * dil[i] + 1, s = strides[i];
+      int64_t o = 0, pb = 0;
+      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+        o = (in + s - 1) / s;
+        int64_t total = std::max<int64_t>(0, (o - 1) * s + k - in);
+        pb = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      } else if (auto_pad == "VALID") {
+        o = (in - k) / s + 1;
+      } else {
+        pb = pads[i];
+        const int64_t span = in + pads[i] + pads[sd + i] - k;
+        o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+        if (ceil_mode && (o - 1) * s >= in + pads[i]) --o;
+      }
+      if (o <= 0) return unsupported(label + " empty output");
+      dst.push_back(o);
+      pl[i] = pb;
+      pr[i] = (o - 1) * s + k - in - pb;
+      if (pr[i] < 0) pr[i] = 0;
+    }
+    if (dst != b.val(out).shape) return unsupported(label + " output shape differs from inference");
+    const Layout l = b.val(x).layout;
+    b.define(out, l);
+    dnnl::algorithm alg = dnnl::algorithm::pooling_max;
+    if (!max)
+      alg = n.attr_int("count_include_pad", 0) ? dnnl::algorithm::pooling_avg_include_padding
+                                               : dnnl::algorithm::pooling_avg_exclude_padding;
+    auto smd = value_md(b.val(x)), dmd = value_md(b.val(out));
+    dnnl::memory::dims st(strides.begin(), strides.end()), ker(kernel.begin(), kernel.end());
+    dnnl::memory::dims dl, pad_l(pl.begin(), pl.end()), pad_r(pr.begin(), pr.end());
+    for (int64_t d : dil) dl.push_back(d - 1);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    double work = static_cast<double>(shape_numel(dst));
+    for (int64_t kk : kernel) work *= static_cast<double>(kk);
+    const int kthreads = threads_for(b, work);
+    ThreadScope scope(kthreads);
+    auto d = dnnl::pooling_v2_forward::desc(dnnl::prop_kind::forward_inference, alg, smd, dmd, st, ker, dl, pad_l, pad_r);
+    auto pd = dnnl::pooling_v2_forward::primitive_desc(d, attr, cpu_engine());
+    auto k = std::make_unique<DnnlKernel>();
+    k->label = label;
+    k->threads = kthreads;
+    attach_primitive(b, *k, dnnl::pooling_v2_forward(pd), pd.scratchpad_desc());
+    k->args.push_back({DNNL_ARG_SRC, x, smd, {}});
+    k->args.push_back({DNNL_ARG_DST, out, dmd, {}});
+    k->reads = {x};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+// Mean or max over the spatial dims, 16 channels at a time (blocked layout).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void global_blocked(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
+  for (int64_t r = b; r < e; ++r) {
+    const float* p = in + r * spatial * kBlock;
+    float acc[kBlock];
+    for (int l = 0; l < kBlock; ++l) acc[l] = max ? -FLT_MAX : 0.0f;
+    if (max) {
+      for (int64_t s = 0; s < spatial; ++s)
+        for (int l = 0; l < kBlock; ++l) acc[l] = std::max(acc[l], p[s * kBlock + l]);
+    } else {
+      for (int64_t s = 0; s < spatial; ++s)
+        for (int l = 0; l < kBlock; ++l) acc[l] += p[s * kBlock + l];
+      const float inv = 1.0f / static_cast<float>(spatial);
+      for (int l = 0; l < kBlock; ++l) acc[l] *= inv;
+    }
+    for (int l = 0; l < kBlock; ++l) o[r * kBlock + l] = acc[l];
+  }
+}
+
+// Mean or max over the spatial dims of rows [b, e) (plain layout).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void global_plain(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
+  for (int64_t r = b; r < e; ++r) {
+    const float* p = in + r * spatial;
+    if (max) {
+      float m = -FLT_MAX;
+      for (int64_t s = 0; s < spatial; ++s) m = std::max(m, p[s]);
+      o[r] = m;
+    } else {
+      float part[16] = {0};
+      int64_t s = 0;
+      for (; s + 16 <= spatial; s += 16)
+        for (int l = 0; l < 16; ++l) part[l] += p[s + l];
+      double acc = 0;
+      for (int l = 0; l < 16; ++l) acc += part[l];
+      for (; s < spatial; ++s) acc += p[s];
+      o[r] = static_cast<float>(acc / static_cast<double>(spatial));
+    }
+  }
+}
+
+class GlobalPoolKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  bool max = false, blocked = false;
+  int64_t rows = 0, spatial = 0;  // plain: N*C rows of `spatial`; blocked: N*C/16 rows of spatial*16
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int threads = rows * spatial < 32768 ? 1 : ctx.threads;
+    const int64_t sp = spatial;
+    const bool mx = max;
+    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx); });
+    else parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_plain(in, o, b, e, sp, mx); });
+    return Status::ok();
+  }
+};
+
+class GlobalPoolSpec final : public OpSpec {
+ public:
+  bool max = false;
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    if (!all_float32(b, step)) return unsupported(label + " not float32");
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 3 || shape_numel(xs) == 0) return unsupported(label + " rank");
+    auto k = std::make_unique<GlobalPoolKernel>();
+    k->label = label;
+    k->max = max;
+    k->x = x;
+    k->out = out;
+    int64_t spatial = 1;
+    for (size_t i = 2; i < xs.size(); ++i) spatial *= xs[i];
+    k->spatial = spatial;
+    if (b.val(x).layout == Layout::blocked) {
+      k->blocked = true;
+      k->rows = xs[0] * round_up(xs[1], kBlock) / kBlock;
+      b.define(out, Layout::blocked);
+    } else {
+      k->rows = xs[0] * xs[1];
+      b.define(out, Layout::plain);
+    }
+    k->reads = {x};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_pool(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
+  if (n.outputs.size() > 1 && !n.outputs[1].empty()) return unsupported(n.label() + " MaxPool Indices output");
+  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
+    return unsupported(n.label() + " auto_pad '" + auto_pad + "'");
+  if (n.attr_ints("kernel_shape").empty()) return unsupported(n.label() + " no kernel_shape");
+  if (n.op_type == "AveragePool") {
+    if (n.attr_int("ceil_mode", 0) && n.attr_int("count_include_pad", 0))
+      return unsupported(n.label() + " ceil_mode with count_include_pad");
+    if (auto_pad != "NOTSET" && n.attr_int("count_include_pad", 0))
+      return unsupported(n.label() + " auto_pad with count_include_pad");
+  }
+  if (auto_pad == "VALID" && n.attr_int("ceil_mode", 0)) return unsupported(n.label() + " VALID with ceil_mode");
+  return Status::ok();
+}
+
+Status supports_global(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_pool(FusionContext&, const Step& st) {
+  auto s = std::make_unique<PoolSpec>();
+  s->max = st.node->op_type == "MaxPool";
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
+Result<std::unique_ptr<OpSpec>> make_global(FusionContext&, const Step& st) {
+  auto s = std::make_unique<GlobalPoolSpec>();
+  s->max = st.node->op_type == "GlobalMaxPool";
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
+}  // namespace
+
+void register_pool_ops(OpTable& t) {
+  t.add("MaxPool", &supports_pool, &make_pool);
+  t.add("AveragePool", &supports_pool, &make_pool);
+  t.add("GlobalAveragePool", &supports_global, &make_global);
+  t.add("GlobalMaxPool", &supports_global, &make_global);
+}
+
+}  // namespace tandem::cpu

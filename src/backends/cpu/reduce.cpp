@@ -1,0 +1,262 @@
+// reduce.cpp: Softmax, LogSoftmax and ReduceSum/ReduceMean/ReduceMax/ReduceMin over one
+// contiguous range of axes, on the cpu backend's own vectorized kernels (plain layout).
+// Softmax follows the opset: before 13 the input is seen as 2-D at `axis`; from 13 on it runs
+// along the single axis.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/ew_math.h"
+#include "core/tensor_util.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// Softmax over `len` elements spaced `inner` apart, for `count` independent vectors starting at
+// consecutive addresses (inner == count for a [len, inner] block).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void softmax_rows(const float* in, float* out, int64_t rows, int64_t len, bool log) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in + r * len;
+    float* y = out + r * len;
+    float m = -FLT_MAX;
+    for (int64_t i = 0; i < len; ++i) m = std::max(m, x[i]);
+    float sum = 0;
+    if (log) {
+      for (int64_t i = 0; i < len; ++i) sum += math::exp(x[i] - m);
+      const float ls = std::log(sum);
+      for (int64_t i = 0; i < len; ++i) y[i] = x[i] - m - ls;
+    } else {
+      for (int64_t i = 0; i < len; ++i) {
+        float e = math::exp(x[i] - m);
+        y[i] = e;
+        sum += e;
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t i = 0; i < len; ++i) y[i] *= inv;
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void softmax_strided(const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp) {
+  // tmp: 2 * inner floats (max, sum).
+  float* m = tmp;
+  float* s = tmp + inner;
+  for (int64_t j = 0; j < inner; ++j) {
+    m[j] = -FLT_MAX;
+    s[j] = 0;
+  }
+  for (int64_t i = 0; i < len; ++i)
+    for (int64_t j = 0; j < inner; ++j) m[j] = std::max(m[j], in[i * inner + j]);
+  for (int64_t i = 0; i < len; ++i)
+    for (int64_t j = 0; j < inner; ++j) {
+      float e = math::exp(in[i * inner + j] - m[j]);
+      if (!log) out[i * inner + j] = e;
+      s[j] += e;
+    }
+  if (log) {
+    for (int64_t j = 0; j < inner; ++j) s[j] = std::log(s[j]);
+    for (int64_t i = 0; i < len; ++i)
+      for (int64_t j = 0; j < inner; ++j) out[i * inner + j] = in[i * inner + j] - m[j] - s[j];
+  } else {
+    for (int64_t j = 0; j < inner; ++j) s[j] = 1.0f / s[j];
+    for (int64_t i = 0; i < len; ++i)
+      for (int64_t j = 0; j < inner; ++j) out[i * inner + j] *= s[j];
+  }
+}
+
+class SoftmaxKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  int64_t outer = 1, len = 1, inner = 1;
+  bool log = false;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int threads = outer * len * inner < 16384 ? 1 : ctx.threads;
+    if (inner == 1) {
+      parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
+        softmax_rows(in + b * len, o + b * len, e - b, len, log);
+      });
+    } else {
+      parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
+        std::vector<float> tmp(static_cast<size_t>(2 * inner));
+        for (int64_t r = b; r < e; ++r)
+          softmax_strided(in + r * len * inner, o + r * len * inner, len, inner, log, tmp.data());
+      });
+    }
+    return Status::ok();
+  }
+};
+
+class SoftmaxSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    if (!all_float32(b, step)) return unsupported(label + " not float32");
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    if (r == 0 || shape_numel(xs) == 0) return unsupported(label + " scalar or empty");
+    int64_t axis = n.attr_int("axis", n.opset < 13 ? 1 : -1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return unsupported(label + " axis");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    auto k = std::make_unique<SoftmaxKernel>();
+    k->log = n.op_type == "LogSoftmax";
+    for (int64_t i = 0; i < axis; ++i) k->outer *= xs[i];
+    if (n.opset < 13) {
+      k->len = shape_numel(xs) / k->outer;
+      k->inner = 1;
+    } else {
+      k->len = xs[axis];
+      for (int64_t i = axis + 1; i < r; ++i) k->inner *= xs[i];
+    }
+    k->x = px;
+    k->out = out;
+    k->label = label;
+    b.define(out, Layout::plain);
+    k->reads = {px};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+// --- reductions over a contiguous range of axes: [outer, len, inner] -> [outer, inner] ---------
+
+enum class Red { sum, mean, max, min };
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void reduce_block(const float* in, float* out, int64_t len, int64_t inner, int kind) {
+  if (inner == 1) {
+    if (kind >= 2) {
+      float m = in[0];
+      for (int64_t i = 1; i < len; ++i) m = kind == 2 ? std::max(m, in[i]) : std::min(m, in[i]);
+      *out = m;
+    } else {
+      float part[16] = {0};
+      int64_t i = 0;
+      for (; i + 16 <= len; i += 16)
+        for (int l = 0; l < 16; ++l) part[l] += in[i + l];
+      double acc = 0;
+      for (int l = 0; l < 16; ++l) acc += part[l];
+      for (; i < len; ++i) acc += in[i];
+      *out = static_cast<float>(kind == 1 ? acc / static_cast<double>(len) : acc);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < inner; ++j) out[j] = in[j];
+  for (int64_t i = 1; i < len; ++i) {
+    const float* p = in + i * inner;
+    if (kind == 2) for (int64_t j = 0; j < inner; ++j) out[j] = std::max(out[j], p[j]);
+    else if (kind == 3) for (int64_t j = 0; j < inner; ++j) out[j] = std::min(out[j], p[j]);
+    else for (int64_t j = 0; j < inner; ++j) out[j] += p[j];
+  }
+  if (kind == 1) {
+    const float inv = 1.0f / static_cast<float>(len);
+    for (int64_t j = 0; j < inner; ++j) out[j] *= inv;
+  }
+}
+
+class ReduceKernel final : public Kernel {
+ public:
+  int x = -1, out = -1, kind = 0;
+  int64_t outer = 1, len = 1, inner = 1;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int threads = outer * len * inner < 32768 ? 1 : ctx.threads;
+    parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) reduce_block(in + r * len * inner, o + r * inner, len, inner, kind);
+    });
+    return Status::ok();
+  }
+};
+
+class ReduceSpec final : public OpSpec {
+ public:
+  Red red = Red::sum;
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    if (!all_float32(b, step)) return unsupported(label + " not float32");
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    if (shape_numel(xs) == 0 || r == 0) return unsupported(label + " empty or scalar");
+    std::vector<int64_t> axes;
+    bool axes_input = step.inputs.size() > 1 && step.inputs[1] >= 0;
+    if (axes_input) {
+      const Tensor* t = b.known(step.inputs[1]);
+      if (!t) return unsupported(label + " axes not known");
+      axes = to_int64_vector(*t);
+    } else {
+      axes = n.attr_ints("axes");
+    }
+    if (axes.empty()) {
+      if (n.attr_int("noop_with_empty_axes", 0)) return unsupported(label + " noop_with_empty_axes");
+      for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+    }
+    for (auto& a : axes) {
+      if (a < 0) a += r;
+      if (a < 0 || a >= r) return unsupported(label + " axis");
+    }
+    std::sort(axes.begin(), axes.end());
+    axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
+    for (size_t i = 1; i < axes.size(); ++i)
+      if (axes[i] != axes[i - 1] + 1) return unsupported(label + " axes not contiguous");
+    auto k = std::make_unique<ReduceKernel>();
+    for (int64_t i = 0; i < axes.front(); ++i) k->outer *= xs[i];
+    for (int64_t a : axes) k->len *= xs[a];
+    for (int64_t i = axes.back() + 1; i < r; ++i) k->inner *= xs[i];
+    if (shape_numel(b.val(out).shape) != k->outer * k->inner) return unsupported(label + " output size");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    k->x = px;
+    k->out = out;
+    k->kind = static_cast<int>(red);
+    k->label = label;
+    b.define(out, Layout::plain);
+    k->reads = {px};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_softmax(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
+  return Status::ok();
+}
+
+Status supports_reduce(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_softmax(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<SoftmaxSpec>());
+}
+
+Result<std::unique_ptr<OpSpec>> make_reduce(FusionContext&, const Step& st) {
+  auto s = std::make_unique<ReduceSpec>();
+  const std::string& op = st.node->op_type;
+  s->red = op == "ReduceSum" ? Red::sum : op == "ReduceMean" ? Red::mean : op == "ReduceMax" ? Red::max : Red::min;
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
+}  // namespace
+
+void register_reduce_ops(OpTable& t) {
+  t.add("Softmax", &supports_softmax, &make_softmax);
+  t.add("LogSoftmax", &supports_softmax, &make_softmax);
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"}) t.add(op, &supports_reduce, &make_reduce);
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,192 @@
+// resize.cpp: Resize (opset 11+) of 4-D float tensors over the two spatial dims, modes nearest
+// (all nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
+// pytorch_half_pixel, align_corners, asymmetric.
+// Source indices and weights are tabulated at instance build; the kernel copies or blends
+// rows, 16 channels at a time in the blocked layout (which it keeps).
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/cpu_ops.h"
+#include "core/tensor_util.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+struct Axis {
+  std::vector<int64_t> i0, i1;
+  std::vector<float> w1;  // weight of i1 (linear); nearest uses i0 only
+};
+
+class ResizeKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  bool blocked = false, linear = false;
+  int64_t planes = 0;  // plain: N*C; blocked: N*C/16
+  int64_t ih = 0, iw = 0, oh = 0, ow = 0;
+  Axis ay, ax;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int64_t lanes = blocked ? kBlock : 1;
+    const int threads = planes * oh * ow * lanes < 32768 ? 1 : ctx.threads;
+    parallel_range(threads, planes * oh, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t p = t / oh, y = t % oh;
+        const float* src = in + p * ih * iw * lanes;
+        float* dst = o + (p * oh + y) * ow * lanes;
+        if (!linear) {
+          const float* row = src + ay.i0[y] * iw * lanes;
+          if (lanes == 1) {
+            for (int64_t xx = 0; xx < ow; ++xx) dst[xx] = row[ax.i0[xx]];
+          } else {
+            for (int64_t xx = 0; xx < ow; ++xx) {
+              const float* s = row + ax.i0[xx] * kBlock;
+              for (int l = 0; l < kBlock; ++l) dst[xx * kBlock + l] = s[l];
+            }
+          }
+        } else {
+          const float* r0 = src + ay.i0[y] * iw * lanes;
+          const float* r1 = src + ay.i1[y] * iw * lanes;
+          const float wy = ay.w1[y];
+          for (int64_t xx = 0; xx < ow; ++xx) {
+            const int64_t a = ax.i0[xx] * lanes, c = ax.i1[xx] * lanes;
+            const float wx = ax.w1[xx];
+            for (int64_t l = 0; l < lanes; ++l) {
+              float top = r0[a + l] + (r0[c + l] - r0[a + l]) * wx;
+              float bot = r1[a + l] + (r1[c + l] - r1[a + l]) * wx;
+              dst[xx * lanes + l] = top + (bot - top) * wy;
+            }
+          }
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// Source coordinate of output index `o` (ONNX coordinate_transformation_mode).
+double source_coord(const std::string& mode, int64_t o, double scale, int64_t in, int64_t out) {
+  if (mode == "asymmetric") return o / scale;
+  if (mode == "align_corners") {
+    // Like the reference: divide by scale * in - 1 (a real number), not by the integer size - 1.
+    const double out_len = scale * static_cast<double>(in);
+    return out_len == 1.0 ? 0.0 : o * static_cast<double>(in - 1) / (out_len - 1.0);
+  }
+  if (mode == "pytorch_half_pixel") return out > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
+  return (o + 0.5) / scale - 0.5;  // half_pixel
+}
+
+int64_t nearest_index(const std::string& nm, double x, int64_t in) {
+  int64_t i;
+  if (nm == "floor") i = static_cast<int64_t>(std::floor(x));
+  else if (nm == "ceil") i = static_cast<int64_t>(std::ceil(x));
+  else if (nm == "round_prefer_ceil") i = static_cast<int64_t>(std::floor(x + 0.5));
+  else i = (x == std::floor(x) + 0.5) ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
+  return std::clamp<int64_t>(i, 0, in - 1);
+}
+
+Axis make_axis(bool linear, const std::string& ctm, const std::string& nm, double scale, int64_t in, int64_t out) {
+  Axis a;
+  a.i0.resize(out);
+  a.i1.resize(out);
+  a.w1.resize(out);
+  for (int64_t o = 0; o < out; ++o) {
+    double x = source_coord(ctm, o, scale, in, out);
+    if (!linear) {
+      a.i0[o] = nearest_index(nm, x, in);
+      continue;
+    }
+    x = std::clamp(x, 0.0, static_cast<double>(in - 1));
+    int64_t x0 = static_cast<int64_t>(std::floor(x));
+    int64_t x1 = std::min<int64_t>(x0 + 1, in - 1);
+    a.i0[o] = x0;
+    a.i1[o] = x1;
+    a.w1[o] = static_cast<float>(x - x0);
+  }
+  return a;
+}
+
+class ResizeSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    if (b.val(x).dtype != DataType::float32 || b.val(out).dtype != DataType::float32)
+      return unsupported(label + " not float32");
+    const Shape xs = b.val(x).shape, os = b.val(out).shape;
+    if (xs.size() != 4 || os.size() != 4 || xs[0] != os[0] || xs[1] != os[1] || shape_numel(xs) == 0 ||
+        shape_numel(os) == 0)
+      return unsupported(label + " only 4-D spatial resizes");
+    // Scales: from the scales input when known and non-empty, else out / in.
+    double sy = static_cast<double>(os[2]) / xs[2], sx = static_cast<double>(os[3]) / xs[3];
+    const int scales_slot = n.opset < 11 ? 1 : 2;
+    if (static_cast<int>(step.inputs.size()) > scales_slot && step.inputs[scales_slot] >= 0) {
+      const Tensor* t = b.known(step.inputs[scales_slot]);
+      if (!t) return unsupported(label + " scales not known");
+      if (t->numel() == 4) {
+        std::vector<double> s = to_double_vector(*t);
+        if (s[0] != 1.0 || s[1] != 1.0) return unsupported(label + " scales on N or C");
+        sy = s[2];
+        sx = s[3];
+      } else if (t->numel() != 0) {
+        return unsupported(label + " scales length");
+      }
+    }
+    const std::string mode = n.attr_string("mode", "nearest");
+    const std::string ctm = n.opset < 11 ? "asymmetric" : n.attr_string("coordinate_transformation_mode", "half_pixel");
+    const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
+    auto k = std::make_unique<ResizeKernel>();
+    k->linear = mode == "linear";
+    k->blocked = b.val(x).layout == Layout::blocked;
+    k->planes = k->blocked ? xs[0] * round_up(xs[1], kBlock) / kBlock : xs[0] * xs[1];
+    k->ih = xs[2];
+    k->iw = xs[3];
+    k->oh = os[2];
+    k->ow = os[3];
+    k->ay = make_axis(k->linear, ctm, nm, sy, xs[2], os[2]);
+    k->ax = make_axis(k->linear, ctm, nm, sx, xs[3], os[3]);
+    k->x = x;
+    k->out = out;
+    k->label = label;
+    b.define(out, k->blocked ? Layout::blocked : Layout::plain);
+    k->reads = {x};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_resize(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
+  const std::string mode = n.attr_string("mode", "nearest");
+  if (mode != "nearest" && mode != "linear") return unsupported(n.label() + " mode '" + mode + "'");
+  if (n.opset < 11) return unsupported(n.label() + " Resize before opset 11");
+  {
+    const std::string ctm = n.attr_string("coordinate_transformation_mode", "half_pixel");
+    if (ctm != "half_pixel" && ctm != "pytorch_half_pixel" && ctm != "align_corners" && ctm != "asymmetric")
+      return unsupported(n.label() + " coordinate_transformation_mode '" + ctm + "'");
+  }
+  const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
+  if (nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" && nm != "ceil")
+    return unsupported(n.label() + " nearest_mode '" + nm + "'");
+  if (n.attr_int("exclude_outside", 0) != 0) return unsupported(n.label() + " exclude_outside");
+  if (n.attr_int("antialias", 0) != 0) return unsupported(n.label() + " antialias");
+  if (n.has_attr("axes")) return unsupported(n.label() + " axes");
+  if (n.attr_string("keep_aspect_ratio_policy", "stretch") != "stretch")
+    return unsupported(n.label() + " keep_aspect_ratio_policy");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_resize(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<ResizeSpec>());
+}
+
+}  // namespace
+
+void register_resize_ops(OpTable& t) { t.add("Resize", &supports_resize, &make_resize); }
+
+}  // namespace tandem::cpu

@@ -1,0 +1,478 @@
+// shape.cpp: data-movement ops of the cpu backend.
+//   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference)
+//     and Cast between equal types.
+//   Copies: Transpose, Slice (strided gather), Concat (plain, or blocked along channels when the
+//     channel counts allow block copies).
+//   Build-time only: Shape and Constant (their values are known once input shapes are), Cast
+//     of other types (folded when constant, otherwise the generic path).
+// Any element type with a fixed size works for views and copies.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "backends/cpu/cpu_ops.h"
+#include "core/tensor_util.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+constexpr int kMaxCopyDims = 8;
+
+// dst (contiguous, `dims`) <- src with `src_strides` (elements), element size `es`.
+class GatherKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  int nd = 0;
+  size_t es = 4;
+  int64_t src_offset = 0;  // elements
+  std::array<int64_t, kMaxCopyDims> dims{}, sstr{};
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* s = static_cast<const uint8_t*>(ctx.ptr[src]) + src_offset * static_cast<int64_t>(es);
+    auto* d = static_cast<uint8_t*>(ctx.ptr[dst]);
+    const int64_t inner = dims[nd - 1];
+    const int64_t istride = sstr[nd - 1];
+    int64_t outer = 1;
+    for (int i = 0; i < nd - 1; ++i) outer *= dims[i];
+    const int64_t total = outer * inner;
+    const int threads = total * static_cast<int64_t>(es) < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        int64_t rem = o, off = 0;
+        for (int i = nd - 2; i >= 0; --i) {
+          off += (rem % dims[i]) * sstr[i];
+          rem /= dims[i];
+        }
+        const uint8_t* sp = s + off * static_cast<int64_t>(es);
+        uint8_t* dp = d + o * inner * static_cast<int64_t>(es);
+        if (istride == 1) {
+          std::memcpy(dp, sp, static_cast<size_t>(inner) * es);
+        } else if (es == 4) {
+          auto* df = reinterpret_cast<uint32_t*>(dp);
+          for (int64_t i = 0; i < inner; ++i) std::memcpy(df + i, sp + i * istride * 4, 4);
+        } else {
+          for (int64_t i = 0; i < inner; ++i) std::memcpy(dp + i * es, sp + i * istride * static_cast<int64_t>(es), es);
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// Adds a gather of `src` into new arena output `out` over `dims` with `strides` (elements).
+Status add_gather(Builder& b, int src, int out, Shape dims, std::vector<int64_t> strides, int64_t offset,
+                  const std::string& label) {
+  // Drop size-1 dims, merge contiguous ones.
+  std::vector<int64_t> d, s;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == 1) continue;
+    if (!d.empty() && s.back() == strides[i] * dims[i]) {
+      d.back() *= dims[i];
+      s.back() = strides[i];
+    } else {
+      d.push_back(dims[i]);
+      s.push_back(strides[i]);
+    }
+  }
+  if (d.empty()) {
+    d.push_back(1);
+    s.push_back(1);
+  }
+  if (d.size() > kMaxCopyDims) return unsupported(label + " too many dims");
+  auto k = std::make_unique<GatherKernel>();
+  k->src = src;
+  k->dst = out;
+  k->nd = static_cast<int>(d.size());
+  k->es = elem_size(b.val(src).dtype);
+  k->src_offset = offset;
+  for (size_t i = 0; i < d.size(); ++i) {
+    k->dims[i] = d[i];
+    k->sstr[i] = s[i];
+  }
+  k->label = label;
+  k->reads = {src};
+  k->writes = {out};
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+bool pod(DataType t) { return t != DataType::string && t != DataType::undefined && elem_size(t) > 0; }
+
+// Views: the output aliases the (plain) input.
+class ViewSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    if (b.val(x).dtype != b.val(out).dtype || !pod(b.val(x).dtype)) return unsupported(label + " dtype");
+    if (shape_numel(b.val(x).shape) != shape_numel(b.val(out).shape)) return unsupported(label + " element count");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    b.define_alias(out, px, 0);
+    return Status::ok();
+  }
+};
+
+class TransposeSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype)) return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    const size_t r = xs.size();
+    std::vector<int64_t> perm = step.node->attr_ints("perm");
+    if (perm.empty())
+      for (size_t i = 0; i < r; ++i) perm.push_back(static_cast<int64_t>(r - 1 - i));
+    if (perm.size() != r) return unsupported(label + " perm length");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    std::vector<int64_t> st = strides_of(xs);
+    Shape dims;
+    std::vector<int64_t> strides;
+    for (int64_t p : perm) {
+      if (p < 0 || p >= static_cast<int64_t>(r)) return unsupported(label + " perm value");
+      dims.push_back(xs[p]);
+      strides.push_back(st[p]);
+    }
+    if (dims != b.val(out).shape) return unsupported(label + " shape mismatch");
+    b.define(out, Layout::plain);
+    return add_gather(b, px, out, dims, strides, 0, label);
+  }
+};
+
+class SliceSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype)) return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    std::vector<int64_t> starts, ends, axes, steps;
+    if (n.opset < 10) {
+      starts = n.attr_ints("starts");
+      ends = n.attr_ints("ends");
+      axes = n.attr_ints("axes");
+    } else {
+      auto get = [&](size_t i, std::vector<int64_t>* v) {
+        if (i >= step.inputs.size() || step.inputs[i] < 0) return true;
+        const Tensor* t = b.known(step.inputs[i]);
+        if (!t || !is_integer_type(t->dtype())) return false;
+        *v = to_int64_vector(*t);
+        return true;
+      };
+      if (!get(1, &starts) || !get(2, &ends) || !get(3, &axes) || !get(4, &steps))
+        return unsupported(label + " starts/ends/axes/steps not known");
+    }
+    if (axes.empty())
+      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    if (starts.size() != ends.size() || axes.size() != starts.size() || steps.size() != starts.size())
+      return unsupported(label + " parameter lengths");
+    std::vector<int64_t> begin(r, 0), step_v(r, 1);
+    Shape dims = xs;
+    for (size_t i = 0; i < axes.size(); ++i) {
+      int64_t a = axes[i] < 0 ? axes[i] + r : axes[i];
+      if (a < 0 || a >= r || steps[i] == 0) return unsupported(label + " axis/step");
+      const int64_t d = xs[a], s = steps[i];
+      int64_t st = starts[i], en = ends[i];
+      if (st < 0) st += d;
+      if (en < 0) en += d;
+      int64_t count;
+      if (s > 0) {
+        st = std::clamp<int64_t>(st, 0, d);
+        en = std::clamp<int64_t>(en, 0, d);
+        count = en > st ? (en - st + s - 1) / s : 0;
+      } else {
+        st = std::clamp<int64_t>(st, 0, d - 1);
+        en = std::clamp<int64_t>(en, -1, d - 1);
+        count = st > en ? (st - en - s - 1) / (-s) : 0;
+      }
+      begin[a] = st;
+      step_v[a] = s;
+      dims[a] = count;
+    }
+    if (dims != b.val(out).shape) return unsupported(label + " shape mismatch with inference");
+    if (shape_numel(dims) == 0) return unsupported(label + " empty output");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    std::vector<int64_t> st = strides_of(xs), strides(r);
+    int64_t offset = 0;
+    for (int64_t i = 0; i < r; ++i) {
+      offset += begin[i] * st[i];
+      strides[i] = st[i] * step_v[i];
+    }
+    b.define(out, Layout::plain);
+    return add_gather(b, px, out, dims, strides, offset, label);
+  }
+};
+
+// Concat: plain copies of each input's chunk per outer index; blocked block copies along
+// channels when every input but the last has a multiple of 16 channels.
+class ConcatKernel final : public Kernel {
+ public:
+  int out = -1;
+  int64_t outer = 1, out_chunk = 0;  // bytes per outer index in the output
+  std::vector<int> ins;
+  std::vector<int64_t> chunk, offset;  // bytes per outer index / byte offset in the output chunk
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    auto* d = static_cast<uint8_t*>(ctx.ptr[out]);
+    const int64_t total = outer * out_chunk;
+    const int threads = total < (1 << 17) ? 1 : ctx.threads;
+    parallel_range(threads, outer * static_cast<int64_t>(ins.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t o = t / static_cast<int64_t>(ins.size());
+        const size_t i = static_cast<size_t>(t % static_cast<int64_t>(ins.size()));
+        const auto* s = static_cast<const uint8_t*>(ctx.ptr[ins[i]]);
+        std::memcpy(d + o * out_chunk + offset[i], s + o * chunk[i], static_cast<size_t>(chunk[i]));
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// Concat along channels of blocked inputs whose channel counts are not multiples of 16: each
+// output block gathers lanes from a few input blocks (masked lane permutes with AVX-512).
+struct LaneMove {
+  int input = 0;           // index into ins
+  int64_t block = 0;       // source channel block
+  uint16_t mask = 0;       // output lanes it fills
+  int32_t idx[16] = {0};   // source lane per output lane
+};
+
+__attribute__((target("avx512f"))) void shuffle_blocks_avx512(const float* const* in,
+                                                              const std::vector<int64_t>& in_blocks, float* out,
+                                                              const std::vector<LaneMove>& moves, int64_t n,
+                                                              int64_t out_blocks, int64_t ob, int64_t hw,
+                                                              int64_t p0, int64_t p1) {
+  float* o = out + ((n * out_blocks + ob) * hw) * 16;
+  for (int64_t p = p0; p < p1; ++p) {
+    __m512 v = _mm512_setzero_ps();
+    for (const LaneMove& m : moves) {
+      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * 16;
+      v = _mm512_mask_permutexvar_ps(v, m.mask, _mm512_loadu_si512(m.idx), _mm512_loadu_ps(src));
+    }
+    _mm512_storeu_ps(o + p * 16, v);
+  }
+}
+
+void shuffle_blocks_scalar(const float* const* in, const std::vector<int64_t>& in_blocks, float* out,
+                           const std::vector<LaneMove>& moves, int64_t n, int64_t out_blocks, int64_t ob, int64_t hw,
+                           int64_t p0, int64_t p1) {
+  float* o = out + ((n * out_blocks + ob) * hw) * 16;
+  for (int64_t p = p0; p < p1; ++p) {
+    float v[16] = {0};
+    for (const LaneMove& m : moves) {
+      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * 16;
+      for (int l = 0; l < 16; ++l)
+        if (m.mask & (1u << l)) v[l] = src[m.idx[l]];
+    }
+    std::memcpy(o + p * 16, v, sizeof v);
+  }
+}
+
+class ShuffleConcatKernel final : public Kernel {
+ public:
+  int out = -1;
+  std::vector<int> ins;
+  std::vector<int64_t> in_blocks;
+  int64_t N = 0, out_blocks = 0, hw = 0;
+  std::vector<std::vector<LaneMove>> moves;  // per output block
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float** in = static_cast<const float**>(ctx.scratch);  // one pointer per input
+    for (size_t i = 0; i < ins.size(); ++i) in[i] = static_cast<const float*>(ctx.ptr[ins[i]]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    static const bool avx512 = __builtin_cpu_supports("avx512f");
+    const int64_t chunk = 1024;
+    const int64_t chunks = (hw + chunk - 1) / chunk;
+    const int64_t tasks = N * out_blocks * chunks;
+    const int threads = N * out_blocks * hw < 65536 ? 1 : ctx.threads;
+    parallel_range(threads, tasks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t c = t % chunks, ob = (t / chunks) % out_blocks, n = t / chunks / out_blocks;
+        const int64_t p0 = c * chunk, p1 = std::min(hw, p0 + chunk);
+        if (avx512) shuffle_blocks_avx512(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1);
+        else shuffle_blocks_scalar(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class ConcatSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    int out = step.outputs[0];
+    if (!b.typed(out) || !pod(b.val(out).dtype)) return unsupported(label + " shape/dtype");
+    const Shape os = b.val(out).shape;
+    const int64_t r = static_cast<int64_t>(os.size());
+    int64_t axis = step.node->attr_int("axis", 0);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return unsupported(label + " axis");
+    std::vector<int> ins;
+    for (int v : step.inputs) {
+      if (v < 0) continue;
+      if (!b.typed(v) || b.val(v).dtype != b.val(out).dtype) return unsupported(label + " input shape/dtype");
+      if (shape_numel(b.val(v).shape) == 0) continue;
+      ins.push_back(v);
+    }
+    if (ins.empty()) return unsupported(label + " no data");
+    // Blocked along channels? (when any input is blocked; the others are converted)
+    bool blocked = r == 4 && axis == 1 && b.val(out).dtype == DataType::float32;
+    bool any_blocked = false, aligned = true;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      const IValue& iv = b.val(ins[i]);
+      if (iv.layout == Layout::blocked) any_blocked = true;
+      if (i + 1 < ins.size() && iv.shape[1] % kBlock != 0) aligned = false;
+    }
+    blocked = blocked && any_blocked;
+    if (blocked) {
+      for (int& v : ins) {
+        TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::blocked));
+      }
+    }
+    if (blocked && !aligned) {
+      b.define(out, Layout::blocked);
+      auto sk = std::make_unique<ShuffleConcatKernel>();
+      sk->label = label;
+      sk->out = out;
+      sk->ins = ins;
+      sk->N = os[0];
+      sk->hw = os[2] * os[3];
+      sk->out_blocks = round_up(os[1], kBlock) / kBlock;
+      sk->moves.resize(static_cast<size_t>(sk->out_blocks));
+      int64_t c0 = 0;
+      for (size_t i = 0; i < ins.size(); ++i) {
+        const int64_t ci = b.val(ins[i]).shape[1];
+        sk->in_blocks.push_back(round_up(ci, kBlock) / kBlock);
+        for (int64_t c = 0; c < ci; ++c) {
+          const int64_t oc = c0 + c, ob = oc / kBlock, ol = oc % kBlock, sb = c / kBlock, sl = c % kBlock;
+          auto& list = sk->moves[static_cast<size_t>(ob)];
+          if (list.empty() || list.back().input != static_cast<int>(i) || list.back().block != sb) {
+            LaneMove m;
+            m.input = static_cast<int>(i);
+            m.block = sb;
+            list.push_back(m);
+          }
+          list.back().mask = static_cast<uint16_t>(list.back().mask | (1u << ol));
+          list.back().idx[ol] = static_cast<int32_t>(sl);
+        }
+        c0 += ci;
+      }
+      b.need_scratch(static_cast<int64_t>(ins.size() * sizeof(float*)));
+      sk->reads = ins;
+      sk->writes = {out};
+      b.add_kernel(std::move(sk));
+      return Status::ok();
+    }
+    auto k = std::make_unique<ConcatKernel>();
+    k->label = label;
+    k->out = out;
+    const int64_t es = static_cast<int64_t>(elem_size(b.val(out).dtype));
+    if (blocked) {
+      b.define(out, Layout::blocked);
+      const int64_t hw = os[2] * os[3];
+      k->outer = os[0];
+      k->out_chunk = round_up(os[1], kBlock) * hw * es;
+      int64_t off = 0;
+      for (int v : ins) {
+        int64_t c = round_up(b.val(v).shape[1], kBlock) * hw * es;
+        k->ins.push_back(v);
+        k->chunk.push_back(c);
+        k->offset.push_back(off);
+        off += c;
+      }
+    } else {
+      b.define(out, Layout::plain);
+      int64_t outer = 1, inner = 1;
+      for (int64_t i = 0; i < axis; ++i) outer *= os[i];
+      for (int64_t i = axis + 1; i < r; ++i) inner *= os[i];
+      k->outer = outer;
+      k->out_chunk = os[axis] * inner * es;
+      int64_t off = 0;
+      for (int v : ins) {
+        TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, Layout::plain));
+        int64_t c = b.val(pv).shape[axis] * inner * es;
+        k->ins.push_back(pv);
+        k->chunk.push_back(c);
+        k->offset.push_back(off);
+        off += c;
+      }
+      if (off != k->out_chunk) return unsupported(label + " sizes do not add up");
+    }
+    k->reads = k->ins;
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+// Cast between equal types is a view; anything else takes the generic path.
+class CastSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || b.val(x).dtype != b.val(out).dtype || !pod(b.val(x).dtype))
+      return unsupported(step.node->label() + " converting cast");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    b.define_alias(out, px, 0);
+    return Status::ok();
+  }
+};
+
+Status supports_any(const Node&) { return Status::ok(); }
+
+Status supports_view(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no data input");
+  if (n.op_type == "Dropout") {
+    if (n.outputs.size() > 1 && !n.outputs[1].empty()) return unsupported(n.label() + " Dropout mask output");
+    if (n.attr_int("training_mode", 0) != 0) return unsupported(n.label() + " training mode");
+  }
+  return Status::ok();
+}
+
+Status supports_one_input(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no data input");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_view(FusionContext&, const Step& st) {
+  if (st.node->op_type == "Dropout" && st.node->opset >= 12 && st.inputs.size() > 2 && st.inputs[2] >= 0)
+    return std::unique_ptr<OpSpec>();  // training_mode input: generic
+  return std::unique_ptr<OpSpec>(std::make_unique<ViewSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_transpose(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<TransposeSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_slice(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<SliceSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_concat(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<ConcatSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<CastSpec>());
+}
+// Shape/Constant: known at build time; no kernel of their own.
+Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
+
+}  // namespace
+
+void register_shape_ops(OpTable& t) {
+  for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+    t.add(op, &supports_view, &make_view);
+  t.add("Transpose", &supports_one_input, &make_transpose);
+  t.add("Slice", &supports_one_input, &make_slice);
+  t.add("Concat", &supports_any, &make_concat);
+  t.add("Cast", &supports_one_input, &make_cast);
+  t.add("Shape", &supports_one_input, &make_none);
+  t.add("Constant", &supports_any, &make_none);
+}
+
+}  // namespace tandem::cpu

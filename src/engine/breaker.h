@@ -1,0 +1,78 @@
+// breaker.h: a circuit breaker for one (prepared model, backend) pair.
+//
+//   closed --(failure rate, SLA-breach rate or parity violations over the window)--> open
+//   open --(cooldown elapsed)--> half_open
+//   half_open --(close_after_successes good probes in a row)--> closed
+//   half_open --(a failed probe, SLA breach or parity violation)--> open (longer cooldown)
+//
+// The sliding window holds the last `window_size` outcomes and forgets those older than
+// `window_seconds`. Rates are judged once the window holds `min_requests` outcomes. Every
+// consecutive trip multiplies the cooldown by `backoff_multiplier` (capped); closing resets it.
+// While half-open at most `half_open_probes` calls are admitted at once.
+//
+// Usage: `auto a = breaker.admit(); if (a.allowed) { run; breaker.record(a, outcome); }`.
+// An admitted call that is not run must be given back with release(a).
+// Time comes from the Clock given at construction (borrowed; must outlive the breaker).
+// Thread-safety: all methods are thread-safe (one mutex).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+#include "tandem/engine.h"
+#include "tandem/telemetry.h"
+
+namespace tandem {
+
+class CircuitBreaker {
+ public:
+  struct Admission {
+    bool allowed = false;
+    bool probe = false;  // admitted as a half-open probe
+  };
+  struct Outcome {
+    bool success = false;
+    bool sla_breach = false;  // a success slower than the SLA
+  };
+
+  CircuitBreaker(const BreakerOptions& options, const Clock* clock);
+
+  Admission admit();
+  void record(const Admission& admission, const Outcome& outcome);
+  void release(const Admission& admission);
+  // A parity violation found off the request path (it is not tied to an admission).
+  void record_parity_violation();
+
+  BreakerState state() const;
+  BreakerSnapshot snapshot() const;
+
+ private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  struct Entry {
+    TimePoint at;
+    bool failure = false;
+    bool sla_breach = false;
+    bool parity_violation = false;
+  };
+  void prune(TimePoint now);
+  void maybe_trip(TimePoint now);
+  void trip(TimePoint now);
+  void set_state(BreakerState s);
+  std::chrono::steady_clock::duration cooldown() const;
+
+  const BreakerOptions options_;
+  const Clock* clock_;
+  mutable std::mutex mu_;
+  BreakerState state_ = BreakerState::closed;
+  std::deque<Entry> window_;
+  TimePoint open_until_{};
+  int consecutive_trips_ = 0;   // trips since the breaker last closed
+  int probes_in_flight_ = 0;
+  int good_probes_ = 0;
+  uint64_t transitions_ = 0;
+  uint64_t trips_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,78 @@
+// parity_sampler.h: re-runs sampled requests on the reference backend, off the request path,
+// and compares the outputs against a budget.
+//
+// offer() queues a sample (a deep copy of the request's inputs and served outputs) without
+// blocking; when `capacity` samples are already pending it drops the sample and says so. One
+// background thread takes samples in order, runs `reference`, compares every output (floats:
+// max abs / max rel / rmse from core/compare.h against the budget; other dtypes must match
+// exactly) and reports the result through `on_result`, on that thread.
+//
+// Ownership: the sampler owns its thread and queue; the callables it was given must stay
+// valid until it is destroyed. Destruction cancels the sample in progress (through
+// RunControl::cancel) and joins the thread.
+// Thread-safety: offer() and drain() are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.h"
+#include "tandem/engine.h"
+
+namespace tandem {
+
+struct ParityResult {
+  int route = 0;           // the route that served the sampled request
+  bool ok = false;         // the reference re-run succeeded (else: error says why)
+  Status error;
+  bool violation = false;  // outside the budget
+  double max_abs = 0, max_rel = 0, rmse = 0;  // worst over the outputs
+};
+
+class ParitySampler {
+ public:
+  using RunFn = std::function<Status(const std::vector<Value>&, std::vector<Value>*, const RunControl&)>;
+  using ResultFn = std::function<void(const ParityResult&)>;
+
+  ParitySampler(int capacity, ParityBudget budget, RunFn reference, ResultFn on_result);
+  ~ParitySampler();
+
+  // Queues a sample of a request served by `route`. False (and nothing queued) when full.
+  bool offer(int route, std::vector<Value> inputs, std::vector<Value> outputs);
+  // Waits until nothing is pending or running, at most `timeout_ms`; true when drained.
+  bool drain(double timeout_ms);
+
+  // Compares served outputs against reference outputs (exposed for tests).
+  static ParityResult compare(const std::vector<Value>& reference, const std::vector<Value>& served,
+                              const ParityBudget& budget);
+
+ private:
+  struct Sample {
+    int route = 0;
+    std::vector<Value> inputs, outputs;
+  };
+  void loop();
+
+  const int capacity_;
+  const ParityBudget budget_;
+  RunFn reference_;
+  ResultFn on_result_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Sample> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::atomic<bool> cancel_{false};
+  std::thread thread_;
+};
+
+// A deep copy of a value (tensor buffers are cloned).
+Value deep_copy(const Value& v);
+
+}  // namespace tandem

@@ -1,0 +1,36 @@
+// prepared_model.h: the engine's implementation of PreparedModel (routes, breakers, worker
+// pools, parity sampling, telemetry). Engine::prepare() builds one through create_prepared_model().
+// Ownership and thread-safety: as for PreparedModel in tandem/engine.h.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "graph/graph.h"
+#include "tandem/engine.h"
+
+namespace tandem {
+
+// What the engine hands to a prepared model.
+struct PrepareContext {
+  std::vector<Backend*> order;  // the engine's backends, preference order, reference last
+  CompileOptions compile;
+  int max_workers = 4;
+  int max_hung = 16;
+  std::filesystem::path cache_dir;  // empty: no cache record
+};
+
+// Builds the routes, warms them up and returns the prepared model. `model_sha256` is the hex
+// digest of the serialized model; `default_name` labels telemetry when options.name is empty.
+Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model, const std::string& model_sha256,
+                                                             const std::string& default_name,
+                                                             const PrepareOptions& options,
+                                                             const PrepareContext& context);
+
+// True for the backends the engine treats as CPU backends ("reference", "cpu").
+bool is_cpu_backend(std::string_view name);
+
+}  // namespace tandem

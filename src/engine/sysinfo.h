@@ -1,0 +1,20 @@
+// sysinfo.h: facts about the machine and process, for cache keys, capabilities and telemetry.
+// All functions are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tandem {
+
+// Resident set size of this process in bytes (from /proc/self/statm); 0 if unknown.
+uint64_t process_rss_bytes();
+// "x86_64+sse4.2+avx+avx2+fma+f16c" (the instruction-set extensions the CPU reports), or the
+// architecture alone where extensions are not probed.
+std::string cpu_isa();
+// "linux-x86_64" (kernel name and machine, lowercase).
+std::string os_name();
+// Number of hardware threads (at least 1).
+int hardware_threads();
+
+}  // namespace tandem

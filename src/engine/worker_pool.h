@@ -1,0 +1,80 @@
+// worker_pool.h: the threads backend calls run on, so that a caller can stop waiting for a
+// call that hangs (abandon it) without blocking anyone else.
+//
+// One pool serves one backend of one prepared model (a bulkhead: a hung backend cannot take
+// the threads of another). Threads start on demand, up to `max_workers` that are not hung.
+// A call abandoned while running is *hung*: its thread stays busy until the backend returns.
+// Hung calls are counted; once `max_hung` are hung at once, submit() refuses new calls with
+// `unavailable`, so the threads of one pool never exceed max_workers + max_hung.
+//
+// Ownership: the pool's state is shared with its threads; destroying the pool stops idle
+// threads and waits (at most `shutdown_grace`) for busy ones, then detaches what is still
+// running; a detached thread frees the state when its call finally returns. A Call handle
+// is shared by the caller and the worker; either may drop it first.
+// Thread-safety: all methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+
+namespace tandem {
+
+class WorkerPool {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Fn = std::function<Status(const RunControl&, std::vector<Value>*)>;
+
+  // What a caller sees of one call. Fields below `mu` are guarded by it; once wait() returned
+  // `done`, the caller may read them without the lock.
+  struct Call {
+    Fn fn;
+    std::atomic<bool> cancel{false};  // set when the call is abandoned; passed as RunControl::cancel
+    RunControl control;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool started = false;
+    bool done = false;
+    bool abandoned = false;
+    Status status;
+    std::vector<Value> outputs;
+    Clock::time_point submitted, started_at, finished_at;
+  };
+  enum class WaitResult { done, timed_out, cancelled };
+
+  WorkerPool(std::string name, int max_workers, int max_hung,
+             std::chrono::milliseconds shutdown_grace = std::chrono::milliseconds(2000));
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues `fn`; it runs with RunControl{deadline, &call->cancel}. Fails with `unavailable`
+  // when max_hung calls are hung.
+  Result<std::shared_ptr<Call>> submit(Fn fn, Clock::time_point deadline);
+  // Waits until the call is done, `until` passes, or `*cancel` (may be null) turns true. In the
+  // last two cases the call is abandoned (its cancel flag is set; if it never started, it never
+  // will). Queue and compute times are filled in for every result.
+  WaitResult wait(Call& call, Clock::time_point until, const std::atomic<bool>* cancel, double* queue_ms,
+                  double* compute_ms);
+
+  uint64_t hung() const;             // abandoned calls still running
+  uint64_t abandoned_total() const;  // calls abandoned while running, ever
+  uint64_t threads() const;          // threads alive
+
+ private:
+  struct State;
+  static void worker_main(std::shared_ptr<State> state);
+  std::string name_;
+  std::shared_ptr<State> state_;
+  std::chrono::milliseconds shutdown_grace_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,793 @@
+// cpu_backend_test.cpp: the cpu backend against the reference backend. Every op the cpu backend
+// supports runs in small graphs over random shapes (odd sizes, strides, pads, dilations,
+// groups, broadcasting), alone and in the fused chains the backend builds (Conv + BN +
+// activation + affine + residual, elementwise chains, blocked layouts); then the PaddleOCR
+// models. Outputs must match the reference within rtol 1e-3 / atol 1e-4.
+//
+// The suite is skipped when the build has no cpu backend (oneDNN not found).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.h"
+#include "core/compare.h"
+#include "core/npy.h"
+#include "engine/placement.h"
+#include "onnx/loader.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_float;
+using testing::attr_int;
+using testing::attr_ints;
+using testing::attr_string;
+
+constexpr Tolerance kTol{1e-3, 1e-4};
+
+Backend* cpu() { return find_backend("cpu"); }
+Backend* ref() { return find_backend("reference"); }
+
+#define REQUIRE_CPU() \
+  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend"
+
+Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  Tensor t(DataType::float32, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+// A small graph under construction.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(int64_t opset = 13) : g_(std::make_shared<Graph>()) { g_->opsets[""] = opset; }
+
+  // A float32 graph input; `typed` false leaves its type undeclared (as between segments).
+  GraphBuilder& input(const std::string& name, const Tensor& value, bool typed = true) {
+    ValueInfo vi{name, {}};
+    if (typed) {
+      vi.type.kind = TypeInfo::Kind::tensor;
+      vi.type.elem = value.dtype();
+      vi.type.has_shape = true;
+      for (int64_t d : value.shape()) vi.type.dims.push_back(Dim{d, {}});
+    }
+    g_->inputs.push_back(vi);
+    feeds_.push_back(value);
+    return *this;
+  }
+  GraphBuilder& init(const std::string& name, const Tensor& value) {
+    g_->initializers[name] = value;
+    return *this;
+  }
+  GraphBuilder& node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
+                     std::map<std::string, Attribute> attrs = {}) {
+    Node n;
+    n.op_type = op;
+    n.name = op + std::to_string(g_->nodes.size());
+    n.opset = g_->opsets[""];
+    n.inputs = std::move(in);
+    n.outputs = std::move(out);
+    n.attrs = std::move(attrs);
+    n.index = static_cast<int>(g_->nodes.size());
+    g_->nodes.push_back(std::move(n));
+    return *this;
+  }
+  GraphBuilder& output(const std::string& name) {
+    g_->outputs.push_back(ValueInfo{name, {}});
+    return *this;
+  }
+  std::shared_ptr<Graph> graph() const { return g_; }
+  std::vector<Value> feeds() const {
+    std::vector<Value> v;
+    for (const auto& t : feeds_) v.push_back(Value::of(t));
+    return v;
+  }
+
+ private:
+  std::shared_ptr<Graph> g_;
+  std::vector<Tensor> feeds_;
+};
+
+// Runs the graph on the cpu backend alone (every node must be accepted) and on the reference
+// backend, and compares every output. `cpu_only` false allows reference fallback.
+void expect_matches_reference(const GraphBuilder& b, const std::string& what, bool cpu_only = true,
+                              Tolerance tol = kTol, int threads = 0) {
+  SCOPED_TRACE(what);
+  std::vector<Backend*> backends{cpu()};
+  if (!cpu_only) backends.push_back(ref());
+  CompileOptions opts;
+  opts.threads = threads;
+  auto fast = PlacedModel::create(b.graph(), backends, opts);
+  ASSERT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(b.graph(), {ref()});
+  ASSERT_TRUE(slow.is_ok()) << slow.status().to_string();
+  std::vector<Value> got, want;
+  Status s = (*fast)->run(b.feeds(), &got);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  s = (*slow)->run(b.feeds(), &want);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    Status c = compare_values(want[i], got[i], tol);
+    EXPECT_TRUE(c.is_ok()) << "output " << b.graph()->outputs[i].name << ": " << c.message();
+  }
+  // A second run reuses the cached instance and must give the same answer.
+  std::vector<Value> again;
+  s = (*fast)->run(b.feeds(), &again);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(compare_values(got[i], again[i], Tolerance{0, 0}).is_ok());
+}
+
+int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64_t d) {
+  return (in + pb + pe - ((k - 1) * d + 1)) / s + 1;
+}
+
+// --- Conv ---------------------------------------------------------------------------------------
+
+struct ConvCase {
+  int64_t n, c, h, w, o, kh, kw, sh, sw, ph0, pw0, ph1, pw1, dh, dw, group;
+  std::string auto_pad = "NOTSET";
+};
+
+GraphBuilder conv_graph(const ConvCase& cc, uint32_t seed, bool bias, bool const_weights, bool typed = true) {
+  GraphBuilder b(11);
+  b.input("x", random_tensor({cc.n, cc.c, cc.h, cc.w}, seed), typed);
+  Tensor w = random_tensor({cc.o, cc.c / cc.group, cc.kh, cc.kw}, seed + 1, -0.5f, 0.5f);
+  if (const_weights) b.init("w", w);
+  else b.input("w", w);
+  std::vector<std::string> in{"x", "w"};
+  if (bias) {
+    b.init("b", random_tensor({cc.o}, seed + 2));
+    in.push_back("b");
+  }
+  std::map<std::string, Attribute> a{{"kernel_shape", attr_ints({cc.kh, cc.kw})},
+                                     {"strides", attr_ints({cc.sh, cc.sw})},
+                                     {"dilations", attr_ints({cc.dh, cc.dw})},
+                                     {"group", attr_int(cc.group)}};
+  if (cc.auto_pad == "NOTSET") a["pads"] = attr_ints({cc.ph0, cc.pw0, cc.ph1, cc.pw1});
+  else a["auto_pad"] = attr_string(cc.auto_pad);
+  b.node("Conv", in, {"y"}, a).output("y");
+  return b;
+}
+
+TEST(CpuBackendConv, ShapesStridesPadsDilationsGroups) {
+  REQUIRE_CPU();
+  const std::vector<ConvCase> cases = {
+      {1, 3, 17, 23, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},      // first layer, odd sizes
+      {1, 16, 15, 15, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16},   // depthwise
+      {2, 24, 9, 11, 24, 5, 5, 2, 1, 2, 2, 2, 2, 1, 1, 24},    // depthwise 5x5, mixed stride, batch 2
+      {1, 12, 10, 10, 20, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},    // 1x1, channels not a multiple of 16
+      {1, 8, 13, 9, 12, 3, 2, 1, 2, 0, 1, 2, 0, 2, 1, 4},      // grouped, asymmetric pads, dilation
+      {1, 5, 7, 7, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},        // few channels, stride 3
+      {1, 32, 6, 6, 48, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 2},      // dilation 2, groups 2
+      {1, 4, 8, 8, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, "SAME_UPPER"},
+      {1, 4, 9, 8, 6, 4, 3, 2, 2, 0, 0, 0, 0, 1, 1, 2, "SAME_LOWER"},
+      {1, 6, 9, 9, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, "VALID"},
+  };
+  uint32_t seed = 10;
+  for (const ConvCase& cc : cases) {
+    for (bool bias : {true, false})
+      expect_matches_reference(conv_graph(cc, seed++, bias, true), "conv case c=" + std::to_string(cc.c));
+  }
+  // Weights given at run time instead of at compile time; untyped input.
+  expect_matches_reference(conv_graph(cases[4], 99, true, false), "runtime weights");
+  expect_matches_reference(conv_graph(cases[1], 98, true, true, false), "untyped input");
+}
+
+TEST(CpuBackendConv, OneAndThreeDimensional) {
+  REQUIRE_CPU();
+  GraphBuilder b1(11);
+  b1.input("x", random_tensor({2, 6, 19}, 1)).init("w", random_tensor({10, 3, 4}, 2)).init("b", random_tensor({10}, 3));
+  b1.node("Conv", {"x", "w", "b"}, {"y"}, {{"strides", attr_ints({2})}, {"pads", attr_ints({1, 2})}, {"group", attr_int(2)}})
+      .output("y");
+  expect_matches_reference(b1, "conv1d");
+  GraphBuilder b3(11);
+  b3.input("x", random_tensor({1, 4, 5, 6, 7}, 4)).init("w", random_tensor({8, 4, 3, 3, 3}, 5));
+  b3.node("Conv", {"x", "w"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1, 1, 1})}}).output("y");
+  expect_matches_reference(b3, "conv3d");
+}
+
+// Conv followed by the chains the backend fuses.
+TEST(CpuBackendConv, FusedChains) {
+  REQUIRE_CPU();
+  const int64_t C = 20, O = 24, H = 11, W = 13;
+  auto base = [&](uint32_t seed) {
+    GraphBuilder b(11);
+    b.input("x", random_tensor({1, C, H, W}, seed))
+        .init("w", random_tensor({O, C, 3, 3}, seed + 1, -0.3f, 0.3f))
+        .init("b", random_tensor({O}, seed + 2));
+    b.node("Conv", {"x", "w", "b"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+    return b;
+  };
+  auto scalar = [](float v) { return Tensor::from_vector<float>({1}, {v}); };
+  {  // BatchNormalization + Relu
+    GraphBuilder b = base(20);
+    b.init("g", random_tensor({O}, 30, 0.5f, 1.5f)).init("be", random_tensor({O}, 31));
+    b.init("m", random_tensor({O}, 32)).init("v", random_tensor({O}, 33, 0.1f, 2.0f));
+    b.node("BatchNormalization", {"c", "g", "be", "m", "v"}, {"bn"}, {{"epsilon", attr_float(1e-5f)}});
+    b.node("Relu", {"bn"}, {"y"}).output("y");
+    expect_matches_reference(b, "conv+bn+relu");
+  }
+  {  // per-channel and scalar affine, decomposed HardSwish, affine after the activation
+    GraphBuilder b = base(40);
+    b.init("s", random_tensor({1, O, 1, 1}, 41)).init("t", scalar(0.25f));
+    b.init("three", Tensor::scalar<float>(3.0f)).init("zero", Tensor::scalar<float>(0.0f));
+    b.init("six", Tensor::scalar<float>(6.0f)).init("a", scalar(1.5f)).init("c2", random_tensor({O, 1, 1}, 42));
+    b.node("Mul", {"s", "c"}, {"m1"}).node("Add", {"m1", "t"}, {"a1"});
+    b.node("Add", {"a1", "three"}, {"p3"}).node("Clip", {"p3", "zero", "six"}, {"cl"});
+    b.node("Mul", {"a1", "cl"}, {"mm"}).node("Div", {"mm", "six"}, {"hs"});
+    b.node("Mul", {"a", "hs"}, {"m2"}).node("Add", {"m2", "c2"}, {"y"}).output("y");
+    expect_matches_reference(b, "conv+affine+hardswish+affine");
+  }
+  {  // HardSigmoid, then x * HardSigmoid(x) style gating by another tensor, then residual
+    GraphBuilder b = base(50);
+    b.input("r", random_tensor({1, O, H, W}, 51));
+    b.node("HardSigmoid", {"c"}, {"h"}, {{"alpha", attr_float(0.2f)}, {"beta", attr_float(0.5f)}});
+    b.node("Add", {"h", "r"}, {"y"}).output("y");
+    expect_matches_reference(b, "conv+hardsigmoid+residual");
+  }
+  {  // Clip (attributes, opset 6 style), LeakyRelu, Sigmoid, Swish pattern
+    for (const char* act : {"Clip", "LeakyRelu", "Sigmoid", "Tanh", "Swish"}) {
+      GraphBuilder b = base(60);
+      if (std::string(act) == "Clip") {
+        b.init("lo", Tensor::scalar<float>(-0.5f)).init("hi", Tensor::scalar<float>(0.7f));
+        b.node("Clip", {"c", "lo", "hi"}, {"y"});
+      } else if (std::string(act) == "LeakyRelu") {
+        b.node("LeakyRelu", {"c"}, {"y"}, {{"alpha", attr_float(0.1f)}});
+      } else if (std::string(act) == "Swish") {
+        b.node("Sigmoid", {"c"}, {"sg"}).node("Mul", {"c", "sg"}, {"y"});
+      } else {
+        b.node(act, {"c"}, {"y"});
+      }
+      b.output("y");
+      expect_matches_reference(b, std::string("conv+") + act);
+    }
+  }
+  {  // squeeze-excite: GAP -> conv -> relu -> conv -> hardsigmoid -> mul with the input -> add
+    GraphBuilder b = base(70);
+    b.init("w1", random_tensor({6, O, 1, 1}, 71)).init("b1", random_tensor({6}, 72));
+    b.init("w2", random_tensor({O, 6, 1, 1}, 73)).init("b2", random_tensor({O}, 74));
+    b.node("GlobalAveragePool", {"c"}, {"g"});
+    b.node("Conv", {"g", "w1", "b1"}, {"s1"}).node("Relu", {"s1"}, {"r1"});
+    b.node("Conv", {"r1", "w2", "b2"}, {"s2"});
+    b.node("HardSigmoid", {"s2"}, {"hs"}, {{"alpha", attr_float(0.2f)}, {"beta", attr_float(0.5f)}});
+    b.node("Mul", {"c", "hs"}, {"se"}).node("Add", {"c", "se"}, {"y"}).output("y");
+    expect_matches_reference(b, "squeeze-excite");
+  }
+  {  // an intermediate of a chain is also a graph output: no fusion past it
+    GraphBuilder b = base(80);
+    b.node("Relu", {"c"}, {"r"}).node("Sigmoid", {"r"}, {"y"}).output("r").output("y");
+    expect_matches_reference(b, "intermediate output");
+  }
+}
+
+// --- ConvTranspose ------------------------------------------------------------------------------
+
+TEST(CpuBackendConvTranspose, Variants) {
+  REQUIRE_CPU();
+  struct Case {
+    int64_t c, o, h, w, k, s, pad, opad, group, dil;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {24, 24, 9, 7, 2, 2, 0, 0, 1, 1, true},   // non-overlapping patches (own kernel), blocked out
+      {24, 1, 10, 10, 2, 2, 0, 0, 1, 1, true},  // one output channel, plain out
+      {7, 5, 6, 5, 3, 3, 0, 0, 1, 1, false},    // patches, odd channels
+      {8, 6, 5, 6, 3, 2, 1, 1, 1, 1, true},     // overlapping, output_padding
+      {8, 8, 4, 4, 4, 2, 1, 0, 2, 1, true},     // groups
+      {4, 6, 5, 5, 3, 1, 1, 0, 1, 2, false},    // dilation
+  };
+  uint32_t seed = 200;
+  for (const Case& cc : cases) {
+    GraphBuilder b(11);
+    b.input("x", random_tensor({1, cc.c, cc.h, cc.w}, seed++));
+    b.init("w", random_tensor({cc.c, cc.o / cc.group, cc.k, cc.k}, seed++, -0.5f, 0.5f));
+    std::vector<std::string> in{"x", "w"};
+    if (cc.bias) {
+      b.init("b", random_tensor({cc.o}, seed++));
+      in.push_back("b");
+    }
+    b.node("ConvTranspose", in, {"t"},
+           {{"kernel_shape", attr_ints({cc.k, cc.k})}, {"strides", attr_ints({cc.s, cc.s})},
+            {"pads", attr_ints({cc.pad, cc.pad, cc.pad, cc.pad})}, {"output_padding", attr_ints({cc.opad, cc.opad})},
+            {"group", attr_int(cc.group)}, {"dilations", attr_ints({cc.dil, cc.dil})}});
+    b.node("Sigmoid", {"t"}, {"y"}).output("y");
+    expect_matches_reference(b, "convtranspose c=" + std::to_string(cc.c) + " o=" + std::to_string(cc.o));
+  }
+  {  // the det head: ConvTranspose -> Add(bias [1,C,1,1]) -> BN -> Relu
+    GraphBuilder b(11);
+    const int64_t C = 24;
+    b.input("x", random_tensor({1, C, 6, 7}, 300)).init("w", random_tensor({C, C, 2, 2}, 301));
+    b.init("b", random_tensor({1, C, 1, 1}, 302));
+    b.init("g", random_tensor({C}, 303, 0.5f, 1.5f)).init("be", random_tensor({C}, 304));
+    b.init("m", random_tensor({C}, 305)).init("v", random_tensor({C}, 306, 0.5f, 1.5f));
+    b.node("ConvTranspose", {"x", "w"}, {"t"}, {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}});
+    b.node("Add", {"t", "b"}, {"tb"}).node("BatchNormalization", {"tb", "g", "be", "m", "v"}, {"bn"});
+    b.node("Relu", {"bn"}, {"y"}).output("y");
+    expect_matches_reference(b, "det head");
+  }
+  {  // output_shape and auto_pad
+    GraphBuilder b(11);
+    b.input("x", random_tensor({1, 3, 5, 5}, 310)).init("w", random_tensor({3, 4, 3, 3}, 311));
+    b.node("ConvTranspose", {"x", "w"}, {"y"}, {{"strides", attr_ints({2, 2})}, {"output_shape", attr_ints({10, 11})}});
+    b.output("y");
+    expect_matches_reference(b, "output_shape");
+  }
+}
+
+// --- MatMul / Gemm ------------------------------------------------------------------------------
+
+TEST(CpuBackendMatMul, ConstantWeightsBiasAndActivation) {
+  REQUIRE_CPU();
+  for (Shape a : {Shape{5, 7}, Shape{2, 3, 7}, Shape{7}, Shape{1, 4, 9, 7}}) {
+    GraphBuilder b(13);
+    b.input("a", random_tensor(a, 400)).init("w", random_tensor({7, 11}, 401)).init("bias", random_tensor({11}, 402));
+    b.node("MatMul", {"a", "w"}, {"m"}).node("Add", {"m", "bias"}, {"s"}).node("Relu", {"s"}, {"y"}).output("y");
+    expect_matches_reference(b, "matmul a=" + shape_to_string(a));
+  }
+}
+
+TEST(CpuBackendMatMul, RuntimeOperandsAndBroadcast) {
+  REQUIRE_CPU();
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3, 4}, {4, 5}}, {{2, 3, 4}, {2, 4, 5}}, {{2, 1, 3, 4}, {3, 4, 6}}, {{4}, {4, 3}}, {{2, 5, 4}, {4}},
+      {{1, 2, 6, 8}, {1, 2, 8, 6}}, {{3, 1, 5, 2}, {1, 4, 2, 3}},
+  };
+  uint32_t seed = 410;
+  for (const auto& [sa, sb] : cases) {
+    GraphBuilder b(13);
+    b.input("a", random_tensor(sa, seed++)).input("b", random_tensor(sb, seed++));
+    b.node("MatMul", {"a", "b"}, {"y"}).output("y");
+    expect_matches_reference(b, "matmul " + shape_to_string(sa) + " x " + shape_to_string(sb));
+  }
+}
+
+TEST(CpuBackendGemm, TransposesAlphaBeta) {
+  REQUIRE_CPU();
+  uint32_t seed = 420;
+  for (int ta : {0, 1})
+    for (int tb : {0, 1})
+      for (bool const_b : {true, false})
+        for (Shape cshape : {Shape{6}, Shape{1, 6}, Shape{4, 6}, Shape{}}) {
+          GraphBuilder b(13);
+          Shape sa = ta ? Shape{5, 4} : Shape{4, 5};
+          Shape sb = tb ? Shape{6, 5} : Shape{5, 6};
+          b.input("a", random_tensor(sa, seed++));
+          if (const_b) b.init("b", random_tensor(sb, seed++));
+          else b.input("b", random_tensor(sb, seed++));
+          std::vector<std::string> in{"a", "b"};
+          if (!cshape.empty() || seed % 2) {
+            b.init("c", random_tensor(cshape.empty() ? Shape{1} : cshape, seed++));
+            in.push_back("c");
+          }
+          b.node("Gemm", in, {"y"},
+                 {{"transA", attr_int(ta)}, {"transB", attr_int(tb)}, {"alpha", attr_float(0.7f)},
+                  {"beta", attr_float(1.3f)}});
+          b.output("y");
+          expect_matches_reference(b, "gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) +
+                                          " c=" + shape_to_string(cshape));
+        }
+}
+
+// --- Pooling ------------------------------------------------------------------------------------
+
+TEST(CpuBackendPool, MaxAndAverage) {
+  REQUIRE_CPU();
+  struct Case {
+    const char* op;
+    int64_t c, h, w, k, s, pad, ceil, include_pad, dil;
+  };
+  const std::vector<Case> cases = {
+      {"MaxPool", 3, 11, 13, 3, 2, 1, 0, 0, 1},    {"MaxPool", 20, 9, 9, 2, 2, 0, 1, 0, 1},
+      {"MaxPool", 4, 10, 10, 3, 1, 0, 0, 0, 2},    {"AveragePool", 5, 12, 7, 3, 3, 1, 0, 0, 1},
+      {"AveragePool", 6, 12, 7, 3, 2, 1, 0, 1, 1}, {"AveragePool", 17, 9, 8, 2, 2, 0, 1, 0, 1},
+      {"AveragePool", 3, 48, 20, 3, 3, 0, 0, 0, 1},
+  };
+  uint32_t seed = 500;
+  for (const Case& cc : cases) {
+    GraphBuilder b(12);
+    b.input("x", random_tensor({2, cc.c, cc.h, cc.w}, seed++));
+    std::map<std::string, Attribute> a{{"kernel_shape", attr_ints({cc.k, cc.k})},
+                                       {"strides", attr_ints({cc.s, cc.s})},
+                                       {"pads", attr_ints({cc.pad, cc.pad, cc.pad, cc.pad})},
+                                       {"ceil_mode", attr_int(cc.ceil)}};
+    if (std::string(cc.op) == "AveragePool") a["count_include_pad"] = attr_int(cc.include_pad);
+    else a["dilations"] = attr_ints({cc.dil, cc.dil});
+    b.node(cc.op, {"x"}, {"y"}, a).output("y");
+    expect_matches_reference(b, std::string(cc.op) + " c=" + std::to_string(cc.c));
+  }
+  // Pools and global pools on a blocked (conv) output.
+  for (const char* op : {"MaxPool", "GlobalAveragePool", "GlobalMaxPool"}) {
+    GraphBuilder b(12);
+    b.input("x", random_tensor({1, 8, 9, 10}, seed++)).init("w", random_tensor({20, 8, 1, 1}, seed++));
+    b.node("Conv", {"x", "w"}, {"c"});
+    if (std::string(op) == "MaxPool") b.node(op, {"c"}, {"y"}, {{"kernel_shape", attr_ints({3, 3})}});
+    else b.node(op, {"c"}, {"y"});
+    b.output("y");
+    expect_matches_reference(b, std::string("blocked ") + op);
+  }
+  for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
+    GraphBuilder b(12);
+    b.input("x", random_tensor({2, 3, 7, 9}, seed++)).node(op, {"x"}, {"y"}).output("y");
+    expect_matches_reference(b, std::string("plain ") + op);
+  }
+}
+
+// --- Elementwise --------------------------------------------------------------------------------
+
+TEST(CpuBackendElementwise, BinaryBroadcasting) {
+  REQUIRE_CPU();
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3, 4, 5}, {2, 3, 4, 5}}, {{2, 3, 4, 5}, {1, 3, 1, 1}}, {{2, 3, 4, 5}, {3, 1, 1}}, {{2, 3, 4, 5}, {5}},
+      {{2, 3, 4, 5}, {}},           {{3, 1}, {1, 4}},             {{1, 4, 1}, {3, 1, 5}},    {{7}, {2, 7}},
+      {{2, 1, 4, 1}, {1, 3, 1, 5}}, {{1000}, {1000}},
+  };
+  uint32_t seed = 600;
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"})
+    for (const auto& [sa, sb] : shapes)
+      for (bool swap : {false, true}) {
+        GraphBuilder b(13);
+        const bool pow = std::string(op) == "Pow";
+        b.input("a", random_tensor(swap ? sb : sa, seed++, pow ? 0.5f : -1.0f, pow ? 2.0f : 1.0f));
+        b.input("b", random_tensor(swap ? sa : sb, seed++, 0.5f, 1.5f));
+        b.node(op, {"a", "b"}, {"y"}).output("y");
+        expect_matches_reference(b, std::string(op) + " " + shape_to_string(sa) + " " + shape_to_string(sb));
+      }
+}
+
+TEST(CpuBackendElementwise, UnaryAndActivations) {
+  REQUIRE_CPU();
+  uint32_t seed = 700;
+  const std::vector<std::pair<const char*, std::map<std::string, Attribute>>> ops = {
+      {"Relu", {}},        {"Sigmoid", {}},     {"Tanh", {}},     {"Abs", {}},         {"Neg", {}},
+      {"Exp", {}},         {"Erf", {}},         {"Floor", {}},    {"Ceil", {}},        {"Round", {}},
+      {"Softplus", {}},    {"Softsign", {}},    {"HardSwish", {}}, {"Reciprocal", {}}, {"Identity", {}},
+      {"LeakyRelu", {{"alpha", attr_float(0.2f)}}},
+      {"Elu", {{"alpha", attr_float(0.7f)}}},
+      {"Selu", {}},
+      {"Celu", {{"alpha", attr_float(1.3f)}}},
+      {"HardSigmoid", {{"alpha", attr_float(1.0f / 6)}, {"beta", attr_float(0.5f)}}},
+      {"Gelu", {}},
+      {"Gelu", {{"approximate", attr_string("tanh")}}},
+  };
+  for (const auto& [op, attrs] : ops) {
+    GraphBuilder b(std::string(op) == "Gelu" ? 20 : 14);
+    b.input("x", random_tensor({3, 5, 7, 11}, seed++, -6.0f, 6.0f));
+    b.node(op, {"x"}, {"y"}, attrs).output("y");
+    expect_matches_reference(b, op);
+  }
+  for (const char* op : {"Sqrt", "Log"}) {
+    GraphBuilder b(13);
+    b.input("x", random_tensor({4, 33}, seed++, 0.1f, 5.0f)).node(op, {"x"}, {"y"}).output("y");
+    expect_matches_reference(b, op);
+  }
+  {  // Clip: attributes (opset 6), constant and runtime bounds (opset 13), missing bounds
+    GraphBuilder b6(6);
+    b6.input("x", random_tensor({2, 9}, seed++, -3, 3));
+    b6.node("Clip", {"x"}, {"y"}, {{"min", attr_float(-1.0f)}, {"max", attr_float(0.5f)}}).output("y");
+    expect_matches_reference(b6, "clip opset 6");
+    GraphBuilder b13(13);
+    b13.input("x", random_tensor({2, 9}, seed++, -3, 3)).input("hi", Tensor::scalar<float>(0.3f));
+    b13.init("lo", Tensor::scalar<float>(-0.2f));
+    b13.node("Clip", {"x", "lo", "hi"}, {"y"}).node("Clip", {"x", "", "hi"}, {"z"}).output("y").output("z");
+    expect_matches_reference(b13, "clip opset 13");
+  }
+  {  // PRelu with a per-channel slope
+    GraphBuilder b(13);
+    b.input("x", random_tensor({2, 4, 3, 3}, seed++)).init("s", random_tensor({4, 1, 1}, seed++));
+    b.node("PRelu", {"x", "s"}, {"y"}).output("y");
+    expect_matches_reference(b, "prelu");
+  }
+}
+
+// Elementwise ops on blocked conv outputs, broadcasting every way, channels not a multiple of 16.
+TEST(CpuBackendElementwise, BlockedLayoutOperands) {
+  REQUIRE_CPU();
+  const int64_t C = 20, H = 5, W = 6;
+  const std::vector<Shape> other = {{1, C, H, W}, {1, C, 1, 1}, {C, 1, 1}, {1, 1, H, W}, {W}, {}, {1, 1, 1, W}};
+  uint32_t seed = 800;
+  for (const char* op : {"Add", "Mul", "Sub", "Div"})
+    for (const Shape& s : other)
+      for (bool constant : {false, true}) {
+        GraphBuilder b(13);
+        b.input("x", random_tensor({1, 7, H, W}, seed++)).init("w", random_tensor({C, 7, 3, 3}, seed++));
+        b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+        b.node("Conv", {"x", "w"}, {"d"}, {{"pads", attr_ints({1, 1, 1, 1})}});  // a second blocked value
+        Tensor t = random_tensor(s, seed++, 0.5f, 1.5f);
+        if (constant) b.init("o", t);
+        else b.input("o", t);
+        b.node(op, {"c", "o"}, {"e"}).node("Add", {"e", "d"}, {"f"}).node("Relu", {"f"}, {"y"}).output("y");
+        expect_matches_reference(b, std::string(op) + " blocked with " + shape_to_string(s) +
+                                        (constant ? " constant" : " runtime"));
+      }
+}
+
+TEST(CpuBackendElementwise, NonFloatTypesTakeTheGenericPath) {
+  REQUIRE_CPU();
+  GraphBuilder b(13);
+  Tensor a(DataType::int32, {2, 3}), c(DataType::int32, {3});
+  for (int i = 0; i < 6; ++i) a.data<int32_t>()[i] = i * 7 - 5;
+  for (int i = 0; i < 3; ++i) c.data<int32_t>()[i] = i + 1;
+  b.input("a", a).input("c", c).node("Mul", {"a", "c"}, {"m"}).node("Relu", {"m"}, {"y"}).output("y");
+  expect_matches_reference(b, "int32 chain");
+}
+
+// --- Normalization, softmax, reductions ---------------------------------------------------------
+
+TEST(CpuBackendNormalization, BatchNormStandalone) {
+  REQUIRE_CPU();
+  for (Shape s : {Shape{2, 5}, Shape{2, 5, 7}, Shape{1, 5, 4, 6}}) {
+    GraphBuilder b(15);
+    b.input("x", random_tensor(s, 900));
+    b.init("g", random_tensor({5}, 901)).init("be", random_tensor({5}, 902)).init("m", random_tensor({5}, 903));
+    b.init("v", random_tensor({5}, 904, 0.2f, 2.0f));
+    b.node("BatchNormalization", {"x", "g", "be", "m", "v"}, {"bn"}).node("Sigmoid", {"bn"}, {"y"}).output("y");
+    expect_matches_reference(b, "bn " + shape_to_string(s));
+  }
+}
+
+TEST(CpuBackendReduce, SoftmaxAndReductions) {
+  REQUIRE_CPU();
+  uint32_t seed = 1000;
+  for (int64_t opset : {11, 13})
+    for (const char* op : {"Softmax", "LogSoftmax"})
+      for (int64_t axis : {-1, 0, 1, 2}) {
+        GraphBuilder b(opset);
+        b.input("x", random_tensor({3, 4, 37}, seed++, -5, 5));
+        b.node(op, {"x"}, {"y"}, {{"axis", attr_int(axis)}}).output("y");
+        expect_matches_reference(b, std::string(op) + " opset " + std::to_string(opset) + " axis " + std::to_string(axis));
+      }
+  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"})
+    for (std::vector<int64_t> axes : {std::vector<int64_t>{-1}, {1, 2}, {0}, {}})
+      for (int64_t keep : {0, 1}) {
+        GraphBuilder b(11);
+        b.input("x", random_tensor({2, 3, 4, 5}, seed++));
+        std::map<std::string, Attribute> a{{"keepdims", attr_int(keep)}};
+        if (!axes.empty()) a["axes"] = attr_ints(axes);
+        b.node(op, {"x"}, {"y"}, a).output("y");
+        expect_matches_reference(b, std::string(op) + " keep " + std::to_string(keep));
+      }
+}
+
+// --- Data movement ------------------------------------------------------------------------------
+
+TEST(CpuBackendShape, ViewsTransposeSliceConcat) {
+  REQUIRE_CPU();
+  uint32_t seed = 1100;
+  {
+    GraphBuilder b(13);
+    b.input("x", random_tensor({2, 3, 4, 5}, seed++)).init("shape", Tensor::from_vector<int64_t>({3}, {2, -1, 5}));
+    b.init("axes", Tensor::from_vector<int64_t>({1}, {1}));
+    b.node("Reshape", {"x", "shape"}, {"r"}).node("Unsqueeze", {"r", "axes"}, {"u"}).node("Squeeze", {"u", "axes"}, {"s"});
+    b.node("Flatten", {"s"}, {"f"}, {{"axis", attr_int(1)}}).node("Relu", {"f"}, {"y"});
+    b.output("y").output("r");
+    expect_matches_reference(b, "views");
+  }
+  for (std::vector<int64_t> perm : {std::vector<int64_t>{0, 2, 1, 3}, {3, 2, 1, 0}, {0, 1, 3, 2}, {}}) {
+    GraphBuilder b(13);
+    b.input("x", random_tensor({2, 3, 4, 5}, seed++));
+    if (perm.empty()) b.node("Transpose", {"x"}, {"y"});
+    else b.node("Transpose", {"x"}, {"y"}, {{"perm", attr_ints(perm)}});
+    b.output("y");
+    expect_matches_reference(b, "transpose");
+  }
+  {
+    GraphBuilder b(13);
+    b.input("x", random_tensor({4, 10, 6}, seed++));
+    b.init("st", Tensor::from_vector<int64_t>({2}, {1, -1})).init("en", Tensor::from_vector<int64_t>({2}, {9, -100}));
+    b.init("ax", Tensor::from_vector<int64_t>({2}, {1, 2})).init("sp", Tensor::from_vector<int64_t>({2}, {3, -2}));
+    b.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"}).output("y");
+    expect_matches_reference(b, "slice");
+  }
+  for (int64_t axis : {0, 1, 2, -1}) {
+    GraphBuilder b(13);
+    b.input("a", random_tensor({2, 3, 4, 5}, seed++));
+    Shape s2 = {2, 3, 4, 5};
+    s2[axis < 0 ? 3 : axis] = 2;
+    b.input("b", random_tensor(s2, seed++));
+    b.node("Concat", {"a", "b"}, {"y"}, {{"axis", attr_int(axis)}}).output("y");
+    expect_matches_reference(b, "concat axis " + std::to_string(axis));
+  }
+  for (int64_t c1 : {16, 24}) {  // blocked inputs: aligned (block copies) and unaligned channels
+    GraphBuilder b(13);
+    b.input("x", random_tensor({1, 8, 5, 6}, seed++));
+    b.init("w1", random_tensor({c1, 8, 1, 1}, seed++)).init("w2", random_tensor({20, 8, 1, 1}, seed++));
+    b.node("Conv", {"x", "w1"}, {"c1"}).node("Conv", {"x", "w2"}, {"c2"});
+    b.node("Concat", {"c1", "c2"}, {"cat"}, {{"axis", attr_int(1)}});
+    b.init("w3", random_tensor({16, c1 + 20, 3, 3}, seed++));
+    b.node("Conv", {"cat", "w3"}, {"y"}).output("y").output("cat");
+    expect_matches_reference(b, "blocked concat c1=" + std::to_string(c1));
+  }
+}
+
+TEST(CpuBackendResize, NearestAndLinear) {
+  REQUIRE_CPU();
+  uint32_t seed = 1200;
+  struct Case {
+    const char* mode;
+    const char* ctm;
+    const char* nearest;
+  };
+  const std::vector<Case> cases = {
+      {"nearest", "asymmetric", "floor"},          {"nearest", "half_pixel", "round_prefer_floor"},
+      {"nearest", "align_corners", "round_prefer_ceil"}, {"nearest", "pytorch_half_pixel", "ceil"},
+      {"linear", "half_pixel", ""},                {"linear", "align_corners", ""},
+      {"linear", "asymmetric", ""},                {"linear", "pytorch_half_pixel", ""},
+  };
+  for (const Case& cc : cases)
+    for (std::vector<float> scales : {std::vector<float>{1, 1, 2, 2}, {1, 1, 0.5f, 1.5f}, {1, 1, 3, 1.7f}}) {
+      for (bool blocked : {false, true}) {
+        GraphBuilder b(13);
+        b.input("x", random_tensor({1, 5, 6, 7}, seed++));
+        std::string in = "x";
+        if (blocked) {
+          b.init("w", random_tensor({20, 5, 1, 1}, seed++));
+          b.node("Conv", {"x", "w"}, {"c"});
+          in = "c";
+        }
+        b.init("roi", Tensor(DataType::float32, {0})).init("scales", Tensor::from_vector<float>({4}, scales));
+        std::map<std::string, Attribute> a{{"mode", attr_string(cc.mode)},
+                                           {"coordinate_transformation_mode", attr_string(cc.ctm)}};
+        if (*cc.nearest) a["nearest_mode"] = attr_string(cc.nearest);
+        b.node("Resize", {in, "roi", "scales"}, {"y"}, a).output("y");
+        expect_matches_reference(b, std::string(cc.mode) + "/" + cc.ctm + (blocked ? " blocked" : " plain"));
+      }
+    }
+}
+
+// --- Plans: instances, threads, concurrency -----------------------------------------------------
+
+TEST(CpuBackendPlan, NewInputShapesAndConcurrentRuns) {
+  REQUIRE_CPU();
+  GraphBuilder b(11);
+  b.input("x", random_tensor({1, 3, 16, 16}, 1300), false).init("w", random_tensor({16, 3, 3, 3}, 1301));
+  b.init("w2", random_tensor({8, 16, 1, 1}, 1302));
+  b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}}).node("Relu", {"c"}, {"r"});
+  b.node("Conv", {"r", "w2"}, {"d"}).node("GlobalAveragePool", {"d"}, {"g"}).node("Flatten", {"g"}, {"y"});
+  b.output("y").output("d");
+  CompileOptions one;
+  one.threads = 1;
+  auto fast = PlacedModel::create(b.graph(), {cpu()}, one);
+  ASSERT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(b.graph(), {ref()});
+  ASSERT_TRUE(slow.is_ok());
+  // Several shapes, each checked, then revisited (cached instances).
+  const std::vector<Shape> shapes = {{1, 3, 16, 16}, {2, 3, 9, 13}, {1, 3, 31, 5}, {1, 3, 16, 16}};
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    std::vector<Value> in{Value::of(random_tensor(shapes[i], 1310 + static_cast<uint32_t>(i)))};
+    std::vector<Value> got, want;
+    ASSERT_TRUE((*fast)->run(in, &got).is_ok());
+    ASSERT_TRUE((*slow)->run(in, &want).is_ok());
+    for (size_t k = 0; k < got.size(); ++k)
+      EXPECT_TRUE(compare_values(want[k], got[k], kTol).is_ok()) << "shape " << shape_to_string(shapes[i]);
+  }
+  // Four threads run the same plan at once on different inputs.
+  std::vector<std::vector<Value>> inputs(4), outputs(4), expected(4);
+  for (int t = 0; t < 4; ++t) {
+    inputs[t] = {Value::of(random_tensor(shapes[t % 3], 1320 + t))};
+    ASSERT_TRUE((*slow)->run(inputs[t], &expected[t]).is_ok());
+  }
+  std::vector<std::thread> pool;
+  std::vector<Status> status(4);
+  for (int t = 0; t < 4; ++t)
+    pool.emplace_back([&, t] {
+      for (int rep = 0; rep < 5 && status[t].is_ok(); ++rep) status[t] = (*fast)->run(inputs[t], &outputs[t]);
+    });
+  for (auto& th : pool) th.join();
+  for (int t = 0; t < 4; ++t) {
+    ASSERT_TRUE(status[t].is_ok()) << status[t].to_string();
+    for (size_t k = 0; k < outputs[t].size(); ++k) EXPECT_TRUE(compare_values(expected[t][k], outputs[t][k], kTol).is_ok());
+  }
+}
+
+TEST(CpuBackendPlan, TwoThreadsMatchOneThread) {
+  REQUIRE_CPU();
+  ConvCase cc{1, 16, 40, 40, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  GraphBuilder b = conv_graph(cc, 1400, true, true);
+  expect_matches_reference(b, "threads 1", true, kTol, 1);
+  expect_matches_reference(b, "threads 2", true, kTol, 2);
+}
+
+TEST(CpuBackendPlan, SupportsRejectsWhatItCannotRun) {
+  REQUIRE_CPU();
+  Node n;
+  n.op_type = "MaxPool";
+  n.name = "p";
+  n.inputs = {"x"};
+  n.outputs = {"y", "idx"};
+  n.attrs["kernel_shape"] = attr_ints({2, 2});
+  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  n.op_type = "Resize";
+  n.outputs = {"y"};
+  n.opset = 13;
+  n.attrs["mode"] = attr_string("cubic");
+  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  n.op_type = "NonMaxSuppression";
+  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  n.op_type = "Conv";
+  n.inputs = {"x", "w"};
+  n.attrs.clear();
+  EXPECT_TRUE(cpu()->supports(n).is_ok());
+}
+
+// --- The PaddleOCR models -----------------------------------------------------------------------
+
+void expect_model_matches(const std::string& file, const Shape& shape) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::path(TANDEM_SOURCE_DIR) / "models" / file;
+  ASSERT_TRUE(fs::exists(path)) << path.string() << " is missing: run scripts/setup to fetch the models";
+  auto model = load_model(path);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  auto fast = PlacedModel::create(model->graph, {cpu(), ref()});
+  ASSERT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(model->graph, {ref()});
+  ASSERT_TRUE(slow.is_ok()) << slow.status().to_string();
+  std::vector<Value> in{Value::of(random_tensor(shape, 7, 0.0f, 1.0f))};
+  std::vector<Value> got, want;
+  Status s = (*fast)->run(in, &got);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  s = (*slow)->run(in, &want);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    Status c = compare_values(want[i], got[i], kTol);
+    EXPECT_TRUE(c.is_ok()) << file << " output " << i << ": " << c.message();
+  }
+}
+
+TEST(CpuBackendModels, DetMatchesReference) {
+  REQUIRE_CPU();
+  expect_model_matches("ch_PP-OCRv4_det_infer.onnx", {1, 3, 160, 160});
+}
+
+TEST(CpuBackendModels, RecMatchesReference) {
+  REQUIRE_CPU();
+  expect_model_matches("ch_PP-OCRv4_rec_infer.onnx", {1, 3, 48, 320});
+}
+
+TEST(CpuBackendModels, ClsMatchesReference) {
+  REQUIRE_CPU();
+  expect_model_matches("ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192});
+}
+
+// The cpu backend (with reference fallback) also reproduces ONNX Runtime's outputs stored in
+// tests/golden/ (see tests/golden/README.md).
+void expect_golden(const std::string& file, const std::string& case_dir, const std::string& output) {
+  namespace fs = std::filesystem;
+  const fs::path model_path = fs::path(TANDEM_SOURCE_DIR) / "models" / file;
+  const fs::path dir = fs::path(TANDEM_SOURCE_DIR) / "tests" / "golden" / case_dir;
+  ASSERT_TRUE(fs::exists(model_path)) << model_path.string() << " is missing: run scripts/setup to fetch the models";
+  auto model = load_model(model_path);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  auto x = read_npy(dir / "input_x.npy");
+  ASSERT_TRUE(x.is_ok()) << x.status().to_string();
+  auto expected = read_npy(dir / (output + ".npy"));
+  ASSERT_TRUE(expected.is_ok()) << expected.status().to_string();
+  auto fast = PlacedModel::create(model->graph, {cpu(), ref()});
+  ASSERT_TRUE(fast.is_ok()) << fast.status().to_string();
+  std::vector<Value> got;
+  Status s = (*fast)->run({Value::of(*x)}, &got);
+  ASSERT_TRUE(s.is_ok()) << s.to_string();
+  ASSERT_EQ(got.size(), 1u);
+  Status c = compare_tensors(*expected, got[0].tensor, kTol);
+  EXPECT_TRUE(c.is_ok()) << case_dir << ": " << c.message();
+}
+
+TEST(CpuBackendModels, OnnxRuntimeGoldens) {
+  REQUIRE_CPU();
+  expect_golden("ch_PP-OCRv4_det_infer.onnx", "det", "sigmoid_0.tmp_0");
+  expect_golden("ch_PP-OCRv4_det_infer.onnx", "det_text", "sigmoid_0.tmp_0");
+  expect_golden("ch_PP-OCRv4_rec_infer.onnx", "rec", "softmax_11.tmp_0");
+  expect_golden("ch_ppocr_mobile_v2.0_cls_infer.onnx", "cls", "softmax_0.tmp_0");
+}
+
+}  // namespace
+}  // namespace tandem

@@ -1,0 +1,180 @@
+// The circuit breaker state machine, driven by a manual clock (no sleeps).
+#include <gtest/gtest.h>
+
+#include "engine/breaker.h"
+#include "engine_test_util.h"
+
+namespace tandem {
+namespace {
+
+using testing_util::ManualClock;
+
+BreakerOptions small_options() {
+  BreakerOptions o;
+  o.window_size = 10;
+  o.window_seconds = 60;
+  o.min_requests = 5;
+  o.failure_rate = 0.5;
+  o.cooldown_ms = 1000;
+  o.backoff_multiplier = 2;
+  o.max_cooldown_ms = 5000;
+  o.half_open_probes = 2;
+  o.close_after_successes = 3;
+  o.parity_violations = 2;
+  return o;
+}
+
+void feed(CircuitBreaker& b, bool success, int n = 1, bool breach = false) {
+  for (int i = 0; i < n; ++i) {
+    auto a = b.admit();
+    ASSERT_TRUE(a.allowed);
+    b.record(a, {success, breach});
+  }
+}
+
+TEST(EngineBreaker, StaysClosedBelowMinRequests) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  feed(b, false, 4);  // 100% failures but only 4 outcomes
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  feed(b, false, 1);
+  EXPECT_EQ(b.state(), BreakerState::open);
+  EXPECT_EQ(b.snapshot().trips, 1u);
+}
+
+TEST(EngineBreaker, TripsOnFailureRateOnly) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  for (int i = 0; i < 20; ++i) feed(b, i % 3 != 0);  // 1 in 3 fails: below 0.5
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  feed(b, false, 1);  // 4 of the last 10 fail
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  feed(b, false, 1);  // 5 of the last 10: the rate reaches 0.5
+  EXPECT_EQ(b.state(), BreakerState::open);
+}
+
+TEST(EngineBreaker, OpenRejectsUntilCooldownThenHalfOpenLimitsProbes) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  feed(b, false, 5);
+  ASSERT_EQ(b.state(), BreakerState::open);
+  EXPECT_FALSE(b.admit().allowed);
+  clock.advance_ms(999);
+  EXPECT_FALSE(b.admit().allowed);
+  clock.advance_ms(1);
+  auto p1 = b.admit();
+  auto p2 = b.admit();
+  auto p3 = b.admit();
+  EXPECT_TRUE(p1.allowed && p1.probe);
+  EXPECT_TRUE(p2.allowed && p2.probe);
+  EXPECT_FALSE(p3.allowed);  // at most two probes in flight
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+  b.release(p2);  // a probe given back frees its slot
+  auto p4 = b.admit();
+  EXPECT_TRUE(p4.allowed);
+  b.record(p1, {true, false});
+  b.record(p4, {true, false});
+  EXPECT_EQ(b.state(), BreakerState::half_open);  // 2 of 3 good probes
+  auto p5 = b.admit();
+  b.record(p5, {true, false});
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  // closed -> open -> half_open -> closed
+  EXPECT_EQ(b.snapshot().transitions, 3u);
+}
+
+TEST(EngineBreaker, FailedProbeReopensWithExponentialBackoffCapped) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  feed(b, false, 5);
+  EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, 1000);
+  clock.advance_ms(1000);  // now at the end of the first open period
+  for (double cooldown : {2000.0, 4000.0, 5000.0, 5000.0}) {
+    auto p = b.admit();
+    ASSERT_TRUE(p.allowed && p.probe);
+    b.record(p, {false, false});
+    ASSERT_EQ(b.state(), BreakerState::open);
+    EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, cooldown);
+    clock.advance_ms(cooldown - 1);
+    EXPECT_FALSE(b.admit().allowed);  // not a moment before the longer cooldown ends
+    clock.advance_ms(1);
+  }
+  EXPECT_EQ(b.snapshot().trips, 5u);
+  // Closing resets the back-off.
+  for (int i = 0; i < 3; ++i) {
+    auto p = b.admit();
+    ASSERT_TRUE(p.allowed);
+    b.record(p, {true, false});
+  }
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  feed(b, false, 5);
+  EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, 1000);
+}
+
+TEST(EngineBreaker, WindowForgetsOldOutcomesByTimeAndCount) {
+  ManualClock clock;
+  BreakerOptions o = small_options();
+  o.window_seconds = 10;
+  CircuitBreaker b(o, &clock);
+  feed(b, false, 2);
+  feed(b, true, 2);
+  clock.advance_ms(11000);  // the failures age out
+  feed(b, true, 2);
+  feed(b, false, 2);  // 2 failures of 4 recent outcomes: below min_requests=5 of recent ones
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  EXPECT_EQ(b.snapshot().window_requests, 4);
+  // Count bound: only the last 10 outcomes count.
+  o.min_requests = 10;
+  CircuitBreaker c(o, &clock);
+  feed(c, false, 4);
+  feed(c, true, 10);  // pushes the failures out
+  EXPECT_EQ(c.snapshot().window_failures, 0);
+  EXPECT_EQ(c.snapshot().window_requests, 10);
+  EXPECT_EQ(c.state(), BreakerState::closed);
+}
+
+TEST(EngineBreaker, TripsOnSlaBreaches) {
+  ManualClock clock;
+  BreakerOptions o = small_options();
+  o.sla_breach_rate = 0.6;
+  CircuitBreaker b(o, &clock);
+  feed(b, true, 2, true);
+  feed(b, true, 2, false);
+  feed(b, true, 1, true);  // 3 of 5 slow
+  EXPECT_EQ(b.state(), BreakerState::open);
+}
+
+TEST(EngineBreaker, TripsOnParityViolations) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  feed(b, true, 3);
+  b.record_parity_violation();
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  b.record_parity_violation();
+  EXPECT_EQ(b.state(), BreakerState::open);
+  // A violation found while half-open reopens at once.
+  clock.advance_ms(1000);
+  auto p = b.admit();
+  ASSERT_TRUE(p.probe);
+  b.record_parity_violation();
+  EXPECT_EQ(b.state(), BreakerState::open);
+  EXPECT_EQ(b.snapshot().trips, 2u);
+}
+
+TEST(EngineBreaker, LateResultsDoNotCountAsProbes) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);
+  auto early = b.admit();  // admitted while closed
+  feed(b, false, 5);
+  ASSERT_EQ(b.state(), BreakerState::open);
+  b.record(early, {true, false});  // ignored while open
+  clock.advance_ms(1000);
+  auto probe = b.admit();
+  ASSERT_TRUE(probe.probe);
+  b.record(early, {true, false});  // not a probe: ignored
+  b.record(early, {true, false});
+  b.record(early, {true, false});
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+}
+
+}  // namespace
+}  // namespace tandem

@@ -142,12 +142,18 @@ int soak_command(const SoakOptions& o) {
   };
 
   std::atomic<bool> finished{false};
+  std::vector<std::pair<double, double>> rss_series;  // (seconds, MB) every 5 s, at most 720 points
   std::thread progress([&] {
     const bool tty = ::isatty(2);
     int last_decile = -1;
+    double next_rss = 0;
     while (!finished.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (elapsed >= next_rss && rss_series.size() < 720) {
+        rss_series.emplace_back(elapsed, mb(process_rss_bytes()));
+        next_rss += 5;
+      }
       const double frac = o.requests > 0 ? static_cast<double>(done.load()) / static_cast<double>(o.requests)
                                          : std::min(1.0, elapsed / o.duration_s);
       if (o.quiet) continue;
@@ -214,7 +220,12 @@ int soak_command(const SoakOptions& o) {
                  {"dropped", p_dropped},
                  {"max_abs_error", std::isfinite(p_max_abs) ? p_max_abs : 1e308}};
   j["latency_ms"] = histogram_json_ms(latency);
-  j["rss_mb"] = {{"start", mb(rss_start.load())}, {"end", mb(rss_end)}, {"start_after_requests", done_at_rss_start.load()}};
+  nlohmann::json series = nlohmann::json::array();
+  for (const auto& [sec, m] : rss_series) series.push_back({sec, m});
+  j["rss_mb"] = {{"start", mb(rss_start.load())},
+                 {"end", mb(rss_end)},
+                 {"start_after_requests", done_at_rss_start.load()},
+                 {"series", series}};
   j["rss_growth_kb_per_1000_requests"] =
       measured > 0 ? (static_cast<double>(rss_end) - static_cast<double>(rss_start.load())) / 1024.0 /
                          (static_cast<double>(measured) / 1000.0)

@@ -56,7 +56,13 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
     if (run) {
       std::vector<Value> outputs;
       Status s = call->fn(call->control, &outputs);
-      Fn released = std::move(call->fn);  // drop captured state before signalling
+      Fn released = std::move(call->fn);  // the Call handle no longer keeps the captures alive
+      {
+        // Count this thread idle before the caller wakes, so that the caller's next request
+        // reuses it instead of starting another thread (fewer threads, fewer malloc arenas).
+        std::lock_guard<std::mutex> sl(st->mu);
+        st->idle++;
+      }
       {
         std::lock_guard<std::mutex> cl(call->mu);
         call->finished_at = Clock::now();
@@ -70,7 +76,7 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
     }
     call.reset();
     lock.lock();
-    st->idle++;
+    if (!run) st->idle++;
   }
   st->threads--;
   st->idle--;

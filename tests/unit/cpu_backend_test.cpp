@@ -126,10 +126,6 @@ void expect_matches_reference(const GraphBuilder& b, const std::string& what, bo
   for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(compare_values(got[i], again[i], Tolerance{0, 0}).is_ok());
 }
 
-int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t pb, int64_t pe, int64_t d) {
-  return (in + pb + pe - ((k - 1) * d + 1)) / s + 1;
-}
-
 // --- Conv ---------------------------------------------------------------------------------------
 
 struct ConvCase {
@@ -344,7 +340,8 @@ TEST(CpuBackendMatMul, RuntimeOperandsAndBroadcast) {
   uint32_t seed = 410;
   for (const auto& [sa, sb] : cases) {
     GraphBuilder b(13);
-    b.input("a", random_tensor(sa, seed++)).input("b", random_tensor(sb, seed++));
+    b.input("a", random_tensor(sa, seed++));
+    b.input("b", random_tensor(sb, seed++));
     b.node("MatMul", {"a", "b"}, {"y"}).output("y");
     expect_matches_reference(b, "matmul " + shape_to_string(sa) + " x " + shape_to_string(sb));
   }
@@ -407,7 +404,8 @@ TEST(CpuBackendPool, MaxAndAverage) {
   // Pools and global pools on a blocked (conv) output.
   for (const char* op : {"MaxPool", "GlobalAveragePool", "GlobalMaxPool"}) {
     GraphBuilder b(12);
-    b.input("x", random_tensor({1, 8, 9, 10}, seed++)).init("w", random_tensor({20, 8, 1, 1}, seed++));
+    b.input("x", random_tensor({1, 8, 9, 10}, seed++));
+    b.init("w", random_tensor({20, 8, 1, 1}, seed++));
     b.node("Conv", {"x", "w"}, {"c"});
     if (std::string(op) == "MaxPool") b.node(op, {"c"}, {"y"}, {{"kernel_shape", attr_ints({3, 3})}});
     else b.node(op, {"c"}, {"y"});
@@ -482,7 +480,8 @@ TEST(CpuBackendElementwise, UnaryAndActivations) {
   }
   {  // PRelu with a per-channel slope
     GraphBuilder b(13);
-    b.input("x", random_tensor({2, 4, 3, 3}, seed++)).init("s", random_tensor({4, 1, 1}, seed++));
+    b.input("x", random_tensor({2, 4, 3, 3}, seed++));
+    b.init("s", random_tensor({4, 1, 1}, seed++));
     b.node("PRelu", {"x", "s"}, {"y"}).output("y");
     expect_matches_reference(b, "prelu");
   }
@@ -498,7 +497,8 @@ TEST(CpuBackendElementwise, BlockedLayoutOperands) {
     for (const Shape& s : other)
       for (bool constant : {false, true}) {
         GraphBuilder b(13);
-        b.input("x", random_tensor({1, 7, H, W}, seed++)).init("w", random_tensor({C, 7, 3, 3}, seed++));
+        b.input("x", random_tensor({1, 7, H, W}, seed++));
+        b.init("w", random_tensor({C, 7, 3, 3}, seed++));
         b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
         b.node("Conv", {"x", "w"}, {"d"}, {{"pads", attr_ints({1, 1, 1, 1})}});  // a second blocked value
         Tensor t = random_tensor(s, seed++, 0.5f, 1.5f);
@@ -599,7 +599,8 @@ TEST(CpuBackendShape, ViewsTransposeSliceConcat) {
   for (int64_t c1 : {16, 24}) {  // blocked inputs: aligned (block copies) and unaligned channels
     GraphBuilder b(13);
     b.input("x", random_tensor({1, 8, 5, 6}, seed++));
-    b.init("w1", random_tensor({c1, 8, 1, 1}, seed++)).init("w2", random_tensor({20, 8, 1, 1}, seed++));
+    b.init("w1", random_tensor({c1, 8, 1, 1}, seed++));
+    b.init("w2", random_tensor({20, 8, 1, 1}, seed++));
     b.node("Conv", {"x", "w1"}, {"c1"}).node("Conv", {"x", "w2"}, {"c2"});
     b.node("Concat", {"c1", "c2"}, {"cat"}, {{"axis", attr_int(1)}});
     b.init("w3", random_tensor({16, c1 + 20, 3, 3}, seed++));

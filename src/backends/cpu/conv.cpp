@@ -494,6 +494,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       kernel->label = label;
       b.define(out, kr->blocked_out ? Layout::blocked : Layout::plain);
       b.need_scratch(static_cast<int64_t>(b.threads()) * kr->W * kr->M * static_cast<int64_t>(sizeof(float)));
+      b.add_work(static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M));
       kernel->reads = {src};
       kernel->writes = {out};
       b.add_kernel(std::move(kernel));

@@ -301,7 +301,11 @@ class Builder {
   Builder(const CompiledGraph& g, Instance& inst) : g_(g), inst_(inst) {}
 
   const CompiledGraph& graph() const { return g_; }
-  int threads() const { return g_.threads; }
+  // The OpenMP team size of this instance (the plan's, or 1 for small models).
+  int threads() const;
+  // Work estimates of the kernels so far (multiply-adds or element visits), see threads_for().
+  void add_work(double work) { work_ += work; }
+  double work() const { return work_; }
   IValue& val(int v);
   // The value's data when known at build time (compile-time or instance constant).
   const Tensor* known(int v) const;
@@ -340,6 +344,7 @@ class Builder {
   const CompiledGraph& g_;
   Instance& inst_;
   std::map<std::pair<int, Layout>, int> conversions_;
+  double work_ = 0;
 };
 
 // oneDNN memory descriptor of a value (plain: row-major dims; blocked: nChw16c).
@@ -368,7 +373,7 @@ void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::
 
 // Threads for a kernel doing `work` multiply-adds (or element visits): small kernels run on
 // one thread, where a parallel region would cost more than it saves.
-int threads_for(const Builder& b, double work);
+int threads_for(Builder& b, double work);
 // Sets the calling thread's OpenMP team size for its lifetime (oneDNN primitives size their
 // work split by it when created), restoring the previous value afterwards.
 class ThreadScope {

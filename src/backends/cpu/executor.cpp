@@ -96,7 +96,10 @@ void set_threads(int threads) {
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
 }
 
-int threads_for(const Builder& b, double work) { return work < 1.5e6 ? 1 : b.threads(); }
+int threads_for(Builder& b, double work) {
+  b.add_work(work);
+  return work < 1.5e6 ? 1 : b.threads();
+}
 
 ThreadScope::ThreadScope(int threads) : prev_(omp_get_max_threads()) { set_threads(threads); }
 ThreadScope::~ThreadScope() { set_threads(prev_); }
@@ -541,6 +544,8 @@ Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
 
 IValue& Builder::val(int v) { return inst_.values[v]; }
 
+int Builder::threads() const { return inst_.threads; }
+
 const Tensor* Builder::known(int v) const {
   if (v < 0) return nullptr;
   const IValue& iv = inst_.values[v];
@@ -767,14 +772,98 @@ struct Snapshot {
 
 }  // namespace
 
-Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Value>& inputs) const {
+namespace {
+
+// Gives every arena value an offset: values live from their first to their last kernel (views
+// extend their base's life); blocks are reused best-fit, first fit at the top otherwise.
+void plan_memory(Instance& inst) {
+  const size_t nv = inst.values.size();
+  auto root = [&](int v) {
+    while (inst.values[v].kind == IValue::Kind::alias) v = inst.values[v].ref;
+    return v;
+  };
+  std::vector<int> first(nv, -1), last(nv, -1);
+  for (size_t k = 0; k < inst.kernels.size(); ++k) {
+    const Kernel& kr = *inst.kernels[k];
+    for (int v : kr.writes) {
+      int r = root(v);
+      if (first[r] < 0) first[r] = static_cast<int>(k);
+      last[r] = std::max(last[r], static_cast<int>(k));
+    }
+    for (int v : kr.reads) {
+      int r = root(v);
+      last[r] = std::max(last[r], static_cast<int>(k));
+      if (first[r] < 0) first[r] = static_cast<int>(k);
+    }
+  }
+  std::vector<std::vector<int>> starts(inst.kernels.size()), ends(inst.kernels.size());
+  for (size_t v = 0; v < nv; ++v) {
+    if (inst.values[v].kind != IValue::Kind::arena || first[v] < 0) continue;
+    starts[first[v]].push_back(static_cast<int>(v));
+    ends[last[v]].push_back(static_cast<int>(v));
+  }
+  std::map<int64_t, int64_t> free_blocks;  // offset -> size
+  int64_t top = 0;
+  auto allocate = [&](int64_t size) {
+    size = round_up(std::max<int64_t>(size, 1), kAlign);
+    auto best = free_blocks.end();
+    for (auto it = free_blocks.begin(); it != free_blocks.end(); ++it)
+      if (it->second >= size && (best == free_blocks.end() || it->second < best->second)) best = it;
+    if (best != free_blocks.end()) {
+      int64_t off = best->first, sz = best->second;
+      free_blocks.erase(best);
+      if (sz > size) free_blocks[off + size] = sz - size;
+      return off;
+    }
+    // Grow, reusing a free block at the top.
+    if (!free_blocks.empty()) {
+      auto lastb = std::prev(free_blocks.end());
+      if (lastb->first + lastb->second == top) {
+        int64_t off = lastb->first;
+        free_blocks.erase(lastb);
+        top = off + size;
+        return off;
+      }
+    }
+    int64_t off = top;
+    top += size;
+    return off;
+  };
+  auto release = [&](int64_t off, int64_t size) {
+    size = round_up(std::max<int64_t>(size, 1), kAlign);
+    auto it = free_blocks.emplace(off, size).first;
+    auto next = std::next(it);
+    if (next != free_blocks.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free_blocks.erase(next);
+    }
+    if (it != free_blocks.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free_blocks.erase(it);
+      }
+    }
+  };
+  for (size_t k = 0; k < inst.kernels.size(); ++k) {
+    for (int v : starts[k]) inst.values[v].offset = allocate(inst.values[v].bytes);
+    for (int v : ends[k]) release(inst.values[v].offset, inst.values[v].bytes);
+  }
+  inst.arena_bytes = top;
+
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Value>& inputs, int threads) const {
   auto inst = std::make_shared<Instance>();
+  inst->threads = threads;
   inst->key = make_key(g, inputs);
   const Graph& gr = *g.graph;
   if (inputs.size() != g.inputs.size())
     return invalid_argument("graph '" + gr.name + "' takes " + std::to_string(g.inputs.size()) + " inputs, got " +
                             std::to_string(inputs.size()));
-  set_threads(g.threads);
+  ThreadScope build_threads(threads);
 
   // Shapes and build-time values of every value.
   // The segment's inputs may lack declared types (values between segments): type them from the
@@ -893,6 +982,8 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
     }
   }
 
+  inst->work = b.work();
+
   // Segment outputs.
   for (size_t j = 0; j < g.outputs.size(); ++j) {
     int v = g.outputs[j];
@@ -956,81 +1047,8 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
     inst->outputs.push_back(std::move(src));
   }
 
-  // Memory plan: arena values get offsets by lifetime (greedy best fit).
+  plan_memory(*inst);
   const size_t nv = inst->values.size();
-  auto root = [&](int v) {
-    while (inst->values[v].kind == IValue::Kind::alias) v = inst->values[v].ref;
-    return v;
-  };
-  std::vector<int> first(nv, -1), last(nv, -1);
-  for (size_t k = 0; k < inst->kernels.size(); ++k) {
-    const Kernel& kr = *inst->kernels[k];
-    for (int v : kr.writes) {
-      int r = root(v);
-      if (first[r] < 0) first[r] = static_cast<int>(k);
-      last[r] = std::max(last[r], static_cast<int>(k));
-    }
-    for (int v : kr.reads) {
-      int r = root(v);
-      last[r] = std::max(last[r], static_cast<int>(k));
-      if (first[r] < 0) first[r] = static_cast<int>(k);
-    }
-  }
-  std::vector<std::vector<int>> starts(inst->kernels.size()), ends(inst->kernels.size());
-  for (size_t v = 0; v < nv; ++v) {
-    if (inst->values[v].kind != IValue::Kind::arena || first[v] < 0) continue;
-    starts[first[v]].push_back(static_cast<int>(v));
-    ends[last[v]].push_back(static_cast<int>(v));
-  }
-  std::map<int64_t, int64_t> free_blocks;  // offset -> size
-  int64_t top = 0;
-  auto allocate = [&](int64_t size) {
-    size = round_up(std::max<int64_t>(size, 1), kAlign);
-    auto best = free_blocks.end();
-    for (auto it = free_blocks.begin(); it != free_blocks.end(); ++it)
-      if (it->second >= size && (best == free_blocks.end() || it->second < best->second)) best = it;
-    if (best != free_blocks.end()) {
-      int64_t off = best->first, sz = best->second;
-      free_blocks.erase(best);
-      if (sz > size) free_blocks[off + size] = sz - size;
-      return off;
-    }
-    // Grow, reusing a free block at the top.
-    if (!free_blocks.empty()) {
-      auto lastb = std::prev(free_blocks.end());
-      if (lastb->first + lastb->second == top) {
-        int64_t off = lastb->first;
-        free_blocks.erase(lastb);
-        top = off + size;
-        return off;
-      }
-    }
-    int64_t off = top;
-    top += size;
-    return off;
-  };
-  auto release = [&](int64_t off, int64_t size) {
-    size = round_up(std::max<int64_t>(size, 1), kAlign);
-    auto it = free_blocks.emplace(off, size).first;
-    auto next = std::next(it);
-    if (next != free_blocks.end() && it->first + it->second == next->first) {
-      it->second += next->second;
-      free_blocks.erase(next);
-    }
-    if (it != free_blocks.begin()) {
-      auto prev = std::prev(it);
-      if (prev->first + prev->second == it->first) {
-        prev->second += it->second;
-        free_blocks.erase(it);
-      }
-    }
-  };
-  for (size_t k = 0; k < inst->kernels.size(); ++k) {
-    for (int v : starts[k]) inst->values[v].offset = allocate(inst->values[v].bytes);
-    for (int v : ends[k]) release(inst->values[v].offset, inst->values[v].bytes);
-  }
-  inst->arena_bytes = top;
-
   inst->fixed.assign(nv, false);
   for (size_t v = 0; v < nv; ++v) {
     auto kind = inst->values[v].kind;
@@ -1065,7 +1083,13 @@ Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>
     for (auto& inst : cache_)
       if (key_matches(g, inst->key, inputs)) return inst;
   }
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, build_instance(inputs));
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, build_instance(inputs, g.threads));
+  // A model this small gains little from a second thread and risks waiting for it to be
+  // scheduled: run it on one.
+  constexpr double kSmallModelWork = 4e7;
+  if (inst->threads > 1 && !inst->use_reference && inst->work < kSmallModelWork) {
+    TANDEM_ASSIGN_OR_RETURN(inst, build_instance(inputs, 1));
+  }
   std::lock_guard<std::mutex> lock(cache_mu_);
   cache_.push_front(inst);
   constexpr size_t kMaxInstances = 32;
@@ -1124,7 +1148,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   const std::vector<Value>& inputs = given.size() < g.inputs.size() ? padded : given;
   TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, instance_for(inputs));
   if (inst->use_reference) return run_reference(inputs, outputs, control);
-  ThreadScope threads_scope(g.threads);  // the caller's OpenMP setting comes back afterwards
+  ThreadScope threads_scope(inst->threads);  // the caller's OpenMP setting comes back afterwards
 
   std::unique_ptr<Context> ctx;
   {
@@ -1177,7 +1201,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   rc.ptr = ctx->ptr.data();
   rc.held = ctx->held.data();
   rc.stream = &ctx->stream;
-  rc.threads = g.threads;
+  rc.threads = inst->threads;
   rc.scratch = ctx->scratch.get();
   const bool has_deadline = control.deadline != std::chrono::steady_clock::time_point::max();
   static const bool profile = [] {

@@ -64,6 +64,8 @@ struct Instance {
   std::vector<OutputSource> outputs;
   int64_t arena_bytes = 0;
   int64_t scratch_bytes = 0;
+  int threads = 1;                  // OpenMP team size for this instance's kernels
+  double work = 0;                  // estimated multiply-adds of its oneDNN kernels
   bool use_reference = false;       // run the whole segment on the reference executor
   std::string reference_reason;
 
@@ -80,7 +82,8 @@ class CpuPlan final : public Plan {
 
  private:
   Result<std::shared_ptr<Instance>> instance_for(const std::vector<Value>& inputs) const;
-  Result<std::shared_ptr<Instance>> build_instance(const std::vector<Value>& inputs) const;
+  // `threads`: the team size to build for (the plan's; small models are rebuilt with 1).
+  Result<std::shared_ptr<Instance>> build_instance(const std::vector<Value>& inputs, int threads) const;
   Status run_reference(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const;
   std::unique_ptr<Context> make_context(const Instance& inst) const;
 

@@ -326,8 +326,12 @@ class ConcatSpec final : public OpSpec {
     // Blocked along channels? (when any input is blocked; the others are converted)
     bool blocked = r == 4 && axis == 1 && b.val(out).dtype == DataType::float32;
     bool any_blocked = false, aligned = true;
-    for (size_t i = 0; i < ins.size(); ++i) {
+    for (size_t i = 0; i < ins.size() && blocked; ++i) {
       const IValue& iv = b.val(ins[i]);
+      if (iv.shape.size() != 4) {
+        blocked = false;
+        break;
+      }
       if (iv.layout == Layout::blocked) any_blocked = true;
       if (i + 1 < ins.size() && iv.shape[1] % kBlock != 0) aligned = false;
     }

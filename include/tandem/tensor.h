@@ -116,6 +116,10 @@ class Tensor {
   void* raw_data() { return storage_.get(); }
   const void* raw_data() const { return storage_.get(); }
 
+  // True when no other Tensor shares this one's buffer, so writing to it is seen by nobody else.
+  // Backends use it to write outputs into tensors the caller hands back for reuse.
+  bool buffer_unshared() const { return storage_ && storage_.use_count() == 1; }
+
   // Same buffer, new shape with the same element count (the caller checks the count).
   Tensor reshaped(Shape shape) const;
   // Deep copy into a new buffer.

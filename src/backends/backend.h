@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct RunControl {
 class Plan {
  public:
   virtual ~Plan() = default;
+  // What the backend made of its graph (rewrites, fusions, kernels, layouts), one item a line,
+  // for `tandem info --optimized`; empty when the backend runs the graph as given.
+  virtual std::string describe() const { return {}; }
 };
 
 // Memory owned by a backend: host memory for host backends, device memory otherwise.
@@ -62,6 +66,9 @@ class Backend {
   // Copies min(dst.bytes, src.bytes) bytes, across host and device as needed.
   virtual Status copy(const Buffer& src, Buffer& dst) = 0;
   // `inputs` bind to graph.inputs in order; `outputs` receives graph.outputs in order.
+  // A backend may write into tensors already in `*outputs` (from an earlier run) when their
+  // dtype and shape match and Tensor::buffer_unshared() holds; other entries are replaced.
+  // On failure `*outputs` is unspecified.
   virtual Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
                      const RunControl& control) = 0;
   virtual Status sync() = 0;

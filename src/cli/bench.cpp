@@ -28,6 +28,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "engine/inputs.h"
+#include "core/sysinfo.h"
 #include "engine/placement.h"
 #include "onnx/loader.h"
 
@@ -62,45 +63,6 @@ Result<long long> parse_count(const std::string& option, const std::string& text
   const long long v = std::stoll(text);
   if (v < min || v > max) return invalid_argument(want + ", got " + text);
   return v;
-}
-
-// Physical cores this process may run on: distinct (package, core) pairs among the CPUs in
-// its affinity mask, from /proc/cpuinfo. Falls back to the affinity mask's size, then to
-// std::thread::hardware_concurrency().
-int physical_cores() {
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  const bool have_mask = sched_getaffinity(0, sizeof(mask), &mask) == 0;
-  std::set<std::pair<int, int>> cores;
-  std::ifstream in("/proc/cpuinfo");
-  int processor = -1, package = 0, core = -1;
-  auto flush = [&] {
-    if (processor >= 0 && core >= 0 && (!have_mask || (processor < CPU_SETSIZE && CPU_ISSET(processor, &mask))))
-      cores.insert({package, core});
-    processor = -1, package = 0, core = -1;
-  };
-  auto value_of = [](const std::string& line) {
-    const size_t colon = line.find(':');
-    return colon == std::string::npos ? -1 : std::atoi(line.c_str() + colon + 1);
-  };
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) flush();
-    else if (line.rfind("processor", 0) == 0) processor = value_of(line);
-    else if (line.rfind("physical id", 0) == 0) package = value_of(line);
-    else if (line.rfind("core id", 0) == 0) core = value_of(line);
-  }
-  flush();
-  if (!cores.empty()) return static_cast<int>(cores.size());
-  if (have_mask && CPU_COUNT(&mask) > 0) return CPU_COUNT(&mask);
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// The process's peak resident set (VmHWM) in MiB, or -1 where /proc/self/status lacks it.
-double peak_rss_mb() {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;  // the value is in kB
-  return -1;
 }
 
 // Linear interpolation between the closest ranks of `sorted` (numpy's default method).
@@ -235,7 +197,8 @@ int bench_command(const BenchOptions& o) {
   {
     Progress progress(!o.no_progress, warmup_n + iters_n);
     for (int i = 0; i < warmup_n + iters_n; ++i) {
-      outputs.clear();  // free the last run's outputs outside the timed region
+      // `outputs` keeps the last run's tensors: the backend writes into them again (pooled
+      // outputs, as a serving loop would), so the timed region allocates nothing on the cpu backend.
       const auto start = Clock::now();
       Status s = (*placed)->run(*bound, &outputs);
       const auto end = Clock::now();
@@ -253,7 +216,8 @@ int bench_command(const BenchOptions& o) {
   std::vector<double> sorted = samples;
   std::sort(sorted.begin(), sorted.end());
   const double mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
-  const double rss = peak_rss_mb();
+  const uint64_t peak = process_peak_rss_bytes();
+  const double rss = peak ? static_cast<double>(peak) / 1048576.0 : -1;
   const PlacementReport& report = (*placed)->report();
 
   std::string placement;

@@ -1,10 +1,12 @@
-// `tandem info`: what a model declares and needs.
+// `tandem info`: what a model declares and needs, which backends accept each op, and with
+// --optimized what a backend makes of it (see docs/cpu-backend.md for the cpu backend's rewrites).
 #include <cstdio>
 #include <map>
 
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "engine/placement.h"
 #include "graph/shape_inference.h"
 #include "onnx/loader.h"
 
@@ -21,7 +23,45 @@ void count_ops(const Graph& g, std::map<std::string, int>& counts, std::map<std:
   }
 }
 
-int info_command(const std::string& path, const std::vector<std::string>& shape_args) {
+struct InfoOptions {
+  std::string path;
+  std::vector<std::string> shapes;
+  bool optimized = false;
+  std::string backend;  // --optimized: the preferred backend (default: this build's first)
+  int threads = 0;      // --optimized: CompileOptions::threads (0: the backend's default)
+};
+
+// The model as `backend` (with reference fallback) compiles it: placement, then each segment's
+// rewritten graph. With every input shape fixed, the cpu backend also lists its kernels.
+int print_optimized(const Graph& g, const std::map<std::string, Shape>& shapes, const InfoOptions& o) {
+  const std::string name = o.backend.empty() ? std::string(available_backends().front()) : o.backend;
+  Backend* backend = find_backend(name);
+  if (!backend) return fail("info", "unknown backend '" + name + "'", 2);
+  auto graph = std::make_shared<Graph>(g);
+  Status fixed = fix_input_shapes(*graph, shapes);
+  if (!fixed.is_ok()) return fail("info", fixed.message(), 2);
+  std::vector<Backend*> backends{backend};
+  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
+  CompileOptions options;
+  options.threads = o.threads;
+  auto placed = PlacedModel::create(graph, backends, options);
+  if (!placed) return fail("info", placed.status().message());
+  const PlacementReport& report = (*placed)->report();
+  std::string per_backend;
+  for (const auto& [b, count] : report.nodes_per_backend)
+    per_backend += (per_backend.empty() ? "" : ", ") + b + " " + std::to_string(count);
+  std::printf("optimized for backend %s: nodes per backend: %s (%d segments)\n", name.c_str(), per_backend.c_str(),
+              report.segments);
+  for (const NodePlacement& n : report.nodes)
+    if (n.backend != name && !n.declined.empty())
+      std::printf("  %s on %s: %s\n", n.node.c_str(), n.backend.c_str(), n.declined.front().second.c_str());
+  std::fputs((*placed)->describe().c_str(), stdout);
+  return 0;
+}
+
+int info_command(const InfoOptions& o) {
+  const std::string& path = o.path;
+  const std::vector<std::string>& shape_args = o.shapes;
   auto shapes = parse_shapes(shape_args);
   if (!shapes) return fail("info", shapes.status().message(), 2);
   auto model = load_model(path);
@@ -58,12 +98,14 @@ int info_command(const std::string& path, const std::vector<std::string>& shape_
   int total = 0;
   for (const auto& [op, c] : counts) total += c;
   std::printf("nodes %d\n", total);
-  for (const auto& [op, c] : counts) std::printf("  %-28s %d\n", op.c_str(), c);
+  // Each op with the backends that accept its first node (in preference order).
   std::vector<std::string> unsupported_ops;
-  for (const auto& [op, node] : examples) {
-    bool any = false;
-    for (std::string_view name : available_backends()) any = any || find_backend(name)->supports(*node).is_ok();
-    if (!any) unsupported_ops.push_back(op);
+  for (const auto& [op, c] : counts) {
+    std::string accepted;
+    for (std::string_view name : available_backends())
+      if (find_backend(name)->supports(*examples[op]).is_ok()) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
+    std::printf("  %-28s %-5d %s\n", op.c_str(), c, accepted.empty() ? "(no backend)" : accepted.c_str());
+    if (accepted.empty()) unsupported_ops.push_back(op);
   }
   if (unsupported_ops.empty()) {
     std::printf("every op is supported by at least one backend\n");
@@ -71,18 +113,24 @@ int info_command(const std::string& path, const std::vector<std::string>& shape_
     std::printf("ops no backend can run\n");
     for (const auto& op : unsupported_ops) std::printf("  %s\n", op.c_str());
   }
-  return unsupported_ops.empty() ? 0 : 3;
+  if (!unsupported_ops.empty()) return 3;
+  return o.optimized ? print_optimized(g, *shapes, o) : 0;
 }
 
 }  // namespace
 
 void add_info_command(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("info", "Print a model's inputs, outputs, opsets and ops");
-  auto path = std::make_shared<std::string>();
-  auto shapes = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("model", *path, "ONNX model file")->required();
-  cmd->add_option("--shape", *shapes, "NAME=DIMS: infer the outputs' shapes for these input shapes; repeatable");
-  cmd->callback([path, shapes, exit_code] { *exit_code = info_command(*path, *shapes); });
+  auto o = std::make_shared<InfoOptions>();
+  cmd->add_option("model", o->path, "ONNX model file")->required();
+  cmd->add_option("--shape", o->shapes, "NAME=DIMS: infer the outputs' shapes for these input shapes; repeatable");
+  cmd->add_flag("--optimized", o->optimized,
+                "Also print the graph as a backend rewrites it: placement, folded and fused steps, and (with every "
+                "input shape fixed) kernels, shapes and layouts");
+  cmd->add_option("--backend", o->backend, "With --optimized: the backend to compile for (default: the preferred one)");
+  cmd->add_option("--threads", o->threads, "With --optimized: threads to compile for (default: physical cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([o, exit_code] { *exit_code = info_command(*o); });
 }
 
 }  // namespace tandem::cli

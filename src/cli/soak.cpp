@@ -16,7 +16,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "engine/inputs.h"
-#include "engine/sysinfo.h"
+#include "core/sysinfo.h"
 #include "engine/telemetry_json.h"
 #include "tandem/engine.h"
 

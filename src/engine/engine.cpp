@@ -9,7 +9,7 @@
 #include "backends/backend.h"
 #include "engine/prepared_model.h"
 #include "engine/sha256.h"
-#include "engine/sysinfo.h"
+#include "core/sysinfo.h"
 #include "onnx/loader.h"
 
 namespace tandem {

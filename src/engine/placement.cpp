@@ -181,10 +181,22 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
   for (const auto& [name, s] : last_reader)
     if (!graph_outputs.count(name) && m->slot_of_.count(name)) m->segments_[s]->frees.push_back(m->slot_of_[name]);
   m->report_.segments = static_cast<int>(m->segments_.size());
+  // One segment that reads exactly the graph inputs and writes exactly the graph outputs, in
+  // order, with no initializer standing in for an input: run() hands the request straight to it.
+  if (m->segments_.size() == 1) {
+    const Segment& only = *m->segments_.front();
+    bool inputs_shadowed = false;
+    for (const ValueInfo& vi : g.inputs) inputs_shadowed |= g.initializers.count(vi.name) > 0;
+    m->direct_ = !inputs_shadowed && only.input_slots == m->input_slots_ && only.output_slots == m->output_slots_;
+  }
   return m;
 }
 
 Status PlacedModel::run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const {
+  if (direct_ && inputs.size() == input_slots_.size()) {
+    const Segment& only = *segments_.front();
+    return only.backend->run(*only.plan, inputs, outputs, control);
+  }
   std::vector<Value> slots(static_cast<size_t>(slot_count_));
   for (size_t i = 0; i < inputs.size() && i < input_slots_.size(); ++i) slots[input_slots_[i]] = inputs[i];
   for (const auto& [name, t] : graph_->initializers) {
@@ -207,6 +219,25 @@ Status PlacedModel::run(const std::vector<Value>& inputs, std::vector<Value>* ou
   outputs->clear();
   for (int s : output_slots_) outputs->push_back(slots[s]);
   return Status::ok();
+}
+
+std::string PlacedModel::describe() const {
+  std::string out;
+  for (size_t s = 0; s < segments_.size(); ++s) {
+    const Segment& seg = *segments_[s];
+    out += "segment " + std::to_string(s) + " on " + std::string(seg.backend->name()) + ": " +
+           std::to_string(seg.graph->nodes.size()) + " nodes, " + std::to_string(seg.graph->inputs.size()) +
+           " inputs, " + std::to_string(seg.graph->outputs.size()) + " outputs\n";
+    const std::string text = seg.plan->describe();
+    size_t begin = 0;
+    while (begin < text.size()) {
+      size_t end = text.find('\n', begin);
+      if (end == std::string::npos) end = text.size();
+      out += "  " + text.substr(begin, end - begin) + "\n";
+      begin = end + 1;
+    }
+  }
+  return out;
 }
 
 }  // namespace tandem

@@ -44,7 +44,12 @@ class PlacedModel {
 
   const PlacementReport& report() const { return report_; }
   const Graph& graph() const { return *graph_; }
+  // Each segment (backend, node count) followed by its plan's describe(), indented.
+  std::string describe() const;
   // `inputs` bind to graph().inputs in order; outputs come in graph().outputs order.
+  // Tensors left in `*outputs` by an earlier run are offered to the backend for reuse (written
+  // in place when their dtype and shape match and nobody else holds them): a caller that keeps
+  // one outputs vector across runs of a model placed on one cpu segment allocates nothing.
   Status run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control = {}) const;
 
  private:
@@ -57,6 +62,7 @@ class PlacedModel {
   int slot_count_ = 0;
   std::vector<int> input_slots_;
   std::vector<int> output_slots_;
+  bool direct_ = false;  // one segment whose inputs and outputs are the graph's (run() skips slots)
 };
 
 }  // namespace tandem

@@ -15,7 +15,7 @@
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
 #include "engine/sha256.h"
-#include "engine/sysinfo.h"
+#include "core/sysinfo.h"
 #include "engine/telemetry_json.h"
 #include "engine/worker_pool.h"
 
@@ -565,24 +565,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
 
   // Fixed input shapes specialise a copy of the graph.
   auto graph = std::make_shared<Graph>(*model.graph);
-  for (const auto& [name, shape] : o.input_shapes) {
-    auto it = std::find_if(graph->inputs.begin(), graph->inputs.end(), [&](const ValueInfo& vi) { return vi.name == name; });
-    if (it == graph->inputs.end()) return invalid_argument("input_shapes names unknown input '" + name + "'");
-    TypeInfo& type = it->type;
-    if (type.kind != TypeInfo::Kind::tensor) return invalid_argument("input_shapes: input '" + name + "' is not a tensor");
-    if (type.has_shape && type.dims.size() != shape.size())
-      return invalid_argument("input_shapes: input '" + name + "' has rank " + std::to_string(type.dims.size()) + " (" +
-                              type.to_string() + "), got " + shape_to_string(shape));
-    for (size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] < 0) return invalid_argument("input_shapes: input '" + name + "' has a negative dim");
-      if (type.has_shape && type.dims[d].fixed() && type.dims[d].value != shape[d])
-        return invalid_argument("input_shapes: input '" + name + "' fixes dim " + std::to_string(d) + " at " +
-                                std::to_string(type.dims[d].value) + ", got " + std::to_string(shape[d]));
-    }
-    type.has_shape = true;
-    type.dims.assign(shape.size(), Dim{});
-    for (size_t d = 0; d < shape.size(); ++d) type.dims[d].value = shape[d];
-  }
+  TANDEM_RETURN_IF_ERROR(fix_input_shapes(*graph, o.input_shapes));
   m->graph_ = graph;
   for (const ValueInfo& vi : graph->inputs) m->schema_.inputs.push_back(io_info(*graph, vi, true));
   for (const ValueInfo& vi : graph->outputs) m->schema_.outputs.push_back(io_info(*graph, vi, false));

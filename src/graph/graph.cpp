@@ -1,5 +1,7 @@
 #include "graph/graph.h"
 
+#include <algorithm>
+
 namespace tandem {
 
 void collect_outer_reads(const Graph& g, std::set<std::string>& out) {
@@ -83,6 +85,30 @@ std::vector<float> Node::attr_floats(const std::string& key, std::vector<float> 
 std::vector<std::string> Node::attr_strings(const std::string& key) const {
   const Attribute* a = attr(key);
   return a ? a->strings : std::vector<std::string>{};
+}
+
+Status fix_input_shapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  for (const auto& [name, shape] : shapes) {
+    auto it = std::find_if(graph.inputs.begin(), graph.inputs.end(), [&](const ValueInfo& vi) { return vi.name == name; });
+    if (it == graph.inputs.end()) return invalid_argument("input_shapes names unknown input '" + name + "'");
+    TypeInfo& type = it->type;
+    if (type.kind != TypeInfo::Kind::tensor) return invalid_argument("input_shapes: input '" + name + "' is not a tensor");
+    std::string dims_text;
+    for (size_t d = 0; d < shape.size(); ++d) dims_text += (d ? "x" : "") + std::to_string(shape[d]);
+    if (type.has_shape && type.dims.size() != shape.size())
+      return invalid_argument("input_shapes: input '" + name + "' has rank " + std::to_string(type.dims.size()) + " (" +
+                              type.to_string() + "), got " + dims_text);
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] < 0) return invalid_argument("input_shapes: input '" + name + "' has a negative dim");
+      if (type.has_shape && type.dims[d].fixed() && type.dims[d].value != shape[d])
+        return invalid_argument("input_shapes: input '" + name + "' fixes dim " + std::to_string(d) + " at " +
+                                std::to_string(type.dims[d].value) + ", got " + std::to_string(shape[d]));
+    }
+    type.has_shape = true;
+    type.dims.assign(shape.size(), Dim{});
+    for (size_t d = 0; d < shape.size(); ++d) type.dims[d].value = shape[d];
+  }
+  return Status::ok();
 }
 
 }  // namespace tandem

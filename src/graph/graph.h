@@ -113,4 +113,9 @@ std::vector<const Graph*> subgraphs_of(const Node& n);
 // Canonical domain name: "" and "ai.onnx" both become "".
 std::string canonical_domain(const std::string& domain);
 
+// Fixes the dims of the named graph inputs (symbolic or unknown dims become the given values),
+// so that backends can specialise compilation. Each shape must have the input's declared rank
+// and agree with its fixed dims; otherwise invalid_argument naming the input.
+Status fix_input_shapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes);
+
 }  // namespace tandem

@@ -163,6 +163,37 @@ TEST_F(CliTest, InfoListsModel) {
   EXPECT_NE(r.out.find("Add"), std::string::npos);
 }
 
+// --optimized shows the rewritten graph: folded shape subgraphs, fused Conv chains and, with
+// the input shape fixed, the kernels with their layouts.
+TEST_F(CliTest, InfoOptimizedListsTheRewrittenGraph) {
+  const std::string model = std::string(TANDEM_SOURCE_DIR) + "/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " is missing: run scripts/setup";
+  auto r = run_cli("info " + model + " --optimized --shape x=1x3x48x192 --threads 1", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string backend = r.out.find("optimized for backend cpu") != std::string::npos ? "cpu" : "reference";
+  if (backend == "reference") GTEST_SKIP() << "this build has no cpu backend";
+  EXPECT_NE(r.out.find("nodes folded to constants"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fused: Conv + BatchNormalization"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("instance x=1x3x48x192"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nChw16c"), std::string::npos) << r.out;
+  expect_one_line_error(run_cli("info " + model + " --optimized --shape x=1x3x48", dir_), "has rank 4");
+  expect_one_line_error(run_cli("info " + model + " --optimized --backend nosuch", dir_), "unknown backend 'nosuch'");
+}
+
+// bench prints the percentiles and writes the JSON bench/compare reads.
+TEST_F(CliTest, BenchWritesPercentilesAndPeakRss) {
+  const fs::path json = dir_ / "bench.json";
+  auto r = run_cli("bench " + add_model_ + " --warmup 1 --iters 7 --no-progress --json " + json.string(), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("p50"), std::string::npos) << r.out;
+  std::ifstream in(json);
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const char* key : {"\"p50_ms\"", "\"p90_ms\"", "\"p99_ms\"", "\"min_ms\"", "\"max_ms\"", "\"iters\": 7", "\"peak_rss_mb\""})
+    EXPECT_NE(text.str().find(key), std::string::npos) << key << " missing from " << text.str();
+  expect_one_line_error(run_cli("bench " + add_model_ + " --iters 0", dir_), "--iters");
+}
+
 TEST_F(CliTest, ConformanceSummaryLine) {
   auto r = run_cli("conformance --backend reference " + std::string(TANDEM_ONNX_TESTDATA) + "/node/test_add " +
                        std::string(TANDEM_ONNX_TESTDATA) + "/node/test_bernoulli",

@@ -71,8 +71,6 @@ void note(const std::string& msg);
 
 // The process-wide oneDNN CPU engine.
 dnnl::engine& cpu_engine();
-// Physical cores available to this process (at least 1).
-int physical_cores();
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise programs: a chain of elementwise ops evaluated in one pass. The accumulator starts
@@ -221,6 +219,7 @@ struct CompiledGraph {
   std::vector<int> inputs;         // value id per segment input
   std::vector<int> outputs;        // value id per segment output
   int threads = 1;
+  int folded_nodes = 0;            // nodes whose outputs were all known at compile time
 
   int find(const std::string& name) const {
     auto it = value_of.find(name);

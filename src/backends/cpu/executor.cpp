@@ -16,6 +16,7 @@
 
 #include "backends/reference/executor.h"
 #include "backends/reference/registry.h"
+#include "core/sysinfo.h"
 #include "core/tensor_util.h"
 #include "graph/shape_inference.h"
 
@@ -67,29 +68,6 @@ dnnl::engine& cpu_engine() {
     return dnnl::engine(dnnl::engine::kind::cpu, 0);
   }();
   return eng;
-}
-
-int physical_cores() {
-  static const int cores = [] {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    int logical = 0;
-    std::set<std::pair<int, int>> physical;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-      for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (!CPU_ISSET(c, &set)) continue;
-        ++logical;
-        std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(c) + "/topology/";
-        std::ifstream core(base + "core_id"), pkg(base + "physical_package_id");
-        int core_id = -1, pkg_id = -1;
-        if (core >> core_id && pkg >> pkg_id) physical.insert({pkg_id, core_id});
-      }
-    }
-    int n = physical.empty() ? logical : static_cast<int>(physical.size());
-    if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
-    return std::max(n, 1);
-  }();
-  return cores;
 }
 
 void set_threads(int threads) {
@@ -264,6 +242,10 @@ Tensor constant_node_value(const Node& n) {
 
 }  // namespace
 
+namespace {
+bool keyed_input(const CompiledGraph& g, int i, const Tensor& t);
+}  // namespace
+
 Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const CompileOptions& options) {
   auto plan = std::make_unique<CpuPlan>();
   CompiledGraph& g = plan->g;
@@ -320,7 +302,10 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
     bool all_known = true;
     for (const auto& o : n.outputs)
       if (!o.empty() && !g.values[value(o)].constant.defined()) all_known = false;
-    if (all_known) continue;
+    if (all_known) {
+      ++g.folded_nodes;
+      continue;
+    }
     Step st;
     st.node = &n;
     st.originals = {&n};
@@ -354,6 +339,23 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   }
   if (feature_enabled("FUSION")) fuse_steps(g);
   g.relink();
+  // When every input's dtype and shape are fixed (and none decides shapes by its value), build
+  // the instance for that signature now: weights are packed, primitives created and the arena
+  // planned at prepare time instead of at the first run. A failure here is left to that run.
+  std::vector<Value> signature;
+  for (size_t i = 0; i < gr.inputs.size(); ++i) {
+    const TypeInfo& t = gr.inputs[i].type;
+    if (t.kind != TypeInfo::Kind::tensor || !t.has_shape || t.elem == DataType::undefined ||
+        t.elem == DataType::string)
+      break;
+    Shape shape;
+    for (const Dim& d : t.dims) shape.push_back(d.value);
+    if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) break;
+    Tensor zeros(t.elem, shape);
+    if (keyed_input(g, static_cast<int>(i), zeros)) break;
+    signature.push_back(Value::of(std::move(zeros)));
+  }
+  if (signature.size() == gr.inputs.size()) (void)plan->instance_for(signature);
   return plan;
 }
 
@@ -1105,6 +1107,7 @@ std::unique_ptr<Context> CpuPlan::make_context(const Instance& inst) const {
   const size_t nv = inst.values.size();
   ctx->ptr.assign(nv, nullptr);
   ctx->held.assign(nv, Tensor{});
+  ctx->out.assign(inst.output_values.size(), Tensor{});
   for (size_t v = 0; v < nv; ++v) {
     const IValue& iv = inst.values[v];
     if (iv.kind == IValue::Kind::arena) ctx->ptr[v] = ctx->arena.get() + iv.offset;
@@ -1172,6 +1175,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     ~Return() {
       if (!ctx) return;
       for (auto& t : ctx->held) t = Tensor{};
+      for (auto& t : ctx->out) t = Tensor{};  // left over only when the run failed
       std::lock_guard<std::mutex> lock(inst.pool_mu);
       inst.pool.push_back(std::move(ctx));
     }
@@ -1187,12 +1191,27 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
       ctx->ptr[v] = const_cast<void*>(inputs[i].tensor.raw_data());
     }
   }
-  std::vector<Tensor> out_tensors;
-  out_tensors.reserve(inst->output_values.size());
-  for (int v : inst->output_values) {
-    const IValue& iv = inst->values[v];
-    out_tensors.emplace_back(iv.dtype, iv.shape);
-    ctx->ptr[v] = out_tensors.back().raw_data();
+  // Output buffers: a tensor the caller passed back in `outputs` (same dtype and shape, its buffer
+  // not shared) is written in place; otherwise a new one is allocated.
+  for (size_t i = 0; i < inst->outputs.size(); ++i) {
+    const OutputSource& o = inst->outputs[i];
+    if (o.kind != OutputSource::Kind::buffer) continue;
+    const IValue& iv = inst->values[o.value];
+    Tensor& slot = ctx->out[iv.ref];
+    if (i < outputs->size()) {
+      Tensor& offered = (*outputs)[i].tensor;
+      if ((*outputs)[i].is_tensor() && offered.dtype() == iv.dtype && offered.shape() == iv.shape &&
+          offered.buffer_unshared())
+        slot = std::move(offered);
+    }
+    if (!slot.defined()) {
+      try {
+        slot = Tensor(iv.dtype, iv.shape);
+      } catch (const std::bad_alloc&) {
+        return Status(StatusCode::out_of_memory, "cpu: cannot allocate output '" + g.values[g.outputs[i]].name + "'");
+      }
+    }
+    ctx->ptr[o.value] = slot.raw_data();
   }
   for (int a : inst->alias_order)
     if (!inst->fixed[a]) ctx->ptr[a] = static_cast<std::byte*>(ctx->ptr[inst->values[a].ref]) + inst->values[a].offset;
@@ -1236,18 +1255,74 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   }
   ctx->stream.wait();
 
-  outputs->clear();
-  outputs->reserve(inst->outputs.size());
-  for (const OutputSource& o : inst->outputs) {
+  outputs->resize(inst->outputs.size());
+  for (size_t i = 0; i < inst->outputs.size(); ++i) {
+    const OutputSource& o = inst->outputs[i];
+    Value& out = (*outputs)[i];
+    out.kind = Value::Kind::tensor;
+    out.sequence.clear();
     switch (o.kind) {
-      case OutputSource::Kind::buffer: outputs->push_back(Value::of(out_tensors[inst->values[o.value].ref])); break;
-      case OutputSource::Kind::constant: outputs->push_back(Value::of(o.constant)); break;
-      case OutputSource::Kind::input: outputs->push_back(inputs[o.input]); break;
-      case OutputSource::Kind::held: outputs->push_back(Value::of(ctx->held[o.value])); break;
-      case OutputSource::Kind::same_as: outputs->push_back((*outputs)[o.value]); break;
+      case OutputSource::Kind::buffer: out.tensor = std::move(ctx->out[inst->values[o.value].ref]); break;
+      case OutputSource::Kind::constant: out.tensor = o.constant; break;
+      case OutputSource::Kind::input: out = inputs[o.input]; break;
+      case OutputSource::Kind::held: out.tensor = ctx->held[o.value]; break;
+      case OutputSource::Kind::same_as: out = (*outputs)[o.value]; break;
     }
   }
   return Status::ok();
+}
+
+std::string CpuPlan::describe() const {
+  std::string out;
+  auto line = [&out](const std::string& text) { out += text + "\n"; };
+  int live = 0, fused = 0, generic = 0;
+  for (const Step& st : g.steps) {
+    if (st.dead) continue;
+    ++live;
+    fused += st.originals.size() > 1;
+    generic += !st.spec;
+  }
+  line(std::to_string(g.graph->nodes.size()) + " nodes -> " + std::to_string(live) + " steps: " +
+       std::to_string(g.folded_nodes) + " nodes folded to constants, " + std::to_string(fused) +
+       " fused steps, " + std::to_string(generic) + " steps on reference kernels; " + std::to_string(g.threads) +
+       " thread(s)");
+  line("steps (compile time, in execution order):");
+  int index = 0;
+  for (const Step& st : g.steps) {
+    if (st.dead) continue;
+    std::string ops;
+    for (const Node* n : st.originals) ops += (ops.empty() ? "" : " + ") + n->op_type;
+    std::string outs;
+    for (int v : st.outputs)
+      if (v >= 0) outs += (outs.empty() ? "" : ", ") + g.values[v].name;
+    line("  " + std::to_string(index++) + "  " + st.node->label() + (st.originals.size() > 1 ? "  fused: " + ops : "") +
+         (st.spec ? "" : "  (reference kernels)") + "  -> " + outs);
+  }
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  for (const auto& inst : cache_) {
+    std::string sig;
+    for (size_t i = 0; i < inst->key.shapes.size() && i < g.inputs.size(); ++i)
+      sig += (sig.empty() ? "" : " ") + g.values[g.inputs[i]].name + "=" +
+             (inst->key.none[i] ? std::string("none") : shape_to_string(inst->key.shapes[i]));
+    if (inst->use_reference) {
+      line("instance " + sig + ": whole segment on reference kernels (" + inst->reference_reason + ")");
+      continue;
+    }
+    char sizes[128];
+    std::snprintf(sizes, sizeof sizes, "arena %.2f MB, scratch %.2f MB, %d thread(s)", inst->arena_bytes / 1048576.0,
+                  inst->scratch_bytes / 1048576.0, inst->threads);
+    line("instance " + sig + ": " + std::to_string(inst->kernels.size()) + " kernels, " + sizes);
+    for (size_t k = 0; k < inst->kernels.size(); ++k) {
+      const Kernel& kr = *inst->kernels[k];
+      std::string shape;
+      if (!kr.writes.empty()) {
+        const IValue& w = inst->values[kr.writes[0]];
+        shape = shape_to_string(w.shape) + (w.layout == Layout::blocked ? " nChw16c" : "");
+      }
+      line("  " + std::to_string(k) + "  " + kr.label + "  -> " + shape);
+    }
+  }
+  return out;
 }
 
 }  // namespace tandem::cpu

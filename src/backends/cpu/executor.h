@@ -35,6 +35,7 @@ struct Context {
   std::shared_ptr<std::byte> scratch;   // Instance::scratch_bytes
   std::vector<void*> ptr;               // per value
   std::vector<Tensor> held;             // per value (generic outputs of non-POD dtypes)
+  std::vector<Tensor> out;              // per output buffer, during a run
   std::vector<std::unique_ptr<KernelState>> states;  // per kernel
   dnnl::stream stream;
 };
@@ -80,8 +81,15 @@ class CpuPlan final : public Plan {
   // Runs the plan (the Backend::run contract).
   Status run(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const;
 
- private:
+  // The rewritten graph: steps after folding and fusion, then each built instance's kernels
+  // with their output shapes and layouts (for `tandem info --optimized`).
+  std::string describe() const override;
+
+  // The instance for the signature of `inputs` (dtypes, shapes, keyed values), built on first
+  // use. compile_graph() calls it with zero tensors when the signature is fixed.
   Result<std::shared_ptr<Instance>> instance_for(const std::vector<Value>& inputs) const;
+
+ private:
   // `threads`: the team size to build for (the plan's; small models are rebuilt with 1).
   Result<std::shared_ptr<Instance>> build_instance(const std::vector<Value>& inputs, int threads) const;
   Status run_reference(const std::vector<Value>& inputs, std::vector<Value>* outputs, const RunControl& control) const;

@@ -1,11 +1,17 @@
-#include "engine/sysinfo.h"
+#include "core/sysinfo.h"
 
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
 #include <thread>
 
 namespace tandem {
@@ -48,5 +54,35 @@ std::string os_name() {
 }
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+int physical_cores() {
+  static const int cores = [] {
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    int logical = 0;
+    std::set<std::pair<int, int>> physical;  // (package, core)
+    if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (!CPU_ISSET(c, &mask)) continue;
+        ++logical;
+        const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(c) + "/topology/";
+        std::ifstream core(base + "core_id"), package(base + "physical_package_id");
+        int core_id = -1, package_id = -1;
+        if (core >> core_id && package >> package_id) physical.insert({package_id, core_id});
+      }
+    }
+    int n = physical.empty() ? logical : static_cast<int>(physical.size());
+    if (n <= 0) n = hardware_threads();
+    return std::max(n, 1);
+  }();
+  return cores;
+}
+
+uint64_t process_peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return static_cast<uint64_t>(std::atoll(line.c_str() + 6)) * 1024;  // kB
+  return 0;
+}
 
 }  // namespace tandem

@@ -1,4 +1,5 @@
-// sysinfo.h: facts about the machine and process, for cache keys, capabilities and telemetry.
+// sysinfo.h: facts about the machine and process, for cache keys, capabilities, thread counts
+// and telemetry.
 // All functions are thread-safe.
 #pragma once
 
@@ -16,5 +17,11 @@ std::string cpu_isa();
 std::string os_name();
 // Number of hardware threads (at least 1).
 int hardware_threads();
+// Physical cores this process may run on: distinct (package, core) pairs, from sysfs, among the
+// CPUs in its affinity mask; the mask's size where sysfs lacks topology; at least 1. Computed
+// once. The default thread count of the cpu backend and of `tandem bench`.
+int physical_cores();
+// Peak resident set size of this process (VmHWM) in bytes; 0 if unknown.
+uint64_t process_peak_rss_bytes();
 
 }  // namespace tandem

@@ -355,7 +355,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
     if (keyed_input(g, static_cast<int>(i), zeros)) break;
     signature.push_back(Value::of(std::move(zeros)));
   }
-  if (signature.size() == gr.inputs.size()) (void)plan->instance_for(signature);
+  if (signature.size() == gr.inputs.size()) (void)plan->instance_for(signature, g.threads);
   return plan;
 }
 
@@ -1069,11 +1069,11 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
   return inst;
 }
 
-Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>& inputs) const {
+Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>& inputs, int threads) const {
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (key_matches(g, (*it)->key, inputs)) {
+      if ((*it)->requested_threads == threads && key_matches(g, (*it)->key, inputs)) {
         if (it != cache_.begin()) cache_.splice(cache_.begin(), cache_, it);
         return cache_.front();
       }
@@ -1083,15 +1083,16 @@ Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     for (auto& inst : cache_)
-      if (key_matches(g, inst->key, inputs)) return inst;
+      if (inst->requested_threads == threads && key_matches(g, inst->key, inputs)) return inst;
   }
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, build_instance(inputs, g.threads));
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, build_instance(inputs, threads));
   // A model this small gains little from a second thread and risks waiting for it to be
   // scheduled: run it on one.
   constexpr double kSmallModelWork = 4e7;
   if (inst->threads > 1 && !inst->use_reference && inst->work < kSmallModelWork) {
     TANDEM_ASSIGN_OR_RETURN(inst, build_instance(inputs, 1));
   }
+  inst->requested_threads = threads;
   std::lock_guard<std::mutex> lock(cache_mu_);
   cache_.push_front(inst);
   constexpr size_t kMaxInstances = 32;
@@ -1149,8 +1150,23 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     padded.resize(g.inputs.size());
   }
   const std::vector<Value>& inputs = given.size() < g.inputs.size() ? padded : given;
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, instance_for(inputs));
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<Instance> inst, instance_for(inputs, g.threads));
   if (inst->use_reference) return run_reference(inputs, outputs, control);
+  // No oversubscription: runs in progress in this process hold OpenMP threads; when this run's
+  // team would take the total past the cores (or the plan's own thread count, if larger), it
+  // runs on the instance built for one thread, on the calling thread alone.
+  static std::atomic<int> busy_threads{0};
+  int held = busy_threads.fetch_add(inst->threads) + inst->threads;
+  if (inst->threads > 1 && held > std::max(physical_cores(), g.threads)) {
+    busy_threads.fetch_sub(inst->threads);
+    TANDEM_ASSIGN_OR_RETURN(inst, instance_for(inputs, 1));
+    if (inst->use_reference) return run_reference(inputs, outputs, control);
+    busy_threads.fetch_add(inst->threads);
+  }
+  struct Release {
+    int threads;
+    ~Release() { busy_threads.fetch_sub(threads); }
+  } release{inst->threads};
   ThreadScope threads_scope(inst->threads);  // the caller's OpenMP setting comes back afterwards
 
   std::unique_ptr<Context> ctx;

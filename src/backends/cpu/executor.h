@@ -7,6 +7,12 @@
 // oneDNN stream, per-kernel state) from the instance's pool and returns it afterwards, so runs
 // on one plan may proceed concurrently without heap allocation beyond the output tensors.
 //
+// Threads: an instance is built for a team size (the plan's, CompileOptions::threads or the
+// physical cores; 1 for small models). Runs in progress count their teams process-wide; a run
+// whose team would take the total past max(physical cores, plan threads) uses the instance built
+// for one thread instead, so concurrent requests never oversubscribe the cores. OpenMP is the one
+// pool, shared by oneDNN's primitives and the backend's own kernels.
+//
 // When an instance cannot be built with the fast kernels (a shape that shape inference cannot
 // resolve, for example), the whole segment runs on the reference executor for that signature.
 //
@@ -66,6 +72,7 @@ struct Instance {
   int64_t arena_bytes = 0;
   int64_t scratch_bytes = 0;
   int threads = 1;                  // OpenMP team size for this instance's kernels
+  int requested_threads = 1;        // the team size it was asked for (small models get 1)
   double work = 0;                  // estimated multiply-adds of its oneDNN kernels
   bool use_reference = false;       // run the whole segment on the reference executor
   std::string reference_reason;
@@ -85,9 +92,10 @@ class CpuPlan final : public Plan {
   // with their output shapes and layouts (for `tandem info --optimized`).
   std::string describe() const override;
 
-  // The instance for the signature of `inputs` (dtypes, shapes, keyed values), built on first
-  // use. compile_graph() calls it with zero tensors when the signature is fixed.
-  Result<std::shared_ptr<Instance>> instance_for(const std::vector<Value>& inputs) const;
+  // The instance for the signature of `inputs` (dtypes, shapes, keyed values) built for a team
+  // of `threads`, built on first use. compile_graph() calls it with zero tensors when the
+  // signature is fixed; run() asks for a one-thread instance when the cores are taken.
+  Result<std::shared_ptr<Instance>> instance_for(const std::vector<Value>& inputs, int threads) const;
 
  private:
   // `threads`: the team size to build for (the plan's; small models are rebuilt with 1).

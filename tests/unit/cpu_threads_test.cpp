@@ -1,0 +1,67 @@
+// cpu_threads_test.cpp: the cpu backend's thread budget. A run whose OpenMP team would take the
+// process past its cores (because other runs are in progress) runs on an instance built for
+// one thread instead, and computes the same result.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.h"
+#include "core/compare.h"
+#include "core/sysinfo.h"
+#include "engine/placement.h"
+#include "onnx/loader.h"
+
+namespace tandem {
+namespace {
+
+TEST(CpuBackendThreads, ConcurrentRunsDoNotOversubscribe) {
+  Backend* cpu = find_backend("cpu");
+  if (!cpu) GTEST_SKIP() << "this build has no cpu backend";
+  const auto path = std::filesystem::path(TANDEM_SOURCE_DIR) / "models" / "ch_PP-OCRv4_det_infer.onnx";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path.string() << " is missing: run scripts/setup";
+  auto model = load_model(path);
+  ASSERT_TRUE(model.is_ok()) << model.status().to_string();
+  // A team as large as the machine: two such runs at once cannot both have it.
+  const int threads = std::max(2, physical_cores());
+  auto placed = PlacedModel::create(model->graph, {cpu, find_backend("reference")}, CompileOptions{threads});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+
+  Tensor x(DataType::float32, {1, 3, 192, 192});
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(0.0f, 1.0f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = d(rng);
+  const std::vector<Value> inputs{Value::of(x)};
+  std::vector<Value> alone;
+  ASSERT_TRUE((*placed)->run(inputs, &alone).is_ok());
+  EXPECT_EQ((*placed)->describe().find(", 1 thread(s)"), std::string::npos) << "a lone run gets the full team";
+
+  constexpr int kCallers = 3, kRuns = 6;
+  std::atomic<int> ready{0};
+  std::vector<Status> failures(kCallers);
+  std::vector<std::vector<Value>> results(kCallers);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c)
+    callers.emplace_back([&, c] {
+      ready.fetch_add(1);
+      while (ready.load() < kCallers) std::this_thread::yield();
+      for (int r = 0; r < kRuns; ++r) {
+        Status s = (*placed)->run(inputs, &results[c]);
+        if (!s.is_ok()) failures[c] = s;
+      }
+    });
+  for (auto& t : callers) t.join();
+  for (int c = 0; c < kCallers; ++c) {
+    ASSERT_TRUE(failures[c].is_ok()) << failures[c].to_string();
+    Status same = compare_values(alone[0], results[c][0], Tolerance{1e-4, 1e-5});
+    EXPECT_TRUE(same.is_ok()) << "caller " << c << ": " << same.message();
+  }
+  // Overlapping runs made the plan build (and use) the one-thread instance.
+  EXPECT_NE((*placed)->describe().find(", 1 thread(s)"), std::string::npos) << (*placed)->describe();
+}
+
+}  // namespace
+}  // namespace tandem

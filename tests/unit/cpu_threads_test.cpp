@@ -1,6 +1,7 @@
 // cpu_threads_test.cpp: the cpu backend's thread budget. A run whose OpenMP team would take the
 // process past its cores (because other runs are in progress) runs on an instance built for
-// one thread instead, and computes the same result.
+// one thread instead, and computes the same result. The TeamSizer moves runs to one thread when
+// competition from other processes makes the team slower, and back when it ends.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/executor.h"
 #include "core/compare.h"
 #include "core/sysinfo.h"
 #include "engine/placement.h"
@@ -61,6 +63,49 @@ TEST(CpuBackendThreads, ConcurrentRunsDoNotOversubscribe) {
   }
   // Overlapping runs made the plan build (and use) the one-thread instance.
   EXPECT_NE((*placed)->describe().find(", 1 thread(s)"), std::string::npos) << (*placed)->describe();
+}
+
+// The sizer's decisions on made-up latencies (milliseconds).
+TEST(CpuTeamSizer, StaysWithTheTeamOnAQuietMachine) {
+  cpu::TeamSizer sizer;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_FALSE(sizer.choose_single()) << "run " << i;
+    sizer.record(false, 40 + (i % 7));  // jitter within 20 % of the best run
+  }
+}
+
+TEST(CpuTeamSizer, MovesToOneThreadUnderCompetitionAndBacksOff) {
+  cpu::TeamSizer sizer;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_FALSE(sizer.choose_single());
+    sizer.record(false, 40);
+  }
+  // Other processes take a core: team runs take 700 ms, one-thread runs 140 ms.
+  int team_runs = 0;
+  for (int i = 0; i < 10 && !sizer.choose_single(); ++i, ++team_runs) sizer.record(false, 700);
+  EXPECT_LE(team_runs, 3) << "the sizer took too long to notice";
+  sizer.record(true, 140);
+  // Count team probes over the next 600 runs: windows of 8, 16, 32 ... one thread between them.
+  int probes = 0;
+  for (int i = 0; i < 600; ++i) {
+    const bool single = sizer.choose_single();
+    probes += !single;
+    sizer.record(single, single ? 140 : 700);
+  }
+  EXPECT_GE(probes, 3);
+  EXPECT_LE(probes, 7) << "probing did not back off";
+  // The competition ends: the next probe finds the team fast again and the team stays.
+  int singles = 0;
+  for (int i = 0; i < 300; ++i) {
+    const bool single = sizer.choose_single();
+    singles += single;
+    sizer.record(single, single ? 140 : 40);
+  }
+  EXPECT_LE(singles, 256);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_FALSE(sizer.choose_single()) << "the team should have stayed, run " << i;
+    sizer.record(false, 41);
+  }
 }
 
 }  // namespace

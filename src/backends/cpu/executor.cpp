@@ -1100,6 +1100,41 @@ Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>
   return inst;
 }
 
+bool TeamSizer::choose_single() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (single_left_ == 0) return false;
+  if (--single_left_ == 0) probe_pending_ = true;
+  return true;
+}
+
+void TeamSizer::record(bool single, double ms) {
+  constexpr double kWeight = 0.25, kSlowdown = 1.5, kProbeMargin = 1.1;
+  constexpr int kFirstWindow = 8, kMaxWindow = 256, kMinTeamRuns = 4;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (single) {
+    single_average_ = single_average_ > 0 ? (1 - kWeight) * single_average_ + kWeight * ms : ms;
+    return;
+  }
+  if (probe_pending_) {
+    probe_pending_ = false;
+    if (single_average_ > 0 && ms > kProbeMargin * single_average_) {
+      window_ = std::min(2 * window_, kMaxWindow);
+      single_left_ = window_;
+    } else {
+      window_ = kFirstWindow;
+      team_baseline_ = team_average_ = ms;
+    }
+    return;
+  }
+  team_baseline_ = team_baseline_ > 0 ? std::min(team_baseline_, ms) : ms;
+  team_average_ = team_runs_ > 0 ? (1 - kWeight) * team_average_ + kWeight * ms : ms;
+  ++team_runs_;
+  if (team_runs_ >= kMinTeamRuns && team_average_ > kSlowdown * team_baseline_) {
+    single_left_ = window_;
+    team_average_ = team_baseline_;
+  }
+}
+
 std::unique_ptr<Context> CpuPlan::make_context(const Instance& inst) const {
   auto ctx = std::make_unique<Context>();
   ctx->arena = aligned_buffer(inst.arena_bytes);
@@ -1155,13 +1190,23 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   // No oversubscription: runs in progress in this process hold OpenMP threads; when this run's
   // team would take the total past the cores (or the plan's own thread count, if larger), it
   // runs on the instance built for one thread, on the calling thread alone.
+  // Competition from other processes: the team's sizer may send this run to one thread.
   static std::atomic<int> busy_threads{0};
+  TeamSizer* sizer = nullptr;  // set when this run's latency informs the sizer
+  bool sized_single = false;
   int held = busy_threads.fetch_add(inst->threads) + inst->threads;
-  if (inst->threads > 1 && held > std::max(physical_cores(), g.threads)) {
-    busy_threads.fetch_sub(inst->threads);
-    TANDEM_ASSIGN_OR_RETURN(inst, instance_for(inputs, 1));
-    if (inst->use_reference) return run_reference(inputs, outputs, control);
-    busy_threads.fetch_add(inst->threads);
+  if (inst->threads > 1) {
+    const bool oversubscribed = held > std::max(physical_cores(), g.threads);
+    if (!oversubscribed) {
+      sizer = &inst->sizer;
+      sized_single = sizer->choose_single();
+    }
+    if (oversubscribed || sized_single) {
+      busy_threads.fetch_sub(inst->threads);
+      TANDEM_ASSIGN_OR_RETURN(inst, instance_for(inputs, 1));
+      if (inst->use_reference) return run_reference(inputs, outputs, control);
+      busy_threads.fetch_add(inst->threads);
+    }
   }
   struct Release {
     int threads;
@@ -1244,6 +1289,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     return e && *e && *e != '0';
   }();
   std::vector<std::pair<double, size_t>> times;
+  const auto started = std::chrono::steady_clock::now();
   for (size_t k = 0; k < inst->kernels.size(); ++k) {
     if (control.cancel && control.cancel->load(std::memory_order_relaxed))
       return Status(StatusCode::cancelled, "the request was cancelled");
@@ -1270,6 +1316,8 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     }
   }
   ctx->stream.wait();
+  if (sizer)
+    sizer->record(sized_single, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
 
   outputs->resize(inst->outputs.size());
   for (size_t i = 0; i < inst->outputs.size(); ++i) {

@@ -11,7 +11,8 @@
 // physical cores; 1 for small models). Runs in progress count their teams process-wide; a run
 // whose team would take the total past max(physical cores, plan threads) uses the instance built
 // for one thread instead, so concurrent requests never oversubscribe the cores. OpenMP is the one
-// pool, shared by oneDNN's primitives and the backend's own kernels.
+// pool, shared by oneDNN's primitives and the backend's own kernels. Competition from other
+// processes is handled by TeamSizer (below).
 //
 // When an instance cannot be built with the fast kernels (a shape that shape inference cannot
 // resolve, for example), the whole segment runs on the reference executor for that signature.
@@ -61,6 +62,33 @@ struct InstanceKey {
   std::vector<bool> none;                    // input absent (empty optional)
 };
 
+// Chooses, run by run, between an instance's full OpenMP team and the instance built for one
+// thread. When other processes compete for the cores, a team waits at every barrier for a
+// member the kernel has descheduled, and a two-thread run can become several times slower than
+// a one-thread run. The sizer watches the team's latency: once its moving average (weight 1/4)
+// exceeds 1.5x its baseline (the best run so far), the next `window` runs (first 8) use one
+// thread; then one run probes the team again. If the team is still slower than one thread, the
+// window doubles (up to 256); otherwise the team stays and the probe's time becomes the new
+// baseline. On a quiet machine the team's average never leaves its baseline and nothing changes.
+// Times are in milliseconds. Thread-safe.
+class TeamSizer {
+ public:
+  // True when this run should use one thread (counts the run against the window).
+  bool choose_single();
+  // Records a run's latency; `single` says which instance ran it.
+  void record(bool single, double ms);
+
+ private:
+  std::mutex mu_;
+  double team_baseline_ = 0;  // 0: no team run yet
+  double team_average_ = 0;
+  int team_runs_ = 0;
+  double single_average_ = 0;  // 0: no one-thread run yet
+  int single_left_ = 0;        // runs still to make on one thread
+  int window_ = 8;
+  bool probe_pending_ = false;  // the next team run is a probe
+};
+
 struct Instance {
   InstanceKey key;
   std::vector<IValue> values;
@@ -79,6 +107,7 @@ struct Instance {
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Context>> pool;
+  TeamSizer sizer;  // used when threads > 1
 };
 
 class CpuPlan final : public Plan {

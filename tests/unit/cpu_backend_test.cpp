@@ -534,6 +534,186 @@ TEST(CpuBackendNormalization, BatchNormStandalone) {
   }
 }
 
+// The cpu plan's description of `b`'s graph (steps after fusion), compiled alone.
+std::string cpu_plan_description(const GraphBuilder& b) {
+  auto plan = cpu()->compile(*b.graph(), CompileOptions{});
+  EXPECT_TRUE(plan.is_ok()) << plan.status().to_string();
+  return plan.is_ok() ? (*plan)->describe() : std::string();
+}
+
+TEST(CpuBackendNormalization, LayerNormStandalone) {
+  REQUIRE_CPU();
+  struct Case {
+    Shape x;
+    int64_t axis;
+    bool bias, constant;
+    Shape scale_shape, bias_shape;  // empty: the normalized shape
+  };
+  const std::vector<Case> cases = {
+      {{5, 37}, -1, true, true, {}, {}},
+      {{3, 7, 13}, -1, false, false, {}, {}},
+      {{3, 7, 13}, 1, true, true, {}, {}},
+      {{2, 3, 5, 17}, 1, true, false, {}, {}},
+      {{2, 3, 5, 17}, -1, false, true, {}, {}},
+      {{2, 3, 5, 17}, 3, true, false, {}, {}},
+      {{2, 3, 5, 17}, -3, true, true, {}, {}},
+      {{4, 67}, 0, true, true, {}, {}},
+      {{1, 9, 1}, -1, true, true, {}, {}},       // rows of one element
+      {{3, 7, 13}, 1, true, true, {13}, {1}},    // Scale over the last dim only, scalar B
+      {{3, 7, 13}, 1, true, false, {1, 13}, {7, 13}},
+      {{3, 7, 13}, 1, true, true, {7, 1}, {}},   // not a suffix: the generic path
+  };
+  uint32_t seed = 950;
+  for (const Case& c : cases) {
+    const int64_t rank = static_cast<int64_t>(c.x.size());
+    const int64_t axis = c.axis < 0 ? c.axis + rank : c.axis;
+    const Shape norm(c.x.begin() + axis, c.x.end());
+    GraphBuilder b(17);
+    b.input("x", random_tensor(c.x, seed++, -2.0f, 3.0f));
+    Tensor scale = random_tensor(c.scale_shape.empty() ? norm : c.scale_shape, seed++, 0.5f, 1.5f);
+    Tensor bias = random_tensor(c.bias_shape.empty() ? norm : c.bias_shape, seed++);
+    std::vector<std::string> in{"x", "s"};
+    if (c.constant) b.init("s", scale);
+    else b.input("s", scale);
+    if (c.bias) {
+      in.push_back("b");
+      if (c.constant) b.init("b", bias);
+      else b.input("b", bias);
+    }
+    b.node("LayerNormalization", in, {"ln"}, {{"axis", attr_int(c.axis)}, {"epsilon", attr_float(1e-3f)}});
+    b.node("Relu", {"ln"}, {"y"}).output("y").output("ln");
+    expect_matches_reference(b, "layernorm " + shape_to_string(c.x) + " axis " + std::to_string(c.axis) +
+                                    (c.bias ? " bias" : "") + (c.constant ? " constant" : " runtime") + " scale " +
+                                    shape_to_string(scale.shape()));
+  }
+  {  // large enough to run on two threads (the MatMul lifts the plan over the small-model limit)
+    GraphBuilder b(17);
+    b.input("a", random_tensor({600, 100}, seed)).init("w", random_tensor({100, 700}, seed + 1));
+    b.init("s", random_tensor({700}, seed + 2)).init("b", random_tensor({700}, seed + 5));
+    b.node("MatMul", {"a", "w"}, {"x"}).node("LayerNormalization", {"x", "s", "b"}, {"y"}).output("y");
+    expect_matches_reference(b, "layernorm two threads", true, kTol, 2);
+  }
+  {  // after a Conv (blocked layout): reordered to plain first, over [C, H, W] and over W
+    for (int64_t axis : {1, -1}) {
+      GraphBuilder b(17);
+      b.input("x", random_tensor({1, 5, 9, 11}, seed + 6)).init("w", random_tensor({20, 5, 3, 3}, seed + 7));
+      const Shape norm = axis == 1 ? Shape{20, 9, 11} : Shape{11};
+      b.init("s", random_tensor(norm, seed + 8)).init("b", random_tensor(norm, seed + 9));
+      b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+      b.node("LayerNormalization", {"c", "s", "b"}, {"y"}, {{"axis", attr_int(axis)}}).output("y");
+      expect_matches_reference(b, "conv + layernorm axis " + std::to_string(axis));
+    }
+  }
+  {  // Mean/InvStdDev requested: declined by the cpu backend, run on the reference backend
+    GraphBuilder b(17);
+    b.input("x", random_tensor({3, 11}, seed + 3)).init("s", random_tensor({11}, seed + 4));
+    b.node("LayerNormalization", {"x", "s"}, {"y", "mean", "inv"}).output("y").output("mean").output("inv");
+    EXPECT_EQ(cpu()->supports(b.graph()->nodes[0]).code(), StatusCode::unsupported);
+    expect_matches_reference(b, "layernorm with statistics", false);
+  }
+}
+
+// The decomposed LayerNorm exporters emit, on x [2, 7, 37] (gamma, beta [37]):
+// ReduceMean, Sub, Pow (or Mul(d, d)), ReduceMean, Add eps, Sqrt, Div, [Mul gamma], [Add beta].
+struct LnPattern {
+  int64_t opset = 13;      // 18: ReduceMean axes as a constant input
+  bool swapped = false;    // commutative operands in the other order
+  bool mul = true, add = true;
+  bool square_by_mul = false;
+  std::vector<int64_t> axes{-1};
+  bool typed = true;       // x's type declared
+  std::string extra_reader;  // an intermediate also read by another node (a graph output)
+};
+
+GraphBuilder layer_norm_pattern(const LnPattern& p, uint32_t seed) {
+  GraphBuilder b(p.opset);
+  b.input("x", random_tensor({2, 7, 37}, seed, 1.0f, 3.0f), p.typed);
+  Shape norm{37};
+  if (p.axes.size() == 2) norm = {7, 37};
+  b.init("two", Tensor::scalar<float>(2.0f)).init("eps", Tensor::scalar<float>(1e-5f));
+  b.init("gamma", random_tensor(norm, seed + 1, 0.5f, 1.5f)).init("beta", random_tensor(norm, seed + 2));
+  auto mean = [&](const std::string& in, const std::string& out) {
+    if (p.opset >= 18) {
+      b.init("axes_" + out, Tensor::from_vector<int64_t>({static_cast<int64_t>(p.axes.size())}, p.axes));
+      b.node("ReduceMean", {in, "axes_" + out}, {out});
+    } else {
+      b.node("ReduceMean", {in}, {out}, {{"axes", attr_ints(p.axes)}});
+    }
+  };
+  auto both = [&](const char* op, const std::string& a, const std::string& c, const std::string& out) {
+    if (p.swapped) b.node(op, {c, a}, {out});
+    else b.node(op, {a, c}, {out});
+  };
+  mean("x", "m");
+  b.node("Sub", {"x", "m"}, {"d"});
+  if (p.square_by_mul) b.node("Mul", {"d", "d"}, {"p"});
+  else b.node("Pow", {"d", "two"}, {"p"});
+  mean("p", "v");
+  both("Add", "v", "eps", "e");
+  b.node("Sqrt", {"e"}, {"s"}).node("Div", {"d", "s"}, {"n"});
+  std::string last = "n";
+  if (p.mul) {
+    both("Mul", "n", "gamma", "g");
+    last = "g";
+  }
+  if (p.add) {
+    both("Add", last, "beta", "z");
+    last = "z";
+  }
+  b.node("Relu", {last}, {"y"}).output("y");
+  if (!p.extra_reader.empty()) b.node("Neg", {p.extra_reader}, {"side"}).output("side");
+  return b;
+}
+
+TEST(CpuBackendNormalization, DecomposedLayerNormIsFused) {
+  REQUIRE_CPU();
+  auto check = [](const LnPattern& p, bool fused, const std::string& what) {
+    GraphBuilder b = layer_norm_pattern(p, 970);
+    expect_matches_reference(b, what);
+    const std::string d = cpu_plan_description(b);
+    const bool has = d.find("LayerNormalization") != std::string::npos &&
+                     d.find("fused: ReduceMean + Sub + ") != std::string::npos;
+    EXPECT_EQ(has, fused) << what << "\n" << d;
+  };
+  for (int64_t opset : {13, 18})
+    for (bool swapped : {false, true})
+      for (int affine = 0; affine < 4; ++affine) {
+        LnPattern p;
+        p.opset = opset;
+        p.swapped = swapped;
+        p.mul = affine & 1;
+        p.add = affine & 2;
+        check(p, true, "opset " + std::to_string(opset) + (swapped ? " swapped" : "") + (p.mul ? " mul" : "") +
+                           (p.add ? " add" : ""));
+      }
+  LnPattern p;
+  p.square_by_mul = true;
+  check(p, true, "Mul(d, d)");
+  p = LnPattern{};
+  p.axes = {-2, -1};
+  check(p, true, "axes -2, -1");
+  p.axes = {2};
+  check(p, true, "axes 2, rank declared");
+  p.typed = false;
+  check(p, false, "axes 2, rank unknown");
+  // An intermediate with another reader: no rewrite, same answer.
+  for (const char* v : {"m", "d", "p", "v", "e", "s"}) {
+    p = LnPattern{};
+    p.extra_reader = v;
+    check(p, false, std::string("second reader of ") + v);
+  }
+  // A shared value after the Div: the rewrite stops there (n or g stays visible).
+  for (const auto& [v, ops] : {std::pair<const char*, const char*>{"n", "Div  "}, {"g", "Div + Mul  "}}) {
+    p = LnPattern{};
+    p.extra_reader = v;
+    GraphBuilder b = layer_norm_pattern(p, 980);
+    expect_matches_reference(b, std::string("second reader of ") + v);
+    const std::string d = cpu_plan_description(b);
+    const std::string fused = std::string("fused: ReduceMean + Sub + Pow + ReduceMean + Add + Sqrt + ") + ops;
+    EXPECT_NE(d.find(fused), std::string::npos) << d;
+  }
+}
+
 TEST(CpuBackendReduce, SoftmaxAndReductions) {
   REQUIRE_CPU();
   uint32_t seed = 1000;

@@ -61,7 +61,8 @@ inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Debugging switches read once from the environment: TANDEM_CPU_FUSION=0 disables fusion,
 // TANDEM_CPU_POSTOPS=0 keeps elementwise ops out of oneDNN post-ops, TANDEM_CPU_BLOCKED=0
-// keeps every activation in the plain layout. All default to on.
+// keeps every activation in the plain layout, TANDEM_CPU_TEAM_SIZER=0 keeps every run on its
+// instance's full team (see TeamSizer in executor.h). All default to on.
 bool feature_enabled(const char* name);
 
 // True when TANDEM_CPU_VERBOSE is set: note() then prints one line to stderr (fusion

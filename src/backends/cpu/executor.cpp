@@ -1197,7 +1197,8 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   int held = busy_threads.fetch_add(inst->threads) + inst->threads;
   if (inst->threads > 1) {
     const bool oversubscribed = held > std::max(physical_cores(), g.threads);
-    if (!oversubscribed) {
+    static const bool sizer_enabled = feature_enabled("TEAM_SIZER");
+    if (!oversubscribed && sizer_enabled) {
       sizer = &inst->sizer;
       sized_single = sizer->choose_single();
     }

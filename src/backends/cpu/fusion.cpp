@@ -1,16 +1,24 @@
 // fusion.cpp: compile-time rewrites of the cpu backend's steps.
 //   1. Patterns: the decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 (also * (1/6)) and
 //      x * HardSigmoid(x) with alpha 1/6, beta 0.5 become one HardSwish; x * Sigmoid(x) becomes
-//      Swish. Each intermediate must have no other reader.
+//      Swish. The decomposed LayerNorm that exporters (paddle2onnx, PyTorch) emit,
+//        d = x - ReduceMean(x); n = d / Sqrt(ReduceMean(Pow(d, 2)) + eps); [n * gamma] [+ beta]
+//      (Mul(d, d) also accepted for the square; constant gamma/beta; axes trailing) becomes one
+//      LayerNormalization step (normalization.cpp), which reads x once per pass instead of
+//      running nine kernels with four temporaries. Each intermediate must have no other reader
+//      (d exactly the square and the Div).
 //   2. Chains: a step whose output has exactly one reader (and is not a segment output) is
 //      offered that reader (OpSpec::absorb). Conv absorbs BatchNormalization and per-channel
 //      affine ops into its weights, then activations and further elementwise ops as post-ops;
 //      elementwise programs absorb the next elementwise op. The fused step takes the reader's
 //      place in the order, so every operand is ready when it runs.
 // A fused step keeps the list of original nodes, which the generic path replays.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "backends/cpu/cpu_ops.h"
+#include "core/tensor_util.h"
 
 namespace tandem::cpu {
 
@@ -151,17 +159,208 @@ int single_output(const Step& s) {
   return count == 1 ? out : -1;
 }
 
+// --- decomposed LayerNorm ------------------------------------------------------------------
+
+// The sorted axes of a ReduceMean step with keepdims 1: the constant axes input (opset 18) or
+// the attribute. False when unknown, empty (all axes) or repeated.
+bool mean_axes(FusionContext& f, const Step& s, std::vector<int64_t>* axes) {
+  const Node& n = *s.node;
+  if (n.attr_int("keepdims", 1) != 1 || s.inputs.empty() || s.inputs[0] < 0) return false;
+  if (s.inputs.size() > 1 && s.inputs[1] >= 0) {
+    const Tensor* t = f.constant(s.inputs[1]);
+    if (!t || (t->dtype() != DataType::int64 && t->dtype() != DataType::int32)) return false;
+    *axes = to_int64_vector(*t);
+  } else if (n.opset < 18) {
+    *axes = n.attr_ints("axes");
+  } else {
+    return false;
+  }
+  if (axes->empty()) return false;
+  std::sort(axes->begin(), axes->end());
+  return std::adjacent_find(axes->begin(), axes->end()) == axes->end();
+}
+
+// Rank of value `v` as declared in the segment graph (inputs, value infos, outputs), or -1.
+int64_t declared_rank(const CompiledGraph& g, int v) {
+  const std::string& name = g.values[v].name;
+  for (const auto* list : {&g.graph->inputs, &g.graph->value_infos, &g.graph->outputs})
+    for (const ValueInfo& vi : *list)
+      if (vi.name == name && vi.type.kind == TypeInfo::Kind::tensor && vi.type.has_shape)
+        return static_cast<int64_t>(vi.type.dims.size());
+  return -1;
+}
+
+// The LayerNormalization axis equivalent to reducing `x` over sorted `axes`: they must be
+// contiguous and end at the last dim (-1, or rank - 1 where x's rank is declared).
+bool trailing_axis(const CompiledGraph& g, int x, const std::vector<int64_t>& axes, int64_t* axis) {
+  for (size_t i = 1; i < axes.size(); ++i)
+    if (axes[i] != axes[i - 1] + 1) return false;
+  if (axes.back() == -1) {
+    *axis = axes.front();
+    return true;
+  }
+  if (axes.front() < 0) return false;
+  const int64_t rank = declared_rank(g, x);
+  if (rank <= 0 || axes.back() != rank - 1) return false;
+  *axis = axes.front() - rank;
+  return true;
+}
+
+// The sole reader of `v` when it is a live default-domain `op` (one original node, two inputs,
+// one output) whose other operand is a float32 constant, stored in `*param`; else -1.
+int affine_reader(CompiledGraph& g, FusionContext& f, int v, const char* op, int* param) {
+  const int r = f.sole_reader(v);
+  if (r < 0) return -1;
+  const Step& rs = g.steps[r];
+  if (rs.dead || rs.node->op_type != op || !canonical_domain(rs.node->domain).empty()) return -1;
+  if (rs.originals.size() != 1 || rs.inputs.size() != 2 || single_output(rs) < 0) return -1;
+  const int other = rs.inputs[0] == v ? rs.inputs[1] : rs.inputs[0];
+  const Tensor* t = f.constant(other);
+  if (other == v || !t || t->dtype() != DataType::float32 || t->numel() == 0) return -1;
+  *param = other;
+  return r;
+}
+
+// Replaces the matched steps (`matched`, ascending; the last one stays) by one
+// LayerNormalization step on x with Scale `gamma` (-1: a constant 1) and B `beta` (-1: none).
+// The step keeps the original nodes for the generic path. False (nothing changed) when the
+// cpu op table cannot build the spec.
+bool rewrite_as_layer_norm(CompiledGraph& g, FusionContext& f, const std::vector<int>& matched, int x, int gamma,
+                           int beta, int64_t axis, float eps) {
+  const OpEntry* e = cpu_ops().find("LayerNormalization");
+  if (!e || !e->make) return false;
+  Step& last = g.steps[matched.back()];
+  Node n;
+  n.name = last.node->name;
+  n.index = last.node->index;
+  n.op_type = "LayerNormalization";
+  n.opset = 17;
+  n.attrs["axis"].type = AttrType::i;
+  n.attrs["axis"].i = axis;
+  n.attrs["epsilon"].type = AttrType::f;
+  n.attrs["epsilon"].f = eps;
+  n.outputs = last.node->outputs;
+  const int scale = gamma >= 0 ? gamma : f.add_constant(Tensor::from_vector<float>({1}, {1.0f}));
+  std::vector<int> inputs{x, scale};
+  if (beta >= 0) inputs.push_back(beta);
+  for (int v : inputs) n.inputs.push_back(g.values[v].name);
+  if (!e->supports(n).is_ok()) return false;
+  g.synthesized.push_back(std::move(n));
+  Step probe;
+  probe.node = &g.synthesized.back();
+  probe.inputs = inputs;
+  probe.outputs = last.outputs;
+  auto spec = e->make(f, probe);
+  if (!spec.is_ok() || !*spec) {
+    g.synthesized.pop_back();
+    return false;
+  }
+  std::vector<const Node*> originals;
+  std::string ops;
+  for (int m : matched) {
+    for (const Node* o : g.steps[m].originals) {
+      originals.push_back(o);
+      ops += (ops.empty() ? "" : " + ") + o->op_type;
+    }
+    if (m != matched.back()) g.steps[m].dead = true;
+  }
+  last.node = probe.node;
+  last.originals = std::move(originals);
+  last.inputs = std::move(inputs);
+  last.spec = std::move(spec).value();
+  if (verbose()) {
+    char params[64];
+    std::snprintf(params, sizeof params, "axis %lld, epsilon %g", static_cast<long long>(axis), eps);
+    note(last.node->label() + " <- " + ops + " (" + params + (gamma >= 0 ? ", scale" : "") +
+         (beta >= 0 ? ", bias" : "") + ")");
+  }
+  return true;
+}
+
+// The decomposed LayerNorm (see the header), matched at its Div step `dv`.
+bool match_layer_norm(CompiledGraph& g, FusionContext& f, int dv) {
+  const Step& ds = g.steps[dv];
+  if (ds.node->op_type != "Div" || ds.inputs.size() != 2 || ds.outputs.size() != 1) return false;
+  const int d = ds.inputs[0];
+  // s = Sqrt(e), e = Add(v, eps) in either order.
+  const int sq = producer_of(g, f, ds.inputs[1], "Sqrt", dv);
+  if (sq < 0 || d < 0 || g.steps[sq].inputs.size() != 1) return false;
+  const int ad = producer_of(g, f, g.steps[sq].inputs[0], "Add", sq);
+  if (ad < 0 || g.steps[ad].inputs.size() != 2) return false;
+  int v = -1;
+  float eps = 0;
+  for (int side = 0; side < 2 && v < 0; ++side)
+    if (scalar_value(f, g.steps[ad].inputs[1 - side], &eps)) v = g.steps[ad].inputs[side];
+  if (v < 0 || !(eps > 0)) return false;
+  // v = ReduceMean(p), p = Pow(d, 2) or Mul(d, d).
+  const int rv = producer_of(g, f, v, "ReduceMean", ad);
+  std::vector<int64_t> var_axes, mean_ax;
+  if (rv < 0 || !mean_axes(f, g.steps[rv], &var_axes)) return false;
+  const int pv = g.steps[rv].inputs[0];
+  int pw = producer_of(g, f, pv, "Pow", rv);
+  float two = 0;
+  if (pw >= 0) {
+    const Step& ps = g.steps[pw];
+    if (ps.inputs.size() != 2 || ps.inputs[0] != d || !scalar_value(f, ps.inputs[1], &two) || two != 2.0f) return false;
+  } else {
+    pw = producer_of(g, f, pv, "Mul", rv);
+    if (pw < 0 || g.steps[pw].inputs.size() != 2 || g.steps[pw].inputs[0] != d || g.steps[pw].inputs[1] != d)
+      return false;
+  }
+  // d = Sub(x, m), read by exactly the square and the Div.
+  const CompiledValue& dval = g.values[d];
+  if (dval.is_output) return false;
+  for (int r : dval.readers)
+    if (r != pw && r != dv) return false;
+  if (std::count(dval.readers.begin(), dval.readers.end(), dv) != 1) return false;
+  const int sb = dval.producer;
+  if (sb < 0 || g.steps[sb].dead || g.steps[sb].node->op_type != "Sub" || g.steps[sb].originals.size() != 1 ||
+      !canonical_domain(g.steps[sb].node->domain).empty() || g.steps[sb].inputs.size() != 2)
+    return false;
+  const int x = g.steps[sb].inputs[0];
+  // m = ReduceMean(x) over the same axes.
+  const int rm = producer_of(g, f, g.steps[sb].inputs[1], "ReduceMean", sb);
+  if (x < 0 || rm < 0 || g.steps[rm].inputs[0] != x || !mean_axes(f, g.steps[rm], &mean_ax) || mean_ax != var_axes)
+    return false;
+  int64_t axis = 0;
+  if (!trailing_axis(g, x, var_axes, &axis)) {
+    if (verbose()) note(ds.node->label() + " decomposed LayerNorm not rewritten: axes are not known to be trailing");
+    return false;
+  }
+  // Optional Mul(., gamma) and Add(., beta), operands in either order.
+  std::vector<int> matched{rm, sb, pw, rv, ad, sq, dv};
+  int gamma = -1, beta = -1, out = ds.outputs[0];
+  const int ml = affine_reader(g, f, out, "Mul", &gamma);
+  if (ml >= 0) {
+    matched.push_back(ml);
+    out = single_output(g.steps[ml]);
+  }
+  const int ab = affine_reader(g, f, out, "Add", &beta);
+  if (ab >= 0) matched.push_back(ab);
+  std::sort(matched.begin(), matched.end());
+  return rewrite_as_layer_norm(g, f, matched, x, gamma, beta, axis, eps);
+}
+
 }  // namespace
 
 void fuse_steps(CompiledGraph& g) {
   FusionContext f{g};
   g.relink();
   // 1. Patterns.
+  int layer_norms = 0;
   for (size_t i = 0; i < g.steps.size(); ++i) {
     if (g.steps[i].dead || !g.steps[i].spec) continue;
     if (!canonical_domain(g.steps[i].node->domain).empty()) continue;
-    if (match_hardswish(g, f, static_cast<int>(i)) || match_gated(g, f, static_cast<int>(i))) g.relink();
+    const int at = static_cast<int>(i);
+    if (match_hardswish(g, f, at) || match_gated(g, f, at)) {
+      g.relink();
+    } else if (match_layer_norm(g, f, at)) {
+      ++layer_norms;
+      g.relink();
+    }
   }
+  if (layer_norms > 0 && verbose())
+    note("fusion: " + std::to_string(layer_norms) + " decomposed LayerNorm pattern(s) -> LayerNormalization");
   // 2. Chains.
   for (size_t i = 0; i < g.steps.size(); ++i) {
     int cur = static_cast<int>(i);

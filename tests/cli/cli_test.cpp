@@ -194,6 +194,26 @@ TEST_F(CliTest, BenchWritesPercentilesAndPeakRss) {
   expect_one_line_error(run_cli("bench " + add_model_ + " --iters 0", dir_), "--iters");
 }
 
+// soak with injected errors: fallback loses nothing, strict mode reports typed failures, and
+// the JSON summary says who served what.
+TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
+  const fs::path json = dir_ / "soak.json";
+  auto r = run_cli("soak " + add_model_ + " --requests 300 --threads 2 --inject error=0.3 --quiet --json " + json.string(),
+                   dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("succeeded 300, failed 0"), std::string::npos) << r.out;
+  std::ifstream in(json);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("\"failed\": 0"), std::string::npos) << text.str().substr(0, 400);
+  EXPECT_NE(text.str().find("\"reference\""), std::string::npos);
+
+  r = run_cli("soak " + add_model_ + " --requests 200 --inject error=0.5 --strict --quiet", dir_);
+  EXPECT_NE(r.out.find("device_error"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("succeeded 200,"), std::string::npos) << "strict mode cannot hide injected errors: " << r.out;
+  expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
+}
+
 TEST_F(CliTest, ConformanceSummaryLine) {
   auto r = run_cli("conformance --backend reference " + std::string(TANDEM_ONNX_TESTDATA) + "/node/test_add " +
                        std::string(TANDEM_ONNX_TESTDATA) + "/node/test_bernoulli",

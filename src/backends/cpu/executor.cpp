@@ -355,7 +355,12 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
     if (keyed_input(g, static_cast<int>(i), zeros)) break;
     signature.push_back(Value::of(std::move(zeros)));
   }
-  if (signature.size() == gr.inputs.size()) (void)plan->instance_for(signature, g.threads);
+  if (signature.size() == gr.inputs.size()) {
+    try {
+      (void)plan->instance_for(signature, g.threads);
+    } catch (const std::exception&) {  // oneDNN errors, out of memory: the first run reports them
+    }
+  }
   return plan;
 }
 

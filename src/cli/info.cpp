@@ -54,7 +54,7 @@ int print_optimized(const Graph& g, const std::map<std::string, Shape>& shapes, 
               report.segments);
   for (const NodePlacement& n : report.nodes)
     if (n.backend != name && !n.declined.empty())
-      std::printf("  %s on %s: %s\n", n.node.c_str(), n.backend.c_str(), n.declined.front().second.c_str());
+      std::printf("  on %s: %s\n", n.backend.c_str(), n.declined.front().second.c_str());  // the reason names the node
   std::fputs((*placed)->describe().c_str(), stdout);
   return 0;
 }

@@ -202,7 +202,7 @@ void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, floa
 }
 
 // Writes one input row's patches (after the pointwise program) to the output.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {

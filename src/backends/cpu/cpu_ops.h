@@ -59,6 +59,15 @@ enum class Layout : uint8_t { plain, blocked };
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Marks a hot loop function to be compiled for AVX-512, AVX2 and baseline x86-64, the variant
+// chosen when the library loads (an ifunc). TSan builds define TANDEM_NO_TARGET_CLONES and get
+// the baseline only: the ifunc resolvers run before TSan's runtime is initialized and crash.
+#ifdef TANDEM_NO_TARGET_CLONES
+#define TANDEM_VECTOR_CLONES
+#else
+#define TANDEM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
 // Debugging switches read once from the environment: TANDEM_CPU_FUSION=0 disables fusion,
 // TANDEM_CPU_POSTOPS=0 keeps elementwise ops out of oneDNN post-ops, TANDEM_CPU_BLOCKED=0
 // keeps every activation in the plain layout, TANDEM_CPU_TEAM_SIZER=0 keeps every run on its

@@ -133,7 +133,7 @@ struct TileArgs {
 };
 
 // Applies one op to the tile. Compiled for several ISAs, picked at load time.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void apply_op(const EwOp& op, const TileArgs& t) {
   const int64_t n = t.rows * t.lanes;
   float* acc = t.acc;
@@ -233,7 +233,7 @@ void apply_op(const EwOp& op, const TileArgs& t) {
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void store_tile(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows, int64_t lanes) {
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * out_rs;

@@ -96,7 +96,7 @@ Result<std::unique_ptr<OpSpec>> make_bn(FusionContext& f, const Step& st) {
 // Normalizes `rows` rows of `len` floats. `scale` has `sn` elements and `bias` (or null) `bn`;
 // both divide len (element i uses index i % n). Accumulation: 16 float lanes per pass (so the
 // compiler vectorizes without reassociating), lanes and tail combined in double.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void layer_norm_rows(const float* __restrict in, float* __restrict out, int64_t rows, int64_t len, float eps,
                      const float* __restrict scale, int64_t sn, const float* __restrict bias, int64_t bn) {
   const double inv_len = 1.0 / static_cast<double>(len);

@@ -89,7 +89,7 @@ class PoolSpec final : public OpSpec {
 };
 
 // Mean or max over the spatial dims, 16 channels at a time (blocked layout).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void global_blocked(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
   for (int64_t r = b; r < e; ++r) {
     const float* p = in + r * spatial * kBlock;
@@ -109,7 +109,7 @@ void global_blocked(const float* in, float* o, int64_t b, int64_t e, int64_t spa
 }
 
 // Mean or max over the spatial dims of rows [b, e) (plain layout).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void global_plain(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
   for (int64_t r = b; r < e; ++r) {
     const float* p = in + r * spatial;

@@ -16,7 +16,7 @@ namespace {
 
 // Softmax over `len` elements spaced `inner` apart, for `count` independent vectors starting at
 // consecutive addresses (inner == count for a [len, inner] block).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void softmax_rows(const float* in, float* out, int64_t rows, int64_t len, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * len;
@@ -40,7 +40,7 @@ void softmax_rows(const float* in, float* out, int64_t rows, int64_t len, bool l
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void softmax_strided(const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp) {
   // tmp: 2 * inner floats (max, sum).
   float* m = tmp;
@@ -132,7 +132,7 @@ class SoftmaxSpec final : public OpSpec {
 
 enum class Red { sum, mean, max, min };
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TANDEM_VECTOR_CLONES
 void reduce_block(const float* in, float* out, int64_t len, int64_t inner, int kind) {
   if (inner == 1) {
     if (kind >= 2) {

@@ -60,12 +60,20 @@ enum class Layout : uint8_t { plain, blocked };
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Marks a hot loop function to be compiled for AVX-512, AVX2 and baseline x86-64, the variant
-// chosen when the library loads (an ifunc). TSan builds define TANDEM_NO_TARGET_CLONES and get
-// the baseline only: the ifunc resolvers run before TSan's runtime is initialized and crash.
-#ifdef TANDEM_NO_TARGET_CLONES
+// chosen when the library loads (an ifunc).
+//
+// TSan builds define TANDEM_THREAD_SANITIZER. There the hot loops get the baseline only (ifunc
+// resolvers run before TSan's runtime is initialized and crash), and every OpenMP team has one
+// thread: Debian's libgomp is not instrumented, so TSan cannot see the synchronisation of its
+// parallel regions and would report every hand-over of data between them. TSan then checks
+// tandem's own threading (concurrent runs of one plan, context pools, instance caches, the
+// thread budget, the engine) with the same code paths otherwise.
+#ifdef TANDEM_THREAD_SANITIZER
 #define TANDEM_VECTOR_CLONES
+inline constexpr int kMaxOpenMpTeam = 1;
 #else
 #define TANDEM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+inline constexpr int kMaxOpenMpTeam = 1 << 16;
 #endif
 
 // Debugging switches read once from the environment: TANDEM_CPU_FUSION=0 disables fusion,

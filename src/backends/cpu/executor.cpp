@@ -71,6 +71,7 @@ dnnl::engine& cpu_engine() {
 }
 
 void set_threads(int threads) {
+  threads = std::min(threads, kMaxOpenMpTeam);
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
 }
 
@@ -85,7 +86,7 @@ ThreadScope::~ThreadScope() { set_threads(prev_); }
 void parallel_for(int threads, int64_t n, int64_t grain, void (*fn)(void*, int64_t, int64_t), void* arg) {
   if (n <= 0) return;
   int64_t max_parts = grain > 0 ? std::max<int64_t>(1, n / grain) : n;
-  int nt = static_cast<int>(std::min<int64_t>(threads, max_parts));
+  int nt = static_cast<int>(std::min<int64_t>(std::min(threads, kMaxOpenMpTeam), max_parts));
   if (nt <= 1 || omp_in_parallel()) {
     fn(arg, 0, n);
     return;

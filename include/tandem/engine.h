@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tandem/precision.h"
 #include "tandem/status.h"
 #include "tandem/telemetry.h"
 #include "tandem/value.h"
@@ -56,18 +57,13 @@ enum class ComputeUnits {
   cpu_and_gpu,  // CPU and GPU backends (today the same as `all`)
   cpu_and_ne,   // reserved for neural-engine backends: prepare() answers `unsupported`
 };
-// The lowest floating-point precision a backend may compute in. Backends that cannot honour
-// it compute in a higher one; parity sampling measures the resulting drift.
-enum class Precision { fp32, fp16, bf16 };
 enum class FallbackPolicy {
   fallback,  // a failed call is retried on the next backend within the deadline
   strict,    // only the first backend serves; its typed error (or `unavailable`) is returned
 };
 std::string_view compute_units_name(ComputeUnits u);  // "all", "cpu_only", ...
-std::string_view precision_name(Precision p);         // "fp32", "fp16", "bf16"
 // Parse the names above; invalid_argument otherwise.
 Result<ComputeUnits> parse_compute_units(std::string_view text);
-Result<Precision> parse_precision(std::string_view text);
 
 struct EngineOptions {
   // Backends in preference order. Empty: every backend in the build (available_backends()).

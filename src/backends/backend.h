@@ -1,8 +1,11 @@
 // backend.h: the one interface every backend implements (reference, cpu, cuda, ...).
 //
 // The life of a model on a backend is prepare-then-run:
-//   1. supports(node) is asked for each node at placement time. It answers ok, or an
-//      `unsupported` Status with the reason (op, dtype, attribute); that is not a fault.
+//   1. supports(node, types) is asked for each node at placement time, with the element types
+//      shape inference found for its inputs and outputs. It answers ok only for what the
+//      backend runs on its own path, or an `unsupported` Status with the reason (op, dtype,
+//      attribute); that is not a fault. A node a backend accepts runs there: placement
+//      reports where work runs, and a backend never hands accepted work to another one.
 //   2. compile(graph) validates the (sub)graph placed on this backend, plans its memory and
 //      packs its weights into a Plan. All validation happens here.
 //   3. run(plan, ...) executes. It does no validation beyond what depends on input values.
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "tandem/precision.h"
 #include "tandem/status.h"
 #include "tandem/value.h"
 
@@ -54,13 +58,27 @@ struct Buffer {
 
 struct CompileOptions {
   int threads = 0;  // 0: the backend's default
+  // The lowest precision the backend may compute in (see tandem/precision.h). A backend that
+  // cannot honour a reduced precision natively answers `unsupported` from compile().
+  Precision precision = Precision::fp32;
+};
+
+// The element types of a node's inputs and outputs as shape inference found them, by
+// position. DataType::undefined: unknown, not a tensor, or an omitted optional input/output.
+// Borrowed nowhere: it owns its vectors.
+struct NodeTypes {
+  std::vector<DataType> inputs;
+  std::vector<DataType> outputs;
+
+  DataType input(size_t i) const { return i < inputs.size() ? inputs[i] : DataType::undefined; }
+  DataType output(size_t i) const { return i < outputs.size() ? outputs[i] : DataType::undefined; }
 };
 
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
-  virtual Status supports(const Node& node) const = 0;
+  virtual Status supports(const Node& node, const NodeTypes& types) const = 0;
   virtual Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) = 0;
   virtual Result<Buffer> alloc(size_t bytes) = 0;
   // Copies min(dst.bytes, src.bytes) bytes, across host and device as needed.

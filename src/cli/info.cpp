@@ -98,12 +98,15 @@ int info_command(const InfoOptions& o) {
   int total = 0;
   for (const auto& [op, c] : counts) total += c;
   std::printf("nodes %d\n", total);
-  // Each op with the backends that accept its first node (in preference order).
+  // Each op with the backends that accept its first node (in preference order), with the
+  // element types inference finds for it (unknown inside subgraphs).
+  auto typed = infer_shapes(g, *shapes);
   std::vector<std::string> unsupported_ops;
   for (const auto& [op, c] : counts) {
     std::string accepted;
+    const NodeTypes types = typed ? node_types(*examples[op], *typed) : NodeTypes{};
     for (std::string_view name : available_backends())
-      if (find_backend(name)->supports(*examples[op]).is_ok()) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
+      if (find_backend(name)->supports(*examples[op], types).is_ok()) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
     std::printf("  %-28s %-5d %s\n", op.c_str(), c, accepted.empty() ? "(no backend)" : accepted.c_str());
     if (accepted.empty()) unsupported_ops.push_back(op);
   }

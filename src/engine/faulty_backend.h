@@ -61,7 +61,9 @@ class FaultyBackend final : public Backend {
   ~FaultyBackend() override;
 
   std::string_view name() const override { return name_; }
-  Status supports(const Node& node) const override { return inner_->supports(node); }
+  Status supports(const Node& node, const NodeTypes& types) const override {
+    return inner_->supports(node, types);
+  }
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override {
     return inner_->compile(graph, options);
   }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "graph/shape_inference.h"
+
 namespace tandem {
 
 struct PlacedModel::Segment {
@@ -64,11 +66,39 @@ std::vector<std::string> reads_of(const Node& n) {
   return out;
 }
 
+}  // namespace
+
+NodeTypes node_types(const Node& n, const ShapeInferenceResult& inferred) {
+  auto elem = [&](const std::string& name) {
+    const TypeInfo* t = name.empty() ? nullptr : inferred.type_of(name);
+    return t && t->kind == TypeInfo::Kind::tensor ? t->elem : DataType::undefined;
+  };
+  NodeTypes types;
+  for (const std::string& in : n.inputs) types.inputs.push_back(elem(in));
+  for (const std::string& out : n.outputs) types.outputs.push_back(elem(out));
+  return types;
+}
+
+namespace {
+
 const ValueInfo* find_info(const Graph& g, const std::string& name) {
   for (const auto* list : {&g.inputs, &g.outputs, &g.value_infos})
     for (const ValueInfo& vi : *list)
       if (vi.name == name) return &vi;
   return nullptr;
+}
+
+// The type a segment declares for a value crossing its boundary: the graph's declaration when
+// it gives a shaped tensor type, otherwise what inference found (intermediate values seldom
+// have a declaration), otherwise unknown.
+ValueInfo segment_info(const Graph& g, const ShapeInferenceResult* inferred, const std::string& name) {
+  const ValueInfo* declared = find_info(g, name);
+  if (declared && declared->type.kind == TypeInfo::Kind::tensor && declared->type.elem != DataType::undefined &&
+      declared->type.has_shape)
+    return *declared;
+  if (const TypeInfo* t = inferred ? inferred->type_of(name) : nullptr; t && t->kind != TypeInfo::Kind::unknown)
+    return ValueInfo{name, *t};
+  return declared ? *declared : ValueInfo{name, {}};
 }
 
 }  // namespace
@@ -83,13 +113,17 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
   const std::vector<int> order = topological_order(g);
   if (order.size() != g.nodes.size()) return invalid_model("the graph has a cycle");
 
-  // 1. Choose a backend per node.
+  // 1. Choose a backend per node, by op, attributes and the element types inference finds.
+  //    Inference failing (a certain shape mismatch) leaves the types unknown here: the
+  //    backends then judge by op and attributes, and compile reports the mismatch.
+  auto inferred = infer_shapes(g);
   std::vector<Backend*> chosen(g.nodes.size(), nullptr);
   for (int idx : order) {
     const Node& n = g.nodes[idx];
     NodePlacement np{n.label(), n.op_type, "", {}};
+    const NodeTypes types = inferred ? node_types(n, *inferred) : NodeTypes{};
     for (Backend* b : backends) {
-      Status s = b->supports(n);
+      Status s = b->supports(n, types);
       if (s.is_ok()) {
         chosen[idx] = b;
         np.backend = std::string(b->name());
@@ -154,8 +188,7 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
           sg.initializers[r] = init->second;  // shared buffer, no copy
           continue;
         }
-        const ValueInfo* vi = find_info(g, r);
-        sg.inputs.push_back(vi ? *vi : ValueInfo{r, {}});
+        sg.inputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, r));
         seg->input_slots.push_back(slot(r));
       }
     for (int idx : groups[s])
@@ -163,8 +196,7 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
         if (o.empty()) continue;
         auto lr = last_reader.find(o);
         if (graph_outputs.count(o) || (lr != last_reader.end() && lr->second > static_cast<int>(s))) {
-          const ValueInfo* vi = find_info(g, o);
-          sg.outputs.push_back(vi ? *vi : ValueInfo{o, {}});
+          sg.outputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, o));
           seg->output_slots.push_back(slot(o));
         }
       }

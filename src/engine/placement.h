@@ -1,6 +1,7 @@
 // placement.h: splitting a model across backends and running the pieces in order.
 //
-// Placement asks each backend, in preference order, whether it supports each node; the first
+// Placement asks each backend, in preference order, whether it supports each node with the
+// element types shape inference finds for its inputs and outputs; the first
 // that does runs it (the reference backend, last, supports everything). Consecutive nodes, in
 // topological order, on the same backend form a segment; each segment becomes a Graph of its
 // own that its backend compiles. Initializers a segment reads travel inside its graph (so a
@@ -33,6 +34,10 @@ struct PlacementReport {
   std::map<std::string, int> nodes_per_backend;
   int segments = 0;
 };
+
+struct ShapeInferenceResult;
+// The element types of `n`'s inputs and outputs in `inferred` (undefined where unknown).
+NodeTypes node_types(const Node& n, const ShapeInferenceResult& inferred);
 
 class PlacedModel {
  public:

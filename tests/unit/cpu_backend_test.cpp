@@ -510,14 +510,108 @@ TEST(CpuBackendElementwise, BlockedLayoutOperands) {
       }
 }
 
-TEST(CpuBackendElementwise, NonFloatTypesTakeTheGenericPath) {
+// Element types decide placement: the cpu backend declines integer arithmetic, placement puts
+// it on reference and says why, and the answer is still right.
+TEST(CpuBackendElementwise, NonFloatTypesArePlacedOnReference) {
   REQUIRE_CPU();
   GraphBuilder b(13);
   Tensor a(DataType::int32, {2, 3}), c(DataType::int32, {3});
   for (int i = 0; i < 6; ++i) a.data<int32_t>()[i] = i * 7 - 5;
   for (int i = 0; i < 3; ++i) c.data<int32_t>()[i] = i + 1;
   b.input("a", a).input("c", c).node("Mul", {"a", "c"}, {"m"}).node("Relu", {"m"}, {"y"}).output("y");
-  expect_matches_reference(b, "int32 chain");
+  auto placed = PlacedModel::create(b.graph(), {cpu(), ref()});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+  const PlacementReport& report = (*placed)->report();
+  ASSERT_EQ(report.nodes.size(), 2u);
+  for (const NodePlacement& np : report.nodes) {
+    EXPECT_EQ(np.backend, "reference") << np.node;
+    ASSERT_EQ(np.declined.size(), 1u);
+    EXPECT_NE(np.declined[0].second.find("int32"), std::string::npos) << np.declined[0].second;
+  }
+  expect_matches_reference(b, "int32 chain", /*cpu_only=*/false);
+  // Without the reference backend nothing can run it: an unsupported error, not a slow path.
+  auto alone = PlacedModel::create(b.graph(), {cpu()});
+  EXPECT_EQ(alone.status().code(), StatusCode::unsupported);
+}
+
+TEST(CpuBackendTypes, SupportsFollowsElementTypes) {
+  REQUIRE_CPU();
+  Node n;
+  n.op_type = "Conv";
+  n.name = "c";
+  n.inputs = {"x", "w"};
+  n.outputs = {"y"};
+  auto types = [](std::vector<DataType> in, std::vector<DataType> out) { return NodeTypes{std::move(in), std::move(out)}; };
+  EXPECT_TRUE(cpu()->supports(n, types({DataType::float32, DataType::float32}, {DataType::float32})).is_ok());
+  EXPECT_TRUE(cpu()->supports(n, types({DataType::float16, DataType::float16}, {DataType::float16})).is_ok());
+  EXPECT_EQ(cpu()->supports(n, types({DataType::float64, DataType::float64}, {DataType::float64})).code(),
+            StatusCode::unsupported);
+  EXPECT_EQ(cpu()->supports(n, types({DataType::bfloat16, DataType::bfloat16}, {DataType::bfloat16})).code(),
+            StatusCode::unsupported);
+  n.op_type = "Reshape";
+  n.inputs = {"x", "s"};
+  EXPECT_TRUE(cpu()->supports(n, types({DataType::int64, DataType::int64}, {DataType::int64})).is_ok());
+  EXPECT_EQ(cpu()->supports(n, types({DataType::string, DataType::int64}, {DataType::string})).code(),
+            StatusCode::unsupported);
+  n.op_type = "Cast";
+  n.inputs = {"x"};
+  EXPECT_TRUE(cpu()->supports(n, types({DataType::int64}, {DataType::int32})).is_ok());
+  EXPECT_TRUE(cpu()->supports(n, types({DataType::float16}, {DataType::float32})).is_ok());
+  Status s = cpu()->supports(n, types({DataType::float64}, {DataType::float32}));
+  EXPECT_EQ(s.code(), StatusCode::unsupported);
+  EXPECT_NE(s.message().find("float64"), std::string::npos) << s.message();
+}
+
+Tensor to_half(const Tensor& t) {
+  Tensor h(DataType::float16, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) h.data<Float16>()[i] = Float16(t.data<float>()[i]);
+  return h;
+}
+
+// A float16 model (inputs, weights, outputs) runs wholly on the cpu backend, computing in
+// float32: within float16 rounding of the reference's float16 answer, and its outputs stay
+// float16 at the API.
+TEST(CpuBackendHalf, HalfModelRunsOnCpuInFloat32) {
+  REQUIRE_CPU();
+  for (bool keep_io : {false, true}) {
+    GraphBuilder b(13);
+    Tensor x = random_tensor({1, 8, 9, 11}, 950);
+    if (keep_io) {
+      b.input("x", x).node("Cast", {"x"}, {"xh"}, {{"to", attr_int(static_cast<int64_t>(DataType::float16))}});
+    } else {
+      b.input("xh", to_half(x));
+    }
+    b.init("w", to_half(random_tensor({16, 8, 3, 3}, 951))).init("bias", to_half(random_tensor({16}, 952)));
+    b.init("w2", to_half(random_tensor({4, 16, 1, 1}, 953)));
+    b.node("Conv", {"xh", "w", "bias"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+    b.node("Relu", {"c"}, {"r"}).node("Conv", {"r", "w2"}, {"c2"}).node("Sigmoid", {"c2"}, {"s"});
+    if (keep_io) {
+      b.node("Cast", {"s"}, {"y"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}}).output("y");
+    } else {
+      b.node("Identity", {"s"}, {"y"}).output("y");
+    }
+    auto placed = PlacedModel::create(b.graph(), {cpu()});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    const std::string text = (*placed)->describe();
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    std::vector<Value> got;
+    ASSERT_TRUE((*placed)->run(b.feeds(), &got).is_ok());
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].tensor.dtype(), keep_io ? DataType::float32 : DataType::float16);
+    expect_matches_reference(b, keep_io ? "fp16 inside, fp32 io" : "fp16 io", true, Tolerance{1e-2, 1e-2});
+  }
+}
+
+// Casts between shape arithmetic's integer types run on the cpu backend's own kernel.
+TEST(CpuBackendHalf, IntegerCastsRunOnCpu) {
+  REQUIRE_CPU();
+  GraphBuilder b(13);
+  Tensor a(DataType::int64, {5});
+  for (int i = 0; i < 5; ++i) a.data<int64_t>()[i] = i * 3 - 4;
+  b.input("a", a).node("Cast", {"a"}, {"i"}, {{"to", attr_int(static_cast<int64_t>(DataType::int32))}});
+  b.node("Cast", {"i"}, {"f"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+  b.node("Cast", {"f"}, {"y"}, {{"to", attr_int(static_cast<int64_t>(DataType::boolean))}}).output("y");
+  expect_matches_reference(b, "int64 -> int32 -> float32 -> bool");
 }
 
 // --- Normalization, softmax, reductions ---------------------------------------------------------
@@ -608,7 +702,7 @@ TEST(CpuBackendNormalization, LayerNormStandalone) {
     GraphBuilder b(17);
     b.input("x", random_tensor({3, 11}, seed + 3)).init("s", random_tensor({11}, seed + 4));
     b.node("LayerNormalization", {"x", "s"}, {"y", "mean", "inv"}).output("y").output("mean").output("inv");
-    EXPECT_EQ(cpu()->supports(b.graph()->nodes[0]).code(), StatusCode::unsupported);
+    EXPECT_EQ(cpu()->supports(b.graph()->nodes[0], NodeTypes{}).code(), StatusCode::unsupported);
     expect_matches_reference(b, "layernorm with statistics", false);
   }
 }
@@ -885,18 +979,18 @@ TEST(CpuBackendPlan, SupportsRejectsWhatItCannotRun) {
   n.inputs = {"x"};
   n.outputs = {"y", "idx"};
   n.attrs["kernel_shape"] = attr_ints({2, 2});
-  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  EXPECT_EQ(cpu()->supports(n, NodeTypes{}).code(), StatusCode::unsupported);
   n.op_type = "Resize";
   n.outputs = {"y"};
   n.opset = 13;
   n.attrs["mode"] = attr_string("cubic");
-  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  EXPECT_EQ(cpu()->supports(n, NodeTypes{}).code(), StatusCode::unsupported);
   n.op_type = "NonMaxSuppression";
-  EXPECT_EQ(cpu()->supports(n).code(), StatusCode::unsupported);
+  EXPECT_EQ(cpu()->supports(n, NodeTypes{}).code(), StatusCode::unsupported);
   n.op_type = "Conv";
   n.inputs = {"x", "w"};
   n.attrs.clear();
-  EXPECT_TRUE(cpu()->supports(n).is_ok());
+  EXPECT_TRUE(cpu()->supports(n, NodeTypes{}).is_ok());
 }
 
 // --- The PaddleOCR models -----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <new>
 
 #include "backends/cpu/executor.h"
@@ -26,11 +28,71 @@ const OpTable& cpu_ops() {
 }
 }  // namespace cpu
 
-Status CpuBackend::supports(const Node& node) const {
+namespace {
+
+// Ops that only move or relabel data: any element type of fixed size runs on their own path.
+bool moves_data_only(const std::string& op) {
+  static const char* const ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
+                                    "Transpose", "Slice",   "Concat",  "Shape",     "Constant"};
+  return std::any_of(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; });
+}
+
+// float32 runs as is; float16 is widened to float32 at compile (fp16_lowering.cpp).
+bool computes_on(DataType t) { return t == DataType::float32 || t == DataType::float16; }
+
+// Cast converts between these (shape.cpp): the float types above and shape arithmetic's.
+bool castable(DataType t) {
+  return computes_on(t) || t == DataType::int32 || t == DataType::int64 || t == DataType::boolean;
+}
+
+bool fixed_size(DataType t) { return t != DataType::undefined && t != DataType::string && dtype_size(t) > 0; }
+
+std::string type_text(DataType t) { return std::string(dtype_name(t)); }
+
+// The dtype rule of the cpu backend: which element types each op runs on its own path.
+Status supports_types(const Node& n, const NodeTypes& types) {
+  const std::string& op = n.op_type;
+  if (op == "Cast") {
+    const DataType from = types.input(0), to = types.output(0);
+    if (from == DataType::undefined || to == DataType::undefined) return Status::ok();
+    if (from == to && fixed_size(from)) return Status::ok();
+    if (castable(from) && castable(to)) return Status::ok();
+    return unsupported(n.label() + " Cast from " + type_text(from) + " to " + type_text(to) +
+                       " (the cpu backend casts between float32, float16, int32, int64 and bool)");
+  }
+  if (moves_data_only(op)) {
+    const DataType t = types.input(0);
+    if (t != DataType::undefined && !fixed_size(t))
+      return unsupported(n.label() + " " + type_text(t) + " data (the cpu backend moves fixed-size types only)");
+    return Status::ok();
+  }
+  // Computing ops: every floating-point input and output must be float32 or float16. Integer
+  // inputs are parameters (axes, shapes, sizes) the backend reads at build time.
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const DataType t = types.input(i);
+    if (n.inputs[i].empty() || t == DataType::undefined) continue;
+    if (i == 0 ? !computes_on(t) : (is_float_type(t) && !computes_on(t)))
+      return unsupported(n.label() + " input " + std::to_string(i) + " is " + type_text(t) +
+                         " (the cpu backend computes on float32 and float16)");
+  }
+  for (size_t i = 0; i < n.outputs.size(); ++i) {
+    const DataType t = types.output(i);
+    if (n.outputs[i].empty() || t == DataType::undefined) continue;
+    if (!computes_on(t))
+      return unsupported(n.label() + " output " + std::to_string(i) + " is " + type_text(t) +
+                         " (the cpu backend computes on float32 and float16)");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status CpuBackend::supports(const Node& node, const NodeTypes& types) const {
   if (!canonical_domain(node.domain).empty())
     return unsupported(node.label() + " domain '" + node.domain + "' is not run by the cpu backend");
   const cpu::OpEntry* e = cpu::cpu_ops().find(node.op_type);
   if (!e) return unsupported(node.label() + " op '" + node.op_type + "' is not implemented by the cpu backend");
+  TANDEM_RETURN_IF_ERROR(supports_types(node, types));
   return e->supports(node);
 }
 

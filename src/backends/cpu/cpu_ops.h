@@ -20,9 +20,12 @@
 //     - A Context (arena, oneDNN stream and memory objects) is taken from the instance's pool;
 //       kernels run in order; outputs are the only allocations.
 //
-// Anything a fast path cannot do for a concrete instance (a non-float32 dtype, a shape oneDNN
-// rejects) runs the step's original nodes with the reference kernels ("generic" kernel), so a
-// node the cpu backend accepted in supports() is always run correctly.
+// Element types are settled before steps exist: supports() declines nodes whose types the
+// backend does not compute on (they are placed on reference, visibly), and float16 segments
+// are widened to float32 at compile (widen_half_precision). What a fast path still cannot do
+// for a concrete instance (a shape oneDNN rejects, an operand layout a kernel lacks) runs the
+// step's original nodes with the reference kernels ("generic" kernel); `info --optimized`
+// lists such steps.
 //
 // Units: shapes and offsets are in elements unless named *_bytes. Layouts: `plain` is ONNX
 // row-major; `blocked` is oneDNN nChw16c (4-D float32 only; channels padded to a multiple of
@@ -89,6 +92,12 @@ void note(const std::string& msg);
 
 // The process-wide oneDNN CPU engine.
 dnnl::engine& cpu_engine();
+
+// The instruction-set level the backend's own kernels use: 2 AVX-512 (avx512f/bw/vl/dq),
+// 1 AVX2 (with FMA and F16C), 0 the x86-64 baseline. It is the machine's best level, capped by
+// TANDEM_CPU_ISA=avx512|avx2|baseline when set; the same cap is applied to oneDNN
+// (dnnl::set_max_cpu_isa) before its first primitive. Read once; thread-safe.
+int cpu_isa_level();
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise programs: a chain of elementwise ops evaluated in one pass. The accumulator starts
@@ -226,6 +235,17 @@ Result<std::unique_ptr<OpSpec>> make_ew_spec(FusionContext& f, const Step& step)
 // Rewrites and fuses the steps of `g` (fusion.cpp).
 void fuse_steps(CompiledGraph& g);
 
+// fp16_lowering.cpp: the cpu backend computes float16 models in float32. This rewrites the
+// plan's own copy of a segment graph (`types`: inference's element types of its values) so
+// that every inner value is float32: float16 initializers and Constant/ConstantOfShape values
+// are widened once, here at compile; Casts to float16 become Casts to float32; float16 graph
+// inputs are read through an entry Cast to float32 and float16 graph outputs written through
+// an exit Cast to float16 (inputs and outputs keep their dtype at the API); Casts that became
+// float32 -> float32 are dropped. Intermediate float16 roundings are not reproduced (results
+// are at least as accurate as float16 arithmetic). Returns the number of values widened (0:
+// the graph had no float16 and is unchanged).
+Result<int> widen_half_precision(Graph& g, const std::map<std::string, TypeInfo>& types);
+
 struct Instance;
 
 struct CompiledGraph {
@@ -238,6 +258,7 @@ struct CompiledGraph {
   std::vector<int> outputs;        // value id per segment output
   int threads = 1;
   int folded_nodes = 0;            // nodes whose outputs were all known at compile time
+  int widened_values = 0;          // float16 values computed in float32 (widen_half_precision)
 
   int find(const std::string& name) const {
     auto it = value_of.find(name);

@@ -61,8 +61,30 @@ bool feature_enabled(const char* name) {
   return on;
 }
 
+int cpu_isa_level() {
+  static const int level = [] {
+    int machine = 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) machine = 1;
+    if (machine == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      machine = 2;
+    const char* e = std::getenv("TANDEM_CPU_ISA");
+    if (!e || !*e) return machine;
+    const std::string cap(e);
+    if (cap == "baseline") return 0;
+    if (cap == "avx2") return std::min(machine, 1);
+    return machine;  // "avx512" or anything else: the machine's best
+  }();
+  return level;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng = [] {
+    // The ISA cap applies to oneDNN too; it must be set before the first primitive.
+    if (const char* e = std::getenv("TANDEM_CPU_ISA"); e && *e) {
+      const int level = cpu_isa_level();
+      (void)dnnl::set_max_cpu_isa(level >= 2 ? dnnl::cpu_isa::all : level == 1 ? dnnl::cpu_isa::avx2 : dnnl::cpu_isa::sse41);
+    }
     // No VTune/ITT registration of jitted code: it costs time at every primitive creation.
     dnnl::set_jit_profiling_flags(0);
     return dnnl::engine(dnnl::engine::kind::cpu, 0);
@@ -252,6 +274,14 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   CompiledGraph& g = plan->g;
   g.graph = std::make_shared<Graph>(graph);
   g.threads = options.threads > 0 ? options.threads : physical_cores();
+  {
+    ShapeInferenceOptions before;
+    before.use_declared_types = false;
+    auto typed = infer_shapes(*g.graph, {}, before);
+    if (typed) {
+      TANDEM_ASSIGN_OR_RETURN(g.widened_values, widen_half_precision(*g.graph, typed->types));
+    }
+  }
   const Graph& gr = *g.graph;
   for (const Node& n : gr.nodes)
     if (!subgraphs_of(n).empty())

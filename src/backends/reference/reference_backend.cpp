@@ -15,7 +15,7 @@ class ReferencePlan final : public Plan {
 };
 }  // namespace
 
-Status ReferenceBackend::supports(const Node& node) const {
+Status ReferenceBackend::supports(const Node& node, const NodeTypes&) const {
   if (reference_kernels().find(node.domain, node.op_type)) return Status::ok();
   return unsupported(node.label() + " op '" + node.op_type + "' is not implemented by the reference backend");
 }

@@ -9,7 +9,7 @@ namespace tandem {
 class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
-  Status supports(const Node& node) const override;
+  Status supports(const Node& node, const NodeTypes& types) const override;
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
   Result<Buffer> alloc(size_t bytes) override;
   Status copy(const Buffer& src, Buffer& dst) override;

@@ -1,8 +1,10 @@
 #include "engine/placement.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
+#include "graph/constant_folding.h"
 #include "graph/shape_inference.h"
 
 namespace tandem {
@@ -108,15 +110,23 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
                                                          const CompileOptions& options) {
   if (backends.empty()) return invalid_argument("no backend to place the model on");
   std::unique_ptr<PlacedModel> m(new PlacedModel());
+  // 0. Fold what is constant, once (constant_folding.h). Inference failing (a certain shape
+  //    mismatch) leaves the graph as it is and the types unknown: the backends then judge by
+  //    op and attributes, and compile or run reports the mismatch.
+  std::optional<ShapeInferenceResult> inferred;
+  if (auto folded = fold_constants(*graph)) {
+    m->report_.folded_nodes = folded->folded_nodes;
+    m->report_.folded_bytes = folded->folded_bytes;
+    if (folded->folded_nodes > 0) graph = folded->graph;
+    folded->inferred.constants.clear();  // the folded graph holds what is still needed
+    inferred = std::move(folded->inferred);
+  }
   m->graph_ = graph;
   const Graph& g = *graph;
   const std::vector<int> order = topological_order(g);
   if (order.size() != g.nodes.size()) return invalid_model("the graph has a cycle");
 
   // 1. Choose a backend per node, by op, attributes and the element types inference finds.
-  //    Inference failing (a certain shape mismatch) leaves the types unknown here: the
-  //    backends then judge by op and attributes, and compile reports the mismatch.
-  auto inferred = infer_shapes(g);
   std::vector<Backend*> chosen(g.nodes.size(), nullptr);
   for (int idx : order) {
     const Node& n = g.nodes[idx];
@@ -255,6 +265,9 @@ Status PlacedModel::run(const std::vector<Value>& inputs, std::vector<Value>* ou
 
 std::string PlacedModel::describe() const {
   std::string out;
+  if (report_.folded_nodes > 0)
+    out += "folded at prepare: " + std::to_string(report_.folded_nodes) + " nodes into " +
+           std::to_string(report_.folded_bytes) + " bytes of constants\n";
   for (size_t s = 0; s < segments_.size(); ++s) {
     const Segment& seg = *segments_[s];
     out += "segment " + std::to_string(s) + " on " + std::string(seg.backend->name()) + ": " +

@@ -30,7 +30,9 @@ struct NodePlacement {
 };
 
 struct PlacementReport {
-  std::vector<NodePlacement> nodes;          // in execution order
+  std::vector<NodePlacement> nodes;          // in execution order (nodes left after folding)
+  int folded_nodes = 0;                      // nodes evaluated once at prepare (constant_folding.h)
+  int64_t folded_bytes = 0;                  // bytes of the constants they became
   std::map<std::string, int> nodes_per_backend;
   int segments = 0;
 };
@@ -41,14 +43,16 @@ NodeTypes node_types(const Node& n, const ShapeInferenceResult& inferred);
 
 class PlacedModel {
  public:
-  // `graph` must stay alive (it is shared). `backends` in preference order, not empty.
+  // `graph` is shared, not copied. Nodes whose inputs are all constants are folded first
+  // (constant_folding.h): graph() is then the folded graph, with the same inputs and outputs.
+  // `backends` in preference order, not empty.
   static Result<std::unique_ptr<PlacedModel>> create(std::shared_ptr<const Graph> graph,
                                                      const std::vector<Backend*>& backends,
                                                      const CompileOptions& options = {});
   ~PlacedModel();
 
   const PlacementReport& report() const { return report_; }
-  const Graph& graph() const { return *graph_; }
+  const Graph& graph() const { return *graph_; }  // the graph as placed (after folding)
   // Each segment (backend, node count) followed by its plan's describe(), indented.
   std::string describe() const;
   // `inputs` bind to graph().inputs in order; outputs come in graph().outputs order.

@@ -136,8 +136,26 @@ function generator(seed) {
 const ARRAYS = {
   float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array,
   uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
-  bool: Uint8Array,
+  bool: Uint8Array, float16: Uint16Array,
 };
+
+// The IEEE half-precision bit pattern of x (round to nearest even; x in the normal range or
+// zero, as the random values below are).
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+export function halfBits(x) {
+  f32[0] = x;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = ((bits >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign;  // below half's normal range: zero (the generator stays above it or at 0)
+  if (exp >= 31) return sign | 0x7c00;
+  let mant = bits & 0x7fffff;
+  let half = sign | (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half += 1;
+  return half;
+}
 
 export function randomTensorData(dtype, shape, seed) {
   const Array_ = ARRAYS[dtype];
@@ -147,6 +165,8 @@ export function randomTensorData(dtype, shape, seed) {
   const data = new Array_(count);
   if (dtype === 'float32' || dtype === 'float64') {
     for (let i = 0; i < count; ++i) data[i] = (next() >>> 8) / 16777216;  // 24 bits: exact in [0, 1)
+  } else if (dtype === 'float16') {
+    for (let i = 0; i < count; ++i) data[i] = halfBits((next() >>> 8) / 16777216);
   } else if (dtype === 'bool') {
     for (let i = 0; i < count; ++i) data[i] = next() & 1;
   } else if (dtype === 'int64' || dtype === 'uint64') {

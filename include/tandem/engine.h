@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,10 @@ struct ParityBudget {
   double max_rel = 1e300;  // effectively off: relative error explodes near zero
   double rmse = 1e-4;
 };
+// The budget a route computing in `p` is held to unless PrepareOptions::parity_budget says
+// otherwise: fp32 max-abs 1e-3, RMSE 1e-4 (reassociation and fused kernels only); fp16 and
+// bf16 max-abs 1e-2, RMSE 1e-3 (8 or 11 bits of mantissa in the operands of every product).
+ParityBudget default_parity_budget(Precision p);
 
 struct PrepareOptions {
   std::string name;  // label in telemetry; default: the file's stem, or "model" for bytes
@@ -113,7 +118,8 @@ struct PrepareOptions {
   double default_deadline_ms = 0;  // deadline of requests that bring none; 0: none
   FallbackPolicy fallback = FallbackPolicy::fallback;
   double parity_sample_rate = 0;   // fraction (0..1) of non-reference answers re-run on reference
-  ParityBudget parity_budget;
+  // Unset: default_parity_budget(precision).
+  std::optional<ParityBudget> parity_budget;
   bool parity_trips_breaker = true;  // parity violations count toward the breaker
   int parity_queue_capacity = 64;    // pending samples; more are dropped (and counted)
   bool output_guard = false;  // non-finite float outputs fail the call with device_error

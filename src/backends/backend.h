@@ -79,6 +79,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   virtual Status supports(const Node& node, const NodeTypes& types) const = 0;
+  // Whether compile() honours CompileOptions::precision `p` natively: ok, or `unsupported`
+  // saying why (a backend never emulates a precision slowly). fp32 must be ok.
+  virtual Status supports_precision(Precision p) const = 0;
   virtual Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) = 0;
   virtual Result<Buffer> alloc(size_t bytes) = 0;
   // Copies min(dst.bytes, src.bytes) bytes, across host and device as needed.

@@ -51,6 +51,15 @@ Result<ComputeUnits> parse_compute_units(std::string_view text) {
   return invalid_argument("unknown compute units '" + std::string(text) + "' (use all, cpu_only, cpu_and_gpu, cpu_and_ne)");
 }
 
+ParityBudget default_parity_budget(Precision p) {
+  ParityBudget b;
+  if (p == Precision::fp16 || p == Precision::bf16) {
+    b.max_abs = 1e-2;
+    b.rmse = 1e-3;
+  }
+  return b;
+}
+
 Result<Precision> parse_precision(std::string_view text) {
   for (Precision p : {Precision::fp32, Precision::fp16, Precision::bf16})
     if (precision_name(p) == text) return p;

@@ -64,6 +64,7 @@ class FaultyBackend final : public Backend {
   Status supports(const Node& node, const NodeTypes& types) const override {
     return inner_->supports(node, types);
   }
+  Status supports_precision(Precision p) const override { return inner_->supports_precision(p); }
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override {
     return inner_->compile(graph, options);
   }

@@ -614,7 +614,15 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     route->reference_only = plans[i].first == reference;
     std::vector<Backend*> order{plans[i].first};
     if (plans[i].first != reference) order.push_back(reference);
-    auto placed = PlacedModel::create(graph, order, ctx.compile);
+    // The requested precision applies to the route's own backend; the reference backend
+    // always computes exactly (it ignores the option), which is what parity is judged by.
+    CompileOptions compile = ctx.compile;
+    compile.precision = o.precision;
+    // A precision the backend cannot honour natively is an error of the request, not a
+    // reason to serve everything from the reference backend.
+    if (Status p = plans[i].first->supports_precision(o.precision); !p.is_ok())
+      return p.with_prefix("model '" + m->name_ + "': backend " + route->name + ": ");
+    auto placed = PlacedModel::create(graph, order, compile);
     if (!placed) {
       if (route->reference_only || (strict && i == 0))
         return placed.status().with_prefix("model '" + m->name_ + "': backend " + route->name + ": ");
@@ -668,7 +676,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     std::shared_ptr<Route> ref = m->routes_.back()->route;
     try {  // starts a thread, which can fail when the process is out of threads
       m->parity_ = std::make_unique<ParitySampler>(
-        o.parity_queue_capacity, o.parity_budget,
+        o.parity_queue_capacity, o.parity_budget.value_or(default_parity_budget(o.precision)),
         [ref](const std::vector<Value>& in, std::vector<Value>* out, const RunControl& c) {
           return ref->placed->run(in, out, c);
         },

@@ -532,13 +532,20 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     wsrc_md = dnnl::memory::desc(wd, dt::f32, st);
   }
 
+  // precision=bf16: the source is narrowed to bfloat16 (one conversion per value, shared by
+  // its readers) and the packed weights are bfloat16; accumulation, bias, post-ops and the
+  // destination stay float32.
+  bool bf16 = b.precision() == Precision::bf16 && wc.defined();
   auto make_pd = [&](const dnnl::post_ops& ops, bool wany) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(ops);
-    auto smd = value_md(b.val(src));
+    IValue src_probe = b.val(src);
+    if (bf16) src_probe.dtype = DataType::bfloat16;
+    auto smd = value_md(src_probe);
     auto dmd = value_md(dst_probe);
-    dnnl::memory::desc wmd = wany ? dnnl::memory::desc(wd, dt::f32, dnnl::memory::format_tag::any) : wsrc_md;
+    dnnl::memory::desc wmd =
+        wany ? dnnl::memory::desc(wd, bf16 ? dt::bf16 : dt::f32, dnnl::memory::format_tag::any) : wsrc_md;
     const bool has_bias = bc.defined() || bias >= 0;
     dnnl::memory::desc bmd({O}, dt::f32, dnnl::memory::format_tag::x);
     auto strides = dnnl_dims(geo.strides), dil = dnnl_dims(geo.dilations, 1);
@@ -575,19 +582,37 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   dnnl::memory::desc wmd_chosen, scratch_md;
   std::string impl;
   bool fused = translated > 0;
-  try {
-    std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(po, wany);
-    if (fused && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference post-ops");
-  } catch (const dnnl::error&) {
-    if (!fused) throw;
-    translated = 0;
-    fused = false;
-    post_args.clear();
-    std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(dnnl::post_ops(), wany);
+  // Tries bf16 then float32 (a geometry without a native bf16 kernel runs in float32), and
+  // with the post-ops then without them.
+  for (;;) {
+    try {
+      std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(po, wany);
+      if (fused && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference post-ops");
+      if (bf16 && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference bf16");
+      break;
+    } catch (const dnnl::error&) {
+      if (fused) {
+        translated = 0;
+        fused = false;
+        post_args.clear();
+        po = dnnl::post_ops();
+      } else if (bf16) {
+        bf16 = false;
+        po = dnnl::post_ops();
+        post_args.clear();
+        translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
+        fused = translated > 0;
+      } else {
+        throw;
+      }
+    }
+  }
+  if (bf16) {
+    TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src));
   }
   const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
   if (verbose())
-    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + ", " +
+    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + (bf16 ? " bf16" : "") + ", " +
          std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
 
   int conv_out = out;

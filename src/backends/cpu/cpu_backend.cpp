@@ -96,7 +96,22 @@ Status CpuBackend::supports(const Node& node, const NodeTypes& types) const {
   return e->supports(node);
 }
 
+Status CpuBackend::supports_precision(Precision p) const {
+  switch (p) {
+    case Precision::fp32: return Status::ok();
+    case Precision::bf16:
+      if (cpu::has_native_bf16()) return Status::ok();
+      return unsupported("cpu: precision bf16 needs AVX512_BF16, which this CPU (or TANDEM_CPU_ISA) does not offer; "
+                         "the cpu backend does not emulate it");
+    case Precision::fp16:
+      return unsupported("cpu: precision fp16 needs native float16 arithmetic, which x86 CPUs before AVX512_FP16 lack; "
+                         "use bf16, or fp32 (float16 models run in float32)");
+  }
+  return unsupported("cpu: unknown precision");
+}
+
 Result<std::unique_ptr<Plan>> CpuBackend::compile(const Graph& graph, const CompileOptions& options) {
+  TANDEM_RETURN_IF_ERROR(supports_precision(options.precision));
   try {
     auto p = cpu::compile_graph(graph, options);
     if (!p) return p.status();

@@ -21,6 +21,9 @@ class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
   Status supports(const Node& node, const NodeTypes& types) const override;
+  // ok for fp32 everywhere and for bf16 where the CPU has AVX512_BF16 (and TANDEM_CPU_ISA
+  // allows AVX-512); `unsupported`, saying why, otherwise. compile() checks it first.
+  Status supports_precision(Precision p) const override;
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
   Result<Buffer> alloc(size_t bytes) override;
   Status copy(const Buffer& src, Buffer& dst) override;

@@ -28,8 +28,9 @@
 // lists such steps.
 //
 // Units: shapes and offsets are in elements unless named *_bytes. Layouts: `plain` is ONNX
-// row-major; `blocked` is oneDNN nChw16c (4-D float32 only; channels padded to a multiple of
-// 16 with zeros, which every kernel writing a blocked value must preserve).
+// row-major; `blocked` is oneDNN nChw16c (4-D float32, or bfloat16 for the inputs
+// of bf16 convolutions; channels padded to a multiple of 16 with zeros, which every kernel
+// writing a blocked value must preserve).
 //
 // Thread-safety: CompiledGraph and Instance are immutable after construction except for the
 // mutex-protected caches (instances, context pools, packed weights). Kernels are const and run
@@ -98,6 +99,8 @@ dnnl::engine& cpu_engine();
 // TANDEM_CPU_ISA=avx512|avx2|baseline when set; the same cap is applied to oneDNN
 // (dnnl::set_max_cpu_isa) before its first primitive. Read once; thread-safe.
 int cpu_isa_level();
+// True when bfloat16 dot products are native (AVX512_BF16) and the ISA cap allows AVX-512.
+bool has_native_bf16();
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise programs: a chain of elementwise ops evaluated in one pass. The accumulator starts
@@ -257,6 +260,7 @@ struct CompiledGraph {
   std::vector<int> inputs;         // value id per segment input
   std::vector<int> outputs;        // value id per segment output
   int threads = 1;
+  Precision precision = Precision::fp32;  // CompileOptions::precision (bf16: checked at compile)
   int folded_nodes = 0;            // nodes whose outputs were all known at compile time
   int widened_values = 0;          // float16 values computed in float32 (widen_half_precision)
 
@@ -364,6 +368,11 @@ class Builder {
   int add_constant(Tensor t, Layout l = Layout::plain, int64_t bytes = -1);
   // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
   Result<int> require(int v, Layout l);
+  // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in the
+  // same layout: one conversion kernel per value and instance, shared by its readers.
+  Result<int> require_bf16(int v);
+  // The precision the plan may compute in (CompileOptions::precision).
+  Precision precision() const;
   void add_kernel(std::unique_ptr<Kernel> k);
   // Scratchpad needs of a oneDNN primitive.
   void need_scratch(int64_t bytes);
@@ -373,6 +382,8 @@ class Builder {
   void forget_conversions_from(int first_value) {
     for (auto it = conversions_.begin(); it != conversions_.end();)
       it = it->second >= first_value ? conversions_.erase(it) : std::next(it);
+    for (auto it = narrowed_.begin(); it != narrowed_.end();)
+      it = it->second >= first_value ? narrowed_.erase(it) : std::next(it);
   }
 
   // Byte size of a value of this dtype/shape in layout l.
@@ -382,6 +393,7 @@ class Builder {
   const CompiledGraph& g_;
   Instance& inst_;
   std::map<std::pair<int, Layout>, int> conversions_;
+  std::map<int, int> narrowed_;  // float32 value -> its bfloat16 copy
   double work_ = 0;
 };
 

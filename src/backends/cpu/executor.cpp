@@ -78,6 +78,11 @@ int cpu_isa_level() {
   return level;
 }
 
+bool has_native_bf16() {
+  static const bool native = cpu_isa_level() >= 2 && __builtin_cpu_supports("avx512bf16");
+  return native;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng = [] {
     // The ISA cap applies to oneDNN too; it must be set before the first primitive.
@@ -154,7 +159,7 @@ dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt) {
 
 dnnl::memory::desc value_md(const IValue& v) {
   if (v.layout == Layout::blocked)
-    return dnnl::memory::desc(to_dims(v.shape), dnnl::memory::data_type::f32, dnnl::memory::format_tag::nChw16c);
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nChw16c);
   return plain_md(v.shape, dnnl_type(v.dtype));
 }
 
@@ -274,6 +279,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   CompiledGraph& g = plan->g;
   g.graph = std::make_shared<Graph>(graph);
   g.threads = options.threads > 0 ? options.threads : physical_cores();
+  g.precision = options.precision;
   {
     ShapeInferenceOptions before;
     before.use_declared_types = false;
@@ -583,6 +589,7 @@ Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
 IValue& Builder::val(int v) { return inst_.values[v]; }
 
 int Builder::threads() const { return inst_.threads; }
+Precision Builder::precision() const { return g_.precision; }
 
 const Tensor* Builder::known(int v) const {
   if (v < 0) return nullptr;
@@ -604,7 +611,7 @@ bool Builder::typed(int v) const {
 
 int64_t Builder::physical_bytes(DataType dtype, const Shape& shape, Layout l) {
   if (l == Layout::blocked && shape.size() == 4)
-    return shape[0] * round_up(shape[1], kBlock) * shape[2] * shape[3] * static_cast<int64_t>(sizeof(float));
+    return shape[0] * round_up(shape[1], kBlock) * shape[2] * shape[3] * static_cast<int64_t>(elem_size(dtype));
   return shape_numel(shape) * static_cast<int64_t>(elem_size(dtype));
 }
 
@@ -697,6 +704,20 @@ Result<int> Builder::require(int v, Layout l) {
     TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[layout reorder of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
   }
   conversions_[key] = out;
+  return out;
+}
+
+Result<int> Builder::require_bf16(int v) {
+  if (v < 0) return v;
+  const IValue& iv = inst_.values[v];
+  if (iv.dtype == DataType::bfloat16) return v;
+  if (iv.dtype != DataType::float32) return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + " value to bfloat16");
+  if (auto it = narrowed_.find(v); it != narrowed_.end()) return it->second;
+  const Shape shape = iv.shape;
+  const Layout layout = iv.layout;
+  int out = add_temp(DataType::bfloat16, shape, layout);
+  TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
+  narrowed_[v] = out;
   return out;
 }
 

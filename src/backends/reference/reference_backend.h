@@ -10,6 +10,8 @@ class ReferenceBackend final : public Backend {
  public:
   std::string_view name() const override { return "reference"; }
   Status supports(const Node& node, const NodeTypes& types) const override;
+  // Always ok: the reference backend computes exactly whatever precision is asked for.
+  Status supports_precision(Precision) const override { return Status::ok(); }
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
   Result<Buffer> alloc(size_t bytes) override;
   Status copy(const Buffer& src, Buffer& dst) override;

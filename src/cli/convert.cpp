@@ -29,6 +29,7 @@ struct ConvertOptions {
   std::string output;
   bool keep_io_types = false;
   std::vector<std::string> block_ops;
+  std::vector<std::string> inputs;  // NAME=FILE for the comparison; the rest are random
   std::vector<std::string> shapes;
   uint64_t seed = 0;
   std::string backend;  // empty: the preferred backend of this build
@@ -52,12 +53,18 @@ Result<Shape> input_shape(const ValueInfo& vi, const std::map<std::string, Shape
   return shape;
 }
 
-// Seeded random inputs for the original model (float32 and others as declared).
-Result<std::map<std::string, Tensor>> make_inputs(const Graph& g, const std::map<std::string, Shape>& shapes,
-                                                 uint64_t seed) {
+// Inputs for the original model: the given files, seeded random values for the others.
+Result<std::map<std::string, Tensor>> make_inputs(const Graph& g, const std::vector<std::string>& files,
+                                                 const std::map<std::string, Shape>& shapes, uint64_t seed) {
+  TANDEM_ASSIGN_OR_RETURN(auto paths, parse_assignments(files, "--input"));
   std::map<std::string, Tensor> inputs;
+  for (const auto& [name, path] : paths) {
+    auto t = read_tensor_file(path);
+    if (!t) return t.status().with_prefix("input '" + name + "': ");
+    inputs[name] = std::move(t).value();
+  }
   for (const auto& vi : g.inputs) {
-    if (!is_required_input(g, vi)) continue;
+    if (!is_required_input(g, vi) || inputs.count(vi.name)) continue;
     if (vi.type.kind != TypeInfo::Kind::tensor)
       return invalid_argument("cannot make random values for non-tensor input '" + vi.name + "'");
     TANDEM_ASSIGN_OR_RETURN(Shape shape, input_shape(vi, shapes));
@@ -180,14 +187,17 @@ int convert_command(const ConvertOptions& o) {
 
   auto reloaded = load_model_from_bytes(out_bytes, std::filesystem::path(o.output).parent_path(), o.output);
   if (!reloaded) return fail(kCmd, "the converted model does not load: " + reloaded.status().message());
-  auto inputs = make_inputs(*original->graph, *shapes, o.seed);
+  auto inputs = make_inputs(*original->graph, o.inputs, *shapes, o.seed);
   if (!inputs) return fail(kCmd, inputs.status().message(), 2);
   auto expected = run_model(original->graph, *inputs, backend);
   if (!expected) return fail(kCmd, "running the original model: " + expected.status().to_string());
   auto actual = run_model(reloaded->graph, *inputs, backend);
   if (!actual) return fail(kCmd, "running the converted model: " + actual.status().to_string());
-  std::printf("compared on %s with seeded random inputs (seed %llu):\n", backend->name().data(),
-              static_cast<unsigned long long>(o.seed));
+  if (o.inputs.empty())
+    std::printf("compared on %s with seeded random inputs (seed %llu):\n", backend->name().data(),
+                static_cast<unsigned long long>(o.seed));
+  else
+    std::printf("compared on %s with the given inputs:\n", backend->name().data());
   Status s = compare_outputs(*original->graph, *expected, *actual);
   if (!s.is_ok()) return fail(kCmd, s.message());
   return 0;
@@ -203,6 +213,7 @@ void add_convert_command(CLI::App& app, int* exit_code) {
   cmd->add_option("-o,--output", o->output, "Where to write the converted model")->required();
   cmd->add_flag("--keep-io-types", o->keep_io_types, "Keep float32 graph inputs and outputs (Casts at the boundary)");
   cmd->add_option("--block-op", o->block_ops, "Op type to keep in float32 besides the default list; repeatable");
+  cmd->add_option("--input", o->inputs, "NAME=FILE (.npy or TensorProto .pb) for the comparison; repeatable");
   cmd->add_option("--shape", o->shapes, "NAME=DIMS for the comparison's random inputs (symbolic dims default to 1)");
   cmd->add_option("--seed", o->seed, "Seed for the comparison's random inputs (default 0)");
   cmd->add_option("--backend", o->backend, "Backend for the comparison (default: this build's preferred backend)");

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_conformance_command(app, &exit_code);
   tandem::cli::add_soak_command(app, &exit_code);
   tandem::cli::add_bench_command(app, &exit_code);
+  tandem::cli::add_convert_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -214,6 +214,47 @@ TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
   expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
 }
 
+// convert writes a float16 model, reports sizes, and compares it with the original.
+TEST_F(CliTest, ConvertWritesAFloat16ModelAndComparesIt) {
+  const fs::path out = dir_ / "add_fp16.onnx";
+  auto r = run_cli("convert " + add_model_ + " --to fp16 -o " + out.string(), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+  EXPECT_NE(r.out.find("size: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("output sum float16[3x4x5]: max-abs "), std::string::npos) << r.out;
+  auto info = run_cli("info " + out.string(), dir_);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("x float16[3,4,5]"), std::string::npos) << info.out;
+
+  const std::string model = std::string(TANDEM_SOURCE_DIR) + "/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " is missing: run scripts/setup";
+  r = run_cli("convert " + model + " --to fp16 --keep-io-types --shape x=1x3x48x192 -o " + out.string(), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string key = "output softmax_0.tmp_0 float32[1x2]: max-abs ";
+  const size_t at = r.out.find(key);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_LT(std::stod(r.out.substr(at + key.size())), 1e-2) << r.out;
+  EXPECT_LT(fs::file_size(out), fs::file_size(model) * 6 / 10);
+}
+
+TEST_F(CliTest, ConvertBadInput) {
+  const std::string out = (dir_ / "out.onnx").string();
+  expect_one_line_error(run_cli("convert " + (dir_ / "missing.onnx").string() + " --to fp16 -o " + out, dir_),
+                        "missing.onnx");
+  {
+    std::ofstream garbage(dir_ / "garbage.onnx", std::ios::binary);
+    for (int i = 0; i < 1000; ++i) garbage.put(static_cast<char>((i * 7919) % 251));
+  }
+  expect_one_line_error(run_cli("convert " + (dir_ / "garbage.onnx").string() + " --to fp16 -o " + out, dir_),
+                        "garbage.onnx");
+  expect_one_line_error(run_cli("convert " + add_model_ + " --to int8 -o " + out, dir_), "unknown --to 'int8'");
+  expect_one_line_error(run_cli("convert " + add_model_ + " --to fp16 --shape nope=3 -o " + out, dir_),
+                        "unknown input 'nope'");
+  expect_one_line_error(run_cli("convert " + add_model_ + " --to fp16 -o " + (dir_ / "no" / "such" / "dir.onnx").string(), dir_),
+                        "cannot write");
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(CliTest, ConformanceSummaryLine) {
   auto r = run_cli("conformance --backend reference " + std::string(TANDEM_ONNX_TESTDATA) + "/node/test_add " +
                        std::string(TANDEM_ONNX_TESTDATA) + "/node/test_bernoulli",

@@ -1,0 +1,224 @@
+// `tandem convert`: rewrite a float32 model as float16 (see src/onnx/fp16_converter.h), write
+// it, and compare the converted model against the original on seeded random inputs.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "backends/backend.h"
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "core/compare.h"
+#include "core/tensor_util.h"
+#include "engine/inputs.h"
+#include "engine/placement.h"
+#include "onnx/fp16_converter.h"
+#include "onnx/loader.h"
+
+namespace tandem::cli {
+
+namespace {
+
+const std::string kCmd = "convert";
+
+struct ConvertOptions {
+  std::string model;
+  std::string to;
+  std::string output;
+  bool keep_io_types = false;
+  std::vector<std::string> block_ops;
+  std::vector<std::string> inputs;  // NAME=FILE for the comparison; the rest are random
+  std::vector<std::string> shapes;
+  uint64_t seed = 0;
+  std::string backend;  // empty: the preferred backend of this build
+  bool no_compare = false;
+};
+
+Result<std::string> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument(path + ": cannot open");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The shape to feed: --shape if given, else the declared dims with symbolic ones as 1.
+Result<Shape> input_shape(const ValueInfo& vi, const std::map<std::string, Shape>& shapes) {
+  if (auto it = shapes.find(vi.name); it != shapes.end()) return concrete_input_shape(vi, &it->second);
+  if (!vi.type.has_shape) return invalid_argument("input '" + vi.name + "' has no declared rank; give --shape");
+  Shape shape;
+  for (const Dim& d : vi.type.dims) shape.push_back(d.fixed() ? d.value : 1);
+  return shape;
+}
+
+// Inputs for the original model: the given files, seeded random values for the others.
+Result<std::map<std::string, Tensor>> make_inputs(const Graph& g, const std::vector<std::string>& files,
+                                                 const std::map<std::string, Shape>& shapes, uint64_t seed) {
+  TANDEM_ASSIGN_OR_RETURN(auto paths, parse_assignments(files, "--input"));
+  std::map<std::string, Tensor> inputs;
+  for (const auto& [name, path] : paths) {
+    auto t = read_tensor_file(path);
+    if (!t) return t.status().with_prefix("input '" + name + "': ");
+    inputs[name] = std::move(t).value();
+  }
+  for (const auto& vi : g.inputs) {
+    if (!is_required_input(g, vi) || inputs.count(vi.name)) continue;
+    if (vi.type.kind != TypeInfo::Kind::tensor)
+      return invalid_argument("cannot make random values for non-tensor input '" + vi.name + "'");
+    TANDEM_ASSIGN_OR_RETURN(Shape shape, input_shape(vi, shapes));
+    TANDEM_ASSIGN_OR_RETURN(Tensor t, random_tensor(vi.type.elem, shape, seed++));
+    inputs[vi.name] = std::move(t);
+  }
+  return inputs;
+}
+
+Tensor to_half(const Tensor& t) {
+  Tensor h(DataType::float16, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) h.data<Float16>()[i] = Float16(t.data<float>()[i]);
+  return h;
+}
+
+// Runs `g` on the preferred backend (reference fallback); float32 inputs become float16 where
+// the graph declares float16.
+Result<std::vector<Value>> run_model(std::shared_ptr<const Graph> g, const std::map<std::string, Tensor>& inputs,
+                                     Backend* backend) {
+  std::map<std::string, Value> provided;
+  for (const auto& vi : g->inputs) {
+    auto it = inputs.find(vi.name);
+    if (it == inputs.end()) continue;
+    const bool half = vi.type.elem == DataType::float16 && it->second.dtype() == DataType::float32;
+    provided[vi.name] = Value::of(half ? to_half(it->second) : it->second);
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto bound, bind_inputs(*g, provided));
+  std::vector<Backend*> backends{backend};
+  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
+  TANDEM_ASSIGN_OR_RETURN(auto placed, PlacedModel::create(g, backends));
+  std::vector<Value> outputs;
+  TANDEM_RETURN_IF_ERROR(placed->run(bound, &outputs));
+  return outputs;
+}
+
+// `t` as float32 (float16 and the other float types widen or narrow exactly as a cast would).
+Tensor as_float32(const Tensor& t) {
+  if (t.dtype() == DataType::float32) return t;
+  Tensor f(DataType::float32, t.shape());
+  visit_float(t.dtype(), [&]<class T>() {
+    for (int64_t i = 0; i < t.numel(); ++i) f.data<float>()[i] = static_cast<float>(to_double(t.data<T>()[i]));
+  });
+  return f;
+}
+
+// Prints max-abs error and RMSE of every float output; fails when an output changed shape.
+Status compare_outputs(const Graph& g, const std::vector<Value>& expected, const std::vector<Value>& actual) {
+  for (size_t i = 0; i < g.outputs.size() && i < expected.size() && i < actual.size(); ++i) {
+    const std::string& name = g.outputs[i].name;
+    if (!expected[i].is_tensor() || !actual[i].is_tensor() || !is_float_type(expected[i].tensor.dtype())) continue;
+    const Tensor& e = expected[i].tensor;
+    const Tensor& a = actual[i].tensor;
+    if (!is_float_type(a.dtype()) || a.shape() != e.shape())
+      return internal_error("output '" + name + "' is " + std::string(dtype_name(a.dtype())) + "[" +
+                            shape_to_string(a.shape()) + "] after conversion, " + std::string(dtype_name(e.dtype())) +
+                            "[" + shape_to_string(e.shape()) + "] before");
+    const ErrorStats stats = error_stats(as_float32(e), as_float32(a));
+    std::printf("output %s %s[%s]: max-abs %.6g, rmse %.6g\n", name.c_str(), std::string(dtype_name(a.dtype())).c_str(),
+                shape_to_string(a.shape()).c_str(), stats.max_abs, stats.rmse);
+  }
+  return Status::ok();
+}
+
+// "10 ReduceMean, 5 Pow" from "[ReduceMean 'n'] reason" lines.
+std::string summarize_blocked(const std::vector<std::string>& lines) {
+  std::map<std::string, int> per_op;
+  for (const auto& line : lines) ++per_op[line.substr(1, line.find_first_of(" ]") - 1)];
+  std::string out;
+  for (const auto& [op, count] : per_op) out += (out.empty() ? "" : ", ") + std::to_string(count) + " " + op;
+  return out;
+}
+
+int convert_command(const ConvertOptions& o) {
+  if (o.to != "fp16") return fail(kCmd, "unknown --to '" + o.to + "' (supported: fp16)", 2);
+  auto shapes = parse_shapes(o.shapes);
+  if (!shapes) return fail(kCmd, shapes.status().message(), 2);
+  std::string backend_name = o.backend;
+  if (backend_name.empty()) {
+    const auto names = available_backends();
+    backend_name = names.empty() ? "reference" : std::string(names.front());
+  }
+  Backend* backend = find_backend(backend_name);
+  if (!backend) return fail(kCmd, "unknown backend '" + backend_name + "'", 2);
+
+  auto original = load_model(o.model);  // one-line errors for missing or malformed files
+  if (!original) return fail(kCmd, original.status().message());
+  for (const auto& [name, s] : *shapes) {
+    bool known = false;
+    for (const auto& vi : original->graph->inputs) known = known || vi.name == name;
+    if (!known) return fail(kCmd, "--shape names unknown input '" + name + "'", 2);
+  }
+  auto bytes = read_bytes(o.model);
+  if (!bytes) return fail(kCmd, bytes.status().message());
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(*bytes)) return fail(kCmd, o.model + ": not a serialized onnx ModelProto");
+
+  Fp16ConvertOptions options;
+  options.keep_io_types = o.keep_io_types;
+  options.extra_blocked_ops = o.block_ops;
+  auto converted = convert_model_to_fp16(proto, options);
+  if (!converted) return fail(kCmd, o.model + ": " + converted.status().message());
+  std::string out_bytes;
+  if (!converted->model.SerializeToString(&out_bytes)) return fail(kCmd, "the converted model cannot be serialized");
+  {
+    std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
+    out.write(out_bytes.data(), static_cast<std::streamsize>(out_bytes.size()));
+    if (!out) return fail(kCmd, o.output + ": cannot write");
+  }
+  const Fp16ConvertReport& r = converted->report;
+  std::printf("wrote %s\n", o.output.c_str());
+  std::printf("size: %zu -> %zu bytes (%.1f%%)\n", bytes->size(), out_bytes.size(),
+              100.0 * static_cast<double>(out_bytes.size()) / static_cast<double>(std::max<size_t>(bytes->size(), 1)));
+  std::printf("tensors converted: %lld, clamped to +-65504: %lld values, casts inserted: %lld, constants kept in both "
+              "precisions: %lld\n",
+              static_cast<long long>(r.converted_tensors), static_cast<long long>(r.clamped_values),
+              static_cast<long long>(r.inserted_casts), static_cast<long long>(r.constant_copies));
+  if (!r.blocked_nodes.empty())
+    std::printf("kept float32: %zu nodes (%s)\n", r.blocked_nodes.size(), summarize_blocked(r.blocked_nodes).c_str());
+  if (o.no_compare) return 0;
+
+  auto reloaded = load_model_from_bytes(out_bytes, std::filesystem::path(o.output).parent_path(), o.output);
+  if (!reloaded) return fail(kCmd, "the converted model does not load: " + reloaded.status().message());
+  auto inputs = make_inputs(*original->graph, o.inputs, *shapes, o.seed);
+  if (!inputs) return fail(kCmd, inputs.status().message(), 2);
+  auto expected = run_model(original->graph, *inputs, backend);
+  if (!expected) return fail(kCmd, "running the original model: " + expected.status().to_string());
+  auto actual = run_model(reloaded->graph, *inputs, backend);
+  if (!actual) return fail(kCmd, "running the converted model: " + actual.status().to_string());
+  if (o.inputs.empty())
+    std::printf("compared on %s with seeded random inputs (seed %llu):\n", backend->name().data(),
+                static_cast<unsigned long long>(o.seed));
+  else
+    std::printf("compared on %s with the given inputs:\n", backend->name().data());
+  Status s = compare_outputs(*original->graph, *expected, *actual);
+  if (!s.is_ok()) return fail(kCmd, s.message());
+  return 0;
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("convert", "Convert a float32 model to float16 and compare it with the original");
+  auto o = std::make_shared<ConvertOptions>();
+  cmd->add_option("model", o->model, "ONNX model file")->required();
+  cmd->add_option("--to", o->to, "Target precision (fp16)")->required();
+  cmd->add_option("-o,--output", o->output, "Where to write the converted model")->required();
+  cmd->add_flag("--keep-io-types", o->keep_io_types, "Keep float32 graph inputs and outputs (Casts at the boundary)");
+  cmd->add_option("--block-op", o->block_ops, "Op type to keep in float32 besides the default list; repeatable");
+  cmd->add_option("--input", o->inputs, "NAME=FILE (.npy or TensorProto .pb) for the comparison; repeatable");
+  cmd->add_option("--shape", o->shapes, "NAME=DIMS for the comparison's random inputs (symbolic dims default to 1)");
+  cmd->add_option("--seed", o->seed, "Seed for the comparison's random inputs (default 0)");
+  cmd->add_option("--backend", o->backend, "Backend for the comparison (default: this build's preferred backend)");
+  cmd->add_flag("--no-compare", o->no_compare, "Only convert; do not run the two models");
+  cmd->callback([o, exit_code] { *exit_code = convert_command(*o); });
+}
+
+}  // namespace tandem::cli

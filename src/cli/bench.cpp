@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "tandem/precision.h"
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -44,6 +45,7 @@ struct BenchOptions {
   std::string backend;  // empty: the preferred backend of this build
   // Numbers are taken as text and checked here, so that a bad value is one clear error line.
   std::string threads = "0";
+  std::string precision = "fp32";
   std::string warmup = "3";
   std::string iters = "20";
   std::string seed = "0";
@@ -183,8 +185,12 @@ int bench_command(const BenchOptions& o) {
   t0 = Clock::now();
   std::vector<Backend*> backends{backend};
   if (backend->name() != "reference") backends.push_back(find_backend("reference"));
+  auto precision = parse_precision(o.precision);
+  if (!precision) return fail(cmd, precision.status().message(), 2);
+  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
   CompileOptions options;
   options.threads = threads;
+  options.precision = *precision;
   auto placed = PlacedModel::create(model->graph, backends, options);
   if (!placed) return fail(cmd, placed.status().message());
   const double compile_ms = ms_between(t0, Clock::now());
@@ -275,6 +281,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--backend", o->backend, "Backend to run on (default: this build's preferred backend)")
       ->type_name("NAME");
   cmd->add_option("--threads", o->threads, "Threads for the backend (default 0: the number of physical cores)")->type_name("N");
+  cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
   cmd->add_option("--warmup", o->warmup, "Untimed runs first (default 3)")->type_name("N");
   cmd->add_option("--iters", o->iters, "Timed runs (default 20)")->type_name("N");
   cmd->add_option("--seed", o->seed, "Seed for the random inputs (default 0)")->type_name("N");

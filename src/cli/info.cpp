@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <map>
 
+#include "tandem/precision.h"
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -29,6 +30,7 @@ struct InfoOptions {
   bool optimized = false;
   std::string backend;  // --optimized: the preferred backend (default: this build's first)
   int threads = 0;      // --optimized: CompileOptions::threads (0: the backend's default)
+  std::string precision = "fp32";  // --optimized: CompileOptions::precision
 };
 
 // The model as `backend` (with reference fallback) compiles it: placement, then each segment's
@@ -44,6 +46,10 @@ int print_optimized(const Graph& g, const std::map<std::string, Shape>& shapes, 
   if (backend->name() != "reference") backends.push_back(find_backend("reference"));
   CompileOptions options;
   options.threads = o.threads;
+  auto precision = parse_precision(o.precision);
+  if (!precision) return fail("info", precision.status().message(), 2);
+  options.precision = *precision;
+  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail("info", ps.message());
   auto placed = PlacedModel::create(graph, backends, options);
   if (!placed) return fail("info", placed.status().message());
   const PlacementReport& report = (*placed)->report();
@@ -131,6 +137,7 @@ void add_info_command(CLI::App& app, int* exit_code) {
                 "Also print the graph as a backend rewrites it: placement, folded and fused steps, and (with every "
                 "input shape fixed) kernels, shapes and layouts");
   cmd->add_option("--backend", o->backend, "With --optimized: the backend to compile for (default: the preferred one)");
+  cmd->add_option("--precision", o->precision, "With --optimized: the lowest precision to compile for (fp32, bf16, fp16)");
   cmd->add_option("--threads", o->threads, "With --optimized: threads to compile for (default: physical cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o, exit_code] { *exit_code = info_command(*o); });

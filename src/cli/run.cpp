@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "tandem/precision.h"
 #include "backends/backend.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -30,6 +31,7 @@ struct RunOptions {
   std::string inject;
   std::string metrics_json;
   bool backend_given = false;
+  std::string precision = "fp32";
 };
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -40,6 +42,8 @@ int run_command(const RunOptions& o) {
   const std::string cmd = "run";
   Backend* backend = find_backend(o.backend);
   if (!backend) return fail(cmd, "unknown backend '" + o.backend + "'", 2);
+  auto precision = parse_precision(o.precision);
+  if (!precision) return fail(cmd, precision.status().message(), 2);
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(o.model);
   if (!model) return fail(cmd, model.status().message());
@@ -78,14 +82,17 @@ int run_command(const RunOptions& o) {
   if (!bound) return fail(cmd, bound.status().message(), 2);
   if (!o.units.empty() || o.strict || !o.inject.empty() || !o.metrics_json.empty()) {
     EngineRunRequest er{o.model, o.backend_given ? o.backend : "", o.units, o.strict, o.inject, o.metrics_json,
-                        o.output_dir, *shapes, provided, load_ms};
+                        o.output_dir, *shapes, provided, load_ms, *precision};
     return run_with_engine(er);
   }
 
   t0 = std::chrono::steady_clock::now();
   std::vector<Backend*> backends{backend};
   if (backend->name() != "reference") backends.push_back(find_backend("reference"));
-  auto placed = PlacedModel::create(model->graph, backends);
+  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
+  CompileOptions compile;
+  compile.precision = *precision;
+  auto placed = PlacedModel::create(model->graph, backends, compile);
   if (!placed) return fail(cmd, placed.status().message());
   const double compile_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
@@ -136,6 +143,7 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", o->seed, "Seed for --random-inputs (default 0)");
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
+  cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
   cmd->add_option("--units", o->units, "Run through the engine on these compute units (all, cpu_only, cpu_and_gpu)");
   cmd->add_flag("--strict", o->strict, "Run through the engine; never serve from another backend");
   cmd->add_option("--inject", o->inject, "Run through the engine with fault injection, e.g. error=0.3");

@@ -21,6 +21,7 @@ int run_with_engine(const EngineRunRequest& r) {
   auto engine = Engine::create(eo);
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
+  po.precision = r.precision;
   if (!r.units.empty()) {
     auto u = parse_compute_units(r.units);
     if (!u) return fail(cmd, u.status().message(), 2);

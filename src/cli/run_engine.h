@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "tandem/precision.h"
 #include "tandem/value.h"
 
 namespace tandem::cli {
@@ -20,6 +21,7 @@ struct EngineRunRequest {
   std::map<std::string, Shape> shapes;
   std::map<std::string, Value> inputs;
   double load_ms = 0;
+  Precision precision = Precision::fp32;
 };
 
 // Prepares, runs once, prints outputs like `tandem run`; returns the exit code.

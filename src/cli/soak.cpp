@@ -43,6 +43,9 @@ struct SoakOptions {
   uint64_t seed = 0;
   int warmup = 20;
   bool quiet = false;
+  std::string precision = "fp32";
+  double parity_max_abs = -1;  // < 0: the precision's default budget
+  double parity_rmse = -1;
 };
 
 double mb(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
@@ -56,6 +59,8 @@ int soak_command(const SoakOptions& o) {
   if (!units) return fail(cmd, units.status().message(), 2);
   auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail(cmd, shapes.status().message(), 2);
+  auto precision = parse_precision(o.precision);
+  if (!precision) return fail(cmd, precision.status().message(), 2);
 
   EngineOptions eo;
   eo.backends = o.backends;
@@ -70,6 +75,13 @@ int soak_command(const SoakOptions& o) {
   po.latency_sla_ms = o.sla_ms;
   po.output_guard = o.output_guard;
   po.seed = o.seed;
+  po.precision = *precision;
+  if (o.parity_max_abs >= 0 || o.parity_rmse >= 0) {
+    ParityBudget budget = default_parity_budget(*precision);
+    if (o.parity_max_abs >= 0) budget.max_abs = o.parity_max_abs;
+    if (o.parity_rmse >= 0) budget.rmse = o.parity_rmse;
+    po.parity_budget = budget;
+  }
   for (const auto& [name, s] : *shapes) po.input_shapes[name] = s;
   auto prepared = (*engine)->prepare(o.model, po);
   if (!prepared) return fail(cmd, prepared.status().to_string());
@@ -285,6 +297,10 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--strict", o->strict, "Never serve from another backend; return the typed error");
   cmd->add_option("--deadline-ms", o->deadline_ms, "Deadline of each request in ms (default: none)");
   cmd->add_option("--parity-sample", o->parity_sample, "Fraction of answers re-run on the reference backend");
+  cmd->add_option("--precision", o->precision, "Lowest precision the backends may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--parity-max-abs", o->parity_max_abs,
+                  "Parity budget: max absolute error (default: 1e-3 for fp32, 1e-2 for bf16/fp16)");
+  cmd->add_option("--parity-rmse", o->parity_rmse, "Parity budget: RMSE (default: 1e-4 for fp32, 1e-3 for bf16/fp16)");
   auto* req = cmd->add_option("--requests", o->requests, "Number of requests");
   auto* dur = cmd->add_option("--duration", o->duration_s, "Run for this many seconds");
   req->excludes(dur);

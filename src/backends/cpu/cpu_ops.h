@@ -59,7 +59,9 @@ namespace tandem::cpu {
 inline constexpr int64_t kBlock = 16;       // channel block of the blocked layout
 inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 
-enum class Layout : uint8_t { plain, blocked };
+// nhwc (channels last, 4-D) exists only inside bf16 convolution steps: oneDNN's AMX kernels
+// read and write it; the step converts to and from the layouts other kernels use.
+enum class Layout : uint8_t { plain, blocked, nhwc };
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -368,9 +370,9 @@ class Builder {
   int add_constant(Tensor t, Layout l = Layout::plain, int64_t bytes = -1);
   // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
   Result<int> require(int v, Layout l);
-  // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in the
-  // same layout: one conversion kernel per value and instance, shared by its readers.
-  Result<int> require_bf16(int v);
+  // The id of a bfloat16 value holding `v` (a 4-D float32 value) rounded to nearest even, in
+  // the nhwc layout: one conversion kernel per value and instance, shared by its readers.
+  Result<int> require_bf16_nhwc(int v);
   // The precision the plan may compute in (CompileOptions::precision).
   Precision precision() const;
   void add_kernel(std::unique_ptr<Kernel> k);

@@ -160,6 +160,8 @@ dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt) {
 dnnl::memory::desc value_md(const IValue& v) {
   if (v.layout == Layout::blocked)
     return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nChw16c);
+  if (v.layout == Layout::nhwc)
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nhwc);
   return plain_md(v.shape, dnnl_type(v.dtype));
 }
 
@@ -707,15 +709,16 @@ Result<int> Builder::require(int v, Layout l) {
   return out;
 }
 
-Result<int> Builder::require_bf16(int v) {
+Result<int> Builder::require_bf16_nhwc(int v) {
   if (v < 0) return v;
   const IValue& iv = inst_.values[v];
-  if (iv.dtype == DataType::bfloat16) return v;
-  if (iv.dtype != DataType::float32) return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + " value to bfloat16");
+  if (iv.dtype == DataType::bfloat16 && iv.layout == Layout::nhwc) return v;
+  if (iv.dtype != DataType::float32 || iv.shape.size() != 4)
+    return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +
+                       "] value to bfloat16 nhwc");
   if (auto it = narrowed_.find(v); it != narrowed_.end()) return it->second;
   const Shape shape = iv.shape;
-  const Layout layout = iv.layout;
-  int out = add_temp(DataType::bfloat16, shape, layout);
+  int out = add_temp(DataType::bfloat16, shape, Layout::nhwc);
   TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
   narrowed_[v] = out;
   return out;

@@ -20,6 +20,7 @@
 #include "engine/placement.h"
 #include "onnx/loader.h"
 #include "op_test_util.h"
+#include "tandem/engine.h"
 
 namespace tandem {
 namespace {
@@ -1062,6 +1063,76 @@ TEST(CpuBackendModels, OnnxRuntimeGoldens) {
   expect_golden("ch_PP-OCRv4_det_infer.onnx", "det_text", "sigmoid_0.tmp_0");
   expect_golden("ch_PP-OCRv4_rec_infer.onnx", "rec", "softmax_11.tmp_0");
   expect_golden("ch_ppocr_mobile_v2.0_cls_infer.onnx", "cls", "softmax_0.tmp_0");
+}
+
+}  // namespace
+}  // namespace tandem
+
+// --- Reduced precision ---------------------------------------------------------------------------
+
+namespace tandem {
+namespace {
+
+// Runs `b` on cpu at `precision` and on reference; returns the max abs difference of output 0.
+double max_abs_against_reference(const GraphBuilder& b, Precision precision) {
+  CompileOptions opts;
+  opts.precision = precision;
+  auto fast = PlacedModel::create(b.graph(), {cpu()}, opts);
+  EXPECT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(b.graph(), {ref()});
+  if (!fast.is_ok() || !slow.is_ok()) return INFINITY;
+  std::vector<Value> got, want;
+  EXPECT_TRUE((*fast)->run(b.feeds(), &got).is_ok());
+  EXPECT_TRUE((*slow)->run(b.feeds(), &want).is_ok());
+  if (got.empty() || want.empty()) return INFINITY;
+  return error_stats(want[0].tensor, got[0].tensor).max_abs;
+}
+
+GraphBuilder conv_then_matmul_graph() {
+  GraphBuilder b(13);
+  b.input("x", random_tensor({1, 64, 24, 24}, 1200));
+  b.init("w", random_tensor({64, 64, 3, 3}, 1201, -0.05f, 0.05f)).init("bias", random_tensor({64}, 1202));
+  b.init("m", random_tensor({24, 256}, 1203, -0.1f, 0.1f));
+  b.node("Conv", {"x", "w", "bias"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+  b.node("Relu", {"c"}, {"r"}).node("MatMul", {"r", "m"}, {"y"}).output("y");
+  return b;
+}
+
+// bf16 where the CPU has it: convolutions and products really run on bfloat16 operands (the
+// answer moves off the exact one) and stay within the bf16 parity budget.
+TEST(CpuBackendPrecision, Bf16StaysWithinItsBudget) {
+  REQUIRE_CPU();
+  if (!cpu()->supports_precision(Precision::bf16).is_ok()) GTEST_SKIP() << "no native bf16 on this CPU";
+  const GraphBuilder b = conv_then_matmul_graph();
+  const double fp32 = max_abs_against_reference(b, Precision::fp32);
+  const double bf16 = max_abs_against_reference(b, Precision::bf16);
+  EXPECT_LT(fp32, 1e-4);
+  EXPECT_GT(bf16, 10 * fp32) << "bf16 made no difference: was it used?";
+  EXPECT_LT(bf16, default_parity_budget(Precision::bf16).max_abs);
+  std::printf("bf16 max abs %.3g (fp32 %.3g)\n", bf16, fp32);
+}
+
+// Without native support the backend refuses the precision, saying why, rather than emulate.
+TEST(CpuBackendPrecision, UnsupportedPrecisionIsRefusedAtCompile) {
+  REQUIRE_CPU();
+  Status fp16 = cpu()->supports_precision(Precision::fp16);
+  EXPECT_EQ(fp16.code(), StatusCode::unsupported);
+  EXPECT_NE(fp16.message().find("fp16"), std::string::npos) << fp16.message();
+  CompileOptions opts;
+  opts.precision = Precision::fp16;
+  auto placed = PlacedModel::create(conv_then_matmul_graph().graph(), {cpu(), ref()}, opts);
+  EXPECT_EQ(placed.status().code(), StatusCode::unsupported);
+  EXPECT_TRUE(ref()->supports_precision(Precision::fp16).is_ok()) << "reference computes exactly at any precision";
+  EXPECT_TRUE(cpu()->supports_precision(Precision::fp32).is_ok());
+}
+
+TEST(ParityBudgets, FollowThePrecision) {
+  EXPECT_DOUBLE_EQ(default_parity_budget(Precision::fp32).max_abs, 1e-3);
+  EXPECT_DOUBLE_EQ(default_parity_budget(Precision::fp32).rmse, 1e-4);
+  for (Precision p : {Precision::bf16, Precision::fp16}) {
+    EXPECT_DOUBLE_EQ(default_parity_budget(p).max_abs, 1e-2);
+    EXPECT_DOUBLE_EQ(default_parity_budget(p).rmse, 1e-3);
+  }
 }
 
 }  // namespace

@@ -623,7 +623,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     }
   }
   if (bf16) {
-    TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16_nhwc(src));
+    TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src, Layout::nhwc));
   }
   const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
   if (verbose())

@@ -370,9 +370,10 @@ class Builder {
   int add_constant(Tensor t, Layout l = Layout::plain, int64_t bytes = -1);
   // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
   Result<int> require(int v, Layout l);
-  // The id of a bfloat16 value holding `v` (a 4-D float32 value) rounded to nearest even, in
-  // the nhwc layout: one conversion kernel per value and instance, shared by its readers.
-  Result<int> require_bf16_nhwc(int v);
+  // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in layout
+  // `l` (plain, or nhwc for 4-D values): one conversion kernel per value, layout and instance,
+  // shared by its readers.
+  Result<int> require_bf16(int v, Layout l);
   // The precision the plan may compute in (CompileOptions::precision).
   Precision precision() const;
   void add_kernel(std::unique_ptr<Kernel> k);
@@ -395,7 +396,7 @@ class Builder {
   const CompiledGraph& g_;
   Instance& inst_;
   std::map<std::pair<int, Layout>, int> conversions_;
-  std::map<int, int> narrowed_;  // float32 value -> its bfloat16 copy
+  std::map<std::pair<int, Layout>, int> narrowed_;  // float32 value -> its bfloat16 copy
   double work_ = 0;
 };
 

@@ -709,18 +709,19 @@ Result<int> Builder::require(int v, Layout l) {
   return out;
 }
 
-Result<int> Builder::require_bf16_nhwc(int v) {
+Result<int> Builder::require_bf16(int v, Layout l) {
   if (v < 0) return v;
   const IValue& iv = inst_.values[v];
-  if (iv.dtype == DataType::bfloat16 && iv.layout == Layout::nhwc) return v;
-  if (iv.dtype != DataType::float32 || iv.shape.size() != 4)
+  if (iv.dtype == DataType::bfloat16 && iv.layout == l) return v;
+  if (iv.dtype != DataType::float32 || l == Layout::blocked || (l == Layout::nhwc && iv.shape.size() != 4))
     return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +
-                       "] value to bfloat16 nhwc");
-  if (auto it = narrowed_.find(v); it != narrowed_.end()) return it->second;
+                       "] value to bfloat16");
+  const auto key = std::make_pair(v, l);
+  if (auto it = narrowed_.find(key); it != narrowed_.end()) return it->second;
   const Shape shape = iv.shape;
-  int out = add_temp(DataType::bfloat16, shape, Layout::nhwc);
+  int out = add_temp(DataType::bfloat16, shape, l);
   TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
-  narrowed_[v] = out;
+  narrowed_[key] = out;
   return out;
 }
 

@@ -135,13 +135,23 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   Shape dst_shape;  // as oneDNN sees it
   int pb = -1;
   const bool packed_path = bc.defined() && !trans_a;
+  // precision=bf16: products with constant weights and enough arithmetic per element moved run
+  // on bfloat16 operands (oneDNN's AMX/AVX512_BF16 kernels) with float32 accumulation, bias,
+  // post-ops and destination; the source is narrowed once per value (see conv.cpp).
+  bool bf16 = false;
+  if (packed_path && b.precision() == Precision::bf16 && as.size() >= 1) {
+    constexpr double kMinBf16Intensity = 64, kMinBf16Macs = 2e6;
+    const double K = static_cast<double>(bc.dim(0)), N = static_cast<double>(bc.dim(1));
+    const double M = static_cast<double>(shape_numel(as)) / K;
+    bf16 = M * N * K >= kMinBf16Macs && M * N * K / (M * K + M * N) >= kMinBf16Intensity;
+  }
   if (packed_path) {
     const int64_t K = bc.dim(0), N = bc.dim(1);
     if (as.empty() || as.back() != K) return unsupported(label + " inner dims differ");
     const int64_t M = shape_numel(as) / K;
     if (shape_numel(head) != M * N) return unsupported(label + " output size");
-    src_md = plain_md({M, K});
-    w_md = dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::any);
+    src_md = plain_md({M, K}, bf16 ? dt::bf16 : dt::f32);
+    w_md = dnnl::memory::desc({K, N}, bf16 ? dt::bf16 : dt::f32, dnnl::memory::format_tag::any);
     dst_shape = {M, N};
     if (bias.defined()) bias_md = plain_md({1, N});
   } else {
@@ -197,15 +207,30 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
   dnnl::matmul::primitive_desc pd;
-  try {
-    pd = make(po);
-    if (translated > 0 && std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
-      throw dnnl::error(dnnl_unimplemented, "reference post-ops");
-  } catch (const dnnl::error&) {
-    if (translated == 0) throw;
-    translated = 0;
-    post_args.clear();
-    pd = make(dnnl::post_ops());
+  for (;;) {  // bf16 then float32, with the post-ops then without them
+    try {
+      pd = make(po);
+      const bool ref = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+      if (ref && (translated > 0 || bf16)) throw dnnl::error(dnnl_unimplemented, "reference kernel");
+      break;
+    } catch (const dnnl::error&) {
+      if (translated > 0) {
+        translated = 0;
+        post_args.clear();
+        po = dnnl::post_ops();
+      } else if (bf16) {
+        bf16 = false;
+        src_md = plain_md(src_md.dims());
+        w_md = dnnl::memory::desc(w_md.dims(), dt::f32, dnnl::memory::format_tag::any);
+        translated = to_post_ops(b, prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po,
+                                 &post_args);
+      } else {
+        throw;
+      }
+    }
+  }
+  if (bf16) {
+    TANDEM_ASSIGN_OR_RETURN(pa, b.require_bf16(pa, Layout::plain));
   }
   const bool all = translated == static_cast<int>(prog.ops.size()) && b.val(out).shape == head;
   int mm_out = out;
@@ -220,7 +245,7 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   k->reads.push_back(pa);
   if (packed_path) {
     auto wmd = pd.weights_desc();
-    k->args.push_back({DNNL_ARG_WEIGHTS, -1, wmd, packed(wmd)});
+    k->args.push_back({DNNL_ARG_WEIGHTS, -1, wmd, packed(wmd)});  // reorders float32 into bf16 when asked
   } else if (bc.defined()) {
     k->args.push_back({DNNL_ARG_WEIGHTS, -1, w_md, dnnl::memory(w_md, cpu_engine(), const_cast<void*>(bc.raw_data()))});
   } else {

@@ -46,6 +46,15 @@ class Plan {
   // What the backend made of its graph (rewrites, fusions, kernels, layouts), one item a line,
   // for `tandem info --optimized`; empty when the backend runs the graph as given.
   virtual std::string describe() const { return {}; }
+  // Nodes of the compiled graph this plan could not run on the backend's own kernels for the
+  // shapes known at compile, each named by its first non-empty output, with the reason.
+  // Placement moves them to the next backend and compiles again, so that the placement report
+  // says where work runs. Empty for backends that run everything they accept.
+  struct Declined {
+    std::string output;
+    std::string reason;
+  };
+  virtual std::vector<Declined> declined() const { return {}; }
 };
 
 // Memory owned by a backend: host memory for host backends, device memory otherwise.

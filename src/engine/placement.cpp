@@ -128,10 +128,13 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
 
   // 1. Choose a backend per node, by op, attributes and the element types inference finds.
   std::vector<Backend*> chosen(g.nodes.size(), nullptr);
+  std::vector<NodePlacement> placement(g.nodes.size());
+  auto types_of = [&](const Node& n) { return inferred ? node_types(n, *inferred) : NodeTypes{}; };
   for (int idx : order) {
     const Node& n = g.nodes[idx];
-    NodePlacement np{n.label(), n.op_type, "", {}};
-    const NodeTypes types = inferred ? node_types(n, *inferred) : NodeTypes{};
+    NodePlacement& np = placement[idx];
+    np = NodePlacement{n.label(), n.op_type, "", {}};
+    const NodeTypes types = types_of(n);
     for (Backend* b : backends) {
       Status s = b->supports(n, types);
       if (s.is_ok()) {
@@ -145,83 +148,123 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
       std::string why = np.declined.empty() ? "" : np.declined.back().second;
       return unsupported(n.label() + " no backend supports op '" + n.op_type + "': " + why);
     }
-    m->report_.nodes_per_backend[np.backend]++;
-    m->report_.nodes.push_back(std::move(np));
   }
-
-  // 2. Slots for every value of the top-level graph.
-  auto slot = [&](const std::string& name) {
-    auto it = m->slot_of_.find(name);
-    if (it != m->slot_of_.end()) return it->second;
-    m->slot_of_[name] = m->slot_count_;
-    return m->slot_count_++;
-  };
-  for (const ValueInfo& vi : g.inputs) m->input_slots_.push_back(slot(vi.name));
-
-  // 3. Cut the order into segments of consecutive nodes on one backend.
-  std::vector<std::vector<int>> groups;
-  for (size_t k = 0; k < order.size(); ++k) {
-    if (k == 0 || chosen[order[k]] != chosen[order[k - 1]]) groups.emplace_back();
-    groups.back().push_back(order[k]);
-  }
-  // Which segment reads each value last, and which values outlive their segment.
-  std::map<std::string, int> last_reader;
-  for (size_t s = 0; s < groups.size(); ++s)
-    for (int idx : groups[s])
-      for (const std::string& r : reads_of(g.nodes[idx])) last_reader[r] = static_cast<int>(s);
+  std::map<std::string, int> producer;
+  for (const Node& n : g.nodes)
+    for (const std::string& o : n.outputs)
+      if (!o.empty()) producer[o] = n.index;
   std::set<std::string> graph_outputs;
   for (const ValueInfo& vi : g.outputs) graph_outputs.insert(vi.name);
 
-  for (size_t s = 0; s < groups.size(); ++s) {
-    auto seg = std::make_unique<Segment>();
-    seg->backend = chosen[groups[s].front()];
-    seg->graph = std::make_shared<Graph>();
-    Graph& sg = *seg->graph;
-    sg.name = g.name + "/segment" + std::to_string(s) + ":" + std::string(seg->backend->name());
-    sg.opsets = g.opsets;
-    std::set<std::string> produced;
-    for (int idx : groups[s]) {
-      sg.nodes.push_back(g.nodes[idx]);
-      sg.nodes.back().index = static_cast<int>(sg.nodes.size()) - 1;
-      for (const std::string& o : g.nodes[idx].outputs)
-        if (!o.empty()) produced.insert(o);
+  // 2-4. Segments, compiled. A plan may decline nodes it accepted but cannot run on its own
+  // kernels for the shapes known at compile (Plan::declined): they move to the next backend
+  // that supports them and the segments are made and compiled again, so that the report says
+  // where work runs. Nodes only move to backends later in the preference order, in at most
+  // three passes.
+  for (int pass = 0;; ++pass) {
+    m->slot_of_.clear();
+    m->slot_count_ = 0;
+    m->input_slots_.clear();
+    m->output_slots_.clear();
+    m->segments_.clear();
+    auto slot = [&](const std::string& name) {
+      auto it = m->slot_of_.find(name);
+      if (it != m->slot_of_.end()) return it->second;
+      m->slot_of_[name] = m->slot_count_;
+      return m->slot_count_++;
+    };
+    for (const ValueInfo& vi : g.inputs) m->input_slots_.push_back(slot(vi.name));
+
+    // 3. Cut the order into segments of consecutive nodes on one backend.
+    std::vector<std::vector<int>> groups;
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (k == 0 || chosen[order[k]] != chosen[order[k - 1]]) groups.emplace_back();
+      groups.back().push_back(order[k]);
     }
-    std::set<std::string> seen_inputs;
-    for (int idx : groups[s])
-      for (const std::string& r : reads_of(g.nodes[idx])) {
-        if (produced.count(r) || seen_inputs.count(r)) continue;
-        seen_inputs.insert(r);
-        auto init = g.initializers.find(r);
-        const bool is_graph_input = std::any_of(g.inputs.begin(), g.inputs.end(),
-                                                [&](const ValueInfo& vi) { return vi.name == r; });
-        if (init != g.initializers.end() && !is_graph_input) {
-          sg.initializers[r] = init->second;  // shared buffer, no copy
-          continue;
-        }
-        sg.inputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, r));
-        seg->input_slots.push_back(slot(r));
+    // Which segment reads each value last, and which values outlive their segment.
+    std::map<std::string, int> last_reader;
+    for (size_t s = 0; s < groups.size(); ++s)
+      for (int idx : groups[s])
+        for (const std::string& r : reads_of(g.nodes[idx])) last_reader[r] = static_cast<int>(s);
+
+    for (size_t s = 0; s < groups.size(); ++s) {
+      auto seg = std::make_unique<Segment>();
+      seg->backend = chosen[groups[s].front()];
+      seg->graph = std::make_shared<Graph>();
+      Graph& sg = *seg->graph;
+      sg.name = g.name + "/segment" + std::to_string(s) + ":" + std::string(seg->backend->name());
+      sg.opsets = g.opsets;
+      std::set<std::string> produced;
+      for (int idx : groups[s]) {
+        sg.nodes.push_back(g.nodes[idx]);
+        sg.nodes.back().index = static_cast<int>(sg.nodes.size()) - 1;
+        for (const std::string& o : g.nodes[idx].outputs)
+          if (!o.empty()) produced.insert(o);
       }
-    for (int idx : groups[s])
-      for (const std::string& o : g.nodes[idx].outputs) {
-        if (o.empty()) continue;
-        auto lr = last_reader.find(o);
-        if (graph_outputs.count(o) || (lr != last_reader.end() && lr->second > static_cast<int>(s))) {
-          sg.outputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, o));
-          seg->output_slots.push_back(slot(o));
+      std::set<std::string> seen_inputs;
+      for (int idx : groups[s])
+        for (const std::string& r : reads_of(g.nodes[idx])) {
+          if (produced.count(r) || seen_inputs.count(r)) continue;
+          seen_inputs.insert(r);
+          auto init = g.initializers.find(r);
+          const bool is_graph_input = std::any_of(g.inputs.begin(), g.inputs.end(),
+                                                  [&](const ValueInfo& vi) { return vi.name == r; });
+          if (init != g.initializers.end() && !is_graph_input) {
+            sg.initializers[r] = init->second;  // shared buffer, no copy
+            continue;
+          }
+          sg.inputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, r));
+          seg->input_slots.push_back(slot(r));
+        }
+      for (int idx : groups[s])
+        for (const std::string& o : g.nodes[idx].outputs) {
+          if (o.empty()) continue;
+          auto lr = last_reader.find(o);
+          if (graph_outputs.count(o) || (lr != last_reader.end() && lr->second > static_cast<int>(s))) {
+            sg.outputs.push_back(segment_info(g, inferred ? &*inferred : nullptr, o));
+            seg->output_slots.push_back(slot(o));
+          }
+        }
+      for (const ValueInfo& vi : g.value_infos)
+        if (produced.count(vi.name)) sg.value_infos.push_back(vi);
+      auto plan = seg->backend->compile(sg, options);
+      if (!plan) return plan.status();
+      seg->plan = std::move(plan).value();
+      m->segments_.push_back(std::move(seg));
+    }
+    // Graph outputs that are graph inputs or initializers pass straight through.
+    for (const ValueInfo& vi : g.outputs) m->output_slots_.push_back(slot(vi.name));
+    // Free values after their last reading segment (never graph outputs).
+    for (const auto& [name, s] : last_reader)
+      if (!graph_outputs.count(name) && m->slot_of_.count(name)) m->segments_[s]->frees.push_back(m->slot_of_[name]);
+
+    // Nodes a plan declined move to the next backend in the order that supports them.
+    bool moved = false;
+    for (const auto& seg : m->segments_) {
+      for (const Plan::Declined& d : seg->plan->declined()) {
+        auto p = producer.find(d.output);
+        if (p == producer.end()) continue;
+        const int idx = p->second;
+        if (chosen[idx] != seg->backend) continue;
+        const Node& n = g.nodes[idx];
+        auto it = std::find(backends.begin(), backends.end(), seg->backend);
+        for (++it; it != backends.end(); ++it) {
+          if (!(*it)->supports(n, types_of(n)).is_ok()) continue;
+          placement[idx].declined.emplace_back(std::string(seg->backend->name()), d.reason);
+          placement[idx].backend = std::string((*it)->name());
+          chosen[idx] = *it;
+          moved = true;
+          break;
         }
       }
-    for (const ValueInfo& vi : g.value_infos)
-      if (produced.count(vi.name)) sg.value_infos.push_back(vi);
-    auto plan = seg->backend->compile(sg, options);
-    if (!plan) return plan.status();
-    seg->plan = std::move(plan).value();
-    m->segments_.push_back(std::move(seg));
+    }
+    if (!moved || pass >= 2) break;
   }
-  // Graph outputs that are graph inputs or initializers pass straight through.
-  for (const ValueInfo& vi : g.outputs) m->output_slots_.push_back(slot(vi.name));
-  // Free values after their last reading segment (never graph outputs).
-  for (const auto& [name, s] : last_reader)
-    if (!graph_outputs.count(name) && m->slot_of_.count(name)) m->segments_[s]->frees.push_back(m->slot_of_[name]);
+
+  for (int idx : order) {
+    m->report_.nodes_per_backend[placement[idx].backend]++;
+    m->report_.nodes.push_back(placement[idx]);
+  }
   m->report_.segments = static_cast<int>(m->segments_.size());
   // One segment that reads exactly the graph inputs and writes exactly the graph outputs, in
   // order, with no initializer standing in for an input: run() hands the request straight to it.

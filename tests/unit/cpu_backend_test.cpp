@@ -1137,3 +1137,35 @@ TEST(ParityBudgets, FollowThePrecision) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A node the cpu backend accepts by op and type but cannot run on its own kernels for the
+// shapes known at compile (ReduceSum over axes that are not contiguous) is moved to reference
+// by placement, with the reason; the cpu plan then replays nothing on reference kernels.
+TEST(CpuBackendPlacement, NodesTheCpuPlanCannotRunMoveToReference) {
+  REQUIRE_CPU();
+  GraphBuilder b(13);
+  b.input("x", random_tensor({2, 3, 4, 5}, 1300));
+  b.init("axes", Tensor::from_vector<int64_t>({2}, {1, 3}));
+  b.node("Relu", {"x"}, {"r"}).node("ReduceSum", {"r", "axes"}, {"s"}).node("Sigmoid", {"s"}, {"y"}).output("y");
+  auto placed = PlacedModel::create(b.graph(), {cpu(), ref()});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+  const PlacementReport& report = (*placed)->report();
+  ASSERT_EQ(report.nodes.size(), 3u);
+  EXPECT_EQ(report.nodes[0].backend, "cpu");
+  EXPECT_EQ(report.nodes[1].backend, "reference");
+  ASSERT_FALSE(report.nodes[1].declined.empty());
+  EXPECT_EQ(report.nodes[1].declined.back().first, "cpu");
+  EXPECT_NE(report.nodes[1].declined.back().second.find("axes"), std::string::npos) << report.nodes[1].declined.back().second;
+  EXPECT_EQ(report.nodes[2].backend, "cpu");
+  EXPECT_EQ(report.segments, 3);
+  const std::string text = (*placed)->describe();
+  EXPECT_EQ(text.find("steps on reference kernels") == std::string::npos ? 0 : 1, 1) << text;
+  EXPECT_EQ(text.find("1 steps on reference kernels"), std::string::npos) << text;
+  expect_matches_reference(b, "ReduceSum over axes 1 and 3", /*cpu_only=*/false);
+}
+
+}  // namespace
+}  // namespace tandem

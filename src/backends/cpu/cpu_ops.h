@@ -24,8 +24,10 @@
 // backend does not compute on (they are placed on reference, visibly), and float16 segments
 // are widened to float32 at compile (widen_half_precision). What a fast path still cannot do
 // for a concrete instance (a shape oneDNN rejects, an operand layout a kernel lacks) runs the
-// step's original nodes with the reference kernels ("generic" kernel); `info --optimized`
-// lists such steps.
+// step's original nodes with the reference kernels ("generic" kernel). When the input shapes
+// are fixed at compile, the instance is built there and CpuPlan::declined() hands such nodes
+// back to placement, which moves them to the reference backend: the generic kernel then only
+// serves shapes first seen at run time (symbolic dims), and `info --optimized` counts it.
 //
 // Units: shapes and offsets are in elements unless named *_bytes. Layouts: `plain` is ONNX
 // row-major; `blocked` is oneDNN nChw16c (4-D float32, or bfloat16 for the inputs

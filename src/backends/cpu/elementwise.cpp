@@ -722,6 +722,8 @@ bool scalar_constant(const FusionContext& f, int v, float* out) {
   if (!t || t->numel() != 1) return false;
   if (t->dtype() == DataType::float32) *out = t->data<float>()[0];
   else if (t->dtype() == DataType::float64) *out = static_cast<float>(t->data<double>()[0]);
+  else if (t->dtype() == DataType::int64) *out = static_cast<float>(t->data<int64_t>()[0]);  // Pow's exponent
+  else if (t->dtype() == DataType::int32) *out = static_cast<float>(t->data<int32_t>()[0]);
   else return false;
   return true;
 }
@@ -865,7 +867,8 @@ void ew_apply_pointwise(const EwProgram& p, float* data, int64_t n) {
   for (const EwOp& op : p.ops) apply_op(op, t);
 }
 
-// True when every data value read or written by the step's nodes is float32.
+// True when every data value read or written by the step's nodes is float32. Integer values
+// known at build time (axes, shapes, exponents of Pow) are parameters, not data.
 bool all_float32(Builder& b, const Step& step) {
   const CompiledGraph& g = b.graph();
   for (const Node* n : step.originals) {
@@ -873,7 +876,10 @@ bool all_float32(Builder& b, const Step& step) {
       for (const auto& name : *names) {
         if (name.empty()) continue;
         int v = g.find(name);
-        if (v < 0 || b.val(v).dtype != DataType::float32) return false;
+        if (v < 0) return false;
+        if (b.val(v).dtype == DataType::float32) continue;
+        if (names == &n->inputs && is_integer_type(b.val(v).dtype) && b.known(v)) continue;
+        return false;
       }
   }
   return true;

@@ -1001,6 +1001,7 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
   Builder b(g, *inst);
   for (const Step& st : g.steps) {
     if (st.dead) continue;
+    const int step_index = static_cast<int>(&st - g.steps.data());
     // Outputs computable at build time (e.g. from input shapes) become constants.
     bool all_known = true;
     for (int o : st.outputs) {
@@ -1034,6 +1035,7 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
       if (st.spec) note(st.node->label() + " runs on the generic path: " + s.message());
       rollback();
       b.forget_conversions_from(static_cast<int>(snap.values));
+      inst->generic_steps.emplace_back(step_index, st.spec ? s.message() : "the cpu backend has no kernel for this case");
       s = b.generic(st);
       if (!s.is_ok()) {
         rollback();
@@ -1396,6 +1398,36 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     }
   }
   return Status::ok();
+}
+
+std::vector<Plan::Declined> CpuPlan::declined() const {
+  // Names in the plan's graph are the segment's, except float16 outputs widened at compile.
+  auto segment_name = [](std::string name) {
+    const std::string suffix = "__tandem_f32";
+    if (name.size() > suffix.size() && name.ends_with(suffix)) name.resize(name.size() - suffix.size());
+    return name;
+  };
+  auto first_output = [](const Node& n) {
+    for (const std::string& o : n.outputs)
+      if (!o.empty()) return o;
+    return std::string();
+  };
+  std::vector<Declined> out;
+  std::set<std::string> seen;
+  auto add = [&](const Node& n, const std::string& reason) {
+    std::string name = segment_name(first_output(n));
+    if (!name.empty() && seen.insert(name).second) out.push_back({name, reason});
+  };
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  for (const auto& inst : cache_) {
+    if (inst->use_reference) {
+      for (const Node& n : g.graph->nodes) add(n, inst->reference_reason);
+      continue;
+    }
+    for (const auto& [step, reason] : inst->generic_steps)
+      for (const Node* n : g.steps[static_cast<size_t>(step)].originals) add(*n, reason);
+  }
+  return out;
 }
 
 std::string CpuPlan::describe() const {

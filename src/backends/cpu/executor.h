@@ -104,6 +104,9 @@ struct Instance {
   double work = 0;                  // estimated multiply-adds of its oneDNN kernels
   bool use_reference = false;       // run the whole segment on the reference executor
   std::string reference_reason;
+  // Steps that run their original nodes with the reference kernels (the generic path), by
+  // step index, with the reason the fast path declined.
+  std::vector<std::pair<int, std::string>> generic_steps;
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Context>> pool;
@@ -120,6 +123,10 @@ class CpuPlan final : public Plan {
   // The rewritten graph: steps after folding and fusion, then each built instance's kernels
   // with their output shapes and layouts (for `tandem info --optimized`).
   std::string describe() const override;
+  // The original nodes of generic steps (or every node when the segment fell back to the
+  // reference executor) of the instances built so far: at compile, those of the fixed input
+  // signature.
+  std::vector<Declined> declined() const override;
 
   // The instance for the signature of `inputs` (dtypes, shapes, keyed values) built for a team
   // of `threads`, built on first use. compile_graph() calls it with zero tensors when the

@@ -79,7 +79,36 @@ for f in sorted(os.listdir(ref_dir)):
     bad = bad or not ok
 sys.exit(1 if bad else 0)
 PY
+      # tandem's cpu backend on the same fp16 file and input: within 1e-2 of ONNX Runtime, and
+      # every Conv, MatMul and Gemm on cpu.
+      "$tandem" run --backend cpu --input "x=$input" --output-dir "$work/$stem.$mode.tandem" "$converted" >/dev/null
+      "$python" - "$work/$stem.$mode.ort" "$work/$stem.$mode.tandem" <<'PY'
+import os, sys, numpy as np
+ort_dir, got_dir = sys.argv[1], sys.argv[2]
+bad = False
+for f in sorted(os.listdir(ort_dir)):
+    ort = np.load(os.path.join(ort_dir, f))
+    got = np.load(os.path.join(got_dir, f))
+    if ort.shape != got.shape or ort.dtype != got.dtype:
+        print(f"tandem {f}: {got.dtype}{got.shape}, onnxruntime gives {ort.dtype}{ort.shape}")
+        bad = True
+        continue
+    max_abs = float(np.abs(got.astype(np.float64) - ort.astype(np.float64)).max())
+    ok = max_abs <= 1e-2
+    print(f"tandem cpu {f[:-4]} {got.dtype}: max-abs {max_abs:.6g} against onnxruntime on the same file "
+          f"({'within' if ok else 'OUTSIDE'} 1e-2)")
+    bad = bad or not ok
+sys.exit(1 if bad else 0)
+PY
     fi
+    shape=$("$python" -c "import numpy as np, sys; print('x=' + 'x'.join(map(str, np.load(sys.argv[1]).shape)))" \
+      "$src/tests/golden/$golden/input_x.npy")
+    placed=$("$tandem" info --optimized --backend cpu --shape "$shape" "$converted")
+    if grep -E "on reference: \[(Conv|MatMul|Gemm) " <<<"$placed"; then
+      echo "convert_models: $model ($mode) runs a Conv, MatMul or Gemm on reference" >&2
+      exit 1
+    fi
+    grep -q "0 steps on reference kernels" <<<"$placed" || { echo "convert_models: $model ($mode): cpu plan replays reference kernels" >&2; exit 1; }
   done
 done
 echo "convert_models: all converted models pass"

@@ -1169,3 +1169,44 @@ TEST(CpuBackendPlacement, NodesTheCpuPlanCannotRunMoveToReference) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A float16 graph over the op families the cpu backend runs (convolution, transposed
+// convolution, pooling, resize, normalization, reductions, softmax, matrix products, shape
+// ops, elementwise chains) runs wholly on the cpu backend's own kernels.
+TEST(CpuBackendHalf, EveryFamilyRunsInFloat32WithoutReferenceKernels) {
+  REQUIRE_CPU();
+  GraphBuilder b(13);
+  b.input("x", to_half(random_tensor({1, 4, 8, 8}, 1400)));
+  b.init("w", to_half(random_tensor({8, 4, 3, 3}, 1401, -0.3f, 0.3f)));
+  b.init("wt", to_half(random_tensor({8, 4, 2, 2}, 1402, -0.3f, 0.3f)));
+  b.init("g", to_half(random_tensor({4}, 1403, 0.5f, 1.5f))).init("be", to_half(random_tensor({4}, 1404)));
+  b.init("m", to_half(random_tensor({4}, 1405))).init("v", to_half(random_tensor({4}, 1406, 0.5f, 1.5f)));
+  b.init("scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2}));
+  b.init("fc", to_half(random_tensor({16, 5}, 1407, -0.3f, 0.3f)));
+  b.init("shape", Tensor::from_vector<int64_t>({3}, {1, 4, 16}));
+  b.init("axes", Tensor::from_vector<int64_t>({1}, {2}));
+  b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+  b.node("HardSwish", {"c"}, {"h"});
+  b.node("ConvTranspose", {"h", "wt"}, {"ct"}, {{"strides", attr_ints({2, 2})}});
+  b.node("MaxPool", {"ct"}, {"p"}, {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}});
+  b.node("BatchNormalization", {"p", "g", "be", "m", "v"}, {"bn"});
+  b.node("Resize", {"bn", "", "scales"}, {"rs"}, {{"mode", attr_string("nearest")}});
+  b.node("AveragePool", {"rs"}, {"ap"}, {{"kernel_shape", attr_ints({4, 4})}, {"strides", attr_ints({4, 4})}});
+  b.node("Reshape", {"ap", "shape"}, {"flat"});
+  b.node("MatMul", {"flat", "fc"}, {"mm"});
+  b.node("Softmax", {"mm"}, {"sm"}, {{"axis", attr_int(-1)}});
+  b.node("ReduceSum", {"sm", "axes"}, {"rsum"}, {{"keepdims", attr_int(1)}});
+  b.node("Sub", {"sm", "rsum"}, {"d"}).node("Tanh", {"d"}, {"y"}).output("y");
+  auto placed = PlacedModel::create(b.graph(), {cpu(), ref()});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+  for (const NodePlacement& np : (*placed)->report().nodes) EXPECT_EQ(np.backend, "cpu") << np.node;
+  const std::string text = (*placed)->describe();
+  EXPECT_NE(text.find(" 0 steps on reference kernels"), std::string::npos) << text;
+  expect_matches_reference(b, "fp16 families", true, Tolerance{2e-2, 2e-2});
+}
+
+}  // namespace
+}  // namespace tandem

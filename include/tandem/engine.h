@@ -5,12 +5,13 @@
 //   auto result = (*engine)->infer(*model, {{"x", tandem::Value::of(x)}}, {.timeout_ms = 200});
 //   result->outputs.at("y"); result->backend;  // which backend answered
 //
-// Prepare loads the model, compiles one *route* per allowed backend B (a placement of the
-// model on [B, reference], so nodes B declines run on the reference backend; the last route
-// is the reference backend alone), runs warm-up requests to measure each route's latency,
-// and derives from it the time budget after which a call on that route is abandoned.
-// Infer walks the routes in order: a route whose circuit breaker is open is skipped, a call
-// that fails (or overruns its budget) is retried on the next route within the same deadline.
+// Prepare loads the model, compiles a chain of *routes* (a route is a backend at a precision,
+// "cpu@bf16", "cpu", placed on [backend, reference] so that nodes the backend declines run on
+// the reference backend; the last route is the reference backend alone), runs warm-up
+// requests to measure each route's latency, and derives from it the time budget after which a
+// call on that route is abandoned. Infer walks the routes in order: a route whose circuit
+// breaker is open is skipped, a call that fails (or overruns its budget) is retried on the
+// next route within the same deadline; optionally a slow call is hedged on the next route.
 // Strict mode never leaves the first route. See docs/engine.md for the design and defaults.
 //
 // Ownership and lifetime: an Engine is owned by its creator. A PreparedModel is shared
@@ -128,15 +129,28 @@ struct PrepareOptions {
   // (symbolic dims become 1 for warm-up).
   std::map<std::string, std::vector<int64_t>> input_shapes;
   BreakerOptions breaker;
-  // Fault injection in front of the first allowed backend, e.g. "error=0.3,hang_ms=500" (see
-  // src/engine/faulty_backend.h). When that backend is the reference, the faulty wrapper
-  // becomes a route of its own in front of the plain reference route.
+  // The route chain, e.g. {"cpu@bf16", "cpu@fp32", "reference"} (a route is a backend at a
+  // precision; "cpu" is "cpu@fp32"). Empty: the default chain from `precision` and what the
+  // backends support natively (src/engine/routes.h); the reference route is appended when
+  // missing and must be last. A route whose backend cannot honour its precision natively
+  // fails prepare with `unsupported`.
+  std::vector<std::string> routes;
+  // Hedging: when a call has run past its route's `hedge_quantile` latency (measured, at
+  // least 20 answers, else the warm-up estimate) with no answer, the request also starts on
+  // the next admitted route; the first good answer wins and the other call is cancelled.
+  bool hedging = false;
+  double hedge_quantile = 0.95;
+  // Fault injection in front of one route, e.g. "route=cpu@bf16,error=0.3,hang_ms=500" (see
+  // src/engine/faulty_backend.h); without route=, the first route. When that route is the
+  // reference, the faulty wrapper becomes a route of its own in front of the plain reference.
   std::string fault_injection;
   int warmup_runs = 3;                  // per route; 0 skips warm-up (budgets then learn online)
   double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
   double min_attempt_budget_ms = 50;    // ... but never before this
   double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet
-  double fallback_reserve_multiplier = 2;  // keep this x the reference route's estimate for fallback
+  // Time kept back for a later route: this x its estimate, for the first later route that can
+  // still answer in time (the slow last resort only when no faster route fits).
+  double fallback_reserve_multiplier = 2;
   uint64_t seed = 0;                    // warm-up inputs, parity sampling, fault injection
   std::shared_ptr<const Clock> clock;   // null: steady_clock_source()
 };

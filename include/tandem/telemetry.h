@@ -100,6 +100,9 @@ struct BackendTelemetry {
   ParityTelemetry parity;
   uint64_t hung_calls = 0;        // abandoned calls still running now (bounded by a cap)
   uint64_t abandoned_calls = 0;   // calls abandoned at their time budget, ever
+  uint64_t hedged = 0;            // slow calls on this route whose request was also started on the next
+  uint64_t hedge_wins = 0;        // hedged requests this route answered first (as the second call)
+  std::string precision = "fp32"; // the precision the route computes in
   uint64_t worker_threads = 0;    // threads alive in this backend's worker pool
   double sla_estimate_ms = 0;     // warm-up estimate (0 when it could not be measured)
   double attempt_budget_ms = 0;   // the time budget a call gets before it is abandoned

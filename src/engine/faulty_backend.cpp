@@ -67,6 +67,7 @@ std::string FaultSpec::to_string() const {
   if (fail_after >= 0) add("fail_after=" + std::to_string(fail_after));
   if (recover_after_s >= 0 && !s.empty()) add("recover_after_s=" + fmt(recover_after_s));
   if (seed != 0 && !s.empty()) add("seed=" + std::to_string(seed));
+  if (!route.empty() && !s.empty()) s = "route=" + route + "," + s;
   return s;
 }
 
@@ -100,19 +101,25 @@ Result<FaultSpec> parse_fault_spec(std::string_view text) {
       spec.fail_after = static_cast<int64_t>(v);
     } else if (key == "recover_after_s") {
       TANDEM_ASSIGN_OR_RETURN(spec.recover_after_s, parse_number(key, value, 0, kBig));
+    } else if (key == "route") {
+      if (value.empty()) return invalid_argument("fault spec: route= names no route");
+      spec.route = value;
     } else if (key == "seed") {
       TANDEM_ASSIGN_OR_RETURN(double v, parse_number(key, value, 0, 9e15));
       spec.seed = static_cast<uint64_t>(v);
     } else {
       return invalid_argument("fault spec: unknown key '" + key +
-                              "' (known: error, hang, hang_ms, latency_ms, nan, fail_after, recover_after_s, seed)");
+                              "' (known: route, error, hang, hang_ms, latency_ms, nan, fail_after, recover_after_s, seed)");
     }
   }
   return spec;
 }
 
-FaultyBackend::FaultyBackend(Backend* inner, FaultSpec spec, std::shared_ptr<const Clock> clock)
-    : inner_(inner), spec_(spec), clock_(std::move(clock)), name_("faulty(" + std::string(inner->name()) + ")") {}
+FaultyBackend::FaultyBackend(Backend* inner, FaultSpec spec, std::shared_ptr<const Clock> clock, std::string label)
+    : inner_(inner),
+      spec_(spec),
+      clock_(std::move(clock)),
+      name_("faulty(" + (label.empty() ? std::string(inner->name()) : label) + ")") {}
 
 FaultyBackend::~FaultyBackend() { shutdown(); }
 

@@ -40,6 +40,7 @@ struct FaultSpec {
   int64_t fail_after = -1;      // < 0: off
   double recover_after_s = -1;  // < 0: never recovers
   uint64_t seed = 0;
+  std::string route;  // the route to wrap ("cpu@bf16"); empty: the first route
   // The canonical spec text (keys in a fixed order, defaults omitted); "" when no fault is set.
   std::string to_string() const;
 };
@@ -56,8 +57,9 @@ class FaultyBackend final : public Backend {
     uint64_t nans = 0;
   };
 
-  // `clock` may be null (steady clock); it times recover_after_s.
-  FaultyBackend(Backend* inner, FaultSpec spec, std::shared_ptr<const Clock> clock = nullptr);
+  // `clock` may be null (steady clock); it times recover_after_s. `label` names what is
+  // wrapped in name() ("faulty(<label>)"); empty: the inner backend's name.
+  FaultyBackend(Backend* inner, FaultSpec spec, std::shared_ptr<const Clock> clock = nullptr, std::string label = "");
   ~FaultyBackend() override;
 
   std::string_view name() const override { return name_; }

@@ -14,9 +14,9 @@ Value deep_copy(const Value& v) {
   return out;
 }
 
-ParitySampler::ParitySampler(int capacity, ParityBudget budget, RunFn reference, ResultFn on_result)
+ParitySampler::ParitySampler(int capacity, std::vector<ParityBudget> budgets, RunFn reference, ResultFn on_result)
     : capacity_(std::max(1, capacity)),
-      budget_(budget),
+      budgets_(budgets.empty() ? std::vector<ParityBudget>{ParityBudget{}} : std::move(budgets)),
       reference_(std::move(reference)),
       on_result_(std::move(on_result)) {
   thread_ = std::thread([this] { loop(); });
@@ -62,7 +62,7 @@ void ParitySampler::loop() {
     Status st = reference_(s.inputs, &expected, control);
     ParityResult r;
     if (st.is_ok()) {
-      r = compare(expected, s.outputs, budget_);
+      r = compare(expected, s.outputs, budgets_[std::min(static_cast<size_t>(std::max(s.route, 0)), budgets_.size() - 1)]);
     } else {
       r.ok = false;
       r.error = st;

@@ -39,7 +39,8 @@ class ParitySampler {
   using RunFn = std::function<Status(const std::vector<Value>&, std::vector<Value>*, const RunControl&)>;
   using ResultFn = std::function<void(const ParityResult&)>;
 
-  ParitySampler(int capacity, ParityBudget budget, RunFn reference, ResultFn on_result);
+  // `budgets[r]`: the budget of samples from route r (the last entry for routes beyond it).
+  ParitySampler(int capacity, std::vector<ParityBudget> budgets, RunFn reference, ResultFn on_result);
   ~ParitySampler();
 
   // Queues a sample of a request served by `route`. False (and nothing queued) when full.
@@ -59,7 +60,7 @@ class ParitySampler {
   void loop();
 
   const int capacity_;
-  const ParityBudget budget_;
+  const std::vector<ParityBudget> budgets_;
   RunFn reference_;
   ResultFn on_result_;
   std::mutex mu_;

@@ -137,6 +137,9 @@ nlohmann::json telemetry_json(const ModelTelemetry& t) {
           {"max_rmse", json_number(b.parity.max_rmse)}}},
         {"hung_calls", b.hung_calls},
         {"abandoned_calls", b.abandoned_calls},
+        {"hedged", b.hedged},
+        {"hedge_wins", b.hedge_wins},
+        {"precision", b.precision},
         {"worker_threads", b.worker_threads},
         {"sla_estimate_ms", b.sla_estimate_ms},
         {"attempt_budget_ms", b.attempt_budget_ms},
@@ -265,6 +268,8 @@ std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models) {
   ex.family("tandem_backend_dispatch_share", "gauge", "fraction of the model's answers served by a backend");
   ex.family("tandem_backend_hung_calls", "gauge", "abandoned backend calls still running");
   ex.family("tandem_backend_abandoned_calls_total", "counter", "backend calls abandoned at their time budget");
+  ex.family("tandem_backend_hedged_total", "counter", "slow calls whose request was also started on the next route");
+  ex.family("tandem_backend_hedge_wins_total", "counter", "hedged requests a route answered first");
   ex.family("tandem_backend_worker_threads", "gauge", "threads in a backend's worker pool");
   ex.family("tandem_backend_sla_estimate_seconds", "gauge", "latency estimate measured at warm-up");
   ex.family("tandem_backend_attempt_budget_seconds", "gauge", "time a call may run before it is abandoned");
@@ -313,6 +318,8 @@ std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models) {
       ex.sample("tandem_backend_dispatch_share", "", bl, b.dispatch_share);
       ex.sample("tandem_backend_hung_calls", "", bl, static_cast<double>(b.hung_calls));
       ex.sample("tandem_backend_abandoned_calls_total", "", bl, static_cast<double>(b.abandoned_calls));
+      ex.sample("tandem_backend_hedged_total", "", bl, static_cast<double>(b.hedged));
+      ex.sample("tandem_backend_hedge_wins_total", "", bl, static_cast<double>(b.hedge_wins));
       ex.sample("tandem_backend_worker_threads", "", bl, static_cast<double>(b.worker_threads));
       ex.sample("tandem_backend_sla_estimate_seconds", "", bl, b.sla_estimate_ms / 1e3);
       ex.sample("tandem_backend_attempt_budget_seconds", "", bl, b.attempt_budget_ms / 1e3);

@@ -1,0 +1,127 @@
+// prepared_model_impl.h: the prepared model's internals, shared by its source files:
+// prepared_model.cpp (prepare: the route chain, placement per route, warm-up, cache key),
+// prepared_model_infer.cpp (the request path: budgets, fallback, hedging, parity sampling)
+// and prepared_model_report.cpp (capabilities, telemetry). Not part of any interface.
+// Thread-safety: as documented on each member.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/breaker.h"
+#include "engine/faulty_backend.h"
+#include "engine/parity_sampler.h"
+#include "engine/placement.h"
+#include "engine/prepared_model.h"
+#include "engine/worker_pool.h"
+
+namespace tandem::engine_internal {
+
+using SteadyClock = std::chrono::steady_clock;
+
+inline double ms_between(SteadyClock::time_point a, SteadyClock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+inline SteadyClock::duration ms_duration(double ms) {
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double, std::milli>(ms));
+}
+
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+
+// Non-finite values in float outputs; `where` names the first output that has one.
+bool all_finite(const std::vector<Value>& outputs, const std::vector<ValueInfo>& names, std::string* where);
+
+// A failure that says something about the caller's request rather than the backend.
+inline bool is_request_error(StatusCode c) { return c == StatusCode::invalid_argument || c == StatusCode::invalid_model; }
+
+
+// One way to run the model: a placement over [backend, reference] (or reference alone).
+// Shared with worker threads, so a hung call keeps it alive after the model is gone.
+struct Route {
+  std::string name;      // "cpu@bf16", "cpu", "faulty(cpu@bf16)", "reference"
+  std::string backend;   // the first backend of its placement order, as placement names it
+  Precision precision = Precision::fp32;
+  std::unique_ptr<PlacedModel> placed;
+  std::shared_ptr<FaultyBackend> faulty;  // set on the fault-injected route
+  bool reference_only = false;
+};
+
+struct RouteSlot {
+  std::shared_ptr<Route> route;
+  std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<CircuitBreaker> breaker;
+  double estimate_ms = 0;  // warm-up estimate; 0 when not measured
+  ParityBudget parity_budget;  // samples of this route's answers are held to it
+  mutable std::mutex mu;   // guards everything below
+  uint64_t hedged = 0, hedge_wins = 0;
+  uint64_t requests = 0, successes = 0, served = 0, sla_breaches = 0;
+  std::map<std::string, uint64_t> failures, fallbacks;
+  LatencyHistogram latency;
+  double queue_s = 0, compute_s = 0;
+  ParityTelemetry parity;
+};
+
+class PreparedModelImpl final : public PreparedModel {
+ public:
+  ~PreparedModelImpl() override {
+    parity_.reset();  // joins the parity thread
+    for (auto& r : routes_)
+      if (r->route->faulty) r->route->faulty->shutdown();  // release injected hangs
+    for (auto& r : routes_) r->pool.reset();               // stops the workers
+  }
+
+  const IoSchema& io_schema() const override { return schema_; }
+  const std::string& cache_key() const override { return cache_key_; }
+  const std::string& cache_key_text() const override { return cache_key_text_; }
+  const SlaEstimate& sla_estimate() const override { return sla_; }
+  const PlacementInfo& placement() const override { return placement_; }
+  const std::string& name() const override { return name_; }
+  Result<InferResult> infer(const std::map<std::string, Value>& inputs, const InferOptions& options) override;
+  Capabilities capabilities() const override;
+  ModelTelemetry telemetry() const override;
+  bool drain_parity(double timeout_ms) override { return parity_ ? parity_->drain(timeout_ms) : true; }
+
+  static Result<std::shared_ptr<PreparedModel>> create(const Model& model, const std::string& sha,
+                                                       const std::string& default_name, const PrepareOptions& o,
+                                                       const PrepareContext& ctx);
+
+ private:
+  double estimate_ms(const RouteSlot& s) const;
+  double attempt_budget_ms(const RouteSlot& s) const;
+  Status warm_up(std::string* note);
+  void on_parity(const ParityResult& r);
+  Result<InferResult> fail(Status s, SteadyClock::time_point t0, const InferTimings& timings);
+
+  std::string name_;
+  PrepareOptions opts_;
+  std::shared_ptr<const Clock> clock_;
+  std::shared_ptr<const Graph> graph_;
+  IoSchema schema_;
+  std::string cache_key_, cache_key_text_;
+  SlaEstimate sla_;
+  PlacementInfo placement_;
+  uint64_t arena_bytes_ = 0;
+  std::vector<std::unique_ptr<RouteSlot>> routes_;
+  std::unique_ptr<ParitySampler> parity_;
+  std::atomic<uint64_t> request_counter_{0};
+
+  mutable std::mutex mu_;  // model-level counters below
+  uint64_t requests_ = 0, succeeded_ = 0, failed_ = 0, fallbacks_ = 0;
+  std::map<std::string, uint64_t> failures_;
+  LatencyHistogram latency_;
+  double queue_s_ = 0, compute_s_ = 0;
+};
+
+
+}  // namespace tandem::engine_internal

@@ -1,0 +1,57 @@
+// routes.h: the chain of routes a prepared model falls back along, and the time each attempt
+// may take.
+//
+// A route is a backend at a precision: "cpu@bf16", "cpu" (float32 needs no suffix; "cpu@fp32"
+// names the same route), "reference". A prepared model tries its routes in order; each has its
+// own circuit breaker, worker pool, time budget, telemetry label and parity budget. The last
+// route is the answer of last resort.
+//
+// The default chain, from the requested precision and what the machine supports: for each
+// allowed backend in the engine's order, the route at the requested precision when the
+// backend honours it natively, then the backend in float32; then the reference backend. With
+// precision fp32 that is [cpu, reference]; with bf16 on a CPU that has it, [cpu@bf16, cpu,
+// reference]; without it, [cpu, reference] and a note saying why.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tandem/precision.h"
+#include "tandem/status.h"
+
+namespace tandem {
+
+class Backend;
+
+struct RouteSpec {
+  std::string backend;  // the registry name ("cpu", "reference")
+  Precision precision = Precision::fp32;
+  // "cpu@bf16", or the backend alone for float32.
+  std::string name() const;
+};
+
+// Parses "cpu@bf16", "cpu@fp32", "cpu". Errors: invalid_argument naming the text.
+Result<RouteSpec> parse_route(std::string_view text);
+// Parses a comma-separated list ("cpu@bf16,cpu@fp32,reference").
+Result<std::vector<RouteSpec>> parse_routes(std::string_view text);
+
+// The default chain over `backends` (engine order, reference excluded) for `precision`, with
+// the reference route last. Routes a backend cannot honour are left out and explained in
+// `notes` (one line each).
+std::vector<RouteSpec> default_chain(const std::vector<Backend*>& backends, Precision precision,
+                                     std::vector<std::string>* notes);
+
+// The time an attempt on route `index` may take, in ms. `remaining_ms` is what is left of the
+// request's deadline (infinity: none); `own_budget_ms` the route's budget from its estimate;
+// `later_reserve_ms[j]` the time route index+1+j needs to answer (its estimate times the
+// reserve multiplier, plus slack; <= 0 when unknown). Time is kept back for the first later
+// route that can still answer within what remains after this attempt's own estimate
+// (`own_estimate_ms`), and for nothing else: the slow last resort is reserved only when no
+// faster route fits. The last route gets all that remains.
+double attempt_time_ms(size_t index, size_t routes, double remaining_ms, double own_budget_ms,
+                       double own_estimate_ms, const std::vector<double>& later_reserve_ms);
+
+}  // namespace tandem

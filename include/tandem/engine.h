@@ -140,16 +140,18 @@ struct PrepareOptions {
   // the next admitted route; the first good answer wins and the other call is cancelled.
   bool hedging = false;
   double hedge_quantile = 0.95;
-  // Fault injection in front of one route, e.g. "route=cpu@bf16,error=0.3,hang_ms=500" (see
-  // src/engine/faulty_backend.h); without route=, the first route. When that route is the
-  // reference, the faulty wrapper becomes a route of its own in front of the plain reference.
+  // Fault injection in front of a route, e.g. "route=cpu@bf16,error=0.3,hang_ms=500" (see
+  // src/engine/faulty_backend.h); without route=, the first route. Several specs, separated by
+  // ';', wrap several routes. When the last route (the reference) is named, the faulty wrapper
+  // becomes a route of its own in front of the plain reference.
   std::string fault_injection;
   int warmup_runs = 3;                  // per route; 0 skips warm-up (budgets then learn online)
   double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
   double min_attempt_budget_ms = 50;    // ... but never before this
   double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet
-  // Time kept back for a later route: this x its estimate, for the first later route that can
-  // still answer in time (the slow last resort only when no faster route fits).
+  // Time kept back for a later route: this x its usual (median) latency + 0.5 ms, for the
+  // first later route that fits in what remains (the slow last resort only when no faster
+  // route fits).
   double fallback_reserve_multiplier = 2;
   uint64_t seed = 0;                    // warm-up inputs, parity sampling, fault injection
   std::shared_ptr<const Clock> clock;   // null: steady_clock_source()

@@ -32,6 +32,7 @@ struct RunOptions {
   std::string metrics_json;
   bool backend_given = false;
   std::string precision = "fp32";
+  std::string routes;
 };
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -80,9 +81,9 @@ int run_command(const RunOptions& o) {
   }
   auto bound = bind_inputs(g, provided);
   if (!bound) return fail(cmd, bound.status().message(), 2);
-  if (!o.units.empty() || o.strict || !o.inject.empty() || !o.metrics_json.empty()) {
+  if (!o.units.empty() || o.strict || !o.inject.empty() || !o.metrics_json.empty() || !o.routes.empty()) {
     EngineRunRequest er{o.model, o.backend_given ? o.backend : "", o.units, o.strict, o.inject, o.metrics_json,
-                        o.output_dir, *shapes, provided, load_ms, *precision};
+                        o.output_dir, *shapes, provided, load_ms, *precision, o.routes};
     return run_with_engine(er);
   }
 
@@ -144,6 +145,7 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
   cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--routes", o->routes, "Run through the engine on this route chain, e.g. cpu@bf16,cpu@fp32,reference");
   cmd->add_option("--units", o->units, "Run through the engine on these compute units (all, cpu_only, cpu_and_gpu)");
   cmd->add_flag("--strict", o->strict, "Run through the engine; never serve from another backend");
   cmd->add_option("--inject", o->inject, "Run through the engine with fault injection, e.g. error=0.3");

@@ -1,3 +1,4 @@
+#include "engine/routes.h"
 #include "cli/run_engine.h"
 
 #include <chrono>
@@ -22,6 +23,11 @@ int run_with_engine(const EngineRunRequest& r) {
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
   po.precision = r.precision;
+  if (!r.routes.empty()) {
+    auto routes = parse_routes(r.routes);
+    if (!routes) return fail("run", "--routes: " + routes.status().message(), 2);
+    for (const RouteSpec& route : *routes) po.routes.push_back(route.name());
+  }
   if (!r.units.empty()) {
     auto u = parse_compute_units(r.units);
     if (!u) return fail(cmd, u.status().message(), 2);

@@ -22,6 +22,7 @@ struct EngineRunRequest {
   std::map<std::string, Value> inputs;
   double load_ms = 0;
   Precision precision = Precision::fp32;
+  std::string routes;  // "" : the default chain
 };
 
 // Prepares, runs once, prints outputs like `tandem run`; returns the exit code.

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/routes.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "engine/inputs.h"
@@ -44,6 +45,8 @@ struct SoakOptions {
   int warmup = 20;
   bool quiet = false;
   std::string precision = "fp32";
+  std::string routes;  // "cpu@bf16,cpu@fp32,reference"; empty: the default chain
+  bool hedging = false;
   double parity_max_abs = -1;  // < 0: the precision's default budget
   double parity_rmse = -1;
 };
@@ -76,6 +79,12 @@ int soak_command(const SoakOptions& o) {
   po.output_guard = o.output_guard;
   po.seed = o.seed;
   po.precision = *precision;
+  if (!o.routes.empty()) {
+    auto routes = parse_routes(o.routes);
+    if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
+    for (const RouteSpec& r : *routes) po.routes.push_back(r.name());
+  }
+  po.hedging = o.hedging;
   if (o.parity_max_abs >= 0 || o.parity_rmse >= 0) {
     ParityBudget budget = default_parity_budget(*precision);
     if (o.parity_max_abs >= 0) budget.max_abs = o.parity_max_abs;
@@ -293,11 +302,14 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   cmd->add_option("model", o->model, "ONNX model file")->required();
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x48x192; repeatable");
   cmd->add_option("--units", o->units, "Compute units: all, cpu_only, cpu_and_gpu, cpu_and_ne");
-  cmd->add_option("--inject", o->inject, "Fault injection on the first backend, e.g. error=0.3,hang=0.01,hang_ms=5000");
+  cmd->add_option("--inject", o->inject,
+                  "Fault injection on one route, e.g. route=cpu@bf16,error=0.3,hang=0.01,hang_ms=5000 (default: the first)");
   cmd->add_flag("--strict", o->strict, "Never serve from another backend; return the typed error");
   cmd->add_option("--deadline-ms", o->deadline_ms, "Deadline of each request in ms (default: none)");
   cmd->add_option("--parity-sample", o->parity_sample, "Fraction of answers re-run on the reference backend");
   cmd->add_option("--precision", o->precision, "Lowest precision the backends may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--routes", o->routes, "Route chain, e.g. cpu@bf16,cpu@fp32,reference (default: from --precision)");
+  cmd->add_flag("--hedge", o->hedging, "Also start a slow request on the next route after its p95; first answer wins");
   cmd->add_option("--parity-max-abs", o->parity_max_abs,
                   "Parity budget: max absolute error (default: 1e-3 for fp32, 1e-2 for bf16/fp16)");
   cmd->add_option("--parity-rmse", o->parity_rmse, "Parity budget: RMSE (default: 1e-4 for fp32, 1e-3 for bf16/fp16)");

@@ -129,6 +129,7 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   const int runs = std::max(0, opts_.warmup_runs);
   for (auto& slot : routes_) {
     double worst = 0;
+    std::vector<double> measured;
     bool ok = runs > 0;
     for (int k = 0; k < runs && ok; ++k) {
       RunControl control;
@@ -143,10 +144,15 @@ Status PreparedModelImpl::warm_up(std::string* note) {
         break;
       }
       // The first run pays for cold caches; later runs make the estimate (the slowest of them).
-      if (k > 0 || runs == 1) worst = std::max(worst, ms);
+      if (k > 0 || runs == 1) {
+        worst = std::max(worst, ms);
+        measured.push_back(ms);
+      }
     }
     if (ok) {
       slot->estimate_ms = worst;
+      std::sort(measured.begin(), measured.end());
+      slot->typical_ms = measured[measured.size() / 2];
       sla_.per_backend_ms[slot->route->name] = worst;
     }
   }
@@ -206,38 +212,42 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
       if (!known) return invalid_argument("route '" + text + "': backend '" + r.backend + "' is not allowed here");
       if (std::any_of(chain.begin(), chain.end(), [&](const RouteSpec& c) { return c.name() == r.name(); }))
         return invalid_argument("route '" + r.name() + "' appears twice");
-      if (!chain.empty() && chain.back().backend == "reference")
+      if (!chain.empty() && chain.back().name() == "reference")
         return invalid_argument("route '" + r.name() + "' comes after the reference route, which must be last");
       chain.push_back(r);
     }
-    if (chain.back().backend != "reference") chain.push_back({"reference", Precision::fp32});
+    if (chain.back().name() != "reference") chain.push_back({"reference", Precision::fp32});
   }
   auto backend_of = [&](const RouteSpec& r) {
     if (r.backend == "reference") return reference;
     return *std::find_if(allowed.begin(), allowed.end(), [&](Backend* b) { return b->name() == r.backend; });
   };
 
-  FaultSpec spec;
-  if (!o.fault_injection.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(spec, parse_fault_spec(o.fault_injection));
-  }
-  // The faulty route: the one fault injection names, else the first.
-  std::shared_ptr<FaultyBackend> faulty;
-  size_t faulty_at = 0;
-  if (!spec.to_string().empty()) {
+  // Fault injection: one spec, or several separated by ';', each wrapping the route it names
+  // (route=...; without it, the first route).
+  std::map<size_t, std::shared_ptr<FaultyBackend>> faulty;
+  for (size_t pos = 0; pos < o.fault_injection.size();) {
+    size_t end = o.fault_injection.find(';', pos);
+    if (end == std::string::npos) end = o.fault_injection.size();
+    const std::string text = o.fault_injection.substr(pos, end - pos);
+    pos = end + 1;
+    TANDEM_ASSIGN_OR_RETURN(FaultSpec spec, parse_fault_spec(text));
+    if (spec.to_string().empty()) continue;
+    size_t at = 0;
     if (!spec.route.empty()) {
       auto target = parse_route(spec.route);
       if (!target) return invalid_argument("fault injection: " + target.status().message());
       auto it = std::find_if(chain.begin(), chain.end(), [&](const RouteSpec& r) { return r.name() == target->name(); });
       if (it == chain.end()) return invalid_argument("fault injection: no route '" + target->name() + "' in this chain");
-      faulty_at = static_cast<size_t>(it - chain.begin());
+      at = static_cast<size_t>(it - chain.begin());
     }
-    faulty = std::make_shared<FaultyBackend>(backend_of(chain[faulty_at]), spec, m->clock_, chain[faulty_at].name());
+    if (faulty.count(at)) return invalid_argument("fault injection: route '" + chain[at].name() + "' is named twice");
+    faulty[at] = std::make_shared<FaultyBackend>(backend_of(chain[at]), spec, m->clock_, chain[at].name());
   }
 
   // One route per chain entry: [B, reference] at the entry's precision; the last is reference
-  // alone. The faulty route wraps its backend (a faulty reference route comes in front of the
-  // plain reference route).
+  // alone. A faulty route wraps its backend; a faulty last route (the reference) comes in
+  // front of a plain one, so that something always answers.
   struct Plan {
     Backend* first;
     RouteSpec spec;
@@ -245,9 +255,9 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   };
   std::vector<Plan> plans;
   for (size_t i = 0; i < chain.size(); ++i) {
-    if (faulty && i == faulty_at) {
-      plans.push_back(Plan{faulty.get(), chain[i], faulty});
-      if (chain[i].backend != "reference") continue;
+    if (auto f = faulty.find(i); f != faulty.end()) {
+      plans.push_back(Plan{f->second.get(), chain[i], f->second});
+      if (i + 1 < chain.size()) continue;
     }
     plans.push_back(Plan{backend_of(chain[i]), chain[i], nullptr});
   }
@@ -297,7 +307,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   std::string note;
   TANDEM_RETURN_IF_ERROR(m->warm_up(&note));
   m->sla_.note = note;
-  if (faulty) faulty->arm();
+  for (auto& [at, f] : faulty) f->arm();
 
   // The cache key.
   std::string text = "tandem-cache-key-v1\n";

@@ -61,7 +61,8 @@ struct RouteSlot {
   std::shared_ptr<Route> route;
   std::unique_ptr<WorkerPool> pool;
   std::unique_ptr<CircuitBreaker> breaker;
-  double estimate_ms = 0;  // warm-up estimate; 0 when not measured
+  double estimate_ms = 0;  // warm-up estimate (the slowest warm run); 0 when not measured
+  double typical_ms = 0;   // the median warm run; 0 when not measured
   ParityBudget parity_budget;  // samples of this route's answers are held to it
   mutable std::mutex mu;   // guards everything below
   uint64_t hedged = 0, hedge_wins = 0;
@@ -99,6 +100,13 @@ class PreparedModelImpl final : public PreparedModel {
  private:
   double estimate_ms(const RouteSlot& s) const;
   double attempt_budget_ms(const RouteSlot& s) const;
+  // How long a call on `s` runs before hedging starts the request on the next route: the
+  // route's PrepareOptions::hedge_quantile latency once 20 answers are measured, else its
+  // warm-up estimate; 0 when unknown (no hedge).
+  double hedge_after_ms(const RouteSlot& s) const;
+  // A route's usual latency: its median answer once 20 are measured, else its median warm
+  // run; 0 when unknown. Time kept back for a route is this x fallback_reserve_multiplier.
+  double typical_ms(const RouteSlot& s) const;
   Status warm_up(std::string* note);
   void on_parity(const ParityResult& r);
   Result<InferResult> fail(Status s, SteadyClock::time_point t0, const InferTimings& timings);

@@ -2,6 +2,7 @@
 // and parity sampling (see prepared_model_impl.h).
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "engine/inputs.h"
 #include "engine/prepared_model_impl.h"
@@ -14,6 +15,22 @@ double PreparedModelImpl::estimate_ms(const RouteSlot& s) const {
   std::lock_guard<std::mutex> lock(s.mu);
   if (s.latency.count() >= 20) e = std::max(e, s.latency.quantile_ms(0.99));
   return e;
+}
+
+double PreparedModelImpl::typical_ms(const RouteSlot& s) const {
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.latency.count() >= 20) return s.latency.quantile_ms(0.5);
+  }
+  return s.typical_ms;
+}
+
+double PreparedModelImpl::hedge_after_ms(const RouteSlot& s) const {
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.latency.count() >= 20) return s.latency.quantile_ms(opts_.hedge_quantile);
+  }
+  return s.estimate_ms;
 }
 
 double PreparedModelImpl::attempt_budget_ms(const RouteSlot& s) const {
@@ -48,7 +65,6 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
 
   const bool strict = opts_.fallback == FallbackPolicy::strict;
   const size_t n_routes = strict ? 1 : routes_.size();
-  const RouteSlot& last_slot = *routes_.back();
   std::string reasons;
   Status last_error;
   int attempts = 0;
@@ -60,11 +76,170 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     reasons += (reasons.empty() ? "" : "; ") + s.route->name + ": " + (detail.empty() ? kind : detail);
   };
 
+  // One call on one route.
+  struct Attempt {
+    size_t index = 0;
+    RouteSlot* slot = nullptr;
+    CircuitBreaker::Admission admission;
+    std::shared_ptr<WorkerPool::Call> call;  // null: the submit failed (outcome says why)
+    double budget_ms = 0;
+    SteadyClock::time_point call_deadline;
+    bool resolved = false;  // the outcome below is final
+    Status outcome;
+    std::vector<Value> outputs;
+    double queue_ms = 0, compute_ms = 0;
+  };
+  // The time route `index` may take now (routes.h), or <= 0 when there is none.
+  auto budget_for = [&](size_t index, SteadyClock::time_point now) {
+    const RouteSlot& s = *routes_[index];
+    const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
+    if (strict) return std::min(attempt_budget_ms(s), remaining_ms);
+    std::vector<double> later;
+    for (size_t j = index + 1; j < n_routes; ++j) {
+      const double e = typical_ms(*routes_[j]);
+      later.push_back(e > 0 ? e * opts_.fallback_reserve_multiplier + 0.5 : 0.0);
+    }
+    return attempt_time_ms(index, n_routes, remaining_ms, attempt_budget_ms(s), later);
+  };
+  auto start = [&](size_t index, CircuitBreaker::Admission admission, double budget_ms, SteadyClock::time_point now) {
+    Attempt a;
+    a.index = index;
+    a.slot = routes_[index].get();
+    a.admission = admission;
+    a.budget_ms = budget_ms;
+    a.call_deadline = std::isinf(budget_ms) ? SteadyClock::time_point::max() : now + ms_duration(budget_ms);
+    std::shared_ptr<Route> route = a.slot->route;
+    std::vector<Value> call_inputs = *bound;
+    auto call = a.slot->pool->submit(
+        [route, call_inputs = std::move(call_inputs)](const RunControl& c, std::vector<Value>* out) {
+          return route->placed->run(call_inputs, out, c);
+        },
+        a.call_deadline);
+    attempts++;
+    if (call) {
+      a.call = *call;
+    } else {
+      a.resolved = true;
+      a.outcome = call.status();
+    }
+    return a;
+  };
+  // Reads a finished call's outcome (checks the outputs).
+  auto take = [&](Attempt& a) {
+    a.resolved = true;
+    a.outcome = a.call->status;
+    a.outputs = std::move(a.call->outputs);
+    const std::string& name = a.slot->route->name;
+    if (a.outcome.is_ok() && a.outputs.size() != graph_->outputs.size())
+      a.outcome = internal_error("[" + name + "] returned " + std::to_string(a.outputs.size()) + " outputs, expected " +
+                                 std::to_string(graph_->outputs.size()));
+    std::string where;
+    if (a.outcome.is_ok() && opts_.output_guard && !all_finite(a.outputs, graph_->outputs, &where))
+      a.outcome = Status(StatusCode::device_error, "[" + name + "] output '" + where + "' has non-finite values (output guard)");
+  };
+  // Stops waiting for a call: abandoned at its budget (a timeout), or as the loser of a hedge.
+  auto abandon = [&](Attempt& a, bool at_budget) {
+    const auto waited = a.slot->pool->wait(*a.call, SteadyClock::now(), nullptr, &a.queue_ms, &a.compute_ms);
+    if (waited == WorkerPool::WaitResult::done) {
+      take(a);
+      return;
+    }
+    a.resolved = true;
+    a.outcome = at_budget ? Status(StatusCode::timeout, "[" + a.slot->route->name + "] call abandoned after " +
+                                                            std::to_string(static_cast<int64_t>(a.budget_ms)) +
+                                                            " ms (its time budget)")
+                          : Status(StatusCode::cancelled, "[" + a.slot->route->name + "] lost a hedge");
+  };
+  auto account_time = [&](const Attempt& a) {
+    timings.queue_ms += a.queue_ms;
+    timings.compute_ms += a.compute_ms;
+  };
+  // Records a failed attempt; returns the error that ends the request, if it does.
+  auto record_failure = [&](Attempt& a) -> std::optional<Status> {
+    RouteSlot& s = *a.slot;
+    const std::string kind(status_code_name(a.outcome.code()));
+    const bool backend_fault = !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported;
+    if (backend_fault) s.breaker->record(a.admission, {false, false});
+    else s.breaker->release(a.admission);
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.requests++;
+      s.failures[kind]++;
+      s.queue_s += a.queue_ms / 1e3;
+      s.compute_s += a.compute_ms / 1e3;
+    }
+    const std::string prefix = "model '" + name_ + "': backend " + s.route->name + ": ";
+    if (is_request_error(a.outcome.code())) return a.outcome.with_prefix(prefix);
+    if (strict) return a.outcome.with_prefix(prefix + "(strict mode, no fallback) ");
+    last_error = a.outcome;
+    if (a.index + 1 < n_routes) note_fallback(s, kind, kind + ": " + a.outcome.message());
+    return std::nullopt;
+  };
+  // The loser of a hedge: its breaker admission is released (slowness is not a fault).
+  auto record_loser = [&](Attempt& a) {
+    a.slot->breaker->release(a.admission);
+    std::lock_guard<std::mutex> lock(a.slot->mu);
+    a.slot->requests++;
+    a.slot->queue_s += a.queue_ms / 1e3;
+    a.slot->compute_s += a.compute_ms / 1e3;
+  };
+  auto succeed = [&](Attempt& a, bool hedge_win) -> Result<InferResult> {
+    RouteSlot& s = *a.slot;
+    const double attempt_ms = a.queue_ms + a.compute_ms;
+    const bool breach = opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
+    s.breaker->record(a.admission, {true, breach});
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.requests++;
+      s.successes++;
+      s.served++;
+      s.hedge_wins += hedge_win;
+      s.sla_breaches += breach;
+      s.latency.record_seconds(attempt_ms / 1e3);
+      s.queue_s += a.queue_ms / 1e3;
+      s.compute_s += a.compute_ms / 1e3;
+    }
+    // Parity sampling: a share of the answers of non-reference routes, re-run off the request path.
+    if (parity_ && !s.route->reference_only) {
+      const double u = static_cast<double>(mix64(opts_.seed ^ mix64(request_id)) >> 11) * (1.0 / 9007199254740992.0);
+      if (u < opts_.parity_sample_rate) {
+        std::vector<Value> in_copy, out_copy;
+        for (const Value& v : *bound) in_copy.push_back(deep_copy(v));
+        for (const Value& v : a.outputs) out_copy.push_back(deep_copy(v));
+        if (!parity_->offer(static_cast<int>(a.index), std::move(in_copy), std::move(out_copy))) {
+          std::lock_guard<std::mutex> lock(s.mu);
+          s.parity.dropped++;
+        }
+      }
+    }
+    InferResult result;
+    for (size_t k = 0; k < a.outputs.size(); ++k) {
+      result.outputs[graph_->outputs[k].name] = std::move(a.outputs[k]);
+      result.output_order.push_back(graph_->outputs[k].name);
+    }
+    result.backend = s.route->name;
+    result.fallback_reason = reasons;
+    result.attempts = attempts;
+    timings.total_ms = ms_between(t0, SteadyClock::now());
+    result.timings = timings;
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_++;
+    succeeded_++;
+    fallbacks_ += a.index > 0;
+    latency_.record_seconds(timings.total_ms / 1e3);
+    queue_s_ += timings.queue_ms / 1e3;
+    compute_s_ += timings.compute_ms / 1e3;
+    return result;
+  };
+  auto cancelled = [&] {
+    return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
+  };
+
   for (size_t i = 0; i < n_routes; ++i) {
     RouteSlot& slot = *routes_[i];
     const bool final_route = (i + 1 == n_routes);
-    if (options.cancel && options.cancel->load()) return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
-    const SteadyClock::time_point now = SteadyClock::now();
+    if (options.cancel && options.cancel->load()) return cancelled();
+    SteadyClock::time_point now = SteadyClock::now();
     if (now >= deadline) {
       last_error = Status(StatusCode::timeout, "the deadline passed before " + slot.route->name + " could run");
       break;
@@ -82,130 +257,118 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       last_error = Status(StatusCode::unavailable, "backend " + slot.route->name + " circuit breaker open");
       continue;
     }
-    // The call's time budget: its SLA-derived budget, leaving the fallback time to answer;
-    // the last fallback route gets whatever remains of the deadline.
-    const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
-    double budget_ms = attempt_budget_ms(slot);
-    if (final_route && !strict) {
-      budget_ms = remaining_ms;
-    } else if (!final_route) {
-      const double reserve_ms = estimate_ms(last_slot) * opts_.fallback_reserve_multiplier + 1.0;
-      budget_ms = std::min(budget_ms, remaining_ms - reserve_ms);
-    } else {
-      budget_ms = std::min(budget_ms, remaining_ms);
-    }
+    const double budget_ms = budget_for(i, now);
     if (budget_ms <= 0) {
       slot.breaker->release(admission);
       note_fallback(slot, "no_time", "no time left before the deadline");
       last_error = Status(StatusCode::timeout, "no time left for backend " + slot.route->name);
       continue;
     }
-    const SteadyClock::time_point call_deadline =
-        std::isinf(budget_ms) ? SteadyClock::time_point::max() : now + ms_duration(budget_ms);
-    std::shared_ptr<Route> route = slot.route;
-    std::vector<Value> call_inputs = *bound;
-    auto call = slot.pool->submit(
-        [route, call_inputs = std::move(call_inputs)](const RunControl& c, std::vector<Value>* out) {
-          return route->placed->run(call_inputs, out, c);
-        },
-        call_deadline);
-    attempts++;
-    Status outcome;
-    double queue_ms = 0, compute_ms = 0;
-    std::vector<Value> outputs;
-    if (!call) {
-      outcome = call.status();
-    } else {
-      const auto waited = slot.pool->wait(**call, call_deadline, options.cancel, &queue_ms, &compute_ms);
-      timings.queue_ms += queue_ms;
-      timings.compute_ms += compute_ms;
-      if (waited == WorkerPool::WaitResult::cancelled) {
-        slot.breaker->release(admission);
-        std::lock_guard<std::mutex> lock(slot.mu);
-        slot.requests++;
-        slot.queue_s += queue_ms / 1e3;
-        slot.compute_s += compute_ms / 1e3;
-        slot.failures["cancelled"]++;
-        return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
-      }
-      if (waited == WorkerPool::WaitResult::timed_out) {
-        outcome = Status(StatusCode::timeout, "[" + slot.route->name + "] call abandoned after " +
-                                                  std::to_string(static_cast<int64_t>(budget_ms)) + " ms (its time budget)");
-      } else {
-        outcome = (*call)->status;
-        outputs = std::move((*call)->outputs);
-        if (outcome.is_ok() && outputs.size() != graph_->outputs.size())
-          outcome = internal_error("[" + slot.route->name + "] returned " + std::to_string(outputs.size()) +
-                                   " outputs, expected " + std::to_string(graph_->outputs.size()));
-        std::string where;
-        if (outcome.is_ok() && opts_.output_guard && !all_finite(outputs, graph_->outputs, &where))
-          outcome = Status(StatusCode::device_error, "[" + slot.route->name + "] output '" + where +
-                                                         "' has non-finite values (output guard)");
-      }
-    }
-    const double attempt_ms = queue_ms + compute_ms;
-    if (outcome.is_ok()) {
-      const bool breach = opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
-      slot.breaker->record(admission, {true, breach});
-      {
-        std::lock_guard<std::mutex> lock(slot.mu);
-        slot.requests++;
-        slot.successes++;
-        slot.served++;
-        slot.sla_breaches += breach;
-        slot.latency.record_seconds(attempt_ms / 1e3);
-        slot.queue_s += queue_ms / 1e3;
-        slot.compute_s += compute_ms / 1e3;
-      }
-      // Parity sampling: a share of the answers of non-reference routes, re-run off the request path.
-      if (parity_ && !slot.route->reference_only) {
-        const double u = static_cast<double>(mix64(opts_.seed ^ mix64(request_id)) >> 11) * (1.0 / 9007199254740992.0);
-        if (u < opts_.parity_sample_rate) {
-          std::vector<Value> in_copy, out_copy;
-          for (const Value& v : *bound) in_copy.push_back(deep_copy(v));
-          for (const Value& v : outputs) out_copy.push_back(deep_copy(v));
-          if (!parity_->offer(static_cast<int>(i), std::move(in_copy), std::move(out_copy))) {
-            std::lock_guard<std::mutex> lock(slot.mu);
-            slot.parity.dropped++;
+    Attempt a = start(i, admission, budget_ms, now);
+
+    // Hedging: past the route's hedge point with no answer, start the request on the next
+    // admitted route as well.
+    std::optional<Attempt> h;
+    if (a.call && opts_.hedging && !strict && !final_route) {
+      const double after = hedge_after_ms(slot);
+      if (after > 0 && now + ms_duration(after) < a.call_deadline &&
+          !slot.pool->wait_done(*a.call, now + ms_duration(after), options.cancel)) {
+        for (size_t j = i + 1; j < n_routes && !h && !(options.cancel && options.cancel->load()); ++j) {
+          RouteSlot& hs = *routes_[j];
+          CircuitBreaker::Admission hadm = hs.breaker->admit();
+          if (!hadm.allowed && j + 1 == n_routes) hadm = {true, false};
+          if (!hadm.allowed) continue;
+          const SteadyClock::time_point hnow = SteadyClock::now();
+          const double hbudget = budget_for(j, hnow);
+          if (hbudget <= 0) {
+            hs.breaker->release(hadm);
+            continue;
           }
+          h = start(j, hadm, hbudget, hnow);
+          if (!h->call) {  // could not even start: no hedge
+            hs.breaker->release(hadm);
+            h.reset();
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(slot.mu);
+          slot.hedged++;
         }
       }
-      InferResult result;
-      for (size_t k = 0; k < outputs.size(); ++k) {
-        result.outputs[graph_->outputs[k].name] = std::move(outputs[k]);
-        result.output_order.push_back(graph_->outputs[k].name);
+    }
+
+    if (!h) {
+      if (a.call) {
+        const auto waited = slot.pool->wait(*a.call, a.call_deadline, options.cancel, &a.queue_ms, &a.compute_ms);
+        account_time(a);
+        if (waited == WorkerPool::WaitResult::cancelled) {
+          record_loser(a);
+          {
+            std::lock_guard<std::mutex> lock(slot.mu);
+            slot.failures["cancelled"]++;
+          }
+          return cancelled();
+        }
+        if (waited == WorkerPool::WaitResult::timed_out) {
+          a.resolved = true;
+          a.outcome = Status(StatusCode::timeout, "[" + slot.route->name + "] call abandoned after " +
+                                                      std::to_string(static_cast<int64_t>(budget_ms)) + " ms (its time budget)");
+        } else {
+          take(a);
+        }
       }
-      result.backend = slot.route->name;
-      result.fallback_reason = reasons;
-      result.attempts = attempts;
-      timings.total_ms = ms_between(t0, SteadyClock::now());
-      result.timings = timings;
-      std::lock_guard<std::mutex> lock(mu_);
-      requests_++;
-      succeeded_++;
-      fallbacks_ += i > 0;
-      latency_.record_seconds(timings.total_ms / 1e3);
-      queue_s_ += timings.queue_ms / 1e3;
-      compute_s_ += timings.compute_ms / 1e3;
-      return result;
+      if (a.outcome.is_ok()) return succeed(a, false);
+      if (auto end = record_failure(a)) return fail(*end, t0, timings);
+      continue;
     }
-    // The call failed.
-    const std::string kind(status_code_name(outcome.code()));
-    const bool backend_fault = !is_request_error(outcome.code()) && outcome.code() != StatusCode::unsupported;
-    if (backend_fault) slot.breaker->record(admission, {false, false});
-    else slot.breaker->release(admission);
-    {
-      std::lock_guard<std::mutex> lock(slot.mu);
-      slot.requests++;
-      slot.failures[kind]++;
-      slot.queue_s += queue_ms / 1e3;
-      slot.compute_s += compute_ms / 1e3;
+
+    // A race between the call and its hedge: the first good answer wins.
+    Attempt& b = *h;
+    for (;;) {
+      if (options.cancel && options.cancel->load()) {
+        for (Attempt* x : {&a, &b})
+          if (!x->resolved) {
+            abandon(*x, false);
+            account_time(*x);
+            record_loser(*x);
+          }
+        return cancelled();
+      }
+      now = SteadyClock::now();
+      for (Attempt* x : {&a, &b}) {
+        if (x->resolved) continue;
+        if (x->slot->pool->wait_done(*x->call, now)) {
+          x->slot->pool->wait(*x->call, now, nullptr, &x->queue_ms, &x->compute_ms);
+          take(*x);
+          account_time(*x);
+        } else if (now >= x->call_deadline) {
+          abandon(*x, true);
+          account_time(*x);
+        }
+      }
+      Attempt* winner = a.resolved && a.outcome.is_ok() ? &a : (b.resolved && b.outcome.is_ok() ? &b : nullptr);
+      if (winner) {
+        Attempt& loser = winner == &a ? b : a;
+        if (!loser.resolved) {
+          abandon(loser, false);
+          account_time(loser);
+          record_loser(loser);
+        } else if (!loser.outcome.is_ok()) {
+          if (auto end = record_failure(loser)) return fail(*end, t0, timings);
+        } else {
+          record_loser(loser);
+        }
+        return succeed(*winner, winner == &b);
+      }
+      if (a.resolved && b.resolved) break;
+      // Neither has answered: wait a little on the one still running (the first if both are).
+      Attempt& pending = a.resolved ? b : a;
+      pending.slot->pool->wait_done(*pending.call, std::min(now + std::chrono::milliseconds(1), pending.call_deadline),
+                                    options.cancel);
     }
-    const std::string prefix = "model '" + name_ + "': backend " + slot.route->name + ": ";
-    if (is_request_error(outcome.code())) return fail(outcome.with_prefix(prefix), t0, timings);
-    if (strict) return fail(outcome.with_prefix(prefix + "(strict mode, no fallback) "), t0, timings);
-    last_error = outcome;
-    if (!final_route) note_fallback(slot, kind, kind + ": " + outcome.message());
+    // Both failed: the walk goes on after the hedge's route.
+    if (auto end = record_failure(a)) return fail(*end, t0, timings);
+    if (auto end = record_failure(b)) return fail(*end, t0, timings);
+    i = b.index;
   }
   // Every allowed route failed or was skipped.
   const bool past_deadline = SteadyClock::now() >= deadline;

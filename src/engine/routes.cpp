@@ -58,17 +58,11 @@ std::vector<RouteSpec> default_chain(const std::vector<Backend*>& backends, Prec
 }
 
 double attempt_time_ms(size_t index, size_t routes, double remaining_ms, double own_budget_ms,
-                       double own_estimate_ms, const std::vector<double>& later_reserve_ms) {
+                       const std::vector<double>& later_reserve_ms) {
   if (index + 1 >= routes) return remaining_ms;  // the last resort takes what remains
-  double reserve = 0;
-  for (double r : later_reserve_ms) {
-    if (r <= 0) continue;
-    if (remaining_ms - r >= std::max(own_estimate_ms, 0.0)) {
-      reserve = r;
-      break;
-    }
-  }
-  return std::min(own_budget_ms, remaining_ms - reserve);
+  for (double r : later_reserve_ms)
+    if (r > 0 && r < remaining_ms) return std::min(own_budget_ms, remaining_ms - r);
+  return std::min(own_budget_ms, remaining_ms);
 }
 
 }  // namespace tandem

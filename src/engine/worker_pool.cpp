@@ -146,6 +146,20 @@ WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, con
   return result;
 }
 
+bool WorkerPool::wait_done(Call& call, Clock::time_point until, const std::atomic<bool>* cancel) {
+  const Clock::time_point cap = Clock::now() + std::chrono::hours(24 * 365);
+  if (until > cap) until = cap;
+  std::unique_lock<std::mutex> lock(call.mu);
+  for (;;) {
+    if (call.done) return true;
+    const Clock::time_point now = Clock::now();
+    if (now >= until || (cancel && cancel->load(std::memory_order_relaxed))) return false;
+    Clock::time_point step = until;
+    if (cancel) step = std::min(until, now + std::chrono::milliseconds(2));
+    call.cv.wait_until(lock, step);
+  }
+}
+
 uint64_t WorkerPool::hung() const { return state_->hung.load(); }
 uint64_t WorkerPool::abandoned_total() const { return state_->abandoned_total.load(); }
 uint64_t WorkerPool::threads() const {

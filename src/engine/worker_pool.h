@@ -65,6 +65,10 @@ class WorkerPool {
   WaitResult wait(Call& call, Clock::time_point until, const std::atomic<bool>* cancel, double* queue_ms,
                   double* compute_ms);
 
+  // Waits until the call is done (true), or `until` passes or `*cancel` turns true (false),
+  // without abandoning it: the caller may keep waiting, or abandon it with wait().
+  bool wait_done(Call& call, Clock::time_point until, const std::atomic<bool>* cancel = nullptr);
+
   uint64_t hung() const;             // abandoned calls still running
   uint64_t abandoned_total() const;  // calls abandoned while running, ever
   uint64_t threads() const;          // threads alive

@@ -1,0 +1,238 @@
+// Route chains over backend and precision: parsing, the default chain, the time each attempt
+// gets, and the engine walking chains of three and four routes with faults injected on some of
+// them (trips, recovery with a manual clock, budgets under hangs, hedging). Routes on the
+// reference backend at bf16/fp16 compute exactly but are routes of their own, which keeps the
+// chains independent of the machine's instruction sets.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "backends/backend.h"
+#include "engine/routes.h"
+#include "engine_test_util.h"
+#include "tandem/engine.h"
+
+namespace tandem {
+namespace {
+
+using testing_util::ManualClock;
+using testing_util::tiny_inputs;
+using testing_util::tiny_model_bytes;
+using Ms = std::chrono::duration<double, std::milli>;
+
+TEST(EngineRoutes, ParseNamesAndErrors) {
+  auto r = parse_route("cpu@bf16");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->backend, "cpu");
+  EXPECT_EQ(r->precision, Precision::bf16);
+  EXPECT_EQ(r->name(), "cpu@bf16");
+  EXPECT_EQ(parse_route("cpu@fp32")->name(), "cpu");
+  EXPECT_EQ(parse_route("reference")->precision, Precision::fp32);
+  EXPECT_EQ(parse_route("cpu@int4").status().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(parse_route("@bf16").status().code(), StatusCode::invalid_argument);
+  auto chain = parse_routes("cpu@bf16,cpu@fp32,reference");
+  ASSERT_TRUE(chain.is_ok());
+  ASSERT_EQ(chain->size(), 3u);
+  EXPECT_EQ((*chain)[1].name(), "cpu");
+  EXPECT_FALSE(parse_routes(",").is_ok());
+}
+
+TEST(EngineRoutes, DefaultChainFollowsWhatTheBackendHonours) {
+  Backend* cpu = find_backend("cpu");
+  if (!cpu) GTEST_SKIP() << "no cpu backend in this build";
+  std::vector<std::string> notes;
+  auto fp32 = default_chain({cpu}, Precision::fp32, &notes);
+  ASSERT_EQ(fp32.size(), 2u);
+  EXPECT_EQ(fp32[0].name(), "cpu");
+  EXPECT_EQ(fp32[1].name(), "reference");
+  EXPECT_TRUE(notes.empty());
+  auto bf16 = default_chain({cpu}, Precision::bf16, &notes);
+  if (cpu->supports_precision(Precision::bf16).is_ok()) {
+    ASSERT_EQ(bf16.size(), 3u);
+    EXPECT_EQ(bf16[0].name(), "cpu@bf16");
+    EXPECT_EQ(bf16[1].name(), "cpu");
+  } else {
+    ASSERT_EQ(bf16.size(), 2u);
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_NE(notes[0].find("cpu@bf16"), std::string::npos);
+  }
+  // No CPU has native fp16 arithmetic for the cpu backend: the route is left out, with a note.
+  notes.clear();
+  auto fp16 = default_chain({cpu}, Precision::fp16, &notes);
+  EXPECT_EQ(fp16.front().name(), "cpu");
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("fp16"), std::string::npos) << notes[0];
+}
+
+TEST(EngineRoutes, AttemptTimeReservesForTheFirstRouteThatFits) {
+  const double inf = INFINITY;
+  // No deadline: the route's own budget.
+  EXPECT_DOUBLE_EQ(attempt_time_ms(0, 3, inf, 40, {21, 5001}), 40);
+  // Deadline 160 ms, next route needs 81: the first gets 79.
+  EXPECT_DOUBLE_EQ(attempt_time_ms(0, 3, 160, 200, {81, 10001}), 79);
+  // The next route does not fit (unknown or too slow): nothing is kept for the last resort
+  // that does not fit either.
+  EXPECT_DOUBLE_EQ(attempt_time_ms(0, 3, 160, 200, {0, 10001}), 160);
+  EXPECT_DOUBLE_EQ(attempt_time_ms(1, 3, 81, 320, {10001}), 81);
+  // Four routes: the second does not fit, the third does; the first keeps time for the third.
+  EXPECT_DOUBLE_EQ(attempt_time_ms(0, 4, 100, 500, {300, 30, 10001}), 70);
+  // The last route takes what remains, whatever its budget.
+  EXPECT_DOUBLE_EQ(attempt_time_ms(2, 3, 12, 5, {}), 12);
+  // Nothing left after the reserve: no attempt.
+  EXPECT_LE(attempt_time_ms(0, 2, 10, 50, {10}), 10);
+}
+
+class EngineChainTest : public ::testing::Test {
+ protected:
+  static std::unique_ptr<Engine> make_engine(std::vector<std::string> backends) {
+    EngineOptions o;
+    o.backends = std::move(backends);
+    auto e = Engine::create(o);
+    EXPECT_TRUE(e.is_ok()) << e.status().to_string();
+    return std::move(e).value();
+  }
+  static std::shared_ptr<PreparedModel> prepare(Engine& e, const PrepareOptions& o) {
+    auto p = e.prepare_bytes(tiny_model_bytes(), o);
+    EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+    return p.is_ok() ? *p : nullptr;
+  }
+  static const BackendTelemetry& route(const ModelTelemetry& t, const std::string& name) {
+    for (const auto& b : t.backends)
+      if (b.backend == name) return b;
+    static BackendTelemetry none;
+    ADD_FAILURE() << "no route " << name;
+    return none;
+  }
+};
+
+TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
+  auto engine = make_engine({"reference"});
+  auto clock = std::make_shared<ManualClock>();
+  PrepareOptions o;
+  o.clock = clock;
+  o.routes = {"reference@bf16", "reference@fp16", "reference"};
+  o.fault_injection = "route=reference@bf16,error=1.0,recover_after_s=10";
+  auto m = prepare(*engine, o);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->capabilities().routes,
+            (std::vector<std::string>{"faulty(reference@bf16)", "reference@fp16", "reference"}));
+  for (int i = 0; i < 200; ++i) {
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->backend, "reference@fp16");
+  }
+  ModelTelemetry t = m->telemetry();
+  EXPECT_EQ(t.failed, 0u);
+  EXPECT_GE(route(t, "faulty(reference@bf16)").breaker.trips, 1u);
+  EXPECT_EQ(route(t, "faulty(reference@bf16)").precision, "bf16");
+  EXPECT_EQ(route(t, "reference@fp16").breaker.trips, 0u);
+  EXPECT_EQ(route(t, "reference").served, 0u);
+  // Once the faults stop and the cooldown ends, the first route serves again.
+  clock->advance_ms(60000);
+  int requests = 0;
+  while (m->telemetry().backends[0].breaker.state != BreakerState::closed && requests < 50) {
+    ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());
+    requests++;
+  }
+  EXPECT_EQ(m->telemetry().backends[0].breaker.state, BreakerState::closed);
+  auto r = m->infer(tiny_inputs());
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->backend, "faulty(reference@bf16)");
+}
+
+TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
+  if (!find_backend("cpu")) GTEST_SKIP() << "no cpu backend in this build";
+  auto engine = make_engine({"cpu", "reference"});
+  PrepareOptions o;
+  o.clock = std::make_shared<ManualClock>();  // breakers stay open once tripped
+  o.routes = {"reference@bf16", "reference@fp16", "cpu", "reference"};
+  o.fault_injection = "route=reference@bf16,error=1.0;route=reference@fp16,error=0.5,seed=3";
+  auto m = prepare(*engine, o);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->capabilities().routes.size(), 4u);
+  for (int i = 0; i < 300; ++i) {
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  }
+  const ModelTelemetry t = m->telemetry();
+  EXPECT_EQ(t.failed, 0u);
+  EXPECT_GE(route(t, "faulty(reference@bf16)").breaker.trips, 1u);
+  EXPECT_GE(route(t, "faulty(reference@fp16)").breaker.trips, 1u);
+  EXPECT_EQ(route(t, "cpu").breaker.trips, 0u);
+  EXPECT_GT(route(t, "cpu").served, 250u);
+  EXPECT_EQ(route(t, "reference").served, 0u);
+  // Bad chains are refused with one clear reason.
+  PrepareOptions bad;
+  bad.routes = {"reference", "cpu"};
+  EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(), bad).status().code(), StatusCode::invalid_argument);
+  bad.routes = {"cpu", "cpu@fp32"};
+  EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(), bad).status().code(), StatusCode::invalid_argument);
+  bad.routes = {"cpu@fp16"};
+  EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(), bad).status().code(), StatusCode::unsupported);
+  bad.routes = {"cpu"};
+  bad.fault_injection = "route=cpu@bf16,error=0.5";
+  EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(), bad).status().code(), StatusCode::invalid_argument);
+}
+
+// A hung first route is abandoned early enough for the next one to answer within the deadline:
+// time is kept for the second route, not for the slow last resort.
+TEST_F(EngineChainTest, HangOnTheFirstRouteStillAnswersWithinTheDeadline) {
+  auto engine = make_engine({"reference"});
+  PrepareOptions o;
+  o.clock = std::make_shared<ManualClock>();
+  o.routes = {"reference@bf16", "reference@fp16", "reference"};
+  o.fault_injection = "route=reference@bf16,hang=1.0,hang_ms=60000";
+  o.default_deadline_ms = 100;
+  auto m = prepare(*engine, o);
+  ASSERT_TRUE(m);
+  for (int i = 0; i < 30; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->backend, "reference@fp16");
+    EXPECT_LE(Ms(std::chrono::steady_clock::now() - t0).count(), 150);
+  }
+  const ModelTelemetry t = m->telemetry();
+  EXPECT_EQ(t.failed, 0u);
+  EXPECT_EQ(route(t, "reference").requests, 0u);
+  EXPECT_GE(route(t, "faulty(reference@bf16)").failures.count("timeout"), 1u);
+}
+
+// Hedging: a first route that answers slowly (not an error) is overtaken by the next route;
+// the hedge is counted and the slow call is cancelled. Without hedging the slow route serves.
+TEST_F(EngineChainTest, HedgingLetsTheNextRouteAnswerASlowCall) {
+  auto engine = make_engine({"reference"});
+  for (bool hedging : {true, false}) {
+    SCOPED_TRACE(hedging ? "hedging" : "no hedging");
+    PrepareOptions o;
+    o.clock = std::make_shared<ManualClock>();
+    o.routes = {"reference@bf16", "reference"};
+    o.fault_injection = "route=reference@bf16,latency_ms=300";
+    o.hedging = hedging;
+    o.min_attempt_budget_ms = 5000;
+    auto m = prepare(*engine, o);
+    ASSERT_TRUE(m);
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto r = m->infer(tiny_inputs());
+      const double ms = Ms(std::chrono::steady_clock::now() - t0).count();
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      if (hedging) {
+        EXPECT_EQ(r->backend, "reference");
+        EXPECT_LT(ms, 250);
+      } else {
+        EXPECT_EQ(r->backend, "faulty(reference@bf16)");
+        EXPECT_GE(ms, 290);
+      }
+    }
+    const ModelTelemetry t = m->telemetry();
+    EXPECT_EQ(t.failed, 0u);
+    EXPECT_EQ(route(t, "faulty(reference@bf16)").hedged, hedging ? 3u : 0u);
+    EXPECT_EQ(route(t, "reference").hedge_wins, hedging ? 3u : 0u);
+    EXPECT_EQ(route(t, "faulty(reference@bf16)").breaker.trips, 0u) << "slowness is not a fault";
+  }
+}
+
+}  // namespace
+}  // namespace tandem

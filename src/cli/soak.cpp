@@ -258,6 +258,9 @@ int soak_command(const SoakOptions& o) {
 
   std::printf("soak %s: %lld requests in %.1f s (%.0f req/s), %d threads\n", model.name().c_str(),
               static_cast<long long>(total), wall_s, wall_s > 0 ? static_cast<double>(total) / wall_s : 0.0, o.threads);
+  std::string chain;
+  for (const std::string& r : model.capabilities().routes) chain += (chain.empty() ? "" : " -> ") + r;
+  std::printf("routes: %s\n", chain.c_str());
   std::printf("succeeded %lld, failed %lld", static_cast<long long>(total - failed.load()),
               static_cast<long long>(failed.load()));
   for (const auto& [k, v] : failures) std::printf(" (%s %lld)", k.c_str(), static_cast<long long>(v));
@@ -273,6 +276,9 @@ int soak_command(const SoakOptions& o) {
                 static_cast<unsigned long long>(b.hung_calls), static_cast<unsigned long long>(b.abandoned_calls),
                 static_cast<unsigned long long>(b.parity.violations), static_cast<unsigned long long>(b.parity.samples));
     for (const auto& [k, v] : b.failures) std::printf(", %s %llu", k.c_str(), static_cast<unsigned long long>(v));
+    if (b.hedged || b.hedge_wins)
+      std::printf(", hedged %llu, hedge wins %llu", static_cast<unsigned long long>(b.hedged),
+                  static_cast<unsigned long long>(b.hedge_wins));
     std::printf("\n");
   }
   std::printf("latency ms: p50 %.2f p90 %.2f p99 %.2f max %.2f\n", latency.quantile_ms(0.5), latency.quantile_ms(0.9),

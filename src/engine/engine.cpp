@@ -68,6 +68,9 @@ Result<Precision> parse_precision(std::string_view text) {
 
 std::string PlacementInfo::to_string() const {
   std::ostringstream os;
+  os << "route chain:";
+  for (size_t i = 0; i < routes.size(); ++i) os << (i ? " -> " : " ") << routes[i].backend;
+  os << "\n";
   for (const Route& r : routes) {
     os << "route " << r.backend << ": " << r.segments << " segment" << (r.segments == 1 ? "" : "s") << ";";
     for (const auto& [b, n] : r.nodes_per_backend) os << " " << b << " " << n << " nodes";

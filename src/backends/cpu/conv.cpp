@@ -196,14 +196,13 @@ void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t
 }
 
 void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  static const bool avx512 = cpu_isa_level() >= 2;
   if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
   else patch_row_generic(p, in, n, y, acc_row);
 }
 
 // Writes one input row's patches (after the pointwise program) to the output.
-TANDEM_VECTOR_CLONES
-void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
     const int64_t opad = round_up(O, 16), ob_count = opad / 16;
@@ -228,6 +227,8 @@ void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int6
       }
   }
 }
+TANDEM_ISA_DISPATCH(patch_store, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
+                    (p, acc_row, o, n, y))
 
 class PatchDeconvKernel final : public Kernel {
  public:

@@ -435,8 +435,10 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const int out = step.outputs[0];
   if (!b.typed(out)) return unsupported(label + " output shape unknown");
 
-  // Layouts.
-  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED");
+  // Layouts. nChw16c is the layout of oneDNN's AVX-512 kernels; below AVX-512 oneDNN has no
+  // direct kernel for it (only its reference convolution, 100x slower), so the AVX2 and
+  // baseline paths keep plain activations (oneDNN's gemm convolution).
+  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 2;
   int src = x;
   if (two_d && xv.layout == Layout::plain && xs[1] >= 8) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));

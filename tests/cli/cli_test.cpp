@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/npy.h"
 #include "tandem/tensor.h"
@@ -23,11 +24,13 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs `tandem <args>` through the shell, capturing stdout and stderr separately.
-CommandResult run_cli(const std::string& args, const fs::path& dir) {
+// Runs `tandem <args>` through the shell, capturing stdout and stderr separately; `env` (such as
+// "TANDEM_CPU_ISA=avx2") is prefixed to the command line.
+CommandResult run_cli(const std::string& args, const fs::path& dir, const std::string& env = "") {
   const fs::path out = dir / "stdout.txt";
   const fs::path err = dir / "stderr.txt";
-  const std::string cmd = std::string(TANDEM_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const std::string cmd = (env.empty() ? "" : env + " ") + std::string(TANDEM_CLI) + " " + args + " >" +
+                          out.string() + " 2>" + err.string();
   const int status = std::system(cmd.c_str());
   auto slurp = [](const fs::path& p) {
     std::ifstream in(p);
@@ -178,6 +181,56 @@ TEST_F(CliTest, InfoOptimizedListsTheRewrittenGraph) {
   EXPECT_NE(r.out.find("nChw16c"), std::string::npos) << r.out;
   expect_one_line_error(run_cli("info " + model + " --optimized --shape x=1x3x48", dir_), "has rank 4");
   expect_one_line_error(run_cli("info " + model + " --optimized --backend nosuch", dir_), "unknown backend 'nosuch'");
+}
+
+// The oneDNN implementation of every convolution, from TANDEM_CPU_VERBOSE's notes
+// ("[Conv 'name'] 1x3x48x192 -> 1x8x24x96: jit:avx512_core, 1/1 post-ops fused").
+std::vector<std::string> conv_impls(const std::string& notes) {
+  std::vector<std::string> impls;
+  std::istringstream in(notes);
+  for (std::string l; std::getline(in, l);) {
+    const size_t arrow = l.find(" -> ");
+    if (l.find("[Conv '") == std::string::npos || arrow == std::string::npos) continue;
+    const size_t colon = l.find(": ", arrow);
+    if (colon == std::string::npos) continue;
+    impls.push_back(l.substr(colon + 2, l.find(',', colon) - colon - 2));
+  }
+  return impls;
+}
+
+// TANDEM_CPU_ISA caps the cpu backend and oneDNN: `info --optimized` names the path in use, and
+// no convolution runs an AVX-512 kernel under a lower cap (nor a reference one: each path has
+// oneDNN jit kernels for the layouts it picks).
+TEST_F(CliTest, CpuIsaCapReachesOneDnn) {
+  const std::string model = std::string(TANDEM_SOURCE_DIR) + "/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  if (!fs::exists(model)) GTEST_SKIP() << model << " is missing: run scripts/setup";
+  const std::string args = "info " + model + " --optimized --shape x=1x3x48x192 --threads 1";
+  auto native = run_cli(args, dir_, "TANDEM_CPU_ISA= TANDEM_CPU_VERBOSE=1");
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  if (native.out.find("optimized for backend cpu") == std::string::npos) GTEST_SKIP() << "this build has no cpu backend";
+  const bool avx512 = native.out.find("cpu isa: avx512 (") != std::string::npos;
+  EXPECT_NE(native.out.find("cap: none"), std::string::npos) << native.out;
+  if (avx512) {
+    bool any = false;
+    for (const std::string& impl : conv_impls(native.err)) any |= impl.find("avx512") != std::string::npos;
+    EXPECT_TRUE(any) << "no AVX-512 convolution on an AVX-512 machine:\n" << native.err;
+  }
+  for (const std::string isa : {"avx2", "baseline"}) {
+    SCOPED_TRACE("TANDEM_CPU_ISA=" + isa);
+    auto r = run_cli(args, dir_, "TANDEM_CPU_ISA=" + isa + " TANDEM_CPU_VERBOSE=1");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const bool has_avx2 = native.out.find("cpu isa: baseline (") == std::string::npos;
+    const std::string want = isa == "avx2" && has_avx2 ? "avx2" : "baseline";
+    EXPECT_NE(r.out.find("cpu isa: " + want + " ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("cap: TANDEM_CPU_ISA=" + isa), std::string::npos) << r.out;
+    const std::vector<std::string> impls = conv_impls(r.err);
+    EXPECT_GE(impls.size(), 50u) << r.err;  // the classifier has 53 convolutions
+    for (const std::string& impl : impls) {
+      EXPECT_EQ(impl.find("avx512"), std::string::npos) << impl;
+      EXPECT_NE(impl.rfind("ref", 0), 0u) << impl;
+      if (isa == "baseline") EXPECT_EQ(impl.find("avx"), std::string::npos) << impl;
+    }
+  }
 }
 
 // bench prints the percentiles and writes the JSON bench/compare reads.

@@ -4,7 +4,10 @@
 // competition from other processes makes the team slower, and back when it ends.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -106,6 +109,31 @@ TEST(CpuTeamSizer, MovesToOneThreadUnderCompetitionAndBacksOff) {
     ASSERT_FALSE(sizer.choose_single()) << "the team should have stayed, run " << i;
     sizer.record(false, 41);
   }
+}
+
+// The instruction-set path follows TANDEM_CPU_ISA for tandem's kernels and for oneDNN. The cap is
+// read once per process: ctest runs this case again under each cap (cpu_backend_avx2 and
+// cpu_backend_baseline in tests/CMakeLists.txt).
+TEST(CpuIsa, LevelFollowsTheCap) {
+  int machine = 0;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    machine = 1;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      machine = 2;
+  }
+  const char* env = std::getenv("TANDEM_CPU_ISA");
+  const std::string cap = env ? env : "";
+  const int want = cap == "baseline" ? 0 : cap == "avx2" ? std::min(machine, 1) : machine;
+  EXPECT_EQ(cpu::cpu_isa_level(), want) << "TANDEM_CPU_ISA=" << cap;
+  const char* names[] = {"baseline", "avx2", "avx512"};
+  const std::string line = cpu::cpu_isa_description();
+  EXPECT_EQ(line.rfind(std::string("cpu isa: ") + names[want] + " (", 0), 0u) << line;
+  if (!cap.empty()) EXPECT_NE(line.find("cap: TANDEM_CPU_ISA=" + cap), std::string::npos) << line;
+  if (want < 2) EXPECT_FALSE(cpu::has_native_bf16());
+  const dnnl::cpu_isa onednn = dnnl::get_effective_cpu_isa();  // after the engine set the cap
+  if (want == 0) EXPECT_EQ(onednn, dnnl::cpu_isa::sse41);
+  if (want == 1) EXPECT_EQ(onednn, dnnl::cpu_isa::avx2);
 }
 
 }  // namespace

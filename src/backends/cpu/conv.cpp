@@ -196,14 +196,13 @@ void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t
 }
 
 void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  static const bool avx512 = cpu_isa_level() >= 2;
   if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
   else patch_row_generic(p, in, n, y, acc_row);
 }
 
 // Writes one input row's patches (after the pointwise program) to the output.
-TANDEM_VECTOR_CLONES
-void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
     const int64_t opad = round_up(O, 16), ob_count = opad / 16;
@@ -228,6 +227,8 @@ void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int6
       }
   }
 }
+TANDEM_ISA_DISPATCH(patch_store, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
+                    (p, acc_row, o, n, y))
 
 class PatchDeconvKernel final : public Kernel {
  public:
@@ -434,8 +435,10 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const int out = step.outputs[0];
   if (!b.typed(out)) return unsupported(label + " output shape unknown");
 
-  // Layouts.
-  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED");
+  // Layouts. nChw16c is the layout of oneDNN's AVX-512 kernels; below AVX-512 oneDNN has no
+  // direct kernel for it (only its reference convolution, 100x slower), so the AVX2 and
+  // baseline paths keep plain activations (oneDNN's gemm convolution).
+  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 2;
   int src = x;
   if (two_d && xv.layout == Layout::plain && xs[1] >= 8) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));

@@ -132,9 +132,8 @@ struct TileArgs {
   const int64_t* ls;         // per operand lane stride
 };
 
-// Applies one op to the tile. Compiled for several ISAs, picked at load time.
-TANDEM_VECTOR_CLONES
-void apply_op(const EwOp& op, const TileArgs& t) {
+// Applies one op to the tile (one variant per ISA path, see TANDEM_ISA_DISPATCH).
+TANDEM_ISA_BODY void apply_op_body(const EwOp& op, const TileArgs& t) {
   const int64_t n = t.rows * t.lanes;
   float* acc = t.acc;
   const float a = op.a, b = op.b;
@@ -232,15 +231,19 @@ void apply_op(const EwOp& op, const TileArgs& t) {
     }
   }
 }
+TANDEM_ISA_DISPATCH(apply_op, (const EwOp& op, const TileArgs& t), (op, t))
 
-TANDEM_VECTOR_CLONES
-void store_tile(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows, int64_t lanes) {
+TANDEM_ISA_BODY void store_tile_body(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows,
+                                     int64_t lanes) {
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * out_rs;
     const float* a = acc + r * lanes;
     for (int64_t l = 0; l < lanes; ++l) o[l] = a[l];
   }
 }
+TANDEM_ISA_DISPATCH(store_tile, (float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows,
+                                 int64_t lanes),
+                    (out, out_rs, acc, rows, lanes))
 
 // --- the kernel ---------------------------------------------------------------------------------
 

@@ -96,9 +96,9 @@ Result<std::unique_ptr<OpSpec>> make_bn(FusionContext& f, const Step& st) {
 // Normalizes `rows` rows of `len` floats. `scale` has `sn` elements and `bias` (or null) `bn`;
 // both divide len (element i uses index i % n). Accumulation: 16 float lanes per pass (so the
 // compiler vectorizes without reassociating), lanes and tail combined in double.
-TANDEM_VECTOR_CLONES
-void layer_norm_rows(const float* __restrict in, float* __restrict out, int64_t rows, int64_t len, float eps,
-                     const float* __restrict scale, int64_t sn, const float* __restrict bias, int64_t bn) {
+TANDEM_ISA_BODY void layer_norm_rows_body(const float* __restrict in, float* __restrict out, int64_t rows, int64_t len,
+                                          float eps, const float* __restrict scale, int64_t sn,
+                                          const float* __restrict bias, int64_t bn) {
   const double inv_len = 1.0 / static_cast<double>(len);
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * len;
@@ -140,6 +140,10 @@ void layer_norm_rows(const float* __restrict in, float* __restrict out, int64_t 
         for (int64_t k = 0; k < bn; ++k) y[c + k] += bias[k];
   }
 }
+TANDEM_ISA_DISPATCH(layer_norm_rows,
+                    (const float* __restrict in, float* __restrict out, int64_t rows, int64_t len, float eps,
+                     const float* __restrict scale, int64_t sn, const float* __restrict bias, int64_t bn),
+                    (in, out, rows, len, eps, scale, sn, bias, bn))
 
 class LayerNormKernel final : public Kernel {
  public:

@@ -89,8 +89,7 @@ class PoolSpec final : public OpSpec {
 };
 
 // Mean or max over the spatial dims, 16 channels at a time (blocked layout).
-TANDEM_VECTOR_CLONES
-void global_blocked(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
+TANDEM_ISA_BODY void global_blocked_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
   for (int64_t r = b; r < e; ++r) {
     const float* p = in + r * spatial * kBlock;
     float acc[kBlock];
@@ -107,10 +106,11 @@ void global_blocked(const float* in, float* o, int64_t b, int64_t e, int64_t spa
     for (int l = 0; l < kBlock; ++l) o[r * kBlock + l] = acc[l];
   }
 }
+TANDEM_ISA_DISPATCH(global_blocked, (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max),
+                    (in, o, b, e, spatial, max))
 
 // Mean or max over the spatial dims of rows [b, e) (plain layout).
-TANDEM_VECTOR_CLONES
-void global_plain(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
+TANDEM_ISA_BODY void global_plain_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
   for (int64_t r = b; r < e; ++r) {
     const float* p = in + r * spatial;
     if (max) {
@@ -129,6 +129,8 @@ void global_plain(const float* in, float* o, int64_t b, int64_t e, int64_t spati
     }
   }
 }
+TANDEM_ISA_DISPATCH(global_plain, (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max),
+                    (in, o, b, e, spatial, max))
 
 class GlobalPoolKernel final : public Kernel {
  public:

@@ -16,8 +16,7 @@ namespace {
 
 // Softmax over `len` elements spaced `inner` apart, for `count` independent vectors starting at
 // consecutive addresses (inner == count for a [len, inner] block).
-TANDEM_VECTOR_CLONES
-void softmax_rows(const float* in, float* out, int64_t rows, int64_t len, bool log) {
+TANDEM_ISA_BODY void softmax_rows_body(const float* in, float* out, int64_t rows, int64_t len, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * len;
     float* y = out + r * len;
@@ -39,9 +38,10 @@ void softmax_rows(const float* in, float* out, int64_t rows, int64_t len, bool l
     }
   }
 }
+TANDEM_ISA_DISPATCH(softmax_rows, (const float* in, float* out, int64_t rows, int64_t len, bool log),
+                    (in, out, rows, len, log))
 
-TANDEM_VECTOR_CLONES
-void softmax_strided(const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp) {
+TANDEM_ISA_BODY void softmax_strided_body(const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp) {
   // tmp: 2 * inner floats (max, sum).
   float* m = tmp;
   float* s = tmp + inner;
@@ -67,6 +67,8 @@ void softmax_strided(const float* in, float* out, int64_t len, int64_t inner, bo
       for (int64_t j = 0; j < inner; ++j) out[i * inner + j] *= s[j];
   }
 }
+TANDEM_ISA_DISPATCH(softmax_strided, (const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp),
+                    (in, out, len, inner, log, tmp))
 
 class SoftmaxKernel final : public Kernel {
  public:
@@ -132,8 +134,7 @@ class SoftmaxSpec final : public OpSpec {
 
 enum class Red { sum, mean, max, min };
 
-TANDEM_VECTOR_CLONES
-void reduce_block(const float* in, float* out, int64_t len, int64_t inner, int kind) {
+TANDEM_ISA_BODY void reduce_block_body(const float* in, float* out, int64_t len, int64_t inner, int kind) {
   if (inner == 1) {
     if (kind >= 2) {
       float m = in[0];
@@ -163,6 +164,8 @@ void reduce_block(const float* in, float* out, int64_t len, int64_t inner, int k
     for (int64_t j = 0; j < inner; ++j) out[j] *= inv;
   }
 }
+TANDEM_ISA_DISPATCH(reduce_block, (const float* in, float* out, int64_t len, int64_t inner, int kind),
+                    (in, out, len, inner, kind))
 
 class ReduceKernel final : public Kernel {
  public:

@@ -289,7 +289,7 @@ class ShuffleConcatKernel final : public Kernel {
     const float** in = static_cast<const float**>(ctx.scratch);  // one pointer per input
     for (size_t i = 0; i < ins.size(); ++i) in[i] = static_cast<const float*>(ctx.ptr[ins[i]]);
     float* o = static_cast<float*>(ctx.ptr[out]);
-    static const bool avx512 = __builtin_cpu_supports("avx512f");
+    static const bool avx512 = cpu_isa_level() >= 2;
     const int64_t chunk = 1024;
     const int64_t chunks = (hw + chunk - 1) / chunk;
     const int64_t tasks = N * out_blocks * chunks;

@@ -31,6 +31,8 @@
 #include "engine/inputs.h"
 #include "core/sysinfo.h"
 #include "engine/placement.h"
+#include "engine/routes.h"
+#include "tandem/engine.h"
 #include "onnx/loader.h"
 
 namespace tandem::cli {
@@ -46,6 +48,7 @@ struct BenchOptions {
   // Numbers are taken as text and checked here, so that a bad value is one clear error line.
   std::string threads = "0";
   std::string precision = "fp32";
+  std::string routes;  // non-empty: time requests through the engine on this route chain
   std::string warmup = "3";
   std::string iters = "20";
   std::string seed = "0";
@@ -187,13 +190,46 @@ int bench_command(const BenchOptions& o) {
   if (backend->name() != "reference") backends.push_back(find_backend("reference"));
   auto precision = parse_precision(o.precision);
   if (!precision) return fail(cmd, precision.status().message(), 2);
-  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
-  CompileOptions options;
-  options.threads = threads;
-  options.precision = *precision;
-  auto placed = PlacedModel::create(model->graph, backends, options);
-  if (!placed) return fail(cmd, placed.status().message());
+  // Either one backend's placement, run directly (the default), or requests through the
+  // engine on a route chain (--routes), which adds the engine's request path to each run.
+  std::unique_ptr<PlacedModel> placed;
+  std::unique_ptr<Engine> engine;
+  std::shared_ptr<PreparedModel> prepared;
+  if (o.routes.empty()) {
+    if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
+    CompileOptions options;
+    options.threads = threads;
+    options.precision = *precision;
+    auto p = PlacedModel::create(model->graph, backends, options);
+    if (!p) return fail(cmd, p.status().message());
+    placed = std::move(p).value();
+  } else {
+    auto routes = parse_routes(o.routes);
+    if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
+    EngineOptions eo;
+    eo.threads = threads;
+    auto e = Engine::create(eo);
+    if (!e) return fail(cmd, e.status().message(), 2);
+    engine = std::move(e).value();
+    PrepareOptions po;
+    po.precision = *precision;
+    for (const RouteSpec& r : *routes) po.routes.push_back(r.name());
+    for (const auto& [name, t] : provided)
+      if (t.is_tensor()) po.input_shapes[name] = t.tensor.shape();
+    po.min_attempt_budget_ms = 600000;  // a benchmark measures; it never abandons a call
+    auto p = engine->prepare(o.model, po);
+    if (!p) return fail(cmd, p.status().message());
+    prepared = std::move(p).value();
+  }
   const double compile_ms = ms_between(t0, Clock::now());
+  std::map<std::string, int> served_by;
+  auto run_once = [&](std::vector<Value>* outputs) -> Status {
+    if (placed) return placed->run(*bound, outputs);
+    auto r = prepared->infer(provided);
+    if (!r) return r.status();
+    served_by[r->backend]++;
+    return Status::ok();
+  };
 
   const int warmup_n = static_cast<int>(*warmup);
   const int iters_n = static_cast<int>(*iters);
@@ -206,7 +242,7 @@ int bench_command(const BenchOptions& o) {
       // `outputs` keeps the last run's tensors: the backend writes into them again (pooled
       // outputs, as a serving loop would), so the timed region allocates nothing on the cpu backend.
       const auto start = Clock::now();
-      Status s = (*placed)->run(*bound, &outputs);
+      Status s = run_once(&outputs);
       const auto end = Clock::now();
       if (!s.is_ok()) {
         progress.finish();
@@ -224,16 +260,29 @@ int bench_command(const BenchOptions& o) {
   const double mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
   const uint64_t peak = process_peak_rss_bytes();
   const double rss = peak ? static_cast<double>(peak) / 1048576.0 : -1;
-  const PlacementReport& report = (*placed)->report();
-
+  std::map<std::string, int> nodes_per_backend;
+  int segments = 0;
+  if (placed) {
+    nodes_per_backend = placed->report().nodes_per_backend;
+    segments = placed->report().segments;
+  } else {
+    nodes_per_backend = prepared->placement().routes.front().nodes_per_backend;
+    segments = prepared->placement().routes.front().segments;
+  }
   std::string placement;
-  for (const auto& [name, count] : report.nodes_per_backend)
+  for (const auto& [name, count] : nodes_per_backend)
     placement += (placement.empty() ? "" : ", ") + name + " " + std::to_string(count);
   std::printf("model %s\n", o.model.c_str());
   std::printf("inputs %s\n", shapes_text.empty() ? "(none)" : shapes_text.c_str());
-  std::printf("backend %s, threads %d, warm-up %d, iterations %d\n", backend->name().data(), threads, warmup_n,
-              iters_n);
-  std::printf("nodes per backend: %s (%d segments)\n", placement.c_str(), report.segments);
+  std::printf("%s %s, threads %d, warm-up %d, iterations %d\n", placed ? "backend" : "engine, first backend",
+              backend->name().data(), threads, warmup_n, iters_n);
+  if (prepared) {
+    std::string chain, served;
+    for (const std::string& r : prepared->capabilities().routes) chain += (chain.empty() ? "" : " -> ") + r;
+    for (const auto& [r, n] : served_by) served += " " + r + " " + std::to_string(n);
+    std::printf("routes %s (through the engine); served by:%s\n", chain.c_str(), served.c_str());
+  }
+  std::printf("nodes per backend%s: %s (%d segments)\n", prepared ? " (first route)" : "", placement.c_str(), segments);
   std::printf("load %.1f ms, compile %.1f ms\n", load_ms, compile_ms);
   std::printf("latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  mean %.3f\n", sorted.front(),
               percentile(sorted, 50), percentile(sorted, 90), percentile(sorted, 99), sorted.back(), mean);
@@ -259,8 +308,12 @@ int bench_command(const BenchOptions& o) {
     j["load_ms"] = load_ms;
     j["compile_ms"] = compile_ms;
     j["peak_rss_mb"] = rss;
-    j["nodes_per_backend"] = report.nodes_per_backend;
-    j["segments"] = report.segments;
+    j["nodes_per_backend"] = nodes_per_backend;
+    j["segments"] = segments;
+    if (prepared) {
+      j["routes"] = prepared->capabilities().routes;
+      j["served_by"] = served_by;
+    }
     j["samples_ms"] = samples;  // in run order
     std::ofstream out(o.json, std::ios::trunc);
     out << j.dump(2) << "\n";
@@ -282,6 +335,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
       ->type_name("NAME");
   cmd->add_option("--threads", o->threads, "Threads for the backend (default 0: the number of physical cores)")->type_name("N");
   cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--routes", o->routes, "Time requests through the engine on this route chain, e.g. cpu@bf16,cpu,reference");
   cmd->add_option("--warmup", o->warmup, "Untimed runs first (default 3)")->type_name("N");
   cmd->add_option("--iters", o->iters, "Timed runs (default 20)")->type_name("N");
   cmd->add_option("--seed", o->seed, "Seed for the random inputs (default 0)")->type_name("N");

@@ -267,6 +267,25 @@ TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
   expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
 }
 
+// Route chains on the CLI: fault injection on a named route, the chain printed, nothing
+// reaching the last resort; bad chains give one error line.
+TEST_F(CliTest, SoakAndBenchTakeARouteChain) {
+  auto r = run_cli("soak " + add_model_ +
+                       " --requests 200 --threads 2 --routes cpu,reference --inject route=cpu,error=1.0 --quiet",
+                   dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("routes: faulty(cpu) -> reference"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("succeeded 200, failed 0"), std::string::npos) << r.out;
+  r = run_cli("bench " + add_model_ + " --routes cpu,reference --iters 5 --no-progress", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("routes cpu -> reference (through the engine); served by: cpu 8"), std::string::npos) << r.out;
+  expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --routes cpu@int3", dir_), "int3");
+  expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --routes reference,cpu", dir_), "must be last");
+  expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject route=gpu,error=0.5", dir_),
+                        "no route 'gpu'");
+  expect_one_line_error(run_cli("bench " + add_model_ + " --precision fp16 --no-progress", dir_), "fp16");
+}
+
 // convert writes a float16 model, reports sizes, and compares it with the original.
 TEST_F(CliTest, ConvertWritesAFloat16ModelAndComparesIt) {
   const fs::path out = dir_ / "add_fp16.onnx";

@@ -96,8 +96,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     if (strict) return std::min(attempt_budget_ms(s), remaining_ms);
     std::vector<double> later;
     for (size_t j = index + 1; j < n_routes; ++j) {
-      const double e = typical_ms(*routes_[j]);
-      later.push_back(e > 0 ? e * opts_.fallback_reserve_multiplier + 0.5 : 0.0);
+      const double e = typical_ms(*routes_[j]) * opts_.fallback_reserve_multiplier;
+      later.push_back(e > 0 ? e + 0.5 : 0.0);
     }
     return attempt_time_ms(index, n_routes, remaining_ms, attempt_budget_ms(s), later);
   };
@@ -154,11 +154,15 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     timings.queue_ms += a.queue_ms;
     timings.compute_ms += a.compute_ms;
   };
-  // Records a failed attempt; returns the error that ends the request, if it does.
+  // Records a failed attempt; returns the error that ends the request, if it does. A timeout
+  // is the backend's fault only when the call had at least the time the route usually needs
+  // (its estimate); one cut shorter by a tight request deadline says nothing of its health.
   auto record_failure = [&](Attempt& a) -> std::optional<Status> {
     RouteSlot& s = *a.slot;
     const std::string kind(status_code_name(a.outcome.code()));
-    const bool backend_fault = !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported;
+    const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s);
+    const bool backend_fault =
+        !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported && !starved;
     if (backend_fault) s.breaker->record(a.admission, {false, false});
     else s.breaker->release(a.admission);
     {
@@ -248,6 +252,17 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     // The last fallback route is the answer of last resort: its breaker is tracked but never
     // turns a request away.
     if (!admission.allowed && final_route && !strict) admission = {true, false};
+    // An open breaker never sends a request to certain failure: when no later route can answer
+    // in the time left (its usual latency is longer), the route is tried anyway.
+    if (!admission.allowed && !strict && deadline != SteadyClock::time_point::max()) {
+      const double remaining_ms = ms_between(now, deadline);
+      bool later_fits = false;
+      for (size_t j = i + 1; j < n_routes && !later_fits; ++j) {
+        const double e = typical_ms(*routes_[j]);
+        later_fits = e <= 0 || e < remaining_ms;
+      }
+      if (!later_fits) admission = {true, false};
+    }
     if (!admission.allowed) {
       if (strict)
         return fail(Status(StatusCode::unavailable, "model '" + name_ + "': backend " + slot.route->name +

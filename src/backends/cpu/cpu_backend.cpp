@@ -40,10 +40,6 @@ bool moves_data_only(const std::string& op) {
 // float32 runs as is; float16 is widened to float32 at compile (fp16_lowering.cpp).
 bool computes_on(DataType t) { return t == DataType::float32 || t == DataType::float16; }
 
-// Cast converts between these (shape.cpp): the float types above and shape arithmetic's.
-bool castable(DataType t) {
-  return computes_on(t) || t == DataType::int32 || t == DataType::int64 || t == DataType::boolean;
-}
 
 bool fixed_size(DataType t) { return t != DataType::undefined && t != DataType::string && dtype_size(t) > 0; }
 
@@ -56,7 +52,7 @@ Status supports_types(const Node& n, const NodeTypes& types) {
     const DataType from = types.input(0), to = types.output(0);
     if (from == DataType::undefined || to == DataType::undefined) return Status::ok();
     if (from == to && fixed_size(from)) return Status::ok();
-    if (castable(from) && castable(to)) return Status::ok();
+    if (cpu::castable(from) && cpu::castable(to)) return Status::ok();
     return unsupported(n.label() + " Cast from " + type_text(from) + " to " + type_text(to) +
                        " (the cpu backend casts between float32, float16, int32, int64 and bool)");
   }

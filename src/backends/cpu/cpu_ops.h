@@ -271,6 +271,10 @@ std::unique_ptr<OpSpec> make_program_spec(EwProgram p);
 // Spec for one elementwise node (null when the node is not expressible).
 Result<std::unique_ptr<OpSpec>> make_ew_spec(FusionContext& f, const Step& step);
 
+// shape.cpp: the element types Cast converts between on the cpu backend (float32, float16,
+// and the int32, int64 and bool of shape arithmetic). supports() and the Cast kernel agree.
+bool castable(DataType t);
+
 // Rewrites and fuses the steps of `g` (fusion.cpp).
 void fuse_steps(CompiledGraph& g);
 

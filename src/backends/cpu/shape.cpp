@@ -485,13 +485,6 @@ class ConvertKernel final : public Kernel {
   }
 };
 
-// The element types Cast converts between on the cpu backend: the float types it computes on
-// and the integer types of shape arithmetic (Shape -> Cast -> Gather chains).
-bool castable(DataType t) {
-  return t == DataType::float32 || t == DataType::float16 || t == DataType::int32 || t == DataType::int64 ||
-         t == DataType::boolean;
-}
-
 template <class T>
 float as_float(T v) { return static_cast<float>(v); }
 
@@ -619,6 +612,11 @@ Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
 
 }  // namespace
+
+bool castable(DataType t) {
+  return t == DataType::float32 || t == DataType::float16 || t == DataType::int32 || t == DataType::int64 ||
+         t == DataType::boolean;
+}
 
 void register_shape_ops(OpTable& t) {
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})

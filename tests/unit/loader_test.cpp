@@ -13,6 +13,7 @@
 
 #include "backends/backend.h"
 #include "onnx/loader.h"
+#include "onnx_build_util.h"
 
 namespace tandem {
 namespace {
@@ -22,23 +23,8 @@ using onnx::TensorProto;
 
 // --- model building helpers ------------------------------------------------------------------
 
-void set_info(onnx::ValueInfoProto* vi, const std::string& name, int elem, const std::vector<int64_t>& dims) {
-  vi->set_name(name);
-  auto* tt = vi->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  auto* shape = tt->mutable_shape();
-  for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-}
-
-onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std::string& name,
-                          const std::vector<std::string>& inputs, const std::vector<std::string>& outputs) {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (const auto& i : inputs) n->add_input(i);
-  for (const auto& o : outputs) n->add_output(o);
-  return n;
-}
+using testing_util::add_node;
+using testing_util::set_info;
 
 TensorProto* add_float_initializer(onnx::GraphProto* g, const std::string& name, const std::vector<float>& values) {
   auto* t = g->add_initializer();

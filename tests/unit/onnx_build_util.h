@@ -1,0 +1,33 @@
+// onnx_build_util.h: helpers shared by tests that build ONNX models in memory with the
+// protobuf API (loader and converter tests).
+#pragma once
+
+#include <onnx/onnx_pb.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tandem::testing_util {
+
+// Sets `vi` to a tensor of element type `elem` (onnx::TensorProto::*) with fixed `dims`.
+inline void set_info(onnx::ValueInfoProto* vi, const std::string& name, int elem, const std::vector<int64_t>& dims) {
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem);
+  auto* shape = tt->mutable_shape();
+  for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+// Appends a node to `g`; returns it for attributes.
+inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std::string& name,
+                                 const std::vector<std::string>& inputs, const std::vector<std::string>& outputs) {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(name);
+  for (const auto& i : inputs) n->add_input(i);
+  for (const auto& o : outputs) n->add_output(o);
+  return n;
+}
+
+}  // namespace tandem::testing_util

@@ -22,41 +22,6 @@ PlacedModel::~PlacedModel() = default;
 
 namespace {
 
-// Topological order of the graph's nodes (stable with respect to file order). The loader has
-// already rejected cycles, so every node is ordered.
-std::vector<int> topological_order(const Graph& g) {
-  std::map<std::string, int> producer;
-  for (const Node& n : g.nodes)
-    for (const std::string& o : n.outputs)
-      if (!o.empty()) producer[o] = n.index;
-  const size_t count = g.nodes.size();
-  std::vector<int> pending(count, 0);
-  std::vector<std::vector<int>> consumers(count);
-  for (const Node& n : g.nodes) {
-    std::set<std::string> deps(n.inputs.begin(), n.inputs.end());
-    for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, deps);
-    for (const std::string& d : deps) {
-      auto it = producer.find(d);
-      if (!d.empty() && it != producer.end() && it->second != n.index) {
-        pending[n.index]++;
-        consumers[it->second].push_back(n.index);
-      }
-    }
-  }
-  std::set<int> ready;
-  for (size_t i = 0; i < count; ++i)
-    if (pending[i] == 0) ready.insert(static_cast<int>(i));
-  std::vector<int> order;
-  while (!ready.empty()) {
-    int i = *ready.begin();
-    ready.erase(ready.begin());
-    order.push_back(i);
-    for (int c : consumers[i])
-      if (--pending[c] == 0) ready.insert(c);
-  }
-  return order;
-}
-
 // Every name a node reads, including its subgraphs' reads of enclosing values.
 std::vector<std::string> reads_of(const Node& n) {
   std::set<std::string> implicit;
@@ -123,8 +88,7 @@ Result<std::unique_ptr<PlacedModel>> PlacedModel::create(std::shared_ptr<const G
   }
   m->graph_ = graph;
   const Graph& g = *graph;
-  const std::vector<int> order = topological_order(g);
-  if (order.size() != g.nodes.size()) return invalid_model("the graph has a cycle");
+  TANDEM_ASSIGN_OR_RETURN(const std::vector<int> order, topological_order(g));
 
   // 1. Choose a backend per node, by op, attributes and the element types inference finds.
   std::vector<Backend*> chosen(g.nodes.size(), nullptr);

@@ -1,6 +1,8 @@
 #include "graph/graph.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 namespace tandem {
 
@@ -18,6 +20,44 @@ void collect_outer_reads(const Graph& g, std::set<std::string>& out) {
   }
   for (const std::string& r : reads)
     if (!local.count(r)) out.insert(r);
+}
+
+Result<std::vector<int>> topological_order(const Graph& g) {
+  const int count = static_cast<int>(g.nodes.size());
+  std::map<std::string, int> producer;
+  for (int i = 0; i < count; ++i)
+    for (const std::string& o : g.nodes[i].outputs)
+      if (!o.empty()) producer[o] = i;
+  std::vector<int> pending(count, 0);
+  std::vector<std::vector<int>> consumers(count);
+  for (int i = 0; i < count; ++i) {
+    std::set<std::string> deps;
+    for (const std::string& in : g.nodes[i].inputs)
+      if (!in.empty()) deps.insert(in);
+    for (const Graph* sub : subgraphs_of(g.nodes[i])) collect_outer_reads(*sub, deps);
+    for (const std::string& d : deps) {
+      auto it = producer.find(d);
+      if (it == producer.end()) continue;  // a node reading its own output stays pending: a cycle
+      pending[i]++;
+      consumers[it->second].push_back(i);
+    }
+  }
+  std::set<int> ready;
+  for (int i = 0; i < count; ++i)
+    if (pending[i] == 0) ready.insert(i);
+  std::vector<int> order;
+  order.reserve(count);
+  while (!ready.empty()) {
+    const int i = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(i);
+    for (int c : consumers[i])
+      if (--pending[c] == 0) ready.insert(c);
+  }
+  if (static_cast<int>(order.size()) != count)
+    for (int i = 0; i < count; ++i)
+      if (pending[i] > 0) return invalid_model("the graph has a cycle through " + g.nodes[i].label());
+  return order;
 }
 
 std::vector<const Graph*> subgraphs_of(const Node& n) {

@@ -110,6 +110,13 @@ void collect_outer_reads(const Graph& g, std::set<std::string>& out);
 // The graphs held by a node's attributes (If branches, Loop/Scan bodies, ...).
 std::vector<const Graph*> subgraphs_of(const Node& n);
 
+// The one topological order of a graph: positions in g.nodes such that every node comes after
+// the producers of its inputs and of what its subgraphs read from enclosing graphs. Stable with
+// respect to the file's node order (among ready nodes the lowest position goes first). Names
+// produced by no node (graph inputs, initializers, outer-scope values) impose no order.
+// Fails with invalid_model naming a node on a cycle (a node reading its own output is one).
+Result<std::vector<int>> topological_order(const Graph& g);
+
 // Canonical domain name: "" and "ai.onnx" both become "".
 std::string canonical_domain(const std::string& domain);
 

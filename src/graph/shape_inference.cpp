@@ -103,53 +103,13 @@ struct Scope {
   }
 };
 
-// Topological order of g's nodes (positions in g.nodes), stable w.r.t. the file order; the
-// reads of a node's subgraphs count as its inputs.
-Result<std::vector<int>> topo_order(const Graph& g) {
-  const int count = static_cast<int>(g.nodes.size());
-  std::map<std::string, int> producer;
-  for (int i = 0; i < count; ++i)
-    for (const std::string& o : g.nodes[i].outputs)
-      if (!o.empty()) producer[o] = i;
-  std::vector<int> pending(count, 0);
-  std::vector<std::vector<int>> consumers(count);
-  for (int i = 0; i < count; ++i) {
-    std::set<std::string> deps;
-    for (const std::string& in : g.nodes[i].inputs)
-      if (!in.empty()) deps.insert(in);
-    for (const Graph* sg : subgraphs_of(g.nodes[i])) collect_outer_reads(*sg, deps);
-    for (const std::string& d : deps) {
-      auto it = producer.find(d);
-      if (it != producer.end() && it->second != i) {
-        pending[i]++;
-        consumers[it->second].push_back(i);
-      }
-    }
-  }
-  std::set<int> ready;
-  for (int i = 0; i < count; ++i)
-    if (pending[i] == 0) ready.insert(i);
-  std::vector<int> order;
-  while (!ready.empty()) {
-    int i = *ready.begin();
-    ready.erase(ready.begin());
-    order.push_back(i);
-    for (int c : consumers[i])
-      if (--pending[c] == 0) ready.insert(c);
-  }
-  if (static_cast<int>(order.size()) != count)
-    for (int i = 0; i < count; ++i)
-      if (pending[i] > 0) return invalid_model("the graph has a cycle through " + g.nodes[i].label());
-  return order;
-}
-
 class Inference final : public SubgraphInference {
  public:
   Inference(const ShapeInferenceOptions& opt, std::vector<std::string>* warnings, std::map<std::string, int64_t> bindings)
       : opt_(opt), warnings_(warnings), bindings_(std::move(bindings)) {}
 
   Status run_graph(const Graph& g, Scope& scope) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<int> order, topo_order(g));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int> order, topological_order(g));
     std::map<std::string, const TypeInfo*> declared;
     if (opt_.use_declared_types) {
       for (const ValueInfo& vi : g.value_infos) declared[vi.name] = &vi.type;

@@ -485,48 +485,13 @@ Status validate_graph(const LoadContext& lc, const Graph& g, const std::set<std:
         return lc.error(n.label() + " output '" + o + "' is also produced by " + g.nodes[it->second].label());
       producer[o] = n.index;
     }
-  // Kahn's algorithm over the producer relation, to find cycles and undefined inputs.
-  std::vector<int> pending(g.nodes.size(), 0);
-  std::map<std::string, std::vector<int>> consumers;
-  auto depend = [&](const Node& n, const std::string& d) {
-    pending[n.index]++;
-    consumers[d].push_back(n.index);
-  };
-  for (const Node& n : g.nodes) {
-    for (const std::string& in : n.inputs) {
-      if (in.empty()) continue;
-      if (producer.count(in)) depend(n, in);
-      else if (!defined.count(in))
+  // Every input must be defined; subgraph reads are checked by the subgraph's own pass below.
+  for (const Node& n : g.nodes)
+    for (const std::string& in : n.inputs)
+      if (!in.empty() && !producer.count(in) && !defined.count(in))
         return lc.error(n.label() + " input '" + in +
                         "' is not a graph input, an initializer or the output of any node");
-    }
-    // Subgraphs may read values of this graph; those are implicit inputs of the node. A name
-    // defined nowhere is reported below by the subgraph's check, which names the reading node.
-    std::set<std::string> implicit;
-    for (const Graph* sub : subgraphs_of(n)) collect_outer_reads(*sub, implicit);
-    for (const std::string& d : implicit)
-      if (producer.count(d)) depend(n, d);
-  }
-  std::vector<int> ready;
-  for (const Node& n : g.nodes)
-    if (pending[n.index] == 0) ready.push_back(n.index);
-  size_t done = 0;
-  while (!ready.empty()) {
-    int i = ready.back();
-    ready.pop_back();
-    ++done;
-    for (const std::string& o : g.nodes[i].outputs) {
-      if (o.empty()) continue;
-      auto it = consumers.find(o);
-      if (it == consumers.end()) continue;
-      for (int c : it->second)
-        if (--pending[c] == 0) ready.push_back(c);
-    }
-  }
-  if (done != g.nodes.size()) {
-    for (const Node& n : g.nodes)
-      if (pending[n.index] > 0) return lc.error("the graph has a cycle through " + n.label());
-  }
+  if (auto order = topological_order(g); !order.is_ok()) return lc.error(order.status().message());
   for (const auto& vi : g.outputs)
     if (!producer.count(vi.name) && !defined.count(vi.name))
       return lc.error("graph output '" + vi.name + "' is not produced by any node");

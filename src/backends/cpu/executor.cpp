@@ -269,39 +269,6 @@ bool is_shape_param(const Node& n, size_t i) {
   return false;
 }
 
-std::vector<int> topo_order(const Graph& g) {
-  std::map<std::string, int> producer;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (const auto& o : g.nodes[i].outputs)
-      if (!o.empty()) producer[o] = static_cast<int>(i);
-  const size_t n = g.nodes.size();
-  std::vector<int> pending(n, 0);
-  std::vector<std::vector<int>> consumers(n);
-  for (size_t i = 0; i < n; ++i) {
-    std::set<std::string> deps(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end());
-    for (const Graph* sub : subgraphs_of(g.nodes[i])) collect_outer_reads(*sub, deps);
-    for (const auto& d : deps) {
-      auto it = producer.find(d);
-      if (!d.empty() && it != producer.end() && it->second != static_cast<int>(i)) {
-        pending[i]++;
-        consumers[it->second].push_back(static_cast<int>(i));
-      }
-    }
-  }
-  std::set<int> ready;
-  for (size_t i = 0; i < n; ++i)
-    if (pending[i] == 0) ready.insert(static_cast<int>(i));
-  std::vector<int> order;
-  while (!ready.empty()) {
-    int i = *ready.begin();
-    ready.erase(ready.begin());
-    order.push_back(i);
-    for (int c : consumers[i])
-      if (--pending[c] == 0) ready.insert(c);
-  }
-  return order;
-}
-
 // The value of a Constant node, when it is a plain tensor attribute.
 Tensor constant_node_value(const Node& n) {
   if (const Attribute* a = n.attr("value"); a && a->type == AttrType::t) return a->t;
@@ -376,8 +343,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   }
 
   // Steps in topological order.
-  const std::vector<int> order = topo_order(gr);
-  if (order.size() != gr.nodes.size()) return invalid_model("the segment graph has a cycle");
+  TANDEM_ASSIGN_OR_RETURN(const std::vector<int> order, topological_order(gr));
   const OpTable& table = cpu_ops();
   FusionContext fc{g};
   for (int idx : order) {

@@ -44,32 +44,7 @@ Result<std::shared_ptr<const ExecutionPlan>> compile_plan(const Graph& graph, co
     for (const std::string& name : implicit) deps[n.index].push_back(name);
   }
 
-  // Topological order (Kahn), stable with respect to the file's node order.
-  std::vector<int> pending(count, 0);
-  std::vector<std::vector<int>> consumers(count);
-  for (const Node& n : graph.nodes)
-    for (const std::string& d : deps[n.index]) {
-      auto it = producer.find(d);
-      if (it != producer.end() && it->second != n.index) {
-        pending[n.index]++;
-        consumers[it->second].push_back(n.index);
-      }
-    }
-  // The ready set is ordered by node index, so independent nodes run in file order.
-  std::set<int> ready;
-  for (size_t i = 0; i < count; ++i)
-    if (pending[i] == 0) ready.insert(static_cast<int>(i));
-  while (!ready.empty()) {
-    const int i = *ready.begin();
-    ready.erase(ready.begin());
-    plan->order.push_back(i);
-    for (int c : consumers[i])
-      if (--pending[c] == 0) ready.insert(c);
-  }
-  if (plan->order.size() != count) {
-    for (const Node& n : graph.nodes)
-      if (pending[n.index] > 0) return invalid_model("the graph has a cycle through " + n.label());
-  }
+  TANDEM_ASSIGN_OR_RETURN(plan->order, topological_order(graph));
 
   // Kernels, slots and subplans.
   plan->kernels.assign(count, nullptr);

@@ -8,7 +8,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "engine/placement.h"
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 #include "onnx/loader.h"
 
 namespace tandem::cli {

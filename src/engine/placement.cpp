@@ -4,8 +4,8 @@
 #include <optional>
 #include <set>
 
-#include "graph/constant_folding.h"
-#include "graph/shape_inference.h"
+#include "passes/constant_folding.h"
+#include "passes/shape_inference.h"
 
 namespace tandem {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <set>
 
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 #include "onnx/loader.h"
 #include "tandem/tensor.h"
 

@@ -1,4 +1,4 @@
-// Unit tests for the reference indexing kernels (src/backends/reference/indexing.cpp).
+// Unit tests for the reference indexing kernels (src/kernels/indexing.cpp).
 #include <cmath>
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
-// Unit tests for shape and type inference (src/graph/shape_inference.h): hand-built graphs,
+// Unit tests for shape and type inference (src/passes/shape_inference.h): hand-built graphs,
 // constant propagation through shape subgraphs, symbolic dims, errors, control flow, the
 // PaddleOCR models and a sweep over the ONNX node conformance models.
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 
 #include <gtest/gtest.h>
 

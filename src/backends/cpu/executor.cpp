@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "backends/reference/executor.h"
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/sysinfo.h"
 #include "core/tensor_util.h"
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 
 namespace tandem::cpu {
 

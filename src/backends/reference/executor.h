@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 
 namespace tandem {
 

@@ -2,7 +2,7 @@
 // SequenceMap, Optional, OptionalHasElement, OptionalGetElement).
 #include <algorithm>
 
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {

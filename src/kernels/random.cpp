@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {

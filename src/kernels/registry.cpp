@@ -1,4 +1,4 @@
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 
 namespace tandem {
 

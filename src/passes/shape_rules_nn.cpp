@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "graph/shape_rules.h"
+#include "passes/shape_rules.h"
 
 namespace tandem::shape_detail {
 

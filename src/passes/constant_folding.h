@@ -20,7 +20,7 @@
 #include <memory>
 
 #include "graph/graph.h"
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 #include "tandem/status.h"
 
 namespace tandem {

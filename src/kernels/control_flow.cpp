@@ -2,7 +2,7 @@
 // SubgraphRunner, which makes the enclosing graph's values visible to them.
 #include <algorithm>
 
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {

@@ -18,7 +18,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {

@@ -1,15 +1,15 @@
 // shape_inference.cpp: the driver of shape inference (topological walk, scopes for nested
 // graphs, constant folding with the reference kernels, declared-type merging) and the rules of
 // the control-flow ops, which need it to infer their subgraphs.
-#include "graph/shape_inference.h"
+#include "passes/shape_inference.h"
 
 #include <algorithm>
 #include <functional>
 #include <set>
 
-#include "backends/reference/registry.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
-#include "graph/shape_rules.h"
+#include "passes/shape_rules.h"
 
 namespace tandem {
 

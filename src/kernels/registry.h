@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/reference/kernel.h"
+#include "kernels/kernel.h"
 
 namespace tandem {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/reference/conv_pool_util.h"
-#include "backends/reference/registry.h"
+#include "kernels/conv_pool_util.h"
+#include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {

@@ -1,7 +1,7 @@
 // shape_rules.cpp: Dim helpers, the RuleContext accessors, and the rules for elementwise ops,
 // data movement (Reshape, Concat, Slice, Gather, ...), reductions, constant producers,
 // sequences and optionals. See shape_rules.h for the contract of a rule.
-#include "graph/shape_rules.h"
+#include "passes/shape_rules.h"
 
 #include <algorithm>
 #include <cmath>

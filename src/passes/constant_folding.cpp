@@ -1,4 +1,4 @@
-#include "graph/constant_folding.h"
+#include "passes/constant_folding.h"
 
 #include <set>
 #include <string>

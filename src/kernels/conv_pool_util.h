@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/reference/kernel.h"
+#include "kernels/kernel.h"
 #include "tandem/status.h"
 #include "tandem/tensor.h"
 

@@ -1,4 +1,4 @@
-#include "backends/reference/kernel.h"
+#include "kernels/kernel.h"
 
 namespace tandem {
 

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/op_table.h"
 #include "graph/graph.h"
 #include "tandem/status.h"
 #include "tandem/tensor.h"
@@ -221,38 +222,6 @@ class OpSpec {
   virtual EwProgram* program() { return nullptr; }
 };
 
-// How a family builds the spec of a node; null spec means "generic path".
-using SupportsFn = Status (*)(const Node& node);
-using MakeSpecFn = Result<std::unique_ptr<OpSpec>> (*)(FusionContext& f, const Step& step);
-
-struct OpEntry {
-  SupportsFn supports = nullptr;
-  MakeSpecFn make = nullptr;
-};
-
-class OpTable {
- public:
-  void add(const std::string& op, SupportsFn s, MakeSpecFn m) { table_[op] = OpEntry{s, m}; }
-  const OpEntry* find(const std::string& op) const {
-    auto it = table_.find(op);
-    return it == table_.end() ? nullptr : &it->second;
-  }
-
- private:
-  std::map<std::string, OpEntry> table_;
-};
-
-// The cpu op table (default domain only), built on first use.
-const OpTable& cpu_ops();
-void register_activation_ops(OpTable& t);
-void register_conv_ops(OpTable& t);
-void register_elementwise_ops(OpTable& t);
-void register_matmul_ops(OpTable& t);
-void register_normalization_ops(OpTable& t);
-void register_pool_ops(OpTable& t);
-void register_reduce_ops(OpTable& t);
-void register_resize_ops(OpTable& t);
-void register_shape_ops(OpTable& t);
 
 // elementwise.cpp / activation.cpp: ONNX elementwise nodes as programs.
 // The activation op of node `n` (Relu, HardSigmoid, ...), or false.

@@ -25,6 +25,9 @@ namespace tandem::shape_detail {
 
 using Dims = std::vector<Dim>;
 
+// Dims at or above this are treated as overflow (unknown) by the Dim arithmetic and the rules.
+constexpr int64_t kDimLimit = int64_t{1} << 62;
+
 inline Dim fixed_dim(int64_t v) { return Dim{v, {}}; }
 inline Dim unknown_dim() { return Dim{}; }
 inline Dim symbol_dim(std::string s) { return Dim{-1, std::move(s)}; }
@@ -165,7 +168,9 @@ class RuleTable {
 
 // The table of every rule; built on first use.
 const RuleTable& shape_rules();
-void register_tensor_rules(RuleTable& t);  // shape_rules.cpp: elementwise, data movement, sequences
+void register_elementwise_rules(RuleTable& t);  // elementwise, value producers, reductions, quantization
+void register_movement_rules(RuleTable& t);     // reshapes, concat/split/slice, gather, pad, ...
+void register_sequence_rules(RuleTable& t);     // sequences and optionals
 void register_nn_rules(RuleTable& t);      // shape_rules_nn.cpp: conv, pool, matmul, norms, rnn, ...
 void register_control_rules(RuleTable& t); // shape_inference.cpp: If, Loop, Scan, SequenceMap
 
@@ -174,5 +179,13 @@ void register_control_rules(RuleTable& t); // shape_inference.cpp: If, Loop, Sca
 Result<Dims> broadcast(const RuleContext& ctx, const std::vector<const Dims*>& shapes);
 // Output 0 = input `from` (type and dims).
 Status same_as_input(RuleContext& ctx, size_t from = 0);
+// Normalizes (negative axes count from the end) and de-duplicates axes against rank r; an
+// error naming the node for an axis out of range.
+Result<std::vector<int64_t>> norm_axes(const RuleContext& ctx, const std::vector<int64_t>& axes, int64_t r);
+// The target shape given by a 1-D shape input: fixed/symbolic elements where traced, unknown
+// elements where only the length is known; nullopt when even the length is unknown.
+std::optional<Dims> shape_operand(const RuleContext& ctx, size_t i);
+// Dims of input i, or null when its rank is unknown.
+inline const Dims* ranked_dims(const RuleContext& ctx, size_t i) { return ctx.ranked(i) ? &ctx.dims(i) : nullptr; }
 
 }  // namespace tandem::shape_detail

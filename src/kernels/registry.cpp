@@ -10,6 +10,7 @@ const KernelTable& reference_kernels() {
     register_conv_kernels(t);
     register_detection_kernels(t);
     register_elementwise_kernels(t);
+    register_generator_kernels(t);
     register_indexing_kernels(t);
     register_loss_kernels(t);
     register_matmul_kernels(t);

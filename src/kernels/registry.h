@@ -38,6 +38,7 @@ void register_control_flow_kernels(KernelTable& t);
 void register_conv_kernels(KernelTable& t);
 void register_detection_kernels(KernelTable& t);
 void register_elementwise_kernels(KernelTable& t);
+void register_generator_kernels(KernelTable& t);
 void register_indexing_kernels(KernelTable& t);
 void register_loss_kernels(KernelTable& t);
 void register_matmul_kernels(KernelTable& t);

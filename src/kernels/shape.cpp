@@ -1,5 +1,5 @@
 // Reference kernels: shape and data-movement ops (Shape, Reshape, Transpose, Slice, Pad, ...),
-// plus the constant producers (Constant, ConstantOfShape, Range, EyeLike, OneHot) and Dropout.
+// plus Identity and Dropout. The constant producers are in generator.cpp.
 //
 // Most kernels here only move elements, so they dispatch with visit_any and work for every
 // dtype, strings included. Each one validates shapes and index arithmetic before allocating.
@@ -12,114 +12,15 @@
 #include <string>
 #include <vector>
 
-#include "kernels/registry.h"
 #include "core/tensor_util.h"
+#include "kernels/registry.h"
+#include "kernels/shape_util.h"
 
 namespace tandem {
 
 namespace {
 
-// Sanity caps on the size of any tensor a kernel here allocates: a malformed shape must give
-// an error, not an allocation failure.
-constexpr int64_t kMaxElements = int64_t{1} << 31;
-constexpr int64_t kMaxBytes = int64_t{1} << 33;
-
-std::string dims_to_string(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(v[i]);
-  }
-  return s + "]";
-}
-
-// Checks that `shape` has no negative dim and that a `dtype` tensor of it is not absurdly big.
-Status check_alloc(const KernelContext& ctx, const Shape& shape, DataType dtype) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) return ctx.invalid("output shape " + dims_to_string(shape) + " has a negative dimension");
-    if (d != 0 && n > kMaxElements / d) return ctx.invalid("output shape " + dims_to_string(shape) + " is too large");
-    n *= d;
-  }
-  int64_t elem = std::max<int64_t>(1, static_cast<int64_t>(dtype_size(dtype)));
-  if (dtype == DataType::string) elem = static_cast<int64_t>(sizeof(std::string));
-  if (n > kMaxBytes / elem) return ctx.invalid("output shape " + dims_to_string(shape) + " is too large");
-  return Status::ok();
-}
-
-// The tensor in slot i, or an error naming it when it is missing.
-Result<Tensor> required_input(const KernelContext& ctx, size_t i, const char* name) {
-  const Tensor& t = ctx.input(i);
-  if (!t.defined()) return ctx.invalid(std::string("missing required input '") + name + "'");
-  return t;
-}
-
-// Reads an integer tensor (shape, axes, pads, ...) as int64 values.
-Result<std::vector<int64_t>> read_ints(const KernelContext& ctx, const Tensor& t, const char* name) {
-  if (!is_integer_type(t.dtype()))
-    return ctx.invalid(std::string("input '") + name + "' must be an integer tensor, got " +
-                       std::string(dtype_name(t.dtype())));
-  if (t.rank() > 1) return ctx.invalid(std::string("input '") + name + "' must be 1-D, got rank " + std::to_string(t.rank()));
-  return to_int64_vector(t);
-}
-
-// Reads a one-element integer tensor (a scalar or a 1-element 1-D tensor).
-Result<int64_t> read_int_scalar(const KernelContext& ctx, const Tensor& t, const char* name) {
-  if (!is_integer_type(t.dtype()))
-    return ctx.invalid(std::string("input '") + name + "' must be an integer scalar, got " +
-                       std::string(dtype_name(t.dtype())));
-  if (t.numel() != 1) return ctx.invalid(std::string("input '") + name + "' must hold exactly one element");
-  return to_int64_vector(t)[0];
-}
-
-// Normalizes a list of axes against `rank`; rejects out-of-range and repeated axes.
-Result<std::vector<int64_t>> normalize_axes(const KernelContext& ctx, const std::vector<int64_t>& axes, int64_t rank) {
-  std::vector<int64_t> out;
-  std::vector<bool> seen(static_cast<size_t>(rank), false);
-  for (int64_t a : axes) {
-    if (a < -rank || a >= rank)
-      return ctx.invalid("axis " + std::to_string(a) + " is out of range for rank " + std::to_string(rank));
-    int64_t n = a < 0 ? a + rank : a;
-    if (seen[n]) return ctx.invalid("axis " + std::to_string(a) + " is repeated in " + dims_to_string(axes));
-    seen[n] = true;
-    out.push_back(n);
-  }
-  return out;
-}
-
-Result<int64_t> normalize_one_axis(const KernelContext& ctx, int64_t axis, int64_t rank) {
-  auto r = normalize_axis(axis, rank);
-  if (!r.is_ok()) return ctx.invalid(r.status().message());
-  return r.value();
-}
-
-// Builds a tensor of `out_shape` whose element at each output coordinate is in[src(coord)].
-// `src` returns an input linear index, or -1 for "use `fill`" (Pad's constant value).
-// `fill` must be a tensor of in.dtype() with at least one element, or undefined (fill with zero).
-template <class SrcFn>
-Tensor gather_by_coord(const Tensor& in, const Shape& out_shape, SrcFn src, const Tensor& fill = Tensor()) {
-  Tensor out(in.dtype(), out_shape);
-  const int64_t n = out.numel();
-  if (n == 0) return out;
-  visit_any(in.dtype(), [&]<class T>() {
-    const T* p = in.data<T>();
-    T* o = out.data<T>();
-    T fill_value = fill.defined() && fill.numel() > 0 ? fill.data<T>()[0] : T{};
-    std::vector<int64_t> coord(out_shape.size(), 0);
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t s = src(coord);
-      o[i] = s >= 0 ? p[s] : fill_value;
-      for (int64_t d = static_cast<int64_t>(coord.size()) - 1; d >= 0; --d) {
-        if (++coord[d] < out_shape[d]) break;
-        coord[d] = 0;
-      }
-    }
-  });
-  return out;
-}
-
-// Same data, new shape; a deep copy so that outputs never alias inputs.
-Tensor reshape_copy(const Tensor& in, Shape shape) { return in.clone().reshaped(std::move(shape)); }
+using namespace kernel_util;
 
 // ---------------------------------------------------------------------------------------------
 // Shape, Size
@@ -171,38 +72,38 @@ Status reshape_kernel(KernelContext& ctx) {
     int64_t d = target[i];
     if (d == 0 && !allowzero) {
       if (i >= data.rank())
-        return ctx.invalid("shape " + dims_to_string(target) + " copies dim " + std::to_string(i) +
+        return ctx.invalid("shape " + shape_string(target) + " copies dim " + std::to_string(i) +
                            " (0) but the input has rank " + std::to_string(data.rank()));
       d = data.dim(i);
     } else if (d == -1) {
-      if (infer_at >= 0) return ctx.invalid("shape " + dims_to_string(target) + " has more than one -1");
+      if (infer_at >= 0) return ctx.invalid("shape " + shape_string(target) + " has more than one -1");
       infer_at = static_cast<int64_t>(i);
       continue;
     } else if (d < 0) {
-      return ctx.invalid("shape " + dims_to_string(target) + " has an invalid dimension " + std::to_string(d));
+      return ctx.invalid("shape " + shape_string(target) + " has an invalid dimension " + std::to_string(d));
     }
     out[i] = d;
-    if (d != 0 && known > kMaxElements / d) return ctx.invalid("shape " + dims_to_string(target) + " is too large");
+    if (d != 0 && known > kMaxElements / d) return ctx.invalid("shape " + shape_string(target) + " is too large");
     known *= d;
   }
   if (infer_at >= 0) {
     if (allowzero && std::count(target.begin(), target.end(), 0) > 0)
-      return ctx.invalid("shape " + dims_to_string(target) + " has both 0 and -1 with allowzero=1");
+      return ctx.invalid("shape " + shape_string(target) + " has both 0 and -1 with allowzero=1");
     if (known == 0) {
       if (data.numel() != 0)
-        return ctx.invalid("cannot infer the -1 dimension of " + dims_to_string(target) + " for input shape " +
-                           dims_to_string(data.shape()));
+        return ctx.invalid("cannot infer the -1 dimension of " + shape_string(target) + " for input shape " +
+                           shape_string(data.shape()));
       out[infer_at] = 0;
     } else {
       if (data.numel() % known != 0)
-        return ctx.invalid("cannot reshape input of shape " + dims_to_string(data.shape()) + " to " +
-                           dims_to_string(target));
+        return ctx.invalid("cannot reshape input of shape " + shape_string(data.shape()) + " to " +
+                           shape_string(target));
       out[infer_at] = data.numel() / known;
     }
   }
   if (shape_numel(out) != data.numel())
-    return ctx.invalid("cannot reshape input of shape " + dims_to_string(data.shape()) + " (" +
-                       std::to_string(data.numel()) + " elements) to " + dims_to_string(out));
+    return ctx.invalid("cannot reshape input of shape " + shape_string(data.shape()) + " (" +
+                       std::to_string(data.numel()) + " elements) to " + shape_string(out));
   ctx.set_output(0, reshape_copy(data, out));
   return Status::ok();
 }
@@ -283,7 +184,7 @@ Status transpose_kernel(KernelContext& ctx) {
   if (!ctx.node().has_attr("perm"))
     for (int64_t i = rank - 1; i >= 0; --i) perm.push_back(i);
   if (static_cast<int64_t>(perm.size()) != rank)
-    return ctx.invalid("perm " + dims_to_string(perm) + " does not match input rank " + std::to_string(rank));
+    return ctx.invalid("perm " + shape_string(perm) + " does not match input rank " + std::to_string(rank));
   TANDEM_ASSIGN_OR_RETURN(perm, normalize_axes(ctx, perm, rank));
   Shape out(rank);
   for (int64_t i = 0; i < rank; ++i) out[i] = data.dim(perm[i]);
@@ -321,8 +222,8 @@ Status concat_kernel(KernelContext& ctx) {
                          std::to_string(rank));
     for (int64_t d = 0; d < rank; ++d)
       if (d != axis && t.dim(d) != first.dim(d))
-        return ctx.invalid("input " + std::to_string(k) + " has shape " + dims_to_string(t.shape()) +
-                           ", incompatible with " + dims_to_string(first.shape()) + " on axis " + std::to_string(d));
+        return ctx.invalid("input " + std::to_string(k) + " has shape " + shape_string(t.shape()) +
+                           ", incompatible with " + shape_string(first.shape()) + " on axis " + std::to_string(d));
     out[axis] += t.dim(axis);
   }
   TANDEM_RETURN_IF_ERROR(check_alloc(ctx, out, first.dtype()));
@@ -363,15 +264,15 @@ Status split_kernel(KernelContext& ctx) {
   }
   if (!sizes.empty()) {
     if (static_cast<int64_t>(sizes.size()) != num_outputs)
-      return ctx.invalid("split " + dims_to_string(sizes) + " has " + std::to_string(sizes.size()) +
+      return ctx.invalid("split " + shape_string(sizes) + " has " + std::to_string(sizes.size()) +
                          " entries but the node has " + std::to_string(num_outputs) + " outputs");
     int64_t total = 0;
     for (int64_t s : sizes) {
-      if (s < 0 || s > dim) return ctx.invalid("split " + dims_to_string(sizes) + " has an invalid size");
+      if (s < 0 || s > dim) return ctx.invalid("split " + shape_string(sizes) + " has an invalid size");
       total += s;
     }
     if (total != dim)
-      return ctx.invalid("split " + dims_to_string(sizes) + " sums to " + std::to_string(total) + ", but axis " +
+      return ctx.invalid("split " + shape_string(sizes) + " sums to " + std::to_string(total) + ", but axis " +
                          std::to_string(axis) + " has size " + std::to_string(dim));
   } else {
     // Equal parts. Opset 18's num_outputs allows an uneven split: ceil-sized parts, the last smaller.
@@ -446,7 +347,7 @@ Status slice_kernel(KernelContext& ctx) {
     }
   }
   if (starts.size() != ends.size())
-    return ctx.invalid("starts " + dims_to_string(starts) + " and ends " + dims_to_string(ends) + " differ in length");
+    return ctx.invalid("starts " + shape_string(starts) + " and ends " + shape_string(ends) + " differ in length");
   if (!has_axes)
     for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   if (steps.empty()) steps.assign(starts.size(), 1);
@@ -496,10 +397,10 @@ Status expand_kernel(KernelContext& ctx) {
   TANDEM_ASSIGN_OR_RETURN(Tensor shape_t, required_input(ctx, 1, "shape"));
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> target, read_ints(ctx, shape_t, "shape"));
   for (int64_t d : target)
-    if (d < 0) return ctx.invalid("shape " + dims_to_string(target) + " has a negative dimension");
+    if (d < 0) return ctx.invalid("shape " + shape_string(target) + " has a negative dimension");
   auto out = broadcast_shapes(data.shape(), target);
   if (!out.is_ok())
-    return ctx.invalid("input shape " + dims_to_string(data.shape()) + " cannot expand to " + dims_to_string(target));
+    return ctx.invalid("input shape " + shape_string(data.shape()) + " cannot expand to " + shape_string(target));
   TANDEM_RETURN_IF_ERROR(check_alloc(ctx, *out, data.dtype()));
   const std::vector<int64_t> strides = broadcast_strides(data.shape(), *out);
   ctx.set_output(0, gather_by_coord(data, *out, [&](const std::vector<int64_t>& c) {
@@ -526,13 +427,13 @@ Status tile_kernel(KernelContext& ctx) {
     TANDEM_ASSIGN_OR_RETURN(repeats, read_ints(ctx, rep, "repeats"));
   }
   if (static_cast<int64_t>(repeats.size()) != rank)
-    return ctx.invalid("repeats " + dims_to_string(repeats) + " must have one entry per input dim (rank " +
+    return ctx.invalid("repeats " + shape_string(repeats) + " must have one entry per input dim (rank " +
                        std::to_string(rank) + ")");
   Shape out(rank);
   for (int64_t i = 0; i < rank; ++i) {
-    if (repeats[i] < 0) return ctx.invalid("repeats " + dims_to_string(repeats) + " has a negative entry");
+    if (repeats[i] < 0) return ctx.invalid("repeats " + shape_string(repeats) + " has a negative entry");
     if (data.dim(i) != 0 && repeats[i] > kMaxElements / data.dim(i))
-      return ctx.invalid("repeats " + dims_to_string(repeats) + " make the output too large");
+      return ctx.invalid("repeats " + shape_string(repeats) + " make the output too large");
     out[i] = data.dim(i) * repeats[i];
   }
   TANDEM_RETURN_IF_ERROR(check_alloc(ctx, out, data.dtype()));
@@ -595,16 +496,16 @@ Status pad_kernel(KernelContext& ctx) {
   }
   const int64_t na = static_cast<int64_t>(axes.size());
   if (static_cast<int64_t>(pads.size()) != 2 * na)
-    return ctx.invalid("pads " + dims_to_string(pads) + " must have " + std::to_string(2 * na) + " entries");
+    return ctx.invalid("pads " + shape_string(pads) + " must have " + std::to_string(2 * na) + " entries");
   std::vector<int64_t> before(static_cast<size_t>(rank), 0);
   Shape out = data.shape();
   for (int64_t i = 0; i < na; ++i) {
     const int64_t a = axes[i], pb = pads[i], pe = pads[i + na];
     if (pb > kMaxElements || pb < -kMaxElements || pe > kMaxElements || pe < -kMaxElements)
-      return ctx.invalid("pads " + dims_to_string(pads) + " are too large");
+      return ctx.invalid("pads " + shape_string(pads) + " are too large");
     before[a] = pb;
     out[a] = data.dim(a) + pb + pe;
-    if (out[a] < 0) return ctx.invalid("pads " + dims_to_string(pads) + " remove more than the whole axis " + std::to_string(a));
+    if (out[a] < 0) return ctx.invalid("pads " + shape_string(pads) + " remove more than the whole axis " + std::to_string(a));
     if (mode != "constant" && data.dim(a) == 0 && out[a] > 0)
       return ctx.invalid("cannot pad empty axis " + std::to_string(a) + " in mode '" + mode + "'");
   }
@@ -629,174 +530,11 @@ Status pad_kernel(KernelContext& ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Identity, Constant, ConstantOfShape, Range, EyeLike, OneHot
+// Identity
 
 Status identity_kernel(KernelContext& ctx) {
   // Tensors, sequences and optionals all pass through unchanged (buffers are shared, never mutated).
   ctx.set_output(0, ctx.input_value(0));
-  return Status::ok();
-}
-
-Status constant_kernel(KernelContext& ctx) {
-  const Node& n = ctx.node();
-  if (const Attribute* a = n.attr("value")) {
-    if (!a->t.defined()) return ctx.invalid("attribute 'value' holds no tensor");
-    ctx.set_output(0, a->t.clone());
-  } else if (n.has_attr("sparse_value")) {
-    return ctx.unsupported("sparse_value is not supported");
-  } else if (const Attribute* a = n.attr("value_float")) {
-    ctx.set_output(0, Tensor::scalar<float>(a->f));
-  } else if (const Attribute* a = n.attr("value_floats")) {
-    ctx.set_output(0, Tensor::from_vector<float>({static_cast<int64_t>(a->floats.size())}, a->floats));
-  } else if (const Attribute* a = n.attr("value_int")) {
-    ctx.set_output(0, Tensor::scalar<int64_t>(a->i));
-  } else if (const Attribute* a = n.attr("value_ints")) {
-    ctx.set_output(0, Tensor::from_vector<int64_t>({static_cast<int64_t>(a->ints.size())}, a->ints));
-  } else if (const Attribute* a = n.attr("value_string")) {
-    ctx.set_output(0, Tensor::scalar<std::string>(a->s));
-  } else if (const Attribute* a = n.attr("value_strings")) {
-    ctx.set_output(0, Tensor::from_vector<std::string>({static_cast<int64_t>(a->strings.size())}, a->strings));
-  } else {
-    return ctx.invalid("has none of the value attributes");
-  }
-  return Status::ok();
-}
-
-Status constant_of_shape_kernel(KernelContext& ctx) {
-  TANDEM_ASSIGN_OR_RETURN(Tensor shape_t, required_input(ctx, 0, "input"));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> shape, read_ints(ctx, shape_t, "input"));
-  Tensor value = Tensor::from_vector<float>({1}, {0.0f});
-  if (const Attribute* a = ctx.node().attr("value")) {
-    if (!a->t.defined() || a->t.numel() != 1) return ctx.invalid("attribute 'value' must be a one-element tensor");
-    value = a->t;
-  }
-  TANDEM_RETURN_IF_ERROR(check_alloc(ctx, shape, value.dtype()));
-  Tensor out(value.dtype(), shape);
-  if (!visit_any(value.dtype(), [&]<class T>() {
-        const T v = value.data<T>()[0];
-        T* o = out.data<T>();
-        for (int64_t i = 0; i < out.numel(); ++i) o[i] = v;
-      }))
-    return ctx.invalid("unsupported value dtype " + std::string(dtype_name(value.dtype())));
-  ctx.set_output(0, out);
-  return Status::ok();
-}
-
-Status range_kernel(KernelContext& ctx) {
-  TANDEM_ASSIGN_OR_RETURN(Tensor start_t, required_input(ctx, 0, "start"));
-  TANDEM_ASSIGN_OR_RETURN(Tensor limit_t, required_input(ctx, 1, "limit"));
-  TANDEM_ASSIGN_OR_RETURN(Tensor delta_t, required_input(ctx, 2, "delta"));
-  const DataType dt = start_t.dtype();
-  if (limit_t.dtype() != dt || delta_t.dtype() != dt) return ctx.invalid("start, limit and delta must share one dtype");
-  if (start_t.numel() != 1 || limit_t.numel() != 1 || delta_t.numel() != 1)
-    return ctx.invalid("start, limit and delta must be scalars");
-  if (dt == DataType::boolean || (!is_float_type(dt) && !is_integer_type(dt)))
-    return ctx.invalid("unsupported dtype " + std::string(dtype_name(dt)));
-  int64_t count = 0;
-  if (is_float_type(dt)) {
-    const double start = to_double_vector(start_t)[0], limit = to_double_vector(limit_t)[0],
-                 delta = to_double_vector(delta_t)[0];
-    if (delta == 0 || !std::isfinite(start) || !std::isfinite(limit) || !std::isfinite(delta))
-      return ctx.invalid("start, limit and delta must be finite and delta nonzero");
-    const double n = std::ceil((limit - start) / delta);
-    if (n > static_cast<double>(kMaxElements)) return ctx.invalid("range has too many elements");
-    count = n > 0 ? static_cast<int64_t>(n) : 0;
-    TANDEM_RETURN_IF_ERROR(check_alloc(ctx, {count}, dt));
-    Tensor out(dt, {count});
-    visit_float(dt, [&]<class T>() {
-      T* o = out.data<T>();
-      for (int64_t i = 0; i < count; ++i) o[i] = from_double<T>(start + static_cast<double>(i) * delta);
-    });
-    ctx.set_output(0, out);
-    return Status::ok();
-  }
-  // Integers: exact arithmetic in 128 bits so that no intermediate overflows.
-  const __int128 start = to_int64_vector(start_t)[0], limit = to_int64_vector(limit_t)[0],
-                 delta = to_int64_vector(delta_t)[0];
-  if (dt == DataType::uint64) return ctx.invalid("unsupported dtype uint64");
-  if (delta == 0) return ctx.invalid("delta must be nonzero");
-  const __int128 span = limit - start;
-  __int128 n = 0;
-  if ((span > 0 && delta > 0) || (span < 0 && delta < 0)) {
-    const __int128 a = span > 0 ? span : -span, b = delta > 0 ? delta : -delta;
-    n = a / b + (a % b != 0);
-  }
-  if (n > kMaxElements) return ctx.invalid("range has too many elements");
-  count = static_cast<int64_t>(n);
-  TANDEM_RETURN_IF_ERROR(check_alloc(ctx, {count}, dt));
-  Tensor out(dt, {count});
-  visit_numeric(dt, [&]<class T>() {
-    T* o = out.data<T>();
-    for (int64_t i = 0; i < count; ++i) o[i] = static_cast<T>(static_cast<int64_t>(start + i * delta));
-  });
-  ctx.set_output(0, out);
-  return Status::ok();
-}
-
-Status eye_like_kernel(KernelContext& ctx) {
-  TANDEM_ASSIGN_OR_RETURN(Tensor data, required_input(ctx, 0, "input"));
-  if (data.rank() != 2) return ctx.invalid("input must be 2-D, got rank " + std::to_string(data.rank()));
-  DataType dt = data.dtype();
-  if (ctx.node().has_attr("dtype")) dt = static_cast<DataType>(ctx.node().attr_int("dtype", 1));
-  const int64_t k = ctx.node().attr_int("k", 0);
-  const int64_t rows = data.dim(0), cols = data.dim(1);
-  Tensor out;
-  bool ok = visit_numeric(dt, [&]<class T>() {
-    out = Tensor(dt, {rows, cols});
-    T* o = out.data<T>();
-    for (int64_t i = 0; i < rows; ++i) {
-      // Column i + k, computed without overflow for extreme k.
-      if (k >= cols || k <= -rows) break;
-      const int64_t j = i + k;
-      if (j >= 0 && j < cols) o[i * cols + j] = from_double<T>(1.0);
-    }
-  });
-  if (!ok) return ctx.invalid("unsupported output dtype " + std::string(dtype_name(dt)));
-  ctx.set_output(0, out);
-  return Status::ok();
-}
-
-Status one_hot_kernel(KernelContext& ctx) {
-  TANDEM_ASSIGN_OR_RETURN(Tensor indices, required_input(ctx, 0, "indices"));
-  TANDEM_ASSIGN_OR_RETURN(Tensor depth_t, required_input(ctx, 1, "depth"));
-  TANDEM_ASSIGN_OR_RETURN(Tensor values, required_input(ctx, 2, "values"));
-  if (depth_t.numel() != 1 || depth_t.dtype() == DataType::string) return ctx.invalid("depth must be a numeric scalar");
-  if (values.numel() != 2) return ctx.invalid("values must hold exactly two elements [off, on]");
-  if (indices.dtype() == DataType::string) return ctx.invalid("indices must be numeric");
-  const double depth_d = to_double_vector(depth_t)[0];
-  if (!(depth_d >= 0) || depth_d > static_cast<double>(kMaxElements)) return ctx.invalid("depth must be a nonnegative number");
-  const int64_t depth = static_cast<int64_t>(depth_d);
-  const int64_t out_rank = static_cast<int64_t>(indices.rank()) + 1;
-  TANDEM_ASSIGN_OR_RETURN(int64_t axis, normalize_one_axis(ctx, ctx.node().attr_int("axis", -1), out_rank));
-  Shape out_shape = indices.shape();
-  out_shape.insert(out_shape.begin() + axis, depth);
-  TANDEM_RETURN_IF_ERROR(check_alloc(ctx, out_shape, values.dtype()));
-  // Indices may be floats: truncate them, and treat non-finite ones as "no class".
-  std::vector<int64_t> idx;
-  if (is_float_type(indices.dtype())) {
-    for (double v : to_double_vector(indices))
-      idx.push_back(std::isfinite(v) && std::abs(v) < 9.0e18 ? static_cast<int64_t>(v) : std::numeric_limits<int64_t>::max());
-  } else {
-    idx = to_int64_vector(indices);
-  }
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= out_shape[d];
-  for (int64_t d = axis + 1; d < out_rank; ++d) inner *= out_shape[d];
-  Tensor out(values.dtype(), out_shape);
-  if (!visit_any(values.dtype(), [&]<class T>() {
-        const T off = values.data<T>()[0], on = values.data<T>()[1];
-        T* o = out.data<T>();
-        for (int64_t i = 0; i < out.numel(); ++i) o[i] = off;
-        // indices position (b, j) maps to output (b, class, j); negative indices count from depth.
-        for (int64_t b = 0; b < outer; ++b)
-          for (int64_t j = 0; j < inner; ++j) {
-            int64_t c = idx[b * inner + j];
-            if (c < 0 && c >= -depth) c += depth;
-            if (c >= 0 && c < depth) o[(b * depth + c) * inner + j] = on;
-          }
-      }))
-    return ctx.invalid("unsupported values dtype " + std::string(dtype_name(values.dtype())));
-  ctx.set_output(0, out);
   return Status::ok();
 }
 
@@ -951,11 +689,6 @@ void register_shape_kernels(KernelTable& t) {
   t.add("", "Tile", &tile_kernel);
   t.add("", "Pad", &pad_kernel);
   t.add("", "Identity", &identity_kernel);
-  t.add("", "Constant", &constant_kernel);
-  t.add("", "ConstantOfShape", &constant_of_shape_kernel);
-  t.add("", "Range", &range_kernel);
-  t.add("", "EyeLike", &eye_like_kernel);
-  t.add("", "OneHot", &one_hot_kernel);
   t.add("", "DepthToSpace", &depth_to_space_kernel);
   t.add("", "SpaceToDepth", &space_to_depth_kernel);
   t.add("", "Trilu", &trilu_kernel);

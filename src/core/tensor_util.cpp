@@ -199,4 +199,13 @@ Result<Tensor> cast_tensor(const Tensor& src, DataType to) {
   return out;
 }
 
+Tensor float_tensor(DataType dtype, const Shape& shape, const std::vector<double>& values) {
+  Tensor t(dtype, shape);
+  visit_float(dtype, [&]<class T>() {
+    T* p = t.data<T>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = from_double<T>(values[static_cast<size_t>(i)]);
+  });
+  return t;
+}
+
 }  // namespace tandem

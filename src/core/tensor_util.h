@@ -72,6 +72,10 @@ inline T from_double(double v) {
   else return static_cast<T>(v);
 }
 
+// A tensor of float type `dtype` (float32, float64, float16, bfloat16) and `shape` holding
+// `values` (row-major, at least numel() of them) rounded to the dtype.
+Tensor float_tensor(DataType dtype, const Shape& shape, const std::vector<double>& values);
+
 // Maps a possibly negative axis into [0, rank); error when out of range.
 Result<int64_t> normalize_axis(int64_t axis, int64_t rank);
 

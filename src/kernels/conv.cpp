@@ -125,16 +125,6 @@ Status fill_bias(const KernelContext& ctx, size_t slot, const ConvLayout& l, int
   return Status::ok();
 }
 
-// A float tensor of `dtype` holding `values`.
-Tensor float_tensor(DataType dtype, const Shape& shape, const std::vector<double>& values) {
-  Tensor t(dtype, shape);
-  visit_float(dtype, [&]<class T>() {
-    T* out = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) out[i] = from_double<T>(values[i]);
-  });
-  return t;
-}
-
 Status check_float_pair(const KernelContext& ctx, const Tensor& x, const Tensor& w) {
   if (!is_float_type(x.dtype())) return ctx.invalid("input dtype " + std::string(dtype_name(x.dtype())) + " is not a float type");
   if (w.dtype() != x.dtype())

@@ -20,15 +20,6 @@ namespace {
 
 std::string dtype_str(DataType t) { return std::string(dtype_name(t)); }
 
-Tensor float_tensor(DataType dtype, const Shape& shape, const std::vector<double>& values) {
-  Tensor t(dtype, shape);
-  visit_float(dtype, [&]<class T>() {
-    T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = from_double<T>(values[static_cast<size_t>(i)]);
-  });
-  return t;
-}
-
 // The shared part of both losses: `log_prob` holds the (N, C, D...) input as doubles.
 // Writes the loss tensor (dtype `dtype`) to output 0.
 Status nll_from_log_prob(KernelContext& ctx, const std::vector<double>& log_prob, const Shape& input_shape,

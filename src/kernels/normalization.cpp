@@ -15,16 +15,6 @@ namespace {
 
 std::string dtype_str(DataType t) { return std::string(dtype_name(t)); }
 
-// A float tensor of `dtype` and `shape` holding `values` (rounded once).
-Tensor float_tensor(DataType dtype, const Shape& shape, const std::vector<double>& values) {
-  Tensor t(dtype, shape);
-  visit_float(dtype, [&]<class T>() {
-    T* p = t.data<T>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = from_double<T>(values[static_cast<size_t>(i)]);
-  });
-  return t;
-}
-
 // Checks that input `i` is present and a float tensor.
 Status require_float_input(KernelContext& ctx, size_t i, const char* name) {
   if (!ctx.has_input(i)) return ctx.invalid(std::string("missing required input '") + name + "'");

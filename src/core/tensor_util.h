@@ -59,6 +59,18 @@ bool visit_float(DataType dtype, F&& f) {
   }
 }
 
+// Element-type traits for kernels templated over every dtype.
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
+// Any floating-point element: float, double, Float16, BFloat16.
+template <class T>
+inline constexpr bool is_float_v = std::is_floating_point_v<T> || is_half_v<T>;
+// Integer elements, bool excluded.
+template <class T>
+inline constexpr bool is_int_v = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+template <class T>
+inline constexpr bool is_complex_v = std::is_same_v<T, std::complex<float>> || std::is_same_v<T, std::complex<double>>;
+
 // Element <-> double conversions that work for every numeric type, Float16/BFloat16 included.
 template <class T>
 inline double to_double(T v) {

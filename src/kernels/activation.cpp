@@ -20,17 +20,11 @@
 namespace tandem {
 namespace {
 
-template <class T>
-constexpr bool kIsHalf = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
-template <class T>
-constexpr bool kIsFloat = std::is_floating_point_v<T> || kIsHalf<T>;
-template <class T>
-constexpr bool kIsInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 
 // double -> T. Floats round to nearest; integers truncate toward zero and saturate (NaN -> 0).
 template <class T>
 T store(double v) {
-  if constexpr (kIsInt<T>) {
+  if constexpr (is_int_v<T>) {
     if (std::isnan(v)) return T(0);
     if (v <= static_cast<double>(std::numeric_limits<T>::min())) return std::numeric_limits<T>::min();
     if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
@@ -94,7 +88,7 @@ Status relu_kernel(KernelContext& ctx) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     for (int64_t i = 0; i < x.numel(); ++i) {
-      if constexpr (kIsFloat<T>) {
+      if constexpr (is_float_v<T>) {
         const double v = to_double(px[i]);
         po[i] = from_double<T>(v < 0 ? 0.0 : v);  // NaN stays NaN
       } else {
@@ -226,7 +220,7 @@ Status prelu_kernel(KernelContext& ctx) {
       BroadcastIterator it(x.shape(), {x.shape(), slope_shape});
       for (int64_t i = 0; i < x.numel(); ++i) {
         const T s = ps[it.offset(1)];
-        if constexpr (kIsFloat<T>) {
+        if constexpr (is_float_v<T>) {
           const double v = to_double(px[i]);
           po[i] = from_double<T>(v < 0 ? to_double(s) * v : v);
         } else if constexpr (std::is_signed_v<T>) {

@@ -31,31 +31,25 @@ namespace {
 
 // ---- element type traits and conversions ------------------------------------------------
 
-template <class T>
-constexpr bool kIsHalf = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
-template <class T>
-constexpr bool kIsFloat = std::is_floating_point_v<T> || kIsHalf<T>;
-template <class T>
-constexpr bool kIsInt = std::is_integral_v<T> && !std::is_same_v<T, bool>;
 
 // The type an element computes and compares in: halves widen to double, others stay as they are.
 template <class T>
 auto widen(T v) {
-  if constexpr (kIsHalf<T>) return static_cast<double>(static_cast<float>(v));
+  if constexpr (is_half_v<T>) return static_cast<double>(static_cast<float>(v));
   else return v;
 }
 
 // Back from the widened type to T.
 template <class T, class W>
 T narrow(W v) {
-  if constexpr (kIsHalf<T>) return T(static_cast<float>(v));
+  if constexpr (is_half_v<T>) return T(static_cast<float>(v));
   else return static_cast<T>(v);
 }
 
 // double -> T. Floats round to nearest; integers truncate toward zero and saturate (NaN -> 0).
 template <class T>
 T store(double v) {
-  if constexpr (kIsInt<T>) {
+  if constexpr (is_int_v<T>) {
     if (std::isnan(v)) return T(0);
     if (v <= static_cast<double>(std::numeric_limits<T>::min())) return std::numeric_limits<T>::min();
     if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
@@ -184,7 +178,7 @@ Status abs_kernel(KernelContext& ctx) {
   Tensor out(x.dtype(), x.shape());
   bool ok = visit_numeric(x.dtype(), [&]<class T>() {
     map1<T, T>(x, out, [](T v) -> T {
-      if constexpr (kIsFloat<T>) return from_double<T>(std::fabs(to_double(v)));
+      if constexpr (is_float_v<T>) return from_double<T>(std::fabs(to_double(v)));
       else if constexpr (std::is_signed_v<T>) return v < 0 ? wrap_sub<T>(T(0), v) : v;
       else return v;
     });
@@ -201,7 +195,7 @@ Status neg_kernel(KernelContext& ctx) {
   Tensor out(x.dtype(), x.shape());
   bool ok = visit_numeric(x.dtype(), [&]<class T>() {
     map1<T, T>(x, out, [](T v) -> T {
-      if constexpr (kIsFloat<T>) return from_double<T>(-to_double(v));
+      if constexpr (is_float_v<T>) return from_double<T>(-to_double(v));
       else return wrap_sub<T>(T(0), v);
     });
   });
@@ -217,7 +211,7 @@ Status sign_kernel(KernelContext& ctx) {
   Tensor out(x.dtype(), x.shape());
   bool ok = visit_numeric(x.dtype(), [&]<class T>() {
     map1<T, T>(x, out, [](T v) -> T {
-      if constexpr (kIsFloat<T>) {
+      if constexpr (is_float_v<T>) {
         double d = to_double(v);
         return from_double<T>(std::isnan(d) ? d : (d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0)));
       } else {
@@ -297,7 +291,7 @@ enum class Arith { add, sub, mul, div, mod_floor, mod_trunc };
 // One element of an arithmetic op. Returns false for an integer division/modulo by zero.
 template <class T>
 bool arith(Arith op, T a, T b, T* out) {
-  if constexpr (kIsFloat<T>) {
+  if constexpr (is_float_v<T>) {
     const double x = to_double(a), y = to_double(b);
     double r = 0;
     switch (op) {
@@ -413,7 +407,7 @@ Status pow_kernel(KernelContext& ctx) {
       ok_b = visit_numeric(b.dtype(), [&]<class TB>() {
         if constexpr (!std::is_same_v<TB, bool>) {
           map2<TA, TB, TA>(a, a.shape(), b, sb, out, [](TA x, TB y) -> TA {
-            if constexpr (kIsFloat<TA> || kIsFloat<TB>) {
+            if constexpr (is_float_v<TA> || is_float_v<TB>) {
               return store<TA>(std::pow(to_double(x), to_double(y)));
             } else {
               int64_t e;
@@ -449,7 +443,7 @@ Status bitshift_kernel(KernelContext& ctx) {
   TANDEM_RETURN_IF_ERROR(binary_shapes(ctx, a, b, &sb, &so));
   Tensor out(a.dtype(), so);
   visit_numeric(a.dtype(), [&]<class T>() {
-    if constexpr (kIsInt<T> && std::is_unsigned_v<T>) {
+    if constexpr (is_int_v<T> && std::is_unsigned_v<T>) {
       map2<T, T, T>(a, a.shape(), b, sb, out, [&](T x, T s) -> T {
         if (static_cast<uint64_t>(s) >= sizeof(T) * 8) return T(0);  // shifting everything out
         const uint64_t v = static_cast<uint64_t>(x);
@@ -562,7 +556,7 @@ Status variadic_kernel(KernelContext& ctx, Variadic op) {
       BroadcastIterator it(out.shape(), shapes);
       const size_t n = ins.size();
       for (int64_t i = 0; i < out.numel(); ++i) {
-        if constexpr (kIsFloat<T>) {
+        if constexpr (is_float_v<T>) {
           double acc = to_double(ins[0]->data<T>()[it.offset(0)]);
           for (size_t k = 1; k < n; ++k) {
             const double v = to_double(ins[k]->data<T>()[it.offset(k)]);

@@ -28,12 +28,6 @@ namespace {
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-template <class T>
-constexpr bool is_half_v = std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
-template <class T>
-constexpr bool is_floating_v = std::is_floating_point_v<T> || is_half_v<T>;
-template <class T>
-constexpr bool is_complex_v = std::is_same_v<T, std::complex<float>> || std::is_same_v<T, std::complex<double>>;
 
 // Product of dims with overflow and negative-dim checks.
 bool checked_numel(const Shape& shape, int64_t* out) {
@@ -117,7 +111,7 @@ Tensor gather_by_map(const Tensor& src, const Shape& shape, const std::vector<in
 // Returns -1, 0 or 1. Integers and strings compare natively (no precision loss via double).
 template <class T>
 int compare_values(const T& a, const T& b) {
-  if constexpr (is_floating_v<T>) {
+  if constexpr (is_float_v<T>) {
     double x = to_double(a), y = to_double(b);
     bool nx = std::isnan(x), ny = std::isnan(y);
     if (nx || ny) return nx == ny ? 0 : (nx ? 1 : -1);
@@ -129,7 +123,7 @@ int compare_values(const T& a, const T& b) {
 
 template <class T>
 bool is_nan_value(const T& v) {
-  if constexpr (is_floating_v<T>) return std::isnan(to_double(v));
+  if constexpr (is_float_v<T>) return std::isnan(to_double(v));
   else return false;
 }
 
@@ -164,7 +158,7 @@ T reduce_pair(const T& cur, const T& upd, Reduction r) {
       case Reduction::mul: case Reduction::min: return cur && upd;
       default: return upd;
     }
-  } else if constexpr (is_floating_v<T>) {
+  } else if constexpr (is_float_v<T>) {
     double a = to_double(cur), b = to_double(upd);
     switch (r) {
       case Reduction::add: return from_double<T>(a + b);
@@ -779,7 +773,7 @@ Status cumsum_kernel(KernelContext& ctx) {
     ok = visit_numeric(x.dtype(), [&]<class T>() {
       const T* p = x.data<T>();
       T* q = out.data<T>();
-      using Acc = std::conditional_t<is_floating_v<T>, double, uint64_t>;
+      using Acc = std::conditional_t<is_float_v<T>, double, uint64_t>;
       const int64_t rows = x.numel() > 0 ? outer : 0;
       for (int64_t o = 0; o < rows; ++o)
         for (int64_t i = 0; i < inner; ++i) {
@@ -788,10 +782,10 @@ Status cumsum_kernel(KernelContext& ctx) {
             const int64_t j = reverse ? n - 1 - s : s;
             const int64_t pos = (o * n + j) * inner + i;
             Acc v;
-            if constexpr (is_floating_v<T>) v = to_double(p[pos]);
+            if constexpr (is_float_v<T>) v = to_double(p[pos]);
             else v = static_cast<uint64_t>(p[pos]);
             if (!exclusive) acc += v;
-            if constexpr (is_floating_v<T>) q[pos] = from_double<T>(acc);
+            if constexpr (is_float_v<T>) q[pos] = from_double<T>(acc);
             else q[pos] = static_cast<T>(acc);
             if (exclusive) acc += v;
           }

@@ -26,8 +26,6 @@ namespace {
 
 enum class ReduceKind { sum, mean, max, min, prod, l1, l2, log_sum, log_sum_exp, sum_square };
 
-template <class T>
-constexpr bool is_floating_v = std::is_floating_point_v<T> || std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>;
 
 // Offsets (in elements, relative to the first element) of every combination of coordinates
 // over `dims` of a tensor with `shape`, in row-major order of those dims.
@@ -57,7 +55,7 @@ std::vector<int64_t> offsets_over(const std::vector<size_t>& dims, const Shape& 
 // Converts a double result to an integer type without undefined behaviour on NaN/inf/overflow.
 template <class T>
 T saturating_from_double(double v) {
-  if constexpr (is_floating_v<T> || std::is_same_v<T, bool>) {
+  if constexpr (is_float_v<T> || std::is_same_v<T, bool>) {
     return from_double<T>(v);
   } else {
     if (std::isnan(v)) return T(0);
@@ -261,7 +259,7 @@ Status reduce_kernel(KernelContext& ctx, ReduceKind kind) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     for (size_t j = 0; j < base.size(); ++j) {
-      if constexpr (is_floating_v<T>) po[j] = reduce_floating<T>(kind, px, base[j], inner);
+      if constexpr (is_float_v<T>) po[j] = reduce_floating<T>(kind, px, base[j], inner);
       else po[j] = reduce_integer<T>(kind, px, base[j], inner);
     }
   });

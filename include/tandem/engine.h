@@ -40,19 +40,9 @@
 
 namespace tandem {
 
-// The source of time for circuit breakers (cooldowns, the sliding window) and fault-injection
-// recovery. Tests substitute a manual clock; the default is std::chrono::steady_clock.
-// Implementations must be thread-safe.
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual std::chrono::steady_clock::time_point now() const = 0;
-};
-// The process-wide steady clock (never null, lives forever).
-const Clock* steady_clock_source();
-
-// Which kinds of processor a prepared model may run on. Backends are classified by name:
-// "reference" and "cpu" are CPU backends; every other backend counts as a GPU backend.
+// Which kinds of processor a prepared model may run on. Each backend says which kind it
+// computes on (cpu, gpu or npu; BackendInfo::device_kind); the reference backend and the cpu
+// backend are CPU backends.
 enum class ComputeUnits {
   all,          // every backend in the engine's order
   cpu_only,     // CPU backends only
@@ -66,6 +56,11 @@ enum class FallbackPolicy {
 std::string_view compute_units_name(ComputeUnits u);  // "all", "cpu_only", ...
 // Parse the names above; invalid_argument otherwise.
 Result<ComputeUnits> parse_compute_units(std::string_view text);
+
+// Parses a comma-separated route chain ("cpu@bf16,cpu@fp32,reference") into route names for
+// PrepareOptions::routes, each in its canonical form (float32 routes without a suffix).
+// Errors: invalid_argument naming the bad item. Whether the backends exist is checked by prepare().
+Result<std::vector<std::string>> parse_route_chain(std::string_view text);
 
 struct EngineOptions {
   // Backends in preference order. Empty: every backend in the build (available_backends()).
@@ -154,7 +149,6 @@ struct PrepareOptions {
   // route fits).
   double fallback_reserve_multiplier = 2;
   uint64_t seed = 0;                    // warm-up inputs, parity sampling, fault injection
-  std::shared_ptr<const Clock> clock;   // null: steady_clock_source()
 };
 
 struct InferOptions {
@@ -252,8 +246,8 @@ class PreparedModel {
   virtual Result<InferResult> infer(const std::map<std::string, Value>& inputs, const InferOptions& options = {}) = 0;
   virtual Capabilities capabilities() const = 0;
   virtual ModelTelemetry telemetry() const = 0;
-  // Waits until queued parity samples have been compared (for tests and end-of-run reports),
-  // at most `timeout_ms`. Returns true when the queue drained.
+  // Waits until queued parity samples have been compared (for end-of-run reports), at most
+  // `timeout_ms`. Returns true when the queue drained.
   virtual bool drain_parity(double timeout_ms) = 0;
 };
 
@@ -277,6 +271,7 @@ class Engine {
   std::string metrics_prometheus() const;
 
  private:
+  friend class EngineInternals;  // the engine's test hooks
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -10,10 +10,14 @@
 //      packs its weights into a Plan. All validation happens here.
 //   3. run(plan, ...) executes. It does no validation beyond what depends on input values.
 //      It may be called concurrently on one Plan from many threads.
-// Device backends own memory the host cannot address: alloc() returns a buffer on the
-// backend's device and copy() moves bytes between host and device buffers. Tensors passed to
-// run() are host tensors; a device backend copies them in and out itself or keeps resident
-// copies made with alloc()/copy(). sync() waits until queued device work has finished.
+// Tensors passed to run() are host tensors; a backend whose device memory the host cannot
+// address copies them in and out itself (or keeps resident copies) and returns only when its
+// outputs are on the host.
+//
+// What the engine needs to know about a backend besides its name it asks the backend, never
+// the name: device_kind() (which processor it computes on, for ComputeUnits and capability
+// reports), is_reference() (the exact backend every route falls back to, placed last), and
+// version() (part of the compiled-model cache key).
 //
 // Thread-safety: a Backend object is shared by all models; its methods are thread-safe.
 #pragma once
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "tandem/backend_info.h"
 #include "tandem/precision.h"
 #include "tandem/status.h"
 #include "tandem/value.h"
@@ -57,14 +62,6 @@ class Plan {
   virtual std::vector<Declined> declined() const { return {}; }
 };
 
-// Memory owned by a backend: host memory for host backends, device memory otherwise.
-struct Buffer {
-  void* data = nullptr;
-  size_t bytes = 0;
-  bool on_host = true;
-  std::shared_ptr<void> owner;  // keeps the allocation alive; freed with the last copy
-};
-
 struct CompileOptions {
   int threads = 0;  // 0: the backend's default
   // The lowest precision the backend may compute in (see tandem/precision.h). A backend that
@@ -86,27 +83,36 @@ struct NodeTypes {
 class Backend {
  public:
   virtual ~Backend() = default;
+  // The registry name (EngineOptions::backends, routes, placement reports); lives as long as
+  // the backend.
   virtual std::string_view name() const = 0;
+  // DeviceKind: see tandem/backend_info.h.
+  virtual DeviceKind device_kind() const = 0;
+  // True for the exact backend every other one is checked against: it runs every op tandem
+  // knows, comes last in every placement order and is the route of last resort. Exactly one
+  // registered backend is the reference.
+  virtual bool is_reference() const { return false; }
+  // The version of the backend's code and of the libraries it computes with; a new version
+  // invalidates cached measurements. Lives as long as the backend.
+  virtual std::string_view version() const = 0;
   virtual Status supports(const Node& node, const NodeTypes& types) const = 0;
   // Whether compile() honours CompileOptions::precision `p` natively: ok, or `unsupported`
   // saying why (a backend never emulates a precision slowly). fp32 must be ok.
   virtual Status supports_precision(Precision p) const = 0;
   virtual Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) = 0;
-  virtual Result<Buffer> alloc(size_t bytes) = 0;
-  // Copies min(dst.bytes, src.bytes) bytes, across host and device as needed.
-  virtual Status copy(const Buffer& src, Buffer& dst) = 0;
   // `inputs` bind to graph.inputs in order; `outputs` receives graph.outputs in order.
   // A backend may write into tensors already in `*outputs` (from an earlier run) when their
   // dtype and shape match and Tensor::buffer_unshared() holds; other entries are replaced.
   // On failure `*outputs` is unspecified.
   virtual Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
                      const RunControl& control) = 0;
-  virtual Status sync() = 0;
 };
 
-// The backends compiled into this build, in preference order ("reference" last).
+// The backends compiled into this build, in preference order (the reference backend last).
 std::vector<std::string_view> available_backends();
 // The backend named `name`, or nullptr. Backends are process-wide singletons.
 Backend* find_backend(std::string_view name);
+// The reference backend (never null).
+Backend* reference_backend();
 
 }  // namespace tandem

@@ -2,7 +2,7 @@
 //
 // Inputs are seeded random tensors (as `tandem run --random-inputs`), shaped by --shape for
 // inputs with symbolic dims. The model is placed once, run --warmup times untimed, then
-// --iters times with steady_clock around each PlacedModel::run() call. Latency percentiles
+// --iters times with steady_clock around each CompiledModel::run() call. Latency percentiles
 // interpolate linearly between the sorted samples (numpy's default), as bench/peer/ort_bench.mjs
 // does, so the two are comparable. --json writes the numbers for bench/compare.
 #include <sched.h>
@@ -18,22 +18,21 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "tandem/precision.h"
-#include "backends/backend.h"
-#include "cli/cli_util.h"
-#include "cli/commands.h"
-#include "engine/inputs.h"
-#include "core/sysinfo.h"
-#include "engine/placement.h"
-#include "engine/routes.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "tandem/backend_info.h"
 #include "tandem/engine.h"
-#include "onnx/loader.h"
+#include "tandem/model.h"
+#include "tandem/precision.h"
+#include "tandem/sysinfo.h"
+#include "tandem/tensor_io.h"
 
 namespace tandem::cli {
 
@@ -137,16 +136,12 @@ int bench_command(const BenchOptions& o) {
   if (!seed) return fail(cmd, seed.status().message(), 2);
   auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail(cmd, shapes.status().message(), 2);
-  std::string backend_name = o.backend;
-  if (backend_name.empty()) {
-    const auto names = available_backends();
-    backend_name = names.empty() ? "reference" : std::string(names.front());
-  }
-  Backend* backend = find_backend(backend_name);
-  if (!backend) {
+  const std::vector<BackendInfo> available = list_backends();
+  const std::string backend = o.backend.empty() ? available.front().name : o.backend;
+  if (std::none_of(available.begin(), available.end(), [&](const BackendInfo& b) { return b.name == backend; })) {
     std::string known;
-    for (auto n : available_backends()) known += (known.empty() ? "" : ", ") + std::string(n);
-    return fail(cmd, "unknown backend '" + backend_name + "' (this build has: " + known + ")", 2);
+    for (const BackendInfo& b : available) known += (known.empty() ? "" : ", ") + b.name;
+    return fail(cmd, "unknown backend '" + backend + "' (this build has: " + known + ")", 2);
   }
   if (!o.json.empty()) {  // fail now rather than after a long run
     std::ofstream probe(o.json, std::ios::app);
@@ -155,56 +150,55 @@ int bench_command(const BenchOptions& o) {
   const int threads = *threads_req > 0 ? static_cast<int>(*threads_req) : physical_cores();
 
   auto t0 = Clock::now();
-  auto model = load_model(o.model);
+  auto model = OnnxModel::load(o.model);
   if (!model) return fail(cmd, model.status().message());
   const double load_ms = ms_between(t0, Clock::now());
-  const Graph& g = *model->graph;
+  const ModelDescription& description = model->description();
 
   for (const auto& [name, s] : *shapes) {
     bool known = false;
-    for (const auto& vi : g.inputs) known = known || vi.name == name;
+    for (const IoInfo& in : description.inputs) known = known || in.name == name;
     if (!known) return fail(cmd, "--shape names unknown input '" + name + "'", 2);
   }
   std::map<std::string, Value> provided;
   nlohmann::ordered_json shapes_json = nlohmann::ordered_json::object();
   std::string shapes_text;
   uint64_t next_seed = static_cast<uint64_t>(*seed);
-  for (const auto& vi : g.inputs) {
-    if (!is_required_input(g, vi)) continue;
-    if (vi.type.kind != TypeInfo::Kind::tensor)
-      return fail(cmd, "cannot make random values for non-tensor input '" + vi.name + "'");
-    auto it = shapes->find(vi.name);
-    auto shape = concrete_input_shape(vi, it == shapes->end() ? nullptr : &it->second);
+  for (const IoInfo& in : description.inputs) {
+    if (!in.required) continue;
+    if (in.kind != "tensor") return fail(cmd, "cannot make random values for non-tensor input '" + in.name + "'");
+    auto it = shapes->find(in.name);
+    auto shape = concrete_shape(in, it == shapes->end() ? nullptr : &it->second);
     if (!shape) return fail(cmd, shape.status().message(), 2);
-    auto t = random_tensor(vi.type.elem, *shape, next_seed++);
-    if (!t) return fail(cmd, "input '" + vi.name + "': " + t.status().message());
-    shapes_json[vi.name] = *shape;
-    shapes_text += (shapes_text.empty() ? "" : " ") + vi.name + "=" + shape_to_string(*shape);
-    provided[vi.name] = Value::of(std::move(t).value());
+    auto t = random_tensor(in.dtype, *shape, next_seed++);
+    if (!t) return fail(cmd, "input '" + in.name + "': " + t.status().message());
+    shapes_json[in.name] = *shape;
+    shapes_text += (shapes_text.empty() ? "" : " ") + in.name + "=" + shape_to_string(*shape);
+    provided[in.name] = Value::of(std::move(t).value());
   }
-  auto bound = bind_inputs(g, provided);
-  if (!bound) return fail(cmd, bound.status().message(), 2);
 
   t0 = Clock::now();
-  std::vector<Backend*> backends{backend};
-  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
   auto precision = parse_precision(o.precision);
   if (!precision) return fail(cmd, precision.status().message(), 2);
   // Either one backend's placement, run directly (the default), or requests through the
   // engine on a route chain (--routes), which adds the engine's request path to each run.
-  std::unique_ptr<PlacedModel> placed;
+  std::optional<CompiledModel> placed;
+  std::vector<Value> bound;
   std::unique_ptr<Engine> engine;
   std::shared_ptr<PreparedModel> prepared;
   if (o.routes.empty()) {
-    if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
-    CompileOptions options;
-    options.threads = threads;
-    options.precision = *precision;
-    auto p = PlacedModel::create(model->graph, backends, options);
+    CompileSettings settings;
+    settings.backend = backend;
+    settings.threads = threads;
+    settings.precision = *precision;
+    auto p = model->compile(settings);
     if (!p) return fail(cmd, p.status().message());
     placed = std::move(p).value();
+    auto b = placed->bind(provided);
+    if (!b) return fail(cmd, b.status().message(), 2);
+    bound = std::move(b).value();
   } else {
-    auto routes = parse_routes(o.routes);
+    auto routes = parse_route_chain(o.routes);
     if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
     EngineOptions eo;
     eo.threads = threads;
@@ -213,7 +207,7 @@ int bench_command(const BenchOptions& o) {
     engine = std::move(e).value();
     PrepareOptions po;
     po.precision = *precision;
-    for (const RouteSpec& r : *routes) po.routes.push_back(r.name());
+    po.routes = *routes;
     for (const auto& [name, t] : provided)
       if (t.is_tensor()) po.input_shapes[name] = t.tensor.shape();
     po.min_attempt_budget_ms = 600000;  // a benchmark measures; it never abandons a call
@@ -224,7 +218,7 @@ int bench_command(const BenchOptions& o) {
   const double compile_ms = ms_between(t0, Clock::now());
   std::map<std::string, int> served_by;
   auto run_once = [&](std::vector<Value>* outputs) -> Status {
-    if (placed) return placed->run(*bound, outputs);
+    if (placed) return placed->run(bound, outputs);
     auto r = prepared->infer(provided);
     if (!r) return r.status();
     served_by[r->backend]++;
@@ -263,8 +257,8 @@ int bench_command(const BenchOptions& o) {
   std::map<std::string, int> nodes_per_backend;
   int segments = 0;
   if (placed) {
-    nodes_per_backend = placed->report().nodes_per_backend;
-    segments = placed->report().segments;
+    nodes_per_backend = placed->placement().nodes_per_backend;
+    segments = placed->placement().segments;
   } else {
     nodes_per_backend = prepared->placement().routes.front().nodes_per_backend;
     segments = prepared->placement().routes.front().segments;
@@ -275,7 +269,7 @@ int bench_command(const BenchOptions& o) {
   std::printf("model %s\n", o.model.c_str());
   std::printf("inputs %s\n", shapes_text.empty() ? "(none)" : shapes_text.c_str());
   std::printf("%s %s, threads %d, warm-up %d, iterations %d\n", placed ? "backend" : "engine, first backend",
-              backend->name().data(), threads, warmup_n, iters_n);
+              backend.c_str(), threads, warmup_n, iters_n);
   if (prepared) {
     std::string chain, served;
     for (const std::string& r : prepared->capabilities().routes) chain += (chain.empty() ? "" : " -> ") + r;
@@ -293,7 +287,7 @@ int bench_command(const BenchOptions& o) {
     j["runtime"] = "tandem";
     j["version"] = TANDEM_VERSION;
     j["model"] = o.model;
-    j["backend"] = std::string(backend->name());
+    j["backend"] = backend;
     j["threads"] = threads;
     j["shapes"] = shapes_json;
     j["seed"] = *seed;

@@ -5,8 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "graph/graph.h"
-#include "tandem/value.h"
+#include "tandem/engine.h"
+#include "tandem/status.h"
+#include "tandem/tensor.h"
 
 namespace tandem::cli {
 
@@ -19,8 +20,9 @@ Result<std::map<std::string, std::string>> parse_assignments(const std::vector<s
 // Parses repeated --shape NAME=DIMS options.
 Result<std::map<std::string, Shape>> parse_shapes(const std::vector<std::string>& items);
 
-// Reads a tensor from .npy or an ONNX TensorProto .pb file (by extension).
-Result<Tensor> read_tensor_file(const std::string& path);
+// The shape to feed input `in`: `*override_shape` (from --shape), which must have the declared
+// rank and agree with the fixed dims; without one, the declared dims, which must all be fixed.
+Result<Shape> concrete_shape(const IoInfo& in, const Shape* override_shape);
 
 // "x" -> "x"; "out/0:1" -> "out_0_1": characters outside [A-Za-z0-9._-] become '_'.
 std::string sanitize_file_name(const std::string& name);

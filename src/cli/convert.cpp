@@ -1,4 +1,4 @@
-// `tandem convert`: rewrite a float32 model as float16 (see src/onnx/fp16_converter.h), write
+// `tandem convert`: rewrite a float32 model as float16 (see tandem/convert.h), write
 // it, and compare the converted model against the original on seeded random inputs.
 #include <algorithm>
 #include <cstdio>
@@ -7,15 +7,13 @@
 #include <map>
 #include <sstream>
 
-#include "backends/backend.h"
-#include "cli/cli_util.h"
-#include "cli/commands.h"
-#include "core/compare.h"
-#include "core/tensor_util.h"
-#include "engine/inputs.h"
-#include "engine/placement.h"
-#include "onnx/fp16_converter.h"
-#include "onnx/loader.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "tandem/backend_info.h"
+#include "tandem/compare.h"
+#include "tandem/convert.h"
+#include "tandem/model.h"
+#include "tandem/tensor_io.h"
 
 namespace tandem::cli {
 
@@ -45,16 +43,16 @@ Result<std::string> read_bytes(const std::string& path) {
 }
 
 // The shape to feed: --shape if given, else the declared dims with symbolic ones as 1.
-Result<Shape> input_shape(const ValueInfo& vi, const std::map<std::string, Shape>& shapes) {
-  if (auto it = shapes.find(vi.name); it != shapes.end()) return concrete_input_shape(vi, &it->second);
-  if (!vi.type.has_shape) return invalid_argument("input '" + vi.name + "' has no declared rank; give --shape");
+Result<Shape> input_shape(const IoInfo& in, const std::map<std::string, Shape>& shapes) {
+  if (auto it = shapes.find(in.name); it != shapes.end()) return concrete_shape(in, &it->second);
+  if (!in.has_shape) return invalid_argument("input '" + in.name + "' has no declared rank; give --shape");
   Shape shape;
-  for (const Dim& d : vi.type.dims) shape.push_back(d.fixed() ? d.value : 1);
+  for (const IoDim& d : in.dims) shape.push_back(d.value >= 0 ? d.value : 1);
   return shape;
 }
 
 // Inputs for the original model: the given files, seeded random values for the others.
-Result<std::map<std::string, Tensor>> make_inputs(const Graph& g, const std::vector<std::string>& files,
+Result<std::map<std::string, Tensor>> make_inputs(const ModelDescription& model, const std::vector<std::string>& files,
                                                  const std::map<std::string, Shape>& shapes, uint64_t seed) {
   TANDEM_ASSIGN_OR_RETURN(auto paths, parse_assignments(files, "--input"));
   std::map<std::string, Tensor> inputs;
@@ -63,13 +61,12 @@ Result<std::map<std::string, Tensor>> make_inputs(const Graph& g, const std::vec
     if (!t) return t.status().with_prefix("input '" + name + "': ");
     inputs[name] = std::move(t).value();
   }
-  for (const auto& vi : g.inputs) {
-    if (!is_required_input(g, vi) || inputs.count(vi.name)) continue;
-    if (vi.type.kind != TypeInfo::Kind::tensor)
-      return invalid_argument("cannot make random values for non-tensor input '" + vi.name + "'");
-    TANDEM_ASSIGN_OR_RETURN(Shape shape, input_shape(vi, shapes));
-    TANDEM_ASSIGN_OR_RETURN(Tensor t, random_tensor(vi.type.elem, shape, seed++));
-    inputs[vi.name] = std::move(t);
+  for (const IoInfo& in : model.inputs) {
+    if (!in.required || inputs.count(in.name)) continue;
+    if (in.kind != "tensor") return invalid_argument("cannot make random values for non-tensor input '" + in.name + "'");
+    TANDEM_ASSIGN_OR_RETURN(Shape shape, input_shape(in, shapes));
+    TANDEM_ASSIGN_OR_RETURN(Tensor t, random_tensor(in.dtype, shape, seed++));
+    inputs[in.name] = std::move(t);
   }
   return inputs;
 }
@@ -80,23 +77,23 @@ Tensor to_half(const Tensor& t) {
   return h;
 }
 
-// Runs `g` on the preferred backend (reference fallback); float32 inputs become float16 where
-// the graph declares float16.
-Result<std::vector<Value>> run_model(std::shared_ptr<const Graph> g, const std::map<std::string, Tensor>& inputs,
-                                     Backend* backend) {
+// Runs `model` on `backend` (reference fallback); float32 inputs become float16 where the
+// model declares float16.
+Result<std::vector<Value>> run_model(const OnnxModel& model, const std::map<std::string, Tensor>& inputs,
+                                     const std::string& backend) {
   std::map<std::string, Value> provided;
-  for (const auto& vi : g->inputs) {
-    auto it = inputs.find(vi.name);
+  for (const IoInfo& in : model.description().inputs) {
+    auto it = inputs.find(in.name);
     if (it == inputs.end()) continue;
-    const bool half = vi.type.elem == DataType::float16 && it->second.dtype() == DataType::float32;
-    provided[vi.name] = Value::of(half ? to_half(it->second) : it->second);
+    const bool half = in.dtype == DataType::float16 && it->second.dtype() == DataType::float32;
+    provided[in.name] = Value::of(half ? to_half(it->second) : it->second);
   }
-  TANDEM_ASSIGN_OR_RETURN(auto bound, bind_inputs(*g, provided));
-  std::vector<Backend*> backends{backend};
-  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
-  TANDEM_ASSIGN_OR_RETURN(auto placed, PlacedModel::create(g, backends));
+  CompileSettings settings;
+  settings.backend = backend;
+  TANDEM_ASSIGN_OR_RETURN(CompiledModel compiled, model.compile(settings));
+  TANDEM_ASSIGN_OR_RETURN(auto bound, compiled.bind(provided));
   std::vector<Value> outputs;
-  TANDEM_RETURN_IF_ERROR(placed->run(bound, &outputs));
+  TANDEM_RETURN_IF_ERROR(compiled.run(bound, &outputs));
   return outputs;
 }
 
@@ -104,16 +101,23 @@ Result<std::vector<Value>> run_model(std::shared_ptr<const Graph> g, const std::
 Tensor as_float32(const Tensor& t) {
   if (t.dtype() == DataType::float32) return t;
   Tensor f(DataType::float32, t.shape());
-  visit_float(t.dtype(), [&]<class T>() {
-    for (int64_t i = 0; i < t.numel(); ++i) f.data<float>()[i] = static_cast<float>(to_double(t.data<T>()[i]));
-  });
+  float* out = f.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    switch (t.dtype()) {
+      case DataType::float64: out[i] = static_cast<float>(t.data<double>()[i]); break;
+      case DataType::float16: out[i] = static_cast<float>(t.data<Float16>()[i]); break;
+      case DataType::bfloat16: out[i] = static_cast<float>(t.data<BFloat16>()[i]); break;
+      default: break;
+    }
+  }
   return f;
 }
 
 // Prints max-abs error and RMSE of every float output; fails when an output changed shape.
-Status compare_outputs(const Graph& g, const std::vector<Value>& expected, const std::vector<Value>& actual) {
-  for (size_t i = 0; i < g.outputs.size() && i < expected.size() && i < actual.size(); ++i) {
-    const std::string& name = g.outputs[i].name;
+Status compare_outputs(const ModelDescription& model, const std::vector<Value>& expected,
+                       const std::vector<Value>& actual) {
+  for (size_t i = 0; i < model.outputs.size() && i < expected.size() && i < actual.size(); ++i) {
+    const std::string& name = model.outputs[i].name;
     if (!expected[i].is_tensor() || !actual[i].is_tensor() || !is_float_type(expected[i].tensor.dtype())) continue;
     const Tensor& e = expected[i].tensor;
     const Tensor& a = actual[i].tensor;
@@ -141,33 +145,27 @@ int convert_command(const ConvertOptions& o) {
   if (o.to != "fp16") return fail(kCmd, "unknown --to '" + o.to + "' (supported: fp16)", 2);
   auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail(kCmd, shapes.status().message(), 2);
-  std::string backend_name = o.backend;
-  if (backend_name.empty()) {
-    const auto names = available_backends();
-    backend_name = names.empty() ? "reference" : std::string(names.front());
-  }
-  Backend* backend = find_backend(backend_name);
-  if (!backend) return fail(kCmd, "unknown backend '" + backend_name + "'", 2);
+  const std::string backend = o.backend.empty() ? list_backends().front().name : o.backend;
+  const auto backends = list_backends();
+  if (std::none_of(backends.begin(), backends.end(), [&](const BackendInfo& b) { return b.name == backend; }))
+    return fail(kCmd, "unknown backend '" + backend + "'", 2);
 
-  auto original = load_model(o.model);  // one-line errors for missing or malformed files
+  auto original = OnnxModel::load(o.model);  // one-line errors for missing or malformed files
   if (!original) return fail(kCmd, original.status().message());
   for (const auto& [name, s] : *shapes) {
     bool known = false;
-    for (const auto& vi : original->graph->inputs) known = known || vi.name == name;
+    for (const IoInfo& in : original->description().inputs) known = known || in.name == name;
     if (!known) return fail(kCmd, "--shape names unknown input '" + name + "'", 2);
   }
   auto bytes = read_bytes(o.model);
   if (!bytes) return fail(kCmd, bytes.status().message());
-  onnx::ModelProto proto;
-  if (!proto.ParseFromString(*bytes)) return fail(kCmd, o.model + ": not a serialized onnx ModelProto");
 
   Fp16ConvertOptions options;
   options.keep_io_types = o.keep_io_types;
   options.extra_blocked_ops = o.block_ops;
-  auto converted = convert_model_to_fp16(proto, options);
+  auto converted = convert_to_fp16(*bytes, options);
   if (!converted) return fail(kCmd, o.model + ": " + converted.status().message());
-  std::string out_bytes;
-  if (!converted->model.SerializeToString(&out_bytes)) return fail(kCmd, "the converted model cannot be serialized");
+  const std::string& out_bytes = converted->model_bytes;
   {
     std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
     out.write(out_bytes.data(), static_cast<std::streamsize>(out_bytes.size()));
@@ -185,20 +183,20 @@ int convert_command(const ConvertOptions& o) {
     std::printf("kept float32: %zu nodes (%s)\n", r.blocked_nodes.size(), summarize_blocked(r.blocked_nodes).c_str());
   if (o.no_compare) return 0;
 
-  auto reloaded = load_model_from_bytes(out_bytes, std::filesystem::path(o.output).parent_path(), o.output);
+  auto reloaded = OnnxModel::from_bytes(out_bytes, std::filesystem::path(o.output).parent_path(), o.output);
   if (!reloaded) return fail(kCmd, "the converted model does not load: " + reloaded.status().message());
-  auto inputs = make_inputs(*original->graph, o.inputs, *shapes, o.seed);
+  auto inputs = make_inputs(original->description(), o.inputs, *shapes, o.seed);
   if (!inputs) return fail(kCmd, inputs.status().message(), 2);
-  auto expected = run_model(original->graph, *inputs, backend);
+  auto expected = run_model(*original, *inputs, backend);
   if (!expected) return fail(kCmd, "running the original model: " + expected.status().to_string());
-  auto actual = run_model(reloaded->graph, *inputs, backend);
+  auto actual = run_model(*reloaded, *inputs, backend);
   if (!actual) return fail(kCmd, "running the converted model: " + actual.status().to_string());
   if (o.inputs.empty())
-    std::printf("compared on %s with seeded random inputs (seed %llu):\n", backend->name().data(),
+    std::printf("compared on %s with seeded random inputs (seed %llu):\n", backend.c_str(),
                 static_cast<unsigned long long>(o.seed));
   else
-    std::printf("compared on %s with the given inputs:\n", backend->name().data());
-  Status s = compare_outputs(*original->graph, *expected, *actual);
+    std::printf("compared on %s with the given inputs:\n", backend.c_str());
+  Status s = compare_outputs(original->description(), *expected, *actual);
   if (!s.is_ok()) return fail(kCmd, s.message());
   return 0;
 }

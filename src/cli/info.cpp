@@ -3,26 +3,15 @@
 #include <cstdio>
 #include <map>
 
+#include "cli_util.h"
+#include "commands.h"
+#include "tandem/backend_info.h"
+#include "tandem/model.h"
 #include "tandem/precision.h"
-#include "backends/backend.h"
-#include "cli/cli_util.h"
-#include "cli/commands.h"
-#include "engine/placement.h"
-#include "passes/shape_inference.h"
-#include "onnx/loader.h"
 
 namespace tandem::cli {
 
 namespace {
-
-void count_ops(const Graph& g, std::map<std::string, int>& counts, std::map<std::string, const Node*>& examples) {
-  for (const Node& n : g.nodes) {
-    const std::string key = (n.domain.empty() ? "" : n.domain + ":") + n.op_type;
-    counts[key]++;
-    examples.emplace(key, &n);
-    for (const Graph* sub : subgraphs_of(n)) count_ops(*sub, counts, examples);
-  }
-}
 
 struct InfoOptions {
   std::string path;
@@ -35,86 +24,65 @@ struct InfoOptions {
 
 // The model as `backend` (with reference fallback) compiles it: placement, then each segment's
 // rewritten graph. With every input shape fixed, the cpu backend also lists its kernels.
-int print_optimized(const Graph& g, const std::map<std::string, Shape>& shapes, const InfoOptions& o) {
-  const std::string name = o.backend.empty() ? std::string(available_backends().front()) : o.backend;
-  Backend* backend = find_backend(name);
-  if (!backend) return fail("info", "unknown backend '" + name + "'", 2);
-  auto graph = std::make_shared<Graph>(g);
-  Status fixed = fix_input_shapes(*graph, shapes);
-  if (!fixed.is_ok()) return fail("info", fixed.message(), 2);
-  std::vector<Backend*> backends{backend};
-  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
-  CompileOptions options;
-  options.threads = o.threads;
+int print_optimized(const OnnxModel& model, const std::map<std::string, Shape>& shapes, const InfoOptions& o) {
+  CompileSettings settings;
+  settings.backend = o.backend.empty() ? list_backends().front().name : o.backend;
+  settings.threads = o.threads;
+  for (const auto& [name, s] : shapes) settings.input_shapes[name] = s;
   auto precision = parse_precision(o.precision);
   if (!precision) return fail("info", precision.status().message(), 2);
-  options.precision = *precision;
-  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail("info", ps.message());
-  auto placed = PlacedModel::create(graph, backends, options);
-  if (!placed) return fail("info", placed.status().message());
-  const PlacementReport& report = (*placed)->report();
+  settings.precision = *precision;
+  auto compiled = model.compile(settings);
+  if (!compiled) return fail("info", compiled.status().message(), compiled.status().code() == StatusCode::invalid_argument ? 2 : 1);
+  const PlacementInfo::Route& placement = compiled->placement();
   std::string per_backend;
-  for (const auto& [b, count] : report.nodes_per_backend)
+  for (const auto& [b, count] : placement.nodes_per_backend)
     per_backend += (per_backend.empty() ? "" : ", ") + b + " " + std::to_string(count);
-  std::printf("optimized for backend %s: nodes per backend: %s (%d segments)\n", name.c_str(), per_backend.c_str(),
-              report.segments);
-  for (const NodePlacement& n : report.nodes)
-    if (n.backend != name && !n.declined.empty())
+  std::printf("optimized for backend %s: nodes per backend: %s (%d segments)\n", settings.backend.c_str(),
+              per_backend.c_str(), placement.segments);
+  for (const PlacementInfo::NodeInfo& n : placement.nodes)
+    if (n.backend != settings.backend && !n.declined.empty())
       std::printf("  on %s: %s\n", n.backend.c_str(), n.declined.front().second.c_str());  // the reason names the node
-  std::fputs((*placed)->describe().c_str(), stdout);
+  std::fputs(compiled->describe().c_str(), stdout);
   return 0;
 }
 
 int info_command(const InfoOptions& o) {
   const std::string& path = o.path;
-  const std::vector<std::string>& shape_args = o.shapes;
-  auto shapes = parse_shapes(shape_args);
+  auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail("info", shapes.status().message(), 2);
-  auto model = load_model(path);
+  auto model = OnnxModel::load(path);
   if (!model) return fail("info", model.status().message());
-  const Graph& g = *model->graph;
+  const ModelDescription& d = model->description();
   std::printf("model %s\n", path.c_str());
-  std::printf("  ir_version %lld, producer %s %s\n", static_cast<long long>(model->ir_version),
-              model->producer_name.empty() ? "(unknown)" : model->producer_name.c_str(), model->producer_version.c_str());
+  std::printf("  ir_version %lld, producer %s %s\n", static_cast<long long>(d.ir_version),
+              d.producer_name.empty() ? "(unknown)" : d.producer_name.c_str(), d.producer_version.c_str());
   std::printf("opsets\n");
-  for (const auto& [domain, version] : model->opsets)
+  for (const auto& [domain, version] : d.opsets)
     std::printf("  %s %lld\n", domain.empty() ? "ai.onnx" : domain.c_str(), static_cast<long long>(version));
   std::printf("inputs\n");
-  for (const auto& vi : g.inputs)
-    if (!g.initializers.count(vi.name)) std::printf("  %s %s\n", vi.name.c_str(), vi.type.to_string().c_str());
+  for (const IoInfo& in : d.inputs)
+    if (in.required) std::printf("  %s %s\n", in.name.c_str(), in.type.c_str());
   std::printf("outputs\n");
-  for (const auto& vi : g.outputs) std::printf("  %s %s\n", vi.name.c_str(), vi.type.to_string().c_str());
+  for (const IoInfo& out : d.outputs) std::printf("  %s %s\n", out.name.c_str(), out.type.c_str());
   if (!shapes->empty()) {
     // With concrete input shapes, show what tandem's own shape inference derives.
-    auto inferred = infer_shapes(g, *shapes);
+    auto inferred = model->infer_output_types(*shapes);
     if (!inferred) return fail("info", inferred.status().message());
     std::printf("outputs for the given input shapes\n");
-    for (const auto& vi : g.outputs) {
-      const TypeInfo* t = inferred->type_of(vi.name);
-      std::printf("  %s %s\n", vi.name.c_str(), t ? t->to_string().c_str() : "unknown");
-    }
+    for (const IoInfo& out : inferred->outputs) std::printf("  %s %s\n", out.name.c_str(), out.type.c_str());
     for (const std::string& w : inferred->warnings) std::printf("  warning: %s\n", w.c_str());
   }
-  size_t weights = 0;
-  for (const auto& [name, t] : g.initializers) weights += t.nbytes();
-  std::printf("initializers %zu (%.2f MB)\n", g.initializers.size(), static_cast<double>(weights) / 1e6);
-  std::map<std::string, int> counts;
-  std::map<std::string, const Node*> examples;
-  count_ops(g, counts, examples);
-  int total = 0;
-  for (const auto& [op, c] : counts) total += c;
-  std::printf("nodes %d\n", total);
+  std::printf("initializers %zu (%.2f MB)\n", d.initializer_count, static_cast<double>(d.initializer_bytes) / 1e6);
+  std::printf("nodes %d\n", d.node_count);
   // Each op with the backends that accept its first node (in preference order), with the
   // element types inference finds for it (unknown inside subgraphs).
-  auto typed = infer_shapes(g, *shapes);
   std::vector<std::string> unsupported_ops;
-  for (const auto& [op, c] : counts) {
+  for (const OpSupport& op : model->op_support(*shapes)) {
     std::string accepted;
-    const NodeTypes types = typed ? node_types(*examples[op], *typed) : NodeTypes{};
-    for (std::string_view name : available_backends())
-      if (find_backend(name)->supports(*examples[op], types).is_ok()) accepted += (accepted.empty() ? "" : ", ") + std::string(name);
-    std::printf("  %-28s %-5d %s\n", op.c_str(), c, accepted.empty() ? "(no backend)" : accepted.c_str());
-    if (accepted.empty()) unsupported_ops.push_back(op);
+    for (const std::string& b : op.backends) accepted += (accepted.empty() ? "" : ", ") + b;
+    std::printf("  %-28s %-5d %s\n", op.op.c_str(), op.count, accepted.empty() ? "(no backend)" : accepted.c_str());
+    if (accepted.empty()) unsupported_ops.push_back(op.op);
   }
   if (unsupported_ops.empty()) {
     std::printf("every op is supported by at least one backend\n");
@@ -123,7 +91,7 @@ int info_command(const InfoOptions& o) {
     for (const auto& op : unsupported_ops) std::printf("  %s\n", op.c_str());
   }
   if (!unsupported_ops.empty()) return 3;
-  return o.optimized ? print_optimized(g, *shapes, o) : 0;
+  return o.optimized ? print_optimized(*model, *shapes, o) : 0;
 }
 
 }  // namespace

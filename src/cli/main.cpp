@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "cli/commands.h"
+#include "commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem: run ONNX models on the best backend, with exact reference fallback"};

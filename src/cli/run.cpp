@@ -1,17 +1,21 @@
-// `tandem run`: run a model once on one backend and print or save its outputs.
+// `tandem run`: prepare a model with the engine, answer one request and print (or save) its
+// outputs. Without engine options it runs on the one backend asked for (the reference backend
+// by default), nodes that backend declines on the reference backend, with no fallback, no
+// warm-up and no time budget; --routes, --units, --strict, --inject and --metrics-json bring
+// the engine's routes, fallback, fault injection and telemetry into play.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 
-#include "tandem/precision.h"
-#include "backends/backend.h"
-#include "cli/cli_util.h"
-#include "cli/commands.h"
-#include "cli/run_engine.h"
-#include "core/npy.h"
-#include "engine/inputs.h"
-#include "engine/placement.h"
-#include "onnx/loader.h"
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "tandem/engine.h"
+#include "tandem/tensor_io.h"
 
 namespace tandem::cli {
 
@@ -25,7 +29,7 @@ struct RunOptions {
   bool random_inputs = false;
   uint64_t seed = 0;
   std::string output_dir;
-  // Engine mode (any of these set): routes, fallback, fault injection, telemetry.
+  // Engine options (any of these set): routes, fallback, fault injection, telemetry.
   std::string units;
   bool strict = false;
   std::string inject;
@@ -33,90 +37,63 @@ struct RunOptions {
   bool backend_given = false;
   std::string precision = "fp32";
   std::string routes;
+
+  bool uses_engine_options() const {
+    return !units.empty() || strict || !inject.empty() || !metrics_json.empty() || !routes.empty();
+  }
 };
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+// Values for the required inputs not provided, shaped by --shape or the declared dims, seeded
+// in input order.
+Status add_random_inputs(const IoSchema& schema, const std::map<std::string, Shape>& shapes, uint64_t seed,
+                         std::map<std::string, Value>* provided) {
+  for (const IoInfo& in : schema.inputs) {
+    if (provided->count(in.name) || !in.required) continue;
+    if (in.kind != "tensor") return invalid_argument("cannot make random values for non-tensor input '" + in.name + "'");
+    auto it = shapes.find(in.name);
+    TANDEM_ASSIGN_OR_RETURN(Shape shape, concrete_shape(in, it == shapes.end() ? nullptr : &it->second));
+    auto t = random_tensor(in.dtype, shape, seed++);
+    if (!t) return t.status().with_prefix("input '" + in.name + "': ");
+    (*provided)[in.name] = Value::of(std::move(t).value());
+  }
+  return Status::ok();
 }
 
-int run_command(const RunOptions& o) {
-  const std::string cmd = "run";
-  Backend* backend = find_backend(o.backend);
-  if (!backend) return fail(cmd, "unknown backend '" + o.backend + "'", 2);
-  auto precision = parse_precision(o.precision);
-  if (!precision) return fail(cmd, precision.status().message(), 2);
-  auto t0 = std::chrono::steady_clock::now();
-  auto model = load_model(o.model);
-  if (!model) return fail(cmd, model.status().message());
-  const double load_ms = ms_since(t0);
-  const Graph& g = *model->graph;
+Status write_metrics_json(const std::string& path, const PreparedModel& model, const Result<InferResult>& result) {
+  nlohmann::json j = nlohmann::json::parse(telemetry_to_json(model.telemetry()));
+  j["sla_estimate_ms"] = model.sla_estimate().estimate_ms;
+  j["placement"] = model.placement().to_string();
+  if (result) {
+    j["request"] = {{"backend", result->backend},
+                    {"fallback_reason", result->fallback_reason},
+                    {"attempts", result->attempts},
+                    {"queue_ms", result->timings.queue_ms},
+                    {"compute_ms", result->timings.compute_ms},
+                    {"total_ms", result->timings.total_ms}};
+  } else {
+    j["request"] = {{"error", result.status().to_string()}};
+  }
+  std::ofstream out(path);
+  if (!out) return invalid_argument(path + ": cannot write");
+  out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return Status::ok();
+}
 
-  auto files = parse_assignments(o.inputs, "--input");
-  if (!files) return fail(cmd, files.status().message(), 2);
-  auto shapes = parse_shapes(o.shapes);
-  if (!shapes) return fail(cmd, shapes.status().message(), 2);
-  for (const auto& [name, s] : *shapes) {
-    bool known = false;
-    for (const auto& vi : g.inputs) known = known || vi.name == name;
-    if (!known) return fail(cmd, "--shape names unknown input '" + name + "'", 2);
-  }
-  std::map<std::string, Value> provided;
-  for (const auto& [name, path] : *files) {
-    auto t = read_tensor_file(path);
-    if (!t) return fail(cmd, "input '" + name + "': " + t.status().message());
-    provided[name] = Value::of(std::move(t).value());
-  }
-  if (o.random_inputs) {
-    uint64_t seed = o.seed;
-    for (const auto& vi : g.inputs) {
-      if (provided.count(vi.name) || !is_required_input(g, vi)) continue;
-      if (vi.type.kind != TypeInfo::Kind::tensor) return fail(cmd, "cannot make random values for non-tensor input '" + vi.name + "'");
-      auto it = shapes->find(vi.name);
-      auto shape = concrete_input_shape(vi, it == shapes->end() ? nullptr : &it->second);
-      if (!shape) return fail(cmd, shape.status().message(), 2);
-      auto t = random_tensor(vi.type.elem, *shape, seed++);
-      if (!t) return fail(cmd, "input '" + vi.name + "': " + t.status().message());
-      provided[vi.name] = Value::of(std::move(t).value());
-    }
-  }
-  auto bound = bind_inputs(g, provided);
-  if (!bound) return fail(cmd, bound.status().message(), 2);
-  if (!o.units.empty() || o.strict || !o.inject.empty() || !o.metrics_json.empty() || !o.routes.empty()) {
-    EngineRunRequest er{o.model, o.backend_given ? o.backend : "", o.units, o.strict, o.inject, o.metrics_json,
-                        o.output_dir, *shapes, provided, load_ms, *precision, o.routes};
-    return run_with_engine(er);
-  }
-
-  t0 = std::chrono::steady_clock::now();
-  std::vector<Backend*> backends{backend};
-  if (backend->name() != "reference") backends.push_back(find_backend("reference"));
-  if (Status ps = backend->supports_precision(*precision); !ps.is_ok()) return fail(cmd, ps.message());
-  CompileOptions compile;
-  compile.precision = *precision;
-  auto placed = PlacedModel::create(model->graph, backends, compile);
-  if (!placed) return fail(cmd, placed.status().message());
-  const double compile_ms = ms_since(t0);
-  t0 = std::chrono::steady_clock::now();
-  std::vector<Value> outputs;
-  Status s = (*placed)->run(*bound, &outputs);
-  const double run_ms = ms_since(t0);
-  if (!s.is_ok()) return fail(cmd, s.to_string());
-
-  if (!o.output_dir.empty()) {
+// Prints each output (and writes it to `output_dir` unless empty), then the placement and times.
+Status print_outputs(const InferResult& r, const PreparedModel& model, const std::string& output_dir,
+                     double prepare_ms) {
+  if (!output_dir.empty()) {
     std::error_code ec;
-    std::filesystem::create_directories(o.output_dir, ec);
-    if (ec) return fail(cmd, o.output_dir + ": cannot create folder: " + ec.message());
+    std::filesystem::create_directories(output_dir, ec);
+    if (ec) return invalid_argument(output_dir + ": cannot create folder: " + ec.message());
   }
-  for (size_t i = 0; i < outputs.size() && i < g.outputs.size(); ++i) {
-    const std::string& name = g.outputs[i].name;
-    const Value& v = outputs[i];
+  for (const std::string& name : r.output_order) {
+    const Value& v = r.outputs.at(name);
     if (v.is_tensor()) {
       std::printf("%s %s[%s] %s\n", name.c_str(), std::string(dtype_name(v.tensor.dtype())).c_str(),
                   shape_to_string(v.tensor.shape()).c_str(), summarize(v.tensor).c_str());
-      if (!o.output_dir.empty()) {
-        Status w = write_npy(std::filesystem::path(o.output_dir) / (sanitize_file_name(name) + ".npy"), v.tensor);
-        if (!w.is_ok()) return fail(cmd, w.message());
-      }
+      if (!output_dir.empty())
+        TANDEM_RETURN_IF_ERROR(write_npy(std::filesystem::path(output_dir) / (sanitize_file_name(name) + ".npy"), v.tensor));
     } else if (v.is_sequence()) {
       std::printf("%s sequence of %zu tensors\n", name.c_str(), v.sequence.size());
     } else {
@@ -124,12 +101,85 @@ int run_command(const RunOptions& o) {
     }
   }
   std::string placement;
-  for (const auto& [name, count] : (*placed)->report().nodes_per_backend)
+  for (const auto& [name, count] : model.placement().routes.front().nodes_per_backend)
     placement += (placement.empty() ? "" : ", ") + name + " " + std::to_string(count);
   std::printf("nodes per backend: %s\n", placement.c_str());
-  std::printf("backend %s: load %.1f ms, compile %.1f ms, run %.1f ms\n", backend->name().data(), load_ms, compile_ms,
-              run_ms);
-  return 0;
+  std::printf("served by %s%s%s: prepare %.1f ms, queue %.2f ms, compute %.2f ms, total %.2f ms\n", r.backend.c_str(),
+              r.fallback_reason.empty() ? "" : " after fallback: ", r.fallback_reason.c_str(), prepare_ms,
+              r.timings.queue_ms, r.timings.compute_ms, r.timings.total_ms);
+  return Status::ok();
+}
+
+int run_command(const RunOptions& o) {
+  const std::string cmd = "run";
+  auto precision = parse_precision(o.precision);
+  if (!precision) return fail(cmd, precision.status().message(), 2);
+  auto files = parse_assignments(o.inputs, "--input");
+  if (!files) return fail(cmd, files.status().message(), 2);
+  auto shapes = parse_shapes(o.shapes);
+  if (!shapes) return fail(cmd, shapes.status().message(), 2);
+
+  EngineOptions eo;
+  const bool engine_options = o.uses_engine_options();
+  if (!engine_options || o.backend_given) eo.backends = {o.backend};
+  auto engine = Engine::create(eo);
+  if (!engine) return fail(cmd, engine.status().message(), 2);
+  PrepareOptions po;
+  po.precision = *precision;
+  if (engine_options) {
+    for (const auto& [name, s] : *shapes) po.input_shapes[name] = s;
+    if (!o.routes.empty()) {
+      auto routes = parse_route_chain(o.routes);
+      if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
+      po.routes = *routes;
+    }
+    if (!o.units.empty()) {
+      auto u = parse_compute_units(o.units);
+      if (!u) return fail(cmd, u.status().message(), 2);
+      po.compute_units = *u;
+    }
+    po.fallback = o.strict ? FallbackPolicy::strict : FallbackPolicy::fallback;
+    po.fault_injection = o.inject;
+  } else {
+    // The backend asked for, alone: no fallback, no warm-up, no time budget, and a model
+    // compiled for any input shape (--shape only shapes the random inputs).
+    po.routes = {o.backend + (*precision == Precision::fp32 ? "" : "@" + std::string(precision_name(*precision)))};
+    po.fallback = FallbackPolicy::strict;
+    po.warmup_runs = 0;
+    po.unmeasured_budget_ms = std::numeric_limits<double>::infinity();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto prepared = (*engine)->prepare(o.model, po);
+  if (!prepared) return fail(cmd, prepared.status().to_string());
+  const double prepare_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  PreparedModel& model = **prepared;
+
+  std::map<std::string, Value> provided;
+  for (const auto& [name, path] : *files) {
+    auto t = read_tensor_file(path);
+    if (!t) return fail(cmd, "input '" + name + "': " + t.status().message());
+    provided[name] = Value::of(std::move(t).value());
+  }
+  for (const auto& [name, s] : *shapes) {
+    const auto& ins = model.io_schema().inputs;
+    if (std::none_of(ins.begin(), ins.end(), [&](const IoInfo& in) { return in.name == name; }))
+      return fail(cmd, "--shape names unknown input '" + name + "'", 2);
+  }
+  if (o.random_inputs)
+    if (Status s = add_random_inputs(model.io_schema(), *shapes, o.seed, &provided); !s.is_ok())
+      return fail(cmd, s.message(), 2);
+
+  auto result = model.infer(provided, {});
+  model.drain_parity(10000);
+  int code = 0;
+  if (!result) {
+    code = fail(cmd, result.status().to_string(), result.status().code() == StatusCode::invalid_argument ? 2 : 1);
+  } else if (Status s = print_outputs(*result, model, o.output_dir, prepare_ms); !s.is_ok()) {
+    return fail(cmd, s.message());
+  }
+  if (!o.metrics_json.empty())
+    if (Status s = write_metrics_json(o.metrics_json, model, result); !s.is_ok()) return fail(cmd, s.message());
+  return code;
 }
 
 }  // namespace

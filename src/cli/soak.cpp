@@ -13,17 +13,28 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/routes.h"
-#include "cli/cli_util.h"
-#include "cli/commands.h"
-#include "engine/inputs.h"
-#include "core/sysinfo.h"
-#include "engine/telemetry_json.h"
+#include "cli_util.h"
+#include "commands.h"
 #include "tandem/engine.h"
+#include "tandem/sysinfo.h"
+#include "tandem/tensor_io.h"
 
 namespace tandem::cli {
 
 namespace {
+
+// The latency summary in milliseconds, with the keys of the engine's JSON telemetry.
+nlohmann::json latency_json_ms(const LatencyHistogram& h) {
+  return nlohmann::json{{"count", h.count()},
+                        {"mean", h.mean_ns() / 1e6},
+                        {"min", static_cast<double>(h.min_ns()) / 1e6},
+                        {"p50", h.quantile_ms(0.5)},
+                        {"p90", h.quantile_ms(0.9)},
+                        {"p95", h.quantile_ms(0.95)},
+                        {"p99", h.quantile_ms(0.99)},
+                        {"p999", h.quantile_ms(0.999)},
+                        {"max", static_cast<double>(h.max_ns()) / 1e6}};
+}
 
 struct SoakOptions {
   std::string model;
@@ -80,9 +91,9 @@ int soak_command(const SoakOptions& o) {
   po.seed = o.seed;
   po.precision = *precision;
   if (!o.routes.empty()) {
-    auto routes = parse_routes(o.routes);
+    auto routes = parse_route_chain(o.routes);
     if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
-    for (const RouteSpec& r : *routes) po.routes.push_back(r.name());
+    po.routes = *routes;
   }
   po.hedging = o.hedging;
   if (o.parity_max_abs >= 0 || o.parity_rmse >= 0) {
@@ -240,7 +251,7 @@ int soak_command(const SoakOptions& o) {
                  {"violations", p_violations},
                  {"dropped", p_dropped},
                  {"max_abs_error", std::isfinite(p_max_abs) ? p_max_abs : 1e308}};
-  j["latency_ms"] = histogram_json_ms(latency);
+  j["latency_ms"] = latency_json_ms(latency);
   nlohmann::json series = nlohmann::json::array();
   for (const auto& [sec, m] : rss_series) series.push_back({sec, m});
   j["rss_mb"] = {{"start", mb(rss_start.load())},
@@ -254,7 +265,7 @@ int soak_command(const SoakOptions& o) {
   j["hung_calls"] = hung;
   j["abandoned_calls"] = abandoned;
   j["sla_estimate_ms"] = model.sla_estimate().estimate_ms;
-  j["telemetry"] = telemetry_json(t);
+  j["telemetry"] = nlohmann::json::parse(telemetry_to_json(t));
 
   std::printf("soak %s: %lld requests in %.1f s (%.0f req/s), %d threads\n", model.name().c_str(),
               static_cast<long long>(total), wall_s, wall_s > 0 ? static_cast<double>(total) / wall_s : 0.0, o.threads);

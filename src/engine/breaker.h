@@ -21,6 +21,7 @@
 #include <deque>
 #include <mutex>
 
+#include "engine/clock.h"
 #include "tandem/engine.h"
 #include "tandem/telemetry.h"
 

@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "backends/backend.h"
+#include "engine/clock.h"
 #include "engine/prepared_model.h"
+#include "engine/testing.h"
 #include "engine/sha256.h"
 #include "core/sysinfo.h"
 #include "onnx/loader.h"
@@ -117,19 +119,20 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   std::vector<std::string> names = options.backends;
   if (names.empty())
     for (std::string_view n : available_backends()) names.emplace_back(n);
-  std::vector<std::string> ordered;
+  std::vector<Backend*> ordered;
   for (const std::string& n : names) {
-    if (!find_backend(n)) {
+    Backend* b = find_backend(n);
+    if (!b) {
       std::string known;
       for (std::string_view a : available_backends()) known += (known.empty() ? "" : ", ") + std::string(a);
       return invalid_argument("unknown backend '" + n + "' (available: " + known + ")");
     }
-    if (n == "reference" || std::find(ordered.begin(), ordered.end(), n) != ordered.end()) continue;
-    ordered.push_back(n);
+    if (b->is_reference() || std::find(ordered.begin(), ordered.end(), b) != ordered.end()) continue;
+    ordered.push_back(b);
   }
-  ordered.push_back("reference");
-  impl->names = ordered;
-  for (const std::string& n : ordered) impl->context.order.push_back(find_backend(n));
+  ordered.push_back(reference_backend());
+  for (Backend* b : ordered) impl->names.emplace_back(b->name());
+  impl->context.order = ordered;
   if (options.threads < 0) return invalid_argument("threads must be >= 0");
   impl->context.compile.threads = options.threads;
   impl->context.max_workers =
@@ -166,6 +169,10 @@ Result<InferResult> Engine::infer(PreparedModel& prepared, const std::map<std::s
 Capabilities Engine::capabilities(const PreparedModel& prepared) const { return prepared.capabilities(); }
 
 const std::vector<std::string>& Engine::backends() const { return impl_->names; }
+
+void EngineInternals::set_clock(Engine& engine, std::shared_ptr<const Clock> clock) {
+  engine.impl_->context.clock = std::move(clock);
+}
 
 std::string Engine::metrics_prometheus() const {
   std::vector<std::shared_ptr<PreparedModel>> alive;

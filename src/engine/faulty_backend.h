@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "backends/backend.h"
+#include "engine/clock.h"
 #include "tandem/engine.h"
 
 namespace tandem {
@@ -63,6 +64,10 @@ class FaultyBackend final : public Backend {
   ~FaultyBackend() override;
 
   std::string_view name() const override { return name_; }
+  DeviceKind device_kind() const override { return inner_->device_kind(); }
+  // Never the reference, even when it wraps it: its answers are not exact.
+  bool is_reference() const override { return false; }
+  std::string_view version() const override { return inner_->version(); }
   Status supports(const Node& node, const NodeTypes& types) const override {
     return inner_->supports(node, types);
   }
@@ -70,11 +75,8 @@ class FaultyBackend final : public Backend {
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override {
     return inner_->compile(graph, options);
   }
-  Result<Buffer> alloc(size_t bytes) override { return inner_->alloc(bytes); }
-  Status copy(const Buffer& src, Buffer& dst) override { return inner_->copy(src, dst); }
   Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
              const RunControl& control) override;
-  Status sync() override { return inner_->sync(); }
 
   void arm();
   void shutdown();

@@ -85,6 +85,30 @@ Result<Shape> parse_dims(const std::string& text) {
   return shape;
 }
 
+namespace {
+std::string kind_name(TypeInfo::Kind k) {
+  switch (k) {
+    case TypeInfo::Kind::tensor: return "tensor";
+    case TypeInfo::Kind::sequence: return "sequence";
+    case TypeInfo::Kind::optional: return "optional";
+    case TypeInfo::Kind::map: return "map";
+    default: return "unknown";
+  }
+}
+}  // namespace
+
+IoInfo describe_io(const Graph& g, const ValueInfo& vi, bool is_input) {
+  IoInfo info;
+  info.name = vi.name;
+  info.kind = kind_name(vi.type.kind);
+  info.dtype = vi.type.elem;
+  info.has_shape = vi.type.has_shape;
+  for (const Dim& d : vi.type.dims) info.dims.push_back({d.value, d.symbol});
+  info.required = is_input ? is_required_input(g, vi) : true;
+  info.type = vi.type.to_string();
+  return info;
+}
+
 Result<Shape> concrete_input_shape(const ValueInfo& input, const Shape* override_shape) {
   const TypeInfo& type = input.type;
   if (override_shape) {

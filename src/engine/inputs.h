@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "tandem/engine.h"
+#include "tandem/tensor_io.h"  // parse_dims, random_tensor (defined in inputs.cpp)
 #include "tandem/value.h"
 
 namespace tandem {
@@ -23,15 +25,12 @@ Result<std::vector<Value>> bind_inputs(const Graph& graph, const std::map<std::s
 // True when the graph input must be provided (it is not backed by an initializer).
 bool is_required_input(const Graph& graph, const ValueInfo& input);
 
-// Parses "1x3x640x640" (also "1,3,640,640"; "scalar" or "" for rank 0).
-Result<Shape> parse_dims(const std::string& text);
+// A graph input or output as the public API describes it (`is_input`: IoInfo::required is
+// computed; outputs are always required).
+IoInfo describe_io(const Graph& graph, const ValueInfo& value, bool is_input);
 
 // The concrete shape of a declared input: `override_shape` if given (its rank must match a
 // declared rank), else the declared dims, which must all be fixed.
 Result<Shape> concrete_input_shape(const ValueInfo& input, const Shape* override_shape);
-
-// A tensor of seeded pseudo-random values: floats uniform in [0, 1), integers in [0, 10),
-// bools fair coin flips. The same seed gives the same values on every platform.
-Result<Tensor> random_tensor(DataType dtype, const Shape& shape, uint64_t seed);
 
 }  // namespace tandem

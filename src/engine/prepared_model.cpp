@@ -23,8 +23,6 @@
 
 namespace tandem {
 
-bool is_cpu_backend(std::string_view name) { return name == "reference" || name == "cpu"; }
-
 namespace engine_internal {
 
 // Non-finite values in float outputs; `where` names the first output that has one.
@@ -63,42 +61,6 @@ bool all_finite(const std::vector<Value>& outputs, const std::vector<ValueInfo>&
 }
 
 }  // namespace engine_internal
-
-namespace {
-
-using namespace engine_internal;
-
-// The library version of a backend, for the cache key. Backends built into tandem share its version.
-std::string backend_version(std::string_view name) {
-  if (name == "reference" || name == "cpu") return TANDEM_VERSION;
-  if (name.rfind("faulty(", 0) == 0) return TANDEM_VERSION;
-  return "unknown";
-}
-
-std::string kind_name(TypeInfo::Kind k) {
-  switch (k) {
-    case TypeInfo::Kind::tensor: return "tensor";
-    case TypeInfo::Kind::sequence: return "sequence";
-    case TypeInfo::Kind::optional: return "optional";
-    case TypeInfo::Kind::map: return "map";
-    default: return "unknown";
-  }
-}
-
-IoInfo io_info(const Graph& g, const ValueInfo& vi, bool input) {
-  IoInfo info;
-  info.name = vi.name;
-  info.kind = kind_name(vi.type.kind);
-  info.dtype = vi.type.elem;
-  info.has_shape = vi.type.has_shape;
-  for (const Dim& d : vi.type.dims) info.dims.push_back({d.value, d.symbol});
-  info.required = input ? is_required_input(g, vi) : true;
-  info.type = vi.type.to_string();
-  return info;
-}
-
-
-}  // namespace
 
 namespace engine_internal {
 
@@ -174,14 +136,14 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   auto m = std::shared_ptr<PreparedModelImpl>(new PreparedModelImpl());
   m->opts_ = o;
   m->name_ = o.name.empty() ? default_name : o.name;
-  m->clock_ = o.clock ? o.clock : std::shared_ptr<const Clock>(std::shared_ptr<const Clock>(), steady_clock_source());
+  m->clock_ = ctx.clock ? ctx.clock : std::shared_ptr<const Clock>(std::shared_ptr<const Clock>(), steady_clock_source());
 
   // Fixed input shapes specialise a copy of the graph.
   auto graph = std::make_shared<Graph>(*model.graph);
   TANDEM_RETURN_IF_ERROR(fix_input_shapes(*graph, o.input_shapes));
   m->graph_ = graph;
-  for (const ValueInfo& vi : graph->inputs) m->schema_.inputs.push_back(io_info(*graph, vi, true));
-  for (const ValueInfo& vi : graph->outputs) m->schema_.outputs.push_back(io_info(*graph, vi, false));
+  for (const ValueInfo& vi : graph->inputs) m->schema_.inputs.push_back(describe_io(*graph, vi, true));
+  for (const ValueInfo& vi : graph->outputs) m->schema_.outputs.push_back(describe_io(*graph, vi, false));
   for (const auto& [name, t] : graph->initializers) m->arena_bytes_ += t.nbytes();
   for (const Node& n : graph->nodes)  // weights stored as Constant nodes
     if (const Attribute* a = n.op_type == "Constant" ? n.attr("value") : nullptr) m->arena_bytes_ += a->t.nbytes();
@@ -190,14 +152,15 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   Backend* reference = nullptr;
   std::vector<Backend*> allowed;
   for (Backend* b : ctx.order) {
-    if (b->name() == "reference") {
+    if (b->is_reference()) {
       reference = b;
       continue;
     }
-    if (o.compute_units == ComputeUnits::cpu_only && !is_cpu_backend(b->name())) continue;
+    if (o.compute_units == ComputeUnits::cpu_only && b->device_kind() != DeviceKind::cpu) continue;
     allowed.push_back(b);
   }
   if (!reference) return internal_error("the engine has no reference backend");
+  const RouteSpec reference_route{std::string(reference->name()), Precision::fp32};
 
   // The route chain: given, or the default one (routes.h); the reference route last.
   std::vector<RouteSpec> chain;
@@ -206,20 +169,20 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   } else {
     for (const std::string& text : o.routes) {
       TANDEM_ASSIGN_OR_RETURN(RouteSpec r, parse_route(text));
-      const bool known = r.backend == "reference" || std::any_of(allowed.begin(), allowed.end(), [&](Backend* b) {
+      const bool known = r.backend == reference_route.backend || std::any_of(allowed.begin(), allowed.end(), [&](Backend* b) {
                            return b->name() == r.backend;
                          });
       if (!known) return invalid_argument("route '" + text + "': backend '" + r.backend + "' is not allowed here");
       if (std::any_of(chain.begin(), chain.end(), [&](const RouteSpec& c) { return c.name() == r.name(); }))
         return invalid_argument("route '" + r.name() + "' appears twice");
-      if (!chain.empty() && chain.back().name() == "reference")
+      if (!chain.empty() && chain.back().name() == reference_route.name())
         return invalid_argument("route '" + r.name() + "' comes after the reference route, which must be last");
       chain.push_back(r);
     }
-    if (chain.back().name() != "reference") chain.push_back({"reference", Precision::fp32});
+    if (chain.back().name() != reference_route.name()) chain.push_back(reference_route);
   }
   auto backend_of = [&](const RouteSpec& r) {
-    if (r.backend == "reference") return reference;
+    if (r.backend == reference_route.backend) return reference;
     return *std::find_if(allowed.begin(), allowed.end(), [&](Backend* b) { return b->name() == r.backend; });
   };
 
@@ -267,6 +230,8 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     route->name = plans[i].faulty ? std::string(plans[i].first->name()) : plans[i].spec.name();
     route->precision = plans[i].spec.precision;
     route->backend = std::string(plans[i].first->name());
+    route->device_kind = plans[i].first->device_kind();
+    route->version = std::string(plans[i].first->version());
     route->faulty = plans[i].faulty;
     route->reference_only = plans[i].first == reference;
     std::vector<Backend*> order{plans[i].first};
@@ -314,10 +279,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   text += "model_sha256=" + sha + "\n";
   text += "tandem_version=" + std::string(TANDEM_VERSION) + "\n";
   std::string backends;
-  for (const auto& r : m->routes_) {
-    const std::string n = r->route->name;
-    backends += (backends.empty() ? "" : ",") + n + "@" + backend_version(n);
-  }
+  for (const auto& r : m->routes_) backends += (backends.empty() ? "" : ",") + r->route->name + "@" + r->route->version;
   text += "backends=" + backends + "\n";
   text += "compute_units=" + std::string(compute_units_name(o.compute_units)) + "\n";
   text += "precision=" + std::string(precision_name(o.precision)) + "\n";

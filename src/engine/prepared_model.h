@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "engine/clock.h"
 #include "graph/graph.h"
 #include "tandem/engine.h"
 
@@ -16,11 +17,12 @@ namespace tandem {
 
 // What the engine hands to a prepared model.
 struct PrepareContext {
-  std::vector<Backend*> order;  // the engine's backends, preference order, reference last
+  std::vector<Backend*> order;  // the engine's backends, preference order, the reference last
   CompileOptions compile;
   int max_workers = 4;
   int max_hung = 16;
   std::filesystem::path cache_dir;  // empty: no cache record
+  std::shared_ptr<const Clock> clock;  // breakers and fault injection; null: the steady clock
 };
 
 // Builds the routes, warms them up and returns the prepared model. `model_sha256` is the hex
@@ -29,8 +31,5 @@ Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model,
                                                              const std::string& default_name,
                                                              const PrepareOptions& options,
                                                              const PrepareContext& context);
-
-// True for the backends the engine treats as CPU backends ("reference", "cpu").
-bool is_cpu_backend(std::string_view name);
 
 }  // namespace tandem

@@ -49,8 +49,10 @@ inline bool is_request_error(StatusCode c) { return c == StatusCode::invalid_arg
 // One way to run the model: a placement over [backend, reference] (or reference alone).
 // Shared with worker threads, so a hung call keeps it alive after the model is gone.
 struct Route {
-  std::string name;      // "cpu@bf16", "cpu", "faulty(cpu@bf16)", "reference"
+  std::string name;      // the route's name (RouteSpec::name()), or faulty(<route>) when wrapped
   std::string backend;   // the first backend of its placement order, as placement names it
+  DeviceKind device_kind = DeviceKind::cpu;  // of that backend
+  std::string version;   // of that backend (Backend::version()), for the cache key
   Precision precision = Precision::fp32;
   std::unique_ptr<PlacedModel> placed;
   std::shared_ptr<FaultyBackend> faulty;  // set on the fault-injected route

@@ -9,10 +9,12 @@ namespace tandem::engine_internal {
 
 Capabilities PreparedModelImpl::capabilities() const {
   Capabilities c;
-  const std::string& first = routes_.front()->route->name;
-  std::string inner = first;
-  if (routes_.front()->route->faulty) inner = std::string(routes_.front()->route->faulty->inner()->name());
-  c.device = is_cpu_backend(inner) ? "cpu " + cpu_isa() : "gpu (backend " + inner + ")";
+  const Route& front = *routes_.front()->route;
+  const std::string& first = front.name;
+  const std::string inner = front.faulty ? std::string(front.faulty->inner()->name()) : first;
+  c.device = front.device_kind == DeviceKind::cpu
+                 ? "cpu " + cpu_isa()
+                 : std::string(device_kind_name(front.device_kind)) + " (backend " + inner + ")";
   std::set<DataType> dtypes;
   for (const auto* list : {&schema_.inputs, &schema_.outputs})
     for (const IoInfo& io : *list)

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backends/backend.h"
+#include "tandem/engine.h"
 
 namespace tandem {
 
@@ -41,6 +42,13 @@ Result<std::vector<RouteSpec>> parse_routes(std::string_view text) {
   return out;
 }
 
+Result<std::vector<std::string>> parse_route_chain(std::string_view text) {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<RouteSpec> routes, parse_routes(text));
+  std::vector<std::string> names;
+  for (const RouteSpec& r : routes) names.push_back(r.name());
+  return names;
+}
+
 std::vector<RouteSpec> default_chain(const std::vector<Backend*>& backends, Precision precision,
                                      std::vector<std::string>* notes) {
   std::vector<RouteSpec> chain;
@@ -53,7 +61,7 @@ std::vector<RouteSpec> default_chain(const std::vector<Backend*>& backends, Prec
     }
     chain.push_back({name, Precision::fp32});
   }
-  chain.push_back({"reference", Precision::fp32});
+  chain.push_back({std::string(reference_backend()->name()), Precision::fp32});
   return chain;
 }
 

@@ -1,14 +1,15 @@
 // routes.h: the chain of routes a prepared model falls back along, and the time each attempt
 // may take.
 //
-// A route is a backend at a precision: "cpu@bf16", "cpu" (float32 needs no suffix; "cpu@fp32"
-// names the same route), "reference". A prepared model tries its routes in order; each has its
+// A route is a backend at a precision, written backend@precision: cpu@bf16, or the backend
+// alone for float32 (cpu@fp32 names the same route as cpu). A prepared model tries its routes in order; each has its
 // own circuit breaker, worker pool, time budget, telemetry label and parity budget. The last
 // route is the answer of last resort.
 //
 // The default chain, from the requested precision and what the machine supports: for each
 // allowed backend in the engine's order, the route at the requested precision when the
-// backend honours it natively, then the backend in float32; then the reference backend. With
+// backend honours it natively, then the backend in float32; then the reference backend
+// (reference_backend() in backends/backend.h). With
 // precision fp32 that is [cpu, reference]; with bf16 on a CPU that has it, [cpu@bf16, cpu,
 // reference]; without it, [cpu, reference] and a note saying why.
 //
@@ -27,15 +28,15 @@ namespace tandem {
 class Backend;
 
 struct RouteSpec {
-  std::string backend;  // the registry name ("cpu", "reference")
+  std::string backend;  // the backend's registry name (Backend::name())
   Precision precision = Precision::fp32;
-  // "cpu@bf16", or the backend alone for float32.
+  // backend@precision, or the backend alone for float32.
   std::string name() const;
 };
 
-// Parses "cpu@bf16", "cpu@fp32", "cpu". Errors: invalid_argument naming the text.
+// Parses backend@precision or a backend name alone (float32). Errors: invalid_argument naming the text.
 Result<RouteSpec> parse_route(std::string_view text);
-// Parses a comma-separated list ("cpu@bf16,cpu@fp32,reference").
+// Parses a comma-separated list of routes.
 Result<std::vector<RouteSpec>> parse_routes(std::string_view text);
 
 // The default chain over `backends` (engine order, reference excluded) for `precision`, with

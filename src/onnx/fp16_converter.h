@@ -40,6 +40,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "tandem/convert.h"  // Fp16ConvertOptions, Fp16ConvertReport
 #include "tandem/status.h"
 
 namespace tandem {
@@ -56,22 +57,6 @@ const std::vector<Fp16BlockedOp>& fp16_default_block_list();
 // IEEE half bits of `value`, rounded to nearest even. Finite values beyond +-65504 give
 // +-65504 and set `*clamped` (if not null) to true; otherwise `*clamped` is left alone.
 uint16_t float_to_half_clamped(float value, bool* clamped);
-
-struct Fp16ConvertOptions {
-  // Graph inputs and outputs keep float32; Casts at the boundary convert them.
-  bool keep_io_types = false;
-  // Op types (ai.onnx domain) to keep in float32 besides the default block list.
-  std::vector<std::string> extra_blocked_ops;
-};
-
-struct Fp16ConvertReport {
-  int64_t converted_tensors = 0;  // initializers and constant attributes written as float16
-  int64_t clamped_values = 0;     // finite values beyond +-65504 written as +-65504
-  int64_t inserted_casts = 0;     // Cast nodes added (boundaries of blocked nodes and of the graph)
-  int64_t constant_copies = 0;    // constants stored in a second precision
-  // One line per blocked node that touches a float32 value: "[ReduceMean 'n'] reason".
-  std::vector<std::string> blocked_nodes;
-};
 
 struct Fp16Conversion {
   onnx::ModelProto model;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/npy.h"
+#include "tandem/tensor_io.h"
 #include "tandem/tensor.h"
 
 namespace tandem {

@@ -110,7 +110,7 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   auto engine = make_engine({"reference"});
   auto clock = std::make_shared<ManualClock>();
   PrepareOptions o;
-  o.clock = clock;
+  set_engine_clock(*engine, clock);
   o.routes = {"reference@bf16", "reference@fp16", "reference"};
   o.fault_injection = "route=reference@bf16,error=1.0,recover_after_s=10";
   auto m = prepare(*engine, o);
@@ -145,7 +145,7 @@ TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
   if (!find_backend("cpu")) GTEST_SKIP() << "no cpu backend in this build";
   auto engine = make_engine({"cpu", "reference"});
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // breakers stay open once tripped
+  set_engine_clock(*engine, std::make_shared<ManualClock>());  // breakers stay open once tripped
   o.routes = {"reference@bf16", "reference@fp16", "cpu", "reference"};
   o.fault_injection = "route=reference@bf16,error=1.0;route=reference@fp16,error=0.5,seed=3";
   auto m = prepare(*engine, o);
@@ -180,7 +180,7 @@ TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
 TEST_F(EngineChainTest, HangOnTheFirstRouteStillAnswersWithinTheDeadline) {
   auto engine = make_engine({"reference"});
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();
+  set_engine_clock(*engine, std::make_shared<ManualClock>());
   o.routes = {"reference@bf16", "reference@fp16", "reference"};
   o.fault_injection = "route=reference@bf16,hang=1.0,hang_ms=60000";
   o.default_deadline_ms = 100;
@@ -206,7 +206,7 @@ TEST_F(EngineChainTest, HedgingLetsTheNextRouteAnswerASlowCall) {
   for (bool hedging : {true, false}) {
     SCOPED_TRACE(hedging ? "hedging" : "no hedging");
     PrepareOptions o;
-    o.clock = std::make_shared<ManualClock>();
+    set_engine_clock(*engine, std::make_shared<ManualClock>());
     o.routes = {"reference@bf16", "reference"};
     o.fault_injection = "route=reference@bf16,latency_ms=300";
     o.hedging = hedging;

@@ -166,7 +166,7 @@ TEST_F(EngineTest, RequestErrorsAreNotBackendFaults) {
 
 TEST_F(EngineTest, FallbackServesEveryRequestAndTripsTheBreaker) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "error=1.0";
   auto m = prepare(o);
   ASSERT_EQ(m->placement().routes.size(), 2u);
@@ -197,7 +197,7 @@ TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
   auto clock = std::make_shared<ManualClock>();
   PrepareOptions o;
   o.fault_injection = "error=0.3,recover_after_s=5,seed=1";
-  o.clock = clock;
+  set_engine_clock(*engine_, clock);
   o.parity_sample_rate = 0.5;
   auto m = prepare(o);
   for (int i = 0; i < 500; ++i) {
@@ -255,7 +255,7 @@ TEST_F(EngineTest, StrictModeReturnsTypedErrorsAndNeverFallsBack) {
 
 TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "error=1.0";
   o.fallback = FallbackPolicy::strict;
   o.breaker.min_requests = 5;
@@ -269,7 +269,7 @@ TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
 
 TEST_F(EngineTest, HungBackendIsAbandonedWithinTheDeadline) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "hang=1.0,hang_ms=60000";
   o.default_deadline_ms = 200;
   auto m = prepare(o);
@@ -345,7 +345,7 @@ TEST_F(EngineTest, CancelReachesAHungCall) {
 
 TEST_F(EngineTest, ParitySamplingCountsViolationsAndTripsTheBreaker) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "nan=1.0";
   o.parity_sample_rate = 1.0;
   o.breaker.min_requests = 1000;  // only parity can trip it
@@ -384,7 +384,7 @@ TEST_F(EngineTest, ParityOfAHealthyBackendIsClean) {
 
 TEST_F(EngineTest, OutputGuardTurnsNonFiniteOutputsIntoFallback) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "nan=1.0";
   o.output_guard = true;
   auto m = prepare(o);
@@ -437,7 +437,7 @@ TEST_F(EngineTest, ConcurrentInferIsSafeAndCountsAddUp) {
 
 TEST_F(EngineTest, CapabilitiesDescribeTheRoutes) {
   PrepareOptions o;
-  o.clock = std::make_shared<ManualClock>();  // cooldowns never end on their own
+  set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own
   o.fault_injection = "error=1.0";
   auto m = prepare(o);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/testing.h"
 #include "tandem/engine.h"
 
 namespace tandem::testing_util {

@@ -1,7 +1,6 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <algorithm>
-#include <cstring>
 #include <iterator>
 #include <new>
 
@@ -117,21 +116,6 @@ Result<std::unique_ptr<Plan>> CpuBackend::compile(const Graph& graph, const Comp
   } catch (const dnnl::error& e) {
     return Status(StatusCode::device_error, std::string("cpu: oneDNN error while compiling: ") + e.what());
   }
-}
-
-Result<Buffer> CpuBackend::alloc(size_t bytes) {
-  auto mem = std::shared_ptr<std::byte[]>(new (std::nothrow) std::byte[bytes ? bytes : 1]);
-  if (!mem) return Status(StatusCode::out_of_memory, "cpu: cannot allocate " + std::to_string(bytes) + " bytes");
-  Buffer b;
-  b.data = mem.get();
-  b.bytes = bytes;
-  b.owner = mem;
-  return b;
-}
-
-Status CpuBackend::copy(const Buffer& src, Buffer& dst) {
-  std::memcpy(dst.data, src.data, std::min(src.bytes, dst.bytes));
-  return Status::ok();
 }
 
 Status CpuBackend::run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,

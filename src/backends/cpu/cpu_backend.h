@@ -20,16 +20,15 @@ namespace tandem {
 class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
+  DeviceKind device_kind() const override { return DeviceKind::cpu; }
+  std::string_view version() const override { return TANDEM_VERSION; }
   Status supports(const Node& node, const NodeTypes& types) const override;
   // ok for fp32 everywhere and for bf16 where the CPU has AVX512_BF16 (and TANDEM_CPU_ISA
   // allows AVX-512); `unsupported`, saying why, otherwise. compile() checks it first.
   Status supports_precision(Precision p) const override;
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
-  Result<Buffer> alloc(size_t bytes) override;
-  Status copy(const Buffer& src, Buffer& dst) override;
   Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
              const RunControl& control) override;
-  Status sync() override { return Status::ok(); }
 };
 
 }  // namespace tandem

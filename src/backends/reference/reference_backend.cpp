@@ -1,8 +1,5 @@
 #include "backends/reference/reference_backend.h"
 
-#include <cstring>
-#include <new>
-
 #include "backends/reference/executor.h"
 
 namespace tandem {
@@ -24,21 +21,6 @@ Result<std::unique_ptr<Plan>> ReferenceBackend::compile(const Graph& graph, cons
   auto p = compile_plan(graph, reference_kernels());
   if (!p) return p.status();
   return std::unique_ptr<Plan>(new ReferencePlan(std::move(p).value()));
-}
-
-Result<Buffer> ReferenceBackend::alloc(size_t bytes) {
-  auto mem = std::shared_ptr<std::byte[]>(new (std::nothrow) std::byte[bytes ? bytes : 1]);
-  if (!mem) return Status(StatusCode::out_of_memory, "reference: cannot allocate " + std::to_string(bytes) + " bytes");
-  Buffer b;
-  b.data = mem.get();
-  b.bytes = bytes;
-  b.owner = mem;
-  return b;
-}
-
-Status ReferenceBackend::copy(const Buffer& src, Buffer& dst) {
-  std::memcpy(dst.data, src.data, std::min(src.bytes, dst.bytes));
-  return Status::ok();
 }
 
 Status ReferenceBackend::run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,

@@ -53,7 +53,7 @@ bool ew_pointwise(const EwProgram& p);
 // Applies a pointwise program to n floats in place (vectorized).
 void ew_apply_pointwise(const EwProgram& p, float* data, int64_t n);
 
-// Adds a kernel computing `program` into `out` (elementwise.cpp). `program.operands` hold
+// Adds a kernel computing `program` into `out`. `program.operands` hold
 // instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is
 // a value that initializes the accumulator (same shape as out). The output layout is chosen
 // here (blocked when the main operands are blocked) unless `out` is already defined.

@@ -2,8 +2,8 @@
 //
 // All four are direct (naive) N-d convolutions over the spatial dims of an N x C x D1 x ... x Dk
 // input. Float convolutions accumulate in double; the integer ones accumulate exactly in int64.
-// The window geometry (output size, auto_pad, taps) comes from conv_pool_util.h, shared with
-// the pooling kernels.
+// The window geometry (output size, auto_pad) comes from graph/window_geometry.h and the taps of
+// a window from conv_pool_util.h, both shared with the pooling kernels.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -16,7 +16,6 @@
 namespace tandem {
 namespace {
 
-using conv_pool::AutoPad;
 using conv_pool::Tap;
 using conv_pool::Window;
 
@@ -42,7 +41,7 @@ Result<ConvLayout> conv_layout(const KernelContext& ctx, const Tensor& x, const 
     return ctx.invalid("weight has " + dims_str(w.shape()) + " dims, expected " + std::to_string(x.rank()));
   ConvLayout l;
   l.group = ctx.node().attr_int("group", 1);
-  if (l.group < 1 || l.group > conv_pool::kMaxWindowAttr)
+  if (l.group < 1 || l.group > kMaxWindowAttr)
     return ctx.invalid("group " + std::to_string(l.group) + " is out of range");
   l.batch = x.dim(0);
   l.in_channels = x.dim(1);
@@ -140,7 +139,7 @@ Status conv_kernel(KernelContext& ctx) {
   const Tensor& w = ctx.input(1);
   TANDEM_ASSIGN_OR_RETURN(ConvLayout l, conv_layout(ctx, x, w, false));
   TANDEM_RETURN_IF_ERROR(check_float_pair(ctx, x, w));
-  TANDEM_ASSIGN_OR_RETURN(Window win, conv_pool::make_window(ctx, l.in_spatial, l.kernel_spatial, false));
+  TANDEM_ASSIGN_OR_RETURN(Window win, window_geometry(ctx.node(), l.in_spatial, l.kernel_spatial, WindowOptions{}));
   const Shape y_shape = output_shape(l, win.out);
   TANDEM_ASSIGN_OR_RETURN(int64_t y_numel, conv_pool::checked_numel(ctx, y_shape));
   std::vector<double> y(static_cast<size_t>(y_numel), 0.0);
@@ -151,64 +150,6 @@ Status conv_kernel(KernelContext& ctx) {
 }
 
 // ---- ConvTranspose ---------------------------------------------------------------------------
-
-// Output geometry of a transposed convolution. The full (unpadded) output along a dim has
-// stride * (in - 1) + output_padding + extent elements; pads crop it, and a negative end pad
-// (output_shape larger than the full size) appends zeros.
-Result<Window> transpose_window(const KernelContext& ctx, const ConvLayout& l) {
-  const size_t r = l.in_spatial.size();
-  Window w;
-  w.in = l.in_spatial;
-  w.kernel = l.kernel_spatial;
-  TANDEM_ASSIGN_OR_RETURN(w.strides, conv_pool::read_window_attr(ctx, "strides", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(w.dilations, conv_pool::read_window_attr(ctx, "dilations", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> out_pad, conv_pool::read_window_attr(ctx, "output_padding", r, 0, 0));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, conv_pool::read_window_attr(ctx, "pads", 2 * r, 0, 0));
-  TANDEM_ASSIGN_OR_RETURN(AutoPad auto_pad, conv_pool::read_auto_pad(ctx));
-  std::vector<int64_t> requested;
-  if (ctx.node().has_attr("output_shape")) {
-    requested = ctx.node().attr_ints("output_shape");
-    // Some exporters give the full N x C x D... shape; keep the spatial tail.
-    if (requested.size() == r + 2) requested.erase(requested.begin(), requested.begin() + 2);
-    if (requested.size() != r)
-      return ctx.invalid("output_shape has " + std::to_string(requested.size()) + " values, expected " +
-                         std::to_string(r));
-    for (int64_t v : requested)
-      if (v < 0 || v > conv_pool::kMaxWindowAttr) return ctx.invalid("output_shape value " + std::to_string(v) + " is out of range");
-  }
-  w.out.assign(r, 0);
-  w.pad_begin.assign(r, 0);
-  w.pad_end.assign(r, 0);
-  for (size_t d = 0; d < r; ++d) {
-    if (w.kernel[d] < 1) return ctx.invalid("weight has an empty kernel dim");
-    const int64_t full = w.strides[d] * (w.in[d] - 1) + out_pad[d] + w.extent(d);
-    const bool same = auto_pad == AutoPad::same_upper || auto_pad == AutoPad::same_lower;
-    if (!requested.empty() || same) {
-      w.out[d] = !requested.empty() ? requested[d] : w.in[d] * w.strides[d];
-      const int64_t total = full - w.out[d];
-      if (total < 0) {
-        w.pad_begin[d] = 0;  // the extra outputs go at the end, as with output_padding
-        w.pad_end[d] = total;
-      } else if (auto_pad == AutoPad::same_upper) {
-        w.pad_begin[d] = total / 2;
-        w.pad_end[d] = total - total / 2;
-      } else {
-        w.pad_begin[d] = total - total / 2;
-        w.pad_end[d] = total / 2;
-      }
-    } else {
-      if (auto_pad == AutoPad::notset) {
-        w.pad_begin[d] = pads[d];
-        w.pad_end[d] = pads[d + r];
-      }
-      w.out[d] = full - w.pad_begin[d] - w.pad_end[d];
-      if (w.out[d] < 0)
-        return ctx.invalid("pads " + std::to_string(w.pad_begin[d]) + "+" + std::to_string(w.pad_end[d]) +
-                           " exceed the output size " + std::to_string(full) + " of spatial dim " + std::to_string(d));
-    }
-  }
-  return w;
-}
 
 // Transposed convolution: every input element scatters x * w over the output window it maps
 // to. `y` is pre-filled with the bias.
@@ -257,7 +198,9 @@ Status conv_transpose_kernel(KernelContext& ctx) {
   const Tensor& w = ctx.input(1);
   TANDEM_ASSIGN_OR_RETURN(ConvLayout l, conv_layout(ctx, x, w, true));
   TANDEM_RETURN_IF_ERROR(check_float_pair(ctx, x, w));
-  TANDEM_ASSIGN_OR_RETURN(Window win, transpose_window(ctx, l));
+  WindowOptions transposed;
+  transposed.transposed = true;
+  TANDEM_ASSIGN_OR_RETURN(Window win, window_geometry(ctx.node(), l.in_spatial, l.kernel_spatial, transposed));
   const Shape y_shape = output_shape(l, win.out);
   TANDEM_ASSIGN_OR_RETURN(int64_t y_numel, conv_pool::checked_numel(ctx, y_shape));
   std::vector<double> y(static_cast<size_t>(y_numel), 0.0);
@@ -324,7 +267,7 @@ Status conv_integer_kernel(KernelContext& ctx) {
   TANDEM_ASSIGN_OR_RETURN(std::vector<double> x_zp, per_channel_param(ctx, 2, "x_zero_point", 0, 1, 0.0));
   TANDEM_ASSIGN_OR_RETURN(std::vector<double> w_zp,
                           per_channel_param(ctx, 3, "w_zero_point", l.out_channels, l.out_channels, 0.0));
-  TANDEM_ASSIGN_OR_RETURN(Window win, conv_pool::make_window(ctx, l.in_spatial, l.kernel_spatial, false));
+  TANDEM_ASSIGN_OR_RETURN(Window win, window_geometry(ctx.node(), l.in_spatial, l.kernel_spatial, WindowOptions{}));
   const Shape y_shape = output_shape(l, win.out);
   TANDEM_ASSIGN_OR_RETURN(int64_t y_numel, conv_pool::checked_numel(ctx, y_shape));
   std::vector<int64_t> acc(static_cast<size_t>(y_numel), 0);
@@ -362,7 +305,7 @@ Status qlinear_conv_kernel(KernelContext& ctx) {
   TANDEM_ASSIGN_OR_RETURN(std::vector<double> y_scale, per_channel_param(ctx, 6, "y_scale", 0, 1, 1.0));
   TANDEM_ASSIGN_OR_RETURN(std::vector<double> y_zp, per_channel_param(ctx, 7, "y_zero_point", 0, 1, 0.0));
   if (y_scale[0] == 0.0) return ctx.invalid("y_scale is zero");
-  TANDEM_ASSIGN_OR_RETURN(Window win, conv_pool::make_window(ctx, l.in_spatial, l.kernel_spatial, false));
+  TANDEM_ASSIGN_OR_RETURN(Window win, window_geometry(ctx.node(), l.in_spatial, l.kernel_spatial, WindowOptions{}));
   const Shape y_shape = output_shape(l, win.out);
   TANDEM_ASSIGN_OR_RETURN(int64_t y_numel, conv_pool::checked_numel(ctx, y_shape));
   const int64_t out_size = shape_numel(win.out);

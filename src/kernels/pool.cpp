@@ -4,7 +4,7 @@
 // Every pool slides a window over the spatial dims of an N x C x D1 x ... x Dk input, one
 // (n, c) plane at a time; padding never contributes a value (AveragePool's count_include_pad
 // only changes the divisor). Sums accumulate in double. The window geometry comes from
-// conv_pool_util.h, shared with the conv kernels.
+// graph/window_geometry.h and its taps from conv_pool_util.h, shared with the conv kernels.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -54,9 +54,11 @@ Result<Window> pool_window(const KernelContext& ctx, const Tensor& x, bool has_d
   if (x.rank() != kernel.size() + 2)
     return ctx.invalid("input has " + std::to_string(x.rank()) + " dims, expected " + std::to_string(kernel.size() + 2) +
                        " for a kernel_shape of " + std::to_string(kernel.size()) + " values");
-  const int64_t ceil_mode = ctx.node().attr_int("ceil_mode", 0);
   Shape spatial(x.shape().begin() + 2, x.shape().end());
-  return conv_pool::make_window(ctx, spatial, std::move(kernel), ceil_mode != 0, has_dilations);
+  WindowOptions options;
+  options.has_dilations = has_dilations;
+  options.has_ceil_mode = true;
+  return window_geometry(ctx.node(), spatial, kernel, options);
 }
 
 // a < b for any numeric element type (half types compare as float).
@@ -259,9 +261,9 @@ Status max_unpool_kernel(KernelContext& ctx) {
   if (kernel.size() != r)
     return ctx.invalid("kernel_shape has " + std::to_string(kernel.size()) + " values, expected " + std::to_string(r));
   for (int64_t k : kernel)
-    if (k < 1 || k > conv_pool::kMaxWindowAttr) return ctx.invalid("kernel_shape value " + std::to_string(k) + " is out of range");
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, conv_pool::read_window_attr(ctx, "strides", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, conv_pool::read_window_attr(ctx, "pads", 2 * r, 0, 0));
+    if (k < 1 || k > kMaxWindowAttr) return ctx.invalid("kernel_shape value " + std::to_string(k) + " is out of range");
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, read_window_ints(ctx.node(), "strides", r, 1, 1));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, read_window_ints(ctx.node(), "pads", 2 * r, 0, 0));
   Shape inferred{l.batch, l.channels};
   for (size_t d = 0; d < r; ++d) {
     const int64_t v = (l.spatial[d] - 1) * strides[d] + kernel[d] - pads[d] - pads[d + r];
@@ -279,7 +281,7 @@ Status max_unpool_kernel(KernelContext& ctx) {
       return ctx.invalid("output_shape " + shape_to_string(out) + " does not match the N and C of X " +
                          shape_to_string(x.shape()));
     for (size_t d = 0; d < r; ++d)
-      if (out[d + 2] < inferred[d + 2] || out[d + 2] > conv_pool::kMaxWindowAttr)
+      if (out[d + 2] < inferred[d + 2] || out[d + 2] > kMaxWindowAttr)
         return ctx.invalid("output_shape " + shape_to_string(out) + " is smaller than the unpooled shape " +
                            shape_to_string(inferred) + " or too large");
   }

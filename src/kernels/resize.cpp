@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/registry.h"
+#include "kernels/resize_coordinates.h"
 #include "core/tensor_util.h"
 
 namespace tandem {
@@ -24,22 +26,8 @@ constexpr int64_t kMaxOutputElements = int64_t{1} << 31;
 // --- Resize / Upsample ------------------------------------------------------------------------
 
 enum class InterpMode { nearest, linear, cubic };
-enum class CoordMode {
-  half_pixel,
-  half_pixel_symmetric,
-  pytorch_half_pixel,
-  align_corners,
-  asymmetric,
-  tf_half_pixel_for_nn,
-  tf_crop_and_resize,
-};
-enum class NearestMode {
-  round_prefer_floor,
-  round_prefer_ceil,
-  floor,
-  ceil,
-  legacy,  // Resize-10 / Upsample: floor when upsampling, ceil when downsampling (as onnxruntime)
-};
+using resize::CoordMode;
+using resize::NearestMode;
 
 struct ResizeParams {
   InterpMode mode = InterpMode::nearest;
@@ -61,39 +49,6 @@ struct AxisPlan {
   std::vector<std::vector<Tap>> taps;  // [out] -> taps
   std::vector<char> outside;           // [out] -> 1 when tf_crop_and_resize extrapolates
 };
-
-// Maps output coordinate x to the input coordinate. `out_len` is scale * in_len, a real number:
-// like the ONNX reference (which generated the conformance data), align_corners and
-// tf_crop_and_resize divide by out_len - 1 rather than by the integer output size - 1; the two
-// differ only when the scale does not divide the length evenly. `out_size` is the integer length.
-double original_coordinate(CoordMode coord, double x, double scale, int64_t in_len, double out_len,
-                           int64_t out_size, double roi_start, double roi_end) {
-  switch (coord) {
-    case CoordMode::half_pixel:
-      return (x + 0.5) / scale - 0.5;
-    case CoordMode::half_pixel_symmetric: {
-      double adjustment = static_cast<double>(out_size) / out_len;
-      double center = static_cast<double>(in_len) / 2.0;
-      double offset = center * (1.0 - adjustment);
-      return offset + (x + 0.5) / scale - 0.5;
-    }
-    case CoordMode::pytorch_half_pixel:
-      return out_size > 1 ? (x + 0.5) / scale - 0.5 : 0.0;  // as the spec and onnxruntime
-    case CoordMode::align_corners:
-      return out_len == 1.0 ? 0.0 : x * static_cast<double>(in_len - 1) / (out_len - 1.0);
-    case CoordMode::asymmetric:
-      return x / scale;
-    case CoordMode::tf_half_pixel_for_nn:
-      return (x + 0.5) / scale;
-    case CoordMode::tf_crop_and_resize: {
-      double span = static_cast<double>(in_len - 1);
-      double v = out_len == 1.0 ? (roi_end - roi_start) * span / 2.0
-                                : x * (roi_end - roi_start) * span / (out_len - 1.0);
-      return v + roi_start * span;
-    }
-  }
-  return 0.0;
-}
 
 double cubic_kernel(double x, double a) {
   x = std::fabs(x);
@@ -157,7 +112,7 @@ AxisPlan plan_axis(int64_t in_len, int64_t out_size, double scale, double roi_st
   const double out_len = scale * static_cast<double>(in_len);
   std::vector<double> w;
   for (int64_t o = 0; o < out_size; ++o) {
-    double x = original_coordinate(p.coord, static_cast<double>(o), scale, in_len, out_len, out_size, roi_start,
+    double x = resize::original_coordinate(p.coord, static_cast<double>(o), scale, in_len, out_len, out_size, roi_start,
                                    roi_end);
     if (p.coord == CoordMode::tf_crop_and_resize && (x < 0.0 || x > static_cast<double>(in_len - 1))) {
       plan.outside[o] = 1;
@@ -166,23 +121,7 @@ AxisPlan plan_axis(int64_t in_len, int64_t out_size, double scale, double roi_st
     if (!std::isfinite(x)) x = 0.0;
     std::vector<Tap>& taps = plan.taps[o];
     if (p.mode == InterpMode::nearest) {
-      double fl = std::floor(x);
-      int64_t idx;
-      if (x == fl) {
-        idx = static_cast<int64_t>(x);
-      } else {
-        double ratio = x - fl;
-        bool right = false;
-        switch (p.nearest) {
-          case NearestMode::round_prefer_floor: right = ratio > 0.5; break;
-          case NearestMode::round_prefer_ceil: right = ratio >= 0.5; break;
-          case NearestMode::floor: right = false; break;
-          case NearestMode::ceil: right = true; break;
-          case NearestMode::legacy: right = scale < 1.0; break;
-        }
-        idx = static_cast<int64_t>(fl) + (right ? 1 : 0);
-      }
-      taps.push_back({std::clamp<int64_t>(idx, 0, in_len - 1), 1.0});
+      taps.push_back({resize::nearest_index(p.nearest, x, scale, in_len), 1.0});
       continue;
     }
     // The ONNX reference takes ratio in (0, 1]: an integral x sits at ratio 1 right of x - 1.
@@ -391,20 +330,13 @@ Status resize_kernel(KernelContext& ctx) {
   ResizeParams p;
   TANDEM_ASSIGN_OR_RETURN(p.mode, parse_interp_mode(ctx, n.attr_string("mode", "nearest")));
   const std::string coord = n.attr_string("coordinate_transformation_mode", "half_pixel");
-  if (coord == "half_pixel") p.coord = CoordMode::half_pixel;
-  else if (coord == "half_pixel_symmetric") p.coord = CoordMode::half_pixel_symmetric;
-  else if (coord == "pytorch_half_pixel") p.coord = CoordMode::pytorch_half_pixel;
-  else if (coord == "align_corners") p.coord = CoordMode::align_corners;
-  else if (coord == "asymmetric") p.coord = CoordMode::asymmetric;
-  else if (coord == "tf_half_pixel_for_nn") p.coord = CoordMode::tf_half_pixel_for_nn;
-  else if (coord == "tf_crop_and_resize") p.coord = CoordMode::tf_crop_and_resize;
-  else return ctx.invalid("unknown coordinate_transformation_mode '" + coord + "'");
+  const std::optional<CoordMode> coord_mode = resize::parse_coord_mode(coord);
+  if (!coord_mode) return ctx.invalid("unknown coordinate_transformation_mode '" + coord + "'");
+  p.coord = *coord_mode;
   const std::string nearest = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (nearest == "round_prefer_floor") p.nearest = NearestMode::round_prefer_floor;
-  else if (nearest == "round_prefer_ceil") p.nearest = NearestMode::round_prefer_ceil;
-  else if (nearest == "floor") p.nearest = NearestMode::floor;
-  else if (nearest == "ceil") p.nearest = NearestMode::ceil;
-  else return ctx.invalid("unknown nearest_mode '" + nearest + "'");
+  const std::optional<NearestMode> nearest_mode = resize::parse_nearest_mode(nearest);
+  if (!nearest_mode) return ctx.invalid("unknown nearest_mode '" + nearest + "'");
+  p.nearest = *nearest_mode;
   p.cubic_a = n.attr_float("cubic_coeff_a", -0.75f);
   p.exclude_outside = n.attr_int("exclude_outside", 0) != 0;
   p.antialias = n.attr_int("antialias", 0) != 0;

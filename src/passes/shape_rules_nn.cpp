@@ -6,84 +6,41 @@
 #include <map>
 #include <set>
 
+#include "graph/window_geometry.h"
 #include "passes/shape_rules.h"
 
 namespace tandem::shape_detail {
 
 namespace {
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+// Attribute values beyond this are rejected (the bound of window_geometry.h).
+constexpr int64_t kMaxAttr = kMaxWindowAttr;
 
-constexpr int64_t kMaxAttr = int64_t{1} << 31;
-
-// An ints attribute of `n` values in [min_value, 2^31], or `fallback` repeated when absent.
-Result<std::vector<int64_t>> window_attr(const RuleContext& ctx, const std::string& name, size_t n, int64_t fallback,
-                                         int64_t min_value) {
-  if (!ctx.node().has_attr(name)) return std::vector<int64_t>(n, fallback);
-  std::vector<int64_t> v = ctx.node().attr_ints(name);
-  if (v.size() != n)
-    return ctx.invalid(name + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(n));
-  for (int64_t x : v)
-    if (x < min_value || x > kMaxAttr) return ctx.invalid(name + " value " + std::to_string(x) + " is out of range");
-  return v;
-}
-
-enum class AutoPad { notset, same, valid };
-
-Result<AutoPad> auto_pad(const RuleContext& ctx) {
-  const std::string s = ctx.node().attr_string("auto_pad", "NOTSET");
-  if (s == "NOTSET" || s.empty()) return AutoPad::notset;
-  if (s == "SAME_UPPER" || s == "SAME_LOWER") return AutoPad::same;
-  if (s == "VALID") return AutoPad::valid;
-  return ctx.invalid("auto_pad '" + s + "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
-}
-
-// Output spatial dims of a sliding window (Conv and the pools) over `in`. `kernel` entries
-// < 0 are unknown kernel sizes.
-Result<Dims> window_out(const RuleContext& ctx, const Dims& in, const std::vector<int64_t>& kernel, bool ceil_mode,
-                        bool has_dilations) {
+// Output spatial dims of a sliding window (Conv and the pools) over `in`, by the rules of
+// window_geometry.h. `kernel` entries < 0 are unknown kernel sizes. An unknown input dim gives
+// an unknown output dim unless the window keeps the size (stride 1 and padding extent - 1).
+Result<Dims> window_out(const RuleContext& ctx, const Dims& in, const std::vector<int64_t>& kernel,
+                        const WindowOptions& options) {
   const size_t r = in.size();
   if (kernel.size() != r)
     return ctx.invalid("kernel_shape has " + std::to_string(kernel.size()) + " values, expected " + std::to_string(r));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, window_attr(ctx, "strides", r, 1, 1));
-  std::vector<int64_t> dil(r, 1);
-  if (has_dilations) {
-    TANDEM_ASSIGN_OR_RETURN(dil, window_attr(ctx, "dilations", r, 1, 1));
-  }
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, window_attr(ctx, "pads", 2 * r, 0, 0));
-  TANDEM_ASSIGN_OR_RETURN(AutoPad ap, auto_pad(ctx));
+  TANDEM_ASSIGN_OR_RETURN(WindowAttributes a, read_window_attributes(ctx.node(), r, options));
   Dims out(r);
   for (size_t d = 0; d < r; ++d) {
-    const int64_t s = strides[d];
-    if (ap == AutoPad::same) {
-      out[d] = in[d].fixed() ? fixed_dim(ceil_div(in[d].value, s)) : (s == 1 ? in[d] : unknown_dim());
-      continue;
-    }
-    if (kernel[d] < 0) {
+    const int64_t s = a.strides[d];
+    if (a.same()) {
+      out[d] = in[d].fixed() ? fixed_dim(same_output_size(in[d].value, s)) : (s == 1 ? in[d] : unknown_dim());
+    } else if (kernel[d] < 0) {
       out[d] = unknown_dim();
-      continue;
-    }
-    if (kernel[d] < 1 || kernel[d] > kMaxAttr) return ctx.invalid("kernel_shape value " + std::to_string(kernel[d]) + " is out of range");
-    const int64_t ext = (kernel[d] - 1) * dil[d] + 1;
-    const int64_t pb = ap == AutoPad::notset ? pads[d] : 0, pe = ap == AutoPad::notset ? pads[d + r] : 0;
-    if (!in[d].fixed()) {
-      out[d] = s == 1 && pb + pe == ext - 1 ? in[d] : unknown_dim();
-      continue;
-    }
-    const int64_t span = in[d].value + pb + pe - ext;
-    if (span < 0)
-      return ctx.invalid("spatial dim " + std::to_string(d) + " of size " + std::to_string(in[d].value) + " (padded " +
-                         std::to_string(in[d].value + pb + pe) + ") is smaller than the window extent " +
-                         std::to_string(ext));
-    int64_t o;
-    if (ceil_mode) {
-      o = ceil_div(span, s) + 1;
-      if ((o - 1) * s >= in[d].value + pb) --o;
+    } else if (in[d].fixed()) {
+      TANDEM_ASSIGN_OR_RETURN(WindowDim w, window_dim(ctx.node(), a, d, in[d].value, kernel[d]));
+      out[d] = fixed_dim(w.out);
     } else {
-      o = span / s + 1;
+      if (kernel[d] < 1 || kernel[d] > kMaxAttr)
+        return ctx.invalid("kernel_shape value " + std::to_string(kernel[d]) + " is out of range");
+      const bool keeps = s == 1 && a.explicit_pad_begin(d) + a.explicit_pad_end(d) == a.extent(d, kernel[d]) - 1;
+      out[d] = keeps ? in[d] : unknown_dim();
     }
-    out[d] = fixed_dim(o);
   }
   return out;
 }
@@ -138,7 +95,7 @@ Status conv_rule(RuleContext& ctx) {
       ctx.dims(b)[0].value != m.value)
     return ctx.invalid("bias has " + std::to_string(ctx.dims(b)[0].value) + " elements, expected " + std::to_string(m.value));
   Dims in(xd.begin() + 2, xd.end());
-  TANDEM_ASSIGN_OR_RETURN(Dims sp, window_out(ctx, in, kernel_sizes(ctx, w, r), false, true));
+  TANDEM_ASSIGN_OR_RETURN(Dims sp, window_out(ctx, in, kernel_sizes(ctx, w, r), WindowOptions{}));
   Dims out = {xd[0], m};
   out.insert(out.end(), sp.begin(), sp.end());
   ctx.set_tensor(0, dt, std::move(out));
@@ -168,34 +125,24 @@ Status conv_transpose_rule(RuleContext& ctx) {
   std::vector<int64_t> kernel = kernel_sizes(ctx, 1, r);
   if (kernel.size() != r)
     return ctx.invalid("kernel_shape has " + std::to_string(kernel.size()) + " values, expected " + std::to_string(r));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, window_attr(ctx, "strides", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> dil, window_attr(ctx, "dilations", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> out_pad, window_attr(ctx, "output_padding", r, 0, 0));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, window_attr(ctx, "pads", 2 * r, 0, 0));
-  TANDEM_ASSIGN_OR_RETURN(AutoPad ap, auto_pad(ctx));
-  std::vector<int64_t> requested = ctx.node().attr_ints("output_shape");
-  if (requested.size() == r + 2) requested.erase(requested.begin(), requested.begin() + 2);
-  if (!requested.empty() && requested.size() != r)
-    return ctx.invalid("output_shape has " + std::to_string(requested.size()) + " values, expected " + std::to_string(r));
+  WindowOptions transposed;
+  transposed.transposed = true;
+  TANDEM_ASSIGN_OR_RETURN(WindowAttributes a, read_window_attributes(ctx.node(), r, transposed));
   Dims out = {xd[0], m};
   for (size_t d = 0; d < r; ++d) {
     const Dim& in = xd[d + 2];
-    if (!requested.empty()) {
-      out.push_back(fixed_dim(requested[d]));
-    } else if (ap == AutoPad::same) {
-      out.push_back(dim_mul(in, fixed_dim(strides[d])));
+    if (!a.output_shape.empty()) {
+      out.push_back(fixed_dim(a.output_shape[d]));
+    } else if (a.same()) {
+      out.push_back(dim_mul(in, fixed_dim(a.strides[d])));
     } else if (kernel[d] < 0) {
       out.push_back(unknown_dim());
+    } else if (in.fixed() && in.value <= kMaxAttr) {
+      TANDEM_ASSIGN_OR_RETURN(WindowDim w, transposed_window_dim(ctx.node(), a, d, in.value, kernel[d]));
+      out.push_back(fixed_dim(w.out));
     } else {
-      const int64_t ext = (kernel[d] - 1) * dil[d] + 1;
-      const int64_t crop = ap == AutoPad::notset ? pads[d] + pads[d + r] : 0;
-      if (in.fixed() && in.value <= kMaxAttr) {
-        const int64_t o = strides[d] * (in.value - 1) + out_pad[d] + ext - crop;
-        if (o < 0) return ctx.invalid("pads exceed the output size of spatial dim " + std::to_string(d));
-        out.push_back(fixed_dim(o));
-      } else {
-        out.push_back(strides[d] == 1 && out_pad[d] + ext - 1 - crop == 0 ? in : unknown_dim());
-      }
+      const int64_t growth = a.output_padding[d] + a.extent(d, kernel[d]) - 1 - a.explicit_pad_begin(d) - a.explicit_pad_end(d);
+      out.push_back(a.strides[d] == 1 && growth == 0 ? in : unknown_dim());
     }
   }
   ctx.set_tensor(0, dt, std::move(out));
@@ -213,9 +160,10 @@ Status pool_rule(RuleContext& ctx) {
   const Dims& xd = ctx.dims(0);
   if (xd.size() < 3) return ctx.invalid("input has rank " + std::to_string(xd.size()) + ", expected at least 3");
   if (!ctx.node().has_attr("kernel_shape")) return ctx.invalid("missing attribute 'kernel_shape'");
-  const bool ceil_mode = ctx.node().attr_int("ceil_mode", 0) != 0;
   Dims in(xd.begin() + 2, xd.end());
-  TANDEM_ASSIGN_OR_RETURN(Dims sp, window_out(ctx, in, ctx.node().attr_ints("kernel_shape"), ceil_mode, true));
+  WindowOptions pooling;
+  pooling.has_ceil_mode = true;
+  TANDEM_ASSIGN_OR_RETURN(Dims sp, window_out(ctx, in, ctx.node().attr_ints("kernel_shape"), pooling));
   Dims out = {xd[0], xd[1]};
   out.insert(out.end(), sp.begin(), sp.end());
   ctx.set_tensor(0, dt, out);
@@ -253,8 +201,8 @@ Status max_unpool_rule(RuleContext& ctx) {
   const size_t r = xd.size() - 2;
   std::vector<int64_t> kernel = ctx.node().attr_ints("kernel_shape");
   if (kernel.size() != r) return ctx.invalid("kernel_shape has " + std::to_string(kernel.size()) + " values, expected " + std::to_string(r));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, window_attr(ctx, "strides", r, 1, 1));
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, window_attr(ctx, "pads", 2 * r, 0, 0));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> strides, read_window_ints(ctx.node(), "strides", r, 1, 1));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> pads, read_window_ints(ctx.node(), "pads", 2 * r, 0, 0));
   Dims out = {xd[0], xd[1]};
   for (size_t d = 0; d < r; ++d) {
     const Dim& in = xd[d + 2];

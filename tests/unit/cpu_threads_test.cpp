@@ -14,7 +14,8 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/cpu/executor.h"
+#include "backends/cpu/runtime_env.h"
+#include "backends/cpu/threads.h"
 #include "core/compare.h"
 #include "core/sysinfo.h"
 #include "engine/placement.h"

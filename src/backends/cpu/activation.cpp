@@ -3,7 +3,7 @@
 //   Relu LeakyRelu Elu Selu Celu Sigmoid HardSigmoid HardSwish Softplus Softsign Tanh PRelu Gelu
 #include <cmath>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
 

@@ -8,14 +8,14 @@
 // elementwise program kernel right after.
 // Instance time: the primitive is created for the concrete shapes with oneDNN choosing the
 // weight format; packed weights are cached per format and shared by all instances. 2-D
-// activations use the blocked nChw16c layout when they have 8 or more channels.
-#include <immintrin.h>
-#include <omp.h>
-
+// activations use the blocked nChw16c layout when they have 8 or more channels. A ConvTranspose
+// whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
 #include <cmath>
 #include <mutex>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/deconv_patch.h"
+#include "backends/cpu/op_family.h"
+#include "graph/window_geometry.h"
 
 namespace tandem::cpu {
 
@@ -23,45 +23,24 @@ namespace {
 
 using dt = dnnl::memory::data_type;
 
+// The window of a convolution as oneDNN takes it (window_geometry.h has the ONNX rules).
 struct Geometry {
   std::vector<int64_t> strides, dilations, pads_begin, pads_end;
   Shape dst;
 };
 
-std::vector<int64_t> ints_or(const Node& n, const char* name, size_t count, int64_t fill) {
-  std::vector<int64_t> v = n.attr_ints(name);
-  if (v.empty()) v.assign(count, fill);
-  return v;
-}
-
-// Convolution output geometry (ONNX rules).
+// Convolution output geometry; w is [O, C/G, k...].
 Status conv_geometry(const Node& n, const Shape& x, const Shape& w, Geometry* g) {
-  const size_t sd = x.size() - 2;
-  g->strides = ints_or(n, "strides", sd, 1);
-  g->dilations = ints_or(n, "dilations", sd, 1);
-  std::vector<int64_t> pads = ints_or(n, "pads", 2 * sd, 0);
-  if (g->strides.size() != sd || g->dilations.size() != sd || pads.size() != 2 * sd)
-    return unsupported(n.label() + " attribute lengths do not match the input rank");
-  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  g->pads_begin.assign(sd, 0);
-  g->pads_end.assign(sd, 0);
+  const Shape in(x.begin() + 2, x.end());
+  const std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  Result<WindowGeometry> win = window_geometry(n, in, kernel, WindowOptions{});
+  if (!win) return unsupported(win.status().message());
+  g->strides = win->strides;
+  g->dilations = win->dilations;
+  g->pads_begin = win->pad_begin;
+  g->pads_end = win->pad_end;
   g->dst = {x[0], w[0]};
-  for (size_t i = 0; i < sd; ++i) {
-    const int64_t in = x[2 + i], k = (w[2 + i] - 1) * g->dilations[i] + 1, s = g->strides[i];
-    int64_t out = 0;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out = (in + s - 1) / s;
-      int64_t total = std::max<int64_t>(0, (out - 1) * s + k - in);
-      int64_t small = total / 2, big = total - small;
-      g->pads_begin[i] = auto_pad == "SAME_UPPER" ? small : big;
-      g->pads_end[i] = auto_pad == "SAME_UPPER" ? big : small;
-    } else if (auto_pad == "VALID") {
-      out = (in - k) / s + 1;
-    } else {
-      g->pads_begin[i] = pads[i];
-      g->pads_end[i] = pads[sd + i];
-      out = (in + pads[i] + pads[sd + i] - k) / s + 1;
-    }
+  for (int64_t out : win->out) {
     if (out <= 0) return unsupported(n.label() + " empty output");
     g->dst.push_back(out);
   }
@@ -71,44 +50,22 @@ Status conv_geometry(const Node& n, const Shape& x, const Shape& w, Geometry* g)
 // ConvTranspose geometry; w is [C, O/G, k...]. The end pads oneDNN sees absorb output_padding.
 Status deconv_geometry(const Node& n, const Shape& x, const Shape& w, int64_t group, Geometry* g) {
   const size_t sd = x.size() - 2;
-  g->strides = ints_or(n, "strides", sd, 1);
-  g->dilations = ints_or(n, "dilations", sd, 1);
-  std::vector<int64_t> pads = ints_or(n, "pads", 2 * sd, 0);
-  std::vector<int64_t> opad = ints_or(n, "output_padding", sd, 0);
-  std::vector<int64_t> oshape = n.attr_ints("output_shape");
-  if (oshape.size() == sd + 2) oshape.erase(oshape.begin(), oshape.begin() + 2);
-  if (g->strides.size() != sd || g->dilations.size() != sd || pads.size() != 2 * sd || opad.size() != sd ||
-      (!oshape.empty() && oshape.size() != sd))
-    return unsupported(n.label() + " attribute lengths do not match the input rank");
-  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
+  WindowOptions transposed;
+  transposed.transposed = true;
+  Result<WindowAttributes> a = read_window_attributes(n, sd, transposed);
+  if (!a) return unsupported(a.status().message());
+  g->strides = a->strides;
+  g->dilations = a->dilations;
   g->pads_begin.assign(sd, 0);
   g->pads_end.assign(sd, 0);
   g->dst = {x[0], w[1] * group};
   for (size_t i = 0; i < sd; ++i) {
-    const int64_t in = x[2 + i], k = (w[2 + i] - 1) * g->dilations[i] + 1, s = g->strides[i];
-    const int64_t full = s * (in - 1) + opad[i] + k;
-    int64_t out = 0, pb = 0, pe = 0;
-    if (!oshape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out = !oshape.empty() ? oshape[i] : in * s;
-      int64_t total = full - out;
-      if (auto_pad == "SAME_UPPER") {
-        pb = total / 2;
-        pe = total - total / 2;
-      } else {
-        pb = total - total / 2;
-        pe = total / 2;
-      }
-    } else if (auto_pad == "VALID") {
-      out = full;
-    } else {
-      pb = pads[i];
-      pe = pads[sd + i];
-      out = full - pb - pe;
-    }
-    if (out <= 0 || pb < 0) return unsupported(n.label() + " unsupported ConvTranspose geometry");
-    g->pads_begin[i] = pb;
-    g->pads_end[i] = pe - opad[i];  // oneDNN has no output_padding: it is less end padding
-    g->dst.push_back(out);
+    Result<WindowDim> d = transposed_window_dim(n, *a, i, x[2 + i], w[2 + i]);
+    if (!d) return unsupported(d.status().message());
+    if (d->out <= 0 || d->pad_begin < 0) return unsupported(n.label() + " unsupported ConvTranspose geometry");
+    g->pads_begin[i] = d->pad_begin;
+    g->pads_end[i] = d->pad_end - a->output_padding[i];  // oneDNN has no output_padding: it is less end padding
+    g->dst.push_back(d->out);
   }
   return Status::ok();
 }
@@ -118,143 +75,6 @@ dnnl::memory::dims dnnl_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
   for (int64_t x : v) d.push_back(x - minus);
   return d;
 }
-
-// ConvTranspose with kernel == stride, no padding, no dilation and one group: every input pixel
-// produces its own k x k output patch, out[o][y*k+i][x*k+j] = b[o] + sum_c in[c][y][x] W[c][o][i][j].
-// The input is blocked; per pixel the k*k*O outputs are accumulated in M = 16*V lanes
-// (m = (i, j, o) with o padded to 16 for a blocked output; m = (o, i, j) for a plain one).
-struct PatchDeconv {
-  int64_t N = 0, C = 0, H = 0, W = 0, O = 0, k = 0;
-  int64_t M = 0;           // accumulators per pixel (multiple of 16)
-  bool blocked_out = true;
-  Tensor wp;               // [C][M]
-  Tensor bias;             // [M]
-  EwProgram post;          // pointwise
-};
-
-// P pixels x V vectors of accumulators; the weights are padded to whole 16-channel blocks.
-template <int V, int P>
-__attribute__((target("avx512f"), always_inline)) inline void patch_px(const PatchDeconv& p, const float* in, int64_t n,
-                                                                      int64_t y, int64_t x0, float* acc_row) {
-  const int64_t cbc = (p.C + 15) / 16;
-  const float* bp = p.bias.data<float>();
-  const float* wbase = p.wp.data<float>();
-  __m512 a[P][V];
-  for (int q = 0; q < P; ++q)
-    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
-  for (int64_t cb = 0; cb < cbc; ++cb) {
-    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 16;
-    const float* w = wbase + cb * 16 * (V * 16);
-    for (int l = 0; l < 16; ++l) {
-      __m512 wv[V];
-      for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + l * V * 16 + 16 * v);
-      for (int q = 0; q < P; ++q) {
-        const __m512 b = _mm512_set1_ps(px[q * 16 + l]);
-        for (int v = 0; v < V; ++v) a[q][v] = _mm512_fmadd_ps(b, wv[v], a[q][v]);
-      }
-    }
-  }
-  for (int q = 0; q < P; ++q)
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (x0 + q) * V * 16 + 16 * v, a[q][v]);
-}
-
-template <int V>
-__attribute__((target("avx512f"), always_inline)) inline void patch_row_v(const PatchDeconv& p, const float* in,
-                                                                         int64_t n, int64_t y, float* acc_row) {
-  constexpr int P = V >= 4 ? 1 : 8 / (V * 2);  // enough independent accumulators to hide FMA latency
-  int64_t x = 0;
-  for (; x + P <= p.W; x += P) patch_px<V, P>(p, in, n, y, x, acc_row);
-  for (; x < p.W; ++x) patch_px<V, 1>(p, in, n, y, x, acc_row);
-}
-
-__attribute__((target("avx512f"))) void patch_row_avx512(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
-                                                         float* acc_row) {
-  switch (p.M / 16) {
-    case 1: patch_row_v<1>(p, in, n, y, acc_row); return;
-    case 2: patch_row_v<2>(p, in, n, y, acc_row); return;
-    case 3: patch_row_v<3>(p, in, n, y, acc_row); return;
-    case 4: patch_row_v<4>(p, in, n, y, acc_row); return;
-    case 5: patch_row_v<5>(p, in, n, y, acc_row); return;
-    case 6: patch_row_v<6>(p, in, n, y, acc_row); return;
-    case 7: patch_row_v<7>(p, in, n, y, acc_row); return;
-    default: patch_row_v<8>(p, in, n, y, acc_row); return;
-  }
-}
-
-// Portable path (and M > 128).
-void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
-  const int64_t cb_count = (p.C + 15) / 16;
-  for (int64_t xx = 0; xx < p.W; ++xx) {
-    float* acc = acc_row + xx * p.M;
-    for (int64_t m = 0; m < p.M; ++m) acc[m] = p.bias.data<float>()[m];
-    for (int64_t c = 0; c < p.C; ++c) {
-      const float v = in[(((n * cb_count + c / 16) * p.H + y) * p.W + xx) * 16 + (c % 16)];
-      const float* w = p.wp.data<float>() + c * p.M;
-      for (int64_t m = 0; m < p.M; ++m) acc[m] += v * w[m];
-    }
-  }
-}
-
-void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
-  static const bool avx512 = cpu_isa_level() >= 2;
-  if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
-  else patch_row_generic(p, in, n, y, acc_row);
-}
-
-// Writes one input row's patches (after the pointwise program) to the output.
-TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
-  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
-  if (p.blocked_out) {
-    const int64_t opad = round_up(O, 16), ob_count = opad / 16;
-    for (int64_t xx = 0; xx < p.W; ++xx) {
-      float* acc = acc_row + xx * p.M;
-      for (int64_t i = 0; i < k; ++i)
-        for (int64_t j = 0; j < k; ++j) {
-          float* src = acc + (i * k + j) * opad;
-          for (int64_t l = O; l < opad; ++l) src[l] = 0.0f;  // keep channel padding zero
-          for (int64_t ob = 0; ob < ob_count; ++ob) {
-            float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * 16;
-            for (int l = 0; l < 16; ++l) d[l] = src[ob * 16 + l];
-          }
-        }
-    }
-  } else {
-    for (int64_t oc = 0; oc < O; ++oc)
-      for (int64_t i = 0; i < k; ++i) {
-        float* d = o + ((n * O + oc) * OH + y * k + i) * OW;
-        for (int64_t xx = 0; xx < p.W; ++xx)
-          for (int64_t j = 0; j < k; ++j) d[xx * k + j] = acc_row[xx * p.M + (oc * k + i) * k + j];
-      }
-  }
-}
-TANDEM_ISA_DISPATCH(patch_store, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
-                    (p, acc_row, o, n, y))
-
-class PatchDeconvKernel final : public Kernel {
- public:
-  int x = -1, out = -1;
-  PatchDeconv p;
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    const float* in = static_cast<const float*>(ctx.ptr[x]);
-    float* o = static_cast<float*>(ctx.ptr[out]);
-    const int64_t rows = p.N * p.H;
-    const int threads = rows * p.W * p.C * p.M < (1 << 20) ? 1 : ctx.threads;
-    // Each OpenMP thread accumulates one row of patches in its slice of the scratchpad.
-    float* scratch = static_cast<float*>(ctx.scratch);
-    parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
-      const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
-      float* acc = scratch + slot * p.W * p.M;
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t n = r / p.H, y = r % p.H;
-        patch_row(p, in, n, y, acc);
-        if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
-        patch_store(p, acc, o, n, y);
-      }
-    });
-    return Status::ok();
-  }
-};
 
 class ConvSpec final : public OpSpec {
  public:
@@ -458,50 +278,10 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       patch = patch && ws[2 + i] == geo.strides[i] && ws[2] == ws[3] && geo.dilations[i] == 1 &&
               geo.pads_begin[i] == 0 && geo.pads_end[i] == 0 && dst[2 + i] == xs[2 + i] * geo.strides[i];
     if (patch) {
-      const int64_t k = ws[2], C = xs[1];
-      auto kernel = std::make_unique<PatchDeconvKernel>();
-      PatchDeconv* kr = &kernel->p;
-      kr->N = xs[0];
-      kr->C = C;
-      kr->H = xs[2];
-      kr->W = xs[3];
-      kr->O = O;
-      kr->k = k;
-      kr->blocked_out = O >= 8;
-      const int64_t opad = round_up(O, 16);
-      kr->M = kr->blocked_out ? k * k * opad : round_up(O * k * k, 16);
-      kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
-      kr->bias = Tensor(DataType::float32, {kr->M});
-      const float* wsrc = wc.data<float>();  // [C][O][k][k]
-      float* wdst = kr->wp.data<float>();
-      float* bdst = kr->bias.data<float>();
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t oc = 0; oc < O; ++oc)
-          for (int64_t i = 0; i < k; ++i)
-            for (int64_t j = 0; j < k; ++j) {
-              int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
-              wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
-            }
-      for (int64_t oc = 0; oc < O; ++oc)
-        for (int64_t i = 0; i < k; ++i)
-          for (int64_t j = 0; j < k; ++j) {
-            int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
-            bdst[m] = bc.defined() ? bc.data<float>()[oc] : 0.0f;
-          }
-      kr->post = post;
       if (src == x && xv.layout != Layout::blocked) {
         TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));
       }
-      kernel->x = src;
-      kernel->out = out;
-      kernel->label = label;
-      b.define(out, kr->blocked_out ? Layout::blocked : Layout::plain);
-      b.need_scratch(static_cast<int64_t>(b.threads()) * kr->W * kr->M * static_cast<int64_t>(sizeof(float)));
-      b.add_work(static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M));
-      kernel->reads = {src};
-      kernel->writes = {out};
-      b.add_kernel(std::move(kernel));
-      return Status::ok();
+      return add_patch_deconv(b, src, out, xs, O, ws[2], wc, bc, post, label);
     }
   }
 
@@ -682,9 +462,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
 }
 
 Status supports_conv(const Node& n) {
-  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
-    return unsupported(n.label() + " auto_pad '" + auto_pad + "'");
+  if (!read_auto_pad(n)) return unsupported(n.label() + " auto_pad '" + n.attr_string("auto_pad", "NOTSET") + "'");
   if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty())
     return unsupported(n.label() + " missing input or weight");
   if (n.attr_int("group", 1) < 1) return unsupported(n.label() + " group < 1");

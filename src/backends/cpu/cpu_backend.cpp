@@ -4,7 +4,10 @@
 #include <iterator>
 #include <new>
 
-#include "backends/cpu/executor.h"
+#include "backends/cpu/cast.h"
+#include "backends/cpu/op_table.h"
+#include "backends/cpu/plan.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem {
 
@@ -13,6 +16,7 @@ const OpTable& cpu_ops() {
   static const OpTable table = [] {
     OpTable t;
     register_activation_ops(t);
+    register_cast_ops(t);
     register_conv_ops(t);
     register_elementwise_ops(t);
     register_matmul_ops(t);

@@ -2,10 +2,10 @@
 // tandem's own vectorized kernels for the rest (elementwise chains, softmax, data movement).
 //
 // supports(node) accepts the ops and attributes listed by the op families in this folder (see
-// cpu_ops.h for the table); everything else is placed on the reference backend. compile()
+// op_table.h for the table); everything else is placed on the reference backend. compile()
 // packs weights and fuses (Conv + BatchNormalization + activation + ..., MatMul + bias, chains
 // of elementwise ops); shape-dependent work (oneDNN primitives, layouts, the memory plan)
-// happens at the first run with each input signature and is cached (executor.h).
+// happens at the first run with each input signature and is cached (plan.h).
 //
 // Threads: CompileOptions::threads (0: the number of physical cores) sets the OpenMP team size
 // used by oneDNN and by the backend's own kernels for runs of that plan.

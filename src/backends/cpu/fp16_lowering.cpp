@@ -1,9 +1,9 @@
-// fp16_lowering.cpp: the cpu backend computes float16 models in float32 (see cpu_ops.h,
+// fp16_lowering.cpp: the cpu backend computes float16 models in float32 (see fp16_lowering.h,
 // widen_half_precision). The rewrite works on the plan's own copy of the segment graph, before
 // steps are made, so every op family sees float32 and runs on its own fast path.
 #include <set>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/fp16_lowering.h"
 #include "core/tensor_util.h"
 
 namespace tandem::cpu {

@@ -17,7 +17,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/fusion.h"
+#include "backends/cpu/op_family.h"
 #include "core/tensor_util.h"
 
 namespace tandem::cpu {

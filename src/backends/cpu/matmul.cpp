@@ -9,7 +9,7 @@
 #include <cmath>
 #include <mutex>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
 

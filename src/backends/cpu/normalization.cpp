@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
 

@@ -49,6 +49,7 @@ class OpTable {
 // The cpu op table (default domain only), built on first use.
 const OpTable& cpu_ops();
 void register_activation_ops(OpTable& t);
+void register_cast_ops(OpTable& t);
 void register_conv_ops(OpTable& t);
 void register_elementwise_ops(OpTable& t);
 void register_matmul_ops(OpTable& t);

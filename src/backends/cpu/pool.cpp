@@ -4,7 +4,8 @@
 #include <algorithm>
 #include <cfloat>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
+#include "graph/window_geometry.h"
 
 namespace tandem::cpu {
 
@@ -23,38 +24,23 @@ class PoolSpec final : public OpSpec {
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
     const Shape xs = b.val(x).shape;
     if (xs.size() < 3 || xs.size() > 5 || shape_numel(xs) == 0) return unsupported(label + " rank");
-    const size_t sd = xs.size() - 2;
-    std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
-    std::vector<int64_t> strides = n.attr_ints("strides"), dil = n.attr_ints("dilations"), pads = n.attr_ints("pads");
-    if (strides.empty()) strides.assign(sd, 1);
-    if (dil.empty()) dil.assign(sd, 1);
-    if (pads.empty()) pads.assign(2 * sd, 0);
-    if (kernel.size() != sd || strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd)
-      return unsupported(label + " attribute lengths");
-    const std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-    const bool ceil_mode = n.attr_int("ceil_mode", 0) != 0;
+    const std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
+    WindowOptions pooling;
+    pooling.has_ceil_mode = true;
+    Result<WindowGeometry> win = window_geometry(n, Shape(xs.begin() + 2, xs.end()), kernel, pooling);
+    if (!win) return unsupported(win.status().message());
+    const std::vector<int64_t>& strides = win->strides;
+    const std::vector<int64_t>& dil = win->dilations;
     Shape dst = {xs[0], xs[1]};
-    std::vector<int64_t> pl(sd), pr(sd);
-    for (size_t i = 0; i < sd; ++i) {
-      const int64_t in = xs[2 + i], k = (kernel[i] - 1) * dil[i] + 1, s = strides[i];
-      int64_t o = 0, pb = 0;
-      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        o = (in + s - 1) / s;
-        int64_t total = std::max<int64_t>(0, (o - 1) * s + k - in);
-        pb = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      } else if (auto_pad == "VALID") {
-        o = (in - k) / s + 1;
-      } else {
-        pb = pads[i];
-        const int64_t span = in + pads[i] + pads[sd + i] - k;
-        o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
-        if (ceil_mode && (o - 1) * s >= in + pads[i]) --o;
-      }
+    std::vector<int64_t> pl(kernel.size()), pr(kernel.size());
+    for (size_t i = 0; i < kernel.size(); ++i) {
+      const int64_t o = win->out[i];
       if (o <= 0) return unsupported(label + " empty output");
       dst.push_back(o);
-      pl[i] = pb;
-      pr[i] = (o - 1) * s + k - in - pb;
-      if (pr[i] < 0) pr[i] = 0;
+      // oneDNN takes the end padding that makes exactly `o` windows (ceil_mode's partial window
+      // included), never negative.
+      pl[i] = win->pad_begin[i];
+      pr[i] = std::max<int64_t>(0, (o - 1) * strides[i] + win->extent(i) - xs[2 + i] - pl[i]);
     }
     if (dst != b.val(out).shape) return unsupported(label + " output shape differs from inference");
     const Layout l = b.val(x).layout;
@@ -186,17 +172,16 @@ class GlobalPoolSpec final : public OpSpec {
 Status supports_pool(const Node& n) {
   if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
   if (n.outputs.size() > 1 && !n.outputs[1].empty()) return unsupported(n.label() + " MaxPool Indices output");
-  std::string auto_pad = n.attr_string("auto_pad", "NOTSET");
-  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
-    return unsupported(n.label() + " auto_pad '" + auto_pad + "'");
+  const Result<AutoPad> auto_pad = read_auto_pad(n);
+  if (!auto_pad) return unsupported(n.label() + " auto_pad '" + n.attr_string("auto_pad", "NOTSET") + "'");
   if (n.attr_ints("kernel_shape").empty()) return unsupported(n.label() + " no kernel_shape");
   if (n.op_type == "AveragePool") {
     if (n.attr_int("ceil_mode", 0) && n.attr_int("count_include_pad", 0))
       return unsupported(n.label() + " ceil_mode with count_include_pad");
-    if (auto_pad != "NOTSET" && n.attr_int("count_include_pad", 0))
+    if (*auto_pad != AutoPad::notset && n.attr_int("count_include_pad", 0))
       return unsupported(n.label() + " auto_pad with count_include_pad");
   }
-  if (auto_pad == "VALID" && n.attr_int("ceil_mode", 0)) return unsupported(n.label() + " VALID with ceil_mode");
+  if (*auto_pad == AutoPad::valid && n.attr_int("ceil_mode", 0)) return unsupported(n.label() + " VALID with ceil_mode");
   return Status::ok();
 }
 

@@ -6,7 +6,7 @@
 #include <cfloat>
 #include <cmath>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 #include "backends/cpu/ew_math.h"
 #include "core/tensor_util.h"
 

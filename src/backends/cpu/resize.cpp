@@ -1,13 +1,16 @@
 // resize.cpp: Resize (opset 11+) of 4-D float tensors over the two spatial dims, modes nearest
 // (all nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
-// pytorch_half_pixel, align_corners, asymmetric.
+// pytorch_half_pixel, align_corners, asymmetric (the rules of kernels/resize_coordinates.h,
+// shared with the reference kernel).
 // Source indices and weights are tabulated at instance build; the kernel copies or blends
 // rows, 16 channels at a time in the blocked layout (which it keeps).
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 #include "core/tensor_util.h"
+#include "kernels/resize_coordinates.h"
 
 namespace tandem::cpu {
 
@@ -66,36 +69,16 @@ class ResizeKernel final : public Kernel {
   }
 };
 
-// Source coordinate of output index `o` (ONNX coordinate_transformation_mode).
-double source_coord(const std::string& mode, int64_t o, double scale, int64_t in, int64_t out) {
-  if (mode == "asymmetric") return o / scale;
-  if (mode == "align_corners") {
-    // Like the reference: divide by scale * in - 1 (a real number), not by the integer size - 1.
-    const double out_len = scale * static_cast<double>(in);
-    return out_len == 1.0 ? 0.0 : o * static_cast<double>(in - 1) / (out_len - 1.0);
-  }
-  if (mode == "pytorch_half_pixel") return out > 1 ? (o + 0.5) / scale - 0.5 : 0.0;
-  return (o + 0.5) / scale - 0.5;  // half_pixel
-}
-
-int64_t nearest_index(const std::string& nm, double x, int64_t in) {
-  int64_t i;
-  if (nm == "floor") i = static_cast<int64_t>(std::floor(x));
-  else if (nm == "ceil") i = static_cast<int64_t>(std::ceil(x));
-  else if (nm == "round_prefer_ceil") i = static_cast<int64_t>(std::floor(x + 0.5));
-  else i = (x == std::floor(x) + 0.5) ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
-  return std::clamp<int64_t>(i, 0, in - 1);
-}
-
-Axis make_axis(bool linear, const std::string& ctm, const std::string& nm, double scale, int64_t in, int64_t out) {
+// Source indices (and linear weights) of every output index along one axis.
+Axis make_axis(bool linear, resize::CoordMode ctm, resize::NearestMode nm, double scale, int64_t in, int64_t out) {
   Axis a;
   a.i0.resize(out);
   a.i1.resize(out);
   a.w1.resize(out);
   for (int64_t o = 0; o < out; ++o) {
-    double x = source_coord(ctm, o, scale, in, out);
+    double x = resize::original_coordinate(ctm, static_cast<double>(o), scale, in, scale * static_cast<double>(in), out);
     if (!linear) {
-      a.i0[o] = nearest_index(nm, x, in);
+      a.i0[o] = resize::nearest_index(nm, x, scale, in);
       continue;
     }
     x = std::clamp(x, 0.0, static_cast<double>(in - 1));
@@ -137,8 +120,12 @@ class ResizeSpec final : public OpSpec {
       }
     }
     const std::string mode = n.attr_string("mode", "nearest");
-    const std::string ctm = n.opset < 11 ? "asymmetric" : n.attr_string("coordinate_transformation_mode", "half_pixel");
-    const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
+    const std::optional<resize::CoordMode> ctm =
+        n.opset < 11 ? resize::CoordMode::asymmetric
+                     : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
+    const std::optional<resize::NearestMode> nm =
+        resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
+    if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
     auto k = std::make_unique<ResizeKernel>();
     k->linear = mode == "linear";
     k->blocked = b.val(x).layout == Layout::blocked;
@@ -147,8 +134,8 @@ class ResizeSpec final : public OpSpec {
     k->iw = xs[3];
     k->oh = os[2];
     k->ow = os[3];
-    k->ay = make_axis(k->linear, ctm, nm, sy, xs[2], os[2]);
-    k->ax = make_axis(k->linear, ctm, nm, sx, xs[3], os[3]);
+    k->ay = make_axis(k->linear, *ctm, *nm, sy, xs[2], os[2]);
+    k->ax = make_axis(k->linear, *ctm, *nm, sx, xs[3], os[3]);
     k->x = x;
     k->out = out;
     k->label = label;
@@ -166,13 +153,16 @@ Status supports_resize(const Node& n) {
   if (mode != "nearest" && mode != "linear") return unsupported(n.label() + " mode '" + mode + "'");
   if (n.opset < 11) return unsupported(n.label() + " Resize before opset 11");
   {
+    // The modes the kernel's tables were checked against the reference with.
+    using resize::CoordMode;
     const std::string ctm = n.attr_string("coordinate_transformation_mode", "half_pixel");
-    if (ctm != "half_pixel" && ctm != "pytorch_half_pixel" && ctm != "align_corners" && ctm != "asymmetric")
+    const std::optional<CoordMode> mode = resize::parse_coord_mode(ctm);
+    if (!mode || (*mode != CoordMode::half_pixel && *mode != CoordMode::pytorch_half_pixel &&
+                  *mode != CoordMode::align_corners && *mode != CoordMode::asymmetric))
       return unsupported(n.label() + " coordinate_transformation_mode '" + ctm + "'");
   }
   const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
-  if (nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" && nm != "ceil")
-    return unsupported(n.label() + " nearest_mode '" + nm + "'");
+  if (!resize::parse_nearest_mode(nm)) return unsupported(n.label() + " nearest_mode '" + nm + "'");
   if (n.attr_int("exclude_outside", 0) != 0) return unsupported(n.label() + " exclude_outside");
   if (n.attr_int("antialias", 0) != 0) return unsupported(n.label() + " antialias");
   if (n.has_attr("axes")) return unsupported(n.label() + " axes");

@@ -1,11 +1,9 @@
 // shape.cpp: data-movement ops of the cpu backend.
-//   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference)
-//     and Cast between equal types.
+//   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference).
 //   Copies: Transpose, Slice (strided gather), Concat (plain, or blocked along channels when the
 //     channel counts allow block copies).
-//   Build-time only: Shape and Constant (their values are known once input shapes are), Cast
-//     of other types (folded when constant, otherwise the generic path).
-// Any element type with a fixed size works for views and copies.
+//   Build-time only: Shape and Constant (their values are known once input shapes are).
+// Any element type with a fixed size works for views and copies. Cast is in cast.cpp.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -14,7 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/op_family.h"
 #include "core/tensor_util.h"
 
 namespace tandem::cpu {
@@ -101,7 +99,6 @@ Status add_gather(Builder& b, int src, int out, Shape dims, std::vector<int64_t>
   return Status::ok();
 }
 
-bool pod(DataType t) { return t != DataType::string && t != DataType::undefined && elem_size(t) > 0; }
 
 // Views: the output aliases the (plain) input.
 class ViewSpec final : public OpSpec {
@@ -419,162 +416,6 @@ class ConcatSpec final : public OpSpec {
   }
 };
 
-// float16 <-> float32, n elements. AVX-512 and F16C convert 16 and 8 lanes per instruction
-// with round-to-nearest-even (the scalar tail and the baseline use Float16, which rounds the
-// same way).
-__attribute__((target("avx512f"))) void half_to_float_avx512(const uint16_t* src, float* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
-  for (; i < n; ++i) dst[i] = static_cast<float>(Float16{std::bit_cast<Float16>(src[i])});
-}
-__attribute__((target("avx512f"))) void float_to_half_avx512(const float* src, uint16_t* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  for (; i < n; ++i) dst[i] = Float16(src[i]).bits;
-}
-__attribute__((target("avx2,f16c"))) void half_to_float_f16c(const uint16_t* src, float* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
-  for (; i < n; ++i) dst[i] = static_cast<float>(Float16{std::bit_cast<Float16>(src[i])});
-}
-__attribute__((target("avx2,f16c"))) void float_to_half_f16c(const float* src, uint16_t* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-  for (; i < n; ++i) dst[i] = Float16(src[i]).bits;
-}
-void half_to_float_scalar(const uint16_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(std::bit_cast<Float16>(src[i]));
-}
-void float_to_half_scalar(const float* src, uint16_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = Float16(src[i]).bits;
-}
-
-// Converts between float16 and float32 into a new arena value.
-class ConvertKernel final : public Kernel {
- public:
-  int src = -1, dst = -1;
-  int64_t n = 0;
-  bool widen = true;  // float16 -> float32; otherwise float32 -> float16
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    static const int isa = cpu_isa_level();
-    const auto* s = ctx.ptr[src];
-    auto* d = ctx.ptr[dst];
-    const int threads = n < (1 << 16) ? 1 : ctx.threads;
-    parallel_range(threads, n, 1 << 14, [&](int64_t b, int64_t e) {
-      if (widen) {
-        const auto* in = static_cast<const uint16_t*>(s) + b;
-        float* out = static_cast<float*>(d) + b;
-        if (isa >= 2) half_to_float_avx512(in, out, e - b);
-        else if (isa >= 1) half_to_float_f16c(in, out, e - b);
-        else half_to_float_scalar(in, out, e - b);
-      } else {
-        const float* in = static_cast<const float*>(s) + b;
-        auto* out = static_cast<uint16_t*>(d) + b;
-        if (isa >= 2) float_to_half_avx512(in, out, e - b);
-        else if (isa >= 1) float_to_half_f16c(in, out, e - b);
-        else float_to_half_scalar(in, out, e - b);
-      }
-    });
-    return Status::ok();
-  }
-};
-
-template <class T>
-float as_float(T v) { return static_cast<float>(v); }
-
-// One element of ONNX Cast between castable types (float to integer truncates toward zero).
-template <class To, class From>
-To cast_element(From v) {
-  if constexpr (std::is_same_v<To, From>) return v;
-  else if constexpr (std::is_same_v<To, Float16>) return Float16(as_float(v));
-  else if constexpr (std::is_same_v<From, Float16>) return cast_element<To>(static_cast<float>(v));
-  else if constexpr (std::is_same_v<To, bool>) return v != From{};
-  else return static_cast<To>(v);
-}
-
-template <class F>
-void visit_castable(DataType t, F&& f) {
-  switch (t) {
-    case DataType::float32: f.template operator()<float>(); break;
-    case DataType::float16: f.template operator()<Float16>(); break;
-    case DataType::int32: f.template operator()<int32_t>(); break;
-    case DataType::int64: f.template operator()<int64_t>(); break;
-    default: f.template operator()<bool>(); break;
-  }
-}
-
-// Casts between castable types other than float16 <-> float32 (small shape tensors, mostly).
-class CastKernel final : public Kernel {
- public:
-  int src = -1, dst = -1;
-  int64_t n = 0;
-  DataType from = DataType::undefined, to = DataType::undefined;
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    const void* s = ctx.ptr[src];
-    void* d = ctx.ptr[dst];
-    visit_castable(from, [&]<class F>() {
-      visit_castable(to, [&]<class T>() {
-        const F* in = static_cast<const F*>(s);
-        T* out = static_cast<T*>(d);
-        for (int64_t i = 0; i < n; ++i) out[i] = cast_element<T>(in[i]);
-      });
-    });
-    return Status::ok();
-  }
-};
-
-// Cast between equal types is a view; float16 <-> float32 converts with vector instructions,
-// the other castable pairs with CastKernel. supports() declines every other pair.
-class CastSpec final : public OpSpec {
- public:
-  Status prepare(Builder& b, const Step& step) const override {
-    int x = step.inputs[0], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype)) return unsupported(step.node->label() + " cast of unknown type");
-    const DataType from = b.val(x).dtype, to = b.val(out).dtype;
-    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
-    if (from == to) {
-      b.define_alias(out, px, 0);
-      return Status::ok();
-    }
-    if (!castable(from) || !castable(to))
-      return unsupported(step.node->label() + " Cast from " + std::string(dtype_name(from)) + " to " +
-                         std::string(dtype_name(to)));
-    const bool widen = from == DataType::float16 && to == DataType::float32;
-    b.define(out, Layout::plain);
-    if (!widen && !(from == DataType::float32 && to == DataType::float16)) {
-      auto k = std::make_unique<CastKernel>();
-      k->src = px;
-      k->dst = out;
-      k->n = shape_numel(b.val(x).shape);
-      k->from = from;
-      k->to = to;
-      k->reads = {px};
-      k->writes = {out};
-      k->label = step.node->label();
-      b.add_kernel(std::move(k));
-      return Status::ok();
-    }
-    auto k = std::make_unique<ConvertKernel>();
-    k->src = px;
-    k->dst = out;
-    k->n = shape_numel(b.val(x).shape);
-    k->widen = widen;
-    k->reads = {px};
-    k->writes = {out};
-    k->label = step.node->label();
-    b.add_work(static_cast<double>(k->n));
-    b.add_kernel(std::move(k));
-    return Status::ok();
-  }
-};
-
 Status supports_any(const Node&) { return Status::ok(); }
 
 Status supports_view(const Node& n) {
@@ -605,18 +446,10 @@ Result<std::unique_ptr<OpSpec>> make_slice(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_concat(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<ConcatSpec>());
 }
-Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
-  return std::unique_ptr<OpSpec>(std::make_unique<CastSpec>());
-}
 // Shape/Constant: known at build time; no kernel of their own.
 Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
 
 }  // namespace
-
-bool castable(DataType t) {
-  return t == DataType::float32 || t == DataType::float16 || t == DataType::int32 || t == DataType::int64 ||
-         t == DataType::boolean;
-}
 
 void register_shape_ops(OpTable& t) {
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
@@ -624,7 +457,6 @@ void register_shape_ops(OpTable& t) {
   t.add("Transpose", &supports_one_input, &make_transpose);
   t.add("Slice", &supports_one_input, &make_slice);
   t.add("Concat", &supports_any, &make_concat);
-  t.add("Cast", &supports_one_input, &make_cast);
   t.add("Shape", &supports_one_input, &make_none);
   t.add("Constant", &supports_any, &make_none);
 }

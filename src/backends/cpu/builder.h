@@ -1,0 +1,84 @@
+// builder.h: the Builder, through which op families turn a step into kernels of an instance
+// (OpSpec::prepare): it defines values (arena, views, constants, temporaries), converts layouts
+// and precisions, adds kernels and records scratchpad needs and work estimates. Steps without a
+// fast path run their original nodes with the reference kernels (Builder::generic).
+//
+// A Builder lives for one instance build, on one thread; it does not own the instance.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "backends/cpu/compiled_graph.h"
+#include "backends/cpu/instance.h"
+
+namespace tandem::cpu {
+
+// Builds an Instance: the interface op families use in OpSpec::prepare().
+class Builder {
+ public:
+  Builder(const CompiledGraph& g, Instance& inst) : g_(g), inst_(inst) {}
+
+  const CompiledGraph& graph() const { return g_; }
+  // The OpenMP team size of this instance (the plan's, or 1 for small models).
+  int threads() const;
+  // Work estimates of the kernels so far (multiply-adds or element visits), see threads_for().
+  void add_work(double work) { work_ += work; }
+  double work() const { return work_; }
+  IValue& val(int v);
+  // The value's data when known at build time (compile-time or instance constant).
+  const Tensor* known(int v) const;
+  bool is_segment_output(int v) const;
+  // True when the value's type and shape are fully known for this instance.
+  bool typed(int v) const;
+
+  // Defines output `v` of the current step as a new arena value in layout `l`, with `shape`
+  // (the inferred shape when empty optional is passed) and dtype.
+  void define(int v, Layout l);
+  // Defines `v` as a view of `base` at `byte_offset` (plain layout only).
+  void define_alias(int v, int base, int64_t byte_offset);
+  // Defines `v` as a build-time constant.
+  void define_constant(int v, Tensor t);
+  // A new arena temporary.
+  int add_temp(DataType dtype, const Shape& shape, Layout l);
+  // A new constant value (plain or blocked; blocked data must already be padded/reordered).
+  int add_constant(Tensor t, Layout l = Layout::plain, int64_t bytes = -1);
+  // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
+  Result<int> require(int v, Layout l);
+  // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in layout
+  // `l` (plain, or nhwc for 4-D values): one conversion kernel per value, layout and instance,
+  // shared by its readers.
+  Result<int> require_bf16(int v, Layout l);
+  // The precision the plan may compute in (CompileOptions::precision).
+  Precision precision() const;
+  void add_kernel(std::unique_ptr<Kernel> k);
+  // Scratchpad needs of a oneDNN primitive.
+  void need_scratch(int64_t bytes);
+  // Runs the step's original nodes with reference kernels (the generic path).
+  Status generic(const Step& step);
+  // Drops cached layout conversions whose result id is >= `first_value` (after a rollback).
+  void forget_conversions_from(int first_value) {
+    for (auto it = conversions_.begin(); it != conversions_.end();)
+      it = it->second >= first_value ? conversions_.erase(it) : std::next(it);
+    for (auto it = narrowed_.begin(); it != narrowed_.end();)
+      it = it->second >= first_value ? narrowed_.erase(it) : std::next(it);
+  }
+
+  // Byte size of a value of this dtype/shape in layout l.
+  static int64_t physical_bytes(DataType dtype, const Shape& shape, Layout l);
+
+ private:
+  const CompiledGraph& g_;
+  Instance& inst_;
+  std::map<std::pair<int, Layout>, int> conversions_;
+  std::map<std::pair<int, Layout>, int> narrowed_;  // float32 value -> its bfloat16 copy
+  double work_ = 0;
+};
+
+// Threads for a kernel doing `work` multiply-adds (or element visits): small kernels run on
+// one thread, where a parallel region would cost more than it saves.
+int threads_for(Builder& b, double work);
+
+}  // namespace tandem::cpu

@@ -1,0 +1,201 @@
+// deconv_patch.cpp: the backend's own ConvTranspose for non-overlapping patches
+// (deconv_patch.h): AVX-512 accumulation of each input pixel's k x k x O patch, a portable path,
+// and the store into the blocked or plain output.
+#include "backends/cpu/deconv_patch.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+
+#include "backends/cpu/op_family.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// ConvTranspose with kernel == stride, no padding, no dilation and one group: every input pixel
+// produces its own k x k output patch, out[o][y*k+i][x*k+j] = b[o] + sum_c in[c][y][x] W[c][o][i][j].
+// The input is blocked; per pixel the k*k*O outputs are accumulated in M = 16*V lanes
+// (m = (i, j, o) with o padded to 16 for a blocked output; m = (o, i, j) for a plain one).
+struct PatchDeconv {
+  int64_t N = 0, C = 0, H = 0, W = 0, O = 0, k = 0;
+  int64_t M = 0;           // accumulators per pixel (multiple of 16)
+  bool blocked_out = true;
+  Tensor wp;               // [C][M]
+  Tensor bias;             // [M]
+  EwProgram post;          // pointwise
+};
+
+// P pixels x V vectors of accumulators; the weights are padded to whole 16-channel blocks.
+template <int V, int P>
+__attribute__((target("avx512f"), always_inline)) inline void patch_px(const PatchDeconv& p, const float* in, int64_t n,
+                                                                      int64_t y, int64_t x0, float* acc_row) {
+  const int64_t cbc = (p.C + 15) / 16;
+  const float* bp = p.bias.data<float>();
+  const float* wbase = p.wp.data<float>();
+  __m512 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  for (int64_t cb = 0; cb < cbc; ++cb) {
+    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 16;
+    const float* w = wbase + cb * 16 * (V * 16);
+    for (int l = 0; l < 16; ++l) {
+      __m512 wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + l * V * 16 + 16 * v);
+      for (int q = 0; q < P; ++q) {
+        const __m512 b = _mm512_set1_ps(px[q * 16 + l]);
+        for (int v = 0; v < V; ++v) a[q][v] = _mm512_fmadd_ps(b, wv[v], a[q][v]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (x0 + q) * V * 16 + 16 * v, a[q][v]);
+}
+
+template <int V>
+__attribute__((target("avx512f"), always_inline)) inline void patch_row_v(const PatchDeconv& p, const float* in,
+                                                                         int64_t n, int64_t y, float* acc_row) {
+  constexpr int P = V >= 4 ? 1 : 8 / (V * 2);  // enough independent accumulators to hide FMA latency
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) patch_px<V, P>(p, in, n, y, x, acc_row);
+  for (; x < p.W; ++x) patch_px<V, 1>(p, in, n, y, x, acc_row);
+}
+
+__attribute__((target("avx512f"))) void patch_row_avx512(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
+                                                         float* acc_row) {
+  switch (p.M / 16) {
+    case 1: patch_row_v<1>(p, in, n, y, acc_row); return;
+    case 2: patch_row_v<2>(p, in, n, y, acc_row); return;
+    case 3: patch_row_v<3>(p, in, n, y, acc_row); return;
+    case 4: patch_row_v<4>(p, in, n, y, acc_row); return;
+    case 5: patch_row_v<5>(p, in, n, y, acc_row); return;
+    case 6: patch_row_v<6>(p, in, n, y, acc_row); return;
+    case 7: patch_row_v<7>(p, in, n, y, acc_row); return;
+    default: patch_row_v<8>(p, in, n, y, acc_row); return;
+  }
+}
+
+// Portable path (and M > 128).
+void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
+  const int64_t cb_count = (p.C + 15) / 16;
+  for (int64_t xx = 0; xx < p.W; ++xx) {
+    float* acc = acc_row + xx * p.M;
+    for (int64_t m = 0; m < p.M; ++m) acc[m] = p.bias.data<float>()[m];
+    for (int64_t c = 0; c < p.C; ++c) {
+      const float v = in[(((n * cb_count + c / 16) * p.H + y) * p.W + xx) * 16 + (c % 16)];
+      const float* w = p.wp.data<float>() + c * p.M;
+      for (int64_t m = 0; m < p.M; ++m) acc[m] += v * w[m];
+    }
+  }
+}
+
+void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
+  static const bool avx512 = cpu_isa_level() >= 2;
+  if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
+  else patch_row_generic(p, in, n, y, acc_row);
+}
+
+// Writes one input row's patches (after the pointwise program) to the output.
+TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
+  if (p.blocked_out) {
+    const int64_t opad = round_up(O, 16), ob_count = opad / 16;
+    for (int64_t xx = 0; xx < p.W; ++xx) {
+      float* acc = acc_row + xx * p.M;
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < k; ++j) {
+          float* src = acc + (i * k + j) * opad;
+          for (int64_t l = O; l < opad; ++l) src[l] = 0.0f;  // keep channel padding zero
+          for (int64_t ob = 0; ob < ob_count; ++ob) {
+            float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * 16;
+            for (int l = 0; l < 16; ++l) d[l] = src[ob * 16 + l];
+          }
+        }
+    }
+  } else {
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t i = 0; i < k; ++i) {
+        float* d = o + ((n * O + oc) * OH + y * k + i) * OW;
+        for (int64_t xx = 0; xx < p.W; ++xx)
+          for (int64_t j = 0; j < k; ++j) d[xx * k + j] = acc_row[xx * p.M + (oc * k + i) * k + j];
+      }
+  }
+}
+TANDEM_ISA_DISPATCH(patch_store, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
+                    (p, acc_row, o, n, y))
+
+class PatchDeconvKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  PatchDeconv p;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const int64_t rows = p.N * p.H;
+    const int threads = rows * p.W * p.C * p.M < (1 << 20) ? 1 : ctx.threads;
+    // Each OpenMP thread accumulates one row of patches in its slice of the scratchpad.
+    float* scratch = static_cast<float*>(ctx.scratch);
+    parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
+      const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
+      float* acc = scratch + slot * p.W * p.M;
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t n = r / p.H, y = r % p.H;
+        patch_row(p, in, n, y, acc);
+        if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
+        patch_store(p, acc, o, n, y);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, int64_t O, int64_t k, const Tensor& weight,
+                        const Tensor& bias, const EwProgram& post, const std::string& label) {
+  const int64_t C = xs[1];
+  auto kernel = std::make_unique<PatchDeconvKernel>();
+  PatchDeconv* kr = &kernel->p;
+  kr->N = xs[0];
+  kr->C = C;
+  kr->H = xs[2];
+  kr->W = xs[3];
+  kr->O = O;
+  kr->k = k;
+  kr->blocked_out = O >= 8;
+  const int64_t opad = round_up(O, 16);
+  kr->M = kr->blocked_out ? k * k * opad : round_up(O * k * k, 16);
+  kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
+  kr->bias = Tensor(DataType::float32, {kr->M});
+  const float* wsrc = weight.data<float>();  // [C][O][k][k]
+  float* wdst = kr->wp.data<float>();
+  float* bdst = kr->bias.data<float>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t oc = 0; oc < O; ++oc)
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < k; ++j) {
+          int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+          wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
+        }
+  for (int64_t oc = 0; oc < O; ++oc)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+        bdst[m] = bias.defined() ? bias.data<float>()[oc] : 0.0f;
+      }
+  kr->post = post;
+  kernel->x = src;
+  kernel->out = out;
+  kernel->label = label;
+  b.define(out, kr->blocked_out ? Layout::blocked : Layout::plain);
+  b.need_scratch(static_cast<int64_t>(b.threads()) * kr->W * kr->M * static_cast<int64_t>(sizeof(float)));
+  b.add_work(static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M));
+  kernel->reads = {src};
+  kernel->writes = {out};
+  b.add_kernel(std::move(kernel));
+  return Status::ok();
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,136 @@
+// dnnl_kernel.cpp: oneDNN memory descriptors, the primitive kernel and reorders (dnnl_kernel.h).
+#include "backends/cpu/dnnl_kernel.h"
+
+#include <algorithm>
+
+#include "backends/cpu/builder.h"
+#include "backends/cpu/runtime_env.h"
+#include "backends/cpu/threads.h"
+
+namespace tandem::cpu {
+
+dnnl::memory::dims to_dims(const Shape& s) {
+  if (s.empty()) return {1};
+  return dnnl::memory::dims(s.begin(), s.end());
+}
+
+namespace {
+dnnl::memory::data_type dnnl_type(DataType t) {
+  switch (t) {
+    case DataType::float32: return dnnl::memory::data_type::f32;
+    case DataType::int32: return dnnl::memory::data_type::s32;
+    case DataType::int8: return dnnl::memory::data_type::s8;
+    case DataType::uint8: case DataType::boolean: return dnnl::memory::data_type::u8;
+    case DataType::bfloat16: return dnnl::memory::data_type::bf16;
+    case DataType::float16: return dnnl::memory::data_type::f16;
+    default: return dnnl::memory::data_type::undef;
+  }
+}
+}  // namespace
+
+dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt) {
+  auto dims = to_dims(shape);
+  dnnl::memory::dims strides(dims.size());
+  int64_t s = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= std::max<int64_t>(dims[i], 1);
+  }
+  return dnnl::memory::desc(dims, dt, strides);
+}
+
+dnnl::memory::desc value_md(const IValue& v) {
+  if (v.layout == Layout::blocked)
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nChw16c);
+  if (v.layout == Layout::nhwc)
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nhwc);
+  return plain_md(v.shape, dnnl_type(v.dtype));
+}
+
+namespace {
+
+class DnnlState final : public KernelState {
+ public:
+  std::vector<dnnl::memory> memories;
+  std::vector<dnnl_exec_arg_t> c_args;
+  std::vector<std::pair<size_t, int>> variable;  // (index in memories, value id)
+};
+
+}  // namespace
+
+std::unique_ptr<KernelState> DnnlKernel::make_state(void* const* ptr, const std::vector<bool>& fixed,
+                                                    void* scratch) const {
+  auto st = std::make_unique<DnnlState>();
+  auto& eng = cpu_engine();
+  for (const Arg& a : args) {
+    if (a.value < 0) {
+      st->memories.push_back(a.memory);
+    } else if (fixed[a.value]) {
+      st->memories.emplace_back(a.md, eng, ptr[a.value]);
+    } else {
+      st->memories.emplace_back(a.md, eng, static_cast<void*>(DNNL_MEMORY_NONE));
+      st->variable.emplace_back(st->memories.size() - 1, a.value);
+    }
+    st->c_args.push_back({a.arg, st->memories.back().get()});
+  }
+  if (uses_scratch) {
+    st->memories.emplace_back(scratch_md, eng, scratch);
+    st->c_args.push_back({DNNL_ARG_SCRATCHPAD, st->memories.back().get()});
+  }
+  return st;
+}
+
+Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
+  auto* st = static_cast<DnnlState*>(state);
+  for (const auto& [i, v] : st->variable) {
+    if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), ctx.ptr[v], nullptr) != dnnl_success)
+      return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
+  }
+  set_threads(threads > 0 ? threads : ctx.threads);
+  dnnl_status_t s = dnnl_primitive_execute(prim.get(), ctx.stream->get(), static_cast<int>(st->c_args.size()),
+                                           st->c_args.data());
+  if (s != dnnl_success)
+    return Status(StatusCode::device_error, label + " oneDNN execution failed (status " + std::to_string(s) + ")");
+  return Status::ok();
+}
+
+void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md) {
+  k.prim = std::move(p);
+  if (scratch_md.get_size() > 0) {
+    k.uses_scratch = true;
+    k.scratch_md = scratch_md;
+    b.need_scratch(static_cast<int64_t>(scratch_md.get_size()));
+  }
+}
+
+Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
+  const IValue& s = b.val(src);
+  const IValue& d = b.val(dst);
+  auto k = std::make_unique<DnnlKernel>();
+  k->threads = threads_for(b, static_cast<double>(shape_numel(s.shape)));
+  ThreadScope scope(k->threads);
+  try {
+    auto smd = value_md(s), dmd = value_md(d);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::reorder::primitive_desc pd(cpu_engine(), smd, cpu_engine(), dmd, attr);
+    k->prim = dnnl::reorder(pd);
+    auto sp = pd.scratchpad_desc();
+    if (sp.get_size() > 0) {
+      k->uses_scratch = true;
+      k->scratch_md = sp;
+      b.need_scratch(static_cast<int64_t>(sp.get_size()));
+    }
+    k->args.push_back({DNNL_ARG_SRC, src, smd, {}});
+    k->args.push_back({DNNL_ARG_DST, dst, dmd, {}});
+  } catch (const dnnl::error& e) {
+    return unsupported(label + " reorder: " + e.what());
+  }
+  k->reads = {src};
+  k->writes = {dst};
+  k->label = label;
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+}  // namespace tandem::cpu

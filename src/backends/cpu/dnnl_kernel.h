@@ -1,0 +1,51 @@
+// dnnl_kernel.h: the bridge to oneDNN: memory descriptors of instance values, the kernel that
+// runs one oneDNN primitive with its arguments bound to a context's buffers, and reorders
+// (layout and precision conversions) as kernels.
+//
+// Thread-safety: a DnnlKernel is const after build; its per-context state holds the oneDNN
+// memory objects, so concurrent runs on different contexts are safe.
+#pragma once
+
+#include <dnnl.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/instance.h"
+
+namespace tandem::cpu {
+
+class Builder;
+
+// Kernel around one oneDNN primitive: args bound to values, constants or the scratchpad.
+class DnnlKernel : public Kernel {
+ public:
+  struct Arg {
+    int arg = 0;                 // DNNL_ARG_*
+    int value = -1;              // instance value id, or -1 for `memory`
+    dnnl::memory::desc md;
+    dnnl::memory memory;         // fixed memory (packed weights, constant bias) when value < 0
+  };
+  dnnl::primitive prim;
+  std::vector<Arg> args;
+  bool uses_scratch = false;
+  dnnl::memory::desc scratch_md;
+  int threads = 0;               // OpenMP threads it was created for (0: the plan's)
+
+  std::unique_ptr<KernelState> make_state(void* const* ptr, const std::vector<bool>& fixed, void* scratch) const override;
+  Status run(RunCtx& ctx, KernelState* state) const override;
+};
+
+// oneDNN memory descriptor of a value (plain: row-major dims; blocked: nChw16c).
+dnnl::memory::desc value_md(const IValue& v);
+dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
+dnnl::memory::dims to_dims(const Shape& s);
+
+// Appends a oneDNN reorder kernel from `src` to `dst` (both instance values).
+Status add_reorder(Builder& b, int src, int dst, const std::string& label);
+
+// Stores primitive `p` in `k` and records its scratchpad needs.
+void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md);
+
+}  // namespace tandem::cpu

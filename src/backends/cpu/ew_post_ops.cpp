@@ -1,0 +1,185 @@
+// ew_post_ops.cpp: the translation of elementwise programs into oneDNN post-ops
+// (ew_post_ops.h) for Conv/MatMul fusion.
+#include "backends/cpu/ew_post_ops.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cstring>
+
+#include "backends/cpu/op_family.h"
+
+namespace tandem::cpu {
+
+namespace {
+struct PendingPost {
+  bool binary = false;
+  dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
+  float alpha = 0, beta = 0;
+  dnnl::memory::desc md;
+  int value = -1;
+  dnnl::memory mem;
+  int first_op = 0;  // the program op this post-op starts
+};
+}  // namespace
+
+int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis, Layout dst_layout,
+                dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args) {
+  using A = dnnl::algorithm;
+  const size_t rank = dst_shape.size();
+  if (!feature_enabled("POSTOPS")) return 0;
+  std::vector<PendingPost> pend;
+  int op_index = 0;
+  auto eltwise = [&](A alg, float alpha, float beta) {
+    // Consecutive linear ops merge: a2 * (a1 * x + b1) + b2.
+    if (alg == A::eltwise_linear && !pend.empty() && !pend.back().binary && pend.back().alg == A::eltwise_linear) {
+      PendingPost& l = pend.back();
+      l.beta = alpha * l.beta + beta;
+      l.alpha = alpha * l.alpha;
+      return;
+    }
+    PendingPost p;
+    p.alg = alg;
+    p.alpha = alpha;
+    p.beta = beta;
+    p.first_op = op_index;
+    pend.push_back(p);
+  };
+  auto binary = [&](A alg, const dnnl::memory::desc& md, int value, dnnl::memory mem) {
+    PendingPost p;
+    p.binary = true;
+    p.alg = alg;
+    p.md = md;
+    p.value = value;
+    p.mem = mem;
+    p.first_op = op_index;
+    pend.push_back(p);
+  };
+  int done = 0;
+  for (const EwOp& op : program.ops) {
+    bool ok = true;
+    op_index = done;
+    const size_t before = pend.size();
+    if (!ew_is_unary(op.code)) {
+      float imm = op.a;
+      bool scalar = op.operand < 0;
+      int v = op.operand >= 0 ? program.operands[op.operand] : -1;
+      const Tensor* c = v >= 0 ? b.known(v) : nullptr;
+      if (c && c->dtype() == DataType::float32 && c->numel() == 1 && c->rank() <= rank) {
+        scalar = true;
+        imm = c->data<float>()[0];
+      }
+      if (scalar) {
+        switch (op.code) {
+          case Ew::add: eltwise(A::eltwise_linear, 1.0f, imm); break;
+          case Ew::sub: eltwise(A::eltwise_linear, 1.0f, -imm); break;
+          case Ew::rsub: eltwise(A::eltwise_linear, -1.0f, imm); break;
+          case Ew::mul: eltwise(A::eltwise_linear, imm, 0.0f); break;
+          case Ew::div: eltwise(A::eltwise_linear, 1.0f / imm, 0.0f); break;
+          case Ew::max: eltwise(A::eltwise_clip_v2, imm, FLT_MAX); break;
+          case Ew::min: eltwise(A::eltwise_clip_v2, -FLT_MAX, imm); break;
+          default: ok = false;
+        }
+      } else if (c) {
+        // Per-channel constant: [.., C, 1, ..] against dst.
+        Shape cs(rank, 1);
+        if (c->rank() > rank || c->dtype() != DataType::float32) {
+          ok = false;
+        } else {
+          std::copy(c->shape().begin(), c->shape().end(), cs.begin() + (rank - c->rank()));
+          for (size_t i = 0; i < rank && ok; ++i)
+            if (cs[i] != 1 && !(static_cast<int>(i) == channel_axis && cs[i] == dst_shape[i])) ok = false;
+        }
+        A alg = A::binary_add;
+        switch (op.code) {
+          case Ew::add: alg = A::binary_add; break;
+          case Ew::sub: alg = A::binary_sub; break;
+          case Ew::mul: alg = A::binary_mul; break;
+          case Ew::div: alg = A::binary_div; break;
+          case Ew::max: alg = A::binary_max; break;
+          case Ew::min: alg = A::binary_min; break;
+          default: ok = false;
+        }
+        if (ok) {
+          auto md = plain_md(cs);
+          binary(alg, md, -1, dnnl::memory(md, cpu_engine(), const_cast<void*>(c->raw_data())));
+        }
+      } else {
+        // Runtime operand: must match dst exactly (shape and layout).
+        const IValue& ov = b.val(v);
+        if (ov.shape != dst_shape || ov.layout != dst_layout || ov.dtype != DataType::float32) ok = false;
+        A alg = A::binary_add;
+        switch (op.code) {
+          case Ew::add: alg = A::binary_add; break;
+          case Ew::sub: alg = A::binary_sub; break;
+          case Ew::mul: alg = A::binary_mul; break;
+          case Ew::max: alg = A::binary_max; break;
+          case Ew::min: alg = A::binary_min; break;
+          default: ok = false;
+        }
+        if (ok) binary(alg, value_md(ov), v, {});
+      }
+    } else {
+      switch (op.code) {
+        case Ew::relu: eltwise(A::eltwise_relu, 0.0f, 0.0f); break;
+        case Ew::leaky_relu: eltwise(A::eltwise_relu, op.a, 0.0f); break;
+        case Ew::clip: eltwise(A::eltwise_clip_v2, op.a, op.b); break;
+        case Ew::sigmoid: eltwise(A::eltwise_logistic, 0.0f, 0.0f); break;
+        case Ew::tanh: eltwise(A::eltwise_tanh, 0.0f, 0.0f); break;
+        case Ew::hardsigmoid:
+          eltwise(A::eltwise_linear, op.a, op.b);
+          eltwise(A::eltwise_clip_v2, 0.0f, 1.0f);
+          break;
+        case Ew::hardswish: eltwise(A::eltwise_hardswish, 0.0f, 0.0f); break;
+        case Ew::swish: eltwise(A::eltwise_swish, 1.0f, 0.0f); break;
+        case Ew::exp: eltwise(A::eltwise_exp, 0.0f, 0.0f); break;
+        case Ew::sqrt: eltwise(A::eltwise_sqrt, 0.0f, 0.0f); break;
+        case Ew::abs: eltwise(A::eltwise_abs, 0.0f, 0.0f); break;
+        case Ew::neg: eltwise(A::eltwise_linear, -1.0f, 0.0f); break;
+        case Ew::square: eltwise(A::eltwise_square, 0.0f, 0.0f); break;
+        case Ew::linear: eltwise(A::eltwise_linear, op.a, op.b); break;
+        case Ew::elu: eltwise(A::eltwise_elu, op.a, 0.0f); break;
+        case Ew::selu:
+          eltwise(A::eltwise_elu, op.a, 0.0f);
+          eltwise(A::eltwise_linear, op.b, 0.0f);
+          break;
+        case Ew::gelu: eltwise(A::eltwise_gelu_erf, 0.0f, 0.0f); break;
+        case Ew::gelu_tanh: eltwise(A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+        case Ew::identity: break;
+        default: ok = false;
+      }
+    }
+    if (!ok) {
+      pend.resize(before);
+      break;
+    }
+    ++done;
+  }
+  // oneDNN 2.6 mixes up the parameters of two eltwise post-ops with the same algorithm: cut
+  // the chain before the first repeat (the rest runs in the elementwise kernel).
+  std::vector<A> seen;
+  size_t keep = pend.size();
+  for (size_t i = 0; i < pend.size(); ++i) {
+    if (pend[i].binary) continue;
+    if (std::find(seen.begin(), seen.end(), pend[i].alg) != seen.end()) {
+      keep = i;
+      done = pend[i].first_op;
+      break;
+    }
+    seen.push_back(pend[i].alg);
+  }
+  // A post-op that straddles the cut (a merged linear) goes too.
+  while (keep > 0 && pend[keep - 1].first_op >= done && keep < pend.size()) --keep;
+  for (size_t i = 0; i < keep; ++i) {
+    const PendingPost& p = pend[i];
+    if (!p.binary) {
+      po->append_eltwise(1.0f, p.alg, p.alpha, p.beta);
+    } else {
+      int idx = po->len();
+      po->append_binary(p.alg, p.md);
+      args->push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, p.value, p.md, p.mem});
+    }
+  }
+  return done;
+}
+
+}  // namespace tandem::cpu

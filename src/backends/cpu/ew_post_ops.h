@@ -1,0 +1,22 @@
+// ew_post_ops.h: elementwise programs as oneDNN post-ops, so that a convolution or matrix
+// product applies the ops that follow it while its output is still in registers.
+#pragma once
+
+#include <dnnl.hpp>
+
+#include <vector>
+
+#include "backends/cpu/builder.h"
+#include "backends/cpu/dnnl_kernel.h"
+#include "backends/cpu/ew_program.h"
+
+namespace tandem::cpu {
+
+// Translates the longest prefix of `program` into oneDNN post-ops for a primitive whose
+// destination has shape `dst_shape` with channels on axis `channel_axis`. Constant operands
+// must broadcast per channel (or be scalars); runtime operands must match dst exactly.
+// Returns the number of ops translated; `args` receives binary post-op arguments.
+int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis, Layout dst_layout,
+                dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args);
+
+}  // namespace tandem::cpu

@@ -1,0 +1,62 @@
+// ew_program.h: elementwise programs, a chain of elementwise ops evaluated in one pass over the
+// output. The accumulator starts as the output of the step's main computation (a convolution,
+// ...) or with a `load`; each op combines it with an operand (a value, broadcast to the output),
+// an immediate, or applies a unary function. Ops hold their parameters; programs hold the ids of
+// their operand values (compile-time ids in specs, instance ids once prepared).
+//
+// ew_program.cpp evaluates programs: the scalar semantics of every op and the kernel that runs a
+// program in L1-sized tiles (plain and blocked layouts, OpenMP across tiles). Programs are
+// plain values; evaluating one is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tandem/status.h"
+
+namespace tandem::cpu {
+
+class Builder;
+
+enum class Ew : uint8_t {
+  // with an operand (operand >= 0) or an immediate (operand < 0, value in a)
+  load, add, sub, rsub, mul, div, rdiv, max, min, pow, rpow, prelu,
+  // unary, parameters in a, b
+  relu, leaky_relu, clip, sigmoid, tanh, hardsigmoid, hardswish, swish, exp, log, sqrt, abs, neg,
+  reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square,
+  linear,  // a*x + b
+  identity,
+};
+
+struct EwOp {
+  Ew code = Ew::identity;
+  int operand = -1;  // index into EwProgram::operands, or -1 for an immediate
+  float a = 0, b = 0;
+};
+
+struct EwProgram {
+  std::vector<EwOp> ops;
+  std::vector<int> operands;  // value ids (compile-time ids at compile, instance ids at prepare)
+  bool empty() const { return ops.empty(); }
+};
+
+// True for unary codes (no operand, no immediate other than parameters a/b).
+bool ew_is_unary(Ew code);
+// Name for messages, "hardswish".
+const char* ew_name(Ew code);
+// Scalar reference semantics of one op (for folding and tests of the vector code).
+float ew_apply_scalar(const EwOp& op, float acc, float operand);
+
+// True when `p` has no operands (unary ops and immediates only).
+bool ew_pointwise(const EwProgram& p);
+// Applies a pointwise program to n floats in place (vectorized).
+void ew_apply_pointwise(const EwProgram& p, float* data, int64_t n);
+
+// Adds a kernel computing `program` into `out`. `program.operands` hold
+// instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is
+// a value that initializes the accumulator (same shape as out). The output layout is chosen
+// here (blocked when the main operands are blocked) unless `out` is already defined.
+Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label);
+
+}  // namespace tandem::cpu

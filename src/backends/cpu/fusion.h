@@ -1,0 +1,14 @@
+// fusion.h: the rewriting and fusion of a compiled graph's steps (fusion.cpp): decomposed
+// patterns become one op (HardSwish, x*Sigmoid(x)), and specs absorb their single reader
+// (Conv absorbs BatchNormalization, per-channel affine ops and activations, ...). A fused step
+// remembers the original nodes it stands for. Runs once per compile, single-threaded.
+#pragma once
+
+#include "backends/cpu/compiled_graph.h"
+
+namespace tandem::cpu {
+
+// Rewrites and fuses the steps of `g`.
+void fuse_steps(CompiledGraph& g);
+
+}  // namespace tandem::cpu

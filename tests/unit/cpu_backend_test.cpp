@@ -30,6 +30,7 @@ using testing::attr_float;
 using testing::attr_int;
 using testing::attr_ints;
 using testing::attr_string;
+using testing::to_half;
 
 constexpr Tolerance kTol{1e-3, 1e-4};
 
@@ -389,12 +390,6 @@ TEST(CpuBackendTypes, SupportsFollowsElementTypes) {
   Status s = cpu()->supports(n, types({DataType::float64}, {DataType::float32}));
   EXPECT_EQ(s.code(), StatusCode::unsupported);
   EXPECT_NE(s.message().find("float64"), std::string::npos) << s.message();
-}
-
-Tensor to_half(const Tensor& t) {
-  Tensor h(DataType::float16, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) h.data<Float16>()[i] = Float16(t.data<float>()[i]);
-  return h;
 }
 
 // A float16 model (inputs, weights, outputs) runs wholly on the cpu backend, computing in

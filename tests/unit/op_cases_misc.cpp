@@ -75,13 +75,12 @@ std::vector<OpCase> sequence_and_control_cases() {
 std::vector<OpCase> misc_cases() {
   CaseRng rng(8008);
   std::vector<OpCase> cases;
-  auto u8 = [](std::vector<uint8_t> v) { return Tensor::from_vector<uint8_t>({static_cast<int64_t>(v.size())}, v); };
   // Quantization.
   cases.push_back(op_case("QuantizeLinear", {rng.tensor({2, 5}, -3, 3), f32_scalar(0.02f), Tensor::scalar<uint8_t>(128)}));
   cases.push_back(op_case("QuantizeLinear", {rng.tensor({2, 3}, -3, 3), f32({3}, {0.01f, 0.05f, 0.1f}),
                                              Tensor::from_vector<int8_t>({3}, {0, -4, 7})},
                           {{"axis", attr_int(1)}}, "per axis, int8"));
-  cases.push_back(op_case("DequantizeLinear", {u8({0, 3, 128, 255, 17}), f32_scalar(0.1f), Tensor::scalar<uint8_t>(10)}));
+  cases.push_back(op_case("DequantizeLinear", {u8({5}, {0, 3, 128, 255, 17}), f32_scalar(0.1f), Tensor::scalar<uint8_t>(10)}));
   cases.push_back(op_case("DequantizeLinear", {Tensor::from_vector<int32_t>({4}, {-9, 0, 7, 1000}), f32_scalar(0.5f)}, {}, "int32"));
   cases.push_back(with_outputs(op_case("DynamicQuantizeLinear", {rng.tensor({3, 4}, -2, 5)}), 3));
   // Random generators: types and shapes only.

@@ -26,8 +26,6 @@ OpCase conv_case(CaseRng& rng, const ConvShape& s, bool bias, bool constant_weig
   return with_constants(c, constant_weights ? 6u : 0u);
 }
 
-Tensor u8(Shape s, std::vector<uint8_t> v) { return Tensor::from_vector<uint8_t>(std::move(s), v); }
-
 }  // namespace
 
 std::vector<OpCase> nn_cases() {

@@ -25,32 +25,6 @@ namespace tandem::testing {
 
 using Attrs = std::map<std::string, Attribute>;
 
-inline Attribute attr_strings(std::vector<std::string> v) {
-  Attribute a;
-  a.type = AttrType::strings;
-  a.strings = std::move(v);
-  return a;
-}
-inline Attribute attr_tensor(Tensor t) {
-  Attribute a;
-  a.type = AttrType::t;
-  a.t = std::move(t);
-  return a;
-}
-inline Attribute attr_graph(std::shared_ptr<Graph> g) {
-  Attribute a;
-  a.type = AttrType::g;
-  a.g = std::move(g);
-  return a;
-}
-
-// Explicit small tensors for index, shape and axis inputs.
-inline Tensor i64(std::vector<int64_t> v) { return Tensor::from_vector<int64_t>({static_cast<int64_t>(v.size())}, v); }
-inline Tensor i64(Shape s, std::vector<int64_t> v) { return Tensor::from_vector<int64_t>(std::move(s), v); }
-inline Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
-inline Tensor i64_scalar(int64_t v) { return Tensor::scalar<int64_t>(v); }
-inline Tensor f32_scalar(float v) { return Tensor::scalar<float>(v); }
-
 // Seeded source of shapes and values.
 class CaseRng {
  public:

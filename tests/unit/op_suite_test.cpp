@@ -232,11 +232,12 @@ TEST(OpSuite, Shape) { run_family(shape_cases()); }
 TEST(OpSuite, Indexing) { run_family(indexing_cases()); }
 TEST(OpSuite, SequenceAndControlFlow) { run_family(sequence_and_control_cases()); }
 TEST(OpSuite, Misc) { run_family(misc_cases()); }
+TEST(OpSuite, RandomAndHalf) { run_family(random_and_half_cases()); }
 
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto family : {elementwise_cases, activation_cases, nn_cases, reduce_cases, shape_cases, indexing_cases,
-                      sequence_and_control_cases, misc_cases}) {
+                      sequence_and_control_cases, misc_cases, random_and_half_cases}) {
     std::vector<OpCase> f = family();
     all.insert(all.end(), f.begin(), f.end());
   }
@@ -276,7 +277,8 @@ TEST(OpSuite, EveryRegisteredOpHasARunningCase) {
   }
   std::ostringstream list;
   for (const std::string& m : missing) list << "\n  " << m;
-  EXPECT_TRUE(missing.empty()) << missing.size() << " registered ops have no case that runs them:" << list.str();
+  EXPECT_TRUE(missing.empty()) << missing.size() << " registered ops have no case that runs them (add cases in "
+                               << "tests/unit/op_cases_*.cpp):" << list.str();
 }
 
 }  // namespace

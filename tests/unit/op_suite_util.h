@@ -135,5 +135,6 @@ std::vector<OpCase> shape_cases();
 std::vector<OpCase> indexing_cases();
 std::vector<OpCase> sequence_and_control_cases();
 std::vector<OpCase> misc_cases();
+std::vector<OpCase> random_and_half_cases();
 
 }  // namespace tandem::testing

@@ -25,7 +25,9 @@ void expect_tensor(const Value& v, const Shape& shape, const std::vector<T>& wan
   EXPECT_EQ(v.tensor.shape(), shape);
   EXPECT_EQ(values_of<T>(v.tensor), want);
 }
-void expect_floats(const Value& v, const Shape& shape, const std::vector<float>& want) { expect_tensor<float>(v, shape, want); }
+void expect_floats(const Value& v, const Shape& shape, const std::vector<float>& want) {
+  expect_tensor<float>(v, shape, want);
+}
 
 // --- If -----------------------------------------------------------------------------------------
 
@@ -37,8 +39,10 @@ TEST(ControlFlowReference, IfRunsTheBranchTheConditionPicksWithOuterScopeReads) 
     c.outer = {{"a", Value::of(f32({3}, {1, 2, 3}))}, {"b", Value::of(f32({3}, {10, 20, 30}))}};
     auto out = run(c);
     ASSERT_EQ(out.size(), 1u);
-    if (cond) expect_floats(out[0], {3}, {11, 22, 33});
-    else expect_floats(out[0], {3}, {10, 40, 90});
+    if (cond)
+      expect_floats(out[0], {3}, {11, 22, 33});
+    else
+      expect_floats(out[0], {3}, {10, 40, 90});
   }
 }
 
@@ -47,9 +51,10 @@ TEST(ControlFlowReference, IfRunsTheBranchTheConditionPicksWithOuterScopeReads) 
 // Body: v_out = v_in + step (step read from the enclosing graph), cond passes through, and the
 // scan output is -v_out.
 std::shared_ptr<Graph> add_step_body() {
-  return body_graph({tensor_info("i", kI64), tensor_info("c_in", DataType::boolean), tensor_info("v_in", kF32, {2})},
-                    {{"Add", {"v_in", "step"}, {"v_out"}}, {"Identity", {"c_in"}, {"c_out"}}, {"Neg", {"v_out"}, {"s"}}},
-                    {"c_out", "v_out", "s"});
+  return body_graph(
+      {tensor_info("i", kI64), tensor_info("c_in", DataType::boolean), tensor_info("v_in", kF32, {2})},
+      {{"Add", {"v_in", "step"}, {"v_out"}}, {"Identity", {"c_in"}, {"c_out"}}, {"Neg", {"v_out"}, {"s"}}},
+      {"c_out", "v_out", "s"});
 }
 
 TEST(ControlFlowReference, LoopRunsTheTripCountWithCarriedAndScanOutputs) {
@@ -66,9 +71,10 @@ TEST(ControlFlowReference, LoopRunsTheTripCountWithCarriedAndScanOutputs) {
 
 // Body: v_out = v_in + 1, cond_out = v_out < limit; the scan output is the iteration number.
 std::shared_ptr<Graph> count_to_limit_body() {
-  return body_graph({tensor_info("i", kI64), tensor_info("c_in", DataType::boolean), tensor_info("v_in", kI64)},
-                    {{"Add", {"v_in", "one"}, {"v_out"}}, {"Less", {"v_out", "limit"}, {"c_out"}}, {"Identity", {"i"}, {"k"}}},
-                    {"c_out", "v_out", "k"});
+  return body_graph(
+      {tensor_info("i", kI64), tensor_info("c_in", DataType::boolean), tensor_info("v_in", kI64)},
+      {{"Add", {"v_in", "one"}, {"v_out"}}, {"Less", {"v_out", "limit"}, {"c_out"}}, {"Identity", {"i"}, {"k"}}},
+      {"c_out", "v_out", "k"});
 }
 
 TEST(ControlFlowReference, LoopStopsWhenTheBodyConditionTurnsFalse) {

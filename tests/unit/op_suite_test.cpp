@@ -21,17 +21,39 @@ Tensor CaseRng::tensor(const Shape& shape, float lo, float hi, DataType dtype) {
   std::uniform_int_distribution<int64_t> whole(static_cast<int64_t>(lo), static_cast<int64_t>(hi));
   for (int64_t i = 0; i < t.numel(); ++i) {
     switch (dtype) {
-      case DataType::float32: t.data<float>()[i] = real(gen_); break;
-      case DataType::float64: t.data<double>()[i] = real(gen_); break;
-      case DataType::float16: t.data<Float16>()[i] = Float16(real(gen_)); break;
-      case DataType::int8: t.data<int8_t>()[i] = static_cast<int8_t>(whole(gen_)); break;
-      case DataType::uint8: t.data<uint8_t>()[i] = static_cast<uint8_t>(whole(gen_)); break;
-      case DataType::int32: t.data<int32_t>()[i] = static_cast<int32_t>(whole(gen_)); break;
-      case DataType::int64: t.data<int64_t>()[i] = whole(gen_); break;
-      case DataType::uint32: t.data<uint32_t>()[i] = static_cast<uint32_t>(whole(gen_)); break;
-      case DataType::uint64: t.data<uint64_t>()[i] = static_cast<uint64_t>(whole(gen_)); break;
-      case DataType::boolean: t.data<bool>()[i] = (gen_() & 1u) != 0; break;
-      default: ADD_FAILURE() << "CaseRng cannot fill " << dtype_name(dtype); return t;
+      case DataType::float32:
+        t.data<float>()[i] = real(gen_);
+        break;
+      case DataType::float64:
+        t.data<double>()[i] = real(gen_);
+        break;
+      case DataType::float16:
+        t.data<Float16>()[i] = Float16(real(gen_));
+        break;
+      case DataType::int8:
+        t.data<int8_t>()[i] = static_cast<int8_t>(whole(gen_));
+        break;
+      case DataType::uint8:
+        t.data<uint8_t>()[i] = static_cast<uint8_t>(whole(gen_));
+        break;
+      case DataType::int32:
+        t.data<int32_t>()[i] = static_cast<int32_t>(whole(gen_));
+        break;
+      case DataType::int64:
+        t.data<int64_t>()[i] = whole(gen_);
+        break;
+      case DataType::uint32:
+        t.data<uint32_t>()[i] = static_cast<uint32_t>(whole(gen_));
+        break;
+      case DataType::uint64:
+        t.data<uint64_t>()[i] = static_cast<uint64_t>(whole(gen_));
+        break;
+      case DataType::boolean:
+        t.data<bool>()[i] = (gen_() & 1u) != 0;
+        break;
+      default:
+        ADD_FAILURE() << "CaseRng cannot fill " << dtype_name(dtype);
+        return t;
     }
   }
   return t;
@@ -111,8 +133,10 @@ std::shared_ptr<Graph> case_graph(const OpCase& c) {
     }
     const std::string name = "x" + std::to_string(i);
     n.inputs.push_back(name);
-    if (c.constants & (1u << i)) g->initializers[name] = v.tensor;
-    else g->inputs.push_back(ValueInfo{name, type_of_value(v)});
+    if (c.constants & (1u << i))
+      g->initializers[name] = v.tensor;
+    else
+      g->inputs.push_back(ValueInfo{name, type_of_value(v)});
   }
   for (const auto& [name, v] : c.outer) g->inputs.push_back(ValueInfo{name, type_of_value(v)});
   for (int i = 0; i < c.outputs; ++i) {

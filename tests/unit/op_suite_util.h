@@ -73,12 +73,30 @@ inline OpCase op_case(std::string op, std::vector<Tensor> inputs, Attrs attrs = 
   c.note = std::move(note);
   return c;
 }
-inline OpCase with_opset(OpCase c, int64_t opset) { c.opset = opset; return c; }
-inline OpCase with_outputs(OpCase c, int n) { c.outputs = n; return c; }
-inline OpCase with_constants(OpCase c, uint32_t mask) { c.constants = mask; return c; }
-inline OpCase with_tol(OpCase c, double rtol, double atol) { c.tol = Tolerance{rtol, atol}; return c; }
-inline OpCase with_domain(OpCase c, std::string d) { c.domain = std::move(d); return c; }
-inline OpCase nondeterministic(OpCase c) { c.deterministic = false; return c; }
+inline OpCase with_opset(OpCase c, int64_t opset) {
+  c.opset = opset;
+  return c;
+}
+inline OpCase with_outputs(OpCase c, int n) {
+  c.outputs = n;
+  return c;
+}
+inline OpCase with_constants(OpCase c, uint32_t mask) {
+  c.constants = mask;
+  return c;
+}
+inline OpCase with_tol(OpCase c, double rtol, double atol) {
+  c.tol = Tolerance{rtol, atol};
+  return c;
+}
+inline OpCase with_domain(OpCase c, std::string d) {
+  c.domain = std::move(d);
+  return c;
+}
+inline OpCase nondeterministic(OpCase c) {
+  c.deterministic = false;
+  return c;
+}
 // A case whose inputs are Values (sequences, or tensors).
 inline OpCase value_case(std::string op, std::vector<Value> inputs, Attrs attrs = {}, std::string note = {}) {
   OpCase c;

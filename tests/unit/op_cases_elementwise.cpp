@@ -1,5 +1,7 @@
 // op_cases_elementwise.cpp: op-suite cases for elementwise math, comparisons, logic, casts and
 // activations: random shapes (odd sizes, every broadcasting form) and several element types.
+#include <set>
+
 #include "op_suite_util.h"
 
 namespace tandem::testing {
@@ -34,11 +36,12 @@ std::vector<OpCase> elementwise_cases() {
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"}) {
     const bool pow = std::string(op) == "Pow";
     for (const auto& [sa, sb] : shapes)
-      cases.push_back(op_case(op, {rng.tensor(sa, pow ? 0.5f : -1.f, pow ? 2.f : 1.f), rng.tensor(sb, 0.5f, 1.5f)}, {},
-                              shape_to_string(sa) + " with " + shape_to_string(sb)));
+      cases.push_back(
+          on_every_backend(op_case(op, {rng.tensor(sa, pow ? 0.5f : -1.f, pow ? 2.f : 1.f), rng.tensor(sb, 0.5f, 1.5f)},
+                                   {}, shape_to_string(sa) + " with " + shape_to_string(sb))));
     // Constant second operand (packed at compile time), and float16.
-    cases.push_back(with_constants(
-        op_case(op, {rng.tensor({3, 5, 7}, 0.5f, 2.f), rng.tensor({5, 1}, 0.5f, 1.5f)}, {}, "constant operand"), 2));
+    cases.push_back(on_every_backend(with_constants(
+        op_case(op, {rng.tensor({3, 5, 7}, 0.5f, 2.f), rng.tensor({5, 1}, 0.5f, 1.5f)}, {}, "constant operand"), 2)));
     cases.push_back(with_tol(
         op_case(op, {rng.tensor({4, 9}, 0.5f, 2.f, DataType::float16), rng.tensor({9}, 0.5f, 1.5f, DataType::float16)},
                 {}, "float16"),
@@ -64,7 +67,9 @@ std::vector<OpCase> elementwise_cases() {
     const auto [sa, sb] = broadcast_pair(rng);
     cases.push_back(op_case(op, {rng.tensor(sa), rng.tensor(sb)}, {}, "two inputs"));
   }
-  // Unary math over its domain.
+  // Unary math over its domain; the common functions in float32 run on every backend.
+  const std::set<std::string> kCoreUnary = {"Abs",        "Neg",   "Exp",  "Log",   "Sqrt",
+                                            "Reciprocal", "Floor", "Ceil", "Round", "Erf"};
   struct Unary {
     const char* op;
     float lo, hi;
@@ -76,8 +81,10 @@ std::vector<OpCase> elementwise_cases() {
         {"Tan", -1.2f, 1.2f},     {"Asin", -0.99f, 0.99f}, {"Acos", -0.99f, 0.99f}, {"Atan", -5, 5},
         {"Sinh", -3, 3},          {"Cosh", -3, 3},         {"Asinh", -5, 5},        {"Acosh", 1.01f, 6},
         {"Atanh", -0.95f, 0.95f}, {"Sign", -2, 2}}) {
-    cases.push_back(op_case(u.op, {rng.tensor(rng.shape(3, 1, 9), u.lo, u.hi)}, {}, "random shape"));
-    cases.push_back(op_case(u.op, {rng.tensor({1027}, u.lo, u.hi)}, {}, "long vector"));
+    const bool core = kCoreUnary.count(u.op) > 0;
+    cases.push_back(
+        on_every_backend(op_case(u.op, {rng.tensor(rng.shape(3, 1, 9), u.lo, u.hi)}, {}, "random shape"), core));
+    cases.push_back(on_every_backend(op_case(u.op, {rng.tensor({1027}, u.lo, u.hi)}, {}, "long vector"), core));
   }
   for (const char* op : {"Abs", "Neg", "Sign"})
     cases.push_back(op_case(op, {rng.ints({4, 5}, -9, 9, DataType::int32)}, {}, "int32"));
@@ -102,18 +109,20 @@ std::vector<OpCase> elementwise_cases() {
   cases.push_back(op_case("Where", {rng.ints({6}, 0, 1, DataType::boolean), rng.ints({6}, -9, 9), rng.ints({1}, 0, 0)},
                           {}, "int64"));
   // Clip: attribute bounds (opset 6), input bounds (opset 13), constant and omitted bounds.
-  cases.push_back(with_opset(op_case("Clip", {rng.tensor({2, 9}, -3, 3)},
-                                     {{"min", attr_float(-1)}, {"max", attr_float(0.5f)}}, "opset 6 attributes"),
-                             6));
-  cases.push_back(with_opset(
-      op_case("Clip", {rng.tensor({3, 8}, -3, 3), f32_scalar(-0.2f), f32_scalar(0.3f)}, {}, "runtime bounds"), 13));
-  cases.push_back(with_constants(
-      with_opset(op_case("Clip", {rng.tensor({5, 5}, -3, 3), f32_scalar(-0.5f), f32_scalar(2)}, {}, "constant bounds"),
-                 13),
-      6));
-  cases.push_back(
-      with_opset(op_case("Clip", {rng.tensor({11}, -3, 3), Tensor(), f32_scalar(0.4f)}, {}, "max only"), 13));
-  cases.push_back(with_opset(op_case("Clip", {rng.tensor({11}, -3, 3)}, {}, "no bounds"), 13));
+  for (OpCase c :
+       {with_opset(op_case("Clip", {rng.tensor({2, 9}, -3, 3)}, {{"min", attr_float(-1)}, {"max", attr_float(0.5f)}},
+                           "opset 6 attributes"),
+                   6),
+        with_opset(
+            op_case("Clip", {rng.tensor({3, 8}, -3, 3), f32_scalar(-0.2f), f32_scalar(0.3f)}, {}, "runtime bounds"),
+            13),
+        with_constants(with_opset(op_case("Clip", {rng.tensor({5, 5}, -3, 3), f32_scalar(-0.5f), f32_scalar(2)}, {},
+                                          "constant bounds"),
+                                  13),
+                       6),
+        with_opset(op_case("Clip", {rng.tensor({11}, -3, 3), Tensor(), f32_scalar(0.4f)}, {}, "max only"), 13),
+        with_opset(op_case("Clip", {rng.tensor({11}, -3, 3)}, {}, "no bounds"), 13)})
+    cases.push_back(on_every_backend(std::move(c)));
   cases.push_back(with_opset(
       op_case("Clip", {rng.ints({9}, -9, 9, DataType::int32), Tensor::scalar<int32_t>(-2), Tensor::scalar<int32_t>(4)},
               {}, "int32"),
@@ -160,8 +169,12 @@ std::vector<OpCase> activation_cases() {
   };
   for (const auto& [op, attrs] : ops) {
     const int64_t opset = std::string(op) == "Gelu" ? 20 : (std::string(op) == "Mish" ? 18 : 14);
-    cases.push_back(with_opset(op_case(op, {rng.tensor({3, 5, 7, 11}, -6, 6)}, attrs, "4-D"), opset));
-    cases.push_back(with_opset(op_case(op, {rng.tensor(rng.shape(2, 1, 40), -6, 6)}, attrs, "random 2-D"), opset));
+    // The activations models fuse into convolutions run on every backend in float32.
+    const bool core = std::string(op) != "ThresholdedRelu" && std::string(op) != "Shrink" && std::string(op) != "Mish";
+    cases.push_back(
+        on_every_backend(with_opset(op_case(op, {rng.tensor({3, 5, 7, 11}, -6, 6)}, attrs, "4-D"), opset), core));
+    cases.push_back(on_every_backend(
+        with_opset(op_case(op, {rng.tensor(rng.shape(2, 1, 40), -6, 6)}, attrs, "random 2-D"), opset), core));
     cases.push_back(with_opset(
         with_tol(op_case(op, {rng.tensor({2, 17}, -4, 4, DataType::float16)}, attrs, "float16"), 1e-2, 1e-2), opset));
   }
@@ -169,8 +182,8 @@ std::vector<OpCase> activation_cases() {
   cases.push_back(op_case("Relu", {rng.tensor({4, 4}, -2, 2, DataType::float64)}, {}, "float64"));
   // PRelu: per-channel, scalar and fully broadcast slopes.
   for (const Shape& slope : {Shape{4, 1, 1}, Shape{1}, Shape{3, 5}, Shape{4, 3, 5}})
-    cases.push_back(
-        op_case("PRelu", {rng.tensor({2, 4, 3, 5}), rng.tensor(slope)}, {}, "slope " + shape_to_string(slope)));
+    cases.push_back(on_every_backend(
+        op_case("PRelu", {rng.tensor({2, 4, 3, 5}), rng.tensor(slope)}, {}, "slope " + shape_to_string(slope))));
   cases.push_back(
       with_constants(op_case("PRelu", {rng.tensor({1, 6, 5}), rng.tensor({6, 1})}, {}, "constant slope"), 2));
   return cases;

@@ -26,7 +26,7 @@ OpCase conv_case(CaseRng& rng, const ConvShape& s, bool bias, bool constant_weig
                      "c=" + std::to_string(s.c) + " o=" + std::to_string(s.o) + " k=" + std::to_string(s.kh) + "x" +
                          std::to_string(s.kw) + " " + s.auto_pad + (bias ? " bias" : "") +
                          (constant_weights ? "" : " runtime weights"));
-  return with_constants(c, constant_weights ? 6u : 0u);
+  return on_every_backend(with_constants(c, constant_weights ? 6u : 0u));
 }
 
 }  // namespace
@@ -73,13 +73,14 @@ std::vector<OpCase> nn_cases() {
       cases.push_back(conv_case(rng, s, i % 2 == 0, true));
     }
   }
-  cases.push_back(
+  cases.push_back(on_every_backend(
       with_opset(op_case("Conv", {rng.tensor({2, 6, 19}), rng.tensor({10, 3, 4}), rng.tensor({10})},
                          {{"strides", attr_ints({2})}, {"pads", attr_ints({1, 2})}, {"group", attr_int(2)}}, "1-D"),
-                 11));
-  cases.push_back(with_constants(op_case("Conv", {rng.tensor({1, 4, 5, 6, 7}), rng.tensor({8, 4, 3, 3, 3})},
-                                         {{"pads", attr_ints({1, 1, 1, 1, 1, 1})}}, "3-D"),
-                                 2));
+                 11)));
+  cases.push_back(
+      on_every_backend(with_constants(op_case("Conv", {rng.tensor({1, 4, 5, 6, 7}), rng.tensor({8, 4, 3, 3, 3})},
+                                              {{"pads", attr_ints({1, 1, 1, 1, 1, 1})}}, "3-D"),
+                                      2)));
   cases.push_back(with_tol(with_constants(op_case("Conv",
                                                   {rng.tensor({1, 8, 9, 9}, -1, 1, DataType::float16),
                                                    rng.tensor({8, 8, 3, 3}, -0.3f, 0.3f, DataType::float16)},
@@ -104,7 +105,7 @@ std::vector<OpCase> nn_cases() {
        }) {
     std::vector<Tensor> in{rng.tensor({1, d.c, d.h, d.w}), rng.tensor({d.c, d.o / d.group, d.k, d.k}, -0.5f, 0.5f)};
     if (d.bias) in.push_back(rng.tensor({d.o}));
-    cases.push_back(
+    cases.push_back(on_every_backend(
         with_constants(op_case("ConvTranspose", in,
                                {{"kernel_shape", attr_ints({d.k, d.k})},
                                 {"strides", attr_ints({d.s, d.s})},
@@ -113,12 +114,12 @@ std::vector<OpCase> nn_cases() {
                                 {"group", attr_int(d.group)},
                                 {"dilations", attr_ints({d.dil, d.dil})}},
                                "c=" + std::to_string(d.c) + " o=" + std::to_string(d.o) + " k=" + std::to_string(d.k)),
-                       6));
+                       6)));
   }
-  cases.push_back(
+  cases.push_back(on_every_backend(
       with_constants(op_case("ConvTranspose", {rng.tensor({1, 3, 5, 5}), rng.tensor({3, 4, 3, 3})},
                              {{"strides", attr_ints({2, 2})}, {"output_shape", attr_ints({10, 11})}}, "output_shape"),
-                     2));
+                     2)));
   cases.push_back(op_case("ConvTranspose", {rng.tensor({1, 2, 4, 3}), rng.tensor({2, 3, 3, 3})},
                           {{"strides", attr_ints({2, 2})}, {"auto_pad", attr_string("SAME_UPPER")}},
                           "SAME_UPPER, runtime weights"));
@@ -152,11 +153,11 @@ std::vector<OpCase> nn_cases() {
       {{7}, {7}},
   };
   for (const auto& [sa, sb] : products) {
-    cases.push_back(
-        op_case("MatMul", {rng.tensor(sa), rng.tensor(sb)}, {}, shape_to_string(sa) + " x " + shape_to_string(sb)));
+    cases.push_back(on_every_backend(
+        op_case("MatMul", {rng.tensor(sa), rng.tensor(sb)}, {}, shape_to_string(sa) + " x " + shape_to_string(sb))));
     if (sb.size() == 2)
-      cases.push_back(with_constants(
-          op_case("MatMul", {rng.tensor(sa), rng.tensor(sb)}, {}, "constant " + shape_to_string(sb)), 2));
+      cases.push_back(on_every_backend(with_constants(
+          op_case("MatMul", {rng.tensor(sa), rng.tensor(sb)}, {}, "constant " + shape_to_string(sb)), 2)));
   }
   {
     const int64_t m = rng.dim(1, 17), k = rng.dim(1, 33), n = rng.dim(1, 17);
@@ -175,7 +176,7 @@ std::vector<OpCase> nn_cases() {
           std::vector<Tensor> in{rng.tensor(ta ? Shape{5, 4} : Shape{4, 5}),
                                  rng.tensor(tb ? Shape{6, 5} : Shape{5, 6})};
           if (!cs.empty()) in.push_back(rng.tensor(cs));
-          cases.push_back(with_constants(
+          cases.push_back(on_every_backend(with_constants(
               op_case("Gemm", in,
                       {{"transA", attr_int(ta)},
                        {"transB", attr_int(tb)},
@@ -183,7 +184,7 @@ std::vector<OpCase> nn_cases() {
                        {"beta", attr_float(1.3f)}},
                       "transA " + std::to_string(ta) + " transB " + std::to_string(tb) + " C " +
                           (cs.empty() ? std::string("none") : shape_to_string(cs)) + (const_b ? " constant B" : "")),
-              const_b ? 2u : 0u));
+              const_b ? 2u : 0u)));
         }
   cases.push_back(
       op_case("Einsum", {rng.tensor({2, 3, 4}), rng.tensor({2, 4, 5})}, {{"equation", attr_string("bij,bjk->bik")}}));
@@ -211,7 +212,8 @@ std::vector<OpCase> nn_cases() {
       a["count_include_pad"] = attr_int(p.include_pad);
     else
       a["dilations"] = attr_ints({p.dil, p.dil});
-    cases.push_back(with_opset(op_case(p.op, {rng.tensor({2, p.c, p.h, p.w})}, a, "c=" + std::to_string(p.c)), 12));
+    cases.push_back(on_every_backend(
+        with_opset(op_case(p.op, {rng.tensor({2, p.c, p.h, p.w})}, a, "c=" + std::to_string(p.c)), 12)));
   }
   cases.push_back(op_case("MaxPool", {rng.tensor({1, 3, 9, 8})},
                           {{"kernel_shape", attr_ints({2, 3})}, {"auto_pad", attr_string("SAME_UPPER")}},
@@ -224,7 +226,7 @@ std::vector<OpCase> nn_cases() {
                            {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}, "with indices"),
                    2));
   for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
-    cases.push_back(op_case(op, {rng.tensor({2, 3, 7, 9})}));
+    cases.push_back(on_every_backend(op_case(op, {rng.tensor({2, 3, 7, 9})})));
     cases.push_back(op_case(op, {rng.tensor({1, 5, 11})}, {}, "1-D"));
   }
   cases.push_back(with_opset(
@@ -234,12 +236,13 @@ std::vector<OpCase> nn_cases() {
                           {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}}));
   // --- Normalization
   for (const Shape& s : {Shape{2, 5}, Shape{2, 5, 7}, Shape{1, 5, 4, 6}})
-    cases.push_back(with_opset(with_constants(op_case("BatchNormalization",
-                                                      {rng.tensor(s), rng.tensor({5}), rng.tensor({5}), rng.tensor({5}),
-                                                       rng.tensor({5}, 0.2f, 2)},
-                                                      {{"epsilon", attr_float(1e-3f)}}, shape_to_string(s)),
-                                              30),
-                               15));
+    cases.push_back(on_every_backend(with_opset(
+        with_constants(
+            op_case("BatchNormalization",
+                    {rng.tensor(s), rng.tensor({5}), rng.tensor({5}), rng.tensor({5}), rng.tensor({5}, 0.2f, 2)},
+                    {{"epsilon", attr_float(1e-3f)}}, shape_to_string(s)),
+            30),
+        15)));
   cases.push_back(with_opset(
       op_case("BatchNormalization",
               {rng.tensor({2, 3, 4}), rng.tensor({3}), rng.tensor({3}), rng.tensor({3}), rng.tensor({3}, 0.2f, 2)}, {},
@@ -268,10 +271,12 @@ std::vector<OpCase> nn_cases() {
     std::vector<Tensor> in{rng.tensor(l.x, -2, 3),
                            rng.tensor(l.scale_shape.empty() ? norm : l.scale_shape, 0.5f, 1.5f)};
     if (l.bias) in.push_back(rng.tensor(l.bias_shape.empty() ? norm : l.bias_shape));
-    cases.push_back(
+    OpCase c =
         with_constants(op_case("LayerNormalization", in, {{"axis", attr_int(l.axis)}, {"epsilon", attr_float(1e-3f)}},
                                shape_to_string(l.x) + " axis " + std::to_string(l.axis)),
-                       l.constant ? 6u : 0u));
+                       l.constant ? 6u : 0u);
+    // A scale that does not broadcast from the trailing dims may take a backend's generic path.
+    cases.push_back(on_every_backend(c, l.scale_shape != Shape{7, 1}));
   }
   cases.push_back(
       with_outputs(op_case("LayerNormalization", {rng.tensor({3, 11}), rng.tensor({11})}, {}, "with statistics"), 3));
@@ -297,11 +302,12 @@ std::vector<OpCase> nn_cases() {
     for (const std::vector<float>& scales : {std::vector<float>{1, 1, 2, 2}, {1, 1, 0.5f, 1.5f}, {1, 1, 3, 1.7f}}) {
       Attrs a{{"mode", attr_string(r.mode)}, {"coordinate_transformation_mode", attr_string(r.ctm)}};
       if (*r.nearest) a["nearest_mode"] = attr_string(r.nearest);
-      cases.push_back(with_constants(
+      OpCase c = with_constants(
           with_opset(op_case("Resize", {rng.tensor({1, 5, 6, 7}), Tensor(DataType::float32, {0}), f32({4}, scales)}, a,
                              std::string(r.mode) + "/" + r.ctm),
                      13),
-          6));
+          6);
+      cases.push_back(on_every_backend(c, std::string(r.mode) != "cubic"));
     }
   cases.push_back(
       with_constants(with_opset(op_case("Resize", {rng.tensor({2, 3, 5, 4}), Tensor(), Tensor(), i64({2, 3, 9, 7})},

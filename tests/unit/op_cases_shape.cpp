@@ -1,6 +1,8 @@
 // op_cases_shape.cpp: op-suite cases for reductions, softmax, data movement (views, transposes,
 // slices, concatenation, padding, tiling) and indexing: negative axes and indices, several
 // element types, shape and axis operands both constant and given at run time.
+#include <set>
+
 #include "op_suite_util.h"
 
 namespace tandem::testing {
@@ -11,11 +13,15 @@ std::vector<OpCase> reduce_cases() {
   for (int64_t opset : {11, 13})
     for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"})
       for (int64_t axis : {-1, 0, 1, 2})
-        cases.push_back(with_opset(op_case(op, {rng.tensor({3, 4, 37}, -5, 5)}, {{"axis", attr_int(axis)}},
-                                           "opset " + std::to_string(opset) + " axis " + std::to_string(axis)),
-                                   opset));
+        cases.push_back(
+            on_every_backend(with_opset(op_case(op, {rng.tensor({3, 4, 37}, -5, 5)}, {{"axis", attr_int(axis)}},
+                                                "opset " + std::to_string(opset) + " axis " + std::to_string(axis)),
+                                        opset),
+                             std::string(op) != "Hardmax"));
   cases.push_back(op_case("Softmax", {rng.tensor(rng.shape(2, 1, 70), -5, 5)}, {}, "random rows"));
-  // Attribute axes (opset 11): every reduction, several axis sets, keepdims both ways.
+  // Attribute axes (opset 11): every reduction, several axis sets, keepdims both ways; the
+  // common four run on every backend.
+  const std::set<std::string> kCoreReductions = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"};
   for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}) {
     const bool positive = std::string(op) == "ReduceLogSum" || std::string(op) == "ReduceProd";
@@ -23,10 +29,11 @@ std::vector<OpCase> reduce_cases() {
       for (int64_t keep : {0, 1}) {
         Attrs a{{"keepdims", attr_int(keep)}};
         if (!axes.empty()) a["axes"] = attr_ints(axes);
-        cases.push_back(
+        cases.push_back(on_every_backend(
             with_opset(op_case(op, {rng.tensor({2, 3, 4, 5}, positive ? 0.5f : -1.f, positive ? 1.5f : 1.f)}, a,
                                "axes " + shape_to_string(axes) + " keepdims " + std::to_string(keep)),
-                       11));
+                       11),
+            kCoreReductions.count(op) > 0));
       }
     // Axes as an input (opset 18), constant and at run time, and the empty-axes no-op.
     cases.push_back(with_constants(
@@ -60,24 +67,27 @@ std::vector<OpCase> shape_cases() {
   CaseRng rng(5005);
   std::vector<OpCase> cases;
   // Views: constant and run-time shapes and axes.
-  cases.push_back(with_constants(op_case("Reshape", {rng.tensor({2, 3, 4, 5}), i64({2, -1, 5})}), 2));
-  cases.push_back(with_constants(op_case("Reshape", {rng.tensor({2, 3, 4}), i64({0, 12})}, {}, "copied dim"), 2));
+  cases.push_back(on_every_backend(with_constants(op_case("Reshape", {rng.tensor({2, 3, 4, 5}), i64({2, -1, 5})}), 2)));
+  cases.push_back(
+      on_every_backend(with_constants(op_case("Reshape", {rng.tensor({2, 3, 4}), i64({0, 12})}, {}, "copied dim"), 2)));
   cases.push_back(op_case("Reshape", {rng.ints({6, 2}, -9, 9), i64({3, 4})}, {}, "int64, runtime shape"));
   cases.push_back(
       with_opset(op_case("Reshape", {rng.tensor({0, 3}), i64({3, 0})}, {{"allowzero", attr_int(1)}}, "allowzero"), 14));
   for (int64_t axis : {0, 1, 2, -1})
-    cases.push_back(
-        op_case("Flatten", {rng.tensor({2, 3, 4, 5})}, {{"axis", attr_int(axis)}}, "axis " + std::to_string(axis)));
-  cases.push_back(with_constants(with_opset(op_case("Squeeze", {rng.tensor({1, 3, 1, 5}), i64({-2})}), 13), 2));
+    cases.push_back(on_every_backend(
+        op_case("Flatten", {rng.tensor({2, 3, 4, 5})}, {{"axis", attr_int(axis)}}, "axis " + std::to_string(axis))));
+  cases.push_back(
+      on_every_backend(with_constants(with_opset(op_case("Squeeze", {rng.tensor({1, 3, 1, 5}), i64({-2})}), 13), 2)));
   cases.push_back(with_opset(op_case("Squeeze", {rng.tensor({1, 3, 1, 5})}, {}, "all unit dims"), 13));
   cases.push_back(
       with_opset(op_case("Squeeze", {rng.tensor({1, 4, 1})}, {{"axes", attr_ints({0})}}, "opset 11 attribute"), 11));
-  cases.push_back(with_constants(with_opset(op_case("Unsqueeze", {rng.tensor({3, 5}), i64({0, -1})}), 13), 2));
+  cases.push_back(
+      on_every_backend(with_constants(with_opset(op_case("Unsqueeze", {rng.tensor({3, 5}), i64({0, -1})}), 13), 2)));
   cases.push_back(
       with_opset(op_case("Unsqueeze", {rng.ints({4}, 0, 9, DataType::int32), i64({1})}, {}, "runtime axes"), 13));
-  cases.push_back(op_case("Identity", {rng.tensor(rng.shape(3))}));
+  cases.push_back(on_every_backend(op_case("Identity", {rng.tensor(rng.shape(3))})));
   cases.push_back(op_case("Identity", {rng.ints({5}, 0, 1, DataType::boolean)}, {}, "bool"));
-  cases.push_back(op_case("Dropout", {rng.tensor({3, 7})}, {}, "inference"));
+  cases.push_back(on_every_backend(op_case("Dropout", {rng.tensor({3, 7})}, {}, "inference")));
   cases.push_back(with_outputs(op_case("Dropout", {rng.tensor({3, 7})}, {}, "inference with mask"), 2));
   cases.push_back(op_case("Shape", {rng.tensor(rng.shape(4))}));
   cases.push_back(with_opset(
@@ -86,14 +96,14 @@ std::vector<OpCase> shape_cases() {
   // Transpose, Slice, Concat, Split.
   for (const std::vector<int64_t>& perm :
        {std::vector<int64_t>{0, 2, 1, 3}, {3, 2, 1, 0}, {0, 1, 3, 2}, {1, 0, 2, 3}, {}})
-    cases.push_back(op_case("Transpose", {rng.tensor(rng.shape(4, 1, 7))},
-                            perm.empty() ? Attrs{} : Attrs{{"perm", attr_ints(perm)}},
-                            "perm " + shape_to_string(perm)));
+    cases.push_back(on_every_backend(op_case("Transpose", {rng.tensor(rng.shape(4, 1, 7))},
+                                             perm.empty() ? Attrs{} : Attrs{{"perm", attr_ints(perm)}},
+                                             "perm " + shape_to_string(perm))));
   cases.push_back(op_case("Transpose", {rng.ints({3, 5}, -9, 9)}, {}, "int64"));
-  cases.push_back(
+  cases.push_back(on_every_backend(
       with_constants(op_case("Slice", {rng.tensor({4, 10, 6}), i64({1, -1}), i64({9, -100}), i64({1, 2}), i64({3, -2})},
                              {}, "negative step"),
-                     30));
+                     30)));
   cases.push_back(with_constants(op_case("Slice", {rng.tensor({5, 7}), i64({-3}), i64({100})}, {}, "clamped end"), 6));
   cases.push_back(op_case("Slice", {rng.ints({6, 4}, -9, 9), i64({1, 0}), i64({5, 3}), i64({0, -1}), i64({2, 1})}, {},
                           "runtime, int64"));
@@ -102,8 +112,8 @@ std::vector<OpCase> shape_cases() {
   for (int64_t axis : {0, 1, 2, -1}) {
     Shape a{2, 3, 4, 5}, b = a;
     b[static_cast<size_t>(axis < 0 ? 3 : axis)] = 2;
-    cases.push_back(
-        op_case("Concat", {rng.tensor(a), rng.tensor(b)}, {{"axis", attr_int(axis)}}, "axis " + std::to_string(axis)));
+    cases.push_back(on_every_backend(
+        op_case("Concat", {rng.tensor(a), rng.tensor(b)}, {{"axis", attr_int(axis)}}, "axis " + std::to_string(axis))));
   }
   cases.push_back(op_case("Concat", {rng.ints({2}, -9, 9), rng.ints({1}, -9, 9), rng.ints({3}, -9, 9)},
                           {{"axis", attr_int(0)}}, "int64"));

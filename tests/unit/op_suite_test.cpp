@@ -215,14 +215,20 @@ CaseOutcome run_case(const OpCase& c) {
   const NodeTypes types = node_types(node, *inferred);
   for (size_t k = 0; k + 1 < names.size(); ++k) {
     Backend* b = find_backend(names[k]);
-    if (!b->supports(node, types).is_ok()) continue;
     const std::string name(names[k]);
+    if (Status no = b->supports(node, types); !no.is_ok()) {
+      outcome.declined[name] = no.message();
+      continue;
+    }
     auto plan = b->compile(*graph, CompileOptions{});
     if (!plan.is_ok()) {
       outcome.backends[name] = prefixed("compile", plan.status());
       continue;
     }
-    if (!(*plan)->declined().empty()) continue;  // the plan hands the node back for these shapes
+    if (!(*plan)->declined().empty()) {  // the plan hands the node back for these shapes
+      outcome.declined[name] = "compiled plan: " + (*plan)->declined()[0].reason;
+      continue;
+    }
     std::vector<Value> got;
     s = b->run(**plan, feeds, &got, RunControl{});
     if (s.is_ok() && got.size() != want.size()) s = invalid_argument("wrong number of outputs");
@@ -245,6 +251,9 @@ void run_family(const std::vector<OpCase>& cases) {
     EXPECT_TRUE(o.reference.is_ok()) << c.label() << " on the reference backend: " << o.reference.to_string();
     for (const auto& [backend, status] : o.backends)
       EXPECT_TRUE(status.is_ok()) << c.label() << " on " << backend << ": " << status.to_string();
+    if (c.every_backend)
+      for (const auto& [backend, why] : o.declined)
+        ADD_FAILURE() << c.label() << " declined by " << backend << ": " << why;
   }
 }
 

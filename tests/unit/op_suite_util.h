@@ -57,7 +57,11 @@ struct OpCase {
   uint32_t constants = 0;     // bit i: input i is an initializer rather than a graph input
   Tolerance tol{1e-3, 1e-4};  // floats: |got - want| <= atol + rtol * |want|
   bool deterministic = true;  // false (random ops): outputs are checked for type and shape only
-  std::string note;           // what the case exercises, for failure messages
+  // True for the float32 forms of the ops every backend is meant to run on its own kernels
+  // (convolutions, products, pools, normalization, elementwise math, views): a backend that
+  // declines such a case fails it.
+  bool every_backend = false;
+  std::string note;  // what the case exercises, for failure messages
   // Graph inputs the node does not take, read by its subgraphs from the enclosing scope.
   std::vector<std::pair<std::string, Value>> outer;
 
@@ -97,6 +101,10 @@ inline OpCase nondeterministic(OpCase c) {
   c.deterministic = false;
   return c;
 }
+inline OpCase on_every_backend(OpCase c, bool when = true) {
+  c.every_backend = when;
+  return c;
+}
 // A case whose inputs are Values (sequences, or tensors).
 inline OpCase value_case(std::string op, std::vector<Value> inputs, Attrs attrs = {}, std::string note = {}) {
   OpCase c;
@@ -132,10 +140,11 @@ std::shared_ptr<Graph> case_graph(const OpCase& c);
 std::vector<Value> case_feeds(const OpCase& c);
 
 // What running a case found, per backend name: ok, or the failure. Backends that declined the
-// node (supports() or the compiled plan) are absent.
+// node (supports() or the compiled plan) are listed apart, with their reason.
 struct CaseOutcome {
   Status reference = Status::ok();  // the reference run and its type/shape check
   std::map<std::string, Status> backends;
+  std::map<std::string, std::string> declined;  // backend -> why it declined the node
 };
 
 // Runs the graph of `c` on the reference backend alone.

@@ -13,11 +13,10 @@ namespace {
 using testing::attr_float;
 using testing::attr_int;
 using testing::attr_string;
-using testing::run_op;
+using testing::f32;
 using testing::run_op1;
+using testing::run_op;
 using testing::values_of;
-
-Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
 
 void expect_near_all(const Tensor& t, const std::vector<double>& want) {
   std::vector<float> got = values_of<float>(t);

@@ -14,18 +14,13 @@ namespace {
 using testing::attr_float;
 using testing::attr_int;
 using testing::attr_string;
-using testing::run_op;
+using testing::bools;
+using testing::f32;
+using testing::i32;
+using testing::i64;
 using testing::run_op1;
+using testing::run_op;
 using testing::values_of;
-
-Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
-Tensor i32(Shape s, std::vector<int32_t> v) { return Tensor::from_vector<int32_t>(std::move(s), v); }
-Tensor i64(Shape s, std::vector<int64_t> v) { return Tensor::from_vector<int64_t>(std::move(s), v); }
-Tensor bools(Shape s, std::vector<bool> v) {
-  Tensor t(DataType::boolean, std::move(s));
-  for (size_t i = 0; i < v.size(); ++i) t.data<bool>()[i] = v[i];
-  return t;
-}
 
 Status run_status(const std::string& op, const std::vector<Tensor>& in,
                   const std::map<std::string, Attribute>& attrs = {}, int64_t opset = 17) {

@@ -16,7 +16,10 @@
 namespace tandem {
 namespace {
 
+using testing_util::make_engine;
 using testing_util::ManualClock;
+using testing_util::prepare_model;
+using testing_util::route_telemetry;
 using testing_util::tiny_inputs;
 using testing_util::tiny_model_bytes;
 using Ms = std::chrono::duration<double, std::milli>;
@@ -83,28 +86,8 @@ TEST(EngineRoutes, AttemptTimeReservesForTheFirstRouteThatFits) {
   EXPECT_LE(attempt_time_ms(0, 2, 10, 50, {10}), 10);
 }
 
-class EngineChainTest : public ::testing::Test {
- protected:
-  static std::unique_ptr<Engine> make_engine(std::vector<std::string> backends) {
-    EngineOptions o;
-    o.backends = std::move(backends);
-    auto e = Engine::create(o);
-    EXPECT_TRUE(e.is_ok()) << e.status().to_string();
-    return std::move(e).value();
-  }
-  static std::shared_ptr<PreparedModel> prepare(Engine& e, const PrepareOptions& o) {
-    auto p = e.prepare_bytes(tiny_model_bytes(), o);
-    EXPECT_TRUE(p.is_ok()) << p.status().to_string();
-    return p.is_ok() ? *p : nullptr;
-  }
-  static const BackendTelemetry& route(const ModelTelemetry& t, const std::string& name) {
-    for (const auto& b : t.backends)
-      if (b.backend == name) return b;
-    static BackendTelemetry none;
-    ADD_FAILURE() << "no route " << name;
-    return none;
-  }
-};
+// Engines over route chains, each test with its own engine.
+using EngineChainTest = ::testing::Test;
 
 TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   auto engine = make_engine({"reference"});
@@ -113,7 +96,7 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   set_engine_clock(*engine, clock);
   o.routes = {"reference@bf16", "reference@fp16", "reference"};
   o.fault_injection = "route=reference@bf16,error=1.0,recover_after_s=10";
-  auto m = prepare(*engine, o);
+  auto m = prepare_model(*engine, o);
   ASSERT_TRUE(m);
   ASSERT_EQ(m->capabilities().routes,
             (std::vector<std::string>{"faulty(reference@bf16)", "reference@fp16", "reference"}));
@@ -124,10 +107,10 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   }
   ModelTelemetry t = m->telemetry();
   EXPECT_EQ(t.failed, 0u);
-  EXPECT_GE(route(t, "faulty(reference@bf16)").breaker.trips, 1u);
-  EXPECT_EQ(route(t, "faulty(reference@bf16)").precision, "bf16");
-  EXPECT_EQ(route(t, "reference@fp16").breaker.trips, 0u);
-  EXPECT_EQ(route(t, "reference").served, 0u);
+  EXPECT_GE(route_telemetry(t, "faulty(reference@bf16)").breaker.trips, 1u);
+  EXPECT_EQ(route_telemetry(t, "faulty(reference@bf16)").precision, "bf16");
+  EXPECT_EQ(route_telemetry(t, "reference@fp16").breaker.trips, 0u);
+  EXPECT_EQ(route_telemetry(t, "reference").served, 0u);
   // Once the faults stop and the cooldown ends, the first route serves again.
   clock->advance_ms(60000);
   int requests = 0;
@@ -148,7 +131,7 @@ TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
   set_engine_clock(*engine, std::make_shared<ManualClock>());  // breakers stay open once tripped
   o.routes = {"reference@bf16", "reference@fp16", "cpu", "reference"};
   o.fault_injection = "route=reference@bf16,error=1.0;route=reference@fp16,error=0.5,seed=3";
-  auto m = prepare(*engine, o);
+  auto m = prepare_model(*engine, o);
   ASSERT_TRUE(m);
   ASSERT_EQ(m->capabilities().routes.size(), 4u);
   for (int i = 0; i < 300; ++i) {
@@ -157,11 +140,11 @@ TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
   }
   const ModelTelemetry t = m->telemetry();
   EXPECT_EQ(t.failed, 0u);
-  EXPECT_GE(route(t, "faulty(reference@bf16)").breaker.trips, 1u);
-  EXPECT_GE(route(t, "faulty(reference@fp16)").breaker.trips, 1u);
-  EXPECT_EQ(route(t, "cpu").breaker.trips, 0u);
-  EXPECT_GT(route(t, "cpu").served, 250u);
-  EXPECT_EQ(route(t, "reference").served, 0u);
+  EXPECT_GE(route_telemetry(t, "faulty(reference@bf16)").breaker.trips, 1u);
+  EXPECT_GE(route_telemetry(t, "faulty(reference@fp16)").breaker.trips, 1u);
+  EXPECT_EQ(route_telemetry(t, "cpu").breaker.trips, 0u);
+  EXPECT_GT(route_telemetry(t, "cpu").served, 250u);
+  EXPECT_EQ(route_telemetry(t, "reference").served, 0u);
   // Bad chains are refused with one clear reason.
   PrepareOptions bad;
   bad.routes = {"reference", "cpu"};
@@ -184,7 +167,7 @@ TEST_F(EngineChainTest, HangOnTheFirstRouteStillAnswersWithinTheDeadline) {
   o.routes = {"reference@bf16", "reference@fp16", "reference"};
   o.fault_injection = "route=reference@bf16,hang=1.0,hang_ms=60000";
   o.default_deadline_ms = 100;
-  auto m = prepare(*engine, o);
+  auto m = prepare_model(*engine, o);
   ASSERT_TRUE(m);
   for (int i = 0; i < 30; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -195,8 +178,8 @@ TEST_F(EngineChainTest, HangOnTheFirstRouteStillAnswersWithinTheDeadline) {
   }
   const ModelTelemetry t = m->telemetry();
   EXPECT_EQ(t.failed, 0u);
-  EXPECT_EQ(route(t, "reference").requests, 0u);
-  EXPECT_GE(route(t, "faulty(reference@bf16)").failures.count("timeout"), 1u);
+  EXPECT_EQ(route_telemetry(t, "reference").requests, 0u);
+  EXPECT_GE(route_telemetry(t, "faulty(reference@bf16)").failures.count("timeout"), 1u);
 }
 
 // Hedging: a first route that answers slowly (not an error) is overtaken by the next route;
@@ -211,7 +194,7 @@ TEST_F(EngineChainTest, HedgingLetsTheNextRouteAnswerASlowCall) {
     o.fault_injection = "route=reference@bf16,latency_ms=300";
     o.hedging = hedging;
     o.min_attempt_budget_ms = 5000;
-    auto m = prepare(*engine, o);
+    auto m = prepare_model(*engine, o);
     ASSERT_TRUE(m);
     for (int i = 0; i < 3; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -228,9 +211,9 @@ TEST_F(EngineChainTest, HedgingLetsTheNextRouteAnswerASlowCall) {
     }
     const ModelTelemetry t = m->telemetry();
     EXPECT_EQ(t.failed, 0u);
-    EXPECT_EQ(route(t, "faulty(reference@bf16)").hedged, hedging ? 3u : 0u);
-    EXPECT_EQ(route(t, "reference").hedge_wins, hedging ? 3u : 0u);
-    EXPECT_EQ(route(t, "faulty(reference@bf16)").breaker.trips, 0u) << "slowness is not a fault";
+    EXPECT_EQ(route_telemetry(t, "faulty(reference@bf16)").hedged, hedging ? 3u : 0u);
+    EXPECT_EQ(route_telemetry(t, "reference").hedge_wins, hedging ? 3u : 0u);
+    EXPECT_EQ(route_telemetry(t, "faulty(reference@bf16)").breaker.trips, 0u) << "slowness is not a fault";
   }
 }
 

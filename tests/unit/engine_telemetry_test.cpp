@@ -294,25 +294,23 @@ TEST(EngineTelemetryExport, JsonHasEveryField) {
 }
 
 TEST(EngineTelemetryExport, RealModelTelemetryExportsCleanly) {
-  EngineOptions eo;
-  eo.backends = {"reference"};
-  auto engine = Engine::create(eo);
-  ASSERT_TRUE(engine.is_ok());
+  auto engine = testing_util::make_engine({"reference"});
+  ASSERT_TRUE(engine);
   PrepareOptions o;
   o.fault_injection = "error=0.5,seed=11";
   o.parity_sample_rate = 1.0;
   o.name = "tiny";
-  auto m = (*engine)->prepare_bytes(testing_util::tiny_model_bytes(), o);
-  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE((*m)->infer(testing_util::tiny_inputs()).is_ok());
-  (*m)->drain_parity(10000);
-  const ModelTelemetry t = (*m)->telemetry();
+  auto m = testing_util::prepare_model(*engine, o);
+  ASSERT_TRUE(m);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(m->infer(testing_util::tiny_inputs()).is_ok());
+  m->drain_parity(10000);
+  const ModelTelemetry t = m->telemetry();
   EXPECT_GT(t.rss_bytes, 0u);
   EXPECT_EQ(t.arena_bytes, 8u * sizeof(float));
   EXPECT_EQ(t.requests, 40u);
   Exposition e;
   std::string error;
-  const std::string text = (*engine)->metrics_prometheus();
+  const std::string text = engine->metrics_prometheus();
   ASSERT_TRUE(validate_prometheus(text, &e, &error)) << error << "\n" << text;
   const Sample* served = find_sample(e, "tandem_backend_served_total", {{"model", "tiny"}, {"backend", "reference"}});
   ASSERT_NE(served, nullptr);

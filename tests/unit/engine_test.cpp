@@ -17,7 +17,10 @@
 namespace tandem {
 namespace {
 
+using testing_util::make_engine;
 using testing_util::ManualClock;
+using testing_util::prepare_model;
+using testing_util::route_telemetry;
 using testing_util::tiny_expected;
 using testing_util::tiny_inputs;
 using testing_util::tiny_model_bytes;
@@ -26,25 +29,8 @@ using Ms = std::chrono::duration<double, std::milli>;
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override { engine_ = make_engine({"reference"}); }
-  static std::unique_ptr<Engine> make_engine(std::vector<std::string> backends, int max_hung = 16) {
-    EngineOptions o;
-    o.backends = std::move(backends);
-    o.max_hung_calls_per_backend = max_hung;
-    auto e = Engine::create(o);
-    EXPECT_TRUE(e.is_ok()) << e.status().to_string();
-    return std::move(e).value();
-  }
   std::shared_ptr<PreparedModel> prepare(PrepareOptions o = {}, const std::string& bytes = tiny_model_bytes()) {
-    auto p = engine_->prepare_bytes(bytes, o);
-    EXPECT_TRUE(p.is_ok()) << p.status().to_string();
-    return p.is_ok() ? *p : nullptr;
-  }
-  static const BackendTelemetry& backend(const ModelTelemetry& t, const std::string& name) {
-    for (const auto& b : t.backends)
-      if (b.backend == name) return b;
-    static BackendTelemetry none;
-    ADD_FAILURE() << "no backend " << name;
-    return none;
+    return prepare_model(*engine_, o, bytes);
   }
   static void expect_tiny_output(const InferResult& r, float offset = 0.f) {
     const Tensor& y = r.outputs.at("y").tensor;
@@ -183,14 +169,14 @@ TEST_F(EngineTest, FallbackServesEveryRequestAndTripsTheBreaker) {
   EXPECT_EQ(t.succeeded, 100u);
   EXPECT_EQ(t.failed, 0u);
   EXPECT_EQ(t.fallbacks, 100u);
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_EQ(f.breaker.state, BreakerState::open);
   EXPECT_EQ(f.breaker.trips, 1u);
   EXPECT_EQ(f.failures.at("device_error"), 20u);
   EXPECT_EQ(f.fallbacks.at("device_error"), 20u);
   EXPECT_EQ(f.fallbacks.at("breaker_open"), 80u);
-  EXPECT_EQ(backend(t, "reference").served, 100u);
-  EXPECT_DOUBLE_EQ(backend(t, "reference").dispatch_share, 1.0);
+  EXPECT_EQ(route_telemetry(t, "reference").served, 100u);
+  EXPECT_DOUBLE_EQ(route_telemetry(t, "reference").dispatch_share, 1.0);
 }
 
 TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
@@ -207,7 +193,7 @@ TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
   }
   ModelTelemetry t = m->telemetry();
   EXPECT_EQ(t.failed, 0u);
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_GE(f.breaker.trips, 1u);
   EXPECT_GT(f.served, 0u);
   // Time passes: the faults stop and the cooldown (at most 30 s) ends.
@@ -219,14 +205,14 @@ TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
     requests++;
   }
   t = m->telemetry();
-  EXPECT_EQ(backend(t, "faulty(reference)").breaker.state, BreakerState::closed);
+  EXPECT_EQ(route_telemetry(t, "faulty(reference)").breaker.state, BreakerState::closed);
   EXPECT_LE(requests, 5);  // close_after_successes good probes in a row
   auto r = m->infer(tiny_inputs());
   EXPECT_EQ(r->backend, "faulty(reference)");
   ASSERT_TRUE(m->drain_parity(10000));
   t = m->telemetry();
-  EXPECT_GT(backend(t, "faulty(reference)").parity.samples, 0u);
-  EXPECT_EQ(backend(t, "faulty(reference)").parity.violations, 0u);
+  EXPECT_GT(route_telemetry(t, "faulty(reference)").parity.samples, 0u);
+  EXPECT_EQ(route_telemetry(t, "faulty(reference)").parity.violations, 0u);
 }
 
 TEST_F(EngineTest, StrictModeReturnsTypedErrorsAndNeverFallsBack) {
@@ -249,8 +235,8 @@ TEST_F(EngineTest, StrictModeReturnsTypedErrorsAndNeverFallsBack) {
   EXPECT_GE(failed, n * 20 / 100);
   EXPECT_LE(failed, n * 40 / 100);
   const ModelTelemetry t = m->telemetry();
-  EXPECT_EQ(backend(t, "reference").requests, 0u);
-  EXPECT_EQ(backend(t, "faulty(reference)").breaker.trips, 0u);
+  EXPECT_EQ(route_telemetry(t, "reference").requests, 0u);
+  EXPECT_EQ(route_telemetry(t, "faulty(reference)").breaker.trips, 0u);
 }
 
 TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
@@ -264,7 +250,7 @@ TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
   auto r = m->infer(tiny_inputs());
   EXPECT_EQ(r.status().code(), StatusCode::unavailable);
   EXPECT_NE(r.status().message().find("circuit breaker open"), std::string::npos);
-  EXPECT_EQ(backend(m->telemetry(), "reference").requests, 0u);
+  EXPECT_EQ(route_telemetry(m->telemetry(), "reference").requests, 0u);
 }
 
 TEST_F(EngineTest, HungBackendIsAbandonedWithinTheDeadline) {
@@ -283,7 +269,7 @@ TEST_F(EngineTest, HungBackendIsAbandonedWithinTheDeadline) {
     expect_tiny_output(*r);
   }
   const ModelTelemetry t = m->telemetry();
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_EQ(t.failed, 0u);
   EXPECT_GE(f.abandoned_calls, 16u);
   EXPECT_LE(f.hung_calls, 16u);  // the cap
@@ -305,7 +291,7 @@ TEST_F(EngineTest, HungCallsAreCappedAndCounted) {
   auto m = prepare(o);
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());
   const ModelTelemetry t = m->telemetry();
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_EQ(f.hung_calls, 3u);
   EXPECT_EQ(f.abandoned_calls, 3u);
   EXPECT_EQ(f.failures.at("timeout"), 3u);
@@ -356,14 +342,14 @@ TEST_F(EngineTest, ParitySamplingCountsViolationsAndTripsTheBreaker) {
     ASSERT_TRUE(m->drain_parity(10000));  // sequential: each sample is compared before the next request
   }
   const ModelTelemetry t = m->telemetry();
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_EQ(f.parity.violations, 3u);  // the third trips the breaker; later requests go to reference
   EXPECT_EQ(f.parity.samples, 3u);
   EXPECT_TRUE(std::isinf(f.parity.max_abs));
   EXPECT_EQ(f.breaker.trips, 1u);
   EXPECT_EQ(f.breaker.state, BreakerState::open);
-  EXPECT_EQ(backend(t, "reference").served, 7u);
-  EXPECT_EQ(backend(t, "reference").parity.samples, 0u);  // reference answers are not sampled
+  EXPECT_EQ(route_telemetry(t, "reference").served, 7u);
+  EXPECT_EQ(route_telemetry(t, "reference").parity.samples, 0u);  // reference answers are not sampled
 }
 
 TEST_F(EngineTest, ParityOfAHealthyBackendIsClean) {
@@ -375,7 +361,7 @@ TEST_F(EngineTest, ParityOfAHealthyBackendIsClean) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(m->infer(tiny_inputs(8, static_cast<float>(i))).is_ok());
   ASSERT_TRUE(m->drain_parity(10000));
   const ModelTelemetry t = m->telemetry();
-  const auto& p = backend(t, "faulty(reference)").parity;
+  const auto& p = route_telemetry(t, "faulty(reference)").parity;
   EXPECT_EQ(p.samples, 50u);
   EXPECT_EQ(p.violations, 0u);
   EXPECT_EQ(p.dropped, 0u);
@@ -395,7 +381,7 @@ TEST_F(EngineTest, OutputGuardTurnsNonFiniteOutputsIntoFallback) {
     expect_tiny_output(*r);
   }
   const ModelTelemetry t = m->telemetry();
-  const auto& f = backend(t, "faulty(reference)");
+  const auto& f = route_telemetry(t, "faulty(reference)");
   EXPECT_EQ(f.failures.at("device_error"), 20u);
   EXPECT_EQ(f.breaker.trips, 1u);
 }
@@ -432,7 +418,7 @@ TEST_F(EngineTest, ConcurrentInferIsSafeAndCountsAddUp) {
   for (const auto& b : t.backends) served += b.served;
   EXPECT_EQ(served, t.succeeded);
   EXPECT_EQ(t.latency.count(), t.succeeded);
-  EXPECT_EQ(backend(t, "faulty(reference)").parity.violations, 0u);
+  EXPECT_EQ(route_telemetry(t, "faulty(reference)").parity.violations, 0u);
 }
 
 TEST_F(EngineTest, CapabilitiesDescribeTheRoutes) {

@@ -1,12 +1,15 @@
-// engine_test_util.h: helpers shared by the engine tests: a manual clock and tiny ONNX models
-// built in memory.
+// engine_test_util.h: helpers shared by the engine tests: a manual clock, tiny ONNX models
+// built in memory, and engine creation, preparation and telemetry lookup that fail the test
+// on error.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -84,6 +87,34 @@ inline std::vector<float> tiny_expected(int n = 8, float offset = 0.f) {
     y[static_cast<size_t>(i)] = s > 0 ? s : 0;
   }
   return y;
+}
+
+// An engine over `backends` in order; null (and a test failure) when creation fails.
+inline std::unique_ptr<Engine> make_engine(std::vector<std::string> backends, int max_hung_calls_per_backend = 16) {
+  EngineOptions o;
+  o.backends = std::move(backends);
+  o.max_hung_calls_per_backend = max_hung_calls_per_backend;
+  auto e = Engine::create(o);
+  EXPECT_TRUE(e.is_ok()) << e.status().to_string();
+  return e.is_ok() ? std::move(e).value() : nullptr;
+}
+
+// `bytes` (the tiny model by default) prepared on `engine`; null (and a test failure) on error.
+inline std::shared_ptr<PreparedModel> prepare_model(Engine& engine, const PrepareOptions& o = {},
+                                                    const std::string& bytes = tiny_model_bytes()) {
+  auto p = engine.prepare_bytes(bytes, o);
+  EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+  return p.is_ok() ? *p : nullptr;
+}
+
+// The telemetry of the route (backend) named `name`; a test failure and an empty record when
+// the model has none.
+inline const BackendTelemetry& route_telemetry(const ModelTelemetry& t, const std::string& name) {
+  for (const auto& b : t.backends)
+    if (b.backend == name) return b;
+  static const BackendTelemetry none;
+  ADD_FAILURE() << "no route " << name;
+  return none;
 }
 
 }  // namespace tandem::testing_util

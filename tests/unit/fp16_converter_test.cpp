@@ -22,6 +22,7 @@
 #include "onnx/fp16_converter.h"
 #include "onnx/loader.h"
 #include "onnx_build_util.h"
+#include "tensor_build_util.h"
 
 namespace tandem {
 namespace {
@@ -33,6 +34,8 @@ using onnx::TensorProto;
 
 using testing_util::add_node;
 using testing_util::set_info;
+using testing::to_float;
+using testing::to_half;
 
 TensorProto float_tensor(const std::vector<int64_t>& dims, const std::vector<float>& values) {
   TensorProto t;
@@ -158,19 +161,6 @@ std::vector<Value> run(const onnx::ModelProto& m, const std::map<std::string, Te
   Status s = (*placed)->run(*bound, &outputs);
   EXPECT_TRUE(s.is_ok()) << s.to_string();
   return outputs;
-}
-
-Tensor to_half(const Tensor& t) {
-  Tensor h(DataType::float16, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) h.data<Float16>()[i] = Float16(t.data<float>()[i]);
-  return h;
-}
-
-Tensor to_float(const Tensor& t) {
-  if (t.dtype() == DataType::float32) return t;
-  Tensor f(DataType::float32, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) f.data<float>()[i] = static_cast<float>(t.data<Float16>()[i]);
-  return f;
 }
 
 // --- float -> half ------------------------------------------------------------------------------

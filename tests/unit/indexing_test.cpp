@@ -8,10 +8,6 @@
 namespace tandem::testing {
 namespace {
 
-Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
-Tensor i64(Shape s, std::vector<int64_t> v) { return Tensor::from_vector<int64_t>(std::move(s), v); }
-Tensor i32(Shape s, std::vector<int32_t> v) { return Tensor::from_vector<int32_t>(std::move(s), v); }
-
 Status run_expect_error(const std::string& op, const std::vector<Tensor>& in,
                         const std::map<std::string, Attribute>& attrs = {}, size_t outs = 1, int64_t opset = 17) {
   std::vector<Value> out;

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/registry.h"
+#include "tensor_build_util.h"
 
 namespace tandem::testing {
 
@@ -16,6 +18,9 @@ inline Attribute attr_float(float v) { Attribute a; a.type = AttrType::f; a.f = 
 inline Attribute attr_string(std::string v) { Attribute a; a.type = AttrType::s; a.s = std::move(v); return a; }
 inline Attribute attr_ints(std::vector<int64_t> v) { Attribute a; a.type = AttrType::ints; a.ints = std::move(v); return a; }
 inline Attribute attr_floats(std::vector<float> v) { Attribute a; a.type = AttrType::floats; a.floats = std::move(v); return a; }
+inline Attribute attr_strings(std::vector<std::string> v) { Attribute a; a.type = AttrType::strings; a.strings = std::move(v); return a; }
+inline Attribute attr_tensor(Tensor t) { Attribute a; a.type = AttrType::t; a.t = std::move(t); return a; }
+inline Attribute attr_graph(std::shared_ptr<Graph> g) { Attribute a; a.type = AttrType::g; a.g = std::move(g); return a; }
 
 // Runs `op_type` (default domain, opset `opset`) on `inputs` (an undefined Tensor marks an
 // omitted input) producing `num_outputs` outputs. Returns the kernel's Status.

@@ -10,14 +10,13 @@ namespace tandem {
 namespace {
 
 using testing::attr_int;
-using testing::run_op;
+using testing::f32;
+using testing::i32;
 using testing::run_op1;
+using testing::run_op;
+using testing::s8;
+using testing::u8;
 using testing::values_of;
-
-Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
-Tensor i32(Shape s, std::vector<int32_t> v) { return Tensor::from_vector<int32_t>(std::move(s), v); }
-Tensor u8(Shape s, std::vector<uint8_t> v) { return Tensor::from_vector<uint8_t>(std::move(s), v); }
-Tensor s8(Shape s, std::vector<int8_t> v) { return Tensor::from_vector<int8_t>(std::move(s), v); }
 
 Status run_status(const std::string& op, const std::vector<Tensor>& in,
                   const std::map<std::string, Attribute>& attrs = {}, int64_t opset = 13) {

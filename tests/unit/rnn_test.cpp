@@ -14,19 +14,12 @@ using testing::attr_float;
 using testing::attr_floats;
 using testing::attr_int;
 using testing::attr_string;
+using testing::attr_strings;
+using testing::f32;
+using testing::f64;
+using testing::i32;
 using testing::run_op;
 using testing::values_of;
-
-Attribute attr_strings(std::vector<std::string> v) {
-  Attribute a;
-  a.type = AttrType::strings;
-  a.strings = std::move(v);
-  return a;
-}
-
-Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector<float>(std::move(s), v); }
-Tensor f64(Shape s, std::vector<double> v) { return Tensor::from_vector<double>(std::move(s), v); }
-Tensor i32(Shape s, std::vector<int32_t> v) { return Tensor::from_vector<int32_t>(std::move(s), v); }
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 

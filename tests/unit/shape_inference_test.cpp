@@ -11,11 +11,18 @@
 #include <iostream>
 
 #include "onnx/loader.h"
+#include "op_test_util.h"
 
 namespace tandem {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::attr_graph;
+using testing::attr_int;
+using testing::attr_ints;
+using testing::attr_string;
+using testing::attr_tensor;
+using testing::i64;
 
 Dim D(int64_t v) { return Dim{v, {}}; }
 Dim S(const std::string& s) { return Dim{-1, s}; }
@@ -28,14 +35,6 @@ TypeInfo T(DataType dt, std::vector<Dim> dims) {
   t.dims = std::move(dims);
   return t;
 }
-
-Attribute AInt(int64_t v) { Attribute a; a.type = AttrType::i; a.i = v; return a; }
-Attribute AInts(std::vector<int64_t> v) { Attribute a; a.type = AttrType::ints; a.ints = std::move(v); return a; }
-Attribute AStr(std::string v) { Attribute a; a.type = AttrType::s; a.s = std::move(v); return a; }
-Attribute ATensor(Tensor t) { Attribute a; a.type = AttrType::t; a.t = std::move(t); return a; }
-Attribute AGraph(std::shared_ptr<Graph> g) { Attribute a; a.type = AttrType::g; a.g = std::move(g); return a; }
-
-Tensor I64(std::vector<int64_t> v) { return Tensor::from_vector<int64_t>({static_cast<int64_t>(v.size())}, v); }
 
 // A small graph builder for hand-made tests.
 struct Builder {
@@ -86,9 +85,9 @@ TEST(ShapeInference, ElementwiseBroadcastAndTypes) {
       .node("Add", {"a", "b"}, {"sum"})
       .node("Relu", {"sum"}, {"r"})
       .node("Greater", {"r", "b"}, {"gt"})
-      .node("Cast", {"gt"}, {"c"}, {{"to", AInt(static_cast<int64_t>(DataType::int32))}})
+      .node("Cast", {"gt"}, {"c"}, {{"to", attr_int(static_cast<int64_t>(DataType::int32))}})
       .node("Where", {"gt", "r", "a"}, {"w"})
-      .node("ReduceSum", {"w"}, {"rs"}, {{"keepdims", AInt(0)}})
+      .node("ReduceSum", {"w"}, {"rs"}, {{"keepdims", attr_int(0)}})
       .output("rs");
   auto r = infer(b.g);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -103,28 +102,28 @@ TEST(ShapeInference, ElementwiseBroadcastAndTypes) {
 TEST(ShapeInference, UnsortedGraphAndLayoutOps) {
   Builder b;
   b.input("x", T(DataType::float32, {D(2), D(3), D(4)}))
-      .node("Transpose", {"t_in"}, {"t"}, {{"perm", AInts({2, 0, 1})}})  // consumes a later node's output
+      .node("Transpose", {"t_in"}, {"t"}, {{"perm", attr_ints({2, 0, 1})}})  // consumes a later node's output
       .node("Identity", {"x"}, {"t_in"})
-      .node("Flatten", {"t"}, {"f"}, {{"axis", AInt(2)}})
+      .node("Flatten", {"t"}, {"f"}, {{"axis", attr_int(2)}})
       .node("Unsqueeze", {"f", "ax"}, {"u"})
       .node("Squeeze", {"u", "ax"}, {"s"})
-      .node("Concat", {"x", "x"}, {"cat"}, {{"axis", AInt(-1)}})
-      .node("Split", {"cat", "split"}, {"s0", "s1"}, {{"axis", AInt(2)}})
+      .node("Concat", {"x", "x"}, {"cat"}, {{"axis", attr_int(-1)}})
+      .node("Split", {"cat", "split"}, {"s0", "s1"}, {{"axis", attr_int(2)}})
       .node("Slice", {"x", "st", "en", "sax"}, {"sl"})
-      .node("Gather", {"x", "idx"}, {"ga"}, {{"axis", AInt(1)}})
+      .node("Gather", {"x", "idx"}, {"ga"}, {{"axis", attr_int(1)}})
       .node("Tile", {"x", "reps"}, {"ti"})
       .node("Pad", {"x", "pads"}, {"pa"})
       .node("TopK", {"x", "k"}, {"tv", "tix"})
-      .node("ArgMax", {"x"}, {"am"}, {{"axis", AInt(1)}, {"keepdims", AInt(0)}})
-      .init("ax", I64({0}))
-      .init("split", I64({3, 5}))
-      .init("st", I64({1, -3}))
-      .init("en", I64({100, -1}))
-      .init("sax", I64({0, 2}))
+      .node("ArgMax", {"x"}, {"am"}, {{"axis", attr_int(1)}, {"keepdims", attr_int(0)}})
+      .init("ax", i64({0}))
+      .init("split", i64({3, 5}))
+      .init("st", i64({1, -3}))
+      .init("en", i64({100, -1}))
+      .init("sax", i64({0, 2}))
       .init("idx", Tensor::from_vector<int64_t>({2, 2}, {0, 1, 2, -1}))
-      .init("reps", I64({1, 2, 3}))
-      .init("pads", I64({0, 1, 2, 0, 1, 0}))
-      .init("k", I64({2}))
+      .init("reps", i64({1, 2, 3}))
+      .init("pads", i64({0, 1, 2, 0, 1, 0}))
+      .init("k", i64({2}))
       .output("s");
   auto r = infer(b.g);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -150,17 +149,17 @@ TEST(ShapeInference, ShapeSubgraphResolvesThroughConstantPropagation) {
   Builder b;
   b.input("x", T(DataType::float32, {D(2), D(3), D(4), D(5)}))
       .node("Shape", {"x"}, {"shape"})
-      .node("Gather", {"shape", "zero"}, {"n"}, {{"axis", AInt(0)}})
+      .node("Gather", {"shape", "zero"}, {"n"}, {{"axis", attr_int(0)}})
       .node("Unsqueeze", {"n", "axes"}, {"n1"})
-      .node("Concat", {"n1", "minus_one"}, {"target"}, {{"axis", AInt(0)}})
+      .node("Concat", {"n1", "minus_one"}, {"target"}, {{"axis", attr_int(0)}})
       .node("Reshape", {"x", "target"}, {"y"})
-      .node("ConstantOfShape", {"target2"}, {"zeros"}, {{"value", ATensor(Tensor::from_vector<int64_t>({1}, {0}))}})
+      .node("ConstantOfShape", {"target2"}, {"zeros"}, {{"value", attr_tensor(Tensor::from_vector<int64_t>({1}, {0}))}})
       .node("Mul", {"target", "two"}, {"target2_raw"})
       .node("Abs", {"target2_raw"}, {"target2"})
-      .node("Constant", {}, {"two"}, {{"value", ATensor(Tensor::scalar<int64_t>(2))}})
+      .node("Constant", {}, {"two"}, {{"value", attr_tensor(Tensor::scalar<int64_t>(2))}})
       .init("zero", Tensor::scalar<int64_t>(0))
-      .init("axes", I64({0}))
-      .init("minus_one", I64({-1}))
+      .init("axes", i64({0}))
+      .init("minus_one", i64({-1}))
       .output("y");
   auto r = infer(b.g);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -180,13 +179,13 @@ TEST(ShapeInference, Opset18AttributesAsInputs) {
   b.opset = 18;
   b.input("x", T(DataType::float32, {D(2), D(6), D(8)}))
       .node("ReduceMean", {"x", "axes"}, {"m"})
-      .node("ReduceMax", {"x", "axes"}, {"mx"}, {{"keepdims", AInt(0)}})
-      .node("Split", {"x"}, {"a", "b", "c"}, {{"axis", AInt(2)}, {"num_outputs", AInt(3)}})
+      .node("ReduceMax", {"x", "axes"}, {"mx"}, {{"keepdims", attr_int(0)}})
+      .node("Split", {"x"}, {"a", "b", "c"}, {{"axis", attr_int(2)}, {"num_outputs", attr_int(3)}})
       .node("Pad", {"x", "pads", "", "pad_axes"}, {"p"})
-      .node("Resize", {"x", "", "scales"}, {"rz"}, {{"mode", AStr("nearest")}})
-      .init("axes", I64({-1, 1}))
-      .init("pads", I64({1, 2}))
-      .init("pad_axes", I64({2}))
+      .node("Resize", {"x", "", "scales"}, {"rz"}, {{"mode", attr_string("nearest")}})
+      .init("axes", i64({-1, 1}))
+      .init("pads", i64({1, 2}))
+      .init("pad_axes", i64({2}))
       .init("scales", Tensor::from_vector<float>({3}, {1.0f, 0.5f, 2.0f}))
       .output("m");
   auto r = infer(b.g);
@@ -210,22 +209,22 @@ TEST(ShapeInference, SymbolicBatchSurvivesElementwiseConvAndReshape) {
       .init("bias", bias)
       .init("fc", fc)
       .init("zero", Tensor::scalar<int64_t>(0))
-      .init("axes", I64({0}))
-      .init("minus_one", I64({-1}))
-      .node("Conv", {"x", "w", "bias"}, {"conv"}, {{"pads", AInts({1, 1, 1, 1})}})
+      .init("axes", i64({0}))
+      .init("minus_one", i64({-1}))
+      .node("Conv", {"x", "w", "bias"}, {"conv"}, {{"pads", attr_ints({1, 1, 1, 1})}})
       .node("Sigmoid", {"conv"}, {"sig"})
       .node("Mul", {"conv", "sig"}, {"silu"})
-      .node("MaxPool", {"silu"}, {"pool"}, {{"kernel_shape", AInts({2, 2})}, {"strides", AInts({2, 2})}})
+      .node("MaxPool", {"silu"}, {"pool"}, {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}})
       .node("Shape", {"pool"}, {"shape"})
       .node("Gather", {"shape", "zero"}, {"n"})
       .node("Unsqueeze", {"n", "axes"}, {"n1"})
-      .node("Concat", {"n1", "minus_one"}, {"target"}, {{"axis", AInt(0)}})
+      .node("Concat", {"n1", "minus_one"}, {"target"}, {{"axis", attr_int(0)}})
       .node("Reshape", {"pool", "target"}, {"flat"})
       .node("MatMul", {"flat", "fc"}, {"logits"})
       .node("Softmax", {"logits"}, {"prob"})
       // a 'same' conv keeps symbolic spatial dims; a strided one cannot
-      .node("Conv", {"h", "w"}, {"hconv"}, {{"auto_pad", AStr("SAME_UPPER")}}, "hconv")
-      .node("Conv", {"h", "w"}, {"hconv2"}, {{"strides", AInts({2, 2})}}, "hconv2")
+      .node("Conv", {"h", "w"}, {"hconv"}, {{"auto_pad", attr_string("SAME_UPPER")}}, "hconv")
+      .node("Conv", {"h", "w"}, {"hconv2"}, {{"strides", attr_ints({2, 2})}}, "hconv2")
       .node("GlobalAveragePool", {"hconv"}, {"gap"})
       .output("prob");
   auto r = infer(b.g);
@@ -276,7 +275,7 @@ TEST(ShapeInference, CertainMismatchesAreErrors) {
   }
   {
     Builder b;
-    b.input("x", T(DataType::float32, {D(2), D(3)})).init("s", I64({4, 2})).node("Reshape", {"x", "s"}, {"y"}, {}, "rs");
+    b.input("x", T(DataType::float32, {D(2), D(3)})).init("s", i64({4, 2})).node("Reshape", {"x", "s"}, {"y"}, {}, "rs");
     auto r = infer(b.g);
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().message().rfind("[Reshape 'rs'] cannot reshape", 0), 0u) << r.status().message();
@@ -322,7 +321,7 @@ TEST(ShapeInference, IfAndLoop) {
     n.name = out + "_c";
     n.outputs = {out};
     n.opset = 17;
-    n.attrs["value"] = ATensor(Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, std::vector<float>(v.size(), 1.0f)));
+    n.attrs["value"] = attr_tensor(Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, std::vector<float>(v.size(), 1.0f)));
     g->nodes.push_back(n);
     g->outputs.push_back({out, TypeInfo{}});
     return g;
@@ -330,9 +329,9 @@ TEST(ShapeInference, IfAndLoop) {
   Builder b;
   b.input("cond", T(DataType::boolean, {}))
       .init("yes", Tensor::scalar<bool>(true))
-      .node("If", {"cond"}, {"y"}, {{"then_branch", AGraph(branch("t", {1, 2, 3}))}, {"else_branch", AGraph(branch("e", {4, 5}))}})
-      .node("If", {"cond"}, {"z"}, {{"then_branch", AGraph(branch("t2", {1, 2}))}, {"else_branch", AGraph(branch("e2", {4, 5}))}})
-      .node("If", {"yes"}, {"k"}, {{"then_branch", AGraph(branch("t3", {1, 2, 3}))}, {"else_branch", AGraph(branch("e3", {4, 5}))}});
+      .node("If", {"cond"}, {"y"}, {{"then_branch", attr_graph(branch("t", {1, 2, 3}))}, {"else_branch", attr_graph(branch("e", {4, 5}))}})
+      .node("If", {"cond"}, {"z"}, {{"then_branch", attr_graph(branch("t2", {1, 2}))}, {"else_branch", attr_graph(branch("e2", {4, 5}))}})
+      .node("If", {"yes"}, {"k"}, {{"then_branch", attr_graph(branch("t3", {1, 2, 3}))}, {"else_branch", attr_graph(branch("e3", {4, 5}))}});
   // Loop: carried x (float [2]) += 1 each iteration; scan output collects x.
   auto body = std::make_shared<Graph>();
   body->inputs = {{"i", T(DataType::int64, {})}, {"c", T(DataType::boolean, {})}, {"xin", TypeInfo{}}};
@@ -354,7 +353,7 @@ TEST(ShapeInference, IfAndLoop) {
   body->outputs = {{"c", TypeInfo{}}, {"xout", TypeInfo{}}, {"scan", TypeInfo{}}};
   b.init("trip", Tensor::scalar<int64_t>(5))
       .init("x0", Tensor::from_vector<float>({2}, {0.0f, 0.0f}))
-      .node("Loop", {"trip", "", "x0"}, {"xf", "xs"}, {{"body", AGraph(body)}});
+      .node("Loop", {"trip", "", "x0"}, {"xf", "xs"}, {{"body", attr_graph(body)}});
   // A branch that cannot run (Add of [3] and [4]) is not an error while the other one can.
   auto broken = [&](const std::string& out) {
     auto g = branch(out + "_a", {1, 2, 3});
@@ -363,7 +362,7 @@ TEST(ShapeInference, IfAndLoop) {
     c.name = out + "_b";
     c.outputs = {out + "_b"};
     c.opset = 17;
-    c.attrs["value"] = ATensor(Tensor::from_vector<float>({4}, {1, 2, 3, 4}));
+    c.attrs["value"] = attr_tensor(Tensor::from_vector<float>({4}, {1, 2, 3, 4}));
     g->nodes.push_back(c);
     Node add;
     add.op_type = "Add";
@@ -375,11 +374,11 @@ TEST(ShapeInference, IfAndLoop) {
     g->outputs = {{out, TypeInfo{}}};
     return g;
   };
-  b.node("If", {"cond"}, {"half"}, {{"then_branch", AGraph(broken("bad1"))}, {"else_branch", AGraph(branch("e4", {4, 5}))}});
+  b.node("If", {"cond"}, {"half"}, {{"then_branch", attr_graph(broken("bad1"))}, {"else_branch", attr_graph(branch("e4", {4, 5}))}});
   {
     Builder bad;
     bad.input("cond", T(DataType::boolean, {}))
-        .node("If", {"cond"}, {"q"}, {{"then_branch", AGraph(broken("bad2"))}, {"else_branch", AGraph(broken("bad3"))}}, "iff");
+        .node("If", {"cond"}, {"q"}, {{"then_branch", attr_graph(broken("bad2"))}, {"else_branch", attr_graph(broken("bad3"))}}, "iff");
     auto e = infer(bad.g);
     ASSERT_FALSE(e.is_ok());
     EXPECT_EQ(e.status().message(), "[If 'iff'] then_branch: [Add 'bad2'] cannot broadcast shapes [3] and [4]");
@@ -418,7 +417,7 @@ TEST(ShapeInference, ScanAndInputValues) {
   b.input("s0", T(DataType::float32, {D(2)}))
       .input("xs", T(DataType::float32, {S("L"), D(2)}))
       .input("shape", T(DataType::int64, {D(2)}))
-      .node("Scan", {"s0", "xs"}, {"sf", "ys"}, {{"body", AGraph(body)}, {"num_scan_inputs", AInt(1)}})
+      .node("Scan", {"s0", "xs"}, {"sf", "ys"}, {{"body", attr_graph(body)}, {"num_scan_inputs", attr_int(1)}})
       .node("Reshape", {"ys", "shape"}, {"r"});
   auto r = infer(b.g);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -427,7 +426,7 @@ TEST(ShapeInference, ScanAndInputValues) {
   EXPECT_EQ(type_of(*r, "r"), "float32[?,?]");
   // A known input value resolves the Reshape; its shape fixes the symbol.
   ShapeInferenceOptions opt;
-  opt.input_values["shape"] = I64({-1, 5});
+  opt.input_values["shape"] = i64({-1, 5});
   auto k = infer_shapes(b.g, {{"xs", {5, 2}}}, opt);
   ASSERT_TRUE(k.is_ok()) << k.status().to_string();
   EXPECT_EQ(type_of(*k, "ys"), "float32[5,2]");
@@ -439,8 +438,8 @@ TEST(ShapeInference, RecurrentAndNormalization) {
   b.input("x", T(DataType::float32, {S("T"), S("B"), D(16)}))
       .init("w", Tensor(DataType::float32, {2, 4 * 32, 16}))
       .init("r", Tensor(DataType::float32, {2, 4 * 32, 32}))
-      .node("LSTM", {"x", "w", "r"}, {"y", "yh", "yc"}, {{"hidden_size", AInt(32)}, {"direction", AStr("bidirectional")}})
-      .node("LayerNormalization", {"x", "scale"}, {"ln", "mean", "inv"}, {{"axis", AInt(-1)}})
+      .node("LSTM", {"x", "w", "r"}, {"y", "yh", "yc"}, {{"hidden_size", attr_int(32)}, {"direction", attr_string("bidirectional")}})
+      .node("LayerNormalization", {"x", "scale"}, {"ln", "mean", "inv"}, {{"axis", attr_int(-1)}})
       .init("scale", Tensor(DataType::float32, {16}));
   auto r = infer(b.g);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -458,11 +457,11 @@ TEST(ShapeInference, NewerOps) {
       .input("cols", T(DataType::float32, {D(1), D(10), D(5)}))
       .input("theta", T(DataType::float32, {D(2), D(2), D(3)}))
       .input("s", T(DataType::string, {D(2), D(3)}))
-      .init("crop", I64({10, 9}))
-      .init("image", I64({5, 5}))
-      .init("block", I64({1, 5}))
-      .init("size", I64({2, 3, 5, 6}))
-      .node("CenterCropPad", {"x", "crop"}, {"cc"}, {{"axes", AInts({0, 1})}})
+      .init("crop", i64({10, 9}))
+      .init("image", i64({5, 5}))
+      .init("block", i64({1, 5}))
+      .init("size", i64({2, 3, 5, 6}))
+      .node("CenterCropPad", {"x", "crop"}, {"cc"}, {{"axes", attr_ints({0, 1})}})
       .node("Col2Im", {"cols", "image", "block"}, {"im"})
       .node("AffineGrid", {"theta", "size"}, {"grid"})
       .node("StringSplit", {"s"}, {"parts", "counts"})

@@ -127,6 +127,9 @@ struct ModelTelemetry {
 
 // The snapshot as one JSON object (see docs/engine.md for the fields).
 std::string telemetry_to_json(const ModelTelemetry& t);
+// One latency histogram as a JSON object in milliseconds, with the same keys as the latency
+// objects of telemetry_to_json: count, mean, min, p50, p90, p95, p99, p999, max.
+std::string latency_to_json(const LatencyHistogram& h);
 // Prometheus text exposition (format 0.0.4) of several models: `tandem_*` families, each with
 // one HELP and TYPE line and its samples grouped, labelled by `model` and `backend`.
 std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models);

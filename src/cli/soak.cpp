@@ -23,19 +23,6 @@ namespace tandem::cli {
 
 namespace {
 
-// The latency summary in milliseconds, with the keys of the engine's JSON telemetry.
-nlohmann::json latency_json_ms(const LatencyHistogram& h) {
-  return nlohmann::json{{"count", h.count()},
-                        {"mean", h.mean_ns() / 1e6},
-                        {"min", static_cast<double>(h.min_ns()) / 1e6},
-                        {"p50", h.quantile_ms(0.5)},
-                        {"p90", h.quantile_ms(0.9)},
-                        {"p95", h.quantile_ms(0.95)},
-                        {"p99", h.quantile_ms(0.99)},
-                        {"p999", h.quantile_ms(0.999)},
-                        {"max", static_cast<double>(h.max_ns()) / 1e6}};
-}
-
 struct SoakOptions {
   std::string model;
   std::vector<std::string> shapes;
@@ -251,7 +238,7 @@ int soak_command(const SoakOptions& o) {
                  {"violations", p_violations},
                  {"dropped", p_dropped},
                  {"max_abs_error", std::isfinite(p_max_abs) ? p_max_abs : 1e308}};
-  j["latency_ms"] = latency_json_ms(latency);
+  j["latency_ms"] = nlohmann::json::parse(latency_to_json(latency));
   nlohmann::json series = nlohmann::json::array();
   for (const auto& [sec, m] : rss_series) series.push_back({sec, m});
   j["rss_mb"] = {{"start", mb(rss_start.load())},

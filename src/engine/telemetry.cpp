@@ -161,6 +161,8 @@ nlohmann::json telemetry_json(const ModelTelemetry& t) {
                         {"backends", backends}};
 }
 
+std::string latency_to_json(const LatencyHistogram& h) { return histogram_json_ms(h).dump(); }
+
 std::string telemetry_to_json(const ModelTelemetry& t) {
   // Invalid UTF-8 (e.g. in a model name) is replaced rather than thrown.
   return telemetry_json(t).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -235,7 +235,9 @@ Status qlinear_global_average_pool_kernel(KernelContext& ctx) {
 
 // (X, x_scale, x_zero_point?, y_scale, y_zero_point?) -> Y: AveragePool (kernel_shape, strides,
 // pads, auto_pad, ceil_mode, count_include_pad; no dilations) of the dequantized input. Padding
-// holds the real 0; count_include_pad counts it in the divisor.
+// holds the real 0; count_include_pad counts it in the divisor, up to the padded extent as
+// AveragePool does (ONNX Runtime's QLinearAveragePool also counts the part of a ceil_mode window
+// that runs past the end padding; this kernel does not).
 Status qlinear_average_pool_kernel(KernelContext& ctx) {
   TANDEM_ASSIGN_OR_RETURN(Tensor x, required_8bit(ctx, 0, "X"));
   TANDEM_ASSIGN_OR_RETURN(bool channels_last, read_channels_last(ctx));

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "op_suite_util.h"
 #include "op_test_util.h"
+#include "passes/shape_inference.h"
 
 namespace tandem {
 namespace {
@@ -183,6 +185,20 @@ TEST(QuantizeContribTest, QLinearAveragePoolPadsAndCountIncludePad) {
   EXPECT_EQ(values_of<uint8_t>(w), (std::vector<uint8_t>{0, 2, 4, 6}));
   Tensor v = ms("QLinearAveragePool", {x, f32_scalar(1), u8_scalar(1), f32_scalar(1), kNone}, include);
   EXPECT_EQ(values_of<uint8_t>(v), (std::vector<uint8_t>{0, 1, 2, 6}));
+}
+
+TEST(QuantizeContribTest, QLinearAveragePoolCeilModeDivisorStopsAtThePaddedExtent) {
+  // 4x4 of 100, kernel 3, stride 2, ceil_mode: 2x2 outputs whose last windows run one past the
+  // input (there is no padding). count_include_pad counts the padded extent only, as AveragePool
+  // does, so every window averages to 100 (divisors 9, 6, 6, 4).
+  Tensor y = ms("QLinearAveragePool", {u8({1, 1, 4, 4}, std::vector<uint8_t>(16, 100)), f32_scalar(1), kNone,
+                                       f32_scalar(1), kNone},
+                {{"kernel_shape", attr_ints({3, 3})},
+                 {"strides", attr_ints({2, 2})},
+                 {"ceil_mode", attr_int(1)},
+                 {"count_include_pad", attr_int(1)}});
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 2, 2}));
+  EXPECT_EQ(values_of<uint8_t>(y), (std::vector<uint8_t>{100, 100, 100, 100}));
 }
 
 TEST(QuantizeContribTest, QLinearAveragePoolChannelsLast) {
@@ -380,6 +396,50 @@ TEST(QuantizeContribTest, MatMulIntegerToFloat) {
   bad[6] = f32({2}, {1, 1});  // bias needs one value per column
   ms_error("MatMulIntegerToFloat", bad);
   ms_error("MatMulIntegerToFloat", {s8({2, 2}, {1, 2, 3, 4}), s8({3, 1}, {1, 2, 3}), f32_scalar(1), f32_scalar(1)});
+}
+
+// ---- shape inference ------------------------------------------------------------------------------
+
+// For every com.microsoft case of the op suite (inputs of known shapes, at least one of them a
+// graph input, so the rule rather than folding decides), shape inference gives the exact dtype
+// and dims the reference kernel produces.
+TEST(QuantizeContribTest, ShapeRulesGiveTheKernelsTypesAndDims) {
+  int checked = 0;
+  for (const testing::OpCase& c : testing::quantize_cases()) {
+    if (c.domain != "com.microsoft") continue;
+    std::vector<Value> outs;
+    ASSERT_TRUE(testing::run_on_reference(c, &outs).is_ok()) << c.label();
+    ASSERT_EQ(outs.size(), 1u) << c.label();
+    auto inferred = infer_shapes(*testing::case_graph(c));
+    ASSERT_TRUE(inferred.is_ok()) << c.label() << ": " << inferred.status().to_string();
+    const TypeInfo* t = inferred->type_of("y0");
+    ASSERT_NE(t, nullptr) << c.label();
+    EXPECT_EQ(t->elem, outs[0].tensor.dtype()) << c.label();
+    ASSERT_TRUE(t->has_shape) << c.label();
+    Shape dims;
+    for (const Dim& d : t->dims) dims.push_back(d.fixed() ? d.value : -1);
+    EXPECT_EQ(dims, outs[0].tensor.shape()) << c.label();
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);
+}
+
+TEST(QuantizeContribTest, ShapeRulesRejectCertainErrors) {
+  testing::OpCase bad_gemm = testing::with_domain(
+      testing::with_opset(testing::op_case("QGemm", {u8({2, 3}, {1, 2, 3, 4, 5, 6}), f32_scalar(1), u8_scalar(0),
+                                                     u8({2, 2}, {1, 2, 3, 4}), f32_scalar(1), u8_scalar(0)}),
+                          1),
+      "com.microsoft");
+  auto r = infer_shapes(*testing::case_graph(bad_gemm));
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("inner dimensions differ"), std::string::npos) << r.status().message();
+  testing::OpCase bad_concat = testing::with_domain(
+      testing::with_opset(testing::op_case("QLinearConcat", {f32_scalar(1), u8_scalar(0), u8({1, 2}, {1, 2}), f32_scalar(1),
+                                                             u8_scalar(0), u8({2, 2}, {1, 2, 3, 4}), f32_scalar(1), u8_scalar(0)},
+                                           {{"axis", attr_int(1)}}),
+                          1),
+      "com.microsoft");
+  EXPECT_FALSE(infer_shapes(*testing::case_graph(bad_concat)).is_ok());
 }
 
 }  // namespace

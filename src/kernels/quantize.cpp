@@ -1,5 +1,6 @@
 // Reference kernels: linear quantization.
-//   QuantizeLinear, DequantizeLinear (per-tensor and per-axis), DynamicQuantizeLinear.
+//   QuantizeLinear, DequantizeLinear (per-tensor and per-axis; also in the com.microsoft
+//   domain), DynamicQuantizeLinear.
 // Rounding is round-half-to-even; results saturate to the range of the 8-bit output type.
 // Float32 inputs are divided in float32 (like the ONNX reference) so ties land exactly.
 #include <algorithm>
@@ -167,6 +168,10 @@ void register_quantize_kernels(KernelTable& t) {
   t.add("", "QuantizeLinear", &quantize_linear_kernel);
   t.add("", "DequantizeLinear", &dequantize_linear_kernel);
   t.add("", "DynamicQuantizeLinear", &dynamic_quantize_linear_kernel);
+  // ONNX Runtime's com.microsoft forms (QDQ models written with its contrib Q/DQ ops): the same
+  // formulas, per tensor or per `axis`; 8-bit types only.
+  t.add("com.microsoft", "QuantizeLinear", &quantize_linear_kernel);
+  t.add("com.microsoft", "DequantizeLinear", &dequantize_linear_kernel);
 }
 
 }  // namespace tandem

@@ -1,6 +1,7 @@
 // shape_rules_quantize.cpp: shape rules for the quantized operators of the com.microsoft domain
-// (kernels in kernels/quantize_contrib.cpp): QLinearAdd/Mul, QLinearSigmoid/LeakyRelu, the
-// quantized pools, QLinearConcat, QGemm, DynamicQuantizeMatMul and MatMulIntegerToFloat.
+// (kernels in kernels/quantize_contrib.cpp and kernels/quantize.cpp): QuantizeLinear,
+// DequantizeLinear, QLinearAdd/Mul, QLinearSigmoid/LeakyRelu, the quantized pools,
+// QLinearConcat, QGemm, DynamicQuantizeMatMul and MatMulIntegerToFloat.
 // See shape_rules.h for the contract of a rule.
 #include "graph/window_geometry.h"
 #include "passes/shape_rules.h"
@@ -182,9 +183,27 @@ Status matmul_integer_to_float_rule(RuleContext& ctx) {
   return product_dims(ctx, ctx.has_input(2) ? ctx.dtype(2) : DataType::float32);
 }
 
+// com.microsoft QuantizeLinear: x's dims, the zero point's type (uint8 without one).
+Status quantize_linear_rule(RuleContext& ctx) {
+  const DataType dt = ctx.has_input(2) ? ctx.dtype(2) : DataType::uint8;
+  if (ctx.ranked(0)) ctx.set_tensor(0, dt, ctx.dims(0));
+  else ctx.set_unranked(0, dt);
+  return Status::ok();
+}
+
+// com.microsoft DequantizeLinear: x's dims, the scale's float type.
+Status dequantize_linear_rule(RuleContext& ctx) {
+  const DataType dt = ctx.has_input(1) ? ctx.dtype(1) : DataType::float32;
+  if (ctx.ranked(0)) ctx.set_tensor(0, dt, ctx.dims(0));
+  else ctx.set_unranked(0, dt);
+  return Status::ok();
+}
+
 }  // namespace
 
 void register_quantize_rules(RuleTable& t) {
+  t.add(kMicrosoft, "QuantizeLinear", quantize_linear_rule);
+  t.add(kMicrosoft, "DequantizeLinear", dequantize_linear_rule);
   t.add(kMicrosoft, "QLinearAdd", qlinear_binary_rule);
   t.add(kMicrosoft, "QLinearMul", qlinear_binary_rule);
   t.add(kMicrosoft, "QLinearSigmoid", qlinear_unary_rule);

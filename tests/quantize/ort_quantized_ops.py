@@ -9,7 +9,7 @@ initializers the way quantized models hold them), runs it with `tandem run --bac
 and with bench/peer/ort_run.mjs, and requires 8-bit and int32 outputs to be identical and float
 outputs to agree within 1e-5. Covers the standard ops (QuantizeLinear, DequantizeLinear,
 DynamicQuantizeLinear, QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger) and the
-com.microsoft ones (QLinearAdd/Mul, QLinearSigmoid/LeakyRelu, QLinearGlobalAveragePool,
+com.microsoft ones (QuantizeLinear, DequantizeLinear, QLinearAdd/Mul, QLinearSigmoid/LeakyRelu, QLinearGlobalAveragePool,
 QLinearAveragePool, QLinearConcat, QGemm, DynamicQuantizeMatMul, MatMulIntegerToFloat).
 
 Left out on purpose: QLinearAveragePool with ceil_mode and count_include_pad together (ONNX
@@ -110,6 +110,13 @@ def standard_cases():
 
 def contrib_cases():
     cases = []
+    for t in ['u8', 's8']:
+        s = tuple(int(v) for v in rng.integers(1, 8, 3))
+        cases.append(Case(f'QuantizeLinear_ms_{t}', 'QuantizeLinear',
+                          [('x', data(s, -4, 4), True), ('s', sc(.01, .05, (s[1],)), False), ('z', zp(t, (s[1],)), False)],
+                          {'axis': 1}, [elem(t)], MS))
+        cases.append(Case(f'DequantizeLinear_ms_{t}', 'DequantizeLinear',
+                          [('x', q8(s, t), True), ('s', sc(.01, .05), False), ('z', zp(t), False)], {}, [F32], MS))
     for t in ['u8', 's8']:
         for i in range(6):
             s = tuple(int(v) for v in rng.integers(1, 8, 4))

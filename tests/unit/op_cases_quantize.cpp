@@ -1,6 +1,7 @@
 // op_cases_quantize.cpp: op-suite cases for 8-bit quantization: the standard ops
 // (QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearConv, QLinearMatMul,
-// ConvInteger, MatMulInteger) and ONNX Runtime's com.microsoft quantized ops (QLinearAdd/Mul,
+// ConvInteger, MatMulInteger) and ONNX Runtime's com.microsoft quantized ops (QuantizeLinear,
+// DequantizeLinear, QLinearAdd/Mul,
 // QLinearSigmoid/LeakyRelu, the quantized pools, QLinearConcat, QGemm, DynamicQuantizeMatMul,
 // MatMulIntegerToFloat). Random odd shapes, uint8 and int8, per-tensor and per-axis (per output
 // channel, per column) parameters, weights as initializers the way quantized models hold them.
@@ -133,6 +134,17 @@ void standard_cases(CaseRng& rng, std::vector<OpCase>& cases) {
 }
 
 void contrib_cases(CaseRng& rng, std::vector<OpCase>& cases) {
+  // The com.microsoft QuantizeLinear / DequantizeLinear of QDQ models.
+  for (DataType t : {kU8, kS8}) {
+    const Shape s = rng.shape(3, 1, 7);
+    cases.push_back(with_constants(ms_case("QuantizeLinear", {rng.tensor(s, -4, 4), scale(rng, 0.01f, 0.05f), zero_point(rng, t)},
+                                           {}, "per tensor " + type_name(t)),
+                                   0x6u));
+    cases.push_back(with_constants(ms_case("DequantizeLinear",
+                                           {q8(rng, s, t), scale(rng, 0.01f, 0.05f, {s[1]}), zero_point(rng, t, {s[1]})},
+                                           {{"axis", attr_int(1)}}, "per axis " + type_name(t)),
+                                   0x6u));
+  }
   for (DataType t : {kU8, kS8}) {
     const std::string ty = type_name(t);
     // QLinearAdd / QLinearMul: same shapes and broadcasting.

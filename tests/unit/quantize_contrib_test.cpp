@@ -55,6 +55,19 @@ Tensor u8_scalar(uint8_t v) { return Tensor::scalar<uint8_t>(v); }
 Tensor s8_scalar(int8_t v) { return Tensor::scalar<int8_t>(v); }
 const Tensor kNone;
 
+// ---- QuantizeLinear / DequantizeLinear ------------------------------------------------------------
+
+TEST(QuantizeContribTest, QuantizeAndDequantizeLinearInTheMicrosoftDomain) {
+  // x / 2 = 0, 1.5 -> 2, 2.5 -> 2, 500, -127; + 128, saturated.
+  Tensor q = ms("QuantizeLinear", {f32({5}, {0, 3, 5, 1000, -254}), f32_scalar(2), u8_scalar(128)});
+  EXPECT_EQ(values_of<uint8_t>(q), (std::vector<uint8_t>{128, 130, 130, 255, 1}));
+  // Per axis 1: (x - zp[c]) * scale[c].
+  Tensor d = ms("DequantizeLinear", {s8({2, 2}, {-3, 10, 5, -128}), f32({2}, {0.5f, 2}), s8({2}, {1, -2})},
+                {{"axis", attr_int(1)}});
+  EXPECT_EQ(d.dtype(), DataType::float32);
+  EXPECT_EQ(values_of<float>(d), (std::vector<float>{-2, 24, 2, -252}));
+}
+
 // ---- QLinearAdd / QLinearMul ----------------------------------------------------------------------
 
 TEST(QuantizeContribTest, QLinearAddRoundsHalfToEvenAndSaturates) {

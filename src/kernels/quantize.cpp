@@ -1,5 +1,6 @@
 // Reference kernels: linear quantization.
-//   QuantizeLinear, DequantizeLinear (per-tensor and per-axis), DynamicQuantizeLinear.
+//   QuantizeLinear, DequantizeLinear (per-tensor and per-axis; also in the com.microsoft
+//   domain), DynamicQuantizeLinear.
 // Rounding is round-half-to-even; results saturate to the range of the 8-bit output type.
 // Float32 inputs are divided in float32 (like the ONNX reference) so ties land exactly.
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/quantize_util.h"
 #include "kernels/registry.h"
 #include "core/tensor_util.h"
 
@@ -142,7 +144,7 @@ Status dequantize_linear_kernel(KernelContext& ctx) {
 
 // ---------------------------------------------------------------------------------------
 // DynamicQuantizeLinear: uint8 quantization with scale/zero point derived from the data
-// range (extended to include 0). Computed in float32 like the spec's reference.
+// range (extended to include 0). Computed in float32 like the spec's reference (quantize_util.h).
 
 Status dynamic_quantize_linear_kernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -150,34 +152,13 @@ Status dynamic_quantize_linear_kernel(KernelContext& ctx) {
   if (!is_float_type(x.dtype()))
     return ctx.invalid("x must be a float tensor, got " + std::string(dtype_name(x.dtype())));
   const std::vector<double> xs = to_double_vector(x);
-  float x_min = 0.0f, x_max = 0.0f;
-  for (double v : xs) {
-    const float f = static_cast<float>(v);
-    if (std::isnan(f)) continue;
-    x_min = std::min(x_min, f);
-    x_max = std::max(x_max, f);
-  }
-  const float qmin = 0.0f, qmax = 255.0f;
-  const float scale = (x_max - x_min) / (qmax - qmin);
-  uint8_t zero_point = 0;
-  if (scale != 0.0f && std::isfinite(scale)) {
-    const float inter = qmin - x_min / scale;
-    zero_point = static_cast<uint8_t>(round_half_even_saturate(inter, qmin, qmax));
-  }
+  const quant::DynamicParams params = quant::dynamic_params(xs);
   Tensor y(DataType::uint8, x.shape());
   uint8_t* out = y.data<uint8_t>();
-  for (size_t i = 0; i < xs.size(); ++i) {
-    if (scale == 0.0f || !std::isfinite(scale)) {
-      out[i] = zero_point;
-      continue;
-    }
-    const float q = static_cast<float>(xs[i]) / scale;
-    const double r = std::isnan(q) ? 0.0 : std::nearbyint(static_cast<double>(q));
-    out[i] = static_cast<uint8_t>(round_half_even_saturate(r + zero_point, qmin, qmax));
-  }
+  for (size_t i = 0; i < xs.size(); ++i) out[i] = quant::dynamic_quantize(xs[i], params);
   ctx.set_output(0, y);
-  if (ctx.has_output(1)) ctx.set_output(1, Tensor::scalar<float>(scale));
-  if (ctx.has_output(2)) ctx.set_output(2, Tensor::scalar<uint8_t>(zero_point));
+  if (ctx.has_output(1)) ctx.set_output(1, Tensor::scalar<float>(params.scale));
+  if (ctx.has_output(2)) ctx.set_output(2, Tensor::scalar<uint8_t>(params.zero_point));
   return Status::ok();
 }
 
@@ -187,6 +168,10 @@ void register_quantize_kernels(KernelTable& t) {
   t.add("", "QuantizeLinear", &quantize_linear_kernel);
   t.add("", "DequantizeLinear", &dequantize_linear_kernel);
   t.add("", "DynamicQuantizeLinear", &dynamic_quantize_linear_kernel);
+  // ONNX Runtime's com.microsoft forms (QDQ models written with its contrib Q/DQ ops): the same
+  // formulas, per tensor or per `axis`; 8-bit types only.
+  t.add("com.microsoft", "QuantizeLinear", &quantize_linear_kernel);
+  t.add("com.microsoft", "DequantizeLinear", &dequantize_linear_kernel);
 }
 
 }  // namespace tandem

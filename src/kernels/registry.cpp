@@ -17,6 +17,7 @@ const KernelTable& reference_kernels() {
     register_normalization_kernels(t);
     register_pool_kernels(t);
     register_quantize_kernels(t);
+    register_quantize_contrib_kernels(t);
     register_random_kernels(t);
     register_reduce_kernels(t);
     register_resize_kernels(t);

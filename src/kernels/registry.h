@@ -14,7 +14,8 @@ namespace tandem {
 
 class KernelTable {
  public:
-  // `domain` is canonical: "" for ai.onnx, "ai.onnx.ml", "ai.onnx.preview.training".
+  // `domain` is canonical: "" for ai.onnx, "ai.onnx.ml", "ai.onnx.preview.training",
+  // "com.microsoft" (ONNX Runtime's contrib ops).
   void add(const std::string& domain, const std::string& op_type, KernelFn fn) { table_[{domain, op_type}] = fn; }
   KernelFn find(const std::string& domain, const std::string& op_type) const {
     auto it = table_.find({domain, op_type});
@@ -45,6 +46,7 @@ void register_matmul_kernels(KernelTable& t);
 void register_normalization_kernels(KernelTable& t);
 void register_pool_kernels(KernelTable& t);
 void register_quantize_kernels(KernelTable& t);
+void register_quantize_contrib_kernels(KernelTable& t);  // com.microsoft quantized ops
 void register_random_kernels(KernelTable& t);
 void register_reduce_kernels(KernelTable& t);
 void register_resize_kernels(KernelTable& t);

@@ -1,5 +1,5 @@
 // shape_rules.cpp: Dim helpers, the RuleContext accessors, the shared rule helpers and the
-// rule table. The rules themselves live in shape_rules_{elementwise,movement,sequence,nn}.cpp
+// rule table. The rules themselves live in shape_rules_{elementwise,movement,sequence,nn,quantize}.cpp
 // and in shape_inference.cpp (control flow). See shape_rules.h for the contract of a rule.
 #include "passes/shape_rules.h"
 
@@ -272,6 +272,7 @@ const RuleTable& shape_rules() {
     register_sequence_rules(t);
     register_nn_rules(t);
     register_control_rules(t);
+    register_quantize_rules(t);
     return t;
   }();
   return table;

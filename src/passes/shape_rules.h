@@ -173,6 +173,7 @@ void register_movement_rules(RuleTable& t);     // reshapes, concat/split/slice,
 void register_sequence_rules(RuleTable& t);     // sequences and optionals
 void register_nn_rules(RuleTable& t);      // shape_rules_nn.cpp: conv, pool, matmul, norms, rnn, ...
 void register_control_rules(RuleTable& t); // shape_inference.cpp: If, Loop, Scan, SequenceMap
+void register_quantize_rules(RuleTable& t);  // shape_rules_quantize.cpp: com.microsoft quantized ops
 
 // Shared rule helpers.
 // Numpy broadcast of the given dims; error naming the node when certainly incompatible.

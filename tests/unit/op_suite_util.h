@@ -163,5 +163,6 @@ std::vector<OpCase> indexing_cases();
 std::vector<OpCase> sequence_and_control_cases();
 std::vector<OpCase> misc_cases();
 std::vector<OpCase> random_and_half_cases();
+std::vector<OpCase> quantize_cases();  // op_cases_quantize.cpp: standard and com.microsoft 8-bit ops
 
 }  // namespace tandem::testing

@@ -10,7 +10,8 @@
 #     bits can flip one step where the two runtimes' float sums differ in the last bit, and
 #     flips compound over the layers, so the bounds are RMSE and max-abs, not bit equality).
 # One more run covers per-tensor weights, the percentile method on random calibration inputs
-# (unlike the images, hence looser bounds; every argmax must still hold) and an exclusion.
+# (unlike the images, hence looser bounds; every argmax must still hold) and an exclusion; bad
+# requests must fail with one error line.
 #
 #   tests/quantize/quantize_models.sh TANDEM_BINARY SOURCE_DIR
 set -euo pipefail
@@ -107,4 +108,32 @@ if ((run_ort)); then
   node "$src/bench/peer/ort_run.mjs" "$quantized" --input "x=$src/tests/golden/rec/input_x.npy" --output-dir "$work/rec.percentile.ort" --quiet 2>/dev/null
   compare "onnxruntime against the float32 model:" "$work/ch_PP-OCRv4_rec_infer.ort32" "$work/rec.percentile.ort" 1 1e-2 argmax
 fi
+
+# Bad requests: one error line on stderr, nothing on stdout, a non-zero exit.
+cls="$src/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+mkdir -p "$work/stray"
+cp "$src/tests/golden/cls/input_x.npy" "$work/stray/y.npy"
+bad_requests=(
+  "$cls --format int4 --calibration-random 1 --shape x=1x3x48x192"
+  "$cls --method kl --calibration-random 1 --shape x=1x3x48x192"
+  "$cls"
+  "$cls --calibration-random 1"
+  "$cls --calibration $work/stray"
+  "$cls --calibration $work/absent"
+  "$work/absent.onnx --format dynamic"
+)
+for args in "${bad_requests[@]}"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$tandem" quantize $args -o "$work/bad.onnx" >"$work/bad.out" 2>"$work/bad.err"
+  rc=$?
+  set -e
+  lines=$(wc -l <"$work/bad.err")
+  if [ "$rc" -eq 0 ] || [ "$lines" -ne 1 ] || [ -s "$work/bad.out" ]; then
+    echo "quantize_models: 'tandem quantize $args' exited $rc with $lines error lines" >&2
+    cat "$work/bad.err" >&2
+    exit 1
+  fi
+  echo "refused ($rc): $(cat "$work/bad.err")"
+done
 echo "quantize_models: all quantized models pass"

@@ -349,10 +349,9 @@ TEST(Quantizer, OpsetNineAttributesBecomeInputs) {
   ASSERT_TRUE(raise_opset(raised, 13, {{"q", 1}}, names).is_ok());
   EXPECT_EQ(default_opset_of(raised), 13);
   for (const auto& n : raised.graph().node()) {
-    if (n.op_type() == "Clip") EXPECT_EQ(n.input_size(), 3);
-    if (n.op_type() == "Slice") EXPECT_EQ(n.input_size(), 3);
-    if (n.op_type() == "Squeeze") EXPECT_EQ(n.input_size(), 2);
-    if (n.op_type() != "Softmax") EXPECT_EQ(n.attribute_size(), 0) << n.op_type();
+    const std::map<std::string, int> inputs = {{"Clip", 3}, {"Slice", 3}, {"Squeeze", 2}, {"Softmax", 1}};
+    EXPECT_EQ(n.input_size(), inputs.at(n.op_type())) << n.op_type();
+    EXPECT_EQ(n.attribute_size(), n.op_type() == "Softmax" ? 1 : 0) << n.op_type();
   }
   const Tensor x = input_tensor({2, 6}, 0.3f);
   const Tensor a = run_model(bytes_of(m), {{"X", x}});

@@ -85,7 +85,8 @@ struct QuantizeReport {
   std::vector<std::string> skipped_nodes;
   int64_t quantized_weights = 0;     // initializers written as int8
   int64_t calibrated_values = 0;     // activations whose ranges calibration measured
-  int64_t inserted_nodes = 0;        // nodes added (Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...)
+  int64_t inserted_nodes = 0;        // net nodes added: Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...
+                                     // (a QLinearConv replacing a Conv counts 0)
   int64_t calibration_runs = 0;
   std::vector<QuantizedOutputAccuracy> accuracy;  // float outputs; empty without calibration inputs
 };

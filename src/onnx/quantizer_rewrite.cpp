@@ -194,6 +194,10 @@ class Rewriter {
     for (auto& n : nodes) list.push_back(std::move(n));
   }
 
+  bool is_activation(const std::string& name) const {
+    return std::find(plan_.activations.begin(), plan_.activations.end(), name) != plan_.activations.end();
+  }
+
   static bool has_input(const onnx::NodeProto& n, int index) { return n.input_size() > index && !n.input(index).empty(); }
 
   // --- qdq ---------------------------------------------------------------------------------
@@ -217,7 +221,7 @@ class Rewriter {
     for (int i : plan_.nodes) {
       onnx::NodeProto& n = nodes_[static_cast<size_t>(i)];
       const onnx::NodeProto& original = plan_.prepared.graph().node(i);
-      if (!initializer_index_.count(original.input(1))) continue;  // a MatMul of two activations
+      if (is_activation(original.input(1))) continue;  // a MatMul of two activations
       TANDEM_ASSIGN_OR_RETURN(QuantizedWeight w, weight(original.input(1), original));
       std::string& w_dq = dequantized_weights[w.quantized];
       if (w_dq.empty()) {
@@ -281,7 +285,7 @@ class Rewriter {
       TANDEM_ASSIGN_OR_RETURN(ActivationParams yp, activation(n.output(0)));
       std::vector<std::string> inputs = {x, xp.scale, xp.zero_point};
       std::string bias;
-      if (initializer_index_.count(n.input(1))) {
+      if (!is_activation(n.input(1))) {
         TANDEM_ASSIGN_OR_RETURN(QuantizedWeight w, weight(n.input(1), n));
         inputs.insert(inputs.end(), {w.quantized, w.scale, w.zero_point});
         if (conv && has_input(n, 2)) {

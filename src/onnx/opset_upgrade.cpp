@@ -2,19 +2,17 @@
 
 #include <vector>
 
+#include "onnx/onnx_tensor_util.h"
+
 namespace tandem {
 
 namespace {
 
-std::string label(const onnx::NodeProto& n) { return "[" + n.op_type() + " '" + n.name() + "']"; }
+using onnx_util::find_attr;
+using onnx_util::node_label;
+using onnx_util::unique_name;
 
 bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
-
-const onnx::AttributeProto* find_attr(const onnx::NodeProto& n, const std::string& name) {
-  for (const auto& a : n.attribute())
-    if (a.name() == name) return &a;
-  return nullptr;
-}
 
 void remove_attr(onnx::NodeProto& n, const std::string& name) {
   auto* attrs = n.mutable_attribute();
@@ -23,13 +21,6 @@ void remove_attr(onnx::NodeProto& n, const std::string& name) {
       attrs->DeleteSubrange(i, 1);
       return;
     }
-}
-
-std::string unique_name(const std::string& base, std::set<std::string>& taken) {
-  std::string name = base;
-  for (int i = 1; taken.count(name); ++i) name = base + "_" + std::to_string(i);
-  taken.insert(name);
-  return name;
 }
 
 class Upgrader {
@@ -50,7 +41,7 @@ class Upgrader {
 
  private:
   Status refuse(const onnx::NodeProto& n, const std::string& why) const {
-    return unsupported(label(n) + " cannot move from opset " + std::to_string(from_) + " to 13: " + why);
+    return unsupported(node_label(n) + " cannot move from opset " + std::to_string(from_) + " to 13: " + why);
   }
 
   // Adds an int64 1-D initializer to `g` and returns its name.

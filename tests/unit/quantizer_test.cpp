@@ -299,6 +299,77 @@ TEST(Quantizer, EveryFormatStaysCloseToTheFloatModel) {
   }
 }
 
+// X -> conv1 -> c1 -> conv2 -> Y, and c1 -> Relu -> R: c1 has a quantized and a float reader.
+onnx::ModelProto conv_chain_model() {
+  onnx::ModelProto m = empty_model(13);
+  auto* g = m.mutable_graph();
+  set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 4, 4});
+  set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 2, 4, 4});
+  set_info(g->add_output(), "R", TensorProto::FLOAT, {1, 2, 4, 4});
+  add_initializer(g, "W1", {2, 2, 1, 1}, {0.5f, -0.25f, 0.75f, 0.1f});
+  add_initializer(g, "W2", {2, 2, 1, 1}, {-0.3f, 0.6f, 0.2f, 0.9f});
+  add_node(g, "Conv", "conv1", {"X", "W1"}, {"c1"});
+  add_node(g, "Conv", "conv2", {"c1", "W2"}, {"Y"});
+  add_node(g, "Relu", "relu", {"c1"}, {"R"});
+  return m;
+}
+
+const onnx::NodeProto* node_named(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& n : g.node())
+    if (n.name() == name) return &n;
+  return nullptr;
+}
+
+const onnx::NodeProto* producer_of(const onnx::GraphProto& g, const std::string& value) {
+  for (const auto& n : g.node())
+    for (const auto& o : n.output())
+      if (o == value) return &n;
+  return nullptr;
+}
+
+TEST(Quantizer, QOperatorPassesUint8BetweenQuantizedNodesAndDequantizesForFloatReaders) {
+  QuantizeOptions options;
+  options.format = QuantizeFormat::qoperator;
+  options.calibration_inputs = {{{"X", input_tensor({1, 2, 4, 4}, 0.0f)}}};
+  auto q = quantize_model(bytes_of(conv_chain_model()), options);
+  ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+  const onnx::ModelProto m = parse(q->model_bytes);
+  const auto ops = op_types(m.graph());
+  EXPECT_EQ(ops.count("QLinearConv"), 2u);
+  EXPECT_EQ(ops.count("QuantizeLinear"), 1u);    // X only
+  EXPECT_EQ(ops.count("DequantizeLinear"), 2u);  // c1 for the Relu, Y for the graph output
+  const onnx::NodeProto* conv1 = node_named(m.graph(), "conv1");
+  const onnx::NodeProto* conv2 = node_named(m.graph(), "conv2");
+  ASSERT_TRUE(conv1 && conv2);
+  EXPECT_EQ(conv1->op_type(), "QLinearConv");
+  EXPECT_EQ(conv2->input(0), conv1->output(0));  // uint8 straight from conv1
+  const onnx::NodeProto* c1 = producer_of(m.graph(), "c1");
+  ASSERT_TRUE(c1);
+  EXPECT_EQ(c1->op_type(), "DequantizeLinear");
+  EXPECT_EQ(c1->input(0), conv1->output(0));
+  EXPECT_EQ(node_named(m.graph(), "relu")->input(0), "c1");  // the float reader is unchanged
+  ASSERT_TRUE(producer_of(m.graph(), "Y"));
+  EXPECT_EQ(producer_of(m.graph(), "Y")->op_type(), "DequantizeLinear");
+  EXPECT_EQ(q->report.accuracy.size(), 2u);
+}
+
+TEST(Quantizer, QdqEveryReaderOfAQuantizedActivationReadsItDequantized) {
+  QuantizeOptions options;
+  options.calibration_inputs = {{{"X", input_tensor({1, 2, 4, 4}, 0.0f)}}};
+  auto q = quantize_model(bytes_of(conv_chain_model()), options);
+  ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+  const onnx::ModelProto m = parse(q->model_bytes);
+  const auto ops = op_types(m.graph());
+  EXPECT_EQ(ops.count("Conv"), 2u);
+  EXPECT_EQ(ops.count("QuantizeLinear"), 3u);    // X, c1, Y
+  EXPECT_EQ(ops.count("DequantizeLinear"), 5u);  // X, c1, Y, W1, W2
+  const std::string c1 = node_named(m.graph(), "conv2")->input(0);
+  EXPECT_EQ(producer_of(m.graph(), c1)->op_type(), "DequantizeLinear");
+  EXPECT_EQ(node_named(m.graph(), "relu")->input(0), c1);
+  EXPECT_EQ(producer_of(m.graph(), "Y")->op_type(), "Conv");  // graph outputs keep the float value
+  for (const auto& o : m.graph().output()) EXPECT_TRUE(producer_of(m.graph(), o.name())) << o.name();
+}
+
 // One outlier stretches a minmax range so that the small values all round to one step; the
 // percentile range clips it and keeps them apart.
 TEST(Quantizer, PercentileClipsOutliersThatMinmaxKeeps) {

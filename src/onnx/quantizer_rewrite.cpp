@@ -120,7 +120,9 @@ class Rewriter {
   // `as_uint8`), once per (name, axis, type).
   Result<QuantizedWeight> weight(const std::string& name, const onnx::NodeProto& reader, bool as_uint8 = false) {
     std::vector<int64_t> dims;
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> values, constant_values(name, &dims));
+    auto read = constant_values(name, &dims);
+    if (!read) return read.status().with_prefix(onnx_util::node_label(reader) + " ");
+    const std::vector<float>& values = *read;
     const int axis = weight_axis(reader, dims.size());
     const std::string key = name + "#" + std::to_string(axis) + (as_uint8 ? "u8" : "s8");
     if (auto it = weights_.find(key); it != weights_.end()) return it->second;
@@ -164,15 +166,18 @@ class Rewriter {
   // The Conv bias `name` as int32 with scale input_scale * weight scale (per channel); when
   // `scale_name` is not null, an initializer of that scale (scalar or [channels]) is made and
   // named there.
-  Result<std::string> int32_bias(const std::string& name, float input_scale, const QuantizedWeight& w,
+  Result<std::string> int32_bias(const onnx::NodeProto& reader, float input_scale, const QuantizedWeight& w,
                                  std::string* scale_name) {
+    const std::string& name = reader.input(2);
     std::vector<int64_t> dims;
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> values, constant_values(name, &dims));
+    auto read = constant_values(name, &dims);
+    if (!read) return read.status().with_prefix(onnx_util::node_label(reader) + " ");
+    const std::vector<float>& values = *read;
     std::vector<float> scales;
     for (float s : w.scales) scales.push_back(input_scale * s);
-    if (w.axis >= 0 && scales.size() != values.size())
-      return invalid_model("bias '" + name + "' has " + std::to_string(values.size()) + " values for " +
-                           std::to_string(scales.size()) + " output channels");
+    if (values.size() != static_cast<size_t>(w.dims.empty() ? 0 : w.dims[0]))
+      return invalid_model(onnx_util::node_label(reader) + " bias '" + name + "' has " + std::to_string(values.size()) +
+                           " values for " + std::to_string(w.dims.empty() ? 0 : w.dims[0]) + " output channels");
     std::vector<int32_t> q(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
       const double v = std::nearbyint(static_cast<double>(values[i]) / scales[w.axis < 0 ? 0 : i]);
@@ -235,7 +240,7 @@ class Rewriter {
       if (original.op_type() == "Conv" && has_input(original, 2)) {
         TANDEM_ASSIGN_OR_RETURN(ActivationParams x, activation(original.input(0)));
         std::string scale;
-        TANDEM_ASSIGN_OR_RETURN(std::string bias, int32_bias(original.input(2), x.scale_value, w, &scale));
+        TANDEM_ASSIGN_OR_RETURN(std::string bias, int32_bias(original, x.scale_value, w, &scale));
         const std::string b_dq = unique_name(original.input(2) + "_dequantized", taken_);
         auto dq = make_node("DequantizeLinear", node_name(original.input(2) + "_DequantizeLinear"), {bias, scale}, {b_dq});
         if (w.axis >= 0) onnx_util::set_int_attr(dq, "axis", 0);
@@ -289,7 +294,7 @@ class Rewriter {
         TANDEM_ASSIGN_OR_RETURN(QuantizedWeight w, weight(n.input(1), n));
         inputs.insert(inputs.end(), {w.quantized, w.scale, w.zero_point});
         if (conv && has_input(n, 2)) {
-          TANDEM_ASSIGN_OR_RETURN(bias, int32_bias(n.input(2), xp.scale_value, w, nullptr));
+          TANDEM_ASSIGN_OR_RETURN(bias, int32_bias(n, xp.scale_value, w, nullptr));
         }
       } else {
         TANDEM_ASSIGN_OR_RETURN(std::string b, quantized_activation(n.input(1), i));
@@ -362,7 +367,12 @@ class Rewriter {
       nodes.push_back(make_node("Mul", node_name(y + "_Mul"), {widened, scale}, {scaled}));
       if (bias) {
         std::vector<int64_t> dims;
-        TANDEM_ASSIGN_OR_RETURN(std::vector<float> b, constant_values(n.input(2), &dims));
+        auto read = constant_values(n.input(2), &dims);
+        if (!read) return read.status().with_prefix(onnx_util::node_label(n) + " ");
+        const std::vector<float>& b = *read;
+        if (b.size() != static_cast<size_t>(w.dims[0]))
+          return invalid_model(onnx_util::node_label(n) + " bias '" + n.input(2) + "' has " + std::to_string(b.size()) +
+                               " values for " + std::to_string(w.dims[0]) + " output channels");
         std::vector<int64_t> bias_dims = {static_cast<int64_t>(b.size())};
         bias_dims.resize(w.dims.size() - 1, 1);
         const std::string shaped = add_tensor(n.input(2) + "_per_channel", TensorProto::FLOAT, bias_dims, b);

@@ -459,5 +459,19 @@ TEST(Quantizer, BadRequestsGiveOneLineErrors) {
   EXPECT_EQ(wrong_input.status().message().find('\n'), std::string::npos);
 }
 
+TEST(Quantizer, ABiasOfTheWrongLengthIsRefusedNamingTheNode) {
+  onnx::ModelProto m = conv_gemm_model();
+  auto* bias = m.mutable_graph()->mutable_initializer(1);
+  ASSERT_EQ(bias->name(), "B");
+  bias->clear_dims();
+  bias->add_dims(2);
+  bias->mutable_float_data()->RemoveLast();
+  QuantizeOptions options;
+  options.format = QuantizeFormat::dynamic;
+  auto q = quantize_model(bytes_of(m), options);
+  ASSERT_FALSE(q.is_ok());
+  EXPECT_NE(q.status().message().find("[Conv 'conv']"), std::string::npos) << q.status().message();
+}
+
 }  // namespace
 }  // namespace tandem

@@ -19,7 +19,8 @@
 //     (and the float bias Add). Needs no calibration.
 // Activations are uint8 with a zero point (asymmetric), weights int8 with zero point 0
 // (symmetric, [-127, 127]), biases int32 with scale activation_scale * weight_scale. Gemm
-// (transA = 0, constant B and C) is first rewritten as MatMul + Add. The model's ai.onnx opset is
+// (transA = 0, constant B and C) is first rewritten as MatMul + Add, and a BatchNormalization
+// right after a Conv is folded into it. The model's ai.onnx opset is
 // raised to 13 when it is lower (ops whose meaning changed are rewritten; a model that cannot
 // be raised is refused with the node that prevents it).
 //
@@ -83,6 +84,7 @@ struct QuantizeReport {
   std::map<std::string, int64_t> quantized_nodes;  // op type (as in the input) -> nodes quantized
   // One line per Conv, MatMul or Gemm left in float32: "[MatMul 'n'] reason".
   std::vector<std::string> skipped_nodes;
+  int64_t folded_batch_norms = 0;    // BatchNormalization nodes folded into the Conv before them
   int64_t quantized_weights = 0;     // initializers written as int8
   int64_t calibrated_values = 0;     // activations whose ranges calibration measured
   int64_t inserted_nodes = 0;        // net nodes added: Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...

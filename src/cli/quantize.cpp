@@ -114,6 +114,8 @@ void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_aft
   std::string quantized;
   for (const auto& [op, count] : r.quantized_nodes)
     quantized += (quantized.empty() ? "" : ", ") + std::to_string(count) + " " + op;
+  if (r.folded_batch_norms > 0)
+    std::printf("folded into the Conv before them: %lld BatchNormalization\n", static_cast<long long>(r.folded_batch_norms));
   std::printf("quantized: %s; int8 weights: %lld, calibrated activations: %lld, nodes added: %lld\n",
               quantized.empty() ? "nothing" : quantized.c_str(), static_cast<long long>(r.quantized_weights),
               static_cast<long long>(r.calibrated_values), static_cast<long long>(r.inserted_nodes));

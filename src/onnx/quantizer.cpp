@@ -51,6 +51,7 @@ class Planner {
     for (const auto& t : g.initializer())
       if (!graph_inputs_.count(t.name())) constants_[t.name()] = &t;
     TANDEM_RETURN_IF_ERROR(split_gemms(g));
+    TANDEM_RETURN_IF_ERROR(fold_batch_norms(g));
     select_nodes(g);
     return std::move(plan_);
   }
@@ -177,7 +178,116 @@ class Planner {
       }
     }
     g.mutable_node()->Swap(&nodes);
-    constants_.clear();  // the initializer list grew: pointers into it are stale
+    constants_.clear();  // the new initializers join the constants
+    for (const auto& t : g.initializer())
+      if (!graph_inputs_.count(t.name())) constants_[t.name()] = &t;
+    return Status::ok();
+  }
+
+  // Reads of each value: node inputs, nested graphs' reads, graph outputs.
+  static std::map<std::string, int> read_counts(const onnx::GraphProto& g) {
+    std::map<std::string, int> counts;
+    for (const auto& n : g.node()) {
+      for (const auto& in : n.input()) ++counts[in];
+      std::set<std::string> nested;
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) onnx_util::collect_reads(a.g(), nested);
+        for (const auto& sub : a.graphs()) onnx_util::collect_reads(sub, nested);
+      }
+      for (const auto& name : nested) ++counts[name];
+    }
+    for (const auto& vi : g.output()) ++counts[vi.name()];
+    return counts;
+  }
+
+  // Conv -> BatchNormalization (inference form, constant parameters, the Conv's output read
+  // by nothing else) becomes one Conv with W' = W * s and B' = (B - mean) * s + beta per
+  // output channel, s = gamma / sqrt(var + epsilon): one quantized node instead of a float
+  // BatchNormalization between a DequantizeLinear and a QuantizeLinear.
+  Status fold_batch_norms(onnx::GraphProto& g) {
+    const std::map<std::string, int> reads = read_counts(g);
+    std::map<std::string, int> producer;
+    for (int i = 0; i < g.node_size(); ++i)
+      for (const auto& o : g.node(i).output()) producer[o] = i;
+    std::set<int> folded;
+    std::set<std::string> gone;      // the Convs' old outputs
+    std::set<std::string> obsolete;  // the parameters folded (unless something else reads them)
+    for (int i = 0; i < g.node_size(); ++i) {
+      const onnx::NodeProto& bn = g.node(i);
+      if (!is_default_domain(bn.domain()) || bn.op_type() != "BatchNormalization" || bn.input_size() != 5 ||
+          bn.output_size() != 1)
+        continue;
+      const auto* training = find_attr(bn, "training_mode");
+      if (training && training->i() != 0) continue;
+      auto p = producer.find(bn.input(0));
+      if (p == producer.end() || reads.at(bn.input(0)) != 1) continue;
+      onnx::NodeProto& conv = *g.mutable_node(p->second);
+      if (!is_default_domain(conv.domain()) || conv.op_type() != "Conv" || conv.input_size() < 2 ||
+          !constants_.count(conv.input(1)) || !is_float32(conv.input(1)) || !is_float32(bn.output(0)))
+        continue;
+      const bool has_bias = conv.input_size() > 2 && !conv.input(2).empty();
+      if (has_bias && !constants_.count(conv.input(2))) continue;
+      bool constant_parameters = true;
+      for (int k = 1; k < 5; ++k) constant_parameters = constant_parameters && constants_.count(bn.input(k));
+      if (!constant_parameters) continue;
+      const onnx::TensorProto& w = *constants_.at(conv.input(1));
+      if (w.dims_size() < 1) continue;
+      const int64_t channels = w.dims(0);
+      TANDEM_ASSIGN_OR_RETURN(std::vector<float> weights, onnx_util::float_elements(w));
+      std::vector<float> params[4];
+      bool sizes_match = true;
+      for (int k = 0; k < 4; ++k) {
+        TANDEM_ASSIGN_OR_RETURN(params[k], onnx_util::float_elements(*constants_.at(bn.input(k + 1))));
+        sizes_match = sizes_match && static_cast<int64_t>(params[k].size()) == channels;
+      }
+      std::vector<float> bias(static_cast<size_t>(channels), 0.0f);
+      if (has_bias) {
+        TANDEM_ASSIGN_OR_RETURN(bias, onnx_util::float_elements(*constants_.at(conv.input(2))));
+        sizes_match = sizes_match && static_cast<int64_t>(bias.size()) == channels;
+      }
+      if (!sizes_match || channels == 0) continue;
+      const auto* epsilon_attr = find_attr(bn, "epsilon");
+      const double epsilon = epsilon_attr ? epsilon_attr->f() : 1e-5;
+      const size_t per_channel = weights.size() / static_cast<size_t>(channels);
+      for (size_t c = 0; c < static_cast<size_t>(channels); ++c) {
+        const double scale = params[0][c] / std::sqrt(static_cast<double>(params[3][c]) + epsilon);
+        for (size_t k = 0; k < per_channel; ++k)
+          weights[c * per_channel + k] = static_cast<float>(weights[c * per_channel + k] * scale);
+        bias[c] = static_cast<float>((bias[c] - params[2][c]) * scale + params[1][c]);
+      }
+      const std::string base = conv.name().empty() ? bn.output(0) : conv.name();
+      const std::string w_name = unique_name(base + "_folded_weight", taken_);
+      const std::string b_name = unique_name(base + "_folded_bias", taken_);
+      *g.add_initializer() = onnx_util::make_tensor(w_name, onnx::TensorProto::FLOAT, onnx_util::dims_of(w), weights);
+      *g.add_initializer() = onnx_util::make_tensor(b_name, onnx::TensorProto::FLOAT, {channels}, bias);
+      types_[w_name] = types_[conv.input(1)];
+      types_[b_name] = types_[bn.input(1)];
+      gone.insert(conv.output(0));
+      obsolete.insert(conv.input(1));
+      if (has_bias) obsolete.insert(conv.input(2));
+      for (int k = 1; k < 5; ++k) obsolete.insert(bn.input(k));
+      conv.set_input(1, w_name);
+      if (has_bias) conv.set_input(2, b_name);
+      else conv.add_input(b_name);
+      conv.set_output(0, bn.output(0));
+      folded.insert(i);
+    }
+    if (folded.empty()) return Status::ok();
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+    for (int i = 0; i < g.node_size(); ++i)
+      if (!folded.count(i)) *nodes.Add() = std::move(*g.mutable_node(i));
+    g.mutable_node()->Swap(&nodes);
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> infos;
+    for (auto& vi : *g.mutable_value_info())
+      if (!gone.count(vi.name())) *infos.Add() = std::move(vi);
+    g.mutable_value_info()->Swap(&infos);
+    const std::map<std::string, int> still_read = read_counts(g);
+    google::protobuf::RepeatedPtrField<onnx::TensorProto> initializers;
+    for (auto& t : *g.mutable_initializer())
+      if (!obsolete.count(t.name()) || still_read.count(t.name())) *initializers.Add() = std::move(t);
+    g.mutable_initializer()->Swap(&initializers);
+    plan_.report.folded_batch_norms = static_cast<int64_t>(folded.size());
+    constants_.clear();  // the new initializers join the constants
     for (const auto& t : g.initializer())
       if (!graph_inputs_.count(t.name())) constants_[t.name()] = &t;
     return Status::ok();

@@ -6,7 +6,9 @@
 //      initializers, the ai.onnx opset is raised to 13 (onnx/opset_upgrade.h), and each Gemm
 //      that can be quantized (transA = 0, constant B, constant or absent C) becomes
 //      MatMul(A, alpha * B') + Add(beta * C), B' = B or B transposed; the Add takes the Gemm's
-//      output name. It then picks the nodes to quantize and lists the activations whose ranges
+//      output name; a BatchNormalization (inference form, constant parameters) right after a
+//      Conv that nothing else reads is folded into that Conv's weight and bias. It then picks the
+//      nodes to quantize and lists the activations whose ranges
 //      calibration must measure: every float input of a quantized node that is not a weight, and
 //      every output (qdq, qoperator; none for dynamic). The prepared model computes exactly
 //      what the original does and is what calibration runs.

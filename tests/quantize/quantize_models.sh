@@ -5,7 +5,8 @@
 # model, and ONNX Runtime (bench/peer, when installed) must run it
 #   - close to its own outputs for the float32 model (bounds per model below: 8-bit
 #     activations move det's probability map by up to ~0.9 on a few text-edge pixels, so det is
-#     bounded by RMSE; rec and cls must keep every argmax), and
+#     bounded by RMSE; cls's two-class softmax moves by up to ~0.05; rec and cls must keep
+#     every argmax), and
 #   - close to tandem's outputs for the same quantized file on the cpu backend (rounding to 8
 #     bits can flip one step where the two runtimes' float sums differ in the last bit, and
 #     flips compound over the layers, so the bounds are RMSE and max-abs, not bit equality).
@@ -69,7 +70,7 @@ check_model() {
 cases=(
   "ch_PP-OCRv4_det_infer.onnx det_text 1 3e-2 - 1 3e-2"
   "ch_PP-OCRv4_rec_infer.onnx rec 0.2 2e-3 argmax 0.2 2e-3"
-  "ch_ppocr_mobile_v2.0_cls_infer.onnx cls 3e-2 3e-2 argmax 3e-2 3e-2"
+  "ch_ppocr_mobile_v2.0_cls_infer.onnx cls 8e-2 8e-2 argmax 3e-2 3e-2"
 )
 
 for c in "${cases[@]}"; do

@@ -209,6 +209,44 @@ TEST(Quantizer, ExclusionsKeepNodesFloatAndSayWhy) {
   EXPECT_EQ(plan->report.skipped_nodes, want);
 }
 
+// X -> Conv(W, B) -> BatchNormalization -> Y; with `tap`, the Conv's output is a graph output too.
+onnx::ModelProto conv_bn_model(bool tap) {
+  onnx::ModelProto m = empty_model(13);
+  auto* g = m.mutable_graph();
+  set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 4, 4});
+  set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 3, 4, 4});
+  if (tap) set_info(g->add_output(), "conv_out", TensorProto::FLOAT, {1, 3, 4, 4});
+  add_initializer(g, "W", {3, 2, 1, 1}, wave(6, 0.8f));
+  add_initializer(g, "B", {3}, {0.1f, 0.2f, -0.3f});
+  add_initializer(g, "gamma", {3}, {1.5f, 0.5f, 2.0f});
+  add_initializer(g, "beta", {3}, {0.0f, 1.0f, -1.0f});
+  add_initializer(g, "mean", {3}, {0.2f, -0.1f, 0.4f});
+  add_initializer(g, "var", {3}, {0.25f, 4.0f, 1.0f});
+  add_node(g, "Conv", "conv", {"X", "W", "B"}, {"conv_out"});
+  auto* bn = add_node(g, "BatchNormalization", "bn", {"conv_out", "gamma", "beta", "mean", "var"}, {"Y"});
+  add_attr(bn, "epsilon", 1e-3f);
+  return m;
+}
+
+TEST(Quantizer, BatchNormalizationAfterAConvIsFoldedIntoIt) {
+  auto plan = plan_quantization(conv_bn_model(false), QuantizeOptions{});
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->report.folded_batch_norms, 1);
+  EXPECT_EQ(op_types(plan->prepared.graph()), std::multiset<std::string>{"Conv"});
+  for (const char* gone : {"W", "B", "gamma", "beta", "mean", "var"})
+    EXPECT_EQ(initializer(plan->prepared.graph(), gone), nullptr) << gone;
+  const Tensor x = input_tensor({1, 2, 4, 4}, 0.4f);
+  const Tensor a = run_model(bytes_of(conv_bn_model(false)), {{"X", x}});
+  const Tensor b = run_model(bytes_of(plan->prepared), {{"X", x}});
+  ASSERT_EQ(a.shape(), b.shape());
+  EXPECT_LT(max_abs_diff(a, b), 1e-5);
+  // A Conv whose output something else reads keeps its BatchNormalization.
+  auto tapped = plan_quantization(conv_bn_model(true), QuantizeOptions{});
+  ASSERT_TRUE(tapped.is_ok()) << tapped.status().to_string();
+  EXPECT_EQ(tapped->report.folded_batch_norms, 0);
+  EXPECT_EQ(op_types(tapped->prepared.graph()).count("BatchNormalization"), 1u);
+}
+
 // --- the formats --------------------------------------------------------------------------
 
 TEST(Quantizer, QdqPerChannelWeightsAreSymmetricInt8PerOutputChannel) {

@@ -12,5 +12,6 @@ void add_info_command(CLI::App& app, int* exit_code);
 void add_soak_command(CLI::App& app, int* exit_code);
 void add_bench_command(CLI::App& app, int* exit_code);
 void add_convert_command(CLI::App& app, int* exit_code);
+void add_quantize_command(CLI::App& app, int* exit_code);
 
 }  // namespace tandem::cli

@@ -1,0 +1,104 @@
+// tandem/quantize.h: rewriting a float32 ONNX model so that its Conv, MatMul and Gemm nodes
+// compute in 8-bit integers.
+//
+//   tandem::QuantizeOptions options;
+//   options.format = tandem::QuantizeFormat::qdq;
+//   options.per_channel = true;
+//   options.calibration_inputs = {{{"x", x0}}, {{"x", x1}}};  // representative inputs
+//   auto q = tandem::quantize_model(model_bytes, options);
+//   write(q->model_bytes);  q->report.accuracy;  // max-abs, RMSE, argmax agreement per output
+//
+// Three formats (docs/quantize.md shows the node patterns):
+//   - qdq: QuantizeLinear/DequantizeLinear pairs on the activations that quantized nodes read
+//     and write, DequantizeLinear on int8 weights and int32 biases; the Conv/MatMul nodes stay
+//     float32 between them, and so does every other op (a runtime fuses the patterns).
+//   - qoperator: QLinearConv and QLinearMatMul on uint8 activations; QuantizeLinear and
+//     DequantizeLinear only where float32 nodes or graph outputs meet quantized ones.
+//   - dynamic: int8 weights offline, activations quantized at run time by
+//     DynamicQuantizeLinear, then ConvInteger / MatMulInteger, Cast and Mul by the two scales
+//     (and the float bias Add). Needs no calibration.
+// Activations are uint8 with a zero point (asymmetric), weights int8 with zero point 0
+// (symmetric, [-127, 127]), biases int32 with scale activation_scale * weight_scale. Gemm
+// (transA = 0, constant B and C) is first rewritten as MatMul + Add, and a BatchNormalization
+// right after a Conv is folded into it. The model's ai.onnx opset is
+// raised to 13 when it is lower (ops whose meaning changed are rewritten; a model that cannot
+// be raised is refused with the node that prevents it).
+//
+// Calibration runs the float32 model on `calibration_inputs`, with every activation it needs
+// made a graph output, on `backend`; the same inputs then run the original and the quantized
+// model for the accuracy report.
+//
+// Ownership: inputs are only read; the result owns the quantized model.
+// Thread-safety: re-entrant. Errors (never thrown, one line): invalid_model when the bytes are
+// not a model or its types cannot be inferred; unsupported for external data or an opset that
+// cannot be raised; invalid_argument for missing or mismatched calibration inputs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tandem/status.h"
+#include "tandem/tensor.h"
+
+namespace tandem {
+
+enum class QuantizeFormat { qdq, qoperator, dynamic };
+enum class CalibrationMethod {
+  minmax,      // the smallest and largest value seen in any calibration run
+  percentile,  // min/max clipped to +-p, where p is the `percentile`-th percentile of |x| over all runs
+};
+
+struct QuantizeOptions {
+  QuantizeFormat format = QuantizeFormat::qdq;
+  // Weights get one scale per output channel (Conv: axis 0; MatMul: the last axis of a 2-D B)
+  // instead of one per tensor.
+  bool per_channel = false;
+  CalibrationMethod method = CalibrationMethod::minmax;
+  double percentile = 99.99;  // for CalibrationMethod::percentile, in (0, 100]
+  // Nodes to leave in float32: by op type ("MatMul") and by node name.
+  std::vector<std::string> exclude_ops;
+  std::vector<std::string> exclude_nodes;
+  // Representative inputs, one map (input name -> tensor) per run. Required for qdq and
+  // qoperator; for dynamic they only feed the accuracy report (empty: no report).
+  std::vector<std::map<std::string, Tensor>> calibration_inputs;
+  std::string backend;  // runs calibration and the report; empty: the first of list_backends()
+};
+
+// How the quantized model compares with the float32 one on the calibration inputs, per output.
+struct QuantizedOutputAccuracy {
+  std::string name;
+  double max_abs = 0;  // over every run
+  double rmse = 0;     // over all elements of all runs
+  // Class scores (float, last axis > 1): the percentage of positions (all elements but the
+  // last axis, over every run) whose argmax over the last axis agrees. -1 otherwise.
+  double argmax_agreement = -1;
+  int64_t positions = 0;  // the positions argmax_agreement counts
+};
+
+struct QuantizeReport {
+  int64_t opset_before = 0;  // the model's ai.onnx opset
+  int64_t opset_after = 0;
+  std::map<std::string, int64_t> quantized_nodes;  // op type (as in the input) -> nodes quantized
+  // One line per Conv, MatMul or Gemm left in float32: "[MatMul 'n'] reason".
+  std::vector<std::string> skipped_nodes;
+  int64_t folded_batch_norms = 0;    // BatchNormalization nodes folded into the Conv before them
+  int64_t quantized_weights = 0;     // initializers written as int8
+  int64_t calibrated_values = 0;     // activations whose ranges calibration measured
+  int64_t inserted_nodes = 0;        // net nodes added: Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...
+                                     // (a QLinearConv replacing a Conv counts 0)
+  int64_t calibration_runs = 0;
+  std::vector<QuantizedOutputAccuracy> accuracy;  // float outputs; empty without calibration inputs
+};
+
+struct QuantizedModel {
+  std::string model_bytes;  // a serialized onnx ModelProto
+  QuantizeReport report;
+};
+
+// Quantizes the serialized float32 model `model_bytes` as `options` say.
+Result<QuantizedModel> quantize_model(std::string_view model_bytes, const QuantizeOptions& options);
+
+}  // namespace tandem

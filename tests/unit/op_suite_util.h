@@ -163,5 +163,6 @@ std::vector<OpCase> indexing_cases();
 std::vector<OpCase> sequence_and_control_cases();
 std::vector<OpCase> misc_cases();
 std::vector<OpCase> random_and_half_cases();
+std::vector<OpCase> int8_cases();
 
 }  // namespace tandem::testing

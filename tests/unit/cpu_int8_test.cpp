@@ -199,11 +199,38 @@ TEST(CpuInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
   for (int i : {1, 3}) EXPECT_TRUE(compare_values(r.ref[i], r.cpu[i], Tolerance{0, 0}).is_ok()) << "output " << i;
 }
 
+TEST(CpuInt8, DynamicQuantizeLinearLargeWithNaNMatchesReference) {
+  REQUIRE_CPU();
+  // Enough elements for the parallel min/max chunks and the vector tails; NaN is ignored by the
+  // range and quantizes to the zero point.
+  Tensor x = random_floats({200003}, 21, -0.8f, 2.5f);
+  x.data<float>()[17] = std::numeric_limits<float>::quiet_NaN();
+  x.data<float>()[150001] = -1.25f;  // the minimum, far from the first chunk
+  x.data<float>()[99999] = 2.5f;     // the maximum
+  QGraph q;
+  q.input("x", x).node("DynamicQuantizeLinear", {"x"}, {"y", "s", "z"}).output("y").output("s").output("z");
+  Runs r = run_both(q, 2);
+  ASSERT_EQ(r.cpu.size(), 3u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 1);
+  EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "y"), 0);
+  EXPECT_TRUE(compare_values(r.ref[1], r.cpu[1], Tolerance{0, 0}).is_ok());
+  EXPECT_FLOAT_EQ(r.cpu[1].tensor.data<float>()[0], (2.5f + 1.25f) / 255.0f);
+  EXPECT_EQ(expect_within_units(r.ref[2], r.cpu[2], 0, "zero point"), 0);
+}
+
 // --- QLinearConv ---------------------------------------------------------------------------------
 
 // `layers` QLinearConv 3x3 (pad 1) of `channels` channels on uint8 activations with int8
 // weights, per-channel weight scales and int32 bias, between a QuantizeLinear and a
 // DequantizeLinear.
+// A name with a number: "a3", "l0_w" (std::string appends; GCC 12 warns on some operator+ chains).
+std::string named(const char* prefix, int i, const char* suffix = "") {
+  std::string s(prefix);
+  s.append(std::to_string(i));
+  s.append(suffix);
+  return s;
+}
+
 QGraph qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
   QGraph q;
   q.input("x", random_floats({1, channels, size, size}, seed, -1.0f, 1.0f))
@@ -211,19 +238,20 @@ QGraph qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
       .init("xz", Tensor::scalar<uint8_t>(128))
       .node("QuantizeLinear", {"x", "xs", "xz"}, {"a0"});
   for (int l = 0; l < layers; ++l) {
-    const std::string p = "l" + std::to_string(l) + "_";
     std::vector<float> ws;
     for (int64_t c = 0; c < channels; ++c) ws.push_back(0.0006f + 0.00005f * static_cast<float>((c * 7 + l) % 13));
-    q.init(p + "w", random_ints<int8_t>({channels, channels, 3, 3}, -127, 127, seed + 10 * l + 1))
-        .init(p + "ws", f32(ws))
-        .init(p + "wz", Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)))
-        .init(p + "b", random_ints<int32_t>({channels}, -2000, 2000, seed + 10 * l + 2))
+    const uint32_t s = seed + 10 * static_cast<uint32_t>(l);
+    q.init(named("l", l, "_w"), random_ints<int8_t>({channels, channels, 3, 3}, -127, 127, s + 1))
+        .init(named("l", l, "_ws"), f32(ws))
+        .init(named("l", l, "_wz"), Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)))
+        .init(named("l", l, "_b"), random_ints<int32_t>({channels}, -2000, 2000, s + 2))
         .node("QLinearConv",
-              {"a" + std::to_string(l), "xs", "xz", p + "w", p + "ws", p + "wz", "xs", "xz", p + "b"},
-              {"a" + std::to_string(l + 1)}, {{"pads", attr_ints({1, 1, 1, 1})}});
+              {named("a", l), "xs", "xz", named("l", l, "_w"), named("l", l, "_ws"), named("l", l, "_wz"), "xs", "xz",
+               named("l", l, "_b")},
+              {named("a", l + 1)}, {{"pads", attr_ints({1, 1, 1, 1})}});
   }
-  q.node("DequantizeLinear", {"a" + std::to_string(layers), "xs", "xz"}, {"y"});
-  for (int l = 1; l <= layers; ++l) q.output("a" + std::to_string(l));
+  q.node("DequantizeLinear", {named("a", layers), "xs", "xz"}, {"y"});
+  for (int l = 1; l <= layers; ++l) q.output(named("a", l));
   q.output("y");
   return q;
 }

@@ -9,6 +9,8 @@
 // kernels': x / scale is divided in float32 (never multiplied by a reciprocal), rounding follows
 // the default FP environment (ties to even), NaN quantizes to the zero point, and int32 data is
 // dequantized in double so that large values are not rounded before the product.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -60,17 +62,58 @@ TANDEM_ISA_DISPATCH(dequantize_u8, (const uint8_t* x, float* y, int64_t n, float
 TANDEM_ISA_DISPATCH(dequantize_s8, (const int8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
 TANDEM_ISA_DISPATCH(dequantize_s32, (const int32_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
 
-// min(0, x...) and max(0, x...), NaN ignored.
-TANDEM_ISA_BODY void min_max_body(const float* x, int64_t n, float* lo, float* hi) {
-  float a = 0.0f, b = 0.0f;
+// min(0, x...) and max(0, x...), NaN ignored: MINPS/MAXPS return their second operand when
+// either is NaN, so the running extremes keep their value.
+void min_max_scalar(const float* x, int64_t n, float* lo, float* hi) {
   for (int64_t i = 0; i < n; ++i) {
-    a = x[i] < a ? x[i] : a;
-    b = x[i] > b ? x[i] : b;
+    *lo = x[i] < *lo ? x[i] : *lo;
+    *hi = x[i] > *hi ? x[i] : *hi;
   }
-  *lo = a;
-  *hi = b;
 }
-TANDEM_ISA_DISPATCH(min_max, (const float* x, int64_t n, float* lo, float* hi), (x, n, lo, hi))
+TANDEM_TARGET_AVX512 void min_max_avx512(const float* x, int64_t n, float* lo, float* hi) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);  // the masked form: no undefined pass-through
+    b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
+  }
+  alignas(64) float la[16], lb[16];
+  _mm512_store_ps(la, a);
+  _mm512_store_ps(lb, b);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  float unused = 0.0f;
+  min_max_scalar(la, 16, lo, &unused);
+  min_max_scalar(lb, 16, &unused, hi);
+  min_max_scalar(x + i, n - i, lo, hi);
+}
+TANDEM_TARGET_AVX2 void min_max_avx2(const float* x, int64_t n, float* lo, float* hi) {
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    a = _mm256_min_ps(v, a);
+    b = _mm256_max_ps(v, b);
+  }
+  alignas(32) float la[8], lb[8];
+  _mm256_store_ps(la, a);
+  _mm256_store_ps(lb, b);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  float unused = 0.0f;
+  min_max_scalar(la, 8, lo, &unused);
+  min_max_scalar(lb, 8, &unused, hi);
+  min_max_scalar(x + i, n - i, lo, hi);
+}
+void min_max(const float* x, int64_t n, float* lo, float* hi) {
+  static const int level = cpu_isa_level();
+  if (level >= 2) return min_max_avx512(x, n, lo, hi);
+  if (level == 1) return min_max_avx2(x, n, lo, hi);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  min_max_scalar(x, n, lo, hi);
+}
 
 constexpr int64_t kGrain = 1 << 14;
 

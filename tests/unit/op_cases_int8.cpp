@@ -3,6 +3,8 @@
 // given as initializers or as graph inputs read at run time, per-tensor and per-channel scales,
 // groups, strides and pads, 1-D and batched products. The reference backend defines the answer;
 // integer outputs must match it exactly.
+#include <cmath>
+
 #include "op_suite_util.h"
 #include "tensor_build_util.h"
 
@@ -83,6 +85,11 @@ std::vector<OpCase> int8_cases() {
   cases.push_back(with_constants(op_case("MatMulInteger", {rng.ints({7, 32}, -128, 127, s8t), rng.ints({32}, -127, 127, s8t)},
                                          {}, "int8, 1-D right operand"),
                                  0b10));
+  // --- Cast to and from the 8-bit types (truncation toward zero, then wrapping; NaN to 0)
+  cases.push_back(op_case("Cast", {f32({8}, {-3.7f, -0.5f, 0.9f, 17.5f, 254.99f, 300.0f, -1e9f, std::nanf("")})},
+                          {{"to", attr_int(2)}}, "float32 to uint8"));
+  cases.push_back(op_case("Cast", {i32({5}, {-1000, -128, 0, 127, 70000})}, {{"to", attr_int(3)}}, "int32 to int8"));
+  cases.push_back(op_case("Cast", {rng.ints({3, 5}, 0, 255, u8t)}, {{"to", attr_int(1)}}, "uint8 to float32"));
   return cases;
 }
 

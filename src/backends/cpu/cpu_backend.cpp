@@ -61,7 +61,7 @@ Status supports_types(const Node& n, const NodeTypes& types) {
     if (from == to && fixed_size(from)) return Status::ok();
     if (cpu::castable(from) && cpu::castable(to)) return Status::ok();
     return unsupported(n.label() + " Cast from " + type_text(from) + " to " + type_text(to) +
-                       " (the cpu backend casts between float32, float16, int32, int64 and bool)");
+                       " (the cpu backend casts between float32, float16, int32, int64, bool, uint8 and int8)");
   }
   // Quantized ops: 8-bit data, float32 scales, int32 bias and integer-product outputs (int8.h).
   if (cpu::is_int8_op(op)) return cpu::supports_int8_types(n, types);

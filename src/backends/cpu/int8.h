@@ -1,15 +1,16 @@
 // int8.h: what the quantized op families of the cpu backend share (quantize.cpp, qconv.cpp,
-// qmatmul.cpp; defined in int8_common.cpp, and the own integer kernels in qdirect.cpp): the element-type rule of the quantized ops, the
-// quantization parameters read at instance build time, the folding of weight zero points into
-// signed 8-bit weights, and zero points handed to oneDNN as int32 values.
+// qmatmul.cpp): the element-type rule of the quantized ops, quantization parameters read at
+// instance build time, weight zero points folded into int8 weights, zero points and output
+// scales handed to oneDNN (all in int8_common.cpp), and the backend's own integer kernels for
+// what oneDNN cannot take exactly (qdirect.cpp).
 //
 // Weights and their zero points must be known when an instance is built: initializers, folded
 // constants, or small integer inputs the instance is keyed by (otherwise the node is declined
 // and runs on the reference backend). Scales and the source and destination zero points may
-// also be runtime values (DynamicQuantizeLinear's outputs, float graph inputs): oneDNN takes
-// them at run time.
+// also be runtime values (DynamicQuantizeLinear's outputs, float graph inputs), read at each run.
 //
-// Everything here is called while an instance is built, on the building thread.
+// The functions here are called while an instance is built, on the building thread; the kernels
+// they add are const and run concurrently on different contexts.
 #pragma once
 
 #include <string>
@@ -36,8 +37,8 @@ Status supports_int8_types(const Node& n, const NodeTypes& types);
 // True for uint8 and int8.
 inline bool is_8bit(DataType t) { return t == DataType::uint8 || t == DataType::int8; }
 
-// A scale or zero point known at build time, widened: one value per channel (per_channel
-// entries) or one value (a scalar or one-element tensor, repeated over `channels`).
+// A scale or zero point known at build time, widened to `channels` values: the tensor holds one
+// value per channel, or one value (a scalar or one-element tensor) that is repeated.
 // `what` names the input in messages.
 Result<std::vector<float>> known_scales(Builder& b, int v, int64_t channels, const std::string& what);
 Result<std::vector<int32_t>> known_zero_points(Builder& b, int v, int64_t channels, const std::string& what);

@@ -1,7 +1,8 @@
-// cpu_int8_test.cpp: the quantized ops on the cpu backend (quantize.cpp, qconv.cpp,
-// qmatmul.cpp) against the reference backend and against values worked by hand from the ONNX
-// spec; checks that the nodes run on the cpu backend and that the cases it cannot run exactly
-// are handed to the reference backend.
+// cpu_int8_test.cpp (CpuBackendInt8, also run under each TANDEM_CPU_ISA cap by ctest
+// cpu_backend_avx2 / _baseline): the quantized ops on the cpu backend (quantize.cpp, qconv.cpp,
+// qmatmul.cpp, qdirect.cpp) against the reference backend and against values worked by hand
+// from the ONNX spec, and that the nodes are placed on the cpu backend, including the weights
+// oneDNN cannot take exactly (the own integer kernels).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -146,7 +147,7 @@ int64_t expect_within_units(const Value& want, const Value& got, int64_t units, 
 
 // --- QuantizeLinear / DequantizeLinear ---------------------------------------------------------
 
-TEST(CpuInt8, QuantizeLinearRoundsHalfToEvenAndSaturates) {
+TEST(CpuBackendInt8, QuantizeLinearRoundsHalfToEvenAndSaturates) {
   REQUIRE_CPU();
   // scale 0.5, zero point 10: x / scale = 0.5 1.5 2.5 -0.5 -1.5 400 -400 NaN 3.2; worked by hand
   // from the spec: round half to even, add 10, saturate to [0, 255], NaN to the zero point.
@@ -171,7 +172,7 @@ TEST(CpuInt8, QuantizeLinearRoundsHalfToEvenAndSaturates) {
   expect_within_units(r.ref[0], r.cpu[0], 0, "QuantizeLinear");
 }
 
-TEST(CpuInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
+TEST(CpuBackendInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
   REQUIRE_CPU();
   const Tensor x = random_floats({2, 16, 9, 11}, 7, -3.0f, 3.0f);
   std::vector<float> scales;
@@ -199,7 +200,7 @@ TEST(CpuInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
   for (int i : {1, 3}) EXPECT_TRUE(compare_values(r.ref[i], r.cpu[i], Tolerance{0, 0}).is_ok()) << "output " << i;
 }
 
-TEST(CpuInt8, DynamicQuantizeLinearLargeWithNaNMatchesReference) {
+TEST(CpuBackendInt8, DynamicQuantizeLinearLargeWithNaNMatchesReference) {
   REQUIRE_CPU();
   // Enough elements for the parallel min/max chunks and the vector tails; NaN is ignored by the
   // range and quantizes to the zero point.
@@ -256,7 +257,7 @@ QGraph qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
   return q;
 }
 
-TEST(CpuInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
+TEST(CpuBackendInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
   REQUIRE_CPU();
   for (int threads : {1, 2}) {
     SCOPED_TRACE("threads " + std::to_string(threads));
@@ -276,7 +277,7 @@ TEST(CpuInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
   }
 }
 
-TEST(CpuInt8, QLinearConvGroupsStridesAndSignedOutput) {
+TEST(CpuBackendInt8, QLinearConvGroupsStridesAndSignedOutput) {
   REQUIRE_CPU();
   QGraph q;
   q.input("x", random_floats({2, 8, 11, 9}, 3, -2.0f, 2.0f))
@@ -297,7 +298,7 @@ TEST(CpuInt8, QLinearConvGroupsStridesAndSignedOutput) {
   expect_within_units(r.ref[0], r.cpu[0], 1, "grouped int8 QLinearConv");
 }
 
-TEST(CpuInt8, WeightsOutsideInt8RunOnTheOwnIntegerKernelExactly) {
+TEST(CpuBackendInt8, WeightsOutsideInt8RunOnTheOwnIntegerKernelExactly) {
   REQUIRE_CPU();
   // uint8 weights with zero point 0 reach 255, int8 weights with zero point -100 reach 227:
   // w - w_zero_point leaves the int8 range oneDNN multiplies in, so the backend's own integer
@@ -330,7 +331,7 @@ TEST(CpuInt8, WeightsOutsideInt8RunOnTheOwnIntegerKernelExactly) {
 
 // --- Products and dynamic quantization ---------------------------------------------------------------
 
-TEST(CpuInt8, QLinearMatMulPerColumnMatchesReference) {
+TEST(CpuBackendInt8, QLinearMatMulPerColumnMatchesReference) {
   REQUIRE_CPU();
   std::vector<float> bs;
   for (int j = 0; j < 48; ++j) bs.push_back(0.001f * static_cast<float>(1 + j % 5));
@@ -354,7 +355,7 @@ TEST(CpuInt8, QLinearMatMulPerColumnMatchesReference) {
   expect_within_units(r.ref[1], r.cpu[1], 0, "MatMulInteger");
 }
 
-TEST(CpuInt8, DynamicQuantizationChainsRunOnCpu) {
+TEST(CpuBackendInt8, DynamicQuantizationChainsRunOnCpu) {
   REQUIRE_CPU();
   // What dynamic quantization tools emit: DynamicQuantizeLinear, the integer product with the
   // runtime zero point, Cast to float and the scale products.

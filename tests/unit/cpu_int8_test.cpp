@@ -383,5 +383,36 @@ TEST(CpuBackendInt8, DynamicQuantizationChainsRunOnCpu) {
   expect_within_units(r.ref[4], r.cpu[4], 0, "DynamicQuantizeLinear");
 }
 
+TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
+  REQUIRE_CPU();
+  // Two layers as dynamic quantization emits them; MatMulInteger absorbs the Cast to float32,
+  // the scale product and the bias (post-ops or the elementwise kernel right after).
+  QGraph q;
+  q.input("x", random_floats({2, 7, 64}, 31, -1.0f, 3.0f));
+  std::string cur = "x";
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = named("l", l, "_");
+    q.init(p + "w", random_ints<int8_t>({64, 64}, -127, 127, 32 + l))
+        .init(p + "ws", Tensor::scalar<float>(0.003f))
+        .init(p + "b", random_floats({64}, 40 + l, -0.2f, 0.2f))
+        .node("DynamicQuantizeLinear", {cur}, {p + "q", p + "qs", p + "qz"})
+        .node("MatMulInteger", {p + "q", p + "w", p + "qz"}, {p + "acc"})
+        .node("Cast", {p + "acc"}, {p + "accf"}, {{"to", attr_int(1)}})
+        .node("Mul", {p + "qs", p + "ws"}, {p + "s"})
+        .node("Mul", {p + "accf", p + "s"}, {p + "m"})
+        .node("Add", {p + "m", p + "b"}, {p + "y"});
+    cur = p + "y";
+  }
+  q.output(cur);
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    EXPECT_EQ(nodes_on(r.report, "cpu"), 12);
+    // Exact integer products; the float scale and bias arithmetic may associate differently.
+    Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+    EXPECT_TRUE(c.is_ok()) << c.message();
+  }
+}
+
 }  // namespace
 }  // namespace tandem

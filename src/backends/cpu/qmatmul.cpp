@@ -40,13 +40,32 @@ dnnl::memory::desc ranked_md(const Shape& s, size_t r, dt type) {
 class QMatMulSpec final : public OpSpec {
  public:
   bool qlinear = false;  // QLinearMatMul; otherwise MatMulInteger
+  size_t node_inputs = 0;  // the node's own inputs (absorbed readers append theirs)
+  // MatMulInteger followed by Cast to float32 (dynamic quantization): the product is written
+  // as float32 and the elementwise ops after the Cast (the scale product, a bias) are `post`.
+  bool to_float = false;
+  EwProgram post;
   Status prepare(Builder& b, const Step& step) const override;
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
 };
+
+bool QMatMulSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) {
+  const Node& n = *reader.node;
+  if (!to_float) {
+    if (qlinear || n.op_type != "Cast" || n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32)) return false;
+    to_float = true;
+    return true;
+  }
+  EwProgram p = post;
+  if (!node_to_ew(f, n, reader.inputs, acc_input, &p)) return false;
+  post = std::move(p);
+  return true;
+}
 
 Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   const Node& n = *step.node;
   const std::string label = n.label();
-  auto in = [&](size_t i) { return i < step.inputs.size() ? step.inputs[i] : -1; };
+  auto in = [&](size_t i) { return i < node_inputs && i < step.inputs.size() ? step.inputs[i] : -1; };
   const int a = in(0), bw = in(qlinear ? 3 : 1);
   const int a_zp = in(2), b_zp = in(qlinear ? 5 : 3);
   const int out = step.outputs[0];
@@ -90,13 +109,14 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     dst_shape[r - 1] = wd[r - 1];
   }
   if (shape_numel(dst_shape) != shape_numel(b.val(out).shape)) return unsupported(label + " output size");
-  dst_md = plain_md(dst_shape, int_dtype(out_type));
+  dst_md = plain_md(dst_shape, to_float ? dt::f32 : int_dtype(out_type));
 
   TANDEM_ASSIGN_OR_RETURN(int pa, b.require(a, Layout::plain));
   // Right operands oneDNN cannot take exactly run on the backend's own integer kernel.
   Result<Tensor> int8_weights = signed_weights(*bt, bzp, ZeroPointAxis::last, label);
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());
+    if (to_float) return unsupported(label + " the fused integer product and Cast need oneDNN's int8 matmul");
     IntegerProduct p;
     p.label = label;
     p.weights = shifted_weights(*bt, bzp, ZeroPointAxis::last);
@@ -134,15 +154,33 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
 
+  // The absorbed elementwise ops as post-ops where oneDNN takes them; the rest runs after.
+  dnnl::post_ops po;
+  std::vector<DnnlKernel::Arg> post_args;
+  int translated = 0;
+  if (to_float && !post.empty())
+    translated = to_post_ops(b, post, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po, &post_args);
   const double work = static_cast<double>(shape_numel(dst_shape)) * static_cast<double>(K);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
   dnnl::matmul::primitive_desc pd;
-  try {
-    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, cpu_engine());
-  } catch (const dnnl::error& e) {
-    return unsupported(label + " oneDNN has no int8 matmul for this case: " + e.what());
+  for (;;) {
+    try {
+      dnnl::primitive_attr with_post = attr;
+      if (translated > 0) with_post.set_post_ops(po);
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), with_post, cpu_engine());
+      break;
+    } catch (const dnnl::error& e) {
+      if (translated == 0) return unsupported(label + " oneDNN has no int8 matmul for this case: " + e.what());
+      translated = 0;  // again without the post-ops
+      post_args.clear();
+    }
   }
+  // The product's own output (the node's, before the absorbed ops) must be the step's output.
+  const int head_out = b.graph().find(n.outputs[0]);
+  if (head_out < 0 || !b.typed(head_out)) return unsupported(label + " output shape unknown");
+  const Shape head = b.val(head_out).shape;
+  const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == head;
   if (verbose())
     note(label + " " + shape_to_string(as) + " x " + shape_to_string(bs) + ": " + pd.impl_info_str() + " int8" +
          (runtime_scales ? ", runtime scales" : ""));
@@ -155,7 +193,9 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     s.wait();
   }
 
-  b.define(out, Layout::plain);
+  int mm_out = out;
+  if (all_fused) b.define(out, Layout::plain);
+  else mm_out = b.add_temp(DataType::float32, head, Layout::plain);
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
   k->threads = kthreads;
@@ -163,7 +203,11 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   k->args.push_back({DNNL_ARG_SRC, pa, src_md, {}});
   k->reads.push_back(pa);
   k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), weights});
-  k->args.push_back({DNNL_ARG_DST, out, dst_md, {}});
+  k->args.push_back({DNNL_ARG_DST, mm_out, dst_md, {}});
+  for (auto& arg : post_args) {
+    k->args.push_back(arg);
+    if (arg.value >= 0) k->reads.push_back(arg.value);
+  }
   if (runtime_scales) {
     k->args.push_back(scales);
     k->reads.push_back(scales.value);
@@ -176,8 +220,14 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     k->args.push_back(dst_zp);
     if (dst_zp.value >= 0) k->reads.push_back(dst_zp.value);
   }
-  k->writes = {out};
+  k->writes = {mm_out};
   b.add_kernel(std::move(k));
+  if (!all_fused) {
+    EwProgram rest;
+    rest.operands = post.operands;
+    rest.ops.assign(post.ops.begin() + translated, post.ops.end());
+    return add_elementwise(b, rest, mm_out, out, label + " (post-ops)");
+  }
   return Status::ok();
 }
 
@@ -193,6 +243,7 @@ Status supports_qmatmul(const Node& n) {
 Result<std::unique_ptr<OpSpec>> make_qmatmul(FusionContext&, const Step& st) {
   auto s = std::make_unique<QMatMulSpec>();
   s->qlinear = st.node->op_type == "QLinearMatMul";
+  s->node_inputs = st.inputs.size();
   return std::unique_ptr<OpSpec>(std::move(s));
 }
 

@@ -154,33 +154,81 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
 
-  // The absorbed elementwise ops as post-ops where oneDNN takes them; the rest runs after.
-  dnnl::post_ops po;
-  std::vector<DnnlKernel::Arg> post_args;
-  int translated = 0;
-  if (to_float && !post.empty())
-    translated = to_post_ops(b, post, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po, &post_args);
+  // The absorbed elementwise ops: a first product by a runtime float32 scalar (the dynamic
+  // x_scale * w_scale) can be oneDNN's runtime output scale, which computes float(acc) * s as
+  // Cast and Mul do, and the rest post-ops; what oneDNN does not take runs right after. oneDNN
+  // 2.6 keeps its brgemm (AMX, VNNI) kernels for some of these combinations and falls back to
+  // a slower gemm for others, so the variants are tried from the most fused to none, and the
+  // first on a brgemm kernel is taken (else the first that exists).
+  int scale_operand = -1;
+  if (to_float && !post.ops.empty() && post.ops[0].code == Ew::mul && post.ops[0].operand >= 0) {
+    const int v = post.operands[static_cast<size_t>(post.ops[0].operand)];
+    if (b.typed(v) && b.val(v).dtype == DataType::float32 && shape_numel(b.val(v).shape) == 1) scale_operand = v;
+  }
   const double work = static_cast<double>(shape_numel(dst_shape)) * static_cast<double>(K);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
-  dnnl::matmul::primitive_desc pd;
-  for (;;) {
-    try {
-      dnnl::primitive_attr with_post = attr;
-      if (translated > 0) with_post.set_post_ops(po);
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), with_post, cpu_engine());
-      break;
-    } catch (const dnnl::error& e) {
-      if (translated == 0) return unsupported(label + " oneDNN has no int8 matmul for this case: " + e.what());
-      translated = 0;  // again without the post-ops
-      post_args.clear();
+  struct Variant {
+    bool scale = false, post_ops = false;
+    EwProgram prog;
+    int translated = 0;
+    std::vector<DnnlKernel::Arg> post_args;
+    dnnl::matmul::primitive_desc pd;
+  };
+  std::vector<Variant> variants;
+  if (!to_float) variants.push_back({});
+  else
+    for (auto [scale, post_ops] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, true}, std::pair{false, false}})
+      if ((!scale || scale_operand >= 0) && (!post_ops || post.ops.size() > (scale ? 1u : 0u)))
+        variants.push_back(Variant{scale, post_ops, {}, 0, {}, {}});
+  int chosen = -1;
+  std::string last_error = "no variant";
+  for (size_t i = 0; i < variants.size(); ++i) {
+    Variant& v = variants[i];
+    dnnl::primitive_attr va = to_float ? dnnl::primitive_attr() : attr;  // attrs are shared handles
+    if (to_float) {
+      va.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      if (!src_zero) va.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     }
+    v.prog = post;
+    if (v.scale) {
+      v.prog.ops.erase(v.prog.ops.begin());
+      va.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+    }
+    if (v.post_ops) {
+      dnnl::post_ops po;
+      v.translated = to_post_ops(b, v.prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po,
+                                 &v.post_args);
+      if (v.translated == 0) continue;
+      va.set_post_ops(po);
+    }
+    try {
+      v.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), va, cpu_engine());
+    } catch (const dnnl::error& e) {
+      last_error = e.what();
+      continue;
+    }
+    if (chosen < 0) chosen = static_cast<int>(i);
+    if (std::string(v.pd.impl_info_str()).rfind("brg", 0) == 0) {
+      chosen = static_cast<int>(i);
+      break;
+    }
+  }
+  if (chosen < 0) return unsupported(label + " oneDNN has no int8 matmul for this case: " + last_error);
+  Variant& picked = variants[static_cast<size_t>(chosen)];
+  const dnnl::matmul::primitive_desc pd = picked.pd;
+  const EwProgram& prog = picked.prog;
+  const int translated = picked.translated;
+  const std::vector<DnnlKernel::Arg>& post_args = picked.post_args;
+  int scale_value = -1;
+  if (picked.scale) {
+    TANDEM_ASSIGN_OR_RETURN(scale_value, b.require(scale_operand, Layout::plain));
   }
   // The product's own output (the node's, before the absorbed ops) must be the step's output.
   const int head_out = b.graph().find(n.outputs[0]);
   if (head_out < 0 || !b.typed(head_out)) return unsupported(label + " output shape unknown");
   const Shape head = b.val(head_out).shape;
-  const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == head;
+  const bool all_fused = translated == static_cast<int>(prog.ops.size()) && b.val(out).shape == head;
   if (verbose())
     note(label + " " + shape_to_string(as) + " x " + shape_to_string(bs) + ": " + pd.impl_info_str() + " int8" +
          (runtime_scales ? ", runtime scales" : ""));
@@ -204,13 +252,18 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   k->reads.push_back(pa);
   k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), weights});
   k->args.push_back({DNNL_ARG_DST, mm_out, dst_md, {}});
-  for (auto& arg : post_args) {
+  for (const auto& arg : post_args) {
     k->args.push_back(arg);
     if (arg.value >= 0) k->reads.push_back(arg.value);
   }
   if (runtime_scales) {
     k->args.push_back(scales);
     k->reads.push_back(scales.value);
+  }
+  if (scale_value >= 0) {
+    const dnnl::memory::desc smd({1}, dt::f32, dnnl::memory::format_tag::x);
+    k->args.push_back({DNNL_ARG_ATTR_OUTPUT_SCALES, scale_value, smd, {}});
+    k->reads.push_back(scale_value);
   }
   if (!src_zero) {
     k->args.push_back(src_zp);
@@ -224,8 +277,8 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   b.add_kernel(std::move(k));
   if (!all_fused) {
     EwProgram rest;
-    rest.operands = post.operands;
-    rest.ops.assign(post.ops.begin() + translated, post.ops.end());
+    rest.operands = prog.operands;
+    rest.ops.assign(prog.ops.begin() + translated, prog.ops.end());
     return add_elementwise(b, rest, mm_out, out, label + " (post-ops)");
   }
   return Status::ok();

@@ -107,7 +107,7 @@ struct IntegerProduct {
   int scales = -1;               // multipliers (add_scale_kernel), or -1 for an int32 output
   int64_t scale_count = 1;
   ZeroPoint dst_zp;
-  int out = -1;                  // plain value of the output type
+  int out = -1;                  // plain value of the output type (float32: int32 results cast)
   std::vector<int> reads;        // runtime parameters read besides src and scales
 };
 // Convolution: x [N, C, spatial...], w [O, C/group, kernel...], dst [N, O, out...] (1-D to 3-D).

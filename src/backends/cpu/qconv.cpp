@@ -33,15 +33,6 @@ dnnl::memory::dims as_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
   return d;
 }
 
-dt dnnl_dtype(DataType t) {
-  switch (t) {
-    case DataType::uint8: return dt::u8;
-    case DataType::int8: return dt::s8;
-    case DataType::int32: return dt::s32;
-    default: return dt::f32;
-  }
-}
-
 class QConvSpec final : public OpSpec {
  public:
   bool qlinear = false;  // QLinearConv; otherwise ConvInteger

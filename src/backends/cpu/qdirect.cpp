@@ -25,7 +25,8 @@ struct Store {
   int32_t zp = 0;
   void operator()(void* out, int64_t i, int64_t m, int32_t acc) const {
     if (!multipliers) {
-      static_cast<int32_t*>(out)[i] = acc;
+      if (type == DataType::float32) static_cast<float*>(out)[i] = static_cast<float>(acc);  // a fused Cast
+      else static_cast<int32_t*>(out)[i] = acc;
       return;
     }
     const float mult = multipliers[count == 1 ? 0 : m];

@@ -116,7 +116,6 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   Result<Tensor> int8_weights = signed_weights(*bt, bzp, ZeroPointAxis::last, label);
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());
-    if (to_float) return unsupported(label + " the fused integer product and Cast need oneDNN's int8 matmul");
     IntegerProduct p;
     p.label = label;
     p.weights = shifted_weights(*bt, bzp, ZeroPointAxis::last);
@@ -126,14 +125,23 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), N, label, &p.scale_count));
       TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
     }
-    b.define(out, Layout::plain);
-    p.out = out;
+    // A fused Cast: float32 results, then the absorbed elementwise ops.
+    int direct_out = out;
+    if (to_float && !post.empty()) {
+      const int head_out = b.graph().find(n.outputs[0]);
+      if (head_out < 0 || !b.typed(head_out)) return unsupported(label + " output shape unknown");
+      direct_out = b.add_temp(DataType::float32, b.val(head_out).shape, Layout::plain);
+    } else {
+      b.define(out, Layout::plain);
+    }
+    p.out = direct_out;
     const size_t r = dst_shape.size();
     Shape a_full(r, 1), b_full(r, 1);
     const auto sd = src_md.dims(), wd = w_plain.dims();
     std::copy(sd.begin(), sd.end(), a_full.begin() + static_cast<std::ptrdiff_t>(r - sd.size()));
     std::copy(wd.begin(), wd.end(), b_full.begin() + static_cast<std::ptrdiff_t>(r - wd.size()));
-    return add_integer_matmul(b, std::move(p), a_full, b_full, dst_shape);
+    TANDEM_RETURN_IF_ERROR(add_integer_matmul(b, std::move(p), a_full, b_full, dst_shape));
+    return direct_out == out ? Status::ok() : add_elementwise(b, post, direct_out, out, label + " (post-ops)");
   }
   Tensor b8 = std::move(int8_weights).value();
   bool src_zero = true, dst_zero = true;

@@ -85,6 +85,14 @@ std::vector<OpCase> int8_cases() {
   cases.push_back(with_constants(op_case("MatMulInteger", {rng.ints({7, 32}, -128, 127, s8t), rng.ints({32}, -127, 127, s8t)},
                                          {}, "int8, 1-D right operand"),
                                  0b10));
+  // Scales that are not round decimals: requantized products then rarely sit on a float32
+  // rounding of a half-integer, where oneDNN (float32) and the reference (double) may round
+  // differently (docs/cpu-backend.md, Exactness).
+  cases.push_back(op_case("QLinearConv",
+                          {rng.ints({1, 2, 5, 5}, 0, 255, u8t), f32_scalar(0.0312f), u8({}, {128}),
+                           rng.ints({3, 2, 3, 3}, -50, 50, s8t), f32({3}, {0.0217f, 0.0113f, 0.0391f}), s8({3}, {0, 0, 0}),
+                           f32_scalar(0.2531f), u8({}, {128})},
+                          {{"pads", attr_ints({1, 1, 1, 1})}}, "small input keyed by value, runtime scales"));
   // --- Cast to and from the 8-bit types (truncation toward zero, then wrapping; NaN to 0)
   cases.push_back(op_case("Cast", {f32({8}, {-3.7f, -0.5f, 0.9f, 17.5f, 254.99f, 300.0f, -1e9f, std::nanf("")})},
                           {{"to", attr_int(2)}}, "float32 to uint8"));

@@ -305,15 +305,15 @@ Result<DnnlKernel::Arg> zero_point_arg(Builder& b, int v, int arg, const std::st
     *static_cast<int32_t*>(a.memory.get_data_handle()) = zp[0];
     return a;
   }
-  const IValue& iv = b.val(v);
-  if (!b.typed(v) || shape_numel(iv.shape) != 1 || !(is_8bit(iv.dtype) || iv.dtype == DataType::int32))
+  const DataType zp_type = b.val(v).dtype;  // a copy: the builder's values move as values are added
+  if (!b.typed(v) || shape_numel(b.val(v).shape) != 1 || !(is_8bit(zp_type) || zp_type == DataType::int32))
     return unsupported(label + " zero point must be a scalar");
   TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, Layout::plain));
   const int tmp = b.add_temp(DataType::int32, {1}, Layout::plain);
   auto k = std::make_unique<ZeroPointKernel>();
   k->src = pv;
   k->dst = tmp;
-  k->dtype = iv.dtype;
+  k->dtype = zp_type;
   k->reads = {pv};
   k->writes = {tmp};
   k->label = label + " (zero point)";

@@ -47,8 +47,11 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const int x_zp = in(2), w_zp = in(qlinear ? 5 : 3);
   const int out = step.outputs[0];
   if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
-  const Tensor* wt = b.known(w);
-  if (!wt) return unsupported(label + " weights are not known when the plan is built");
+  // A copy (shares the data): the builder's values move as values are added.
+  const Tensor* known_w = b.known(w);
+  if (!known_w) return unsupported(label + " weights are not known when the plan is built");
+  const Tensor weights = *known_w;
+  const Tensor* wt = &weights;
   const Shape xs = b.val(x).shape, ws = wt->shape();
   if (xs.size() < 3 || xs.size() > 5 || ws.size() != xs.size()) return unsupported(label + " only 1-D to 3-D convolutions");
   if (shape_numel(xs) == 0 || shape_numel(ws) == 0) return unsupported(label + " empty tensor");
@@ -75,10 +78,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     bias = *bt;
   }
 
-  // Weights oneDNN cannot take exactly run on the backend's own integer kernel.
-  Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
-  if (!int8_weights) {
-    if (verbose()) note(int8_weights.status().message());
+  // Weights oneDNN cannot take exactly, and cases it has no int8 kernel for, run on the
+  // backend's own integer kernel.
+  auto own_kernel = [&]() -> Status {
     IntegerProduct p;
     p.label = label;
     p.weights = shifted_weights(*wt, wzp, ZeroPointAxis::leading);
@@ -92,6 +94,11 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     b.define(out, Layout::plain);
     p.out = out;
     return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
+  };
+  Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
+  if (!int8_weights) {
+    if (verbose()) note(int8_weights.status().message());
+    return own_kernel();
   }
   Tensor w8 = std::move(int8_weights).value();
 
@@ -149,7 +156,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   try {
     pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
   } catch (const dnnl::error& e) {
-    return unsupported(label + " oneDNN has no int8 convolution for this case: " + e.what());
+    if (verbose()) note(label + " oneDNN has no int8 convolution for this case: " + e.what());
+    return own_kernel();
   }
   const std::string impl = pd.impl_info_str();
   if (verbose())

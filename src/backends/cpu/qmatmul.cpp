@@ -70,8 +70,11 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   const int a_zp = in(2), b_zp = in(qlinear ? 5 : 3);
   const int out = step.outputs[0];
   if (!b.typed(a) || !b.typed(out)) return unsupported(label + " shape unknown");
-  const Tensor* bt = b.known(bw);
-  if (!bt) return unsupported(label + " right operand is not known when the plan is built");
+  // A copy (shares the data): the builder's values move as values are added.
+  const Tensor* known_b = b.known(bw);
+  if (!known_b) return unsupported(label + " right operand is not known when the plan is built");
+  const Tensor right = *known_b;
+  const Tensor* bt = &right;
   const Shape as = b.val(a).shape, bs = bt->shape();
   if (as.empty() || bs.empty() || shape_numel(as) == 0 || bs.size() > 12 || as.size() > 12)
     return unsupported(label + " operand shapes");

@@ -76,10 +76,16 @@ class IntegerConvKernel final : public IntegerKernelBase {
         const int64_t n = no / O, m = no % O, g = m / Og;
         const int32_t* wm = p.weights.data() + m * Cg * k_size;
         const int32_t bias = p.bias.empty() ? 0 : p.bias[static_cast<size_t>(m)];
+        // A row of up to kRow outputs at a time: for each tap, the outputs whose input is inside
+        // the image form one range, walked without bounds checks (and vectorizable).
+        constexpr int64_t kRow = 256;
+        uint32_t acc[kRow];  // wrapping int32 sums
+        const int64_t s2 = stride[2], d2 = dil[2], p2 = pad[2];
         for (int64_t od = 0; od < out[0]; ++od)
           for (int64_t oh = 0; oh < out[1]; ++oh)
-            for (int64_t ow = 0; ow < out[2]; ++ow) {
-              int32_t acc = bias;
+            for (int64_t ow0 = 0; ow0 < out[2]; ow0 += kRow) {
+              const int64_t nw = std::min(kRow, out[2] - ow0);
+              for (int64_t j = 0; j < nw; ++j) acc[j] = static_cast<uint32_t>(bias);
               for (int64_t c = 0; c < Cg; ++c) {
                 const int64_t xc = (n * C + g * Cg + c) * in_size;
                 const int32_t* wc = wm + c * k_size;
@@ -89,16 +95,30 @@ class IntegerConvKernel final : public IntegerKernelBase {
                   for (int64_t kh = 0; kh < k[1]; ++kh) {
                     const int64_t ih = oh * stride[1] - pad[1] + kh * dil[1];
                     if (ih < 0 || ih >= in[1]) continue;
+                    const int64_t row = xc + (id * in[1] + ih) * in[2];
                     for (int64_t kw = 0; kw < k[2]; ++kw) {
-                      const int64_t iw = ow * stride[2] - pad[2] + kw * dil[2];
-                      if (iw < 0 || iw >= in[2]) continue;
-                      const int32_t xv = load8(x, src_signed, xc + (id * in[1] + ih) * in[2] + iw) - xzp;
-                      acc = wrap_add(acc, static_cast<int64_t>(xv) * wc[(kd * k[1] + kh) * k[2] + kw]);
+                      const int32_t wv = wc[(kd * k[1] + kh) * k[2] + kw];
+                      if (wv == 0) continue;
+                      // iw = ow * s2 - t lies in [0, in[2]) for ow in [lo, hi).
+                      const int64_t t = p2 - kw * d2;
+                      const int64_t lo = std::max(ow0, t > 0 ? (t + s2 - 1) / s2 : int64_t{0});
+                      const int64_t hi = std::min(ow0 + nw, in[2] + t > 0 ? (in[2] + t + s2 - 1) / s2 : int64_t{0});
+                      const uint32_t uw = static_cast<uint32_t>(wv);
+                      if (src_signed) {
+                        const int8_t* xs = static_cast<const int8_t*>(x) + row;
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                          acc[ow - ow0] += static_cast<uint32_t>(xs[ow * s2 - t] - xzp) * uw;
+                      } else {
+                        const uint8_t* xs = static_cast<const uint8_t*>(x) + row;
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                          acc[ow - ow0] += static_cast<uint32_t>(xs[ow * s2 - t] - xzp) * uw;
+                      }
                     }
                   }
                 }
               }
-              st(y, no * out_size + (od * out[1] + oh) * out[2] + ow, m, acc);
+              const int64_t at = no * out_size + (od * out[1] + oh) * out[2] + ow0;
+              for (int64_t j = 0; j < nw; ++j) st(y, at + j, m, static_cast<int32_t>(acc[j]));
             }
       }
     });

@@ -38,11 +38,12 @@ TEST(OpSuite, SequenceAndControlFlow) { run_family(sequence_and_control_cases())
 TEST(OpSuite, Misc) { run_family(misc_cases()); }
 TEST(OpSuite, RandomAndHalf) { run_family(random_and_half_cases()); }
 TEST(OpSuite, Quantize) { run_family(quantize_cases()); }
+TEST(OpSuite, Int8) { run_family(int8_cases()); }
 
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto family : {elementwise_cases, activation_cases, nn_cases, reduce_cases, shape_cases, indexing_cases,
-                      sequence_and_control_cases, misc_cases, random_and_half_cases, quantize_cases}) {
+                      sequence_and_control_cases, misc_cases, random_and_half_cases, quantize_cases, int8_cases}) {
     std::vector<OpCase> f = family();
     all.insert(all.end(), f.begin(), f.end());
   }

@@ -164,5 +164,6 @@ std::vector<OpCase> sequence_and_control_cases();
 std::vector<OpCase> misc_cases();
 std::vector<OpCase> random_and_half_cases();
 std::vector<OpCase> quantize_cases();  // op_cases_quantize.cpp: standard and com.microsoft 8-bit ops
+std::vector<OpCase> int8_cases();      // op_cases_int8.cpp: cpu-specific 8-bit shapes (nhwc chains, fused dynamic layers)
 
 }  // namespace tandem::testing

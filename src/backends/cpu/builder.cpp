@@ -168,18 +168,23 @@ Result<int> Builder::require(int v, Layout l) {
   if (iv.layout == l) return v;
   auto key = std::make_pair(v, l);
   if (auto it = conversions_.find(key); it != conversions_.end()) return it->second;
-  if (iv.dtype != DataType::float32 || iv.shape.size() != 4)
+  // float32 moves between all three layouts; the 8-bit and int32 values of quantized
+  // convolutions between plain and nhwc.
+  const bool quantized = iv.dtype == DataType::uint8 || iv.dtype == DataType::int8 || iv.dtype == DataType::int32;
+  if ((iv.dtype != DataType::float32 && !(quantized && l != Layout::blocked && iv.layout != Layout::blocked)) ||
+      iv.shape.size() != 4)
     return unsupported("cannot convert a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +
                        "] value between layouts");
   const Shape shape = iv.shape;
+  const DataType dtype = iv.dtype;
   int out = -1;
   if (iv.kind == IValue::Kind::constant) {
     // Convert now, once.
-    int64_t bytes = physical_bytes(DataType::float32, shape, l);
-    Tensor holder(DataType::float32, {bytes / static_cast<int64_t>(sizeof(float))});
+    int64_t bytes = physical_bytes(dtype, shape, l);
+    Tensor holder(dtype, {bytes / static_cast<int64_t>(elem_size(dtype))});
     IValue tmp = iv;
     IValue dst;
-    dst.dtype = DataType::float32;
+    dst.dtype = dtype;
     dst.shape = shape;
     dst.layout = l;
     try {
@@ -194,7 +199,7 @@ Result<int> Builder::require(int v, Layout l) {
     out = add_constant(std::move(holder), l, bytes);
     inst_.values[out].shape = shape;
   } else {
-    out = add_temp(DataType::float32, shape, l);
+    out = add_temp(dtype, shape, l);
     TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[layout reorder of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
   }
   conversions_[key] = out;

@@ -1,10 +1,13 @@
 // cast.cpp: Cast on the cpu backend: a view between equal types, float16 <-> float32 with the
-// vector conversion instructions, and the other pairs of castable types element by element.
+// vector conversion instructions, and the other pairs of castable types (float32, float16,
+// int32, int64, bool, uint8, int8) element by element.
 #include "backends/cpu/cast.h"
 
 #include <immintrin.h>
 
 #include <bit>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <type_traits>
 
@@ -83,10 +86,26 @@ class ConvertKernel final : public Kernel {
 template <class T>
 float as_float(T v) { return static_cast<float>(v); }
 
-// One element of ONNX Cast between castable types (float to integer truncates toward zero).
+// One element of ONNX Cast between castable types. Float to integer truncates toward zero; to
+// the 8-bit types it goes through int64 and wraps, NaN giving 0, as the reference kernel does
+// (the spec leaves out-of-range values undefined).
 template <class To, class From>
 To cast_element(From v) {
   if constexpr (std::is_same_v<To, From>) return v;
+  else if constexpr ((std::is_same_v<To, uint8_t> || std::is_same_v<To, int8_t>) && !std::is_same_v<From, bool>) {
+    if constexpr (std::is_integral_v<From>) {
+      return static_cast<To>(v);
+    } else {
+      const double d = static_cast<double>(static_cast<float>(v));
+      if (std::isnan(d)) return To(0);
+      if constexpr (std::is_unsigned_v<To>) {
+        if (d >= 18446744073709551616.0 || d <= -9223372036854775808.0) return To(0);
+        return d < 0 ? static_cast<To>(static_cast<int64_t>(d)) : static_cast<To>(static_cast<uint64_t>(d));
+      }
+      if (d >= 9223372036854775808.0 || d < -9223372036854775808.0) return static_cast<To>(INT64_MIN);
+      return static_cast<To>(static_cast<int64_t>(d));
+    }
+  }
   else if constexpr (std::is_same_v<To, Float16>) return Float16(as_float(v));
   else if constexpr (std::is_same_v<From, Float16>) return cast_element<To>(static_cast<float>(v));
   else if constexpr (std::is_same_v<To, bool>) return v != From{};
@@ -100,6 +119,8 @@ void visit_castable(DataType t, F&& f) {
     case DataType::float16: f.template operator()<Float16>(); break;
     case DataType::int32: f.template operator()<int32_t>(); break;
     case DataType::int64: f.template operator()<int64_t>(); break;
+    case DataType::uint8: f.template operator()<uint8_t>(); break;
+    case DataType::int8: f.template operator()<int8_t>(); break;
     default: f.template operator()<bool>(); break;
   }
 }
@@ -183,7 +204,7 @@ Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
 
 bool castable(DataType t) {
   return t == DataType::float32 || t == DataType::float16 || t == DataType::int32 || t == DataType::int64 ||
-         t == DataType::boolean;
+         t == DataType::boolean || t == DataType::uint8 || t == DataType::int8;
 }
 
 void register_cast_ops(OpTable& t) { t.add("Cast", &supports_cast, &make_cast); }

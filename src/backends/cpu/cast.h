@@ -5,8 +5,9 @@
 
 namespace tandem::cpu {
 
-// The element types Cast converts between on the cpu backend (float32, float16, and the int32,
-// int64 and bool of shape arithmetic). supports() and the Cast kernel agree.
+// The element types Cast converts between on the cpu backend (float32, float16, the int32,
+// int64 and bool of shape arithmetic, and the uint8 and int8 of quantized models). supports()
+// and the Cast kernel agree.
 bool castable(DataType t);
 
 }  // namespace tandem::cpu

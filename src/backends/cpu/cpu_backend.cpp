@@ -5,6 +5,7 @@
 #include <new>
 
 #include "backends/cpu/cast.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_table.h"
 #include "backends/cpu/plan.h"
 #include "backends/cpu/runtime_env.h"
@@ -22,6 +23,9 @@ const OpTable& cpu_ops() {
     register_matmul_ops(t);
     register_normalization_ops(t);
     register_pool_ops(t);
+    register_qconv_ops(t);
+    register_qmatmul_ops(t);
+    register_quantize_ops(t);
     register_reduce_ops(t);
     register_resize_ops(t);
     register_shape_ops(t);
@@ -57,8 +61,10 @@ Status supports_types(const Node& n, const NodeTypes& types) {
     if (from == to && fixed_size(from)) return Status::ok();
     if (cpu::castable(from) && cpu::castable(to)) return Status::ok();
     return unsupported(n.label() + " Cast from " + type_text(from) + " to " + type_text(to) +
-                       " (the cpu backend casts between float32, float16, int32, int64 and bool)");
+                       " (the cpu backend casts between float32, float16, int32, int64, bool, uint8 and int8)");
   }
+  // Quantized ops: 8-bit data, float32 scales, int32 bias and integer-product outputs (int8.h).
+  if (cpu::is_int8_op(op)) return cpu::supports_int8_types(n, types);
   if (moves_data_only(op)) {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !fixed_size(t))

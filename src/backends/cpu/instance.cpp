@@ -254,7 +254,7 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
       ov.ref = static_cast<int>(inst->output_values.size());
       inst->output_values.push_back(out);
       const IValue& cur = inst->values[v];
-      if (cur.layout == Layout::blocked) {
+      if (cur.layout != Layout::plain) {  // blocked, or nhwc (quantized convolutions)
         Status s = add_reorder(b, v, out, "[output '" + g.values[v].name + "']");
         if (!s.is_ok()) {
           inst->use_reference = true;

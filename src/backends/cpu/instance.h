@@ -32,8 +32,10 @@ namespace tandem::cpu {
 inline constexpr int64_t kBlock = 16;       // channel block of the blocked layout
 inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 
-// nhwc (channels last, 4-D) exists only inside bf16 convolution steps: oneDNN's AMX kernels
-// read and write it; the step converts to and from the layouts other kernels use.
+// nhwc (channels last, 4-D) holds the bfloat16/float32 operands inside bf16 convolution steps
+// (oneDNN's AMX kernels read and write it; the step converts to and from the layouts other
+// kernels use) and the 8-bit and int32 activations of quantized convolutions (qconv.cpp), which
+// readers of other layouts get through Builder::require.
 enum class Layout : uint8_t { plain, blocked, nhwc };
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }

@@ -1,0 +1,121 @@
+// int8.h: what the quantized op families of the cpu backend share (quantize.cpp, qconv.cpp,
+// qmatmul.cpp): the element-type rule of the quantized ops, quantization parameters read at
+// instance build time, weight zero points folded into int8 weights, zero points and output
+// scales handed to oneDNN (all in int8_common.cpp), and the backend's own integer kernels for
+// what oneDNN cannot take exactly (qdirect.cpp).
+//
+// Weights and their zero points must be known when an instance is built: initializers, folded
+// constants, or small integer inputs the instance is keyed by (otherwise the node is declined
+// and runs on the reference backend). Scales and the source and destination zero points may
+// also be runtime values (DynamicQuantizeLinear's outputs, float graph inputs), read at each run.
+//
+// The functions here are called while an instance is built, on the building thread; the kernels
+// they add are const and run concurrently on different contexts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/builder.h"
+#include "backends/cpu/dnnl_kernel.h"
+#include "graph/graph.h"
+#include "tandem/status.h"
+#include "tandem/tensor.h"
+
+namespace tandem::cpu {
+
+// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearConv, ConvInteger,
+// QLinearMatMul, MatMulInteger.
+bool is_int8_op(const std::string& op);
+
+// The element-type rule of those ops on the cpu backend: 8-bit data (uint8/int8), float32
+// scales, int32 bias and integer-product outputs, float32 real values. Anything else is
+// declined with a reason that names the node and the input.
+Status supports_int8_types(const Node& n, const NodeTypes& types);
+
+// True for uint8 and int8.
+inline bool is_8bit(DataType t) { return t == DataType::uint8 || t == DataType::int8; }
+
+// A scale or zero point known at build time, widened to `channels` values: the tensor holds one
+// value per channel, or one value (a scalar or one-element tensor) that is repeated.
+// `what` names the input in messages.
+Result<std::vector<float>> known_scales(Builder& b, int v, int64_t channels, const std::string& what);
+Result<std::vector<int32_t>> known_zero_points(Builder& b, int v, int64_t channels, const std::string& what);
+
+// Where a weight's zero point comes from: one for all, one per slice of the leading dim
+// (convolution output channels), or one per index of the last dim (matrix columns).
+enum class ZeroPointAxis { leading, last };
+
+// Weights minus their zero points as int8 for oneDNN (`zero_points` holds one value, or one per
+// output channel along `axis`): fails when a difference leaves [-128, 127]
+// (e.g. uint8 weights around a zero point of 0), or, on oneDNN paths without VNNI, when a
+// weight's magnitude exceeds 63 (there u8 x s8 pairs are summed in saturating int16).
+Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis,
+                              const std::string& label);
+
+// True when oneDNN's int8 kernels on this machine (and under TANDEM_CPU_ISA) use VNNI dot
+// products, whose int32 accumulation cannot saturate.
+bool onednn_has_vnni();
+
+// A oneDNN zero-point argument (DNNL_ARG_ATTR_ZERO_POINTS | arg) for the zero point held by
+// value `v` (uint8, int8 or int32 scalar), or 0 when `v` is absent: known values become a fixed
+// int32 memory; runtime ones get a conversion kernel into an int32 temporary. Sets *is_zero when
+// the zero point is known to be 0 (the attribute can then be left out).
+Result<DnnlKernel::Arg> zero_point_arg(Builder& b, int v, int arg, const std::string& label, bool* is_zero);
+
+// oneDNN's output scales for a requantization x_scale * w_scale[m] / y_scale (formed in
+// float32, like the reference kernels), m over `channels` output channels (dst dim of
+// `channel_mask`). When the three scales are known they are fixed in `attr` (per channel only
+// where they differ) and the returned argument is unused (*runtime false); otherwise `attr`
+// takes runtime scales and a kernel computes them into a float32 temporary before each run,
+// which the returned argument (DNNL_ARG_ATTR_OUTPUT_SCALES) binds.
+Result<DnnlKernel::Arg> output_scales(Builder& b, int x_scale, int w_scale, int y_scale, int64_t channels,
+                                      int channel_mask, const std::string& label, dnnl::primitive_attr* attr,
+                                      bool* runtime);
+
+// Multipliers x_scale * w_scale[m] / y_scale (float32) computed before each run into a new
+// float32 temporary of `*count` values (1, or `channels` when w_scale has one per channel);
+// returns the temporary's id. Scales may be known or runtime values.
+Result<int> add_scale_kernel(Builder& b, int x_scale, int w_scale, int y_scale, int64_t channels,
+                             const std::string& label, int64_t* count);
+
+// A zero point as a kernel reads it at run time: a known value, or a runtime scalar.
+struct ZeroPoint {
+  int value = -1;  // runtime scalar (instance value id), or -1 for `known`
+  int32_t known = 0;
+  DataType type = DataType::uint8;
+  int32_t read(const RunCtx& ctx) const;
+};
+// The zero point held by `v` (absent: 0); a runtime one is added to `reads`.
+Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, std::vector<int>* reads);
+
+// The weights minus their zero points as int32 (any 8-bit weights; see signed_weights).
+std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis);
+
+// The backend's own integer products (qdirect.cpp), for what oneDNN cannot take exactly:
+// weights whose difference from their zero point leaves int8, or u8 x s8 products that could
+// saturate on CPUs without VNNI. Direct loops with int32 accumulation (wrapping, like the
+// reference) and the reference kernels' requantization: round_half_even(double(acc) *
+// multiplier) + y_zero_point, saturated. Much slower than oneDNN; exact.
+struct IntegerProduct {
+  std::string label;
+  int src = -1;                  // plain uint8/int8 value
+  ZeroPoint src_zp;
+  std::vector<int32_t> weights;  // minus their zero points, in the ONNX layout
+  std::vector<int32_t> bias;     // one per output channel, or empty
+  int scales = -1;               // multipliers (add_scale_kernel), or -1 for an int32 output
+  int64_t scale_count = 1;
+  ZeroPoint dst_zp;
+  int out = -1;                  // plain value of the output type (float32: int32 results cast)
+  std::vector<int> reads;        // runtime parameters read besides src and scales
+};
+// Convolution: x [N, C, spatial...], w [O, C/group, kernel...], dst [N, O, out...] (1-D to 3-D).
+Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shape& w, const Shape& dst,
+                        const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                        const std::vector<int64_t>& pads_begin, int64_t group);
+// Matrix product with batch broadcasting: a [..., M, K], b [..., K, N] and dst [..., M, N] of one
+// rank (1-D operands already promoted); the multipliers and zero points are per column.
+Status add_integer_matmul(Builder& b, IntegerProduct p, const Shape& a, const Shape& w, const Shape& dst);
+
+}  // namespace tandem::cpu

@@ -1,0 +1,325 @@
+// int8_common.cpp: the shared part of the quantized op families (int8.h).
+#include "backends/cpu/int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "backends/cpu/runtime_env.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// Element types per input and output slot: q uint8 or int8, u uint8, f float32, i int32,
+// d uint8, int8 or int32 (DequantizeLinear's data).
+struct TypeRule {
+  const char* inputs;
+  const char* outputs;
+};
+
+const std::map<std::string, TypeRule>& type_rules() {
+  static const std::map<std::string, TypeRule> rules = {
+      {"QuantizeLinear", {"ffq", "q"}},       {"DequantizeLinear", {"dfd", "f"}},
+      {"DynamicQuantizeLinear", {"f", "ufu"}}, {"QLinearConv", {"qfqqfqfqi", "q"}},
+      {"ConvInteger", {"qqqq", "i"}},          {"QLinearMatMul", {"qfqqfqfq", "q"}},
+      {"MatMulInteger", {"qqqq", "i"}},
+  };
+  return rules;
+}
+
+bool matches(char rule, DataType t) {
+  switch (rule) {
+    case 'q': return is_8bit(t);
+    case 'u': return t == DataType::uint8;
+    case 'f': return t == DataType::float32;
+    case 'i': return t == DataType::int32;
+    case 'd': return is_8bit(t) || t == DataType::int32;
+    default: return false;
+  }
+}
+
+const char* rule_text(char rule) {
+  switch (rule) {
+    case 'q': return "uint8 or int8";
+    case 'u': return "uint8";
+    case 'f': return "float32";
+    case 'i': return "int32";
+    default: return "uint8, int8 or int32";
+  }
+}
+
+// Zero-point conversion into an int32 scalar (a runtime zero point oneDNN reads).
+class ZeroPointKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  DataType dtype = DataType::uint8;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    int32_t v = 0;
+    if (dtype == DataType::uint8) v = *static_cast<const uint8_t*>(ctx.ptr[src]);
+    else if (dtype == DataType::int8) v = *static_cast<const int8_t*>(ctx.ptr[src]);
+    else std::memcpy(&v, ctx.ptr[src], sizeof v);
+    *static_cast<int32_t*>(ctx.ptr[dst]) = v;
+    return Status::ok();
+  }
+};
+
+// Requantization scales from runtime (or known) scale values, before each run.
+class ScaleKernel final : public Kernel {
+ public:
+  // Per input: a value id, or -1 with the known values in `known`.
+  int x = -1, w = -1, y = -1;
+  float x_known = 1, y_known = 1;
+  std::vector<float> w_known;
+  int64_t w_count = 1, count = 1;
+  int dst = -1;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float xs = x >= 0 ? *static_cast<const float*>(ctx.ptr[x]) : x_known;
+    const float ys = y >= 0 ? *static_cast<const float*>(ctx.ptr[y]) : y_known;
+    const float* ws = w >= 0 ? static_cast<const float*>(ctx.ptr[w]) : w_known.data();
+    auto* out = static_cast<float*>(ctx.ptr[dst]);
+    if (!(ys != 0.0f)) return invalid_argument(label + " y_scale is zero or NaN");
+    for (int64_t m = 0; m < count; ++m) out[m] = xs * ws[w_count == 1 ? 0 : m] / ys;
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Result<DnnlKernel::Arg> output_scales(Builder& b, int x_scale, int w_scale, int y_scale, int64_t channels,
+                                      int channel_mask, const std::string& label, dnnl::primitive_attr* attr,
+                                      bool* runtime) {
+  DnnlKernel::Arg arg;
+  *runtime = !(b.known(x_scale) && b.known(w_scale) && b.known(y_scale));
+  if (!*runtime) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> xs, known_scales(b, x_scale, 1, label + " x scale"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> ws, known_scales(b, w_scale, channels, label + " weight scale"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> ys, known_scales(b, y_scale, 1, label + " y scale"));
+    std::vector<float> scales;
+    bool per_channel = false;
+    for (int64_t m = 0; m < channels; ++m) {
+      scales.push_back(xs[0] * ws[static_cast<size_t>(m)] / ys[0]);
+      per_channel = per_channel || scales.back() != scales.front();
+    }
+    if (!per_channel) scales.resize(1);
+    attr->set_output_scales(per_channel ? channel_mask : 0, scales);
+    return arg;
+  }
+  int64_t count = 1;
+  TANDEM_ASSIGN_OR_RETURN(int scales, add_scale_kernel(b, x_scale, w_scale, y_scale, channels, label, &count));
+  attr->set_output_scales(count == 1 ? 0 : channel_mask, {DNNL_RUNTIME_F32_VAL});
+  arg.arg = DNNL_ARG_ATTR_OUTPUT_SCALES;
+  arg.value = scales;
+  arg.md = dnnl::memory::desc({count}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::x);
+  return arg;
+}
+
+Result<int> add_scale_kernel(Builder& b, int x_scale, int w_scale, int y_scale, int64_t channels,
+                             const std::string& label, int64_t* count) {
+  auto k = std::make_unique<ScaleKernel>();
+  auto bind = [&](int v, int64_t allowed, const char* what, int* id, std::vector<float>* known) -> Status {
+    if (!b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " " + what + " type unknown");
+    const int64_t n = shape_numel(b.val(v).shape);
+    if (n != 1 && n != allowed) return unsupported(label + " " + what + " has " + std::to_string(n) + " values");
+    if (const Tensor* t = b.known(v)) {
+      known->assign(t->data<float>(), t->data<float>() + n);
+      return Status::ok();
+    }
+    TANDEM_ASSIGN_OR_RETURN(*id, b.require(v, Layout::plain));
+    k->reads.push_back(*id);
+    return Status::ok();
+  };
+  std::vector<float> xk, yk;
+  TANDEM_RETURN_IF_ERROR(bind(x_scale, 1, "x scale", &k->x, &xk));
+  TANDEM_RETURN_IF_ERROR(bind(w_scale, channels, "weight scale", &k->w, &k->w_known));
+  TANDEM_RETURN_IF_ERROR(bind(y_scale, 1, "y scale", &k->y, &yk));
+  if (!xk.empty()) k->x_known = xk[0];
+  if (!yk.empty()) k->y_known = yk[0];
+  k->w_count = shape_numel(b.val(w_scale).shape);
+  k->count = k->w_count == 1 ? 1 : channels;
+  *count = k->count;
+  k->dst = b.add_temp(DataType::float32, {k->count}, Layout::plain);
+  k->writes = {k->dst};
+  k->label = label + " (scales)";
+  const int dst = k->dst;
+  b.add_kernel(std::move(k));
+  return dst;
+}
+
+int32_t ZeroPoint::read(const RunCtx& ctx) const {
+  if (value < 0) return known;
+  const void* p = ctx.ptr[value];
+  if (type == DataType::uint8) return *static_cast<const uint8_t*>(p);
+  if (type == DataType::int8) return *static_cast<const int8_t*>(p);
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, std::vector<int>* reads) {
+  ZeroPoint z;
+  if (v < 0 || b.val(v).kind == IValue::Kind::none) return z;
+  if (b.known(v)) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> zp, known_zero_points(b, v, 1, what));
+    z.known = zp[0];
+    return z;
+  }
+  if (!b.typed(v) || shape_numel(b.val(v).shape) != 1) return unsupported(what + " must be a scalar");
+  TANDEM_ASSIGN_OR_RETURN(z.value, b.require(v, Layout::plain));
+  z.type = b.val(v).dtype;
+  reads->push_back(z.value);
+  return z;
+}
+
+std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis) {
+  const int64_t n = w.numel(), count = static_cast<int64_t>(zero_points.size());
+  const int64_t per_slice = std::max<int64_t>(1, n / std::max<int64_t>(count, 1));
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t raw = w.dtype() == DataType::uint8 ? w.data<uint8_t>()[i] : w.data<int8_t>()[i];
+    const int64_t z = count == 1 ? 0 : axis == ZeroPointAxis::leading ? i / per_slice : i % count;
+    out[static_cast<size_t>(i)] = raw - zero_points[static_cast<size_t>(z)];
+  }
+  return out;
+}
+
+bool is_int8_op(const std::string& op) { return type_rules().count(op) != 0; }
+
+Status supports_int8_types(const Node& n, const NodeTypes& types) {
+  const TypeRule& rule = type_rules().at(n.op_type);
+  const size_t ni = std::strlen(rule.inputs), no = std::strlen(rule.outputs);
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const DataType t = types.input(i);
+    if (n.inputs[i].empty() || t == DataType::undefined) continue;
+    if (i >= ni) return unsupported(n.label() + " has more inputs than the cpu backend knows");
+    if (!matches(rule.inputs[i], t))
+      return unsupported(n.label() + " input " + std::to_string(i) + " is " + std::string(dtype_name(t)) +
+                         " (the cpu backend takes " + rule_text(rule.inputs[i]) + " there)");
+  }
+  for (size_t i = 0; i < n.outputs.size() && i < no; ++i) {
+    const DataType t = types.output(i);
+    if (n.outputs[i].empty() || t == DataType::undefined) continue;
+    if (!matches(rule.outputs[i], t))
+      return unsupported(n.label() + " output " + std::to_string(i) + " is " + std::string(dtype_name(t)) +
+                         " (the cpu backend makes " + rule_text(rule.outputs[i]) + " there)");
+  }
+  return Status::ok();
+}
+
+namespace {
+
+// The values of a known 1-element or per-channel tensor, as doubles.
+Result<std::vector<double>> known_values(Builder& b, int v, int64_t channels, const std::string& what) {
+  const Tensor* t = b.known(v);
+  if (!t) return unsupported(what + " is not known when the plan is built");
+  std::vector<double> out;
+  const int64_t n = t->numel();
+  if (n != 1 && (t->rank() != 1 || n != channels))
+    return unsupported(what + " has shape [" + shape_to_string(t->shape()) + "], expected a scalar or [" +
+                       std::to_string(channels) + "]");
+  for (int64_t i = 0; i < n; ++i) {
+    switch (t->dtype()) {
+      case DataType::float32: out.push_back(t->data<float>()[i]); break;
+      case DataType::uint8: out.push_back(t->data<uint8_t>()[i]); break;
+      case DataType::int8: out.push_back(t->data<int8_t>()[i]); break;
+      case DataType::int32: out.push_back(t->data<int32_t>()[i]); break;
+      default: return unsupported(what + " is " + std::string(dtype_name(t->dtype())));
+    }
+  }
+  if (n == 1) out.assign(static_cast<size_t>(channels), out[0]);
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<float>> known_scales(Builder& b, int v, int64_t channels, const std::string& what) {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<double> d, known_values(b, v, channels, what));
+  std::vector<float> out(d.begin(), d.end());
+  for (float s : out)
+    if (!(s > 0.0f) || !std::isfinite(s)) return unsupported(what + " is not a positive finite scale");
+  return out;
+}
+
+Result<std::vector<int32_t>> known_zero_points(Builder& b, int v, int64_t channels, const std::string& what) {
+  if (v < 0 || b.val(v).kind == IValue::Kind::none) return std::vector<int32_t>(static_cast<size_t>(channels), 0);
+  TANDEM_ASSIGN_OR_RETURN(std::vector<double> d, known_values(b, v, channels, what));
+  return std::vector<int32_t>(d.begin(), d.end());
+}
+
+bool onednn_has_vnni() {
+  static const bool vnni = [] {
+    (void)cpu_engine();  // applies the ISA cap first
+    switch (dnnl::get_effective_cpu_isa()) {
+      case dnnl::cpu_isa::avx2_vnni:
+      case dnnl::cpu_isa::avx512_core_vnni:
+      case dnnl::cpu_isa::avx512_core_bf16:
+      case dnnl::cpu_isa::avx512_core_amx: return true;
+      default: return false;
+    }
+  }();
+  return vnni;
+}
+
+Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis,
+                              const std::string& label) {
+  if (!is_8bit(w.dtype())) return unsupported(label + " weights are " + std::string(dtype_name(w.dtype())));
+  const int64_t n = w.numel();
+  const int64_t count = static_cast<int64_t>(zero_points.size());
+  if (count == 0) return internal_error(label + " no weight zero point");
+  const int64_t per_slice = axis == ZeroPointAxis::leading ? std::max<int64_t>(1, n / count) : 1;
+  const int32_t limit = onednn_has_vnni() ? 127 : 63;
+  Tensor out(DataType::int8, w.shape());
+  int8_t* dst = out.data<int8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t raw = w.dtype() == DataType::uint8 ? w.data<uint8_t>()[i] : w.data<int8_t>()[i];
+    const size_t slice = count == 1                         ? 0
+                         : axis == ZeroPointAxis::leading ? static_cast<size_t>(i / per_slice)
+                                                          : static_cast<size_t>(i % count);
+    const int32_t q = raw - zero_points[slice];
+    if (q < -128 || q > 127)
+      return unsupported(label + " weight minus its zero point (" + std::to_string(q) +
+                         ") leaves the int8 range oneDNN multiplies in");
+    if (q > limit || q < -limit - 1)
+      return unsupported(label + " weight magnitude " + std::to_string(q) +
+                         " could saturate oneDNN's int16 pair sums on this CPU (no VNNI); 7-bit weights run natively");
+    dst[i] = static_cast<int8_t>(q);
+  }
+  return out;
+}
+
+Result<DnnlKernel::Arg> zero_point_arg(Builder& b, int v, int arg, const std::string& label, bool* is_zero) {
+  using dt = dnnl::memory::data_type;
+  *is_zero = false;
+  DnnlKernel::Arg a;
+  a.arg = DNNL_ARG_ATTR_ZERO_POINTS | arg;
+  a.md = dnnl::memory::desc({1}, dt::s32, dnnl::memory::format_tag::x);
+  if (v < 0 || b.val(v).kind == IValue::Kind::none) {
+    *is_zero = true;
+    return a;
+  }
+  if (b.known(v)) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> zp, known_zero_points(b, v, 1, label + " zero point"));
+    *is_zero = zp[0] == 0;
+    a.memory = dnnl::memory(a.md, cpu_engine());
+    *static_cast<int32_t*>(a.memory.get_data_handle()) = zp[0];
+    return a;
+  }
+  const DataType zp_type = b.val(v).dtype;  // a copy: the builder's values move as values are added
+  if (!b.typed(v) || shape_numel(b.val(v).shape) != 1 || !(is_8bit(zp_type) || zp_type == DataType::int32))
+    return unsupported(label + " zero point must be a scalar");
+  TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, Layout::plain));
+  const int tmp = b.add_temp(DataType::int32, {1}, Layout::plain);
+  auto k = std::make_unique<ZeroPointKernel>();
+  k->src = pv;
+  k->dst = tmp;
+  k->dtype = zp_type;
+  k->reads = {pv};
+  k->writes = {tmp};
+  k->label = label + " (zero point)";
+  b.add_kernel(std::move(k));
+  a.value = tmp;
+  return a;
+}
+
+}  // namespace tandem::cpu

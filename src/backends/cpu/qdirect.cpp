@@ -1,0 +1,228 @@
+// qdirect.cpp: the backend's own integer convolution and matrix product (int8.h:
+// IntegerProduct), for the quantized products oneDNN cannot run exactly. Direct loops over
+// plain layouts, int32 accumulation that wraps like the reference kernel's, output channels (or
+// rows) in parallel, and the reference requantization.
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/int8.h"
+#include "backends/cpu/op_family.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// Reads element i of an 8-bit source.
+inline int32_t load8(const void* p, bool is_signed, int64_t i) {
+  return is_signed ? static_cast<const int8_t*>(p)[i] : static_cast<const uint8_t*>(p)[i];
+}
+
+// Writes acc (output channel m) as the product's output type.
+struct Store {
+  DataType type = DataType::int32;
+  const float* multipliers = nullptr;  // null: int32 output
+  int64_t count = 1;
+  int32_t zp = 0;
+  void operator()(void* out, int64_t i, int64_t m, int32_t acc) const {
+    if (!multipliers) {
+      if (type == DataType::float32) static_cast<float*>(out)[i] = static_cast<float>(acc);  // a fused Cast
+      else static_cast<int32_t*>(out)[i] = acc;
+      return;
+    }
+    const float mult = multipliers[count == 1 ? 0 : m];
+    double q = std::nearbyint(static_cast<double>(acc) * static_cast<double>(mult)) + zp;
+    const double lo = type == DataType::uint8 ? 0.0 : -128.0, hi = type == DataType::uint8 ? 255.0 : 127.0;
+    q = std::isnan(q) ? lo : std::clamp(q, lo, hi);
+    if (type == DataType::uint8) static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(q);
+    else static_cast<int8_t*>(out)[i] = static_cast<int8_t>(q);
+  }
+};
+
+int32_t wrap_add(int32_t a, int64_t b) { return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b)); }
+
+class IntegerKernelBase : public Kernel {
+ public:
+  IntegerProduct p;
+  bool src_signed = false;
+  DataType out_type = DataType::int32;
+
+  Store store(const RunCtx& ctx) const {
+    Store s;
+    s.type = out_type;
+    if (p.scales >= 0) s.multipliers = static_cast<const float*>(ctx.ptr[p.scales]);
+    s.count = p.scale_count;
+    s.zp = p.dst_zp.read(ctx);
+    return s;
+  }
+};
+
+class IntegerConvKernel final : public IntegerKernelBase {
+ public:
+  // Everything padded to 3 spatial dims (leading 1s).
+  int64_t N = 1, C = 1, O = 1, G = 1;
+  int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, out[3] = {1, 1, 1};
+  int64_t stride[3] = {1, 1, 1}, dil[3] = {1, 1, 1}, pad[3] = {0, 0, 0};
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const void* x = ctx.ptr[p.src];
+    void* y = ctx.ptr[p.out];
+    const int32_t xzp = p.src_zp.read(ctx);
+    const Store st = store(ctx);
+    const int64_t Cg = C / G, Og = O / G, in_size = in[0] * in[1] * in[2], out_size = out[0] * out[1] * out[2];
+    const int64_t k_size = k[0] * k[1] * k[2];
+    const int64_t work = N * O * out_size * Cg * k_size;
+    parallel_range(work < (1 << 20) ? 1 : ctx.threads, N * O, 1, [&](int64_t b, int64_t e) {
+      for (int64_t no = b; no < e; ++no) {
+        const int64_t n = no / O, m = no % O, g = m / Og;
+        const int32_t* wm = p.weights.data() + m * Cg * k_size;
+        const int32_t bias = p.bias.empty() ? 0 : p.bias[static_cast<size_t>(m)];
+        // A row of up to kRow outputs at a time: for each tap, the outputs whose input is inside
+        // the image form one range, walked without bounds checks (and vectorizable).
+        constexpr int64_t kRow = 256;
+        uint32_t acc[kRow];  // wrapping int32 sums
+        const int64_t s2 = stride[2], d2 = dil[2], p2 = pad[2];
+        for (int64_t od = 0; od < out[0]; ++od)
+          for (int64_t oh = 0; oh < out[1]; ++oh)
+            for (int64_t ow0 = 0; ow0 < out[2]; ow0 += kRow) {
+              const int64_t nw = std::min(kRow, out[2] - ow0);
+              for (int64_t j = 0; j < nw; ++j) acc[j] = static_cast<uint32_t>(bias);
+              for (int64_t c = 0; c < Cg; ++c) {
+                const int64_t xc = (n * C + g * Cg + c) * in_size;
+                const int32_t* wc = wm + c * k_size;
+                for (int64_t kd = 0; kd < k[0]; ++kd) {
+                  const int64_t id = od * stride[0] - pad[0] + kd * dil[0];
+                  if (id < 0 || id >= in[0]) continue;
+                  for (int64_t kh = 0; kh < k[1]; ++kh) {
+                    const int64_t ih = oh * stride[1] - pad[1] + kh * dil[1];
+                    if (ih < 0 || ih >= in[1]) continue;
+                    const int64_t row = xc + (id * in[1] + ih) * in[2];
+                    for (int64_t kw = 0; kw < k[2]; ++kw) {
+                      const int32_t wv = wc[(kd * k[1] + kh) * k[2] + kw];
+                      if (wv == 0) continue;
+                      // iw = ow * s2 - t lies in [0, in[2]) for ow in [lo, hi).
+                      const int64_t t = p2 - kw * d2;
+                      const int64_t lo = std::max(ow0, t > 0 ? (t + s2 - 1) / s2 : int64_t{0});
+                      const int64_t hi = std::min(ow0 + nw, in[2] + t > 0 ? (in[2] + t + s2 - 1) / s2 : int64_t{0});
+                      const uint32_t uw = static_cast<uint32_t>(wv);
+                      if (src_signed) {
+                        const int8_t* xs = static_cast<const int8_t*>(x) + row;
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                          acc[ow - ow0] += static_cast<uint32_t>(xs[ow * s2 - t] - xzp) * uw;
+                      } else {
+                        const uint8_t* xs = static_cast<const uint8_t*>(x) + row;
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                          acc[ow - ow0] += static_cast<uint32_t>(xs[ow * s2 - t] - xzp) * uw;
+                      }
+                    }
+                  }
+                }
+              }
+              const int64_t at = no * out_size + (od * out[1] + oh) * out[2] + ow0;
+              for (int64_t j = 0; j < nw; ++j) st(y, at + j, m, static_cast<int32_t>(acc[j]));
+            }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class IntegerMatMulKernel final : public IntegerKernelBase {
+ public:
+  int64_t M = 1, K = 1, Ncols = 1;
+  std::vector<int64_t> a_offsets, b_offsets;  // per output batch: element offsets of the operands
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const void* a = ctx.ptr[p.src];
+    void* y = ctx.ptr[p.out];
+    const int32_t azp = p.src_zp.read(ctx);
+    const Store st = store(ctx);
+    const int64_t batches = static_cast<int64_t>(a_offsets.size());
+    const int64_t work = batches * M * K * Ncols;
+    parallel_range(work < (1 << 20) ? 1 : ctx.threads, batches * M, 1, [&](int64_t b, int64_t e) {
+      for (int64_t bm = b; bm < e; ++bm) {
+        const int64_t batch = bm / M, i = bm % M;
+        const int64_t arow = a_offsets[static_cast<size_t>(batch)] + i * K;
+        const int32_t* wb = p.weights.data() + b_offsets[static_cast<size_t>(batch)];
+        for (int64_t j = 0; j < Ncols; ++j) {
+          int32_t acc = 0;
+          for (int64_t kk = 0; kk < K; ++kk)
+            acc = wrap_add(acc, static_cast<int64_t>(load8(a, src_signed, arow + kk) - azp) * wb[kk * Ncols + j]);
+          st(y, bm * Ncols + j, j, acc);
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+void finish(Builder& b, IntegerKernelBase& k, IntegerProduct&& p, double work) {
+  k.src_signed = b.val(p.src).dtype == DataType::int8;
+  k.out_type = b.val(p.out).dtype;
+  k.label = p.label + " (own integer kernel)";
+  k.reads = p.reads;
+  k.reads.push_back(p.src);
+  if (p.scales >= 0) k.reads.push_back(p.scales);
+  k.writes = {p.out};
+  k.p = std::move(p);
+  b.add_work(work);
+  if (verbose()) note(k.label);
+}
+
+}  // namespace
+
+Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shape& w, const Shape& dst,
+                        const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                        const std::vector<int64_t>& pads_begin, int64_t group) {
+  const size_t sd = x.size() - 2;
+  if (sd < 1 || sd > 3 || w.size() != x.size() || dst.size() != x.size() || strides.size() != sd ||
+      dilations.size() != sd || pads_begin.size() != sd)
+    return unsupported(p.label + " convolution geometry");
+  auto k = std::make_unique<IntegerConvKernel>();
+  k->N = x[0];
+  k->C = x[1];
+  k->O = w[0];
+  k->G = group;
+  const size_t lead = 3 - sd;
+  for (size_t i = 0; i < sd; ++i) {
+    k->in[lead + i] = x[2 + i];
+    k->k[lead + i] = w[2 + i];
+    k->out[lead + i] = dst[2 + i];
+    k->stride[lead + i] = strides[i];
+    k->dil[lead + i] = dilations[i];
+    k->pad[lead + i] = pads_begin[i];
+  }
+  const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(w) / w[0]);
+  finish(b, *k, std::move(p), work);
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+Status add_integer_matmul(Builder& b, IntegerProduct p, const Shape& a, const Shape& w, const Shape& dst) {
+  const size_t r = dst.size();
+  if (r < 2 || a.size() != r || w.size() != r) return unsupported(p.label + " product shapes");
+  auto k = std::make_unique<IntegerMatMulKernel>();
+  k->M = a[r - 2];
+  k->K = a[r - 1];
+  k->Ncols = w[r - 1];
+  // Offsets of each output batch in the operands (size-1 dims broadcast).
+  const int64_t batches = shape_numel(dst) / (k->M * k->Ncols);
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    int64_t rest = bi, ao = 0, wo = 0, astride = k->M * k->K, wstride = k->K * k->Ncols;
+    for (size_t d = r - 2; d-- > 0;) {
+      const int64_t idx = rest % dst[d];
+      rest /= dst[d];
+      if (a[d] != 1) ao += idx * astride;
+      if (w[d] != 1) wo += idx * wstride;
+      astride *= a[d];
+      wstride *= w[d];
+    }
+    k->a_offsets.push_back(ao);
+    k->b_offsets.push_back(wo);
+  }
+  const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(k->K);
+  finish(b, *k, std::move(p), work);
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+}  // namespace tandem::cpu

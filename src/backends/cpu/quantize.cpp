@@ -1,0 +1,383 @@
+// quantize.cpp: QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear on the cpu backend:
+// vectorized loops (compiled per ISA level, runtime_env.h) over plain-layout data.
+//   QuantizeLinear      y = saturate(round_half_even(x / scale) + zero_point), float32 -> uint8/int8
+//   DequantizeLinear    y = (x - zero_point) * scale, uint8/int8/int32 -> float32
+//   DynamicQuantizeLinear  scale = (max(x, 0) - min(x, 0)) / 255, zero_point = saturate(round(-min / scale)),
+//                       y as QuantizeLinear to uint8
+// Per-tensor and per-axis scales and zero points, known when the instance is built or read at
+// each run (DynamicQuantizeLinear computes its own). The arithmetic is the reference
+// kernels': x / scale is divided in float32 (never multiplied by a reciprocal), rounding follows
+// the default FP environment (ties to even), NaN quantizes to the zero point, and int32 data is
+// dequantized in double so that large values are not rounded before the product.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/int8.h"
+#include "backends/cpu/op_family.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+template <class Q>
+TANDEM_ISA_BODY void quantize_run_body(const float* x, Q* y, int64_t n, float scale, float zp, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    float q = x[i] / scale;
+    q = q == q ? q : 0.0f;  // NaN -> the zero point
+    float r = __builtin_rintf(q) + zp;
+    r = std::min(std::max(r, lo), hi);
+    y[i] = static_cast<Q>(static_cast<int32_t>(r));
+  }
+}
+TANDEM_ISA_BODY void quantize_u8_body(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+  quantize_run_body<uint8_t>(x, y, n, s, zp, 0.0f, 255.0f);
+}
+TANDEM_ISA_BODY void quantize_s8_body(const float* x, int8_t* y, int64_t n, float s, float zp) {
+  quantize_run_body<int8_t>(x, y, n, s, zp, -128.0f, 127.0f);
+}
+TANDEM_ISA_DISPATCH(quantize_u8, (const float* x, uint8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(quantize_s8, (const float* x, int8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+
+template <class Q>
+TANDEM_ISA_BODY void dequantize_run_body(const Q* x, float* y, int64_t n, float scale, int32_t zp) {
+  if constexpr (sizeof(Q) == 4) {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(x[i]) * static_cast<double>(scale));
+  } else {
+    // (x - zp) has at most 9 bits: the float32 product is the correctly rounded exact product.
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+  }
+}
+TANDEM_ISA_BODY void dequantize_u8_body(const uint8_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<uint8_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_BODY void dequantize_s8_body(const int8_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<int8_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_BODY void dequantize_s32_body(const int32_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<int32_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_DISPATCH(dequantize_u8, (const uint8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(dequantize_s8, (const int8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(dequantize_s32, (const int32_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+
+// min(0, x...) and max(0, x...), NaN ignored: MINPS/MAXPS return their second operand when
+// either is NaN, so the running extremes keep their value.
+void min_max_scalar(const float* x, int64_t n, float* lo, float* hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    *lo = x[i] < *lo ? x[i] : *lo;
+    *hi = x[i] > *hi ? x[i] : *hi;
+  }
+}
+TANDEM_TARGET_AVX512 void min_max_avx512(const float* x, int64_t n, float* lo, float* hi) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);  // the masked form: no undefined pass-through
+    b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
+  }
+  alignas(64) float la[16], lb[16];
+  _mm512_store_ps(la, a);
+  _mm512_store_ps(lb, b);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  float unused = 0.0f;
+  min_max_scalar(la, 16, lo, &unused);
+  min_max_scalar(lb, 16, &unused, hi);
+  min_max_scalar(x + i, n - i, lo, hi);
+}
+TANDEM_TARGET_AVX2 void min_max_avx2(const float* x, int64_t n, float* lo, float* hi) {
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    a = _mm256_min_ps(v, a);
+    b = _mm256_max_ps(v, b);
+  }
+  alignas(32) float la[8], lb[8];
+  _mm256_store_ps(la, a);
+  _mm256_store_ps(lb, b);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  float unused = 0.0f;
+  min_max_scalar(la, 8, lo, &unused);
+  min_max_scalar(lb, 8, &unused, hi);
+  min_max_scalar(x + i, n - i, lo, hi);
+}
+void min_max(const float* x, int64_t n, float* lo, float* hi) {
+  static const int level = cpu_isa_level();
+  if (level >= 2) return min_max_avx512(x, n, lo, hi);
+  if (level == 1) return min_max_avx2(x, n, lo, hi);
+  *lo = 0.0f;
+  *hi = 0.0f;
+  min_max_scalar(x, n, lo, hi);
+}
+
+constexpr int64_t kGrain = 1 << 14;
+
+// The parameters of one kernel: `channels` scales (and zero points) over `outer` x channels x
+// `inner` elements (per-tensor: one channel). Parameters known at build time are stored here;
+// runtime ones are read from their values at each run.
+struct Channels {
+  int64_t outer = 1, channels = 1, inner = 1;
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;
+  int scale_value = -1, zp_value = -1;  // runtime parameters (instance value ids)
+  DataType zp_type = DataType::uint8;
+
+  float scale(const RunCtx& ctx, int64_t ch) const {
+    if (scale_value < 0) return scales[ch];
+    return static_cast<const float*>(ctx.ptr[scale_value])[channels == 1 ? 0 : ch];
+  }
+  int32_t zero_point(const RunCtx& ctx, int64_t ch) const {
+    if (zp_value < 0) return zero_points[ch];
+    const int64_t i = channels == 1 ? 0 : ch;
+    const void* p = ctx.ptr[zp_value];
+    if (zp_type == DataType::uint8) return static_cast<const uint8_t*>(p)[i];
+    if (zp_type == DataType::int8) return static_cast<const int8_t*>(p)[i];
+    return static_cast<const int32_t*>(p)[i];
+  }
+};
+
+// Runs `fn(offset, count, channel)` over the blocks of `c` in parallel.
+template <class F>
+void for_blocks(const Channels& c, int threads, F&& fn) {
+  const int64_t blocks = c.outer * c.channels;
+  if (blocks == 1) {
+    const int64_t n = c.inner;
+    parallel_range(n < 4 * kGrain ? 1 : threads, n, kGrain, [&](int64_t b, int64_t e) { fn(b, e - b, 0); });
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(c.inner, 1));
+  parallel_range(blocks * c.inner < 4 * kGrain ? 1 : threads, blocks, grain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) fn(i * c.inner, c.inner, i % c.channels);
+  });
+}
+
+class QuantizeKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  bool to_signed = false;
+  Channels c;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* x = static_cast<const float*>(ctx.ptr[src]);
+    void* y = ctx.ptr[dst];
+    for (int64_t ch = 0; ch < c.channels; ++ch)
+      if (!(c.scale(ctx, ch) != 0.0f)) return invalid_argument(label + " y_scale is zero or NaN");
+    for_blocks(c, ctx.threads, [&](int64_t at, int64_t n, int64_t ch) {
+      const float zp = static_cast<float>(c.zero_point(ctx, ch)), s = c.scale(ctx, ch);
+      if (to_signed) quantize_s8(x + at, static_cast<int8_t*>(y) + at, n, s, zp);
+      else quantize_u8(x + at, static_cast<uint8_t*>(y) + at, n, s, zp);
+    });
+    return Status::ok();
+  }
+};
+
+class DequantizeKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  DataType from = DataType::uint8;
+  Channels c;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const void* x = ctx.ptr[src];
+    auto* y = static_cast<float*>(ctx.ptr[dst]);
+    if (from == DataType::int32)
+      for (int64_t ch = 0; ch < c.channels; ++ch)
+        if (c.zero_point(ctx, ch) != 0) return invalid_argument(label + " int32 data needs a zero point of 0");
+    for_blocks(c, ctx.threads, [&](int64_t at, int64_t n, int64_t ch) {
+      const float s = c.scale(ctx, ch);
+      const int32_t zp = c.zero_point(ctx, ch);
+      if (from == DataType::uint8) dequantize_u8(static_cast<const uint8_t*>(x) + at, y + at, n, s, zp);
+      else if (from == DataType::int8) dequantize_s8(static_cast<const int8_t*>(x) + at, y + at, n, s, zp);
+      else dequantize_s32(static_cast<const int32_t*>(x) + at, y + at, n, s, zp);
+    });
+    return Status::ok();
+  }
+};
+
+// Channels of a Quantize/DequantizeLinear node for data of `shape`; fills `reads` with the
+// runtime parameters.
+Result<Channels> read_channels(Builder& b, const Step& step, const Shape& shape, std::vector<int>* reads) {
+  const Node& n = *step.node;
+  const std::string label = n.label();
+  Channels c;
+  c.inner = shape_numel(shape);
+  const int scale = step.inputs[1];
+  const int zp = step.inputs.size() > 2 ? step.inputs[2] : -1;
+  if (!b.typed(scale)) return unsupported(label + " scale shape unknown");
+  const Shape scale_shape = b.val(scale).shape;
+  if (shape_numel(scale_shape) != 1) {
+    const int64_t rank = static_cast<int64_t>(shape.size());
+    int64_t axis = n.attr_int("axis", 1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return unsupported(label + " axis out of range");
+    if (scale_shape.size() != 1 || scale_shape[0] != shape[axis]) return unsupported(label + " scale shape");
+    c.channels = shape[axis];
+    c.outer = 1;
+    c.inner = 1;
+    for (int64_t d = 0; d < axis; ++d) c.outer *= shape[d];
+    for (int64_t d = axis + 1; d < rank; ++d) c.inner *= shape[d];
+  }
+  if (b.known(scale)) {
+    TANDEM_ASSIGN_OR_RETURN(c.scales, known_scales(b, scale, c.channels, label + " scale"));
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(c.scale_value, b.require(scale, Layout::plain));
+    reads->push_back(c.scale_value);
+  }
+  if (zp < 0 || b.val(zp).kind == IValue::Kind::none || b.known(zp)) {
+    TANDEM_ASSIGN_OR_RETURN(c.zero_points, known_zero_points(b, zp, c.channels, label + " zero point"));
+  } else {
+    if (!b.typed(zp) || shape_numel(b.val(zp).shape) != shape_numel(scale_shape))
+      return unsupported(label + " zero point shape differs from the scale's");
+    TANDEM_ASSIGN_OR_RETURN(c.zp_value, b.require(zp, Layout::plain));
+    c.zp_type = b.val(zp).dtype;
+    reads->push_back(c.zp_value);
+  }
+  return c;
+}
+
+class QuantizeSpec final : public OpSpec {
+ public:
+  bool dequantize = false;
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    if (step.node->attr_int("block_size", 0) != 0) return unsupported(label + " blocked quantization");
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape shape = b.val(x).shape;
+    std::vector<int> reads;
+    TANDEM_ASSIGN_OR_RETURN(Channels c, read_channels(b, step, shape, &reads));
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    reads.push_back(px);
+    b.define(out, Layout::plain);
+    std::unique_ptr<Kernel> k;
+    if (dequantize) {
+      auto d = std::make_unique<DequantizeKernel>();
+      d->src = px;
+      d->dst = out;
+      d->from = b.val(px).dtype;
+      d->c = std::move(c);
+      k = std::move(d);
+    } else {
+      auto q = std::make_unique<QuantizeKernel>();
+      q->src = px;
+      q->dst = out;
+      q->to_signed = b.val(out).dtype == DataType::int8;
+      q->c = std::move(c);
+      k = std::move(q);
+    }
+    b.add_work(static_cast<double>(shape_numel(shape)));
+    k->reads = std::move(reads);
+    k->writes = {out};
+    k->label = label;
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+class DynamicQuantizeKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1, scale_out = -1, zp_out = -1;
+  int64_t n = 0;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* x = static_cast<const float*>(ctx.ptr[src]);
+    constexpr int64_t kMaxChunks = 64;
+    const int64_t chunks = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxChunks);
+    float lo[kMaxChunks], hi[kMaxChunks];
+    const int64_t per = (n + chunks - 1) / chunks;
+    parallel_range(chunks == 1 ? 1 : ctx.threads, chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t at = std::min(n, i * per);
+        min_max(x + at, std::min(n, at + per) - at, &lo[i], &hi[i]);
+      }
+    });
+    float x_min = 0.0f, x_max = 0.0f;
+    for (int64_t i = 0; i < chunks; ++i) {
+      x_min = std::min(x_min, lo[i]);
+      x_max = std::max(x_max, hi[i]);
+    }
+    const float scale = (x_max - x_min) / 255.0f;
+    uint8_t zero_point = 0;
+    const bool usable = scale != 0.0f && std::isfinite(scale);
+    if (usable) {
+      const float inter = 0.0f - x_min / scale;
+      zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
+    }
+    auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
+    if (!usable) {
+      std::fill(y, y + n, zero_point);
+    } else {
+      parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t b, int64_t e) {
+        quantize_u8(x + b, y + b, e - b, scale, static_cast<float>(zero_point));
+      });
+    }
+    if (scale_out >= 0) *static_cast<float*>(ctx.ptr[scale_out]) = scale;
+    if (zp_out >= 0) *static_cast<uint8_t*>(ctx.ptr[zp_out]) = zero_point;
+    return Status::ok();
+  }
+};
+
+class DynamicQuantizeSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0];
+    if (!b.typed(x)) return unsupported(label + " shape unknown");
+    for (int o : step.outputs)
+      if (o >= 0 && !b.typed(o)) return unsupported(label + " output shape unknown");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    auto k = std::make_unique<DynamicQuantizeKernel>();
+    k->src = px;
+    k->n = shape_numel(b.val(x).shape);
+    k->reads = {px};
+    int* slots[3] = {&k->dst, &k->scale_out, &k->zp_out};
+    for (size_t i = 0; i < step.outputs.size() && i < 3; ++i) {
+      const int o = step.outputs[i];
+      if (o < 0) continue;
+      b.define(o, Layout::plain);
+      *slots[i] = o;
+      k->writes.push_back(o);
+    }
+    if (k->dst < 0) {  // y omitted: quantize into a temporary
+      k->dst = b.add_temp(DataType::uint8, b.val(x).shape, Layout::plain);
+      k->writes.push_back(k->dst);
+    }
+    k->label = label;
+    b.add_work(2.0 * static_cast<double>(k->n));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_quantize(const Node& n) {
+  if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return unsupported(n.label() + " missing input");
+  if (n.attr_int("block_size", 0) != 0) return unsupported(n.label() + " blocked quantization (block_size)");
+  return Status::ok();
+}
+
+Status supports_dynamic_quantize(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " missing input");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_quantize(FusionContext&, const Step& st) {
+  auto s = std::make_unique<QuantizeSpec>();
+  s->dequantize = st.node->op_type == "DequantizeLinear";
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
+Result<std::unique_ptr<OpSpec>> make_dynamic_quantize(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<DynamicQuantizeSpec>());
+}
+
+}  // namespace
+
+void register_quantize_ops(OpTable& t) {
+  t.add("QuantizeLinear", &supports_quantize, &make_quantize);
+  t.add("DequantizeLinear", &supports_quantize, &make_quantize);
+  t.add("DynamicQuantizeLinear", &supports_dynamic_quantize, &make_dynamic_quantize);
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,418 @@
+// cpu_int8_test.cpp (CpuBackendInt8, also run under each TANDEM_CPU_ISA cap by ctest
+// cpu_backend_avx2 / _baseline): the quantized ops on the cpu backend (quantize.cpp, qconv.cpp,
+// qmatmul.cpp, qdirect.cpp) against the reference backend and against values worked by hand
+// from the ONNX spec, and that the nodes are placed on the cpu backend, including the weights
+// oneDNN cannot take exactly (the own integer kernels).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "core/compare.h"
+#include "engine/placement.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_int;
+using testing::attr_ints;
+
+Backend* cpu() { return find_backend("cpu"); }
+Backend* ref() { return find_backend("reference"); }
+
+#define REQUIRE_CPU() \
+  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend"
+
+template <class T>
+Tensor random_ints(const Shape& shape, int lo, int hi, uint32_t seed) {
+  Tensor t(std::is_same_v<T, uint8_t> ? DataType::uint8 : std::is_same_v<T, int8_t> ? DataType::int8 : DataType::int32,
+           shape);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(d(rng));
+  return t;
+}
+
+Tensor random_floats(const Shape& shape, uint32_t seed, float lo, float hi) {
+  Tensor t(DataType::float32, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+Tensor f32(std::vector<float> v) { return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v); }
+
+// A graph of float32 inputs and constant parameters.
+class QGraph {
+ public:
+  QGraph() : g_(std::make_shared<Graph>()) { g_->opsets[""] = 13; }
+  QGraph& input(const std::string& name, const Tensor& value) {
+    ValueInfo vi{name, {}};
+    vi.type.kind = TypeInfo::Kind::tensor;
+    vi.type.elem = value.dtype();
+    vi.type.has_shape = true;
+    for (int64_t d : value.shape()) vi.type.dims.push_back(Dim{d, {}});
+    g_->inputs.push_back(vi);
+    feeds_.push_back(Value::of(value));
+    return *this;
+  }
+  QGraph& init(const std::string& name, const Tensor& value) {
+    g_->initializers[name] = value;
+    return *this;
+  }
+  QGraph& node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
+               std::map<std::string, Attribute> attrs = {}) {
+    Node n;
+    n.op_type = op;
+    n.name = op + std::to_string(g_->nodes.size());
+    n.opset = 13;
+    n.inputs = std::move(in);
+    n.outputs = std::move(out);
+    n.attrs = std::move(attrs);
+    n.index = static_cast<int>(g_->nodes.size());
+    g_->nodes.push_back(std::move(n));
+    return *this;
+  }
+  QGraph& output(const std::string& name) {
+    g_->outputs.push_back(ValueInfo{name, {}});
+    return *this;
+  }
+  std::shared_ptr<Graph> graph() const { return g_; }
+  const std::vector<Value>& feeds() const { return feeds_; }
+
+ private:
+  std::shared_ptr<Graph> g_;
+  std::vector<Value> feeds_;
+};
+
+// Runs `q` on cpu (with the reference backend behind it) and on the reference backend alone.
+// `cpu_nodes` is how many nodes must be placed on the cpu backend.
+struct Runs {
+  std::vector<Value> cpu, ref;
+  PlacementReport report;
+};
+Runs run_both(const QGraph& q, int threads = 0) {
+  Runs r;
+  CompileOptions opts;
+  opts.threads = threads;
+  auto fast = PlacedModel::create(q.graph(), {cpu(), ref()}, opts);
+  EXPECT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(q.graph(), {ref()});
+  EXPECT_TRUE(slow.is_ok()) << slow.status().to_string();
+  if (!fast.is_ok() || !slow.is_ok()) return r;
+  r.report = (*fast)->report();
+  Status s = (*fast)->run(q.feeds(), &r.cpu);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  s = (*slow)->run(q.feeds(), &r.ref);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  return r;
+}
+
+int nodes_on(const PlacementReport& r, const std::string& backend) {
+  auto it = r.nodes_per_backend.find(backend);
+  return it == r.nodes_per_backend.end() ? 0 : it->second;
+}
+
+// Integer tensors: same type and shape, every element within `units`; returns how many differ.
+int64_t expect_within_units(const Value& want, const Value& got, int64_t units, const std::string& what) {
+  EXPECT_TRUE(want.is_tensor() && got.is_tensor()) << what;
+  if (!want.is_tensor() || !got.is_tensor()) return -1;
+  const Tensor &a = want.tensor, &b = got.tensor;
+  EXPECT_EQ(a.dtype(), b.dtype()) << what;
+  EXPECT_EQ(a.shape(), b.shape()) << what;
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return -1;
+  auto at = [](const Tensor& t, int64_t i) -> int64_t {
+    switch (t.dtype()) {
+      case DataType::uint8: return t.data<uint8_t>()[i];
+      case DataType::int8: return t.data<int8_t>()[i];
+      default: return t.data<int32_t>()[i];
+    }
+  };
+  int64_t differ = 0, worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const int64_t d = std::llabs(at(a, i) - at(b, i));
+    differ += d != 0;
+    worst = std::max(worst, d);
+  }
+  EXPECT_LE(worst, units) << what << ": " << differ << " of " << a.numel() << " elements differ";
+  return differ;
+}
+
+// --- QuantizeLinear / DequantizeLinear ---------------------------------------------------------
+
+TEST(CpuBackendInt8, QuantizeLinearRoundsHalfToEvenAndSaturates) {
+  REQUIRE_CPU();
+  // scale 0.5, zero point 10: x / scale = 0.5 1.5 2.5 -0.5 -1.5 400 -400 NaN 3.2; worked by hand
+  // from the spec: round half to even, add 10, saturate to [0, 255], NaN to the zero point.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = {0.25f, 0.75f, 1.25f, -0.25f, -0.75f, 200.0f, -200.0f, nan, 1.6f};
+  // 17 more elements make a vector body and a tail.
+  for (int i = 0; i < 17; ++i) x.push_back(0.25f + 0.5f * static_cast<float>(i));
+  QGraph q;
+  q.input("x", f32(x))
+      .init("s", Tensor::scalar<float>(0.5f))
+      .init("z", Tensor::scalar<uint8_t>(10))
+      .node("QuantizeLinear", {"x", "s", "z"}, {"y"})
+      .output("y");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 1);
+  const uint8_t* y = r.cpu[0].tensor.data<uint8_t>();
+  const uint8_t want[] = {10, 12, 12, 10, 8, 255, 0, 10, 13};
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(y[i], want[i]) << "element " << i;
+  // x / scale = i + 0.5 rounds to the even one of i and i + 1.
+  for (int i = 0; i < 17; ++i) EXPECT_EQ(y[9 + i], 10 + (i % 2 == 0 ? i : i + 1)) << "tie " << i;
+  expect_within_units(r.ref[0], r.cpu[0], 0, "QuantizeLinear");
+}
+
+TEST(CpuBackendInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
+  REQUIRE_CPU();
+  const Tensor x = random_floats({2, 16, 9, 11}, 7, -3.0f, 3.0f);
+  std::vector<float> scales;
+  std::vector<int8_t> zps;
+  for (int c = 0; c < 16; ++c) {
+    scales.push_back(0.01f + 0.003f * static_cast<float>(c));
+    zps.push_back(static_cast<int8_t>(c - 8));
+  }
+  QGraph q;
+  q.input("x", x)
+      .init("s", Tensor::scalar<float>(0.02f))
+      .init("z", Tensor::scalar<uint8_t>(128))
+      .init("sc", f32(scales))
+      .init("zc", Tensor::from_vector<int8_t>({16}, zps))
+      .node("QuantizeLinear", {"x", "s", "z"}, {"qu"})
+      .node("DequantizeLinear", {"qu", "s", "z"}, {"du"})
+      .node("QuantizeLinear", {"x", "sc", "zc"}, {"qs"}, {{"axis", attr_int(1)}})
+      .node("DequantizeLinear", {"qs", "sc", "zc"}, {"ds"}, {{"axis", attr_int(1)}})
+      .output("qu").output("du").output("qs").output("ds");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 4u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 4);
+  expect_within_units(r.ref[0], r.cpu[0], 0, "per-tensor uint8");
+  expect_within_units(r.ref[2], r.cpu[2], 0, "per-axis int8");
+  for (int i : {1, 3}) EXPECT_TRUE(compare_values(r.ref[i], r.cpu[i], Tolerance{0, 0}).is_ok()) << "output " << i;
+}
+
+TEST(CpuBackendInt8, DynamicQuantizeLinearLargeWithNaNMatchesReference) {
+  REQUIRE_CPU();
+  // Enough elements for the parallel min/max chunks and the vector tails; NaN is ignored by the
+  // range and quantizes to the zero point.
+  Tensor x = random_floats({200003}, 21, -0.8f, 2.5f);
+  x.data<float>()[17] = std::numeric_limits<float>::quiet_NaN();
+  x.data<float>()[150001] = -1.25f;  // the minimum, far from the first chunk
+  x.data<float>()[99999] = 2.5f;     // the maximum
+  QGraph q;
+  q.input("x", x).node("DynamicQuantizeLinear", {"x"}, {"y", "s", "z"}).output("y").output("s").output("z");
+  Runs r = run_both(q, 2);
+  ASSERT_EQ(r.cpu.size(), 3u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 1);
+  EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "y"), 0);
+  EXPECT_TRUE(compare_values(r.ref[1], r.cpu[1], Tolerance{0, 0}).is_ok());
+  EXPECT_FLOAT_EQ(r.cpu[1].tensor.data<float>()[0], (2.5f + 1.25f) / 255.0f);
+  EXPECT_EQ(expect_within_units(r.ref[2], r.cpu[2], 0, "zero point"), 0);
+}
+
+// --- QLinearConv ---------------------------------------------------------------------------------
+
+// `layers` QLinearConv 3x3 (pad 1) of `channels` channels on uint8 activations with int8
+// weights, per-channel weight scales and int32 bias, between a QuantizeLinear and a
+// DequantizeLinear.
+// A name with a number: "a3", "l0_w" (std::string appends; GCC 12 warns on some operator+ chains).
+std::string named(const char* prefix, int i, const char* suffix = "") {
+  std::string s(prefix);
+  s.append(std::to_string(i));
+  s.append(suffix);
+  return s;
+}
+
+QGraph qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
+  QGraph q;
+  q.input("x", random_floats({1, channels, size, size}, seed, -1.0f, 1.0f))
+      .init("xs", Tensor::scalar<float>(1.0f / 127))
+      .init("xz", Tensor::scalar<uint8_t>(128))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"a0"});
+  for (int l = 0; l < layers; ++l) {
+    std::vector<float> ws;
+    for (int64_t c = 0; c < channels; ++c) ws.push_back(0.0006f + 0.00005f * static_cast<float>((c * 7 + l) % 13));
+    const uint32_t s = seed + 10 * static_cast<uint32_t>(l);
+    q.init(named("l", l, "_w"), random_ints<int8_t>({channels, channels, 3, 3}, -127, 127, s + 1))
+        .init(named("l", l, "_ws"), f32(ws))
+        .init(named("l", l, "_wz"), Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)))
+        .init(named("l", l, "_b"), random_ints<int32_t>({channels}, -2000, 2000, s + 2))
+        .node("QLinearConv",
+              {named("a", l), "xs", "xz", named("l", l, "_w"), named("l", l, "_ws"), named("l", l, "_wz"), "xs", "xz",
+               named("l", l, "_b")},
+              {named("a", l + 1)}, {{"pads", attr_ints({1, 1, 1, 1})}});
+  }
+  q.node("DequantizeLinear", {named("a", layers), "xs", "xz"}, {"y"});
+  for (int l = 1; l <= layers; ++l) q.output(named("a", l));
+  q.output("y");
+  return q;
+}
+
+TEST(CpuBackendInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
+  REQUIRE_CPU();
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    const QGraph q = qconv_chain(3, 32, 14, 100);
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 4u);
+    EXPECT_EQ(nodes_on(r.report, "cpu"), 5) << "every node on the cpu backend";
+    int64_t differ = 0;
+    for (int l = 0; l < 3; ++l) differ += expect_within_units(r.ref[l], r.cpu[l], 1, "layer " + std::to_string(l));
+    EXPECT_LE(differ, 3 * 32 * 14 * 14 / 1000) << "more than 0.1% of outputs off by one";
+    std::cout << "QLinearConv chain: " << differ << " of " << 3 * 32 * 14 * 14 << " outputs off by one\n";
+    // The activations are not all saturated: the test exercises the arithmetic.
+    const Tensor& last = r.cpu[2].tensor;
+    int saturated = 0;
+    for (int64_t i = 0; i < last.numel(); ++i) saturated += last.data<uint8_t>()[i] == 0 || last.data<uint8_t>()[i] == 255;
+    EXPECT_LT(saturated, last.numel() / 4);
+  }
+}
+
+TEST(CpuBackendInt8, QLinearConvGroupsStridesAndSignedOutput) {
+  REQUIRE_CPU();
+  QGraph q;
+  q.input("x", random_floats({2, 8, 11, 9}, 3, -2.0f, 2.0f))
+      .init("xs", Tensor::scalar<float>(0.02f))
+      .init("xz", Tensor::scalar<int8_t>(-3))
+      .init("w", random_ints<int8_t>({12, 2, 3, 2}, -100, 100, 4))
+      .init("ws", Tensor::scalar<float>(0.01f))
+      .init("wz", Tensor::scalar<int8_t>(0))
+      .init("ys", Tensor::scalar<float>(0.15f))
+      .init("yz", Tensor::scalar<int8_t>(5))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+      .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"},
+            {{"group", attr_int(4)}, {"strides", attr_ints({2, 1})}, {"pads", attr_ints({1, 0, 0, 1})}})
+      .output("y");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 2);
+  expect_within_units(r.ref[0], r.cpu[0], 1, "grouped int8 QLinearConv");
+}
+
+TEST(CpuBackendInt8, WeightsOutsideInt8RunOnTheOwnIntegerKernelExactly) {
+  REQUIRE_CPU();
+  // uint8 weights with zero point 0 reach 255, int8 weights with zero point -100 reach 227:
+  // w - w_zero_point leaves the int8 range oneDNN multiplies in, so the backend's own integer
+  // kernels run them, and they round like the reference (no off-by-one allowed).
+  QGraph q;
+  q.input("x", random_floats({2, 4, 9, 7}, 5, -1.0f, 1.0f))
+      .input("v", random_floats({3, 5, 12}, 15, -1.0f, 1.0f))
+      .init("xs", Tensor::scalar<float>(0.01f))
+      .init("xz", Tensor::scalar<uint8_t>(128))
+      .init("w", random_ints<uint8_t>({6, 2, 3, 2}, 0, 255, 6))
+      .init("ws", f32({0.001f, 0.002f, 0.0005f, 0.001f, 0.003f, 0.001f}))
+      .init("wz", Tensor::scalar<uint8_t>(0))
+      .init("ys", Tensor::scalar<float>(0.3f))
+      .init("m", random_ints<int8_t>({12, 7}, -127, 127, 16))
+      .init("mz", Tensor::scalar<int8_t>(-100))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+      .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "xz"}, {"y"},
+            {{"group", attr_int(2)}, {"strides", attr_ints({2, 1})}, {"pads", attr_ints({1, 0, 1, 1})}})
+      .node("ConvInteger", {"a", "w", "xz", "wz"}, {"c"}, {{"group", attr_int(2)}})
+      .node("QuantizeLinear", {"v", "xs", "xz"}, {"vq"})
+      .node("MatMulInteger", {"vq", "m", "xz", "mz"}, {"p"})
+      .node("QLinearMatMul", {"vq", "xs", "xz", "m", "xs", "mz", "ys", "xz"}, {"pq"})
+      .output("y").output("c").output("p").output("pq");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 4u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 6) << "every node on the cpu backend";
+  const char* names[] = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(expect_within_units(r.ref[i], r.cpu[i], 0, names[i]), 0);
+}
+
+// --- Products and dynamic quantization ---------------------------------------------------------------
+
+TEST(CpuBackendInt8, QLinearMatMulPerColumnMatchesReference) {
+  REQUIRE_CPU();
+  std::vector<float> bs;
+  for (int j = 0; j < 48; ++j) bs.push_back(0.001f * static_cast<float>(1 + j % 5));
+  QGraph q;
+  q.input("x", random_floats({2, 10, 64}, 8, -1.0f, 1.0f))
+      .init("as", Tensor::scalar<float>(0.01f))
+      .init("az", Tensor::scalar<uint8_t>(120))
+      .init("b", random_ints<int8_t>({64, 48}, -127, 127, 9))
+      .init("bs", f32(bs))
+      .init("bz", Tensor::from_vector<int8_t>({48}, std::vector<int8_t>(48, 0)))
+      .init("ys", Tensor::scalar<float>(0.05f))
+      .init("yz", Tensor::scalar<uint8_t>(128))
+      .node("QuantizeLinear", {"x", "as", "az"}, {"a"})
+      .node("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"})
+      .node("MatMulInteger", {"a", "b", "az"}, {"acc"})
+      .output("y").output("acc");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 2u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 3);
+  expect_within_units(r.ref[0], r.cpu[0], 1, "QLinearMatMul");
+  expect_within_units(r.ref[1], r.cpu[1], 0, "MatMulInteger");
+}
+
+TEST(CpuBackendInt8, DynamicQuantizationChainsRunOnCpu) {
+  REQUIRE_CPU();
+  // What dynamic quantization tools emit: DynamicQuantizeLinear, the integer product with the
+  // runtime zero point, Cast to float and the scale products.
+  QGraph q;
+  q.input("x", random_floats({1, 8, 10, 10}, 11, -0.7f, 1.9f))
+      .input("v", random_floats({3, 32}, 12, -1.5f, 0.4f))
+      .init("w", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 13))
+      .init("ws", Tensor::scalar<float>(0.004f))
+      .init("m", random_ints<int8_t>({32, 24}, -127, 127, 14))
+      .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+      .node("ConvInteger", {"xq", "w", "xz"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("Cast", {"c"}, {"cf"}, {{"to", attr_int(1)}})
+      .node("Mul", {"xs", "ws"}, {"s"})
+      .node("Mul", {"cf", "s"}, {"y"})
+      .node("DynamicQuantizeLinear", {"v"}, {"vq", "vs", "vz"})
+      .node("MatMulInteger", {"vq", "m", "vz"}, {"p"})
+      .output("y").output("c").output("xz").output("p").output("vq");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 5u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 7);
+  EXPECT_TRUE(compare_values(r.ref[0], r.cpu[0], Tolerance{1e-6, 1e-6}).is_ok());
+  expect_within_units(r.ref[1], r.cpu[1], 0, "ConvInteger");
+  expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
+  expect_within_units(r.ref[3], r.cpu[3], 0, "MatMulInteger");
+  expect_within_units(r.ref[4], r.cpu[4], 0, "DynamicQuantizeLinear");
+}
+
+TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
+  REQUIRE_CPU();
+  // Two layers as dynamic quantization emits them; MatMulInteger absorbs the Cast to float32,
+  // the scale product and the bias (post-ops or the elementwise kernel right after).
+  QGraph q;
+  q.input("x", random_floats({2, 7, 64}, 31, -1.0f, 3.0f));
+  std::string cur = "x";
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = named("l", l, "_");
+    q.init(p + "w", random_ints<int8_t>({64, 64}, -127, 127, 32 + l))
+        .init(p + "ws", Tensor::scalar<float>(0.003f))
+        .init(p + "b", random_floats({64}, 40 + l, -0.2f, 0.2f))
+        .node("DynamicQuantizeLinear", {cur}, {p + "q", p + "qs", p + "qz"})
+        .node("MatMulInteger", {p + "q", p + "w", p + "qz"}, {p + "acc"})
+        .node("Cast", {p + "acc"}, {p + "accf"}, {{"to", attr_int(1)}})
+        .node("Mul", {p + "qs", p + "ws"}, {p + "s"})
+        .node("Mul", {p + "accf", p + "s"}, {p + "m"})
+        .node("Add", {p + "m", p + "b"}, {p + "y"});
+    cur = p + "y";
+  }
+  q.output(cur);
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    EXPECT_EQ(nodes_on(r.report, "cpu"), 12);
+    // Exact integer products; the float scale and bias arithmetic may associate differently.
+    Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+    EXPECT_TRUE(c.is_ok()) << c.message();
+  }
+}
+
+}  // namespace
+}  // namespace tandem

@@ -414,5 +414,113 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
   }
 }
 
+// --- QDQ format: DequantizeLinear -> Conv/MatMul -> QuantizeLinear -----------------------------
+
+// x -> QuantizeLinear -> DequantizeLinear -> Conv(dequantized int8 weights per output channel,
+// float bias) -> QuantizeLinear -> "yq"; with `extra_reader` the dequantized activation is also
+// a graph output (through Relu), so its DequantizeLinear must stay.
+QGraph qdq_conv(bool extra_reader) {
+  const int64_t C = 8, O = 16;
+  std::vector<float> ws, bias;
+  for (int64_t o = 0; o < O; ++o) {
+    ws.push_back(0.001f + 0.00013f * static_cast<float>(o % 7));
+    bias.push_back(-0.2f + 0.027f * static_cast<float>(o));
+  }
+  QGraph q;
+  q.input("x", random_floats({1, C, 10, 10}, 7, -1.0f, 1.0f))
+      .init("xs", Tensor::scalar<float>(1.0f / 127))
+      .init("xz", Tensor::scalar<uint8_t>(128))
+      .init("wq", random_ints<int8_t>({O, C, 3, 3}, -127, 127, 8))
+      .init("ws", f32(ws))
+      .init("wz", Tensor::from_vector<int8_t>({O}, std::vector<int8_t>(O, 0)))
+      .init("b", f32(bias))
+      .init("ys", Tensor::scalar<float>(0.011f))
+      .init("yz", Tensor::scalar<uint8_t>(120))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(0)}})
+      .node("Conv", {"xf", "wf", "b"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"strides", attr_ints({1, 2})}})
+      .node("QuantizeLinear", {"c", "ys", "yz"}, {"yq"})
+      .output("yq");
+  if (extra_reader) q.node("Relu", {"xf"}, {"r"}).output("r");
+  return q;
+}
+
+std::string describe_cpu(const QGraph& q) {
+  auto placed = PlacedModel::create(q.graph(), {cpu()});
+  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
+  return placed.is_ok() ? (*placed)->describe() : std::string();
+}
+
+TEST(CpuBackendInt8, QdqConvFusesIntoQLinearConvAndMatchesReference) {
+  REQUIRE_CPU();
+  for (bool extra_reader : {false, true}) {
+    SCOPED_TRACE(extra_reader ? "dequantized activation read elsewhere" : "sole reader");
+    const QGraph q = qdq_conv(extra_reader);
+    const std::string text = describe_cpu(q);
+    const std::string fused = extra_reader ? "fused: Conv + QuantizeLinear" : "fused: DequantizeLinear + Conv + QuantizeLinear";
+    EXPECT_NE(text.find("[QLinearConv 'Conv3']  " + fused), std::string::npos) << text;
+    EXPECT_EQ(text.find("[Conv 'Conv3']"), std::string::npos) << "the float Conv is gone:\n" << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    EXPECT_EQ(text.find("[DequantizeLinear 'DequantizeLinear1']") != std::string::npos, extra_reader) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), extra_reader ? 2u : 1u);
+      ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::uint8);
+      EXPECT_EQ(r.cpu[0].tensor.shape(), (Shape{1, 16, 10, 5}));
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "fused QDQ conv");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50) << "more than 2% of outputs off by one";
+      const Tensor& y = r.cpu[0].tensor;
+      int saturated = 0;
+      for (int64_t i = 0; i < y.numel(); ++i) saturated += y.data<uint8_t>()[i] == 0 || y.data<uint8_t>()[i] == 255;
+      EXPECT_LT(saturated, y.numel() / 10) << "the outputs exercise the arithmetic";
+      if (extra_reader) EXPECT_TRUE(compare_values(r.ref[1], r.cpu[1], Tolerance{0, 0}).is_ok());
+    }
+  }
+}
+
+TEST(CpuBackendInt8, QdqMatMulFusesIntoQLinearMatMulAndMatchesReference) {
+  REQUIRE_CPU();
+  const int64_t K = 32, N = 24;
+  std::vector<float> ws;
+  for (int64_t j = 0; j < N; ++j) ws.push_back(0.002f + 0.0003f * static_cast<float>(j % 5));
+  QGraph q;
+  q.input("x", random_floats({2, 5, K}, 9, -1.0f, 1.0f))
+      .init("xs", Tensor::scalar<float>(1.0f / 127))
+      .init("xz", Tensor::scalar<int8_t>(0))
+      .init("wq", random_ints<int8_t>({K, N}, -127, 127, 10))
+      .init("ws", f32(ws))
+      .init("wz", Tensor::from_vector<int8_t>({N}, std::vector<int8_t>(N, 0)))
+      .init("ys", Tensor::scalar<float>(0.02f))
+      .init("yz", Tensor::scalar<int8_t>(-3))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(1)}})
+      .node("MatMul", {"xf", "wf"}, {"m"})
+      .node("QuantizeLinear", {"m", "ys", "yz"}, {"yq"})
+      .output("yq");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("[QLinearMatMul 'MatMul3']  fused: DequantizeLinear + MatMul + QuantizeLinear"), std::string::npos)
+      << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::int8);
+  expect_within_units(r.ref[0], r.cpu[0], 1, "fused QDQ matmul");
+}
+
+TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
+  REQUIRE_CPU();
+  // The output scale is a graph input: no fusion, the float Conv stays and still matches.
+  QGraph q = qdq_conv(false);
+  q.input("ys_in", Tensor::scalar<float>(0.011f));
+  q.graph()->nodes[4].inputs[1] = "ys_in";
+  const std::string text = describe_cpu(q);
+  EXPECT_EQ(text.find("QLinearConv"), std::string::npos) << text;
+  EXPECT_NE(text.find("[Conv 'Conv3']"), std::string::npos) << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  expect_within_units(r.ref[0], r.cpu[0], 1, "float QDQ conv");
+}
+
 }  // namespace
 }  // namespace tandem

@@ -7,6 +7,8 @@
 //      LayerNormalization step (normalization.cpp), which reads x once per pass instead of
 //      running nine kernels with four temporaries. Each intermediate must have no other reader
 //      (d exactly the square and the Div).
+//   0. QDQ products: DequantizeLinear -> Conv/MatMul -> QuantizeLinear with constant
+//      parameters become QLinearConv/QLinearMatMul (qdq_fusion.cpp).
 //   2. Chains: a step whose output has exactly one reader (and is not a segment output) is
 //      offered that reader (OpSpec::absorb). Conv absorbs BatchNormalization and per-channel
 //      affine ops into its weights, then activations and further elementwise ops as post-ops;
@@ -347,6 +349,8 @@ bool match_layer_norm(CompiledGraph& g, FusionContext& f, int dv) {
 void fuse_steps(CompiledGraph& g) {
   FusionContext f{g};
   g.relink();
+  // 0. QDQ products (qdq_fusion.cpp), before Conv absorbs its float readers.
+  fuse_qdq_products(g);
   // 1. Patterns.
   int layer_norms = 0;
   for (size_t i = 0; i < g.steps.size(); ++i) {

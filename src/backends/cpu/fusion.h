@@ -11,4 +11,8 @@ namespace tandem::cpu {
 // Rewrites and fuses the steps of `g`.
 void fuse_steps(CompiledGraph& g);
 
+// QDQ-format products (DequantizeLinear -> Conv/MatMul with dequantized constant weights ->
+// QuantizeLinear) become QLinearConv/QLinearMatMul steps (qdq_fusion.cpp); returns how many.
+int fuse_qdq_products(CompiledGraph& g);
+
 }  // namespace tandem::cpu

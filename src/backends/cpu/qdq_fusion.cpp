@@ -1,0 +1,223 @@
+// qdq_fusion.cpp: QDQ-format products become integer products at compile time.
+//
+//   DequantizeLinear(x_q, x_scale, x_zp) -> Conv(., DequantizeLinear(W_q, w_scale, w_zp), [bias])
+//     -> QuantizeLinear(., y_scale, y_zp)
+// becomes one QLinearConv step (qconv.cpp), and the same chain around MatMul (no bias) one
+// QLinearMatMul step (qmatmul.cpp). Conditions: the product's output has the QuantizeLinear as
+// its only reader; the activation's scales and zero points are per-tensor constants; the
+// weights are float constants that are exactly int8 times a scale per output channel (Conv:
+// [O, ...]; MatMul: 2-D, per column). The weight's DequantizeLinear is folded to a float
+// constant before the backend sees it (prepare's constant folding), so its int8 values and
+// scales are recovered from the floats and checked bit for bit (weight_params).
+// A float Conv bias becomes int32 at scale x_scale * w_scale[o] (float32 product), rounded half
+// to even; a bias that leaves int32 or a zero scale declines the fusion.
+// The activation's DequantizeLinear step is absorbed when the product is its only reader and
+// otherwise stays for its other readers. Anything else keeps the float path.
+#include <cmath>
+#include <limits>
+#include <algorithm>
+#include <vector>
+
+#include "backends/cpu/fusion.h"
+#include "backends/cpu/op_family.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// A DequantizeLinear or QuantizeLinear node with its parameters.
+struct QParams {
+  const Node* node = nullptr;
+  int data = -1, scale = -1, zero_point = -1;  // value ids
+};
+
+bool plain_quant_node(const Node& n, const char* op) {
+  if (n.op_type != op || !canonical_domain(n.domain).empty()) return false;
+  if (n.attr_int("block_size", 0) != 0) return false;
+  if (n.op_type == "QuantizeLinear" && n.attr_int("saturate", 1) != 1) return false;
+  return n.inputs.size() == 3 && !n.inputs[0].empty() && !n.inputs[1].empty() && !n.inputs[2].empty() &&
+         n.outputs.size() == 1;
+}
+
+bool is_f32(const Tensor* t) { return t && t->dtype() == DataType::float32; }
+bool is_q8(const Tensor* t) { return t && (t->dtype() == DataType::uint8 || t->dtype() == DataType::int8); }
+
+// Per-tensor scale and zero point, both constants of the expected types (zero point `like`'s
+// type when `like` is known).
+bool per_tensor_constants(const FusionContext& f, const QParams& p, DataType* zp_type) {
+  const Tensor *s = f.constant(p.scale), *z = f.constant(p.zero_point);
+  if (!is_f32(s) || !is_q8(z) || s->numel() != 1 || z->numel() != 1) return false;
+  if (!(s->data<float>()[0] > 0.0f) || !std::isfinite(s->data<float>()[0])) return false;
+  *zp_type = z->dtype();
+  return true;
+}
+
+class QdqFuser {
+ public:
+  explicit QdqFuser(CompiledGraph& g) : g_(g), f_{g} {}
+
+  // Tries the chain ending in QuantizeLinear step `q`; true when rewritten.
+  bool try_at(int q) {
+    Step& qs = g_.steps[q];
+    if (qs.dead || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) return false;
+    QParams y{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    DataType y_type;
+    if (!per_tensor_constants(f_, y, &y_type)) return false;
+    const int p = g_.values[y.data].producer;
+    if (p < 0 || f_.sole_reader(y.data) != q) return false;
+    Step& ps = g_.steps[p];
+    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty()) return false;
+    const std::string& op = ps.node->op_type;
+    const bool conv = op == "Conv";
+    if (!conv && op != "MatMul") return false;
+    if (ps.inputs.size() < 2 || ps.outputs.size() != 1) return false;
+    if (!conv && ps.inputs.size() != 2) return false;
+    // The activation: a live DequantizeLinear step.
+    const int dx = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
+    if (dx < 0 || g_.steps[dx].dead || g_.steps[dx].originals.size() != 1) return false;
+    const Step& dxs = g_.steps[dx];
+    if (!plain_quant_node(*dxs.node, "DequantizeLinear")) return false;
+    QParams x{dxs.node, dxs.inputs[0], dxs.inputs[1], dxs.inputs[2]};
+    DataType x_type;
+    if (!per_tensor_constants(f_, x, &x_type)) return false;
+    // The weights: exact int8 per output channel.
+    QParams w;
+    if (!weight_params(ps.inputs[1], conv, &w)) return false;
+    const Tensor* wsc = f_.constant(w.scale);
+    const int64_t channels = wsc->numel();
+    // The bias, quantized.
+    int bias = -1;
+    if (conv && ps.inputs.size() > 2 && ps.inputs[2] >= 0) {
+      const Tensor* bt = f_.constant(ps.inputs[2]);
+      if (!is_f32(bt) || bt->numel() != channels) return false;
+      const float xs = f_.constant(x.scale)->data<float>()[0];
+      std::vector<int32_t> qb(static_cast<size_t>(channels));
+      for (int64_t o = 0; o < channels; ++o) {
+        const float s = xs * wsc->data<float>()[wsc->numel() == 1 ? 0 : o];
+        if (!(s > 0.0f)) return false;
+        const double v = std::nearbyint(static_cast<double>(bt->data<float>()[o]) / static_cast<double>(s));
+        if (!(std::fabs(v) <= static_cast<double>(std::numeric_limits<int32_t>::max()))) return false;
+        qb[static_cast<size_t>(o)] = static_cast<int32_t>(v);
+      }
+      bias = f_.add_constant(Tensor::from_vector<int32_t>({channels}, qb));
+    }
+    return rewrite(q, p, dx, x, w, y, bias, conv);
+  }
+
+ private:
+  // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded
+  // at prepare or compile) as int8 with one scale per output channel (`axis` of the 2-D view
+  // [rows, cols]: 0 for Conv, 1 for MatMul) and zero point 0, when that is exact: every weight
+  // equals float32(q * scale) bit for bit, as DequantizeLinear of symmetric int8 weights makes
+  // them. The integer product then computes with the very weights the float one would.
+  bool weight_params(int v, bool conv, QParams* w) {
+    const Tensor* wf = f_.constant(v);
+    if (!is_f32(wf) || wf->numel() == 0) return false;
+    const Shape& shape = wf->shape();
+    if (conv ? shape.size() < 3 : shape.size() != 2) return false;
+    const int64_t rows = shape[0], cols = wf->numel() / rows;
+    const int64_t channels = conv ? rows : cols;
+    const float* data = wf->data<float>();
+    auto at = [&](int64_t c, int64_t i) { return conv ? data[c * cols + i] : data[i * cols + c]; };
+    const int64_t per_channel = conv ? cols : rows;
+    Tensor q(DataType::int8, shape);
+    int8_t* qd = q.data<int8_t>();
+    std::vector<float> scales(static_cast<size_t>(channels), 1.0f);
+    for (int64_t c = 0; c < channels; ++c) {
+      float m = 0.0f;
+      for (int64_t i = 0; i < per_channel; ++i) {
+        const float x = at(c, i);
+        if (!std::isfinite(x)) return false;
+        m = std::max(m, std::fabs(x));
+      }
+      // The largest magnitude is k * scale for some k in 1..127 (127 for weights quantized by
+      // their largest magnitude): try m / k and one and two ulps around it.
+      bool found = m == 0.0f;
+      float s = 1.0f;
+      for (int k = 127; !found && k >= 1; --k) {
+        const float base = m / static_cast<float>(k);
+        for (int tries = 0; !found && tries < 5; ++tries) {
+          s = base;
+          for (int j = 0; j < (tries + 1) / 2; ++j) s = std::nextafter(s, tries % 2 ? 2.0f * base : 0.0f);
+          if (!(s > 0.0f)) continue;
+          found = true;
+          for (int64_t i = 0; i < per_channel && found; ++i) {
+            const float x = at(c, i);
+            const float r = std::nearbyint(x / s);
+            found = std::fabs(r) <= 127.0f && r * s == x;
+          }
+        }
+      }
+      if (!found) return false;
+      scales[static_cast<size_t>(c)] = s;
+      for (int64_t i = 0; i < per_channel; ++i) {
+        const int64_t idx = conv ? c * cols + i : i * cols + c;
+        qd[idx] = static_cast<int8_t>(std::nearbyint(data[idx] / s));
+      }
+    }
+    w->data = f_.add_constant(std::move(q));
+    w->scale = f_.add_constant(Tensor::from_vector<float>({channels}, scales));
+    w->zero_point = f_.add_constant(Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)));
+    return true;
+  }
+
+  bool rewrite(int q, int p, int dx, const QParams& x, const QParams& w, const QParams& y, int bias, bool conv) {
+    const char* op = conv ? "QLinearConv" : "QLinearMatMul";
+    const OpEntry* e = cpu_ops().find(op);
+    if (!e || !e->make) return false;
+    const Step& ps = g_.steps[p];
+    Node n;
+    n.name = ps.node->name;
+    n.index = ps.node->index;
+    n.op_type = op;
+    n.opset = 10;
+    if (conv) n.attrs = ps.node->attrs;
+    n.outputs = g_.steps[q].node->outputs;
+    std::vector<int> inputs{x.data, x.scale, x.zero_point, w.data, w.scale, w.zero_point, y.scale, y.zero_point};
+    if (bias >= 0) inputs.push_back(bias);
+    for (int v : inputs) n.inputs.push_back(g_.values[v].name);
+    if (!e->supports(n).is_ok()) return false;
+    g_.synthesized.push_back(std::move(n));
+    Step fused;
+    fused.node = &g_.synthesized.back();
+    fused.inputs = inputs;
+    fused.outputs = g_.steps[q].outputs;
+    auto spec = e->make(f_, fused);
+    if (!spec.is_ok() || !*spec) {
+      g_.synthesized.pop_back();
+      return false;
+    }
+    fused.spec = std::move(spec).value();
+    // The activation's DequantizeLinear goes with the product when nothing else reads it.
+    const bool absorb_dx = f_.sole_reader(g_.steps[dx].outputs[0]) == p;
+    if (absorb_dx) fused.originals.push_back(g_.steps[dx].node);
+    fused.originals.push_back(g_.steps[p].node);
+    fused.originals.push_back(g_.steps[q].node);
+    if (absorb_dx) {
+      g_.steps[dx] = Step{};
+      g_.steps[dx].dead = true;
+    }
+    g_.steps[p] = Step{};
+    g_.steps[p].dead = true;
+    g_.steps[q] = std::move(fused);
+    g_.relink();
+    return true;
+  }
+
+  CompiledGraph& g_;
+  FusionContext f_;
+};
+
+}  // namespace
+
+int fuse_qdq_products(CompiledGraph& g) {
+  g.relink();
+  QdqFuser fuser(g);
+  int fused = 0;
+  for (size_t i = 0; i < g.steps.size(); ++i)
+    if (g.steps[i].spec && fuser.try_at(static_cast<int>(i))) ++fused;
+  if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ product(s) -> QLinearConv/QLinearMatMul");
+  return fused;
+}
+
+}  // namespace tandem::cpu

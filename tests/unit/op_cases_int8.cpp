@@ -79,6 +79,23 @@ std::vector<OpCase> int8_cases() {
                            rng.ints({2, 4, 3}, -100, 100, s8t), f32_scalar(0.02f), s8({}, {0}), f32_scalar(0.1f),
                            s8({}, {-1})},
                           {}, "batched, int8, runtime scales"));
+  // Right operands of more than 64 elements are not keyed: known only at run time (attention).
+  cases.push_back(op_case("QLinearMatMul",
+                          {rng.ints({1, 3, 7, 12}, 0, 255, u8t), f32_scalar(0.03f), u8({}, {121}),
+                           rng.ints({1, 3, 12, 9}, 0, 255, u8t), f32_scalar(0.011f), u8({}, {133}), f32_scalar(0.37f),
+                           u8({}, {128})},
+                          {}, "runtime uint8 right operand, batched"));
+  std::vector<int8_t> column_zp(300);
+  for (size_t j = 0; j < column_zp.size(); ++j) column_zp[j] = static_cast<int8_t>(static_cast<int>(j % 7) - 3);
+  cases.push_back(with_constants(
+      op_case("QLinearMatMul",
+              {rng.ints({5, 20}, -128, 127, s8t), f32_scalar(0.02f), s8({}, {3}), rng.ints({20, 300}, -100, 100, s8t),
+               f32_scalar(0.013f), s8({300}, column_zp), f32_scalar(0.9f), s8({}, {-2})},
+              {}, "runtime int8 right operand, constant zero points, more columns than a row block"),
+      0b01100110));
+  cases.push_back(op_case("MatMulInteger", {rng.ints({2, 4, 33}, 0, 255, u8t), rng.ints({33, 6}, -128, 127, s8t),
+                                            u8({}, {17}), s8({}, {-3})},
+                          {}, "runtime int8 right operand, runtime zero points"));
   cases.push_back(op_case("MatMulInteger", {rng.ints({3, 4}, 0, 255, u8t), rng.ints({4, 5}, 0, 255, u8t), u8({}, {12}),
                                             u8({}, {128})},
                           {}, "uint8 weights around 128"));

@@ -103,6 +103,12 @@ struct IntegerProduct {
   int src = -1;                  // plain uint8/int8 value
   ZeroPoint src_zp;
   std::vector<int32_t> weights;  // minus their zero points, in the ONNX layout
+  // Matrix product only: a right operand known only at run time (uint8/int8 plain value,
+  // e.g. attention scores), read instead of `weights`, with its zero point: one per column
+  // when `weights_column_zp` holds them (known), else `weights_zp` (known or a runtime scalar).
+  int weights_value = -1;
+  ZeroPoint weights_zp;
+  std::vector<int32_t> weights_column_zp;
   std::vector<int32_t> bias;     // one per output channel, or empty
   int scales = -1;               // multipliers (add_scale_kernel), or -1 for an int32 output
   int64_t scale_count = 1;

@@ -129,6 +129,7 @@ class IntegerConvKernel final : public IntegerKernelBase {
 class IntegerMatMulKernel final : public IntegerKernelBase {
  public:
   int64_t M = 1, K = 1, Ncols = 1;
+  bool weights_signed = false;  // a runtime right operand's type
   std::vector<int64_t> a_offsets, b_offsets;  // per output batch: element offsets of the operands
 
   Status run(RunCtx& ctx, KernelState*) const override {
@@ -138,6 +139,35 @@ class IntegerMatMulKernel final : public IntegerKernelBase {
     const Store st = store(ctx);
     const int64_t batches = static_cast<int64_t>(a_offsets.size());
     const int64_t work = batches * M * K * Ncols;
+    if (p.weights_value >= 0) {
+      const void* w = ctx.ptr[p.weights_value];
+      const int32_t wzp = p.weights_zp.read(ctx);
+      const int32_t* column_zp = p.weights_column_zp.empty() ? nullptr : p.weights_column_zp.data();
+      parallel_range(work < (1 << 20) ? 1 : ctx.threads, batches * M, 1, [&](int64_t b, int64_t e) {
+        // Row i of the product, kRow columns at a time: acc[j] += (a[i,k] - azp) * (w[k,j] - zp[j]).
+        constexpr int64_t kRow = 256;
+        uint32_t acc[kRow];  // wrapping int32 sums
+        for (int64_t bm = b; bm < e; ++bm) {
+          const int64_t batch = bm / M, i = bm % M;
+          const int64_t arow = a_offsets[static_cast<size_t>(batch)] + i * K;
+          const int64_t wb = b_offsets[static_cast<size_t>(batch)];
+          for (int64_t j0 = 0; j0 < Ncols; j0 += kRow) {
+            const int64_t nj = std::min(kRow, Ncols - j0);
+            std::fill(acc, acc + nj, 0u);
+            for (int64_t kk = 0; kk < K; ++kk) {
+              const uint32_t av = static_cast<uint32_t>(load8(a, src_signed, arow + kk) - azp);
+              const int64_t wrow = wb + kk * Ncols + j0;
+              for (int64_t j = 0; j < nj; ++j) {
+                const int32_t z = column_zp ? column_zp[j0 + j] : wzp;
+                acc[j] += av * static_cast<uint32_t>(load8(w, weights_signed, wrow + j) - z);
+              }
+            }
+            for (int64_t j = 0; j < nj; ++j) st(y, bm * Ncols + j0 + j, j0 + j, static_cast<int32_t>(acc[j]));
+          }
+        }
+      });
+      return Status::ok();
+    }
     parallel_range(work < (1 << 20) ? 1 : ctx.threads, batches * M, 1, [&](int64_t b, int64_t e) {
       for (int64_t bm = b; bm < e; ++bm) {
         const int64_t batch = bm / M, i = bm % M;
@@ -220,6 +250,10 @@ Status add_integer_matmul(Builder& b, IntegerProduct p, const Shape& a, const Sh
     k->b_offsets.push_back(wo);
   }
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(k->K);
+  if (p.weights_value >= 0) {
+    k->weights_signed = b.val(p.weights_value).dtype == DataType::int8;
+    p.reads.push_back(p.weights_value);
+  }
   finish(b, *k, std::move(p), work);
   b.add_kernel(std::move(k));
   return Status::ok();

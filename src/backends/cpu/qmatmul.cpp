@@ -1,16 +1,18 @@
 // qmatmul.cpp: QLinearMatMul and MatMulInteger on oneDNN's int8 matmul (numpy batch
 // broadcasting, 1-D operands promoted as ONNX says).
 //
-// The right operand must be known when the instance is built (an initializer, or a small input
-// the instance is keyed by): minus its zero point (per tensor or per column) it becomes int8
+// A right operand known when the instance is built (an initializer, or a small input the
+// instance is keyed by) minus its zero point (per tensor or per column) becomes int8
 // (int8.h: signed_weights) and, when it is 2-D, is packed in the format oneDNN picks with the
 // left operand's leading dims flattened into rows. Right operands that do not fit int8 (or could
-// saturate without VNNI) run on the backend's own integer kernel (qdirect.cpp). The left zero point is oneDNN's common
+// saturate without VNNI), and right operands known only at run time (attention products), run
+// on the backend's own integer kernel (qdirect.cpp). The left zero point is oneDNN's common
 // source zero point (known, or a runtime scalar such as DynamicQuantizeLinear's). QLinearMatMul's
 // requantization a_scale * b_scale[n] / y_scale (float32, like the reference kernel) is the
 // output scale, per tensor or per column; y_zero_point the destination zero point. Rounding is
 // to nearest even in float32 (the reference multiplies in double: a product within a float32
 // rounding of a half-integer may differ by one unit).
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/int8.h"
@@ -70,19 +72,23 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   const int a_zp = in(2), b_zp = in(qlinear ? 5 : 3);
   const int out = step.outputs[0];
   if (!b.typed(a) || !b.typed(out)) return unsupported(label + " shape unknown");
-  // A copy (shares the data): the builder's values move as values are added.
+  // A copy (shares the data): the builder's values move as values are added. A right operand
+  // known only at run time (attention) runs on the backend's own integer kernel.
   const Tensor* known_b = b.known(bw);
-  if (!known_b) return unsupported(label + " right operand is not known when the plan is built");
-  const Tensor right = *known_b;
-  const Tensor* bt = &right;
-  const Shape as = b.val(a).shape, bs = bt->shape();
+  const bool runtime_b = known_b == nullptr;
+  if (runtime_b && (!b.typed(bw) || !is_8bit(b.val(bw).dtype))) return unsupported(label + " right operand type unknown");
+  const Tensor right = runtime_b ? Tensor() : *known_b;
+  const Shape as = b.val(a).shape, bs = runtime_b ? b.val(bw).shape : right.shape();
   if (as.empty() || bs.empty() || shape_numel(as) == 0 || bs.size() > 12 || as.size() > 12)
     return unsupported(label + " operand shapes");
   const int64_t K = bs.size() == 1 ? bs[0] : bs[bs.size() - 2];
   const int64_t N = bs.size() == 1 ? 1 : bs.back();
   if (as.back() != K) return unsupported(label + " inner dims differ");
 
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> bzp, known_zero_points(b, b_zp, N, label + " b_zero_point"));
+  std::vector<int32_t> bzp;
+  if (!runtime_b || b.known(b_zp)) {
+    TANDEM_ASSIGN_OR_RETURN(bzp, known_zero_points(b, b_zp, N, label + " b_zero_point"));
+  }
   // Shapes as oneDNN sees them: a 2-D right operand takes every row of the left at once.
   const DataType out_type = b.val(out).dtype;
   const DataType a_type = b.val(a).dtype;
@@ -116,13 +122,26 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
 
   TANDEM_ASSIGN_OR_RETURN(int pa, b.require(a, Layout::plain));
   // Right operands oneDNN cannot take exactly run on the backend's own integer kernel.
-  Result<Tensor> int8_weights = signed_weights(*bt, bzp, ZeroPointAxis::last, label);
+  Result<Tensor> int8_weights =
+      runtime_b ? Result<Tensor>(unsupported(label + " right operand known only at run time"))
+                : signed_weights(right, bzp, ZeroPointAxis::last, label);
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());
     IntegerProduct p;
     p.label = label;
-    p.weights = shifted_weights(*bt, bzp, ZeroPointAxis::last);
     p.src = pa;
+    if (runtime_b) {
+      TANDEM_ASSIGN_OR_RETURN(p.weights_value, b.require(bw, Layout::plain));
+      if (bzp.size() > 1 && std::any_of(bzp.begin(), bzp.end(), [&](int32_t z) { return z != bzp[0]; }))
+        p.weights_column_zp = bzp;
+      else if (!bzp.empty())
+        p.weights_zp.known = bzp[0];
+      else {
+        TANDEM_ASSIGN_OR_RETURN(p.weights_zp, read_zero_point(b, b_zp, label + " b zero point", &p.reads));
+      }
+    } else {
+      p.weights = shifted_weights(right, bzp, ZeroPointAxis::last);
+    }
     TANDEM_ASSIGN_OR_RETURN(p.src_zp, read_zero_point(b, a_zp, label + " a zero point", &p.reads));
     if (qlinear) {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), N, label, &p.scale_count));

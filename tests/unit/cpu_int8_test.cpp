@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -419,8 +420,8 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
 // x -> QuantizeLinear -> DequantizeLinear -> Conv(dequantized int8 weights per output channel,
 // float bias) -> QuantizeLinear -> "yq"; with `extra_reader` the dequantized activation is also
 // a graph output (through Relu), so its DequantizeLinear must stay.
-QGraph qdq_conv(bool extra_reader) {
-  const int64_t C = 8, O = 16;
+QGraph qdq_conv(bool extra_reader, bool depthwise = false) {
+  const int64_t C = depthwise ? 16 : 8, O = 16;
   std::vector<float> ws, bias;
   for (int64_t o = 0; o < O; ++o) {
     ws.push_back(0.001f + 0.00013f * static_cast<float>(o % 7));
@@ -430,7 +431,7 @@ QGraph qdq_conv(bool extra_reader) {
   q.input("x", random_floats({1, C, 10, 10}, 7, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<uint8_t>(128))
-      .init("wq", random_ints<int8_t>({O, C, 3, 3}, -127, 127, 8))
+      .init("wq", random_ints<int8_t>({O, depthwise ? 1 : C, 3, 3}, -127, 127, 8))
       .init("ws", f32(ws))
       .init("wz", Tensor::from_vector<int8_t>({O}, std::vector<int8_t>(O, 0)))
       .init("b", f32(bias))
@@ -439,7 +440,8 @@ QGraph qdq_conv(bool extra_reader) {
       .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
       .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
       .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(0)}})
-      .node("Conv", {"xf", "wf", "b"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"strides", attr_ints({1, 2})}})
+      .node("Conv", {"xf", "wf", "b"}, {"c"},
+            {{"pads", attr_ints({1, 1, 1, 1})}, {"strides", attr_ints({1, 2})}, {"group", attr_int(depthwise ? C : 1)}})
       .node("QuantizeLinear", {"c", "ys", "yz"}, {"yq"})
       .output("yq");
   if (extra_reader) q.node("Relu", {"xf"}, {"r"}).output("r");
@@ -520,6 +522,100 @@ TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
   Runs r = run_both(q);
   ASSERT_EQ(r.cpu.size(), 1u);
   expect_within_units(r.ref[0], r.cpu[0], 1, "float QDQ conv");
+}
+
+
+// --- Chains after a quantized product: DequantizeLinear -> elementwise -> [QuantizeLinear] --------
+
+// qdq_conv's product, then DequantizeLinear -> Mul(scalar) -> Add(per channel) -> Clip ->
+// Sigmoid -> Mul(scalar) -> Clip -> QuantizeLinear (or, without `requantize`, a float value that
+// float ops read).
+// The clips and products repeat, which oneDNN's post-ops take only as binary ops.
+QGraph qdq_conv_chain(bool requantize, bool depthwise) {
+  QGraph q = qdq_conv(false, depthwise);
+  q.graph()->outputs.clear();
+  std::vector<float> shift;
+  for (int64_t o = 0; o < 16; ++o) shift.push_back(-0.5f + 0.07f * static_cast<float>(o));
+  q.init("k", Tensor::scalar<float>(1.7f))
+      .init("shift", Tensor::from_vector<float>({1, 16, 1, 1}, shift))
+      .init("lo", Tensor::scalar<float>(-1.0f))
+      .init("hi", Tensor::scalar<float>(1.2f))
+      .init("two", Tensor::scalar<float>(2.0f))
+      .init("lo2", Tensor::scalar<float>(0.1f))
+      .init("hi2", Tensor::scalar<float>(1.9f))
+      .init("zs", Tensor::scalar<float>(0.0071f))
+      .init("zz", Tensor::scalar<uint8_t>(3))
+      .node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
+      .node("Mul", {"yf", "k"}, {"m1"})
+      .node("Add", {"m1", "shift"}, {"a1"})
+      .node("Clip", {"a1", "lo", "hi"}, {"c1"})
+      .node("Sigmoid", {"c1"}, {"s1"})
+      .node("Mul", {"s1", "two"}, {"m2"})
+      .node("Clip", {"m2", "lo2", "hi2"}, {"c2"});
+  // A float output is read like a squeeze-excite block does: a pool and a broadcast product.
+  if (requantize) q.node("QuantizeLinear", {"c2", "zs", "zz"}, {"zq"}).output("zq");
+  else q.node("GlobalAveragePool", {"c2"}, {"g"}).node("Mul", {"c2", "g"}, {"se"}).output("se");
+  return q;
+}
+
+TEST(CpuBackendInt8, QuantizedConvAbsorbsTheFloatChainAfterIt) {
+  REQUIRE_CPU();
+  for (auto [requantize, depthwise] : {std::pair{true, false}, {false, false}, {true, true}, {false, true}}) {
+    SCOPED_TRACE(std::string(requantize ? "requantized" : "float output") + (depthwise ? ", depthwise" : ""));
+    const QGraph q = qdq_conv_chain(requantize, depthwise);
+    const std::string text = describe_cpu(q);
+    const std::string chain = "fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + Mul + Add + Clip + "
+                              "Sigmoid + Mul + Clip" + std::string(requantize ? " + QuantizeLinear" : "");
+    EXPECT_NE(text.find("[QLinearConv 'Conv3']  " + chain), std::string::npos) << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      if (requantize) {
+        ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::uint8);
+        const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "absorbed chain");
+        EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50) << "more than 2% of outputs off by one";
+        std::set<int> levels(r.cpu[0].tensor.data<uint8_t>(), r.cpu[0].tensor.data<uint8_t>() + r.cpu[0].tensor.numel());
+        EXPECT_GT(levels.size(), 50u) << "the outputs exercise the arithmetic";
+      } else {
+        // Float outputs: the same quantized intermediate, then float32 ops (merged multiply-adds
+        // may differ in the last bit; an intermediate one unit off moves by one step's worth).
+        const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{0, 2.0f * (0.011f * 1.7f * 0.5f + 1e-5f)});
+        EXPECT_TRUE(close.is_ok()) << close.to_string();
+      }
+    }
+  }
+}
+
+TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
+  REQUIRE_CPU();
+  // uint8 weights with zero point 0 and values over 127 leave int8: the product runs on the
+  // backend's own kernel, which writes the unrounded requantized value for the chain.
+  QGraph q;
+  q.input("xq", random_ints<uint8_t>({1, 4, 6, 6}, 0, 255, 21))
+      .init("xs", Tensor::scalar<float>(0.02f))
+      .init("xz", Tensor::scalar<uint8_t>(128))
+      .init("wq", random_ints<uint8_t>({5, 4, 3, 3}, 0, 255, 22))
+      .init("ws", Tensor::scalar<float>(0.003f))
+      .init("wz", Tensor::scalar<uint8_t>(0))
+      .init("ys", Tensor::scalar<float>(0.9f))
+      .init("yz", Tensor::scalar<uint8_t>(100))
+      .init("zs", Tensor::scalar<float>(0.05f))
+      .init("zz", Tensor::scalar<int8_t>(-4))
+      .node("QLinearConv", {"xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"}, {"yq"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
+      .node("LeakyRelu", {"yf"}, {"r"}, {{"alpha", testing::attr_float(0.1f)}})
+      .node("QuantizeLinear", {"r", "zs", "zz"}, {"zq"})
+      .output("zq");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("[QLinearConv 'QLinearConv0']  fused: QLinearConv + DequantizeLinear + LeakyRelu + QuantizeLinear"),
+            std::string::npos)
+      << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::int8);
+  const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "chain after the own kernel");
+  EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50);
 }
 
 }  // namespace

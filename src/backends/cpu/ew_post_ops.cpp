@@ -29,6 +29,28 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
   if (!feature_enabled("POSTOPS")) return 0;
   std::vector<PendingPost> pend;
   int op_index = 0;
+  auto binary = [&](A alg, const dnnl::memory::desc& md, int value, dnnl::memory mem) {
+    PendingPost p;
+    p.binary = true;
+    p.alg = alg;
+    p.md = md;
+    p.value = value;
+    p.mem = mem;
+    p.first_op = op_index;
+    pend.push_back(p);
+  };
+  // A binary post-op with a scalar (broadcast over dst).
+  auto scalar_binary = [&](A alg, float v) {
+    const auto md = plain_md(Shape(rank, 1));
+    dnnl::memory m(md, cpu_engine());
+    std::memcpy(m.get_data_handle(), &v, sizeof v);
+    binary(alg, md, -1, m);
+  };
+  auto eltwise_used = [&](A alg) {
+    for (const PendingPost& p : pend)
+      if (!p.binary && p.alg == alg) return true;
+    return false;
+  };
   auto eltwise = [&](A alg, float alpha, float beta) {
     // Consecutive linear ops merge: a2 * (a1 * x + b1) + b2.
     if (alg == A::eltwise_linear && !pend.empty() && !pend.back().binary && pend.back().alg == A::eltwise_linear) {
@@ -37,20 +59,21 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
       l.alpha = alpha * l.alpha;
       return;
     }
+    // A second multiply-add or clip: binary ops with scalars.
+    if (alg == A::eltwise_linear && eltwise_used(alg)) {
+      if (alpha != 1.0f) scalar_binary(A::binary_mul, alpha);
+      if (beta != 0.0f) scalar_binary(A::binary_add, beta);
+      return;
+    }
+    if (alg == A::eltwise_clip_v2 && eltwise_used(alg)) {
+      if (alpha > -FLT_MAX) scalar_binary(A::binary_max, alpha);
+      if (beta < FLT_MAX) scalar_binary(A::binary_min, beta);
+      return;
+    }
     PendingPost p;
     p.alg = alg;
     p.alpha = alpha;
     p.beta = beta;
-    p.first_op = op_index;
-    pend.push_back(p);
-  };
-  auto binary = [&](A alg, const dnnl::memory::desc& md, int value, dnnl::memory mem) {
-    PendingPost p;
-    p.binary = true;
-    p.alg = alg;
-    p.md = md;
-    p.value = value;
-    p.mem = mem;
     p.first_op = op_index;
     pend.push_back(p);
   };
@@ -74,7 +97,7 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
           case Ew::sub: eltwise(A::eltwise_linear, 1.0f, -imm); break;
           case Ew::rsub: eltwise(A::eltwise_linear, -1.0f, imm); break;
           case Ew::mul: eltwise(A::eltwise_linear, imm, 0.0f); break;
-          case Ew::div: eltwise(A::eltwise_linear, 1.0f / imm, 0.0f); break;
+          case Ew::div: scalar_binary(A::binary_div, imm); break;
           case Ew::max: eltwise(A::eltwise_clip_v2, imm, FLT_MAX); break;
           case Ew::min: eltwise(A::eltwise_clip_v2, -FLT_MAX, imm); break;
           default: ok = false;
@@ -144,6 +167,7 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
           break;
         case Ew::gelu: eltwise(A::eltwise_gelu_erf, 0.0f, 0.0f); break;
         case Ew::gelu_tanh: eltwise(A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+        case Ew::round: eltwise(A::eltwise_round, 0.0f, 0.0f); break;
         case Ew::identity: break;
         default: ok = false;
       }
@@ -180,6 +204,23 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
     }
   }
   return done;
+}
+
+}  // namespace tandem::cpu
+
+namespace tandem::cpu {
+
+bool post_op_translatable(const EwOp& op) {
+  switch (op.code) {
+    case Ew::add: case Ew::sub: case Ew::mul: case Ew::div: case Ew::max: case Ew::min: return true;
+    case Ew::rsub: return op.operand < 0;
+    case Ew::relu: case Ew::leaky_relu: case Ew::clip: case Ew::sigmoid: case Ew::tanh: case Ew::hardsigmoid:
+    case Ew::hardswish: case Ew::swish: case Ew::exp: case Ew::sqrt: case Ew::abs: case Ew::neg: case Ew::square:
+    case Ew::linear: case Ew::elu: case Ew::selu: case Ew::gelu: case Ew::gelu_tanh: case Ew::round:
+    case Ew::identity:
+      return true;
+    default: return false;
+  }
 }
 
 }  // namespace tandem::cpu

@@ -19,6 +19,7 @@
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/requant_chain.h"
 #include "graph/window_geometry.h"
 
 namespace tandem::cpu {
@@ -36,13 +37,31 @@ dnnl::memory::dims as_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
 class QConvSpec final : public OpSpec {
  public:
   bool qlinear = false;  // QLinearConv; otherwise ConvInteger
+  size_t node_inputs = 0;  // the node's own inputs (absorbed readers append theirs)
+  RequantChain chain;      // QLinearConv: DequantizeLinear -> elementwise -> [QuantizeLinear]
   Status prepare(Builder& b, const Step& step) const override;
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
+    return qlinear && node_inputs > 7 && chain.absorb(f, self.inputs[7], reader, acc_input);
+  }
 };
+
+// The unfused form of an absorbed chain: `v` (float32, the requantized product before
+// rounding) through the chain's program in the elementwise kernel, then, for a quantized
+// output, a saturating conversion into `out`.
+Status add_chain_fallback(Builder& b, const RequantChain& chain, int v, int out, const std::string& label) {
+  const EwProgram prog = chain.fallback_program();
+  TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::plain));
+  if (!chain.requantized) return add_elementwise(b, prog, v, out, label + " (dequantized chain)");
+  const int f = b.add_temp(DataType::float32, b.val(v).shape, b.val(v).layout);
+  TANDEM_RETURN_IF_ERROR(add_elementwise(b, prog, v, f, label + " (requantized chain)"));
+  b.define(out, b.val(f).layout);
+  return add_reorder(b, f, out, label + " (requantized chain)");
+}
 
 Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const Node& n = *step.node;
   const std::string label = n.label();
-  auto in = [&](size_t i) { return i < step.inputs.size() ? step.inputs[i] : -1; };
+  auto in = [&](size_t i) { return i < node_inputs && i < step.inputs.size() ? step.inputs[i] : -1; };
   const int x = in(0), w = in(qlinear ? 3 : 1);
   const int x_zp = in(2), w_zp = in(qlinear ? 5 : 3);
   const int out = step.outputs[0];
@@ -91,9 +110,17 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), O, label, &p.scale_count));
       TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
     }
-    b.define(out, Layout::plain);
-    p.out = out;
-    return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
+    if (!chain.dequantized) {
+      b.define(out, Layout::plain);
+      p.out = out;
+      return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
+    }
+    // The absorbed chain: the kernel writes the requantized product unrounded, in float32.
+    p.dst_zp = ZeroPoint{};
+    p.out = b.add_temp(DataType::float32, dst, Layout::plain);
+    const int v = p.out;
+    TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
+    return add_chain_fallback(b, chain, v, out, label);
   };
   Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
   if (!int8_weights) {
@@ -115,6 +142,17 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   dst_probe.dtype = out_type;
   dst_probe.shape = dst;
   dst_probe.layout = nhwc ? Layout::nhwc : Layout::plain;
+  // An absorbed chain (requant_chain.h) as post-ops; the destination zero point is then the
+  // closing QuantizeLinear's.
+  dnnl::post_ops chain_ops;
+  std::vector<DnnlKernel::Arg> chain_args;
+  bool chain_fused = false;
+  if (chain.dequantized) {
+    const EwProgram prog = chain.program();
+    chain_fused = to_post_ops(b, prog, dst, 1, dst_probe.layout, &chain_ops, &chain_args) ==
+                  static_cast<int>(prog.ops.size());
+    if (!chain_fused) dst_probe.dtype = DataType::float32;
+  }
 
   dnnl::memory::dims wd;
   if (G == 1) wd = {O, ws[1]};
@@ -125,10 +163,16 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   bool src_zero = true, dst_zero = true;
   TANDEM_ASSIGN_OR_RETURN(DnnlKernel::Arg src_zp, zero_point_arg(b, x_zp, DNNL_ARG_SRC, label + " x", &src_zero));
   DnnlKernel::Arg dst_zp;
-  if (qlinear) {
+  if (qlinear && !chain.dequantized) {
     TANDEM_ASSIGN_OR_RETURN(dst_zp, zero_point_arg(b, in(7), DNNL_ARG_DST, label + " y", &dst_zero));
+  } else if (chain_fused && chain.requantized && chain.z_zero_point != 0) {
+    dnnl::memory zm(dnnl::memory::desc({1}, dt::s32, dnnl::memory::format_tag::x), cpu_engine());
+    std::memcpy(zm.get_data_handle(), &chain.z_zero_point, sizeof(int32_t));
+    dst_zp = {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, -1, zm.get_desc(), zm};
+    dst_zero = false;
   }
   dnnl::primitive_attr attr;
+  if (chain_fused) attr.set_post_ops(chain_ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   // Requantization: one scale per output channel (dst dim 1), or one for all.
   bool runtime_scales = false;
@@ -159,6 +203,13 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (verbose()) note(label + " oneDNN has no int8 convolution for this case: " + e.what());
     return own_kernel();
   }
+  // Without the fused chain: the float32 product, then the chain in the elementwise kernel.
+  // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
+  // fused chain's float output is reordered.
+  const bool float_nhwc = chain_fused && !chain.requantized && dst_probe.layout == Layout::nhwc;
+  const int conv_out = (chain.dequantized && !chain_fused) || float_nhwc
+                           ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
+                           : out;
   const std::string impl = pd.impl_info_str();
   if (verbose())
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
@@ -173,7 +224,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     s.wait();
   }
 
-  b.define(out, dst_probe.layout);
+  if (conv_out == out) b.define(out, dst_probe.layout);
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
   k->threads = kthreads;
@@ -186,7 +237,11 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     std::memcpy(bm.get_data_handle(), bias.raw_data(), bias.nbytes());
     k->args.push_back({DNNL_ARG_BIAS, -1, b_md, bm});
   }
-  k->args.push_back({DNNL_ARG_DST, out, dst_md, {}});
+  k->args.push_back({DNNL_ARG_DST, conv_out, dst_md, {}});
+  for (const auto& arg : chain_args) {
+    k->args.push_back(arg);
+    if (arg.value >= 0) k->reads.push_back(arg.value);
+  }
   if (runtime_scales) {
     k->args.push_back(scales);
     k->reads.push_back(scales.value);
@@ -196,9 +251,12 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     k->args.push_back(*zp);
     if (zp->value >= 0) k->reads.push_back(zp->value);
   }
-  k->writes = {out};
+  k->writes = {conv_out};
   b.add_kernel(std::move(k));
-  return Status::ok();
+  if (conv_out == out) return Status::ok();
+  if (!chain_fused) return add_chain_fallback(b, chain, conv_out, out, label);
+  b.define(out, Layout::plain);
+  return add_reorder(b, conv_out, out, label + " (to plain)");
 }
 
 Status supports_qconv(const Node& n) {
@@ -215,6 +273,7 @@ Status supports_qconv(const Node& n) {
 Result<std::unique_ptr<OpSpec>> make_qconv(FusionContext&, const Step& st) {
   auto s = std::make_unique<QConvSpec>();
   s->qlinear = st.node->op_type == "QLinearConv";
+  s->node_inputs = st.inputs.size();
   return std::unique_ptr<OpSpec>(std::move(s));
 }
 

@@ -30,6 +30,10 @@ struct Store {
       return;
     }
     const float mult = multipliers[count == 1 ? 0 : m];
+    if (type == DataType::float32) {  // requantized, before rounding (a product's absorbed chain)
+      static_cast<float*>(out)[i] = static_cast<float>(static_cast<double>(acc) * static_cast<double>(mult));
+      return;
+    }
     double q = std::nearbyint(static_cast<double>(acc) * static_cast<double>(mult)) + zp;
     const double lo = type == DataType::uint8 ? 0.0 : -128.0, hi = type == DataType::uint8 ? 255.0 : 127.0;
     q = std::isnan(q) ? lo : std::clamp(q, lo, hi);

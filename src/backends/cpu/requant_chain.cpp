@@ -1,0 +1,92 @@
+// requant_chain.cpp: absorbing DequantizeLinear -> elementwise -> QuantizeLinear after a
+// quantized product (requant_chain.h).
+#include "backends/cpu/requant_chain.h"
+
+#include <cmath>
+
+#include "backends/cpu/elementwise.h"
+#include "backends/cpu/ew_post_ops.h"
+#include "backends/cpu/int8.h"
+#include "backends/cpu/runtime_env.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// A per-tensor float32 scale (finite, > 0) and 8-bit zero point, both constants.
+bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
+  if (s.inputs.size() != 3 || s.outputs.size() != 1) return false;
+  const Tensor *st = f.constant(s.inputs[1]), *zt = f.constant(s.inputs[2]);
+  if (!st || !zt || st->dtype() != DataType::float32 || st->numel() != 1 || zt->numel() != 1) return false;
+  if (!is_8bit(zt->dtype())) return false;
+  *scale = st->data<float>()[0];
+  if (!(*scale > 0.0f) || !std::isfinite(*scale)) return false;
+  *zp = zt->dtype() == DataType::uint8 ? zt->data<uint8_t>()[0] : zt->data<int8_t>()[0];
+  *zp_type = zt->dtype();
+  return true;
+}
+
+bool plain_node(const Node& n, const char* op) {
+  return n.op_type == op && canonical_domain(n.domain).empty() && n.attr_int("block_size", 0) == 0 &&
+         n.attr_int("saturate", 1) == 1;
+}
+
+}  // namespace
+
+bool RequantChain::absorb(FusionContext& f, int y_zero_point_v, const Step& reader, int acc_input) {
+  if (requantized || (acc_input != 0 && !dequantized) || !feature_enabled("QCHAIN")) return false;
+  const Node& n = *reader.node;
+  if (!dequantized) {
+    if (reader.originals.size() != 1 || !plain_node(n, "DequantizeLinear")) return false;
+    const Tensor* yz = f.constant(y_zero_point_v);
+    if (!yz || yz->numel() != 1 || !is_8bit(yz->dtype())) return false;
+    DataType type;
+    if (!per_tensor_params(f, reader, &dq_scale, &dq_zero_point, &type) || type != yz->dtype()) return false;
+    y_type = yz->dtype();
+    y_zero_point = y_type == DataType::uint8 ? yz->data<uint8_t>()[0] : yz->data<int8_t>()[0];
+    dequantized = true;
+    return true;
+  }
+  if (plain_node(n, "QuantizeLinear")) {
+    DataType type;
+    if (acc_input != 0 || reader.originals.size() != 1 || !per_tensor_params(f, reader, &z_scale, &z_zero_point, &type)) return false;
+    requantized = true;
+    return true;
+  }
+  // Elementwise ops whose other operands are constants and which oneDNN takes as post-ops (a
+  // reader fused from a pattern, such as HardSwish, is offered before it absorbs its own
+  // readers, so its node is the whole step).
+  for (size_t k = 0; k < reader.inputs.size(); ++k)
+    if (static_cast<int>(k) != acc_input && (reader.inputs[k] < 0 || !f.constant(reader.inputs[k]))) return false;
+  EwProgram p = post;
+  if (!node_to_ew(f, n, reader.inputs, acc_input, &p)) return false;
+  for (size_t i = post.ops.size(); i < p.ops.size(); ++i)
+    if (!post_op_translatable(p.ops[i])) return false;
+  post = std::move(p);
+  return true;
+}
+
+EwProgram RequantChain::program() const {
+  EwProgram p;
+  p.operands = post.operands;
+  const float lo = y_type == DataType::uint8 ? 0.0f : -128.0f, hi = y_type == DataType::uint8 ? 255.0f : 127.0f;
+  p.ops.push_back(EwOp{Ew::round, -1, 0, 0});
+  p.ops.push_back(EwOp{Ew::clip, -1, lo - static_cast<float>(y_zero_point), hi - static_cast<float>(y_zero_point)});
+  if (y_zero_point != dq_zero_point)
+    p.ops.push_back(EwOp{Ew::add, -1, static_cast<float>(y_zero_point - dq_zero_point), 0});
+  p.ops.push_back(EwOp{Ew::mul, -1, dq_scale, 0});
+  p.ops.insert(p.ops.end(), post.ops.begin(), post.ops.end());
+  if (requantized) p.ops.push_back(EwOp{Ew::div, -1, z_scale, 0});
+  return p;
+}
+
+EwProgram RequantChain::fallback_program() const {
+  EwProgram p = program();
+  if (requantized) {
+    p.ops.push_back(EwOp{Ew::round, -1, 0, 0});
+    if (z_zero_point != 0) p.ops.push_back(EwOp{Ew::add, -1, static_cast<float>(z_zero_point), 0});
+  }
+  return p;
+}
+
+}  // namespace tandem::cpu

@@ -1,0 +1,58 @@
+// requant_chain.h: what a quantized product (QLinearConv) absorbs after its quantized output,
+// so that quantized networks whose activations run in float between two quantized layers
+// (QDQ and QOperator models) compute each layer in one oneDNN primitive:
+//
+//   product -> y_q -> DequantizeLinear -> elementwise ops with constant operands
+//                                             -> [QuantizeLinear -> z_q]
+//
+// The fused step computes, from the product's requantized value v = acc * x_scale *
+// w_scale / y_scale (before rounding), the float program
+//
+//   round(v); clip to the y type's range minus y_zero_point; + (y_zero_point - dq_zero_point);
+//   * dq_scale; the absorbed elementwise ops; [/ z_scale]
+//
+// and, with a closing QuantizeLinear, writes z_q = saturate(round(.) + z_zero_point) (oneDNN's
+// destination zero point and conversion), otherwise the float result. Each step is the one the
+// separate nodes take, in float32: the intermediate y_q is rounded and saturated exactly as
+// the product would have written it. Differences from running the nodes one by one: oneDNN
+// merges consecutive multiply-adds into one (one rounding instead of two) and adds the
+// destination zero point before the final rounding, so a value within a float32 rounding of a
+// half-integer may land one unit apart (docs/cpu-backend.md, Exactness).
+//
+// Conditions (checked while absorbing, at compile): the product's y_zero_point and the
+// DequantizeLinear's and QuantizeLinear's scales and zero points are per-tensor constants; the
+// elementwise ops read only constants besides the chain (scalars or per-channel), and each
+// translates into a oneDNN post-op. When oneDNN declines the fused primitive at instance
+// build, the product writes v in float32 and the program runs in the backend's elementwise
+// kernel, followed by a saturating conversion.
+//
+// Thread-safety: built and used on the compiling thread; immutable afterwards.
+#pragma once
+
+#include "backends/cpu/compiled_graph.h"
+#include "backends/cpu/ew_program.h"
+#include "tandem/tensor.h"
+
+namespace tandem::cpu {
+
+struct RequantChain {
+  bool dequantized = false;  // a DequantizeLinear of the product's output was absorbed
+  DataType y_type = DataType::uint8;  // the product's own output type
+  int32_t y_zero_point = 0;
+  float dq_scale = 1;
+  int32_t dq_zero_point = 0;
+  EwProgram post;  // the absorbed float elementwise ops (operands: compile value ids)
+  bool requantized = false;  // a closing QuantizeLinear was absorbed
+  float z_scale = 1;
+  int32_t z_zero_point = 0;
+
+  // The OpSpec::absorb protocol for a product whose own y_zero_point is value `y_zero_point_v`.
+  bool absorb(FusionContext& f, int y_zero_point_v, const Step& reader, int acc_input);
+  // The float program described above (ending before the final rounding); operands as `post`.
+  EwProgram program() const;
+  // The program that also rounds and adds z_zero_point (for the unfused fallback, which
+  // converts its result with saturation).
+  EwProgram fallback_program() const;
+};
+
+}  // namespace tandem::cpu

@@ -618,5 +618,46 @@ TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
   EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50);
 }
 
+
+TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
+  REQUIRE_CPU();
+  // Dynamic quantization's layer: ConvInteger -> Cast -> Mul(x_scale * w_scale) -> Add(bias) ->
+  // Relu. The runtime scale (one, or one per output channel) becomes oneDNN's runtime output
+  // scales, the rest post-ops: one step, float outputs as the separate nodes compute them.
+  for (bool per_channel : {true, false}) {
+    SCOPED_TRACE(per_channel ? "per-channel weight scales" : "one weight scale");
+    std::vector<float> ws, bias;
+    for (int o = 0; o < 16; ++o) {
+      ws.push_back(0.003f + 0.0004f * static_cast<float>(o % 5));
+      bias.push_back(-0.3f + 0.04f * static_cast<float>(o));
+    }
+    QGraph q;
+    q.input("x", random_floats({1, 8, 12, 12}, 31, -0.9f, 1.4f))
+        .init("w", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 32))
+        .init("ws", per_channel ? Tensor::from_vector<float>({16, 1, 1}, ws) : Tensor::scalar<float>(0.004f))
+        .init("b", Tensor::from_vector<float>({16, 1, 1}, bias))
+        .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+        .node("Mul", {"xs", "ws"}, {"s"})
+        .node("ConvInteger", {"xq", "w", "xz"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+        .node("Cast", {"c"}, {"cf"}, {{"to", attr_int(1)}})
+        .node("Mul", {"cf", "s"}, {"y"})
+        .node("Add", {"y", "b"}, {"yb"})
+        .node("Relu", {"yb"}, {"r"})
+        .output("r");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[ConvInteger 'ConvInteger2']  fused: ConvInteger + Cast + Mul + Add + Relu"), std::string::npos)
+        << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-6, 1e-6});
+      EXPECT_TRUE(close.is_ok()) << close.to_string();
+      int positive = 0;
+      for (int64_t i = 0; i < r.cpu[0].tensor.numel(); ++i) positive += r.cpu[0].tensor.data<float>()[i] > 0;
+      EXPECT_GT(positive, r.cpu[0].tensor.numel() / 5) << "the outputs exercise the arithmetic";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem

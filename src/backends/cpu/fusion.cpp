@@ -366,8 +366,19 @@ void fuse_steps(CompiledGraph& g) {
   }
   if (layer_norms > 0 && verbose())
     note("fusion: " + std::to_string(layer_norms) + " decomposed LayerNorm pattern(s) -> LayerNormalization");
-  // 2. Chains.
-  for (size_t i = 0; i < g.steps.size(); ++i) {
+  // 2. Chains: quantized products first, so that their float tails (a Cast and the scale
+  // product of dynamic quantization, DequantizeLinear -> activation -> QuantizeLinear) go into
+  // the integer primitive rather than into an elementwise step that reads a small operand of
+  // theirs (the x_scale * w_scale product).
+  auto quantized_product = [&](size_t i) {
+    const std::string& op = g.steps[i].node ? g.steps[i].node->op_type : std::string();
+    return op == "QLinearConv" || op == "ConvInteger" || op == "QLinearMatMul" || op == "MatMulInteger";
+  };
+  std::vector<size_t> order;
+  for (size_t i = 0; i < g.steps.size(); ++i)
+    if (!g.steps[i].dead && quantized_product(i)) order.push_back(i);
+  for (size_t i = 0; i < g.steps.size(); ++i) order.push_back(i);
+  for (size_t i : order) {
     int cur = static_cast<int>(i);
     while (true) {
       Step& s = g.steps[cur];

@@ -14,6 +14,7 @@
 // so a product within a float32 rounding of a half-integer may differ by one unit.
 // 2-D activations are channels-last (nhwc), the layout of oneDNN's int8 kernels; chains of
 // quantized convolutions keep it and readers of other layouts get one reorder.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,23 +40,63 @@ class QConvSpec final : public OpSpec {
   bool qlinear = false;  // QLinearConv; otherwise ConvInteger
   size_t node_inputs = 0;  // the node's own inputs (absorbed readers append theirs)
   RequantChain chain;      // QLinearConv: DequantizeLinear -> elementwise -> [QuantizeLinear]
+  // ConvInteger: a Cast to float32, then elementwise ops (dynamic quantization: the product by
+  // x_scale * w_scale, a bias, an activation) with constant operands, except that the first may
+  // multiply by a runtime scale (one, or one per output channel).
+  bool to_float = false;
+  EwProgram post;
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
-    return qlinear && node_inputs > 7 && chain.absorb(f, self.inputs[7], reader, acc_input);
+    if (qlinear) return node_inputs > 7 && chain.absorb(f, self.inputs[7], reader, acc_input);
+    return absorb_float_tail(f, reader, acc_input);
   }
+
+ private:
+  bool absorb_float_tail(FusionContext& f, const Step& reader, int acc_input);
 };
 
-// The unfused form of an absorbed chain: `v` (float32, the requantized product before
-// rounding) through the chain's program in the elementwise kernel, then, for a quantized
-// output, a saturating conversion into `out`.
-Status add_chain_fallback(Builder& b, const RequantChain& chain, int v, int out, const std::string& label) {
-  const EwProgram prog = chain.fallback_program();
+bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_input) {
+  const Node& n = *reader.node;
+  if (!feature_enabled("QCHAIN") || !canonical_domain(n.domain).empty()) return false;
+  if (!to_float) {
+    if (n.op_type != "Cast" || acc_input != 0 || reader.originals.size() != 1 ||
+        n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32))
+      return false;
+    to_float = true;
+    return true;
+  }
+  EwProgram p = post;
+  if (!node_to_ew(f, n, reader.inputs, acc_input, &p)) return false;
+  for (size_t i = post.ops.size(); i < p.ops.size(); ++i) {
+    const EwOp& op = p.ops[i];
+    if (!post_op_translatable(op)) return false;
+    const bool runtime = op.operand >= 0 && !f.constant(p.operands[static_cast<size_t>(op.operand)]);
+    if (runtime && !(i == 0 && op.code == Ew::mul)) return false;
+  }
+  post = std::move(p);
+  return true;
+}
+
+// What runs on the product's float value v after it, where readers were absorbed (QLinearConv's
+// chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's tail: v = acc).
+struct FloatTail {
+  bool active = false;
+  EwProgram fused;    // as post-ops, from v (or, with runtime_scale, from v * scale)
+  EwProgram unfused;  // in the elementwise kernel, from v
+  bool quantized = false;  // the result is converted to the output's 8-bit type
+  int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
+  int runtime_scale = -1;  // ConvInteger: the first product's runtime operand, or -1
+};
+
+// The unfused tail: `v` (float32) through the program in the elementwise kernel, then, for a
+// quantized output, a saturating conversion into `out`.
+Status add_tail_unfused(Builder& b, const FloatTail& tail, int v, int out, const std::string& label) {
   TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::plain));
-  if (!chain.requantized) return add_elementwise(b, prog, v, out, label + " (dequantized chain)");
+  if (!tail.quantized) return add_elementwise(b, tail.unfused, v, out, label + " (float tail)");
   const int f = b.add_temp(DataType::float32, b.val(v).shape, b.val(v).layout);
-  TANDEM_RETURN_IF_ERROR(add_elementwise(b, prog, v, f, label + " (requantized chain)"));
+  TANDEM_RETURN_IF_ERROR(add_elementwise(b, tail.unfused, v, f, label + " (requantized tail)"));
   b.define(out, b.val(f).layout);
-  return add_reorder(b, f, out, label + " (requantized chain)");
+  return add_reorder(b, f, out, label + " (requantized tail)");
 }
 
 Status QConvSpec::prepare(Builder& b, const Step& step) const {
@@ -97,6 +138,33 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     bias = *bt;
   }
 
+  FloatTail tail;
+  if (chain.dequantized) {
+    tail.active = true;
+    tail.fused = chain.program();
+    tail.unfused = chain.fallback_program();
+    tail.quantized = chain.requantized;
+    tail.zero_point = chain.z_zero_point;
+  } else if (to_float) {
+    tail.active = true;
+    tail.fused = tail.unfused = post;
+    // A first product by a runtime scalar or per-channel scale becomes oneDNN's runtime output
+    // scales (float(acc) * scale, as Cast and Mul compute it).
+    if (!post.ops.empty() && post.ops[0].code == Ew::mul && post.ops[0].operand >= 0) {
+      const int sv = post.operands[static_cast<size_t>(post.ops[0].operand)];
+      if (!b.known(sv) && b.typed(sv) && b.val(sv).dtype == DataType::float32) {
+        Shape full(dst.size() - std::min(dst.size(), b.val(sv).shape.size()), 1);
+        for (int64_t d : b.val(sv).shape) full.push_back(d);
+        bool per_channel = full.size() == dst.size();
+        for (size_t i = 0; i < full.size() && per_channel; ++i) per_channel = full[i] == (i == 1 ? O : 1);
+        if (shape_numel(full) == 1 || per_channel) {
+          TANDEM_ASSIGN_OR_RETURN(tail.runtime_scale, b.require(sv, Layout::plain));
+          tail.fused.ops.erase(tail.fused.ops.begin());
+        }
+      }
+    }
+  }
+
   // Weights oneDNN cannot take exactly, and cases it has no int8 kernel for, run on the
   // backend's own integer kernel.
   auto own_kernel = [&]() -> Status {
@@ -110,17 +178,17 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), O, label, &p.scale_count));
       TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
     }
-    if (!chain.dequantized) {
+    if (!tail.active) {
       b.define(out, Layout::plain);
       p.out = out;
       return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
     }
-    // The absorbed chain: the kernel writes the requantized product unrounded, in float32.
+    // An absorbed tail: the kernel writes v in float32 (QLinearConv: requantized, unrounded).
     p.dst_zp = ZeroPoint{};
     p.out = b.add_temp(DataType::float32, dst, Layout::plain);
     const int v = p.out;
     TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
-    return add_chain_fallback(b, chain, v, out, label);
+    return add_tail_unfused(b, tail, v, out, label);
   };
   Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
   if (!int8_weights) {
@@ -142,16 +210,15 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   dst_probe.dtype = out_type;
   dst_probe.shape = dst;
   dst_probe.layout = nhwc ? Layout::nhwc : Layout::plain;
-  // An absorbed chain (requant_chain.h) as post-ops; the destination zero point is then the
-  // closing QuantizeLinear's.
-  dnnl::post_ops chain_ops;
-  std::vector<DnnlKernel::Arg> chain_args;
-  bool chain_fused = false;
-  if (chain.dequantized) {
-    const EwProgram prog = chain.program();
-    chain_fused = to_post_ops(b, prog, dst, 1, dst_probe.layout, &chain_ops, &chain_args) ==
-                  static_cast<int>(prog.ops.size());
-    if (!chain_fused) dst_probe.dtype = DataType::float32;
+  // An absorbed tail as post-ops; the destination zero point is then the closing
+  // QuantizeLinear's. Unfused, the product writes v in float32.
+  dnnl::post_ops tail_ops;
+  std::vector<DnnlKernel::Arg> tail_args;
+  bool tail_fused = false;
+  if (tail.active) {
+    tail_fused = to_post_ops(b, tail.fused, dst, 1, dst_probe.layout, &tail_ops, &tail_args) ==
+                 static_cast<int>(tail.fused.ops.size());
+    if (!tail_fused) dst_probe.dtype = DataType::float32;
   }
 
   dnnl::memory::dims wd;
@@ -163,22 +230,28 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   bool src_zero = true, dst_zero = true;
   TANDEM_ASSIGN_OR_RETURN(DnnlKernel::Arg src_zp, zero_point_arg(b, x_zp, DNNL_ARG_SRC, label + " x", &src_zero));
   DnnlKernel::Arg dst_zp;
-  if (qlinear && !chain.dequantized) {
+  if (qlinear && !tail.active) {
     TANDEM_ASSIGN_OR_RETURN(dst_zp, zero_point_arg(b, in(7), DNNL_ARG_DST, label + " y", &dst_zero));
-  } else if (chain_fused && chain.requantized && chain.z_zero_point != 0) {
+  } else if (tail_fused && tail.quantized && tail.zero_point != 0) {
     dnnl::memory zm(dnnl::memory::desc({1}, dt::s32, dnnl::memory::format_tag::x), cpu_engine());
-    std::memcpy(zm.get_data_handle(), &chain.z_zero_point, sizeof(int32_t));
+    std::memcpy(zm.get_data_handle(), &tail.zero_point, sizeof(int32_t));
     dst_zp = {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, -1, zm.get_desc(), zm};
     dst_zero = false;
   }
   dnnl::primitive_attr attr;
-  if (chain_fused) attr.set_post_ops(chain_ops);
+  if (tail_fused) attr.set_post_ops(tail_ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   // Requantization: one scale per output channel (dst dim 1), or one for all.
   bool runtime_scales = false;
   DnnlKernel::Arg scales;
   if (qlinear) {
     TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, in(1), in(4), in(6), O, 1 << 1, label, &attr, &runtime_scales));
+  } else if (tail_fused && tail.runtime_scale >= 0) {
+    const int64_t count = shape_numel(b.val(tail.runtime_scale).shape);
+    attr.set_output_scales(count == 1 ? 0 : 1 << 1, {DNNL_RUNTIME_F32_VAL});
+    const dnnl::memory::desc smd({count}, dt::f32, dnnl::memory::format_tag::x);
+    scales = {DNNL_ARG_ATTR_OUTPUT_SCALES, tail.runtime_scale, smd, {}};
+    runtime_scales = true;
   }
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
@@ -203,11 +276,11 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (verbose()) note(label + " oneDNN has no int8 convolution for this case: " + e.what());
     return own_kernel();
   }
-  // Without the fused chain: the float32 product, then the chain in the elementwise kernel.
+  // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
-  // fused chain's float output is reordered.
-  const bool float_nhwc = chain_fused && !chain.requantized && dst_probe.layout == Layout::nhwc;
-  const int conv_out = (chain.dequantized && !chain_fused) || float_nhwc
+  // fused tail's float output is reordered.
+  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc;
+  const int conv_out = (tail.active && !tail_fused) || float_nhwc
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;
   const std::string impl = pd.impl_info_str();
@@ -238,7 +311,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     k->args.push_back({DNNL_ARG_BIAS, -1, b_md, bm});
   }
   k->args.push_back({DNNL_ARG_DST, conv_out, dst_md, {}});
-  for (const auto& arg : chain_args) {
+  for (const auto& arg : tail_args) {
     k->args.push_back(arg);
     if (arg.value >= 0) k->reads.push_back(arg.value);
   }
@@ -254,7 +327,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   k->writes = {conv_out};
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
-  if (!chain_fused) return add_chain_fallback(b, chain, conv_out, out, label);
+  if (!tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
   b.define(out, Layout::plain);
   return add_reorder(b, conv_out, out, label + " (to plain)");
 }

@@ -127,8 +127,36 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
           binary(alg, md, -1, dnnl::memory(md, cpu_engine(), const_cast<void*>(c->raw_data())));
         }
       } else {
-        // Runtime operand: must match dst exactly (shape and layout).
+        // Runtime operand: dst's shape and layout, or a plain scalar or per-channel tensor
+        // (such as dynamic quantization's x_scale * w_scale).
         const IValue& ov = b.val(v);
+        Shape cs(rank, 1);
+        bool broadcast = ov.layout == Layout::plain && ov.dtype == DataType::float32 && ov.shape.size() <= rank &&
+                         ov.shape != dst_shape;
+        if (broadcast) {
+          std::copy(ov.shape.begin(), ov.shape.end(), cs.begin() + static_cast<std::ptrdiff_t>(rank - ov.shape.size()));
+          for (size_t i = 0; i < rank && broadcast; ++i)
+            if (cs[i] != 1 && !(static_cast<int>(i) == channel_axis && cs[i] == dst_shape[i])) broadcast = false;
+        }
+        if (broadcast) {
+          A balg = A::binary_add;
+          switch (op.code) {
+            case Ew::add: balg = A::binary_add; break;
+            case Ew::sub: balg = A::binary_sub; break;
+            case Ew::mul: balg = A::binary_mul; break;
+            case Ew::div: balg = A::binary_div; break;
+            case Ew::max: balg = A::binary_max; break;
+            case Ew::min: balg = A::binary_min; break;
+            default: ok = false;
+          }
+          if (ok) binary(balg, plain_md(cs), v, {});
+          if (!ok) {
+            pend.resize(before);
+            break;
+          }
+          ++done;
+          continue;
+        }
         if (ov.shape != dst_shape || ov.layout != dst_layout || ov.dtype != DataType::float32) ok = false;
         A alg = A::binary_add;
         switch (op.code) {

@@ -81,11 +81,10 @@ bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_
 // chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's tail: v = acc).
 struct FloatTail {
   bool active = false;
-  EwProgram fused;    // as post-ops, from v (or, with runtime_scale, from v * scale)
+  EwProgram fused;    // as post-ops, from v
   EwProgram unfused;  // in the elementwise kernel, from v
   bool quantized = false;  // the result is converted to the output's 8-bit type
   int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
-  int runtime_scale = -1;  // ConvInteger: the first product's runtime operand, or -1
 };
 
 // The unfused tail: `v` (float32) through the program in the elementwise kernel, then, for a
@@ -148,21 +147,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   } else if (to_float) {
     tail.active = true;
     tail.fused = tail.unfused = post;
-    // A first product by a runtime scalar or per-channel scale becomes oneDNN's runtime output
-    // scales (float(acc) * scale, as Cast and Mul compute it).
-    if (!post.ops.empty() && post.ops[0].code == Ew::mul && post.ops[0].operand >= 0) {
-      const int sv = post.operands[static_cast<size_t>(post.ops[0].operand)];
-      if (!b.known(sv) && b.typed(sv) && b.val(sv).dtype == DataType::float32) {
-        Shape full(dst.size() - std::min(dst.size(), b.val(sv).shape.size()), 1);
-        for (int64_t d : b.val(sv).shape) full.push_back(d);
-        bool per_channel = full.size() == dst.size();
-        for (size_t i = 0; i < full.size() && per_channel; ++i) per_channel = full[i] == (i == 1 ? O : 1);
-        if (shape_numel(full) == 1 || per_channel) {
-          TANDEM_ASSIGN_OR_RETURN(tail.runtime_scale, b.require(sv, Layout::plain));
-          tail.fused.ops.erase(tail.fused.ops.begin());
-        }
-      }
-    }
   }
 
   // Weights oneDNN cannot take exactly, and cases it has no int8 kernel for, run on the
@@ -246,12 +230,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   DnnlKernel::Arg scales;
   if (qlinear) {
     TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, in(1), in(4), in(6), O, 1 << 1, label, &attr, &runtime_scales));
-  } else if (tail_fused && tail.runtime_scale >= 0) {
-    const int64_t count = shape_numel(b.val(tail.runtime_scale).shape);
-    attr.set_output_scales(count == 1 ? 0 : 1 << 1, {DNNL_RUNTIME_F32_VAL});
-    const dnnl::memory::desc smd({count}, dt::f32, dnnl::memory::format_tag::x);
-    scales = {DNNL_ARG_ATTR_OUTPUT_SCALES, tail.runtime_scale, smd, {}};
-    runtime_scales = true;
   }
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});

@@ -194,7 +194,9 @@ TEST(EngineInt8, ParitySamplesHoldTheRouteToTheInt8Budget) {
     EXPECT_LE(t.parity.max_abs, 5e-2);
   }
   // The same route with its outputs pushed 0.2 off: parity flags every sample, the third trips
-  // the breaker, and the cpu float32 route serves from then on (not the reference).
+  // the breaker, and the cpu float32 route serves from then on (not the reference). A manual
+  // clock keeps the breaker open however slow the machine is.
+  set_engine_clock(*engine, std::make_shared<testing_util::ManualClock>());
   PrepareOptions o;
   o.precision = Precision::int8;
   o.parity_sample_rate = 1.0;

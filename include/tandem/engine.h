@@ -103,12 +103,17 @@ struct ParityBudget {
 };
 // The budget a route computing in `p` is held to unless PrepareOptions::parity_budget says
 // otherwise: fp32 max-abs 1e-3, RMSE 1e-4 (reassociation and fused kernels only); fp16 and
-// bf16 max-abs 1e-2, RMSE 1e-3 (8 or 11 bits of mantissa in the operands of every product).
+// bf16 max-abs 1e-2, RMSE 1e-3 (8 or 11 bits of mantissa in the operands of every product);
+// int8 max-abs 5e-2, RMSE 1e-2 (8-bit weights and activations; the noise touches every element).
 ParityBudget default_parity_budget(Precision p);
 
 struct PrepareOptions {
   std::string name;  // label in telemetry; default: the file's stem, or "model" for bytes
   ComputeUnits compute_units = ComputeUnits::all;
+  // The default chain's precision (see `routes`). int8: the int8 routes compile a dynamically
+  // quantized rewrite of the model made at prepare (per-channel int8 weights, activations
+  // quantized per call; docs/engine.md); left out, with a placement note, when nothing in the
+  // model can be quantized.
   Precision precision = Precision::fp32;
   double latency_sla_ms = 0;       // a success slower than this is an SLA breach; 0: no SLA
   double default_deadline_ms = 0;  // deadline of requests that bring none; 0: none

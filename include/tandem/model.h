@@ -68,7 +68,10 @@ struct OutputTypes {
 struct CompileSettings {
   std::string backend;  // empty: the first of list_backends()
   int threads = 0;      // 0: the backend's default
-  Precision precision = Precision::fp32;  // the backend must honour it natively
+  // The backend must honour it natively. int8 compiles the model rewritten with dynamic
+  // quantization (per-channel int8 weights, activations quantized per call; see
+  // tandem/precision.h): unsupported when nothing in it can be quantized.
+  Precision precision = Precision::fp32;
   // Fixed input shapes that specialise compilation (requests must then match them).
   std::map<std::string, std::vector<int64_t>> input_shapes;
 };
@@ -104,7 +107,8 @@ class OnnxModel {
   // Reads and validates a model file; external data is read relative to its folder.
   static Result<OnnxModel> load(const std::filesystem::path& path);
   // The same from serialized bytes; `base_dir` resolves external data (empty: refused) and
-  // `display_name` prefixes error messages.
+  // `display_name` prefixes error messages. The model keeps a copy of the bytes (compile at
+  // Precision::int8 rewrites them); a model from load() re-reads its file instead.
   static Result<OnnxModel> from_bytes(std::string_view bytes, const std::filesystem::path& base_dir,
                                       const std::string& display_name);
 

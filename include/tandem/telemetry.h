@@ -131,7 +131,8 @@ std::string telemetry_to_json(const ModelTelemetry& t);
 // objects of telemetry_to_json: count, mean, min, p50, p90, p95, p99, p999, max.
 std::string latency_to_json(const LatencyHistogram& h);
 // Prometheus text exposition (format 0.0.4) of several models: `tandem_*` families, each with
-// one HELP and TYPE line and its samples grouped, labelled by `model` and `backend`.
+// one HELP and TYPE line and its samples grouped, labelled by `model`, and per-route families
+// also by `backend` (the route's name) and `precision` (BackendTelemetry::precision).
 std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models);
 
 }  // namespace tandem

@@ -97,7 +97,9 @@ class Backend {
   virtual std::string_view version() const = 0;
   virtual Status supports(const Node& node, const NodeTypes& types) const = 0;
   // Whether compile() honours CompileOptions::precision `p` natively: ok, or `unsupported`
-  // saying why (a backend never emulates a precision slowly). fp32 must be ok.
+  // saying why (a backend never emulates a precision slowly). fp32 must be ok. int8 means the
+  // backend computes the integer ops of an already quantized graph (DynamicQuantizeLinear,
+  // ConvInteger, MatMulInteger, ...) on native int8 kernels; the engine does the rewrite.
   virtual Status supports_precision(Precision p) const = 0;
   virtual Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) = 0;
   // `inputs` bind to graph.inputs in order; `outputs` receives graph.outputs in order.

@@ -328,7 +328,7 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--backend", o->backend, "Backend to run on (default: this build's preferred backend)")
       ->type_name("NAME");
   cmd->add_option("--threads", o->threads, "Threads for the backend (default 0: the number of physical cores)")->type_name("N");
-  cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16, int8 (quantized at compile)");
   cmd->add_option("--routes", o->routes, "Time requests through the engine on this route chain, e.g. cpu@bf16,cpu,reference");
   cmd->add_option("--warmup", o->warmup, "Untimed runs first (default 3)")->type_name("N");
   cmd->add_option("--iters", o->iters, "Timed runs (default 20)")->type_name("N");

@@ -105,7 +105,7 @@ void add_info_command(CLI::App& app, int* exit_code) {
                 "Also print the graph as a backend rewrites it: placement, folded and fused steps, and (with every "
                 "input shape fixed) kernels, shapes and layouts");
   cmd->add_option("--backend", o->backend, "With --optimized: the backend to compile for (default: the preferred one)");
-  cmd->add_option("--precision", o->precision, "With --optimized: the lowest precision to compile for (fp32, bf16, fp16)");
+  cmd->add_option("--precision", o->precision, "With --optimized: the lowest precision to compile for (fp32, bf16, fp16, int8: the quantized rewrite)");
   cmd->add_option("--threads", o->threads, "With --optimized: threads to compile for (default: physical cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o, exit_code] { *exit_code = info_command(*o); });

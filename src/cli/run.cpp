@@ -104,6 +104,7 @@ Status print_outputs(const InferResult& r, const PreparedModel& model, const std
   for (const auto& [name, count] : model.placement().routes.front().nodes_per_backend)
     placement += (placement.empty() ? "" : ", ") + name + " " + std::to_string(count);
   std::printf("nodes per backend: %s\n", placement.c_str());
+  for (const std::string& note : model.placement().notes) std::printf("note: %s\n", note.c_str());
   std::printf("served by %s%s%s: prepare %.1f ms, queue %.2f ms, compute %.2f ms, total %.2f ms\n", r.backend.c_str(),
               r.fallback_reason.empty() ? "" : " after fallback: ", r.fallback_reason.c_str(), prepare_ms,
               r.timings.queue_ms, r.timings.compute_ms, r.timings.total_ms);
@@ -119,9 +120,12 @@ int run_command(const RunOptions& o) {
   auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail(cmd, shapes.status().message(), 2);
 
+  // int8 quantizes the model for a backend with int8 kernels; the reference backend stays
+  // float32, so without --backend an int8 run goes to the cpu backend.
+  const std::string backend = *precision == Precision::int8 && !o.backend_given ? "cpu" : o.backend;
   EngineOptions eo;
   const bool engine_options = o.uses_engine_options();
-  if (!engine_options || o.backend_given) eo.backends = {o.backend};
+  if (!engine_options || o.backend_given) eo.backends = {backend};
   auto engine = Engine::create(eo);
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
@@ -143,7 +147,7 @@ int run_command(const RunOptions& o) {
   } else {
     // The backend asked for, alone: no fallback, no warm-up, no time budget, and a model
     // compiled for any input shape (--shape only shapes the random inputs).
-    po.routes = {o.backend + (*precision == Precision::fp32 ? "" : "@" + std::string(precision_name(*precision)))};
+    po.routes = {backend + (*precision == Precision::fp32 ? "" : "@" + std::string(precision_name(*precision)))};
     po.fallback = FallbackPolicy::strict;
     po.warmup_runs = 0;
     po.unmeasured_budget_ms = std::numeric_limits<double>::infinity();
@@ -194,8 +198,11 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", o->seed, "Seed for --random-inputs (default 0)");
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
-  cmd->add_option("--precision", o->precision, "Lowest precision the backend may compute in: fp32 (default), bf16, fp16");
-  cmd->add_option("--routes", o->routes, "Run through the engine on this route chain, e.g. cpu@bf16,cpu@fp32,reference");
+  cmd->add_option("--precision", o->precision,
+                  "Lowest precision the backend may compute in: fp32 (default), bf16, fp16, int8 (the model is "
+                  "quantized at prepare: int8 weights per channel, activations per call; runs on the cpu backend "
+                  "unless --backend says otherwise)");
+  cmd->add_option("--routes", o->routes, "Run through the engine on this route chain, e.g. cpu@int8,cpu@fp32,reference");
   cmd->add_option("--units", o->units, "Run through the engine on these compute units (all, cpu_only, cpu_and_gpu)");
   cmd->add_flag("--strict", o->strict, "Run through the engine; never serve from another backend");
   cmd->add_option("--inject", o->inject, "Run through the engine with fault injection, e.g. error=0.3");

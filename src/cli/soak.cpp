@@ -311,12 +311,12 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--strict", o->strict, "Never serve from another backend; return the typed error");
   cmd->add_option("--deadline-ms", o->deadline_ms, "Deadline of each request in ms (default: none)");
   cmd->add_option("--parity-sample", o->parity_sample, "Fraction of answers re-run on the reference backend");
-  cmd->add_option("--precision", o->precision, "Lowest precision the backends may compute in: fp32 (default), bf16, fp16");
+  cmd->add_option("--precision", o->precision, "Lowest precision the backends may compute in: fp32 (default), bf16, fp16, int8");
   cmd->add_option("--routes", o->routes, "Route chain, e.g. cpu@bf16,cpu@fp32,reference (default: from --precision)");
   cmd->add_flag("--hedge", o->hedging, "Also start a slow request on the next route after its p95; first answer wins");
   cmd->add_option("--parity-max-abs", o->parity_max_abs,
-                  "Parity budget: max absolute error (default: 1e-3 for fp32, 1e-2 for bf16/fp16)");
-  cmd->add_option("--parity-rmse", o->parity_rmse, "Parity budget: RMSE (default: 1e-4 for fp32, 1e-3 for bf16/fp16)");
+                  "Parity budget: max absolute error (default: 1e-3 for fp32, 1e-2 for bf16/fp16, 5e-2 for int8)");
+  cmd->add_option("--parity-rmse", o->parity_rmse, "Parity budget: RMSE (default: 1e-4 for fp32, 1e-3 for bf16/fp16, 1e-2 for int8)");
   auto* req = cmd->add_option("--requests", o->requests, "Number of requests");
   auto* dur = cmd->add_option("--duration", o->duration_s, "Run for this many seconds");
   req->excludes(dur);

@@ -55,6 +55,19 @@ Tensor nan_like(const Tensor& t) {
   return out;
 }
 
+// `t` with `offset` added to every element (float32 and float64; other types unchanged).
+Tensor shifted(const Tensor& t, double offset) {
+  if (t.dtype() != DataType::float32 && t.dtype() != DataType::float64) return t;
+  Tensor out(t.dtype(), t.shape());
+  const int64_t n = out.numel();
+  if (t.dtype() == DataType::float32) {
+    for (int64_t i = 0; i < n; ++i) out.data<float>()[i] = t.data<float>()[i] + static_cast<float>(offset);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out.data<double>()[i] = t.data<double>()[i] + offset;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FaultSpec::to_string() const {
@@ -64,6 +77,7 @@ std::string FaultSpec::to_string() const {
   if (hang_rate > 0) add("hang=" + fmt(hang_rate) + ",hang_ms=" + fmt(hang_ms));
   if (latency_ms > 0) add("latency_ms=" + fmt(latency_ms));
   if (nan_rate > 0) add("nan=" + fmt(nan_rate));
+  if (offset != 0) add("offset=" + fmt(offset));
   if (fail_after >= 0) add("fail_after=" + std::to_string(fail_after));
   if (recover_after_s >= 0 && !s.empty()) add("recover_after_s=" + fmt(recover_after_s));
   if (seed != 0 && !s.empty()) add("seed=" + std::to_string(seed));
@@ -95,6 +109,8 @@ Result<FaultSpec> parse_fault_spec(std::string_view text) {
       TANDEM_ASSIGN_OR_RETURN(spec.latency_ms, parse_number(key, value, 0, kBig));
     } else if (key == "nan") {
       TANDEM_ASSIGN_OR_RETURN(spec.nan_rate, parse_number(key, value, 0, 1));
+    } else if (key == "offset") {
+      TANDEM_ASSIGN_OR_RETURN(spec.offset, parse_number(key, value, -kBig, kBig));
     } else if (key == "fail_after") {
       TANDEM_ASSIGN_OR_RETURN(double v, parse_number(key, value, 0, 9e15));
       if (v != std::floor(v)) return invalid_argument("fault spec: fail_after=" + value + " is not a whole number");
@@ -109,7 +125,7 @@ Result<FaultSpec> parse_fault_spec(std::string_view text) {
       spec.seed = static_cast<uint64_t>(v);
     } else {
       return invalid_argument("fault spec: unknown key '" + key +
-                              "' (known: route, error, hang, hang_ms, latency_ms, nan, fail_after, recover_after_s, seed)");
+                              "' (known: route, error, hang, hang_ms, latency_ms, nan, offset, fail_after, recover_after_s, seed)");
     }
   }
   return spec;
@@ -177,6 +193,12 @@ Status FaultyBackend::run(const Plan& plan, const std::vector<Value>& inputs, st
     sleep_ms(spec_.hang_ms);
   }
   TANDEM_RETURN_IF_ERROR(inner_->run(plan, inputs, outputs, control));
+  if (spec_.offset != 0) {
+    for (Value& v : *outputs) {
+      if (v.is_tensor()) v.tensor = shifted(v.tensor, spec_.offset);
+      for (Tensor& t : v.sequence) t = shifted(t, spec_.offset);
+    }
+  }
   if (spec_.nan_rate > 0 && draw(n, 3) < spec_.nan_rate) {
     nans_++;
     for (Value& v : *outputs) {

@@ -8,6 +8,8 @@
 //                      flag (as a stuck driver would), then runs normally
 //   latency_ms=N       every call takes N ms longer
 //   nan=P              float outputs are replaced by NaN with probability P
+//   offset=X           every call's float32/float64 outputs come back shifted by X (a drift
+//                      that only parity sampling notices)
 //   fail_after=N       every call after the N-th fails with device_error
 //   recover_after_s=T  T seconds after the faults were armed, the backend is healthy again
 //   seed=N             seed of the per-call draws (calls are numbered; draws are reproducible)
@@ -38,6 +40,7 @@ struct FaultSpec {
   double hang_ms = 5000;
   double latency_ms = 0;
   double nan_rate = 0;
+  double offset = 0;            // added to float outputs of every armed call
   int64_t fail_after = -1;      // < 0: off
   double recover_after_s = -1;  // < 0: never recovers
   uint64_t seed = 0;

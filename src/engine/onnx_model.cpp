@@ -3,7 +3,11 @@
 #include "tandem/model.h"
 
 #include "backends/backend.h"
+#include <fstream>
+#include <iterator>
+
 #include "engine/inputs.h"
+#include "engine/int8_model.h"
 #include "engine/placement.h"
 #include "onnx/loader.h"
 #include "passes/shape_inference.h"
@@ -13,6 +17,12 @@ namespace tandem {
 struct OnnxModel::Impl {
   Model model;
   ModelDescription description;
+  // Where the model came from, for compile() at Precision::int8, which rewrites the serialized
+  // model (int8_model.h): the file (load), or a copy of the bytes (from_bytes).
+  std::filesystem::path path;
+  std::string bytes;
+  std::filesystem::path base_dir;
+  std::string display_name;
 };
 
 struct CompiledModel::Impl {
@@ -60,6 +70,9 @@ Result<OnnxModel> OnnxModel::load(const std::filesystem::path& path) {
   auto impl = std::make_shared<Impl>();
   impl->description = describe_model(loaded);
   impl->model = std::move(loaded);
+  impl->path = path;
+  impl->base_dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  impl->display_name = path.filename().string();
   OnnxModel m;
   m.impl_ = std::move(impl);
   return m;
@@ -71,6 +84,9 @@ Result<OnnxModel> OnnxModel::from_bytes(std::string_view bytes, const std::files
   auto impl = std::make_shared<Impl>();
   impl->description = describe_model(loaded);
   impl->model = std::move(loaded);
+  impl->bytes = std::string(bytes);
+  impl->base_dir = base_dir;
+  impl->display_name = display_name;
   OnnxModel m;
   m.impl_ = std::move(impl);
   return m;
@@ -117,11 +133,25 @@ Result<CompiledModel> OnnxModel::compile(const CompileSettings& settings) const 
   const std::string name = settings.backend.empty() ? std::string(available_backends().front()) : settings.backend;
   Backend* backend = find_backend(name);
   if (!backend) return invalid_argument("unknown backend '" + name + "'");
-  auto graph = std::make_shared<Graph>(*impl_->model.graph);
+  TANDEM_RETURN_IF_ERROR(backend->supports_precision(settings.precision));
+  std::shared_ptr<Graph> graph;
+  if (settings.precision == Precision::int8) {  // the quantized rewrite (int8_model.h)
+    std::string file_bytes;
+    if (!impl_->path.empty()) {
+      std::ifstream in(impl_->path, std::ios::binary);
+      if (!in) return invalid_argument(impl_->path.string() + ": cannot open the model file");
+      file_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (in.bad()) return invalid_argument(impl_->path.string() + ": cannot read the model file");
+    }
+    TANDEM_ASSIGN_OR_RETURN(Int8Model q, quantize_for_int8(impl_->path.empty() ? impl_->bytes : file_bytes,
+                                                           *impl_->model.graph, impl_->base_dir, impl_->display_name));
+    graph = q.model.graph;
+  } else {
+    graph = std::make_shared<Graph>(*impl_->model.graph);
+  }
   TANDEM_RETURN_IF_ERROR(fix_input_shapes(*graph, settings.input_shapes));
   std::vector<Backend*> backends{backend};
   if (!backend->is_reference()) backends.push_back(reference_backend());
-  TANDEM_RETURN_IF_ERROR(backend->supports_precision(settings.precision));
   CompileOptions options;
   options.threads = settings.threads;
   options.precision = settings.precision;

@@ -13,6 +13,7 @@
 #include "engine/breaker.h"
 #include "engine/faulty_backend.h"
 #include "engine/inputs.h"
+#include "engine/int8_model.h"
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
 #include "engine/routes.h"
@@ -125,7 +126,8 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   return Status::ok();
 }
 
-Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& model, const std::string& sha,
+Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& model, const ModelSource& source,
+                                                                 const std::string& sha,
                                                                  const std::string& default_name,
                                                                  const PrepareOptions& o, const PrepareContext& ctx) {
   if (o.compute_units == ComputeUnits::cpu_and_ne)
@@ -186,6 +188,33 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     return *std::find_if(allowed.begin(), allowed.end(), [&](Backend* b) { return b->name() == r.backend; });
   };
 
+  // int8 routes compute a quantized rewrite of the model (int8_model.h), made once and shared
+  // by them; every other route computes the float32 graph. When nothing can be quantized, the
+  // default chain leaves its int8 routes out with a note (as for a precision the machine
+  // lacks); a chain that names an int8 route fails.
+  std::shared_ptr<const Graph> int8_graph;
+  auto is_int8 = [](const RouteSpec& r) { return r.precision == Precision::int8; };
+  if (std::any_of(chain.begin(), chain.end(), is_int8)) {
+    for (const RouteSpec& r : chain)
+      if (is_int8(r))
+        if (Status p = backend_of(r)->supports_precision(r.precision); !p.is_ok())
+          return p.with_prefix("model '" + m->name_ + "': route " + r.name() + ": ");
+    auto q = quantize_for_int8(source.bytes, *model.graph, source.base_dir, source.display_name);
+    if (q) {
+      std::shared_ptr<Graph> g = q->model.graph;
+      TANDEM_RETURN_IF_ERROR(fix_input_shapes(*g, o.input_shapes));
+      for (const auto& [name, t] : g->initializers) m->arena_bytes_ += t.nbytes();
+      m->placement_.notes.push_back(q->summary());
+      int8_graph = std::move(g);
+    } else if (o.routes.empty()) {
+      for (const RouteSpec& r : chain)
+        if (is_int8(r)) m->placement_.notes.push_back("route " + r.name() + " left out: " + q.status().message());
+      chain.erase(std::remove_if(chain.begin(), chain.end(), is_int8), chain.end());
+    } else {
+      return q.status().with_prefix("model '" + m->name_ + "': ");
+    }
+  }
+
   // Fault injection: one spec, or several separated by ';', each wrapping the route it names
   // (route=...; without it, the first route).
   std::map<size_t, std::shared_ptr<FaultyBackend>> faulty;
@@ -244,7 +273,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     compile.precision = plans[i].spec.precision;
     if (Status p = plans[i].first->supports_precision(compile.precision); !p.is_ok())
       return p.with_prefix("model '" + m->name_ + "': route " + route->name + ": ");
-    auto placed = PlacedModel::create(graph, order, compile);
+    auto placed = PlacedModel::create(is_int8(plans[i].spec) ? int8_graph : graph, order, compile);
     if (!placed) {
       if (route->reference_only || (strict && i == 0))
         return placed.status().with_prefix("model '" + m->name_ + "': backend " + route->name + ": ");
@@ -324,11 +353,12 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
 
 }  // namespace engine_internal
 
-Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model, const std::string& model_sha256,
+Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model, const ModelSource& source,
+                                                             const std::string& model_sha256,
                                                              const std::string& default_name,
                                                              const PrepareOptions& options,
                                                              const PrepareContext& context) {
-  return engine_internal::PreparedModelImpl::create(model, model_sha256, default_name, options, context);
+  return engine_internal::PreparedModelImpl::create(model, source, model_sha256, default_name, options, context);
 }
 
 }  // namespace tandem

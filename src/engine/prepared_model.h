@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/backend.h"
@@ -25,9 +26,19 @@ struct PrepareContext {
   std::shared_ptr<const Clock> clock;  // breakers and fault injection; null: the steady clock
 };
 
-// Builds the routes, warms them up and returns the prepared model. `model_sha256` is the hex
-// digest of the serialized model; `default_name` labels telemetry when options.name is empty.
-Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model, const std::string& model_sha256,
+// The serialized model a prepared model is made from: int8 routes compile a quantized
+// rewrite of it (engine/int8_model.h). Borrowed for the duration of create_prepared_model.
+struct ModelSource {
+  std::string_view bytes;
+  std::filesystem::path base_dir;  // resolves external data (empty: refused)
+  std::string display_name;        // prefixes error messages
+};
+
+// Builds the routes, warms them up and returns the prepared model. `model` is `source` as
+// loaded; `model_sha256` is the hex digest of the serialized model; `default_name` labels
+// telemetry when options.name is empty.
+Result<std::shared_ptr<PreparedModel>> create_prepared_model(const Model& model, const ModelSource& source,
+                                                             const std::string& model_sha256,
                                                              const std::string& default_name,
                                                              const PrepareOptions& options,
                                                              const PrepareContext& context);

@@ -95,7 +95,8 @@ class PreparedModelImpl final : public PreparedModel {
   ModelTelemetry telemetry() const override;
   bool drain_parity(double timeout_ms) override { return parity_ ? parity_->drain(timeout_ms) : true; }
 
-  static Result<std::shared_ptr<PreparedModel>> create(const Model& model, const std::string& sha,
+  static Result<std::shared_ptr<PreparedModel>> create(const Model& model, const ModelSource& source,
+                                                       const std::string& sha,
                                                        const std::string& default_name, const PrepareOptions& o,
                                                        const PrepareContext& ctx);
 

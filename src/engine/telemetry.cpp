@@ -300,7 +300,9 @@ std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models) {
     ex.sample("tandem_resident_memory_bytes", "", ml, static_cast<double>(m.rss_bytes));
     ex.sample("tandem_arena_bytes", "", ml, static_cast<double>(m.arena_bytes));
     for (const BackendTelemetry& b : m.backends) {
-      const Labels bl{{"model", m.model}, {"backend", b.backend}};
+      // Every per-route sample also says the precision the route computes in, so that dashboards
+      // can split int8 / bf16 / fp32 routes without parsing route names.
+      const Labels bl{{"model", m.model}, {"backend", b.backend}, {"precision", b.precision}};
       auto with = [&](const char* key, const std::string& value) {
         Labels l = bl;
         l.emplace_back(key, value);

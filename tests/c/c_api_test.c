@@ -170,7 +170,7 @@ int main(void) {
   char* prom = (char*)malloc(needed);
   CHECK(tandem_model_metrics_prometheus(model, prom, needed, NULL) == TANDEM_OK);
   CHECK(strstr(prom, "tandem_requests_total{model=\"c-tiny\"}") != NULL);
-  CHECK(strstr(prom, "tandem_breaker_trips_total{model=\"c-tiny\",backend=\"faulty(reference)\"}") != NULL);
+  CHECK(strstr(prom, "tandem_breaker_trips_total{model=\"c-tiny\",backend=\"faulty(reference)\",precision=\"fp32\"}") != NULL);
   free(prom);
 
   /* Strict mode: the typed error, never another backend. */

@@ -286,6 +286,38 @@ TEST_F(CliTest, SoakAndBenchTakeARouteChain) {
   expect_one_line_error(run_cli("bench " + add_model_ + " --precision fp16 --no-progress", dir_), "fp16");
 }
 
+// --precision int8 quantizes the model at prepare (int8 weights per channel, activations per
+// call) and runs it on the cpu backend; through the engine the chain is cpu@int8 -> cpu ->
+// reference and telemetry labels each route with its precision.
+TEST_F(CliTest, RunAtInt8QuantizesTheModel) {
+  const std::string cls = std::string(TANDEM_SOURCE_DIR) + "/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  const std::string shape = " --random-inputs --shape x=1x3x48x192";
+  auto r = run_cli("run " + cls + " --precision int8" + shape, dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("note: int8: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" nodes quantized (Conv "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("served by cpu@int8: "), std::string::npos) << r.out;
+  const fs::path json = dir_ / "metrics.json";
+  r = run_cli("run " + cls + " --precision int8 --units cpu_only --metrics-json " + json.string() + shape, dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("served by cpu@int8: "), std::string::npos) << r.out;
+  std::ifstream in(json);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("route chain: cpu@int8 -> cpu -> reference"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("\"precision\": \"int8\""), std::string::npos) << text.str();
+  // info and bench take the precision too.
+  r = run_cli("info " + cls + " --optimized --precision int8 --shape x=1x3x48x192", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ConvInteger"), std::string::npos) << r.out;
+  r = run_cli("bench " + cls + " --precision int8 --iters 2 --warmup 1 --no-progress" + " --shape x=1x3x48x192", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Nothing to quantize, and the reference backend asked for int8: one error line each.
+  expect_one_line_error(run_cli("run " + add_model_ + " --precision int8 --random-inputs", dir_),
+                        "nothing in the model can be quantized");
+  expect_one_line_error(run_cli("run " + cls + " --backend reference --precision int8" + shape, dir_), "ground truth");
+}
+
 // convert writes a float16 model, reports sizes, and compares it with the original.
 TEST_F(CliTest, ConvertWritesAFloat16ModelAndComparesIt) {
   const fs::path out = dir_ / "add_fp16.onnx";

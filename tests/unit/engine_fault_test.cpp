@@ -18,13 +18,15 @@ namespace {
 using testing_util::ManualClock;
 
 TEST(EngineFaultSpec, ParsesEveryKey) {
-  auto s = parse_fault_spec("error=0.3,hang=0.01,hang_ms=5000,latency_ms=2,nan=1.0,fail_after=100,recover_after_s=5,seed=9");
+  auto s = parse_fault_spec(
+      "error=0.3,hang=0.01,hang_ms=5000,latency_ms=2,nan=1.0,offset=-0.25,fail_after=100,recover_after_s=5,seed=9");
   ASSERT_TRUE(s.is_ok()) << s.status().to_string();
   EXPECT_DOUBLE_EQ(s->error_rate, 0.3);
   EXPECT_DOUBLE_EQ(s->hang_rate, 0.01);
   EXPECT_DOUBLE_EQ(s->hang_ms, 5000);
   EXPECT_DOUBLE_EQ(s->latency_ms, 2);
   EXPECT_DOUBLE_EQ(s->nan_rate, 1.0);
+  EXPECT_DOUBLE_EQ(s->offset, -0.25);
   EXPECT_EQ(s->fail_after, 100);
   EXPECT_DOUBLE_EQ(s->recover_after_s, 5);
   EXPECT_EQ(s->seed, 9u);
@@ -36,7 +38,8 @@ TEST(EngineFaultSpec, ParsesEveryKey) {
 }
 
 TEST(EngineFaultSpec, RejectsBadInput) {
-  for (const char* bad : {"error=1.5", "error=abc", "boom=1", "error", "hang=-0.1", "fail_after=2.5", "latency_ms=nan"}) {
+  for (const char* bad : {"error=1.5", "error=abc", "boom=1", "error", "hang=-0.1", "fail_after=2.5", "latency_ms=nan",
+                          "offset=x"}) {
     auto s = parse_fault_spec(bad);
     ASSERT_FALSE(s.is_ok()) << bad;
     EXPECT_EQ(s.status().code(), StatusCode::invalid_argument);
@@ -115,6 +118,21 @@ TEST_F(FaultyBackendTest, NanOutputs) {
   ASSERT_EQ(out.size(), 1u);
   for (int64_t i = 0; i < out[0].tensor.numel(); ++i) EXPECT_TRUE(std::isnan(out[0].tensor.data<float>()[i]));
   EXPECT_EQ(b.counts().nans, 1u);
+}
+
+TEST_F(FaultyBackendTest, OffsetShiftsFloatOutputsOnceArmed) {
+  auto spec = parse_fault_spec("offset=0.5");
+  FaultyBackend b(find_backend("reference"), *spec);
+  std::vector<Value> out;
+  ASSERT_TRUE(run_once(b, &out).is_ok());  // not armed: the plain answer
+  const std::vector<float> expected = testing_util::tiny_expected();
+  for (int64_t i = 0; i < out[0].tensor.numel(); ++i) EXPECT_EQ(out[0].tensor.data<float>()[i], expected[size_t(i)]);
+  b.arm();
+  out.clear();
+  ASSERT_TRUE(run_once(b, &out).is_ok());
+  ASSERT_EQ(out.size(), 1u);
+  for (int64_t i = 0; i < out[0].tensor.numel(); ++i)
+    EXPECT_FLOAT_EQ(out[0].tensor.data<float>()[i], expected[size_t(i)] + 0.5f) << i;
 }
 
 TEST_F(FaultyBackendTest, HangIgnoresDeadlineButEndsOnShutdown) {

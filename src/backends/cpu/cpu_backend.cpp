@@ -111,6 +111,10 @@ Status CpuBackend::supports_precision(Precision p) const {
     case Precision::fp16:
       return unsupported("cpu: precision fp16 needs native float16 arithmetic, which x86 CPUs before AVX512_FP16 lack; "
                          "use bf16, or fp32 (float16 models run in float32)");
+    case Precision::int8:
+      // The caller hands over a graph already rewritten with integer ops (DynamicQuantizeLinear,
+      // ConvInteger, MatMulInteger, QLinear*); they run on oneDNN's int8 kernels, the rest in float32.
+      return Status::ok();
   }
   return unsupported("cpu: unknown precision");
 }

@@ -23,8 +23,9 @@ class CpuBackend final : public Backend {
   DeviceKind device_kind() const override { return DeviceKind::cpu; }
   std::string_view version() const override { return TANDEM_VERSION; }
   Status supports(const Node& node, const NodeTypes& types) const override;
-  // ok for fp32 everywhere and for bf16 where the CPU has AVX512_BF16 (and TANDEM_CPU_ISA
-  // allows AVX-512); `unsupported`, saying why, otherwise. compile() checks it first.
+  // ok for fp32 and int8 everywhere (int8: the graph comes already quantized, see
+  // tandem/precision.h) and for bf16 where the CPU has AVX512_BF16 (and TANDEM_CPU_ISA allows
+  // AVX-512); `unsupported`, saying why, otherwise. compile() checks it first.
   Status supports_precision(Precision p) const override;
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
   Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,

@@ -13,8 +13,16 @@ class ReferenceBackend final : public Backend {
   bool is_reference() const override { return true; }
   std::string_view version() const override { return TANDEM_VERSION; }
   Status supports(const Node& node, const NodeTypes& types) const override;
-  // Always ok: the reference backend computes exactly whatever precision is asked for.
-  Status supports_precision(Precision) const override { return Status::ok(); }
+  // The reference backend computes exactly whatever float precision is asked for (ok); int8
+  // is refused: it asks for a quantized rewrite of the model, and the reference backend stays
+  // the float32 ground truth that routes are judged by. (Nodes an int8 route's backend
+  // declines still run here, exactly, inside that route.)
+  Status supports_precision(Precision p) const override {
+    if (p == Precision::int8)
+      return unsupported("reference: precision int8 is not offered; the reference backend is the float32 ground truth "
+                         "(use an int8 route on the cpu backend, e.g. cpu@int8)");
+    return Status::ok();
+  }
   Result<std::unique_ptr<Plan>> compile(const Graph& graph, const CompileOptions& options) override;
   Status run(const Plan& plan, const std::vector<Value>& inputs, std::vector<Value>* outputs,
              const RunControl& control) override;

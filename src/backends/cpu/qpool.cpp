@@ -1,0 +1,363 @@
+// qpool.cpp: the quantized pools of the com.microsoft domain on the cpu backend, on plain-layout
+// uint8/int8 data in either layout (channels_last 0: N x C x D..., 1: N x D... x C):
+//   QLinearGlobalAveragePool  the mean of each (n, c) plane over every spatial dim
+//   QLinearAveragePool        AveragePool (kernel_shape, strides, pads, auto_pad, ceil_mode,
+//                             count_include_pad; no dilations) of the dequantized input
+// The arithmetic is the reference kernels' (src/kernels/quantize_contrib.cpp), so outputs are
+// equal: window sums of (x - x_zero_point) are exact integers (the raw bytes summed in int32,
+// the zero point times the tap count subtracted), the mean is x_scale * sum / divisor in
+// double, divided by y_scale, rounded half to even and saturated. Padding holds the real 0;
+// count_include_pad counts it in the divisor up to the padded extent, as the reference does.
+//
+// The window geometry is graph/window_geometry.h's, read when the instance is built; per
+// spatial dim and output index the kernel keeps the window's clipped input range and its
+// padded tap count. Channels first, a window is a box of contiguous runs along the last
+// spatial dim of one plane; channels last, each tap is a contiguous row of channels, summed into
+// int32 accumulators for up to kChannelBlock channels at a time (vectorized loops, ISA
+// variants of runtime_env.h). Plans are parallel over planes (channels first) or over
+// batch x output position (channels last). Scales and zero points may be runtime scalars.
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "backends/cpu/int8.h"
+#include "backends/cpu/op_family.h"
+#include "graph/window_geometry.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+constexpr int64_t kChannelBlock = 256;
+constexpr size_t kMaxSpatial = 6;
+// Taps per window (or spatial size) whose byte sums still fit int32 exactly.
+constexpr int64_t kMaxTaps = (int64_t{1} << 31) / 256;
+
+// Sum of n bytes as 8-bit values of type Q (n < kMaxTaps).
+template <class Q>
+TANDEM_ISA_BODY int32_t sum_bytes_body(const Q* x, int64_t n) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+TANDEM_ISA_BODY void sum_u8_body(const uint8_t* x, int64_t n, int32_t* out) { *out = sum_bytes_body(x, n); }
+TANDEM_ISA_BODY void sum_s8_body(const int8_t* x, int64_t n, int32_t* out) { *out = sum_bytes_body(x, n); }
+TANDEM_ISA_DISPATCH(sum_u8, (const uint8_t* x, int64_t n, int32_t* out), (x, n, out))
+TANDEM_ISA_DISPATCH(sum_s8, (const int8_t* x, int64_t n, int32_t* out), (x, n, out))
+
+int32_t sum_bytes(const void* x, int64_t n, bool s8) {
+  int32_t s = 0;
+  if (s8) sum_s8(static_cast<const int8_t*>(x), n, &s);
+  else sum_u8(static_cast<const uint8_t*>(x), n, &s);
+  return s;
+}
+
+// acc[j] += x[j] for j < n (one row of channels).
+template <class Q>
+TANDEM_ISA_BODY void accumulate_body(const Q* x, int64_t n, int32_t* acc) {
+  for (int64_t j = 0; j < n; ++j) acc[j] += x[j];
+}
+TANDEM_ISA_BODY void acc_u8_body(const uint8_t* x, int64_t n, int32_t* acc) { accumulate_body(x, n, acc); }
+TANDEM_ISA_BODY void acc_s8_body(const int8_t* x, int64_t n, int32_t* acc) { accumulate_body(x, n, acc); }
+TANDEM_ISA_DISPATCH(acc_u8, (const uint8_t* x, int64_t n, int32_t* acc), (x, n, acc))
+TANDEM_ISA_DISPATCH(acc_s8, (const int8_t* x, int64_t n, int32_t* acc), (x, n, acc))
+
+void accumulate(const uint8_t* x, int64_t n, int32_t* acc, bool s8) {
+  if (s8) acc_s8(reinterpret_cast<const int8_t*>(x), n, acc);
+  else acc_u8(x, n, acc);
+}
+
+// One run's parameters, widened as the reference kernel reads them.
+struct PoolCoef {
+  double xs = 1, ys = 1, yz = 0, lo = 0, hi = 255;
+  int32_t xz = 0;
+  bool s8 = false;
+  // The output byte of a window whose raw bytes sum to `raw` over `taps` taps, with `divisor`.
+  uint8_t out(int64_t raw, int64_t taps, int64_t divisor) const {
+    const int64_t sum = raw - static_cast<int64_t>(xz) * taps;
+    const double mean = divisor > 0 ? xs * static_cast<double>(sum) / static_cast<double>(divisor) : 0.0;
+    return s8 ? static_cast<uint8_t>(requantize<int8_t>(mean / ys, yz, lo, hi)) : requantize<uint8_t>(mean / ys, yz, lo, hi);
+  }
+};
+
+// The parameters of either pool: x_scale, x_zero_point, y_scale, y_zero_point.
+struct PoolParams {
+  Scale xs, ys;
+  ZeroPoint xz, yz;
+  bool s8 = false;
+  Result<PoolCoef> coef(const RunCtx& ctx, const std::string& label) const {
+    PoolCoef c;
+    c.xs = xs.read(ctx);
+    c.ys = ys.read(ctx);
+    if (!std::isfinite(c.xs)) return invalid_argument(label + " x_scale is not finite");
+    if (!std::isfinite(c.ys) || c.ys == 0.0) return invalid_argument(label + " y_scale is zero or not finite");
+    c.xz = xz.read(ctx);
+    c.yz = yz.read(ctx);
+    c.s8 = s8;
+    c.lo = s8 ? -128 : 0;
+    c.hi = s8 ? 127 : 255;
+    return c;
+  }
+};
+
+Result<PoolParams> read_pool_params(Builder& b, const Step& step, std::vector<int>* reads) {
+  const std::string label = step.node->label();
+  auto in = [&](size_t i) { return i < step.inputs.size() ? step.inputs[i] : -1; };
+  PoolParams p;
+  p.s8 = b.val(in(0)).dtype == DataType::int8;
+  TANDEM_ASSIGN_OR_RETURN(p.xs, read_scale(b, in(1), label + " x_scale", reads));
+  TANDEM_ASSIGN_OR_RETURN(p.xz, read_zero_point(b, in(2), label + " x_zero_point", reads));
+  TANDEM_ASSIGN_OR_RETURN(p.ys, read_scale(b, in(3), label + " y_scale", reads));
+  TANDEM_ASSIGN_OR_RETURN(p.yz, read_zero_point(b, in(4), label + " y_zero_point", reads));
+  return p;
+}
+
+// ---- QLinearGlobalAveragePool -------------------------------------------------------------------
+
+class QGlobalPoolKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t batch = 0, channels = 0, spatial = 0;
+  bool channels_last = false;
+  PoolParams params;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    TANDEM_ASSIGN_OR_RETURN(const PoolCoef c, params.coef(ctx, label));
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<uint8_t*>(ctx.ptr[y]);
+    const double total = static_cast<double>(batch * channels * spatial);
+    if (!channels_last) {
+      const int64_t planes = batch * channels;
+      parallel_range(total < 1e5 ? 1 : ctx.threads, planes, std::max<int64_t>(1, 4096 / std::max<int64_t>(spatial, 1)),
+                     [&](int64_t lo, int64_t hi) {
+                       for (int64_t p = lo; p < hi; ++p)
+                         py[p] = c.out(sum_bytes(px + p * spatial, spatial, c.s8), spatial, spatial);
+                     });
+      return Status::ok();
+    }
+    const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+    parallel_range(total < 1e5 ? 1 : ctx.threads, batch * blocks, 1, [&](int64_t lo, int64_t hi) {
+      std::array<int32_t, kChannelBlock> acc;
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t n = i / blocks, c0 = (i % blocks) * kChannelBlock;
+        const int64_t cb = std::min(kChannelBlock, channels - c0);
+        std::fill(acc.begin(), acc.begin() + cb, 0);
+        const uint8_t* base = px + n * spatial * channels + c0;
+        for (int64_t s = 0; s < spatial; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
+        for (int64_t j = 0; j < cb; ++j) py[n * channels + c0 + j] = c.out(acc[j], spatial, spatial);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class QGlobalPoolSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 3 || !is_8bit(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+      return unsupported(label + " needs 8-bit data of rank 3 or more");
+    auto k = std::make_unique<QGlobalPoolKernel>();
+    k->channels_last = step.node->attr_int("channels_last", 0) == 1;
+    k->batch = xs[0];
+    k->channels = k->channels_last ? xs.back() : xs[1];
+    k->spatial = shape_numel(xs) / std::max<int64_t>(1, k->batch * k->channels);
+    if (k->spatial == 0 || k->spatial >= kMaxTaps) return unsupported(label + " spatial size");
+    TANDEM_ASSIGN_OR_RETURN(k->params, read_pool_params(b, step, &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    k->reads.push_back(k->x);
+    b.define(out, Layout::plain);
+    k->y = out;
+    k->writes = {out};
+    k->label = label;
+    b.add_work(static_cast<double>(shape_numel(xs)));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+// ---- QLinearAveragePool -------------------------------------------------------------------------
+
+// Per spatial dim and output index: the clipped input range [lo, hi) of the window and its tap
+// count inside the padded extent.
+struct DimWindows {
+  std::vector<int64_t> lo, hi, padded;
+};
+
+class QAveragePoolKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t batch = 0, channels = 0;
+  bool channels_last = false, include_pad = false;
+  std::vector<int64_t> in, out;  // spatial dims
+  std::vector<DimWindows> win;   // per spatial dim
+  int64_t in_spatial = 1, out_spatial = 1;
+  PoolParams params;
+
+  // The window of output position p: its coordinates per dim, tap and divisor counts.
+  void window(int64_t p, std::array<int64_t, kMaxSpatial>& oc, int64_t* taps, int64_t* divisor) const {
+    const size_t r = in.size();
+    int64_t t = 1, d = 1;
+    for (size_t i = r; i-- > 0;) {
+      oc[i] = p % out[i];
+      p /= out[i];
+      t *= win[i].hi[oc[i]] - win[i].lo[oc[i]];
+      d *= win[i].padded[oc[i]];
+    }
+    *taps = t;
+    *divisor = include_pad ? d : t;
+  }
+  // Calls f(spatial index, run length) for each run of the window along the last spatial dim.
+  template <class F>
+  void for_runs(const std::array<int64_t, kMaxSpatial>& oc, F&& f) const {
+    const size_t r = in.size();
+    const int64_t wlo = win[r - 1].lo[oc[r - 1]], len = win[r - 1].hi[oc[r - 1]] - wlo;
+    if (len <= 0) return;
+    std::array<int64_t, kMaxSpatial> pos{};
+    for (size_t i = 0; i + 1 < r; ++i) {
+      pos[i] = win[i].lo[oc[i]];
+      if (pos[i] >= win[i].hi[oc[i]]) return;
+    }
+    while (true) {
+      int64_t idx = 0;
+      for (size_t i = 0; i + 1 < r; ++i) idx = idx * in[i] + pos[i];
+      f(idx * in[r - 1] + wlo, len);
+      size_t i = r - 1;
+      while (i-- > 0) {
+        if (++pos[i] < win[i].hi[oc[i]]) break;
+        pos[i] = win[i].lo[oc[i]];
+      }
+      if (i == static_cast<size_t>(-1)) return;
+    }
+  }
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    TANDEM_ASSIGN_OR_RETURN(const PoolCoef c, params.coef(ctx, label));
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<uint8_t*>(ctx.ptr[y]);
+    const bool small = static_cast<double>(batch * channels * out_spatial) < 2e4;
+    if (!channels_last) {
+      parallel_range(small ? 1 : ctx.threads, batch * channels, 1, [&](int64_t lo, int64_t hi) {
+        std::array<int64_t, kMaxSpatial> oc;
+        for (int64_t plane = lo; plane < hi; ++plane) {
+          const uint8_t* src = px + plane * in_spatial;
+          uint8_t* dst = py + plane * out_spatial;
+          for (int64_t p = 0; p < out_spatial; ++p) {
+            int64_t taps = 0, divisor = 0, raw = 0;
+            window(p, oc, &taps, &divisor);
+            for_runs(oc, [&](int64_t at, int64_t len) { raw += sum_bytes(src + at, len, c.s8); });
+            dst[p] = c.out(raw, taps, divisor);
+          }
+        }
+      });
+      return Status::ok();
+    }
+    const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+    parallel_range(small ? 1 : ctx.threads, batch * out_spatial * blocks, 1, [&](int64_t lo, int64_t hi) {
+      std::array<int64_t, kMaxSpatial> oc;
+      std::array<int32_t, kChannelBlock> acc;
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t blk = i % blocks, p = (i / blocks) % out_spatial, n = i / (blocks * out_spatial);
+        const int64_t c0 = blk * kChannelBlock, cb = std::min(kChannelBlock, channels - c0);
+        int64_t taps = 0, divisor = 0;
+        window(p, oc, &taps, &divisor);
+        std::fill(acc.begin(), acc.begin() + cb, 0);
+        const uint8_t* base = px + n * in_spatial * channels + c0;
+        for_runs(oc, [&](int64_t at, int64_t len) {
+          for (int64_t s = at; s < at + len; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
+        });
+        uint8_t* dst = py + (n * out_spatial + p) * channels + c0;
+        for (int64_t j = 0; j < cb; ++j) dst[j] = c.out(acc[j], taps, divisor);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class QAveragePoolSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const Shape xs = b.val(x).shape;
+    const std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
+    if (xs.size() < 3 || xs.size() != kernel.size() + 2 || kernel.size() > kMaxSpatial || !is_8bit(b.val(x).dtype) ||
+        b.val(out).dtype != b.val(x).dtype)
+      return unsupported(label + " needs 8-bit data with one kernel size per spatial dim (at most 6)");
+    auto k = std::make_unique<QAveragePoolKernel>();
+    k->channels_last = n.attr_int("channels_last", 0) == 1;
+    k->include_pad = n.attr_int("count_include_pad", 0) != 0;
+    k->batch = xs[0];
+    k->channels = k->channels_last ? xs.back() : xs[1];
+    const Shape spatial = k->channels_last ? Shape(xs.begin() + 1, xs.end() - 1) : Shape(xs.begin() + 2, xs.end());
+    WindowOptions options;
+    options.has_dilations = false;
+    options.has_ceil_mode = true;
+    Result<WindowGeometry> geometry = window_geometry(n, spatial, kernel, options);
+    if (!geometry) return unsupported(geometry.status().message());
+    const WindowGeometry& g = *geometry;
+    k->in = g.in;
+    k->out = g.out;
+    int64_t window_taps = 1;
+    for (size_t d = 0; d < g.rank(); ++d) {
+      DimWindows w;
+      for (int64_t o = 0; o < g.out[d]; ++o) {
+        const int64_t start = o * g.strides[d] - g.pad_begin[d], end = start + g.kernel[d];
+        w.lo.push_back(std::clamp<int64_t>(start, 0, g.in[d]));
+        w.hi.push_back(std::clamp<int64_t>(end, 0, g.in[d]));
+        w.padded.push_back(std::max<int64_t>(0, std::min(end, g.in[d] + g.pad_end[d]) - std::max(start, -g.pad_begin[d])));
+      }
+      k->win.push_back(std::move(w));
+      k->in_spatial *= g.in[d];
+      k->out_spatial *= g.out[d];
+      window_taps *= g.kernel[d];
+    }
+    if (window_taps >= kMaxTaps) return unsupported(label + " window too large");
+    Shape want{k->batch};
+    if (!k->channels_last) want.push_back(k->channels);
+    want.insert(want.end(), g.out.begin(), g.out.end());
+    if (k->channels_last) want.push_back(k->channels);
+    if (want != b.val(out).shape) return unsupported(label + " output shape differs from the window's");
+    TANDEM_ASSIGN_OR_RETURN(k->params, read_pool_params(b, step, &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    k->reads.push_back(k->x);
+    b.define(out, Layout::plain);
+    k->y = out;
+    k->writes = {out};
+    k->label = label;
+    b.add_work(static_cast<double>(shape_numel(want) * window_taps));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_pool(const Node& n) {
+  for (size_t i : {0, 1, 3})
+    if (n.inputs.size() <= i || n.inputs[i].empty()) return unsupported(n.label() + " missing input " + std::to_string(i));
+  const int64_t last = n.attr_int("channels_last", 0);
+  if (last != 0 && last != 1) return unsupported(n.label() + " channels_last must be 0 or 1");
+  if (n.op_type == "QLinearAveragePool" && !n.has_attr("kernel_shape"))
+    return unsupported(n.label() + " kernel_shape attribute is required");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_global_pool(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<QGlobalPoolSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_average_pool(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<QAveragePoolSpec>());
+}
+
+}  // namespace
+
+void register_qpool_ops(OpTable& t) {
+  t.add_microsoft("QLinearGlobalAveragePool", &supports_pool, &make_global_pool);
+  t.add_microsoft("QLinearAveragePool", &supports_pool, &make_average_pool);
+}
+
+}  // namespace tandem::cpu

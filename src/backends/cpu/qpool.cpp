@@ -29,6 +29,7 @@ namespace tandem::cpu {
 namespace {
 
 constexpr int64_t kChannelBlock = 256;
+constexpr int64_t kMaxRow = 4096;  // the longest last spatial dim (input and output) of QLinearAveragePool
 constexpr size_t kMaxSpatial = 6;
 // Taps per window (or spatial size) whose byte sums still fit int32 exactly.
 constexpr int64_t kMaxTaps = (int64_t{1} << 31) / 256;
@@ -79,6 +80,37 @@ struct PoolCoef {
     return s8 ? static_cast<uint8_t>(requantize<int8_t>(mean / ys, yz, lo, hi)) : requantize<uint8_t>(mean / ys, yz, lo, hi);
   }
 };
+
+// out[i] = the output of a window whose raw bytes sum to sums[i] over taps[i] taps, with
+// divisor divs[i] (PoolCoef::out, vectorized: the sum minus the zero points is exact in double).
+template <class Q>
+TANDEM_ISA_BODY void pool_out_body(const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n,
+                                   const PoolCoef& c, Q* out) {
+  const double xs = c.xs, ys = c.ys, yz = c.yz, lo = c.lo, hi = c.hi, xz = c.xz;
+  for (int64_t i = 0; i < n; ++i) {
+    const double sum = static_cast<double>(sums[i]) - xz * static_cast<double>(taps[i]);
+    const double mean = divs[i] > 0 ? xs * sum / static_cast<double>(divs[i]) : 0.0;
+    out[i] = requantize<Q>(mean / ys, yz, lo, hi);
+  }
+}
+TANDEM_ISA_BODY void pool_out_u8_body(const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n,
+                                      const PoolCoef& c, uint8_t* out) {
+  pool_out_body(sums, taps, divs, n, c, out);
+}
+TANDEM_ISA_BODY void pool_out_s8_body(const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n,
+                                      const PoolCoef& c, int8_t* out) {
+  pool_out_body(sums, taps, divs, n, c, out);
+}
+TANDEM_ISA_DISPATCH(pool_out_u8,
+                    (const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n, const PoolCoef& c, uint8_t* out),
+                    (sums, taps, divs, n, c, out))
+TANDEM_ISA_DISPATCH(pool_out_s8,
+                    (const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n, const PoolCoef& c, int8_t* out),
+                    (sums, taps, divs, n, c, out))
+void pool_out(const int32_t* sums, const int32_t* taps, const int32_t* divs, int64_t n, const PoolCoef& c, uint8_t* out) {
+  if (c.s8) pool_out_s8(sums, taps, divs, n, c, reinterpret_cast<int8_t*>(out));
+  else pool_out_u8(sums, taps, divs, n, c, out);
+}
 
 // The parameters of either pool: x_scale, x_zero_point, y_scale, y_zero_point.
 struct PoolParams {
@@ -187,6 +219,11 @@ struct DimWindows {
   std::vector<int64_t> lo, hi, padded;
 };
 
+// The input range of a window box per spatial dim.
+struct Range {
+  std::array<int64_t, kMaxSpatial> lo{}, hi{};
+};
+
 class QAveragePoolKernel final : public Kernel {
  public:
   int x = -1, y = -1;
@@ -197,38 +234,39 @@ class QAveragePoolKernel final : public Kernel {
   int64_t in_spatial = 1, out_spatial = 1;
   PoolParams params;
 
-  // The window of output position p: its coordinates per dim, tap and divisor counts.
-  void window(int64_t p, std::array<int64_t, kMaxSpatial>& oc, int64_t* taps, int64_t* divisor) const {
-    const size_t r = in.size();
+  // The window box over the spatial dims before the last of the output position whose
+  // coordinates there are `q` (row-major): per dim its range, the tap count (*taps) and the
+  // padded tap count (*padded) of the box.
+  void box(int64_t q, Range& r, int64_t* taps, int64_t* padded) const {
     int64_t t = 1, d = 1;
-    for (size_t i = r; i-- > 0;) {
-      oc[i] = p % out[i];
-      p /= out[i];
-      t *= win[i].hi[oc[i]] - win[i].lo[oc[i]];
-      d *= win[i].padded[oc[i]];
+    for (size_t i = in.size() - 1; i-- > 0;) {
+      const int64_t o = q % out[i];
+      q /= out[i];
+      r.lo[i] = win[i].lo[o];
+      r.hi[i] = win[i].hi[o];
+      t *= r.hi[i] - r.lo[i];
+      d *= win[i].padded[o];
     }
     *taps = t;
-    *divisor = include_pad ? d : t;
+    *padded = d;
   }
-  // Calls f(spatial index, run length) for each run of the window along the last spatial dim.
+  // Calls f(offset of the row) for each row (last spatial dim) of the box; none when empty.
   template <class F>
-  void for_runs(const std::array<int64_t, kMaxSpatial>& oc, F&& f) const {
-    const size_t r = in.size();
-    const int64_t wlo = win[r - 1].lo[oc[r - 1]], len = win[r - 1].hi[oc[r - 1]] - wlo;
-    if (len <= 0) return;
+  void for_rows(const Range& r, F&& f) const {
+    const size_t lead = in.size() - 1;
     std::array<int64_t, kMaxSpatial> pos{};
-    for (size_t i = 0; i + 1 < r; ++i) {
-      pos[i] = win[i].lo[oc[i]];
-      if (pos[i] >= win[i].hi[oc[i]]) return;
+    for (size_t i = 0; i < lead; ++i) {
+      if (r.lo[i] >= r.hi[i]) return;
+      pos[i] = r.lo[i];
     }
     while (true) {
       int64_t idx = 0;
-      for (size_t i = 0; i + 1 < r; ++i) idx = idx * in[i] + pos[i];
-      f(idx * in[r - 1] + wlo, len);
-      size_t i = r - 1;
+      for (size_t i = 0; i < lead; ++i) idx = idx * in[i] + pos[i];
+      f(idx * in[lead]);
+      size_t i = lead;
       while (i-- > 0) {
-        if (++pos[i] < win[i].hi[oc[i]]) break;
-        pos[i] = win[i].lo[oc[i]];
+        if (++pos[i] < r.hi[i]) break;
+        pos[i] = r.lo[i];
       }
       if (i == static_cast<size_t>(-1)) return;
     }
@@ -239,38 +277,56 @@ class QAveragePoolKernel final : public Kernel {
     const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
     auto* py = static_cast<uint8_t*>(ctx.ptr[y]);
     const bool small = static_cast<double>(batch * channels * out_spatial) < 2e4;
+    const size_t last = in.size() - 1;
+    const int64_t W = in[last], OW = out[last], rows_out = out_spatial / std::max<int64_t>(OW, 1);
+    const DimWindows& lw = win[last];
     if (!channels_last) {
+      // Per output row: the box's rows summed column by column (vectorized), then each window's
+      // columns, then the requantization of the row (vectorized).
       parallel_range(small ? 1 : ctx.threads, batch * channels, 1, [&](int64_t lo, int64_t hi) {
-        std::array<int64_t, kMaxSpatial> oc;
+        std::array<int32_t, kMaxRow> col, sums, taps, divs;
+        Range r;
         for (int64_t plane = lo; plane < hi; ++plane) {
           const uint8_t* src = px + plane * in_spatial;
-          uint8_t* dst = py + plane * out_spatial;
-          for (int64_t p = 0; p < out_spatial; ++p) {
-            int64_t taps = 0, divisor = 0, raw = 0;
-            window(p, oc, &taps, &divisor);
-            for_runs(oc, [&](int64_t at, int64_t len) { raw += sum_bytes(src + at, len, c.s8); });
-            dst[p] = c.out(raw, taps, divisor);
+          for (int64_t q = 0; q < rows_out; ++q) {
+            int64_t box_taps = 0, box_padded = 0;
+            box(q, r, &box_taps, &box_padded);
+            std::fill(col.begin(), col.begin() + W, 0);
+            for_rows(r, [&](int64_t at) { accumulate(src + at, W, col.data(), c.s8); });
+            for (int64_t o = 0; o < OW; ++o) {
+              int32_t sum = 0;
+              for (int64_t w = lw.lo[o]; w < lw.hi[o]; ++w) sum += col[w];
+              sums[o] = sum;
+              taps[o] = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
+              divs[o] = include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : taps[o];
+            }
+            pool_out(sums.data(), taps.data(), divs.data(), OW, c, py + plane * out_spatial + q * OW);
           }
         }
       });
       return Status::ok();
     }
+    // Channels last: per output position and block of channels, each tap's row of channels
+    // added into int32 accumulators (vectorized), then their requantization.
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
     parallel_range(small ? 1 : ctx.threads, batch * out_spatial * blocks, 1, [&](int64_t lo, int64_t hi) {
-      std::array<int64_t, kMaxSpatial> oc;
-      std::array<int32_t, kChannelBlock> acc;
+      std::array<int32_t, kChannelBlock> acc, taps, divs;
+      Range r;
       for (int64_t i = lo; i < hi; ++i) {
         const int64_t blk = i % blocks, p = (i / blocks) % out_spatial, n = i / (blocks * out_spatial);
         const int64_t c0 = blk * kChannelBlock, cb = std::min(kChannelBlock, channels - c0);
-        int64_t taps = 0, divisor = 0;
-        window(p, oc, &taps, &divisor);
+        const int64_t o = p % OW;
+        int64_t box_taps = 0, box_padded = 0;
+        box(p / OW, r, &box_taps, &box_padded);
         std::fill(acc.begin(), acc.begin() + cb, 0);
         const uint8_t* base = px + n * in_spatial * channels + c0;
-        for_runs(oc, [&](int64_t at, int64_t len) {
-          for (int64_t s = at; s < at + len; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
+        for_rows(r, [&](int64_t at) {
+          for (int64_t s = at + lw.lo[o]; s < at + lw.hi[o]; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
         });
-        uint8_t* dst = py + (n * out_spatial + p) * channels + c0;
-        for (int64_t j = 0; j < cb; ++j) dst[j] = c.out(acc[j], taps, divisor);
+        const int32_t t = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
+        std::fill(taps.begin(), taps.begin() + cb, t);
+        std::fill(divs.begin(), divs.begin() + cb, include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : t);
+        pool_out(acc.data(), taps.data(), divs.data(), cb, c, py + (n * out_spatial + p) * channels + c0);
       }
     });
     return Status::ok();
@@ -318,6 +374,7 @@ class QAveragePoolSpec final : public OpSpec {
       window_taps *= g.kernel[d];
     }
     if (window_taps >= kMaxTaps) return unsupported(label + " window too large");
+    if (g.in.back() > kMaxRow || g.out.back() > kMaxRow) return unsupported(label + " last spatial dim longer than 4096");
     Shape want{k->batch};
     if (!k->channels_last) want.push_back(k->channels);
     want.insert(want.end(), g.out.begin(), g.out.end());

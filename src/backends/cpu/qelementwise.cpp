@@ -143,6 +143,14 @@ Result<Broadcast> plan_broadcast(const Shape& y, const Shape& a, const Shape& b,
   return p;
 }
 
+// True when a tensor of shape `s` (padded to 4-D) has the same bytes in the plain and the nhwc
+// layout: one channel, or no spatial extent.
+bool same_bytes_in_nhwc(const Shape& s) {
+  Shape p(4 - std::min<size_t>(4, s.size()), 1);
+  p.insert(p.end(), s.begin(), s.end());
+  return p.size() == 4 && (p[1] == 1 || (p[2] == 1 && p[3] == 1));
+}
+
 // Checks a run's scales as the reference does (finite; the output's nonzero).
 Status check_scales(const std::string& label, std::initializer_list<float> in, float out) {
   for (float s : in)
@@ -208,19 +216,32 @@ class QBinarySpec final : public OpSpec {
     if (!b.typed(a) || !b.typed(bv) || !b.typed(out)) return unsupported(label + " shape unknown");
     const DataType t = b.val(a).dtype;
     if (!is_8bit(t) || b.val(bv).dtype != t || b.val(out).dtype != t) return unsupported(label + " element types");
+    // Channels-last activations (a quantized convolution's output) stay channels-last when
+    // every operand either has the output's shape or the same bytes in both layouts.
+    const Shape ys = b.val(out).shape;
+    bool nhwc = ys.size() == 4 && (b.val(a).layout == Layout::nhwc || b.val(bv).layout == Layout::nhwc);
+    for (int v : {a, bv})
+      if (nhwc && b.val(v).shape != ys && !same_bytes_in_nhwc(b.val(v).shape)) nhwc = false;
+    auto physical = [&](const Shape& s) {
+      if (!nhwc) return s;
+      Shape p(4 - std::min<size_t>(4, s.size()), 1);
+      p.insert(p.end(), s.begin(), s.end());
+      return Shape{p[0], p[2], p[3], p[1]};
+    };
     auto k = std::make_unique<QBinaryKernel>();
-    TANDEM_ASSIGN_OR_RETURN(k->plan, plan_broadcast(b.val(out).shape, b.val(a).shape, b.val(bv).shape, label));
+    TANDEM_ASSIGN_OR_RETURN(k->plan, plan_broadcast(physical(ys), physical(b.val(a).shape), physical(b.val(bv).shape), label));
     TANDEM_ASSIGN_OR_RETURN(k->as, read_scale(b, in(1), label + " A_scale", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->az, read_zero_point(b, in(2), label + " A_zero_point", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->bs, read_scale(b, in(4), label + " B_scale", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->bz, read_zero_point(b, in(5), label + " B_zero_point", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->cs, read_scale(b, in(6), label + " C_scale", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->cz, read_zero_point(b, in(7), label + " C_zero_point", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->a, b.require(a, Layout::plain));
-    TANDEM_ASSIGN_OR_RETURN(k->b, b.require(bv, Layout::plain));
+    const Layout layout = nhwc ? Layout::nhwc : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(k->a, b.require(a, b.val(a).shape == ys ? layout : Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->b, b.require(bv, b.val(bv).shape == ys ? layout : Layout::plain));
     k->reads.push_back(k->a);
     k->reads.push_back(k->b);
-    b.define(out, Layout::plain);
+    b.define(out, layout);
     k->c = out;
     k->writes = {out};
     k->s8 = t == DataType::int8;
@@ -229,7 +250,8 @@ class QBinarySpec final : public OpSpec {
     k->label = label;
     if (verbose())
       note(label + " " + shape_to_string(b.val(out).shape) + ": " + std::to_string(k->plan.outer) + " runs of " +
-           std::to_string(k->plan.inner) + (fixed == 1 ? ", A fixed per run" : fixed == 2 ? ", B fixed per run" : ""));
+           std::to_string(k->plan.inner) + (fixed == 1 ? ", A fixed per run" : fixed == 2 ? ", B fixed per run" : "") +
+           (nhwc ? ", channels last" : ""));
     b.add_work(static_cast<double>(shape_numel(b.val(out).shape)));
     b.add_kernel(std::move(k));
     return Status::ok();
@@ -344,9 +366,11 @@ class QUnarySpec final : public OpSpec {
       TANDEM_RETURN_IF_ERROR(k->fill(none, k->table.data()));
       k->built = true;
     }
-    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    // Elementwise on bytes: a channels-last input (a quantized convolution's) stays so.
+    const Layout layout = b.val(x).layout == Layout::nhwc ? Layout::nhwc : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, layout));
     k->reads.push_back(k->x);
-    b.define(out, Layout::plain);
+    b.define(out, layout);
     k->y = out;
     k->writes = {out};
     k->n = shape_numel(b.val(out).shape);
@@ -447,8 +471,16 @@ class QConcatSpec final : public OpSpec {
       TANDEM_ASSIGN_OR_RETURN(p.z, read_zero_point(b, step.inputs[4 + 3 * i], what + " zero point", &k->reads));
       k->parts.push_back(p);
     }
-    for (int64_t d = 0; d < axis; ++d) k->outer *= ys[static_cast<size_t>(d)];
-    for (int64_t d = axis + 1; d < rank; ++d) k->inner *= ys[static_cast<size_t>(d)];
+    // Channels-last inputs concatenated along the channels: per pixel, in the nhwc layout.
+    bool nhwc = false;
+    if (rank == 4 && axis == 1)
+      for (size_t i = 0; i < count; ++i) nhwc = nhwc || b.val(step.inputs[2 + 3 * i]).layout == Layout::nhwc;
+    if (nhwc) {
+      k->outer = ys[0] * ys[2] * ys[3];
+    } else {
+      for (int64_t d = 0; d < axis; ++d) k->outer *= ys[static_cast<size_t>(d)];
+      for (int64_t d = axis + 1; d < rank; ++d) k->inner *= ys[static_cast<size_t>(d)];
+    }
     k->y_len = ys[static_cast<size_t>(axis)];
     int64_t total = 0;
     for (const ConcatPart& p : k->parts) total += p.len;
@@ -464,10 +496,10 @@ class QConcatSpec final : public OpSpec {
       k->writes.push_back(k->runtime_tables);
     }
     for (size_t i = 0; i < count; ++i) {
-      TANDEM_ASSIGN_OR_RETURN(k->parts[i].value, b.require(step.inputs[2 + 3 * i], Layout::plain));
+      TANDEM_ASSIGN_OR_RETURN(k->parts[i].value, b.require(step.inputs[2 + 3 * i], nhwc ? Layout::nhwc : Layout::plain));
       k->reads.push_back(k->parts[i].value);
     }
-    b.define(out, Layout::plain);
+    b.define(out, nhwc ? Layout::nhwc : Layout::plain);
     k->y = out;
     k->writes.push_back(out);
     b.add_work(static_cast<double>(shape_numel(ys)));

@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
+#include <utility>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -112,6 +114,14 @@ void pool_out(const int32_t* sums, const int32_t* taps, const int32_t* divs, int
   else pool_out_u8(sums, taps, divs, n, c, out);
 }
 
+// sums[i] = col[i] + ... + col[i + kw - 1] for i < n.
+TANDEM_ISA_BODY void window_sums_body(const int32_t* col, int64_t n, int64_t kw, int32_t* sums) {
+  for (int64_t i = 0; i < n; ++i) sums[i] = col[i];
+  for (int64_t k = 1; k < kw; ++k)
+    for (int64_t i = 0; i < n; ++i) sums[i] += col[i + k];
+}
+TANDEM_ISA_DISPATCH(window_sums, (const int32_t* col, int64_t n, int64_t kw, int32_t* sums), (col, n, kw, sums))
+
 // The parameters of either pool: x_scale, x_zero_point, y_scale, y_zero_point.
 struct PoolParams {
   Scale xs, ys;
@@ -193,13 +203,17 @@ class QGlobalPoolSpec final : public OpSpec {
     if (xs.size() < 3 || !is_8bit(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
       return unsupported(label + " needs 8-bit data of rank 3 or more");
     auto k = std::make_unique<QGlobalPoolKernel>();
-    k->channels_last = step.node->attr_int("channels_last", 0) == 1;
+    const bool last = step.node->attr_int("channels_last", 0) == 1;
+    // A channels-last (nhwc) input, a quantized convolution's, is read as it is; the output's
+    // bytes are the same in both layouts.
+    const bool nhwc = !last && b.val(x).layout == Layout::nhwc;
+    k->channels_last = last || nhwc;
     k->batch = xs[0];
-    k->channels = k->channels_last ? xs.back() : xs[1];
+    k->channels = last ? xs.back() : xs[1];
     k->spatial = shape_numel(xs) / std::max<int64_t>(1, k->batch * k->channels);
     if (k->spatial == 0 || k->spatial >= kMaxTaps) return unsupported(label + " spatial size");
     TANDEM_ASSIGN_OR_RETURN(k->params, read_pool_params(b, step, &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, nhwc ? Layout::nhwc : Layout::plain));
     k->reads.push_back(k->x);
     b.define(out, Layout::plain);
     k->y = out;
@@ -233,6 +247,44 @@ class QAveragePoolKernel final : public Kernel {
   std::vector<DimWindows> win;   // per spatial dim
   int64_t in_spatial = 1, out_spatial = 1;
   PoolParams params;
+  // With known parameters: the output byte of output position p whose window's raw bytes sum
+  // to s is table[base[p] + s] (one table section per distinct tap count and divisor).
+  std::vector<uint8_t> table;
+  std::vector<int32_t> base;
+  // Along the last spatial dim, with stride 1: the output range [dense_lo, dense_hi) whose
+  // windows lie wholly inside the input, the kernel size and the begin padding.
+  int64_t dense_lo = 0, dense_hi = 0, kw_last = 1, pad_last = 0;
+
+  // The tap count and divisor of output position p.
+  void counts(int64_t p, int64_t* taps, int64_t* divisor) const {
+    int64_t t = 1, d = 1;
+    for (size_t i = in.size(); i-- > 0;) {
+      const int64_t o = p % out[i];
+      p /= out[i];
+      t *= win[i].hi[o] - win[i].lo[o];
+      d *= win[i].padded[o];
+    }
+    *taps = t;
+    *divisor = include_pad ? d : t;
+  }
+  // Builds `table` and `base` (known parameters; false when the tables would be too large).
+  bool build_tables(const PoolCoef& c) {
+    std::map<std::pair<int64_t, int64_t>, int32_t> sections;  // (taps, divisor) -> base
+    base.resize(static_cast<size_t>(out_spatial));
+    for (int64_t p = 0; p < out_spatial; ++p) {
+      int64_t taps = 0, divisor = 0;
+      counts(p, &taps, &divisor);
+      auto [it, added] = sections.emplace(std::make_pair(taps, divisor), 0);
+      if (added) {
+        const int64_t lo = c.s8 ? -128 * taps : 0, hi = c.s8 ? 127 * taps : 255 * taps;
+        if (static_cast<int64_t>(table.size()) + hi - lo + 1 > (int64_t{1} << 22)) return false;
+        it->second = static_cast<int32_t>(static_cast<int64_t>(table.size()) - lo);
+        for (int64_t raw = lo; raw <= hi; ++raw) table.push_back(c.out(raw, taps, divisor));
+      }
+      base[static_cast<size_t>(p)] = it->second;
+    }
+    return true;
+  }
 
   // The window box over the spatial dims before the last of the output position whose
   // coordinates there are `q` (row-major): per dim its range, the tap count (*taps) and the
@@ -286,6 +338,9 @@ class QAveragePoolKernel final : public Kernel {
       parallel_range(small ? 1 : ctx.threads, batch * channels, 1, [&](int64_t lo, int64_t hi) {
         std::array<int32_t, kMaxRow> col, sums, taps, divs;
         Range r;
+        // Locals: the byte stores below may alias any member the compiler would reload.
+        const uint8_t* const tbl = table.empty() ? nullptr : table.data();
+        const int64_t ow = OW;
         for (int64_t plane = lo; plane < hi; ++plane) {
           const uint8_t* src = px + plane * in_spatial;
           for (int64_t q = 0; q < rows_out; ++q) {
@@ -293,14 +348,27 @@ class QAveragePoolKernel final : public Kernel {
             box(q, r, &box_taps, &box_padded);
             std::fill(col.begin(), col.begin() + W, 0);
             for_rows(r, [&](int64_t at) { accumulate(src + at, W, col.data(), c.s8); });
+            uint8_t* dst = py + plane * out_spatial + q * OW;
+            // Interior windows of stride 1: kw shifted rows of column sums (vectorized).
+            if (dense_hi > dense_lo) window_sums(col.data() + (dense_lo - pad_last), dense_hi - dense_lo, kw_last, sums.data() + dense_lo);
             for (int64_t o = 0; o < OW; ++o) {
+              if (o == dense_lo && dense_hi > dense_lo) o = dense_hi;
+              if (o >= OW) break;
               int32_t sum = 0;
               for (int64_t w = lw.lo[o]; w < lw.hi[o]; ++w) sum += col[w];
               sums[o] = sum;
-              taps[o] = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
-              divs[o] = include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : taps[o];
             }
-            pool_out(sums.data(), taps.data(), divs.data(), OW, c, py + plane * out_spatial + q * OW);
+            if (table.empty())
+              for (int64_t o = 0; o < OW; ++o) {
+                taps[o] = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
+                divs[o] = include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : taps[o];
+              }
+            if (tbl) {
+              const int32_t* row_base = base.data() + q * OW;
+              for (int64_t o = 0; o < ow; ++o) dst[o] = tbl[row_base[o] + sums[o]];
+            } else {
+              pool_out(sums.data(), taps.data(), divs.data(), OW, c, dst);
+            }
           }
         }
       });
@@ -319,14 +387,20 @@ class QAveragePoolKernel final : public Kernel {
         int64_t box_taps = 0, box_padded = 0;
         box(p / OW, r, &box_taps, &box_padded);
         std::fill(acc.begin(), acc.begin() + cb, 0);
-        const uint8_t* base = px + n * in_spatial * channels + c0;
+        const uint8_t* src = px + n * in_spatial * channels + c0;
         for_rows(r, [&](int64_t at) {
-          for (int64_t s = at + lw.lo[o]; s < at + lw.hi[o]; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
+          for (int64_t s = at + lw.lo[o]; s < at + lw.hi[o]; ++s) accumulate(src + s * channels, cb, acc.data(), c.s8);
         });
+        uint8_t* dst = py + (n * out_spatial + p) * channels + c0;
+        if (!table.empty()) {
+          const uint8_t* t = table.data() + base[p];
+          for (int64_t j = 0; j < cb; ++j) dst[j] = t[acc[j]];
+          continue;
+        }
         const int32_t t = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
         std::fill(taps.begin(), taps.begin() + cb, t);
         std::fill(divs.begin(), divs.begin() + cb, include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : t);
-        pool_out(acc.data(), taps.data(), divs.data(), cb, c, py + (n * out_spatial + p) * channels + c0);
+        pool_out(acc.data(), taps.data(), divs.data(), cb, c, dst);
       }
     });
     return Status::ok();
@@ -346,11 +420,14 @@ class QAveragePoolSpec final : public OpSpec {
         b.val(out).dtype != b.val(x).dtype)
       return unsupported(label + " needs 8-bit data with one kernel size per spatial dim (at most 6)");
     auto k = std::make_unique<QAveragePoolKernel>();
-    k->channels_last = n.attr_int("channels_last", 0) == 1;
+    const bool last = n.attr_int("channels_last", 0) == 1;
+    // A channels-last (nhwc) input, a quantized convolution's, is pooled as it is, into nhwc.
+    const bool nhwc = !last && xs.size() == 4 && b.val(x).layout == Layout::nhwc;
+    k->channels_last = last || nhwc;
     k->include_pad = n.attr_int("count_include_pad", 0) != 0;
     k->batch = xs[0];
-    k->channels = k->channels_last ? xs.back() : xs[1];
-    const Shape spatial = k->channels_last ? Shape(xs.begin() + 1, xs.end() - 1) : Shape(xs.begin() + 2, xs.end());
+    k->channels = last ? xs.back() : xs[1];
+    const Shape spatial = last ? Shape(xs.begin() + 1, xs.end() - 1) : Shape(xs.begin() + 2, xs.end());
     WindowOptions options;
     options.has_dilations = false;
     options.has_ceil_mode = true;
@@ -374,16 +451,32 @@ class QAveragePoolSpec final : public OpSpec {
       window_taps *= g.kernel[d];
     }
     if (window_taps >= kMaxTaps) return unsupported(label + " window too large");
+    const size_t last_dim = g.rank() - 1;
+    if (g.strides[last_dim] == 1) {
+      k->kw_last = g.kernel[last_dim];
+      k->pad_last = g.pad_begin[last_dim];
+      k->dense_lo = std::min(g.out[last_dim], k->pad_last);  // the first o with o - pad >= 0
+      k->dense_hi = std::max(k->dense_lo, std::min(g.out[last_dim], g.in[last_dim] - k->kw_last + k->pad_last + 1));
+    }
     if (g.in.back() > kMaxRow || g.out.back() > kMaxRow) return unsupported(label + " last spatial dim longer than 4096");
     Shape want{k->batch};
-    if (!k->channels_last) want.push_back(k->channels);
+    if (!last) want.push_back(k->channels);
     want.insert(want.end(), g.out.begin(), g.out.end());
-    if (k->channels_last) want.push_back(k->channels);
+    if (last) want.push_back(k->channels);
     if (want != b.val(out).shape) return unsupported(label + " output shape differs from the window's");
     TANDEM_ASSIGN_OR_RETURN(k->params, read_pool_params(b, step, &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    if (k->reads.empty()) {  // known parameters: the outputs of every window sum, tabled
+      RunCtx none;
+      Result<PoolCoef> c = k->params.coef(none, label);
+      if (c && !k->build_tables(*c)) {
+        k->table.clear();
+        k->base.clear();
+      }
+    }
+    const Layout layout = nhwc ? Layout::nhwc : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, layout));
     k->reads.push_back(k->x);
-    b.define(out, Layout::plain);
+    b.define(out, layout);
     k->y = out;
     k->writes = {out};
     k->label = label;

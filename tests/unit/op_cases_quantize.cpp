@@ -310,6 +310,10 @@ void contrib_kernel_cases(CaseRng& rng, std::vector<OpCase>& cases) {
       binary({2, 5, 7, 6}, {6}, runtime_scales, "per channel, channels last");
       binary({2, 1, 5, 7}, {3, 1, 7}, known, "general broadcast");
       binary({4, 1, 33}, {1, 5, 1}, runtime_scales, "outer product");
+      // Runs of 1024 and more with one operand fixed: a table of the 256 results per run.
+      binary({3, 20, 30}, {1}, known, "long run, scalar B");
+      binary({}, {2, 900}, runtime_scales, "long run, scalar A");
+      binary({1, 4, 33, 40}, {4, 1, 1}, known, "long runs, per channel");
     }
     for (bool known : {true, false}) {
       const std::string how = known ? " known parameters" : " runtime scales";

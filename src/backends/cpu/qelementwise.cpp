@@ -159,6 +159,18 @@ Status check_scales(const std::string& label, std::initializer_list<float> in, f
   return Status::ok();
 }
 
+// Every byte value, in order: the varying operand when a row's table is computed.
+constexpr std::array<uint8_t, 256> all_bytes() {
+  std::array<uint8_t, 256> b{};
+  for (int i = 0; i < 256; ++i) b[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  return b;
+}
+alignas(64) constexpr std::array<uint8_t, 256> kBytes = all_bytes();
+// Runs at least this long with one operand fixed go through a table (see QBinaryKernel::run).
+constexpr int64_t kTableRun = 1024;
+
+void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
+
 class QBinaryKernel final : public Kernel {
  public:
   int a = -1, b = -1, c = -1;
@@ -183,14 +195,22 @@ class QBinaryKernel final : public Kernel {
     const auto* pb = static_cast<const uint8_t*>(ctx.ptr[b]);
     auto* pc = static_cast<uint8_t*>(ctx.ptr[c]);
     const int64_t inner = plan.inner;
+    // A long run with one operand fixed maps the other through a table of the 256 results,
+    // computed by the same loop (so the same arithmetic) over every byte value.
+    const int fixed = plan.step[0] == 0 ? 1 : plan.step[1] == 0 ? 2 : 0;
+    const bool tabled = fixed != 0 && inner >= kTableRun;
     if (plan.rank == 0) {  // one run: split it
+      alignas(64) uint8_t table[256];
+      if (tabled) row(fixed == 1 ? pa : kBytes.data(), fixed == 2 ? pb : kBytes.data(), table, 256, k);
       parallel_range(inner < 4 * kGrain ? 1 : ctx.threads, inner, kGrain, [&](int64_t lo, int64_t hi) {
-        row(pa + lo * plan.step[0], pb + lo * plan.step[1], pc + lo, hi - lo, k);
+        if (tabled) lut_map((fixed == 1 ? pb : pa) + lo, pc + lo, hi - lo, table);
+        else row(pa + lo * plan.step[0], pb + lo * plan.step[1], pc + lo, hi - lo, k);
       });
       return Status::ok();
     }
     const int64_t grain = std::max<int64_t>(1, kGrain / inner);
     parallel_range(plan.outer * inner < 4 * kGrain ? 1 : ctx.threads, plan.outer, grain, [&](int64_t lo, int64_t hi) {
+      alignas(64) uint8_t table[256];
       for (int64_t o = lo; o < hi; ++o) {
         int64_t rest = o, off_a = 0, off_b = 0;
         for (size_t d = plan.rank; d-- > 0;) {
@@ -198,6 +218,11 @@ class QBinaryKernel final : public Kernel {
           rest /= plan.dims[d];
           off_a += i * plan.stride_a[d];
           off_b += i * plan.stride_b[d];
+        }
+        if (tabled) {
+          row(fixed == 1 ? pa + off_a : kBytes.data(), fixed == 2 ? pb + off_b : kBytes.data(), table, 256, k);
+          lut_map(fixed == 1 ? pb + off_b : pa + off_a, pc + o * inner, inner, table);
+          continue;
         }
         row(pa + off_a, pb + off_b, pc + o * inner, inner, k);
       }

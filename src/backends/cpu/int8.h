@@ -104,6 +104,9 @@ struct ZeroPoint {
 };
 // The zero point held by `v` (absent: 0); a runtime one is added to `reads`.
 Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, std::vector<int>* reads);
+// The same for a zero point that must have the data's type `type` (the com.microsoft ops'
+// rule; another type is declined, and the reference kernel reports it).
+Result<ZeroPoint> read_zero_point_of(Builder& b, int v, DataType type, const std::string& what, std::vector<int>* reads);
 
 // A per-tensor scale as a kernel reads it at run time: a known value, or a runtime float32
 // scalar (e.g. DynamicQuantizeLinear's y_scale).

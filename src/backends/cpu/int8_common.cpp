@@ -202,6 +202,13 @@ Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, st
   return z;
 }
 
+Result<ZeroPoint> read_zero_point_of(Builder& b, int v, DataType type, const std::string& what, std::vector<int>* reads) {
+  if (v >= 0 && b.val(v).kind != IValue::Kind::none && b.typed(v) && b.val(v).dtype != type)
+    return unsupported(what + " is " + std::string(dtype_name(b.val(v).dtype)) + ", the data " +
+                       std::string(dtype_name(type)));
+  return read_zero_point(b, v, what, reads);
+}
+
 Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector<int>* reads) {
   Scale s;
   if (v < 0 || b.val(v).kind == IValue::Kind::none) return unsupported(what + " is missing");

@@ -256,11 +256,11 @@ class QBinarySpec final : public OpSpec {
     auto k = std::make_unique<QBinaryKernel>();
     TANDEM_ASSIGN_OR_RETURN(k->plan, plan_broadcast(physical(ys), physical(b.val(a).shape), physical(b.val(bv).shape), label));
     TANDEM_ASSIGN_OR_RETURN(k->as, read_scale(b, in(1), label + " A_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->az, read_zero_point(b, in(2), label + " A_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->az, read_zero_point_of(b, in(2), t, label + " A_zero_point", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->bs, read_scale(b, in(4), label + " B_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->bz, read_zero_point(b, in(5), label + " B_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->bz, read_zero_point_of(b, in(5), t, label + " B_zero_point", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->cs, read_scale(b, in(6), label + " C_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->cz, read_zero_point(b, in(7), label + " C_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->cz, read_zero_point_of(b, in(7), t, label + " C_zero_point", &k->reads));
     const Layout layout = nhwc ? Layout::nhwc : Layout::plain;
     TANDEM_ASSIGN_OR_RETURN(k->a, b.require(a, b.val(a).shape == ys ? layout : Layout::plain));
     TANDEM_ASSIGN_OR_RETURN(k->b, b.require(bv, b.val(bv).shape == ys ? layout : Layout::plain));
@@ -382,9 +382,9 @@ class QUnarySpec final : public OpSpec {
     k->f = f;
     k->s8 = t == DataType::int8;
     TANDEM_ASSIGN_OR_RETURN(k->xs, read_scale(b, in(1), label + " X_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->xz, read_zero_point(b, in(2), label + " X_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->xz, read_zero_point_of(b, in(2), t, label + " X_zero_point", &k->reads));
     TANDEM_ASSIGN_OR_RETURN(k->ys, read_scale(b, in(3), label + " Y_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point(b, in(4), label + " Y_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point_of(b, in(4), t, label + " Y_zero_point", &k->reads));
     k->label = label;
     if (k->reads.empty()) {  // every parameter known: the table is built now
       RunCtx none;
@@ -484,7 +484,7 @@ class QConcatSpec final : public OpSpec {
     auto k = std::make_unique<QConcatKernel>();
     k->s8 = t == DataType::int8;
     TANDEM_ASSIGN_OR_RETURN(k->ys, read_scale(b, step.inputs[0], label + " Y_scale", &k->reads));
-    TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point(b, step.inputs[1], label + " Y_zero_point", &k->reads));
+    TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point_of(b, step.inputs[1], t, label + " Y_zero_point", &k->reads));
     for (size_t i = 0; i < count; ++i) {
       const std::string what = label + " input " + std::to_string(i);
       const int v = step.inputs[2 + 3 * i];
@@ -493,7 +493,7 @@ class QConcatSpec final : public OpSpec {
       ConcatPart p;
       p.len = b.val(v).shape[static_cast<size_t>(axis)];
       TANDEM_ASSIGN_OR_RETURN(p.s, read_scale(b, step.inputs[3 + 3 * i], what + " scale", &k->reads));
-      TANDEM_ASSIGN_OR_RETURN(p.z, read_zero_point(b, step.inputs[4 + 3 * i], what + " zero point", &k->reads));
+      TANDEM_ASSIGN_OR_RETURN(p.z, read_zero_point_of(b, step.inputs[4 + 3 * i], t, what + " zero point", &k->reads));
       k->parts.push_back(p);
     }
     // Channels-last inputs concatenated along the channels: per pixel, in the nhwc layout.

@@ -216,7 +216,7 @@ class QGemmSpec final : public OpSpec {
       if (!is_8bit(yt)) return unsupported(label + " quantized output type");
       k->mode = yt == DataType::int8 ? 3 : 2;
       TANDEM_ASSIGN_OR_RETURN(k->ys, read_scale(b, in(7), label + " y_scale", &k->reads));
-      TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point(b, in(8), label + " y_zero_point", &k->reads));
+      TANDEM_ASSIGN_OR_RETURN(k->yz, read_zero_point_of(b, in(8), yt, label + " y_zero_point", &k->reads));
     } else {
       if (b.val(out).dtype != DataType::float32) return unsupported(label + " float output type");
       k->mode = 1;

@@ -146,11 +146,12 @@ Result<PoolParams> read_pool_params(Builder& b, const Step& step, std::vector<in
   const std::string label = step.node->label();
   auto in = [&](size_t i) { return i < step.inputs.size() ? step.inputs[i] : -1; };
   PoolParams p;
-  p.s8 = b.val(in(0)).dtype == DataType::int8;
+  const DataType t = b.val(in(0)).dtype;
+  p.s8 = t == DataType::int8;
   TANDEM_ASSIGN_OR_RETURN(p.xs, read_scale(b, in(1), label + " x_scale", reads));
-  TANDEM_ASSIGN_OR_RETURN(p.xz, read_zero_point(b, in(2), label + " x_zero_point", reads));
+  TANDEM_ASSIGN_OR_RETURN(p.xz, read_zero_point_of(b, in(2), t, label + " x_zero_point", reads));
   TANDEM_ASSIGN_OR_RETURN(p.ys, read_scale(b, in(3), label + " y_scale", reads));
-  TANDEM_ASSIGN_OR_RETURN(p.yz, read_zero_point(b, in(4), label + " y_zero_point", reads));
+  TANDEM_ASSIGN_OR_RETURN(p.yz, read_zero_point_of(b, in(4), t, label + " y_zero_point", reads));
   return p;
 }
 

@@ -5,11 +5,13 @@
 // forms are in the op suite: tests/unit/op_cases_quantize.cpp.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/op_table.h"
 #include "core/compare.h"
 #include "engine/placement.h"
 #include "op_test_util.h"
@@ -153,6 +155,38 @@ TEST(CpuBackendQContrib, ChannelsLastChainRunsOnCpuAndMatchesReference) {
     for (int64_t i = 0; i < sig.numel(); ++i) distinct += !seen[sig.data<uint8_t>()[i]] && (seen[sig.data<uint8_t>()[i]] = true);
     EXPECT_GT(distinct, 20);
   }
+}
+
+// The op table is keyed by (domain, op type): a contrib op never takes a default-domain entry of
+// the same name or the other way round, and supports() follows the table.
+TEST(CpuBackendQContrib, OpTableKeysOpsByDomain) {
+  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend";
+  const cpu::OpTable& table = cpu::cpu_ops();
+  EXPECT_NE(table.find("com.microsoft", "QLinearAdd"), nullptr);
+  EXPECT_EQ(table.find("", "QLinearAdd"), nullptr);
+  EXPECT_NE(table.find("", "Add"), nullptr);
+  EXPECT_EQ(table.find("com.microsoft", "Add"), nullptr);
+  EXPECT_EQ(table.find("com.microsoft", "QLinearConv"), nullptr);
+  EXPECT_EQ(table.find("ai.onnx.ml", "QLinearAdd"), nullptr);
+  const std::vector<std::string> ops = table.ops();
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "com.microsoft.QGemm"), ops.end());
+
+  NodeTypes types;
+  types.inputs = {DataType::float32};
+  types.outputs = {DataType::float32};
+  Node relu = node("Relu", {"x"}, {"y"});  // com.microsoft "Relu": no such contrib op here
+  EXPECT_FALSE(cpu()->supports(relu, types).is_ok());
+  relu.domain = "ai.onnx";
+  EXPECT_TRUE(cpu()->supports(relu, types).is_ok()) << cpu()->supports(relu, types).to_string();
+  Node add = node("QLinearAdd", {"a", "as", "az", "b", "bs", "bz", "cs", "cz"}, {"c"}, {}, false);
+  types.inputs = {DataType::uint8, DataType::float32, DataType::uint8, DataType::uint8,
+                  DataType::float32, DataType::uint8, DataType::float32, DataType::uint8};
+  types.outputs = {DataType::uint8};
+  EXPECT_FALSE(cpu()->supports(add, types).is_ok()) << "a default-domain QLinearAdd does not exist";
+  add.domain = "com.microsoft";
+  EXPECT_TRUE(cpu()->supports(add, types).is_ok()) << cpu()->supports(add, types).to_string();
+  types.inputs[1] = DataType::float16;  // the type rule of the quantized ops: float32 scales
+  EXPECT_FALSE(cpu()->supports(add, types).is_ok());
 }
 
 }  // namespace

@@ -314,6 +314,8 @@ void contrib_kernel_cases(CaseRng& rng, std::vector<OpCase>& cases) {
       binary({3, 20, 30}, {1}, known, "long run, scalar B");
       binary({}, {2, 900}, runtime_scales, "long run, scalar A");
       binary({1, 4, 33, 40}, {4, 1, 1}, known, "long runs, per channel");
+      // 16384 elements and more of one shape, known parameters: the byte-pair table.
+      binary({2, 3, 64, 50}, {2, 3, 64, 50}, known, "same shapes, byte-pair table");
     }
     for (bool known : {true, false}) {
       const std::string how = known ? " known parameters" : " runtime scales";

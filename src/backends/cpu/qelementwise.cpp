@@ -16,10 +16,7 @@
 // Unary ops and Concat map each 8-bit input through a 256-entry table of the requantized
 // results: built when the instance is built if the scales and zero points are known then,
 // otherwise at each run (on the stack, or in an arena temporary for Concat's tables). The
-// table lookup uses AVX512-VBMI byte permutes where the machine has them; Concat copies
-// inputs whose table is the identity.
-#include <immintrin.h>
-
+// table lookups are qtable.h's; Concat copies inputs whose table is the identity.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -27,6 +24,7 @@
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/qtable.h"
 
 namespace tandem::cpu {
 
@@ -159,17 +157,11 @@ Status check_scales(const std::string& label, std::initializer_list<float> in, f
   return Status::ok();
 }
 
-// Every byte value, in order: the varying operand when a row's table is computed.
-constexpr std::array<uint8_t, 256> all_bytes() {
-  std::array<uint8_t, 256> b{};
-  for (int i = 0; i < 256; ++i) b[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
-  return b;
-}
-alignas(64) constexpr std::array<uint8_t, 256> kBytes = all_bytes();
 // Runs at least this long with one operand fixed go through a table (see QBinaryKernel::run).
 constexpr int64_t kTableRun = 1024;
-
-void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
+// Operands of the output's shape with known parameters and at least this many elements use a
+// table of every byte pair's result (64 KB, built with the instance).
+constexpr int64_t kPairTableMin = 1 << 14;
 
 class QBinaryKernel final : public Kernel {
  public:
@@ -180,7 +172,12 @@ class QBinaryKernel final : public Kernel {
   Broadcast plan;
   RowFn row = nullptr;
 
-  Status run(RunCtx& ctx, KernelState*) const override {
+  // With known parameters and operands of the output's shape: the result of every byte pair
+  // (a, b) at [a * 256 + b], 3 bytes of padding for 4-byte gathers.
+  std::vector<uint8_t> pair_table;
+
+  // The run's coefficients (the scales checked as the reference checks them).
+  Result<BinCoef> coef(const RunCtx& ctx) const {
     BinCoef k;
     k.as = as.read(ctx);
     k.bs = bs.read(ctx);
@@ -191,6 +188,11 @@ class QBinaryKernel final : public Kernel {
     k.cz = cz.read(ctx);
     k.lo = s8 ? -128 : 0;
     k.hi = s8 ? 127 : 255;
+    return k;
+  }
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    TANDEM_ASSIGN_OR_RETURN(const BinCoef k, coef(ctx));
     const auto* pa = static_cast<const uint8_t*>(ctx.ptr[a]);
     const auto* pb = static_cast<const uint8_t*>(ctx.ptr[b]);
     auto* pc = static_cast<uint8_t*>(ctx.ptr[c]);
@@ -201,9 +203,10 @@ class QBinaryKernel final : public Kernel {
     const bool tabled = fixed != 0 && inner >= kTableRun;
     if (plan.rank == 0) {  // one run: split it
       alignas(64) uint8_t table[256];
-      if (tabled) row(fixed == 1 ? pa : kBytes.data(), fixed == 2 ? pb : kBytes.data(), table, 256, k);
+      if (tabled) row(fixed == 1 ? pa : all_bytes(), fixed == 2 ? pb : all_bytes(), table, 256, k);
       parallel_range(inner < 4 * kGrain ? 1 : ctx.threads, inner, kGrain, [&](int64_t lo, int64_t hi) {
         if (tabled) lut_map((fixed == 1 ? pb : pa) + lo, pc + lo, hi - lo, table);
+        else if (!pair_table.empty()) pair_map(pa + lo, pb + lo, pc + lo, hi - lo, pair_table.data());
         else row(pa + lo * plan.step[0], pb + lo * plan.step[1], pc + lo, hi - lo, k);
       });
       return Status::ok();
@@ -220,11 +223,12 @@ class QBinaryKernel final : public Kernel {
           off_b += i * plan.stride_b[d];
         }
         if (tabled) {
-          row(fixed == 1 ? pa + off_a : kBytes.data(), fixed == 2 ? pb + off_b : kBytes.data(), table, 256, k);
+          row(fixed == 1 ? pa + off_a : all_bytes(), fixed == 2 ? pb + off_b : all_bytes(), table, 256, k);
           lut_map(fixed == 1 ? pb + off_b : pa + off_a, pc + o * inner, inner, table);
           continue;
         }
-        row(pa + off_a, pb + off_b, pc + o * inner, inner, k);
+        if (!pair_table.empty()) pair_map(pa + off_a, pb + off_b, pc + o * inner, inner, pair_table.data());
+        else row(pa + off_a, pb + off_b, pc + o * inner, inner, k);
       }
     });
     return Status::ok();
@@ -273,10 +277,20 @@ class QBinarySpec final : public OpSpec {
     const int fixed = k->plan.step[0] == 0 ? 1 : k->plan.step[1] == 0 ? 2 : 0;
     k->row = pick_row(k->s8, mul, fixed);
     k->label = label;
+    const bool known = k->as.value < 0 && k->bs.value < 0 && k->cs.value < 0 && k->az.value < 0 && k->bz.value < 0 &&
+                       k->cz.value < 0;
+    if (known && fixed == 0 && shape_numel(ys) >= kPairTableMin) {
+      // Every byte pair's result, by the same loop (so the same arithmetic) with A fixed.
+      const RowFn fixed_a = pick_row(k->s8, mul, 1);
+      TANDEM_ASSIGN_OR_RETURN(const BinCoef coef, k->coef(RunCtx{}));
+      k->pair_table.assign(256 * 256 + 3, 0);
+      for (int v = 0; v < 256; ++v) fixed_a(&all_bytes()[v], all_bytes(), k->pair_table.data() + 256 * v, 256, coef);
+    }
     if (verbose())
       note(label + " " + shape_to_string(b.val(out).shape) + ": " + std::to_string(k->plan.outer) + " runs of " +
            std::to_string(k->plan.inner) + (fixed == 1 ? ", A fixed per run" : fixed == 2 ? ", B fixed per run" : "") +
-           (nhwc ? ", channels last" : ""));
+           (nhwc ? ", channels last" : "") +
+           (k->pair_table.empty() ? "" : ", byte-pair table"));
     b.add_work(static_cast<double>(shape_numel(b.val(out).shape)));
     b.add_kernel(std::move(k));
     return Status::ok();
@@ -297,37 +311,6 @@ void fill_table(uint8_t* table, bool s8, double xs, int32_t xz, double ys, int32
     table[v] = s8 ? static_cast<uint8_t>(requantize<int8_t>(f(real) / ys, yz, lo, hi))
                   : requantize<uint8_t>(f(real) / ys, yz, lo, hi);
   }
-}
-
-bool is_identity(const uint8_t* table) {
-  for (int v = 0; v < 256; ++v)
-    if (table[v] != v) return false;
-  return true;
-}
-
-void lut_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
-  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
-}
-// 64 lookups per step: two two-register byte permutes (index bits 0-6) and a blend on bit 7.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void lut_vbmi(const uint8_t* x, uint8_t* y, int64_t n,
-                                                                      const uint8_t* table) {
-  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
-  const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    const __m512i v = _mm512_loadu_si512(x + i);
-    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1), high = _mm512_permutex2var_epi8(t2, v, t3);
-    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high));
-  }
-  lut_scalar(x + i, y + i, n - i, table);
-}
-bool has_vbmi() {
-  static const bool yes = cpu_isa_level() >= 2 && __builtin_cpu_supports("avx512vbmi");
-  return yes;
-}
-void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
-  if (has_vbmi()) lut_vbmi(x, y, n, table);
-  else lut_scalar(x, y, n, table);
 }
 
 // Sigmoid and LeakyRelu of a real value, as the reference kernel computes them.

@@ -197,6 +197,7 @@ class QBinaryKernel final : public Kernel {
     const auto* pb = static_cast<const uint8_t*>(ctx.ptr[b]);
     auto* pc = static_cast<uint8_t*>(ctx.ptr[c]);
     const int64_t inner = plan.inner;
+    if (inner == 0 || plan.outer == 0) return Status::ok();  // an empty output
     // A long run with one operand fixed maps the other through a table of the 256 results,
     // computed by the same loop (so the same arithmetic) over every byte value.
     const int fixed = plan.step[0] == 0 ? 1 : plan.step[1] == 0 ? 2 : 0;

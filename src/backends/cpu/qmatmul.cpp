@@ -1,5 +1,6 @@
 // qmatmul.cpp: QLinearMatMul and MatMulInteger on oneDNN's int8 matmul (numpy batch
-// broadcasting, 1-D operands promoted as ONNX says).
+// broadcasting, 1-D operands promoted as ONNX says). The product itself is add_qmatmul (int8.h),
+// which qgemm.cpp's com.microsoft products use for their int32 accumulators as well.
 //
 // A right operand known when the instance is built (an initializer, or a small input the
 // instance is keyed by) minus its zero point (per tensor or per column) becomes int8

@@ -166,6 +166,13 @@ Status bind_b_scale(Builder& b, int v, int64_t cols, const std::string& label, R
   return Status::ok();
 }
 
+// Declines a zero point `zp` whose type differs from its data `data`'s (the reference reports it).
+Status check_zero_point_type(Builder& b, int zp, int data, const std::string& what) {
+  if (zp >= 0 && data >= 0 && b.typed(zp) && b.typed(data) && b.val(zp).dtype != b.val(data).dtype)
+    return unsupported(what + " has another type than its data");
+  return Status::ok();
+}
+
 // Adds the result kernel: `acc` [rows, cols] int32 into the step's output.
 Status add_result(Builder& b, std::unique_ptr<ResultKernel> k, int acc, int out, int64_t cols, const std::string& label) {
   k->acc = acc;
@@ -253,6 +260,8 @@ class QGemmSpec final : public OpSpec {
       for (int64_t kk = 0; kk < K; ++kk)
         for (int64_t nn = 0; nn < N; ++nn) dst[kk * N + nn] = src[nn * K + kk];
     }
+    TANDEM_RETURN_IF_ERROR(check_zero_point_type(b, in(2), a, label + " a_zero_point"));
+    TANDEM_RETURN_IF_ERROR(check_zero_point_type(b, in(5), bw, label + " b_zero_point"));
     QMatMulOperands o;
     o.label = label;
     o.a = pa;
@@ -307,6 +316,8 @@ class ToFloatSpec final : public OpSpec {
       TANDEM_ASSIGN_OR_RETURN(k->bias, b.require(bias, Layout::plain));
       k->reads.push_back(k->bias);
     }
+    TANDEM_RETURN_IF_ERROR(check_zero_point_type(b, o.b_zp, bw, label + " b_zero_point"));
+    if (!dynamic) TANDEM_RETURN_IF_ERROR(check_zero_point_type(b, o.a_zp, a, label + " a_zero_point"));
     o.out = b.add_temp(DataType::int32, b.val(out).shape, Layout::plain);
     o.out_defined = true;
     o.head_known = true;

@@ -391,6 +391,14 @@ void contrib_kernel_cases(CaseRng& rng, std::vector<OpCase>& cases) {
            0x1Eu, "1-D");
       pool(last ? Shape{1, 5, 6, 7, 3} : Shape{1, 3, 5, 6, 7},
            {{"kernel_shape", attr_ints({2, 3, 2})}, {"auto_pad", attr_string("SAME_LOWER")}}, 0x1Eu, "3-D SAME_LOWER");
+      // Channels last with rows of more than 4096 values: per output position, blocks of 256
+      // channels (with known parameters, and with runtime scales).
+      if (last) {
+        pool({1, 4, 20, 300}, {{"kernel_shape", attr_ints({2, 3})}, {"strides", attr_ints({1, 2})}}, 0x1Eu,
+             "wide rows, 300 channels");
+        pool({1, 3, 16, 260}, {{"kernel_shape", attr_ints({2, 2})}, {"pads", attr_ints({1, 0, 0, 1})}}, 0x14u,
+             "wide rows, runtime scales");
+      }
     }
   }
   // QGemm: larger products, each transpose alone, C per row, per element and scalar, runtime

@@ -1,5 +1,5 @@
 // qelementwise.cpp: the elementwise quantized ops of the com.microsoft domain (ONNX Runtime's
-// QOperator format) on the cpu backend, on plain-layout uint8/int8 data:
+// QOperator format) on the cpu backend, on uint8/int8 data:
 //   QLinearAdd, QLinearMul   C = requant((A_s (A - A_z) op B_s (B - B_z)) / C_s) + C_z, numpy
 //                            broadcasting
 //   QLinearSigmoid, QLinearLeakyRelu   Y = requant(f(X_s (X - X_z)) / Y_s) + Y_z
@@ -13,10 +13,16 @@
 // runtime_env.h): the output shape is collapsed to an outer box times an inner run along
 // which each operand either advances (stride 1) or stays fixed (stride 0), so same shapes,
 // scalars and per-channel operands (channels first or last) are all contiguous inner runs.
-// Unary ops and Concat map each 8-bit input through a 256-entry table of the requantized
+// Long runs with one operand fixed map the other through a per-run table of its 256 results;
+// operands of the output's shape with known parameters map byte pairs through a 64 KB table
+// built with the instance (both computed by the same loop, so exact). Unary ops and Concat map each 8-bit input through a 256-entry table of the requantized
 // results: built when the instance is built if the scales and zero points are known then,
 // otherwise at each run (on the stack, or in an arena temporary for Concat's tables). The
 // table lookups are qtable.h's; Concat copies inputs whose table is the identity.
+//
+// Layouts: plain, or nhwc for a 4-D activation a quantized convolution left channels last:
+// unary ops keep it, Add/Mul keep it when each operand has the output's shape or the same bytes
+// in both layouts (a per-channel [C, 1, 1], a scalar), Concat along the channels keeps it.
 #include <algorithm>
 #include <array>
 #include <cmath>

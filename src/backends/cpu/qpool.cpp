@@ -1,5 +1,6 @@
-// qpool.cpp: the quantized pools of the com.microsoft domain on the cpu backend, on plain-layout
-// uint8/int8 data in either layout (channels_last 0: N x C x D..., 1: N x D... x C):
+// qpool.cpp: the quantized pools of the com.microsoft domain on the cpu backend, on uint8/int8
+// data in either layout (channels_last 0: N x C x D..., 1: N x D... x C; a 4-D channels-first
+// input that a quantized convolution left in nhwc is pooled as channels last):
 //   QLinearGlobalAveragePool  the mean of each (n, c) plane over every spatial dim
 //   QLinearAveragePool        AveragePool (kernel_shape, strides, pads, auto_pad, ceil_mode,
 //                             count_include_pad; no dilations) of the dequantized input
@@ -12,10 +13,12 @@
 // The window geometry is graph/window_geometry.h's, read when the instance is built; per
 // spatial dim and output index the kernel keeps the window's clipped input range and its
 // padded tap count. Channels first, a window is a box of contiguous runs along the last
-// spatial dim of one plane; channels last, each tap is a contiguous row of channels, summed into
-// int32 accumulators for up to kChannelBlock channels at a time (vectorized loops, ISA
-// variants of runtime_env.h). Plans are parallel over planes (channels first) or over
-// batch x output position (channels last). Scales and zero points may be runtime scalars.
+// spatial dim of one plane; channels last, an output row's box rows (W x C values) are summed
+// column-wise, then each window's rows of channels (wider rows: each tap's row of up to
+// kChannelBlock channels per output position); vectorized loops, ISA variants of runtime_env.h.
+// With known parameters the output of every window sum is tabled at build (no floating point
+// in a run). Plans are parallel over planes (channels first) or over batch x output row
+// (channels last). Scales and zero points may be runtime scalars.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -121,6 +124,14 @@ TANDEM_ISA_BODY void window_sums_body(const int32_t* col, int64_t n, int64_t kw,
     for (int64_t i = 0; i < n; ++i) sums[i] += col[i + k];
 }
 TANDEM_ISA_DISPATCH(window_sums, (const int32_t* col, int64_t n, int64_t kw, int32_t* sums), (col, n, kw, sums))
+
+// out[j] = rows[j] + rows[stride + j] + ... over `count` rows of `n` values (count 0: zeros).
+TANDEM_ISA_BODY void add_rows_body(const int32_t* rows, int64_t n, int64_t count, int32_t* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = 0;
+  for (int64_t k = 0; k < count; ++k)
+    for (int64_t j = 0; j < n; ++j) out[j] += rows[k * n + j];
+}
+TANDEM_ISA_DISPATCH(add_rows, (const int32_t* rows, int64_t n, int64_t count, int32_t* out), (rows, n, count, out))
 
 // The parameters of either pool: x_scale, x_zero_point, y_scale, y_zero_point.
 struct PoolParams {
@@ -375,8 +386,43 @@ class QAveragePoolKernel final : public Kernel {
       });
       return Status::ok();
     }
-    // Channels last: per output position and block of channels, each tap's row of channels
-    // added into int32 accumulators (vectorized), then their requantization.
+    // Channels last, an input row of at most kMaxRow values (W x C): per output row, the box's
+    // rows added column-wise in one long vectorized loop each, then per output position its
+    // window's kw rows of channels.
+    const int64_t row_len = W * channels;
+    if (row_len <= kMaxRow) {
+      parallel_range(small ? 1 : ctx.threads, batch * rows_out, 1, [&](int64_t lo, int64_t hi) {
+        std::array<int32_t, kMaxRow> col, acc, taps, divs;
+        Range r;
+        const uint8_t* const tbl = table.empty() ? nullptr : table.data();
+        for (int64_t i = lo; i < hi; ++i) {
+          const int64_t n = i / rows_out, q = i % rows_out;
+          int64_t box_taps = 0, box_padded = 0;
+          box(q, r, &box_taps, &box_padded);
+          std::fill(col.begin(), col.begin() + row_len, 0);
+          const uint8_t* src = px + n * in_spatial * channels;
+          for_rows(r, [&](int64_t at) { accumulate(src + at * channels, row_len, col.data(), c.s8); });
+          for (int64_t o = 0; o < OW; ++o) {
+            add_rows(col.data() + lw.lo[o] * channels, channels, lw.hi[o] - lw.lo[o], acc.data());
+            const int64_t p = q * OW + o;
+            uint8_t* dst = py + (n * out_spatial + p) * channels;
+            if (tbl) {
+              const uint8_t* t = tbl + base[static_cast<size_t>(p)];
+              for (int64_t j = 0; j < channels; ++j) dst[j] = t[acc[j]];
+              continue;
+            }
+            const int32_t t = static_cast<int32_t>(box_taps * (lw.hi[o] - lw.lo[o]));
+            std::fill(taps.begin(), taps.begin() + channels, t);
+            std::fill(divs.begin(), divs.begin() + channels,
+                      include_pad ? static_cast<int32_t>(box_padded * lw.padded[o]) : t);
+            pool_out(acc.data(), taps.data(), divs.data(), channels, c, dst);
+          }
+        }
+      });
+      return Status::ok();
+    }
+    // Wider rows: per output position and block of channels, each tap's row of channels added
+    // into int32 accumulators (vectorized), then their requantization.
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
     parallel_range(small ? 1 : ctx.threads, batch * out_spatial * blocks, 1, [&](int64_t lo, int64_t hi) {
       std::array<int32_t, kChannelBlock> acc, taps, divs;

@@ -258,6 +258,82 @@ TEST(SteadyStateRun, OwnKernelsMakeNoHeapAllocationsAtAll) {
   }
 }
 
+// The com.microsoft quantized ops of a QOperator model (qelementwise.cpp, qpool.cpp, qgemm.cpp),
+// with runtime scales and zero points (from DynamicQuantizeLinear: tables built per run, on the
+// stack and in the arena) and constant ones (tables built with the instance): nothing outside
+// oneDNN's execute calls allocates.
+TEST(SteadyStateRun, QuantizedContribOpsAllocateNothingOutsideOneDnn) {
+  Backend* cpu = find_backend("cpu");
+  if (!cpu) GTEST_SKIP() << "this build has no cpu backend";
+  auto g = std::make_shared<Graph>();
+  g->name = "quantized_contrib";
+  g->opsets[""] = 17;
+  g->opsets["com.microsoft"] = 1;
+  auto input = [&](const std::string& name, const Shape& dims) {
+    ValueInfo v{name, {}};
+    v.type.kind = TypeInfo::Kind::tensor;
+    v.type.elem = DataType::float32;
+    v.type.has_shape = true;
+    for (int64_t d : dims) v.type.dims.push_back(Dim{d, {}});
+    g->inputs.push_back(v);
+  };
+  input("x", {1, 16, 20, 20});
+  input("t", {8, 32});
+  auto scalar_u8 = [](uint8_t v) { return Tensor::from_vector<uint8_t>({}, {v}); };
+  auto ints8 = [](const Shape& s, uint32_t seed) {
+    Tensor f = random_tensor(s, seed), t(DataType::int8, s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(f.data<float>()[i] * 100.0f);
+    return t;
+  };
+  for (const char* name : {"s1", "s2", "s3", "s4", "s5", "s6"}) g->initializers[name] = Tensor::scalar<float>(0.05f);
+  for (const char* name : {"z1", "z2", "z3", "z4", "z5", "z6"}) g->initializers[name] = scalar_u8(120);
+  g->initializers["m"] = Tensor::from_vector<uint8_t>({16, 1, 1}, std::vector<uint8_t>(16, 140));
+  g->initializers["w"] = ints8({10, 32}, 7);
+  g->initializers["ws"] = Tensor::from_vector<float>({10}, std::vector<float>(10, 0.004f));
+  g->initializers["wz"] = Tensor(DataType::int8, {10});
+  g->initializers["dw"] = ints8({32, 24}, 8);
+  g->initializers["dws"] = Tensor::scalar<float>(0.003f);
+  g->initializers["bias"] = random_tensor({24}, 9);
+  auto ms = [](Node n) {
+    n.domain = "com.microsoft";
+    n.opset = 1;
+    return n;
+  };
+  auto ints = [](std::vector<int64_t> v) {
+    Attribute a;
+    a.type = AttrType::ints;
+    a.ints = std::move(v);
+    return a;
+  };
+  Attribute one;
+  one.type = AttrType::i;
+  one.i = 1;
+  g->nodes = {
+      make_node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"}),
+      ms(make_node("QLinearLeakyRelu", {"xq", "xs", "xz", "s1", "z1"}, {"lr"})),
+      ms(make_node("QLinearAveragePool", {"lr", "s1", "z1", "s2", "z2"}, {"pool"},
+                   {{"kernel_shape", ints({3, 3})}, {"pads", ints({1, 1, 1, 1})}})),
+      ms(make_node("QLinearAdd", {"pool", "s2", "z2", "xq", "xs", "xz", "s3", "z3"}, {"add"})),
+      ms(make_node("QLinearMul", {"add", "s3", "z3", "m", "s4", "z4", "s4", "z4"}, {"mul"})),
+      ms(make_node("QLinearSigmoid", {"mul", "s4", "z4", "s5", "z5"}, {"sig"})),
+      ms(make_node("QLinearConcat", {"s5", "z5", "sig", "s5", "z5", "xq", "xs", "xz"}, {"cat"}, {{"axis", one}})),
+      ms(make_node("QLinearGlobalAveragePool", {"cat", "s5", "z5", "s6", "z6"}, {"gap"})),
+      make_node("Flatten", {"gap"}, {"flat"}),
+      ms(make_node("QGemm", {"flat", "s6", "z6", "w", "ws", "wz"}, {"y"}, {{"transB", one}})),
+      ms(make_node("DynamicQuantizeMatMul", {"t", "dw", "dws", "", "bias"}, {"d"})),
+  };
+  for (size_t i = 0; i < g->nodes.size(); ++i) g->nodes[i].index = static_cast<int>(i);
+  g->outputs = {ValueInfo{"y", {}}, ValueInfo{"d", {}}};
+  const std::vector<Value> inputs{Value::of(random_tensor({1, 16, 20, 20}, 1)), Value::of(random_tensor({8, 32}, 2))};
+  for (int threads : {1, 2}) {
+    auto placed = PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    for (const auto& n : (*placed)->report().nodes)
+      ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
+    expect_steady_state_allocation_free(**placed, inputs, "quantized contrib ops");
+  }
+}
+
 struct Case {
   const char* file;
   Shape shape;

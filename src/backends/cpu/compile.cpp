@@ -177,7 +177,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   g.relink();
   for (Step& st : g.steps) {
     const Node& n = *st.node;
-    const OpEntry* e = canonical_domain(n.domain).empty() ? table.find(n.op_type) : nullptr;
+    const OpEntry* e = table.find(canonical_domain(n.domain), n.op_type);
     if (e && e->make && e->supports(n).is_ok()) {
       auto spec = e->make(fc, st);
       if (spec) st.spec = std::move(spec).value();

@@ -24,6 +24,9 @@ const OpTable& cpu_ops() {
     register_normalization_ops(t);
     register_pool_ops(t);
     register_qconv_ops(t);
+    register_qelementwise_ops(t);
+    register_qgemm_ops(t);
+    register_qpool_ops(t);
     register_qmatmul_ops(t);
     register_quantize_ops(t);
     register_reduce_ops(t);
@@ -64,7 +67,7 @@ Status supports_types(const Node& n, const NodeTypes& types) {
                        " (the cpu backend casts between float32, float16, int32, int64, bool, uint8 and int8)");
   }
   // Quantized ops: 8-bit data, float32 scales, int32 bias and integer-product outputs (int8.h).
-  if (cpu::is_int8_op(op)) return cpu::supports_int8_types(n, types);
+  if (cpu::is_int8_op(canonical_domain(n.domain), op)) return cpu::supports_int8_types(n, types);
   if (moves_data_only(op)) {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !fixed_size(t))
@@ -93,9 +96,11 @@ Status supports_types(const Node& n, const NodeTypes& types) {
 }  // namespace
 
 Status CpuBackend::supports(const Node& node, const NodeTypes& types) const {
-  if (!canonical_domain(node.domain).empty())
-    return unsupported(node.label() + " domain '" + node.domain + "' is not run by the cpu backend");
-  const cpu::OpEntry* e = cpu::cpu_ops().find(node.op_type);
+  const std::string domain = canonical_domain(node.domain);
+  const cpu::OpEntry* e = cpu::cpu_ops().find(domain, node.op_type);
+  if (!e && !domain.empty())
+    return unsupported(node.label() + " op '" + node.op_type + "' of domain '" + node.domain +
+                       "' is not run by the cpu backend");
   if (!e) return unsupported(node.label() + " op '" + node.op_type + "' is not implemented by the cpu backend");
   TANDEM_RETURN_IF_ERROR(supports_types(node, types));
   return e->supports(node);

@@ -1,5 +1,6 @@
 // int8.h: what the quantized op families of the cpu backend share (quantize.cpp, qconv.cpp,
-// qmatmul.cpp): the element-type rule of the quantized ops, quantization parameters read at
+// qmatmul.cpp, and the com.microsoft families qelementwise.cpp, qpool.cpp, qgemm.cpp): the
+// element-type rule of the quantized ops, quantization parameters read at
 // instance build time, weight zero points folded into int8 weights, zero points and output
 // scales handed to oneDNN (all in int8_common.cpp), and the backend's own integer kernels for
 // what oneDNN cannot take exactly (qdirect.cpp).
@@ -19,6 +20,7 @@
 #include "backends/backend.h"
 #include "backends/cpu/builder.h"
 #include "backends/cpu/dnnl_kernel.h"
+#include "backends/cpu/ew_program.h"
 #include "graph/graph.h"
 #include "tandem/status.h"
 #include "tandem/tensor.h"
@@ -26,8 +28,10 @@
 namespace tandem::cpu {
 
 // QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearConv, ConvInteger,
-// QLinearMatMul, MatMulInteger.
-bool is_int8_op(const std::string& op);
+// QLinearMatMul, MatMulInteger (default domain, "") and the com.microsoft quantized ops
+// (QLinearAdd/Mul/Sigmoid/LeakyRelu/GlobalAveragePool/AveragePool/Concat, QGemm,
+// DynamicQuantizeMatMul, MatMulIntegerToFloat). `domain` is canonical (graph.h).
+bool is_int8_op(const std::string& domain, const std::string& op);
 
 // The element-type rule of those ops on the cpu backend: 8-bit data (uint8/int8), float32
 // scales, int32 bias and integer-product outputs, float32 real values. Anything else is
@@ -36,6 +40,17 @@ Status supports_int8_types(const Node& n, const NodeTypes& types);
 
 // True for uint8 and int8.
 inline bool is_8bit(DataType t) { return t == DataType::uint8 || t == DataType::int8; }
+
+// The reference kernels' requantization of a real value v (already divided by the output
+// scale, in double): saturate(round_half_to_even(v) + zero_point) into [lo, hi] (the 8-bit
+// type's range). Inline and branch-free, so that the ISA variants of a loop vectorize it.
+template <class Q>
+__attribute__((always_inline)) inline Q requantize(double v, double zero_point, double lo, double hi) {
+  double q = __builtin_rint(v) + zero_point;  // default rounding mode: ties to even
+  q = q < lo ? lo : q;
+  q = q > hi ? hi : q;
+  return static_cast<Q>(static_cast<int32_t>(q));
+}
 
 // A scale or zero point known at build time, widened to `channels` values: the tensor holds one
 // value per channel, or one value (a scalar or one-element tensor) that is repeated.
@@ -89,6 +104,19 @@ struct ZeroPoint {
 };
 // The zero point held by `v` (absent: 0); a runtime one is added to `reads`.
 Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, std::vector<int>* reads);
+// The same for a zero point that must have the data's type `type` (the com.microsoft ops'
+// rule; another type is declined, and the reference kernel reports it).
+Result<ZeroPoint> read_zero_point_of(Builder& b, int v, DataType type, const std::string& what, std::vector<int>* reads);
+
+// A per-tensor scale as a kernel reads it at run time: a known value, or a runtime float32
+// scalar (e.g. DynamicQuantizeLinear's y_scale).
+struct Scale {
+  int value = -1;  // runtime scalar (instance value id), or -1 for `known`
+  float known = 1.0f;
+  float read(const RunCtx& ctx) const { return value < 0 ? known : *static_cast<const float*>(ctx.ptr[value]); }
+};
+// The scale held by `v` (float32, one element); a runtime one is added to `reads`.
+Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector<int>* reads);
 
 // The weights minus their zero points as int32 (any 8-bit weights; see signed_weights).
 std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis);
@@ -123,5 +151,32 @@ Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shap
 // Matrix product with batch broadcasting: a [..., M, K], b [..., K, N] and dst [..., M, N] of one
 // rank (1-D operands already promoted); the multipliers and zero points are per column.
 Status add_integer_matmul(Builder& b, IntegerProduct p, const Shape& a, const Shape& w, const Shape& dst);
+
+// An 8-bit matrix product on oneDNN's int8 matmul, or on the backend's own integer kernel
+// where oneDNN cannot take it exactly (qmatmul.cpp): QLinearMatMul (`qlinear`: requantized
+// 8-bit output) or MatMulInteger (int32 output). The right operand is `b_known` when given (a
+// weight rearranged at build time, e.g. QGemm's transposed B), else `b`'s build-time value, else
+// `b` read at run time. `out` is defined here unless `out_defined` (a temporary of the caller).
+// `head` is the shape of the product's own output (before absorbed elementwise ops).
+struct QMatMulOperands {
+  std::string label;
+  bool qlinear = false;
+  int a = -1, a_zp = -1;  // left operand (8-bit) and its zero point (-1: none)
+  int b = -1, b_zp = -1;  // right operand and its zero point(s) (-1: none)
+  const Tensor* b_known = nullptr;
+  int a_scale = -1, b_scale = -1, y_scale = -1, y_zp = -1;  // QLinearMatMul only
+  int out = -1;
+  bool out_defined = false;
+  bool head_known = false;
+  Shape head;
+};
+// `to_float` and `post`: MatMulInteger with a fused Cast to float32 and the elementwise ops after
+// it (see qmatmul.cpp); false and empty for a plain product.
+Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const EwProgram& post);
+
+// DynamicQuantizeLinear of the float32 value `src` into new temporaries: uint8 data `*y` of
+// src's shape, its float32 scale `*scale` and uint8 zero point `*zero_point` (quantize.cpp;
+// the arithmetic of the reference kernel).
+Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point);
 
 }  // namespace tandem::cpu

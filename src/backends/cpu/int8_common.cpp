@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 
+#include "backends/cpu/op_table.h"
 #include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
@@ -13,20 +14,47 @@ namespace tandem::cpu {
 namespace {
 
 // Element types per input and output slot: q uint8 or int8, u uint8, f float32, i int32,
-// d uint8, int8 or int32 (DequantizeLinear's data).
+// d uint8, int8 or int32 (DequantizeLinear's data), o float32 or uint8/int8 (QGemm's output).
+// A '*' in the inputs starts a group that repeats for the remaining inputs (QLinearConcat's
+// (tensor, scale, zero point) triples).
 struct TypeRule {
   const char* inputs;
   const char* outputs;
 };
 
-const std::map<std::string, TypeRule>& type_rules() {
-  static const std::map<std::string, TypeRule> rules = {
-      {"QuantizeLinear", {"ffq", "q"}},       {"DequantizeLinear", {"dfd", "f"}},
-      {"DynamicQuantizeLinear", {"f", "ufu"}}, {"QLinearConv", {"qfqqfqfqi", "q"}},
-      {"ConvInteger", {"qqqq", "i"}},          {"QLinearMatMul", {"qfqqfqfq", "q"}},
-      {"MatMulInteger", {"qqqq", "i"}},
+// Keyed by (canonical domain, op type).
+const std::map<std::pair<std::string, std::string>, TypeRule>& type_rules() {
+  static const std::string ms = kMicrosoftDomain;
+  static const std::map<std::pair<std::string, std::string>, TypeRule> rules = {
+      {{"", "QuantizeLinear"}, {"ffq", "q"}},
+      {{"", "DequantizeLinear"}, {"dfd", "f"}},
+      {{"", "DynamicQuantizeLinear"}, {"f", "ufu"}},
+      {{"", "QLinearConv"}, {"qfqqfqfqi", "q"}},
+      {{"", "ConvInteger"}, {"qqqq", "i"}},
+      {{"", "QLinearMatMul"}, {"qfqqfqfq", "q"}},
+      {{"", "MatMulInteger"}, {"qqqq", "i"}},
+      {{ms, "QLinearAdd"}, {"qfqqfqfq", "q"}},
+      {{ms, "QLinearMul"}, {"qfqqfqfq", "q"}},
+      {{ms, "QLinearSigmoid"}, {"qfqfq", "q"}},
+      {{ms, "QLinearLeakyRelu"}, {"qfqfq", "q"}},
+      {{ms, "QLinearGlobalAveragePool"}, {"qfqfq", "q"}},
+      {{ms, "QLinearAveragePool"}, {"qfqfq", "q"}},
+      {{ms, "QLinearConcat"}, {"fq*qfq", "q"}},
+      {{ms, "QGemm"}, {"qfqqfqifq", "o"}},
+      {{ms, "DynamicQuantizeMatMul"}, {"fqfqf", "f"}},
+      {{ms, "MatMulIntegerToFloat"}, {"qqffqqf", "f"}},
   };
   return rules;
+}
+
+// The rule letter of input `i`, or 0 past the rule.
+char input_rule(const TypeRule& rule, size_t i) {
+  const char* star = std::strchr(rule.inputs, '*');
+  const size_t head = star ? static_cast<size_t>(star - rule.inputs) : std::strlen(rule.inputs);
+  if (i < head) return rule.inputs[i];
+  if (!star || star[1] == 0) return 0;
+  const size_t period = std::strlen(star + 1);
+  return star[1 + (i - head) % period];
 }
 
 bool matches(char rule, DataType t) {
@@ -36,6 +64,7 @@ bool matches(char rule, DataType t) {
     case 'f': return t == DataType::float32;
     case 'i': return t == DataType::int32;
     case 'd': return is_8bit(t) || t == DataType::int32;
+    case 'o': return is_8bit(t) || t == DataType::float32;
     default: return false;
   }
 }
@@ -46,6 +75,7 @@ const char* rule_text(char rule) {
     case 'u': return "uint8";
     case 'f': return "float32";
     case 'i': return "int32";
+    case 'o': return "float32, uint8 or int8";
     default: return "uint8, int8 or int32";
   }
 }
@@ -172,6 +202,28 @@ Result<ZeroPoint> read_zero_point(Builder& b, int v, const std::string& what, st
   return z;
 }
 
+Result<ZeroPoint> read_zero_point_of(Builder& b, int v, DataType type, const std::string& what, std::vector<int>* reads) {
+  if (v >= 0 && b.val(v).kind != IValue::Kind::none && b.typed(v) && b.val(v).dtype != type)
+    return unsupported(what + " is " + std::string(dtype_name(b.val(v).dtype)) + ", the data " +
+                       std::string(dtype_name(type)));
+  return read_zero_point(b, v, what, reads);
+}
+
+Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector<int>* reads) {
+  Scale s;
+  if (v < 0 || b.val(v).kind == IValue::Kind::none) return unsupported(what + " is missing");
+  if (!b.typed(v) || b.val(v).dtype != DataType::float32 || shape_numel(b.val(v).shape) != 1)
+    return unsupported(what + " must be one float32 value");
+  if (b.known(v)) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> k, known_scales(b, v, 1, what));
+    s.known = k[0];
+    return s;
+  }
+  TANDEM_ASSIGN_OR_RETURN(s.value, b.require(v, Layout::plain));
+  reads->push_back(s.value);
+  return s;
+}
+
 std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis) {
   const int64_t n = w.numel(), count = static_cast<int64_t>(zero_points.size());
   const int64_t per_slice = std::max<int64_t>(1, n / std::max<int64_t>(count, 1));
@@ -184,18 +236,21 @@ std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>
   return out;
 }
 
-bool is_int8_op(const std::string& op) { return type_rules().count(op) != 0; }
+bool is_int8_op(const std::string& domain, const std::string& op) { return type_rules().count({domain, op}) != 0; }
 
 Status supports_int8_types(const Node& n, const NodeTypes& types) {
-  const TypeRule& rule = type_rules().at(n.op_type);
-  const size_t ni = std::strlen(rule.inputs), no = std::strlen(rule.outputs);
+  auto it = type_rules().find({canonical_domain(n.domain), n.op_type});
+  if (it == type_rules().end()) return unsupported(n.label() + " is not a quantized op of the cpu backend");
+  const TypeRule& rule = it->second;
+  const size_t no = std::strlen(rule.outputs);
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     const DataType t = types.input(i);
     if (n.inputs[i].empty() || t == DataType::undefined) continue;
-    if (i >= ni) return unsupported(n.label() + " has more inputs than the cpu backend knows");
-    if (!matches(rule.inputs[i], t))
+    const char r = input_rule(rule, i);
+    if (r == 0) return unsupported(n.label() + " has more inputs than the cpu backend knows");
+    if (!matches(r, t))
       return unsupported(n.label() + " input " + std::to_string(i) + " is " + std::string(dtype_name(t)) +
-                         " (the cpu backend takes " + rule_text(rule.inputs[i]) + " there)");
+                         " (the cpu backend takes " + rule_text(r) + " there)");
   }
   for (size_t i = 0; i < n.outputs.size() && i < no; ++i) {
     const DataType t = types.output(i);

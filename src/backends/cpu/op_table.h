@@ -1,5 +1,10 @@
-// op_table.h: the cpu backend's op table: which ONNX op types (default domain) it knows, how
-// each family checks a node (supports) and how it builds the node's spec (make).
+// op_table.h: the cpu backend's op table: which ONNX op types it knows, how each family checks
+// a node (supports) and how it builds the node's spec (make).
+//
+// Entries are keyed by (domain, op type). The domain is the canonical one (graph.h
+// canonical_domain: "" for ai.onnx); besides the default domain the table holds only the
+// com.microsoft quantized ops of ONNX Runtime's QOperator format (kMicrosoftDomain), so a
+// contrib op is never taken for a default-domain op of the same name, or the other way round.
 //
 // The table is built once, on first use, from the register_*_ops functions of the op family
 // files (conv.cpp, pool.cpp, ...); it is immutable afterwards and safe to read from any thread.
@@ -8,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/graph.h"
@@ -23,6 +29,9 @@ struct FusionContext;
 using SupportsFn = Status (*)(const Node& node);
 using MakeSpecFn = Result<std::unique_ptr<OpSpec>> (*)(FusionContext& f, const Step& step);
 
+// The one non-default domain the cpu backend runs ops of.
+inline constexpr const char* kMicrosoftDomain = "com.microsoft";
+
 struct OpEntry {
   SupportsFn supports = nullptr;
   MakeSpecFn make = nullptr;
@@ -30,23 +39,32 @@ struct OpEntry {
 
 class OpTable {
  public:
-  void add(const std::string& op, SupportsFn s, MakeSpecFn m) { table_[op] = OpEntry{s, m}; }
-  const OpEntry* find(const std::string& op) const {
-    auto it = table_.find(op);
+  // A default-domain op.
+  void add(const std::string& op, SupportsFn s, MakeSpecFn m) { table_[{std::string(), op}] = OpEntry{s, m}; }
+  // A com.microsoft op (the only other domain the table takes; see the header comment).
+  void add_microsoft(const std::string& op, SupportsFn s, MakeSpecFn m) {
+    table_[{std::string(kMicrosoftDomain), op}] = OpEntry{s, m};
+  }
+  // The entry of a default-domain op.
+  const OpEntry* find(const std::string& op) const { return find(std::string(), op); }
+  // The entry of `op` in `domain` (canonical: "" for ai.onnx), or null.
+  const OpEntry* find(const std::string& domain, const std::string& op) const {
+    auto it = table_.find({domain, op});
     return it == table_.end() ? nullptr : &it->second;
   }
-  // Every op type in the table, sorted (the op-coverage test iterates over it).
+  // Every op in the table, sorted: default-domain ops by name, others as "domain.op" (the
+  // op-coverage test iterates over it).
   std::vector<std::string> ops() const {
     std::vector<std::string> out;
-    for (const auto& [op, entry] : table_) out.push_back(op);
+    for (const auto& [key, entry] : table_) out.push_back(key.first.empty() ? key.second : key.first + "." + key.second);
     return out;
   }
 
  private:
-  std::map<std::string, OpEntry> table_;
+  std::map<std::pair<std::string, std::string>, OpEntry> table_;  // (domain, op) -> entry
 };
 
-// The cpu op table (default domain only), built on first use.
+// The cpu op table, built on first use.
 const OpTable& cpu_ops();
 void register_activation_ops(OpTable& t);
 void register_cast_ops(OpTable& t);
@@ -55,6 +73,9 @@ void register_elementwise_ops(OpTable& t);
 void register_matmul_ops(OpTable& t);
 void register_normalization_ops(OpTable& t);
 void register_pool_ops(OpTable& t);
+void register_qelementwise_ops(OpTable& t);
+void register_qgemm_ops(OpTable& t);
+void register_qpool_ops(OpTable& t);
 void register_qconv_ops(OpTable& t);
 void register_qmatmul_ops(OpTable& t);
 void register_quantize_ops(OpTable& t);

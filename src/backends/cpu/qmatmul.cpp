@@ -1,5 +1,6 @@
 // qmatmul.cpp: QLinearMatMul and MatMulInteger on oneDNN's int8 matmul (numpy batch
-// broadcasting, 1-D operands promoted as ONNX says).
+// broadcasting, 1-D operands promoted as ONNX says). The product itself is add_qmatmul (int8.h),
+// which qgemm.cpp's com.microsoft products use for their int32 accumulators as well.
 //
 // A right operand known when the instance is built (an initializer, or a small input the
 // instance is keyed by) minus its zero point (per tensor or per column) becomes int8
@@ -64,17 +65,19 @@ bool QMatMulSpec::absorb(FusionContext& f, Step& self, const Step& reader, int a
   return true;
 }
 
-Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
-  const Node& n = *step.node;
-  const std::string label = n.label();
-  auto in = [&](size_t i) { return i < node_inputs && i < step.inputs.size() ? step.inputs[i] : -1; };
-  const int a = in(0), bw = in(qlinear ? 3 : 1);
-  const int a_zp = in(2), b_zp = in(qlinear ? 5 : 3);
-  const int out = step.outputs[0];
+}  // namespace
+
+Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const EwProgram& post) {
+  const std::string& label = o.label;
+  const bool qlinear = o.qlinear;
+  const int a = o.a, bw = o.b, a_zp = o.a_zp, b_zp = o.b_zp, out = o.out;
+  auto define_out = [&] {
+    if (!o.out_defined) b.define(out, Layout::plain);
+  };
   if (!b.typed(a) || !b.typed(out)) return unsupported(label + " shape unknown");
   // A copy (shares the data): the builder's values move as values are added. A right operand
   // known only at run time (attention) runs on the backend's own integer kernel.
-  const Tensor* known_b = b.known(bw);
+  const Tensor* known_b = o.b_known ? o.b_known : b.known(bw);
   const bool runtime_b = known_b == nullptr;
   if (runtime_b && (!b.typed(bw) || !is_8bit(b.val(bw).dtype))) return unsupported(label + " right operand type unknown");
   const Tensor right = runtime_b ? Tensor() : *known_b;
@@ -144,17 +147,16 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     }
     TANDEM_ASSIGN_OR_RETURN(p.src_zp, read_zero_point(b, a_zp, label + " a zero point", &p.reads));
     if (qlinear) {
-      TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), N, label, &p.scale_count));
-      TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
+      TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, o.a_scale, o.b_scale, o.y_scale, N, label, &p.scale_count));
+      TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, o.y_zp, label + " y zero point", &p.reads));
     }
     // A fused Cast: float32 results, then the absorbed elementwise ops.
     int direct_out = out;
     if (to_float && !post.empty()) {
-      const int head_out = b.graph().find(n.outputs[0]);
-      if (head_out < 0 || !b.typed(head_out)) return unsupported(label + " output shape unknown");
-      direct_out = b.add_temp(DataType::float32, b.val(head_out).shape, Layout::plain);
+      if (!o.head_known) return unsupported(label + " output shape unknown");
+      direct_out = b.add_temp(DataType::float32, o.head, Layout::plain);
     } else {
-      b.define(out, Layout::plain);
+      define_out();
     }
     p.out = direct_out;
     const size_t r = dst_shape.size();
@@ -170,7 +172,7 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   TANDEM_ASSIGN_OR_RETURN(DnnlKernel::Arg src_zp, zero_point_arg(b, a_zp, DNNL_ARG_SRC, label + " a", &src_zero));
   DnnlKernel::Arg dst_zp;
   if (qlinear) {
-    TANDEM_ASSIGN_OR_RETURN(dst_zp, zero_point_arg(b, in(7), DNNL_ARG_DST, label + " y", &dst_zero));
+    TANDEM_ASSIGN_OR_RETURN(dst_zp, zero_point_arg(b, o.y_zp, DNNL_ARG_DST, label + " y", &dst_zero));
   }
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -178,8 +180,8 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   bool runtime_scales = false;
   DnnlKernel::Arg scales;
   if (qlinear) {
-    TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, in(1), in(4), in(6), N, 1 << (dst_shape.size() - 1), label,
-                                                  &attr, &runtime_scales));
+    TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, o.a_scale, o.b_scale, o.y_scale, N, 1 << (dst_shape.size() - 1),
+                                                  label, &attr, &runtime_scales));
   }
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
@@ -255,9 +257,8 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_ASSIGN_OR_RETURN(scale_value, b.require(scale_operand, Layout::plain));
   }
   // The product's own output (the node's, before the absorbed ops) must be the step's output.
-  const int head_out = b.graph().find(n.outputs[0]);
-  if (head_out < 0 || !b.typed(head_out)) return unsupported(label + " output shape unknown");
-  const Shape head = b.val(head_out).shape;
+  if (!o.head_known) return unsupported(label + " output shape unknown");
+  const Shape& head = o.head;
   const bool all_fused = translated == static_cast<int>(prog.ops.size()) && b.val(out).shape == head;
   if (verbose())
     note(label + " " + shape_to_string(as) + " x " + shape_to_string(bs) + ": " + pd.impl_info_str() + " int8" +
@@ -272,7 +273,7 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
   }
 
   int mm_out = out;
-  if (all_fused) b.define(out, Layout::plain);
+  if (all_fused) define_out();
   else mm_out = b.add_temp(DataType::float32, head, Layout::plain);
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
@@ -312,6 +313,32 @@ Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
     return add_elementwise(b, rest, mm_out, out, label + " (post-ops)");
   }
   return Status::ok();
+}
+
+namespace {
+
+Status QMatMulSpec::prepare(Builder& b, const Step& step) const {
+  const Node& n = *step.node;
+  auto in = [&](size_t i) { return i < node_inputs && i < step.inputs.size() ? step.inputs[i] : -1; };
+  QMatMulOperands o;
+  o.label = n.label();
+  o.qlinear = qlinear;
+  o.a = in(0);
+  o.b = in(qlinear ? 3 : 1);
+  o.a_zp = in(2);
+  o.b_zp = in(qlinear ? 5 : 3);
+  if (qlinear) {
+    o.a_scale = in(1);
+    o.b_scale = in(4);
+    o.y_scale = in(6);
+    o.y_zp = in(7);
+  }
+  o.out = step.outputs[0];
+  // The product's own output (the node's, before absorbed ops).
+  const int head_out = b.graph().find(n.outputs[0]);
+  o.head_known = head_out >= 0 && b.typed(head_out);
+  if (o.head_known) o.head = b.val(head_out).shape;
+  return add_qmatmul(b, o, to_float, post);
 }
 
 Status supports_qmatmul(const Node& n) {

@@ -351,6 +351,27 @@ class DynamicQuantizeSpec final : public OpSpec {
   }
 };
 
+}  // namespace
+
+Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point) {
+  if (!b.typed(src) || b.val(src).dtype != DataType::float32) return unsupported(label + " float32 input expected");
+  TANDEM_ASSIGN_OR_RETURN(int px, b.require(src, Layout::plain));
+  auto k = std::make_unique<DynamicQuantizeKernel>();
+  k->src = px;
+  k->n = shape_numel(b.val(px).shape);
+  k->reads = {px};
+  k->dst = *y = b.add_temp(DataType::uint8, b.val(px).shape, Layout::plain);
+  k->scale_out = *scale = b.add_temp(DataType::float32, {}, Layout::plain);
+  k->zp_out = *zero_point = b.add_temp(DataType::uint8, {}, Layout::plain);
+  k->writes = {k->dst, k->scale_out, k->zp_out};
+  k->label = label + " (quantize A)";
+  b.add_work(2.0 * static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+namespace {
+
 Status supports_quantize(const Node& n) {
   if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return unsupported(n.label() + " missing input");
   if (n.attr_int("block_size", 0) != 0) return unsupported(n.label() + " blocked quantization (block_size)");

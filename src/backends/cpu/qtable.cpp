@@ -1,0 +1,81 @@
+// qtable.cpp: the byte lookup tables of the quantized contrib kernels (qtable.h).
+#include "backends/cpu/qtable.h"
+
+#include <immintrin.h>
+
+#include <array>
+
+#include "backends/cpu/runtime_env.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+constexpr std::array<uint8_t, 256> make_bytes() {
+  std::array<uint8_t, 256> b{};
+  for (int i = 0; i < 256; ++i) b[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  return b;
+}
+alignas(64) constexpr std::array<uint8_t, 256> kBytes = make_bytes();
+
+void lut_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+// 64 lookups per step: two two-register byte permutes (index bits 0-6) and a blend on bit 7.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void lut_vbmi(const uint8_t* x, uint8_t* y, int64_t n,
+                                                                      const uint8_t* table) {
+  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+  const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(x + i);
+    const __m512i low = _mm512_permutex2var_epi8(t0, v, t1), high = _mm512_permutex2var_epi8(t2, v, t3);
+    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), low, high));
+  }
+  lut_scalar(x + i, y + i, n - i, table);
+}
+bool has_vbmi() {
+  static const bool yes = cpu_isa_level() >= 2 && __builtin_cpu_supports("avx512vbmi");
+  return yes;
+}
+
+void pair_map_scalar(const uint8_t* a, const uint8_t* b, uint8_t* c, int64_t n, const uint8_t* table) {
+  for (int64_t i = 0; i < n; ++i) c[i] = table[(static_cast<uint32_t>(a[i]) << 8) | b[i]];
+}
+// 16 lookups per step: a 4-byte gather at each pair's index (the table is padded), low bytes kept.
+TANDEM_TARGET_AVX512 void pair_map_avx512(const uint8_t* a, const uint8_t* b, uint8_t* c, int64_t n,
+                                          const uint8_t* table) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // Zero-masked forms: the unmasked ones start from an undefined register GCC warns about.
+    const __m512i va = _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    const __m512i vb = _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    const __m512i idx = _mm512_or_si512(_mm512_maskz_slli_epi32(0xFFFF, va, 8), vb);
+    const __m512i got = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xFFFF, idx, table, 1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c + i), _mm512_maskz_cvtepi32_epi8(0xFFFF, got));
+  }
+  pair_map_scalar(a + i, b + i, c + i, n - i, table);
+}
+
+}  // namespace
+
+const uint8_t* all_bytes() { return kBytes.data(); }
+
+void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
+  if (has_vbmi()) lut_vbmi(x, y, n, table);
+  else lut_scalar(x, y, n, table);
+}
+
+bool is_identity(const uint8_t* table) {
+  for (int v = 0; v < 256; ++v)
+    if (table[v] != v) return false;
+  return true;
+}
+
+void pair_map(const uint8_t* a, const uint8_t* b, uint8_t* c, int64_t n, const uint8_t* table) {
+  static const int level = cpu_isa_level();
+  if (level >= 2) pair_map_avx512(a, b, c, n, table);
+  else pair_map_scalar(a, b, c, n, table);
+}
+
+}  // namespace tandem::cpu

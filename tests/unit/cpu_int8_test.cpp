@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backends/backend.h"
@@ -626,25 +627,27 @@ TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
 
 TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
   REQUIRE_CPU();
+  for (auto [C, O, K] : {std::tuple<int64_t, int64_t, int64_t>{8, 16, 3}, {8, 16, 1}, {96, 96, 1}, {96, 96, 3}, {48, 24, 1}}) {
   // Dynamic quantization's layer: ConvInteger -> Cast -> Mul(x_scale * w_scale) -> Add(bias) ->
   // Relu. The runtime scale (one, or one per output channel) becomes oneDNN's runtime output
   // scales, the rest post-ops: one step, float outputs as the separate nodes compute them.
   for (bool per_channel : {true, false}) {
-    SCOPED_TRACE(per_channel ? "per-channel weight scales" : "one weight scale");
+    SCOPED_TRACE(std::string(per_channel ? "per-channel weight scales" : "one weight scale") + ", C=" +
+                 std::to_string(C) + ", O=" + std::to_string(O) + ", K=" + std::to_string(K));
     std::vector<float> ws, bias;
-    for (int o = 0; o < 16; ++o) {
+    for (int o = 0; o < O; ++o) {
       ws.push_back(0.003f + 0.0004f * static_cast<float>(o % 5));
       bias.push_back(-0.3f + 0.04f * static_cast<float>(o));
     }
     QGraph q;
-    q.input("x", random_floats({1, 8, 12, 12}, 31, -0.9f, 1.4f))
-        .init("w", random_ints<uint8_t>({16, 8, 3, 3}, 1, 255, 32))
+    q.input("x", random_floats({1, C, 12, 12}, 31, -0.9f, 1.4f))
+        .init("w", random_ints<uint8_t>({O, C, K, K}, 1, 255, 32))
         .init("wz", Tensor::scalar<uint8_t>(128))
-        .init("ws", per_channel ? Tensor::from_vector<float>({16, 1, 1}, ws) : Tensor::scalar<float>(0.004f))
-        .init("b", Tensor::from_vector<float>({16, 1, 1}, bias))
+        .init("ws", per_channel ? Tensor::from_vector<float>({O, 1, 1}, ws) : Tensor::scalar<float>(0.004f))
+        .init("b", Tensor::from_vector<float>({O, 1, 1}, bias))
         .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
         .node("Mul", {"xs", "ws"}, {"s"})
-        .node("ConvInteger", {"xq", "w", "xz", "wz"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+        .node("ConvInteger", {"xq", "w", "xz", "wz"}, {"c"}, {{"pads", attr_ints(std::vector<int64_t>(4, K / 2))}})
         .node("Cast", {"c"}, {"cf"}, {{"to", attr_int(1)}})
         .node("Mul", {"cf", "s"}, {"y"})
         .node("Add", {"y", "b"}, {"yb"})
@@ -656,7 +659,7 @@ TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
     // One oneDNN primitive (where oneDNN runs the product: without VNNI, weights this large go
     // to the own integer kernel, and the tail runs after it).
     if (text.find("own integer kernel") == std::string::npos) {
-      EXPECT_NE(text.find("[ConvInteger 'ConvInteger2']  -> 1x16x12x12"), std::string::npos) << text;
+      EXPECT_NE(text.find("[ConvInteger 'ConvInteger2']  -> 1x" + std::to_string(O) + "x12x12"), std::string::npos) << text;
       EXPECT_EQ(text.find("tail)"), std::string::npos) << text;
     }
     for (int threads : {1, 2}) {
@@ -669,6 +672,43 @@ TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
       EXPECT_GT(positive, r.cpu[0].tensor.numel() / 5) << "the outputs exercise the arithmetic";
     }
   }
+  }
+}
+
+
+TEST(CpuBackendInt8, DynamicLayersPassChannelsLastValuesWithoutReorders) {
+  REQUIRE_CPU();
+  // Two dynamically quantized layers: the first one's float tail is read only by the second
+  // DynamicQuantizeLinear, whose 8-bit output only the second convolution reads, so both stay
+  // channels-last (no layout reorder between the layers).
+  QGraph q;
+  q.input("x", random_floats({1, 8, 10, 10}, 41, -1.0f, 1.0f))
+      .init("w1", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 42))
+      .init("w2", random_ints<int8_t>({8, 16, 1, 1}, -127, 127, 43))
+      .init("ws", Tensor::scalar<float>(0.004f))
+      .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+      .node("ConvInteger", {"xq", "w1", "xz"}, {"c1"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("Cast", {"c1"}, {"f1"}, {{"to", attr_int(1)}})
+      .node("Mul", {"xs", "ws"}, {"s1"})
+      .node("Mul", {"f1", "s1"}, {"y1"})
+      .node("Relu", {"y1"}, {"r1"})
+      .node("DynamicQuantizeLinear", {"r1"}, {"rq", "rs", "rz"})
+      .node("ConvInteger", {"rq", "w2", "rz"}, {"c2"})
+      .node("Cast", {"c2"}, {"f2"}, {{"to", attr_int(1)}})
+      .node("Mul", {"rs", "ws"}, {"s2"})
+      .node("Mul", {"f2", "s2"}, {"y2"})
+      .output("y2");
+  const std::string text = describe_cpu(q);
+  if (text.find("own integer kernel") == std::string::npos) {
+    EXPECT_NE(text.find("[DynamicQuantizeLinear 'DynamicQuantizeLinear6']  -> 1x16x10x10 nhwc uint8"), std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("layout reorder of 'r1'"), std::string::npos) << text;
+    EXPECT_EQ(text.find("layout reorder of 'rq'"), std::string::npos) << text;
+  }
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-6, 1e-6});
+  EXPECT_TRUE(close.is_ok()) << close.to_string();
 }
 
 }  // namespace

@@ -52,14 +52,9 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
     return false;
   };
   auto eltwise = [&](A alg, float alpha, float beta) {
-    // Consecutive linear ops merge: a2 * (a1 * x + b1) + b2.
-    if (alg == A::eltwise_linear && !pend.empty() && !pend.back().binary && pend.back().alg == A::eltwise_linear) {
-      PendingPost& l = pend.back();
-      l.beta = alpha * l.beta + beta;
-      l.alpha = alpha * l.alpha;
-      return;
-    }
-    // A second multiply-add or clip: binary ops with scalars.
+    // A second multiply-add or clip: binary ops with scalars. (Consecutive multiply-adds are
+    // not merged into one: a2 * (a1 * x + b1) + b2 in one step rounds differently from the
+    // separate nodes, and quantization downstream turns last-bit differences into steps.)
     if (alg == A::eltwise_linear && eltwise_used(alg)) {
       if (alpha != 1.0f) scalar_binary(A::binary_mul, alpha);
       if (beta != 0.0f) scalar_binary(A::binary_add, beta);
@@ -219,7 +214,7 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
     }
     seen.push_back(pend[i].alg);
   }
-  // A post-op that straddles the cut (a merged linear) goes too.
+  // A post-op that straddles the cut (one of the two an op such as HardSigmoid becomes) goes too.
   while (keep > 0 && pend[keep - 1].first_op >= done && keep < pend.size()) --keep;
   for (size_t i = 0; i < keep; ++i) {
     const PendingPost& p = pend[i];

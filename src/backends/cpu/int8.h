@@ -14,6 +14,7 @@
 // they add are const and run concurrently on different contexts.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -178,5 +179,10 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
 // src's shape, its float32 scale `*scale` and uint8 zero point `*zero_point` (quantize.cpp;
 // the arithmetic of the reference kernel).
 Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point);
+
+// True when value `v` is not a segment output and every step that reads it is one of `ops`
+// (default domain): its readers then accept layouts others would not (a channels-last float
+// value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).
+bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> ops);
 
 }  // namespace tandem::cpu

@@ -377,4 +377,17 @@ Result<DnnlKernel::Arg> zero_point_arg(Builder& b, int v, int arg, const std::st
   return a;
 }
 
+bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> ops) {
+  const CompiledGraph& g = b.graph();
+  if (v < 0 || v >= static_cast<int>(g.values.size()) || g.values[v].is_output || g.values[v].readers.empty()) return false;
+  for (int r : g.values[v].readers) {
+    const Step& s = g.steps[static_cast<size_t>(r)];
+    if (s.dead || !s.node || !canonical_domain(s.node->domain).empty()) return false;
+    bool listed = false;
+    for (const char* op : ops) listed = listed || s.node->op_type == op;
+    if (!listed) return false;
+  }
+  return true;
+}
+
 }  // namespace tandem::cpu

@@ -257,7 +257,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
   // fused tail's float output is reordered.
-  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc;
+  // (Unless only DynamicQuantizeLinear reads it: it quantizes channels-last values as they lie.)
+  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
+                          !only_read_by(b, out, {"DynamicQuantizeLinear"});
   const int conv_out = (tail.active && !tail_fused) || float_nhwc
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;

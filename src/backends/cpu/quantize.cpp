@@ -327,7 +327,13 @@ class DynamicQuantizeSpec final : public OpSpec {
     if (!b.typed(x)) return unsupported(label + " shape unknown");
     for (int o : step.outputs)
       if (o >= 0 && !b.typed(o)) return unsupported(label + " output shape unknown");
-    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    // Per-tensor, so any dense layout will do: a channels-last input (a quantized
+    // convolution's float tail) is quantized as it lies when only convolutions read y.
+    const Layout l = b.val(x).layout == Layout::nhwc && step.outputs[0] >= 0 &&
+                             only_read_by(b, step.outputs[0], {"ConvInteger", "QLinearConv"})
+                         ? Layout::nhwc
+                         : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, l));
     auto k = std::make_unique<DynamicQuantizeKernel>();
     k->src = px;
     k->n = shape_numel(b.val(x).shape);
@@ -336,7 +342,7 @@ class DynamicQuantizeSpec final : public OpSpec {
     for (size_t i = 0; i < step.outputs.size() && i < 3; ++i) {
       const int o = step.outputs[i];
       if (o < 0) continue;
-      b.define(o, Layout::plain);
+      b.define(o, i == 0 ? l : Layout::plain);
       *slots[i] = o;
       k->writes.push_back(o);
     }

@@ -14,10 +14,9 @@
 // and, with a closing QuantizeLinear, writes z_q = saturate(round(.) + z_zero_point) (oneDNN's
 // destination zero point and conversion), otherwise the float result. Each step is the one the
 // separate nodes take, in float32: the intermediate y_q is rounded and saturated exactly as
-// the product would have written it. Differences from running the nodes one by one: oneDNN
-// merges consecutive multiply-adds into one (one rounding instead of two) and adds the
-// destination zero point before the final rounding, so a value within a float32 rounding of a
-// half-integer may land one unit apart (docs/cpu-backend.md, Exactness).
+// the product would have written it. The one difference from running the nodes one by one:
+// oneDNN adds the destination zero point before the final rounding, so a value within a float32
+// rounding of a half-integer may land one unit apart (docs/cpu-backend.md, Exactness).
 //
 // Conditions (checked while absorbing, at compile): the product's y_zero_point and the
 // DequantizeLinear's and QuantizeLinear's scales and zero points are per-tensor constants; the

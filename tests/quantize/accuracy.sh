@@ -25,8 +25,8 @@
 # where they are not, a bound just above today's figures (see docs/quantize.md, "Accuracy").
 #
 # Environment:
-#   TANDEM_ACCURACY_FULL=1  the full run: 16 seeded det pages instead of 4, and the extra
-#                           rows with --accuracy-target 0.05 (which quantizes each node alone
+#   TANDEM_ACCURACY_FULL=1  the full run: 16 seeded det pages and 16 seeded rec lines
+#                           instead of 4 and 8, and the extra det rows with --accuracy-target 0.05 (which quantizes each node alone
 #                           once, minutes for det). ctest runs the short form (about 3 minutes on
 #                           2 loaded cores); the figures in docs/quantize.md are the full run.
 set -euo pipefail
@@ -40,13 +40,13 @@ python=/usr/bin/python3
 
 full=${TANDEM_ACCURACY_FULL:-0}
 det_seeded=4
-[ "$full" = 1 ] && det_seeded=16
-rec_seeded=16
+rec_seeded=8
+if [ "$full" = 1 ]; then det_seeded=16; rec_seeded=16; fi
 # Regression bounds (see the header): det max-abs and RMSE on the text page and the seeded
 # pages; rec argmax agreement in percent.
 det_bound_max=1.0
-det_bound_rmse=0.2
-rec_bound_agree=97
+det_bound_rmse=0.15
+rec_bound_agree=85
 
 gen="$src/tests/quantize/accuracy_inputs.py"
 "$python" "$gen" det "$work/det.calibration" 1000 8
@@ -104,13 +104,19 @@ if kind == "det":
           f"rmse {s_rmse:.3g} | {'MEETS' if meets else 'misses'} max-abs 5e-2")
 else:
     agree = {n: (load(got_dir, n).argmax(-1) == load(ref_dir, n).argmax(-1)) for n in names}
+    # The steps where the float32 model is sure (top-1 probability >= 0.5): flips elsewhere are
+    # between near-tied classes.
+    sure = {n: load(ref_dir, n).max(-1) >= 0.5 for n in names}
     steps = sum(a.size for a in agree.values())
     total = 100.0 * sum(a.sum() for a in agree.values()) / steps
+    sure_steps = sum(s.sum() for s in sure.values())
+    sure_agree = 100.0 * sum((agree[n] & sure[n]).sum() for n in names) / max(sure_steps, 1)
     golden = 100.0 * agree["golden"].mean()
     worst = min(100.0 * a.mean() for a in agree.values())
     ok = total >= float(bagree)
     print(f"rec {label:<28} argmax agreement {total:.2f}% of {steps} steps (golden {golden:.1f}%, worst input "
-          f"{worst:.1f}%) | {'MEETS' if total >= 97 else 'misses'} 97%")
+          f"{worst:.1f}%; {sure_agree:.2f}% of the {sure_steps} steps with float32 top-1 >= 0.5) | "
+          f"{'MEETS' if total >= 97 else 'misses'} 97%")
 if not ok:
     print(f"accuracy: {kind} {label} is outside the regression bounds", file=sys.stderr)
 sys.exit(0 if ok else 1)

@@ -45,7 +45,7 @@ if [ "$full" = 1 ]; then det_seeded=16; rec_seeded=16; fi
 # Regression bounds (see the header): det max-abs and RMSE on the text page and the seeded
 # pages; rec argmax agreement in percent.
 det_bound_max=1.0
-det_bound_rmse=0.15
+det_bound_rmse=0.2
 rec_bound_agree=85
 
 gen="$src/tests/quantize/accuracy_inputs.py"
@@ -98,10 +98,14 @@ if kind == "det":
     t_max, t_rmse = text.max(), np.sqrt((text ** 2).mean())
     s_max = max(d.max() for d in seeded)
     s_rmse = np.sqrt(np.mean([(d ** 2).mean() for d in seeded]))
+    # The share of pixels on the other side of 0.3, the threshold PaddleOCR's DB post-processing
+    # binarizes the map at.
+    flips = [np.mean((load(got_dir, n) > 0.3) != (load(ref_dir, n) > 0.3)) for n in names]
     meets = t_max <= 5e-2 and s_max <= 5e-2
     ok = max(t_max, s_max) <= float(bmax) and max(t_rmse, s_rmse) <= float(brmse)
     print(f"det {label:<28} text page max-abs {t_max:.3g} rmse {t_rmse:.3g} | {len(seeded)} seeded: max-abs {s_max:.3g} "
-          f"rmse {s_rmse:.3g} | {'MEETS' if meets else 'misses'} max-abs 5e-2")
+          f"rmse {s_rmse:.3g} | pixels flipped at 0.3: {100 * np.mean(flips):.2f}% | "
+          f"{'MEETS' if meets else 'misses'} max-abs 5e-2")
 else:
     agree = {n: (load(got_dir, n).argmax(-1) == load(ref_dir, n).argmax(-1)) for n in names}
     # The steps where the float32 model is sure (top-1 probability >= 0.5): flips elsewhere are

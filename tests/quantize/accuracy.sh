@@ -27,9 +27,11 @@
 # Environment:
 #   TANDEM_ACCURACY_FULL=1  the full run: 16 seeded det pages and 16 seeded rec lines
 #                           instead of 4 and 8, and the extra rows with --accuracy-target (0.05 for
-#                           det in every format, 0.2 for rec qdq) (which quantizes each node alone
-#                           once, minutes for det). ctest runs the short form (about 3 minutes on
-#                           2 loaded cores); the figures in docs/quantize.md are the full run.
+#                           det in every format, 0.2 for rec qdq; each quantizes every node alone
+#                           once, a minute or more per row): about 10-15 minutes on 2 cores.
+#                           ctest (quantize_accuracy, label slow) runs the short form: about 2
+#                           minutes on 2 idle cores, up to 5 on loaded ones. The figures in
+#                           docs/quantize.md are the full run.
 set -euo pipefail
 tandem=$1
 src=$2

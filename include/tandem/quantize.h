@@ -61,6 +61,14 @@ struct QuantizeOptions {
   // Nodes to leave in float32: by op type ("MatMul") and by node name.
   std::vector<std::string> exclude_ops;
   std::vector<std::string> exclude_nodes;
+  // > 0: an accuracy bound. When the fully quantized model moves some float output by more
+  // than this (max-abs over the calibration inputs), the nodes that move it most are kept in
+  // float32, fewest first, until every output is within it. Each node's sensitivity is the
+  // max-abs of the model with only that node quantized; the nodes are then kept in that order
+  // and the smallest count that meets the bound is found by bisection (so quantizing costs
+  // about nodes + log2(nodes) extra runs over the calibration inputs). Needs calibration inputs
+  // (for dynamic too). 0: quantize every node that can be.
+  double accuracy_target = 0;
   // Representative inputs, one map (input name -> tensor) per run. Required for qdq and
   // qoperator; for dynamic they only feed the accuracy report (empty: no report).
   std::vector<std::map<std::string, Tensor>> calibration_inputs;
@@ -90,6 +98,11 @@ struct QuantizeReport {
   int64_t inserted_nodes = 0;        // net nodes added: Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...
                                      // (a QLinearConv replacing a Conv counts 0)
   int64_t calibration_runs = 0;
+  // With QuantizeOptions::accuracy_target: the nodes kept in float32 for it (also in
+  // skipped_nodes), most sensitive first, as "[Conv 'n'] max-abs X when quantized alone", and
+  // the fully quantized model's worst max-abs before any was kept.
+  std::vector<std::string> kept_for_accuracy;
+  double max_abs_all_quantized = 0;
   std::vector<QuantizedOutputAccuracy> accuracy;  // float outputs; empty without calibration inputs
 };
 

@@ -2,6 +2,7 @@
 // tandem/quantize.h), calibrated on .npy files or seeded random inputs, write it and print how
 // close it stays to the float32 model.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +37,7 @@ struct QuantizeCliOptions {
   std::vector<std::string> shapes;
   std::vector<std::string> exclude_ops;
   std::vector<std::string> exclude_nodes;
+  double accuracy_target = 0;
   std::string backend;
 };
 
@@ -119,6 +121,11 @@ void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_aft
   std::printf("quantized: %s; int8 weights: %lld, calibrated activations: %lld, nodes added: %lld\n",
               quantized.empty() ? "nothing" : quantized.c_str(), static_cast<long long>(r.quantized_weights),
               static_cast<long long>(r.calibrated_values), static_cast<long long>(r.inserted_nodes));
+  if (!r.kept_for_accuracy.empty()) {
+    std::printf("accuracy target: all quantized, max-abs %.6g on the calibration inputs; kept float32 the %zu most sensitive nodes:\n",
+                r.max_abs_all_quantized, r.kept_for_accuracy.size());
+    for (const auto& line : r.kept_for_accuracy) std::printf("  %s\n", line.c_str());
+  }
   if (!r.skipped_nodes.empty()) {
     std::printf("kept float32: %zu nodes\n", r.skipped_nodes.size());
     for (const auto& line : r.skipped_nodes) std::printf("  %s\n", line.c_str());
@@ -154,6 +161,11 @@ int quantize_command(const QuantizeCliOptions& o) {
   options.percentile = o.percentile;
   options.exclude_ops = o.exclude_ops;
   options.exclude_nodes = o.exclude_nodes;
+  if (!(o.accuracy_target >= 0 && std::isfinite(o.accuracy_target)))
+    return fail(kCmd, "--accuracy-target must be a max-abs >= 0", 2);
+  if (o.accuracy_target > 0 && o.calibration_dir.empty() && o.calibration_random == 0)
+    return fail(kCmd, "--accuracy-target needs calibration data: give --calibration DIR or --calibration-random N", 2);
+  options.accuracy_target = o.accuracy_target;
   options.backend = o.backend.empty() ? list_backends().front().name : o.backend;
   const auto backends = list_backends();
   if (std::none_of(backends.begin(), backends.end(), [&](const BackendInfo& b) { return b.name == options.backend; }))
@@ -207,6 +219,9 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--shape", o->shapes, "NAME=DIMS for random inputs of inputs with symbolic dims");
   cmd->add_option("--exclude-op", o->exclude_ops, "Op type to keep in float32; repeatable");
   cmd->add_option("--exclude-node", o->exclude_nodes, "Node name to keep in float32; repeatable");
+  cmd->add_option("--accuracy-target", o->accuracy_target,
+                  "Keep the most sensitive nodes in float32 until every output's max-abs on the calibration inputs "
+                  "is within this (default 0: off)");
   cmd->add_option("--backend", o->backend, "Backend for calibration and the report (default: this build's preferred)");
   cmd->callback([o, exit_code] { *exit_code = quantize_command(*o); });
 }

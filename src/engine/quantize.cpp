@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <optional>
 #include <set>
 
+#include "onnx/onnx_tensor_util.h"
 #include "onnx/quantizer.h"
 #include "tandem/model.h"
 
@@ -132,26 +135,43 @@ Result<std::map<std::string, ActivationRange>> calibrate(const QuantizationPlan&
   return ranges;
 }
 
-// Runs the original and the quantized model on every calibration set and compares outputs.
-Result<std::vector<QuantizedOutputAccuracy>> measure_accuracy(const onnx::ModelProto& original,
+// Every calibration set's outputs of `model`.
+using Runs = std::vector<std::vector<Value>>;
+Result<Runs> run_all(const CompiledModel& model, const QuantizeOptions& options, const std::string& what) {
+  Runs runs;
+  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
+    TANDEM_ASSIGN_OR_RETURN(auto outputs, run_set(model, options.calibration_inputs[s], s, what));
+    runs.push_back(std::move(outputs));
+  }
+  return runs;
+}
+
+// The float32 model's outputs on the calibration inputs, which every candidate is compared with.
+struct Reference {
+  std::vector<std::string> names;
+  Runs runs;
+};
+
+// Runs `quantized` on every calibration set and compares its outputs with the reference's.
+Result<std::vector<QuantizedOutputAccuracy>> measure_accuracy(const Reference& reference,
                                                               const onnx::ModelProto& quantized,
                                                               const QuantizeOptions& options) {
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel reference, compile_proto(original, "the float32 model", options.backend));
   TANDEM_ASSIGN_OR_RETURN(CompiledModel candidate, compile_proto(quantized, "the quantized model", options.backend));
+  TANDEM_ASSIGN_OR_RETURN(Runs actual_runs, run_all(candidate, options, "the quantized model"));
   struct Sums {
     double max_abs = 0, squares = 0;
     int64_t count = 0, positions = 0, agreeing = 0;
     bool scores = false, used = false;
   };
-  std::vector<Sums> sums(reference.outputs().size());
-  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-    TANDEM_ASSIGN_OR_RETURN(auto expected, run_set(reference, options.calibration_inputs[s], s, "the float32 model"));
-    TANDEM_ASSIGN_OR_RETURN(auto actual, run_set(candidate, options.calibration_inputs[s], s, "the quantized model"));
+  std::vector<Sums> sums(reference.names.size());
+  for (size_t s = 0; s < reference.runs.size() && s < actual_runs.size(); ++s) {
+    const auto& expected = reference.runs[s];
+    const auto& actual = actual_runs[s];
     for (size_t o = 0; o < sums.size() && o < expected.size() && o < actual.size(); ++o) {
       const Value& e = expected[o];
       const Value& a = actual[o];
       if (!e.is_tensor() || !a.is_tensor() || e.tensor.dtype() != DataType::float32) continue;
-      const std::string& name = reference.outputs()[o].name;
+      const std::string& name = reference.names[o];
       if (a.tensor.dtype() != DataType::float32 || a.tensor.shape() != e.tensor.shape())
         return internal_error("output '" + name + "' of the quantized model has another type or shape than the float32 model's");
       Sums& sum = sums[o];
@@ -180,7 +200,7 @@ Result<std::vector<QuantizedOutputAccuracy>> measure_accuracy(const onnx::ModelP
   for (size_t o = 0; o < sums.size(); ++o) {
     if (!sums[o].used) continue;
     QuantizedOutputAccuracy acc;
-    acc.name = reference.outputs()[o].name;
+    acc.name = reference.names[o];
     acc.max_abs = sums[o].max_abs;
     acc.rmse = sums[o].count ? std::sqrt(sums[o].squares / static_cast<double>(sums[o].count)) : 0;
     if (sums[o].scores && sums[o].positions > 0) {
@@ -192,26 +212,136 @@ Result<std::vector<QuantizedOutputAccuracy>> measure_accuracy(const onnx::ModelP
   return report;
 }
 
+// The largest max-abs over the outputs, and the sum of their RMSEs (to break ties).
+struct Error {
+  double max_abs = 0, rmse = 0;
+};
+Error worst(const std::vector<QuantizedOutputAccuracy>& accuracy) {
+  Error e;
+  for (const auto& a : accuracy) {
+    e.max_abs = std::max(e.max_abs, a.max_abs);
+    e.rmse += a.rmse;
+  }
+  return e;
+}
+
+struct Candidate {
+  Quantization quantized;
+  std::vector<QuantizedOutputAccuracy> accuracy;
+};
+
+Result<Candidate> evaluate(const QuantizationPlan& plan, const QuantizeOptions& options,
+                           const std::map<std::string, ActivationRange>& ranges, const Reference* reference) {
+  Candidate c;
+  TANDEM_ASSIGN_OR_RETURN(c.quantized, apply_quantization(plan, options, ranges));
+  if (reference) {
+    TANDEM_ASSIGN_OR_RETURN(c.accuracy, measure_accuracy(*reference, c.quantized.model, options));
+  }
+  return c;
+}
+
+std::string format_max_abs(double v) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%.3g", v);
+  return text;
+}
+
+// QuantizeOptions::accuracy_target: ranks the plan's nodes by the error each causes when it is
+// the only one quantized, then keeps the fewest most sensitive ones in float32 that bring the
+// worst max-abs within the target (bisection over the count; keeping all of them is the float
+// model, so the search always ends). `full` is the fully quantized candidate.
+Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const QuantizeOptions& options,
+                                       const std::map<std::string, ActivationRange>& ranges,
+                                       const Reference& reference, Candidate full) {
+  const size_t count = plan.nodes.size();
+  const double all_quantized = worst(full.accuracy).max_abs;
+  if (!(all_quantized > options.accuracy_target) || count == 0) {
+    full.quantized.report.max_abs_all_quantized = all_quantized;
+    return full;
+  }
+  std::vector<Error> alone(count);
+  for (size_t k = 0; k < count; ++k) {
+    std::map<size_t, std::string> others;
+    for (size_t j = 0; j < count; ++j)
+      if (j != k) others[j] = "";
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(without_nodes(plan, others), options, ranges, &reference));
+    alone[k] = worst(c.accuracy);
+  }
+  std::vector<size_t> order(count);
+  for (size_t k = 0; k < count; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (alone[a].max_abs != alone[b].max_abs) return alone[a].max_abs > alone[b].max_abs;
+    return alone[a].rmse > alone[b].rmse;
+  });
+  auto keep_first = [&](size_t kept) {
+    std::map<size_t, std::string> drop;
+    for (size_t i = 0; i < kept; ++i)
+      drop[order[i]] = "kept float32 for the accuracy target: quantized alone it moves the outputs by max-abs " +
+                       format_max_abs(alone[order[i]].max_abs) + " on the calibration inputs";
+    return without_nodes(plan, drop);
+  };
+  size_t lo = 1, hi = count;  // keeping all `count` nodes meets the target (the float model)
+  std::optional<Candidate> best;
+  size_t best_kept = count;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(mid), options, ranges, &reference));
+    if (worst(c.accuracy).max_abs <= options.accuracy_target) {
+      hi = mid;
+      best = std::move(c);
+      best_kept = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  if (!best || best_kept != lo) {
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(lo), options, ranges, &reference));
+    best = std::move(c);
+    best_kept = lo;
+  }
+  QuantizeReport& report = best->quantized.report;
+  report.max_abs_all_quantized = all_quantized;
+  for (size_t i = 0; i < best_kept; ++i) {
+    const auto& n = plan.prepared.graph().node(plan.nodes[order[i]]);
+    report.kept_for_accuracy.push_back(onnx_util::node_label(n, plan.nodes[order[i]]) + " max-abs " +
+                                       format_max_abs(alone[order[i]].max_abs) + " when quantized alone");
+  }
+  return std::move(*best);
+}
+
 }  // namespace
 
 Result<QuantizedModel> quantize_model(std::string_view model_bytes, const QuantizeOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(onnx::ModelProto original, parse_model(model_bytes));
   if (options.calibration_inputs.empty() && options.format != QuantizeFormat::dynamic)
     return invalid_argument("qdq and qoperator quantization need calibration inputs");
+  if (options.accuracy_target < 0 || !std::isfinite(options.accuracy_target))
+    return invalid_argument("the accuracy target must be a finite max-abs >= 0");
+  if (options.accuracy_target > 0 && options.calibration_inputs.empty())
+    return invalid_argument("an accuracy target needs calibration inputs to measure the error on");
   TANDEM_ASSIGN_OR_RETURN(QuantizationPlan plan, plan_quantization(original, options));
   std::map<std::string, ActivationRange> ranges;
   if (!plan.activations.empty()) {
     TANDEM_ASSIGN_OR_RETURN(ranges, calibrate(plan, options));
   }
-  TANDEM_ASSIGN_OR_RETURN(Quantization quantized, apply_quantization(plan, options, ranges));
+  std::optional<Reference> reference;
+  if (!options.calibration_inputs.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(original, "the float32 model", options.backend));
+    reference.emplace();
+    for (const auto& out : model.outputs()) reference->names.push_back(out.name);
+    TANDEM_ASSIGN_OR_RETURN(reference->runs, run_all(model, options, "the float32 model"));
+  }
+  TANDEM_ASSIGN_OR_RETURN(Candidate candidate, evaluate(plan, options, ranges, reference ? &*reference : nullptr));
+  if (options.accuracy_target > 0) {
+    TANDEM_ASSIGN_OR_RETURN(candidate, meet_accuracy_target(plan, options, ranges, *reference, std::move(candidate)));
+  }
   QuantizedModel out;
-  out.report = std::move(quantized.report);
+  out.report = std::move(candidate.quantized.report);
   out.report.calibrated_values = static_cast<int64_t>(ranges.size());
   out.report.calibration_runs = static_cast<int64_t>(options.calibration_inputs.size());
-  if (!quantized.model.SerializeToString(&out.model_bytes)) return internal_error("the quantized model cannot be serialized");
-  if (!options.calibration_inputs.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(out.report.accuracy, measure_accuracy(original, quantized.model, options));
-  }
+  out.report.accuracy = std::move(candidate.accuracy);
+  if (!candidate.quantized.model.SerializeToString(&out.model_bytes))
+    return internal_error("the quantized model cannot be serialized");
   return out;
 }
 

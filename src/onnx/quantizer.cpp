@@ -330,7 +330,8 @@ class Planner {
         continue;
       }
       plan_.nodes.push_back(i);
-      ++plan_.report.quantized_nodes[from_gemm_.count(n.name()) ? "Gemm" : n.op_type()];
+      plan_.node_ops.push_back(from_gemm_.count(n.name()) ? "Gemm" : n.op_type());
+      ++plan_.report.quantized_nodes[plan_.node_ops.back()];
       if (options_.format == QuantizeFormat::dynamic) continue;
       add_activation(n.input(0));
       if (n.op_type() == "MatMul" && !constants_.count(n.input(1))) add_activation(n.input(1));
@@ -358,6 +359,34 @@ void activation_scale(const ActivationRange& range, float* scale, uint8_t* zero_
   *scale = static_cast<float>(s);
   const double zp = std::nearbyint(-lo / static_cast<double>(*scale));
   *zero_point = static_cast<uint8_t>(std::clamp(zp, 0.0, 255.0));
+}
+
+QuantizationPlan without_nodes(const QuantizationPlan& plan, const std::map<size_t, std::string>& drop) {
+  QuantizationPlan out;
+  out.prepared = plan.prepared;
+  out.report = plan.report;
+  out.report.quantized_nodes.clear();
+  const onnx::GraphProto& g = plan.prepared.graph();
+  // The activations the nodes left read or write, in the plan's order (as select_nodes lists them).
+  std::set<std::string> used;
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    if (drop.count(k)) continue;
+    for (const auto& name : g.node(plan.nodes[k]).input()) used.insert(name);
+    for (const auto& name : g.node(plan.nodes[k]).output()) used.insert(name);
+  }
+  for (const auto& name : plan.activations)
+    if (used.count(name)) out.activations.push_back(name);
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    const auto dropped = drop.find(k);
+    if (dropped == drop.end()) {
+      out.nodes.push_back(plan.nodes[k]);
+      out.node_ops.push_back(plan.node_ops[k]);
+      ++out.report.quantized_nodes[plan.node_ops[k]];
+      continue;
+    }
+    out.report.skipped_nodes.push_back(node_label(g.node(plan.nodes[k]), plan.nodes[k]) + " " + dropped->second);
+  }
+  return out;
 }
 
 Result<QuantizationPlan> plan_quantization(const onnx::ModelProto& model, const QuantizeOptions& options) {

@@ -45,8 +45,10 @@ constexpr int64_t kQuantizeMinOpset = 13;
 
 struct QuantizationPlan {
   onnx::ModelProto prepared;  // the float model the rewrite starts from (see above)
-  // The nodes to quantize, by index into prepared.graph().node().
+  // The nodes to quantize, by index into prepared.graph().node(), and for each the op type
+  // report.quantized_nodes counts it under ("Gemm" for a MatMul made from a Gemm).
   std::vector<int> nodes;
+  std::vector<std::string> node_ops;
   // Float values whose ranges calibration must measure, in graph order, no duplicates.
   std::vector<std::string> activations;
   // What the report starts with: opsets, skipped nodes, quantized node counts by input op type.
@@ -56,6 +58,11 @@ struct QuantizationPlan {
 // Step 1. Errors: invalid_model (not loadable, types not inferable), unsupported (external
 // data, an opset that cannot be raised).
 Result<QuantizationPlan> plan_quantization(const onnx::ModelProto& model, const QuantizeOptions& options);
+
+// The plan with the nodes at the positions of plan.nodes that `drop` names left in float32:
+// they leave nodes, node_ops and report.quantized_nodes and join report.skipped_nodes with the
+// reason `drop` gives; the activations only they read or write leave the activation list.
+QuantizationPlan without_nodes(const QuantizationPlan& plan, const std::map<size_t, std::string>& drop);
 
 struct ActivationRange {
   float min = 0;

@@ -122,6 +122,8 @@ bad_requests=(
   "$cls --calibration $work/stray"
   "$cls --calibration $work/absent"
   "$work/absent.onnx --format dynamic"
+  "$cls --format dynamic --accuracy-target 0.01"
+  "$cls --accuracy-target -1 --calibration-random 1 --shape x=1x3x48x192"
 )
 for args in "${bad_requests[@]}"; do
   set +e

@@ -92,7 +92,8 @@ Image resize(const Image& src, int w, int h) {
       for (int ch = 0; ch < src.c; ++ch) {
         double v = (1 - wy) * ((1 - wx) * src.at(x0, y0, ch) + wx * src.at(x1, y0, ch)) +
                    wy * ((1 - wx) * src.at(x0, y1, ch) + wx * src.at(x1, y1, ch));
-        dst.px[(static_cast<size_t>(y) * w + x) * src.c + ch] = static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
+        dst.px[(static_cast<size_t>(y) * w + x) * src.c + ch] =
+            static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
       }
     }
   }
@@ -114,7 +115,8 @@ Image sub_image(const Image& s, int x0, int w) {  // columns [x0, x0 + w), all r
   d.w = w, d.h = s.h, d.c = s.c;
   d.px.resize(static_cast<size_t>(w) * s.h * s.c);
   for (int y = 0; y < s.h; ++y)
-    std::memcpy(&d.px[static_cast<size_t>(y) * w * s.c], &s.px[(static_cast<size_t>(y) * s.w + x0) * s.c], static_cast<size_t>(w) * s.c);
+    std::memcpy(&d.px[static_cast<size_t>(y) * w * s.c], &s.px[(static_cast<size_t>(y) * s.w + x0) * s.c],
+                static_cast<size_t>(w) * s.c);
   return d;
 }
 
@@ -122,13 +124,15 @@ Image rotate180(const Image& s) {
   Image d = s;
   for (int y = 0; y < s.h; ++y)
     for (int x = 0; x < s.w; ++x)
-      for (int ch = 0; ch < s.c; ++ch) d.px[(static_cast<size_t>(y) * s.w + x) * s.c + ch] = s.at(s.w - 1 - x, s.h - 1 - y, ch);
+      for (int ch = 0; ch < s.c; ++ch)
+        d.px[(static_cast<size_t>(y) * s.w + x) * s.c + ch] = s.at(s.w - 1 - x, s.h - 1 - y, ch);
   return d;
 }
 
 // NCHW float tensor of `img` placed at the left of a `width`-wide canvas (the rest zero),
 // each channel normalized as (v / 255 - mean) / std.
-tandem::Tensor to_tensor(const Image& img, int width, const std::array<float, 3>& mean, const std::array<float, 3>& std_) {
+tandem::Tensor to_tensor(const Image& img, int width, const std::array<float, 3>& mean,
+                         const std::array<float, 3>& std_) {
   tandem::Tensor t(tandem::DataType::float32, {1, 3, img.h, width});
   float* p = t.data<float>();
   const size_t plane = static_cast<size_t>(img.h) * width;
@@ -239,10 +243,10 @@ struct Box {
 };
 
 struct DbParams {
-  float thresh = 0.3f;       // pixel threshold on the probability map
-  double box_thresh = 0.6;   // mean probability inside a box
-  double unclip_ratio = 1.5; // expansion: distance = area * ratio / perimeter
-  double min_size = 3;       // shorter side below this (in map pixels): dropped
+  float thresh = 0.3f;        // pixel threshold on the probability map
+  double box_thresh = 0.6;    // mean probability inside a box
+  double unclip_ratio = 1.5;  // expansion: distance = area * ratio / perimeter
+  double min_size = 3;        // shorter side below this (in map pixels): dropped
 };
 
 std::vector<Box> db_postprocess(const float* prob, int mw, int mh, int img_w, int img_h, const DbParams& prm) {
@@ -263,7 +267,8 @@ std::vector<Box> db_postprocess(const float* prob, int mw, int mh, int img_w, in
         stack.pop_back();
         int x = i % mw, y = i / mw;
         auto [it, fresh] = rows.try_emplace(y, x, x);
-        if (!fresh) it->second.first = std::min(it->second.first, x), it->second.second = std::max(it->second.second, x);
+        if (!fresh)
+          it->second.first = std::min(it->second.first, x), it->second.second = std::max(it->second.second, x);
         for (int dy = -1; dy <= 1; ++dy)
           for (int dx = -1; dx <= 1; ++dx) {
             int nx = x + dx, ny = y + dy;
@@ -275,13 +280,15 @@ std::vector<Box> db_postprocess(const float* prob, int mw, int mh, int img_w, in
           }
       }
       std::vector<Pt> pts;
-      for (auto& [y, r] : rows) pts.push_back({double(r.first), double(y)}), pts.push_back({double(r.second), double(y)});
+      for (auto& [y, r] : rows)
+        pts.push_back({double(r.first), double(y)}), pts.push_back({double(r.second), double(y)});
       RotRect rr = min_area_rect(pts);
       if (std::min(rr.w, rr.h) < prm.min_size) continue;
       // Score: mean probability over the map pixels inside the rectangle.
       auto q = rr.corners();
       double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-      for (Pt p : q) xmin = std::min(xmin, p.x), xmax = std::max(xmax, p.x), ymin = std::min(ymin, p.y), ymax = std::max(ymax, p.y);
+      for (Pt p : q)
+        xmin = std::min(xmin, p.x), xmax = std::max(xmax, p.x), ymin = std::min(ymin, p.y), ymax = std::max(ymax, p.y);
       double sum = 0;
       int count = 0;
       for (int y = std::max(0, int(std::floor(ymin))); y <= std::min(mh - 1, int(std::ceil(ymax))); ++y)
@@ -383,7 +390,8 @@ int fail(const std::string& msg) {
 const tandem::Tensor* first_output(const tandem::InferResult& r) {
   if (r.output_order.empty()) return nullptr;
   auto it = r.outputs.find(r.output_order.front());
-  if (it == r.outputs.end() || !it->second.is_tensor() || it->second.tensor.dtype() != tandem::DataType::float32) return nullptr;
+  if (it == r.outputs.end() || !it->second.is_tensor() || it->second.tensor.dtype() != tandem::DataType::float32)
+    return nullptr;
   return &it->second.tensor;
 }
 
@@ -391,18 +399,22 @@ std::string placement_line(const tandem::PreparedModel& m) {
   const auto& routes = m.placement().routes;
   if (routes.empty()) return "(no routes)";
   std::string s = "route " + routes.front().backend + ":";
-  for (const auto& [backend, n] : routes.front().nodes_per_backend) s += " " + backend + " " + std::to_string(n) + " nodes";
+  for (const auto& [backend, n] : routes.front().nodes_per_backend)
+    s += " " + backend + " " + std::to_string(n) + " nodes";
   s += " (" + std::to_string(routes.front().segments) + " segments)";
   return s;
 }
 
 void usage() {
   std::printf(
-      "usage: tandem-ocr [--image FILE] [--models DIR] [--expect TEXT] [--min-accuracy F] [--verbose]\n"
+      "usage: tandem-ocr [--image FILE] [--models DIR] [--expect TEXT] [--min-accuracy F] [--repeat N] [--no-cls] "
+      "[--verbose]\n"
       "  --image FILE      PNG to read (default %s)\n"
       "  --models DIR      folder with the PaddleOCR models and ppocr_keys_v1.txt (default %s)\n"
       "  --expect TEXT     the text the image holds: prints the character accuracy\n"
       "  --min-accuracy F  with --expect: exit 3 when the accuracy is below F (default 0.95)\n"
+      "  --repeat N        run the pipeline N times, report the last run's timings\n"
+      "  --no-cls          never turn a line by 180 degrees\n"
       "  --verbose         also print every box as read, before the confidence filter\n",
       TANDEM_OCR_DEFAULT_IMAGE, TANDEM_OCR_MODELS_DIR);
 }
@@ -414,6 +426,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> expect;
   double min_accuracy = 0.95;
   bool verbose = false, use_cls = true;
+  int repeat = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&](std::string& v) {
@@ -425,6 +438,9 @@ int main(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
+    } else if (a == "--repeat" && next(v)) {
+      repeat = std::atoi(v.c_str());
+      if (repeat < 1 || repeat > 1000) return fail("--repeat: expected 1..1000, got " + v);
     } else if (a == "--no-cls") {
       use_cls = false;
     } else if (a == "--verbose") {
@@ -500,24 +516,6 @@ int main(int argc, char** argv) {
     return r;
   };
 
-  // Detection: longest side at most 960, both sides multiples of 32; ImageNet mean and std.
-  Stage det_pre, det_run, det_post, crop_st, cls_run, rec_run, decode_st;
-  t = Clock::now();
-  const double limit = 960;
-  double ratio = std::max(img.w, img.h) > limit ? limit / std::max(img.w, img.h) : 1.0;
-  int dw = std::max(32, int(std::lround(img.w * ratio / 32)) * 32);
-  int dh = std::max(32, int(std::lround(img.h * ratio / 32)) * 32);
-  tandem::Tensor det_in = to_tensor(resize(img, dw, dh), dw, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
-  det_pre.ms = ms_since(t);
-  auto det_r = run(det, det_in, det_run);
-  if (!det_r) return fail("detector: " + det_r.status().to_string());
-  const tandem::Tensor* prob = first_output(*det_r);
-  if (!prob || prob->rank() != 4 || prob->dim(2) != dh || prob->dim(3) != dw)
-    return fail("detector: unexpected output");
-  t = Clock::now();
-  std::vector<Box> boxes = db_postprocess(prob->data<float>(), dw, dh, img.w, img.h, DbParams{});
-  det_post.ms = ms_since(t);
-
   struct Line {
     Box box;
     std::string text;
@@ -526,73 +524,102 @@ int main(int argc, char** argv) {
     double cls_score = 0;
   };
   std::vector<Line> lines;
-  for (const Box& b : boxes) {
-    Line ln;
-    ln.box = b;
+  Stage det_pre, det_run, det_post, crop_st, cls_run, rec_run, decode_st;
+  std::vector<Box> boxes;
+  const double limit = 960;
+  const double ratio = std::max(img.w, img.h) > limit ? limit / std::max(img.w, img.h) : 1.0;
+  const int dw = std::max(32, int(std::lround(img.w * ratio / 32)) * 32);
+  const int dh = std::max(32, int(std::lround(img.h * ratio / 32)) * 32);
+  double first_ms = 0, pipeline_ms = 0;
+  // --repeat N runs the pipeline N times and reports the last run: the first call of a model
+  // at a new input shape also pays for compiling the kernels for that shape.
+  for (int iter = 0; iter < repeat; ++iter) {
+    const auto t_iter = Clock::now();
+    det_pre = det_run = det_post = crop_st = cls_run = rec_run = decode_st = Stage{};
+    lines.clear();
+    // Detection: longest side at most 960, both sides multiples of 32; ImageNet mean and std.
     t = Clock::now();
-    Image crop = crop_quad(img, b.quad);
-    if (crop.h >= 1.5 * crop.w) crop = rotate90_ccw(crop);  // a vertical box: read it sideways
-    crop_st.ms += ms_since(t);
+    tandem::Tensor det_in = to_tensor(resize(img, dw, dh), dw, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
+    det_pre.ms = ms_since(t);
+    auto det_r = run(det, det_in, det_run);
+    if (!det_r) return fail("detector: " + det_r.status().to_string());
+    const tandem::Tensor* prob = first_output(*det_r);
+    if (!prob || prob->rank() != 4 || prob->dim(2) != dh || prob->dim(3) != dw)
+      return fail("detector: unexpected output");
+    t = Clock::now();
+    boxes = db_postprocess(prob->data<float>(), dw, dh, img.w, img.h, DbParams{});
+    det_post.ms = ms_since(t);
 
-    // Direction: 48x192, (x/255 - 0.5) / 0.5. A long line squeezed into 192 columns confuses
-    // the classifier, so a line wider than 4:1 is judged on up to three 4:1 windows at its
-    // natural scale (left, middle, right), their probabilities averaged.
-    {
-      const int win = std::max(1, 4 * crop.h);
-      const int n = crop.w <= win ? 1 : std::min(3, (crop.w + win - 1) / win);
-      double p0 = 0, p1 = 0;
-      for (int k = 0; k < n; ++k) {
-        Image part = crop;
-        if (n > 1) part = sub_image(crop, (crop.w - win) * k / (n - 1), win);
-        int cw = std::min(192, std::max(1, int(std::ceil(48.0 * part.w / part.h))));
-        auto r = run(cls, to_tensor(resize(part, cw, 48), 192, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}), cls_run);
-        if (!r) return fail("direction classifier: " + r.status().to_string());
-        const tandem::Tensor* p = first_output(*r);
-        if (!p || p->numel() != 2) return fail("direction classifier: unexpected output");
-        p0 += p->data<float>()[0] / n, p1 += p->data<float>()[1] / n;
-      }
-      ln.cls_score = std::max(p0, p1);
-      ln.cls_180 = p1 > p0;
-      if (use_cls && p1 > p0 && p1 >= 0.9) {
-        crop = rotate180(crop);
-        ln.flipped = true;
-      }
-    }
-    // Recognition: height 48, width in proportion, padded to a multiple of 32 (at least 320).
-    {
-      int rw = std::max(1, int(std::ceil(48.0 * crop.w / crop.h)));
-      int padded = std::max(320, (rw + 31) / 32 * 32);
-      auto r = run(rec, to_tensor(resize(crop, rw, 48), padded, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}), rec_run);
-      if (!r) return fail("recogniser: " + r.status().to_string());
-      const tandem::Tensor* p = first_output(*r);
-      if (!p || p->rank() != 3) return fail("recogniser: unexpected output");
-      if (p->dim(2) != static_cast<int64_t>(keys.size()))
-        return fail("recogniser: " + std::to_string(p->dim(2)) + " classes but the character list gives " +
-                    std::to_string(keys.size()));
+    for (const Box& b : boxes) {
+      Line ln;
+      ln.box = b;
       t = Clock::now();
-      // Greedy CTC: the best class per step; repeats merged, blanks dropped.
-      const float* s = p->data<float>();
-      const int64_t steps = p->dim(1), classes = p->dim(2);
-      int64_t last = -1;
-      double conf_sum = 0;
-      int kept = 0;
-      for (int64_t k = 0; k < steps; ++k) {
-        const float* row = s + k * classes;
-        int64_t best = std::max_element(row, row + classes) - row;
-        if (best != 0 && best != last) ln.text += keys[best], conf_sum += row[best], ++kept;
-        last = best;
+      Image crop = crop_quad(img, b.quad);
+      if (crop.h >= 1.5 * crop.w) crop = rotate90_ccw(crop);  // a vertical box: read it sideways
+      crop_st.ms += ms_since(t);
+
+      // Direction: 48x192, (x/255 - 0.5) / 0.5. A long line squeezed into 192 columns confuses
+      // the classifier, so a line wider than 4:1 is judged on up to three 4:1 windows at its
+      // natural scale (left, middle, right), their probabilities averaged.
+      {
+        const int win = std::max(1, 4 * crop.h);
+        const int n = crop.w <= win ? 1 : std::min(3, (crop.w + win - 1) / win);
+        double p0 = 0, p1 = 0;
+        for (int k = 0; k < n; ++k) {
+          Image part = crop;
+          if (n > 1) part = sub_image(crop, (crop.w - win) * k / (n - 1), win);
+          int cw = std::min(192, std::max(1, int(std::ceil(48.0 * part.w / part.h))));
+          auto r = run(cls, to_tensor(resize(part, cw, 48), 192, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}), cls_run);
+          if (!r) return fail("direction classifier: " + r.status().to_string());
+          const tandem::Tensor* p = first_output(*r);
+          if (!p || p->numel() != 2) return fail("direction classifier: unexpected output");
+          p0 += p->data<float>()[0] / n, p1 += p->data<float>()[1] / n;
+        }
+        ln.cls_score = std::max(p0, p1);
+        ln.cls_180 = p1 > p0;
+        if (use_cls && p1 > p0 && p1 >= 0.9) {
+          crop = rotate180(crop);
+          ln.flipped = true;
+        }
       }
-      ln.conf = kept ? conf_sum / kept : 0;
-      decode_st.ms += ms_since(t);
+      // Recognition: height 48, width in proportion, padded to a multiple of 32 (at least 320).
+      {
+        int rw = std::max(1, int(std::ceil(48.0 * crop.w / crop.h)));
+        int padded = std::max(320, (rw + 31) / 32 * 32);
+        auto r = run(rec, to_tensor(resize(crop, rw, 48), padded, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}), rec_run);
+        if (!r) return fail("recogniser: " + r.status().to_string());
+        const tandem::Tensor* p = first_output(*r);
+        if (!p || p->rank() != 3) return fail("recogniser: unexpected output");
+        if (p->dim(2) != static_cast<int64_t>(keys.size()))
+          return fail("recogniser: " + std::to_string(p->dim(2)) + " classes but the character list gives " +
+                      std::to_string(keys.size()));
+        t = Clock::now();
+        // Greedy CTC: the best class per step; repeats merged, blanks dropped.
+        const float* s = p->data<float>();
+        const int64_t steps = p->dim(1), classes = p->dim(2);
+        int64_t last = -1;
+        double conf_sum = 0;
+        int kept = 0;
+        for (int64_t k = 0; k < steps; ++k) {
+          const float* row = s + k * classes;
+          int64_t best = std::max_element(row, row + classes) - row;
+          if (best != 0 && best != last) ln.text += keys[best], conf_sum += row[best], ++kept;
+          last = best;
+        }
+        ln.conf = kept ? conf_sum / kept : 0;
+        decode_st.ms += ms_since(t);
+      }
+      if (verbose && iter == 0)
+        std::printf("box %zu: crop %dx%d, direction %s score %.3f, read \"%s\" (confidence %.3f)\n", lines.size() + 1,
+                    crop.w, crop.h, ln.cls_180 ? "180" : "0", ln.cls_score, ln.text.c_str(), ln.conf);
+      if (ln.conf >= 0.5 && !ln.text.empty()) lines.push_back(ln);
     }
-    if (verbose)
-      std::printf("box %zu: crop %dx%d, direction %s score %.3f, read \"%s\" (confidence %.3f)\n", lines.size() + 1, crop.w,
-                  crop.h, ln.cls_180 ? "180" : "0", ln.cls_score, ln.text.c_str(), ln.conf);
-    if (ln.conf >= 0.5 && !ln.text.empty()) lines.push_back(ln);
+    // A page whose lines mostly read upside down is upside down: read its lines bottom-up.
+    size_t flipped = std::count_if(lines.begin(), lines.end(), [](const Line& l) { return l.flipped; });
+    if (2 * flipped > lines.size()) std::reverse(lines.begin(), lines.end());
+    pipeline_ms = ms_since(t_iter);
+    if (iter == 0) first_ms = pipeline_ms;
   }
-  // A page whose lines mostly read upside down is upside down: read its lines bottom-up.
-  size_t flipped = std::count_if(lines.begin(), lines.end(), [](const Line& l) { return l.flipped; });
-  if (2 * flipped > lines.size()) std::reverse(lines.begin(), lines.end());
   const double total_ms = ms_since(t_total);
 
   std::printf("image: %s (%dx%d), detector input %dx%d\n", image_path.c_str(), img.w, img.h, dw, dh);
@@ -600,21 +627,26 @@ int main(int argc, char** argv) {
   std::string all;
   for (size_t i = 0; i < lines.size(); ++i) {
     const Line& ln = lines[i];
-    std::printf("line %zu: \"%s\"  confidence %.3f  box score %.3f  box", i + 1, ln.text.c_str(), ln.conf, ln.box.score);
+    std::printf("line %zu: \"%s\"  confidence %.3f  box score %.3f  box", i + 1, ln.text.c_str(), ln.conf,
+                ln.box.score);
     for (Pt q : ln.box.quad) std::printf(" (%.0f,%.0f)", q.x, q.y);
     std::printf("%s\n", ln.flipped ? "  (turned 180)" : "");
     all += (all.empty() ? "" : " ") + ln.text;
   }
   std::printf("text: %s\n", all.c_str());
 
-  std::printf("timings (ms):\n");
+  if (repeat > 1)
+    std::printf("timings (ms) of run %d of %d (the first took %.1f):\n", repeat, repeat, first_ms);
+  else
+    std::printf("timings (ms):\n");
   std::printf("  prepare   det %.1f, cls %.1f, rec %.1f\n", det.prepare_ms, cls.prepare_ms, rec.prepare_ms);
   std::printf("  read png  %.2f\n", read_ms);
   std::printf("  detect    pre %.2f, infer %.2f, post %.2f\n", det_pre.ms, det_run.ms, det_post.ms);
   std::printf("  crop      %.2f (%zu boxes)\n", crop_st.ms, boxes.size());
   std::printf("  classify  %.2f (%d calls)\n", cls_run.ms, cls_run.calls);
   std::printf("  recognise %.2f (%d calls), ctc decode %.2f\n", rec_run.ms, rec_run.calls, decode_st.ms);
-  std::printf("  total     %.1f (prepare included)\n", total_ms);
+  std::printf("  pipeline  %.1f (detect to decode)\n", pipeline_ms);
+  std::printf("  total     %.1f (the program: prepare and every run included)\n", total_ms);
   std::printf("placement:\n");
   std::printf("  det: served by %s; %s\n", det_run.served_by.c_str(), placement_line(*det.prepared).c_str());
   std::printf("  cls: served by %s; %s\n", cls_run.served_by.empty() ? "-" : cls_run.served_by.c_str(),

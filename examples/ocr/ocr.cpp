@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,8 @@ struct Image {
 
 // Reads a PNG (any colour type, composited on white) into BGR. Returns an error line on failure.
 std::optional<std::string> read_png(const std::string& path, Image& out) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return "cannot open " + path + ": it is a folder";
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return "cannot open " + path + ": " + std::strerror(errno);
   unsigned char sig[8] = {};

@@ -45,13 +45,8 @@ void add_float_initializer(onnx::GraphProto* g, const std::string& name, const s
 
 // x float[1,3,8,8] -> Conv(4x3x3x3, bias, pad 1) -> Relu -> Flatten -> MatMul(256x10) -> Add -> y float[1,10].
 std::string conv_matmul_model_bytes() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(17);
+  onnx::ModelProto m = testing_util::new_model("conv_matmul", 17);
   auto* g = m.mutable_graph();
-  g->set_name("conv_matmul");
   set_info(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 3, 8, 8});
   set_info(g->add_output(), "y", onnx::TensorProto::FLOAT, {1, 10});
   add_float_initializer(g, "conv_w", {4, 3, 3, 3}, 0.3f, 1);

@@ -19,6 +19,18 @@ inline void set_info(onnx::ValueInfoProto* vi, const std::string& name, int elem
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
 }
 
+// An empty model of IR version `ir` importing the default domain at `opset`, whose graph is
+// named `graph_name`.
+inline onnx::ModelProto new_model(const std::string& graph_name, int64_t opset, int64_t ir = 8) {
+  onnx::ModelProto m;
+  m.set_ir_version(ir);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  m.mutable_graph()->set_name(graph_name);
+  return m;
+}
+
 // Appends a node to `g`; returns it for attributes.
 inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std::string& name,
                                  const std::vector<std::string>& inputs, const std::vector<std::string>& outputs) {

@@ -29,13 +29,8 @@ constexpr int64_t kRows = 500;
 
 // X1[500,4] -> MatMul(I) "sensitive" -> Y1;  X2[500,4] -> MatMul(I) "benign" -> Y2.
 onnx::ModelProto two_branch_model() {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(13);
+  onnx::ModelProto m = testing_util::new_model("main", 13, 7);
   auto* g = m.mutable_graph();
-  g->set_name("main");
   for (const char* x : {"X1", "X2"}) set_info(g->add_input(), x, TensorProto::FLOAT, {kRows, 4});
   for (const char* y : {"Y1", "Y2"}) set_info(g->add_output(), y, TensorProto::FLOAT, {kRows, 4});
   auto* t = g->add_initializer();

@@ -11,6 +11,33 @@
 namespace tandem::cpu {
 
 namespace {
+
+// The oneDNN binary algorithm of a two-operand op, or false.
+bool binary_alg(Ew code, dnnl::algorithm* alg) {
+  using A = dnnl::algorithm;
+  switch (code) {
+    case Ew::add: *alg = A::binary_add; return true;
+    case Ew::sub: *alg = A::binary_sub; return true;
+    case Ew::mul: *alg = A::binary_mul; return true;
+    case Ew::div: *alg = A::binary_div; return true;
+    case Ew::max: *alg = A::binary_max; return true;
+    case Ew::min: *alg = A::binary_min; return true;
+    default: return false;
+  }
+}
+
+// `shape` right-aligned to dst's rank in *out, when it is a scalar or one value per index of
+// dst's channel axis.
+bool broadcast_shape(const Shape& shape, const Shape& dst_shape, int channel_axis, Shape* out) {
+  const size_t rank = dst_shape.size();
+  if (shape.size() > rank) return false;
+  out->assign(rank, 1);
+  std::copy(shape.begin(), shape.end(), out->begin() + static_cast<std::ptrdiff_t>(rank - shape.size()));
+  for (size_t i = 0; i < rank; ++i)
+    if ((*out)[i] != 1 && !(static_cast<int>(i) == channel_axis && (*out)[i] == dst_shape[i])) return false;
+  return true;
+}
+
 struct PendingPost {
   bool binary = false;
   dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
@@ -99,24 +126,10 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
         }
       } else if (c) {
         // Per-channel constant: [.., C, 1, ..] against dst.
-        Shape cs(rank, 1);
-        if (c->rank() > rank || c->dtype() != DataType::float32) {
-          ok = false;
-        } else {
-          std::copy(c->shape().begin(), c->shape().end(), cs.begin() + (rank - c->rank()));
-          for (size_t i = 0; i < rank && ok; ++i)
-            if (cs[i] != 1 && !(static_cast<int>(i) == channel_axis && cs[i] == dst_shape[i])) ok = false;
-        }
+        Shape cs;
         A alg = A::binary_add;
-        switch (op.code) {
-          case Ew::add: alg = A::binary_add; break;
-          case Ew::sub: alg = A::binary_sub; break;
-          case Ew::mul: alg = A::binary_mul; break;
-          case Ew::div: alg = A::binary_div; break;
-          case Ew::max: alg = A::binary_max; break;
-          case Ew::min: alg = A::binary_min; break;
-          default: ok = false;
-        }
+        ok = c->dtype() == DataType::float32 && broadcast_shape(c->shape(), dst_shape, channel_axis, &cs) &&
+             binary_alg(op.code, &alg);
         if (ok) {
           auto md = plain_md(cs);
           binary(alg, md, -1, dnnl::memory(md, cpu_engine(), const_cast<void*>(c->raw_data())));
@@ -125,44 +138,17 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
         // Runtime operand: dst's shape and layout, or a plain scalar or per-channel tensor
         // (such as dynamic quantization's x_scale * w_scale).
         const IValue& ov = b.val(v);
-        Shape cs(rank, 1);
-        bool broadcast = ov.layout == Layout::plain && ov.dtype == DataType::float32 && ov.shape.size() <= rank &&
-                         ov.shape != dst_shape;
-        if (broadcast) {
-          std::copy(ov.shape.begin(), ov.shape.end(), cs.begin() + static_cast<std::ptrdiff_t>(rank - ov.shape.size()));
-          for (size_t i = 0; i < rank && broadcast; ++i)
-            if (cs[i] != 1 && !(static_cast<int>(i) == channel_axis && cs[i] == dst_shape[i])) broadcast = false;
-        }
-        if (broadcast) {
-          A balg = A::binary_add;
-          switch (op.code) {
-            case Ew::add: balg = A::binary_add; break;
-            case Ew::sub: balg = A::binary_sub; break;
-            case Ew::mul: balg = A::binary_mul; break;
-            case Ew::div: balg = A::binary_div; break;
-            case Ew::max: balg = A::binary_max; break;
-            case Ew::min: balg = A::binary_min; break;
-            default: ok = false;
-          }
-          if (ok) binary(balg, plain_md(cs), v, {});
-          if (!ok) {
-            pend.resize(before);
-            break;
-          }
-          ++done;
-          continue;
-        }
-        if (ov.shape != dst_shape || ov.layout != dst_layout || ov.dtype != DataType::float32) ok = false;
+        Shape cs;
         A alg = A::binary_add;
-        switch (op.code) {
-          case Ew::add: alg = A::binary_add; break;
-          case Ew::sub: alg = A::binary_sub; break;
-          case Ew::mul: alg = A::binary_mul; break;
-          case Ew::max: alg = A::binary_max; break;
-          case Ew::min: alg = A::binary_min; break;
-          default: ok = false;
+        if (ov.dtype != DataType::float32 || !binary_alg(op.code, &alg)) {
+          ok = false;
+        } else if (ov.shape == dst_shape) {
+          ok = ov.layout == dst_layout && op.code != Ew::div;
+          if (ok) binary(alg, value_md(ov), v, {});
+        } else {
+          ok = ov.layout == Layout::plain && broadcast_shape(ov.shape, dst_shape, channel_axis, &cs);
+          if (ok) binary(alg, plain_md(cs), v, {});
         }
-        if (ok) binary(alg, value_md(ov), v, {});
       }
     } else {
       switch (op.code) {

@@ -4,7 +4,8 @@
 #   - the installed files: headers, libtandem.so.<abi> with its SONAME, libtandem.a, the CLI,
 #     the CMake package and tandem.pc;
 #   - the exports of libtandem.so: only the C ABI (tandem_* functions of tandem/tandem.h) and
-#     the C++ API of the public headers (src/libtandem.map), every C function among them;
+#     the C++ API of the public headers (src/libtandem.map), every C function and every
+#     namespace-level C++ function among them;
 #   - examples/ built with find_package(tandem) (shared, and hello_c static) and with
 #     pkg-config, each run on the PaddleOCR direction classifier: the model's input, an output
 #     of shape [1,2] whose softmax sums to 1, and the same numbers from every build.
@@ -83,6 +84,11 @@ echo "$exported exported symbols, $offenders outside the public API"
 while read -r f; do
   grep -qx "$f" "$tmp/exports" || fail "C function $f is not exported"
 done <"$tmp/c_functions"
+# Every function the C++ headers declare at namespace level (a lowercase name) is exported.
+while read -r f; do
+  [[ $f =~ ^[a-z] ]] || continue
+  grep -qE "^tandem::$f(\[|\()" "$tmp/exports.demangled" || fail "C++ function tandem::$f is not exported"
+done <"$tmp/cpp_names"
 for s in 'tandem::Engine::create(' 'tandem::OnnxModel::load(' 'tandem::Status::to_string' \
          'tandem::Tensor::Tensor(' 'typeinfo for tandem::PreparedModel'; do
   grep -qF "$s" "$tmp/exports.demangled" || fail "'$s' is not exported"

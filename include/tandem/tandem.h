@@ -35,6 +35,12 @@ extern "C" {
 
 /* Bumped on every incompatible change of this header. */
 #define TANDEM_API_VERSION 1
+/* The binary interface of the shared library: libtandem.so.<TANDEM_ABI_VERSION> is its SONAME.
+ * Bumped (and the SONAME with it) whenever a program built against an older libtandem.so
+ * could misbehave with the new one: a removed or changed exported function, a changed
+ * struct layout or enum value, in this C ABI or in the exported C++ API. Additions keep it.
+ * docs/install.md describes the policy. */
+#define TANDEM_ABI_VERSION 0
 #define TANDEM_MAX_RANK 8
 
 typedef enum tandem_status {
@@ -127,7 +133,10 @@ typedef struct tandem_infer_info {
   double queue_ms, compute_ms, total_ms;
 } tandem_infer_info;
 
-int32_t tandem_api_version(void);
+int32_t tandem_api_version(void); /* TANDEM_API_VERSION of the library */
+/* TANDEM_ABI_VERSION of the library actually loaded; a program may compare it with the macro
+ * it was compiled with. */
+int32_t tandem_abi_version(void);
 const char* tandem_status_name(tandem_status status); /* "invalid_argument", ... */
 /* The message of the calling thread's last failed call ("" if none). */
 const char* tandem_last_error(void);

@@ -128,6 +128,7 @@ tandem_status write_text(const std::string& text, char* buffer, size_t capacity,
 extern "C" {
 
 int32_t tandem_api_version(void) { return TANDEM_API_VERSION; }
+int32_t tandem_abi_version(void) { return TANDEM_ABI_VERSION; }
 
 const char* tandem_status_name(tandem_status status) {
   if (status == TANDEM_BUFFER_TOO_SMALL) return "buffer_too_small";

@@ -60,6 +60,7 @@ static tandem_tensor input_tensor(float* x, int batch) {
 
 int main(void) {
   CHECK(tandem_api_version() == TANDEM_API_VERSION);
+  CHECK(tandem_abi_version() == TANDEM_ABI_VERSION);
   CHECK(strcmp(tandem_status_name(TANDEM_TIMEOUT), "timeout") == 0);
   CHECK(strcmp(tandem_status_name(TANDEM_BUFFER_TOO_SMALL), "buffer_too_small") == 0);
 

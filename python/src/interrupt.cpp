@@ -16,6 +16,7 @@ namespace tandem::python {
 namespace {
 
 std::atomic<bool> g_interruptible{true};
+std::atomic<double> g_threshold_ms{20.0};
 
 struct Job {
   std::function<void()> fn;
@@ -99,11 +100,16 @@ bool on_main_thread() {
 
 }  // namespace
 
-void set_interruptible(bool on) { g_interruptible.store(on); }
+void set_interruptible(bool on, double threshold_ms) {
+  g_interruptible.store(on);
+  g_threshold_ms.store(threshold_ms);
+}
 bool interruptible() { return g_interruptible.load(); }
+double interrupt_threshold_ms() { return g_threshold_ms.load(); }
 
-bool run_interruptible(std::function<void()> fn, std::atomic<bool>* cancel) {
-  if (!g_interruptible.load() || !on_main_thread()) {
+bool run_interruptible(std::function<void()> fn, std::atomic<bool>* cancel, double expected_ms) {
+  const bool quick = expected_ms > 0 && expected_ms < g_threshold_ms.load();
+  if (!g_interruptible.load() || quick || !on_main_thread()) {
     fn();
     return true;
   }

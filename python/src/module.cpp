@@ -25,6 +25,7 @@ namespace py = pybind11;
 constexpr int kCodes = static_cast<int>(StatusCode::internal) + 1;
 std::array<PyObject*, kCodes> g_errors{};  // exception class per StatusCode (ok: unused)
 PyObject* g_error_base = nullptr;
+thread_local double t_last_infer_ms = 0;  // engine-side duration of this thread's last request
 
 [[noreturn]] void raise(const Status& s) {
   const int c = static_cast<int>(s.code());
@@ -75,7 +76,10 @@ struct PyPrepared {
       if (i.required) required.push_back(i.name);
     }
     for (const IoInfo& o : model->io_schema().outputs) output_names.push_back(o.name);
+    const SlaEstimate& sla = model->sla_estimate();
+    expected_ms = sla.measured ? sla.estimate_ms : 0;
   }
+  double expected_ms = 0;  // the first route's warm-up estimate (0: not measured)
 
   std::string input_list() const {
     std::string s;
@@ -120,10 +124,11 @@ struct PyPrepared {
     {
       py::gil_scoped_release nogil;
       finished = run_interruptible([call] { call->result = call->model->infer(call->inputs, call->options); },
-                                   &call->cancel);
+                                   &call->cancel, expected_ms);
     }
     if (!finished) throw py::error_already_set();
     if (!call->result.is_ok()) raise(call->result.status());
+    t_last_infer_ms = call->result->timings.total_ms;
     return call;
   }
 
@@ -321,9 +326,14 @@ PYBIND11_MODULE(_tandem, m) {
     m.add_object(s.name, py::handle(cls));
   }
 
-  m.def("set_interruptible", &set_interruptible, py::arg("on"),
-        "Main-thread calls run on a helper thread so Ctrl-C interrupts them (default True).");
+  m.def("set_interruptible", &set_interruptible, py::arg("on"), py::arg("threshold_ms") = 20.0,
+        "on (default True): main-thread calls run on a helper thread so that Ctrl-C interrupts them, "
+        "except calls of models whose warm-up estimate is below threshold_ms (they run directly).");
   m.def("interruptible", &interruptible);
+  m.def("last_infer_ms", [] { return t_last_infer_ms; },
+        "How long the engine's infer() took (its own clock, ms) in this thread's last successful request "
+        "(for measuring what the bindings add).");
+  m.def("interrupt_threshold_ms", &interrupt_threshold_ms);
 
   py::class_<PyPrepared, std::shared_ptr<PyPrepared>>(m, "PreparedModel",
                                                       "A model prepared by an Engine; thread-safe, may outlive its Engine.")

@@ -42,7 +42,9 @@ from ._tandem import (  # noqa: F401  (re-exported)
     Unavailable,
     Unsupported,
     __version__,
+    interrupt_threshold_ms,
     interruptible,
+    last_infer_ms,
     set_interruptible,
 )
 
@@ -50,7 +52,7 @@ __all__ = [
     "Engine", "PreparedModel", "InferenceSession", "SessionOptions", "RunOptions", "NodeArg",
     "Error", "InvalidArgument", "InvalidModel", "Unsupported", "DeviceError", "Timeout",
     "OutOfMemory", "ParityViolation", "Cancelled", "Unavailable", "InternalError",
-    "get_available_providers", "set_interruptible", "interruptible", "__version__",
+    "get_available_providers", "set_interruptible", "interruptible", "interrupt_threshold_ms", "last_infer_ms", "__version__",
 ]
 
 # ONNX Runtime provider names -> tandem backend names.

@@ -84,6 +84,7 @@ def test_engine_api(add_mul_path):
     np.testing.assert_array_equal(out["sum"], np.full((2, 3), 4, np.float32))
     res = model.infer({"a": a, "b": a}, return_info=True, strict=True)
     assert res["info"]["backend"] == "cpu" and res["info"]["attempts"] == 1 and res["info"]["total_ms"] > 0
+    assert tandem.last_infer_ms() == res["info"]["total_ms"]
     tel = engine.telemetry()
     (m,) = tel["models"]
     assert m["model"] == "am" and m["requests"] == 2 and m["succeeded"] == 2

@@ -171,9 +171,9 @@ class InferenceSession:
 
     def run(self, output_names: Optional[Sequence[str]], input_feed: Dict[str, Any],
             run_options: Optional[RunOptions] = None) -> List[Any]:
-        """Runs the model; returns the outputs named (None: all, declared order) as arrays."""
+        """Runs the model; returns the outputs named (None or empty: all, declared order) as arrays."""
         timeout = getattr(run_options, "timeout_ms", 0) if run_options is not None else 0
-        return self._model.run(output_names, input_feed, timeout if timeout else None)
+        return self._model.run(output_names or None, input_feed, timeout if timeout else None)
 
     @property
     def prepared(self) -> PreparedModel:

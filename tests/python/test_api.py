@@ -34,6 +34,7 @@ def test_session_run_all_and_named_outputs(add_mul_path):
     s, p = sess.run(None, {"a": a, "b": b})
     np.testing.assert_array_equal(s, a + b)
     np.testing.assert_array_equal(p, a * b)
+    assert len(sess.run([], {"a": a, "b": b})) == 2  # empty: every output, as in ONNX Runtime
     (p2,) = sess.run(["prod"], {"a": a, "b": b})
     np.testing.assert_array_equal(p2, a * b)
     # Outputs are writable arrays of their own.

@@ -101,6 +101,18 @@ class Tensor {
   }
   template <class T>
   static Tensor scalar(T value) { return from_vector<T>({}, {value}); }
+  // A tensor over memory the caller owns, shared through `buffer` (its deleter runs when the
+  // last tensor sharing it is gone): nothing is copied. `buffer` must point at numel * size
+  // bytes of a fixed-size dtype (not string), aligned for it, and stay unchanged while any
+  // tensor reads it. Used to take an application's arrays (numpy, ...) without a copy.
+  static Tensor adopt(DataType dtype, Shape shape, std::shared_ptr<void> buffer) {
+    Tensor t;
+    t.dtype_ = dtype;
+    t.shape_ = std::move(shape);
+    t.numel_ = shape_numel(t.shape_) < 0 ? 0 : shape_numel(t.shape_);
+    t.storage_ = std::move(buffer);
+    return t;
+  }
 
   bool defined() const { return dtype_ != DataType::undefined; }
   DataType dtype() const { return dtype_; }

@@ -9,19 +9,6 @@ namespace tandem::python {
 
 namespace {
 
-// A Tensor's buffer is private and the public API has no constructor that adopts foreign
-// memory. An explicit instantiation may name a private member, which gives the bindings a
-// pointer-to-member through which an input tensor can share a numpy array's memory.
-// TODO(core): replace with a public Tensor constructor that adopts a shared buffer.
-using StoragePtr = std::shared_ptr<void> Tensor::*;
-struct StorageTag {};
-StoragePtr storage_member(StorageTag);
-template <StoragePtr P>
-struct StorageAccess {
-  friend StoragePtr storage_member(StorageTag) { return P; }
-};
-template struct StorageAccess<&Tensor::storage_>;
-
 // Drops the array reference a tensor buffer holds; the last owner may be an engine worker
 // thread, so the GIL is taken here. Once the interpreter is shutting down the reference is leaked.
 struct ArrayRelease {
@@ -35,11 +22,9 @@ struct ArrayRelease {
 };
 
 Tensor wrap_array(DataType dtype, Shape shape, const py::array& a) {
-  Tensor t(dtype, Shape{0});  // no element storage yet
   PyObject* obj = a.ptr();
   Py_INCREF(obj);
-  t.*storage_member(StorageTag{}) = std::shared_ptr<void>(const_cast<void*>(a.data()), ArrayRelease{obj});
-  return t.reshaped(std::move(shape));
+  return Tensor::adopt(dtype, std::move(shape), std::shared_ptr<void>(const_cast<void*>(a.data()), ArrayRelease{obj}));
 }
 
 Shape shape_of(const py::array& a) {

@@ -14,18 +14,9 @@ src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# python3-onnx installs into the system interpreter, which another python3 on PATH may hide.
-python=
-for p in /usr/bin/python3 python3; do
-  if "$p" -c 'import onnx, numpy' 2>/dev/null; then python=$p; break; fi
-done
-[ -n "$python" ] || { echo "convert_models: no python3 with the onnx module; run scripts/setup (python3-onnx)" >&2; exit 1; }
-
-run_ort=1
-if ! command -v node >/dev/null 2>&1 || [ ! -d "$src/bench/peer/node_modules/onnxruntime-node" ]; then
-  echo "convert_models: bench/peer/node_modules is absent (run scripts/setup): skipping the ONNX Runtime runs"
-  run_ort=0
-fi
+. "$src/tests/lib/script_env.sh"
+python=$(find_python "import onnx, numpy" convert_models) || exit 1
+run_ort=$(ort_available "$src" convert_models)
 
 # model file, golden input folder, bounds on ONNX Runtime's max-abs and RMSE against the
 # float32 model

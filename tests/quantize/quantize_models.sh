@@ -21,18 +21,9 @@ src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# python3-onnx installs into the system interpreter, which another python3 on PATH may hide.
-python=
-for p in /usr/bin/python3 python3; do
-  if "$p" -c 'import onnx, numpy' 2>/dev/null; then python=$p; break; fi
-done
-[ -n "$python" ] || { echo "quantize_models: no python3 with the onnx module; run scripts/setup (python3-onnx)" >&2; exit 1; }
-
-run_ort=1
-if ! command -v node >/dev/null 2>&1 || [ ! -d "$src/bench/peer/node_modules/onnxruntime-node" ]; then
-  echo "quantize_models: bench/peer/node_modules is absent (run scripts/setup): skipping the ONNX Runtime runs"
-  run_ort=0
-fi
+. "$src/tests/lib/script_env.sh"
+python=$(find_python "import onnx, numpy" quantize_models) || exit 1
+run_ort=$(ort_available "$src" quantize_models)
 
 # Compares the .npy files of two folders: max-abs and RMSE bounds, and (when the last argument
 # is "argmax") the same argmax over the last axis everywhere.

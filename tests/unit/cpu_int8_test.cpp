@@ -17,12 +17,14 @@
 #include "backends/backend.h"
 #include "core/compare.h"
 #include "engine/placement.h"
+#include "graph_build_util.h"
 #include "op_test_util.h"
 
 namespace tandem {
 namespace {
 
 using testing::attr_int;
+using testing::GraphBuilder;
 using testing::attr_ints;
 
 Backend* cpu() { return find_backend("cpu"); }
@@ -51,56 +53,13 @@ Tensor random_floats(const Shape& shape, uint32_t seed, float lo, float hi) {
 
 Tensor f32(std::vector<float> v) { return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v); }
 
-// A graph of float32 inputs and constant parameters.
-class QGraph {
- public:
-  QGraph() : g_(std::make_shared<Graph>()) { g_->opsets[""] = 13; }
-  QGraph& input(const std::string& name, const Tensor& value) {
-    ValueInfo vi{name, {}};
-    vi.type.kind = TypeInfo::Kind::tensor;
-    vi.type.elem = value.dtype();
-    vi.type.has_shape = true;
-    for (int64_t d : value.shape()) vi.type.dims.push_back(Dim{d, {}});
-    g_->inputs.push_back(vi);
-    feeds_.push_back(Value::of(value));
-    return *this;
-  }
-  QGraph& init(const std::string& name, const Tensor& value) {
-    g_->initializers[name] = value;
-    return *this;
-  }
-  QGraph& node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
-               std::map<std::string, Attribute> attrs = {}) {
-    Node n;
-    n.op_type = op;
-    n.name = op + std::to_string(g_->nodes.size());
-    n.opset = 13;
-    n.inputs = std::move(in);
-    n.outputs = std::move(out);
-    n.attrs = std::move(attrs);
-    n.index = static_cast<int>(g_->nodes.size());
-    g_->nodes.push_back(std::move(n));
-    return *this;
-  }
-  QGraph& output(const std::string& name) {
-    g_->outputs.push_back(ValueInfo{name, {}});
-    return *this;
-  }
-  std::shared_ptr<Graph> graph() const { return g_; }
-  const std::vector<Value>& feeds() const { return feeds_; }
-
- private:
-  std::shared_ptr<Graph> g_;
-  std::vector<Value> feeds_;
-};
-
 // Runs `q` on cpu (with the reference backend behind it) and on the reference backend alone.
 // `cpu_nodes` is how many nodes must be placed on the cpu backend.
 struct Runs {
   std::vector<Value> cpu, ref;
   PlacementReport report;
 };
-Runs run_both(const QGraph& q, int threads = 0) {
+Runs run_both(const GraphBuilder& q, int threads = 0) {
   Runs r;
   CompileOptions opts;
   opts.threads = threads;
@@ -157,7 +116,7 @@ TEST(CpuBackendInt8, QuantizeLinearRoundsHalfToEvenAndSaturates) {
   std::vector<float> x = {0.25f, 0.75f, 1.25f, -0.25f, -0.75f, 200.0f, -200.0f, nan, 1.6f};
   // 17 more elements make a vector body and a tail.
   for (int i = 0; i < 17; ++i) x.push_back(0.25f + 0.5f * static_cast<float>(i));
-  QGraph q;
+  GraphBuilder q;
   q.input("x", f32(x))
       .init("s", Tensor::scalar<float>(0.5f))
       .init("z", Tensor::scalar<uint8_t>(10))
@@ -183,7 +142,7 @@ TEST(CpuBackendInt8, QuantizeAndDequantizePerTensorAndPerAxisMatchReference) {
     scales.push_back(0.01f + 0.003f * static_cast<float>(c));
     zps.push_back(static_cast<int8_t>(c - 8));
   }
-  QGraph q;
+  GraphBuilder q;
   q.input("x", x)
       .init("s", Tensor::scalar<float>(0.02f))
       .init("z", Tensor::scalar<uint8_t>(128))
@@ -210,7 +169,7 @@ TEST(CpuBackendInt8, DynamicQuantizeLinearLargeWithNaNMatchesReference) {
   x.data<float>()[17] = std::numeric_limits<float>::quiet_NaN();
   x.data<float>()[150001] = -1.25f;  // the minimum, far from the first chunk
   x.data<float>()[99999] = 2.5f;     // the maximum
-  QGraph q;
+  GraphBuilder q;
   q.input("x", x).node("DynamicQuantizeLinear", {"x"}, {"y", "s", "z"}).output("y").output("s").output("z");
   Runs r = run_both(q, 2);
   ASSERT_EQ(r.cpu.size(), 3u);
@@ -234,8 +193,8 @@ std::string named(const char* prefix, int i, const char* suffix = "") {
   return s;
 }
 
-QGraph qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
-  QGraph q;
+GraphBuilder qconv_chain(int layers, int64_t channels, int64_t size, uint32_t seed) {
+  GraphBuilder q;
   q.input("x", random_floats({1, channels, size, size}, seed, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<uint8_t>(128))
@@ -263,7 +222,7 @@ TEST(CpuBackendInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
   REQUIRE_CPU();
   for (int threads : {1, 2}) {
     SCOPED_TRACE("threads " + std::to_string(threads));
-    const QGraph q = qconv_chain(3, 32, 14, 100);
+    const GraphBuilder q = qconv_chain(3, 32, 14, 100);
     Runs r = run_both(q, threads);
     ASSERT_EQ(r.cpu.size(), 4u);
     EXPECT_EQ(nodes_on(r.report, "cpu"), 5) << "every node on the cpu backend";
@@ -281,7 +240,7 @@ TEST(CpuBackendInt8, QLinearConvChainRunsOnCpuAndMatchesReference) {
 
 TEST(CpuBackendInt8, QLinearConvGroupsStridesAndSignedOutput) {
   REQUIRE_CPU();
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({2, 8, 11, 9}, 3, -2.0f, 2.0f))
       .init("xs", Tensor::scalar<float>(0.02f))
       .init("xz", Tensor::scalar<int8_t>(-3))
@@ -305,7 +264,7 @@ TEST(CpuBackendInt8, WeightsOutsideInt8RunOnTheOwnIntegerKernelExactly) {
   // uint8 weights with zero point 0 reach 255, int8 weights with zero point -100 reach 227:
   // w - w_zero_point leaves the int8 range oneDNN multiplies in, so the backend's own integer
   // kernels run them, and they round like the reference (no off-by-one allowed).
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({2, 4, 9, 7}, 5, -1.0f, 1.0f))
       .input("v", random_floats({3, 5, 12}, 15, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(0.01f))
@@ -337,7 +296,7 @@ TEST(CpuBackendInt8, QLinearMatMulPerColumnMatchesReference) {
   REQUIRE_CPU();
   std::vector<float> bs;
   for (int j = 0; j < 48; ++j) bs.push_back(0.001f * static_cast<float>(1 + j % 5));
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({2, 10, 64}, 8, -1.0f, 1.0f))
       .init("as", Tensor::scalar<float>(0.01f))
       .init("az", Tensor::scalar<uint8_t>(120))
@@ -361,7 +320,7 @@ TEST(CpuBackendInt8, DynamicQuantizationChainsRunOnCpu) {
   REQUIRE_CPU();
   // What dynamic quantization tools emit: DynamicQuantizeLinear, the integer product with the
   // runtime zero point, Cast to float and the scale products.
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({1, 8, 10, 10}, 11, -0.7f, 1.9f))
       .input("v", random_floats({3, 32}, 12, -1.5f, 0.4f))
       .init("w", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 13))
@@ -389,7 +348,7 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
   REQUIRE_CPU();
   // Two layers as dynamic quantization emits them; MatMulInteger absorbs the Cast to float32,
   // the scale product and the bias (post-ops or the elementwise kernel right after).
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({2, 7, 64}, 31, -1.0f, 3.0f));
   std::string cur = "x";
   for (int l = 0; l < 2; ++l) {
@@ -421,14 +380,14 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
 // x -> QuantizeLinear -> DequantizeLinear -> Conv(dequantized int8 weights per output channel,
 // float bias) -> QuantizeLinear -> "yq"; with `extra_reader` the dequantized activation is also
 // a graph output (through Relu), so its DequantizeLinear must stay.
-QGraph qdq_conv(bool extra_reader, bool depthwise = false) {
+GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false) {
   const int64_t C = depthwise ? 16 : 8, O = 16;
   std::vector<float> ws, bias;
   for (int64_t o = 0; o < O; ++o) {
     ws.push_back(0.001f + 0.00013f * static_cast<float>(o % 7));
     bias.push_back(-0.2f + 0.027f * static_cast<float>(o));
   }
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({1, C, 10, 10}, 7, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<uint8_t>(128))
@@ -449,7 +408,7 @@ QGraph qdq_conv(bool extra_reader, bool depthwise = false) {
   return q;
 }
 
-std::string describe_cpu(const QGraph& q) {
+std::string describe_cpu(const GraphBuilder& q) {
   auto placed = PlacedModel::create(q.graph(), {cpu()});
   EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
   return placed.is_ok() ? (*placed)->describe() : std::string();
@@ -459,7 +418,7 @@ TEST(CpuBackendInt8, QdqConvFusesIntoQLinearConvAndMatchesReference) {
   REQUIRE_CPU();
   for (bool extra_reader : {false, true}) {
     SCOPED_TRACE(extra_reader ? "dequantized activation read elsewhere" : "sole reader");
-    const QGraph q = qdq_conv(extra_reader);
+    const GraphBuilder q = qdq_conv(extra_reader);
     const std::string text = describe_cpu(q);
     const std::string fused = extra_reader ? "fused: Conv + QuantizeLinear" : "fused: DequantizeLinear + Conv + QuantizeLinear";
     EXPECT_NE(text.find("[QLinearConv 'Conv3']  " + fused), std::string::npos) << text;
@@ -487,7 +446,7 @@ TEST(CpuBackendInt8, QdqMatMulFusesIntoQLinearMatMulAndMatchesReference) {
   const int64_t K = 32, N = 24;
   std::vector<float> ws;
   for (int64_t j = 0; j < N; ++j) ws.push_back(0.002f + 0.0003f * static_cast<float>(j % 5));
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({2, 5, K}, 9, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<int8_t>(0))
@@ -514,7 +473,7 @@ TEST(CpuBackendInt8, QdqMatMulFusesIntoQLinearMatMulAndMatchesReference) {
 TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
   REQUIRE_CPU();
   // The output scale is a graph input: no fusion, the float Conv stays and still matches.
-  QGraph q = qdq_conv(false);
+  GraphBuilder q = qdq_conv(false);
   q.input("ys_in", Tensor::scalar<float>(0.011f));
   q.graph()->nodes[4].inputs[1] = "ys_in";
   const std::string text = describe_cpu(q);
@@ -532,8 +491,8 @@ TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
 // Sigmoid -> Mul(scalar) -> Clip -> QuantizeLinear (or, without `requantize`, a float value that
 // float ops read).
 // The clips and products repeat, which oneDNN's post-ops take only as binary ops.
-QGraph qdq_conv_chain(bool requantize, bool depthwise) {
-  QGraph q = qdq_conv(false, depthwise);
+GraphBuilder qdq_conv_chain(bool requantize, bool depthwise) {
+  GraphBuilder q = qdq_conv(false, depthwise);
   q.graph()->outputs.clear();
   std::vector<float> shift;
   for (int64_t o = 0; o < 16; ++o) shift.push_back(-0.5f + 0.07f * static_cast<float>(o));
@@ -563,7 +522,7 @@ TEST(CpuBackendInt8, QuantizedConvAbsorbsTheFloatChainAfterIt) {
   REQUIRE_CPU();
   for (auto [requantize, depthwise] : {std::pair{true, false}, {false, false}, {true, true}, {false, true}}) {
     SCOPED_TRACE(std::string(requantize ? "requantized" : "float output") + (depthwise ? ", depthwise" : ""));
-    const QGraph q = qdq_conv_chain(requantize, depthwise);
+    const GraphBuilder q = qdq_conv_chain(requantize, depthwise);
     const std::string text = describe_cpu(q);
     const std::string chain = "fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + Mul + Add + Clip + "
                               "Sigmoid + Mul + Clip" + std::string(requantize ? " + QuantizeLinear" : "");
@@ -597,7 +556,7 @@ TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
   REQUIRE_CPU();
   // uint8 weights with zero point 0 and values over 127 leave int8: the product runs on the
   // backend's own kernel, which writes the unrounded requantized value for the chain.
-  QGraph q;
+  GraphBuilder q;
   q.input("xq", random_ints<uint8_t>({1, 4, 6, 6}, 0, 255, 21))
       .init("xs", Tensor::scalar<float>(0.02f))
       .init("xz", Tensor::scalar<uint8_t>(128))
@@ -639,7 +598,7 @@ TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
       ws.push_back(0.003f + 0.0004f * static_cast<float>(o % 5));
       bias.push_back(-0.3f + 0.04f * static_cast<float>(o));
     }
-    QGraph q;
+    GraphBuilder q;
     q.input("x", random_floats({1, C, 12, 12}, 31, -0.9f, 1.4f))
         .init("w", random_ints<uint8_t>({O, C, K, K}, 1, 255, 32))
         .init("wz", Tensor::scalar<uint8_t>(128))
@@ -681,7 +640,7 @@ TEST(CpuBackendInt8, DynamicLayersPassChannelsLastValuesWithoutReorders) {
   // Two dynamically quantized layers: the first one's float tail is read only by the second
   // DynamicQuantizeLinear, whose 8-bit output only the second convolution reads, so both stay
   // channels-last (no layout reorder between the layers).
-  QGraph q;
+  GraphBuilder q;
   q.input("x", random_floats({1, 8, 10, 10}, 41, -1.0f, 1.0f))
       .init("w1", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 42))
       .init("w2", random_ints<int8_t>({8, 16, 1, 1}, -127, 127, 43))

@@ -9,6 +9,7 @@
 
 #include "passes/shape_inference.h"
 #include "onnx/loader.h"
+#include "onnx/onnx_tensor_util.h"
 #include "tandem/tensor.h"
 
 namespace tandem {
@@ -36,7 +37,7 @@ std::string node_label(const onnx::NodeProto& n, int index) {
   return "[" + n.op_type() + " #" + std::to_string(index) + "]";
 }
 
-bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+using onnx_util::is_default_domain;
 
 bool holds_subgraph(const onnx::NodeProto& n) {
   for (const auto& a : n.attribute())

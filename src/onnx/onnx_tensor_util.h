@@ -16,6 +16,9 @@
 
 namespace tandem::onnx_util {
 
+// True for the standard operator domain ("" or "ai.onnx").
+inline bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+
 // "[Conv 'name']", or "[Conv #index]" for a node without a name.
 inline std::string node_label(const onnx::NodeProto& n, int index = -1) {
   if (!n.name().empty() || index < 0) return "[" + n.op_type() + " '" + n.name() + "']";

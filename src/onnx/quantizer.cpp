@@ -18,7 +18,7 @@ using onnx_util::find_attr;
 using onnx_util::node_label;
 using onnx_util::unique_name;
 
-bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
+using onnx_util::is_default_domain;
 
 class Planner {
  public:

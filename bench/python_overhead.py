@@ -7,8 +7,8 @@ Model: the PaddleOCR direction classifier (1x3x48x192), one engine thread per ca
 1. Overhead: p50 of session.run() measured in Python, minus p50 of the engine's own infer()
    duration for the same calls (tandem.last_infer_ms(), timed inside the C++ call), and the
    p50 of the per-call differences (less sensitive to the machine's noise): as the
-   bindings call it by default (directly: the model's warm-up estimate is under 20 ms), and
-   forced through the Ctrl-C helper thread (how slower models are called). For reference it
+   bindings call it by default (checking for Ctrl-C while the engine waits), and with the
+   Ctrl-C check off. For reference it
    also prints `tandem bench --threads 1` (the CLI's compiled-model loop, no engine) when the
    CLI is built.
    The same difference on a one-node model shows the bindings' own cost with warm caches.
@@ -43,10 +43,8 @@ def session():
                                    routes=["cpu", "reference"])
 
 
-def overhead(iters, mode):
-    # "direct": the default for this model (its warm-up estimate is under the 20 ms threshold);
-    # "helper": every main-thread call handed to a helper thread (what slow models get).
-    tandem.set_interruptible(True, 20.0 if mode == "direct" else 0.0)
+def overhead(iters, interruptible):
+    tandem.set_interruptible(interruptible)
     sess = session()
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
@@ -64,7 +62,7 @@ def overhead(iters, mode):
     run_p50_us = statistics.median(walls)
     engine_p50_us = statistics.median(engine)
     diff_p50_us = statistics.median(diffs)
-    tandem.set_interruptible(True, 20.0)
+    tandem.set_interruptible(True)
     return run_p50_us, engine_p50_us, diff_p50_us
 
 
@@ -133,9 +131,9 @@ def main():
     if not MODEL.exists():
         sys.exit(f"{MODEL} missing: run scripts/setup")
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} (other work shares it)")
-    for mode in ("direct", "helper"):
-        run_p50, engine_p50, diff_p50 = overhead(args.iters, mode)
-        label = "default, direct call" if mode == "direct" else "Ctrl-C helper thread"
+    for interruptible in (True, False):
+        run_p50, engine_p50, diff_p50 = overhead(args.iters, interruptible)
+        label = "default, Ctrl-C checked" if interruptible else "Ctrl-C check off"
         print(f"overhead ({label}): session.run p50 {run_p50:8.1f} us, engine infer p50 {engine_p50:8.1f} us, "
               f"difference {run_p50 - engine_p50:6.1f} us, per-call difference p50 {diff_p50:6.1f} us (target <= 30 us)")
     print(f"overhead on a one-node model (warm caches): per-call difference p50 {tiny_overhead(args.iters * 5):6.1f} us")

@@ -161,6 +161,12 @@ struct InferOptions {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   double timeout_ms = 0;
   const std::atomic<bool>* cancel = nullptr;  // borrowed; the request stops soon after it turns true
+  // Called by the thread that called infer(), about every 2 ms while it waits for a backend;
+  // returning true cancels the request like `cancel`. For embedders that must notice an
+  // interrupt on the calling thread itself (the Python bindings check for Ctrl-C here). Must be
+  // cheap and must not call infer(). Borrowed; may be null.
+  bool (*interrupted)(void* context) = nullptr;
+  void* interrupted_context = nullptr;
 };
 
 struct InferTimings {

@@ -4,81 +4,17 @@
 #include <Python.h>
 #include <pythread.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
+#include <atomic>
 
 namespace tandem::python {
 
 namespace {
 
 std::atomic<bool> g_interruptible{true};
-std::atomic<double> g_threshold_ms{20.0};
-
-struct Job {
-  std::function<void()> fn;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-};
-
-// One helper thread. Helpers are never destroyed (they outlive the interpreter, parked on
-// their condition variable), so that shutdown never joins a thread stuck in a backend.
-struct Helper {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::shared_ptr<Job> job;
-  bool busy = false;
-
-  Helper() {
-    std::thread([this] { loop(); }).detach();
-  }
-  void loop() {
-    for (;;) {
-      std::shared_ptr<Job> j;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return job != nullptr; });
-        j = job;
-      }
-      j->fn();
-      j->fn = nullptr;  // drops what the call captured before anyone is told
-      {
-        std::lock_guard<std::mutex> lock(j->mu);
-        j->done = true;
-      }
-      j->cv.notify_all();
-      std::lock_guard<std::mutex> lock(mu);
-      job.reset();
-      busy = false;
-    }
-  }
-};
-
-std::mutex g_helpers_mu;
-std::vector<Helper*> g_helpers;
-
-Helper* idle_helper() {
-  std::lock_guard<std::mutex> lock(g_helpers_mu);
-  for (Helper* h : g_helpers) {
-    std::lock_guard<std::mutex> hl(h->mu);
-    if (!h->busy) {
-      h->busy = true;
-      return h;
-    }
-  }
-  auto* h = new Helper();  // NOLINT: intentionally never freed (see Helper)
-  h->busy = true;
-  g_helpers.push_back(h);
-  return h;
-}
+std::atomic<double> g_interval_ms{10.0};
 
 bool on_main_thread() {
   static const unsigned long main_id = [] {
-    PyGILState_STATE s = PyGILState_Ensure();
     unsigned long id = 0;
     PyObject* threading = PyImport_ImportModule("threading");
     if (threading) {
@@ -92,51 +28,40 @@ bool on_main_thread() {
       Py_DECREF(threading);
     }
     PyErr_Clear();
-    PyGILState_Release(s);
     return id;
   }();
   return PyThread_get_thread_ident() == main_id;
 }
 
+// Runs on the waiting main thread, which has released the GIL.
+bool signals_raised(void* context) {
+  auto* watch = static_cast<SignalWatch*>(context);
+  if (watch->raised) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < watch->next_check) return false;
+  watch->next_check = now + watch->interval;
+  PyGILState_STATE s = PyGILState_Ensure();
+  watch->raised = PyErr_CheckSignals() != 0;
+  PyGILState_Release(s);
+  return watch->raised;
+}
+
 }  // namespace
 
-void set_interruptible(bool on, double threshold_ms) {
+void set_interruptible(bool on, double check_interval_ms) {
   g_interruptible.store(on);
-  g_threshold_ms.store(threshold_ms);
+  g_interval_ms.store(check_interval_ms > 0 ? check_interval_ms : 0.0);
 }
 bool interruptible() { return g_interruptible.load(); }
-double interrupt_threshold_ms() { return g_threshold_ms.load(); }
+double interrupt_check_interval_ms() { return g_interval_ms.load(); }
 
-bool run_interruptible(std::function<void()> fn, std::atomic<bool>* cancel, double expected_ms) {
-  const bool quick = expected_ms > 0 && expected_ms < g_threshold_ms.load();
-  if (!g_interruptible.load() || quick || !on_main_thread()) {
-    fn();
-    return true;
-  }
-  auto job = std::make_shared<Job>();
-  job->fn = std::move(fn);
-  Helper* h = idle_helper();
-  {
-    std::lock_guard<std::mutex> lock(h->mu);
-    h->job = job;
-  }
-  h->cv.notify_one();
-  using namespace std::chrono_literals;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(job->mu);
-      if (job->cv.wait_for(lock, 20ms, [&] { return job->done; })) return true;
-    }
-    PyGILState_STATE s = PyGILState_Ensure();
-    const int raised = PyErr_CheckSignals();
-    PyGILState_Release(s);
-    if (raised != 0) {
-      cancel->store(true);
-      std::unique_lock<std::mutex> lock(job->mu);
-      job->cv.wait_for(lock, 200ms, [&] { return job->done; });
-      return false;
-    }
-  }
+void watch_signals(InferOptions* options, SignalWatch* watch) {
+  if (!g_interruptible.load() || !on_main_thread()) return;
+  watch->interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double, std::milli>(g_interval_ms.load()));
+  watch->next_check = std::chrono::steady_clock::now() + watch->interval;
+  options->interrupted = signals_raised;
+  options->interrupted_context = watch;
 }
 
 }  // namespace tandem::python

@@ -1,32 +1,36 @@
-// interrupt.h: running a blocking engine call so that Ctrl-C still reaches Python.
+// interrupt.h: letting Ctrl-C reach Python while an engine call blocks the main thread.
 //
-// Python handles signals on its main thread only, between bytecodes. A call made from the main
-// thread therefore runs on a helper thread while the main thread waits in short slices and
-// checks for pending signals. When a handler raises (KeyboardInterrupt), the request's cancel
-// flag is set, the call gets a short grace period to stop, and the exception propagates; a
-// call that is still running then finishes on its helper thread, its result is dropped, and
-// what it uses stays alive until it returns. Calls from other threads run directly (no signal
-// can be delivered to them), and so do calls whose model is known to answer quickly (its
-// warm-up estimate is under the threshold): the hand-off costs tens of microseconds, and such
-// a call returns, and lets Ctrl-C through, within that time anyway.
+// Python runs signal handlers on its main thread only, between bytecodes. A call made on the
+// main thread runs there directly; the engine's worker threads do the computing while the
+// calling thread waits, and while it waits the engine calls back about every 2 ms
+// (InferOptions::interrupted). Every `check_interval_ms` that callback takes the GIL and runs
+// the pending signal handlers. When one raises (KeyboardInterrupt), the request is cancelled:
+// the engine abandons the backend call, returns at once, and the exception propagates. What
+// the abandoned call uses is owned by the engine's call until the backend returns.
+// Calls from other threads get no callback: no signal is ever delivered to them.
 #pragma once
 
-#include <atomic>
-#include <functional>
+#include <chrono>
+
+#include "tandem/engine.h"
 
 namespace tandem::python {
 
-// Whether the main thread hands calls to a helper (on by default). Off: calls run directly and
-// Ctrl-C is seen only when the call returns.
-// `threshold_ms`: main-thread calls of models whose warm-up estimate is below it run directly.
-void set_interruptible(bool on, double threshold_ms);
+// On (the default): main-thread calls check for signals every `check_interval_ms` while they
+// wait. Off: Ctrl-C is seen only when the call returns.
+void set_interruptible(bool on, double check_interval_ms);
 bool interruptible();
-double interrupt_threshold_ms();
+double interrupt_check_interval_ms();
 
-// Runs `fn` without the GIL (the caller must have released it). Returns false when a signal
-// handler raised: then the Python error is set, `cancel` has been set, and `fn` may still be
-// running on its helper (it must own everything it touches).
-// `expected_ms`: the model's warm-up estimate (<= 0: unknown, always interruptible).
-bool run_interruptible(std::function<void()> fn, std::atomic<bool>* cancel, double expected_ms);
+// The callback's state for one call; lives on the calling thread's stack for the call.
+struct SignalWatch {
+  std::chrono::steady_clock::time_point next_check{};
+  std::chrono::steady_clock::duration interval{};
+  bool raised = false;  // a signal handler raised: the Python error is set on this thread
+};
+
+// Points `options` at the callback when called on Python's main thread with interruptible on.
+// Must be called with the GIL held.
+void watch_signals(InferOptions* options, SignalWatch* watch);
 
 }  // namespace tandem::python

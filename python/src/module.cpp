@@ -76,10 +76,7 @@ struct PyPrepared {
       if (i.required) required.push_back(i.name);
     }
     for (const IoInfo& o : model->io_schema().outputs) output_names.push_back(o.name);
-    const SlaEstimate& sla = model->sla_estimate();
-    expected_ms = sla.measured ? sla.estimate_ms : 0;
   }
-  double expected_ms = 0;  // the first route's warm-up estimate (0: not measured)
 
   std::string input_list() const {
     std::string s;
@@ -87,19 +84,16 @@ struct PyPrepared {
     return s;
   }
 
-  // One request: everything the call touches lives here, so an interrupted call that is still
-  // running on its helper thread keeps it alive.
+  // One request. The engine copies what a backend call uses, so an abandoned call (Ctrl-C, a
+  // deadline) never reaches back into this.
   struct Call {
-    std::shared_ptr<PreparedModel> model;
     std::map<std::string, Value> inputs;
     InferOptions options;
-    std::atomic<bool> cancel{false};
     Result<InferResult> result{Status(StatusCode::internal, "the request did not run")};
   };
 
   std::shared_ptr<Call> infer(const py::dict& feed, std::optional<double> deadline_ms) {
     auto call = std::make_shared<Call>();
-    call->model = model;
     for (auto item : feed) {
       if (!py::isinstance<py::str>(item.first)) raise(invalid_argument("input names must be strings"));
       std::string name = item.first.cast<std::string>();
@@ -119,14 +113,13 @@ struct PyPrepared {
       if (*deadline_ms <= 0) raise(invalid_argument("deadline_ms must be positive"));
       call->options.timeout_ms = *deadline_ms;
     }
-    call->options.cancel = &call->cancel;
-    bool finished = false;
+    SignalWatch watch;
+    watch_signals(&call->options, &watch);
     {
       py::gil_scoped_release nogil;
-      finished = run_interruptible([call] { call->result = call->model->infer(call->inputs, call->options); },
-                                   &call->cancel, expected_ms);
+      call->result = model->infer(call->inputs, call->options);
     }
-    if (!finished) throw py::error_already_set();
+    if (watch.raised) throw py::error_already_set();
     if (!call->result.is_ok()) raise(call->result.status());
     t_last_infer_ms = call->result->timings.total_ms;
     return call;
@@ -326,14 +319,15 @@ PYBIND11_MODULE(_tandem, m) {
     m.add_object(s.name, py::handle(cls));
   }
 
-  m.def("set_interruptible", &set_interruptible, py::arg("on"), py::arg("threshold_ms") = 20.0,
-        "on (default True): main-thread calls run on a helper thread so that Ctrl-C interrupts them, "
-        "except calls of models whose warm-up estimate is below threshold_ms (they run directly).");
+  m.def("set_interruptible", &set_interruptible, py::arg("on"), py::arg("check_interval_ms") = 10.0,
+        "on (default True): a call waiting on the main thread checks for Ctrl-C (runs pending signal "
+        "handlers) every check_interval_ms and is cancelled when one raises. Off: Ctrl-C is seen when "
+        "the call returns.");
   m.def("interruptible", &interruptible);
   m.def("last_infer_ms", [] { return t_last_infer_ms; },
         "How long the engine's infer() took (its own clock, ms) in this thread's last successful request "
         "(for measuring what the bindings add).");
-  m.def("interrupt_threshold_ms", &interrupt_threshold_ms);
+  m.def("interrupt_check_interval_ms", &interrupt_check_interval_ms);
 
   py::class_<PyPrepared, std::shared_ptr<PyPrepared>>(m, "PreparedModel",
                                                       "A model prepared by an Engine; thread-safe, may outlive its Engine.")

@@ -42,7 +42,7 @@ from ._tandem import (  # noqa: F401  (re-exported)
     Unavailable,
     Unsupported,
     __version__,
-    interrupt_threshold_ms,
+    interrupt_check_interval_ms,
     interruptible,
     last_infer_ms,
     set_interruptible,
@@ -52,7 +52,7 @@ __all__ = [
     "Engine", "PreparedModel", "InferenceSession", "SessionOptions", "RunOptions", "NodeArg",
     "Error", "InvalidArgument", "InvalidModel", "Unsupported", "DeviceError", "Timeout",
     "OutOfMemory", "ParityViolation", "Cancelled", "Unavailable", "InternalError",
-    "get_available_providers", "set_interruptible", "interruptible", "interrupt_threshold_ms", "last_infer_ms", "__version__",
+    "get_available_providers", "set_interruptible", "interruptible", "interrupt_check_interval_ms", "last_infer_ms", "__version__",
 ]
 
 # ONNX Runtime provider names -> tandem backend names.

@@ -10,7 +10,7 @@ from ._tandem import (Cancelled as Cancelled, DeviceError as DeviceError, Engine
                       InvalidModel as InvalidModel, OutOfMemory as OutOfMemory,
                       ParityViolation as ParityViolation, PreparedModel as PreparedModel, Timeout as Timeout,
                       Unavailable as Unavailable, Unsupported as Unsupported, __version__ as __version__,
-                      interrupt_threshold_ms as interrupt_threshold_ms, interruptible as interruptible,
+                      interrupt_check_interval_ms as interrupt_check_interval_ms, interruptible as interruptible,
                       last_infer_ms as last_infer_ms,
                       set_interruptible as set_interruptible)
 

@@ -60,6 +60,9 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     if (ms > 0) deadline = t0 + ms_duration(ms);
   }
   InferTimings timings;
+  const CancelCheck cancel_check(options.cancel, options.interrupted, options.interrupted_context);
+  const CancelCheck* cancel = cancel_check.active() ? &cancel_check : nullptr;
+  auto is_cancelled = [&] { return cancel && cancel->requested(); };
   auto bound = bind_inputs(*graph_, inputs);
   if (!bound) return fail(bound.status().with_prefix("model '" + name_ + "': "), t0, timings);
 
@@ -242,7 +245,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   for (size_t i = 0; i < n_routes; ++i) {
     RouteSlot& slot = *routes_[i];
     const bool final_route = (i + 1 == n_routes);
-    if (options.cancel && options.cancel->load()) return cancelled();
+    if (is_cancelled()) return cancelled();
     SteadyClock::time_point now = SteadyClock::now();
     if (now >= deadline) {
       last_error = Status(StatusCode::timeout, "the deadline passed before " + slot.route->name + " could run");
@@ -287,8 +290,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     if (a.call && opts_.hedging && !strict && !final_route) {
       const double after = hedge_after_ms(slot);
       if (after > 0 && now + ms_duration(after) < a.call_deadline &&
-          !slot.pool->wait_done(*a.call, now + ms_duration(after), options.cancel)) {
-        for (size_t j = i + 1; j < n_routes && !h && !(options.cancel && options.cancel->load()); ++j) {
+          !slot.pool->wait_done(*a.call, now + ms_duration(after), cancel)) {
+        for (size_t j = i + 1; j < n_routes && !h && !is_cancelled(); ++j) {
           RouteSlot& hs = *routes_[j];
           CircuitBreaker::Admission hadm = hs.breaker->admit();
           if (!hadm.allowed && j + 1 == n_routes) hadm = {true, false};
@@ -313,7 +316,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
 
     if (!h) {
       if (a.call) {
-        const auto waited = slot.pool->wait(*a.call, a.call_deadline, options.cancel, &a.queue_ms, &a.compute_ms);
+        const auto waited = slot.pool->wait(*a.call, a.call_deadline, cancel, &a.queue_ms, &a.compute_ms);
         account_time(a);
         if (waited == WorkerPool::WaitResult::cancelled) {
           record_loser(a);
@@ -339,7 +342,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     // A race between the call and its hedge: the first good answer wins.
     Attempt& b = *h;
     for (;;) {
-      if (options.cancel && options.cancel->load()) {
+      if (is_cancelled()) {
         for (Attempt* x : {&a, &b})
           if (!x->resolved) {
             abandon(*x, false);
@@ -378,7 +381,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       // Neither has answered: wait a little on the one still running (the first if both are).
       Attempt& pending = a.resolved ? b : a;
       pending.slot->pool->wait_done(*pending.call, std::min(now + std::chrono::milliseconds(1), pending.call_deadline),
-                                    options.cancel);
+                                    cancel);
     }
     // Both failed: the walk goes on after the hedge's route.
     if (auto end = record_failure(a)) return fail(*end, t0, timings);

@@ -113,7 +113,7 @@ Result<std::shared_ptr<WorkerPool::Call>> WorkerPool::submit(Fn fn, Clock::time_
   return call;
 }
 
-WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, const std::atomic<bool>* cancel,
+WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, const CancelCheck* cancel,
                                         double* queue_ms, double* compute_ms) {
   // Far-future deadlines are clamped: some condition-variable implementations overflow on max().
   const Clock::time_point cap = Clock::now() + std::chrono::hours(24 * 365);
@@ -124,7 +124,7 @@ WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, con
   for (;;) {
     if (call.done) break;
     const Clock::time_point now = Clock::now();
-    const bool cancelled = cancel && cancel->load(std::memory_order_relaxed);
+    const bool cancelled = cancel && cancel->requested();
     if (now >= until || cancelled) {
       result = cancelled ? WaitResult::cancelled : WaitResult::timed_out;
       call.abandoned = true;
@@ -146,14 +146,14 @@ WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, con
   return result;
 }
 
-bool WorkerPool::wait_done(Call& call, Clock::time_point until, const std::atomic<bool>* cancel) {
+bool WorkerPool::wait_done(Call& call, Clock::time_point until, const CancelCheck* cancel) {
   const Clock::time_point cap = Clock::now() + std::chrono::hours(24 * 365);
   if (until > cap) until = cap;
   std::unique_lock<std::mutex> lock(call.mu);
   for (;;) {
     if (call.done) return true;
     const Clock::time_point now = Clock::now();
-    if (now >= until || (cancel && cancel->load(std::memory_order_relaxed))) return false;
+    if (now >= until || (cancel && cancel->requested())) return false;
     Clock::time_point step = until;
     if (cancel) step = std::min(until, now + std::chrono::milliseconds(2));
     call.cv.wait_until(lock, step);

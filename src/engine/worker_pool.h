@@ -28,6 +28,26 @@
 
 namespace tandem {
 
+// What a waiting caller checks to learn that its request was cancelled: a flag someone else
+// sets, and/or a callback the waiting thread itself calls (InferOptions). Once either says so
+// the request stays cancelled. Used by the one thread that waits; not thread-safe.
+class CancelCheck {
+ public:
+  CancelCheck(const std::atomic<bool>* flag, bool (*poll)(void*), void* context)
+      : flag_(flag), poll_(poll), context_(context) {}
+  bool active() const { return flag_ != nullptr || poll_ != nullptr; }
+  bool requested() const {
+    if (!tripped_) tripped_ = (flag_ && flag_->load(std::memory_order_relaxed)) || (poll_ && poll_(context_));
+    return tripped_;
+  }
+
+ private:
+  const std::atomic<bool>* flag_;
+  bool (*poll_)(void*);
+  void* context_;
+  mutable bool tripped_ = false;
+};
+
 class WorkerPool {
  public:
   using Clock = std::chrono::steady_clock;
@@ -59,15 +79,16 @@ class WorkerPool {
   // Queues `fn`; it runs with RunControl{deadline, &call->cancel}. Fails with `unavailable`
   // when max_hung calls are hung.
   Result<std::shared_ptr<Call>> submit(Fn fn, Clock::time_point deadline);
-  // Waits until the call is done, `until` passes, or `*cancel` (may be null) turns true. In the
+  // Waits until the call is done, `until` passes, or `cancel` (may be null; checked about every
+  // 2 ms) says the request was cancelled. In the
   // last two cases the call is abandoned (its cancel flag is set; if it never started, it never
   // will). Queue and compute times are filled in for every result.
-  WaitResult wait(Call& call, Clock::time_point until, const std::atomic<bool>* cancel, double* queue_ms,
+  WaitResult wait(Call& call, Clock::time_point until, const CancelCheck* cancel, double* queue_ms,
                   double* compute_ms);
 
-  // Waits until the call is done (true), or `until` passes or `*cancel` turns true (false),
+  // Waits until the call is done (true), or `until` passes or `cancel` says so (false),
   // without abandoning it: the caller may keep waiting, or abandon it with wait().
-  bool wait_done(Call& call, Clock::time_point until, const std::atomic<bool>* cancel = nullptr);
+  bool wait_done(Call& call, Clock::time_point until, const CancelCheck* cancel = nullptr);
 
   uint64_t hung() const;             // abandoned calls still running
   uint64_t abandoned_total() const;  // calls abandoned while running, ever

@@ -329,6 +329,37 @@ TEST_F(EngineTest, CancelReachesAHungCall) {
   EXPECT_LT(Ms(std::chrono::steady_clock::now() - t0).count(), 5000);
 }
 
+// The calling thread's own interrupt check (how the Python bindings notice Ctrl-C): it is
+// polled while the thread waits, and a true answer cancels a hung call.
+TEST_F(EngineTest, TheCallersInterruptCheckCancelsAHungCall) {
+  PrepareOptions o;
+  o.fault_injection = "hang=1.0,hang_ms=60000";
+  o.min_attempt_budget_ms = 30000;
+  auto m = prepare(o);
+  struct Poll {
+    std::thread::id caller = std::this_thread::get_id();
+    int calls = 0;
+    bool other_thread = false;
+  } poll;
+  InferOptions io;
+  io.interrupted = [](void* p) {
+    auto* s = static_cast<Poll*>(p);
+    s->other_thread = s->other_thread || std::this_thread::get_id() != s->caller;
+    return ++s->calls >= 5;
+  };
+  io.interrupted_context = &poll;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = m->infer(tiny_inputs(), io);
+  EXPECT_EQ(r.status().code(), StatusCode::cancelled);
+  EXPECT_EQ(poll.calls, 5);  // polled until it said so, then never again
+  EXPECT_FALSE(poll.other_thread);
+  EXPECT_LT(Ms(std::chrono::steady_clock::now() - t0).count(), 5000);
+  // A check that never fires changes nothing.
+  auto ok = prepare();
+  io.interrupted = [](void*) { return false; };
+  EXPECT_TRUE(ok->infer(tiny_inputs(), io).is_ok());
+}
+
 TEST_F(EngineTest, ParitySamplingCountsViolationsAndTripsTheBreaker) {
   PrepareOptions o;
   set_engine_clock(*engine_, std::make_shared<ManualClock>());  // cooldowns never end on their own

@@ -3,8 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
-#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,8 +93,8 @@ struct PyPrepared {
     Result<InferResult> result{Status(StatusCode::internal, "the request did not run")};
   };
 
-  std::shared_ptr<Call> infer(const py::dict& feed, std::optional<double> deadline_ms) {
-    auto call = std::make_shared<Call>();
+  std::map<std::string, Value> inputs_from(const py::dict& feed) const {
+    std::map<std::string, Value> inputs;
     for (auto item : feed) {
       if (!py::isinstance<py::str>(item.first)) raise(invalid_argument("input names must be strings"));
       std::string name = item.first.cast<std::string>();
@@ -105,10 +106,16 @@ struct PyPrepared {
       if (want != DataType::undefined && t.dtype() != want)
         raise(invalid_argument("input '" + name + "': expected " + ort_type_name("tensor", want) + ", got " +
                                ort_type_name("tensor", t.dtype())));
-      call->inputs.emplace(std::move(name), Value::of(std::move(t)));
+      inputs.emplace(std::move(name), Value::of(std::move(t)));
     }
     for (const std::string& r : required)
-      if (!call->inputs.count(r)) raise(invalid_argument("missing input '" + r + "' of model '" + model->name() + "'"));
+      if (!inputs.count(r)) raise(invalid_argument("missing input '" + r + "' of model '" + model->name() + "'"));
+    return inputs;
+  }
+
+  std::shared_ptr<Call> infer(const py::dict& feed, std::optional<double> deadline_ms) {
+    auto call = std::make_shared<Call>();
+    call->inputs = inputs_from(feed);
     if (deadline_ms) {
       if (*deadline_ms <= 0) raise(invalid_argument("deadline_ms must be positive"));
       call->options.timeout_ms = *deadline_ms;
@@ -123,6 +130,23 @@ struct PyPrepared {
     if (!call->result.is_ok()) raise(call->result.status());
     t_last_infer_ms = call->result->timings.total_ms;
     return call;
+  }
+
+  // The overhead benchmark's baseline: `iters` engine calls made from C++ on this thread, each
+  // timed by its caller (microseconds; the result is dropped inside the timing, as a C++ caller
+  // would drop it). Stops at the first failed call.
+  std::vector<double> time_engine_calls(const py::dict& feed, int iters) {
+    const std::map<std::string, Value> inputs = inputs_from(feed);
+    std::vector<double> us;
+    us.reserve(static_cast<size_t>(std::max(iters, 0)));
+    py::gil_scoped_release nogil;
+    for (int i = 0; i < iters; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool ok = model->infer(inputs, InferOptions{}).is_ok();
+      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      if (!ok) break;
+    }
+    return us;
   }
 
   py::dict infer_dict(const py::dict& feed, std::optional<double> deadline_ms, bool strict, bool return_info) {
@@ -339,6 +363,8 @@ PYBIND11_MODULE(_tandem, m) {
            "when the answer did not come from the first route (to forbid fallback entirely, prepare with strict=True).")
       .def("run", &PyPrepared::run, py::arg("output_names"), py::arg("input_feed"), py::arg("deadline_ms") = py::none(),
            "ONNX Runtime style: outputs (list of arrays) in the order of output_names (None: all).")
+      .def("_time_engine_calls", &PyPrepared::time_engine_calls, py::arg("inputs"), py::arg("iters"),
+           "For bench/python_overhead.py: times `iters` engine calls made from C++ (microseconds each).")
       .def_property_readonly("name", [](const PyPrepared& p) { return p.model->name(); })
       .def_property_readonly("cache_key", [](const PyPrepared& p) { return p.model->cache_key(); })
       .def_property_readonly("cache_key_text", [](const PyPrepared& p) { return p.model->cache_key_text(); })

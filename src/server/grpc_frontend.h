@@ -1,0 +1,38 @@
+// grpc_frontend.h: the gRPC service of the Open Inference Protocol
+// (inference.GRPCInferenceService, proto/grpc_predict_v2.proto): ServerLive, ServerReady,
+// ModelReady, ServerMetadata, ModelMetadata and ModelInfer with raw_input_contents and
+// raw_output_contents (typed `contents` are accepted too). Errors are gRPC statuses with the
+// ProtocolError's code and one-line message: NOT_FOUND, INVALID_ARGUMENT,
+// RESOURCE_EXHAUSTED (queue full), UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL.
+// Thread-safety: start() and stop() from one thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "server.h"
+
+namespace tandem::server {
+
+struct GrpcOptions {
+  std::string host = "127.0.0.1";
+  int port = 8001;  // 0: any free port (port() tells which)
+  int threads = 0;  // handler threads; 0: 4 x hardware threads
+};
+
+class GrpcFrontend {
+ public:
+  static Result<std::unique_ptr<GrpcFrontend>> start(Server& server, GrpcOptions options);
+  ~GrpcFrontend();  // stops
+  int port() const;
+  // Stops accepting calls and waits up to `grace` for running ones to reply.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+
+ private:
+  struct Impl;
+  explicit GrpcFrontend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::server

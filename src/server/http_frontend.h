@@ -1,0 +1,47 @@
+// http_frontend.h: the REST endpoints of the Open Inference Protocol (v2) over HTTP/1.1, on
+// cpp-httplib's thread-pool server (docs/serving.md says why this library):
+//   GET  /v2/health/live, /v2/health/ready, /v2
+//   GET  /v2/models/{name}[/versions/{v}], .../ready, .../stats
+//   POST /v2/models/{name}[/versions/{v}]/infer
+//   POST /v2/repository/index, /v2/repository/models/{name}/load, .../unload
+//   GET  /metrics (also served alone on the metrics port)
+// Errors are {"error": "..."} with the ProtocolError's status; 503 carries Retry-After.
+// Bodies past the server's limit get 413 before they are read; headers that do not arrive
+// within `read_timeout` close the connection.
+// Thread-safety: start() and stop() from one thread; handlers run on the pool's threads.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "server.h"
+
+namespace tandem::server {
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;             // 0: any free port (port() tells which)
+  int threads = 0;             // handler threads; 0: 4 x hardware threads
+  bool metrics_only = false;   // serve only GET /metrics (the metrics port)
+  std::chrono::milliseconds read_timeout{5000};
+  std::chrono::milliseconds write_timeout{5000};
+};
+
+class HttpFrontend {
+ public:
+  // Binds and starts serving on background threads. Errors: unavailable when the address
+  // cannot be bound (the message names it).
+  static Result<std::unique_ptr<HttpFrontend>> start(Server& server, HttpOptions options);
+  ~HttpFrontend();  // stops
+  int port() const;
+  // Stops accepting connections and waits for handlers that are running to reply.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit HttpFrontend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::server

@@ -1,0 +1,59 @@
+// model_config.h: a model's optional `config.json` in the model repository, and the defaults
+// that apply without one.
+//
+// Example (every field optional):
+//   {
+//     "backends": ["cpu", "reference"],      // route chain (PrepareOptions::routes), or
+//     "precision": "fp32",                   // "fp32" | "bf16" | "fp16" | "int8"
+//     "strict": false,                       // true: no fallback (FallbackPolicy::strict)
+//     "required": true,                      // server readiness waits for this model
+//     "default_timeout_ms": 1000,            // deadline of requests that bring none (0: none)
+//     "parity_sample_rate": 0.01,
+//     "fault_injection": "error=0.3",        // for drills (PrepareOptions::fault_injection)
+//     "input_shapes": {"x": [1, 3, 48, 192]},
+//     "threads": 1,                          // engine threads per call (EngineOptions::threads)
+//     "instances": 2,                        // engine calls in flight at once for this model
+//     "max_queue_size": 64,                  // requests waiting beyond those in flight
+//     "dynamic_batching": {                  // absent: no batching
+//       "max_batch_size": 8,
+//       "max_queue_delay_us": 500,
+//       "preferred_batch_sizes": [4, 8]
+//     },
+//     "version_policy": "latest"             // "latest" (serve the newest ready) | "all"
+//   }
+// Unknown fields are an error (a misspelt field must not be silently ignored).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tandem/engine.h"
+#include "tandem/status.h"
+
+namespace tandem::server {
+
+struct BatchingConfig {
+  bool enabled = false;
+  int max_batch_size = 1;            // requests (batch rows) merged into one engine call
+  int64_t max_queue_delay_us = 0;    // how long the first queued request may wait for others
+  std::vector<int> preferred_batch_sizes;  // sizes dispatched as soon as reached
+};
+
+struct ModelConfig {
+  PrepareOptions prepare;           // routes, precision, fallback, parity, input shapes, faults
+  int threads = 0;                  // 0: the server's default
+  bool required = true;             // counts toward server readiness
+  double default_timeout_ms = 0;    // 0: none
+  int instances = 0;                // 0: the server's default (one per core)
+  int max_queue_size = 64;
+  BatchingConfig batching;
+  std::string version_policy = "latest";
+};
+
+// Parses config.json text. `model` names the model in messages. Errors: invalid_argument with
+// one line naming the field ("model 'cls': config.json: dynamic_batching.max_batch_size must be >= 1").
+Result<ModelConfig> parse_model_config(std::string_view model, std::string_view json_text);
+
+}  // namespace tandem::server

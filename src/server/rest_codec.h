@@ -1,0 +1,41 @@
+// rest_codec.h: the REST side of the Open Inference Protocol: inference request bodies in and
+// response bodies out, as JSON tensors and with the binary tensor data extension.
+//
+// Request body: JSON, or (when the `Inference-Header-Content-Length` header is present) that
+// many bytes of JSON followed by the binary data of the inputs that declare
+// `parameters.binary_data_size`, in the order they appear. Every decoding error is a
+// ProtocolError (400, or 413 past the limits) with one line naming the field; a decoder never
+// trusts a declared length, count or shape before checking it against the body and the limits.
+// JSON tensor data may be flat or nested (row-major); BOOL takes true/false, BYTES strings,
+// FP16/BF16 numbers. Element counts must match the shape exactly.
+// Response: JSON, or JSON followed by binary outputs (their JSON entries carry
+// `parameters.binary_data_size`), with the JSON's length to send as
+// `Inference-Header-Content-Length`.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol.h"
+
+namespace tandem::server {
+
+// Decodes a request body. `header_length`: the Inference-Header-Content-Length header's text
+// (nullopt when absent). `out->model` and `out->version` are left for the caller (they come
+// from the URL).
+std::optional<ProtocolError> decode_rest_infer_request(std::string_view body,
+                                                       std::optional<std::string_view> header_length,
+                                                       const RequestLimits& limits, InferRequest* out);
+
+struct RestBody {
+  std::string body;
+  std::optional<size_t> header_length;  // set when binary data follows the JSON
+};
+RestBody encode_rest_infer_response(const InferResponse& response);
+
+// {"error":"<message>"}
+std::string encode_rest_error(const ProtocolError& error);
+
+}  // namespace tandem::server

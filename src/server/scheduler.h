@@ -1,0 +1,102 @@
+// scheduler.h: one model version's request queue and the engine calls that drain it.
+//
+// Admission: requests waiting for an engine call are bounded by `max_queue_size`. A request
+// that does not fit is refused at once with queue_full (503 / RESOURCE_EXHAUSTED): it is
+// never queued and never left to time out. After drain() began, submit() refuses with
+// unavailable.
+// In flight: at most `instances` engine calls run at once, each on a scheduler thread.
+// Dynamic batching (when `batching.enabled`): a scheduler thread takes the oldest request and
+// the queued requests compatible with it (every input has the same dtype and the same dims
+// after the first; the same requested outputs), up to `max_batch_size` rows in all. It
+// dispatches as soon as the rows reach max_batch_size or the largest preferred size that the
+// queue can fill, or when the oldest request has waited `max_queue_delay_us`. The batch's
+// inputs are concatenated along dim 0, the engine runs once, and every output is split back
+// along dim 0 by each request's rows (an output whose dim 0 is not the batch's rows fails the
+// batch with a 500 naming it). Requests are never merged across different shapes.
+// Deadlines: a request carries an absolute deadline (its timeout or the model default; none:
+// time_point::max()). One whose deadline passes while it waits completes with 504 without
+// running; an engine call gets the earliest deadline of its batch.
+// Completion: `done` runs exactly once for every admitted request, on a scheduler thread (never
+// inside submit()). It must not block for long.
+// Ownership and lifetime: the scheduler shares the prepared model; its threads start in the
+// constructor and stop in drain() / the destructor (which drains with no grace: queued
+// requests complete with unavailable, in-flight calls are waited for).
+// Thread-safety: submit(), stats() and drain() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "protocol.h"
+#include "model_config.h"
+#include "tandem/engine.h"
+#include "tandem/telemetry.h"
+
+namespace tandem::server {
+
+// The result of one admitted request: a response, or the error to report.
+struct InferOutcome {
+  std::optional<ProtocolError> error;
+  InferResponse response;  // valid when !error
+  double queue_us = 0;     // time from submit() to its engine call (or to its failure)
+  int batch_rows = 0;      // rows of the engine call that served it (1 without batching)
+};
+
+class Scheduler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Done = std::function<void(InferOutcome&&)>;
+
+  struct Options {
+    int instances = 1;          // engine calls in flight at once (>= 1)
+    int max_queue_size = 64;    // waiting requests (>= 0; 0: only what a free instance takes now)
+    BatchingConfig batching;    // ignored unless every input's first dim is a batch dim
+    std::string model_name;     // for responses and messages
+    std::string version;
+  };
+
+  struct Stats {
+    uint64_t admitted = 0;
+    uint64_t rejected = 0;          // refused by submit() (queue full or draining)
+    uint64_t succeeded = 0;
+    uint64_t failed = 0;            // completed with an error (including timed out in queue)
+    uint64_t expired_in_queue = 0;  // of those, deadlines that passed before an engine call
+    uint64_t fallbacks = 0;         // answered by a route other than the first
+    int queued = 0;                 // waiting now
+    int in_flight = 0;              // requests inside engine calls now
+    LatencyHistogram queue_time;    // submit() to engine call, per request
+    std::map<int, uint64_t> batch_rows;  // engine calls by rows per call
+    std::map<std::string, uint64_t> served_by;  // requests by the route that answered
+  };
+
+  // `model` must outlive nothing: the scheduler keeps it alive until its threads stop.
+  // `batching_possible`: whether the model's inputs all have a batch dim (the server decides
+  // from the IO schema); when false, options.batching is ignored.
+  Scheduler(std::shared_ptr<PreparedModel> model, Options options, bool batching_possible);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Admits `request` (already validated against the model's IO schema by the server) or
+  // returns why not (queue_full, or unavailable while draining); `done` is then never called.
+  std::optional<ProtocolError> submit(InferRequest&& request, Clock::time_point deadline, Done done);
+
+  // Stops admitting, lets queued and in-flight requests finish until `grace` passes, then
+  // completes what is still queued with unavailable and waits for in-flight engine calls.
+  // Returns true when everything finished within the grace period. Idempotent.
+  bool drain(std::chrono::milliseconds grace);
+
+  Stats stats() const;
+  const std::shared_ptr<PreparedModel>& model() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::server

@@ -1,0 +1,160 @@
+// server.h: the inference server behind every transport: the model repository, per-model
+// schedulers, health that tells the truth, metadata, statistics, Prometheus metrics and
+// graceful shutdown. The HTTP and gRPC frontends (http_frontend.h, grpc_frontend.h) only
+// translate between their wire formats and these calls.
+//
+// Model repository: DIR/<model>/<version>/model.onnx with an optional DIR/<model>/config.json
+// (model_config.h); versions are positive integers. Every model found at start is loaded in
+// the background; create() returns before loading ends. A model that fails to load is kept
+// with its one-line reason (state "failed") and does not stop the others. Loading a new
+// version never interrupts requests to the old one: the old scheduler drains once the new
+// version is ready (with version_policy "latest").
+//
+// Readiness:
+//   - server live: the process answers;
+//   - server ready: nothing is loading, at least one model is ready, every model marked
+//     `required` is ready, and the server is not shutting down. An empty repository, or one
+//     whose models all failed, is not ready;
+//   - model (version) ready: it can answer now: loaded, not draining, and in strict mode its
+//     first route's breaker is not open. A model answering only through fallback is ready but
+//     reports `degraded` in its stats.
+//
+// Thread-safety: every method may be called from any thread, concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model_config.h"
+#include "protocol.h"
+#include "scheduler.h"
+#include "tandem/engine.h"
+
+namespace tandem::server {
+
+struct ServerOptions {
+  std::filesystem::path model_repository;
+  EngineOptions engine;               // backends, threads, worker limits
+  int default_instances = 0;          // per model when its config says none; 0: hardware threads
+  int default_threads = 1;            // engine threads per call when its config says none
+  // Applied to every model whose config sets no fault_injection (the CLI's --inject).
+  std::string fault_injection;
+  // Rescan the repository every `poll_interval` (0: never): new models and versions load,
+  // removed ones unload.
+  std::chrono::milliseconds poll_interval{0};
+  RequestLimits limits;
+  std::chrono::milliseconds shutdown_grace{30000};
+};
+
+struct TensorMetadata {
+  std::string name;
+  std::string datatype;        // protocol name ("FP32")
+  std::vector<int64_t> shape;  // -1 for a dim that varies
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;  // ready versions, ascending
+  std::string platform = "onnx";
+  std::vector<TensorMetadata> inputs;
+  std::vector<TensorMetadata> outputs;
+};
+
+struct ServerMetadata {
+  std::string name = "tandem";
+  std::string version;                  // tandem's version
+  std::vector<std::string> extensions;  // "binary_tensor_data", "model_repository", ...
+};
+
+// One row of the repository index.
+struct RepositoryEntry {
+  std::string name;
+  std::string version;
+  std::string state;   // "LOADING", "READY", "UNAVAILABLE", "FAILED", "UNLOADING"
+  std::string reason;  // why, for FAILED and UNAVAILABLE
+};
+
+// What /v2/models/{name}/stats reports for one version (server.cpp renders it as JSON).
+struct RouteStats {
+  std::string route;            // "cpu", "cpu@bf16", "reference", ...
+  std::string breaker;          // "closed", "open", "half_open"
+  double dispatch_share = 0;    // fraction of answers it gave
+  uint64_t parity_samples = 0;
+  uint64_t parity_violations = 0;
+  double parity_max_abs = 0;
+};
+struct ModelStats {
+  std::string name;
+  std::string version;
+  std::string state;            // as in RepositoryEntry
+  bool ready = false;
+  bool degraded = false;        // answering, but only through fallback routes lately
+  Scheduler::Stats scheduler;
+  std::vector<RouteStats> routes;
+  double p50_ms = 0, p99_ms = 0;  // engine latency
+};
+
+class Server {
+ public:
+  // Scans the repository and starts loading in the background. Errors: invalid_argument when
+  // the repository folder does not exist (an empty one is fine: not ready).
+  static Result<std::unique_ptr<Server>> create(ServerOptions options);
+  ~Server();  // shuts down (no grace) if shutdown() was not called
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  bool live() const;
+  bool ready() const;
+  ServerMetadata metadata() const;
+
+  // `version` empty: the model as a whole (ready when its serving version is ready).
+  // Errors: not_found for an unknown model or version.
+  std::optional<ProtocolError> model_ready(const std::string& name, const std::string& version, bool* ready) const;
+  std::optional<ProtocolError> model_metadata(const std::string& name, const std::string& version,
+                                              ModelMetadata* out) const;
+  // Stats of every version of `name` (every model when name is empty).
+  std::optional<ProtocolError> model_stats(const std::string& name, const std::string& version,
+                                           std::vector<ModelStats>* out) const;
+
+  // Validates `request` against the model (unknown model/version -> 404; unknown, missing or
+  // duplicate inputs, wrong datatype, shape not matching the model's fixed dims, unknown
+  // requested outputs -> 400) and submits it to the version's scheduler. Returns the error
+  // when it was not admitted (then `done` is never called); otherwise `done` runs exactly once
+  // on a scheduler thread. `timeout_ms` in the request overrides the model's default.
+  std::optional<ProtocolError> infer(InferRequest&& request, Scheduler::Done done);
+
+  // The repository extension.
+  std::vector<RepositoryEntry> repository_index() const;
+  // Loads (or reloads: new versions on disk are picked up) a model and waits until it is
+  // ready or failed. Errors: not_found (no such folder), bad_request (it failed: the reason).
+  std::optional<ProtocolError> load_model(const std::string& name);
+  // Stops serving a model: new requests get 404; in-flight ones finish.
+  std::optional<ProtocolError> unload_model(const std::string& name);
+
+  // Prometheus text: the engine's telemetry of every loaded model plus the server's figures
+  // (tandem_server_requests_total{protocol,code}, queue time, batch rows, in flight,
+  // rejections, model readiness).
+  std::string metrics_prometheus() const;
+  // Frontends count every request they answer: protocol "rest" or "grpc", `code` the HTTP
+  // status (gRPC codes are mapped to their HTTP equivalents), `seconds` from receipt to reply.
+  void record_request(std::string_view protocol, int code, double seconds);
+
+  // Graceful shutdown: not ready from now on, new requests get unavailable, queued and
+  // in-flight requests finish within `options.shutdown_grace`. Returns true when nothing was
+  // cut off. Idempotent; the frontends stop accepting connections before calling it.
+  bool shutdown();
+  const ServerOptions& options() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tandem::server

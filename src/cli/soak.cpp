@@ -34,6 +34,7 @@ struct SoakOptions {
   int64_t requests = 0;
   double duration_s = 0;
   int threads = 1;
+  int engine_threads = 0;  // EngineOptions::threads (0: the backend default)
   std::string json;
   std::string prometheus;
   std::vector<std::string> backends;
@@ -55,6 +56,7 @@ int soak_command(const SoakOptions& o) {
   const std::string cmd = "soak";
   if ((o.requests > 0) == (o.duration_s > 0)) return fail(cmd, "give exactly one of --requests N or --duration SECONDS", 2);
   if (o.threads < 1 || o.threads > 1024) return fail(cmd, "--threads must be in [1, 1024]", 2);
+  if (o.engine_threads < 0 || o.engine_threads > 1024) return fail(cmd, "--engine-threads must be in [0, 1024]", 2);
   if (o.parity_sample < 0 || o.parity_sample > 1) return fail(cmd, "--parity-sample must be in [0, 1]", 2);
   auto units = parse_compute_units(o.units);
   if (!units) return fail(cmd, units.status().message(), 2);
@@ -65,6 +67,7 @@ int soak_command(const SoakOptions& o) {
 
   EngineOptions eo;
   eo.backends = o.backends;
+  eo.threads = o.engine_threads;
   auto engine = Engine::create(eo);
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
@@ -321,6 +324,8 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   auto* dur = cmd->add_option("--duration", o->duration_s, "Run for this many seconds");
   req->excludes(dur);
   cmd->add_option("--threads", o->threads, "Threads sending requests (default 1)");
+  cmd->add_option("--engine-threads", o->engine_threads,
+                  "Threads per backend call (default 0: the backend's default, the physical cores)");
   cmd->add_option("--json", o->json, "Write the summary as JSON here");
   cmd->add_option("--prometheus", o->prometheus, "Write the final telemetry as Prometheus text here");
   cmd->add_option("--backend", o->backends, "Backend order (repeatable; default: all, reference last)");

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""What `tandem serve` adds over the in-process engine, and how it behaves under load.
+
+    python3 bench/serve/serve_bench.py [--tandem build/bin/tandem] [--out DIR] [--duration 10]
+        [--phases overhead,throughput,batching,overload] [--overload-seconds 60]
+
+Model: the PaddleOCR direction classifier (1x3x48x192) from models/, in a temporary model
+repository. One engine thread per call (--engine-threads). Every figure comes from this run,
+side by side:
+  overhead    concurrency 1: p50 of the in-process engine call (`tandem soak --threads 1`)
+              against p50 over REST binary and REST JSON (wrk) and gRPC (h2load, per-request
+              log). Targets: binary and gRPC add <= 150 us, JSON <= 1 ms.
+  throughput  concurrency 8: requests/s in process (`tandem soak --threads 8`) against REST
+              binary and gRPC at the same engine threads. Target: >= 80%.
+  batching    concurrency 16 over REST binary, without and with dynamic batching. Target:
+              >= 1.3x the throughput, p99 < 10 ms.
+  overload    REST binary at 10x the sustainable rate (open loop, h2load --rps) for
+              --overload-seconds: every rejection a 503 with p99 < 5 ms, admitted p99 < 3x the
+              unloaded p99, RSS sampled every second (bounded).
+Results: DIR/results.json and DIR/summary.txt (default bench/results/<date>-serve).
+Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy: scripts/setup.
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+SHAPE = [1, 3, 48, 192]
+WRK_LUA = """
+wrk.method = "POST"
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+local h = os.getenv("BENCH_HEADER_LENGTH")
+if h ~= nil and h ~= "" then wrk.headers["Inference-Header-Content-Length"] = h end
+"""
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+class Server:
+    """`tandem serve` on free loopback ports; always stopped (context manager)."""
+
+    def __init__(self, tandem, repo, work, extra=()):
+        self.ready_file = work / f"ready-{time.monotonic_ns()}.json"
+        self.log_path = work / f"server-{time.monotonic_ns()}.log"
+        self.args = [str(tandem), "serve", "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
+                     "--metrics-port", "0", "--ready-file", str(self.ready_file), *extra]
+
+    def __enter__(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tandem serve exited {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+            if self.ready_file.exists():
+                ports = json.loads(self.ready_file.read_text())
+                self.http, self.grpc = ports["http"], ports["grpc"]
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{self.http}/v2/health/ready", timeout=2).status == 200:
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError("tandem serve did not become ready within 120 s")
+
+    def rss_mb(self):
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    def metrics(self):
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=5).read().decode()
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def make_repo(work, name, config):
+    repo = work / name
+    (repo / "cls" / "1").mkdir(parents=True)
+    shutil.copy(MODEL, repo / "cls" / "1" / "model.onnx")
+    (repo / "cls" / "config.json").write_text(json.dumps(config))
+    return repo
+
+
+def make_bodies(work, x):
+    """REST JSON body, REST binary body (+ JSON header length) and a gRPC frame for h2load."""
+    import numpy as np  # noqa: F401
+    raw = x.tobytes()
+    js = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": SHAPE, "data": x.ravel().tolist()}]})
+    (work / "body.json").write_text(js)
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": SHAPE,
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "outputs": [{"name": OUTPUT, "parameters": {"binary_data": True}}]}).encode()
+    (work / "body.bin").write_bytes(header + raw)
+    stubs = work / "stubs"
+    stubs.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "src/server/proto"),
+                    f"--python_out={stubs}", f"--grpc_python_out={stubs}", "grpc_predict_v2.proto"], check=True)
+    sys.path.insert(0, str(stubs))
+    import grpc_predict_v2_pb2 as pb
+    req = pb.ModelInferRequest(model_name="cls")
+    t = req.inputs.add(name="x", datatype="FP32", shape=SHAPE)
+    del t
+    req.raw_input_contents.append(raw)
+    msg = req.SerializeToString()
+    (work / "grpc.frame").write_bytes(b"\0" + struct.pack(">I", len(msg)) + msg)
+    return len(header)
+
+
+def wrk(url, body, content_type, header_length, concurrency, seconds, work):
+    lua = work / "post.lua"
+    lua.write_text(WRK_LUA)
+    env = dict(os.environ, BENCH_BODY=str(body), BENCH_CONTENT_TYPE=content_type,
+               BENCH_HEADER_LENGTH=str(header_length or ""))
+    threads = min(concurrency, 2)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                         env=env, capture_output=True, text=True, check=True).stdout
+
+    def ms(text):
+        v, unit = float(re.match(r"([\d.]+)(\w+)", text).group(1)), re.match(r"([\d.]+)(\w+)", text).group(2)
+        return v * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    pct = {int(m.group(1)): ms(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\S+)", out, re.M)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"p50_ms": pct.get(50), "p90_ms": pct.get(90), "p99_ms": pct.get(99), "rps": rps,
+            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+
+
+def h2load(url, data, headers, concurrency, seconds, work, rps_per_client=None, h1=False):
+    logf = work / f"h2load-{time.monotonic_ns()}.log"
+    cmd = ["h2load", "-c", str(concurrency), "-m", "1", "-D", str(seconds), "-d", str(data), f"--log-file={logf}"]
+    for h in headers:
+        cmd += ["-H", h]
+    if rps_per_client:
+        cmd += ["--rps", str(rps_per_client)]
+    if h1:
+        cmd.append("--h1")
+    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    rows = [line.split() for line in logf.read_text().splitlines() if line.strip()]
+    lat = {}  # status -> latencies ms
+    for r in rows:
+        lat.setdefault(int(r[1]), []).append(int(r[2]) / 1e3)
+    done = sum(len(v) for v in lat.values())
+    return {"by_status": {s: {"n": len(v), "p50_ms": quantile(v, 0.5), "p99_ms": quantile(v, 0.99)}
+                          for s, v in sorted(lat.items())},
+            "rps": done / seconds, "summary": re.search(r"requests:.*", out).group(0) if "requests:" in out else out[-300:]}
+
+
+def quantile(v, q):
+    if not v:
+        return None
+    s = sorted(v)
+    return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+
+
+def soak(tandem, threads, engine_threads, seconds, work):
+    j = work / f"soak-{threads}.json"
+    subprocess.run([str(tandem), "soak", str(MODEL), "--shape", "x=" + "x".join(map(str, SHAPE)), "--threads", str(threads),
+                    "--engine-threads", str(engine_threads), "--duration", str(seconds), "--json", str(j), "--quiet",
+                    "--backend", "cpu"], check=True, capture_output=True)
+    return json.loads(j.read_text())
+
+
+def grpc_headers():
+    return ["content-type: application/grpc", "te: trailers"]
+
+
+def grpc_ok_count(server):
+    m = re.search(r'tandem_server_requests_total\{[^}]*protocol="grpc"[^}]*code="200"[^}]*\}\s+(\d+)', server.metrics())
+    return int(m.group(1)) if m else 0
+
+
+OUTPUT = None
+
+
+def main():
+    global OUTPUT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tandem", default=str(ROOT / "build" / "bin" / "tandem"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / f"{datetime.date.today()}-serve"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--engine-threads", type=int, default=1)
+    ap.add_argument("--phases", default="overhead,throughput,batching,overload")
+    ap.add_argument("--overload-seconds", type=int, default=60)
+    args = ap.parse_args()
+    phases = args.phases.split(",")
+    import numpy as np
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{os.cpu_count()} cpus", "engine_threads": args.engine_threads, "duration_s": args.duration}
+    lines = []
+
+    def say(s):
+        log(s)
+        lines.append(s)
+
+    info = subprocess.run([args.tandem, "info", str(MODEL)], capture_output=True, text=True).stdout
+    OUTPUT = re.search(r"outputs?:?\s*\n?\s*(\S+?)[:\s]", info[info.find("utput"):]).group(1) if "utput" in info else "softmax_0.tmp_0"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
+        header_len = make_bodies(work, x)
+        base = {"input_shapes": {"x": SHAPE}, "threads": args.engine_threads, "instances": 2, "max_queue_size": 64,
+                "backends": ["cpu", "reference"]}
+        repo = make_repo(work, "plain", base)
+        d = args.duration
+        with Server(args.tandem, repo, work) as srv:
+            infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
+            grpc_url = f"http://127.0.0.1:{srv.grpc}/inference.GRPCInferenceService/ModelInfer"
+            if "overhead" in phases:
+                inproc = soak(args.tandem, 1, args.engine_threads, d, work)
+                b = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
+                j = wrk(infer, work / "body.json", "application/json", None, 1, d, work)
+                before = grpc_ok_count(srv)
+                g = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 1, d, work)
+                g_ok = grpc_ok_count(srv) - before
+                base_ms = inproc["latency_ms"]["p50"] if "latency_ms" in inproc else inproc.get("p50_ms")
+                g50 = g["by_status"].get(200, {}).get("p50_ms")
+                results["overhead"] = {"in_process": inproc, "rest_binary": b, "rest_json": j, "grpc": g, "grpc_ok": g_ok}
+                say(f"concurrency 1, p50: in-process {base_ms:.3f} ms; REST binary {b['p50_ms']:.3f} ms "
+                    f"(+{(b['p50_ms'] - base_ms) * 1e3:.0f} us); REST JSON {j['p50_ms']:.3f} ms (+{(j['p50_ms'] - base_ms) * 1e3:.0f} us); "
+                    f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g_ok} ok)")
+            if "throughput" in phases:
+                inproc8 = soak(args.tandem, 8, args.engine_threads, d, work)
+                b8 = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)
+                before = grpc_ok_count(srv)
+                g8 = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 8, d, work)
+                g8_ok = grpc_ok_count(srv) - before
+                r0 = inproc8["requests_per_second"]
+                results["throughput"] = {"in_process": inproc8, "rest_binary": b8, "grpc": g8, "grpc_ok": g8_ok}
+                say(f"concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
+                    f"gRPC {g8['rps']:.0f} ({g8['rps'] / r0:.0%}, {g8_ok} ok)")
+            unloaded_p99 = None
+            if "overload" in phases:
+                u = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
+                unloaded_p99 = u["p99_ms"]
+                sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)["rps"]
+                target = sustain * 10
+                clients = 64
+                rss = []
+                stop = threading.Event()
+
+                def sample():
+                    while not stop.is_set():
+                        rss.append(srv.rss_mb())
+                        stop.wait(1.0)
+                t = threading.Thread(target=sample)
+                t.start()
+                o = h2load(infer, work / "body.bin", ["content-type: application/octet-stream",
+                                                      f"inference-header-content-length: {header_len}"],
+                           clients, args.overload_seconds, work, rps_per_client=max(1, round(target / clients)), h1=True)
+                stop.set()
+                t.join()
+                ok = o["by_status"].get(200, {})
+                rej = o["by_status"].get(503, {})
+                results["overload"] = {"unloaded": u, "sustainable_rps": sustain, "offered_rps": target, "result": o,
+                                       "rss_mb": {"first": rss[0] if rss else None, "max": max(rss) if rss else None,
+                                                  "last": rss[-1] if rss else None}, "alive": srv.proc.poll() is None}
+                say(f"overload {args.overload_seconds} s at {target:.0f} req/s offered (10x {sustain:.0f}): "
+                    f"{ok.get('n', 0)} admitted p99 {ok.get('p99_ms')} ms (unloaded p99 {unloaded_p99} ms), "
+                    f"{rej.get('n', 0)} rejected (503) p99 {rej.get('p99_ms')} ms, other statuses "
+                    f"{ {s: v['n'] for s, v in o['by_status'].items() if s not in (200, 503)} }, "
+                    f"RSS {results['overload']['rss_mb']} MB, server alive: {results['overload']['alive']}")
+        if "batching" in phases:
+            res = {}
+            for label, cfg in (("off", base), ("on", dict(base, dynamic_batching={
+                    "max_batch_size": 8, "max_queue_delay_us": 2000, "preferred_batch_sizes": [4, 8]},
+                    input_shapes={"x": [-1, 3, 48, 192]}))):
+                repo_b = make_repo(work, f"batch-{label}", cfg)
+                with Server(args.tandem, repo_b, work) as srv:
+                    infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
+                    res[label] = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 16, d, work)
+            results["batching"] = res
+            say(f"concurrency 16, REST binary: no batching {res['off']['rps']:.0f} req/s p99 {res['off']['p99_ms']:.2f} ms; "
+                f"batching {res['on']['rps']:.0f} req/s p99 {res['on']['p99_ms']:.2f} ms "
+                f"({res['on']['rps'] / res['off']['rps']:.2f}x)")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
+    log(f"wrote {out_dir}/results.json and summary.txt")
+
+
+if __name__ == "__main__":
+    main()

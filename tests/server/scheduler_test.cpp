@@ -406,5 +406,134 @@ TEST(Scheduler, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency) {
   submit_from_many_threads(scheduler, false);
 }
 
+TEST(SchedulerBatching, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency) {
+  auto model = prepare(elementwise_model());
+  ASSERT_TRUE(model);
+  Scheduler::Options options = batched(2, 8, 500);
+  options.max_queue_size = 16;
+  Scheduler scheduler(model, options, true);
+  submit_from_many_threads(scheduler, true);
+}
+
+// Holds the scheduler's only instance with a request of `rows` rows (which must be
+// max_batch_size, so that it leaves at once) until gated->open().
+void hold_the_instance(Scheduler& scheduler, GatedModel& gated, Outcomes& outcomes, int64_t rows) {
+  gated.close();
+  ASSERT_FALSE(scheduler.submit(make_request("hold", rows, 3, 0), kNoDeadline, outcomes.done_for("hold")));
+  ASSERT_TRUE(gated.wait_entered(1));
+}
+
+TEST(SchedulerBatching, MergesCompatibleRequestsAndGivesEachItsOwnRows) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 200'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  const Clock::time_point first_submitted = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 100), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 2, 3, 200), in(20s), outcomes.done_for("c")));
+  ASSERT_FALSE(scheduler.submit(make_request("d", 1, 3, 300), kNoDeadline, outcomes.done_for("d")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(4));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 4}));
+  expect_doubled(outcomes.get("b"), 1, 3, 100);
+  expect_doubled(outcomes.get("c"), 2, 3, 200);
+  expect_doubled(outcomes.get("d"), 1, 3, 300);
+  for (const char* id : {"b", "c", "d"}) EXPECT_EQ(outcomes.get(id).batch_rows, 4) << id;
+  EXPECT_EQ(outcomes.get("c").response.outputs.size(), 2u);
+  EXPECT_EQ(outcomes.get("c").response.outputs[1].tensor.data<float>()[5], 205.0f * 205.0f);
+  // Fewer rows than max_batch_size and no preferred size: the batch left when the oldest
+  // request had waited max_queue_delay_us, not before (and not much later).
+  const Clock::time_point batch_started = gated->call_times().at(1);
+  EXPECT_GE(batch_started - first_submitted, 200ms);
+  EXPECT_LT(batch_started - first_submitted, 3s);
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.batch_rows, (std::map<int, uint64_t>{{4, 1}, {8, 1}}));
+  EXPECT_EQ(stats.succeeded, 4u);
+}
+
+TEST(SchedulerBatching, NeverMergesDifferentShapesOrOutputs) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 50'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 10), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 1, 4, 20), kNoDeadline, outcomes.done_for("c")));
+  ASSERT_FALSE(scheduler.submit(make_request("d", 1, 3, 30), kNoDeadline, outcomes.done_for("d")));
+  InferRequest only_y = make_request("e", 2, 3, 40);
+  only_y.outputs.push_back(RequestedOutput{"y", false});
+  ASSERT_FALSE(scheduler.submit(std::move(only_y), kNoDeadline, outcomes.done_for("e")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(5));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 2, 1, 2}));  // hold, b+d, c, e
+  expect_doubled(outcomes.get("b"), 1, 3, 10);
+  expect_doubled(outcomes.get("c"), 1, 4, 20);
+  expect_doubled(outcomes.get("d"), 1, 3, 30);
+  expect_doubled(outcomes.get("e"), 2, 3, 40);
+  EXPECT_EQ(outcomes.get("e").response.outputs.size(), 1u);
+  EXPECT_EQ(outcomes.get("c").batch_rows, 1);
+}
+
+TEST(SchedulerBatching, RespectsMaxBatchSizeAndDispatchesPreferredSizesAtOnce) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  // The delay is far longer than the test: only full and preferred batches may leave early.
+  Scheduler scheduler(gated, batched(1, 4, 60'000'000, {2}), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 4);
+  const Clock::time_point start = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("big", 6, 3, 1000), kNoDeadline, outcomes.done_for("big")));
+  for (int i = 0; i < 7; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    ASSERT_FALSE(scheduler.submit(make_request(id, 1, 3, static_cast<float>(10 * i)), kNoDeadline, outcomes.done_for(id)));
+  }
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(8));  // all but the last one-row request
+  EXPECT_LT(Clock::now() - start, 20s);
+  // hold; big alone (more rows than max_batch_size); r0-r3 (full); r4+r5 (preferred size 2).
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 6, 4, 2}));
+  EXPECT_EQ(outcomes.calls().count("r6"), 0u);  // one row waits for companions
+
+  EXPECT_TRUE(scheduler.drain(10s));  // draining sends it without waiting out the delay
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 6, 4, 2, 1}));
+  expect_doubled(outcomes.get("big"), 6, 3, 1000);
+  for (int i = 0; i < 7; ++i) expect_doubled(outcomes.get("r" + std::to_string(i)), 1, 3, static_cast<float>(10 * i));
+  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 1}, {2, 1}, {4, 2}, {6, 1}}));
+}
+
+TEST(SchedulerBatching, AnOutputThatIsNotTheBatchFailsEveryRequestOfTheBatch) {
+  auto gated = std::make_shared<GatedModel>(prepare(reduce_model()));
+  Scheduler scheduler(gated, batched(1, 4, 20'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 4);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 2, 3, 2), kNoDeadline, outcomes.done_for("c")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(3));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 3}));
+  EXPECT_FALSE(outcomes.get("hold").error);  // alone: nothing to split
+  for (const char* id : {"b", "c"}) {
+    const InferOutcome outcome = outcomes.get(id);
+    ASSERT_TRUE(outcome.error) << id;
+    EXPECT_EQ(outcome.error->http_status, 500);
+    EXPECT_NE(outcome.error->message.find("output 'y'"), std::string::npos) << outcome.error->message;
+  }
+  EXPECT_EQ(scheduler.stats().failed, 2u);
+}
+
+TEST(SchedulerBatching, IsIgnoredWhenTheModelHasNoBatchDim) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 60'000'000), false);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 1, 3, 2), kNoDeadline, outcomes.done_for("c")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(3));
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 1, 1}));
+  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 3}}));
+}
+
 }  // namespace
 }  // namespace tandem::server

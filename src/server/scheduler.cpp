@@ -98,7 +98,7 @@ struct Scheduler::Impl {
 
   // --- completion ------------------------------------------------------------------------
 
-  // Records how `pending` ended (under the mutex).
+  // Counts how a request ended (under the mutex).
   void count_outcome_locked(const InferOutcome& outcome) {
     if (outcome.error) {
       ++stats.failed;

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "server/scheduler.h"
 #include "tandem/engine.h"
 
@@ -25,9 +27,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = Scheduler::Clock;
 
-// Writes an ONNX model with one float input x[N, M] and outputs computed by `nodes`.
+// Writes an ONNX model with one float input x[N, M]; `body` defines its graph `g` (Python).
 std::filesystem::path write_model(const std::string& name, const std::string& body) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "tandem_scheduler_test";
+  // One folder per process: ctest runs the tests of this file in parallel processes.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("tandem_scheduler_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::filesystem::path path = dir / (name + ".onnx");
   const std::filesystem::path script = dir / (name + ".py");

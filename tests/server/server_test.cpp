@@ -468,6 +468,42 @@ TEST(Server, StrictModelWithOpenBreakerIsNotReady) {
   EXPECT_TRUE(server->ready());
 }
 
+TEST(Server, StrictModelIsReadyAgainAfterTheCooldown) {
+  Repository repo;
+  repo.add_version("strict", 1);
+  repo.config("strict", R"({"strict": true, "fault_injection": "error=1.0,recover_after_s=1",
+                            "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 300,
+                                        "close_after_successes": 1}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  for (int i = 0; i < 4; ++i) infer_sync(*server, request("strict"));
+  EXPECT_FALSE(server->ready());
+  // After the cooldown the next request may probe the route: ready again, and once the faults
+  // stop (1 s after they were armed) requests succeed.
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  EXPECT_TRUE(eventually([&] { return !infer_sync(*server, request("strict")).error; }));
+}
+
+TEST(Server, AnsweringOnlyThroughFallbackIsDegraded) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.config("double", R"({"fault_injection": "error=1.0", "breaker": {"min_requests": 1000}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  for (int i = 0; i < 3; ++i) {
+    InferOutcome o = infer_sync(*server, request("double"));
+    ASSERT_FALSE(o.error) << o.error->message;
+    EXPECT_TRUE(o.response.fallback);
+  }
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server->model_stats("double", "1", &stats));
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_TRUE(stats[0].ready);
+  EXPECT_TRUE(stats[0].degraded);
+}
+
 TEST(Server, StrictRequiredModelWithOpenBreakerMakesServerNotReady) {
   Repository repo;
   repo.add_version("strict", 1);

@@ -1,0 +1,539 @@
+// Tests of the scheduler (src/server/scheduler.h): admission, deadlines, drain, completion
+// under concurrency and dynamic batching, against tiny models prepared by a real engine.
+// A GatedModel in front of the prepared model can hold engine calls until released, so that
+// requests queue up deterministically, and records the rows of every call it passes on.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/scheduler.h"
+#include "tandem/engine.h"
+
+namespace tandem::server {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = Scheduler::Clock;
+
+// Writes an ONNX model with one float input x[N, M] and outputs computed by `nodes`.
+std::filesystem::path write_model(const std::string& name, const std::string& body) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "tandem_scheduler_test";
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path path = dir / (name + ".onnx");
+  const std::filesystem::path script = dir / (name + ".py");
+  std::ofstream(script) << "import numpy as np, onnx\nfrom onnx import helper as h, TensorProto as T\n"
+                        << "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 'M'])\n"
+                        << body << "m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)])\nm.ir_version = 8\n"
+                        << "onnx.save(m, '" << path.string() << "')\n";
+  const std::string command = "/usr/bin/python3 " + script.string();
+  if (std::system(command.c_str()) != 0) return {};
+  return path;
+}
+
+// y = x + x and z = x * x, both [N, M].
+std::filesystem::path elementwise_model() {
+  return write_model("elementwise",
+                     "y = h.make_tensor_value_info('y', T.FLOAT, ['N', 'M'])\n"
+                     "z = h.make_tensor_value_info('z', T.FLOAT, ['N', 'M'])\n"
+                     "g = h.make_graph([h.make_node('Add', ['x', 'x'], ['y']), h.make_node('Mul', ['x', 'x'], ['z'])],"
+                     " 'g', [x], [y, z])\n");
+}
+
+// y = the sum of x over dim 0, kept: [1, M] whatever the rows.
+std::filesystem::path reduce_model() {
+  return write_model("reduce",
+                     "y = h.make_tensor_value_info('y', T.FLOAT, [1, 'M'])\n"
+                     "axes = h.make_tensor('axes', T.INT64, [1], [0])\n"
+                     "g = h.make_graph([h.make_node('ReduceSum', ['x', 'axes'], ['y'], keepdims=1)], 'g', [x], [y],"
+                     " initializer=[axes])\n");
+}
+
+std::shared_ptr<PreparedModel> prepare(const std::filesystem::path& path) {
+  static std::unique_ptr<Engine> engine = std::move(Engine::create({}).value());
+  PrepareOptions options;
+  options.warmup_runs = 1;
+  options.input_shapes = {};
+  auto model = engine->prepare(path, options);
+  if (!model) ADD_FAILURE() << model.status().to_string();
+  return model ? *model : nullptr;
+}
+
+// Passes calls on to a prepared model; while closed, holds them until open() is called.
+class GatedModel : public PreparedModel {
+ public:
+  explicit GatedModel(std::shared_ptr<PreparedModel> inner) : inner_(std::move(inner)) {}
+
+  void close() { std::lock_guard<std::mutex> lock(mutex_); open_ = false; }
+  void open() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  void fail_with(Status status) { std::lock_guard<std::mutex> lock(mutex_); failure_ = std::move(status); }
+  // Waits until `n` calls have entered infer().
+  bool wait_entered(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] { return calls_.size() >= n; });
+  }
+  // Dim 0 of input x of every call, in order.
+  std::vector<int64_t> call_rows() const { std::lock_guard<std::mutex> lock(mutex_); return calls_; }
+  std::vector<Clock::time_point> call_times() const { std::lock_guard<std::mutex> lock(mutex_); return call_times_; }
+
+  Result<InferResult> infer(const std::map<std::string, Value>& inputs, const InferOptions& options) override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      calls_.push_back(inputs.at("x").tensor.dim(0));
+      call_times_.push_back(Clock::now());
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return open_; });
+      if (!failure_.is_ok()) return failure_;
+    }
+    return inner_->infer(inputs, options);
+  }
+  const IoSchema& io_schema() const override { return inner_->io_schema(); }
+  const std::string& cache_key() const override { return inner_->cache_key(); }
+  const std::string& cache_key_text() const override { return inner_->cache_key_text(); }
+  const SlaEstimate& sla_estimate() const override { return inner_->sla_estimate(); }
+  const PlacementInfo& placement() const override { return inner_->placement(); }
+  const std::string& name() const override { return inner_->name(); }
+  Capabilities capabilities() const override { return inner_->capabilities(); }
+  ModelTelemetry telemetry() const override { return inner_->telemetry(); }
+  bool drain_parity(double timeout_ms) override { return inner_->drain_parity(timeout_ms); }
+
+ private:
+  std::shared_ptr<PreparedModel> inner_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = true;
+  Status failure_;
+  std::vector<int64_t> calls_;
+  std::vector<Clock::time_point> call_times_;
+};
+
+// Outcomes by request id, gathered from `done` callbacks.
+class Outcomes {
+ public:
+  Scheduler::Done done_for(const std::string& id) {
+    return [this, id](InferOutcome&& outcome) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++calls_[id];
+      completed_at_[id] = Clock::now();
+      on_caller_thread_ += std::this_thread::get_id() == caller_ ? 1 : 0;
+      outcomes_[id] = std::move(outcome);
+      changed_.notify_all();
+    };
+  }
+  bool wait_for(size_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, 20s, [&] { return outcomes_.size() >= n; });
+  }
+  InferOutcome get(const std::string& id) { std::lock_guard<std::mutex> lock(mutex_); return outcomes_.at(id); }
+  Clock::time_point completed_at(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return completed_at_.at(id);
+  }
+  std::map<std::string, int> calls() { std::lock_guard<std::mutex> lock(mutex_); return calls_; }
+  int on_caller_thread() { std::lock_guard<std::mutex> lock(mutex_); return on_caller_thread_; }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, InferOutcome> outcomes_;
+  std::map<std::string, int> calls_;
+  std::map<std::string, Clock::time_point> completed_at_;
+  std::thread::id caller_ = std::this_thread::get_id();
+  int on_caller_thread_ = 0;
+};
+
+// A request for x[rows, cols] holding first, first + 1, ...
+InferRequest make_request(const std::string& id, int64_t rows, int64_t cols, float first) {
+  InferRequest request;
+  request.model = "m";
+  request.id = id;
+  Tensor x(DataType::float32, {rows, cols});
+  for (int64_t i = 0; i < rows * cols; ++i) x.data<float>()[i] = first + static_cast<float>(i);
+  request.inputs.push_back(InferTensor{"x", x});
+  return request;
+}
+
+const InferTensor* find_output(const InferOutcome& outcome, const std::string& name) {
+  for (const InferTensor& t : outcome.response.outputs)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+// Checks that `outcome` answers make_request(_, rows, cols, first) on the elementwise model.
+void expect_doubled(const InferOutcome& outcome, int64_t rows, int64_t cols, float first) {
+  ASSERT_FALSE(outcome.error) << outcome.error->message;
+  const InferTensor* y = find_output(outcome, "y");
+  ASSERT_NE(y, nullptr);
+  ASSERT_EQ(y->tensor.shape(), (Shape{rows, cols}));
+  for (int64_t i = 0; i < rows * cols; ++i) EXPECT_EQ(y->tensor.data<float>()[i], 2 * (first + static_cast<float>(i)));
+}
+
+Clock::time_point in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
+constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
+
+Scheduler::Options plain(int instances, int max_queue_size) {
+  Scheduler::Options options;
+  options.instances = instances;
+  options.max_queue_size = max_queue_size;
+  options.model_name = "m";
+  options.version = "1";
+  return options;
+}
+
+Scheduler::Options batched(int instances, int max_batch_size, int64_t delay_us, std::vector<int> preferred = {}) {
+  Scheduler::Options options = plain(instances, 64);
+  options.batching.enabled = true;
+  options.batching.max_batch_size = max_batch_size;
+  options.batching.max_queue_delay_us = delay_us;
+  options.batching.preferred_batch_sizes = std::move(preferred);
+  return options;
+}
+
+TEST(Scheduler, AnswersWithEveryOutputOrTheRequestedOnes) {
+  auto model = prepare(elementwise_model());
+  ASSERT_TRUE(model);
+  Scheduler scheduler(model, plain(1, 4), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("all", 2, 3, 1), kNoDeadline, outcomes.done_for("all")));
+  InferRequest only_z = make_request("z", 1, 2, 5);
+  only_z.outputs.push_back(RequestedOutput{"z", true});
+  ASSERT_FALSE(scheduler.submit(std::move(only_z), in(10s), outcomes.done_for("z")));
+  ASSERT_TRUE(outcomes.wait_for(2));
+
+  const InferOutcome all = outcomes.get("all");
+  expect_doubled(all, 2, 3, 1);
+  ASSERT_EQ(all.response.outputs.size(), 2u);
+  EXPECT_EQ(all.response.outputs[0].name, "y");  // the model's declared order
+  EXPECT_EQ(all.response.outputs[1].name, "z");
+  EXPECT_EQ(all.response.id, "all");
+  EXPECT_EQ(all.response.model, "m");
+  EXPECT_EQ(all.response.version, "1");
+  EXPECT_FALSE(all.response.backend.empty());
+  EXPECT_EQ(all.batch_rows, 1);
+
+  const InferOutcome z = outcomes.get("z");
+  ASSERT_FALSE(z.error);
+  ASSERT_EQ(z.response.outputs.size(), 1u);
+  EXPECT_EQ(z.response.outputs[0].name, "z");
+  EXPECT_TRUE(z.response.outputs[0].binary);
+  EXPECT_EQ(z.response.outputs[0].tensor.data<float>()[1], 36.0f);
+
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.admitted, 2u);
+  EXPECT_EQ(stats.succeeded, 2u);
+  EXPECT_EQ(stats.failed, 0u);
+  EXPECT_EQ(stats.queue_time.count(), 2u);
+  EXPECT_EQ(stats.batch_rows.at(1), 2u);
+  EXPECT_EQ(stats.served_by.at(all.response.backend), 2u);
+  EXPECT_EQ(outcomes.on_caller_thread(), 0);
+}
+
+TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->fail_with(Status(StatusCode::invalid_argument, "input 'x': bad"));
+  Scheduler scheduler(gated, plain(1, 4), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("a", 1, 3, 0), kNoDeadline, outcomes.done_for("a")));
+  ASSERT_TRUE(outcomes.wait_for(1));
+  const InferOutcome a = outcomes.get("a");
+  ASSERT_TRUE(a.error);
+  EXPECT_EQ(a.error->http_status, 400);
+  EXPECT_NE(a.error->message.find("input 'x': bad"), std::string::npos);
+  EXPECT_EQ(scheduler.stats().failed, 1u);
+}
+
+TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->close();
+  Scheduler scheduler(gated, plain(1, 1), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+  ASSERT_TRUE(gated->wait_entered(1));
+  ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
+
+  const Clock::time_point before = Clock::now();
+  auto refused = scheduler.submit(make_request("refused", 1, 3, 0), kNoDeadline, outcomes.done_for("refused"));
+  EXPECT_LT(Clock::now() - before, 100ms);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 503);
+  EXPECT_EQ(refused->retry_after_s, 1);
+  Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.rejected, 1u);
+  EXPECT_EQ(stats.queued, 1);
+  EXPECT_EQ(stats.in_flight, 1);
+
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(2));
+  EXPECT_FALSE(outcomes.get("running").error);
+  EXPECT_FALSE(outcomes.get("queued").error);
+  EXPECT_EQ(outcomes.calls().count("refused"), 0u);
+  EXPECT_EQ(scheduler.stats().admitted, 2u);
+}
+
+TEST(Scheduler, ExpiresAQueuedRequestWithoutRunningIt) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->close();
+  Scheduler scheduler(gated, plain(1, 4), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+  ASSERT_TRUE(gated->wait_entered(1));
+  ASSERT_FALSE(scheduler.submit(make_request("late", 1, 3, 0), in(50ms), outcomes.done_for("late")));
+
+  ASSERT_TRUE(outcomes.wait_for(1));  // while the only instance is still held
+  const InferOutcome late = outcomes.get("late");
+  ASSERT_TRUE(late.error);
+  EXPECT_EQ(late.error->http_status, 504);
+  EXPECT_GE(late.queue_us, 50'000);
+  Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.expired_in_queue, 1u);
+  EXPECT_EQ(stats.failed, 1u);
+
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(2));
+  EXPECT_FALSE(outcomes.get("running").error);
+  EXPECT_EQ(gated->call_rows().size(), 1u);  // "late" never reached the engine
+}
+
+TEST(Scheduler, DrainFinishesQueuedAndInFlightWorkThenRefuses) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->close();
+  Scheduler scheduler(gated, plain(1, 4), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+  ASSERT_TRUE(gated->wait_entered(1));
+  ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
+
+  std::thread opener([&] {
+    gated->wait_entered(1);
+    gated->open();
+  });
+  EXPECT_TRUE(scheduler.drain(10s));
+  opener.join();
+  EXPECT_EQ(outcomes.calls(), (std::map<std::string, int>{{"queued", 1}, {"running", 1}}));
+  EXPECT_FALSE(outcomes.get("running").error);
+  EXPECT_FALSE(outcomes.get("queued").error);
+
+  auto refused = scheduler.submit(make_request("after", 1, 3, 0), kNoDeadline, outcomes.done_for("after"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 503);
+  EXPECT_EQ(refused->retry_after_s, 0);
+  EXPECT_EQ(scheduler.stats().rejected, 1u);
+  EXPECT_TRUE(scheduler.drain(0ms));  // idempotent
+}
+
+TEST(Scheduler, DrainPastItsGraceFailsTheQueueAndWaitsForInFlightCalls) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->close();
+  Scheduler scheduler(gated, plain(1, 4), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+  ASSERT_TRUE(gated->wait_entered(1));
+  ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
+
+  // The held call is released only once the queued request was given up.
+  std::thread opener([&] {
+    outcomes.wait_for(1);
+    gated->open();
+  });
+  EXPECT_FALSE(scheduler.drain(50ms));
+  opener.join();
+  ASSERT_TRUE(outcomes.get("queued").error);
+  EXPECT_EQ(outcomes.get("queued").error->http_status, 503);
+  EXPECT_FALSE(outcomes.get("running").error);  // waited for, not abandoned
+  EXPECT_EQ(gated->call_rows().size(), 1u);
+  EXPECT_FALSE(scheduler.drain(0ms));
+}
+
+// Many threads submit at once; every admitted request completes exactly once.
+void submit_from_many_threads(Scheduler& scheduler, bool vary_shapes) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  Outcomes outcomes;
+  std::atomic<int> admitted{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = std::to_string(t) + "/" + std::to_string(i);
+        const int64_t cols = vary_shapes ? 2 + (i % 2) : 3;
+        auto error = scheduler.submit(make_request(id, 1 + i % 3, cols, static_cast<float>(t * 1000 + i * 10)),
+                                      in(20s), outcomes.done_for(id));
+        (error ? refused : admitted)++;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(outcomes.wait_for(static_cast<size_t>(admitted.load())));
+  ASSERT_TRUE(scheduler.drain(10s));
+
+  const std::map<std::string, int> calls = outcomes.calls();
+  EXPECT_EQ(calls.size(), static_cast<size_t>(admitted.load()));
+  for (const auto& [id, count] : calls) EXPECT_EQ(count, 1) << id;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const std::string id = std::to_string(t) + "/" + std::to_string(i);
+      if (calls.count(id))
+        expect_doubled(outcomes.get(id), 1 + i % 3, vary_shapes ? 2 + (i % 2) : 3, static_cast<float>(t * 1000 + i * 10));
+    }
+  }
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.admitted, static_cast<uint64_t>(admitted.load()));
+  EXPECT_EQ(stats.rejected, static_cast<uint64_t>(refused.load()));
+  EXPECT_EQ(stats.succeeded, stats.admitted);
+  EXPECT_EQ(stats.queued, 0);
+  EXPECT_EQ(stats.in_flight, 0);
+  EXPECT_EQ(outcomes.on_caller_thread(), 0);
+}
+
+TEST(Scheduler, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency) {
+  auto model = prepare(elementwise_model());
+  ASSERT_TRUE(model);
+  Scheduler scheduler(model, plain(3, 8), false);
+  submit_from_many_threads(scheduler, false);
+}
+
+TEST(SchedulerBatching, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency) {
+  auto model = prepare(elementwise_model());
+  ASSERT_TRUE(model);
+  Scheduler::Options options = batched(2, 8, 500);
+  options.max_queue_size = 16;
+  Scheduler scheduler(model, options, true);
+  submit_from_many_threads(scheduler, true);
+}
+
+// Holds the scheduler's only instance with a request of `rows` rows (which must be
+// max_batch_size, so that it leaves at once) until gated->open().
+void hold_the_instance(Scheduler& scheduler, GatedModel& gated, Outcomes& outcomes, int64_t rows) {
+  gated.close();
+  ASSERT_FALSE(scheduler.submit(make_request("hold", rows, 3, 0), kNoDeadline, outcomes.done_for("hold")));
+  ASSERT_TRUE(gated.wait_entered(1));
+}
+
+TEST(SchedulerBatching, MergesCompatibleRequestsAndGivesEachItsOwnRows) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 200'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  const Clock::time_point first_submitted = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 100), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 2, 3, 200), in(20s), outcomes.done_for("c")));
+  ASSERT_FALSE(scheduler.submit(make_request("d", 1, 3, 300), kNoDeadline, outcomes.done_for("d")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(4));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 4}));
+  expect_doubled(outcomes.get("b"), 1, 3, 100);
+  expect_doubled(outcomes.get("c"), 2, 3, 200);
+  expect_doubled(outcomes.get("d"), 1, 3, 300);
+  for (const char* id : {"b", "c", "d"}) EXPECT_EQ(outcomes.get(id).batch_rows, 4) << id;
+  EXPECT_EQ(outcomes.get("c").response.outputs.size(), 2u);
+  EXPECT_EQ(outcomes.get("c").response.outputs[1].tensor.data<float>()[5], 205.0f * 205.0f);
+  // Fewer rows than max_batch_size and no preferred size: the batch left when the oldest
+  // request had waited max_queue_delay_us, not before (and not much later).
+  const Clock::time_point batch_started = gated->call_times().at(1);
+  EXPECT_GE(batch_started - first_submitted, 200ms);
+  EXPECT_LT(batch_started - first_submitted, 3s);
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.batch_rows, (std::map<int, uint64_t>{{4, 1}, {8, 1}}));
+  EXPECT_EQ(stats.succeeded, 4u);
+}
+
+TEST(SchedulerBatching, NeverMergesDifferentShapesOrOutputs) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 50'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 10), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 1, 4, 20), kNoDeadline, outcomes.done_for("c")));
+  ASSERT_FALSE(scheduler.submit(make_request("d", 1, 3, 30), kNoDeadline, outcomes.done_for("d")));
+  InferRequest only_y = make_request("e", 2, 3, 40);
+  only_y.outputs.push_back(RequestedOutput{"y", false});
+  ASSERT_FALSE(scheduler.submit(std::move(only_y), kNoDeadline, outcomes.done_for("e")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(5));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 2, 1, 2}));  // hold, b+d, c, e
+  expect_doubled(outcomes.get("b"), 1, 3, 10);
+  expect_doubled(outcomes.get("c"), 1, 4, 20);
+  expect_doubled(outcomes.get("d"), 1, 3, 30);
+  expect_doubled(outcomes.get("e"), 2, 3, 40);
+  EXPECT_EQ(outcomes.get("e").response.outputs.size(), 1u);
+  EXPECT_EQ(outcomes.get("c").batch_rows, 1);
+}
+
+TEST(SchedulerBatching, RespectsMaxBatchSizeAndDispatchesPreferredSizesAtOnce) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  // The delay is far longer than the test: only full and preferred batches may leave early.
+  Scheduler scheduler(gated, batched(1, 4, 60'000'000, {2}), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 4);
+  const Clock::time_point start = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("big", 6, 3, 1000), kNoDeadline, outcomes.done_for("big")));
+  for (int i = 0; i < 7; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    ASSERT_FALSE(scheduler.submit(make_request(id, 1, 3, static_cast<float>(10 * i)), kNoDeadline, outcomes.done_for(id)));
+  }
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(8));  // all but the last one-row request
+  EXPECT_LT(Clock::now() - start, 20s);
+  // hold; big alone (more rows than max_batch_size); r0-r3 (full); r4+r5 (preferred size 2).
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 6, 4, 2}));
+  EXPECT_EQ(outcomes.calls().count("r6"), 0u);  // one row waits for companions
+
+  EXPECT_TRUE(scheduler.drain(10s));  // draining sends it without waiting out the delay
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 6, 4, 2, 1}));
+  expect_doubled(outcomes.get("big"), 6, 3, 1000);
+  for (int i = 0; i < 7; ++i) expect_doubled(outcomes.get("r" + std::to_string(i)), 1, 3, static_cast<float>(10 * i));
+  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 1}, {2, 1}, {4, 2}, {6, 1}}));
+}
+
+TEST(SchedulerBatching, AnOutputThatIsNotTheBatchFailsEveryRequestOfTheBatch) {
+  auto gated = std::make_shared<GatedModel>(prepare(reduce_model()));
+  Scheduler scheduler(gated, batched(1, 4, 20'000), true);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 4);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 2, 3, 2), kNoDeadline, outcomes.done_for("c")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(3));
+
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 3}));
+  EXPECT_FALSE(outcomes.get("hold").error);  // alone: nothing to split
+  for (const char* id : {"b", "c"}) {
+    const InferOutcome outcome = outcomes.get(id);
+    ASSERT_TRUE(outcome.error) << id;
+    EXPECT_EQ(outcome.error->http_status, 500);
+    EXPECT_NE(outcome.error->message.find("output 'y'"), std::string::npos) << outcome.error->message;
+  }
+  EXPECT_EQ(scheduler.stats().failed, 2u);
+}
+
+TEST(SchedulerBatching, IsIgnoredWhenTheModelHasNoBatchDim) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 8, 60'000'000), false);
+  Outcomes outcomes;
+  hold_the_instance(scheduler, *gated, outcomes, 8);
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_FALSE(scheduler.submit(make_request("c", 1, 3, 2), kNoDeadline, outcomes.done_for("c")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(3));
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 1, 1}));
+  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 3}}));
+}
+
+}  // namespace
+}  // namespace tandem::server

@@ -7,6 +7,7 @@
 #include "http_frontend.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -303,6 +304,12 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
     s.http.set_read_timeout(options.read_timeout);
     s.http.set_write_timeout(options.write_timeout);
     s.http.set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options.read_timeout).count()));
+    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second
+    // server bind a port that is taken and silently share its connections.
+    s.http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     s.install_hooks();
     s.route_metrics();
     if (!options.metrics_only) {

@@ -1,7 +1,9 @@
 // serve.cpp: `tandem serve`, the inference server (Open Inference Protocol over REST and gRPC,
 // docs/serving.md). It loads a model repository, binds its listeners, prints one line per
 // listener and serves until SIGTERM or SIGINT; then it stops accepting, lets queued and
-// in-flight requests finish within --grace-seconds and exits 0 (1 when requests were cut off).
+// in-flight requests finish within --grace-seconds and exits 0 (1 when requests were cut off:
+// the frontends then stop as the server drains, so the whole stop takes at most about twice
+// the grace period).
 //
 // Signals: SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the
 // mask) and the main thread takes them with sigwait(): nothing runs in a signal handler.
@@ -9,9 +11,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -140,10 +144,20 @@ int run_serve(const ServeOptions& o) {
   std::printf("tandem serve: %s received, draining (grace %.0f s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
               o.grace_seconds);
   std::fflush(stdout);
-  if (metrics) metrics->stop();
-  if (http) http->stop();
-  if (grpc) grpc->stop(so.shutdown_grace);
-  const bool drained = srv->shutdown();
+  // The frontends stop accepting and wait for their running handlers, which wait for queued
+  // and in-flight requests. Past the grace period the server cuts those off (their handlers
+  // then reply with 503), so the frontends finish stopping.
+  std::promise<void> frontends_stopped;
+  std::thread stopper([&] {
+    if (metrics) metrics->stop();
+    if (http) http->stop();
+    if (grpc) grpc->stop(so.shutdown_grace);
+    frontends_stopped.set_value();
+  });
+  const bool stopped_in_grace =
+      frontends_stopped.get_future().wait_for(so.shutdown_grace) == std::future_status::ready;
+  const bool drained = srv->shutdown() && stopped_in_grace;
+  stopper.join();
   std::printf("tandem serve: stopped%s\n", drained ? "" : " (requests were cut off at the grace period)");
   std::fflush(stdout);
   return drained ? 0 : 1;

@@ -9,6 +9,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <list>
@@ -21,6 +22,13 @@ namespace tandem::server {
 namespace {
 
 using Clock = Scheduler::Clock;
+
+// `from + span`, or time_point::max() when that does not fit (a "forever" grace or delay).
+template <class Duration>
+Clock::time_point later_by(Clock::time_point from, Duration span) {
+  const auto room = std::chrono::duration_cast<Duration>(Clock::time_point::max() - from);
+  return span >= room ? Clock::time_point::max() : from + std::chrono::duration_cast<Clock::duration>(span);
+}
 
 double micros_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -90,7 +98,7 @@ struct Scheduler::Impl {
 
   // --- completion ------------------------------------------------------------------------
 
-  // Records how `pending` ended (under the mutex).
+  // Counts how a request ended (under the mutex).
   void count_outcome_locked(const InferOutcome& outcome) {
     if (outcome.error) {
       ++stats.failed;
@@ -140,7 +148,6 @@ struct Scheduler::Impl {
       }
     }
     stats.expired_in_queue += expired.size();
-    stats.queued = static_cast<int>(queue.size());
     return expired;
   }
 
@@ -148,7 +155,7 @@ struct Scheduler::Impl {
     for (size_t i = 0; i < expired.size(); ++i) {
       std::vector<Pending> one;
       one.push_back(std::move(expired[i]));
-      const double waited_ms = micros_between(one[0].arrival, now) / 1000.0;
+      const long long waited_ms = std::llround(micros_between(one[0].arrival, now) / 1000.0);
       fail_all(one, deadline_passed("deadline passed after " + std::to_string(waited_ms) + " ms in the queue of model '" +
                                     options.model_name + "'"),
                now);
@@ -203,7 +210,8 @@ struct Scheduler::Impl {
       if (size <= rows) preferred = std::max<int64_t>(preferred, size);
 
     const bool full = rows >= max_rows || cannot_grow;
-    const Clock::time_point delay_end = oldest.arrival + std::chrono::microseconds(options.batching.max_queue_delay_us);
+    const Clock::time_point delay_end =
+        later_by(oldest.arrival, std::chrono::microseconds(std::max<int64_t>(0, options.batching.max_queue_delay_us)));
     if (!full && preferred == 0 && state == State::accepting && now < delay_end) {
       *wait_until = delay_end;
       return;
@@ -382,7 +390,6 @@ struct Scheduler::Impl {
         --idle_workers;
         continue;
       }
-      stats.queued = static_cast<int>(queue.size());
       stats.in_flight += static_cast<int>(batch.size());
       for (const Pending& pending : batch)
         stats.queue_time.record(static_cast<uint64_t>(
@@ -414,7 +421,6 @@ struct Scheduler::Impl {
     }
     std::vector<Pending> left(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
     queue.clear();
-    stats.queued = 0;
     lock.unlock();
     if (!left.empty())
       fail_all(left, unavailable("model '" + options.model_name + "' is shutting down"), Clock::now());
@@ -456,7 +462,6 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
   s.queue.push_back(std::move(pending));
   ++s.stats.admitted;
   ++s.outstanding;
-  s.stats.queued = static_cast<int>(s.queue.size());
   if (s.batching) {
     s.work_ready.notify_all();
   } else {
@@ -475,7 +480,7 @@ bool Scheduler::drain(std::chrono::milliseconds grace) {
     std::unique_lock<std::mutex> lock(s.mutex);
     s.state = Impl::State::draining;
     s.work_ready.notify_all();  // batches waiting for companions go now
-    finished = s.all_finished.wait_until(lock, Clock::now() + grace, [&] { return s.outstanding == 0; });
+    finished = s.all_finished.wait_until(lock, later_by(Clock::now(), std::max(grace, std::chrono::milliseconds(0))), [&] { return s.outstanding == 0; });
     s.state = Impl::State::stopped;
     s.work_ready.notify_all();
     s.expiry_check.notify_all();
@@ -488,7 +493,9 @@ bool Scheduler::drain(std::chrono::milliseconds grace) {
 
 Scheduler::Stats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->stats;
+  Stats stats = impl_->stats;
+  stats.queued = static_cast<int>(impl_->queue.size());
+  return stats;
 }
 
 const std::shared_ptr<PreparedModel>& Scheduler::model() const { return impl_->model; }

@@ -88,7 +88,8 @@ class Scheduler {
 
   // Stops admitting, lets queued and in-flight requests finish until `grace` passes, then
   // completes what is still queued with unavailable and waits for in-flight engine calls.
-  // Returns true when everything finished within the grace period. Idempotent.
+  // Returns true when everything finished within the grace period. Idempotent. Must not be
+  // called from `done` (it joins the scheduler's threads).
   bool drain(std::chrono::milliseconds grace);
 
   Stats stats() const;

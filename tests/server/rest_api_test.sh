@@ -232,20 +232,23 @@ request POST /v2/models/cls/versions/9/infer --data-binary "@$work/infer.json"; 
 request POST /v2/models/cls/versions/abc/infer --data-binary "@$work/infer.json";  check_error "version not a number" 404
 request GET /v2/no/such/endpoint;                                                  check_error "unknown endpoint" 404
 
-# Raw HTTP: a body shorter than its Content-Length (the client then closes its side), a huge
-# Content-Length answered before any body is sent, and a Content-Length that is not a number.
+# Raw HTTP: a body shorter than its Content-Length (the server gives up after its read timeout),
+# a huge Content-Length answered before any body is sent, and a Content-Length that is not a
+# number. The client keeps its side open: httplib does not answer a half-closed connection.
 raw_http() {  # raw_http REQUEST_BYTES(python literal): sets $code and $body from the reply
   $py - "$port" "$1" "$work/body" <<'PY' >"$work/raw_status" || true
-import ast, socket, sys
+import ast, re, socket, sys
 port, data, out = int(sys.argv[1]), ast.literal_eval(sys.argv[2]), sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port), timeout=20)
-s.sendall(data); s.shutdown(socket.SHUT_WR)
+s.sendall(data)
 reply = b""
 while True:
+    head, sep, body = reply.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    if sep and length and len(body) >= int(length.group(1)): break
     chunk = s.recv(65536)
     if not chunk: break
     reply += chunk
-head, _, body = reply.partition(b"\r\n\r\n")
 open(out, "wb").write(body)
 print(head.split(b" ")[1].decode() if head else "000")
 PY

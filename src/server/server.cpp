@@ -38,6 +38,11 @@ struct Version {
   // For `degraded`; shared with completion callbacks (which must not own the Version: the
   // last owner of a scheduler must not be one of its own threads).
   std::shared_ptr<AnswerCounts> answers = std::make_shared<AnswerCounts>();
+  // Strict mode: when the server first saw the first route's breaker open for its latest trip.
+  // The engine moves an open breaker to half-open only when a request arrives, so the server
+  // counts the cooldown itself (guarded by the server's mutex).
+  mutable uint64_t open_trip_seen = 0;
+  mutable std::chrono::steady_clock::time_point open_seen_at;
 };
 using VersionPtr = std::shared_ptr<Version>;
 
@@ -55,9 +60,18 @@ constexpr uint64_t kDegradedWindow = 8;
 
 std::string version_name(int n) { return std::to_string(n); }
 
-bool first_route_open(const PreparedModel& model) {
-  const ModelTelemetry t = model.telemetry();
-  return !t.backends.empty() && t.backends.front().breaker.state == BreakerState::open;
+// Strict mode: whether the first route's breaker is open and its cooldown has not passed
+// since the server first saw this trip.
+bool first_route_closed_to_requests(const Version& v) {
+  const ModelTelemetry t = v.model->telemetry();
+  if (t.backends.empty() || t.backends.front().breaker.state != BreakerState::open) return false;
+  const BreakerSnapshot& b = t.backends.front().breaker;
+  const auto now = std::chrono::steady_clock::now();
+  if (b.trips != v.open_trip_seen) {
+    v.open_trip_seen = b.trips;
+    v.open_seen_at = now;
+  }
+  return now - v.open_seen_at < std::chrono::duration<double, std::milli>(b.cooldown_ms);
 }
 
 // The dims requests must match: the config's input_shapes, else the declared dims (-1 varies).
@@ -310,7 +324,8 @@ struct Server::Impl {
   // --- readiness ----------------------------------------------------------------------------
   bool version_ready(const Version& v) const {
     if (v.state != VersionState::ready || shutting_down) return false;
-    return !(v.config.prepare.fallback == FallbackPolicy::strict && first_route_open(*v.model));
+    return !(v.config.prepare.fallback == FallbackPolicy::strict &&
+             first_route_closed_to_requests(v));
   }
   static VersionPtr serving_version(const Model& model) {
     if (model.unloaded) return nullptr;

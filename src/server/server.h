@@ -16,8 +16,9 @@
 //     `required` is ready, and the server is not shutting down. An empty repository, or one
 //     whose models all failed, is not ready;
 //   - model (version) ready: it can answer now: loaded, not draining, and in strict mode its
-//     first route's breaker is not open. A model answering only through fallback is ready but
-//     reports `degraded` in its stats.
+//     first route's breaker is not open (once the breaker's cooldown has passed it counts as
+//     ready again: the next request is its half-open probe). A model answering only through
+//     fallback is ready but reports `degraded` in its stats.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 #pragma once

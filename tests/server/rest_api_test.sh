@@ -38,6 +38,10 @@ cp "$model" "$repo/cls/1/model.onnx"
 echo '{"input_shapes": {"x": [1, 3, 48, 192]}}' >"$repo/cls/config.json"
 head -c 4096 /dev/urandom >"$repo/broken/1/model.onnx"
 echo '{"required": false}' >"$repo/broken/config.json"
+# `tight`: the classifier with one engine call at a time and no queue, to see 503 + Retry-After.
+mkdir -p "$repo/tight/1"
+cp "$model" "$repo/tight/1/model.onnx"
+echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "max_queue_size": 0}' >"$repo/tight/config.json"
 
 ready_file="$work/ready.json"
 timeout -k 5 290 "$tandem" serve --model-repository "$repo" --http-port 0 --grpc-port -1 --metrics-port 0 \
@@ -293,6 +297,28 @@ slow_pid=$!
 request GET /v2/health/ready;  expect "serving others while a client sends half its headers" 200
 wait "$slow_pid" || true
 if grep -q "^closed" "$work/slow"; then pass "slow headers: $(cat "$work/slow")"; else fail "slow headers: $(cat "$work/slow")"; fi
+
+# --- a full queue: 503 with Retry-After, and the others still answered ----------------------
+if $py - "$port" "$work/infer.json" <<'PY'; then pass "queue full: 503 with Retry-After and a JSON error"; else fail "queue full"; fi
+import http.client, json, sys, threading
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+barrier, results = threading.Barrier(24), []
+def one():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    barrier.wait()
+    c.request("POST", "/v2/models/tight/infer", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    results.append((r.status, r.getheader("Retry-After"), r.read()))
+threads = [threading.Thread(target=one) for _ in range(24)]
+for t in threads: t.start()
+for t in threads: t.join()
+codes = sorted(r[0] for r in results)
+full = [r for r in results if r[0] == 503]
+ok = len(results) == 24 and set(codes) <= {200, 503} and 200 in codes and full and \
+     all(r[1] == "1" and "error" in json.loads(r[2]) for r in full)
+print("statuses:", codes, file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
 
 # --- the repository extension -------------------------------------------------------------------
 request POST /v2/repository/models/cls/unload;      expect "unload" 200

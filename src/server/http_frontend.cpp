@@ -98,6 +98,20 @@ json stats_json(const ModelStats& s) {
           {"p99_ms", s.p99_ms}};
 }
 
+// Before httplib reads a body, two of its defaults are set right (the Request is httplib's own
+// non-const object, handed to the pre-routing handler as const):
+//   - a POST with neither Content-Length nor Transfer-Encoding has an empty body (RFC 9112
+//     6.3); httplib would read until the client closes and then answer 400;
+//   - a body labelled application/x-www-form-urlencoded (curl's default for --data) is not a
+//     form here; httplib would parse it as one and refuse it past 8 KiB with 413.
+void normalize_body_headers(httplib::Request& req) {
+  if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) req.set_header("Content-Length", "0");
+  if (req.get_header_value("Content-Type").find("application/x-www-form-urlencoded") != std::string::npos) {
+    req.headers.erase("Content-Type");
+    req.set_header("Content-Type", "application/octet-stream");
+  }
+}
+
 // Waits for the scheduler's `done` (it runs exactly once for an admitted request).
 struct PendingInfer {
   std::mutex mutex;
@@ -249,6 +263,7 @@ struct HttpFrontend::Impl {
     http.set_payload_max_length(max_body);
     http.set_pre_routing_handler([this, max_body](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
+      normalize_body_headers(const_cast<httplib::Request&>(req));
       if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
       const std::string length = req.get_header_value("Content-Length");
       const bool digits = !length.empty() && length.size() <= 19 &&
@@ -268,7 +283,7 @@ struct HttpFrontend::Impl {
       if (res.body.empty()) {
         std::string what = "HTTP error " + std::to_string(res.status);
         if (res.status == 404) what = "no such endpoint: " + req.method + " " + req.path;
-        if (res.status == 400) what = "malformed HTTP request";
+        if (res.status == 400) what = "malformed HTTP request, or its body ended before Content-Length bytes";
         if (res.status == 413) what = "request body exceeds the size limit";
         if (res.status == 414) what = "request URI too long";
         res.set_content(encode_rest_error(ProtocolError{res.status, what}), kJson);

@@ -38,6 +38,10 @@ cp "$model" "$repo/cls/1/model.onnx"
 echo '{"input_shapes": {"x": [1, 3, 48, 192]}}' >"$repo/cls/config.json"
 head -c 4096 /dev/urandom >"$repo/broken/1/model.onnx"
 echo '{"required": false}' >"$repo/broken/config.json"
+# `tight`: the classifier with one engine call at a time and no queue, to see 503 + Retry-After.
+mkdir -p "$repo/tight/1"
+cp "$model" "$repo/tight/1/model.onnx"
+echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "max_queue_size": 0}' >"$repo/tight/config.json"
 
 ready_file="$work/ready.json"
 timeout -k 5 290 "$tandem" serve --model-repository "$repo" --http-port 0 --grpc-port -1 --metrics-port 0 \
@@ -102,7 +106,10 @@ head = json.dumps({"id": "bin-1", "inputs": [{"name": "x", "datatype": "FP32", "
 open(work + "/infer.bin", "wb").write(head + x.tobytes())
 open(work + "/infer.bin.len", "w").write(str(len(head)))
 PY
-"$tandem" run "$model" --input "x=$work/x.npy" --output-dir "$work/expected" >/dev/null
+# The server answers through the engine on its first route, cpu (serve's default chain); so does
+# `tandem run --routes cpu` (plain `tandem run` picks the reference backend, whose sums differ in
+# the last bits).
+"$tandem" run "$model" --routes cpu --input "x=$work/x.npy" --output-dir "$work/expected" >/dev/null
 
 request POST /v2/models/cls/infer -H 'Content-Type: application/json' --data-binary "@$work/infer.json"
 expect "infer JSON" 200 '"id":"json-1"'
@@ -232,20 +239,23 @@ request POST /v2/models/cls/versions/9/infer --data-binary "@$work/infer.json"; 
 request POST /v2/models/cls/versions/abc/infer --data-binary "@$work/infer.json";  check_error "version not a number" 404
 request GET /v2/no/such/endpoint;                                                  check_error "unknown endpoint" 404
 
-# Raw HTTP: a body shorter than its Content-Length (the client then closes its side), a huge
-# Content-Length answered before any body is sent, and a Content-Length that is not a number.
+# Raw HTTP: a body shorter than its Content-Length (the server gives up after its read timeout),
+# a huge Content-Length answered before any body is sent, and a Content-Length that is not a
+# number. The client keeps its side open: httplib does not answer a half-closed connection.
 raw_http() {  # raw_http REQUEST_BYTES(python literal): sets $code and $body from the reply
   $py - "$port" "$1" "$work/body" <<'PY' >"$work/raw_status" || true
-import ast, socket, sys
+import ast, re, socket, sys
 port, data, out = int(sys.argv[1]), ast.literal_eval(sys.argv[2]), sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port), timeout=20)
-s.sendall(data); s.shutdown(socket.SHUT_WR)
+s.sendall(data)
 reply = b""
 while True:
+    head, sep, body = reply.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    if sep and length and len(body) >= int(length.group(1)): break
     chunk = s.recv(65536)
     if not chunk: break
     reply += chunk
-head, _, body = reply.partition(b"\r\n\r\n")
 open(out, "wb").write(body)
 print(head.split(b" ")[1].decode() if head else "000")
 PY
@@ -263,21 +273,52 @@ request POST /v2/models/cls/infer --data-binary "@$work/infer.json"
 expect "a good request after the bad ones" 200 '"id":"json-1"'
 
 # --- headers that never finish: the server closes that connection and keeps serving -----------
+# httplib answers 400 once a read waits past the read timeout (serve: 5 s), then closes the
+# connection when its keep-alive wait (5 s) ends with nothing more.
 $py - "$port" <<'PY' >"$work/slow" 2>&1 &
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
 s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Half: ")
 start = time.monotonic()
+reply, answered = b"", None
 try:
-    while s.recv(4096): pass
-    print("closed after %.1f s" % (time.monotonic() - start))
+    while True:
+        chunk = s.recv(4096)
+        if not chunk: break
+        reply += chunk
+        answered = answered or time.monotonic() - start
+    closed = time.monotonic() - start
+    ok = reply.startswith(b"HTTP/1.1 400") and answered < 8 and closed < 15
+    print("%s: answered %s after %.1f s, closed after %.1f s" % ("closed" if ok else "too slow", reply[:12], answered or -1, closed))
 except socket.timeout:
     print("still open after 30 s")
 PY
 slow_pid=$!
 request GET /v2/health/ready;  expect "serving others while a client sends half its headers" 200
 wait "$slow_pid" || true
-if grep -q "closed after" "$work/slow"; then pass "slow headers: $(cat "$work/slow")"; else fail "slow headers: $(cat "$work/slow")"; fi
+if grep -q "^closed" "$work/slow"; then pass "slow headers: $(cat "$work/slow")"; else fail "slow headers: $(cat "$work/slow")"; fi
+
+# --- a full queue: 503 with Retry-After, and the others still answered ----------------------
+if $py - "$port" "$work/infer.json" <<'PY'; then pass "queue full: 503 with Retry-After and a JSON error"; else fail "queue full"; fi
+import http.client, json, sys, threading
+port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+barrier, results = threading.Barrier(24), []
+def one():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    barrier.wait()
+    c.request("POST", "/v2/models/tight/infer", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    results.append((r.status, r.getheader("Retry-After"), r.read()))
+threads = [threading.Thread(target=one) for _ in range(24)]
+for t in threads: t.start()
+for t in threads: t.join()
+codes = sorted(r[0] for r in results)
+full = [r for r in results if r[0] == 503]
+ok = len(results) == 24 and set(codes) <= {200, 503} and 200 in codes and full and \
+     all(r[1] == "1" and "error" in json.loads(r[2]) for r in full)
+print("statuses:", codes, file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
 
 # --- the repository extension -------------------------------------------------------------------
 request POST /v2/repository/models/cls/unload;      expect "unload" 200

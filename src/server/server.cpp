@@ -54,6 +54,7 @@ struct Model {
   bool unloaded = false;
   std::string unloaded_reason;
   std::map<int, VersionPtr> versions;
+  std::map<int, std::filesystem::path> on_disk;  // as of the latest scan
 };
 
 // Recent answers that count toward `degraded`.
@@ -157,6 +158,7 @@ struct Server::Impl {
       return;
     }
     model.config = disk.config;
+    model.on_disk = disk.versions;
     if (disk.versions.empty()) {
       model.error = "model '" + disk.name + "': no versions (expected " + disk.name + "/<version>/model.onnx)";
     }
@@ -236,6 +238,7 @@ struct Server::Impl {
     if (!prepared) {
       v->state = VersionState::failed;
       v->reason = reason;
+      if (v->config.version_policy == "latest") load_older_if_none_serves(models[name], v->number);
     } else {
       v->model = std::move(prepared);
       v->scheduler = std::move(scheduler);
@@ -252,6 +255,15 @@ struct Server::Impl {
       }
     }
     changed.notify_all();
+  }
+
+  // Called with `mu` held, under "latest", after version `failed` failed: when nothing else
+  // serves or loads, the newest older version on disk that was not tried yet loads instead.
+  void load_older_if_none_serves(Model& model, int failed) {
+    for (const auto& [n, v] : model.versions)
+      if (v->state == VersionState::ready || (v->state == VersionState::loading && !v->cancelled)) return;
+    for (auto it = model.on_disk.rbegin(); it != model.on_disk.rend(); ++it)
+      if (it->first < failed && !model.versions.count(it->first)) return start_load(model, it->first, it->second);
   }
 
   // Called with `mu` held: `v` stops serving. A ready version drains in the background and

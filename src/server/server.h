@@ -8,7 +8,8 @@
 // the background; create() returns before loading ends. A model that fails to load is kept
 // with its one-line reason (state "failed") and does not stop the others. Loading a new
 // version never interrupts requests to the old one: the old scheduler drains once the new
-// version is ready (with version_policy "latest").
+// version is ready (with version_policy "latest"). Under "latest" only the newest version on
+// disk loads; when it fails and nothing serves, the next older one loads instead.
 //
 // Readiness:
 //   - server live: the process answers;

@@ -358,6 +358,23 @@ TEST(Server, VersionPolicyLatestServesOnlyTheNewest) {
   EXPECT_EQ(refused->http_status, 404);
 }
 
+TEST(Server, VersionPolicyLatestFallsBackToAnOlderVersionWhenTheNewestFails) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_broken("double", 2);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "1");
+  const RepositoryEntry* failed = find_entry(server->repository_index(), "double", "2");
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->state, "FAILED");
+  // Fixing version 2 and loading again: it takes over.
+  repo.add_version("double", 2);
+  ASSERT_FALSE(server->load_model("double"));
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "2");
+}
+
 TEST(Server, VersionPolicyAllServesEveryVersion) {
   Repository repo;
   repo.add_version("double", 1);

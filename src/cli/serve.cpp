@@ -76,6 +76,13 @@ int run_serve(const ServeOptions& o) {
   if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
   if (!(o.max_body_mb > 0 && o.max_body_mb <= 4096)) return fail(kCommand, "--max-body-mb must be in (0, 4096]", 2);
 
+  {
+    EngineOptions check;
+    check.backends = o.backends;
+    auto engine = Engine::create(check);  // unknown backend names fail here, not per model
+    if (!engine) return fail(kCommand, engine.status().message(), 2);
+  }
+
   // Before any thread starts: SIGTERM and SIGINT are delivered only to sigwait() below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

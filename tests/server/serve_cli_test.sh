@@ -48,12 +48,13 @@ expect_failure() {
 
 expect_failure 1 "missing repository" --model-repository "$work/nope" --http-port 0 --grpc-port -1 --metrics-port -1
 expect_failure 2 "bad port" --model-repository "$repo" --http-port 70000
+expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --backend cpu,warp9
 expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
 
-# Starts a server in the background with the given extra args; sets server_pid, http, metrics.
+# Starts a server in the background with the given extra args; sets server_pid, http, grpc, metrics.
 start_server() {
   rm -f "$work/ready.json"
-  "$tandem" serve --model-repository "$repo" --http-port 0 --grpc-port -1 --ready-file "$work/ready.json" "$@" \
+  "$tandem" serve --model-repository "$repo" --http-port 0 --ready-file "$work/ready.json" "$@" \
     >"$work/serve.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 300); do
@@ -64,6 +65,7 @@ start_server() {
   [[ -f "$work/ready.json" ]] || { fail "no ready file: $(cat "$work/serve.log")"; return 1; }
   http=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http'])" "$work/ready.json")
   metrics=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics'])" "$work/ready.json")
+  grpc=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['grpc'])" "$work/ready.json")
 }
 
 # Sends signal $1 and expects exit 0 with the "stopped" line.
@@ -76,8 +78,8 @@ stop_server() {
   else fail "SIG$1: exit $rc: $(cat "$work/serve.log")"; fi
 }
 
-start_server --metrics-port 0
-if grep -q '"grpc":-1' "$work/ready.json" && [[ "$http" -gt 0 && "$metrics" -gt 0 ]]; then pass "ready file: $(cat "$work/ready.json")"
+start_server --metrics-port 0 --grpc-port 0
+if [[ "$http" -gt 0 && "$grpc" -gt 0 && "$metrics" -gt 0 ]]; then pass "ready file: $(cat "$work/ready.json")"
 else fail "ready file: $(cat "$work/ready.json")"; fi
 ready=""
 for _ in $(seq 300); do
@@ -92,8 +94,8 @@ else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
 stop_server TERM
 
-start_server --metrics-port -1
-if grep -q '"metrics":-1' "$work/ready.json"; then pass "metrics off"; else fail "metrics off: $(cat "$work/ready.json")"; fi
+start_server --metrics-port -1 --grpc-port -1
+if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
 stop_server INT
 
 if [[ "$failures" -gt 0 ]]; then

@@ -161,9 +161,8 @@ int run_serve(const ServeOptions& o) {
     if (grpc) grpc->stop(so.shutdown_grace);
     frontends_stopped.set_value();
   });
-  const bool stopped_in_grace =
-      frontends_stopped.get_future().wait_for(so.shutdown_grace) == std::future_status::ready;
-  const bool drained = srv->shutdown() && stopped_in_grace;
+  frontends_stopped.get_future().wait_for(so.shutdown_grace);
+  const bool drained = srv->shutdown();  // false: the server cut requests off
   stopper.join();
   std::printf("tandem serve: stopped%s\n", drained ? "" : " (requests were cut off at the grace period)");
   std::fflush(stdout);

@@ -4,7 +4,8 @@
 # Checks: bad options and a missing repository give one line and exit non-zero; the ready file
 # appears with the bound ports (port 0: any free port; -1: off); the server becomes ready; a
 # second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
-# server with exit 0 after its "stopped" line. Servers bind 127.0.0.1 only and are killed on any
+# server with exit 0 after its "stopped" line; with --grace-seconds 0, requests still queued
+# are cut off (503) and the exit code is 1. Servers bind 127.0.0.1 only and are killed on any
 # exit of this script; the whole test gives up after 120 s.
 set -euo pipefail
 
@@ -97,6 +98,42 @@ stop_server TERM
 start_server --metrics-port -1 --grpc-port -1
 if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
 stop_server INT
+
+# Grace 0 with requests queued behind a slow model (one instance; every call on its first route
+# 200 ms late, abandoned at its budget, then answered by the reference): the queued ones are
+# cut off with 503 and the exit code is 1.
+mkdir -p "$repo/slow/1"
+cp "$model" "$repo/slow/1/model.onnx"
+echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "required": false,
+       "fault_injection": "latency_ms=200"}' >"$repo/slow/config.json"
+/usr/bin/python3 -c "import json; print(json.dumps({'inputs': [{'name': 'x', 'datatype': 'FP32',
+  'shape': [1, 3, 48, 192], 'data': [0.5] * (3 * 48 * 192)}]}))" >"$work/body.json"
+start_server --metrics-port 0 --grpc-port -1 --grace-seconds 0
+for _ in $(seq 300); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/slow/ready")" == 200 ]] && break
+  sleep 0.1
+done
+clients=()
+for i in $(seq 8); do
+  curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$work/body.json" \
+    "http://127.0.0.1:$http/v2/models/slow/infer" >"$work/code.$i" &
+  clients+=($!)
+done
+queued=""
+for _ in $(seq 300); do
+  n=$(curl -s "http://127.0.0.1:$metrics/metrics" | sed -n 's/^tandem_server_in_flight \([0-9]*\)$/\1/p')
+  [[ -n "$n" && "$n" -ge 3 ]] && queued=yes && break
+  sleep 0.01
+done
+[[ -n "$queued" ]] || fail "requests never queued up"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=""
+wait "${clients[@]}" || true
+if [[ "$rc" == 1 ]] && grep -q "cut off" "$work/serve.log" && cat "$work"/code.* | grep -q 503; then
+  pass "grace 0 with queued requests: exit 1, codes $(cat "$work"/code.* | sort | uniq -c | tr -s ' \n' ' ')"
+else fail "grace 0: exit $rc, codes $(cat "$work"/code.* | tr '\n' ' '): $(cat "$work/serve.log")"; fi
 
 if [[ "$failures" -gt 0 ]]; then
   echo "serve_cli_test: $failures failure(s)" >&2

@@ -12,7 +12,24 @@ namespace {
 using inference::InferTensorContents;
 using inference::ModelInferRequest;
 
-std::string quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
+// A client's text (a name, a datatype) in a message: quoted, control bytes written as \xNN so
+// that the message stays one line, and cut after 64 bytes.
+std::string quoted(std::string_view text) {
+  constexpr size_t kShown = 64;
+  std::string out = "'";
+  for (size_t i = 0; i < text.size() && i < kShown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + (text.size() > kShown ? "'..." : "'");
+}
 
 // How many elements the typed `contents` carry over all of their fields.
 size_t contents_element_count(const InferTensorContents& c) {

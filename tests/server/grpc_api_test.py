@@ -222,6 +222,10 @@ def test_errors(pb, server):
     huge.raw_input_contents.append(b"")
     expect_error("overflowing shape", lambda: s.ModelInfer(huge, timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED,
                  "size limit")
+    hurried = infer_request(pb, "cls", "x", x)
+    hurried.parameters["timeout"].int64_param = 1  # microseconds: over before the engine starts
+    expect_error("request timeout of 1 us", lambda: s.ModelInfer(hurried, timeout=10), grpc.StatusCode.DEADLINE_EXCEEDED,
+                 "")
     check(s.ServerLive(pb.ServerLiveRequest(), timeout=5).live, "still live after the bad requests")
 
 

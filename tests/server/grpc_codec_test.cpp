@@ -259,6 +259,16 @@ TEST(GrpcCodec, UnknownDatatypeIsRefused) {
   EXPECT_EQ(err->message, "input 'x': unknown datatype 'FLOAT32'");
 }
 
+TEST(GrpcCodec, ClientTextInMessagesStaysOnOneLine) {
+  auto r = request_for();
+  add_input(&r, "x", std::string("FP\n32\0", 6) + std::string(100, 'Z'), {1});
+  r.add_raw_input_contents(std::string(4, '\0'));
+  InferRequest out;
+  auto err = decode(r, &out);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->message, "input 'x': unknown datatype 'FP\\x0a32\\x00" + std::string(58, 'Z') + "'...");
+}
+
 TEST(GrpcCodec, DuplicateInputsAndOutputsAreRefused) {
   auto r = request_for();
   add_input(&r, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_bench_command(app, &exit_code);
   tandem::cli::add_convert_command(app, &exit_code);
   tandem::cli::add_quantize_command(app, &exit_code);
+  tandem::cli::add_serve_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

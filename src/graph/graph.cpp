@@ -129,7 +129,7 @@ std::vector<std::string> Node::attr_strings(const std::string& key) const {
 
 Status fix_input_shapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes) {
   for (const auto& [name, shape] : shapes) {
-    auto it = std::find_if(graph.inputs.begin(), graph.inputs.end(), [&](const ValueInfo& vi) { return vi.name == name; });
+    auto it = std::find_if(graph.inputs.begin(), graph.inputs.end(), [&name = name](const ValueInfo& vi) { return vi.name == name; });
     if (it == graph.inputs.end()) return invalid_argument("input_shapes names unknown input '" + name + "'");
     TypeInfo& type = it->type;
     if (type.kind != TypeInfo::Kind::tensor) return invalid_argument("input_shapes: input '" + name + "' is not a tensor");

@@ -6,8 +6,13 @@
 //   POST /v2/repository/index, /v2/repository/models/{name}/load, .../unload
 //   GET  /metrics (also served alone on the metrics port)
 // Errors are {"error": "..."} with the ProtocolError's status; 503 carries Retry-After.
-// Bodies past the server's limit get 413 before they are read; headers that do not arrive
-// within `read_timeout` close the connection.
+// Bodies past the server's limit get 413 before they are read (from Content-Length; the
+// reply says Connection: close). A POST without Content-Length or Transfer-Encoding has an
+// empty body, and a Content-Type of application/x-www-form-urlencoded is ignored (bodies are
+// never forms). A read that waits past `read_timeout` (slow headers, a body shorter than its
+// Content-Length) gets 400; the connection closes when the keep-alive wait (also
+// `read_timeout`, at least 1 s) then passes without a new request. Responses carry
+// X-Tandem-Backend (the route that answered) and X-Tandem-Fallback: true when it fell back.
 // Thread-safety: start() and stop() from one thread; handlers run on the pool's threads.
 #pragma once
 

@@ -19,8 +19,16 @@
 //       "max_queue_delay_us": 500,
 //       "preferred_batch_sizes": [4, 8]
 //     },
-//     "version_policy": "latest"             // "latest" (serve the newest ready) | "all"
+//     "version_policy": "latest",            // "latest" (serve the newest ready) | "all"
+//     "latency_sla_ms": 0,                   // PrepareOptions::latency_sla_ms
+//     "breaker": {"cooldown_ms": 1000, ...}  // PrepareOptions::breaker: window_size,
+//                                            // window_seconds, min_requests, failure_rate,
+//                                            // strict_failure_rate, cooldown_ms, max_cooldown_ms,
+//                                            // backoff_multiplier, close_after_successes,
+//                                            // half_open_probes
 //   }
+// "backends" may also be one comma-separated string ("cpu@bf16,reference"). An empty
+// "dynamic_batching" object enables batching with max_batch_size 8 and no queue delay.
 // Unknown fields are an error (a misspelt field must not be silently ignored).
 #pragma once
 

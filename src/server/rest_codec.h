@@ -7,10 +7,15 @@
 // ProtocolError (400, or 413 past the limits) with one line naming the field; a decoder never
 // trusts a declared length, count or shape before checking it against the body and the limits.
 // JSON tensor data may be flat or nested (row-major); BOOL takes true/false, BYTES strings,
-// FP16/BF16 numbers. Element counts must match the shape exactly.
+// FP16/BF16 numbers. Element counts must match the shape exactly; numbers must fit the dtype
+// (integers exactly, floats within its finite range). JSON nested deeper than 32 levels, or
+// holding a NUL byte, is refused before parsing. The parsed JSON document costs several times
+// the body's size in memory (bounded by RequestLimits::max_body_bytes).
 // Response: JSON, or JSON followed by binary outputs (their JSON entries carry
 // `parameters.binary_data_size`), with the JSON's length to send as
-// `Inference-Header-Content-Length`.
+// `Inference-Header-Content-Length`. JSON floats are printed as the shortest decimal that
+// reads back to the same value, so FP32 survives a round trip exactly; NaN and infinities have
+// no JSON form and become null (ask for binary outputs to keep them).
 // Thread-safety: pure functions.
 #pragma once
 

@@ -8,7 +8,8 @@
 // the background; create() returns before loading ends. A model that fails to load is kept
 // with its one-line reason (state "failed") and does not stop the others. Loading a new
 // version never interrupts requests to the old one: the old scheduler drains once the new
-// version is ready (with version_policy "latest").
+// version is ready (with version_policy "latest"). Under "latest" only the newest version on
+// disk loads; when it fails and nothing serves, the next older one loads instead.
 //
 // Readiness:
 //   - server live: the process answers;
@@ -16,8 +17,9 @@
 //     `required` is ready, and the server is not shutting down. An empty repository, or one
 //     whose models all failed, is not ready;
 //   - model (version) ready: it can answer now: loaded, not draining, and in strict mode its
-//     first route's breaker is not open. A model answering only through fallback is ready but
-//     reports `degraded` in its stats.
+//     first route's breaker is not open (once the breaker's cooldown has passed it counts as
+//     ready again: the next request is its half-open probe). A model answering only through
+//     fallback is ready but reports `degraded` in its stats.
 //
 // Thread-safety: every method may be called from any thread, concurrently.
 #pragma once

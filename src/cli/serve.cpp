@@ -1,0 +1,196 @@
+// serve.cpp: `tandem serve`, the inference server (Open Inference Protocol over REST and gRPC,
+// docs/serving.md). It loads a model repository, binds its listeners, prints one line per
+// listener and serves until SIGTERM or SIGINT; then it stops accepting, lets queued and
+// in-flight requests finish within --grace-seconds and exits 0 (1 when requests were cut off:
+// the frontends then stop as the server drains, so the whole stop takes at most about twice
+// the grace period).
+//
+// Signals: SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the
+// mask) and the main thread takes them with sigwait(): nothing runs in a signal handler.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "server/grpc_frontend.h"
+#include "server/http_frontend.h"
+#include "server/server.h"
+
+namespace tandem::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string model_repository;
+  std::string host = "127.0.0.1";
+  int http_port = 8000;
+  int grpc_port = 8001;
+  int metrics_port = 8002;
+  std::vector<std::string> backends;
+  int threads = 1;
+  int instances = 0;
+  std::string inject;
+  double poll_seconds = 0;
+  double grace_seconds = 30;
+  double max_body_mb = 64;
+  std::string ready_file;
+};
+
+const char* const kCommand = "serve";
+
+bool valid_port(int port) { return port >= -1 && port <= 65535; }
+
+// Writes `text` to `path` atomically: a temporary file next to it, then a rename.
+bool write_atomically(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) return false;
+    out << text;
+    out.flush();
+    if (!out) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) std::filesystem::remove(temp, ec);
+  return !ec;
+}
+
+int run_serve(const ServeOptions& o) {
+  if (!valid_port(o.http_port) || !valid_port(o.grpc_port) || !valid_port(o.metrics_port))
+    return fail(kCommand, "ports must be in [0, 65535] (-1 disables a listener)", 2);
+  if (o.http_port < 0 && o.grpc_port < 0) return fail(kCommand, "--http-port and --grpc-port cannot both be disabled", 2);
+  if (o.threads < 1 || o.threads > 1024) return fail(kCommand, "--threads must be in [1, 1024]", 2);
+  if (o.instances < 0 || o.instances > 1024) return fail(kCommand, "--instances must be in [0, 1024]", 2);
+  if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400)) return fail(kCommand, "--poll-seconds must be in [0, 86400]", 2);
+  if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
+  if (!(o.max_body_mb > 0 && o.max_body_mb <= 4096)) return fail(kCommand, "--max-body-mb must be in (0, 4096]", 2);
+
+  {
+    EngineOptions check;
+    check.backends = o.backends;
+    auto engine = Engine::create(check);  // unknown backend names fail here, not per model
+    if (!engine) return fail(kCommand, engine.status().message(), 2);
+  }
+
+  // Before any thread starts: SIGTERM and SIGINT are delivered only to sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  server::ServerOptions so;
+  so.model_repository = o.model_repository;
+  so.engine.backends = o.backends;
+  so.default_threads = o.threads;
+  so.default_instances = o.instances;
+  so.fault_injection = o.inject;
+  so.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(o.poll_seconds * 1000));
+  so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  so.limits.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
+  auto created = server::Server::create(so);
+  if (!created) return fail(kCommand, created.status().message());
+  std::unique_ptr<server::Server> srv = std::move(*created);
+
+  std::unique_ptr<server::HttpFrontend> http, metrics;
+  std::unique_ptr<server::GrpcFrontend> grpc;
+  if (o.http_port >= 0) {
+    server::HttpOptions ho;
+    ho.host = o.host;
+    ho.port = o.http_port;
+    auto started = server::HttpFrontend::start(*srv, ho);
+    if (!started) return fail(kCommand, "HTTP: " + started.status().message());
+    http = std::move(*started);
+    std::printf("tandem serve: HTTP on %s:%d\n", o.host.c_str(), http->port());
+  }
+  if (o.grpc_port >= 0) {
+    server::GrpcOptions go;
+    go.host = o.host;
+    go.port = o.grpc_port;
+    auto started = server::GrpcFrontend::start(*srv, go);
+    if (!started) return fail(kCommand, "gRPC: " + started.status().message());
+    grpc = std::move(*started);
+    std::printf("tandem serve: gRPC on %s:%d\n", o.host.c_str(), grpc->port());
+  }
+  if (o.metrics_port >= 0) {
+    server::HttpOptions mo;
+    mo.host = o.host;
+    mo.port = o.metrics_port;
+    mo.metrics_only = true;
+    mo.threads = 2;
+    auto started = server::HttpFrontend::start(*srv, mo);
+    if (!started) return fail(kCommand, "metrics: " + started.status().message());
+    metrics = std::move(*started);
+    std::printf("tandem serve: metrics on %s:%d\n", o.host.c_str(), metrics->port());
+  }
+  std::printf("tandem serve: model repository %s (loading in the background)\n", o.model_repository.c_str());
+  std::fflush(stdout);
+
+  if (!o.ready_file.empty()) {
+    const std::string json = "{\"http\":" + std::to_string(http ? http->port() : -1) +
+                             ",\"grpc\":" + std::to_string(grpc ? grpc->port() : -1) +
+                             ",\"metrics\":" + std::to_string(metrics ? metrics->port() : -1) + "}\n";
+    if (!write_atomically(o.ready_file, json)) return fail(kCommand, o.ready_file + ": cannot write the ready file");
+  }
+
+  int signal_number = 0;
+  while (sigwait(&stop_signals, &signal_number) != 0) {
+  }
+  std::printf("tandem serve: %s received, draining (grace %.0f s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+              o.grace_seconds);
+  std::fflush(stdout);
+  // The frontends stop accepting and wait for their running handlers, which wait for queued
+  // and in-flight requests. Past the grace period the server cuts those off (their handlers
+  // then reply with 503), so the frontends finish stopping.
+  std::promise<void> frontends_stopped;
+  std::thread stopper([&] {
+    if (metrics) metrics->stop();
+    if (http) http->stop();
+    if (grpc) grpc->stop(so.shutdown_grace);
+    frontends_stopped.set_value();
+  });
+  frontends_stopped.get_future().wait_for(so.shutdown_grace);
+  const bool drained = srv->shutdown();  // false: the server cut requests off
+  stopper.join();
+  std::printf("tandem serve: stopped%s\n", drained ? "" : " (requests were cut off at the grace period)");
+  std::fflush(stdout);
+  return drained ? 0 : 1;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("serve", "Serve a model repository over REST and gRPC (Open Inference Protocol v2)");
+  auto o = std::make_shared<ServeOptions>();
+  cmd->add_option("--model-repository", o->model_repository, "Folder of <model>/<version>/model.onnx")->required();
+  cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--http-port", o->http_port, "REST port (default 8000; 0: any free port; -1: off)");
+  cmd->add_option("--grpc-port", o->grpc_port, "gRPC port (default 8001; 0: any free port; -1: off)");
+  cmd->add_option("--metrics-port", o->metrics_port, "Prometheus /metrics port (default 8002; 0: any free port; -1: off)");
+  cmd->add_option("--backend", o->backends, "Backend order (repeatable or comma-separated; default: all, reference last)")
+      ->delimiter(',');
+  cmd->add_option("--threads", o->threads, "Engine threads per call for models whose config sets none (default 1)");
+  cmd->add_option("--instances", o->instances, "Engine calls in flight per model (default: hardware threads)");
+  cmd->add_option("--inject", o->inject,
+                  "Fault injection for models whose config sets none, e.g. route=cpu,error=0.3 (default: the first route)");
+  cmd->add_option("--poll-seconds", o->poll_seconds, "Rescan the repository this often (default 0: never)");
+  cmd->add_option("--grace-seconds", o->grace_seconds, "On SIGTERM/SIGINT, let requests finish this long (default 30)");
+  cmd->add_option("--max-body-mb", o->max_body_mb, "Largest request body in MiB (default 64)");
+  cmd->add_option("--ready-file", o->ready_file,
+                  "Once listening, write {\"http\":PORT,\"grpc\":PORT,\"metrics\":PORT} here (atomically)");
+  cmd->callback([o, exit_code] { *exit_code = run_serve(*o); });
+}
+
+}  // namespace tandem::cli

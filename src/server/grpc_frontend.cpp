@@ -1,0 +1,200 @@
+// grpc_frontend.cpp: see grpc_frontend.h. The synchronous grpc++ service: each call runs on a
+// gRPC handler thread, which for ModelInfer waits for the scheduler's `done`.
+#include "grpc_frontend.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "grpc_codec.h"
+#include "grpc_predict_v2.grpc.pb.h"
+
+namespace tandem::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// The HTTP status a gRPC code corresponds to, for the server's request counters.
+int http_equivalent(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return 200;
+    case grpc::StatusCode::INVALID_ARGUMENT: return 400;
+    case grpc::StatusCode::NOT_FOUND: return 404;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return 503;
+    case grpc::StatusCode::UNAVAILABLE: return 503;
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return 504;
+    case grpc::StatusCode::CANCELLED: return 499;  // the client went away
+    default: return 500;
+  }
+}
+
+// One ModelInfer call waiting for its outcome; shared with the scheduler's `done`, which may run
+// after the call gave up (client cancelled, server stopping).
+struct PendingInfer {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::optional<InferOutcome> outcome;
+};
+
+class InferenceService final : public inference::GRPCInferenceService::Service {
+ public:
+  explicit InferenceService(Server& server) : server_(server) {}
+
+  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* out) override {
+    const auto start = Clock::now();
+    out->set_live(server_.live());
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* out) override {
+    const auto start = Clock::now();
+    out->set_ready(server_.ready());
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* in,
+                          inference::ModelReadyResponse* out) override {
+    const auto start = Clock::now();
+    bool ready = false;
+    if (auto err = server_.model_ready(in->name(), in->version(), &ready)) return answer(*err, start);
+    out->set_ready(ready);
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* out) override {
+    const auto start = Clock::now();
+    const server::ServerMetadata meta = server_.metadata();
+    out->set_name(meta.name);
+    out->set_version(meta.version);
+    for (const std::string& e : meta.extensions) out->add_extensions(e);
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* in,
+                             inference::ModelMetadataResponse* out) override {
+    const auto start = Clock::now();
+    server::ModelMetadata meta;
+    if (auto err = server_.model_metadata(in->name(), in->version(), &meta)) return answer(*err, start);
+    out->set_name(meta.name);
+    for (const std::string& v : meta.versions) out->add_versions(v);
+    out->set_platform(meta.platform);
+    const auto fill = [](const TensorMetadata& t, inference::ModelMetadataResponse::TensorMetadata* m) {
+      m->set_name(t.name);
+      m->set_datatype(t.datatype);
+      for (int64_t d : t.shape) m->add_shape(d);
+    };
+    for (const TensorMetadata& t : meta.inputs) fill(t, out->add_inputs());
+    for (const TensorMetadata& t : meta.outputs) fill(t, out->add_outputs());
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
+                          inference::ModelInferResponse* out) override {
+    const auto start = Clock::now();
+    InferRequest request;
+    if (auto err = decode_grpc_infer_request(*in, server_.options().limits, &request)) return answer(*err, start);
+
+    // A client deadline sooner than the request's own timeout bounds the request.
+    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+      const double left_ms =
+          std::chrono::duration<double, std::milli>(context->deadline() - std::chrono::system_clock::now()).count();
+      if (left_ms <= 0) return answer(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline has passed"), start);
+      if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms) request.timeout_ms = left_ms;
+    }
+
+    auto pending = std::make_shared<PendingInfer>();
+    auto done = [pending](InferOutcome&& outcome) {
+      std::lock_guard<std::mutex> lock(pending->mutex);
+      pending->outcome = std::move(outcome);
+      pending->changed.notify_all();
+    };
+    if (auto err = server_.infer(std::move(request), std::move(done))) return answer(*err, start);
+
+    std::unique_lock<std::mutex> lock(pending->mutex);
+    // Wakes now and then to notice a client that went away (or a shutdown past its grace).
+    while (!pending->changed.wait_for(lock, std::chrono::milliseconds(50), [&] { return pending->outcome.has_value(); })) {
+      if (context->IsCancelled())
+        return answer(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), start);
+    }
+    const InferOutcome& outcome = *pending->outcome;
+    if (outcome.error) return answer(*outcome.error, start);
+    encode_grpc_infer_response(outcome.response, out);
+    return answer(grpc::Status::OK, start);
+  }
+
+ private:
+  grpc::Status answer(const ProtocolError& err, Clock::time_point start) {
+    return answer(grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), err.message), start);
+  }
+  grpc::Status answer(grpc::Status status, Clock::time_point start) {
+    server_.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));
+    return status;
+  }
+
+  Server& server_;
+};
+
+int clamp_to_int(size_t bytes) { return static_cast<int>(std::min<size_t>(bytes, INT_MAX)); }
+
+}  // namespace
+
+struct GrpcFrontend::Impl {
+  std::unique_ptr<InferenceService> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool stopped = false;
+};
+
+Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->service = std::make_unique<InferenceService>(server);
+  int threads = options.threads;
+  if (threads <= 0) threads = 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
+
+  const bool ipv6 = options.host.find(':') != std::string::npos;
+  const std::string address =
+      (ipv6 ? "[" + options.host + "]" : options.host) + ":" + std::to_string(options.port);
+  const RequestLimits& limits = server.options().limits;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error, not shared
+  builder.SetMaxReceiveMessageSize(clamp_to_int(limits.max_body_bytes));
+  builder.SetMaxSendMessageSize(clamp_to_int(limits.max_body_bytes));
+  grpc::ResourceQuota quota("tandem-grpc");
+  quota.SetMaxThreads(threads);
+  builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
+  builder.RegisterService(impl->service.get());
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0)
+    return Status(StatusCode::unavailable, "cannot listen on " + address + " (in use, or not a local address)");
+  return std::unique_ptr<GrpcFrontend>(new GrpcFrontend(std::move(impl)));
+}
+
+GrpcFrontend::GrpcFrontend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GrpcFrontend::~GrpcFrontend() { stop(std::chrono::milliseconds(0)); }
+
+int GrpcFrontend::port() const { return impl_->port; }
+
+void GrpcFrontend::stop(std::chrono::milliseconds grace) {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
+  impl_->server->Wait();
+}
+
+}  // namespace tandem::server

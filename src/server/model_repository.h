@@ -1,0 +1,32 @@
+// model_repository.h (private to src/server): what the model repository folder holds, read
+// from disk without loading anything (server.cpp decides what to load).
+//
+// Layout: DIR/<model>/<version>/model.onnx, versions positive integers (other folders are
+// ignored), with an optional DIR/<model>/config.json. Thread-safety: plain functions.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model_config.h"
+
+namespace tandem::server {
+
+struct ModelOnDisk {
+  std::string name;
+  std::map<int, std::filesystem::path> versions;  // version -> model.onnx, ascending
+  ModelConfig config;                             // defaults when there is no config.json
+  std::string config_error;                       // one line when config.json is unreadable or invalid
+};
+
+// The model folders under `repository`, by name. A model folder without any version is listed
+// with no versions (the server reports it as failed).
+std::map<std::string, ModelOnDisk> scan_repository(const std::filesystem::path& repository);
+
+// One model folder; `found` false when DIR/<name> is not a folder (or the name is not a plain
+// folder name: empty, ".", "..", or containing a '/').
+ModelOnDisk scan_model(const std::filesystem::path& repository, const std::string& name, bool* found);
+
+}  // namespace tandem::server

@@ -1,0 +1,675 @@
+// server.cpp: see server.h. The repository on disk is read by model_repository.h; the
+// server's own metrics live in server_metrics.h.
+//
+// State: one mutex guards the models and their versions. Loading (Engine::prepare), draining a
+// retired scheduler and polling run on background threads the Impl owns and joins.
+#include "server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "model_io.h"
+#include "model_repository.h"
+#include "server_metrics.h"
+#include "tandem/telemetry.h"
+
+namespace tandem::server {
+
+namespace {
+
+enum class VersionState { loading, ready, failed, unloading };
+
+// Answers so far and the fallback answers since the last one from the first route.
+struct AnswerCounts {
+  std::atomic<uint64_t> total{0};
+  std::atomic<uint64_t> trailing_fallbacks{0};
+};
+
+struct Version {
+  int number = 0;
+  VersionState state = VersionState::loading;
+  std::string reason;      // why it failed
+  bool cancelled = false;  // unloaded (or replaced) while loading: dropped when the load ends
+  ModelConfig config;
+  std::shared_ptr<PreparedModel> model;
+  std::shared_ptr<Scheduler> scheduler;
+  // For `degraded`; shared with completion callbacks (which must not own the Version: the
+  // last owner of a scheduler must not be one of its own threads).
+  std::shared_ptr<AnswerCounts> answers = std::make_shared<AnswerCounts>();
+  // Strict mode: when the server first saw the first route's breaker open for its latest trip.
+  // The engine moves an open breaker to half-open only when a request arrives, so the server
+  // counts the cooldown itself (guarded by the server's mutex).
+  mutable uint64_t open_trip_seen = 0;
+  mutable std::chrono::steady_clock::time_point open_seen_at;
+};
+using VersionPtr = std::shared_ptr<Version>;
+
+struct Model {
+  std::string name;
+  ModelConfig config;  // the latest config.json read (applies to versions loaded from now on)
+  std::string error;   // the model as a whole cannot load (invalid config.json, no versions)
+  bool unloaded = false;
+  std::string unloaded_reason;
+  std::map<int, VersionPtr> versions;
+  std::map<int, std::filesystem::path> on_disk;  // as of the latest scan
+};
+
+// Recent answers that count toward `degraded`.
+constexpr uint64_t kDegradedWindow = 8;
+
+std::string version_name(int n) { return std::to_string(n); }
+
+// Strict mode: whether the first route's breaker is open and its cooldown has not passed
+// since the server first saw this trip.
+bool first_route_closed_to_requests(const Version& v) {
+  const ModelTelemetry t = v.model->telemetry();
+  if (t.backends.empty() || t.backends.front().breaker.state != BreakerState::open) return false;
+  const BreakerSnapshot& b = t.backends.front().breaker;
+  const auto now = std::chrono::steady_clock::now();
+  if (b.trips != v.open_trip_seen) {
+    v.open_trip_seen = b.trips;
+    v.open_seen_at = now;
+  }
+  return now - v.open_seen_at < std::chrono::duration<double, std::milli>(b.cooldown_ms);
+}
+
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  ServerMetrics metrics;  // declared first: completions may record into it until the end
+
+  mutable std::mutex mu;
+  std::condition_variable changed;  // a version's state changed, or shutdown began
+  std::map<std::string, Model> models;
+  bool shutting_down = false;
+
+  std::mutex engines_mu;
+  std::map<int, std::unique_ptr<Engine>> engines;  // by EngineOptions::threads
+
+  std::mutex threads_mu;
+  struct Background {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+  std::vector<Background> background;
+
+  std::mutex shutdown_mu;
+  bool shutdown_done = false;
+  bool shutdown_result = true;
+  std::thread poller;
+
+  // --- background threads -------------------------------------------------------------------
+  void spawn(std::function<void()> work) {
+    std::lock_guard<std::mutex> lock(threads_mu);
+    for (auto it = background.begin(); it != background.end();) {
+      if (it->finished->load()) {
+        it->thread.join();
+        it = background.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto finished = std::make_shared<std::atomic<bool>>(false);
+    background.push_back({std::thread([work = std::move(work), finished] {
+                            work();
+                            finished->store(true);
+                          }),
+                          finished});
+  }
+  void join_background() {
+    for (;;) {
+      std::vector<Background> taken;
+      {
+        std::lock_guard<std::mutex> lock(threads_mu);
+        taken.swap(background);
+      }
+      if (taken.empty()) return;
+      for (Background& b : taken) b.thread.join();
+    }
+  }
+
+  // --- loading ------------------------------------------------------------------------------
+  Result<Engine*> engine_for(int threads) {
+    std::lock_guard<std::mutex> lock(engines_mu);
+    auto it = engines.find(threads);
+    if (it != engines.end()) return it->second.get();
+    EngineOptions engine_options = options.engine;
+    engine_options.threads = threads;
+    auto engine = Engine::create(engine_options);
+    if (!engine) return engine.status();
+    Engine* raw = engine->get();
+    engines.emplace(threads, std::move(*engine));
+    return raw;
+  }
+
+  // Called with `mu` held: makes `model` match what is on disk. `retry_failed`: versions that
+  // failed before are loaded again (an explicit load), else left failed (polling).
+  void sync_model(const ModelOnDisk& disk, bool retry_failed) {
+    Model& model = models[disk.name];
+    model.name = disk.name;
+    model.error.clear();
+    if (!disk.config_error.empty()) {
+      model.error = disk.config_error;
+      return;
+    }
+    model.config = disk.config;
+    model.on_disk = disk.versions;
+    if (disk.versions.empty()) {
+      model.error = "model '" + disk.name + "': no versions (expected " + disk.name + "/<version>/model.onnx)";
+    }
+    std::map<int, std::filesystem::path> wanted = disk.versions;
+    if (model.config.version_policy == "latest" && !wanted.empty()) wanted = {*wanted.rbegin()};
+    // Versions gone from disk stop serving; under "latest" older ones go once a newer is ready.
+    for (auto it = model.versions.begin(); it != model.versions.end();) {
+      VersionPtr v = it->second;
+      ++it;
+      if (!disk.versions.count(v->number)) retire(model, v);
+    }
+    for (const auto& [number, path] : wanted) {
+      auto it = model.versions.find(number);
+      if (it != model.versions.end()) {
+        Version& v = *it->second;
+        if (v.state == VersionState::loading) {
+          v.cancelled = false;  // wanted again before its load ended
+          continue;
+        }
+        if (v.state == VersionState::ready) continue;
+        if (v.state == VersionState::failed && !retry_failed) continue;
+        model.versions.erase(it);  // failed (retried), or draining: a fresh load takes the slot
+      }
+      start_load(model, number, path);
+    }
+  }
+
+  void start_load(Model& model, int number, const std::filesystem::path& path) {
+    auto v = std::make_shared<Version>();
+    v->number = number;
+    v->config = model.config;
+    model.versions[number] = v;
+    spawn([this, name = model.name, v, path] { load_version(name, v, path); });
+  }
+
+  void load_version(const std::string& name, const VersionPtr& v, const std::filesystem::path& path) {
+    const ModelConfig& config = v->config;
+    PrepareOptions prepare = config.prepare;
+    prepare.name = name;
+    if (prepare.fault_injection.empty()) prepare.fault_injection = options.fault_injection;
+    std::shared_ptr<PreparedModel> prepared;
+    std::shared_ptr<Scheduler> scheduler;
+    std::string reason;
+    auto engine = engine_for(config.threads > 0 ? config.threads : options.default_threads);
+    if (!engine) {
+      reason = engine.status().to_string();
+    } else {
+      auto p = (*engine)->prepare(path, prepare);
+      if (!p) reason = p.status().to_string();
+      else prepared = std::move(*p);
+    }
+    if (prepared) {
+      bool batching_possible = true;
+      for (const IoInfo& in : prepared->io_schema().inputs) {
+        const bool fixed_by_config = config.prepare.input_shapes.count(in.name) > 0;
+        if (fixed_by_config || !in.has_shape || in.dims.empty() || in.dims[0].value >= 0) batching_possible = false;
+      }
+      Scheduler::Options so;
+      so.instances = config.instances > 0 ? config.instances : options.default_instances;
+      if (so.instances <= 0) so.instances = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      so.max_queue_size = config.max_queue_size;
+      so.batching = config.batching;
+      so.model_name = name;
+      so.version = version_name(v->number);
+      scheduler = std::make_shared<Scheduler>(prepared, so, batching_possible);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (v->cancelled || shutting_down) {
+      auto it = models.find(name);
+      if (it != models.end()) {
+        auto vit = it->second.versions.find(v->number);
+        if (vit != it->second.versions.end() && vit->second == v) it->second.versions.erase(vit);
+      }
+      changed.notify_all();
+      return;  // the scheduler (nothing admitted) and the model are dropped here
+    }
+    if (!prepared) {
+      v->state = VersionState::failed;
+      v->reason = reason;
+      if (v->config.version_policy == "latest") load_older_if_none_serves(models[name], v->number);
+    } else {
+      v->model = std::move(prepared);
+      v->scheduler = std::move(scheduler);
+      v->state = VersionState::ready;
+      Model& model = models[name];
+      if (v->config.version_policy == "latest") {
+        int newest_ready = 0;
+        for (const auto& [n, other] : model.versions)
+          if (other->state == VersionState::ready) newest_ready = std::max(newest_ready, n);
+        std::vector<VersionPtr> older;
+        for (const auto& [n, other] : model.versions)
+          if (n < newest_ready) older.push_back(other);
+        for (const VersionPtr& o : older) retire(model, o);
+      }
+    }
+    changed.notify_all();
+  }
+
+  // Called with `mu` held, under "latest", after version `failed` failed: when nothing else
+  // serves or loads, the newest older version on disk that was not tried yet loads instead.
+  void load_older_if_none_serves(Model& model, int failed) {
+    for (const auto& [n, v] : model.versions)
+      if (v->state == VersionState::ready || (v->state == VersionState::loading && !v->cancelled)) return;
+    for (auto it = model.on_disk.rbegin(); it != model.on_disk.rend(); ++it)
+      if (it->first < failed && !model.versions.count(it->first)) return start_load(model, it->first, it->second);
+  }
+
+  // Called with `mu` held: `v` stops serving. A ready version drains in the background and
+  // is removed when done; a loading one is dropped when its load ends; a failed one goes now.
+  void retire(Model& model, const VersionPtr& v) {
+    switch (v->state) {
+      case VersionState::loading: v->cancelled = true; break;
+      case VersionState::failed: model.versions.erase(v->number); break;
+      case VersionState::unloading: break;
+      case VersionState::ready: {
+        v->state = VersionState::unloading;
+        spawn([this, name = model.name, v] {
+          v->scheduler->drain(options.shutdown_grace);
+          std::lock_guard<std::mutex> lock(mu);
+          auto it = models.find(name);
+          if (it == models.end()) return;
+          auto vit = it->second.versions.find(v->number);
+          if (vit != it->second.versions.end() && vit->second == v) it->second.versions.erase(vit);
+          changed.notify_all();
+        });
+        break;
+      }
+    }
+  }
+
+  void poll_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!shutting_down) {
+      changed.wait_for(lock, options.poll_interval, [this] { return shutting_down; });
+      if (shutting_down) return;
+      lock.unlock();
+      auto disk = scan_repository(options.model_repository);
+      lock.lock();
+      if (shutting_down) return;
+      for (const auto& [name, m] : disk) {
+        auto it = models.find(name);
+        if (it == models.end() || !it->second.unloaded) sync_model(m, false);
+      }
+      for (auto& [name, model] : models) {
+        if (disk.count(name) || model.unloaded) continue;
+        unload_locked(model, "removed from the repository");
+      }
+    }
+  }
+
+  void unload_locked(Model& model, const std::string& why) {
+    model.unloaded = true;
+    model.unloaded_reason = why;
+    std::vector<VersionPtr> all;
+    for (const auto& [n, v] : model.versions) all.push_back(v);
+    for (const VersionPtr& v : all) retire(model, v);
+  }
+
+  // --- readiness ----------------------------------------------------------------------------
+  bool version_ready(const Version& v) const {
+    if (v.state != VersionState::ready || shutting_down) return false;
+    return !(v.config.prepare.fallback == FallbackPolicy::strict &&
+             first_route_closed_to_requests(v));
+  }
+  static VersionPtr serving_version(const Model& model) {
+    if (model.unloaded) return nullptr;
+    for (auto it = model.versions.rbegin(); it != model.versions.rend(); ++it)
+      if (it->second->state == VersionState::ready) return it->second;
+    return nullptr;
+  }
+  bool model_ready(const Model& model) const {
+    VersionPtr v = serving_version(model);
+    return v && version_ready(*v);
+  }
+  static bool loading(const Model& model) {
+    for (const auto& [n, v] : model.versions)
+      if (v->state == VersionState::loading && !v->cancelled) return true;
+    return false;
+  }
+  std::string state_name(const Version& v, std::string* reason) const {
+    switch (v.state) {
+      case VersionState::loading: return "LOADING";
+      case VersionState::failed: *reason = v.reason; return "FAILED";
+      case VersionState::unloading: return "UNLOADING";
+      case VersionState::ready: break;
+    }
+    if (shutting_down) {
+      *reason = "the server is shutting down";
+      return "UNAVAILABLE";
+    }
+    if (!version_ready(v)) {
+      *reason = "strict mode: the breaker of route '" + v.model->capabilities().requested_backend + "' is open";
+      return "UNAVAILABLE";
+    }
+    return "READY";
+  }
+
+  // Called with `mu` held: the version a request names, or why there is none.
+  VersionPtr resolve(const std::string& name, const std::string& version, std::optional<ProtocolError>* error) const {
+    auto it = models.find(name);
+    if (it == models.end() || it->second.unloaded) {
+      *error = not_found("model '" + name + "' is not found");
+      return nullptr;
+    }
+    const Model& model = it->second;
+    if (version.empty()) {
+      if (VersionPtr v = serving_version(model)) return v;
+      if (loading(model)) *error = unavailable("model '" + name + "' is still loading");
+      else if (!model.error.empty()) *error = unavailable(model.error);
+      else if (!model.versions.empty() && model.versions.rbegin()->second->state == VersionState::failed)
+        *error = unavailable("model '" + name + "' failed to load: " + model.versions.rbegin()->second->reason);
+      else *error = unavailable("model '" + name + "' has no ready version");
+      return nullptr;
+    }
+    int number = 0;
+    try {
+      size_t used = 0;
+      number = std::stoi(version, &used);
+      if (used != version.size()) number = 0;
+    } catch (const std::exception&) {
+      number = 0;
+    }
+    auto vit = model.versions.find(number);
+    if (vit == model.versions.end() || vit->second->state == VersionState::unloading) {
+      *error = not_found("model '" + name + "' has no version '" + version + "'");
+      return nullptr;
+    }
+    const Version& v = *vit->second;
+    if (v.state == VersionState::loading) *error = unavailable("model '" + name + "' version " + version + " is still loading");
+    else if (v.state == VersionState::failed)
+      *error = unavailable("model '" + name + "' version " + version + " failed to load: " + v.reason);
+    else return vit->second;
+    return nullptr;
+  }
+
+
+  ModelStats stats_of(const Model& model, const Version& v) const {
+    ModelStats s;
+    s.name = model.name;
+    s.version = version_name(v.number);
+    std::string reason;
+    s.state = state_name(v, &reason);
+    s.ready = version_ready(v);
+    if (v.scheduler) s.scheduler = v.scheduler->stats();
+    if (v.model) {
+      const ModelTelemetry t = v.model->telemetry();
+      for (const BackendTelemetry& b : t.backends) {
+        RouteStats r;
+        r.route = b.backend;
+        r.breaker = std::string(breaker_state_name(b.breaker.state));
+        r.dispatch_share = b.dispatch_share;
+        r.parity_samples = b.parity.samples;
+        r.parity_violations = b.parity.violations;
+        r.parity_max_abs = b.parity.max_abs;
+        s.routes.push_back(r);
+      }
+      s.p50_ms = t.latency.quantile_ms(0.5);
+      s.p99_ms = t.latency.quantile_ms(0.99);
+      const uint64_t answers = v.answers->total.load();
+      const bool recent_fallback_only =
+          answers > 0 && v.answers->trailing_fallbacks.load() >= std::min<uint64_t>(answers, kDegradedWindow);
+      const bool first_open = !t.backends.empty() && t.backends.front().breaker.state == BreakerState::open;
+      s.degraded = s.ready && (recent_fallback_only || (first_open && t.backends.size() > 1));
+    }
+    return s;
+  }
+
+  bool shutdown(std::chrono::milliseconds grace) {
+    std::lock_guard<std::mutex> once(shutdown_mu);
+    if (shutdown_done) return shutdown_result;
+    std::vector<std::shared_ptr<Scheduler>> schedulers;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      shutting_down = true;
+      for (const auto& [name, model] : models)
+        for (const auto& [n, v] : model.versions)
+          if (v->scheduler) schedulers.push_back(v->scheduler);
+      changed.notify_all();
+    }
+    if (poller.joinable()) poller.join();
+    std::vector<std::thread> drains;
+    std::atomic<bool> all_finished{true};
+    for (const auto& s : schedulers)
+      drains.emplace_back([&all_finished, s, grace] {
+        if (!s->drain(grace)) all_finished = false;
+      });
+    for (std::thread& t : drains) t.join();
+    join_background();
+    shutdown_done = true;
+    shutdown_result = all_finished.load();
+    return shutdown_result;
+  }
+};
+
+Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options.model_repository, ec))
+    return invalid_argument("model repository '" + options.model_repository.string() + "' is not a folder");
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  Impl* raw = impl.get();
+  auto disk = scan_repository(raw->options.model_repository);
+  {
+    std::lock_guard<std::mutex> lock(raw->mu);
+    for (const auto& [name, m] : disk) raw->sync_model(m, false);
+  }
+  if (raw->options.poll_interval.count() > 0) raw->poller = std::thread([raw] { raw->poll_loop(); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  impl_->shutdown(std::chrono::milliseconds(0));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->models.clear();
+}
+
+bool Server::live() const { return true; }
+
+bool Server::ready() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->shutting_down) return false;
+  bool any_ready = false;
+  for (const auto& [name, model] : impl_->models) {
+    if (model.unloaded) continue;
+    if (Impl::loading(model)) return false;
+    const bool ready = impl_->model_ready(model);
+    if (!ready && model.config.required) return false;
+    any_ready = any_ready || ready;
+  }
+  return any_ready;
+}
+
+ServerMetadata Server::metadata() const {
+  ServerMetadata m;
+  m.version = TANDEM_VERSION;
+  m.extensions = {"binary_tensor_data", "model_repository", "statistics"};
+  return m;
+}
+
+std::optional<ProtocolError> Server::model_ready(const std::string& name, const std::string& version, bool* ready) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  *ready = false;
+  auto it = impl_->models.find(name);
+  if (it == impl_->models.end() || it->second.unloaded) return not_found("model '" + name + "' is not found");
+  if (version.empty()) {
+    *ready = impl_->model_ready(it->second);
+    return std::nullopt;
+  }
+  for (const auto& [n, v] : it->second.versions)
+    if (version_name(n) == version && v->state != VersionState::unloading) {
+      *ready = impl_->version_ready(*v);
+      return std::nullopt;
+    }
+  return not_found("model '" + name + "' has no version '" + version + "'");
+}
+
+std::optional<ProtocolError> Server::model_metadata(const std::string& name, const std::string& version,
+                                                    ModelMetadata* out) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::optional<ProtocolError> error;
+  VersionPtr v = impl_->resolve(name, version, &error);
+  if (!v) return error;
+  *out = ModelMetadata{};
+  out->name = name;
+  for (const auto& [n, other] : impl_->models.at(name).versions)
+    if (other->state == VersionState::ready) out->versions.push_back(version_name(n));
+  auto describe = [&](const IoInfo& io, bool input) {
+    TensorMetadata t;
+    t.name = io.name;
+    t.datatype = std::string(protocol_dtype_name(io.dtype));
+    if (input) t.shape = expected_dims(io, v->config);
+    else
+      for (const IoDim& d : io.dims) t.shape.push_back(d.value >= 0 ? d.value : -1);
+    return t;
+  };
+  for (const IoInfo& io : v->model->io_schema().inputs) out->inputs.push_back(describe(io, true));
+  for (const IoInfo& io : v->model->io_schema().outputs) out->outputs.push_back(describe(io, false));
+  return std::nullopt;
+}
+
+std::optional<ProtocolError> Server::model_stats(const std::string& name, const std::string& version,
+                                                 std::vector<ModelStats>* out) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  out->clear();
+  if (!name.empty()) {
+    auto it = impl_->models.find(name);
+    if (it == impl_->models.end() || it->second.unloaded) return not_found("model '" + name + "' is not found");
+  }
+  for (const auto& [model_name, model] : impl_->models) {
+    if ((!name.empty() && model_name != name) || model.unloaded) continue;
+    for (const auto& [n, v] : model.versions)
+      if (version.empty() || version_name(n) == version) out->push_back(impl_->stats_of(model, *v));
+  }
+  if (!version.empty() && out->empty()) return not_found("model '" + name + "' has no version '" + version + "'");
+  return std::nullopt;
+}
+
+std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Done done) {
+  VersionPtr v;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->shutting_down) return unavailable("the server is shutting down");
+    std::optional<ProtocolError> error;
+    v = impl_->resolve(request.model, request.version, &error);
+    if (!v) return error;
+  }
+  if (auto error = validate_request(request, v->model->io_schema(), v->config)) return error;
+  using Clock = Scheduler::Clock;
+  auto deadline = Clock::time_point::max();
+  const double timeout_ms =
+      request.timeout_ms && *request.timeout_ms > 0 ? *request.timeout_ms : v->config.default_timeout_ms;
+  if (timeout_ms > 0)
+    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(timeout_ms));
+  request.version = version_name(v->number);
+  const std::string model_name = request.model;
+  ServerMetrics* metrics = &impl_->metrics;
+  metrics->add_in_flight(1);
+  auto error = v->scheduler->submit(std::move(request), deadline, [metrics, counts = v->answers, done = std::move(done)](InferOutcome&& o) {
+    metrics->record_completion(o.queue_us / 1e6, o.batch_rows);
+    metrics->add_in_flight(-1);
+    if (!o.error) {
+      counts->total.fetch_add(1);
+      if (o.response.fallback) counts->trailing_fallbacks.fetch_add(1);
+      else counts->trailing_fallbacks.store(0);
+    }
+    done(std::move(o));
+  });
+  if (error) {
+    metrics->add_in_flight(-1);
+    metrics->record_rejection(model_name);
+  }
+  return error;
+}
+
+std::vector<RepositoryEntry> Server::repository_index() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<RepositoryEntry> rows;
+  for (const auto& [name, model] : impl_->models) {
+    if (model.versions.empty()) {
+      if (model.unloaded) rows.push_back({name, "", "UNAVAILABLE", model.unloaded_reason});
+      else if (!model.error.empty()) rows.push_back({name, "", "FAILED", model.error});
+      continue;
+    }
+    for (const auto& [n, v] : model.versions) {
+      RepositoryEntry row{name, version_name(n), "", ""};
+      row.state = v->cancelled ? "UNLOADING" : impl_->state_name(*v, &row.reason);
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+std::optional<ProtocolError> Server::load_model(const std::string& name) {
+  bool found = false;
+  ModelOnDisk disk = scan_model(impl_->options.model_repository, name, &found);
+  if (!found) return not_found("model '" + name + "' is not in the repository");
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  if (impl_->shutting_down) return unavailable("the server is shutting down");
+  auto existing = impl_->models.find(name);
+  if (existing != impl_->models.end() && existing->second.unloaded) {
+    existing->second.unloaded = false;
+    existing->second.unloaded_reason.clear();
+  }
+  impl_->sync_model(disk, true);
+  impl_->changed.wait(lock, [&] { return impl_->shutting_down || !Impl::loading(impl_->models.at(name)); });
+  if (impl_->shutting_down) return unavailable("the server is shutting down");
+  const Model& model = impl_->models.at(name);
+  if (!model.error.empty()) return bad_request(model.error);
+  if (Impl::serving_version(model)) return std::nullopt;
+  for (auto it = model.versions.rbegin(); it != model.versions.rend(); ++it)
+    if (it->second->state == VersionState::failed)
+      return bad_request("model '" + name + "' failed to load: " + it->second->reason);
+  return bad_request("model '" + name + "' has no version that could be loaded");
+}
+
+std::optional<ProtocolError> Server::unload_model(const std::string& name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->models.find(name);
+  if (it == impl_->models.end()) return not_found("model '" + name + "' is not found");
+  if (!it->second.unloaded) impl_->unload_locked(it->second, "unloaded");
+  impl_->changed.notify_all();
+  return std::nullopt;
+}
+
+std::string Server::metrics_prometheus() const {
+  std::vector<ModelTelemetry> telemetry;
+  std::vector<std::pair<std::pair<std::string, std::string>, bool>> ready;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const auto& [name, model] : impl_->models) {
+      VersionPtr serving = Impl::serving_version(model);
+      for (const auto& [n, v] : model.versions) {
+        ready.push_back({{name, version_name(n)}, !model.unloaded && impl_->version_ready(*v)});
+        if (!v->model) continue;
+        telemetry.push_back(v->model->telemetry());
+        // Versions other than the serving one get their own label so that samples stay unique.
+        telemetry.back().model = v == serving ? name : name + "/" + version_name(n);
+      }
+    }
+  }
+  return telemetry_to_prometheus(telemetry) + impl_->metrics.render(ready);
+}
+
+void Server::record_request(std::string_view protocol, int code, double seconds) {
+  impl_->metrics.record_request(protocol, code, seconds);
+}
+
+bool Server::shutdown() { return impl_->shutdown(impl_->options.shutdown_grace); }
+
+const ServerOptions& Server::options() const { return impl_->options; }
+
+}  // namespace tandem::server

@@ -1,0 +1,77 @@
+// fuzz_rest_request.cpp: libFuzzer entry point for the REST inference request decoder
+// (src/server/rest_codec.h).
+//
+// The first byte chooses the Inference-Header-Content-Length header: absent (even), or present
+// (odd) with the next two bytes as its little-endian value; every 8th input instead uses the
+// following four bytes as the header's raw text, to reach the header parser's error paths. The
+// rest is the body. The decoder must answer a request whose tensors are as declared, or one
+// error line with a 400 or 413; it must never crash, leak, or allocate past the limits.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/rest_codec.h"
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "%s\n", what.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace tandem::server;
+  if (size < 1) return 0;
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  const uint8_t mode = data[0];
+  input.remove_prefix(1);
+  std::optional<std::string> header;
+  if (mode % 8 == 7 && input.size() >= 4) {
+    header = std::string(input.substr(0, 4));
+    input.remove_prefix(4);
+  } else if (mode % 2 == 1 && input.size() >= 2) {
+    header = std::to_string(static_cast<unsigned>(static_cast<uint8_t>(input[0])) |
+                            (static_cast<unsigned>(static_cast<uint8_t>(input[1])) << 8));
+    input.remove_prefix(2);
+  }
+
+  RequestLimits limits;
+  limits.max_body_bytes = 1 << 20;
+  limits.max_tensor_bytes = 1 << 20;
+  limits.max_tensors = 16;
+  InferRequest request;
+  std::optional<std::string_view> header_view;
+  if (header) header_view = *header;
+  auto error = decode_rest_infer_request(input, header_view, limits, &request);
+  if (error) {
+    if ((error->http_status != 400 && error->http_status != 413) || error->message.empty() ||
+        error->message.find('\n') != std::string::npos)
+      fail("bad error: " + std::to_string(error->http_status) + " " + error->message);
+    (void)encode_rest_error(*error);
+    return 0;
+  }
+  if (request.inputs.size() > limits.max_tensors || request.outputs.size() > limits.max_tensors)
+    fail("more tensors than the limit");
+  for (const InferTensor& t : request.inputs) {
+    if (t.tensor.nbytes() > limits.max_tensor_bytes) fail("input '" + t.name + "' past the tensor limit");
+    if (t.tensor.numel() > 0 && t.tensor.dtype() != tandem::DataType::string) {
+      // Touch every byte so that ASan sees a buffer that is too small.
+      const auto* p = static_cast<const unsigned char*>(t.tensor.raw_data());
+      unsigned sum = 0;
+      for (size_t i = 0; i < t.tensor.nbytes(); ++i) sum += p[i];
+      if (sum == 0xffffffffu) std::fprintf(stderr, "%u\n", sum);
+    }
+  }
+  // What decodes must encode again as a response.
+  InferResponse response;
+  response.outputs = request.inputs;
+  for (InferTensor& t : response.outputs) t.binary = request.binary_outputs;
+  RestBody body = encode_rest_infer_response(response);
+  if (body.header_length && *body.header_length > body.body.size()) fail("response header length past its body");
+  return 0;
+}

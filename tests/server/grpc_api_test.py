@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""End-to-end test of `tandem serve` over gRPC (inference.GRPCInferenceService).
+
+Usage: python3 grpc_api_test.py REPO_ROOT TANDEM_BINARY
+
+Builds a temporary model repository (the PaddleOCR direction classifier, a tiny Mul model and a
+strict model that always fails), starts `tandem serve` on free loopback ports, and checks every
+RPC, that ModelInfer answers bit-identically to `tandem run`, the error codes and messages of
+bad requests, that injected faults are covered by fallback (10,000 calls, none failed), and that a
+strict model's readiness follows its breaker. Servers are always stopped, even when a check fails.
+Python client stubs are generated at run time from src/server/proto with grpc_tools.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import grpc
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+ROOT, TANDEM = sys.argv[1], sys.argv[2]
+CLS_MODEL = os.path.join(ROOT, "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx")
+CLS_ROUTES = ["cpu", "reference"]
+FAILURES = []
+
+
+def check(condition, what):
+    print(("ok:   " if condition else "FAIL: ") + what, flush=True)
+    if not condition:
+        FAILURES.append(what)
+    return condition
+
+
+def load_stubs(tmp):
+    out = os.path.join(tmp, "stubs")
+    os.makedirs(out)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "server", "proto"),
+                    "--python_out", out, "--grpc_python_out", out, "grpc_predict_v2.proto"], check=True)
+    sys.path.insert(0, out)
+    import grpc_predict_v2_pb2 as pb
+    import grpc_predict_v2_pb2_grpc as pb_grpc
+    return pb, pb_grpc
+
+
+def write_mul_model(path):
+    """y = x * 2 over float[1,16]: fast enough for thousands of calls."""
+    two = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "mul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def add_model(repo, name, model_writer, config=None):
+    os.makedirs(os.path.join(repo, name, "1"))
+    model_writer(os.path.join(repo, name, "1", "model.onnx"))
+    if config is not None:
+        with open(os.path.join(repo, name, "config.json"), "w") as f:
+            json.dump(config, f)
+
+
+def copy_cls(path):
+    with open(CLS_MODEL, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+
+
+class Served:
+    """A `tandem serve` process on free loopback ports; stopped on exit, whatever happened."""
+
+    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=()):
+        self.pb, self.ready_file = pb, os.path.join(tmp, name + ".ready.json")
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([TANDEM, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port",
+                                      "0", "--metrics-port", "-1", "--ready-file", self.ready_file, *extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.channel = None
+        try:
+            ports = self._wait_for_ports(30)
+            self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
+            self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+            deadline = time.monotonic() + 60
+            while not self.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server '%s' not ready within 60 s" % name)
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_ports(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tandem serve exited with %d: %s" % (self.proc.returncode, self.tail()))
+            try:
+                with open(self.ready_file) as f:
+                    return json.load(f)
+            except (FileNotFoundError, json.JSONDecodeError):
+                time.sleep(0.05)
+        raise RuntimeError("no ready file within %d s: %s" % (seconds, self.tail()))
+
+    def tail(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()[-2000:]
+
+    def stop(self):
+        if self.channel is not None:
+            self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def infer_request(pb, model, name, array, datatype="FP32"):
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype=datatype, shape=list(array.shape))
+    request.raw_input_contents.append(array.tobytes())
+    return request
+
+
+def output_array(response, index=0):
+    out = response.outputs[index]
+    assert out.datatype == "FP32", out.datatype
+    return np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(list(out.shape))
+
+
+def expect_error(what, call, code, message_part):
+    try:
+        call()
+    except grpc.RpcError as e:
+        details = e.details() or ""
+        check(e.code() == code, "%s: %s (got %s: %s)" % (what, code.name, e.code().name, details))
+        check(message_part in details and "\n" not in details,
+              "%s: one-line message containing %r (got %r)" % (what, message_part, details))
+        return
+    check(False, "%s: expected %s, the call succeeded" % (what, code.name))
+
+
+def test_rpcs_and_parity(pb, server, tmp):
+    s = server.stub
+    check(s.ServerLive(pb.ServerLiveRequest(), timeout=5).live, "ServerLive: live")
+    check(s.ServerReady(pb.ServerReadyRequest(), timeout=5).ready, "ServerReady: ready")
+    check(s.ModelReady(pb.ModelReadyRequest(name="cls"), timeout=5).ready, "ModelReady(cls): ready")
+    meta = s.ServerMetadata(pb.ServerMetadataRequest(), timeout=5)
+    check(meta.name == "tandem" and meta.version != "", "ServerMetadata: name tandem, a version (%s)" % meta.version)
+    model = s.ModelMetadata(pb.ModelMetadataRequest(name="cls"), timeout=5)
+    check(model.name == "cls" and list(model.versions) == ["1"], "ModelMetadata: name and versions %s" % model.versions)
+    check([(t.name, t.datatype, list(t.shape)) for t in model.inputs] == [("x", "FP32", [1, 3, 48, 192])],
+          "ModelMetadata: input x FP32 [1,3,48,192] (got %s)" % [(t.name, t.datatype, list(t.shape)) for t in model.inputs])
+    check(len(model.outputs) == 1 and model.outputs[0].datatype == "FP32", "ModelMetadata: one FP32 output")
+
+    x = np.random.default_rng(7).standard_normal((1, 3, 48, 192)).astype(np.float32)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    out_dir = os.path.join(tmp, "run_out")
+    # The same route chain as the model's config.json (a plain `tandem run` picks its own backend).
+    subprocess.run([TANDEM, "run", CLS_MODEL, "--routes", ",".join(CLS_ROUTES), "--input", "x=" + os.path.join(tmp, "x.npy"),
+                    "--output-dir", out_dir],
+                   check=True, stdout=subprocess.DEVNULL, timeout=120)
+    expected = np.load(os.path.join(out_dir, model.outputs[0].name + ".npy"))
+
+    request = infer_request(pb, "cls", "x", x)
+    request.id = "req-1"
+    response = s.ModelInfer(request, timeout=30)
+    got = output_array(response)
+    check(response.model_name == "cls" and response.model_version == "1" and response.id == "req-1",
+          "ModelInfer: echoes model, version and id")
+    check(response.outputs[0].name == model.outputs[0].name, "ModelInfer: output named as in the metadata")
+    check(got.shape == expected.shape and got.tobytes() == expected.tobytes(),
+          "ModelInfer: raw answer bit-identical to `tandem run` (%s vs %s)" % (got.ravel()[:4], expected.ravel()[:4]))
+
+    typed = pb.ModelInferRequest(model_name="cls")
+    tensor = typed.inputs.add(name="x", datatype="FP32", shape=[1, 3, 48, 192])
+    tensor.contents.fp32_contents.extend(x.ravel().tolist())
+    got_typed = output_array(s.ModelInfer(typed, timeout=30))
+    check(got_typed.tobytes() == expected.tobytes(), "ModelInfer: typed contents give the same answer")
+
+
+def test_errors(pb, server):
+    s = server.stub
+    x = np.zeros((1, 3, 48, 192), np.float32)
+    expect_error("unknown model", lambda: s.ModelInfer(infer_request(pb, "nope", "x", x), timeout=10),
+                 grpc.StatusCode.NOT_FOUND, "nope")
+    expect_error("ModelReady of an unknown model", lambda: s.ModelReady(pb.ModelReadyRequest(name="nope"), timeout=5),
+                 grpc.StatusCode.NOT_FOUND, "nope")
+    expect_error("ModelMetadata of an unknown version",
+                 lambda: s.ModelMetadata(pb.ModelMetadataRequest(name="cls", version="9"), timeout=5),
+                 grpc.StatusCode.NOT_FOUND, "9")
+    expect_error("bad datatype", lambda: s.ModelInfer(infer_request(pb, "cls", "x", x, "FP99"), timeout=10),
+                 grpc.StatusCode.INVALID_ARGUMENT, "unknown datatype 'FP99'")
+    short = pb.ModelInferRequest(model_name="cls")
+    short.inputs.add(name="x", datatype="FP32", shape=[1, 3, 48, 192])
+    short.raw_input_contents.append(b"\0" * 12)
+    expect_error("byte count mismatch", lambda: s.ModelInfer(short, timeout=10), grpc.StatusCode.INVALID_ARGUMENT,
+                 "expected 110592 bytes, got 12")
+    expect_error("datatype the model does not take",
+                 lambda: s.ModelInfer(infer_request(pb, "cls", "x", x.astype(np.float64), "FP64"), timeout=10),
+                 grpc.StatusCode.INVALID_ARGUMENT, "x")
+    expect_error("unknown input", lambda: s.ModelInfer(infer_request(pb, "cls", "img", x), timeout=10),
+                 grpc.StatusCode.INVALID_ARGUMENT, "img")
+    huge = pb.ModelInferRequest(model_name="cls")
+    huge.inputs.add(name="x", datatype="FP32", shape=[1 << 40, 1 << 40])
+    huge.raw_input_contents.append(b"")
+    expect_error("overflowing shape", lambda: s.ModelInfer(huge, timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 "size limit")
+    hurried = infer_request(pb, "cls", "x", x)
+    hurried.parameters["timeout"].int64_param = 1  # microseconds: over before the engine starts
+    expect_error("request timeout of 1 us", lambda: s.ModelInfer(hurried, timeout=10), grpc.StatusCode.DEADLINE_EXCEEDED,
+                 "")
+    check(s.ServerLive(pb.ServerLiveRequest(), timeout=5).live, "still live after the bad requests")
+
+
+def test_injected_faults_are_covered(pb, pb_grpc, repo, tmp):
+    calls, threads = 10000, 4
+    failures, wrong, done = [], [], [0]
+    lock = threading.Lock()
+    with Served(pb, pb_grpc, repo, tmp, "faulty", ["--inject", "error=0.3"]) as server:
+        def client(seed):
+            rng = np.random.default_rng(seed)
+            for _ in range(calls // threads):
+                x = rng.standard_normal((1, 16)).astype(np.float32)
+                try:
+                    y = output_array(server.stub.ModelInfer(infer_request(pb, "mul", "x", x), timeout=30))
+                    if not np.array_equal(y, x * 2):
+                        with lock:
+                            wrong.append(seed)
+                except grpc.RpcError as e:
+                    with lock:
+                        failures.append("%s: %s" % (e.code().name, e.details()))
+                with lock:
+                    done[0] += 1
+
+        started = time.monotonic()
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=300)
+        elapsed = time.monotonic() - started
+        check(not any(w.is_alive() for w in workers), "fault drill: every client finished within 300 s")
+        check(done[0] == calls, "fault drill: %d of %d calls answered in %.1f s" % (done[0], calls, elapsed))
+        check(not failures, "fault drill (error=0.3): 0 failed calls (got %d, first: %s)"
+              % (len(failures), failures[:1]))
+        check(not wrong, "fault drill: every answer is x * 2 (%d wrong)" % len(wrong))
+
+
+def test_strict_readiness_follows_the_breaker(pb, server):
+    s = server.stub
+    ready = lambda: s.ModelReady(pb.ModelReadyRequest(name="strict"), timeout=5).ready
+    check(ready(), "strict model: ready before any call")
+    x = np.ones((1, 16), np.float32)
+    codes = []
+    for _ in range(50):
+        try:
+            s.ModelInfer(infer_request(pb, "strict", "x", x), timeout=10)
+            codes.append("OK")
+        except grpc.RpcError as e:
+            codes.append(e.code().name)
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                break
+    check("OK" not in codes, "strict model: every call fails with error=1.0 and no fallback (%s)" % codes[:3])
+    check(codes[-1] == "UNAVAILABLE", "strict model: its breaker opens, calls get UNAVAILABLE (after %d calls)" % len(codes))
+    check(not ready(), "strict model: not ready while its breaker is open")
+    check(s.ModelReady(pb.ModelReadyRequest(name="cls"), timeout=5).ready, "the other models stay ready")
+    deadline = time.monotonic() + 15
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(ready(), "strict model: ready again once the breaker's cooldown has passed")
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="tandem-grpc-test-") as tmp:
+        pb, pb_grpc = load_stubs(tmp)
+        repo = os.path.join(tmp, "repo")
+        add_model(repo, "cls", copy_cls, {"input_shapes": {"x": [1, 3, 48, 192]}, "backends": CLS_ROUTES})
+        add_model(repo, "strict", write_mul_model,
+                  {"strict": True, "fault_injection": "error=1.0", "required": False,
+                   "breaker": {"min_requests": 4, "window_size": 10, "cooldown_ms": 2000, "max_cooldown_ms": 2000}})
+        with Served(pb, pb_grpc, repo, tmp, "main") as server:
+            try:
+                test_rpcs_and_parity(pb, server, tmp)
+                test_errors(pb, server)
+                test_strict_readiness_follows_the_breaker(pb, server)
+            except Exception:
+                print("server log:\n" + server.tail())
+                raise
+
+        fault_repo = os.path.join(tmp, "fault_repo")
+        add_model(fault_repo, "mul", write_mul_model)
+        test_injected_faults_are_covered(pb, pb_grpc, fault_repo, tmp)
+
+    if FAILURES:
+        print("%d check(s) failed:\n  %s" % (len(FAILURES), "\n  ".join(FAILURES)))
+        return 1
+    print("all gRPC checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

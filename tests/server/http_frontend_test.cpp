@@ -1,0 +1,234 @@
+// Tests of the HTTP frontend (src/server/http_frontend.h) over a real Server holding the
+// PaddleOCR direction classifier: routes, errors as JSON, the size check before the body is
+// read, slow headers, the metrics-only mode and stopping. Everything binds to 127.0.0.1 on
+// ports the system picks.
+#include "server/http_frontend.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "server/rest_codec.h"
+
+namespace tandem::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class HttpFrontendTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    repo_ = fs::temp_directory_path() / ("tandem_http_frontend_test_" + std::to_string(::getpid()));
+    fs::create_directories(repo_ / "cls" / "1");
+    fs::copy_file(fs::path(TANDEM_SOURCE_DIR) / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                  repo_ / "cls" / "1" / "model.onnx");
+    std::FILE* f = std::fopen((repo_ / "cls" / "config.json").c_str(), "w");
+    std::fputs(R"({"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1})", f);
+    std::fclose(f);
+    ServerOptions options;
+    options.model_repository = repo_;
+    options.limits.max_body_bytes = 1 << 20;
+    auto server = Server::create(options);
+    ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+    server_ = std::move(server.value()).release();
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!server_->ready() && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(server_->ready());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    std::error_code ignored;
+    fs::remove_all(repo_, ignored);
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    HttpOptions options;
+    options.port = 0;
+    options.threads = 4;
+    options.read_timeout = std::chrono::milliseconds(1000);
+    auto frontend = HttpFrontend::start(*server_, options);
+    ASSERT_TRUE(frontend.is_ok()) << frontend.status().to_string();
+    frontend_ = std::move(frontend.value());
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", frontend_->port());
+    client_->set_read_timeout(std::chrono::seconds(30));
+  }
+
+  // Sends raw bytes and returns the server's answer: its headers and Content-Length bytes of
+  // body, or what came before the server closed the connection. (The client never half-closes:
+  // httplib does not answer a client whose side is closed.)
+  std::string raw_exchange(const std::string& bytes) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(frontend_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      return "connect failed";
+    }
+    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    std::string reply;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+      reply.append(buffer, static_cast<size_t>(n));
+      const size_t end = reply.find("\r\n\r\n");
+      const size_t length = reply.find("Content-Length: ");
+      if (end != std::string::npos && length != std::string::npos && length < end &&
+          reply.size() >= end + 4 + std::stoul(reply.substr(length + 16)))
+        break;
+    }
+    ::close(fd);
+    return reply;
+  }
+
+  static std::string infer_body(float value) {
+    json x = {{"name", "x"}, {"datatype", "FP32"}, {"shape", {1, 3, 48, 192}}, {"data", std::vector<float>(27648, value)}};
+    return json{{"id", "t"}, {"inputs", {x}}}.dump();
+  }
+
+  static inline fs::path repo_;
+  static inline Server* server_ = nullptr;
+  std::unique_ptr<HttpFrontend> frontend_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(HttpFrontendTest, HealthAndMetadata) {
+  auto res = client_->Get("/v2/health/live");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(json::parse(res->body)["live"], true);
+  res = client_->Get("/v2/health/ready");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  res = client_->Get("/v2");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(json::parse(res->body)["name"], "tandem");
+  res = client_->Get("/v2/models/cls/versions/1");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  json meta = json::parse(res->body);
+  EXPECT_EQ(meta["inputs"][0]["name"], "x");
+  EXPECT_EQ(meta["inputs"][0]["datatype"], "FP32");
+  res = client_->Get("/v2/models/cls/ready");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  res = client_->Get("/v2/models/stats");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(json::parse(res->body)["model_stats"].is_array());
+}
+
+TEST_F(HttpFrontendTest, InfersJsonAndBinary) {
+  auto res = client_->Post("/v2/models/cls/infer", infer_body(0.25f), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  json answer = json::parse(res->body);
+  EXPECT_EQ(answer["id"], "t");
+  EXPECT_EQ(answer["model_name"], "cls");
+  ASSERT_EQ(answer["outputs"][0]["shape"], json::array({1, 2}));
+  const float p0 = answer["outputs"][0]["data"][0].get<float>(), p1 = answer["outputs"][0]["data"][1].get<float>();
+  EXPECT_NEAR(p0 + p1, 1.0f, 1e-4);
+
+  // The same input as binary data, the output asked for as binary: the same bits.
+  std::string head = json{{"inputs", {{{"name", "x"}, {"datatype", "FP32"}, {"shape", {1, 3, 48, 192}},
+                                       {"parameters", {{"binary_data_size", 27648 * 4}}}}}},
+                          {"parameters", {{"binary_data_output", true}}}}
+                         .dump();
+  std::vector<float> x(27648, 0.25f);
+  std::string body = head + std::string(reinterpret_cast<const char*>(x.data()), x.size() * 4);
+  httplib::Headers headers = {{"Inference-Header-Content-Length", std::to_string(head.size())}};
+  res = client_->Post("/v2/models/cls/infer", headers, body, "application/octet-stream");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const size_t json_length = std::stoul(res->get_header_value("Inference-Header-Content-Length"));
+  ASSERT_EQ(res->body.size(), json_length + 8);
+  float binary[2];
+  std::memcpy(binary, res->body.data() + json_length, 8);
+  EXPECT_EQ(binary[0], p0);
+  EXPECT_EQ(binary[1], p1);
+}
+
+TEST_F(HttpFrontendTest, ErrorsAreJsonWithTheirStatus) {
+  auto expect_error = [](const httplib::Result& res, int status) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    json doc = json::parse(res->body);
+    EXPECT_TRUE(doc["error"].is_string()) << res->body;
+    EXPECT_EQ(res->body.find('\n'), std::string::npos);
+  };
+  expect_error(client_->Post("/v2/models/cls/infer", "{nope", "application/json"), 400);
+  expect_error(client_->Post("/v2/models/nosuch/infer", infer_body(0), "application/json"), 404);
+  expect_error(client_->Post("/v2/models/cls/versions/5/infer", infer_body(0), "application/json"), 404);
+  expect_error(client_->Get("/v2/models/nosuch"), 404);
+  expect_error(client_->Get("/v2/nothing/here"), 404);
+  expect_error(client_->Post("/v2/repository/index", "[1]", "application/json"), 400);
+  // Past the server's 1 MiB body limit, from the declared length alone: nothing is sent after the headers.
+  std::string reply = raw_exchange("POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  EXPECT_NE(reply.find("{\"error\":"), std::string::npos) << reply;
+  reply = raw_exchange("POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n{\"inputs\"");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+}
+
+TEST_F(HttpFrontendTest, SlowHeadersAreCutOffWithinTheReadTimeout) {
+  const auto start = std::chrono::steady_clock::now();
+  std::thread slow([&] { raw_exchange("GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Half: "); });
+  auto res = client_->Get("/v2/health/live");  // others are still served meanwhile
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  slow.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(HttpFrontendTest, MetricsOnlyModeServesOnlyMetrics) {
+  HttpOptions options;
+  options.port = 0;
+  options.metrics_only = true;
+  auto metrics = HttpFrontend::start(*server_, options);
+  ASSERT_TRUE(metrics.is_ok()) << metrics.status().to_string();
+  httplib::Client client("127.0.0.1", (*metrics)->port());
+  ASSERT_TRUE(client_->Get("/v2/health/live"));  // counted as a REST request
+  auto res = client.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("tandem_server_requests_total"), std::string::npos);
+  res = client.Get("/v2/health/live");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
+TEST_F(HttpFrontendTest, StopEndsServingAndIsIdempotent) {
+  const int port = frontend_->port();
+  frontend_->stop();
+  frontend_->stop();
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(std::chrono::seconds(2));
+  EXPECT_FALSE(client.Get("/v2/health/live"));
+}
+
+TEST_F(HttpFrontendTest, BindingATakenPortIsAnError) {
+  HttpOptions options;
+  options.port = frontend_->port();
+  auto second = HttpFrontend::start(*server_, options);
+  ASSERT_FALSE(second.is_ok());
+  EXPECT_NE(second.status().message().find(std::to_string(options.port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::server

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# serve_cli_test.sh: the `tandem serve` command itself (src/cli/serve.cpp).
+#   bash tests/server/serve_cli_test.sh REPO_ROOT TANDEM_BINARY
+# Checks: bad options and a missing repository give one line and exit non-zero; the ready file
+# appears with the bound ports (port 0: any free port; -1: off); the server becomes ready; a
+# second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
+# server with exit 0 after its "stopped" line; with --grace-seconds 0, requests still queued
+# are cut off (503) and the exit code is 1. Servers bind 127.0.0.1 only and are killed on any
+# exit of this script; the whole test gives up after 120 s.
+set -euo pipefail
+
+root="$(cd "${1:?usage: serve_cli_test.sh REPO_ROOT TANDEM_BINARY}" && pwd)"
+tandem="${2:?usage: serve_cli_test.sh REPO_ROOT TANDEM_BINARY}"
+model="$root/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
+work="$(mktemp -d)"
+server_pid=""
+watchdog_pid=""
+cleanup() {
+  [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true
+  [[ -n "$watchdog_pid" ]] && kill "$watchdog_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "serve_cli_test: interrupted" >&2; exit 1' TERM INT
+(sleep 120 && echo "serve_cli_test: gave up after 120 s" >&2 && kill -TERM $$) >/dev/null 2>&1 &
+watchdog_pid=$!
+
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok   $*"; }
+
+repo="$work/repo"
+mkdir -p "$repo/cls/1"
+cp "$model" "$repo/cls/1/model.onnx"
+echo '{"input_shapes": {"x": [1, 3, 48, 192]}}' >"$repo/cls/config.json"
+
+# Runs `tandem serve ARGS...` expecting a quick failure: exit code $1, exactly one stderr line.
+expect_failure() {
+  local want="$1" what="$2"
+  shift 2
+  local rc=0
+  timeout 30 "$tandem" serve "$@" >"$work/out" 2>"$work/err" || rc=$?
+  local lines
+  lines=$(wc -l <"$work/err")
+  if [[ "$rc" == "$want" && "$lines" == 1 ]]; then pass "$what: exit $rc, '$(cat "$work/err")'"
+  else fail "$what: exit $rc (want $want), $lines stderr lines: $(cat "$work/err")"; fi
+}
+
+expect_failure 1 "missing repository" --model-repository "$work/nope" --http-port 0 --grpc-port -1 --metrics-port -1
+expect_failure 2 "bad port" --model-repository "$repo" --http-port 70000
+expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --backend cpu,warp9
+expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
+
+# Starts a server in the background with the given extra args; sets server_pid, http, grpc, metrics.
+start_server() {
+  rm -f "$work/ready.json"
+  "$tandem" serve --model-repository "$repo" --http-port 0 --ready-file "$work/ready.json" "$@" \
+    >"$work/serve.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 300); do
+    [[ -f "$work/ready.json" ]] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -f "$work/ready.json" ]] || { fail "no ready file: $(cat "$work/serve.log")"; return 1; }
+  http=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['http'])" "$work/ready.json")
+  metrics=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics'])" "$work/ready.json")
+  grpc=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['grpc'])" "$work/ready.json")
+}
+
+# Sends signal $1 and expects exit 0 with the "stopped" line.
+stop_server() {
+  kill "-$1" "$server_pid"
+  local rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  if [[ "$rc" == 0 ]] && grep -q "tandem serve: stopped" "$work/serve.log"; then pass "SIG$1: exit 0"
+  else fail "SIG$1: exit $rc: $(cat "$work/serve.log")"; fi
+}
+
+start_server --metrics-port 0 --grpc-port 0
+if [[ "$http" -gt 0 && "$grpc" -gt 0 && "$metrics" -gt 0 ]]; then pass "ready file: $(cat "$work/ready.json")"
+else fail "ready file: $(cat "$work/ready.json")"; fi
+ready=""
+for _ in $(seq 300); do
+  ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/health/ready" || true)
+  [[ "$ready" == 200 ]] && break
+  sleep 0.1
+done
+[[ "$ready" == 200 ]] && pass "ready" || fail "never ready (last status $ready)"
+if curl -s "http://127.0.0.1:$metrics/metrics" | grep -q '^tandem_server_model_ready{model="cls",version="1"} 1'; then
+  pass "metrics port"
+else fail "metrics port: no tandem_server_model_ready for cls"; fi
+expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
+stop_server TERM
+
+start_server --metrics-port -1 --grpc-port -1
+if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
+stop_server INT
+
+# Grace 0 with requests queued behind a slow model (one instance; every call on its first route
+# 200 ms late, abandoned at its budget, then answered by the reference): the queued ones are
+# cut off with 503 and the exit code is 1.
+mkdir -p "$repo/slow/1"
+cp "$model" "$repo/slow/1/model.onnx"
+echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "required": false,
+       "fault_injection": "latency_ms=200"}' >"$repo/slow/config.json"
+/usr/bin/python3 -c "import json; print(json.dumps({'inputs': [{'name': 'x', 'datatype': 'FP32',
+  'shape': [1, 3, 48, 192], 'data': [0.5] * (3 * 48 * 192)}]}))" >"$work/body.json"
+start_server --metrics-port 0 --grpc-port -1 --grace-seconds 0
+for _ in $(seq 300); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/slow/ready")" == 200 ]] && break
+  sleep 0.1
+done
+clients=()
+for i in $(seq 8); do
+  curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$work/body.json" \
+    "http://127.0.0.1:$http/v2/models/slow/infer" >"$work/code.$i" &
+  clients+=($!)
+done
+queued=""
+for _ in $(seq 300); do
+  n=$(curl -s "http://127.0.0.1:$metrics/metrics" | sed -n 's/^tandem_server_in_flight \([0-9]*\)$/\1/p')
+  [[ -n "$n" && "$n" -ge 3 ]] && queued=yes && break
+  sleep 0.01
+done
+[[ -n "$queued" ]] || fail "requests never queued up"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=""
+wait "${clients[@]}" || true
+if [[ "$rc" == 1 ]] && grep -q "cut off" "$work/serve.log" && cat "$work"/code.* | grep -q 503; then
+  pass "grace 0 with queued requests: exit 1, codes $(cat "$work"/code.* | sort | uniq -c | tr -s ' \n' ' ')"
+else fail "grace 0: exit $rc, codes $(cat "$work"/code.* | tr '\n' ' '): $(cat "$work/serve.log")"; fi
+
+if [[ "$failures" -gt 0 ]]; then
+  echo "serve_cli_test: $failures failure(s)" >&2
+  exit 1
+fi
+echo "serve_cli_test: all passed"

@@ -1,0 +1,585 @@
+// Tests of the server (src/server/server.h) against temporary model repositories holding tiny
+// ONNX models written at test time: readiness, failures, validation, version policy,
+// load/unload, version takeover, strict-mode health, metrics and graceful shutdown.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/server.h"
+
+namespace tandem::server {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// y = x + x, with x float32 [N, 4] (N symbolic).
+const fs::path& double_model() {
+  static const fs::path path = [] {
+    const fs::path dir = fs::temp_directory_path() / ("tandem_server_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path out = dir / "double.onnx";
+    const std::string command =
+        "/usr/bin/python3 -c \"import onnx; from onnx import helper as h, TensorProto as T; "
+        "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
+        "g = h.make_graph([h.make_node('Add', ['x', 'x'], ['y'])], 'double', [x], [y]); "
+        "m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)]); m.ir_version = 8; "
+        "onnx.save(m, '" + out.string() + "')\"";
+    return std::system(command.c_str()) == 0 ? out : fs::path();
+  }();
+  return path;
+}
+
+// A temporary repository, removed at the end of the test.
+class Repository {
+ public:
+  Repository() {
+    static std::atomic<int> counter{0};
+    root_ = fs::temp_directory_path() /
+            ("tandem_server_repo_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  ~Repository() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  const fs::path& root() const { return root_; }
+  void add_version(const std::string& model, int version) {
+    fs::create_directories(root_ / model / std::to_string(version));
+    fs::copy_file(double_model(), root_ / model / std::to_string(version) / "model.onnx",
+                  fs::copy_options::overwrite_existing);
+  }
+  void add_broken(const std::string& model, int version) {
+    fs::create_directories(root_ / model / std::to_string(version));
+    std::ofstream(root_ / model / std::to_string(version) / "model.onnx") << "not an onnx model";
+  }
+  void config(const std::string& model, const std::string& json) {
+    fs::create_directories(root_ / model);
+    std::ofstream(root_ / model / "config.json") << json;
+  }
+
+ private:
+  fs::path root_;
+};
+
+std::unique_ptr<Server> start(const Repository& repo, std::chrono::milliseconds poll = 0ms) {
+  ServerOptions options;
+  options.model_repository = repo.root();
+  options.default_instances = 2;
+  options.poll_interval = poll;
+  options.shutdown_grace = 10s;
+  auto server = Server::create(options);
+  EXPECT_TRUE(server) << server.status().to_string();
+  return server ? std::move(*server) : nullptr;
+}
+
+// Waits (at most 60 s) until `condition` holds.
+bool eventually(const std::function<bool()>& condition) {
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+// Nothing LOADING in the index any more.
+bool loaded(const Server& server) {
+  for (const RepositoryEntry& e : server.repository_index())
+    if (e.state == "LOADING") return false;
+  return true;
+}
+
+InferRequest request(const std::string& model, float value = 1.5f, const std::string& version = "") {
+  InferRequest r;
+  r.model = model;
+  r.version = version;
+  r.id = "req";
+  InferTensor x;
+  x.name = "x";
+  x.tensor = Tensor::from_vector<float>({1, 4}, {value, value, value, value});
+  r.inputs.push_back(std::move(x));
+  return r;
+}
+
+// Collects outcomes of asynchronous requests.
+class Outcomes {
+ public:
+  Scheduler::Done callback() {
+    return [this](InferOutcome&& o) {
+      std::lock_guard<std::mutex> lock(mu_);
+      outcomes_.push_back(std::move(o));
+      cv_.notify_all();
+    };
+  }
+  bool wait_for(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, 60s, [&] { return outcomes_.size() >= n; });
+  }
+  std::vector<InferOutcome> take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outcomes_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<InferOutcome> outcomes_;
+};
+
+// Runs one request to completion.
+InferOutcome infer_sync(Server& server, InferRequest r, std::optional<ProtocolError>* refused = nullptr) {
+  Outcomes outcomes;
+  auto error = server.infer(std::move(r), outcomes.callback());
+  if (refused) *refused = error;
+  if (error) {
+    InferOutcome o;
+    o.error = error;
+    return o;
+  }
+  EXPECT_TRUE(outcomes.wait_for(1));
+  return outcomes.take().at(0);
+}
+
+const RepositoryEntry* find_entry(const std::vector<RepositoryEntry>& index, const std::string& name,
+                                  const std::string& version) {
+  for (const RepositoryEntry& e : index)
+    if (e.name == name && e.version == version) return &e;
+  return nullptr;
+}
+
+TEST(Server, MissingRepositoryIsAnError) {
+  ServerOptions options;
+  options.model_repository = "/nonexistent/tandem/repository";
+  auto server = Server::create(options);
+  ASSERT_FALSE(server);
+  EXPECT_EQ(server.status().code(), StatusCode::invalid_argument);
+}
+
+TEST(Server, EmptyRepositoryIsLiveButNotReady) {
+  Repository repo;
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  EXPECT_TRUE(server->live());
+  EXPECT_FALSE(server->ready());
+  EXPECT_TRUE(server->repository_index().empty());
+}
+
+TEST(Server, NotReadyWhileLoadingThenServes) {
+  ASSERT_FALSE(double_model().empty());
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  // create() returns before loading ends: whatever the index says, readiness agrees with it.
+  if (!loaded(*server)) EXPECT_FALSE(server->ready());
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  bool ready = false;
+  ASSERT_FALSE(server->model_ready("double", "", &ready));
+  EXPECT_TRUE(ready);
+  ASSERT_FALSE(server->model_ready("double", "1", &ready));
+  EXPECT_TRUE(ready);
+
+  ModelMetadata meta;
+  ASSERT_FALSE(server->model_metadata("double", "", &meta));
+  EXPECT_EQ(meta.versions, std::vector<std::string>{"1"});
+  ASSERT_EQ(meta.inputs.size(), 1u);
+  EXPECT_EQ(meta.inputs[0].name, "x");
+  EXPECT_EQ(meta.inputs[0].datatype, "FP32");
+  EXPECT_EQ(meta.inputs[0].shape, (std::vector<int64_t>{-1, 4}));
+  ASSERT_EQ(meta.outputs.size(), 1u);
+  EXPECT_EQ(meta.outputs[0].name, "y");
+
+  InferOutcome o = infer_sync(*server, request("double", 1.5f));
+  ASSERT_FALSE(o.error) << o.error->message;
+  EXPECT_EQ(o.response.model, "double");
+  EXPECT_EQ(o.response.version, "1");
+  ASSERT_EQ(o.response.outputs.size(), 1u);
+  EXPECT_EQ(o.response.outputs[0].name, "y");
+  EXPECT_FLOAT_EQ(o.response.outputs[0].tensor.data<float>()[3], 3.0f);
+
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server->model_stats("double", "", &stats));
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].state, "READY");
+  EXPECT_TRUE(stats[0].ready);
+  EXPECT_FALSE(stats[0].degraded);
+  EXPECT_EQ(stats[0].scheduler.succeeded, 1u);
+  EXPECT_FALSE(stats[0].routes.empty());
+}
+
+TEST(Server, FailingModelIsReportedWhileOthersServe) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_broken("broken", 1);
+  repo.config("broken", R"({"required": false})");
+  repo.config("misconfigured", R"({"instances": "two"})");
+  repo.add_version("misconfigured", 1);
+  repo.config("misconfigured", R"({"instances": "two", "required": false})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  // "misconfigured" cannot even read its `required`: it counts as required.
+  EXPECT_FALSE(server->ready());
+  const auto index = server->repository_index();
+  const RepositoryEntry* broken = find_entry(index, "broken", "1");
+  ASSERT_NE(broken, nullptr);
+  EXPECT_EQ(broken->state, "FAILED");
+  EXPECT_FALSE(broken->reason.empty());
+  EXPECT_EQ(broken->reason.find('\n'), std::string::npos);
+  const RepositoryEntry* misconfigured = find_entry(index, "misconfigured", "");
+  ASSERT_NE(misconfigured, nullptr);
+  EXPECT_EQ(misconfigured->state, "FAILED");
+  EXPECT_NE(misconfigured->reason.find("instances must be an integer"), std::string::npos) << misconfigured->reason;
+
+  std::optional<ProtocolError> refused;
+  infer_sync(*server, request("broken"), &refused);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 503);
+  EXPECT_FALSE(infer_sync(*server, request("double")).error);
+
+  // Fixing the config and loading it makes the server ready.
+  repo.config("misconfigured", R"({"required": false})");
+  EXPECT_FALSE(server->load_model("misconfigured"));
+  EXPECT_TRUE(server->ready());
+}
+
+TEST(Server, AllModelsFailedIsNotReady) {
+  Repository repo;
+  repo.add_broken("a", 1);
+  repo.config("a", R"({"required": false})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  EXPECT_FALSE(server->ready());
+  auto error = server->load_model("a");
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->http_status, 400);
+  EXPECT_NE(error->message.find("failed to load"), std::string::npos) << error->message;
+}
+
+TEST(Server, RequiredModelFailingKeepsServerNotReady) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_broken("needed", 1);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  EXPECT_FALSE(server->ready());
+  bool ready = true;
+  ASSERT_FALSE(server->model_ready("double", "", &ready));
+  EXPECT_TRUE(ready);
+}
+
+TEST(Server, ValidationErrors) {
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  auto refused = [&](InferRequest r) {
+    Outcomes never;
+    auto error = server->infer(std::move(r), never.callback());
+    EXPECT_TRUE(never.take().empty());
+    return error ? *error : ProtocolError{0, "admitted"};
+  };
+  EXPECT_EQ(refused(request("nope")).http_status, 404);
+  EXPECT_EQ(refused(request("double", 1, "7")).http_status, 404);
+  EXPECT_EQ(refused(request("double", 1, "one")).http_status, 404);
+
+  InferRequest unknown_input = request("double");
+  unknown_input.inputs[0].name = "z";
+  ProtocolError e = refused(std::move(unknown_input));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_NE(e.message.find("'z'"), std::string::npos) << e.message;
+
+  InferRequest missing = request("double");
+  missing.inputs.clear();
+  e = refused(std::move(missing));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_NE(e.message.find("input 'x' is missing"), std::string::npos) << e.message;
+
+  InferRequest twice = request("double");
+  twice.inputs.push_back(twice.inputs[0]);
+  EXPECT_EQ(refused(std::move(twice)).http_status, 400);
+
+  InferRequest wrong_type = request("double");
+  wrong_type.inputs[0].tensor = Tensor::from_vector<double>({1, 4}, {1, 2, 3, 4});
+  e = refused(std::move(wrong_type));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_NE(e.message.find("FP64"), std::string::npos) << e.message;
+
+  InferRequest wrong_dim = request("double");
+  wrong_dim.inputs[0].tensor = Tensor::from_vector<float>({1, 3}, {1, 2, 3});
+  e = refused(std::move(wrong_dim));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_NE(e.message.find("[1,3]"), std::string::npos) << e.message;
+
+  InferRequest wrong_rank = request("double");
+  wrong_rank.inputs[0].tensor = Tensor::from_vector<float>({4}, {1, 2, 3, 4});
+  EXPECT_EQ(refused(std::move(wrong_rank)).http_status, 400);
+
+  InferRequest unknown_output = request("double");
+  unknown_output.outputs.push_back({"w", false});
+  e = refused(std::move(unknown_output));
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_NE(e.message.find("'w'"), std::string::npos) << e.message;
+
+  // A batch of 3 rows fits the symbolic first dim.
+  InferRequest batch = request("double");
+  batch.inputs[0].tensor = Tensor::from_vector<float>({3, 4}, std::vector<float>(12, 1.0f));
+  EXPECT_FALSE(infer_sync(*server, std::move(batch)).error);
+}
+
+TEST(Server, VersionPolicyLatestServesOnlyTheNewest) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("double", 2);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  InferOutcome o = infer_sync(*server, request("double"));
+  ASSERT_FALSE(o.error);
+  EXPECT_EQ(o.response.version, "2");
+  std::optional<ProtocolError> refused;
+  infer_sync(*server, request("double", 1, "1"), &refused);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 404);
+}
+
+TEST(Server, VersionPolicyLatestFallsBackToAnOlderVersionWhenTheNewestFails) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_broken("double", 2);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "1");
+  const RepositoryEntry* failed = find_entry(server->repository_index(), "double", "2");
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->state, "FAILED");
+  // Fixing version 2 and loading again: it takes over.
+  repo.add_version("double", 2);
+  ASSERT_FALSE(server->load_model("double"));
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "2");
+}
+
+TEST(Server, VersionPolicyAllServesEveryVersion) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("double", 3);
+  repo.config("double", R"({"version_policy": "all"})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready() && loaded(*server); }));
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "3");
+  InferOutcome old = infer_sync(*server, request("double", 1, "1"));
+  ASSERT_FALSE(old.error);
+  EXPECT_EQ(old.response.version, "1");
+  ModelMetadata meta;
+  ASSERT_FALSE(server->model_metadata("double", "", &meta));
+  EXPECT_EQ(meta.versions, (std::vector<std::string>{"1", "3"}));
+}
+
+TEST(Server, UnloadThenLoad) {
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  ASSERT_FALSE(server->unload_model("double"));
+  std::optional<ProtocolError> refused;
+  infer_sync(*server, request("double"), &refused);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 404);
+  bool ready = true;
+  auto error = server->model_ready("double", "", &ready);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->http_status, 404);
+  EXPECT_FALSE(server->ready());  // nothing left that can answer
+
+  EXPECT_EQ(server->unload_model("nope")->http_status, 404);
+  EXPECT_EQ(server->load_model("nope")->http_status, 404);
+  EXPECT_EQ(server->load_model("../etc")->http_status, 404);
+
+  ASSERT_FALSE(server->load_model("double"));
+  EXPECT_TRUE(server->ready());
+  EXPECT_FALSE(infer_sync(*server, request("double")).error);
+}
+
+TEST(Server, NewVersionTakesOverWithoutFailingInFlightRequests) {
+  Repository repo;
+  repo.add_version("slow", 1);
+  // Every call on the first route takes 40 ms longer: requests stay in flight a while.
+  repo.config("slow", R"({"instances": 1, "fault_injection": "latency_ms=40"})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  Outcomes outcomes;
+  const int n = 6;
+  for (int i = 0; i < n; ++i) ASSERT_FALSE(server->infer(request("slow"), outcomes.callback()));
+  repo.add_version("slow", 2);
+  ASSERT_FALSE(server->load_model("slow"));
+  EXPECT_EQ(infer_sync(*server, request("slow")).response.version, "2");
+  ASSERT_TRUE(outcomes.wait_for(n));
+  for (const InferOutcome& o : outcomes.take()) {
+    ASSERT_FALSE(o.error) << o.error->message;
+    EXPECT_EQ(o.response.version, "1");
+  }
+  // Version 1 drains and leaves.
+  EXPECT_TRUE(eventually([&] { return find_entry(server->repository_index(), "slow", "1") == nullptr; }));
+}
+
+TEST(Server, PollingPicksUpNewModelsAndRemovals) {
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo, 20ms);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  repo.add_version("later", 1);
+  ASSERT_TRUE(eventually([&] {
+    bool ready = false;
+    return !server->model_ready("later", "", &ready) && ready;
+  }));
+  fs::remove_all(repo.root() / "later");
+  ASSERT_TRUE(eventually([&] {
+    bool ready = false;
+    return server->model_ready("later", "", &ready).has_value();
+  }));
+}
+
+TEST(Server, StrictModelWithOpenBreakerIsNotReady) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("strict", 1);
+  repo.config("strict", R"({"strict": true, "required": false, "fault_injection": "error=1.0",
+                            "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 60000}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready() && loaded(*server); }));
+  bool ready = false;
+  ASSERT_FALSE(server->model_ready("strict", "", &ready));
+  EXPECT_TRUE(ready);
+  for (int i = 0; i < 4; ++i) {
+    InferOutcome o = infer_sync(*server, request("strict"));
+    EXPECT_TRUE(o.error);  // strict: no fallback
+  }
+  ASSERT_FALSE(server->model_ready("strict", "", &ready));
+  EXPECT_FALSE(ready);
+  const RepositoryEntry* e = find_entry(server->repository_index(), "strict", "1");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->state, "UNAVAILABLE");
+  EXPECT_NE(e->reason.find("breaker"), std::string::npos) << e->reason;
+  // Not required: the server stays ready on "double".
+  EXPECT_TRUE(server->ready());
+}
+
+TEST(Server, StrictModelIsReadyAgainAfterTheCooldown) {
+  Repository repo;
+  repo.add_version("strict", 1);
+  repo.config("strict", R"({"strict": true, "fault_injection": "error=1.0,recover_after_s=1",
+                            "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 300,
+                                        "close_after_successes": 1}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  for (int i = 0; i < 4; ++i) infer_sync(*server, request("strict"));
+  EXPECT_FALSE(server->ready());
+  // After the cooldown the next request may probe the route: ready again, and once the faults
+  // stop (1 s after they were armed) requests succeed.
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  EXPECT_TRUE(eventually([&] { return !infer_sync(*server, request("strict")).error; }));
+}
+
+TEST(Server, AnsweringOnlyThroughFallbackIsDegraded) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.config("double", R"({"fault_injection": "error=1.0", "breaker": {"min_requests": 1000}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  for (int i = 0; i < 3; ++i) {
+    InferOutcome o = infer_sync(*server, request("double"));
+    ASSERT_FALSE(o.error) << o.error->message;
+    EXPECT_TRUE(o.response.fallback);
+  }
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server->model_stats("double", "1", &stats));
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_TRUE(stats[0].ready);
+  EXPECT_TRUE(stats[0].degraded);
+}
+
+TEST(Server, StrictRequiredModelWithOpenBreakerMakesServerNotReady) {
+  Repository repo;
+  repo.add_version("strict", 1);
+  repo.config("strict", R"({"strict": true, "fault_injection": "error=1.0",
+                            "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 60000}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  for (int i = 0; i < 4; ++i) infer_sync(*server, request("strict"));
+  EXPECT_FALSE(server->ready());
+}
+
+TEST(Server, MetricsAreValidPrometheusText) {
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  ASSERT_FALSE(infer_sync(*server, request("double")).error);
+  server->record_request("rest", 200, 0.002);
+  server->record_request("grpc", 404, 0.001);
+  const std::string text = server->metrics_prometheus();
+  for (const char* needle :
+       {"tandem_server_requests_total{protocol=\"rest\",code=\"200\"} 1", "tandem_server_request_seconds_bucket",
+        "tandem_server_queue_seconds_count 1", "tandem_server_batch_rows_bucket", "tandem_server_in_flight 0",
+        "# TYPE tandem_server_rejected_total counter", "tandem_server_model_ready{model=\"double\",version=\"1\"} 1",
+        "model=\"double\""})
+    EXPECT_NE(text.find(needle), std::string::npos) << needle;
+  // One HELP and one TYPE per family.
+  std::map<std::string, int> types;
+  size_t pos = 0;
+  while ((pos = text.find("# TYPE ", pos)) != std::string::npos) {
+    const size_t end = text.find(' ', pos + 7);
+    EXPECT_EQ(++types[text.substr(pos + 7, end - pos - 7)], 1) << text.substr(pos + 7, end - pos - 7);
+    pos = end;
+  }
+  EXPECT_GT(types.size(), 7u);
+}
+
+TEST(Server, ShutdownDrainsQueuedAndInFlightRequests) {
+  Repository repo;
+  repo.add_version("slow", 1);
+  repo.config("slow", R"({"instances": 1, "fault_injection": "latency_ms=30"})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  Outcomes outcomes;
+  const int n = 5;
+  for (int i = 0; i < n; ++i) ASSERT_FALSE(server->infer(request("slow"), outcomes.callback()));
+  EXPECT_TRUE(server->shutdown());
+  EXPECT_FALSE(server->ready());
+  ASSERT_TRUE(outcomes.wait_for(n));
+  for (const InferOutcome& o : outcomes.take()) EXPECT_FALSE(o.error) << o.error->message;
+  std::optional<ProtocolError> refused;
+  infer_sync(*server, request("slow"), &refused);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 503);
+  EXPECT_TRUE(server->shutdown());  // idempotent
+}
+
+}  // namespace
+}  // namespace tandem::server

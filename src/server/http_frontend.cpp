@@ -316,6 +316,9 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
     const int threads = options.threads > 0 ? options.threads
                                             : 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    // Off by default in cpp-httplib: every reply would wait for the client's delayed ACK
+    // (about 40 ms per request on Linux; docs/serving.md).
+    s.http.set_tcp_nodelay(true);
     s.http.set_read_timeout(options.read_timeout);
     s.http.set_write_timeout(options.write_timeout);
     s.http.set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options.read_timeout).count()));

@@ -133,8 +133,10 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
+  // Counts the call (with the error's own HTTP status: 413 and a full queue share a gRPC code).
   grpc::Status answer(const ProtocolError& err, Clock::time_point start) {
-    return answer(grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), err.message), start);
+    server_.record_request("grpc", err.http_status, seconds_since(start));
+    return grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), err.message);
   }
   grpc::Status answer(grpc::Status status, Clock::time_point start) {
     server_.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));

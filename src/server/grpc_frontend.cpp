@@ -35,6 +35,24 @@ int http_equivalent(grpc::StatusCode code) {
   }
 }
 
+// The message with control bytes written as \xNN: a status message is one line even when it
+// echoes a client's text (a model name with a newline).
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (const char ch : message) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out += ch;
+      continue;
+    }
+    const char hex[] = "0123456789abcdef";
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 0xf];
+  }
+  return out;
+}
+
 // One ModelInfer call waiting for its outcome; shared with the scheduler's `done`, which may run
 // after the call gave up (client cancelled, server stopping).
 struct PendingInfer {
@@ -133,8 +151,10 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
+  // Counts the call (with the error's own HTTP status: 413 and a full queue share a gRPC code).
   grpc::Status answer(const ProtocolError& err, Clock::time_point start) {
-    return answer(grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), err.message), start);
+    server_.record_request("grpc", err.http_status, seconds_since(start));
+    return grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), one_line(err.message));
   }
   grpc::Status answer(grpc::Status status, Clock::time_point start) {
     server_.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));

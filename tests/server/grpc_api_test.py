@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import grpc
 import numpy as np
@@ -74,16 +75,17 @@ def copy_cls(path):
 class Served:
     """A `tandem serve` process on free loopback ports; stopped on exit, whatever happened."""
 
-    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=()):
+    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=(), metrics=False):
         self.pb, self.ready_file = pb, os.path.join(tmp, name + ".ready.json")
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([TANDEM, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port",
-                                      "0", "--metrics-port", "-1", "--ready-file", self.ready_file, *extra_args],
+                                      "0", "--metrics-port", "0" if metrics else "-1", "--ready-file", self.ready_file, *extra_args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.channel = None
         try:
             ports = self._wait_for_ports(30)
+            self.metrics_port = ports.get("metrics", -1)
             self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
             self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
             deadline = time.monotonic() + 60
@@ -202,6 +204,8 @@ def test_errors(pb, server):
                  grpc.StatusCode.NOT_FOUND, "nope")
     expect_error("ModelReady of an unknown model", lambda: s.ModelReady(pb.ModelReadyRequest(name="nope"), timeout=5),
                  grpc.StatusCode.NOT_FOUND, "nope")
+    expect_error("a model name with a newline", lambda: s.ModelReady(pb.ModelReadyRequest(name="a\nb"), timeout=5),
+                 grpc.StatusCode.NOT_FOUND, "a\\x0ab")
     expect_error("ModelMetadata of an unknown version",
                  lambda: s.ModelMetadata(pb.ModelMetadataRequest(name="cls", version="9"), timeout=5),
                  grpc.StatusCode.NOT_FOUND, "9")
@@ -263,6 +267,18 @@ def test_injected_faults_are_covered(pb, pb_grpc, repo, tmp):
         check(not wrong, "fault drill: every answer is x * 2 (%d wrong)" % len(wrong))
 
 
+def test_requests_are_counted(server):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=10) as r:
+        text = r.read().decode()
+    counted = {}
+    for line in text.splitlines():
+        if line.startswith('tandem_server_requests_total{protocol="grpc",'):
+            code = line.split('code="')[1].split('"')[0]
+            counted[code] = float(line.rsplit(" ", 1)[1])
+    check(counted.get("200", 0) >= 5 and counted.get("404", 0) >= 4 and counted.get("400", 0) >= 4
+          and counted.get("504", 0) >= 1 and counted.get("413", 0) >= 1, "metrics count gRPC requests by HTTP-equivalent code (%s)" % counted)
+
+
 def test_strict_readiness_follows_the_breaker(pb, server):
     s = server.stub
     ready = lambda: s.ModelReady(pb.ModelReadyRequest(name="strict"), timeout=5).ready
@@ -295,10 +311,11 @@ def main():
         add_model(repo, "strict", write_mul_model,
                   {"strict": True, "fault_injection": "error=1.0", "required": False,
                    "breaker": {"min_requests": 4, "window_size": 10, "cooldown_ms": 2000, "max_cooldown_ms": 2000}})
-        with Served(pb, pb_grpc, repo, tmp, "main") as server:
+        with Served(pb, pb_grpc, repo, tmp, "main", metrics=True) as server:
             try:
                 test_rpcs_and_parity(pb, server, tmp)
                 test_errors(pb, server)
+                test_requests_are_counted(server)
                 test_strict_readiness_follows_the_breaker(pb, server)
             except Exception:
                 print("server log:\n" + server.tail())

@@ -224,8 +224,8 @@ def main():
         log(s)
         lines.append(s)
 
-    info = subprocess.run([args.tandem, "info", str(MODEL)], capture_output=True, text=True).stdout
-    OUTPUT = re.search(r"outputs?:?\s*\n?\s*(\S+?)[:\s]", info[info.find("utput"):]).group(1) if "utput" in info else "softmax_0.tmp_0"
+    import onnx
+    OUTPUT = onnx.load(str(MODEL)).graph.output[0].name
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)

@@ -119,10 +119,12 @@ for i in $(seq 8); do
     "http://127.0.0.1:$http/v2/models/slow/infer" >"$work/code.$i" &
   clients+=($!)
 done
+# Waits until the model's own queue holds a request (decoded and admitted, not merely received).
 queued=""
 for _ in $(seq 1000); do
-  n=$(curl -s "http://127.0.0.1:$metrics/metrics" | sed -n 's/^tandem_server_in_flight \([0-9]*\)$/\1/p')
-  [[ -n "$n" && "$n" -ge 2 ]] && queued=yes && break
+  n=$(curl -s "http://127.0.0.1:$http/v2/models/slow/stats" | /usr/bin/python3 -c \
+      "import json, sys; print(max(v['queued'] for v in json.load(sys.stdin)['model_stats']))" 2>/dev/null)
+  [[ -n "$n" && "$n" -ge 1 ]] && queued=yes && break
   sleep 0.01
 done
 [[ -n "$queued" ]] || fail "requests never queued up"

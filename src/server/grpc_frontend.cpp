@@ -179,7 +179,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<InferenceService>(server);
   int threads = options.threads;
-  if (threads <= 0) threads = 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = std::max(64, 8 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
 
   const bool ipv6 = options.host.find(':') != std::string::npos;

@@ -18,7 +18,11 @@ namespace tandem::server {
 struct GrpcOptions {
   std::string host = "127.0.0.1";
   int port = 8001;  // 0: any free port (port() tells which)
-  int threads = 0;  // handler threads; 0: 4 x hardware threads
+  // Handler threads (grpc++'s synchronous server: a call holds one while it waits in a model's
+  // queue). Past this many calls at once gRPC itself answers RESOURCE_EXHAUSTED, so it must
+  // exceed what the models' queues admit; admission is the queues' job. 0: max(64, 8 x
+  // hardware threads).
+  int threads = 0;
 };
 
 class GrpcFrontend {

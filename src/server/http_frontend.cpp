@@ -314,7 +314,7 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
   try {
     Impl& s = *impl;
     const int threads = options.threads > 0 ? options.threads
-                                            : 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                                            : std::max(64, 8 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
     // Off by default in cpp-httplib: every reply would wait for the client's delayed ACK
     // (about 40 ms per request on Linux; docs/serving.md).

@@ -27,7 +27,10 @@ namespace tandem::server {
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;             // 0: any free port (port() tells which)
-  int threads = 0;             // handler threads; 0: 4 x hardware threads
+  // Handler threads. A keep-alive connection holds its thread while it stays open, and a
+  // request holds it while it waits in a model's queue, so this bounds the open connections
+  // served at once (the rest wait to be accepted). 0: max(64, 8 x hardware threads).
+  int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
   std::chrono::milliseconds read_timeout{5000};
   std::chrono::milliseconds write_timeout{5000};

@@ -324,9 +324,11 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
     s.http.set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options.read_timeout).count()));
     // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second
     // server bind a port that is taken and silently share its connections.
-    s.http.set_socket_options([](socket_t sock) {
+    auto listening = std::make_shared<socket_t>(INVALID_SOCKET);
+    s.http.set_socket_options([listening](socket_t sock) {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      *listening = sock;
     });
     s.install_hooks();
     s.route_metrics();
@@ -344,6 +346,10 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
         return Status(StatusCode::unavailable, "cannot bind HTTP on " + where);
       s.port = options.port;
     }
+    // cpp-httplib listens with a backlog of 5 (fixed when the library was built): a burst of
+    // new connections past it is dropped or reset by the kernel before anyone can answer 503.
+    // Listening again on the bound socket raises it to the system's limit.
+    if (*listening != INVALID_SOCKET) ::listen(*listening, SOMAXCONN);
     auto listen_returned = std::make_shared<std::atomic<bool>>(false);
     s.listener = std::thread([&s, listen_returned] {
       s.http.listen_after_bind();

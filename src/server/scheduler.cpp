@@ -74,6 +74,7 @@ struct Scheduler::Impl {
   Queue queue;
   State state = State::accepting;
   int idle_workers = 0;     // workers waiting for work (a request they may take counts as room)
+  int running = 0;          // engine calls in progress: on workers and on callers' threads
   uint64_t outstanding = 0; // admitted requests whose `done` has not returned yet
   Stats stats;
   std::optional<bool> drain_result;  // set once the threads were joined
@@ -375,7 +376,8 @@ struct Scheduler::Impl {
         lock.lock();
         continue;
       }
-      if (queue.empty()) {
+      // An instance lent to a caller's thread (submit()) counts as busy.
+      if (queue.empty() || running >= options.instances) {
         ++idle_workers;
         work_ready.wait(lock);
         --idle_workers;
@@ -391,6 +393,7 @@ struct Scheduler::Impl {
         continue;
       }
       stats.in_flight += static_cast<int>(batch.size());
+      ++running;
       for (const Pending& pending : batch)
         stats.queue_time.record(static_cast<uint64_t>(
             std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(now - pending.arrival).count())));
@@ -398,6 +401,7 @@ struct Scheduler::Impl {
       lock.unlock();
       run_batch(batch, now);
       lock.lock();
+      --running;
     }
   }
 
@@ -448,7 +452,7 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
   pending.request = std::move(request);
   pending.deadline = deadline;
   pending.done = std::move(done);
-  std::lock_guard<std::mutex> lock(s.mutex);
+  std::unique_lock<std::mutex> lock(s.mutex);
   if (s.state != Impl::State::accepting) {
     ++s.stats.rejected;
     return unavailable("model '" + s.options.model_name + "' is shutting down");
@@ -459,9 +463,27 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
                       " waiting)");
   }
   pending.arrival = Clock::now();
-  s.queue.push_back(std::move(pending));
   ++s.stats.admitted;
   ++s.outstanding;
+  // Nothing waits and an instance is free: the caller's thread makes the engine call itself,
+  // sparing two thread hand-offs (to a worker and back). Batching always queues: a request
+  // may wait for companions.
+  if (s.options.caller_runs && !s.batching && s.queue.empty() && s.running < s.options.instances &&
+      (deadline == Clock::time_point::max() || pending.arrival < deadline)) {
+    ++s.running;
+    ++s.stats.in_flight;
+    s.stats.queue_time.record(0);
+    ++s.stats.batch_rows[1];
+    std::vector<Impl::Pending> batch;
+    batch.push_back(std::move(pending));
+    lock.unlock();
+    s.run_batch(batch, batch.front().arrival);
+    lock.lock();
+    --s.running;
+    if (!s.queue.empty()) s.work_ready.notify_one();
+    return std::nullopt;
+  }
+  s.queue.push_back(std::move(pending));
   if (s.batching) {
     s.work_ready.notify_all();
   } else {

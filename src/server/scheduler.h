@@ -16,8 +16,12 @@
 // Deadlines: a request carries an absolute deadline (its timeout or the model default; none:
 // time_point::max()). One whose deadline passes while it waits completes with 504 without
 // running; an engine call gets the earliest deadline of its batch.
-// Completion: `done` runs exactly once for every admitted request, on a scheduler thread (never
-// inside submit()). It must not block for long.
+// Caller runs (Options::caller_runs): without batching, when nothing waits and an instance is free, submit() makes
+// the engine call on the caller's thread and returns after `done` ran (no hand-off to a worker
+// and back: two thread wake-ups less per request). The instance bound holds across both.
+// Completion: `done` runs exactly once for every admitted request: inside submit() (above) or
+// on a scheduler thread. It must not block for long, and the caller of submit() must not hold
+// a lock that `done` takes.
 // Ownership and lifetime: the scheduler shares the prepared model; its threads start in the
 // constructor and stop in drain() / the destructor (which drains with no grace: queued
 // requests complete with unavailable, in-flight calls are waited for).
@@ -58,6 +62,7 @@ class Scheduler {
     BatchingConfig batching;    // ignored unless every input's first dim is a batch dim
     std::string model_name;     // for responses and messages
     std::string version;
+    bool caller_runs = true;    // see "Caller runs" above; false: every call on a worker
   };
 
   struct Stats {

@@ -194,6 +194,9 @@ Scheduler::Options plain(int instances, int max_queue_size) {
   options.max_queue_size = max_queue_size;
   options.model_name = "m";
   options.version = "1";
+  // The tests below hold engine calls at a gate from the test's own thread: every call goes
+  // to a worker (the caller-runs path has its own test).
+  options.caller_runs = false;
   return options;
 }
 
@@ -246,6 +249,37 @@ TEST(Scheduler, AnswersWithEveryOutputOrTheRequestedOnes) {
   EXPECT_EQ(served, 2u);
   EXPECT_GE(stats.served_by.at(all.response.backend), 1u);
   EXPECT_EQ(outcomes.on_caller_thread(), 0);
+}
+
+// Caller runs: an idle scheduler makes the call on the submitting thread (done before submit()
+// returns); while that call holds the only instance, the next request queues for a worker.
+TEST(Scheduler, AnIdleInstanceRunsTheCallOnTheCallersThread) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler::Options options = plain(1, 4);
+  options.caller_runs = true;
+  Scheduler scheduler(gated, options, false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("inline", 1, 3, 0), kNoDeadline, outcomes.done_for("inline")));
+  EXPECT_EQ(outcomes.calls().count("inline"), 1u);  // already done when submit() returned
+  EXPECT_EQ(outcomes.on_caller_thread(), 1);
+
+  gated->close();
+  std::thread other([&] {
+    EXPECT_FALSE(scheduler.submit(make_request("held", 1, 3, 0), kNoDeadline, outcomes.done_for("held")));
+  });
+  ASSERT_TRUE(gated->wait_entered(2));  // "held" runs on `other`, inside its submit()
+  const Clock::time_point before = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
+  EXPECT_LT(Clock::now() - before, 100ms);  // the instance is busy: queued, not run here
+  EXPECT_EQ(scheduler.stats().queued, 1);
+  EXPECT_EQ(gated->call_rows().size(), 2u);  // the bound holds: no second call while one runs
+  gated->open();
+  other.join();
+  ASSERT_TRUE(outcomes.wait_for(3));
+  EXPECT_FALSE(outcomes.get("held").error);
+  EXPECT_FALSE(outcomes.get("queued").error);
+  EXPECT_EQ(outcomes.on_caller_thread(), 1);  // "queued" ran on a worker
+  EXPECT_EQ(scheduler.stats().succeeded, 3u);
 }
 
 TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {

@@ -14,9 +14,14 @@ side by side:
               binary and gRPC at the same engine threads. Target: >= 80%.
   batching    concurrency 16 over REST binary, without and with dynamic batching. Target:
               >= 1.3x the throughput, p99 < 10 ms.
-  overload    REST binary at 10x the sustainable rate (open loop, h2load --rps) for
-              --overload-seconds: every rejection a 503 with p99 < 5 ms, admitted p99 < 3x the
-              unloaded p99, RSS sampled every second (bounded).
+  soak        (not in the default phases) REST binary at half the sustainable rate (open loop)
+              for --soak-seconds with --inject error=0.1 on the first route: every request must
+              succeed; RSS sampled every 10 s, growth per 10,000 requests after a warm-up of a
+              tenth of the run (target < 1 MB).
+  overload    REST binary from 256 connections (closed loop: a rejection comes back at once
+              and is sent again; the offered rate is measured and must be >= 10x the sustainable
+              rate) for --overload-seconds, max_queue_size 4: every rejection a 503 with p99 < 5
+              ms, admitted p99 < 3x the unloaded p99, RSS sampled every second (bounded).
 Results: DIR/results.json and DIR/summary.txt (default bench/results/<date>-serve).
 Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy: scripts/setup.
 """
@@ -152,8 +157,9 @@ def wrk(url, body, content_type, header_length, concurrency, seconds, work):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    non_2xx = int(bad.group(1)) if bad else 0
     return {"p50_ms": pct.get(50), "p90_ms": pct.get(90), "p99_ms": pct.get(99), "rps": rps,
-            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else ""}
+            "ok_rps": rps - non_2xx / seconds, "non_2xx": non_2xx, "socket_errors": errors.group(0) if errors else ""}
 
 
 def h2load(url, data, headers, concurrency, seconds, work, rps_per_client=None, h1=False):
@@ -165,7 +171,10 @@ def h2load(url, data, headers, concurrency, seconds, work, rps_per_client=None, 
         cmd += ["--rps", str(rps_per_client)]
     if h1:
         cmd.append("--h1")
-    out = subprocess.run(cmd + [url], capture_output=True, text=True).stdout
+    try:  # h2load can wait on connections the server never accepted after its duration ends
+        out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    except subprocess.TimeoutExpired:
+        out = "h2load stopped 30 s after its duration"
     rows = [line.split() for line in logf.read_text().splitlines() if line.strip()]
     lat = {}  # status -> latencies ms
     for r in rows:
@@ -212,6 +221,8 @@ def main():
     ap.add_argument("--engine-threads", type=int, default=1)
     ap.add_argument("--phases", default="overhead,throughput,batching,overload")
     ap.add_argument("--overload-seconds", type=int, default=60)
+    ap.add_argument("--soak-seconds", type=int, default=3600)
+    ap.add_argument("--soak-rps", type=float, default=0, help="soak rate (default: half the measured sustainable rate)")
     args = ap.parse_args()
     phases = args.phases.split(",")
     import numpy as np
@@ -262,13 +273,16 @@ def main():
                                          "grpc_ok_rps": g8_rps}
                 say(f"concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
                     f"gRPC {g8_rps:.0f} answered OK ({g8_rps / r0:.0%}; h2load saw {g8['rps']:.0f}/s)")
-            unloaded_p99 = None
-            if "overload" in phases:
+        if "overload" in phases:
+            # A short queue (4 per model): admitted requests wait at most a few service times.
+            repo_o = make_repo(work, "overload", dict(base, max_queue_size=4))
+            with Server(args.tandem, repo_o, work) as srv:
+                infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
                 u = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
-                unloaded_p99 = u["p99_ms"]
-                sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)["rps"]
-                target = sustain * 10
-                clients = 64
+                sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)["ok_rps"]
+                # Closed loop with 256 connections: rejections come back at once and are sent again,
+                # so the offered rate is measured (requests sent / s), and must be >= 10x sustainable.
+                # (h2load's open-loop --rps does not pace HTTP/1.1 clients.)
                 rss = []
                 stop = threading.Event()
 
@@ -280,24 +294,26 @@ def main():
                 t.start()
                 o = h2load(infer, work / "body.bin", ["content-type: application/octet-stream",
                                                       f"inference-header-content-length: {header_len}"],
-                           clients, args.overload_seconds, work, rps_per_client=max(1, round(target / clients)), h1=True)
+                           256, args.overload_seconds, work, h1=True)
                 stop.set()
                 t.join()
                 ok = o["by_status"].get(200, {})
                 rej = o["by_status"].get(503, {})
-                results["overload"] = {"unloaded": u, "sustainable_rps": sustain, "offered_rps": target, "result": o,
+                results["overload"] = {"unloaded": u, "sustainable_rps": sustain, "offered_rps": o["rps"], "result": o,
                                        "rss_mb": {"first": rss[0] if rss else None, "max": max(rss) if rss else None,
                                                   "last": rss[-1] if rss else None}, "alive": srv.proc.poll() is None}
-                say(f"overload {args.overload_seconds} s at {target:.0f} req/s offered (10x {sustain:.0f}): "
-                    f"{ok.get('n', 0)} admitted p99 {ok.get('p99_ms')} ms (unloaded p99 {unloaded_p99} ms), "
-                    f"{rej.get('n', 0)} rejected (503) p99 {rej.get('p99_ms')} ms, other statuses "
-                    f"{ {s: v['n'] for s, v in o['by_status'].items() if s not in (200, 503)} }, "
-                    f"RSS {results['overload']['rss_mb']} MB, server alive: {results['overload']['alive']}")
+                say(f"overload {args.overload_seconds} s, 256 connections: offered {o['rps']:.0f} req/s "
+                    f"({o['rps'] / sustain:.1f}x the sustainable {sustain:.0f}); {ok.get('n', 0)} admitted, p99 "
+                    f"{ok.get('p99_ms')} ms (unloaded p99 {u['p99_ms']} ms); {rej.get('n', 0)} rejected with 503, p99 "
+                    f"{rej.get('p99_ms')} ms; other statuses "
+                    f"{ {s_: v['n'] for s_, v in o['by_status'].items() if s_ not in (200, 503)} }; "
+                    f"RSS {results['overload']['rss_mb']} MB; server alive: {results['overload']['alive']}")
         if "batching" in phases:
             res = {}
-            for label, cfg in (("off", base), ("on", dict(base, dynamic_batching={
-                    "max_batch_size": 8, "max_queue_delay_us": 2000, "preferred_batch_sizes": [4, 8]},
-                    input_shapes={"x": [-1, 3, 48, 192]}))):
+            # Batching needs the batch dim left free: no input_shapes in either run.
+            free = {k: v for k, v in base.items() if k != "input_shapes"}
+            for label, cfg in (("off", free), ("on", dict(free, dynamic_batching={
+                    "max_batch_size": 8, "max_queue_delay_us": 2000, "preferred_batch_sizes": [4, 8]}))):
                 repo_b = make_repo(work, f"batch-{label}", cfg)
                 with Server(args.tandem, repo_b, work) as srv:
                     infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
@@ -306,6 +322,46 @@ def main():
             say(f"concurrency 16, REST binary: no batching {res['off']['rps']:.0f} req/s p99 {res['off']['p99_ms']:.2f} ms; "
                 f"batching {res['on']['rps']:.0f} req/s p99 {res['on']['p99_ms']:.2f} ms "
                 f"({res['on']['rps'] / res['off']['rps']:.2f}x)")
+        if "soak" in phases:
+            cfg = dict(base, max_queue_size=4096)
+            repo_s = make_repo(work, "soak", cfg)
+            with Server(args.tandem, repo_s, work, extra=("--inject", "error=0.1")) as srv:
+                infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
+                rate = args.soak_rps or wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d,
+                                            work)["rps"] / 2
+                clients = 4
+                samples = []  # (seconds since start, RSS MB, requests answered so far)
+                stop = threading.Event()
+                t0 = time.time()
+
+                def answered():
+                    m = re.search(r'tandem_server_requests_total\{protocol="rest",code="200"\}\s+(\d+)', srv.metrics())
+                    return int(m.group(1)) if m else 0
+
+                def sample():
+                    while not stop.is_set():
+                        samples.append((time.time() - t0, srv.rss_mb(), answered()))
+                        stop.wait(10.0)
+                t = threading.Thread(target=sample)
+                t.start()
+                o = h2load(infer, work / "body.bin", ["content-type: application/octet-stream",
+                                                      f"inference-header-content-length: {header_len}"],
+                           clients, args.soak_seconds, work, rps_per_client=max(1, round(rate / clients)), h1=True)
+                stop.set()
+                t.join()
+                samples.append((time.time() - t0, srv.rss_mb(), answered()))
+                warm = [x for x in samples if x[0] >= args.soak_seconds / 10] or samples
+                grown_mb = warm[-1][1] - warm[0][1]
+                reqs = max(1, warm[-1][2] - warm[0][2])
+                failed = sum(v["n"] for s_, v in o["by_status"].items() if s_ != 200)
+                results["soak"] = {"rate_rps": rate, "seconds": args.soak_seconds, "result": o, "failed": failed,
+                                   "rss_samples": samples, "rss_growth_mb_per_10k": grown_mb / reqs * 1e4,
+                                   "stats": json.loads(urllib.request.urlopen(
+                                       f"http://127.0.0.1:{srv.http}/v2/models/cls/stats", timeout=5).read())}
+                say(f"soak {args.soak_seconds} s at {rate:.0f} req/s with error=0.1 injected: "
+                    f"{sum(v['n'] for v in o['by_status'].values())} requests, {failed} failed; RSS "
+                    f"{warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB after warm-up over {reqs} requests "
+                    f"({grown_mb / reqs * 1e4:+.3f} MB per 10,000)")
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
     log(f"wrote {out_dir}/results.json and summary.txt")

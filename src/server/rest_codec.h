@@ -8,15 +8,18 @@
 // trusts a declared length, count or shape before checking it against the body and the limits.
 // JSON tensor data may be flat or nested (row-major); BOOL takes true/false, BYTES strings,
 // FP16/BF16 numbers. Element counts must match the shape exactly; numbers must fit the dtype
-// (integers exactly, floats within its finite range). JSON nested deeper than 32 levels, or
-// holding a NUL byte, is refused before parsing. The parsed JSON document costs several times
-// the body's size in memory (bounded by RequestLimits::max_body_bytes).
+// (integers exactly, floats within its finite range; FP32 is read as a double, then rounded
+// once). The JSON must be valid UTF-8, nest at most 32 levels and hold no NUL byte; numbers
+// beyond a 64-bit integer or a double are malformed JSON. Requests are parsed by simdjson
+// (rest_request_decode.cpp) into a tape of about 14 bytes per JSON byte (bounded by
+// RequestLimits::max_body_bytes) and read from there straight into the tensors; each thread
+// keeps its parser's buffers for the next request while the JSON was at most 1 MiB.
 // Response: JSON, or JSON followed by binary outputs (their JSON entries carry
 // `parameters.binary_data_size`), with the JSON's length to send as
 // `Inference-Header-Content-Length`. JSON floats are printed as the shortest decimal that
 // reads back to the same value, so FP32 survives a round trip exactly; NaN and infinities have
 // no JSON form and become null (ask for binary outputs to keep them).
-// Thread-safety: pure functions.
+// Thread-safety: pure functions (the decoder's scratch buffers are per thread).
 #pragma once
 
 #include <optional>

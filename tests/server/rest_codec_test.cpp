@@ -291,6 +291,8 @@ TEST(RestCodec, BadBodiesGiveOneClearError) {
       {"bool as number", one_input("BOOL", "[1]", "[1]"), std::nullopt, 400, "not true or false"},
       {"bytes as number", one_input("BYTES", "[1]", "[1]"), std::nullopt, 400, "not a string"},
       {"no data", R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1]}]})", std::nullopt, 400, "neither 'data'"},
+      {"name with an escaped newline", R"({"inputs":[{"name":"a\nb","datatype":"FP32","shape":[1],"data":[]}]})",
+       std::nullopt, 400, "input 'a?b': 'data' has 0 elements"},
       {"duplicate input", R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]},
          {"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})", std::nullopt, 400, "given twice"},
       {"duplicate output", R"({"inputs":[],"outputs":[{"name":"y"},{"name":"y"}]})", std::nullopt, 400, "requested twice"},

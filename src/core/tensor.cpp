@@ -1,7 +1,9 @@
 #include "tandem/tensor.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
+#include <new>
 
 namespace tandem {
 
@@ -132,9 +134,14 @@ Tensor::Tensor(DataType dtype, Shape shape) : dtype_(dtype), shape_(std::move(sh
     auto arr = std::shared_ptr<std::string[]>(new std::string[static_cast<size_t>(numel_ > 0 ? numel_ : 1)]);
     storage_ = std::shared_ptr<void>(arr, arr.get());
   } else {
-    size_t bytes = nbytes();
-    auto arr = std::shared_ptr<std::byte[]>(new std::byte[bytes > 0 ? bytes : 1]());
-    storage_ = std::shared_ptr<void>(arr, arr.get());
+    // Cache-line aligned, whatever the size: vectorized kernels that peel unaligned heads would
+    // otherwise sum in a different order (and differ in the last bit) depending on where the
+    // allocator happened to put a request's buffer.
+    constexpr std::align_val_t kAlignment{64};
+    const size_t bytes = std::max<size_t>(nbytes(), 1);
+    auto* data = static_cast<std::byte*>(::operator new[](bytes, kAlignment));
+    std::memset(data, 0, bytes);
+    storage_ = std::shared_ptr<void>(data, [](void* p) { ::operator delete[](p, kAlignment); });
   }
 }
 

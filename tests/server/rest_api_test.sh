@@ -14,22 +14,8 @@ tandem="${2:?usage: rest_api_test.sh REPO_ROOT TANDEM_BINARY}"
 py=/usr/bin/python3
 model="$root/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
-work="$(mktemp -d)"
-server_pid=""
-watchdog_pid=""
-cleanup() {
-  [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true
-  [[ -n "$watchdog_pid" ]] && kill "$watchdog_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "rest_api_test: interrupted" >&2; exit 1' TERM INT
-(sleep 300 && echo "rest_api_test: gave up after 300 s" >&2 && kill -TERM $$) >/dev/null 2>&1 &
-watchdog_pid=$!
-
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok   $*"; }
+source "$root/tests/lib/server_env.sh"
+server_env_init rest_api_test 300
 
 # --- the repository and the server --------------------------------------------------------
 repo="$work/repo"

@@ -13,22 +13,8 @@ root="$(cd "${1:?usage: serve_cli_test.sh REPO_ROOT TANDEM_BINARY}" && pwd)"
 tandem="${2:?usage: serve_cli_test.sh REPO_ROOT TANDEM_BINARY}"
 model="$root/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
-work="$(mktemp -d)"
-server_pid=""
-watchdog_pid=""
-cleanup() {
-  [[ -n "$server_pid" ]] && kill -KILL "$server_pid" 2>/dev/null || true
-  [[ -n "$watchdog_pid" ]] && kill "$watchdog_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "serve_cli_test: interrupted" >&2; exit 1' TERM INT
-(sleep 120 && echo "serve_cli_test: gave up after 120 s" >&2 && kill -TERM $$) >/dev/null 2>&1 &
-watchdog_pid=$!
-
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok   $*"; }
+source "$root/tests/lib/server_env.sh"
+server_env_init serve_cli_test 120
 
 repo="$work/repo"
 mkdir -p "$repo/cls/1"

@@ -183,7 +183,9 @@ TEST(Server, NotReadyWhileLoadingThenServes) {
   auto server = start(repo);
   ASSERT_TRUE(server);
   // create() returns before loading ends: whatever the index says, readiness agrees with it.
-  if (!loaded(*server)) EXPECT_FALSE(server->ready());
+  if (!loaded(*server)) {
+    EXPECT_FALSE(server->ready());
+  }
   ASSERT_TRUE(eventually([&] { return server->ready(); }));
   bool ready = false;
   ASSERT_FALSE(server->model_ready("double", "", &ready));

@@ -14,8 +14,8 @@ side by side:
               binary and gRPC at the same engine threads. Target: >= 80%.
   batching    concurrency 16 over REST binary, without and with dynamic batching. Target:
               >= 1.3x the throughput, p99 < 10 ms.
-  soak        (not in the default phases) REST binary at half the sustainable rate (open loop)
-              for --soak-seconds with --inject error=0.1 on the first route: every request must
+  soak        (not in the default phases) REST binary from --soak-connections closed-loop
+              connections (one is about half the sustainable rate on 2 cores) for --soak-seconds with --inject error=0.1 on the first route: every request must
               succeed; RSS sampled every 10 s, growth per 10,000 requests after a warm-up of a
               tenth of the run (target < 1 MB).
   overload    REST binary from 256 connections (closed loop: a rejection comes back at once
@@ -162,13 +162,11 @@ def wrk(url, body, content_type, header_length, concurrency, seconds, work):
             "ok_rps": rps - non_2xx / seconds, "non_2xx": non_2xx, "socket_errors": errors.group(0) if errors else ""}
 
 
-def h2load(url, data, headers, concurrency, seconds, work, rps_per_client=None, h1=False):
+def h2load(url, data, headers, concurrency, seconds, work, h1=False):
     logf = work / f"h2load-{time.monotonic_ns()}.log"
     cmd = ["h2load", "-c", str(concurrency), "-m", "1", "-D", str(seconds), "-d", str(data), f"--log-file={logf}"]
     for h in headers:
         cmd += ["-H", h]
-    if rps_per_client:
-        cmd += ["--rps", str(rps_per_client)]
     if h1:
         cmd.append("--h1")
     try:  # h2load can wait on connections the server never accepted after its duration ends
@@ -222,7 +220,7 @@ def main():
     ap.add_argument("--phases", default="overhead,throughput,batching,overload")
     ap.add_argument("--overload-seconds", type=int, default=60)
     ap.add_argument("--soak-seconds", type=int, default=3600)
-    ap.add_argument("--soak-rps", type=float, default=0, help="soak rate (default: half the measured sustainable rate)")
+    ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
     args = ap.parse_args()
     phases = args.phases.split(",")
     import numpy as np
@@ -327,9 +325,8 @@ def main():
             repo_s = make_repo(work, "soak", cfg)
             with Server(args.tandem, repo_s, work, extra=("--inject", "error=0.1")) as srv:
                 infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
-                rate = args.soak_rps or wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d,
-                                            work)["rps"] / 2
-                clients = 4
+                # wrk, closed loop on --soak-connections connections (h2load's --rps does not pace
+                # HTTP/1.1 clients): one connection is about half the sustainable rate on 2 cores.
                 samples = []  # (seconds since start, RSS MB, requests answered so far)
                 stop = threading.Event()
                 t0 = time.time()
@@ -344,22 +341,22 @@ def main():
                         stop.wait(10.0)
                 t = threading.Thread(target=sample)
                 t.start()
-                o = h2load(infer, work / "body.bin", ["content-type: application/octet-stream",
-                                                      f"inference-header-content-length: {header_len}"],
-                           clients, args.soak_seconds, work, rps_per_client=max(1, round(rate / clients)), h1=True)
+                o = wrk(infer, work / "body.bin", "application/octet-stream", header_len, args.soak_connections,
+                        args.soak_seconds, work)
                 stop.set()
                 t.join()
                 samples.append((time.time() - t0, srv.rss_mb(), answered()))
                 warm = [x for x in samples if x[0] >= args.soak_seconds / 10] or samples
                 grown_mb = warm[-1][1] - warm[0][1]
                 reqs = max(1, warm[-1][2] - warm[0][2])
-                failed = sum(v["n"] for s_, v in o["by_status"].items() if s_ != 200)
+                failed = o["non_2xx"]
+                rate = o["rps"]
                 results["soak"] = {"rate_rps": rate, "seconds": args.soak_seconds, "result": o, "failed": failed,
                                    "rss_samples": samples, "rss_growth_mb_per_10k": grown_mb / reqs * 1e4,
                                    "stats": json.loads(urllib.request.urlopen(
                                        f"http://127.0.0.1:{srv.http}/v2/models/cls/stats", timeout=5).read())}
                 say(f"soak {args.soak_seconds} s at {rate:.0f} req/s with error=0.1 injected: "
-                    f"{sum(v['n'] for v in o['by_status'].values())} requests, {failed} failed; RSS "
+                    f"{round(o['rps'] * args.soak_seconds)} requests, {failed} failed ({o['socket_errors'] or 'no socket errors'}); RSS "
                     f"{warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB after warm-up over {reqs} requests "
                     f"({grown_mb / reqs * 1e4:+.3f} MB per 10,000)")
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))

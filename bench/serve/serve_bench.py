@@ -33,7 +33,6 @@ import pathlib
 import re
 import shutil
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -115,15 +114,15 @@ def make_repo(work, name, config):
     return repo
 
 
-def make_bodies(work, x):
-    """REST JSON body, REST binary body (+ JSON header length) and a gRPC frame for h2load."""
-    import numpy as np  # noqa: F401
+def make_bodies(work, x, output):
+    """REST JSON body, REST binary body asking for `output` as binary (returns the JSON header's
+    length) and a gRPC frame for h2load."""
     raw = x.tobytes()
     js = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": SHAPE, "data": x.ravel().tolist()}]})
     (work / "body.json").write_text(js)
     header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": SHAPE,
                                      "parameters": {"binary_data_size": len(raw)}}],
-                         "outputs": [{"name": OUTPUT, "parameters": {"binary_data": True}}]}).encode()
+                         "outputs": [{"name": output, "parameters": {"binary_data": True}}]}).encode()
     (work / "body.bin").write_bytes(header + raw)
     stubs = work / "stubs"
     stubs.mkdir(exist_ok=True)
@@ -132,8 +131,7 @@ def make_bodies(work, x):
     sys.path.insert(0, str(stubs))
     import grpc_predict_v2_pb2 as pb
     req = pb.ModelInferRequest(model_name="cls")
-    t = req.inputs.add(name="x", datatype="FP32", shape=SHAPE)
-    del t
+    req.inputs.add(name="x", datatype="FP32", shape=SHAPE)
     req.raw_input_contents.append(raw)
     msg = req.SerializeToString()
     (work / "grpc.frame").write_bytes(b"\0" + struct.pack(">I", len(msg)) + msg)
@@ -207,11 +205,7 @@ def grpc_ok_count(server):
     return int(m.group(1)) if m else 0
 
 
-OUTPUT = None
-
-
 def main():
-    global OUTPUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tandem", default=str(ROOT / "build" / "bin" / "tandem"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / f"{datetime.date.today()}-serve"))
@@ -234,11 +228,11 @@ def main():
         lines.append(s)
 
     import onnx
-    OUTPUT = onnx.load(str(MODEL)).graph.output[0].name
+    output = onnx.load(str(MODEL)).graph.output[0].name
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
-        header_len = make_bodies(work, x)
+        header_len = make_bodies(work, x, output)
         base = {"input_shapes": {"x": SHAPE}, "threads": args.engine_threads, "instances": 2, "max_queue_size": 64,
                 "backends": ["cpu", "reference"]}
         repo = make_repo(work, "plain", base)

@@ -280,6 +280,7 @@ int soak_command(const SoakOptions& o) {
     if (b.hedged || b.hedge_wins)
       std::printf(", hedged %llu, hedge wins %llu", static_cast<unsigned long long>(b.hedged),
                   static_cast<unsigned long long>(b.hedge_wins));
+    if (b.probes) std::printf(", off-path probes %llu", static_cast<unsigned long long>(b.probes));
     std::printf("\n");
   }
   std::printf("latency ms: p50 %.2f p90 %.2f p99 %.2f max %.2f\n", latency.quantile_ms(0.5), latency.quantile_ms(0.9),

@@ -17,6 +17,7 @@
 #include "engine/faulty_backend.h"
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
+#include "engine/prober.h"
 #include "engine/prepared_model.h"
 #include "engine/worker_pool.h"
 
@@ -68,6 +69,7 @@ struct RouteSlot {
   ParityBudget parity_budget;  // samples of this route's answers are held to it
   mutable std::mutex mu;   // guards everything below
   uint64_t hedged = 0, hedge_wins = 0;
+  uint64_t probes = 0;  // half-open probes run off the request path
   uint64_t requests = 0, successes = 0, served = 0, sla_breaches = 0;
   std::map<std::string, uint64_t> failures, fallbacks;
   LatencyHistogram latency;
@@ -78,6 +80,7 @@ struct RouteSlot {
 class PreparedModelImpl final : public PreparedModel {
  public:
   ~PreparedModelImpl() override {
+    prober_.reset();  // cancels the probe in progress, joins the prober thread
     parity_.reset();  // joins the parity thread
     for (auto& r : routes_)
       if (r->route->faulty) r->route->faulty->shutdown();  // release injected hangs
@@ -111,6 +114,13 @@ class PreparedModelImpl final : public PreparedModel {
   // run; 0 when unknown. Time kept back for a route is this x fallback_reserve_multiplier.
   double typical_ms(const RouteSlot& s) const;
   Status warm_up(std::string* note);
+  // Hands a half-open probe of route `index` to the prober (started on first use) with a copy
+  // of `inputs`; false when its queue is full (the caller then releases the admission).
+  bool offer_probe(size_t index, const CircuitBreaker::Admission& admission, const std::vector<Value>& inputs);
+  // Runs on the prober thread: one call on `s` within `budget_ms`; the outcome goes to the
+  // route's breaker and telemetry (it answers no request).
+  void run_probe(RouteSlot& s, const CircuitBreaker::Admission& admission, double budget_ms,
+                 const std::vector<Value>& inputs, const std::atomic<bool>& stop);
   void on_parity(const ParityResult& r);
   Result<InferResult> fail(Status s, SteadyClock::time_point t0, const InferTimings& timings);
 
@@ -125,6 +135,9 @@ class PreparedModelImpl final : public PreparedModel {
   uint64_t arena_bytes_ = 0;
   std::vector<std::unique_ptr<RouteSlot>> routes_;
   std::unique_ptr<ParitySampler> parity_;
+  static constexpr int kProbeQueueCapacity = 4;
+  std::once_flag prober_once_;
+  std::unique_ptr<Prober> prober_;  // started by the first off-path probe
   std::atomic<uint64_t> request_counter_{0};
 
   mutable std::mutex mu_;  // model-level counters below

@@ -238,6 +238,17 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     compute_s_ += timings.compute_ms / 1e3;
     return result;
   };
+  // True when a route after `index`, other than the last resort, is not open and can answer
+  // in the time left.
+  auto fast_route_after = [&](size_t index, SteadyClock::time_point now) {
+    const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
+    for (size_t j = index + 1; j + 1 < n_routes; ++j) {
+      if (routes_[j]->breaker->state() == BreakerState::open) continue;
+      const double e = typical_ms(*routes_[j]);
+      if (e <= 0 || e * opts_.fallback_reserve_multiplier < remaining_ms) return true;
+    }
+    return false;
+  };
   auto cancelled = [&] {
     return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
   };
@@ -265,6 +276,14 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
         later_fits = e <= 0 || e < remaining_ms;
       }
       if (!later_fits) admission = {true, false};
+    }
+    // A half-open probe does not hold the request: when a faster route than the last resort
+    // can answer in time, that route answers and the probe runs off the request path (prober.h).
+    if (admission.probe && !strict && !final_route && fast_route_after(i, now)) {
+      if (!offer_probe(i, admission, *bound)) slot.breaker->release(admission);
+      note_fallback(slot, "breaker_half_open", "");
+      last_error = Status(StatusCode::unavailable, "backend " + slot.route->name + " circuit breaker half-open");
+      continue;
     }
     if (!admission.allowed) {
       if (strict)
@@ -397,6 +416,74 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   if (!reasons.empty()) msg += " (" + reasons + ")";
   if (!last_error.is_ok()) msg += "; last error: " + last_error.to_string();
   return fail(Status(code, msg), t0, timings);
+}
+
+bool PreparedModelImpl::offer_probe(size_t index, const CircuitBreaker::Admission& admission,
+                                    const std::vector<Value>& inputs) {
+  std::call_once(prober_once_, [&] { prober_ = std::make_unique<Prober>(kProbeQueueCapacity); });
+  std::vector<Value> copy;
+  copy.reserve(inputs.size());
+  for (const Value& v : inputs) copy.push_back(deep_copy(v));
+  RouteSlot* slot = routes_[index].get();
+  const double budget_ms = attempt_budget_ms(*slot);
+  return prober_->offer([this, slot, admission, budget_ms, copy = std::move(copy)](const std::atomic<bool>& stop) {
+    run_probe(*slot, admission, budget_ms, copy, stop);
+  });
+}
+
+void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission& admission, double budget_ms,
+                                  const std::vector<Value>& inputs, const std::atomic<bool>& stop) {
+  const std::string& name = s.route->name;
+  const SteadyClock::time_point deadline = SteadyClock::now() + ms_duration(budget_ms);
+  std::shared_ptr<Route> route = s.route;
+  auto submitted = s.pool->submit(
+      // By value: an abandoned call may still run after this probe returns.
+      [route, inputs](const RunControl& c, std::vector<Value>* out) { return route->placed->run(inputs, out, c); },
+      deadline);
+  Status outcome;
+  std::vector<Value> outputs;
+  double queue_ms = 0, compute_ms = 0;
+  if (!submitted) {
+    outcome = submitted.status();
+  } else {
+    WorkerPool::Call& call = **submitted;
+    const CancelCheck cancel(&stop, nullptr, nullptr);
+    const auto waited = s.pool->wait(call, deadline, &cancel, &queue_ms, &compute_ms);
+    if (waited == WorkerPool::WaitResult::cancelled) {  // the model is going away
+      s.breaker->release(admission);
+      return;
+    }
+    if (waited == WorkerPool::WaitResult::timed_out) {
+      outcome = Status(StatusCode::timeout, "[" + name + "] probe abandoned after " +
+                                                std::to_string(static_cast<int64_t>(budget_ms)) + " ms (its time budget)");
+    } else {
+      outcome = call.status;
+      outputs = std::move(call.outputs);
+    }
+  }
+  std::string where;
+  if (outcome.is_ok() && outputs.size() != graph_->outputs.size())
+    outcome = internal_error("[" + name + "] returned " + std::to_string(outputs.size()) + " outputs, expected " +
+                             std::to_string(graph_->outputs.size()));
+  if (outcome.is_ok() && opts_.output_guard && !all_finite(outputs, graph_->outputs, &where))
+    outcome = Status(StatusCode::device_error, "[" + name + "] output '" + where + "' has non-finite values (output guard)");
+  const double attempt_ms = queue_ms + compute_ms;
+  const bool breach = outcome.is_ok() && opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
+  if (outcome.is_ok()) s.breaker->record(admission, {true, breach});
+  else if (outcome.code() == StatusCode::unsupported || is_request_error(outcome.code())) s.breaker->release(admission);
+  else s.breaker->record(admission, {false, false});
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.probes++;
+  s.requests++;
+  s.queue_s += queue_ms / 1e3;
+  s.compute_s += compute_ms / 1e3;
+  if (outcome.is_ok()) {
+    s.successes++;
+    s.sla_breaches += breach;
+    s.latency.record_seconds(attempt_ms / 1e3);
+  } else {
+    s.failures[std::string(status_code_name(outcome.code()))]++;
+  }
 }
 
 void PreparedModelImpl::on_parity(const ParityResult& r) {

@@ -78,6 +78,7 @@ ModelTelemetry PreparedModelImpl::telemetry() const {
       b.parity = s.parity;
       b.hedged = s.hedged;
       b.hedge_wins = s.hedge_wins;
+      b.probes = s.probes;
     }
     b.breaker = s.breaker->snapshot();
     b.hung_calls = s.pool->hung();

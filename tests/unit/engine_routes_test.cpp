@@ -111,14 +111,19 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   EXPECT_EQ(route_telemetry(t, "faulty(reference@bf16)").precision, "bf16");
   EXPECT_EQ(route_telemetry(t, "reference@fp16").breaker.trips, 0u);
   EXPECT_EQ(route_telemetry(t, "reference").served, 0u);
-  // Once the faults stop and the cooldown ends, the first route serves again.
+  // Once the faults stop and the cooldown ends, the first route serves again. Its probes run
+  // off the request path (the second route answers meanwhile), so requests go on until the
+  // prober has closed the breaker.
   clock->advance_ms(60000);
-  int requests = 0;
-  while (m->telemetry().backends[0].breaker.state != BreakerState::closed && requests < 50) {
-    ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());
-    requests++;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (m->telemetry().backends[0].breaker.state != BreakerState::closed &&
+         std::chrono::steady_clock::now() < give_up) {
+    auto during = m->infer(tiny_inputs());
+    ASSERT_TRUE(during.is_ok());
+    EXPECT_NE(during->backend, "reference");  // the first route once the prober has closed it
   }
   EXPECT_EQ(m->telemetry().backends[0].breaker.state, BreakerState::closed);
+  EXPECT_GE(route_telemetry(m->telemetry(), "faulty(reference@bf16)").probes, 5u);
   auto r = m->infer(tiny_inputs());
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->backend, "faulty(reference@bf16)");
@@ -180,6 +185,44 @@ TEST_F(EngineChainTest, HangOnTheFirstRouteStillAnswersWithinTheDeadline) {
   EXPECT_EQ(t.failed, 0u);
   EXPECT_EQ(route_telemetry(t, "reference").requests, 0u);
   EXPECT_GE(route_telemetry(t, "faulty(reference@bf16)").failures.count("timeout"), 1u);
+}
+
+// A half-open probe of a route that still hangs does not hold the request: the next route
+// answers at once, the probe times out off the request path and opens the breaker again.
+TEST_F(EngineChainTest, AProbeOfAHungRouteCostsTheRequestNothing) {
+  auto engine = make_engine({"reference"});
+  auto clock = std::make_shared<ManualClock>();
+  set_engine_clock(*engine, clock);
+  PrepareOptions o;
+  o.routes = {"reference@bf16", "reference@fp16", "reference"};
+  o.fault_injection = "route=reference@bf16,hang=1.0,hang_ms=60000";
+  o.min_attempt_budget_ms = 300;
+  o.unmeasured_budget_ms = 300;
+  o.breaker.min_requests = 2;
+  auto m = prepare_model(*engine, o);
+  ASSERT_TRUE(m);
+  const std::string hung = "faulty(reference@bf16)";
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());  // each waits one budget
+  ASSERT_EQ(route_telemetry(m->telemetry(), hung).breaker.state, BreakerState::open);
+  clock->advance_ms(60000);  // past the cooldown: the next request is admitted as a probe
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = m->infer(tiny_inputs());
+    const double ms = Ms(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->backend, "reference@fp16");
+    EXPECT_LT(ms, 150) << "the request waited for the probe";
+  }
+  // The probe (one; the others found it in flight or the breaker open again) fails at its budget.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (route_telemetry(m->telemetry(), hung).breaker.trips < 2 && std::chrono::steady_clock::now() < give_up)
+    ASSERT_TRUE(m->infer(tiny_inputs()).is_ok());
+  const ModelTelemetry t = m->telemetry();
+  EXPECT_EQ(t.failed, 0u);
+  EXPECT_GE(route_telemetry(t, hung).probes, 1u);
+  EXPECT_EQ(route_telemetry(t, hung).breaker.trips, 2u);
+  EXPECT_EQ(route_telemetry(t, hung).breaker.state, BreakerState::open);
+  EXPECT_EQ(route_telemetry(t, "reference").requests, 0u);
 }
 
 // Hedging: a first route that answers slowly (not an error) is overtaken by the next route;

@@ -1,8 +1,9 @@
-// `tandem soak`: drive many requests through the engine (seeded random inputs, several
-// threads), with optional fault injection, and report what the engine did: who served, how
+// `tandem soak`: drive many requests through the engine (seeded random inputs, or the same
+// input files for every request; several threads), with optional fault injection, and report what the engine did: who served, how
 // often it fell back, breaker trips, parity, latency and memory.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -26,6 +27,7 @@ namespace {
 struct SoakOptions {
   std::string model;
   std::vector<std::string> shapes;
+  std::vector<std::string> inputs;  // NAME=FILE: this tensor in every request
   std::string units = "all";
   std::string inject;
   bool strict = false;
@@ -92,6 +94,17 @@ int soak_command(const SoakOptions& o) {
     if (o.parity_rmse >= 0) budget.rmse = o.parity_rmse;
     po.parity_budget = budget;
   }
+  auto files = parse_assignments(o.inputs, "--input");
+  if (!files) return fail(cmd, files.status().message(), 2);
+  std::map<std::string, Value> from_files;
+  for (const auto& [name, path] : *files) {
+    auto t = read_tensor_file(path);
+    if (!t) return fail(cmd, "input '" + name + "': " + t.status().message(), 2);
+    po.input_shapes[name] = t->shape();  // compiled for the file's shape (--shape may not differ)
+    if (shapes->count(name) && (*shapes)[name] != t->shape())
+      return fail(cmd, "--shape " + name + " differs from the shape of its --input file", 2);
+    from_files[name] = Value::of(std::move(t).value());
+  }
   for (const auto& [name, s] : *shapes) po.input_shapes[name] = s;
   auto prepared = (*engine)->prepare(o.model, po);
   if (!prepared) return fail(cmd, prepared.status().to_string());
@@ -103,6 +116,10 @@ int soak_command(const SoakOptions& o) {
   for (int k = 0; k < kInputSets; ++k) {
     uint64_t seed = o.seed * 7919 + static_cast<uint64_t>(k) * 104729;
     for (const IoInfo& io : model.io_schema().inputs) {
+      if (auto f = from_files.find(io.name); f != from_files.end()) {
+        input_sets[static_cast<size_t>(k)][io.name] = f->second;  // shared, never written
+        continue;
+      }
       if (!io.required) continue;
       if (io.kind != "tensor" || !io.has_shape) return fail(cmd, "cannot make random values for input '" + io.name + "'", 2);
       Shape shape;
@@ -114,6 +131,12 @@ int soak_command(const SoakOptions& o) {
       if (!t) return fail(cmd, "input '" + io.name + "': " + t.status().message());
       input_sets[static_cast<size_t>(k)][io.name] = Value::of(std::move(t).value());
     }
+  }
+
+  for (const auto& [name, v] : from_files) {
+    const auto& ins = model.io_schema().inputs;
+    if (std::none_of(ins.begin(), ins.end(), [&](const IoInfo& in) { return in.name == name; }))
+      return fail(cmd, "--input names unknown input '" + name + "'", 2);
   }
 
   // RSS is taken once the first `warmup` requests are done (threads and caches exist by then);
@@ -309,6 +332,7 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<SoakOptions>();
   cmd->add_option("model", o->model, "ONNX model file")->required();
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x48x192; repeatable");
+  cmd->add_option("--input", o->inputs, "NAME=FILE (.npy or TensorProto .pb): this tensor in every request; repeatable");
   cmd->add_option("--units", o->units, "Compute units: all, cpu_only, cpu_and_gpu, cpu_and_ne");
   cmd->add_option("--inject", o->inject,
                   "Fault injection on one route, e.g. route=cpu@bf16,error=0.3,hang=0.01,hang_ms=5000 (default: the first)");

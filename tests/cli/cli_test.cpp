@@ -2,6 +2,9 @@
 // good ones produce the right files. The binary's path comes from TANDEM_CLI.
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <regex>
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -265,6 +268,34 @@ TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
   EXPECT_NE(r.out.find("device_error"), std::string::npos) << r.out << r.err;
   EXPECT_EQ(r.out.find("succeeded 200,"), std::string::npos) << "strict mode cannot hide injected errors: " << r.out;
   expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
+}
+
+// soak --input: the file's tensor goes into every request (a NaN in it fails every call
+// under the output guard, which seeded random inputs never do); bad files and names give one
+// error line.
+TEST_F(CliTest, SoakSendsTheGivenInputFiles) {
+  Tensor x = filled(DataType::float32, {3, 4, 5});
+  Tensor y = filled(DataType::float32, {3, 4, 5});
+  for (int i = 0; i < 60; ++i) {
+    x.data<float>()[i] = static_cast<float>(i);
+    y.data<float>()[i] = 0.5f;
+  }
+  const std::string xp = write("x.npy", x);
+  const std::string yp = write("y.npy", y);
+  const std::string base = "soak " + add_model_ + " --requests 40 --quiet --routes cpu,reference --input y=" + yp;
+  auto r = run_cli(base + " --input x=" + xp + " --inject route=cpu,offset=0.25 --parity-sample 1", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("succeeded 40, failed 0"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("faulty\\(cpu\\): .*parity [1-9][0-9]*/[1-9]"))) << r.out;
+  x.data<float>()[7] = std::numeric_limits<float>::quiet_NaN();
+  const std::string nan_xp = write("nan/x.npy", x);
+  r = run_cli(base + " --input x=" + nan_xp + " --output-guard", dir_);
+  EXPECT_NE(r.out.find("succeeded 0, failed 40"), std::string::npos) << r.out << r.err;
+  r = run_cli(base + " --output-guard", dir_);  // x random: nothing fails
+  EXPECT_NE(r.out.find("succeeded 40, failed 0"), std::string::npos) << r.out << r.err;
+  expect_one_line_error(run_cli(base + " --input z=" + xp, dir_), "unknown input 'z'");
+  expect_one_line_error(run_cli(base + " --input x=" + (dir_ / "missing.npy").string(), dir_), "input 'x'");
+  expect_one_line_error(run_cli(base + " --input x=" + xp + " --shape x=2x2", dir_), "--shape x");
 }
 
 // Route chains on the CLI: fault injection on a named route, the chain printed, nothing

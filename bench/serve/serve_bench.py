@@ -59,6 +59,9 @@ def log(*a):
     print(*a, flush=True)
 
 
+HANDLER_THREADS = 0  # tandem serve --handler-threads (0: its default)
+
+
 class Server:
     """`tandem serve` on free loopback ports; always stopped (context manager)."""
 
@@ -67,6 +70,8 @@ class Server:
         self.log_path = work / f"server-{time.monotonic_ns()}.log"
         self.args = [str(tandem), "serve", "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
                      "--metrics-port", "0", "--ready-file", str(self.ready_file), *extra]
+        if HANDLER_THREADS:
+            self.args += ["--handler-threads", str(HANDLER_THREADS)]
 
     def __enter__(self):
         self.log = open(self.log_path, "w")
@@ -214,8 +219,11 @@ def main():
     ap.add_argument("--phases", default="overhead,throughput,batching,overload")
     ap.add_argument("--overload-seconds", type=int, default=60)
     ap.add_argument("--soak-seconds", type=int, default=3600)
+    ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
     args = ap.parse_args()
+    global HANDLER_THREADS
+    HANDLER_THREADS = args.handler_threads
     phases = args.phases.split(",")
     import numpy as np
     out_dir = pathlib.Path(args.out)

@@ -39,6 +39,7 @@ struct ServeOptions {
   std::vector<std::string> backends;
   int threads = 1;
   int instances = 0;
+  int handler_threads = 0;  // HTTP and gRPC handler threads each (0: the frontends' default)
   std::string inject;
   double poll_seconds = 0;
   double grace_seconds = 30;
@@ -71,6 +72,8 @@ int run_serve(const ServeOptions& o) {
     return fail(kCommand, "ports must be in [0, 65535] (-1 disables a listener)", 2);
   if (o.http_port < 0 && o.grpc_port < 0) return fail(kCommand, "--http-port and --grpc-port cannot both be disabled", 2);
   if (o.threads < 1 || o.threads > 1024) return fail(kCommand, "--threads must be in [1, 1024]", 2);
+  if (o.handler_threads < 0 || o.handler_threads > 4096)
+    return fail(kCommand, "--handler-threads must be in [0, 4096]", 2);
   if (o.instances < 0 || o.instances > 1024) return fail(kCommand, "--instances must be in [0, 1024]", 2);
   if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400)) return fail(kCommand, "--poll-seconds must be in [0, 86400]", 2);
   if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
@@ -110,6 +113,7 @@ int run_serve(const ServeOptions& o) {
     server::HttpOptions ho;
     ho.host = o.host;
     ho.port = o.http_port;
+    ho.threads = o.handler_threads;
     auto started = server::HttpFrontend::start(*srv, ho);
     if (!started) return fail(kCommand, "HTTP: " + started.status().message());
     http = std::move(*started);
@@ -119,6 +123,7 @@ int run_serve(const ServeOptions& o) {
     server::GrpcOptions go;
     go.host = o.host;
     go.port = o.grpc_port;
+    go.threads = o.handler_threads;
     auto started = server::GrpcFrontend::start(*srv, go);
     if (!started) return fail(kCommand, "gRPC: " + started.status().message());
     grpc = std::move(*started);
@@ -183,6 +188,9 @@ void add_serve_command(CLI::App& app, int* exit_code) {
       ->delimiter(',');
   cmd->add_option("--threads", o->threads, "Engine threads per call for models whose config sets none (default 1)");
   cmd->add_option("--instances", o->instances, "Engine calls in flight per model (default: hardware threads)");
+  cmd->add_option("--handler-threads", o->handler_threads,
+                  "HTTP and gRPC handler threads each; a connection holds one while it is open "
+                  "(default 0: max(64, 8 x hardware threads))");
   cmd->add_option("--inject", o->inject,
                   "Fault injection for models whose config sets none, e.g. route=cpu,error=0.3 (default: the first route)");
   cmd->add_option("--poll-seconds", o->poll_seconds, "Rescan the repository this often (default 0: never)");

@@ -37,6 +37,7 @@ expect_failure 1 "missing repository" --model-repository "$work/nope" --http-por
 expect_failure 2 "bad port" --model-repository "$repo" --http-port 70000
 expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --backend cpu,warp9
 expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
+expect_failure 2 "bad handler threads" --model-repository "$repo" --http-port 0 --handler-threads -1
 
 # Starts a server in the background with the given extra args; sets server_pid, http, grpc, metrics.
 start_server() {
@@ -81,7 +82,7 @@ else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
 stop_server TERM
 
-start_server --metrics-port -1 --grpc-port -1
+start_server --metrics-port -1 --grpc-port -1 --handler-threads 4
 if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
 stop_server INT
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/compare.h"
 
@@ -15,67 +16,32 @@ Value deep_copy(const Value& v) {
 }
 
 ParitySampler::ParitySampler(int capacity, std::vector<ParityBudget> budgets, RunFn reference, ResultFn on_result)
-    : capacity_(std::max(1, capacity)),
-      budgets_(budgets.empty() ? std::vector<ParityBudget>{ParityBudget{}} : std::move(budgets)),
+    : budgets_(budgets.empty() ? std::vector<ParityBudget>{ParityBudget{}} : std::move(budgets)),
       reference_(std::move(reference)),
-      on_result_(std::move(on_result)) {
-  thread_ = std::thread([this] { loop(); });
-}
-
-ParitySampler::~ParitySampler() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    queue_.clear();
-    cancel_.store(true);
-    cv_.notify_all();
-  }
-  thread_.join();
-}
+      on_result_(std::move(on_result)),
+      queue_(capacity) {}
 
 bool ParitySampler::offer(int route, std::vector<Value> inputs, std::vector<Value> outputs) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stop_ || static_cast<int>(queue_.size()) >= capacity_) return false;
-  queue_.push_back({route, std::move(inputs), std::move(outputs)});
-  cv_.notify_one();
-  return true;
+  auto sample = std::make_shared<Sample>(Sample{route, std::move(inputs), std::move(outputs)});
+  return queue_.offer([this, sample](const std::atomic<bool>& stop) { check(*sample, stop); });
 }
 
-bool ParitySampler::drain(double timeout_ms) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, std::chrono::duration<double, std::milli>(timeout_ms),
-                           [&] { return queue_.empty() && !busy_; });
-}
+bool ParitySampler::drain(double timeout_ms) { return queue_.drain(timeout_ms); }
 
-void ParitySampler::loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-    if (stop_) break;
-    Sample s = std::move(queue_.front());
-    queue_.pop_front();
-    busy_ = true;
-    lock.unlock();
-    RunControl control;
-    control.cancel = &cancel_;
-    std::vector<Value> expected;
-    Status st = reference_(s.inputs, &expected, control);
-    ParityResult r;
-    if (st.is_ok()) {
-      r = compare(expected, s.outputs, budgets_[std::min(static_cast<size_t>(std::max(s.route, 0)), budgets_.size() - 1)]);
-    } else {
-      r.ok = false;
-      r.error = st;
-    }
-    r.route = s.route;
-    if (!(st.code() == StatusCode::cancelled && cancel_.load())) on_result_(r);
-    s = Sample();
-    lock.lock();
-    busy_ = false;
-    if (queue_.empty()) idle_cv_.notify_all();
+void ParitySampler::check(const Sample& s, const std::atomic<bool>& stop) {
+  RunControl control;
+  control.cancel = &stop;
+  std::vector<Value> expected;
+  const Status st = reference_(s.inputs, &expected, control);
+  ParityResult r;
+  if (st.is_ok()) {
+    r = compare(expected, s.outputs, budgets_[std::min(static_cast<size_t>(std::max(s.route, 0)), budgets_.size() - 1)]);
+  } else {
+    r.ok = false;
+    r.error = st;
   }
-  busy_ = false;
-  idle_cv_.notify_all();
+  r.route = s.route;
+  if (!(st.code() == StatusCode::cancelled && stop.load())) on_result_(r);
 }
 
 ParityResult ParitySampler::compare(const std::vector<Value>& reference, const std::vector<Value>& served,

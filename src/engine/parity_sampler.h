@@ -3,25 +3,22 @@
 //
 // offer() queues a sample (a deep copy of the request's inputs and served outputs) without
 // blocking; when `capacity` samples are already pending it drops the sample and says so. One
-// background thread takes samples in order, runs `reference`, compares every output (floats:
+// background thread (background_queue.h) takes samples in order, runs `reference`, compares every output (floats:
 // max abs / max rel / rmse from core/compare.h against the budget; other dtypes must match
 // exactly) and reports the result through `on_result`, on that thread.
 //
-// Ownership: the sampler owns its thread and queue; the callables it was given must stay
+// Ownership: the sampler owns its queue and thread; the callables it was given must stay
 // valid until it is destroyed. Destruction cancels the sample in progress (through
-// RunControl::cancel) and joins the thread.
+// RunControl::cancel), drops the pending ones and joins the thread.
 // Thread-safety: offer() and drain() are thread-safe.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "backends/backend.h"
+#include "engine/background_queue.h"
 #include "tandem/engine.h"
 
 namespace tandem {
@@ -41,7 +38,6 @@ class ParitySampler {
 
   // `budgets[r]`: the budget of samples from route r (the last entry for routes beyond it).
   ParitySampler(int capacity, std::vector<ParityBudget> budgets, RunFn reference, ResultFn on_result);
-  ~ParitySampler();
 
   // Queues a sample of a request served by `route`. False (and nothing queued) when full.
   bool offer(int route, std::vector<Value> inputs, std::vector<Value> outputs);
@@ -57,20 +53,12 @@ class ParitySampler {
     int route = 0;
     std::vector<Value> inputs, outputs;
   };
-  void loop();
+  void check(const Sample& s, const std::atomic<bool>& stop);
 
-  const int capacity_;
   const std::vector<ParityBudget> budgets_;
   RunFn reference_;
   ResultFn on_result_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable idle_cv_;
-  std::deque<Sample> queue_;
-  bool busy_ = false;
-  bool stop_ = false;
-  std::atomic<bool> cancel_{false};
-  std::thread thread_;
+  BackgroundQueue queue_;  // last: destroyed (joined) before the callables above
 };
 
 // A deep copy of a value (tensor buffers are cloned).

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "engine/breaker.h"
+#include "engine/background_queue.h"
 #include "engine/faulty_backend.h"
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
-#include "engine/prober.h"
 #include "engine/prepared_model.h"
 #include "engine/worker_pool.h"
 
@@ -80,7 +80,7 @@ struct RouteSlot {
 class PreparedModelImpl final : public PreparedModel {
  public:
   ~PreparedModelImpl() override {
-    prober_.reset();  // cancels the probe in progress, joins the prober thread
+    probes_.reset();  // cancels the probe in progress, joins its thread
     parity_.reset();  // joins the parity thread
     for (auto& r : routes_)
       if (r->route->faulty) r->route->faulty->shutdown();  // release injected hangs
@@ -114,10 +114,10 @@ class PreparedModelImpl final : public PreparedModel {
   // run; 0 when unknown. Time kept back for a route is this x fallback_reserve_multiplier.
   double typical_ms(const RouteSlot& s) const;
   Status warm_up(std::string* note);
-  // Hands a half-open probe of route `index` to the prober (started on first use) with a copy
-  // of `inputs`; false when its queue is full (the caller then releases the admission).
+  // Hands a half-open probe of route `index` to the probe queue (started on first use) with a
+  // copy of `inputs`; false when it is full (the caller then releases the admission).
   bool offer_probe(size_t index, const CircuitBreaker::Admission& admission, const std::vector<Value>& inputs);
-  // Runs on the prober thread: one call on `s` within `budget_ms`; the outcome goes to the
+  // Runs on the probe queue's thread: one call on `s` within `budget_ms`; the outcome goes to the
   // route's breaker and telemetry (it answers no request).
   void run_probe(RouteSlot& s, const CircuitBreaker::Admission& admission, double budget_ms,
                  const std::vector<Value>& inputs, const std::atomic<bool>& stop);
@@ -136,8 +136,8 @@ class PreparedModelImpl final : public PreparedModel {
   std::vector<std::unique_ptr<RouteSlot>> routes_;
   std::unique_ptr<ParitySampler> parity_;
   static constexpr int kProbeQueueCapacity = 4;
-  std::once_flag prober_once_;
-  std::unique_ptr<Prober> prober_;  // started by the first off-path probe
+  std::once_flag probes_once_;
+  std::unique_ptr<BackgroundQueue> probes_;  // half-open probes off the request path; made on first use
   std::atomic<uint64_t> request_counter_{0};
 
   mutable std::mutex mu_;  // model-level counters below

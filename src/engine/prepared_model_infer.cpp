@@ -278,7 +278,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       if (!later_fits) admission = {true, false};
     }
     // A half-open probe does not hold the request: when a faster route than the last resort
-    // can answer in time, that route answers and the probe runs off the request path (prober.h).
+    // can answer in time, that route answers and the probe runs off the request path (background_queue.h).
     if (admission.probe && !strict && !final_route && fast_route_after(i, now)) {
       if (!offer_probe(i, admission, *bound)) slot.breaker->release(admission);
       note_fallback(slot, "breaker_half_open", "");
@@ -420,13 +420,13 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
 
 bool PreparedModelImpl::offer_probe(size_t index, const CircuitBreaker::Admission& admission,
                                     const std::vector<Value>& inputs) {
-  std::call_once(prober_once_, [&] { prober_ = std::make_unique<Prober>(kProbeQueueCapacity); });
+  std::call_once(probes_once_, [&] { probes_ = std::make_unique<BackgroundQueue>(kProbeQueueCapacity); });
   std::vector<Value> copy;
   copy.reserve(inputs.size());
   for (const Value& v : inputs) copy.push_back(deep_copy(v));
   RouteSlot* slot = routes_[index].get();
   const double budget_ms = attempt_budget_ms(*slot);
-  return prober_->offer([this, slot, admission, budget_ms, copy = std::move(copy)](const std::atomic<bool>& stop) {
+  return probes_->offer([this, slot, admission, budget_ms, copy = std::move(copy)](const std::atomic<bool>& stop) {
     run_probe(*slot, admission, budget_ms, copy, stop);
   });
 }

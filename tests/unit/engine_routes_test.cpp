@@ -113,14 +113,14 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   EXPECT_EQ(route_telemetry(t, "reference").served, 0u);
   // Once the faults stop and the cooldown ends, the first route serves again. Its probes run
   // off the request path (the second route answers meanwhile), so requests go on until the
-  // prober has closed the breaker.
+  // probe thread has closed the breaker.
   clock->advance_ms(60000);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (m->telemetry().backends[0].breaker.state != BreakerState::closed &&
          std::chrono::steady_clock::now() < give_up) {
     auto during = m->infer(tiny_inputs());
     ASSERT_TRUE(during.is_ok());
-    EXPECT_NE(during->backend, "reference");  // the first route once the prober has closed it
+    EXPECT_NE(during->backend, "reference");  // the first route once its probes have closed it
   }
   EXPECT_EQ(m->telemetry().backends[0].breaker.state, BreakerState::closed);
   EXPECT_GE(route_telemetry(m->telemetry(), "faulty(reference@bf16)").probes, 5u);

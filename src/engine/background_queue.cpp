@@ -1,15 +1,15 @@
-#include "engine/prober.h"
+#include "engine/background_queue.h"
 
 #include <algorithm>
 #include <chrono>
 
 namespace tandem {
 
-Prober::Prober(int capacity) : capacity_(std::max(1, capacity)) {
+BackgroundQueue::BackgroundQueue(int capacity) : capacity_(std::max(1, capacity)) {
   thread_ = std::thread([this] { loop(); });
 }
 
-Prober::~Prober() {
+BackgroundQueue::~BackgroundQueue() {
   std::deque<Task> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -20,7 +20,7 @@ Prober::~Prober() {
   thread_.join();
 }
 
-bool Prober::offer(Task task) {
+bool BackgroundQueue::offer(Task task) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_.load() || static_cast<int>(queue_.size()) >= capacity_) return false;
   queue_.push_back(std::move(task));
@@ -28,13 +28,13 @@ bool Prober::offer(Task task) {
   return true;
 }
 
-bool Prober::drain(double timeout_ms) {
+bool BackgroundQueue::drain(double timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
   return idle_cv_.wait_for(lock, std::chrono::duration<double, std::milli>(timeout_ms),
                            [&] { return queue_.empty() && !busy_; });
 }
 
-void Prober::loop() {
+void BackgroundQueue::loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_.load() || !queue_.empty(); });
@@ -44,7 +44,7 @@ void Prober::loop() {
     busy_ = true;
     lock.unlock();
     task(stop_);
-    task = nullptr;  // whatever it holds is released before the prober reports idle
+    task = nullptr;  // whatever it holds is released before the queue reports idle
     lock.lock();
     busy_ = false;
     if (queue_.empty()) idle_cv_.notify_all();

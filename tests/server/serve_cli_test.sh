@@ -76,7 +76,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [[ "$ready" == 200 ]] && pass "ready" || fail "never ready (last status $ready)"
-if curl -s "http://127.0.0.1:$metrics/metrics" | grep -q '^tandem_server_model_ready{model="cls",version="1"} 1'; then
+if curl -s "http://127.0.0.1:$metrics/metrics" | grep '^tandem_server_model_ready{model="cls",version="1"} 1' >/dev/null; then
   pass "metrics port"
 else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1

@@ -368,7 +368,8 @@ TEST(Server, VersionPolicyLatestFallsBackToAnOlderVersionWhenTheNewestFails) {
   ASSERT_TRUE(server);
   ASSERT_TRUE(eventually([&] { return server->ready(); }));
   EXPECT_EQ(infer_sync(*server, request("double")).response.version, "1");
-  const RepositoryEntry* failed = find_entry(server->repository_index(), "double", "2");
+  const std::vector<RepositoryEntry> index_failed = server->repository_index();
+  const RepositoryEntry* failed = find_entry(index_failed, "double", "2");
   ASSERT_NE(failed, nullptr);
   EXPECT_EQ(failed->state, "FAILED");
   // Fixing version 2 and loading again: it takes over.
@@ -479,7 +480,8 @@ TEST(Server, StrictModelWithOpenBreakerIsNotReady) {
   }
   ASSERT_FALSE(server->model_ready("strict", "", &ready));
   EXPECT_FALSE(ready);
-  const RepositoryEntry* e = find_entry(server->repository_index(), "strict", "1");
+  const std::vector<RepositoryEntry> index_e = server->repository_index();
+  const RepositoryEntry* e = find_entry(index_e, "strict", "1");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->state, "UNAVAILABLE");
   EXPECT_NE(e->reason.find("breaker"), std::string::npos) << e->reason;

@@ -6,43 +6,72 @@
 
 namespace tandem {
 
+// Idle workers wait on a stack, each on its own condition variable, and submit() hands a call
+// to the one that went idle last. The most recently used thread is the one whose stack, malloc
+// arena and library scratch buffers are still in cache, and threads deep in the stack stay idle
+// long enough to exit (`idle_exit`), so a burst of abandoned calls does not leave the pool large.
+struct WorkerPool::Worker {
+  std::condition_variable cv;
+  std::shared_ptr<Call> assigned;  // guarded by State::mu
+};
+
 struct WorkerPool::State {
   std::mutex mu;
-  std::condition_variable cv;       // work arrived, or stop
   std::condition_variable exit_cv;  // a thread exited
-  std::deque<std::shared_ptr<Call>> queue;
+  std::deque<std::shared_ptr<Call>> queue;  // calls no idle worker could take yet
+  std::vector<Worker*> idle;                // most recently idle last
   int max_workers = 4;
   int max_hung = 16;
   int threads = 0;
-  int idle = 0;
+  int starting = 0;  // threads started that have not yet taken a call
   bool stop = false;
+  std::chrono::milliseconds idle_exit{10000};
   std::atomic<uint64_t> hung{0};
   std::atomic<uint64_t> abandoned_total{0};
 };
 
-WorkerPool::WorkerPool(std::string name, int max_workers, int max_hung, std::chrono::milliseconds shutdown_grace)
+WorkerPool::WorkerPool(std::string name, int max_workers, int max_hung, std::chrono::milliseconds shutdown_grace,
+                       std::chrono::milliseconds idle_exit)
     : name_(std::move(name)), state_(std::make_shared<State>()), shutdown_grace_(shutdown_grace) {
   state_->max_workers = std::max(1, max_workers);
   state_->max_hung = std::max(0, max_hung);
+  state_->idle_exit = std::max(std::chrono::milliseconds(1), idle_exit);
 }
 
 WorkerPool::~WorkerPool() {
   std::unique_lock<std::mutex> lock(state_->mu);
   state_->stop = true;
   state_->queue.clear();
-  state_->cv.notify_all();
+  for (Worker* w : state_->idle) w->cv.notify_one();
   state_->exit_cv.wait_for(lock, shutdown_grace_, [&] { return state_->threads == 0; });
   // Threads still running are stuck in a backend call; they exit (and free the state) on return.
 }
 
 void WorkerPool::worker_main(std::shared_ptr<State> st) {
+  Worker self;
   std::unique_lock<std::mutex> lock(st->mu);
+  st->starting--;
+  std::shared_ptr<Call> call;
   for (;;) {
-    st->cv.wait(lock, [&] { return st->stop || !st->queue.empty(); });
-    if (st->stop) break;
-    std::shared_ptr<Call> call = std::move(st->queue.front());
-    st->queue.pop_front();
-    st->idle--;
+    if (!call) {
+      if (st->stop) {
+        auto it = std::find(st->idle.begin(), st->idle.end(), &self);
+        if (it != st->idle.end()) st->idle.erase(it);
+        break;
+      }
+      if (!st->queue.empty()) {
+        call = std::move(st->queue.front());
+        st->queue.pop_front();
+      } else {
+        if (std::find(st->idle.begin(), st->idle.end(), &self) == st->idle.end()) st->idle.push_back(&self);
+        self.cv.wait_for(lock, st->idle_exit, [&] { return st->stop || self.assigned != nullptr; });
+        if (!self.assigned) {  // stopping, or idle too long: leave the stack and exit
+          st->idle.erase(std::find(st->idle.begin(), st->idle.end(), &self));
+          break;
+        }
+        call = std::move(self.assigned);
+      }
+    }
     lock.unlock();
     bool run = false;
     {
@@ -53,15 +82,21 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
         run = true;
       }
     }
+    std::shared_ptr<Call> next;
     if (run) {
       std::vector<Value> outputs;
       Status s = call->fn(call->control, &outputs);
       Fn released = std::move(call->fn);  // the Call handle no longer keeps the captures alive
       {
-        // Count this thread idle before the caller wakes, so that the caller's next request
-        // reuses it instead of starting another thread (fewer threads, fewer malloc arenas).
+        // Take the next queued call, or go on the idle stack, before the caller wakes, so that
+        // the caller's next request reuses this thread instead of starting another.
         std::lock_guard<std::mutex> sl(st->mu);
-        st->idle++;
+        if (!st->queue.empty()) {
+          next = std::move(st->queue.front());
+          st->queue.pop_front();
+        } else if (!st->stop) {
+          st->idle.push_back(&self);
+        }
       }
       {
         std::lock_guard<std::mutex> cl(call->mu);
@@ -74,12 +109,15 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
       }
       released = nullptr;
     }
-    call.reset();
+    call = std::move(next);
     lock.lock();
-    if (!run) st->idle++;
+    if (!call && self.assigned) call = std::move(self.assigned);  // handed over while publishing
+    if (call) {  // busy again: off the idle stack
+      auto it = std::find(st->idle.begin(), st->idle.end(), &self);
+      if (it != st->idle.end()) st->idle.erase(it);
+    }
   }
   st->threads--;
-  st->idle--;
   st->exit_cv.notify_all();
 }
 
@@ -93,26 +131,32 @@ Result<std::shared_ptr<WorkerPool::Call>> WorkerPool::submit(Fn fn, Clock::time_
   call->control.deadline = deadline;
   call->control.cancel = &call->cancel;
   call->submitted = Clock::now();
-  std::lock_guard<std::mutex> lock(state_->mu);
-  if (state_->stop) return Status(StatusCode::unavailable, "[" + name_ + "] the worker pool is shutting down");
-  state_->queue.push_back(call);
-  const int busy_not_hung = state_->threads - state_->idle - static_cast<int>(state_->hung.load());
-  if (state_->idle < static_cast<int>(state_->queue.size()) && busy_not_hung + state_->idle < state_->max_workers) {
+  State& st = *state_;
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (st.stop) return Status(StatusCode::unavailable, "[" + name_ + "] the worker pool is shutting down");
+  if (!st.idle.empty()) {
+    Worker* w = st.idle.back();
+    st.idle.pop_back();
+    w->assigned = call;
+    w->cv.notify_one();
+    return call;
+  }
+  st.queue.push_back(call);
+  const int busy_not_hung = st.threads - static_cast<int>(st.idle.size()) - static_cast<int>(st.hung.load());
+  if (st.starting < static_cast<int>(st.queue.size()) && busy_not_hung < st.max_workers) {
     try {
       std::thread(worker_main, state_).detach();
-      state_->threads++;
-      state_->idle++;
+      st.threads++;
+      st.starting++;
     } catch (const std::exception& e) {  // out of threads: queued calls wait for a running worker
-      if (state_->threads - static_cast<int>(state_->hung.load()) <= 0) {
-        state_->queue.pop_back();
+      if (st.threads - static_cast<int>(st.hung.load()) <= 0) {
+        st.queue.pop_back();
         return Status(StatusCode::unavailable, "[" + name_ + "] cannot start a worker thread: " + e.what());
       }
     }
   }
-  state_->cv.notify_one();
   return call;
 }
-
 WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, const CancelCheck* cancel,
                                         double* queue_ms, double* compute_ms) {
   // Far-future deadlines are clamped: some condition-variable implementations overflow on max().

@@ -3,7 +3,10 @@
 //
 // One pool serves one backend of one prepared model (a bulkhead: a hung backend cannot take
 // the threads of another). Threads start on demand, up to `max_workers` that are not hung.
-// A call abandoned while running is *hung*: its thread stays busy until the backend returns.
+// A new call goes to the thread that went idle last, whose caches are warm; threads deeper in
+// the idle stack exit after `idle_exit`, so a burst (of abandoned calls, say) does not leave the
+// pool large. A call abandoned while running is *hung*: its thread stays busy until the
+// backend returns.
 // Hung calls are counted; once `max_hung` are hung at once, submit() refuses new calls with
 // `unavailable`, so the threads of one pool never exceed max_workers + max_hung.
 //
@@ -71,7 +74,8 @@ class WorkerPool {
   enum class WaitResult { done, timed_out, cancelled };
 
   WorkerPool(std::string name, int max_workers, int max_hung,
-             std::chrono::milliseconds shutdown_grace = std::chrono::milliseconds(2000));
+             std::chrono::milliseconds shutdown_grace = std::chrono::milliseconds(2000),
+             std::chrono::milliseconds idle_exit = std::chrono::milliseconds(10000));
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -96,6 +100,7 @@ class WorkerPool {
 
  private:
   struct State;
+  struct Worker;
   static void worker_main(std::shared_ptr<State> state);
   std::string name_;
   std::shared_ptr<State> state_;

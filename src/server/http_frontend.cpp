@@ -102,11 +102,14 @@ json stats_json(const ModelStats& s) {
 // non-const object, handed to the pre-routing handler as const):
 //   - a POST with neither Content-Length nor Transfer-Encoding has an empty body (RFC 9112
 //     6.3); httplib would read until the client closes and then answer 400;
-//   - a body labelled application/x-www-form-urlencoded (curl's default for --data) is not a
-//     form here; httplib would parse it as one and refuse it past 8 KiB with 413.
+//   - a body labelled application/x-www-form-urlencoded (curl's default for --data) or
+//     multipart/form-data is not a form here; httplib would parse it as one (and refuse an
+//     urlencoded one past 8 KiB with 413).
 void normalize_body_headers(httplib::Request& req) {
   if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) req.set_header("Content-Length", "0");
-  if (req.get_header_value("Content-Type").find("application/x-www-form-urlencoded") != std::string::npos) {
+  const std::string type = req.get_header_value("Content-Type");
+  if (type.find("application/x-www-form-urlencoded") != std::string::npos ||
+      type.find("multipart/form-data") != std::string::npos) {
     req.headers.erase("Content-Type");
     req.set_header("Content-Type", "application/octet-stream");
   }
@@ -288,6 +291,9 @@ struct HttpFrontend::Impl {
         if (res.status == 414) what = "request URI too long";
         res.set_content(encode_rest_error(ProtocolError{res.status, what}), kJson);
       }
+      // httplib answers 400 and 413 itself when a body cannot be read (cut short, or chunked
+      // past the limit); what is left of it is unread, so the connection must not be reused.
+      if (res.status == 400 || res.status == 413) res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }));
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

@@ -68,9 +68,10 @@ class HttpFrontendTest : public ::testing::Test {
   }
 
   // Sends raw bytes and returns the server's answer: its headers and Content-Length bytes of
-  // body, or what came before the server closed the connection. (The client never half-closes:
-  // httplib does not answer a client whose side is closed.)
-  std::string raw_exchange(const std::string& bytes) {
+  // body, or what came before the server closed the connection; with `to_close`, everything
+  // until the server closes it. (The client never half-closes: httplib does not answer a
+  // client whose side is closed.)
+  std::string raw_exchange(const std::string& bytes, bool to_close = false) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -89,7 +90,7 @@ class HttpFrontendTest : public ::testing::Test {
       reply.append(buffer, static_cast<size_t>(n));
       const size_t end = reply.find("\r\n\r\n");
       const size_t length = reply.find("Content-Length: ");
-      if (end != std::string::npos && length != std::string::npos && length < end &&
+      if (!to_close && end != std::string::npos && length != std::string::npos && length < end &&
           reply.size() >= end + 4 + std::stoul(reply.substr(length + 16)))
         break;
     }
@@ -184,6 +185,58 @@ TEST_F(HttpFrontendTest, ErrorsAreJsonWithTheirStatus) {
   EXPECT_NE(reply.find("{\"error\":"), std::string::npos) << reply;
   reply = raw_exchange("POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n{\"inputs\"");
   EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+}
+
+// Inference bodies in every framing: chunked, chunked past the limit, labelled as a form, and
+// requests of different sizes on one keep-alive connection.
+TEST_F(HttpFrontendTest, InferenceBodiesInEveryFraming) {
+  const std::string body = infer_body(0.5f);
+  auto plain = client_->Post("/v2/models/cls/infer", body, "application/json");
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200) << plain->body;
+
+  // Chunked, in chunks of 64 KiB: the same answer.
+  std::string chunked = "POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                        "Content-Type: application/json\r\n\r\n";
+  for (size_t at = 0; at < body.size(); at += 65536) {
+    const size_t n = std::min<size_t>(65536, body.size() - at);
+    char size_line[32];
+    std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+    chunked += size_line + body.substr(at, n) + "\r\n";
+  }
+  chunked += "0\r\n\r\n";
+  std::string reply = raw_exchange(chunked);
+  ASSERT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply.substr(0, 300);
+  EXPECT_EQ(reply.substr(reply.find("\r\n\r\n") + 4), plain->body);
+
+  // Chunked past the 1 MiB limit: 413 once the limit is crossed, and the connection closes.
+  std::string huge = "POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string chunk(256 * 1024, ' ');
+  for (int i = 0; i < 5; ++i) huge += "40000\r\n" + chunk + "\r\n";
+  huge += "0\r\n\r\n";
+  reply = raw_exchange(huge, /*to_close=*/true);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply.substr(0, 300);
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply.substr(0, 300);
+  EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "the rest of the body was taken for a request";
+
+  // A form label does not make the body a form.
+  auto form = client_->Post("/v2/models/cls/infer", body, "multipart/form-data; boundary=x");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 200) << form->body;
+  EXPECT_EQ(form->body, plain->body);
+
+  // One connection, a large body, a small bad one, then the large one again.
+  httplib::Client keep("127.0.0.1", frontend_->port());
+  keep.set_keep_alive(true);
+  for (int round = 0; round < 2; ++round) {
+    auto big = keep.Post("/v2/models/cls/infer", body, "application/json");
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->status, 200);
+    EXPECT_EQ(big->body, plain->body);
+    auto small = keep.Post("/v2/models/cls/infer", "{\"inputs\": 7}", "application/json");
+    ASSERT_TRUE(small);
+    EXPECT_EQ(small->status, 400) << small->body;
+  }
 }
 
 TEST_F(HttpFrontendTest, SlowHeadersAreCutOffWithinTheReadTimeout) {

@@ -1,13 +1,13 @@
-// grpc_frontend.cpp: see grpc_frontend.h. The synchronous grpc++ service: each call runs on a
-// gRPC handler thread, which for ModelInfer waits for the scheduler's `done`.
+// grpc_frontend.cpp: see grpc_frontend.h. ModelInfer uses grpc++'s callback API: the call is
+// decoded and handed to the scheduler on a gRPC thread, and the scheduler's `done` encodes the
+// answer and finishes the call on the thread that computed it, so no thread waits per call.
+// The other methods answer at once and stay synchronous.
 #include "grpc_frontend.h"
 
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <climits>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "grpc_codec.h"
@@ -53,15 +53,19 @@ std::string one_line(const std::string& message) {
   return out;
 }
 
-// One ModelInfer call waiting for its outcome; shared with the scheduler's `done`, which may run
-// after the call gave up (client cancelled, server stopping).
-struct PendingInfer {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::optional<InferOutcome> outcome;
-};
+// Counts the call (with the error's own HTTP status: 413 and a full queue share a gRPC code).
+grpc::Status answer(Server& server, const ProtocolError& err, Clock::time_point start) {
+  server.record_request("grpc", err.http_status, seconds_since(start));
+  return grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), one_line(err.message));
+}
+grpc::Status answer(Server& server, grpc::Status status, Clock::time_point start) {
+  server.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));
+  return status;
+}
 
-class InferenceService final : public inference::GRPCInferenceService::Service {
+using ServiceBase = inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<inference::GRPCInferenceService::Service>;
+
+class InferenceService final : public ServiceBase {
  public:
   explicit InferenceService(Server& server) : server_(server) {}
 
@@ -116,49 +120,47 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     return answer(grpc::Status::OK, start);
   }
 
-  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
-                          inference::ModelInferResponse* out) override {
+  // `in` and `out` live until the call is finished; `done` runs exactly once once the
+  // scheduler admitted the request, and touches only the call and the Server, which outlives
+  // the frontend's calls (stop() waits for them).
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const inference::ModelInferRequest* in,
+                                       inference::ModelInferResponse* out) override {
     const auto start = Clock::now();
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     InferRequest request;
-    if (auto err = decode_grpc_infer_request(*in, server_.options().limits, &request)) return answer(*err, start);
-
+    if (auto err = decode_grpc_infer_request(*in, server_.options().limits, &request)) {
+      reactor->Finish(answer(*err, start));
+      return reactor;
+    }
     // A client deadline sooner than the request's own timeout bounds the request.
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
       const double left_ms =
           std::chrono::duration<double, std::milli>(context->deadline() - std::chrono::system_clock::now()).count();
-      if (left_ms <= 0) return answer(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline has passed"), start);
+      if (left_ms <= 0) {
+        reactor->Finish(answer(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline has passed"), start));
+        return reactor;
+      }
       if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms) request.timeout_ms = left_ms;
     }
-
-    auto pending = std::make_shared<PendingInfer>();
-    auto done = [pending](InferOutcome&& outcome) {
-      std::lock_guard<std::mutex> lock(pending->mutex);
-      pending->outcome = std::move(outcome);
-      pending->changed.notify_all();
+    Server* server = &server_;
+    auto done = [server, context, reactor, out, start](InferOutcome&& outcome) {
+      if (context->IsCancelled()) {  // the client went away: nobody reads the answer
+        reactor->Finish(server::answer(*server, grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), start));
+      } else if (outcome.error) {
+        reactor->Finish(server::answer(*server, *outcome.error, start));
+      } else {
+        encode_grpc_infer_response(outcome.response, out);
+        reactor->Finish(server::answer(*server, grpc::Status::OK, start));
+      }
     };
-    if (auto err = server_.infer(std::move(request), std::move(done))) return answer(*err, start);
-
-    std::unique_lock<std::mutex> lock(pending->mutex);
-    // Wakes now and then to notice a client that went away (or a shutdown past its grace).
-    while (!pending->changed.wait_for(lock, std::chrono::milliseconds(50), [&] { return pending->outcome.has_value(); })) {
-      if (context->IsCancelled())
-        return answer(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), start);
-    }
-    const InferOutcome& outcome = *pending->outcome;
-    if (outcome.error) return answer(*outcome.error, start);
-    encode_grpc_infer_response(outcome.response, out);
-    return answer(grpc::Status::OK, start);
+    if (auto err = server_.infer(std::move(request), std::move(done))) reactor->Finish(answer(*err, start));
+    return reactor;
   }
 
  private:
-  // Counts the call (with the error's own HTTP status: 413 and a full queue share a gRPC code).
-  grpc::Status answer(const ProtocolError& err, Clock::time_point start) {
-    server_.record_request("grpc", err.http_status, seconds_since(start));
-    return grpc::Status(static_cast<grpc::StatusCode>(err.grpc_code()), one_line(err.message));
-  }
+  grpc::Status answer(const ProtocolError& err, Clock::time_point start) { return server::answer(server_, err, start); }
   grpc::Status answer(grpc::Status status, Clock::time_point start) {
-    server_.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));
-    return status;
+    return server::answer(server_, std::move(status), start);
   }
 
   Server& server_;

@@ -18,10 +18,10 @@ namespace tandem::server {
 struct GrpcOptions {
   std::string host = "127.0.0.1";
   int port = 8001;  // 0: any free port (port() tells which)
-  // Handler threads (grpc++'s synchronous server: a call holds one while it waits in a model's
-  // queue). Past this many calls at once gRPC itself answers RESOURCE_EXHAUSTED, so it must
-  // exceed what the models' queues admit; admission is the queues' job. 0: max(64, 8 x
-  // hardware threads).
+  // Threads for the methods other than ModelInfer (grpc++'s synchronous server; they answer
+  // at once). ModelInfer holds no thread while it waits: it is decoded on a gRPC thread and
+  // finished by the scheduler's `done`, so admission is the models' queues' job alone.
+  // 0: max(64, 8 x hardware threads).
   int threads = 0;
 };
 
@@ -30,7 +30,8 @@ class GrpcFrontend {
   static Result<std::unique_ptr<GrpcFrontend>> start(Server& server, GrpcOptions options);
   ~GrpcFrontend();  // stops
   int port() const;
-  // Stops accepting calls and waits up to `grace` for running ones to reply.
+  // Stops accepting calls; calls still running after `grace` are cancelled, and it returns
+  // once each of them has been finished (admitted ones by their scheduler's answer).
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 
  private:

@@ -182,7 +182,8 @@ TEST(EngineInt8, ParitySamplesHoldTheRouteToTheInt8Budget) {
       EXPECT_EQ(r->backend, "cpu@int8");
     }
     ASSERT_TRUE(m->drain_parity(10000));
-    const BackendTelemetry& t = route_telemetry(m->telemetry(), "cpu@int8");
+    const ModelTelemetry telemetry = m->telemetry();
+    const BackendTelemetry& t = route_telemetry(telemetry, "cpu@int8");
     EXPECT_EQ(t.parity.samples, 6u);
     EXPECT_EQ(t.parity.violations, 0u);
     EXPECT_GT(t.parity.max_abs, 0.0);

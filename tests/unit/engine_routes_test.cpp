@@ -123,7 +123,8 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
     EXPECT_NE(during->backend, "reference");  // the first route once its probes have closed it
   }
   EXPECT_EQ(m->telemetry().backends[0].breaker.state, BreakerState::closed);
-  EXPECT_GE(route_telemetry(m->telemetry(), "faulty(reference@bf16)").probes, 5u);
+  const ModelTelemetry after = m->telemetry();
+  EXPECT_GE(route_telemetry(after, "faulty(reference@bf16)").probes, 5u);
   auto r = m->infer(tiny_inputs());
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->backend, "faulty(reference@bf16)");

@@ -116,5 +116,10 @@ inline const BackendTelemetry& route_telemetry(const ModelTelemetry& t, const st
   ADD_FAILURE() << "no route " << name;
   return none;
 }
+// Of a temporary telemetry: a copy, so that `const auto& b = route_telemetry(m->telemetry(), ..)`
+// does not point into a destroyed object.
+inline BackendTelemetry route_telemetry(ModelTelemetry&& t, const std::string& name) {
+  return route_telemetry(static_cast<const ModelTelemetry&>(t), name);
+}
 
 }  // namespace tandem::testing_util

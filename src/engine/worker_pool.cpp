@@ -9,10 +9,12 @@ namespace tandem {
 // Idle workers wait on a stack, each on its own condition variable, and submit() hands a call
 // to the one that went idle last. The most recently used thread is the one whose stack, malloc
 // arena and library scratch buffers are still in cache, and threads deep in the stack stay idle
-// long enough to exit (`idle_exit`), so a burst of abandoned calls does not leave the pool large.
+// until `idle_exit` ends them, so a burst of abandoned calls does not leave the pool large.
+// A worker holding a call is never on the stack.
 struct WorkerPool::Worker {
   std::condition_variable cv;
   std::shared_ptr<Call> assigned;  // guarded by State::mu
+  bool on_stack = false;           // guarded by State::mu
 };
 
 struct WorkerPool::State {
@@ -54,21 +56,21 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
   std::shared_ptr<Call> call;
   for (;;) {
     if (!call) {
-      if (st->stop) {
-        auto it = std::find(st->idle.begin(), st->idle.end(), &self);
-        if (it != st->idle.end()) st->idle.erase(it);
-        break;
-      }
-      if (!st->queue.empty()) {
+      if (st->stop) break;
+      if (!st->queue.empty()) {  // (submit() queues only while no worker is on the stack)
         call = std::move(st->queue.front());
         st->queue.pop_front();
-      } else {
-        if (std::find(st->idle.begin(), st->idle.end(), &self) == st->idle.end()) st->idle.push_back(&self);
-        self.cv.wait_for(lock, st->idle_exit, [&] { return st->stop || self.assigned != nullptr; });
-        if (!self.assigned) {  // stopping, or idle too long: leave the stack and exit
+        if (self.on_stack) {
           st->idle.erase(std::find(st->idle.begin(), st->idle.end(), &self));
-          break;
+          self.on_stack = false;
         }
+      } else {
+        if (!self.on_stack) {
+          st->idle.push_back(&self);
+          self.on_stack = true;
+        }
+        self.cv.wait_for(lock, st->idle_exit, [&] { return st->stop || self.assigned != nullptr; });
+        if (!self.assigned) break;  // stopping, or idle too long: the thread ends
         call = std::move(self.assigned);
       }
     }
@@ -96,6 +98,7 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
           st->queue.pop_front();
         } else if (!st->stop) {
           st->idle.push_back(&self);
+          self.on_stack = true;
         }
       }
       {
@@ -112,11 +115,8 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
     call = std::move(next);
     lock.lock();
     if (!call && self.assigned) call = std::move(self.assigned);  // handed over while publishing
-    if (call) {  // busy again: off the idle stack
-      auto it = std::find(st->idle.begin(), st->idle.end(), &self);
-      if (it != st->idle.end()) st->idle.erase(it);
-    }
   }
+  if (self.on_stack) st->idle.erase(std::find(st->idle.begin(), st->idle.end(), &self));
   st->threads--;
   st->exit_cv.notify_all();
 }
@@ -137,6 +137,7 @@ Result<std::shared_ptr<WorkerPool::Call>> WorkerPool::submit(Fn fn, Clock::time_
   if (!st.idle.empty()) {
     Worker* w = st.idle.back();
     st.idle.pop_back();
+    w->on_stack = false;
     w->assigned = call;
     w->cv.notify_one();
     return call;
@@ -157,6 +158,7 @@ Result<std::shared_ptr<WorkerPool::Call>> WorkerPool::submit(Fn fn, Clock::time_
   }
   return call;
 }
+
 WorkerPool::WaitResult WorkerPool::wait(Call& call, Clock::time_point until, const CancelCheck* cancel,
                                         double* queue_ms, double* compute_ms) {
   // Far-future deadlines are clamped: some condition-variable implementations overflow on max().

@@ -4,7 +4,7 @@
 // One pool serves one backend of one prepared model (a bulkhead: a hung backend cannot take
 // the threads of another). Threads start on demand, up to `max_workers` that are not hung.
 // A new call goes to the thread that went idle last, whose caches are warm; threads deeper in
-// the idle stack exit after `idle_exit`, so a burst (of abandoned calls, say) does not leave the
+// the idle stack end after `idle_exit` without work, so a burst (of abandoned calls, say) does not leave the
 // pool large. A call abandoned while running is *hung*: its thread stays busy until the
 // backend returns.
 // Hung calls are counted; once `max_hung` are hung at once, submit() refuses new calls with

@@ -120,9 +120,9 @@ class InferenceService final : public ServiceBase {
     return answer(grpc::Status::OK, start);
   }
 
-  // `in` and `out` live until the call is finished; `done` runs exactly once once the
-  // scheduler admitted the request, and touches only the call and the Server, which outlives
-  // the frontend's calls (stop() waits for them).
+  // `in` and `out` live until the call is finished. The scheduler runs `done` exactly once for
+  // an admitted request; it touches only the call and the Server, which outlives the
+  // frontend's calls (stop() waits for them).
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const inference::ModelInferRequest* in,
                                        inference::ModelInferResponse* out) override {
     const auto start = Clock::now();

@@ -552,6 +552,60 @@ TEST(CpuBackendInt8, QuantizedConvAbsorbsTheFloatChainAfterIt) {
   }
 }
 
+// qdq_conv's product, then DequantizeLinear -> Mul -> Add -> Clip -> Sigmoid -> Mul -> Clip ->
+// QuantizeLinear whose operands are all scalars: a function of the product's 8-bit output.
+GraphBuilder qdq_conv_scalar_chain(bool depthwise, bool signed_output) {
+  GraphBuilder q = qdq_conv(false, depthwise);
+  q.graph()->outputs.clear();
+  q.init("k", Tensor::scalar<float>(1.7f))
+      .init("shift", Tensor::scalar<float>(-0.3f))
+      .init("lo", Tensor::scalar<float>(-1.0f))
+      .init("hi", Tensor::scalar<float>(1.2f))
+      .init("two", Tensor::scalar<float>(2.0f))
+      .init("lo2", Tensor::scalar<float>(0.1f))
+      .init("hi2", Tensor::scalar<float>(1.9f))
+      .init("zs", Tensor::scalar<float>(0.0071f));
+  if (signed_output) q.init("zz", Tensor::scalar<int8_t>(-100));
+  else q.init("zz", Tensor::scalar<uint8_t>(3));
+  q.node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
+      .node("Mul", {"yf", "k"}, {"m1"})
+      .node("Add", {"m1", "shift"}, {"a1"})
+      .node("Clip", {"a1", "lo", "hi"}, {"c1"})
+      .node("Sigmoid", {"c1"}, {"s1"})
+      .node("Mul", {"s1", "two"}, {"m2"})
+      .node("Clip", {"m2", "lo2", "hi2"}, {"c2"})
+      .node("QuantizeLinear", {"c2", "zs", "zz"}, {"zq"})
+      .output("zq");
+  return q;
+}
+
+TEST(CpuBackendInt8, QuantizedChainOfScalarOpsBecomesAByteTable) {
+  REQUIRE_CPU();
+  for (auto [depthwise, signed_output] : {std::pair{false, false}, {true, false}, {false, true}}) {
+    SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (signed_output ? ", int8 output" : ", uint8 output"));
+    const GraphBuilder q = qdq_conv_scalar_chain(depthwise, signed_output);
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[QLinearConv 'Conv3']  fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + "
+                        "Mul + Add + Clip + Sigmoid + Mul + Clip + QuantizeLinear"),
+              std::string::npos)
+        << text;
+    if (text.find("own integer kernel") == std::string::npos)
+      EXPECT_NE(text.find("(byte table)"), std::string::npos) << "the chain is a table lookup:\n" << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      ASSERT_EQ(r.cpu[0].tensor.dtype(), signed_output ? DataType::int8 : DataType::uint8);
+      // Each table entry is the nodes' own arithmetic; only the product's float32 scale (the
+      // reference multiplies in double) can put a half-integer one unit away.
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "byte table");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 200) << "more than 0.5% of outputs off by one";
+      const auto* bytes = static_cast<const uint8_t*>(r.cpu[0].tensor.raw_data());
+      std::set<uint8_t> levels(bytes, bytes + r.cpu[0].tensor.numel());
+      EXPECT_GT(levels.size(), 30u) << "the outputs exercise the table";
+    }
+  }
+}
+
 TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
   REQUIRE_CPU();
   // uint8 weights with zero point 0 and values over 127 leave int8: the product runs on the

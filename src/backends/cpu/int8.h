@@ -180,6 +180,11 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
 // the arithmetic of the reference kernel).
 Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point);
 
+// Adds a kernel mapping the 8-bit value `x` into `y` byte by byte through `table` (256 entries,
+// copied): y[i] = table[x[i]]. `y` (same shape, 8-bit) is defined with x's layout
+// (qelementwise.cpp).
+Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label);
+
 // True when value `v` is not a segment output and every step that reads it is one of `ops`
 // (default domain): its readers then accept layouts others would not (a channels-last float
 // value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).

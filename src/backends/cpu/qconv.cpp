@@ -190,8 +190,14 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::plain));
   }
   const DataType out_type = b.val(out).dtype;
+  // A chain that ends quantized and reads only scalars: the product writes y_q as a plain
+  // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
+  uint8_t table[256];
+  const bool tabled = qlinear && tail.quantized && feature_enabled("QTABLE") &&
+                      chain.byte_table([&](int v) { return b.known(v); }, out_type, table);
+  if (tabled) tail.active = false;
   IValue dst_probe;
-  dst_probe.dtype = out_type;
+  dst_probe.dtype = tabled ? chain.y_type : out_type;
   dst_probe.shape = dst;
   dst_probe.layout = nhwc ? Layout::nhwc : Layout::plain;
   // An absorbed tail as post-ops; the destination zero point is then the closing
@@ -223,7 +229,16 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     dst_zero = false;
   }
   dnnl::primitive_attr attr;
-  if (tail_fused) attr.set_post_ops(tail_ops);
+  if (tail_fused) {
+    attr.set_post_ops(tail_ops);
+  } else if (!tail.active && !dst_zero) {
+    // oneDNN adds the destination zero point before it rounds: rounding first (a cheap
+    // post-op) keeps a value within a float32 rounding of a half-integer from landing one
+    // unit away from the reference's round(v) + zero_point.
+    dnnl::post_ops round;
+    round.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    attr.set_post_ops(round);
+  }
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   // Requantization: one scale per output channel (dst dim 1), or one for all.
   bool runtime_scales = false;
@@ -260,7 +275,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // (Unless only DynamicQuantizeLinear reads it: it quantizes channels-last values as they lie.)
   const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
                           !only_read_by(b, out, {"DynamicQuantizeLinear"});
-  const int conv_out = (tail.active && !tail_fused) || float_nhwc
+  const int conv_out = (tail.active && !tail_fused) || float_nhwc || tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;
   const std::string impl = pd.impl_info_str();
@@ -307,6 +322,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   k->writes = {conv_out};
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
+  if (tabled) return add_byte_map(b, conv_out, out, table, label + " (byte table)");
   if (!tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
   b.define(out, Layout::plain);
   return add_reorder(b, conv_out, out, label + " (to plain)");

@@ -395,6 +395,40 @@ class QUnarySpec final : public OpSpec {
   }
 };
 
+// A fixed byte map (add_byte_map).
+class ByteMapKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t n = 0;
+  Table table{};
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<uint8_t*>(ctx.ptr[y]);
+    parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain,
+                   [&](int64_t lo, int64_t hi) { lut_map(px + lo, py + lo, hi - lo, table.data()); });
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label) {
+  auto k = std::make_unique<ByteMapKernel>();
+  k->label = label;
+  std::copy(table, table + 256, k->table.begin());
+  b.define(y, b.val(x).layout);
+  k->x = x;
+  k->y = y;
+  k->reads = {x};
+  k->writes = {y};
+  k->n = shape_numel(b.val(y).shape);
+  b.add_work(static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+namespace {
+
 // QLinearConcat: part i holds `len` slices of the axis; its table maps it to Y's parameters.
 struct ConcatPart {
   int value = -1;

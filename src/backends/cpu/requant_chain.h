@@ -28,6 +28,9 @@
 // Thread-safety: built and used on the compiling thread; immutable afterwards.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+
 #include "backends/cpu/compiled_graph.h"
 #include "backends/cpu/ew_program.h"
 #include "tandem/tensor.h"
@@ -52,6 +55,13 @@ struct RequantChain {
   // The program that also rounds and adds z_zero_point (for the unfused fallback, which
   // converts its result with saturation).
   EwProgram fallback_program() const;
+  // A chain that ends quantized and whose ops read only scalars is a function of the product's
+  // 8-bit output y_q alone. Then the product can write y_q as a plain QLinearConv would, and a
+  // byte table maps it to z_q: exact (each entry is the unfused program's result for that
+  // byte, saturated into `z_type`), and far cheaper than a long chain of post-ops.
+  // `constant` returns an operand's known tensor (or null). Fills table[byte] (the byte as
+  // stored) and returns true; false when the chain does not qualify.
+  bool byte_table(const std::function<const Tensor*(int)>& constant, DataType z_type, uint8_t table[256]) const;
 };
 
 }  // namespace tandem::cpu

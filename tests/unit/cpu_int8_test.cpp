@@ -554,7 +554,8 @@ TEST(CpuBackendInt8, QuantizedConvAbsorbsTheFloatChainAfterIt) {
 
 // qdq_conv's product, then DequantizeLinear -> Mul -> Add -> Clip -> Sigmoid -> Mul -> Clip ->
 // QuantizeLinear whose operands are all scalars: a function of the product's 8-bit output.
-GraphBuilder qdq_conv_scalar_chain(bool depthwise, bool signed_output) {
+// With `float_output`, no closing QuantizeLinear: a pool and a product read the float result.
+GraphBuilder qdq_conv_scalar_chain(bool depthwise, bool signed_output, bool float_output = false) {
   GraphBuilder q = qdq_conv(false, depthwise);
   q.graph()->outputs.clear();
   q.init("k", Tensor::scalar<float>(1.7f))
@@ -573,9 +574,9 @@ GraphBuilder qdq_conv_scalar_chain(bool depthwise, bool signed_output) {
       .node("Clip", {"a1", "lo", "hi"}, {"c1"})
       .node("Sigmoid", {"c1"}, {"s1"})
       .node("Mul", {"s1", "two"}, {"m2"})
-      .node("Clip", {"m2", "lo2", "hi2"}, {"c2"})
-      .node("QuantizeLinear", {"c2", "zs", "zz"}, {"zq"})
-      .output("zq");
+      .node("Clip", {"m2", "lo2", "hi2"}, {"c2"});
+  if (float_output) q.node("GlobalAveragePool", {"c2"}, {"g"}).node("Mul", {"c2", "g"}, {"se"}).output("se");
+  else q.node("QuantizeLinear", {"c2", "zs", "zz"}, {"zq"}).output("zq");
   return q;
 }
 
@@ -602,6 +603,28 @@ TEST(CpuBackendInt8, QuantizedChainOfScalarOpsBecomesAByteTable) {
       const auto* bytes = static_cast<const uint8_t*>(r.cpu[0].tensor.raw_data());
       std::set<uint8_t> levels(bytes, bytes + r.cpu[0].tensor.numel());
       EXPECT_GT(levels.size(), 30u) << "the outputs exercise the table";
+    }
+  }
+}
+
+TEST(CpuBackendInt8, FloatChainOfScalarOpsBecomesAFloatTable) {
+  REQUIRE_CPU();
+  for (bool depthwise : {false, true}) {
+    SCOPED_TRACE(depthwise ? "depthwise" : "dense");
+    const GraphBuilder q = qdq_conv_scalar_chain(depthwise, false, true);
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[QLinearConv 'Conv3']  fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + "
+                        "Mul + Add + Clip + Sigmoid + Mul + Clip"),
+              std::string::npos)
+        << text;
+    if (text.find("own integer kernel") == std::string::npos)
+      EXPECT_NE(text.find("(float table)"), std::string::npos) << "the chain is a table lookup:\n" << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      // The same quantized intermediate (up to one unit, see above), then the nodes' float ops.
+      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-6f, 2.0f * (0.011f * 1.7f * 0.5f + 1e-5f)});
+      EXPECT_TRUE(close.is_ok()) << close.to_string();
     }
   }
 }

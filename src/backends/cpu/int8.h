@@ -185,6 +185,10 @@ Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* 
 // (qelementwise.cpp).
 Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label);
 
+// Adds a kernel mapping the channels-last 8-bit value `x` ([N, C, H, W], layout nhwc) through
+// `table` (256 floats, copied) into the float32 value `y`, defined plain (qelementwise.cpp).
+Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
+
 // True when value `v` is not a segment output and every step that reads it is one of `ops`
 // (default domain): its readers then accept layouts others would not (a channels-last float
 // value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).

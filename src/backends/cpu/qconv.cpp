@@ -192,12 +192,18 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const DataType out_type = b.val(out).dtype;
   // A chain that ends quantized and reads only scalars: the product writes y_q as a plain
   // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
+  // A chain that ends in float likewise, through a table of floats that also reorders the
+  // channels-last bytes to the plain layout float readers take.
+  auto constant = [&](int v) { return b.known(v); };
   uint8_t table[256];
-  const bool tabled = qlinear && tail.quantized && feature_enabled("QTABLE") &&
-                      chain.byte_table([&](int v) { return b.known(v); }, out_type, table);
-  if (tabled) tail.active = false;
+  float float_table[256];
+  const bool tabled = qlinear && tail.active && tail.quantized && feature_enabled("QTABLE") &&
+                      chain.byte_table(constant, out_type, table);
+  const bool float_tabled = qlinear && tail.active && !tail.quantized && xs.size() == 4 &&
+                            feature_enabled("QTABLE") && chain.float_table(constant, float_table);
+  if (tabled || float_tabled) tail.active = false;
   IValue dst_probe;
-  dst_probe.dtype = tabled ? chain.y_type : out_type;
+  dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
   dst_probe.shape = dst;
   dst_probe.layout = nhwc ? Layout::nhwc : Layout::plain;
   // An absorbed tail as post-ops; the destination zero point is then the closing
@@ -275,7 +281,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // (Unless only DynamicQuantizeLinear reads it: it quantizes channels-last values as they lie.)
   const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
                           !only_read_by(b, out, {"DynamicQuantizeLinear"});
-  const int conv_out = (tail.active && !tail_fused) || float_nhwc || tabled
+  const int conv_out = (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;
   const std::string impl = pd.impl_info_str();
@@ -323,6 +329,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
   if (tabled) return add_byte_map(b, conv_out, out, table, label + " (byte table)");
+  if (float_tabled) return add_byte_to_float(b, conv_out, out, float_table, label + " (float table)");
   if (!tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
   b.define(out, Layout::plain);
   return add_reorder(b, conv_out, out, label + " (to plain)");

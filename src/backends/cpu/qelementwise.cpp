@@ -410,7 +410,45 @@ class ByteMapKernel final : public Kernel {
   }
 };
 
+// A fixed byte-to-float map from channels-last to plain (add_byte_to_float).
+class ByteToFloatKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t images = 0, channels = 0, pixels = 0;
+  std::array<float, 256> table{};
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<float*>(ctx.ptr[y]);
+    const int64_t per_image = channels * pixels;
+    const int threads = images * per_image < 4 * kGrain ? 1 : ctx.threads;
+    for (int64_t n = 0; n < images; ++n)
+      parallel_range(threads, pixels, std::max<int64_t>(16, kGrain / channels), [&](int64_t lo, int64_t hi) {
+        lut_to_planar_float(px + n * per_image, py + n * per_image, pixels, channels, table.data(), lo, hi);
+      });
+    return Status::ok();
+  }
+};
+
 }  // namespace
+
+Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label) {
+  const Shape& s = b.val(x).shape;
+  if (s.size() != 4 || b.val(x).layout != Layout::nhwc) return internal_error(label + " byte-to-float map expects nhwc");
+  auto k = std::make_unique<ByteToFloatKernel>();
+  k->label = label;
+  std::copy(table, table + 256, k->table.begin());
+  b.define(y, Layout::plain);
+  k->x = x;
+  k->y = y;
+  k->images = s[0];
+  k->channels = s[1];
+  k->pixels = s[2] * s[3];
+  k->reads = {x};
+  k->writes = {y};
+  b.add_work(static_cast<double>(shape_numel(s)));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
 
 Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label) {
   auto k = std::make_unique<ByteMapKernel>();

@@ -3,6 +3,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 
 #include "backends/cpu/runtime_env.h"
@@ -57,7 +58,56 @@ TANDEM_TARGET_AVX512 void pair_map_avx512(const uint8_t* a, const uint8_t* b, ui
   pair_map_scalar(a + i, b + i, c + i, n - i, table);
 }
 
+void planar_scalar(const uint8_t* x, float* y, int64_t pixels, int64_t channels, const float* table, int64_t p0,
+                   int64_t p1) {
+  constexpr int64_t kRun = 64;  // pixels per pass over the channels (their bytes stay in L1)
+  for (int64_t b = p0; b < p1; b += kRun) {
+    const int64_t e = std::min(p1, b + kRun);
+    for (int64_t c = 0; c < channels; ++c) {
+      float* out = y + c * pixels;
+      for (int64_t p = b; p < e; ++p) out[p] = table[x[p * channels + c]];
+    }
+  }
+}
+// 16 pixels per step: a 4-byte gather of each pixel's channel byte (kept low), then a gather
+// from the float table. The byte gathers read 3 bytes past the channel, so the last pixel
+// block goes to the scalar loop.
+TANDEM_TARGET_AVX512 void planar_avx512(const uint8_t* x, float* y, int64_t pixels, int64_t channels,
+                                        const float* table, int64_t p0, int64_t p1) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(channels)));
+  const __m512i low = _mm512_set1_epi32(0xFF);
+  // Tiles of up to 256 pixels: their bytes stay in L1 while each channel's outputs are written
+  // as one contiguous run.
+  const int64_t vector_end = std::min(p1, pixels - 1) - 16 + 1;  // last p with p + 16 < pixels
+  int64_t p = p0;
+  while (p < vector_end) {
+    const int64_t tile_end = std::min(vector_end, p + 256);
+    for (int64_t c = 0; c < channels; ++c) {
+      float* out = y + c * pixels;
+      for (int64_t q = p; q < tile_end; q += 16) {
+        const __m512i got =
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), 0xFFFF, offsets, x + q * channels + c, 1);
+        const __m512i idx = _mm512_and_si512(got, low);
+        _mm512_storeu_ps(out + q, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, idx, table, 4));
+      }
+    }
+    p += ((tile_end - p + 15) / 16) * 16;
+  }
+  planar_scalar(x, y, pixels, channels, table, p, p1);
+}
+
 }  // namespace
+
+void lut_to_planar_float(const uint8_t* x, float* y, int64_t pixels, int64_t channels, const float* table,
+                         int64_t p_begin, int64_t p_end) {
+  static const int level = cpu_isa_level();
+  if (level >= 2 && channels >= 4 && pixels * channels < (int64_t{1} << 31)) {
+    planar_avx512(x, y, pixels, channels, table, p_begin, p_end);
+  } else {
+    planar_scalar(x, y, pixels, channels, table, p_begin, p_end);
+  }
+}
 
 const uint8_t* all_bytes() { return kBytes.data(); }
 

@@ -21,6 +21,12 @@ void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
 // True when table[v] == v for every v (the map is a copy).
 bool is_identity(const uint8_t* table);
 
+// Channels-last bytes of one image to channel-major float32 through a 256-entry table:
+// y[c * pixels + p] = table[x[p * channels + c]] for pixels p in [p_begin, p_end) and every
+// channel c (callers split the pixels across threads). AVX-512 gathers, 16 pixels per step.
+void lut_to_planar_float(const uint8_t* x, float* y, int64_t pixels, int64_t channels, const float* table,
+                         int64_t p_begin, int64_t p_end);
+
 // c[i] = table[a[i] * 256 + b[i]] for i < n (table: 65536 entries plus 3 bytes of padding, which
 // the AVX-512 path's 4-byte gathers read).
 void pair_map(const uint8_t* a, const uint8_t* b, uint8_t* c, int64_t n, const uint8_t* table);

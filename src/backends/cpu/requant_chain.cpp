@@ -90,28 +90,53 @@ EwProgram RequantChain::fallback_program() const {
   return p;
 }
 
-bool RequantChain::byte_table(const std::function<const Tensor*(int)>& constant, DataType z_type,
-                              uint8_t table[256]) const {
-  if (!dequantized || !requantized || !is_8bit(z_type)) return false;
-  // Operands become immediates: each must be a float32 scalar constant.
-  EwProgram p = fallback_program();
-  for (EwOp& op : p.ops) {
+namespace {
+
+// `p` with every operand replaced by its value as an immediate; false unless each operand is
+// a float32 scalar constant.
+bool with_immediates(const std::function<const Tensor*(int)>& constant, EwProgram* p) {
+  for (EwOp& op : p->ops) {
     if (op.operand < 0) continue;
-    const Tensor* t = constant(p.operands[static_cast<size_t>(op.operand)]);
+    const Tensor* t = constant(p->operands[static_cast<size_t>(op.operand)]);
     if (!t || t->dtype() != DataType::float32 || t->numel() != 1) return false;
     op.a = t->data<float>()[0];
     op.operand = -1;
   }
-  const bool y_s8 = y_type == DataType::int8, z_s8 = z_type == DataType::int8;
+  p->operands.clear();
+  return true;
+}
+
+// The program's result for the product's output byte `byte` (of type y_type): the program
+// starts from the product's value relative to y_zero_point.
+float evaluate(const EwProgram& p, DataType y_type, int32_t y_zero_point, int byte) {
+  const int32_t q = y_type == DataType::int8 ? static_cast<int8_t>(byte) : byte;
+  float v = static_cast<float>(q - y_zero_point);
+  for (const EwOp& op : p.ops) v = ew_apply_scalar(op, v, 0.0f);
+  return v;
+}
+
+}  // namespace
+
+bool RequantChain::byte_table(const std::function<const Tensor*(int)>& constant, DataType z_type,
+                              uint8_t table[256]) const {
+  if (!dequantized || !requantized || !is_8bit(z_type)) return false;
+  EwProgram p = fallback_program();
+  if (!with_immediates(constant, &p)) return false;
+  const bool z_s8 = z_type == DataType::int8;
   const float lo = z_s8 ? -128.0f : 0.0f, hi = z_s8 ? 127.0f : 255.0f;
   for (int byte = 0; byte < 256; ++byte) {
-    const int32_t q = y_s8 ? static_cast<int8_t>(byte) : byte;
-    // The program starts from the product's value relative to y_zero_point.
-    float v = static_cast<float>(q - y_zero_point);
-    for (const EwOp& op : p.ops) v = ew_apply_scalar(op, v, 0.0f);
+    const float v = evaluate(p, y_type, y_zero_point, byte);
     const float z = std::isnan(v) ? 0.0f : std::min(hi, std::max(lo, v));
     table[byte] = z_s8 ? static_cast<uint8_t>(static_cast<int8_t>(z)) : static_cast<uint8_t>(z);
   }
+  return true;
+}
+
+bool RequantChain::float_table(const std::function<const Tensor*(int)>& constant, float table[256]) const {
+  if (!dequantized || requantized) return false;
+  EwProgram p = program();
+  if (!with_immediates(constant, &p)) return false;
+  for (int byte = 0; byte < 256; ++byte) table[byte] = evaluate(p, y_type, y_zero_point, byte);
   return true;
 }
 

@@ -62,6 +62,8 @@ struct RequantChain {
   // `constant` returns an operand's known tensor (or null). Fills table[byte] (the byte as
   // stored) and returns true; false when the chain does not qualify.
   bool byte_table(const std::function<const Tensor*(int)>& constant, DataType z_type, uint8_t table[256]) const;
+  // The same for a chain that ends in float: table[byte] is the chain's float32 result.
+  bool float_table(const std::function<const Tensor*(int)>& constant, float table[256]) const;
 };
 
 }  // namespace tandem::cpu

@@ -64,6 +64,12 @@ void add_random_cases(CaseRng& rng, std::vector<OpCase>& cases) {
     cases.push_back(op_case("Softmax", {rng.tensor(s, -4, 4)},
                             {{"axis", attr_int(-1 - axis % static_cast<int64_t>(rank))}}, "random"));
   }
+  // Long rows (vectorized partial sums and a tail) and strided axes wider than the kernel's
+  // column chunk.
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    cases.push_back(op_case(op, {rng.tensor({3, 1001}, -6, 6)}, {{"axis", attr_int(-1)}}, "long rows"));
+    cases.push_back(op_case(op, {rng.tensor({2, 37, 300}, -6, 6)}, {{"axis", attr_int(1)}}, "strided, 300 columns"));
+  }
 }
 
 void add_half_cases(CaseRng& rng, std::vector<OpCase>& cases) {

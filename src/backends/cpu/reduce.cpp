@@ -14,25 +14,45 @@ namespace tandem::cpu {
 
 namespace {
 
-// Softmax over `len` elements spaced `inner` apart, for `count` independent vectors starting at
-// consecutive addresses (inner == count for a [len, inner] block).
+// Softmax over each of `rows` contiguous vectors of `len` elements. The max and the sum run in
+// kLanes independent partial results (combined at the end), so that the compiler vectorizes
+// them: a single running float sum has to stay scalar.
+constexpr int64_t kLanes = 16;
 TANDEM_ISA_BODY void softmax_rows_body(const float* in, float* out, int64_t rows, int64_t len, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * len;
     float* y = out + r * len;
+    const int64_t whole = len - len % kLanes;
+    float lane[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = -FLT_MAX;
+    for (int64_t i = 0; i < whole; i += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lane[l] = lane[l] < x[i + l] ? x[i + l] : lane[l];
     float m = -FLT_MAX;
-    for (int64_t i = 0; i < len; ++i) m = std::max(m, x[i]);
-    float sum = 0;
+    for (int64_t l = 0; l < kLanes; ++l) m = std::max(m, lane[l]);
+    for (int64_t i = whole; i < len; ++i) m = std::max(m, x[i]);
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = 0.0f;
     if (log) {
-      for (int64_t i = 0; i < len; ++i) sum += math::exp(x[i] - m);
+      for (int64_t i = 0; i < whole; i += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) lane[l] += math::exp(x[i + l] - m);
+    } else {
+      for (int64_t i = 0; i < whole; i += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) {
+          const float e = math::exp(x[i + l] - m);
+          y[i + l] = e;
+          lane[l] += e;
+        }
+    }
+    float sum = 0;
+    for (int64_t l = 0; l < kLanes; ++l) sum += lane[l];
+    for (int64_t i = whole; i < len; ++i) {
+      const float e = math::exp(x[i] - m);
+      if (!log) y[i] = e;
+      sum += e;
+    }
+    if (log) {
       const float ls = std::log(sum);
       for (int64_t i = 0; i < len; ++i) y[i] = x[i] - m - ls;
     } else {
-      for (int64_t i = 0; i < len; ++i) {
-        float e = math::exp(x[i] - m);
-        y[i] = e;
-        sum += e;
-      }
       const float inv = 1.0f / sum;
       for (int64_t i = 0; i < len; ++i) y[i] *= inv;
     }
@@ -41,34 +61,40 @@ TANDEM_ISA_BODY void softmax_rows_body(const float* in, float* out, int64_t rows
 TANDEM_ISA_DISPATCH(softmax_rows, (const float* in, float* out, int64_t rows, int64_t len, bool log),
                     (in, out, rows, len, log))
 
-TANDEM_ISA_BODY void softmax_strided_body(const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp) {
-  // tmp: 2 * inner floats (max, sum).
+// Softmax along `len` elements spaced `stride` apart, for `count` vectors starting at
+// consecutive addresses (a [len, stride] block, columns [0, count)). tmp: 2 * count floats.
+TANDEM_ISA_BODY void softmax_strided_body(const float* in, float* out, int64_t len, int64_t stride, int64_t count,
+                                          bool log, float* tmp) {
   float* m = tmp;
-  float* s = tmp + inner;
-  for (int64_t j = 0; j < inner; ++j) {
+  float* s = tmp + count;
+  for (int64_t j = 0; j < count; ++j) {
     m[j] = -FLT_MAX;
     s[j] = 0;
   }
   for (int64_t i = 0; i < len; ++i)
-    for (int64_t j = 0; j < inner; ++j) m[j] = std::max(m[j], in[i * inner + j]);
+    for (int64_t j = 0; j < count; ++j) m[j] = std::max(m[j], in[i * stride + j]);
   for (int64_t i = 0; i < len; ++i)
-    for (int64_t j = 0; j < inner; ++j) {
-      float e = math::exp(in[i * inner + j] - m[j]);
-      if (!log) out[i * inner + j] = e;
+    for (int64_t j = 0; j < count; ++j) {
+      float e = math::exp(in[i * stride + j] - m[j]);
+      if (!log) out[i * stride + j] = e;
       s[j] += e;
     }
   if (log) {
-    for (int64_t j = 0; j < inner; ++j) s[j] = std::log(s[j]);
+    for (int64_t j = 0; j < count; ++j) s[j] = std::log(s[j]);
     for (int64_t i = 0; i < len; ++i)
-      for (int64_t j = 0; j < inner; ++j) out[i * inner + j] = in[i * inner + j] - m[j] - s[j];
+      for (int64_t j = 0; j < count; ++j) out[i * stride + j] = in[i * stride + j] - m[j] - s[j];
   } else {
-    for (int64_t j = 0; j < inner; ++j) s[j] = 1.0f / s[j];
+    for (int64_t j = 0; j < count; ++j) s[j] = 1.0f / s[j];
     for (int64_t i = 0; i < len; ++i)
-      for (int64_t j = 0; j < inner; ++j) out[i * inner + j] *= s[j];
+      for (int64_t j = 0; j < count; ++j) out[i * stride + j] *= s[j];
   }
 }
-TANDEM_ISA_DISPATCH(softmax_strided, (const float* in, float* out, int64_t len, int64_t inner, bool log, float* tmp),
-                    (in, out, len, inner, log, tmp))
+TANDEM_ISA_DISPATCH(softmax_strided,
+                    (const float* in, float* out, int64_t len, int64_t stride, int64_t count, bool log, float* tmp),
+                    (in, out, len, stride, count, log, tmp))
+
+// Columns of a strided softmax handled together (their running max and sum live on the stack).
+constexpr int64_t kColumns = 256;
 
 class SoftmaxKernel final : public Kernel {
  public:
@@ -85,9 +111,11 @@ class SoftmaxKernel final : public Kernel {
       });
     } else {
       parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
-        std::vector<float> tmp(static_cast<size_t>(2 * inner));
+        float tmp[2 * kColumns];
         for (int64_t r = b; r < e; ++r)
-          softmax_strided(in + r * len * inner, o + r * len * inner, len, inner, log, tmp.data());
+          for (int64_t j = 0; j < inner; j += kColumns)
+            softmax_strided(in + r * len * inner + j, o + r * len * inner + j, len, inner,
+                            std::min(kColumns, inner - j), log, tmp);
       });
     }
     return Status::ok();

@@ -143,8 +143,15 @@ class PatchDeconvKernel final : public Kernel {
       for (int64_t r = b; r < e; ++r) {
         const int64_t n = r / p.H, y = r % p.H;
         patch_row(p, in, n, y, acc);
-        if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
+        // A blocked output takes the program on the accumulators (its channel padding is then
+        // zeroed); a plain one on the output rows, where no lane is padding.
+        if (!p.post.empty() && p.blocked_out) ew_apply_pointwise(p.post, acc, p.W * p.M);
         patch_store(p, acc, o, n, y);
+        if (!p.post.empty() && !p.blocked_out) {
+          const int64_t OH = p.H * p.k, OW = p.W * p.k;
+          for (int64_t oc = 0; oc < p.O; ++oc)
+            ew_apply_pointwise(p.post, o + ((n * p.O + oc) * OH + y * p.k) * OW, p.k * OW);
+        }
       }
     });
     return Status::ok();

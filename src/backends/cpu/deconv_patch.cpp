@@ -17,7 +17,7 @@ namespace {
 // ConvTranspose with kernel == stride, no padding, no dilation and one group: every input pixel
 // produces its own k x k output patch, out[o][y*k+i][x*k+j] = b[o] + sum_c in[c][y][x] W[c][o][i][j].
 // The input is blocked; per pixel the k*k*O outputs are accumulated in M = 16*V lanes
-// (m = (i, j, o) with o padded to 16 for a blocked output; m = (o, i, j) for a plain one).
+// (m = (i, j, o) for a blocked output, m = (o, i, j) for a plain one; M rounds k*k*O up to 16).
 struct PatchDeconv {
   int64_t N = 0, C = 0, H = 0, W = 0, O = 0, k = 0;
   int64_t M = 0;           // accumulators per pixel (multiple of 16)
@@ -40,7 +40,8 @@ __attribute__((target("avx512f"), always_inline)) inline void patch_px(const Pat
   for (int64_t cb = 0; cb < cbc; ++cb) {
     const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 16;
     const float* w = wbase + cb * 16 * (V * 16);
-    for (int l = 0; l < 16; ++l) {
+    const int lanes = static_cast<int>(std::min<int64_t>(16, p.C - cb * 16));  // the last block's real channels
+    for (int l = 0; l < lanes; ++l) {
       __m512 wv[V];
       for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + l * V * 16 + 16 * v);
       for (int q = 0; q < P; ++q) {
@@ -56,7 +57,9 @@ __attribute__((target("avx512f"), always_inline)) inline void patch_px(const Pat
 template <int V>
 __attribute__((target("avx512f"), always_inline)) inline void patch_row_v(const PatchDeconv& p, const float* in,
                                                                          int64_t n, int64_t y, float* acc_row) {
-  constexpr int P = V >= 4 ? 1 : 8 / (V * 2);  // enough independent accumulators to hide FMA latency
+  // Pixels per step: as many as the 32 vector registers hold (P x V accumulators, V weights and
+  // a broadcast), up to 8; each weight load then serves P pixels.
+  constexpr int P = std::min(8, std::max(1, (30 - V) / V));
   int64_t x = 0;
   for (; x + P <= p.W; x += P) patch_px<V, P>(p, in, n, y, x, acc_row);
   for (; x < p.W; ++x) patch_px<V, 1>(p, in, n, y, x, acc_row);
@@ -100,16 +103,17 @@ void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, floa
 TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
-    const int64_t opad = round_up(O, 16), ob_count = opad / 16;
+    const int64_t ob_count = round_up(O, 16) / 16;
     for (int64_t xx = 0; xx < p.W; ++xx) {
-      float* acc = acc_row + xx * p.M;
+      const float* acc = acc_row + xx * p.M;
       for (int64_t i = 0; i < k; ++i)
         for (int64_t j = 0; j < k; ++j) {
-          float* src = acc + (i * k + j) * opad;
-          for (int64_t l = O; l < opad; ++l) src[l] = 0.0f;  // keep channel padding zero
+          const float* src = acc + (i * k + j) * O;
           for (int64_t ob = 0; ob < ob_count; ++ob) {
             float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * 16;
-            for (int l = 0; l < 16; ++l) d[l] = src[ob * 16 + l];
+            const int64_t real = std::min<int64_t>(16, O - ob * 16);
+            for (int64_t l = 0; l < real; ++l) d[l] = src[ob * 16 + l];
+            for (int64_t l = real; l < 16; ++l) d[l] = 0.0f;  // channel padding stays zero
           }
         }
     }
@@ -172,8 +176,7 @@ Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, int64_t O
   kr->O = O;
   kr->k = k;
   kr->blocked_out = O >= 8;
-  const int64_t opad = round_up(O, 16);
-  kr->M = kr->blocked_out ? k * k * opad : round_up(O * k * k, 16);
+  kr->M = round_up(O * k * k, 16);
   kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
   kr->bias = Tensor(DataType::float32, {kr->M});
   const float* wsrc = weight.data<float>();  // [C][O][k][k]
@@ -183,13 +186,13 @@ Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, int64_t O
     for (int64_t oc = 0; oc < O; ++oc)
       for (int64_t i = 0; i < k; ++i)
         for (int64_t j = 0; j < k; ++j) {
-          int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+          int64_t m = kr->blocked_out ? (i * k + j) * O + oc : (oc * k + i) * k + j;
           wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
         }
   for (int64_t oc = 0; oc < O; ++oc)
     for (int64_t i = 0; i < k; ++i)
       for (int64_t j = 0; j < k; ++j) {
-        int64_t m = kr->blocked_out ? (i * k + j) * opad + oc : (oc * k + i) * k + j;
+        int64_t m = kr->blocked_out ? (i * k + j) * O + oc : (oc * k + i) * k + j;
         bdst[m] = bias.defined() ? bias.data<float>()[oc] : 0.0f;
       }
   kr->post = post;

@@ -15,6 +15,7 @@
 // 2-D activations are channels-last (nhwc), the layout of oneDNN's int8 kernels; chains of
 // quantized convolutions keep it and readers of other layouts get one reorder.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -234,15 +235,47 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     dst_zp = {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, -1, zm.get_desc(), zm};
     dst_zero = false;
   }
+  // Zero points keep oneDNN 2.6 off its brgemm convolutions (1x1 ones run twice as long on the
+  // older kernels). Without padding, a constant source zero point x_z costs each output
+  // channel the constant x_z * sum(w[o]), which the int32 bias takes (the same integers oneDNN
+  // would subtract); a constant destination zero point is added by a post-op below.
+  const bool unpadded = std::all_of(win->pad_begin.begin(), win->pad_begin.end(), [](int64_t p) { return p == 0; }) &&
+                        std::all_of(win->pad_end.begin(), win->pad_end.end(), [](int64_t p) { return p == 0; });
+  // (`bias` stays as it is for the own kernel, which the primitive may still fall back to.)
+  Tensor dnnl_bias = bias;
+  if (!src_zero && src_zp.value < 0 && unpadded) {
+    const int64_t zx = *static_cast<const int32_t*>(src_zp.memory.get_data_handle());
+    const int64_t per_channel = w8.numel() / O;  // [O, C/G, k...]: each output channel's weights in a row
+    const int8_t* wd = w8.data<int8_t>();
+    std::vector<int32_t> folded(static_cast<size_t>(O));
+    bool fits = true;
+    for (int64_t o = 0; o < O && fits; ++o) {
+      int64_t sum = 0;
+      for (int64_t k = 0; k < per_channel; ++k) sum += wd[o * per_channel + k];
+      const int64_t v = (bias.defined() ? bias.data<int32_t>()[o] : 0) - zx * sum;
+      fits = v >= INT32_MIN && v <= INT32_MAX;
+      folded[static_cast<size_t>(o)] = static_cast<int32_t>(v);
+    }
+    if (fits) {
+      dnnl_bias = Tensor::from_vector<int32_t>({O}, folded);
+      src_zero = true;
+    }
+  }
   dnnl::primitive_attr attr;
   if (tail_fused) {
     attr.set_post_ops(tail_ops);
   } else if (!tail.active && !dst_zero) {
     // oneDNN adds the destination zero point before it rounds: rounding first (a cheap
     // post-op) keeps a value within a float32 rounding of a half-integer from landing one
-    // unit away from the reference's round(v) + zero_point.
+    // unit away from the reference's round(v) + zero_point. A constant zero point is then
+    // added by a second post-op (exact on the rounded value) rather than as oneDNN's.
     dnnl::post_ops round;
     round.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    if (dst_zp.value < 0) {
+      const int32_t zy = *static_cast<const int32_t*>(dst_zp.memory.get_data_handle());
+      round.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(zy));
+      dst_zero = true;
+    }
     attr.set_post_ops(round);
   }
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -263,7 +296,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(ws) / O);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
-  auto d = bias.defined()
+  auto d = dnnl_bias.defined()
                ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                                  src_md, w_any, b_md, dst_md, strides, dil, pl, pr)
                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
@@ -306,9 +339,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   k->args.push_back({DNNL_ARG_SRC, src, src_md, {}});
   k->reads.push_back(src);
   k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), packed});
-  if (bias.defined()) {
+  if (dnnl_bias.defined()) {
     dnnl::memory bm(b_md, cpu_engine());
-    std::memcpy(bm.get_data_handle(), bias.raw_data(), bias.nbytes());
+    std::memcpy(bm.get_data_handle(), dnnl_bias.raw_data(), dnnl_bias.nbytes());
     k->args.push_back({DNNL_ARG_BIAS, -1, b_md, bm});
   }
   k->args.push_back({DNNL_ARG_DST, conv_out, dst_md, {}});

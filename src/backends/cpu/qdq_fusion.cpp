@@ -12,10 +12,23 @@
 // A float Conv bias becomes int32 at scale x_scale * w_scale[o] (float32 product), rounded half
 // to even; a bias that leaves int32 or a zero scale declines the fusion.
 // The activation's DequantizeLinear step is absorbed when the product is its only reader and
-// otherwise stays for its other readers. Anything else keeps the float path.
+// otherwise stays for its other readers.
+//
+// The ops that QDQ models wrap the same way without weights become the com.microsoft quantized
+// ops the backend runs on 8-bit data (qelementwise.cpp, qpool.cpp), when every data input is a
+// DequantizeLinear and the output's only reader a QuantizeLinear, all per-tensor constants of
+// one 8-bit type:
+//   Add, Mul -> QLinearAdd, QLinearMul        Sigmoid, LeakyRelu -> QLinearSigmoid, QLinearLeakyRelu
+//   GlobalAveragePool -> QLinearGlobalAveragePool   AveragePool -> QLinearAveragePool
+//   Concat -> QLinearConcat
+// Their kernels requantize from the exact real value (in double), where the float path rounds
+// each step to float32: results can differ by one unit where a value lies within a float32
+// rounding of a half-integer. Anything else keeps the float path.
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <algorithm>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/fusion.h"
@@ -55,6 +68,68 @@ bool per_tensor_constants(const FusionContext& f, const QParams& p, DataType* zp
 class QdqFuser {
  public:
   explicit QdqFuser(CompiledGraph& g) : g_(g), f_{g} {}
+
+  // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
+  // header); true when rewritten.
+  bool try_quantized_op_at(int q) {
+    Step& qs = g_.steps[q];
+    if (qs.dead || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) return false;
+    QParams y{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    DataType y_type;
+    if (!per_tensor_constants(f_, y, &y_type)) return false;
+    const int p = g_.values[y.data].producer;
+    if (p < 0 || f_.sole_reader(y.data) != q) return false;
+    const Step& ps = g_.steps[p];
+    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1)
+      return false;
+    const std::string& op = ps.node->op_type;
+    static const std::map<std::string, std::string> kQuantized = {
+        {"Add", "QLinearAdd"},
+        {"Mul", "QLinearMul"},
+        {"Sigmoid", "QLinearSigmoid"},
+        {"LeakyRelu", "QLinearLeakyRelu"},
+        {"GlobalAveragePool", "QLinearGlobalAveragePool"},
+        {"AveragePool", "QLinearAveragePool"},
+        {"Concat", "QLinearConcat"}};
+    auto it = kQuantized.find(op);
+    if (it == kQuantized.end()) return false;
+    if (op == "AveragePool" && ps.node->has_attr("dilations")) {  // QLinearAveragePool has none
+      const std::vector<int64_t> d = ps.node->attr_ints("dilations");
+      if (std::any_of(d.begin(), d.end(), [](int64_t v) { return v != 1; })) return false;
+    }
+    const size_t data_inputs = op == "Concat" ? ps.inputs.size() : op == "Add" || op == "Mul" ? 2 : 1;
+    if (ps.inputs.size() != data_inputs || data_inputs == 0) return false;
+    // Every data input: a live DequantizeLinear of the output's 8-bit type.
+    std::vector<int> dqs;
+    std::vector<QParams> xs;
+    for (int v : ps.inputs) {
+      const int d = v >= 0 ? g_.values[v].producer : -1;
+      if (d < 0 || g_.steps[d].dead || g_.steps[d].originals.size() != 1) return false;
+      const Step& ds = g_.steps[d];
+      if (!plain_quant_node(*ds.node, "DequantizeLinear")) return false;
+      QParams x{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+      DataType x_type;
+      if (!per_tensor_constants(f_, x, &x_type) || x_type != y_type) return false;
+      dqs.push_back(d);
+      xs.push_back(x);
+    }
+    std::vector<int> inputs;
+    if (op == "Concat") {
+      inputs = {y.scale, y.zero_point};
+      for (const QParams& x : xs) inputs.insert(inputs.end(), {x.data, x.scale, x.zero_point});
+    } else {
+      for (const QParams& x : xs) inputs.insert(inputs.end(), {x.data, x.scale, x.zero_point});
+      inputs.insert(inputs.end(), {y.scale, y.zero_point});
+    }
+    Node n;
+    n.name = ps.node->name;
+    n.index = ps.node->index;
+    n.op_type = it->second;
+    n.domain = kMicrosoftDomain;
+    n.opset = 1;
+    n.attrs = ps.node->attrs;  // alpha, axis, the pool's window (channels_last defaults to 0)
+    return rewrite_step(q, p, dqs, std::move(n), inputs);
+  }
 
   // Tries the chain ending in QuantizeLinear step `q`; true when rewritten.
   bool try_at(int q) {
@@ -162,19 +237,25 @@ class QdqFuser {
   }
 
   bool rewrite(int q, int p, int dx, const QParams& x, const QParams& w, const QParams& y, int bias, bool conv) {
-    const char* op = conv ? "QLinearConv" : "QLinearMatMul";
-    const OpEntry* e = cpu_ops().find(op);
-    if (!e || !e->make) return false;
     const Step& ps = g_.steps[p];
     Node n;
     n.name = ps.node->name;
     n.index = ps.node->index;
-    n.op_type = op;
+    n.op_type = conv ? "QLinearConv" : "QLinearMatMul";
     n.opset = 10;
     if (conv) n.attrs = ps.node->attrs;
-    n.outputs = g_.steps[q].node->outputs;
     std::vector<int> inputs{x.data, x.scale, x.zero_point, w.data, w.scale, w.zero_point, y.scale, y.zero_point};
     if (bias >= 0) inputs.push_back(bias);
+    return rewrite_step(q, p, {dx}, std::move(n), inputs);
+  }
+
+  // Replaces step `p` and its reader `q` (a QuantizeLinear) by one step running node `n` (op,
+  // name, attributes set; inputs given as value ids) whose output is q's; each
+  // DequantizeLinear step in `dqs` goes with it when `p` is its only reader.
+  bool rewrite_step(int q, int p, const std::vector<int>& dqs, Node n, const std::vector<int>& inputs) {
+    const OpEntry* e = cpu_ops().find(canonical_domain(n.domain), n.op_type);
+    if (!e || !e->make) return false;
+    n.outputs = g_.steps[q].node->outputs;
     for (int v : inputs) n.inputs.push_back(g_.values[v].name);
     if (!e->supports(n).is_ok()) return false;
     g_.synthesized.push_back(std::move(n));
@@ -188,12 +269,21 @@ class QdqFuser {
       return false;
     }
     fused.spec = std::move(spec).value();
-    // The activation's DequantizeLinear goes with the product when nothing else reads it.
-    const bool absorb_dx = f_.sole_reader(g_.steps[dx].outputs[0]) == p;
-    if (absorb_dx) fused.originals.push_back(g_.steps[dx].node);
+    // A DequantizeLinear goes with the step when nothing else reads it (the same one may feed
+    // several inputs: x + x).
+    std::vector<int> absorbed;
+    for (int dx : dqs) {
+      if (std::find(absorbed.begin(), absorbed.end(), dx) != absorbed.end()) continue;
+      const std::vector<int>& readers = g_.values[g_.steps[dx].outputs[0]].readers;
+      if (g_.values[g_.steps[dx].outputs[0]].is_output ||
+          !std::all_of(readers.begin(), readers.end(), [&](int r) { return r == p; }))
+        continue;
+      absorbed.push_back(dx);
+      fused.originals.push_back(g_.steps[dx].node);
+    }
     fused.originals.push_back(g_.steps[p].node);
     fused.originals.push_back(g_.steps[q].node);
-    if (absorb_dx) {
+    for (int dx : absorbed) {
       g_.steps[dx] = Step{};
       g_.steps[dx].dead = true;
     }
@@ -215,8 +305,9 @@ int fuse_qdq_products(CompiledGraph& g) {
   QdqFuser fuser(g);
   int fused = 0;
   for (size_t i = 0; i < g.steps.size(); ++i)
-    if (g.steps[i].spec && fuser.try_at(static_cast<int>(i))) ++fused;
-  if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ product(s) -> QLinearConv/QLinearMatMul");
+    if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i))))
+      ++fused;
+  if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ chain(s) -> quantized ops");
   return fused;
 }
 

@@ -1,0 +1,108 @@
+// cpu_int8_test_util.h: what the cpu backend's quantized-op tests share (cpu_int8_test.cpp,
+// cpu_qdq_ops_test.cpp): random 8-bit and float tensors, running a graph on the cpu backend and
+// on the reference backend alone, and comparing 8-bit results unit by unit.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "backends/backend.h"
+#include "engine/placement.h"
+#include "graph_build_util.h"
+
+namespace tandem::int8_test {
+
+using testing::GraphBuilder;
+
+inline Backend* cpu() { return find_backend("cpu"); }
+inline Backend* ref() { return find_backend("reference"); }
+
+#define REQUIRE_CPU() \
+  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend"
+
+template <class T>
+inline Tensor random_ints(const Shape& shape, int lo, int hi, uint32_t seed) {
+  Tensor t(std::is_same_v<T, uint8_t> ? DataType::uint8 : std::is_same_v<T, int8_t> ? DataType::int8 : DataType::int32,
+           shape);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(d(rng));
+  return t;
+}
+
+inline Tensor random_floats(const Shape& shape, uint32_t seed, float lo, float hi) {
+  Tensor t(DataType::float32, shape);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+inline Tensor f32(std::vector<float> v) { return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v); }
+
+// Runs `q` on cpu (with the reference backend behind it) and on the reference backend alone.
+// `cpu_nodes` is how many nodes must be placed on the cpu backend.
+struct Runs {
+  std::vector<Value> cpu, ref;
+  PlacementReport report;
+};
+inline Runs run_both(const GraphBuilder& q, int threads = 0) {
+  Runs r;
+  CompileOptions opts;
+  opts.threads = threads;
+  auto fast = PlacedModel::create(q.graph(), {cpu(), ref()}, opts);
+  EXPECT_TRUE(fast.is_ok()) << fast.status().to_string();
+  auto slow = PlacedModel::create(q.graph(), {ref()});
+  EXPECT_TRUE(slow.is_ok()) << slow.status().to_string();
+  if (!fast.is_ok() || !slow.is_ok()) return r;
+  r.report = (*fast)->report();
+  Status s = (*fast)->run(q.feeds(), &r.cpu);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  s = (*slow)->run(q.feeds(), &r.ref);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  return r;
+}
+
+inline int nodes_on(const PlacementReport& r, const std::string& backend) {
+  auto it = r.nodes_per_backend.find(backend);
+  return it == r.nodes_per_backend.end() ? 0 : it->second;
+}
+
+// Integer tensors: same type and shape, every element within `units`; returns how many differ.
+inline int64_t expect_within_units(const Value& want, const Value& got, int64_t units, const std::string& what) {
+  EXPECT_TRUE(want.is_tensor() && got.is_tensor()) << what;
+  if (!want.is_tensor() || !got.is_tensor()) return -1;
+  const Tensor &a = want.tensor, &b = got.tensor;
+  EXPECT_EQ(a.dtype(), b.dtype()) << what;
+  EXPECT_EQ(a.shape(), b.shape()) << what;
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return -1;
+  auto at = [](const Tensor& t, int64_t i) -> int64_t {
+    switch (t.dtype()) {
+      case DataType::uint8: return t.data<uint8_t>()[i];
+      case DataType::int8: return t.data<int8_t>()[i];
+      default: return t.data<int32_t>()[i];
+    }
+  };
+  int64_t differ = 0, worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const int64_t d = std::llabs(at(a, i) - at(b, i));
+    differ += d != 0;
+    worst = std::max(worst, d);
+  }
+  EXPECT_LE(worst, units) << what << ": " << differ << " of " << a.numel() << " elements differ";
+  return differ;
+}
+
+// What the cpu backend's plan says it runs for `q` (placed on cpu alone).
+inline std::string describe_cpu(const GraphBuilder& q) {
+  auto placed = PlacedModel::create(q.graph(), {cpu()});
+  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
+  return placed.is_ok() ? (*placed)->describe() : std::string();
+}
+
+}  // namespace tandem::int8_test

@@ -1,0 +1,122 @@
+// cpu_qdq_ops_test.cpp (CpuBackendQdqOps, also run under each TANDEM_CPU_ISA cap by ctest):
+// QDQ-format chains around ops without weights (DequantizeLinear inputs -> Add, Mul, Sigmoid,
+// LeakyRelu, GlobalAveragePool, AveragePool, Concat -> QuantizeLinear) become the backend's
+// quantized com.microsoft kernels (qdq_fusion.cpp) and agree with the reference backend, which
+// runs the nodes one by one in float32, within one unit.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cpu_int8_test_util.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using namespace int8_test;
+using testing::attr_float;
+using testing::attr_int;
+using testing::attr_ints;
+
+// A float input quantized at (xs, xz) and dequantized, as a QDQ model reads an activation.
+void quantized_input(GraphBuilder& q, const std::string& name, const Shape& shape, uint32_t seed, float scale,
+                     uint8_t zero_point) {
+  q.input(name, random_floats(shape, seed, -1.0f, 1.0f))
+      .init(name + "_s", Tensor::scalar<float>(scale))
+      .init(name + "_z", Tensor::scalar<uint8_t>(zero_point))
+      .node("QuantizeLinear", {name, name + "_s", name + "_z"}, {name + "_q"})
+      .node("DequantizeLinear", {name + "_q", name + "_s", name + "_z"}, {name + "_f"});
+}
+
+struct OpCase {
+  std::string op, fused;
+  std::vector<Shape> inputs;
+  std::map<std::string, Attribute> attrs;
+};
+
+TEST(CpuBackendQdqOps, ChainsAroundOpsWithoutWeightsRunQuantized) {
+  REQUIRE_CPU();
+  const std::vector<OpCase> cases = {
+      {"Add", "QLinearAdd", {{1, 8, 6, 5}, {1, 8, 6, 5}}, {}},
+      {"Add", "QLinearAdd", {{1, 8, 6, 5}, {1, 8, 1, 1}}, {}},  // broadcast
+      {"Mul", "QLinearMul", {{2, 3, 7}, {2, 3, 7}}, {}},
+      {"Sigmoid", "QLinearSigmoid", {{1, 4, 9, 9}}, {}},
+      {"LeakyRelu", "QLinearLeakyRelu", {{3, 50}}, {{"alpha", attr_float(0.2f)}}},
+      {"GlobalAveragePool", "QLinearGlobalAveragePool", {{1, 16, 7, 9}}, {}},
+      {"AveragePool", "QLinearAveragePool", {{1, 8, 10, 10}},
+       {{"kernel_shape", attr_ints({3, 3})}, {"strides", attr_ints({2, 2})}, {"pads", attr_ints({1, 1, 1, 1})}}},
+      {"Concat", "QLinearConcat", {{1, 4, 5, 5}, {1, 6, 5, 5}, {1, 2, 5, 5}}, {{"axis", attr_int(1)}}},
+  };
+  uint32_t seed = 40;
+  for (const OpCase& c : cases) {
+    SCOPED_TRACE(c.op + " with " + std::to_string(c.inputs.size()) + " input(s)");
+    GraphBuilder q;
+    std::vector<std::string> operands;
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      const std::string name = "x" + std::to_string(i);
+      // Each input its own scale and zero point, so that the kernel requantizes each.
+      quantized_input(q, name, c.inputs[i], seed++, 0.009f + 0.002f * static_cast<float>(i),
+                      static_cast<uint8_t>(120 + 5 * i));
+      operands.push_back(name + "_f");
+    }
+    q.node(c.op, operands, {"y"}, c.attrs)
+        .init("ys", Tensor::scalar<float>(0.0071f))
+        .init("yz", Tensor::scalar<uint8_t>(100))
+        .node("QuantizeLinear", {"y", "ys", "yz"}, {"yq"})
+        .output("yq");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[" + c.fused + " "), std::string::npos) << text;
+    EXPECT_NE(text.find(std::string(c.inputs.size() == 1 ? "DequantizeLinear + " : "DequantizeLinear + DequantizeLinear + ") +
+                        c.op + " + QuantizeLinear"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, c.op);
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50 + 1) << "more than 2% of outputs off by one";
+      const auto* bytes = static_cast<const uint8_t*>(r.cpu[0].tensor.raw_data());
+      std::set<uint8_t> levels(bytes, bytes + r.cpu[0].tensor.numel());
+      EXPECT_GT(levels.size(), std::min<size_t>(8, static_cast<size_t>(r.cpu[0].tensor.numel()) / 2)) << "varied outputs";
+    }
+  }
+}
+
+TEST(CpuBackendQdqOps, OtherChainsKeepTheFloatPath) {
+  REQUIRE_CPU();
+  {  // An operand that is not dequantized (a float constant).
+    GraphBuilder q;
+    quantized_input(q, "x0", {1, 4, 3, 3}, 90, 0.01f, 128);
+    q.init("k", Tensor::scalar<float>(0.5f))
+        .node("Add", {"x0_f", "k"}, {"y"})
+        .init("ys", Tensor::scalar<float>(0.01f))
+        .init("yz", Tensor::scalar<uint8_t>(128))
+        .node("QuantizeLinear", {"y", "ys", "yz"}, {"yq"})
+        .output("yq");
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("QLinearAdd"), std::string::npos) << text;
+    Runs r = run_both(q);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    expect_within_units(r.ref[0], r.cpu[0], 0, "float path");
+  }
+  {  // The op's float output is read by something else too: it must stay.
+    GraphBuilder q;
+    quantized_input(q, "x0", {1, 4, 3, 3}, 91, 0.01f, 128);
+    quantized_input(q, "x1", {1, 4, 3, 3}, 92, 0.01f, 128);
+    q.node("Add", {"x0_f", "x1_f"}, {"y"})
+        .init("ys", Tensor::scalar<float>(0.01f))
+        .init("yz", Tensor::scalar<uint8_t>(128))
+        .node("QuantizeLinear", {"y", "ys", "yz"}, {"yq"})
+        .output("yq")
+        .output("y");
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("QLinearAdd"), std::string::npos) << text;
+  }
+}
+
+}  // namespace
+}  // namespace tandem

@@ -7,6 +7,7 @@
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
 
@@ -34,13 +35,54 @@ struct Store {
       static_cast<float*>(out)[i] = static_cast<float>(static_cast<double>(acc) * static_cast<double>(mult));
       return;
     }
-    double q = std::nearbyint(static_cast<double>(acc) * static_cast<double>(mult)) + zp;
+    double q = __builtin_rint(static_cast<double>(acc) * static_cast<double>(mult)) + zp;  // ties to even, no libm call
     const double lo = type == DataType::uint8 ? 0.0 : -128.0, hi = type == DataType::uint8 ? 255.0 : 127.0;
     q = std::isnan(q) ? lo : std::clamp(q, lo, hi);
     if (type == DataType::uint8) static_cast<uint8_t*>(out)[i] = static_cast<uint8_t>(q);
     else static_cast<int8_t*>(out)[i] = static_cast<int8_t>(q);
   }
 };
+
+// One row of a product with a runtime right operand, nj columns:
+// acc[j] = sum_k (a[k] - azp) * (w[k * stride + j] - zp[j]), wrapping in 32 bits. Typed
+// pointers and a column zero point per column keep the inner loop branch-free, so that each
+// ISA variant vectorizes it.
+template <class A, class W>
+TANDEM_ISA_BODY void row_product_body(const A* a, int32_t azp, const W* w, int64_t K, int64_t stride, int64_t nj,
+                                      const int32_t* zp, uint32_t* acc) {
+  for (int64_t j = 0; j < nj; ++j) acc[j] = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const uint32_t av = static_cast<uint32_t>(static_cast<int32_t>(a[k]) - azp);
+    const W* wr = w + k * stride;
+    for (int64_t j = 0; j < nj; ++j) acc[j] += av * static_cast<uint32_t>(static_cast<int32_t>(wr[j]) - zp[j]);
+  }
+}
+#define TANDEM_ROW_PRODUCT(name, A, W)                                                                        \
+  TANDEM_ISA_BODY void name##_body(const A* a, int32_t azp, const W* w, int64_t K, int64_t stride, int64_t nj, \
+                                   const int32_t* zp, uint32_t* acc) {                                       \
+    row_product_body<A, W>(a, azp, w, K, stride, nj, zp, acc);                                               \
+  }                                                                                                           \
+  TANDEM_ISA_DISPATCH(name,                                                                                   \
+                      (const A* a, int32_t azp, const W* w, int64_t K, int64_t stride, int64_t nj,            \
+                       const int32_t* zp, uint32_t* acc),                                                     \
+                      (a, azp, w, K, stride, nj, zp, acc))
+TANDEM_ROW_PRODUCT(row_product_uu, uint8_t, uint8_t)
+TANDEM_ROW_PRODUCT(row_product_us, uint8_t, int8_t)
+TANDEM_ROW_PRODUCT(row_product_su, int8_t, uint8_t)
+TANDEM_ROW_PRODUCT(row_product_ss, int8_t, int8_t)
+#undef TANDEM_ROW_PRODUCT
+
+void row_product(const void* a, bool a_signed, int32_t azp, const void* w, bool w_signed, int64_t K, int64_t stride,
+                 int64_t nj, const int32_t* zp, uint32_t* acc) {
+  if (!a_signed && !w_signed)
+    row_product_uu(static_cast<const uint8_t*>(a), azp, static_cast<const uint8_t*>(w), K, stride, nj, zp, acc);
+  else if (!a_signed)
+    row_product_us(static_cast<const uint8_t*>(a), azp, static_cast<const int8_t*>(w), K, stride, nj, zp, acc);
+  else if (!w_signed)
+    row_product_su(static_cast<const int8_t*>(a), azp, static_cast<const uint8_t*>(w), K, stride, nj, zp, acc);
+  else
+    row_product_ss(static_cast<const int8_t*>(a), azp, static_cast<const int8_t*>(w), K, stride, nj, zp, acc);
+}
 
 int32_t wrap_add(int32_t a, int64_t b) { return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b)); }
 
@@ -150,22 +192,18 @@ class IntegerMatMulKernel final : public IntegerKernelBase {
       parallel_range(work < (1 << 20) ? 1 : ctx.threads, batches * M, 1, [&](int64_t b, int64_t e) {
         // Row i of the product, kRow columns at a time: acc[j] += (a[i,k] - azp) * (w[k,j] - zp[j]).
         constexpr int64_t kRow = 256;
-        uint32_t acc[kRow];  // wrapping int32 sums
+        alignas(64) uint32_t acc[kRow];  // wrapping int32 sums
+        alignas(64) int32_t zp[kRow];
         for (int64_t bm = b; bm < e; ++bm) {
           const int64_t batch = bm / M, i = bm % M;
           const int64_t arow = a_offsets[static_cast<size_t>(batch)] + i * K;
           const int64_t wb = b_offsets[static_cast<size_t>(batch)];
           for (int64_t j0 = 0; j0 < Ncols; j0 += kRow) {
             const int64_t nj = std::min(kRow, Ncols - j0);
-            std::fill(acc, acc + nj, 0u);
-            for (int64_t kk = 0; kk < K; ++kk) {
-              const uint32_t av = static_cast<uint32_t>(load8(a, src_signed, arow + kk) - azp);
-              const int64_t wrow = wb + kk * Ncols + j0;
-              for (int64_t j = 0; j < nj; ++j) {
-                const int32_t z = column_zp ? column_zp[j0 + j] : wzp;
-                acc[j] += av * static_cast<uint32_t>(load8(w, weights_signed, wrow + j) - z);
-              }
-            }
+            for (int64_t j = 0; j < nj; ++j) zp[j] = column_zp ? column_zp[j0 + j] : wzp;
+            // (8-bit data: element offsets are byte offsets)
+            row_product(static_cast<const uint8_t*>(a) + arow, src_signed, azp, static_cast<const uint8_t*>(w) + wb + j0,
+                        weights_signed, K, Ncols, nj, zp, acc);
             for (int64_t j = 0; j < nj; ++j) st(y, bm * Ncols + j0 + j, j0 + j, static_cast<int32_t>(acc[j]));
           }
         }

@@ -138,7 +138,14 @@ class Rewriter {
     QuantizedWeight w;
     w.axis = axis;
     w.dims = dims;
-    for (float m : max_abs) w.scales.push_back(m > 0 ? m / 127.0f : 1.0f);
+    // A channel whose weights are all but zero next to the others' (a dead filter, |w| ~ 1e-15)
+    // gets a floor on its scale, 1e-4 of the largest channel's: otherwise the int32 bias at
+    // scale x_scale * w_scale cannot hold that channel's bias, which would saturate and vanish.
+    // (With the floor a bias fits up to about 1700 * x_scale * max|w|.) Such a channel's
+    // weights quantize to a few levels or to 0, errors of their own tiny size.
+    const float largest = *std::max_element(max_abs.begin(), max_abs.end());
+    const float floor = largest / 127.0f * 1e-4f;
+    for (float m : max_abs) w.scales.push_back(m > 0 ? std::max(m / 127.0f, floor) : 1.0f);
     std::vector<int8_t> q(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
       const double v = std::nearbyint(static_cast<double>(values[i]) / w.scales[static_cast<size_t>(channel_of(i))]);

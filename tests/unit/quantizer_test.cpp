@@ -297,6 +297,39 @@ TEST(Quantizer, QdqPerChannelWeightsAreSymmetricInt8PerOutputChannel) {
   EXPECT_EQ(q->report.calibrated_values, 4);
 }
 
+// X[1,2,5,5] -> Conv(W[3,2,1,1], B[3]) -> Y: output channel 1 is a dead filter (weights ~1e-15)
+// with a bias of 0.75, as trained models have.
+onnx::ModelProto dead_channel_model() {
+  onnx::ModelProto m = empty_model(13);
+  auto* g = m.mutable_graph();
+  set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 5, 5});
+  set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 3, 5, 5});
+  add_initializer(g, "W", {3, 2, 1, 1}, {0.5f, -0.25f, 1e-15f, -2e-15f, 0.125f, 0.75f});
+  add_initializer(g, "B", {3}, {0.1f, 0.75f, -0.2f});
+  add_node(g, "Conv", "conv", {"X", "W", "B"}, {"Y"});
+  return m;
+}
+
+TEST(Quantizer, ADeadChannelKeepsItsBias) {
+  // With a weight scale of max|w| / 127 ~ 1e-17, the int32 bias at x_scale * w_scale cannot
+  // hold 0.75: it would saturate and the channel would output ~0. Its scale has a floor.
+  for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator}) {
+    SCOPED_TRACE(format == QuantizeFormat::qdq ? "qdq" : "qoperator");
+    QuantizeOptions options;
+    options.per_channel = true;
+    options.format = format;
+    options.calibration_inputs = calibration_sets();
+    auto q = quantize_model(bytes_of(dead_channel_model()), options);
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    const Tensor x = input_tensor({1, 2, 5, 5}, 0.3f);
+    const Tensor want = run_model(bytes_of(dead_channel_model()), {{"X", x}});
+    const Tensor got = run_model(q->model_bytes, {{"X", x}});
+    ASSERT_EQ(got.shape(), want.shape());
+    for (int64_t i = 25; i < 50; ++i) EXPECT_NEAR(got.data<float>()[i], 0.75f, 0.01f) << "channel 1, pixel " << i - 25;
+    EXPECT_LT(max_abs_diff(got, want), 0.05);
+  }
+}
+
 // Each format runs on the reference backend close to the float model (within a few 8-bit
 // steps of the output's range of about 0.55) on one of its calibration inputs.
 TEST(Quantizer, EveryFormatStaysCloseToTheFloatModel) {

@@ -99,6 +99,14 @@ std::vector<OpCase> int8_cases() {
   cases.push_back(op_case("MatMulInteger", {rng.ints({3, 4}, 0, 255, u8t), rng.ints({4, 5}, 0, 255, u8t), u8({}, {12}),
                                             u8({}, {128})},
                           {}, "uint8 weights around 128"));
+  // Attention-like products with both operands at run time: rows of 37 columns (two whole
+  // vectors and a partial one) and of 300 (a 256-column block and a partial one).
+  cases.push_back(op_case("MatMulInteger", {rng.ints({2, 5, 30}, 0, 255, u8t), rng.ints({2, 30, 37}, 0, 255, u8t),
+                                            u8({}, {128}), u8({}, {120})},
+                          {}, "batched runtime uint8 operands, 37 columns"));
+  cases.push_back(op_case("MatMulInteger", {rng.ints({3, 19}, -128, 127, s8t), rng.ints({19, 300}, -128, 127, s8t),
+                                            s8({}, {5}), s8({}, {-7})},
+                          {}, "runtime int8 operands, 300 columns"));
   cases.push_back(with_constants(op_case("MatMulInteger", {rng.ints({7, 32}, -128, 127, s8t), rng.ints({32}, -127, 127, s8t)},
                                          {}, "int8, 1-D right operand"),
                                  0b10));

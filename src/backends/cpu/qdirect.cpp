@@ -2,6 +2,8 @@
 // IntegerProduct), for the quantized products oneDNN cannot run exactly. Direct loops over
 // plain layouts, int32 accumulation that wraps like the reference kernel's, output channels (or
 // rows) in parallel, and the reference requantization.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -72,8 +74,45 @@ TANDEM_ROW_PRODUCT(row_product_su, int8_t, uint8_t)
 TANDEM_ROW_PRODUCT(row_product_ss, int8_t, int8_t)
 #undef TANDEM_ROW_PRODUCT
 
+// The same with AVX-512 intrinsics: 16 columns per vector and a masked last vector, so that
+// short rows (attention products have 15 or 40 columns) stay vectorized; masked loads never
+// touch bytes past the row. nj <= 256.
+TANDEM_TARGET_AVX512 void row_product_avx512(const uint8_t* a, bool a_signed, int32_t azp, const uint8_t* w,
+                                             bool w_signed, int64_t K, int64_t stride, int64_t nj, const int32_t* zp,
+                                             uint32_t* acc) {
+  const int64_t blocks = (nj + 15) / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (nj - (blocks - 1) * 16)) - 1u);
+  __m512i sums[16], zps[16];
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __mmask16 m = b == blocks - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+    sums[b] = _mm512_setzero_si512();
+    zps[b] = _mm512_maskz_loadu_epi32(m, zp + 16 * b);
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const int32_t ak = a_signed ? static_cast<int8_t>(a[k]) : a[k];
+    const __m512i av = _mm512_set1_epi32(ak - azp);
+    const uint8_t* wr = w + k * stride;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const __mmask16 m = b == blocks - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+      const __m128i bytes = _mm_maskz_loadu_epi8(m, wr + 16 * b);
+      const __m512i wv = w_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+      sums[b] = _mm512_add_epi32(sums[b], _mm512_mullo_epi32(_mm512_sub_epi32(wv, zps[b]), av));
+    }
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __mmask16 m = b == blocks - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+    _mm512_mask_storeu_epi32(acc + 16 * b, m, sums[b]);
+  }
+}
+
 void row_product(const void* a, bool a_signed, int32_t azp, const void* w, bool w_signed, int64_t K, int64_t stride,
                  int64_t nj, const int32_t* zp, uint32_t* acc) {
+  static const int level = cpu_isa_level();
+  if (level >= 2 && nj > 0 && nj <= 256) {
+    row_product_avx512(static_cast<const uint8_t*>(a), a_signed, azp, static_cast<const uint8_t*>(w), w_signed, K,
+                       stride, nj, zp, acc);
+    return;
+  }
   if (!a_signed && !w_signed)
     row_product_uu(static_cast<const uint8_t*>(a), azp, static_cast<const uint8_t*>(w), K, stride, nj, zp, acc);
   else if (!a_signed)

@@ -405,24 +405,24 @@ TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
 
 // --- Chains after a quantized product: DequantizeLinear -> elementwise -> [QuantizeLinear] --------
 
-// qdq_conv's product, then DequantizeLinear -> Mul(scalar) -> Add(per channel) -> Clip ->
-// Sigmoid -> Mul(scalar) -> Clip -> QuantizeLinear (or, without `requantize`, a float value that
-// float ops read).
+// qdq_conv's product, then DequantizeLinear -> Mul(scalar) -> Add(per channel, or a scalar with
+// `scalar_shift`) -> Clip -> Sigmoid -> Mul(scalar) -> Clip -> QuantizeLinear (uint8, or int8
+// with `signed_output`; without `requantize`, a float value that float ops read).
 // The clips and products repeat, which oneDNN's post-ops take only as binary ops.
-GraphBuilder qdq_conv_chain(bool requantize, bool depthwise) {
+GraphBuilder qdq_conv_chain(bool requantize, bool depthwise, bool scalar_shift = false, bool signed_output = false) {
   GraphBuilder q = qdq_conv(false, depthwise);
   q.graph()->outputs.clear();
   std::vector<float> shift;
   for (int64_t o = 0; o < 16; ++o) shift.push_back(-0.5f + 0.07f * static_cast<float>(o));
   q.init("k", Tensor::scalar<float>(1.7f))
-      .init("shift", Tensor::from_vector<float>({1, 16, 1, 1}, shift))
+      .init("shift", scalar_shift ? Tensor::scalar<float>(-0.3f) : Tensor::from_vector<float>({1, 16, 1, 1}, shift))
       .init("lo", Tensor::scalar<float>(-1.0f))
       .init("hi", Tensor::scalar<float>(1.2f))
       .init("two", Tensor::scalar<float>(2.0f))
       .init("lo2", Tensor::scalar<float>(0.1f))
       .init("hi2", Tensor::scalar<float>(1.9f))
       .init("zs", Tensor::scalar<float>(0.0071f))
-      .init("zz", Tensor::scalar<uint8_t>(3))
+      .init("zz", signed_output ? Tensor::scalar<int8_t>(-100) : Tensor::scalar<uint8_t>(3))
       .node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
       .node("Mul", {"yf", "k"}, {"m1"})
       .node("Add", {"m1", "shift"}, {"a1"})
@@ -470,32 +470,23 @@ TEST(CpuBackendInt8, QuantizedConvAbsorbsTheFloatChainAfterIt) {
   }
 }
 
-// qdq_conv's product, then DequantizeLinear -> Mul -> Add -> Clip -> Sigmoid -> Mul -> Clip ->
-// QuantizeLinear whose operands are all scalars: a function of the product's 8-bit output.
-// With `float_output`, no closing QuantizeLinear: a pool and a product read the float result.
+// The same chain with a scalar shift: every operand a scalar, so the chain is a function of the
+// product's 8-bit output.
 GraphBuilder qdq_conv_scalar_chain(bool depthwise, bool signed_output, bool float_output = false) {
-  GraphBuilder q = qdq_conv(false, depthwise);
-  q.graph()->outputs.clear();
-  q.init("k", Tensor::scalar<float>(1.7f))
-      .init("shift", Tensor::scalar<float>(-0.3f))
-      .init("lo", Tensor::scalar<float>(-1.0f))
-      .init("hi", Tensor::scalar<float>(1.2f))
-      .init("two", Tensor::scalar<float>(2.0f))
-      .init("lo2", Tensor::scalar<float>(0.1f))
-      .init("hi2", Tensor::scalar<float>(1.9f))
-      .init("zs", Tensor::scalar<float>(0.0071f));
-  if (signed_output) q.init("zz", Tensor::scalar<int8_t>(-100));
-  else q.init("zz", Tensor::scalar<uint8_t>(3));
-  q.node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
-      .node("Mul", {"yf", "k"}, {"m1"})
-      .node("Add", {"m1", "shift"}, {"a1"})
-      .node("Clip", {"a1", "lo", "hi"}, {"c1"})
-      .node("Sigmoid", {"c1"}, {"s1"})
-      .node("Mul", {"s1", "two"}, {"m2"})
-      .node("Clip", {"m2", "lo2", "hi2"}, {"c2"});
-  if (float_output) q.node("GlobalAveragePool", {"c2"}, {"g"}).node("Mul", {"c2", "g"}, {"se"}).output("se");
-  else q.node("QuantizeLinear", {"c2", "zs", "zz"}, {"zq"}).output("zq");
-  return q;
+  return qdq_conv_chain(!float_output, depthwise, true, signed_output);
+}
+
+// qdq_conv_scalar_chain's graph: the QLinearConv step absorbed the whole chain and, where oneDNN
+// runs the product, maps its output through a table (`kernel`: "(byte table)" or "(float table)").
+void expect_table_step(const GraphBuilder& q, bool requantized, const std::string& kernel) {
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("[QLinearConv 'Conv3']  fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + "
+                      "Mul + Add + Clip + Sigmoid + Mul + Clip" +
+                      std::string(requantized ? " + QuantizeLinear" : "")),
+            std::string::npos)
+      << text;
+  if (text.find("own integer kernel") == std::string::npos)
+    EXPECT_NE(text.find(kernel), std::string::npos) << "the chain is a table lookup:\n" << text;
 }
 
 TEST(CpuBackendInt8, QuantizedChainOfScalarOpsBecomesAByteTable) {
@@ -503,13 +494,7 @@ TEST(CpuBackendInt8, QuantizedChainOfScalarOpsBecomesAByteTable) {
   for (auto [depthwise, signed_output] : {std::pair{false, false}, {true, false}, {false, true}}) {
     SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (signed_output ? ", int8 output" : ", uint8 output"));
     const GraphBuilder q = qdq_conv_scalar_chain(depthwise, signed_output);
-    const std::string text = describe_cpu(q);
-    EXPECT_NE(text.find("[QLinearConv 'Conv3']  fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + "
-                        "Mul + Add + Clip + Sigmoid + Mul + Clip + QuantizeLinear"),
-              std::string::npos)
-        << text;
-    if (text.find("own integer kernel") == std::string::npos)
-      EXPECT_NE(text.find("(byte table)"), std::string::npos) << "the chain is a table lookup:\n" << text;
+    expect_table_step(q, true, "(byte table)");
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), 1u);
@@ -530,13 +515,7 @@ TEST(CpuBackendInt8, FloatChainOfScalarOpsBecomesAFloatTable) {
   for (bool depthwise : {false, true}) {
     SCOPED_TRACE(depthwise ? "depthwise" : "dense");
     const GraphBuilder q = qdq_conv_scalar_chain(depthwise, false, true);
-    const std::string text = describe_cpu(q);
-    EXPECT_NE(text.find("[QLinearConv 'Conv3']  fused: DequantizeLinear + Conv + QuantizeLinear + DequantizeLinear + "
-                        "Mul + Add + Clip + Sigmoid + Mul + Clip"),
-              std::string::npos)
-        << text;
-    if (text.find("own integer kernel") == std::string::npos)
-      EXPECT_NE(text.find("(float table)"), std::string::npos) << "the chain is a table lookup:\n" << text;
+    expect_table_step(q, false, "(float table)");
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), 1u);

@@ -69,16 +69,24 @@ class QdqFuser {
  public:
   explicit QdqFuser(CompiledGraph& g) : g_(g), f_{g} {}
 
+  // When step `q` is a plain QuantizeLinear with per-tensor constant parameters (`*y`, of type
+  // `*y_type`) and the only reader of its producer's output: that producer's step; else -1.
+  int closing_quantize(int q, QParams* y, DataType* y_type) {
+    const Step& qs = g_.steps[q];
+    if (qs.dead || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) return -1;
+    *y = QParams{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    if (!per_tensor_constants(f_, *y, y_type)) return -1;
+    const int p = g_.values[y->data].producer;
+    return p >= 0 && f_.sole_reader(y->data) == q ? p : -1;
+  }
+
   // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
   // header); true when rewritten.
   bool try_quantized_op_at(int q) {
-    Step& qs = g_.steps[q];
-    if (qs.dead || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) return false;
-    QParams y{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    QParams y;
     DataType y_type;
-    if (!per_tensor_constants(f_, y, &y_type)) return false;
-    const int p = g_.values[y.data].producer;
-    if (p < 0 || f_.sole_reader(y.data) != q) return false;
+    const int p = closing_quantize(q, &y, &y_type);
+    if (p < 0) return false;
     const Step& ps = g_.steps[p];
     if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1)
       return false;
@@ -133,13 +141,10 @@ class QdqFuser {
 
   // Tries the chain ending in QuantizeLinear step `q`; true when rewritten.
   bool try_at(int q) {
-    Step& qs = g_.steps[q];
-    if (qs.dead || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) return false;
-    QParams y{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    QParams y;
     DataType y_type;
-    if (!per_tensor_constants(f_, y, &y_type)) return false;
-    const int p = g_.values[y.data].producer;
-    if (p < 0 || f_.sole_reader(y.data) != q) return false;
+    const int p = closing_quantize(q, &y, &y_type);
+    if (p < 0) return false;
     Step& ps = g_.steps[p];
     if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty()) return false;
     const std::string& op = ps.node->op_type;

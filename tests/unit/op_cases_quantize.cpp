@@ -180,6 +180,12 @@ void contrib_cases(CaseRng& rng, std::vector<OpCase>& cases) {
                               {q8(rng, rng.shape(4, 1, 9), t), scale(rng, 0.02f, 0.05f), zero_point(rng, t),
                                scale(rng, 0.01f, 0.04f), zero_point(rng, t)},
                               {{"channels_last", attr_int(last)}}, ty + (last ? " channels last" : "")));
+    // Channels last, one channel block large enough to be split across threads, 24 channels
+    // (rows summed two at a time) and an odd pixel count.
+    cases.push_back(ms_case("QLinearGlobalAveragePool",
+                            {q8(rng, {1, 71, 69, 24}, t), scale(rng, 0.02f, 0.05f), zero_point(rng, t),
+                             scale(rng, 0.01f, 0.04f), zero_point(rng, t)},
+                            {{"channels_last", attr_int(1)}}, ty + " channels last, 24 channels, split"));
     // QLinearAveragePool: pads, strides, ceil_mode, count_include_pad, SAME_UPPER, both layouts.
     for (int64_t last : {0, 1}) {
       const int64_t n = rng.dim(1, 2), c = rng.dim(1, 5), h = rng.dim(5, 12), w = rng.dim(5, 12);

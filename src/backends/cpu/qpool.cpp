@@ -34,6 +34,7 @@ namespace tandem::cpu {
 namespace {
 
 constexpr int64_t kChannelBlock = 256;
+constexpr int64_t kMaxParts = 8;  // spatial pieces of one channel block (global pool)
 constexpr int64_t kMaxRow = 4096;  // the longest last spatial dim (input and output) of QLinearAveragePool
 constexpr size_t kMaxSpatial = 6;
 // Taps per window (or spatial size) whose byte sums still fit int32 exactly.
@@ -71,6 +72,40 @@ TANDEM_ISA_DISPATCH(acc_s8, (const int8_t* x, int64_t n, int32_t* acc), (x, n, a
 void accumulate(const uint8_t* x, int64_t n, int32_t* acc, bool s8) {
   if (s8) acc_s8(reinterpret_cast<const int8_t*>(x), n, acc);
   else acc_u8(x, n, acc);
+}
+
+// acc[j] += x[r * stride + j] for r < rows, j < n: channels-last rows, one call for all of them.
+// Contiguous rows whose length is not a multiple of 16 are summed k at a time into a row of
+// k * n lanes (a multiple of 16, so no scalar remainder per row), folded at the end.
+template <class Q>
+TANDEM_ISA_BODY void accumulate_rows_body(const Q* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
+  int64_t r = 0;
+  if (stride == n && n % 16 != 0 && n <= 256) {
+    int64_t k = 16;
+    for (int64_t g = n; g % 2 == 0 && k > 1; g /= 2) k /= 2;  // 16 / gcd(n, 16)
+    const int64_t wide_n = k * n;
+    int32_t wide[16 * 256];
+    for (int64_t j = 0; j < wide_n; ++j) wide[j] = 0;
+    for (; r + k <= rows; r += k) accumulate_body(x + r * n, wide_n, wide);
+    for (int64_t t = 0; t < k; ++t)
+      for (int64_t j = 0; j < n; ++j) acc[j] += wide[t * n + j];
+  }
+  for (; r < rows; ++r) accumulate_body(x + r * stride, n, acc);
+}
+TANDEM_ISA_BODY void rows_u8_body(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
+  accumulate_rows_body(x, rows, n, stride, acc);
+}
+TANDEM_ISA_BODY void rows_s8_body(const int8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
+  accumulate_rows_body(x, rows, n, stride, acc);
+}
+TANDEM_ISA_DISPATCH(rows_u8, (const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc),
+                    (x, rows, n, stride, acc))
+TANDEM_ISA_DISPATCH(rows_s8, (const int8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc),
+                    (x, rows, n, stride, acc))
+
+void accumulate_rows(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc, bool s8) {
+  if (s8) rows_s8(reinterpret_cast<const int8_t*>(x), rows, n, stride, acc);
+  else rows_u8(x, rows, n, stride, acc);
 }
 
 // One run's parameters, widened as the reference kernel reads them.
@@ -190,17 +225,29 @@ class QGlobalPoolKernel final : public Kernel {
       return Status::ok();
     }
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
-    parallel_range(total < 1e5 ? 1 : ctx.threads, batch * blocks, 1, [&](int64_t lo, int64_t hi) {
-      std::array<int32_t, kChannelBlock> acc;
-      for (int64_t i = lo; i < hi; ++i) {
-        const int64_t n = i / blocks, c0 = (i % blocks) * kChannelBlock;
-        const int64_t cb = std::min(kChannelBlock, channels - c0);
-        std::fill(acc.begin(), acc.begin() + cb, 0);
-        const uint8_t* base = px + n * spatial * channels + c0;
-        for (int64_t s = 0; s < spatial; ++s) accumulate(base + s * channels, cb, acc.data(), c.s8);
-        for (int64_t j = 0; j < cb; ++j) py[n * channels + c0 + j] = c.out(acc[j], spatial, spatial);
+    const int threads = total < 1e5 ? 1 : ctx.threads;
+    // Each (image, channel block) in `parts` spatial pieces, so that a single block still
+    // splits across the threads; the pieces' exact int32 sums are added afterwards.
+    const int64_t parts = batch * blocks < threads ? std::min<int64_t>(threads, kMaxParts) : 1;
+    std::array<int32_t, kMaxParts * kChannelBlock> partial;
+    for (int64_t i = 0; i < batch * blocks; ++i) {
+      const int64_t n = i / blocks, c0 = (i % blocks) * kChannelBlock;
+      const int64_t cb = std::min(kChannelBlock, channels - c0);
+      const uint8_t* base = px + n * spatial * channels + c0;
+      parallel_range(parts > 1 ? threads : 1, parts, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t part = lo; part < hi; ++part) {
+          int32_t* acc = partial.data() + part * kChannelBlock;
+          std::fill(acc, acc + cb, 0);
+          const int64_t s0 = spatial * part / parts, s1 = spatial * (part + 1) / parts;
+          accumulate_rows(base + s0 * channels, s1 - s0, cb, channels, acc, c.s8);
+        }
+      });
+      for (int64_t j = 0; j < cb; ++j) {
+        int32_t sum = 0;
+        for (int64_t part = 0; part < parts; ++part) sum += partial[static_cast<size_t>(part * kChannelBlock + j)];
+        py[n * channels + c0 + j] = c.out(sum, spatial, spatial);
       }
-    });
+    }
     return Status::ok();
   }
 };

@@ -182,11 +182,11 @@ Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* 
 
 // Adds a kernel mapping the 8-bit value `x` into `y` byte by byte through `table` (256 entries,
 // copied): y[i] = table[x[i]]. `y` (same shape, 8-bit) is defined with x's layout
-// (qelementwise.cpp).
+// (byte_map.cpp).
 Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label);
 
 // Adds a kernel mapping the channels-last 8-bit value `x` ([N, C, H, W], layout nhwc) through
-// `table` (256 floats, copied) into the float32 value `y`, defined plain (qelementwise.cpp).
+// `table` (256 floats, copied) into the float32 value `y`, defined plain (byte_map.cpp).
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
 
 // True when value `v` is not a segment output and every step that reads it is one of `ops`

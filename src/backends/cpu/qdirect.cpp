@@ -95,7 +95,9 @@ TANDEM_TARGET_AVX512 void row_product_avx512(const uint8_t* a, bool a_signed, in
     for (int64_t b = 0; b < blocks; ++b) {
       const __mmask16 m = b == blocks - 1 ? tail : static_cast<__mmask16>(0xFFFF);
       const __m128i bytes = _mm_maskz_loadu_epi8(m, wr + 16 * b);
-      const __m512i wv = w_signed ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+      // (zero-masked forms: the unmasked ones start from a register GCC calls uninitialized)
+      const __m512i wv =
+          w_signed ? _mm512_maskz_cvtepi8_epi32(0xFFFF, bytes) : _mm512_maskz_cvtepu8_epi32(0xFFFF, bytes);
       sums[b] = _mm512_add_epi32(sums[b], _mm512_mullo_epi32(_mm512_sub_epi32(wv, zps[b]), av));
     }
   }

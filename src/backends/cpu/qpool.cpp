@@ -64,25 +64,14 @@ template <class Q>
 TANDEM_ISA_BODY void accumulate_body(const Q* x, int64_t n, int32_t* acc) {
   for (int64_t j = 0; j < n; ++j) acc[j] += x[j];
 }
-TANDEM_ISA_BODY void acc_u8_body(const uint8_t* x, int64_t n, int32_t* acc) { accumulate_body(x, n, acc); }
-TANDEM_ISA_BODY void acc_s8_body(const int8_t* x, int64_t n, int32_t* acc) { accumulate_body(x, n, acc); }
-TANDEM_ISA_DISPATCH(acc_u8, (const uint8_t* x, int64_t n, int32_t* acc), (x, n, acc))
-TANDEM_ISA_DISPATCH(acc_s8, (const int8_t* x, int64_t n, int32_t* acc), (x, n, acc))
-
-void accumulate(const uint8_t* x, int64_t n, int32_t* acc, bool s8) {
-  if (s8) acc_s8(reinterpret_cast<const int8_t*>(x), n, acc);
-  else acc_u8(x, n, acc);
-}
-
 // acc[j] += x[r * stride + j] for r < rows, j < n: channels-last rows, one call for all of them.
 // Contiguous rows whose length is not a multiple of 16 are summed k at a time into a row of
 // k * n lanes (a multiple of 16, so no scalar remainder per row), folded at the end.
 template <class Q>
 TANDEM_ISA_BODY void accumulate_rows_body(const Q* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
-  int64_t r = 0;
-  if (stride == n && n % 16 != 0 && n <= 256) {
-    int64_t k = 16;
-    for (int64_t g = n; g % 2 == 0 && k > 1; g /= 2) k /= 2;  // 16 / gcd(n, 16)
+  int64_t r = 0, k = 16;
+  for (int64_t g = n; g % 2 == 0 && k > 1; g /= 2) k /= 2;  // 16 / gcd(n, 16)
+  if (stride == n && n % 16 != 0 && n <= 256 && rows >= k) {
     const int64_t wide_n = k * n;
     int32_t wide[16 * 256];
     for (int64_t j = 0; j < wide_n; ++j) wide[j] = 0;
@@ -107,6 +96,8 @@ void accumulate_rows(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, 
   if (s8) rows_s8(reinterpret_cast<const int8_t*>(x), rows, n, stride, acc);
   else rows_u8(x, rows, n, stride, acc);
 }
+// acc[j] += x[j] for j < n (one row of channels).
+void accumulate(const uint8_t* x, int64_t n, int32_t* acc, bool s8) { accumulate_rows(x, 1, n, n, acc, s8); }
 
 // One run's parameters, widened as the reference kernel reads them.
 struct PoolCoef {

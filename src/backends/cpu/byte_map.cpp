@@ -1,0 +1,88 @@
+// byte_map.cpp: kernels that map 8-bit values through a fixed 256-entry table (int8.h:
+// add_byte_map, add_byte_to_float). A quantized convolution uses them for the chain it absorbs
+// (qconv.cpp), and DequantizeLinear for channels-last data (quantize.cpp). The tables are
+// built by the caller at instance build; the lookups are qtable.h's.
+#include <algorithm>
+#include <array>
+
+#include "backends/cpu/int8.h"
+#include "backends/cpu/op_family.h"
+#include "backends/cpu/qtable.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // elements per parallel piece
+
+// y[i] = table[x[i]] (add_byte_map).
+class ByteMapKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t n = 0;
+  std::array<uint8_t, 256> table{};
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<uint8_t*>(ctx.ptr[y]);
+    parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain,
+                   [&](int64_t lo, int64_t hi) { lut_map(px + lo, py + lo, hi - lo, table.data()); });
+    return Status::ok();
+  }
+};
+
+// Channels-last bytes to plain float32 through a table (add_byte_to_float).
+class ByteToFloatKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t images = 0, channels = 0, pixels = 0;
+  std::array<float, 256> table{};
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<float*>(ctx.ptr[y]);
+    const int64_t per_image = channels * pixels;
+    const int threads = images * per_image < 4 * kGrain ? 1 : ctx.threads;
+    for (int64_t n = 0; n < images; ++n)
+      parallel_range(threads, pixels, std::max<int64_t>(16, kGrain / channels), [&](int64_t lo, int64_t hi) {
+        lut_to_planar_float(px + n * per_image, py + n * per_image, pixels, channels, table.data(), lo, hi);
+      });
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label) {
+  const Shape& s = b.val(x).shape;
+  if (s.size() != 4 || b.val(x).layout != Layout::nhwc) return internal_error(label + " byte-to-float map expects nhwc");
+  auto k = std::make_unique<ByteToFloatKernel>();
+  k->label = label;
+  std::copy(table, table + 256, k->table.begin());
+  b.define(y, Layout::plain);
+  k->x = x;
+  k->y = y;
+  k->images = s[0];
+  k->channels = s[1];
+  k->pixels = s[2] * s[3];
+  k->reads = {x};
+  k->writes = {y};
+  b.add_work(static_cast<double>(shape_numel(s)));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label) {
+  auto k = std::make_unique<ByteMapKernel>();
+  k->label = label;
+  std::copy(table, table + 256, k->table.begin());
+  b.define(y, b.val(x).layout);
+  k->x = x;
+  k->y = y;
+  k->reads = {x};
+  k->writes = {y};
+  k->n = shape_numel(b.val(y).shape);
+  b.add_work(static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+}  // namespace tandem::cpu

@@ -59,16 +59,15 @@ int32_t sum_bytes(const void* x, int64_t n, bool s8) {
   return s;
 }
 
-// acc[j] += x[j] for j < n (one row of channels).
-template <class Q>
+template <class Q>  // acc[j] += x[j] for j < n (one row of channels)
 TANDEM_ISA_BODY void accumulate_body(const Q* x, int64_t n, int32_t* acc) {
   for (int64_t j = 0; j < n; ++j) acc[j] += x[j];
 }
-// acc[j] += x[r * stride + j] for r < rows, j < n: channels-last rows, one call for all of them.
+// acc[j] += x[r * stride + j] for r < rows, j < n (channels-last rows; accumulate: one row).
 // Contiguous rows whose length is not a multiple of 16 are summed k at a time into a row of
 // k * n lanes (a multiple of 16, so no scalar remainder per row), folded at the end.
 template <class Q>
-TANDEM_ISA_BODY void accumulate_rows_body(const Q* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
+TANDEM_ISA_BODY void add_rows(const Q* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
   int64_t r = 0, k = 16;
   for (int64_t g = n; g % 2 == 0 && k > 1; g /= 2) k /= 2;  // 16 / gcd(n, 16)
   if (stride == n && n % 16 != 0 && n <= 256 && rows >= k) {
@@ -81,22 +80,14 @@ TANDEM_ISA_BODY void accumulate_rows_body(const Q* x, int64_t rows, int64_t n, i
   }
   for (; r < rows; ++r) accumulate_body(x + r * stride, n, acc);
 }
-TANDEM_ISA_BODY void rows_u8_body(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
-  accumulate_rows_body(x, rows, n, stride, acc);
+TANDEM_ISA_BODY void accumulate_rows_body(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc,
+                                          bool s8) {
+  if (s8) add_rows(reinterpret_cast<const int8_t*>(x), rows, n, stride, acc);
+  else add_rows(x, rows, n, stride, acc);
 }
-TANDEM_ISA_BODY void rows_s8_body(const int8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc) {
-  accumulate_rows_body(x, rows, n, stride, acc);
-}
-TANDEM_ISA_DISPATCH(rows_u8, (const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc),
-                    (x, rows, n, stride, acc))
-TANDEM_ISA_DISPATCH(rows_s8, (const int8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc),
-                    (x, rows, n, stride, acc))
-
-void accumulate_rows(const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc, bool s8) {
-  if (s8) rows_s8(reinterpret_cast<const int8_t*>(x), rows, n, stride, acc);
-  else rows_u8(x, rows, n, stride, acc);
-}
-// acc[j] += x[j] for j < n (one row of channels).
+TANDEM_ISA_DISPATCH(accumulate_rows,
+                    (const uint8_t* x, int64_t rows, int64_t n, int64_t stride, int32_t* acc, bool s8),
+                    (x, rows, n, stride, acc, s8))
 void accumulate(const uint8_t* x, int64_t n, int32_t* acc, bool s8) { accumulate_rows(x, 1, n, n, acc, s8); }
 
 // One run's parameters, widened as the reference kernel reads them.
@@ -217,27 +208,36 @@ class QGlobalPoolKernel final : public Kernel {
     }
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
     const int threads = total < 1e5 ? 1 : ctx.threads;
-    // Each (image, channel block) in `parts` spatial pieces, so that a single block still
-    // splits across the threads; the pieces' exact int32 sums are added afterwards.
-    const int64_t parts = batch * blocks < threads ? std::min<int64_t>(threads, kMaxParts) : 1;
+    // One task per (image, channel block), across the threads; with fewer tasks than threads,
+    // each task's pixels are split into `parts` pieces whose exact int32 sums are added.
+    const int64_t tasks = batch * blocks, parts = tasks < threads ? std::min<int64_t>(threads, kMaxParts) : 1;
     std::array<int32_t, kMaxParts * kChannelBlock> partial;
-    for (int64_t i = 0; i < batch * blocks; ++i) {
-      const int64_t n = i / blocks, c0 = (i % blocks) * kChannelBlock;
-      const int64_t cb = std::min(kChannelBlock, channels - c0);
-      const uint8_t* base = px + n * spatial * channels + c0;
-      parallel_range(parts > 1 ? threads : 1, parts, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t part = lo; part < hi; ++part) {
-          int32_t* acc = partial.data() + part * kChannelBlock;
-          std::fill(acc, acc + cb, 0);
-          const int64_t s0 = spatial * part / parts, s1 = spatial * (part + 1) / parts;
-          accumulate_rows(base + s0 * channels, s1 - s0, cb, channels, acc, c.s8);
-        }
-      });
+    auto sum_piece = [&](int64_t t, int64_t part, int32_t* acc) {
+      const int64_t n = t / blocks, c0 = (t % blocks) * kChannelBlock, cb = std::min(kChannelBlock, channels - c0);
+      const int64_t s0 = spatial * part / parts, s1 = spatial * (part + 1) / parts;
+      std::fill(acc, acc + cb, 0);
+      accumulate_rows(px + (n * spatial + s0) * channels + c0, s1 - s0, cb, channels, acc, c.s8);
+    };
+    auto write = [&](int64_t t, const int32_t* acc) {
+      const int64_t n = t / blocks, c0 = (t % blocks) * kChannelBlock, cb = std::min(kChannelBlock, channels - c0);
       for (int64_t j = 0; j < cb; ++j) {
-        int32_t sum = 0;
-        for (int64_t part = 0; part < parts; ++part) sum += partial[static_cast<size_t>(part * kChannelBlock + j)];
+        int32_t sum = acc[j];
+        for (int64_t q = 1; q < parts; ++q) sum += acc[q * kChannelBlock + j];
         py[n * channels + c0 + j] = c.out(sum, spatial, spatial);
       }
+    };
+    if (parts == 1) {
+      parallel_range(threads, tasks, 1, [&](int64_t lo, int64_t hi) {
+        std::array<int32_t, kChannelBlock> acc;
+        for (int64_t t = lo; t < hi; ++t) { sum_piece(t, 0, acc.data()); write(t, acc.data()); }
+      });
+      return Status::ok();
+    }
+    for (int64_t t = 0; t < tasks; ++t) {
+      parallel_range(threads, parts, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t q = lo; q < hi; ++q) sum_piece(t, q, partial.data() + q * kChannelBlock);
+      });
+      write(t, partial.data());
     }
     return Status::ok();
   }

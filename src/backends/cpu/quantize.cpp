@@ -16,6 +16,7 @@
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/qtable.h"
 
 namespace tandem::cpu {
 
@@ -250,16 +251,14 @@ class QuantizeSpec final : public OpSpec {
     std::vector<int> reads;
     TANDEM_ASSIGN_OR_RETURN(Channels c, read_channels(b, step, shape, &reads));
     // 8-bit channels-last data (a quantized convolution's output) with known per-tensor
-    // parameters: a table of the 256 results, whose kernel also writes the plain layout float
-    // readers take (no byte reorder first). Each entry is the loop's own arithmetic.
+    // parameters: the loop below run once on every byte value gives a table, whose kernel also
+    // writes the plain layout float readers take (no byte reorder first).
     const DataType from = b.val(x).dtype;
     if (dequantize && is_8bit(from) && b.val(x).layout == Layout::nhwc && shape.size() == 4 && c.channels == 1 &&
         reads.empty()) {
       float table[256];
-      for (int byte = 0; byte < 256; ++byte) {
-        const int32_t q = from == DataType::int8 ? static_cast<int8_t>(byte) : byte;
-        table[byte] = static_cast<float>(q - c.zero_points[0]) * c.scales[0];
-      }
+      if (from == DataType::uint8) dequantize_u8(all_bytes(), table, 256, c.scales[0], c.zero_points[0]);
+      else dequantize_s8(reinterpret_cast<const int8_t*>(all_bytes()), table, 256, c.scales[0], c.zero_points[0]);
       return add_byte_to_float(b, x, out, table, label + " (table)");
     }
     TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));

@@ -106,13 +106,15 @@ bool with_immediates(const std::function<const Tensor*(int)>& constant, EwProgra
   return true;
 }
 
-// The program's result for the product's output byte `byte` (of type y_type): the program
-// starts from the product's value relative to y_zero_point.
-float evaluate(const EwProgram& p, DataType y_type, int32_t y_zero_point, int byte) {
-  const int32_t q = y_type == DataType::int8 ? static_cast<int8_t>(byte) : byte;
-  float v = static_cast<float>(q - y_zero_point);
-  for (const EwOp& op : p.ops) v = ew_apply_scalar(op, v, 0.0f);
-  return v;
+// The program's results for every output byte of the product (of type y_type), through the
+// elementwise kernel the unfused path runs: the program starts from the product's value
+// relative to y_zero_point.
+void evaluate_all(const EwProgram& p, DataType y_type, int32_t y_zero_point, float values[256]) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const int32_t q = y_type == DataType::int8 ? static_cast<int8_t>(byte) : byte;
+    values[byte] = static_cast<float>(q - y_zero_point);
+  }
+  ew_apply_pointwise(p, values, 256);
 }
 
 }  // namespace
@@ -124,8 +126,10 @@ bool RequantChain::byte_table(const std::function<const Tensor*(int)>& constant,
   if (!with_immediates(constant, &p)) return false;
   const bool z_s8 = z_type == DataType::int8;
   const float lo = z_s8 ? -128.0f : 0.0f, hi = z_s8 ? 127.0f : 255.0f;
+  float values[256];
+  evaluate_all(p, y_type, y_zero_point, values);
   for (int byte = 0; byte < 256; ++byte) {
-    const float v = evaluate(p, y_type, y_zero_point, byte);
+    const float v = values[byte];
     const float z = std::isnan(v) ? 0.0f : std::min(hi, std::max(lo, v));
     table[byte] = z_s8 ? static_cast<uint8_t>(static_cast<int8_t>(z)) : static_cast<uint8_t>(z);
   }
@@ -136,7 +140,7 @@ bool RequantChain::float_table(const std::function<const Tensor*(int)>& constant
   if (!dequantized || requantized) return false;
   EwProgram p = program();
   if (!with_immediates(constant, &p)) return false;
-  for (int byte = 0; byte < 256; ++byte) table[byte] = evaluate(p, y_type, y_zero_point, byte);
+  evaluate_all(p, y_type, y_zero_point, table);
   return true;
 }
 

@@ -105,7 +105,7 @@ bool Builder::typed(int v) const {
 
 int64_t Builder::physical_bytes(DataType dtype, const Shape& shape, Layout l) {
   if (l == Layout::blocked && shape.size() == 4)
-    return shape[0] * round_up(shape[1], kBlock) * shape[2] * shape[3] * static_cast<int64_t>(elem_size(dtype));
+    return shape[0] * round_up(shape[1], channel_block()) * shape[2] * shape[3] * static_cast<int64_t>(elem_size(dtype));
   return shape_numel(shape) * static_cast<int64_t>(elem_size(dtype));
 }
 

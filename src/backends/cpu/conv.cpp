@@ -8,7 +8,8 @@
 // elementwise program kernel right after.
 // Instance time: the primitive is created for the concrete shapes with oneDNN choosing the
 // weight format; packed weights are cached per format and shared by all instances. 2-D
-// activations use the blocked nChw16c layout when they have 8 or more channels. A ConvTranspose
+// activations use the blocked layout (nChw16c on the AVX-512 path, nChw8c on the AVX2 one: the
+// layouts of oneDNN's direct convolutions) when they have 8 or more channels. A ConvTranspose
 // whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
 #include <cmath>
 #include <mutex>
@@ -255,10 +256,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const int out = step.outputs[0];
   if (!b.typed(out)) return unsupported(label + " output shape unknown");
 
-  // Layouts. nChw16c is the layout of oneDNN's AVX-512 kernels; below AVX-512 oneDNN has no
-  // direct kernel for it (only its reference convolution, 100x slower), so the AVX2 and
-  // baseline paths keep plain activations (oneDNN's gemm convolution).
-  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 2;
+  // Layouts. The blocked layout is that of oneDNN's direct convolutions on this ISA path
+  // (channel_block(): nChw16c for AVX-512, nChw8c for AVX2); on plain activations oneDNN takes
+  // its gemm convolution, several times slower. The baseline path stays plain: oneDNN's SSE4.1
+  // 1x1 kernels refuse channel counts that are not multiples of 8 and would fall to its
+  // reference convolution.
+  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 1;
   int src = x;
   if (two_d && xv.layout == Layout::plain && xs[1] >= 8) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));

@@ -79,41 +79,48 @@ __attribute__((target("avx512f"))) void patch_row_avx512(const PatchDeconv& p, c
   }
 }
 
-// Portable path (and M > 128).
-void patch_row_generic(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
-  const int64_t cb_count = (p.C + 15) / 16;
+// Portable path (below AVX-512, and M > 128), compiled per ISA level; the input's channel block
+// is `lanes` (channel_block()).
+TANDEM_ISA_BODY void patch_row_generic_body(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
+                                            float* acc_row, int64_t lanes) {
+  const int64_t cb_count = (p.C + lanes - 1) / lanes;
+  const float* bias = p.bias.data<float>();
   for (int64_t xx = 0; xx < p.W; ++xx) {
     float* acc = acc_row + xx * p.M;
-    for (int64_t m = 0; m < p.M; ++m) acc[m] = p.bias.data<float>()[m];
+    for (int64_t m = 0; m < p.M; ++m) acc[m] = bias[m];
     for (int64_t c = 0; c < p.C; ++c) {
-      const float v = in[(((n * cb_count + c / 16) * p.H + y) * p.W + xx) * 16 + (c % 16)];
+      const float v = in[(((n * cb_count + c / lanes) * p.H + y) * p.W + xx) * lanes + (c % lanes)];
       const float* w = p.wp.data<float>() + c * p.M;
       for (int64_t m = 0; m < p.M; ++m) acc[m] += v * w[m];
     }
   }
 }
+TANDEM_ISA_DISPATCH(patch_row_generic,
+                    (const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row, int64_t lanes),
+                    (p, in, n, y, acc_row, lanes))
 
 void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
   static const bool avx512 = cpu_isa_level() >= 2;
   if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
-  else patch_row_generic(p, in, n, y, acc_row);
+  else patch_row_generic(p, in, n, y, acc_row, channel_block());
 }
 
 // Writes one input row's patches (after the pointwise program) to the output.
 TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
-    const int64_t ob_count = round_up(O, 16) / 16;
+    const int64_t lanes = channel_block();
+    const int64_t ob_count = round_up(O, lanes) / lanes;
     for (int64_t xx = 0; xx < p.W; ++xx) {
       const float* acc = acc_row + xx * p.M;
       for (int64_t i = 0; i < k; ++i)
         for (int64_t j = 0; j < k; ++j) {
           const float* src = acc + (i * k + j) * O;
           for (int64_t ob = 0; ob < ob_count; ++ob) {
-            float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * 16;
-            const int64_t real = std::min<int64_t>(16, O - ob * 16);
-            for (int64_t l = 0; l < real; ++l) d[l] = src[ob * 16 + l];
-            for (int64_t l = real; l < 16; ++l) d[l] = 0.0f;  // channel padding stays zero
+            float* d = o + (((n * ob_count + ob) * OH + y * k + i) * OW + xx * k + j) * lanes;
+            const int64_t real = std::min<int64_t>(lanes, O - ob * lanes);
+            for (int64_t l = 0; l < real; ++l) d[l] = src[ob * lanes + l];
+            for (int64_t l = real; l < lanes; ++l) d[l] = 0.0f;  // channel padding stays zero
           }
         }
     }

@@ -84,7 +84,7 @@ std::string CpuPlan::describe() const {
       std::string shape;
       if (!kr.writes.empty()) {
         const IValue& w = inst->values[kr.writes[0]];
-        shape = shape_to_string(w.shape) + (w.layout == Layout::blocked ? " nChw16c" : w.layout == Layout::nhwc ? " nhwc" : "");
+        shape = shape_to_string(w.shape) + (w.layout == Layout::blocked ? " nChw" + std::to_string(channel_block()) + "c" : w.layout == Layout::nhwc ? " nhwc" : "");
         if (w.dtype != DataType::float32) shape += " " + std::string(dtype_name(w.dtype));
       }
       line("  " + std::to_string(k) + "  " + kr.label + "  -> " + shape);

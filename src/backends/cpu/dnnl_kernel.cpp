@@ -41,7 +41,8 @@ dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt) {
 
 dnnl::memory::desc value_md(const IValue& v) {
   if (v.layout == Layout::blocked)
-    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nChw16c);
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype),
+                              channel_block() == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c);
   if (v.layout == Layout::nhwc)
     return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nhwc);
   return plain_md(v.shape, dnnl_type(v.dtype));

@@ -1,7 +1,7 @@
 // ew_program.cpp: evaluation of elementwise programs (ew_program.h): the scalar semantics of
 // every op, and one kernel that runs a chain of ops (arithmetic with broadcasting operands or
 // immediates, activations) over the output in tiles that stay in L1; plain and blocked
-// (nChw16c) layouts; OpenMP across tiles.
+// (nChw16c or nChw8c) layouts; OpenMP across tiles.
 #include "backends/cpu/ew_program.h"
 
 #include <algorithm>
@@ -255,7 +255,7 @@ class EwKernel final : public Kernel {
   std::vector<std::array<int64_t, kMaxDims>> opnd_strides;  // per operand, per dim (elements)
   int out = -1;
   std::array<int64_t, kMaxDims> out_strides{};
-  // Blocked outputs whose channels are not a multiple of 16: lanes >= tail of the last channel
+  // Blocked outputs whose channels are not a multiple of the block: lanes >= tail of the last channel
   // block are zeroed. cb_dim: the dim indexing channel blocks (-2: every element is in it).
   int cb_dim = -1;
   int64_t cb_last = 0, tail = 0;
@@ -331,12 +331,13 @@ class EwKernel final : public Kernel {
         for (const EwOp& op : ops) apply_op(op, ta);
         if (cb_dim != -1) {
           const bool rows_are_cb = cb_dim == nd - 2;
+          const int64_t block = channel_block();
           for (int64_t r = 0; r < nr; ++r) {
             bool last_block = cb_dim == -2 || (rows_are_cb ? r0 + r == cb_last : cb_index == cb_last);
             if (!last_block) continue;
             float* a = acc + r * nl;
             for (int64_t l = 0; l < nl; ++l)
-              if (((l0 + l) & (kBlock - 1)) >= tail) a[l] = 0.0f;
+              if (((l0 + l) & (block - 1)) >= tail) a[l] = 0.0f;
           }
         }
         store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);
@@ -346,10 +347,12 @@ class EwKernel final : public Kernel {
   }
 };
 
-// Physical dims of a value in its layout: plain = shape; blocked = [N, C/16, H, W, 16].
+// Physical dims of a value in its layout: plain = shape; blocked = [N, C/B, H, W, B] with B =
+// channel_block().
 std::vector<int64_t> physical_dims(const IValue& v) {
+  const int64_t block = channel_block();
   if (v.layout == Layout::blocked)
-    return {v.shape[0], round_up(v.shape[1], kBlock) / kBlock, v.shape[2], v.shape[3], kBlock};
+    return {v.shape[0], round_up(v.shape[1], block) / block, v.shape[2], v.shape[3], block};
   if (v.shape.empty()) return {1};
   return v.shape;
 }
@@ -374,8 +377,9 @@ std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
   // Blocked output [N, C, H, W].
   const int64_t C = outv.shape[1];
   if (ov.layout == Layout::blocked) {
-    const int64_t cb = round_up(ov.shape[1], kBlock) / kBlock;
-    const int64_t sw = kBlock, sh = os[3] * kBlock, scb = os[2] * os[3] * kBlock, sn = cb * scb;
+    const int64_t block = channel_block();
+    const int64_t cb = round_up(ov.shape[1], block) / block;
+    const int64_t sw = block, sh = os[3] * block, scb = os[2] * os[3] * block, sn = cb * scb;
     const bool cbc = os[1] == 1 && C != 1;
     return {os[0] == 1 ? 0 : sn, cbc ? 0 : scb, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, cbc ? 0 : 1};
   }
@@ -385,7 +389,7 @@ std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
   return {os[0] == 1 ? 0 : sn, 0, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, 0};
 }
 
-// Pads a plain constant to rank 4 and reorders it to nChw16c.
+// Pads a plain constant to rank 4 and reorders it to the blocked layout.
 Result<int> blocked_constant(Builder& b, int v) {
   IValue& ov = b.val(v);
   if (ov.shape.size() > 4) return unsupported("operand of rank > 4 in a blocked op");
@@ -473,9 +477,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   // Blocked tail handling.
   int cb_dim = -1;
   int64_t tail = 0;
-  if (outv.layout == Layout::blocked && outv.shape[1] % kBlock != 0) {
+  if (outv.layout == Layout::blocked && outv.shape[1] % channel_block() != 0) {
     cb_dim = 1;
-    tail = outv.shape[1] % kBlock;
+    tail = outv.shape[1] % channel_block();
   }
   // Drop size-1 dims and merge contiguous neighbours (the channel-block dim stays alone).
   std::vector<int64_t> dims;

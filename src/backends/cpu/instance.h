@@ -4,9 +4,10 @@
 //
 // Instances are built by CpuPlan::instance_for (instance.cpp) through the Builder (builder.h)
 // and run by CpuPlan::run (run.cpp). Units: shapes and offsets are in elements unless named
-// *_bytes. Layouts: `plain` is ONNX row-major; `blocked` is oneDNN nChw16c (4-D float32, or
-// bfloat16 for the inputs of bf16 convolutions; channels padded to a multiple of 16 with zeros,
-// which every kernel writing a blocked value must preserve).
+// *_bytes. Layouts: `plain` is ONNX row-major; `blocked` is oneDNN nChw16c on the AVX-512 path and
+// nChw8c below it (channel_block(); 4-D float32, or bfloat16 for the inputs of bf16
+// convolutions; channels padded to a multiple of the block with zeros, which every kernel
+// writing a blocked value must preserve).
 //
 // Thread-safety: an Instance is immutable after it is built except for its mutex-protected
 // context pool and its TeamSizer. Kernels are const and run concurrently on different Contexts.
@@ -29,7 +30,11 @@
 
 namespace tandem::cpu {
 
-inline constexpr int64_t kBlock = 16;       // channel block of the blocked layout
+// Channels per block of the blocked layout, fixed for the process: 16 (one AVX-512 vector, the
+// layout of oneDNN's AVX-512 convolutions) when cpu_isa_level() is 2, else 8 (one AVX2 vector,
+// oneDNN's AVX2 and SSE4.1 convolutions). kMaxBlock bounds it, for arrays of one block.
+int64_t channel_block();
+inline constexpr int64_t kMaxBlock = 16;
 inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 
 // nhwc (channels last, 4-D) holds the bfloat16/float32 operands inside bf16 convolution steps

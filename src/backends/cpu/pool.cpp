@@ -74,26 +74,28 @@ class PoolSpec final : public OpSpec {
   }
 };
 
-// Mean or max over the spatial dims, 16 channels at a time (blocked layout).
-TANDEM_ISA_BODY void global_blocked_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
+// Mean or max over the spatial dims, one channel block (`lanes` = channel_block()) at a time.
+TANDEM_ISA_BODY void global_blocked_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max,
+                                         int64_t lanes) {
   for (int64_t r = b; r < e; ++r) {
-    const float* p = in + r * spatial * kBlock;
-    float acc[kBlock];
-    for (int l = 0; l < kBlock; ++l) acc[l] = max ? -FLT_MAX : 0.0f;
+    const float* p = in + r * spatial * lanes;
+    float acc[kMaxBlock];
+    for (int64_t l = 0; l < lanes; ++l) acc[l] = max ? -FLT_MAX : 0.0f;
     if (max) {
       for (int64_t s = 0; s < spatial; ++s)
-        for (int l = 0; l < kBlock; ++l) acc[l] = std::max(acc[l], p[s * kBlock + l]);
+        for (int64_t l = 0; l < lanes; ++l) acc[l] = std::max(acc[l], p[s * lanes + l]);
     } else {
       for (int64_t s = 0; s < spatial; ++s)
-        for (int l = 0; l < kBlock; ++l) acc[l] += p[s * kBlock + l];
+        for (int64_t l = 0; l < lanes; ++l) acc[l] += p[s * lanes + l];
       const float inv = 1.0f / static_cast<float>(spatial);
-      for (int l = 0; l < kBlock; ++l) acc[l] *= inv;
+      for (int64_t l = 0; l < lanes; ++l) acc[l] *= inv;
     }
-    for (int l = 0; l < kBlock; ++l) o[r * kBlock + l] = acc[l];
+    for (int64_t l = 0; l < lanes; ++l) o[r * lanes + l] = acc[l];
   }
 }
-TANDEM_ISA_DISPATCH(global_blocked, (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max),
-                    (in, o, b, e, spatial, max))
+TANDEM_ISA_DISPATCH(global_blocked,
+                    (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max, int64_t lanes),
+                    (in, o, b, e, spatial, max, lanes))
 
 // Mean or max over the spatial dims of rows [b, e) (plain layout).
 TANDEM_ISA_BODY void global_plain_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
@@ -122,7 +124,7 @@ class GlobalPoolKernel final : public Kernel {
  public:
   int x = -1, out = -1;
   bool max = false, blocked = false;
-  int64_t rows = 0, spatial = 0;  // plain: N*C rows of `spatial`; blocked: N*C/16 rows of spatial*16
+  int64_t rows = 0, spatial = 0;  // plain: N*C rows of `spatial`; blocked: N*C/B rows of spatial*B
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
@@ -130,7 +132,7 @@ class GlobalPoolKernel final : public Kernel {
     const int threads = rows * spatial < 32768 ? 1 : ctx.threads;
     const int64_t sp = spatial;
     const bool mx = max;
-    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx); });
+    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, channel_block()); });
     else parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_plain(in, o, b, e, sp, mx); });
     return Status::ok();
   }
@@ -156,7 +158,7 @@ class GlobalPoolSpec final : public OpSpec {
     k->spatial = spatial;
     if (b.val(x).layout == Layout::blocked) {
       k->blocked = true;
-      k->rows = xs[0] * round_up(xs[1], kBlock) / kBlock;
+      k->rows = xs[0] * round_up(xs[1], channel_block()) / channel_block();
       b.define(out, Layout::blocked);
     } else {
       k->rows = xs[0] * xs[1];

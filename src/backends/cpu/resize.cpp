@@ -3,7 +3,7 @@
 // pytorch_half_pixel, align_corners, asymmetric (the rules of kernels/resize_coordinates.h,
 // shared with the reference kernel).
 // Source indices and weights are tabulated at instance build; the kernel copies or blends
-// rows, 16 channels at a time in the blocked layout (which it keeps).
+// rows, a channel block at a time in the blocked layout (which it keeps).
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -25,14 +25,14 @@ class ResizeKernel final : public Kernel {
  public:
   int x = -1, out = -1;
   bool blocked = false, linear = false;
-  int64_t planes = 0;  // plain: N*C; blocked: N*C/16
+  int64_t planes = 0;  // plain: N*C; blocked: N*C/B (B = channel_block())
   int64_t ih = 0, iw = 0, oh = 0, ow = 0;
   Axis ay, ax;
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
     float* o = static_cast<float*>(ctx.ptr[out]);
-    const int64_t lanes = blocked ? kBlock : 1;
+    const int64_t lanes = blocked ? channel_block() : 1;
     const int threads = planes * oh * ow * lanes < 32768 ? 1 : ctx.threads;
     parallel_range(threads, planes * oh, 1, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
@@ -45,8 +45,8 @@ class ResizeKernel final : public Kernel {
             for (int64_t xx = 0; xx < ow; ++xx) dst[xx] = row[ax.i0[xx]];
           } else {
             for (int64_t xx = 0; xx < ow; ++xx) {
-              const float* s = row + ax.i0[xx] * kBlock;
-              for (int l = 0; l < kBlock; ++l) dst[xx * kBlock + l] = s[l];
+              const float* s = row + ax.i0[xx] * lanes;
+              for (int64_t l = 0; l < lanes; ++l) dst[xx * lanes + l] = s[l];
             }
           }
         } else {
@@ -129,7 +129,7 @@ class ResizeSpec final : public OpSpec {
     auto k = std::make_unique<ResizeKernel>();
     k->linear = mode == "linear";
     k->blocked = b.val(x).layout == Layout::blocked;
-    k->planes = k->blocked ? xs[0] * round_up(xs[1], kBlock) / kBlock : xs[0] * xs[1];
+    k->planes = k->blocked ? xs[0] * round_up(xs[1], channel_block()) / channel_block() : xs[0] * xs[1];
     k->ih = xs[2];
     k->iw = xs[3];
     k->oh = os[2];

@@ -2,6 +2,8 @@
 // (runtime_env.h).
 #include "backends/cpu/runtime_env.h"
 
+#include "backends/cpu/instance.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +63,11 @@ int cpu_isa_level() {
     return machine;  // "avx512" or anything else: the machine's best
   }();
   return level;
+}
+
+int64_t channel_block() {
+  static const int64_t block = cpu_isa_level() >= 2 ? 16 : 8;
+  return block;
 }
 
 std::string cpu_isa_description() {

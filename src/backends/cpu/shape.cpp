@@ -210,7 +210,7 @@ class SliceSpec final : public OpSpec {
 };
 
 // Concat: plain copies of each input's chunk per outer index; blocked block copies along
-// channels when every input but the last has a multiple of 16 channels.
+// channels when every input but the last has a whole number of channel blocks.
 class ConcatKernel final : public Kernel {
  public:
   int out = -1;
@@ -234,13 +234,14 @@ class ConcatKernel final : public Kernel {
   }
 };
 
-// Concat along channels of blocked inputs whose channel counts are not multiples of 16: each
-// output block gathers lanes from a few input blocks (masked lane permutes with AVX-512).
+// Concat along channels of blocked inputs whose channel counts are not multiples of the block:
+// each output block gathers lanes from a few input blocks (masked lane permutes with AVX-512,
+// where the block is 16; a lane loop otherwise).
 struct LaneMove {
   int input = 0;           // index into ins
   int64_t block = 0;       // source channel block
   uint16_t mask = 0;       // output lanes it fills
-  int32_t idx[16] = {0};   // source lane per output lane
+  int32_t idx[kMaxBlock] = {0};  // source lane per output lane
 };
 
 __attribute__((target("avx512f"))) void shuffle_blocks_avx512(const float* const* in,
@@ -261,16 +262,16 @@ __attribute__((target("avx512f"))) void shuffle_blocks_avx512(const float* const
 
 void shuffle_blocks_scalar(const float* const* in, const std::vector<int64_t>& in_blocks, float* out,
                            const std::vector<LaneMove>& moves, int64_t n, int64_t out_blocks, int64_t ob, int64_t hw,
-                           int64_t p0, int64_t p1) {
-  float* o = out + ((n * out_blocks + ob) * hw) * 16;
+                           int64_t p0, int64_t p1, int64_t lanes) {
+  float* o = out + ((n * out_blocks + ob) * hw) * lanes;
   for (int64_t p = p0; p < p1; ++p) {
-    float v[16] = {0};
+    float v[kMaxBlock] = {0};
     for (const LaneMove& m : moves) {
-      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * 16;
-      for (int l = 0; l < 16; ++l)
+      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * lanes;
+      for (int64_t l = 0; l < lanes; ++l)
         if (m.mask & (1u << l)) v[l] = src[m.idx[l]];
     }
-    std::memcpy(o + p * 16, v, sizeof v);
+    std::memcpy(o + p * lanes, v, sizeof(float) * static_cast<size_t>(lanes));
   }
 }
 
@@ -286,7 +287,8 @@ class ShuffleConcatKernel final : public Kernel {
     const float** in = static_cast<const float**>(ctx.scratch);  // one pointer per input
     for (size_t i = 0; i < ins.size(); ++i) in[i] = static_cast<const float*>(ctx.ptr[ins[i]]);
     float* o = static_cast<float*>(ctx.ptr[out]);
-    static const bool avx512 = cpu_isa_level() >= 2;
+    const int64_t lanes = channel_block();
+    const bool avx512 = lanes == 16;  // 16 only on the AVX-512 path
     const int64_t chunk = 1024;
     const int64_t chunks = (hw + chunk - 1) / chunk;
     const int64_t tasks = N * out_blocks * chunks;
@@ -296,7 +298,7 @@ class ShuffleConcatKernel final : public Kernel {
         const int64_t c = t % chunks, ob = (t / chunks) % out_blocks, n = t / chunks / out_blocks;
         const int64_t p0 = c * chunk, p1 = std::min(hw, p0 + chunk);
         if (avx512) shuffle_blocks_avx512(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1);
-        else shuffle_blocks_scalar(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1);
+        else shuffle_blocks_scalar(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1, lanes);
       }
     });
     return Status::ok();
@@ -332,7 +334,7 @@ class ConcatSpec final : public OpSpec {
         break;
       }
       if (iv.layout == Layout::blocked) any_blocked = true;
-      if (i + 1 < ins.size() && iv.shape[1] % kBlock != 0) aligned = false;
+      if (i + 1 < ins.size() && iv.shape[1] % channel_block() != 0) aligned = false;
     }
     blocked = blocked && any_blocked;
     if (blocked) {
@@ -348,14 +350,15 @@ class ConcatSpec final : public OpSpec {
       sk->ins = ins;
       sk->N = os[0];
       sk->hw = os[2] * os[3];
-      sk->out_blocks = round_up(os[1], kBlock) / kBlock;
+      const int64_t block = channel_block();
+      sk->out_blocks = round_up(os[1], block) / block;
       sk->moves.resize(static_cast<size_t>(sk->out_blocks));
       int64_t c0 = 0;
       for (size_t i = 0; i < ins.size(); ++i) {
         const int64_t ci = b.val(ins[i]).shape[1];
-        sk->in_blocks.push_back(round_up(ci, kBlock) / kBlock);
+        sk->in_blocks.push_back(round_up(ci, block) / block);
         for (int64_t c = 0; c < ci; ++c) {
-          const int64_t oc = c0 + c, ob = oc / kBlock, ol = oc % kBlock, sb = c / kBlock, sl = c % kBlock;
+          const int64_t oc = c0 + c, ob = oc / block, ol = oc % block, sb = c / block, sl = c % block;
           auto& list = sk->moves[static_cast<size_t>(ob)];
           if (list.empty() || list.back().input != static_cast<int>(i) || list.back().block != sb) {
             LaneMove m;
@@ -382,10 +385,10 @@ class ConcatSpec final : public OpSpec {
       b.define(out, Layout::blocked);
       const int64_t hw = os[2] * os[3];
       k->outer = os[0];
-      k->out_chunk = round_up(os[1], kBlock) * hw * es;
+      k->out_chunk = round_up(os[1], channel_block()) * hw * es;
       int64_t off = 0;
       for (int v : ins) {
-        int64_t c = round_up(b.val(v).shape[1], kBlock) * hw * es;
+        int64_t c = round_up(b.val(v).shape[1], channel_block()) * hw * es;
         k->ins.push_back(v);
         k->chunk.push_back(c);
         k->offset.push_back(off);

@@ -1,5 +1,5 @@
 // deconv_patch.cpp: the backend's own ConvTranspose for non-overlapping patches
-// (deconv_patch.h): AVX-512 accumulation of each input pixel's k x k x O patch, a portable path,
+// (deconv_patch.h): AVX-512 or AVX2 accumulation of each input pixel's k x k x O patch, a portable path,
 // and the store into the blocked or plain output.
 #include "backends/cpu/deconv_patch.h"
 
@@ -79,7 +79,51 @@ __attribute__((target("avx512f"))) void patch_row_avx512(const PatchDeconv& p, c
   }
 }
 
-// Portable path (below AVX-512, and M > 128), compiled per ISA level; the input's channel block
+// AVX2 (8-channel input blocks): the accumulators of P pixels x V vectors for the columns
+// [m0, m0 + 8V) of M; 16 registers hold P x V accumulators, V weights and a broadcast.
+template <int V, int P>
+__attribute__((target("avx2,fma"), always_inline)) inline void patch_px_avx2(const PatchDeconv& p, const float* in,
+                                                                            int64_t n, int64_t y, int64_t x0,
+                                                                            int64_t m0, float* acc_row) {
+  const int64_t cbc = (p.C + 7) / 8;
+  const float* bp = p.bias.data<float>() + m0;
+  const float* wbase = p.wp.data<float>() + m0;
+  __m256 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm256_loadu_ps(bp + 8 * v);
+  for (int64_t cb = 0; cb < cbc; ++cb) {
+    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 8;
+    const int lanes = static_cast<int>(std::min<int64_t>(8, p.C - cb * 8));  // the last block's real channels
+    for (int l = 0; l < lanes; ++l) {
+      const float* w = wbase + (cb * 8 + l) * p.M;
+      __m256 wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm256_loadu_ps(w + 8 * v);
+      for (int q = 0; q < P; ++q) {
+        const __m256 b = _mm256_broadcast_ss(px + q * 8 + l);
+        for (int v = 0; v < V; ++v) a[q][v] = _mm256_fmadd_ps(b, wv[v], a[q][v]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(acc_row + (x0 + q) * p.M + m0 + 8 * v, a[q][v]);
+}
+
+template <int V, int P>
+__attribute__((target("avx2,fma"), always_inline)) inline void patch_cols_avx2(const PatchDeconv& p, const float* in,
+                                                                              int64_t n, int64_t y, int64_t m0,
+                                                                              float* acc_row) {
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) patch_px_avx2<V, P>(p, in, n, y, x, m0, acc_row);
+  for (; x < p.W; ++x) patch_px_avx2<V, 1>(p, in, n, y, x, m0, acc_row);
+}
+
+// M (a multiple of 16) in chunks of two vectors, six pixels at a time.
+__attribute__((target("avx2,fma"))) void patch_row_avx2(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
+                                                       float* acc_row) {
+  for (int64_t m0 = 0; m0 < p.M; m0 += 16) patch_cols_avx2<2, 6>(p, in, n, y, m0, acc_row);
+}
+
+// Portable path (the baseline, and M > 128 on AVX-512), compiled per ISA level; the input's channel block
 // is `lanes` (channel_block()).
 TANDEM_ISA_BODY void patch_row_generic_body(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
                                             float* acc_row, int64_t lanes) {
@@ -101,7 +145,9 @@ TANDEM_ISA_DISPATCH(patch_row_generic,
 
 void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, float* acc_row) {
   static const bool avx512 = cpu_isa_level() >= 2;
+  static const bool avx2 = cpu_isa_level() == 1;  // 8-channel input blocks
   if (avx512 && p.M <= 128) patch_row_avx512(p, in, n, y, acc_row);
+  else if (avx2) patch_row_avx2(p, in, n, y, acc_row);
   else patch_row_generic(p, in, n, y, acc_row, channel_block());
 }
 

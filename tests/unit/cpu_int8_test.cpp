@@ -315,7 +315,7 @@ GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false) {
   q.input("x", random_floats({1, C, 10, 10}, 7, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<uint8_t>(128))
-      .init("wq", random_ints<int8_t>({O, depthwise ? 1 : C, 3, 3}, -127, 127, 8))
+      .init("wq", random_ints<int8_t>({O, depthwise ? 1 : C, 3, 3}, -onednn_weight_max(), onednn_weight_max(), 8))
       .init("ws", f32(ws))
       .init("wz", Tensor::from_vector<int8_t>({O}, std::vector<int8_t>(O, 0)))
       .init("b", f32(bias))
@@ -368,7 +368,7 @@ TEST(CpuBackendInt8, QdqMatMulFusesIntoQLinearMatMulAndMatchesReference) {
   q.input("x", random_floats({2, 5, K}, 9, -1.0f, 1.0f))
       .init("xs", Tensor::scalar<float>(1.0f / 127))
       .init("xz", Tensor::scalar<int8_t>(0))
-      .init("wq", random_ints<int8_t>({K, N}, -127, 127, 10))
+      .init("wq", random_ints<int8_t>({K, N}, -onednn_weight_max(), onednn_weight_max(), 10))
       .init("ws", f32(ws))
       .init("wz", Tensor::from_vector<int8_t>({N}, std::vector<int8_t>(N, 0)))
       .init("ys", Tensor::scalar<float>(0.02f))
@@ -526,6 +526,33 @@ TEST(CpuBackendInt8, FloatChainOfScalarOpsBecomesAFloatTable) {
   }
 }
 
+TEST(CpuBackendInt8, IntegerConvolutionsRunInFloat32OnlyWhereThatIsExact) {
+  REQUIRE_CPU();
+  // Weights that leave int8 (uint8 with zero point 0): a 2-D convolution whose partial sums stay
+  // within 2^24 (255 * sum |w| per output channel) runs as a float32 convolution of the integers;
+  // one with 360 taps of weights near 255 could pass 2^24 and keeps the direct integer loops.
+  // Both match the reference exactly.
+  GraphBuilder q;
+  q.input("a", random_ints<uint8_t>({1, 4, 9, 8}, 0, 255, 51))
+      .input("b", random_ints<uint8_t>({1, 40, 6, 5}, 0, 255, 52))
+      .init("xz", Tensor::scalar<uint8_t>(3))
+      .init("w1", random_ints<uint8_t>({10, 4, 3, 3}, 0, 255, 53))
+      .init("w2", random_ints<uint8_t>({3, 40, 3, 3}, 200, 255, 54))
+      .init("wz", Tensor::scalar<uint8_t>(0))
+      .node("ConvInteger", {"a", "w1", "xz", "wz"}, {"c1"}, {{"pads", attr_ints({1, 0, 1, 2})}})
+      .node("ConvInteger", {"b", "w2", "xz", "wz"}, {"c2"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .output("c1").output("c2");
+  const std::string text = describe_cpu(q);
+  if (cpu_isa_level_of(text) >= 1) {
+    EXPECT_NE(text.find("[ConvInteger 'ConvInteger0'] (integer product in float32)"), std::string::npos) << text;
+  }
+  EXPECT_NE(text.find("[ConvInteger 'ConvInteger1'] (own integer kernel)"), std::string::npos) << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), 2u);
+  EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "float32 route"), 0);
+  EXPECT_EQ(expect_within_units(r.ref[1], r.cpu[1], 0, "direct loops"), 0);
+}
+
 TEST(CpuBackendInt8, ChainAfterTheOwnIntegerKernelRunsUnfused) {
   REQUIRE_CPU();
   // uint8 weights with zero point 0 and values over 127 leave int8: the product runs on the
@@ -574,7 +601,7 @@ TEST(CpuBackendInt8, ConvIntegerAbsorbsCastScalesBiasAndActivation) {
     }
     GraphBuilder q;
     q.input("x", random_floats({1, C, 12, 12}, 31, -0.9f, 1.4f))
-        .init("w", random_ints<uint8_t>({O, C, K, K}, 1, 255, 32))
+        .init("w", random_ints<uint8_t>({O, C, K, K}, 128 - onednn_weight_max(), 128 + onednn_weight_max(), 32))
         .init("wz", Tensor::scalar<uint8_t>(128))
         .init("ws", per_channel ? Tensor::from_vector<float>({O, 1, 1}, ws) : Tensor::scalar<float>(0.004f))
         .init("b", Tensor::from_vector<float>({O, 1, 1}, bias))
@@ -616,8 +643,8 @@ TEST(CpuBackendInt8, DynamicLayersPassChannelsLastValuesWithoutReorders) {
   // channels-last (no layout reorder between the layers).
   GraphBuilder q;
   q.input("x", random_floats({1, 8, 10, 10}, 41, -1.0f, 1.0f))
-      .init("w1", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 42))
-      .init("w2", random_ints<int8_t>({8, 16, 1, 1}, -127, 127, 43))
+      .init("w1", random_ints<int8_t>({16, 8, 3, 3}, -onednn_weight_max(), onednn_weight_max(), 42))
+      .init("w2", random_ints<int8_t>({8, 16, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 43))
       .init("ws", Tensor::scalar<float>(0.004f))
       .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
       .node("ConvInteger", {"xq", "w1", "xz"}, {"c1"}, {{"pads", attr_ints({1, 1, 1, 1})}})

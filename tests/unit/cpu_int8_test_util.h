@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/int8.h"
 #include "engine/placement.h"
 #include "graph_build_util.h"
 
@@ -19,11 +20,11 @@ namespace tandem::int8_test {
 
 using testing::GraphBuilder;
 
-inline Backend* cpu() { return find_backend("cpu"); }
+inline Backend* cpu_backend() { return find_backend("cpu"); }
 inline Backend* ref() { return find_backend("reference"); }
 
 #define REQUIRE_CPU() \
-  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend"
+  if (!cpu_backend()) GTEST_SKIP() << "this build has no cpu backend"
 
 template <class T>
 inline Tensor random_ints(const Shape& shape, int lo, int hi, uint32_t seed) {
@@ -34,6 +35,18 @@ inline Tensor random_ints(const Shape& shape, int lo, int hi, uint32_t seed) {
   for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(d(rng));
   return t;
 }
+
+// The largest int8 weight magnitude oneDNN's int8 kernels multiply exactly on this CPU: 127
+// with VNNI, kNoVnniWeightMax without (there u8 x s8 pairs are summed in saturating int16, and
+// wider weights take the float32 route or the own integer kernel, which other tests cover).
+// Tests of the oneDNN int8 path draw their weights within it.
+// The cpu backend's ISA level as `describe` names it: 2 avx512, 1 avx2, 0 baseline.
+inline int cpu_isa_level_of(const std::string& describe_text) {
+  if (describe_text.find("cpu isa: avx512") != std::string::npos) return 2;
+  return describe_text.find("cpu isa: avx2") != std::string::npos ? 1 : 0;
+}
+
+inline int onednn_weight_max() { return tandem::cpu::onednn_has_vnni() ? 127 : tandem::cpu::kNoVnniWeightMax; }
 
 inline Tensor random_floats(const Shape& shape, uint32_t seed, float lo, float hi) {
   Tensor t(DataType::float32, shape);
@@ -55,7 +68,7 @@ inline Runs run_both(const GraphBuilder& q, int threads = 0) {
   Runs r;
   CompileOptions opts;
   opts.threads = threads;
-  auto fast = PlacedModel::create(q.graph(), {cpu(), ref()}, opts);
+  auto fast = PlacedModel::create(q.graph(), {cpu_backend(), ref()}, opts);
   EXPECT_TRUE(fast.is_ok()) << fast.status().to_string();
   auto slow = PlacedModel::create(q.graph(), {ref()});
   EXPECT_TRUE(slow.is_ok()) << slow.status().to_string();
@@ -100,7 +113,7 @@ inline int64_t expect_within_units(const Value& want, const Value& got, int64_t 
 
 // What the cpu backend's plan says it runs for `q` (placed on cpu alone).
 inline std::string describe_cpu(const GraphBuilder& q) {
-  auto placed = PlacedModel::create(q.graph(), {cpu()});
+  auto placed = PlacedModel::create(q.graph(), {cpu_backend()});
   EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
   return placed.is_ok() ? (*placed)->describe() : std::string();
 }

@@ -73,6 +73,9 @@ Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_
 // True when oneDNN's int8 kernels on this machine (and under TANDEM_CPU_ISA) use VNNI dot
 // products, whose int32 accumulation cannot saturate.
 bool onednn_has_vnni();
+// Without VNNI, int8 weights within [-kNoVnniWeightMax - 1, kNoVnniWeightMax] keep every
+// int16 pair sum of u8 x s8 products in range (2 x 255 x 64 < 32768).
+inline constexpr int32_t kNoVnniWeightMax = 63;
 
 // A oneDNN zero-point argument (DNNL_ARG_ATTR_ZERO_POINTS | arg) for the zero point held by
 // value `v` (uint8, int8 or int32 scalar), or 0 when `v` is absent: known values become a fixed

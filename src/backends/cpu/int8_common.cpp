@@ -323,7 +323,7 @@ Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_
   const int64_t count = static_cast<int64_t>(zero_points.size());
   if (count == 0) return internal_error(label + " no weight zero point");
   const int64_t per_slice = axis == ZeroPointAxis::leading ? std::max<int64_t>(1, n / count) : 1;
-  const int32_t limit = onednn_has_vnni() ? 127 : 63;
+  const int32_t limit = onednn_has_vnni() ? 127 : kNoVnniWeightMax;
   Tensor out(DataType::int8, w.shape());
   int8_t* dst = out.data<int8_t>();
   for (int64_t i = 0; i < n; ++i) {

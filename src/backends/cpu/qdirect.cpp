@@ -1,7 +1,9 @@
 // qdirect.cpp: the backend's own integer convolution and matrix product (int8.h:
 // IntegerProduct), for the quantized products oneDNN cannot run exactly. Direct loops over
 // plain layouts, int32 accumulation that wraps like the reference kernel's, output channels (or
-// rows) in parallel, and the reference requantization.
+// rows) in parallel, and the reference requantization. A 2-D convolution whose partial sums
+// provably stay exact in float32 runs instead as oneDNN's float32 convolution of the integers
+// (add_integer_conv_float).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -281,6 +283,180 @@ void finish(Builder& b, IntegerKernelBase& k, IntegerProduct&& p, double work) {
   if (verbose()) note(k.label);
 }
 
+// The 8-bit source minus its zero point, as float32 (exact), plain layout.
+class ToFloatKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  bool src_signed = false;
+  ZeroPoint zp;
+  int64_t n = 0;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float z = static_cast<float>(zp.read(ctx));
+    float* y = static_cast<float*>(ctx.ptr[dst]);
+    const void* x = ctx.ptr[src];
+    parallel_range(n < (1 << 16) ? 1 : ctx.threads, n, 4096, [&](int64_t lo, int64_t hi) {
+      if (src_signed) {
+        const int8_t* xs = static_cast<const int8_t*>(x);
+        for (int64_t i = lo; i < hi; ++i) y[i] = static_cast<float>(xs[i]) - z;
+      } else {
+        const uint8_t* xs = static_cast<const uint8_t*>(x);
+        for (int64_t i = lo; i < hi; ++i) y[i] = static_cast<float>(xs[i]) - z;
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// The exact int32 products of a float32 convolution (blocked [N, O, S] with S output pixels)
+// through the own kernels' output rule (Store), into the plain output.
+class FloatAccStoreKernel final : public IntegerKernelBase {
+ public:
+  int acc = -1;
+  int64_t N = 1, O = 1, S = 1, block = 8;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* a = static_cast<const float*>(ctx.ptr[acc]);
+    void* y = ctx.ptr[p.out];
+    const Store st = store(ctx);
+    const int64_t blocks = (O + block - 1) / block;
+    constexpr int64_t kChunk = 1024;
+    const int64_t chunks = (S + kChunk - 1) / kChunk;
+    parallel_range(N * O * S < (1 << 16) ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t c = t % chunks, ob = (t / chunks) % blocks, n = t / chunks / blocks;
+        const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk), lanes = std::min(block, O - ob * block);
+        const float* src = a + (n * blocks + ob) * S * block;
+        for (int64_t l = 0; l < lanes; ++l) {
+          const int64_t m = ob * block + l, row = (n * O + m) * S;
+          for (int64_t s = s0; s < s1; ++s) st(y, row + s, m, static_cast<int32_t>(src[s * block + l]));
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// A 2-D integer convolution through float32 arithmetic: the source minus its zero point and the
+// weights minus theirs are small integers, exact in float32, and so is every partial sum while
+// |bias[o]| + 255 * sum |w[o]| stays at or below 2^24, whatever order the sums take. oneDNN's
+// float32 convolution on the blocked layout (the fast kernels of every ISA path) then yields the
+// exact int32 products, which FloatAccStoreKernel writes out. Declines (adding nothing) when the
+// bound or the geometry does not hold.
+Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, const Shape& w, const Shape& dst,
+                              const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                              const std::vector<int64_t>& pads_begin, int64_t group) {
+  using dt = dnnl::memory::data_type;
+  if (x.size() != 4 || cpu_isa_level() < 1 || !feature_enabled("QFLOAT")) return unsupported(p.label + " float route");
+  const int64_t O = w[0], per_channel = shape_numel(w) / O;
+  for (int64_t o = 0; o < O; ++o) {
+    double bound = p.bias.empty() ? 0.0 : std::fabs(static_cast<double>(p.bias[static_cast<size_t>(o)]));
+    for (int64_t k = 0; k < per_channel; ++k)
+      bound += 255.0 * std::abs(static_cast<double>(p.weights[static_cast<size_t>(o * per_channel + k)]));
+    if (bound > 16777216.0) return unsupported(p.label + " partial sums could pass 2^24");
+  }
+  dnnl::memory::dims st, dil, pl, pr;
+  for (size_t i = 0; i < 2; ++i) {
+    const int64_t extent = (w[2 + i] - 1) * dilations[i] + 1;
+    const int64_t end = (dst[2 + i] - 1) * strides[i] + extent - x[2 + i] - pads_begin[i];
+    if (end < 0 || pads_begin[i] < 0) return unsupported(p.label + " negative padding");
+    st.push_back(strides[i]);
+    dil.push_back(dilations[i] - 1);
+    pl.push_back(pads_begin[i]);
+    pr.push_back(end);
+  }
+  // The primitive first: a case oneDNN declines leaves the builder untouched.
+  const int64_t block = channel_block();
+  IValue src_probe, acc_probe;
+  src_probe.dtype = acc_probe.dtype = DataType::float32;
+  src_probe.shape = x;
+  src_probe.layout = x[1] >= 8 ? Layout::blocked : Layout::plain;
+  acc_probe.shape = dst;
+  acc_probe.layout = Layout::blocked;
+  dnnl::memory::dims wd;
+  if (group == 1) wd = {O, w[1]};
+  else wd = {group, O / group, w[1]};
+  wd.push_back(w[2]);
+  wd.push_back(w[3]);
+  const auto src_md = value_md(src_probe), acc_md = value_md(acc_probe);
+  const dnnl::memory::desc w_any(wd, dt::f32, dnnl::memory::format_tag::any);
+  const dnnl::memory::desc b_md({O}, dt::f32, dnnl::memory::format_tag::x);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(per_channel);
+  const int kthreads = threads_for(b, work);
+  ThreadScope scope(kthreads);
+  dnnl::convolution_forward::primitive_desc pd;
+  try {
+    const auto d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                   dnnl::algorithm::convolution_direct, src_md, w_any, b_md, acc_md,
+                                                   st, dil, pl, pr);
+    pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+  } catch (const dnnl::error& e) {
+    return unsupported(p.label + " oneDNN has no float32 convolution for it: " + e.what());
+  }
+  // The source as float32 (blocked when it has 8 or more channels).
+  const int fplain = b.add_temp(DataType::float32, x, Layout::plain);
+  auto tf = std::make_unique<ToFloatKernel>();
+  tf->label = p.label + " (to float32)";
+  tf->src = p.src;
+  tf->dst = fplain;
+  tf->src_signed = b.val(p.src).dtype == DataType::int8;
+  tf->zp = p.src_zp;
+  tf->n = shape_numel(x);
+  tf->reads = p.reads;
+  tf->reads.push_back(p.src);
+  tf->writes = {fplain};
+  b.add_work(static_cast<double>(tf->n));
+  b.add_kernel(std::move(tf));
+  int fsrc = fplain;
+  if (src_probe.layout == Layout::blocked) {
+    TANDEM_ASSIGN_OR_RETURN(fsrc, b.require(fplain, Layout::blocked));
+  }
+  // Weights and bias as float32 (exact), packed in the format oneDNN chose.
+  std::vector<float> wf(p.weights.begin(), p.weights.end());
+  dnnl::memory packed(pd.weights_desc(), cpu_engine());
+  {
+    dnnl::memory plain(plain_md(Shape(wd.begin(), wd.end())), cpu_engine(), wf.data());
+    dnnl::stream s(cpu_engine());
+    dnnl::reorder(plain, packed).execute(s, plain, packed);
+    s.wait();
+  }
+  dnnl::memory bm(b_md, cpu_engine());
+  float* bias = static_cast<float*>(bm.get_data_handle());
+  for (int64_t o = 0; o < O; ++o) bias[o] = p.bias.empty() ? 0.0f : static_cast<float>(p.bias[static_cast<size_t>(o)]);
+  const int acc = b.add_temp(DataType::float32, dst, Layout::blocked);
+  auto k = std::make_unique<DnnlKernel>();
+  k->label = p.label + " (integer product in float32)";
+  k->threads = kthreads;
+  attach_primitive(b, *k, dnnl::convolution_forward(pd), pd.scratchpad_desc());
+  k->args.push_back({DNNL_ARG_SRC, fsrc, src_md, {}});
+  k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), packed});
+  k->args.push_back({DNNL_ARG_BIAS, -1, b_md, bm});
+  k->args.push_back({DNNL_ARG_DST, acc, acc_md, {}});
+  k->reads = {fsrc};
+  k->writes = {acc};
+  b.add_work(work);
+  if (verbose()) note(k->label + ": " + pd.impl_info_str());
+  b.add_kernel(std::move(k));
+  auto store = std::make_unique<FloatAccStoreKernel>();
+  store->acc = acc;
+  store->N = dst[0];
+  store->O = O;
+  store->S = dst[2] * dst[3];
+  store->block = block;
+  store->out_type = b.val(p.out).dtype;
+  store->label = p.label + " (store)";
+  store->reads = p.reads;
+  store->reads.push_back(acc);
+  if (p.scales >= 0) store->reads.push_back(p.scales);
+  store->writes = {p.out};
+  store->p = std::move(p);
+  b.add_work(static_cast<double>(shape_numel(dst)));
+  b.add_kernel(std::move(store));
+  return Status::ok();
+}
+
 }  // namespace
 
 Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shape& w, const Shape& dst,
@@ -290,6 +466,11 @@ Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shap
   if (sd < 1 || sd > 3 || w.size() != x.size() || dst.size() != x.size() || strides.size() != sd ||
       dilations.size() != sd || pads_begin.size() != sd)
     return unsupported(p.label + " convolution geometry");
+  {
+    Status fast = add_integer_conv_float(b, p, x, w, dst, strides, dilations, pads_begin, group);
+    if (fast.is_ok() || fast.code() != StatusCode::unsupported) return fast;
+    if (verbose()) note(fast.message());
+  }
   auto k = std::make_unique<IntegerConvKernel>();
   k->N = x[0];
   k->C = x[1];

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "backends/cpu/fusion.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -211,10 +212,13 @@ class QdqFuser {
         m = std::max(m, std::fabs(x));
       }
       // The largest magnitude is k * scale for some k in 1..127 (127 for weights quantized by
-      // their largest magnitude): try m / k and one and two ulps around it.
+      // their largest magnitude): try m / k and one and two ulps around it. Without VNNI,
+      // oneDNN's int8 products add pairs of u8 x s8 products in saturating int16, so only
+      // 7-bit weights (k up to kNoVnniWeightMax) fuse; wider ones keep the float path the QDQ
+      // graph describes, far faster than the own integer kernels they would need.
       bool found = m == 0.0f;
       float s = 1.0f;
-      for (int k = 127; !found && k >= 1; --k) {
+      for (int k = onednn_has_vnni() ? 127 : kNoVnniWeightMax; !found && k >= 1; --k) {
         const float base = m / static_cast<float>(k);
         for (int tries = 0; !found && tries < 5; ++tries) {
           s = base;

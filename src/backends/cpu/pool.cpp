@@ -20,7 +20,8 @@ class PoolSpec final : public OpSpec {
     const Node& n = *step.node;
     const std::string label = n.label();
     if (!all_float32(b, step)) return unsupported(label + " not float32");
-    const int x = step.inputs[0], out = step.outputs[0];
+    int x = step.inputs[0];
+    const int out = step.outputs[0];
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
     const Shape xs = b.val(x).shape;
     if (xs.size() < 3 || xs.size() > 5 || shape_numel(xs) == 0) return unsupported(label + " rank");
@@ -43,6 +44,13 @@ class PoolSpec final : public OpSpec {
       pr[i] = std::max<int64_t>(0, (o - 1) * strides[i] + win->extent(i) - xs[2 + i] - pl[i]);
     }
     if (dst != b.val(out).shape) return unsupported(label + " output shape differs from inference");
+    // A plain 2-D float input of 8 or more channels is pooled blocked, as convolutions take it:
+    // oneDNN's only kernel for plain NCHW is a scalar one (10 times slower than the reorder
+    // and the vector kernel together on a 1x200x2x96 max pool).
+    if (xs.size() == 4 && xs[1] >= 8 && b.val(x).layout == Layout::plain && b.val(x).dtype == DataType::float32 &&
+        feature_enabled("BLOCKED") && cpu_isa_level() >= 1) {
+      TANDEM_ASSIGN_OR_RETURN(x, b.require(x, Layout::blocked));
+    }
     const Layout l = b.val(x).layout;
     b.define(out, l);
     dnnl::algorithm alg = dnnl::algorithm::pooling_max;

@@ -168,6 +168,24 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       p.out = out;
       return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
     }
+    // A chain of scalar ops after a QLinearConv: the product writes y_q as a plain QLinearConv
+    // and a table maps it, as on the oneDNN path below (the float tail's elementwise kernel
+    // costs several times the product here).
+    auto known = [&](int v) { return b.known(v); };
+    uint8_t bytes[256];
+    float floats[256];
+    const bool to_bytes = qlinear && tail.quantized && feature_enabled("QTABLE") &&
+                          chain.byte_table(known, b.val(out).dtype, bytes);
+    const bool to_floats = !to_bytes && qlinear && !tail.quantized && xs.size() == 4 && feature_enabled("QTABLE") &&
+                           chain.float_table(known, floats);
+    if (to_bytes || to_floats) {
+      const int yq = b.add_temp(chain.y_type, dst, Layout::plain);
+      p.out = yq;
+      TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
+      if (to_bytes) return add_byte_map(b, yq, out, bytes, label + " (byte table)");
+      TANDEM_ASSIGN_OR_RETURN(int yq_nhwc, b.require(yq, Layout::nhwc));
+      return add_byte_to_float(b, yq_nhwc, out, floats, label + " (float table)");
+    }
     // An absorbed tail: the kernel writes v in float32 (QLinearConv: requantized, unrounded).
     p.dst_zp = ZeroPoint{};
     p.out = b.add_temp(DataType::float32, dst, Layout::plain);

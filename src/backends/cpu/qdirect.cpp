@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -308,6 +310,78 @@ class ToFloatKernel final : public Kernel {
   }
 };
 
+// Requantizes pixels [s0, s1) of one channel block of exact float32 products (`src`, `block`
+// lanes per pixel, `lanes` of them real) into the plain 8-bit rows y + l * S: the own kernels'
+// rule, round_half_even(double(acc) * mult[l]) + zp saturated (NaN: the low end). Eight pixels
+// at a time go through a lane-major tile so that each row gets eight consecutive bytes.
+template <class T>
+TANDEM_ISA_BODY void requant_rows(const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1,
+                                  const double* mult, double zp, T* y, int64_t S) {
+  constexpr double lo = std::is_same_v<T, uint8_t> ? 0.0 : -128.0, hi = std::is_same_v<T, uint8_t> ? 255.0 : 127.0;
+  auto one = [&](float acc, int64_t l) {
+    const double q = __builtin_rint(static_cast<double>(acc) * mult[l]) + zp;
+    return static_cast<T>(static_cast<int32_t>(q != q ? lo : std::min(std::max(q, lo), hi)));
+  };
+  int64_t s = s0;
+  if (block == 8) {
+    for (; s + 8 <= s1; s += 8) {
+      T tile[8][8];
+      for (int64_t j = 0; j < 8; ++j)
+        for (int64_t l = 0; l < 8; ++l) tile[l][j] = one(src[(s + j) * 8 + l], l);
+      for (int64_t l = 0; l < lanes; ++l) std::memcpy(y + l * S + s, tile[l], 8 * sizeof(T));
+    }
+  }
+  for (; s < s1; ++s)
+    for (int64_t l = 0; l < lanes; ++l) y[l * S + s] = one(src[s * block + l], l);
+}
+TANDEM_ISA_BODY void requant_rows_u8_body(const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1,
+                                          const double* mult, double zp, uint8_t* y, int64_t S) {
+  requant_rows<uint8_t>(src, block, lanes, s0, s1, mult, zp, y, S);
+}
+TANDEM_ISA_BODY void requant_rows_s8_body(const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1,
+                                          const double* mult, double zp, int8_t* y, int64_t S) {
+  requant_rows<int8_t>(src, block, lanes, s0, s1, mult, zp, y, S);
+}
+// Four products: round_half_even(double(v) * m) + z, within [lo, hi] (NaN: lo), as int32.
+TANDEM_TARGET_AVX2 inline __m128i requant4(__m128 v, __m256d m, __m256d z, __m256d lo, __m256d hi) {
+  __m256d d = _mm256_round_pd(_mm256_mul_pd(_mm256_cvtps_pd(v), m), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  d = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(d, z), lo), hi);  // max(NaN, lo) is lo
+  return _mm256_cvtpd_epi32(d);
+}
+
+// AVX2, 8-channel blocks: the same rule in double vectors, eight pixels per step.
+template <class T>
+TANDEM_TARGET_AVX2 void requant_rows_avx2(const float* src, int64_t lanes, int64_t s0, int64_t s1, const double* mult,
+                                          double zp, T* y, int64_t S) {
+  constexpr double lo = std::is_same_v<T, uint8_t> ? 0.0 : -128.0, hi = std::is_same_v<T, uint8_t> ? 255.0 : 127.0;
+  const __m256d m0 = _mm256_loadu_pd(mult), m1 = _mm256_loadu_pd(mult + 4);
+  const __m256d z = _mm256_set1_pd(zp), vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
+  int64_t s = s0;
+  for (; s + 8 <= s1; s += 8) {
+    alignas(32) int32_t t[8][8];  // [pixel][lane]
+    for (int64_t j = 0; j < 8; ++j) {
+      const __m256 v = _mm256_loadu_ps(src + (s + j) * 8);
+      _mm_store_si128(reinterpret_cast<__m128i*>(t[j]), requant4(_mm256_castps256_ps128(v), m0, z, vlo, vhi));
+      _mm_store_si128(reinterpret_cast<__m128i*>(t[j] + 4), requant4(_mm256_extractf128_ps(v, 1), m1, z, vlo, vhi));
+    }
+    for (int64_t l = 0; l < lanes; ++l) {
+      T row[8];
+      for (int64_t j = 0; j < 8; ++j) row[j] = static_cast<T>(t[j][l]);
+      std::memcpy(y + l * S + s, row, sizeof row);
+    }
+  }
+  if (s < s1) requant_rows<T>(src, 8, lanes, s, s1, mult, zp, y, S);
+}
+
+TANDEM_ISA_DISPATCH(requant_rows_u8,
+                    (const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1, const double* mult,
+                     double zp, uint8_t* y, int64_t S),
+                    (src, block, lanes, s0, s1, mult, zp, y, S))
+TANDEM_ISA_DISPATCH(requant_rows_s8,
+                    (const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1, const double* mult,
+                     double zp, int8_t* y, int64_t S),
+                    (src, block, lanes, s0, s1, mult, zp, y, S))
+
 // The exact int32 products of a float32 convolution (blocked [N, O, S] with S output pixels)
 // through the own kernels' output rule (Store), into the plain output.
 class FloatAccStoreKernel final : public IntegerKernelBase {
@@ -327,10 +401,25 @@ class FloatAccStoreKernel final : public IntegerKernelBase {
         const int64_t c = t % chunks, ob = (t / chunks) % blocks, n = t / chunks / blocks;
         const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk), lanes = std::min(block, O - ob * block);
         const float* src = a + (n * blocks + ob) * S * block;
-        for (int64_t l = 0; l < lanes; ++l) {
-          const int64_t m = ob * block + l, row = (n * O + m) * S;
-          for (int64_t s = s0; s < s1; ++s) st(y, row + s, m, static_cast<int32_t>(src[s * block + l]));
+        const int64_t row = (n * O + ob * block) * S;  // lane l's output row starts at row + l * S
+        if (st.multipliers && st.type != DataType::float32) {  // requantized 8-bit: the common case
+          double mult[kMaxBlock] = {0};
+          for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
+          const bool avx2 = block == 8 && cpu_isa_level() == 1;
+          if (st.type == DataType::uint8) {
+            auto* yr = static_cast<uint8_t*>(y) + row;
+            if (avx2) requant_rows_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
+            else requant_rows_u8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
+          } else {
+            auto* yr = static_cast<int8_t*>(y) + row;
+            if (avx2) requant_rows_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
+            else requant_rows_s8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
+          }
+          continue;
         }
+        for (int64_t s = s0; s < s1; ++s)
+          for (int64_t l = 0; l < lanes; ++l)
+            st(y, row + l * S + s, ob * block + l, static_cast<int32_t>(src[s * block + l]));
       }
     });
     return Status::ok();

@@ -152,6 +152,24 @@ struct IntegerProduct {
 Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shape& w, const Shape& dst,
                         const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
                         const std::vector<int64_t>& pads_begin, int64_t group);
+// A 2-D convolution of `p` through oneDNN's float32 convolution of the integers (exact while
+// every output channel's |bias| + 255 * sum |w| stays within 2^24; otherwise, or when oneDNN
+// has no such primitive, it declines with `unsupported` and adds nothing): the source minus its
+// zero point widened to float32, the product in the blocked layout. Without `tail`, a store
+// kernel writes `p.out` by the own kernels' rule (int32, a fused Cast's float32, or requantized
+// 8-bit); with it, the product takes the float32 post-ops `tail` (a ConvInteger's Cast and the
+// elementwise ops after it) and writes the float32 `p.out`, which it defines blocked.
+// add_integer_conv tries it first.
+struct FloatTailOps {
+  dnnl::post_ops ops;
+  std::vector<DnnlKernel::Arg> args;  // binary post-op operands
+};
+Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, const Shape& w, const Shape& dst,
+                              const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                              const std::vector<int64_t>& pads_begin, int64_t group, const FloatTailOps* tail);
+// The same for a matrix product whose known weights are one [K, N] matrix for every batch
+// (`p.weights`; column j's bound as above); add_integer_matmul tries it first.
+Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, const Shape& w, const Shape& dst);
 // Matrix product with batch broadcasting: a [..., M, K], b [..., K, N] and dst [..., M, N] of one
 // rank (1-D operands already promoted); the multipliers and zero points are per column.
 Status add_integer_matmul(Builder& b, IntegerProduct p, const Shape& a, const Shape& w, const Shape& dst);

@@ -168,6 +168,17 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       p.out = out;
       return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
     }
+    // ConvInteger's Cast and the float ops after it: post-ops of the float32 route, whose
+    // product is the exact integer the Cast would give.
+    if (!qlinear && xs.size() == 4) {
+      FloatTailOps ops;
+      if (to_post_ops(b, tail.fused, dst, 1, Layout::blocked, &ops.ops, &ops.args) ==
+          static_cast<int>(tail.fused.ops.size())) {
+        p.out = out;
+        Status fast = add_integer_conv_float(b, p, xs, ws, dst, win->strides, win->dilations, win->pad_begin, G, &ops);
+        if (fast.is_ok() || fast.code() != StatusCode::unsupported) return fast;
+      }
+    }
     // A chain of scalar ops after a QLinearConv: the product writes y_q as a plain QLinearConv
     // and a table maps it, as on the oneDNN path below (the float tail's elementwise kernel
     // costs several times the product here).

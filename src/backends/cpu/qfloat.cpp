@@ -182,6 +182,50 @@ class PlainAccStoreKernel final : public IntegerKernelBase {
   }
 };
 
+// Adds the kernel widening p's 8-bit source (shape `x`, plain) minus its zero point into a new
+// plain float32 temporary, which it returns.
+int add_source_to_float(Builder& b, const IntegerProduct& p, const Shape& x) {
+  const int f = b.add_temp(DataType::float32, x, Layout::plain);
+  auto k = std::make_unique<ToFloatKernel>();
+  k->label = p.label + " (to float32)";
+  k->src = p.src;
+  k->dst = f;
+  k->src_signed = b.val(p.src).dtype == DataType::int8;
+  k->zp = p.src_zp;
+  k->n = shape_numel(x);
+  k->reads = p.reads;
+  k->reads.push_back(p.src);
+  k->writes = {f};
+  b.add_work(static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return f;
+}
+
+// The integer weights as float32 (exact), reordered from `plain` into oneDNN's `packed` format.
+dnnl::memory pack_float_weights(const std::vector<int32_t>& weights, int64_t count, const dnnl::memory::desc& plain,
+                                const dnnl::memory::desc& packed) {
+  std::vector<float> wf(weights.begin(), weights.begin() + count);
+  dnnl::memory out(packed, cpu_engine());
+  dnnl::memory in(plain, cpu_engine(), wf.data());
+  dnnl::stream s(cpu_engine());
+  dnnl::reorder(in, out).execute(s, in, out);
+  s.wait();
+  return out;
+}
+
+// Completes store kernel `k` reading the float32 products `acc` into p.out, and adds it.
+void add_store(Builder& b, std::unique_ptr<IntegerKernelBase> k, int acc, IntegerProduct&& p, double work) {
+  k->out_type = b.val(p.out).dtype;
+  k->label = p.label + " (store)";
+  k->reads = p.reads;
+  k->reads.push_back(acc);
+  if (p.scales >= 0) k->reads.push_back(p.scales);
+  k->writes = {p.out};
+  k->p = std::move(p);
+  b.add_work(work);
+  b.add_kernel(std::move(k));
+}
+
 }  // namespace
 
 // A 2-D integer convolution through float32 arithmetic: the source minus its zero point and the
@@ -247,32 +291,14 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
   // than the direct loops and an unfused tail.
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return unsupported(p.label + " oneDNN offers only its reference kernel");
   // The source as float32 (blocked when it has 8 or more channels).
-  const int fplain = b.add_temp(DataType::float32, x, Layout::plain);
-  auto tf = std::make_unique<ToFloatKernel>();
-  tf->label = p.label + " (to float32)";
-  tf->src = p.src;
-  tf->dst = fplain;
-  tf->src_signed = b.val(p.src).dtype == DataType::int8;
-  tf->zp = p.src_zp;
-  tf->n = shape_numel(x);
-  tf->reads = p.reads;
-  tf->reads.push_back(p.src);
-  tf->writes = {fplain};
-  b.add_work(static_cast<double>(tf->n));
-  b.add_kernel(std::move(tf));
+  const int fplain = add_source_to_float(b, p, x);
   int fsrc = fplain;
   if (src_probe.layout == Layout::blocked) {
     TANDEM_ASSIGN_OR_RETURN(fsrc, b.require(fplain, Layout::blocked));
   }
-  // Weights and bias as float32 (exact), packed in the format oneDNN chose.
-  std::vector<float> wf(p.weights.begin(), p.weights.end());
-  dnnl::memory packed(pd.weights_desc(), cpu_engine());
-  {
-    dnnl::memory plain(plain_md(Shape(wd.begin(), wd.end())), cpu_engine(), wf.data());
-    dnnl::stream s(cpu_engine());
-    dnnl::reorder(plain, packed).execute(s, plain, packed);
-    s.wait();
-  }
+  // Weights and bias as float32 (exact), the weights packed in the format oneDNN chose.
+  const dnnl::memory packed = pack_float_weights(p.weights, static_cast<int64_t>(p.weights.size()),
+                                                 plain_md(Shape(wd.begin(), wd.end())), pd.weights_desc());
   dnnl::memory bm(b_md, cpu_engine());
   float* bias = static_cast<float*>(bm.get_data_handle());
   for (int64_t o = 0; o < O; ++o) bias[o] = p.bias.empty() ? 0.0f : static_cast<float>(p.bias[static_cast<size_t>(o)]);
@@ -308,15 +334,7 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
   store->O = O;
   store->S = dst[2] * dst[3];
   store->block = block;
-  store->out_type = b.val(p.out).dtype;
-  store->label = p.label + " (store)";
-  store->reads = p.reads;
-  store->reads.push_back(acc);
-  if (p.scales >= 0) store->reads.push_back(p.scales);
-  store->writes = {p.out};
-  store->p = std::move(p);
-  b.add_work(static_cast<double>(shape_numel(dst)));
-  b.add_kernel(std::move(store));
+  add_store(b, std::move(store), acc, std::move(p), static_cast<double>(shape_numel(dst)));
   return Status::ok();
 }
 
@@ -350,27 +368,9 @@ Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, c
   } catch (const dnnl::error& e) {
     return unsupported(p.label + " oneDNN has no float32 matrix product for it: " + e.what());
   }
-  const int fa = b.add_temp(DataType::float32, a, Layout::plain);
-  auto tf = std::make_unique<ToFloatKernel>();
-  tf->label = p.label + " (to float32)";
-  tf->src = p.src;
-  tf->dst = fa;
-  tf->src_signed = b.val(p.src).dtype == DataType::int8;
-  tf->zp = p.src_zp;
-  tf->n = shape_numel(a);
-  tf->reads = p.reads;
-  tf->reads.push_back(p.src);
-  tf->writes = {fa};
-  b.add_work(static_cast<double>(tf->n));
-  b.add_kernel(std::move(tf));
-  std::vector<float> wf(p.weights.begin(), p.weights.begin() + K * N);
-  dnnl::memory packed(pd.weights_desc(), cpu_engine());
-  {
-    dnnl::memory plain(dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::ab), cpu_engine(), wf.data());
-    dnnl::stream s(cpu_engine());
-    dnnl::reorder(plain, packed).execute(s, plain, packed);
-    s.wait();
-  }
+  const int fa = add_source_to_float(b, p, a);
+  const dnnl::memory packed = pack_float_weights(
+      p.weights, K * N, dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::ab), pd.weights_desc());
   const int acc = b.add_temp(DataType::float32, dst, Layout::plain);
   auto k = std::make_unique<DnnlKernel>();
   k->label = p.label + " (integer product in float32)";
@@ -388,15 +388,7 @@ Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, c
   store->acc = acc;
   store->rows = rows;
   store->N = N;
-  store->out_type = b.val(p.out).dtype;
-  store->label = p.label + " (store)";
-  store->reads = p.reads;
-  store->reads.push_back(acc);
-  if (p.scales >= 0) store->reads.push_back(p.scales);
-  store->writes = {p.out};
-  store->p = std::move(p);
-  b.add_work(static_cast<double>(rows * N));
-  b.add_kernel(std::move(store));
+  add_store(b, std::move(store), acc, std::move(p), static_cast<double>(rows * N));
   return Status::ok();
 }
 

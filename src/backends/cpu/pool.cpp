@@ -140,7 +140,8 @@ class GlobalPoolKernel final : public Kernel {
     const int threads = rows * spatial < 32768 ? 1 : ctx.threads;
     const int64_t sp = spatial;
     const bool mx = max;
-    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, channel_block()); });
+    const int64_t lanes = channel_block();
+    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, lanes); });
     else parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_plain(in, o, b, e, sp, mx); });
     return Status::ok();
   }

@@ -150,6 +150,18 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     tail.fused = tail.unfused = post;
   }
 
+  // A chain that ends quantized and reads only scalars: the product writes y_q as a plain
+  // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
+  // A chain that ends in float likewise, through a table of floats that also reorders the
+  // channels-last bytes to the plain layout float readers take. Both routes below use them.
+  auto constant = [&](int v) { return b.known(v); };
+  uint8_t table[256];
+  float float_table[256];
+  const bool tabled = qlinear && tail.active && tail.quantized && feature_enabled("QTABLE") &&
+                      chain.byte_table(constant, b.val(out).dtype, table);
+  const bool float_tabled = qlinear && tail.active && !tail.quantized && xs.size() == 4 &&
+                            feature_enabled("QTABLE") && chain.float_table(constant, float_table);
+
   // Weights oneDNN cannot take exactly, and cases it has no int8 kernel for, run on the
   // backend's own integer kernel.
   auto own_kernel = [&]() -> Status {
@@ -162,6 +174,16 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (qlinear) {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), O, label, &p.scale_count));
       TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
+    }
+    // A tabled chain: the product writes y_q as a plain QLinearConv and the table maps it (the
+    // float tail's elementwise kernel costs several times the product here).
+    if (tabled || float_tabled) {
+      const int yq = b.add_temp(chain.y_type, dst, Layout::plain);
+      p.out = yq;
+      TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
+      if (tabled) return add_byte_map(b, yq, out, table, label + " (byte table)");
+      TANDEM_ASSIGN_OR_RETURN(int yq_nhwc, b.require(yq, Layout::nhwc));
+      return add_byte_to_float(b, yq_nhwc, out, float_table, label + " (float table)");
     }
     if (!tail.active) {
       b.define(out, Layout::plain);
@@ -178,24 +200,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
         Status fast = add_integer_conv_float(b, p, xs, ws, dst, win->strides, win->dilations, win->pad_begin, G, &ops);
         if (fast.is_ok() || fast.code() != StatusCode::unsupported) return fast;
       }
-    }
-    // A chain of scalar ops after a QLinearConv: the product writes y_q as a plain QLinearConv
-    // and a table maps it, as on the oneDNN path below (the float tail's elementwise kernel
-    // costs several times the product here).
-    auto known = [&](int v) { return b.known(v); };
-    uint8_t bytes[256];
-    float floats[256];
-    const bool to_bytes = qlinear && tail.quantized && feature_enabled("QTABLE") &&
-                          chain.byte_table(known, b.val(out).dtype, bytes);
-    const bool to_floats = !to_bytes && qlinear && !tail.quantized && xs.size() == 4 && feature_enabled("QTABLE") &&
-                           chain.float_table(known, floats);
-    if (to_bytes || to_floats) {
-      const int yq = b.add_temp(chain.y_type, dst, Layout::plain);
-      p.out = yq;
-      TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
-      if (to_bytes) return add_byte_map(b, yq, out, bytes, label + " (byte table)");
-      TANDEM_ASSIGN_OR_RETURN(int yq_nhwc, b.require(yq, Layout::nhwc));
-      return add_byte_to_float(b, yq_nhwc, out, floats, label + " (float table)");
     }
     // An absorbed tail: the kernel writes v in float32 (QLinearConv: requantized, unrounded).
     p.dst_zp = ZeroPoint{};
@@ -220,17 +224,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::plain));
   }
   const DataType out_type = b.val(out).dtype;
-  // A chain that ends quantized and reads only scalars: the product writes y_q as a plain
-  // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
-  // A chain that ends in float likewise, through a table of floats that also reorders the
-  // channels-last bytes to the plain layout float readers take.
-  auto constant = [&](int v) { return b.known(v); };
-  uint8_t table[256];
-  float float_table[256];
-  const bool tabled = qlinear && tail.active && tail.quantized && feature_enabled("QTABLE") &&
-                      chain.byte_table(constant, out_type, table);
-  const bool float_tabled = qlinear && tail.active && !tail.quantized && xs.size() == 4 &&
-                            feature_enabled("QTABLE") && chain.float_table(constant, float_table);
   if (tabled || float_tabled) tail.active = false;
   IValue dst_probe;
   dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <type_traits>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/integer_store.h"

@@ -1,374 +1,349 @@
 // http_frontend.cpp: see http_frontend.h.
 //
-// Every route handler catches what it calls; httplib's exception handler is the last guard.
-// Requests are counted in httplib's logger, which runs after every response is written
-// (including httplib's own 400/413/414 answers); the receipt time is kept per handler thread
-// from the pre-routing handler, which runs on the same thread before the body is read.
+// One Session per connection, alive while an operation or a reply in flight holds it (every
+// completion handler keeps a shared_ptr). A session moves through
+//   reading headers -> [100 Continue] -> reading the body -> handling -> writing -> reading...
+// and every read or write has a deadline: one steady_timer per session, whose expiry cancels
+// the socket's operation. Deadlines carry a generation number so that a timer which fired
+// just as its operation completed cannot cut off the next one.
 #include "http_frontend.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
-#include <nlohmann/json.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http.hpp>
 
-#include "rest_codec.h"
+#include "rest_routes.h"
 
 namespace tandem::server {
 
 namespace {
 
-using nlohmann::json;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kJson = "application/json";
+constexpr uint32_t kHeaderLimit = 16 * 1024;
+constexpr std::chrono::milliseconds kLingerLimit{1000};
 
-thread_local std::optional<Clock::time_point> t_request_start;
+class Session;
 
-std::string dump(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+// Everything the frontend holds (HttpFrontend::Impl is this; sessions see it by this name).
+struct Frontend {
+  Server& server;
+  HttpOptions options;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  asio::steady_timer accept_backoff{ioc};
+  asio::thread_pool blocking{1};  // repository load and unload
+  RestRoutes routes;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  int port = 0;
 
-void reply_json(httplib::Response& res, int status, const json& doc) {
-  res.status = status;
-  res.set_content(dump(doc), kJson);
-}
-
-void reply_error(httplib::Response& res, const ProtocolError& error) {
-  res.status = error.http_status;
-  if (error.http_status == 503 && error.retry_after_s > 0)
-    res.set_header("Retry-After", std::to_string(error.retry_after_s));
-  res.set_content(encode_rest_error(error), kJson);
-}
-
-// The model name and optional version of a /v2/models/{name}[/versions/{v}]... route.
-std::string match_or_empty(const httplib::Request& req, size_t i) {
-  return req.matches.size() > i ? std::string(req.matches[i]) : std::string();
-}
-
-json tensors_json(const std::vector<TensorMetadata>& tensors) {
-  json array = json::array();
-  for (const TensorMetadata& t : tensors) array.push_back({{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}});
-  return array;
-}
-
-json counts_json(const auto& map) {
-  json object = json::object();
-  for (const auto& [key, count] : map) object[std::to_string(key)] = count;
-  return object;
-}
-
-json stats_json(const ModelStats& s) {
-  const Scheduler::Stats& q = s.scheduler;
-  json served_by = json::object();
-  for (const auto& [route, count] : q.served_by) served_by[route] = count;
-  json routes = json::array();
-  for (const RouteStats& r : s.routes)
-    routes.push_back({{"route", r.route},
-                      {"breaker", r.breaker},
-                      {"dispatch_share", r.dispatch_share},
-                      {"parity_samples", r.parity_samples},
-                      {"parity_violations", r.parity_violations},
-                      {"parity_max_abs", r.parity_max_abs}});
-  return {{"name", s.name},
-          {"version", s.version},
-          {"state", s.state},
-          {"ready", s.ready},
-          {"degraded", s.degraded},
-          {"admitted", q.admitted},
-          {"rejected", q.rejected},
-          {"succeeded", q.succeeded},
-          {"failed", q.failed},
-          {"expired_in_queue", q.expired_in_queue},
-          {"fallbacks", q.fallbacks},
-          {"queued", q.queued},
-          {"in_flight", q.in_flight},
-          {"queue_time_p50_ms", q.queue_time.quantile_ms(0.5)},
-          {"queue_time_p99_ms", q.queue_time.quantile_ms(0.99)},
-          {"batch_rows", counts_json(q.batch_rows)},
-          {"served_by", served_by},
-          {"routes", routes},
-          {"p50_ms", s.p50_ms},
-          {"p99_ms", s.p99_ms}};
-}
-
-// Before httplib reads a body, two of its defaults are set right (the Request is httplib's own
-// non-const object, handed to the pre-routing handler as const):
-//   - a POST with neither Content-Length nor Transfer-Encoding has an empty body (RFC 9112
-//     6.3); httplib would read until the client closes and then answer 400;
-//   - a body labelled application/x-www-form-urlencoded (curl's default for --data) or
-//     multipart/form-data is not a form here; httplib would parse it as one (and refuse an
-//     urlencoded one past 8 KiB with 413).
-void normalize_body_headers(httplib::Request& req) {
-  if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) req.set_header("Content-Length", "0");
-  const std::string type = req.get_header_value("Content-Type");
-  if (type.find("application/x-www-form-urlencoded") != std::string::npos ||
-      type.find("multipart/form-data") != std::string::npos) {
-    req.headers.erase("Content-Type");
-    req.set_header("Content-Type", "application/octet-stream");
-  }
-}
-
-// Waits for the scheduler's `done` (it runs exactly once for an admitted request).
-struct PendingInfer {
   std::mutex mutex;
-  std::condition_variable cv;
-  std::optional<InferOutcome> outcome;
+  std::condition_variable sessions_ended;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mutex
+  bool stopping = false;                                          // guarded by mutex
+  bool stopped = false;                                           // start()/stop() thread only
+
+  Frontend(Server& s, HttpOptions o)
+      : server(s),
+        options(std::move(o)),
+        routes(s, options.metrics_only, [this](std::function<void()> task) { asio::post(blocking, std::move(task)); }) {}
+
+  bool is_stopping() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return stopping;
+  }
+  void accept();
+  void on_accept(const beast::error_code& ec, tcp::socket socket);
 };
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Frontend& owner, tcp::socket socket)
+      : owner_(owner), socket_(std::move(socket)), timer_(socket_.get_executor()) {}
+
+  ~Session() {
+    std::lock_guard<std::mutex> lock(owner_.mutex);
+    owner_.sessions.erase(this);
+    if (owner_.sessions.empty()) owner_.sessions_ended.notify_all();
+  }
+
+  // Registers with the owner (false when it is stopping) and starts reading.
+  bool start() {
+    {
+      std::lock_guard<std::mutex> lock(owner_.mutex);
+      if (owner_.stopping) return false;
+      owner_.sessions.emplace(this, weak_from_this());
+    }
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    return true;
+  }
+
+  // On the session's strand, at stop(): a connection that waits for a request closes now; one
+  // with a request in hand closes after its reply.
+  void stop_if_waiting() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (self->state_ == State::reading_header || self->state_ == State::lingering) self->close();
+    });
+  }
+
+ private:
+  enum class State { reading_header, reading_body, handling, writing, lingering, closed };
+
+  void arm(std::chrono::milliseconds timeout) {
+    const uint64_t generation = ++deadline_generation_;
+    timed_out_ = false;
+    timer_.expires_after(timeout);
+    timer_.async_wait([weak = weak_from_this(), generation](const beast::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || generation != self->deadline_generation_) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+  void disarm() {
+    ++deadline_generation_;
+    timer_.cancel();
+  }
+
+  void read_header() {
+    if (owner_.is_stopping()) return close();
+    state_ = State::reading_header;
+    start_ = Clock::now();
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(owner_.server.options().limits.max_body_bytes);
+    arm(owner_.options.read_timeout);
+    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->disarm();
+      if (ec) return self->read_failed(ec, /*in_header=*/true);
+      self->on_header();
+    });
+  }
+
+  void on_header() {
+    start_ = Clock::now();
+    const auto& request = parser_->get();
+    auto expect = request.find(http::field::expect);
+    if (expect == request.end() || !beast::iequals(expect->value(), "100-continue")) return read_body();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm(owner_.options.write_timeout);
+    asio::async_write(socket_, asio::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->disarm();
+      if (ec) return self->close();
+      self->read_body();
+    });
+  }
+
+  void read_body() {
+    state_ = State::reading_body;
+    arm(owner_.options.read_timeout);
+    http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->disarm();
+      if (ec) return self->read_failed(ec, /*in_header=*/false);
+      self->handle();
+    });
+  }
+
+  void read_failed(const beast::error_code& ec, bool in_header) {
+    const bool began = !in_header || buffer_.size() > 0 || parser_->got_some();
+    if (timed_out_) {
+      if (!began) return close();  // an idle keep-alive connection
+      return reply_and_close(bad_request(in_header ? "request headers not complete within the read timeout"
+                                                   : "request body ended before its Content-Length (read timeout)"));
+    }
+    if (ec == http::error::body_limit)
+      return reply_and_close(too_large("request body exceeds the limit of " +
+                                       std::to_string(owner_.server.options().limits.max_body_bytes) + " bytes"));
+    if (ec == http::error::header_limit)
+      return reply_and_close(ProtocolError{431, "request headers exceed " + std::to_string(kHeaderLimit) + " bytes"});
+    // The client went away (or stop() closed the socket): nobody to answer.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted || !socket_.is_open())
+      return close();
+    reply_and_close(bad_request("malformed HTTP request: " + ec.message()));
+  }
+
+  void handle() {
+    state_ = State::handling;
+    auto& request = parser_->get();
+    keep_alive_ = request.keep_alive();
+    version_ = request.version();
+    RestCall call;
+    call.method = std::string_view(request.method_string().data(), request.method_string().size());
+    call.target = std::string_view(request.target().data(), request.target().size());
+    call.body = std::move(request.body());
+    if (auto it = request.find("Inference-Header-Content-Length"); it != request.end())
+      call.inference_header_length = std::string(it->value());
+    // The reply is always posted, also when it comes back inside handle(): the request (whose
+    // method and target the call views) stays untouched until handle() returned.
+    owner_.routes.handle(std::move(call), [self = shared_from_this()](RestReply&& reply) {
+      asio::post(self->socket_.get_executor(),
+                 [self, reply = std::move(reply)]() mutable { self->write(std::move(reply), /*close_after=*/false); });
+    });
+  }
+
+  void reply_and_close(const ProtocolError& error) {
+    version_ = 11;
+    write(rest_error_reply(error), /*close_after=*/true);
+  }
+
+  void write(RestReply&& reply, bool close_after) {
+    state_ = State::writing;
+    response_ = {};
+    response_.version(version_);
+    response_.result(static_cast<unsigned>(reply.status));
+    response_.set(http::field::content_type, reply.content_type);
+    for (auto& [name, value] : reply.headers) response_.set(name, value);
+    response_.body() = std::move(reply.body);
+    const bool keep = keep_alive_ && !close_after && !owner_.is_stopping();
+    response_.keep_alive(keep);
+    response_.prepare_payload();
+    const int status = reply.status;
+    arm(owner_.options.write_timeout);
+    http::async_write(socket_, response_, [self = shared_from_this(), keep, status](beast::error_code ec, size_t) {
+      self->disarm();
+      const double seconds = std::chrono::duration<double>(Clock::now() - self->start_).count();
+      self->owner_.server.record_request("rest", status, seconds);
+      if (ec) return self->close();
+      if (!keep) return self->linger();
+      self->read_header();
+    });
+  }
+
+  // Stops sending, then reads and drops what the client still sends (the rest of a refused
+  // body) until it closes or kLingerLimit passes: closing with unread data would reset the
+  // connection, and the client could lose the reply it has not read yet.
+  void linger() {
+    state_ = State::lingering;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    arm(std::min(kLingerLimit, owner_.options.read_timeout));
+    drain();
+  }
+  void drain() {
+    socket_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  void close() {
+    if (state_ == State::closed) return;
+    state_ = State::closed;
+    disarm();
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  Frontend& owner_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  uint64_t deadline_generation_ = 0;
+  bool timed_out_ = false;
+  State state_ = State::reading_header;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+  Clock::time_point start_ = Clock::now();
+  char scratch_[4096];
+};
+
+void Frontend::accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    on_accept(ec, std::move(socket));
+  });
+}
+
+void Frontend::on_accept(const beast::error_code& ec, tcp::socket socket) {
+  if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec) {
+    // Out of descriptors or memory: accepting again at once would spin; retry shortly.
+    accept_backoff.expires_after(std::chrono::milliseconds(10));
+    accept_backoff.async_wait([this](const beast::error_code& wait_ec) {
+      if (!wait_ec && acceptor.is_open()) accept();
+    });
+    return;
+  }
+  beast::error_code ignored;
+  // Replies are sent whole; without TCP_NODELAY a reply could wait for the client's delayed ACK.
+  socket.set_option(tcp::no_delay(true), ignored);
+  auto session = std::make_shared<Session>(*this, std::move(socket));
+  if (session->start()) accept();
+}
 
 }  // namespace
 
-struct HttpFrontend::Impl {
-  Server& server;
-  HttpOptions options;
-  httplib::Server http;
-  std::thread listener;
-  int port = 0;
-  bool stopped = false;
-
-  Impl(Server& s, HttpOptions o) : server(s), options(std::move(o)) {}
-
-  void route_metrics() {
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.status = 200;
-      res.set_content(server.metrics_prometheus(), "text/plain; version=0.0.4");
-    });
-  }
-
-  void route_health() {
-    http.Get("/v2/health/live", [this](const httplib::Request&, httplib::Response& res) {
-      const bool live = server.live();
-      reply_json(res, live ? 200 : 503, {{"live", live}});
-    });
-    http.Get("/v2/health/ready", [this](const httplib::Request&, httplib::Response& res) {
-      const bool ready = server.ready();
-      reply_json(res, ready ? 200 : 503, {{"ready", ready}});
-    });
-    http.Get("/v2", [this](const httplib::Request&, httplib::Response& res) {
-      ServerMetadata m = server.metadata();
-      reply_json(res, 200, {{"name", m.name}, {"version", m.version}, {"extensions", m.extensions}});
-    });
-  }
-
-  void route_models() {
-    const std::string model = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
-    // Every model's stats; registered first so that "stats" is not taken for a model name.
-    http.Get("/v2/models/stats", [this](const httplib::Request&, httplib::Response& res) { reply_stats(res, "", ""); });
-    http.Get(model, [this](const httplib::Request& req, httplib::Response& res) {
-      ModelMetadata m;
-      if (auto error = server.model_metadata(match_or_empty(req, 1), match_or_empty(req, 2), &m))
-        return reply_error(res, *error);
-      reply_json(res, 200,
-                 {{"name", m.name},
-                  {"versions", m.versions},
-                  {"platform", m.platform},
-                  {"inputs", tensors_json(m.inputs)},
-                  {"outputs", tensors_json(m.outputs)}});
-    });
-    http.Get(model + "/ready", [this](const httplib::Request& req, httplib::Response& res) {
-      bool ready = false;
-      const std::string name = match_or_empty(req, 1);
-      if (auto error = server.model_ready(name, match_or_empty(req, 2), &ready)) return reply_error(res, *error);
-      reply_json(res, ready ? 200 : 503, {{"name", name}, {"ready", ready}});
-    });
-    http.Get(model + "/stats", [this](const httplib::Request& req, httplib::Response& res) {
-      reply_stats(res, match_or_empty(req, 1), match_or_empty(req, 2));
-    });
-    http.Post(model + "/infer", [this](const httplib::Request& req, httplib::Response& res) { infer(req, res); });
-  }
-
-  void route_repository() {
-    http.Post("/v2/repository/index", [this](const httplib::Request& req, httplib::Response& res) {
-      bool ready_only = false;
-      if (!req.body.empty()) {
-        json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-        if (body.is_discarded() || !body.is_object())
-          return reply_error(res, bad_request("repository index: the body must be a JSON object"));
-        if (auto it = body.find("ready"); it != body.end()) {
-          if (!it->is_boolean()) return reply_error(res, bad_request("repository index: 'ready' must be true or false"));
-          ready_only = it->get<bool>();
-        }
-      }
-      json rows = json::array();
-      for (const RepositoryEntry& e : server.repository_index()) {
-        if (ready_only && e.state != "READY") continue;
-        json row = {{"name", e.name}, {"version", e.version}, {"state", e.state}};
-        if (!e.reason.empty()) row["reason"] = e.reason;
-        rows.push_back(std::move(row));
-      }
-      reply_json(res, 200, rows);
-    });
-    http.Post(R"(/v2/repository/models/([^/]+)/load)", [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto error = server.load_model(match_or_empty(req, 1))) return reply_error(res, *error);
-      reply_json(res, 200, json::object());
-    });
-    http.Post(R"(/v2/repository/models/([^/]+)/unload)", [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto error = server.unload_model(match_or_empty(req, 1))) return reply_error(res, *error);
-      reply_json(res, 200, json::object());
-    });
-  }
-
-  void reply_stats(httplib::Response& res, const std::string& name, const std::string& version) {
-    std::vector<ModelStats> stats;
-    if (auto error = server.model_stats(name, version, &stats)) return reply_error(res, *error);
-    json rows = json::array();
-    for (const ModelStats& s : stats) rows.push_back(stats_json(s));
-    reply_json(res, 200, {{"model_stats", rows}});
-  }
-
-  void infer(const httplib::Request& req, httplib::Response& res) {
-    InferRequest request;
-    std::optional<std::string_view> header_length;
-    std::string header_text;
-    if (req.has_header("Inference-Header-Content-Length")) {
-      header_text = req.get_header_value("Inference-Header-Content-Length");
-      header_length = header_text;
-    }
-    if (auto error = decode_rest_infer_request(req.body, header_length, server.options().limits, &request))
-      return reply_error(res, *error);
-    request.model = match_or_empty(req, 1);
-    request.version = match_or_empty(req, 2);
-
-    auto pending = std::make_shared<PendingInfer>();
-    auto done = [pending](InferOutcome&& outcome) {
-      std::lock_guard<std::mutex> lock(pending->mutex);
-      pending->outcome = std::move(outcome);
-      pending->cv.notify_one();
-    };
-    if (auto error = server.infer(std::move(request), done)) return reply_error(res, *error);
-    std::unique_lock<std::mutex> lock(pending->mutex);
-    pending->cv.wait(lock, [&] { return pending->outcome.has_value(); });
-    InferOutcome& outcome = *pending->outcome;
-    if (outcome.error) return reply_error(res, *outcome.error);
-
-    RestBody body = encode_rest_infer_response(outcome.response);
-    res.status = 200;
-    if (!outcome.response.backend.empty()) res.set_header("X-Tandem-Backend", outcome.response.backend);
-    if (outcome.response.fallback) res.set_header("X-Tandem-Fallback", "true");
-    if (body.header_length) {
-      res.set_header("Inference-Header-Content-Length", std::to_string(*body.header_length));
-      res.set_content(std::move(body.body), "application/octet-stream");
-    } else {
-      res.set_content(std::move(body.body), kJson);
-    }
-  }
-
-  // Hooks that apply to every request: the size check before the body is read, errors as
-  // {"error": ...}, exceptions, and counting.
-  void install_hooks() {
-    const size_t max_body = server.options().limits.max_body_bytes;
-    http.set_payload_max_length(max_body);
-    http.set_pre_routing_handler([this, max_body](const httplib::Request& req, httplib::Response& res) {
-      t_request_start = Clock::now();
-      normalize_body_headers(const_cast<httplib::Request&>(req));
-      if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
-      const std::string length = req.get_header_value("Content-Length");
-      const bool digits = !length.empty() && length.size() <= 19 &&
-                          std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (!digits) {
-        reply_error(res, bad_request("Content-Length: '" + length.substr(0, 40) + "' is not a byte count"));
-      } else if (std::stoull(length) > max_body) {
-        reply_error(res, too_large("request body of " + length + " bytes exceeds the limit of " + std::to_string(max_body)));
-      } else {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      // The body (if the client sends it) is never read: the connection must not be reused.
-      res.set_header("Connection", "close");
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-      if (res.body.empty()) {
-        std::string what = "HTTP error " + std::to_string(res.status);
-        if (res.status == 404) what = "no such endpoint: " + req.method + " " + req.path;
-        if (res.status == 400) what = "malformed HTTP request, or its body ended before Content-Length bytes";
-        if (res.status == 413) what = "request body exceeds the size limit";
-        if (res.status == 414) what = "request URI too long";
-        res.set_content(encode_rest_error(ProtocolError{res.status, what}), kJson);
-      }
-      // httplib answers 400 and 413 itself when a body cannot be read (cut short, or chunked
-      // past the limit); what is left of it is unread, so the connection must not be reused.
-      if (res.status == 400 || res.status == 413) res.set_header("Connection", "close");
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      reply_error(res, ProtocolError{500, "internal error: " + what});
-    });
-    http.set_logger([this](const httplib::Request&, const httplib::Response& res) {
-      double seconds = 0;
-      if (t_request_start) seconds = std::chrono::duration<double>(Clock::now() - *t_request_start).count();
-      t_request_start.reset();
-      server.record_request("rest", res.status, seconds);
-    });
-  }
+struct HttpFrontend::Impl : Frontend {
+  using Frontend::Frontend;
 };
 
 Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOptions options) {
+  const std::string where = options.host + ":" + std::to_string(options.port);
   auto impl = std::make_unique<Impl>(server, options);
+  Impl& s = *impl;
   try {
-    Impl& s = *impl;
-    const int threads = options.threads > 0 ? options.threads
-                                            : std::max(64, 8 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    // Off by default in cpp-httplib: every reply would wait for the client's delayed ACK
-    // (about 40 ms per request on Linux; docs/serving.md).
-    s.http.set_tcp_nodelay(true);
-    s.http.set_read_timeout(options.read_timeout);
-    s.http.set_write_timeout(options.write_timeout);
-    s.http.set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options.read_timeout).count()));
-    // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second
-    // server bind a port that is taken and silently share its connections.
-    auto listening = std::make_shared<socket_t>(INVALID_SOCKET);
-    s.http.set_socket_options([listening](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-      *listening = sock;
-    });
-    s.install_hooks();
-    s.route_metrics();
-    if (!options.metrics_only) {
-      s.route_health();
-      s.route_models();
-      s.route_repository();
+    beast::error_code ec;
+    asio::ip::address address = asio::ip::make_address(options.host, ec);
+    if (ec) {
+      tcp::resolver resolver(s.ioc);
+      auto found = resolver.resolve(options.host, "", ec);
+      if (ec || found.empty()) return Status(StatusCode::unavailable, "cannot resolve HTTP host " + options.host);
+      address = found.begin()->endpoint().address();
     }
-    const std::string where = options.host + ":" + std::to_string(options.port);
-    if (options.port == 0) {
-      s.port = s.http.bind_to_any_port(options.host);
-      if (s.port <= 0) return Status(StatusCode::unavailable, "cannot bind HTTP on " + where);
-    } else {
-      if (!s.http.bind_to_port(options.host, options.port))
-        return Status(StatusCode::unavailable, "cannot bind HTTP on " + where);
-      s.port = options.port;
-    }
-    // cpp-httplib listens with a backlog of 5 (fixed when the library was built): a burst of
-    // new connections past it is dropped or reset by the kernel before anyone can answer 503.
-    // Listening again on the bound socket raises it to the system's limit.
-    if (*listening != INVALID_SOCKET) ::listen(*listening, SOMAXCONN);
-    auto listen_returned = std::make_shared<std::atomic<bool>>(false);
-    s.listener = std::thread([&s, listen_returned] {
-      s.http.listen_after_bind();
-      *listen_returned = true;
-    });
-    // The socket listens already; wait for the accept loop to run so that stop() can end it.
-    while (!s.http.is_running() && !*listen_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (*listen_returned) {
-      s.listener.join();
-      return Status(StatusCode::unavailable, "HTTP server on " + where + " stopped at once");
-    }
+    const tcp::endpoint endpoint(address, static_cast<uint16_t>(options.port));
+    s.acceptor.open(endpoint.protocol(), ec);
+    // SO_REUSEADDR only (never SO_REUSEPORT, which would let a second server share a taken port).
+    if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) s.acceptor.bind(endpoint, ec);
+    if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Status(StatusCode::unavailable, "cannot bind HTTP on " + where + ": " + ec.message());
+    s.port = s.acceptor.local_endpoint().port();
+    s.work.emplace(asio::make_work_guard(s.ioc));
+    s.accept();
+    const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = options.threads > 0 ? options.threads : options.metrics_only ? 1 : std::max(4, 2 * hardware);
+    for (int i = 0; i < threads; ++i)
+      s.threads.emplace_back([&s] {
+        for (;;) {
+          try {
+            s.ioc.run();
+            return;
+          } catch (...) {
+            // A handler threw (out of memory): that connection is lost; the loop goes on.
+          }
+        }
+      });
   } catch (const std::exception& e) {
-    return Status(StatusCode::unavailable, std::string("cannot start HTTP: ") + e.what());
+    impl->work.reset();
+    impl->ioc.stop();
+    for (std::thread& t : impl->threads) t.join();
+    return Status(StatusCode::unavailable, std::string("cannot start HTTP on ") + where + ": " + e.what());
   }
   return std::unique_ptr<HttpFrontend>(new HttpFrontend(std::move(impl)));
 }
@@ -380,12 +355,31 @@ HttpFrontend::~HttpFrontend() { stop(); }
 int HttpFrontend::port() const { return impl_->port; }
 
 void HttpFrontend::stop() {
-  if (impl_->stopped) return;
-  impl_->stopped = true;
-  // Closes the listening socket; listen_after_bind() then waits for its pool's connections to
-  // finish the request they are serving before it returns.
-  impl_->http.stop();
-  if (impl_->listener.joinable()) impl_->listener.join();
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.stopping = true;
+    for (auto& [_, weak] : s.sessions)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  asio::post(s.ioc, [&s] {
+    beast::error_code ignored;
+    s.acceptor.close(ignored);
+    s.accept_backoff.cancel();
+  });
+  for (auto& session : live) session->stop_if_waiting();
+  live.clear();
+  {
+    std::unique_lock<std::mutex> lock(s.mutex);
+    s.sessions_ended.wait(lock, [&s] { return s.sessions.empty(); });
+  }
+  s.blocking.join();
+  s.work.reset();
+  s.ioc.stop();
+  for (std::thread& t : s.threads) t.join();
 }
 
 }  // namespace tandem::server

@@ -1,19 +1,29 @@
-// http_frontend.h: the REST endpoints of the Open Inference Protocol (v2) over HTTP/1.1, on
-// cpp-httplib's thread-pool server (docs/serving.md says why this library):
-//   GET  /v2/health/live, /v2/health/ready, /v2
-//   GET  /v2/models/{name}[/versions/{v}], .../ready, .../stats
-//   POST /v2/models/{name}[/versions/{v}]/infer
-//   POST /v2/repository/index, /v2/repository/models/{name}/load, .../unload
-//   GET  /metrics (also served alone on the metrics port)
-// Errors are {"error": "..."} with the ProtocolError's status; 503 carries Retry-After.
-// Bodies past the server's limit get 413 before they are read (from Content-Length; the
-// reply says Connection: close). A POST without Content-Length or Transfer-Encoding has an
-// empty body, and a Content-Type of application/x-www-form-urlencoded is ignored (bodies are
-// never forms). A read that waits past `read_timeout` (slow headers, a body shorter than its
-// Content-Length) gets 400; the connection closes when the keep-alive wait (also
-// `read_timeout`, at least 1 s) then passes without a new request. Responses carry
-// X-Tandem-Backend (the route that answered) and X-Tandem-Fallback: true when it fell back.
-// Thread-safety: start() and stop() from one thread; handlers run on the pool's threads.
+// http_frontend.h: the HTTP/1.1 transport of the REST endpoints (rest_routes.h lists them), on
+// Boost.Beast over an Asio event loop (docs/serving.md says why this library).
+//
+// Connections do not hold threads. `threads` loop threads share one io_context; each
+// connection's handlers run in order on its strand. A request is read (headers, then the
+// body), handed to RestRoutes, and answered when its reply arrives, from whichever thread
+// produced it. An inference that the scheduler runs on the caller's thread occupies one loop
+// thread for that call; the others keep reading, answering and refusing (a full queue is a
+// 503 at once, whatever the engine is doing).
+//
+// Limits and timeouts:
+//   - headers past 16 KiB: 431; a body past the server's max_body_bytes: 413, decided from
+//     Content-Length before the body is read (or when a chunked body crosses it);
+//   - a malformed request (bad request line, header or Content-Length, bad chunk framing):
+//     400;
+//   - a request that has begun but does not finish within `read_timeout` (slow headers, a body
+//     shorter than its Content-Length): 400; a keep-alive connection with no new request within
+//     `read_timeout` is closed silently;
+//   - a reply the client does not take within `write_timeout`: the connection is closed.
+// Every error is {"error": "..."} with its status. After an error that leaves the request
+// unread the reply says Connection: close, the server stops sending and reads (and drops)
+// what the client still sends for up to a second before it closes, so that the client can
+// read the reply. `Expect: 100-continue` is answered before the body is read. A POST with
+// neither Content-Length nor Transfer-Encoding has an empty body; Content-Type is not
+// consulted (bodies are never forms).
+// Thread-safety: start() and stop() from one thread; everything else is internal.
 #pragma once
 
 #include <chrono>
@@ -27,9 +37,9 @@ namespace tandem::server {
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;             // 0: any free port (port() tells which)
-  // Handler threads. A keep-alive connection holds its thread while it stays open, and a
-  // request holds it while it waits in a model's queue, so this bounds the open connections
-  // served at once (the rest wait to be accepted). 0: max(64, 8 x hardware threads).
+  // Event-loop threads. An inference run on the caller's thread holds one for its engine call,
+  // so this should exceed the engine calls that can run at once. 0: 1 for metrics_only,
+  // otherwise max(4, 2 x hardware threads).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
   std::chrono::milliseconds read_timeout{5000};
@@ -43,7 +53,9 @@ class HttpFrontend {
   static Result<std::unique_ptr<HttpFrontend>> start(Server& server, HttpOptions options);
   ~HttpFrontend();  // stops
   int port() const;
-  // Stops accepting connections and waits for handlers that are running to reply.
+  // Stops accepting connections, closes the ones waiting for a request, waits for requests
+  // already read to be answered (each reply then closes its connection), and stops the loop
+  // threads. Idempotent.
   void stop();
 
  private:

@@ -1,0 +1,244 @@
+// rest_routes.cpp: see rest_routes.h.
+#include "rest_routes.h"
+
+#include <exception>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "rest_codec.h"
+
+namespace tandem::server {
+
+namespace {
+
+using nlohmann::json;
+
+std::string dump(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+RestReply json_reply(int status, const json& doc) { return RestReply{status, dump(doc), "application/json", {}}; }
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The path's segments, percent-decoded ("/v2/models/a%20b" -> v2, models, "a b"). A '%' that
+// is not followed by two hex digits stays as it is.
+std::vector<std::string> path_segments(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  std::vector<std::string> segments;
+  size_t at = 0;
+  while (at < target.size()) {
+    if (target[at] == '/') {
+      ++at;
+      continue;
+    }
+    const size_t end = std::min(target.find('/', at), target.size());
+    std::string segment;
+    for (size_t i = at; i < end; ++i) {
+      const int high = target[i] == '%' && i + 2 < end ? hex_digit(target[i + 1]) : -1;
+      const int low = high >= 0 ? hex_digit(target[i + 2]) : -1;
+      if (low >= 0) {
+        segment.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+      } else {
+        segment.push_back(target[i]);
+      }
+    }
+    segments.push_back(std::move(segment));
+    at = end;
+  }
+  return segments;
+}
+
+json tensors_json(const std::vector<TensorMetadata>& tensors) {
+  json array = json::array();
+  for (const TensorMetadata& t : tensors) array.push_back({{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}});
+  return array;
+}
+
+json counts_json(const std::map<int, uint64_t>& map) {
+  json object = json::object();
+  for (const auto& [key, count] : map) object[std::to_string(key)] = count;
+  return object;
+}
+
+json stats_json(const ModelStats& s) {
+  const Scheduler::Stats& q = s.scheduler;
+  json served_by = json::object();
+  for (const auto& [route, count] : q.served_by) served_by[route] = count;
+  json routes = json::array();
+  for (const RouteStats& r : s.routes)
+    routes.push_back({{"route", r.route},
+                      {"breaker", r.breaker},
+                      {"dispatch_share", r.dispatch_share},
+                      {"parity_samples", r.parity_samples},
+                      {"parity_violations", r.parity_violations},
+                      {"parity_max_abs", r.parity_max_abs}});
+  return {{"name", s.name},
+          {"version", s.version},
+          {"state", s.state},
+          {"ready", s.ready},
+          {"degraded", s.degraded},
+          {"admitted", q.admitted},
+          {"rejected", q.rejected},
+          {"succeeded", q.succeeded},
+          {"failed", q.failed},
+          {"expired_in_queue", q.expired_in_queue},
+          {"fallbacks", q.fallbacks},
+          {"queued", q.queued},
+          {"in_flight", q.in_flight},
+          {"queue_time_p50_ms", q.queue_time.quantile_ms(0.5)},
+          {"queue_time_p99_ms", q.queue_time.quantile_ms(0.99)},
+          {"batch_rows", counts_json(q.batch_rows)},
+          {"served_by", served_by},
+          {"routes", routes},
+          {"p50_ms", s.p50_ms},
+          {"p99_ms", s.p99_ms}};
+}
+
+RestReply stats_reply(const Server& server, const std::string& name, const std::string& version) {
+  std::vector<ModelStats> stats;
+  if (auto error = server.model_stats(name, version, &stats)) return rest_error_reply(*error);
+  json rows = json::array();
+  for (const ModelStats& s : stats) rows.push_back(stats_json(s));
+  return json_reply(200, {{"model_stats", rows}});
+}
+
+RestReply repository_index_reply(const Server& server, const std::string& body) {
+  bool ready_only = false;
+  if (!body.empty()) {
+    json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object())
+      return rest_error_reply(bad_request("repository index: the body must be a JSON object"));
+    if (auto it = doc.find("ready"); it != doc.end()) {
+      if (!it->is_boolean()) return rest_error_reply(bad_request("repository index: 'ready' must be true or false"));
+      ready_only = it->get<bool>();
+    }
+  }
+  json rows = json::array();
+  for (const RepositoryEntry& e : server.repository_index()) {
+    if (ready_only && e.state != "READY") continue;
+    json row = {{"name", e.name}, {"version", e.version}, {"state", e.state}};
+    if (!e.reason.empty()) row["reason"] = e.reason;
+    rows.push_back(std::move(row));
+  }
+  return json_reply(200, rows);
+}
+
+RestReply model_metadata_reply(const Server& server, const std::string& name, const std::string& version) {
+  ModelMetadata m;
+  if (auto error = server.model_metadata(name, version, &m)) return rest_error_reply(*error);
+  return json_reply(200, {{"name", m.name},
+                          {"versions", m.versions},
+                          {"platform", m.platform},
+                          {"inputs", tensors_json(m.inputs)},
+                          {"outputs", tensors_json(m.outputs)}});
+}
+
+RestReply model_ready_reply(const Server& server, const std::string& name, const std::string& version) {
+  bool ready = false;
+  if (auto error = server.model_ready(name, version, &ready)) return rest_error_reply(*error);
+  return json_reply(ready ? 200 : 503, {{"name", name}, {"ready", ready}});
+}
+
+}  // namespace
+
+RestReply rest_error_reply(const ProtocolError& error) {
+  RestReply reply{error.http_status, encode_rest_error(error), "application/json", {}};
+  if (error.http_status == 503 && error.retry_after_s > 0)
+    reply.headers.emplace_back("Retry-After", std::to_string(error.retry_after_s));
+  return reply;
+}
+
+RestRoutes::RestRoutes(Server& server, bool metrics_only, Blocking blocking)
+    : server_(server), metrics_only_(metrics_only), blocking_(std::move(blocking)) {}
+
+void RestRoutes::handle(RestCall&& call, Respond respond) {
+  // Every handler's exceptions end here; `respond` has not run when one escapes (they are
+  // thrown while building a reply, before it is handed over).
+  try {
+    const std::vector<std::string> p = path_segments(call.target);
+    const bool get = call.method == "GET", post = call.method == "POST";
+    const size_t n = p.size();
+    if (get && n == 1 && p[0] == "metrics")
+      return respond(RestReply{200, server_.metrics_prometheus(), "text/plain; version=0.0.4", {}});
+    if (!metrics_only_ && n >= 1 && p[0] == "v2") {
+      if (get && n == 1) {
+        ServerMetadata m = server_.metadata();
+        return respond(json_reply(200, {{"name", m.name}, {"version", m.version}, {"extensions", m.extensions}}));
+      }
+      if (get && n == 3 && p[1] == "health" && (p[2] == "live" || p[2] == "ready")) {
+        const bool yes = p[2] == "live" ? server_.live() : server_.ready();
+        return respond(json_reply(yes ? 200 : 503, {{p[2], yes}}));
+      }
+      if (n >= 3 && p[1] == "models") {
+        if (get && n == 3 && p[2] == "stats") return respond(stats_reply(server_, "", ""));
+        // {name}[/versions/{v}][/ready|/stats|/infer]
+        std::string version;
+        size_t tail = 3;
+        if (n >= 5 && p[3] == "versions") {
+          version = p[4];
+          tail = 5;
+        }
+        const std::string& name = p[2];
+        if (get && n == tail) return respond(model_metadata_reply(server_, name, version));
+        if (get && n == tail + 1 && p[tail] == "ready") return respond(model_ready_reply(server_, name, version));
+        if (get && n == tail + 1 && p[tail] == "stats") return respond(stats_reply(server_, name, version));
+        if (post && n == tail + 1 && p[tail] == "infer") return infer(std::move(call), name, version, std::move(respond));
+      }
+      if (post && n == 3 && p[1] == "repository" && p[2] == "index")
+        return respond(repository_index_reply(server_, call.body));
+      if (post && n == 5 && p[1] == "repository" && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
+        const bool load = p[4] == "load";
+        std::string name = p[3];
+        return blocking_([this, load, name = std::move(name), respond = std::move(respond)]() {
+          RestReply reply;
+          try {
+            auto error = load ? server_.load_model(name) : server_.unload_model(name);
+            reply = error ? rest_error_reply(*error) : json_reply(200, json::object());
+          } catch (const std::exception& e) {
+            reply = rest_error_reply(ProtocolError{500, std::string("internal error: ") + e.what()});
+          }
+          respond(std::move(reply));
+        });
+      }
+    }
+    std::string path(call.target.substr(0, call.target.find('?')));
+    respond(rest_error_reply(not_found("no such endpoint: " + std::string(call.method) + " " + path)));
+  } catch (const std::exception& e) {
+    // `respond` was not moved on yet (routes move it only as their last step).
+    if (respond) respond(rest_error_reply(ProtocolError{500, std::string("internal error: ") + e.what()}));
+  }
+}
+
+void RestRoutes::infer(RestCall&& call, std::string model, std::string version, Respond respond) {
+  InferRequest request;
+  std::optional<std::string_view> header_length;
+  if (call.inference_header_length) header_length = *call.inference_header_length;
+  if (auto error = decode_rest_infer_request(call.body, header_length, server_.options().limits, &request))
+    return respond(rest_error_reply(*error));
+  request.model = std::move(model);
+  request.version = std::move(version);
+  // `respond` moves into the scheduler's callback only when the request is admitted; a refusal
+  // leaves it here to answer with.
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  auto done = [shared](InferOutcome&& outcome) {
+    if (outcome.error) return (*shared)(rest_error_reply(*outcome.error));
+    RestBody body = encode_rest_infer_response(outcome.response);
+    RestReply reply{200, std::move(body.body), "application/json", {}};
+    if (!outcome.response.backend.empty()) reply.headers.emplace_back("X-Tandem-Backend", outcome.response.backend);
+    if (outcome.response.fallback) reply.headers.emplace_back("X-Tandem-Fallback", "true");
+    if (body.header_length) {
+      reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*body.header_length));
+      reply.content_type = "application/octet-stream";
+    }
+    (*shared)(std::move(reply));
+  };
+  if (auto error = server_.infer(std::move(request), std::move(done))) (*shared)(rest_error_reply(*error));
+}
+
+}  // namespace tandem::server

@@ -1,0 +1,67 @@
+// rest_routes.h: the REST endpoints of the Open Inference Protocol (v2), independent of the
+// HTTP transport that carries them (http_frontend.h):
+//   GET  /v2/health/live, /v2/health/ready, /v2
+//   GET  /v2/models/stats (every model), /v2/models/{name}[/versions/{v}], .../ready, .../stats
+//   POST /v2/models/{name}[/versions/{v}]/infer
+//   POST /v2/repository/index, /v2/repository/models/{name}/load, .../unload
+//   GET  /metrics (with `metrics_only`, the only route)
+// Anything else is 404 naming the method and path. Errors are {"error": "..."} with the
+// ProtocolError's status; 503 carries Retry-After. Inference replies carry X-Tandem-Backend
+// (the route that answered) and X-Tandem-Fallback: true when it fell back.
+// Path segments are percent-decoded; a query string is ignored.
+//
+// Completion: handle() calls `respond` exactly once: before it returns (most routes, and an
+// inference that was refused or that the scheduler ran on the calling thread), on a scheduler
+// thread (a queued inference), or on the `blocking` executor's thread (repository load and
+// unload, which wait for the model). `respond` must not block for long.
+// Thread-safety: handle() may be called from any thread, concurrently.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server.h"
+
+namespace tandem::server {
+
+struct RestReply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type/-Length
+};
+
+struct RestCall {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view target;  // the request target: path and optional "?query"
+  std::string body;
+  std::optional<std::string> inference_header_length;  // the header's text, when present
+};
+
+// {"error": message} with the error's status (and Retry-After for a 503 that has one).
+RestReply rest_error_reply(const ProtocolError& error);
+
+class RestRoutes {
+ public:
+  using Respond = std::function<void(RestReply&&)>;
+  // Runs a task that may block (waiting for a model to load) off the transport's threads.
+  using Blocking = std::function<void(std::function<void()>)>;
+
+  // `server` must outlive this object and every call in flight.
+  RestRoutes(Server& server, bool metrics_only, Blocking blocking);
+
+  void handle(RestCall&& call, Respond respond);
+
+ private:
+  void infer(RestCall&& call, std::string model, std::string version, Respond respond);
+
+  Server& server_;
+  bool metrics_only_;
+  Blocking blocking_;
+};
+
+}  // namespace tandem::server

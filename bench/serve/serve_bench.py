@@ -18,10 +18,12 @@ side by side:
               connections (one is about half the sustainable rate on 2 cores) for --soak-seconds with --inject error=0.1 on the first route: every request must
               succeed; RSS sampled every 10 s, growth per 10,000 requests after a warm-up of a
               tenth of the run (target < 1 MB).
-  overload    REST binary from 256 connections (closed loop: a rejection comes back at once
-              and is sent again; the offered rate is measured and must be >= 10x the sustainable
-              rate) for --overload-seconds, max_queue_size 4: every rejection a 503 with p99 < 5
-              ms, admitted p99 < 3x the unloaded p99, RSS sampled every second (bounded).
+  overload    REST binary, open loop (bench/serve/open_loop.cpp: requests due at a fixed rate,
+              latency from the moment each was due) at --overload-factor (10) x the sustainable
+              rate for --overload-seconds, up to 512 connections, max_queue_size 4: every
+              rejection a 503 with p99 < 5 ms, admitted p99 < 3x the unloaded p99, RSS sampled
+              every second (bounded). A closed-loop client would measure its own concurrency
+              instead (N connections at X answers/s wait N / X on average).
 Results: DIR/results.json and DIR/summary.txt (default bench/results/<date>-serve).
 Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy: scripts/setup.
 """
@@ -218,6 +220,7 @@ def main():
     ap.add_argument("--engine-threads", type=int, default=1)
     ap.add_argument("--phases", default="overhead,throughput,batching,overload")
     ap.add_argument("--overload-seconds", type=int, default=60)
+    ap.add_argument("--overload-factor", type=float, default=10.0, help="offered rate / sustainable rate")
     ap.add_argument("--soak-seconds", type=int, default=3600)
     ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
@@ -280,9 +283,11 @@ def main():
                 infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
                 u = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
                 sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)["ok_rps"]
-                # Closed loop with 256 connections: rejections come back at once and are sent again,
-                # so the offered rate is measured (requests sent / s), and must be >= 10x sustainable.
-                # (h2load's open-loop --rps does not pace HTTP/1.1 clients.)
+                # Open loop: requests are due at factor x sustainable whatever the server does.
+                client = work / "open_loop"
+                subprocess.run(["g++", "-O2", "-std=c++20", str(ROOT / "bench/serve/open_loop.cpp"), "-o", str(client),
+                                "-pthread"], check=True)
+                rate = args.overload_factor * sustain
                 rss = []
                 stop = threading.Event()
 
@@ -292,20 +297,26 @@ def main():
                         stop.wait(1.0)
                 t = threading.Thread(target=sample)
                 t.start()
-                o = h2load(infer, work / "body.bin", ["content-type: application/octet-stream",
-                                                      f"inference-header-content-length: {header_len}"],
-                           256, args.overload_seconds, work, h1=True)
+                run = subprocess.run([str(client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
+                                      "--body", str(work / "body.bin"), "--header", "Content-Type: application/octet-stream",
+                                      "--header", f"Inference-Header-Content-Length: {header_len}", "--rate", f"{rate:.0f}",
+                                      "--seconds", str(args.overload_seconds), "--connections", "512"],
+                                     capture_output=True, text=True, check=True)
                 stop.set()
                 t.join()
+                o = json.loads(run.stdout)
+                o["by_status"] = {int(k): v for k, v in o["by_status"].items()}
+                o["rps"] = o["sent"] / args.overload_seconds
                 ok = o["by_status"].get(200, {})
                 rej = o["by_status"].get(503, {})
                 results["overload"] = {"unloaded": u, "sustainable_rps": sustain, "offered_rps": o["rps"], "result": o,
                                        "rss_mb": {"first": rss[0] if rss else None, "max": max(rss) if rss else None,
                                                   "last": rss[-1] if rss else None}, "alive": srv.proc.poll() is None}
-                say(f"overload {args.overload_seconds} s, 256 connections: offered {o['rps']:.0f} req/s "
+                say(f"overload {args.overload_seconds} s, open loop: offered {o['rps']:.0f} req/s "
                     f"({o['rps'] / sustain:.1f}x the sustainable {sustain:.0f}); {ok.get('n', 0)} admitted, p99 "
                     f"{ok.get('p99_ms')} ms (unloaded p99 {u['p99_ms']} ms); {rej.get('n', 0)} rejected with 503, p99 "
-                    f"{rej.get('p99_ms')} ms; other statuses "
+                    f"{rej.get('p99_ms')} ms; unanswered {o['unanswered']}, transport errors {o['errors']}, "
+                    f"{o['connections_opened']} connections; other statuses "
                     f"{ {s_: v['n'] for s_, v in o['by_status'].items() if s_ not in (200, 503)} }; "
                     f"RSS {results['overload']['rss_mb']} MB; server alive: {results['overload']['alive']}")
         if "batching" in phases:

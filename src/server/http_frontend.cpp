@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -42,6 +43,7 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kHeaderLimit = 16 * 1024;
+constexpr size_t kReadChunk = 64 * 1024;  // Beast's largest single read
 constexpr std::chrono::milliseconds kLingerLimit{1000};
 
 class Session;
@@ -147,7 +149,16 @@ class Session : public std::enable_shared_from_this<Session> {
     start_ = Clock::now();
     const auto& request = parser_->get();
     auto expect = request.find(http::field::expect);
-    if (expect == request.end() || !beast::iequals(expect->value(), "100-continue")) return read_body();
+    const bool expects_continue = expect != request.end() && beast::iequals(expect->value(), "100-continue");
+    const auto method = request.method_string();
+    const auto target = request.target();
+    if (auto refusal = owner_.routes.refuse_early(std::string_view(method.data(), method.size()),
+                                                  std::string_view(target.data(), target.size()))) {
+      // A client waiting for 100 Continue has not sent its body: refuse and close instead.
+      if (expects_continue) return write(std::move(*refusal), /*close_after=*/true);
+      return discard_body(std::move(*refusal));
+    }
+    if (!expects_continue) return read_body();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     arm(owner_.options.write_timeout);
     asio::async_write(socket_, asio::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -159,11 +170,77 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     state_ = State::reading_body;
+    const auto length = parser_->content_length();
+    if (!parser_->is_done() && !parser_->chunked() && length) return read_sized_body(*length);
+    // A chunked body goes through the parser. Beast reads at most the buffer's free capacity
+    // (at least 512 bytes) per call: without room, a 100 KB body would take a hundred reads.
+    buffer_.reserve(buffer_.size() + kReadChunk);
     arm(owner_.options.read_timeout);
     http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->disarm();
       if (ec) return self->read_failed(ec, /*in_header=*/false);
-      self->handle();
+      self->handle(std::move(self->parser_->get().body()));
+    });
+  }
+
+  // A body of known length goes from the socket straight into its string: one copy (the
+  // parser would copy it again out of the read buffer).
+  void read_sized_body(uint64_t length) {
+    body_.resize(length);
+    const size_t have = std::min<uint64_t>(buffer_.size(), length);
+    asio::buffer_copy(asio::buffer(body_.data(), have), buffer_.data());
+    buffer_.consume(have);
+    if (have == length) return handle(std::move(body_));
+    arm(owner_.options.read_timeout);
+    asio::async_read(socket_, asio::buffer(body_.data() + have, length - have),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->disarm();
+                       if (ec) return self->read_failed(ec, /*in_header=*/false);
+                       self->handle(std::move(self->body_));
+                     });
+  }
+
+  // Reads the body of a request refused from its headers into scratch space (keeping the
+  // connection usable), then sends `refusal`.
+  void discard_body(RestReply&& refusal) {
+    state_ = State::reading_body;
+    keep_alive_ = parser_->get().keep_alive();
+    version_ = parser_->get().version();
+    refusal_ = std::move(refusal);
+    const auto length = parser_->content_length();
+    if (parser_->is_done() || (!parser_->chunked() && length)) {
+      const uint64_t total = parser_->is_done() ? 0 : *length;
+      const size_t have = std::min<uint64_t>(buffer_.size(), total);
+      buffer_.consume(have);
+      skip_left_ = total - have;
+      return skip_sized_body();
+    }
+    discard_.emplace(std::move(*parser_));  // chunked: the parser finds the body's end
+    read_discarded();
+  }
+  void skip_sized_body() {
+    if (skip_left_ == 0) return write(std::move(refusal_), /*close_after=*/false);
+    arm(owner_.options.read_timeout);
+    socket_.async_read_some(asio::buffer(scratch_, std::min<uint64_t>(sizeof scratch_, skip_left_)),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->disarm();
+                              if (ec) return self->read_failed(ec, /*in_header=*/false);
+                              self->skip_left_ -= n;
+                              self->skip_sized_body();
+                            });
+  }
+  void read_discarded() {
+    if (discard_->is_done()) {
+      discard_.reset();
+      return write(std::move(refusal_), /*close_after=*/false);
+    }
+    discard_->get().body().data = scratch_;
+    discard_->get().body().size = sizeof scratch_;
+    arm(owner_.options.read_timeout);
+    http::async_read(socket_, buffer_, *discard_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->disarm();
+      if (ec && ec != http::error::need_buffer) return self->read_failed(ec, /*in_header=*/false);
+      self->read_discarded();
     });
   }
 
@@ -186,7 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
     reply_and_close(bad_request("malformed HTTP request: " + ec.message()));
   }
 
-  void handle() {
+  void handle(std::string&& body) {
     state_ = State::handling;
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
@@ -194,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
     RestCall call;
     call.method = std::string_view(request.method_string().data(), request.method_string().size());
     call.target = std::string_view(request.target().data(), request.target().size());
-    call.body = std::move(request.body());
+    call.body = std::move(body);
     if (auto it = request.find("Inference-Header-Content-Length"); it != request.end())
       call.inference_header_length = std::string(it->value());
     // The reply is always posted, also when it comes back inside handle(): the request (whose
@@ -267,11 +344,15 @@ class Session : public std::enable_shared_from_this<Session> {
   State state_ = State::reading_header;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::buffer_body>> discard_;  // a refused request's body
+  RestReply refusal_;
+  uint64_t skip_left_ = 0;  // bytes of a refused body still to read
+  std::string body_;        // a body of known length while it is read
   http::response<http::string_body> response_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
   Clock::time_point start_ = Clock::now();
-  char scratch_[4096];
+  char scratch_[16384];  // discarded bodies
 };
 
 void Frontend::accept() {

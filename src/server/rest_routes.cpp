@@ -215,6 +215,17 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
   }
 }
 
+std::optional<RestReply> RestRoutes::refuse_early(std::string_view method, std::string_view target) {
+  if (metrics_only_ || method != "POST") return std::nullopt;
+  const std::vector<std::string> p = path_segments(target);
+  const size_t n = p.size();
+  if (n < 4 || p[0] != "v2" || p[1] != "models" || p[n - 1] != "infer" || !(n == 4 || (n == 6 && p[3] == "versions")))
+    return std::nullopt;
+  if (auto refusal = server_.admission_refusal(p[2], n == 6 ? p[4] : std::string()))
+    return rest_error_reply(*refusal);
+  return std::nullopt;
+}
+
 void RestRoutes::infer(RestCall&& call, std::string model, std::string version, Respond respond) {
   InferRequest request;
   std::optional<std::string_view> header_length;

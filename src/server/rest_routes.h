@@ -56,6 +56,11 @@ class RestRoutes {
 
   void handle(RestCall&& call, Respond respond);
 
+  // Asked once the headers are in, before the body is read: the reply that refuses the
+  // request now (an inference whose model's queue is full or that is shutting down), or
+  // nullopt to read the body and call handle().
+  std::optional<RestReply> refuse_early(std::string_view method, std::string_view target);
+
  private:
   void infer(RestCall&& call, std::string model, std::string version, Respond respond);
 

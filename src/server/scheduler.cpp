@@ -445,6 +445,21 @@ Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options, bool
 
 Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
 
+std::optional<ProtocolError> Scheduler::refusal_now() {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.state != Impl::State::accepting) {
+    ++s.stats.rejected;
+    return unavailable("model '" + s.options.model_name + "' is shutting down");
+  }
+  if (s.queue.size() >= static_cast<size_t>(s.options.max_queue_size + s.idle_workers)) {
+    ++s.stats.rejected;
+    return queue_full("model '" + s.options.model_name + "': queue full (" + std::to_string(s.options.max_queue_size) +
+                      " waiting)");
+  }
+  return std::nullopt;
+}
+
 std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::time_point deadline, Done done) {
   Impl& s = *impl_;
   Impl::Pending pending;

@@ -91,6 +91,11 @@ class Scheduler {
   // returns why not (queue_full, or unavailable while draining); `done` is then never called.
   std::optional<ProtocolError> submit(InferRequest&& request, Clock::time_point deadline, Done done);
 
+  // The refusal submit() would give now (queue full, or draining), counted as a rejection;
+  // nullopt when a request would be admitted now. Frontends ask before they read a large
+  // body, so that a refusal under overload costs no decoding. A hint only: submit() decides.
+  std::optional<ProtocolError> refusal_now();
+
   // Stops admitting, lets queued and in-flight requests finish until `grace` passes, then
   // completes what is still queued with unavailable and waits for in-flight engine calls.
   // Returns true when everything finished within the grace period. Idempotent. Must not be

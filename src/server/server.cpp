@@ -595,6 +595,20 @@ std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Do
   return error;
 }
 
+std::optional<ProtocolError> Server::admission_refusal(const std::string& model, const std::string& version) {
+  VersionPtr v;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->shutting_down) return unavailable("the server is shutting down");
+    std::optional<ProtocolError> error;
+    v = impl_->resolve(model, version, &error);
+    if (!v) return std::nullopt;
+  }
+  auto refusal = v->scheduler->refusal_now();
+  if (refusal) impl_->metrics.record_rejection(model);
+  return refusal;
+}
+
 std::vector<RepositoryEntry> Server::repository_index() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<RepositoryEntry> rows;

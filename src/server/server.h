@@ -131,6 +131,11 @@ class Server {
   // on a scheduler thread. `timeout_ms` in the request overrides the model's default.
   std::optional<ProtocolError> infer(InferRequest&& request, Scheduler::Done done);
 
+  // Before a request's body is read: the refusal infer() would give now because the model's
+  // queue is full or it is shutting down, counted as a rejection (nullopt otherwise, and for
+  // an unknown model or version, which infer() reports). A hint: infer() still decides.
+  std::optional<ProtocolError> admission_refusal(const std::string& model, const std::string& version);
+
   // The repository extension.
   std::vector<RepositoryEntry> repository_index() const;
   // Loads (or reloads: new versions on disk are picked up) a model and waits until it is

@@ -294,14 +294,20 @@ def one():
     barrier.wait()
     c.request("POST", "/v2/models/tight/infer", body, {"Content-Type": "application/json"})
     r = c.getresponse()
-    results.append((r.status, r.getheader("Retry-After"), r.read()))
+    first = (r.status, r.getheader("Retry-After"), r.read())
+    # The same connection serves a second request: a refusal (often decided from the headers,
+    # its body then skipped) leaves the connection at the next request's first byte.
+    c.request("GET", "/v2/health/live")
+    again = c.getresponse()
+    results.append(first + (again.status, again.read()))
 threads = [threading.Thread(target=one) for _ in range(24)]
 for t in threads: t.start()
 for t in threads: t.join()
 codes = sorted(r[0] for r in results)
 full = [r for r in results if r[0] == 503]
 ok = len(results) == 24 and set(codes) <= {200, 503} and 200 in codes and full and \
-     all(r[1] == "1" and "error" in json.loads(r[2]) for r in full)
+     all(r[1] == "1" and "error" in json.loads(r[2]) for r in full) and \
+     all(r[3] == 200 and json.loads(r[4]) == {"live": True} for r in results)
 print("statuses:", codes, file=sys.stderr)
 sys.exit(0 if ok else 1)
 PY

@@ -303,7 +303,14 @@ TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
   Outcomes outcomes;
   ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
   ASSERT_TRUE(gated->wait_entered(1));
+  EXPECT_FALSE(scheduler.refusal_now()) << "one place is left in the queue";
   ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
+  // Asked before a body is read: the same refusal as submit()'s, counted as a rejection.
+  auto early = scheduler.refusal_now();
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->http_status, 503);
+  EXPECT_EQ(early->retry_after_s, 1);
+  EXPECT_EQ(scheduler.stats().rejected, 1u);
 
   const Clock::time_point before = Clock::now();
   auto refused = scheduler.submit(make_request("refused", 1, 3, 0), kNoDeadline, outcomes.done_for("refused"));
@@ -312,7 +319,7 @@ TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
   EXPECT_EQ(refused->http_status, 503);
   EXPECT_EQ(refused->retry_after_s, 1);
   Scheduler::Stats stats = scheduler.stats();
-  EXPECT_EQ(stats.rejected, 1u);
+  EXPECT_EQ(stats.rejected, 2u);
   EXPECT_EQ(stats.queued, 1);
   EXPECT_EQ(stats.in_flight, 1);
 

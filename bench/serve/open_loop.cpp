@@ -51,7 +51,7 @@ struct Load {
   asio::io_context ioc;
   std::string request;  // the whole request, sent as it is for every call
   Clock::time_point start;
-  uint64_t due = 0, sent = 0, errors = 0, opened = 0;
+  uint64_t due = 0, sent = 0, errors = 0, opened = 0, stale = 0;
   std::deque<Clock::time_point> waiting;  // due times of requests with no connection yet
   std::map<int, std::vector<double>> latency_ms;  // by status
   int open = 0;
@@ -71,6 +71,7 @@ struct Load::Connection : std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::string_body>> parser;
   Clock::time_point due;
+  bool reused = false;  // it has carried an answer before
   explicit Connection(Load& l) : load(l), socket(l.ioc) {}
 
   void connect_then_send(Clock::time_point when) {
@@ -93,12 +94,22 @@ struct Load::Connection : std::enable_shared_from_this<Connection> {
         if (ec2) return self->fail();
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - self->due).count();
         self->load.latency_ms[static_cast<int>(self->parser->get().result_int())].push_back(ms);
+        self->reused = true;
         self->load.finished(self, self->parser->get().keep_alive());
       });
     });
   }
+  // A kept-alive connection that the server closed while it was idle (its keep-alive timeout)
+  // fails before any byte of the answer: the request goes again on a new connection, as HTTP
+  // clients do, and keeps its due time. Any other failure is counted as an error.
   void fail() {
-    ++load.errors;
+    if (reused && !(parser && parser->got_some())) {
+      ++load.stale;
+      --load.sent;
+      load.waiting.push_front(due);
+    } else {
+      ++load.errors;
+    }
     load.finished(shared_from_this(), false);
   }
 };
@@ -122,6 +133,7 @@ void Load::dispatch() {
       auto c = idle.back();
       idle.pop_back();
       waiting.pop_front();
+      c->parser.reset();
       c->send(when);
     } else if (open < options.connections) {
       waiting.pop_front();
@@ -213,10 +225,11 @@ int main(int argc, char** argv) {
     by_status += row;
   }
   std::printf("{\"rate\": %.1f, \"seconds\": %.1f, \"due\": %llu, \"sent\": %llu, \"answered\": %llu, "
-              "\"unanswered\": %llu, \"errors\": %llu, \"connections_opened\": %llu, \"by_status\": {%s}}\n",
+              "\"unanswered\": %llu, \"errors\": %llu, \"stale_connections_retried\": %llu, \"connections_opened\": %llu, \"by_status\": {%s}}\n",
               o.rate, o.seconds, static_cast<unsigned long long>(load.due), static_cast<unsigned long long>(load.sent),
               static_cast<unsigned long long>(answered), static_cast<unsigned long long>(load.due - answered),
-              static_cast<unsigned long long>(load.errors), static_cast<unsigned long long>(load.opened),
+              static_cast<unsigned long long>(load.errors), static_cast<unsigned long long>(load.stale),
+              static_cast<unsigned long long>(load.opened),
               by_status.c_str());
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -221,7 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void skip_sized_body() {
     if (skip_left_ == 0) return write(std::move(refusal_), /*close_after=*/false);
     arm(owner_.options.read_timeout);
-    socket_.async_read_some(asio::buffer(scratch_, std::min<uint64_t>(sizeof scratch_, skip_left_)),
+    socket_.async_read_some(asio::buffer(scratch(), std::min<uint64_t>(kReadChunk, skip_left_)),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->disarm();
                               if (ec) return self->read_failed(ec, /*in_header=*/false);
@@ -234,8 +235,8 @@ class Session : public std::enable_shared_from_this<Session> {
       discard_.reset();
       return write(std::move(refusal_), /*close_after=*/false);
     }
-    discard_->get().body().data = scratch_;
-    discard_->get().body().size = sizeof scratch_;
+    discard_->get().body().data = scratch();
+    discard_->get().body().size = kReadChunk;
     arm(owner_.options.read_timeout);
     http::async_read(socket_, buffer_, *discard_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->disarm();
@@ -321,10 +322,15 @@ class Session : public std::enable_shared_from_this<Session> {
     drain();
   }
   void drain() {
-    socket_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
+    socket_.async_read_some(asio::buffer(scratch(), kReadChunk), [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->close();
       self->drain();
     });
+  }
+
+  char* scratch() {
+    if (!scratch_) scratch_ = std::make_unique<char[]>(kReadChunk);
+    return scratch_.get();
   }
 
   void close() {
@@ -352,7 +358,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   unsigned version_ = 11;
   Clock::time_point start_ = Clock::now();
-  char scratch_[16384];  // discarded bodies
+  std::unique_ptr<char[]> scratch_;  // kReadChunk bytes once a body is discarded
 };
 
 void Frontend::accept() {

@@ -56,6 +56,13 @@ struct QuantizeOptions {
   // Weights get one scale per output channel (Conv: axis 0; MatMul: the last axis of a 2-D B)
   // instead of one per tensor.
   bool per_channel = false;
+  // Weights in 7 bits: int8 in [-63, 63], scale max|w| / 63. For CPUs without VNNI (AVX2, and
+  // AVX-512 without VNNI), whose u8 x s8 instructions add each pair of products in saturating
+  // int16: 8-bit weights can overflow there (ONNX Runtime's results then saturate; tandem's cpu
+  // backend takes slower exact routes), 7-bit weights cannot (2 x 255 x 63 < 32767), so such
+  // a model runs on the fast int8 kernels, exactly, on every CPU. Costs one bit of weight
+  // precision.
+  bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::minmax;
   double percentile = 99.99;  // for CalibrationMethod::percentile, in (0, 100]
   // Nodes to leave in float32: by op type ("MatMul") and by node name.

@@ -29,6 +29,7 @@ struct QuantizeCliOptions {
   std::string output;
   std::string format = "qdq";
   bool per_channel = false;
+  bool reduce_range = false;
   std::string method = "minmax";
   double percentile = 99.99;
   std::string calibration_dir;
@@ -158,6 +159,7 @@ int quantize_command(const QuantizeCliOptions& o) {
   if (o.calibration_dir.empty() && o.calibration_random == 0 && options.format != QuantizeFormat::dynamic)
     return fail(kCmd, "--format " + o.format + " needs calibration data: give --calibration DIR or --calibration-random N", 2);
   options.per_channel = o.per_channel;
+  options.reduce_range = o.reduce_range;
   options.percentile = o.percentile;
   options.exclude_ops = o.exclude_ops;
   options.exclude_nodes = o.exclude_nodes;
@@ -194,7 +196,8 @@ int quantize_command(const QuantizeCliOptions& o) {
     out.write(quantized->model_bytes.data(), static_cast<std::streamsize>(quantized->model_bytes.size()));
     if (!out) return fail(kCmd, o.output + ": cannot write");
   }
-  std::printf("wrote %s (%s%s, %s)\n", o.output.c_str(), o.format.c_str(), o.per_channel ? ", per-channel" : "",
+  std::printf("wrote %s (%s%s%s, %s)\n", o.output.c_str(), o.format.c_str(), o.per_channel ? ", per-channel" : "",
+              o.reduce_range ? ", 7-bit weights" : "",
               options.format == QuantizeFormat::dynamic ? "activations quantized at run time"
                                                         : (o.method + " calibration on " + options.backend).c_str());
   print_report(quantized->report, bytes->size(), quantized->model_bytes.size());
@@ -210,6 +213,8 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_option("-o,--output", o->output, "Where to write the quantized model")->required();
   cmd->add_option("--format", o->format, "qdq (default), qoperator or dynamic");
   cmd->add_flag("--per-channel", o->per_channel, "One weight scale per output channel");
+  cmd->add_flag("--reduce-range", o->reduce_range,
+                "7-bit weights ([-63, 63]): exact on the fast int8 kernels of CPUs without VNNI (AVX2)");
   cmd->add_option("--method", o->method, "Calibration: minmax (default) or percentile");
   cmd->add_option("--percentile", o->percentile, "The percentile of |x| for --method percentile (default 99.99)");
   cmd->add_option("--calibration", o->calibration_dir,

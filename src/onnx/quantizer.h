@@ -20,7 +20,7 @@
 //
 // Numbers: activations uint8, scale = (max - min) / 255 over the range widened to include 0,
 // zero point = round(-min / scale); weights int8 symmetric, scale = max|w| / 127 (per tensor
-// or per output channel), zero point 0; Conv biases int32 with scale = activation scale *
+// or per output channel; / 63 with reduce_range), zero point 0; Conv biases int32 with scale = activation scale *
 // weight scale (the same per channel), rounded to nearest even and saturated. A range or weight
 // of all zeros gets scale 1.
 //

@@ -143,13 +143,14 @@ class Rewriter {
     // scale x_scale * w_scale cannot hold that channel's bias, which would saturate and vanish.
     // (With the floor a bias fits up to about 1700 * x_scale * max|w|.) Such a channel's
     // weights quantize to a few levels or to 0, errors of their own tiny size.
+    const float levels = options_.reduce_range ? 63.0f : 127.0f;  // the largest |q|
     const float largest = *std::max_element(max_abs.begin(), max_abs.end());
-    const float floor = largest / 127.0f * 1e-4f;
-    for (float m : max_abs) w.scales.push_back(m > 0 ? std::max(m / 127.0f, floor) : 1.0f);
+    const float floor = largest / levels * 1e-4f;
+    for (float m : max_abs) w.scales.push_back(m > 0 ? std::max(m / levels, floor) : 1.0f);
     std::vector<int8_t> q(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
       const double v = std::nearbyint(static_cast<double>(values[i]) / w.scales[static_cast<size_t>(channel_of(i))]);
-      q[i] = static_cast<int8_t>(std::isnan(v) ? 0.0 : std::clamp(v, -127.0, 127.0));
+      q[i] = static_cast<int8_t>(std::isnan(v) ? 0.0 : std::clamp<double>(v, -levels, levels));
     }
     const std::vector<int64_t> scale_dims = axis < 0 ? std::vector<int64_t>{} : std::vector<int64_t>{channels};
     if (as_uint8) {

@@ -297,6 +297,51 @@ TEST(Quantizer, QdqPerChannelWeightsAreSymmetricInt8PerOutputChannel) {
   EXPECT_EQ(q->report.calibrated_values, 4);
 }
 
+// reduce_range: the same per-channel weights in 7 bits (scale max|w| / 63, |q| <= 63, the
+// largest weight of each channel at +-63), in every format that writes int8 or shifted
+// uint8 weights, and the model still close to the float one.
+TEST(Quantizer, ReduceRangeWritesSevenBitWeights) {
+  for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
+    SCOPED_TRACE(static_cast<int>(format));
+    QuantizeOptions options;
+    options.format = format;
+    options.per_channel = true;
+    options.reduce_range = true;
+    options.calibration_inputs = calibration_sets();
+    auto q = quantize_model(bytes_of(conv_gemm_model()), options);
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    const onnx::ModelProto m = parse(q->model_bytes);
+    const TensorProto* w = initializer(m.graph(), "W_quantized");
+    const TensorProto* scale = initializer(m.graph(), "W_scale");
+    ASSERT_TRUE(w && scale);
+    const int shift = w->data_type() == TensorProto::UINT8 ? 128 : 0;  // dynamic: uint8, zero point 128
+    std::vector<float> scales(3);
+    std::memcpy(scales.data(), scale->raw_data().data(), 3 * sizeof(float));
+    const std::vector<float> floats = [] {
+      std::vector<float> v = wave(54, 0.5f);
+      for (size_t i = 18; i < 36; ++i) v[i] *= 0.01f;
+      return v;
+    }();
+    for (int c = 0; c < 3; ++c) {
+      float m_abs = 0;
+      int q_max = 0;
+      for (int i = 0; i < 18; ++i) {
+        const size_t k = static_cast<size_t>(c * 18 + i);
+        m_abs = std::max(m_abs, std::fabs(floats[k]));
+        const int value = (shift ? static_cast<int>(static_cast<uint8_t>(w->raw_data()[k]))
+                                 : static_cast<int>(static_cast<int8_t>(w->raw_data()[k]))) - shift;
+        EXPECT_LE(std::abs(value), 63);
+        q_max = std::max(q_max, std::abs(value));
+      }
+      EXPECT_FLOAT_EQ(scales[static_cast<size_t>(c)], m_abs / 63.0f);
+      EXPECT_EQ(q_max, 63) << "channel " << c;
+    }
+    const Tensor x = input_tensor({1, 2, 5, 5}, 1.0f);
+    const Tensor want = run_model(bytes_of(conv_gemm_model()), {{"X", x}});
+    EXPECT_LT(max_abs_diff(run_model(q->model_bytes, {{"X", x}}), want), 0.1);
+  }
+}
+
 // X[1,2,5,5] -> Conv(W[3,2,1,1], B[3]) -> Y: output channel 1 is a dead filter (weights ~1e-15)
 // with a bias of 0.75, as trained models have.
 onnx::ModelProto dead_channel_model() {

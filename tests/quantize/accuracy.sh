@@ -32,6 +32,7 @@
 #                           ctest (quantize_accuracy, label slow) runs the short form: about 2
 #                           minutes on 2 idle cores, up to 5 on loaded ones. The figures in
 #                           docs/quantize.md are the full run.
+#   TANDEM_ACCURACY_REDUCE_RANGE=1  also every format with --reduce-range (7-bit weights).
 set -euo pipefail
 tandem=$1
 src=$2
@@ -148,6 +149,10 @@ case_() {
 
 for format in qdq qoperator dynamic; do case_ det "$det" "$format"; done
 for format in qdq qoperator dynamic; do case_ rec "$rec" "$format"; done
+if [ "${TANDEM_ACCURACY_REDUCE_RANGE:-0}" = 1 ]; then
+  for format in qdq qoperator dynamic; do case_ det "$det" "$format" --reduce-range; done
+  for format in qdq qoperator dynamic; do case_ rec "$rec" "$format" --reduce-range; done
+fi
 if [ "$full" = 1 ]; then
   for format in qdq qoperator dynamic; do case_ det "$det" "$format" --accuracy-target 0.05; done
   case_ rec "$rec" qdq --accuracy-target 0.2

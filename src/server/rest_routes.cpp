@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rest_codec.h"
+#include "rest_path.h"
 
 namespace tandem::server {
 
@@ -17,42 +18,6 @@ using nlohmann::json;
 std::string dump(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 RestReply json_reply(int status, const json& doc) { return RestReply{status, dump(doc), "application/json", {}}; }
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// The path's segments, percent-decoded ("/v2/models/a%20b" -> v2, models, "a b"). A '%' that
-// is not followed by two hex digits stays as it is.
-std::vector<std::string> path_segments(std::string_view target) {
-  target = target.substr(0, target.find('?'));
-  std::vector<std::string> segments;
-  size_t at = 0;
-  while (at < target.size()) {
-    if (target[at] == '/') {
-      ++at;
-      continue;
-    }
-    const size_t end = std::min(target.find('/', at), target.size());
-    std::string segment;
-    for (size_t i = at; i < end; ++i) {
-      const int high = target[i] == '%' && i + 2 < end ? hex_digit(target[i + 1]) : -1;
-      const int low = high >= 0 ? hex_digit(target[i + 2]) : -1;
-      if (low >= 0) {
-        segment.push_back(static_cast<char>(high * 16 + low));
-        i += 2;
-      } else {
-        segment.push_back(target[i]);
-      }
-    }
-    segments.push_back(std::move(segment));
-    at = end;
-  }
-  return segments;
-}
 
 json tensors_json(const std::vector<TensorMetadata>& tensors) {
   json array = json::array();
@@ -161,7 +126,7 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
   // Every handler's exceptions end here; `respond` has not run when one escapes (they are
   // thrown while building a reply, before it is handed over).
   try {
-    const std::vector<std::string> p = path_segments(call.target);
+    const std::vector<std::string> p = rest_path_segments(call.target);
     const bool get = call.method == "GET", post = call.method == "POST";
     const size_t n = p.size();
     if (get && n == 1 && p[0] == "metrics")
@@ -217,7 +182,7 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
 
 std::optional<RestReply> RestRoutes::refuse_early(std::string_view method, std::string_view target) {
   if (metrics_only_ || method != "POST") return std::nullopt;
-  const std::vector<std::string> p = path_segments(target);
+  const std::vector<std::string> p = rest_path_segments(target);
   const size_t n = p.size();
   if (n < 4 || p[0] != "v2" || p[1] != "models" || p[n - 1] != "infer" || !(n == 4 || (n == 6 && p[3] == "versions")))
     return std::nullopt;

@@ -239,6 +239,46 @@ TEST_F(HttpFrontendTest, InferenceBodiesInEveryFraming) {
   }
 }
 
+// Expect: 100-continue gets its interim answer before the body is read; headers past the
+// limit get 431; two requests written at once (pipelined) get two answers in order.
+TEST_F(HttpFrontendTest, ContinueHeaderLimitAndPipelining) {
+  const std::string body = infer_body(0.25f);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(frontend_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string head = "POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  char buffer[4096];
+  const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), static_cast<ssize_t>(body.size()));
+  std::string reply;
+  for (ssize_t got; reply.find("\"outputs\"") == std::string::npos && (got = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    reply.append(buffer, static_cast<size_t>(got));
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply.substr(0, 300);
+
+  const std::string big_header = "GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  reply = raw_exchange(big_header);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 300);
+  EXPECT_NE(reply.find("{\"error\":"), std::string::npos) << reply.substr(0, 300);
+
+  reply = raw_exchange("GET /v2/health/ready HTTP/1.1\r\nHost: t\r\n\r\nGET /v2/nothing HTTP/1.1\r\nHost: t\r\n"
+                       "Connection: close\r\n\r\n",
+                       /*to_close=*/true);
+  const size_t second = reply.find("HTTP/1.1 404");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(second, std::string::npos) << reply;
+  EXPECT_NE(reply.find("\"ready\":true"), std::string::npos) << reply;
+}
+
 TEST_F(HttpFrontendTest, SlowHeadersAreCutOffWithinTheReadTimeout) {
   const auto start = std::chrono::steady_clock::now();
   std::thread slow([&] { raw_exchange("GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Half: "); });

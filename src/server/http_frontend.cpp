@@ -9,6 +9,7 @@
 #include "http_frontend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -65,7 +66,7 @@ struct Frontend {
   std::mutex mutex;
   std::condition_variable sessions_ended;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mutex
-  bool stopping = false;                                          // guarded by mutex
+  std::atomic<bool> stopping{false};  // set under mutex (sessions register under it too)
   bool stopped = false;                                           // start()/stop() thread only
 
   Frontend(Server& s, HttpOptions o)
@@ -73,10 +74,7 @@ struct Frontend {
         options(std::move(o)),
         routes(s, options.metrics_only, [this](std::function<void()> task) { asio::post(blocking, std::move(task)); }) {}
 
-  bool is_stopping() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return stopping;
-  }
+  bool is_stopping() const { return stopping.load(); }
   void accept();
   void on_accept(const beast::error_code& ec, tcp::socket socket);
 };

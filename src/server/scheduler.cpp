@@ -365,6 +365,21 @@ struct Scheduler::Impl {
 
   // --- threads ---------------------------------------------------------------------------
 
+  // Why a request cannot be admitted now (draining, or the queue is full), counted as a
+  // rejection; nullopt when it can. Called with `mutex` held.
+  std::optional<ProtocolError> refusal_locked() {
+    if (state != State::accepting) {
+      ++stats.rejected;
+      return unavailable("model '" + options.model_name + "' is shutting down");
+    }
+    if (queue.size() >= static_cast<size_t>(options.max_queue_size + idle_workers)) {
+      ++stats.rejected;
+      return queue_full("model '" + options.model_name + "': queue full (" + std::to_string(options.max_queue_size) +
+                        " waiting)");
+    }
+    return std::nullopt;
+  }
+
   void worker_loop() {
     std::unique_lock<std::mutex> lock(mutex);
     while (state != State::stopped) {
@@ -448,16 +463,7 @@ Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }
 std::optional<ProtocolError> Scheduler::refusal_now() {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (s.state != Impl::State::accepting) {
-    ++s.stats.rejected;
-    return unavailable("model '" + s.options.model_name + "' is shutting down");
-  }
-  if (s.queue.size() >= static_cast<size_t>(s.options.max_queue_size + s.idle_workers)) {
-    ++s.stats.rejected;
-    return queue_full("model '" + s.options.model_name + "': queue full (" + std::to_string(s.options.max_queue_size) +
-                      " waiting)");
-  }
-  return std::nullopt;
+  return s.refusal_locked();
 }
 
 std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::time_point deadline, Done done) {
@@ -468,15 +474,7 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
   pending.deadline = deadline;
   pending.done = std::move(done);
   std::unique_lock<std::mutex> lock(s.mutex);
-  if (s.state != Impl::State::accepting) {
-    ++s.stats.rejected;
-    return unavailable("model '" + s.options.model_name + "' is shutting down");
-  }
-  if (s.queue.size() >= static_cast<size_t>(s.options.max_queue_size + s.idle_workers)) {
-    ++s.stats.rejected;
-    return queue_full("model '" + s.options.model_name + "': queue full (" + std::to_string(s.options.max_queue_size) +
-                      " waiting)");
-  }
+  if (auto refusal = s.refusal_locked()) return refusal;
   pending.arrival = Clock::now();
   ++s.stats.admitted;
   ++s.outstanding;

@@ -67,11 +67,8 @@ class HttpFrontendTest : public ::testing::Test {
     client_->set_read_timeout(std::chrono::seconds(30));
   }
 
-  // Sends raw bytes and returns the server's answer: its headers and Content-Length bytes of
-  // body, or what came before the server closed the connection; with `to_close`, everything
-  // until the server closes it. (The client never half-closes: httplib does not answer a
-  // client whose side is closed.)
-  std::string raw_exchange(const std::string& bytes, bool to_close = false) {
+  // A socket connected to the frontend, reads timing out after 10 s; -1 when it cannot connect.
+  int connect_raw() const {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -81,8 +78,17 @@ class HttpFrontendTest : public ::testing::Test {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       ::close(fd);
-      return "connect failed";
+      return -1;
     }
+    return fd;
+  }
+
+  // Sends raw bytes and returns the server's answer: its headers and Content-Length bytes of
+  // body, or what came before the server closed the connection; with `to_close`, everything
+  // until the server closes it. (The client never half-closes.)
+  std::string raw_exchange(const std::string& bytes, bool to_close = false) {
+    const int fd = connect_raw();
+    if (fd < 0) return "connect failed";
     ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     std::string reply;
     char buffer[4096];
@@ -243,14 +249,8 @@ TEST_F(HttpFrontendTest, InferenceBodiesInEveryFraming) {
 // limit get 431; two requests written at once (pipelined) get two answers in order.
 TEST_F(HttpFrontendTest, ContinueHeaderLimitAndPipelining) {
   const std::string body = infer_body(0.25f);
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(frontend_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = connect_raw();
+  ASSERT_GE(fd, 0);
   const std::string head = "POST /v2/models/cls/infer HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: " +
                            std::to_string(body.size()) + "\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));

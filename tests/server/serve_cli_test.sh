@@ -4,8 +4,9 @@
 # Checks: bad options and a missing repository give one line and exit non-zero; the ready file
 # appears with the bound ports (port 0: any free port; -1: off); the server becomes ready; a
 # second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
-# server with exit 0 after its "stopped" line; with --grace-seconds 0, requests still queued
-# are cut off (503) and the exit code is 1. Servers bind 127.0.0.1 only and are killed on any
+# server with exit 0 after its "stopped" line; SIGTERM while requests wait in a model's queue
+# answers every one of them (200) within the grace period and exits 0; with --grace-seconds 0,
+# requests still queued are cut off (503) and the exit code is 1. Servers bind 127.0.0.1 only and are killed on any
 # exit of this script; the whole test gives up after 120 s.
 set -euo pipefail
 
@@ -95,31 +96,45 @@ echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "required": false
        "fault_injection": "latency_ms=200"}' >"$repo/slow/config.json"
 /usr/bin/python3 -c "import json; print(json.dumps({'inputs': [{'name': 'x', 'datatype': 'FP32',
   'shape': [1, 3, 48, 192], 'data': [0.5] * (3 * 48 * 192)}]}))" >"$work/body.json"
-start_server --metrics-port 0 --grpc-port -1 --grace-seconds 0
-for _ in $(seq 300); do
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/slow/ready")" == 200 ]] && break
-  sleep 0.1
-done
-clients=()
-for i in $(seq 8); do
-  curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$work/body.json" \
-    "http://127.0.0.1:$http/v2/models/slow/infer" >"$work/code.$i" &
-  clients+=($!)
-done
-# Waits until the model's own queue holds a request (decoded and admitted, not merely received).
-queued=""
-for _ in $(seq 1000); do
-  n=$(curl -s "http://127.0.0.1:$http/v2/models/slow/stats" | /usr/bin/python3 -c \
-      "import json, sys; print(max(v['queued'] for v in json.load(sys.stdin)['model_stats']))" 2>/dev/null)
-  [[ -n "$n" && "$n" -ge 1 ]] && queued=yes && break
-  sleep 0.01
-done
-[[ -n "$queued" ]] || fail "requests never queued up"
-kill -TERM "$server_pid"
-rc=0
-wait "$server_pid" || rc=$?
-server_pid=""
-wait "${clients[@]}" || true
+# sigterm_under_load GRACE: starts the server, sends 8 requests to the slow model, waits until
+# its queue holds one (decoded and admitted, not merely received), sends SIGTERM; sets $rc (the
+# server's exit code) and leaves each client's HTTP status in $work/code.N.
+sigterm_under_load() {
+  rm -f "$work"/code.*
+  start_server --metrics-port 0 --grpc-port -1 --grace-seconds "$1"
+  for _ in $(seq 300); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/slow/ready")" == 200 ]] && break
+    sleep 0.1
+  done
+  clients=()
+  for i in $(seq 8); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$work/body.json" \
+      "http://127.0.0.1:$http/v2/models/slow/infer" >"$work/code.$i" &
+    clients+=($!)
+  done
+  queued=""
+  for _ in $(seq 1000); do
+    n=$(curl -s "http://127.0.0.1:$http/v2/models/slow/stats" | /usr/bin/python3 -c \
+        "import json, sys; print(max(v['queued'] for v in json.load(sys.stdin)['model_stats']))" 2>/dev/null)
+    [[ -n "$n" && "$n" -ge 1 ]] && queued=yes && break
+    sleep 0.01
+  done
+  [[ -n "$queued" ]] || fail "requests never queued up (grace $1)"
+  kill -TERM "$server_pid"
+  rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  wait "${clients[@]}" || true
+}
+
+# With a grace period: every request already sent is answered (200), and the exit code is 0.
+sigterm_under_load 30
+if [[ "$rc" == 0 ]] && [[ "$(cat "$work"/code.* | sort -u)" == 200 ]]; then
+  pass "SIGTERM under load: exit 0, every request answered 200"
+else fail "SIGTERM under load: exit $rc, codes $(cat "$work"/code.* | tr '\n' ' '): $(tail -5 "$work/serve.log")"; fi
+
+# Grace 0: the queued ones are cut off with 503 and the exit code is 1.
+sigterm_under_load 0
 if [[ "$rc" == 1 ]] && grep -q "cut off" "$work/serve.log" && grep -q 503 "$work"/code.*; then
   pass "grace 0 with queued requests: exit 1, codes $(cat "$work"/code.* | sort | uniq -c | tr -s ' \n' ' ')"
 else fail "grace 0: exit $rc, codes $(cat "$work"/code.* | tr '\n' ' '): $(cat "$work/serve.log")"; fi

@@ -169,8 +169,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     state_ = State::reading_body;
+    if (parser_->is_done()) return handle(std::string());  // no body
     const auto length = parser_->content_length();
-    if (!parser_->is_done() && !parser_->chunked() && length) return read_sized_body(*length);
+    if (!parser_->chunked() && length) return read_sized_body(*length);
     // A chunked body goes through the parser. Beast reads at most the buffer's free capacity
     // (at least 512 bytes) per call: without room, a 100 KB body would take a hundred reads.
     buffer_.reserve(buffer_.size() + kReadChunk);

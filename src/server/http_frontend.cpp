@@ -55,8 +55,11 @@ struct Frontend {
   Server& server;
   HttpOptions options;
   asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer accept_backoff{ioc};
+  // The acceptor and its retry timer run their handlers in order on their own strand (accepting,
+  // and closing at stop(), never at once).
+  asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(ioc)};
+  tcp::acceptor acceptor{accept_strand};
+  asio::steady_timer accept_backoff{accept_strand};
   asio::thread_pool blocking{1};  // repository load and unload
   RestRoutes routes;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -451,7 +454,7 @@ void HttpFrontend::stop() {
     for (auto& [_, weak] : s.sessions)
       if (auto session = weak.lock()) live.push_back(std::move(session));
   }
-  asio::post(s.ioc, [&s] {
+  asio::post(s.accept_strand, [&s] {
     beast::error_code ignored;
     s.acceptor.close(ignored);
     s.accept_backoff.cancel();

@@ -306,27 +306,7 @@ std::optional<ProtocolError> store_all(const std::string& what, array data, Tens
   return std::nullopt;
 }
 
-// FP32 data given flat, as clients usually send it: one pass that checks and stores each
-// number. False (and nothing to trust in the tensor) at anything else: nested or short data, a
-// value that is not a number or out of range; the general path then decodes or names the fault.
-bool store_flat_float32(element data, Tensor* tensor) {
-  array elements;
-  if (data.get_array().get(elements) != simdjson::SUCCESS) return false;
-  const auto count = static_cast<size_t>(tensor->numel());
-  if (elements.size() != count) return false;  // the tape's count (saturating past 2^24 - 1)
-  float* out = tensor->data<float>();
-  size_t index = 0;
-  for (element e : elements) {
-    double v = 0;
-    if (index == count) return false;  // longer than a saturated count said
-    if (!is_number(e) || e.get_double().get(v) != simdjson::SUCCESS || !(std::fabs(v) <= FLT_MAX)) return false;
-    out[index++] = static_cast<float>(v);
-  }
-  return index == count;
-}
-
 std::optional<ProtocolError> decode_json_data(const std::string& what, element data, Tensor* tensor) {
-  if (tensor->dtype() == DataType::float32 && store_flat_float32(data, tensor)) return std::nullopt;
   size_t count = 0;
   if (auto error = check_data_layout(what, data, tensor->shape(), 0, &count)) return error;
   if (static_cast<int64_t>(count) != tensor->numel())

@@ -283,7 +283,7 @@ TEST(RestCodec, BadBodiesGiveOneClearError) {
       {"string as number", one_input("FP32", "[1]", "[\"1\"]"), std::nullopt, 400, "element 0 is not a number"},
       {"null element", one_input("FP64", "[1]", "[null]"), std::nullopt, 400, "not a number"},
       {"fp32 overflow", one_input("FP32", "[1]", "[1e39]"), std::nullopt, 400, "out of range"},
-      // Flat FP32 goes through a one-pass path; a bad element past the first still gets its index.
+      // A bad element past the first gets its index; an array among flat numbers is a shape error.
       {"fp32 bad element in flat data", one_input("FP32", "[4]", "[1,2,true,4]"), std::nullopt, 400,
        "element 2 is not a number"},
       {"fp32 array among flat numbers", one_input("FP32", "[3]", "[1,[2],3]"), std::nullopt, 400,

@@ -7,9 +7,10 @@
 // and X answers/s its mean latency is N / X however fast each answer is.
 //
 //   open_loop --port P --path /v2/models/cls/infer --body FILE [--header "K: V"]...
-//             --rate R --seconds S [--connections C] [--threads T]
-// Prints one JSON object: due and sent counts, the achieved rate, answers by status with the
-// p50/p99/max latency of each (ms), transport errors, and connections opened.
+//             --rate R --seconds S [--connections C]
+// One thread. Prints one JSON object: due and sent counts, answers by status with the
+// p50/p99/max latency of each (ms), transport errors, stale kept-alive connections retried, and
+// connections opened.
 // Build: g++ -O2 -std=c++20 bench/serve/open_loop.cpp -o open_loop -pthread
 #include <algorithm>
 #include <chrono>

@@ -25,7 +25,8 @@ side by side:
               every second (bounded). A closed-loop client would measure its own concurrency
               instead (N connections at X answers/s wait N / X on average).
 Results: DIR/results.json and DIR/summary.txt (default bench/results/<date>-serve).
-Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy: scripts/setup.
+Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy, and g++ with Boost's
+headers for open_loop.cpp (built here): scripts/setup.
 """
 import argparse
 import datetime
@@ -167,13 +168,11 @@ def wrk(url, body, content_type, header_length, concurrency, seconds, work):
             "ok_rps": rps - non_2xx / seconds, "non_2xx": non_2xx, "socket_errors": errors.group(0) if errors else ""}
 
 
-def h2load(url, data, headers, concurrency, seconds, work, h1=False):
+def h2load(url, data, headers, concurrency, seconds, work):
     logf = work / f"h2load-{time.monotonic_ns()}.log"
     cmd = ["h2load", "-c", str(concurrency), "-m", "1", "-D", str(seconds), "-d", str(data), f"--log-file={logf}"]
     for h in headers:
         cmd += ["-H", h]
-    if h1:
-        cmd.append("--h1")
     try:  # h2load can wait on connections the server never accepted after its duration ends
         out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30).stdout
     except subprocess.TimeoutExpired:

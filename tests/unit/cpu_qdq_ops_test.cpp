@@ -2,9 +2,14 @@
 // QDQ-format chains around ops without weights (DequantizeLinear inputs -> Add, Mul, Sigmoid,
 // LeakyRelu, GlobalAveragePool, AveragePool, Concat -> QuantizeLinear) become the backend's
 // quantized com.microsoft kernels (qdq_fusion.cpp) and agree with the reference backend, which
-// runs the nodes one by one in float32, within one unit.
+// runs the nodes one by one in float32, within one unit. QuantizeLinear -> DequantizeLinear
+// round trips left over become one float step, or post-ops of the convolution before them, and
+// agree with the reference bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -115,6 +120,113 @@ TEST(CpuBackendQdqOps, OtherChainsKeepTheFloatPath) {
         .output("y");
     const std::string text = describe_cpu(q);
     EXPECT_EQ(text.find("QLinearAdd"), std::string::npos) << text;
+  }
+}
+
+
+// Float values that land on the 8-bit grid's ties (k + 0.5) * 0.25 for k in [-60, 320), so
+// that rounding (ties to even) and saturation at both ends are exercised, every 7th one a random
+// value in between.
+Tensor tie_values(const Shape& shape, uint32_t seed) {
+  Tensor t(DataType::float32, shape);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> k(-60, 319);
+  std::uniform_real_distribution<float> any(-20.0f, 90.0f);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.data<float>()[i] = i % 7 == 6 ? any(rng) : (static_cast<float>(k(rng)) + 0.5f) * 0.25f;
+  return t;
+}
+
+void expect_same_floats(const Value& want, const Value& got, const std::string& what) {
+  ASSERT_TRUE(want.is_tensor() && got.is_tensor()) << what;
+  ASSERT_EQ(want.tensor.shape(), got.tensor.shape()) << what;
+  const float *a = want.tensor.data<float>(), *b = got.tensor.data<float>();
+  int64_t differ = 0, first = -1;
+  for (int64_t i = 0; i < want.tensor.numel(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+  EXPECT_EQ(differ, 0) << what << ": first at " << first << ": " << (first >= 0 ? a[first] : 0.0f) << " vs "
+                       << (first >= 0 ? b[first] : 0.0f);
+}
+
+TEST(CpuBackendQdqOps, RoundTripsRunAsOneFloatStepBitForBit) {
+  REQUIRE_CPU();
+  GraphBuilder q;
+  Tensor x = tie_values({2, 5, 7, 9}, 7);
+  float* v = x.data<float>();
+  v[3] = std::numeric_limits<float>::quiet_NaN();  // quantizes to the zero point: 0.0 back
+  v[4] = std::numeric_limits<float>::infinity();
+  v[5] = -std::numeric_limits<float>::infinity();
+  v[6] = 3.0e38f;
+  q.input("x", x)
+      .init("su", Tensor::scalar<float>(0.25f))
+      .init("zu", Tensor::scalar<uint8_t>(10))
+      .node("QuantizeLinear", {"x", "su", "zu"}, {"xu"})
+      .node("DequantizeLinear", {"xu", "su", "zu"}, {"yu"})
+      .init("ss", Tensor::scalar<float>(0.037f))
+      .init("zs", Tensor::scalar<int8_t>(-7))
+      .node("QuantizeLinear", {"x", "ss", "zs"}, {"xs"})
+      .node("DequantizeLinear", {"xs", "ss", "zs"}, {"ys"})
+      .output("yu")
+      .output("ys");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("fused: QuantizeLinear + DequantizeLinear"), std::string::npos) << text;
+  EXPECT_EQ(text.find("[DequantizeLinear"), std::string::npos) << text;
+  EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 2u);
+    expect_same_floats(r.ref[0], r.cpu[0], "uint8 round trip");
+    expect_same_floats(r.ref[1], r.cpu[1], "int8 round trip");
+    EXPECT_EQ(r.cpu[0].tensor.data<float>()[3], 0.0f) << "NaN";
+  }
+  // A round trip whose parameters differ between the two nodes is left as it is.
+  GraphBuilder d;
+  d.input("x", x)
+      .init("s1", Tensor::scalar<float>(0.25f))
+      .init("s2", Tensor::scalar<float>(0.5f))
+      .init("z", Tensor::scalar<uint8_t>(10))
+      .node("QuantizeLinear", {"x", "s1", "z"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "s2", "z"}, {"y"})
+      .output("y");
+  const std::string plain = describe_cpu(d);
+  EXPECT_NE(plain.find("[DequantizeLinear"), std::string::npos) << plain;
+  Runs r = run_both(d);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  expect_same_floats(r.ref[0], r.cpu[0], "different scales");
+}
+
+TEST(CpuBackendQdqOps, RoundTripsAfterAConvolutionBecomeItsPostOps) {
+  REQUIRE_CPU();
+  // A 1x1 convolution with identity weights passes its input through exactly, so its output
+  // sits on the ties too; two round trips (uint8, then int8 after a Relu) follow it, the second
+  // of which rounds with the 1.5 * 2^23 addition (the chain's second rounding).
+  const int64_t C = 8;
+  Tensor w(DataType::float32, {C, C, 1, 1});
+  for (int64_t o = 0; o < C; ++o)
+    for (int64_t i = 0; i < C; ++i) w.data<float>()[o * C + i] = o == i ? 1.0f : 0.0f;
+  GraphBuilder q;
+  q.input("x", tie_values({1, C, 6, 10}, 11))
+      .init("w", w)
+      .node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}})
+      .init("su", Tensor::scalar<float>(0.25f))
+      .init("zu", Tensor::scalar<uint8_t>(10))
+      .node("QuantizeLinear", {"c", "su", "zu"}, {"cq"})
+      .node("DequantizeLinear", {"cq", "su", "zu"}, {"cf"})
+      .node("Relu", {"cf"}, {"r"})
+      .init("ss", Tensor::scalar<float>(0.1f))
+      .init("zs", Tensor::scalar<int8_t>(-3))
+      .node("QuantizeLinear", {"r", "ss", "zs"}, {"rq"})
+      .node("DequantizeLinear", {"rq", "ss", "zs"}, {"y"})
+      .output("y");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("Conv + QuantizeLinear + DequantizeLinear + Relu + QuantizeLinear + DequantizeLinear"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("post-ops)"), std::string::npos) << "a separate pass after the convolution\n" << text;
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    expect_same_floats(r.ref[0], r.cpu[0], "convolution with round trips");
   }
 }
 

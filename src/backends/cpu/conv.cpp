@@ -85,6 +85,7 @@ class ConvSpec final : public OpSpec {
   int64_t group = 1;
   int64_t out_channels = -1;       // known when the weight is constant
   EwProgram post;                  // after the op (operands: compile ids)
+  std::vector<int> internal;       // 8-bit values of absorbed round trips (make_program_spec)
 
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
@@ -205,7 +206,9 @@ bool ConvSpec::fold_affine(FusionContext& f, const Step& reader, int acc_input) 
 bool ConvSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) {
   if (fold_affine(f, reader, acc_input)) return true;
   EwProgram p = post;
-  if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p)) return false;
+  if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p) &&
+      !append_unary_program(reader, reader.inputs[acc_input], &p, &internal))
+    return false;
   post = std::move(p);
   return true;
 }
@@ -225,7 +228,7 @@ dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::
 
 Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const std::string label = step.node->label();
-  if (!all_float32(b, step)) return unsupported(label + " not float32");
+  if (!all_float32(b, step, internal)) return unsupported(label + " not float32");
   const Node& n = *step.originals.front();
   const IValue& xv = b.val(x);
   if (!b.typed(x)) return unsupported(label + " input shape unknown");

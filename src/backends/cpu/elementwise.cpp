@@ -162,7 +162,7 @@ bool node_to_ew(const FusionContext& f, const Node& n, const std::vector<int>& i
 
 // True when every data value read or written by the step's nodes is float32. Integer values
 // known at build time (axes, shapes, exponents of Pow) are parameters, not data.
-bool all_float32(Builder& b, const Step& step) {
+bool all_float32(Builder& b, const Step& step, const std::vector<int>& internal) {
   const CompiledGraph& g = b.graph();
   for (const Node* n : step.originals) {
     for (const auto* names : {&n->inputs, &n->outputs})
@@ -171,6 +171,7 @@ bool all_float32(Builder& b, const Step& step) {
         int v = g.find(name);
         if (v < 0) return false;
         if (b.val(v).dtype == DataType::float32) continue;
+        if (std::find(internal.begin(), internal.end(), v) != internal.end()) continue;
         if (names == &n->inputs && is_integer_type(b.val(v).dtype) && b.known(v)) continue;
         return false;
       }
@@ -182,21 +183,25 @@ namespace {
 
 class ProgramSpec final : public OpSpec {
  public:
-  explicit ProgramSpec(EwProgram p) : prog_(std::move(p)) {}
+  ProgramSpec(EwProgram p, std::vector<int> internal) : prog_(std::move(p)), internal_(std::move(internal)) {}
   Status prepare(Builder& b, const Step& step) const override {
-    if (!all_float32(b, step)) return unsupported(step.node->label() + " not float32");
+    if (!all_float32(b, step, internal_)) return unsupported(step.node->label() + " not float32");
     return add_elementwise(b, prog_, -1, step.outputs[0], step.node->label());
   }
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
     EwProgram p = prog_;
-    if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p)) return false;
+    if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p) &&
+        !append_unary_program(reader, reader.inputs[acc_input], &p, &internal_))
+      return false;
     prog_ = std::move(p);
     return true;
   }
   EwProgram* program() override { return &prog_; }
+  const std::vector<int>& internal() const { return internal_; }
 
  private:
   EwProgram prog_;
+  std::vector<int> internal_;
 };
 
 Status supports_ew(const Node& n) {
@@ -211,7 +216,22 @@ Status supports_ew(const Node& n) {
 
 }  // namespace
 
-std::unique_ptr<OpSpec> make_program_spec(EwProgram p) { return std::make_unique<ProgramSpec>(std::move(p)); }
+std::unique_ptr<OpSpec> make_program_spec(EwProgram p, std::vector<int> internal) {
+  return std::make_unique<ProgramSpec>(std::move(p), std::move(internal));
+}
+
+bool append_unary_program(const Step& reader, int value, EwProgram* p, std::vector<int>* internal) {
+  const auto* spec = dynamic_cast<const ProgramSpec*>(reader.spec.get());
+  EwProgram* r = reader.spec ? reader.spec->program() : nullptr;
+  if (!r || r->ops.size() < 2 || r->ops[0].code != Ew::load || r->ops[0].operand < 0 ||
+      r->operands[static_cast<size_t>(r->ops[0].operand)] != value)
+    return false;
+  for (size_t i = 1; i < r->ops.size(); ++i)
+    if (!ew_is_unary(r->ops[i].code)) return false;
+  p->ops.insert(p->ops.end(), r->ops.begin() + 1, r->ops.end());
+  if (spec) internal->insert(internal->end(), spec->internal().begin(), spec->internal().end());
+  return true;
+}
 
 Result<std::unique_ptr<OpSpec>> make_ew_spec(FusionContext& f, const Step& step) {
   EwProgram p;

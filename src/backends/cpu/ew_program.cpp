@@ -22,7 +22,8 @@ const char* ew_name(Ew c) {
                                 "prelu", "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hardsigmoid",
                                 "hardswish", "swish", "exp", "log", "sqrt", "abs", "neg", "reciprocal", "erf",
                                 "softplus", "softsign", "elu", "selu", "celu", "gelu", "gelu_tanh", "floor", "ceil",
-                                "round", "square", "linear", "identity"};
+                                "round", "square", "linear", "fake_quant_u8", "fake_quant_s8",
+                                "identity"};
   return names[static_cast<int>(c)];
 }
 
@@ -31,6 +32,18 @@ namespace {
 // --- scalar semantics, shared by the vector loops --------------------------------------------
 
 inline float fmax_nan(float a, float b) { return (a > b || a != a) ? a : b; }
+
+// Ew::fake_quant_*: the arithmetic of QuantizeLinear (x / scale divided in float32, ties to
+// even, NaN to the zero point, saturation) and then DequantizeLinear ((q - zp) * scale, whose
+// float32 product is exact: q - zp has at most 9 bits).
+inline float fake_quant(float x, float scale, float zp, float lo, float hi) {
+  float q = x / scale;
+  q = q == q ? q : 0.0f;
+  float r = __builtin_rintf(q) + zp;
+  r = r < lo ? lo : r;
+  r = r > hi ? hi : r;
+  return (r - zp) * scale;
+}
 inline float fmin_nan(float a, float b) { return (a < b || a != a) ? a : b; }
 
 inline float binary_op(Ew c, float x, float y) {
@@ -85,6 +98,8 @@ float ew_apply_scalar(const EwOp& op, float x, float y) {
     case Ew::round: return std::nearbyint(x);
     case Ew::square: return x * x;
     case Ew::linear: return a * x + b;
+    case Ew::fake_quant_u8: return fake_quant(x, a, b, 0.0f, 255.0f);
+    case Ew::fake_quant_s8: return fake_quant(x, a, b, -128.0f, 127.0f);
     default: return x;
   }
 }
@@ -222,6 +237,8 @@ TANDEM_ISA_BODY void apply_op_body(const EwOp& op, const TileArgs& t) {
     case Ew::ceil: map_unary(acc, n, [](float x) { return __builtin_ceilf(x); }); return;
     case Ew::square: map_unary(acc, n, [](float x) { return x * x; }); return;
     case Ew::linear: map_unary(acc, n, [a, b](float x) { return a * x + b; }); return;
+    case Ew::fake_quant_u8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, 0.0f, 255.0f); }); return;
+    case Ew::fake_quant_s8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, -128.0f, 127.0f); }); return;
     case Ew::identity: return;
     default: {
       EwOp o = op;

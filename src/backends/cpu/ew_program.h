@@ -26,6 +26,10 @@ enum class Ew : uint8_t {
   relu, leaky_relu, clip, sigmoid, tanh, hardsigmoid, hardswish, swish, exp, log, sqrt, abs, neg,
   reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square,
   linear,  // a*x + b
+  // A round trip through 8 bits (QuantizeLinear then DequantizeLinear with the same per-tensor
+  // scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN -> 0, the
+  // saturation range [0, 255] (u8) or [-128, 127] (s8).
+  fake_quant_u8, fake_quant_s8,
   identity,
 };
 

@@ -8,7 +8,8 @@
 //      running nine kernels with four temporaries. Each intermediate must have no other reader
 //      (d exactly the square and the Div).
 //   0. QDQ products: DequantizeLinear -> Conv/MatMul -> QuantizeLinear with constant
-//      parameters become QLinearConv/QLinearMatMul (qdq_fusion.cpp).
+//      parameters become QLinearConv/QLinearMatMul (qdq_fusion.cpp); the QuantizeLinear ->
+//      DequantizeLinear pairs left become one float step each (Ew::fake_quant_*).
 //   2. Chains: a step whose output has exactly one reader (and is not a segment output) is
 //      offered that reader (OpSpec::absorb). Conv absorbs BatchNormalization and per-channel
 //      affine ops into its weights, then activations and further elementwise ops as post-ops;
@@ -351,6 +352,7 @@ void fuse_steps(CompiledGraph& g) {
   g.relink();
   // 0. QDQ products (qdq_fusion.cpp), before Conv absorbs its float readers.
   fuse_qdq_products(g);
+  fuse_qdq_round_trips(g);
   // 1. Patterns.
   int layer_norms = 0;
   for (size_t i = 0; i < g.steps.size(); ++i) {

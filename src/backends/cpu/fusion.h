@@ -15,4 +15,9 @@ void fuse_steps(CompiledGraph& g);
 // QuantizeLinear) become QLinearConv/QLinearMatMul steps (qdq_fusion.cpp); returns how many.
 int fuse_qdq_products(CompiledGraph& g);
 
+// QuantizeLinear -> DequantizeLinear pairs with the same per-tensor constants, the 8-bit value
+// read by nothing else, become one elementwise step on the float values (qdq_fusion.cpp);
+// returns how many.
+int fuse_qdq_round_trips(CompiledGraph& g);
+
 }  // namespace tandem::cpu

@@ -24,13 +24,23 @@
 // Their kernels requantize from the exact real value (in double), where the float path rounds
 // each step to float32: results can differ by one unit where a value lies within a float32
 // rounding of a half-integer. Anything else keeps the float path.
+//
+// What is left of the QDQ format after that, a QuantizeLinear whose output only a
+// DequantizeLinear with the same per-tensor constants reads, rounds float values to the 8-bit
+// grid and back (around a product that stays float, such as a convolution whose int8 weights the
+// CPU cannot multiply exactly, or between float ops). fuse_qdq_round_trips makes each pair one
+// elementwise step (Ew::fake_quant_u8/s8) with the same arithmetic, so the 8-bit tensor is never
+// written and the step can join the ops around it; a convolution before it takes it into its
+// output pass.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/elementwise.h"
 #include "backends/cpu/fusion.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -317,6 +327,50 @@ int fuse_qdq_products(CompiledGraph& g) {
     if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i))))
       ++fused;
   if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ chain(s) -> quantized ops");
+  return fused;
+}
+
+int fuse_qdq_round_trips(CompiledGraph& g) {
+  g.relink();
+  FusionContext f{g};
+  int fused = 0;
+  for (size_t i = 0; i < g.steps.size(); ++i) {
+    const Step& qs = g.steps[i];
+    if (qs.dead || !qs.spec || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) continue;
+    const int q8 = qs.outputs[0];
+    const int d = f.sole_reader(q8);
+    if (d < 0) continue;
+    Step& ds = g.steps[d];
+    if (ds.dead || !ds.spec || ds.originals.size() != 1 || !plain_quant_node(*ds.node, "DequantizeLinear") ||
+        ds.inputs[0] != q8)
+      continue;
+    const QParams q{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
+    const QParams dq{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+    DataType q_type, dq_type;
+    if (!per_tensor_constants(f, q, &q_type) || !per_tensor_constants(f, dq, &dq_type) || q_type != dq_type) continue;
+    const float scale = f.constant(q.scale)->data<float>()[0];
+    const Tensor *qz = f.constant(q.zero_point), *dz = f.constant(dq.zero_point);
+    const int32_t zp = q_type == DataType::uint8 ? qz->data<uint8_t>()[0] : qz->data<int8_t>()[0];
+    const int32_t dzp = q_type == DataType::uint8 ? dz->data<uint8_t>()[0] : dz->data<int8_t>()[0];
+    if (std::memcmp(&scale, f.constant(dq.scale)->raw_data(), sizeof scale) != 0 || zp != dzp) continue;
+    EwProgram p;
+    p.operands = {q.data};
+    p.ops = {EwOp{Ew::load, 0, 0, 0},
+             EwOp{q_type == DataType::uint8 ? Ew::fake_quant_u8 : Ew::fake_quant_s8, -1, scale, static_cast<float>(zp)}};
+    // The step takes the DequantizeLinear's place; its head is the QuantizeLinear (its label).
+    Step trip;
+    trip.node = qs.node;
+    trip.originals = {qs.node, ds.node};
+    trip.inputs = {q.data};
+    trip.outputs = ds.outputs;
+    trip.spec = make_program_spec(std::move(p), {q8});
+    g.steps[i] = Step{};
+    g.steps[i].dead = true;
+    ds = std::move(trip);
+    g.relink();
+    ++fused;
+  }
+  if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QuantizeLinear -> DequantizeLinear round trip(s) -> float steps");
   return fused;
 }
 

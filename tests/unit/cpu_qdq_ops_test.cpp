@@ -36,6 +36,16 @@ void quantized_input(GraphBuilder& q, const std::string& name, const Shape& shap
       .node("DequantizeLinear", {name + "_q", name + "_s", name + "_z"}, {name + "_f"});
 }
 
+// 8-bit data from outside (an input) dequantized at (xs, xz), as a QDQ model reads the output
+// of an integer op.
+void dequantized_input(GraphBuilder& q, const std::string& name, const Shape& shape, uint32_t seed, float scale,
+                       uint8_t zero_point) {
+  q.input(name + "_q", random_ints<uint8_t>(shape, 0, 255, seed))
+      .init(name + "_s", Tensor::scalar<float>(scale))
+      .init(name + "_z", Tensor::scalar<uint8_t>(zero_point))
+      .node("DequantizeLinear", {name + "_q", name + "_s", name + "_z"}, {name + "_f"});
+}
+
 struct OpCase {
   std::string op, fused;
   std::vector<Shape> inputs;
@@ -63,8 +73,8 @@ TEST(CpuBackendQdqOps, ChainsAroundOpsWithoutWeightsRunQuantized) {
     for (size_t i = 0; i < c.inputs.size(); ++i) {
       const std::string name = "x" + std::to_string(i);
       // Each input its own scale and zero point, so that the kernel requantizes each.
-      quantized_input(q, name, c.inputs[i], seed++, 0.009f + 0.002f * static_cast<float>(i),
-                      static_cast<uint8_t>(120 + 5 * i));
+      dequantized_input(q, name, c.inputs[i], seed++, 0.009f + 0.002f * static_cast<float>(i),
+                        static_cast<uint8_t>(120 + 5 * i));
       operands.push_back(name + "_f");
     }
     q.node(c.op, operands, {"y"}, c.attrs)
@@ -120,6 +130,23 @@ TEST(CpuBackendQdqOps, OtherChainsKeepTheFloatPath) {
         .output("y");
     const std::string text = describe_cpu(q);
     EXPECT_EQ(text.find("QLinearAdd"), std::string::npos) << text;
+  }
+  {  // Inputs that QuantizeLinear makes from float values: the Add stays float, no 8-bit tensor
+     // is written (the pairs become round trips), and the result is the reference's exactly.
+    GraphBuilder q;
+    quantized_input(q, "x0", {1, 4, 3, 3}, 93, 0.01f, 128);
+    quantized_input(q, "x1", {1, 4, 3, 3}, 94, 0.013f, 120);
+    q.node("Add", {"x0_f", "x1_f"}, {"y"})
+        .init("ys", Tensor::scalar<float>(0.011f))
+        .init("yz", Tensor::scalar<uint8_t>(128))
+        .node("QuantizeLinear", {"y", "ys", "yz"}, {"yq"})
+        .output("yq");
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("QLinearAdd"), std::string::npos) << text;
+    EXPECT_NE(text.find("fused: QuantizeLinear + DequantizeLinear + Add"), std::string::npos) << text;
+    Runs r = run_both(q);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    expect_within_units(r.ref[0], r.cpu[0], 0, "float path of quantized float inputs");
   }
 }
 

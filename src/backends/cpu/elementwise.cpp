@@ -186,7 +186,8 @@ class ProgramSpec final : public OpSpec {
   ProgramSpec(EwProgram p, std::vector<int> internal) : prog_(std::move(p)), internal_(std::move(internal)) {}
   Status prepare(Builder& b, const Step& step) const override {
     if (!all_float32(b, step, internal_)) return unsupported(step.node->label() + " not float32");
-    return add_elementwise(b, prog_, -1, step.outputs[0], step.node->label());
+    return add_elementwise(b, prog_, -1, step.outputs[0],
+                           step.node->label() + (internal_.empty() ? "" : " (8-bit round trip in float)"));
   }
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
     EwProgram p = prog_;

@@ -16,8 +16,9 @@
 //
 // The ops that QDQ models wrap the same way without weights become the com.microsoft quantized
 // ops the backend runs on 8-bit data (qelementwise.cpp, qpool.cpp), when every data input is a
-// DequantizeLinear and the output's only reader a QuantizeLinear, all per-tensor constants of
-// one 8-bit type:
+// DequantizeLinear of 8-bit data that is not made by a QuantizeLinear of float values in this
+// segment (it comes from an integer op, or from outside), and the output's only reader a
+// QuantizeLinear, all per-tensor constants of one 8-bit type:
 //   Add, Mul -> QLinearAdd, QLinearMul        Sigmoid, LeakyRelu -> QLinearSigmoid, QLinearLeakyRelu
 //   GlobalAveragePool -> QLinearGlobalAveragePool   AveragePool -> QLinearAveragePool
 //   Concat -> QLinearConcat
@@ -126,6 +127,13 @@ class QdqFuser {
       if (d < 0 || g_.steps[d].dead || g_.steps[d].originals.size() != 1) return false;
       const Step& ds = g_.steps[d];
       if (!plain_quant_node(*ds.node, "DequantizeLinear")) return false;
+      // 8-bit data that a QuantizeLinear makes from float values here keeps the float path:
+      // the pair becomes a round trip on the float values (fuse_qdq_round_trips), and no 8-bit
+      // tensor is written for this op alone.
+      const int src = ds.inputs[0] >= 0 ? g_.values[ds.inputs[0]].producer : -1;
+      if (src >= 0 && !g_.steps[src].dead && g_.steps[src].originals.size() == 1 &&
+          plain_quant_node(*g_.steps[src].node, "QuantizeLinear"))
+        return false;
       QParams x{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
       DataType x_type;
       if (!per_tensor_constants(f_, x, &x_type) || x_type != y_type) return false;

@@ -26,12 +26,18 @@ std::vector<uint8_t> random_bytes(size_t n, unsigned seed) {
 TEST(CpuBackendTables, ByteMapMatchesALoopAtEveryLength) {
   std::vector<uint8_t> table(256);
   for (int i = 0; i < 256; ++i) table[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 37 + 11) % 256);
-  for (int64_t n : {0, 1, 63, 64, 65, 200, 4099}) {
-    const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(n), 3);
-    std::vector<uint8_t> y(static_cast<size_t>(n), 0);
-    lut_map(x.data(), y.data(), n, table.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], table[x[i]]) << "n=" << n << " i=" << i;
-  }
+  // A permutation, then tables that are not (repeated and random entries): every byte value
+  // in every lane, on lengths that leave partial vectors of 32 and 64.
+  std::vector<uint8_t> random_table = random_bytes(256, 9);
+  std::vector<uint8_t> steps(256);
+  for (int i = 0; i < 256; ++i) steps[static_cast<size_t>(i)] = static_cast<uint8_t>(i < 100 ? 0 : i < 200 ? 7 : 255);
+  for (std::vector<uint8_t>* t : {&table, &random_table, &steps})
+    for (int64_t n : {0, 1, 31, 32, 33, 63, 64, 65, 200, 4099}) {
+      const std::vector<uint8_t> x = random_bytes(static_cast<size_t>(n), 3);
+      std::vector<uint8_t> y(static_cast<size_t>(n), 0);
+      lut_map(x.data(), y.data(), n, t->data());
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], (*t)[x[i]]) << "n=" << n << " i=" << i;
+    }
   EXPECT_TRUE(is_identity(all_bytes()));
   EXPECT_FALSE(is_identity(table.data()));
 }

@@ -15,7 +15,8 @@ namespace tandem::cpu {
 // The 256 byte values 0, 1, ..., 255 in order (64-byte aligned).
 const uint8_t* all_bytes();
 
-// y[i] = table[x[i]] for i < n (table: 256 entries). AVX512-VBMI byte permutes, 64 per step.
+// y[i] = table[x[i]] for i < n (table: 256 entries). AVX512-VBMI byte permutes, 64 per step;
+// on AVX2, 16 nibble shuffles per 32 bytes.
 void lut_map(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
 
 // True when table[v] == v for every v (the map is a copy).
@@ -23,7 +24,8 @@ bool is_identity(const uint8_t* table);
 
 // Channels-last bytes of one image to channel-major float32 through a 256-entry table:
 // y[c * pixels + p] = table[x[p * channels + c]] for pixels p in [p_begin, p_end) and every
-// channel c (callers split the pixels across threads). AVX-512 gathers, 16 pixels per step.
+// channel c (callers split the pixels across threads). AVX-512 (AVX2) gathers, 16 (8) pixels
+// per step.
 void lut_to_planar_float(const uint8_t* x, float* y, int64_t pixels, int64_t channels, const float* table,
                          int64_t p_begin, int64_t p_end);
 

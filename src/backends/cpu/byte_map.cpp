@@ -2,12 +2,15 @@
 // add_byte_map, add_byte_to_float). A quantized convolution uses them for the chain it absorbs
 // (qconv.cpp), and DequantizeLinear for channels-last data (quantize.cpp). The tables are
 // built by the caller at instance build; the lookups are qtable.h's.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <array>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/qtable.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
 
@@ -49,11 +52,74 @@ class ByteToFloatKernel final : public Kernel {
   }
 };
 
+// Pixels [s0, s1) of channel block cb of a channels-last byte image (C channels) through a
+// float table into the blocked layout (`block` lanes per pixel, lanes past C are 0).
+void bytes_to_block_scalar(const uint8_t* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, int64_t block,
+                           const float* table) {
+  const int64_t lanes = std::min(block, C - cb * block);
+  for (int64_t s = s0; s < s1; ++s)
+    for (int64_t l = 0; l < block; ++l) y[s * block + l] = l < lanes ? table[x[s * C + cb * block + l]] : 0.0f;
+}
+// Eight lanes: the pixel's 8 bytes widened and gathered from the table in one step.
+TANDEM_TARGET_AVX2 void bytes_to_block8_avx2(const uint8_t* x, float* y, int64_t C, int64_t s0, int64_t s1,
+                                             int64_t cb, const float* table) {
+  if (C - cb * 8 < 8) return bytes_to_block_scalar(x, y, C, s0, s1, cb, 8, table);
+  for (int64_t s = s0; s < s1; ++s) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + s * C + cb * 8));
+    _mm256_storeu_ps(y + s * 8, _mm256_i32gather_ps(table, _mm256_cvtepu8_epi32(b), 4));
+  }
+}
+
+// Channels-last bytes to blocked float32 through a table (add_byte_to_float).
+class ByteToBlockedKernel final : public Kernel {
+ public:
+  int x = -1, y = -1;
+  int64_t images = 0, channels = 0, pixels = 0, block = 8;
+  std::array<float, 256> table{};
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<float*>(ctx.ptr[y]);
+    const int64_t blocks = (channels + block - 1) / block, chunks = (pixels + kGrain - 1) / kGrain;
+    const bool avx2 = block == 8 && cpu_isa_level() == 1;
+    parallel_range(images * channels * pixels < 4 * kGrain ? 1 : ctx.threads, images * blocks * chunks, 1,
+                   [&](int64_t lo, int64_t hi) {
+                     for (int64_t t = lo; t < hi; ++t) {
+                       const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
+                       const int64_t s0 = c * kGrain, s1 = std::min(pixels, s0 + kGrain);
+                       const uint8_t* xi = px + n * pixels * channels;
+                       float* yb = py + (n * blocks + cb) * pixels * block;
+                       if (avx2) bytes_to_block8_avx2(xi, yb, channels, s0, s1, cb, table.data());
+                       else bytes_to_block_scalar(xi, yb, channels, s0, s1, cb, block, table.data());
+                     }
+                   });
+    return Status::ok();
+  }
+};
+
 }  // namespace
 
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label) {
   const Shape& s = b.val(x).shape;
   if (s.size() != 4 || b.val(x).layout != Layout::nhwc) return internal_error(label + " byte-to-float map expects nhwc");
+  // The blocked layout where the float path has it (the layout its convolutions, pooling,
+  // Resize and elementwise kernels take), else plain.
+  if (cpu_isa_level() >= 1 && feature_enabled("BLOCKED")) {
+    auto k = std::make_unique<ByteToBlockedKernel>();
+    k->label = label;
+    std::copy(table, table + 256, k->table.begin());
+    b.define(y, Layout::blocked);
+    k->x = x;
+    k->y = y;
+    k->images = s[0];
+    k->channels = s[1];
+    k->pixels = s[2] * s[3];
+    k->block = channel_block();
+    k->reads = {x};
+    k->writes = {y};
+    b.add_work(static_cast<double>(shape_numel(s)));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
   auto k = std::make_unique<ByteToFloatKernel>();
   k->label = label;
   std::copy(table, table + 256, k->table.begin());

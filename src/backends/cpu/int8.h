@@ -132,7 +132,7 @@ std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>
 // multiplier) + y_zero_point, saturated. Much slower than oneDNN; exact.
 struct IntegerProduct {
   std::string label;
-  int src = -1;                  // plain uint8/int8 value
+  int src = -1;                  // uint8/int8 value: plain, or channels-last for a 2-D convolution
   ZeroPoint src_zp;
   std::vector<int32_t> weights;  // minus their zero points, in the ONNX layout
   // Matrix product only: a right operand known only at run time (uint8/int8 plain value,
@@ -145,7 +145,8 @@ struct IntegerProduct {
   int scales = -1;               // multipliers (add_scale_kernel), or -1 for an int32 output
   int64_t scale_count = 1;
   ZeroPoint dst_zp;
-  int out = -1;                  // plain value of the output type (float32: int32 results cast)
+  int out = -1;                  // value of the output type (float32: int32 results cast): plain, or
+                                 // channels-last for a 2-D convolution
   std::vector<int> reads;        // runtime parameters read besides src and scales
 };
 // Convolution: x [N, C, spatial...], w [O, C/group, kernel...], dst [N, O, out...] (1-D to 3-D).
@@ -207,7 +208,8 @@ Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* 
 Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::string& label);
 
 // Adds a kernel mapping the channels-last 8-bit value `x` ([N, C, H, W], layout nhwc) through
-// `table` (256 floats, copied) into the float32 value `y`, defined plain (byte_map.cpp).
+// `table` (256 floats, copied) into the float32 value `y`, defined blocked where the backend's
+// float path uses that layout (cpu_isa_level() >= 1), else plain (byte_map.cpp).
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
 
 // True when value `v` is not a segment output and every step that reads it is one of `ops`

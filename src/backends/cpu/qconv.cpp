@@ -150,10 +150,10 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     tail.fused = tail.unfused = post;
   }
 
-  // A chain that ends quantized and reads only scalars: the product writes y_q as a plain
+  // A chain that ends quantized and reads only scalars: the product writes y_q as a
   // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
   // A chain that ends in float likewise, through a table of floats that also reorders the
-  // channels-last bytes to the plain layout float readers take. Both routes below use them.
+  // channels-last bytes to the layout float readers take. Both routes below use them.
   auto constant = [&](int v) { return b.known(v); };
   uint8_t table[256];
   float float_table[256];
@@ -169,16 +169,23 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     p.label = label;
     p.weights = shifted_weights(*wt, wzp, ZeroPointAxis::leading);
     if (bias.defined()) p.bias.assign(bias.data<int32_t>(), bias.data<int32_t>() + O);
-    TANDEM_ASSIGN_OR_RETURN(p.src, b.require(x, Layout::plain));
+    // 2-D: channels-last 8-bit values in and out, which the float32 route reads and writes
+    // without reordering (add_integer_conv converts for the direct loops).
+    const bool four_d = xs.size() == 4;
+    if (four_d && b.val(x).layout == Layout::nhwc) {
+      p.src = x;
+    } else {
+      TANDEM_ASSIGN_OR_RETURN(p.src, b.require(x, Layout::plain));
+    }
     TANDEM_ASSIGN_OR_RETURN(p.src_zp, read_zero_point(b, x_zp, label + " x zero point", &p.reads));
     if (qlinear) {
       TANDEM_ASSIGN_OR_RETURN(p.scales, add_scale_kernel(b, in(1), in(4), in(6), O, label, &p.scale_count));
       TANDEM_ASSIGN_OR_RETURN(p.dst_zp, read_zero_point(b, in(7), label + " y zero point", &p.reads));
     }
-    // A tabled chain: the product writes y_q as a plain QLinearConv and the table maps it (the
+    // A tabled chain: the product writes y_q as a QLinearConv would and the table maps it (the
     // float tail's elementwise kernel costs several times the product here).
     if (tabled || float_tabled) {
-      const int yq = b.add_temp(chain.y_type, dst, Layout::plain);
+      const int yq = b.add_temp(chain.y_type, dst, four_d ? Layout::nhwc : Layout::plain);
       p.out = yq;
       TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
       if (tabled) return add_byte_map(b, yq, out, table, label + " (byte table)");
@@ -186,7 +193,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       return add_byte_to_float(b, yq_nhwc, out, float_table, label + " (float table)");
     }
     if (!tail.active) {
-      b.define(out, Layout::plain);
+      b.define(out, four_d && is_8bit(b.val(out).dtype) ? Layout::nhwc : Layout::plain);
       p.out = out;
       return add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G);
     }

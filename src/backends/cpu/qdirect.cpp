@@ -257,6 +257,15 @@ Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shap
     if (fast.is_ok() || fast.code() != StatusCode::unsupported) return fast;
     if (verbose()) note(fast.message());
   }
+  // The direct loops read and write plain values: channels-last ones are converted.
+  TANDEM_ASSIGN_OR_RETURN(p.src, b.require(p.src, Layout::plain));
+  int channels_last_out = -1;
+  if (b.val(p.out).layout != Layout::plain) {
+    channels_last_out = p.out;
+    p.out = b.add_temp(b.val(p.out).dtype, dst, Layout::plain);
+  }
+  const int plain_out = p.out;
+  const std::string label = p.label;
   auto k = std::make_unique<IntegerConvKernel>();
   k->N = x[0];
   k->C = x[1];
@@ -274,6 +283,7 @@ Status add_integer_conv(Builder& b, IntegerProduct p, const Shape& x, const Shap
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(w) / w[0]);
   finish(b, *k, std::move(p), work);
   b.add_kernel(std::move(k));
+  if (channels_last_out >= 0) return add_reorder(b, plain_out, channels_last_out, label + " (to channels-last)");
   return Status::ok();
 }
 

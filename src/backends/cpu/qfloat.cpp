@@ -48,6 +48,70 @@ class ToFloatKernel final : public Kernel {
   }
 };
 
+// Pixels [s0, s1) of channel block `cb` of a channels-last 8-bit image (C channels) minus the
+// zero point z, as float32 in the blocked layout: y holds that block's `B` lanes per pixel
+// (lanes past C are 0).
+template <class T, int B>
+TANDEM_ISA_BODY void widen_block(const T* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float z) {
+  const int64_t lanes = std::min<int64_t>(B, C - cb * B);
+  if (lanes == B) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int l = 0; l < B; ++l) y[s * B + l] = static_cast<float>(x[s * C + cb * B + l]) - z;
+    return;
+  }
+  for (int64_t s = s0; s < s1; ++s)
+    for (int l = 0; l < B; ++l) y[s * B + l] = l < lanes ? static_cast<float>(x[s * C + cb * B + l]) - z : 0.0f;
+}
+template <class T>
+TANDEM_ISA_BODY void widen_block_any(const T* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float z,
+                                     int64_t block) {
+  if (block == 16) widen_block<T, 16>(x, y, C, s0, s1, cb, z);
+  else widen_block<T, 8>(x, y, C, s0, s1, cb, z);
+}
+TANDEM_ISA_BODY void widen_block_u8_body(const uint8_t* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                         float z, int64_t block) {
+  widen_block_any(x, y, C, s0, s1, cb, z, block);
+}
+TANDEM_ISA_BODY void widen_block_s8_body(const int8_t* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                         float z, int64_t block) {
+  widen_block_any(x, y, C, s0, s1, cb, z, block);
+}
+TANDEM_ISA_DISPATCH(widen_block_u8,
+                    (const uint8_t* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float z, int64_t block),
+                    (x, y, C, s0, s1, cb, z, block))
+TANDEM_ISA_DISPATCH(widen_block_s8,
+                    (const int8_t* x, float* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float z, int64_t block),
+                    (x, y, C, s0, s1, cb, z, block))
+
+// The channels-last 8-bit source [N, S, C] minus its zero point, as float32 in the blocked
+// layout [N, C / block, S, block] the float32 convolution reads: no reorder between them.
+class ChannelsLastToBlockedKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  bool src_signed = false;
+  ZeroPoint zp;
+  int64_t N = 1, C = 1, S = 1, block = 8;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float z = static_cast<float>(zp.read(ctx));
+    float* y = static_cast<float*>(ctx.ptr[dst]);
+    const void* x = ctx.ptr[src];
+    const int64_t blocks = (C + block - 1) / block;
+    constexpr int64_t kChunk = 2048;
+    const int64_t chunks = (S + kChunk - 1) / kChunk;
+    parallel_range(N * C * S < (1 << 16) ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
+        const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk);
+        float* yb = y + (n * blocks + cb) * S * block;
+        if (src_signed) widen_block_s8(static_cast<const int8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
+        else widen_block_u8(static_cast<const uint8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
+      }
+    });
+    return Status::ok();
+  }
+};
+
 // Requantizes pixels [s0, s1) of one channel block of exact float32 products (`src`, `block`
 // lanes per pixel, `lanes` of them real) into the plain 8-bit rows y + l * S: the own kernels'
 // rule, round_half_even(double(acc) * mult[l]) + zp saturated (NaN: the low end). Eight pixels
@@ -111,6 +175,30 @@ TANDEM_TARGET_AVX2 void requant_rows_avx2(const float* src, int64_t lanes, int64
   if (s < s1) requant_rows<T>(src, 8, lanes, s, s1, mult, zp, y, S);
 }
 
+// The same into a channels-last output: pixel s's `lanes` values go to y + s * C (the block's
+// first channel), eight consecutive bytes per pixel.
+template <class T>
+TANDEM_TARGET_AVX2 void requant_pixels_avx2(const float* src, int64_t lanes, int64_t s0, int64_t s1,
+                                            const double* mult, double zp, T* y, int64_t C) {
+  constexpr double lo = std::is_same_v<T, uint8_t> ? 0.0 : -128.0, hi = std::is_same_v<T, uint8_t> ? 255.0 : 127.0;
+  const __m256d m0 = _mm256_loadu_pd(mult), m1 = _mm256_loadu_pd(mult + 4);
+  const __m256d z = _mm256_set1_pd(zp), vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
+  for (int64_t s = s0; s < s1; ++s) {
+    const __m256 v = _mm256_loadu_ps(src + s * 8);
+    const __m128i a = requant4(_mm256_castps256_ps128(v), m0, z, vlo, vhi);
+    const __m128i b = requant4(_mm256_extractf128_ps(v, 1), m1, z, vlo, vhi);
+    const __m128i w = _mm_packs_epi32(a, b);  // within [-128, 255]: exact in int16
+    const __m128i bytes = std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+    if (lanes == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C), bytes);
+    } else {
+      alignas(16) T row[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(row), bytes);
+      std::memcpy(y + s * C, row, static_cast<size_t>(lanes) * sizeof(T));
+    }
+  }
+}
+
 TANDEM_ISA_DISPATCH(requant_rows_u8,
                     (const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1, const double* mult,
                      double zp, uint8_t* y, int64_t S),
@@ -126,6 +214,7 @@ class FloatAccStoreKernel final : public IntegerKernelBase {
  public:
   int acc = -1;
   int64_t N = 1, O = 1, S = 1, block = 8;
+  bool channels_last = false;  // the output is [N, S, O] (else plain [N, O, S])
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* a = static_cast<const float*>(ctx.ptr[acc]);
@@ -139,6 +228,22 @@ class FloatAccStoreKernel final : public IntegerKernelBase {
         const int64_t c = t % chunks, ob = (t / chunks) % blocks, n = t / chunks / blocks;
         const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk), lanes = std::min(block, O - ob * block);
         const float* src = a + (n * blocks + ob) * S * block;
+        if (channels_last) {
+          const int64_t first = n * S * O + ob * block;  // pixel s, lane l: first + s * O + l
+          if (st.multipliers && is_8bit(st.type) && block == 8 && cpu_isa_level() == 1) {
+            double mult[8] = {0};
+            for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
+            if (st.type == DataType::uint8)
+              requant_pixels_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<uint8_t*>(y) + first, O);
+            else
+              requant_pixels_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<int8_t*>(y) + first, O);
+            continue;
+          }
+          for (int64_t s = s0; s < s1; ++s)
+            for (int64_t l = 0; l < lanes; ++l)
+              st(y, first + s * O + l, ob * block + l, static_cast<int32_t>(src[s * block + l]));
+          continue;
+        }
         const int64_t row = (n * O + ob * block) * S;  // lane l's output row starts at row + l * S
         if (st.multipliers && st.type != DataType::float32) {  // requantized 8-bit: the common case
           double mult[kMaxBlock] = {0};
@@ -197,6 +302,27 @@ int add_source_to_float(Builder& b, const IntegerProduct& p, const Shape& x) {
   k->reads.push_back(p.src);
   k->writes = {f};
   b.add_work(static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return f;
+}
+
+// The same for a channels-last 2-D source, straight into the blocked layout.
+int add_channels_last_to_blocked(Builder& b, const IntegerProduct& p, const Shape& x) {
+  const int f = b.add_temp(DataType::float32, x, Layout::blocked);
+  auto k = std::make_unique<ChannelsLastToBlockedKernel>();
+  k->label = p.label + " (to float32, blocked)";
+  k->src = p.src;
+  k->dst = f;
+  k->src_signed = b.val(p.src).dtype == DataType::int8;
+  k->zp = p.src_zp;
+  k->N = x[0];
+  k->C = x[1];
+  k->S = x[2] * x[3];
+  k->block = channel_block();
+  k->reads = p.reads;
+  k->reads.push_back(p.src);
+  k->writes = {f};
+  b.add_work(static_cast<double>(shape_numel(x)));
   b.add_kernel(std::move(k));
   return f;
 }
@@ -290,11 +416,17 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
   // oneDNN's reference convolution (e.g. per-channel binary post-ops on a 1x1 map) is slower
   // than the direct loops and an unfused tail.
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return unsupported(p.label + " oneDNN offers only its reference kernel");
-  // The source as float32 (blocked when it has 8 or more channels).
-  const int fplain = add_source_to_float(b, p, x);
-  int fsrc = fplain;
-  if (src_probe.layout == Layout::blocked) {
-    TANDEM_ASSIGN_OR_RETURN(fsrc, b.require(fplain, Layout::blocked));
+  // The source as float32 (blocked when it has 8 or more channels; a channels-last source
+  // goes there in one pass).
+  int fsrc = -1;
+  if (src_probe.layout == Layout::blocked && b.val(p.src).layout == Layout::nhwc) {
+    fsrc = add_channels_last_to_blocked(b, p, x);
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(p.src, b.require(p.src, Layout::plain));
+    fsrc = add_source_to_float(b, p, x);
+    if (src_probe.layout == Layout::blocked) {
+      TANDEM_ASSIGN_OR_RETURN(fsrc, b.require(fsrc, Layout::blocked));
+    }
   }
   // Weights and bias as float32 (exact), the weights packed in the format oneDNN chose.
   const dnnl::memory packed = pack_float_weights(p.weights, static_cast<int64_t>(p.weights.size()),
@@ -334,6 +466,7 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
   store->O = O;
   store->S = dst[2] * dst[3];
   store->block = block;
+  store->channels_last = b.val(p.out).layout == Layout::nhwc;
   add_store(b, std::move(store), acc, std::move(p), static_cast<double>(shape_numel(dst)));
   return Status::ok();
 }

@@ -252,7 +252,7 @@ class QuantizeSpec final : public OpSpec {
     TANDEM_ASSIGN_OR_RETURN(Channels c, read_channels(b, step, shape, &reads));
     // 8-bit channels-last data (a quantized convolution's output) with known per-tensor
     // parameters: the loop below run once on every byte value gives a table, whose kernel also
-    // writes the plain layout float readers take (no byte reorder first).
+    // writes the layout float readers take (no byte reorder first).
     const DataType from = b.val(x).dtype;
     if (dequantize && is_8bit(from) && b.val(x).layout == Layout::nhwc && shape.size() == 4 && c.channels == 1 &&
         reads.empty()) {

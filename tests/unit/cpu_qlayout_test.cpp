@@ -1,0 +1,77 @@
+// cpu_qlayout_test.cpp (CpuBackendInt8Layouts, also run under each TANDEM_CPU_ISA cap by ctest):
+// the 8-bit values between the backend's own integer products stay channels-last, which the
+// float32 route reads straight into its blocked layout and writes back without a transpose, and
+// a DequantizeLinear of them writes blocked floats. Channel counts that leave a partial block
+// (5, 12, 7), signed and unsigned data; every result must equal the reference's exactly.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "cpu_int8_test_util.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using namespace int8_test;
+using testing::attr_ints;
+
+// Two QLinearConvs with uint8 weights of zero point 0 (they leave int8, so every ISA path from
+// AVX2 up takes the float32 route, and the baseline the direct loops), the first one's output
+// also dequantized (a second graph output, so it stays 8-bit between the two).
+GraphBuilder two_products(DataType act, uint32_t seed) {
+  const bool s8 = act == DataType::int8;
+  auto zero_point = [&](int v) { return s8 ? Tensor::scalar<int8_t>(static_cast<int8_t>(v - 128)) : Tensor::scalar<uint8_t>(static_cast<uint8_t>(v)); };
+  GraphBuilder q;
+  q.input("x", s8 ? random_ints<int8_t>({2, 5, 9, 11}, -128, 127, seed) : random_ints<uint8_t>({2, 5, 9, 11}, 0, 255, seed))
+      .init("xs", Tensor::scalar<float>(0.02f))
+      .init("xz", zero_point(120))
+      .init("w1", random_ints<uint8_t>({12, 5, 3, 3}, 0, 255, seed + 1))
+      .init("w1s", Tensor::scalar<float>(0.004f))
+      .init("wz", Tensor::scalar<uint8_t>(0))
+      .init("ys", Tensor::scalar<float>(1.7f))
+      .init("yz", zero_point(110))
+      .init("w2", random_ints<uint8_t>({7, 12, 1, 1}, 0, 255, seed + 2))
+      .init("w2s", Tensor::scalar<float>(0.003f))
+      .init("zs", Tensor::scalar<float>(0.9f))
+      .init("zz", zero_point(100))
+      .node("QLinearConv", {"x", "xs", "xz", "w1", "w1s", "wz", "ys", "yz"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("QLinearConv", {"y", "ys", "yz", "w2", "w2s", "wz", "zs", "zz"}, {"z"})
+      .node("DequantizeLinear", {"y", "ys", "yz"}, {"yf"})
+      .output("z")
+      .output("yf");
+  return q;
+}
+
+TEST(CpuBackendInt8Layouts, ProductsPassChannelsLastBytesAndMatchTheReference) {
+  REQUIRE_CPU();
+  for (DataType act : {DataType::uint8, DataType::int8}) {
+    SCOPED_TRACE(dtype_name(act));
+    const GraphBuilder q = two_products(act, act == DataType::uint8 ? 61 : 71);
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    if (cpu_isa_level_of(text) >= 1) {
+      // y is written channels-last and read from there into the blocked float32 layout.
+      EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (to float32, blocked)"), std::string::npos) << text;
+      EXPECT_EQ(text.find("layout reorder of 'y'"), std::string::npos) << text;
+      EXPECT_NE(text.find("[DequantizeLinear 'DequantizeLinear2'] (table)  -> 2x12x9x11 nChw"), std::string::npos)
+          << text;
+    } else {
+      EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (own integer kernel)"), std::string::npos) << text;
+    }
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 2u);
+      EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "second product"), 0);
+      ASSERT_TRUE(r.cpu[1].is_tensor() && r.ref[1].is_tensor());
+      ASSERT_EQ(r.cpu[1].tensor.shape(), r.ref[1].tensor.shape());
+      const float *a = r.ref[1].tensor.data<float>(), *b = r.cpu[1].tensor.data<float>();
+      int64_t differ = 0;
+      for (int64_t i = 0; i < r.ref[1].tensor.numel(); ++i) differ += a[i] != b[i];
+      EXPECT_EQ(differ, 0) << "dequantized first product";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem

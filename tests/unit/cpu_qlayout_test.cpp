@@ -1,7 +1,8 @@
 // cpu_qlayout_test.cpp (CpuBackendInt8Layouts, also run under each TANDEM_CPU_ISA cap by ctest):
 // the 8-bit values between the backend's own integer products stay channels-last, which the
 // float32 route reads straight into its blocked layout and writes back without a transpose, and
-// a DequantizeLinear of them writes blocked floats. Channel counts that leave a partial block
+// a DequantizeLinear of them writes blocked floats; DynamicQuantizeLinear quantizes a float
+// convolution's blocked output straight into them. Channel counts that leave a partial block
 // (5, 12, 7), signed and unsigned data; every result must equal the reference's exactly.
 #include <gtest/gtest.h>
 
@@ -70,6 +71,41 @@ TEST(CpuBackendInt8Layouts, ProductsPassChannelsLastBytesAndMatchTheReference) {
       for (int64_t i = 0; i < r.ref[1].tensor.numel(); ++i) differ += a[i] != b[i];
       EXPECT_EQ(differ, 0) << "dequantized first product";
     }
+  }
+}
+
+TEST(CpuBackendInt8Layouts, DynamicQuantizationOfABlockedValueWritesChannelsLastBytes) {
+  REQUIRE_CPU();
+  // A 1x1 convolution with identity weights passes x through exactly (in the blocked layout),
+  // DynamicQuantizeLinear quantizes it for a ConvInteger whose uint8 weights leave int8.
+  const int64_t C = 12;
+  Tensor eye(DataType::float32, {C, C, 1, 1});
+  for (int64_t o = 0; o < C; ++o)
+    for (int64_t i = 0; i < C; ++i) eye.data<float>()[o * C + i] = o == i ? 1.0f : 0.0f;
+  GraphBuilder q;
+  q.input("x", random_floats({2, C, 7, 9}, 81, -3.0f, 5.0f))
+      .init("eye", eye)
+      .init("w", random_ints<uint8_t>({5, C, 3, 3}, 0, 255, 82))
+      .init("wz", Tensor::scalar<uint8_t>(0))
+      .node("Conv", {"x", "eye"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}})
+      .node("DynamicQuantizeLinear", {"c"}, {"cq", "cs", "cz"})
+      .node("ConvInteger", {"cq", "w", "cz", "wz"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .output("y")
+      .output("cs")
+      .output("cz");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+  if (cpu_isa_level_of(text) >= 1) {
+    EXPECT_NE(text.find("[DynamicQuantizeLinear 'DynamicQuantizeLinear1']  -> 2x12x7x9 nhwc uint8"), std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
+  }
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 3u);
+    EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "ConvInteger of the quantized value"), 0);
+    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
+    EXPECT_EQ(expect_within_units(r.ref[2], r.cpu[2], 0, "zero point"), 0);
   }
 }
 

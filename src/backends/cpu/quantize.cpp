@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -289,10 +290,64 @@ class QuantizeSpec final : public OpSpec {
   }
 };
 
+// Blocked float32 [N, C / B, S, B] quantized into channels-last bytes [N, S, C]: pixels
+// [s0, s1) of channel block cb (lanes past C are padding and skipped).
+template <int B>
+TANDEM_ISA_BODY void quantize_block_to_nhwc(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                            float scale, float zp) {
+  const int64_t lanes = std::min<int64_t>(B, C - cb * B);
+  for (int64_t s = s0; s < s1; ++s) {
+    uint8_t row[B];
+    quantize_run_body<uint8_t>(x + s * B, row, B, scale, zp, 0.0f, 255.0f);
+    for (int64_t l = 0; l < lanes; ++l) y[s * C + cb * B + l] = row[l];
+  }
+}
+TANDEM_ISA_BODY void quantize_block_loops_body(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                         float scale, float zp, int64_t block) {
+  if (block == 16) quantize_block_to_nhwc<16>(x, y, C, s0, s1, cb, scale, zp);
+  else quantize_block_to_nhwc<8>(x, y, C, s0, s1, cb, scale, zp);
+}
+TANDEM_ISA_DISPATCH(quantize_block_loops,
+                    (const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
+                     int64_t block),
+                    (x, y, C, s0, s1, cb, scale, zp, block))
+// AVX2, 8-lane blocks: one pixel's eight values per step, the same arithmetic as
+// quantize_run_body (x / scale in float32, NaN to the zero point, ties to even, saturation).
+TANDEM_TARGET_AVX2 void quantize_block8_avx2(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                             float scale, float zp) {
+  const int64_t lanes = std::min<int64_t>(8, C - cb * 8);
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+  const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.0f);
+  for (int64_t s = s0; s < s1; ++s) {
+    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + s * 8), vs);
+    q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
+    q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+    const __m256i i = _mm256_cvtps_epi32(q);  // an integer in [0, 255] already
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    const __m128i bytes = _mm_packus_epi16(w, w);
+    if (lanes == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C + cb * 8), bytes);
+    } else {
+      alignas(16) uint8_t row[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(row), bytes);
+      std::memcpy(y + s * C + cb * 8, row, static_cast<size_t>(lanes));
+    }
+  }
+}
+void quantize_block(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
+                    int64_t block) {
+  static const int level = cpu_isa_level();
+  if (level == 1 && block == 8) quantize_block8_avx2(x, y, C, s0, s1, cb, scale, zp);
+  else quantize_block_loops(x, y, C, s0, s1, cb, scale, zp, block);
+}
+
 class DynamicQuantizeKernel final : public Kernel {
  public:
   int src = -1, dst = -1, scale_out = -1, zp_out = -1;
-  int64_t n = 0;
+  int64_t n = 0;  // elements of src as stored (a blocked source: with its zero padding)
+  // A blocked source [N, C, S] written channels-last (block > 0), else y as src lies.
+  int64_t block = 0, N = 1, C = 1, S = 1;
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* x = static_cast<const float*>(ctx.ptr[src]);
     constexpr int64_t kMaxChunks = 64;
@@ -319,7 +374,17 @@ class DynamicQuantizeKernel final : public Kernel {
     }
     auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
     if (!usable) {
-      std::fill(y, y + n, zero_point);
+      std::fill(y, y + (block > 0 ? N * C * S : n), zero_point);
+    } else if (block > 0) {
+      const int64_t blocks = (C + block - 1) / block, chunks = (S + kGrain - 1) / kGrain;
+      parallel_range(n < 4 * kGrain ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t c = t % chunks, cb = (t / chunks) % blocks, img = t / chunks / blocks;
+          const int64_t s0 = c * kGrain, s1 = std::min(S, s0 + kGrain);
+          quantize_block(x + (img * blocks + cb) * S * block, y + img * S * C, C, s0, s1, cb, scale,
+                         static_cast<float>(zero_point), block);
+        }
+      });
     } else {
       parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t b, int64_t e) {
         quantize_u8(x + b, y + b, e - b, scale, static_cast<float>(zero_point));
@@ -339,16 +404,27 @@ class DynamicQuantizeSpec final : public OpSpec {
     if (!b.typed(x)) return unsupported(label + " shape unknown");
     for (int o : step.outputs)
       if (o >= 0 && !b.typed(o)) return unsupported(label + " output shape unknown");
-    // Per-tensor, so any dense layout will do: a channels-last input (a quantized
-    // convolution's float tail) is quantized as it lies when only convolutions read y.
-    const Layout l = b.val(x).layout == Layout::nhwc && step.outputs[0] >= 0 &&
-                             only_read_by(b, step.outputs[0], {"ConvInteger", "QLinearConv"})
-                         ? Layout::nhwc
-                         : Layout::plain;
-    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, l));
+    // Per-tensor, so any dense layout will do when only convolutions read y: a channels-last
+    // input (a quantized convolution's float tail) is quantized as it lies, and a blocked one
+    // (a float convolution's output) is written channels-last, the layout their 8-bit routes
+    // read. The padding of a blocked input is zeros, which the range includes anyway.
+    const bool conv_readers =
+        step.outputs[0] >= 0 && only_read_by(b, step.outputs[0], {"ConvInteger", "QLinearConv"});
+    const Layout in_layout = b.val(x).layout;
+    const bool from_blocked = conv_readers && in_layout == Layout::blocked && b.val(x).shape.size() == 4;
+    const Layout l = conv_readers && (in_layout == Layout::nhwc || from_blocked) ? Layout::nhwc : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, from_blocked ? Layout::blocked : l));
     auto k = std::make_unique<DynamicQuantizeKernel>();
     k->src = px;
     k->n = shape_numel(b.val(x).shape);
+    if (from_blocked) {
+      const Shape& xs = b.val(x).shape;
+      k->block = channel_block();
+      k->N = xs[0];
+      k->C = xs[1];
+      k->S = xs[2] * xs[3];
+      k->n = xs[0] * round_up(xs[1], k->block) * k->S;
+    }
     k->reads = {px};
     int* slots[3] = {&k->dst, &k->scale_out, &k->zp_out};
     for (size_t i = 0; i < step.outputs.size() && i < 3; ++i) {

@@ -199,6 +199,31 @@ TANDEM_TARGET_AVX2 void requant_pixels_avx2(const float* src, int64_t lanes, int
   }
 }
 
+// One row of a matrix product's exact float32 products, column j's multiplier (or the one),
+// requantized eight columns a step; returns how many columns it wrote (a multiple of 8).
+template <class T>
+TANDEM_TARGET_AVX2 int64_t requant_row_avx2(const float* src, int64_t n, const Store& st, T* y) {
+  constexpr double lo = std::is_same_v<T, uint8_t> ? 0.0 : -128.0, hi = std::is_same_v<T, uint8_t> ? 255.0 : 127.0;
+  const __m256d z = _mm256_set1_pd(st.zp), vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
+  const __m256d one = _mm256_set1_pd(static_cast<double>(st.multipliers[0]));
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256d m0 = one, m1 = one;
+    if (st.count != 1) {
+      const __m256 m = _mm256_loadu_ps(st.multipliers + j);
+      m0 = _mm256_cvtps_pd(_mm256_castps256_ps128(m));
+      m1 = _mm256_cvtps_pd(_mm256_extractf128_ps(m, 1));
+    }
+    const __m256 v = _mm256_loadu_ps(src + j);
+    const __m128i a = requant4(_mm256_castps256_ps128(v), m0, z, vlo, vhi);
+    const __m128i b = requant4(_mm256_extractf128_ps(v, 1), m1, z, vlo, vhi);
+    const __m128i w = _mm_packs_epi32(a, b);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + j),
+                     std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+  }
+  return j;
+}
+
 TANDEM_ISA_DISPATCH(requant_rows_u8,
                     (const float* src, int64_t block, int64_t lanes, int64_t s0, int64_t s1, const double* mult,
                      double zp, uint8_t* y, int64_t S),
@@ -279,9 +304,17 @@ class PlainAccStoreKernel final : public IntegerKernelBase {
     const float* a = static_cast<const float*>(ctx.ptr[acc]);
     void* y = ctx.ptr[p.out];
     const Store st = store(ctx);
+    const bool avx2 = st.multipliers && is_8bit(st.type) && cpu_isa_level() == 1;
     parallel_range(rows * N < (1 << 16) ? 1 : ctx.threads, rows, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i)
-        for (int64_t j = 0; j < N; ++j) st(y, i * N + j, j, static_cast<int32_t>(a[i * N + j]));
+      for (int64_t i = lo; i < hi; ++i) {
+        int64_t j = 0;
+        if (avx2) {
+          j = st.type == DataType::uint8
+                  ? requant_row_avx2<uint8_t>(a + i * N, N, st, static_cast<uint8_t*>(y) + i * N)
+                  : requant_row_avx2<int8_t>(a + i * N, N, st, static_cast<int8_t*>(y) + i * N);
+        }
+        for (; j < N; ++j) st(y, i * N + j, j, static_cast<int32_t>(a[i * N + j]));
+      }
     });
     return Status::ok();
   }

@@ -116,9 +116,28 @@ __attribute__((always_inline)) inline void map_unary(float* __restrict acc, int6
   for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i]);
 }
 
+// Rows of exactly L lanes (a channel block) against one row of the operand repeated (a
+// per-channel operand of a blocked output): the row loop has a constant trip count, so each row
+// is one or two vector operations.
+template <int L, class F>
+__attribute__((always_inline)) inline void map_block_rows(float* __restrict acc, int64_t rows, const float* __restrict q,
+                                                          F f) {
+  float row[L];
+  for (int l = 0; l < L; ++l) row[l] = q[l];
+  for (int64_t r = 0; r < rows; ++r)
+    for (int l = 0; l < L; ++l) acc[r * L + l] = f(acc[r * L + l], row[l]);
+}
+
 template <class F>
 __attribute__((always_inline)) inline void map_binary(float* __restrict acc, int64_t rows, int64_t lanes, const float* __restrict p, int64_t rs,
                        int64_t ls, F f) {
+  if (ls == 1 && rs == lanes) {  // the operand is contiguous over the tile
+    const int64_t n = rows * lanes;
+    for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i], p[i]);
+    return;
+  }
+  if (ls == 1 && rs == 0 && lanes == 8) return map_block_rows<8>(acc, rows, p, f);
+  if (ls == 1 && rs == 0 && lanes == 16) return map_block_rows<16>(acc, rows, p, f);
   for (int64_t r = 0; r < rows; ++r) {
     float* a = acc + r * lanes;
     const float* q = p + r * rs;
@@ -251,6 +270,11 @@ TANDEM_ISA_DISPATCH(apply_op, (const EwOp& op, const TileArgs& t), (op, t))
 
 TANDEM_ISA_BODY void store_tile_body(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows,
                                      int64_t lanes) {
+  if (out_rs == lanes) {
+    const int64_t n = rows * lanes;
+    for (int64_t i = 0; i < n; ++i) out[i] = acc[i];
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * out_rs;
     const float* a = acc + r * lanes;

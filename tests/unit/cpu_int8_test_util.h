@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -54,6 +55,15 @@ inline Tensor random_floats(const Shape& shape, uint32_t seed, float lo, float h
   std::uniform_real_distribution<float> d(lo, hi);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
   return t;
+}
+
+// 1x1 convolution weights [C, C, 1, 1] that pass the input through: a float convolution's
+// output is then exactly its input, in the layout the convolution writes.
+inline Tensor identity_conv_weights(int64_t C) {
+  Tensor w(DataType::float32, {C, C, 1, 1});
+  for (int64_t o = 0; o < C; ++o)
+    for (int64_t i = 0; i < C; ++i) w.data<float>()[o * C + i] = o == i ? 1.0f : 0.0f;
+  return w;
 }
 
 inline Tensor f32(std::vector<float> v) { return Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v); }
@@ -109,6 +119,18 @@ inline int64_t expect_within_units(const Value& want, const Value& got, int64_t 
   }
   EXPECT_LE(worst, units) << what << ": " << differ << " of " << a.numel() << " elements differ";
   return differ;
+}
+
+// Float tensors: same shape, every element the same bits (NaN included).
+inline void expect_same_floats(const Value& want, const Value& got, const std::string& what) {
+  ASSERT_TRUE(want.is_tensor() && got.is_tensor()) << what;
+  ASSERT_EQ(want.tensor.shape(), got.tensor.shape()) << what;
+  const float *a = want.tensor.data<float>(), *b = got.tensor.data<float>();
+  int64_t differ = 0, first = -1;
+  for (int64_t i = 0; i < want.tensor.numel(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+  EXPECT_EQ(differ, 0) << what << ": first at " << first << ": " << (first >= 0 ? a[first] : 0.0f) << " vs "
+                       << (first >= 0 ? b[first] : 0.0f);
 }
 
 // What the cpu backend's plan says it runs for `q` (placed on cpu alone).

@@ -164,17 +164,6 @@ Tensor tie_values(const Shape& shape, uint32_t seed) {
   return t;
 }
 
-void expect_same_floats(const Value& want, const Value& got, const std::string& what) {
-  ASSERT_TRUE(want.is_tensor() && got.is_tensor()) << what;
-  ASSERT_EQ(want.tensor.shape(), got.tensor.shape()) << what;
-  const float *a = want.tensor.data<float>(), *b = got.tensor.data<float>();
-  int64_t differ = 0, first = -1;
-  for (int64_t i = 0; i < want.tensor.numel(); ++i)
-    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && differ++ == 0) first = i;
-  EXPECT_EQ(differ, 0) << what << ": first at " << first << ": " << (first >= 0 ? a[first] : 0.0f) << " vs "
-                       << (first >= 0 ? b[first] : 0.0f);
-}
-
 TEST(CpuBackendQdqOps, RoundTripsRunAsOneFloatStepBitForBit) {
   REQUIRE_CPU();
   GraphBuilder q;
@@ -228,9 +217,7 @@ TEST(CpuBackendQdqOps, RoundTripsAfterAConvolutionBecomeItsPostOps) {
   // sits on the ties too; two round trips (uint8, then int8 after a Relu) follow it, the second
   // of which rounds with the 1.5 * 2^23 addition (the chain's second rounding).
   const int64_t C = 8;
-  Tensor w(DataType::float32, {C, C, 1, 1});
-  for (int64_t o = 0; o < C; ++o)
-    for (int64_t i = 0; i < C; ++i) w.data<float>()[o * C + i] = o == i ? 1.0f : 0.0f;
+  const Tensor w = identity_conv_weights(C);
   GraphBuilder q;
   q.input("x", tie_values({1, C, 6, 10}, 11))
       .init("w", w)

@@ -64,12 +64,7 @@ TEST(CpuBackendInt8Layouts, ProductsPassChannelsLastBytesAndMatchTheReference) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), 2u);
       EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "second product"), 0);
-      ASSERT_TRUE(r.cpu[1].is_tensor() && r.ref[1].is_tensor());
-      ASSERT_EQ(r.cpu[1].tensor.shape(), r.ref[1].tensor.shape());
-      const float *a = r.ref[1].tensor.data<float>(), *b = r.cpu[1].tensor.data<float>();
-      int64_t differ = 0;
-      for (int64_t i = 0; i < r.ref[1].tensor.numel(); ++i) differ += a[i] != b[i];
-      EXPECT_EQ(differ, 0) << "dequantized first product";
+      expect_same_floats(r.ref[1], r.cpu[1], "dequantized first product");
     }
   }
 }
@@ -79,9 +74,7 @@ TEST(CpuBackendInt8Layouts, DynamicQuantizationOfABlockedValueWritesChannelsLast
   // A 1x1 convolution with identity weights passes x through exactly (in the blocked layout),
   // DynamicQuantizeLinear quantizes it for a ConvInteger whose uint8 weights leave int8.
   const int64_t C = 12;
-  Tensor eye(DataType::float32, {C, C, 1, 1});
-  for (int64_t o = 0; o < C; ++o)
-    for (int64_t i = 0; i < C; ++i) eye.data<float>()[o * C + i] = o == i ? 1.0f : 0.0f;
+  const Tensor eye = identity_conv_weights(C);
   GraphBuilder q;
   q.input("x", random_floats({2, C, 7, 9}, 81, -3.0f, 5.0f))
       .init("eye", eye)

@@ -34,11 +34,17 @@ class ByteMapKernel final : public Kernel {
 };
 
 // Channels-last bytes to plain float32 through a table (add_byte_to_float).
-class ByteToFloatKernel final : public Kernel {
+// What the two byte-to-float kernels hold: channels-last bytes x [images, pixels, channels],
+// float32 y, the table.
+class ByteTableKernel : public Kernel {
  public:
   int x = -1, y = -1;
   int64_t images = 0, channels = 0, pixels = 0;
   std::array<float, 256> table{};
+};
+
+class ByteToFloatKernel final : public ByteTableKernel {
+ public:
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
     auto* py = static_cast<float*>(ctx.ptr[y]);
@@ -71,27 +77,21 @@ TANDEM_TARGET_AVX2 void bytes_to_block8_avx2(const uint8_t* x, float* y, int64_t
 }
 
 // Channels-last bytes to blocked float32 through a table (add_byte_to_float).
-class ByteToBlockedKernel final : public Kernel {
+class ByteToBlockedKernel final : public ByteTableKernel {
  public:
-  int x = -1, y = -1;
-  int64_t images = 0, channels = 0, pixels = 0, block = 8;
-  std::array<float, 256> table{};
+  int64_t block = 8;
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
     auto* py = static_cast<float*>(ctx.ptr[y]);
-    const int64_t blocks = (channels + block - 1) / block, chunks = (pixels + kGrain - 1) / kGrain;
+    const int64_t blocks = (channels + block - 1) / block;
     const bool avx2 = block == 8 && cpu_isa_level() == 1;
-    parallel_range(images * channels * pixels < 4 * kGrain ? 1 : ctx.threads, images * blocks * chunks, 1,
-                   [&](int64_t lo, int64_t hi) {
-                     for (int64_t t = lo; t < hi; ++t) {
-                       const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
-                       const int64_t s0 = c * kGrain, s1 = std::min(pixels, s0 + kGrain);
-                       const uint8_t* xi = px + n * pixels * channels;
-                       float* yb = py + (n * blocks + cb) * pixels * block;
-                       if (avx2) bytes_to_block8_avx2(xi, yb, channels, s0, s1, cb, table.data());
-                       else bytes_to_block_scalar(xi, yb, channels, s0, s1, cb, block, table.data());
-                     }
-                   });
+    parallel_block_rows(images * channels * pixels < 4 * kGrain ? 1 : ctx.threads, images, blocks, pixels, kGrain,
+                        [&](int64_t n, int64_t cb, int64_t s0, int64_t s1) {
+                          const uint8_t* xi = px + n * pixels * channels;
+                          float* yb = py + (n * blocks + cb) * pixels * block;
+                          if (avx2) bytes_to_block8_avx2(xi, yb, channels, s0, s1, cb, table.data());
+                          else bytes_to_block_scalar(xi, yb, channels, s0, s1, cb, block, table.data());
+                        });
     return Status::ok();
   }
 };
@@ -103,27 +103,18 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
   if (s.size() != 4 || b.val(x).layout != Layout::nhwc) return internal_error(label + " byte-to-float map expects nhwc");
   // The blocked layout where the float path has it (the layout its convolutions, pooling,
   // Resize and elementwise kernels take), else plain.
+  std::unique_ptr<ByteTableKernel> k;
   if (cpu_isa_level() >= 1 && feature_enabled("BLOCKED")) {
-    auto k = std::make_unique<ByteToBlockedKernel>();
-    k->label = label;
-    std::copy(table, table + 256, k->table.begin());
+    auto blocked = std::make_unique<ByteToBlockedKernel>();
+    blocked->block = channel_block();
+    k = std::move(blocked);
     b.define(y, Layout::blocked);
-    k->x = x;
-    k->y = y;
-    k->images = s[0];
-    k->channels = s[1];
-    k->pixels = s[2] * s[3];
-    k->block = channel_block();
-    k->reads = {x};
-    k->writes = {y};
-    b.add_work(static_cast<double>(shape_numel(s)));
-    b.add_kernel(std::move(k));
-    return Status::ok();
+  } else {
+    k = std::make_unique<ByteToFloatKernel>();
+    b.define(y, Layout::plain);
   }
-  auto k = std::make_unique<ByteToFloatKernel>();
   k->label = label;
   std::copy(table, table + 256, k->table.begin());
-  b.define(y, Layout::plain);
   k->x = x;
   k->y = y;
   k->images = s[0];

@@ -97,17 +97,14 @@ class ChannelsLastToBlockedKernel final : public Kernel {
     float* y = static_cast<float*>(ctx.ptr[dst]);
     const void* x = ctx.ptr[src];
     const int64_t blocks = (C + block - 1) / block;
-    constexpr int64_t kChunk = 2048;
-    const int64_t chunks = (S + kChunk - 1) / kChunk;
-    parallel_range(N * C * S < (1 << 16) ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
-        const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk);
-        float* yb = y + (n * blocks + cb) * S * block;
-        if (src_signed) widen_block_s8(static_cast<const int8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
-        else widen_block_u8(static_cast<const uint8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
-      }
-    });
+    parallel_block_rows(N * C * S < (1 << 16) ? 1 : ctx.threads, N, blocks, S, 2048,
+                        [&](int64_t n, int64_t cb, int64_t s0, int64_t s1) {
+                          float* yb = y + (n * blocks + cb) * S * block;
+                          if (src_signed)
+                            widen_block_s8(static_cast<const int8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
+                          else
+                            widen_block_u8(static_cast<const uint8_t*>(x) + n * S * C, yb, C, s0, s1, cb, z, block);
+                        });
     return Status::ok();
   }
 };
@@ -246,49 +243,45 @@ class FloatAccStoreKernel final : public IntegerKernelBase {
     void* y = ctx.ptr[p.out];
     const Store st = store(ctx);
     const int64_t blocks = (O + block - 1) / block;
-    constexpr int64_t kChunk = 1024;
-    const int64_t chunks = (S + kChunk - 1) / kChunk;
-    parallel_range(N * O * S < (1 << 16) ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t c = t % chunks, ob = (t / chunks) % blocks, n = t / chunks / blocks;
-        const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk), lanes = std::min(block, O - ob * block);
-        const float* src = a + (n * blocks + ob) * S * block;
-        if (channels_last) {
-          const int64_t first = n * S * O + ob * block;  // pixel s, lane l: first + s * O + l
-          if (st.multipliers && is_8bit(st.type) && block == 8 && cpu_isa_level() == 1) {
-            double mult[8] = {0};
-            for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
-            if (st.type == DataType::uint8)
-              requant_pixels_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<uint8_t*>(y) + first, O);
-            else
-              requant_pixels_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<int8_t*>(y) + first, O);
-            continue;
-          }
-          for (int64_t s = s0; s < s1; ++s)
-            for (int64_t l = 0; l < lanes; ++l)
-              st(y, first + s * O + l, ob * block + l, static_cast<int32_t>(src[s * block + l]));
-          continue;
-        }
-        const int64_t row = (n * O + ob * block) * S;  // lane l's output row starts at row + l * S
-        if (st.multipliers && st.type != DataType::float32) {  // requantized 8-bit: the common case
-          double mult[kMaxBlock] = {0};
+    parallel_block_rows(N * O * S < (1 << 16) ? 1 : ctx.threads, N, blocks, S, 1024,
+                        [&](int64_t n, int64_t ob, int64_t s0, int64_t s1) {
+      const int64_t lanes = std::min(block, O - ob * block);
+      const float* src = a + (n * blocks + ob) * S * block;
+      if (channels_last) {
+        const int64_t first = n * S * O + ob * block;  // pixel s, lane l: first + s * O + l
+        if (st.multipliers && is_8bit(st.type) && block == 8 && cpu_isa_level() == 1) {
+          double mult[8] = {0};
           for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
-          const bool avx2 = block == 8 && cpu_isa_level() == 1;
-          if (st.type == DataType::uint8) {
-            auto* yr = static_cast<uint8_t*>(y) + row;
-            if (avx2) requant_rows_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
-            else requant_rows_u8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
-          } else {
-            auto* yr = static_cast<int8_t*>(y) + row;
-            if (avx2) requant_rows_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
-            else requant_rows_s8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
-          }
-          continue;
+          if (st.type == DataType::uint8)
+            requant_pixels_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<uint8_t*>(y) + first, O);
+          else
+            requant_pixels_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<int8_t*>(y) + first, O);
+          return;
         }
         for (int64_t s = s0; s < s1; ++s)
           for (int64_t l = 0; l < lanes; ++l)
-            st(y, row + l * S + s, ob * block + l, static_cast<int32_t>(src[s * block + l]));
+            st(y, first + s * O + l, ob * block + l, static_cast<int32_t>(src[s * block + l]));
+        return;
       }
+      const int64_t row = (n * O + ob * block) * S;  // lane l's output row starts at row + l * S
+      if (st.multipliers && st.type != DataType::float32) {  // requantized 8-bit: the common case
+        double mult[kMaxBlock] = {0};
+        for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
+        const bool avx2 = block == 8 && cpu_isa_level() == 1;
+        if (st.type == DataType::uint8) {
+          auto* yr = static_cast<uint8_t*>(y) + row;
+          if (avx2) requant_rows_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
+          else requant_rows_u8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
+        } else {
+          auto* yr = static_cast<int8_t*>(y) + row;
+          if (avx2) requant_rows_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, yr, S);
+          else requant_rows_s8(src, block, lanes, s0, s1, mult, st.zp, yr, S);
+        }
+        return;
+      }
+      for (int64_t s = s0; s < s1; ++s)
+        for (int64_t l = 0; l < lanes; ++l)
+          st(y, row + l * S + s, ob * block + l, static_cast<int32_t>(src[s * block + l]));
     });
     return Status::ok();
   }
@@ -320,44 +313,40 @@ class PlainAccStoreKernel final : public IntegerKernelBase {
   }
 };
 
-// Adds the kernel widening p's 8-bit source (shape `x`, plain) minus its zero point into a new
-// plain float32 temporary, which it returns.
-int add_source_to_float(Builder& b, const IntegerProduct& p, const Shape& x) {
-  const int f = b.add_temp(DataType::float32, x, Layout::plain);
-  auto k = std::make_unique<ToFloatKernel>();
-  k->label = p.label + " (to float32)";
+// Completes widening kernel `k` (p's 8-bit source minus its zero point) into a new float32
+// temporary of shape `x` in layout `l`, adds it and returns the temporary.
+template <class K>
+int add_widening(Builder& b, const IntegerProduct& p, std::unique_ptr<K> k, const Shape& x, Layout l,
+                 const char* what) {
+  const int f = b.add_temp(DataType::float32, x, l);
+  k->label = p.label + what;
   k->src = p.src;
   k->dst = f;
   k->src_signed = b.val(p.src).dtype == DataType::int8;
   k->zp = p.src_zp;
-  k->n = shape_numel(x);
-  k->reads = p.reads;
-  k->reads.push_back(p.src);
-  k->writes = {f};
-  b.add_work(static_cast<double>(k->n));
-  b.add_kernel(std::move(k));
-  return f;
-}
-
-// The same for a channels-last 2-D source, straight into the blocked layout.
-int add_channels_last_to_blocked(Builder& b, const IntegerProduct& p, const Shape& x) {
-  const int f = b.add_temp(DataType::float32, x, Layout::blocked);
-  auto k = std::make_unique<ChannelsLastToBlockedKernel>();
-  k->label = p.label + " (to float32, blocked)";
-  k->src = p.src;
-  k->dst = f;
-  k->src_signed = b.val(p.src).dtype == DataType::int8;
-  k->zp = p.src_zp;
-  k->N = x[0];
-  k->C = x[1];
-  k->S = x[2] * x[3];
-  k->block = channel_block();
   k->reads = p.reads;
   k->reads.push_back(p.src);
   k->writes = {f};
   b.add_work(static_cast<double>(shape_numel(x)));
   b.add_kernel(std::move(k));
   return f;
+}
+
+// p's plain 8-bit source (shape `x`) widened into a plain float32 temporary.
+int add_source_to_float(Builder& b, const IntegerProduct& p, const Shape& x) {
+  auto k = std::make_unique<ToFloatKernel>();
+  k->n = shape_numel(x);
+  return add_widening(b, p, std::move(k), x, Layout::plain, " (to float32)");
+}
+
+// The same for a channels-last 2-D source, straight into the blocked layout.
+int add_channels_last_to_blocked(Builder& b, const IntegerProduct& p, const Shape& x) {
+  auto k = std::make_unique<ChannelsLastToBlockedKernel>();
+  k->N = x[0];
+  k->C = x[1];
+  k->S = x[2] * x[3];
+  k->block = channel_block();
+  return add_widening(b, p, std::move(k), x, Layout::blocked, " (to float32, blocked)");
 }
 
 // The integer weights as float32 (exact), reordered from `plain` into oneDNN's `packed` format.

@@ -376,15 +376,12 @@ class DynamicQuantizeKernel final : public Kernel {
     if (!usable) {
       std::fill(y, y + (block > 0 ? N * C * S : n), zero_point);
     } else if (block > 0) {
-      const int64_t blocks = (C + block - 1) / block, chunks = (S + kGrain - 1) / kGrain;
-      parallel_range(n < 4 * kGrain ? 1 : ctx.threads, N * blocks * chunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t c = t % chunks, cb = (t / chunks) % blocks, img = t / chunks / blocks;
-          const int64_t s0 = c * kGrain, s1 = std::min(S, s0 + kGrain);
-          quantize_block(x + (img * blocks + cb) * S * block, y + img * S * C, C, s0, s1, cb, scale,
-                         static_cast<float>(zero_point), block);
-        }
-      });
+      const int64_t blocks = (C + block - 1) / block;
+      parallel_block_rows(n < 4 * kGrain ? 1 : ctx.threads, N, blocks, S, kGrain,
+                          [&](int64_t img, int64_t cb, int64_t s0, int64_t s1) {
+                            quantize_block(x + (img * blocks + cb) * S * block, y + img * S * C, C, s0, s1, cb, scale,
+                                           static_cast<float>(zero_point), block);
+                          });
     } else {
       parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t b, int64_t e) {
         quantize_u8(x + b, y + b, e - b, scale, static_cast<float>(zero_point));

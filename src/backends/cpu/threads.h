@@ -49,6 +49,20 @@ void parallel_range(int threads, int64_t n, int64_t grain, F&& f) {
   parallel_for(threads, n, grain, [](void* a, int64_t b, int64_t e) { (*static_cast<F*>(a))(b, e); }, &f);
 }
 
+// f(n, cb, s0, s1) over images n < N, channel blocks cb < blocks and pixel ranges [s0, s1) of
+// `chunk` pixels out of S, on `threads` threads: the loop of kernels that walk a blocked layout
+// [N, blocks, S, block] (and the channels-last bytes that go with it) a block row at a time.
+template <class F>
+void parallel_block_rows(int threads, int64_t N, int64_t blocks, int64_t S, int64_t chunk, F&& f) {
+  const int64_t chunks = (S + chunk - 1) / chunk;
+  parallel_range(threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
+      f(n, cb, c * chunk, c * chunk + chunk < S ? c * chunk + chunk : S);
+    }
+  });
+}
+
 // Chooses, run by run, between an instance's full OpenMP team and the instance built for one
 // thread. When other processes compete for the cores, a team waits at every barrier for a
 // member the kernel has descheduled, and a two-thread run can become several times slower than

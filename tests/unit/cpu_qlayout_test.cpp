@@ -1,8 +1,8 @@
 // cpu_qlayout_test.cpp (CpuBackendInt8Layouts, also run under each TANDEM_CPU_ISA cap by ctest):
 // the 8-bit values between the backend's own integer products stay channels-last, which the
 // float32 route reads straight into its blocked layout and writes back without a transpose, and
-// a DequantizeLinear of them writes blocked floats; DynamicQuantizeLinear quantizes a float
-// convolution's blocked output straight into them. Channel counts that leave a partial block
+// a DequantizeLinear of them writes blocked floats; DynamicQuantizeLinear and QuantizeLinear
+// quantize a float convolution's blocked output straight into them. Channel counts that leave a partial block
 // (5, 12, 7), signed and unsigned data; every result must equal the reference's exactly.
 #include <gtest/gtest.h>
 
@@ -99,6 +99,59 @@ TEST(CpuBackendInt8Layouts, DynamicQuantizationOfABlockedValueWritesChannelsLast
     EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "ConvInteger of the quantized value"), 0);
     EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
     EXPECT_EQ(expect_within_units(r.ref[2], r.cpu[2], 0, "zero point"), 0);
+  }
+}
+
+TEST(CpuBackendInt8Layouts, QuantizeLinearOfABlockedValueWritesChannelsLastValues) {
+  REQUIRE_CPU();
+  // The identity convolution's blocked output, quantized (uint8, then int8) for a QLinearConv
+  // that passes its input through (identity weights, the same scale and zero point out), so the
+  // output is the quantized values themselves: on the grid's ties, and past both ends. (The
+  // int8 case also holds the backend to the exact routes for a signed source on CPUs without
+  // VNNI: oneDNN's convolutions would halve these weights of 1 to 0 there.)
+  const int64_t C = 12;
+  Tensor pass(DataType::uint8, {C, C, 1, 1});
+  for (int64_t o = 0; o < C; ++o)
+    for (int64_t i = 0; i < C; ++i) pass.data<uint8_t>()[o * C + i] = o == i ? 1 : 0;
+  for (DataType t : {DataType::uint8, DataType::int8}) {
+    SCOPED_TRACE(dtype_name(t));
+    const bool s8 = t == DataType::int8;
+    GraphBuilder q;
+    Tensor x = random_floats({2, C, 5, 7}, 91, -50.0f, 70.0f);
+    for (int64_t i = 0; i < x.numel(); i += 3) x.data<float>()[i] = (static_cast<float>(i % 200) - 60.0f + 0.5f) * 0.25f;
+    q.input("x", x)
+        .init("eye", identity_conv_weights(C))
+        .init("s", Tensor::scalar<float>(0.25f))
+        .init("z", s8 ? Tensor::scalar<int8_t>(-20) : Tensor::scalar<uint8_t>(30))
+        .init("w", pass)
+        .init("ws", Tensor::scalar<float>(1.0f))
+        .init("wz", Tensor::scalar<uint8_t>(0))
+        .node("Conv", {"x", "eye"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}})
+        .node("QuantizeLinear", {"c", "s", "z"}, {"cq"})
+        .node("QLinearConv", {"cq", "s", "z", "w", "ws", "wz", "s", "z"}, {"y"})
+        .output("y");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    if (cpu_isa_level_of(text) >= 1) {
+      EXPECT_NE(text.find("[QuantizeLinear 'QuantizeLinear1']  -> 2x12x5x7 nhwc " + std::string(dtype_name(t))),
+                std::string::npos)
+          << text;
+      EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
+    }
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "the quantized values"), 0);
+      const Tensor& y = r.cpu[0].tensor;
+      int64_t low = 0, high = 0;
+      for (int64_t i = 0; i < y.numel(); ++i) {
+        const int v = s8 ? y.data<int8_t>()[i] : y.data<uint8_t>()[i];
+        low += v == (s8 ? -128 : 0);
+        high += v == (s8 ? 127 : 255);
+      }
+      EXPECT_GT(low, 0) << "values saturated at the low end";
+      EXPECT_GT(high, 0) << "values saturated at the high end";
+    }
   }
 }
 

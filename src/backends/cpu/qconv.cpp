@@ -215,6 +215,13 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_RETURN_IF_ERROR(add_integer_conv(b, std::move(p), xs, ws, dst, win->strides, win->dilations, win->pad_begin, G));
     return add_tail_unfused(b, tail, v, out, label);
   };
+  // Without VNNI, oneDNN's convolutions of a signed 8-bit source halve the weights (its s8 x s8
+  // "scale adjustment" of 0.5, which rounds odd weights away) and are not exact: such a source
+  // takes the exact routes below. (Its matrix products are exact: their gemm widens first.)
+  if (b.val(x).dtype == DataType::int8 && !onednn_has_vnni()) {
+    if (verbose()) note(label + " int8 source without VNNI: oneDNN would halve the weights");
+    return own_kernel();
+  }
   Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -199,6 +200,101 @@ class DequantizeKernel final : public Kernel {
   }
 };
 
+// Blocked float32 [N, C / B, S, B] quantized into channels-last 8-bit values [N, S, C]: pixels
+// [s0, s1) of channel block cb (lanes past C are padding and skipped).
+template <class Q, int B>
+TANDEM_ISA_BODY void quantize_block_to_nhwc(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                            float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  const int64_t lanes = std::min<int64_t>(B, C - cb * B);
+  for (int64_t s = s0; s < s1; ++s) {
+    Q row[B];
+    quantize_run_body<Q>(x + s * B, row, B, scale, zp, u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
+    for (int64_t l = 0; l < lanes; ++l) y[s * C + cb * B + l] = row[l];
+  }
+}
+template <class Q>
+TANDEM_ISA_BODY void quantize_block_any(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                        float scale, float zp, int64_t block) {
+  if (block == 16) quantize_block_to_nhwc<Q, 16>(x, y, C, s0, s1, cb, scale, zp);
+  else quantize_block_to_nhwc<Q, 8>(x, y, C, s0, s1, cb, scale, zp);
+}
+TANDEM_ISA_BODY void quantize_block_u8_body(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                            float scale, float zp, int64_t block) {
+  quantize_block_any(x, y, C, s0, s1, cb, scale, zp, block);
+}
+TANDEM_ISA_BODY void quantize_block_s8_body(const float* x, int8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                            float scale, float zp, int64_t block) {
+  quantize_block_any(x, y, C, s0, s1, cb, scale, zp, block);
+}
+TANDEM_ISA_DISPATCH(quantize_block_u8,
+                    (const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
+                     int64_t block),
+                    (x, y, C, s0, s1, cb, scale, zp, block))
+TANDEM_ISA_DISPATCH(quantize_block_s8,
+                    (const float* x, int8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
+                     int64_t block),
+                    (x, y, C, s0, s1, cb, scale, zp, block))
+// AVX2, 8-lane blocks: one pixel's eight values per step, the same arithmetic as
+// quantize_run_body (x / scale in float32, NaN to the zero point, ties to even, saturation).
+template <class Q>
+TANDEM_TARGET_AVX2 void quantize_block8_avx2(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                             float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  const int64_t lanes = std::min<int64_t>(8, C - cb * 8);
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+  const __m256 lo = _mm256_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm256_set1_ps(u8 ? 255.0f : 127.0f);
+  for (int64_t s = s0; s < s1; ++s) {
+    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + s * 8), vs);
+    q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
+    q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+    const __m256i i = _mm256_cvtps_epi32(q);  // an integer within the range already
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    const __m128i bytes = u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+    if (lanes == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C + cb * 8), bytes);
+    } else {
+      alignas(16) Q row[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(row), bytes);
+      std::memcpy(y + s * C + cb * 8, row, static_cast<size_t>(lanes) * sizeof(Q));
+    }
+  }
+}
+// Images [N, S] of blocked float32 quantized into channels-last 8-bit values, in parallel.
+void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
+                      int64_t block, float scale, float zp) {
+  static const int level = cpu_isa_level();
+  const int64_t blocks = (C + block - 1) / block;
+  parallel_block_rows(threads, N, blocks, S, kGrain, [&](int64_t img, int64_t cb, int64_t s0, int64_t s1) {
+    const float* xb = x + (img * blocks + cb) * S * block;
+    if (to_signed) {
+      int8_t* yi = static_cast<int8_t*>(y) + img * S * C;
+      if (level == 1 && block == 8) quantize_block8_avx2<int8_t>(xb, yi, C, s0, s1, cb, scale, zp);
+      else quantize_block_s8(xb, yi, C, s0, s1, cb, scale, zp, block);
+    } else {
+      uint8_t* yi = static_cast<uint8_t*>(y) + img * S * C;
+      if (level == 1 && block == 8) quantize_block8_avx2<uint8_t>(xb, yi, C, s0, s1, cb, scale, zp);
+      else quantize_block_u8(xb, yi, C, s0, s1, cb, scale, zp, block);
+    }
+  });
+}
+
+// QuantizeLinear with known per-tensor parameters of a blocked float32 value that only integer
+// convolutions read: channels-last output, the layout their routes read, with no reorder.
+class BlockedQuantizeKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  bool to_signed = false;
+  float scale = 1.0f, zp = 0.0f;
+  int64_t N = 1, C = 1, S = 1, block = 8;
+  Status run(RunCtx& ctx, KernelState*) const override {
+    quantize_blocked(N * C * S < 4 * kGrain ? 1 : ctx.threads, static_cast<const float*>(ctx.ptr[src]), ctx.ptr[dst],
+                     to_signed, N, C, S, block, scale, zp);
+    return Status::ok();
+  }
+};
+
 // Channels of a Quantize/DequantizeLinear node for data of `shape`; fills `reads` with the
 // runtime parameters.
 Result<Channels> read_channels(Builder& b, const Step& step, const Shape& shape, std::vector<int>* reads) {
@@ -262,6 +358,29 @@ class QuantizeSpec final : public OpSpec {
       else dequantize_s8(reinterpret_cast<const int8_t*>(all_bytes()), table, 256, c.scales[0], c.zero_points[0]);
       return add_byte_to_float(b, x, out, table, label + " (table)");
     }
+    // A blocked float32 value with known per-tensor parameters that only integer convolutions
+    // read: quantized straight into channels-last values.
+    if (!dequantize && b.val(x).layout == Layout::blocked && shape.size() == 4 && c.channels == 1 && reads.empty() &&
+        is_8bit(b.val(out).dtype) && only_read_by(b, out, {"ConvInteger", "QLinearConv"})) {
+      if (!(c.scales[0] != 0.0f)) return unsupported(label + " y_scale is zero or NaN");
+      auto k = std::make_unique<BlockedQuantizeKernel>();
+      k->src = x;
+      k->dst = out;
+      k->to_signed = b.val(out).dtype == DataType::int8;
+      k->scale = c.scales[0];
+      k->zp = static_cast<float>(c.zero_points[0]);
+      k->N = shape[0];
+      k->C = shape[1];
+      k->S = shape[2] * shape[3];
+      k->block = channel_block();
+      k->reads = {x};
+      k->writes = {out};
+      k->label = label;
+      b.define(out, Layout::nhwc);
+      b.add_work(static_cast<double>(shape_numel(shape)));
+      b.add_kernel(std::move(k));
+      return Status::ok();
+    }
     TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
     reads.push_back(px);
     b.define(out, Layout::plain);
@@ -289,58 +408,6 @@ class QuantizeSpec final : public OpSpec {
     return Status::ok();
   }
 };
-
-// Blocked float32 [N, C / B, S, B] quantized into channels-last bytes [N, S, C]: pixels
-// [s0, s1) of channel block cb (lanes past C are padding and skipped).
-template <int B>
-TANDEM_ISA_BODY void quantize_block_to_nhwc(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                            float scale, float zp) {
-  const int64_t lanes = std::min<int64_t>(B, C - cb * B);
-  for (int64_t s = s0; s < s1; ++s) {
-    uint8_t row[B];
-    quantize_run_body<uint8_t>(x + s * B, row, B, scale, zp, 0.0f, 255.0f);
-    for (int64_t l = 0; l < lanes; ++l) y[s * C + cb * B + l] = row[l];
-  }
-}
-TANDEM_ISA_BODY void quantize_block_loops_body(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                         float scale, float zp, int64_t block) {
-  if (block == 16) quantize_block_to_nhwc<16>(x, y, C, s0, s1, cb, scale, zp);
-  else quantize_block_to_nhwc<8>(x, y, C, s0, s1, cb, scale, zp);
-}
-TANDEM_ISA_DISPATCH(quantize_block_loops,
-                    (const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
-                     int64_t block),
-                    (x, y, C, s0, s1, cb, scale, zp, block))
-// AVX2, 8-lane blocks: one pixel's eight values per step, the same arithmetic as
-// quantize_run_body (x / scale in float32, NaN to the zero point, ties to even, saturation).
-TANDEM_TARGET_AVX2 void quantize_block8_avx2(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                             float scale, float zp) {
-  const int64_t lanes = std::min<int64_t>(8, C - cb * 8);
-  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
-  const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.0f);
-  for (int64_t s = s0; s < s1; ++s) {
-    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + s * 8), vs);
-    q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
-    q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
-    const __m256i i = _mm256_cvtps_epi32(q);  // an integer in [0, 255] already
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
-    const __m128i bytes = _mm_packus_epi16(w, w);
-    if (lanes == 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C + cb * 8), bytes);
-    } else {
-      alignas(16) uint8_t row[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(row), bytes);
-      std::memcpy(y + s * C + cb * 8, row, static_cast<size_t>(lanes));
-    }
-  }
-}
-void quantize_block(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
-                    int64_t block) {
-  static const int level = cpu_isa_level();
-  if (level == 1 && block == 8) quantize_block8_avx2(x, y, C, s0, s1, cb, scale, zp);
-  else quantize_block_loops(x, y, C, s0, s1, cb, scale, zp, block);
-}
 
 class DynamicQuantizeKernel final : public Kernel {
  public:
@@ -376,12 +443,8 @@ class DynamicQuantizeKernel final : public Kernel {
     if (!usable) {
       std::fill(y, y + (block > 0 ? N * C * S : n), zero_point);
     } else if (block > 0) {
-      const int64_t blocks = (C + block - 1) / block;
-      parallel_block_rows(n < 4 * kGrain ? 1 : ctx.threads, N, blocks, S, kGrain,
-                          [&](int64_t img, int64_t cb, int64_t s0, int64_t s1) {
-                            quantize_block(x + (img * blocks + cb) * S * block, y + img * S * C, C, s0, s1, cb, scale,
-                                           static_cast<float>(zero_point), block);
-                          });
+      quantize_blocked(n < 4 * kGrain ? 1 : ctx.threads, x, y, false, N, C, S, block, scale,
+                       static_cast<float>(zero_point));
     } else {
       parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t b, int64_t e) {
         quantize_u8(x + b, y + b, e - b, scale, static_cast<float>(zero_point));

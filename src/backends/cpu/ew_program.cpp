@@ -32,6 +32,7 @@ namespace {
 // --- scalar semantics, shared by the vector loops --------------------------------------------
 
 inline float fmax_nan(float a, float b) { return (a > b || a != a) ? a : b; }
+inline float fmin_nan(float a, float b) { return (a < b || a != a) ? a : b; }
 
 // Ew::fake_quant_*: the arithmetic of QuantizeLinear (x / scale divided in float32, ties to
 // even, NaN to the zero point, saturation) and then DequantizeLinear ((q - zp) * scale, whose
@@ -44,7 +45,6 @@ inline float fake_quant(float x, float scale, float zp, float lo, float hi) {
   r = r > hi ? hi : r;
   return (r - zp) * scale;
 }
-inline float fmin_nan(float a, float b) { return (a < b || a != a) ? a : b; }
 
 inline float binary_op(Ew c, float x, float y) {
   switch (c) {

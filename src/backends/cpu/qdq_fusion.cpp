@@ -45,6 +45,7 @@
 #include "backends/cpu/fusion.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/requant_chain.h"
 
 namespace tandem::cpu {
 
@@ -352,24 +353,22 @@ int fuse_qdq_round_trips(CompiledGraph& g) {
     if (ds.dead || !ds.spec || ds.originals.size() != 1 || !plain_quant_node(*ds.node, "DequantizeLinear") ||
         ds.inputs[0] != q8)
       continue;
-    const QParams q{qs.node, qs.inputs[0], qs.inputs[1], qs.inputs[2]};
-    const QParams dq{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+    float scale, dq_scale;
+    int32_t zp, dq_zp;
     DataType q_type, dq_type;
-    if (!per_tensor_constants(f, q, &q_type) || !per_tensor_constants(f, dq, &dq_type) || q_type != dq_type) continue;
-    const float scale = f.constant(q.scale)->data<float>()[0];
-    const Tensor *qz = f.constant(q.zero_point), *dz = f.constant(dq.zero_point);
-    const int32_t zp = q_type == DataType::uint8 ? qz->data<uint8_t>()[0] : qz->data<int8_t>()[0];
-    const int32_t dzp = q_type == DataType::uint8 ? dz->data<uint8_t>()[0] : dz->data<int8_t>()[0];
-    if (std::memcmp(&scale, f.constant(dq.scale)->raw_data(), sizeof scale) != 0 || zp != dzp) continue;
+    if (!per_tensor_params(f, qs, &scale, &zp, &q_type) || !per_tensor_params(f, ds, &dq_scale, &dq_zp, &dq_type) ||
+        q_type != dq_type || std::memcmp(&scale, &dq_scale, sizeof scale) != 0 || zp != dq_zp)
+      continue;
+    const int x = qs.inputs[0];
     EwProgram p;
-    p.operands = {q.data};
+    p.operands = {x};
     p.ops = {EwOp{Ew::load, 0, 0, 0},
              EwOp{q_type == DataType::uint8 ? Ew::fake_quant_u8 : Ew::fake_quant_s8, -1, scale, static_cast<float>(zp)}};
     // The step takes the DequantizeLinear's place; its head is the QuantizeLinear (its label).
     Step trip;
     trip.node = qs.node;
     trip.originals = {qs.node, ds.node};
-    trip.inputs = {q.data};
+    trip.inputs = {x};
     trip.outputs = ds.outputs;
     trip.spec = make_program_spec(std::move(p), {q8});
     g.steps[i] = Step{};

@@ -172,6 +172,16 @@ TANDEM_TARGET_AVX2 void requant_rows_avx2(const float* src, int64_t lanes, int64
   if (s < s1) requant_rows<T>(src, 8, lanes, s, s1, mult, zp, y, S);
 }
 
+// Eight products (multipliers m0 for the first four, m1 for the rest) requantized as requant4
+// does, packed into the low eight bytes.
+template <class T>
+TANDEM_TARGET_AVX2 inline __m128i requant8_bytes(__m256 v, __m256d m0, __m256d m1, __m256d z, __m256d lo, __m256d hi) {
+  const __m128i a = requant4(_mm256_castps256_ps128(v), m0, z, lo, hi);
+  const __m128i b = requant4(_mm256_extractf128_ps(v, 1), m1, z, lo, hi);
+  const __m128i w = _mm_packs_epi32(a, b);  // within [-128, 255]: exact in int16
+  return std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+}
+
 // The same into a channels-last output: pixel s's `lanes` values go to y + s * C (the block's
 // first channel), eight consecutive bytes per pixel.
 template <class T>
@@ -181,11 +191,7 @@ TANDEM_TARGET_AVX2 void requant_pixels_avx2(const float* src, int64_t lanes, int
   const __m256d m0 = _mm256_loadu_pd(mult), m1 = _mm256_loadu_pd(mult + 4);
   const __m256d z = _mm256_set1_pd(zp), vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
   for (int64_t s = s0; s < s1; ++s) {
-    const __m256 v = _mm256_loadu_ps(src + s * 8);
-    const __m128i a = requant4(_mm256_castps256_ps128(v), m0, z, vlo, vhi);
-    const __m128i b = requant4(_mm256_extractf128_ps(v, 1), m1, z, vlo, vhi);
-    const __m128i w = _mm_packs_epi32(a, b);  // within [-128, 255]: exact in int16
-    const __m128i bytes = std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+    const __m128i bytes = requant8_bytes<T>(_mm256_loadu_ps(src + s * 8), m0, m1, z, vlo, vhi);
     if (lanes == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C), bytes);
     } else {
@@ -211,12 +217,7 @@ TANDEM_TARGET_AVX2 int64_t requant_row_avx2(const float* src, int64_t n, const S
       m0 = _mm256_cvtps_pd(_mm256_castps256_ps128(m));
       m1 = _mm256_cvtps_pd(_mm256_extractf128_ps(m, 1));
     }
-    const __m256 v = _mm256_loadu_ps(src + j);
-    const __m128i a = requant4(_mm256_castps256_ps128(v), m0, z, vlo, vhi);
-    const __m128i b = requant4(_mm256_extractf128_ps(v, 1), m1, z, vlo, vhi);
-    const __m128i w = _mm_packs_epi32(a, b);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + j),
-                     std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + j), requant8_bytes<T>(_mm256_loadu_ps(src + j), m0, m1, z, vlo, vhi));
   }
   return j;
 }

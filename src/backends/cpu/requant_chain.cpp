@@ -12,9 +12,6 @@
 
 namespace tandem::cpu {
 
-namespace {
-
-// A per-tensor float32 scale (finite, > 0) and 8-bit zero point, both constants.
 bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
   if (s.inputs.size() != 3 || s.outputs.size() != 1) return false;
   const Tensor *st = f.constant(s.inputs[1]), *zt = f.constant(s.inputs[2]);
@@ -26,6 +23,8 @@ bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int3
   *zp_type = zt->dtype();
   return true;
 }
+
+namespace {
 
 bool plain_node(const Node& n, const char* op) {
   return n.op_type == op && canonical_domain(n.domain).empty() && n.attr_int("block_size", 0) == 0 &&

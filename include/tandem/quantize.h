@@ -49,6 +49,8 @@ enum class QuantizeFormat { qdq, qoperator, dynamic };
 enum class CalibrationMethod {
   minmax,      // the smallest and largest value seen in any calibration run
   percentile,  // min/max clipped to +-p, where p is the `percentile`-th percentile of |x| over all runs
+  mse,         // the range within min/max whose 8-bit grid gives the least squared error over all
+               // values of all runs (rounding inside it, clipping outside)
 };
 
 struct QuantizeOptions {
@@ -64,6 +66,17 @@ struct QuantizeOptions {
   // precision.
   bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::minmax;
+  // Bias correction: rounding a weight to 8 bits shifts its node's outputs by a mean that
+  // calibration measures per output channel (the node run on the calibration inputs with the
+  // rounding error as weight); that shift is taken out of the node's bias. Applies to every
+  // Conv and to a MatMul whose output goes to an Add of a constant bias. Needs calibration
+  // inputs (dynamic without them is left uncorrected).
+  bool bias_correction = true;
+  // Activation equalization (with per_channel only): the channels of a value that a Conv writes
+  // and only a depthwise Conv reads are rescaled to one range, with the inverse scale moved
+  // into the reader's weights (exact in float), so that the value's single 8-bit scale fits
+  // every channel. Costs one more run over the calibration inputs; needs them.
+  bool equalize = true;
   double percentile = 99.99;  // for CalibrationMethod::percentile, in (0, 100]
   // Nodes to leave in float32: by op type ("MatMul") and by node name.
   std::vector<std::string> exclude_ops;
@@ -100,6 +113,8 @@ struct QuantizeReport {
   // One line per Conv, MatMul or Gemm left in float32: "[MatMul 'n'] reason".
   std::vector<std::string> skipped_nodes;
   int64_t folded_batch_norms = 0;    // BatchNormalization nodes folded into the Conv before them
+  int64_t bias_corrected_nodes = 0;  // nodes whose bias took back their weights' rounding shift
+  int64_t equalized_values = 0;      // activations whose channels were rescaled to one range
   int64_t quantized_weights = 0;     // initializers written as int8
   int64_t calibrated_values = 0;     // activations whose ranges calibration measured
   int64_t inserted_nodes = 0;        // net nodes added: Q, DQ, DynamicQuantizeLinear, Cast, Mul, ...

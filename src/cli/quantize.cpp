@@ -30,6 +30,8 @@ struct QuantizeCliOptions {
   std::string format = "qdq";
   bool per_channel = false;
   bool reduce_range = false;
+  bool no_bias_correction = false;
+  bool no_equalization = false;
   std::string method = "minmax";
   double percentile = 99.99;
   std::string calibration_dir;
@@ -122,6 +124,12 @@ void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_aft
   std::printf("quantized: %s; int8 weights: %lld, calibrated activations: %lld, nodes added: %lld\n",
               quantized.empty() ? "nothing" : quantized.c_str(), static_cast<long long>(r.quantized_weights),
               static_cast<long long>(r.calibrated_values), static_cast<long long>(r.inserted_nodes));
+  if (r.equalized_values > 0)
+    std::printf("equalized: %lld activations (channels rescaled to one range between a Conv and the depthwise Conv reading it)\n",
+                static_cast<long long>(r.equalized_values));
+  if (r.bias_corrected_nodes > 0)
+    std::printf("bias correction: %lld nodes (their weights' rounding shift on the calibration inputs taken out of the bias)\n",
+                static_cast<long long>(r.bias_corrected_nodes));
   if (!r.kept_for_accuracy.empty()) {
     std::printf("accuracy target: all quantized, max-abs %.6g on the calibration inputs; kept float32 the %zu most sensitive nodes:\n",
                 r.max_abs_all_quantized, r.kept_for_accuracy.size());
@@ -151,7 +159,8 @@ int quantize_command(const QuantizeCliOptions& o) {
   else return fail(kCmd, "unknown --format '" + o.format + "' (qdq, qoperator, dynamic)", 2);
   if (o.method == "minmax") options.method = CalibrationMethod::minmax;
   else if (o.method == "percentile") options.method = CalibrationMethod::percentile;
-  else return fail(kCmd, "unknown --method '" + o.method + "' (minmax, percentile)", 2);
+  else if (o.method == "mse") options.method = CalibrationMethod::mse;
+  else return fail(kCmd, "unknown --method '" + o.method + "' (minmax, percentile, mse)", 2);
   if (!(o.percentile > 0 && o.percentile <= 100)) return fail(kCmd, "--percentile must be in (0, 100]", 2);
   if (o.calibration_random < 0) return fail(kCmd, "--calibration-random must be positive", 2);
   if (!o.calibration_dir.empty() && o.calibration_random > 0)
@@ -160,6 +169,8 @@ int quantize_command(const QuantizeCliOptions& o) {
     return fail(kCmd, "--format " + o.format + " needs calibration data: give --calibration DIR or --calibration-random N", 2);
   options.per_channel = o.per_channel;
   options.reduce_range = o.reduce_range;
+  options.bias_correction = !o.no_bias_correction;
+  options.equalize = !o.no_equalization;
   options.percentile = o.percentile;
   options.exclude_ops = o.exclude_ops;
   options.exclude_nodes = o.exclude_nodes;
@@ -215,7 +226,13 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--per-channel", o->per_channel, "One weight scale per output channel");
   cmd->add_flag("--reduce-range", o->reduce_range,
                 "7-bit weights ([-63, 63]): exact on the fast int8 kernels of CPUs without VNNI (AVX2)");
-  cmd->add_option("--method", o->method, "Calibration: minmax (default) or percentile");
+  cmd->add_flag("--no-bias-correction", o->no_bias_correction,
+                "Keep the biases as they are (default: take each weight rounding's mean shift on the calibration "
+                "inputs out of the bias)");
+  cmd->add_flag("--no-equalization", o->no_equalization,
+                "Keep the channels of Conv -> depthwise Conv values as they are (default: rescale them to one range, "
+                "with --per-channel)");
+  cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile or mse");
   cmd->add_option("--percentile", o->percentile, "The percentile of |x| for --method percentile (default 99.99)");
   cmd->add_option("--calibration", o->calibration_dir,
                   "Folder of NAME.npy input files (one run) or of folders of them (one run each)");

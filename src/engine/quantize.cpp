@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "engine/calibration_ranges.h"
 #include "onnx/onnx_tensor_util.h"
 #include "onnx/quantizer.h"
 #include "tandem/model.h"
@@ -51,54 +52,103 @@ Result<std::vector<Value>> run_set(const CompiledModel& model, const std::map<st
   return outputs;
 }
 
-// A histogram of |x| over [0, limit] for the percentile method.
-struct AbsHistogram {
-  static constexpr int kBins = 8192;
-  double limit = 0;
-  std::vector<int64_t> counts = std::vector<int64_t>(kBins, 0);
-  int64_t total = 0;
-
-  void add(const float* x, int64_t n) {
-    const double width = limit > 0 ? limit / kBins : 1;
-    for (int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(x[i])) continue;
-      const int bin = std::min(kBins - 1, static_cast<int>(std::fabs(x[i]) / width));
-      ++counts[static_cast<size_t>(bin)];
-      ++total;
-    }
-  }
-  // The upper edge of the bin where the cumulative count reaches `percent` of the total.
-  double percentile(double percent) const {
-    const double wanted = percent / 100.0 * static_cast<double>(total);
-    int64_t cumulative = 0;
-    for (int b = 0; b < kBins; ++b) {
-      cumulative += counts[static_cast<size_t>(b)];
-      if (static_cast<double>(cumulative) >= wanted) return limit * (b + 1) / kBins;
-    }
-    return limit;
-  }
-};
-
-// Runs the prepared model with every activation of the plan as an output over the calibration
-// sets and returns their ranges.
-Result<std::map<std::string, ActivationRange>> calibrate(const QuantizationPlan& plan, const QuantizeOptions& options) {
-  onnx::ModelProto probe = plan.prepared;
+// `model` with each of `names` (float values) among its outputs.
+onnx::ModelProto with_float_outputs(const onnx::ModelProto& model, const std::vector<std::string>& names) {
+  onnx::ModelProto out = model;
   std::set<std::string> outputs;
-  for (const auto& vi : probe.graph().output()) outputs.insert(vi.name());
-  for (const std::string& name : plan.activations) {
-    if (outputs.count(name)) continue;
-    auto* vi = probe.mutable_graph()->add_output();
+  for (const auto& vi : out.graph().output()) outputs.insert(vi.name());
+  for (const std::string& name : names) {
+    if (!outputs.insert(name).second) continue;
+    auto* vi = out.mutable_graph()->add_output();
     vi->set_name(name);
     vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
   }
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(probe, "the calibration model", options.backend));
+  return out;
+}
+
+// QuantizeOptions::equalize: measures the per-channel ranges of the plan's equalization pairs
+// on the float model and returns the plan with their channels rescaled (quantizer.h).
+Result<QuantizationPlan> equalize(QuantizationPlan plan, const QuantizeOptions& options) {
+  const std::vector<EqualizationPair> pairs = equalization_pairs(plan, options);
+  if (pairs.empty()) return plan;
+  std::vector<std::string> names;
+  for (const auto& pair : pairs) names.push_back(pair.value);
+  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(with_float_outputs(plan.prepared, names),
+                                                             "the equalization model", options.backend));
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  std::map<std::string, std::vector<ActivationRange>> ranges;
+  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
+                            run_set(model, options.calibration_inputs[s], s, "the equalization model"));
+    for (const auto& pair : pairs) {
+      const Value& v = values[position.at(pair.value)];
+      if (!v.is_tensor() || v.tensor.dtype() != DataType::float32 || v.tensor.rank() < 2 ||
+          v.tensor.shape()[1] != pair.channels)
+        return internal_error("equalization: '" + pair.value + "' is not a float32 tensor of " +
+                              std::to_string(pair.channels) + " channels");
+      auto& r = ranges[pair.value];
+      if (r.empty())
+        r.assign(static_cast<size_t>(pair.channels), ActivationRange{std::numeric_limits<float>::infinity(),
+                                                                      -std::numeric_limits<float>::infinity()});
+      int64_t inner = 1;
+      for (int64_t d = 2; d < v.tensor.rank(); ++d) inner *= v.tensor.shape()[static_cast<size_t>(d)];
+      const float* x = v.tensor.data<float>();
+      for (int64_t i = 0; i < v.tensor.numel(); ++i) {
+        if (!std::isfinite(x[i])) continue;
+        ActivationRange& c = r[static_cast<size_t>((i / inner) % pair.channels)];
+        c.min = std::min(c.min, x[i]);
+        c.max = std::max(c.max, x[i]);
+      }
+    }
+  }
+  for (auto& [name, r] : ranges)
+    for (auto& c : r)
+      if (c.min > c.max) c = ActivationRange{0, 0};  // nothing finite was seen
+  return with_equalized_channels(plan, pairs, ranges);
+}
+
+// What calibration measures: the activations' ranges, and for bias correction each
+// correctable node's mean output shift per channel (quantizer.h), by node index.
+struct Calibration {
   std::map<std::string, ActivationRange> ranges;
-  std::map<std::string, double> max_abs;
+  std::map<int, std::vector<float>> shifts;
+};
+
+// Adds `x` (a probe's output, channels along `axis`, -1: the last) to per-channel sums.
+Status add_channel_sums(const Tensor& x, int axis, std::vector<double>* sums, int64_t* count) {
+  const int64_t rank = x.rank();
+  const int64_t a = axis < 0 ? rank - 1 : axis;
+  if (rank < 1 || a >= rank) return internal_error("bias correction: a probe output of rank " + std::to_string(rank));
+  const int64_t channels = x.shape()[static_cast<size_t>(a)];
+  int64_t inner = 1;
+  for (int64_t d = a + 1; d < rank; ++d) inner *= x.shape()[static_cast<size_t>(d)];
+  if (sums->empty()) sums->assign(static_cast<size_t>(channels), 0.0);
+  if (static_cast<int64_t>(sums->size()) != channels)
+    return internal_error("bias correction: a probe output's channels changed between runs");
+  const float* v = x.data<float>();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) (*sums)[static_cast<size_t>((i / inner) % channels)] += v[i];
+  *count += channels > 0 ? n / channels : 0;
+  return Status::ok();
+}
+
+// Runs the prepared model, with every activation of the plan as an output, over the calibration
+// sets, and returns their ranges as options.method chooses them.
+Result<std::map<std::string, ActivationRange>> measure_ranges(const QuantizationPlan& plan,
+                                                              const QuantizeOptions& options) {
+  std::map<std::string, ActivationRange> ranges;
+  if (plan.activations.empty()) return ranges;
+  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(with_float_outputs(plan.prepared, plan.activations),
+                                                             "the calibration model", options.backend));
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  // percentile and mse look at every value again once the first pass knows each range.
   const bool percentile = options.method == CalibrationMethod::percentile;
-  std::map<std::string, AbsHistogram> histograms;
-  for (int pass = 0; pass < (percentile ? 2 : 1); ++pass) {
+  const bool mse = options.method == CalibrationMethod::mse;
+  std::map<std::string, AbsHistogram> abs_histograms;
+  std::map<std::string, ValueHistogram> value_histograms;
+  for (int pass = 0; pass < (percentile || mse ? 2 : 1); ++pass) {
     for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
       TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
                               run_set(model, options.calibration_inputs[s], s, "the calibration model"));
@@ -109,7 +159,8 @@ Result<std::map<std::string, ActivationRange>> calibrate(const QuantizationPlan&
         const float* x = v.tensor.data<float>();
         const int64_t n = v.tensor.numel();
         if (pass == 1) {
-          histograms[name].add(x, n);
+          if (percentile) abs_histograms[name].add(x, n);
+          if (mse) value_histograms[name].add(x, n);
           continue;
         }
         auto [it, fresh] = ranges.try_emplace(name, ActivationRange{std::numeric_limits<float>::infinity(),
@@ -121,18 +172,78 @@ Result<std::map<std::string, ActivationRange>> calibrate(const QuantizationPlan&
         }
       }
     }
-    if (pass == 0 && percentile)
-      for (auto& [name, r] : ranges)
-        histograms[name].limit = std::max(std::fabs(static_cast<double>(r.min)), std::fabs(static_cast<double>(r.max)));
+    if (pass != 0) continue;
+    for (auto& [name, r] : ranges) {
+      if (r.min > r.max) r = ActivationRange{0, 0};  // nothing finite was seen
+      if (percentile)
+        abs_histograms[name].limit = std::max(std::fabs(static_cast<double>(r.min)), std::fabs(static_cast<double>(r.max)));
+      if (mse) {
+        value_histograms[name].lo = std::min(0.0, static_cast<double>(r.min));
+        value_histograms[name].hi = std::max(0.0, static_cast<double>(r.max));
+      }
+    }
   }
   for (auto& [name, r] : ranges) {
-    if (r.min > r.max) r = ActivationRange{0, 0};  // nothing finite was seen
-    if (!percentile) continue;
-    const float p = static_cast<float>(histograms[name].percentile(options.percentile));
-    r.min = std::max(r.min, -p);
-    r.max = std::min(r.max, p);
+    if (percentile) {
+      const float p = static_cast<float>(abs_histograms[name].percentile(options.percentile));
+      r.min = std::max(r.min, -p);
+      r.max = std::min(r.max, p);
+    }
+    if (mse) least_squares_range(value_histograms[name], &r.min, &r.max);
   }
   return ranges;
+}
+
+// Bias correction: runs the bias probes over the calibration sets and returns each probe's mean
+// per output channel, by node index. `ranges`: the activations' final ranges, with which qdq
+// and qoperator round the nodes' inputs (dynamic rounds them per call: weights only).
+Result<std::map<int, std::vector<float>>> measure_shifts(const QuantizationPlan& plan, const QuantizeOptions& options,
+                                                         const std::map<std::string, ActivationRange>& ranges) {
+  std::map<int, std::vector<float>> shifts;
+  onnx::ModelProto probe = plan.prepared;
+  const bool static_inputs = options.format != QuantizeFormat::dynamic;
+  TANDEM_ASSIGN_OR_RETURN(std::vector<BiasProbe> probes,
+                          add_bias_probes(plan, options, static_inputs ? &ranges : nullptr, &probe));
+  if (probes.empty()) return shifts;
+  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(probe, "the bias probe model", options.backend));
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  std::vector<std::vector<double>> sums(probes.size());
+  std::vector<int64_t> counts(probes.size(), 0);
+  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
+                            run_set(model, options.calibration_inputs[s], s, "the bias probe model"));
+    for (size_t p = 0; p < probes.size(); ++p) {
+      const Value& v = values[position.at(probes[p].output)];
+      if (!v.is_tensor() || v.tensor.dtype() != DataType::float32)
+        return internal_error("bias correction: probe '" + probes[p].output + "' is not a float32 tensor");
+      TANDEM_RETURN_IF_ERROR(add_channel_sums(v.tensor, probes[p].channel_axis, &sums[p], &counts[p]));
+    }
+  }
+  for (size_t p = 0; p < probes.size(); ++p) {
+    if (counts[p] == 0) continue;
+    std::vector<float> mean(sums[p].size());
+    bool finite = true;
+    for (size_t c = 0; c < mean.size(); ++c) {
+      mean[c] = static_cast<float>(sums[p][c] / static_cast<double>(counts[p]));
+      finite = finite && std::isfinite(mean[c]);
+    }
+    if (finite) shifts[probes[p].node] = std::move(mean);  // a non-finite input corrects nothing
+  }
+  return shifts;
+}
+
+// Equalization, ranges and bias shifts, in that order (each measured on the model the previous
+// step left). Returns the plan the shifts and ranges belong to.
+Result<QuantizationPlan> calibrate(QuantizationPlan plan, const QuantizeOptions& options, Calibration* calibration) {
+  if (options.equalize) {
+    TANDEM_ASSIGN_OR_RETURN(plan, equalize(std::move(plan), options));
+  }
+  TANDEM_ASSIGN_OR_RETURN(calibration->ranges, measure_ranges(plan, options));
+  if (options.bias_correction) {
+    TANDEM_ASSIGN_OR_RETURN(calibration->shifts, measure_shifts(plan, options, calibration->ranges));
+  }
+  return plan;
 }
 
 // Every calibration set's outputs of `model`.
@@ -230,10 +341,12 @@ struct Candidate {
   std::vector<QuantizedOutputAccuracy> accuracy;
 };
 
-Result<Candidate> evaluate(const QuantizationPlan& plan, const QuantizeOptions& options,
-                           const std::map<std::string, ActivationRange>& ranges, const Reference* reference) {
+// Quantizes `plan` (its biases corrected for its own nodes) and, with a reference, measures it.
+Result<Candidate> evaluate(const QuantizationPlan& plan, const QuantizeOptions& options, const Calibration& calibration,
+                           const Reference* reference) {
   Candidate c;
-  TANDEM_ASSIGN_OR_RETURN(c.quantized, apply_quantization(plan, options, ranges));
+  TANDEM_ASSIGN_OR_RETURN(QuantizationPlan corrected, with_bias_correction(plan, calibration.shifts));
+  TANDEM_ASSIGN_OR_RETURN(c.quantized, apply_quantization(corrected, options, calibration.ranges));
   if (reference) {
     TANDEM_ASSIGN_OR_RETURN(c.accuracy, measure_accuracy(*reference, c.quantized.model, options));
   }
@@ -251,8 +364,8 @@ std::string format_max_abs(double v) {
 // worst max-abs within the target (bisection over the count; keeping all of them is the float
 // model, so the search always ends). `full` is the fully quantized candidate.
 Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const QuantizeOptions& options,
-                                       const std::map<std::string, ActivationRange>& ranges,
-                                       const Reference& reference, Candidate full) {
+                                       const Calibration& calibration, const Reference& reference,
+                                       Candidate full) {
   const size_t count = plan.nodes.size();
   const double all_quantized = worst(full.accuracy).max_abs;
   if (!(all_quantized > options.accuracy_target) || count == 0) {
@@ -264,7 +377,7 @@ Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const Quant
     std::map<size_t, std::string> others;
     for (size_t j = 0; j < count; ++j)
       if (j != k) others[j] = "";
-    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(without_nodes(plan, others), options, ranges, &reference));
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(without_nodes(plan, others), options, calibration, &reference));
     alone[k] = worst(c.accuracy);
   }
   std::vector<size_t> order(count);
@@ -285,7 +398,7 @@ Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const Quant
   size_t best_kept = count;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
-    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(mid), options, ranges, &reference));
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(mid), options, calibration, &reference));
     if (worst(c.accuracy).max_abs <= options.accuracy_target) {
       hi = mid;
       best = std::move(c);
@@ -295,7 +408,7 @@ Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const Quant
     }
   }
   if (!best || best_kept != lo) {
-    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(lo), options, ranges, &reference));
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate(keep_first(lo), options, calibration, &reference));
     best = std::move(c);
     best_kept = lo;
   }
@@ -320,9 +433,9 @@ Result<QuantizedModel> quantize_model(std::string_view model_bytes, const Quanti
   if (options.accuracy_target > 0 && options.calibration_inputs.empty())
     return invalid_argument("an accuracy target needs calibration inputs to measure the error on");
   TANDEM_ASSIGN_OR_RETURN(QuantizationPlan plan, plan_quantization(original, options));
-  std::map<std::string, ActivationRange> ranges;
-  if (!plan.activations.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(ranges, calibrate(plan, options));
+  Calibration calibration;
+  if (!options.calibration_inputs.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(plan, calibrate(std::move(plan), options, &calibration));
   }
   std::optional<Reference> reference;
   if (!options.calibration_inputs.empty()) {
@@ -331,13 +444,13 @@ Result<QuantizedModel> quantize_model(std::string_view model_bytes, const Quanti
     for (const auto& out : model.outputs()) reference->names.push_back(out.name);
     TANDEM_ASSIGN_OR_RETURN(reference->runs, run_all(model, options, "the float32 model"));
   }
-  TANDEM_ASSIGN_OR_RETURN(Candidate candidate, evaluate(plan, options, ranges, reference ? &*reference : nullptr));
+  TANDEM_ASSIGN_OR_RETURN(Candidate candidate, evaluate(plan, options, calibration, reference ? &*reference : nullptr));
   if (options.accuracy_target > 0) {
-    TANDEM_ASSIGN_OR_RETURN(candidate, meet_accuracy_target(plan, options, ranges, *reference, std::move(candidate)));
+    TANDEM_ASSIGN_OR_RETURN(candidate, meet_accuracy_target(plan, options, calibration, *reference, std::move(candidate)));
   }
   QuantizedModel out;
   out.report = std::move(candidate.quantized.report);
-  out.report.calibrated_values = static_cast<int64_t>(ranges.size());
+  out.report.calibrated_values = static_cast<int64_t>(calibration.ranges.size());
   out.report.calibration_runs = static_cast<int64_t>(options.calibration_inputs.size());
   out.report.accuracy = std::move(candidate.accuracy);
   if (!candidate.quantized.model.SerializeToString(&out.model_bytes))

@@ -13,6 +13,13 @@
 //      every output (qdq, qoperator; none for dynamic). The prepared model computes exactly
 //      what the original does and is what calibration runs.
 //   2. apply_quantization rewrites the prepared model with the measured ranges.
+// Around calibration, two optional adjustments of the float model (quantizer_adjust.cpp):
+//   - activation equalization, before it: the channels of a value between a Conv and the
+//     depthwise Conv that reads it are rescaled to one range, with the inverse scale in the
+//     reader's weights, so that one activation scale suits them all;
+//   - bias correction, after it: a second pass measures, per output channel, the mean shift
+//     that rounding the weights (and the input, at its calibrated range) to 8 bits causes on the
+//     calibration inputs, and with_bias_correction subtracts it from the node's bias.
 // A node is quantized when it is a Conv, MatMul or Gemm of the ai.onnx domain, not excluded,
 // with float32 inputs and outputs, a non-constant first input and a constant weight
 // (Conv: W; MatMul: B, or, for qdq and qoperator, any float B, which is then quantized as an
@@ -80,5 +87,88 @@ Result<Quantization> apply_quantization(const QuantizationPlan& plan, const Quan
 
 // The uint8 scale and zero point for a range (widened to include 0), as described above.
 void activation_scale(const ActivationRange& range, float* scale, uint8_t* zero_point);
+
+// A constant weight rounded to int8, as the rewrite writes it (the numbers above).
+struct WeightGrid {
+  std::vector<int8_t> values;  // one per float value, same order
+  std::vector<float> scales;   // one per channel along `axis`; one in all when axis < 0
+  int axis = -1;
+  int64_t inner = 1;  // the product of the dims after `axis`: consecutive values of one channel
+  size_t channel_of(size_t i) const {
+    return axis < 0 ? 0 : static_cast<size_t>(i / static_cast<size_t>(inner)) % scales.size();
+  }
+};
+
+// The axis along which a quantized node's constant weight of rank `weight_rank` gets one scale
+// per channel: Conv 0, a MatMul's 2-D B 1; -1 (one scale) without per_channel or otherwise.
+int weight_axis(const onnx::NodeProto& node, size_t weight_rank, bool per_channel);
+
+// Rounds `values` (of `dims`) to int8 along `axis` (-1: one scale): [-127, 127], or [-63, 63]
+// with reduce_range.
+WeightGrid quantize_weight_values(const std::vector<float>& values, const std::vector<int64_t>& dims, int axis,
+                                  bool reduce_range);
+
+// --- activation equalization -------------------------------------------------------------------
+// One scale per activation tensor (8 bits over the range of all its channels) wastes most of the
+// levels on a channel whose values span a small part of that range. Where a Conv's output C
+// goes only to a depthwise Conv (group = channels, one input channel per filter), both with
+// constant weights, channel c can be multiplied by any s_c > 0 exactly: the producer's filter
+// and bias c by s_c, the reader's filters of channel c by 1 / s_c. With per-channel weights
+// neither weight's rounding changes, and s_c = the largest factor that keeps channel c's
+// calibrated [min, max] within the tensor's (at most 1e4) gives every channel the whole 8-bit
+// range. Only with per-channel weights, and only where C is quantized (the producer or the
+// reader is).
+
+struct EqualizationPair {
+  int producer = -1;  // node indexes into plan.prepared.graph().node()
+  int reader = -1;
+  std::string value;  // the producer's output, which only the reader reads
+  int64_t channels = 0;
+};
+
+// The pairs of the plan that can be equalized (none without options.per_channel).
+std::vector<EqualizationPair> equalization_pairs(const QuantizationPlan& plan, const QuantizeOptions& options);
+
+// The plan with each pair's channels rescaled as above from `channel_ranges[pair.value]` (one
+// [min, max] per channel, measured on the float model); pairs without ranges are left alone.
+// Weights or biases that other nodes read too are copied first. Counts the values in
+// report.equalized_values.
+Result<QuantizationPlan> with_equalized_channels(const QuantizationPlan& plan, const std::vector<EqualizationPair>& pairs,
+                                                 const std::map<std::string, std::vector<ActivationRange>>& channel_ranges);
+
+// --- bias correction ---------------------------------------------------------------------------
+// Rounding a constant weight W to 8 bits makes its node compute with W' = dequantize(W). On an
+// input x the output moves by f(x, W' - W) (f: the node's Conv or MatMul), and by f(x' - x, W')
+// more where the input is rounded to x' too; the mean of that over the calibration inputs, per
+// output channel, is a systematic shift that the node's bias can take back (rounding is only
+// unbiased on average over many values, and clipped values all move one way). A node can be corrected when it is quantized with a constant weight and has a bias to
+// hold the correction: every Conv (a zero bias is added when it has none), and a MatMul with a 2-D
+// weight whose output only one Add reads, with a constant of as many values as the output has
+// channels (the MatMul + Add a Linear layer or a split Gemm is written as).
+
+// One probe per correctable node: `output` is, in the probe model, what rounding moves the
+// node's output by: f(x, W' - W) for the weight alone, or f(x', W') - f(x, W) when the input x
+// is rounded too (x' = dequantize(quantize(x)) with its calibrated range).
+struct BiasProbe {
+  int node = -1;       // index into plan.prepared.graph().node()
+  std::string output;  // a float output of the probe model
+  int channel_axis = 1;  // the output's channel axis: 1 for Conv, -1 (the last) for MatMul
+};
+
+// Adds to `model` (plan.prepared or a copy with more outputs) the probe of each correctable
+// node of the plan, with the weights rounded as `options` say, and makes it a graph output.
+// `input_ranges` (may be null): the calibrated ranges of the inputs that the quantized model
+// rounds to uint8 (qdq, qoperator); a node whose input has one is probed with both roundings.
+// Returns the probes.
+Result<std::vector<BiasProbe>> add_bias_probes(const QuantizationPlan& plan, const QuantizeOptions& options,
+                                               const std::map<std::string, ActivationRange>* input_ranges,
+                                               onnx::ModelProto* model);
+
+// The plan with each correctable node's bias lowered by `shifts[node index]` (the mean of its
+// probe per output channel). Nodes of the plan without a shift, or no longer in plan.nodes,
+// are left alone; a bias that other nodes read too is copied first. Counts the corrected
+// nodes in report.bias_corrected_nodes.
+Result<QuantizationPlan> with_bias_correction(const QuantizationPlan& plan,
+                                              const std::map<int, std::vector<float>>& shifts);
 
 }  // namespace tandem

@@ -109,49 +109,22 @@ class Rewriter {
     return p;
   }
 
-  // The channel axis a weight is quantized along, or -1 for one scale.
-  int weight_axis(const onnx::NodeProto& n, size_t weight_rank) const {
-    if (!options_.per_channel) return -1;
-    if (n.op_type() == "Conv") return 0;
-    return weight_rank == 2 ? 1 : -1;
-  }
-
   // Quantizes the float initializer `name` to int8 (shifted to uint8 with zero point 128 when
   // `as_uint8`), once per (name, axis, type).
   Result<QuantizedWeight> weight(const std::string& name, const onnx::NodeProto& reader, bool as_uint8 = false) {
     std::vector<int64_t> dims;
     auto read = constant_values(name, &dims);
     if (!read) return read.status().with_prefix(onnx_util::node_label(reader) + " ");
-    const std::vector<float>& values = *read;
-    const int axis = weight_axis(reader, dims.size());
+    const int axis = weight_axis(reader, dims.size(), options_.per_channel);
     const std::string key = name + "#" + std::to_string(axis) + (as_uint8 ? "u8" : "s8");
     if (auto it = weights_.find(key); it != weights_.end()) return it->second;
-    const int64_t channels = axis < 0 ? 1 : dims[static_cast<size_t>(axis)];
-    int64_t inner = 1;
-    for (size_t d = static_cast<size_t>(axis + 1); axis >= 0 && d < dims.size(); ++d) inner *= dims[d];
-    auto channel_of = [&](size_t i) { return axis < 0 ? 0 : static_cast<int64_t>(i / static_cast<size_t>(inner)) % channels; };
-    std::vector<float> max_abs(static_cast<size_t>(channels), 0.0f);
-    for (size_t i = 0; i < values.size(); ++i) {
-      float& m = max_abs[static_cast<size_t>(channel_of(i))];
-      if (std::isfinite(values[i])) m = std::max(m, std::fabs(values[i]));
-    }
+    WeightGrid grid = quantize_weight_values(*read, dims, axis, options_.reduce_range);
+    const std::vector<int8_t>& q = grid.values;
+    const int64_t channels = static_cast<int64_t>(grid.scales.size());
     QuantizedWeight w;
     w.axis = axis;
     w.dims = dims;
-    // A channel whose weights are all but zero next to the others' (a dead filter, |w| ~ 1e-15)
-    // gets a floor on its scale, 1e-4 of the largest channel's: otherwise the int32 bias at
-    // scale x_scale * w_scale cannot hold that channel's bias, which would saturate and vanish.
-    // (With the floor a bias fits up to about 1700 * x_scale * max|w|.) Such a channel's
-    // weights quantize to a few levels or to 0, errors of their own tiny size.
-    const float levels = options_.reduce_range ? 63.0f : 127.0f;  // the largest |q|
-    const float largest = *std::max_element(max_abs.begin(), max_abs.end());
-    const float floor = largest / levels * 1e-4f;
-    for (float m : max_abs) w.scales.push_back(m > 0 ? std::max(m / levels, floor) : 1.0f);
-    std::vector<int8_t> q(values.size());
-    for (size_t i = 0; i < values.size(); ++i) {
-      const double v = std::nearbyint(static_cast<double>(values[i]) / w.scales[static_cast<size_t>(channel_of(i))]);
-      q[i] = static_cast<int8_t>(std::isnan(v) ? 0.0 : std::clamp<double>(v, -levels, levels));
-    }
+    w.scales = grid.scales;
     const std::vector<int64_t> scale_dims = axis < 0 ? std::vector<int64_t>{} : std::vector<int64_t>{channels};
     if (as_uint8) {
       std::vector<uint8_t> shifted(q.size());
@@ -442,6 +415,41 @@ class Rewriter {
 };
 
 }  // namespace
+
+int weight_axis(const onnx::NodeProto& node, size_t weight_rank, bool per_channel) {
+  if (!per_channel) return -1;
+  if (node.op_type() == "Conv") return 0;
+  return weight_rank == 2 ? 1 : -1;
+}
+
+WeightGrid quantize_weight_values(const std::vector<float>& values, const std::vector<int64_t>& dims, int axis,
+                                  bool reduce_range) {
+  WeightGrid grid;
+  grid.axis = axis;
+  const int64_t channels = axis < 0 ? 1 : dims[static_cast<size_t>(axis)];
+  for (size_t d = static_cast<size_t>(axis + 1); axis >= 0 && d < dims.size(); ++d) grid.inner *= dims[d];
+  grid.scales.assign(static_cast<size_t>(std::max<int64_t>(channels, 1)), 0.0f);
+  std::vector<float> max_abs(grid.scales.size(), 0.0f);
+  for (size_t i = 0; i < values.size(); ++i) {
+    float& m = max_abs[grid.channel_of(i)];
+    if (std::isfinite(values[i])) m = std::max(m, std::fabs(values[i]));
+  }
+  // A channel whose weights are all but zero next to the others' (a dead filter, |w| ~ 1e-15)
+  // gets a floor on its scale, 1e-4 of the largest channel's: otherwise the int32 bias at
+  // scale x_scale * w_scale cannot hold that channel's bias, which would saturate and vanish.
+  // (With the floor a bias fits up to about 1700 * x_scale * max|w|.) Such a channel's
+  // weights quantize to a few levels or to 0, errors of their own tiny size.
+  const float levels = reduce_range ? 63.0f : 127.0f;  // the largest |q|
+  const float largest = *std::max_element(max_abs.begin(), max_abs.end());
+  const float floor = largest / levels * 1e-4f;
+  for (size_t c = 0; c < max_abs.size(); ++c) grid.scales[c] = max_abs[c] > 0 ? std::max(max_abs[c] / levels, floor) : 1.0f;
+  grid.values.resize(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = std::nearbyint(static_cast<double>(values[i]) / grid.scales[grid.channel_of(i)]);
+    grid.values[i] = static_cast<int8_t>(std::isnan(v) ? 0.0 : std::clamp<double>(v, -levels, levels));
+  }
+  return grid;
+}
 
 Result<Quantization> apply_quantization(const QuantizationPlan& plan, const QuantizeOptions& options,
                                         const std::map<std::string, ActivationRange>& ranges) {

@@ -25,8 +25,10 @@
 // be raised is refused with the node that prevents it).
 //
 // Calibration runs the float32 model on `calibration_inputs`, with every activation it needs
-// made a graph output, on `backend`; the same inputs then run the original and the quantized
-// model for the accuracy report.
+// made a graph output, on `backend`: first (equalize) for the per-channel ranges of the values
+// it rescales, then for the activations' ranges, then (bias_correction) for each node's mean
+// rounding shift. The same inputs then run the original and the quantized model for the
+// accuracy report.
 //
 // Ownership: inputs are only read; the result owns the quantized model.
 // Thread-safety: re-entrant. Errors (never thrown, one line): invalid_model when the bytes are

@@ -155,7 +155,7 @@ std::vector<EqualizationPair> equalization_pairs(const QuantizationPlan& plan, c
     if (channels <= 0 || group_of(reader) != channels || wr->dims(1) != 1 || wr->dims(0) % channels != 0) continue;
     if (producer.input_size() > 2 && !producer.input(2).empty()) {
       const TensorProto* b = find_initializer(g, producer.input(2));
-      if (!b || b->data_type() != TensorProto::FLOAT || element_count(*b) != channels) continue;
+      if (!b || b->data_type() != TensorProto::FLOAT || b->dims_size() != 1 || b->dims(0) != channels) continue;
     }
     pairs.push_back({p, r, value, channels});
   }

@@ -92,7 +92,7 @@ Result<QuantizationPlan> equalize(QuantizationPlan plan, const QuantizeOptions& 
         r.assign(static_cast<size_t>(pair.channels), ActivationRange{std::numeric_limits<float>::infinity(),
                                                                       -std::numeric_limits<float>::infinity()});
       int64_t inner = 1;
-      for (int64_t d = 2; d < v.tensor.rank(); ++d) inner *= v.tensor.shape()[static_cast<size_t>(d)];
+      for (size_t d = 2; d < v.tensor.rank(); ++d) inner *= v.tensor.shape()[d];
       const float* x = v.tensor.data<float>();
       for (int64_t i = 0; i < v.tensor.numel(); ++i) {
         if (!std::isfinite(x[i])) continue;

@@ -117,6 +117,28 @@ if ((run_ort)); then
   fi
 fi
 
+# Per-channel weights with mse ranges: the report says what equalization and bias correction did
+# (rec's stem is its one Conv -> depthwise Conv value; every Conv and the MatMul + Add layers
+# are corrected), and both can be turned off.
+quantized="$work/rec.mse.onnx"
+echo "== ch_PP-OCRv4_rec_infer.onnx (qdq, per-channel, mse)"
+out=$("$tandem" quantize "$src/models/ch_PP-OCRv4_rec_infer.onnx" --method mse --per-channel --calibration-random 2 \
+  --shape x=1x3x48x320 -o "$quantized")
+echo "$out"
+grep -q "^equalized: 1 activations" <<<"$out" || { echo "quantize_models: expected one equalized value" >&2; exit 1; }
+grep -q "^bias correction: 47 nodes" <<<"$out" || { echo "quantize_models: expected 47 bias-corrected nodes" >&2; exit 1; }
+check_model "$quantized"
+"$tandem" run --backend cpu --input "x=$src/tests/golden/rec/input_x.npy" --output-dir "$work/rec.mse.tandem" "$quantized" >/dev/null
+if ((run_ort)); then
+  compare "tandem cpu (mse) against the float32 model:" "$work/ch_PP-OCRv4_rec_infer.ort32" "$work/rec.mse.tandem" 1 1e-2 argmax
+fi
+out=$("$tandem" quantize "$src/models/ch_PP-OCRv4_rec_infer.onnx" --per-channel --calibration-random 1 \
+  --shape x=1x3x48x320 --no-equalization --no-bias-correction -o "$work/rec.plain.onnx")
+if grep -qE "^(equalized|bias correction):" <<<"$out"; then
+  echo "quantize_models: --no-equalization --no-bias-correction still adjusted the model" >&2
+  exit 1
+fi
+
 # Bad requests: one error line on stderr, nothing on stdout, a non-zero exit.
 cls="$src/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 mkdir -p "$work/stray"
@@ -124,6 +146,7 @@ cp "$src/tests/golden/cls/input_x.npy" "$work/stray/y.npy"
 bad_requests=(
   "$cls --format int4 --calibration-random 1 --shape x=1x3x48x192"
   "$cls --method kl --calibration-random 1 --shape x=1x3x48x192"
+  "$cls --method mse"
   "$cls"
   "$cls --calibration-random 1"
   "$cls --calibration $work/stray"

@@ -104,8 +104,9 @@ TEST(QuantizerAccuracy, TargetKeepsTheSensitiveNodeFloatInEveryFormat) {
     int quantized_ops = 0;
     for (const auto& n : m.graph().node()) {
       quantized_ops += n.op_type() == "QLinearMatMul" || n.op_type() == "MatMulInteger";
-      if (n.op_type() == "QuantizeLinear" || n.op_type() == "DynamicQuantizeLinear")
+      if (n.op_type() == "QuantizeLinear" || n.op_type() == "DynamicQuantizeLinear") {
         EXPECT_NE(n.input(0), "X1") << "nothing quantizes the float node's input";
+      }
     }
     EXPECT_EQ(quantized_ops, format == QuantizeFormat::qdq ? 0 : 1);
   }

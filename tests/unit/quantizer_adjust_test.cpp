@@ -15,6 +15,7 @@
 
 #include "onnx/quantizer.h"
 #include "onnx_build_util.h"
+#include "quantizer_test_util.h"
 #include "tandem/model.h"
 #include "tandem/quantize.h"
 
@@ -25,15 +26,9 @@ using onnx::TensorProto;
 using testing_util::add_node;
 using testing_util::new_model;
 using testing_util::set_info;
+using testing_util::add_float_initializer;
+using testing_util::bytes_of;
 
-void add_floats(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims,
-                const std::vector<float>& values) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(TensorProto::FLOAT);
-  for (int64_t d : dims) t->add_dims(d);
-  for (float v : values) t->add_float_data(v);
-}
 
 // Channel 0's weights set the per-tensor scale (0.9 / 127); channel 1's are so small that
 // rounding moves each of them by a large part of themselves, always in the same direction here.
@@ -45,7 +40,7 @@ onnx::ModelProto conv_model() {
   auto* g = m.mutable_graph();
   set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 3, 8, 8});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 2, 8, 8});
-  add_floats(g, "W", {2, 3, 1, 1}, kWeights);
+  add_float_initializer(g, "W", {2, 3, 1, 1}, kWeights);
   add_node(g, "Conv", "conv", {"X", "W"}, {"Y"});
   return m;
 }
@@ -62,19 +57,13 @@ onnx::ModelProto matmul_model() {
   std::vector<float> b(6);
   for (int k = 0; k < 3; ++k)
     for (int n = 0; n < 2; ++n) b[static_cast<size_t>(k * 2 + n)] = kWeights[static_cast<size_t>(n * 3 + k)];
-  add_floats(g, "B", {3, 2}, b);
-  add_floats(g, "C", {2}, {0.25f, -0.5f});
+  add_float_initializer(g, "B", {3, 2}, b);
+  add_float_initializer(g, "C", {2}, {0.25f, -0.5f});
   add_node(g, "MatMul", "linear", {"X", "B"}, {"product"});
   add_node(g, "Add", "linear_bias", {"product", "C"}, {"Y"});
   add_node(g, "MatMul", "bare", {"X", "B"}, {"bare_product"});
   add_node(g, "Relu", "relu", {"bare_product"}, {"Z"});
   return m;
-}
-
-std::string bytes_of(const onnx::ModelProto& m) {
-  std::string s;
-  m.SerializeToString(&s);
-  return s;
 }
 
 // Input values around `mean` per channel (channel c of NCHW, or column c of a matrix), spread by
@@ -90,25 +79,7 @@ Tensor input(const Shape& shape, const std::vector<float>& mean, float phase, bo
 
 // The outputs of serialized `bytes` on the reference backend.
 std::vector<Tensor> run(const std::string& bytes, const std::map<std::string, Tensor>& inputs) {
-  auto model = OnnxModel::from_bytes(bytes, {}, "test");
-  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
-  if (!model) return {};
-  CompileSettings settings;
-  settings.backend = "reference";
-  auto compiled = model->compile(settings);
-  EXPECT_TRUE(compiled.is_ok()) << compiled.status().to_string();
-  if (!compiled) return {};
-  std::map<std::string, Value> values;
-  for (const auto& [name, t] : inputs) values[name] = Value::of(t);
-  auto bound = compiled->bind(values);
-  EXPECT_TRUE(bound.is_ok()) << bound.status().to_string();
-  if (!bound) return {};
-  std::vector<Value> outputs;
-  Status s = compiled->run(*bound, &outputs);
-  EXPECT_TRUE(s.is_ok()) << s.to_string();
-  std::vector<Tensor> tensors;
-  for (const auto& v : outputs) tensors.push_back(v.tensor);
-  return tensors;
+  return testing_util::run_on_reference(bytes, inputs);
 }
 
 // What rounding weight i (one scale for all) moves it by: q * s - w, s = max|w| / 127.
@@ -120,9 +91,7 @@ float rounding_error(size_t i) {
 }
 
 const onnx::TensorProto* initializer(const onnx::GraphProto& g, const std::string& name) {
-  for (const auto& t : g.initializer())
-    if (t.name() == name) return &t;
-  return nullptr;
+  return testing_util::find_initializer(g, name);
 }
 
 std::vector<float> floats(const onnx::TensorProto* t) {
@@ -205,7 +174,7 @@ TEST(QuantizerBiasCorrection, MatMulIsCorrectedThroughItsBiasAddOnly) {
 TEST(QuantizerBiasCorrection, SharedBiasIsCopiedNotChangedForTheOtherReader) {
   onnx::ModelProto m = conv_model();
   auto* g = m.mutable_graph();
-  add_floats(g, "shared", {2}, {1.0f, 2.0f});
+  add_float_initializer(g, "shared", {2}, {1.0f, 2.0f});
   g->mutable_node(0)->add_input("shared");
   set_info(g->add_output(), "S", TensorProto::FLOAT, {2});
   add_node(g, "Identity", "other_reader", {"shared"}, {"S"});
@@ -280,13 +249,13 @@ onnx::ModelProto depthwise_model(bool second_reader = false, int64_t reader_grou
   std::vector<float> wp(54);
   for (size_t i = 0; i < wp.size(); ++i)
     wp[i] = (i < 18 ? 1.0f : i < 36 ? 0.2f : 0.025f) * std::sin(1.3f * static_cast<float>(i));
-  add_floats(g, "WP", {3, 2, 3, 3}, wp);
-  add_floats(g, "BP", {3}, {0.5f, -0.1f, 0.02f});
+  add_float_initializer(g, "WP", {3, 2, 3, 3}, wp);
+  add_float_initializer(g, "BP", {3}, {0.5f, -0.1f, 0.02f});
   std::vector<float> wr(reader_group == 3 ? 27 : 81);
   const float make_up[3] = {1.0f, 5.0f, 40.0f};
   for (size_t i = 0; i < wr.size(); ++i)
     wr[i] = 0.3f * make_up[i / (wr.size() / 3)] * std::cos(0.7f * static_cast<float>(i));
-  add_floats(g, "WR", {3, reader_group == 3 ? 1 : 3, 3, 3}, wr);
+  add_float_initializer(g, "WR", {3, reader_group == 3 ? 1 : 3, 3, 3}, wr);
   auto* p = add_node(g, "Conv", "P", {"X", "WP", "BP"}, {"T"});
   p->add_attribute()->CopyFrom(onnx::AttributeProto());
   p->mutable_attribute(0)->set_name("pads");

@@ -16,6 +16,7 @@
 #include "onnx/opset_upgrade.h"
 #include "onnx/quantizer.h"
 #include "onnx_build_util.h"
+#include "quantizer_test_util.h"
 #include "tandem/model.h"
 #include "tandem/quantize.h"
 
@@ -25,15 +26,8 @@ namespace {
 using onnx::TensorProto;
 using testing_util::add_node;
 using testing_util::set_info;
-
-void add_initializer(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims,
-                     const std::vector<float>& values) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(TensorProto::FLOAT);
-  for (int64_t d : dims) t->add_dims(d);
-  for (float v : values) t->add_float_data(v);
-}
+using testing_util::add_float_initializer;
+using testing_util::bytes_of;
 
 void add_attr(onnx::NodeProto* n, const std::string& name, int64_t v) {
   auto* a = n->add_attribute();
@@ -81,10 +75,10 @@ onnx::ModelProto conv_gemm_model(int64_t opset = 13) {
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 4});
   std::vector<float> w = wave(54, 0.5f);
   for (size_t i = 18; i < 36; ++i) w[i] *= 0.01f;  // channel 1 is tiny: per-channel scales differ
-  add_initializer(g, "W", {3, 2, 3, 3}, w);
-  add_initializer(g, "B", {3}, {0.1f, -0.2f, 0.05f});
-  add_initializer(g, "G", {75, 4}, wave(300, 0.2f, 1.0f));
-  add_initializer(g, "C", {4}, {0.5f, -0.5f, 0.25f, 0.0f});
+  add_float_initializer(g, "W", {3, 2, 3, 3}, w);
+  add_float_initializer(g, "B", {3}, {0.1f, -0.2f, 0.05f});
+  add_float_initializer(g, "G", {75, 4}, wave(300, 0.2f, 1.0f));
+  add_float_initializer(g, "C", {4}, {0.5f, -0.5f, 0.25f, 0.0f});
   auto* conv = add_node(g, "Conv", "conv", {"X", "W", "B"}, {"conv_out"});
   add_attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
   add_node(g, "Relu", "relu", {"conv_out"}, {"relu_out"});
@@ -92,12 +86,6 @@ onnx::ModelProto conv_gemm_model(int64_t opset = 13) {
   auto* gemm = add_node(g, "Gemm", "fc", {"flat", "G", "C"}, {"Y"});
   add_attr(gemm, "alpha", 0.5f);
   return m;
-}
-
-std::string bytes_of(const onnx::ModelProto& m) {
-  std::string s;
-  m.SerializeToString(&s);
-  return s;
 }
 
 onnx::ModelProto parse(const std::string& bytes) {
@@ -115,23 +103,8 @@ Tensor input_tensor(const Shape& shape, float phase) {
 
 // Runs serialized `bytes` on the reference backend; the first output.
 Tensor run_model(const std::string& bytes, const std::map<std::string, Tensor>& inputs) {
-  auto model = OnnxModel::from_bytes(bytes, {}, "test");
-  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
-  if (!model) return {};
-  CompileSettings settings;
-  settings.backend = "reference";
-  auto compiled = model->compile(settings);
-  EXPECT_TRUE(compiled.is_ok()) << compiled.status().to_string();
-  if (!compiled) return {};
-  std::map<std::string, Value> values;
-  for (const auto& [name, t] : inputs) values[name] = Value::of(t);
-  auto bound = compiled->bind(values);
-  EXPECT_TRUE(bound.is_ok()) << bound.status().to_string();
-  if (!bound) return {};
-  std::vector<Value> outputs;
-  Status s = compiled->run(*bound, &outputs);
-  EXPECT_TRUE(s.is_ok()) << s.to_string();
-  return s.is_ok() ? outputs[0].tensor : Tensor();
+  auto outputs = testing_util::run_on_reference(bytes, inputs);
+  return outputs.empty() ? Tensor() : outputs[0];
 }
 
 std::multiset<std::string> op_types(const onnx::GraphProto& g) {
@@ -141,9 +114,7 @@ std::multiset<std::string> op_types(const onnx::GraphProto& g) {
 }
 
 const TensorProto* initializer(const onnx::GraphProto& g, const std::string& name) {
-  for (const auto& t : g.initializer())
-    if (t.name() == name) return &t;
-  return nullptr;
+  return testing_util::find_initializer(g, name);
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
@@ -216,12 +187,12 @@ onnx::ModelProto conv_bn_model(bool tap) {
   set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 4, 4});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 3, 4, 4});
   if (tap) set_info(g->add_output(), "conv_out", TensorProto::FLOAT, {1, 3, 4, 4});
-  add_initializer(g, "W", {3, 2, 1, 1}, wave(6, 0.8f));
-  add_initializer(g, "B", {3}, {0.1f, 0.2f, -0.3f});
-  add_initializer(g, "gamma", {3}, {1.5f, 0.5f, 2.0f});
-  add_initializer(g, "beta", {3}, {0.0f, 1.0f, -1.0f});
-  add_initializer(g, "mean", {3}, {0.2f, -0.1f, 0.4f});
-  add_initializer(g, "var", {3}, {0.25f, 4.0f, 1.0f});
+  add_float_initializer(g, "W", {3, 2, 1, 1}, wave(6, 0.8f));
+  add_float_initializer(g, "B", {3}, {0.1f, 0.2f, -0.3f});
+  add_float_initializer(g, "gamma", {3}, {1.5f, 0.5f, 2.0f});
+  add_float_initializer(g, "beta", {3}, {0.0f, 1.0f, -1.0f});
+  add_float_initializer(g, "mean", {3}, {0.2f, -0.1f, 0.4f});
+  add_float_initializer(g, "var", {3}, {0.25f, 4.0f, 1.0f});
   add_node(g, "Conv", "conv", {"X", "W", "B"}, {"conv_out"});
   auto* bn = add_node(g, "BatchNormalization", "bn", {"conv_out", "gamma", "beta", "mean", "var"}, {"Y"});
   add_attr(bn, "epsilon", 1e-3f);
@@ -349,8 +320,8 @@ onnx::ModelProto dead_channel_model() {
   auto* g = m.mutable_graph();
   set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 5, 5});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 3, 5, 5});
-  add_initializer(g, "W", {3, 2, 1, 1}, {0.5f, -0.25f, 1e-15f, -2e-15f, 0.125f, 0.75f});
-  add_initializer(g, "B", {3}, {0.1f, 0.75f, -0.2f});
+  add_float_initializer(g, "W", {3, 2, 1, 1}, {0.5f, -0.25f, 1e-15f, -2e-15f, 0.125f, 0.75f});
+  add_float_initializer(g, "B", {3}, {0.1f, 0.75f, -0.2f});
   add_node(g, "Conv", "conv", {"X", "W", "B"}, {"Y"});
   return m;
 }
@@ -423,8 +394,8 @@ onnx::ModelProto conv_chain_model() {
   set_info(g->add_input(), "X", TensorProto::FLOAT, {1, 2, 4, 4});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1, 2, 4, 4});
   set_info(g->add_output(), "R", TensorProto::FLOAT, {1, 2, 4, 4});
-  add_initializer(g, "W1", {2, 2, 1, 1}, {0.5f, -0.25f, 0.75f, 0.1f});
-  add_initializer(g, "W2", {2, 2, 1, 1}, {-0.3f, 0.6f, 0.2f, 0.9f});
+  add_float_initializer(g, "W1", {2, 2, 1, 1}, {0.5f, -0.25f, 0.75f, 0.1f});
+  add_float_initializer(g, "W2", {2, 2, 1, 1}, {-0.3f, 0.6f, 0.2f, 0.9f});
   add_node(g, "Conv", "conv1", {"X", "W1"}, {"c1"});
   add_node(g, "Conv", "conv2", {"c1", "W2"}, {"Y"});
   add_node(g, "Relu", "relu", {"c1"}, {"R"});
@@ -494,7 +465,7 @@ TEST(Quantizer, PercentileClipsOutliersThatMinmaxKeeps) {
   auto* g = m.mutable_graph();
   set_info(g->add_input(), "X", TensorProto::FLOAT, {1000, 4});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {1000, 4});
-  add_initializer(g, "I", {4, 4}, {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1});
+  add_float_initializer(g, "I", {4, 4}, {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1});
   add_node(g, "MatMul", "mm", {"X", "I"}, {"Y"});
   Tensor clean(DataType::float32, {1000, 4});
   for (int64_t i = 0; i < clean.numel(); ++i) clean.data<float>()[i] = static_cast<float>(i % 97) / 97.0f;

@@ -35,10 +35,15 @@ enum class StatusCode {
 // Stable lowercase name of a code, e.g. "invalid_model".
 std::string_view status_code_name(StatusCode code);
 
+// `text` on one printable line: control bytes (a newline in a string a model or a client
+// supplied, say) become \xNN. Status does this to every message, so that a message stays one
+// line whatever text it quotes.
+std::string one_line(std::string_view text);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(one_line_message(std::move(message))) {}
 
   static Status ok() { return {}; }
   bool is_ok() const { return code_ == StatusCode::ok; }
@@ -51,6 +56,8 @@ class [[nodiscard]] Status {
   Status with_prefix(std::string_view prefix) const;
 
  private:
+  static std::string one_line_message(std::string message);  // `message`, or one_line(message)
+
   StatusCode code_ = StatusCode::ok;
   std::string message_;
 };

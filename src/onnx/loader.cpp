@@ -17,43 +17,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Makes `s` printable on one line: control bytes (a newline in a fuzzed node name, say) are
-// written as \xNN so that every message stays one line.
-std::string one_line(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 // Shared state while converting one model file.
 struct LoadContext {
   std::string display_name;  // prefix of every error message
   fs::path base_dir;         // folder for external data; empty refuses external data
   std::string where;         // what is being converted, e.g. "[Constant 'c'] attribute 'value': "
-  Status error(const std::string& msg) const { return invalid_model(one_line(display_name + ": " + where + msg)); }
+  Status error(const std::string& msg) const { return invalid_model(display_name + ": " + where + msg); }
 };
 
 Result<std::string> read_file(const fs::path& path) {
   std::error_code ec;
   const auto st = fs::status(path, ec);
-  if (st.type() == fs::file_type::not_found) return invalid_argument(one_line(path.string() + ": no such file"));
+  if (st.type() == fs::file_type::not_found) return invalid_argument(path.string() + ": no such file");
   if (st.type() == fs::file_type::directory)
-    return invalid_argument(one_line(path.string() + ": is a directory, not a file"));
+    return invalid_argument(path.string() + ": is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) return invalid_argument(one_line(path.string() + ": cannot open file"));
+  if (!in) return invalid_argument(path.string() + ": cannot open file");
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return invalid_argument(one_line(path.string() + ": read error"));
+  if (in.bad()) return invalid_argument(path.string() + ": read error");
   return ss.str();
 }
 
@@ -268,8 +250,8 @@ Result<Tensor> convert_sparse(const LoadContext& lc, const onnx::SparseTensorPro
   try {
     dense = Tensor(values.dtype(), shape);
   } catch (const std::bad_alloc&) {
-    return Status(StatusCode::out_of_memory, one_line(lc.display_name + ": " + lc.where + what + ": cannot allocate " +
-                                                      std::to_string(total * static_cast<int64_t>(elem)) + " bytes"));
+    return Status(StatusCode::out_of_memory, lc.display_name + ": " + lc.where + what + ": cannot allocate " +
+                                                 std::to_string(total * static_cast<int64_t>(elem)) + " bytes");
   }
   for (int64_t k = 0; k < n; ++k) {
     int64_t pos = 0;
@@ -539,7 +521,7 @@ Result<Model> load_model_from_bytes(std::string_view bytes, const fs::path& base
 Result<Model> load_model(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec))
-    return invalid_argument(one_line(path.string() + ": is a directory, not an ONNX model file"));
+    return invalid_argument(path.string() + ": is a directory, not an ONNX model file");
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   fs::path base = path.parent_path();
   if (base.empty()) base = ".";

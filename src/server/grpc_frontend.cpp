@@ -35,24 +35,6 @@ int http_equivalent(grpc::StatusCode code) {
   }
 }
 
-// The message with control bytes written as \xNN: a status message is one line even when it
-// echoes a client's text (a model name with a newline).
-std::string one_line(const std::string& message) {
-  std::string out;
-  for (const char ch : message) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f) {
-      out += ch;
-      continue;
-    }
-    const char hex[] = "0123456789abcdef";
-    out += "\\x";
-    out += hex[c >> 4];
-    out += hex[c & 0xf];
-  }
-  return out;
-}
-
 // Counts the call (with the error's own HTTP status: 413 and a full queue share a gRPC code).
 grpc::Status answer(Server& server, const ProtocolError& err, Clock::time_point start) {
   server.record_request("grpc", err.http_status, seconds_since(start));

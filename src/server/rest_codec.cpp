@@ -13,13 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-// Error messages are one line: control characters from the client's bytes become '?'.
-std::string one_line(std::string text) {
-  for (char& c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return text;
-}
-
 // ---- response bodies -----------------------------------------------------------------------
 
 template <class T>

@@ -60,13 +60,6 @@ std::string in_quotes(std::string_view name) {
   return out;
 }
 
-// Error messages are one line: control characters from the client's bytes become '?'.
-std::string one_line(std::string text) {
-  for (char& c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return text;
-}
-
 std::string json_error_message(simdjson::error_code error) {
   switch (error) {
     case simdjson::DEPTH_ERROR:

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -118,6 +119,23 @@ inline void collect_reads(const onnx::GraphProto& g, std::set<std::string>& read
     }
   }
   for (const auto& vi : g.output()) reads.insert(vi.name());
+}
+
+// How many times each value is read in `g`: once per node input, once for all the reads of
+// each node's nested graphs together, and once per graph output.
+inline std::map<std::string, int> read_counts(const onnx::GraphProto& g) {
+  std::map<std::string, int> counts;
+  for (const auto& n : g.node()) {
+    for (const auto& in : n.input()) ++counts[in];
+    std::set<std::string> nested;
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) collect_reads(a.g(), nested);
+      for (const auto& sub : a.graphs()) collect_reads(sub, nested);
+    }
+    for (const auto& name : nested) ++counts[name];
+  }
+  for (const auto& vi : g.output()) ++counts[vi.name()];
+  return counts;
 }
 
 }  // namespace tandem::onnx_util

@@ -184,28 +184,12 @@ class Planner {
     return Status::ok();
   }
 
-  // Reads of each value: node inputs, nested graphs' reads, graph outputs.
-  static std::map<std::string, int> read_counts(const onnx::GraphProto& g) {
-    std::map<std::string, int> counts;
-    for (const auto& n : g.node()) {
-      for (const auto& in : n.input()) ++counts[in];
-      std::set<std::string> nested;
-      for (const auto& a : n.attribute()) {
-        if (a.has_g()) onnx_util::collect_reads(a.g(), nested);
-        for (const auto& sub : a.graphs()) onnx_util::collect_reads(sub, nested);
-      }
-      for (const auto& name : nested) ++counts[name];
-    }
-    for (const auto& vi : g.output()) ++counts[vi.name()];
-    return counts;
-  }
-
   // Conv -> BatchNormalization (inference form, constant parameters, the Conv's output read
   // by nothing else) becomes one Conv with W' = W * s and B' = (B - mean) * s + beta per
   // output channel, s = gamma / sqrt(var + epsilon): one quantized node instead of a float
   // BatchNormalization between a DequantizeLinear and a QuantizeLinear.
   Status fold_batch_norms(onnx::GraphProto& g) {
-    const std::map<std::string, int> reads = read_counts(g);
+    const std::map<std::string, int> reads = onnx_util::read_counts(g);
     std::map<std::string, int> producer;
     for (int i = 0; i < g.node_size(); ++i)
       for (const auto& o : g.node(i).output()) producer[o] = i;
@@ -281,7 +265,7 @@ class Planner {
     for (auto& vi : *g.mutable_value_info())
       if (!gone.count(vi.name())) *infos.Add() = std::move(vi);
     g.mutable_value_info()->Swap(&infos);
-    const std::map<std::string, int> still_read = read_counts(g);
+    const std::map<std::string, int> still_read = onnx_util::read_counts(g);
     google::protobuf::RepeatedPtrField<onnx::TensorProto> initializers;
     for (auto& t : *g.mutable_initializer())
       if (!obsolete.count(t.name()) || still_read.count(t.name())) *initializers.Add() = std::move(t);

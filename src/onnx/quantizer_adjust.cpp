@@ -33,18 +33,9 @@ int64_t element_count(const TensorProto& t) {
   return n;
 }
 
-// How many node inputs, anywhere in the main graph, read each value.
-std::map<std::string, int> read_counts(const onnx::GraphProto& g) {
-  std::map<std::string, int> counts;
-  for (const auto& n : g.node())
-    for (const auto& in : n.input())
-      if (!in.empty()) ++counts[in];
-  return counts;
-}
-
-bool is_graph_output(const onnx::GraphProto& g, const std::string& name) {
-  return std::any_of(g.output().begin(), g.output().end(), [&](const auto& vi) { return vi.name() == name; });
-}
+// Reads count node inputs, nested graphs' reads and graph outputs (onnx_util::read_counts), so
+// a value read once is read by one node of the main graph or not at all.
+using onnx_util::read_counts;
 
 // Where a correctable node keeps its bias: for a Conv the bias input (empty when it has none);
 // for a MatMul the index of the Add that adds its bias and the name of that constant.
@@ -75,7 +66,7 @@ BiasSlot bias_slot(const onnx::GraphProto& g, int index, const std::map<std::str
   slot.channels = w->dims(1);
   const std::string& y = n.output(0);
   auto it = reads.find(y);
-  if (it == reads.end() || it->second != 1 || is_graph_output(g, y)) return slot;
+  if (it == reads.end() || it->second != 1) return slot;
   for (int i = 0; i < g.node_size(); ++i) {
     const onnx::NodeProto& add = g.node(i);
     if (!is_default_domain(add.domain()) || add.op_type() != "Add" || add.input_size() != 2) continue;
@@ -142,8 +133,9 @@ std::vector<EqualizationPair> equalization_pairs(const QuantizationPlan& plan, c
     if (!is_default_domain(producer.domain()) || producer.op_type() != "Conv" || producer.output_size() != 1) continue;
     const std::string& value = producer.output(0);
     auto count = reads.find(value);
-    if (count == reads.end() || count->second != 1 || is_graph_output(g, value)) continue;
-    const int r = reader_of.at(value);
+    auto read_by = reader_of.find(value);  // absent: the one read is a nested graph's
+    if (count == reads.end() || count->second != 1 || read_by == reader_of.end()) continue;
+    const int r = read_by->second;
     const onnx::NodeProto& reader = g.node(r);
     if (!is_default_domain(reader.domain()) || reader.op_type() != "Conv" || reader.input(0) != value) continue;
     if (!quantized.count(p) && !quantized.count(r)) continue;

@@ -295,6 +295,30 @@ TEST(QuantizerEqualization, PairsAreAConvAndTheDepthwiseConvThatAloneReadsIt) {
   auto dense = plan_quantization(depthwise_model(false, 1), options);
   ASSERT_TRUE(dense.is_ok());
   EXPECT_TRUE(equalization_pairs(*dense, options).empty());
+  // A graph output, or a read inside a nested graph, sees T too.
+  onnx::ModelProto output = depthwise_model();
+  set_info(output.mutable_graph()->add_output(), "T", TensorProto::FLOAT, {1, 3, 6, 6});
+  auto as_output = plan_quantization(output, options);
+  ASSERT_TRUE(as_output.is_ok()) << as_output.status().to_string();
+  EXPECT_TRUE(equalization_pairs(*as_output, options).empty());
+  onnx::ModelProto nested = depthwise_model();
+  auto* g = nested.mutable_graph();
+  set_info(g->add_input(), "cond", TensorProto::BOOL, {});
+  set_info(g->add_output(), "Z", TensorProto::FLOAT, {1, 3, 6, 6});
+  auto* if_node = add_node(g, "If", "if", {"cond"}, {"Z"});
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    auto* a = if_node->add_attribute();
+    a->set_name(branch);
+    a->set_type(onnx::AttributeProto::GRAPH);
+    auto* body = a->mutable_g();
+    body->set_name(branch);
+    add_node(body, std::string(branch) == "then_branch" ? "Identity" : "Neg", std::string(branch) + "_op", {"T"},
+             {std::string(branch) + "_out"});
+    set_info(body->add_output(), std::string(branch) + "_out", TensorProto::FLOAT, {1, 3, 6, 6});
+  }
+  auto in_branch = plan_quantization(nested, options);
+  ASSERT_TRUE(in_branch.is_ok()) << in_branch.status().to_string();
+  EXPECT_TRUE(equalization_pairs(*in_branch, options).empty());
 }
 
 TEST(QuantizerEqualization, ChannelsScaleToTheTensorRangeAndTheModelStaysExact) {

@@ -66,6 +66,32 @@ onnx::ModelProto with_float_outputs(const onnx::ModelProto& model, const std::ve
   return out;
 }
 
+// A model that calibration runs over every calibration set, with where each output lies.
+struct ProbeModel {
+  std::string what;  // names the model in messages: "the calibration model"
+  CompiledModel model;
+  std::map<std::string, size_t> position;
+
+  Result<std::vector<Value>> run(const QuantizeOptions& options, size_t set) const {
+    return run_set(model, options.calibration_inputs[set], set, what);
+  }
+  // The float32 tensor output `name` of one run's `values`.
+  Result<const Tensor*> float_output(const std::vector<Value>& values, const std::string& name) const {
+    auto it = position.find(name);
+    if (it == position.end() || it->second >= values.size() || !values[it->second].is_tensor() ||
+        values[it->second].tensor.dtype() != DataType::float32)
+      return internal_error(what + ": output '" + name + "' is not a float32 tensor");
+    return &values[it->second].tensor;
+  }
+};
+
+Result<ProbeModel> compile_probe(const onnx::ModelProto& proto, const std::string& what, const std::string& backend) {
+  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(proto, what, backend));
+  ProbeModel probe{what, std::move(model), {}};
+  for (size_t i = 0; i < probe.model.outputs().size(); ++i) probe.position[probe.model.outputs()[i].name] = i;
+  return probe;
+}
+
 // QuantizeOptions::equalize: measures the per-channel ranges of the plan's equalization pairs
 // on the float model and returns the plan with their channels rescaled (quantizer.h).
 Result<QuantizationPlan> equalize(QuantizationPlan plan, const QuantizeOptions& options) {
@@ -73,28 +99,24 @@ Result<QuantizationPlan> equalize(QuantizationPlan plan, const QuantizeOptions& 
   if (pairs.empty()) return plan;
   std::vector<std::string> names;
   for (const auto& pair : pairs) names.push_back(pair.value);
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(with_float_outputs(plan.prepared, names),
-                                                             "the equalization model", options.backend));
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(with_float_outputs(plan.prepared, names),
+                                                          "the equalization model", options.backend));
   std::map<std::string, std::vector<ActivationRange>> ranges;
   for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
-                            run_set(model, options.calibration_inputs[s], s, "the equalization model"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
     for (const auto& pair : pairs) {
-      const Value& v = values[position.at(pair.value)];
-      if (!v.is_tensor() || v.tensor.dtype() != DataType::float32 || v.tensor.rank() < 2 ||
-          v.tensor.shape()[1] != pair.channels)
-        return internal_error("equalization: '" + pair.value + "' is not a float32 tensor of " +
-                              std::to_string(pair.channels) + " channels");
+      TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, pair.value));
+      if (t->rank() < 2 || t->shape()[1] != pair.channels)
+        return internal_error("equalization: '" + pair.value + "' does not have " + std::to_string(pair.channels) +
+                              " channels");
       auto& r = ranges[pair.value];
       if (r.empty())
         r.assign(static_cast<size_t>(pair.channels), ActivationRange{std::numeric_limits<float>::infinity(),
                                                                       -std::numeric_limits<float>::infinity()});
       int64_t inner = 1;
-      for (size_t d = 2; d < v.tensor.rank(); ++d) inner *= v.tensor.shape()[d];
-      const float* x = v.tensor.data<float>();
-      for (int64_t i = 0; i < v.tensor.numel(); ++i) {
+      for (size_t d = 2; d < t->rank(); ++d) inner *= t->shape()[d];
+      const float* x = t->data<float>();
+      for (int64_t i = 0; i < t->numel(); ++i) {
         if (!std::isfinite(x[i])) continue;
         ActivationRange& c = r[static_cast<size_t>((i / inner) % pair.channels)];
         c.min = std::min(c.min, x[i]);
@@ -139,10 +161,8 @@ Result<std::map<std::string, ActivationRange>> measure_ranges(const Quantization
                                                               const QuantizeOptions& options) {
   std::map<std::string, ActivationRange> ranges;
   if (plan.activations.empty()) return ranges;
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(with_float_outputs(plan.prepared, plan.activations),
-                                                             "the calibration model", options.backend));
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(with_float_outputs(plan.prepared, plan.activations),
+                                                          "the calibration model", options.backend));
   // percentile and mse look at every value again once the first pass knows each range.
   const bool percentile = options.method == CalibrationMethod::percentile;
   const bool mse = options.method == CalibrationMethod::mse;
@@ -150,14 +170,11 @@ Result<std::map<std::string, ActivationRange>> measure_ranges(const Quantization
   std::map<std::string, ValueHistogram> value_histograms;
   for (int pass = 0; pass < (percentile || mse ? 2 : 1); ++pass) {
     for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-      TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
-                              run_set(model, options.calibration_inputs[s], s, "the calibration model"));
+      TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
       for (const std::string& name : plan.activations) {
-        const Value& v = values[position.at(name)];
-        if (!v.is_tensor() || v.tensor.dtype() != DataType::float32)
-          return internal_error("calibration: activation '" + name + "' is not a float32 tensor");
-        const float* x = v.tensor.data<float>();
-        const int64_t n = v.tensor.numel();
+        TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, name));
+        const float* x = t->data<float>();
+        const int64_t n = t->numel();
         if (pass == 1) {
           if (percentile) abs_histograms[name].add(x, n);
           if (mse) value_histograms[name].add(x, n);
@@ -205,19 +222,14 @@ Result<std::map<int, std::vector<float>>> measure_shifts(const QuantizationPlan&
   TANDEM_ASSIGN_OR_RETURN(std::vector<BiasProbe> probes,
                           add_bias_probes(plan, options, static_inputs ? &ranges : nullptr, &probe));
   if (probes.empty()) return shifts;
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(probe, "the bias probe model", options.backend));
-  std::map<std::string, size_t> position;
-  for (size_t i = 0; i < model.outputs().size(); ++i) position[model.outputs()[i].name] = i;
+  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(probe, "the bias probe model", options.backend));
   std::vector<std::vector<double>> sums(probes.size());
   std::vector<int64_t> counts(probes.size(), 0);
   for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values,
-                            run_set(model, options.calibration_inputs[s], s, "the bias probe model"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
     for (size_t p = 0; p < probes.size(); ++p) {
-      const Value& v = values[position.at(probes[p].output)];
-      if (!v.is_tensor() || v.tensor.dtype() != DataType::float32)
-        return internal_error("bias correction: probe '" + probes[p].output + "' is not a float32 tensor");
-      TANDEM_RETURN_IF_ERROR(add_channel_sums(v.tensor, probes[p].channel_axis, &sums[p], &counts[p]));
+      TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, probes[p].output));
+      TANDEM_RETURN_IF_ERROR(add_channel_sums(*t, probes[p].channel_axis, &sums[p], &counts[p]));
     }
   }
   for (size_t p = 0; p < probes.size(); ++p) {

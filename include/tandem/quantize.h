@@ -68,11 +68,12 @@ struct QuantizeOptions {
   // precision.
   bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::minmax;
-  // Bias correction: rounding a weight to 8 bits shifts its node's outputs by a mean that
-  // calibration measures per output channel (the node run on the calibration inputs with the
-  // rounding error as weight); that shift is taken out of the node's bias. Applies to every
-  // Conv and to a MatMul whose output goes to an Add of a constant bias. Needs calibration
-  // inputs (dynamic without them is left uncorrected).
+  // Bias correction: rounding a node's weight (and, in qdq and qoperator, its input) to 8 bits
+  // shifts its outputs by a mean that calibration measures per output channel (what the node
+  // computes with the rounded values minus what it computes with the float ones, on the
+  // calibration inputs); that shift is taken out of the node's bias. Applies to every Conv and
+  // to a MatMul whose output goes to an Add of a constant bias. Needs calibration inputs
+  // (dynamic without them is left uncorrected).
   bool bias_correction = true;
   // Activation equalization (with per_channel only): the channels of a value that a Conv writes
   // and only a depthwise Conv reads are rescaled to one range, with the inverse scale moved

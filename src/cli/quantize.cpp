@@ -128,7 +128,7 @@ void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_aft
     std::printf("equalized: %lld activations (channels rescaled to one range between a Conv and the depthwise Conv reading it)\n",
                 static_cast<long long>(r.equalized_values));
   if (r.bias_corrected_nodes > 0)
-    std::printf("bias correction: %lld nodes (their weights' rounding shift on the calibration inputs taken out of the bias)\n",
+    std::printf("bias correction: %lld nodes (the mean shift their rounding causes on the calibration inputs taken out of the bias)\n",
                 static_cast<long long>(r.bias_corrected_nodes));
   if (!r.kept_for_accuracy.empty()) {
     std::printf("accuracy target: all quantized, max-abs %.6g on the calibration inputs; kept float32 the %zu most sensitive nodes:\n",
@@ -227,7 +227,7 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--reduce-range", o->reduce_range,
                 "7-bit weights ([-63, 63]): exact on the fast int8 kernels of CPUs without VNNI (AVX2)");
   cmd->add_flag("--no-bias-correction", o->no_bias_correction,
-                "Keep the biases as they are (default: take each weight rounding's mean shift on the calibration "
+                "Keep the biases as they are (default: take the mean shift that rounding weights and inputs causes on the calibration "
                 "inputs out of the bias)");
   cmd->add_flag("--no-equalization", o->no_equalization,
                 "Keep the channels of Conv -> depthwise Conv values as they are (default: rescale them to one range, "

@@ -27,8 +27,8 @@
 // Calibration runs the float32 model on `calibration_inputs`, with every activation it needs
 // made a graph output, on `backend`: first (equalize) for the per-channel ranges of the values
 // it rescales, then for the activations' ranges, then (bias_correction) for each node's mean
-// rounding shift. The same inputs then run the original and the quantized model for the
-// accuracy report.
+// rounding shift, and (sequential) once per corrected node on the quantized model. The same
+// inputs then run the original and the quantized model for the accuracy report.
 //
 // Ownership: inputs are only read; the result owns the quantized model.
 // Thread-safety: re-entrant. Errors (never thrown, one line): invalid_model when the bytes are
@@ -55,6 +55,19 @@ enum class CalibrationMethod {
                // values of all runs (rounding inside it, clipping outside)
 };
 
+enum class BiasCorrection {
+  off,
+  // Each node's own shift, measured on the float model for all nodes in one pass: what the
+  // node computes with its rounded weight (and input) minus what it computes with the float
+  // ones, on the calibration inputs.
+  local,
+  // The local shifts, then, node by node in graph order, the mean shift that remains on the
+  // quantized model itself, where each node's input carries the errors of every quantized node
+  // before it. Costs one compile and one pass over the calibration inputs per corrected node
+  // (seconds for a model of tens of convolutions).
+  sequential,
+};
+
 struct QuantizeOptions {
   QuantizeFormat format = QuantizeFormat::qdq;
   // Weights get one scale per output channel (Conv: axis 0; MatMul: the last axis of a 2-D B)
@@ -69,12 +82,10 @@ struct QuantizeOptions {
   bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::minmax;
   // Bias correction: rounding a node's weight (and, in qdq and qoperator, its input) to 8 bits
-  // shifts its outputs by a mean that calibration measures per output channel (what the node
-  // computes with the rounded values minus what it computes with the float ones, on the
-  // calibration inputs); that shift is taken out of the node's bias. Applies to every Conv and
-  // to a MatMul whose output goes to an Add of a constant bias. Needs calibration inputs
-  // (dynamic without them is left uncorrected).
-  bool bias_correction = true;
+  // shifts its outputs by a mean per output channel, which the node's bias can take back.
+  // Applies to every Conv and to a MatMul whose output goes to an Add of a constant bias. Needs
+  // calibration inputs (dynamic without them is left uncorrected). See BiasCorrection.
+  BiasCorrection bias_correction = BiasCorrection::sequential;
   // Activation equalization (with per_channel only): the channels of a value that a Conv writes
   // and only a depthwise Conv reads are rescaled to one range, with the inverse scale moved
   // into the reader's weights (exact in float), so that the value's single 8-bit scale fits

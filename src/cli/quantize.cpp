@@ -31,6 +31,7 @@ struct QuantizeCliOptions {
   bool per_channel = false;
   bool reduce_range = false;
   bool no_bias_correction = false;
+  std::string bias_correction = "sequential";
   bool no_equalization = false;
   std::string method = "minmax";
   double percentile = 99.99;
@@ -114,7 +115,7 @@ Result<std::vector<std::map<std::string, Tensor>>> random_sets(int count, uint64
   return sets;
 }
 
-void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_after) {
+void print_report(const QuantizeReport& r, BiasCorrection bias_correction, size_t bytes_before, size_t bytes_after) {
   std::printf("opset: %lld -> %lld\n", static_cast<long long>(r.opset_before), static_cast<long long>(r.opset_after));
   std::string quantized;
   for (const auto& [op, count] : r.quantized_nodes)
@@ -128,8 +129,10 @@ void print_report(const QuantizeReport& r, size_t bytes_before, size_t bytes_aft
     std::printf("equalized: %lld activations (channels rescaled to one range between a Conv and the depthwise Conv reading it)\n",
                 static_cast<long long>(r.equalized_values));
   if (r.bias_corrected_nodes > 0)
-    std::printf("bias correction: %lld nodes (the mean shift their rounding causes on the calibration inputs taken out of the bias)\n",
-                static_cast<long long>(r.bias_corrected_nodes));
+    std::printf("bias correction: %lld nodes (%s)\n", static_cast<long long>(r.bias_corrected_nodes),
+                bias_correction == BiasCorrection::sequential
+                    ? "sequential: each node's mean shift on the quantized model, given the nodes before it, taken out of its bias"
+                    : "local: the mean shift each node's own rounding causes on the calibration inputs taken out of its bias");
   if (!r.kept_for_accuracy.empty()) {
     std::printf("accuracy target: all quantized, max-abs %.6g on the calibration inputs; kept float32 the %zu most sensitive nodes:\n",
                 r.max_abs_all_quantized, r.kept_for_accuracy.size());
@@ -169,7 +172,11 @@ int quantize_command(const QuantizeCliOptions& o) {
     return fail(kCmd, "--format " + o.format + " needs calibration data: give --calibration DIR or --calibration-random N", 2);
   options.per_channel = o.per_channel;
   options.reduce_range = o.reduce_range;
-  options.bias_correction = !o.no_bias_correction;
+  if (o.bias_correction == "sequential") options.bias_correction = BiasCorrection::sequential;
+  else if (o.bias_correction == "local") options.bias_correction = BiasCorrection::local;
+  else if (o.bias_correction == "off") options.bias_correction = BiasCorrection::off;
+  else return fail(kCmd, "unknown --bias-correction '" + o.bias_correction + "' (sequential, local, off)", 2);
+  if (o.no_bias_correction) options.bias_correction = BiasCorrection::off;
   options.equalize = !o.no_equalization;
   options.percentile = o.percentile;
   options.exclude_ops = o.exclude_ops;
@@ -211,7 +218,7 @@ int quantize_command(const QuantizeCliOptions& o) {
               o.reduce_range ? ", 7-bit weights" : "",
               options.format == QuantizeFormat::dynamic ? "activations quantized at run time"
                                                         : (o.method + " calibration on " + options.backend).c_str());
-  print_report(quantized->report, bytes->size(), quantized->model_bytes.size());
+  print_report(quantized->report, options.bias_correction, bytes->size(), quantized->model_bytes.size());
   return 0;
 }
 
@@ -226,9 +233,10 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--per-channel", o->per_channel, "One weight scale per output channel");
   cmd->add_flag("--reduce-range", o->reduce_range,
                 "7-bit weights ([-63, 63]): exact on the fast int8 kernels of CPUs without VNNI (AVX2)");
-  cmd->add_flag("--no-bias-correction", o->no_bias_correction,
-                "Keep the biases as they are (default: take the mean shift that rounding weights and inputs causes on the calibration "
-                "inputs out of the bias)");
+  cmd->add_option("--bias-correction", o->bias_correction,
+                  "Take rounding's mean shift per channel out of the biases: sequential (default; each node measured on the "
+                  "quantized model, one pass per node), local (each node's own rounding, one pass) or off");
+  cmd->add_flag("--no-bias-correction", o->no_bias_correction, "The same as --bias-correction off");
   cmd->add_flag("--no-equalization", o->no_equalization,
                 "Keep the channels of Conv -> depthwise Conv values as they are (default: rescale them to one range, "
                 "with --per-channel)");

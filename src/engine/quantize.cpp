@@ -1,6 +1,6 @@
-// quantize_model (tandem/quantize.h): calibration and the accuracy report around the ONNX
-// quantizer (onnx/quantizer.h). Both run models through the public API (OnnxModel,
-// CompiledModel) on the chosen backend.
+// quantize_model (tandem/quantize.h): the ONNX quantizer (onnx/quantizer.h) between calibration
+// (quantize_calibration.h) and the accuracy report, and the search for an accuracy target. Both
+// run models through the public API (OnnxModel, CompiledModel) on the chosen backend.
 #include "tandem/quantize.h"
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <optional>
 #include <set>
 
-#include "engine/calibration_ranges.h"
+#include "engine/quantize_calibration.h"
 #include "onnx/onnx_tensor_util.h"
 #include "onnx/quantizer.h"
 #include "tandem/model.h"
@@ -19,6 +19,10 @@ namespace tandem {
 
 namespace {
 
+using quantize_internal::Calibration;
+using quantize_internal::compile_proto;
+using quantize_internal::run_set;
+
 Result<onnx::ModelProto> parse_model(std::string_view bytes) {
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     return invalid_model("the model is larger than a protobuf message may be");
@@ -26,236 +30,6 @@ Result<onnx::ModelProto> parse_model(std::string_view bytes) {
   if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return invalid_model("not a serialized onnx ModelProto");
   return proto;
-}
-
-Result<CompiledModel> compile_proto(const onnx::ModelProto& proto, const std::string& what, const std::string& backend) {
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) return internal_error(what + " cannot be serialized");
-  TANDEM_ASSIGN_OR_RETURN(OnnxModel model, OnnxModel::from_bytes(bytes, {}, what));
-  CompileSettings settings;
-  settings.backend = backend;
-  auto compiled = model.compile(settings);
-  if (!compiled) return compiled.status().with_prefix(what + ": ");
-  return compiled;
-}
-
-// Runs `model` on calibration set `index`; the outputs in declared order.
-Result<std::vector<Value>> run_set(const CompiledModel& model, const std::map<std::string, Tensor>& set, size_t index,
-                                   const std::string& what) {
-  std::map<std::string, Value> inputs;
-  for (const auto& [name, tensor] : set) inputs[name] = Value::of(tensor);
-  auto bound = model.bind(inputs);
-  if (!bound) return bound.status().with_prefix("calibration set " + std::to_string(index) + ": ");
-  std::vector<Value> outputs;
-  Status s = model.run(*bound, &outputs);
-  if (!s.is_ok()) return s.with_prefix(what + " on calibration set " + std::to_string(index) + ": ");
-  return outputs;
-}
-
-// `model` with each of `names` (float values) among its outputs.
-onnx::ModelProto with_float_outputs(const onnx::ModelProto& model, const std::vector<std::string>& names) {
-  onnx::ModelProto out = model;
-  std::set<std::string> outputs;
-  for (const auto& vi : out.graph().output()) outputs.insert(vi.name());
-  for (const std::string& name : names) {
-    if (!outputs.insert(name).second) continue;
-    auto* vi = out.mutable_graph()->add_output();
-    vi->set_name(name);
-    vi->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  }
-  return out;
-}
-
-// A model that calibration runs over every calibration set, with where each output lies.
-struct ProbeModel {
-  std::string what;  // names the model in messages: "the calibration model"
-  CompiledModel model;
-  std::map<std::string, size_t> position;
-
-  Result<std::vector<Value>> run(const QuantizeOptions& options, size_t set) const {
-    return run_set(model, options.calibration_inputs[set], set, what);
-  }
-  // The float32 tensor output `name` of one run's `values`.
-  Result<const Tensor*> float_output(const std::vector<Value>& values, const std::string& name) const {
-    auto it = position.find(name);
-    if (it == position.end() || it->second >= values.size() || !values[it->second].is_tensor() ||
-        values[it->second].tensor.dtype() != DataType::float32)
-      return internal_error(what + ": output '" + name + "' is not a float32 tensor");
-    return &values[it->second].tensor;
-  }
-};
-
-Result<ProbeModel> compile_probe(const onnx::ModelProto& proto, const std::string& what, const std::string& backend) {
-  TANDEM_ASSIGN_OR_RETURN(CompiledModel model, compile_proto(proto, what, backend));
-  ProbeModel probe{what, std::move(model), {}};
-  for (size_t i = 0; i < probe.model.outputs().size(); ++i) probe.position[probe.model.outputs()[i].name] = i;
-  return probe;
-}
-
-// QuantizeOptions::equalize: measures the per-channel ranges of the plan's equalization pairs
-// on the float model and returns the plan with their channels rescaled (quantizer.h).
-Result<QuantizationPlan> equalize(QuantizationPlan plan, const QuantizeOptions& options) {
-  const std::vector<EqualizationPair> pairs = equalization_pairs(plan, options);
-  if (pairs.empty()) return plan;
-  std::vector<std::string> names;
-  for (const auto& pair : pairs) names.push_back(pair.value);
-  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(with_float_outputs(plan.prepared, names),
-                                                          "the equalization model", options.backend));
-  std::map<std::string, std::vector<ActivationRange>> ranges;
-  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
-    for (const auto& pair : pairs) {
-      TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, pair.value));
-      if (t->rank() < 2 || t->shape()[1] != pair.channels)
-        return internal_error("equalization: '" + pair.value + "' does not have " + std::to_string(pair.channels) +
-                              " channels");
-      auto& r = ranges[pair.value];
-      if (r.empty())
-        r.assign(static_cast<size_t>(pair.channels), ActivationRange{std::numeric_limits<float>::infinity(),
-                                                                      -std::numeric_limits<float>::infinity()});
-      int64_t inner = 1;
-      for (size_t d = 2; d < t->rank(); ++d) inner *= t->shape()[d];
-      const float* x = t->data<float>();
-      for (int64_t i = 0; i < t->numel(); ++i) {
-        if (!std::isfinite(x[i])) continue;
-        ActivationRange& c = r[static_cast<size_t>((i / inner) % pair.channels)];
-        c.min = std::min(c.min, x[i]);
-        c.max = std::max(c.max, x[i]);
-      }
-    }
-  }
-  for (auto& [name, r] : ranges)
-    for (auto& c : r)
-      if (c.min > c.max) c = ActivationRange{0, 0};  // nothing finite was seen
-  return with_equalized_channels(plan, pairs, ranges);
-}
-
-// What calibration measures: the activations' ranges, and for bias correction each
-// correctable node's mean output shift per channel (quantizer.h), by node index.
-struct Calibration {
-  std::map<std::string, ActivationRange> ranges;
-  std::map<int, std::vector<float>> shifts;
-};
-
-// Adds `x` (a probe's output, channels along `axis`, -1: the last) to per-channel sums.
-Status add_channel_sums(const Tensor& x, int axis, std::vector<double>* sums, int64_t* count) {
-  const int64_t rank = x.rank();
-  const int64_t a = axis < 0 ? rank - 1 : axis;
-  if (rank < 1 || a >= rank) return internal_error("bias correction: a probe output of rank " + std::to_string(rank));
-  const int64_t channels = x.shape()[static_cast<size_t>(a)];
-  int64_t inner = 1;
-  for (int64_t d = a + 1; d < rank; ++d) inner *= x.shape()[static_cast<size_t>(d)];
-  if (sums->empty()) sums->assign(static_cast<size_t>(channels), 0.0);
-  if (static_cast<int64_t>(sums->size()) != channels)
-    return internal_error("bias correction: a probe output's channels changed between runs");
-  const float* v = x.data<float>();
-  const int64_t n = x.numel();
-  for (int64_t i = 0; i < n; ++i) (*sums)[static_cast<size_t>((i / inner) % channels)] += v[i];
-  *count += channels > 0 ? n / channels : 0;
-  return Status::ok();
-}
-
-// Runs the prepared model, with every activation of the plan as an output, over the calibration
-// sets, and returns their ranges as options.method chooses them.
-Result<std::map<std::string, ActivationRange>> measure_ranges(const QuantizationPlan& plan,
-                                                              const QuantizeOptions& options) {
-  std::map<std::string, ActivationRange> ranges;
-  if (plan.activations.empty()) return ranges;
-  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(with_float_outputs(plan.prepared, plan.activations),
-                                                          "the calibration model", options.backend));
-  // percentile and mse look at every value again once the first pass knows each range.
-  const bool percentile = options.method == CalibrationMethod::percentile;
-  const bool mse = options.method == CalibrationMethod::mse;
-  std::map<std::string, AbsHistogram> abs_histograms;
-  std::map<std::string, ValueHistogram> value_histograms;
-  for (int pass = 0; pass < (percentile || mse ? 2 : 1); ++pass) {
-    for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-      TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
-      for (const std::string& name : plan.activations) {
-        TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, name));
-        const float* x = t->data<float>();
-        const int64_t n = t->numel();
-        if (pass == 1) {
-          if (percentile) abs_histograms[name].add(x, n);
-          if (mse) value_histograms[name].add(x, n);
-          continue;
-        }
-        auto [it, fresh] = ranges.try_emplace(name, ActivationRange{std::numeric_limits<float>::infinity(),
-                                                                    -std::numeric_limits<float>::infinity()});
-        for (int64_t i = 0; i < n; ++i) {
-          if (!std::isfinite(x[i])) continue;
-          it->second.min = std::min(it->second.min, x[i]);
-          it->second.max = std::max(it->second.max, x[i]);
-        }
-      }
-    }
-    if (pass != 0) continue;
-    for (auto& [name, r] : ranges) {
-      if (r.min > r.max) r = ActivationRange{0, 0};  // nothing finite was seen
-      if (percentile)
-        abs_histograms[name].limit = std::max(std::fabs(static_cast<double>(r.min)), std::fabs(static_cast<double>(r.max)));
-      if (mse) {
-        value_histograms[name].lo = std::min(0.0, static_cast<double>(r.min));
-        value_histograms[name].hi = std::max(0.0, static_cast<double>(r.max));
-      }
-    }
-  }
-  for (auto& [name, r] : ranges) {
-    if (percentile) {
-      const float p = static_cast<float>(abs_histograms[name].percentile(options.percentile));
-      r.min = std::max(r.min, -p);
-      r.max = std::min(r.max, p);
-    }
-    if (mse) least_squares_range(value_histograms[name], &r.min, &r.max);
-  }
-  return ranges;
-}
-
-// Bias correction: runs the bias probes over the calibration sets and returns each probe's mean
-// per output channel, by node index. `ranges`: the activations' final ranges, with which qdq
-// and qoperator round the nodes' inputs (dynamic rounds them per call: weights only).
-Result<std::map<int, std::vector<float>>> measure_shifts(const QuantizationPlan& plan, const QuantizeOptions& options,
-                                                         const std::map<std::string, ActivationRange>& ranges) {
-  std::map<int, std::vector<float>> shifts;
-  onnx::ModelProto probe = plan.prepared;
-  const bool static_inputs = options.format != QuantizeFormat::dynamic;
-  TANDEM_ASSIGN_OR_RETURN(std::vector<BiasProbe> probes,
-                          add_bias_probes(plan, options, static_inputs ? &ranges : nullptr, &probe));
-  if (probes.empty()) return shifts;
-  TANDEM_ASSIGN_OR_RETURN(ProbeModel model, compile_probe(probe, "the bias probe model", options.backend));
-  std::vector<std::vector<double>> sums(probes.size());
-  std::vector<int64_t> counts(probes.size(), 0);
-  for (size_t s = 0; s < options.calibration_inputs.size(); ++s) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<Value> values, model.run(options, s));
-    for (size_t p = 0; p < probes.size(); ++p) {
-      TANDEM_ASSIGN_OR_RETURN(const Tensor* t, model.float_output(values, probes[p].output));
-      TANDEM_RETURN_IF_ERROR(add_channel_sums(*t, probes[p].channel_axis, &sums[p], &counts[p]));
-    }
-  }
-  for (size_t p = 0; p < probes.size(); ++p) {
-    if (counts[p] == 0) continue;
-    std::vector<float> mean(sums[p].size());
-    bool finite = true;
-    for (size_t c = 0; c < mean.size(); ++c) {
-      mean[c] = static_cast<float>(sums[p][c] / static_cast<double>(counts[p]));
-      finite = finite && std::isfinite(mean[c]);
-    }
-    if (finite) shifts[probes[p].node] = std::move(mean);  // a non-finite input corrects nothing
-  }
-  return shifts;
-}
-
-// Equalization, ranges and bias shifts, in that order (each measured on the model the previous
-// step left). Returns the plan the shifts and ranges belong to.
-Result<QuantizationPlan> calibrate(QuantizationPlan plan, const QuantizeOptions& options, Calibration* calibration) {
-  if (options.equalize) {
-    TANDEM_ASSIGN_OR_RETURN(plan, equalize(std::move(plan), options));
-  }
-  TANDEM_ASSIGN_OR_RETURN(calibration->ranges, measure_ranges(plan, options));
-  if (options.bias_correction) {
-    TANDEM_ASSIGN_OR_RETURN(calibration->shifts, measure_shifts(plan, options, calibration->ranges));
-  }
-  return plan;
 }
 
 // Every calibration set's outputs of `model`.
@@ -365,6 +139,17 @@ Result<Candidate> evaluate(const QuantizationPlan& plan, const QuantizeOptions& 
   return c;
 }
 
+// evaluate(), with the shifts of BiasCorrection::sequential measured on `plan` first (the
+// calibration's local shifts otherwise).
+Result<Candidate> evaluate_final(const QuantizationPlan& plan, const QuantizeOptions& options,
+                                 const Calibration& calibration, const Reference* reference) {
+  if (options.bias_correction != BiasCorrection::sequential) return evaluate(plan, options, calibration, reference);
+  Calibration refined;
+  refined.ranges = calibration.ranges;
+  TANDEM_ASSIGN_OR_RETURN(refined.shifts, quantize_internal::sequential_shifts(plan, options, calibration));
+  return evaluate(plan, options, refined, reference);
+}
+
 std::string format_max_abs(double v) {
   char text[48];
   std::snprintf(text, sizeof text, "%.3g", v);
@@ -374,7 +159,10 @@ std::string format_max_abs(double v) {
 // QuantizeOptions::accuracy_target: ranks the plan's nodes by the error each causes when it is
 // the only one quantized, then keeps the fewest most sensitive ones in float32 that bring the
 // worst max-abs within the target (bisection over the count; keeping all of them is the float
-// model, so the search always ends). `full` is the fully quantized candidate.
+// model, so the search always ends). `full` is the fully quantized candidate. The search
+// compares candidates with local bias shifts (which hold for any subset of quantized nodes);
+// with BiasCorrection::sequential the one it ends with is then corrected sequentially, and
+// kept so when that does not raise its worst max-abs (the search's measure).
 Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const QuantizeOptions& options,
                                        const Calibration& calibration, const Reference& reference,
                                        Candidate full) {
@@ -424,6 +212,10 @@ Result<Candidate> meet_accuracy_target(const QuantizationPlan& plan, const Quant
     best = std::move(c);
     best_kept = lo;
   }
+  if (options.bias_correction == BiasCorrection::sequential) {
+    TANDEM_ASSIGN_OR_RETURN(Candidate c, evaluate_final(keep_first(best_kept), options, calibration, &reference));
+    if (worst(c.accuracy).max_abs <= worst(best->accuracy).max_abs) best = std::move(c);
+  }
   QuantizeReport& report = best->quantized.report;
   report.max_abs_all_quantized = all_quantized;
   for (size_t i = 0; i < best_kept; ++i) {
@@ -447,7 +239,7 @@ Result<QuantizedModel> quantize_model(std::string_view model_bytes, const Quanti
   TANDEM_ASSIGN_OR_RETURN(QuantizationPlan plan, plan_quantization(original, options));
   Calibration calibration;
   if (!options.calibration_inputs.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(plan, calibrate(std::move(plan), options, &calibration));
+    TANDEM_ASSIGN_OR_RETURN(plan, quantize_internal::calibrate(std::move(plan), options, &calibration));
   }
   std::optional<Reference> reference;
   if (!options.calibration_inputs.empty()) {
@@ -456,7 +248,8 @@ Result<QuantizedModel> quantize_model(std::string_view model_bytes, const Quanti
     for (const auto& out : model.outputs()) reference->names.push_back(out.name);
     TANDEM_ASSIGN_OR_RETURN(reference->runs, run_all(model, options, "the float32 model"));
   }
-  TANDEM_ASSIGN_OR_RETURN(Candidate candidate, evaluate(plan, options, calibration, reference ? &*reference : nullptr));
+  TANDEM_ASSIGN_OR_RETURN(Candidate candidate,
+                          evaluate_final(plan, options, calibration, reference ? &*reference : nullptr));
   if (options.accuracy_target > 0) {
     TANDEM_ASSIGN_OR_RETURN(candidate, meet_accuracy_target(plan, options, calibration, *reference, std::move(candidate)));
   }

@@ -138,4 +138,33 @@ inline std::map<std::string, int> read_counts(const onnx::GraphProto& g) {
   return counts;
 }
 
+// Makes `outputs` (values of `g`, with their element types) the only outputs of `g` and removes
+// every node that none of them needs, directly or through nested graphs. Inputs and
+// initializers stay. `g` must be in topological order, as ONNX requires.
+inline void keep_only_outputs(onnx::GraphProto& g, const std::map<std::string, int>& outputs) {
+  std::set<std::string> needed;
+  for (const auto& [name, elem] : outputs) needed.insert(name);
+  std::vector<bool> keep(static_cast<size_t>(g.node_size()), false);
+  for (int i = g.node_size() - 1; i >= 0; --i) {
+    const onnx::NodeProto& n = g.node(i);
+    for (const auto& o : n.output()) keep[static_cast<size_t>(i)] = keep[static_cast<size_t>(i)] || needed.count(o) > 0;
+    if (!keep[static_cast<size_t>(i)]) continue;
+    for (const auto& in : n.input()) needed.insert(in);
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) collect_reads(a.g(), needed);
+      for (const auto& sub : a.graphs()) collect_reads(sub, needed);
+    }
+  }
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+  for (int i = 0; i < g.node_size(); ++i)
+    if (keep[static_cast<size_t>(i)]) *kept.Add() = std::move(*g.mutable_node(i));
+  g.mutable_node()->Swap(&kept);
+  g.clear_output();
+  for (const auto& [name, elem] : outputs) {
+    auto* vi = g.add_output();
+    vi->set_name(name);
+    vi->mutable_type()->mutable_tensor_type()->set_elem_type(elem);
+  }
+}
+
 }  // namespace tandem::onnx_util

@@ -164,6 +164,16 @@ Result<std::vector<BiasProbe>> add_bias_probes(const QuantizationPlan& plan, con
                                                const std::map<std::string, ActivationRange>* input_ranges,
                                                onnx::ModelProto* model);
 
+// Where a correctable node's correction shows: the value its bias is added into (a Conv's output,
+// or the output of the Add holding a MatMul's bias) and that value's channel axis. In the
+// order of plan.nodes (graph order).
+struct CorrectedOutput {
+  int node = -1;  // index into plan.prepared.graph().node()
+  std::string output;
+  int channel_axis = 1;  // 1 for Conv, -1 (the last) for MatMul
+};
+std::vector<CorrectedOutput> corrected_outputs(const QuantizationPlan& plan);
+
 // The plan with each correctable node's bias lowered by `shifts[node index]` (the mean of its
 // probe per output channel). Nodes of the plan without a shift, or no longer in plan.nodes,
 // are left alone; a bias that other nodes read too is copied first. Counts the corrected

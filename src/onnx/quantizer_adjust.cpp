@@ -289,6 +289,20 @@ Result<std::vector<BiasProbe>> add_bias_probes(const QuantizationPlan& plan, con
   return probes;
 }
 
+std::vector<CorrectedOutput> corrected_outputs(const QuantizationPlan& plan) {
+  const onnx::GraphProto& g = plan.prepared.graph();
+  const auto reads = read_counts(g);
+  std::vector<CorrectedOutput> outputs;
+  for (int index : plan.nodes) {
+    const BiasSlot slot = bias_slot(g, index, reads);
+    if (!slot.correctable) continue;
+    const onnx::NodeProto& n = g.node(slot.add_node >= 0 ? slot.add_node : index);
+    if (n.output_size() < 1 || n.output(0).empty()) continue;
+    outputs.push_back({index, n.output(0), slot.add_node >= 0 ? -1 : 1});
+  }
+  return outputs;
+}
+
 Result<QuantizationPlan> with_bias_correction(const QuantizationPlan& plan,
                                               const std::map<int, std::vector<float>>& shifts) {
   QuantizationPlan out = plan;

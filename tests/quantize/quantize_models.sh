@@ -147,6 +147,7 @@ bad_requests=(
   "$cls --format int4 --calibration-random 1 --shape x=1x3x48x192"
   "$cls --method kl --calibration-random 1 --shape x=1x3x48x192"
   "$cls --method mse"
+  "$cls --bias-correction always --calibration-random 1 --shape x=1x3x48x192"
   "$cls"
   "$cls --calibration-random 1"
   "$cls --calibration $work/stray"

@@ -209,7 +209,7 @@ TEST(QuantizerBiasCorrection, QuantizedModelLosesItsMeanErrorInEveryFormat) {
     options.backend = "reference";
     for (float phase : {0.0f, 1.0f, 2.0f}) options.calibration_inputs.push_back({{"X", input({1, 3, 8, 8}, mean, phase, true)}});
     auto plain_options = options;
-    plain_options.bias_correction = false;
+    plain_options.bias_correction = BiasCorrection::off;
     auto corrected = quantize_model(float_bytes, options);
     auto plain = quantize_model(float_bytes, plain_options);
     ASSERT_TRUE(corrected.is_ok()) << corrected.status().to_string();
@@ -361,7 +361,7 @@ TEST(QuantizerEqualization, QuantizedModelIsCloserToTheFloatOne) {
     QuantizeOptions options;
     options.format = format;
     options.per_channel = true;
-    options.bias_correction = false;  // equalization alone
+    options.bias_correction = BiasCorrection::off;  // equalization alone
     options.backend = "reference";
     for (float phase : {0.0f, 1.0f, 2.0f, 3.0f})
       options.calibration_inputs.push_back({{"X", input({1, 2, 6, 6}, {0.5f, -0.5f}, phase, true)}});

@@ -358,7 +358,7 @@ TEST(Quantizer, EveryFormatStaysCloseToTheFloatModel) {
       QuantizeOptions options;
       options.format = format;
       options.per_channel = per_channel != 0;
-      options.bias_correction = false;  // compares the weight granularities alone
+      options.bias_correction = BiasCorrection::off;  // compares the weight granularities alone
       options.calibration_inputs = calibration_sets();
       auto q = quantize_model(bytes_of(conv_gemm_model()), options);
       ASSERT_TRUE(q.is_ok()) << q.status().to_string();

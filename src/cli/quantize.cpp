@@ -33,6 +33,7 @@ struct QuantizeCliOptions {
   bool no_bias_correction = false;
   std::string bias_correction = "sequential";
   bool no_equalization = false;
+  bool float_outputs = false;
   std::string method = "minmax";
   double percentile = 99.99;
   std::string calibration_dir;
@@ -178,6 +179,9 @@ int quantize_command(const QuantizeCliOptions& o) {
   else return fail(kCmd, "unknown --bias-correction '" + o.bias_correction + "' (sequential, local, off)", 2);
   if (o.no_bias_correction) options.bias_correction = BiasCorrection::off;
   options.equalize = !o.no_equalization;
+  options.quantize_outputs = !o.float_outputs;
+  if (o.float_outputs && options.format != QuantizeFormat::qdq)
+    return fail(kCmd, "--float-outputs applies to --format qdq only", 2);
   options.percentile = o.percentile;
   options.exclude_ops = o.exclude_ops;
   options.exclude_nodes = o.exclude_nodes;
@@ -240,6 +244,9 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--no-equalization", o->no_equalization,
                 "Keep the channels of Conv -> depthwise Conv values as they are (default: rescale them to one range, "
                 "with --per-channel)");
+  cmd->add_flag("--float-outputs", o->float_outputs,
+                "qdq: quantize a Conv/MatMul output only where another quantized node reads it (more accurate; ONNX "
+                "Runtime then runs those nodes in float32, tandem in 8 bits with a float tail)");
   cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile or mse");
   cmd->add_option("--percentile", o->percentile, "The percentile of |x| for --method percentile (default 99.99)");
   cmd->add_option("--calibration", o->calibration_dir,

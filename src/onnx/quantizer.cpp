@@ -319,7 +319,7 @@ class Planner {
       if (options_.format == QuantizeFormat::dynamic) continue;
       add_activation(n.input(0));
       if (n.op_type() == "MatMul" && !constants_.count(n.input(1))) add_activation(n.input(1));
-      add_activation(n.output(0));
+      if (options_.quantize_outputs || options_.format == QuantizeFormat::qoperator) add_activation(n.output(0));
     }
   }
 

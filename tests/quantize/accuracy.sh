@@ -27,8 +27,8 @@
 # Environment:
 #   TANDEM_ACCURACY_FULL=1  the full run: 16 seeded det pages and 16 seeded rec lines
 #                           instead of 4 and 8, qdq without equalization and bias correction,
-#                           with local bias correction only, and with the other calibration
-#                           methods, and the rows with --accuracy-target (0.05 for
+#                           with local bias correction only, with --float-outputs, and with
+#                           the other calibration methods, and the rows with --accuracy-target (0.05 for
 #                           det in every format, 0.2 for rec qdq; each quantizes every node alone
 #                           once, a minute or more per row): about 10-15 minutes on 2 cores.
 #                           ctest (quantize_accuracy, label slow) runs the short form: about 2
@@ -172,6 +172,7 @@ if [ "$full" = 1 ]; then
     m=$det; [ "$kind" = rec ] && m=$rec
     unbounded=1 case_ "$kind" "$m" qdq --no-equalization --no-bias-correction
     unbounded=1 case_ "$kind" "$m" qdq --bias-correction local
+    case_ "$kind" "$m" qdq --float-outputs
     case_ "$kind" "$m" qdq --method percentile
     case_ "$kind" "$m" qdq --method mse
   done

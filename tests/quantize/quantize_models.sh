@@ -79,10 +79,13 @@ for c in "${cases[@]}"; do
   mkdir -p "$work/$stem.calibration"
   cp "$input" "$work/$stem.calibration/x.npy"
   ((run_ort)) && node "$src/bench/peer/ort_run.mjs" "$original" --input "x=$input" --output-dir "$work/$stem.ort32" --quiet
-  for format in qdq qoperator dynamic; do
+  # qdq-float-outputs: qdq written with --float-outputs (ONNX Runtime runs its Convs in float32).
+  for format in qdq qoperator dynamic qdq-float-outputs; do
     quantized="$work/$stem.$format.onnx"
     echo "== $model ($format)"
-    "$tandem" quantize "$original" --format "$format" --per-channel --calibration "$work/$stem.calibration" -o "$quantized"
+    flags=(--format "$format")
+    [ "$format" = qdq-float-outputs ] && flags=(--format qdq --float-outputs)
+    "$tandem" quantize "$original" "${flags[@]}" --per-channel --calibration "$work/$stem.calibration" -o "$quantized"
     check_model "$quantized"
     "$tandem" run --backend cpu --input "x=$input" --output-dir "$work/$stem.$format.tandem" "$quantized" >/dev/null
     if ((run_ort)); then
@@ -148,6 +151,7 @@ bad_requests=(
   "$cls --method kl --calibration-random 1 --shape x=1x3x48x192"
   "$cls --method mse"
   "$cls --bias-correction always --calibration-random 1 --shape x=1x3x48x192"
+  "$cls --format qoperator --float-outputs --calibration-random 1 --shape x=1x3x48x192"
   "$cls"
   "$cls --calibration-random 1"
   "$cls --calibration $work/stray"

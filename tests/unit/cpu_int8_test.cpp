@@ -388,20 +388,94 @@ TEST(CpuBackendInt8, QdqMatMulFusesIntoQLinearMatMulAndMatchesReference) {
   expect_within_units(r.ref[0], r.cpu[0], 1, "fused QDQ matmul");
 }
 
-TEST(CpuBackendInt8, QdqConvWithRuntimeScaleKeepsTheFloatPath) {
+TEST(CpuBackendInt8, QdqConvWithRuntimeScaleRunsItsProductIn8BitsAndQuantizesApart) {
   REQUIRE_CPU();
-  // The output scale is a graph input: no fusion, the float Conv stays and still matches.
+  // The output scale is a graph input: no QLinearConv, but the product still runs in 8 bits
+  // with a float output (as when no QuantizeLinear closes it), and the QuantizeLinear stays.
   GraphBuilder q = qdq_conv(false);
   q.input("ys_in", Tensor::scalar<float>(0.011f));
   q.graph()->nodes[4].inputs[1] = "ys_in";
   const std::string text = describe_cpu(q);
   EXPECT_EQ(text.find("QLinearConv"), std::string::npos) << text;
-  EXPECT_NE(text.find("[Conv 'Conv3']"), std::string::npos) << text;
+  EXPECT_NE(text.find("[ConvInteger 'Conv3']  fused: DequantizeLinear + Conv  -> c"), std::string::npos) << text;
+  EXPECT_NE(text.find("[QuantizeLinear 'QuantizeLinear4']"), std::string::npos) << text;
   Runs r = run_both(q);
   ASSERT_EQ(r.cpu.size(), 1u);
-  expect_within_units(r.ref[0], r.cpu[0], 1, "float QDQ conv");
+  expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ conv, quantized apart");
 }
 
+// A QDQ model written without output quantization: x -> QuantizeLinear -> DequantizeLinear ->
+// Conv(dequantized int8 weights, float bias) -> c, which a hard-swish (c * HardSigmoid(c), as
+// exporters write it) reads (-> "h") and, with `conv_output`, the graph returns too.
+TEST(CpuBackendInt8, QdqConvWithAFloatOutputRunsIn8BitsWithAFloatTail) {
+  REQUIRE_CPU();
+  for (bool depthwise : {false, true}) {
+    for (bool conv_output : {false, true}) {
+      SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (conv_output ? ", product returned" : ""));
+      GraphBuilder q = qdq_conv(false, depthwise);
+      q.graph()->nodes.pop_back();  // the closing QuantizeLinear
+      q.graph()->outputs.clear();
+      q.node("HardSigmoid", {"c"}, {"g"}, {{"alpha", testing::attr_float(1.0f / 6)}, {"beta", testing::attr_float(0.5f)}})
+          .node("Mul", {"c", "g"}, {"h"})
+          .output("h");
+      if (conv_output) q.output("c");
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("[ConvInteger 'Conv3']  fused: DequantizeLinear + Conv"), std::string::npos) << text;
+      EXPECT_EQ(text.find("[Conv 'Conv3']"), std::string::npos) << "the float Conv is gone:\n" << text;
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), conv_output ? 2u : 1u);
+        // The reference sums float32 products of the dequantized values; the product here is
+        // the exact integer sum, scaled once.
+        for (size_t i = 0; i < r.cpu.size(); ++i) {
+          ASSERT_EQ(r.cpu[i].tensor.dtype(), DataType::float32);
+          Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
+          EXPECT_TRUE(c.is_ok()) << "output " << i << ": " << c.message();
+        }
+        const Tensor& h = r.cpu[0].tensor;
+        int positive = 0;
+        for (int64_t i = 0; i < h.numel(); ++i) positive += h.data<float>()[i] > 0.0f;
+        EXPECT_GT(positive, h.numel() / 10) << "the outputs exercise the arithmetic";
+        EXPECT_LT(positive, h.numel() * 9 / 10) << "the outputs exercise the arithmetic";
+      }
+    }
+  }
+}
+
+// The same product whose hard-swish feeds the next product's quantized input: the closing
+// QuantizeLinear joins the step, which writes 8-bit values (within one unit of the reference).
+TEST(CpuBackendInt8, QdqConvWithAFloatTailAndAClosingQuantizeWritesBytes) {
+  REQUIRE_CPU();
+  for (bool depthwise : {false, true}) {
+    SCOPED_TRACE(depthwise ? "depthwise" : "dense");
+    GraphBuilder q = qdq_conv(false, depthwise);
+    q.graph()->nodes.pop_back();  // the QuantizeLinear right after the Conv
+    q.graph()->outputs.clear();
+    q.node("HardSigmoid", {"c"}, {"g"},
+           {{"alpha", testing::attr_float(1.0f / 6)}, {"beta", testing::attr_float(0.5f)}})
+        .node("Mul", {"c", "g"}, {"h"})
+        .init("hs", Tensor::scalar<float>(0.004f))
+        .init("hz", Tensor::scalar<uint8_t>(20))
+        .node("QuantizeLinear", {"h", "hs", "hz"}, {"hq"})
+        .output("hq");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[ConvInteger 'Conv3']  fused: DequantizeLinear + Conv + HardSigmoid + Mul + QuantizeLinear  -> hq"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::uint8);
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ conv with a float tail, requantized");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50) << "more than 2% of outputs off by one";
+      const auto* bytes = static_cast<const uint8_t*>(r.cpu[0].tensor.raw_data());
+      std::set<uint8_t> levels(bytes, bytes + r.cpu[0].tensor.numel());
+      EXPECT_GT(levels.size(), 20u) << "varied outputs";
+    }
+  }
+}
 
 // --- Chains after a quantized product: DequantizeLinear -> elementwise -> [QuantizeLinear] --------
 

@@ -458,6 +458,27 @@ TEST(Quantizer, QdqEveryReaderOfAQuantizedActivationReadsItDequantized) {
   for (const auto& o : m.graph().output()) EXPECT_TRUE(producer_of(m.graph(), o.name())) << o.name();
 }
 
+TEST(Quantizer, QdqWithoutOutputQuantizationRoundsOnlyWhatQuantizedNodesRead) {
+  QuantizeOptions options;
+  options.calibration_inputs = {{{"X", input_tensor({1, 2, 4, 4}, 0.0f)}}};
+  options.quantize_outputs = false;
+  auto q = quantize_model(bytes_of(conv_chain_model()), options);
+  ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+  EXPECT_EQ(q->report.calibrated_values, 2);  // X and c1 (conv2 reads it); not Y
+  const onnx::ModelProto m = parse(q->model_bytes);
+  const auto ops = op_types(m.graph());
+  EXPECT_EQ(ops.count("Conv"), 2u);
+  EXPECT_EQ(ops.count("QuantizeLinear"), 2u);    // X, c1
+  EXPECT_EQ(ops.count("DequantizeLinear"), 6u);  // X, c1, W1, W2 and the two biases
+  EXPECT_EQ(producer_of(m.graph(), "Y")->op_type(), "Conv");
+  // qoperator's QLinearConv has a quantized output whatever the option says.
+  options.format = QuantizeFormat::qoperator;
+  auto qop = quantize_model(bytes_of(conv_chain_model()), options);
+  ASSERT_TRUE(qop.is_ok()) << qop.status().to_string();
+  EXPECT_EQ(op_types(parse(qop->model_bytes).graph()).count("QLinearConv"), 2u);
+  EXPECT_EQ(qop->report.calibrated_values, 3);
+}
+
 // One outlier stretches a minmax range so that the small values all round to one step; the
 // percentile range clips it and keeps them apart.
 TEST(Quantizer, PercentileClipsOutliersThatMinmaxKeeps) {

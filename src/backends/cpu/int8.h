@@ -70,6 +70,12 @@ enum class ZeroPointAxis { leading, last };
 Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis,
                               const std::string& label);
 
+// A ConvInteger step (inputs x, w, x_zero_point, w_zero_point) whose int32 product goes on in
+// float32 through `post` (ops applied to the product, whose operands are compile value ids of
+// constants), as if a Cast to float32 and those ops had been absorbed (qconv.cpp). For
+// qdq_fusion.cpp: a DequantizeLinear -> Conv whose float output float ops read.
+std::unique_ptr<OpSpec> make_conv_integer_to_float(const Step& step, EwProgram post);
+
 // True when oneDNN's int8 kernels on this machine (and under TANDEM_CPU_ISA) use VNNI dot
 // products, whose int32 accumulation cannot saturate.
 bool onednn_has_vnni();

@@ -46,6 +46,12 @@ class QConvSpec final : public OpSpec {
   // multiply by a runtime scale (one, or one per output channel).
   bool to_float = false;
   EwProgram post;
+  // ConvInteger: a closing QuantizeLinear (constant per-tensor scale and zero point) after the
+  // float ops: the step writes its 8-bit output (a QDQ product without output quantization,
+  // whose float ops feed the next product's quantized input).
+  bool requantized = false;
+  float z_scale = 1;
+  int32_t z_zero_point = 0;
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
     if (qlinear) return node_inputs > 7 && chain.absorb(f, self.inputs[7], reader, acc_input);
@@ -58,7 +64,15 @@ class QConvSpec final : public OpSpec {
 
 bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_input) {
   const Node& n = *reader.node;
-  if (!feature_enabled("QCHAIN") || !canonical_domain(n.domain).empty()) return false;
+  if (requantized || !feature_enabled("QCHAIN") || !canonical_domain(n.domain).empty()) return false;
+  if (to_float && n.op_type == "QuantizeLinear") {
+    DataType type;
+    if (acc_input != 0 || reader.originals.size() != 1 || n.attr_int("block_size", 0) != 0 ||
+        n.attr_int("saturate", 1) != 1 || !per_tensor_params(f, reader, &z_scale, &z_zero_point, &type))
+      return false;
+    requantized = true;
+    return true;
+  }
   if (!to_float) {
     if (n.op_type != "Cast" || acc_input != 0 || reader.originals.size() != 1 ||
         n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32))
@@ -147,7 +161,19 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     tail.zero_point = chain.z_zero_point;
   } else if (to_float) {
     tail.active = true;
-    tail.fused = tail.unfused = post;
+    tail.fused = post;
+    if (requantized) {
+      // From v to z_q: v / z_scale, rounded (half to even) and offset by the zero point when
+      // converted (as QuantizeLinear does; the unfused fallback spells the rounding out).
+      tail.fused.ops.push_back(EwOp{Ew::div, -1, z_scale, 0});
+      tail.quantized = true;
+      tail.zero_point = z_zero_point;
+    }
+    tail.unfused = tail.fused;
+    if (requantized) {
+      tail.unfused.ops.push_back(EwOp{Ew::round, -1, 0, 0});
+      if (z_zero_point != 0) tail.unfused.ops.push_back(EwOp{Ew::add, -1, static_cast<float>(z_zero_point), 0});
+    }
   }
 
   // A chain that ends quantized and reads only scalars: the product writes y_q as a
@@ -199,7 +225,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     }
     // ConvInteger's Cast and the float ops after it: post-ops of the float32 route, whose
     // product is the exact integer the Cast would give.
-    if (!qlinear && xs.size() == 4) {
+    if (!qlinear && xs.size() == 4 && !tail.quantized) {
       FloatTailOps ops;
       if (to_post_ops(b, tail.fused, dst, 1, Layout::blocked, &ops.ops, &ops.args) ==
           static_cast<int>(tail.fused.ops.size())) {
@@ -423,6 +449,14 @@ Result<std::unique_ptr<OpSpec>> make_qconv(FusionContext&, const Step& st) {
 }
 
 }  // namespace
+
+std::unique_ptr<OpSpec> make_conv_integer_to_float(const Step& step, EwProgram post) {
+  auto s = std::make_unique<QConvSpec>();
+  s->node_inputs = step.inputs.size();
+  s->to_float = true;
+  s->post = std::move(post);
+  return s;
+}
 
 void register_qconv_ops(OpTable& t) {
   t.add("QLinearConv", &supports_qconv, &make_qconv);

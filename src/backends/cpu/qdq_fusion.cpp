@@ -14,6 +14,11 @@
 // The activation's DequantizeLinear step is absorbed when the product is its only reader and
 // otherwise stays for its other readers.
 //
+// A DequantizeLinear -> Conv whose output no QuantizeLinear closes (float ops or graph outputs
+// read it: a QDQ model written without output quantization) becomes one ConvInteger step whose
+// int32 product is scaled by x_scale * w_scale[o] and biased in float32; the float ops after it
+// can then join it as post-ops. Same conditions on the activation and the weights.
+//
 // The ops that QDQ models wrap the same way without weights become the com.microsoft quantized
 // ops the backend runs on 8-bit data (qelementwise.cpp, qpool.cpp), when every data input is a
 // DequantizeLinear of 8-bit data that is not made by a QuantizeLinear of float values in this
@@ -204,6 +209,80 @@ class QdqFuser {
     return rewrite(q, p, dx, x, w, y, bias, conv);
   }
 
+  // Tries DequantizeLinear -> Conv at step `p` whose float output has no closing QuantizeLinear
+  // (float ops or graph outputs read it; a QDQ model written without output quantization):
+  // the product runs in 8 bits as ConvInteger, its int32 result times x_scale * w_scale[o] plus
+  // the float bias in float32 (make_conv_integer_to_float), which the float ops after it can
+  // join as post-ops. True when rewritten.
+  bool try_float_product_at(int p) {
+    const Step& ps = g_.steps[p];
+    if (ps.dead || !ps.spec || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() ||
+        ps.node->op_type != "Conv" || ps.inputs.size() < 2 || ps.outputs.size() != 1 || ps.outputs[0] < 0)
+      return false;
+    const int dx = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
+    if (dx < 0 || g_.steps[dx].dead || g_.steps[dx].originals.size() != 1) return false;
+    const Step& dxs = g_.steps[dx];
+    if (!plain_quant_node(*dxs.node, "DequantizeLinear")) return false;
+    QParams x{dxs.node, dxs.inputs[0], dxs.inputs[1], dxs.inputs[2]};
+    DataType x_type;
+    if (!per_tensor_constants(f_, x, &x_type)) return false;
+    // Without VNNI a signed source would take the exact integer kernel, slower than the float
+    // path (qconv.cpp).
+    if (x_type == DataType::int8 && !onednn_has_vnni()) return false;
+    const Tensor* wf = f_.constant(ps.inputs[1]);
+    if (!is_f32(wf) || wf->rank() < 3) return false;
+    const Shape wshape = wf->shape();
+    QParams w;
+    if (!weight_params(ps.inputs[1], true, &w)) return false;
+    const Tensor* wsc = f_.constant(w.scale);
+    const int64_t channels = wsc->numel();
+    // Per output channel, shaped [O, 1, ...] to broadcast against the [N, O, spatial...] output.
+    Shape per_channel = {channels};
+    per_channel.resize(wshape.size() - 1, 1);
+    const float xs = f_.constant(x.scale)->data<float>()[0];
+    std::vector<float> scales(static_cast<size_t>(channels));
+    for (int64_t o = 0; o < channels; ++o) scales[static_cast<size_t>(o)] = xs * wsc->data<float>()[o];
+    EwProgram post;
+    post.operands.push_back(f_.add_constant(Tensor::from_vector<float>(per_channel, scales)));
+    post.ops.push_back(EwOp{Ew::mul, 0, 0, 0});
+    if (ps.inputs.size() > 2 && ps.inputs[2] >= 0) {
+      const Tensor* bt = f_.constant(ps.inputs[2]);
+      if (!is_f32(bt) || bt->numel() != channels) return false;
+      std::vector<float> bias(bt->data<float>(), bt->data<float>() + channels);
+      post.operands.push_back(f_.add_constant(Tensor::from_vector<float>(per_channel, bias)));
+      post.ops.push_back(EwOp{Ew::add, 1, 0, 0});
+    }
+    Node n;
+    n.name = ps.node->name;
+    n.index = ps.node->index;
+    n.op_type = "ConvInteger";
+    n.opset = 10;
+    n.attrs = ps.node->attrs;
+    n.outputs = ps.node->outputs;
+    const std::vector<int> inputs{x.data, w.data, x.zero_point, w.zero_point};
+    for (int v : inputs) n.inputs.push_back(g_.values[v].name);
+    const OpEntry* e = cpu_ops().find("", n.op_type);
+    if (!e || !e->supports(n).is_ok()) return false;
+    g_.synthesized.push_back(std::move(n));
+    Step fused;
+    fused.node = &g_.synthesized.back();
+    fused.inputs = inputs;
+    fused.outputs = ps.outputs;
+    fused.spec = make_conv_integer_to_float(fused, std::move(post));
+    const std::vector<int>& readers = g_.values[dxs.outputs[0]].readers;
+    const bool absorb_dq = !g_.values[dxs.outputs[0]].is_output &&
+                           std::all_of(readers.begin(), readers.end(), [&](int r) { return r == p; });
+    if (absorb_dq) fused.originals.push_back(dxs.node);
+    fused.originals.push_back(ps.node);
+    if (absorb_dq) {
+      g_.steps[dx] = Step{};
+      g_.steps[dx].dead = true;
+    }
+    g_.steps[p] = std::move(fused);
+    g_.relink();
+    return true;
+  }
+
  private:
   // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded
   // at prepare or compile) as int8 with one scale per output channel (`axis` of the 2-D view
@@ -335,6 +414,9 @@ int fuse_qdq_products(CompiledGraph& g) {
   for (size_t i = 0; i < g.steps.size(); ++i)
     if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i))))
       ++fused;
+  // Products whose output no QuantizeLinear closes, once every closed chain has been taken.
+  for (size_t i = 0; i < g.steps.size(); ++i)
+    if (g.steps[i].spec && fuser.try_float_product_at(static_cast<int>(i))) ++fused;
   if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ chain(s) -> quantized ops");
   return fused;
 }

@@ -177,14 +177,10 @@ class QdqFuser {
     if (!conv && op != "MatMul") return false;
     if (ps.inputs.size() < 2 || ps.outputs.size() != 1) return false;
     if (!conv && ps.inputs.size() != 2) return false;
-    // The activation: a live DequantizeLinear step.
-    const int dx = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
-    if (dx < 0 || g_.steps[dx].dead || g_.steps[dx].originals.size() != 1) return false;
-    const Step& dxs = g_.steps[dx];
-    if (!plain_quant_node(*dxs.node, "DequantizeLinear")) return false;
-    QParams x{dxs.node, dxs.inputs[0], dxs.inputs[1], dxs.inputs[2]};
+    int dx;
+    QParams x;
     DataType x_type;
-    if (!per_tensor_constants(f_, x, &x_type)) return false;
+    if (!dequantized_activation(ps.inputs[0], &dx, &x, &x_type)) return false;
     // The weights: exact int8 per output channel.
     QParams w;
     if (!weight_params(ps.inputs[1], conv, &w)) return false;
@@ -219,13 +215,11 @@ class QdqFuser {
     if (ps.dead || !ps.spec || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() ||
         ps.node->op_type != "Conv" || ps.inputs.size() < 2 || ps.outputs.size() != 1 || ps.outputs[0] < 0)
       return false;
-    const int dx = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
-    if (dx < 0 || g_.steps[dx].dead || g_.steps[dx].originals.size() != 1) return false;
-    const Step& dxs = g_.steps[dx];
-    if (!plain_quant_node(*dxs.node, "DequantizeLinear")) return false;
-    QParams x{dxs.node, dxs.inputs[0], dxs.inputs[1], dxs.inputs[2]};
+    int dx;
+    QParams x;
     DataType x_type;
-    if (!per_tensor_constants(f_, x, &x_type)) return false;
+    if (!dequantized_activation(ps.inputs[0], &dx, &x, &x_type)) return false;
+    const Step& dxs = g_.steps[dx];
     // Without VNNI a signed source would take the exact integer kernel, slower than the float
     // path (qconv.cpp).
     if (x_type == DataType::int8 && !onednn_has_vnni()) return false;
@@ -284,6 +278,17 @@ class QdqFuser {
   }
 
  private:
+  // When value `v` is made by a live DequantizeLinear step (*dx) with per-tensor constant
+  // parameters (*x; the 8-bit data's type *x_type): true.
+  bool dequantized_activation(int v, int* dx, QParams* x, DataType* x_type) {
+    *dx = v >= 0 ? g_.values[v].producer : -1;
+    if (*dx < 0 || g_.steps[*dx].dead || g_.steps[*dx].originals.size() != 1) return false;
+    const Step& ds = g_.steps[*dx];
+    if (!plain_quant_node(*ds.node, "DequantizeLinear")) return false;
+    *x = QParams{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+    return per_tensor_constants(f_, *x, x_type);
+  }
+
   // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded
   // at prepare or compile) as int8 with one scale per output channel (`axis` of the 2-D view
   // [rows, cols]: 0 for Conv, 1 for MatMul) and zero point 0, when that is exact: every weight

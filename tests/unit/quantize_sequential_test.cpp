@@ -78,6 +78,18 @@ double mean_abs_channel_error(const Tensor& got, const Tensor& want) {
   return total / static_cast<double>(channels);
 }
 
+// Quantizes `bytes` as `options` say, with local and with sequential bias correction.
+void quantize_both(const std::string& bytes, QuantizeOptions options, QuantizedModel* local, QuantizedModel* sequential) {
+  options.bias_correction = BiasCorrection::local;
+  auto l = quantize_model(bytes, options);
+  options.bias_correction = BiasCorrection::sequential;
+  auto s = quantize_model(bytes, options);
+  ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  *local = std::move(l).value();
+  *sequential = std::move(s).value();
+}
+
 // Adds `x` to `sum` (empty: becomes a copy), element by element.
 void accumulate(Tensor* sum, const Tensor& x) {
   if (sum->numel() == 0) {
@@ -94,14 +106,10 @@ TEST(QuantizeSequentialBiasCorrection, TakesOutTheShiftThatComesFromTheNodesBefo
     options.format = format;
     options.backend = "reference";
     for (uint32_t seed = 1; seed <= 8; ++seed) options.calibration_inputs.push_back({{"X", input(seed)}});
-    auto local_options = options;
-    local_options.bias_correction = BiasCorrection::local;
-    auto sequential = quantize_model(float_bytes, options);
-    auto local = quantize_model(float_bytes, local_options);
-    ASSERT_TRUE(sequential.is_ok()) << sequential.status().to_string();
-    ASSERT_TRUE(local.is_ok()) << local.status().to_string();
-    EXPECT_EQ(sequential->report.bias_corrected_nodes, 2);
-    EXPECT_EQ(local->report.bias_corrected_nodes, 2);
+    QuantizedModel local, sequential;
+    ASSERT_NO_FATAL_FAILURE(quantize_both(float_bytes, options, &local, &sequential));
+    EXPECT_EQ(sequential.report.bias_corrected_nodes, 2);
+    EXPECT_EQ(local.report.bias_corrected_nodes, 2);
     // The mean error per channel over the calibration inputs, and over inputs the models were
     // not calibrated on.
     for (uint32_t first_seed : {1u, 101u}) {
@@ -110,8 +118,8 @@ TEST(QuantizeSequentialBiasCorrection, TakesOutTheShiftThatComesFromTheNodesBefo
       for (uint32_t seed = first_seed; seed < first_seed + 8; ++seed) {
         const std::map<std::string, Tensor> x = {{"X", input(seed)}};
         accumulate(&want, testing_util::run_on_reference(float_bytes, x)[0]);
-        accumulate(&got_local, testing_util::run_on_reference(local->model_bytes, x)[0]);
-        accumulate(&got_sequential, testing_util::run_on_reference(sequential->model_bytes, x)[0]);
+        accumulate(&got_local, testing_util::run_on_reference(local.model_bytes, x)[0]);
+        accumulate(&got_sequential, testing_util::run_on_reference(sequential.model_bytes, x)[0]);
       }
       const double before = mean_abs_channel_error(got_local, want);
       const double after = mean_abs_channel_error(got_sequential, want);
@@ -173,17 +181,13 @@ TEST(QuantizeSequentialBiasCorrection, AccuracyTargetResultIsNeverWorseThanLocal
     options.backend = "reference";
     options.accuracy_target = target;
     for (uint32_t seed = 1; seed <= 4; ++seed) options.calibration_inputs.push_back({{"X", input(seed)}});
-    auto local_options = options;
-    local_options.bias_correction = BiasCorrection::local;
-    auto sequential = quantize_model(float_bytes, options);
-    auto local = quantize_model(float_bytes, local_options);
-    ASSERT_TRUE(sequential.is_ok()) << sequential.status().to_string();
-    ASSERT_TRUE(local.is_ok()) << local.status().to_string();
+    QuantizedModel local, sequential;
+    ASSERT_NO_FATAL_FAILURE(quantize_both(float_bytes, options, &local, &sequential));
     // Fully quantized the chain is off by about 3: 2.5 keeps one Conv float, 1.0 both.
-    EXPECT_GT(local->report.max_abs_all_quantized, 2.5);
-    EXPECT_EQ(local->report.kept_for_accuracy.size(), target > 2 ? 1u : 2u);
-    EXPECT_EQ(sequential->report.kept_for_accuracy.size(), local->report.kept_for_accuracy.size());
-    EXPECT_LE(worst_max_abs(sequential->report), worst_max_abs(local->report));
+    EXPECT_GT(local.report.max_abs_all_quantized, 2.5);
+    EXPECT_EQ(local.report.kept_for_accuracy.size(), target > 2 ? 1u : 2u);
+    EXPECT_EQ(sequential.report.kept_for_accuracy.size(), local.report.kept_for_accuracy.size());
+    EXPECT_LE(worst_max_abs(sequential.report), worst_max_abs(local.report));
   }
 }
 

@@ -95,9 +95,10 @@ struct QuantizeOptions {
   // Runtime's quantizer writes it and runtimes fuse it (DQ -> Conv -> Q becomes one 8-bit
   // product with an 8-bit output). false: only where another quantized node reads it as its
   // input, so a Conv's output is not rounded once more before the float ops after it (rec:
-  // 97.4% argmax agreement instead of 95.2%, docs/quantize.md). tandem's cpu backend still runs
-  // such a Conv in 8 bits with a float tail (about 1.3x the time of the fused form); ONNX
-  // Runtime runs it in float32. qoperator's QLinearConv always has a quantized output.
+  // 97.65% argmax agreement instead of 95.15%, docs/quantize.md). tandem's cpu backend still
+  // runs such a Conv in 8 bits with a float tail (about 1.35x the time of the fused form), and
+  // such a MatMul in float32; ONNX Runtime runs both in float32. qoperator's QLinearConv always
+  // has a quantized output.
   bool quantize_outputs = true;
   double percentile = 99.99;  // for CalibrationMethod::percentile, in (0, 100]
   // Nodes to leave in float32: by op type ("MatMul") and by node name.

@@ -223,16 +223,13 @@ class QdqFuser {
     // Without VNNI a signed source would take the exact integer kernel, slower than the float
     // path (qconv.cpp).
     if (x_type == DataType::int8 && !onednn_has_vnni()) return false;
-    const Tensor* wf = f_.constant(ps.inputs[1]);
-    if (!is_f32(wf) || wf->rank() < 3) return false;
-    const Shape wshape = wf->shape();
     QParams w;
-    if (!weight_params(ps.inputs[1], true, &w)) return false;
+    if (!weight_params(ps.inputs[1], true, &w)) return false;  // [O, C/group, k...]
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // Per output channel, shaped [O, 1, ...] to broadcast against the [N, O, spatial...] output.
     Shape per_channel = {channels};
-    per_channel.resize(wshape.size() - 1, 1);
+    per_channel.resize(f_.constant(w.data)->rank() - 1, 1);
     const float xs = f_.constant(x.scale)->data<float>()[0];
     std::vector<float> scales(static_cast<size_t>(channels));
     for (int64_t o = 0; o < channels; ++o) scales[static_cast<size_t>(o)] = xs * wsc->data<float>()[o];

@@ -304,7 +304,7 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
 // x -> QuantizeLinear -> DequantizeLinear -> Conv(dequantized int8 weights per output channel,
 // float bias) -> QuantizeLinear -> "yq"; with `extra_reader` the dequantized activation is also
 // a graph output (through Relu), so its DequantizeLinear must stay.
-GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false) {
+GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false, bool padded = true) {
   const int64_t C = depthwise ? 16 : 8, O = 16;
   std::vector<float> ws, bias;
   for (int64_t o = 0; o < O; ++o) {
@@ -325,7 +325,9 @@ GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false) {
       .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
       .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(0)}})
       .node("Conv", {"xf", "wf", "b"}, {"c"},
-            {{"pads", attr_ints({1, 1, 1, 1})}, {"strides", attr_ints({1, 2})}, {"group", attr_int(depthwise ? C : 1)}})
+            {{"pads", attr_ints(padded ? std::vector<int64_t>{1, 1, 1, 1} : std::vector<int64_t>{0, 0, 0, 0})},
+             {"strides", attr_ints({1, 2})},
+             {"group", attr_int(depthwise ? C : 1)}})
       .node("QuantizeLinear", {"c", "ys", "yz"}, {"yq"})
       .output("yq");
   if (extra_reader) q.node("Relu", {"xf"}, {"r"}).output("r");
@@ -409,10 +411,12 @@ TEST(CpuBackendInt8, QdqConvWithRuntimeScaleRunsItsProductIn8BitsAndQuantizesApa
 // exporters write it) reads (-> "h") and, with `conv_output`, the graph returns too.
 TEST(CpuBackendInt8, QdqConvWithAFloatOutputRunsIn8BitsWithAFloatTail) {
   REQUIRE_CPU();
-  for (bool depthwise : {false, true}) {
+  // Unpadded, the source zero point joins the bias, which takes the float bias too.
+  for (auto [depthwise, padded] : std::vector<std::pair<bool, bool>>{{false, true}, {true, true}, {false, false}, {true, false}}) {
     for (bool conv_output : {false, true}) {
-      SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (conv_output ? ", product returned" : ""));
-      GraphBuilder q = qdq_conv(false, depthwise);
+      SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (padded ? "" : ", unpadded") +
+                   (conv_output ? ", product returned" : ""));
+      GraphBuilder q = qdq_conv(false, depthwise, padded);
       q.graph()->nodes.pop_back();  // the closing QuantizeLinear
       q.graph()->outputs.clear();
       q.node("HardSigmoid", {"c"}, {"g"}, {{"alpha", testing::attr_float(1.0f / 6)}, {"beta", testing::attr_float(0.5f)}})
@@ -447,9 +451,9 @@ TEST(CpuBackendInt8, QdqConvWithAFloatOutputRunsIn8BitsWithAFloatTail) {
 // QuantizeLinear joins the step, which writes 8-bit values (within one unit of the reference).
 TEST(CpuBackendInt8, QdqConvWithAFloatTailAndAClosingQuantizeWritesBytes) {
   REQUIRE_CPU();
-  for (bool depthwise : {false, true}) {
-    SCOPED_TRACE(depthwise ? "depthwise" : "dense");
-    GraphBuilder q = qdq_conv(false, depthwise);
+  for (auto [depthwise, padded] : std::vector<std::pair<bool, bool>>{{false, true}, {true, true}, {false, false}, {true, false}}) {
+    SCOPED_TRACE(std::string(depthwise ? "depthwise" : "dense") + (padded ? "" : ", unpadded"));
+    GraphBuilder q = qdq_conv(false, depthwise, padded);
     q.graph()->nodes.pop_back();  // the QuantizeLinear right after the Conv
     q.graph()->outputs.clear();
     q.node("HardSigmoid", {"c"}, {"g"},

@@ -12,6 +12,9 @@
 // tensor or per output channel (mask 2); y_zero_point is the destination zero point. oneDNN
 // rounds the float32 product to nearest even and saturates; the reference multiplies in double,
 // so a product within a float32 rounding of a half-integer may differ by one unit.
+// ConvInteger with a float tail (dynamic quantization, or a QDQ Conv whose output stays float)
+// takes the tail's leading constant scale and bias as oneDNN's output scales and float32 bias,
+// so only the ops after them become post-ops.
 // 2-D activations are channels-last (nhwc), the layout of oneDNN's int8 kernels; chains of
 // quantized convolutions keep it and readers of other layouts get one reorder.
 #include <algorithm>
@@ -89,6 +92,44 @@ bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_
     if (runtime && !(i == 0 && op.code == Ew::mul)) return false;
   }
   post = std::move(p);
+  return true;
+}
+
+// When `program` opens with a multiplication by a known float32 constant of one value, or of
+// one per output channel (`channels`, axis 1 of a `dst_rank`-D result): true, with the factors
+// in *scales.
+bool leading_constant_scale(Builder& b, const EwProgram& program, int64_t channels, size_t dst_rank,
+                            std::vector<float>* scales) {
+  if (program.ops.empty() || program.ops[0].code != Ew::mul || program.ops[0].operand < 0) return false;
+  const Tensor* c = b.known(program.operands[static_cast<size_t>(program.ops[0].operand)]);
+  if (!c || c->dtype() != DataType::float32 || (c->numel() != 1 && c->numel() != channels)) return false;
+  const Shape& s = c->shape();
+  if (s.size() > dst_rank) return false;
+  if (c->numel() > 1) {
+    // Broadcasting aligns the shapes on the right: dst's axis 1 is the constant's axis `at`.
+    const int64_t at = 1 - static_cast<int64_t>(dst_rank - s.size());
+    if (at < 0 || s[static_cast<size_t>(at)] != channels) return false;
+  }
+  scales->assign(c->data<float>(), c->data<float>() + c->numel());
+  return true;
+}
+
+// When `program` opens with an addition of a known float32 constant of one value or one per
+// output channel (as leading_constant_scale takes them): true, with that constant divided by
+// the product's `scales` in *bias (one per channel), the accumulator's units.
+bool leading_constant_shift(Builder& b, const EwProgram& program, int64_t channels, size_t dst_rank,
+                            const std::vector<float>& scales, std::vector<double>* bias) {
+  if (program.ops.empty() || program.ops[0].code != Ew::add) return false;
+  std::vector<float> shift;
+  EwProgram as_mul = program;
+  as_mul.ops[0].code = Ew::mul;
+  if (!leading_constant_scale(b, as_mul, channels, dst_rank, &shift)) return false;
+  bias->resize(static_cast<size_t>(channels));
+  for (int64_t o = 0; o < channels; ++o) {
+    const double s = scales[scales.size() == 1 ? 0 : static_cast<size_t>(o)];
+    if (s == 0 || !std::isfinite(s)) return false;
+    (*bias)[static_cast<size_t>(o)] = shift[shift.size() == 1 ? 0 : static_cast<size_t>(o)] / s;
+  }
   return true;
 }
 
@@ -274,9 +315,27 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   dnnl::post_ops tail_ops;
   std::vector<DnnlKernel::Arg> tail_args;
   bool tail_fused = false;
+  // ConvInteger's tail opens with the product's constant scale (x_scale * w_scale, one or one
+  // per output channel): oneDNN's output scales, which its kernel applies as it converts the
+  // accumulator, cost nothing, where a binary post-op reads a vector per output block.
+  // A constant added next (the float bias) becomes oneDNN's float32 bias, which it adds to the
+  // accumulator before it scales: bias[o] / scale[o].
+  std::vector<float> tail_scales;
+  std::vector<double> tail_bias;
   if (tail.active) {
-    tail_fused = to_post_ops(b, tail.fused, dst, 1, dst_probe.layout, &tail_ops, &tail_args) ==
-                 static_cast<int>(tail.fused.ops.size());
+    EwProgram rest = tail.fused;
+    if (!qlinear && leading_constant_scale(b, tail.fused, O, dst.size(), &tail_scales)) {
+      rest.ops.erase(rest.ops.begin());
+      if (leading_constant_shift(b, rest, O, dst.size(), tail_scales, &tail_bias)) rest.ops.erase(rest.ops.begin());
+    }
+    tail_fused = to_post_ops(b, rest, dst, 1, dst_probe.layout, &tail_ops, &tail_args) == static_cast<int>(rest.ops.size());
+    if (!tail_fused && !tail_scales.empty()) {
+      // Not all of it fuses: the product writes v in float32 and the whole tail runs after it.
+      tail_scales.clear();
+      tail_bias.clear();
+      tail_ops = dnnl::post_ops();
+      tail_args.clear();
+    }
     if (!tail_fused) dst_probe.dtype = DataType::float32;
   }
 
@@ -323,6 +382,15 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       src_zero = true;
     }
   }
+  // A float bias from the tail: the integers so far plus it, rounded once to float32 (within
+  // half a unit of the accumulator for sums below 2^24).
+  if (!tail_bias.empty()) {
+    std::vector<float> combined(static_cast<size_t>(O));
+    for (int64_t o = 0; o < O; ++o)
+      combined[static_cast<size_t>(o)] = static_cast<float>(
+          (dnnl_bias.defined() ? dnnl_bias.data<int32_t>()[o] : 0) + tail_bias[static_cast<size_t>(o)]);
+    dnnl_bias = Tensor::from_vector<float>({O}, combined);
+  }
   dnnl::primitive_attr attr;
   if (tail_fused) {
     attr.set_post_ops(tail_ops);
@@ -346,13 +414,16 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   DnnlKernel::Arg scales;
   if (qlinear) {
     TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, in(1), in(4), in(6), O, 1 << 1, label, &attr, &runtime_scales));
+  } else if (!tail_scales.empty()) {
+    attr.set_output_scales(tail_scales.size() == 1 ? 0 : 1 << 1, tail_scales);
   }
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
 
   const auto src_md = value_md(b.val(src)), dst_md = value_md(dst_probe);
   const dnnl::memory::desc w_any(wd, dt::s8, dnnl::memory::format_tag::any);
-  const dnnl::memory::desc b_md({O}, dt::s32, dnnl::memory::format_tag::x);
+  const dnnl::memory::desc b_md({O}, dnnl_bias.defined() && dnnl_bias.dtype() == DataType::float32 ? dt::f32 : dt::s32,
+                                dnnl::memory::format_tag::x);
   const auto strides = as_dims(win->strides), dil = as_dims(win->dilations, 1);
   const auto pl = as_dims(win->pad_begin), pr = as_dims(win->pad_end);
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(ws) / O);

@@ -246,8 +246,7 @@ void add_quantize_command(CLI::App& app, int* exit_code) {
                 "with --per-channel)");
   cmd->add_flag("--float-outputs", o->float_outputs,
                 "qdq: quantize a Conv/MatMul output only where another quantized node reads it (more accurate; ONNX "
-                "Runtime then runs those nodes in float32, tandem the Convs in 8 bits with a float tail and the MatMuls in "
-                "float32)");
+                "Runtime then runs those nodes in float32, tandem in 8 bits with a float tail)");
   cmd->add_option("--method", o->method, "Calibration: minmax (default), percentile or mse");
   cmd->add_option("--percentile", o->percentile, "The percentile of |x| for --method percentile (default 99.99)");
   cmd->add_option("--calibration", o->calibration_dir,

@@ -481,6 +481,56 @@ TEST(CpuBackendInt8, QdqConvWithAFloatTailAndAClosingQuantizeWritesBytes) {
   }
 }
 
+// DequantizeLinear -> MatMul with no closing QuantizeLinear (a bias Add and a Relu after it, or
+// nothing): one MatMulInteger step whose int32 product is scaled per column in float32.
+TEST(CpuBackendInt8, QdqMatMulWithAFloatOutputRunsIn8BitsScaledPerColumn) {
+  REQUIRE_CPU();
+  const int64_t K = 32, N = 24;
+  std::vector<float> ws, bias;
+  for (int64_t j = 0; j < N; ++j) {
+    ws.push_back(0.002f + 0.0003f * static_cast<float>(j % 5));
+    bias.push_back(-0.1f + 0.01f * static_cast<float>(j));
+  }
+  for (bool unsigned_source : {true, false}) {
+    for (bool tail : {true, false}) {
+      SCOPED_TRACE(std::string(unsigned_source ? "uint8" : "int8") + " source" + (tail ? ", bias and Relu" : ""));
+      GraphBuilder q;
+      q.input("x", random_floats({2, 5, K}, 9, -1.0f, 1.0f))
+          .init("xs", Tensor::scalar<float>(1.0f / 127))
+          .init("xz", unsigned_source ? Tensor::scalar<uint8_t>(128) : Tensor::scalar<int8_t>(0))
+          .init("wq", random_ints<int8_t>({K, N}, -onednn_weight_max(), onednn_weight_max(), 10))
+          .init("ws", f32(ws))
+          .init("wz", Tensor::from_vector<int8_t>({N}, std::vector<int8_t>(N, 0)))
+          .init("b", f32(bias))
+          .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+          .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+          .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(1)}})
+          .node("MatMul", {"xf", "wf"}, {"m"});
+      if (tail) q.node("Add", {"m", "b"}, {"mb"}).node("Relu", {"mb"}, {"y"}).output("y");
+      else q.output("m");
+      const std::string text = describe_cpu(q);
+      const std::string fused = tail ? "fused: DequantizeLinear + MatMul + Add + Relu" : "fused: DequantizeLinear + MatMul";
+      EXPECT_NE(text.find("[MatMulInteger 'MatMul3']  " + fused), std::string::npos) << text;
+      EXPECT_EQ(text.find("[MatMul 'MatMul3']"), std::string::npos) << "the float MatMul is gone:\n" << text;
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 1u);
+        ASSERT_EQ(r.cpu[0].tensor.dtype(), DataType::float32);
+        // The reference sums float32 products of the dequantized values; the product here is
+        // the exact integer sum, scaled once.
+        Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+        EXPECT_TRUE(c.is_ok()) << c.message();
+        const Tensor& y = r.cpu[0].tensor;
+        int positive = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) positive += y.data<float>()[i] > 0.0f;
+        EXPECT_GT(positive, y.numel() / 10) << "the outputs exercise the arithmetic";
+        EXPECT_LT(positive, y.numel() * 9 / 10) << "the outputs exercise the arithmetic";
+      }
+    }
+  }
+}
+
 // --- Chains after a quantized product: DequantizeLinear -> elementwise -> [QuantizeLinear] --------
 
 // qdq_conv's product, then DequantizeLinear -> Mul(scalar) -> Add(per channel, or a scalar with

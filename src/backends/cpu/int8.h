@@ -76,6 +76,11 @@ Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_
 // qdq_fusion.cpp: a DequantizeLinear -> Conv whose float output float ops read.
 std::unique_ptr<OpSpec> make_conv_integer_to_float(const Step& step, EwProgram post);
 
+// The same for a MatMulInteger step (inputs a, b, a_zero_point, b_zero_point; qmatmul.cpp): a
+// DequantizeLinear -> MatMul whose float output float ops read, `post` opening with the
+// product by a_scale * b_scale[n] (one, or one per column).
+std::unique_ptr<OpSpec> make_matmul_integer_to_float(const Step& step, EwProgram post);
+
 // True when oneDNN's int8 kernels on this machine (and under TANDEM_CPU_ISA) use VNNI dot
 // products, whose int32 accumulation cannot saturate.
 bool onednn_has_vnni();

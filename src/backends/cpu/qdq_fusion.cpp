@@ -17,7 +17,8 @@
 // A DequantizeLinear -> Conv whose output no QuantizeLinear closes (float ops or graph outputs
 // read it: a QDQ model written without output quantization) becomes one ConvInteger step whose
 // int32 product is scaled by x_scale * w_scale[o] and biased in float32; the float ops after it
-// can then join it as post-ops. Same conditions on the activation and the weights.
+// can then join it as post-ops. A MatMul likewise becomes a MatMulInteger step scaled per
+// column. Same conditions on the activation and the weights.
 //
 // The ops that QDQ models wrap the same way without weights become the com.microsoft quantized
 // ops the backend runs on 8-bit data (qelementwise.cpp, qpool.cpp), when every data input is a
@@ -209,34 +210,38 @@ class QdqFuser {
   // (float ops or graph outputs read it; a QDQ model written without output quantization):
   // the product runs in 8 bits as ConvInteger, its int32 result times x_scale * w_scale[o] plus
   // the float bias in float32 (make_conv_integer_to_float), which the float ops after it can
-  // join as post-ops. True when rewritten.
+  // join as post-ops. A MatMul (constant 2-D weights) likewise becomes MatMulInteger scaled per
+  // column (make_matmul_integer_to_float). True when rewritten.
   bool try_float_product_at(int p) {
     const Step& ps = g_.steps[p];
     if (ps.dead || !ps.spec || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() ||
-        ps.node->op_type != "Conv" || ps.inputs.size() < 2 || ps.outputs.size() != 1 || ps.outputs[0] < 0)
+        ps.inputs.size() < 2 || ps.outputs.size() != 1 || ps.outputs[0] < 0)
       return false;
+    const bool conv = ps.node->op_type == "Conv";
+    if (!conv && (ps.node->op_type != "MatMul" || ps.inputs.size() != 2)) return false;
     int dx;
     QParams x;
     DataType x_type;
     if (!dequantized_activation(ps.inputs[0], &dx, &x, &x_type)) return false;
     const Step& dxs = g_.steps[dx];
     // Without VNNI a signed source would take the exact integer kernel, slower than the float
-    // path (qconv.cpp).
-    if (x_type == DataType::int8 && !onednn_has_vnni()) return false;
+    // path (qconv.cpp). (oneDNN's matrix products widen first: exact either way.)
+    if (conv && x_type == DataType::int8 && !onednn_has_vnni()) return false;
     QParams w;
-    if (!weight_params(ps.inputs[1], true, &w)) return false;  // [O, C/group, k...]
+    if (!weight_params(ps.inputs[1], conv, &w)) return false;  // Conv: [O, C/group, k...]; MatMul: [K, N]
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
-    // Per output channel, shaped [O, 1, ...] to broadcast against the [N, O, spatial...] output.
+    // Conv: per output channel, shaped [O, 1, ...] to broadcast against [N, O, spatial...].
+    // MatMul: per column, [N] against [..., N].
     Shape per_channel = {channels};
-    per_channel.resize(f_.constant(w.data)->rank() - 1, 1);
+    if (conv) per_channel.resize(f_.constant(w.data)->rank() - 1, 1);
     const float xs = f_.constant(x.scale)->data<float>()[0];
     std::vector<float> scales(static_cast<size_t>(channels));
     for (int64_t o = 0; o < channels; ++o) scales[static_cast<size_t>(o)] = xs * wsc->data<float>()[o];
     EwProgram post;
     post.operands.push_back(f_.add_constant(Tensor::from_vector<float>(per_channel, scales)));
     post.ops.push_back(EwOp{Ew::mul, 0, 0, 0});
-    if (ps.inputs.size() > 2 && ps.inputs[2] >= 0) {
+    if (conv && ps.inputs.size() > 2 && ps.inputs[2] >= 0) {
       const Tensor* bt = f_.constant(ps.inputs[2]);
       if (!is_f32(bt) || bt->numel() != channels) return false;
       std::vector<float> bias(bt->data<float>(), bt->data<float>() + channels);
@@ -246,9 +251,9 @@ class QdqFuser {
     Node n;
     n.name = ps.node->name;
     n.index = ps.node->index;
-    n.op_type = "ConvInteger";
+    n.op_type = conv ? "ConvInteger" : "MatMulInteger";
     n.opset = 10;
-    n.attrs = ps.node->attrs;
+    if (conv) n.attrs = ps.node->attrs;
     n.outputs = ps.node->outputs;
     const std::vector<int> inputs{x.data, w.data, x.zero_point, w.zero_point};
     for (int v : inputs) n.inputs.push_back(g_.values[v].name);
@@ -259,7 +264,7 @@ class QdqFuser {
     fused.node = &g_.synthesized.back();
     fused.inputs = inputs;
     fused.outputs = ps.outputs;
-    fused.spec = make_conv_integer_to_float(fused, std::move(post));
+    fused.spec = conv ? make_conv_integer_to_float(fused, std::move(post)) : make_matmul_integer_to_float(fused, std::move(post));
     const std::vector<int>& readers = g_.values[dxs.outputs[0]].readers;
     const bool absorb_dq = !g_.values[dxs.outputs[0]].is_output &&
                            std::all_of(readers.begin(), readers.end(), [&](int r) { return r == p; });

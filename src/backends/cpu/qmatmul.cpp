@@ -192,10 +192,18 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   // 2.6 keeps its brgemm (AMX, VNNI) kernels for some of these combinations and falls back to
   // a slower gemm for others, so the variants are tried from the most fused to none, and the
   // first on a brgemm kernel is taken (else the first that exists).
+  // A constant first factor (a QDQ product's a_scale * b_scale[n], one or one per column) is
+  // likewise oneDNN's output scale, fixed at creation.
   int scale_operand = -1;
+  std::vector<float> constant_scales;
   if (to_float && !post.ops.empty() && post.ops[0].code == Ew::mul && post.ops[0].operand >= 0) {
     const int v = post.operands[static_cast<size_t>(post.ops[0].operand)];
-    if (b.typed(v) && b.val(v).dtype == DataType::float32 && shape_numel(b.val(v).shape) == 1) scale_operand = v;
+    const Tensor* c = b.known(v);
+    if (c && c->dtype() == DataType::float32 && (c->numel() == 1 || (c->numel() == N && c->shape().back() == N))) {
+      constant_scales.assign(c->data<float>(), c->data<float>() + c->numel());
+    } else if (!c && b.typed(v) && b.val(v).dtype == DataType::float32 && shape_numel(b.val(v).shape) == 1) {
+      scale_operand = v;
+    }
   }
   const double work = static_cast<double>(shape_numel(dst_shape)) * static_cast<double>(K);
   const int kthreads = threads_for(b, work);
@@ -211,7 +219,7 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   if (!to_float) variants.push_back({});
   else
     for (auto [scale, post_ops] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, true}, std::pair{false, false}})
-      if ((!scale || scale_operand >= 0) && (!post_ops || post.ops.size() > (scale ? 1u : 0u)))
+      if ((!scale || scale_operand >= 0 || !constant_scales.empty()) && (!post_ops || post.ops.size() > (scale ? 1u : 0u)))
         variants.push_back(Variant{scale, post_ops, {}, 0, {}, {}});
   int chosen = -1;
   std::string last_error = "no variant";
@@ -225,7 +233,8 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
     v.prog = post;
     if (v.scale) {
       v.prog.ops.erase(v.prog.ops.begin());
-      va.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+      if (constant_scales.empty()) va.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+      else va.set_output_scales(constant_scales.size() == 1 ? 0 : 1 << (dst_shape.size() - 1), constant_scales);
     }
     if (v.post_ops) {
       dnnl::post_ops po;
@@ -253,7 +262,7 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   const int translated = picked.translated;
   const std::vector<DnnlKernel::Arg>& post_args = picked.post_args;
   int scale_value = -1;
-  if (picked.scale) {
+  if (picked.scale && scale_operand >= 0) {
     TANDEM_ASSIGN_OR_RETURN(scale_value, b.require(scale_operand, Layout::plain));
   }
   // The product's own output (the node's, before the absorbed ops) must be the step's output.
@@ -358,6 +367,14 @@ Result<std::unique_ptr<OpSpec>> make_qmatmul(FusionContext&, const Step& st) {
 }
 
 }  // namespace
+
+std::unique_ptr<OpSpec> make_matmul_integer_to_float(const Step& step, EwProgram post) {
+  auto s = std::make_unique<QMatMulSpec>();
+  s->node_inputs = step.inputs.size();
+  s->to_float = true;
+  s->post = std::move(post);
+  return s;
+}
 
 void register_qmatmul_ops(OpTable& t) {
   t.add("QLinearMatMul", &supports_qmatmul, &make_qmatmul);

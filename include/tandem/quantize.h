@@ -96,9 +96,9 @@ struct QuantizeOptions {
   // product with an 8-bit output). false: only where another quantized node reads it as its
   // input, so a Conv's output is not rounded once more before the float ops after it (rec:
   // 97.65% argmax agreement instead of 95.15%, docs/quantize.md). tandem's cpu backend still
-  // runs such a Conv in 8 bits with a float tail (about 1.35x the time of the fused form), and
-  // such a MatMul in float32; ONNX Runtime runs both in float32. qoperator's QLinearConv always
-  // has a quantized output.
+  // runs such a Conv or MatMul in 8 bits, with the float ops after it fused into its output
+  // pass; ONNX Runtime runs both in float32. qoperator's QLinearConv always has a quantized
+  // output.
   bool quantize_outputs = true;
   double percentile = 99.99;  // for CalibrationMethod::percentile, in (0, 100]
   // Nodes to leave in float32: by op type ("MatMul") and by node name.

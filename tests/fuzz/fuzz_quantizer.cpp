@@ -2,9 +2,10 @@
 // which take untrusted models apart and put them back together.
 //
 // Input: one byte of options, then a serialized ModelProto. The byte picks the format (bits
-// 0-1), per-channel weights (bit 2), 7-bit weights (bit 3) and whether the bias probes round
-// the inputs (bit 4). The steps then run as quantize_model runs them, with made-up calibration
-// figures in place of measured ones: plan, equalization, bias probes, bias correction, rewrite.
+// 0-1), per-channel weights (bit 2), 7-bit weights (bit 3), whether the bias probes round the
+// inputs (bit 4) and unquantized outputs (bit 5: qdq's --float-outputs). The steps then run as
+// quantize_model runs them, with made-up calibration figures in place of measured ones: plan,
+// equalization, bias probes, bias correction, rewrite.
 // A crash, a sanitizer report, a leak or a hang is a bug; so is an error message that is not
 // one line, and so is a probe model or a quantized model that does not load when the model it
 // was made from did (planning loads it first).
@@ -68,6 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.format = static_cast<tandem::QuantizeFormat>(config % 3);
   options.per_channel = (config & 4) != 0;
   options.reduce_range = (config & 8) != 0;
+  options.quantize_outputs = (config & 32) == 0;
 
   auto plan = tandem::plan_quantization(model, options);
   if (!plan.is_ok()) {

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "core/compare.h"
 #include "cpu_int8_test_util.h"
 #include "op_test_util.h"
 
@@ -151,6 +152,80 @@ TEST(CpuBackendInt8Layouts, QuantizeLinearOfABlockedValueWritesChannelsLastValue
       }
       EXPECT_GT(low, 0) << "values saturated at the low end";
       EXPECT_GT(high, 0) << "values saturated at the high end";
+    }
+  }
+}
+
+// The oneDNN implementation describe() names for the kernel whose line starts with `label`, or "".
+std::string implementation_of(const std::string& text, const std::string& label) {
+  const size_t at = text.find(label + "  -> ", text.find("\n  instance "));
+  if (at == std::string::npos) return "";
+  const size_t end = text.find('\n', at);
+  const std::string line = text.substr(at, end - at);
+  const size_t impl = line.find("(oneDNN ");
+  return impl == std::string::npos ? "" : line.substr(impl + 8, line.size() - impl - 9);
+}
+
+// QLinearConv (8-bit output, then a byte table for a chain after it) and a QDQ Conv with a float
+// output, over 1-D, 2-D and 3-D activations: all run on oneDNN's channels-last int8 kernels
+// (plain 1-D and 3-D ones would run its reference loops, about a thousand times slower), 1-D
+// and 3-D values reordered in and out within the step, and match the reference.
+TEST(CpuBackendInt8Layouts, ConvolutionsOfEveryRankRunOnChannelsLastKernels) {
+  REQUIRE_CPU();
+  const int64_t C = 8, O = 12;
+  for (size_t dims : {1, 2, 3}) {
+    const Shape spatial(dims, 9);
+    Shape xs = {1, C}, ws = {O, C};
+    for (int64_t d : spatial) xs.push_back(d);
+    ws.resize(2 + dims, 3);
+    const std::vector<int64_t> pads(2 * dims, 1);
+    for (bool float_output : {false, true}) {
+      SCOPED_TRACE(std::to_string(dims) + "-D" + (float_output ? ", QDQ with a float output" : ", QLinearConv"));
+      GraphBuilder q;
+      q.input("x", random_floats(xs, 5, -1.0f, 1.0f))
+          .init("xs", Tensor::scalar<float>(1.0f / 127))
+          .init("xz", Tensor::scalar<uint8_t>(128))
+          .init("wq", random_ints<int8_t>(ws, -onednn_weight_max(), onednn_weight_max(), 6))
+          .init("ws", Tensor::scalar<float>(0.002f))
+          .init("wz", Tensor::scalar<int8_t>(0))
+          .init("ys", Tensor::scalar<float>(0.05f))
+          .init("yz", Tensor::scalar<uint8_t>(100))
+          .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"});
+      std::string conv;
+      if (float_output) {
+        q.node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+            .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"})
+            .node("Conv", {"xf", "wf"}, {"c"}, {{"pads", attr_ints(pads)}})
+            .node("Relu", {"c"}, {"y"})
+            .output("y");
+        conv = "[ConvInteger 'Conv3']";
+      } else {
+        // The chain after it (DequantizeLinear -> HardSigmoid -> QuantizeLinear) becomes a byte
+        // table.
+        q.node("QLinearConv", {"xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"}, {"yq"}, {{"pads", attr_ints(pads)}})
+            .node("DequantizeLinear", {"yq", "ys", "yz"}, {"yf"})
+            .node("HardSigmoid", {"yf"}, {"g"})
+            .init("gs", Tensor::scalar<float>(1.0f / 255))
+            .init("gz", Tensor::scalar<uint8_t>(0))
+            .node("QuantizeLinear", {"g", "gs", "gz"}, {"y"})
+            .output("y");
+        conv = "[QLinearConv 'QLinearConv1']";
+      }
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      const std::string impl = implementation_of(text, conv);
+      EXPECT_FALSE(impl.empty()) << "the product runs on oneDNN:\n" << text;
+      EXPECT_NE(impl.rfind("ref", 0), 0u) << "not its reference loops:\n" << text;
+      Runs r = run_both(q);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      if (float_output) {
+        Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+        EXPECT_TRUE(c.is_ok()) << c.message();
+      } else {
+        const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QLinearConv and its chain");
+        EXPECT_LE(differ, r.cpu[0].tensor.numel() / 50) << "more than 2% of outputs off by one";
+      }
+      EXPECT_EQ(r.cpu[0].tensor.shape(), r.ref[0].tensor.shape());
     }
   }
 }

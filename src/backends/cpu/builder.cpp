@@ -169,10 +169,13 @@ Result<int> Builder::require(int v, Layout l) {
   auto key = std::make_pair(v, l);
   if (auto it = conversions_.find(key); it != conversions_.end()) return it->second;
   // float32 moves between all three layouts; the 8-bit and int32 values of quantized
-  // convolutions between plain and nhwc.
+  // convolutions between plain and nhwc. Blocked values are 4-D; channels-last ones 3-D to 5-D
+  // (nwc, nhwc, ndhwc: the 1-D and 3-D ones only inside quantized convolutions).
   const bool quantized = iv.dtype == DataType::uint8 || iv.dtype == DataType::int8 || iv.dtype == DataType::int32;
-  if ((iv.dtype != DataType::float32 && !(quantized && l != Layout::blocked && iv.layout != Layout::blocked)) ||
-      iv.shape.size() != 4)
+  const size_t rank = iv.shape.size();
+  const bool involves_blocked = l == Layout::blocked || iv.layout == Layout::blocked;
+  if ((iv.dtype != DataType::float32 && !(quantized && !involves_blocked)) ||
+      (involves_blocked ? rank != 4 : rank < 3 || rank > 5))
     return unsupported("cannot convert a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +
                        "] value between layouts");
   const Shape shape = iv.shape;

@@ -84,10 +84,14 @@ std::string CpuPlan::describe() const {
       std::string shape;
       if (!kr.writes.empty()) {
         const IValue& w = inst->values[kr.writes[0]];
-        shape = shape_to_string(w.shape) + (w.layout == Layout::blocked ? " nChw" + std::to_string(channel_block()) + "c" : w.layout == Layout::nhwc ? " nhwc" : "");
+        const char* channels_last = w.shape.size() == 3 ? " nwc" : w.shape.size() == 5 ? " ndhwc" : " nhwc";
+        shape = shape_to_string(w.shape) +
+                (w.layout == Layout::blocked ? " nChw" + std::to_string(channel_block()) + "c"
+                                             : w.layout == Layout::nhwc ? channels_last : "");
         if (w.dtype != DataType::float32) shape += " " + std::string(dtype_name(w.dtype));
       }
-      line("  " + std::to_string(k) + "  " + kr.label + "  -> " + shape);
+      line("  " + std::to_string(k) + "  " + kr.label + "  -> " + shape +
+           (kr.implementation.empty() ? "" : "  (oneDNN " + kr.implementation + ")"));
     }
   }
   return out;

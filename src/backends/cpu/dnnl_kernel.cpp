@@ -43,8 +43,11 @@ dnnl::memory::desc value_md(const IValue& v) {
   if (v.layout == Layout::blocked)
     return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype),
                               channel_block() == 16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c);
-  if (v.layout == Layout::nhwc)
-    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), dnnl::memory::format_tag::nhwc);
+  if (v.layout == Layout::nhwc) {
+    using tag = dnnl::memory::format_tag;
+    const tag t = v.shape.size() == 3 ? tag::nwc : v.shape.size() == 5 ? tag::ndhwc : tag::nhwc;
+    return dnnl::memory::desc(to_dims(v.shape), dnnl_type(v.dtype), t);
+  }
   return plain_md(v.shape, dnnl_type(v.dtype));
 }
 
@@ -97,6 +100,9 @@ Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
 
 void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md) {
   k.prim = std::move(p);
+  const char* impl = nullptr;
+  if (dnnl_primitive_desc_query(k.prim.get_primitive_desc(), dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+    k.implementation = impl;
   if (scratch_md.get_size() > 0) {
     k.uses_scratch = true;
     k.scratch_md = scratch_md;
@@ -116,6 +122,7 @@ Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::reorder::primitive_desc pd(cpu_engine(), smd, cpu_engine(), dmd, attr);
     k->prim = dnnl::reorder(pd);
+    k->implementation = pd.impl_info_str();
     auto sp = pd.scratchpad_desc();
     if (sp.get_size() > 0) {
       k->uses_scratch = true;

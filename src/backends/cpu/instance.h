@@ -40,7 +40,8 @@ inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 // nhwc (channels last, 4-D) holds the bfloat16/float32 operands inside bf16 convolution steps
 // (oneDNN's AMX kernels read and write it; the step converts to and from the layouts other
 // kernels use) and the 8-bit and int32 activations of quantized convolutions (qconv.cpp), which
-// readers of other layouts get through Builder::require.
+// readers of other layouts get through Builder::require. 3-D and 5-D values are channels-last
+// (nwc, ndhwc) only inside a quantized convolution step, never as a step's output.
 enum class Layout : uint8_t { plain, blocked, nhwc };
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -92,6 +93,9 @@ class Kernel {
   std::vector<int> reads;   // instance value ids read
   std::vector<int> writes;  // instance value ids written
   std::string label;        // node label for messages
+  // The oneDNN implementation that runs it ("jit_uni_int8:avx2", "ref:any", ...), for describe();
+  // empty for the backend's own kernels.
+  std::string implementation;
 };
 
 // What one run borrows from an instance: the arena and scratchpad, the data pointer of every

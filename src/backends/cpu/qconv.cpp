@@ -15,8 +15,8 @@
 // ConvInteger with a float tail (dynamic quantization, or a QDQ Conv whose output stays float)
 // takes the tail's leading constant scale and bias as oneDNN's output scales and float32 bias,
 // so only the ops after them become post-ops.
-// 2-D activations are channels-last (nhwc), the layout of oneDNN's int8 kernels; chains of
-// quantized convolutions keep it and readers of other layouts get one reorder.
+// Activations are channels-last (nwc, nhwc, ndhwc), the layout of oneDNN's int8 kernels;
+// chains of 2-D quantized convolutions keep it and readers of other layouts get one reorder.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -296,20 +296,18 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   }
   Tensor w8 = std::move(int8_weights).value();
 
-  // Layouts: channels-last for 2-D activations, plain otherwise.
-  const bool nhwc = xs.size() == 4;
-  int src = x;
-  if (nhwc) {
-    TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::nhwc));
-  } else {
-    TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::plain));
-  }
+  // Layouts: channels-last (nwc, nhwc, ndhwc), the only one oneDNN's int8 convolutions have
+  // fast kernels for (plain 1-D and 3-D ones run its reference loops, ~1000x slower). 2-D
+  // values stay channels-last between quantized convolutions; 1-D and 3-D ones are reordered in
+  // and out here, since the other kernels take channels-last values as 4-D only.
+  const bool keep_channels_last = xs.size() == 4;
+  TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::nhwc));
   const DataType out_type = b.val(out).dtype;
   if (tabled || float_tabled) tail.active = false;
   IValue dst_probe;
   dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
   dst_probe.shape = dst;
-  dst_probe.layout = nhwc ? Layout::nhwc : Layout::plain;
+  dst_probe.layout = Layout::nhwc;
   // An absorbed tail as post-ops; the destination zero point is then the closing
   // QuantizeLinear's. Unfused, the product writes v in float32.
   dnnl::post_ops tail_ops;
@@ -447,7 +445,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // (Unless only DynamicQuantizeLinear reads it: it quantizes channels-last values as they lie.)
   const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
                           !only_read_by(b, out, {"DynamicQuantizeLinear"});
-  const int conv_out = (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
+  const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;
   const std::string impl = pd.impl_info_str();
@@ -494,9 +492,13 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   k->writes = {conv_out};
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
-  if (tabled) return add_byte_map(b, conv_out, out, table, label + " (byte table)");
+  if (tabled) {
+    // (The table's output takes its input's layout: plain outside 2-D.)
+    TANDEM_ASSIGN_OR_RETURN(int yq, b.require(conv_out, keep_channels_last ? Layout::nhwc : Layout::plain));
+    return add_byte_map(b, yq, out, table, label + " (byte table)");
+  }
   if (float_tabled) return add_byte_to_float(b, conv_out, out, float_table, label + " (float table)");
-  if (!tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
+  if (tail.active && !tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
   b.define(out, Layout::plain);
   return add_reorder(b, conv_out, out, label + " (to plain)");
 }

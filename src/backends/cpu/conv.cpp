@@ -265,13 +265,11 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   // 1x1 kernels refuse channel counts that are not multiples of 8 and would fall to its
   // reference convolution.
   const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 1;
-  int src = x;
-  if (two_d && xv.layout == Layout::plain && xs[1] >= 8) {
-    TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));
-  }
+  const Layout x_layout = xv.layout;
+  Layout src_layout = two_d && x_layout == Layout::plain && xs[1] >= 8 ? Layout::blocked : x_layout;
   // Blocked output for every 2-D convolution: oneDNN's fast kernels want it even for few
   // channels (the reorder to plain, when a plain reader needs one, is cheap).
-  const Layout dst_layout = two_d ? Layout::blocked : Layout::plain;
+  Layout dst_layout = two_d ? Layout::blocked : Layout::plain;
   IValue dst_probe;
   dst_probe.dtype = DataType::float32;
   dst_probe.shape = dst;
@@ -284,9 +282,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       patch = patch && ws[2 + i] == geo.strides[i] && ws[2] == ws[3] && geo.dilations[i] == 1 &&
               geo.pads_begin[i] == 0 && geo.pads_end[i] == 0 && dst[2 + i] == xs[2 + i] * geo.strides[i];
     if (patch) {
-      if (src == x && xv.layout != Layout::blocked) {
-        TANDEM_ASSIGN_OR_RETURN(src, b.require(x, Layout::blocked));
-      }
+      TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
       return add_patch_deconv(b, src, out, xs, O, ws[2], wc, bc, post, label);
     }
   }
@@ -341,7 +337,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(ops);
-    IValue src_probe = b.val(src), out_probe = dst_probe;
+    IValue src_probe = b.val(x), out_probe = dst_probe;
+    src_probe.layout = src_layout;
     if (bf16) {
       src_probe.dtype = DataType::bfloat16;
       src_probe.layout = out_probe.layout = Layout::nhwc;
@@ -388,28 +385,43 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   bool fused = translated > 0;
   // Tries bf16 then float32 (a geometry without a native bf16 kernel runs in float32), and
   // with the post-ops then without them.
-  for (;;) {
-    try {
-      std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(po, wany);
-      if (fused && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference post-ops");
-      if (bf16 && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference bf16");
-      break;
-    } catch (const dnnl::error&) {
-      if (fused) {
-        translated = 0;
-        fused = false;
-        post_args.clear();
-        po = dnnl::post_ops();
-      } else if (bf16) {
-        bf16 = false;
-        po = dnnl::post_ops();
-        post_args.clear();
-        translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
-        fused = translated > 0;
-      } else {
-        throw;
+  for (bool retried_plain = false;; retried_plain = true) {
+    for (;;) {
+      try {
+        std::tie(prim, wmd_chosen, scratch_md, impl) = make_pd(po, wany);
+        if (fused && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference post-ops");
+        if (bf16 && impl.rfind("ref", 0) == 0) throw dnnl::error(dnnl_unimplemented, "reference bf16");
+        break;
+      } catch (const dnnl::error&) {
+        if (fused) {
+          translated = 0;
+          fused = false;
+          post_args.clear();
+          po = dnnl::post_ops();
+        } else if (bf16) {
+          bf16 = false;
+          po = dnnl::post_ops();
+          post_args.clear();
+          translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
+          fused = translated > 0;
+        } else {
+          throw;
+        }
       }
     }
+    // oneDNN's direct kernels take the blocked layout for some channel counts per group only: a
+    // grouped convolution of 4 channels per group would run its reference loops there, about a
+    // thousand times slower than its gemm convolution on plain activations.
+    if (retried_plain || bf16 || dst_layout != Layout::blocked || impl.rfind("ref", 0) != 0) break;
+    src_layout = dst_layout = dst_probe.layout = Layout::plain;
+    po = dnnl::post_ops();
+    post_args.clear();
+    translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
+    fused = translated > 0;
+  }
+  int src = x;
+  if (src_layout != x_layout) {
+    TANDEM_ASSIGN_OR_RETURN(src, b.require(x, src_layout));
   }
   if (bf16) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src, Layout::nhwc));

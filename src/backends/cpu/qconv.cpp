@@ -301,7 +301,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // values stay channels-last between quantized convolutions; 1-D and 3-D ones are reordered in
   // and out here, since the other kernels take channels-last values as 4-D only.
   const bool keep_channels_last = xs.size() == 4;
-  TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::nhwc));
+  IValue src_probe = b.val(x);  // the source as the primitive reads it (converted below)
+  src_probe.layout = Layout::nhwc;
   const DataType out_type = b.val(out).dtype;
   if (tabled || float_tabled) tail.active = false;
   IValue dst_probe;
@@ -418,7 +419,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
 
-  const auto src_md = value_md(b.val(src)), dst_md = value_md(dst_probe);
+  const auto src_md = value_md(src_probe), dst_md = value_md(dst_probe);
   const dnnl::memory::desc w_any(wd, dt::s8, dnnl::memory::format_tag::any);
   const dnnl::memory::desc b_md({O}, dnnl_bias.defined() && dnnl_bias.dtype() == DataType::float32 ? dt::f32 : dt::s32,
                                 dnnl::memory::format_tag::x);
@@ -439,6 +440,14 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (verbose()) note(label + " oneDNN has no int8 convolution for this case: " + e.what());
     return own_kernel();
   }
+  const std::string impl = pd.impl_info_str();
+  // oneDNN's reference loops (odd channel counts per group, 3-D depthwise) are slower than the
+  // own kernel, which runs such products as float32 convolutions where that is exact.
+  if (impl.rfind("ref", 0) == 0) {
+    if (verbose()) note(label + " oneDNN has only its reference int8 convolution for this case");
+    return own_kernel();
+  }
+  TANDEM_ASSIGN_OR_RETURN(const int src, b.require(x, Layout::nhwc));
   // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
   // fused tail's float output is reordered.
@@ -448,7 +457,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;
-  const std::string impl = pd.impl_info_str();
   if (verbose())
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
          (runtime_scales ? ", runtime scales" : ""));

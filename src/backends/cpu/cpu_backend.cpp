@@ -20,6 +20,7 @@ const OpTable& cpu_ops() {
     register_cast_ops(t);
     register_conv_ops(t);
     register_elementwise_ops(t);
+    register_indexing_ops(t);
     register_matmul_ops(t);
     register_normalization_ops(t);
     register_pool_ops(t);
@@ -42,8 +43,9 @@ namespace {
 
 // Ops that only move or relabel data: any element type of fixed size runs on their own path.
 bool moves_data_only(const std::string& op) {
-  static const char* const ops[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
-                                    "Transpose", "Slice",   "Concat",  "Shape",     "Constant"};
+  static const char* const ops[] = {"Reshape", "Flatten", "Squeeze",      "Unsqueeze",    "Identity", "Dropout",
+                                    "Transpose", "Slice", "Concat",       "Shape",        "Constant", "Split",
+                                    "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather"};
   return std::any_of(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; });
 }
 

@@ -1,7 +1,10 @@
 // shape.cpp: data-movement ops of the cpu backend.
 //   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference).
-//   Copies: Transpose, Slice (strided gather), Concat (plain, or blocked along channels when the
-//     channel counts allow block copies).
+//   Copies: Transpose, Slice, Split, Expand, Tile, DepthToSpace, SpaceToDepth (each a strided
+//     gather over the plain input: Split one per output, Expand and Tile with stride 0 along the
+//     repeated dims, the depth/space moves as the reshape-transpose-reshape the spec defines
+//     them by), Concat (plain, or blocked along channels when the channel counts allow block
+//     copies).
 //   Build-time only: Shape and Constant (their values are known once input shapes are).
 // Any element type with a fixed size works for views and copies. Cast is in cast.cpp.
 #include <immintrin.h>
@@ -206,6 +209,114 @@ class SliceSpec final : public OpSpec {
     }
     b.define(out, Layout::plain);
     return add_gather(b, px, out, dims, strides, offset, label);
+  }
+};
+
+// Split: output k is the slice of the input along `axis` that starts where output k-1 ends, its
+// size the output's inferred one (the split sizes, attribute or input, or equal parts).
+class SplitSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0];
+    if (!b.typed(x) || !pod(b.val(x).dtype)) return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    int64_t axis = step.node->attr_int("axis", 0);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return unsupported(label + " axis");
+    int64_t total = 0;
+    for (int out : step.outputs) {
+      if (out < 0 || !b.typed(out) || b.val(out).dtype != b.val(x).dtype) return unsupported(label + " output shape/dtype");
+      Shape os = b.val(out).shape;
+      if (os.size() != xs.size() || shape_numel(os) == 0) return unsupported(label + " output shape");
+      total += os[axis];
+      os[axis] = xs[axis];
+      if (os != xs) return unsupported(label + " output shape differs from the input off the axis");
+    }
+    if (total != xs[axis]) return unsupported(label + " split sizes do not add up to the axis");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    const std::vector<int64_t> st = strides_of(xs);
+    int64_t at = 0;
+    for (int out : step.outputs) {
+      const Shape os = b.val(out).shape;
+      b.define(out, Layout::plain);
+      TANDEM_RETURN_IF_ERROR(add_gather(b, px, out, os, st, at * st[axis], label));
+      at += os[axis];
+    }
+    return Status::ok();
+  }
+};
+
+// Expand and Tile: the output's inferred shape, read from the input with stride 0 along the
+// dims it repeats (Expand: the broadcast ones; Tile: each dim d as [repeats, d]).
+class RepeatSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+      return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape, os = b.val(out).shape;
+    if (shape_numel(os) == 0 || xs.size() > os.size()) return unsupported(label + " shapes");
+    const std::vector<int64_t> st = strides_of(xs);
+    Shape dims;
+    std::vector<int64_t> strides;
+    const size_t lead = os.size() - xs.size();
+    for (size_t i = 0; i < os.size(); ++i) {
+      const int64_t d = i < lead ? 1 : xs[i - lead], s = i < lead ? 0 : st[i - lead];
+      if (step.node->op_type == "Expand") {
+        if (d != os[i] && d != 1) return unsupported(label + " input does not broadcast to the output");
+        dims.push_back(os[i]);
+        strides.push_back(d == os[i] ? s : 0);
+      } else {
+        if (d == 0 || os[i] % d != 0 || lead != 0) return unsupported(label + " output is not a whole tiling");
+        dims.insert(dims.end(), {os[i] / d, d});
+        strides.insert(strides.end(), {0, s});
+      }
+    }
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    return add_gather(b, px, out, dims, strides, 0, label);
+  }
+};
+
+// DepthToSpace (DCR and CRD) and SpaceToDepth on [N, C, H, W]: the six-dim views the spec
+// reshapes to, transposed, as one gather.
+class DepthSpaceSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype)) return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    const int64_t bs = n.attr_int("blocksize", 0);
+    if (xs.size() != 4 || bs < 1 || shape_numel(xs) == 0) return unsupported(label + " input or blocksize");
+    const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3];
+    Shape dims;
+    std::vector<int64_t> strides;
+    if (n.op_type == "DepthToSpace") {
+      if (C % (bs * bs) != 0) return unsupported(label + " channels");
+      const int64_t c = C / (bs * bs);
+      // Output [N, c, H, bs, W, bs] read from DCR's view [N, bs, bs, c, H, W] or CRD's
+      // [N, c, bs, bs, H, W].
+      const bool crd = n.attr_string("mode", "DCR") == "CRD";
+      const std::vector<int64_t> v = strides_of(crd ? Shape{N, c, bs, bs, H, W} : Shape{N, bs, bs, c, H, W});
+      dims = {N, c, H, bs, W, bs};
+      strides = crd ? std::vector<int64_t>{v[0], v[1], v[4], v[2], v[5], v[3]}
+                    : std::vector<int64_t>{v[0], v[3], v[4], v[1], v[5], v[2]};
+    } else {
+      if (H % bs != 0 || W % bs != 0) return unsupported(label + " spatial size");
+      // Output [N, bs, bs, C, H/bs, W/bs] read from the view [N, C, H/bs, bs, W/bs, bs].
+      const std::vector<int64_t> v = strides_of(Shape{N, C, H / bs, bs, W / bs, bs});
+      dims = {N, bs, bs, C, H / bs, W / bs};
+      strides = {v[0], v[3], v[5], v[1], v[2], v[4]};
+    }
+    if (shape_numel(dims) != shape_numel(b.val(out).shape)) return unsupported(label + " output size");
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    return add_gather(b, px, out, dims, strides, 0, label);
   }
 };
 
@@ -449,6 +560,15 @@ Result<std::unique_ptr<OpSpec>> make_slice(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_concat(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<ConcatSpec>());
 }
+Result<std::unique_ptr<OpSpec>> make_split(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<SplitSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_repeat(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<RepeatSpec>());
+}
+Result<std::unique_ptr<OpSpec>> make_depth_space(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<DepthSpaceSpec>());
+}
 // Shape/Constant: known at build time; no kernel of their own.
 Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
 
@@ -460,6 +580,11 @@ void register_shape_ops(OpTable& t) {
   t.add("Transpose", &supports_one_input, &make_transpose);
   t.add("Slice", &supports_one_input, &make_slice);
   t.add("Concat", &supports_any, &make_concat);
+  t.add("Split", &supports_one_input, &make_split);
+  t.add("Expand", &supports_one_input, &make_repeat);
+  t.add("Tile", &supports_one_input, &make_repeat);
+  t.add("DepthToSpace", &supports_one_input, &make_depth_space);
+  t.add("SpaceToDepth", &supports_one_input, &make_depth_space);
   t.add("Shape", &supports_one_input, &make_none);
   t.add("Constant", &supports_any, &make_none);
 }

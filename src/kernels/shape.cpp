@@ -446,18 +446,6 @@ Status tile_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
-// Maps a padded coordinate `i` (may be outside [0, d)) back into the input for a non-constant mode.
-int64_t pad_source_index(int64_t i, int64_t d, const std::string& mode) {
-  if (i >= 0 && i < d) return i;
-  if (mode == "edge") return i < 0 ? 0 : d - 1;
-  if (mode == "wrap") return ((i % d) + d) % d;
-  // reflect: mirror around the edges without repeating them (numpy's "reflect").
-  if (d == 1) return 0;
-  const int64_t period = 2 * (d - 1);
-  int64_t m = ((i % period) + period) % period;
-  return m < d ? m : period - m;
-}
-
 Status pad_kernel(KernelContext& ctx) {
   TANDEM_ASSIGN_OR_RETURN(Tensor data, required_input(ctx, 0, "data"));
   const int64_t rank = static_cast<int64_t>(data.rank());

@@ -76,4 +76,14 @@ Result<int64_t> normalize_one_axis(const KernelContext& ctx, int64_t axis, int64
 // Same data, new shape; a deep copy so that outputs never alias inputs.
 Tensor reshape_copy(const Tensor& in, Shape shape) { return in.clone().reshaped(std::move(shape)); }
 
+int64_t pad_source_index(int64_t i, int64_t d, const std::string& mode) {
+  if (i >= 0 && i < d) return i;
+  if (mode == "edge") return i < 0 ? 0 : d - 1;
+  if (mode == "wrap") return ((i % d) + d) % d;
+  if (d == 1) return 0;
+  const int64_t period = 2 * (d - 1);
+  const int64_t m = ((i % period) + period) % period;
+  return m < d ? m : period - m;
+}
+
 }  // namespace tandem::kernel_util

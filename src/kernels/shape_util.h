@@ -33,6 +33,10 @@ Result<std::vector<int64_t>> normalize_axes(const KernelContext& ctx, const std:
 Result<int64_t> normalize_one_axis(const KernelContext& ctx, int64_t axis, int64_t rank);
 // Same data, new shape; a deep copy so that outputs never alias inputs.
 Tensor reshape_copy(const Tensor& in, Shape shape);
+// Pad: maps a padded coordinate `i` (may be outside [0, d)) back into an axis of `d` > 0
+// elements for a non-constant `mode` ("edge", "wrap", or "reflect": mirrored around the edges
+// without repeating them, numpy's "reflect"). The cpu backend's Pad uses it too.
+int64_t pad_source_index(int64_t i, int64_t d, const std::string& mode);
 
 // Builds a tensor of `out_shape` whose element at each output coordinate is in[src(coord)].
 // `src` returns an input linear index, or -1 for "use `fill`" (Pad's constant value).

@@ -1,5 +1,5 @@
 // cpu_data_movement_test.cpp (CpuBackendDataMovement): the cpu backend's gathers for Split,
-// Expand, Tile, DepthToSpace, SpaceToDepth and Gather (shape.cpp, indexing.cpp) read a
+// Expand, Tile, DepthToSpace, SpaceToDepth, Pad and Gather (shape.cpp, indexing.cpp) read a
 // convolution's blocked output as the reference reads the plain one, run in the cpu segment
 // (nothing placed on the reference backend), and an index outside the data fails the run with
 // one error naming the node. The op suite covers each op alone over shapes and types.
@@ -78,6 +78,14 @@ TEST(CpuBackendDataMovement, OpsAfterAConvolutionMatchTheReference) {
         .node("Gather", {"c", "rows"}, {"y"}, {{"axis", attr_int(2)}})
         .output("y");
     cases.emplace_back("Gather of rows, int32 indices", q);
+  }
+  for (const char* mode : {"constant", "reflect", "edge"}) {
+    GraphBuilder q = after_conv();
+    q.init("pads", Tensor::from_vector<int64_t>({8}, {0, 0, 2, 3, 0, 0, 1, 4}))
+        .init("value", Tensor::scalar<float>(-0.25f))
+        .node("Pad", {"c", "pads", "value"}, {"y"}, {{"mode", attr_string(mode)}})
+        .output("y");
+    cases.emplace_back(std::string("Pad ") + mode, q);
   }
   for (const auto& [what, q] : cases) {
     SCOPED_TRACE(what);

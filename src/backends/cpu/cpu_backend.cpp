@@ -45,7 +45,7 @@ namespace {
 bool moves_data_only(const std::string& op) {
   static const char* const ops[] = {"Reshape", "Flatten", "Squeeze",      "Unsqueeze",    "Identity", "Dropout",
                                     "Transpose", "Slice", "Concat",       "Shape",        "Constant", "Split",
-                                    "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather"};
+                                    "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather",   "Pad"};
   return std::any_of(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; });
 }
 

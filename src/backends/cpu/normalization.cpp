@@ -1,4 +1,5 @@
-// normalization.cpp: BatchNormalization (inference) and LayerNormalization on the cpu backend.
+// normalization.cpp: BatchNormalization (inference), LayerNormalization and InstanceNormalization
+// on the cpu backend.
 //
 // BatchNormalization: after a Conv it is folded into the weights at compile time (conv.cpp);
 // standalone it becomes the elementwise program x * s + t with per-channel constants
@@ -16,6 +17,9 @@
 // InvStdDev outputs and a stash_type other than float are declined in supports() (placement
 // gives such nodes to the reference backend); other shapes or dtypes make prepare() return
 // `unsupported`, and the step then replays its original nodes with the reference kernels.
+//
+// InstanceNormalization: the same row normalization with rows = N * C and len the spatial
+// size, each row scaled and shifted by its channel's scale and B.
 #include <algorithm>
 #include <cmath>
 
@@ -166,6 +170,60 @@ class LayerNormKernel final : public Kernel {
   }
 };
 
+// InstanceNormalization: rows of `len` (one per batch index and channel), row r normalized and
+// then scaled by scale[r % channels] and shifted by bias[r % channels].
+class InstanceNormKernel final : public Kernel {
+ public:
+  int x = -1, scale = -1, bias = -1, out = -1;
+  int64_t rows = 0, len = 0, channels = 1;
+  float eps = 1e-5f;
+  int threads = 1;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* in = static_cast<const float*>(ctx.ptr[x]);
+    float* o = static_cast<float*>(ctx.ptr[out]);
+    const float* s = static_cast<const float*>(ctx.ptr[scale]);
+    const float* bb = static_cast<const float*>(ctx.ptr[bias]);
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, len));
+    parallel_range(std::min(threads, ctx.threads), rows, grain, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        layer_norm_rows(in + r * len, o + r * len, 1, len, eps, s + r % channels, 1, bb + r % channels, 1);
+    });
+    return Status::ok();
+  }
+};
+
+class InstanceNormSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    if (step.inputs.size() < 3) return unsupported(label + " needs input, scale and B");
+    const int x = step.inputs[0], scale = step.inputs[1], bias = step.inputs[2], out = step.outputs[0];
+    for (int v : {x, scale, bias, out})
+      if (v < 0 || !b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " not float32");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 2 || shape_numel(xs) == 0 || b.val(out).shape != xs) return unsupported(label + " shapes");
+    if (shape_numel(b.val(scale).shape) != xs[1] || shape_numel(b.val(bias).shape) != xs[1])
+      return unsupported(label + " scale and B must have one value per channel");
+    auto k = std::make_unique<InstanceNormKernel>();
+    k->channels = xs[1];
+    k->rows = xs[0] * xs[1];
+    k->len = shape_numel(xs) / k->rows;
+    k->eps = step.node->attr_float("epsilon", 1e-5f);
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->scale, b.require(scale, Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->bias, b.require(bias, Layout::plain));
+    k->out = out;
+    k->threads = threads_for(b, 4.0 * static_cast<double>(shape_numel(xs)));
+    k->label = label;
+    b.define(out, Layout::plain);
+    k->reads = {k->x, k->scale, k->bias};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
 // The period of a Scale/B operand of shape `ps` over rows of X (shape `xs`) normalized from
 // `axis`: its element count when `ps` without leading 1s is a suffix of xs[axis:], else 0.
 int64_t param_period(const Shape& ps, const Shape& xs, int64_t axis) {
@@ -247,11 +305,22 @@ Result<std::unique_ptr<OpSpec>> make_ln(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<LayerNormSpec>());
 }
 
+Status supports_in(const Node& n) {
+  if (n.inputs.size() < 3 || n.inputs[0].empty() || n.inputs[1].empty() || n.inputs[2].empty())
+    return unsupported(n.label() + " needs input, scale and B");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_in(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<InstanceNormSpec>());
+}
+
 }  // namespace
 
 void register_normalization_ops(OpTable& t) {
   t.add("BatchNormalization", &supports_bn, &make_bn);
   t.add("LayerNormalization", &supports_ln, &make_ln);
+  t.add("InstanceNormalization", &supports_in, &make_in);
 }
 
 }  // namespace tandem::cpu

@@ -1,6 +1,7 @@
 // op_cases_shape.cpp: op-suite cases for reductions, softmax, data movement (views, transposes,
 // slices, concatenation, padding, tiling) and indexing: negative axes and indices, several
 // element types, shape and axis operands both constant and given at run time.
+#include <limits>
 #include <set>
 
 #include "op_suite_util.h"
@@ -52,6 +53,16 @@ std::vector<OpCase> reduce_cases() {
         op_case(op, {rng.tensor({3, 4, 5})}, {{"axis", attr_int(1)}, {"keepdims", attr_int(0)}}, "keepdims 0"));
     cases.push_back(op_case(op, {rng.ints({2, 9}, 0, 2)}, {{"axis", attr_int(1)}, {"select_last_index", attr_int(1)}},
                             "ties, last"));
+  }
+  {
+    // float32 ties and NaNs, which every backend orders alike: a NaN beats any number (the first
+    // NaN wins), ties keep the first index, or the last with select_last_index.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const Tensor ties = Tensor::from_vector<float>({3, 4}, {1, 3, 3, 2, nan, 1, nan, 5, -2, -2, -7, -7});
+    for (const char* op : {"ArgMax", "ArgMin"})
+      for (int last : {0, 1})
+        cases.push_back(on_every_backend(op_case(op, {ties}, {{"axis", attr_int(1)}, {"select_last_index", attr_int(last)}},
+                                                 last ? "float ties and NaN, last" : "float ties and NaN")));
   }
   cases.push_back(with_outputs(op_case("TopK", {rng.tensor({3, 11}), i64({4})}, {{"axis", attr_int(-1)}}), 2));
   cases.push_back(with_outputs(

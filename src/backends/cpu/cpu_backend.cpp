@@ -70,6 +70,13 @@ Status supports_types(const Node& n, const NodeTypes& types) {
   }
   // Quantized ops: 8-bit data, float32 scales, int32 bias and integer-product outputs (int8.h).
   if (cpu::is_int8_op(canonical_domain(n.domain), op)) return cpu::supports_int8_types(n, types);
+  // ArgMax, ArgMin: float32 (or float16, widened) data, int64 indices out.
+  if (op == "ArgMax" || op == "ArgMin") {
+    const DataType t = types.input(0);
+    if (t != DataType::undefined && !computes_on(t))
+      return unsupported(n.label() + " input 0 is " + type_text(t) + " (the cpu backend computes on float32 and float16)");
+    return Status::ok();
+  }
   if (moves_data_only(op)) {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !fixed_size(t))

@@ -1,12 +1,20 @@
-// indexing.cpp: Gather on the cpu backend (the reference's src/kernels/indexing.cpp has the spec).
+// indexing.cpp: Gather, ArgMax and ArgMin on the cpu backend (the reference's
+// src/kernels/indexing.cpp has the spec).
 //
-// The data is read plain, as [outer, axis, inner]; each index picks one [inner] row per outer
-// index, copied whole. Indices (int32 or int64) are values of the run: negative ones count from
-// the end, and one outside [-axis, axis) fails the run with invalid_argument naming the node,
-// before anything is written. Any fixed-size element type.
+// Gather: the data is read plain, as [outer, axis, inner]; each index picks one [inner] row per
+// outer index, copied whole. Indices (int32 or int64) are values of the run: negative ones count
+// from the end, and one outside [-axis, axis) fails the run with invalid_argument naming the
+// node, before anything is written. Any fixed-size element type.
+//
+// ArgMax, ArgMin (float32): over [outer, axis, inner], the axis walked in the outer loop and a
+// chunk of inner positions in the inner one (contiguous loads), with the reference's order: a
+// NaN beats any number, ties keep the first index (the last with select_last_index).
+#include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
 
@@ -85,6 +93,113 @@ class GatherSpec final : public OpSpec {
   }
 };
 
+constexpr int64_t kArgChunk = 256;  // inner positions per task
+
+// One step along the axis over a chunk of m inner positions: where row j's value beats the best
+// so far, it becomes the best and j its index. Branch-free, so that it vectorizes.
+template <bool kMax, bool kLast>
+TANDEM_ISA_BODY void arg_step(const float* __restrict rj, float* __restrict best, int32_t* __restrict at, int64_t m,
+                              int32_t j) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float v = rj[i], cur = best[i];
+    const bool v_nan = v != v, cur_nan = cur != cur;
+    const bool wins = kMax ? (kLast ? v >= cur : v > cur) : (kLast ? v <= cur : v < cur);
+    const bool better = v_nan ? (!cur_nan || kLast) : (!cur_nan && wins);
+    best[i] = better ? v : cur;
+    at[i] = better ? j : at[i];
+  }
+}
+
+// Inner positions [i0, i1) of one outer index: `row` is its [n, inner] block.
+TANDEM_ISA_BODY void arg_extreme_chunk_body(const float* __restrict row, int64_t n, int64_t inner, int64_t i0,
+                                            int64_t i1, int64_t* __restrict out, bool is_max, bool last) {
+  float best[kArgChunk];
+  int32_t at[kArgChunk];
+  const int64_t m = i1 - i0;
+  for (int64_t i = 0; i < m; ++i) {
+    best[i] = row[i0 + i];
+    at[i] = 0;
+  }
+  for (int64_t j = 1; j < n; ++j) {
+    const float* rj = row + j * inner + i0;
+    const auto jj = static_cast<int32_t>(j);
+    if (is_max) {
+      if (last) arg_step<true, true>(rj, best, at, m, jj);
+      else arg_step<true, false>(rj, best, at, m, jj);
+    } else {
+      if (last) arg_step<false, true>(rj, best, at, m, jj);
+      else arg_step<false, false>(rj, best, at, m, jj);
+    }
+  }
+  for (int64_t i = 0; i < m; ++i) out[i0 + i] = at[i];
+}
+TANDEM_ISA_DISPATCH(arg_extreme_chunk,
+                    (const float* __restrict row, int64_t n, int64_t inner, int64_t i0, int64_t i1,
+                     int64_t* __restrict out, bool is_max, bool last),
+                    (row, n, inner, i0, i1, out, is_max, last))
+
+class ArgExtremeKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  int64_t outer = 1, n = 1, inner = 1;
+  bool is_max = true, last = false;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const float* p = static_cast<const float*>(ctx.ptr[x]);
+    int64_t* o = static_cast<int64_t*>(ctx.ptr[out]);
+    const int64_t chunks = (inner + kArgChunk - 1) / kArgChunk;
+    const int threads = outer * n * inner < (1 << 15) ? 1 : ctx.threads;
+    parallel_range(threads, outer * chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t r = t / chunks, i0 = (t % chunks) * kArgChunk;
+        arg_extreme_chunk(p + r * n * inner, n, inner, i0, std::min(inner, i0 + kArgChunk), o + r * inner, is_max, last);
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class ArgExtremeSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& nd = *step.node;
+    const std::string label = nd.label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || b.val(x).dtype != DataType::float32 || b.val(out).dtype != DataType::int64)
+      return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    int64_t axis = nd.attr_int("axis", 0);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r || shape_numel(xs) == 0 || xs[axis] > INT32_MAX) return unsupported(label + " axis or empty input");
+    auto k = std::make_unique<ArgExtremeKernel>();
+    for (int64_t i = 0; i < axis; ++i) k->outer *= xs[i];
+    k->n = xs[axis];
+    for (int64_t i = axis + 1; i < r; ++i) k->inner *= xs[i];
+    if (shape_numel(b.val(out).shape) != k->outer * k->inner) return unsupported(label + " output shape");
+    k->is_max = nd.op_type == "ArgMax";
+    k->last = nd.attr_int("select_last_index", 0) != 0;
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    k->out = out;
+    k->label = label;
+    k->reads = {k->x};
+    k->writes = {out};
+    b.add_work(static_cast<double>(shape_numel(xs)));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Result<std::unique_ptr<OpSpec>> make_arg_extreme(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<ArgExtremeSpec>());
+}
+
+Status supports_arg_extreme(const Node& n) {
+  if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no data input");
+  return Status::ok();
+}
+
 Status supports_gather(const Node& n) {
   if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return unsupported(n.label() + " needs data and indices");
   return Status::ok();
@@ -96,6 +211,10 @@ Result<std::unique_ptr<OpSpec>> make_gather(FusionContext&, const Step&) {
 
 }  // namespace
 
-void register_indexing_ops(OpTable& t) { t.add("Gather", &supports_gather, &make_gather); }
+void register_indexing_ops(OpTable& t) {
+  t.add("Gather", &supports_gather, &make_gather);
+  t.add("ArgMax", &supports_arg_extreme, &make_arg_extreme);
+  t.add("ArgMin", &supports_arg_extreme, &make_arg_extreme);
+}
 
 }  // namespace tandem::cpu

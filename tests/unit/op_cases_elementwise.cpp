@@ -1,5 +1,6 @@
 // op_cases_elementwise.cpp: op-suite cases for elementwise math, comparisons, logic, casts and
 // activations: random shapes (odd sizes, every broadcasting form) and several element types.
+#include <limits>
 #include <set>
 
 #include "op_suite_util.h"
@@ -100,6 +101,14 @@ std::vector<OpCase> elementwise_cases() {
     cases.push_back(op_case(op, {rng.ints({3, 5}, -2, 2, DataType::int64), rng.ints({5}, -2, 2, DataType::int64)}));
     cases.push_back(op_case(
         op, {rng.ints({2, 1, 4}, -2, 2, DataType::float32), rng.ints({3, 1}, -2, 2, DataType::float32)}, {}, "float"));
+  }
+  {
+    // NaNs compare false (and unequal) on every backend; a broadcast row against a column.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const Tensor a = Tensor::from_vector<float>({3, 1}, {nan, 1.0f, -0.0f});
+    const Tensor b = Tensor::from_vector<float>({1, 4}, {nan, 1.0f, 0.0f, -2.0f});
+    for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"})
+      cases.push_back(on_every_backend(op_case(op, {a, b}, {}, "NaN and signed zero")));
   }
   for (const char* op : {"And", "Or", "Xor"})
     cases.push_back(op_case(op, {rng.ints({4, 6}, 0, 1, DataType::boolean), rng.ints({6}, 0, 1, DataType::boolean)}));

@@ -1,12 +1,20 @@
 // elementwise.cpp: the elementwise ONNX ops of the cpu backend: Add Sub Mul Div Pow Max Min
 // Abs Neg Exp Log Sqrt Reciprocal Erf Floor Ceil Round Clip Cast(float->float) as elementwise
 // programs (ew_program.h), their specs, and the fusion of chains of them.
+//
+// The ops with bool results or conditions (attention masks, thresholds) run apart, over numpy
+// broadcasting: Equal Greater Less GreaterOrEqual LessOrEqual on float32, int32 or int64
+// (IEEE order: a NaN compares false, unequal), And Or Xor Not on bool, and Where (bool
+// condition, values of any fixed-size type). Each input is read with its own strides (0 along
+// the dims it broadcasts over) into a contiguous plain output.
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 
 #include "backends/cpu/op_family.h"
+#include "core/tensor_util.h"
 
 namespace tandem::cpu {
 
@@ -240,7 +248,163 @@ Result<std::unique_ptr<OpSpec>> make_ew_spec(FusionContext& f, const Step& step)
   return make_program_spec(std::move(p));
 }
 
+namespace {
+
+// --- Comparisons, logic and Where ---------------------------------------------------------------
+
+enum class Pick { equal, greater, less, greater_equal, less_equal, logical_and, logical_or, logical_xor, logical_not, where };
+
+template <class T>
+void compare_row(Pick pick, const T* a, int64_t sa, const T* b, int64_t sb, bool* o, int64_t n) {
+  switch (pick) {
+    case Pick::equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] == b[i * sb]; break;
+    case Pick::greater: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] > b[i * sb]; break;
+    case Pick::less: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] < b[i * sb]; break;
+    case Pick::greater_equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] >= b[i * sb]; break;
+    case Pick::less_equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] <= b[i * sb]; break;
+    case Pick::logical_and: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] && b[i * sb]; break;
+    case Pick::logical_or: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] || b[i * sb]; break;
+    case Pick::logical_xor: for (int64_t i = 0; i < n; ++i) o[i] = static_cast<bool>(a[i * sa]) != static_cast<bool>(b[i * sb]); break;
+    case Pick::logical_not: for (int64_t i = 0; i < n; ++i) o[i] = !a[i * sa]; break;
+    case Pick::where: break;
+  }
+}
+
+template <class T>
+void where_row(const bool* c, int64_t sc, const T* x, int64_t sx, const T* y, int64_t sy, T* o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = c[i * sc] ? x[i * sx] : y[i * sy];
+}
+
+class BroadcastKernel final : public Kernel {
+ public:
+  Pick pick = Pick::equal;
+  DataType type = DataType::float32;  // the compared inputs' type, or Where's values'
+  std::vector<int> ins;               // Where: condition, x, y
+  int out = -1;
+  Shape dims;                                 // the output's
+  std::vector<std::vector<int64_t>> strides;  // per input, per output dim (elements)
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const size_t r = dims.size();
+    const int64_t inner = r ? dims[r - 1] : 1;
+    const int64_t rows = shape_numel(dims) / std::max<int64_t>(inner, 1);
+    const size_t es = elem_size(type);
+    const int threads = rows * inner < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row) {
+        std::array<int64_t, 3> off{};
+        int64_t rem = row;
+        for (size_t k = r - 1; r > 0 && k-- > 0;) {
+          const int64_t i = rem % dims[k];
+          rem /= dims[k];
+          for (size_t j = 0; j < ins.size(); ++j) off[j] += i * strides[j][k];
+        }
+        std::array<int64_t, 3> s{};
+        for (size_t j = 0; j < ins.size(); ++j) s[j] = r ? strides[j][r - 1] : 0;
+        auto at = [&](size_t j, size_t size) {
+          return static_cast<const uint8_t*>(ctx.ptr[ins[j]]) + off[j] * static_cast<int64_t>(size);
+        };
+        if (pick == Pick::where) {
+          void* o = static_cast<uint8_t*>(ctx.ptr[out]) + row * inner * static_cast<int64_t>(es);
+          const auto* c = reinterpret_cast<const bool*>(at(0, 1));
+          switch (es) {
+            case 1: where_row(c, s[0], reinterpret_cast<const uint8_t*>(at(1, es)), s[1], reinterpret_cast<const uint8_t*>(at(2, es)), s[2], static_cast<uint8_t*>(o), inner); break;
+            case 2: where_row(c, s[0], reinterpret_cast<const uint16_t*>(at(1, es)), s[1], reinterpret_cast<const uint16_t*>(at(2, es)), s[2], static_cast<uint16_t*>(o), inner); break;
+            case 4: where_row(c, s[0], reinterpret_cast<const uint32_t*>(at(1, es)), s[1], reinterpret_cast<const uint32_t*>(at(2, es)), s[2], static_cast<uint32_t*>(o), inner); break;
+            default: where_row(c, s[0], reinterpret_cast<const uint64_t*>(at(1, es)), s[1], reinterpret_cast<const uint64_t*>(at(2, es)), s[2], static_cast<uint64_t*>(o), inner); break;
+          }
+          continue;
+        }
+        bool* o = static_cast<bool*>(ctx.ptr[out]) + row * inner;
+        const size_t last = ins.size() - 1;  // Not: its one input is both operands
+        switch (type) {
+          case DataType::float32: compare_row(pick, reinterpret_cast<const float*>(at(0, es)), s[0], reinterpret_cast<const float*>(at(last, es)), s[last], o, inner); break;
+          case DataType::int32: compare_row(pick, reinterpret_cast<const int32_t*>(at(0, es)), s[0], reinterpret_cast<const int32_t*>(at(last, es)), s[last], o, inner); break;
+          case DataType::int64: compare_row(pick, reinterpret_cast<const int64_t*>(at(0, es)), s[0], reinterpret_cast<const int64_t*>(at(last, es)), s[last], o, inner); break;
+          default: compare_row(pick, reinterpret_cast<const bool*>(at(0, es)), s[0], reinterpret_cast<const bool*>(at(last, es)), s[last], o, inner); break;
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class BroadcastSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    const std::string& op = n.op_type;
+    static const std::pair<const char*, Pick> kPicks[] = {
+        {"Equal", Pick::equal},       {"Greater", Pick::greater},         {"Less", Pick::less},
+        {"GreaterOrEqual", Pick::greater_equal}, {"LessOrEqual", Pick::less_equal}, {"And", Pick::logical_and},
+        {"Or", Pick::logical_or},     {"Xor", Pick::logical_xor},         {"Not", Pick::logical_not},
+        {"Where", Pick::where}};
+    auto k = std::make_unique<BroadcastKernel>();
+    bool found = false;
+    for (const auto& [name, pick] : kPicks)
+      if (op == name) {
+        k->pick = pick;
+        found = true;
+      }
+    const size_t arity = k->pick == Pick::where ? 3 : k->pick == Pick::logical_not ? 1 : 2;
+    const int out = step.outputs[0];
+    if (!found || step.inputs.size() != arity || !b.typed(out)) return unsupported(label + " inputs or output shape");
+    const Shape os = b.val(out).shape;
+    if (shape_numel(os) == 0 || os.size() > 8) return unsupported(label + " output shape");
+    for (size_t j = 0; j < arity; ++j) {
+      const int v = step.inputs[j];
+      if (v < 0 || !b.typed(v)) return unsupported(label + " input shape unknown");
+      const DataType t = b.val(v).dtype;
+      const bool cond = k->pick == Pick::where && j == 0;
+      const DataType want = cond ? DataType::boolean : j > (k->pick == Pick::where ? 1u : 0u) ? k->type : t;
+      if (t != want) return unsupported(label + " input types");
+      if (!cond) k->type = t;
+      const Shape& is = b.val(v).shape;
+      if (is.size() > os.size()) return unsupported(label + " input rank");
+      const std::vector<int64_t> st = strides_of(is);
+      std::vector<int64_t> strides(os.size(), 0);
+      for (size_t i = 0; i < is.size(); ++i) {
+        const size_t d = os.size() - is.size() + i;
+        if (is[i] != os[d] && is[i] != 1) return unsupported(label + " input does not broadcast to the output");
+        strides[d] = is[i] == os[d] ? st[i] : 0;
+      }
+      TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, Layout::plain));
+      k->ins.push_back(pv);
+      k->strides.push_back(std::move(strides));
+    }
+    const bool logic = k->pick >= Pick::logical_and && k->pick <= Pick::logical_not;
+    const bool compared = k->type == DataType::float32 || k->type == DataType::int32 || k->type == DataType::int64;
+    if (k->pick == Pick::where ? !pod(k->type) || b.val(out).dtype != k->type
+                               : b.val(out).dtype != DataType::boolean || (logic ? k->type != DataType::boolean : !compared))
+      return unsupported(label + " types");
+    k->dims = os;
+    k->out = out;
+    k->label = label;
+    k->reads = k->ins;
+    k->writes = {out};
+    b.define(out, Layout::plain);
+    b.add_work(static_cast<double>(shape_numel(os)));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_broadcast(const Node& n) {
+  for (const std::string& in : n.inputs)
+    if (in.empty()) return unsupported(n.label() + " missing input");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_broadcast(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<BroadcastSpec>());
+}
+
+}  // namespace
+
 void register_elementwise_ops(OpTable& t) {
+  for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Not", "Where"})
+    t.add(op, &supports_broadcast, &make_broadcast);
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Abs", "Neg", "Exp", "Log", "Sqrt",
                          "Erf", "Reciprocal", "Floor", "Ceil", "Round", "Clip"})
     t.add(op, &supports_ew, &make_ew_spec);

@@ -33,6 +33,7 @@ const OpTable& cpu_ops() {
     register_reduce_ops(t);
     register_resize_ops(t);
     register_shape_ops(t);
+    register_shape_copy_ops(t);
     return t;
   }();
   return table;

@@ -149,10 +149,14 @@ TANDEM_ISA_DISPATCH(layer_norm_rows,
                      const float* __restrict scale, int64_t sn, const float* __restrict bias, int64_t bn),
                     (in, out, rows, len, eps, scale, sn, bias, bn))
 
+// Rows of `len` normalized with their mean and variance, then scaled and shifted: by parameters
+// of period scale_n / bias_n along the row (LayerNormalization), or, with `channels` set, by
+// row r's channel's scalars scale[r % channels] and bias[r % channels] (InstanceNormalization).
 class LayerNormKernel final : public Kernel {
  public:
   int x = -1, scale = -1, bias = -1, out = -1;
   int64_t rows = 0, len = 0, scale_n = 1, bias_n = 1;
+  int64_t channels = 0;
   float eps = 1e-5f;
   int threads = 1;
 
@@ -164,28 +168,10 @@ class LayerNormKernel final : public Kernel {
     // Rows are independent; aim for rows of at least ~4K elements per task.
     const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, len));
     parallel_range(std::min(threads, ctx.threads), rows, grain, [&](int64_t b, int64_t e) {
-      layer_norm_rows(in + b * len, o + b * len, e - b, len, eps, s, scale_n, bb, bias_n);
-    });
-    return Status::ok();
-  }
-};
-
-// InstanceNormalization: rows of `len` (one per batch index and channel), row r normalized and
-// then scaled by scale[r % channels] and shifted by bias[r % channels].
-class InstanceNormKernel final : public Kernel {
- public:
-  int x = -1, scale = -1, bias = -1, out = -1;
-  int64_t rows = 0, len = 0, channels = 1;
-  float eps = 1e-5f;
-  int threads = 1;
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    const float* in = static_cast<const float*>(ctx.ptr[x]);
-    float* o = static_cast<float*>(ctx.ptr[out]);
-    const float* s = static_cast<const float*>(ctx.ptr[scale]);
-    const float* bb = static_cast<const float*>(ctx.ptr[bias]);
-    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, len));
-    parallel_range(std::min(threads, ctx.threads), rows, grain, [&](int64_t b, int64_t e) {
+      if (channels == 0) {
+        layer_norm_rows(in + b * len, o + b * len, e - b, len, eps, s, scale_n, bb, bias_n);
+        return;
+      }
       for (int64_t r = b; r < e; ++r)
         layer_norm_rows(in + r * len, o + r * len, 1, len, eps, s + r % channels, 1, bb + r % channels, 1);
     });
@@ -205,7 +191,7 @@ class InstanceNormSpec final : public OpSpec {
     if (xs.size() < 2 || shape_numel(xs) == 0 || b.val(out).shape != xs) return unsupported(label + " shapes");
     if (shape_numel(b.val(scale).shape) != xs[1] || shape_numel(b.val(bias).shape) != xs[1])
       return unsupported(label + " scale and B must have one value per channel");
-    auto k = std::make_unique<InstanceNormKernel>();
+    auto k = std::make_unique<LayerNormKernel>();
     k->channels = xs[1];
     k->rows = xs[0] * xs[1];
     k->len = shape_numel(xs) / k->rows;

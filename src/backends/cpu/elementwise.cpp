@@ -255,7 +255,24 @@ namespace {
 enum class Pick { equal, greater, less, greater_equal, less_equal, logical_and, logical_or, logical_xor, logical_not, where };
 
 template <class T>
+void compare_row(Pick pick, const T* a, int64_t sa, const T* b, int64_t sb, bool* o, int64_t n);
+
+// Both operands contiguous along the row: loops without strides, which the compiler vectorizes.
+template <class T>
+void compare_dense_row(Pick pick, const T* __restrict a, const T* __restrict b, bool* __restrict o, int64_t n) {
+  switch (pick) {
+    case Pick::equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i] == b[i]; break;
+    case Pick::greater: for (int64_t i = 0; i < n; ++i) o[i] = a[i] > b[i]; break;
+    case Pick::less: for (int64_t i = 0; i < n; ++i) o[i] = a[i] < b[i]; break;
+    case Pick::greater_equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i] >= b[i]; break;
+    case Pick::less_equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i] <= b[i]; break;
+    default: compare_row(pick, a, 1, b, 1, o, n);
+  }
+}
+
+template <class T>
 void compare_row(Pick pick, const T* a, int64_t sa, const T* b, int64_t sb, bool* o, int64_t n) {
+  if (sa == 1 && sb == 1 && pick <= Pick::less_equal) return compare_dense_row(pick, a, b, o, n);
   switch (pick) {
     case Pick::equal: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] == b[i * sb]; break;
     case Pick::greater: for (int64_t i = 0; i < n; ++i) o[i] = a[i * sa] > b[i * sb]; break;
@@ -272,6 +289,14 @@ void compare_row(Pick pick, const T* a, int64_t sa, const T* b, int64_t sb, bool
 
 template <class T>
 void where_row(const bool* c, int64_t sc, const T* x, int64_t sx, const T* y, int64_t sy, T* o, int64_t n) {
+  if (sc == 1 && sx == 1 && sy == 1) {
+    const bool* __restrict cc = c;
+    const T* __restrict xx = x;
+    const T* __restrict yy = y;
+    T* __restrict oo = o;
+    for (int64_t i = 0; i < n; ++i) oo[i] = cc[i] ? xx[i] : yy[i];
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) o[i] = c[i * sc] ? x[i * sx] : y[i * sy];
 }
 

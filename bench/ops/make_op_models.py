@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Writes single-op ONNX models of realistic sizes, to time one op family at a time with
+`tandem bench` or side by side with ONNX Runtime through bench/compare.
+
+    python3 bench/ops/make_op_models.py OUT_DIR
+
+Prints the bench/compare --models list (comma-separated PATH@NAME=DIMS entries). Activations are
+1x64x112x112 float32 (a ResNet stem's size) unless the op needs another layout; every model has
+opset 13 except where the op's form needs a later one. Needs numpy and onnx (Debian's
+python3-onnx).
+"""
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+X = [1, 64, 112, 112]
+
+
+def main():
+    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "op_models")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    specs = []
+
+    def save(name, nodes, inputs, inits=(), outputs=("y",), opset=13):
+        graph = h.make_graph(nodes, name, [h.make_tensor_value_info(n, T.FLOAT, s) for n, s in inputs],
+                             [h.make_tensor_value_info(o, T.FLOAT, None) for o in outputs], list(inits))
+        model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
+        path = out / f"{name}.onnx"
+        onnx.save(model, str(path))
+        specs.append(f"{path}@" + "@".join(f"{n}={'x'.join(map(str, s))}" for n, s in inputs))
+
+    def i64(name, values):
+        return nh.from_array(np.array(values, np.int64), name)
+
+    save("transpose", [h.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [("x", X)])
+    save("split", [h.make_node("Split", ["x", "s"], ["a", "b"], axis=1)], [("x", X)], [i64("s", [32, 32])],
+         outputs=("a", "b"))
+    save("expand", [h.make_node("Expand", ["x", "s"], ["y"])], [("x", [1, 64, 1, 112])], [i64("s", X)])
+    save("tile", [h.make_node("Tile", ["x", "r"], ["y"])], [("x", [1, 64, 56, 112])], [i64("r", [1, 1, 2, 1])])
+    save("pad_reflect", [h.make_node("Pad", ["x", "p"], ["y"], mode="reflect")], [("x", X)],
+         [i64("p", [0, 0, 2, 2, 0, 0, 2, 2])])
+    save("depth_to_space", [h.make_node("DepthToSpace", ["x"], ["y"], blocksize=2)], [("x", X)])
+    save("gather_rows", [h.make_node("Gather", ["x", "i"], ["y"], axis=1)], [("x", [1, 1000, 768])],
+         [i64("i", rng.integers(0, 1000, size=[512]))])
+    save("instance_norm", [h.make_node("InstanceNormalization", ["x", "g", "b"], ["y"])], [("x", X)],
+         [nh.from_array(np.ones(64, np.float32), "g"), nh.from_array(np.zeros(64, np.float32), "b")])
+    save("argmax_channels", [h.make_node("ArgMax", ["x"], ["i"], axis=1), h.make_node("Cast", ["i"], ["y"], to=1)],
+         [("x", X)])
+    save("greater_where", [h.make_node("Greater", ["x", "z"], ["c"]), h.make_node("Where", ["c", "x", "z"], ["y"])],
+         [("x", X), ("z", X)])
+    w = (rng.standard_normal([128, 4, 3, 3]) * 0.1).astype(np.float32)
+    save("conv_32_groups", [h.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], group=32)],
+         [("x", [1, 128, 56, 56])], [nh.from_array(w, "w")])
+    print(",".join(specs))
+
+
+if __name__ == "__main__":
+    main()

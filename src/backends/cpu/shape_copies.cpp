@@ -200,8 +200,9 @@ class PadSpec final : public OpSpec {
     if (n.opset < 11) {
       pads = n.attr_ints(n.has_attr("pads") ? "pads" : "paddings");
       const float value = n.attr_float("value", 0.0f);
-      if (value != 0.0f && b.val(x).dtype != DataType::float32) return unsupported(label + " constant value");
-      std::memcpy(k->fill.data(), &value, value != 0.0f ? sizeof value : 0);
+      // The float attribute, for float32 data (bit for bit, -0 included); other types take 0.
+      if (b.val(x).dtype == DataType::float32) std::memcpy(k->fill.data(), &value, sizeof value);
+      else if (value != 0.0f) return unsupported(label + " constant value");
     } else {
       if (!known_ints(1, &pads)) return unsupported(label + " pads not known when the plan is built");
       if (step.inputs.size() > 2 && step.inputs[2] >= 0) {

@@ -1,5 +1,5 @@
-// reduce.cpp: Softmax, LogSoftmax and ReduceSum/ReduceMean/ReduceMax/ReduceMin over one
-// contiguous range of axes, on the cpu backend's own vectorized kernels (plain layout).
+// reduce.cpp: Softmax, LogSoftmax and ReduceSum/Mean/Max/Min/Prod/L1/L2/LogSum/SumSquare over
+// one contiguous range of axes, on the cpu backend's own vectorized kernels (plain layout).
 // Softmax follows the opset: before 13 the input is seen as 2-D at `axis`; from 13 on it runs
 // along the single axis.
 #include <algorithm>
@@ -160,36 +160,77 @@ class SoftmaxSpec final : public OpSpec {
 
 // --- reductions over a contiguous range of axes: [outer, len, inner] -> [outer, inner] ---------
 
-enum class Red { sum, mean, max, min };
+// The reductions: a per-element map (|x| for L1, x^2 for L2 and SumSquare), an accumulation
+// (sum, max, min, product) and a final map (mean: / len; L2: sqrt; LogSum: log).
+enum class Red { sum, mean, max, min, prod, l1, l2, log_sum, sum_square };
 
-TANDEM_ISA_BODY void reduce_block_body(const float* in, float* out, int64_t len, int64_t inner, int kind) {
+template <Red R>
+TANDEM_ISA_BODY float reduce_map(float v) {
+  if constexpr (R == Red::l1) return std::fabs(v);
+  else if constexpr (R == Red::l2 || R == Red::sum_square) return v * v;
+  else return v;
+}
+
+template <Red R>
+TANDEM_ISA_BODY float reduce_combine(float a, float b) {
+  if constexpr (R == Red::max) return std::max(a, b);
+  else if constexpr (R == Red::min) return std::min(a, b);
+  else if constexpr (R == Red::prod) return a * b;
+  else return a + b;
+}
+
+template <Red R>
+TANDEM_ISA_BODY float reduce_finish(double acc, int64_t len) {
+  if constexpr (R == Red::mean) return static_cast<float>(acc / static_cast<double>(len));
+  else if constexpr (R == Red::l2) return static_cast<float>(std::sqrt(acc));
+  else if constexpr (R == Red::log_sum) return static_cast<float>(std::log(acc));
+  else return static_cast<float>(acc);
+}
+
+// One [len, inner] block into [inner]. With inner 1 the row runs in 16 independent partial
+// results (vectorized), combined in double for sums.
+template <Red R>
+TANDEM_ISA_BODY void reduce_block_of(const float* in, float* out, int64_t len, int64_t inner) {
+  constexpr bool order = R == Red::max || R == Red::min;
   if (inner == 1) {
-    if (kind >= 2) {
+    if constexpr (order) {
       float m = in[0];
-      for (int64_t i = 1; i < len; ++i) m = kind == 2 ? std::max(m, in[i]) : std::min(m, in[i]);
+      for (int64_t i = 1; i < len; ++i) m = reduce_combine<R>(m, in[i]);
       *out = m;
     } else {
-      float part[16] = {0};
+      const float unit = R == Red::prod ? 1.0f : 0.0f;
+      float part[16];
+      for (int l = 0; l < 16; ++l) part[l] = unit;
       int64_t i = 0;
       for (; i + 16 <= len; i += 16)
-        for (int l = 0; l < 16; ++l) part[l] += in[i + l];
-      double acc = 0;
-      for (int l = 0; l < 16; ++l) acc += part[l];
-      for (; i < len; ++i) acc += in[i];
-      *out = static_cast<float>(kind == 1 ? acc / static_cast<double>(len) : acc);
+        for (int l = 0; l < 16; ++l) part[l] = reduce_combine<R>(part[l], reduce_map<R>(in[i + l]));
+      double acc = unit;
+      for (int l = 0; l < 16; ++l) acc = R == Red::prod ? acc * part[l] : acc + part[l];
+      for (; i < len; ++i) acc = R == Red::prod ? acc * reduce_map<R>(in[i]) : acc + reduce_map<R>(in[i]);
+      *out = reduce_finish<R>(acc, len);
     }
     return;
   }
-  for (int64_t j = 0; j < inner; ++j) out[j] = in[j];
+  for (int64_t j = 0; j < inner; ++j) out[j] = reduce_map<R>(in[j]);
   for (int64_t i = 1; i < len; ++i) {
     const float* p = in + i * inner;
-    if (kind == 2) for (int64_t j = 0; j < inner; ++j) out[j] = std::max(out[j], p[j]);
-    else if (kind == 3) for (int64_t j = 0; j < inner; ++j) out[j] = std::min(out[j], p[j]);
-    else for (int64_t j = 0; j < inner; ++j) out[j] += p[j];
+    for (int64_t j = 0; j < inner; ++j) out[j] = reduce_combine<R>(out[j], reduce_map<R>(p[j]));
   }
-  if (kind == 1) {
-    const float inv = 1.0f / static_cast<float>(len);
-    for (int64_t j = 0; j < inner; ++j) out[j] *= inv;
+  if constexpr (!order && R != Red::sum && R != Red::prod && R != Red::l1 && R != Red::sum_square)
+    for (int64_t j = 0; j < inner; ++j) out[j] = reduce_finish<R>(out[j], len);
+}
+
+TANDEM_ISA_BODY void reduce_block_body(const float* in, float* out, int64_t len, int64_t inner, int kind) {
+  switch (static_cast<Red>(kind)) {
+    case Red::sum: return reduce_block_of<Red::sum>(in, out, len, inner);
+    case Red::mean: return reduce_block_of<Red::mean>(in, out, len, inner);
+    case Red::max: return reduce_block_of<Red::max>(in, out, len, inner);
+    case Red::min: return reduce_block_of<Red::min>(in, out, len, inner);
+    case Red::prod: return reduce_block_of<Red::prod>(in, out, len, inner);
+    case Red::l1: return reduce_block_of<Red::l1>(in, out, len, inner);
+    case Red::l2: return reduce_block_of<Red::l2>(in, out, len, inner);
+    case Red::log_sum: return reduce_block_of<Red::log_sum>(in, out, len, inner);
+    case Red::sum_square: return reduce_block_of<Red::sum_square>(in, out, len, inner);
   }
 }
 TANDEM_ISA_DISPATCH(reduce_block, (const float* in, float* out, int64_t len, int64_t inner, int kind),
@@ -278,7 +319,12 @@ Result<std::unique_ptr<OpSpec>> make_softmax(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_reduce(FusionContext&, const Step& st) {
   auto s = std::make_unique<ReduceSpec>();
   const std::string& op = st.node->op_type;
-  s->red = op == "ReduceSum" ? Red::sum : op == "ReduceMean" ? Red::mean : op == "ReduceMax" ? Red::max : Red::min;
+  static const std::pair<const char*, Red> kReductions[] = {
+      {"ReduceSum", Red::sum}, {"ReduceMean", Red::mean}, {"ReduceMax", Red::max},
+      {"ReduceMin", Red::min}, {"ReduceProd", Red::prod}, {"ReduceL1", Red::l1},
+      {"ReduceL2", Red::l2},   {"ReduceLogSum", Red::log_sum}, {"ReduceSumSquare", Red::sum_square}};
+  for (const auto& [name, red] : kReductions)
+    if (op == name) s->red = red;
   return std::unique_ptr<OpSpec>(std::move(s));
 }
 
@@ -287,7 +333,9 @@ Result<std::unique_ptr<OpSpec>> make_reduce(FusionContext&, const Step& st) {
 void register_reduce_ops(OpTable& t) {
   t.add("Softmax", &supports_softmax, &make_softmax);
   t.add("LogSoftmax", &supports_softmax, &make_softmax);
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin"}) t.add(op, &supports_reduce, &make_reduce);
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceLogSum", "ReduceSumSquare"})
+    t.add(op, &supports_reduce, &make_reduce);
 }
 
 }  // namespace tandem::cpu

@@ -265,9 +265,7 @@ class QdqFuser {
     fused.inputs = inputs;
     fused.outputs = ps.outputs;
     fused.spec = conv ? make_conv_integer_to_float(fused, std::move(post)) : make_matmul_integer_to_float(fused, std::move(post));
-    const std::vector<int>& readers = g_.values[dxs.outputs[0]].readers;
-    const bool absorb_dq = !g_.values[dxs.outputs[0]].is_output &&
-                           std::all_of(readers.begin(), readers.end(), [&](int r) { return r == p; });
+    const bool absorb_dq = read_only_by(dx, p);
     if (absorb_dq) fused.originals.push_back(dxs.node);
     fused.originals.push_back(ps.node);
     if (absorb_dq) {
@@ -363,6 +361,13 @@ class QdqFuser {
     return rewrite_step(q, p, {dx}, std::move(n), inputs);
   }
 
+  // True when step `dx`'s output is no graph output and step `p` is its only reader, so that
+  // `dx` can go into the step that replaces `p`.
+  bool read_only_by(int dx, int p) const {
+    const CompiledValue& v = g_.values[g_.steps[dx].outputs[0]];
+    return !v.is_output && std::all_of(v.readers.begin(), v.readers.end(), [&](int r) { return r == p; });
+  }
+
   // Replaces step `p` and its reader `q` (a QuantizeLinear) by one step running node `n` (op,
   // name, attributes set; inputs given as value ids) whose output is q's; each
   // DequantizeLinear step in `dqs` goes with it when `p` is its only reader.
@@ -387,11 +392,7 @@ class QdqFuser {
     // several inputs: x + x).
     std::vector<int> absorbed;
     for (int dx : dqs) {
-      if (std::find(absorbed.begin(), absorbed.end(), dx) != absorbed.end()) continue;
-      const std::vector<int>& readers = g_.values[g_.steps[dx].outputs[0]].readers;
-      if (g_.values[g_.steps[dx].outputs[0]].is_output ||
-          !std::all_of(readers.begin(), readers.end(), [&](int r) { return r == p; }))
-        continue;
+      if (std::find(absorbed.begin(), absorbed.end(), dx) != absorbed.end() || !read_only_by(dx, p)) continue;
       absorbed.push_back(dx);
       fused.originals.push_back(g_.steps[dx].node);
     }

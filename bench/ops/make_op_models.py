@@ -57,6 +57,28 @@ def main():
     w = (rng.standard_normal([128, 4, 3, 3]) * 0.1).astype(np.float32)
     save("conv_32_groups", [h.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], group=32)],
          [("x", [1, 128, 56, 56])], [nh.from_array(w, "w")])
+    # Recurrent layers of the sizes sequence models use: a CRNN text recognizer's bidirectional
+    # LSTM (80 steps of 512 features, 256 units each way, as PyTorch exports it: bias and zero
+    # initial states given), a GRU of a speech model (batch 8, linear_before_reset as PyTorch
+    # writes it) and a plain tanh RNN.
+    def recurrent(name, op, gates, steps, batch, features, hidden, dirs, **attrs):
+        def weights(shape):
+            return (rng.standard_normal(shape) / np.sqrt(hidden)).astype(np.float32)
+        inits = [nh.from_array(weights([dirs, gates * hidden, features]), "w"),
+                 nh.from_array(weights([dirs, gates * hidden, hidden]), "r"),
+                 nh.from_array(weights([dirs, 2 * gates * hidden]), "b"),
+                 nh.from_array(np.zeros([dirs, batch, hidden], np.float32), "h0")]
+        ins = ["x", "w", "r", "b", "", "h0"]
+        if op == "LSTM":
+            inits.append(nh.from_array(np.zeros([dirs, batch, hidden], np.float32), "c0"))
+            ins.append("c0")
+        direction = "bidirectional" if dirs == 2 else "forward"
+        save(name, [h.make_node(op, ins, ["y", "yh"], hidden_size=hidden, direction=direction, **attrs)],
+             [("x", [steps, batch, features])], inits, outputs=("y", "yh"))
+
+    recurrent("lstm_bidirectional", "LSTM", 4, 80, 1, 512, 256, 2)
+    recurrent("gru_batch8", "GRU", 3, 100, 8, 256, 256, 1, linear_before_reset=1)
+    recurrent("rnn_tanh", "RNN", 1, 100, 4, 128, 256, 1)
     print(",".join(specs))
 
 

@@ -334,6 +334,60 @@ TEST(SteadyStateRun, QuantizedContribOpsAllocateNothingOutsideOneDnn) {
   }
 }
 
+// Recurrent layers (rnn.cpp): a bidirectional LSTM with enough work that two threads run its
+// directions side by side (ConcurrentKernels), and a GRU; nothing outside oneDNN's execute
+// calls allocates.
+TEST(SteadyStateRun, RecurrentLayersAllocateNothingOutsideOneDnn) {
+  Backend* cpu = find_backend("cpu");
+  if (!cpu) GTEST_SKIP() << "this build has no cpu backend";
+  auto g = std::make_shared<Graph>();
+  g->name = "recurrent";
+  g->opsets[""] = 17;
+  ValueInfo x{"x", {}};
+  x.type.kind = TypeInfo::Kind::tensor;
+  x.type.elem = DataType::float32;
+  x.type.has_shape = true;
+  for (int64_t d : {50, 4, 128}) x.type.dims.push_back(Dim{d, {}});
+  g->inputs.push_back(x);
+  auto scaled = [](const Shape& s, uint32_t seed) {
+    Tensor t = random_tensor(s, seed);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = (t.data<float>()[i] - 0.5f) * 0.15f;
+    return t;
+  };
+  g->initializers["w"] = scaled({2, 512, 128}, 2);
+  g->initializers["r"] = scaled({2, 512, 128}, 3);
+  g->initializers["gw"] = scaled({1, 3 * 64, 256}, 4);
+  g->initializers["gr"] = scaled({1, 3 * 64, 64}, 5);
+  auto int_attr = [](int64_t v) {
+    Attribute a;
+    a.type = AttrType::i;
+    a.i = v;
+    return a;
+  };
+  Attribute both;
+  both.type = AttrType::s;
+  both.s = "bidirectional";
+  const std::vector<int64_t> flat = {50, 4, 256};
+  g->initializers["flat"] = Tensor::from_vector<int64_t>({3}, flat);
+  Attribute perm;
+  perm.type = AttrType::ints;
+  perm.ints = {0, 2, 1, 3};
+  g->nodes = {make_node("LSTM", {"x", "w", "r"}, {"y", "yh", "yc"}, {{"hidden_size", int_attr(128)}, {"direction", both}}),
+              make_node("Transpose", {"y"}, {"t"}, {{"perm", perm}}), make_node("Reshape", {"t", "flat"}, {"s"}),
+              make_node("GRU", {"s", "gw", "gr"}, {"gy", "gh"}, {{"hidden_size", int_attr(64)}, {"linear_before_reset", int_attr(1)}})};
+  for (size_t i = 0; i < g->nodes.size(); ++i) g->nodes[i].index = static_cast<int>(i);
+  g->outputs = {ValueInfo{"yc", {}}, ValueInfo{"gy", {}}};  // in the order the segment makes them
+  const std::vector<Value> inputs{Value::of(random_tensor({50, 4, 128}, 1))};
+  for (int threads : {1, 2}) {
+    auto placed = PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    for (const auto& n : (*placed)->report().nodes)
+      ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
+    if (threads == 2) EXPECT_NE((*placed)->describe().find("a thread per direction"), std::string::npos);
+    expect_steady_state_allocation_free(**placed, inputs, "recurrent layers");
+  }
+}
+
 struct Case {
   const char* file;
   Shape shape;

@@ -321,19 +321,6 @@ std::vector<OpCase> nn_cases() {
       op_case("RoiAlign", {rng.tensor({1, 2, 8, 8}), f32({2, 4}, {0.5f, 1, 6, 5.5f, 2, 2.5f, 7, 7}), i64({0, 0})},
               {{"output_height", attr_int(3)}, {"output_width", attr_int(2)}, {"sampling_ratio", attr_int(2)}}),
       16));
-  // --- Recurrent layers: sequence 3, batch 2, input 4, hidden 5
-  for (const char* op : {"RNN", "GRU", "LSTM"}) {
-    const int64_t gates = std::string(op) == "RNN" ? 1 : (std::string(op) == "GRU" ? 3 : 4);
-    for (const char* direction : {"forward", "bidirectional"}) {
-      const int64_t dirs = std::string(direction) == "forward" ? 1 : 2;
-      cases.push_back(
-          with_outputs(op_case(op,
-                               {rng.tensor({3, 2, 4}), rng.tensor({dirs, gates * 5, 4}, -0.5f, 0.5f),
-                                rng.tensor({dirs, gates * 5, 5}, -0.5f, 0.5f), rng.tensor({dirs, 2 * gates * 5})},
-                               {{"hidden_size", attr_int(5)}, {"direction", attr_string(direction)}}, direction),
-                       std::string(op) == "LSTM" ? 3 : 2));
-    }
-  }
   return cases;
 }
 

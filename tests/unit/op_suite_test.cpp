@@ -31,6 +31,7 @@ void run_family(const std::vector<OpCase>& cases) {
 TEST(OpSuite, Elementwise) { run_family(elementwise_cases()); }
 TEST(OpSuite, Activation) { run_family(activation_cases()); }
 TEST(OpSuite, NeuralNetwork) { run_family(nn_cases()); }
+TEST(OpSuite, Recurrent) { run_family(recurrent_cases()); }
 TEST(OpSuite, Reduce) { run_family(reduce_cases()); }
 TEST(OpSuite, Shape) { run_family(shape_cases()); }
 TEST(OpSuite, Indexing) { run_family(indexing_cases()); }
@@ -42,7 +43,7 @@ TEST(OpSuite, Int8) { run_family(int8_cases()); }
 
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
-  for (auto family : {elementwise_cases, activation_cases, nn_cases, reduce_cases, shape_cases, indexing_cases,
+  for (auto family : {elementwise_cases, activation_cases, nn_cases, recurrent_cases, reduce_cases, shape_cases, indexing_cases,
                       sequence_and_control_cases, misc_cases, random_and_half_cases, quantize_cases, int8_cases}) {
     std::vector<OpCase> f = family();
     all.insert(all.end(), f.begin(), f.end());

@@ -157,6 +157,7 @@ CaseOutcome run_case(const OpCase& c);
 std::vector<OpCase> elementwise_cases();
 std::vector<OpCase> activation_cases();
 std::vector<OpCase> nn_cases();
+std::vector<OpCase> recurrent_cases();  // op_cases_rnn.cpp: RNN, GRU, LSTM
 std::vector<OpCase> reduce_cases();
 std::vector<OpCase> shape_cases();
 std::vector<OpCase> indexing_cases();

@@ -181,6 +181,8 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
     if (e && e->make && e->supports(n).is_ok()) {
       auto spec = e->make(fc, st);
       if (spec) st.spec = std::move(spec).value();
+      else if (spec.status().code() == StatusCode::unsupported)
+        g.declined_steps.emplace_back(static_cast<int>(&st - g.steps.data()), spec.status().message());
     }
     if (!st.spec && !reference_kernels().find(canonical_domain(n.domain), n.op_type))
       return unsupported(n.label() + " op '" + n.op_type + "' has no cpu or reference kernel");

@@ -77,6 +77,10 @@ struct CompiledGraph {
   std::vector<int> outputs;        // value id per segment output
   int threads = 1;
   Precision precision = Precision::fp32;  // CompileOptions::precision (bf16: checked at compile)
+  // Steps whose family declined them at compile (OpSpec make returned unsupported: what the
+  // node needs depends on values only a run has), with the reason; CpuPlan::declined() hands
+  // them back to placement.
+  std::vector<std::pair<int, std::string>> declined_steps;
   int folded_nodes = 0;            // nodes whose outputs were all known at compile time
   int widened_values = 0;          // float16 values computed in float32 (widen_half_precision)
 

@@ -32,6 +32,7 @@ const OpTable& cpu_ops() {
     register_quantize_ops(t);
     register_reduce_ops(t);
     register_resize_ops(t);
+    register_rnn_ops(t);
     register_shape_ops(t);
     register_shape_copy_ops(t);
     return t;

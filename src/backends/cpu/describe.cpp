@@ -26,6 +26,8 @@ std::vector<Plan::Declined> CpuPlan::declined() const {
     std::string name = segment_name(first_output(n));
     if (!name.empty() && seen.insert(name).second) out.push_back({name, reason});
   };
+  for (const auto& [step, reason] : g.declined_steps)
+    for (const Node* n : g.steps[static_cast<size_t>(step)].originals) add(*n, reason);
   std::lock_guard<std::mutex> lock(cache_mu_);
   for (const auto& inst : cache_) {
     if (inst->use_reference) {

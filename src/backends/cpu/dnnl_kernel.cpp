@@ -2,6 +2,7 @@
 #include "backends/cpu/dnnl_kernel.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #include "backends/cpu/builder.h"
 #include "backends/cpu/runtime_env.h"
@@ -57,7 +58,12 @@ class DnnlState final : public KernelState {
  public:
   std::vector<dnnl::memory> memories;
   std::vector<dnnl_exec_arg_t> c_args;
-  std::vector<std::pair<size_t, int>> variable;  // (index in memories, value id)
+  struct Variable {
+    size_t memory = 0;   // index in memories
+    int value = -1;
+    int64_t offset = 0;  // bytes into the value
+  };
+  std::vector<Variable> variable;
 };
 
 }  // namespace
@@ -70,10 +76,10 @@ std::unique_ptr<KernelState> DnnlKernel::make_state(void* const* ptr, const std:
     if (a.value < 0) {
       st->memories.push_back(a.memory);
     } else if (fixed[a.value]) {
-      st->memories.emplace_back(a.md, eng, ptr[a.value]);
+      st->memories.emplace_back(a.md, eng, static_cast<std::byte*>(ptr[a.value]) + a.offset);
     } else {
       st->memories.emplace_back(a.md, eng, static_cast<void*>(DNNL_MEMORY_NONE));
-      st->variable.emplace_back(st->memories.size() - 1, a.value);
+      st->variable.push_back({st->memories.size() - 1, a.value, a.offset});
     }
     st->c_args.push_back({a.arg, st->memories.back().get()});
   }
@@ -86,8 +92,9 @@ std::unique_ptr<KernelState> DnnlKernel::make_state(void* const* ptr, const std:
 
 Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
   auto* st = static_cast<DnnlState*>(state);
-  for (const auto& [i, v] : st->variable) {
-    if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), ctx.ptr[v], nullptr) != dnnl_success)
+  for (const auto& [i, v, offset] : st->variable) {
+    if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), static_cast<std::byte*>(ctx.ptr[v]) + offset, nullptr) !=
+        dnnl_success)
       return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
   }
   set_threads(threads > 0 ? threads : ctx.threads);
@@ -111,24 +118,19 @@ void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::
 }
 
 Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
-  const IValue& s = b.val(src);
-  const IValue& d = b.val(dst);
+  return add_reorder(b, src, value_md(b.val(src)), dst, value_md(b.val(dst)), label);
+}
+
+Status add_reorder(Builder& b, int src, const dnnl::memory::desc& smd, int dst, const dnnl::memory::desc& dmd,
+                   const std::string& label) {
   auto k = std::make_unique<DnnlKernel>();
-  k->threads = threads_for(b, static_cast<double>(shape_numel(s.shape)));
+  k->threads = threads_for(b, static_cast<double>(shape_numel(b.val(src).shape)));
   ThreadScope scope(k->threads);
   try {
-    auto smd = value_md(s), dmd = value_md(d);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::reorder::primitive_desc pd(cpu_engine(), smd, cpu_engine(), dmd, attr);
-    k->prim = dnnl::reorder(pd);
-    k->implementation = pd.impl_info_str();
-    auto sp = pd.scratchpad_desc();
-    if (sp.get_size() > 0) {
-      k->uses_scratch = true;
-      k->scratch_md = sp;
-      b.need_scratch(static_cast<int64_t>(sp.get_size()));
-    }
+    attach_primitive(b, *k, dnnl::reorder(pd), pd.scratchpad_desc());
     k->args.push_back({DNNL_ARG_SRC, src, smd, {}});
     k->args.push_back({DNNL_ARG_DST, dst, dmd, {}});
   } catch (const dnnl::error& e) {

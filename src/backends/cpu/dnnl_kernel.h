@@ -26,6 +26,7 @@ class DnnlKernel : public Kernel {
     int value = -1;              // instance value id, or -1 for `memory`
     dnnl::memory::desc md;
     dnnl::memory memory;         // fixed memory (packed weights, constant bias) when value < 0
+    int64_t offset = 0;          // bytes into the value's buffer where `md` starts (a part of it)
   };
   dnnl::primitive prim;
   std::vector<Arg> args;
@@ -44,6 +45,10 @@ dnnl::memory::dims to_dims(const Shape& s);
 
 // Appends a oneDNN reorder kernel from `src` to `dst` (both instance values).
 Status add_reorder(Builder& b, int src, int dst, const std::string& label);
+// The same between descriptors of the caller's choosing (strided views: a permutation as a
+// copy); each must describe its value's bytes.
+Status add_reorder(Builder& b, int src, const dnnl::memory::desc& smd, int dst, const dnnl::memory::desc& dmd,
+                   const std::string& label);
 
 // Stores primitive `p` in `k` and records its scratchpad needs.
 void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md);

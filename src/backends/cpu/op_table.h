@@ -82,6 +82,7 @@ void register_qmatmul_ops(OpTable& t);
 void register_quantize_ops(OpTable& t);
 void register_reduce_ops(OpTable& t);
 void register_resize_ops(OpTable& t);
+void register_rnn_ops(OpTable& t);
 void register_shape_ops(OpTable& t);
 void register_shape_copy_ops(OpTable& t);
 

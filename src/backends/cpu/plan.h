@@ -28,7 +28,10 @@
 // step's original nodes with the reference kernels ("generic" kernel). When the input shapes
 // are fixed at compile, the instance is built there and CpuPlan::declined() hands such nodes
 // back to placement, which moves them to the reference backend: the generic kernel then only
-// serves shapes first seen at run time (symbolic dims), and `info --optimized` counts it.
+// serves shapes first seen at run time (symbolic dims), and `info --optimized` counts it. A
+// family can also decline a node at compile, whatever the shapes, when what it would need is a
+// run's data (a recurrent layer's weights or sequence lengths given at run time): its make
+// function returns `unsupported`, and declined() hands that node back as well.
 //
 // Thread-safety: CompiledGraph and Instance are immutable after construction except for the
 // mutex-protected caches (instances, context pools, packed weights). Kernels are const and run

@@ -469,21 +469,25 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
     outcome = Status(StatusCode::device_error, "[" + name + "] output '" + where + "' has non-finite values (output guard)");
   const double attempt_ms = queue_ms + compute_ms;
   const bool breach = outcome.is_ok() && opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
+  {
+    // Counted before the breaker hears of it: whoever sees the breaker trip or close on this
+    // probe sees the probe in the telemetry too.
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.probes++;
+    s.requests++;
+    s.queue_s += queue_ms / 1e3;
+    s.compute_s += compute_ms / 1e3;
+    if (outcome.is_ok()) {
+      s.successes++;
+      s.sla_breaches += breach;
+      s.latency.record_seconds(attempt_ms / 1e3);
+    } else {
+      s.failures[std::string(status_code_name(outcome.code()))]++;
+    }
+  }
   if (outcome.is_ok()) s.breaker->record(admission, {true, breach});
   else if (outcome.code() == StatusCode::unsupported || is_request_error(outcome.code())) s.breaker->release(admission);
   else s.breaker->record(admission, {false, false});
-  std::lock_guard<std::mutex> lock(s.mu);
-  s.probes++;
-  s.requests++;
-  s.queue_s += queue_ms / 1e3;
-  s.compute_s += compute_ms / 1e3;
-  if (outcome.is_ok()) {
-    s.successes++;
-    s.sla_breaches += breach;
-    s.latency.record_seconds(attempt_ms / 1e3);
-  } else {
-    s.failures[std::string(status_code_name(outcome.code()))]++;
-  }
 }
 
 void PreparedModelImpl::on_parity(const ParityResult& r) {

@@ -1,5 +1,5 @@
 // Reference kernels: matrix products and friends.
-//   MatMul, Gemm, MatMulInteger, QLinearMatMul, Einsum, Det.
+//   MatMul, Gemm, MatMulInteger, QLinearMatMul, Det (Einsum: einsum.cpp).
 // Float products accumulate in double, integer products in int64 (wrapping, never UB).
 #include <algorithm>
 #include <cmath>
@@ -9,49 +9,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/accumulate.h"
 #include "kernels/registry.h"
 #include "core/tensor_util.h"
 
 namespace tandem {
 namespace {
 
-constexpr int64_t kMaxElements = int64_t{1} << 40;  // guard for index arithmetic
-
-// Accumulator type: double for floats, int64 for integers.
-template <class T>
-using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
-
-template <class T>
-Acc<T> to_acc(T v) {
-  if constexpr (std::is_integral_v<T>) return static_cast<int64_t>(v);
-  else return to_double(v);
-}
-
-// Wrapping integer multiply-add (two's complement), no signed-overflow UB.
-inline int64_t wrap_add(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
-}
-inline int64_t wrap_mul(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
-}
-
-template <class T>
-T from_acc(Acc<T> v) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(v);
-  else return from_double<T>(v);
-}
-
-// Checked product of dims; false on negative dims or overflow past kMaxElements.
-bool checked_numel(const Shape& s, int64_t* out) {
-  int64_t n = 1;
-  for (int64_t d : s) {
-    if (d < 0) return false;
-    if (d != 0 && n > kMaxElements / d) return false;
-    n *= d;
-  }
-  *out = n;
-  return true;
-}
+using namespace accumulate;
 
 // Layout of a numpy-style batched matmul after promoting 1-D operands.
 struct MatMulPlan {
@@ -362,219 +327,6 @@ Status qlinear_matmul_kernel(KernelContext& ctx) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Einsum
-
-// A parsed einsum term: label ids per dim (letters 0..51; -1 marks the ellipsis position).
-struct EinsumTerm {
-  std::vector<int> labels;
-  bool has_ellipsis = false;
-};
-
-int letter_id(char c) {
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;  // ASCII order: uppercase sorts first
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  return -2;
-}
-
-bool parse_term(const std::string& s, EinsumTerm* t, std::string* err) {
-  for (size_t i = 0; i < s.size();) {
-    if (s[i] == '.') {
-      if (s.compare(i, 3, "...") != 0) {
-        *err = "malformed ellipsis in '" + s + "'";
-        return false;
-      }
-      if (t->has_ellipsis) {
-        *err = "more than one ellipsis in '" + s + "'";
-        return false;
-      }
-      t->has_ellipsis = true;
-      t->labels.push_back(-1);
-      i += 3;
-      continue;
-    }
-    int id = letter_id(s[i]);
-    if (id < 0) {
-      *err = std::string("invalid character '") + s[i] + "' in equation";
-      return false;
-    }
-    t->labels.push_back(id);
-    ++i;
-  }
-  return true;
-}
-
-Status einsum_kernel(KernelContext& ctx) {
-  std::string eq_raw = ctx.node().attr_string("equation", "");
-  std::string eq;
-  for (char c : eq_raw)
-    if (c != ' ' && c != '\t' && c != '\n') eq.push_back(c);
-  if (eq.empty()) return ctx.invalid("missing equation attribute");
-  const size_t n_in = ctx.num_inputs();
-  if (n_in == 0) return ctx.invalid("requires at least one input");
-  for (size_t i = 0; i < n_in; ++i)
-    if (!ctx.input(i).defined()) return ctx.invalid("input " + std::to_string(i) + " is missing");
-  const DataType dtype = ctx.input(0).dtype();
-  for (size_t i = 1; i < n_in; ++i)
-    if (ctx.input(i).dtype() != dtype) return ctx.invalid("inputs have different dtypes");
-
-  // Split "lhs->rhs" and the lhs into terms.
-  std::string lhs = eq, rhs;
-  const size_t arrow = eq.find("->");
-  const bool explicit_out = arrow != std::string::npos;
-  if (explicit_out) {
-    lhs = eq.substr(0, arrow);
-    rhs = eq.substr(arrow + 2);
-    if (rhs.find("->") != std::string::npos) return ctx.invalid("equation has more than one '->'");
-  }
-  std::vector<EinsumTerm> terms;
-  std::string err;
-  size_t start = 0;
-  while (true) {
-    size_t comma = lhs.find(',', start);
-    EinsumTerm t;
-    if (!parse_term(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start), &t, &err))
-      return ctx.invalid(err);
-    terms.push_back(t);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  if (terms.size() != n_in)
-    return ctx.invalid("equation has " + std::to_string(terms.size()) + " operands but node has " +
-                       std::to_string(n_in) + " inputs");
-
-  // Resolve ellipsis widths; ellipsis dims get label ids 52.. right-aligned across inputs.
-  constexpr int kEll = 52;
-  size_t ell_rank = 0;
-  std::vector<size_t> ell_width(n_in, 0);
-  for (size_t i = 0; i < n_in; ++i) {
-    const size_t named = terms[i].labels.size() - (terms[i].has_ellipsis ? 1 : 0);
-    const size_t rank = ctx.input(i).rank();
-    if (terms[i].has_ellipsis ? rank < named : rank != named)
-      return ctx.invalid("operand " + std::to_string(i) + " has rank " + std::to_string(rank) +
-                         " which does not match its subscripts");
-    ell_width[i] = rank - named;
-    ell_rank = std::max(ell_rank, ell_width[i]);
-  }
-  const int n_labels = kEll + static_cast<int>(ell_rank);
-  // Per input: the label of every dim.
-  std::vector<std::vector<int>> dim_labels(n_in);
-  std::vector<int64_t> label_size(n_labels, -1);
-  std::vector<int> label_count(n_labels, 0);
-  for (size_t i = 0; i < n_in; ++i) {
-    const Shape& shape = ctx.input(i).shape();
-    for (int l : terms[i].labels) {
-      if (l == -1) {
-        for (size_t e = 0; e < ell_width[i]; ++e)
-          dim_labels[i].push_back(kEll + static_cast<int>(ell_rank - ell_width[i] + e));
-      } else {
-        dim_labels[i].push_back(l);
-      }
-    }
-    for (size_t d = 0; d < shape.size(); ++d) {
-      const int l = dim_labels[i][d];
-      const int64_t sz = shape[d];
-      ++label_count[l];
-      // Size-1 dims broadcast against the others (as numpy does); otherwise sizes must agree.
-      if (label_size[l] < 0 || label_size[l] == 1) label_size[l] = sz;
-      else if (sz != label_size[l] && sz != 1)
-        return ctx.invalid("dimension size mismatch for a subscript in operand " + std::to_string(i));
-    }
-  }
-  // Repeated labels inside one operand (diagonals) must have exactly equal sizes.
-  for (size_t i = 0; i < n_in; ++i) {
-    const Shape& shape = ctx.input(i).shape();
-    for (size_t d = 0; d < shape.size(); ++d)
-      for (size_t e = d + 1; e < shape.size(); ++e)
-        if (dim_labels[i][d] == dim_labels[i][e] && shape[d] != shape[e])
-          return ctx.invalid("repeated subscript in operand " + std::to_string(i) + " has different sizes");
-  }
-
-  // Output labels.
-  std::vector<int> out_labels;
-  if (explicit_out) {
-    EinsumTerm ot;
-    if (!parse_term(rhs, &ot, &err)) return ctx.invalid(err);
-    for (int l : ot.labels) {
-      if (l == -1) {
-        for (size_t e = 0; e < ell_rank; ++e) out_labels.push_back(kEll + static_cast<int>(e));
-        continue;
-      }
-      if (label_count[l] == 0) return ctx.invalid("output subscript does not appear in the inputs");
-      if (std::find(out_labels.begin(), out_labels.end(), l) != out_labels.end())
-        return ctx.invalid("output subscript appears more than once");
-      out_labels.push_back(l);
-    }
-  } else {
-    for (size_t e = 0; e < ell_rank; ++e) out_labels.push_back(kEll + static_cast<int>(e));
-    for (int l = 0; l < kEll; ++l)
-      if (label_count[l] == 1) out_labels.push_back(l);
-  }
-  // Loop order: output labels, then the summed ones.
-  std::vector<int> loop_labels = out_labels;
-  for (int l = 0; l < n_labels; ++l)
-    if (label_count[l] > 0 && std::find(out_labels.begin(), out_labels.end(), l) == out_labels.end())
-      loop_labels.push_back(l);
-  Shape out_shape;
-  for (int l : out_labels) out_shape.push_back(label_size[l]);
-  Shape loop_shape;
-  for (int l : loop_labels) loop_shape.push_back(label_size[l]);
-  int64_t n_out = 0, n_loop = 0;
-  if (!checked_numel(out_shape, &n_out) || !checked_numel(loop_shape, &n_loop))
-    return ctx.invalid("einsum iteration space is too large");
-  const int64_t n_sum = n_out > 0 ? n_loop / n_out : 0;
-
-  // Stride of each loop label in each input (sum over repeated dims; 0 for broadcast dims).
-  std::vector<std::vector<int64_t>> lstride(n_in, std::vector<int64_t>(loop_labels.size(), 0));
-  for (size_t i = 0; i < n_in; ++i) {
-    const Shape& shape = ctx.input(i).shape();
-    const std::vector<int64_t> st = strides_of(shape);
-    for (size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] == 1) continue;
-      const size_t pos = std::find(loop_labels.begin(), loop_labels.end(), dim_labels[i][d]) - loop_labels.begin();
-      lstride[i][pos] += st[d];
-    }
-  }
-
-  Tensor Y(dtype, out_shape);
-  bool ok = visit_numeric(dtype, [&]<class T>() {
-    if constexpr (std::is_same_v<T, bool>) {
-      return;
-    } else {
-      std::vector<const T*> ptr(n_in);
-      for (size_t i = 0; i < n_in; ++i) ptr[i] = ctx.input(i).data<T>();
-      T* y = Y.data<T>();
-      std::vector<int64_t> coord(loop_labels.size(), 0);
-      std::vector<int64_t> off(n_in, 0);
-      for (int64_t o = 0; o < n_out; ++o) {
-        Acc<T> s = 0;
-        for (int64_t k = 0; k < n_sum; ++k) {
-          Acc<T> prod = 1;
-          for (size_t i = 0; i < n_in; ++i) {
-            if constexpr (std::is_integral_v<T>) prod = wrap_mul(prod, to_acc(ptr[i][off[i]]));
-            else prod *= to_acc(ptr[i][off[i]]);
-          }
-          if constexpr (std::is_integral_v<T>) s = wrap_add(s, prod);
-          else s += prod;
-          // Advance the odometer over all loop labels (summed labels vary fastest).
-          for (int64_t d = static_cast<int64_t>(loop_labels.size()) - 1; d >= 0; --d) {
-            ++coord[d];
-            for (size_t i = 0; i < n_in; ++i) off[i] += lstride[i][d];
-            if (coord[d] < loop_shape[d]) break;
-            for (size_t i = 0; i < n_in; ++i) off[i] -= lstride[i][d] * coord[d];
-            coord[d] = 0;
-          }
-        }
-        y[o] = from_acc<T>(s);
-      }
-    }
-  });
-  if (!ok || dtype == DataType::boolean)
-    return ctx.unsupported("dtype " + std::string(dtype_name(dtype)) + " is not supported");
-  ctx.set_output(0, Y);
-  return Status::ok();
-}
-
-// ---------------------------------------------------------------------------------------
 // Det: LU decomposition with partial pivoting, in double.
 
 double determinant(std::vector<double>& a, int64_t n) {
@@ -630,7 +382,6 @@ void register_matmul_kernels(KernelTable& t) {
   t.add("", "Gemm", &gemm_kernel);
   t.add("", "MatMulInteger", &matmul_integer_kernel);
   t.add("", "QLinearMatMul", &qlinear_matmul_kernel);
-  t.add("", "Einsum", &einsum_kernel);
   t.add("", "Det", &det_kernel);
 }
 

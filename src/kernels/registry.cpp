@@ -14,6 +14,7 @@ const KernelTable& reference_kernels() {
     register_indexing_kernels(t);
     register_loss_kernels(t);
     register_matmul_kernels(t);
+    register_einsum_kernels(t);
     register_normalization_kernels(t);
     register_pool_kernels(t);
     register_quantize_kernels(t);

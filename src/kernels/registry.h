@@ -43,6 +43,7 @@ void register_generator_kernels(KernelTable& t);
 void register_indexing_kernels(KernelTable& t);
 void register_loss_kernels(KernelTable& t);
 void register_matmul_kernels(KernelTable& t);
+void register_einsum_kernels(KernelTable& t);
 void register_normalization_kernels(KernelTable& t);
 void register_pool_kernels(KernelTable& t);
 void register_quantize_kernels(KernelTable& t);

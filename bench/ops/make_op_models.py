@@ -76,6 +76,14 @@ def main():
         save(name, [h.make_node(op, ins, ["y", "yh"], hidden_size=hidden, direction=direction, **attrs)],
              [("x", [steps, batch, features])], inits, outputs=("y", "yh"))
 
+    # Attention written as Einsum (8 heads of 64 over 256 tokens): scores, the weighted sum, and
+    # the scores of a [batch, tokens, heads, dim] layout, whose heads are not the outer dim.
+    save("einsum_qk", [h.make_node("Einsum", ["a", "b"], ["y"], equation="bhqd,bhkd->bhqk")],
+         [("a", [1, 8, 256, 64]), ("b", [1, 8, 256, 64])])
+    save("einsum_av", [h.make_node("Einsum", ["a", "b"], ["y"], equation="bhqk,bhkd->bhqd")],
+         [("a", [1, 8, 256, 256]), ("b", [1, 8, 256, 64])])
+    save("einsum_bqhd", [h.make_node("Einsum", ["a", "b"], ["y"], equation="bqhd,bkhd->bhqk")],
+         [("a", [1, 256, 8, 64]), ("b", [1, 256, 8, 64])])
     recurrent("lstm_bidirectional", "LSTM", 4, 80, 1, 512, 256, 2)
     recurrent("gru_batch8", "GRU", 3, 100, 8, 256, 256, 1, linear_before_reset=1)
     recurrent("rnn_tanh", "RNN", 1, 100, 4, 128, 256, 1)

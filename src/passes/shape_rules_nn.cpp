@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "graph/einsum_equation.h"
 #include "graph/window_geometry.h"
 #include "passes/shape_rules.h"
 
@@ -315,85 +316,38 @@ Status gemm_rule(RuleContext& ctx) {
 
 Status einsum_rule(RuleContext& ctx) {
   const DataType dt = ctx.dtype(0);
-  std::string eq;
-  for (char ch : ctx.node().attr_string("equation", ""))
-    if (ch != ' ') eq += ch;
-  const size_t arrow = eq.find("->");
-  const std::string lhs = eq.substr(0, arrow);
-  std::vector<std::string> terms;
-  for (size_t p = 0;;) {
-    size_t c = lhs.find(',', p);
-    terms.push_back(lhs.substr(p, c == std::string::npos ? std::string::npos : c - p));
-    if (c == std::string::npos) break;
-    p = c + 1;
-  }
-  if (terms.size() != ctx.num_inputs())
-    return ctx.invalid("equation has " + std::to_string(terms.size()) + " operands, the node has " +
-                       std::to_string(ctx.num_inputs()) + " inputs");
-  std::map<char, Dim> label;
-  std::map<char, int> count;
-  std::vector<Dims> ellipses;
-  bool any_ellipsis = false;
-  for (size_t i = 0; i < terms.size(); ++i) {
+  std::vector<size_t> ranks;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.ranked(i)) {
       ctx.set_unranked(0, dt);
       return Status::ok();
     }
-    const Dims& d = ctx.dims(i);
-    const std::string& t = terms[i];
-    const size_t e = t.find("...");
-    const size_t letters = t.size() - (e == std::string::npos ? 0 : 3);
-    if (letters > d.size() || (e == std::string::npos && letters != d.size()))
-      return ctx.invalid("operand " + std::to_string(i) + " '" + t + "' does not match its rank " + std::to_string(d.size()));
-    const size_t ell = d.size() - letters;
-    size_t k = 0;
-    for (size_t j = 0; j < t.size();) {
-      if (e != std::string::npos && j == e) {
-        ellipses.emplace_back(d.begin() + k, d.begin() + k + ell);
-        any_ellipsis = true;
-        k += ell;
-        j += 3;
+    ranks.push_back(ctx.rank(i));
+  }
+  Result<EinsumLabels> labels = einsum_labels(ctx.node().attr_string("equation", ""), ranks);
+  if (!labels) return ctx.invalid(labels.status().message());
+  // A subscript's dim: the same wherever it appears, except that dims of 1 broadcast (the
+  // ellipsis dims, each a subscript of its own, broadcast the same way).
+  std::vector<Dim> dim(static_cast<size_t>(labels->label_count));
+  std::vector<bool> seen(dim.size(), false);
+  for (size_t i = 0; i < ranks.size(); ++i)
+    for (size_t d = 0; d < ranks[i]; ++d) {
+      const Dim& x = ctx.dims(i)[d];
+      const size_t l = static_cast<size_t>(labels->inputs[i][d]);
+      if (!seen[l] || is_one(dim[l])) {
+        if (!seen[l] || !is_one(x)) dim[l] = x;
+        seen[l] = true;
         continue;
       }
-      const char ch = t[j++];
-      const Dim& x = d[k++];
-      count[ch]++;
-      auto it = label.find(ch);
-      if (it == label.end()) {
-        label[ch] = x;
-      } else if (!is_one(x)) {
-        Dim u;
-        if (!is_one(it->second) && !unify_dim(it->second, x, &u))
-          return ctx.invalid(std::string("label '") + ch + "' has sizes " + dim_to_string(it->second) + " and " + dim_to_string(x));
-        it->second = is_one(it->second) ? x : u;
-      }
+      if (is_one(x)) continue;
+      Dim u;
+      if (!unify_dim(dim[l], x, &u))
+        return ctx.invalid("a subscript of operand " + std::to_string(i) + " has sizes " + dim_to_string(dim[l]) +
+                           " and " + dim_to_string(x));
+      dim[l] = u;
     }
-  }
-  std::vector<const Dims*> eps;
-  for (const Dims& d : ellipses) eps.push_back(&d);
-  Dims ell_out;
-  if (!eps.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(ell_out, broadcast(ctx, eps));
-  }
   Dims out;
-  if (arrow != std::string::npos) {
-    const std::string rhs = eq.substr(arrow + 2);
-    for (size_t j = 0; j < rhs.size();) {
-      if (rhs.compare(j, 3, "...") == 0) {
-        out.insert(out.end(), ell_out.begin(), ell_out.end());
-        j += 3;
-        continue;
-      }
-      auto it = label.find(rhs[j]);
-      if (it == label.end()) return ctx.invalid(std::string("output label '") + rhs[j] + "' is not in any operand");
-      out.push_back(it->second);
-      ++j;
-    }
-  } else {
-    if (any_ellipsis) out = ell_out;
-    for (const auto& [ch, n] : count)
-      if (n == 1) out.push_back(label[ch]);
-  }
+  for (int l : labels->output) out.push_back(dim[static_cast<size_t>(l)]);
   ctx.set_tensor(0, dt, std::move(out));
   return Status::ok();
 }

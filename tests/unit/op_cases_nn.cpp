@@ -186,11 +186,43 @@ std::vector<OpCase> nn_cases() {
                           (cs.empty() ? std::string("none") : shape_to_string(cs)) + (const_b ? " constant B" : "")),
               const_b ? 2u : 0u)));
         }
-  cases.push_back(
-      op_case("Einsum", {rng.tensor({2, 3, 4}), rng.tensor({2, 4, 5})}, {{"equation", attr_string("bij,bjk->bik")}}));
+  // Einsum: two-operand contractions run everywhere, in place through strided views or through
+  // gathered copies (subscripts that do not merge: "ikj" against "kj", outputs in another
+  // order), with broadcast batch subscripts, ellipses and implied outputs; diagonals, single
+  // operands, three operands and sums within one operand may be declined.
+  struct Contraction {
+    std::string equation;
+    Shape a, b;
+  };
+  const std::vector<Contraction> contractions = {
+      {"bij,bjk->bik", {2, 3, 4}, {2, 4, 5}},
+      {"bhqd,bhkd->bhqk", {2, 3, 5, 8}, {2, 3, 6, 8}},
+      {"bhqk,bhkd->bhqd", {2, 3, 5, 6}, {2, 3, 6, 8}},
+      {"bqhd,bkhd->bhqk", {2, 5, 3, 8}, {2, 6, 3, 8}},
+      {"bhqk,bkhd->bqhd", {2, 3, 5, 6}, {2, 6, 3, 8}},
+      {"bsh,hd->bsd", {2, 7, 6}, {6, 9}},
+      {"bsh,dh->bds", {2, 7, 6}, {9, 6}},
+      {"ij,j->i", {3, 5}, {5}},
+      {"i,i", {7}, {7}},
+      {"i,j->ij", {4}, {3}},
+      {"ij,jk", {3, 4}, {4, 5}},
+      {"ikj,kj->ji", {3, 4, 5}, {4, 5}},
+      {"abcd,cdbe->ae", {2, 3, 4, 5}, {4, 5, 3, 6}},
+      {"...ij,...jk->...ik", {2, 3, 4, 5}, {3, 5, 6}},
+      {"bij,xjk->bxik", {2, 3, 4}, {3, 4, 2}},
+      {"bij,bjk->bik", {1, 3, 4}, {4, 4, 2}},
+  };
+  for (const Contraction& c : contractions)
+    cases.push_back(on_every_backend(
+        op_case("Einsum", {rng.tensor(c.a), rng.tensor(c.b)}, {{"equation", attr_string(c.equation)}}, c.equation)));
   cases.push_back(op_case("Einsum", {rng.tensor({4, 4})}, {{"equation", attr_string("ii->i")}}, "diagonal"));
-  cases.push_back(op_case("Einsum", {rng.tensor({3, 5}), rng.tensor({5})}, {{"equation", attr_string("ij,j->i")}},
-                          "matrix-vector"));
+  cases.push_back(op_case("Einsum", {rng.tensor({3, 4})}, {{"equation", attr_string("ij->ji")}}, "one operand"));
+  cases.push_back(op_case("Einsum", {rng.tensor({3, 4}), rng.tensor({4, 4})}, {{"equation", attr_string("ij,jj->i")}},
+                          "diagonal of the second operand"));
+  cases.push_back(op_case("Einsum", {rng.tensor({3, 4}), rng.tensor({4, 5})}, {{"equation", attr_string("ij,kl->ik")}},
+                          "sums within one operand"));
+  cases.push_back(op_case("Einsum", {rng.tensor({2, 3}), rng.tensor({3, 4}), rng.tensor({4, 2})},
+                          {{"equation", attr_string("ij,jk,kl->il")}}, "three operands"));
   cases.push_back(op_case("Det", {rng.tensor({2, 3, 3})}));
   // --- Pooling
   struct Pool {

@@ -20,6 +20,7 @@ const OpTable& cpu_ops() {
     register_cast_ops(t);
     register_conv_ops(t);
     register_elementwise_ops(t);
+    register_einsum_ops(t);
     register_indexing_ops(t);
     register_matmul_ops(t);
     register_normalization_ops(t);

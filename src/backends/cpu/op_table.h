@@ -70,6 +70,7 @@ void register_activation_ops(OpTable& t);
 void register_cast_ops(OpTable& t);
 void register_conv_ops(OpTable& t);
 void register_elementwise_ops(OpTable& t);
+void register_einsum_ops(OpTable& t);
 void register_indexing_ops(OpTable& t);
 void register_matmul_ops(OpTable& t);
 void register_normalization_ops(OpTable& t);

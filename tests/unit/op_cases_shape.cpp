@@ -1,6 +1,7 @@
 // op_cases_shape.cpp: op-suite cases for reductions, softmax, data movement (views, transposes,
 // slices, concatenation, padding, tiling) and indexing: negative axes and indices, several
 // element types, shape and axis operands both constant and given at run time.
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -65,10 +66,30 @@ std::vector<OpCase> reduce_cases() {
         cases.push_back(on_every_backend(op_case(op, {ties}, {{"axis", attr_int(1)}, {"select_last_index", attr_int(last)}},
                                                  last ? "float ties and NaN, last" : "float ties and NaN")));
   }
-  cases.push_back(with_outputs(op_case("TopK", {rng.tensor({3, 11}), i64({4})}, {{"axis", attr_int(-1)}}), 2));
-  cases.push_back(with_outputs(
-      op_case("TopK", {rng.tensor({6, 2}), i64({3})}, {{"axis", attr_int(0)}, {"largest", attr_int(0)}}, "smallest"),
-      2));
+  // TopK: both directions, an inner axis, k from 1 to the whole axis, a long row (selection
+  // before the sort), and the reference's order of ties, NaN and signed zeros.
+  for (int largest : {1, 0}) {
+    const Attrs dir{{"largest", attr_int(largest)}};
+    const std::string which = largest ? "largest" : "smallest";
+    auto topk = [&](Tensor x, int64_t k, int64_t axis, const std::string& note) {
+      Attrs a = dir;
+      a["axis"] = attr_int(axis);
+      return on_every_backend(
+          with_constants(with_outputs(op_case("TopK", {std::move(x), i64({k})}, a, which + ", " + note), 2), 2));
+    };
+    cases.push_back(topk(rng.tensor({3, 11}), 4, -1, "last axis"));
+    cases.push_back(topk(rng.tensor({6, 5, 7}), 3, 1, "inner axis"));
+    cases.push_back(topk(rng.tensor({4, 9}), 9, 1, "k = n"));
+    cases.push_back(topk(rng.tensor({2, 1000}), 10, 1, "long rows"));
+    Tensor ties = rng.tensor({3, 40}, -3, 3);
+    for (int64_t i = 0; i < ties.numel(); ++i) ties.data<float>()[i] = std::round(ties.data<float>()[i]);
+    cases.push_back(topk(ties, 7, 1, "many ties"));
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    cases.push_back(topk(Tensor::from_vector<float>({2, 6}, {1, nan, -0.0f, 0.0f, nan, 1, -2, 0.0f, 5, -0.0f, nan, 5}), 4, 1,
+                         "NaN and signed zeros"));
+  }
+  cases.push_back(with_outputs(with_opset(op_case("TopK", {rng.tensor({3, 8})}, {{"k", attr_int(2)}}, "opset 1 attribute"), 1), 2));
+  cases.push_back(with_outputs(op_case("TopK", {rng.ints({3, 11}, -9, 9), i64({4})}, {}, "int64"), 2));
   cases.push_back(op_case("CumSum", {rng.tensor({3, 5}), i64_scalar(1)}));
   cases.push_back(op_case("CumSum", {rng.ints({4, 3}, -9, 9, DataType::int32), Tensor::scalar<int32_t>(-2)},
                           {{"exclusive", attr_int(1)}, {"reverse", attr_int(1)}}, "exclusive reverse int32"));

@@ -90,8 +90,9 @@ Status supports_types(const Node& n, const NodeTypes& types) {
     }
     return Status::ok();
   }
-  // ArgMax, ArgMin: float32 (or float16, widened) data, int64 indices out.
-  if (op == "ArgMax" || op == "ArgMin") {
+  // ArgMax, ArgMin, TopK: float32 (or float16, widened) data, int64 indices out (and TopK's
+  // values in the data's type; its K is an int64 parameter).
+  if (op == "ArgMax" || op == "ArgMin" || op == "TopK") {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !computes_on(t))
       return unsupported(n.label() + " input 0 is " + type_text(t) + " (the cpu backend computes on float32 and float16)");

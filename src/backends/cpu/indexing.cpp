@@ -1,4 +1,4 @@
-// indexing.cpp: Gather, ArgMax and ArgMin on the cpu backend (the reference's
+// indexing.cpp: Gather, ArgMax, ArgMin and TopK on the cpu backend (the reference's
 // src/kernels/indexing.cpp has the spec).
 //
 // Gather: the data is read plain, as [outer, axis, inner]; each index picks one [inner] row per
@@ -9,12 +9,18 @@
 // ArgMax, ArgMin (float32): over [outer, axis, inner], the axis walked in the outer loop and a
 // chunk of inner positions in the inner one (contiguous loads), with the reference's order: a
 // NaN beats any number, ties keep the first index (the last with select_last_index).
+//
+// TopK (float32; K known when the instance is built): per row, 64-bit keys in the reference's
+// order (see topk_key), a running selection of candidates, then a sort of the k best.
+#include <omp.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstring>
 
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/runtime_env.h"
+#include "core/tensor_util.h"
 
 namespace tandem::cpu {
 
@@ -191,6 +197,140 @@ class ArgExtremeSpec final : public OpSpec {
   }
 };
 
+// TopK (float32): each row along the axis becomes n 64-bit keys that order it the way the
+// reference does (the larger or smaller value first, NaN above every number, -0 equal to +0,
+// equal values by lower index first): the float's bits made monotone in the high half, the
+// index (complemented for `largest`) in the low half. nth_element puts the k best keys first,
+// a sort orders them, and the values are read back from the source by index.
+uint64_t topk_key(float v, int64_t index, bool largest) {
+  uint32_t bits;
+  if (v != v) {
+    bits = 0xFFFFFFFFu;  // every NaN alike, above everything
+  } else {
+    if (v == 0.0f) v = 0.0f;  // -0 ties +0
+    std::memcpy(&bits, &v, sizeof bits);
+    bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+  }
+  const auto i = static_cast<uint32_t>(index);
+  return (static_cast<uint64_t>(bits) << 32) | (largest ? ~i : i);
+}
+
+class TopKKernel final : public Kernel {
+ public:
+  int x = -1, values = -1, indices = -1;  // values, indices: -1 when not wanted
+  int64_t outer = 1, n = 1, inner = 1, k = 1;
+  bool largest = true;
+  int threads = 1;  // the instance's team: one key buffer each
+
+  std::unique_ptr<KernelState> make_state(void* const*, const std::vector<bool>&, void*) const override {
+    auto st = std::make_unique<Keys>();
+    st->keys.resize(static_cast<size_t>(threads * n));
+    return st;
+  }
+
+  Status run(RunCtx& ctx, KernelState* state) const override {
+    auto* st = static_cast<Keys*>(state);
+    const float* src = static_cast<const float*>(ctx.ptr[x]);
+    float* vout = values >= 0 ? static_cast<float*>(ctx.ptr[values]) : nullptr;
+    int64_t* iout = indices >= 0 ? static_cast<int64_t*>(ctx.ptr[indices]) : nullptr;
+    const int team = std::min(ctx.threads, threads);
+    const int used = outer * inner * n < (1 << 15) ? 1 : team;
+    parallel_range(used, outer * inner, 1, [&](int64_t lo, int64_t hi) {
+      uint64_t* keys = st->keys.data() + static_cast<size_t>(omp_get_thread_num() % threads) * static_cast<size_t>(n);
+      for (int64_t row = lo; row < hi; ++row) {
+        const int64_t o = row / inner, i = row % inner;
+        const float* r = src + o * n * inner + i;
+        auto better = [this](uint64_t a, uint64_t b) { return largest ? a > b : a < b; };
+        // Candidates: every key until there are `room`, then only keys better than the k-th
+        // best so far (keys are distinct: the index is in them); a full buffer is cut back to
+        // its k best. Most of a long row is rejected by one comparison.
+        const int64_t room = std::min(n, std::max<int64_t>(2 * k, 64));
+        int64_t count = 0;
+        uint64_t kth = 0;
+        bool cut = false;
+        for (int64_t j = 0; j < n; ++j) {
+          const uint64_t key = topk_key(r[j * inner], j, largest);
+          if (cut && !better(key, kth)) continue;
+          keys[count++] = key;
+          if (count == room && j + 1 < n) {
+            std::nth_element(keys, keys + (k - 1), keys + count, better);
+            kth = keys[k - 1];
+            count = k;
+            cut = true;
+          }
+        }
+        if (k < count) std::nth_element(keys, keys + k, keys + count, better);
+        std::sort(keys, keys + k, better);
+        for (int64_t j = 0; j < k; ++j) {
+          const auto low = static_cast<uint32_t>(keys[j]);
+          const int64_t index = largest ? static_cast<uint32_t>(~low) : low;
+          const int64_t at = (o * k + j) * inner + i;
+          if (vout) vout[at] = r[index * inner];
+          if (iout) iout[at] = index;
+        }
+      }
+    });
+    return Status::ok();
+  }
+
+ private:
+  struct Keys final : KernelState {
+    std::vector<uint64_t> keys;
+  };
+};
+
+class TopKSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& nd = *step.node;
+    const std::string label = nd.label();
+    const int x = step.inputs[0];
+    const int values = step.outputs.size() > 0 ? step.outputs[0] : -1;
+    const int indices = step.outputs.size() > 1 ? step.outputs[1] : -1;
+    if (!b.typed(x) || b.val(x).dtype != DataType::float32) return unsupported(label + " X is not float32");
+    int64_t k = nd.attr_int("k", -1);
+    if (step.inputs.size() > 1 && step.inputs[1] >= 0) {
+      const Tensor* kt = b.known(step.inputs[1]);
+      if (!kt || kt->numel() != 1 || !is_integer_type(kt->dtype())) return unsupported(label + " K is not known when the instance is built");
+      k = to_int64_vector(*kt)[0];
+    }
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    int64_t axis = nd.attr_int("axis", -1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r || shape_numel(xs) == 0) return unsupported(label + " axis or empty input");
+    if (k <= 0 || k > xs[axis] || xs[axis] > INT32_MAX) return unsupported(label + " k outside [1, axis size]");
+    Shape out_shape = xs;
+    out_shape[axis] = k;
+    for (int v : {values, indices})
+      if (v >= 0 && (!b.typed(v) || b.val(v).shape != out_shape)) return unsupported(label + " output shape");
+    auto kern = std::make_unique<TopKKernel>();
+    for (int64_t i = 0; i < axis; ++i) kern->outer *= xs[i];
+    kern->n = xs[axis];
+    for (int64_t i = axis + 1; i < r; ++i) kern->inner *= xs[i];
+    kern->k = k;
+    kern->largest = nd.attr_int("largest", 1) != 0;
+    kern->threads = b.threads();
+    TANDEM_ASSIGN_OR_RETURN(kern->x, b.require(x, Layout::plain));
+    kern->reads = {kern->x};
+    for (int v : {values, indices}) {
+      if (v < 0) continue;
+      b.define(v, Layout::plain);
+      kern->writes.push_back(v);
+    }
+    kern->values = values;
+    kern->indices = indices;
+    kern->label = label;
+    b.add_work(static_cast<double>(shape_numel(xs)) * 8);
+    b.add_kernel(std::move(kern));
+    return Status::ok();
+  }
+};
+
+Result<std::unique_ptr<OpSpec>> make_topk(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<TopKSpec>());
+}
+
 Result<std::unique_ptr<OpSpec>> make_arg_extreme(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<ArgExtremeSpec>());
 }
@@ -215,6 +355,7 @@ void register_indexing_ops(OpTable& t) {
   t.add("Gather", &supports_gather, &make_gather);
   t.add("ArgMax", &supports_arg_extreme, &make_arg_extreme);
   t.add("ArgMin", &supports_arg_extreme, &make_arg_extreme);
+  t.add("TopK", &supports_arg_extreme, &make_topk);
 }
 
 }  // namespace tandem::cpu

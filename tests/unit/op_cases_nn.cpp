@@ -346,6 +346,20 @@ std::vector<OpCase> nn_cases() {
                                         {{"mode", attr_string("linear")}}, "sizes"),
                                 13),
                      8));
+  // The legacy forms (Upsample 7 and 9, Resize 10): asymmetric coordinates, nearest by the
+  // legacy rule (floor up, ceil down), linear; integer and fractional scales.
+  for (const char* mode : {"nearest", "linear"})
+    for (const std::vector<float>& scales : {std::vector<float>{1, 1, 2, 3}, {1, 1, 1.5f, 2.5f}, {1, 1, 0.5f, 0.75f}}) {
+      const std::string note = std::string(mode) + " scales " + std::to_string(scales[2]) + "x" + std::to_string(scales[3]);
+      const Attrs a{{"mode", attr_string(mode)}};
+      cases.push_back(on_every_backend(
+          with_constants(with_opset(op_case("Upsample", {rng.tensor({1, 3, 6, 8}), f32({4}, scales)}, a, note), 9), 2)));
+      cases.push_back(on_every_backend(with_constants(
+          with_opset(op_case("Resize", {rng.tensor({2, 3, 6, 8}), f32({4}, scales)}, a, "opset 10, " + note), 10), 2)));
+      Attrs seven = a;
+      seven["scales"] = attr_floats(scales);
+      if (scales[2] >= 1) cases.push_back(on_every_backend(with_opset(op_case("Upsample", {rng.tensor({1, 2, 5, 4})}, seven, "opset 7, " + note), 7)));
+    }
   cases.push_back(with_opset(
       op_case("Upsample", {rng.tensor({1, 2, 3, 4}), f32({4}, {1, 1, 2, 3})}, {{"mode", attr_string("nearest")}}), 9));
   cases.push_back(with_opset(op_case("GridSample", {rng.tensor({1, 2, 4, 5}), rng.tensor({1, 3, 3, 2}, -1, 1)}), 16));

@@ -1,7 +1,8 @@
-// resize.cpp: Resize (opset 11+) of 4-D float tensors over the two spatial dims, modes nearest
-// (all nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
+// resize.cpp: Resize of 4-D float tensors over the two spatial dims, modes nearest (all
+// nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
 // pytorch_half_pixel, align_corners, asymmetric (the rules of kernels/resize_coordinates.h,
-// shared with the reference kernel).
+// shared with the reference kernel); Resize-10 and Upsample (opsets 7, 9) with their
+// asymmetric coordinates and legacy nearest rule.
 // Source indices and weights are tabulated at instance build; the kernel copies or blends
 // rows, a channel block at a time in the blocked layout (which it keeps).
 #include <algorithm>
@@ -91,6 +92,10 @@ Axis make_axis(bool linear, resize::CoordMode ctm, resize::NearestMode nm, doubl
   return a;
 }
 
+// Upsample (opsets 7 and 9) and Resize before opset 11: asymmetric coordinates, the legacy
+// nearest rule, scales as the second input (Upsample-7: an attribute).
+bool is_legacy(const Node& n) { return n.op_type == "Upsample" || n.opset < 11; }
+
 class ResizeSpec final : public OpSpec {
  public:
   Status prepare(Builder& b, const Step& step) const override {
@@ -104,30 +109,38 @@ class ResizeSpec final : public OpSpec {
     if (xs.size() != 4 || os.size() != 4 || xs[0] != os[0] || xs[1] != os[1] || shape_numel(xs) == 0 ||
         shape_numel(os) == 0)
       return unsupported(label + " only 4-D spatial resizes");
-    // Scales: from the scales input when known and non-empty, else out / in.
+    // Scales: from the scales input (or Upsample-7's attribute) when known and non-empty, else
+    // out / in.
+    const bool legacy = is_legacy(n);
     double sy = static_cast<double>(os[2]) / xs[2], sx = static_cast<double>(os[3]) / xs[3];
-    const int scales_slot = n.opset < 11 ? 1 : 2;
+    const int scales_slot = legacy ? 1 : 2;
+    std::vector<double> s;
     if (static_cast<int>(step.inputs.size()) > scales_slot && step.inputs[scales_slot] >= 0) {
       const Tensor* t = b.known(step.inputs[scales_slot]);
       if (!t) return unsupported(label + " scales not known");
-      if (t->numel() == 4) {
-        std::vector<double> s = to_double_vector(*t);
-        if (s[0] != 1.0 || s[1] != 1.0) return unsupported(label + " scales on N or C");
-        sy = s[2];
-        sx = s[3];
-      } else if (t->numel() != 0) {
-        return unsupported(label + " scales length");
-      }
+      s = to_double_vector(*t);
+    } else if (n.op_type == "Upsample" && n.has_attr("scales")) {
+      for (float f : n.attr_floats("scales")) s.push_back(f);
+    } else if (n.op_type == "Upsample") {
+      return unsupported(label + " scales given as height_scale and width_scale");
+    }
+    if (s.size() == 4) {
+      if (s[0] != 1.0 || s[1] != 1.0) return unsupported(label + " scales on N or C");
+      sy = s[2];
+      sx = s[3];
+    } else if (!s.empty()) {
+      return unsupported(label + " scales length");
     }
     const std::string mode = n.attr_string("mode", "nearest");
+    // Upsample and Resize-10: asymmetric coordinates, and the nearest rule of those opsets.
     const std::optional<resize::CoordMode> ctm =
-        n.opset < 11 ? resize::CoordMode::asymmetric
-                     : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
+        legacy ? resize::CoordMode::asymmetric
+               : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
     const std::optional<resize::NearestMode> nm =
-        resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
+        legacy ? resize::NearestMode::legacy : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
     if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
     auto k = std::make_unique<ResizeKernel>();
-    k->linear = mode == "linear";
+    k->linear = mode == "linear" || mode == "bilinear";
     k->blocked = b.val(x).layout == Layout::blocked;
     k->planes = k->blocked ? xs[0] * round_up(xs[1], channel_block()) / channel_block() : xs[0] * xs[1];
     k->ih = xs[2];
@@ -150,8 +163,9 @@ class ResizeSpec final : public OpSpec {
 Status supports_resize(const Node& n) {
   if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
   const std::string mode = n.attr_string("mode", "nearest");
-  if (mode != "nearest" && mode != "linear") return unsupported(n.label() + " mode '" + mode + "'");
-  if (n.opset < 11) return unsupported(n.label() + " Resize before opset 11");
+  if (mode != "nearest" && mode != "linear" && !(is_legacy(n) && mode == "bilinear"))
+    return unsupported(n.label() + " mode '" + mode + "'");
+  if (is_legacy(n)) return Status::ok();  // Upsample, Resize-10: no other attributes
   {
     // The modes the kernel's tables were checked against the reference with.
     using resize::CoordMode;
@@ -177,6 +191,9 @@ Result<std::unique_ptr<OpSpec>> make_resize(FusionContext&, const Step&) {
 
 }  // namespace
 
-void register_resize_ops(OpTable& t) { t.add("Resize", &supports_resize, &make_resize); }
+void register_resize_ops(OpTable& t) {
+  t.add("Resize", &supports_resize, &make_resize);
+  t.add("Upsample", &supports_resize, &make_resize);
+}
 
 }  // namespace tandem::cpu

@@ -1,5 +1,5 @@
 // Reference kernels: normalization ops (BatchNormalization, InstanceNormalization,
-// LayerNormalization, LRN, MeanVarianceNormalization). Everything is computed in double from
+// LayerNormalization, LRN, MeanVarianceNormalization, LpNormalization). Everything is computed in double from
 // the inputs and rounded once into the output dtype.
 #include <algorithm>
 #include <cmath>
@@ -315,6 +315,37 @@ Status mean_variance_normalization(KernelContext& ctx) {
   return Status::ok();
 }
 
+// --- LpNormalization -----------------------------------------------------------------------------
+//
+// Y = X / ||X||_p along `axis` (default -1), p 1 or 2 (default 2). A zero norm divides zero by
+// zero, as the ONNX reference evaluator does (NaN).
+Status lp_normalization(KernelContext& ctx) {
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "input"));
+  const Tensor& x = ctx.input(0);
+  const int64_t rank = static_cast<int64_t>(x.rank());
+  if (rank < 1) return ctx.invalid("input must have rank >= 1");
+  auto axis = normalize_axis(ctx.node().attr_int("axis", -1), rank);
+  if (!axis.is_ok()) return ctx.invalid("axis: " + axis.status().message());
+  const int64_t p = ctx.node().attr_int("p", 2);
+  if (p != 1 && p != 2) return ctx.invalid("p must be 1 or 2, got " + std::to_string(p));
+  const Shape& shape = x.shape();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < *axis; ++d) outer *= shape[d];
+  for (int64_t d = *axis + 1; d < rank; ++d) inner *= shape[d];
+  const int64_t n = shape[*axis];
+  std::vector<double> xv = to_double_vector(x), y(xv.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t j) { return static_cast<size_t>((o * n + j) * inner + i); };
+      double norm = 0;
+      for (int64_t j = 0; j < n; ++j) norm += p == 1 ? std::fabs(xv[at(j)]) : xv[at(j)] * xv[at(j)];
+      if (p == 2) norm = std::sqrt(norm);
+      for (int64_t j = 0; j < n; ++j) y[at(j)] = xv[at(j)] / norm;
+    }
+  ctx.set_output(0, float_tensor(x.dtype(), shape, y));
+  return Status::ok();
+}
+
 }  // namespace
 
 void register_normalization_kernels(KernelTable& t) {
@@ -323,6 +354,7 @@ void register_normalization_kernels(KernelTable& t) {
   t.add("", "LayerNormalization", &layer_normalization);
   t.add("", "LRN", &lrn);
   t.add("", "MeanVarianceNormalization", &mean_variance_normalization);
+  t.add("", "LpNormalization", &lp_normalization);
 }
 
 }  // namespace tandem

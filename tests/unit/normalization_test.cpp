@@ -90,6 +90,24 @@ TEST(NormalizationOps, Lrn) {
   EXPECT_EQ(run_op("LRN", {x}, {}, &outs, 1, 13).code(), StatusCode::invalid_argument);
 }
 
+// Worked from the spec: rows [3, 4] and [-1, 0] along the last axis; columns along axis 0.
+TEST(NormalizationOps, LpNormalization) {
+  Tensor x = Tensor::from_vector<float>({2, 2}, {3, 4, -1, 0});
+  std::vector<float> l2 = values_of<float>(run_op1("LpNormalization", {x}, {}, 13));
+  EXPECT_NEAR(l2[0], 0.6, 1e-6);
+  EXPECT_NEAR(l2[1], 0.8, 1e-6);
+  EXPECT_NEAR(l2[2], -1, 1e-6);
+  EXPECT_NEAR(l2[3], 0, 1e-6);
+  std::vector<float> l1 = values_of<float>(run_op1("LpNormalization", {x}, {{"axis", attr_int(0)}, {"p", attr_int(1)}}, 13));
+  EXPECT_NEAR(l1[0], 0.75, 1e-6);  // 3 / (3 + 1)
+  EXPECT_NEAR(l1[1], 1, 1e-6);     // 4 / (4 + 0)
+  EXPECT_NEAR(l1[2], -0.25, 1e-6);
+  EXPECT_NEAR(l1[3], 0, 1e-6);
+  std::vector<Value> outs;
+  EXPECT_EQ(run_op("LpNormalization", {x}, {{"p", attr_int(3)}}, &outs, 1, 13).code(), StatusCode::invalid_argument);
+  EXPECT_EQ(run_op("LpNormalization", {x}, {{"axis", attr_int(2)}}, &outs, 1, 13).code(), StatusCode::invalid_argument);
+}
+
 TEST(NormalizationOps, MeanVarianceNormalization) {
   Tensor x = Tensor::from_vector<float>({1, 2}, {1, 3});
   Tensor y = run_op1("MeanVarianceNormalization", {x}, {{"axes", attr_ints({1})}}, 13);

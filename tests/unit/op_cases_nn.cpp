@@ -316,6 +316,8 @@ std::vector<OpCase> nn_cases() {
   cases.push_back(op_case("LRN", {rng.tensor({1, 5, 4, 4})},
                           {{"size", attr_int(3)}, {"alpha", attr_float(1e-3f)}, {"beta", attr_float(0.75f)}}));
   cases.push_back(op_case("MeanVarianceNormalization", {rng.tensor({2, 3, 4, 5})}));
+  cases.push_back(op_case("LpNormalization", {rng.tensor({2, 3, 4, 5})}, {}, "p 2, last axis"));
+  cases.push_back(op_case("LpNormalization", {rng.tensor({2, 3, 4, 5})}, {{"axis", attr_int(1)}, {"p", attr_int(1)}}, "p 1, channels"));
   // --- Resize and friends
   struct Rs {
     const char* mode;

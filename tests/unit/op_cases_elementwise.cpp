@@ -109,6 +109,17 @@ std::vector<OpCase> elementwise_cases() {
     const Tensor b = Tensor::from_vector<float>({1, 4}, {nan, 1.0f, 0.0f, -2.0f});
     for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"})
       cases.push_back(on_every_backend(op_case(op, {a, b}, {}, "NaN and signed zero")));
+    // float16 operands (a float16 model's masks): values that differ in the last half-precision
+    // bit, NaN and signed zero, and a Where choosing between float16 values.
+    Tensor ha(DataType::float16, {2, 4}), hb(DataType::float16, {1, 4});
+    const float av[] = {1.0f, 1.0009765625f, nan, -0.0f, 65504.0f, -3.5f, 0.099975586f, 2.0f};
+    const float bv[] = {1.0009765625f, 1.0f, 0.0f, 0.0f};
+    for (int i = 0; i < 8; ++i) ha.data<Float16>()[i] = Float16(av[i]);
+    for (int i = 0; i < 4; ++i) hb.data<Float16>()[i] = Float16(bv[i]);
+    for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"})
+      cases.push_back(on_every_backend(op_case(op, {ha, hb}, {}, "float16")));
+    cases.push_back(on_every_backend(
+        op_case("Where", {rng.ints({2, 4}, 0, 1, DataType::boolean), ha, hb}, {}, "float16 values")));
   }
   for (const char* op : {"And", "Or", "Xor"})
     cases.push_back(op_case(op, {rng.ints({4, 6}, 0, 1, DataType::boolean), rng.ints({6}, 0, 1, DataType::boolean)}));

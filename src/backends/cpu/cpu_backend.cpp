@@ -73,7 +73,8 @@ Status supports_types(const Node& n, const NodeTypes& types) {
   }
   // Quantized ops: 8-bit data, float32 scales, int32 bias and integer-product outputs (int8.h).
   if (cpu::is_int8_op(canonical_domain(n.domain), op)) return cpu::supports_int8_types(n, types);
-  // Comparisons, logic and Where (elementwise.cpp): bool results or conditions.
+  // Comparisons, logic and Where (elementwise.cpp): bool results or conditions. float16
+  // operands are compared after widening to float32, which is exact.
   static const char* const kBoolOps[] = {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual",
                                           "And",   "Or",      "Xor",  "Not",            "Where"};
   if (std::any_of(std::begin(kBoolOps), std::end(kBoolOps), [&](const char* o) { return op == o; })) {
@@ -83,10 +84,11 @@ Status supports_types(const Node& n, const NodeTypes& types) {
       if (n.inputs[i].empty() || t == DataType::undefined) continue;
       const bool ok = where ? (i == 0 ? t == DataType::boolean : fixed_size(t))
                             : logic ? t == DataType::boolean
-                                    : t == DataType::float32 || t == DataType::int32 || t == DataType::int64;
+                                    : computes_on(t) || t == DataType::int32 || t == DataType::int64;
       if (!ok)
         return unsupported(n.label() + " input " + std::to_string(i) + " is " + type_text(t) +
-                           " (the cpu backend compares float32, int32 and int64, and combines bool)");
+                           " (the cpu backend compares float32, float16 (widened exactly), int32 and int64, and "
+                           "combines bool)");
     }
     return Status::ok();
   }

@@ -1,7 +1,8 @@
 // fusion.cpp: compile-time rewrites of the cpu backend's steps.
 //   1. Patterns: the decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 (also * (1/6)) and
 //      x * HardSigmoid(x) with alpha 1/6, beta 0.5 become one HardSwish; x * Sigmoid(x) becomes
-//      Swish. The decomposed LayerNorm that exporters (paddle2onnx, PyTorch) emit,
+//      Swish; the decomposed exact Gelu x * 0.5 * (1 + Erf(x / sqrt(2))) becomes Gelu. The
+//      decomposed LayerNorm that exporters (paddle2onnx, PyTorch) emit,
 //        d = x - ReduceMean(x); n = d / Sqrt(ReduceMean(Pow(d, 2)) + eps); [n * gamma] [+ beta]
 //      (Mul(d, d) also accepted for the square; constant gamma/beta; axes trailing) becomes one
 //      LayerNormalization step (normalization.cpp), which reads x once per pass instead of
@@ -147,6 +148,64 @@ bool match_gated(CompiledGraph& g, FusionContext& f, int m) {
     int s = producer_of(g, f, gv, "Sigmoid", m);
     if (s >= 0 && g.steps[s].inputs.size() == 1 && g.steps[s].inputs[0] == x) {
       rewrite_as(g, m, {s}, x, "Swish", Ew::swish);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Add(Erf(x / sqrt(2)), 1) (or x * (1 / sqrt(2)), constants on either side), each step read only
+// by the next and the Add only by `reader`: the erf branch of a decomposed exact Gelu of `x`.
+// Returns its steps, or an empty list.
+std::vector<int> erf_branch(CompiledGraph& g, FusionContext& f, int v, int x, int reader) {
+  const int a = producer_of(g, f, v, "Add", reader);
+  if (a < 0 || g.steps[a].inputs.size() != 2) return {};
+  for (int side = 0; side < 2; ++side) {
+    float one = 0;
+    if (!scalar_value(f, g.steps[a].inputs[1 - side], &one) || !near(one, 1.0f)) continue;
+    const int e = producer_of(g, f, g.steps[a].inputs[side], "Erf", a);
+    if (e < 0 || g.steps[e].inputs.size() != 1) continue;
+    const int ev = g.steps[e].inputs[0];
+    const int d = producer_of(g, f, ev, "Div", e);
+    float c = 0;
+    if (d >= 0 && g.steps[d].inputs.size() == 2 && g.steps[d].inputs[0] == x &&
+        scalar_value(f, g.steps[d].inputs[1], &c) && std::fabs(c - 1.41421356f) < 1e-4f)
+      return {d, e, a};
+    const int m = producer_of(g, f, ev, "Mul", e);
+    if (m < 0 || g.steps[m].inputs.size() != 2) continue;
+    for (int ms = 0; ms < 2; ++ms)
+      if (g.steps[m].inputs[ms] == x && scalar_value(f, g.steps[m].inputs[1 - ms], &c) && std::fabs(c - 0.70710678f) < 1e-4f)
+        return {m, e, a};
+  }
+  return {};
+}
+
+// The exact Gelu as PyTorch and Hugging Face exports write it before opset 20, at its last Mul
+// `y`: Mul(Mul(x, Add(Erf(x / sqrt(2)), 1)), 0.5) or Mul(Mul(x, 0.5), Add(Erf(x / sqrt(2)), 1)),
+// operands in either order. Becomes one Gelu step reading x once, which a MatMul or Conv before
+// it then takes as a post-op.
+bool match_gelu(CompiledGraph& g, FusionContext& f, int y) {
+  const Step& ys = g.steps[y];
+  if (ys.node->op_type != "Mul" || ys.inputs.size() != 2) return false;
+  for (int side = 0; side < 2; ++side) {
+    const int p = ys.inputs[side], q = ys.inputs[1 - side];
+    const int m = producer_of(g, f, p, "Mul", y);
+    if (m < 0 || g.steps[m].inputs.size() != 2) continue;
+    float half = 0;
+    const bool half_outside = scalar_value(f, q, &half) && near(half, 0.5f);
+    for (int ms = 0; ms < 2; ++ms) {
+      const int x = g.steps[m].inputs[ms], other = g.steps[m].inputs[1 - ms];
+      if (x < 0) continue;
+      std::vector<int> steps;
+      if (half_outside) {
+        steps = erf_branch(g, f, other, x, m);  // Mul(Mul(x, erf branch), 0.5)
+      } else if (scalar_value(f, other, &half) && near(half, 0.5f)) {
+        steps = erf_branch(g, f, q, x, y);  // Mul(Mul(x, 0.5), erf branch)
+      }
+      if (steps.empty()) continue;
+      steps.push_back(m);
+      std::sort(steps.begin(), steps.end());
+      rewrite_as(g, y, steps, x, "Gelu", Ew::gelu);
       return true;
     }
   }
@@ -359,7 +418,7 @@ void fuse_steps(CompiledGraph& g) {
     if (g.steps[i].dead || !g.steps[i].spec) continue;
     if (!canonical_domain(g.steps[i].node->domain).empty()) continue;
     const int at = static_cast<int>(i);
-    if (match_hardswish(g, f, at) || match_gated(g, f, at)) {
+    if (match_hardswish(g, f, at) || match_gated(g, f, at) || match_gelu(g, f, at)) {
       g.relink();
     } else if (match_layer_norm(g, f, at)) {
       ++layer_norms;

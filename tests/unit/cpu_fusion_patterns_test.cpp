@@ -1,0 +1,92 @@
+// cpu_fusion_patterns_test.cpp (CpuBackendFusionPatterns): decomposed activations that exporters
+// write out op by op and the cpu backend rewrites into one step (fusion.cpp, "Patterns"), which
+// the product before them then takes as a post-op. Here: the exact Gelu of PyTorch and Hugging
+// Face exports before opset 20, in its groupings and spellings, after a MatMul; forms that
+// differ (another constant, an intermediate read elsewhere) are left alone. Results must match
+// the reference backend either way.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/compare.h"
+#include "cpu_int8_test_util.h"
+
+namespace tandem {
+namespace {
+
+using namespace int8_test;
+
+struct GeluForm {
+  bool half_first = false;   // Mul(Mul(x, 0.5), branch) instead of Mul(Mul(x, branch), 0.5)
+  bool by_mul = false;       // x * 0.70710678 instead of x / 1.4142135
+  bool swapped = false;      // constants and operands on the other side
+  float sqrt2 = 1.4142135f;  // the divisor (another value: not a Gelu)
+  bool extra_reader = false; // the Erf's result is also a graph output
+};
+
+GraphBuilder matmul_gelu(const GeluForm& g) {
+  GraphBuilder q(13);
+  q.input("a", random_floats({2, 5, 24}, 1, -2.0f, 2.0f))
+      .init("w", random_floats({24, 16}, 2, -0.5f, 0.5f))
+      .init("half", Tensor::scalar<float>(0.5f))
+      .init("one", Tensor::scalar<float>(1.0f))
+      .init("c", Tensor::scalar<float>(g.by_mul ? 1.0f / g.sqrt2 : g.sqrt2));
+  q.node("MatMul", {"a", "w"}, {"x"});
+  q.node(g.by_mul ? "Mul" : "Div", {"x", "c"}, {"d"});
+  if (g.by_mul && g.swapped) q.graph()->nodes.back().inputs = {"c", "x"};
+  q.node("Erf", {"d"}, {"e"});
+  q.node("Add", g.swapped ? std::vector<std::string>{"one", "e"} : std::vector<std::string>{"e", "one"}, {"b"});
+  if (g.half_first) {
+    q.node("Mul", g.swapped ? std::vector<std::string>{"half", "x"} : std::vector<std::string>{"x", "half"}, {"h"});
+    q.node("Mul", g.swapped ? std::vector<std::string>{"b", "h"} : std::vector<std::string>{"h", "b"}, {"y"});
+  } else {
+    q.node("Mul", g.swapped ? std::vector<std::string>{"b", "x"} : std::vector<std::string>{"x", "b"}, {"m"});
+    q.node("Mul", g.swapped ? std::vector<std::string>{"half", "m"} : std::vector<std::string>{"m", "half"}, {"y"});
+  }
+  q.output("y");
+  if (g.extra_reader) q.output("e");
+  return q;
+}
+
+void expect_gelu(const GeluForm& g, bool fused, const std::string& what) {
+  SCOPED_TRACE(what);
+  GraphBuilder q = matmul_gelu(g);
+  auto placed = PlacedModel::create(q.graph(), {cpu_backend()});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+  const std::string text = (*placed)->describe();
+  // Fused, the MatMul's step stands for all six nodes and no Erf step is left.
+  EXPECT_EQ(text.find("6 nodes -> 1 steps") != std::string::npos, fused) << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), r.ref.size());
+  for (size_t i = 0; i < r.cpu.size(); ++i) {
+    Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
+    EXPECT_TRUE(c.is_ok()) << c.message();
+  }
+}
+
+TEST(CpuBackendFusionPatterns, DecomposedGeluAfterAMatMulBecomesItsPostOp) {
+  REQUIRE_CPU();
+  for (bool half_first : {false, true})
+    for (bool by_mul : {false, true})
+      for (bool swapped : {false, true}) {
+        GeluForm g;
+        g.half_first = half_first;
+        g.by_mul = by_mul;
+        g.swapped = swapped;
+        expect_gelu(g, true, std::string(half_first ? "x * 0.5 first" : "x * branch first") +
+                                 (by_mul ? ", x * 1/sqrt(2)" : ", x / sqrt(2)") + (swapped ? ", swapped" : ""));
+      }
+}
+
+TEST(CpuBackendFusionPatterns, GeluLookalikesAreLeftAsTheyAre) {
+  REQUIRE_CPU();
+  GeluForm other;
+  other.sqrt2 = 2.0f;
+  expect_gelu(other, false, "x / 2 is not a Gelu");
+  GeluForm shared;
+  shared.extra_reader = true;
+  expect_gelu(shared, false, "the Erf is read elsewhere");
+}
+
+}  // namespace
+}  // namespace tandem

@@ -228,6 +228,46 @@ class TopKKernel final : public Kernel {
     return st;
   }
 
+  // The k best of row r (n values `inner` apart) into vrow/irow (k values `inner` apart).
+  // Candidates: every key until there are `room`, then only values not worse than the k-th
+  // best so far (one float comparison rejects most of a long row; equal values and NaN go on
+  // to the key comparison, which breaks ties by index); a full buffer is cut back to its k
+  // best.
+  template <bool kLargest>
+  void select_row(const float* r, uint64_t* keys, float* vrow, int64_t* irow) const {
+    auto better = [](uint64_t a, uint64_t b) { return kLargest ? a > b : a < b; };
+    const int64_t room = std::min(n, std::max<int64_t>(2 * k, 64));
+    int64_t count = 0;
+    uint64_t kth = 0;
+    float kth_value = 0;
+    bool cut = false;
+    for (int64_t j = 0; j < n; ++j) {
+      const float v = r[j * inner];
+      if (cut && (kLargest ? v < kth_value : v > kth_value)) continue;
+      const uint64_t key = topk_key(v, j, kLargest);
+      if (cut && !better(key, kth)) continue;
+      keys[count++] = key;
+      if (count == room && j + 1 < n) {
+        std::nth_element(keys, keys + (k - 1), keys + count, better);
+        kth = keys[k - 1];
+        kth_value = r[index_of(kth, kLargest) * inner];
+        count = k;
+        cut = true;
+      }
+    }
+    if (k < count) std::nth_element(keys, keys + k, keys + count, better);
+    std::sort(keys, keys + k, better);
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t index = index_of(keys[j], kLargest);
+      if (vrow) vrow[j * inner] = r[index * inner];
+      if (irow) irow[j * inner] = index;
+    }
+  }
+  static int64_t index_of(uint64_t key, bool largest) {
+    const auto low = static_cast<uint32_t>(key);
+    return largest ? static_cast<uint32_t>(~low) : low;
+  }
+
   Status run(RunCtx& ctx, KernelState* state) const override {
     auto* st = static_cast<Keys*>(state);
     const float* src = static_cast<const float*>(ctx.ptr[x]);
@@ -240,34 +280,10 @@ class TopKKernel final : public Kernel {
       for (int64_t row = lo; row < hi; ++row) {
         const int64_t o = row / inner, i = row % inner;
         const float* r = src + o * n * inner + i;
-        auto better = [this](uint64_t a, uint64_t b) { return largest ? a > b : a < b; };
-        // Candidates: every key until there are `room`, then only keys better than the k-th
-        // best so far (keys are distinct: the index is in them); a full buffer is cut back to
-        // its k best. Most of a long row is rejected by one comparison.
-        const int64_t room = std::min(n, std::max<int64_t>(2 * k, 64));
-        int64_t count = 0;
-        uint64_t kth = 0;
-        bool cut = false;
-        for (int64_t j = 0; j < n; ++j) {
-          const uint64_t key = topk_key(r[j * inner], j, largest);
-          if (cut && !better(key, kth)) continue;
-          keys[count++] = key;
-          if (count == room && j + 1 < n) {
-            std::nth_element(keys, keys + (k - 1), keys + count, better);
-            kth = keys[k - 1];
-            count = k;
-            cut = true;
-          }
-        }
-        if (k < count) std::nth_element(keys, keys + k, keys + count, better);
-        std::sort(keys, keys + k, better);
-        for (int64_t j = 0; j < k; ++j) {
-          const auto low = static_cast<uint32_t>(keys[j]);
-          const int64_t index = largest ? static_cast<uint32_t>(~low) : low;
-          const int64_t at = (o * k + j) * inner + i;
-          if (vout) vout[at] = r[index * inner];
-          if (iout) iout[at] = index;
-        }
+        float* vrow = vout ? vout + o * k * inner + i : nullptr;
+        int64_t* irow = iout ? iout + o * k * inner + i : nullptr;
+        if (largest) select_row<true>(r, keys, vrow, irow);
+        else select_row<false>(r, keys, vrow, irow);
       }
     });
     return Status::ok();

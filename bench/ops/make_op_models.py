@@ -76,6 +76,12 @@ def main():
         save(name, [h.make_node(op, ins, ["y", "yh"], hidden_size=hidden, direction=direction, **attrs)],
              [("x", [steps, batch, features])], inits, outputs=("y", "yh"))
 
+    # Detection post-processing: the 100 best of 8400 boxes for each of 80 classes.
+    save("topk", [h.make_node("TopK", ["x", "k"], ["y", "i"], axis=-1)], [("x", [1, 80, 8400])], [i64("k", [100])],
+         outputs=("y",))
+    # The opset-9 Upsample of older detectors' FPNs.
+    save("upsample9", [h.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")], [("x", [1, 64, 56, 56])],
+         [nh.from_array(np.array([1, 1, 2, 2], np.float32), "s")], opset=9)
     # Attention written as Einsum (8 heads of 64 over 256 tokens): scores, the weighted sum, and
     # the scores of a [batch, tokens, heads, dim] layout, whose heads are not the outer dim.
     save("einsum_qk", [h.make_node("Einsum", ["a", "b"], ["y"], equation="bhqd,bhkd->bhqk")],

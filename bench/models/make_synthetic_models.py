@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Writes two synthetic float32 models of architectures users run, with random weights, to time
+whole networks side by side with ONNX Runtime through bench/compare:
+
+    python3 bench/models/make_synthetic_models.py OUT_DIR
+
+  encoder.onnx  a 4-layer transformer encoder (BERT-small sizes: 128 tokens of 384, 6 heads,
+                FFN 1536) written as PyTorch exports it at opset 13: decomposed LayerNorm and
+                exact Gelu, attention as MatMul/Softmax with an additive mask from an int64 input
+  crnn.onnx     a CRNN text recognizer: a 5-layer conv backbone over a 1x3x32x320 line, then
+                two bidirectional LSTM layers of 256 units each way and a 6625-class softmax
+
+Prints the bench/compare --models list. Needs numpy and onnx (Debian's python3-onnx).
+"""
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
+
+
+class Builder:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits = [], []
+
+    def const(self, name, value):
+        self.inits.append(nh.from_array(np.asarray(value), name))
+        return name
+
+    def weight(self, name, shape, scale):
+        return self.const(name, (self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def node(self, op, inputs, outputs, **attrs):
+        self.nodes.append(h.make_node(op, inputs, outputs, **attrs))
+        return outputs[0]
+
+    def save(self, path, name, inputs, outputs):
+        graph = h.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+
+
+def encoder(path, tokens=128, width=384, heads=6, ffn=1536, layers=4):
+    b = Builder(0)
+    dh = width // heads
+
+    def layer_norm(x, p):
+        mean = b.node("ReduceMean", [x], [p + "m"], axes=[-1])
+        d = b.node("Sub", [x, mean], [p + "d"])
+        sq = b.node("Pow", [d, b.const(p + "two", np.float32(2))], [p + "sq"])
+        var = b.node("ReduceMean", [sq], [p + "v"], axes=[-1])
+        std = b.node("Sqrt", [b.node("Add", [var, b.const(p + "eps", np.float32(1e-5))], [p + "e"])], [p + "s"])
+        n = b.node("Div", [d, std], [p + "n"])
+        g = b.node("Mul", [n, b.weight(p + "g", [width], 1.0)], [p + "g_"])
+        return b.node("Add", [g, b.weight(p + "b", [width], 0.05)], [p + "o"])
+
+    def linear(x, p, k, n):
+        return b.node("Add", [b.node("MatMul", [x, b.weight(p + "w", [k, n], 0.05)], [p + "mm"]),
+                              b.weight(p + "b", [n], 0.05)], [p])
+
+    mask = b.node("Cast", [b.node("Unsqueeze", ["mask", b.const("ax12", np.array([1, 2], np.int64))], ["mu"])],
+                  ["mf"], to=T.FLOAT)
+    mask = b.node("Mul", [b.node("Sub", [b.const("one", np.float32(1)), mask], ["mi"]),
+                          b.const("neg", np.float32(-10000))], ["madd"])
+    x = "x"
+    for l in range(layers):
+        p = f"l{l}_"
+        split = b.const(p + "split", np.array([1, tokens, heads, dh], np.int64))
+
+        def heads_of(t, perm):
+            return b.node("Transpose", [b.node("Reshape", [t, split], [t + "r"])], [t + "t"], perm=perm)
+
+        q = heads_of(linear(x, p + "q", width, width), [0, 2, 1, 3])
+        k = heads_of(linear(x, p + "k", width, width), [0, 2, 3, 1])
+        v = heads_of(linear(x, p + "v", width, width), [0, 2, 1, 3])
+        scores = b.node("Div", [b.node("MatMul", [q, k], [p + "qk"]), b.const(p + "sqrt", np.float32(np.sqrt(dh)))],
+                        [p + "sc"])
+        probs = b.node("Softmax", [b.node("Add", [scores, mask], [p + "scm"])], [p + "sm"], axis=-1)
+        ctx = b.node("Transpose", [b.node("MatMul", [probs, v], [p + "ctx"])], [p + "ctxt"], perm=[0, 2, 1, 3])
+        ctx = b.node("Reshape", [ctx, b.const(p + "join", np.array([1, tokens, width], np.int64))], [p + "ctxr"])
+        x1 = layer_norm(b.node("Add", [linear(ctx, p + "o", width, width), x], [p + "res1"]), p + "ln1")
+        f = linear(x1, p + "f1", width, ffn)
+        erf = b.node("Erf", [b.node("Div", [f, b.const(p + "r2", np.float32(1.4142135))], [p + "gd"])], [p + "ge"])
+        gelu = b.node("Mul", [b.node("Mul", [f, b.node("Add", [erf, b.const(p + "one", np.float32(1))], [p + "ga"])],
+                                     [p + "gm"]), b.const(p + "half", np.float32(0.5))], [p + "gelu"])
+        x = layer_norm(b.node("Add", [linear(gelu, p + "f2", ffn, width), x1], [p + "res2"]), p + "ln2")
+    b.node("Identity", [x], ["y"])
+    b.save(path, "encoder", [h.make_tensor_value_info("x", T.FLOAT, [1, tokens, width]),
+                             h.make_tensor_value_info("mask", T.INT64, [1, tokens])],
+           [h.make_tensor_value_info("y", T.FLOAT, [1, tokens, width])])
+    return f"{path}@x=1x{tokens}x{width}@mask=1x{tokens}"
+
+
+def crnn(path, hidden=256, classes=6625):
+    b = Builder(1)
+    x, ch = "x", 3
+    for i, (co, stride) in enumerate([(64, (2, 2)), (128, (2, 1)), (256, (2, 2)), (256, (2, 1)), (256, (2, 1))]):
+        conv = b.node("Conv", [x, b.weight(f"cw{i}", [co, ch, 3, 3], np.sqrt(2 / (ch * 9))), b.weight(f"cb{i}", [co], 0.01)],
+                      [f"c{i}"], pads=[1, 1, 1, 1], strides=list(stride))
+        x, ch = b.node("Relu", [conv], [f"r{i}"]), co
+    x = b.node("Squeeze", [x, b.const("ax2", np.array([2], np.int64))], ["sq"])  # [1, 256, 80]
+    x = b.node("Transpose", [x], ["seq"], perm=[2, 0, 1])  # [80, 1, 256]
+    for l in range(2):
+        features = 256 if l == 0 else 2 * hidden
+        s = 1 / np.sqrt(hidden)
+        zeros = np.zeros([2, 1, hidden], np.float32)
+        y = b.node("LSTM", [x, b.weight(f"lw{l}", [2, 4 * hidden, features], s), b.weight(f"lr{l}", [2, 4 * hidden, hidden], s),
+                            b.weight(f"lb{l}", [2, 8 * hidden], s), "", b.const(f"h{l}", zeros), b.const(f"cell{l}", zeros)],
+                   [f"ly{l}", f"lh{l}", f"lc{l}"], hidden_size=hidden, direction="bidirectional")
+        y = b.node("Transpose", [y], [f"lt{l}"], perm=[0, 2, 1, 3])  # [80, 1, 2, hidden]
+        x = b.node("Reshape", [y, b.const(f"rs{l}", np.array([0, 0, -1], np.int64))], [f"lo{l}"])
+    logits = b.node("Add", [b.node("MatMul", [x, b.weight("fc", [2 * hidden, classes], 0.05)], ["fcm"]),
+                            b.weight("fcb", [classes], 0.01)], ["logits"])
+    b.node("Softmax", [logits], ["y"], axis=-1)
+    b.save(path, "crnn", [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 32, 320])],
+           [h.make_tensor_value_info("y", T.FLOAT, [80, 1, classes])])
+    return f"{path}@x=1x3x32x320"
+
+
+def main():
+    out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "synthetic_models")
+    out.mkdir(parents=True, exist_ok=True)
+    print(",".join([encoder(out / "encoder.onnx"), crnn(out / "crnn.onnx")]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 // Reference kernels: normalization ops (BatchNormalization, InstanceNormalization,
-// LayerNormalization, LRN, MeanVarianceNormalization, LpNormalization). Everything is computed in double from
-// the inputs and rounded once into the output dtype.
+// GroupNormalization, LayerNormalization, LRN, MeanVarianceNormalization, LpNormalization).
+// Everything is computed in double from the inputs and rounded once into the output dtype.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -156,6 +156,49 @@ Status instance_normalization(KernelContext& ctx) {
       var /= static_cast<double>(spatial_size);
       const double inv_std = 1.0 / std::sqrt(var + eps);
       for (int64_t s = 0; s < spatial_size; ++s) y[start + s] = (xv[start + s] - mean) * inv_std * scale[c] + bias[c];
+    }
+  ctx.set_output(0, float_tensor(x.dtype(), x.shape(), y));
+  return Status::ok();
+}
+
+// --- GroupNormalization ------------------------------------------------------------------------
+//
+// The channels of X [N, C, ...] split into num_groups groups of C / num_groups; each (n, group)
+// is normalized with its mean and population variance, then scaled and shifted: by one value
+// per group at opset 18 (scale and bias [num_groups]), per channel from opset 21 ([C]).
+// stash_type (opset 21) names the precision of the first stage; this kernel computes in double.
+Status group_normalization(KernelContext& ctx) {
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "X"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 1, "scale"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 2, "bias"));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return ctx.invalid("X must have rank >= 2, got shape " + shape_to_string(x.shape()));
+  const int64_t batch = x.dim(0), channels = x.dim(1);
+  const int64_t groups = ctx.node().attr_int("num_groups", 0);
+  if (groups <= 0 || channels % groups != 0)
+    return ctx.invalid("num_groups " + std::to_string(groups) + " does not divide the " + std::to_string(channels) +
+                       " channels");
+  const bool per_channel = ctx.opset() >= 21;
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 1, "scale", per_channel ? channels : groups));
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 2, "bias", per_channel ? channels : groups));
+  const int64_t spatial = shape_numel(Shape(x.shape().begin() + 2, x.shape().end()));
+  const int64_t group_channels = channels / groups, len = group_channels * spatial;
+  const double eps = ctx.node().attr_float("epsilon", 1e-5f);
+  std::vector<double> xv = to_double_vector(x), y(xv.size());
+  const std::vector<double> scale = to_double_vector(ctx.input(1)), bias = to_double_vector(ctx.input(2));
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t start = (n * groups + g) * len;
+      double mean = 0.0, var = 0.0;
+      for (int64_t i = 0; i < len; ++i) mean += xv[start + i];
+      mean /= static_cast<double>(len);
+      for (int64_t i = 0; i < len; ++i) var += (xv[start + i] - mean) * (xv[start + i] - mean);
+      var /= static_cast<double>(len);
+      const double inv_std = 1.0 / std::sqrt(var + eps);
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t p = per_channel ? g * group_channels + i / spatial : g;
+        y[start + i] = (xv[start + i] - mean) * inv_std * scale[p] + bias[p];
+      }
     }
   ctx.set_output(0, float_tensor(x.dtype(), x.shape(), y));
   return Status::ok();
@@ -351,6 +394,7 @@ Status lp_normalization(KernelContext& ctx) {
 void register_normalization_kernels(KernelTable& t) {
   t.add("", "BatchNormalization", &batch_normalization);
   t.add("", "InstanceNormalization", &instance_normalization);
+  t.add("", "GroupNormalization", &group_normalization);
   t.add("", "LayerNormalization", &layer_normalization);
   t.add("", "LRN", &lrn);
   t.add("", "MeanVarianceNormalization", &mean_variance_normalization);

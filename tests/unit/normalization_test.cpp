@@ -90,6 +90,33 @@ TEST(NormalizationOps, Lrn) {
   EXPECT_EQ(run_op("LRN", {x}, {}, &outs, 1, 13).code(), StatusCode::invalid_argument);
 }
 
+// Worked from the spec: X [1, 4, 2] in 2 groups of 2 channels. Group 0 holds 1, 3, 5, 7 (mean 4,
+// variance 5), group 1 holds 0, 0, 2, 2 (mean 1, variance 1).
+TEST(NormalizationOps, GroupNormalization) {
+  Tensor x = Tensor::from_vector<float>({1, 4, 2}, {1, 3, 5, 7, 0, 0, 2, 2});
+  const std::map<std::string, Attribute> attrs = {{"num_groups", attr_int(2)}, {"epsilon", attr_float(0)}};
+  const double r5 = std::sqrt(5.0);
+  // Opset 18: one scale and bias per group.
+  std::vector<float> g = values_of<float>(run_op1(
+      "GroupNormalization", {x, Tensor::from_vector<float>({2}, {2, 1}), Tensor::from_vector<float>({2}, {1, 0})}, attrs, 18));
+  const double want18[] = {2 * -3 / r5 + 1, 2 * -1 / r5 + 1, 2 * 1 / r5 + 1, 2 * 3 / r5 + 1, -1, -1, 1, 1};
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(g[i], want18[i], 1e-5) << i;
+  // Opset 21: one per channel.
+  std::vector<float> c = values_of<float>(run_op1("GroupNormalization",
+                                                  {x, Tensor::from_vector<float>({4}, {1, 2, 3, 4}),
+                                                   Tensor::from_vector<float>({4}, {0, 1, 0, 1})},
+                                                  attrs, 21));
+  const double want21[] = {-3 / r5, -1 / r5, 2 * 1 / r5 + 1, 2 * 3 / r5 + 1, -3, -3, 4 + 1, 4 + 1};
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(c[i], want21[i], 1e-5) << i;
+  std::vector<Value> outs;
+  EXPECT_EQ(run_op("GroupNormalization", {x, Tensor::from_vector<float>({3}, {1, 1, 1}), Tensor::from_vector<float>({3}, {0, 0, 0})},
+                   {{"num_groups", attr_int(3)}}, &outs, 1, 18).code(),
+            StatusCode::invalid_argument);  // 3 groups do not divide 4 channels
+  EXPECT_EQ(run_op("GroupNormalization", {x, Tensor::from_vector<float>({2}, {1, 1}), Tensor::from_vector<float>({2}, {0, 0})},
+                   attrs, &outs, 1, 21).code(),
+            StatusCode::invalid_argument);  // opset 21 wants one value per channel
+}
+
 // Worked from the spec: rows [3, 4] and [-1, 0] along the last axis; columns along axis 0.
 TEST(NormalizationOps, LpNormalization) {
   Tensor x = Tensor::from_vector<float>({2, 2}, {3, 4, -1, 0});

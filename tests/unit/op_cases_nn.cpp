@@ -316,6 +316,18 @@ std::vector<OpCase> nn_cases() {
   cases.push_back(op_case("LRN", {rng.tensor({1, 5, 4, 4})},
                           {{"size", attr_int(3)}, {"alpha", attr_float(1e-3f)}, {"beta", attr_float(0.75f)}}));
   cases.push_back(op_case("MeanVarianceNormalization", {rng.tensor({2, 3, 4, 5})}));
+  // GroupNormalization: parameters per group (opset 18) and per channel (opset 21), from one
+  // group (LayerNorm-like) to a group per channel (InstanceNorm-like), 3-D and 4-D inputs.
+  for (int64_t opset : {18, 21})
+    for (const auto& [shape, groups] : std::vector<std::pair<Shape, int64_t>>{
+             {{2, 6, 5, 7}, 3}, {{1, 8, 9}, 8}, {{2, 4, 3, 3}, 1}, {{1, 32, 16, 16}, 8}}) {
+      const int64_t params = opset >= 21 ? shape[1] : groups;
+      cases.push_back(on_every_backend(with_opset(
+          op_case("GroupNormalization", {rng.tensor(shape, -2, 3), rng.tensor({params}, 0.5f, 1.5f), rng.tensor({params})},
+                  {{"num_groups", attr_int(groups)}, {"epsilon", attr_float(1e-4f)}},
+                  "opset " + std::to_string(opset) + ", " + std::to_string(groups) + " groups of " + shape_to_string(shape)),
+          opset)));
+    }
   cases.push_back(op_case("LpNormalization", {rng.tensor({2, 3, 4, 5})}, {}, "p 2, last axis"));
   cases.push_back(op_case("LpNormalization", {rng.tensor({2, 3, 4, 5})}, {{"axis", attr_int(1)}, {"p", attr_int(1)}}, "p 1, channels"));
   // --- Resize and friends

@@ -1,5 +1,5 @@
-// normalization.cpp: BatchNormalization (inference), LayerNormalization and InstanceNormalization
-// on the cpu backend.
+// normalization.cpp: BatchNormalization (inference), LayerNormalization, InstanceNormalization
+// and GroupNormalization on the cpu backend.
 //
 // BatchNormalization: after a Conv it is folded into the weights at compile time (conv.cpp);
 // standalone it becomes the elementwise program x * s + t with per-channel constants
@@ -19,7 +19,9 @@
 // `unsupported`, and the step then replays its original nodes with the reference kernels.
 //
 // InstanceNormalization: the same row normalization with rows = N * C and len the spatial
-// size, each row scaled and shifted by its channel's scale and B.
+// size, each row scaled and shifted by its channel's scale and B. GroupNormalization: rows =
+// N * num_groups, each a group's channels; scaled and shifted per group (opset 18) or per
+// channel (opset 21, an extra pass over the row while it is in cache).
 #include <algorithm>
 #include <cmath>
 
@@ -151,12 +153,15 @@ TANDEM_ISA_DISPATCH(layer_norm_rows,
 
 // Rows of `len` normalized with their mean and variance, then scaled and shifted: by parameters
 // of period scale_n / bias_n along the row (LayerNormalization), or, with `channels` set, by
-// row r's channel's scalars scale[r % channels] and bias[r % channels] (InstanceNormalization).
+// row r's channel's scalars scale[r % channels] and bias[r % channels] (InstanceNormalization,
+// and GroupNormalization before opset 21 with a group for a channel), or, with
+// `group_channels` set too, by the parameters of the group_channels channels of row r's group,
+// each over its len / group_channels elements (GroupNormalization from opset 21).
 class LayerNormKernel final : public Kernel {
  public:
   int x = -1, scale = -1, bias = -1, out = -1;
   int64_t rows = 0, len = 0, scale_n = 1, bias_n = 1;
-  int64_t channels = 0;
+  int64_t channels = 0, group_channels = 0;
   float eps = 1e-5f;
   int threads = 1;
 
@@ -172,8 +177,22 @@ class LayerNormKernel final : public Kernel {
         layer_norm_rows(in + b * len, o + b * len, e - b, len, eps, s, scale_n, bb, bias_n);
         return;
       }
-      for (int64_t r = b; r < e; ++r)
-        layer_norm_rows(in + r * len, o + r * len, 1, len, eps, s + r % channels, 1, bb + r % channels, 1);
+      if (group_channels == 0) {
+        for (int64_t r = b; r < e; ++r)
+          layer_norm_rows(in + r * len, o + r * len, 1, len, eps, s + r % channels, 1, bb + r % channels, 1);
+        return;
+      }
+      static const float kOne = 1.0f, kZero = 0.0f;
+      const int64_t spatial = len / group_channels;
+      for (int64_t r = b; r < e; ++r) {
+        float* y = o + r * len;
+        layer_norm_rows(in + r * len, y, 1, len, eps, &kOne, 1, &kZero, 1);
+        const int64_t c0 = (r % channels) * group_channels;
+        for (int64_t j = 0; j < group_channels; ++j) {
+          const float sc = s[c0 + j], sh = bb[c0 + j];
+          for (int64_t i = j * spatial; i < (j + 1) * spatial; ++i) y[i] = y[i] * sc + sh;
+        }
+      }
     });
     return Status::ok();
   }
@@ -196,6 +215,45 @@ class InstanceNormSpec final : public OpSpec {
     k->rows = xs[0] * xs[1];
     k->len = shape_numel(xs) / k->rows;
     k->eps = step.node->attr_float("epsilon", 1e-5f);
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->scale, b.require(scale, Layout::plain));
+    TANDEM_ASSIGN_OR_RETURN(k->bias, b.require(bias, Layout::plain));
+    k->out = out;
+    k->threads = threads_for(b, 4.0 * static_cast<double>(shape_numel(xs)));
+    k->label = label;
+    b.define(out, Layout::plain);
+    k->reads = {k->x, k->scale, k->bias};
+    k->writes = {out};
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+// GroupNormalization: rows = N * num_groups of (C / num_groups) * spatial elements; scale and
+// bias one per group (opset 18) or per channel (opset 21).
+class GroupNormSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    if (step.inputs.size() < 3) return unsupported(label + " needs X, scale and bias");
+    const int x = step.inputs[0], scale = step.inputs[1], bias = step.inputs[2], out = step.outputs[0];
+    for (int v : {x, scale, bias, out})
+      if (v < 0 || !b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " not float32");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 2 || shape_numel(xs) == 0 || b.val(out).shape != xs) return unsupported(label + " shapes");
+    const int64_t groups = n.attr_int("num_groups", 0);
+    if (groups <= 0 || xs[1] % groups != 0) return unsupported(label + " num_groups does not divide the channels");
+    const bool per_channel = n.opset >= 21;
+    const int64_t params = per_channel ? xs[1] : groups;
+    if (shape_numel(b.val(scale).shape) != params || shape_numel(b.val(bias).shape) != params)
+      return unsupported(label + " scale and bias sizes");
+    auto k = std::make_unique<LayerNormKernel>();
+    k->channels = groups;
+    k->group_channels = per_channel ? xs[1] / groups : 0;
+    k->rows = xs[0] * groups;
+    k->len = shape_numel(xs) / k->rows;
+    k->eps = n.attr_float("epsilon", 1e-5f);
     TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
     TANDEM_ASSIGN_OR_RETURN(k->scale, b.require(scale, Layout::plain));
     TANDEM_ASSIGN_OR_RETURN(k->bias, b.require(bias, Layout::plain));
@@ -301,12 +359,17 @@ Result<std::unique_ptr<OpSpec>> make_in(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<InstanceNormSpec>());
 }
 
+Result<std::unique_ptr<OpSpec>> make_gn(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<GroupNormSpec>());
+}
+
 }  // namespace
 
 void register_normalization_ops(OpTable& t) {
   t.add("BatchNormalization", &supports_bn, &make_bn);
   t.add("LayerNormalization", &supports_ln, &make_ln);
   t.add("InstanceNormalization", &supports_in, &make_in);
+  t.add("GroupNormalization", &supports_in, &make_gn);
 }
 
 }  // namespace tandem::cpu

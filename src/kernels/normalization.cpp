@@ -126,61 +126,23 @@ Status batch_normalization(KernelContext& ctx) {
   return Status::ok();
 }
 
-// --- InstanceNormalization ---------------------------------------------------------------------
+// --- InstanceNormalization, GroupNormalization ---------------------------------------------------
 //
-// y = scale[c] * (x - mean) / sqrt(var + eps) + B[c], with mean/var over the spatial
-// dimensions of each (n, c).
-Status instance_normalization(KernelContext& ctx) {
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "input"));
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 1, "scale"));
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 2, "B"));
-  const Tensor& x = ctx.input(0);
-  if (x.rank() < 2) return ctx.invalid("input must have rank >= 2, got shape " + shape_to_string(x.shape()));
-  const int64_t batch = x.dim(0), channels = x.dim(1);
-  const int64_t spatial_size = shape_numel(Shape(x.shape().begin() + 2, x.shape().end()));
-  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 1, "scale", channels));
-  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 2, "B", channels));
-  const double eps = ctx.node().attr_float("epsilon", 1e-5f);
+// InstanceNormalization: y = scale[c] * (x - mean) / sqrt(var + eps) + B[c], with mean/var over
+// the spatial dimensions of each (n, c).
+// GroupNormalization: the channels of X [N, C, ...] split into num_groups groups of
+// C / num_groups; each (n, group) is normalized with its mean and population variance, then
+// scaled and shifted: by one value per group at opset 18 (scale and bias [num_groups]), per
+// channel from opset 21 ([C]). stash_type (opset 21) names the precision of the first stage;
+// this kernel computes in double.
 
-  std::vector<double> xv = to_double_vector(x);
-  std::vector<double> scale = to_double_vector(ctx.input(1));
-  std::vector<double> bias = to_double_vector(ctx.input(2));
-  std::vector<double> y(xv.size());
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t c = 0; c < channels; ++c) {
-      const int64_t start = (n * channels + c) * spatial_size;
-      double mean = 0.0, var = 0.0;
-      for (int64_t s = 0; s < spatial_size; ++s) mean += xv[start + s];
-      mean /= static_cast<double>(spatial_size);
-      for (int64_t s = 0; s < spatial_size; ++s) var += (xv[start + s] - mean) * (xv[start + s] - mean);
-      var /= static_cast<double>(spatial_size);
-      const double inv_std = 1.0 / std::sqrt(var + eps);
-      for (int64_t s = 0; s < spatial_size; ++s) y[start + s] = (xv[start + s] - mean) * inv_std * scale[c] + bias[c];
-    }
-  ctx.set_output(0, float_tensor(x.dtype(), x.shape(), y));
-  return Status::ok();
-}
-
-// --- GroupNormalization ------------------------------------------------------------------------
-//
-// The channels of X [N, C, ...] split into num_groups groups of C / num_groups; each (n, group)
-// is normalized with its mean and population variance, then scaled and shifted: by one value
-// per group at opset 18 (scale and bias [num_groups]), per channel from opset 21 ([C]).
-// stash_type (opset 21) names the precision of the first stage; this kernel computes in double.
-Status group_normalization(KernelContext& ctx) {
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "X"));
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 1, "scale"));
-  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 2, "bias"));
+// Normalizes each (n, group) of X [N, C, ...] (`groups` groups of C / groups channels) with its
+// mean and population variance, then scales and shifts it by inputs 1 and 2: one value per
+// group, or per channel with `per_channel`. Shared by InstanceNormalization (a group per
+// channel) and GroupNormalization.
+Tensor normalize_groups(KernelContext& ctx, int64_t groups, bool per_channel) {
   const Tensor& x = ctx.input(0);
-  if (x.rank() < 2) return ctx.invalid("X must have rank >= 2, got shape " + shape_to_string(x.shape()));
   const int64_t batch = x.dim(0), channels = x.dim(1);
-  const int64_t groups = ctx.node().attr_int("num_groups", 0);
-  if (groups <= 0 || channels % groups != 0)
-    return ctx.invalid("num_groups " + std::to_string(groups) + " does not divide the " + std::to_string(channels) +
-                       " channels");
-  const bool per_channel = ctx.opset() >= 21;
-  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 1, "scale", per_channel ? channels : groups));
-  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 2, "bias", per_channel ? channels : groups));
   const int64_t spatial = shape_numel(Shape(x.shape().begin() + 2, x.shape().end()));
   const int64_t group_channels = channels / groups, len = group_channels * spatial;
   const double eps = ctx.node().attr_float("epsilon", 1e-5f);
@@ -200,7 +162,36 @@ Status group_normalization(KernelContext& ctx) {
         y[start + i] = (xv[start + i] - mean) * inv_std * scale[p] + bias[p];
       }
     }
-  ctx.set_output(0, float_tensor(x.dtype(), x.shape(), y));
+  return float_tensor(x.dtype(), x.shape(), y);
+}
+
+Status instance_normalization(KernelContext& ctx) {
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "input"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 1, "scale"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 2, "B"));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return ctx.invalid("input must have rank >= 2, got shape " + shape_to_string(x.shape()));
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 1, "scale", x.dim(1)));
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 2, "B", x.dim(1)));
+  ctx.set_output(0, normalize_groups(ctx, x.dim(1), false));
+  return Status::ok();
+}
+
+Status group_normalization(KernelContext& ctx) {
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 0, "X"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 1, "scale"));
+  TANDEM_RETURN_IF_ERROR(require_float_input(ctx, 2, "bias"));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return ctx.invalid("X must have rank >= 2, got shape " + shape_to_string(x.shape()));
+  const int64_t channels = x.dim(1);
+  const int64_t groups = ctx.node().attr_int("num_groups", 0);
+  if (groups <= 0 || channels % groups != 0)
+    return ctx.invalid("num_groups " + std::to_string(groups) + " does not divide the " + std::to_string(channels) +
+                       " channels");
+  const bool per_channel = ctx.opset() >= 21;
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 1, "scale", per_channel ? channels : groups));
+  TANDEM_RETURN_IF_ERROR(require_numel(ctx, 2, "bias", per_channel ? channels : groups));
+  ctx.set_output(0, normalize_groups(ctx, groups, per_channel));
   return Status::ok();
 }
 

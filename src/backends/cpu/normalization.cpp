@@ -198,40 +198,11 @@ class LayerNormKernel final : public Kernel {
   }
 };
 
-class InstanceNormSpec final : public OpSpec {
- public:
-  Status prepare(Builder& b, const Step& step) const override {
-    const std::string label = step.node->label();
-    if (step.inputs.size() < 3) return unsupported(label + " needs input, scale and B");
-    const int x = step.inputs[0], scale = step.inputs[1], bias = step.inputs[2], out = step.outputs[0];
-    for (int v : {x, scale, bias, out})
-      if (v < 0 || !b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " not float32");
-    const Shape xs = b.val(x).shape;
-    if (xs.size() < 2 || shape_numel(xs) == 0 || b.val(out).shape != xs) return unsupported(label + " shapes");
-    if (shape_numel(b.val(scale).shape) != xs[1] || shape_numel(b.val(bias).shape) != xs[1])
-      return unsupported(label + " scale and B must have one value per channel");
-    auto k = std::make_unique<LayerNormKernel>();
-    k->channels = xs[1];
-    k->rows = xs[0] * xs[1];
-    k->len = shape_numel(xs) / k->rows;
-    k->eps = step.node->attr_float("epsilon", 1e-5f);
-    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
-    TANDEM_ASSIGN_OR_RETURN(k->scale, b.require(scale, Layout::plain));
-    TANDEM_ASSIGN_OR_RETURN(k->bias, b.require(bias, Layout::plain));
-    k->out = out;
-    k->threads = threads_for(b, 4.0 * static_cast<double>(shape_numel(xs)));
-    k->label = label;
-    b.define(out, Layout::plain);
-    k->reads = {k->x, k->scale, k->bias};
-    k->writes = {out};
-    b.add_kernel(std::move(k));
-    return Status::ok();
-  }
-};
-
-// GroupNormalization: rows = N * num_groups of (C / num_groups) * spatial elements; scale and
-// bias one per group (opset 18) or per channel (opset 21).
-class GroupNormSpec final : public OpSpec {
+// InstanceNormalization and GroupNormalization: rows = N * groups of (C / groups) * spatial
+// elements (InstanceNormalization: a group per channel); scale and bias one per group
+// (InstanceNormalization, GroupNormalization at opset 18) or per channel (GroupNormalization
+// from opset 21).
+class GroupedNormSpec final : public OpSpec {
  public:
   Status prepare(Builder& b, const Step& step) const override {
     const Node& n = *step.node;
@@ -242,9 +213,10 @@ class GroupNormSpec final : public OpSpec {
       if (v < 0 || !b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " not float32");
     const Shape xs = b.val(x).shape;
     if (xs.size() < 2 || shape_numel(xs) == 0 || b.val(out).shape != xs) return unsupported(label + " shapes");
-    const int64_t groups = n.attr_int("num_groups", 0);
+    const bool instance = n.op_type == "InstanceNormalization";
+    const int64_t groups = instance ? xs[1] : n.attr_int("num_groups", 0);
     if (groups <= 0 || xs[1] % groups != 0) return unsupported(label + " num_groups does not divide the channels");
-    const bool per_channel = n.opset >= 21;
+    const bool per_channel = !instance && n.opset >= 21;
     const int64_t params = per_channel ? xs[1] : groups;
     if (shape_numel(b.val(scale).shape) != params || shape_numel(b.val(bias).shape) != params)
       return unsupported(label + " scale and bias sizes");
@@ -355,12 +327,8 @@ Status supports_in(const Node& n) {
   return Status::ok();
 }
 
-Result<std::unique_ptr<OpSpec>> make_in(FusionContext&, const Step&) {
-  return std::unique_ptr<OpSpec>(std::make_unique<InstanceNormSpec>());
-}
-
-Result<std::unique_ptr<OpSpec>> make_gn(FusionContext&, const Step&) {
-  return std::unique_ptr<OpSpec>(std::make_unique<GroupNormSpec>());
+Result<std::unique_ptr<OpSpec>> make_grouped(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<GroupedNormSpec>());
 }
 
 }  // namespace
@@ -368,8 +336,8 @@ Result<std::unique_ptr<OpSpec>> make_gn(FusionContext&, const Step&) {
 void register_normalization_ops(OpTable& t) {
   t.add("BatchNormalization", &supports_bn, &make_bn);
   t.add("LayerNormalization", &supports_ln, &make_ln);
-  t.add("InstanceNormalization", &supports_in, &make_in);
-  t.add("GroupNormalization", &supports_in, &make_gn);
+  t.add("InstanceNormalization", &supports_in, &make_grouped);
+  t.add("GroupNormalization", &supports_in, &make_grouped);
 }
 
 }  // namespace tandem::cpu

@@ -52,8 +52,9 @@ Result<EinsumLabels> einsum_labels(const std::string& equation, const std::vecto
   std::vector<std::vector<int>> terms;
   for (size_t start = 0;;) {
     const size_t comma = lhs.find(',', start);
-    TANDEM_ASSIGN_OR_RETURN(std::vector<int> t,
-                            parse_term(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+    TANDEM_ASSIGN_OR_RETURN(
+        std::vector<int> t,
+        parse_term(lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
     terms.push_back(std::move(t));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -84,7 +85,8 @@ Result<EinsumLabels> einsum_labels(const std::string& equation, const std::vecto
         dims.push_back(l);
         continue;
       }
-      for (size_t e = 0; e < width[i]; ++e) dims.push_back(kEinsumEllipsisLabel + static_cast<int>(widest - width[i] + e));
+      for (size_t e = 0; e < width[i]; ++e)
+        dims.push_back(kEinsumEllipsisLabel + static_cast<int>(widest - width[i] + e));
     }
     for (int l : dims) ++uses[static_cast<size_t>(l)];
     out.inputs.push_back(std::move(dims));

@@ -19,8 +19,10 @@ using Acc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
 
 template <class T>
 inline Acc<T> to_acc(T v) {
-  if constexpr (std::is_integral_v<T>) return static_cast<int64_t>(v);
-  else return to_double(v);
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<int64_t>(v);
+  else
+    return to_double(v);
 }
 
 // Wrapping integer multiply-add (two's complement), no signed-overflow UB.
@@ -33,8 +35,10 @@ inline int64_t wrap_mul(int64_t a, int64_t b) {
 
 template <class T>
 inline T from_acc(Acc<T> v) {
-  if constexpr (std::is_integral_v<T>) return static_cast<T>(v);
-  else return from_double<T>(v);
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(v);
+  else
+    return from_double<T>(v);
 }
 
 // Checked product of dims; false on negative dims or overflow past kMaxElements.

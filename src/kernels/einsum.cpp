@@ -44,7 +44,8 @@ Status einsum_kernel(KernelContext& ctx) {
       const int l = dim_labels[i][d];
       const int64_t sz = shape[d];
       ++label_count[l];
-      if (label_size[l] < 0 || label_size[l] == 1) label_size[l] = sz;
+      if (label_size[l] < 0 || label_size[l] == 1)
+        label_size[l] = sz;
       else if (sz != label_size[l] && sz != 1)
         return ctx.invalid("dimension size mismatch for a subscript in operand " + std::to_string(i));
     }
@@ -98,11 +99,15 @@ Status einsum_kernel(KernelContext& ctx) {
         for (int64_t k = 0; k < n_sum; ++k) {
           Acc<T> prod = 1;
           for (size_t i = 0; i < n_in; ++i) {
-            if constexpr (std::is_integral_v<T>) prod = wrap_mul(prod, to_acc(ptr[i][off[i]]));
-            else prod *= to_acc(ptr[i][off[i]]);
+            if constexpr (std::is_integral_v<T>)
+              prod = wrap_mul(prod, to_acc(ptr[i][off[i]]));
+            else
+              prod *= to_acc(ptr[i][off[i]]);
           }
-          if constexpr (std::is_integral_v<T>) s = wrap_add(s, prod);
-          else s += prod;
+          if constexpr (std::is_integral_v<T>)
+            s = wrap_add(s, prod);
+          else
+            s += prod;
           // Advance the odometer over all loop labels (summed labels vary fastest).
           for (int64_t d = static_cast<int64_t>(loop_labels.size()) - 1; d >= 0; --d) {
             ++coord[d];

@@ -17,11 +17,11 @@ namespace {
 using namespace int8_test;
 
 struct GeluForm {
-  bool half_first = false;   // Mul(Mul(x, 0.5), branch) instead of Mul(Mul(x, branch), 0.5)
-  bool by_mul = false;       // x * 0.70710678 instead of x / 1.4142135
-  bool swapped = false;      // constants and operands on the other side
-  float sqrt2 = 1.4142135f;  // the divisor (another value: not a Gelu)
-  bool extra_reader = false; // the Erf's result is also a graph output
+  bool half_first = false;    // Mul(Mul(x, 0.5), branch) instead of Mul(Mul(x, branch), 0.5)
+  bool by_mul = false;        // x * 0.70710678 instead of x / 1.4142135
+  bool swapped = false;       // constants and operands on the other side
+  float sqrt2 = 1.4142135f;   // the divisor (another value: not a Gelu)
+  bool extra_reader = false;  // the Erf's result is also a graph output
 };
 
 GraphBuilder matmul_gelu(const GeluForm& g) {
@@ -73,8 +73,9 @@ TEST(CpuBackendFusionPatterns, DecomposedGeluAfterAMatMulBecomesItsPostOp) {
         g.half_first = half_first;
         g.by_mul = by_mul;
         g.swapped = swapped;
-        expect_gelu(g, true, std::string(half_first ? "x * 0.5 first" : "x * branch first") +
-                                 (by_mul ? ", x * 1/sqrt(2)" : ", x / sqrt(2)") + (swapped ? ", swapped" : ""));
+        expect_gelu(g, true,
+                    std::string(half_first ? "x * 0.5 first" : "x * branch first") +
+                        (by_mul ? ", x * 1/sqrt(2)" : ", x / sqrt(2)") + (swapped ? ", swapped" : ""));
       }
 }
 

@@ -48,12 +48,14 @@ GraphBuilder bidirectional_layer(const LayerShape& s, uint32_t seed) {
       .init("b", random_floats({2, 2 * g * H}, seed + 4, -0.3f, 0.3f));
   std::vector<std::string> in = {"x", "w", "r", "b", "", "h0"}, out = {"y", "yh"};
   if (s.op == "LSTM") {
-    q.input("c0", random_floats(state, seed + 5, -1.0f, 1.0f)).init("p", random_floats({2, 3 * H}, seed + 6, -0.3f, 0.3f));
+    q.input("c0", random_floats(state, seed + 5, -1.0f, 1.0f))
+        .init("p", random_floats({2, 3 * H}, seed + 6, -0.3f, 0.3f));
     in.insert(in.end(), {"c0", "p"});
     out.push_back("yc");
   }
-  Attrs attrs = {{"hidden_size", attr_int(H)}, {"direction", attr_string("bidirectional")},
-                          {"layout", attr_int(s.batch_major ? 1 : 0)}};
+  Attrs attrs = {{"hidden_size", attr_int(H)},
+                 {"direction", attr_string("bidirectional")},
+                 {"layout", attr_int(s.batch_major ? 1 : 0)}};
   if (s.op == "GRU") attrs["linear_before_reset"] = attr_int(s.linear_before_reset);
   q.node(s.op, in, out, attrs);
   for (const std::string& o : out) q.output(o);
@@ -63,7 +65,7 @@ GraphBuilder bidirectional_layer(const LayerShape& s, uint32_t seed) {
 TEST(CpuBackendRecurrent, BidirectionalLayersRunTheirDirectionsSideBySide) {
   REQUIRE_CPU();
   // Each has more than the 4e7 multiply-adds below which an instance runs on one thread.
-  const std::vector<LayerShape> layers = {{"LSTM", 50, 4, 128, 128, false}, {"LSTM", 50, 4, 128, 128, true},
+  const std::vector<LayerShape> layers = {{"LSTM", 50, 4, 128, 128, false},   {"LSTM", 50, 4, 128, 128, true},
                                           {"GRU", 50, 4, 128, 160, false, 1}, {"GRU", 50, 4, 128, 160, true, 0},
                                           {"RNN", 100, 4, 256, 256, false},   {"LSTM", 100, 1, 256, 160, false}};
   uint32_t seed = 100;

@@ -26,9 +26,11 @@ OpCase layer_case(CaseRng& rng, const Layer& l, Attrs attrs, const std::string& 
   const int64_t g = gates_of(l.op), H = l.hidden;
   const Shape x = l.batch_major ? Shape{l.batch, l.seq, l.input} : Shape{l.seq, l.batch, l.input};
   const Shape state = l.batch_major ? Shape{l.batch, l.dirs, H} : Shape{l.dirs, l.batch, H};
-  std::vector<Tensor> in = {rng.tensor(x), rng.tensor({l.dirs, g * H, l.input}, -0.6f, 0.6f),
+  std::vector<Tensor> in = {rng.tensor(x),
+                            rng.tensor({l.dirs, g * H, l.input}, -0.6f, 0.6f),
                             rng.tensor({l.dirs, g * H, H}, -0.6f, 0.6f),
-                            l.bias ? rng.tensor({l.dirs, 2 * g * H}, -0.5f, 0.5f) : Tensor(), seq_lens,
+                            l.bias ? rng.tensor({l.dirs, 2 * g * H}, -0.5f, 0.5f) : Tensor(),
+                            seq_lens,
                             l.initial_h ? rng.tensor(state) : Tensor()};
   if (l.op == "LSTM") {
     in.push_back(l.initial_c ? rng.tensor(state) : Tensor());
@@ -97,9 +99,9 @@ std::vector<OpCase> recurrent_cases() {
       l.dirs = dirs;
       l.initial_h = true;
       l.hidden = 8;
-      cases.push_back(on_every_backend(layer_case(rng, l, {{"linear_before_reset", attr_int(lbr)}},
-                                                  "linear_before_reset " + std::to_string(lbr) + ", dirs " +
-                                                      std::to_string(dirs))));
+      cases.push_back(on_every_backend(
+          layer_case(rng, l, {{"linear_before_reset", attr_int(lbr)}},
+                     "linear_before_reset " + std::to_string(lbr) + ", dirs " + std::to_string(dirs))));
     }
   // LSTM: peepholes; one initial state without the other; other activations (declined).
   for (int64_t dirs : {1, 2}) {
@@ -115,8 +117,8 @@ std::vector<OpCase> recurrent_cases() {
   Layer c_only{"LSTM"};
   c_only.initial_c = true;
   cases.push_back(on_every_backend(layer_case(rng, c_only, {}, "initial_c without initial_h")));
-  cases.push_back(layer_case(rng, Layer{"LSTM"},
-                             {{"activations", attr_strings({"HardSigmoid", "Tanh", "Tanh"})}}, "HardSigmoid gates"));
+  cases.push_back(layer_case(rng, Layer{"LSTM"}, {{"activations", attr_strings({"HardSigmoid", "Tanh", "Tanh"})}},
+                             "HardSigmoid gates"));
   cases.push_back(layer_case(rng, Layer{"LSTM"}, {{"input_forget", attr_int(1)}}, "input_forget"));
   // RNN activations oneDNN has, named in either case, one per direction or one for both.
   for (const char* act : {"Relu", "Sigmoid", "tanh"}) {
@@ -129,7 +131,8 @@ std::vector<OpCase> recurrent_cases() {
   two.dirs = 2;
   cases.push_back(on_every_backend(
       layer_case(rng, two, {{"activations", attr_strings({"Relu", "Relu"})}}, "Relu named per direction")));
-  cases.push_back(layer_case(rng, two, {{"activations", attr_strings({"Relu", "Tanh"})}}, "a different one per direction"));
+  cases.push_back(
+      layer_case(rng, two, {{"activations", attr_strings({"Relu", "Tanh"})}}, "a different one per direction"));
   cases.push_back(layer_case(rng, Layer{"RNN"}, {{"activations", attr_strings({"Softsign"})}}, "Softsign"));
   return cases;
 }

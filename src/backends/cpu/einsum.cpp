@@ -61,7 +61,8 @@ std::string equation_problem(const Node& n) {
 
 Status supports_einsum(const Node& n) {
   const std::string problem = equation_problem(n);
-  return problem.empty() ? Status::ok() : unsupported(n.label() + " equation '" + n.attr_string("equation", "") + "' " + problem);
+  return problem.empty() ? Status::ok()
+                         : unsupported(n.label() + " equation '" + n.attr_string("equation", "") + "' " + problem);
 }
 
 // Where one subscript sits in a tensor: its size and its stride (elements); size 0 when absent.
@@ -88,9 +89,12 @@ bool merged(const std::vector<int>& group, const std::map<int, Place>& at, Place
   for (size_t i = group.size(); i-- > 0;) {
     const Place& p = at.at(group[i]);
     if (p.size == 1) continue;
-    if (first) m = p;
-    else if (p.stride != m.stride * m.size) return false;
-    else m.size *= p.size;
+    if (first)
+      m = p;
+    else if (p.stride != m.stride * m.size)
+      return false;
+    else
+      m.size *= p.size;
     first = false;
   }
   *out = m;
@@ -121,13 +125,18 @@ Status EinsumSpec::prepare(Builder& b, const Step& step) const {
   for (int l : lo)
     if (pa.count(l) && pb.count(l)) batch.push_back(l);
   for (int l : la) {
-    if (pb.count(l) && !po.count(l)) k_group.push_back(l);
-    else if (!pb.count(l) && po.count(l)) m_group.push_back(l);
-    else if (!pb.count(l)) return unsupported(label + " sums a subscript of one operand alone");
+    if (pb.count(l) && !po.count(l))
+      k_group.push_back(l);
+    else if (!pb.count(l) && po.count(l))
+      m_group.push_back(l);
+    else if (!pb.count(l))
+      return unsupported(label + " sums a subscript of one operand alone");
   }
   for (int l : lb) {
-    if (!pa.count(l) && po.count(l)) n_group.push_back(l);
-    else if (!pa.count(l)) return unsupported(label + " sums a subscript of one operand alone");
+    if (!pa.count(l) && po.count(l))
+      n_group.push_back(l);
+    else if (!pa.count(l))
+      return unsupported(label + " sums a subscript of one operand alone");
   }
   for (const std::vector<int>* g : {&m_group, &k_group})
     for (int l : *g)
@@ -150,8 +159,8 @@ Status EinsumSpec::prepare(Builder& b, const Step& step) const {
   struct View {
     dnnl::memory::desc md;
     bool copy = false;
-    Shape copy_shape;                  // the canonical copy's dims
-    std::vector<int64_t> copy_strides; // the tensor's stride for each of them
+    Shape copy_shape;                   // the canonical copy's dims
+    std::vector<int64_t> copy_strides;  // the tensor's stride for each of them
   };
   auto view = [&](const std::map<int, Place>& at, const std::vector<int>& rows, const std::vector<int>& cols,
                   bool dense) {
@@ -209,7 +218,8 @@ Status EinsumSpec::prepare(Builder& b, const Step& step) const {
   for (auto [v, vw] : {std::pair{&a_value, &va}, std::pair{&b_value, &vb}}) {
     if (!vw->copy) continue;
     const int temp = b.add_temp(DataType::float32, vw->copy_shape, Layout::plain);
-    TANDEM_RETURN_IF_ERROR(add_gather(b, *v, temp, vw->copy_shape, vw->copy_strides, 0, label + " (operand in product order)"));
+    TANDEM_RETURN_IF_ERROR(
+        add_gather(b, *v, temp, vw->copy_shape, vw->copy_strides, 0, label + " (operand in product order)"));
     *v = temp;
   }
   b.define(out, Layout::plain);
@@ -218,7 +228,8 @@ Status EinsumSpec::prepare(Builder& b, const Step& step) const {
   k->label = label;
   k->threads = threads;
   attach_primitive(b, *k, dnnl::matmul(pd), pd.scratchpad_desc());
-  k->args = {{DNNL_ARG_SRC, a_value, va.md, {}}, {DNNL_ARG_WEIGHTS, b_value, vb.md, {}}, {DNNL_ARG_DST, product, vo.md, {}}};
+  k->args = {
+      {DNNL_ARG_SRC, a_value, va.md, {}}, {DNNL_ARG_WEIGHTS, b_value, vb.md, {}}, {DNNL_ARG_DST, product, vo.md, {}}};
   k->reads = {a_value, b_value};
   k->writes = {product};
   b.add_kernel(std::move(k));

@@ -71,7 +71,8 @@ class ConcurrentKernels final : public Kernel {
   std::vector<std::unique_ptr<DnnlKernel>> parts;
   std::vector<int64_t> scratch_offsets;  // bytes into the scratchpad, per part
 
-  std::unique_ptr<KernelState> make_state(void* const* ptr, const std::vector<bool>& fixed, void* scratch) const override {
+  std::unique_ptr<KernelState> make_state(void* const* ptr, const std::vector<bool>& fixed,
+                                          void* scratch) const override {
     auto st = std::make_unique<State>();
     for (size_t i = 0; i < parts.size(); ++i) {
       st->parts.push_back(parts[i]->make_state(ptr, fixed, static_cast<std::byte*>(scratch) + scratch_offsets[i]));
@@ -164,9 +165,9 @@ dnnl::memory RecurrentSpec::packed(const Tensor& t, int64_t first, int64_t count
 Result<std::unique_ptr<DnnlKernel>> RecurrentSpec::make_kernel(Builder& b, const std::string& label, const Operands& io,
                                                                int64_t first, int64_t count, int threads) const {
   using dnnl::rnn_direction;
-  const rnn_direction dir = count == 2                                               ? rnn_direction::bidirectional_concat
-                            : (direction == "reverse" || first == 1)                 ? rnn_direction::unidirectional_right2left
-                                                                                     : rnn_direction::unidirectional_left2right;
+  const rnn_direction dir = count == 2                               ? rnn_direction::bidirectional_concat
+                            : (direction == "reverse" || first == 1) ? rnn_direction::unidirectional_right2left
+                                                                     : rnn_direction::unidirectional_left2right;
   const dnnl::memory::desc none;
   const int64_t slots = weights_layer.dim(3);
   const dnnl::memory::desc wl_any({1, count, input, slots, hidden}, dt::f32, tag::any);
@@ -228,7 +229,8 @@ Result<std::unique_ptr<DnnlKernel>> RecurrentSpec::make_kernel(Builder& b, const
   bind(DNNL_ARG_SRC_ITER_C, io.c_in, io.state, false);
   fixed(DNNL_ARG_WEIGHTS_LAYER, pd.weights_layer_desc(), packed(weights_layer, first, count, pd.weights_layer_desc()));
   fixed(DNNL_ARG_WEIGHTS_ITER, pd.weights_iter_desc(), packed(weights_iter, first, count, pd.weights_iter_desc()));
-  if (peephole.defined()) fixed(DNNL_ARG_WEIGHTS_PEEPHOLE, peephole_md, dnnl::memory(peephole_md, eng, directions_data(peephole, first)));
+  if (peephole.defined())
+    fixed(DNNL_ARG_WEIGHTS_PEEPHOLE, peephole_md, dnnl::memory(peephole_md, eng, directions_data(peephole, first)));
   fixed(DNNL_ARG_BIAS, bias_md, dnnl::memory(bias_md, eng, directions_data(bias, first)));
   bind(DNNL_ARG_DST_LAYER, io.layer_out, io.dst_layer, true);
   bind(DNNL_ARG_DST_ITER, io.h_out, io.state, true);
@@ -245,11 +247,13 @@ Status RecurrentSpec::prepare(Builder& b, const Step& step) const {
     return unsupported(label + " X is not a 3-D float32 value");
   const Shape xs = b.val(x).shape;
   const int64_t seq = batch_major ? xs[1] : xs[0], batch = batch_major ? xs[0] : xs[1];
-  if (xs[2] != input) return unsupported(label + " X has " + std::to_string(xs[2]) + " features, W " + std::to_string(input));
+  if (xs[2] != input)
+    return unsupported(label + " X has " + std::to_string(xs[2]) + " features, W " + std::to_string(input));
   if (seq <= 0 || batch <= 0) return unsupported(label + " empty sequence or batch");
   if (const int lens = input_at(4); lens >= 0) {
     const Tensor* t = b.known(lens);
-    if (!t) return unsupported(label + " sequence_lens is known only at run time (oneDNN runs every sequence to its end)");
+    if (!t)
+      return unsupported(label + " sequence_lens is known only at run time (oneDNN runs every sequence to its end)");
     for (int64_t l : to_int64_vector(*t))
       if (l != seq)
         return unsupported(label + " sequence_lens holds " + std::to_string(l) + ", not the sequence length " +
@@ -277,8 +281,9 @@ Status RecurrentSpec::prepare(Builder& b, const Step& step) const {
   const dnnl::memory::desc ldnc = plain_md({1, dirs, batch, hidden});
   const bool state_permuted = batch_major && dirs > 1;
   const dnnl::memory::desc state_view =
-      state_permuted ? dnnl::memory::desc({1, dirs, batch, hidden}, dt::f32, {dirs * batch * hidden, hidden, dirs * hidden, 1})
-                     : ldnc;
+      state_permuted
+          ? dnnl::memory::desc({1, dirs, batch, hidden}, dt::f32, {dirs * batch * hidden, hidden, dirs * hidden, 1})
+          : ldnc;
   const bool lstm = cell == Cell::lstm;
   Operands io;
   TANDEM_ASSIGN_OR_RETURN(io.x.value, b.require(x, Layout::plain));
@@ -287,11 +292,13 @@ Status RecurrentSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_ASSIGN_OR_RETURN(slot->value, b.require(v, Layout::plain));
     if (!state_permuted) continue;
     const int copy = b.add_temp(DataType::float32, {1, dirs, batch, hidden}, Layout::plain);
-    TANDEM_RETURN_IF_ERROR(add_reorder(b, slot->value, state_view, copy, ldnc, label + " (initial state to oneDNN's order)"));
+    TANDEM_RETURN_IF_ERROR(
+        add_reorder(b, slot->value, state_view, copy, ldnc, label + " (initial state to oneDNN's order)"));
     slot->value = copy;
   }
   if (lstm && (io.h_in.value >= 0) != (io.c_in.value >= 0))  // oneDNN takes both initial states or neither
-    (io.h_in.value >= 0 ? io.c_in : io.h_in).value = b.add_constant(Tensor(DataType::float32, {1, dirs, batch, hidden}));
+    (io.h_in.value >= 0 ? io.c_in : io.h_in).value =
+        b.add_constant(Tensor(DataType::float32, {1, dirs, batch, hidden}));
 
   // Outputs. oneDNN always writes the sequence; final states only when asked, an LSTM's two
   // together. Y is written in place where oneDNN's order is ONNX's: always for layout 1 (ntc
@@ -350,11 +357,11 @@ Status RecurrentSpec::prepare(Builder& b, const Step& step) const {
     // The temporary seen in Y's dims: split [dirs, seq, batch, hidden] (layout 0) or [dirs,
     // batch, seq, hidden] (layout 1); one primitive [seq, batch, dirs, hidden] (layout 0).
     const int64_t S = seq, B = batch, D = dirs, H = hidden;
-    const dnnl::memory::desc from =
-        !split ? dnnl::memory::desc({S, D, B, H}, dt::f32, {B * D * H, H, D * H, 1})
-        : batch_major ? dnnl::memory::desc({B, S, D, H}, dt::f32, {S * H, H, B * S * H, 1})
-                      : dnnl::memory::desc({S, D, B, H}, dt::f32, {B * H, S * B * H, H, 1});
-    TANDEM_RETURN_IF_ERROR(add_reorder(b, io.layer_out.value, from, y, plain_md(y_shape), label + " (Y to ONNX's order)"));
+    const dnnl::memory::desc from = !split        ? dnnl::memory::desc({S, D, B, H}, dt::f32, {B * D * H, H, D * H, 1})
+                                    : batch_major ? dnnl::memory::desc({B, S, D, H}, dt::f32, {S * H, H, B * S * H, 1})
+                                                  : dnnl::memory::desc({S, D, B, H}, dt::f32, {B * H, S * B * H, H, 1});
+    TANDEM_RETURN_IF_ERROR(
+        add_reorder(b, io.layer_out.value, from, y, plain_md(y_shape), label + " (Y to ONNX's order)"));
   }
   for (auto [from, to] : {std::pair{io.h_out.value, h_out_v}, std::pair{io.c_out.value, c_out_v}}) {
     if (to < 0 || from == to) continue;
@@ -371,10 +378,15 @@ std::string unsupported_attributes(const Node& n, Cell cell, int64_t dirs) {
   const std::vector<std::string> names = n.attr_strings("activations");
   if (names.empty()) return {};
   std::vector<std::string> want;
-  if (cell == Cell::lstm) want = {"sigmoid", "tanh", "tanh"};
-  else if (cell != Cell::rnn) want = {"sigmoid", "tanh"};
-  else want = {lower(names[0])};
-  const std::string text = "activations other than " + std::string(cell == Cell::rnn ? "one of Tanh, Relu and Sigmoid in both directions" : "the defaults");
+  if (cell == Cell::lstm)
+    want = {"sigmoid", "tanh", "tanh"};
+  else if (cell != Cell::rnn)
+    want = {"sigmoid", "tanh"};
+  else
+    want = {lower(names[0])};
+  const std::string text =
+      "activations other than " +
+      std::string(cell == Cell::rnn ? "one of Tanh, Relu and Sigmoid in both directions" : "the defaults");
   if (names.size() != want.size() && names.size() != want.size() * static_cast<size_t>(dirs)) return text;
   for (size_t i = 0; i < names.size(); ++i)
     if (lower(names[i]) != want[i % want.size()]) return text;
@@ -400,8 +412,9 @@ Result<std::unique_ptr<OpSpec>> make_recurrent(FusionContext& f, const Step& st)
   const Node& n = *st.node;
   auto s = std::make_unique<RecurrentSpec>();
   const bool gru = n.op_type == "GRU";
-  s->cell = n.op_type == "LSTM" ? Cell::lstm : gru ? (n.attr_int("linear_before_reset", 0) ? Cell::lbr_gru : Cell::gru)
-                                                   : Cell::rnn;
+  s->cell = n.op_type == "LSTM" ? Cell::lstm
+            : gru               ? (n.attr_int("linear_before_reset", 0) ? Cell::lbr_gru : Cell::gru)
+                                : Cell::rnn;
   const std::string direction = n.attr_string("direction", "forward");
   s->dirs = direction == "bidirectional" ? 2 : 1;
   s->direction = direction;
@@ -409,7 +422,7 @@ Result<std::unique_ptr<OpSpec>> make_recurrent(FusionContext& f, const Step& st)
   if (s->cell == Cell::rnn) {
     const std::vector<std::string> names = n.attr_strings("activations");
     const std::string a = names.empty() ? "tanh" : lower(names[0]);
-    s->activation = a == "relu" ? dnnl::algorithm::eltwise_relu
+    s->activation = a == "relu"      ? dnnl::algorithm::eltwise_relu
                     : a == "sigmoid" ? dnnl::algorithm::eltwise_logistic
                                      : dnnl::algorithm::eltwise_tanh;
   }

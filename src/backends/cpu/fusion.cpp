@@ -174,7 +174,8 @@ std::vector<int> erf_branch(CompiledGraph& g, FusionContext& f, int v, int x, in
     const int m = producer_of(g, f, ev, "Mul", e);
     if (m < 0 || g.steps[m].inputs.size() != 2) continue;
     for (int ms = 0; ms < 2; ++ms)
-      if (g.steps[m].inputs[ms] == x && scalar_value(f, g.steps[m].inputs[1 - ms], &c) && std::fabs(c - 0.70710678f) < 1e-4f)
+      if (g.steps[m].inputs[ms] == x && scalar_value(f, g.steps[m].inputs[1 - ms], &c) &&
+          std::fabs(c - 0.70710678f) < 1e-4f)
         return {m, e, a};
   }
   return {};

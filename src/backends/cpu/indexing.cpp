@@ -200,8 +200,8 @@ class ArgExtremeSpec final : public OpSpec {
 // TopK (float32): each row along the axis becomes n 64-bit keys that order it the way the
 // reference does (the larger or smaller value first, NaN above every number, -0 equal to +0,
 // equal values by lower index first): the float's bits made monotone in the high half, the
-// index (complemented for `largest`) in the low half. nth_element puts the k best keys first,
-// a sort orders them, and the values are read back from the source by index.
+// index (complemented for `largest`) in the low half. TopKKernel::select_row keeps the best
+// candidates, a sort orders the k best, and the values are read back from the source by index.
 uint64_t topk_key(float v, int64_t index, bool largest) {
   uint32_t bits;
   if (v != v) {

@@ -137,7 +137,8 @@ class ResizeSpec final : public OpSpec {
         legacy ? resize::CoordMode::asymmetric
                : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
     const std::optional<resize::NearestMode> nm =
-        legacy ? resize::NearestMode::legacy : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
+        legacy ? resize::NearestMode::legacy
+               : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
     if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
     auto k = std::make_unique<ResizeKernel>();
     k->linear = mode == "linear" || mode == "bilinear";

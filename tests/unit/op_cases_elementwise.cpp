@@ -56,6 +56,15 @@ std::vector<OpCase> elementwise_cases() {
   cases.push_back(
       op_case("Mod", {rng.tensor({3, 7}, -5, 5), rng.tensor({7}, 0.5f, 2)}, {{"fmod", attr_int(1)}}, "fmod"));
   cases.push_back(op_case("Pow", {rng.tensor({2, 5}, 0.5f, 2), rng.ints({5}, 0, 3)}, {}, "integer exponent"));
+  // Constant scalar exponents, which the cpu backend evaluates without pow where it can; odd
+  // ones over negative bases too.
+  for (float e : {1.0f, 2.0f, 3.0f, -1.0f, 0.5f, 2.5f}) {
+    const bool signed_base = e == 1.0f || e == 2.0f || e == 3.0f || e == -1.0f;
+    cases.push_back(on_every_backend(with_constants(
+        op_case("Pow", {rng.tensor({3, 4, 67}, signed_base ? -2.0f : 0.25f, 2.0f), Tensor::scalar<float>(e)}, {},
+                "constant exponent " + std::to_string(e)),
+        2)));
+  }
   cases.push_back(op_case("BitShift",
                           {rng.ints({2, 6}, 0, 100, DataType::uint32), rng.ints({6}, 0, 4, DataType::uint32)},
                           {{"direction", attr_string("LEFT")}}));

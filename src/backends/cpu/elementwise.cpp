@@ -118,6 +118,8 @@ bool node_to_ew(const FusionContext& f, const Node& n, const std::vector<int>& i
         if (e == 2.0f) p->ops.push_back(EwOp{Ew::square, -1, 0, 0});
         else if (e == 1.0f) p->ops.push_back(EwOp{Ew::identity, -1, 0, 0});
         else if (e == 0.5f) p->ops.push_back(EwOp{Ew::sqrt, -1, 0, 0});
+        else if (e == -1.0f) p->ops.push_back(EwOp{Ew::reciprocal, -1, 0, 0});
+        else if (e == 3.0f) p->ops.push_back(EwOp{Ew::cube, -1, 0, 0});  // within an ulp of pow's
         else p->ops.push_back(EwOp{Ew::pow, -1, e, 0});
         return true;
       }

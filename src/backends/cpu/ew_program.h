@@ -4,9 +4,10 @@
 // an immediate, or applies a unary function. Ops hold their parameters; programs hold the ids of
 // their operand values (compile-time ids in specs, instance ids once prepared).
 //
-// ew_program.cpp evaluates programs: the scalar semantics of every op and the kernel that runs a
-// program in L1-sized tiles (plain and blocked layouts, OpenMP across tiles). Programs are
-// plain values; evaluating one is thread-safe.
+// ew_program.cpp holds the semantics of every op, on one value and on a tile of values;
+// ew_kernel.cpp the kernel that runs a program over an output in L1-sized tiles (plain and
+// blocked layouts, OpenMP across tiles). Programs are plain values; evaluating one is
+// thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ enum class Ew : uint8_t {
   load, add, sub, rsub, mul, div, rdiv, max, min, pow, rpow, prelu,
   // unary, parameters in a, b
   relu, leaky_relu, clip, sigmoid, tanh, hardsigmoid, hardswish, swish, exp, log, sqrt, abs, neg,
-  reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square,
+  reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square, cube,
   linear,  // a*x + b
   // A round trip through 8 bits (QuantizeLinear then DequantizeLinear with the same per-tensor
   // scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN -> 0, the
@@ -56,6 +57,23 @@ float ew_apply_scalar(const EwOp& op, float acc, float operand);
 bool ew_pointwise(const EwProgram& p);
 // Applies a pointwise program to n floats in place (vectorized).
 void ew_apply_pointwise(const EwProgram& p, float* data, int64_t n);
+
+// A tile of the output being computed: `rows` x `lanes` floats of the accumulator, contiguous,
+// and where each operand's first element of the tile lies with its row and lane strides
+// (elements; 0 broadcasts). Views, owned by the caller.
+struct EwTile {
+  float* acc;
+  int64_t rows, lanes;
+  const float* const* base;  // per operand
+  const int64_t* rs;         // per operand row stride
+  const int64_t* ls;         // per operand lane stride
+};
+constexpr int64_t kEwTile = 1024;  // floats per tile (4 KiB): the accumulator stays in L1
+
+// Applies one op to a tile's accumulator (vectorized for the running CPU's ISA).
+void ew_apply_to_tile(const EwOp& op, const EwTile& tile);
+// Copies a tile's accumulator to the output, whose rows are `out_rs` floats apart.
+void ew_store_tile(float* out, int64_t out_rs, const float* acc, int64_t rows, int64_t lanes);
 
 // Adds a kernel computing `program` into `out`. `program.operands` hold
 // instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is

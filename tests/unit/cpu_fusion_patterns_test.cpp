@@ -1,9 +1,9 @@
 // cpu_fusion_patterns_test.cpp (CpuBackendFusionPatterns): decomposed activations that exporters
 // write out op by op and the cpu backend rewrites into one step (fusion.cpp, "Patterns"), which
 // the product before them then takes as a post-op. Here: the exact Gelu of PyTorch and Hugging
-// Face exports before opset 20, in its groupings and spellings, after a MatMul; forms that
-// differ (another constant, an intermediate read elsewhere) are left alone. Results must match
-// the reference backend either way.
+// Face exports before opset 20 and its tanh approximation (GPT-2's), in their groupings and
+// spellings, after a MatMul; forms that differ (another constant, an intermediate read
+// elsewhere) are left alone. Results must match the reference backend either way.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -87,6 +87,98 @@ TEST(CpuBackendFusionPatterns, GeluLookalikesAreLeftAsTheyAre) {
   GeluForm shared;
   shared.extra_reader = true;
   expect_gelu(shared, false, "the Erf is read elsewhere");
+}
+
+struct TanhGeluForm {
+  bool half_first = false;        // Mul(Mul(x, 0.5), branch) instead of Mul(Mul(x, branch), 0.5)
+  bool cube_by_mul = false;       // Mul(Mul(x, x), x) instead of Pow(x, 3)
+  bool swapped = false;           // constants and operands on the other side
+  float exponent = 3.0f;          // Pow's exponent (another value: not a Gelu)
+  float coefficient = 0.044715f;  // of the cube (another value: not a Gelu)
+  bool extra_reader = false;      // the Tanh's result is also a graph output
+};
+
+// 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) after a MatMul; returns the graph
+// and, in *nodes, how many nodes it has.
+GraphBuilder matmul_tanh_gelu(const TanhGeluForm& g, int* nodes) {
+  GraphBuilder q(13);
+  q.input("a", random_floats({2, 5, 24}, 3, -2.0f, 2.0f))
+      .init("w", random_floats({24, 16}, 4, -0.5f, 0.5f))
+      .init("half", Tensor::scalar<float>(0.5f))
+      .init("one", Tensor::scalar<float>(1.0f))
+      .init("three", Tensor::scalar<float>(g.exponent))
+      .init("c", Tensor::scalar<float>(g.coefficient))
+      .init("k", Tensor::scalar<float>(0.7978845608f));
+  auto pair = [&](const char* a, const char* b) {
+    return g.swapped ? std::vector<std::string>{b, a} : std::vector<std::string>{a, b};
+  };
+  q.node("MatMul", {"a", "w"}, {"x"});
+  if (g.cube_by_mul) {
+    q.node("Mul", {"x", "x"}, {"x2"});
+    q.node("Mul", pair("x2", "x"), {"x3"});
+  } else {
+    q.node("Pow", {"x", "three"}, {"x3"});
+  }
+  q.node("Mul", pair("x3", "c"), {"cx3"});
+  q.node("Add", pair("x", "cx3"), {"u"});
+  q.node("Mul", pair("u", "k"), {"s"});
+  q.node("Tanh", {"s"}, {"t"});
+  q.node("Add", pair("t", "one"), {"b"});
+  if (g.half_first) {
+    q.node("Mul", pair("x", "half"), {"h"});
+    q.node("Mul", pair("h", "b"), {"y"});
+  } else {
+    q.node("Mul", pair("x", "b"), {"m"});
+    q.node("Mul", pair("m", "half"), {"y"});
+  }
+  q.output("y");
+  if (g.extra_reader) q.output("t");
+  *nodes = g.cube_by_mul ? 10 : 9;
+  return q;
+}
+
+void expect_tanh_gelu(const TanhGeluForm& g, bool fused, const std::string& what) {
+  SCOPED_TRACE(what);
+  int nodes = 0;
+  GraphBuilder q = matmul_tanh_gelu(g, &nodes);
+  auto placed = PlacedModel::create(q.graph(), {cpu_backend()});
+  ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+  const std::string text = (*placed)->describe();
+  EXPECT_EQ(text.find(std::to_string(nodes) + " nodes -> 1 steps") != std::string::npos, fused) << text;
+  Runs r = run_both(q);
+  ASSERT_EQ(r.cpu.size(), r.ref.size());
+  for (size_t i = 0; i < r.cpu.size(); ++i) {
+    Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
+    EXPECT_TRUE(c.is_ok()) << c.message();
+  }
+}
+
+TEST(CpuBackendFusionPatterns, TanhApproximatedGeluAfterAMatMulBecomesItsPostOp) {
+  REQUIRE_CPU();
+  for (bool half_first : {false, true})
+    for (bool cube_by_mul : {false, true})
+      for (bool swapped : {false, true}) {
+        TanhGeluForm g;
+        g.half_first = half_first;
+        g.cube_by_mul = cube_by_mul;
+        g.swapped = swapped;
+        expect_tanh_gelu(g, true,
+                         std::string(half_first ? "x * 0.5 first" : "x * branch first") +
+                             (cube_by_mul ? ", x * x * x" : ", Pow(x, 3)") + (swapped ? ", swapped" : ""));
+      }
+}
+
+TEST(CpuBackendFusionPatterns, TanhGeluLookalikesAreLeftAsTheyAre) {
+  REQUIRE_CPU();
+  TanhGeluForm square;
+  square.exponent = 2.0f;
+  expect_tanh_gelu(square, false, "x^2 is not a Gelu");
+  TanhGeluForm coefficient;
+  coefficient.coefficient = 0.05f;
+  expect_tanh_gelu(coefficient, false, "0.05 * x^3 is not a Gelu");
+  TanhGeluForm shared;
+  shared.extra_reader = true;
+  expect_tanh_gelu(shared, false, "the Tanh is read elsewhere");
 }
 
 }  // namespace

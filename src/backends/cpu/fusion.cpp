@@ -1,7 +1,8 @@
 // fusion.cpp: compile-time rewrites of the cpu backend's steps.
 //   1. Patterns: the decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 (also * (1/6)) and
 //      x * HardSigmoid(x) with alpha 1/6, beta 0.5 become one HardSwish; x * Sigmoid(x) becomes
-//      Swish; the decomposed exact Gelu x * 0.5 * (1 + Erf(x / sqrt(2))) becomes Gelu. The
+//      Swish; the decomposed exact Gelu x * 0.5 * (1 + Erf(x / sqrt(2))) and its tanh approximation
+//      x * 0.5 * (1 + Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) become Gelu. The
 //      decomposed LayerNorm that exporters (paddle2onnx, PyTorch) emit,
 //        d = x - ReduceMean(x); n = d / Sqrt(ReduceMean(Pow(d, 2)) + eps); [n * gamma] [+ beta]
 //      (Mul(d, d) also accepted for the square; constant gamma/beta; axes trailing) becomes one
@@ -78,6 +79,12 @@ void rewrite_as(CompiledGraph& g, int last, const std::vector<int>& absorbed, in
   n.opset = s.node->opset;
   n.inputs = {g.values[x].name};
   n.outputs = s.node->outputs;
+  if (code == Ew::gelu_tanh) {  // what a later reader's node_to_ew reads back
+    Attribute approximate;
+    approximate.type = AttrType::s;
+    approximate.s = "tanh";
+    n.attrs["approximate"] = std::move(approximate);
+  }
   g.synthesized.push_back(std::move(n));
   std::vector<const Node*> originals;
   for (int a : absorbed) {
@@ -181,13 +188,71 @@ std::vector<int> erf_branch(CompiledGraph& g, FusionContext& f, int v, int x, in
   return {};
 }
 
-// The exact Gelu as PyTorch and Hugging Face exports write it before opset 20, at its last Mul
-// `y`: Mul(Mul(x, Add(Erf(x / sqrt(2)), 1)), 0.5) or Mul(Mul(x, 0.5), Add(Erf(x / sqrt(2)), 1)),
-// operands in either order. Becomes one Gelu step reading x once, which a MatMul or Conv before
-// it then takes as a post-op.
+// Scalar constant `c` on one side of binary step `s`: the other input, or -1.
+int other_than_constant(FusionContext& f, const Step& s, float c, float tolerance) {
+  if (s.inputs.size() != 2) return -1;
+  for (int side = 0; side < 2; ++side) {
+    float v = 0;
+    if (scalar_value(f, s.inputs[1 - side], &v) && std::fabs(v - c) <= tolerance) return s.inputs[side];
+  }
+  return -1;
+}
+
+// x^3 as Pow(x, 3), Mul(Mul(x, x), x) or Mul(x, Mul(x, x)), its last step read only by
+// `reader`: the steps, or an empty list.
+std::vector<int> cube_of(CompiledGraph& g, FusionContext& f, int v, int x, int reader) {
+  const int p = producer_of(g, f, v, "Pow", reader);
+  if (p >= 0 && g.steps[p].inputs.size() == 2 && g.steps[p].inputs[0] == x &&
+      other_than_constant(f, g.steps[p], 3.0f, 0.0f) == x)
+    return {p};
+  const int m = producer_of(g, f, v, "Mul", reader);
+  if (m < 0 || g.steps[m].inputs.size() != 2) return {};
+  for (int side = 0; side < 2; ++side) {
+    if (g.steps[m].inputs[side] != x) continue;
+    const int sq = producer_of(g, f, g.steps[m].inputs[1 - side], "Mul", m);
+    if (sq >= 0 && g.steps[sq].inputs.size() == 2 && g.steps[sq].inputs[0] == x && g.steps[sq].inputs[1] == x)
+      return {sq, m};
+  }
+  return {};
+}
+
+// Add(Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)), 1), constants on either side, each step read
+// only by the next and the Add only by `reader`: the tanh branch of Gelu's tanh approximation
+// (GPT-2's "gelu_new"). Returns its steps, or an empty list.
+std::vector<int> tanh_branch(CompiledGraph& g, FusionContext& f, int v, int x, int reader) {
+  const int a = producer_of(g, f, v, "Add", reader);
+  if (a < 0) return {};
+  const int t = producer_of(g, f, other_than_constant(f, g.steps[a], 1.0f, 1e-6f), "Tanh", a);
+  if (t < 0 || g.steps[t].inputs.size() != 1) return {};
+  const int s = producer_of(g, f, g.steps[t].inputs[0], "Mul", t);
+  if (s < 0) return {};
+  const int u = producer_of(g, f, other_than_constant(f, g.steps[s], 0.7978845608f, 1e-4f), "Add", s);
+  if (u < 0 || g.steps[u].inputs.size() != 2) return {};
+  for (int side = 0; side < 2; ++side) {
+    if (g.steps[u].inputs[side] != x) continue;
+    const int w = producer_of(g, f, g.steps[u].inputs[1 - side], "Mul", u);
+    if (w < 0) continue;
+    std::vector<int> steps = cube_of(g, f, other_than_constant(f, g.steps[w], 0.044715f, 1e-6f), x, w);
+    if (steps.empty()) continue;
+    steps.insert(steps.end(), {w, u, s, t, a});
+    return steps;
+  }
+  return {};
+}
+
+using GeluBranch = std::vector<int> (*)(CompiledGraph&, FusionContext&, int, int, int);
+
+// Gelu as PyTorch and Hugging Face exports write it before opset 20, at its last Mul `y`:
+// Mul(Mul(x, branch), 0.5) or Mul(Mul(x, 0.5), branch), operands in either order, where the
+// branch is Add(Erf(x / sqrt(2)), 1) (exact) or the tanh approximation's. Becomes one Gelu
+// step reading x once, which a MatMul or Conv before it then takes as a post-op.
 bool match_gelu(CompiledGraph& g, FusionContext& f, int y) {
   const Step& ys = g.steps[y];
   if (ys.node->op_type != "Mul" || ys.inputs.size() != 2) return false;
+  static const struct {
+    GeluBranch branch;
+    Ew code;
+  } forms[] = {{erf_branch, Ew::gelu}, {tanh_branch, Ew::gelu_tanh}};
   for (int side = 0; side < 2; ++side) {
     const int p = ys.inputs[side], q = ys.inputs[1 - side];
     const int m = producer_of(g, f, p, "Mul", y);
@@ -197,17 +262,17 @@ bool match_gelu(CompiledGraph& g, FusionContext& f, int y) {
     for (int ms = 0; ms < 2; ++ms) {
       const int x = g.steps[m].inputs[ms], other = g.steps[m].inputs[1 - ms];
       if (x < 0) continue;
-      std::vector<int> steps;
-      if (half_outside) {
-        steps = erf_branch(g, f, other, x, m);  // Mul(Mul(x, erf branch), 0.5)
-      } else if (scalar_value(f, other, &half) && near(half, 0.5f)) {
-        steps = erf_branch(g, f, q, x, y);  // Mul(Mul(x, 0.5), erf branch)
+      const bool half_inside = !half_outside && scalar_value(f, other, &half) && near(half, 0.5f);
+      if (!half_outside && !half_inside) continue;
+      for (const auto& form : forms) {
+        // Mul(Mul(x, branch), 0.5), or Mul(Mul(x, 0.5), branch).
+        std::vector<int> steps = half_outside ? form.branch(g, f, other, x, m) : form.branch(g, f, q, x, y);
+        if (steps.empty()) continue;
+        steps.push_back(m);
+        std::sort(steps.begin(), steps.end());
+        rewrite_as(g, y, steps, x, "Gelu", form.code);
+        return true;
       }
-      if (steps.empty()) continue;
-      steps.push_back(m);
-      std::sort(steps.begin(), steps.end());
-      rewrite_as(g, y, steps, x, "Gelu", Ew::gelu);
-      return true;
     }
   }
   return false;

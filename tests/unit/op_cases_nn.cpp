@@ -159,6 +159,13 @@ std::vector<OpCase> nn_cases() {
       cases.push_back(on_every_backend(with_constants(
           op_case("MatMul", {rng.tensor(sa), rng.tensor(sb)}, {}, "constant " + shape_to_string(sb)), 2)));
   }
+  // Constant weights whose rows the cpu backend lays out longer than they are (N a multiple of
+  // 256; matmul.cpp), with a bias and an activation as post-ops.
+  cases.push_back(on_every_backend(with_constants(
+      op_case("Gemm", {rng.tensor({5, 24}), rng.tensor({24, 512}), rng.tensor({512})}, {}, "constant 24x512 weights"),
+      6)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("MatMul", {rng.tensor({2, 3, 16}), rng.tensor({16, 256})}, {}, "constant 16x256 weights"), 2)));
   {
     const int64_t m = rng.dim(1, 17), k = rng.dim(1, 33), n = rng.dim(1, 17);
     cases.push_back(op_case("MatMul", {rng.tensor({2, m, k}), rng.tensor({k, n})}, {}, "random sizes"));

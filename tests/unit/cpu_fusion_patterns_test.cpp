@@ -2,8 +2,9 @@
 // write out op by op and the cpu backend rewrites into one step (fusion.cpp, "Patterns"), which
 // the product before them then takes as a post-op. Here: the exact Gelu of PyTorch and Hugging
 // Face exports before opset 20 and its tanh approximation (GPT-2's), in their groupings and
-// spellings, after a MatMul; forms that differ (another constant, an intermediate read
-// elsewhere) are left alone. Results must match the reference backend either way.
+// spellings, after a MatMul, and Mish written as x * Tanh(Softplus(x)) after a Conv; forms that
+// differ (another constant, an intermediate read elsewhere) are left alone. Results must match
+// the reference backend either way.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -179,6 +180,55 @@ TEST(CpuBackendFusionPatterns, TanhGeluLookalikesAreLeftAsTheyAre) {
   TanhGeluForm shared;
   shared.extra_reader = true;
   expect_tanh_gelu(shared, false, "the Tanh is read elsewhere");
+}
+
+// Conv, then x * Tanh(Softplus(x)) with x the Conv's output (operands in either order), or the
+// Mish op itself (opset 18).
+GraphBuilder conv_mish(bool decomposed, bool swapped, bool extra_reader) {
+  GraphBuilder q(18);
+  q.input("a", random_floats({1, 3, 9, 11}, 5, -2.0f, 2.0f))
+      .init("w", random_floats({8, 3, 3, 3}, 6, -0.5f, 0.5f))
+      .init("b", random_floats({8}, 7, -0.5f, 0.5f));
+  Attribute pads;
+  pads.type = AttrType::ints;
+  pads.ints = {1, 1, 1, 1};
+  q.node("Conv", {"a", "w", "b"}, {"x"}, {{"pads", pads}});
+  if (decomposed) {
+    q.node("Softplus", {"x"}, {"sp"});
+    q.node("Tanh", {"sp"}, {"t"});
+    q.node("Mul", swapped ? std::vector<std::string>{"t", "x"} : std::vector<std::string>{"x", "t"}, {"y"});
+  } else {
+    q.node("Mish", {"x"}, {"y"});
+  }
+  q.output("y");
+  if (extra_reader) q.output("sp");
+  return q;
+}
+
+TEST(CpuBackendFusionPatterns, MishAfterAConvBecomesItsPostOp) {
+  REQUIRE_CPU();
+  struct Form {
+    bool decomposed, swapped, extra_reader;
+    const char* expected;  // in the placement text
+    const char* what;
+  };
+  for (const Form& form : {Form{false, false, false, "2 nodes -> 1 steps", "the Mish op"},
+                           Form{true, false, false, "4 nodes -> 1 steps", "x * Tanh(Softplus(x))"},
+                           Form{true, true, false, "4 nodes -> 1 steps", "Tanh(Softplus(x)) * x"},
+                           Form{true, false, true, "4 nodes -> 3 steps", "the Softplus read elsewhere"}}) {
+    SCOPED_TRACE(form.what);
+    GraphBuilder q = conv_mish(form.decomposed, form.swapped, form.extra_reader);
+    auto placed = PlacedModel::create(q.graph(), {cpu_backend()});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    const std::string text = (*placed)->describe();
+    EXPECT_NE(text.find(form.expected), std::string::npos) << text;
+    Runs r = run_both(q);
+    ASSERT_EQ(r.cpu.size(), r.ref.size());
+    for (size_t i = 0; i < r.cpu.size(); ++i) {
+      Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
+      EXPECT_TRUE(c.is_ok()) << c.message();
+    }
+  }
 }
 
 }  // namespace

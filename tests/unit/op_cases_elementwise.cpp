@@ -78,8 +78,8 @@ std::vector<OpCase> elementwise_cases() {
     cases.push_back(op_case(op, {rng.tensor(sa), rng.tensor(sb)}, {}, "two inputs"));
   }
   // Unary math over its domain; the common functions in float32 run on every backend.
-  const std::set<std::string> kCoreUnary = {"Abs",        "Neg",   "Exp",  "Log",   "Sqrt",
-                                            "Reciprocal", "Floor", "Ceil", "Round", "Erf"};
+  const std::set<std::string> kCoreUnary = {"Abs",   "Neg",  "Exp",   "Log", "Sqrt", "Reciprocal", "Floor",
+                                            "Ceil",  "Round", "Erf",  "Sin", "Cos",  "Sign"};
   struct Unary {
     const char* op;
     float lo, hi;
@@ -99,6 +99,20 @@ std::vector<OpCase> elementwise_cases() {
   for (const char* op : {"Abs", "Neg", "Sign"})
     cases.push_back(op_case(op, {rng.ints({4, 5}, -9, 9, DataType::int32)}, {}, "int32"));
   cases.push_back(with_tol(op_case("Exp", {rng.tensor({6, 7}, -3, 3, DataType::float16)}, {}, "float16"), 1e-2, 1e-2));
+  {
+    Tensor special = f32({8}, {1.f, -INFINITY, INFINITY, NAN, 0.f, -0.f, -2.5f, 1e-30f});
+    cases.push_back(on_every_backend(op_case("Sign", {special}, {}, "infinities, NaN, signed zeros")));
+  }
+  // Mod of floats (fmod=1 is required for them): C's fmod, the remainder with the dividend's sign.
+  cases.push_back(on_every_backend(op_case("Mod", {rng.tensor({4, 5, 6}, -9, 9), rng.tensor({6}, 0.5f, 3)},
+                                           {{"fmod", attr_int(1)}}, "fmod, broadcast divisor")));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("Mod", {rng.tensor({3, 7}, -9, 9), Tensor::scalar<float>(-2.5f)}, {{"fmod", attr_int(1)}}, "fmod by a constant"),
+      2)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("Mod", {Tensor::scalar<float>(7.25f), rng.tensor({3, 7}, 0.5f, 4)}, {{"fmod", attr_int(1)}},
+              "fmod of a constant"),
+      1)));
   {
     Tensor special = f32({6}, {1.f, -INFINITY, INFINITY, NAN, 0.f, -2.5f});
     cases.push_back(op_case("IsNaN", {special}));
@@ -199,7 +213,7 @@ std::vector<OpCase> activation_cases() {
   for (const auto& [op, attrs] : ops) {
     const int64_t opset = std::string(op) == "Gelu" ? 20 : (std::string(op) == "Mish" ? 18 : 14);
     // The activations models fuse into convolutions run on every backend in float32.
-    const bool core = std::string(op) != "ThresholdedRelu" && std::string(op) != "Shrink" && std::string(op) != "Mish";
+    const bool core = std::string(op) != "Shrink";
     cases.push_back(
         on_every_backend(with_opset(op_case(op, {rng.tensor({3, 5, 7, 11}, -6, 6)}, attrs, "4-D"), opset), core));
     cases.push_back(on_every_backend(
@@ -207,6 +221,9 @@ std::vector<OpCase> activation_cases() {
     cases.push_back(with_opset(
         with_tol(op_case(op, {rng.tensor({2, 17}, -4, 4, DataType::float16)}, attrs, "float16"), 1e-2, 1e-2), opset));
   }
+  // Mish far out on both sides (its large-x branch, and e^x underflowing).
+  cases.push_back(on_every_backend(with_opset(
+      op_case("Mish", {f32({8}, {-100.f, -30.f, -5.f, -1e-3f, 0.f, 19.5f, 25.f, 1e30f})}, {}, "extremes"), 18)));
   cases.push_back(op_case("Relu", {rng.ints({3, 4}, -9, 9, DataType::int32)}, {}, "int32"));
   cases.push_back(op_case("Relu", {rng.tensor({4, 4}, -2, 2, DataType::float64)}, {}, "float64"));
   // PRelu: per-channel, scalar and fully broadcast slopes.

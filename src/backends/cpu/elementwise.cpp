@@ -56,6 +56,7 @@ bool binary_code(const std::string& op, bool reversed, Ew* code) {
   else if (op == "Sub") *code = reversed ? Ew::rsub : Ew::sub;
   else if (op == "Div") *code = reversed ? Ew::rdiv : Ew::div;
   else if (op == "Pow") *code = reversed ? Ew::rpow : Ew::pow;
+  else if (op == "Mod") *code = reversed ? Ew::rfmod : Ew::fmod;  // fmod=1 (supports_ew)
   else if (op == "Max") *code = Ew::max;
   else if (op == "Min") *code = Ew::min;
   else if (op == "PRelu") {
@@ -70,7 +71,8 @@ bool unary_code(const Node& n, EwOp* op) {
   static const std::map<std::string, Ew> simple = {
       {"Abs", Ew::abs},   {"Neg", Ew::neg},   {"Exp", Ew::exp},         {"Log", Ew::log},
       {"Sqrt", Ew::sqrt}, {"Erf", Ew::erf},   {"Reciprocal", Ew::reciprocal}, {"Floor", Ew::floor},
-      {"Ceil", Ew::ceil}, {"Round", Ew::round}, {"Identity", Ew::identity}, {"Dropout", Ew::identity}};
+      {"Ceil", Ew::ceil}, {"Round", Ew::round}, {"Identity", Ew::identity}, {"Dropout", Ew::identity},
+      {"Sin", Ew::sin},   {"Cos", Ew::cos},   {"Sign", Ew::sign}};
   if (auto it = simple.find(t); it != simple.end()) {
     *op = EwOp{it->second, -1, 0, 0};
     return true;
@@ -108,6 +110,7 @@ bool node_to_ew(const FusionContext& f, const Node& n, const std::vector<int>& i
     }
     return true;
   }
+  if (t == "Mod" && n.attr_int("fmod", 0) != 1) return false;
   if (binary_code(t, acc_input == 1, &code)) {
     if (inputs.size() != 2 || inputs[0] < 0 || inputs[1] < 0) return false;
     if (t == "Pow") {
@@ -222,6 +225,8 @@ Status supports_ew(const Node& n) {
   if (t == "Dropout" && n.outputs.size() > 1 && !n.outputs[1].empty())
     return unsupported(n.label() + " Dropout with a mask output");
   if ((t == "Max" || t == "Min" || t == "Sum") && n.inputs.empty()) return unsupported(n.label() + " no inputs");
+  if (t == "Mod" && n.attr_int("fmod", 0) != 1)  // floats only reach here (the dtype rule)
+    return unsupported(n.label() + " Mod of floats with fmod=0");
   return Status::ok();
 }
 
@@ -433,7 +438,7 @@ void register_elementwise_ops(OpTable& t) {
   for (const char* op : {"Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Not", "Where"})
     t.add(op, &supports_broadcast, &make_broadcast);
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Abs", "Neg", "Exp", "Log", "Sqrt",
-                         "Erf", "Reciprocal", "Floor", "Ceil", "Round", "Clip"})
+                         "Erf", "Reciprocal", "Floor", "Ceil", "Round", "Clip", "Mod", "Sin", "Cos", "Sign"})
     t.add(op, &supports_ew, &make_ew_spec);
 }
 

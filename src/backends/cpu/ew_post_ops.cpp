@@ -176,6 +176,7 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
           break;
         case Ew::gelu: eltwise(A::eltwise_gelu_erf, 0.0f, 0.0f); break;
         case Ew::gelu_tanh: eltwise(A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
+        case Ew::mish: eltwise(A::eltwise_mish, 0.0f, 0.0f); break;
         case Ew::round: eltwise(A::eltwise_round, 0.0f, 0.0f); break;
         case Ew::fake_quant_u8: case Ew::fake_quant_s8: {
           // x / scale (an exact division), the 8-bit range less the zero point (clipping to
@@ -242,7 +243,7 @@ bool post_op_translatable(const EwOp& op) {
     case Ew::rsub: return op.operand < 0;
     case Ew::relu: case Ew::leaky_relu: case Ew::clip: case Ew::sigmoid: case Ew::tanh: case Ew::hardsigmoid:
     case Ew::hardswish: case Ew::swish: case Ew::exp: case Ew::sqrt: case Ew::abs: case Ew::neg: case Ew::square:
-    case Ew::linear: case Ew::elu: case Ew::selu: case Ew::gelu: case Ew::gelu_tanh: case Ew::round:
+    case Ew::linear: case Ew::elu: case Ew::selu: case Ew::gelu: case Ew::gelu_tanh: case Ew::mish: case Ew::round:
     case Ew::fake_quant_u8: case Ew::fake_quant_s8: case Ew::identity:
       return true;
     default: return false;

@@ -17,12 +17,15 @@ namespace tandem::cpu {
 bool ew_is_unary(Ew c) { return c >= Ew::relu; }
 
 const char* ew_name(Ew c) {
-  static const char* names[] = {"load", "add", "sub", "rsub", "mul", "div", "rdiv", "max", "min", "pow", "rpow",
-                                "prelu", "relu", "leaky_relu", "clip", "sigmoid", "tanh", "hardsigmoid",
-                                "hardswish", "swish", "exp", "log", "sqrt", "abs", "neg", "reciprocal", "erf",
-                                "softplus", "softsign", "elu", "selu", "celu", "gelu", "gelu_tanh", "floor", "ceil",
-                                "round", "square", "cube", "linear", "fake_quant_u8", "fake_quant_s8",
-                                "identity"};
+  static const char* names[] = {
+      "load",     "add",       "sub",      "rsub",  "mul",     "div",         "rdiv",    "max",
+      "min",      "pow",       "rpow",     "prelu", "fmod",    "rfmod",       "relu",    "leaky_relu",
+      "clip",     "sigmoid",   "tanh",     "hardsigmoid",      "hardswish",   "swish",   "exp",
+      "log",      "sqrt",      "abs",      "neg",   "reciprocal",             "erf",     "softplus",
+      "softsign", "elu",       "selu",     "celu",  "gelu",    "gelu_tanh",   "floor",   "ceil",
+      "round",    "square",    "cube",     "mish",  "sin",     "cos",         "sign",    "thresholded_relu",
+      "linear",   "fake_quant_u8",         "fake_quant_s8",    "identity"};
+  static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(Ew::identity) + 1, "one name per op");
   return names[static_cast<int>(c)];
 }
 
@@ -59,6 +62,8 @@ inline float binary_op(Ew c, float x, float y) {
     case Ew::pow: return std::pow(x, y);
     case Ew::rpow: return std::pow(y, x);
     case Ew::prelu: return x < 0 ? x * y : x;
+    case Ew::fmod: return std::fmod(x, y);
+    case Ew::rfmod: return std::fmod(y, x);
     default: return x;
   }
 }
@@ -97,6 +102,11 @@ float ew_apply_scalar(const EwOp& op, float x, float y) {
     case Ew::round: return std::nearbyint(x);
     case Ew::square: return x * x;
     case Ew::cube: return x * x * x;
+    case Ew::mish: return x * std::tanh(x > 20.0f ? x : std::log1p(std::exp(x)));
+    case Ew::sin: return std::sin(x);
+    case Ew::cos: return std::cos(x);
+    case Ew::sign: return x > 0 ? 1.0f : x < 0 ? -1.0f : x == x ? 0.0f : x;
+    case Ew::thresholded_relu: return x > a ? x : 0.0f;
     case Ew::linear: return a * x + b;
     case Ew::fake_quant_u8: return fake_quant(x, a, b, 0.0f, 255.0f);
     case Ew::fake_quant_s8: return fake_quant(x, a, b, -128.0f, 127.0f);
@@ -247,6 +257,14 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
     case Ew::ceil: map_unary(acc, n, [](float x) { return __builtin_ceilf(x); }); return;
     case Ew::square: map_unary(acc, n, [](float x) { return x * x; }); return;
     case Ew::cube: map_unary(acc, n, [](float x) { return x * x * x; }); return;
+    case Ew::mish:  // tanh(log(1 + e)) = m / (m + 2) with m = e (e + 2), e = exp(x)
+      map_unary(acc, n, [](float x) {
+        const float e = math::exp(x < 20.0f ? x : 20.0f), m = e * (e + 2.0f);
+        return x * (m / (m + 2.0f));
+      });
+      return;
+    case Ew::sign: map_unary(acc, n, [](float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x == x ? 0.0f : x; }); return;
+    case Ew::thresholded_relu: map_unary(acc, n, [a](float x) { return x > a ? x : 0.0f; }); return;
     case Ew::linear: map_unary(acc, n, [a, b](float x) { return a * x + b; }); return;
     case Ew::fake_quant_u8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, 0.0f, 255.0f); }); return;
     case Ew::fake_quant_s8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, -128.0f, 127.0f); }); return;

@@ -23,9 +23,11 @@ class Builder;
 enum class Ew : uint8_t {
   // with an operand (operand >= 0) or an immediate (operand < 0, value in a)
   load, add, sub, rsub, mul, div, rdiv, max, min, pow, rpow, prelu,
+  fmod, rfmod,  // C fmod (Mod with fmod=1): the remainder takes the dividend's sign
   // unary, parameters in a, b
   relu, leaky_relu, clip, sigmoid, tanh, hardsigmoid, hardswish, swish, exp, log, sqrt, abs, neg,
   reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square, cube,
+  mish, sin, cos, sign, thresholded_relu,  // thresholded_relu: x > a ? x : 0
   linear,  // a*x + b
   // A round trip through 8 bits (QuantizeLinear then DequantizeLinear with the same per-tensor
   // scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN -> 0, the

@@ -1,9 +1,10 @@
 // fusion.cpp: compile-time rewrites of the cpu backend's steps.
 //   1. Patterns: the decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 (also * (1/6)) and
 //      x * HardSigmoid(x) with alpha 1/6, beta 0.5 become one HardSwish; x * Sigmoid(x) becomes
-//      Swish; the decomposed exact Gelu x * 0.5 * (1 + Erf(x / sqrt(2))) and its tanh approximation
-//      x * 0.5 * (1 + Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) become Gelu. The
-//      decomposed LayerNorm that exporters (paddle2onnx, PyTorch) emit,
+//      Swish, x * Tanh(Softplus(x)) Mish; the decomposed exact Gelu
+//      x * 0.5 * (1 + Erf(x / sqrt(2))) and its tanh approximation
+//      x * 0.5 * (1 + Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) become Gelu. The decomposed
+//      LayerNorm that exporters (paddle2onnx, PyTorch) emit,
 //        d = x - ReduceMean(x); n = d / Sqrt(ReduceMean(Pow(d, 2)) + eps); [n * gamma] [+ beta]
 //      (Mul(d, d) also accepted for the square; constant gamma/beta; axes trailing) becomes one
 //      LayerNormalization step (normalization.cpp), which reads x once per pass instead of
@@ -139,7 +140,8 @@ bool match_hardswish(CompiledGraph& g, FusionContext& f, int d) {
   return false;
 }
 
-// Mul(x, HardSigmoid(x; 1/6, 0.5)) -> HardSwish; Mul(x, Sigmoid(x)) -> Swish.
+// Mul(x, HardSigmoid(x; 1/6, 0.5)) -> HardSwish; Mul(x, Sigmoid(x)) -> Swish;
+// Mul(x, Tanh(Softplus(x))) -> Mish (as exporters write it before opset 18).
 bool match_gated(CompiledGraph& g, FusionContext& f, int m) {
   Step& ms = g.steps[m];
   if (ms.node->op_type != "Mul" || ms.inputs.size() != 2) return false;
@@ -155,6 +157,12 @@ bool match_gated(CompiledGraph& g, FusionContext& f, int m) {
     int s = producer_of(g, f, gv, "Sigmoid", m);
     if (s >= 0 && g.steps[s].inputs.size() == 1 && g.steps[s].inputs[0] == x) {
       rewrite_as(g, m, {s}, x, "Swish", Ew::swish);
+      return true;
+    }
+    const int t = producer_of(g, f, gv, "Tanh", m);
+    const int sp = t >= 0 && g.steps[t].inputs.size() == 1 ? producer_of(g, f, g.steps[t].inputs[0], "Softplus", t) : -1;
+    if (sp >= 0 && g.steps[sp].inputs.size() == 1 && g.steps[sp].inputs[0] == x) {
+      rewrite_as(g, m, {sp, t}, x, "Mish", Ew::mish);
       return true;
     }
   }

@@ -2,7 +2,8 @@
 // Expand, Tile, DepthToSpace, SpaceToDepth, Pad and Gather (shape.cpp, indexing.cpp) read a
 // convolution's blocked output as the reference reads the plain one, run in the cpu segment
 // (nothing placed on the reference backend), and an index outside the data fails the run with
-// one error naming the node. The op suite covers each op alone over shapes and types.
+// one error naming the node, for Gather and for the gathers and scatters of indexing.cpp and
+// scatter.cpp. The op suite covers each op alone over shapes and types.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -118,6 +119,60 @@ TEST(CpuBackendDataMovement, GatherIndexOutsideTheDataFailsTheRunNamingTheNode) 
     EXPECT_NE(s.message().find(std::to_string(bad)), std::string::npos) << s.message();
     EXPECT_EQ(s.message().find('\n'), std::string::npos) << "one line: " << s.message();
   }
+}
+
+// Each of the element and tuple gathers and scatters, with one index of `bad`.
+TEST(CpuBackendDataMovement, GathersAndScattersFailTheRunOnAnIndexOutsideTheData) {
+  REQUIRE_CPU();
+  struct Case {
+    const char* op;
+    Shape data, indices, updates;  // updates empty for gathers
+    int64_t bad;                   // outside its dim
+  };
+  for (const Case& c : {Case{"GatherElements", {4, 3}, {2, 3}, {}, 4}, Case{"GatherElements", {4, 3}, {2, 3}, {}, -5},
+                        Case{"GatherND", {4, 3}, {2, 2}, {}, 3}, Case{"ScatterElements", {4, 3}, {2, 3}, {2, 3}, -5},
+                        Case{"ScatterND", {4, 3}, {2, 1}, {2, 3}, 4}}) {
+    SCOPED_TRACE(std::string(c.op) + " " + std::to_string(c.bad));
+    std::vector<int64_t> idx(static_cast<size_t>(shape_numel(c.indices)), 0);
+    idx[1] = c.bad;
+    GraphBuilder q;
+    q.input("x", random_floats(c.data, 14, -1.0f, 1.0f)).input("i", Tensor::from_vector<int64_t>(c.indices, idx));
+    std::vector<std::string> in = {"x", "i"};
+    if (!c.updates.empty()) {
+      q.input("u", random_floats(c.updates, 15, -1.0f, 1.0f));
+      in.push_back("u");
+    }
+    q.node(c.op, in, {"y"}).output("y");
+    auto placed = PlacedModel::create(q.graph(), {cpu_backend()});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    EXPECT_NE((*placed)->describe().find("segment 0 on cpu: 1 nodes"), std::string::npos) << (*placed)->describe();
+    std::vector<Value> out;
+    const Status s = (*placed)->run(q.feeds(), &out);
+    EXPECT_EQ(s.code(), StatusCode::invalid_argument) << s.to_string();
+    EXPECT_NE(s.message().find(c.op), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(std::to_string(c.bad)), std::string::npos) << s.message();
+    EXPECT_EQ(s.message().find('\n'), std::string::npos) << "one line: " << s.message();
+  }
+}
+
+// CumSum's axis is read when the plan is compiled: given at run time, the node is placed on the
+// reference backend, visibly and with the reason, and still computes the same sums.
+TEST(CpuBackendDataMovement, CumSumWithAnAxisGivenAtRunTimeIsPlacedOnReference) {
+  REQUIRE_CPU();
+  GraphBuilder q;
+  q.input("x", random_floats({3, 4}, 16, -1.0f, 1.0f))
+      .input("axis", Tensor::scalar<int64_t>(1))
+      .node("CumSum", {"x", "axis"}, {"y"})
+      .output("y");
+  Runs r = run_both(q);
+  ASSERT_EQ(r.report.nodes.size(), 1u);
+  const NodePlacement& p = r.report.nodes[0];
+  EXPECT_EQ(p.backend, "reference");
+  ASSERT_EQ(p.declined.size(), 1u);
+  EXPECT_NE(p.declined[0].second.find("axis given at run time"), std::string::npos) << p.declined[0].second;
+  ASSERT_EQ(r.cpu.size(), 1u);
+  Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{0, 0});
+  EXPECT_TRUE(c.is_ok()) << c.message();
 }
 
 }  // namespace

@@ -90,9 +90,17 @@ std::vector<OpCase> reduce_cases() {
   }
   cases.push_back(with_outputs(with_opset(op_case("TopK", {rng.tensor({3, 8})}, {{"k", attr_int(2)}}, "opset 1 attribute"), 1), 2));
   cases.push_back(with_outputs(op_case("TopK", {rng.ints({3, 11}, -9, 9), i64({4})}, {}, "int64"), 2));
-  cases.push_back(op_case("CumSum", {rng.tensor({3, 5}), i64_scalar(1)}));
-  cases.push_back(op_case("CumSum", {rng.ints({4, 3}, -9, 9, DataType::int32), Tensor::scalar<int32_t>(-2)},
-                          {{"exclusive", attr_int(1)}, {"reverse", attr_int(1)}}, "exclusive reverse int32"));
+  // CumSum: the cpu backend takes a constant axis (input 1 a constant: mask 2).
+  cases.push_back(on_every_backend(with_constants(op_case("CumSum", {rng.tensor({3, 5}), i64_scalar(1)}), 2)));
+  cases.push_back(on_every_backend(
+      with_constants(op_case("CumSum", {rng.ints({4, 3}, -9, 9, DataType::int32), Tensor::scalar<int32_t>(-2)},
+                             {{"exclusive", attr_int(1)}, {"reverse", attr_int(1)}}, "exclusive reverse int32"),
+                     2)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("CumSum", {rng.ints({2, 300, 3}, 0, 1, DataType::int64), i64_scalar(1)}, {}, "int64 mask positions"), 2)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("CumSum", {rng.tensor({2, 7, 600}), i64_scalar(-2)}, {{"reverse", attr_int(1)}}, "wide inner"), 2)));
+  cases.push_back(op_case("CumSum", {rng.tensor({3, 5}), i64_scalar(0)}, {}, "axis given at run time"));
   return cases;
 }
 
@@ -200,23 +208,42 @@ std::vector<OpCase> indexing_cases() {
   cases.push_back(
       op_case("Gather", {rng.tensor({3, 6, 2}), i64({4}, {5, 0, -2, 1})}, {{"axis", attr_int(-2)}}, "negative axis"));
   cases.push_back(op_case("Gather", {rng.ints({7}, -9, 9), i64_scalar(3)}, {}, "scalar index, int64"));
-  cases.push_back(
-      op_case("GatherElements", {rng.tensor({3, 4}), i64({2, 4}, {0, 2, 1, -1, 2, 0, 0, 1})}, {{"axis", attr_int(0)}}));
-  cases.push_back(op_case("GatherND", {rng.tensor({2, 3, 4}), i64({2, 2}, {0, 1, 1, -1})}));
-  cases.push_back(op_case("GatherND", {rng.tensor({2, 3, 4}), i64({2, 1, 1}, {2, 0})}, {{"batch_dims", attr_int(1)}},
-                          "batch_dims 1"));
-  cases.push_back(with_opset(
-      op_case("Scatter", {rng.tensor({3, 3}), i64({1, 2}, {1, 0}), rng.tensor({1, 2})}, {{"axis", attr_int(1)}}), 10));
-  cases.push_back(op_case("ScatterElements", {rng.tensor({3, 4}), i64({2, 2}, {1, -1, 0, 2}), rng.tensor({2, 2})},
-                          {{"axis", attr_int(0)}}));
-  cases.push_back(
-      with_opset(op_case("ScatterElements", {rng.tensor({1, 5}), i64({1, 3}, {1, 1, 4}), rng.tensor({1, 3})},
-                         {{"axis", attr_int(1)}, {"reduction", attr_string("add")}}, "add"),
-                 18));
-  cases.push_back(op_case("ScatterND", {rng.tensor({4, 3}), i64({2, 1}, {3, 1}), rng.tensor({2, 3})}));
-  cases.push_back(with_opset(op_case("ScatterND", {rng.tensor({5}), i64({3, 1}, {0, 4, 0}), rng.tensor({3})},
-                                     {{"reduction", attr_string("mul")}}, "mul"),
-                             18));
+  // GatherElements, GatherND, ScatterElements, ScatterND: on every backend.
+  cases.push_back(on_every_backend(
+      op_case("GatherElements", {rng.tensor({3, 4}), i64({2, 4}, {0, 2, 1, -1, 2, 0, 0, 1})}, {{"axis", attr_int(0)}})));
+  cases.push_back(on_every_backend(op_case("GatherElements",
+                                           {rng.tensor({2, 3, 5}), rng.ints({2, 2, 4}, -5, 4, DataType::int32)},
+                                           {{"axis", attr_int(-1)}}, "last axis, smaller indices, int32")));
+  cases.push_back(on_every_backend(op_case("GatherElements",
+                                           {rng.ints({4, 3, 2}, -9, 9, DataType::int64), rng.ints({7, 3, 2}, -4, 3)},
+                                           {{"axis", attr_int(0)}}, "int64 data, more indices than data")));
+  cases.push_back(on_every_backend(op_case("GatherND", {rng.tensor({2, 3, 4}), i64({2, 2}, {0, 1, 1, -1})})));
+  cases.push_back(on_every_backend(op_case("GatherND", {rng.tensor({2, 3, 4}), i64({2, 1, 1}, {2, 0})},
+                                           {{"batch_dims", attr_int(1)}}, "batch_dims 1")));
+  cases.push_back(on_every_backend(op_case("GatherND", {rng.tensor({3, 4, 5}), rng.ints({2, 2, 3}, -3, 2)}, {},
+                                           "whole tuples, element slices")));
+  cases.push_back(on_every_backend(with_opset(
+      op_case("Scatter", {rng.tensor({3, 3}), i64({1, 2}, {1, 0}), rng.tensor({1, 2})}, {{"axis", attr_int(1)}}), 10)));
+  cases.push_back(on_every_backend(op_case("ScatterElements",
+                                           {rng.tensor({3, 4}), i64({2, 2}, {1, -1, 0, 2}), rng.tensor({2, 2})},
+                                           {{"axis", attr_int(0)}})));
+  for (const char* red : {"add", "mul", "max", "min"}) {
+    cases.push_back(on_every_backend(
+        with_opset(op_case("ScatterElements", {rng.tensor({1, 5}), i64({1, 3}, {1, 1, 4}), rng.tensor({1, 3})},
+                           {{"axis", attr_int(1)}, {"reduction", attr_string(red)}}, red),
+                   18)));
+    cases.push_back(on_every_backend(
+        with_opset(op_case("ScatterND", {rng.ints({5, 2}, -9, 9), i64({3, 1}, {0, 4, 0}), rng.ints({3, 2}, -9, 9)},
+                           {{"reduction", attr_string(red)}}, std::string(red) + " int64"),
+                   18)));
+  }
+  cases.push_back(on_every_backend(op_case("ScatterND", {rng.tensor({4, 3}), i64({2, 1}, {3, 1}), rng.tensor({2, 3})})));
+  cases.push_back(on_every_backend(op_case("ScatterND", {rng.tensor({4, 3}), i64({3, 2}, {3, 1, 0, -1, 3, 1}),
+                                                         rng.tensor({3})},
+                                           {}, "element updates, a repeated index")));
+  cases.push_back(on_every_backend(with_opset(op_case("ScatterND", {rng.tensor({5}), i64({3, 1}, {0, 4, 0}), rng.tensor({3})},
+                                                      {{"reduction", attr_string("mul")}}, "mul"),
+                                              18)));
   cases.push_back(op_case("Compress", {rng.tensor({3, 4}), Tensor::from_vector<bool>({3}, {true, false, true})},
                           {{"axis", attr_int(0)}}));
   cases.push_back(op_case("Compress", {rng.tensor({2, 3}), Tensor::from_vector<bool>({4}, {false, true, true, false})},

@@ -34,6 +34,7 @@ const OpTable& cpu_ops() {
     register_reduce_ops(t);
     register_resize_ops(t);
     register_rnn_ops(t);
+    register_scatter_ops(t);
     register_shape_ops(t);
     register_shape_copy_ops(t);
     return t;
@@ -48,7 +49,8 @@ namespace {
 bool moves_data_only(const std::string& op) {
   static const char* const ops[] = {"Reshape", "Flatten", "Squeeze",      "Unsqueeze",    "Identity", "Dropout",
                                     "Transpose", "Slice", "Concat",       "Shape",        "Constant", "Split",
-                                    "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather",   "Pad"};
+                                    "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather",   "Pad",
+                                    "GatherElements", "GatherND", "ScatterElements", "Scatter", "ScatterND"};
   return std::any_of(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; });
 }
 
@@ -98,6 +100,16 @@ Status supports_types(const Node& n, const NodeTypes& types) {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !computes_on(t))
       return unsupported(n.label() + " input 0 is " + type_text(t) + " (the cpu backend computes on float32 and float16)");
+    return Status::ok();
+  }
+  // Scatters that combine (reduction add, mul, max, min) and CumSum compute on float32, int32
+  // and int64 (scatter.cpp, reduce.cpp).
+  const bool combines = op.rfind("Scatter", 0) == 0 && n.attr_string("reduction", "none") != "none";
+  if (combines || op == "CumSum") {
+    const DataType t = types.input(0);
+    if (t != DataType::undefined && t != DataType::float32 && t != DataType::int32 && t != DataType::int64)
+      return unsupported(n.label() + " " + type_text(t) + " data (the cpu backend " +
+                         (combines ? "combines scatter updates" : "sums") + " in float32, int32 and int64)");
     return Status::ok();
   }
   if (moves_data_only(op)) {

@@ -1,10 +1,15 @@
-// indexing.cpp: Gather, ArgMax, ArgMin and TopK on the cpu backend (the reference's
-// src/kernels/indexing.cpp has the spec).
+// indexing.cpp: Gather, GatherElements, GatherND, ArgMax, ArgMin and TopK on the cpu backend
+// (the reference's src/kernels/indexing.cpp has the spec).
 //
-// Gather: the data is read plain, as [outer, axis, inner]; each index picks one [inner] row per
-// outer index, copied whole. Indices (int32 or int64) are values of the run: negative ones count
-// from the end, and one outside [-axis, axis) fails the run with invalid_argument naming the
-// node, before anything is written. Any fixed-size element type.
+// The gathers read their indices (int32 or int64) at run time (indices.h): negative ones count
+// from the end, and one outside its dim fails the run with invalid_argument naming the node,
+// before anything is written. Any fixed-size element type; the data is read plain.
+//   Gather: the data as [outer, axis, inner]; each index picks one [inner] row per outer index,
+//     copied whole.
+//   GatherElements: indices of the data's rank; each replaces the axis coordinate of its own
+//     position (indices.h, ElementAddressing), walked by rows of the indices' last dim.
+//   GatherND: the indices' last dim holds k-tuples addressing the data's dims after
+//     `batch_dims` shared leading dims; each tuple's slice (the trailing dims) is copied whole.
 //
 // ArgMax, ArgMin (float32): over [outer, axis, inner], the axis walked in the outer loop and a
 // chunk of inner positions in the inner one (contiguous loads), with the reference's order: a
@@ -18,6 +23,7 @@
 #include <climits>
 #include <cstring>
 
+#include "backends/cpu/indices.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/runtime_env.h"
 #include "core/tensor_util.h"
@@ -36,17 +42,9 @@ class GatherKernel final : public Kernel {
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* src = static_cast<const uint8_t*>(ctx.ptr[data]);
     auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
-    const void* idx = ctx.ptr[indices];
-    auto index = [&](int64_t j) {
-      const int64_t i = indices64 ? static_cast<const int64_t*>(idx)[j] : static_cast<const int32_t*>(idx)[j];
-      return i < 0 ? i + axis_dim : i;
-    };
-    for (int64_t j = 0; j < count; ++j) {
-      const int64_t i = index(j);
-      if (i < 0 || i >= axis_dim)
-        return invalid_argument(label + " index " + std::to_string(i < 0 ? i - axis_dim : i) + " is outside [" +
-                                std::to_string(-axis_dim) + ", " + std::to_string(axis_dim) + ")");
-    }
+    const IndexView idx{ctx.ptr[indices], indices64};
+    TANDEM_RETURN_IF_ERROR(check_indices(idx, count, [&](int64_t) { return axis_dim; }, label));
+    auto index = [&](int64_t j) { return idx.at(j, axis_dim); };
     const int threads = outer * count * row_bytes < (1 << 16) ? 1 : ctx.threads;
     parallel_range(threads, outer * count, 1, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
@@ -96,6 +94,143 @@ class GatherSpec final : public OpSpec {
     b.add_work(static_cast<double>(shape_numel(want)));
     b.add_kernel(std::move(k));
     return Status::ok();
+  }
+};
+
+// Copies one element of `size` bytes.
+inline void copy_element(uint8_t* dst, const uint8_t* src, int64_t size) {
+  switch (size) {
+    case 1: *dst = *src; return;
+    case 2: std::memcpy(dst, src, 2); return;
+    case 4: std::memcpy(dst, src, 4); return;
+    case 8: std::memcpy(dst, src, 8); return;
+    default: std::memcpy(dst, src, static_cast<size_t>(size));
+  }
+}
+
+class GatherElementsKernel final : public Kernel {
+ public:
+  int data = -1, indices = -1, out = -1;
+  bool indices64 = true;
+  ElementAddressing at;
+  int64_t count = 0, elem = 4;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* src = static_cast<const uint8_t*>(ctx.ptr[data]);
+    auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
+    const IndexView idx{ctx.ptr[indices], indices64};
+    TANDEM_RETURN_IF_ERROR(check_indices(idx, count, [&](int64_t) { return at.axis_dim; }, label));
+    const int threads = count * elem < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, count / at.lanes(), 1, [&](int64_t r0, int64_t r1) {
+      at.for_each(idx, r0, r1, [&](int64_t j, int64_t off) { copy_element(dst + j * elem, src + off * elem, elem); });
+    });
+    return Status::ok();
+  }
+};
+
+class GatherNDKernel final : public Kernel {
+ public:
+  int data = -1, indices = -1, out = -1;
+  bool indices64 = true;
+  int64_t batches = 1, per_batch = 1, batch_stride = 0, k = 0, slice_bytes = 0, elem = 4;
+  std::vector<int64_t> tuple_dims, tuple_strides;  // the k addressed data dims and their strides
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* src = static_cast<const uint8_t*>(ctx.ptr[data]);
+    auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
+    const IndexView idx{ctx.ptr[indices], indices64};
+    const int64_t tuples = batches * per_batch;
+    TANDEM_RETURN_IF_ERROR(check_indices(idx, tuples * k, [&](int64_t j) { return tuple_dims[j % k]; }, label));
+    const int threads = tuples * slice_bytes < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, tuples, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        int64_t off = (t / per_batch) * batch_stride;
+        for (int64_t j = 0; j < k; ++j) off += idx.at(t * k + j, tuple_dims[j]) * tuple_strides[j];
+        std::memcpy(dst + t * slice_bytes, src + off * elem, static_cast<size_t>(slice_bytes));
+      }
+    });
+    return Status::ok();
+  }
+};
+
+// Checks what GatherElements and GatherND share: data and indices typed, data of a fixed-size
+// type and the output of the same, int32 or int64 indices, nothing empty.
+Status gather_operands(Builder& b, const Step& step, const std::string& label) {
+  if (step.inputs.size() < 2) return unsupported(label + " needs data and indices");
+  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
+  if (!b.typed(x) || !b.typed(ind) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+    return unsupported(label + " shape/dtype");
+  const DataType it = b.val(ind).dtype;
+  if (it != DataType::int64 && it != DataType::int32) return unsupported(label + " indices are not int32 or int64");
+  if (shape_numel(b.val(x).shape) == 0 || shape_numel(b.val(ind).shape) == 0 || shape_numel(b.val(out).shape) == 0)
+    return unsupported(label + " empty tensor");
+  return Status::ok();
+}
+
+// Declares the gather kernel `k` (data, indices, out) to the builder and adds it.
+template <class K>
+Status add_gather(Builder& b, const Step& step, std::unique_ptr<K> k, double work) {
+  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
+  k->indices64 = b.val(ind).dtype == DataType::int64;
+  TANDEM_ASSIGN_OR_RETURN(k->data, b.require(x, Layout::plain));
+  TANDEM_ASSIGN_OR_RETURN(k->indices, b.require(ind, Layout::plain));
+  b.define(out, Layout::plain);
+  k->out = out;
+  k->label = step.node->label();
+  k->reads = {k->data, k->indices};
+  k->writes = {out};
+  b.add_work(work);
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+class GatherElementsSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    TANDEM_RETURN_IF_ERROR(gather_operands(b, step, label));
+    const Shape xs = b.val(step.inputs[0]).shape, is = b.val(step.inputs[1]).shape;
+    auto k = std::make_unique<GatherElementsKernel>();
+    if (!element_addressing(xs, is, step.node->attr_int("axis", 0), &k->at))
+      return unsupported(label + " ranks, axis or indices larger than the data");
+    if (b.val(step.outputs[0]).shape != is) return unsupported(label + " output shape differs from inference");
+    k->count = shape_numel(is);
+    k->elem = static_cast<int64_t>(elem_size(b.val(step.inputs[0]).dtype));
+    return add_gather(b, step, std::move(k), static_cast<double>(shape_numel(is)));
+  }
+};
+
+class GatherNDSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    TANDEM_RETURN_IF_ERROR(gather_operands(b, step, label));
+    const Shape xs = b.val(step.inputs[0]).shape, is = b.val(step.inputs[1]).shape;
+    const int64_t r = static_cast<int64_t>(xs.size()), q = static_cast<int64_t>(is.size());
+    const int64_t bd = step.node->attr_int("batch_dims", 0);
+    if (r < 1 || q < 1 || bd < 0 || bd >= q || bd >= r) return unsupported(label + " ranks or batch_dims");
+    for (int64_t d = 0; d < bd; ++d)
+      if (xs[d] != is[d]) return unsupported(label + " batch dims differ");
+    const int64_t k = is[q - 1];
+    if (k < 1 || k > r - bd) return unsupported(label + " tuple length");
+    Shape want(is.begin(), is.end() - 1);
+    want.insert(want.end(), xs.begin() + bd + k, xs.end());
+    if (b.val(step.outputs[0]).shape != want) return unsupported(label + " output shape differs from inference");
+    auto kn = std::make_unique<GatherNDKernel>();
+    const std::vector<int64_t> st = element_strides(xs);
+    kn->k = k;
+    for (int64_t j = 0; j < k; ++j) {
+      kn->tuple_dims.push_back(xs[bd + j]);
+      kn->tuple_strides.push_back(st[bd + j]);
+    }
+    for (int64_t d = 0; d < bd; ++d) kn->batches *= is[d];
+    for (int64_t d = bd; d < q - 1; ++d) kn->per_batch *= is[d];
+    kn->batch_stride = bd > 0 ? st[bd - 1] : 0;
+    kn->elem = static_cast<int64_t>(elem_size(b.val(step.inputs[0]).dtype));
+    int64_t slice = 1;
+    for (int64_t d = bd + k; d < r; ++d) slice *= xs[d];
+    kn->slice_bytes = slice * kn->elem;
+    return add_gather(b, step, std::move(kn), static_cast<double>(shape_numel(want)));
   }
 };
 
@@ -365,10 +500,20 @@ Result<std::unique_ptr<OpSpec>> make_gather(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<GatherSpec>());
 }
 
+Result<std::unique_ptr<OpSpec>> make_gather_elements(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<GatherElementsSpec>());
+}
+
+Result<std::unique_ptr<OpSpec>> make_gather_nd(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<GatherNDSpec>());
+}
+
 }  // namespace
 
 void register_indexing_ops(OpTable& t) {
   t.add("Gather", &supports_gather, &make_gather);
+  t.add("GatherElements", &supports_gather, &make_gather_elements);
+  t.add("GatherND", &supports_gather, &make_gather_nd);
   t.add("ArgMax", &supports_arg_extreme, &make_arg_extreme);
   t.add("ArgMin", &supports_arg_extreme, &make_arg_extreme);
   t.add("TopK", &supports_arg_extreme, &make_topk);

@@ -84,6 +84,7 @@ void register_quantize_ops(OpTable& t);
 void register_reduce_ops(OpTable& t);
 void register_resize_ops(OpTable& t);
 void register_rnn_ops(OpTable& t);
+void register_scatter_ops(OpTable& t);
 void register_shape_ops(OpTable& t);
 void register_shape_copy_ops(OpTable& t);
 

@@ -2,6 +2,9 @@
 // one contiguous range of axes, on the cpu backend's own vectorized kernels (plain layout).
 // Softmax follows the opset: before 13 the input is seen as 2-D at `axis`; from 13 on it runs
 // along the single axis.
+// CumSum (float32, int32, int64; the axis a constant): the running sum along the axis, as the
+// reference computes it: floats accumulate in double and each sum is rounded once, integers
+// wrap. Declined at compile when the axis is given at run time.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -302,6 +305,106 @@ class ReduceSpec final : public OpSpec {
   }
 };
 
+// Running sums over [outer, n, inner], `kCumChunk` inner positions at a time.
+constexpr int64_t kCumChunk = 256;
+
+template <class T, class Acc>
+void cumsum_chunk(const T* x, T* y, int64_t n, int64_t inner, int64_t width, bool exclusive, bool reverse) {
+  Acc acc[kCumChunk] = {};
+  for (int64_t s = 0; s < n; ++s) {
+    const int64_t j = reverse ? n - 1 - s : s;
+    const T* xr = x + j * inner;
+    T* yr = y + j * inner;
+    for (int64_t i = 0; i < width; ++i) {
+      const Acc v = static_cast<Acc>(xr[i]);
+      if (!exclusive) acc[i] += v;
+      yr[i] = static_cast<T>(acc[i]);
+      if (exclusive) acc[i] += v;
+    }
+  }
+}
+
+class CumSumKernel final : public Kernel {
+ public:
+  int in = -1, out = -1;
+  DataType dtype = DataType::float32;
+  int64_t outer = 1, n = 1, inner = 1;
+  bool exclusive = false, reverse = false;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const int64_t chunks = (inner + kCumChunk - 1) / kCumChunk;
+    const int threads = outer * n * inner < 32768 ? 1 : ctx.threads;
+    parallel_range(threads, outer * chunks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t o = t / chunks, i0 = (t % chunks) * kCumChunk, width = std::min(kCumChunk, inner - i0);
+        const int64_t at = o * n * inner + i0;
+        switch (dtype) {
+          case DataType::float32:
+            cumsum_chunk<float, double>(static_cast<const float*>(ctx.ptr[in]) + at, static_cast<float*>(ctx.ptr[out]) + at,
+                                        n, inner, width, exclusive, reverse);
+            break;
+          case DataType::int32:  // wraps like the reference's 64-bit sum truncated
+            cumsum_chunk<int32_t, uint64_t>(static_cast<const int32_t*>(ctx.ptr[in]) + at,
+                                            static_cast<int32_t*>(ctx.ptr[out]) + at, n, inner, width, exclusive, reverse);
+            break;
+          default:
+            cumsum_chunk<int64_t, uint64_t>(static_cast<const int64_t*>(ctx.ptr[in]) + at,
+                                            static_cast<int64_t*>(ctx.ptr[out]) + at, n, inner, width, exclusive, reverse);
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class CumSumSpec final : public OpSpec {
+ public:
+  int64_t axis = 0;  // as given (may be negative)
+
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    const DataType t = b.val(x).dtype;
+    if ((t != DataType::float32 && t != DataType::int32 && t != DataType::int64) || b.val(out).dtype != t)
+      return unsupported(label + " dtype");
+    const Shape xs = b.val(x).shape;
+    const int64_t r = static_cast<int64_t>(xs.size());
+    const int64_t a = axis < 0 ? axis + r : axis;
+    if (a < 0 || a >= r || b.val(out).shape != xs || shape_numel(xs) == 0) return unsupported(label + " axis or shape");
+    auto k = std::make_unique<CumSumKernel>();
+    k->dtype = t;
+    for (int64_t d = 0; d < a; ++d) k->outer *= xs[d];
+    k->n = xs[a];
+    for (int64_t d = a + 1; d < r; ++d) k->inner *= xs[d];
+    k->exclusive = step.node->attr_int("exclusive", 0) != 0;
+    k->reverse = step.node->attr_int("reverse", 0) != 0;
+    TANDEM_ASSIGN_OR_RETURN(k->in, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    k->out = out;
+    k->label = label;
+    k->reads = {k->in};
+    k->writes = {out};
+    b.add_work(static_cast<double>(shape_numel(xs)));
+    b.add_kernel(std::move(k));
+    return Status::ok();
+  }
+};
+
+Status supports_cumsum(const Node& n) {
+  if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return unsupported(n.label() + " needs x and axis");
+  return Status::ok();
+}
+
+Result<std::unique_ptr<OpSpec>> make_cumsum(FusionContext& f, const Step& st) {
+  const Tensor* axis = f.constant(st.inputs[1]);
+  if (!axis || axis->numel() != 1 || (axis->dtype() != DataType::int64 && axis->dtype() != DataType::int32))
+    return unsupported(st.node->label() + " CumSum axis given at run time");
+  auto s = std::make_unique<CumSumSpec>();
+  s->axis = to_int64_vector(*axis)[0];
+  return std::unique_ptr<OpSpec>(std::move(s));
+}
+
 Status supports_softmax(const Node& n) {
   if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
   return Status::ok();
@@ -336,6 +439,7 @@ void register_reduce_ops(OpTable& t) {
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                          "ReduceLogSum", "ReduceSumSquare"})
     t.add(op, &supports_reduce, &make_reduce);
+  t.add("CumSum", &supports_cumsum, &make_cumsum);
 }
 
 }  // namespace tandem::cpu

@@ -181,10 +181,13 @@ std::vector<OpCase> shape_cases() {
   cases.push_back(op_case("Constant", {}, {{"value", attr_tensor(rng.tensor({2, 3}))}}));
   cases.push_back(op_case("Constant", {}, {{"value_ints", attr_ints({4, -1, 7})}}, "value_ints"));
   cases.push_back(op_case("Constant", {}, {{"value_float", attr_float(2.5f)}}, "value_float"));
-  cases.push_back(op_case("ConstantOfShape", {i64({2, 3})}, {{"value", attr_tensor(f32({1}, {1.5f}))}}));
-  cases.push_back(op_case("ConstantOfShape", {i64({4})}, {}, "default zero"));
-  cases.push_back(op_case("Range", {f32_scalar(1), f32_scalar(4.5f), f32_scalar(0.75f)}));
-  cases.push_back(op_case("Range", {i64_scalar(10), i64_scalar(-3), i64_scalar(-4)}, {}, "int64, negative delta"));
+  // ConstantOfShape and Range: values the cpu backend computes when the instance is built.
+  cases.push_back(
+      on_every_backend(op_case("ConstantOfShape", {i64({2, 3})}, {{"value", attr_tensor(f32({1}, {1.5f}))}})));
+  cases.push_back(on_every_backend(op_case("ConstantOfShape", {i64({4})}, {}, "default zero")));
+  cases.push_back(on_every_backend(op_case("Range", {f32_scalar(1), f32_scalar(4.5f), f32_scalar(0.75f)})));
+  cases.push_back(
+      on_every_backend(op_case("Range", {i64_scalar(10), i64_scalar(-3), i64_scalar(-4)}, {}, "int64, negative delta")));
   cases.push_back(op_case("EyeLike", {rng.tensor({3, 5})}, {{"k", attr_int(1)}}));
   cases.push_back(
       op_case("EyeLike", {rng.tensor({4, 3})}, {{"k", attr_int(-1)}, {"dtype", attr_int(7)}}, "int64 below"));
@@ -196,8 +199,14 @@ std::vector<OpCase> shape_cases() {
   cases.push_back(op_case("DepthToSpace", {rng.tensor({2, 12, 2, 2})},
                           {{"blocksize", attr_int(2)}, {"mode", attr_string("CRD")}}, "CRD"));
   cases.push_back(op_case("SpaceToDepth", {rng.tensor({1, 3, 4, 6})}, {{"blocksize", attr_int(2)}}));
-  cases.push_back(op_case("Trilu", {rng.tensor({2, 4, 5})}));
-  cases.push_back(op_case("Trilu", {rng.tensor({5, 3}), i64_scalar(-1)}, {{"upper", attr_int(0)}}, "lower, k=-1"));
+  cases.push_back(on_every_backend(op_case("Trilu", {rng.tensor({2, 4, 5})})));
+  cases.push_back(on_every_backend(
+      op_case("Trilu", {rng.tensor({5, 3}), i64_scalar(-1)}, {{"upper", attr_int(0)}}, "lower, k=-1")));
+  cases.push_back(on_every_backend(
+      with_constants(op_case("Trilu", {rng.ints({3, 4, 6}, -9, 9), i64_scalar(2)}, {}, "int64, constant k=2"), 2)));
+  for (int64_t k : {-7, 9})  // the whole matrix zeroed or kept
+    cases.push_back(on_every_backend(op_case("Trilu", {rng.tensor({4, 5}), i64_scalar(k)}, {{"upper", attr_int(0)}},
+                                             "lower, k=" + std::to_string(k))));
   return cases;
 }
 

@@ -69,6 +69,7 @@ bool is_shape_param(const Node& n, size_t i) {
   if (op == "Resize") return i >= 1 && i <= 3;
   if (op == "Pad") return i == 1 || i == 3;
   if (op == "Range") return i <= 2;
+  if (op == "Trilu") return i == 1;  // k: the kernel's diagonal, read when the instance is built
   return false;
 }
 

@@ -50,7 +50,7 @@ bool moves_data_only(const std::string& op) {
   static const char* const ops[] = {"Reshape", "Flatten", "Squeeze",      "Unsqueeze",    "Identity", "Dropout",
                                     "Transpose", "Slice", "Concat",       "Shape",        "Constant", "Split",
                                     "Expand",    "Tile",  "DepthToSpace", "SpaceToDepth", "Gather",   "Pad",
-                                    "GatherElements", "GatherND", "ScatterElements", "Scatter", "ScatterND"};
+                                    "GatherElements", "GatherND", "ScatterElements", "Scatter", "ScatterND", "Trilu"};
   return std::any_of(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; });
 }
 
@@ -102,6 +102,8 @@ Status supports_types(const Node& n, const NodeTypes& types) {
       return unsupported(n.label() + " input 0 is " + type_text(t) + " (the cpu backend computes on float32 and float16)");
     return Status::ok();
   }
+  // Values computed when the instance is built (shape.cpp): any numeric type.
+  if (op == "Range" || op == "ConstantOfShape") return Status::ok();
   // Scatters that combine (reduction add, mul, max, min) and CumSum compute on float32, int32
   // and int64 (scatter.cpp, reduce.cpp).
   const bool combines = op.rfind("Scatter", 0) == 0 && n.attr_string("reduction", "none") != "none";

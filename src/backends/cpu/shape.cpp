@@ -2,8 +2,10 @@
 //   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference).
 //   Copies: Transpose, Slice (strided gathers, strided_copy.h), Concat (plain, or blocked along
 //     channels when the channel counts allow block copies). Split, Expand, Tile, DepthToSpace,
-//     SpaceToDepth and Pad are in shape_copies.cpp.
-//   Build-time only: Shape and Constant (their values are known once input shapes are).
+//     SpaceToDepth and Pad are in shape_copies.cpp. Trilu: a copy that zeroes one side of a
+//     diagonal of the last two dims (k a constant or known when the instance is built).
+//   Build-time only: Shape, Constant, Range and ConstantOfShape (their values are known once
+//     input shapes and keyed input values are; the instance's shape inference computes them).
 // Any element type with a fixed size works for views and copies. Cast is in cast.cpp.
 #include <immintrin.h>
 
@@ -439,6 +441,68 @@ Status supports_one_input(const Node& n) {
   return Status::ok();
 }
 
+// Trilu: batches of [rows, cols] matrices copied with the elements off the kept side of
+// diagonal k zeroed (upper keeps j - i >= k, lower j - i <= k).
+class TriluKernel final : public Kernel {
+ public:
+  int in = -1, out = -1;
+  int64_t batches = 1, rows = 1, cols = 1, k = 0, elem = 4;
+  bool upper = true;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* src = static_cast<const uint8_t*>(ctx.ptr[in]);
+    auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
+    const int threads = batches * rows * cols * elem < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, batches * rows, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i = r % rows;
+        // Kept columns: [max(0, i + k), cols) for upper, [0, min(cols, i + k + 1)) for lower.
+        const int64_t lo = upper ? std::clamp<int64_t>(i + k, 0, cols) : 0;
+        const int64_t hi = upper ? cols : std::clamp<int64_t>(i + k + 1, 0, cols);
+        uint8_t* d = dst + r * cols * elem;
+        const uint8_t* s = src + r * cols * elem;
+        std::memset(d, 0, static_cast<size_t>(lo * elem));
+        if (hi > lo) std::memcpy(d + lo * elem, s + lo * elem, static_cast<size_t>((hi - lo) * elem));
+        std::memset(d + hi * elem, 0, static_cast<size_t>((cols - hi) * elem));
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class TriluSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+      return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 2 || b.val(out).shape != xs || shape_numel(xs) == 0) return unsupported(label + " shape");
+    auto kn = std::make_unique<TriluKernel>();
+    if (step.inputs.size() > 1 && step.inputs[1] >= 0) {
+      const Tensor* k = b.known(step.inputs[1]);
+      if (!k || k->numel() != 1 || (k->dtype() != DataType::int64 && k->dtype() != DataType::int32))
+        return unsupported(label + " k is not one integer");
+      kn->k = to_int64_vector(*k)[0];
+    }
+    kn->upper = step.node->attr_int("upper", 1) != 0;
+    kn->rows = xs[xs.size() - 2];
+    kn->cols = xs.back();
+    kn->batches = shape_numel(xs) / (kn->rows * kn->cols);
+    kn->elem = static_cast<int64_t>(elem_size(b.val(x).dtype));
+    TANDEM_ASSIGN_OR_RETURN(kn->in, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    kn->out = out;
+    kn->label = label;
+    kn->reads = {kn->in};
+    kn->writes = {out};
+    b.add_work(static_cast<double>(shape_numel(xs)));
+    b.add_kernel(std::move(kn));
+    return Status::ok();
+  }
+};
+
 Result<std::unique_ptr<OpSpec>> make_view(FusionContext&, const Step& st) {
   if (st.node->op_type == "Dropout" && st.node->opset >= 12 && st.inputs.size() > 2 && st.inputs[2] >= 0)
     return std::unique_ptr<OpSpec>();  // training_mode input: generic
@@ -453,7 +517,10 @@ Result<std::unique_ptr<OpSpec>> make_slice(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_concat(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<ConcatSpec>());
 }
-// Shape/Constant: known at build time; no kernel of their own.
+Result<std::unique_ptr<OpSpec>> make_trilu(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<TriluSpec>());  // k is keyed (compile.cpp)
+}
+// Shape, Constant, Range, ConstantOfShape: known at build time; no kernel of their own.
 Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
 
 }  // namespace
@@ -466,6 +533,9 @@ void register_shape_ops(OpTable& t) {
   t.add("Concat", &supports_any, &make_concat);
   t.add("Shape", &supports_one_input, &make_none);
   t.add("Constant", &supports_any, &make_none);
+  t.add("Range", &supports_any, &make_none);
+  t.add("ConstantOfShape", &supports_one_input, &make_none);
+  t.add("Trilu", &supports_one_input, &make_trilu);
 }
 
 }  // namespace tandem::cpu

@@ -90,6 +90,28 @@ def main():
          [("a", [1, 8, 256, 256]), ("b", [1, 8, 256, 64])])
     save("einsum_bqhd", [h.make_node("Einsum", ["a", "b"], ["y"], equation="bqhd,bkhd->bhqk")],
          [("a", [1, 256, 8, 64]), ("b", [1, 256, 8, 64])])
+    # Linear layers whose weight rows are a multiple of 1 KiB long: a BERT-base FFN and a
+    # 384 -> 1024 projection (matmul.cpp lays such weights out with longer rows).
+    for name, k, n in (("matmul_768x3072", 768, 3072), ("matmul_384x1024", 384, 1024)):
+        save(name, [h.make_node("MatMul", ["x", "w"], ["y"])], [("x", [1, 128, k])],
+             [nh.from_array((rng.standard_normal([k, n]) * 0.05).astype(np.float32), "w")])
+    # YOLOv4's Conv + Mish, four layers of 64 channels at 80x80 (Mish is an op from opset 18).
+    nodes, inits, x = [], [], "x"
+    for i in range(4):
+        inits += [nh.from_array((rng.standard_normal([64, 64, 3, 3]) * 0.06).astype(np.float32), f"w{i}"),
+                  nh.from_array((rng.standard_normal(64) * 0.1).astype(np.float32), f"b{i}")]
+        nodes += [h.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  h.make_node("Mish", [f"c{i}"], ["y" if i == 3 else f"m{i}"])]
+        x = f"m{i}"
+    save("conv_mish", nodes, [("x", [1, 64, 80, 80])], inits, opset=18)
+    # Index ops of detector heads and decoders: the 100 best of 8400 boxes for 80 classes
+    # gathered back, rows of a feature map overwritten, running sums, a causal mask.
+    save("gather_elements", [h.make_node("GatherElements", ["x", "i"], ["y"], axis=2)], [("x", [1, 80, 8400])],
+         [i64("i", rng.integers(0, 8400, size=[1, 80, 100]))])
+    save("scatter_nd_rows", [h.make_node("ScatterND", ["x", "i", "u"], ["y"])], [("x", X[1:]), ("u", [16, 112, 112])],
+         [i64("i", rng.permutation(64)[:16].reshape(16, 1))])
+    save("cumsum", [h.make_node("CumSum", ["x", "a"], ["y"])], [("x", [8, 4096])], [i64("a", 1)])
+    save("trilu", [h.make_node("Trilu", ["x"], ["y"], upper=0)], [("x", [8, 512, 512])], opset=14)
     recurrent("lstm_bidirectional", "LSTM", 4, 80, 1, 512, 256, 2)
     recurrent("gru_batch8", "GRU", 3, 100, 8, 256, 256, 1, linear_before_reset=1)
     recurrent("rnn_tanh", "RNN", 1, 100, 4, 128, 256, 1)

@@ -32,6 +32,37 @@ namespace tandem::cpu {
 
 namespace {
 
+// Checks what the gathers share: data and indices typed, data of a fixed-size type and the
+// output of the same, int32 or int64 indices, nothing empty.
+Status gather_operands(Builder& b, const Step& step, const std::string& label) {
+  if (step.inputs.size() < 2) return unsupported(label + " needs data and indices");
+  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
+  if (!b.typed(x) || !b.typed(ind) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+    return unsupported(label + " shape/dtype");
+  const DataType it = b.val(ind).dtype;
+  if (it != DataType::int64 && it != DataType::int32) return unsupported(label + " indices are not int32 or int64");
+  if (shape_numel(b.val(x).shape) == 0 || shape_numel(b.val(ind).shape) == 0 || shape_numel(b.val(out).shape) == 0)
+    return unsupported(label + " empty tensor");
+  return Status::ok();
+}
+
+// Declares the gather kernel `k` (data, indices, out) to the builder and adds it.
+template <class K>
+Status add_gather(Builder& b, const Step& step, std::unique_ptr<K> k, double work) {
+  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
+  k->indices64 = b.val(ind).dtype == DataType::int64;
+  TANDEM_ASSIGN_OR_RETURN(k->data, b.require(x, Layout::plain));
+  TANDEM_ASSIGN_OR_RETURN(k->indices, b.require(ind, Layout::plain));
+  b.define(out, Layout::plain);
+  k->out = out;
+  k->label = step.node->label();
+  k->reads = {k->data, k->indices};
+  k->writes = {out};
+  b.add_work(work);
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
 class GatherKernel final : public Kernel {
  public:
   int data = -1, indices = -1, out = -1;
@@ -60,13 +91,8 @@ class GatherSpec final : public OpSpec {
  public:
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
-    if (step.inputs.size() < 2) return unsupported(label + " needs data and indices");
-    const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(ind) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-      return unsupported(label + " shape/dtype");
-    const DataType it = b.val(ind).dtype;
-    if (it != DataType::int64 && it != DataType::int32) return unsupported(label + " indices are not int32 or int64");
-    const Shape xs = b.val(x).shape, is = b.val(ind).shape;
+    TANDEM_RETURN_IF_ERROR(gather_operands(b, step, label));
+    const Shape xs = b.val(step.inputs[0]).shape, is = b.val(step.inputs[1]).shape;
     const int64_t r = static_cast<int64_t>(xs.size());
     int64_t axis = step.node->attr_int("axis", 0);
     if (axis < 0) axis += r;
@@ -74,26 +100,15 @@ class GatherSpec final : public OpSpec {
     Shape want(xs.begin(), xs.begin() + axis);
     want.insert(want.end(), is.begin(), is.end());
     want.insert(want.end(), xs.begin() + axis + 1, xs.end());
-    if (want != b.val(out).shape) return unsupported(label + " output shape differs from inference");
-    if (shape_numel(want) == 0 || xs[axis] == 0) return unsupported(label + " empty tensor");
+    if (want != b.val(step.outputs[0]).shape) return unsupported(label + " output shape differs from inference");
     auto k = std::make_unique<GatherKernel>();
     for (int64_t i = 0; i < axis; ++i) k->outer *= xs[i];
     int64_t inner = 1;
     for (int64_t i = axis + 1; i < r; ++i) inner *= xs[i];
     k->axis_dim = xs[axis];
     k->count = shape_numel(is);
-    k->row_bytes = inner * static_cast<int64_t>(elem_size(b.val(x).dtype));
-    k->indices64 = it == DataType::int64;
-    TANDEM_ASSIGN_OR_RETURN(k->data, b.require(x, Layout::plain));
-    TANDEM_ASSIGN_OR_RETURN(k->indices, b.require(ind, Layout::plain));
-    b.define(out, Layout::plain);
-    k->out = out;
-    k->label = label;
-    k->reads = {k->data, k->indices};
-    k->writes = {out};
-    b.add_work(static_cast<double>(shape_numel(want)));
-    b.add_kernel(std::move(k));
-    return Status::ok();
+    k->row_bytes = inner * static_cast<int64_t>(elem_size(b.val(step.inputs[0]).dtype));
+    return add_gather(b, step, std::move(k), static_cast<double>(shape_numel(want)));
   }
 };
 
@@ -152,37 +167,6 @@ class GatherNDKernel final : public Kernel {
     return Status::ok();
   }
 };
-
-// Checks what GatherElements and GatherND share: data and indices typed, data of a fixed-size
-// type and the output of the same, int32 or int64 indices, nothing empty.
-Status gather_operands(Builder& b, const Step& step, const std::string& label) {
-  if (step.inputs.size() < 2) return unsupported(label + " needs data and indices");
-  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
-  if (!b.typed(x) || !b.typed(ind) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-    return unsupported(label + " shape/dtype");
-  const DataType it = b.val(ind).dtype;
-  if (it != DataType::int64 && it != DataType::int32) return unsupported(label + " indices are not int32 or int64");
-  if (shape_numel(b.val(x).shape) == 0 || shape_numel(b.val(ind).shape) == 0 || shape_numel(b.val(out).shape) == 0)
-    return unsupported(label + " empty tensor");
-  return Status::ok();
-}
-
-// Declares the gather kernel `k` (data, indices, out) to the builder and adds it.
-template <class K>
-Status add_gather(Builder& b, const Step& step, std::unique_ptr<K> k, double work) {
-  const int x = step.inputs[0], ind = step.inputs[1], out = step.outputs[0];
-  k->indices64 = b.val(ind).dtype == DataType::int64;
-  TANDEM_ASSIGN_OR_RETURN(k->data, b.require(x, Layout::plain));
-  TANDEM_ASSIGN_OR_RETURN(k->indices, b.require(ind, Layout::plain));
-  b.define(out, Layout::plain);
-  k->out = out;
-  k->label = step.node->label();
-  k->reads = {k->data, k->indices};
-  k->writes = {out};
-  b.add_work(work);
-  b.add_kernel(std::move(k));
-  return Status::ok();
-}
 
 class GatherElementsSpec final : public OpSpec {
  public:

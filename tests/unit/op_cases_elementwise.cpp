@@ -212,12 +212,11 @@ std::vector<OpCase> activation_cases() {
   };
   for (const auto& [op, attrs] : ops) {
     const int64_t opset = std::string(op) == "Gelu" ? 20 : (std::string(op) == "Mish" ? 18 : 14);
-    // The activations models fuse into convolutions run on every backend in float32.
-    const bool core = std::string(op) != "Shrink";
+    // Every activation runs on every backend in float32.
     cases.push_back(
-        on_every_backend(with_opset(op_case(op, {rng.tensor({3, 5, 7, 11}, -6, 6)}, attrs, "4-D"), opset), core));
+        on_every_backend(with_opset(op_case(op, {rng.tensor({3, 5, 7, 11}, -6, 6)}, attrs, "4-D"), opset)));
     cases.push_back(on_every_backend(
-        with_opset(op_case(op, {rng.tensor(rng.shape(2, 1, 40), -6, 6)}, attrs, "random 2-D"), opset), core));
+        with_opset(op_case(op, {rng.tensor(rng.shape(2, 1, 40), -6, 6)}, attrs, "random 2-D"), opset)));
     cases.push_back(with_opset(
         with_tol(op_case(op, {rng.tensor({2, 17}, -4, 4, DataType::float16)}, attrs, "float16"), 1e-2, 1e-2), opset));
   }

@@ -1,7 +1,7 @@
 // activation.cpp: the cpu backend's activation ops, all evaluated by the elementwise program
 // kernel (elementwise.cpp) and fusable into Conv/MatMul as oneDNN post-ops:
 //   Relu LeakyRelu Elu Selu Celu Sigmoid HardSigmoid HardSwish Softplus Softsign Tanh PRelu Gelu
-//   Mish ThresholdedRelu
+//   Mish ThresholdedRelu Shrink
 #include <cmath>
 
 #include "backends/cpu/op_family.h"
@@ -25,6 +25,7 @@ bool activation_op(const Node& n, EwOp* op) {
   else if (t == "Tanh") *op = EwOp{Ew::tanh, -1, 0, 0};
   else if (t == "Mish") *op = EwOp{Ew::mish, -1, 0, 0};
   else if (t == "ThresholdedRelu") *op = EwOp{Ew::thresholded_relu, -1, n.attr_float("alpha", 1.0f), 0};
+  else if (t == "Shrink") *op = EwOp{Ew::shrink, -1, n.attr_float("lambd", 0.5f), n.attr_float("bias", 0.0f)};
   else if (t == "Gelu") {
     std::string approx = n.attr_string("approximate", "none");
     if (approx == "none") *op = EwOp{Ew::gelu, -1, 0, 0};
@@ -55,7 +56,7 @@ Status supports_prelu(const Node& n) {
 
 void register_activation_ops(OpTable& t) {
   for (const char* op : {"Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Softplus",
-                         "Softsign", "Tanh", "Gelu", "Mish", "ThresholdedRelu"})
+                         "Softsign", "Tanh", "Gelu", "Mish", "ThresholdedRelu", "Shrink"})
     t.add(op, &supports_activation, &make_ew_spec);
   t.add("PRelu", &supports_prelu, &make_ew_spec);
 }

@@ -24,7 +24,7 @@ const char* ew_name(Ew c) {
       "log",      "sqrt",      "abs",      "neg",   "reciprocal",             "erf",     "softplus",
       "softsign", "elu",       "selu",     "celu",  "gelu",    "gelu_tanh",   "floor",   "ceil",
       "round",    "square",    "cube",     "mish",  "sin",     "cos",         "sign",    "thresholded_relu",
-      "linear",   "fake_quant_u8",         "fake_quant_s8",    "identity"};
+      "shrink",   "linear",   "fake_quant_u8",         "fake_quant_s8",    "identity"};
   static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(Ew::identity) + 1, "one name per op");
   return names[static_cast<int>(c)];
 }
@@ -107,6 +107,7 @@ float ew_apply_scalar(const EwOp& op, float x, float y) {
     case Ew::cos: return std::cos(x);
     case Ew::sign: return x > 0 ? 1.0f : x < 0 ? -1.0f : x == x ? 0.0f : x;
     case Ew::thresholded_relu: return x > a ? x : 0.0f;
+    case Ew::shrink: return x < -a ? x + b : x > a ? x - b : 0.0f;
     case Ew::linear: return a * x + b;
     case Ew::fake_quant_u8: return fake_quant(x, a, b, 0.0f, 255.0f);
     case Ew::fake_quant_s8: return fake_quant(x, a, b, -128.0f, 127.0f);
@@ -265,6 +266,7 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
       return;
     case Ew::sign: map_unary(acc, n, [](float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x == x ? 0.0f : x; }); return;
     case Ew::thresholded_relu: map_unary(acc, n, [a](float x) { return x > a ? x : 0.0f; }); return;
+    case Ew::shrink: map_unary(acc, n, [a, b](float x) { return x < -a ? x + b : x > a ? x - b : 0.0f; }); return;
     case Ew::linear: map_unary(acc, n, [a, b](float x) { return a * x + b; }); return;
     case Ew::fake_quant_u8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, 0.0f, 255.0f); }); return;
     case Ew::fake_quant_s8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, -128.0f, 127.0f); }); return;

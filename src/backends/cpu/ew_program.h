@@ -28,6 +28,7 @@ enum class Ew : uint8_t {
   relu, leaky_relu, clip, sigmoid, tanh, hardsigmoid, hardswish, swish, exp, log, sqrt, abs, neg,
   reciprocal, erf, softplus, softsign, elu, selu, celu, gelu, gelu_tanh, floor, ceil, round, square, cube,
   mish, sin, cos, sign, thresholded_relu,  // thresholded_relu: x > a ? x : 0
+  shrink,  // x < -a ? x + b : x > a ? x - b : 0
   linear,  // a*x + b
   // A round trip through 8 bits (QuantizeLinear then DequantizeLinear with the same per-tensor
   // scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN -> 0, the

@@ -201,7 +201,7 @@ class GatherNDSpec final : public OpSpec {
     want.insert(want.end(), xs.begin() + bd + k, xs.end());
     if (b.val(step.outputs[0]).shape != want) return unsupported(label + " output shape differs from inference");
     auto kn = std::make_unique<GatherNDKernel>();
-    const std::vector<int64_t> st = element_strides(xs);
+    const std::vector<int64_t> st = strides_of(xs);
     kn->k = k;
     for (int64_t j = 0; j < k; ++j) {
       kn->tuple_dims.push_back(xs[bd + j]);

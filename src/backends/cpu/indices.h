@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor_util.h"
 #include "tandem/status.h"
 
 namespace tandem::cpu {
@@ -46,13 +47,6 @@ Status check_indices(const IndexView& v, int64_t count, DimOf dim_of, const std:
     if (i < -dim || i >= dim) return index_outside(label, i, dim);
   }
   return Status::ok();
-}
-
-// Row-major strides, in elements, of a plain tensor of `shape`.
-inline std::vector<int64_t> element_strides(const std::vector<int64_t>& shape) {
-  std::vector<int64_t> st(shape.size(), 1);
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) st[d] = st[d + 1] * shape[d + 1];
-  return st;
 }
 
 // GatherElements and ScatterElements address the data the same way: indices of the data's rank,
@@ -97,7 +91,7 @@ inline bool element_addressing(const std::vector<int64_t>& data, const std::vect
   if (rank < 1 || rank > ElementAddressing::kMaxRank || indices.size() != data.size()) return false;
   if (axis < 0) axis += rank;
   if (axis < 0 || axis >= rank) return false;
-  const std::vector<int64_t> st = element_strides(data);
+  const std::vector<int64_t> st = strides_of(data);
   for (int d = 0; d < rank; ++d) {
     if (d != axis && indices[d] > data[d]) return false;
     a->index_dims[d] = indices[d];

@@ -199,7 +199,7 @@ class ScatterNDSpec final : public OpSpec {
     Shape want(is.begin(), is.end() - 1);
     want.insert(want.end(), xs.begin() + k->k, xs.end());
     if (b.val(step.inputs[2]).shape != want) return unsupported(label + " updates shape");
-    const std::vector<int64_t> st = element_strides(xs);
+    const std::vector<int64_t> st = strides_of(xs);
     for (int64_t j = 0; j < k->k; ++j) {
       k->tuple_dims.push_back(xs[j]);
       k->tuple_strides.push_back(st[j]);

@@ -120,9 +120,11 @@ int run_command(const RunOptions& o) {
   auto shapes = parse_shapes(o.shapes);
   if (!shapes) return fail(cmd, shapes.status().message(), 2);
 
-  // int8 quantizes the model for a backend with int8 kernels; the reference backend stays
-  // float32, so without --backend an int8 run goes to the cpu backend.
-  const std::string backend = *precision == Precision::int8 && !o.backend_given ? "cpu" : o.backend;
+  // int8 and bf16 are what the cpu backend computes in; the reference backend stays exact
+  // float32 whatever precision it is allowed, so without --backend such a run goes to the cpu
+  // backend (which refuses bf16, with its reason, on a CPU without native bf16).
+  const bool cpu_precision = *precision == Precision::int8 || *precision == Precision::bf16;
+  const std::string backend = cpu_precision && !o.backend_given ? "cpu" : o.backend;
   EngineOptions eo;
   const bool engine_options = o.uses_engine_options();
   if (!engine_options || o.backend_given) eo.backends = {backend};
@@ -200,8 +202,8 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
   cmd->add_option("--precision", o->precision,
                   "Lowest precision the backend may compute in: fp32 (default), bf16, fp16, int8 (the model is "
-                  "quantized at prepare: int8 weights per channel, activations per call; runs on the cpu backend "
-                  "unless --backend says otherwise)");
+                  "quantized at prepare: int8 weights per channel, activations per call); bf16 and int8 run on the "
+                  "cpu backend unless --backend says otherwise");
   cmd->add_option("--routes", o->routes, "Run through the engine on this route chain, e.g. cpu@int8,cpu@fp32,reference");
   cmd->add_option("--units", o->units, "Run through the engine on these compute units (all, cpu_only, cpu_and_gpu)");
   cmd->add_flag("--strict", o->strict, "Run through the engine; never serve from another backend");

@@ -233,7 +233,9 @@ TEST_F(CliTest, CpuIsaCapReachesOneDnn) {
     for (const std::string& impl : impls) {
       EXPECT_EQ(impl.find("avx512"), std::string::npos) << impl;
       EXPECT_NE(impl.rfind("ref", 0), 0u) << impl;
-      if (isa == "baseline") EXPECT_EQ(impl.find("avx"), std::string::npos) << impl;
+      if (isa == "baseline") {
+        EXPECT_EQ(impl.find("avx"), std::string::npos) << impl;
+      }
     }
   }
 }
@@ -349,6 +351,20 @@ TEST_F(CliTest, RunAtInt8QuantizesTheModel) {
   expect_one_line_error(run_cli("run " + add_model_ + " --precision int8 --random-inputs", dir_),
                         "nothing in the model can be quantized");
   expect_one_line_error(run_cli("run " + cls + " --backend reference --precision int8" + shape, dir_), "ground truth");
+}
+
+// --precision bf16 without --backend goes to the cpu backend, which computes in bf16 where the
+// CPU has it natively and otherwise refuses with its reason; it never lands on the reference
+// backend, which would compute in float32 under a bf16 label.
+TEST_F(CliTest, RunAtBf16GoesToTheCpuBackend) {
+  const std::string cls = std::string(TANDEM_SOURCE_DIR) + "/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  auto r = run_cli("run " + cls + " --precision bf16 --random-inputs --shape x=1x3x48x192", dir_);
+  EXPECT_EQ(r.out.find("reference@bf16"), std::string::npos) << r.out;
+  if (r.exit_code == 0) {
+    EXPECT_NE(r.out.find("served by cpu@bf16: "), std::string::npos) << r.out;
+  } else {
+    expect_one_line_error(r, "AVX512_BF16");
+  }
 }
 
 // convert writes a float16 model, reports sizes, and compares it with the original.

@@ -29,6 +29,7 @@ void CircuitBreaker::prune(TimePoint now) {
   while (!window_.empty() && (static_cast<int>(window_.size()) > std::max(1, options_.window_size) ||
                               now - window_.front().at > max_age))
     window_.pop_front();
+  while (!violations_.empty() && now - violations_.front() > max_age) violations_.pop_front();
 }
 
 void CircuitBreaker::trip(TimePoint now) {
@@ -38,22 +39,20 @@ void CircuitBreaker::trip(TimePoint now) {
   good_probes_ = 0;
   open_until_ = now + cooldown();
   window_.clear();
+  violations_.clear();
   set_state(BreakerState::open);
 }
 
 void CircuitBreaker::maybe_trip(TimePoint now) {
   prune(now);
-  int outcomes = 0, failures = 0, breaches = 0, violations = 0;
+  int outcomes = 0, failures = 0, breaches = 0;
   for (const Entry& e : window_) {
-    if (e.parity_violation) {
-      violations++;
-      continue;
-    }
     outcomes++;
     failures += e.failure;
     breaches += e.sla_breach;
   }
-  if (options_.parity_violations > 0 && violations >= options_.parity_violations) return trip(now);
+  if (options_.parity_violations > 0 && static_cast<int>(violations_.size()) >= options_.parity_violations)
+    return trip(now);
   if (outcomes < std::max(1, options_.min_requests)) return;
   const double n = outcomes;
   if (failures / n >= options_.failure_rate) return trip(now);
@@ -96,12 +95,13 @@ void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
       consecutive_trips_ = 0;
       good_probes_ = 0;
       window_.clear();
+      violations_.clear();
       set_state(BreakerState::closed);
     }
     return;
   }
   if (state_ == BreakerState::open) return;  // late news from before the trip
-  window_.push_back({now, !outcome.success, outcome.sla_breach, false});
+  window_.push_back({now, !outcome.success, outcome.sla_breach});
   maybe_trip(now);
 }
 
@@ -111,7 +111,7 @@ void CircuitBreaker::record_parity_violation() {
   if (state_ == BreakerState::open) return;
   if (state_ == BreakerState::half_open) return trip(now);
   if (options_.parity_violations <= 0) return;
-  window_.push_back({now, false, false, true});
+  violations_.push_back(now);
   maybe_trip(now);
 }
 
@@ -128,7 +128,6 @@ BreakerSnapshot CircuitBreaker::snapshot() const {
   s.trips = trips_;
   s.cooldown_ms = std::chrono::duration<double, std::milli>(cooldown()).count();
   for (const Entry& e : window_) {
-    if (e.parity_violation) continue;
     s.window_requests++;
     s.window_failures += e.failure;
   }

@@ -6,7 +6,10 @@
 //   half_open --(a failed probe, SLA breach or parity violation)--> open (longer cooldown)
 //
 // The sliding window holds the last `window_size` outcomes and forgets those older than
-// `window_seconds`. Rates are judged once the window holds `min_requests` outcomes. Every
+// `window_seconds`. Rates are judged once the window holds `min_requests` outcomes. Parity
+// violations are counted apart, over `window_seconds` alone: samples are checked a few per
+// second while a fast route answers hundreds of requests in between, whose outcomes would push
+// every violation out of a window bounded by count before the next one came. Every
 // consecutive trip multiplies the cooldown by `backoff_multiplier` (capped); closing resets it.
 // While half-open at most `half_open_probes` calls are admitted at once.
 //
@@ -55,7 +58,6 @@ class CircuitBreaker {
     TimePoint at;
     bool failure = false;
     bool sla_breach = false;
-    bool parity_violation = false;
   };
   void prune(TimePoint now);
   void maybe_trip(TimePoint now);
@@ -68,6 +70,7 @@ class CircuitBreaker {
   mutable std::mutex mu_;
   BreakerState state_ = BreakerState::closed;
   std::deque<Entry> window_;
+  std::deque<TimePoint> violations_;  // parity violations within window_seconds
   TimePoint open_until_{};
   int consecutive_trips_ = 0;   // trips since the breaker last closed
   int probes_in_flight_ = 0;

@@ -160,6 +160,34 @@ TEST(EngineBreaker, TripsOnParityViolations) {
   EXPECT_EQ(b.snapshot().trips, 2u);
 }
 
+// Parity samples are checked a few per second while a fast route answers hundreds of requests:
+// the outcomes in between must not push the violations out of the window (which is bounded by
+// count), but violations older than window_seconds are forgotten.
+TEST(EngineBreaker, ParityViolationsTripAmongManySuccesses) {
+  ManualClock clock;
+  BreakerOptions o = small_options();
+  o.parity_violations = 3;
+  CircuitBreaker b(o, &clock);
+  for (int i = 0; i < 2; ++i) {
+    b.record_parity_violation();
+    feed(b, true, 50);  // five windows' worth of good outcomes
+    clock.advance_ms(200);
+  }
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  b.record_parity_violation();
+  EXPECT_EQ(b.state(), BreakerState::open);
+
+  CircuitBreaker late(o, &clock);
+  late.record_parity_violation();
+  late.record_parity_violation();
+  clock.advance_ms(61000);  // past window_seconds: those two are forgotten
+  late.record_parity_violation();
+  late.record_parity_violation();
+  EXPECT_EQ(late.state(), BreakerState::closed);
+  late.record_parity_violation();
+  EXPECT_EQ(late.state(), BreakerState::open);
+}
+
 TEST(EngineBreaker, LateResultsDoNotCountAsProbes) {
   ManualClock clock;
   CircuitBreaker b(small_options(), &clock);

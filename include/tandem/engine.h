@@ -86,7 +86,7 @@ struct BreakerOptions {
   // into `unavailable`, so it trips only when the backend fails most calls.
   double strict_failure_rate = 0.6;
   double sla_breach_rate = 0.5;      // trip when SLA breaches / outcomes >= this (needs latency_sla_ms)
-  int parity_violations = 3;         // trip at this many parity violations in the window (0: never)
+  int parity_violations = 3;         // trip at this many parity violations within window_seconds (0: never)
   double cooldown_ms = 1000;         // first open period
   double backoff_multiplier = 2;     // each consecutive trip multiplies the cooldown ...
   double max_cooldown_ms = 30000;    // ... up to this
@@ -146,6 +146,11 @@ struct PrepareOptions {
   // becomes a route of its own in front of the plain reference.
   std::string fault_injection;
   int warmup_runs = 3;                  // per route; 0 skips warm-up (budgets then learn online)
+  // After those runs, this many calls at once per route, so that each route holds as many warm
+  // run contexts (memory touched, kernel state made) as there will be concurrent callers; the
+  // first concurrent request otherwise pays for a cold one. Set it to the expected number of
+  // concurrent infer() calls; each context costs the model's activation memory.
+  int warmup_concurrency = 1;
   double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
   double min_attempt_budget_ms = 50;    // ... but never before this
   double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet

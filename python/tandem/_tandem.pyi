@@ -74,6 +74,7 @@ class Engine:
                 hedge_quantile: Optional[float] = None,
                 fault_injection: Optional[str] = None,
                 warmup_runs: Optional[int] = None,
+                warmup_concurrency: Optional[int] = None,
                 attempt_budget_multiplier: Optional[float] = None,
                 min_attempt_budget_ms: Optional[float] = None,
                 unmeasured_budget_ms: Optional[float] = None,

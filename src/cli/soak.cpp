@@ -81,6 +81,7 @@ int soak_command(const SoakOptions& o) {
   po.latency_sla_ms = o.sla_ms;
   po.output_guard = o.output_guard;
   po.seed = o.seed;
+  po.warmup_concurrency = o.threads;  // every sending thread finds a warm context on each route
   po.precision = *precision;
   if (!o.routes.empty()) {
     auto routes = parse_route_chain(o.routes);

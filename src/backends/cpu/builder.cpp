@@ -213,7 +213,8 @@ Result<int> Builder::require_bf16(int v, Layout l) {
   if (v < 0) return v;
   const IValue& iv = inst_.values[v];
   if (iv.dtype == DataType::bfloat16 && iv.layout == l) return v;
-  if (iv.dtype != DataType::float32 || l == Layout::blocked || (l == Layout::nhwc && iv.shape.size() != 4))
+  if (iv.dtype != DataType::float32 || (l == Layout::blocked && iv.layout != Layout::blocked) ||
+      (l == Layout::nhwc && iv.shape.size() != 4))
     return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +
                        "] value to bfloat16");
   const auto key = std::make_pair(v, l);

@@ -48,8 +48,8 @@ class Builder {
   // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
   Result<int> require(int v, Layout l);
   // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in layout
-  // `l` (plain, or nhwc for 4-D values): one conversion kernel per value, layout and instance,
-  // shared by its readers.
+  // `l` (plain, nhwc for 4-D values, or blocked for a value already blocked): one conversion
+  // kernel per value, layout and instance, shared by its readers.
   Result<int> require_bf16(int v, Layout l);
   // The precision the plan may compute in (CompileOptions::precision).
   Precision precision() const;

@@ -288,10 +288,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
 
   // precision=bf16: 2-D convolutions with constant weights and enough arithmetic per element
-  // moved run on bfloat16 operands in the channels-last layout (oneDNN's AMX or AVX512_BF16
-  // brgemm kernels): the source is narrowed to bf16 nhwc (one conversion per value, shared by
-  // its readers), the packed weights are bf16, accumulation, bias and post-ops are float32 and
-  // the float32 nhwc result is reordered into the layout the rest of the graph uses. Below
+  // moved run on bfloat16 operands: the source is narrowed to bf16 (one conversion per value,
+  // shared by its readers), the packed weights are bf16, and accumulation, bias and post-ops
+  // are float32. With AMX tiles that is oneDNN's brgemm convolution, which wants channels-last:
+  // the source is narrowed into nhwc and the float32 nhwc result reordered into the layout the
+  // rest of the graph uses. Without AMX (AVX512_BF16 dot products only) oneDNN's direct bf16
+  // kernel reads and writes the graph's own blocked layout, which saves both reorders. Below
   // kMinBf16Intensity multiply-adds per element read or written, the two conversions cost more
   // than bf16 saves, and the convolution stays float32 (measured on PP-OCRv4 det: 1x1
   // convolutions of 48 channels lose, 3x3 of 96 and 1x1 of 192 gain several times).
@@ -303,10 +305,15 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const double macs = static_cast<double>(shape_numel(dst)) * macs_per_out;
   bool bf16 = b.precision() == Precision::bf16 && wc.defined() && two_d && !transposed &&
               intensity >= kMinBf16Intensity && macs >= kMinBf16Macs;
+  const Layout bf16_layout = dst_layout == Layout::blocked && src_layout == Layout::blocked && !has_amx_tiles() &&
+                                     feature_enabled("BF16_BLOCKED")
+                                 ? Layout::blocked
+                                 : Layout::nhwc;
+  const bool bf16_reorders = bf16_layout != dst_layout;  // the result goes back through a reorder
   // Post-ops.
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
-  int translated = to_post_ops(b, post, dst, 1, bf16 ? Layout::nhwc : dst_layout, &po, &post_args);
+  int translated = to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : dst_layout, &po, &post_args);
 
   // Weights as oneDNN sees them, over the ONNX layout.
   dnnl::memory::dims wd;
@@ -341,7 +348,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     src_probe.layout = src_layout;
     if (bf16) {
       src_probe.dtype = DataType::bfloat16;
-      src_probe.layout = out_probe.layout = Layout::nhwc;
+      src_probe.layout = out_probe.layout = bf16_layout;
     }
     auto smd = value_md(src_probe);
     auto dmd = value_md(out_probe);
@@ -424,7 +431,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, src_layout));
   }
   if (bf16) {
-    TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src, Layout::nhwc));
+    TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src, bf16_layout));
   }
   const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
   if (verbose())
@@ -432,7 +439,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
          std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
 
   int conv_out = out;
-  if (bf16) conv_out = b.add_temp(DataType::float32, dst, Layout::nhwc);
+  if (bf16 && bf16_reorders) conv_out = b.add_temp(DataType::float32, dst, bf16_layout);
   else if (all_fused) b.define(out, dst_layout);
   else conv_out = b.add_temp(DataType::float32, dst, dst_layout);
 
@@ -463,7 +470,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
   k->writes = {conv_out};
   b.add_kernel(std::move(k));
-  if (bf16) {  // back to the layout of the graph: into `out`, or a temporary the rest reads
+  if (bf16 && bf16_reorders) {  // back to the layout of the graph: into `out`, or a temporary the rest reads
     int back = out;
     if (all_fused) b.define(out, dst_layout);
     else back = b.add_temp(DataType::float32, dst, dst_layout);

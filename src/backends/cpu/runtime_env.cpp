@@ -105,6 +105,14 @@ bool has_native_bf16() {
   return native;
 }
 
+bool has_amx_tiles() {
+  static const bool amx = [] {
+    cpu_engine();  // oneDNN's cap is set before its ISA is read
+    return has_native_bf16() && dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
+  }();
+  return amx;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng = [] {
     // The ISA cap applies to oneDNN too; it must be set before the first primitive.

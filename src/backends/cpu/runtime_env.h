@@ -36,6 +36,8 @@ int cpu_isa_level();
 std::string cpu_isa_description();
 // True when bfloat16 dot products are native (AVX512_BF16) and the ISA cap allows AVX-512.
 bool has_native_bf16();
+// True when oneDNN may use AMX tiles (the CPU has them and the ISA cap allows them).
+bool has_amx_tiles();
 
 // Instruction-set paths of the hot loops. A hot loop is written once, as an always-inline body,
 // and compiled three times: for AVX-512 (avx512f/bw/vl/dq with FMA and F16C), for AVX2 (with

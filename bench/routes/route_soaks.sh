@@ -2,7 +2,8 @@
 # The route-chain soaks of the fast-fallback work: for each model, a soak with no faults and one
 # with errors injected on cpu@bf16 (the chain cpu@bf16 -> cpu@fp32 -> reference), a hung
 # cpu@bf16 under a deadline of 4x the fp32 median, and parity sampling under the default and
-# an fp32 budget (random inputs; for det also the text page of tests/golden/det_text). Prints each soak's summary; writes JSON per soak into OUT.
+# an fp32 budget (random inputs; for det also the text page of tests/golden/det_text, whole and
+# faded). Prints each soak's summary; writes JSON per soak into OUT.
 #
 # Usage: bench/routes/route_soaks.sh OUT [SECONDS_PER_SOAK] [PHASES]
 #   PHASES: any of fallback,hang,parity (default all). Run on a quiet machine, after scripts/build.
@@ -42,9 +43,27 @@ for m in det cls; do
     soak "$m-parity-default" "${model[@]}" --routes $chain --parity-sample 0.1 --duration $((secs / 2))
     soak "$m-parity-fp32" "${model[@]}" --routes $chain --parity-sample 0.1 --parity-max-abs 1e-3 --parity-rmse 1e-4 \
       --duration $((secs / 2))
-    if [[ $m == det ]]; then  # a real text page, where bf16 moves the map most
-      soak det-text-parity-default "${model[0]}" --input "x=$root/tests/golden/det_text/input_x.npy" --routes $chain \
-        --parity-sample 0.1 --duration $((secs / 2))
+    if [[ $m == det ]]; then
+      # A real text page, where bf16 moves the map most (beyond the bf16 budget), and the same
+      # page faded to 8% contrast, where bf16's error lies between the fp32 and bf16 budgets.
+      page=$root/tests/golden/det_text/input_x.npy
+      faint=$out/det_text_faint.npy
+      /usr/bin/python3 -c "
+import numpy as np, sys
+page = np.load(sys.argv[1])
+background = np.median(page.reshape(page.shape[1], -1), axis=1).reshape(1, -1, 1, 1)
+np.save(sys.argv[2], np.ascontiguousarray(background + 0.08 * (page - background), dtype=np.float32))" "$page" "$faint"
+      soak det-text-parity-default "${model[0]}" --input "x=$page" --routes $chain --parity-sample 0.1 \
+        --duration $((secs / 2))
+      soak det-faint-parity-default "${model[0]}" --input "x=$faint" --routes $chain --parity-sample 0.1 \
+        --duration $((secs / 2))
+      soak det-faint-parity-fp32 "${model[0]}" --input "x=$faint" --routes $chain --parity-sample 0.1 \
+        --parity-max-abs 1e-3 --parity-rmse 1e-4 --duration $((secs / 2))
+      # The bf16 precision alone (its default chain), sampled at 0.2: its budget, and 1e-5.
+      soak det-faint-bf16-default "${model[0]}" --input "x=$faint" --precision bf16 --parity-sample 0.2 \
+        --duration $((secs / 2))
+      soak det-faint-bf16-1e-5 "${model[0]}" --input "x=$faint" --precision bf16 --parity-sample 0.2 \
+        --parity-max-abs 1e-5 --duration $((secs / 2))
     fi
   fi
 done

@@ -33,6 +33,12 @@ void CircuitBreaker::prune(TimePoint now) {
 }
 
 void CircuitBreaker::trip(TimePoint now) {
+  // The back-off starts over only once the breaker has stayed closed for a whole window: a
+  // route that trips again soon after closing (its probes pass but its answers do not, say)
+  // stays out for longer each time.
+  const auto settled = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(std::max(0.0, options_.window_seconds)));
+  if (state_ == BreakerState::closed && now - closed_at_ >= settled) consecutive_trips_ = 0;
   consecutive_trips_++;
   trips_++;
   probes_in_flight_ = 0;
@@ -92,7 +98,7 @@ void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
     if (probes_in_flight_ > 0) probes_in_flight_--;
     if (bad) return trip(now);
     if (++good_probes_ >= std::max(1, options_.close_after_successes)) {
-      consecutive_trips_ = 0;
+      closed_at_ = now;
       good_probes_ = 0;
       window_.clear();
       violations_.clear();

@@ -10,7 +10,8 @@
 // violations are counted apart, over `window_seconds` alone: samples are checked a few per
 // second while a fast route answers hundreds of requests in between, whose outcomes would push
 // every violation out of a window bounded by count before the next one came. Every
-// consecutive trip multiplies the cooldown by `backoff_multiplier` (capped); closing resets it.
+// consecutive trip multiplies the cooldown by `backoff_multiplier` (capped); the count starts
+// over once the breaker has stayed closed for `window_seconds`.
 // While half-open at most `half_open_probes` calls are admitted at once.
 //
 // Usage: `auto a = breaker.admit(); if (a.allowed) { run; breaker.record(a, outcome); }`.
@@ -72,7 +73,8 @@ class CircuitBreaker {
   std::deque<Entry> window_;
   std::deque<TimePoint> violations_;  // parity violations within window_seconds
   TimePoint open_until_{};
-  int consecutive_trips_ = 0;   // trips since the breaker last closed
+  int consecutive_trips_ = 0;   // trips since the breaker last stayed closed for window_seconds
+  TimePoint closed_at_{};       // when it last closed after being open
   int probes_in_flight_ = 0;
   int good_probes_ = 0;
   uint64_t transitions_ = 0;

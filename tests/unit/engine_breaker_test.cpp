@@ -99,13 +99,23 @@ TEST(EngineBreaker, FailedProbeReopensWithExponentialBackoffCapped) {
     clock.advance_ms(1);
   }
   EXPECT_EQ(b.snapshot().trips, 5u);
-  // Closing resets the back-off.
-  for (int i = 0; i < 3; ++i) {
-    auto p = b.admit();
-    ASSERT_TRUE(p.allowed);
-    b.record(p, {true, false});
-  }
-  EXPECT_EQ(b.state(), BreakerState::closed);
+  auto close = [&] {
+    for (int i = 0; i < 3; ++i) {
+      auto p = b.admit();
+      ASSERT_TRUE(p.allowed);
+      b.record(p, {true, false});
+    }
+    EXPECT_EQ(b.state(), BreakerState::closed);
+  };
+  // Tripping again soon after closing keeps the longer cooldown: the probes passed but the
+  // route did not recover.
+  close();
+  feed(b, false, 5);
+  EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, 5000);
+  // Closed for a whole window (60 s), the back-off starts over.
+  clock.advance_ms(5000);
+  close();
+  clock.advance_ms(60000);
   feed(b, false, 5);
   EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, 1000);
 }

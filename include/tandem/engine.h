@@ -149,7 +149,8 @@ struct PrepareOptions {
   // After those runs, this many calls at once per route, so that each route holds as many warm
   // run contexts (memory touched, kernel state made) as there will be concurrent callers; the
   // first concurrent request otherwise pays for a cold one. Set it to the expected number of
-  // concurrent infer() calls; each context costs the model's activation memory.
+  // concurrent infer() calls (it is capped at EngineOptions::max_workers_per_backend, the most
+  // calls a route runs at once); each context costs the model's activation memory.
   int warmup_concurrency = 1;
   double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
   double min_attempt_budget_ms = 50;    // ... but never before this

@@ -142,11 +142,13 @@ Status PreparedModelImpl::warm_up(std::string* note) {
         measured.push_back(ms);
       }
     }
-    // Then `warmup_concurrency` calls at once, so that the route holds that many warm run
-    // contexts (arenas touched, per-context kernel state made) before its first concurrent
-    // requests: a cold context costs such a request several times its usual latency.
-    if (ok && opts_.warmup_concurrency > 1) {
-      Status s = run_concurrently(*slot->route->placed, *bound, opts_.warmup_concurrency);
+    // Then `warmup_concurrency` calls at once (no more than the route's workers ever run), so
+    // that the route holds that many warm run contexts (arenas touched, per-context kernel
+    // state made) before its first concurrent requests: a cold context costs such a request
+    // several times its usual latency.
+    const int concurrent = std::min(opts_.warmup_concurrency, max_workers_);
+    if (ok && concurrent > 1) {
+      Status s = run_concurrently(*slot->route->placed, *bound, concurrent);
       if (!s.is_ok() && note->empty()) *note = "concurrent warm-up failed on " + slot->route->name + ": " + s.to_string();
     }
     if (ok) {
@@ -335,6 +337,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     m->routes_.push_back(std::move(slot));
   }
 
+  m->max_workers_ = std::max(1, ctx.max_workers);
   std::string note;
   TANDEM_RETURN_IF_ERROR(m->warm_up(&note));
   m->sla_.note = note;

@@ -133,6 +133,7 @@ class PreparedModelImpl final : public PreparedModel {
   SlaEstimate sla_;
   PlacementInfo placement_;
   uint64_t arena_bytes_ = 0;
+  int max_workers_ = 1;  // calls one route runs at once (its worker pool's bound)
   std::vector<std::unique_ptr<RouteSlot>> routes_;
   std::unique_ptr<ParitySampler> parity_;
   static constexpr int kProbeQueueCapacity = 4;

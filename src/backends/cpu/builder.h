@@ -27,6 +27,11 @@ class Builder {
   // Work estimates of the kernels so far (multiply-adds or element visits), see threads_for().
   void add_work(double work) { work_ += work; }
   double work() const { return work_; }
+  // Counts a product eligible for bf16, and whether it kept bf16 (Instance::bf16_candidates).
+  void count_bf16(bool kept) {
+    ++inst_.bf16_candidates;
+    inst_.bf16_kept += kept;
+  }
   IValue& val(int v);
   // The value's data when known at build time (compile-time or instance constant).
   const Tensor* known(int v) const;
@@ -51,6 +56,11 @@ class Builder {
   // `l` (plain, nhwc for 4-D values, or blocked for a value already blocked): one conversion
   // kernel per value, layout and instance, shared by its readers.
   Result<int> require_bf16(int v, Layout l);
+  // True when require_bf16(v, l) would reuse a conversion another reader already asked for.
+  bool has_bf16(int v, Layout l) const {
+    return (v >= 0 && inst_.values[v].dtype == DataType::bfloat16 && inst_.values[v].layout == l) ||
+           narrowed_.count({v, l}) > 0;
+  }
   // The precision the plan may compute in (CompileOptions::precision).
   Precision precision() const;
   void add_kernel(std::unique_ptr<Kernel> k);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
@@ -226,6 +227,44 @@ dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::
   return dst;
 }
 
+// precision=bf16 keeps a convolution on bfloat16 operands only where that is faster on this
+// machine (bf16_choice.h). `make_pd(ops, wany)` builds the primitive in bf16 while `*bf16` is
+// true and in float32 otherwise; both forms are timed without post-ops, the bf16 one with the
+// narrowing of its source (unless another reader already narrows it) and, on the nhwc route,
+// the reorder back. A form oneDNN lacks, or runs on its reference loops, is left to the
+// build loop's fallbacks (*bf16 stays true), never timed.
+template <typename MakePd>
+void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const IValue& dst_probe,
+                 const std::string& key, bool wany, const MakePd& make_pd, bool* bf16) {
+  auto reference = [](const auto& made) { return std::get<3>(made).rfind("ref", 0) == 0; };
+  try {
+    *bf16 = true;
+    const auto as_bf16 = make_pd(dnnl::post_ops(), wany);
+    *bf16 = false;
+    const auto as_fp32 = make_pd(dnnl::post_ops(), wany);
+    *bf16 = true;
+    if (reference(as_bf16) || reference(as_fp32)) return;
+    std::vector<dnnl::primitive> extra;
+    IValue from = b.val(x);
+    from.layout = src_layout;
+    if (src_layout != b.val(x).layout || !b.has_bf16(x, bf16_layout)) {
+      IValue to = from;
+      to.dtype = DataType::bfloat16;
+      to.layout = bf16_layout;
+      extra.emplace_back(dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(from), cpu_engine(), value_md(to))));
+    }
+    if (bf16_layout != dst_probe.layout) {
+      IValue wide = dst_probe;
+      wide.layout = bf16_layout;
+      extra.emplace_back(
+          dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(wide), cpu_engine(), value_md(dst_probe))));
+    }
+    *bf16 = bf16_pays_off(key, std::get<0>(as_bf16), extra, std::get<0>(as_fp32));
+  } catch (const dnnl::error&) {
+    *bf16 = true;
+  }
+}
+
 Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const std::string label = step.node->label();
   if (!all_float32(b, step, internal)) return unsupported(label + " not float32");
@@ -310,10 +349,6 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                                  ? Layout::blocked
                                  : Layout::nhwc;
   const bool bf16_reorders = bf16_layout != dst_layout;  // the result goes back through a reorder
-  // Post-ops.
-  dnnl::post_ops po;
-  std::vector<DnnlKernel::Arg> post_args;
-  int translated = to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : dst_layout, &po, &post_args);
 
   // Weights as oneDNN sees them, over the ONNX layout.
   dnnl::memory::dims wd;
@@ -386,6 +421,21 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                 static_cast<double>(transposed ? ws[0] : ws[0] * G) * static_cast<double>(G);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
+  if (bf16 && !bf16_always()) {
+    std::string key = "conv " + shape_to_string(xs) + " w" + shape_to_string(ws) + " -> " + shape_to_string(dst) +
+                      " s" + shape_to_string(geo.strides) + " d" + shape_to_string(geo.dilations) + " p" +
+                      shape_to_string(geo.pads_begin) + "/" + shape_to_string(geo.pads_end) + " g" + std::to_string(G) +
+                      " layouts " + std::to_string(static_cast<int>(src_layout)) +
+                      std::to_string(static_cast<int>(bf16_layout)) + std::to_string(static_cast<int>(dst_layout));
+    choose_bf16(b, x, src_layout, bf16_layout, dst_probe, key, wany, make_pd, &bf16);
+    b.count_bf16(bf16);
+  } else if (bf16) {
+    b.count_bf16(true);
+  }
+  // Post-ops.
+  dnnl::post_ops po;
+  std::vector<DnnlKernel::Arg> post_args;
+  int translated = to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : dst_layout, &po, &post_args);
   dnnl::primitive prim;
   dnnl::memory::desc wmd_chosen, scratch_md;
   std::string impl;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <set>
 
+#include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/plan.h"
 #include "backends/cpu/runtime_env.h"
 
@@ -81,6 +82,10 @@ std::string CpuPlan::describe() const {
     std::snprintf(sizes, sizeof sizes, "arena %.2f MB, scratch %.2f MB, %d thread(s)", inst->arena_bytes / 1048576.0,
                   inst->scratch_bytes / 1048576.0, inst->threads);
     line("instance " + sig + ": " + std::to_string(inst->kernels.size()) + " kernels, " + sizes);
+    if (inst->bf16_candidates > 0)
+      line("  bf16: " + std::to_string(inst->bf16_kept) + " of " + std::to_string(inst->bf16_candidates) +
+           " eligible products run on bfloat16 operands" +
+           (bf16_always() ? " (TANDEM_CPU_BF16=always: not timed)" : "; the rest timed faster in float32 on this CPU"));
     for (size_t k = 0; k < inst->kernels.size(); ++k) {
       const Kernel& kr = *inst->kernels[k];
       std::string shape;

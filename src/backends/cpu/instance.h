@@ -140,6 +140,9 @@ struct Instance {
   int threads = 1;                  // OpenMP team size for this instance's kernels
   int requested_threads = 1;        // the team size it was asked for (small models get 1)
   double work = 0;                  // estimated multiply-adds of its oneDNN kernels
+  // precision=bf16: products eligible for bf16, and those kept in bf16 after timing
+  // (bf16_choice.h); the rest run in float32.
+  int bf16_candidates = 0, bf16_kept = 0;
   bool use_reference = false;       // run the whole segment on the reference kernels
   std::string reference_reason;
   // Steps that run their original nodes with the reference kernels (the generic path), by

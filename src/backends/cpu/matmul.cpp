@@ -9,6 +9,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -206,6 +207,32 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   const double work = static_cast<double>(shape_numel(dst_shape)) * static_cast<double>(src_md.dims().back());
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
+  const bool bf16_candidate = bf16;
+  if (bf16 && !bf16_always()) {  // kept only where it is faster here (bf16_choice.h)
+    try {
+      const dnnl::memory::desc src_bf16 = src_md, w_bf16 = w_md;
+      const dnnl::matmul::primitive_desc as_bf16 = make(dnnl::post_ops());
+      src_md = plain_md(src_md.dims());
+      w_md = dnnl::memory::desc(w_md.dims(), dt::f32, dnnl::memory::format_tag::any);
+      const dnnl::matmul::primitive_desc as_fp32 = make(dnnl::post_ops());
+      std::vector<dnnl::primitive> narrow;
+      if (!b.has_bf16(pa, Layout::plain))
+        narrow.emplace_back(dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), src_md, cpu_engine(), src_bf16)));
+      const bool reference = std::string(as_bf16.impl_info_str()).rfind("ref", 0) == 0 ||
+                             std::string(as_fp32.impl_info_str()).rfind("ref", 0) == 0;
+      bf16 = reference || bf16_pays_off("matmul " + shape_to_string(src_md.dims()) + " x " +
+                                            shape_to_string(w_md.dims()) + (bias.defined() ? " bias" : ""),
+                                        dnnl::matmul(as_bf16), narrow, dnnl::matmul(as_fp32));
+      if (bf16) {
+        src_md = src_bf16;
+        w_md = w_bf16;
+      }
+    } catch (const dnnl::error&) {  // no bf16 form: the loop below falls back
+      src_md = plain_md(src_md.dims(), dt::bf16);
+      w_md = dnnl::memory::desc(w_md.dims(), dt::bf16, dnnl::memory::format_tag::any);
+    }
+  }
+  if (bf16_candidate) b.count_bf16(bf16);
   dnnl::matmul::primitive_desc pd;
   for (;;) {  // bf16 then float32, with the post-ops then without them
     try {

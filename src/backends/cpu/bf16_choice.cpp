@@ -1,0 +1,77 @@
+// bf16_choice.cpp: timing a oneDNN primitive on scratch buffers, and the cached bf16 choice
+// (bf16_choice.h).
+#include "backends/cpu/bf16_choice.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "backends/cpu/runtime_env.h"
+
+namespace tandem::cpu {
+
+bool bf16_always() {
+  const char* e = std::getenv("TANDEM_CPU_BF16");
+  return e != nullptr && std::strcmp(e, "always") == 0;
+}
+
+double time_primitive_ms(const dnnl::primitive& p, int runs) {
+  const_dnnl_primitive_desc_t pd = nullptr;
+  if (dnnl_primitive_get_primitive_desc(p.get(), &pd) != dnnl_success) return std::numeric_limits<double>::infinity();
+  std::unordered_map<int, dnnl::memory> args;
+  for (int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD}) {
+    const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+    if (md == nullptr || md->ndims == 0) continue;
+    dnnl::memory m(dnnl::memory::desc(*md), cpu_engine());
+    // Small finite values in float32 and bf16 alike (0x3c3c... is about 0.0115 in both), so no
+    // denormal or NaN path is timed.
+    std::memset(m.get_data_handle(), 0x3c, m.get_desc().get_size());
+    args.emplace(arg, m);
+  }
+  dnnl::stream s(cpu_engine());
+  p.execute(s, args);  // warm-up: first touches of the buffers, oneDNN's lazy set-up
+  s.wait();
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    p.execute(s, args);
+    s.wait();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const std::vector<dnnl::primitive>& bf16_extra,
+                   const dnnl::primitive& fp32) {
+  if (bf16_always()) return true;
+  static std::mutex mu;
+  static std::map<std::string, bool> decided;
+  const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = decided.find(full); it != decided.end()) return it->second;
+  }
+  // Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
+  double with_bf16 = time_primitive_ms(bf16);
+  for (const auto& extra : bf16_extra) with_bf16 += time_primitive_ms(extra);
+  const double with_fp32 = time_primitive_ms(fp32);
+  const bool pays = with_bf16 <= kMinBf16Gain * with_fp32;
+  if (verbose()) {
+    char line[160];
+    std::snprintf(line, sizeof line, ": bf16 %.3f ms (with conversions) vs float32 %.3f ms -> %s", with_bf16,
+                  with_fp32, pays ? "bf16" : "float32");
+    note(full + line);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  decided.emplace(full, pays);
+  return pays;
+}
+
+}  // namespace tandem::cpu

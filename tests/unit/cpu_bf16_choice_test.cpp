@@ -1,0 +1,81 @@
+// cpu_bf16_choice_test.cpp: the timing behind precision=bf16 (bf16_choice.h). A product keeps
+// bf16 only where its bf16 form is measurably faster than float32; the timer must therefore see
+// a primitive's work, the choice must follow the times and be cached, and
+// TANDEM_CPU_BF16=always must skip the timing.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "backends/cpu/bf16_choice.h"
+#include "backends/cpu/runtime_env.h"
+#include "backends/cpu/threads.h"
+#include "tandem/backend_info.h"
+
+namespace tandem {
+namespace {
+
+// A float32 3x3 convolution, 32 input channels on 56x56, `out_channels` outputs, plain layouts.
+dnnl::primitive conv_primitive(int64_t out_channels) {
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc src({1, 32, 56, 56}, dt::f32, tag::nchw), wei({out_channels, 32, 3, 3}, dt::f32, tag::any),
+      dst({1, out_channels, 56, 56}, dt::f32, tag::nchw);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei,
+                                    dst, {1, 1}, {1, 1}, {1, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(d, attr, cpu::cpu_engine()));
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
+  cpu::ThreadScope one(1);
+  const double small = cpu::time_primitive_ms(conv_primitive(16), 3);
+  const double large = cpu::time_primitive_ms(conv_primitive(128), 3);  // 8x the products
+  EXPECT_GT(small, 0.0);
+  EXPECT_GT(large, 2.0 * small) << "small " << small << " ms, large " << large << " ms";
+}
+
+TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
+  ScopedEnv measure("TANDEM_CPU_BF16", "measure");
+  cpu::ThreadScope one(1);
+  const dnnl::primitive small = conv_primitive(16), large = conv_primitive(128);
+  // The "bf16" form is whichever primitive is passed first; only the times count.
+  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", small, {}, large));
+  EXPECT_FALSE(cpu::bf16_pays_off("test: slower form", large, {}, small));
+  // Conversions count against bf16: a fast form plus a large conversion loses.
+  EXPECT_FALSE(cpu::bf16_pays_off("test: conversions", small, {large, large}, large));
+  // Decided once per key and team size: the same key answers as before, whatever is passed.
+  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", large, {}, small));
+}
+
+TEST(CpuBf16Choice, AlwaysSkipsTheTiming) {
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  EXPECT_TRUE(cpu::bf16_always());
+  cpu::ThreadScope one(1);
+  const dnnl::primitive small = conv_primitive(16), large = conv_primitive(128);
+  EXPECT_TRUE(cpu::bf16_pays_off("test: always", large, {}, small));
+}
+
+}  // namespace
+}  // namespace tandem

@@ -7,6 +7,7 @@
 #
 # Usage: bench/routes/route_soaks.sh OUT [SECONDS_PER_SOAK] [PHASES]
 #   PHASES: any of fallback,hang,parity (default all). Run on a quiet machine, after scripts/build.
+#   MODELS=cls (or det) runs one model only.
 set -euo pipefail
 out=${1:?usage: route_soaks.sh OUT [SECONDS] [PHASES]}
 secs=${2:-600}
@@ -26,7 +27,12 @@ soak() {  # name, then soak arguments
 }
 p50() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['latency_ms']['p50'])" "$1"; }
 
-for m in det cls; do
+if [[ $phases == *hang* ]]; then
+  # The machine's own stalls: a hang soak's deadline is a few times a median, and a stall longer
+  # than the slack fails a request whatever the chain does (see machine_stalls.py).
+  "$root/bench/routes/machine_stalls.py" 30 1 1.3 5 | tee "$out/machine-stalls.txt"
+fi
+for m in ${MODELS:-det cls}; do
   declare -n model=$m
   if [[ $phases == *fallback* ]]; then
     soak "$m-healthy" "${model[@]}" --routes $chain --duration "$secs"

@@ -32,7 +32,7 @@ void CircuitBreaker::prune(TimePoint now) {
   while (!violations_.empty() && now - violations_.front() > max_age) violations_.pop_front();
 }
 
-void CircuitBreaker::trip(TimePoint now) {
+void CircuitBreaker::trip(TimePoint now, bool for_parity) {
   // The back-off starts over only once the breaker has stayed closed for a whole window: a
   // route that trips again soon after closing (its probes pass but its answers do not, say)
   // stays out for longer each time.
@@ -41,6 +41,9 @@ void CircuitBreaker::trip(TimePoint now) {
   if (state_ == BreakerState::closed && now - closed_at_ >= settled) consecutive_trips_ = 0;
   consecutive_trips_++;
   trips_++;
+  // A failed probe re-opens for the reason the breaker opened in the first place.
+  if (state_ != BreakerState::half_open) parity_tripped_ = for_parity;
+  else parity_tripped_ = parity_tripped_ || for_parity;
   probes_in_flight_ = 0;
   good_probes_ = 0;
   open_until_ = now + cooldown();
@@ -58,7 +61,7 @@ void CircuitBreaker::maybe_trip(TimePoint now) {
     breaches += e.sla_breach;
   }
   if (options_.parity_violations > 0 && static_cast<int>(violations_.size()) >= options_.parity_violations)
-    return trip(now);
+    return trip(now, true);
   if (outcomes < std::max(1, options_.min_requests)) return;
   const double n = outcomes;
   if (failures / n >= options_.failure_rate) return trip(now);
@@ -77,7 +80,7 @@ CircuitBreaker::Admission CircuitBreaker::admit() {
   if (state_ == BreakerState::half_open) {
     if (probes_in_flight_ >= std::max(1, options_.half_open_probes)) return {false, false};
     probes_in_flight_++;
-    return {true, true};
+    return {true, true, parity_tripped_};
   }
   return {true, false};
 }
@@ -100,6 +103,7 @@ void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
     if (++good_probes_ >= std::max(1, options_.close_after_successes)) {
       closed_at_ = now;
       good_probes_ = 0;
+      parity_tripped_ = false;
       window_.clear();
       violations_.clear();
       set_state(BreakerState::closed);
@@ -115,7 +119,7 @@ void CircuitBreaker::record_parity_violation() {
   std::lock_guard<std::mutex> lock(mu_);
   const TimePoint now = clock_->now();
   if (state_ == BreakerState::open) return;
-  if (state_ == BreakerState::half_open) return trip(now);
+  if (state_ == BreakerState::half_open) return trip(now, true);
   if (options_.parity_violations <= 0) return;
   violations_.push_back(now);
   maybe_trip(now);

@@ -5,6 +5,10 @@
 //   half_open --(close_after_successes good probes in a row)--> closed
 //   half_open --(a failed probe, SLA breach or parity violation)--> open (longer cooldown)
 //
+// A breaker opened by parity violations (and still not closed since) admits its probes with
+// `check_parity`: a probe's answer is then compared with the reference before it counts as
+// good, since a route whose numbers are wrong answers its probes without an error.
+//
 // The sliding window holds the last `window_size` outcomes and forgets those older than
 // `window_seconds`. Rates are judged once the window holds `min_requests` outcomes. Parity
 // violations are counted apart, over `window_seconds` alone: samples are checked a few per
@@ -36,6 +40,7 @@ class CircuitBreaker {
   struct Admission {
     bool allowed = false;
     bool probe = false;  // admitted as a half-open probe
+    bool check_parity = false;  // a probe of a breaker parity violations opened: check its answer
   };
   struct Outcome {
     bool success = false;
@@ -62,7 +67,7 @@ class CircuitBreaker {
   };
   void prune(TimePoint now);
   void maybe_trip(TimePoint now);
-  void trip(TimePoint now);
+  void trip(TimePoint now, bool for_parity = false);
   void set_state(BreakerState s);
   std::chrono::steady_clock::duration cooldown() const;
 
@@ -76,6 +81,7 @@ class CircuitBreaker {
   int consecutive_trips_ = 0;   // trips since the breaker last stayed closed for window_seconds
   TimePoint closed_at_{};       // when it last closed after being open
   int probes_in_flight_ = 0;
+  bool parity_tripped_ = false;  // opened by parity violations, not closed since
   int good_probes_ = 0;
   uint64_t transitions_ = 0;
   uint64_t trips_ = 0;

@@ -122,6 +122,8 @@ class PreparedModelImpl final : public PreparedModel {
   void run_probe(RouteSlot& s, const CircuitBreaker::Admission& admission, double budget_ms,
                  const std::vector<Value>& inputs, const std::atomic<bool>& stop);
   void on_parity(const ParityResult& r);
+  // Adds one comparison (a sample's or a probe's) to the route's parity telemetry.
+  void on_parity_counts(RouteSlot& slot, const ParityResult& r);
   Result<InferResult> fail(Status s, SteadyClock::time_point t0, const InferTimings& timings);
 
   std::string name_;

@@ -467,6 +467,23 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
                              std::to_string(graph_->outputs.size()));
   if (outcome.is_ok() && opts_.output_guard && !all_finite(outputs, graph_->outputs, &where))
     outcome = Status(StatusCode::device_error, "[" + name + "] output '" + where + "' has non-finite values (output guard)");
+  // A route that parity violations opened answers its probes without errors even while its
+  // numbers are wrong: its probe's answer must also match the reference before it counts.
+  if (outcome.is_ok() && admission.check_parity && parity_) {
+    std::vector<Value> expected;
+    RunControl control;  // no deadline: the probe holds no request
+    control.cancel = &stop;
+    const Status ran = routes_.back()->route->placed->run(inputs, &expected, control);
+    if (!ran.is_ok() || stop.load()) {  // no verdict (or the model is going away): a later probe decides
+      s.breaker->release(admission);
+      return;
+    }
+    const ParityResult r = ParitySampler::compare(expected, outputs, s.parity_budget);
+    on_parity_counts(s, r);
+    if (r.violation)
+      outcome = Status(StatusCode::parity_violation,
+                       "[" + name + "] probe answer outside the parity budget (max abs " + std::to_string(r.max_abs) + ")");
+  }
   const double attempt_ms = queue_ms + compute_ms;
   const bool breach = outcome.is_ok() && opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
   {
@@ -493,19 +510,21 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
 void PreparedModelImpl::on_parity(const ParityResult& r) {
   if (r.route < 0 || r.route >= static_cast<int>(routes_.size())) return;
   RouteSlot& slot = *routes_[static_cast<size_t>(r.route)];
-  {
-    std::lock_guard<std::mutex> lock(slot.mu);
-    if (!r.ok) {
-      slot.parity.errors++;
-      return;
-    }
-    slot.parity.samples++;
-    slot.parity.violations += r.violation;
-    slot.parity.max_abs = std::max(slot.parity.max_abs, r.max_abs);
-    slot.parity.max_rel = std::max(slot.parity.max_rel, r.max_rel);
-    slot.parity.max_rmse = std::max(slot.parity.max_rmse, r.rmse);
+  on_parity_counts(slot, r);
+  if (r.ok && r.violation && opts_.parity_trips_breaker) slot.breaker->record_parity_violation();
+}
+
+void PreparedModelImpl::on_parity_counts(RouteSlot& slot, const ParityResult& r) {
+  std::lock_guard<std::mutex> lock(slot.mu);
+  if (!r.ok) {
+    slot.parity.errors++;
+    return;
   }
-  if (r.violation && opts_.parity_trips_breaker) slot.breaker->record_parity_violation();
+  slot.parity.samples++;
+  slot.parity.violations += r.violation;
+  slot.parity.max_abs = std::max(slot.parity.max_abs, r.max_abs);
+  slot.parity.max_rel = std::max(slot.parity.max_rel, r.max_rel);
+  slot.parity.max_rmse = std::max(slot.parity.max_rmse, r.rmse);
 }
 
 }  // namespace tandem::engine_internal

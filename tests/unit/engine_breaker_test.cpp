@@ -170,6 +170,42 @@ TEST(EngineBreaker, TripsOnParityViolations) {
   EXPECT_EQ(b.snapshot().trips, 2u);
 }
 
+// A route that parity violations opened answers its probes without errors even while its numbers
+// are wrong: its probes are admitted with check_parity until it closes; probes of a breaker that
+// failures opened are not.
+TEST(EngineBreaker, ProbesOfAParityTripAreCheckedUntilItCloses) {
+  ManualClock clock;
+  BreakerOptions o = small_options();
+  o.close_after_successes = 2;
+  CircuitBreaker b(o, &clock);
+  b.record_parity_violation();
+  b.record_parity_violation();
+  ASSERT_EQ(b.state(), BreakerState::open);
+  clock.advance_ms(1000);
+  auto p = b.admit();
+  ASSERT_TRUE(p.probe);
+  EXPECT_TRUE(p.check_parity);
+  b.record(p, {false, false});  // the probe's answer violated parity: open again, still checked
+  ASSERT_EQ(b.state(), BreakerState::open);
+  clock.advance_ms(5000);
+  for (int i = 0; i < 2; ++i) {
+    auto q = b.admit();
+    ASSERT_TRUE(q.probe);
+    EXPECT_TRUE(q.check_parity);
+    b.record(q, {true, false});
+  }
+  ASSERT_EQ(b.state(), BreakerState::closed);
+  EXPECT_FALSE(b.admit().check_parity);
+
+  CircuitBreaker failing(o, &clock);
+  feed(failing, false, 5);
+  ASSERT_EQ(failing.state(), BreakerState::open);
+  clock.advance_ms(1000);
+  auto f = failing.admit();
+  ASSERT_TRUE(f.probe);
+  EXPECT_FALSE(f.check_parity);
+}
+
 // Parity samples are checked a few per second while a fast route answers hundreds of requests:
 // the outcomes in between must not push the violations out of the window (which is bounded by
 // count), but violations older than window_seconds are forgotten.

@@ -5,6 +5,8 @@
 // chains independent of the machine's instruction sets.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <chrono>
 #include <cmath>
 
@@ -128,6 +130,51 @@ TEST_F(EngineChainTest, ThreeRoutesTripOnlyTheFaultyOneAndRecover) {
   auto r = m->infer(tiny_inputs());
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->backend, "faulty(reference@bf16)");
+}
+
+// A route whose numbers drift answers its probes without errors. Once parity violations have
+// opened its breaker, each probe's answer is checked against the reference too, so the route
+// stays out for as long as its numbers are wrong instead of closing after a few quiet probes.
+TEST_F(EngineChainTest, ProbesOfARouteWithWrongNumbersAreCheckedAndKeepItOpen) {
+  auto engine = make_engine({"reference"});
+  auto clock = std::make_shared<ManualClock>();
+  set_engine_clock(*engine, clock);
+  PrepareOptions o;
+  o.routes = {"reference@bf16", "reference@fp16", "reference"};
+  o.fault_injection = "route=reference@bf16,offset=0.5";
+  o.parity_sample_rate = 1.0;
+  o.breaker.min_requests = 1000;  // only parity can trip it
+  auto m = prepare_model(*engine, o);
+  ASSERT_TRUE(m);
+  const std::string drifting = "faulty(reference@bf16)";
+  for (int i = 0; i < 3; ++i) {
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->backend, drifting);
+    ASSERT_TRUE(m->drain_parity(10000));
+  }
+  ASSERT_EQ(route_telemetry(m->telemetry(), drifting).breaker.state, BreakerState::open);
+  // Each cooldown's end admits a probe, which runs off the request path while the next route
+  // answers; wait for each probe's verdict before the next cooldown ends.
+  for (uint64_t probes = 1; probes <= 5; ++probes) {
+    clock->advance_ms(600000);
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->backend, "reference@fp16");
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < give_up &&
+           (route_telemetry(m->telemetry(), drifting).probes < probes ||
+            route_telemetry(m->telemetry(), drifting).breaker.state == BreakerState::half_open))
+      std::this_thread::yield();
+    ASSERT_EQ(route_telemetry(m->telemetry(), drifting).breaker.state, BreakerState::open)
+        << "probe " << probes << ": probes seen " << route_telemetry(m->telemetry(), drifting).probes;
+  }
+  ASSERT_TRUE(m->drain_parity(10000));
+  const BackendTelemetry t = route_telemetry(m->telemetry(), drifting);
+  EXPECT_EQ(t.probes, 5u);
+  EXPECT_EQ(t.parity.violations, 3u + 5u);  // the three samples, then every probe
+  EXPECT_EQ(t.failures.at("parity_violation"), 5u);
+  EXPECT_EQ(route_telemetry(m->telemetry(), "reference").served, 0u);
 }
 
 TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {

@@ -15,15 +15,51 @@ Value deep_copy(const Value& v) {
   return out;
 }
 
+size_t tensor_bytes(const std::vector<Value>& values) {
+  size_t bytes = 0;
+  for (const Value& v : values) {
+    if (v.is_tensor()) bytes += v.tensor.nbytes();
+    for (const Tensor& t : v.sequence) bytes += t.nbytes();
+  }
+  return bytes;
+}
+
 ParitySampler::ParitySampler(int capacity, std::vector<ParityBudget> budgets, RunFn reference, ResultFn on_result)
     : budgets_(budgets.empty() ? std::vector<ParityBudget>{ParityBudget{}} : std::move(budgets)),
       reference_(std::move(reference)),
       on_result_(std::move(on_result)),
       queue_(capacity) {}
 
+bool ParitySampler::has_room(size_t bytes) const {
+  const size_t pending = pending_bytes_.load();
+  return pending == 0 || pending + bytes <= kMaxPendingBytes;
+}
+
 bool ParitySampler::offer(int route, std::vector<Value> inputs, std::vector<Value> outputs) {
-  auto sample = std::make_shared<Sample>(Sample{route, std::move(inputs), std::move(outputs)});
-  return queue_.offer([this, sample](const std::atomic<bool>& stop) { check(*sample, stop); });
+  const size_t bytes = tensor_bytes(inputs) + tensor_bytes(outputs);
+  // Reserve first, so that two callers cannot both pass the bound.
+  const size_t before = pending_bytes_.fetch_add(bytes);
+  if (before != 0 && before + bytes > kMaxPendingBytes) {
+    pending_bytes_.fetch_sub(bytes);
+    return false;
+  }
+  auto sample = std::make_shared<Sample>(Sample{route, std::move(inputs), std::move(outputs), bytes});
+  // The bytes are given back when the task is destroyed (run, or dropped unrun), so a sample
+  // the queue refuses or discards at shutdown never stays counted.
+  struct Release {
+    Release(std::atomic<size_t>* p, size_t b) : pending(p), bytes(b) {}
+    Release(const Release&) = delete;
+    Release& operator=(const Release&) = delete;
+    ~Release() { pending->fetch_sub(bytes); }
+    std::atomic<size_t>* pending;
+    size_t bytes;
+  };
+  auto release = std::make_shared<Release>(&pending_bytes_, bytes);
+  return queue_.offer([this, sample, release](const std::atomic<bool>& stop) {
+    check(*sample, stop);
+    sample->inputs.clear();  // frees the tensors before the bytes are given back
+    sample->outputs.clear();
+  });
 }
 
 bool ParitySampler::drain(double timeout_ms) { return queue_.drain(timeout_ms); }

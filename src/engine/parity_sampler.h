@@ -2,7 +2,10 @@
 // and compares the outputs against a budget.
 //
 // offer() queues a sample (a deep copy of the request's inputs and served outputs) without
-// blocking; when `capacity` samples are already pending it drops the sample and says so. One
+// blocking; when `capacity` samples, or kMaxPendingBytes of their tensors, are already pending
+// it drops the sample and says so (one sample is always taken when none is pending, however
+// large). has_room() tells a caller beforehand, so it need not copy a sample only to have it
+// dropped. One
 // background thread (background_queue.h) takes samples in order, runs `reference`, compares every output (floats:
 // max abs / max rel / rmse from core/compare.h against the budget; other dtypes must match
 // exactly) and reports the result through `on_result`, on that thread.
@@ -33,6 +36,9 @@ struct ParityResult {
 
 class ParitySampler {
  public:
+  // Bytes of tensors the pending samples may hold: a sample of a 640x640 detector holds ~6.5 MB,
+  // and 64 of them queued behind a reference run of seconds each held 400 MB of stale samples.
+  static constexpr size_t kMaxPendingBytes = size_t{64} << 20;
   using RunFn = std::function<Status(const std::vector<Value>&, std::vector<Value>*, const RunControl&)>;
   using ResultFn = std::function<void(const ParityResult&)>;
 
@@ -41,6 +47,8 @@ class ParitySampler {
 
   // Queues a sample of a request served by `route`. False (and nothing queued) when full.
   bool offer(int route, std::vector<Value> inputs, std::vector<Value> outputs);
+  // Whether a sample of `bytes` would be taken now (a hint: offer() decides).
+  bool has_room(size_t bytes) const;
   // Waits until nothing is pending or running, at most `timeout_ms`; true when drained.
   bool drain(double timeout_ms);
 
@@ -52,16 +60,20 @@ class ParitySampler {
   struct Sample {
     int route = 0;
     std::vector<Value> inputs, outputs;
+    size_t bytes = 0;
   };
   void check(const Sample& s, const std::atomic<bool>& stop);
 
   const std::vector<ParityBudget> budgets_;
   RunFn reference_;
   ResultFn on_result_;
+  std::atomic<size_t> pending_bytes_{0};
   BackgroundQueue queue_;  // last: destroyed (joined) before the callables above
 };
 
 // A deep copy of a value (tensor buffers are cloned).
 Value deep_copy(const Value& v);
+// Bytes of the tensors of `values` (sequence elements included).
+size_t tensor_bytes(const std::vector<Value>& values);
 
 }  // namespace tandem

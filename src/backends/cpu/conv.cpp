@@ -421,6 +421,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                 static_cast<double>(transposed ? ws[0] : ws[0] * G) * static_cast<double>(G);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
+  const bool bf16_candidate = bf16;
   if (bf16 && !bf16_always()) {
     std::string key = "conv " + shape_to_string(xs) + " w" + shape_to_string(ws) + " -> " + shape_to_string(dst) +
                       " s" + shape_to_string(geo.strides) + " d" + shape_to_string(geo.dilations) + " p" +
@@ -428,9 +429,6 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                       " layouts " + std::to_string(static_cast<int>(src_layout)) +
                       std::to_string(static_cast<int>(bf16_layout)) + std::to_string(static_cast<int>(dst_layout));
     choose_bf16(b, x, src_layout, bf16_layout, dst_probe, key, wany, make_pd, &bf16);
-    b.count_bf16(bf16);
-  } else if (bf16) {
-    b.count_bf16(true);
   }
   // Post-ops.
   dnnl::post_ops po;
@@ -476,6 +474,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
     fused = translated > 0;
   }
+  if (bf16_candidate) b.count_bf16(bf16);  // after the fallbacks: what really runs
   int src = x;
   if (src_layout != x_layout) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, src_layout));

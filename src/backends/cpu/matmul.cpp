@@ -232,7 +232,6 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
       w_md = dnnl::memory::desc(w_md.dims(), dt::bf16, dnnl::memory::format_tag::any);
     }
   }
-  if (bf16_candidate) b.count_bf16(bf16);
   dnnl::matmul::primitive_desc pd;
   for (;;) {  // bf16 then float32, with the post-ops then without them
     try {
@@ -274,6 +273,7 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
       }
     }
   }
+  if (bf16_candidate) b.count_bf16(bf16);  // after the fallbacks: what really runs
   if (bf16) {
     TANDEM_ASSIGN_OR_RETURN(pa, b.require_bf16(pa, Layout::plain));
   }

@@ -21,19 +21,19 @@ using testing::attr_ints;
 // Two QLinearConvs with uint8 weights of zero point 0 (they leave int8, so every ISA path from
 // AVX2 up takes the float32 route, and the baseline the direct loops), the first one's output
 // also dequantized (a second graph output, so it stays 8-bit between the two).
-GraphBuilder two_products(DataType act, uint32_t seed) {
+GraphBuilder two_products(DataType act, uint32_t seed, int64_t mid) {  // mid: channels of y
   const bool s8 = act == DataType::int8;
   auto zero_point = [&](int v) { return s8 ? Tensor::scalar<int8_t>(static_cast<int8_t>(v - 128)) : Tensor::scalar<uint8_t>(static_cast<uint8_t>(v)); };
   GraphBuilder q;
   q.input("x", s8 ? random_ints<int8_t>({2, 5, 9, 11}, -128, 127, seed) : random_ints<uint8_t>({2, 5, 9, 11}, 0, 255, seed))
       .init("xs", Tensor::scalar<float>(0.02f))
       .init("xz", zero_point(120))
-      .init("w1", random_ints<uint8_t>({12, 5, 3, 3}, 0, 255, seed + 1))
+      .init("w1", random_ints<uint8_t>({mid, 5, 3, 3}, 0, 255, seed + 1))
       .init("w1s", Tensor::scalar<float>(0.004f))
       .init("wz", Tensor::scalar<uint8_t>(0))
       .init("ys", Tensor::scalar<float>(1.7f))
       .init("yz", zero_point(110))
-      .init("w2", random_ints<uint8_t>({7, 12, 1, 1}, 0, 255, seed + 2))
+      .init("w2", random_ints<uint8_t>({7, mid, 1, 1}, 0, 255, seed + 2))
       .init("w2s", Tensor::scalar<float>(0.003f))
       .init("zs", Tensor::scalar<float>(0.9f))
       .init("zz", zero_point(100))
@@ -47,27 +47,31 @@ GraphBuilder two_products(DataType act, uint32_t seed) {
 
 TEST(CpuBackendInt8Layouts, ProductsPassChannelsLastBytesAndMatchTheReference) {
   REQUIRE_CPU();
-  for (DataType act : {DataType::uint8, DataType::int8}) {
-    SCOPED_TRACE(dtype_name(act));
-    const GraphBuilder q = two_products(act, act == DataType::uint8 ? 61 : 71);
-    const std::string text = describe_cpu(q);
-    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-    if (cpu_isa_level_of(text) >= 1) {
-      // y is written channels-last and read from there into the blocked float32 layout.
-      EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (to float32, blocked)"), std::string::npos) << text;
-      EXPECT_EQ(text.find("layout reorder of 'y'"), std::string::npos) << text;
-      EXPECT_NE(text.find("[DequantizeLinear 'DequantizeLinear2'] (table)  -> 2x12x9x11 nChw"), std::string::npos)
-          << text;
-    } else {
-      EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (own integer kernel)"), std::string::npos) << text;
+  // y of 12 channels (one partial block) and of 20 (a whole 16-lane block and a partial one).
+  for (const int64_t mid : {int64_t{12}, int64_t{20}})
+    for (DataType act : {DataType::uint8, DataType::int8}) {
+      SCOPED_TRACE(std::string(dtype_name(act)) + ", y of " + std::to_string(mid) + " channels");
+      const GraphBuilder q = two_products(act, act == DataType::uint8 ? 61 : 71, mid);
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      if (cpu_isa_level_of(text) >= 1) {
+        // y is written channels-last and read from there into the blocked float32 layout.
+        EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (to float32, blocked)"), std::string::npos) << text;
+        EXPECT_EQ(text.find("layout reorder of 'y'"), std::string::npos) << text;
+        EXPECT_NE(
+            text.find("[DequantizeLinear 'DequantizeLinear2'] (table)  -> 2x" + std::to_string(mid) + "x9x11 nChw"),
+            std::string::npos)
+            << text;
+      } else {
+        EXPECT_NE(text.find("[QLinearConv 'QLinearConv1'] (own integer kernel)"), std::string::npos) << text;
+      }
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 2u);
+        EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "second product"), 0);
+        expect_same_floats(r.ref[1], r.cpu[1], "dequantized first product");
+      }
     }
-    for (int threads : {1, 2}) {
-      Runs r = run_both(q, threads);
-      ASSERT_EQ(r.cpu.size(), 2u);
-      EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "second product"), 0);
-      expect_same_floats(r.ref[1], r.cpu[1], "dequantized first product");
-    }
-  }
 }
 
 TEST(CpuBackendInt8Layouts, DynamicQuantizationOfABlockedValueWritesChannelsLastBytes) {
@@ -110,48 +114,53 @@ TEST(CpuBackendInt8Layouts, QuantizeLinearOfABlockedValueWritesChannelsLastValue
   // output is the quantized values themselves: on the grid's ties, and past both ends. (The
   // int8 case also holds the backend to the exact routes for a signed source on CPUs without
   // VNNI: oneDNN's convolutions would halve these weights of 1 to 0 there.)
-  const int64_t C = 12;
-  Tensor pass(DataType::uint8, {C, C, 1, 1});
-  for (int64_t o = 0; o < C; ++o)
-    for (int64_t i = 0; i < C; ++i) pass.data<uint8_t>()[o * C + i] = o == i ? 1 : 0;
-  for (DataType t : {DataType::uint8, DataType::int8}) {
-    SCOPED_TRACE(dtype_name(t));
-    const bool s8 = t == DataType::int8;
-    GraphBuilder q;
-    Tensor x = random_floats({2, C, 5, 7}, 91, -50.0f, 70.0f);
-    for (int64_t i = 0; i < x.numel(); i += 3) x.data<float>()[i] = (static_cast<float>(i % 200) - 60.0f + 0.5f) * 0.25f;
-    q.input("x", x)
-        .init("eye", identity_conv_weights(C))
-        .init("s", Tensor::scalar<float>(0.25f))
-        .init("z", s8 ? Tensor::scalar<int8_t>(-20) : Tensor::scalar<uint8_t>(30))
-        .init("w", pass)
-        .init("ws", Tensor::scalar<float>(1.0f))
-        .init("wz", Tensor::scalar<uint8_t>(0))
-        .node("Conv", {"x", "eye"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}})
-        .node("QuantizeLinear", {"c", "s", "z"}, {"cq"})
-        .node("QLinearConv", {"cq", "s", "z", "w", "ws", "wz", "s", "z"}, {"y"})
-        .output("y");
-    const std::string text = describe_cpu(q);
-    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-    if (cpu_isa_level_of(text) >= 1) {
-      EXPECT_NE(text.find("[QuantizeLinear 'QuantizeLinear1']  -> 2x12x5x7 nhwc " + std::string(dtype_name(t))),
-                std::string::npos)
-          << text;
-      EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
-    }
-    for (int threads : {1, 2}) {
-      Runs r = run_both(q, threads);
-      ASSERT_EQ(r.cpu.size(), 1u);
-      EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "the quantized values"), 0);
-      const Tensor& y = r.cpu[0].tensor;
-      int64_t low = 0, high = 0;
-      for (int64_t i = 0; i < y.numel(); ++i) {
-        const int v = s8 ? y.data<int8_t>()[i] : y.data<uint8_t>()[i];
-        low += v == (s8 ? -128 : 0);
-        high += v == (s8 ? 127 : 255);
+  // 12 channels: one partial block; 28: a whole 16-lane block and a partial one.
+  for (const int64_t C : {int64_t{12}, int64_t{28}}) {
+    SCOPED_TRACE("C = " + std::to_string(C));
+    Tensor pass(DataType::uint8, {C, C, 1, 1});
+    for (int64_t o = 0; o < C; ++o)
+      for (int64_t i = 0; i < C; ++i) pass.data<uint8_t>()[o * C + i] = o == i ? 1 : 0;
+    for (DataType t : {DataType::uint8, DataType::int8}) {
+      SCOPED_TRACE(dtype_name(t));
+      const bool s8 = t == DataType::int8;
+      GraphBuilder q;
+      Tensor x = random_floats({2, C, 5, 7}, 91, -50.0f, 70.0f);
+      for (int64_t i = 0; i < x.numel(); i += 3)
+        x.data<float>()[i] = (static_cast<float>(i % 200) - 60.0f + 0.5f) * 0.25f;
+      q.input("x", x)
+          .init("eye", identity_conv_weights(C))
+          .init("s", Tensor::scalar<float>(0.25f))
+          .init("z", s8 ? Tensor::scalar<int8_t>(-20) : Tensor::scalar<uint8_t>(30))
+          .init("w", pass)
+          .init("ws", Tensor::scalar<float>(1.0f))
+          .init("wz", Tensor::scalar<uint8_t>(0))
+          .node("Conv", {"x", "eye"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}})
+          .node("QuantizeLinear", {"c", "s", "z"}, {"cq"})
+          .node("QLinearConv", {"cq", "s", "z", "w", "ws", "wz", "s", "z"}, {"y"})
+          .output("y");
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      if (cpu_isa_level_of(text) >= 1) {
+        EXPECT_NE(text.find("[QuantizeLinear 'QuantizeLinear1']  -> 2x" + std::to_string(C) + "x5x7 nhwc " +
+                            std::string(dtype_name(t))),
+                  std::string::npos)
+            << text;
+        EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
       }
-      EXPECT_GT(low, 0) << "values saturated at the low end";
-      EXPECT_GT(high, 0) << "values saturated at the high end";
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 1u);
+        EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "the quantized values"), 0);
+        const Tensor& y = r.cpu[0].tensor;
+        int64_t low = 0, high = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) {
+          const int v = s8 ? y.data<int8_t>()[i] : y.data<uint8_t>()[i];
+          low += v == (s8 ? -128 : 0);
+          high += v == (s8 ? 127 : 255);
+        }
+        EXPECT_GT(low, 0) << "values saturated at the low end";
+        EXPECT_GT(high, 0) << "values saturated at the high end";
+      }
     }
   }
 }

@@ -76,6 +76,18 @@ TANDEM_TARGET_AVX2 void bytes_to_block8_avx2(const uint8_t* x, float* y, int64_t
   }
 }
 
+// Sixteen lanes: the pixel's real bytes (a masked load) widened and gathered from the table;
+// lanes past C are written as 0.
+TANDEM_TARGET_AVX512 void bytes_to_block16_avx512(const uint8_t* x, float* y, int64_t C, int64_t s0, int64_t s1,
+                                                  int64_t cb, const float* table) {
+  const int64_t lanes = std::min<int64_t>(16, C - cb * 16);
+  const __mmask16 real = static_cast<__mmask16>((1u << lanes) - 1u);
+  for (int64_t s = s0; s < s1; ++s) {
+    const __m128i b = _mm_maskz_loadu_epi8(real, x + s * C + cb * 16);
+    _mm512_storeu_ps(y + s * 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), real, _mm512_cvtepu8_epi32(b), table, 4));
+  }
+}
+
 // Channels-last bytes to blocked float32 through a table (add_byte_to_float).
 class ByteToBlockedKernel final : public ByteTableKernel {
  public:
@@ -85,11 +97,13 @@ class ByteToBlockedKernel final : public ByteTableKernel {
     auto* py = static_cast<float*>(ctx.ptr[y]);
     const int64_t blocks = (channels + block - 1) / block;
     const bool avx2 = block == 8 && cpu_isa_level() == 1;
+    const bool avx512 = block == 16 && cpu_isa_level() >= 2;
     parallel_block_rows(images * channels * pixels < 4 * kGrain ? 1 : ctx.threads, images, blocks, pixels, kGrain,
                         [&](int64_t n, int64_t cb, int64_t s0, int64_t s1) {
                           const uint8_t* xi = px + n * pixels * channels;
                           float* yb = py + (n * blocks + cb) * pixels * block;
                           if (avx2) bytes_to_block8_avx2(xi, yb, channels, s0, s1, cb, table.data());
+                          else if (avx512) bytes_to_block16_avx512(xi, yb, channels, s0, s1, cb, table.data());
                           else bytes_to_block_scalar(xi, yb, channels, s0, s1, cb, block, table.data());
                         });
     return Status::ok();

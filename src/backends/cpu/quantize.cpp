@@ -261,6 +261,24 @@ TANDEM_TARGET_AVX2 void quantize_block8_avx2(const float* x, Q* y, int64_t C, in
     }
   }
 }
+// AVX-512, 16-lane blocks: the same per pixel, the real lanes stored under a mask.
+template <class Q>
+TANDEM_TARGET_AVX512 void quantize_block16_avx512(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
+                                                  float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  const int64_t lanes = std::min<int64_t>(16, C - cb * 16);
+  const __mmask16 real = static_cast<__mmask16>((1u << lanes) - 1u);
+  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
+  const __m512 lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
+  for (int64_t s = s0; s < s1; ++s) {
+    __m512 q = _mm512_div_ps(_mm512_loadu_ps(x + s * 16), vs);
+    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);  // NaN -> 0
+    q = _mm512_add_ps(_mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+    const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q));  // an integer within the range already
+    _mm_mask_storeu_epi8(y + s * C + cb * 16, real, bytes);
+  }
+}
 // Images [N, S] of blocked float32 quantized into channels-last 8-bit values, in parallel.
 void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
                       int64_t block, float scale, float zp) {
@@ -271,10 +289,12 @@ void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int6
     if (to_signed) {
       int8_t* yi = static_cast<int8_t*>(y) + img * S * C;
       if (level == 1 && block == 8) quantize_block8_avx2<int8_t>(xb, yi, C, s0, s1, cb, scale, zp);
+      else if (level >= 2 && block == 16) quantize_block16_avx512<int8_t>(xb, yi, C, s0, s1, cb, scale, zp);
       else quantize_block_s8(xb, yi, C, s0, s1, cb, scale, zp, block);
     } else {
       uint8_t* yi = static_cast<uint8_t*>(y) + img * S * C;
       if (level == 1 && block == 8) quantize_block8_avx2<uint8_t>(xb, yi, C, s0, s1, cb, scale, zp);
+      else if (level >= 2 && block == 16) quantize_block16_avx512<uint8_t>(xb, yi, C, s0, s1, cb, scale, zp);
       else quantize_block_u8(xb, yi, C, s0, s1, cb, scale, zp, block);
     }
   });

@@ -379,9 +379,13 @@ class QuantizeSpec final : public OpSpec {
       return add_byte_to_float(b, x, out, table, label + " (table)");
     }
     // A blocked float32 value with known per-tensor parameters that only integer convolutions
-    // read: quantized straight into channels-last values.
+    // and DequantizeLinear read: quantized straight into channels-last values, the layout the
+    // convolutions take and the one a DequantizeLinear's table (above) turns back into blocked
+    // floats. A quantize/dequantize pair on a float path (QDQ models write one before every
+    // Resize of the neck) thus keeps the float path blocked, with no reorder to plain before it
+    // and back after it.
     if (!dequantize && b.val(x).layout == Layout::blocked && shape.size() == 4 && c.channels == 1 && reads.empty() &&
-        is_8bit(b.val(out).dtype) && only_read_by(b, out, {"ConvInteger", "QLinearConv"})) {
+        is_8bit(b.val(out).dtype) && only_read_by(b, out, {"ConvInteger", "QLinearConv", "DequantizeLinear"})) {
       if (!(c.scales[0] != 0.0f)) return unsupported(label + " y_scale is zero or NaN");
       auto k = std::make_unique<BlockedQuantizeKernel>();
       k->src = x;

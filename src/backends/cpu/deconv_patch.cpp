@@ -152,7 +152,7 @@ void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, floa
 }
 
 // Writes one input row's patches (after the pointwise program) to the output.
-TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+TANDEM_ISA_BODY void patch_store_any_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
   const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
     const int64_t lanes = channel_block();
@@ -179,8 +179,33 @@ TANDEM_ISA_BODY void patch_store_body(const PatchDeconv& p, float* acc_row, floa
       }
   }
 }
-TANDEM_ISA_DISPATCH(patch_store, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
+TANDEM_ISA_DISPATCH(patch_store_any, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
                     (p, acc_row, o, n, y))
+
+// AVX-512 store into 16-lane blocks: output row by output row (for each channel block and patch
+// row i, the row's patches in order), one masked load of a patch pixel's real channels (the
+// padding lanes read as zeros) and one full store each.
+TANDEM_TARGET_AVX512 void patch_store_blocked16(const PatchDeconv& p, const float* acc_row, float* o, int64_t n,
+                                                int64_t y) {
+  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
+  const int64_t ob_count = (O + 15) / 16;
+  for (int64_t ob = 0; ob < ob_count; ++ob) {
+    const __mmask16 real = static_cast<__mmask16>((1u << std::min<int64_t>(16, O - ob * 16)) - 1u);
+    for (int64_t i = 0; i < k; ++i) {
+      float* row = o + ((n * ob_count + ob) * OH + y * k + i) * OW * 16;
+      for (int64_t xx = 0; xx < p.W; ++xx)
+        for (int64_t j = 0; j < k; ++j)
+          _mm512_storeu_ps(row + (xx * k + j) * 16,
+                           _mm512_maskz_loadu_ps(real, acc_row + xx * p.M + (i * k + j) * O + ob * 16));
+    }
+  }
+}
+
+void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+  static const bool blocks16 = cpu_isa_level() >= 2 && channel_block() == 16;
+  if (p.blocked_out && blocks16) patch_store_blocked16(p, acc_row, o, n, y);
+  else patch_store_any(p, acc_row, o, n, y);
+}
 
 class PatchDeconvKernel final : public Kernel {
  public:

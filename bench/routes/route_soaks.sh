@@ -8,6 +8,9 @@
 # Usage: bench/routes/route_soaks.sh OUT [SECONDS_PER_SOAK] [PHASES]
 #   PHASES: any of fallback,hang,parity (default all). Run on a quiet machine, after scripts/build.
 #   MODELS=cls (or det) runs one model only.
+#   On CPUs where bf16 products time slower than float32 (Intel without AMX), cpu@bf16 computes
+#   in float32 (docs/cpu-backend.md); TANDEM_CPU_BF16=always makes it compute in bf16, which
+#   the parity phase needs there to show violations under an fp32 budget.
 set -euo pipefail
 out=${1:?usage: route_soaks.sh OUT [SECONDS] [PHASES]}
 secs=${2:-600}

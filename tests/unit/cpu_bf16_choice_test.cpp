@@ -4,6 +4,7 @@
 // TANDEM_CPU_BF16=always must skip the timing.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -15,12 +16,13 @@
 namespace tandem {
 namespace {
 
-// A float32 3x3 convolution, 32 input channels on 56x56, `out_channels` outputs, plain layouts.
-dnnl::primitive conv_primitive(int64_t out_channels) {
+// A float32 3x3 convolution, 32 input channels on side x side, `out_channels` outputs, plain
+// layouts.
+dnnl::primitive conv_primitive(int64_t out_channels, int64_t side) {
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
-  dnnl::memory::desc src({1, 32, 56, 56}, dt::f32, tag::nchw), wei({out_channels, 32, 3, 3}, dt::f32, tag::any),
-      dst({1, out_channels, 56, 56}, dt::f32, tag::nchw);
+  dnnl::memory::desc src({1, 32, side, side}, dt::f32, tag::nchw), wei({out_channels, 32, 3, 3}, dt::f32, tag::any),
+      dst({1, out_channels, side, side}, dt::f32, tag::nchw);
   dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei,
                                     dst, {1, 1}, {1, 1}, {1, 1});
   dnnl::primitive_attr attr;
@@ -50,8 +52,8 @@ class ScopedEnv {
 
 TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
   cpu::ThreadScope one(1);
-  const double small = cpu::time_primitive_ms(conv_primitive(16), 3);
-  const double large = cpu::time_primitive_ms(conv_primitive(128), 3);  // 8x the products
+  const double small = cpu::time_primitive_ms(conv_primitive(16, 28), 3);
+  const double large = cpu::time_primitive_ms(conv_primitive(128, 112), 3);  // 128x the products
   EXPECT_GT(small, 0.0);
   EXPECT_GT(large, 2.0 * small) << "small " << small << " ms, large " << large << " ms";
 }
@@ -59,7 +61,7 @@ TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
 TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
   ScopedEnv measure("TANDEM_CPU_BF16", "measure");
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16), large = conv_primitive(128);
+  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
   // The "bf16" form is whichever primitive is passed first; only the times count.
   EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", small, {}, large));
   EXPECT_FALSE(cpu::bf16_pays_off("test: slower form", large, {}, small));
@@ -69,11 +71,21 @@ TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
   EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", large, {}, small));
 }
 
+// A product whose buffers would exceed kMaxTimingBytes is neither allocated nor run, and keeps
+// bf16 as the eligibility rules chose.
+TEST(CpuBf16Choice, ProductsTooLargeToTimeKeepBf16) {
+  ScopedEnv measure("TANDEM_CPU_BF16", "measure");
+  cpu::ThreadScope one(1);
+  const dnnl::primitive huge = conv_primitive(32, 4096);  // 2 x 2 GiB of float32 activations
+  EXPECT_TRUE(std::isinf(cpu::time_primitive_ms(huge)));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: too large", huge, {}, conv_primitive(16, 28)));
+}
+
 TEST(CpuBf16Choice, AlwaysSkipsTheTiming) {
   ScopedEnv always("TANDEM_CPU_BF16", "always");
   EXPECT_TRUE(cpu::bf16_always());
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16), large = conv_primitive(128);
+  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
   EXPECT_TRUE(cpu::bf16_pays_off("test: always", large, {}, small));
 }
 

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +26,15 @@ bool bf16_always() {
 double time_primitive_ms(const dnnl::primitive& p, int runs) {
   const_dnnl_primitive_desc_t pd = nullptr;
   if (dnnl_primitive_get_primitive_desc(p.get(), &pd) != dnnl_success) return std::numeric_limits<double>::infinity();
+  const int kinds[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
+  size_t total = 0;
+  for (int arg : kinds) {
+    const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+    if (md != nullptr && md->ndims != 0) total += dnnl_memory_desc_get_size(md);
+  }
+  if (total > kMaxTimingBytes) return std::numeric_limits<double>::infinity();
   std::unordered_map<int, dnnl::memory> args;
-  for (int arg : {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD}) {
+  for (int arg : kinds) {
     const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
     if (md == nullptr || md->ndims == 0) continue;
     dnnl::memory m(dnnl::memory::desc(*md), cpu_engine());
@@ -44,6 +52,7 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
     p.execute(s, args);
     s.wait();
     best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (best > kLongRunMs) break;  // a long run is its own best estimate; spare the compile the rest
   }
   return best;
 }
@@ -62,7 +71,8 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const st
   double with_bf16 = time_primitive_ms(bf16);
   for (const auto& extra : bf16_extra) with_bf16 += time_primitive_ms(extra);
   const double with_fp32 = time_primitive_ms(fp32);
-  const bool pays = with_bf16 <= kMinBf16Gain * with_fp32;
+  // Too large to time (infinite): bf16 stays, as the eligibility rules chose.
+  const bool pays = !std::isfinite(with_bf16) || !std::isfinite(with_fp32) || with_bf16 <= kMinBf16Gain * with_fp32;
   if (verbose()) {
     char line[160];
     std::snprintf(line, sizeof line, ": bf16 %.3f ms (with conversions) vs float32 %.3f ms -> %s", with_bf16,

@@ -12,9 +12,12 @@
 // same either way.
 //
 // Timing runs on scratch buffers this file allocates and frees, at the calling thread's OpenMP
-// team size (set it with ThreadScope first): one warm-up, then the best of a few runs. Decisions
-// are cached for the process by the caller's key plus the team size, so instances of other
-// shapes and later compiles of the same model do not time again. Thread-safe.
+// team size (set it with ThreadScope first): one warm-up, then the best of a few runs (one when
+// it takes over kLongRunMs). A product whose buffers would exceed
+// kMaxTimingBytes is not timed and keeps bf16. Decisions are cached for the process by the
+// caller's key plus the team size, so instances of other shapes and later compiles of the same
+// model do not time again; a decision taken while other work competed for the cores stays
+// too. Thread-safe.
 //
 // TANDEM_CPU_BF16=always skips the timing and keeps every candidate in bf16 (read at each call,
 // so a test or a benchmark can set it around one compile); unset or `measure` times.
@@ -30,13 +33,16 @@ namespace tandem::cpu {
 // bf16 is kept when bf16 time <= kMinBf16Gain x float32 time: a margin so that timing noise
 // does not flip a tie towards the less exact answer.
 inline constexpr double kMinBf16Gain = 0.9;
+inline constexpr size_t kMaxTimingBytes = size_t{512} << 20;
+inline constexpr double kLongRunMs = 20;
 
 // True when TANDEM_CPU_BF16=always.
 bool bf16_always();
 
 // Best-of-`runs` milliseconds of one execution of `p` (after one warm-up) on scratch buffers
 // for its source, weights, bias, destination and scratchpad, as the primitive describes them.
-// Reorders take their FROM/TO buffers the same way.
+// Reorders take their FROM/TO buffers the same way. Infinity when the buffers would exceed
+// kMaxTimingBytes (nothing is run).
 double time_primitive_ms(const dnnl::primitive& p, int runs = 2);
 
 // The choice described above. `key` names the product's geometry and layouts (two calls with

@@ -43,23 +43,10 @@ bool ParitySampler::offer(int route, std::vector<Value> inputs, std::vector<Valu
     pending_bytes_.fetch_sub(bytes);
     return false;
   }
-  auto sample = std::make_shared<Sample>(Sample{route, std::move(inputs), std::move(outputs), bytes});
-  // The bytes are given back when the task is destroyed (run, or dropped unrun), so a sample
-  // the queue refuses or discards at shutdown never stays counted.
-  struct Release {
-    Release(std::atomic<size_t>* p, size_t b) : pending(p), bytes(b) {}
-    Release(const Release&) = delete;
-    Release& operator=(const Release&) = delete;
-    ~Release() { pending->fetch_sub(bytes); }
-    std::atomic<size_t>* pending;
-    size_t bytes;
-  };
-  auto release = std::make_shared<Release>(&pending_bytes_, bytes);
-  return queue_.offer([this, sample, release](const std::atomic<bool>& stop) {
-    check(*sample, stop);
-    sample->inputs.clear();  // frees the tensors before the bytes are given back
-    sample->outputs.clear();
-  });
+  // The sample gives its bytes back when it is destroyed with its task (run, refused, or
+  // dropped unrun at shutdown), so none stays counted.
+  auto sample = std::make_shared<Sample>(route, std::move(inputs), std::move(outputs), &pending_bytes_, bytes);
+  return queue_.offer([this, sample](const std::atomic<bool>& stop) { check(*sample, stop); });
 }
 
 bool ParitySampler::drain(double timeout_ms) { return queue_.drain(timeout_ms); }

@@ -57,10 +57,17 @@ class ParitySampler {
                               const ParityBudget& budget);
 
  private:
+  // A queued sample; it holds `bytes` of pending_bytes_ until it is destroyed.
   struct Sample {
+    Sample(int r, std::vector<Value> in, std::vector<Value> out, std::atomic<size_t>* pending, size_t b)
+        : route(r), inputs(std::move(in)), outputs(std::move(out)), pending_bytes(pending), bytes(b) {}
+    Sample(const Sample&) = delete;
+    Sample& operator=(const Sample&) = delete;
+    ~Sample() { pending_bytes->fetch_sub(bytes); }
     int route = 0;
     std::vector<Value> inputs, outputs;
-    size_t bytes = 0;
+    std::atomic<size_t>* pending_bytes;
+    size_t bytes;
   };
   void check(const Sample& s, const std::atomic<bool>& stop);
 

@@ -209,14 +209,16 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     // Parity sampling: a share of the answers of non-reference routes, re-run off the request path.
     if (parity_ && !s.route->reference_only) {
       const double u = static_cast<double>(mix64(opts_.seed ^ mix64(request_id)) >> 11) * (1.0 / 9007199254740992.0);
-      if (u < opts_.parity_sample_rate && !parity_->has_room(tensor_bytes(*bound) + tensor_bytes(a.outputs))) {
-        std::lock_guard<std::mutex> lock(s.mu);
-        s.parity.dropped++;
-      } else if (u < opts_.parity_sample_rate) {
-        std::vector<Value> in_copy, out_copy;
-        for (const Value& v : *bound) in_copy.push_back(deep_copy(v));
-        for (const Value& v : a.outputs) out_copy.push_back(deep_copy(v));
-        if (!parity_->offer(static_cast<int>(a.index), std::move(in_copy), std::move(out_copy))) {
+      if (u < opts_.parity_sample_rate) {
+        // A sample the sampler has no room for is dropped before it is copied.
+        bool taken = parity_->has_room(tensor_bytes(*bound) + tensor_bytes(a.outputs));
+        if (taken) {
+          std::vector<Value> in_copy, out_copy;
+          for (const Value& v : *bound) in_copy.push_back(deep_copy(v));
+          for (const Value& v : a.outputs) out_copy.push_back(deep_copy(v));
+          taken = parity_->offer(static_cast<int>(a.index), std::move(in_copy), std::move(out_copy));
+        }
+        if (!taken) {
           std::lock_guard<std::mutex> lock(s.mu);
           s.parity.dropped++;
         }

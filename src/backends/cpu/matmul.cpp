@@ -209,8 +209,8 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   ThreadScope scope(kthreads);
   const bool bf16_candidate = bf16;
   if (bf16 && !bf16_always()) {  // kept only where it is faster here (bf16_choice.h)
+    const dnnl::memory::desc src_bf16 = src_md, w_bf16 = w_md;
     try {
-      const dnnl::memory::desc src_bf16 = src_md, w_bf16 = w_md;
       const dnnl::matmul::primitive_desc as_bf16 = make(dnnl::post_ops());
       src_md = plain_md(src_md.dims());
       w_md = dnnl::memory::desc(w_md.dims(), dt::f32, dnnl::memory::format_tag::any);
@@ -228,8 +228,8 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
         w_md = w_bf16;
       }
     } catch (const dnnl::error&) {  // no bf16 form: the loop below falls back
-      src_md = plain_md(src_md.dims(), dt::bf16);
-      w_md = dnnl::memory::desc(w_md.dims(), dt::bf16, dnnl::memory::format_tag::any);
+      src_md = src_bf16;
+      w_md = w_bf16;
     }
   }
   dnnl::matmul::primitive_desc pd;

@@ -26,17 +26,6 @@ bool binary_alg(Ew code, dnnl::algorithm* alg) {
   }
 }
 
-// `shape` right-aligned to dst's rank in *out, when it is a scalar or one value per index of
-// dst's channel axis.
-bool broadcast_shape(const Shape& shape, const Shape& dst_shape, int channel_axis, Shape* out) {
-  const size_t rank = dst_shape.size();
-  if (shape.size() > rank) return false;
-  out->assign(rank, 1);
-  std::copy(shape.begin(), shape.end(), out->begin() + static_cast<std::ptrdiff_t>(rank - shape.size()));
-  for (size_t i = 0; i < rank; ++i)
-    if ((*out)[i] != 1 && !(static_cast<int>(i) == channel_axis && (*out)[i] == dst_shape[i])) return false;
-  return true;
-}
 
 struct PendingPost {
   bool binary = false;
@@ -48,6 +37,16 @@ struct PendingPost {
   int first_op = 0;  // the program op this post-op starts
 };
 }  // namespace
+
+bool broadcast_shape(const Shape& shape, const Shape& dst_shape, int channel_axis, Shape* out) {
+  const size_t rank = dst_shape.size();
+  if (shape.size() > rank) return false;
+  out->assign(rank, 1);
+  std::copy(shape.begin(), shape.end(), out->begin() + static_cast<std::ptrdiff_t>(rank - shape.size()));
+  for (size_t i = 0; i < rank; ++i)
+    if ((*out)[i] != 1 && !(static_cast<int>(i) == channel_axis && (*out)[i] == dst_shape[i])) return false;
+  return true;
+}
 
 int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis, Layout dst_layout,
                 dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args) {

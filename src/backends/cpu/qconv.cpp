@@ -5,16 +5,18 @@
 // their zero points become int8 (int8.h: signed_weights) and are packed in the format oneDNN
 // picks. Weights whose differences leave int8 (e.g. uint8 weights with zero point 0 and values
 // over 127), or could saturate oneDNN's int16 pair sums on CPUs without VNNI, run on the
-// backend's own integer kernel instead (qdirect.cpp: exact, much slower). The source zero point is oneDNN's common source zero point (known, or a
-// runtime scalar such as DynamicQuantizeLinear's), the bias an int32 vector added to the int32
-// accumulator, and QLinearConv's requantization x_scale * w_scale[m] / y_scale (formed in
+// backend's own integer kernel instead (qdirect.cpp: exact, much slower). The source zero
+// point is oneDNN's common source zero point (known, or a runtime scalar such as
+// DynamicQuantizeLinear's), the bias an int32 vector added to the int32 accumulator, and
+// QLinearConv's requantization x_scale * w_scale[m] / y_scale (formed in
 // float32, like the reference kernel) oneDNN's output scales fixed at primitive creation, per
 // tensor or per output channel (mask 2); y_zero_point is the destination zero point. oneDNN
 // rounds the float32 product to nearest even and saturates; the reference multiplies in double,
 // so a product within a float32 rounding of a half-integer may differ by one unit.
 // ConvInteger with a float tail (dynamic quantization, or a QDQ Conv whose output stays float)
-// takes the tail's leading constant scale and bias as oneDNN's output scales and float32 bias,
-// so only the ops after them become post-ops.
+// takes the tail's per-channel affine head (scale, bias, folded normalization; known, or with
+// dynamic quantization's runtime scale) as oneDNN's output scales and float32 bias
+// (product_affine.h), so only the ops after it become post-ops.
 // Activations are channels-last (nwc, nhwc, ndhwc), the layout of oneDNN's int8 kernels;
 // chains of 2-D quantized convolutions keep it and readers of other layouts get one reorder.
 #include <algorithm>
@@ -24,6 +26,7 @@
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/product_affine.h"
 #include "backends/cpu/requant_chain.h"
 #include "graph/window_geometry.h"
 
@@ -92,44 +95,6 @@ bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_
     if (runtime && !(i == 0 && op.code == Ew::mul)) return false;
   }
   post = std::move(p);
-  return true;
-}
-
-// When `program` opens with a multiplication by a known float32 constant of one value, or of
-// one per output channel (`channels`, axis 1 of a `dst_rank`-D result): true, with the factors
-// in *scales.
-bool leading_constant_scale(Builder& b, const EwProgram& program, int64_t channels, size_t dst_rank,
-                            std::vector<float>* scales) {
-  if (program.ops.empty() || program.ops[0].code != Ew::mul || program.ops[0].operand < 0) return false;
-  const Tensor* c = b.known(program.operands[static_cast<size_t>(program.ops[0].operand)]);
-  if (!c || c->dtype() != DataType::float32 || (c->numel() != 1 && c->numel() != channels)) return false;
-  const Shape& s = c->shape();
-  if (s.size() > dst_rank) return false;
-  if (c->numel() > 1) {
-    // Broadcasting aligns the shapes on the right: dst's axis 1 is the constant's axis `at`.
-    const int64_t at = 1 - static_cast<int64_t>(dst_rank - s.size());
-    if (at < 0 || s[static_cast<size_t>(at)] != channels) return false;
-  }
-  scales->assign(c->data<float>(), c->data<float>() + c->numel());
-  return true;
-}
-
-// When `program` opens with an addition of a known float32 constant of one value or one per
-// output channel (as leading_constant_scale takes them): true, with that constant divided by
-// the product's `scales` in *bias (one per channel), the accumulator's units.
-bool leading_constant_shift(Builder& b, const EwProgram& program, int64_t channels, size_t dst_rank,
-                            const std::vector<float>& scales, std::vector<double>* bias) {
-  if (program.ops.empty() || program.ops[0].code != Ew::add) return false;
-  std::vector<float> shift;
-  EwProgram as_mul = program;
-  as_mul.ops[0].code = Ew::mul;
-  if (!leading_constant_scale(b, as_mul, channels, dst_rank, &shift)) return false;
-  bias->resize(static_cast<size_t>(channels));
-  for (int64_t o = 0; o < channels; ++o) {
-    const double s = scales[scales.size() == 1 ? 0 : static_cast<size_t>(o)];
-    if (s == 0 || !std::isfinite(s)) return false;
-    (*bias)[static_cast<size_t>(o)] = shift[shift.size() == 1 ? 0 : static_cast<size_t>(o)] / s;
-  }
   return true;
 }
 
@@ -305,56 +270,14 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   src_probe.layout = Layout::nhwc;
   const DataType out_type = b.val(out).dtype;
   if (tabled || float_tabled) tail.active = false;
-  IValue dst_probe;
-  dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
-  dst_probe.shape = dst;
-  dst_probe.layout = Layout::nhwc;
-  // An absorbed tail as post-ops; the destination zero point is then the closing
-  // QuantizeLinear's. Unfused, the product writes v in float32.
-  dnnl::post_ops tail_ops;
-  std::vector<DnnlKernel::Arg> tail_args;
-  bool tail_fused = false;
-  // ConvInteger's tail opens with the product's constant scale (x_scale * w_scale, one or one
-  // per output channel): oneDNN's output scales, which its kernel applies as it converts the
-  // accumulator, cost nothing, where a binary post-op reads a vector per output block.
-  // A constant added next (the float bias) becomes oneDNN's float32 bias, which it adds to the
-  // accumulator before it scales: bias[o] / scale[o].
-  std::vector<float> tail_scales;
-  std::vector<double> tail_bias;
-  if (tail.active) {
-    EwProgram rest = tail.fused;
-    if (!qlinear && leading_constant_scale(b, tail.fused, O, dst.size(), &tail_scales)) {
-      rest.ops.erase(rest.ops.begin());
-      if (leading_constant_shift(b, rest, O, dst.size(), tail_scales, &tail_bias)) rest.ops.erase(rest.ops.begin());
-    }
-    tail_fused = to_post_ops(b, rest, dst, 1, dst_probe.layout, &tail_ops, &tail_args) == static_cast<int>(rest.ops.size());
-    if (!tail_fused && !tail_scales.empty()) {
-      // Not all of it fuses: the product writes v in float32 and the whole tail runs after it.
-      tail_scales.clear();
-      tail_bias.clear();
-      tail_ops = dnnl::post_ops();
-      tail_args.clear();
-    }
-    if (!tail_fused) dst_probe.dtype = DataType::float32;
-  }
-
   dnnl::memory::dims wd;
   if (G == 1) wd = {O, ws[1]};
   else wd = {G, O / G, ws[1]};
   for (size_t i = 2; i < ws.size(); ++i) wd.push_back(ws[i]);
   const dnnl::memory::desc w_plain = plain_md(Shape(wd.begin(), wd.end()), dt::s8);
 
-  bool src_zero = true, dst_zero = true;
+  bool src_zero = true;
   TANDEM_ASSIGN_OR_RETURN(DnnlKernel::Arg src_zp, zero_point_arg(b, x_zp, DNNL_ARG_SRC, label + " x", &src_zero));
-  DnnlKernel::Arg dst_zp;
-  if (qlinear && !tail.active) {
-    TANDEM_ASSIGN_OR_RETURN(dst_zp, zero_point_arg(b, in(7), DNNL_ARG_DST, label + " y", &dst_zero));
-  } else if (tail_fused && tail.quantized && tail.zero_point != 0) {
-    dnnl::memory zm(dnnl::memory::desc({1}, dt::s32, dnnl::memory::format_tag::x), cpu_engine());
-    std::memcpy(zm.get_data_handle(), &tail.zero_point, sizeof(int32_t));
-    dst_zp = {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, -1, zm.get_desc(), zm};
-    dst_zero = false;
-  }
   // Zero points keep oneDNN 2.6 off its brgemm convolutions (1x1 ones run twice as long on the
   // older kernels). Without padding, a constant source zero point x_z costs each output
   // channel the constant x_z * sum(w[o]), which the int32 bias takes (the same integers oneDNN
@@ -381,65 +304,127 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       src_zero = true;
     }
   }
-  // A float bias from the tail: the integers so far plus it, rounded once to float32 (within
-  // half a unit of the accumulator for sums below 2^24).
-  if (!tail_bias.empty()) {
-    std::vector<float> combined(static_cast<size_t>(O));
-    for (int64_t o = 0; o < O; ++o)
-      combined[static_cast<size_t>(o)] = static_cast<float>(
-          (dnnl_bias.defined() ? dnnl_bias.data<int32_t>()[o] : 0) + tail_bias[static_cast<size_t>(o)]);
-    dnnl_bias = Tensor::from_vector<float>({O}, combined);
-  }
-  dnnl::primitive_attr attr;
-  if (tail_fused) {
-    attr.set_post_ops(tail_ops);
-  } else if (!tail.active && !dst_zero) {
-    // oneDNN adds the destination zero point before it rounds: rounding first (a cheap
-    // post-op) keeps a value within a float32 rounding of a half-integer from landing one
-    // unit away from the reference's round(v) + zero_point. A constant zero point is then
-    // added by a second post-op (exact on the rounded value) rather than as oneDNN's.
-    dnnl::post_ops round;
-    round.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
-    if (dst_zp.value < 0) {
-      const int32_t zy = *static_cast<const int32_t*>(dst_zp.memory.get_data_handle());
-      round.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(zy));
-      dst_zero = true;
-    }
-    attr.set_post_ops(round);
-  }
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  // Requantization: one scale per output channel (dst dim 1), or one for all.
-  bool runtime_scales = false;
-  DnnlKernel::Arg scales;
-  if (qlinear) {
-    TANDEM_ASSIGN_OR_RETURN(scales, output_scales(b, in(1), in(4), in(6), O, 1 << 1, label, &attr, &runtime_scales));
-  } else if (!tail_scales.empty()) {
-    attr.set_output_scales(tail_scales.size() == 1 ? 0 : 1 << 1, tail_scales);
-  }
-  if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-  if (!dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+  std::vector<int32_t> int_bias;
+  if (dnnl_bias.defined()) int_bias.assign(dnnl_bias.data<int32_t>(), dnnl_bias.data<int32_t>() + O);
 
-  const auto src_md = value_md(src_probe), dst_md = value_md(dst_probe);
-  const dnnl::memory::desc w_any(wd, dt::s8, dnnl::memory::format_tag::any);
-  const dnnl::memory::desc b_md({O}, dnnl_bias.defined() && dnnl_bias.dtype() == DataType::float32 ? dt::f32 : dt::s32,
-                                dnnl::memory::format_tag::x);
+  // ConvInteger's tail opens with a per-channel affine head (the product's scale x_scale *
+  // w_scale, known or a runtime value, then often a bias and a folded batch normalization):
+  // oneDNN's output scales and float32 bias (product_affine.h), which its kernel applies as it
+  // converts the accumulator, cost nothing, where each binary post-op reads a vector per output
+  // block (a dynamically quantized 1x1 convolution ran 1.5-2x as long). In case the head keeps
+  // oneDNN off its fast kernels on some CPU, the primitive is created with the head first and,
+  // where that fails or gives only reference loops, without it. TANDEM_CPU_QAFFINE=0: never.
+  ProductAffine head;
+  if (tail.active && !qlinear && feature_enabled("QAFFINE"))
+    head = leading_product_affine(b, tail.fused, dst, 1, post.ops.size());
   const auto strides = as_dims(win->strides), dil = as_dims(win->dilations, 1);
   const auto pl = as_dims(win->pad_begin), pr = as_dims(win->pad_end);
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(ws) / O);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);
-  auto d = dnnl_bias.defined()
-               ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                 src_md, w_any, b_md, dst_md, strides, dil, pl, pr)
-               : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                                 src_md, w_any, dst_md, strides, dil, pl, pr);
-  dnnl::convolution_forward::primitive_desc pd;
-  try {
-    pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
-  } catch (const dnnl::error& e) {
-    if (verbose()) note(label + " oneDNN has no int8 convolution for this case: " + e.what());
-    return own_kernel();
+  const auto src_md = value_md(src_probe);
+  const dnnl::memory::desc w_any(wd, dt::s8, dnnl::memory::format_tag::any);
+  // One way to create the primitive. An absorbed tail becomes post-ops (the destination zero
+  // point is then the closing QuantizeLinear's); unfused, the product writes v in float32.
+  struct Attempt {
+    ProductAffine head;
+    dnnl::post_ops tail_ops;
+    std::vector<DnnlKernel::Arg> tail_args;
+    bool tail_fused = false;
+    IValue dst_probe;
+    DnnlKernel::Arg dst_zp, scales;
+    bool dst_zero = true, runtime_scales = false;
+    dnnl::memory::desc b_md;
+    bool with_bias = false;
+    dnnl::convolution_forward::primitive_desc pd;
+    bool created = false;
+  };
+  auto attempt = [&](bool fold, Attempt* a) -> Status {
+    a->dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
+    a->dst_probe.shape = dst;
+    a->dst_probe.layout = Layout::nhwc;
+    if (fold) a->head = head;
+    dnnl::primitive_attr attr;
+    if (a->head.ops > 0) set_product_affine(a->head, O, 1 << 1, dst.size(), &attr, &a->tail_ops);
+    if (tail.active) {
+      EwProgram rest = tail.fused;
+      rest.ops.erase(rest.ops.begin(), rest.ops.begin() + static_cast<std::ptrdiff_t>(a->head.ops));
+      a->tail_fused = to_post_ops(b, rest, dst, 1, a->dst_probe.layout, &a->tail_ops, &a->tail_args) ==
+                      static_cast<int>(rest.ops.size());
+      // Not all of it fuses: the product writes v in float32 and the whole tail runs after it.
+      if (!a->tail_fused) {
+        if (a->head.ops > 0) return unsupported(label + " the ops after the affine head do not fuse");
+        a->tail_ops = dnnl::post_ops();
+        a->tail_args.clear();
+        a->dst_probe.dtype = DataType::float32;
+      }
+    }
+    if (qlinear && !tail.active) {
+      TANDEM_ASSIGN_OR_RETURN(a->dst_zp, zero_point_arg(b, in(7), DNNL_ARG_DST, label + " y", &a->dst_zero));
+    } else if (a->tail_fused && tail.quantized && tail.zero_point != 0) {
+      dnnl::memory zm(dnnl::memory::desc({1}, dt::s32, dnnl::memory::format_tag::x), cpu_engine());
+      std::memcpy(zm.get_data_handle(), &tail.zero_point, sizeof(int32_t));
+      a->dst_zp = {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, -1, zm.get_desc(), zm};
+      a->dst_zero = false;
+    }
+    if (a->tail_fused) {
+      attr.set_post_ops(a->tail_ops);
+    } else if (!tail.active && !a->dst_zero) {
+      // oneDNN adds the destination zero point before it rounds: rounding first (a cheap
+      // post-op) keeps a value within a float32 rounding of a half-integer from landing one
+      // unit away from the reference's round(v) + zero_point. A constant zero point is then
+      // added by a second post-op (exact on the rounded value) rather than as oneDNN's.
+      dnnl::post_ops round;
+      round.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+      if (a->dst_zp.value < 0) {
+        const int32_t zy = *static_cast<const int32_t*>(a->dst_zp.memory.get_data_handle());
+        round.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(zy));
+        a->dst_zero = true;
+      }
+      attr.set_post_ops(round);
+    }
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    // Requantization: one scale per output channel (dst dim 1), or one for all.
+    if (qlinear) {
+      TANDEM_ASSIGN_OR_RETURN(a->scales,
+                              output_scales(b, in(1), in(4), in(6), O, 1 << 1, label, &attr, &a->runtime_scales));
+    }
+    if (!src_zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    if (!a->dst_zero) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+    const bool float_bias = a->head.has_shift();
+    a->with_bias = float_bias || dnnl_bias.defined();
+    a->b_md = dnnl::memory::desc({O}, float_bias ? dt::f32 : dt::s32, dnnl::memory::format_tag::x);
+    const auto dst_md = value_md(a->dst_probe);
+    auto d = a->with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, src_md, w_any, a->b_md,
+                                                           dst_md, strides, dil, pl, pr)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, src_md, w_any, dst_md,
+                                                           strides, dil, pl, pr);
+    try {
+      a->pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+    } catch (const dnnl::error& e) {
+      return unsupported(label + " oneDNN has no int8 convolution for this case: " + e.what());
+    }
+    return Status::ok();
+  };
+  Attempt chosen;
+  for (bool fold : {true, false}) {
+    if (fold && head.ops == 0) continue;
+    Attempt a;
+    const Status made = attempt(fold, &a);
+    if (!made.is_ok()) {
+      if (verbose()) note(made.message());
+      continue;
+    }
+    chosen = std::move(a);
+    chosen.created = true;
+    if (std::string(chosen.pd.impl_info_str()).rfind("ref", 0) != 0) break;
   }
+  if (!chosen.created) return own_kernel();
+  const dnnl::convolution_forward::primitive_desc pd = chosen.pd;
+  IValue& dst_probe = chosen.dst_probe;
+  const bool tail_fused = chosen.tail_fused;
   const std::string impl = pd.impl_info_str();
   // oneDNN's reference loops (odd channel counts per group, 3-D depthwise) are slower than the
   // own kernel, which runs such products as float32 convolutions where that is exact.
@@ -447,6 +432,12 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (verbose()) note(label + " oneDNN has only its reference int8 convolution for this case");
     return own_kernel();
   }
+  // A runtime head's scalar and bias are computed before the product runs.
+  std::vector<DnnlKernel::Arg> head_args;
+  if (chosen.head.ops > 0)
+    TANDEM_RETURN_IF_ERROR(add_product_affine(b, chosen.head, int_bias, O, dst.size(), label, &head_args));
+  const bool head_bias = std::any_of(head_args.begin(), head_args.end(),
+                                     [](const DnnlKernel::Arg& a) { return a.arg == DNNL_ARG_BIAS; });
   TANDEM_ASSIGN_OR_RETURN(const int src, b.require(x, Layout::nhwc));
   // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
@@ -459,7 +450,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
                            : out;
   if (verbose())
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
-         (runtime_scales ? ", runtime scales" : ""));
+         (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
+         (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : ""));
 
   // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
   dnnl::memory packed(pd.weights_desc(), cpu_engine());
@@ -478,24 +470,20 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   k->args.push_back({DNNL_ARG_SRC, src, src_md, {}});
   k->reads.push_back(src);
   k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), packed});
-  if (dnnl_bias.defined()) {
-    dnnl::memory bm(b_md, cpu_engine());
+  if (!head_bias && dnnl_bias.defined()) {
+    dnnl::memory bm(chosen.b_md, cpu_engine());
     std::memcpy(bm.get_data_handle(), dnnl_bias.raw_data(), dnnl_bias.nbytes());
-    k->args.push_back({DNNL_ARG_BIAS, -1, b_md, bm});
+    k->args.push_back({DNNL_ARG_BIAS, -1, chosen.b_md, bm});
   }
-  k->args.push_back({DNNL_ARG_DST, conv_out, dst_md, {}});
-  for (const auto& arg : tail_args) {
+  k->args.push_back({DNNL_ARG_DST, conv_out, value_md(dst_probe), {}});
+  std::vector<DnnlKernel::Arg> extra = head_args;
+  extra.insert(extra.end(), chosen.tail_args.begin(), chosen.tail_args.end());
+  if (chosen.runtime_scales) extra.push_back(chosen.scales);
+  if (!src_zero) extra.push_back(src_zp);
+  if (!chosen.dst_zero) extra.push_back(chosen.dst_zp);
+  for (const DnnlKernel::Arg& arg : extra) {
     k->args.push_back(arg);
     if (arg.value >= 0) k->reads.push_back(arg.value);
-  }
-  if (runtime_scales) {
-    k->args.push_back(scales);
-    k->reads.push_back(scales.value);
-  }
-  for (const DnnlKernel::Arg* zp : {&src_zp, &dst_zp}) {
-    if ((zp == &src_zp && src_zero) || (zp == &dst_zp && dst_zero)) continue;
-    k->args.push_back(*zp);
-    if (zp->value >= 0) k->reads.push_back(zp->value);
   }
   k->writes = {conv_out};
   b.add_kernel(std::move(k));

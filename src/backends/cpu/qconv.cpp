@@ -495,8 +495,13 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   }
   if (float_tabled) return add_byte_to_float(b, conv_out, out, float_table, label + " (float table)");
   if (tail.active && !tail_fused) return add_tail_unfused(b, tail, conv_out, out, label);
-  b.define(out, Layout::plain);
-  return add_reorder(b, conv_out, out, label + " (to plain)");
+  // A 2-D float output goes to the blocked layout where the float path has it (its
+  // convolutions, pooling, Resize and elementwise kernels take it; from channels-last it is a
+  // cheaper reorder than to plain), else plain.
+  const bool blocked = keep_channels_last && dst_probe.dtype == DataType::float32 && cpu_isa_level() >= 1 &&
+                       feature_enabled("BLOCKED");
+  b.define(out, blocked ? Layout::blocked : Layout::plain);
+  return add_reorder(b, conv_out, out, label + (blocked ? " (to blocked)" : " (to plain)"));
 }
 
 Status supports_qconv(const Node& n) {

@@ -91,6 +91,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     Status outcome;
     std::vector<Value> outputs;
     double queue_ms = 0, compute_ms = 0;
+    bool no_verdict = false;  // a parity-checked probe whose answer could not be checked in time
   };
   // The time route `index` may take now (routes.h), or <= 0 when there is none.
   auto budget_for = [&](size_t index, SteadyClock::time_point now) {
@@ -139,6 +140,28 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     std::string where;
     if (a.outcome.is_ok() && opts_.output_guard && !all_finite(a.outputs, graph_->outputs, &where))
       a.outcome = Status(StatusCode::device_error, "[" + name + "] output '" + where + "' has non-finite values (output guard)");
+    // A probe of a breaker that parity violations opened, answered on the request path (strict
+    // mode, or no faster route to answer instead): its answer is served, and counts for the
+    // breaker, only once it matches the reference, run here within the request's deadline.
+    if (a.outcome.is_ok() && a.admission.check_parity && parity_) {
+      std::vector<Value> expected;
+      RunControl control;
+      control.deadline = deadline;
+      control.cancel = options.cancel;
+      const Status ran = routes_.back()->route->placed->run(*bound, &expected, control);
+      if (!ran.is_ok()) {
+        a.no_verdict = true;
+        a.outcome = Status(ran.code() == StatusCode::cancelled ? StatusCode::cancelled : StatusCode::timeout,
+                           "[" + name + "] probe answer not served: the reference could not check it (" +
+                               ran.message() + ")");
+      } else {
+        const ParityResult r = ParitySampler::compare(expected, a.outputs, a.slot->parity_budget);
+        on_parity_counts(*a.slot, r);
+        if (r.violation)
+          a.outcome = Status(StatusCode::parity_violation, "[" + name + "] probe answer outside the parity budget (max abs " +
+                                                               std::to_string(r.max_abs) + ")");
+      }
+    }
   };
   // Stops waiting for a call: abandoned at its budget (a timeout), or as the loser of a hedge.
   auto abandon = [&](Attempt& a, bool at_budget) {
@@ -164,8 +187,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     RouteSlot& s = *a.slot;
     const std::string kind(status_code_name(a.outcome.code()));
     const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s);
-    const bool backend_fault =
-        !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported && !starved;
+    const bool backend_fault = !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported &&
+                               !starved && !a.no_verdict;
     if (backend_fault) s.breaker->record(a.admission, {false, false});
     else s.breaker->release(a.admission);
     {

@@ -177,6 +177,62 @@ TEST_F(EngineChainTest, ProbesOfARouteWithWrongNumbersAreCheckedAndKeepItOpen) {
   EXPECT_EQ(route_telemetry(m->telemetry(), "reference").served, 0u);
 }
 
+// In strict mode a probe runs on the request path: its answer is served only once it matches
+// the reference, so a route that parity violations opened never hands a client wrong numbers
+// as a probe, and it closes again once its numbers are right.
+TEST_F(EngineChainTest, StrictProbesOfARouteWithWrongNumbersAreServedOnlyWhenTheyMatch) {
+  auto engine = make_engine({"reference"});
+  auto clock = std::make_shared<ManualClock>();
+  set_engine_clock(*engine, clock);
+  PrepareOptions o;
+  o.routes = {"reference@bf16", "reference"};
+  o.fallback = FallbackPolicy::strict;
+  o.fault_injection = "route=reference@bf16,offset=0.5,recover_after_s=1000";
+  o.parity_sample_rate = 1.0;
+  o.breaker.min_requests = 1000;  // only parity can trip it
+  auto m = prepare_model(*engine, o);
+  ASSERT_TRUE(m);
+  const std::string drifting = "faulty(reference@bf16)";
+  std::vector<float> right;
+  {
+    auto exact = engine->prepare_bytes(tiny_model_bytes(), PrepareOptions{});
+    ASSERT_TRUE(exact.is_ok());
+    auto r = (*exact)->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok());
+    const Tensor& t = r->outputs.begin()->second.tensor;
+    right.assign(t.data<float>(), t.data<float>() + t.numel());
+  }
+  for (int i = 0; i < 3; ++i) {  // sampled answers, whose violations trip the breaker
+    auto r = m->infer(tiny_inputs());
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_TRUE(m->drain_parity(10000));
+  }
+  ASSERT_EQ(route_telemetry(m->telemetry(), drifting).breaker.state, BreakerState::open);
+  EXPECT_FALSE(m->infer(tiny_inputs()).is_ok()) << "strict: no fallback while the breaker is open";
+  // Before the route recovers: each cooldown's probe answer is checked and refused.
+  for (int probe = 0; probe < 2; ++probe) {
+    clock->advance_ms(300000);
+    auto p = m->infer(tiny_inputs());
+    ASSERT_FALSE(p.is_ok()) << "a wrong probe answer was served";
+    EXPECT_EQ(p.status().code(), StatusCode::parity_violation) << p.status().to_string();
+    EXPECT_EQ(route_telemetry(m->telemetry(), drifting).breaker.state, BreakerState::open);
+  }
+  EXPECT_EQ(route_telemetry(m->telemetry(), drifting).failures.at("parity_violation"), 2u);
+  // Past recover_after_s the answers are right: probes are served and close the breaker.
+  clock->advance_ms(600000);
+  for (int i = 0; i < 20 && route_telemetry(m->telemetry(), drifting).breaker.state != BreakerState::closed; ++i) {
+    auto p = m->infer(tiny_inputs());
+    if (!p.is_ok()) {
+      clock->advance_ms(600000);
+      continue;
+    }
+    const Tensor& t = p->outputs.begin()->second.tensor;
+    EXPECT_EQ(std::vector<float>(t.data<float>(), t.data<float>() + t.numel()), right);
+  }
+  EXPECT_EQ(route_telemetry(m->telemetry(), drifting).breaker.state, BreakerState::closed);
+  EXPECT_EQ(route_telemetry(m->telemetry(), "reference").served, 0u);
+}
+
 TEST_F(EngineChainTest, FourRoutesSkipTwoFaultyOnesAndNeverReachTheLastResort) {
   if (!find_backend("cpu")) GTEST_SKIP() << "no cpu backend in this build";
   auto engine = make_engine({"cpu", "reference"});

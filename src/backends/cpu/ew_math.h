@@ -15,8 +15,10 @@ __attribute__((always_inline)) inline float bits_to_float(int32_t i) {
   return f;
 }
 
-// Cephes-style expf: range reduction by ln2 and a degree-6 polynomial.
+// Cephes-style expf: range reduction by ln2 and a degree-6 polynomial. Below -87.3 (where
+// e^x leaves the normal floats) the result is 0, never subnormal.
 __attribute__((always_inline)) inline float exp(float x) {
+  const bool underflow = x < -87.3f;
   x = x < -87.3f ? -87.3f : x;
   x = x > 88.7f ? 88.7f : x;
   float fx = x * 1.44269504088896341f + 0.5f;
@@ -36,7 +38,8 @@ __attribute__((always_inline)) inline float exp(float x) {
   int32_t n = t;
   // Split the scale in two so that n = 128 (x near 88.7) does not overflow the exponent.
   int32_t n1 = n >> 1, n2 = n - n1;
-  return y * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
+  const float e = y * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
+  return underflow ? 0.0f : e;
 }
 
 __attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }

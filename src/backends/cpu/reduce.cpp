@@ -17,6 +17,15 @@ namespace tandem::cpu {
 
 namespace {
 
+// A probability below the smallest normal float becomes 0: e (an exponential) is dropped
+// before it is divided by the sum when the quotient would be subnormal (below `least`, FLT_MIN
+// times the sum). exp() here stops at e^-87.3 (about FLT_MIN), so every masked or
+// far-from-maximum position of a softmax would otherwise come out subnormal, and on CPUs that
+// take microcode assists for subnormal operands and results both this division and the matrix
+// product that reads attention probabilities run several times slower (a 4-layer encoder at
+// 128 tokens: 81 against 17 ms on an Intel Xeon). The absolute change is below 1.2e-38.
+__attribute__((always_inline)) inline float flushed(float e, float least) { return e < least ? 0.0f : e; }
+
 // Softmax over each of `rows` contiguous vectors of `len` elements. The max and the sum run in
 // kLanes independent partial results (combined at the end), so that the compiler vectorizes
 // them: a single running float sum has to stay scalar.
@@ -57,7 +66,8 @@ TANDEM_ISA_BODY void softmax_rows_body(const float* in, float* out, int64_t rows
       for (int64_t i = 0; i < len; ++i) y[i] = x[i] - m - ls;
     } else {
       const float inv = 1.0f / sum;
-      for (int64_t i = 0; i < len; ++i) y[i] *= inv;
+      const float least = FLT_MIN * sum;
+      for (int64_t i = 0; i < len; ++i) y[i] = flushed(y[i], least) * inv;
     }
   }
 }
@@ -87,9 +97,13 @@ TANDEM_ISA_BODY void softmax_strided_body(const float* in, float* out, int64_t l
     for (int64_t i = 0; i < len; ++i)
       for (int64_t j = 0; j < count; ++j) out[i * stride + j] = in[i * stride + j] - m[j] - s[j];
   } else {
-    for (int64_t j = 0; j < count; ++j) s[j] = 1.0f / s[j];
+    // (m, no longer needed, takes each column's least kept exponential.)
+    for (int64_t j = 0; j < count; ++j) {
+      m[j] = FLT_MIN * s[j];
+      s[j] = 1.0f / s[j];
+    }
     for (int64_t i = 0; i < len; ++i)
-      for (int64_t j = 0; j < count; ++j) out[i * stride + j] *= s[j];
+      for (int64_t j = 0; j < count; ++j) out[i * stride + j] = flushed(out[i * stride + j], m[j]) * s[j];
   }
 }
 TANDEM_ISA_DISPATCH(softmax_strided,

@@ -18,7 +18,7 @@ __attribute__((always_inline)) inline float bits_to_float(int32_t i) {
 // Cephes-style expf: range reduction by ln2 and a degree-6 polynomial. Below -87.3 (where
 // e^x leaves the normal floats) the result is 0, never subnormal.
 __attribute__((always_inline)) inline float exp(float x) {
-  const bool underflow = x < -87.3f;
+  const float kept = x < -87.3f ? 0.0f : 1.0f;  // (a product, not a select: it vectorizes)
   x = x < -87.3f ? -87.3f : x;
   x = x > 88.7f ? 88.7f : x;
   float fx = x * 1.44269504088896341f + 0.5f;
@@ -39,7 +39,7 @@ __attribute__((always_inline)) inline float exp(float x) {
   // Split the scale in two so that n = 128 (x near 88.7) does not overflow the exponent.
   int32_t n1 = n >> 1, n2 = n - n1;
   const float e = y * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
-  return underflow ? 0.0f : e;
+  return e * kept;
 }
 
 __attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }

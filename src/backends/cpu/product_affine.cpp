@@ -3,7 +3,6 @@
 #include "backends/cpu/product_affine.h"
 
 #include <cmath>
-#include <cstring>
 #include <memory>
 
 #include "backends/cpu/ew_post_ops.h"

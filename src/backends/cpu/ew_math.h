@@ -1,7 +1,9 @@
 // ew_math.h: branch-free float math the compiler can vectorize (no library calls), used by the
 // cpu backend's elementwise kernels. Accuracy: exp/sigmoid/tanh within a few ulp of float
 // (relative 2e-7), erf absolute 1.5e-7. Inputs outside the float range are clamped where the
-// result saturates anyway. Pure functions, thread-safe.
+// result saturates anyway. Pure functions, thread-safe. Each must vectorize in a plain loop
+// (ctest ew_math_vectorizes checks it): some selects leave GCC's loop scalar where a product by
+// a 0/1 factor does not.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +44,10 @@ __attribute__((always_inline)) inline float exp(float x) {
   return e * kept;
 }
 
-__attribute__((always_inline)) inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+// Below -87.3 the result is 0 (e^x is, and 1 / (1 + e^-x) would be subnormal).
+__attribute__((always_inline)) inline float sigmoid(float x) {
+  return 1.0f / (1.0f + exp(-x)) * (x < -87.3f ? 0.0f : 1.0f);
+}
 
 __attribute__((always_inline)) inline float tanh(float x) {
   int32_t bits;

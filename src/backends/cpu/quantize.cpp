@@ -441,42 +441,59 @@ class DynamicQuantizeKernel final : public Kernel {
   int64_t block = 0, N = 1, C = 1, S = 1;
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* x = static_cast<const float*>(ctx.ptr[src]);
-    constexpr int64_t kMaxChunks = 64;
-    const int64_t chunks = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxChunks);
-    float lo[kMaxChunks], hi[kMaxChunks];
-    const int64_t per = (n + chunks - 1) / chunks;
-    parallel_range(chunks == 1 ? 1 : ctx.threads, chunks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t at = std::min(n, i * per);
-        min_max(x + at, std::min(n, at + per) - at, &lo[i], &hi[i]);
-      }
-    });
+    auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
+    const int threads = n < 4 * kGrain ? 1 : ctx.threads;
+    float lo[kMaxParts], hi[kMaxParts];
+    Params p;
+    if (block > 0) {
+      // A blocked source: its range over the parts, then the channels-last quantization.
+      const int64_t parts = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxParts);
+      parallel_range(threads, parts, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) min_max(x + n * i / parts, n * (i + 1) / parts - n * i / parts, &lo[i], &hi[i]);
+      });
+      p = params(lo, hi, parts);
+      if (!p.usable) std::fill(y, y + N * C * S, p.zero_point);
+      else quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point));
+    } else {
+      // One parallel region: each part's range, then each part quantizes its own elements
+      // (still in its core's caches) with the parameters of all of them.
+      parallel_two_passes(
+          threads, n, 4 * kGrain, [&](int part, int64_t b, int64_t e) { min_max(x + b, e - b, &lo[part], &hi[part]); },
+          [&](int part, int parts, int64_t b, int64_t e) {
+            const Params q = params(lo, hi, parts);
+            if (!q.usable) std::fill(y + b, y + e, q.zero_point);
+            else quantize_u8(x + b, y + b, e - b, q.scale, static_cast<float>(q.zero_point));
+            if (part == 0) p = q;
+          });
+    }
+    if (scale_out >= 0) *static_cast<float*>(ctx.ptr[scale_out]) = p.scale;
+    if (zp_out >= 0) *static_cast<uint8_t*>(ctx.ptr[zp_out]) = p.zero_point;
+    return Status::ok();
+  }
+
+ private:
+  // The reference's parameters from the parts' ranges: the range widened to hold 0, scale =
+  // range / 255 and zero_point = saturate(round(-min / scale)); a zero or non-finite scale
+  // quantizes everything to zero point 0.
+  struct Params {
+    float scale = 0;
+    uint8_t zero_point = 0;
+    bool usable = false;
+  };
+  static Params params(const float* lo, const float* hi, int64_t parts) {
     float x_min = 0.0f, x_max = 0.0f;
-    for (int64_t i = 0; i < chunks; ++i) {
+    for (int64_t i = 0; i < parts; ++i) {
       x_min = std::min(x_min, lo[i]);
       x_max = std::max(x_max, hi[i]);
     }
-    const float scale = (x_max - x_min) / 255.0f;
-    uint8_t zero_point = 0;
-    const bool usable = scale != 0.0f && std::isfinite(scale);
-    if (usable) {
-      const float inter = 0.0f - x_min / scale;
-      zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
+    Params p;
+    p.scale = (x_max - x_min) / 255.0f;
+    p.usable = p.scale != 0.0f && std::isfinite(p.scale);
+    if (p.usable) {
+      const float inter = 0.0f - x_min / p.scale;
+      p.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
     }
-    auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
-    if (!usable) {
-      std::fill(y, y + (block > 0 ? N * C * S : n), zero_point);
-    } else if (block > 0) {
-      quantize_blocked(n < 4 * kGrain ? 1 : ctx.threads, x, y, false, N, C, S, block, scale,
-                       static_cast<float>(zero_point));
-    } else {
-      parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t b, int64_t e) {
-        quantize_u8(x + b, y + b, e - b, scale, static_cast<float>(zero_point));
-      });
-    }
-    if (scale_out >= 0) *static_cast<float*>(ctx.ptr[scale_out]) = scale;
-    if (zp_out >= 0) *static_cast<uint8_t*>(ctx.ptr[zp_out]) = zero_point;
-    return Status::ok();
+    return p;
   }
 };
 

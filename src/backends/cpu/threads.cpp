@@ -32,6 +32,26 @@ void parallel_for(int threads, int64_t n, int64_t grain, void (*fn)(void*, int64
   }
 }
 
+void parallel_two_passes(int threads, int64_t n, int64_t grain, void (*first)(void*, int, int64_t, int64_t),
+                         void (*second)(void*, int, int, int64_t, int64_t), void* arg) {
+  if (n <= 0) return;
+  const int64_t max_parts = grain > 0 ? std::max<int64_t>(1, n / grain) : n;
+  const int nt = static_cast<int>(std::min<int64_t>(std::min({threads, kMaxOpenMpTeam, kMaxParts}), max_parts));
+  if (nt <= 1 || omp_in_parallel()) {
+    first(arg, 0, 0, n);
+    second(arg, 0, 1, 0, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), k = omp_get_num_threads();
+    const int64_t b = n * t / k, e = n * (t + 1) / k;
+    first(arg, t, b, e);
+#pragma omp barrier
+    second(arg, t, k, b, e);
+  }
+}
+
 bool TeamSizer::choose_single() {
   std::lock_guard<std::mutex> lock(mu_);
   if (single_left_ == 0) return false;

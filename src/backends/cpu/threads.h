@@ -49,6 +49,28 @@ void parallel_range(int threads, int64_t n, int64_t grain, F&& f) {
   parallel_for(threads, n, grain, [](void* a, int64_t b, int64_t e) { (*static_cast<F*>(a))(b, e); }, &f);
 }
 
+// Two passes over [0, n) split the same way on `threads` OpenMP threads in one parallel region:
+// first(part, begin, end) for each part, then, once every part's first pass is done,
+// second(part, parts, begin, end). `parts` (at most kMaxParts) is how many there were; a part
+// finds the first pass's results of all parts, indexed by part, where its first pass put them.
+// For a reduction followed by a pass that needs it (DynamicQuantizeLinear's range, then the
+// quantization): each part reads its own range again while it is still in its core's caches,
+// and the team forks once.
+inline constexpr int kMaxParts = 64;
+void parallel_two_passes(int threads, int64_t n, int64_t grain, void (*first)(void*, int, int64_t, int64_t),
+                         void (*second)(void*, int, int, int64_t, int64_t), void* arg);
+template <class F, class G>
+void parallel_two_passes(int threads, int64_t n, int64_t grain, F&& first, G&& second) {
+  struct Both {
+    F* f;
+    G* g;
+  } both{&first, &second};
+  parallel_two_passes(
+      threads, n, grain, [](void* a, int part, int64_t b, int64_t e) { (*static_cast<Both*>(a)->f)(part, b, e); },
+      [](void* a, int part, int parts, int64_t b, int64_t e) { (*static_cast<Both*>(a)->g)(part, parts, b, e); },
+      &both);
+}
+
 // f(n, cb, s0, s1) over images n < N, channel blocks cb < blocks and pixel ranges [s0, s1) of
 // `chunk` pixels out of S, on `threads` threads: the loop of kernels that walk a blocked layout
 // [N, blocks, S, block] (and the channels-last bytes that go with it) a block row at a time.

@@ -43,6 +43,9 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+// Batches up to this size give the primitive plain (ldigo) weights (make_kernel).
+constexpr int64_t kPlainWeightsMaxBatch = 8;
+
 enum class Cell { rnn, gru, lbr_gru, lstm };
 
 std::string lower(std::string s) {
@@ -170,8 +173,14 @@ Result<std::unique_ptr<DnnlKernel>> RecurrentSpec::make_kernel(Builder& b, const
                                                                      : rnn_direction::unidirectional_left2right;
   const dnnl::memory::desc none;
   const int64_t slots = weights_layer.dim(3);
-  const dnnl::memory::desc wl_any({1, count, input, slots, hidden}, dt::f32, tag::any);
-  const dnnl::memory::desc wi_any({1, count, hidden, slots, hidden}, dt::f32, tag::any);
+  // Weights in oneDNN's plain ldigo order for small batches: oneDNN 2.6 then takes its
+  // gemm-based kernel, where with a free choice of format it takes its brgemm kernel on AVX-512,
+  // 1.4 to 5x slower for batches of 1 and as fast at 8 (measured on an Intel Xeon, see
+  // docs/cpu-backend.md, "Recurrent layers"); larger batches leave the choice to oneDNN.
+  const int64_t batch = io.src_layer.dims()[1];
+  const tag weights_tag = batch <= kPlainWeightsMaxBatch ? tag::ldigo : tag::any;
+  const dnnl::memory::desc wl_any({1, count, input, slots, hidden}, dt::f32, weights_tag);
+  const dnnl::memory::desc wi_any({1, count, hidden, slots, hidden}, dt::f32, weights_tag);
   const dnnl::memory::desc bias_md = plain_md(directions_shape(bias, count));
   const dnnl::memory::desc peephole_md = peephole.defined() ? plain_md(directions_shape(peephole, count)) : none;
   const dnnl::memory::desc h_in = io.h_in.value >= 0 ? io.state : none, c_in = io.c_in.value >= 0 ? io.state : none;

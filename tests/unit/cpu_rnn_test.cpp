@@ -105,6 +105,28 @@ TEST(CpuBackendRecurrent, OneThreadRunsBothDirectionsInOnePrimitive) {
   }
 }
 
+// Batches up to 8 run on oneDNN's gemm-based kernel (named `ref`): its brgemm kernel, which it
+// prefers on AVX-512 when the weights' format is left to it, is several times slower there.
+TEST(CpuBackendRecurrent, SmallBatchesRunOnTheGemmBasedKernel) {
+  REQUIRE_CPU();
+  for (int threads : {1, 2}) {
+    GraphBuilder q = bidirectional_layer({"LSTM", 40, 1, 128, 96, false}, 9);
+    CompileOptions options;
+    options.threads = threads;
+    auto placed = PlacedModel::create(q.graph(), {cpu_backend()}, options);
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    const std::string text = (*placed)->describe();
+    EXPECT_NE(text.find("(oneDNN ref"), std::string::npos) << text;
+    EXPECT_EQ(text.find("brgemm"), std::string::npos) << text;
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 3u);
+    for (size_t i = 0; i < r.cpu.size(); ++i) {
+      Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-4, 1e-4});
+      EXPECT_TRUE(c.is_ok()) << "output " << i << ": " << c.message();
+    }
+  }
+}
+
 // What oneDNN cannot compute goes to the reference backend, and the report says why.
 TEST(CpuBackendRecurrent, FormsOneDnnLacksArePlacedOnReferenceWithTheReason) {
   REQUIRE_CPU();

@@ -199,6 +199,11 @@ std::vector<OpCase> shape_cases() {
   cases.push_back(op_case("DepthToSpace", {rng.tensor({2, 12, 2, 2})},
                           {{"blocksize", attr_int(2)}, {"mode", attr_string("CRD")}}, "CRD"));
   cases.push_back(op_case("SpaceToDepth", {rng.tensor({1, 3, 4, 6})}, {{"blocksize", attr_int(2)}}));
+  // Rows of 8 or more over a short last dim: the cpu gather copies the two dims together.
+  cases.push_back(op_case("DepthToSpace", {rng.tensor({1, 8, 3, 10})}, {{"blocksize", attr_int(2)}}, "DCR, wide"));
+  cases.push_back(op_case("DepthToSpace", {rng.tensor({1, 18, 2, 9})},
+                          {{"blocksize", attr_int(3)}, {"mode", attr_string("CRD")}}, "CRD, blocksize 3, wide"));
+  cases.push_back(op_case("Transpose", {rng.tensor({2, 5, 12})}, {{"perm", attr_ints({0, 2, 1})}}, "short last dim"));
   cases.push_back(on_every_backend(op_case("Trilu", {rng.tensor({2, 4, 5})})));
   cases.push_back(on_every_backend(
       op_case("Trilu", {rng.tensor({5, 3}), i64_scalar(-1)}, {{"upper", attr_int(0)}}, "lower, k=-1")));

@@ -25,6 +25,10 @@ namespace {
 
 constexpr int kMaxCopyDims = 8;
 
+// A 4-byte element of any type, read and written without type-based alias assumptions (a
+// per-element memcpy would keep the loop below from vectorizing).
+typedef uint32_t __attribute__((may_alias)) Word32;
+
 // dst (contiguous, `dims`) <- src with `src_strides` (elements), element size `es`.
 class GatherKernel final : public Kernel {
  public:
@@ -43,6 +47,25 @@ class GatherKernel final : public Kernel {
     for (int i = 0; i < nd - 1; ++i) outer *= dims[i];
     const int64_t total = outer * inner;
     const int threads = total * static_cast<int64_t>(es) < (1 << 16) ? 1 : ctx.threads;
+    // A short last dim under a longer one (DepthToSpace's [.., W, blocksize]): the last two dims
+    // are copied together, so that a row's offset is found once per W * inner elements.
+    if (nd >= 2 && inner <= 8 && dims[nd - 2] >= 8 && es == 4) {
+      const int64_t rows = dims[nd - 2], rstride = sstr[nd - 2], outer2 = outer / rows;
+      parallel_range(threads, outer2, 1, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          int64_t rem = o, off = 0;
+          for (int i = nd - 3; i >= 0; --i) {
+            off += (rem % dims[i]) * sstr[i];
+            rem /= dims[i];
+          }
+          const auto* sp = reinterpret_cast<const Word32*>(s) + off;
+          auto* dp = reinterpret_cast<Word32*>(d) + o * rows * inner;
+          for (int64_t j = 0; j < inner; ++j)
+            for (int64_t r = 0; r < rows; ++r) dp[r * inner + j] = sp[r * rstride + j * istride];
+        }
+      });
+      return Status::ok();
+    }
     parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
         int64_t rem = o, off = 0;

@@ -46,6 +46,7 @@ std::vector<OpCase> nn_cases() {
       {1, 4, 8, 8, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, "SAME_UPPER"},
       {1, 4, 9, 8, 6, 4, 3, 2, 2, 0, 0, 0, 0, 1, 1, 2, "SAME_LOWER"},
       {1, 6, 9, 9, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, "VALID"},
+      {1, 32, 10, 10, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},   // 4 channels per group: the cpu backend's channels-last route
   };
   for (const ConvShape& s : convs)
     for (bool bias : {true, false}) cases.push_back(conv_case(rng, s, bias, true));

@@ -47,18 +47,22 @@ class GatherKernel final : public Kernel {
     for (int i = 0; i < nd - 1; ++i) outer *= dims[i];
     const int64_t total = outer * inner;
     const int threads = total * static_cast<int64_t>(es) < (1 << 16) ? 1 : ctx.threads;
+    // The source offset (elements) of index o over the dims before `below`, row-major.
+    auto offset_of = [&](int64_t o, int below) {
+      int64_t off = 0;
+      for (int i = below - 1; i >= 0; --i) {
+        off += (o % dims[i]) * sstr[i];
+        o /= dims[i];
+      }
+      return off;
+    };
     // A short last dim under a longer one (DepthToSpace's [.., W, blocksize]): the last two dims
     // are copied together, so that a row's offset is found once per W * inner elements.
     if (nd >= 2 && inner <= 8 && dims[nd - 2] >= 8 && es == 4) {
       const int64_t rows = dims[nd - 2], rstride = sstr[nd - 2], outer2 = outer / rows;
       parallel_range(threads, outer2, 1, [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o) {
-          int64_t rem = o, off = 0;
-          for (int i = nd - 3; i >= 0; --i) {
-            off += (rem % dims[i]) * sstr[i];
-            rem /= dims[i];
-          }
-          const auto* sp = reinterpret_cast<const Word32*>(s) + off;
+          const auto* sp = reinterpret_cast<const Word32*>(s) + offset_of(o, nd - 2);
           auto* dp = reinterpret_cast<Word32*>(d) + o * rows * inner;
           for (int64_t j = 0; j < inner; ++j)
             for (int64_t r = 0; r < rows; ++r) dp[r * inner + j] = sp[r * rstride + j * istride];
@@ -68,12 +72,7 @@ class GatherKernel final : public Kernel {
     }
     parallel_range(threads, outer, 1, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
-        int64_t rem = o, off = 0;
-        for (int i = nd - 2; i >= 0; --i) {
-          off += (rem % dims[i]) * sstr[i];
-          rem /= dims[i];
-        }
-        const uint8_t* sp = s + off * static_cast<int64_t>(es);
+        const uint8_t* sp = s + offset_of(o, nd - 1) * static_cast<int64_t>(es);
         uint8_t* dp = d + o * inner * static_cast<int64_t>(es);
         if (istride == 1) {
           std::memcpy(dp, sp, static_cast<size_t>(inner) * es);

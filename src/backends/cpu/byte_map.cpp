@@ -118,7 +118,7 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
   // The blocked layout where the float path has it (the layout its convolutions, pooling,
   // Resize and elementwise kernels take), else plain.
   std::unique_ptr<ByteTableKernel> k;
-  if (cpu_isa_level() >= 1 && feature_enabled("BLOCKED")) {
+  if (float_path_blocked()) {
     auto blocked = std::make_unique<ByteToBlockedKernel>();
     blocked->block = channel_block();
     k = std::move(blocked);

@@ -303,7 +303,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   // its gemm convolution, several times slower. The baseline path stays plain: oneDNN's SSE4.1
   // 1x1 kernels refuse channel counts that are not multiples of 8 and would fall to its
   // reference convolution.
-  const bool two_d = xs.size() == 4 && feature_enabled("BLOCKED") && cpu_isa_level() >= 1;
+  const bool two_d = xs.size() == 4 && float_path_blocked();
   const Layout x_layout = xv.layout;
   Layout src_layout = two_d && x_layout == Layout::plain && xs[1] >= 8 ? Layout::blocked : x_layout;
   // Blocked output for every 2-D convolution: oneDNN's fast kernels want it even for few

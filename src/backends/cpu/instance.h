@@ -34,6 +34,9 @@ namespace tandem::cpu {
 // layout of oneDNN's AVX-512 convolutions) when cpu_isa_level() is 2, else 8 (one AVX2 vector,
 // oneDNN's AVX2 and SSE4.1 convolutions). kMaxBlock bounds it, for arrays of one block.
 int64_t channel_block();
+// True when the float path keeps 2-D float32 activations in that blocked layout: AVX2 or
+// AVX-512 (the baseline path stays plain) and TANDEM_CPU_BLOCKED not 0. Fixed for the process.
+bool float_path_blocked();
 inline constexpr int64_t kMaxBlock = 16;
 inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 

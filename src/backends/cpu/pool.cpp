@@ -48,7 +48,7 @@ class PoolSpec final : public OpSpec {
     // oneDNN's only kernel for plain NCHW is a scalar one (10 times slower than the reorder
     // and the vector kernel together on a 1x200x2x96 max pool).
     if (xs.size() == 4 && xs[1] >= 8 && b.val(x).layout == Layout::plain && b.val(x).dtype == DataType::float32 &&
-        feature_enabled("BLOCKED") && cpu_isa_level() >= 1) {
+        float_path_blocked()) {
       TANDEM_ASSIGN_OR_RETURN(x, b.require(x, Layout::blocked));
     }
     const Layout l = b.val(x).layout;

@@ -326,6 +326,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const dnnl::memory::desc w_any(wd, dt::s8, dnnl::memory::format_tag::any);
   // One way to create the primitive. An absorbed tail becomes post-ops (the destination zero
   // point is then the closing QuantizeLinear's); unfused, the product writes v in float32.
+  // (QLinearConv's runtime zero point and scales add kernels here; it has no head, so it is
+  // attempted once.)
   struct Attempt {
     ProductAffine head;
     dnnl::post_ops tail_ops;
@@ -498,8 +500,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // A 2-D float output goes to the blocked layout where the float path has it (its
   // convolutions, pooling, Resize and elementwise kernels take it; from channels-last it is a
   // cheaper reorder than to plain), else plain.
-  const bool blocked = keep_channels_last && dst_probe.dtype == DataType::float32 && cpu_isa_level() >= 1 &&
-                       feature_enabled("BLOCKED");
+  const bool blocked = keep_channels_last && dst_probe.dtype == DataType::float32 && float_path_blocked();
   b.define(out, blocked ? Layout::blocked : Layout::plain);
   return add_reorder(b, conv_out, out, label + (blocked ? " (to blocked)" : " (to plain)"));
 }

@@ -70,6 +70,8 @@ int64_t channel_block() {
   return block;
 }
 
+bool float_path_blocked() { return cpu_isa_level() >= 1 && feature_enabled("BLOCKED"); }
+
 std::string cpu_isa_description() {
   cpu_engine();  // oneDNN's cap is set before its effective ISA is read
   std::string machine = isa_name(machine_isa_level());

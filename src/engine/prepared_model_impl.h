@@ -121,6 +121,13 @@ class PreparedModelImpl final : public PreparedModel {
   // route's breaker and telemetry (it answers no request).
   void run_probe(RouteSlot& s, const CircuitBreaker::Admission& admission, double budget_ms,
                  const std::vector<Value>& inputs, const std::atomic<bool>& stop);
+  // The parity check of a probe of a breaker that parity violations opened (a route with wrong
+  // numbers answers its probes without errors): `outputs`, the route's answer to `inputs`, is
+  // compared with the reference route's within `control` and counted in `s`'s parity
+  // telemetry. ok when it matches; parity_violation when it does not; any other status when
+  // the reference could not run (no verdict: the caller gives the admission back).
+  Status check_probe_answer(RouteSlot& s, const std::vector<Value>& inputs, const std::vector<Value>& outputs,
+                            const RunControl& control);
   void on_parity(const ParityResult& r);
   // Adds one comparison (a sample's or a probe's) to the route's parity telemetry.
   void on_parity_counts(RouteSlot& slot, const ParityResult& r);

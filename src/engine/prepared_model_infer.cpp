@@ -144,23 +144,15 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     // mode, or no faster route to answer instead): its answer is served, and counts for the
     // breaker, only once it matches the reference, run here within the request's deadline.
     if (a.outcome.is_ok() && a.admission.check_parity && parity_) {
-      std::vector<Value> expected;
       RunControl control;
       control.deadline = deadline;
       control.cancel = options.cancel;
-      const Status ran = routes_.back()->route->placed->run(*bound, &expected, control);
-      if (!ran.is_ok()) {
-        a.no_verdict = true;
-        a.outcome = Status(ran.code() == StatusCode::cancelled ? StatusCode::cancelled : StatusCode::timeout,
+      a.outcome = check_probe_answer(*a.slot, *bound, a.outputs, control);
+      a.no_verdict = !a.outcome.is_ok() && a.outcome.code() != StatusCode::parity_violation;
+      if (a.no_verdict)
+        a.outcome = Status(a.outcome.code() == StatusCode::cancelled ? StatusCode::cancelled : StatusCode::timeout,
                            "[" + name + "] probe answer not served: the reference could not check it (" +
-                               ran.message() + ")");
-      } else {
-        const ParityResult r = ParitySampler::compare(expected, a.outputs, a.slot->parity_budget);
-        on_parity_counts(*a.slot, r);
-        if (r.violation)
-          a.outcome = Status(StatusCode::parity_violation, "[" + name + "] probe answer outside the parity budget (max abs " +
-                                                               std::to_string(r.max_abs) + ")");
-      }
+                               a.outcome.message() + ")");
     }
   };
   // Stops waiting for a call: abandoned at its budget (a timeout), or as the loser of a hedge.
@@ -498,19 +490,14 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
   // A route that parity violations opened answers its probes without errors even while its
   // numbers are wrong: its probe's answer must also match the reference before it counts.
   if (outcome.is_ok() && admission.check_parity && parity_) {
-    std::vector<Value> expected;
     RunControl control;  // no deadline: the probe holds no request
     control.cancel = &stop;
-    const Status ran = routes_.back()->route->placed->run(inputs, &expected, control);
-    if (!ran.is_ok() || stop.load()) {  // no verdict (or the model is going away): a later probe decides
+    outcome = check_probe_answer(s, inputs, outputs, control);
+    const bool no_verdict = !outcome.is_ok() && outcome.code() != StatusCode::parity_violation;
+    if (no_verdict || stop.load()) {  // (or the model is going away): a later probe decides
       s.breaker->release(admission);
       return;
     }
-    const ParityResult r = ParitySampler::compare(expected, outputs, s.parity_budget);
-    on_parity_counts(s, r);
-    if (r.violation)
-      outcome = Status(StatusCode::parity_violation,
-                       "[" + name + "] probe answer outside the parity budget (max abs " + std::to_string(r.max_abs) + ")");
   }
   const double attempt_ms = queue_ms + compute_ms;
   const bool breach = outcome.is_ok() && opts_.latency_sla_ms > 0 && attempt_ms > opts_.latency_sla_ms;
@@ -533,6 +520,17 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
   if (outcome.is_ok()) s.breaker->record(admission, {true, breach});
   else if (outcome.code() == StatusCode::unsupported || is_request_error(outcome.code())) s.breaker->release(admission);
   else s.breaker->record(admission, {false, false});
+}
+
+Status PreparedModelImpl::check_probe_answer(RouteSlot& s, const std::vector<Value>& inputs,
+                                             const std::vector<Value>& outputs, const RunControl& control) {
+  std::vector<Value> expected;
+  TANDEM_RETURN_IF_ERROR(routes_.back()->route->placed->run(inputs, &expected, control));
+  const ParityResult r = ParitySampler::compare(expected, outputs, s.parity_budget);
+  on_parity_counts(s, r);
+  if (!r.violation) return Status::ok();
+  return Status(StatusCode::parity_violation, "[" + s.route->name + "] probe answer outside the parity budget (max abs " +
+                                                  std::to_string(r.max_abs) + ")");
 }
 
 void PreparedModelImpl::on_parity(const ParityResult& r) {

@@ -1,12 +1,15 @@
 // http_frontend.h: the HTTP/1.1 transport of the REST endpoints (rest_routes.h lists them), on
 // Boost.Beast over an Asio event loop (docs/serving.md says why this library).
 //
-// Connections do not hold threads. `threads` loop threads share one io_context; each
-// connection's handlers run in order on its strand. A request is read (headers, then the
-// body), handed to RestRoutes, and answered when its reply arrives, from whichever thread
-// produced it. An inference that the scheduler runs on the caller's thread occupies one loop
-// thread for that call; the others keep reading, answering and refusing (a full queue is a
-// 503 at once, whatever the engine is doing).
+// Connections do not hold threads. There are `threads` event loops, each an io_context with
+// one thread; a connection is pinned at accept to the loop with the fewest connections, and
+// all its handlers run in order on that loop's thread (a separate loop accepts). A request is
+// read (headers, then the body), handed to RestRoutes, and answered when its reply arrives,
+// from whichever thread produced it. The engine call of a connection that is alone on its
+// loop may run on the loop's thread (the scheduler's caller-runs path, two thread hand-offs
+// less); a connection that shares its loop has its calls run on scheduler threads, so that no
+// loop makes one connection wait for another's engine call (a request sent, a 503 that should
+// be immediate). A new connection goes to a loop that is not inside a handler when there is one.
 //
 // Limits and timeouts:
 //   - headers past 16 KiB: 431; a body past the server's max_body_bytes: 413, decided from
@@ -37,9 +40,9 @@ namespace tandem::server {
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;             // 0: any free port (port() tells which)
-  // Event-loop threads. An inference run on the caller's thread holds one for its engine call,
-  // so this should exceed the engine calls that can run at once. 0: 1 for metrics_only,
-  // otherwise max(4, 2 x hardware threads).
+  // Event loops (one thread each). An inference run on the caller's thread holds one for its
+  // engine call, so this should exceed the engine calls that can run at once and the
+  // connections expected at once. 0: 1 for metrics_only, otherwise max(16, 2 x hardware threads).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
   std::chrono::milliseconds read_timeout{5000};

@@ -214,7 +214,8 @@ void RestRoutes::infer(RestCall&& call, std::string model, std::string version, 
     }
     (*shared)(std::move(reply));
   };
-  if (auto error = server_.infer(std::move(request), std::move(done))) (*shared)(rest_error_reply(*error));
+  if (auto error = server_.infer(std::move(request), std::move(done), call.may_block))
+    (*shared)(rest_error_reply(*error));
 }
 
 }  // namespace tandem::server

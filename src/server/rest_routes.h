@@ -40,6 +40,7 @@ struct RestCall {
   std::string_view target;  // the request target: path and optional "?query"
   std::string body;
   std::optional<std::string> inference_header_length;  // the header's text, when present
+  bool may_block = true;  // whether an engine call may run on the calling thread
 };
 
 // {"error": message} with the error's status (and Retry-After for a 503 that has one).

@@ -466,7 +466,8 @@ std::optional<ProtocolError> Scheduler::refusal_now() {
   return s.refusal_locked();
 }
 
-std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::time_point deadline, Done done) {
+std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::time_point deadline, Done done,
+                                               bool caller_may_run) {
   Impl& s = *impl_;
   Impl::Pending pending;
   pending.batchable = s.is_batchable(request, &pending.rows);
@@ -481,7 +482,7 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
   // Nothing waits and an instance is free: the caller's thread makes the engine call itself,
   // sparing two thread hand-offs (to a worker and back). Batching always queues: a request
   // may wait for companions.
-  if (s.options.caller_runs && !s.batching && s.queue.empty() && s.running < s.options.instances &&
+  if (s.options.caller_runs && caller_may_run && !s.batching && s.queue.empty() && s.running < s.options.instances &&
       (deadline == Clock::time_point::max() || pending.arrival < deadline)) {
     ++s.running;
     ++s.stats.in_flight;

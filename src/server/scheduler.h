@@ -18,7 +18,8 @@
 // running; an engine call gets the earliest deadline of its batch.
 // Caller runs (Options::caller_runs): without batching, when nothing waits and an instance is free, submit() makes
 // the engine call on the caller's thread and returns after `done` ran (no hand-off to a worker
-// and back: two thread wake-ups less per request). The instance bound holds across both.
+// and back: two thread wake-ups less per request), unless the caller says its thread must not
+// block (submit's `caller_may_run`). The instance bound holds across both.
 // Completion: `done` runs exactly once for every admitted request: inside submit() (above) or
 // on a scheduler thread. It must not block for long, and the caller of submit() must not hold
 // a lock that `done` takes.
@@ -89,7 +90,9 @@ class Scheduler {
 
   // Admits `request` (already validated against the model's IO schema by the server) or
   // returns why not (queue_full, or unavailable while draining); `done` is then never called.
-  std::optional<ProtocolError> submit(InferRequest&& request, Clock::time_point deadline, Done done);
+  // `caller_may_run` false: the engine call never runs on this thread.
+  std::optional<ProtocolError> submit(InferRequest&& request, Clock::time_point deadline, Done done,
+                                      bool caller_may_run = true);
 
   // The refusal submit() would give now (queue full, or draining), counted as a rejection;
   // nullopt when a request would be admitted now. Frontends ask before they read a large

@@ -558,7 +558,7 @@ std::optional<ProtocolError> Server::model_stats(const std::string& name, const 
   return std::nullopt;
 }
 
-std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Done done) {
+std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Done done, bool caller_may_run) {
   VersionPtr v;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -587,7 +587,7 @@ std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Do
       else counts->trailing_fallbacks.store(0);
     }
     done(std::move(o));
-  });
+  }, caller_may_run);
   if (error) {
     metrics->add_in_flight(-1);
     metrics->record_rejection(model_name);

@@ -128,8 +128,10 @@ class Server {
   // duplicate inputs, wrong datatype, shape not matching the model's fixed dims, unknown
   // requested outputs -> 400) and submits it to the version's scheduler. Returns the error
   // when it was not admitted (then `done` is never called); otherwise `done` runs exactly once
-  // on a scheduler thread. `timeout_ms` in the request overrides the model's default.
-  std::optional<ProtocolError> infer(InferRequest&& request, Scheduler::Done done);
+  // on a scheduler thread (or inside infer(), on the caller's thread, when `caller_may_run`
+  // and the scheduler runs the call there). `timeout_ms` in the request overrides the model's
+  // default.
+  std::optional<ProtocolError> infer(InferRequest&& request, Scheduler::Done done, bool caller_may_run = true);
 
   // Before a request's body is read: the refusal infer() would give now because the model's
   // queue is full or it is shutting down, counted as a rejection (nullopt otherwise, and for

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -36,6 +37,14 @@ class HttpFrontendTest : public ::testing::Test {
     std::FILE* f = std::fopen((repo_ / "cls" / "config.json").c_str(), "w");
     std::fputs(R"({"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1})", f);
     std::fclose(f);
+    // Calls to "slow" take a few hundred milliseconds: 1.5 s of injected latency on the
+    // reference backend, cut short by the route's time budget.
+    fs::create_directories(repo_ / "slow" / "1");
+    fs::copy_file(repo_ / "cls" / "1" / "model.onnx", repo_ / "slow" / "1" / "model.onnx");
+    f = std::fopen((repo_ / "slow" / "config.json").c_str(), "w");
+    std::fputs(R"({"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "backends": ["reference"],
+                  "fault_injection": "latency_ms=1500"})", f);
+    std::fclose(f);
     ServerOptions options;
     options.model_repository = repo_;
     options.limits.max_body_bytes = 1 << 20;
@@ -46,6 +55,12 @@ class HttpFrontendTest : public ::testing::Test {
     while (!server_->ready() && std::chrono::steady_clock::now() < give_up)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ASSERT_TRUE(server_->ready());
+    bool slow_ready = false;
+    while (!slow_ready && std::chrono::steady_clock::now() < give_up) {
+      server_->model_ready("slow", "", &slow_ready);
+      if (!slow_ready) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(slow_ready);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -304,6 +319,47 @@ TEST_F(HttpFrontendTest, MetricsOnlyModeServesOnlyMetrics) {
   res = client.Get("/v2/health/live");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 404);
+}
+
+// Two connections on a frontend with one event loop: while the first waits for a slow engine
+// call, the second is answered (the call runs on a scheduler thread, not on the loop both
+// connections share; run on the loop, it would hold the second connection until it ended).
+TEST_F(HttpFrontendTest, AConnectionDoesNotWaitForAnotherConnectionsEngineCall) {
+  HttpOptions options;
+  options.port = 0;
+  options.threads = 1;
+  auto started = HttpFrontend::start(*server_, options);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  std::unique_ptr<HttpFrontend> one_loop = std::move(started.value());
+  httplib::Client fast("127.0.0.1", one_loop->port()), slow("127.0.0.1", one_loop->port());
+  fast.set_keep_alive(true);
+  slow.set_keep_alive(true);
+  slow.set_read_timeout(std::chrono::seconds(30));
+  ASSERT_TRUE(fast.Get("/v2/health/live"));  // both connections are open before the slow call
+  ASSERT_TRUE(slow.Get("/v2/health/live"));
+  std::atomic<bool> slow_done{false};
+  int slow_status = 0;
+  std::chrono::steady_clock::duration slow_took{};
+  std::thread caller([&] {
+    const auto start = std::chrono::steady_clock::now();
+    auto res = slow.Post("/v2/models/slow/infer", infer_body(0.5f), "application/json");
+    slow_took = std::chrono::steady_clock::now() - start;
+    slow_status = res ? res->status : -1;
+    slow_done = true;
+  });
+  // The stats come back over the other connection while the call is still in flight.
+  bool seen_in_flight = false;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!seen_in_flight && !slow_done && std::chrono::steady_clock::now() < give_up) {
+    auto res = fast.Get("/v2/models/slow/stats");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+    seen_in_flight = json::parse(res->body)["model_stats"][0]["in_flight"].get<int>() == 1 && !slow_done;
+  }
+  EXPECT_TRUE(seen_in_flight) << "the second connection was not answered while the first one's call ran";
+  caller.join();
+  EXPECT_EQ(slow_status, 200);
+  EXPECT_GE(slow_took, std::chrono::milliseconds(200));  // slow enough to be seen in flight
 }
 
 TEST_F(HttpFrontendTest, StopEndsServingAndIsIdempotent) {

@@ -282,6 +282,27 @@ TEST(Scheduler, AnIdleInstanceRunsTheCallOnTheCallersThread) {
   EXPECT_EQ(scheduler.stats().succeeded, 3u);
 }
 
+// A caller that says its thread must not block (an event loop with other connections) never
+// makes the call itself, even when the scheduler is idle.
+TEST(Scheduler, ACallerThatMustNotBlockHandsTheCallToAWorker) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler::Options options = plain(1, 4);
+  options.caller_runs = true;
+  Scheduler scheduler(gated, options, false);
+  Outcomes outcomes;
+  gated->close();
+  const Clock::time_point before = Clock::now();
+  ASSERT_FALSE(scheduler.submit(make_request("handed", 1, 3, 0), kNoDeadline, outcomes.done_for("handed"),
+                                /*caller_may_run=*/false));
+  EXPECT_LT(Clock::now() - before, 100ms);  // returned while the gated call cannot finish
+  EXPECT_EQ(outcomes.calls().count("handed"), 0u);
+  ASSERT_TRUE(gated->wait_entered(1));  // a worker runs it
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(1));
+  EXPECT_FALSE(outcomes.get("handed").error);
+  EXPECT_EQ(outcomes.on_caller_thread(), 0);
+}
+
 TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   gated->fail_with(Status(StatusCode::invalid_argument, "input 'x': bad"));

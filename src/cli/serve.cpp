@@ -189,7 +189,7 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", o->threads, "Engine threads per call for models whose config sets none (default 1)");
   cmd->add_option("--instances", o->instances, "Engine calls in flight per model (default: hardware threads)");
   cmd->add_option("--handler-threads", o->handler_threads,
-                  "HTTP event loops and gRPC handler threads (default 0: HTTP max(16, 2 x hardware "
+                  "HTTP event loops and gRPC handler threads (default 0: HTTP max(4, 2 x hardware "
                   "threads), gRPC max(64, 8 x hardware threads))");
   cmd->add_option("--inject", o->inject,
                   "Fault injection for models whose config sets none, e.g. route=cpu,error=0.3 (default: the first route)");

@@ -470,7 +470,7 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
     if (ec) return Status(StatusCode::unavailable, "cannot bind HTTP on " + where + ": " + ec.message());
     s.port = s.acceptor.local_endpoint().port();
     const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int threads = options.threads > 0 ? options.threads : options.metrics_only ? 1 : std::max(16, 2 * hardware);
+    const int threads = options.threads > 0 ? options.threads : options.metrics_only ? 1 : std::max(4, 2 * hardware);
     for (int i = 0; i < threads; ++i) s.loops.push_back(std::make_unique<Loop>());
     for (auto& loop : s.loops) loop->start();
     s.accept();

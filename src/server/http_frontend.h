@@ -42,7 +42,7 @@ struct HttpOptions {
   int port = 8000;             // 0: any free port (port() tells which)
   // Event loops (one thread each). An inference run on the caller's thread holds one for its
   // engine call, so this should exceed the engine calls that can run at once and the
-  // connections expected at once. 0: 1 for metrics_only, otherwise max(16, 2 x hardware threads).
+  // connections expected at once. 0: 1 for metrics_only, otherwise max(4, 2 x hardware threads).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
   std::chrono::milliseconds read_timeout{5000};

@@ -53,6 +53,7 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;  // Beast's largest single read
 constexpr std::chrono::milliseconds kLingerLimit{1000};
+constexpr std::chrono::milliseconds kStopWait{100};  // for a request that has not been read at stop()
 
 class Session;
 
@@ -142,11 +143,14 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
-  // On the session's loop, at stop(): a connection that waits for a request closes now; one
-  // with a request in hand closes after its reply.
+  // On the session's loop, at stop(): a connection that waits for a request gets kStopWait
+  // for one to arrive (a request sent before the stop whose loop was too busy to read it yet
+  // is read at once) and is closed after that; one with a request in hand closes after its
+  // reply.
   void stop_if_waiting() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      if (self->state_ == State::reading_header || self->state_ == State::lingering) self->close();
+      if (self->state_ == State::lingering) return self->close();
+      if (self->state_ == State::reading_header) self->arm(std::min(kStopWait, self->owner_.options.read_timeout));
     });
   }
 
@@ -171,13 +175,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_header() {
-    if (owner_.is_stopping()) return close();
     state_ = State::reading_header;
     start_ = Clock::now();
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(owner_.server.options().limits.max_body_bytes);
-    arm(owner_.options.read_timeout);
+    // After stop() began, only a request that has already arrived is taken.
+    arm(owner_.is_stopping() ? std::min(kStopWait, owner_.options.read_timeout) : owner_.options.read_timeout);
     http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->disarm();
       if (ec) return self->read_failed(ec, /*in_header=*/true);
@@ -488,6 +492,12 @@ HttpFrontend::HttpFrontend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 HttpFrontend::~HttpFrontend() { stop(); }
 
 int HttpFrontend::port() const { return impl_->port; }
+
+int HttpFrontend::connections() const {
+  int open = 0;
+  for (const auto& loop : impl_->loops) open += loop->sessions.load();
+  return open;
+}
 
 void HttpFrontend::stop() {
   Impl& s = *impl_;

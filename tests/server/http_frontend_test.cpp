@@ -362,6 +362,55 @@ TEST_F(HttpFrontendTest, AConnectionDoesNotWaitForAnotherConnectionsEngineCall) 
   EXPECT_GE(slow_took, std::chrono::milliseconds(200));  // slow enough to be seen in flight
 }
 
+// A request that reached the server before stop() is answered, even when its loop was busy
+// with another connection's engine call and had not read it yet.
+TEST_F(HttpFrontendTest, ARequestSentBeforeStopIsAnsweredWhenItsLoopWasBusy) {
+  HttpOptions options;
+  options.port = 0;
+  options.threads = 1;
+  auto started = HttpFrontend::start(*server_, options);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  std::unique_ptr<HttpFrontend> one_loop = std::move(started.value());
+  const int port = one_loop->port();
+  // Alone on the loop, this connection's call runs on the loop's thread.
+  std::thread slow_caller([port] {
+    httplib::Client slow("127.0.0.1", port);
+    slow.set_read_timeout(std::chrono::seconds(30));
+    auto res = slow.Post("/v2/models/slow/infer", infer_body(0.5f), "application/json");
+    EXPECT_TRUE(res && res->status == 200);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    std::vector<ModelStats> stats;
+    ASSERT_FALSE(server_->model_stats("slow", "", &stats));
+    if (!stats.empty() && stats[0].scheduler.in_flight == 1) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the slow call never started";
+    std::this_thread::yield();
+  }
+  // Sent while the loop is inside that call, so still unread when stop() begins.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string request = "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  while (one_loop->connections() < 2) {  // accepted (a connection still in the listen queue is not)
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the second connection was never accepted";
+    std::this_thread::yield();
+  }
+  one_loop->stop();
+  std::string reply;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) reply.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  slow_caller.join();
+}
+
 TEST_F(HttpFrontendTest, StopEndsServingAndIsIdempotent) {
   const int port = frontend_->port();
   frontend_->stop();

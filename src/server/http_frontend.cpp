@@ -494,9 +494,8 @@ HttpFrontend::~HttpFrontend() { stop(); }
 int HttpFrontend::port() const { return impl_->port; }
 
 int HttpFrontend::connections() const {
-  int open = 0;
-  for (const auto& loop : impl_->loops) open += loop->sessions.load();
-  return open;
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return static_cast<int>(impl_->sessions.size());
 }
 
 void HttpFrontend::stop() {

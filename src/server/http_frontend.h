@@ -56,7 +56,7 @@ class HttpFrontend {
   static Result<std::unique_ptr<HttpFrontend>> start(Server& server, HttpOptions options);
   ~HttpFrontend();  // stops
   int port() const;
-  // Connections accepted and not yet closed.
+  // Connections being served now (accepted and registered before any stop(), not yet closed).
   int connections() const;
   // Stops accepting connections, closes the ones waiting for a request, waits for requests
   // already read to be answered (each reply then closes its connection), and stops the loop

@@ -78,6 +78,12 @@ struct Loop {
     });
   }
   ~Loop() { halt(); }
+  // Lets the loop run what is pending (a cancelled accept's handler, say) and end, and joins
+  // its thread.
+  void finish() {
+    work.reset();
+    if (thread.joinable()) thread.join();
+  }
   // Stops the loop (handlers not yet run are dropped) and joins its thread.
   void halt() {
     work.reset();
@@ -90,12 +96,13 @@ struct Loop {
 struct Frontend {
   Server& server;
   HttpOptions options;
+  std::vector<std::unique_ptr<Loop>> loops;  // sessions' loops; fixed after start()
   // The acceptor and its retry timer run on a loop of their own (accepting, and closing at
   // stop(), never at once), so that a loop busy with an engine call never delays an accept.
+  // Declared after `loops`, so destroyed before them: a pending accept holds a socket of one.
   Loop accept_loop;
   tcp::acceptor acceptor{accept_loop.ioc};
   asio::steady_timer accept_backoff{accept_loop.ioc};
-  std::vector<std::unique_ptr<Loop>> loops;  // sessions' loops; fixed after start()
   size_t next_loop = 0;                       // accept loop only: where ties start
   asio::thread_pool blocking{1};  // repository load and unload
   RestRoutes routes;
@@ -521,8 +528,8 @@ void HttpFrontend::stop() {
     s.sessions_ended.wait(lock, [&s] { return s.sessions.empty(); });
   }
   s.blocking.join();
-  s.accept_loop.halt();
-  for (auto& loop : s.loops) loop->halt();
+  s.accept_loop.finish();  // runs the cancelled accept's handler, which frees its socket
+  for (auto& loop : s.loops) loop->finish();
 }
 
 }  // namespace tandem::server

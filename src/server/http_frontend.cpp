@@ -1,11 +1,11 @@
 // http_frontend.cpp: see http_frontend.h.
 //
-// Event loops: each is an io_context run by one thread, and every connection is pinned to the
-// loop with the fewest connections when it is accepted (the acceptor has a loop of its own).
-// A session's handlers all run on its loop's thread, in order, with no strand, and a
-// completion never wakes another thread to run it: one loop shared by all threads cost about
-// 30 futex calls and 15 context switches per request (the shared queue's lock, waking idle
-// threads for each posted handler), a third of the time the frontend added at concurrency 1.
+// Event loops: each is an io_context run by one thread, and every connection is pinned, when
+// it is accepted, to the loop with the fewest connections among those not inside a handler
+// (the acceptor has a loop of its own). A session's handlers all run on its loop's thread, in
+// order, with no strand, and a completion never wakes another thread to run it: one loop
+// shared by all threads cost about 30 futex calls and 15 context switches per request (the
+// shared queue's lock, idle threads woken for each posted handler).
 //
 // One Session per connection, alive while an operation or a reply in flight holds it (every
 // completion handler keeps a shared_ptr). A session moves through

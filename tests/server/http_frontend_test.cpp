@@ -82,14 +82,25 @@ class HttpFrontendTest : public ::testing::Test {
     client_->set_read_timeout(std::chrono::seconds(30));
   }
 
-  // A socket connected to the frontend, reads timing out after 10 s; -1 when it cannot connect.
-  int connect_raw() const {
+  // Another frontend on the suite's server, with a single event loop (nullptr on failure).
+  std::unique_ptr<HttpFrontend> start_one_loop() const {
+    HttpOptions options;
+    options.port = 0;
+    options.threads = 1;
+    auto started = HttpFrontend::start(*server_, options);
+    EXPECT_TRUE(started.is_ok()) << started.status().to_string();
+    return started.is_ok() ? std::move(started.value()) : nullptr;
+  }
+
+  // A socket connected to the frontend (or to `port`), reads timing out after `timeout_s`; -1
+  // when it cannot connect.
+  int connect_raw(int port = 0, long timeout_s = 10) const {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(frontend_->port()));
+    addr.sin_port = htons(static_cast<uint16_t>(port ? port : frontend_->port()));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval timeout{10, 0};
+    timeval timeout{timeout_s, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       ::close(fd);
@@ -325,12 +336,8 @@ TEST_F(HttpFrontendTest, MetricsOnlyModeServesOnlyMetrics) {
 // call, the second is answered (the call runs on a scheduler thread, not on the loop both
 // connections share; run on the loop, it would hold the second connection until it ended).
 TEST_F(HttpFrontendTest, AConnectionDoesNotWaitForAnotherConnectionsEngineCall) {
-  HttpOptions options;
-  options.port = 0;
-  options.threads = 1;
-  auto started = HttpFrontend::start(*server_, options);
-  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
-  std::unique_ptr<HttpFrontend> one_loop = std::move(started.value());
+  std::unique_ptr<HttpFrontend> one_loop = start_one_loop();
+  ASSERT_NE(one_loop, nullptr);
   httplib::Client fast("127.0.0.1", one_loop->port()), slow("127.0.0.1", one_loop->port());
   fast.set_keep_alive(true);
   slow.set_keep_alive(true);
@@ -365,12 +372,8 @@ TEST_F(HttpFrontendTest, AConnectionDoesNotWaitForAnotherConnectionsEngineCall) 
 // A request that reached the server before stop() is answered, even when its loop was busy
 // with another connection's engine call and had not read it yet.
 TEST_F(HttpFrontendTest, ARequestSentBeforeStopIsAnsweredWhenItsLoopWasBusy) {
-  HttpOptions options;
-  options.port = 0;
-  options.threads = 1;
-  auto started = HttpFrontend::start(*server_, options);
-  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
-  std::unique_ptr<HttpFrontend> one_loop = std::move(started.value());
+  std::unique_ptr<HttpFrontend> one_loop = start_one_loop();
+  ASSERT_NE(one_loop, nullptr);
   const int port = one_loop->port();
   // Alone on the loop, this connection's call runs on the loop's thread.
   std::thread slow_caller([port] {
@@ -388,14 +391,8 @@ TEST_F(HttpFrontendTest, ARequestSentBeforeStopIsAnsweredWhenItsLoopWasBusy) {
     std::this_thread::yield();
   }
   // Sent while the loop is inside that call, so still unread when stop() begins.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = connect_raw(port, 30);
+  ASSERT_GE(fd, 0);
   const std::string request = "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n";
   ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
   while (one_loop->connections() < 2) {  // accepted (a connection still in the listen queue is not)

@@ -40,9 +40,9 @@ namespace tandem::server {
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;             // 0: any free port (port() tells which)
-  // Event loops (one thread each). An inference run on the caller's thread holds one for its
-  // engine call, so this should exceed the engine calls that can run at once and the
-  // connections expected at once. 0: 1 for metrics_only, otherwise max(4, 2 x hardware threads).
+  // Event loops (one thread each). 0: 1 for metrics_only, otherwise max(4, 2 x hardware
+  // threads). Many more loops than cores take CPU from reading requests and from the engine
+  // under overload (docs/serving.md has the figures).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
   std::chrono::milliseconds read_timeout{5000};
@@ -58,9 +58,10 @@ class HttpFrontend {
   int port() const;
   // Connections being served now (accepted and registered before any stop(), not yet closed).
   int connections() const;
-  // Stops accepting connections, closes the ones waiting for a request, waits for requests
-  // already read to be answered (each reply then closes its connection), and stops the loop
-  // threads. Idempotent.
+  // Stops accepting connections, closes the ones waiting for a request (after at most 100 ms:
+  // a request that has arrived but was not read yet is still read and answered), waits for
+  // requests in hand to be answered (each reply then closes its connection), and stops the
+  // loop threads. Idempotent.
   void stop();
 
  private:

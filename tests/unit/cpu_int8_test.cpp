@@ -303,7 +303,8 @@ TEST(CpuBackendInt8, DynamicallyQuantizedLinearLayersFuseCastAndScales) {
 
 // x -> QuantizeLinear -> DequantizeLinear -> Conv(dequantized int8 weights per output channel,
 // float bias) -> QuantizeLinear -> "yq"; with `extra_reader` the dequantized activation is also
-// a graph output (through Relu), so its DequantizeLinear must stay.
+// a graph output (through Relu), so the product does not take its DequantizeLinear (the Relu
+// does: it reads the bytes).
 GraphBuilder qdq_conv(bool extra_reader, bool depthwise = false, bool padded = true) {
   const int64_t C = depthwise ? 16 : 8, O = 16;
   std::vector<float> ws, bias;
@@ -344,7 +345,8 @@ TEST(CpuBackendInt8, QdqConvFusesIntoQLinearConvAndMatchesReference) {
     EXPECT_NE(text.find("[QLinearConv 'Conv3']  " + fused), std::string::npos) << text;
     EXPECT_EQ(text.find("[Conv 'Conv3']"), std::string::npos) << "the float Conv is gone:\n" << text;
     EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-    EXPECT_EQ(text.find("[DequantizeLinear 'DequantizeLinear1']") != std::string::npos, extra_reader) << text;
+    EXPECT_EQ(text.find("[Relu 'Relu5']  fused: DequantizeLinear + Relu") != std::string::npos, extra_reader)
+        << text;
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), extra_reader ? 2u : 1u);

@@ -4,7 +4,8 @@
 // quantized com.microsoft kernels (qdq_fusion.cpp) and agree with the reference backend, which
 // runs the nodes one by one in float32, within one unit. QuantizeLinear -> DequantizeLinear
 // round trips left over become one float step, or post-ops of the convolution before them, and
-// agree with the reference bit for bit.
+// agree with the reference bit for bit. Float chains between DequantizeLinear and QuantizeLinear
+// that stay float read and write the bytes directly (elementwise programs with 8-bit ends).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -242,6 +243,107 @@ TEST(CpuBackendQdqOps, RoundTripsAfterAConvolutionBecomeItsPostOps) {
     ASSERT_EQ(r.cpu.size(), 1u);
     expect_same_floats(r.ref[0], r.cpu[0], "convolution with round trips");
   }
+}
+
+// The float ops between DequantizeLinear and QuantizeLinear that no quantized kernel takes (a
+// product by a per-channel gate, residual sums with float values) run as one elementwise step
+// that reads the bytes and writes bytes: no float copy of either exists. Channels-last bytes (a
+// QLinearConv's output) make it walk the blocked layout, with padded channel blocks where the
+// channels are not a multiple of the block (5, 24); plain bytes, the plain layout.
+GraphBuilder gated_residual(int64_t C, bool int8_out) {
+  const int64_t Cin = 8;
+  GraphBuilder q;
+  q.input("x", random_floats({1, Cin, 9, 7}, 21, -1.0f, 1.0f))
+      .input("g", random_floats({1, C, 1, 1}, 22, 0.0f, 1.0f))
+      .input("f", random_floats({1, C, 9, 7}, 23, -2.0f, 2.0f))
+      .init("xs", Tensor::scalar<float>(0.01f))
+      .init("xz", Tensor::scalar<uint8_t>(128))
+      .init("w", random_ints<int8_t>({C, Cin, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 24))
+      .init("ws", Tensor::scalar<float>(0.002f))
+      .init("wz", Tensor::scalar<int8_t>(0))
+      .init("ys", Tensor::scalar<float>(0.013f))
+      .init("yz", Tensor::scalar<uint8_t>(118))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+      .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"})
+      .node("DequantizeLinear", {"y", "ys", "yz"}, {"yf"});
+  dequantized_input(q, "b", {1, C, 9, 7}, 25, 0.02f, 100);
+  q.node("Mul", {"yf", "g"}, {"m"})
+      .node("Add", {"m", "yf"}, {"s"})
+      .node("Add", {"s", "f"}, {"t"})
+      .node("Add", {"t", "b_f"}, {"u"});
+  if (int8_out) q.init("os", Tensor::scalar<float>(0.05f)).init("oz", Tensor::scalar<int8_t>(-9));
+  else q.init("os", Tensor::scalar<float>(0.06f)).init("oz", Tensor::scalar<uint8_t>(128));
+  // The convolution's bytes are an output too (as a squeeze-and-excitation gate's pooling reads
+  // them in real models): it cannot take the DequantizeLinear as its own float tail.
+  q.node("QuantizeLinear", {"u", "os", "oz"}, {"out"}).output("out").output("y");
+  return q;
+}
+
+TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
+  REQUIRE_CPU();
+  for (int64_t C : {24, 5, 32}) {
+    for (bool int8_out : {false, true}) {
+      SCOPED_TRACE("channels " + std::to_string(C) + (int8_out ? ", int8 output" : ", uint8 output"));
+      const GraphBuilder q = gated_residual(C, int8_out);
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("fused: DequantizeLinear + DequantizeLinear + Mul + Add + Add + Add + QuantizeLinear"),
+                std::string::npos)
+          << text;
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 2u);
+        // The same float32 arithmetic as the nodes one by one: equal bytes.
+        expect_within_units(r.ref[0], r.cpu[0], 0, "chain with 8-bit ends");
+        const Tensor& out = r.cpu[0].tensor;
+        int saturated = 0;
+        for (int64_t i = 0; i < out.numel(); ++i) {
+          const int v = int8_out ? out.data<int8_t>()[i] : out.data<uint8_t>()[i];
+          saturated += v == (int8_out ? -128 : 0) || v == (int8_out ? 127 : 255);
+        }
+        EXPECT_LT(saturated, out.numel() / 4) << "the outputs exercise the arithmetic";
+      }
+    }
+  }
+  // Plain bytes (rank 3): the plain walk, a broadcast float operand.
+  GraphBuilder p;
+  dequantized_input(p, "a", {2, 3, 37}, 31, 0.05f, 90);
+  p.input("f", random_floats({3, 1}, 32, -1.0f, 1.0f))
+      .node("Mul", {"a_f", "f"}, {"m"})
+      .node("Relu", {"m"}, {"r"})
+      .init("os", Tensor::scalar<float>(0.01f))
+      .init("oz", Tensor::scalar<uint8_t>(3))
+      .node("QuantizeLinear", {"r", "os", "oz"}, {"out"})
+      .output("out");
+  const std::string text = describe_cpu(p);
+  EXPECT_NE(text.find("fused: DequantizeLinear + Mul + Relu + QuantizeLinear"), std::string::npos) << text;
+  for (int threads : {1, 2}) {
+    Runs r = run_both(p, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    expect_within_units(r.ref[0], r.cpu[0], 0, "plain chain with 8-bit ends");
+  }
+}
+
+TEST(CpuBackendQdqOps, ADequantizedValueWithOtherReadersStaysFloat) {
+  REQUIRE_CPU();
+  // The float value is also a graph output: the DequantizeLinear stays, and the chain after it
+  // reads its float copy (and still quantizes as it stores).
+  GraphBuilder q;
+  dequantized_input(q, "a", {1, 4, 5, 6}, 41, 0.05f, 90);
+  q.input("f", random_floats({1, 4, 5, 6}, 42, -1.0f, 1.0f))
+      .node("Add", {"a_f", "f"}, {"s"})
+      .init("os", Tensor::scalar<float>(0.02f))
+      .init("oz", Tensor::scalar<uint8_t>(128))
+      .node("QuantizeLinear", {"s", "os", "oz"}, {"out"})
+      .output("out")
+      .output("a_f");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("[DequantizeLinear"), std::string::npos) << text;
+  EXPECT_NE(text.find("fused: Add + QuantizeLinear"), std::string::npos) << text;
+  Runs r = run_both(q, 2);
+  ASSERT_EQ(r.cpu.size(), 2u);
+  expect_within_units(r.ref[0], r.cpu[0], 0, "quantized sum");
+  expect_same_floats(r.ref[1], r.cpu[1], "dequantized output");
 }
 
 }  // namespace

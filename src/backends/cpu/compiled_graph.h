@@ -63,6 +63,10 @@ class OpSpec {
   // Fusion: offered the sole reader of this step's output (its input `acc_input` is that
   // output). Return true when absorbed; the caller then retires the reader.
   virtual bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) { return false; }
+  // Fusion: offered the producer of input `value`, which this step alone reads. Return true
+  // when absorbed; the caller then retires the producer and this step reads the producer's
+  // inputs instead of `value`.
+  virtual bool absorb_producer(FusionContext& f, Step& self, const Step& producer, int value) { return false; }
   // True for a plain elementwise program step (used by the fusion of elementwise chains).
   virtual EwProgram* program() { return nullptr; }
 };

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/fusion.h"
 #include "backends/cpu/op_family.h"
 #include "core/tensor_util.h"
 
@@ -198,11 +199,27 @@ class ProgramSpec final : public OpSpec {
  public:
   ProgramSpec(EwProgram p, std::vector<int> internal) : prog_(std::move(p)), internal_(std::move(internal)) {}
   Status prepare(Builder& b, const Step& step) const override {
-    if (!all_float32(b, step, internal_)) return unsupported(step.node->label() + " not float32");
-    return add_elementwise(b, prog_, -1, step.outputs[0],
-                           step.node->label() + (internal_.empty() ? "" : " (8-bit round trip in float)"));
+    std::vector<int> internal = internal_;
+    for (const auto& [value, bytes] : ends_.inputs) internal.insert(internal.end(), {value, bytes.value});
+    const bool byte_out = ends_.output.value >= 0;
+    if (byte_out) internal.insert(internal.end(), {float_out_, ends_.output.value});
+    if (!all_float32(b, step, internal)) return unsupported(step.node->label() + " not float32");
+    std::string label = step.node->label();
+    if (!internal_.empty()) label += " (8-bit round trip in float)";
+    if (!ends_.inputs.empty() || byte_out) label += " (8-bit ends)";
+    return add_elementwise(b, prog_, -1, byte_out ? float_out_ : step.outputs[0], label,
+                           ends_.inputs.empty() && !byte_out ? nullptr : &ends_);
   }
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
+    if (ends_.output.value >= 0) return false;  // the output is 8-bit: nothing follows in float
+    // A QuantizeLinear closes the program: its output is quantized as it is stored.
+    PerTensorQuant q;
+    if (acc_input == 0 && per_tensor_quant_step(f, reader, "QuantizeLinear", &q) && reader.outputs.size() == 1 &&
+        reader.outputs[0] >= 0) {
+      float_out_ = reader.inputs[0];
+      ends_.output = EwByteValue{reader.outputs[0], q.scale, q.zero_point};
+      return true;
+    }
     EwProgram p = prog_;
     if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p) &&
         !append_unary_program(reader, reader.inputs[acc_input], &p, &internal_))
@@ -210,12 +227,23 @@ class ProgramSpec final : public OpSpec {
     prog_ = std::move(p);
     return true;
   }
-  EwProgram* program() override { return &prog_; }
+  // A DequantizeLinear whose float32 output only this program reads: the program reads its bytes.
+  bool absorb_producer(FusionContext& f, Step&, const Step& producer, int value) override {
+    PerTensorQuant dq;
+    if (ends_.inputs.size() >= 4 || !per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) return false;
+    if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) return false;
+    ends_.inputs.emplace_back(value, EwByteValue{dq.data, dq.scale, dq.zero_point});
+    return true;
+  }
+  // Null once the program has 8-bit ends: other steps must not take its ops without them.
+  EwProgram* program() override { return ends_.inputs.empty() && ends_.output.value < 0 ? &prog_ : nullptr; }
   const std::vector<int>& internal() const { return internal_; }
 
  private:
   EwProgram prog_;
   std::vector<int> internal_;
+  EwByteEnds ends_;     // value ids: compile ids, which are the instance ids of graph values
+  int float_out_ = -1;  // the program's float32 output when ends_.output quantizes it
 };
 
 Status supports_ew(const Node& n) {

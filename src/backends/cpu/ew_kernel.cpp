@@ -1,12 +1,14 @@
 // ew_kernel.cpp: the kernel that runs an elementwise program (ew_program.h) over its output:
 // operands broadcast by strides, the output walked in tiles of kEwTile floats that stay in L1
 // while every op of the chain is applied to them (ew_program.cpp), plain and blocked (nChw16c or
-// nChw8c) layouts, OpenMP across tiles.
+// nChw8c) layouts, OpenMP across tiles. 8-bit operands are dequantized into an L1 staging tile
+// as the tile is visited, and an 8-bit output is quantized as the tile is stored (qrows.cpp).
 #include <algorithm>
 #include <array>
 #include <cstring>
 
 #include "backends/cpu/ew_program.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -14,6 +16,13 @@ namespace tandem::cpu {
 namespace {
 
 constexpr int kMaxDims = 8;
+constexpr int kMaxByteOperands = 4;  // staging tiles on the stack (4 KiB each)
+
+struct ByteParams {
+  bool is_signed = false;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
 
 class EwKernel final : public Kernel {
  public:
@@ -28,6 +37,16 @@ class EwKernel final : public Kernel {
   // block are zeroed. cb_dim: the dim indexing channel blocks (-2: every element is in it).
   int cb_dim = -1;
   int64_t cb_last = 0, tail = 0;
+  // 8-bit operands: per operand, the staging slot it is dequantized into (-1: float32), or
+  // same_as[k] >= 0 when operand same_as[k] already holds the same value; an 8-bit output.
+  std::vector<int> byte_slot, same_as;
+  std::vector<ByteParams> byte_in;
+  bool byte_out = false;
+  ByteParams out_params;
+  // Visit the outer dims (channel blocks) of a row tile one after another: the channels-last
+  // bytes of those rows then stay in cache from one block to the next, where walking block by
+  // block would fetch each cache line once per block.
+  bool rows_outer = false;
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const int64_t lanes = dims[nd - 1];
@@ -46,6 +65,7 @@ class EwKernel final : public Kernel {
     void** ptr = ctx.ptr;
     parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) {
       alignas(64) float acc[kEwTile];
+      alignas(64) float stage[kMaxByteOperands][kEwTile];
       const size_t no = opnd.size();
       std::array<const float*, 16> base_small;
       std::array<int64_t, 16> rs_small, ls_small;
@@ -68,10 +88,10 @@ class EwKernel final : public Kernel {
       }
       const int64_t out_rs = nd >= 2 ? out_strides[nd - 2] : 0;
       for (int64_t task = begin; task < end; ++task) {
-        int64_t lt = task % lane_tiles;
-        int64_t rest = task / lane_tiles;
-        int64_t rt = rest % row_tiles;
-        int64_t o = rest / row_tiles;
+        const int64_t lt = task % lane_tiles;
+        const int64_t rest = task / lane_tiles;
+        const int64_t rt = rows_outer ? rest / outer : rest % row_tiles;
+        const int64_t o = rows_outer ? rest % outer : rest / row_tiles;
         const int64_t r0 = rt * rows_per_tile;
         const int64_t nr = std::min(rows_per_tile, rows - r0);
         const int64_t l0 = lt * lane_chunk;
@@ -86,7 +106,8 @@ class EwKernel final : public Kernel {
           off_big.assign(no, 0);
           off = off_big.data();
         }
-        for (size_t k = 0; k < no; ++k) off[k] = r0 * rs[k] + l0 * ls[k];
+        for (size_t k = 0; k < no; ++k)
+          off[k] = r0 * (nd >= 2 ? opnd_strides[k][nd - 2] : 0) + l0 * opnd_strides[k][nd - 1];
         int64_t rem = o;
         for (int i = outer_nd - 1; i >= 0; --i) {
           int64_t idx = rem % dims[i];
@@ -95,18 +116,50 @@ class EwKernel final : public Kernel {
           out_off += idx * out_strides[i];
           for (size_t k = 0; k < no; ++k) off[k] += idx * opnd_strides[k][i];
         }
-        for (size_t k = 0; k < no; ++k) base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
+        // Lanes of each row that hold channels (the rest of a last channel block is padding;
+        // with 8-bit ends a row is one channel block, add_elementwise checks).
+        const int64_t real = cb_dim != -1 && (cb_dim == -2 || cb_index == cb_last) ? tail : nl;
+        for (size_t k = 0; k < no; ++k) {
+          if (byte_slot.empty() || byte_slot[k] < 0) {
+            base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
+            continue;
+          }
+          rs[k] = nl;
+          ls[k] = 1;
+          if (same_as[k] >= 0) {
+            base[k] = base[same_as[k]];
+            continue;
+          }
+          float* st = stage[byte_slot[k]];
+          const ByteParams& bp = byte_in[static_cast<size_t>(byte_slot[k])];
+          dequantize_rows(static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k], nd >= 2 ? opnd_strides[k][nd - 2] : 0,
+                          bp.is_signed, nr, real, st, nl, bp.scale, bp.zero_point);
+          if (real < nl)
+            for (int64_t r = 0; r < nr; ++r) std::fill(st + r * nl + real, st + (r + 1) * nl, 0.0f);
+          base[k] = st;
+        }
         EwTile ta{acc, nr, nl, base, rs, ls};
         for (const EwOp& op : ops) ew_apply_to_tile(op, ta);
+        if (byte_out) {
+          quantize_rows(acc, nl, nr, real, static_cast<uint8_t*>(ptr[out]) + out_off, out_rs, out_params.is_signed,
+                        out_params.scale, static_cast<float>(out_params.zero_point));
+          continue;
+        }
         if (cb_dim != -1) {
           const bool rows_are_cb = cb_dim == nd - 2;
           const int64_t block = channel_block();
           for (int64_t r = 0; r < nr; ++r) {
             bool last_block = cb_dim == -2 || (rows_are_cb ? r0 + r == cb_last : cb_index == cb_last);
             if (!last_block) continue;
+            // Zero the padding lanes [tail, block) of every block the tile's row covers.
             float* a = acc + r * nl;
-            for (int64_t l = 0; l < nl; ++l)
-              if (((l0 + l) & (block - 1)) >= tail) a[l] = 0.0f;
+            for (int64_t l = 0; l < nl;) {
+              const int64_t in_block = (l0 + l) & (block - 1);
+              const int64_t run = std::min(block - in_block, nl - l);
+              const int64_t z0 = std::max(in_block, tail);
+              if (z0 < in_block + run) std::fill_n(a + l + (z0 - in_block), in_block + run - z0, 0.0f);
+              l += run;
+            }
           }
         }
         ew_store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);
@@ -171,7 +224,8 @@ Result<int> blocked_constant(Builder& b, int v) {
 
 }  // namespace
 
-Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label) {
+Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label,
+                       const EwByteEnds* bytes) {
   EwProgram p;
   if (acc >= 0) {
     p.operands.push_back(acc);
@@ -186,33 +240,76 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   if (p.ops.empty() || p.ops.front().code != Ew::load || p.ops.front().operand < 0)
     return internal_error(label + " elementwise program does not start with a load");
   if (!b.typed(out)) return unsupported(label + " output shape unknown");
-  for (int v : p.operands) {
-    if (!b.typed(v) || b.val(v).dtype != DataType::float32) return unsupported(label + " operand is not float32");
+  const Shape out_shape = b.val(out).shape;
+  // 8-bit operands: the byte value replaces the float32 value it stands for.
+  std::vector<int> byte_of(p.operands.size(), -1);  // index into bytes->inputs
+  if (bytes)
+    for (size_t i = 0; i < p.operands.size(); ++i)
+      for (size_t j = 0; j < bytes->inputs.size(); ++j)
+        if (bytes->inputs[j].first == p.operands[i]) {
+          byte_of[i] = static_cast<int>(j);
+          p.operands[i] = bytes->inputs[j].second.value;
+        }
+  for (size_t i = 0; i < p.operands.size(); ++i) {
+    const int v = p.operands[i];
+    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : DataType::float32;
+    if (!b.typed(v) || b.val(v).dtype != want || (byte_of[i] >= 0 && !is_8bit(want)))
+      return unsupported(label + " operand is not float32" + (byte_of[i] >= 0 ? " or 8-bit" : ""));
     if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
+    if (byte_of[i] >= 0 && b.val(v).shape != out_shape) return unsupported(label + " 8-bit operand is broadcast");
   }
-  IValue& ov = b.val(out);
-  if (ov.dtype != DataType::float32) return unsupported(label + " output is not float32");
-  if (shape_numel(ov.shape) == 0) return unsupported(label + " empty output");
-  if (ov.shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
+  const bool byte_out = bytes && bytes->output.value >= 0;
+  const int stored = byte_out ? bytes->output.value : out;  // the value the kernel writes
+  if (!b.typed(stored) || b.val(stored).dtype != (byte_out ? b.val(stored).dtype : DataType::float32) ||
+      (byte_out && (!is_8bit(b.val(stored).dtype) || b.val(stored).shape != out_shape)))
+    return unsupported(label + " output is not float32" + (byte_out ? " or 8-bit of the program's shape" : ""));
+  if (b.val(out).dtype != DataType::float32) return unsupported(label + " program output is not float32");
+  if (shape_numel(out_shape) == 0) return unsupported(label + " empty output");
+  if (out_shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
+  int byte_operands = 0;
+  for (int j : byte_of) byte_operands += j >= 0;
+  if (byte_operands > kMaxByteOperands) return unsupported(label + " too many 8-bit operands");
 
-  // Layout: blocked when a full-size operand is blocked.
-  if (!ov.defined) {
-    Layout l = Layout::plain;
-    if (ov.shape.size() == 4)
-      for (int v : p.operands)
-        if (b.val(v).layout == Layout::blocked && b.val(v).shape == ov.shape) l = Layout::blocked;
-    b.define(out, l);
+  // Layout of the walk: blocked when a full-size operand is blocked float32 or channels-last
+  // bytes (an 8-bit output is then written channels-last).
+  Layout l = Layout::plain;
+  if (b.val(stored).defined) {
+    l = b.val(stored).layout;
+    if (byte_out) {
+      if (l != Layout::nhwc && l != Layout::plain) return unsupported(label + " 8-bit output layout");
+      l = l == Layout::nhwc ? Layout::blocked : Layout::plain;
+    }
+  } else {
+    if (out_shape.size() == 4)
+      for (size_t i = 0; i < p.operands.size(); ++i) {
+        const IValue& v = b.val(p.operands[i]);
+        if (v.shape == out_shape && v.layout == (byte_of[i] >= 0 ? Layout::nhwc : Layout::blocked)) l = Layout::blocked;
+      }
+    b.define(stored, byte_out ? (l == Layout::blocked ? Layout::nhwc : Layout::plain) : l);
   }
-  const IValue outv = b.val(out);
+  IValue outv = b.val(out);
+  outv.layout = l;
   auto k = std::make_unique<EwKernel>();
   k->label = label;
   k->ops = p.ops;
-  k->out = out;
+  k->out = stored;
   std::vector<int64_t> pd = physical_dims(outv);
   const int r = static_cast<int>(pd.size());
+  // Element strides of a channels-last 8-bit value of the output's shape over the blocked walk.
+  std::vector<int64_t> nhwc_strides;
+  if (l == Layout::blocked) {
+    const int64_t C = out_shape[1], H = out_shape[2], W = out_shape[3];
+    nhwc_strides = {H * W * C, channel_block(), W * C, C, 1};
+  }
   std::vector<std::vector<int64_t>> strides;
   for (size_t i = 0; i < p.operands.size(); ++i) {
     int v = p.operands[i];
+    if (byte_of[i] >= 0) {
+      const Layout want = l == Layout::blocked ? Layout::nhwc : Layout::plain;
+      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, want));
+      strides.push_back(l == Layout::blocked ? nhwc_strides : operand_strides(b.val(p.operands[i]), outv));
+      continue;
+    }
     std::vector<int64_t> st = operand_strides(b.val(v), outv);
     if (st.empty()) {
       // Convert the operand to the output's layout.
@@ -236,7 +333,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     strides.push_back(std::move(st));
   }
   std::vector<int64_t> ost(r);
-  {
+  if (byte_out && l == Layout::blocked) {
+    ost = nhwc_strides;
+  } else {
     int64_t s = 1;
     for (int i = r; i-- > 0;) {
       ost[i] = s;
@@ -296,9 +395,36 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     k->tail = tail;
     if (new_cb >= 0 && new_cb == k->nd - 1) return internal_error(label + " channel-block dim became the lane dim");
   }
+  if (bytes) {
+    // 8-bit operands and outputs are read and written a row at a time, with unit lane stride;
+    // where channel blocks are padded, a row must be one channel block (the kernel's `real`).
+    bool fits = (!byte_out || os.back() == 1) &&
+                (tail == 0 || (new_cb != k->nd - 2 && dims.back() == channel_block()));
+    for (size_t i = 0; i < ops.size(); ++i) fits = fits && (byte_of[i] < 0 || ops[i].back() == 1);
+    if (!fits) return unsupported(label + " 8-bit operand or output does not lie along the walk's rows");
+    k->byte_slot.assign(ops.size(), -1);
+    k->same_as.assign(ops.size(), -1);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (byte_of[i] < 0) continue;
+      for (size_t j = 0; j < i && k->same_as[i] < 0; ++j)
+        if (byte_of[j] >= 0 && p.operands[j] == p.operands[i] && ops[j] == ops[i]) k->same_as[i] = static_cast<int>(j);
+      if (k->same_as[i] >= 0) {
+        k->byte_slot[i] = k->byte_slot[static_cast<size_t>(k->same_as[i])];
+        continue;
+      }
+      const EwByteValue& e = bytes->inputs[static_cast<size_t>(byte_of[i])].second;
+      k->byte_slot[i] = static_cast<int>(k->byte_in.size());
+      k->byte_in.push_back(ByteParams{b.val(p.operands[i]).dtype == DataType::int8, e.scale, e.zero_point});
+    }
+    k->rows_outer = l == Layout::blocked;
+    if (byte_out) {
+      k->byte_out = true;
+      k->out_params = ByteParams{b.val(stored).dtype == DataType::int8, bytes->output.scale, bytes->output.zero_point};
+    }
+  }
   k->opnd = p.operands;
   k->reads = p.operands;
-  k->writes = {out};
+  k->writes = {stored};
   b.add_kernel(std::move(k));
   return Status::ok();
 }

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tandem/status.h"
@@ -78,10 +79,34 @@ void ew_apply_to_tile(const EwOp& op, const EwTile& tile);
 // Copies a tile's accumulator to the output, whose rows are `out_rs` floats apart.
 void ew_store_tile(float* out, int64_t out_rs, const float* acc, int64_t rows, int64_t lanes);
 
+// A value held as 8-bit integers q that stands for the float32 values (q - zero_point) * scale
+// (DequantizeLinear with per-tensor parameters), or the 8-bit result of quantizing float32 values
+// x as saturate(round_half_even(x / scale) + zero_point) (QuantizeLinear). `value` is an
+// instance value id of type uint8 or int8.
+struct EwByteValue {
+  int value = -1;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
+// The 8-bit ends of a program: operands read as bytes and dequantized a tile at a time as the
+// program reads them (`inputs`, keyed by the float32 operand value each stands for), and an
+// output quantized as it is stored (`output.value >= 0`; the float32 output is then never
+// written). Neither float32 tensor exists in memory.
+struct EwByteEnds {
+  std::vector<std::pair<int, EwByteValue>> inputs;
+  EwByteValue output;
+};
+
 // Adds a kernel computing `program` into `out`. `program.operands` hold
 // instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is
 // a value that initializes the accumulator (same shape as out). The output layout is chosen
-// here (blocked when the main operands are blocked) unless `out` is already defined.
-Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label);
+// here (blocked when the main operands are blocked) unless `out` is already defined. With
+// `bytes`, its operands and output are 8-bit values as described there: an 8-bit operand must
+// have the output's shape; the kernel walks blocked float32 order when a full-size operand is
+// blocked float32 or channels-last bytes, and then takes its bytes channels-last (converted
+// when they lie otherwise) and writes an 8-bit output channels-last; otherwise every 8-bit
+// operand and output is plain.
+Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label,
+                       const EwByteEnds* bytes = nullptr);
 
 }  // namespace tandem::cpu

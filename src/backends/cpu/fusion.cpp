@@ -545,6 +545,31 @@ void fuse_steps(CompiledGraph& g) {
       cur = r;
     }
   }
+  // 3. Producers absorbed by their only reader (a DequantizeLinear by the elementwise program
+  // that reads its bytes).
+  for (size_t i = 0; i < g.steps.size(); ++i) {
+    for (size_t k = 0; k < g.steps[i].inputs.size(); ++k) {
+      Step& s = g.steps[i];
+      const int v = s.inputs[k];
+      if (s.dead || !s.spec || v < 0) break;
+      const CompiledValue& cv = g.values[v];
+      const int p = cv.producer;
+      if (p < 0 || p == static_cast<int>(i) || g.steps[p].dead || cv.is_output) continue;
+      if (std::any_of(cv.readers.begin(), cv.readers.end(), [&](int r) { return r != static_cast<int>(i); })) continue;
+      Step& producer = g.steps[p];
+      if (!s.spec->absorb_producer(f, s, producer, v)) continue;
+      std::vector<int> inputs;
+      for (int x : s.inputs)
+        if (x != v) inputs.push_back(x);
+      inputs.insert(inputs.end(), producer.inputs.begin(), producer.inputs.end());
+      s.inputs = std::move(inputs);
+      s.originals.insert(s.originals.begin(), producer.originals.begin(), producer.originals.end());
+      producer = Step{};
+      producer.dead = true;
+      g.relink();
+      k = static_cast<size_t>(-1);  // the inputs changed: scan them again
+    }
+  }
 }
 
 }  // namespace tandem::cpu

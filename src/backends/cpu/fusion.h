@@ -20,4 +20,16 @@ int fuse_qdq_products(CompiledGraph& g);
 // returns how many.
 int fuse_qdq_round_trips(CompiledGraph& g);
 
+// A live single-node QuantizeLinear or DequantizeLinear step (`op`, default domain, no block
+// size, saturating) whose scale is a positive finite float32 constant and whose zero point is a
+// uint8 or int8 constant, both per tensor: its data input (the float32 input of a
+// QuantizeLinear, the 8-bit input of a DequantizeLinear) and parameters.
+struct PerTensorQuant {
+  int data = -1;  // value id
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+  DataType type = DataType::uint8;  // the 8-bit side's type
+};
+bool per_tensor_quant_step(const FusionContext& f, const Step& s, const char* op, PerTensorQuant* q);
+
 }  // namespace tandem::cpu

@@ -223,6 +223,28 @@ Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::s
 // float path uses that layout (cpu_isa_level() >= 1), else plain (byte_map.cpp).
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
 
+// --- 8-bit conversions (qrows.cpp), the reference kernels' arithmetic, for the running ISA ---
+// QuantizeLinear on n values: y = saturate(round_half_even(x / scale) + zero_point), x / scale
+// divided in float32, NaN to the zero point; scale must be non-zero and finite.
+void quantize_u8(const float* x, uint8_t* y, int64_t n, float scale, float zero_point);
+void quantize_s8(const float* x, int8_t* y, int64_t n, float scale, float zero_point);
+// DequantizeLinear on n values: y = (x - zero_point) * scale (int32 data: in double).
+void dequantize_u8(const uint8_t* x, float* y, int64_t n, float scale, int32_t zero_point);
+void dequantize_s8(const int8_t* x, float* y, int64_t n, float scale, int32_t zero_point);
+void dequantize_s32(const int32_t* x, float* y, int64_t n, float scale, int32_t zero_point);
+// The same on `rows` rows of `lanes` values: row r of x at x + r * x_rs, of y at y + r * y_rs
+// (strides in elements). Nothing past `lanes` in a row is read or written.
+void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, void* y, int64_t y_rs, bool to_signed,
+                   float scale, float zero_point);
+void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows, int64_t lanes, float* y,
+                     int64_t y_rs, float scale, int32_t zero_point);
+// Blocked float32 images [N, ceil(C / block), S, block] quantized into channels-last 8-bit
+// values: channel c of pixel s of image n goes to y[(n * S + s) * y_channels + y_channel0 + c]
+// (y_channels >= y_channel0 + C; a Concat's slice when larger). Lanes past C are skipped.
+// Parallel over `threads`.
+void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
+                      int64_t block, float scale, float zero_point, int64_t y_channels, int64_t y_channel0);
+
 // True when value `v` is not a segment output and every step that reads it is one of `ops`
 // (default domain): its readers then accept layouts others would not (a channels-last float
 // value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).

@@ -415,6 +415,20 @@ class QdqFuser {
 
 }  // namespace
 
+bool per_tensor_quant_step(const FusionContext& f, const Step& s, const char* op, PerTensorQuant* q) {
+  if (s.dead || !s.node || s.originals.size() != 1 || !plain_quant_node(*s.node, op)) return false;
+  const QParams p{s.node, s.inputs[0], s.inputs[1], s.inputs[2]};
+  if (p.data < 0 || p.scale < 0 || p.zero_point < 0) return false;
+  DataType type;
+  if (!per_tensor_constants(f, p, &type)) return false;
+  const Tensor* z = f.constant(p.zero_point);
+  q->data = p.data;
+  q->scale = f.constant(p.scale)->data<float>()[0];
+  q->zero_point = type == DataType::uint8 ? int32_t{z->data<uint8_t>()[0]} : int32_t{z->data<int8_t>()[0]};
+  q->type = type;
+  return true;
+}
+
 int fuse_qdq_products(CompiledGraph& g) {
   g.relink();
   QdqFuser fuser(g);

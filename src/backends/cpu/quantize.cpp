@@ -1,14 +1,12 @@
 // quantize.cpp: QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear on the cpu backend:
-// vectorized loops (compiled per ISA level, runtime_env.h) over plain-layout data.
+// kernels over plain-layout data (and blocked float32 to channels-last bytes), calling the
+// vectorized conversions of qrows.cpp (int8.h), whose arithmetic is the reference kernels'.
 //   QuantizeLinear      y = saturate(round_half_even(x / scale) + zero_point), float32 -> uint8/int8
 //   DequantizeLinear    y = (x - zero_point) * scale, uint8/int8/int32 -> float32
 //   DynamicQuantizeLinear  scale = (max(x, 0) - min(x, 0)) / 255, zero_point = saturate(round(-min / scale)),
 //                       y as QuantizeLinear to uint8
 // Per-tensor and per-axis scales and zero points, known when the instance is built or read at
-// each run (DynamicQuantizeLinear computes its own). The arithmetic is the reference
-// kernels': x / scale is divided in float32 (never multiplied by a reciprocal), rounding follows
-// the default FP environment (ties to even), NaN quantizes to the zero point, and int32 data is
-// dequantized in double so that large values are not rounded before the product.
+// each run (DynamicQuantizeLinear computes its own).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -24,46 +22,6 @@ namespace tandem::cpu {
 
 namespace {
 
-template <class Q>
-TANDEM_ISA_BODY void quantize_run_body(const float* x, Q* y, int64_t n, float scale, float zp, float lo, float hi) {
-  for (int64_t i = 0; i < n; ++i) {
-    float q = x[i] / scale;
-    q = q == q ? q : 0.0f;  // NaN -> the zero point
-    float r = __builtin_rintf(q) + zp;
-    r = std::min(std::max(r, lo), hi);
-    y[i] = static_cast<Q>(static_cast<int32_t>(r));
-  }
-}
-TANDEM_ISA_BODY void quantize_u8_body(const float* x, uint8_t* y, int64_t n, float s, float zp) {
-  quantize_run_body<uint8_t>(x, y, n, s, zp, 0.0f, 255.0f);
-}
-TANDEM_ISA_BODY void quantize_s8_body(const float* x, int8_t* y, int64_t n, float s, float zp) {
-  quantize_run_body<int8_t>(x, y, n, s, zp, -128.0f, 127.0f);
-}
-TANDEM_ISA_DISPATCH(quantize_u8, (const float* x, uint8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
-TANDEM_ISA_DISPATCH(quantize_s8, (const float* x, int8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
-
-template <class Q>
-TANDEM_ISA_BODY void dequantize_run_body(const Q* x, float* y, int64_t n, float scale, int32_t zp) {
-  if constexpr (sizeof(Q) == 4) {
-    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(x[i]) * static_cast<double>(scale));
-  } else {
-    // (x - zp) has at most 9 bits: the float32 product is the correctly rounded exact product.
-    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
-  }
-}
-TANDEM_ISA_BODY void dequantize_u8_body(const uint8_t* x, float* y, int64_t n, float s, int32_t zp) {
-  dequantize_run_body<uint8_t>(x, y, n, s, zp);
-}
-TANDEM_ISA_BODY void dequantize_s8_body(const int8_t* x, float* y, int64_t n, float s, int32_t zp) {
-  dequantize_run_body<int8_t>(x, y, n, s, zp);
-}
-TANDEM_ISA_BODY void dequantize_s32_body(const int32_t* x, float* y, int64_t n, float s, int32_t zp) {
-  dequantize_run_body<int32_t>(x, y, n, s, zp);
-}
-TANDEM_ISA_DISPATCH(dequantize_u8, (const uint8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
-TANDEM_ISA_DISPATCH(dequantize_s8, (const int8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
-TANDEM_ISA_DISPATCH(dequantize_s32, (const int32_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
 
 // min(0, x...) and max(0, x...), NaN ignored: MINPS/MAXPS return their second operand when
 // either is NaN, so the running extremes keep their value.
@@ -200,106 +158,6 @@ class DequantizeKernel final : public Kernel {
   }
 };
 
-// Blocked float32 [N, C / B, S, B] quantized into channels-last 8-bit values [N, S, C]: pixels
-// [s0, s1) of channel block cb (lanes past C are padding and skipped).
-template <class Q, int B>
-TANDEM_ISA_BODY void quantize_block_to_nhwc(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                            float scale, float zp) {
-  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
-  const int64_t lanes = std::min<int64_t>(B, C - cb * B);
-  for (int64_t s = s0; s < s1; ++s) {
-    Q row[B];
-    quantize_run_body<Q>(x + s * B, row, B, scale, zp, u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
-    for (int64_t l = 0; l < lanes; ++l) y[s * C + cb * B + l] = row[l];
-  }
-}
-template <class Q>
-TANDEM_ISA_BODY void quantize_block_any(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                        float scale, float zp, int64_t block) {
-  if (block == 16) quantize_block_to_nhwc<Q, 16>(x, y, C, s0, s1, cb, scale, zp);
-  else quantize_block_to_nhwc<Q, 8>(x, y, C, s0, s1, cb, scale, zp);
-}
-TANDEM_ISA_BODY void quantize_block_u8_body(const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                            float scale, float zp, int64_t block) {
-  quantize_block_any(x, y, C, s0, s1, cb, scale, zp, block);
-}
-TANDEM_ISA_BODY void quantize_block_s8_body(const float* x, int8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                            float scale, float zp, int64_t block) {
-  quantize_block_any(x, y, C, s0, s1, cb, scale, zp, block);
-}
-TANDEM_ISA_DISPATCH(quantize_block_u8,
-                    (const float* x, uint8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
-                     int64_t block),
-                    (x, y, C, s0, s1, cb, scale, zp, block))
-TANDEM_ISA_DISPATCH(quantize_block_s8,
-                    (const float* x, int8_t* y, int64_t C, int64_t s0, int64_t s1, int64_t cb, float scale, float zp,
-                     int64_t block),
-                    (x, y, C, s0, s1, cb, scale, zp, block))
-// AVX2, 8-lane blocks: one pixel's eight values per step, the same arithmetic as
-// quantize_run_body (x / scale in float32, NaN to the zero point, ties to even, saturation).
-template <class Q>
-TANDEM_TARGET_AVX2 void quantize_block8_avx2(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                             float scale, float zp) {
-  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
-  const int64_t lanes = std::min<int64_t>(8, C - cb * 8);
-  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
-  const __m256 lo = _mm256_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm256_set1_ps(u8 ? 255.0f : 127.0f);
-  for (int64_t s = s0; s < s1; ++s) {
-    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + s * 8), vs);
-    q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
-    q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
-    const __m256i i = _mm256_cvtps_epi32(q);  // an integer within the range already
-    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
-    const __m128i bytes = u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
-    if (lanes == 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C + cb * 8), bytes);
-    } else {
-      alignas(16) Q row[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(row), bytes);
-      std::memcpy(y + s * C + cb * 8, row, static_cast<size_t>(lanes) * sizeof(Q));
-    }
-  }
-}
-// AVX-512, 16-lane blocks: the same per pixel, the real lanes stored under a mask.
-template <class Q>
-TANDEM_TARGET_AVX512 void quantize_block16_avx512(const float* x, Q* y, int64_t C, int64_t s0, int64_t s1, int64_t cb,
-                                                  float scale, float zp) {
-  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
-  const int64_t lanes = std::min<int64_t>(16, C - cb * 16);
-  const __mmask16 real = static_cast<__mmask16>((1u << lanes) - 1u);
-  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
-  const __m512 lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
-  for (int64_t s = s0; s < s1; ++s) {
-    __m512 q = _mm512_div_ps(_mm512_loadu_ps(x + s * 16), vs);
-    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);  // NaN -> 0
-    q = _mm512_add_ps(_mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
-    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
-    const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q));  // an integer within the range already
-    _mm_mask_storeu_epi8(y + s * C + cb * 16, real, bytes);
-  }
-}
-// Images [N, S] of blocked float32 quantized into channels-last 8-bit values, in parallel.
-void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
-                      int64_t block, float scale, float zp) {
-  static const int level = cpu_isa_level();
-  const int64_t blocks = (C + block - 1) / block;
-  parallel_block_rows(threads, N, blocks, S, kGrain, [&](int64_t img, int64_t cb, int64_t s0, int64_t s1) {
-    const float* xb = x + (img * blocks + cb) * S * block;
-    if (to_signed) {
-      int8_t* yi = static_cast<int8_t*>(y) + img * S * C;
-      if (level == 1 && block == 8) quantize_block8_avx2<int8_t>(xb, yi, C, s0, s1, cb, scale, zp);
-      else if (level >= 2 && block == 16) quantize_block16_avx512<int8_t>(xb, yi, C, s0, s1, cb, scale, zp);
-      else quantize_block_s8(xb, yi, C, s0, s1, cb, scale, zp, block);
-    } else {
-      uint8_t* yi = static_cast<uint8_t*>(y) + img * S * C;
-      if (level == 1 && block == 8) quantize_block8_avx2<uint8_t>(xb, yi, C, s0, s1, cb, scale, zp);
-      else if (level >= 2 && block == 16) quantize_block16_avx512<uint8_t>(xb, yi, C, s0, s1, cb, scale, zp);
-      else quantize_block_u8(xb, yi, C, s0, s1, cb, scale, zp, block);
-    }
-  });
-}
-
 // QuantizeLinear with known per-tensor parameters of a blocked float32 value that only integer
 // convolutions read: channels-last output, the layout their routes read, with no reorder.
 class BlockedQuantizeKernel final : public Kernel {
@@ -310,7 +168,7 @@ class BlockedQuantizeKernel final : public Kernel {
   int64_t N = 1, C = 1, S = 1, block = 8;
   Status run(RunCtx& ctx, KernelState*) const override {
     quantize_blocked(N * C * S < 4 * kGrain ? 1 : ctx.threads, static_cast<const float*>(ctx.ptr[src]), ctx.ptr[dst],
-                     to_signed, N, C, S, block, scale, zp);
+                     to_signed, N, C, S, block, scale, zp, C, 0);
     return Status::ok();
   }
 };
@@ -453,7 +311,7 @@ class DynamicQuantizeKernel final : public Kernel {
       });
       p = params(lo, hi, parts);
       if (!p.usable) std::fill(y, y + N * C * S, p.zero_point);
-      else quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point));
+      else quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point), C, 0);
     } else {
       // One parallel region: each part's range, then each part quantizes its own elements
       // (still in its core's caches) with the parameters of all of them.

@@ -1,0 +1,210 @@
+// qrows.cpp: the 8-bit conversions of QuantizeLinear and DequantizeLinear on runs and rows of
+// values (int8.h), compiled per ISA level (runtime_env.h). Their arithmetic is the reference
+// kernels': x / scale is divided in float32 (never multiplied by a reciprocal), rounding follows
+// the default FP environment (ties to even), NaN quantizes to the zero point, and int32 data is
+// dequantized in double so that large values are not rounded before the product. quantize.cpp's
+// kernels and the elementwise kernel's 8-bit operands and outputs (ew_kernel.cpp) call them.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "backends/cpu/int8.h"
+#include "backends/cpu/runtime_env.h"
+#include "backends/cpu/threads.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+template <class Q>
+TANDEM_ISA_BODY void quantize_run_body(const float* x, Q* y, int64_t n, float scale, float zp, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    float q = x[i] / scale;
+    q = q == q ? q : 0.0f;  // NaN -> the zero point
+    float r = __builtin_rintf(q) + zp;
+    r = std::min(std::max(r, lo), hi);
+    y[i] = static_cast<Q>(static_cast<int32_t>(r));
+  }
+}
+
+template <class Q>
+TANDEM_ISA_BODY void dequantize_run_body(const Q* x, float* y, int64_t n, float scale, int32_t zp) {
+  if constexpr (sizeof(Q) == 4) {
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(x[i]) * static_cast<double>(scale));
+  } else {
+    // (x - zp) has at most 9 bits: the float32 product is the correctly rounded exact product.
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+  }
+}
+
+template <class Q>
+TANDEM_ISA_BODY void quantize_rows_body(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, Q* y, int64_t y_rs,
+                                        float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_run_body<Q>(x + r * x_rs, y + r * y_rs, lanes, scale, zp, u8 ? 0.0f : -128.0f, u8 ? 255.0f : 127.0f);
+}
+template <class Q>
+TANDEM_ISA_BODY void dequantize_rows_body(const Q* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y,
+                                          int64_t y_rs, float scale, int32_t zp) {
+  for (int64_t r = 0; r < rows; ++r) dequantize_run_body<Q>(x + r * x_rs, y + r * y_rs, lanes, scale, zp);
+}
+
+}  // namespace
+
+TANDEM_ISA_BODY void quantize_u8_body(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+  quantize_run_body<uint8_t>(x, y, n, s, zp, 0.0f, 255.0f);
+}
+TANDEM_ISA_BODY void quantize_s8_body(const float* x, int8_t* y, int64_t n, float s, float zp) {
+  quantize_run_body<int8_t>(x, y, n, s, zp, -128.0f, 127.0f);
+}
+TANDEM_ISA_DISPATCH(quantize_u8, (const float* x, uint8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(quantize_s8, (const float* x, int8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+
+TANDEM_ISA_BODY void dequantize_u8_body(const uint8_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<uint8_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_BODY void dequantize_s8_body(const int8_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<int8_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_BODY void dequantize_s32_body(const int32_t* x, float* y, int64_t n, float s, int32_t zp) {
+  dequantize_run_body<int32_t>(x, y, n, s, zp);
+}
+TANDEM_ISA_DISPATCH(dequantize_u8, (const uint8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(dequantize_s8, (const int8_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(dequantize_s32, (const int32_t* x, float* y, int64_t n, float s, int32_t zp), (x, y, n, s, zp))
+
+namespace {
+
+TANDEM_ISA_BODY void quantize_rows_u8_body(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, uint8_t* y,
+                                           int64_t y_rs, float s, float zp) {
+  quantize_rows_body<uint8_t>(x, x_rs, rows, lanes, y, y_rs, s, zp);
+}
+TANDEM_ISA_BODY void quantize_rows_s8_body(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, int8_t* y,
+                                           int64_t y_rs, float s, float zp) {
+  quantize_rows_body<int8_t>(x, x_rs, rows, lanes, y, y_rs, s, zp);
+}
+TANDEM_ISA_DISPATCH(quantize_rows_u8,
+                    (const float* x, int64_t x_rs, int64_t rows, int64_t lanes, uint8_t* y, int64_t y_rs, float s,
+                     float zp),
+                    (x, x_rs, rows, lanes, y, y_rs, s, zp))
+TANDEM_ISA_DISPATCH(quantize_rows_s8,
+                    (const float* x, int64_t x_rs, int64_t rows, int64_t lanes, int8_t* y, int64_t y_rs, float s,
+                     float zp),
+                    (x, x_rs, rows, lanes, y, y_rs, s, zp))
+TANDEM_ISA_BODY void dequantize_rows_u8_body(const uint8_t* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y,
+                                             int64_t y_rs, float s, int32_t zp) {
+  dequantize_rows_body<uint8_t>(x, x_rs, rows, lanes, y, y_rs, s, zp);
+}
+TANDEM_ISA_BODY void dequantize_rows_s8_body(const int8_t* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y,
+                                             int64_t y_rs, float s, int32_t zp) {
+  dequantize_rows_body<int8_t>(x, x_rs, rows, lanes, y, y_rs, s, zp);
+}
+TANDEM_ISA_DISPATCH(dequantize_rows_u8,
+                    (const uint8_t* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y, int64_t y_rs, float s,
+                     int32_t zp),
+                    (x, x_rs, rows, lanes, y, y_rs, s, zp))
+TANDEM_ISA_DISPATCH(dequantize_rows_s8,
+                    (const int8_t* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y, int64_t y_rs, float s,
+                     int32_t zp),
+                    (x, x_rs, rows, lanes, y, y_rs, s, zp))
+
+// AVX2, rows of exactly 8 lanes: the arithmetic of quantize_run_body on one row per step.
+template <class Q>
+TANDEM_TARGET_AVX2 void quantize_rows8_avx2(const float* x, int64_t x_rs, int64_t rows, Q* y, int64_t y_rs,
+                                            float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+  const __m256 lo = _mm256_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm256_set1_ps(u8 ? 255.0f : 127.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + r * x_rs), vs);
+    q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
+    q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+    const __m256i i = _mm256_cvtps_epi32(q);  // an integer within the range already
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + r * y_rs), u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+  }
+}
+
+// AVX-512, rows of at most 16 lanes, loaded and stored under a mask (nothing past `lanes` is
+// read or written).
+template <class Q>
+TANDEM_TARGET_AVX512 void quantize_rows16_avx512(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, Q* y,
+                                                 int64_t y_rs, float scale, float zp) {
+  constexpr bool u8 = std::is_same_v<Q, uint8_t>;
+  const __mmask16 m = static_cast<__mmask16>((1u << lanes) - 1u);
+  const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
+  const __m512 lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + r * x_rs), vs);
+    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);  // NaN -> 0
+    q = _mm512_add_ps(_mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+    _mm_mask_storeu_epi8(y + r * y_rs, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+}
+template <class Q>
+TANDEM_TARGET_AVX512 void dequantize_rows16_avx512(const Q* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y,
+                                                   int64_t y_rs, float scale, int32_t zp) {
+  const __mmask16 m = static_cast<__mmask16>((1u << lanes) - 1u);
+  const __m512 vs = _mm512_set1_ps(scale);
+  const __m512i vz = _mm512_set1_epi32(zp);
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m128i bytes = _mm_maskz_loadu_epi8(m, x + r * x_rs);
+    const __m512i i = std::is_same_v<Q, int8_t> ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+    _mm512_mask_storeu_ps(y + r * y_rs, m, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i, vz)), vs));
+  }
+}
+
+}  // namespace
+
+void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, void* y, int64_t y_rs, bool to_signed,
+                   float scale, float zero_point) {
+  static const int level = cpu_isa_level();
+  if (to_signed) {
+    auto* yq = static_cast<int8_t*>(y);
+    if (level >= 2 && lanes <= 16) quantize_rows16_avx512(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+    else if (level == 1 && lanes == 8) quantize_rows8_avx2(x, x_rs, rows, yq, y_rs, scale, zero_point);
+    else quantize_rows_s8(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+  } else {
+    auto* yq = static_cast<uint8_t*>(y);
+    if (level >= 2 && lanes <= 16) quantize_rows16_avx512(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+    else if (level == 1 && lanes == 8) quantize_rows8_avx2(x, x_rs, rows, yq, y_rs, scale, zero_point);
+    else quantize_rows_u8(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+  }
+}
+
+void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows, int64_t lanes, float* y,
+                     int64_t y_rs, float scale, int32_t zero_point) {
+  static const int level = cpu_isa_level();
+  if (from_signed) {
+    const auto* xq = static_cast<const int8_t*>(x);
+    if (level >= 2 && lanes <= 16) dequantize_rows16_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+    else dequantize_rows_s8(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+  } else {
+    const auto* xq = static_cast<const uint8_t*>(x);
+    if (level >= 2 && lanes <= 16) dequantize_rows16_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+    else dequantize_rows_u8(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+  }
+}
+
+void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
+                      int64_t block, float scale, float zero_point, int64_t y_channels, int64_t y_channel0) {
+  // Tasks of kChunk pixels, all channel blocks of a chunk in turn: each block writes a strip of
+  // every pixel's bytes, and the chunk's bytes (kChunk * y_channels) stay in cache meanwhile.
+  constexpr int64_t kChunk = 256;
+  const int64_t blocks = (C + block - 1) / block, chunks = (S + kChunk - 1) / kChunk;
+  parallel_range(threads, N * chunks * blocks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t cb = t % blocks, c = (t / blocks) % chunks, img = t / blocks / chunks;
+      const int64_t s0 = c * kChunk, s1 = std::min(S, s0 + kChunk);
+      const float* xb = x + ((img * blocks + cb) * S + s0) * block;
+      uint8_t* yb = static_cast<uint8_t*>(y) + (img * S + s0) * y_channels + y_channel0 + cb * block;
+      quantize_rows(xb, block, s1 - s0, std::min(block, C - cb * block), yb, y_channels, to_signed, scale, zero_point);
+    }
+  });
+}
+
+}  // namespace tandem::cpu

@@ -324,6 +324,55 @@ TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
   }
 }
 
+TEST(CpuBackendQdqOps, AConcatenationThatIsQuantizedIsWrittenAsBytes) {
+  REQUIRE_CPU();
+  // Float convolutions (identity weights: their outputs are their inputs, blocked) and a plain
+  // input, concatenated along channels at offsets that are not multiples of the channel block,
+  // then quantized: each input goes into its channels of the channels-last bytes.
+  for (bool int8_out : {false, true}) {
+    SCOPED_TRACE(int8_out ? "int8" : "uint8");
+    GraphBuilder q;
+    std::vector<std::string> parts;
+    const std::vector<int64_t> channels = {24, 5, 16, 3};
+    for (size_t i = 0; i < channels.size(); ++i) {
+      const std::string n = "x" + std::to_string(i);
+      q.input(n, random_floats({2, channels[i], 5, 7}, 50 + static_cast<uint32_t>(i), -3.0f, 3.0f));
+      if (i == 3) {
+        parts.push_back(n);  // plain
+        continue;
+      }
+      q.init("w" + n, identity_conv_weights(channels[i]))
+          .node("Conv", {n, "w" + n}, {"c" + n}, {{"kernel_shape", attr_ints({1, 1})}});
+      parts.push_back("c" + n);
+    }
+    if (int8_out) q.init("s", Tensor::scalar<float>(0.03f)).init("z", Tensor::scalar<int8_t>(4));
+    else q.init("s", Tensor::scalar<float>(0.025f)).init("z", Tensor::scalar<uint8_t>(131));
+    q.node("Concat", parts, {"cat"}, {{"axis", attr_int(1)}})
+        .node("QuantizeLinear", {"cat", "s", "z"}, {"out"})
+        .output("out");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: Concat + QuantizeLinear"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      expect_within_units(r.ref[0], r.cpu[0], 0, "quantized concatenation");
+    }
+  }
+  // Plain values along a middle axis.
+  GraphBuilder p;
+  p.input("a", random_floats({3, 4, 5}, 61, -1.0f, 1.0f))
+      .input("b", random_floats({3, 7, 5}, 62, -1.0f, 1.0f))
+      .init("s", Tensor::scalar<float>(0.01f))
+      .init("z", Tensor::scalar<uint8_t>(128))
+      .node("Concat", {"a", "b"}, {"cat"}, {{"axis", attr_int(-2)}})
+      .node("QuantizeLinear", {"cat", "s", "z"}, {"out"})
+      .output("out");
+  EXPECT_NE(describe_cpu(p).find("fused: Concat + QuantizeLinear"), std::string::npos);
+  Runs r = run_both(p, 2);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  expect_within_units(r.ref[0], r.cpu[0], 0, "plain quantized concatenation");
+}
+
 TEST(CpuBackendQdqOps, ADequantizedValueWithOtherReadersStaysFloat) {
   REQUIRE_CPU();
   // The float value is also a graph output: the DequantizeLinear stays, and the chain after it

@@ -223,6 +223,13 @@ Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::s
 // float path uses that layout (cpu_isa_level() >= 1), else plain (byte_map.cpp).
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
 
+// Concat (along `axis`) of float32 `inputs` into the 8-bit `out`, quantized per tensor as it is
+// written (quantize.cpp): no float32 concatenation exists. Blocked inputs along channels of
+// 4-D values give a channels-last `out`, others a plain one. `unsupported` when the inputs do
+// not concatenate into `out`'s shape or are not float32.
+Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
+                            int32_t zero_point, const std::string& label);
+
 // --- 8-bit conversions (qrows.cpp), the reference kernels' arithmetic, for the running ISA ---
 // QuantizeLinear on n values: y = saturate(round_half_even(x / scale) + zero_point), x / scale
 // divided in float32, NaN to the zero point; scale must be non-zero and finite.

@@ -425,6 +425,122 @@ Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* 
 
 namespace {
 
+// Concat of float32 values quantized as it is written (QuantizeLinear per tensor). Blocked
+// inputs along channels go channels-last, each into its slice of every pixel's channels;
+// otherwise plain chunks per outer index.
+class QuantizedConcatKernel final : public Kernel {
+ public:
+  struct Part {
+    int value = -1;
+    int64_t size = 0;    // blocked: channels; plain: elements per outer index
+    int64_t offset = 0;  // blocked: first channel in the output; plain: element offset per outer index
+  };
+  std::vector<Part> parts;
+  int out = -1;
+  bool blocked = false, to_signed = false;
+  float scale = 1.0f, zp = 0.0f;
+  int64_t outer = 1, out_size = 0;  // plain: outer indices, output elements per outer index
+  int64_t N = 1, S = 1, C = 0;      // blocked: images, pixels, output channels
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    auto* y = static_cast<uint8_t*>(ctx.ptr[out]);
+    if (!blocked) {
+      const int64_t tasks = outer * static_cast<int64_t>(parts.size());
+      parallel_range(outer * out_size < 4 * kGrain ? 1 : ctx.threads, tasks, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const Part& p = parts[static_cast<size_t>(t % static_cast<int64_t>(parts.size()))];
+          const int64_t o = t / static_cast<int64_t>(parts.size());
+          const float* x = static_cast<const float*>(ctx.ptr[p.value]) + o * p.size;
+          uint8_t* d = y + o * out_size + p.offset;
+          if (to_signed) quantize_s8(x, reinterpret_cast<int8_t*>(d), p.size, scale, zp);
+          else quantize_u8(x, d, p.size, scale, zp);
+        }
+      });
+      return Status::ok();
+    }
+    // Chunks of pixels, every part's channel blocks in turn: the chunk's output bytes stay in
+    // cache while each part writes its slice of them.
+    constexpr int64_t kChunk = 256;
+    const int64_t block = channel_block(), chunks = (S + kChunk - 1) / kChunk;
+    parallel_range(N * S * C < 4 * kGrain ? 1 : ctx.threads, N * chunks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t img = t / chunks, s0 = (t % chunks) * kChunk, s1 = std::min(S, s0 + kChunk);
+        for (const Part& p : parts) {
+          const int64_t blocks = (p.size + block - 1) / block;
+          const auto* x = static_cast<const float*>(ctx.ptr[p.value]);
+          for (int64_t cb = 0; cb < blocks; ++cb)
+            quantize_rows(x + ((img * blocks + cb) * S + s0) * block, block, s1 - s0,
+                          std::min(block, p.size - cb * block), y + (img * S + s0) * C + p.offset + cb * block, C,
+                          to_signed, scale, zp);
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
+}  // namespace
+
+Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
+                            int32_t zero_point, const std::string& label) {
+  if (!b.typed(out) || !is_8bit(b.val(out).dtype)) return unsupported(label + " output shape or type");
+  if (!(scale > 0.0f) || !std::isfinite(scale)) return unsupported(label + " y_scale is not positive and finite");
+  const Shape os = b.val(out).shape;
+  const int64_t r = static_cast<int64_t>(os.size());
+  if (axis < 0) axis += r;
+  if (axis < 0 || axis >= r) return unsupported(label + " axis");
+  std::vector<int> ins;
+  int64_t along = 0;
+  bool any_blocked = false;
+  for (int v : inputs) {
+    if (v < 0) continue;
+    if (!b.typed(v) || b.val(v).dtype != DataType::float32 || b.val(v).shape.size() != os.size())
+      return unsupported(label + " input shape or type");
+    for (int64_t d = 0; d < r; ++d)
+      if (d != axis && b.val(v).shape[d] != os[d]) return unsupported(label + " input shapes do not concatenate");
+    along += b.val(v).shape[axis];
+    if (shape_numel(b.val(v).shape) == 0) continue;
+    any_blocked = any_blocked || b.val(v).layout == Layout::blocked;
+    ins.push_back(v);
+  }
+  if (along != os[axis] || ins.empty()) return unsupported(label + " sizes do not add up");
+  auto k = std::make_unique<QuantizedConcatKernel>();
+  k->label = label;
+  k->out = out;
+  k->to_signed = b.val(out).dtype == DataType::int8;
+  k->scale = scale;
+  k->zp = static_cast<float>(zero_point);
+  k->blocked = r == 4 && axis == 1 && any_blocked;
+  int64_t offset = 0;
+  for (int v : ins) {
+    TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, k->blocked ? Layout::blocked : Layout::plain));
+    QuantizedConcatKernel::Part p;
+    p.value = pv;
+    p.offset = offset;
+    p.size = b.val(pv).shape[axis];
+    if (!k->blocked)
+      for (int64_t d = axis + 1; d < r; ++d) p.size *= os[d];
+    offset += p.size;
+    k->parts.push_back(p);
+    k->reads.push_back(pv);
+  }
+  if (k->blocked) {
+    k->N = os[0];
+    k->C = os[1];
+    k->S = os[2] * os[3];
+  } else {
+    for (int64_t d = 0; d < axis; ++d) k->outer *= os[d];
+    k->out_size = offset;
+  }
+  b.define(out, k->blocked ? Layout::nhwc : Layout::plain);
+  k->writes = {out};
+  b.add_work(static_cast<double>(shape_numel(os)));
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+namespace {
+
 Status supports_quantize(const Node& n) {
   if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty()) return unsupported(n.label() + " missing input");
   if (n.attr_int("block_size", 0) != 0) return unsupported(n.label() + " blocked quantization (block_size)");

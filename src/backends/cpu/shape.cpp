@@ -15,6 +15,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "backends/cpu/fusion.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/strided_copy.h"
 #include "core/tensor_util.h"
@@ -335,8 +337,24 @@ class ShuffleConcatKernel final : public Kernel {
 
 class ConcatSpec final : public OpSpec {
  public:
+  // A QuantizeLinear (per-tensor constants) reading the concatenation: the inputs are quantized
+  // into their places of the 8-bit output, and the float32 concatenation is never written.
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
+    PerTensorQuant q;
+    if (quantized_ || acc_input != 0 || !per_tensor_quant_step(f, reader, "QuantizeLinear", &q)) return false;
+    quantized_ = true;
+    data_inputs_ = self.inputs.size();
+    scale_ = q.scale;
+    zero_point_ = q.zero_point;
+    return true;
+  }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
+    if (quantized_) {
+      const std::vector<int> ins(step.inputs.begin(), step.inputs.begin() + static_cast<int64_t>(data_inputs_));
+      return add_quantized_concat(b, ins, step.node->attr_int("axis", 0), step.outputs[0], scale_, zero_point_,
+                                  label + " (quantized)");
+    }
     int out = step.outputs[0];
     if (!b.typed(out) || !pod(b.val(out).dtype)) return unsupported(label + " shape/dtype");
     const Shape os = b.val(out).shape;
@@ -445,6 +463,12 @@ class ConcatSpec final : public OpSpec {
     b.add_kernel(std::move(k));
     return Status::ok();
   }
+
+ private:
+  bool quantized_ = false;
+  size_t data_inputs_ = 0;  // the Concat's inputs among the step's (the QuantizeLinear's follow)
+  float scale_ = 1.0f;
+  int32_t zero_point_ = 0;
 };
 
 Status supports_any(const Node&) { return Status::ok(); }

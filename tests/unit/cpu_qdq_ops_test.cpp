@@ -279,6 +279,45 @@ GraphBuilder gated_residual(int64_t C, bool int8_out) {
   return q;
 }
 
+TEST(CpuBackendQdqOps, QuantizeLinearRoundsLikeTheReferenceNextToHalfIntegers) {
+  REQUIRE_CPU();
+  // The vector quantizers multiply by the scale's reciprocal and divide only next to
+  // half-integers: values on and one or two floats either side of (k + 0.5) * scale, for scales
+  // with inexact reciprocals, a power of two, and subnormal ones (always divided).
+  std::vector<float> values;
+  const float scales[] = {0.1f, 0.037f, 1.0f / 3.0f, 0.0071f, 0.25f, 3e-5f, 1e-39f, 7.3e-39f};
+  for (float scale : scales)
+    for (int k = -300; k <= 300; ++k) {
+      float h = (static_cast<float>(k) + 0.5f) * scale;
+      values.push_back(h);
+      for (float dir : {INFINITY, -INFINITY}) {
+        float v = std::nextafter(h, dir);
+        values.push_back(v);
+        values.push_back(std::nextafter(v, dir));
+      }
+    }
+  values.insert(values.end(), {NAN, INFINITY, -INFINITY, 3e38f, -3e38f, 0.0f, -0.0f});
+  GraphBuilder q;
+  q.input("x", Tensor::from_vector<float>({static_cast<int64_t>(values.size())}, values));
+  int i = 0;
+  for (float scale : scales) {
+    const std::string n = std::to_string(i++);
+    q.init("s" + n, Tensor::scalar<float>(scale))
+        .init("zu" + n, Tensor::scalar<uint8_t>(128))
+        .init("zs" + n, Tensor::scalar<int8_t>(-3))
+        .node("QuantizeLinear", {"x", "s" + n, "zu" + n}, {"u" + n})
+        .node("QuantizeLinear", {"x", "s" + n, "zs" + n}, {"i" + n})
+        .output("u" + n)
+        .output("i" + n);
+  }
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 2 * std::size(scales));
+    for (size_t o = 0; o < r.cpu.size(); ++o)
+      expect_within_units(r.ref[o], r.cpu[o], 0, "QuantizeLinear output " + std::to_string(o));
+  }
+}
+
 TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
   REQUIRE_CPU();
   for (int64_t C : {24, 5, 32}) {

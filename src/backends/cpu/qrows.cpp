@@ -53,14 +53,14 @@ TANDEM_ISA_BODY void dequantize_rows_body(const Q* x, int64_t x_rs, int64_t rows
 
 }  // namespace
 
-TANDEM_ISA_BODY void quantize_u8_body(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+TANDEM_ISA_BODY void quantize_u8_any_body(const float* x, uint8_t* y, int64_t n, float s, float zp) {
   quantize_run_body<uint8_t>(x, y, n, s, zp, 0.0f, 255.0f);
 }
-TANDEM_ISA_BODY void quantize_s8_body(const float* x, int8_t* y, int64_t n, float s, float zp) {
+TANDEM_ISA_BODY void quantize_s8_any_body(const float* x, int8_t* y, int64_t n, float s, float zp) {
   quantize_run_body<int8_t>(x, y, n, s, zp, -128.0f, 127.0f);
 }
-TANDEM_ISA_DISPATCH(quantize_u8, (const float* x, uint8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
-TANDEM_ISA_DISPATCH(quantize_s8, (const float* x, int8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(quantize_u8_any, (const float* x, uint8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
+TANDEM_ISA_DISPATCH(quantize_s8_any, (const float* x, int8_t* y, int64_t n, float s, float zp), (x, y, n, s, zp))
 
 TANDEM_ISA_BODY void dequantize_u8_body(const uint8_t* x, float* y, int64_t n, float s, int32_t zp) {
   dequantize_run_body<uint8_t>(x, y, n, s, zp);
@@ -117,14 +117,14 @@ TANDEM_TARGET_AVX2 void quantize_rows8_avx2(const float* x, int64_t x_rs, int64_
   constexpr bool u8 = std::is_same_v<Q, uint8_t>;
   const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
   const __m256 lo = _mm256_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm256_set1_ps(u8 ? 255.0f : 127.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + r * x_rs), vs);
+  for (int64_t row = 0; row < rows; ++row) {
+    __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + row * x_rs), vs);
     q = _mm256_and_ps(q, _mm256_cmp_ps(q, q, _CMP_ORD_Q));  // NaN -> 0
     q = _mm256_add_ps(_mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
     q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
     const __m256i i = _mm256_cvtps_epi32(q);  // an integer within the range already
     const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + r * y_rs), u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + row * y_rs), u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
   }
 }
 
@@ -159,6 +159,25 @@ TANDEM_TARGET_AVX512 void dequantize_rows16_avx512(const Q* x, int64_t x_rs, int
 }
 
 }  // namespace
+
+// Runs as rows of 16 (AVX-512) or 8 (AVX2) values and a last partial row: the explicit vector
+// code is about twice as fast as the compiler's vectorization of quantize_run_body in cache.
+void quantize_u8(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+  static const int level = cpu_isa_level();
+  const int64_t width = level >= 2 ? 16 : level == 1 ? 8 : 0;
+  if (width == 0) return quantize_u8_any(x, y, n, s, zp);
+  const int64_t full = n / width * width;
+  quantize_rows(x, width, n / width, width, y, width, false, s, zp);
+  if (full < n) quantize_rows(x + full, 0, 1, n - full, y + full, 0, false, s, zp);
+}
+void quantize_s8(const float* x, int8_t* y, int64_t n, float s, float zp) {
+  static const int level = cpu_isa_level();
+  const int64_t width = level >= 2 ? 16 : level == 1 ? 8 : 0;
+  if (width == 0) return quantize_s8_any(x, y, n, s, zp);
+  const int64_t full = n / width * width;
+  quantize_rows(x, width, n / width, width, y, width, true, s, zp);
+  if (full < n) quantize_rows(x + full, 0, 1, n - full, y + full, 0, true, s, zp);
+}
 
 void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, void* y, int64_t y_rs, bool to_signed,
                    float scale, float zero_point) {

@@ -26,6 +26,7 @@ using namespace int8_test;
 using testing::attr_float;
 using testing::attr_int;
 using testing::attr_ints;
+using testing::attr_string;
 
 // A float input quantized at (xs, xz) and dequantized, as a QDQ model reads an activation.
 void quantized_input(GraphBuilder& q, const std::string& name, const Shape& shape, uint32_t seed, float scale,
@@ -410,6 +411,108 @@ TEST(CpuBackendQdqOps, AConcatenationThatIsQuantizedIsWrittenAsBytes) {
   Runs r = run_both(p, 2);
   ASSERT_EQ(r.cpu.size(), 1u);
   expect_within_units(r.ref[0], r.cpu[0], 0, "plain quantized concatenation");
+}
+
+// DequantizeLinear -> an op that moves or selects values -> QuantizeLinear with the same
+// constants, as ONNX Runtime's QDQ tool wraps them: the op runs on the bytes, exactly.
+struct MoveCase {
+  std::string op;
+  Shape input;
+  std::map<std::string, Attribute> attrs;
+  std::vector<std::pair<std::string, Tensor>> extra;  // constant inputs after the data
+};
+
+TEST(CpuBackendQdqOps, OpsThatMoveValuesRunOnTheBytes) {
+  REQUIRE_CPU();
+  const std::vector<MoveCase> cases = {
+      {"Transpose", {1, 3, 4, 5}, {{"perm", attr_ints({0, 2, 3, 1})}}, {}},
+      {"Reshape", {1, 3, 4, 5}, {}, {{"shape", Tensor::from_vector<int64_t>({2}, {3, 20})}}},
+      {"Gather", {2, 5, 3}, {{"axis", attr_int(1)}}, {{"idx", Tensor::from_vector<int64_t>({3}, {4, 0, 2})}}},
+      {"MaxPool",
+       {1, 8, 9, 9},
+       {{"kernel_shape", attr_ints({3, 3})}, {"strides", attr_ints({2, 2})}, {"pads", attr_ints({1, 1, 1, 1})}},
+       {}},
+      {"Resize",
+       {1, 3, 5, 6},
+       {{"mode", attr_string("nearest")}},
+       {{"roi", Tensor::from_vector<float>({0}, {})}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 1.5f})}}},
+  };
+  for (const MoveCase& c : cases) {
+    for (bool int8 : {false, true}) {
+      SCOPED_TRACE(c.op + (int8 ? " int8" : " uint8"));
+      GraphBuilder q;
+      q.input("x_q", int8 ? random_ints<int8_t>(c.input, -128, 127, 71) : random_ints<uint8_t>(c.input, 0, 255, 71))
+          .init("s", Tensor::scalar<float>(0.037f));
+      if (int8) q.init("z", Tensor::scalar<int8_t>(-5));
+      else q.init("z", Tensor::scalar<uint8_t>(131));
+      std::vector<std::string> inputs = {"x_f"};
+      for (const auto& [name, t] : c.extra) {
+        q.init(name, t);
+        inputs.push_back(name);
+      }
+      q.node("DequantizeLinear", {"x_q", "s", "z"}, {"x_f"})
+          .node(c.op, inputs, {"y"}, c.attrs)
+          .node("QuantizeLinear", {"y", "s", "z"}, {"out"})
+          .output("out");
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("fused: DequantizeLinear + " + c.op + " + QuantizeLinear"), std::string::npos) << text;
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      EXPECT_EQ(text.find("ref:any"), std::string::npos) << "oneDNN's reference loop:\n" << text;
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 1u);
+        expect_within_units(r.ref[0], r.cpu[0], 0, c.op + " on bytes");
+      }
+    }
+  }
+  // Channels-last bytes (a QLinearConv's output) through MaxPool and Resize keep their layout.
+  for (const std::string op : {"MaxPool", "Resize"}) {
+    SCOPED_TRACE(op + " of channels-last bytes");
+    GraphBuilder q;
+    q.input("x", random_floats({1, 8, 9, 7}, 81, -1.0f, 1.0f))
+        .init("xs", Tensor::scalar<float>(0.01f))
+        .init("xz", Tensor::scalar<uint8_t>(128))
+        .init("w", random_ints<int8_t>({24, 8, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 82))
+        .init("ws", Tensor::scalar<float>(0.002f))
+        .init("wz", Tensor::scalar<int8_t>(0))
+        .init("ys", Tensor::scalar<float>(0.013f))
+        .init("yz", Tensor::scalar<uint8_t>(118))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+        .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"c"})
+        .node("DequantizeLinear", {"c", "ys", "yz"}, {"cf"});
+    if (op == "MaxPool") {
+      q.node("MaxPool", {"cf"}, {"p"},
+             {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}, {"ceil_mode", attr_int(1)}});
+    } else {
+      q.init("roi", Tensor::from_vector<float>({0}, {}))
+          .init("scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2}))
+          .node("Resize", {"cf", "roi", "scales"}, {"p"}, {{"mode", attr_string("nearest")}});
+    }
+    q.node("QuantizeLinear", {"p", "ys", "yz"}, {"out"}).output("out");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: DequantizeLinear + " + op + " + QuantizeLinear"), std::string::npos) << text;
+    EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
+    EXPECT_NE(text.find("[" + op + " '" + op + "3']  -> 1x24x"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      expect_within_units(r.ref[0], r.cpu[0], 0, op + " on channels-last bytes");
+    }
+  }
+  // Different constants on the two sides: the float path stays.
+  GraphBuilder d;
+  d.input("x_q", random_ints<uint8_t>({1, 3, 4, 5}, 0, 255, 91))
+      .init("s1", Tensor::scalar<float>(0.037f))
+      .init("s2", Tensor::scalar<float>(0.05f))
+      .init("z", Tensor::scalar<uint8_t>(131))
+      .node("DequantizeLinear", {"x_q", "s1", "z"}, {"x_f"})
+      .node("Transpose", {"x_f"}, {"y"}, {{"perm", attr_ints({0, 2, 3, 1})}})
+      .node("QuantizeLinear", {"y", "s2", "z"}, {"out"})
+      .output("out");
+  EXPECT_EQ(describe_cpu(d).find("fused: DequantizeLinear + Transpose + QuantizeLinear"), std::string::npos);
+  Runs r = run_both(d);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  expect_within_units(r.ref[0], r.cpu[0], 0, "transpose between different constants");
 }
 
 TEST(CpuBackendQdqOps, ADequantizedValueWithOtherReadersStaysFloat) {

@@ -1,5 +1,5 @@
-// pool.cpp: MaxPool and AveragePool on oneDNN (pooling_v2: dilations, ceil_mode as extra end
-// padding, auto_pad), GlobalAveragePool and GlobalMaxPool as the backend's own reductions over
+// pool.cpp: MaxPool (float32, uint8, int8) and AveragePool on oneDNN (pooling_v2: dilations,
+// ceil_mode as extra end padding, auto_pad), GlobalAveragePool and GlobalMaxPool as the backend's own reductions over
 // the spatial dims (plain or blocked layout; the output keeps the input's layout).
 #include <algorithm>
 #include <cfloat>
@@ -19,10 +19,13 @@ class PoolSpec final : public OpSpec {
   Status prepare(Builder& b, const Step& step) const override {
     const Node& n = *step.node;
     const std::string label = n.label();
-    if (!all_float32(b, step)) return unsupported(label + " not float32");
     int x = step.inputs[0];
     const int out = step.outputs[0];
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+    // MaxPool also on 8-bit values (a QDQ model's, qdq_fusion.cpp), in the layout they lie in.
+    const DataType type = b.val(x).dtype;
+    const bool bytes = max && (type == DataType::uint8 || type == DataType::int8) && b.val(out).dtype == type;
+    if (!bytes && !all_float32(b, step)) return unsupported(label + " not float32");
     const Shape xs = b.val(x).shape;
     if (xs.size() < 3 || xs.size() > 5 || shape_numel(xs) == 0) return unsupported(label + " rank");
     const std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
@@ -50,6 +53,11 @@ class PoolSpec final : public OpSpec {
     if (xs.size() == 4 && xs[1] >= 8 && b.val(x).layout == Layout::plain && b.val(x).dtype == DataType::float32 &&
         float_path_blocked()) {
       TANDEM_ASSIGN_OR_RETURN(x, b.require(x, Layout::blocked));
+    }
+    // Plain bytes likewise go channels-last (oneDNN's 8-bit kernel for plain NCHW is its
+    // reference loop).
+    if (bytes && xs.size() == 4 && xs[1] >= 8 && b.val(x).layout == Layout::plain) {
+      TANDEM_ASSIGN_OR_RETURN(x, b.require(x, Layout::nhwc));
     }
     const Layout l = b.val(x).layout;
     b.define(out, l);

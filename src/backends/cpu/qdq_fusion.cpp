@@ -32,6 +32,11 @@
 // each step to float32: results can differ by one unit where a value lies within a float32
 // rounding of a half-integer. Anything else keeps the float path.
 //
+// Ops that only move or select values (Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
+// Identity, Slice, Gather, Expand, Tile, DepthToSpace, SpaceToDepth, MaxPool, nearest Resize)
+// between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
+// Runtime's QDQ tool writes them, run on the 8-bit values: exactly what the float path gives.
+//
 // What is left of the QDQ format after that, a QuantizeLinear whose output only a
 // DequantizeLinear with the same per-tensor constants reads, rounds float values to the 8-bit
 // grid and back (around a product that stays float, such as a convolution whose int8 weights the
@@ -44,6 +49,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,6 +103,51 @@ class QdqFuser {
     if (!per_tensor_constants(f_, *y, y_type)) return -1;
     const int p = g_.values[y->data].producer;
     return p >= 0 && f_.sole_reader(y->data) == q ? p : -1;
+  }
+
+  // Tries DequantizeLinear -> an op that only moves or selects values -> QuantizeLinear step `q`
+  // with the same per-tensor constants on both sides (see the header); true when rewritten.
+  bool try_byte_movement_at(int q) {
+    QParams y;
+    DataType y_type;
+    const int p = closing_quantize(q, &y, &y_type);
+    if (p < 0) return false;
+    const Step& ps = g_.steps[p];
+    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1 ||
+        ps.inputs.empty())
+      return false;
+    const Node& pn = *ps.node;
+    static const std::set<std::string> kMoves = {"Transpose", "Reshape",      "Flatten",      "Squeeze", "Unsqueeze",
+                                                 "Identity",  "Slice",        "Gather",       "Expand",  "Tile",
+                                                 "DepthToSpace", "SpaceToDepth", "MaxPool", "Resize"};
+    if (!kMoves.count(pn.op_type)) return false;
+    if (pn.op_type == "MaxPool" && pn.outputs.size() > 1 && !pn.outputs[1].empty()) return false;  // Indices
+    if (pn.op_type == "Resize" && pn.attr_string("mode", "nearest") != "nearest") return false;
+    const int d = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
+    if (d < 0 || g_.steps[d].dead || g_.steps[d].originals.size() != 1) return false;
+    const Step& ds = g_.steps[d];
+    if (!plain_quant_node(*ds.node, "DequantizeLinear")) return false;
+    const QParams x{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+    DataType x_type;
+    if (!per_tensor_constants(f_, x, &x_type) || x_type != y_type) return false;
+    // The same scale and zero point: QuantizeLinear(DequantizeLinear(b)) is b for every byte
+    // (the float32 round trip of an integer of at most 9 bits times the scale is within 2^-16 of
+    // it), and the op commutes with the monotonic DequantizeLinear (MaxPool's maximum included).
+    const Tensor &xs = *f_.constant(x.scale), &ys = *f_.constant(y.scale);
+    const Tensor &xz = *f_.constant(x.zero_point), &yz = *f_.constant(y.zero_point);
+    if (std::memcmp(xs.data<float>(), ys.data<float>(), sizeof(float)) != 0 ||
+        std::memcmp(xz.raw_data(), yz.raw_data(), 1) != 0)
+      return false;
+    Node n;
+    n.name = pn.name;
+    n.index = pn.index;
+    n.op_type = pn.op_type;
+    n.domain = pn.domain;
+    n.opset = pn.opset;
+    n.attrs = pn.attrs;
+    std::vector<int> inputs = ps.inputs;
+    inputs[0] = x.data;
+    return rewrite_step(q, p, {d}, std::move(n), inputs);
   }
 
   // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
@@ -434,7 +485,8 @@ int fuse_qdq_products(CompiledGraph& g) {
   QdqFuser fuser(g);
   int fused = 0;
   for (size_t i = 0; i < g.steps.size(); ++i)
-    if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i))))
+    if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i)) ||
+                            fuser.try_byte_movement_at(static_cast<int>(i))))
       ++fused;
   // Products whose output no QuantizeLinear closes, once every closed chain has been taken.
   for (size_t i = 0; i < g.steps.size(); ++i)

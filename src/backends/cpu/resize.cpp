@@ -1,5 +1,5 @@
-// resize.cpp: Resize of 4-D float tensors over the two spatial dims, modes nearest (all
-// nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
+// resize.cpp: Resize of 4-D float tensors over the two spatial dims (of 8-bit ones: nearest
+// only), modes nearest (all nearest_modes) and linear (bilinear), coordinate transformations half_pixel,
 // pytorch_half_pixel, align_corners, asymmetric (the rules of kernels/resize_coordinates.h,
 // shared with the reference kernel); Resize-10 and Upsample (opsets 7, 9) with their
 // asymmetric coordinates and legacy nearest rule.
@@ -7,6 +7,7 @@
 // rows, a channel block at a time in the blocked layout (which it keeps).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "backends/cpu/op_family.h"
@@ -70,6 +71,37 @@ class ResizeKernel final : public Kernel {
   }
 };
 
+// Nearest Resize of 8-bit values (a QDQ model's, qdq_fusion.cpp): plain planes, or channels-last
+// pixels of `channels` bytes copied whole.
+class ByteResizeKernel final : public Kernel {
+ public:
+  int x = -1, out = -1;
+  bool channels_last = false;
+  int64_t images = 0, channels = 1;  // plain: images = N*C planes, channels 1
+  int64_t ih = 0, iw = 0, oh = 0, ow = 0;
+  Axis ay, ax;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* in = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* o = static_cast<uint8_t*>(ctx.ptr[out]);
+    const int64_t c = channels;
+    const int threads = images * oh * ow * c < 65536 ? 1 : ctx.threads;
+    parallel_range(threads, images * oh, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t p = t / oh, y = t % oh;
+        const uint8_t* row = in + (p * ih + ay.i0[y]) * iw * c;
+        uint8_t* dst = o + (p * oh + y) * ow * c;
+        if (c == 1) {
+          for (int64_t xx = 0; xx < ow; ++xx) dst[xx] = row[ax.i0[xx]];
+        } else {
+          for (int64_t xx = 0; xx < ow; ++xx) std::memcpy(dst + xx * c, row + ax.i0[xx] * c, static_cast<size_t>(c));
+        }
+      }
+    });
+    return Status::ok();
+  }
+};
+
 // Source indices (and linear weights) of every output index along one axis.
 Axis make_axis(bool linear, resize::CoordMode ctm, resize::NearestMode nm, double scale, int64_t in, int64_t out) {
   Axis a;
@@ -103,8 +135,11 @@ class ResizeSpec final : public OpSpec {
     const std::string label = n.label();
     const int x = step.inputs[0], out = step.outputs[0];
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
-    if (b.val(x).dtype != DataType::float32 || b.val(out).dtype != DataType::float32)
-      return unsupported(label + " not float32");
+    const DataType type = b.val(x).dtype;
+    const bool bytes = (type == DataType::uint8 || type == DataType::int8) && b.val(out).dtype == type &&
+                       n.attr_string("mode", "nearest") == "nearest";
+    if (!bytes && (type != DataType::float32 || b.val(out).dtype != DataType::float32))
+      return unsupported(label + " not float32 (or 8-bit nearest)");
     const Shape xs = b.val(x).shape, os = b.val(out).shape;
     if (xs.size() != 4 || os.size() != 4 || xs[0] != os[0] || xs[1] != os[1] || shape_numel(xs) == 0 ||
         shape_numel(os) == 0)
@@ -140,6 +175,30 @@ class ResizeSpec final : public OpSpec {
         legacy ? resize::NearestMode::legacy
                : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
     if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
+    if (bytes) {
+      auto k = std::make_unique<ByteResizeKernel>();
+      k->channels_last = b.val(x).layout == Layout::nhwc;
+      int px = x;
+      if (!k->channels_last) {
+        TANDEM_ASSIGN_OR_RETURN(px, b.require(x, Layout::plain));
+      }
+      k->images = k->channels_last ? xs[0] : xs[0] * xs[1];
+      k->channels = k->channels_last ? xs[1] : 1;
+      k->ih = xs[2];
+      k->iw = xs[3];
+      k->oh = os[2];
+      k->ow = os[3];
+      k->ay = make_axis(false, *ctm, *nm, sy, xs[2], os[2]);
+      k->ax = make_axis(false, *ctm, *nm, sx, xs[3], os[3]);
+      k->x = px;
+      k->out = out;
+      k->label = label;
+      b.define(out, k->channels_last ? Layout::nhwc : Layout::plain);
+      k->reads = {px};
+      k->writes = {out};
+      b.add_kernel(std::move(k));
+      return Status::ok();
+    }
     auto k = std::make_unique<ResizeKernel>();
     k->linear = mode == "linear" || mode == "bilinear";
     k->blocked = b.val(x).layout == Layout::blocked;

@@ -4,7 +4,7 @@
 // quantized com.microsoft kernels (qdq_fusion.cpp) and agree with the reference backend, which
 // runs the nodes one by one in float32, within one unit. QuantizeLinear -> DequantizeLinear
 // round trips left over become one float step, or post-ops of the convolution before them, and
-// agree with the reference bit for bit. Float chains between DequantizeLinear and QuantizeLinear
+// agree with the reference bit for bit. Gemm with int8 weights becomes QGemm. Float chains between DequantizeLinear and QuantizeLinear
 // that stay float read and write the bytes directly (elementwise programs with 8-bit ends).
 #include <gtest/gtest.h>
 
@@ -513,6 +513,52 @@ TEST(CpuBackendQdqOps, OpsThatMoveValuesRunOnTheBytes) {
   Runs r = run_both(d);
   ASSERT_EQ(r.cpu.size(), 1u);
   expect_within_units(r.ref[0], r.cpu[0], 0, "transpose between different constants");
+}
+
+TEST(CpuBackendQdqOps, GemmBecomesQGemm) {
+  REQUIRE_CPU();
+  // Weights exact as int8 per output column ([K, N], or [N, K] under transB), a float bias per
+  // column, alpha and beta: one QGemm step, within one unit of the float path's requantization.
+  const int64_t K = 24, N = 10;
+  for (bool trans_b : {false, true}) {
+    SCOPED_TRACE(trans_b ? "transB" : "B as [K, N]");
+    std::vector<float> ws, bias;
+    for (int64_t j = 0; j < N; ++j) {
+      ws.push_back(0.003f + 0.0004f * static_cast<float>(j % 4));
+      bias.push_back(-0.3f + 0.07f * static_cast<float>(j));
+    }
+    GraphBuilder q;
+    q.input("x", random_floats({6, K}, 101, -1.0f, 1.0f))
+        .init("xs", Tensor::scalar<float>(1.0f / 127))
+        .init("xz", Tensor::scalar<uint8_t>(128))
+        .init("wq", random_ints<int8_t>(trans_b ? Shape{N, K} : Shape{K, N}, -onednn_weight_max(), onednn_weight_max(), 102))
+        .init("ws", f32(ws))
+        .init("wz", Tensor::from_vector<int8_t>({N}, std::vector<int8_t>(N, 0)))
+        .init("b", f32(bias))
+        .init("ys", Tensor::scalar<float>(0.03f))
+        .init("yz", Tensor::scalar<uint8_t>(120))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+        .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(trans_b ? 0 : 1)}})
+        .node("Gemm", {"xf", "wf", "b"}, {"g"},
+              {{"transB", attr_int(trans_b ? 1 : 0)}, {"alpha", attr_float(trans_b ? 0.5f : 1.0f)},
+               {"beta", attr_float(trans_b ? 2.0f : 1.0f)}})
+        .node("QuantizeLinear", {"g", "ys", "yz"}, {"yq"})
+        .output("yq");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("[QGemm 'Gemm3']  fused: DequantizeLinear + Gemm + QuantizeLinear"), std::string::npos) << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ Gemm");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 20) << "more than 5% of outputs off by one";
+      int saturated = 0;
+      for (int64_t i = 0; i < r.cpu[0].tensor.numel(); ++i)
+        saturated += r.cpu[0].tensor.data<uint8_t>()[i] == 0 || r.cpu[0].tensor.data<uint8_t>()[i] == 255;
+      EXPECT_LT(saturated, r.cpu[0].tensor.numel() / 10) << "the outputs exercise the arithmetic";
+    }
+  }
 }
 
 TEST(CpuBackendQdqOps, ADequantizedValueWithOtherReadersStaysFloat) {

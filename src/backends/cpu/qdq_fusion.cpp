@@ -32,6 +32,9 @@
 // each step to float32: results can differ by one unit where a value lies within a float32
 // rounding of a half-integer. Anything else keeps the float path.
 //
+// A DequantizeLinear -> Gemm -> QuantizeLinear with weights and bias as for MatMul (per output
+// column; transB transposes them) becomes one com.microsoft QGemm step.
+//
 // Ops that only move or select values (Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
 // Identity, Slice, Gather, Expand, Tile, DepthToSpace, SpaceToDepth, MaxPool, nearest Resize)
 // between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
@@ -103,6 +106,59 @@ class QdqFuser {
     if (!per_tensor_constants(f_, *y, y_type)) return -1;
     const int p = g_.values[y->data].producer;
     return p >= 0 && f_.sole_reader(y->data) == q ? p : -1;
+  }
+
+  // Tries DequantizeLinear -> Gemm (constant float weights exact as int8 per output column, an
+  // optional constant bias) -> QuantizeLinear step `q`: one com.microsoft QGemm step (qgemm.cpp)
+  // whose int32 bias is beta * C / (alpha * x_scale * w_scale[n]) rounded half to even; true
+  // when rewritten.
+  bool try_gemm_at(int q) {
+    QParams y;
+    DataType y_type;
+    const int p = closing_quantize(q, &y, &y_type);
+    if (p < 0) return false;
+    const Step& ps = g_.steps[p];
+    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() ||
+        ps.node->op_type != "Gemm" || ps.inputs.size() < 2 || ps.outputs.size() != 1)
+      return false;
+    const Node& gn = *ps.node;
+    const float alpha = gn.attr_float("alpha", 1.0f), beta = gn.attr_float("beta", 1.0f);
+    const bool trans_b = gn.attr_int("transB", 0) != 0;
+    if (!(alpha > 0.0f) || !std::isfinite(alpha) || !std::isfinite(beta)) return false;
+    int dx;
+    QParams x;
+    DataType x_type;
+    if (!dequantized_activation(ps.inputs[0], &dx, &x, &x_type)) return false;
+    QParams w;
+    if (!weight_params(ps.inputs[1], false, &w, trans_b)) return false;
+    const Tensor* wsc = f_.constant(w.scale);
+    const int64_t n_cols = wsc->numel();
+    std::vector<int32_t> qb(static_cast<size_t>(n_cols), 0);
+    if (ps.inputs.size() > 2 && ps.inputs[2] >= 0) {
+      // A bias per column ([N] or [1, N]) or one for all; a bias per row needs the float path.
+      const Tensor* bt = f_.constant(ps.inputs[2]);
+      if (!is_f32(bt) || (bt->numel() != n_cols && bt->numel() != 1) || (bt->rank() == 2 && bt->shape()[0] != 1))
+        return false;
+      const double xs = f_.constant(x.scale)->data<float>()[0];
+      for (int64_t c = 0; c < n_cols; ++c) {
+        const double s = static_cast<double>(alpha) * xs * static_cast<double>(wsc->data<float>()[c]);
+        const double v = std::nearbyint(static_cast<double>(beta) * bt->data<float>()[bt->numel() == 1 ? 0 : c] / s);
+        if (!(s > 0.0) || !(std::fabs(v) <= static_cast<double>(std::numeric_limits<int32_t>::max()))) return false;
+        qb[static_cast<size_t>(c)] = static_cast<int32_t>(v);
+      }
+    }
+    const int bias = f_.add_constant(Tensor::from_vector<int32_t>({n_cols}, qb));
+    Node n;
+    n.name = gn.name;
+    n.index = gn.index;
+    n.op_type = "QGemm";
+    n.domain = kMicrosoftDomain;
+    n.opset = 1;
+    n.attrs = gn.attrs;  // alpha, transA, transB
+    n.attrs.erase("beta");
+    const std::vector<int> inputs{x.data,       x.scale, x.zero_point, w.data, w.scale,
+                                  w.zero_point, bias,    y.scale,      y.zero_point};
+    return rewrite_step(q, p, {dx}, std::move(n), inputs);
   }
 
   // Tries DequantizeLinear -> an op that only moves or selects values -> QuantizeLinear step `q`
@@ -345,16 +401,18 @@ class QdqFuser {
   // [rows, cols]: 0 for Conv, 1 for MatMul) and zero point 0, when that is exact: every weight
   // equals float32(q * scale) bit for bit, as DequantizeLinear of symmetric int8 weights makes
   // them. The integer product then computes with the very weights the float one would.
-  bool weight_params(int v, bool conv, QParams* w) {
+  // `by_row`: channels along the leading dim of a 2-D weight (Gemm's transposed B, [N, K]).
+  bool weight_params(int v, bool conv, QParams* w, bool by_row = false) {
     const Tensor* wf = f_.constant(v);
     if (!is_f32(wf) || wf->numel() == 0) return false;
     const Shape& shape = wf->shape();
     if (conv ? shape.size() < 3 : shape.size() != 2) return false;
+    const bool lead = conv || by_row;
     const int64_t rows = shape[0], cols = wf->numel() / rows;
-    const int64_t channels = conv ? rows : cols;
+    const int64_t channels = lead ? rows : cols;
     const float* data = wf->data<float>();
-    auto at = [&](int64_t c, int64_t i) { return conv ? data[c * cols + i] : data[i * cols + c]; };
-    const int64_t per_channel = conv ? cols : rows;
+    auto at = [&](int64_t c, int64_t i) { return lead ? data[c * cols + i] : data[i * cols + c]; };
+    const int64_t per_channel = lead ? cols : rows;
     Tensor q(DataType::int8, shape);
     int8_t* qd = q.data<int8_t>();
     std::vector<float> scales(static_cast<size_t>(channels), 1.0f);
@@ -389,7 +447,7 @@ class QdqFuser {
       if (!found) return false;
       scales[static_cast<size_t>(c)] = s;
       for (int64_t i = 0; i < per_channel; ++i) {
-        const int64_t idx = conv ? c * cols + i : i * cols + c;
+        const int64_t idx = lead ? c * cols + i : i * cols + c;
         qd[idx] = static_cast<int8_t>(std::nearbyint(data[idx] / s));
       }
     }
@@ -486,7 +544,7 @@ int fuse_qdq_products(CompiledGraph& g) {
   int fused = 0;
   for (size_t i = 0; i < g.steps.size(); ++i)
     if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i)) ||
-                            fuser.try_byte_movement_at(static_cast<int>(i))))
+                            fuser.try_byte_movement_at(static_cast<int>(i)) || fuser.try_gemm_at(static_cast<int>(i))))
       ++fused;
   // Products whose output no QuantizeLinear closes, once every closed chain has been taken.
   for (size_t i = 0; i < g.steps.size(); ++i)

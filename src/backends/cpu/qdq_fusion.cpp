@@ -108,6 +108,29 @@ class QdqFuser {
     return p >= 0 && f_.sole_reader(y->data) == q ? p : -1;
   }
 
+  // The step `closing_quantize(q)` finds, when it is one default-domain node with one output:
+  // its index (else -1).
+  int closed_op(int q, QParams* y, DataType* y_type) {
+    const int p = closing_quantize(q, y, y_type);
+    if (p < 0) return -1;
+    const Step& ps = g_.steps[p];
+    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1)
+      return -1;
+    return p;
+  }
+
+  // A node that stands for `from` (name, index for messages; attributes) as op `op`.
+  static Node node_like(const Node& from, const std::string& op, const std::string& domain, int opset) {
+    Node n;
+    n.name = from.name;
+    n.index = from.index;
+    n.op_type = op;
+    n.domain = domain;
+    n.opset = opset;
+    n.attrs = from.attrs;
+    return n;
+  }
+
   // Tries DequantizeLinear -> Gemm (constant float weights exact as int8 per output column, an
   // optional constant bias) -> QuantizeLinear step `q`: one com.microsoft QGemm step (qgemm.cpp)
   // whose int32 bias is beta * C / (alpha * x_scale * w_scale[n]) rounded half to even; true
@@ -115,12 +138,10 @@ class QdqFuser {
   bool try_gemm_at(int q) {
     QParams y;
     DataType y_type;
-    const int p = closing_quantize(q, &y, &y_type);
+    const int p = closed_op(q, &y, &y_type);
     if (p < 0) return false;
     const Step& ps = g_.steps[p];
-    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() ||
-        ps.node->op_type != "Gemm" || ps.inputs.size() < 2 || ps.outputs.size() != 1)
-      return false;
+    if (ps.node->op_type != "Gemm" || ps.inputs.size() < 2) return false;
     const Node& gn = *ps.node;
     const float alpha = gn.attr_float("alpha", 1.0f), beta = gn.attr_float("beta", 1.0f);
     const bool trans_b = gn.attr_int("transB", 0) != 0;
@@ -148,13 +169,7 @@ class QdqFuser {
       }
     }
     const int bias = f_.add_constant(Tensor::from_vector<int32_t>({n_cols}, qb));
-    Node n;
-    n.name = gn.name;
-    n.index = gn.index;
-    n.op_type = "QGemm";
-    n.domain = kMicrosoftDomain;
-    n.opset = 1;
-    n.attrs = gn.attrs;  // alpha, transA, transB
+    Node n = node_like(gn, "QGemm", kMicrosoftDomain, 1);  // alpha, transA, transB
     n.attrs.erase("beta");
     const std::vector<int> inputs{x.data,       x.scale, x.zero_point, w.data, w.scale,
                                   w.zero_point, bias,    y.scale,      y.zero_point};
@@ -166,12 +181,9 @@ class QdqFuser {
   bool try_byte_movement_at(int q) {
     QParams y;
     DataType y_type;
-    const int p = closing_quantize(q, &y, &y_type);
-    if (p < 0) return false;
+    const int p = closed_op(q, &y, &y_type);
+    if (p < 0 || g_.steps[p].inputs.empty()) return false;
     const Step& ps = g_.steps[p];
-    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1 ||
-        ps.inputs.empty())
-      return false;
     const Node& pn = *ps.node;
     static const std::set<std::string> kMoves = {"Transpose", "Reshape",      "Flatten",      "Squeeze", "Unsqueeze",
                                                  "Identity",  "Slice",        "Gather",       "Expand",  "Tile",
@@ -179,13 +191,10 @@ class QdqFuser {
     if (!kMoves.count(pn.op_type)) return false;
     if (pn.op_type == "MaxPool" && pn.outputs.size() > 1 && !pn.outputs[1].empty()) return false;  // Indices
     if (pn.op_type == "Resize" && pn.attr_string("mode", "nearest") != "nearest") return false;
-    const int d = ps.inputs[0] >= 0 ? g_.values[ps.inputs[0]].producer : -1;
-    if (d < 0 || g_.steps[d].dead || g_.steps[d].originals.size() != 1) return false;
-    const Step& ds = g_.steps[d];
-    if (!plain_quant_node(*ds.node, "DequantizeLinear")) return false;
-    const QParams x{ds.node, ds.inputs[0], ds.inputs[1], ds.inputs[2]};
+    int d;
+    QParams x;
     DataType x_type;
-    if (!per_tensor_constants(f_, x, &x_type) || x_type != y_type) return false;
+    if (!dequantized_activation(ps.inputs[0], &d, &x, &x_type) || x_type != y_type) return false;
     // The same scale and zero point: QuantizeLinear(DequantizeLinear(b)) is b for every byte
     // (the float32 round trip of an integer of at most 9 bits times the scale is within 2^-16 of
     // it), and the op commutes with the monotonic DequantizeLinear (MaxPool's maximum included).
@@ -194,16 +203,9 @@ class QdqFuser {
     if (std::memcmp(xs.data<float>(), ys.data<float>(), sizeof(float)) != 0 ||
         std::memcmp(xz.raw_data(), yz.raw_data(), 1) != 0)
       return false;
-    Node n;
-    n.name = pn.name;
-    n.index = pn.index;
-    n.op_type = pn.op_type;
-    n.domain = pn.domain;
-    n.opset = pn.opset;
-    n.attrs = pn.attrs;
     std::vector<int> inputs = ps.inputs;
     inputs[0] = x.data;
-    return rewrite_step(q, p, {d}, std::move(n), inputs);
+    return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs);
   }
 
   // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
@@ -211,11 +213,9 @@ class QdqFuser {
   bool try_quantized_op_at(int q) {
     QParams y;
     DataType y_type;
-    const int p = closing_quantize(q, &y, &y_type);
+    const int p = closed_op(q, &y, &y_type);
     if (p < 0) return false;
     const Step& ps = g_.steps[p];
-    if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty() || ps.outputs.size() != 1)
-      return false;
     const std::string& op = ps.node->op_type;
     static const std::map<std::string, std::string> kQuantized = {
         {"Add", "QLinearAdd"},
@@ -262,14 +262,8 @@ class QdqFuser {
       for (const QParams& x : xs) inputs.insert(inputs.end(), {x.data, x.scale, x.zero_point});
       inputs.insert(inputs.end(), {y.scale, y.zero_point});
     }
-    Node n;
-    n.name = ps.node->name;
-    n.index = ps.node->index;
-    n.op_type = it->second;
-    n.domain = kMicrosoftDomain;
-    n.opset = 1;
-    n.attrs = ps.node->attrs;  // alpha, axis, the pool's window (channels_last defaults to 0)
-    return rewrite_step(q, p, dqs, std::move(n), inputs);
+    // alpha, axis, the pool's window (channels_last defaults to 0)
+    return rewrite_step(q, p, dqs, node_like(*ps.node, it->second, kMicrosoftDomain, 1), inputs);
   }
 
   // Tries the chain ending in QuantizeLinear step `q`; true when rewritten.
@@ -355,12 +349,8 @@ class QdqFuser {
       post.operands.push_back(f_.add_constant(Tensor::from_vector<float>(per_channel, bias)));
       post.ops.push_back(EwOp{Ew::add, 1, 0, 0});
     }
-    Node n;
-    n.name = ps.node->name;
-    n.index = ps.node->index;
-    n.op_type = conv ? "ConvInteger" : "MatMulInteger";
-    n.opset = 10;
-    if (conv) n.attrs = ps.node->attrs;
+    Node n = node_like(*ps.node, conv ? "ConvInteger" : "MatMulInteger", "", 10);
+    if (!conv) n.attrs.clear();
     n.outputs = ps.node->outputs;
     const std::vector<int> inputs{x.data, w.data, x.zero_point, w.zero_point};
     for (int v : inputs) n.inputs.push_back(g_.values[v].name);
@@ -459,12 +449,8 @@ class QdqFuser {
 
   bool rewrite(int q, int p, int dx, const QParams& x, const QParams& w, const QParams& y, int bias, bool conv) {
     const Step& ps = g_.steps[p];
-    Node n;
-    n.name = ps.node->name;
-    n.index = ps.node->index;
-    n.op_type = conv ? "QLinearConv" : "QLinearMatMul";
-    n.opset = 10;
-    if (conv) n.attrs = ps.node->attrs;
+    Node n = node_like(*ps.node, conv ? "QLinearConv" : "QLinearMatMul", "", 10);
+    if (!conv) n.attrs.clear();
     std::vector<int> inputs{x.data, x.scale, x.zero_point, w.data, w.scale, w.zero_point, y.scale, y.zero_point};
     if (bias >= 0) inputs.push_back(bias);
     return rewrite_step(q, p, {dx}, std::move(n), inputs);

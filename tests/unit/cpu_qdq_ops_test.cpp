@@ -251,12 +251,12 @@ TEST(CpuBackendQdqOps, RoundTripsAfterAConvolutionBecomeItsPostOps) {
 // that reads the bytes and writes bytes: no float copy of either exists. Channels-last bytes (a
 // QLinearConv's output) make it walk the blocked layout, with padded channel blocks where the
 // channels are not a multiple of the block (5, 24); plain bytes, the plain layout.
-GraphBuilder gated_residual(int64_t C, bool int8_out) {
+GraphBuilder gated_residual(int64_t C, bool int8_out, int64_t N = 1) {
   const int64_t Cin = 8;
   GraphBuilder q;
-  q.input("x", random_floats({1, Cin, 9, 7}, 21, -1.0f, 1.0f))
-      .input("g", random_floats({1, C, 1, 1}, 22, 0.0f, 1.0f))
-      .input("f", random_floats({1, C, 9, 7}, 23, -2.0f, 2.0f))
+  q.input("x", random_floats({N, Cin, 9, 7}, 21, -1.0f, 1.0f))
+      .input("g", random_floats({N, C, 1, 1}, 22, 0.0f, 1.0f))
+      .input("f", random_floats({N, C, 9, 7}, 23, -2.0f, 2.0f))
       .init("xs", Tensor::scalar<float>(0.01f))
       .init("xz", Tensor::scalar<uint8_t>(128))
       .init("w", random_ints<int8_t>({C, Cin, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 24))
@@ -267,7 +267,7 @@ GraphBuilder gated_residual(int64_t C, bool int8_out) {
       .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
       .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"})
       .node("DequantizeLinear", {"y", "ys", "yz"}, {"yf"});
-  dequantized_input(q, "b", {1, C, 9, 7}, 25, 0.02f, 100);
+  dequantized_input(q, "b", {N, C, 9, 7}, 25, 0.02f, 100);
   q.node("Mul", {"yf", "g"}, {"m"})
       .node("Add", {"m", "yf"}, {"s"})
       .node("Add", {"s", "f"}, {"t"})
@@ -323,8 +323,9 @@ TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
   REQUIRE_CPU();
   for (int64_t C : {24, 5, 32}) {
     for (bool int8_out : {false, true}) {
+      const int64_t N = C == 24 ? 2 : 1;  // a batch: the walk's outer dims include images
       SCOPED_TRACE("channels " + std::to_string(C) + (int8_out ? ", int8 output" : ", uint8 output"));
-      const GraphBuilder q = gated_residual(C, int8_out);
+      const GraphBuilder q = gated_residual(C, int8_out, N);
       const std::string text = describe_cpu(q);
       EXPECT_NE(text.find("fused: DequantizeLinear + DequantizeLinear + Mul + Add + Add + Add + QuantizeLinear"),
                 std::string::npos)

@@ -365,6 +365,47 @@ TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
   }
 }
 
+TEST(CpuBackendQdqOps, BytesThatBroadcastOrFillOnePixelStillRunOnTheFastPath) {
+  REQUIRE_CPU();
+  // A gate's bytes [1, C, 1, 1] that the program broadcasts over [1, C, 5, 6] (dequantized into
+  // a float32 temporary first), and a program over [1, C, 1, 1] channels-last bytes, whose
+  // rows are channel blocks (the last one padded: C = 24, 5).
+  for (int64_t C : {24, 5, 32}) {
+    SCOPED_TRACE("channels " + std::to_string(C));
+    GraphBuilder q;
+    q.input("x", random_floats({1, 8, 1, 1}, 111, -1.0f, 1.0f))
+        .input("f", random_floats({1, C, 5, 6}, 112, -1.0f, 1.0f))
+        .init("xs", Tensor::scalar<float>(0.01f))
+        .init("xz", Tensor::scalar<uint8_t>(128))
+        .init("w", random_ints<int8_t>({C, 8, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 113))
+        .init("ws", Tensor::scalar<float>(0.002f))
+        .init("wz", Tensor::scalar<int8_t>(0))
+        .init("ys", Tensor::scalar<float>(0.013f))
+        .init("yz", Tensor::scalar<uint8_t>(118))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+        .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"g"})
+        .node("DequantizeLinear", {"g", "ys", "yz"}, {"gf"})
+        .node("Mul", {"f", "gf"}, {"m"})                    // the gate's bytes, broadcast
+        .node("DequantizeLinear", {"g", "ys", "yz"}, {"gf2"})
+        .node("HardSigmoid", {"gf2"}, {"h"})               // over the gate's own pixel
+        .init("os", Tensor::scalar<float>(0.004f))
+        .init("oz", Tensor::scalar<uint8_t>(3))
+        .node("QuantizeLinear", {"h", "os", "oz"}, {"hq"})
+        .output("m")
+        .output("hq");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: DequantizeLinear + Mul"), std::string::npos) << text;
+    EXPECT_NE(text.find("fused: DequantizeLinear + HardSigmoid + QuantizeLinear"), std::string::npos) << text;
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 2u);
+      expect_same_floats(r.ref[0], r.cpu[0], "broadcast gate");
+      expect_within_units(r.ref[1], r.cpu[1], 0, "one-pixel program");
+    }
+  }
+}
+
 TEST(CpuBackendQdqOps, AConcatenationThatIsQuantizedIsWrittenAsBytes) {
   REQUIRE_CPU();
   // Float convolutions (identity weights: their outputs are their inputs, blocked) and a plain

@@ -82,6 +82,8 @@ std::string CpuPlan::describe() const {
     std::snprintf(sizes, sizeof sizes, "arena %.2f MB, scratch %.2f MB, %d thread(s)", inst->arena_bytes / 1048576.0,
                   inst->scratch_bytes / 1048576.0, inst->threads);
     line("instance " + sig + ": " + std::to_string(inst->kernels.size()) + " kernels, " + sizes);
+    for (const auto& [step, reason] : inst->generic_steps)
+      line("  generic path (reference kernels): " + g.steps[static_cast<size_t>(step)].node->label() + ": " + reason);
     if (inst->bf16_candidates > 0)
       line("  bf16: " + std::to_string(inst->bf16_kept) + " of " + std::to_string(inst->bf16_candidates) +
            " eligible products run on bfloat16 operands" +

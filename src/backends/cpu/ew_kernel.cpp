@@ -117,8 +117,17 @@ class EwKernel final : public Kernel {
           for (size_t k = 0; k < no; ++k) off[k] += idx * opnd_strides[k][i];
         }
         // Lanes of each row that hold channels (the rest of a last channel block is padding;
-        // with 8-bit ends a row is one channel block, add_elementwise checks).
-        const int64_t real = cb_dim != -1 && (cb_dim == -2 || cb_index == cb_last) ? tail : nl;
+        // with 8-bit ends a row holds one channel block, add_elementwise checks): `real` for
+        // every row, but `tail` for row `tail_row` where rows are channel blocks.
+        const bool rows_are_cb = cb_dim >= 0 && cb_dim == nd - 2;
+        const int64_t real = cb_dim != -1 && !rows_are_cb && (cb_dim == -2 || cb_index == cb_last) ? tail : nl;
+        const int64_t tail_row = rows_are_cb && cb_last >= r0 && cb_last < r0 + nr ? cb_last - r0 : -1;
+        auto by_rows = [&](auto&& fn) {  // fn(first row, rows, lanes)
+          if (tail_row < 0) return fn(int64_t{0}, nr, real);
+          if (tail_row > 0) fn(int64_t{0}, tail_row, real);
+          fn(tail_row, int64_t{1}, tail);
+          if (tail_row + 1 < nr) fn(tail_row + 1, nr - tail_row - 1, real);
+        };
         for (size_t k = 0; k < no; ++k) {
           if (byte_slot.empty() || byte_slot[k] < 0) {
             base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
@@ -132,17 +141,23 @@ class EwKernel final : public Kernel {
           }
           float* st = stage[byte_slot[k]];
           const ByteParams& bp = byte_in[static_cast<size_t>(byte_slot[k])];
-          dequantize_rows(static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k], nd >= 2 ? opnd_strides[k][nd - 2] : 0,
-                          bp.is_signed, nr, real, st, nl, bp.scale, bp.zero_point);
-          if (real < nl)
-            for (int64_t r = 0; r < nr; ++r) std::fill(st + r * nl + real, st + (r + 1) * nl, 0.0f);
+          const auto* src = static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k];
+          const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
+          by_rows([&](int64_t r, int64_t n, int64_t lanes) {
+            dequantize_rows(src + r * src_rs, src_rs, bp.is_signed, n, lanes, st + r * nl, nl, bp.scale, bp.zero_point);
+            if (lanes < nl)
+              for (int64_t i = r; i < r + n; ++i) std::fill(st + i * nl + lanes, st + (i + 1) * nl, 0.0f);
+          });
           base[k] = st;
         }
         EwTile ta{acc, nr, nl, base, rs, ls};
         for (const EwOp& op : ops) ew_apply_to_tile(op, ta);
         if (byte_out) {
-          quantize_rows(acc, nl, nr, real, static_cast<uint8_t*>(ptr[out]) + out_off, out_rs, out_params.is_signed,
-                        out_params.scale, static_cast<float>(out_params.zero_point));
+          uint8_t* dst = static_cast<uint8_t*>(ptr[out]) + out_off;
+          by_rows([&](int64_t r, int64_t n, int64_t lanes) {
+            quantize_rows(acc + r * nl, nl, n, lanes, dst + r * out_rs, out_rs, out_params.is_signed, out_params.scale,
+                          static_cast<float>(out_params.zero_point));
+          });
           continue;
         }
         if (cb_dim != -1) {
@@ -242,13 +257,25 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   if (!b.typed(out)) return unsupported(label + " output shape unknown");
   const Shape out_shape = b.val(out).shape;
   // 8-bit operands: the byte value replaces the float32 value it stands for.
+  // One the kernel would broadcast (a per-channel gate's bytes) is dequantized into a float32
+  // temporary first.
   std::vector<int> byte_of(p.operands.size(), -1);  // index into bytes->inputs
+  std::vector<int> dequantized(bytes ? bytes->inputs.size() : 0, -1);
   if (bytes)
     for (size_t i = 0; i < p.operands.size(); ++i)
       for (size_t j = 0; j < bytes->inputs.size(); ++j)
         if (bytes->inputs[j].first == p.operands[i]) {
+          const EwByteValue& e = bytes->inputs[j].second;
+          if (b.typed(e.value) && b.val(e.value).shape != out_shape) {
+            if (dequantized[j] < 0) {
+              TANDEM_ASSIGN_OR_RETURN(dequantized[j], add_dequantized(b, e.value, e.scale, e.zero_point,
+                                                                      label + " (dequantize operand)"));
+            }
+            p.operands[i] = dequantized[j];
+            break;
+          }
           byte_of[i] = static_cast<int>(j);
-          p.operands[i] = bytes->inputs[j].second.value;
+          p.operands[i] = e.value;
         }
   for (size_t i = 0; i < p.operands.size(); ++i) {
     const int v = p.operands[i];
@@ -256,7 +283,6 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     if (!b.typed(v) || b.val(v).dtype != want || (byte_of[i] >= 0 && !is_8bit(want)))
       return unsupported(label + " operand is not float32" + (byte_of[i] >= 0 ? " or 8-bit" : ""));
     if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
-    if (byte_of[i] >= 0 && b.val(v).shape != out_shape) return unsupported(label + " 8-bit operand is broadcast");
   }
   const bool byte_out = bytes && bytes->output.value >= 0;
   const int stored = byte_out ? bytes->output.value : out;  // the value the kernel writes
@@ -397,9 +423,8 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   }
   if (bytes) {
     // 8-bit operands and outputs are read and written a row at a time, with unit lane stride;
-    // where channel blocks are padded, a row must be one channel block (the kernel's `real`).
-    bool fits = (!byte_out || os.back() == 1) &&
-                (tail == 0 || (new_cb != k->nd - 2 && dims.back() == channel_block()));
+    // where channel blocks are padded, a row holds one channel block (the kernel's `real`).
+    bool fits = (!byte_out || os.back() == 1) && (tail == 0 || dims.back() == channel_block());
     for (size_t i = 0; i < ops.size(); ++i) fits = fits && (byte_of[i] < 0 || ops[i].back() == 1);
     if (!fits) return unsupported(label + " 8-bit operand or output does not lie along the walk's rows");
     k->byte_slot.assign(ops.size(), -1);

@@ -230,6 +230,10 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
 Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
                             int32_t zero_point, const std::string& label);
 
+// DequantizeLinear of the 8-bit value `bytes` with per-tensor parameters into a new plain
+// float32 temporary, whose id is returned (quantize.cpp).
+Result<int> add_dequantized(Builder& b, int bytes, float scale, int32_t zero_point, const std::string& label);
+
 // --- 8-bit conversions (qrows.cpp), the reference kernels' arithmetic, for the running ISA ---
 // QuantizeLinear on n values: y = saturate(round_half_even(x / scale) + zero_point), x / scale
 // divided in float32, NaN to the zero point; scale must be non-zero and finite.

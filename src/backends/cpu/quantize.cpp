@@ -406,6 +406,26 @@ class DynamicQuantizeSpec final : public OpSpec {
 
 }  // namespace
 
+Result<int> add_dequantized(Builder& b, int bytes, float scale, int32_t zero_point, const std::string& label) {
+  if (!b.typed(bytes) || !is_8bit(b.val(bytes).dtype)) return unsupported(label + " 8-bit input expected");
+  TANDEM_ASSIGN_OR_RETURN(int px, b.require(bytes, Layout::plain));
+  const Shape shape = b.val(px).shape;
+  auto k = std::make_unique<DequantizeKernel>();
+  k->src = px;
+  k->from = b.val(px).dtype;
+  k->c.inner = shape_numel(shape);
+  k->c.scales = {scale};
+  k->c.zero_points = {zero_point};
+  k->dst = b.add_temp(DataType::float32, shape, Layout::plain);
+  k->reads = {px};
+  k->writes = {k->dst};
+  k->label = label;
+  const int dst = k->dst;
+  b.add_work(static_cast<double>(shape_numel(shape)));
+  b.add_kernel(std::move(k));
+  return dst;
+}
+
 Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point) {
   if (!b.typed(src) || b.val(src).dtype != DataType::float32) return unsupported(label + " float32 input expected");
   TANDEM_ASSIGN_OR_RETURN(int px, b.require(src, Layout::plain));

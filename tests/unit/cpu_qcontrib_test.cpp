@@ -1,8 +1,9 @@
 // cpu_qcontrib_test.cpp: the com.microsoft quantized ops on the cpu backend inside a QOperator
 // graph, where a QLinearConv hands them channels-last (nhwc) activations: they must run on the
 // cpu backend, keep the nhwc layout where they can (no reorder after the convolution), and give
-// exactly what the reference kernels give for the same convolution output. (The single-node
-// forms are in the op suite: tests/unit/op_cases_quantize.cpp.)
+// exactly what the reference kernels give for the same convolution output; MaxPool and nearest
+// Resize, which QOperator models keep on the bytes, run on the cpu backend too. (The
+// single-node forms are in the op suite: tests/unit/op_cases_quantize.cpp.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -154,6 +155,47 @@ TEST(CpuBackendQContrib, ChannelsLastChainRunsOnCpuAndMatchesReference) {
     int distinct = 0;
     for (int64_t i = 0; i < sig.numel(); ++i) distinct += !seen[sig.data<uint8_t>()[i]] && (seen[sig.data<uint8_t>()[i]] = true);
     EXPECT_GT(distinct, 20);
+  }
+}
+
+TEST(CpuBackendQContrib, MaxPoolAndNearestResizeOfBytesRunOnCpu) {
+  if (!cpu()) GTEST_SKIP() << "this build has no cpu backend";
+  // QOperator models keep MaxPool and nearest Resize on the 8-bit values between quantized
+  // layers: the cpu backend takes them (no detour through the reference backend) and gives the
+  // reference's bytes.
+  for (bool is_signed : {false, true}) {
+    SCOPED_TRACE(is_signed ? "int8" : "uint8");
+    const DataType type = is_signed ? DataType::int8 : DataType::uint8;
+    auto g = std::make_shared<Graph>();
+    g->inputs.push_back(typed("q", type, {2, 16, 9, 11}));
+    g->initializers["roi"] = Tensor::from_vector<float>({0}, {});
+    g->initializers["scales"] = Tensor::from_vector<float>({4}, {1, 1, 2, 2});
+    g->nodes.push_back(node("MaxPool", {"q"}, {"mp"},
+                            {{"kernel_shape", attr_ints({3, 3})}, {"strides", attr_ints({2, 2})},
+                             {"pads", attr_ints({1, 1, 1, 1})}},
+                            false));
+    Node resize = node("Resize", {"mp", "roi", "scales"}, {"rs"}, {}, false);
+    resize.attrs["mode"] = testing::attr_string("nearest");
+    g->nodes.push_back(resize);
+    g->outputs = {ValueInfo{"mp", {}}, ValueInfo{"rs", {}}};
+    finish(g);
+    const Tensor q = is_signed ? random_ints<int8_t>({2, 16, 9, 11}, -128, 127, 21)
+                               : random_ints<uint8_t>({2, 16, 9, 11}, 0, 255, 21);
+    auto placed = PlacedModel::create(g, {cpu(), ref()});
+    ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
+    for (const auto& n : (*placed)->report().nodes) EXPECT_EQ(n.backend, "cpu") << n.node;
+    auto reference = PlacedModel::create(g, {ref()});
+    ASSERT_TRUE(reference.is_ok()) << reference.status().to_string();
+    std::vector<Value> got, want;
+    ASSERT_TRUE((*placed)->run({Value::of(q)}, &got).is_ok());
+    ASSERT_TRUE((*reference)->run({Value::of(q)}, &want).is_ok());
+    ASSERT_EQ(got.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(got[i].tensor.dtype(), type);
+      const Status s = compare_values(want[i], got[i], Tolerance{0.0, 0.0});
+      EXPECT_TRUE(s.is_ok()) << i << ": " << s.to_string();
+    }
+    EXPECT_EQ((*placed)->describe().find("generic path"), std::string::npos) << (*placed)->describe();
   }
 }
 

@@ -114,6 +114,15 @@ Status supports_types(const Node& n, const NodeTypes& types) {
                          (combines ? "combines scatter updates" : "sums") + " in float32, int32 and int64)");
     return Status::ok();
   }
+  // MaxPool (without Indices) and nearest Resize also select 8-bit values: QOperator models
+  // keep them on uint8 between quantized layers (pool.cpp, resize.cpp).
+  const bool selects = (op == "MaxPool" && (n.outputs.size() < 2 || n.outputs[1].empty())) ||
+                       ((op == "Resize" || op == "Upsample") && n.attr_string("mode", "nearest") == "nearest");
+  if (selects && (types.input(0) == DataType::uint8 || types.input(0) == DataType::int8)) {
+    if (types.output(0) != DataType::undefined && types.output(0) != types.input(0))
+      return unsupported(n.label() + " output type differs from the input's");
+    return Status::ok();
+  }
   if (moves_data_only(op)) {
     const DataType t = types.input(0);
     if (t != DataType::undefined && !fixed_size(t))

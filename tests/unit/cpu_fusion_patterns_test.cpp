@@ -4,18 +4,21 @@
 // Face exports before opset 20 and its tanh approximation (GPT-2's), in their groupings and
 // spellings, after a MatMul, and Mish written as x * Tanh(Softplus(x)) after a Conv; forms that
 // differ (another constant, an intermediate read elsewhere) are left alone. Results must match
-// the reference backend either way.
+// the reference backend either way. Also: a nearest Resize read by an elementwise step only.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
+#include "op_test_util.h"
 
 namespace tandem {
 namespace {
 
 using namespace int8_test;
+using testing::attr_ints;
+using testing::attr_string;
 
 struct GeluForm {
   bool half_first = false;    // Mul(Mul(x, 0.5), branch) instead of Mul(Mul(x, branch), 0.5)
@@ -227,6 +230,57 @@ TEST(CpuBackendFusionPatterns, MishAfterAConvBecomesItsPostOp) {
     for (size_t i = 0; i < r.cpu.size(); ++i) {
       Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
       EXPECT_TRUE(c.is_ok()) << c.message();
+    }
+  }
+}
+
+// An FPN's top-down path: a nearest Resize whose output only a sum reads. The sum reads the
+// Resize's input through its index tables, so no upsampled copy is written; blocked (from a
+// convolution) and plain, integer and fractional scales, the coordinate rules Resize has.
+struct UpsampleForm {
+  int64_t channels;
+  std::vector<float> scales;
+  const char* coordinates;
+  const char* nearest;
+  bool from_conv;  // blocked source (a 1x1 convolution's output) or a plain input
+};
+
+TEST(CpuBackendFusionPatterns, ASumReadsANearestResizeFromItsInput) {
+  REQUIRE_CPU();
+  for (const UpsampleForm& u :
+       {UpsampleForm{24, {1, 1, 2, 2}, "asymmetric", "floor", true},
+        UpsampleForm{32, {1, 1, 2, 2}, "asymmetric", "floor", true},
+        UpsampleForm{5, {1, 1, 1.5f, 2.5f}, "half_pixel", "round_prefer_floor", true},
+        UpsampleForm{3, {1, 1, 2, 3}, "align_corners", "round_prefer_ceil", false},
+        UpsampleForm{16, {1, 1, 0.5f, 2}, "pytorch_half_pixel", "ceil", false}}) {
+    SCOPED_TRACE(std::to_string(u.channels) + " channels, " + u.coordinates);
+    const int64_t C = u.channels, H = 6, W = 7;
+    const int64_t OH = static_cast<int64_t>(H * u.scales[2]), OW = static_cast<int64_t>(W * u.scales[3]);
+    GraphBuilder q;
+    q.input("x", random_floats({2, C, H, W}, 121, -1.0f, 1.0f))
+        .input("y", random_floats({2, C, OH, OW}, 122, -1.0f, 1.0f))
+        .init("roi", Tensor::from_vector<float>({0}, {}))
+        .init("scales", Tensor::from_vector<float>({4}, u.scales));
+    std::string src = "x";
+    if (u.from_conv) {
+      q.init("w", identity_conv_weights(C)).node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}});
+      src = "c";
+    }
+    q.node("Resize", {src, "roi", "scales"}, {"up"},
+           {{"mode", attr_string("nearest")},
+            {"coordinate_transformation_mode", attr_string(u.coordinates)},
+            {"nearest_mode", attr_string(u.nearest)}})
+        .node("Add", {"up", "y"}, {"s"})
+        .node("Relu", {"s"}, {"out"})
+        .output("out");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: Resize + Add + Relu"), std::string::npos) << text;
+    EXPECT_NE(text.find("(upsampled operand)"), std::string::npos) << text;
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      expect_same_floats(r.ref[0], r.cpu[0], "sum of an upsampled operand");
     }
   }
 }

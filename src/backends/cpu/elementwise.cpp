@@ -15,6 +15,7 @@
 
 #include "backends/cpu/fusion.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/resize.h"
 #include "core/tensor_util.h"
 
 namespace tandem::cpu {
@@ -207,8 +208,15 @@ class ProgramSpec final : public OpSpec {
     std::string label = step.node->label();
     if (!internal_.empty()) label += " (8-bit round trip in float)";
     if (!ends_.inputs.empty() || byte_out) label += " (8-bit ends)";
+    std::vector<EwUpsampled> upsampled;
+    for (const Resized& r : resized_) {
+      TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
+      upsampled.push_back(EwUpsampled{r.value, r.inputs[0], std::move(t.rows), std::move(t.cols)});
+    }
+    if (!upsampled.empty()) label += " (upsampled operand)";
     return add_elementwise(b, prog_, -1, byte_out ? float_out_ : step.outputs[0], label,
-                           ends_.inputs.empty() && !byte_out ? nullptr : &ends_);
+                           ends_.inputs.empty() && !byte_out ? nullptr : &ends_,
+                           upsampled.empty() ? nullptr : &upsampled);
   }
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
     if (ends_.output.value >= 0) return false;  // the output is 8-bit: nothing follows in float
@@ -227,16 +235,30 @@ class ProgramSpec final : public OpSpec {
     prog_ = std::move(p);
     return true;
   }
-  // A DequantizeLinear whose float32 output only this program reads: the program reads its bytes.
+  // A DequantizeLinear whose float32 output only this program reads: the program reads its
+  // bytes. A nearest Resize (constant scales or sizes): the program reads its input.
   bool absorb_producer(FusionContext& f, Step&, const Step& producer, int value) override {
-    PerTensorQuant dq;
-    if (ends_.inputs.size() >= 4 || !per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) return false;
     if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) return false;
-    ends_.inputs.emplace_back(value, EwByteValue{dq.data, dq.scale, dq.zero_point});
+    if (ends_.inputs.size() + resized_.size() >= 4) return false;
+    PerTensorQuant dq;
+    if (per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) {
+      ends_.inputs.emplace_back(value, EwByteValue{dq.data, dq.scale, dq.zero_point});
+      return true;
+    }
+    const Node* n = producer.node;
+    if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec || !canonical_domain(n->domain).empty() ||
+        (n->op_type != "Resize" && n->op_type != "Upsample") || n->attr_string("mode", "nearest") != "nearest" ||
+        producer.inputs.empty() || producer.outputs.size() != 1)
+      return false;
+    for (size_t i = 1; i < producer.inputs.size(); ++i)
+      if (producer.inputs[i] >= 0 && !f.constant(producer.inputs[i])) return false;
+    resized_.push_back(Resized{value, n, producer.inputs});
     return true;
   }
   // Null once the program has 8-bit ends: other steps must not take its ops without them.
-  EwProgram* program() override { return ends_.inputs.empty() && ends_.output.value < 0 ? &prog_ : nullptr; }
+  EwProgram* program() override {
+    return ends_.inputs.empty() && ends_.output.value < 0 && resized_.empty() ? &prog_ : nullptr;
+  }
   const std::vector<int>& internal() const { return internal_; }
 
  private:
@@ -244,6 +266,13 @@ class ProgramSpec final : public OpSpec {
   std::vector<int> internal_;
   EwByteEnds ends_;     // value ids: compile ids, which are the instance ids of graph values
   int float_out_ = -1;  // the program's float32 output when ends_.output quantizes it
+  // Nearest Resize steps taken in: the operand `value` is their output.
+  struct Resized {
+    int value = -1;
+    const Node* node = nullptr;  // owned by the plan
+    std::vector<int> inputs;
+  };
+  std::vector<Resized> resized_;
 };
 
 Status supports_ew(const Node& n) {

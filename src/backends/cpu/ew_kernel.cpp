@@ -16,12 +16,45 @@ namespace tandem::cpu {
 namespace {
 
 constexpr int kMaxDims = 8;
-constexpr int kMaxByteOperands = 4;  // staging tiles on the stack (4 KiB each)
+constexpr int kMaxStaged = 4;  // staging tiles on the stack (4 KiB each)
 
 struct ByteParams {
   bool is_signed = false;
   float scale = 1.0f;
   int32_t zero_point = 0;
+};
+
+// A nearest Resize's source read in place of its output: `block` lanes per pixel (blocked
+// source) or 1 (plain), `ih` x `iw` pixels per plane, index tables over the `oh` x `ow` output.
+struct Gather {
+  int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
+  std::vector<int64_t> rows, cols;
+
+  // Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
+  // layout) from element `at` on into `dst`.
+  void copy(const float* src, int64_t at, int64_t n, float* dst) const {
+    int64_t lane = at % block, t = at / block;
+    int64_t w = t % ow;
+    t /= ow;
+    int64_t h = t % oh;
+    const float* plane = src + (t / oh) * ih * iw * block;
+    for (int64_t l = 0; l < n;) {
+      const int64_t seg = std::min(block - lane, n - l);
+      const float* from = plane + (rows[h] * iw + cols[w]) * block + lane;
+      if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole AVX-512 block: inlined
+      else if (seg == 8) std::memcpy(dst + l, from, 8 * sizeof(float));
+      else std::memcpy(dst + l, from, static_cast<size_t>(seg) * sizeof(float));
+      l += seg;
+      lane += seg;
+      if (lane < block) continue;
+      lane = 0;
+      if (++w < ow) continue;
+      w = 0;
+      if (++h < oh) continue;
+      h = 0;
+      plane += ih * iw * block;
+    }
+  }
 };
 
 class EwKernel final : public Kernel {
@@ -37,10 +70,13 @@ class EwKernel final : public Kernel {
   // block are zeroed. cb_dim: the dim indexing channel blocks (-2: every element is in it).
   int cb_dim = -1;
   int64_t cb_last = 0, tail = 0;
-  // 8-bit operands: per operand, the staging slot it is dequantized into (-1: float32), or
-  // same_as[k] >= 0 when operand same_as[k] already holds the same value; an 8-bit output.
+  // Staged operands (8-bit ones, nearest Resize sources): per operand, the staging slot it is
+  // read into (-1: read in place), or same_as[k] >= 0 when operand same_as[k] already holds the
+  // same value; per slot, its bytes' parameters or its gather (gathers[slot] non-empty). An
+  // 8-bit output.
   std::vector<int> byte_slot, same_as;
   std::vector<ByteParams> byte_in;
+  std::vector<Gather> gathers;
   bool byte_out = false;
   ByteParams out_params;
   // Visit the outer dims (channel blocks) of a row tile one after another: the channels-last
@@ -65,7 +101,7 @@ class EwKernel final : public Kernel {
     void** ptr = ctx.ptr;
     parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) {
       alignas(64) float acc[kEwTile];
-      alignas(64) float stage[kMaxByteOperands][kEwTile];
+      alignas(64) float stage[kMaxStaged][kEwTile];
       const size_t no = opnd.size();
       std::array<const float*, 16> base_small;
       std::array<int64_t, 16> rs_small, ls_small;
@@ -140,9 +176,20 @@ class EwKernel final : public Kernel {
             continue;
           }
           float* st = stage[byte_slot[k]];
+          const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
+          const Gather& gather = gathers[static_cast<size_t>(byte_slot[k])];
+          if (!gather.rows.empty()) {
+            const auto* from = static_cast<const float*>(ptr[opnd[k]]);
+            if (src_rs == nl) {  // the tile's rows follow each other: one walk, decoded once
+              gather.copy(from, off[k], nr * nl, st);
+            } else {
+              for (int64_t r = 0; r < nr; ++r) gather.copy(from, off[k] + r * src_rs, nl, st + r * nl);
+            }
+            base[k] = st;
+            continue;
+          }
           const ByteParams& bp = byte_in[static_cast<size_t>(byte_slot[k])];
           const auto* src = static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k];
-          const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
           by_rows([&](int64_t r, int64_t n, int64_t lanes) {
             dequantize_rows(src + r * src_rs, src_rs, bp.is_signed, n, lanes, st + r * nl, nl, bp.scale, bp.zero_point);
             if (lanes < nl)
@@ -240,7 +287,7 @@ Result<int> blocked_constant(Builder& b, int v) {
 }  // namespace
 
 Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label,
-                       const EwByteEnds* bytes) {
+                       const EwByteEnds* bytes, const std::vector<EwUpsampled>* upsampled) {
   EwProgram p;
   if (acc >= 0) {
     p.operands.push_back(acc);
@@ -277,6 +324,24 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
           byte_of[i] = static_cast<int>(j);
           p.operands[i] = e.value;
         }
+  // Upsampled operands: the Resize's source replaces its output (4-D, same images and channels).
+  std::vector<int> up_of(p.operands.size(), -1);  // index into *upsampled
+  if (upsampled && out_shape.size() == 4)
+    for (size_t i = 0; i < p.operands.size(); ++i)
+      for (size_t j = 0; j < upsampled->size(); ++j) {
+        const EwUpsampled& u = (*upsampled)[j];
+        if (u.value != p.operands[i] || byte_of[i] >= 0 || !b.typed(u.source)) continue;
+        const Shape& src = b.val(u.source).shape;
+        if (src.size() != 4 || src[0] != out_shape[0] || src[1] != out_shape[1] ||
+            static_cast<int64_t>(u.rows.size()) != out_shape[2] || static_cast<int64_t>(u.cols.size()) != out_shape[3])
+          return unsupported(label + " upsampled operand does not match the output");
+        up_of[i] = static_cast<int>(j);
+        p.operands[i] = u.source;
+      }
+  if (upsampled)
+    for (const EwUpsampled& u : *upsampled)
+      if (std::find(p.operands.begin(), p.operands.end(), u.value) != p.operands.end())
+        return unsupported(label + " upsampled operand of a value that is not 4-D");
   for (size_t i = 0; i < p.operands.size(); ++i) {
     const int v = p.operands[i];
     const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : DataType::float32;
@@ -292,9 +357,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   if (b.val(out).dtype != DataType::float32) return unsupported(label + " program output is not float32");
   if (shape_numel(out_shape) == 0) return unsupported(label + " empty output");
   if (out_shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
-  int byte_operands = 0;
-  for (int j : byte_of) byte_operands += j >= 0;
-  if (byte_operands > kMaxByteOperands) return unsupported(label + " too many 8-bit operands");
+  int staged_operands = 0;
+  for (size_t i = 0; i < p.operands.size(); ++i) staged_operands += byte_of[i] >= 0 || up_of[i] >= 0;
+  if (staged_operands > kMaxStaged) return unsupported(label + " too many 8-bit or upsampled operands");
 
   // Layout of the walk: blocked when a full-size operand is blocked float32 or channels-last
   // bytes (an 8-bit output is then written channels-last).
@@ -310,6 +375,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       for (size_t i = 0; i < p.operands.size(); ++i) {
         const IValue& v = b.val(p.operands[i]);
         if (v.shape == out_shape && v.layout == (byte_of[i] >= 0 ? Layout::nhwc : Layout::blocked)) l = Layout::blocked;
+        if (up_of[i] >= 0 && v.layout == Layout::blocked) l = Layout::blocked;
       }
     b.define(stored, byte_out ? (l == Layout::blocked ? Layout::nhwc : Layout::plain) : l);
   }
@@ -327,9 +393,21 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     const int64_t C = out_shape[1], H = out_shape[2], W = out_shape[3];
     nhwc_strides = {H * W * C, channel_block(), W * C, C, 1};
   }
+  // Element strides of a contiguous full-size operand in the walk's layout (the upsampled
+  // tensor the kernel reads from its source).
+  std::vector<int64_t> contiguous(r);
+  for (int64_t i = r, st = 1; i-- > 0;) {
+    contiguous[static_cast<size_t>(i)] = st;
+    st *= pd[static_cast<size_t>(i)];
+  }
   std::vector<std::vector<int64_t>> strides;
   for (size_t i = 0; i < p.operands.size(); ++i) {
     int v = p.operands[i];
+    if (up_of[i] >= 0) {
+      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l == Layout::blocked ? Layout::blocked : Layout::plain));
+      strides.push_back(contiguous);
+      continue;
+    }
     if (byte_of[i] >= 0) {
       const Layout want = l == Layout::blocked ? Layout::nhwc : Layout::plain;
       TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, want));
@@ -421,27 +499,44 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     k->tail = tail;
     if (new_cb >= 0 && new_cb == k->nd - 1) return internal_error(label + " channel-block dim became the lane dim");
   }
-  if (bytes) {
+  if (bytes || upsampled) {
     // 8-bit operands and outputs are read and written a row at a time, with unit lane stride;
     // where channel blocks are padded, a row holds one channel block (the kernel's `real`).
-    bool fits = (!byte_out || os.back() == 1) && (tail == 0 || dims.back() == channel_block());
-    for (size_t i = 0; i < ops.size(); ++i) fits = fits && (byte_of[i] < 0 || ops[i].back() == 1);
+    bool fits = (!byte_out || os.back() == 1) && (tail == 0 || !bytes || dims.back() == channel_block());
+    for (size_t i = 0; i < ops.size(); ++i) fits = fits && ((byte_of[i] < 0 && up_of[i] < 0) || ops[i].back() == 1);
     if (!fits) return unsupported(label + " 8-bit operand or output does not lie along the walk's rows");
     k->byte_slot.assign(ops.size(), -1);
     k->same_as.assign(ops.size(), -1);
     for (size_t i = 0; i < ops.size(); ++i) {
-      if (byte_of[i] < 0) continue;
+      if (byte_of[i] < 0 && up_of[i] < 0) continue;
       for (size_t j = 0; j < i && k->same_as[i] < 0; ++j)
-        if (byte_of[j] >= 0 && p.operands[j] == p.operands[i] && ops[j] == ops[i]) k->same_as[i] = static_cast<int>(j);
+        if (byte_of[j] == byte_of[i] && up_of[j] == up_of[i] && p.operands[j] == p.operands[i] && ops[j] == ops[i])
+          k->same_as[i] = static_cast<int>(j);
       if (k->same_as[i] >= 0) {
         k->byte_slot[i] = k->byte_slot[static_cast<size_t>(k->same_as[i])];
         continue;
       }
-      const EwByteValue& e = bytes->inputs[static_cast<size_t>(byte_of[i])].second;
       k->byte_slot[i] = static_cast<int>(k->byte_in.size());
-      k->byte_in.push_back(ByteParams{b.val(p.operands[i]).dtype == DataType::int8, e.scale, e.zero_point});
+      ByteParams bp;
+      Gather gather;
+      if (byte_of[i] >= 0) {
+        const EwByteValue& e = bytes->inputs[static_cast<size_t>(byte_of[i])].second;
+        bp = ByteParams{b.val(p.operands[i]).dtype == DataType::int8, e.scale, e.zero_point};
+      } else {
+        const EwUpsampled& u = (*upsampled)[static_cast<size_t>(up_of[i])];
+        const Shape& src = b.val(p.operands[i]).shape;
+        gather.block = l == Layout::blocked ? channel_block() : 1;
+        gather.ih = src[2];
+        gather.iw = src[3];
+        gather.oh = out_shape[2];
+        gather.ow = out_shape[3];
+        gather.rows = u.rows;
+        gather.cols = u.cols;
+      }
+      k->byte_in.push_back(bp);
+      k->gathers.push_back(std::move(gather));
     }
-    k->rows_outer = l == Layout::blocked;
+    k->rows_outer = bytes && l == Layout::blocked;
     if (byte_out) {
       k->byte_out = true;
       k->out_params = ByteParams{b.val(stored).dtype == DataType::int8, bytes->output.scale, bytes->output.zero_point};

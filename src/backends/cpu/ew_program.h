@@ -97,6 +97,15 @@ struct EwByteEnds {
   EwByteValue output;
 };
 
+// An operand that is a nearest Resize's output, read from the Resize's input as the program
+// visits it (no upsampled copy exists): output pixel (h, w) is `source` pixel (rows[h], cols[w])
+// of the same image and channel. `value` is the float32 operand it stands for; `source` an
+// instance value id of shape [N, C, H, W].
+struct EwUpsampled {
+  int value = -1, source = -1;
+  std::vector<int64_t> rows, cols;
+};
+
 // Adds a kernel computing `program` into `out`. `program.operands` hold
 // instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is
 // a value that initializes the accumulator (same shape as out). The output layout is chosen
@@ -105,8 +114,9 @@ struct EwByteEnds {
 // have the output's shape; the kernel walks blocked float32 order when a full-size operand is
 // blocked float32 or channels-last bytes, and then takes its bytes channels-last (converted
 // when they lie otherwise) and writes an 8-bit output channels-last; otherwise every 8-bit
-// operand and output is plain.
+// operand and output is plain. `upsampled` operands count as full-size operands of their
+// source's layout.
 Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label,
-                       const EwByteEnds* bytes = nullptr);
+                       const EwByteEnds* bytes = nullptr, const std::vector<EwUpsampled>* upsampled = nullptr);
 
 }  // namespace tandem::cpu

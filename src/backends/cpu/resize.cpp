@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/resize.h"
 #include "core/tensor_util.h"
 #include "kernels/resize_coordinates.h"
 
@@ -128,6 +129,64 @@ Axis make_axis(bool linear, resize::CoordMode ctm, resize::NearestMode nm, doubl
 // nearest rule, scales as the second input (Upsample-7: an attribute).
 bool is_legacy(const Node& n) { return n.op_type == "Upsample" || n.opset < 11; }
 
+// What a Resize step does for this instance: shapes, scales and coordinate rules.
+struct Geometry {
+  Shape xs, os;
+  double sy = 1, sx = 1;
+  resize::CoordMode ctm = resize::CoordMode::half_pixel;
+  resize::NearestMode nm = resize::NearestMode::round_prefer_floor;
+  bool linear = false;
+};
+
+Result<Geometry> geometry(Builder& b, const Node& n, const std::vector<int>& inputs, int out) {
+  const std::string label = n.label();
+  const int x = inputs.empty() ? -1 : inputs[0];
+  if (x < 0 || !b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
+  Geometry g;
+  g.xs = b.val(x).shape;
+  g.os = b.val(out).shape;
+  const Shape &xs = g.xs, &os = g.os;
+  if (xs.size() != 4 || os.size() != 4 || xs[0] != os[0] || xs[1] != os[1] || shape_numel(xs) == 0 ||
+      shape_numel(os) == 0)
+    return unsupported(label + " only 4-D spatial resizes");
+  // Scales: from the scales input (or Upsample-7's attribute) when known and non-empty, else
+  // out / in.
+  const bool legacy = is_legacy(n);
+  g.sy = static_cast<double>(os[2]) / xs[2];
+  g.sx = static_cast<double>(os[3]) / xs[3];
+  const int scales_slot = legacy ? 1 : 2;
+  std::vector<double> s;
+  if (static_cast<int>(inputs.size()) > scales_slot && inputs[scales_slot] >= 0) {
+    const Tensor* t = b.known(inputs[scales_slot]);
+    if (!t) return unsupported(label + " scales not known");
+    s = to_double_vector(*t);
+  } else if (n.op_type == "Upsample" && n.has_attr("scales")) {
+    for (float f : n.attr_floats("scales")) s.push_back(f);
+  } else if (n.op_type == "Upsample") {
+    return unsupported(label + " scales given as height_scale and width_scale");
+  }
+  if (s.size() == 4) {
+    if (s[0] != 1.0 || s[1] != 1.0) return unsupported(label + " scales on N or C");
+    g.sy = s[2];
+    g.sx = s[3];
+  } else if (!s.empty()) {
+    return unsupported(label + " scales length");
+  }
+  const std::string mode = n.attr_string("mode", "nearest");
+  g.linear = mode == "linear" || mode == "bilinear";
+  // Upsample and Resize-10: asymmetric coordinates, and the nearest rule of those opsets.
+  const std::optional<resize::CoordMode> ctm =
+      legacy ? resize::CoordMode::asymmetric
+             : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
+  const std::optional<resize::NearestMode> nm =
+      legacy ? resize::NearestMode::legacy
+             : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
+  if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
+  g.ctm = *ctm;
+  g.nm = *nm;
+  return g;
+}
+
 class ResizeSpec final : public OpSpec {
  public:
   Status prepare(Builder& b, const Step& step) const override {
@@ -140,41 +199,8 @@ class ResizeSpec final : public OpSpec {
                        n.attr_string("mode", "nearest") == "nearest";
     if (!bytes && (type != DataType::float32 || b.val(out).dtype != DataType::float32))
       return unsupported(label + " not float32 (or 8-bit nearest)");
-    const Shape xs = b.val(x).shape, os = b.val(out).shape;
-    if (xs.size() != 4 || os.size() != 4 || xs[0] != os[0] || xs[1] != os[1] || shape_numel(xs) == 0 ||
-        shape_numel(os) == 0)
-      return unsupported(label + " only 4-D spatial resizes");
-    // Scales: from the scales input (or Upsample-7's attribute) when known and non-empty, else
-    // out / in.
-    const bool legacy = is_legacy(n);
-    double sy = static_cast<double>(os[2]) / xs[2], sx = static_cast<double>(os[3]) / xs[3];
-    const int scales_slot = legacy ? 1 : 2;
-    std::vector<double> s;
-    if (static_cast<int>(step.inputs.size()) > scales_slot && step.inputs[scales_slot] >= 0) {
-      const Tensor* t = b.known(step.inputs[scales_slot]);
-      if (!t) return unsupported(label + " scales not known");
-      s = to_double_vector(*t);
-    } else if (n.op_type == "Upsample" && n.has_attr("scales")) {
-      for (float f : n.attr_floats("scales")) s.push_back(f);
-    } else if (n.op_type == "Upsample") {
-      return unsupported(label + " scales given as height_scale and width_scale");
-    }
-    if (s.size() == 4) {
-      if (s[0] != 1.0 || s[1] != 1.0) return unsupported(label + " scales on N or C");
-      sy = s[2];
-      sx = s[3];
-    } else if (!s.empty()) {
-      return unsupported(label + " scales length");
-    }
-    const std::string mode = n.attr_string("mode", "nearest");
-    // Upsample and Resize-10: asymmetric coordinates, and the nearest rule of those opsets.
-    const std::optional<resize::CoordMode> ctm =
-        legacy ? resize::CoordMode::asymmetric
-               : resize::parse_coord_mode(n.attr_string("coordinate_transformation_mode", "half_pixel"));
-    const std::optional<resize::NearestMode> nm =
-        legacy ? resize::NearestMode::legacy
-               : resize::parse_nearest_mode(n.attr_string("nearest_mode", "round_prefer_floor"));
-    if (!ctm || !nm) return unsupported(label + " coordinate_transformation_mode or nearest_mode");
+    TANDEM_ASSIGN_OR_RETURN(Geometry g, geometry(b, n, step.inputs, out));
+    const Shape &xs = g.xs, &os = g.os;
     if (bytes) {
       auto k = std::make_unique<ByteResizeKernel>();
       k->channels_last = b.val(x).layout == Layout::nhwc;
@@ -188,8 +214,8 @@ class ResizeSpec final : public OpSpec {
       k->iw = xs[3];
       k->oh = os[2];
       k->ow = os[3];
-      k->ay = make_axis(false, *ctm, *nm, sy, xs[2], os[2]);
-      k->ax = make_axis(false, *ctm, *nm, sx, xs[3], os[3]);
+      k->ay = make_axis(false, g.ctm, g.nm, g.sy, xs[2], os[2]);
+      k->ax = make_axis(false, g.ctm, g.nm, g.sx, xs[3], os[3]);
       k->x = px;
       k->out = out;
       k->label = label;
@@ -200,15 +226,15 @@ class ResizeSpec final : public OpSpec {
       return Status::ok();
     }
     auto k = std::make_unique<ResizeKernel>();
-    k->linear = mode == "linear" || mode == "bilinear";
+    k->linear = g.linear;
     k->blocked = b.val(x).layout == Layout::blocked;
     k->planes = k->blocked ? xs[0] * round_up(xs[1], channel_block()) / channel_block() : xs[0] * xs[1];
     k->ih = xs[2];
     k->iw = xs[3];
     k->oh = os[2];
     k->ow = os[3];
-    k->ay = make_axis(k->linear, *ctm, *nm, sy, xs[2], os[2]);
-    k->ax = make_axis(k->linear, *ctm, *nm, sx, xs[3], os[3]);
+    k->ay = make_axis(k->linear, g.ctm, g.nm, g.sy, xs[2], os[2]);
+    k->ax = make_axis(k->linear, g.ctm, g.nm, g.sx, xs[3], os[3]);
     k->x = x;
     k->out = out;
     k->label = label;
@@ -250,6 +276,18 @@ Result<std::unique_ptr<OpSpec>> make_resize(FusionContext&, const Step&) {
 }
 
 }  // namespace
+
+Result<NearestResize> nearest_resize(Builder& b, const Node& n, const std::vector<int>& inputs, int out) {
+  if (n.attr_string("mode", "nearest") != "nearest") return unsupported(n.label() + " not nearest");
+  if (!supports_resize(n).is_ok()) return unsupported(n.label() + " attributes");
+  TANDEM_ASSIGN_OR_RETURN(Geometry g, geometry(b, n, inputs, out));
+  NearestResize r;
+  r.in = g.xs;
+  r.out = g.os;
+  r.rows = make_axis(false, g.ctm, g.nm, g.sy, g.xs[2], g.os[2]).i0;
+  r.cols = make_axis(false, g.ctm, g.nm, g.sx, g.xs[3], g.os[3]).i0;
+  return r;
+}
 
 void register_resize_ops(OpTable& t) {
   t.add("Resize", &supports_resize, &make_resize);

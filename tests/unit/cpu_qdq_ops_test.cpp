@@ -4,8 +4,9 @@
 // quantized com.microsoft kernels (qdq_fusion.cpp) and agree with the reference backend, which
 // runs the nodes one by one in float32, within one unit. QuantizeLinear -> DequantizeLinear
 // round trips left over become one float step, or post-ops of the convolution before them, and
-// agree with the reference bit for bit. Gemm with int8 weights becomes QGemm. Float chains between DequantizeLinear and QuantizeLinear
-// that stay float read and write the bytes directly (elementwise programs with 8-bit ends).
+// agree with the reference bit for bit. Gemm with int8 weights becomes QGemm. Float chains
+// between DequantizeLinear and QuantizeLinear that stay float read and write the bytes directly
+// (elementwise programs with 8-bit ends); ops that only move values run on the bytes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -573,7 +574,8 @@ TEST(CpuBackendQdqOps, GemmBecomesQGemm) {
     q.input("x", random_floats({6, K}, 101, -1.0f, 1.0f))
         .init("xs", Tensor::scalar<float>(1.0f / 127))
         .init("xz", Tensor::scalar<uint8_t>(128))
-        .init("wq", random_ints<int8_t>(trans_b ? Shape{N, K} : Shape{K, N}, -onednn_weight_max(), onednn_weight_max(), 102))
+        .init("wq", random_ints<int8_t>(trans_b ? Shape{N, K} : Shape{K, N}, -onednn_weight_max(),
+                                        onednn_weight_max(), 102))
         .init("ws", f32(ws))
         .init("wz", Tensor::from_vector<int8_t>({N}, std::vector<int8_t>(N, 0)))
         .init("b", f32(bias))

@@ -239,16 +239,16 @@ class ProgramSpec final : public OpSpec {
   // bytes. A nearest Resize (constant scales or sizes): the program reads its input.
   bool absorb_producer(FusionContext& f, Step&, const Step& producer, int value) override {
     if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) return false;
-    if (ends_.inputs.size() + resized_.size() >= 4) return false;
+    if (ends_.inputs.size() + resized_.size() >= static_cast<size_t>(kEwMaxStaged)) return false;
     PerTensorQuant dq;
     if (per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) {
       ends_.inputs.emplace_back(value, EwByteValue{dq.data, dq.scale, dq.zero_point});
       return true;
     }
     const Node* n = producer.node;
-    if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec || !canonical_domain(n->domain).empty() ||
-        (n->op_type != "Resize" && n->op_type != "Upsample") || n->attr_string("mode", "nearest") != "nearest" ||
-        producer.inputs.empty() || producer.outputs.size() != 1)
+    if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec ||
+        !canonical_domain(n->domain).empty() || (n->op_type != "Resize" && n->op_type != "Upsample") ||
+        n->attr_string("mode", "nearest") != "nearest" || producer.inputs.empty() || producer.outputs.size() != 1)
       return false;
     for (size_t i = 1; i < producer.inputs.size(); ++i)
       if (producer.inputs[i] >= 0 && !f.constant(producer.inputs[i])) return false;

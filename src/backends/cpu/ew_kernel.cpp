@@ -2,7 +2,8 @@
 // operands broadcast by strides, the output walked in tiles of kEwTile floats that stay in L1
 // while every op of the chain is applied to them (ew_program.cpp), plain and blocked (nChw16c or
 // nChw8c) layouts, OpenMP across tiles. 8-bit operands are dequantized into an L1 staging tile
-// as the tile is visited, and an 8-bit output is quantized as the tile is stored (qrows.cpp).
+// as the tile is visited (and upsampled operands gathered from their Resize's source), and an
+// 8-bit output is quantized as the tile is stored (qrows.cpp).
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -16,7 +17,6 @@ namespace tandem::cpu {
 namespace {
 
 constexpr int kMaxDims = 8;
-constexpr int kMaxStaged = 4;  // staging tiles on the stack (4 KiB each)
 
 struct ByteParams {
   bool is_signed = false;
@@ -72,10 +72,10 @@ class EwKernel final : public Kernel {
   int64_t cb_last = 0, tail = 0;
   // Staged operands (8-bit ones, nearest Resize sources): per operand, the staging slot it is
   // read into (-1: read in place), or same_as[k] >= 0 when operand same_as[k] already holds the
-  // same value; per slot, its bytes' parameters or its gather (gathers[slot] non-empty). An
-  // 8-bit output.
-  std::vector<int> byte_slot, same_as;
-  std::vector<ByteParams> byte_in;
+  // same value; per slot, its bytes' parameters (stage_bytes) or its gather (gathers[slot] with
+  // tables). An 8-bit output.
+  std::vector<int> stage_slot, same_as;
+  std::vector<ByteParams> stage_bytes;
   std::vector<Gather> gathers;
   bool byte_out = false;
   ByteParams out_params;
@@ -101,7 +101,7 @@ class EwKernel final : public Kernel {
     void** ptr = ctx.ptr;
     parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) {
       alignas(64) float acc[kEwTile];
-      alignas(64) float stage[kMaxStaged][kEwTile];
+      alignas(64) float stage[kEwMaxStaged][kEwTile];  // 4 KiB each, on the stack
       const size_t no = opnd.size();
       std::array<const float*, 16> base_small;
       std::array<int64_t, 16> rs_small, ls_small;
@@ -165,7 +165,7 @@ class EwKernel final : public Kernel {
           if (tail_row + 1 < nr) fn(tail_row + 1, nr - tail_row - 1, real);
         };
         for (size_t k = 0; k < no; ++k) {
-          if (byte_slot.empty() || byte_slot[k] < 0) {
+          if (stage_slot.empty() || stage_slot[k] < 0) {
             base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
             continue;
           }
@@ -175,9 +175,9 @@ class EwKernel final : public Kernel {
             base[k] = base[same_as[k]];
             continue;
           }
-          float* st = stage[byte_slot[k]];
+          float* st = stage[stage_slot[k]];
           const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
-          const Gather& gather = gathers[static_cast<size_t>(byte_slot[k])];
+          const Gather& gather = gathers[static_cast<size_t>(stage_slot[k])];
           if (!gather.rows.empty()) {
             const auto* from = static_cast<const float*>(ptr[opnd[k]]);
             if (src_rs == nl) {  // the tile's rows follow each other: one walk, decoded once
@@ -188,7 +188,7 @@ class EwKernel final : public Kernel {
             base[k] = st;
             continue;
           }
-          const ByteParams& bp = byte_in[static_cast<size_t>(byte_slot[k])];
+          const ByteParams& bp = stage_bytes[static_cast<size_t>(stage_slot[k])];
           const auto* src = static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k];
           by_rows([&](int64_t r, int64_t n, int64_t lanes) {
             dequantize_rows(src + r * src_rs, src_rs, bp.is_signed, n, lanes, st + r * nl, nl, bp.scale, bp.zero_point);
@@ -359,7 +359,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   if (out_shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
   int staged_operands = 0;
   for (size_t i = 0; i < p.operands.size(); ++i) staged_operands += byte_of[i] >= 0 || up_of[i] >= 0;
-  if (staged_operands > kMaxStaged) return unsupported(label + " too many 8-bit or upsampled operands");
+  if (staged_operands > kEwMaxStaged) return unsupported(label + " too many 8-bit or upsampled operands");
 
   // Layout of the walk: blocked when a full-size operand is blocked float32 or channels-last
   // bytes (an 8-bit output is then written channels-last).
@@ -505,7 +505,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     bool fits = (!byte_out || os.back() == 1) && (tail == 0 || !bytes || dims.back() == channel_block());
     for (size_t i = 0; i < ops.size(); ++i) fits = fits && ((byte_of[i] < 0 && up_of[i] < 0) || ops[i].back() == 1);
     if (!fits) return unsupported(label + " 8-bit operand or output does not lie along the walk's rows");
-    k->byte_slot.assign(ops.size(), -1);
+    k->stage_slot.assign(ops.size(), -1);
     k->same_as.assign(ops.size(), -1);
     for (size_t i = 0; i < ops.size(); ++i) {
       if (byte_of[i] < 0 && up_of[i] < 0) continue;
@@ -513,10 +513,10 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         if (byte_of[j] == byte_of[i] && up_of[j] == up_of[i] && p.operands[j] == p.operands[i] && ops[j] == ops[i])
           k->same_as[i] = static_cast<int>(j);
       if (k->same_as[i] >= 0) {
-        k->byte_slot[i] = k->byte_slot[static_cast<size_t>(k->same_as[i])];
+        k->stage_slot[i] = k->stage_slot[static_cast<size_t>(k->same_as[i])];
         continue;
       }
-      k->byte_slot[i] = static_cast<int>(k->byte_in.size());
+      k->stage_slot[i] = static_cast<int>(k->stage_bytes.size());
       ByteParams bp;
       Gather gather;
       if (byte_of[i] >= 0) {
@@ -533,7 +533,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         gather.rows = u.rows;
         gather.cols = u.cols;
       }
-      k->byte_in.push_back(bp);
+      k->stage_bytes.push_back(bp);
       k->gathers.push_back(std::move(gather));
     }
     k->rows_outer = bytes && l == Layout::blocked;

@@ -88,6 +88,10 @@ struct EwByteValue {
   float scale = 1.0f;
   int32_t zero_point = 0;
 };
+// Operands an elementwise kernel stages into L1 tiles as it visits them (8-bit ones, upsampled
+// ones below), at most.
+constexpr int kEwMaxStaged = 4;
+
 // The 8-bit ends of a program: operands read as bytes and dequantized a tile at a time as the
 // program reads them (`inputs`, keyed by the float32 operand value each stands for), and an
 // output quantized as it is stored (`output.value >= 0`; the float32 output is then never

@@ -545,8 +545,8 @@ void fuse_steps(CompiledGraph& g) {
       cur = r;
     }
   }
-  // 3. Producers absorbed by their only reader (a DequantizeLinear by the elementwise program
-  // that reads its bytes).
+  // 3. Producers absorbed by their only reader (a DequantizeLinear or a nearest Resize by the
+  // elementwise program that then reads its bytes or its source).
   for (size_t i = 0; i < g.steps.size(); ++i) {
     for (size_t k = 0; k < g.steps[i].inputs.size(); ++k) {
       Step& s = g.steps[i];

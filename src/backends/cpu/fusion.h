@@ -1,6 +1,8 @@
 // fusion.h: the rewriting and fusion of a compiled graph's steps (fusion.cpp): decomposed
 // patterns become one op (HardSwish, x*Sigmoid(x)), and specs absorb their single reader
-// (Conv absorbs BatchNormalization, per-channel affine ops and activations, ...). A fused step
+// (Conv absorbs BatchNormalization, per-channel affine ops and activations, ...), and readers
+// absorb their single producer (an elementwise step reads a DequantizeLinear's bytes or a
+// nearest Resize's source, OpSpec::absorb_producer). A fused step
 // remembers the original nodes it stands for. Runs once per compile, single-threaded.
 #pragma once
 

@@ -1,6 +1,7 @@
 // pool.cpp: MaxPool (float32, uint8, int8) and AveragePool on oneDNN (pooling_v2: dilations,
-// ceil_mode as extra end padding, auto_pad), GlobalAveragePool and GlobalMaxPool as the backend's own reductions over
-// the spatial dims (plain or blocked layout; the output keeps the input's layout).
+// ceil_mode as extra end padding, auto_pad), GlobalAveragePool and GlobalMaxPool as the
+// backend's own reductions over the spatial dims (plain or blocked layout; the output keeps the
+// input's layout).
 #include <algorithm>
 #include <cfloat>
 
@@ -22,7 +23,7 @@ class PoolSpec final : public OpSpec {
     int x = step.inputs[0];
     const int out = step.outputs[0];
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
-    // MaxPool also on 8-bit values (a QDQ model's, qdq_fusion.cpp), in the layout they lie in.
+    // MaxPool also on 8-bit values (QOperator models, and QDQ ones through qdq_fusion.cpp).
     const DataType type = b.val(x).dtype;
     const bool bytes = max && (type == DataType::uint8 || type == DataType::int8) && b.val(out).dtype == type;
     if (!bytes && !all_float32(b, step)) return unsupported(label + " not float32");

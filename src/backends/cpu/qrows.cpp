@@ -162,21 +162,22 @@ TANDEM_TARGET_AVX512 void dequantize_rows16_avx512(const Q* x, int64_t x_rs, int
 
 // Runs as rows of 16 (AVX-512) or 8 (AVX2) values and a last partial row: the explicit vector
 // code is about twice as fast as the compiler's vectorization of quantize_run_body in cache.
-void quantize_u8(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+namespace {
+bool quantize_as_rows(const float* x, void* y, int64_t n, bool to_signed, float s, float zp) {
   static const int level = cpu_isa_level();
   const int64_t width = level >= 2 ? 16 : level == 1 ? 8 : 0;
-  if (width == 0) return quantize_u8_any(x, y, n, s, zp);
+  if (width == 0) return false;
   const int64_t full = n / width * width;
-  quantize_rows(x, width, n / width, width, y, width, false, s, zp);
-  if (full < n) quantize_rows(x + full, 0, 1, n - full, y + full, 0, false, s, zp);
+  quantize_rows(x, width, n / width, width, y, width, to_signed, s, zp);
+  if (full < n) quantize_rows(x + full, 0, 1, n - full, static_cast<uint8_t*>(y) + full, 0, to_signed, s, zp);
+  return true;
+}
+}  // namespace
+void quantize_u8(const float* x, uint8_t* y, int64_t n, float s, float zp) {
+  if (!quantize_as_rows(x, y, n, false, s, zp)) quantize_u8_any(x, y, n, s, zp);
 }
 void quantize_s8(const float* x, int8_t* y, int64_t n, float s, float zp) {
-  static const int level = cpu_isa_level();
-  const int64_t width = level >= 2 ? 16 : level == 1 ? 8 : 0;
-  if (width == 0) return quantize_s8_any(x, y, n, s, zp);
-  const int64_t full = n / width * width;
-  quantize_rows(x, width, n / width, width, y, width, true, s, zp);
-  if (full < n) quantize_rows(x + full, 0, 1, n - full, y + full, 0, true, s, zp);
+  if (!quantize_as_rows(x, y, n, true, s, zp)) quantize_s8_any(x, y, n, s, zp);
 }
 
 void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, void* y, int64_t y_rs, bool to_signed,

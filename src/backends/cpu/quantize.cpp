@@ -32,11 +32,21 @@ void min_max_scalar(const float* x, int64_t n, float* lo, float* hi) {
   }
 }
 TANDEM_TARGET_AVX512 void min_max_avx512(const float* x, int64_t n, float* lo, float* hi) {
-  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  // Two pairs of running extremes, so that the loop is not bound by their latency.
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(), c = _mm512_setzero_ps(), d = _mm512_setzero_ps();
   int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
+    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);  // the masked form: no undefined pass-through
+    b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
+    c = _mm512_mask_min_ps(c, 0xFFFF, w, c);
+    d = _mm512_mask_max_ps(d, 0xFFFF, w, d);
+  }
+  a = _mm512_min_ps(a, c);  // NaN never reaches the running extremes
+  b = _mm512_max_ps(b, d);
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
-    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);  // the masked form: no undefined pass-through
+    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);
     b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
   }
   alignas(64) float la[16], lb[16];

@@ -4,7 +4,8 @@
 // Face exports before opset 20 and its tanh approximation (GPT-2's), in their groupings and
 // spellings, after a MatMul, and Mish written as x * Tanh(Softplus(x)) after a Conv; forms that
 // differ (another constant, an intermediate read elsewhere) are left alone. Results must match
-// the reference backend either way. Also: a nearest Resize read by an elementwise step only.
+// the reference backend either way. Also: a nearest Resize read by an elementwise step only, and
+// two ConvTransposes in a row.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -281,6 +282,66 @@ TEST(CpuBackendFusionPatterns, ASumReadsANearestResizeFromItsInput) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), 1u);
       expect_same_floats(r.ref[0], r.cpu[0], "sum of an upsampled operand");
+    }
+  }
+}
+
+// A segmentation or text-detection head: ConvTranspose -> (bias, BatchNormalization, Relu) ->
+// ConvTranspose -> Sigmoid, both with kernel = stride. The second reads the first's patches in
+// the kernel's scratchpad, so one step runs both. Few and many channels between (the second's
+// channels on the AVX-512 path and the portable one), a blocked final output, kernels of 2 to
+// 4, batches, widths that are not a multiple of the pixels per step. A second ConvTranspose
+// whose patches overlap, or an intermediate that is also a graph output, stays a step of its own.
+struct DeconvPair {
+  int64_t C, O1, O2, k1, k2, N, H, W;
+  bool overlapping_second = false;
+  bool intermediate_output = false;
+};
+
+TEST(CpuBackendFusionPatterns, TwoConvTransposesInARowRunAsOneStep) {
+  REQUIRE_CPU();
+  for (const DeconvPair& d : {DeconvPair{24, 24, 1, 2, 2, 1, 6, 7}, DeconvPair{7, 5, 3, 3, 2, 2, 4, 5},
+                              DeconvPair{16, 12, 16, 2, 2, 1, 5, 9}, DeconvPair{20, 40, 2, 2, 4, 1, 3, 11},
+                              DeconvPair{8, 16, 40, 2, 2, 1, 3, 5},
+                              DeconvPair{16, 8, 1, 2, 3, 1, 4, 4, true}, DeconvPair{16, 8, 1, 2, 2, 1, 4, 4, false, true}}) {
+    SCOPED_TRACE("C " + std::to_string(d.C) + ", O1 " + std::to_string(d.O1) + ", O2 " + std::to_string(d.O2));
+    GraphBuilder q;
+    const int64_t k2 = d.k2, s2 = d.overlapping_second ? 2 : k2;
+    q.input("x", random_floats({d.N, d.C, d.H, d.W}, 131, -1.0f, 1.0f))
+        .init("w1", random_floats({d.C, d.O1, d.k1, d.k1}, 132, -0.5f, 0.5f))
+        .init("b1", random_floats({1, d.O1, 1, 1}, 133, -0.5f, 0.5f))
+        .init("g", random_floats({d.O1}, 134, 0.5f, 1.5f))
+        .init("be", random_floats({d.O1}, 135, -0.5f, 0.5f))
+        .init("m", random_floats({d.O1}, 136, -0.5f, 0.5f))
+        .init("v", random_floats({d.O1}, 137, 0.5f, 1.5f))
+        .init("w2", random_floats({d.O1, d.O2, k2, k2}, 138, -0.5f, 0.5f))
+        .init("b2", random_floats({d.O2}, 139, -0.5f, 0.5f));
+    q.node("ConvTranspose", {"x", "w1"}, {"t1"},
+           {{"kernel_shape", attr_ints({d.k1, d.k1})}, {"strides", attr_ints({d.k1, d.k1})}})
+        .node("Add", {"t1", "b1"}, {"a1"})
+        .node("BatchNormalization", {"a1", "g", "be", "m", "v"}, {"n1"})
+        .node("Relu", {"n1"}, {"r1"})
+        .node("ConvTranspose", {"r1", "w2", "b2"}, {"t2"},
+              {{"kernel_shape", attr_ints({k2, k2})}, {"strides", attr_ints({s2, s2})}})
+        .node("Sigmoid", {"t2"}, {"y"})
+        .output("y");
+    if (d.intermediate_output) q.output("r1");
+    const std::string text = describe_cpu(q);
+    // (The baseline path keeps plain activations, which the patch kernel does not read.)
+    const bool blocked_path = text.find("cpu isa: baseline") == std::string::npos;
+    const bool one_step = blocked_path && !d.overlapping_second && !d.intermediate_output;
+    EXPECT_EQ(text.find("fused: ConvTranspose + Add + BatchNormalization + Relu + ConvTranspose + Sigmoid") !=
+                  std::string::npos,
+              one_step)
+        << text;
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), r.ref.size());
+      for (size_t i = 0; i < r.cpu.size(); ++i) {
+        Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
+        EXPECT_TRUE(c.is_ok()) << c.message();
+      }
     }
   }
 }

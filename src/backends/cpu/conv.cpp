@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "backends/cpu/bf16_choice.h"
+#include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
@@ -24,53 +25,6 @@ namespace tandem::cpu {
 namespace {
 
 using dt = dnnl::memory::data_type;
-
-// The window of a convolution as oneDNN takes it (window_geometry.h has the ONNX rules).
-struct Geometry {
-  std::vector<int64_t> strides, dilations, pads_begin, pads_end;
-  Shape dst;
-};
-
-// Convolution output geometry; w is [O, C/G, k...].
-Status conv_geometry(const Node& n, const Shape& x, const Shape& w, Geometry* g) {
-  const Shape in(x.begin() + 2, x.end());
-  const std::vector<int64_t> kernel(w.begin() + 2, w.end());
-  Result<WindowGeometry> win = window_geometry(n, in, kernel, WindowOptions{});
-  if (!win) return unsupported(win.status().message());
-  g->strides = win->strides;
-  g->dilations = win->dilations;
-  g->pads_begin = win->pad_begin;
-  g->pads_end = win->pad_end;
-  g->dst = {x[0], w[0]};
-  for (int64_t out : win->out) {
-    if (out <= 0) return unsupported(n.label() + " empty output");
-    g->dst.push_back(out);
-  }
-  return Status::ok();
-}
-
-// ConvTranspose geometry; w is [C, O/G, k...]. The end pads oneDNN sees absorb output_padding.
-Status deconv_geometry(const Node& n, const Shape& x, const Shape& w, int64_t group, Geometry* g) {
-  const size_t sd = x.size() - 2;
-  WindowOptions transposed;
-  transposed.transposed = true;
-  Result<WindowAttributes> a = read_window_attributes(n, sd, transposed);
-  if (!a) return unsupported(a.status().message());
-  g->strides = a->strides;
-  g->dilations = a->dilations;
-  g->pads_begin.assign(sd, 0);
-  g->pads_end.assign(sd, 0);
-  g->dst = {x[0], w[1] * group};
-  for (size_t i = 0; i < sd; ++i) {
-    Result<WindowDim> d = transposed_window_dim(n, *a, i, x[2 + i], w[2 + i]);
-    if (!d) return unsupported(d.status().message());
-    if (d->out <= 0 || d->pad_begin < 0) return unsupported(n.label() + " unsupported ConvTranspose geometry");
-    g->pads_begin[i] = d->pad_begin;
-    g->pads_end[i] = d->pad_end - a->output_padding[i];  // oneDNN has no output_padding: it is less end padding
-    g->dst.push_back(d->out);
-  }
-  return Status::ok();
-}
 
 dnnl::memory::dims dnnl_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
   dnnl::memory::dims d;
@@ -87,12 +41,18 @@ class ConvSpec final : public OpSpec {
   int64_t out_channels = -1;       // known when the weight is constant
   EwProgram post;                  // after the op (operands: compile ids)
   std::vector<int> internal;       // 8-bit values of absorbed round trips (make_program_spec)
+  // A patch ConvTranspose that reads this one's output (after `post`), itself a patch
+  // ConvTranspose: both run as one kernel (deconv_patch.h), and the readers after it are
+  // absorbed by `next`.
+  std::unique_ptr<ConvSpec> next;
+  bool is_next = false;  // the second of such a pair (never chains a third)
 
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
 
  private:
   bool fold_affine(FusionContext& f, const Step& reader, int acc_input);
+  bool chain(FusionContext& f, const Step& self, const Step& reader, int acc_input);
   void scale_shift(const std::vector<float>& s, const std::vector<float>& t);
   // Packed weights for `md`, reordered once (thread-safe).
   dnnl::memory packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const;
@@ -100,6 +60,8 @@ class ConvSpec final : public OpSpec {
   mutable std::mutex mu_;
   mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
 };
+
+std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st);
 
 void ConvSpec::scale_shift(const std::vector<float>& s, const std::vector<float>& t) {
   const int64_t O = out_channels;
@@ -204,8 +166,32 @@ bool ConvSpec::fold_affine(FusionContext& f, const Step& reader, int acc_input) 
   return true;
 }
 
+bool ConvSpec::chain(FusionContext& f, const Step& self, const Step& reader, int acc_input) {
+  if (is_next || !transposed || !wc.defined() || out_channels <= 0 || !ew_pointwise(post) || !float_path_blocked())
+    return false;
+  if (acc_input != 0 || reader.node->op_type != "ConvTranspose" || reader.inputs.size() < 2 || reader.inputs[1] < 0)
+    return false;
+  if (!patch_node(*self.originals.front(), wc)) return false;
+  if (!(bias < 0 || bc.defined())) return false;
+  std::unique_ptr<ConvSpec> second = conv_spec(f, reader);
+  if (!second->wc.defined() || !patch_node(*reader.node, second->wc) || second->wc.dim(0) != out_channels) return false;
+  if (second->bias >= 0 && !second->bc.defined()) return false;
+  next = std::move(second);
+  next->is_next = true;
+  return true;
+}
+
 bool ConvSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) {
+  if (next) {
+    // The readers after the second ConvTranspose: its own pointwise ops, or none.
+    auto saved = next->post;
+    if (!next->absorb(f, self, reader, acc_input)) return false;
+    if (ew_pointwise(next->post)) return true;
+    next->post = std::move(saved);
+    return false;
+  }
   if (fold_affine(f, reader, acc_input)) return true;
+  if (chain(f, self, reader, acc_input)) return true;
   EwProgram p = post;
   if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p) &&
       !append_unary_program(reader, reader.inputs[acc_input], &p, &internal))
@@ -267,7 +253,9 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
 
 Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const std::string label = step.node->label();
-  if (!all_float32(b, step, internal)) return unsupported(label + " not float32");
+  std::vector<int> all_internal = internal;
+  if (next) all_internal.insert(all_internal.end(), next->internal.begin(), next->internal.end());
+  if (!all_float32(b, step, all_internal)) return unsupported(label + " not float32");
   const Node& n = *step.originals.front();
   const IValue& xv = b.val(x);
   if (!b.typed(x)) return unsupported(label + " input shape unknown");
@@ -314,16 +302,22 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   dst_probe.shape = dst;
   dst_probe.layout = dst_layout;
 
-  // ConvTranspose whose patches do not overlap: the backend's own kernel.
-  if (transposed && two_d && wc.defined() && G == 1 && ew_pointwise(post) && b.val(out).shape == dst) {
-    bool patch = true;
-    for (size_t i = 0; i < 2; ++i)
-      patch = patch && ws[2 + i] == geo.strides[i] && ws[2] == ws[3] && geo.dilations[i] == 1 &&
-              geo.pads_begin[i] == 0 && geo.pads_end[i] == 0 && dst[2 + i] == xs[2 + i] * geo.strides[i];
-    if (patch) {
-      TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
-      return add_patch_deconv(b, src, out, xs, O, ws[2], wc, bc, post, label);
-    }
+  // ConvTranspose whose patches do not overlap: the backend's own kernel, alone or with the
+  // patch ConvTranspose that reads it.
+  const PatchStage first{O, ws[2], &wc, &bc, &post};
+  if (next) {
+    const int64_t k2 = next->wc.dim(2);
+    const Shape dst2 = {dst[0], next->out_channels, dst[2] * k2, dst[3] * k2};
+    if (!(two_d && G == 1 && patch_geometry(xs, ws, geo) && b.val(out).shape == dst2))
+      return unsupported(label + " chained ConvTranspose: input or output shape differs from the patch geometry");
+    const PatchStage second{next->out_channels, k2, &next->wc, &next->bc, &next->post};
+    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
+    return add_patch_deconv(b, src, out, xs, first, &second, label);
+  }
+  if (transposed && two_d && wc.defined() && G == 1 && ew_pointwise(post) && b.val(out).shape == dst &&
+      patch_geometry(xs, ws, geo)) {
+    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
+    return add_patch_deconv(b, src, out, xs, first, nullptr, label);
   }
 
   // precision=bf16: 2-D convolutions with constant weights and enough arithmetic per element
@@ -559,7 +553,7 @@ Status supports_conv(const Node& n) {
   return Status::ok();
 }
 
-Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
+std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st) {
   auto s = std::make_unique<ConvSpec>();
   const Node& n = *st.node;
   s->transposed = n.op_type == "ConvTranspose";
@@ -576,7 +570,11 @@ Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
       if (bt && bt->dtype() == DataType::float32 && bt->numel() == s->out_channels) s->bc = bt->reshaped({s->out_channels});
     }
   }
-  return std::unique_ptr<OpSpec>(std::move(s));
+  return s;
+}
+
+Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
+  return std::unique_ptr<OpSpec>(conv_spec(f, st));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "backends/cpu/op_family.h"
 
@@ -151,9 +152,84 @@ void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, floa
   else patch_row_generic(p, in, n, y, acc_row, channel_block());
 }
 
-// Writes one input row's patches (after the pointwise program) to the output.
-TANDEM_ISA_BODY void patch_store_any_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
-  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
+// The second of two chained stages reads row i of the first's patches straight from the first's
+// accumulators (laid out m = (i, j, o)): pixel X = x * k1 + j of that row has its O1 channels
+// contiguous at acc1 + x * M1 + (i * k1 + j) * O1.
+struct MidRow {
+  const float* acc1;
+  int64_t M1, k1, O1, i;
+  const float* pixel(int64_t X) const { return acc1 + (X / k1) * M1 + (i * k1 + X % k1) * O1; }
+};
+
+template <int V, int P>
+__attribute__((target("avx512f"), always_inline)) inline void chain_px(const PatchDeconv& p, const MidRow& mid,
+                                                                      int64_t X0, float* acc_row) {
+  const float* px[P];
+  for (int q = 0; q < P; ++q) px[q] = mid.pixel(X0 + q);
+  const float* bp = p.bias.data<float>();
+  const float* w = p.wp.data<float>();
+  __m512 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  for (int64_t c = 0; c < p.C; ++c, w += V * 16) {
+    __m512 wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + 16 * v);
+    for (int q = 0; q < P; ++q) {
+      const __m512 b = _mm512_set1_ps(px[q][c]);
+      for (int v = 0; v < V; ++v) a[q][v] = _mm512_fmadd_ps(b, wv[v], a[q][v]);
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (X0 + q) * V * 16 + 16 * v, a[q][v]);
+}
+
+template <int V>
+__attribute__((target("avx512f"), always_inline)) inline void chain_row_v(const PatchDeconv& p, const MidRow& mid,
+                                                                         float* acc_row) {
+  constexpr int P = std::min(8, std::max(1, (30 - V) / V));
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) chain_px<V, P>(p, mid, x, acc_row);
+  for (; x < p.W; ++x) chain_px<V, 1>(p, mid, x, acc_row);
+}
+
+__attribute__((target("avx512f"))) void chain_row_avx512(const PatchDeconv& p, const MidRow& mid, float* acc_row) {
+  switch (p.M / 16) {
+    case 1: chain_row_v<1>(p, mid, acc_row); return;
+    case 2: chain_row_v<2>(p, mid, acc_row); return;
+    case 3: chain_row_v<3>(p, mid, acc_row); return;
+    case 4: chain_row_v<4>(p, mid, acc_row); return;
+    case 5: chain_row_v<5>(p, mid, acc_row); return;
+    case 6: chain_row_v<6>(p, mid, acc_row); return;
+    case 7: chain_row_v<7>(p, mid, acc_row); return;
+    default: chain_row_v<8>(p, mid, acc_row); return;
+  }
+}
+
+TANDEM_ISA_BODY void chain_row_generic_body(const PatchDeconv& p, const MidRow& mid, float* acc_row) {
+  const float* bias = p.bias.data<float>();
+  for (int64_t X = 0; X < p.W; ++X) {
+    float* acc = acc_row + X * p.M;
+    const float* v = mid.pixel(X);
+    for (int64_t m = 0; m < p.M; ++m) acc[m] = bias[m];
+    for (int64_t c = 0; c < p.C; ++c) {
+      const float* w = p.wp.data<float>() + c * p.M;
+      for (int64_t m = 0; m < p.M; ++m) acc[m] += v[c] * w[m];
+    }
+  }
+}
+TANDEM_ISA_DISPATCH(chain_row_generic, (const PatchDeconv& p, const MidRow& mid, float* acc_row), (p, mid, acc_row))
+
+void chain_row(const PatchDeconv& p, const MidRow& mid, float* acc_row) {
+  static const bool avx512 = cpu_isa_level() >= 2;
+  if (avx512 && p.M <= 128) chain_row_avx512(p, mid, acc_row);
+  else chain_row_generic(p, mid, acc_row);
+}
+
+// Writes one input row's patches (after the pointwise program) to output rows y * k .. y * k +
+// k - 1 of image n of an output OH rows high.
+TANDEM_ISA_BODY void patch_store_any_body(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y,
+                                          int64_t OH) {
+  const int64_t OW = p.W * p.k, k = p.k, O = p.O;
   if (p.blocked_out) {
     const int64_t lanes = channel_block();
     const int64_t ob_count = round_up(O, lanes) / lanes;
@@ -174,20 +250,26 @@ TANDEM_ISA_BODY void patch_store_any_body(const PatchDeconv& p, float* acc_row, 
     for (int64_t oc = 0; oc < O; ++oc)
       for (int64_t i = 0; i < k; ++i) {
         float* d = o + ((n * O + oc) * OH + y * k + i) * OW;
+        const float* src = acc_row + (oc * k + i) * k;
+        if (k == 2) {  // the common upsampling kernel: one 8-byte move per pixel
+          for (int64_t xx = 0; xx < p.W; ++xx) std::memcpy(d + xx * 2, src + xx * p.M, 2 * sizeof(float));
+          continue;
+        }
         for (int64_t xx = 0; xx < p.W; ++xx)
-          for (int64_t j = 0; j < k; ++j) d[xx * k + j] = acc_row[xx * p.M + (oc * k + i) * k + j];
+          for (int64_t j = 0; j < k; ++j) d[xx * k + j] = src[xx * p.M + j];
       }
   }
 }
-TANDEM_ISA_DISPATCH(patch_store_any, (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y),
-                    (p, acc_row, o, n, y))
+TANDEM_ISA_DISPATCH(patch_store_any,
+                    (const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y, int64_t OH),
+                    (p, acc_row, o, n, y, OH))
 
 // AVX-512 store into 16-lane blocks: output row by output row (for each channel block and patch
 // row i, the row's patches in order), one masked load of a patch pixel's real channels (the
 // padding lanes read as zeros) and one full store each.
 TANDEM_TARGET_AVX512 void patch_store_blocked16(const PatchDeconv& p, const float* acc_row, float* o, int64_t n,
-                                                int64_t y) {
-  const int64_t OH = p.H * p.k, OW = p.W * p.k, k = p.k, O = p.O;
+                                                int64_t y, int64_t OH) {
+  const int64_t OW = p.W * p.k, k = p.k, O = p.O;
   const int64_t ob_count = (O + 15) / 16;
   for (int64_t ob = 0; ob < ob_count; ++ob) {
     const __mmask16 real = static_cast<__mmask16>((1u << std::min<int64_t>(16, O - ob * 16)) - 1u);
@@ -201,38 +283,58 @@ TANDEM_TARGET_AVX512 void patch_store_blocked16(const PatchDeconv& p, const floa
   }
 }
 
-void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y) {
+void patch_store(const PatchDeconv& p, float* acc_row, float* o, int64_t n, int64_t y, int64_t OH) {
   static const bool blocks16 = cpu_isa_level() >= 2 && channel_block() == 16;
-  if (p.blocked_out && blocks16) patch_store_blocked16(p, acc_row, o, n, y);
-  else patch_store_any(p, acc_row, o, n, y);
+  if (p.blocked_out && blocks16) patch_store_blocked16(p, acc_row, o, n, y, OH);
+  else patch_store_any(p, acc_row, o, n, y, OH);
+}
+
+// One row of a stage's accumulators through the stage's program and into output rows
+// y_out * k .. of image n_out of an output OH rows high.
+void patch_finish_row(const PatchDeconv& p, float* acc, float* o, int64_t n_out, int64_t y_out, int64_t OH) {
+  // A blocked output takes the program on the accumulators (its channel padding is then
+  // zeroed); a plain one on the output rows, where no lane is padding.
+  if (!p.post.empty() && p.blocked_out) ew_apply_pointwise(p.post, acc, p.W * p.M);
+  patch_store(p, acc, o, n_out, y_out, OH);
+  if (!p.post.empty() && !p.blocked_out) {
+    const int64_t OW = p.W * p.k;
+    for (int64_t oc = 0; oc < p.O; ++oc)
+      ew_apply_pointwise(p.post, o + ((n_out * p.O + oc) * OH + y_out * p.k) * OW, p.k * OW);
+  }
 }
 
 class PatchDeconvKernel final : public Kernel {
  public:
   int x = -1, out = -1;
   PatchDeconv p;
+  // Chained: `p2` reads the first stage's output row by row from the first's accumulators
+  // (MidRow; p2.W = p.W * p.k, p2.C = p.O); `out` is p2's output.
+  bool chained = false;
+  PatchDeconv p2;
+  int64_t scratch_floats = 0;  // per thread
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
     float* o = static_cast<float*>(ctx.ptr[out]);
     const int64_t rows = p.N * p.H;
-    const int threads = rows * p.W * p.C * p.M < (1 << 20) ? 1 : ctx.threads;
-    // Each OpenMP thread accumulates one row of patches in its slice of the scratchpad.
+    const int64_t work = rows * p.W * p.C * p.M + (chained ? rows * p.k * p2.W * p2.C * p2.M : 0);
+    const int threads = work < (1 << 20) ? 1 : ctx.threads;
     float* scratch = static_cast<float*>(ctx.scratch);
     parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
       const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
-      float* acc = scratch + slot * p.W * p.M;
+      float* acc = scratch + slot * scratch_floats;
       for (int64_t r = b; r < e; ++r) {
         const int64_t n = r / p.H, y = r % p.H;
         patch_row(p, in, n, y, acc);
-        // A blocked output takes the program on the accumulators (its channel padding is then
-        // zeroed); a plain one on the output rows, where no lane is padding.
-        if (!p.post.empty() && p.blocked_out) ew_apply_pointwise(p.post, acc, p.W * p.M);
-        patch_store(p, acc, o, n, y);
-        if (!p.post.empty() && !p.blocked_out) {
-          const int64_t OH = p.H * p.k, OW = p.W * p.k;
-          for (int64_t oc = 0; oc < p.O; ++oc)
-            ew_apply_pointwise(p.post, o + ((n * p.O + oc) * OH + y * p.k) * OW, p.k * OW);
+        if (!chained) {
+          patch_finish_row(p, acc, o, n, y, p.H * p.k);
+          continue;
+        }
+        if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
+        float* acc2 = acc + p.W * p.M;
+        for (int64_t i = 0; i < p.k; ++i) {
+          chain_row(p2, MidRow{acc, p.M, p.k, p.O, i}, acc2);
+          patch_finish_row(p2, acc2, o, n, y * p.k + i, p.H * p.k * p2.k);
         }
       }
     });
@@ -240,46 +342,63 @@ class PatchDeconvKernel final : public Kernel {
   }
 };
 
-}  // namespace
-
-Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, int64_t O, int64_t k, const Tensor& weight,
-                        const Tensor& bias, const EwProgram& post, const std::string& label) {
-  const int64_t C = xs[1];
-  auto kernel = std::make_unique<PatchDeconvKernel>();
-  PatchDeconv* kr = &kernel->p;
-  kr->N = xs[0];
-  kr->C = C;
-  kr->H = xs[2];
-  kr->W = xs[3];
+// Packs one stage's weight [C][O][k][k] as [C rounded to 16][M] and its bias as [M], in the
+// order of the accumulators: m = (i, j, o) for a blocked output or the first of a chained pair,
+// (o, i, j) for a plain output.
+void pack_stage(PatchDeconv* kr, const PatchStage& s, bool chained_first) {
+  const int64_t C = kr->C, O = s.O, k = s.k;
   kr->O = O;
   kr->k = k;
-  kr->blocked_out = O >= 8;
+  kr->blocked_out = O >= 8 || chained_first;
   kr->M = round_up(O * k * k, 16);
   kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
   kr->bias = Tensor(DataType::float32, {kr->M});
-  const float* wsrc = weight.data<float>();  // [C][O][k][k]
+  const float* wsrc = s.weight->data<float>();
   float* wdst = kr->wp.data<float>();
   float* bdst = kr->bias.data<float>();
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t oc = 0; oc < O; ++oc)
-      for (int64_t i = 0; i < k; ++i)
-        for (int64_t j = 0; j < k; ++j) {
-          int64_t m = kr->blocked_out ? (i * k + j) * O + oc : (oc * k + i) * k + j;
-          wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
-        }
+  const bool has_bias = s.bias && s.bias->defined();
   for (int64_t oc = 0; oc < O; ++oc)
     for (int64_t i = 0; i < k; ++i)
       for (int64_t j = 0; j < k; ++j) {
-        int64_t m = kr->blocked_out ? (i * k + j) * O + oc : (oc * k + i) * k + j;
-        bdst[m] = bias.defined() ? bias.data<float>()[oc] : 0.0f;
+        const int64_t m = kr->blocked_out ? (i * k + j) * O + oc : (oc * k + i) * k + j;
+        for (int64_t c = 0; c < C; ++c) wdst[c * kr->M + m] = wsrc[((c * O + oc) * k + i) * k + j];
+        bdst[m] = has_bias ? s.bias->data<float>()[oc] : 0.0f;
       }
-  kr->post = post;
+  kr->post = *s.post;
+}
+
+}  // namespace
+
+Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const PatchStage& first,
+                        const PatchStage* second, const std::string& label) {
+  auto kernel = std::make_unique<PatchDeconvKernel>();
+  PatchDeconv* kr = &kernel->p;
+  kr->N = xs[0];
+  kr->C = xs[1];
+  kr->H = xs[2];
+  kr->W = xs[3];
+  pack_stage(kr, first, second != nullptr);
+  kernel->scratch_floats = kr->W * kr->M;
+  double work = static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M);
+  bool blocked_out = kr->blocked_out;
+  if (second) {
+    PatchDeconv* k2 = &kernel->p2;
+    kernel->chained = true;
+    k2->N = 1;
+    k2->C = first.O;
+    k2->H = 1;
+    k2->W = kr->W * first.k;
+    pack_stage(k2, *second, false);
+    kernel->scratch_floats += k2->W * k2->M;
+    work += static_cast<double>(kr->N * kr->H * first.k * k2->W * k2->C) * static_cast<double>(k2->M);
+    blocked_out = k2->blocked_out;
+  }
   kernel->x = src;
   kernel->out = out;
   kernel->label = label;
-  b.define(out, kr->blocked_out ? Layout::blocked : Layout::plain);
-  b.need_scratch(static_cast<int64_t>(b.threads()) * kr->W * kr->M * static_cast<int64_t>(sizeof(float)));
-  b.add_work(static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M));
+  b.define(out, blocked_out ? Layout::blocked : Layout::plain);
+  b.need_scratch(static_cast<int64_t>(b.threads()) * kernel->scratch_floats * static_cast<int64_t>(sizeof(float)));
+  b.add_work(work);
   kernel->reads = {src};
   kernel->writes = {out};
   b.add_kernel(std::move(kernel));

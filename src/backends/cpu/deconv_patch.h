@@ -1,6 +1,7 @@
 // deconv_patch.h: ConvTranspose whose kernel equals its stride (2-D, no padding, no dilation,
 // one group, constant float32 weights): every input pixel produces its own k x k output patch,
-// so the backend computes it with its own kernel instead of oneDNN's deconvolution.
+// so the backend computes it with its own kernel instead of oneDNN's deconvolution, alone or
+// as two in a row (the upsampling heads of segmentation and text-detection models).
 #pragma once
 
 #include <cstdint>
@@ -11,11 +12,24 @@
 
 namespace tandem::cpu {
 
+// One patch ConvTranspose: O output channels, a k x k kernel (= stride), `weight` the
+// [C][O][k][k] float32 weight, `bias` (may be undefined) O values and `post` a pointwise program
+// applied to its output. The tensors are read while the kernel is added (packed into it).
+struct PatchStage {
+  int64_t O = 0, k = 0;
+  const Tensor* weight = nullptr;
+  const Tensor* bias = nullptr;
+  const EwProgram* post = nullptr;
+};
+
 // Adds the patch kernel to the instance: `src` is the blocked 4-D input value (xs = N x C x H x
-// W), `out` the step's output (defined here: blocked when O >= 8, plain otherwise), `weight`
-// the [C][O][k][k] weight, `bias` (may be undefined) O values and `post` a pointwise program
-// applied before the store. Needs threads x W x M floats of scratchpad.
-Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, int64_t O, int64_t k, const Tensor& weight,
-                        const Tensor& bias, const EwProgram& post, const std::string& label);
+// W), `out` the step's output (defined here: blocked when its channels are 8 or more, plain
+// otherwise). With `second`, a second patch ConvTranspose reads the first's output (after the
+// first's program) and `out` is its output: the second reads each input row's patches from the
+// first's accumulators in the thread's scratchpad, so the first's output (k^2 times the input's
+// pixels) is never written to memory; `second->weight` is [first.O][O2][k2][k2]. Needs threads x
+// (W x M + W x k x M2) floats of scratchpad (M: k^2 O rounded up to 16).
+Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const PatchStage& first,
+                        const PatchStage* second, const std::string& label);
 
 }  // namespace tandem::cpu

@@ -249,6 +249,8 @@ void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, vo
                    float scale, float zero_point);
 void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows, int64_t lanes, float* y,
                      int64_t y_rs, float scale, int32_t zero_point);
+// min(0, x...) and max(0, x...) of n values, NaN ignored (DynamicQuantizeLinear's range).
+void min_max(const float* x, int64_t n, float* lo, float* hi);
 // Blocked float32 images [N, ceil(C / block), S, block] quantized into channels-last 8-bit
 // values: channel c of pixel s of image n goes to y[(n * S + s) * y_channels + y_channel0 + c]
 // (y_channels >= y_channel0 + C; a Concat's slice when larger). Lanes past C are skipped.

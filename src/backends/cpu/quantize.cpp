@@ -23,69 +23,6 @@ namespace tandem::cpu {
 namespace {
 
 
-// min(0, x...) and max(0, x...), NaN ignored: MINPS/MAXPS return their second operand when
-// either is NaN, so the running extremes keep their value.
-void min_max_scalar(const float* x, int64_t n, float* lo, float* hi) {
-  for (int64_t i = 0; i < n; ++i) {
-    *lo = x[i] < *lo ? x[i] : *lo;
-    *hi = x[i] > *hi ? x[i] : *hi;
-  }
-}
-TANDEM_TARGET_AVX512 void min_max_avx512(const float* x, int64_t n, float* lo, float* hi) {
-  // Two pairs of running extremes, so that the loop is not bound by their latency.
-  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(), c = _mm512_setzero_ps(), d = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512 v = _mm512_loadu_ps(x + i), w = _mm512_loadu_ps(x + i + 16);
-    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);  // the masked form: no undefined pass-through
-    b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
-    c = _mm512_mask_min_ps(c, 0xFFFF, w, c);
-    d = _mm512_mask_max_ps(d, 0xFFFF, w, d);
-  }
-  a = _mm512_min_ps(a, c);  // NaN never reaches the running extremes
-  b = _mm512_max_ps(b, d);
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
-    a = _mm512_mask_min_ps(a, 0xFFFF, v, a);
-    b = _mm512_mask_max_ps(b, 0xFFFF, v, b);
-  }
-  alignas(64) float la[16], lb[16];
-  _mm512_store_ps(la, a);
-  _mm512_store_ps(lb, b);
-  *lo = 0.0f;
-  *hi = 0.0f;
-  float unused = 0.0f;
-  min_max_scalar(la, 16, lo, &unused);
-  min_max_scalar(lb, 16, &unused, hi);
-  min_max_scalar(x + i, n - i, lo, hi);
-}
-TANDEM_TARGET_AVX2 void min_max_avx2(const float* x, int64_t n, float* lo, float* hi) {
-  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    a = _mm256_min_ps(v, a);
-    b = _mm256_max_ps(v, b);
-  }
-  alignas(32) float la[8], lb[8];
-  _mm256_store_ps(la, a);
-  _mm256_store_ps(lb, b);
-  *lo = 0.0f;
-  *hi = 0.0f;
-  float unused = 0.0f;
-  min_max_scalar(la, 8, lo, &unused);
-  min_max_scalar(lb, 8, &unused, hi);
-  min_max_scalar(x + i, n - i, lo, hi);
-}
-void min_max(const float* x, int64_t n, float* lo, float* hi) {
-  static const int level = cpu_isa_level();
-  if (level >= 2) return min_max_avx512(x, n, lo, hi);
-  if (level == 1) return min_max_avx2(x, n, lo, hi);
-  *lo = 0.0f;
-  *hi = 0.0f;
-  min_max_scalar(x, n, lo, hi);
-}
-
 constexpr int64_t kGrain = 1 << 14;
 
 // The parameters of one kernel: `channels` scales (and zero points) over `outer` x channels x

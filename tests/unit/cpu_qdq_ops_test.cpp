@@ -627,5 +627,66 @@ TEST(CpuBackendQdqOps, ADequantizedValueWithOtherReadersStaysFloat) {
   expect_same_floats(r.ref[1], r.cpu[1], "dequantized output");
 }
 
+TEST(CpuBackendQdqOps, ConvTransposeBecomesAnInt8Deconvolution) {
+  REQUIRE_CPU();
+  // DequantizeLinear -> ConvTranspose (weights [C, O, k, k] exact as int8 per output channel,
+  // axis 1) -> QuantizeLinear: one int8 deconvolution step, within one unit of the float path.
+  // Patches that do not overlap, overlapping ones with padding and output_padding, odd channel
+  // counts, uint8 and int8 data. Two groups keep the float path (and its results).
+  struct Case {
+    int64_t C, O, k, stride, pad, opad, group;
+    bool int8_data, bias;
+  };
+  for (const Case& c : {Case{24, 24, 2, 2, 0, 0, 1, false, true}, Case{16, 8, 4, 2, 1, 0, 1, true, false},
+                        Case{5, 7, 3, 2, 1, 1, 1, false, true}, Case{8, 8, 2, 2, 0, 0, 2, false, true}}) {
+    if (c.int8_data && !tandem::cpu::onednn_has_vnni()) continue;  // the float path then (exact)
+    SCOPED_TRACE("C " + std::to_string(c.C) + ", O " + std::to_string(c.O) + ", k " + std::to_string(c.k));
+    std::vector<float> ws, bias;
+    for (int64_t o = 0; o < c.O; ++o) {
+      if (o < c.O / c.group) ws.push_back(0.004f + 0.0005f * static_cast<float>(o % 5));  // along axis 1
+      bias.push_back(-0.2f + 0.05f * static_cast<float>(o));
+    }
+    auto zero = [&](int v) { return c.int8_data ? Tensor::scalar<int8_t>(static_cast<int8_t>(v - 128)) : Tensor::scalar<uint8_t>(static_cast<uint8_t>(v)); };
+    GraphBuilder q;
+    q.input("x", random_floats({2, c.C, 5, 6}, 111, -1.0f, 1.0f))
+        .init("xs", Tensor::scalar<float>(1.0f / 120))
+        .init("xz", zero(130))
+        .init("wq", random_ints<int8_t>({c.C, c.O / c.group, c.k, c.k}, -onednn_weight_max(), onednn_weight_max(), 112))
+        .init("ws", f32(ws))
+        .init("wz", Tensor::from_vector<int8_t>({c.O / c.group}, std::vector<int8_t>(c.O / c.group, 0)))
+        .init("b", f32(bias))
+        .init("ys", Tensor::scalar<float>(0.06f))
+        .init("yz", zero(120))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+        .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(1)}});
+    std::vector<std::string> in{"xf", "wf"};
+    if (c.bias) in.push_back("b");
+    q.node("ConvTranspose", in, {"t"},
+           {{"kernel_shape", attr_ints({c.k, c.k})}, {"strides", attr_ints({c.stride, c.stride})},
+            {"pads", attr_ints({c.pad, c.pad, c.pad, c.pad})}, {"output_padding", attr_ints({c.opad, c.opad})},
+            {"group", attr_int(c.group)}})
+        .node("QuantizeLinear", {"t", "ys", "yz"}, {"yq"})
+        .output("yq");
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("fused: DequantizeLinear + ConvTranspose + QuantizeLinear") != std::string::npos, c.group == 1)
+        << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ ConvTranspose");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 20) << "more than 5% of outputs off by one";
+      const Tensor& out = r.cpu[0].tensor;
+      int saturated = 0;
+      for (int64_t i = 0; i < out.numel(); ++i) {
+        const int v = c.int8_data ? out.data<int8_t>()[i] + 128 : out.data<uint8_t>()[i];
+        saturated += v == 0 || v == 255;
+      }
+      EXPECT_LT(saturated, out.numel() / 10) << "the outputs exercise the arithmetic";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem

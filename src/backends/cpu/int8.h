@@ -70,6 +70,17 @@ enum class ZeroPointAxis { leading, last };
 Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis,
                               const std::string& label);
 
+// Float weights as int8 times one scale per output channel, zero point 0, when that is exact:
+// every weight equals float32(q * scale) bit for bit, as DequantizeLinear of symmetric int8
+// weights makes them (the largest magnitude per channel is k * scale for some k in 1..127,
+// tried with one and two ulps around m / k). Channels are the leading dim (`lead`: a
+// convolution's [O, ...], or a 2-D [N, K]) or the last dim of a 2-D [K, N]. Without VNNI only
+// weights within kNoVnniWeightMax qualify (oneDNN's int16 pair sums). False otherwise.
+bool exact_int8_weights(const Tensor& w, bool lead, Tensor* q, std::vector<float>* scales);
+
+// A ConvTranspose's weights [C, O, k...] (one group) in a convolution's order [O, C, k...].
+Tensor deconv_weights_as_conv(const Tensor& w);
+
 // A ConvInteger step (inputs x, w, x_zero_point, w_zero_point) whose int32 product goes on in
 // float32 through `post` (ops applied to the product, whose operands are compile value ids of
 // constants), as if a Cast to float32 and those ops had been absorbed (qconv.cpp). For
@@ -80,6 +91,11 @@ std::unique_ptr<OpSpec> make_conv_integer_to_float(const Step& step, EwProgram p
 // DequantizeLinear -> MatMul whose float output float ops read, `post` opening with the
 // product by a_scale * b_scale[n] (one, or one per column).
 std::unique_ptr<OpSpec> make_matmul_integer_to_float(const Step& step, EwProgram post);
+
+// The spec of a QDQ-format ConvTranspose rewritten into one int8 step (qdeconv.cpp; inputs
+// x_q, x_scale, x_zp, w_q [O, C, k...] int8, w_scale, w_zp, y_scale, y_zp, [int32 bias]; the
+// ConvTranspose's node and attributes, one group). For qdq_fusion.cpp.
+std::unique_ptr<OpSpec> make_qdq_conv_transpose();
 
 // True when oneDNN's int8 kernels on this machine (and under TANDEM_CPU_ISA) use VNNI dot
 // products, whose int32 accumulation cannot saturate.

@@ -316,6 +316,55 @@ bool onednn_has_vnni() {
   return vnni;
 }
 
+bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales) {
+  const Shape& shape = wf.shape();
+  if (wf.rank() == 0 || wf.numel() == 0 || wf.dtype() != DataType::float32) return false;
+  const int64_t rows = shape[0], cols = wf.numel() / rows;
+  const int64_t channels = lead ? rows : cols;
+  const float* data = wf.data<float>();
+  auto at = [&](int64_t c, int64_t i) { return lead ? data[c * cols + i] : data[i * cols + c]; };
+  const int64_t per_channel = lead ? cols : rows;
+  *q = Tensor(DataType::int8, shape);
+  int8_t* qd = q->data<int8_t>();
+  scales->assign(static_cast<size_t>(channels), 1.0f);
+  for (int64_t c = 0; c < channels; ++c) {
+    float m = 0.0f;
+    for (int64_t i = 0; i < per_channel; ++i) {
+      const float x = at(c, i);
+      if (!std::isfinite(x)) return false;
+      m = std::max(m, std::fabs(x));
+    }
+    // The largest magnitude is k * scale for some k in 1..127 (127 for weights quantized by
+    // their largest magnitude): try m / k and one and two ulps around it. Without VNNI,
+    // oneDNN's int8 products add pairs of u8 x s8 products in saturating int16, so only
+    // 7-bit weights (k up to kNoVnniWeightMax) fuse; wider ones keep the float path the QDQ
+    // graph describes, far faster than the own integer kernels they would need.
+    bool found = m == 0.0f;
+    float s = 1.0f;
+    for (int k = onednn_has_vnni() ? 127 : kNoVnniWeightMax; !found && k >= 1; --k) {
+      const float base = m / static_cast<float>(k);
+      for (int tries = 0; !found && tries < 5; ++tries) {
+        s = base;
+        for (int j = 0; j < (tries + 1) / 2; ++j) s = std::nextafter(s, tries % 2 ? 2.0f * base : 0.0f);
+        if (!(s > 0.0f)) continue;
+        found = true;
+        for (int64_t i = 0; i < per_channel && found; ++i) {
+          const float x = at(c, i);
+          const float r = std::nearbyint(x / s);
+          found = std::fabs(r) <= 127.0f && r * s == x;
+        }
+      }
+    }
+    if (!found) return false;
+    (*scales)[static_cast<size_t>(c)] = s;
+    for (int64_t i = 0; i < per_channel; ++i) {
+      const int64_t idx = lead ? c * cols + i : i * cols + c;
+      qd[idx] = static_cast<int8_t>(std::nearbyint(data[idx] / s));
+    }
+  }
+  return true;
+}
+
 Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis,
                               const std::string& label) {
   if (!is_8bit(w.dtype())) return unsupported(label + " weights are " + std::string(dtype_name(w.dtype())));

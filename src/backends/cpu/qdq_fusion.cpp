@@ -2,8 +2,9 @@
 //
 //   DequantizeLinear(x_q, x_scale, x_zp) -> Conv(., DequantizeLinear(W_q, w_scale, w_zp), [bias])
 //     -> QuantizeLinear(., y_scale, y_zp)
-// becomes one QLinearConv step (qconv.cpp), and the same chain around MatMul (no bias) one
-// QLinearMatMul step (qmatmul.cpp). Conditions: the product's output has the QuantizeLinear as
+// becomes one QLinearConv step (qconv.cpp), the same chain around a 2-D ConvTranspose (one group)
+// one int8 deconvolution step (qdeconv.cpp), and around MatMul (no bias) one QLinearMatMul step
+// (qmatmul.cpp). Conditions: the product's output has the QuantizeLinear as
 // its only reader; the activation's scales and zero points are per-tensor constants; the
 // weights are float constants that are exactly int8 times a scale per output channel (Conv:
 // [O, ...]; MatMul: 2-D, per column). The weight's DequantizeLinear is folded to a float
@@ -275,7 +276,8 @@ class QdqFuser {
     Step& ps = g_.steps[p];
     if (ps.dead || ps.originals.size() != 1 || !canonical_domain(ps.node->domain).empty()) return false;
     const std::string& op = ps.node->op_type;
-    const bool conv = op == "Conv";
+    const bool deconv = op == "ConvTranspose";
+    const bool conv = op == "Conv" || deconv;
     if (!conv && op != "MatMul") return false;
     if (ps.inputs.size() < 2 || ps.outputs.size() != 1) return false;
     if (!conv && ps.inputs.size() != 2) return false;
@@ -283,9 +285,16 @@ class QdqFuser {
     QParams x;
     DataType x_type;
     if (!dequantized_activation(ps.inputs[0], &dx, &x, &x_type)) return false;
-    // The weights: exact int8 per output channel.
+    // The weights: exact int8 per output channel (a ConvTranspose's, transposed to [O, C, k...]).
+    int weights = ps.inputs[1];
+    if (deconv) {
+      // 2-D, one group; without VNNI oneDNN halves the weights of a signed source (qconv.cpp).
+      if (ps.node->attr_int("group", 1) != 1 || (x_type == DataType::int8 && !onednn_has_vnni())) return false;
+      weights = transposed_deconv_weights(ps.inputs[1]);
+      if (weights < 0) return false;
+    }
     QParams w;
-    if (!weight_params(ps.inputs[1], conv, &w)) return false;
+    if (!weight_params(weights, conv, &w)) return false;
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // The bias, quantized.
@@ -304,7 +313,20 @@ class QdqFuser {
       }
       bias = f_.add_constant(Tensor::from_vector<int32_t>({channels}, qb));
     }
+    if (deconv) {
+      std::vector<int> inputs{x.data, x.scale, x.zero_point, w.data, w.scale, w.zero_point, y.scale, y.zero_point};
+      if (bias >= 0) inputs.push_back(bias);
+      return rewrite_step(q, p, {dx}, node_like(*ps.node, op, "", ps.node->opset), inputs, make_qdq_conv_transpose());
+    }
     return rewrite(q, p, dx, x, w, y, bias, conv);
+  }
+
+  // A 2-D ConvTranspose's constant float weights [C, O, kh, kw] as a new constant [O, C, kh,
+  // kw] (deconv_weights_as_conv); -1 when they are not such a constant.
+  int transposed_deconv_weights(int v) {
+    const Tensor* wf = f_.constant(v);
+    if (!is_f32(wf) || wf->rank() != 4) return -1;
+    return f_.add_constant(deconv_weights_as_conv(*wf));
   }
 
   // Tries DequantizeLinear -> Conv at step `p` whose float output has no closing QuantizeLinear
@@ -387,60 +409,19 @@ class QdqFuser {
   }
 
   // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded
-  // at prepare or compile) as int8 with one scale per output channel (`axis` of the 2-D view
-  // [rows, cols]: 0 for Conv, 1 for MatMul) and zero point 0, when that is exact: every weight
-  // equals float32(q * scale) bit for bit, as DequantizeLinear of symmetric int8 weights makes
-  // them. The integer product then computes with the very weights the float one would.
-  // `by_row`: channels along the leading dim of a 2-D weight (Gemm's transposed B, [N, K]).
+  // at prepare or compile) as int8 with one scale per output channel and zero point 0, when
+  // that is exact (exact_int8_weights, int8.h): the integer product then computes with the very
+  // weights the float one would. `conv`: channels along the leading dim (Conv's [O, ...]),
+  // else a 2-D [rows, cols] weight by column (MatMul), or by row with `by_row` (Gemm's
+  // transposed B, [N, K]).
   bool weight_params(int v, bool conv, QParams* w, bool by_row = false) {
     const Tensor* wf = f_.constant(v);
     if (!is_f32(wf) || wf->numel() == 0) return false;
-    const Shape& shape = wf->shape();
-    if (conv ? shape.size() < 3 : shape.size() != 2) return false;
-    const bool lead = conv || by_row;
-    const int64_t rows = shape[0], cols = wf->numel() / rows;
-    const int64_t channels = lead ? rows : cols;
-    const float* data = wf->data<float>();
-    auto at = [&](int64_t c, int64_t i) { return lead ? data[c * cols + i] : data[i * cols + c]; };
-    const int64_t per_channel = lead ? cols : rows;
-    Tensor q(DataType::int8, shape);
-    int8_t* qd = q.data<int8_t>();
-    std::vector<float> scales(static_cast<size_t>(channels), 1.0f);
-    for (int64_t c = 0; c < channels; ++c) {
-      float m = 0.0f;
-      for (int64_t i = 0; i < per_channel; ++i) {
-        const float x = at(c, i);
-        if (!std::isfinite(x)) return false;
-        m = std::max(m, std::fabs(x));
-      }
-      // The largest magnitude is k * scale for some k in 1..127 (127 for weights quantized by
-      // their largest magnitude): try m / k and one and two ulps around it. Without VNNI,
-      // oneDNN's int8 products add pairs of u8 x s8 products in saturating int16, so only
-      // 7-bit weights (k up to kNoVnniWeightMax) fuse; wider ones keep the float path the QDQ
-      // graph describes, far faster than the own integer kernels they would need.
-      bool found = m == 0.0f;
-      float s = 1.0f;
-      for (int k = onednn_has_vnni() ? 127 : kNoVnniWeightMax; !found && k >= 1; --k) {
-        const float base = m / static_cast<float>(k);
-        for (int tries = 0; !found && tries < 5; ++tries) {
-          s = base;
-          for (int j = 0; j < (tries + 1) / 2; ++j) s = std::nextafter(s, tries % 2 ? 2.0f * base : 0.0f);
-          if (!(s > 0.0f)) continue;
-          found = true;
-          for (int64_t i = 0; i < per_channel && found; ++i) {
-            const float x = at(c, i);
-            const float r = std::nearbyint(x / s);
-            found = std::fabs(r) <= 127.0f && r * s == x;
-          }
-        }
-      }
-      if (!found) return false;
-      scales[static_cast<size_t>(c)] = s;
-      for (int64_t i = 0; i < per_channel; ++i) {
-        const int64_t idx = lead ? c * cols + i : i * cols + c;
-        qd[idx] = static_cast<int8_t>(std::nearbyint(data[idx] / s));
-      }
-    }
+    if (conv ? wf->rank() < 3 : wf->rank() != 2) return false;
+    Tensor q;
+    std::vector<float> scales;
+    if (!exact_int8_weights(*wf, conv || by_row, &q, &scales)) return false;
+    const int64_t channels = static_cast<int64_t>(scales.size());
     w->data = f_.add_constant(std::move(q));
     w->scale = f_.add_constant(Tensor::from_vector<float>({channels}, scales));
     w->zero_point = f_.add_constant(Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)));
@@ -466,23 +447,30 @@ class QdqFuser {
   // Replaces step `p` and its reader `q` (a QuantizeLinear) by one step running node `n` (op,
   // name, attributes set; inputs given as value ids) whose output is q's; each
   // DequantizeLinear step in `dqs` goes with it when `p` is its only reader.
-  bool rewrite_step(int q, int p, const std::vector<int>& dqs, Node n, const std::vector<int>& inputs) {
-    const OpEntry* e = cpu_ops().find(canonical_domain(n.domain), n.op_type);
-    if (!e || !e->make) return false;
+  // `own`: the step's spec, where the op table's entry for n's op is not the one (a QDQ
+  // ConvTranspose keeps its op type and runs qdeconv.cpp's spec).
+  bool rewrite_step(int q, int p, const std::vector<int>& dqs, Node n, const std::vector<int>& inputs,
+                    std::unique_ptr<OpSpec> own = nullptr) {
+    const OpEntry* e = own ? nullptr : cpu_ops().find(canonical_domain(n.domain), n.op_type);
+    if (!own && (!e || !e->make)) return false;
     n.outputs = g_.steps[q].node->outputs;
     for (int v : inputs) n.inputs.push_back(g_.values[v].name);
-    if (!e->supports(n).is_ok()) return false;
+    if (e && !e->supports(n).is_ok()) return false;
     g_.synthesized.push_back(std::move(n));
     Step fused;
     fused.node = &g_.synthesized.back();
     fused.inputs = inputs;
     fused.outputs = g_.steps[q].outputs;
-    auto spec = e->make(f_, fused);
-    if (!spec.is_ok() || !*spec) {
-      g_.synthesized.pop_back();
-      return false;
+    if (own) {
+      fused.spec = std::move(own);
+    } else {
+      auto spec = e->make(f_, fused);
+      if (!spec.is_ok() || !*spec) {
+        g_.synthesized.pop_back();
+        return false;
+      }
+      fused.spec = std::move(spec).value();
     }
-    fused.spec = std::move(spec).value();
     // A DequantizeLinear goes with the step when nothing else reads it (the same one may feed
     // several inputs: x + x).
     std::vector<int> absorbed;

@@ -456,6 +456,43 @@ TEST(CpuBackendQdqOps, AConcatenationThatIsQuantizedIsWrittenAsBytes) {
   expect_within_units(r.ref[0], r.cpu[0], 0, "plain quantized concatenation");
 }
 
+TEST(CpuBackendQdqOps, NearestResizesIntoAQuantizedConcatenationAreReadFromTheirSources) {
+  REQUIRE_CPU();
+  // An FPN's fusion: coarser maps upsampled (nearest, by 2, 4 and 8, by scales or sizes, one
+  // with half_pixel coordinates) and concatenated with a full-resolution map, then quantized.
+  // The Resizes go into the concatenation, which reads their sources through the index tables:
+  // the same bytes.
+  for (int64_t C : {24, 5}) {
+    SCOPED_TRACE(std::to_string(C) + " channels per part");
+    GraphBuilder q;
+    q.input("f", random_floats({2, C, 16, 24}, 70, -3.0f, 3.0f))
+        .input("a", random_floats({2, C, 8, 12}, 71, -3.0f, 3.0f))
+        .input("b", random_floats({2, C, 4, 6}, 72, -3.0f, 3.0f))
+        .input("c", random_floats({2, C, 2, 3}, 73, -3.0f, 3.0f))
+        .init("roi", Tensor::from_vector<float>({0}, {}))
+        .init("x2", Tensor::from_vector<float>({4}, {1, 1, 2, 2}))
+        .init("x4", Tensor::from_vector<float>({4}, {1, 1, 4, 4}))
+        .init("full", Tensor::from_vector<int64_t>({4}, {2, C, 16, 24}))
+        .init("s", Tensor::scalar<float>(0.025f))
+        .init("z", Tensor::scalar<uint8_t>(131));
+    q.node("Resize", {"a", "roi", "x2"}, {"ua"}, {{"mode", attr_string("nearest")}})
+        .node("Resize", {"b", "roi", "x4"}, {"ub"},
+              {{"mode", attr_string("nearest")}, {"coordinate_transformation_mode", attr_string("half_pixel")}})
+        .node("Resize", {"c", "roi", "", "full"}, {"uc"}, {{"mode", attr_string("nearest")}})
+        .node("Concat", {"ua", "f", "ub", "uc"}, {"cat"}, {{"axis", attr_int(1)}})
+        .node("QuantizeLinear", {"cat", "s", "z"}, {"out"})
+        .output("out");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: Resize + Resize + Resize + Concat + QuantizeLinear"), std::string::npos) << text;
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      expect_within_units(r.ref[0], r.cpu[0], 0, "quantized concatenation of upsampled maps");
+    }
+  }
+}
+
 // DequantizeLinear -> an op that moves or selects values -> QuantizeLinear with the same
 // constants, as ONNX Runtime's QDQ tool wraps them: the op runs on the bytes, exactly.
 struct MoveCase {

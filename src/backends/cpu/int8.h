@@ -22,6 +22,7 @@
 #include "backends/cpu/builder.h"
 #include "backends/cpu/dnnl_kernel.h"
 #include "backends/cpu/ew_program.h"
+#include "backends/cpu/resize.h"
 #include "graph/graph.h"
 #include "tandem/status.h"
 #include "tandem/tensor.h"
@@ -243,8 +244,12 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
 // written (quantize.cpp): no float32 concatenation exists. Blocked inputs along channels of
 // 4-D values give a channels-last `out`, others a plain one. `unsupported` when the inputs do
 // not concatenate into `out`'s shape or are not float32.
+// `upsampled` (empty, or one per input): non-null where inputs[i] is the source of a nearest
+// Resize whose output the concatenation takes (the Resize absorbed, its kernel never run): the
+// source is read through the tables (2-D values along channels only).
 Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
-                            int32_t zero_point, const std::string& label);
+                            int32_t zero_point, const std::string& label,
+                            const std::vector<const NearestResize*>& upsampled = {});
 
 // DequantizeLinear of the 8-bit value `bytes` with per-tensor parameters into a new plain
 // float32 temporary, whose id is returned (quantize.cpp).
@@ -265,6 +270,10 @@ void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, vo
                    float scale, float zero_point);
 void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows, int64_t lanes, float* y,
                      int64_t y_rs, float scale, int32_t zero_point);
+// quantize_rows with row r of x at x + x_offsets[r] (elements): a gather, e.g. of the source
+// pixels of a nearest upsampling.
+void quantize_rows_indexed(const float* x, const int64_t* x_offsets, int64_t rows, int64_t lanes, void* y,
+                           int64_t y_rs, bool to_signed, float scale, float zero_point);
 // min(0, x...) and max(0, x...) of n values, NaN ignored (DynamicQuantizeLinear's range).
 void min_max(const float* x, int64_t n, float* lo, float* hi);
 // Blocked float32 images [N, ceil(C / block), S, block] quantized into channels-last 8-bit

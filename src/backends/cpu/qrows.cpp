@@ -269,6 +269,32 @@ void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, vo
   }
 }
 
+namespace {
+template <class Q>
+TANDEM_TARGET_AVX512 void quantize_rows_indexed16(const float* x, const int64_t* x_offsets, int64_t rows,
+                                                  int64_t lanes, Q* y, int64_t y_rs, float scale, float zp) {
+  const __mmask16 m = static_cast<__mmask16>((1u << lanes) - 1u);
+  const RecipQuant c = recip_quant<Q>(scale, zp);
+  const bool recip = recip_exact(scale);
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + x_offsets[r]);
+    _mm_mask_storeu_epi8(y + r * y_rs, m, narrow16<Q>(recip ? quantize16(v, c) : quantize16_div(v, c)));
+  }
+}
+}  // namespace
+
+void quantize_rows_indexed(const float* x, const int64_t* x_offsets, int64_t rows, int64_t lanes, void* y,
+                           int64_t y_rs, bool to_signed, float scale, float zero_point) {
+  static const int level = cpu_isa_level();
+  if (level >= 2 && lanes <= 16) {
+    if (to_signed) quantize_rows_indexed16(x, x_offsets, rows, lanes, static_cast<int8_t*>(y), y_rs, scale, zero_point);
+    else quantize_rows_indexed16(x, x_offsets, rows, lanes, static_cast<uint8_t*>(y), y_rs, scale, zero_point);
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_rows(x + x_offsets[r], 0, 1, lanes, static_cast<uint8_t*>(y) + r * y_rs, 0, to_signed, scale, zero_point);
+}
+
 void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows, int64_t lanes, float* y,
                      int64_t y_rs, float scale, int32_t zero_point) {
   static const int level = cpu_isa_level();

@@ -401,13 +401,18 @@ class QuantizedConcatKernel final : public Kernel {
     int value = -1;
     int64_t size = 0;    // blocked: channels; plain: elements per outer index
     int64_t offset = 0;  // blocked: first channel in the output; plain: element offset per outer index
+    // Blocked, a nearest upsampling of `value` (in_S pixels, in_W wide): output pixel (h, w) is
+    // source pixel (rows[h], cols[w]).
+    bool upsampled = false;
+    int64_t in_S = 0, in_W = 0;
+    std::vector<int64_t> rows, cols;
   };
   std::vector<Part> parts;
   int out = -1;
   bool blocked = false, to_signed = false;
   float scale = 1.0f, zp = 0.0f;
   int64_t outer = 1, out_size = 0;  // plain: outer indices, output elements per outer index
-  int64_t N = 1, S = 1, C = 0;      // blocked: images, pixels, output channels
+  int64_t N = 1, S = 1, C = 0, W = 1;  // blocked: images, pixels, output channels, output width
 
   Status run(RunCtx& ctx, KernelState*) const override {
     auto* y = static_cast<uint8_t*>(ctx.ptr[out]);
@@ -435,10 +440,19 @@ class QuantizedConcatKernel final : public Kernel {
         for (const Part& p : parts) {
           const int64_t blocks = (p.size + block - 1) / block;
           const auto* x = static_cast<const float*>(ctx.ptr[p.value]);
-          for (int64_t cb = 0; cb < blocks; ++cb)
-            quantize_rows(x + ((img * blocks + cb) * S + s0) * block, block, s1 - s0,
-                          std::min(block, p.size - cb * block), y + (img * S + s0) * C + p.offset + cb * block, C,
-                          to_signed, scale, zp);
+          int64_t from[kChunk];  // an upsampled part: the chunk's source pixels
+          if (p.upsampled)
+            for (int64_t s = s0; s < s1; ++s) from[s - s0] = (p.rows[s / W] * p.in_W + p.cols[s % W]) * block;
+          for (int64_t cb = 0; cb < blocks; ++cb) {
+            uint8_t* dst = y + (img * S + s0) * C + p.offset + cb * block;
+            const int64_t lanes = std::min(block, p.size - cb * block);
+            if (p.upsampled)
+              quantize_rows_indexed(x + (img * blocks + cb) * p.in_S * block, from, s1 - s0, lanes, dst, C, to_signed,
+                                    scale, zp);
+            else
+              quantize_rows(x + ((img * blocks + cb) * S + s0) * block, block, s1 - s0, lanes, dst, C, to_signed,
+                            scale, zp);
+          }
         }
       }
     });
@@ -449,7 +463,8 @@ class QuantizedConcatKernel final : public Kernel {
 }  // namespace
 
 Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
-                            int32_t zero_point, const std::string& label) {
+                            int32_t zero_point, const std::string& label,
+                            const std::vector<const NearestResize*>& upsampled) {
   if (!b.typed(out) || !is_8bit(b.val(out).dtype)) return unsupported(label + " output shape or type");
   if (!(scale > 0.0f) || !std::isfinite(scale)) return unsupported(label + " y_scale is not positive and finite");
   const Shape os = b.val(out).shape;
@@ -457,18 +472,24 @@ Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t 
   if (axis < 0) axis += r;
   if (axis < 0 || axis >= r) return unsupported(label + " axis");
   std::vector<int> ins;
+  std::vector<const NearestResize*> ups;
   int64_t along = 0;
   bool any_blocked = false;
-  for (int v : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const int v = inputs[i];
     if (v < 0) continue;
-    if (!b.typed(v) || b.val(v).dtype != DataType::float32 || b.val(v).shape.size() != os.size())
+    const NearestResize* up = i < upsampled.size() ? upsampled[i] : nullptr;
+    if (!b.typed(v) || b.val(v).dtype != DataType::float32 || (up && b.val(v).shape != up->in))
       return unsupported(label + " input shape or type");
+    const Shape& vs = up ? up->out : b.val(v).shape;  // what the input contributes
+    if (vs.size() != os.size()) return unsupported(label + " input rank");
     for (int64_t d = 0; d < r; ++d)
-      if (d != axis && b.val(v).shape[d] != os[d]) return unsupported(label + " input shapes do not concatenate");
-    along += b.val(v).shape[axis];
-    if (shape_numel(b.val(v).shape) == 0) continue;
-    any_blocked = any_blocked || b.val(v).layout == Layout::blocked;
+      if (d != axis && vs[d] != os[d]) return unsupported(label + " input shapes do not concatenate");
+    along += vs[axis];
+    if (shape_numel(vs) == 0) continue;
+    any_blocked = any_blocked || up || b.val(v).layout == Layout::blocked;
     ins.push_back(v);
+    ups.push_back(up);
   }
   if (along != os[axis] || ins.empty()) return unsupported(label + " sizes do not add up");
   auto k = std::make_unique<QuantizedConcatKernel>();
@@ -479,12 +500,22 @@ Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t 
   k->zp = static_cast<float>(zero_point);
   k->blocked = r == 4 && axis == 1 && any_blocked;
   int64_t offset = 0;
-  for (int v : ins) {
-    TANDEM_ASSIGN_OR_RETURN(int pv, b.require(v, k->blocked ? Layout::blocked : Layout::plain));
+  for (size_t i = 0; i < ins.size(); ++i) {
+    const NearestResize* up = ups[i];
+    if (up && !k->blocked) return unsupported(label + " an upsampled input outside the blocked route");
     QuantizedConcatKernel::Part p;
+    p.size = up ? up->out[axis] : b.val(ins[i]).shape[axis];
+    // An upsampled input is the Resize's source, read through the tables.
+    TANDEM_ASSIGN_OR_RETURN(int pv, b.require(ins[i], k->blocked ? Layout::blocked : Layout::plain));
+    if (up) {
+      p.upsampled = true;
+      p.in_S = up->in[2] * up->in[3];
+      p.in_W = up->in[3];
+      p.rows = up->rows;
+      p.cols = up->cols;
+    }
     p.value = pv;
     p.offset = offset;
-    p.size = b.val(pv).shape[axis];
     if (!k->blocked)
       for (int64_t d = axis + 1; d < r; ++d) p.size *= os[d];
     offset += p.size;
@@ -495,6 +526,7 @@ Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t 
     k->N = os[0];
     k->C = os[1];
     k->S = os[2] * os[3];
+    k->W = os[3];
   } else {
     for (int64_t d = 0; d < axis; ++d) k->outer *= os[d];
     k->out_size = offset;

@@ -1,9 +1,9 @@
 // shape.cpp: data-movement ops of the cpu backend.
 //   Views (no copy, plain layout): Reshape Flatten Squeeze Unsqueeze Identity Dropout(inference).
 //   Copies: Transpose, Slice (strided gathers, strided_copy.h), Concat (plain, or blocked along
-//     channels when the channel counts allow block copies). Split, Expand, Tile, DepthToSpace,
-//     SpaceToDepth and Pad are in shape_copies.cpp. Trilu: a copy that zeroes one side of a
-//     diagonal of the last two dims (k a constant or known when the instance is built).
+//     channels when the channel counts allow block copies; quantized, it may read nearest
+//     Resizes from their sources). Split, Expand, Tile, DepthToSpace, SpaceToDepth, Pad and
+//     Trilu are in shape_copies.cpp.
 //   Build-time only: Shape, Constant, Range and ConstantOfShape (their values are known once
 //     input shapes and keyed input values are; the instance's shape inference computes them).
 // Any element type with a fixed size works for views and copies. Cast is in cast.cpp.
@@ -18,6 +18,7 @@
 #include "backends/cpu/fusion.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/resize.h"
 #include "backends/cpu/strided_copy.h"
 #include "core/tensor_util.h"
 
@@ -343,17 +344,50 @@ class ConcatSpec final : public OpSpec {
     PerTensorQuant q;
     if (quantized_ || acc_input != 0 || !per_tensor_quant_step(f, reader, "QuantizeLinear", &q)) return false;
     quantized_ = true;
-    data_inputs_ = self.inputs.size();
+    data_inputs_.assign(self.inputs.begin(), self.inputs.end());
     scale_ = q.scale;
     zero_point_ = q.zero_point;
+    return true;
+  }
+  // Quantized, along channels: a nearest Resize (constant scales or sizes) whose output only
+  // this step reads is read from its source through its tables (its output is never written).
+  bool absorb_producer(FusionContext& f, Step& self, const Step& producer, int value) override {
+    const Node* n = producer.node;
+    if (!quantized_ || std::find(data_inputs_.begin(), data_inputs_.end(), value) == data_inputs_.end()) return false;
+    const int64_t axis = self.node->attr_int("axis", 0);
+    if (axis != 1 && axis != -3) return false;
+    if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec ||
+        !canonical_domain(n->domain).empty() || (n->op_type != "Resize" && n->op_type != "Upsample") ||
+        n->attr_string("mode", "nearest") != "nearest" || producer.inputs.empty() || producer.outputs.size() != 1)
+      return false;
+    bool four_d = false;  // scales or sizes for 4 dims
+    for (size_t i = 1; i < producer.inputs.size(); ++i) {
+      const Tensor* c = producer.inputs[i] >= 0 ? f.constant(producer.inputs[i]) : nullptr;
+      if (producer.inputs[i] >= 0 && !c) return false;
+      four_d = four_d || (c && i >= (n->op_type == "Upsample" ? 1u : 2u) && c->numel() == 4);
+    }
+    if (!four_d) return false;
+    resized_.push_back(Resized{value, n, producer.inputs});
     return true;
   }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     if (quantized_) {
-      const std::vector<int> ins(step.inputs.begin(), step.inputs.begin() + static_cast<int64_t>(data_inputs_));
+      std::vector<int> ins = data_inputs_;
+      std::vector<NearestResize> tables;
+      tables.reserve(resized_.size());
+      std::vector<const NearestResize*> upsampled(ins.size(), nullptr);
+      for (const Resized& r : resized_) {
+        TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
+        tables.push_back(std::move(t));
+        for (size_t i = 0; i < ins.size(); ++i)
+          if (ins[i] == r.value) {
+            ins[i] = r.inputs[0];
+            upsampled[i] = &tables.back();
+          }
+      }
       return add_quantized_concat(b, ins, step.node->attr_int("axis", 0), step.outputs[0], scale_, zero_point_,
-                                  label + " (quantized)");
+                                  label + " (quantized)", upsampled);
     }
     int out = step.outputs[0];
     if (!b.typed(out) || !pod(b.val(out).dtype)) return unsupported(label + " shape/dtype");
@@ -466,7 +500,13 @@ class ConcatSpec final : public OpSpec {
 
  private:
   bool quantized_ = false;
-  size_t data_inputs_ = 0;  // the Concat's inputs among the step's (the QuantizeLinear's follow)
+  std::vector<int> data_inputs_;  // the Concat's inputs (value ids), when quantized
+  struct Resized {                // absorbed nearest Resize steps; `value` is their output
+    int value = -1;
+    const Node* node = nullptr;   // owned by the plan
+    std::vector<int> inputs;
+  };
+  std::vector<Resized> resized_;
   float scale_ = 1.0f;
   int32_t zero_point_ = 0;
 };
@@ -487,68 +527,6 @@ Status supports_one_input(const Node& n) {
   return Status::ok();
 }
 
-// Trilu: batches of [rows, cols] matrices copied with the elements off the kept side of
-// diagonal k zeroed (upper keeps j - i >= k, lower j - i <= k).
-class TriluKernel final : public Kernel {
- public:
-  int in = -1, out = -1;
-  int64_t batches = 1, rows = 1, cols = 1, k = 0, elem = 4;
-  bool upper = true;
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    const auto* src = static_cast<const uint8_t*>(ctx.ptr[in]);
-    auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
-    const int threads = batches * rows * cols * elem < (1 << 16) ? 1 : ctx.threads;
-    parallel_range(threads, batches * rows, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t i = r % rows;
-        // Kept columns: [max(0, i + k), cols) for upper, [0, min(cols, i + k + 1)) for lower.
-        const int64_t lo = upper ? std::clamp<int64_t>(i + k, 0, cols) : 0;
-        const int64_t hi = upper ? cols : std::clamp<int64_t>(i + k + 1, 0, cols);
-        uint8_t* d = dst + r * cols * elem;
-        const uint8_t* s = src + r * cols * elem;
-        std::memset(d, 0, static_cast<size_t>(lo * elem));
-        if (hi > lo) std::memcpy(d + lo * elem, s + lo * elem, static_cast<size_t>((hi - lo) * elem));
-        std::memset(d + hi * elem, 0, static_cast<size_t>((cols - hi) * elem));
-      }
-    });
-    return Status::ok();
-  }
-};
-
-class TriluSpec final : public OpSpec {
- public:
-  Status prepare(Builder& b, const Step& step) const override {
-    const std::string label = step.node->label();
-    const int x = step.inputs[0], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-      return unsupported(label + " shape/dtype");
-    const Shape xs = b.val(x).shape;
-    if (xs.size() < 2 || b.val(out).shape != xs || shape_numel(xs) == 0) return unsupported(label + " shape");
-    auto kn = std::make_unique<TriluKernel>();
-    if (step.inputs.size() > 1 && step.inputs[1] >= 0) {
-      const Tensor* k = b.known(step.inputs[1]);
-      if (!k || k->numel() != 1 || (k->dtype() != DataType::int64 && k->dtype() != DataType::int32))
-        return unsupported(label + " k is not one integer");
-      kn->k = to_int64_vector(*k)[0];
-    }
-    kn->upper = step.node->attr_int("upper", 1) != 0;
-    kn->rows = xs[xs.size() - 2];
-    kn->cols = xs.back();
-    kn->batches = shape_numel(xs) / (kn->rows * kn->cols);
-    kn->elem = static_cast<int64_t>(elem_size(b.val(x).dtype));
-    TANDEM_ASSIGN_OR_RETURN(kn->in, b.require(x, Layout::plain));
-    b.define(out, Layout::plain);
-    kn->out = out;
-    kn->label = label;
-    kn->reads = {kn->in};
-    kn->writes = {out};
-    b.add_work(static_cast<double>(shape_numel(xs)));
-    b.add_kernel(std::move(kn));
-    return Status::ok();
-  }
-};
-
 Result<std::unique_ptr<OpSpec>> make_view(FusionContext&, const Step& st) {
   if (st.node->op_type == "Dropout" && st.node->opset >= 12 && st.inputs.size() > 2 && st.inputs[2] >= 0)
     return std::unique_ptr<OpSpec>();  // training_mode input: generic
@@ -562,9 +540,6 @@ Result<std::unique_ptr<OpSpec>> make_slice(FusionContext&, const Step&) {
 }
 Result<std::unique_ptr<OpSpec>> make_concat(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<ConcatSpec>());
-}
-Result<std::unique_ptr<OpSpec>> make_trilu(FusionContext&, const Step&) {
-  return std::unique_ptr<OpSpec>(std::make_unique<TriluSpec>());  // k is keyed (compile.cpp)
 }
 // Shape, Constant, Range, ConstantOfShape: known at build time; no kernel of their own.
 Result<std::unique_ptr<OpSpec>> make_none(FusionContext&, const Step&) { return std::unique_ptr<OpSpec>(); }
@@ -581,7 +556,6 @@ void register_shape_ops(OpTable& t) {
   t.add("Constant", &supports_any, &make_none);
   t.add("Range", &supports_any, &make_none);
   t.add("ConstantOfShape", &supports_one_input, &make_none);
-  t.add("Trilu", &supports_one_input, &make_trilu);
 }
 
 }  // namespace tandem::cpu

@@ -6,7 +6,10 @@
 //     dims, the depth/space moves as the reshape-transpose-reshape the spec defines them by.
 //   Pad (constant, reflect, edge, wrap): a gather through one source-index map per dim, the
 //     constant where the map says so.
+//   Trilu: a copy that zeroes one side of a diagonal of the last two dims (k a constant or
+//     known when the instance is built).
 // Any element type of fixed size.
+#include <algorithm>
 #include <cstring>
 
 #include "backends/cpu/op_family.h"
@@ -253,6 +256,68 @@ class PadSpec final : public OpSpec {
   }
 };
 
+// Trilu: batches of [rows, cols] matrices copied with the elements off the kept side of
+// diagonal k zeroed (upper keeps j - i >= k, lower j - i <= k).
+class TriluKernel final : public Kernel {
+ public:
+  int in = -1, out = -1;
+  int64_t batches = 1, rows = 1, cols = 1, k = 0, elem = 4;
+  bool upper = true;
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* src = static_cast<const uint8_t*>(ctx.ptr[in]);
+    auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
+    const int threads = batches * rows * cols * elem < (1 << 16) ? 1 : ctx.threads;
+    parallel_range(threads, batches * rows, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i = r % rows;
+        // Kept columns: [max(0, i + k), cols) for upper, [0, min(cols, i + k + 1)) for lower.
+        const int64_t lo = upper ? std::clamp<int64_t>(i + k, 0, cols) : 0;
+        const int64_t hi = upper ? cols : std::clamp<int64_t>(i + k + 1, 0, cols);
+        uint8_t* d = dst + r * cols * elem;
+        const uint8_t* s = src + r * cols * elem;
+        std::memset(d, 0, static_cast<size_t>(lo * elem));
+        if (hi > lo) std::memcpy(d + lo * elem, s + lo * elem, static_cast<size_t>((hi - lo) * elem));
+        std::memset(d + hi * elem, 0, static_cast<size_t>((cols - hi) * elem));
+      }
+    });
+    return Status::ok();
+  }
+};
+
+class TriluSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const std::string label = step.node->label();
+    const int x = step.inputs[0], out = step.outputs[0];
+    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
+      return unsupported(label + " shape/dtype");
+    const Shape xs = b.val(x).shape;
+    if (xs.size() < 2 || b.val(out).shape != xs || shape_numel(xs) == 0) return unsupported(label + " shape");
+    auto kn = std::make_unique<TriluKernel>();
+    if (step.inputs.size() > 1 && step.inputs[1] >= 0) {
+      const Tensor* k = b.known(step.inputs[1]);
+      if (!k || k->numel() != 1 || (k->dtype() != DataType::int64 && k->dtype() != DataType::int32))
+        return unsupported(label + " k is not one integer");
+      kn->k = to_int64_vector(*k)[0];
+    }
+    kn->upper = step.node->attr_int("upper", 1) != 0;
+    kn->rows = xs[xs.size() - 2];
+    kn->cols = xs.back();
+    kn->batches = shape_numel(xs) / (kn->rows * kn->cols);
+    kn->elem = static_cast<int64_t>(elem_size(b.val(x).dtype));
+    TANDEM_ASSIGN_OR_RETURN(kn->in, b.require(x, Layout::plain));
+    b.define(out, Layout::plain);
+    kn->out = out;
+    kn->label = label;
+    kn->reads = {kn->in};
+    kn->writes = {out};
+    b.add_work(static_cast<double>(shape_numel(xs)));
+    b.add_kernel(std::move(kn));
+    return Status::ok();
+  }
+};
+
 Status supports_data_input(const Node& n) {
   if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no data input");
   return Status::ok();
@@ -267,6 +332,9 @@ Result<std::unique_ptr<OpSpec>> make_repeat(FusionContext&, const Step&) {
 Result<std::unique_ptr<OpSpec>> make_pad(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<PadSpec>());
 }
+Result<std::unique_ptr<OpSpec>> make_trilu(FusionContext&, const Step&) {
+  return std::unique_ptr<OpSpec>(std::make_unique<TriluSpec>());  // k is keyed (compile.cpp)
+}
 Result<std::unique_ptr<OpSpec>> make_depth_space(FusionContext&, const Step&) {
   return std::unique_ptr<OpSpec>(std::make_unique<DepthSpaceSpec>());
 }
@@ -280,6 +348,7 @@ void register_shape_copy_ops(OpTable& t) {
   t.add("DepthToSpace", &supports_data_input, &make_depth_space);
   t.add("SpaceToDepth", &supports_data_input, &make_depth_space);
   t.add("Pad", &supports_data_input, &make_pad);
+  t.add("Trilu", &supports_data_input, &make_trilu);
 }
 
 }  // namespace tandem::cpu

@@ -1,9 +1,11 @@
 // qrows.cpp: the 8-bit conversions of QuantizeLinear and DequantizeLinear on runs and rows of
-// values (int8.h), compiled per ISA level (runtime_env.h). Their arithmetic is the reference
-// kernels': x / scale is divided in float32 (never multiplied by a reciprocal), rounding follows
-// the default FP environment (ties to even), NaN quantizes to the zero point, and int32 data is
-// dequantized in double so that large values are not rounded before the product. quantize.cpp's
-// kernels and the elementwise kernel's 8-bit operands and outputs (ew_kernel.cpp) call them.
+// values (int8.h), compiled per ISA level (runtime_env.h). Their results are the reference
+// kernels': round(x / scale) with x / scale divided in float32 (the AVX-512 code multiplies by
+// the reciprocal and divides wherever that could round differently: RecipQuant below), rounding
+// follows the default FP environment (ties to even), NaN quantizes to the zero point, and int32
+// data is dequantized in double so that large values are not rounded before the product.
+// quantize.cpp's kernels and the elementwise kernel's 8-bit operands and outputs
+// (ew_kernel.cpp) call them; also DynamicQuantizeLinear's range (min_max).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -175,6 +175,35 @@ class IntegerConvKernel final : public IntegerKernelBase {
   }
 };
 
+// AVX-512: Store's 8-bit requantization of n accumulators (output elements i0.., channels m0..:
+// a per-tensor multiplier or one per column) eight at a time in double, the same arithmetic.
+// False (nothing written) for other outputs and ISAs, which take Store one by one.
+TANDEM_TARGET_AVX512 void store_row8_avx512(const Store& st, void* out, int64_t i0, int64_t m0, const uint32_t* acc,
+                                            int64_t n) {
+  const bool u8 = st.type == DataType::uint8;
+  const __m512d lo = _mm512_set1_pd(u8 ? 0.0 : -128.0), hi = _mm512_set1_pd(u8 ? 255.0 : 127.0);
+  const __m512d zp = _mm512_set1_pd(static_cast<double>(st.zp));
+  for (int64_t j = 0; j < n; j += 8) {
+    const __mmask8 m = static_cast<__mmask8>(n - j >= 8 ? 0xFF : (1u << (n - j)) - 1u);
+    const __m512d a = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(m, acc + j));
+    const __m512d mult = st.count == 1 ? _mm512_set1_pd(static_cast<double>(st.multipliers[0]))
+                                       : _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, st.multipliers + m0 + j));
+    __m512d q = _mm512_add_pd(_mm512_roundscale_pd(_mm512_mul_pd(a, mult), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+    q = _mm512_min_pd(_mm512_max_pd(q, lo), hi);  // max returns lo for a NaN q, as Store does
+    const __m128i bytes = _mm256_cvtepi32_epi8(_mm512_cvtpd_epi32(q));
+    _mm_mask_storeu_epi8(static_cast<uint8_t*>(out) + i0 + j, m, bytes);
+  }
+}
+
+void store_row(const Store& st, void* out, int64_t i0, int64_t m0, const uint32_t* acc, int64_t n) {
+  static const bool avx512 = cpu_isa_level() >= 2;
+  if (avx512 && st.multipliers && (st.type == DataType::uint8 || st.type == DataType::int8)) {
+    store_row8_avx512(st, out, i0, m0, acc, n);
+    return;
+  }
+  for (int64_t j = 0; j < n; ++j) st(out, i0 + j, m0 + j, static_cast<int32_t>(acc[j]));
+}
+
 class IntegerMatMulKernel final : public IntegerKernelBase {
  public:
   int64_t M = 1, K = 1, Ncols = 1;
@@ -207,7 +236,7 @@ class IntegerMatMulKernel final : public IntegerKernelBase {
             // (8-bit data: element offsets are byte offsets)
             row_product(static_cast<const uint8_t*>(a) + arow, src_signed, azp, static_cast<const uint8_t*>(w) + wb + j0,
                         weights_signed, K, Ncols, nj, zp, acc);
-            for (int64_t j = 0; j < nj; ++j) st(y, bm * Ncols + j0 + j, j0 + j, static_cast<int32_t>(acc[j]));
+            store_row(st, y, bm * Ncols + j0, j0, acc, nj);
           }
         }
       });

@@ -69,6 +69,10 @@ class OpSpec {
   virtual bool absorb_producer(FusionContext& f, Step& self, const Step& producer, int value) { return false; }
   // True for a plain elementwise program step (used by the fusion of elementwise chains).
   virtual EwProgram* program() { return nullptr; }
+  // Instance time, asked by a producer before it lays out its float32 output `value`: true when
+  // this step reads `value` as it lies if it is channels-last (it quantizes per tensor), so the
+  // producer need not convert it to the float path's layout.
+  virtual bool reads_channels_last_floats(int value) const { return false; }
 };
 
 struct CompiledGraph {

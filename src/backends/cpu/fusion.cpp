@@ -522,8 +522,10 @@ void fuse_steps(CompiledGraph& g) {
       int r = f.sole_reader(out);
       if (r < 0 || r == cur) break;
       Step& reader = g.steps[r];
-      if (reader.dead || !reader.spec || single_output(reader) < 0) break;
-      if (!canonical_domain(reader.node->domain).empty()) break;
+      if (reader.dead || !reader.spec || !canonical_domain(reader.node->domain).empty()) break;
+      // A reader with several outputs is offered only when it is DynamicQuantizeLinear: the step
+      // that absorbs it computes its data, scale and zero point, and the merged step has all three.
+      if (single_output(reader) < 0 && reader.node->op_type != "DynamicQuantizeLinear") break;
       int acc = -1;
       for (size_t k = 0; k < reader.inputs.size(); ++k)
         if (reader.inputs[k] == out) acc = static_cast<int>(k);

@@ -241,7 +241,7 @@ Status add_byte_map(Builder& b, int x, int y, const uint8_t* table, const std::s
 Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std::string& label);
 
 // Concat (along `axis`) of float32 `inputs` into the 8-bit `out`, quantized per tensor as it is
-// written (quantize.cpp): no float32 concatenation exists. Blocked inputs along channels of
+// written (qconcat.cpp): no float32 concatenation exists. Blocked inputs along channels of
 // 4-D values give a channels-last `out`, others a plain one. `unsupported` when the inputs do
 // not concatenate into `out`'s shape or are not float32.
 // `upsampled` (empty, or one per input): non-null where inputs[i] is the source of a nearest
@@ -250,6 +250,26 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
 Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
                             int32_t zero_point, const std::string& label,
                             const std::vector<const NearestResize*>& upsampled = {});
+
+// Concat -> DynamicQuantizeLinear in one step, like add_quantized_concat (qconcat.cpp): the range
+// of the concatenation is the union of its inputs' ranges, taken from the inputs (an upsampled
+// one's from the source pixels it reads), then the inputs are quantized into `out` (uint8) and
+// the run's scale and zero point are written to `scale_out` (float32 scalar) and
+// `zero_point_out` (uint8 scalar), each -1 when omitted.
+Status add_dynamic_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, int scale_out,
+                                    int zero_point_out, const std::string& label,
+                                    const std::vector<const NearestResize*>& upsampled = {});
+
+// DynamicQuantizeLinear's parameters from its input's range [lo, hi] (lo <= 0 <= hi, as min_max
+// gives them), the reference kernel's arithmetic: scale = (hi - lo) / 255 and zero_point =
+// saturate(round(-lo / scale)). `usable` is false for a zero or non-finite scale, where every
+// value quantizes to zero point 0 (quantize.cpp).
+struct DynamicQuantParams {
+  float scale = 0;
+  uint8_t zero_point = 0;
+  bool usable = false;
+};
+DynamicQuantParams dynamic_quant_params(float lo, float hi);
 
 // DequantizeLinear of the 8-bit value `bytes` with per-tensor parameters into a new plain
 // float32 temporary, whose id is returned (quantize.cpp).
@@ -287,5 +307,10 @@ void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int6
 // (default domain): its readers then accept layouts others would not (a channels-last float
 // value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).
 bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> ops);
+
+// True when value `v` is not a segment output and every step that reads it reads a channels-last
+// float32 `v` as it lies (OpSpec::reads_channels_last_floats: DynamicQuantizeLinear, a quantized
+// Concat).
+bool read_as_channels_last(const Builder& b, int v);
 
 }  // namespace tandem::cpu

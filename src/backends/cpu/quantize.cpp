@@ -249,7 +249,7 @@ class DynamicQuantizeKernel final : public Kernel {
     auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
     const int threads = n < 4 * kGrain ? 1 : ctx.threads;
     float lo[kMaxParts], hi[kMaxParts];
-    Params p;
+    DynamicQuantParams p;
     if (block > 0) {
       // A blocked source: its range over the parts, then the channels-last quantization.
       const int64_t parts = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxParts);
@@ -265,7 +265,7 @@ class DynamicQuantizeKernel final : public Kernel {
       parallel_two_passes(
           threads, n, 4 * kGrain, [&](int part, int64_t b, int64_t e) { min_max(x + b, e - b, &lo[part], &hi[part]); },
           [&](int part, int parts, int64_t b, int64_t e) {
-            const Params q = params(lo, hi, parts);
+            const DynamicQuantParams q = params(lo, hi, parts);
             if (!q.usable) std::fill(y + b, y + e, q.zero_point);
             else quantize_u8(x + b, y + b, e - b, q.scale, static_cast<float>(q.zero_point));
             if (part == 0) p = q;
@@ -277,33 +277,20 @@ class DynamicQuantizeKernel final : public Kernel {
   }
 
  private:
-  // The reference's parameters from the parts' ranges: the range widened to hold 0, scale =
-  // range / 255 and zero_point = saturate(round(-min / scale)); a zero or non-finite scale
-  // quantizes everything to zero point 0.
-  struct Params {
-    float scale = 0;
-    uint8_t zero_point = 0;
-    bool usable = false;
-  };
-  static Params params(const float* lo, const float* hi, int64_t parts) {
+  // The parameters from the parts' ranges.
+  static DynamicQuantParams params(const float* lo, const float* hi, int64_t parts) {
     float x_min = 0.0f, x_max = 0.0f;
     for (int64_t i = 0; i < parts; ++i) {
       x_min = std::min(x_min, lo[i]);
       x_max = std::max(x_max, hi[i]);
     }
-    Params p;
-    p.scale = (x_max - x_min) / 255.0f;
-    p.usable = p.scale != 0.0f && std::isfinite(p.scale);
-    if (p.usable) {
-      const float inter = 0.0f - x_min / p.scale;
-      p.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
-    }
-    return p;
+    return dynamic_quant_params(x_min, x_max);
   }
 };
 
 class DynamicQuantizeSpec final : public OpSpec {
  public:
+  bool reads_channels_last_floats(int) const override { return true; }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     const int x = step.inputs[0];
@@ -353,6 +340,17 @@ class DynamicQuantizeSpec final : public OpSpec {
 
 }  // namespace
 
+DynamicQuantParams dynamic_quant_params(float lo, float hi) {
+  DynamicQuantParams p;
+  p.scale = (hi - lo) / 255.0f;
+  p.usable = p.scale != 0.0f && std::isfinite(p.scale);
+  if (p.usable) {
+    const float inter = 0.0f - lo / p.scale;
+    p.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
+  }
+  return p;
+}
+
 Result<int> add_dequantized(Builder& b, int bytes, float scale, int32_t zero_point, const std::string& label) {
   if (!b.typed(bytes) || !is_8bit(b.val(bytes).dtype)) return unsupported(label + " 8-bit input expected");
   TANDEM_ASSIGN_OR_RETURN(int px, b.require(bytes, Layout::plain));
@@ -386,154 +384,6 @@ Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* 
   k->writes = {k->dst, k->scale_out, k->zp_out};
   k->label = label + " (quantize A)";
   b.add_work(2.0 * static_cast<double>(k->n));
-  b.add_kernel(std::move(k));
-  return Status::ok();
-}
-
-namespace {
-
-// Concat of float32 values quantized as it is written (QuantizeLinear per tensor). Blocked
-// inputs along channels go channels-last, each into its slice of every pixel's channels;
-// otherwise plain chunks per outer index.
-class QuantizedConcatKernel final : public Kernel {
- public:
-  struct Part {
-    int value = -1;
-    int64_t size = 0;    // blocked: channels; plain: elements per outer index
-    int64_t offset = 0;  // blocked: first channel in the output; plain: element offset per outer index
-    // Blocked, a nearest upsampling of `value` (in_S pixels, in_W wide): output pixel (h, w) is
-    // source pixel (rows[h], cols[w]).
-    bool upsampled = false;
-    int64_t in_S = 0, in_W = 0;
-    std::vector<int64_t> rows, cols;
-  };
-  std::vector<Part> parts;
-  int out = -1;
-  bool blocked = false, to_signed = false;
-  float scale = 1.0f, zp = 0.0f;
-  int64_t outer = 1, out_size = 0;  // plain: outer indices, output elements per outer index
-  int64_t N = 1, S = 1, C = 0, W = 1;  // blocked: images, pixels, output channels, output width
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    auto* y = static_cast<uint8_t*>(ctx.ptr[out]);
-    if (!blocked) {
-      const int64_t tasks = outer * static_cast<int64_t>(parts.size());
-      parallel_range(outer * out_size < 4 * kGrain ? 1 : ctx.threads, tasks, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = lo; t < hi; ++t) {
-          const Part& p = parts[static_cast<size_t>(t % static_cast<int64_t>(parts.size()))];
-          const int64_t o = t / static_cast<int64_t>(parts.size());
-          const float* x = static_cast<const float*>(ctx.ptr[p.value]) + o * p.size;
-          uint8_t* d = y + o * out_size + p.offset;
-          if (to_signed) quantize_s8(x, reinterpret_cast<int8_t*>(d), p.size, scale, zp);
-          else quantize_u8(x, d, p.size, scale, zp);
-        }
-      });
-      return Status::ok();
-    }
-    // Chunks of pixels, every part's channel blocks in turn: the chunk's output bytes stay in
-    // cache while each part writes its slice of them.
-    constexpr int64_t kChunk = 256;
-    const int64_t block = channel_block(), chunks = (S + kChunk - 1) / kChunk;
-    parallel_range(N * S * C < 4 * kGrain ? 1 : ctx.threads, N * chunks, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t img = t / chunks, s0 = (t % chunks) * kChunk, s1 = std::min(S, s0 + kChunk);
-        for (const Part& p : parts) {
-          const int64_t blocks = (p.size + block - 1) / block;
-          const auto* x = static_cast<const float*>(ctx.ptr[p.value]);
-          int64_t from[kChunk];  // an upsampled part: the chunk's source pixels
-          if (p.upsampled)
-            for (int64_t s = s0; s < s1; ++s) from[s - s0] = (p.rows[s / W] * p.in_W + p.cols[s % W]) * block;
-          for (int64_t cb = 0; cb < blocks; ++cb) {
-            uint8_t* dst = y + (img * S + s0) * C + p.offset + cb * block;
-            const int64_t lanes = std::min(block, p.size - cb * block);
-            if (p.upsampled)
-              quantize_rows_indexed(x + (img * blocks + cb) * p.in_S * block, from, s1 - s0, lanes, dst, C, to_signed,
-                                    scale, zp);
-            else
-              quantize_rows(x + ((img * blocks + cb) * S + s0) * block, block, s1 - s0, lanes, dst, C, to_signed,
-                            scale, zp);
-          }
-        }
-      }
-    });
-    return Status::ok();
-  }
-};
-
-}  // namespace
-
-Status add_quantized_concat(Builder& b, const std::vector<int>& inputs, int64_t axis, int out, float scale,
-                            int32_t zero_point, const std::string& label,
-                            const std::vector<const NearestResize*>& upsampled) {
-  if (!b.typed(out) || !is_8bit(b.val(out).dtype)) return unsupported(label + " output shape or type");
-  if (!(scale > 0.0f) || !std::isfinite(scale)) return unsupported(label + " y_scale is not positive and finite");
-  const Shape os = b.val(out).shape;
-  const int64_t r = static_cast<int64_t>(os.size());
-  if (axis < 0) axis += r;
-  if (axis < 0 || axis >= r) return unsupported(label + " axis");
-  std::vector<int> ins;
-  std::vector<const NearestResize*> ups;
-  int64_t along = 0;
-  bool any_blocked = false;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const int v = inputs[i];
-    if (v < 0) continue;
-    const NearestResize* up = i < upsampled.size() ? upsampled[i] : nullptr;
-    if (!b.typed(v) || b.val(v).dtype != DataType::float32 || (up && b.val(v).shape != up->in))
-      return unsupported(label + " input shape or type");
-    const Shape& vs = up ? up->out : b.val(v).shape;  // what the input contributes
-    if (vs.size() != os.size()) return unsupported(label + " input rank");
-    for (int64_t d = 0; d < r; ++d)
-      if (d != axis && vs[d] != os[d]) return unsupported(label + " input shapes do not concatenate");
-    along += vs[axis];
-    if (shape_numel(vs) == 0) continue;
-    any_blocked = any_blocked || up || b.val(v).layout == Layout::blocked;
-    ins.push_back(v);
-    ups.push_back(up);
-  }
-  if (along != os[axis] || ins.empty()) return unsupported(label + " sizes do not add up");
-  auto k = std::make_unique<QuantizedConcatKernel>();
-  k->label = label;
-  k->out = out;
-  k->to_signed = b.val(out).dtype == DataType::int8;
-  k->scale = scale;
-  k->zp = static_cast<float>(zero_point);
-  k->blocked = r == 4 && axis == 1 && any_blocked;
-  int64_t offset = 0;
-  for (size_t i = 0; i < ins.size(); ++i) {
-    const NearestResize* up = ups[i];
-    if (up && !k->blocked) return unsupported(label + " an upsampled input outside the blocked route");
-    QuantizedConcatKernel::Part p;
-    p.size = up ? up->out[axis] : b.val(ins[i]).shape[axis];
-    // An upsampled input is the Resize's source, read through the tables.
-    TANDEM_ASSIGN_OR_RETURN(int pv, b.require(ins[i], k->blocked ? Layout::blocked : Layout::plain));
-    if (up) {
-      p.upsampled = true;
-      p.in_S = up->in[2] * up->in[3];
-      p.in_W = up->in[3];
-      p.rows = up->rows;
-      p.cols = up->cols;
-    }
-    p.value = pv;
-    p.offset = offset;
-    if (!k->blocked)
-      for (int64_t d = axis + 1; d < r; ++d) p.size *= os[d];
-    offset += p.size;
-    k->parts.push_back(p);
-    k->reads.push_back(pv);
-  }
-  if (k->blocked) {
-    k->N = os[0];
-    k->C = os[1];
-    k->S = os[2] * os[3];
-    k->W = os[3];
-  } else {
-    for (int64_t d = 0; d < axis; ++d) k->outer *= os[d];
-    k->out_size = offset;
-  }
-  b.define(out, k->blocked ? Layout::nhwc : Layout::plain);
-  k->writes = {out};
-  b.add_work(static_cast<double>(shape_numel(os)));
   b.add_kernel(std::move(k));
   return Status::ok();
 }

@@ -338,12 +338,22 @@ class ShuffleConcatKernel final : public Kernel {
 
 class ConcatSpec final : public OpSpec {
  public:
-  // A QuantizeLinear (per-tensor constants) reading the concatenation: the inputs are quantized
-  // into their places of the 8-bit output, and the float32 concatenation is never written.
+  // A QuantizeLinear (per-tensor constants) or a DynamicQuantizeLinear reading the
+  // concatenation: the inputs are quantized into their places of the 8-bit output, and the
+  // float32 concatenation is never written.
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
+    if (quantized_ || acc_input != 0) return false;
+    const Node& n = *reader.node;
     PerTensorQuant q;
-    if (quantized_ || acc_input != 0 || !per_tensor_quant_step(f, reader, "QuantizeLinear", &q)) return false;
+    if (n.op_type == "DynamicQuantizeLinear" && canonical_domain(n.domain).empty() && reader.originals.size() == 1 &&
+        feature_enabled("QCONCAT")) {
+      dynamic_ = true;
+    } else if (!per_tensor_quant_step(f, reader, "QuantizeLinear", &q)) {
+      return false;
+    }
     quantized_ = true;
+    const int64_t axis = self.node->attr_int("axis", 0);
+    channel_axis_ = axis == 1 || axis == -3;
     data_inputs_.assign(self.inputs.begin(), self.inputs.end());
     scale_ = q.scale;
     zero_point_ = q.zero_point;
@@ -370,6 +380,8 @@ class ConcatSpec final : public OpSpec {
     resized_.push_back(Resized{value, n, producer.inputs});
     return true;
   }
+  // Quantized along channels: a channels-last input goes into its slice of each pixel as it lies.
+  bool reads_channels_last_floats(int) const override { return quantized_ && channel_axis_; }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     if (quantized_) {
@@ -386,8 +398,14 @@ class ConcatSpec final : public OpSpec {
             upsampled[i] = &tables.back();
           }
       }
-      return add_quantized_concat(b, ins, step.node->attr_int("axis", 0), step.outputs[0], scale_, zero_point_,
-                                  label + " (quantized)", upsampled);
+      const int64_t axis = step.node->attr_int("axis", 0);
+      if (dynamic_) {
+        auto output = [&](size_t i) { return i < step.outputs.size() ? step.outputs[i] : -1; };
+        return add_dynamic_quantized_concat(b, ins, axis, output(0), output(1), output(2),
+                                            label + " (dynamically quantized)", upsampled);
+      }
+      return add_quantized_concat(b, ins, axis, step.outputs[0], scale_, zero_point_, label + " (quantized)",
+                                  upsampled);
     }
     int out = step.outputs[0];
     if (!b.typed(out) || !pod(b.val(out).dtype)) return unsupported(label + " shape/dtype");
@@ -500,6 +518,8 @@ class ConcatSpec final : public OpSpec {
 
  private:
   bool quantized_ = false;
+  bool dynamic_ = false;  // quantized by an absorbed DynamicQuantizeLinear (outputs y, scale, zero point)
+  bool channel_axis_ = false;  // quantized along axis 1 of a 4-D value (1 or -3)
   std::vector<int> data_inputs_;  // the Concat's inputs (value ids), when quantized
   struct Resized {                // absorbed nearest Resize steps; `value` is their output
     int value = -1;

@@ -127,6 +127,11 @@ struct QuantizedOutputAccuracy {
   // last axis, over every run) whose argmax over the last axis agrees. -1 otherwise.
   double argmax_agreement = -1;
   int64_t positions = 0;  // the positions argmax_agreement counts
+  // Runs compared, and runs whose output shape differed from the float32 model's (an output
+  // whose shape depends on the values, such as the boxes NonMaxSuppression keeps): those are
+  // left out of the figures above.
+  int64_t runs = 0;
+  int64_t shape_mismatches = 0;
 };
 
 struct QuantizeReport {

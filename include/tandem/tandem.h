@@ -40,7 +40,7 @@ extern "C" {
  * could misbehave with the new one: a removed or changed exported function, a changed
  * struct layout or enum value, in this C ABI or in the exported C++ API. Additions keep it.
  * docs/install.md describes the policy. */
-#define TANDEM_ABI_VERSION 1
+#define TANDEM_ABI_VERSION 2
 #define TANDEM_MAX_RANK 8
 
 typedef enum tandem_status {

@@ -148,9 +148,16 @@ void print_report(const QuantizeReport& r, BiasCorrection bias_correction, size_
   if (r.accuracy.empty()) return;
   std::printf("against the float32 model on %lld calibration runs:\n", static_cast<long long>(r.calibration_runs));
   for (const auto& a : r.accuracy) {
+    if (a.runs == 0) {
+      std::printf("  output %s: its shape differs from the float32 model's in every run; not compared\n", a.name.c_str());
+      continue;
+    }
     std::printf("  output %s: max-abs %.6g, rmse %.6g", a.name.c_str(), a.max_abs, a.rmse);
     if (a.argmax_agreement >= 0)
       std::printf(", argmax agreement %.2f%% of %lld positions", a.argmax_agreement, static_cast<long long>(a.positions));
+    if (a.shape_mismatches > 0)
+      std::printf(" (%lld of %lld runs compared: in the others its shape differs from the float32 model's)",
+                  static_cast<long long>(a.runs), static_cast<long long>(a.runs + a.shape_mismatches));
     std::printf("\n");
   }
 }

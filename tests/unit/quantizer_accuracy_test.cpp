@@ -163,5 +163,63 @@ TEST(QuantizerAccuracy, WithoutNodesDropsTheNodeAndItsOwnActivations) {
   EXPECT_TRUE(none.report.quantized_nodes.empty());
 }
 
+// X[500,4] -> MatMul(I) "mm" -> Y, and Y's values above 0.5 -> K (Compress: as many as there
+// are). Many values lie within a quantization step of 0.5, so the quantized model keeps another
+// number of them: K's shape depends on the values, as the boxes of a NonMaxSuppression do.
+onnx::ModelProto value_dependent_model() {
+  onnx::ModelProto m = testing_util::new_model("main", 13, 7);
+  auto* g = m.mutable_graph();
+  set_info(g->add_input(), "X", TensorProto::FLOAT, {kRows, 4});
+  set_info(g->add_output(), "Y", TensorProto::FLOAT, {kRows, 4});
+  set_info(g->add_output(), "K", TensorProto::FLOAT, {-1});
+  auto* t = g->add_initializer();
+  t->set_name("I");
+  t->set_data_type(TensorProto::FLOAT);
+  t->add_dims(4);
+  t->add_dims(4);
+  for (int i = 0; i < 16; ++i) t->add_float_data(i % 5 == 0 ? 1.0f : 0.0f);
+  auto* half = g->add_initializer();
+  half->set_name("half");
+  half->set_data_type(TensorProto::FLOAT);
+  half->add_float_data(0.5f);
+  auto* flat = g->add_initializer();
+  flat->set_name("flat");
+  flat->set_data_type(TensorProto::INT64);
+  flat->add_dims(1);
+  flat->add_int64_data(-1);
+  add_node(g, "MatMul", "mm", {"X", "I"}, {"Y"});
+  add_node(g, "Reshape", "rs", {"Y", "flat"}, {"Yf"});
+  add_node(g, "Greater", "gt", {"Yf", "half"}, {"above"});
+  add_node(g, "Compress", "keep", {"Yf", "above"}, {"K"});
+  return m;
+}
+
+TEST(QuantizerAccuracy, AnOutputWhoseShapeDependsOnTheValuesIsComparedOnlyWhereItMatches) {
+  // Two calibration runs: one whose values are all far from 0.5 (the same count), one with
+  // 100 values packed around 0.5 (another count after quantization).
+  Tensor far(DataType::float32, {kRows, 4}), near(DataType::float32, {kRows, 4});
+  for (int64_t i = 0; i < far.numel(); ++i) {
+    far.data<float>()[i] = i % 2 ? 0.9f : 0.1f;
+    near.data<float>()[i] = i < 100 ? 0.49f + 0.0002f * static_cast<float>(i) : static_cast<float>(i % 3) * 0.45f;
+  }
+  for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
+    SCOPED_TRACE(static_cast<int>(format));
+    QuantizeOptions options;
+    options.format = format;
+    options.calibration_inputs = {{{"X", far}}, {{"X", near}}};
+    auto q = quantize_model(bytes_of(value_dependent_model()), options);
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    const QuantizeReport& r = q->report;
+    ASSERT_EQ(r.accuracy.size(), 2u);
+    EXPECT_EQ(r.accuracy[0].name, "Y");
+    EXPECT_EQ(r.accuracy[0].runs, 2);
+    EXPECT_EQ(r.accuracy[0].shape_mismatches, 0);
+    EXPECT_GT(r.accuracy[0].max_abs, 0);
+    EXPECT_EQ(r.accuracy[1].name, "K");
+    EXPECT_EQ(r.accuracy[1].runs, 1) << "the run far from 0.5 keeps the same values";
+    EXPECT_EQ(r.accuracy[1].shape_mismatches, 1) << "the run near 0.5 keeps another number";
+  }
+}
+
 }  // namespace
 }  // namespace tandem

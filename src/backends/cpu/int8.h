@@ -197,7 +197,10 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
                               const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
                               const std::vector<int64_t>& pads_begin, int64_t group, const FloatTailOps* tail);
 // The same for a matrix product whose known weights are one [K, N] matrix for every batch
-// (`p.weights`; column j's bound as above); add_integer_matmul tries it first.
+// (`p.weights`; column j's bound as above), or whose right operand is known only at run time
+// (`p.weights_value` with a per-tensor zero point; any 8-bit value minus its zero point lies
+// within 255 of zero, so K * 255 * 255 + |bias| must stay within 2^24: K up to 258, such as an
+// attention product over up to 258 positions); add_integer_matmul tries it first.
 Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, const Shape& w, const Shape& dst);
 // Matrix product with batch broadcasting: a [..., M, K], b [..., K, N] and dst [..., M, N] of one
 // rank (1-D operands already promoted); the multipliers and zero points are per column.

@@ -298,7 +298,7 @@ class PlainAccStoreKernel final : public IntegerKernelBase {
     const float* a = static_cast<const float*>(ctx.ptr[acc]);
     void* y = ctx.ptr[p.out];
     const Store st = store(ctx);
-    const bool avx2 = st.multipliers && is_8bit(st.type) && cpu_isa_level() == 1;
+    const bool avx2 = st.multipliers && is_8bit(st.type) && cpu_isa_level() >= 1;
     parallel_range(rows * N < (1 << 16) ? 1 : ctx.threads, rows, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         int64_t j = 0;
@@ -500,19 +500,25 @@ Status add_integer_conv_float(Builder& b, IntegerProduct& p, const Shape& x, con
 // (as add_integer_conv_float). Declines, adding nothing, otherwise.
 Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, const Shape& w, const Shape& dst) {
   const size_t r = dst.size();
-  if (p.weights_value >= 0 || cpu_isa_level() < 1 || !feature_enabled("QFLOAT")) return unsupported(p.label + " float route");
-  for (size_t d = 0; d + 2 < r; ++d)
+  const bool runtime = p.weights_value >= 0;
+  if (cpu_isa_level() < 1 || !feature_enabled("QFLOAT") || (runtime && !p.weights_column_zp.empty()))
+    return unsupported(p.label + " float route");
+  for (size_t d = 0; d + 2 < r && !runtime; ++d)
     if (w[d] != 1 || a[d] != dst[d]) return unsupported(p.label + " batched weights");
-  const int64_t K = a[r - 1], N = w[r - 1], rows = shape_numel(a) / K;
+  const int64_t K = a[r - 1], N = w[r - 1], rows = shape_numel(dst) / N;
   for (int64_t j = 0; j < N; ++j) {
+    // A runtime operand minus its zero point: any value within 255 of zero.
     double bound = p.bias.empty() ? 0.0 : std::fabs(static_cast<double>(p.bias[static_cast<size_t>(j)]));
-    for (int64_t k = 0; k < K; ++k) bound += 255.0 * std::abs(static_cast<double>(p.weights[static_cast<size_t>(k * N + j)]));
+    for (int64_t k = 0; k < K; ++k)
+      bound += 255.0 * (runtime ? 255.0 : std::abs(static_cast<double>(p.weights[static_cast<size_t>(k * N + j)])));
     if (bound > 16777216.0) return unsupported(p.label + " partial sums could pass 2^24");
   }
   using dt = dnnl::memory::data_type;
-  const dnnl::memory::desc src_md({rows, K}, dt::f32, dnnl::memory::format_tag::ab);
-  const dnnl::memory::desc w_any({K, N}, dt::f32, dnnl::memory::format_tag::any);
-  const dnnl::memory::desc dst_md({rows, N}, dt::f32, dnnl::memory::format_tag::ab);
+  // Known weights: one [K, N] matrix, the left operand's leading dims flattened into rows. A
+  // runtime right operand: both with their batch dims, which oneDNN broadcasts.
+  const dnnl::memory::desc src_md = runtime ? plain_md(a) : dnnl::memory::desc({rows, K}, dt::f32, dnnl::memory::format_tag::ab);
+  const dnnl::memory::desc w_md = runtime ? plain_md(w) : dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::any);
+  const dnnl::memory::desc dst_md = runtime ? plain_md(dst) : dnnl::memory::desc({rows, N}, dt::f32, dnnl::memory::format_tag::ab);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const double work = static_cast<double>(rows) * static_cast<double>(K) * static_cast<double>(N);
@@ -520,22 +526,36 @@ Status add_integer_matmul_float(Builder& b, IntegerProduct& p, const Shape& a, c
   ThreadScope scope(kthreads);
   dnnl::matmul::primitive_desc pd;
   try {
-    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_any, dst_md), attr, cpu_engine());
+    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), attr, cpu_engine());
   } catch (const dnnl::error& e) {
     return unsupported(p.label + " oneDNN has no float32 matrix product for it: " + e.what());
   }
   const int fa = add_source_to_float(b, p, a);
-  const dnnl::memory packed = pack_float_weights(
-      p.weights, K * N, dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::ab), pd.weights_desc());
+  int fw = -1;
+  if (runtime) {  // the right operand minus its zero point, widened like the source
+    IntegerProduct right;
+    right.label = p.label + " B";
+    right.src = p.weights_value;
+    right.src_zp = p.weights_zp;
+    if (right.src_zp.value >= 0) right.reads.push_back(right.src_zp.value);
+    fw = add_source_to_float(b, right, w);
+  }
   const int acc = b.add_temp(DataType::float32, dst, Layout::plain);
   auto k = std::make_unique<DnnlKernel>();
   k->label = p.label + " (integer product in float32)";
   k->threads = kthreads;
   attach_primitive(b, *k, dnnl::matmul(pd), pd.scratchpad_desc());
   k->args.push_back({DNNL_ARG_SRC, fa, src_md, {}});
-  k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), packed});
+  if (runtime) {
+    k->args.push_back({DNNL_ARG_WEIGHTS, fw, w_md, {}});
+  } else {
+    k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(),
+                       pack_float_weights(p.weights, K * N, dnnl::memory::desc({K, N}, dt::f32, dnnl::memory::format_tag::ab),
+                                          pd.weights_desc())});
+  }
   k->args.push_back({DNNL_ARG_DST, acc, dst_md, {}});
   k->reads = {fa};
+  if (runtime) k->reads.push_back(fw);
   k->writes = {acc};
   b.add_work(work);
   if (verbose()) note(k->label + ": " + pd.impl_info_str());

@@ -7,7 +7,8 @@
 // (int8.h: signed_weights) and, when it is 2-D, is packed in the format oneDNN picks with the
 // left operand's leading dims flattened into rows. Right operands that do not fit int8 (or could
 // saturate without VNNI), and right operands known only at run time (attention products), run
-// on the backend's own integer kernel (qdirect.cpp). The left zero point is oneDNN's common
+// as oneDNN's float32 product of the integers where that is exact (qfloat.cpp), else on the
+// backend's own integer kernel (qdirect.cpp). The left zero point is oneDNN's common
 // source zero point (known, or a runtime scalar such as DynamicQuantizeLinear's). QLinearMatMul's
 // requantization a_scale * b_scale[n] / y_scale (float32, like the reference kernel) is the
 // output scale, per tensor or per column; y_zero_point the destination zero point. Rounding is

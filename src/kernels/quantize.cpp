@@ -1,7 +1,8 @@
 // Reference kernels: linear quantization.
 //   QuantizeLinear, DequantizeLinear (per-tensor and per-axis; also in the com.microsoft
-//   domain), DynamicQuantizeLinear.
-// Rounding is round-half-to-even; results saturate to the range of the 8-bit output type.
+//   domain; 8-bit and, as opset 21 and ONNX Runtime's contrib forms allow, 16-bit integers),
+//   DynamicQuantizeLinear.
+// Rounding is round-half-to-even; results saturate to the range of the integer output type.
 // Float32 inputs are divided in float32 (like the ONNX reference) so ties land exactly.
 #include <algorithm>
 #include <cmath>
@@ -18,15 +19,26 @@
 namespace tandem {
 namespace {
 
-bool is_quant_type(DataType t) { return t == DataType::uint8 || t == DataType::int8; }
+bool is_quant_type(DataType t) {
+  return t == DataType::uint8 || t == DataType::int8 || t == DataType::uint16 || t == DataType::int16;
+}
 
 void quant_range(DataType t, double* lo, double* hi) {
-  if (t == DataType::int8) {
-    *lo = -128;
-    *hi = 127;
-  } else {
-    *lo = 0;
-    *hi = 255;
+  switch (t) {
+    case DataType::int8: *lo = -128, *hi = 127; return;
+    case DataType::uint16: *lo = 0, *hi = 65535; return;
+    case DataType::int16: *lo = -32768, *hi = 32767; return;
+    default: *lo = 0, *hi = 255; return;
+  }
+}
+
+// Stores the integer-valued r (within out_t's range) as element i of y.
+void store_quantized(Tensor& y, int64_t i, double r) {
+  switch (y.dtype()) {
+    case DataType::uint8: y.data<uint8_t>()[i] = static_cast<uint8_t>(r); return;
+    case DataType::int8: y.data<int8_t>()[i] = static_cast<int8_t>(r); return;
+    case DataType::uint16: y.data<uint16_t>()[i] = static_cast<uint16_t>(r); return;
+    default: y.data<int16_t>()[i] = static_cast<int16_t>(r); return;
   }
 }
 
@@ -85,7 +97,10 @@ Status quantize_linear_kernel(KernelContext& ctx) {
     return ctx.invalid("x must be a float or int32 tensor, got " + std::string(dtype_name(x.dtype())));
   ChannelMap map;
   TANDEM_RETURN_IF_ERROR(plan_channels(ctx, x, scale, zp, "y_scale", &map));
-  const DataType out_t = zp.defined() ? zp.dtype() : DataType::uint8;
+  // Without a zero point: opset 21's output_dtype, else uint8.
+  const int64_t asked = ctx.node().attr_int("output_dtype", 0);
+  const DataType out_t = zp.defined() ? zp.dtype() : asked != 0 ? static_cast<DataType>(asked) : DataType::uint8;
+  if (!is_quant_type(out_t)) return ctx.unsupported("output_dtype " + std::to_string(asked) + " is not supported");
   double lo, hi;
   quant_range(out_t, &lo, &hi);
   const std::vector<double> scales = to_double_vector(scale);
@@ -103,9 +118,7 @@ Status quantize_linear_kernel(KernelContext& ctx) {
                             : xs[i] / scales[c];
     // Round first, then add the zero point (the zero point is an integer, so this is exact).
     double r = std::isnan(q) ? 0.0 : std::nearbyint(q);
-    r = round_half_even_saturate(r + zps[c], lo, hi);
-    if (out_t == DataType::uint8) y.data<uint8_t>()[i] = static_cast<uint8_t>(r);
-    else y.data<int8_t>()[i] = static_cast<int8_t>(r);
+    store_quantized(y, i, round_half_even_saturate(r + zps[c], lo, hi));
   }
   ctx.set_output(0, y);
   return Status::ok();
@@ -169,7 +182,7 @@ void register_quantize_kernels(KernelTable& t) {
   t.add("", "DequantizeLinear", &dequantize_linear_kernel);
   t.add("", "DynamicQuantizeLinear", &dynamic_quantize_linear_kernel);
   // ONNX Runtime's com.microsoft forms (QDQ models written with its contrib Q/DQ ops): the same
-  // formulas, per tensor or per `axis`; 8-bit types only.
+  // formulas, per tensor or per `axis`; 8-bit and 16-bit types.
   t.add("com.microsoft", "QuantizeLinear", &quantize_linear_kernel);
   t.add("com.microsoft", "DequantizeLinear", &dequantize_linear_kernel);
 }

@@ -56,6 +56,21 @@ void standard_cases(CaseRng& rng, std::vector<OpCase>& cases) {
     cases.push_back(op_case("DequantizeLinear", {q8(rng, rng.shape(3), t), scale(rng, 0.01f, 0.05f), zero_point(rng, t)},
                             {}, "per tensor " + type_name(t)));
   }
+  // 16-bit QuantizeLinear / DequantizeLinear (opset 21): per tensor and per axis.
+  for (DataType t : {DataType::uint16, DataType::int16}) {
+    const bool u = t == DataType::uint16;
+    const std::string name = u ? "u16" : "s16";
+    const Shape s = rng.shape(3, 1, 6);
+    const Tensor zp = u ? Tensor::scalar<uint16_t>(30000) : Tensor::scalar<int16_t>(-700);
+    cases.push_back(with_opset(op_case("QuantizeLinear", {rng.tensor(s, -4, 4), scale(rng, 1e-4f, 3e-4f), zp}, {},
+                                       "per tensor " + name),
+                               21));
+    const Tensor data = u ? rng.ints(s, 0, 65535, t) : rng.ints(s, -32768, 32767, t);
+    const Tensor zps = u ? rng.ints({s[1]}, 20000, 40000, t) : rng.ints({s[1]}, -900, 900, t);
+    cases.push_back(with_opset(op_case("DequantizeLinear", {data, scale(rng, 1e-4f, 3e-4f, {s[1]}), zps},
+                                       {{"axis", attr_int(1)}}, "per axis " + name),
+                               21));
+  }
   // DynamicQuantizeLinear: mixed, all-positive and all-negative ranges.
   for (auto [lo, hi] : std::vector<std::pair<float, float>>{{-3, 5}, {0.5f, 2}, {-7, -1}})
     cases.push_back(with_outputs(op_case("DynamicQuantizeLinear", {rng.tensor(rng.shape(3), lo, hi)}, {},

@@ -31,6 +31,12 @@ Tensor CaseRng::tensor(const Shape& shape, float lo, float hi, DataType dtype) {
       case DataType::uint8:
         t.data<uint8_t>()[i] = static_cast<uint8_t>(whole(gen_));
         break;
+      case DataType::int16:
+        t.data<int16_t>()[i] = static_cast<int16_t>(whole(gen_));
+        break;
+      case DataType::uint16:
+        t.data<uint16_t>()[i] = static_cast<uint16_t>(whole(gen_));
+        break;
       case DataType::int32:
         t.data<int32_t>()[i] = static_cast<int32_t>(whole(gen_));
         break;

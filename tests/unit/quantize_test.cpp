@@ -65,6 +65,36 @@ TEST(QuantizeTest, DequantizeLinear) {
   EXPECT_FALSE(run_status("DequantizeLinear", {u8({2}, {1, 2}), f32({}, {1}), s8({}, {1})}).is_ok());
 }
 
+// Opset 21 (and ONNX Runtime's com.microsoft forms) quantize to 16-bit integers as well.
+TEST(QuantizeTest, SixteenBitTypesQuantizeAndDequantize) {
+  const auto u16 = [](Shape s, std::vector<uint16_t> v) { return Tensor::from_vector<uint16_t>(std::move(s), v); };
+  const auto s16 = [](Shape s, std::vector<int16_t> v) { return Tensor::from_vector<int16_t>(std::move(s), v); };
+  Tensor x = f32({7}, {0, 2, 3, 1000, -254, -100000, 200000});
+  // x / 2 = 0, 1, 1.5 -> 2, 500, -127, -50000, 100000; + 32767, saturated to [0, 65535].
+  Tensor y = run_op1("QuantizeLinear", {x, f32({}, {2}), u16({}, {32767})}, {}, 21);
+  EXPECT_EQ(y.dtype(), DataType::uint16);
+  EXPECT_EQ(values_of<uint16_t>(y), (std::vector<uint16_t>{32767, 32768, 32769, 33267, 32640, 0, 65535}));
+  // int16, zero point -3: saturates to [-32768, 32767].
+  Tensor z = run_op1("QuantizeLinear", {x, f32({}, {2}), s16({}, {-3})}, {}, 21);
+  EXPECT_EQ(z.dtype(), DataType::int16);
+  EXPECT_EQ(values_of<int16_t>(z), (std::vector<int16_t>{-3, -2, -1, 497, -130, -32768, 32767}));
+  // No zero point: output_dtype names the type (zero point 0).
+  Tensor w = run_op1("QuantizeLinear", {f32({3}, {-70000, 1.5f, 70000}), f32({}, {1})},
+                     {{"output_dtype", attr_int(static_cast<int64_t>(DataType::int16))}}, 21);
+  EXPECT_EQ(w.dtype(), DataType::int16);
+  EXPECT_EQ(values_of<int16_t>(w), (std::vector<int16_t>{-32768, 2, 32767}));
+  // Per axis, and back.
+  Tensor pa = run_op1("QuantizeLinear", {f32({2, 2}, {1, -1, 4, 0.25f}), f32({2}, {0.5f, 0.25f}), u16({2}, {1000, 60000})},
+                      {{"axis", attr_int(1)}}, 21);
+  EXPECT_EQ(values_of<uint16_t>(pa), (std::vector<uint16_t>{1002, 59996, 1008, 60001}));
+  Tensor back = run_op1("DequantizeLinear", {pa, f32({2}, {0.5f, 0.25f}), u16({2}, {1000, 60000})},
+                        {{"axis", attr_int(1)}}, 21);
+  EXPECT_EQ(values_of<float>(back), (std::vector<float>{1, -1, 4, 0.25f}));
+  Tensor d = run_op1("DequantizeLinear", {s16({3}, {-32768, 0, 32767}), f32({}, {0.5f}), s16({}, {-2})}, {}, 21);
+  EXPECT_EQ(values_of<float>(d), (std::vector<float>{-16383, 1, 16384.5f}));
+  EXPECT_FALSE(run_status("DequantizeLinear", {u16({2}, {1, 2}), f32({}, {1}), s16({}, {1})}, {}, 21).is_ok());
+}
+
 TEST(QuantizeTest, DynamicQuantizeLinear) {
   std::vector<Value> outs;
   Status s = run_op("DynamicQuantizeLinear", {f32({6}, {0, 2, -3, -2.5f, 1.34f, 0.5f})}, {}, &outs, 3, 11);

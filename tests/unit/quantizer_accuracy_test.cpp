@@ -27,18 +27,23 @@ using testing_util::set_info;
 
 constexpr int64_t kRows = 500;
 
-// X1[500,4] -> MatMul(I) "sensitive" -> Y1;  X2[500,4] -> MatMul(I) "benign" -> Y2.
-onnx::ModelProto two_branch_model() {
-  onnx::ModelProto m = testing_util::new_model("main", 13, 7);
-  auto* g = m.mutable_graph();
-  for (const char* x : {"X1", "X2"}) set_info(g->add_input(), x, TensorProto::FLOAT, {kRows, 4});
-  for (const char* y : {"Y1", "Y2"}) set_info(g->add_output(), y, TensorProto::FLOAT, {kRows, 4});
+// The 4x4 identity as initializer "I".
+void add_identity(onnx::GraphProto* g) {
   auto* t = g->add_initializer();
   t->set_name("I");
   t->set_data_type(TensorProto::FLOAT);
   t->add_dims(4);
   t->add_dims(4);
   for (int i = 0; i < 16; ++i) t->add_float_data(i % 5 == 0 ? 1.0f : 0.0f);
+}
+
+// X1[500,4] -> MatMul(I) "sensitive" -> Y1;  X2[500,4] -> MatMul(I) "benign" -> Y2.
+onnx::ModelProto two_branch_model() {
+  onnx::ModelProto m = testing_util::new_model("main", 13, 7);
+  auto* g = m.mutable_graph();
+  for (const char* x : {"X1", "X2"}) set_info(g->add_input(), x, TensorProto::FLOAT, {kRows, 4});
+  for (const char* y : {"Y1", "Y2"}) set_info(g->add_output(), y, TensorProto::FLOAT, {kRows, 4});
+  add_identity(g);
   add_node(g, "MatMul", "sensitive", {"X1", "I"}, {"Y1"});
   add_node(g, "MatMul", "benign", {"X2", "I"}, {"Y2"});
   return m;
@@ -172,12 +177,7 @@ onnx::ModelProto value_dependent_model() {
   set_info(g->add_input(), "X", TensorProto::FLOAT, {kRows, 4});
   set_info(g->add_output(), "Y", TensorProto::FLOAT, {kRows, 4});
   set_info(g->add_output(), "K", TensorProto::FLOAT, {-1});
-  auto* t = g->add_initializer();
-  t->set_name("I");
-  t->set_data_type(TensorProto::FLOAT);
-  t->add_dims(4);
-  t->add_dims(4);
-  for (int i = 0; i < 16; ++i) t->add_float_data(i % 5 == 0 ? 1.0f : 0.0f);
+  add_identity(g);
   auto* half = g->add_initializer();
   half->set_name("half");
   half->set_data_type(TensorProto::FLOAT);

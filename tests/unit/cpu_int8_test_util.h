@@ -29,8 +29,7 @@ inline Backend* ref() { return find_backend("reference"); }
 
 template <class T>
 inline Tensor random_ints(const Shape& shape, int lo, int hi, uint32_t seed) {
-  Tensor t(std::is_same_v<T, uint8_t> ? DataType::uint8 : std::is_same_v<T, int8_t> ? DataType::int8 : DataType::int32,
-           shape);
+  Tensor t(dtype_of<T>(), shape);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> d(lo, hi);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<T>()[i] = static_cast<T>(d(rng));
@@ -108,6 +107,8 @@ inline int64_t expect_within_units(const Value& want, const Value& got, int64_t 
     switch (t.dtype()) {
       case DataType::uint8: return t.data<uint8_t>()[i];
       case DataType::int8: return t.data<int8_t>()[i];
+      case DataType::uint16: return t.data<uint16_t>()[i];
+      case DataType::int16: return t.data<int16_t>()[i];
       default: return t.data<int32_t>()[i];
     }
   };

@@ -36,12 +36,15 @@ class GraphBuilder {
     g_->initializers[name] = value;
     return *this;
   }
+  // `domain`: "" (ai.onnx), or another (imported at version 1 if the graph does not yet).
   GraphBuilder& node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
-                     std::map<std::string, Attribute> attrs = {}) {
+                     std::map<std::string, Attribute> attrs = {}, const std::string& domain = "") {
     Node n;
     n.op_type = op;
     n.name = op + std::to_string(g_->nodes.size());
-    n.opset = g_->opsets[""];
+    if (!g_->opsets.count(domain)) g_->opsets[domain] = 1;
+    n.domain = domain;
+    n.opset = g_->opsets[domain];
     n.inputs = std::move(in);
     n.outputs = std::move(out);
     n.attrs = std::move(attrs);

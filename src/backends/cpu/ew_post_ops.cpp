@@ -177,14 +177,18 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
         case Ew::gelu_tanh: eltwise(A::eltwise_gelu_tanh, 0.0f, 0.0f); break;
         case Ew::mish: eltwise(A::eltwise_mish, 0.0f, 0.0f); break;
         case Ew::round: eltwise(A::eltwise_round, 0.0f, 0.0f); break;
-        case Ew::fake_quant_u8: case Ew::fake_quant_s8: {
-          // x / scale (an exact division), the 8-bit range less the zero point (clipping to
+        case Ew::fake_quant_u8: case Ew::fake_quant_s8: case Ew::fake_quant_u16: case Ew::fake_quant_s16: {
+          // x / scale (an exact division), the integer range less the zero point (clipping to
           // integer bounds before rounding gives the same integers), ties to even, times scale
-          // (an integer of at most 9 bits times scale: exact). A second rounding in one chain
-          // adds and subtracts 1.5 * 2^23, which rounds |x| < 2^22 to an integer, ties to even.
-          const float lo = op.code == Ew::fake_quant_u8 ? 0.0f : -128.0f;
+          // (an integer of at most 17 bits times scale: one rounding). A second rounding in one
+          // chain adds and subtracts 1.5 * 2^23, which rounds |x| < 2^22 to an integer, ties to
+          // even.
+          const bool wide = op.code == Ew::fake_quant_u16 || op.code == Ew::fake_quant_s16;
+          const bool is_signed = op.code == Ew::fake_quant_s8 || op.code == Ew::fake_quant_s16;
+          const float span = wide ? 65535.0f : 255.0f;
+          const float lo = is_signed ? -(span + 1.0f) / 2.0f : 0.0f;
           scalar_binary(A::binary_div, op.a);
-          eltwise(A::eltwise_clip_v2, lo - op.b, lo + 255.0f - op.b);
+          eltwise(A::eltwise_clip_v2, lo - op.b, lo + span - op.b);
           if (!eltwise_used(A::eltwise_round)) {
             eltwise(A::eltwise_round, 0.0f, 0.0f);
           } else {
@@ -243,7 +247,7 @@ bool post_op_translatable(const EwOp& op) {
     case Ew::relu: case Ew::leaky_relu: case Ew::clip: case Ew::sigmoid: case Ew::tanh: case Ew::hardsigmoid:
     case Ew::hardswish: case Ew::swish: case Ew::exp: case Ew::sqrt: case Ew::abs: case Ew::neg: case Ew::square:
     case Ew::linear: case Ew::elu: case Ew::selu: case Ew::gelu: case Ew::gelu_tanh: case Ew::mish: case Ew::round:
-    case Ew::fake_quant_u8: case Ew::fake_quant_s8: case Ew::identity:
+    case Ew::fake_quant_u8: case Ew::fake_quant_s8: case Ew::fake_quant_u16: case Ew::fake_quant_s16: case Ew::identity:
       return true;
     default: return false;
   }

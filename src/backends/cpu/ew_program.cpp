@@ -24,7 +24,8 @@ const char* ew_name(Ew c) {
       "log",      "sqrt",      "abs",      "neg",   "reciprocal",             "erf",     "softplus",
       "softsign", "elu",       "selu",     "celu",  "gelu",    "gelu_tanh",   "floor",   "ceil",
       "round",    "square",    "cube",     "mish",  "sin",     "cos",         "sign",    "thresholded_relu",
-      "shrink",   "linear",   "fake_quant_u8",         "fake_quant_s8",    "identity"};
+      "shrink",   "linear",   "fake_quant_u8",         "fake_quant_s8",    "fake_quant_u16",
+      "fake_quant_s16",      "identity"};
   static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(Ew::identity) + 1, "one name per op");
   return names[static_cast<int>(c)];
 }
@@ -37,8 +38,9 @@ inline float fmax_nan(float a, float b) { return (a > b || a != a) ? a : b; }
 inline float fmin_nan(float a, float b) { return (a < b || a != a) ? a : b; }
 
 // Ew::fake_quant_*: the arithmetic of QuantizeLinear (x / scale divided in float32, ties to
-// even, NaN to the zero point, saturation) and then DequantizeLinear ((q - zp) * scale, whose
-// float32 product is exact: q - zp has at most 9 bits).
+// even, NaN to the zero point, saturation) and then DequantizeLinear ((q - zp) * scale: q - zp,
+// of at most 17 bits, is exact in float32, so the float32 product is the reference's double
+// product rounded once).
 inline float fake_quant(float x, float scale, float zp, float lo, float hi) {
   float q = x / scale;
   q = q == q ? q : 0.0f;
@@ -111,6 +113,8 @@ float ew_apply_scalar(const EwOp& op, float x, float y) {
     case Ew::linear: return a * x + b;
     case Ew::fake_quant_u8: return fake_quant(x, a, b, 0.0f, 255.0f);
     case Ew::fake_quant_s8: return fake_quant(x, a, b, -128.0f, 127.0f);
+    case Ew::fake_quant_u16: return fake_quant(x, a, b, 0.0f, 65535.0f);
+    case Ew::fake_quant_s16: return fake_quant(x, a, b, -32768.0f, 32767.0f);
     default: return x;
   }
 }
@@ -270,6 +274,10 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
     case Ew::linear: map_unary(acc, n, [a, b](float x) { return a * x + b; }); return;
     case Ew::fake_quant_u8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, 0.0f, 255.0f); }); return;
     case Ew::fake_quant_s8: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, -128.0f, 127.0f); }); return;
+    case Ew::fake_quant_u16: map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, 0.0f, 65535.0f); }); return;
+    case Ew::fake_quant_s16:
+      map_unary(acc, n, [a, b](float x) { return fake_quant(x, a, b, -32768.0f, 32767.0f); });
+      return;
     case Ew::identity: return;
     default: {
       EwOp o = op;

@@ -31,10 +31,10 @@ enum class Ew : uint8_t {
   mish, sin, cos, sign, thresholded_relu,  // thresholded_relu: x > a ? x : 0
   shrink,  // x < -a ? x + b : x > a ? x - b : 0
   linear,  // a*x + b
-  // A round trip through 8 bits (QuantizeLinear then DequantizeLinear with the same per-tensor
-  // scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN -> 0, the
-  // saturation range [0, 255] (u8) or [-128, 127] (s8).
-  fake_quant_u8, fake_quant_s8,
+  // A round trip through 8 or 16 bits (QuantizeLinear then DequantizeLinear with the same
+  // per-tensor scale a and zero point b): (saturate(round_half_even(x / a) + b) - b) * a, NaN ->
+  // 0, the saturation range that of uint8, int8, uint16 or int16.
+  fake_quant_u8, fake_quant_s8, fake_quant_u16, fake_quant_s16,
   identity,
 };
 

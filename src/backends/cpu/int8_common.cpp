@@ -26,8 +26,10 @@ struct TypeRule {
 const std::map<std::pair<std::string, std::string>, TypeRule>& type_rules() {
   static const std::string ms = kMicrosoftDomain;
   static const std::map<std::pair<std::string, std::string>, TypeRule> rules = {
-      {{"", "QuantizeLinear"}, {"ffq", "q"}},
-      {{"", "DequantizeLinear"}, {"dfd", "f"}},
+      {{"", "QuantizeLinear"}, {"ffw", "w"}},
+      {{"", "DequantizeLinear"}, {"efe", "f"}},
+      {{ms, "QuantizeLinear"}, {"ffw", "w"}},
+      {{ms, "DequantizeLinear"}, {"efe", "f"}},
       {{"", "DynamicQuantizeLinear"}, {"f", "ufu"}},
       {{"", "QLinearConv"}, {"qfqqfqfqi", "q"}},
       {{"", "ConvInteger"}, {"qqqq", "i"}},
@@ -64,6 +66,8 @@ bool matches(char rule, DataType t) {
     case 'f': return t == DataType::float32;
     case 'i': return t == DataType::int32;
     case 'd': return is_8bit(t) || t == DataType::int32;
+    case 'w': return is_8bit(t) || t == DataType::uint16 || t == DataType::int16;
+    case 'e': return is_8bit(t) || t == DataType::uint16 || t == DataType::int16 || t == DataType::int32;
     case 'o': return is_8bit(t) || t == DataType::float32;
     default: return false;
   }
@@ -76,6 +80,8 @@ const char* rule_text(char rule) {
     case 'f': return "float32";
     case 'i': return "int32";
     case 'o': return "float32, uint8 or int8";
+    case 'w': return "uint8, int8, uint16 or int16";
+    case 'e': return "uint8, int8, uint16, int16 or int32";
     default: return "uint8, int8 or int32";
   }
 }
@@ -278,6 +284,8 @@ Result<std::vector<double>> known_values(Builder& b, int v, int64_t channels, co
       case DataType::float32: out.push_back(t->data<float>()[i]); break;
       case DataType::uint8: out.push_back(t->data<uint8_t>()[i]); break;
       case DataType::int8: out.push_back(t->data<int8_t>()[i]); break;
+      case DataType::uint16: out.push_back(t->data<uint16_t>()[i]); break;  // 16-bit Quantize/DequantizeLinear
+      case DataType::int16: out.push_back(t->data<int16_t>()[i]); break;
       case DataType::int32: out.push_back(t->data<int32_t>()[i]); break;
       default: return unsupported(what + " is " + std::string(dtype_name(t->dtype())));
     }

@@ -45,9 +45,12 @@
 // DequantizeLinear with the same per-tensor constants reads, rounds float values to the 8-bit
 // grid and back (around a product that stays float, such as a convolution whose int8 weights the
 // CPU cannot multiply exactly, or between float ops). fuse_qdq_round_trips makes each pair one
-// elementwise step (Ew::fake_quant_u8/s8) with the same arithmetic, so the 8-bit tensor is never
+// elementwise step (Ew::fake_quant_*) with the same arithmetic, so the 8-bit tensor is never
 // written and the step can join the ops around it; a convolution before it takes it into its
-// output pass.
+// output pass. 16-bit pairs (models with 16-bit activations and 8-bit weights, "A16W8": every
+// product stays float, between such pairs) become the same steps.
+// ONNX Runtime's com.microsoft QuantizeLinear and DequantizeLinear are the standard ops under
+// another domain (its tool writes them for 16-bit types before opset 21) and are taken alike.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -74,7 +77,8 @@ struct QParams {
 };
 
 bool plain_quant_node(const Node& n, const char* op) {
-  if (n.op_type != op || !canonical_domain(n.domain).empty()) return false;
+  const std::string domain = canonical_domain(n.domain);
+  if (n.op_type != op || (!domain.empty() && domain != kMicrosoftDomain)) return false;
   if (n.attr_int("block_size", 0) != 0) return false;
   if (n.op_type == "QuantizeLinear" && n.attr_int("saturate", 1) != 1) return false;
   return n.inputs.size() == 3 && !n.inputs[0].empty() && !n.inputs[1].empty() && !n.inputs[2].empty() &&
@@ -527,6 +531,24 @@ int fuse_qdq_products(CompiledGraph& g) {
   return fused;
 }
 
+namespace {
+
+// per_tensor_params (requant_chain.h) for 16-bit types as well.
+bool round_trip_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
+  if (per_tensor_params(f, s, scale, zp, zp_type)) return true;
+  if (s.inputs.size() != 3 || s.outputs.size() != 1) return false;
+  const Tensor *st = f.constant(s.inputs[1]), *zt = f.constant(s.inputs[2]);
+  if (!st || !zt || st->dtype() != DataType::float32 || st->numel() != 1 || zt->numel() != 1) return false;
+  if (zt->dtype() != DataType::uint16 && zt->dtype() != DataType::int16) return false;
+  *scale = st->data<float>()[0];
+  if (!(*scale > 0.0f) || !std::isfinite(*scale)) return false;
+  *zp = zt->dtype() == DataType::uint16 ? int32_t{zt->data<uint16_t>()[0]} : int32_t{zt->data<int16_t>()[0]};
+  *zp_type = zt->dtype();
+  return true;
+}
+
+}  // namespace
+
 int fuse_qdq_round_trips(CompiledGraph& g) {
   g.relink();
   FusionContext f{g};
@@ -544,14 +566,17 @@ int fuse_qdq_round_trips(CompiledGraph& g) {
     float scale, dq_scale;
     int32_t zp, dq_zp;
     DataType q_type, dq_type;
-    if (!per_tensor_params(f, qs, &scale, &zp, &q_type) || !per_tensor_params(f, ds, &dq_scale, &dq_zp, &dq_type) ||
+    if (!round_trip_params(f, qs, &scale, &zp, &q_type) || !round_trip_params(f, ds, &dq_scale, &dq_zp, &dq_type) ||
         q_type != dq_type || std::memcmp(&scale, &dq_scale, sizeof scale) != 0 || zp != dq_zp)
       continue;
     const int x = qs.inputs[0];
     EwProgram p;
     p.operands = {x};
-    p.ops = {EwOp{Ew::load, 0, 0, 0},
-             EwOp{q_type == DataType::uint8 ? Ew::fake_quant_u8 : Ew::fake_quant_s8, -1, scale, static_cast<float>(zp)}};
+    const Ew code = q_type == DataType::uint8   ? Ew::fake_quant_u8
+                    : q_type == DataType::int8  ? Ew::fake_quant_s8
+                    : q_type == DataType::uint16 ? Ew::fake_quant_u16
+                                                 : Ew::fake_quant_s16;
+    p.ops = {EwOp{Ew::load, 0, 0, 0}, EwOp{code, -1, scale, static_cast<float>(zp)}};
     // The step takes the DequantizeLinear's place; its head is the QuantizeLinear (its label).
     Step trip;
     trip.node = qs.node;

@@ -1,8 +1,8 @@
 // quantize.cpp: QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear on the cpu backend:
 // kernels over plain-layout data (and blocked float32 to channels-last bytes), calling the
 // vectorized conversions of qrows.cpp (int8.h), whose arithmetic is the reference kernels'.
-//   QuantizeLinear      y = saturate(round_half_even(x / scale) + zero_point), float32 -> uint8/int8
-//   DequantizeLinear    y = (x - zero_point) * scale, uint8/int8/int32 -> float32
+//   QuantizeLinear      y = saturate(round_half_even(x / scale) + zero_point), float32 -> uint8/int8/uint16/int16
+//   DequantizeLinear    y = (x - zero_point) * scale, uint8/int8/uint16/int16/int32 -> float32
 //   DynamicQuantizeLinear  scale = (max(x, 0) - min(x, 0)) / 255, zero_point = saturate(round(-min / scale)),
 //                       y as QuantizeLinear to uint8
 // Per-tensor and per-axis scales and zero points, known when the instance is built or read at
@@ -43,9 +43,13 @@ struct Channels {
     if (zp_value < 0) return zero_points[ch];
     const int64_t i = channels == 1 ? 0 : ch;
     const void* p = ctx.ptr[zp_value];
-    if (zp_type == DataType::uint8) return static_cast<const uint8_t*>(p)[i];
-    if (zp_type == DataType::int8) return static_cast<const int8_t*>(p)[i];
-    return static_cast<const int32_t*>(p)[i];
+    switch (zp_type) {
+      case DataType::uint8: return static_cast<const uint8_t*>(p)[i];
+      case DataType::int8: return static_cast<const int8_t*>(p)[i];
+      case DataType::uint16: return static_cast<const uint16_t*>(p)[i];
+      case DataType::int16: return static_cast<const int16_t*>(p)[i];
+      default: return static_cast<const int32_t*>(p)[i];
+    }
   }
 };
 
@@ -64,10 +68,28 @@ void for_blocks(const Channels& c, int threads, F&& fn) {
   });
 }
 
+// QuantizeLinear into 16 bits (rarer than 8: a lone one; pairs become Ew::fake_quant_*): the
+// reference's arithmetic, one value at a time.
+template <class T>
+void quantize_wide(const float* x, T* y, int64_t n, float scale, float zp) {
+  constexpr float lo = std::is_signed_v<T> ? -32768.0f : 0.0f, hi = std::is_signed_v<T> ? 32767.0f : 65535.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = x[i] / scale;
+    const float r = q == q ? __builtin_rintf(q) + zp : zp;  // beyond 2^24 it saturates either way
+    y[i] = static_cast<T>(r < lo ? lo : r > hi ? hi : r);
+  }
+}
+// DequantizeLinear from 16 bits: x - zp is exact in float32, and its float32 product with the
+// scale the reference's double product rounded once.
+template <class T>
+void dequantize_wide(const T* x, float* y, int64_t n, float scale, int32_t zp) {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+}
+
 class QuantizeKernel final : public Kernel {
  public:
   int src = -1, dst = -1;
-  bool to_signed = false;
+  DataType to = DataType::uint8;
   Channels c;
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* x = static_cast<const float*>(ctx.ptr[src]);
@@ -76,8 +98,12 @@ class QuantizeKernel final : public Kernel {
       if (!(c.scale(ctx, ch) != 0.0f)) return invalid_argument(label + " y_scale is zero or NaN");
     for_blocks(c, ctx.threads, [&](int64_t at, int64_t n, int64_t ch) {
       const float zp = static_cast<float>(c.zero_point(ctx, ch)), s = c.scale(ctx, ch);
-      if (to_signed) quantize_s8(x + at, static_cast<int8_t*>(y) + at, n, s, zp);
-      else quantize_u8(x + at, static_cast<uint8_t*>(y) + at, n, s, zp);
+      switch (to) {
+        case DataType::int8: quantize_s8(x + at, static_cast<int8_t*>(y) + at, n, s, zp); return;
+        case DataType::uint16: quantize_wide(x + at, static_cast<uint16_t*>(y) + at, n, s, zp); return;
+        case DataType::int16: quantize_wide(x + at, static_cast<int16_t*>(y) + at, n, s, zp); return;
+        default: quantize_u8(x + at, static_cast<uint8_t*>(y) + at, n, s, zp); return;
+      }
     });
     return Status::ok();
   }
@@ -97,9 +123,13 @@ class DequantizeKernel final : public Kernel {
     for_blocks(c, ctx.threads, [&](int64_t at, int64_t n, int64_t ch) {
       const float s = c.scale(ctx, ch);
       const int32_t zp = c.zero_point(ctx, ch);
-      if (from == DataType::uint8) dequantize_u8(static_cast<const uint8_t*>(x) + at, y + at, n, s, zp);
-      else if (from == DataType::int8) dequantize_s8(static_cast<const int8_t*>(x) + at, y + at, n, s, zp);
-      else dequantize_s32(static_cast<const int32_t*>(x) + at, y + at, n, s, zp);
+      switch (from) {
+        case DataType::uint8: dequantize_u8(static_cast<const uint8_t*>(x) + at, y + at, n, s, zp); return;
+        case DataType::int8: dequantize_s8(static_cast<const int8_t*>(x) + at, y + at, n, s, zp); return;
+        case DataType::uint16: dequantize_wide(static_cast<const uint16_t*>(x) + at, y + at, n, s, zp); return;
+        case DataType::int16: dequantize_wide(static_cast<const int16_t*>(x) + at, y + at, n, s, zp); return;
+        default: dequantize_s32(static_cast<const int32_t*>(x) + at, y + at, n, s, zp); return;
+      }
     });
     return Status::ok();
   }
@@ -225,7 +255,7 @@ class QuantizeSpec final : public OpSpec {
       auto q = std::make_unique<QuantizeKernel>();
       q->src = px;
       q->dst = out;
-      q->to_signed = b.val(out).dtype == DataType::int8;
+      q->to = b.val(out).dtype;
       q->c = std::move(c);
       k = std::move(q);
     }
@@ -416,6 +446,9 @@ Result<std::unique_ptr<OpSpec>> make_dynamic_quantize(FusionContext&, const Step
 void register_quantize_ops(OpTable& t) {
   t.add("QuantizeLinear", &supports_quantize, &make_quantize);
   t.add("DequantizeLinear", &supports_quantize, &make_quantize);
+  // ONNX Runtime's contrib forms: the same ops (its tool writes them for 16-bit types).
+  t.add_microsoft("QuantizeLinear", &supports_quantize, &make_quantize);
+  t.add_microsoft("DequantizeLinear", &supports_quantize, &make_quantize);
   t.add("DynamicQuantizeLinear", &supports_dynamic_quantize, &make_dynamic_quantize);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "onnx/loader.h"
 #include "onnx/onnx_tensor_util.h"
@@ -50,6 +51,7 @@ class Planner {
     for (const auto& vi : g.input()) graph_inputs_.insert(vi.name());
     for (const auto& t : g.initializer())
       if (!graph_inputs_.count(t.name())) constants_[t.name()] = &t;
+    TANDEM_RETURN_IF_ERROR(fold_weight_transposes(g));
     TANDEM_RETURN_IF_ERROR(split_gemms(g));
     TANDEM_RETURN_IF_ERROR(fold_batch_norms(g));
     select_nodes(g);
@@ -188,6 +190,56 @@ class Planner {
   // by nothing else) becomes one Conv with W' = W * s and B' = (B - mean) * s + beta per
   // output channel, s = gamma / sqrt(var + epsilon): one quantized node instead of a float
   // BatchNormalization between a DequantizeLinear and a QuantizeLinear.
+  // A Transpose of a float32 initializer (a weight shared with another reader, such as a language
+  // model's output projection tied to its token embedding) becomes an initializer of its own, as
+  // ONNX Runtime's pre-processing folds it: the product reading it then gets a weight's
+  // quantization (int8, per channel) rather than an activation's, and dynamic quantization can
+  // take it. The original initializer stays for its other readers.
+  Status fold_weight_transposes(onnx::GraphProto& g) {
+    std::set<std::string> outputs;
+    for (const auto& vi : g.output()) outputs.insert(vi.name());
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> kept;
+    for (auto& n : *g.mutable_node()) {
+      const bool candidate = is_default_domain(n.domain()) && n.op_type() == "Transpose" && n.input_size() == 1 &&
+                             n.output_size() == 1 && constants_.count(n.input(0)) && is_float32(n.input(0)) &&
+                             !outputs.count(n.output(0)) && !constants_.count(n.output(0));
+      if (candidate) {
+        const onnx::TensorProto& src = *constants_.at(n.input(0));
+        const std::vector<int64_t> dims = onnx_util::dims_of(src);
+        const size_t r = dims.size();
+        std::vector<int64_t> perm(r);
+        for (size_t i = 0; i < r; ++i) perm[i] = static_cast<int64_t>(r - 1 - i);  // the default: reversed
+        if (const auto* a = find_attr(n, "perm")) perm.assign(a->ints().begin(), a->ints().end());
+        std::vector<int64_t> sorted = perm;
+        std::sort(sorted.begin(), sorted.end());
+        bool permutation = sorted.size() == r;
+        for (size_t i = 0; i < sorted.size() && permutation; ++i) permutation = sorted[i] == static_cast<int64_t>(i);
+        if (permutation) {
+          TANDEM_ASSIGN_OR_RETURN(std::vector<float> values, onnx_util::float_elements(src));
+          std::vector<int64_t> out_dims(r), in_strides(r, 1), out_index(r, 0);
+          for (size_t i = r; i-- > 1;) in_strides[i - 1] = in_strides[i] * dims[i];
+          for (size_t i = 0; i < r; ++i) out_dims[i] = dims[static_cast<size_t>(perm[i])];
+          std::vector<float> out(values.size());
+          for (size_t k = 0; k < out.size(); ++k) {  // out_index walks the output in order
+            int64_t at = 0;
+            for (size_t i = 0; i < r; ++i) at += out_index[i] * in_strides[static_cast<size_t>(perm[i])];
+            out[k] = values[static_cast<size_t>(at)];
+            for (size_t i = r; i-- > 0;) {
+              if (++out_index[i] < out_dims[i]) break;
+              out_index[i] = 0;
+            }
+          }
+          *g.add_initializer() = onnx_util::make_tensor(n.output(0), onnx::TensorProto::FLOAT, out_dims, out);
+          constants_[n.output(0)] = &g.initializer(g.initializer_size() - 1);
+          continue;
+        }
+      }
+      *kept.Add() = std::move(n);
+    }
+    g.mutable_node()->Swap(&kept);
+    return Status::ok();
+  }
+
   Status fold_batch_norms(onnx::GraphProto& g) {
     const std::map<std::string, int> reads = onnx_util::read_counts(g);
     std::map<std::string, int> producer;

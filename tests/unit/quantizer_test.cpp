@@ -387,6 +387,58 @@ TEST(Quantizer, EveryFormatStaysCloseToTheFloatModel) {
   }
 }
 
+// A language model's tied output projection: E[6, 4] is a table another node reads (Gather) and
+// the MatMul's weight through a Transpose. X[3,4] -> MatMul(Transpose(E)) -> Y[3,6].
+onnx::ModelProto tied_weights_model() {
+  onnx::ModelProto m = empty_model(13);
+  auto* g = m.mutable_graph();
+  set_info(g->add_input(), "X", TensorProto::FLOAT, {3, 4});
+  set_info(g->add_output(), "Y", TensorProto::FLOAT, {3, 6});
+  set_info(g->add_output(), "R", TensorProto::FLOAT, {2, 4});
+  add_float_initializer(g, "E", {6, 4}, wave(24, 0.8f, 0.3f));
+  auto* rows = g->add_initializer();
+  rows->set_name("ids");
+  rows->set_data_type(TensorProto::INT64);
+  rows->add_dims(2);
+  rows->add_int64_data(5);
+  rows->add_int64_data(1);
+  add_node(g, "Gather", "embed", {"E", "ids"}, {"R"});
+  auto* t = add_node(g, "Transpose", "tie", {"E"}, {"Et"});
+  add_attr(t, "perm", std::vector<int64_t>{1, 0});
+  add_node(g, "MatMul", "head", {"X", "Et"}, {"Y"});
+  return m;
+}
+
+TEST(Quantizer, ATransposedInitializerIsQuantizedAsAWeight) {
+  const Tensor x = input_tensor({3, 4}, 0.5f);
+  const Tensor expected = run_model(bytes_of(tied_weights_model()), {{"X", x}});
+  for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
+    SCOPED_TRACE(static_cast<int>(format));
+    QuantizeOptions options;
+    options.format = format;
+    options.per_channel = true;
+    options.calibration_inputs = {{{"X", x}}};
+    auto q = quantize_model(bytes_of(tied_weights_model()), options);
+    ASSERT_TRUE(q.is_ok()) << q.status().to_string();
+    EXPECT_TRUE(q->report.skipped_nodes.empty()) << q->report.skipped_nodes[0];
+    const onnx::ModelProto m = parse(q->model_bytes);
+    const auto ops = op_types(m.graph());
+    EXPECT_EQ(ops.count("Transpose"), 0u);
+    EXPECT_EQ(ops.count("Gather"), 1u);
+    ASSERT_TRUE(initializer(m.graph(), "E")) << "the table stays for the Gather";
+    // The weight, transposed to [4, 6], quantized per output column as int8.
+    const TensorProto* w = nullptr;
+    for (const auto& t : m.graph().initializer())
+      if (t.data_type() == TensorProto::INT8 && t.dims_size() == 2) w = &t;
+    ASSERT_TRUE(w) << "no int8 weight";
+    EXPECT_EQ(w->dims(0), 4);
+    EXPECT_EQ(w->dims(1), 6);
+    const Tensor actual = run_model(q->model_bytes, {{"X", x}});
+    ASSERT_EQ(actual.shape(), expected.shape());
+    EXPECT_LT(max_abs_diff(expected, actual), 0.05);
+  }
+}
+
 // X -> conv1 -> c1 -> conv2 -> Y, and c1 -> Relu -> R: c1 has a quantized and a float reader.
 onnx::ModelProto conv_chain_model() {
   onnx::ModelProto m = empty_model(13);

@@ -96,40 +96,43 @@ TEST(CpuBackendQdq16, LoneQuantizeAndDequantizeRunTheSixteenBitKernels) {
 
 TEST(CpuBackendQdq16, AConvolutionBetweenSixteenBitPairsKeepsThemInItsOutputPass) {
   REQUIRE_CPU();
-  // x -> Q/DQ (uint16) -> Conv (int8 weights, dequantized) -> Relu -> Q/DQ (uint16): the
-  // convolution's float result differs from the reference's by float rounding, so a value next
-  // to a step of the 16-bit grid may land one step away; nothing more.
+  // x -> Q/DQ (uint16) -> Conv (int8 weights, dequantized) -> Relu -> Q/DQ (uint16), in both
+  // domains: the convolution's float result differs from the reference's by float rounding, so
+  // a value next to a step of the 16-bit grid may land one step away; nothing more.
   const float step = 2.0e-4f;
-  GraphBuilder q(21);
-  q.input("x", random_floats({1, 8, 12, 12}, 132, -1.0f, 1.0f))
-      .init("s", Tensor::scalar<float>(step))
-      .init("z", Tensor::scalar<uint16_t>(32768))
-      .init("w8", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 133))
-      .init("ws", Tensor::from_vector<float>({16}, std::vector<float>(16, 0.004f)))
-      .init("wz", Tensor::from_vector<int8_t>({16}, std::vector<int8_t>(16, 0)))
-      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
-      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
-      .node("DequantizeLinear", {"w8", "ws", "wz"}, {"w"}, {{"axis", attr_int(0)}})
-      .node("Conv", {"xd", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}})
-      .node("Relu", {"c"}, {"r"})
-      .node("QuantizeLinear", {"r", "s", "z"}, {"rq"})
-      .node("DequantizeLinear", {"rq", "s", "z"}, {"y"})
-      .output("y");
-  const std::string text = describe_cpu(q);
-  EXPECT_NE(text.find("fused: Conv + Relu + QuantizeLinear + DequantizeLinear"), std::string::npos) << text;
-  EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    ASSERT_EQ(r.cpu.size(), 1u);
-    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-    const float* a = r.ref[0].tensor.data<float>();
-    const float* b = r.cpu[0].tensor.data<float>();
-    int64_t moved = 0;
-    for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) {
-      EXPECT_LE(std::fabs(a[i] - b[i]), step * 1.001f) << "at " << i;
-      moved += a[i] != b[i];
+  for (const std::string domain : {"", "com.microsoft"}) {
+    SCOPED_TRACE(domain.empty() ? "ai.onnx" : domain);
+    GraphBuilder q(domain.empty() ? 21 : 13);
+    q.input("x", random_floats({1, 8, 12, 12}, 132, -1.0f, 1.0f))
+        .init("s", Tensor::scalar<float>(step))
+        .init("z", Tensor::scalar<uint16_t>(32768))
+        .init("w8", random_ints<int8_t>({16, 8, 3, 3}, -127, 127, 133))
+        .init("ws", Tensor::from_vector<float>({16}, std::vector<float>(16, 0.004f)))
+        .init("wz", Tensor::from_vector<int8_t>({16}, std::vector<int8_t>(16, 0)))
+        .node("QuantizeLinear", {"x", "s", "z"}, {"xq"}, {}, domain)
+        .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"}, {}, domain)
+        .node("DequantizeLinear", {"w8", "ws", "wz"}, {"w"}, {{"axis", attr_int(0)}}, domain)
+        .node("Conv", {"xd", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+        .node("Relu", {"c"}, {"r"})
+        .node("QuantizeLinear", {"r", "s", "z"}, {"rq"}, {}, domain)
+        .node("DequantizeLinear", {"rq", "s", "z"}, {"y"}, {}, domain)
+        .output("y");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: Conv + Relu + QuantizeLinear + DequantizeLinear"), std::string::npos) << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+      const float* a = r.ref[0].tensor.data<float>();
+      const float* b = r.cpu[0].tensor.data<float>();
+      int64_t moved = 0;
+      for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) {
+        EXPECT_LE(std::fabs(a[i] - b[i]), step * 1.001f) << "at " << i;
+        moved += a[i] != b[i];
+      }
+      EXPECT_LT(moved, r.ref[0].tensor.numel() / 100) << "values a grid step away";
     }
-    EXPECT_LT(moved, r.ref[0].tensor.numel() / 100) << "values a grid step away";
   }
 }
 

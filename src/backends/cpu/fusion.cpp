@@ -522,7 +522,10 @@ void fuse_steps(CompiledGraph& g) {
       int r = f.sole_reader(out);
       if (r < 0 || r == cur) break;
       Step& reader = g.steps[r];
-      if (reader.dead || !reader.spec || !canonical_domain(reader.node->domain).empty()) break;
+      if (reader.dead || !reader.spec) break;
+      // Another domain's node only as the head of an elementwise program step, whose program
+      // says what it computes: a com.microsoft QuantizeLinear -> DequantizeLinear round trip.
+      if (!canonical_domain(reader.node->domain).empty() && !reader.spec->program()) break;
       // A reader with several outputs is offered only when it is DynamicQuantizeLinear: the step
       // that absorbs it computes its data, scale and zero point, and the merged step has all three.
       if (single_output(reader) < 0 && reader.node->op_type != "DynamicQuantizeLinear") break;

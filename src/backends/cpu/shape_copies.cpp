@@ -21,6 +21,11 @@ namespace tandem::cpu {
 
 namespace {
 
+// Both values typed, `x` of a plain-old-data type and `out` of the same: an op that copies values.
+bool same_plain_type(Builder& b, int x, int out) {
+  return b.typed(x) && b.typed(out) && pod(b.val(x).dtype) && b.val(out).dtype == b.val(x).dtype;
+}
+
 // Split: output k is the slice of the input along `axis` that starts where output k-1 ends, its
 // size the output's inferred one (the split sizes, attribute or input, or equal parts).
 class SplitSpec final : public OpSpec {
@@ -64,8 +69,7 @@ class RepeatSpec final : public OpSpec {
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     const int x = step.inputs[0], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-      return unsupported(label + " shape/dtype");
+    if (!same_plain_type(b, x, out)) return unsupported(label + " shape/dtype");
     const Shape xs = b.val(x).shape, os = b.val(out).shape;
     if (shape_numel(os) == 0 || xs.size() > os.size()) return unsupported(label + " shapes");
     const std::vector<int64_t> st = strides_of(xs);
@@ -183,8 +187,7 @@ class PadSpec final : public OpSpec {
     const Node& n = *step.node;
     const std::string label = n.label();
     const int x = step.inputs[0], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-      return unsupported(label + " shape/dtype");
+    if (!same_plain_type(b, x, out)) return unsupported(label + " shape/dtype");
     const Shape xs = b.val(x).shape, os = b.val(out).shape;
     const int64_t r = static_cast<int64_t>(xs.size());
     const std::string mode = n.attr_string("mode", "constant");
@@ -290,8 +293,7 @@ class TriluSpec final : public OpSpec {
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     const int x = step.inputs[0], out = step.outputs[0];
-    if (!b.typed(x) || !b.typed(out) || !pod(b.val(x).dtype) || b.val(out).dtype != b.val(x).dtype)
-      return unsupported(label + " shape/dtype");
+    if (!same_plain_type(b, x, out)) return unsupported(label + " shape/dtype");
     const Shape xs = b.val(x).shape;
     if (xs.size() < 2 || b.val(out).shape != xs || shape_numel(xs) == 0) return unsupported(label + " shape");
     auto kn = std::make_unique<TriluKernel>();

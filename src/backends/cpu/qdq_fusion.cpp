@@ -531,24 +531,6 @@ int fuse_qdq_products(CompiledGraph& g) {
   return fused;
 }
 
-namespace {
-
-// per_tensor_params (requant_chain.h) for 16-bit types as well.
-bool round_trip_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
-  if (per_tensor_params(f, s, scale, zp, zp_type)) return true;
-  if (s.inputs.size() != 3 || s.outputs.size() != 1) return false;
-  const Tensor *st = f.constant(s.inputs[1]), *zt = f.constant(s.inputs[2]);
-  if (!st || !zt || st->dtype() != DataType::float32 || st->numel() != 1 || zt->numel() != 1) return false;
-  if (zt->dtype() != DataType::uint16 && zt->dtype() != DataType::int16) return false;
-  *scale = st->data<float>()[0];
-  if (!(*scale > 0.0f) || !std::isfinite(*scale)) return false;
-  *zp = zt->dtype() == DataType::uint16 ? int32_t{zt->data<uint16_t>()[0]} : int32_t{zt->data<int16_t>()[0]};
-  *zp_type = zt->dtype();
-  return true;
-}
-
-}  // namespace
-
 int fuse_qdq_round_trips(CompiledGraph& g) {
   g.relink();
   FusionContext f{g};
@@ -566,7 +548,8 @@ int fuse_qdq_round_trips(CompiledGraph& g) {
     float scale, dq_scale;
     int32_t zp, dq_zp;
     DataType q_type, dq_type;
-    if (!round_trip_params(f, qs, &scale, &zp, &q_type) || !round_trip_params(f, ds, &dq_scale, &dq_zp, &dq_type) ||
+    if (!per_tensor_params_any_width(f, qs, &scale, &zp, &q_type) ||
+        !per_tensor_params_any_width(f, ds, &dq_scale, &dq_zp, &dq_type) ||
         q_type != dq_type || std::memcmp(&scale, &dq_scale, sizeof scale) != 0 || zp != dq_zp)
       continue;
     const int x = qs.inputs[0];

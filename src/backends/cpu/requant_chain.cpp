@@ -12,16 +12,25 @@
 
 namespace tandem::cpu {
 
-bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
+bool per_tensor_params_any_width(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
   if (s.inputs.size() != 3 || s.outputs.size() != 1) return false;
   const Tensor *st = f.constant(s.inputs[1]), *zt = f.constant(s.inputs[2]);
   if (!st || !zt || st->dtype() != DataType::float32 || st->numel() != 1 || zt->numel() != 1) return false;
-  if (!is_8bit(zt->dtype())) return false;
   *scale = st->data<float>()[0];
   if (!(*scale > 0.0f) || !std::isfinite(*scale)) return false;
-  *zp = zt->dtype() == DataType::uint8 ? zt->data<uint8_t>()[0] : zt->data<int8_t>()[0];
+  switch (zt->dtype()) {
+    case DataType::uint8: *zp = zt->data<uint8_t>()[0]; break;
+    case DataType::int8: *zp = zt->data<int8_t>()[0]; break;
+    case DataType::uint16: *zp = zt->data<uint16_t>()[0]; break;
+    case DataType::int16: *zp = zt->data<int16_t>()[0]; break;
+    default: return false;
+  }
   *zp_type = zt->dtype();
   return true;
+}
+
+bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type) {
+  return per_tensor_params_any_width(f, s, scale, zp, zp_type) && is_8bit(*zp_type);
 }
 
 namespace {

@@ -40,6 +40,9 @@ namespace tandem::cpu {
 // The scale and zero point of QuantizeLinear / DequantizeLinear step `s` when both are per-tensor
 // constants (a finite scale > 0, an 8-bit zero point, whose type goes to *zp_type).
 bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type);
+// The same with a 16-bit zero point allowed too (a QuantizeLinear -> DequantizeLinear round trip
+// of 16-bit activations, which stays float).
+bool per_tensor_params_any_width(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type);
 
 struct RequantChain {
   bool dequantized = false;  // a DequantizeLinear of the product's output was absorbed

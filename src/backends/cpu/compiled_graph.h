@@ -70,8 +70,9 @@ class OpSpec {
   // True for a plain elementwise program step (used by the fusion of elementwise chains).
   virtual EwProgram* program() { return nullptr; }
   // Instance time, asked by a producer before it lays out its float32 output `value`: true when
-  // this step reads `value` as it lies if it is channels-last (it quantizes per tensor), so the
-  // producer need not convert it to the float path's layout.
+  // this step reads `value` as it lies if it is channels-last (it quantizes per tensor, walks
+  // channels-last, or sums over pixels), so the producer need not convert it to the float path's
+  // layout. A float32 value is channels-last only where every reader answers true.
   virtual bool reads_channels_last_floats(int value) const { return false; }
 };
 

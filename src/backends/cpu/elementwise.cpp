@@ -255,6 +255,9 @@ class ProgramSpec final : public OpSpec {
     resized_.push_back(Resized{value, n, producer.inputs});
     return true;
   }
+  // The kernel walks channels-last where such an operand leads (add_elementwise;
+  // TANDEM_CPU_NHWC_FLOATS=0: never).
+  bool reads_channels_last_floats(int) const override { return feature_enabled("NHWC_FLOATS"); }
   // Null once the program has 8-bit ends: other steps must not take its ops without them.
   EwProgram* program() override {
     return ends_.inputs.empty() && ends_.output.value < 0 && resized_.empty() ? &prog_ : nullptr;

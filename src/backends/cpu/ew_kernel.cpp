@@ -1,7 +1,7 @@
 // ew_kernel.cpp: the kernel that runs an elementwise program (ew_program.h) over its output:
 // operands broadcast by strides, the output walked in tiles of kEwTile floats that stay in L1
-// while every op of the chain is applied to them (ew_program.cpp), plain and blocked (nChw16c or
-// nChw8c) layouts, OpenMP across tiles. 8-bit operands are dequantized into an L1 staging tile
+// while every op of the chain is applied to them (ew_program.cpp), plain, blocked (nChw16c or
+// nChw8c) and channels-last layouts, OpenMP across tiles. 8-bit operands are dequantized into an L1 staging tile
 // as the tile is visited (and upsampled operands gathered from their Resize's source), and an
 // 8-bit output is quantized as the tile is stored (qrows.cpp).
 #include <algorithm>
@@ -24,8 +24,9 @@ struct ByteParams {
   int32_t zero_point = 0;
 };
 
-// A nearest Resize's source read in place of its output: `block` lanes per pixel (blocked
-// source) or 1 (plain), `ih` x `iw` pixels per plane, index tables over the `oh` x `ow` output.
+// A nearest Resize's source read in place of its output: `block` lanes per pixel (a blocked
+// source: the channel block; channels-last: the channels; plain: 1), `ih` x `iw` pixels per
+// plane, index tables over the `oh` x `ow` output.
 struct Gather {
   int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
   std::vector<int64_t> rows, cols;
@@ -41,9 +42,12 @@ struct Gather {
     for (int64_t l = 0; l < n;) {
       const int64_t seg = std::min(block - lane, n - l);
       const float* from = plane + (rows[h] * iw + cols[w]) * block + lane;
-      if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole AVX-512 block: inlined
-      else if (seg == 8) std::memcpy(dst + l, from, 8 * sizeof(float));
-      else std::memcpy(dst + l, from, static_cast<size_t>(seg) * sizeof(float));
+      // Whole 16-float pieces inlined (a blocked source's block, a channels-last pixel's
+      // channels), the rest one by one.
+      int64_t k = 0;
+      for (; k + 16 <= seg; k += 16) std::memcpy(dst + l + k, from + k, 16 * sizeof(float));
+      if (seg - k == 8) std::memcpy(dst + l + k, from + k, 8 * sizeof(float));
+      else for (; k < seg; ++k) dst[l + k] = from[k];
       l += seg;
       lane += seg;
       if (lane < block) continue;
@@ -232,11 +236,12 @@ class EwKernel final : public Kernel {
 };
 
 // Physical dims of a value in its layout: plain = shape; blocked = [N, C/B, H, W, B] with B =
-// channel_block().
+// channel_block(); channels-last = [N, H, W, C].
 std::vector<int64_t> physical_dims(const IValue& v) {
   const int64_t block = channel_block();
   if (v.layout == Layout::blocked)
     return {v.shape[0], round_up(v.shape[1], block) / block, v.shape[2], v.shape[3], block};
+  if (v.layout == Layout::nhwc) return {v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
   if (v.shape.empty()) return {1};
   return v.shape;
 }
@@ -257,6 +262,18 @@ std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
       s *= os[i];
     }
     return st;
+  }
+  if (outv.layout == Layout::nhwc) {
+    // Channels-last output [N, H, W, C]: a channels-last operand, or a plain one that is
+    // constant along the channels or along the pixels (a full-size plain operand would be read
+    // H*W floats apart: it is converted instead).
+    if (r != 4 || ov.layout == Layout::blocked) return {};
+    if (ov.layout == Layout::plain && os[1] != 1 && os[2] * os[3] != 1) return {};
+    const bool last = ov.layout == Layout::nhwc;
+    const int64_t sc = last ? 1 : os[2] * os[3], sw = last ? os[1] : 1, sh = os[3] * sw;
+    const int64_t sn = last ? os[2] * sh : os[1] * sc;
+    auto along = [&](size_t d, int64_t s) { return os[d] == 1 && outv.shape[d] != 1 ? 0 : s; };
+    return {along(0, sn), along(2, sh), along(3, sw), along(1, sc)};
   }
   // Blocked output [N, C, H, W].
   const int64_t C = outv.shape[1];
@@ -361,8 +378,11 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   for (size_t i = 0; i < p.operands.size(); ++i) staged_operands += byte_of[i] >= 0 || up_of[i] >= 0;
   if (staged_operands > kEwMaxStaged) return unsupported(label + " too many 8-bit or upsampled operands");
 
-  // Layout of the walk: blocked when a full-size operand is blocked float32 or channels-last
-  // bytes (an 8-bit output is then written channels-last).
+  // Layout of the walk: blocked when a full-size operand is blocked float32; else channels-last
+  // when one is channels-last float32 and the output is 8-bit or every reader of it takes
+  // channels-last floats (read_as_channels_last: no other step sees one); else blocked when one
+  // is channels-last bytes; else plain. An 8-bit output of a blocked or channels-last walk is
+  // written channels-last. (Upsampled operands count with their source's layout.)
   Layout l = Layout::plain;
   if (b.val(stored).defined) {
     l = b.val(stored).layout;
@@ -371,13 +391,19 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       l = l == Layout::nhwc ? Layout::blocked : Layout::plain;
     }
   } else {
+    bool blocked_floats = false, channels_last_floats = false, channels_last_bytes = false;
     if (out_shape.size() == 4)
       for (size_t i = 0; i < p.operands.size(); ++i) {
         const IValue& v = b.val(p.operands[i]);
-        if (v.shape == out_shape && v.layout == (byte_of[i] >= 0 ? Layout::nhwc : Layout::blocked)) l = Layout::blocked;
-        if (up_of[i] >= 0 && v.layout == Layout::blocked) l = Layout::blocked;
+        if (v.shape != out_shape && up_of[i] < 0) continue;
+        const bool floats = byte_of[i] < 0;
+        blocked_floats = blocked_floats || (floats && v.layout == Layout::blocked);
+        channels_last_floats = channels_last_floats || (floats && v.layout == Layout::nhwc);
+        channels_last_bytes = channels_last_bytes || (!floats && v.layout == Layout::nhwc);
       }
-    b.define(stored, byte_out ? (l == Layout::blocked ? Layout::nhwc : Layout::plain) : l);
+    if (channels_last_floats && !blocked_floats && (byte_out || read_as_channels_last(b, out))) l = Layout::nhwc;
+    else if (blocked_floats || channels_last_bytes) l = Layout::blocked;
+    b.define(stored, byte_out ? (l == Layout::plain ? Layout::plain : Layout::nhwc) : l);
   }
   IValue outv = b.val(out);
   outv.layout = l;
@@ -404,12 +430,12 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   for (size_t i = 0; i < p.operands.size(); ++i) {
     int v = p.operands[i];
     if (up_of[i] >= 0) {
-      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l == Layout::blocked ? Layout::blocked : Layout::plain));
+      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l));
       strides.push_back(contiguous);
       continue;
     }
     if (byte_of[i] >= 0) {
-      const Layout want = l == Layout::blocked ? Layout::nhwc : Layout::plain;
+      const Layout want = l == Layout::plain ? Layout::plain : Layout::nhwc;
       TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, want));
       strides.push_back(l == Layout::blocked ? nhwc_strides : operand_strides(b.val(p.operands[i]), outv));
       continue;
@@ -418,7 +444,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     if (st.empty()) {
       // Convert the operand to the output's layout.
       int cv = -1;
-      if (outv.layout == Layout::blocked) {
+      if (outv.layout == Layout::nhwc) {
+        TANDEM_ASSIGN_OR_RETURN(cv, b.require(v, Layout::nhwc));
+      } else if (outv.layout == Layout::blocked) {
         if (b.val(v).kind == IValue::Kind::constant) {
           TANDEM_ASSIGN_OR_RETURN(cv, blocked_constant(b, v));
         } else if (b.val(v).shape.size() == 4) {
@@ -525,7 +553,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       } else {
         const EwUpsampled& u = (*upsampled)[static_cast<size_t>(up_of[i])];
         const Shape& src = b.val(p.operands[i]).shape;
-        gather.block = l == Layout::blocked ? channel_block() : 1;
+        gather.block = l == Layout::blocked ? channel_block() : l == Layout::nhwc ? src[1] : 1;
         gather.ih = src[2];
         gather.iw = src[3];
         gather.oh = out_shape[2];

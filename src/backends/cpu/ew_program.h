@@ -113,12 +113,14 @@ struct EwUpsampled {
 // Adds a kernel computing `program` into `out`. `program.operands` hold
 // instance value ids; ops[0] is a `load` when there is no accumulator input. `acc` (or -1) is
 // a value that initializes the accumulator (same shape as out). The output layout is chosen
-// here (blocked when the main operands are blocked) unless `out` is already defined. With
-// `bytes`, its operands and output are 8-bit values as described there: an 8-bit operand must
-// have the output's shape; the kernel walks blocked float32 order when a full-size operand is
-// blocked float32 or channels-last bytes, and then takes its bytes channels-last (converted
-// when they lie otherwise) and writes an 8-bit output channels-last; otherwise every 8-bit
-// operand and output is plain. `upsampled` operands count as full-size operands of their
+// here unless `out` is already defined: the kernel walks blocked float32 order when a full-size
+// operand is blocked float32; channels-last when one is channels-last float32 and the output
+// is 8-bit or read only by steps that take channels-last floats; else blocked when one is
+// channels-last bytes; else plain. The output takes the walk's layout. With `bytes`, its
+// operands and output are 8-bit values as described there: an 8-bit operand must have the
+// output's shape; a blocked or channels-last walk takes 8-bit operands channels-last
+// (converted when they lie otherwise) and writes an 8-bit output channels-last; a plain walk
+// reads and writes them plain. `upsampled` operands count as full-size operands of their
 // source's layout.
 Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, const std::string& label,
                        const EwByteEnds* bytes = nullptr, const std::vector<EwUpsampled>* upsampled = nullptr);

@@ -43,7 +43,10 @@ inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 // nhwc (channels last, 4-D) holds the bfloat16/float32 operands inside bf16 convolution steps
 // (oneDNN's AMX kernels read and write it; the step converts to and from the layouts other
 // kernels use) and the 8-bit and int32 activations of quantized convolutions (qconv.cpp), which
-// readers of other layouts get through Builder::require. 3-D and 5-D values are channels-last
+// readers of other layouts get through Builder::require. A float32 activation is channels-last
+// between steps only where every reader takes it so (OpSpec::reads_channels_last_floats: the
+// float tail of an integer convolution read by quantizing, elementwise and global pooling
+// steps). 3-D and 5-D values are channels-last
 // (nwc, ndhwc) only inside a quantized convolution step, never as a step's output.
 enum class Layout : uint8_t { plain, blocked, nhwc };
 

@@ -137,11 +137,38 @@ TANDEM_ISA_BODY void global_plain_body(const float* in, float* o, int64_t b, int
 TANDEM_ISA_DISPATCH(global_plain, (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max),
                     (in, o, b, e, spatial, max))
 
+// Mean or max over the pixels of channels [c0, c1) of one channels-last image (`channels` per
+// pixel) into o[c0..c1).
+TANDEM_ISA_BODY void global_channels_last_body(const float* in, float* o, int64_t c0, int64_t c1, int64_t channels,
+                                               int64_t spatial, bool max) {
+  constexpr int64_t kSpan = 256;  // channels summed at once (a 1 KiB accumulator)
+  for (int64_t c = c0; c < c1; c += kSpan) {
+    const int64_t n = std::min(kSpan, c1 - c);
+    float acc[kSpan];
+    const float* p = in + c;
+    for (int64_t l = 0; l < n; ++l) acc[l] = p[l];
+    for (int64_t s = 1; s < spatial; ++s) {
+      const float* q = p + s * channels;
+      if (max)
+        for (int64_t l = 0; l < n; ++l) acc[l] = std::max(acc[l], q[l]);
+      else
+        for (int64_t l = 0; l < n; ++l) acc[l] += q[l];
+    }
+    const float inv = 1.0f / static_cast<float>(spatial);
+    for (int64_t l = 0; l < n; ++l) o[c + l] = max ? acc[l] : acc[l] * inv;
+  }
+}
+TANDEM_ISA_DISPATCH(global_channels_last,
+                    (const float* in, float* o, int64_t c0, int64_t c1, int64_t channels, int64_t spatial, bool max),
+                    (in, o, c0, c1, channels, spatial, max))
+
 class GlobalPoolKernel final : public Kernel {
  public:
   int x = -1, out = -1;
-  bool max = false, blocked = false;
-  int64_t rows = 0, spatial = 0;  // plain: N*C rows of `spatial`; blocked: N*C/B rows of spatial*B
+  bool max = false, blocked = false, channels_last = false;
+  // plain: N*C rows of `spatial`; blocked: N*C/B rows of spatial*B; channels-last: N images of
+  // `spatial` pixels of `channels`.
+  int64_t rows = 0, spatial = 0, channels = 0;
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
@@ -150,8 +177,22 @@ class GlobalPoolKernel final : public Kernel {
     const int64_t sp = spatial;
     const bool mx = max;
     const int64_t lanes = channel_block();
-    if (blocked) parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, lanes); });
-    else parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_plain(in, o, b, e, sp, mx); });
+    if (channels_last) {
+      // Tasks of 16 channels of one image; a thread takes a run of them, one span per image.
+      const int64_t C = channels, groups = (C + 15) / 16;
+      parallel_range(threads, rows * groups, 1, [&](int64_t b, int64_t e) {
+        while (b < e) {
+          const int64_t img = b / groups, last = std::min(e, (img + 1) * groups);
+          global_channels_last(in + img * sp * C, o + img * C, (b % groups) * 16,
+                               std::min(C, (last - img * groups) * 16), C, sp, mx);
+          b = last;
+        }
+      });
+    } else if (blocked) {
+      parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, lanes); });
+    } else {
+      parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_plain(in, o, b, e, sp, mx); });
+    }
     return Status::ok();
   }
 };
@@ -159,6 +200,7 @@ class GlobalPoolKernel final : public Kernel {
 class GlobalPoolSpec final : public OpSpec {
  public:
   bool max = false;
+  bool reads_channels_last_floats(int) const override { return feature_enabled("NHWC_FLOATS"); }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     if (!all_float32(b, step)) return unsupported(label + " not float32");
@@ -178,6 +220,12 @@ class GlobalPoolSpec final : public OpSpec {
       k->blocked = true;
       k->rows = xs[0] * round_up(xs[1], channel_block()) / channel_block();
       b.define(out, Layout::blocked);
+    } else if (b.val(x).layout == Layout::nhwc) {
+      // [N, C, 1, 1]: the same floats in either layout; plain for its readers.
+      k->channels_last = true;
+      k->rows = xs[0];
+      k->channels = xs[1];
+      b.define(out, Layout::plain);
     } else {
       k->rows = xs[0] * xs[1];
       b.define(out, Layout::plain);

@@ -38,8 +38,8 @@ class QuantizedConcatKernel final : public Kernel {
     int64_t size = 0;    // blocked: channels; plain: elements per outer index
     int64_t offset = 0;  // blocked: first channel in the output; plain: element offset per outer index
     bool channels_last = false;  // the channels-last route: read channels-last, not blocked
-    // Blocked, a nearest upsampling of `value` (in_S pixels, in_W wide): output pixel (h, w) is
-    // source pixel (rows[h], cols[w]).
+    // A nearest upsampling of `value` (in_S pixels, in_W wide; blocked or channels-last): output
+    // pixel (h, w) is source pixel (rows[h], cols[w]).
     bool upsampled = false;
     int64_t in_S = 0, in_W = 0;
     std::vector<int64_t> rows, cols;
@@ -106,12 +106,12 @@ class QuantizedConcatKernel final : public Kernel {
     for (const Part& p : parts) {
       if (p.stored > 0) continue;
       const auto* x = static_cast<const float*>(ctx.ptr[p.value]);
-      const int64_t blocks = (p.size + block - 1) / block;
+      const int64_t lanes = p.channels_last ? p.size : block, blocks = p.channels_last ? 1 : (p.size + block - 1) / block;
       for (int64_t img = 0; img < N; ++img)
         for (int64_t cb = 0; cb < blocks; ++cb)
           for (int64_t s = 0; s < S; ++s) {
             float l, h;
-            min_max(x + ((img * blocks + cb) * p.in_S + p.rows[s / W] * p.in_W + p.cols[s % W]) * block, block, &l, &h);
+            min_max(x + ((img * blocks + cb) * p.in_S + p.rows[s / W] * p.in_W + p.cols[s % W]) * lanes, lanes, &l, &h);
             x_min = std::min(x_min, l);
             x_max = std::max(x_max, h);
           }
@@ -147,12 +147,16 @@ class QuantizedConcatKernel final : public Kernel {
           const int64_t blocks = (p.size + block - 1) / block;
           const auto* x = static_cast<const float*>(ctx.ptr[p.value]);
           int64_t from[kChunk];  // an upsampled part: the chunk's source pixels
+          const int64_t pixel = p.channels_last ? p.size : block;  // floats per source pixel
           if (p.upsampled)
-            for (int64_t s = s0; s < s1; ++s) from[s - s0] = (p.rows[s / W] * p.in_W + p.cols[s % W]) * block;
+            for (int64_t s = s0; s < s1; ++s) from[s - s0] = (p.rows[s / W] * p.in_W + p.cols[s % W]) * pixel;
           for (int64_t cb = 0; cb < blocks; ++cb) {
             uint8_t* dst = y + (img * S + s0) * C + p.offset + cb * block;
             const int64_t lanes = std::min(block, p.size - cb * block);
-            if (p.channels_last)
+            if (p.upsampled && p.channels_last)
+              quantize_rows_indexed(x + img * p.in_S * p.size + cb * block, from, s1 - s0, lanes, dst, C, to_signed,
+                                    q_scale, q_zp);
+            else if (p.channels_last)
               quantize_rows(x + (img * S + s0) * p.size + cb * block, p.size, s1 - s0, lanes, dst, C, to_signed, q_scale,
                             q_zp);
             else if (p.upsampled)
@@ -239,7 +243,7 @@ Status add_concat_kernel(Builder& b, const std::vector<int>& inputs, int64_t axi
     QuantizedConcatKernel::Part p;
     p.size = up ? up->out[axis] : b.val(ins[i]).shape[axis];
     // An upsampled input is the Resize's source, read through the tables.
-    p.channels_last = k->blocked && !up && b.val(ins[i]).layout == Layout::nhwc;
+    p.channels_last = k->blocked && b.val(ins[i]).layout == Layout::nhwc;
     const Layout want = p.channels_last ? Layout::nhwc : k->blocked ? Layout::blocked : Layout::plain;
     TANDEM_ASSIGN_OR_RETURN(int pv, b.require(ins[i], want));
     const Shape& stored = b.val(pv).shape;

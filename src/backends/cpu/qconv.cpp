@@ -444,8 +444,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
   // fused tail's float output is reordered.
-  // (Unless its readers quantize channels-last values as they lie: DynamicQuantizeLinear, a
-  // quantized Concat.)
+  // (Unless every reader takes channels-last floats as they lie: DynamicQuantizeLinear, a
+  // quantized Concat, elementwise programs, global pooling.)
   const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
                           !read_as_channels_last(b, out);
   const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled

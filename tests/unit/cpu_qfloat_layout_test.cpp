@@ -1,0 +1,133 @@
+// cpu_qfloat_layout_test.cpp (CpuBackendChannelsLastFloats, also run under each TANDEM_CPU_ISA
+// cap by ctest): the float32 output of an integer convolution (ConvInteger's Cast/Mul tail),
+// which oneDNN writes channels-last, stays channels-last where every reader takes it so:
+// elementwise programs (a per-channel gate, a residual, a nearest upsampling of another such
+// output), global pooling, DynamicQuantizeLinear and a dynamically quantized Concat. No reorder
+// to the float path's blocked layout runs, and the results match the reference.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/compare.h"
+#include "cpu_int8_test_util.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using namespace int8_test;
+using testing::attr_int;
+using testing::attr_ints;
+using testing::attr_string;
+
+// x [2, 6, H, W] -> DynamicQuantizeLinear -> ConvInteger (C outputs, `k` x `k`) -> Cast -> Mul:
+// the float32 value `out`.
+void integer_conv(GraphBuilder& q, const std::string& x, const std::string& out, int64_t C, int64_t k, uint32_t seed) {
+  const std::vector<int64_t> pads(4, k / 2);
+  q.init(out + "_w", random_ints<int8_t>({C, 6, k, k}, -onednn_weight_max(), onednn_weight_max(), seed))
+      .init(out + "_wz", Tensor::scalar<int8_t>(0))
+      .init(out + "_k", Tensor::scalar<float>(0.0125f))
+      .node("DynamicQuantizeLinear", {x}, {x + "_q", x + "_s", x + "_z"})
+      .node("ConvInteger", {x + "_q", out + "_w", x + "_z", out + "_wz"}, {out + "_acc"}, {{"pads", attr_ints(pads)}})
+      .node("Cast", {out + "_acc"}, {out + "_f"}, {{"to", attr_int(1)}})
+      .node("Mul", {out + "_f", out + "_k"}, {out});
+}
+
+TEST(CpuBackendChannelsLastFloats, ElementwiseAndPoolingReadersKeepAConvIntegerOutputChannelsLast) {
+  REQUIRE_CPU();
+  // A squeeze-and-excitation block with a residual and an upsampled neighbour, as PaddleOCR's
+  // dynamically quantized neck has it: t = y + y * sigmoid(mean(y)) + upsample(v), then
+  // quantized. 24 channels (a 16-lane block and a partial one) and 5.
+  for (int64_t C : {24, 5}) {
+    SCOPED_TRACE(std::to_string(C) + " channels");
+    GraphBuilder q;
+    q.input("x", random_floats({2, 6, 8, 10}, 101, -3.0f, 3.0f))
+        .input("x2", random_floats({2, 6, 4, 5}, 102, -2.0f, 4.0f))
+        .init("roi", Tensor::from_vector<float>({0}, {}))
+        .init("by2", Tensor::from_vector<float>({4}, {1, 1, 2, 2}));
+    integer_conv(q, "x", "y", C, 3, 103);
+    integer_conv(q, "x2", "v", C, 1, 104);
+    q.node("GlobalAveragePool", {"y"}, {"g"})
+        .node("GlobalMaxPool", {"y"}, {"gm"})
+        .node("Sigmoid", {"g"}, {"s"})
+        .node("Mul", {"y", "s"}, {"m"})
+        .node("Add", {"y", "m"}, {"z"})
+        .node("Resize", {"v", "roi", "by2"}, {"uv"}, {{"mode", attr_string("nearest")}})
+        .node("Add", {"z", "uv"}, {"t"})
+        .node("DynamicQuantizeLinear", {"t"}, {"tq", "ts", "tz"})
+        .output("tq")
+        .output("ts")
+        .output("tz")
+        .output("g")
+        .output("gm");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    if (cpu_isa_level_of(text) >= 1) {
+      EXPECT_EQ(text.find("(to blocked)"), std::string::npos) << "a ConvInteger output is converted:\n" << text;
+      EXPECT_EQ(text.find("layout reorder of 'y'"), std::string::npos) << text;
+      EXPECT_EQ(text.find("layout reorder of 'v'"), std::string::npos) << text;
+      EXPECT_NE(text.find("(upsampled operand)  -> 2x" + std::to_string(C) + "x8x10 nhwc"), std::string::npos) << text;
+    }
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 5u);
+      // The pooled sums add in another order: the gate, and so t, may move by an ulp, and a byte
+      // that lies on a rounding boundary by one unit.
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "quantized t");
+      EXPECT_LE(differ, r.cpu[0].tensor.numel() / 100) << "more than 1% of the bytes off by one";
+      EXPECT_NEAR(r.cpu[1].tensor.data<float>()[0], r.ref[1].tensor.data<float>()[0],
+                  1e-6 * std::abs(r.ref[1].tensor.data<float>()[0]))
+          << "scale";
+      expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
+      Status mean = compare_values(r.ref[3], r.cpu[3], Tolerance{1e-5, 1e-5});
+      EXPECT_TRUE(mean.is_ok()) << "GlobalAveragePool: " << mean.message();
+      expect_same_floats(r.ref[4], r.cpu[4], "GlobalMaxPool");
+    }
+  }
+}
+
+TEST(CpuBackendChannelsLastFloats, ADynamicallyQuantizedConcatReadsUpsampledChannelsLastSources) {
+  REQUIRE_CPU();
+  // Two ConvInteger outputs left channels-last, nearest-resized into a dynamically quantized
+  // Concat: one upsampled by 2 (every source pixel read), one downsampled by 2, whose largest
+  // value lies in a skipped pixel and must not count in the range.
+  const int64_t C = 20;
+  Tensor far = random_floats({1, 6, 16, 20}, 111, -1.0f, 1.0f);
+  for (int64_t c = 0; c < 6; ++c) far.data<float>()[(c * 16 + 1) * 20 + 1] = 900.0f;  // row 1, column 1: skipped
+  GraphBuilder q;
+  q.input("x", random_floats({1, 6, 4, 5}, 112, -2.0f, 2.0f))
+      .input("far", far)
+      .input("p", random_floats({1, 3, 8, 10}, 113, -0.5f, 0.5f))
+      .init("roi", Tensor::from_vector<float>({0}, {}))
+      .init("by2", Tensor::from_vector<float>({4}, {1, 1, 2, 2}))
+      .init("half", Tensor::from_vector<float>({4}, {1, 1, 0.5f, 0.5f}));
+  integer_conv(q, "x", "a", C, 3, 114);
+  integer_conv(q, "far", "d", C, 1, 115);
+  q.node("Resize", {"a", "roi", "by2"}, {"ua"}, {{"mode", attr_string("nearest")}})
+      .node("Resize", {"d", "roi", "half"}, {"ud"}, {{"mode", attr_string("nearest")}})
+      .node("Concat", {"ua", "p", "ud"}, {"cat"}, {{"axis", attr_int(1)}})
+      .node("DynamicQuantizeLinear", {"cat"}, {"y", "ys", "yz"})
+      .output("y")
+      .output("ys")
+      .output("yz");
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("fused: Resize + Resize + Concat + DynamicQuantizeLinear"), std::string::npos) << text;
+  EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+  if (cpu_isa_level_of(text) >= 1) {
+    EXPECT_EQ(text.find("(to blocked)"), std::string::npos) << "a ConvInteger output is converted:\n" << text;
+    EXPECT_EQ(text.find("layout reorder of 'a'"), std::string::npos) << text;
+    EXPECT_EQ(text.find("layout reorder of 'd'"), std::string::npos) << text;
+  }
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 3u);
+    expect_within_units(r.ref[0], r.cpu[0], 0, "quantized concatenation");
+    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
+    expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
+  }
+}
+
+}  // namespace
+}  // namespace tandem

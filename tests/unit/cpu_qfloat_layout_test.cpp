@@ -68,6 +68,7 @@ TEST(CpuBackendChannelsLastFloats, ElementwiseAndPoolingReadersKeepAConvIntegerO
       EXPECT_EQ(text.find("layout reorder of 'v'"), std::string::npos) << text;
       EXPECT_NE(text.find("(upsampled operand)  -> 2x" + std::to_string(C) + "x8x10 nhwc"), std::string::npos) << text;
     }
+    EXPECT_NE(text.find("(range from the producer)"), std::string::npos) << text;
     for (int threads : {1, 2}) {
       SCOPED_TRACE(std::to_string(threads) + " threads");
       Runs r = run_both(q, threads);
@@ -83,6 +84,37 @@ TEST(CpuBackendChannelsLastFloats, ElementwiseAndPoolingReadersKeepAConvIntegerO
       Status mean = compare_values(r.ref[3], r.cpu[3], Tolerance{1e-5, 1e-5});
       EXPECT_TRUE(mean.is_ok()) << "GlobalAveragePool: " << mean.message();
       expect_same_floats(r.ref[4], r.cpu[4], "GlobalMaxPool");
+    }
+  }
+}
+
+TEST(CpuBackendChannelsLastFloats, AnElementwiseStepHandsDynamicQuantizeLinearTheRangeOfWhatItWrote) {
+  REQUIRE_CPU();
+  // Plain values over many tiles and range pieces, the extremes in the first and the last
+  // element, and a program whose output is all zero (scale 0: every byte the zero point).
+  for (bool zeros : {false, true}) {
+    SCOPED_TRACE(zeros ? "all zero" : "random");
+    Tensor a = random_floats({3, 40, 50, 60}, 121, -1.0f, 1.0f);
+    a.data<float>()[0] = -6.5f;
+    a.data<float>()[a.numel() - 1] = 9.25f;
+    GraphBuilder q;
+    q.input("a", a)
+        .input("b", random_floats({60}, 122, 0.5f, 1.5f))
+        .init("zero", Tensor::scalar<float>(zeros ? 0.0f : 1.0f))
+        .node("Mul", {"a", "b"}, {"m"})
+        .node("Mul", {"m", "zero"}, {"t"})
+        .node("DynamicQuantizeLinear", {"t"}, {"y", "ys", "yz"})
+        .output("y")
+        .output("ys")
+        .output("yz");
+    EXPECT_NE(describe_cpu(q).find("(range from the producer)"), std::string::npos);
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 3u);
+      expect_within_units(r.ref[0], r.cpu[0], 0, "quantized product");
+      EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
+      expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
     }
   }
 }

@@ -68,12 +68,24 @@ class Builder {
   void need_scratch(int64_t bytes);
   // Runs the step's original nodes with reference kernels (the generic path).
   Status generic(const Step& step);
-  // Drops cached layout conversions whose result id is >= `first_value` (after a rollback).
+  // The range of float32 value `v` as its producer's kernel computes it while writing `v`: an
+  // instance value of two float32, min(0, v...) and max(0, v...) (NaN ignored), written in
+  // the same run before any reader of `v` runs; -1 when no producer records it.
+  // DynamicQuantizeLinear reads it instead of making a pass over `v` for its range.
+  int range_of(int v) const {
+    auto it = ranges_.find(v);
+    return it == ranges_.end() ? -1 : it->second;
+  }
+  void set_range(int v, int range) { ranges_[v] = range; }
+  // Drops cached layout conversions and ranges whose value id is >= `first_value` (after a
+  // rollback).
   void forget_conversions_from(int first_value) {
     for (auto it = conversions_.begin(); it != conversions_.end();)
       it = it->second >= first_value ? conversions_.erase(it) : std::next(it);
     for (auto it = narrowed_.begin(); it != narrowed_.end();)
       it = it->second >= first_value ? narrowed_.erase(it) : std::next(it);
+    for (auto it = ranges_.begin(); it != ranges_.end();)
+      it = it->second >= first_value ? ranges_.erase(it) : std::next(it);
   }
 
   // Byte size of a value of this dtype/shape in layout l.
@@ -84,6 +96,7 @@ class Builder {
   Instance& inst_;
   std::map<std::pair<int, Layout>, int> conversions_;
   std::map<std::pair<int, Layout>, int> narrowed_;  // float32 value -> its bfloat16 copy
+  std::map<int, int> ranges_;                       // float32 value -> its range (range_of)
   double work_ = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "backends/cpu/ew_layout.h"
 #include "backends/cpu/ew_program.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -30,36 +31,35 @@ struct ByteParams {
 struct Gather {
   int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
   std::vector<int64_t> rows, cols;
-
-  // Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
-  // layout) from element `at` on into `dst`.
-  void copy(const float* src, int64_t at, int64_t n, float* dst) const {
-    int64_t lane = at % block, t = at / block;
-    int64_t w = t % ow;
-    t /= ow;
-    int64_t h = t % oh;
-    const float* plane = src + (t / oh) * ih * iw * block;
-    for (int64_t l = 0; l < n;) {
-      const int64_t seg = std::min(block - lane, n - l);
-      const float* from = plane + (rows[h] * iw + cols[w]) * block + lane;
-      // Whole 16-float pieces inlined (a blocked source's block, a channels-last pixel's
-      // channels), the rest one by one.
-      int64_t k = 0;
-      for (; k + 16 <= seg; k += 16) std::memcpy(dst + l + k, from + k, 16 * sizeof(float));
-      if (seg - k == 8) std::memcpy(dst + l + k, from + k, 8 * sizeof(float));
-      else for (; k < seg; ++k) dst[l + k] = from[k];
-      l += seg;
-      lane += seg;
-      if (lane < block) continue;
-      lane = 0;
-      if (++w < ow) continue;
-      w = 0;
-      if (++h < oh) continue;
-      h = 0;
-      plane += ih * iw * block;
-    }
-  }
 };
+
+// Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
+// layout) from element `at` on into `dst`, a source pixel's lanes at a time (vectorized for the
+// running CPU's ISA).
+TANDEM_ISA_BODY void gather_copy_body(const Gather& g, const float* src, int64_t at, int64_t n, float* dst) {
+  const int64_t block = g.block;
+  int64_t lane = at % block, t = at / block;
+  int64_t w = t % g.ow;
+  t /= g.ow;
+  int64_t h = t % g.oh;
+  const float* plane = src + (t / g.oh) * g.ih * g.iw * block;
+  for (int64_t l = 0; l < n;) {
+    const int64_t seg = std::min(block - lane, n - l);
+    const float* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
+    for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
+    l += seg;
+    lane += seg;
+    if (lane < block) continue;
+    lane = 0;
+    if (++w < g.ow) continue;
+    w = 0;
+    if (++h < g.oh) continue;
+    h = 0;
+    plane += g.ih * g.iw * block;
+  }
+}
+TANDEM_ISA_DISPATCH(gather_copy, (const Gather& g, const float* src, int64_t at, int64_t n, float* dst),
+                    (g, src, at, n, dst))
 
 class EwKernel final : public Kernel {
  public:
@@ -87,6 +87,10 @@ class EwKernel final : public Kernel {
   // bytes of those rows then stay in cache from one block to the next, where walking block by
   // block would fetch each cache line once per block.
   bool rows_outer = false;
+  // A float32 output's range (Builder::range_of): two floats, min(0, out...) and max(0, out...),
+  // taken from the tiles as they are stored, per fixed piece of the tasks (the same result for
+  // any number of threads).
+  int range_out = -1;
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const int64_t lanes = dims[nd - 1];
@@ -103,7 +107,8 @@ class EwKernel final : public Kernel {
     const int64_t total = outer * rows * lanes;
     const int threads = total < 32768 ? 1 : ctx.threads;
     void** ptr = ctx.ptr;
-    parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) {
+    // The tiles of tasks [begin, end); with `lo` and `hi`, also their range.
+    auto tiles = [&](int64_t begin, int64_t end, float* lo, float* hi) {
       alignas(64) float acc[kEwTile];
       alignas(64) float stage[kEwMaxStaged][kEwTile];  // 4 KiB each, on the stack
       const size_t no = opnd.size();
@@ -185,9 +190,9 @@ class EwKernel final : public Kernel {
           if (!gather.rows.empty()) {
             const auto* from = static_cast<const float*>(ptr[opnd[k]]);
             if (src_rs == nl) {  // the tile's rows follow each other: one walk, decoded once
-              gather.copy(from, off[k], nr * nl, st);
+              gather_copy(gather, from, off[k], nr * nl, st);
             } else {
-              for (int64_t r = 0; r < nr; ++r) gather.copy(from, off[k] + r * src_rs, nl, st + r * nl);
+              for (int64_t r = 0; r < nr; ++r) gather_copy(gather, from, off[k] + r * src_rs, nl, st + r * nl);
             }
             base[k] = st;
             continue;
@@ -228,78 +233,30 @@ class EwKernel final : public Kernel {
             }
           }
         }
+        if (lo) {
+          float l, h;
+          min_max(acc, nr * nl, &l, &h);
+          *lo = std::min(*lo, l);
+          *hi = std::max(*hi, h);
+        }
         ew_store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);
       }
+    };
+    if (range_out < 0) {
+      parallel_range(threads, tasks, 1, [&](int64_t begin, int64_t end) { tiles(begin, end, nullptr, nullptr); });
+      return Status::ok();
+    }
+    const int64_t pieces = std::min<int64_t>(tasks, kMaxParts);
+    float lo[kMaxParts] = {}, hi[kMaxParts] = {};
+    parallel_range(threads, pieces, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) tiles(tasks * i / pieces, tasks * (i + 1) / pieces, &lo[i], &hi[i]);
     });
+    float* range = static_cast<float*>(ptr[range_out]);
+    range[0] = *std::min_element(lo, lo + pieces);
+    range[1] = *std::max_element(hi, hi + pieces);
     return Status::ok();
   }
 };
-
-// Physical dims of a value in its layout: plain = shape; blocked = [N, C/B, H, W, B] with B =
-// channel_block(); channels-last = [N, H, W, C].
-std::vector<int64_t> physical_dims(const IValue& v) {
-  const int64_t block = channel_block();
-  if (v.layout == Layout::blocked)
-    return {v.shape[0], round_up(v.shape[1], block) / block, v.shape[2], v.shape[3], block};
-  if (v.layout == Layout::nhwc) return {v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
-  if (v.shape.empty()) return {1};
-  return v.shape;
-}
-
-// Strides of operand `ov` iterated over the physical dims of `out` (broadcast dims get 0).
-// Empty result when the operand needs a layout conversion first.
-std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
-  const size_t r = outv.shape.size();
-  Shape os(r, 1);
-  if (ov.shape.size() > r) return {};
-  std::copy(ov.shape.begin(), ov.shape.end(), os.begin() + (r - ov.shape.size()));
-  if (outv.layout == Layout::plain) {
-    if (ov.layout != Layout::plain) return {};
-    std::vector<int64_t> st(std::max<size_t>(r, 1), 0);
-    int64_t s = 1;
-    for (size_t i = r; i-- > 0;) {
-      st[i] = (os[i] == 1 && outv.shape[i] != 1) ? 0 : s;
-      s *= os[i];
-    }
-    return st;
-  }
-  if (outv.layout == Layout::nhwc) {
-    // Channels-last output [N, H, W, C]: a channels-last operand, or a plain one that is
-    // constant along the channels or along the pixels (a full-size plain operand would be read
-    // H*W floats apart: it is converted instead).
-    if (r != 4 || ov.layout == Layout::blocked) return {};
-    if (ov.layout == Layout::plain && os[1] != 1 && os[2] * os[3] != 1) return {};
-    const bool last = ov.layout == Layout::nhwc;
-    const int64_t sc = last ? 1 : os[2] * os[3], sw = last ? os[1] : 1, sh = os[3] * sw;
-    const int64_t sn = last ? os[2] * sh : os[1] * sc;
-    auto along = [&](size_t d, int64_t s) { return os[d] == 1 && outv.shape[d] != 1 ? 0 : s; };
-    return {along(0, sn), along(2, sh), along(3, sw), along(1, sc)};
-  }
-  // Blocked output [N, C, H, W].
-  const int64_t C = outv.shape[1];
-  if (ov.layout == Layout::blocked) {
-    const int64_t block = channel_block();
-    const int64_t cb = round_up(ov.shape[1], block) / block;
-    const int64_t sw = block, sh = os[3] * block, scb = os[2] * os[3] * block, sn = cb * scb;
-    const bool cbc = os[1] == 1 && C != 1;
-    return {os[0] == 1 ? 0 : sn, cbc ? 0 : scb, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, cbc ? 0 : 1};
-  }
-  if (os[1] != 1) return {};
-  // Plain operand constant along channels.
-  const int64_t sw = 1, sh = os[3], sn = os[1] * os[2] * os[3];
-  return {os[0] == 1 ? 0 : sn, 0, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, 0};
-}
-
-// Pads a plain constant to rank 4 and reorders it to the blocked layout.
-Result<int> blocked_constant(Builder& b, int v) {
-  IValue& ov = b.val(v);
-  if (ov.shape.size() > 4) return unsupported("operand of rank > 4 in a blocked op");
-  Shape s4(4, 1);
-  std::copy(ov.shape.begin(), ov.shape.end(), s4.begin() + (4 - ov.shape.size()));
-  Tensor t = ov.holder.reshaped(s4);
-  int c = b.add_constant(t);
-  return b.require(c, Layout::blocked);
-}
 
 }  // namespace
 
@@ -573,6 +530,12 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   k->opnd = p.operands;
   k->reads = p.operands;
   k->writes = {stored};
+  // A float32 output that a DynamicQuantizeLinear reads: its range as the tiles are stored.
+  if (!byte_out && read_by(b, out, "DynamicQuantizeLinear")) {
+    k->range_out = b.add_temp(DataType::float32, {2}, Layout::plain);
+    k->writes.push_back(k->range_out);
+    b.set_range(out, k->range_out);
+  }
   b.add_kernel(std::move(k));
   return Status::ok();
 }

@@ -310,10 +310,12 @@ void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int6
 // (default domain): its readers then accept layouts others would not (a channels-last float
 // value that only DynamicQuantizeLinear reads, whose 8-bit output only convolutions read).
 bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> ops);
+// True when some live step that reads value `v` is `op` (default domain).
+bool read_by(const Builder& b, int v, const char* op);
 
 // True when value `v` is not a segment output and every step that reads it reads a channels-last
 // float32 `v` as it lies (OpSpec::reads_channels_last_floats: DynamicQuantizeLinear, a quantized
-// Concat).
+// Concat, elementwise programs, global pooling).
 bool read_as_channels_last(const Builder& b, int v);
 
 }  // namespace tandem::cpu

@@ -447,6 +447,16 @@ bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> op
   return true;
 }
 
+bool read_by(const Builder& b, int v, const char* op) {
+  const CompiledGraph& g = b.graph();
+  if (v < 0 || v >= static_cast<int>(g.values.size())) return false;
+  for (int r : g.values[v].readers) {
+    const Step& s = g.steps[static_cast<size_t>(r)];
+    if (!s.dead && s.node && canonical_domain(s.node->domain).empty() && s.node->op_type == op) return true;
+  }
+  return false;
+}
+
 bool read_as_channels_last(const Builder& b, int v) {
   const CompiledGraph& g = b.graph();
   if (v < 0 || v >= static_cast<int>(g.values.size()) || g.values[v].is_output || g.values[v].readers.empty()) return false;

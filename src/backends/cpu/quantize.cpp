@@ -271,6 +271,7 @@ class QuantizeSpec final : public OpSpec {
 class DynamicQuantizeKernel final : public Kernel {
  public:
   int src = -1, dst = -1, scale_out = -1, zp_out = -1;
+  int range = -1;  // src's range as its producer recorded it (Builder::range_of), or -1
   int64_t n = 0;  // elements of src as stored (a blocked source: with its zero padding)
   // A blocked source [N, C, S] written channels-last (block > 0), else y as src lies.
   int64_t block = 0, N = 1, C = 1, S = 1;
@@ -280,7 +281,20 @@ class DynamicQuantizeKernel final : public Kernel {
     const int threads = n < 4 * kGrain ? 1 : ctx.threads;
     float lo[kMaxParts], hi[kMaxParts];
     DynamicQuantParams p;
-    if (block > 0) {
+    if (range >= 0) {
+      // The range is known: one pass.
+      const auto* r = static_cast<const float*>(ctx.ptr[range]);
+      p = dynamic_quant_params(r[0], r[1]);
+      if (!p.usable) {
+        std::fill(y, y + (block > 0 ? N * C * S : n), p.zero_point);
+      } else if (block > 0) {
+        quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point), C, 0);
+      } else {
+        parallel_range(threads, n, kGrain, [&](int64_t b, int64_t e) {
+          quantize_u8(x + b, y + b, e - b, p.scale, static_cast<float>(p.zero_point));
+        });
+      }
+    } else if (block > 0) {
       // A blocked source: its range over the parts, then the channels-last quantization.
       const int64_t parts = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxParts);
       parallel_range(threads, parts, 1, [&](int64_t b, int64_t e) {
@@ -349,6 +363,7 @@ class DynamicQuantizeSpec final : public OpSpec {
       k->n = xs[0] * round_up(xs[1], k->block) * k->S;
     }
     k->reads = {px};
+    if ((k->range = b.range_of(x)) >= 0) k->reads.push_back(k->range);
     int* slots[3] = {&k->dst, &k->scale_out, &k->zp_out};
     for (size_t i = 0; i < step.outputs.size() && i < 3; ++i) {
       const int o = step.outputs[i];
@@ -361,8 +376,8 @@ class DynamicQuantizeSpec final : public OpSpec {
       k->dst = b.add_temp(DataType::uint8, b.val(x).shape, Layout::plain);
       k->writes.push_back(k->dst);
     }
-    k->label = label;
-    b.add_work(2.0 * static_cast<double>(k->n));
+    k->label = k->range >= 0 ? label + " (range from the producer)" : label;
+    b.add_work((k->range >= 0 ? 1.0 : 2.0) * static_cast<double>(k->n));
     b.add_kernel(std::move(k));
     return Status::ok();
   }

@@ -1,0 +1,69 @@
+// ew_layout.cpp: the walk geometry of the elementwise kernel (ew_layout.h).
+#include "backends/cpu/ew_layout.h"
+
+#include <algorithm>
+
+namespace tandem::cpu {
+
+std::vector<int64_t> physical_dims(const IValue& v) {
+  const int64_t block = channel_block();
+  if (v.layout == Layout::blocked)
+    return {v.shape[0], round_up(v.shape[1], block) / block, v.shape[2], v.shape[3], block};
+  if (v.layout == Layout::nhwc) return {v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
+  if (v.shape.empty()) return {1};
+  return v.shape;
+}
+
+std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
+  const size_t r = outv.shape.size();
+  Shape os(r, 1);
+  if (ov.shape.size() > r) return {};
+  std::copy(ov.shape.begin(), ov.shape.end(), os.begin() + (r - ov.shape.size()));
+  if (outv.layout == Layout::plain) {
+    if (ov.layout != Layout::plain) return {};
+    std::vector<int64_t> st(std::max<size_t>(r, 1), 0);
+    int64_t s = 1;
+    for (size_t i = r; i-- > 0;) {
+      st[i] = (os[i] == 1 && outv.shape[i] != 1) ? 0 : s;
+      s *= os[i];
+    }
+    return st;
+  }
+  if (outv.layout == Layout::nhwc) {
+    // Channels-last output [N, H, W, C]: a channels-last operand, or a plain one that is
+    // constant along the channels or along the pixels (a full-size plain operand would be read
+    // H*W floats apart: it is converted instead).
+    if (r != 4 || ov.layout == Layout::blocked) return {};
+    if (ov.layout == Layout::plain && os[1] != 1 && os[2] * os[3] != 1) return {};
+    const bool last = ov.layout == Layout::nhwc;
+    const int64_t sc = last ? 1 : os[2] * os[3], sw = last ? os[1] : 1, sh = os[3] * sw;
+    const int64_t sn = last ? os[2] * sh : os[1] * sc;
+    auto along = [&](size_t d, int64_t s) { return os[d] == 1 && outv.shape[d] != 1 ? 0 : s; };
+    return {along(0, sn), along(2, sh), along(3, sw), along(1, sc)};
+  }
+  // Blocked output [N, C, H, W].
+  const int64_t C = outv.shape[1];
+  if (ov.layout == Layout::blocked) {
+    const int64_t block = channel_block();
+    const int64_t cb = round_up(ov.shape[1], block) / block;
+    const int64_t sw = block, sh = os[3] * block, scb = os[2] * os[3] * block, sn = cb * scb;
+    const bool cbc = os[1] == 1 && C != 1;
+    return {os[0] == 1 ? 0 : sn, cbc ? 0 : scb, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, cbc ? 0 : 1};
+  }
+  if (os[1] != 1) return {};
+  // Plain operand constant along channels.
+  const int64_t sw = 1, sh = os[3], sn = os[1] * os[2] * os[3];
+  return {os[0] == 1 ? 0 : sn, 0, os[2] == 1 ? 0 : sh, os[3] == 1 ? 0 : sw, 0};
+}
+
+Result<int> blocked_constant(Builder& b, int v) {
+  IValue& ov = b.val(v);
+  if (ov.shape.size() > 4) return unsupported("operand of rank > 4 in a blocked op");
+  Shape s4(4, 1);
+  std::copy(ov.shape.begin(), ov.shape.end(), s4.begin() + (4 - ov.shape.size()));
+  Tensor t = ov.holder.reshaped(s4);
+  int c = b.add_constant(t);
+  return b.require(c, Layout::blocked);
+}
+
+}  // namespace tandem::cpu

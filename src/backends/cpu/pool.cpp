@@ -173,7 +173,9 @@ class GlobalPoolKernel final : public Kernel {
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
     float* o = static_cast<float*>(ctx.ptr[out]);
-    const int threads = rows * spatial < 32768 ? 1 : ctx.threads;
+    // Work: pixels times channel blocks (channels-last counted as blocked), elements (plain).
+    const int64_t vectors = channels_last ? rows * spatial * ((channels + 15) / 16) : rows * spatial;
+    const int threads = vectors < 32768 ? 1 : ctx.threads;
     const int64_t sp = spatial;
     const bool mx = max;
     const int64_t lanes = channel_block();

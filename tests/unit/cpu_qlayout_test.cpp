@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "backends/cpu/runtime_env.h"
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
 #include "op_test_util.h"
@@ -160,6 +161,60 @@ TEST(CpuBackendInt8Layouts, QuantizeLinearOfABlockedValueWritesChannelsLastValue
         }
         EXPECT_GT(low, 0) << "values saturated at the low end";
         EXPECT_GT(high, 0) << "values saturated at the high end";
+      }
+    }
+  }
+}
+
+TEST(CpuBackendInt8Layouts, APlainImageOfFewChannelsIsQuantizedStraightIntoChannelsLastBytes) {
+  REQUIRE_CPU();
+  // A network's input (plain, 1 to 4 channels; 5 is left to the planar quantizer and a reorder)
+  // quantized for the first convolution: DynamicQuantizeLinear -> ConvInteger and QuantizeLinear
+  // (uint8 and int8) -> QLinearConv. 7x9 pixels: 63, not a multiple of the 16 taken at once.
+  for (int64_t C : {1, 3, 4, 5}) {
+    SCOPED_TRACE(std::to_string(C) + " channels");
+    const bool direct = C <= 4 && cpu::has_vbmi();
+    const Tensor x = random_floats({2, C, 7, 9}, 131, -3.0f, 5.0f);
+    GraphBuilder d;
+    d.input("x", x)
+        .init("w", random_ints<int8_t>({6, C, 3, 3}, -onednn_weight_max(), onednn_weight_max(), 132))
+        .init("wz", Tensor::scalar<int8_t>(0))
+        .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+        .node("ConvInteger", {"xq", "w", "xz", "wz"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+        .output("y")
+        .output("xs")
+        .output("xz");
+    const std::string text = describe_cpu(d);
+    if (direct) EXPECT_EQ(text.find("layout reorder of 'xq'"), std::string::npos) << text;
+    else if (cpu_isa_level_of(text) >= 2) EXPECT_NE(text.find("layout reorder of 'xq'"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(d, threads);
+      ASSERT_EQ(r.cpu.size(), 3u);
+      expect_within_units(r.ref[0], r.cpu[0], 0, "ConvInteger of the dynamically quantized image");
+      EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
+      expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
+    }
+    for (DataType t : {DataType::uint8, DataType::int8}) {
+      SCOPED_TRACE(dtype_name(t));
+      const bool s8 = t == DataType::int8;
+      // Weights that pass the first channel through: the output is its quantized values.
+      Tensor pass(DataType::uint8, {1, C, 1, 1});
+      for (int64_t i = 0; i < C; ++i) pass.data<uint8_t>()[i] = i == 0 ? 1 : 0;
+      GraphBuilder q;
+      q.input("x", x)
+          .init("s", Tensor::scalar<float>(0.03125f))
+          .init("z", s8 ? Tensor::scalar<int8_t>(-20) : Tensor::scalar<uint8_t>(30))
+          .init("w", pass)
+          .init("ws", Tensor::scalar<float>(1.0f))
+          .init("wz", Tensor::scalar<uint8_t>(0))
+          .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+          .node("QLinearConv", {"xq", "s", "z", "w", "ws", "wz", "s", "z"}, {"y"})
+          .output("y");
+      if (direct) EXPECT_EQ(describe_cpu(q).find("layout reorder of 'xq'"), std::string::npos);
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 1u);
+        expect_within_units(r.ref[0], r.cpu[0], 0, "the quantized first channel");
       }
     }
   }

@@ -305,6 +305,14 @@ void min_max(const float* x, int64_t n, float* lo, float* hi);
 // Parallel over `threads`.
 void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
                       int64_t block, float scale, float zero_point, int64_t y_channels, int64_t y_channel0);
+// True when quantize_planar_to_channels_last takes images of C channels: 1 to 4 (an image's
+// colours, a network's input), on CPUs with AVX512_VBMI byte permutes.
+bool planar_to_channels_last_quantizes(int64_t C);
+// Plain float32 images [N, C, S] quantized into channels-last 8-bit values [N, S, C] in one
+// pass (no planar bytes, no reorder after). Only where planar_to_channels_last_quantizes(C).
+// Parallel over `threads`.
+void quantize_planar_to_channels_last(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C,
+                                      int64_t S, float scale, float zero_point);
 
 // True when value `v` is not a segment output and every step that reads it is one of `ops`
 // (default domain): its readers then accept layouts others would not (a channels-last float

@@ -378,6 +378,56 @@ void min_max(const float* x, int64_t n, float* lo, float* hi) {
   min_max_scalar(x, n, lo, hi);
 }
 
+namespace {
+// Pixels [s0, s1) of one image: 16 pixels per step, each channel's 16 values quantized to 16
+// bytes, the C x 16 bytes interleaved to 16 x C by one byte permute.
+template <class Q>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,fma,f16c"))) void planar_to_channels_last(
+    const float* x, Q* y, int64_t C, int64_t S, int64_t s0, int64_t s1, float scale, float zp) {
+  const RecipQuant c = recip_quant<Q>(scale, zp);
+  const bool recip = recip_exact(scale);
+  alignas(64) uint8_t order[64];  // byte j of the output: pixel j / C, channel j % C
+  for (int j = 0; j < 64; ++j) order[j] = static_cast<uint8_t>(j < 16 * C ? (j % C) * 16 + j / C : 0);
+  const __m512i index = _mm512_load_si512(order);
+  for (int64_t s = s0; s < s1; s += 16) {
+    const int64_t m = std::min<int64_t>(16, s1 - s);
+    const __mmask16 lanes = static_cast<__mmask16>((1u << m) - 1u);
+    __m512i bytes = _mm512_setzero_si512();
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const __m512 v = _mm512_maskz_loadu_ps(lanes, x + ch * S + s);
+      const __m128i q = narrow16<Q>(recip ? quantize16(v, c) : quantize16_div(v, c));
+      switch (ch) {
+        case 0: bytes = _mm512_inserti32x4(bytes, q, 0); break;
+        case 1: bytes = _mm512_inserti32x4(bytes, q, 1); break;
+        case 2: bytes = _mm512_inserti32x4(bytes, q, 2); break;
+        default: bytes = _mm512_inserti32x4(bytes, q, 3); break;
+      }
+    }
+    const int64_t n = m * C;
+    const __mmask64 keep = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
+    _mm512_mask_storeu_epi8(y + s * C, keep, _mm512_permutexvar_epi8(index, bytes));
+  }
+}
+}  // namespace
+
+bool planar_to_channels_last_quantizes(int64_t C) { return C >= 1 && C <= 4 && has_vbmi(); }
+
+void quantize_planar_to_channels_last(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C,
+                                      int64_t S, float scale, float zero_point) {
+  constexpr int64_t kChunk = 4096;  // pixels per task
+  const int64_t chunks = (S + kChunk - 1) / kChunk;
+  parallel_range(threads, N * chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t img = t / chunks, s0 = (t % chunks) * kChunk, s1 = std::min(S, s0 + kChunk);
+      const float* xi = x + img * C * S;
+      if (to_signed)
+        planar_to_channels_last(xi, static_cast<int8_t*>(y) + img * S * C, C, S, s0, s1, scale, zero_point);
+      else
+        planar_to_channels_last(xi, static_cast<uint8_t*>(y) + img * S * C, C, S, s0, s1, scale, zero_point);
+    }
+  });
+}
+
 void quantize_blocked(int threads, const float* x, void* y, bool to_signed, int64_t N, int64_t C, int64_t S,
                       int64_t block, float scale, float zero_point, int64_t y_channels, int64_t y_channel0) {
   // Tasks of kChunk pixels, all channel blocks of a chunk in turn: each block writes a strip of

@@ -65,11 +65,6 @@ TANDEM_TARGET_AVX2 void lut_avx2(const uint8_t* x, uint8_t* y, int64_t n, const 
   lut_scalar(x + i, y + i, n - i, table);
 }
 
-bool has_vbmi() {
-  static const bool yes = cpu_isa_level() >= 2 && __builtin_cpu_supports("avx512vbmi");
-  return yes;
-}
-
 void pair_map_scalar(const uint8_t* a, const uint8_t* b, uint8_t* c, int64_t n, const uint8_t* table) {
   for (int64_t i = 0; i < n; ++i) c[i] = table[(static_cast<uint32_t>(a[i]) << 8) | b[i]];
 }

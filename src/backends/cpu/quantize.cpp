@@ -135,17 +135,20 @@ class DequantizeKernel final : public Kernel {
   }
 };
 
-// QuantizeLinear with known per-tensor parameters of a blocked float32 value that only integer
-// convolutions read: channels-last output, the layout their routes read, with no reorder.
+// QuantizeLinear with known per-tensor parameters of a blocked float32 value, or of a plain one
+// of at most 4 channels (planar_to_channels_last_quantizes), that only integer convolutions read:
+// channels-last output, the layout their routes read, with no reorder.
 class BlockedQuantizeKernel final : public Kernel {
  public:
   int src = -1, dst = -1;
   bool to_signed = false;
   float scale = 1.0f, zp = 0.0f;
-  int64_t N = 1, C = 1, S = 1, block = 8;
+  int64_t N = 1, C = 1, S = 1, block = 8;  // block 0: a plain source
   Status run(RunCtx& ctx, KernelState*) const override {
-    quantize_blocked(N * C * S < 4 * kGrain ? 1 : ctx.threads, static_cast<const float*>(ctx.ptr[src]), ctx.ptr[dst],
-                     to_signed, N, C, S, block, scale, zp, C, 0);
+    const int threads = N * C * S < 4 * kGrain ? 1 : ctx.threads;
+    const auto* x = static_cast<const float*>(ctx.ptr[src]);
+    if (block == 0) quantize_planar_to_channels_last(threads, x, ctx.ptr[dst], to_signed, N, C, S, scale, zp);
+    else quantize_blocked(threads, x, ctx.ptr[dst], to_signed, N, C, S, block, scale, zp, C, 0);
     return Status::ok();
   }
 };
@@ -218,9 +221,12 @@ class QuantizeSpec final : public OpSpec {
     // convolutions take and the one a DequantizeLinear's table (above) turns back into blocked
     // floats. A quantize/dequantize pair on a float path (QDQ models write one before every
     // Resize of the neck) thus keeps the float path blocked, with no reorder to plain before it
-    // and back after it.
-    if (!dequantize && b.val(x).layout == Layout::blocked && shape.size() == 4 && c.channels == 1 && reads.empty() &&
-        is_8bit(b.val(out).dtype) && only_read_by(b, out, {"ConvInteger", "QLinearConv", "DequantizeLinear"})) {
+    // and back after it. Likewise a plain image of a few channels (a network's input).
+    const Layout in_layout = b.val(x).layout;
+    const bool planar = in_layout == Layout::plain && shape.size() == 4 && planar_to_channels_last_quantizes(shape[1]);
+    if (!dequantize && (in_layout == Layout::blocked || planar) && shape.size() == 4 && c.channels == 1 &&
+        reads.empty() && is_8bit(b.val(out).dtype) &&
+        only_read_by(b, out, {"ConvInteger", "QLinearConv", "DequantizeLinear"})) {
       if (!(c.scales[0] != 0.0f)) return unsupported(label + " y_scale is zero or NaN");
       auto k = std::make_unique<BlockedQuantizeKernel>();
       k->src = x;
@@ -231,7 +237,7 @@ class QuantizeSpec final : public OpSpec {
       k->N = shape[0];
       k->C = shape[1];
       k->S = shape[2] * shape[3];
-      k->block = channel_block();
+      k->block = planar ? 0 : channel_block();
       k->reads = {x};
       k->writes = {out};
       k->label = label;
@@ -273,37 +279,17 @@ class DynamicQuantizeKernel final : public Kernel {
   int src = -1, dst = -1, scale_out = -1, zp_out = -1;
   int range = -1;  // src's range as its producer recorded it (Builder::range_of), or -1
   int64_t n = 0;  // elements of src as stored (a blocked source: with its zero padding)
-  // A blocked source [N, C, S] written channels-last (block > 0), else y as src lies.
+  // y channels-last [N, S, C] from a blocked source [N, C, S] (block > 0) or a plain one of at
+  // most 4 channels (planar); else y as src lies.
   int64_t block = 0, N = 1, C = 1, S = 1;
+  bool planar = false;
   Status run(RunCtx& ctx, KernelState*) const override {
     const auto* x = static_cast<const float*>(ctx.ptr[src]);
     auto* y = static_cast<uint8_t*>(ctx.ptr[dst]);
     const int threads = n < 4 * kGrain ? 1 : ctx.threads;
     float lo[kMaxParts], hi[kMaxParts];
     DynamicQuantParams p;
-    if (range >= 0) {
-      // The range is known: one pass.
-      const auto* r = static_cast<const float*>(ctx.ptr[range]);
-      p = dynamic_quant_params(r[0], r[1]);
-      if (!p.usable) {
-        std::fill(y, y + (block > 0 ? N * C * S : n), p.zero_point);
-      } else if (block > 0) {
-        quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point), C, 0);
-      } else {
-        parallel_range(threads, n, kGrain, [&](int64_t b, int64_t e) {
-          quantize_u8(x + b, y + b, e - b, p.scale, static_cast<float>(p.zero_point));
-        });
-      }
-    } else if (block > 0) {
-      // A blocked source: its range over the parts, then the channels-last quantization.
-      const int64_t parts = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxParts);
-      parallel_range(threads, parts, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) min_max(x + n * i / parts, n * (i + 1) / parts - n * i / parts, &lo[i], &hi[i]);
-      });
-      p = params(lo, hi, parts);
-      if (!p.usable) std::fill(y, y + N * C * S, p.zero_point);
-      else quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, static_cast<float>(p.zero_point), C, 0);
-    } else {
+    if (range < 0 && block == 0 && !planar) {
       // One parallel region: each part's range, then each part quantizes its own elements
       // (still in its core's caches) with the parameters of all of them.
       parallel_two_passes(
@@ -314,6 +300,22 @@ class DynamicQuantizeKernel final : public Kernel {
             else quantize_u8(x + b, y + b, e - b, q.scale, static_cast<float>(q.zero_point));
             if (part == 0) p = q;
           });
+    } else {
+      if (range >= 0) {  // known: one pass
+        const auto* r = static_cast<const float*>(ctx.ptr[range]);
+        p = dynamic_quant_params(r[0], r[1]);
+      } else {
+        const int64_t parts = std::clamp<int64_t>(n / (4 * kGrain), 1, kMaxParts);
+        parallel_range(threads, parts, 1, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) min_max(x + n * i / parts, n * (i + 1) / parts - n * i / parts, &lo[i], &hi[i]);
+        });
+        p = params(lo, hi, parts);
+      }
+      const float zp = static_cast<float>(p.zero_point);
+      if (!p.usable) std::fill(y, y + (block > 0 ? N * C * S : n), p.zero_point);
+      else if (block > 0) quantize_blocked(threads, x, y, false, N, C, S, block, p.scale, zp, C, 0);
+      else if (planar) quantize_planar_to_channels_last(threads, x, y, false, N, C, S, p.scale, zp);
+      else parallel_range(threads, n, kGrain, [&](int64_t b, int64_t e) { quantize_u8(x + b, y + b, e - b, p.scale, zp); });
     }
     if (scale_out >= 0) *static_cast<float*>(ctx.ptr[scale_out]) = p.scale;
     if (zp_out >= 0) *static_cast<uint8_t*>(ctx.ptr[zp_out]) = p.zero_point;
@@ -347,20 +349,26 @@ class DynamicQuantizeSpec final : public OpSpec {
     // read. The padding of a blocked input is zeros, which the range includes anyway.
     const bool conv_readers =
         step.outputs[0] >= 0 && only_read_by(b, step.outputs[0], {"ConvInteger", "QLinearConv"});
+    // (And a plain image of a few channels, a network's input, is written channels-last as it is
+    // quantized.)
     const Layout in_layout = b.val(x).layout;
-    const bool from_blocked = conv_readers && in_layout == Layout::blocked && b.val(x).shape.size() == 4;
-    const Layout l = conv_readers && (in_layout == Layout::nhwc || from_blocked) ? Layout::nhwc : Layout::plain;
-    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, from_blocked ? Layout::blocked : l));
+    const Shape xs = b.val(x).shape;
+    const bool from_blocked = conv_readers && in_layout == Layout::blocked && xs.size() == 4;
+    const bool planar =
+        conv_readers && in_layout == Layout::plain && xs.size() == 4 && planar_to_channels_last_quantizes(xs[1]);
+    const Layout l =
+        conv_readers && (in_layout == Layout::nhwc || from_blocked || planar) ? Layout::nhwc : Layout::plain;
+    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, from_blocked ? Layout::blocked : planar ? Layout::plain : l));
     auto k = std::make_unique<DynamicQuantizeKernel>();
     k->src = px;
-    k->n = shape_numel(b.val(x).shape);
-    if (from_blocked) {
-      const Shape& xs = b.val(x).shape;
-      k->block = channel_block();
+    k->n = shape_numel(xs);
+    if (from_blocked || planar) {
+      k->block = from_blocked ? channel_block() : 0;
+      k->planar = planar;
       k->N = xs[0];
       k->C = xs[1];
       k->S = xs[2] * xs[3];
-      k->n = xs[0] * round_up(xs[1], k->block) * k->S;
+      if (from_blocked) k->n = xs[0] * round_up(xs[1], k->block) * k->S;
     }
     k->reads = {px};
     if ((k->range = b.range_of(x)) >= 0) k->reads.push_back(k->range);

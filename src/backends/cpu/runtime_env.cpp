@@ -107,6 +107,11 @@ bool has_native_bf16() {
   return native;
 }
 
+bool has_vbmi() {
+  static const bool yes = cpu_isa_level() >= 2 && __builtin_cpu_supports("avx512vbmi");
+  return yes;
+}
+
 bool has_amx_tiles() {
   static const bool amx = [] {
     cpu_engine();  // oneDNN's cap is set before its ISA is read

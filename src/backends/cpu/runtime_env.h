@@ -36,6 +36,9 @@ int cpu_isa_level();
 std::string cpu_isa_description();
 // True when bfloat16 dot products are native (AVX512_BF16) and the ISA cap allows AVX-512.
 bool has_native_bf16();
+// True when byte permutes across a whole register are native (AVX512_VBMI) and the ISA cap
+// allows AVX-512.
+bool has_vbmi();
 // True when oneDNN may use AMX tiles (the CPU has them and the ISA cap allows them).
 bool has_amx_tiles();
 

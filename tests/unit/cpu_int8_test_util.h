@@ -122,6 +122,20 @@ inline int64_t expect_within_units(const Value& want, const Value& got, int64_t 
   return differ;
 }
 
+// Runs `q`, whose three outputs are a DynamicQuantizeLinear's (or integers computed from its
+// bytes, then its scale and zero point), at 1 and 2 threads: the integers, the scale and the
+// zero point must equal the reference's exactly.
+inline void expect_same_dynamic_quantization(const GraphBuilder& q, const std::string& what) {
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 3u);
+    expect_within_units(r.ref[0], r.cpu[0], 0, what);
+    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << what << ": scale";
+    expect_within_units(r.ref[2], r.cpu[2], 0, what + ": zero point");
+  }
+}
+
 // Float tensors: same shape, every element the same bits (NaN included).
 inline void expect_same_floats(const Value& want, const Value& got, const std::string& what) {
   ASSERT_TRUE(want.is_tensor() && got.is_tensor()) << what;

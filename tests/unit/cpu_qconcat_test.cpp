@@ -19,17 +19,6 @@ using testing::attr_int;
 using testing::attr_ints;
 using testing::attr_string;
 
-void expect_same_quantization(const GraphBuilder& q, const std::string& what) {
-  for (int threads : {1, 2}) {
-    SCOPED_TRACE(std::to_string(threads) + " threads");
-    Runs r = run_both(q, threads);
-    ASSERT_EQ(r.cpu.size(), 3u);
-    expect_within_units(r.ref[0], r.cpu[0], 0, what);
-    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << what << ": scale";
-    expect_within_units(r.ref[2], r.cpu[2], 0, what + ": zero point");
-  }
-}
-
 TEST(CpuBackendQuantizedConcat, ADynamicallyQuantizedConcatenationTakesItsRangeFromItsInputs) {
   REQUIRE_CPU();
   // Along channels: a float convolution's blocked output, a ConvInteger's float output (left
@@ -68,7 +57,7 @@ TEST(CpuBackendQuantizedConcat, ADynamicallyQuantizedConcatenationTakesItsRangeF
     EXPECT_NE(text.find("fused: Resize + Resize + Concat + DynamicQuantizeLinear"), std::string::npos) << text;
     EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
     EXPECT_EQ(text.find("(to blocked)"), std::string::npos) << "the ConvInteger output is converted:\n" << text;
-    expect_same_quantization(q, "concatenation along channels");
+    expect_same_dynamic_quantization(q, "concatenation along channels");
   }
 }
 
@@ -92,7 +81,7 @@ TEST(CpuBackendQuantizedConcat, PlainValuesAndAllZeroInputsQuantizeLikeTheRefere
         .output("ys")
         .output("yz");
     EXPECT_NE(describe_cpu(q).find("fused: Concat + DynamicQuantizeLinear"), std::string::npos);
-    expect_same_quantization(q, "plain concatenation");
+    expect_same_dynamic_quantization(q, "plain concatenation");
   }
 }
 
@@ -114,7 +103,7 @@ TEST(CpuBackendQuantizedConcat, ALargeConcatenationSplitsItsRangeAcrossThreads) 
       .output("ys")
       .output("yz");
   EXPECT_NE(describe_cpu(q).find("fused: Concat + DynamicQuantizeLinear"), std::string::npos);
-  expect_same_quantization(q, "large concatenation");
+  expect_same_dynamic_quantization(q, "large concatenation");
 }
 
 }  // namespace

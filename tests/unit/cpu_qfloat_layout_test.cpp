@@ -108,14 +108,7 @@ TEST(CpuBackendChannelsLastFloats, AnElementwiseStepHandsDynamicQuantizeLinearTh
         .output("ys")
         .output("yz");
     EXPECT_NE(describe_cpu(q).find("(range from the producer)"), std::string::npos);
-    for (int threads : {1, 2}) {
-      SCOPED_TRACE(std::to_string(threads) + " threads");
-      Runs r = run_both(q, threads);
-      ASSERT_EQ(r.cpu.size(), 3u);
-      expect_within_units(r.ref[0], r.cpu[0], 0, "quantized product");
-      EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
-      expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
-    }
+    expect_same_dynamic_quantization(q, "quantized product");
   }
 }
 
@@ -151,14 +144,7 @@ TEST(CpuBackendChannelsLastFloats, ADynamicallyQuantizedConcatReadsUpsampledChan
     EXPECT_EQ(text.find("layout reorder of 'a'"), std::string::npos) << text;
     EXPECT_EQ(text.find("layout reorder of 'd'"), std::string::npos) << text;
   }
-  for (int threads : {1, 2}) {
-    SCOPED_TRACE(std::to_string(threads) + " threads");
-    Runs r = run_both(q, threads);
-    ASSERT_EQ(r.cpu.size(), 3u);
-    expect_within_units(r.ref[0], r.cpu[0], 0, "quantized concatenation");
-    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
-    expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
-  }
+  expect_same_dynamic_quantization(q, "quantized concatenation");
 }
 
 }  // namespace

@@ -99,13 +99,7 @@ TEST(CpuBackendInt8Layouts, DynamicQuantizationOfABlockedValueWritesChannelsLast
         << text;
     EXPECT_EQ(text.find("layout reorder of 'c'"), std::string::npos) << text;
   }
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    ASSERT_EQ(r.cpu.size(), 3u);
-    EXPECT_EQ(expect_within_units(r.ref[0], r.cpu[0], 0, "ConvInteger of the quantized value"), 0);
-    EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
-    EXPECT_EQ(expect_within_units(r.ref[2], r.cpu[2], 0, "zero point"), 0);
-  }
+  expect_same_dynamic_quantization(q, "ConvInteger of the quantized value");
 }
 
 TEST(CpuBackendInt8Layouts, QuantizeLinearOfABlockedValueWritesChannelsLastValues) {
@@ -187,13 +181,7 @@ TEST(CpuBackendInt8Layouts, APlainImageOfFewChannelsIsQuantizedStraightIntoChann
     const std::string text = describe_cpu(d);
     if (direct) EXPECT_EQ(text.find("layout reorder of 'xq'"), std::string::npos) << text;
     else if (cpu_isa_level_of(text) >= 2) EXPECT_NE(text.find("layout reorder of 'xq'"), std::string::npos) << text;
-    for (int threads : {1, 2}) {
-      Runs r = run_both(d, threads);
-      ASSERT_EQ(r.cpu.size(), 3u);
-      expect_within_units(r.ref[0], r.cpu[0], 0, "ConvInteger of the dynamically quantized image");
-      EXPECT_EQ(r.ref[1].tensor.data<float>()[0], r.cpu[1].tensor.data<float>()[0]) << "scale";
-      expect_within_units(r.ref[2], r.cpu[2], 0, "zero point");
-    }
+    expect_same_dynamic_quantization(d, "ConvInteger of the dynamically quantized image");
     for (DataType t : {DataType::uint8, DataType::int8}) {
       SCOPED_TRACE(dtype_name(t));
       const bool s8 = t == DataType::int8;

@@ -88,6 +88,31 @@ TEST(CpuBackendChannelsLastFloats, ElementwiseAndPoolingReadersKeepAConvIntegerO
   }
 }
 
+TEST(CpuBackendChannelsLastFloats, OperandsOfALowerRankJoinTheChannelsLastWalkOnlyWhereTheyFit) {
+  REQUIRE_CPU();
+  // y + p with p of rank 3: [C, 1, 1] (constant along the pixels) is read along the channels-last
+  // walk; [C, H, W] (varies along both) has no channels-last form of its rank, so the walk is
+  // plain and y is converted. Both must match the reference.
+  const int64_t C = 20;
+  for (bool per_channel : {true, false}) {
+    SCOPED_TRACE(per_channel ? "[C, 1, 1]" : "[C, H, W]");
+    GraphBuilder q;
+    q.input("x", random_floats({1, 6, 8, 10}, 141, -3.0f, 3.0f))
+        .input("p", random_floats(per_channel ? Shape{C, 1, 1} : Shape{C, 8, 10}, 142, -2.0f, 2.0f));
+    integer_conv(q, "x", "y", C, 3, 143);
+    q.node("Add", {"y", "p"}, {"t"})
+        .node("DynamicQuantizeLinear", {"t"}, {"tq", "ts", "tz"})
+        .output("tq")
+        .output("ts")
+        .output("tz");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    if (cpu_isa_level_of(text) >= 1)
+      EXPECT_EQ(text.find("[Add 'Add4']  -> 1x20x8x10 nhwc") != std::string::npos, per_channel) << text;
+    expect_same_dynamic_quantization(q, "quantized sum");
+  }
+}
+
 TEST(CpuBackendChannelsLastFloats, AnElementwiseStepHandsDynamicQuantizeLinearTheRangeOfWhatItWrote) {
   REQUIRE_CPU();
   // Plain values over many tiles and range pieces, the extremes in the first and the last

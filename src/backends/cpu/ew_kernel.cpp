@@ -358,7 +358,19 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         channels_last_floats = channels_last_floats || (floats && v.layout == Layout::nhwc);
         channels_last_bytes = channels_last_bytes || (!floats && v.layout == Layout::nhwc);
       }
-    if (channels_last_floats && !blocked_floats && (byte_out || read_as_channels_last(b, out))) l = Layout::nhwc;
+    // A float operand of another rank is read along a channels-last walk only when it is plain
+    // and constant along the channels or the pixels (no conversion gives it that layout).
+    bool lower_ranks_fit = true;
+    for (size_t i = 0; i < p.operands.size(); ++i) {
+      const IValue& v = b.val(p.operands[i]);
+      if (byte_of[i] >= 0 || up_of[i] >= 0 || v.shape.size() == 4) continue;
+      Shape os(4, 1);
+      if (v.shape.size() < 4) std::copy(v.shape.begin(), v.shape.end(), os.begin() + (4 - v.shape.size()));
+      lower_ranks_fit = lower_ranks_fit && v.shape.size() < 4 && v.layout == Layout::plain &&
+                        (os[1] == 1 || os[2] * os[3] == 1);
+    }
+    if (channels_last_floats && !blocked_floats && lower_ranks_fit && (byte_out || read_as_channels_last(b, out)))
+      l = Layout::nhwc;
     else if (blocked_floats || channels_last_bytes) l = Layout::blocked;
     b.define(stored, byte_out ? (l == Layout::plain ? Layout::plain : Layout::nhwc) : l);
   }

@@ -138,17 +138,17 @@ class DequantizeKernel final : public Kernel {
 // QuantizeLinear with known per-tensor parameters of a blocked float32 value, or of a plain one
 // of at most 4 channels (planar_to_channels_last_quantizes), that only integer convolutions read:
 // channels-last output, the layout their routes read, with no reorder.
-class BlockedQuantizeKernel final : public Kernel {
+class ChannelsLastQuantizeKernel final : public Kernel {
  public:
   int src = -1, dst = -1;
-  bool to_signed = false;
+  bool to_signed = false, planar = false;  // planar: a plain source, else a blocked one
   float scale = 1.0f, zp = 0.0f;
-  int64_t N = 1, C = 1, S = 1, block = 8;  // block 0: a plain source
+  int64_t N = 1, C = 1, S = 1;
   Status run(RunCtx& ctx, KernelState*) const override {
     const int threads = N * C * S < 4 * kGrain ? 1 : ctx.threads;
     const auto* x = static_cast<const float*>(ctx.ptr[src]);
-    if (block == 0) quantize_planar_to_channels_last(threads, x, ctx.ptr[dst], to_signed, N, C, S, scale, zp);
-    else quantize_blocked(threads, x, ctx.ptr[dst], to_signed, N, C, S, block, scale, zp, C, 0);
+    if (planar) quantize_planar_to_channels_last(threads, x, ctx.ptr[dst], to_signed, N, C, S, scale, zp);
+    else quantize_blocked(threads, x, ctx.ptr[dst], to_signed, N, C, S, channel_block(), scale, zp, C, 0);
     return Status::ok();
   }
 };
@@ -228,7 +228,7 @@ class QuantizeSpec final : public OpSpec {
         reads.empty() && is_8bit(b.val(out).dtype) &&
         only_read_by(b, out, {"ConvInteger", "QLinearConv", "DequantizeLinear"})) {
       if (!(c.scales[0] != 0.0f)) return unsupported(label + " y_scale is zero or NaN");
-      auto k = std::make_unique<BlockedQuantizeKernel>();
+      auto k = std::make_unique<ChannelsLastQuantizeKernel>();
       k->src = x;
       k->dst = out;
       k->to_signed = b.val(out).dtype == DataType::int8;
@@ -237,7 +237,7 @@ class QuantizeSpec final : public OpSpec {
       k->N = shape[0];
       k->C = shape[1];
       k->S = shape[2] * shape[3];
-      k->block = planar ? 0 : channel_block();
+      k->planar = planar;
       k->reads = {x};
       k->writes = {out};
       k->label = label;

@@ -78,6 +78,28 @@ TEST(CpuTeamSizer, StaysWithTheTeamOnAQuietMachine) {
   }
 }
 
+// A plan's first run on a new context is several times slower than the rest (its arena is
+// touched for the first time); counted, it would send the next runs to one thread.
+TEST(CpuTeamSizer, IgnoresColdRuns) {
+  cpu::TeamSizer sizer;
+  ASSERT_FALSE(sizer.choose_single());
+  sizer.record(false, 120, /*cold=*/true);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_FALSE(sizer.choose_single()) << "run " << i;
+    sizer.record(false, 20 + (i % 3));
+  }
+  // The same cold run counted does move runs to one thread: the rule above is what keeps them.
+  cpu::TeamSizer counted;
+  counted.record(false, 120);
+  int singles = 0;
+  for (int i = 0; i < 20; ++i) {
+    const bool single = counted.choose_single();
+    singles += single;
+    counted.record(single, single ? 34 : 20);
+  }
+  EXPECT_GT(singles, 0);
+}
+
 TEST(CpuTeamSizer, MovesToOneThreadUnderCompetitionAndBacksOff) {
   cpu::TeamSizer sizer;
   for (int i = 0; i < 10; ++i) {

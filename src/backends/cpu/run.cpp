@@ -92,6 +92,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   ThreadScope threads_scope(inst->threads);  // the caller's OpenMP setting comes back afterwards
 
   std::unique_ptr<Context> ctx;
+  bool cold = false;  // a context made for this run: its first run is slower than the rest
   {
     std::lock_guard<std::mutex> lock(inst->pool_mu);
     if (!inst->pool.empty()) {
@@ -100,6 +101,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
     }
   }
   if (!ctx) {
+    cold = true;
     try {
       ctx = make_context(*inst);
     } catch (const dnnl::error& e) {
@@ -194,7 +196,8 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
   }
   ctx->stream.wait();
   if (sizer)
-    sizer->record(sized_single, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    sizer->record(sized_single, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(),
+                  cold);
 
   outputs->resize(inst->outputs.size());
   for (size_t i = 0; i < inst->outputs.size(); ++i) {

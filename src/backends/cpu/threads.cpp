@@ -59,7 +59,8 @@ bool TeamSizer::choose_single() {
   return true;
 }
 
-void TeamSizer::record(bool single, double ms) {
+void TeamSizer::record(bool single, double ms, bool cold) {
+  if (cold) return;
   constexpr double kWeight = 0.25, kSlowdown = 1.5, kProbeMargin = 1.1;
   constexpr int kFirstWindow = 8, kMaxWindow = 256, kMinTeamRuns = 4;
   std::lock_guard<std::mutex> lock(mu_);

@@ -93,13 +93,17 @@ void parallel_block_rows(int threads, int64_t N, int64_t blocks, int64_t S, int6
 // thread; then one run probes the team again. If the team is still slower than one thread, the
 // window doubles (up to 256); otherwise the team stays and the probe's time becomes the new
 // baseline. On a quiet machine the team's average never leaves its baseline and nothing changes.
+// A cold run (the first on a new run context: its arena is touched for the first time, its
+// primitives' code paged in) says nothing about competition and is not counted: counted, the
+// first run of a 20 ms model, at 120 ms, kept the average above 1.5x the baseline for four runs
+// and sent the next eight to one thread on an idle machine.
 // Times are in milliseconds. Thread-safe.
 class TeamSizer {
  public:
   // True when this run should use one thread (counts the run against the window).
   bool choose_single();
-  // Records a run's latency; `single` says which instance ran it.
-  void record(bool single, double ms);
+  // Records a run's latency; `single` says which instance ran it; a `cold` run is ignored.
+  void record(bool single, double ms, bool cold = false);
 
  private:
   std::mutex mu_;

@@ -58,7 +58,7 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
 }
 
 bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const std::vector<dnnl::primitive>& bf16_extra,
-                   const dnnl::primitive& fp32) {
+                   const dnnl::primitive& fp32, double bf16_extra_ms) {
   if (bf16_always()) return true;
   static std::mutex mu;
   static std::map<std::string, bool> decided;
@@ -68,7 +68,7 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const st
     if (auto it = decided.find(full); it != decided.end()) return it->second;
   }
   // Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
-  double with_bf16 = time_primitive_ms(bf16);
+  double with_bf16 = time_primitive_ms(bf16) + bf16_extra_ms;
   for (const auto& extra : bf16_extra) with_bf16 += time_primitive_ms(extra);
   const double with_fp32 = time_primitive_ms(fp32);
   // Too large to time (infinite): bf16 stays, as the eligibility rules chose.

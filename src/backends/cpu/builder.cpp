@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "backends/cpu/cast.h"
 #include "backends/cpu/dnnl_kernel.h"
 #include "backends/cpu/reference_nodes.h"
 #include "backends/cpu/runtime_env.h"
@@ -75,9 +76,11 @@ class GenericKernel final : public Kernel {
 
 }  // namespace
 
+int team_for_work(int team, double work) { return work < 1.5e6 ? 1 : team; }
+
 int threads_for(Builder& b, double work) {
   b.add_work(work);
-  return work < 1.5e6 ? 1 : b.threads();
+  return team_for_work(b.threads(), work);
 }
 
 IValue& Builder::val(int v) { return inst_.values[v]; }
@@ -221,7 +224,10 @@ Result<int> Builder::require_bf16(int v, Layout l) {
   if (auto it = narrowed_.find(key); it != narrowed_.end()) return it->second;
   const Shape shape = iv.shape;
   int out = add_temp(DataType::bfloat16, shape, l);
-  TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']"));
+  const std::string label =
+      "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']";
+  if (feature_enabled("BF16_NARROWING") && narrows_to_bf16_natively(inst_.values[v], l)) TANDEM_RETURN_IF_ERROR(add_bf16_narrowing(*this, v, out, label));
+  else TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, label));
   narrowed_[key] = out;
   return out;
 }

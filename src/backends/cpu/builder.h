@@ -101,7 +101,9 @@ class Builder {
 };
 
 // Threads for a kernel doing `work` multiply-adds (or element visits): small kernels run on
-// one thread, where a parallel region would cost more than it saves.
+// one thread, where a parallel region would cost more than it saves. team_for_work is the rule
+// alone, for a team of `team` threads.
 int threads_for(Builder& b, double work);
+int team_for_work(int team, double work);
 
 }  // namespace tandem::cpu

@@ -1,17 +1,23 @@
 // cast.cpp: Cast on the cpu backend: a view between equal types, float16 <-> float32 with the
 // vector conversion instructions, and the other pairs of castable types (float32, float16,
-// int32, int64, bool, uint8, int8) element by element.
+// int32, int64, bool, uint8, int8) element by element; and the narrowing of float32 values to
+// bfloat16 for precision=bf16 (cast.h).
 #include "backends/cpu/cast.h"
 
 #include <immintrin.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
 
@@ -80,6 +86,50 @@ class ConvertKernel final : public Kernel {
       }
     });
     return Status::ok();
+  }
+};
+
+// float32 -> bfloat16, n elements, rounding to nearest even (vcvtne2ps2bf16, as oneDNN's
+// reorders do on this ISA). Called only where has_native_bf16().
+__attribute__((target("avx512f,avx512bf16"))) void float_to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh two = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+    _mm512_storeu_si512(dst + i, reinterpret_cast<__m512i>(two));
+  }
+  if (i < n) {
+    const int64_t left = n - i;
+    const __mmask16 lo = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __mmask16 hi = left > 16 ? __mmask16((1u << (left - 16)) - 1) : __mmask16(0);
+    const __m512bh two = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + i + 16), _mm512_maskz_loadu_ps(lo, src + i));
+    _mm512_mask_storeu_epi16(dst + i, (__mmask32(hi) << 16) | lo, reinterpret_cast<__m512i>(two));
+  }
+}
+
+// Narrows a float32 value to its bfloat16 copy of the same shape and layout. The blocked
+// layout's padded channels are written as zeros whatever the source holds there: a bf16
+// convolution reads them (against zero weights), so they must not hold a NaN.
+class Bf16NarrowKernel final : public Kernel {
+ public:
+  int src = -1, dst = -1;
+  int64_t n = 0;  // physical elements
+  // Blocked with C % block != 0: `images` x `blocks` block rows of `pixels` x `block` lanes;
+  // lanes from `valid` on in each image's last block are padding.
+  int64_t images = 0, blocks = 0, pixels = 0, block = 0, valid = 0;
+  int threads = 1;  // at most; the run's team may be smaller
+
+  Status run(RunCtx& ctx, KernelState*) const override {
+    narrow(static_cast<const float*>(ctx.ptr[src]), static_cast<uint16_t*>(ctx.ptr[dst]), std::min(threads, ctx.threads));
+    return Status::ok();
+  }
+  void narrow(const float* in, uint16_t* out, int threads) const {
+    const int team = n < (1 << 16) ? 1 : threads;
+    parallel_range(team, n, 1 << 14, [&](int64_t b, int64_t e) { float_to_bf16_avx512(in + b, out + b, e - b); });
+    if (valid == 0) return;
+    for (int64_t i = 0; i < images; ++i) {
+      uint16_t* last = out + ((i * blocks + blocks - 1) * pixels) * block;
+      for (int64_t p = 0; p < pixels; ++p) std::fill(last + p * block + valid, last + (p + 1) * block, uint16_t{0});
+    }
   }
 };
 
@@ -201,6 +251,61 @@ Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
 }
 
 }  // namespace
+
+void narrow_to_bf16(const float* src, uint16_t* dst, int64_t n) { float_to_bf16_avx512(src, dst, n); }
+
+bool narrows_to_bf16_natively(const IValue& from, Layout to) {
+  return has_native_bf16() && from.dtype == DataType::float32 && from.layout == to &&
+         (to != Layout::blocked || from.shape.size() == 4);
+}
+
+namespace {
+std::unique_ptr<Bf16NarrowKernel> make_narrowing(const IValue& from) {
+  auto k = std::make_unique<Bf16NarrowKernel>();
+  k->n = from.bytes / static_cast<int64_t>(sizeof(float));
+  if (from.layout == Layout::blocked) {
+    const int64_t C = from.shape[1];
+    k->block = channel_block();
+    k->blocks = (C + k->block - 1) / k->block;
+    k->images = from.shape[0];
+    k->pixels = from.shape[2] * from.shape[3];
+    k->valid = C % k->block;
+  }
+  return k;
+}
+}  // namespace
+
+Status add_bf16_narrowing(Builder& b, int src, int dst, const std::string& label) {
+  const IValue& from = b.val(src);
+  if (!narrows_to_bf16_natively(from, b.val(dst).layout) || b.val(dst).dtype != DataType::bfloat16 ||
+      b.val(dst).shape != from.shape)
+    return unsupported(label + ": no native narrowing to bfloat16 here");
+  auto k = make_narrowing(from);
+  k->src = src;
+  k->dst = dst;
+  k->threads = threads_for(b, static_cast<double>(k->n));
+  k->reads = {src};
+  k->writes = {dst};
+  k->label = label;
+  b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+double time_bf16_narrowing_ms(const IValue& from) {
+  if (!narrows_to_bf16_natively(from, from.layout)) return std::numeric_limits<double>::infinity();
+  auto k = make_narrowing(from);
+  std::vector<float> in(static_cast<size_t>(k->n), 0.0115f);
+  std::vector<uint16_t> out(static_cast<size_t>(k->n));
+  const int threads = team_for_work(omp_get_max_threads(), static_cast<double>(k->n));
+  k->narrow(in.data(), out.data(), threads);  // warm-up: first touches
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    k->narrow(in.data(), out.data(), threads);
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
 
 bool castable(DataType t) {
   return t == DataType::float32 || t == DataType::float16 || t == DataType::int32 || t == DataType::int64 ||

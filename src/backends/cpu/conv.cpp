@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "backends/cpu/bf16_choice.h"
+#include "backends/cpu/cast.h"
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
@@ -231,13 +232,19 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
     *bf16 = true;
     if (reference(as_bf16) || reference(as_fp32)) return;
     std::vector<dnnl::primitive> extra;
+    double extra_ms = 0;
     IValue from = b.val(x);
     from.layout = src_layout;
+    from.bytes = Builder::physical_bytes(from.dtype, from.shape, src_layout);
     if (src_layout != b.val(x).layout || !b.has_bf16(x, bf16_layout)) {
       IValue to = from;
       to.dtype = DataType::bfloat16;
       to.layout = bf16_layout;
-      extra.emplace_back(dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(from), cpu_engine(), value_md(to))));
+      if (narrows_to_bf16_natively(from, bf16_layout))
+        extra_ms = time_bf16_narrowing_ms(from);
+      else
+        extra.emplace_back(
+            dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(from), cpu_engine(), value_md(to))));
     }
     if (bf16_layout != dst_probe.layout) {
       IValue wide = dst_probe;
@@ -245,7 +252,7 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
       extra.emplace_back(
           dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(wide), cpu_engine(), value_md(dst_probe))));
     }
-    *bf16 = bf16_pays_off(key, std::get<0>(as_bf16), extra, std::get<0>(as_fp32));
+    *bf16 = bf16_pays_off(key, std::get<0>(as_bf16), extra, std::get<0>(as_fp32), extra_ms);
   } catch (const dnnl::error&) {
     *bf16 = true;
   }

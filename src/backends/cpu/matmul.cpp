@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "backends/cpu/bf16_choice.h"
+#include "backends/cpu/cast.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -216,13 +217,16 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
       w_md = dnnl::memory::desc(w_md.dims(), dt::f32, dnnl::memory::format_tag::any);
       const dnnl::matmul::primitive_desc as_fp32 = make(dnnl::post_ops());
       std::vector<dnnl::primitive> narrow;
-      if (!b.has_bf16(pa, Layout::plain))
-        narrow.emplace_back(dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), src_md, cpu_engine(), src_bf16)));
+      double narrow_ms = 0;
+      if (!b.has_bf16(pa, Layout::plain)) {
+        if (narrows_to_bf16_natively(b.val(pa), Layout::plain)) narrow_ms = time_bf16_narrowing_ms(b.val(pa));
+        else narrow.emplace_back(dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), src_md, cpu_engine(), src_bf16)));
+      }
       const bool reference = std::string(as_bf16.impl_info_str()).rfind("ref", 0) == 0 ||
                              std::string(as_fp32.impl_info_str()).rfind("ref", 0) == 0;
       bf16 = reference || bf16_pays_off("matmul " + shape_to_string(src_md.dims()) + " x " +
                                             shape_to_string(w_md.dims()) + (bias.defined() ? " bias" : ""),
-                                        dnnl::matmul(as_bf16), narrow, dnnl::matmul(as_fp32));
+                                        dnnl::matmul(as_bf16), narrow, dnnl::matmul(as_fp32), narrow_ms);
       if (bf16) {
         src_md = src_bf16;
         w_md = w_bf16;

@@ -14,7 +14,9 @@ namespace tandem::cpu {
 // Debugging switches read once from the environment: TANDEM_CPU_FUSION=0 disables fusion,
 // TANDEM_CPU_POSTOPS=0 keeps elementwise ops out of oneDNN post-ops, TANDEM_CPU_BLOCKED=0
 // keeps every activation in the plain layout, TANDEM_CPU_TEAM_SIZER=0 keeps every run on its
-// instance's full team (see TeamSizer in threads.h). All default to on.
+// instance's full team (see TeamSizer in threads.h), TANDEM_CPU_BF16_NARROWING=0 narrows
+// precision=bf16 sources with oneDNN's reorder instead of the project's kernel (cast.h). All
+// default to on.
 bool feature_enabled(const char* name);
 
 // True when TANDEM_CPU_VERBOSE is set: note() then prints one line to stderr (fusion

@@ -262,7 +262,7 @@ bool narrows_to_bf16_natively(const IValue& from, Layout to) {
 namespace {
 std::unique_ptr<Bf16NarrowKernel> make_narrowing(const IValue& from) {
   auto k = std::make_unique<Bf16NarrowKernel>();
-  k->n = from.bytes / static_cast<int64_t>(sizeof(float));
+  k->n = Builder::physical_bytes(DataType::float32, from.shape, from.layout) / static_cast<int64_t>(sizeof(float));
   if (from.layout == Layout::blocked) {
     const int64_t C = from.shape[1];
     k->block = channel_block();

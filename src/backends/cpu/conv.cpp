@@ -235,7 +235,6 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
     double extra_ms = 0;
     IValue from = b.val(x);
     from.layout = src_layout;
-    from.bytes = Builder::physical_bytes(from.dtype, from.shape, src_layout);
     if (src_layout != b.val(x).layout || !b.has_bf16(x, bf16_layout)) {
       IValue to = from;
       to.dtype = DataType::bfloat16;

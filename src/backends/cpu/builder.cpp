@@ -226,7 +226,7 @@ Result<int> Builder::require_bf16(int v, Layout l) {
   int out = add_temp(DataType::bfloat16, shape, l);
   const std::string label =
       "[bf16 conversion of '" + (v < static_cast<int>(g_.values.size()) ? g_.values[v].name : std::string("temp")) + "']";
-  if (feature_enabled("BF16_NARROWING") && narrows_to_bf16_natively(inst_.values[v], l)) TANDEM_RETURN_IF_ERROR(add_bf16_narrowing(*this, v, out, label));
+  if (narrows_to_bf16_natively(inst_.values[v], l)) TANDEM_RETURN_IF_ERROR(add_bf16_narrowing(*this, v, out, label));
   else TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, label));
   narrowed_[key] = out;
   return out;

@@ -123,8 +123,7 @@ class Bf16NarrowKernel final : public Kernel {
     return Status::ok();
   }
   void narrow(const float* in, uint16_t* out, int threads) const {
-    const int team = n < (1 << 16) ? 1 : threads;
-    parallel_range(team, n, 1 << 14, [&](int64_t b, int64_t e) { float_to_bf16_avx512(in + b, out + b, e - b); });
+    parallel_range(threads, n, 1 << 14, [&](int64_t b, int64_t e) { float_to_bf16_avx512(in + b, out + b, e - b); });
     if (valid == 0) return;
     for (int64_t i = 0; i < images; ++i) {
       uint16_t* last = out + ((i * blocks + blocks - 1) * pixels) * block;
@@ -255,7 +254,8 @@ Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
 void narrow_to_bf16(const float* src, uint16_t* dst, int64_t n) { float_to_bf16_avx512(src, dst, n); }
 
 bool narrows_to_bf16_natively(const IValue& from, Layout to) {
-  return has_native_bf16() && from.dtype == DataType::float32 && from.layout == to &&
+  static const bool enabled = feature_enabled("BF16_NARROWING");
+  return enabled && has_native_bf16() && from.dtype == DataType::float32 && from.layout == to &&
          (to != Layout::blocked || from.shape.size() == 4);
 }
 

@@ -18,8 +18,9 @@ bool castable(DataType t);
 // bfloat16 copies of float32 activations (Builder::require_bf16): the project's own kernel
 // (vcvtne2ps2bf16, round to nearest even) where the CPU narrows natively and the copy keeps
 // the value's layout; elsewhere oneDNN's reorder. Measured on an AMD EPYC (Zen 5), 2.4M values
-// in nChw16c: 0.16-0.18 ms for oneDNN's reorder at one thread but 0.47-0.69 ms at two; the
-// elementwise kernel scales with the team.
+// in nChw16c: 0.16-0.18 ms for oneDNN's reorder at one thread but 0.23-0.69 ms at two; the
+// kernel 0.09-0.22 ms at two. False under TANDEM_CPU_BF16_NARROWING=0 (the compile and the
+// bf16 timing then both take the reorder).
 bool narrows_to_bf16_natively(const IValue& from, Layout to);
 // The kernel's loop: float32 -> bfloat16 bits, n elements, round to nearest even (NaN stays
 // NaN). Only where has_native_bf16().

@@ -63,12 +63,14 @@ TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
   cpu::ThreadScope one(1);
   const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
   // The "bf16" form is whichever primitive is passed first; only the times count.
-  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", small, {}, large));
-  EXPECT_FALSE(cpu::bf16_pays_off("test: slower form", large, {}, small));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", small, large, {}));
+  EXPECT_FALSE(cpu::bf16_pays_off("test: slower form", large, small, {}));
   // Conversions count against bf16: a fast form plus a large conversion loses.
-  EXPECT_FALSE(cpu::bf16_pays_off("test: conversions", small, {large, large}, large));
+  EXPECT_FALSE(cpu::bf16_pays_off("test: conversions", small, large, {{large, large}, {}, 0, 0}));
+  // And against float32: a slower bf16 form wins when the float32 form must convert more.
+  EXPECT_TRUE(cpu::bf16_pays_off("test: float32 conversions", large, small, {{}, {large, large}, 0, 0}));
   // Decided once per key and team size: the same key answers as before, whatever is passed.
-  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", large, {}, small));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", large, small, {}));
 }
 
 // A product whose buffers would exceed kMaxTimingBytes is neither allocated nor run, and keeps
@@ -78,7 +80,7 @@ TEST(CpuBf16Choice, ProductsTooLargeToTimeKeepBf16) {
   cpu::ThreadScope one(1);
   const dnnl::primitive huge = conv_primitive(32, 4096);  // 2 x 2 GiB of float32 activations
   EXPECT_TRUE(std::isinf(cpu::time_primitive_ms(huge)));
-  EXPECT_TRUE(cpu::bf16_pays_off("test: too large", huge, {}, conv_primitive(16, 28)));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: too large", huge, conv_primitive(16, 28), {}));
 }
 
 TEST(CpuBf16Choice, AlwaysSkipsTheTiming) {
@@ -86,7 +88,7 @@ TEST(CpuBf16Choice, AlwaysSkipsTheTiming) {
   EXPECT_TRUE(cpu::bf16_always());
   cpu::ThreadScope one(1);
   const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
-  EXPECT_TRUE(cpu::bf16_pays_off("test: always", large, {}, small));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: always", large, small, {}));
 }
 
 }  // namespace

@@ -57,8 +57,8 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
   return best;
 }
 
-bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const std::vector<dnnl::primitive>& bf16_extra,
-                   const dnnl::primitive& fp32, double bf16_extra_ms) {
+bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
+                   const Bf16Extras& extras) {
   if (bf16_always()) return true;
   static std::mutex mu;
   static std::map<std::string, bool> decided;
@@ -68,9 +68,10 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const st
     if (auto it = decided.find(full); it != decided.end()) return it->second;
   }
   // Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
-  double with_bf16 = time_primitive_ms(bf16) + bf16_extra_ms;
-  for (const auto& extra : bf16_extra) with_bf16 += time_primitive_ms(extra);
-  const double with_fp32 = time_primitive_ms(fp32);
+  double with_bf16 = time_primitive_ms(bf16) + extras.bf16_ms;
+  for (const auto& extra : extras.bf16) with_bf16 += time_primitive_ms(extra);
+  double with_fp32 = time_primitive_ms(fp32) + extras.fp32_ms;
+  for (const auto& extra : extras.fp32) with_fp32 += time_primitive_ms(extra);
   // Too large to time (infinite): bf16 stays, as the eligibility rules chose.
   const bool pays = !std::isfinite(with_bf16) || !std::isfinite(with_fp32) || with_bf16 <= kMinBf16Gain * with_fp32;
   if (verbose()) {

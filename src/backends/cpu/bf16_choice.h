@@ -48,9 +48,14 @@ double time_primitive_ms(const dnnl::primitive& p, int runs = 2);
 // The choice described above. `key` names the product's geometry and layouts (two calls with
 // the same key and team size must describe the same primitives); `bf16_extra` are the
 // conversions only the bf16 form needs, and `bf16_extra_ms` the time of those it needs that
-// are not oneDNN primitives (the project's own narrowing kernel, cast.h), already measured.
-bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16,
-                   const std::vector<dnnl::primitive>& bf16_extra, const dnnl::primitive& fp32,
-                   double bf16_extra_ms = 0);
+// are not oneDNN primitives (the project's own narrowing kernel, cast.h), already measured;
+// `fp32_extra` and `fp32_extra_ms` the same for the float32 form (widening a source held in
+// bf16, or the narrowing its readers would then make).
+struct Bf16Extras {
+  std::vector<dnnl::primitive> bf16, fp32;
+  double bf16_ms = 0, fp32_ms = 0;
+};
+bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
+                   const Bf16Extras& extras);
 
 }  // namespace tandem::cpu

@@ -120,6 +120,25 @@ void Builder::define(int v, Layout l) {
   iv.defined = true;
 }
 
+void Builder::define_handed_off(int v, Layout l) {
+  IValue& iv = inst_.values[v];
+  iv.dtype = DataType::bfloat16;
+  iv.handed_off = true;
+  define(v, l);
+  ++inst_.bf16_handoffs;
+}
+
+bool Builder::readers_take_bf16(int v) const {
+  if (v < 0 || v >= static_cast<int>(g_.values.size())) return false;
+  const CompiledValue& cv = g_.values[v];
+  if (cv.is_output || cv.readers.empty()) return false;
+  for (int r : cv.readers) {
+    const Step& s = g_.steps[static_cast<size_t>(r)];
+    if (s.dead || !s.spec || !s.spec->reads_bf16_source(v)) return false;
+  }
+  return true;
+}
+
 void Builder::define_alias(int v, int base, int64_t byte_offset) {
   IValue& iv = inst_.values[v];
   iv.layout = Layout::plain;
@@ -168,8 +187,16 @@ int Builder::add_constant(Tensor t, Layout l, int64_t bytes) {
 Result<int> Builder::require(int v, Layout l) {
   if (v < 0) return v;
   IValue& iv = inst_.values[v];
-  if (iv.layout == l) return v;
   auto key = std::make_pair(v, l);
+  if (iv.handed_off) {  // back to float32 for a reader that does not compute on bf16
+    if (auto it = conversions_.find(key); it != conversions_.end()) return it->second;
+    const Shape shape = iv.shape;
+    const int out = add_temp(DataType::float32, shape, l);
+    TANDEM_RETURN_IF_ERROR(add_reorder(*this, v, out, "[float32 copy of bf16 '" + g_.values[v].name + "']"));
+    conversions_[key] = out;
+    return out;
+  }
+  if (iv.layout == l) return v;
   if (auto it = conversions_.find(key); it != conversions_.end()) return it->second;
   // float32 moves between all three layouts; the 8-bit and int32 values of quantized
   // convolutions between plain and nhwc. Blocked values are 4-D; channels-last ones 3-D to 5-D

@@ -46,11 +46,18 @@ class Builder {
   void define_alias(int v, int base, int64_t byte_offset);
   // Defines `v` as a build-time constant.
   void define_constant(int v, Tensor t);
+  // Defines output `v` of the current step (a float32 value of the graph) as an arena value held
+  // in bfloat16, layout `l` (IValue::handed_off): only when readers_take_bf16(v).
+  void define_handed_off(int v, Layout l);
+  // True when `v` has readers, is not a segment output, and every reader's OpSpec answers
+  // reads_bf16_source(v).
+  bool readers_take_bf16(int v) const;
   // A new arena temporary.
   int add_temp(DataType dtype, const Shape& shape, Layout l);
   // A new constant value (plain or blocked; blocked data must already be padded/reordered).
   int add_constant(Tensor t, Layout l = Layout::plain, int64_t bytes = -1);
   // The id of a value holding the same data as `v` in layout `l` (adds a reorder when needed).
+  // A handed-off value (held in bfloat16) comes back as a float32 copy, in any layout.
   Result<int> require(int v, Layout l);
   // The id of a bfloat16 value holding `v` (a float32 value) rounded to nearest even, in layout
   // `l` (plain, nhwc for 4-D values, or blocked for a value already blocked): one conversion

@@ -11,6 +11,7 @@
 // activations use the blocked layout (nChw16c on the AVX-512 path, nChw8c on the AVX2 one: the
 // layouts of oneDNN's direct convolutions) when they have 8 or more channels. A ConvTranspose
 // whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -50,6 +51,13 @@ class ConvSpec final : public OpSpec {
 
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
+  // A 2-D convolution with constant weights reading `value` as its source and nowhere else.
+  bool reads_bf16_source(int value) const override {
+    if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||
+        value == w || value == bias || !feature_enabled_now("BF16_HANDOFF"))
+      return false;
+    return std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end();
+  }
 
  private:
   bool fold_affine(FusionContext& f, const Step& reader, int acc_input);
@@ -221,7 +229,7 @@ dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::
 // the reorder back. A form oneDNN lacks, or runs on its reference loops, is left to the
 // build loop's fallbacks (*bf16 stays true), never timed.
 template <typename MakePd>
-void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const IValue& dst_probe,
+void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const IValue& dst_probe, bool dst_bf16,
                  const std::string& key, bool wany, const MakePd& make_pd, bool* bf16) {
   auto reference = [](const auto& made) { return std::get<3>(made).rfind("ref", 0) == 0; };
   try {
@@ -231,27 +239,34 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
     const auto as_fp32 = make_pd(dnnl::post_ops(), wany);
     *bf16 = true;
     if (reference(as_bf16) || reference(as_fp32)) return;
-    std::vector<dnnl::primitive> extra;
-    double extra_ms = 0;
-    IValue from = b.val(x);
-    from.layout = src_layout;
-    if (src_layout != b.val(x).layout || !b.has_bf16(x, bf16_layout)) {
+    // A float32 value -> its bf16 twin, as the project's kernel or a oneDNN reorder makes it.
+    auto narrowing = [](const IValue& from, Layout to_layout, std::vector<dnnl::primitive>* prims, double* ms) {
       IValue to = from;
       to.dtype = DataType::bfloat16;
-      to.layout = bf16_layout;
-      if (narrows_to_bf16_natively(from, bf16_layout))
-        extra_ms = time_bf16_narrowing_ms(from);
+      to.layout = to_layout;
+      if (narrows_to_bf16_natively(from, to_layout))
+        *ms += time_bf16_narrowing_ms(from);
       else
-        extra.emplace_back(
+        prims->emplace_back(
             dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(from), cpu_engine(), value_md(to))));
-    }
+    };
+    Bf16Extras extra;
+    IValue from = b.val(x);
+    from.dtype = DataType::float32;
+    from.layout = src_layout;
+    if (src_layout != b.val(x).layout || !b.has_bf16(x, bf16_layout)) narrowing(from, bf16_layout, &extra.bf16, &extra.bf16_ms);
+    if (b.val(x).handed_off)  // held in bf16: the float32 form reads a widened copy
+      extra.fp32.emplace_back(dnnl::reorder(
+          dnnl::reorder::primitive_desc(cpu_engine(), value_md(b.val(x)), cpu_engine(), value_md(from))));
+    if (dst_bf16)  // the bf16 form hands its result off; in float32 its readers narrow it
+      narrowing(dst_probe, dst_probe.layout, &extra.fp32, &extra.fp32_ms);
     if (bf16_layout != dst_probe.layout) {
       IValue wide = dst_probe;
       wide.layout = bf16_layout;
-      extra.emplace_back(
+      extra.bf16.emplace_back(
           dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), value_md(wide), cpu_engine(), value_md(dst_probe))));
     }
-    *bf16 = bf16_pays_off(key, std::get<0>(as_bf16), extra, std::get<0>(as_fp32), extra_ms);
+    *bf16 = bf16_pays_off(key, std::get<0>(as_bf16), std::get<0>(as_fp32), extra);
   } catch (const dnnl::error&) {
     *bf16 = true;
   }
@@ -342,13 +357,26 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const double intensity = static_cast<double>(shape_numel(dst)) * macs_per_out / moved;
   constexpr double kMinBf16Macs = 2e6;  // smaller ones (squeeze-excite 1x1 on 1x1) gain nothing
   const double macs = static_cast<double>(shape_numel(dst)) * macs_per_out;
-  bool bf16 = b.precision() == Precision::bf16 && wc.defined() && two_d && !transposed &&
-              intensity >= kMinBf16Intensity && macs >= kMinBf16Macs;
+  //
+  // bf16 hand-off: where every reader of the result is such a convolution too
+  // (reads_bf16_source), the bf16 form writes its result in bfloat16 and the readers compute on
+  // it as it lies: no float32 result, no narrowing, half the bytes between the two. Memory-bound
+  // convolutions (depthwise, narrow 1x1) below the intensity rule gain from that too, so a
+  // convolution that reads a handed-off source or could hand its result off is a candidate
+  // whatever its intensity; the timing weighs the widening or narrowing the float32 form would
+  // need instead. On the nhwc route (AMX) results go back through a reorder and are not handed
+  // off. TANDEM_CPU_BF16_HANDOFF=0 turns it off.
+  const bool bf16_able = b.precision() == Precision::bf16 && wc.defined() && two_d && !transposed;
+  const bool x_handed_off = xv.handed_off;
+  const bool may_hand_off = bf16_able && feature_enabled_now("BF16_HANDOFF") && b.readers_take_bf16(out) &&
+                            b.val(out).shape == dst;
+  bool bf16 = bf16_able && ((intensity >= kMinBf16Intensity && macs >= kMinBf16Macs) || x_handed_off || may_hand_off);
   const Layout bf16_layout = dst_layout == Layout::blocked && src_layout == Layout::blocked && !has_amx_tiles() &&
                                      feature_enabled("BF16_BLOCKED")
                                  ? Layout::blocked
                                  : Layout::nhwc;
   const bool bf16_reorders = bf16_layout != dst_layout;  // the result goes back through a reorder
+  bool dst_bf16 = may_hand_off && !bf16_reorders;        // the bf16 form writes bfloat16 (hand-off)
   // Float32 on channels-last activations, the result reordered into the blocked layout: for
   // grouped convolutions whose channels per group oneDNN's blocked kernels do not take (below).
   bool nhwc_route = false;
@@ -383,11 +411,13 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_post_ops(ops);
     IValue src_probe = b.val(x), out_probe = dst_probe;
+    src_probe.dtype = DataType::float32;
     src_probe.layout = src_layout;
     if (nhwc_route) out_probe.layout = Layout::nhwc;
     if (bf16) {
       src_probe.dtype = DataType::bfloat16;
       src_probe.layout = out_probe.layout = bf16_layout;
+      if (dst_bf16) out_probe.dtype = DataType::bfloat16;
     }
     auto smd = value_md(src_probe);
     auto dmd = value_md(out_probe);
@@ -431,13 +461,15 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                       " s" + shape_to_string(geo.strides) + " d" + shape_to_string(geo.dilations) + " p" +
                       shape_to_string(geo.pads_begin) + "/" + shape_to_string(geo.pads_end) + " g" + std::to_string(G) +
                       " layouts " + std::to_string(static_cast<int>(src_layout)) +
-                      std::to_string(static_cast<int>(bf16_layout)) + std::to_string(static_cast<int>(dst_layout));
-    choose_bf16(b, x, src_layout, bf16_layout, dst_probe, key, wany, make_pd, &bf16);
+                      std::to_string(static_cast<int>(bf16_layout)) + std::to_string(static_cast<int>(dst_layout)) +
+                      (x_handed_off ? " from bf16" : "") + (dst_bf16 ? " to bf16" : "");
+    choose_bf16(b, x, src_layout, bf16_layout, dst_probe, dst_bf16, key, wany, make_pd, &bf16);
   }
   // Post-ops.
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
   int translated = to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : dst_layout, &po, &post_args);
+  if (translated != static_cast<int>(post.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
   dnnl::primitive prim;
   dnnl::memory::desc wmd_chosen, scratch_md;
   std::string impl;
@@ -455,6 +487,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
         if (fused) {
           translated = 0;
           fused = false;
+          dst_bf16 = false;
           post_args.clear();
           po = dnnl::post_ops();
         } else if (bf16) {
@@ -490,8 +523,9 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     fused = translated > 0;
   }
   if (bf16_candidate) b.count_bf16(bf16);  // after the fallbacks: what really runs
+  const bool hand_off = bf16 && dst_bf16;
   int src = x;
-  if (src_layout != x_layout) {
+  if (src_layout != x_layout || (x_handed_off && !bf16)) {  // a handed-off source comes back as float32
     TANDEM_ASSIGN_OR_RETURN(src, b.require(x, src_layout));
   }
   if (bf16) {
@@ -499,11 +533,13 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
   const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
   if (verbose())
-    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + (bf16 ? " bf16" : "") + ", " +
+    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + (bf16 ? " bf16" : "") +
+         (x_handed_off && bf16 ? ", source handed off" : "") + (hand_off ? ", result handed off" : "") + ", " +
          std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
 
   int conv_out = out;
-  if (bf16 && bf16_reorders) conv_out = b.add_temp(DataType::float32, dst, bf16_layout);
+  if (hand_off) b.define_handed_off(out, dst_layout);
+  else if (bf16 && bf16_reorders) conv_out = b.add_temp(DataType::float32, dst, bf16_layout);
   else if (nhwc_route) conv_out = b.add_temp(DataType::float32, dst, Layout::nhwc);
   else if (all_fused) b.define(out, dst_layout);
   else conv_out = b.add_temp(DataType::float32, dst, dst_layout);

@@ -88,6 +88,9 @@ std::string CpuPlan::describe() const {
       line("  bf16: " + std::to_string(inst->bf16_kept) + " of " + std::to_string(inst->bf16_candidates) +
            " eligible products run on bfloat16 operands" +
            (bf16_always() ? " (TANDEM_CPU_BF16=always: not timed)" : "; the rest timed faster in float32 on this CPU"));
+    if (inst->bf16_handoffs > 0)
+      line("  bf16 hand-off: " + std::to_string(inst->bf16_handoffs) +
+           " values held in bfloat16 between the convolutions that write and read them");
     for (size_t k = 0; k < inst->kernels.size(); ++k) {
       const Kernel& kr = *inst->kernels[k];
       std::string shape;

@@ -185,7 +185,7 @@ bool all_float32(Builder& b, const Step& step, const std::vector<int>& internal)
         if (name.empty()) continue;
         int v = g.find(name);
         if (v < 0) return false;
-        if (b.val(v).dtype == DataType::float32) continue;
+        if (b.val(v).dtype == DataType::float32 || b.val(v).handed_off) continue;
         if (std::find(internal.begin(), internal.end(), v) != internal.end()) continue;
         if (names == &n->inputs && is_integer_type(b.val(v).dtype) && b.known(v)) continue;
         return false;

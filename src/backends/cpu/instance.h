@@ -69,6 +69,10 @@ struct IValue {
   int ref = -1;               // input/output: index; alias: base value id
   Tensor holder;              // constant: the data (kept alive here)
   bool defined = false;       // produced by a kernel (or bound) in this instance
+  // A float32 value of the graph held in bfloat16 (dtype says bfloat16): a bf16 convolution
+  // wrote it for bf16 convolutions that read it (conv.cpp, "bf16 hand-off"). Builder::require
+  // gives any other reader a float32 copy.
+  bool handed_off = false;
 };
 
 // Per-context state a kernel may keep (oneDNN memory objects bound to the context's arena).
@@ -149,6 +153,7 @@ struct Instance {
   // precision=bf16: products eligible for bf16, and those kept in bf16 after timing
   // (bf16_choice.h); the rest run in float32.
   int bf16_candidates = 0, bf16_kept = 0;
+  int bf16_handoffs = 0;            // values held in bfloat16 between bf16 convolutions
   bool use_reference = false;       // run the whole segment on the reference kernels
   std::string reference_reason;
   // Steps that run their original nodes with the reference kernels (the generic path), by

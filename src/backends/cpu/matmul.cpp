@@ -226,7 +226,7 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
                              std::string(as_fp32.impl_info_str()).rfind("ref", 0) == 0;
       bf16 = reference || bf16_pays_off("matmul " + shape_to_string(src_md.dims()) + " x " +
                                             shape_to_string(w_md.dims()) + (bias.defined() ? " bias" : ""),
-                                        dnnl::matmul(as_bf16), narrow, dnnl::matmul(as_fp32), narrow_ms);
+                                        dnnl::matmul(as_bf16), dnnl::matmul(as_fp32), {narrow, {}, narrow_ms, 0});
       if (bf16) {
         src_md = src_bf16;
         w_md = w_bf16;

@@ -24,6 +24,11 @@ void note(const std::string& msg) {
   if (verbose()) std::fprintf(stderr, "tandem cpu: %s\n", msg.c_str());
 }
 
+bool feature_enabled_now(const char* name) {
+  const char* e = std::getenv((std::string("TANDEM_CPU_") + name).c_str());
+  return !(e && std::string(e) == "0");
+}
+
 bool feature_enabled(const char* name) {
   static std::mutex mu;
   static std::map<std::string, bool> cache;

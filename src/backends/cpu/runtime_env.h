@@ -18,6 +18,9 @@ namespace tandem::cpu {
 // precision=bf16 sources with oneDNN's reorder instead of the project's kernel (cast.h). All
 // default to on.
 bool feature_enabled(const char* name);
+// The same switch read at each call (for switches a test or a benchmark sets around one
+// compile): TANDEM_CPU_BF16_HANDOFF=0 keeps bf16 convolutions' results in float32 (conv.cpp).
+bool feature_enabled_now(const char* name);
 
 // True when TANDEM_CPU_VERBOSE is set: note() then prints one line to stderr (fusion
 // decisions, fallbacks, chosen oneDNN implementations). Thread-safe.

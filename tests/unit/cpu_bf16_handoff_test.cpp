@@ -1,0 +1,178 @@
+// cpu_bf16_handoff_test.cpp: precision=bf16 convolutions hand their results to the bf16
+// convolutions that read them in bfloat16 (conv.cpp, "bf16 hand-off"). A chain must compute on
+// each intermediate rounded to bf16 once, as the reference does on an explicitly rounded graph;
+// a value with any other reader stays float32; a reader that cannot run in bf16 gets a float32
+// copy; and TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/runtime_env.h"
+#include "engine/placement.h"
+#include "graph_build_util.h"
+#include "op_test_util.h"
+#include "tandem/compare.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_int;
+using testing::attr_ints;
+using testing::GraphBuilder;
+
+Backend* cpu() { return find_backend("cpu"); }
+Backend* ref() { return find_backend("reference"); }
+
+Tensor random_tensor(const Shape& shape, uint32_t seed, float lo, float hi) {
+  Tensor t(DataType::float32, shape);
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
+  return t;
+}
+
+Tensor rounded_to_bf16(const Tensor& t) {
+  Tensor r(DataType::float32, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) r.data<float>()[i] = static_cast<float>(BFloat16(t.data<float>()[i]));
+  return r;
+}
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+struct Weights {
+  Tensor x = random_tensor({1, 24, 20, 20}, 41, -1.0f, 1.0f);
+  Tensor wa = random_tensor({32, 24, 3, 3}, 42, -0.2f, 0.2f);   // dense 3x3
+  Tensor wb = random_tensor({32, 1, 3, 3}, 43, -0.5f, 0.5f);    // depthwise 3x3
+  Tensor wc = random_tensor({16, 32, 1, 1}, 44, -0.3f, 0.3f);   // 1x1
+  Tensor wg = random_tensor({32, 4, 3, 3}, 45, -0.3f, 0.3f);    // 8 groups of 4 channels
+};
+
+// Relu -> Conv (dense) -> Relu -> Conv (depthwise) -> Conv (1x1). `round` inserts Casts to
+// bfloat16 and back after each convolution whose result the next one reads (and on the
+// weights and source), which is what the hand-off computes; `extra` makes the dense
+// convolution's result also the input of an Add (a reader that is not a convolution);
+// `grouped` puts a grouped convolution of 4 channels per group second.
+GraphBuilder chain(const Weights& t, bool round, bool extra, bool grouped) {
+  GraphBuilder b(13);
+  auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
+  b.input("x", r(t.x)).init("wa", r(t.wa)).init("wb", r(grouped ? t.wg : t.wb)).init("wc", r(t.wc));
+  auto cast_round = [&](const std::string& in, const std::string& out) {
+    if (!round) return in;
+    b.node("Cast", {in}, {out + "_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
+    b.node("Cast", {out + "_h"}, {out}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+    return out;
+  };
+  b.node("Relu", {"x"}, {"r0"});
+  b.node("Conv", {"r0", "wa"}, {"a"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+  b.node("Relu", {"a"}, {"ar"});
+  const std::string ar = cast_round("ar", "ar_r");
+  b.node("Conv", {ar, "wb"}, {"bv"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"group", attr_int(grouped ? 8 : 32)}});
+  const std::string bv = cast_round("bv", "bv_r");
+  b.node("Conv", {bv, "wc"}, {"y"}).output("y");
+  if (extra) b.node("Add", {"ar", "ar"}, {"twice"}).output("twice");
+  return b;
+}
+
+struct Bf16Run {
+  std::vector<Value> out;
+  std::string text;
+};
+
+Bf16Run run_bf16(const GraphBuilder& g) {
+  CompileOptions bf16;
+  bf16.precision = Precision::bf16;
+  Bf16Run r;
+  auto placed = PlacedModel::create(g.graph(), {cpu()}, bf16);
+  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
+  if (!placed.is_ok()) return r;
+  EXPECT_TRUE((*placed)->run(g.feeds(), &r.out).is_ok());
+  r.text = (*placed)->describe();
+  return r;
+}
+
+std::vector<Value> run_reference(const GraphBuilder& g) {
+  std::vector<Value> out;
+  auto placed = PlacedModel::create(g.graph(), {ref()});
+  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
+  if (placed.is_ok()) EXPECT_TRUE((*placed)->run(g.feeds(), &out).is_ok());
+  return out;
+}
+
+TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Bf16Run got = run_bf16(chain(t, false, false, false));
+  ASSERT_EQ(got.out.size(), 1u);
+  EXPECT_NE(got.text.find("bf16 hand-off: 2 values"), std::string::npos) << got.text;
+  const std::vector<Value> exact = run_reference(chain(t, true, false, false));
+  const std::vector<Value> wide = run_reference(chain(t, false, false, false));
+  ASSERT_EQ(exact.size(), 1u);
+  ASSERT_EQ(wide.size(), 1u);
+  const ErrorStats e = error_stats(exact[0].tensor, got.out[0].tensor);
+  const ErrorStats f = error_stats(wide[0].tensor, got.out[0].tensor);
+  // Accumulation order may move a sum across a bf16 rounding boundary now and then (one bf16
+  // step of the intermediate), so the bound is on the RMSE as well as a loose max.
+  EXPECT_LT(e.rmse, 2e-4) << "the chain does not compute on its intermediates rounded to bf16";
+  EXPECT_LT(e.max_abs, 1e-2);
+  EXPECT_GT(f.rmse, 5 * e.rmse) << "the intermediates were not rounded (float32 answer)";
+}
+
+TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Bf16Run got = run_bf16(chain(t, false, true, false));
+  ASSERT_EQ(got.out.size(), 2u);
+  // Only the depthwise result is handed off: the dense one is also read by the Add.
+  EXPECT_NE(got.text.find("bf16 hand-off: 1 values"), std::string::npos) << got.text;
+  // The Add reads the dense convolution's float32 result, computed on bf16 operands with
+  // float32 sums: the reference on the rounded operands, without rounding the result.
+  const std::vector<Value> exact = run_reference(chain(t, true, true, false));
+  ASSERT_EQ(exact.size(), 2u);
+  EXPECT_LT(error_stats(exact[1].tensor, got.out[1].tensor).max_abs, 1e-4) << "the Add read a rounded result";
+  EXPECT_LT(error_stats(exact[0].tensor, got.out[0].tensor).rmse, 2e-4);
+}
+
+TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Bf16Run got = run_bf16(chain(t, false, false, true));
+  ASSERT_EQ(got.out.size(), 1u);
+  const std::vector<Value> wide = run_reference(chain(t, false, false, true));
+  ASSERT_EQ(wide.size(), 1u);
+  EXPECT_LT(error_stats(wide[0].tensor, got.out[0].tensor).max_abs, 5e-2) << got.text;
+  // oneDNN has no bf16 kernel for 4 channels per group in the blocked layout: the grouped
+  // convolution runs in float32 on a widened copy of the handed-off result (or, where it does
+  // run in bf16, reads it as it lies).
+  const bool widened = got.text.find("float32 copy of bf16") != std::string::npos;
+  const bool handed = got.text.find("bf16 hand-off: 2 values") != std::string::npos;
+  EXPECT_TRUE(widened != handed) << got.text;
+}
+
+TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv off("TANDEM_CPU_BF16_HANDOFF", "0");
+  const Weights t;
+  const Bf16Run got = run_bf16(chain(t, false, false, false));
+  ASSERT_EQ(got.out.size(), 1u);
+  EXPECT_EQ(got.text.find("bf16 hand-off"), std::string::npos) << got.text;
+  const std::vector<Value> wide = run_reference(chain(t, false, false, false));
+  EXPECT_LT(error_stats(wide[0].tensor, got.out[0].tensor).max_abs, 5e-2);
+}
+
+}  // namespace
+}  // namespace tandem

@@ -2,7 +2,8 @@
 // convolutions that read them in bfloat16 (conv.cpp, "bf16 hand-off"). A chain must compute on
 // each intermediate rounded to bf16 once, as the reference does on an explicitly rounded graph;
 // a value with any other reader stays float32; a reader that cannot run in bf16 gets a float32
-// copy; and TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
+// copy; an elementwise kernel hands its result off as a convolution does; and
+// TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -160,6 +161,40 @@ TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
   const bool widened = got.text.find("float32 copy of bf16") != std::string::npos;
   const bool handed = got.text.find("bf16 hand-off: 2 values") != std::string::npos;
   EXPECT_TRUE(widened != handed) << got.text;
+}
+
+// Conv -> Add (a full-size second operand: an elementwise kernel, not a post-op) -> Conv: the
+// elementwise kernel writes its result in bf16 for the 1x1 convolution.
+TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Tensor other = random_tensor({1, 32, 20, 20}, 46, -1.0f, 1.0f);
+  auto graph = [&](bool round) {
+    GraphBuilder b(13);
+    auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
+    b.input("x", r(t.x)).input("o", other).init("wa", r(t.wa)).init("wc", r(t.wc));
+    b.node("Conv", {"x", "wa"}, {"a"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+    b.node("Add", {"a", "o"}, {"s"});
+    std::string s = "s";
+    if (round) {
+      b.node("Cast", {"s"}, {"s_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
+      b.node("Cast", {"s_h"}, {"s_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+      s = "s_r";
+    }
+    b.node("Conv", {s, "wc"}, {"y"}).output("y");
+    return b;
+  };
+  const Bf16Run got = run_bf16(graph(false));
+  ASSERT_EQ(got.out.size(), 1u);
+  EXPECT_NE(got.text.find("bf16 hand-off: 1 values"), std::string::npos) << got.text;
+  const std::vector<Value> exact = run_reference(graph(true));
+  const std::vector<Value> wide = run_reference(graph(false));
+  ASSERT_EQ(exact.size(), 1u);
+  const ErrorStats e = error_stats(exact[0].tensor, got.out[0].tensor);
+  EXPECT_LT(e.rmse, 2e-4) << "the 1x1 convolution does not read the sum rounded to bf16";
+  EXPECT_LT(e.max_abs, 1e-2);
+  EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse);
 }
 
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {

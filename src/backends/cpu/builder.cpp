@@ -128,6 +128,11 @@ void Builder::define_handed_off(int v, Layout l) {
   ++inst_.bf16_handoffs;
 }
 
+bool Builder::may_hand_off_bf16() const {
+  return precision() == Precision::bf16 && has_native_bf16() && !has_amx_tiles() && feature_enabled("BF16_BLOCKED") &&
+         feature_enabled_now("BF16_HANDOFF");
+}
+
 bool Builder::readers_take_bf16(int v) const {
   if (v < 0 || v >= static_cast<int>(g_.values.size())) return false;
   const CompiledValue& cv = g_.values[v];
@@ -243,6 +248,10 @@ Result<int> Builder::require_bf16(int v, Layout l) {
   if (v < 0) return v;
   const IValue& iv = inst_.values[v];
   if (iv.dtype == DataType::bfloat16 && iv.layout == l) return v;
+  if (iv.handed_off) {  // held in bf16 in another layout: through a float32 copy
+    TANDEM_ASSIGN_OR_RETURN(int wide, require(v, iv.layout));
+    return require_bf16(wide, l);
+  }
   if (iv.dtype != DataType::float32 || (l == Layout::blocked && iv.layout != Layout::blocked) ||
       (l == Layout::nhwc && iv.shape.size() != 4))
     return unsupported("cannot narrow a " + std::string(dtype_name(iv.dtype)) + "[" + shape_to_string(iv.shape) +

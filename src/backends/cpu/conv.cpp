@@ -368,8 +368,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   // off. TANDEM_CPU_BF16_HANDOFF=0 turns it off.
   const bool bf16_able = b.precision() == Precision::bf16 && wc.defined() && two_d && !transposed;
   const bool x_handed_off = xv.handed_off;
-  const bool may_hand_off = bf16_able && feature_enabled_now("BF16_HANDOFF") && b.readers_take_bf16(out) &&
-                            b.val(out).shape == dst;
+  const bool may_hand_off = bf16_able && b.may_hand_off_bf16() && b.readers_take_bf16(out) && b.val(out).shape == dst;
   bool bf16 = bf16_able && ((intensity >= kMinBf16Intensity && macs >= kMinBf16Macs) || x_handed_off || may_hand_off);
   const Layout bf16_layout = dst_layout == Layout::blocked && src_layout == Layout::blocked && !has_amx_tiles() &&
                                      feature_enabled("BF16_BLOCKED")

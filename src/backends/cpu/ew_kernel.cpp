@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "backends/cpu/cast.h"
 #include "backends/cpu/ew_layout.h"
 #include "backends/cpu/ew_program.h"
 #include "backends/cpu/int8.h"
@@ -83,6 +84,9 @@ class EwKernel final : public Kernel {
   std::vector<Gather> gathers;
   bool byte_out = false;
   ByteParams out_params;
+  // A float32 result written in bfloat16, rounded to nearest even (a bf16 hand-off: only bf16
+  // convolutions read it, Builder::may_hand_off_bf16).
+  bool bf16_out = false;
   // Visit the outer dims (channel blocks) of a row tile one after another: the channels-last
   // bytes of those rows then stay in cache from one block to the next, where walking block by
   // block would fetch each cache line once per block.
@@ -239,6 +243,11 @@ class EwKernel final : public Kernel {
           *lo = std::min(*lo, l);
           *hi = std::max(*hi, h);
         }
+        if (bf16_out) {
+          uint16_t* dst = static_cast<uint16_t*>(ptr[out]) + out_off;
+          for (int64_t r = 0; r < nr; ++r) narrow_to_bf16(acc + r * nl, dst + r * out_rs, nl);
+          continue;
+        }
         ew_store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);
       }
     };
@@ -372,14 +381,20 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     if (channels_last_floats && !blocked_floats && lower_ranks_fit && (byte_out || read_as_channels_last(b, out)))
       l = Layout::nhwc;
     else if (blocked_floats || channels_last_bytes) l = Layout::blocked;
-    b.define(stored, byte_out ? (l == Layout::plain ? Layout::plain : Layout::nhwc) : l);
+    // bf16 hand-off (conv.cpp): a blocked float32 result that only bf16 convolutions read.
+    if (!byte_out && l == Layout::blocked && b.may_hand_off_bf16() && b.readers_take_bf16(stored))
+      b.define_handed_off(stored, l);
+    else
+      b.define(stored, byte_out ? (l == Layout::plain ? Layout::plain : Layout::nhwc) : l);
   }
   IValue outv = b.val(out);
+  outv.dtype = DataType::float32;  // the walk's geometry (a handed-off result is stored in bf16)
   outv.layout = l;
   auto k = std::make_unique<EwKernel>();
   k->label = label;
   k->ops = p.ops;
   k->out = stored;
+  k->bf16_out = b.val(stored).handed_off;
   std::vector<int64_t> pd = physical_dims(outv);
   const int r = static_cast<int>(pd.size());
   // Element strides of a channels-last 8-bit value of the output's shape over the blocked walk.

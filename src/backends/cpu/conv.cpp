@@ -1,11 +1,11 @@
 // conv.cpp: Conv and ConvTranspose on oneDNN (1-D, 2-D and 3-D; groups, depthwise, strides,
 // pads, dilations, auto_pad; ConvTranspose output_padding/output_shape).
 //
-// Compile time: constant weights are copied once and BatchNormalization / per-channel Mul, Add,
-// Sub, Div that follow the op (before any nonlinearity) are folded into them and the bias.
-// Later elementwise ops (activations, scalar affine ops, per-channel constants, a residual
-// tensor of the same shape) become oneDNN post-ops where possible; the rest runs in the
-// elementwise program kernel right after.
+// Compile time (conv_fusion.cpp): constant weights are copied once and BatchNormalization /
+// per-channel Mul, Add, Sub, Div that follow the op (before any nonlinearity) are folded into
+// them and the bias. Later elementwise ops (activations, scalar affine ops, per-channel
+// constants, a residual tensor of the same shape) become oneDNN post-ops where possible; the
+// rest runs in the elementwise program kernel right after.
 // Instance time: the primitive is created for the concrete shapes with oneDNN choosing the
 // weight format; packed weights are cached per format and shared by all instances. 2-D
 // activations use the blocked layout (nChw16c on the AVX-512 path, nChw8c on the AVX2 one: the
@@ -18,6 +18,7 @@
 #include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/cast.h"
 #include "backends/cpu/conv_geometry.h"
+#include "backends/cpu/conv_spec.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
@@ -32,194 +33,6 @@ dnnl::memory::dims dnnl_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
   dnnl::memory::dims d;
   for (int64_t x : v) d.push_back(x - minus);
   return d;
-}
-
-class ConvSpec final : public OpSpec {
- public:
-  bool transposed = false;
-  int x = -1, w = -1, bias = -1;  // compile value ids (w/bias runtime when the tensors are undefined)
-  Tensor wc, bc;                   // constant weight / bias after folding (float32)
-  int64_t group = 1;
-  int64_t out_channels = -1;       // known when the weight is constant
-  EwProgram post;                  // after the op (operands: compile ids)
-  std::vector<int> internal;       // 8-bit values of absorbed round trips (make_program_spec)
-  // A patch ConvTranspose that reads this one's output (after `post`), itself a patch
-  // ConvTranspose: both run as one kernel (deconv_patch.h), and the readers after it are
-  // absorbed by `next`.
-  std::unique_ptr<ConvSpec> next;
-  bool is_next = false;  // the second of such a pair (never chains a third)
-
-  Status prepare(Builder& b, const Step& step) const override;
-  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
-  // A 2-D convolution with constant weights reading `value` as its source and nowhere else.
-  bool reads_bf16_source(int value) const override {
-    if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||
-        value == w || value == bias || !feature_enabled_now("BF16_HANDOFF"))
-      return false;
-    return std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end();
-  }
-
- private:
-  bool fold_affine(FusionContext& f, const Step& reader, int acc_input);
-  bool chain(FusionContext& f, const Step& self, const Step& reader, int acc_input);
-  void scale_shift(const std::vector<float>& s, const std::vector<float>& t);
-  // Packed weights for `md`, reordered once (thread-safe).
-  dnnl::memory packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const;
-
-  mutable std::mutex mu_;
-  mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
-};
-
-std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st);
-
-void ConvSpec::scale_shift(const std::vector<float>& s, const std::vector<float>& t) {
-  const int64_t O = out_channels;
-  // Weights: per output channel.
-  Tensor nw = wc.clone();
-  float* p = nw.data<float>();
-  const Shape& ws = wc.shape();
-  int64_t k = 1;
-  for (size_t i = 2; i < ws.size(); ++i) k *= ws[i];
-  if (!transposed) {
-    const int64_t per = ws[1] * k;
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t i = 0; i < per; ++i) p[o * per + i] *= s[o];
-  } else {
-    const int64_t C = ws[0], Og = ws[1], Cg = C / group;
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t gidx = c / Cg;
-      for (int64_t j = 0; j < Og; ++j) {
-        float sc = s[gidx * Og + j];
-        float* q = p + (c * Og + j) * k;
-        for (int64_t i = 0; i < k; ++i) q[i] *= sc;
-      }
-    }
-  }
-  wc = std::move(nw);
-  Tensor nb(DataType::float32, {O});
-  float* bp = nb.data<float>();
-  for (int64_t o = 0; o < O; ++o) {
-    float b0 = bc.defined() ? bc.data<float>()[o] : 0.0f;
-    bp[o] = b0 * s[o] + t[o];
-  }
-  bc = std::move(nb);
-}
-
-// Per-channel (or scalar) float constant of `v` against a rank-r output with O channels.
-bool channel_vector(FusionContext& f, int v, size_t rank, int64_t O, std::vector<float>* out) {
-  const Tensor* t = f.constant(v);
-  if (!t || t->dtype() != DataType::float32 || t->rank() > rank) return false;
-  if (t->numel() == 1) {
-    out->assign(O, t->data<float>()[0]);
-    return true;
-  }
-  Shape s(rank, 1);
-  std::copy(t->shape().begin(), t->shape().end(), s.begin() + (rank - t->rank()));
-  for (size_t i = 0; i < rank; ++i)
-    if (s[i] != 1 && !(i == 1 && s[i] == O)) return false;
-  if (s[1] != O) return false;
-  out->assign(t->data<float>(), t->data<float>() + O);
-  return true;
-}
-
-bool ConvSpec::fold_affine(FusionContext& f, const Step& reader, int acc_input) {
-  if (!wc.defined() || out_channels <= 0 || !post.empty()) return false;
-  if (!(bias < 0 || bc.defined())) return false;
-  const Node& n = *reader.node;
-  const size_t rank = wc.rank();
-  const int64_t O = out_channels;
-  std::vector<float> s(O, 1.0f), t(O, 0.0f);
-  if (n.op_type == "BatchNormalization") {
-    if (acc_input != 0 || reader.inputs.size() < 5) return false;
-    if (n.outputs.size() > 1) {
-      for (size_t i = 1; i < n.outputs.size(); ++i)
-        if (!n.outputs[i].empty()) return false;
-    }
-    if (n.attr_int("training_mode", 0) != 0) return false;
-    std::vector<float> gamma, beta, mean, var;
-    auto vec = [&](int v, std::vector<float>* o) {
-      const Tensor* c = f.constant(v);
-      if (!c || c->dtype() != DataType::float32 || c->numel() != O) return false;
-      o->assign(c->data<float>(), c->data<float>() + O);
-      return true;
-    };
-    if (!vec(reader.inputs[1], &gamma) || !vec(reader.inputs[2], &beta) || !vec(reader.inputs[3], &mean) ||
-        !vec(reader.inputs[4], &var))
-      return false;
-    const float eps = n.attr_float("epsilon", 1e-5f);
-    for (int64_t o = 0; o < O; ++o) {
-      // Same arithmetic order as the reference: (x - mean) / sqrt(var + eps) * gamma + beta.
-      double inv = 1.0 / std::sqrt(static_cast<double>(var[o]) + eps);
-      s[o] = static_cast<float>(gamma[o] * inv);
-      t[o] = static_cast<float>(beta[o] - mean[o] * gamma[o] * inv);
-    }
-    scale_shift(s, t);
-    return true;
-  }
-  const std::string& op = n.op_type;
-  if (op != "Add" && op != "Sub" && op != "Mul" && op != "Div") return false;
-  if (reader.inputs.size() != 2) return false;
-  std::vector<float> c;
-  if (!channel_vector(f, reader.inputs[1 - acc_input], rank, O, &c)) return false;
-  if (op == "Add") t = c;
-  else if (op == "Sub" && acc_input == 0) for (int64_t o = 0; o < O; ++o) t[o] = -c[o];
-  else if (op == "Sub") {
-    for (int64_t o = 0; o < O; ++o) {
-      s[o] = -1.0f;
-      t[o] = c[o];
-    }
-  } else if (op == "Mul") s = c;
-  else if (op == "Div" && acc_input == 0) for (int64_t o = 0; o < O; ++o) s[o] = 1.0f / c[o];
-  else return false;
-  scale_shift(s, t);
-  return true;
-}
-
-bool ConvSpec::chain(FusionContext& f, const Step& self, const Step& reader, int acc_input) {
-  if (is_next || !transposed || !wc.defined() || out_channels <= 0 || !ew_pointwise(post) || !float_path_blocked())
-    return false;
-  if (acc_input != 0 || reader.node->op_type != "ConvTranspose" || reader.inputs.size() < 2 || reader.inputs[1] < 0)
-    return false;
-  if (!patch_node(*self.originals.front(), wc)) return false;
-  if (!(bias < 0 || bc.defined())) return false;
-  std::unique_ptr<ConvSpec> second = conv_spec(f, reader);
-  if (!second->wc.defined() || !patch_node(*reader.node, second->wc) || second->wc.dim(0) != out_channels) return false;
-  if (second->bias >= 0 && !second->bc.defined()) return false;
-  next = std::move(second);
-  next->is_next = true;
-  return true;
-}
-
-bool ConvSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) {
-  if (next) {
-    // The readers after the second ConvTranspose: its own pointwise ops, or none.
-    auto saved = next->post;
-    if (!next->absorb(f, self, reader, acc_input)) return false;
-    if (ew_pointwise(next->post)) return true;
-    next->post = std::move(saved);
-    return false;
-  }
-  if (fold_affine(f, reader, acc_input)) return true;
-  if (chain(f, self, reader, acc_input)) return true;
-  EwProgram p = post;
-  if (!node_to_ew(f, *reader.node, reader.inputs, acc_input, &p) &&
-      !append_unary_program(reader, reader.inputs[acc_input], &p, &internal))
-    return false;
-  post = std::move(p);
-  return true;
-}
-
-dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [d, m] : packed_)
-    if (d == md) return m;
-  dnnl::memory dst(md, cpu_engine());
-  dnnl::memory src(src_md, cpu_engine(), const_cast<void*>(wc.raw_data()));
-  dnnl::stream s(cpu_engine());
-  dnnl::reorder(src, dst).execute(s, src, dst);
-  s.wait();
-  packed_.emplace_back(md, dst);
-  return dst;
 }
 
 // precision=bf16 keeps a convolution on bfloat16 operands only where that is faster on this
@@ -270,6 +83,21 @@ void choose_bf16(Builder& b, int x, Layout src_layout, Layout bf16_layout, const
   } catch (const dnnl::error&) {
     *bf16 = true;
   }
+}
+
+}  // namespace
+
+dnnl::memory ConvSpec::packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [d, m] : packed_)
+    if (d == md) return m;
+  dnnl::memory dst(md, cpu_engine());
+  dnnl::memory src(src_md, cpu_engine(), const_cast<void*>(wc.raw_data()));
+  dnnl::stream s(cpu_engine());
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  packed_.emplace_back(md, dst);
+  return dst;
 }
 
 Status ConvSpec::prepare(Builder& b, const Step& step) const {
@@ -586,6 +414,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   return Status::ok();
 }
 
+namespace {
+
 Status supports_conv(const Node& n) {
   if (!read_auto_pad(n)) return unsupported(n.label() + " auto_pad '" + n.attr_string("auto_pad", "NOTSET") + "'");
   if (n.inputs.size() < 2 || n.inputs[0].empty() || n.inputs[1].empty())
@@ -593,6 +423,12 @@ Status supports_conv(const Node& n) {
   if (n.attr_int("group", 1) < 1) return unsupported(n.label() + " group < 1");
   return Status::ok();
 }
+
+Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
+  return std::unique_ptr<OpSpec>(conv_spec(f, st));
+}
+
+}  // namespace
 
 std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st) {
   auto s = std::make_unique<ConvSpec>();
@@ -613,12 +449,6 @@ std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st) {
   }
   return s;
 }
-
-Result<std::unique_ptr<OpSpec>> make_conv(FusionContext& f, const Step& st) {
-  return std::unique_ptr<OpSpec>(conv_spec(f, st));
-}
-
-}  // namespace
 
 void register_conv_ops(OpTable& t) {
   t.add("Conv", &supports_conv, &make_conv);

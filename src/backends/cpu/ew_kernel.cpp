@@ -245,7 +245,9 @@ class EwKernel final : public Kernel {
         }
         if (bf16_out) {
           uint16_t* dst = static_cast<uint16_t*>(ptr[out]) + out_off;
-          for (int64_t r = 0; r < nr; ++r) narrow_to_bf16(acc + r * nl, dst + r * out_rs, nl);
+          if (out_rs == nl) narrow_to_bf16(acc, dst, nr * nl);  // rows follow each other: one pass
+          else
+            for (int64_t r = 0; r < nr; ++r) narrow_to_bf16(acc + r * nl, dst + r * out_rs, nl);
           continue;
         }
         ew_store_tile(static_cast<float*>(ptr[out]) + out_off, out_rs, acc, nr, nl);

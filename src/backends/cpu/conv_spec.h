@@ -1,0 +1,63 @@
+// conv_spec.h: the OpSpec of Conv and ConvTranspose steps on the cpu backend, shared by
+// conv.cpp (instance time: primitives, layouts, bf16, the backend's patch ConvTranspose) and
+// conv_fusion.cpp (compile time: folding the per-channel affine ops after it into the weights
+// and bias, absorbing elementwise readers as post-ops, chaining patch ConvTransposes).
+//
+// A ConvSpec is built at compile and then immutable, shared by every instance of the plan;
+// packed() is its only mutable state and is thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <dnnl.hpp>
+
+#include "backends/cpu/compiled_graph.h"
+#include "backends/cpu/ew_program.h"
+#include "backends/cpu/runtime_env.h"
+
+namespace tandem::cpu {
+
+class ConvSpec final : public OpSpec {
+ public:
+  bool transposed = false;
+  int x = -1, w = -1, bias = -1;  // compile value ids (w/bias runtime when the tensors are undefined)
+  Tensor wc, bc;                   // constant weight / bias after folding (float32)
+  int64_t group = 1;
+  int64_t out_channels = -1;       // known when the weight is constant
+  EwProgram post;                  // after the op (operands: compile ids)
+  std::vector<int> internal;       // 8-bit values of absorbed round trips (make_program_spec)
+  // A patch ConvTranspose that reads this one's output (after `post`), itself a patch
+  // ConvTranspose: both run as one kernel (deconv_patch.h), and the readers after it are
+  // absorbed by `next`.
+  std::unique_ptr<ConvSpec> next;
+  bool is_next = false;  // the second of such a pair (never chains a third)
+
+  Status prepare(Builder& b, const Step& step) const override;
+  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
+  // A 2-D convolution with constant weights reading `value` as its source and nowhere else.
+  bool reads_bf16_source(int value) const override {
+    if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||
+        value == w || value == bias || !feature_enabled_now("BF16_HANDOFF"))
+      return false;
+    return std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end();
+  }
+
+ private:
+  bool fold_affine(FusionContext& f, const Step& reader, int acc_input);
+  bool chain(FusionContext& f, const Step& self, const Step& reader, int acc_input);
+  void scale_shift(const std::vector<float>& s, const std::vector<float>& t);
+  // Packed weights for `md`, reordered once (thread-safe).
+  dnnl::memory packed(const dnnl::memory::desc& md, const dnnl::memory::desc& src_md) const;
+
+  mutable std::mutex mu_;
+  mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;
+};
+
+// The spec of a Conv or ConvTranspose step (its constant weights and bias copied when known).
+std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st);
+
+}  // namespace tandem::cpu

@@ -2,8 +2,8 @@
 // convolutions that read them in bfloat16 (conv.cpp, "bf16 hand-off"). A chain must compute on
 // each intermediate rounded to bf16 once, as the reference does on an explicitly rounded graph;
 // a value with any other reader stays float32; a reader that cannot run in bf16 gets a float32
-// copy; an elementwise kernel hands its result off as a convolution does; and
-// TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
+// copy; an elementwise kernel and a channel Concat hand their results off as a convolution does;
+// and TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -195,6 +195,47 @@ TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
   EXPECT_LT(e.rmse, 2e-4) << "the 1x1 convolution does not read the sum rounded to bf16";
   EXPECT_LT(e.max_abs, 1e-2);
   EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse);
+}
+
+// Conv, Conv -> Concat along channels -> Conv: the Concat writes bf16 for the last convolution,
+// both where its inputs' channels fill whole blocks (16 + 16) and where they do not (24 + 24,
+// lanes gathered across blocks).
+TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  for (int64_t c : {16, 24}) {
+    const Tensor w1 = random_tensor({c, 24, 1, 1}, 47, -0.2f, 0.2f), w2 = random_tensor({c, 24, 1, 1}, 48, -0.3f, 0.3f);
+    const Tensor w3 = random_tensor({8, 2 * c, 3, 3}, 49, -0.1f, 0.1f);
+    auto graph = [&](bool round) {
+      GraphBuilder b(13);
+      // The two 1x1 convolutions are too small for bf16 (float32, as their only reader is the
+      // Concat): only the last one computes on bf16 operands.
+      b.input("x", t.x).init("w1", w1).init("w2", w2).init("w3", round ? rounded_to_bf16(w3) : w3);
+      b.node("Conv", {"x", "w1"}, {"a"});
+      b.node("Relu", {"x"}, {"xr"});
+      b.node("Conv", {"xr", "w2"}, {"bv"});
+      b.node("Concat", {"a", "bv"}, {"cat"}, {{"axis", attr_int(1)}});
+      std::string cat = "cat";
+      if (round) {
+        b.node("Cast", {"cat"}, {"cat_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
+        b.node("Cast", {"cat_h"}, {"cat_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+        cat = "cat_r";
+      }
+      b.node("Conv", {cat, "w3"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}}).output("y");
+      return b;
+    };
+    const Bf16Run got = run_bf16(graph(false));
+    ASSERT_EQ(got.out.size(), 1u);
+    EXPECT_NE(got.text.find("bf16 hand-off: 1 values"), std::string::npos) << c << " channels each\n" << got.text;
+    const std::vector<Value> exact = run_reference(graph(true));
+    const std::vector<Value> wide = run_reference(graph(false));
+    ASSERT_EQ(exact.size(), 1u);
+    const ErrorStats e = error_stats(exact[0].tensor, got.out[0].tensor);
+    EXPECT_LT(e.rmse, 2e-4) << c << " channels each: the convolution does not read the concatenation rounded to bf16";
+    EXPECT_LT(e.max_abs, 1e-2);
+    EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse) << c << " channels each";
+  }
 }
 
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {

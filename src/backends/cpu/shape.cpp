@@ -7,7 +7,6 @@
 //   Build-time only: Shape, Constant, Range and ConstantOfShape (their values are known once
 //     input shapes and keyed input values are; the instance's shape inference computes them).
 // Any element type with a fixed size works for views and copies. Cast is in cast.cpp.
-#include <immintrin.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +14,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "backends/cpu/concat_lanes.h"
 #include "backends/cpu/fusion.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
@@ -265,77 +265,6 @@ class ConcatKernel final : public Kernel {
   }
 };
 
-// Concat along channels of blocked inputs whose channel counts are not multiples of the block:
-// each output block gathers lanes from a few input blocks (masked lane permutes with AVX-512,
-// where the block is 16; a lane loop otherwise).
-struct LaneMove {
-  int input = 0;           // index into ins
-  int64_t block = 0;       // source channel block
-  uint16_t mask = 0;       // output lanes it fills
-  int32_t idx[kMaxBlock] = {0};  // source lane per output lane
-};
-
-__attribute__((target("avx512f"))) void shuffle_blocks_avx512(const float* const* in,
-                                                              const std::vector<int64_t>& in_blocks, float* out,
-                                                              const std::vector<LaneMove>& moves, int64_t n,
-                                                              int64_t out_blocks, int64_t ob, int64_t hw,
-                                                              int64_t p0, int64_t p1) {
-  float* o = out + ((n * out_blocks + ob) * hw) * 16;
-  for (int64_t p = p0; p < p1; ++p) {
-    __m512 v = _mm512_setzero_ps();
-    for (const LaneMove& m : moves) {
-      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * 16;
-      v = _mm512_mask_permutexvar_ps(v, m.mask, _mm512_loadu_si512(m.idx), _mm512_loadu_ps(src));
-    }
-    _mm512_storeu_ps(o + p * 16, v);
-  }
-}
-
-void shuffle_blocks_scalar(const float* const* in, const std::vector<int64_t>& in_blocks, float* out,
-                           const std::vector<LaneMove>& moves, int64_t n, int64_t out_blocks, int64_t ob, int64_t hw,
-                           int64_t p0, int64_t p1, int64_t lanes) {
-  float* o = out + ((n * out_blocks + ob) * hw) * lanes;
-  for (int64_t p = p0; p < p1; ++p) {
-    float v[kMaxBlock] = {0};
-    for (const LaneMove& m : moves) {
-      const float* src = in[m.input] + ((n * in_blocks[m.input] + m.block) * hw + p) * lanes;
-      for (int64_t l = 0; l < lanes; ++l)
-        if (m.mask & (1u << l)) v[l] = src[m.idx[l]];
-    }
-    std::memcpy(o + p * lanes, v, sizeof(float) * static_cast<size_t>(lanes));
-  }
-}
-
-class ShuffleConcatKernel final : public Kernel {
- public:
-  int out = -1;
-  std::vector<int> ins;
-  std::vector<int64_t> in_blocks;
-  int64_t N = 0, out_blocks = 0, hw = 0;
-  std::vector<std::vector<LaneMove>> moves;  // per output block
-
-  Status run(RunCtx& ctx, KernelState*) const override {
-    const float** in = static_cast<const float**>(ctx.scratch);  // one pointer per input
-    for (size_t i = 0; i < ins.size(); ++i) in[i] = static_cast<const float*>(ctx.ptr[ins[i]]);
-    float* o = static_cast<float*>(ctx.ptr[out]);
-    const int64_t lanes = channel_block();
-    const bool avx512 = lanes == 16;  // 16 only on the AVX-512 path
-    const int64_t chunk = 1024;
-    const int64_t chunks = (hw + chunk - 1) / chunk;
-    const int64_t tasks = N * out_blocks * chunks;
-    const int threads = N * out_blocks * hw < 65536 ? 1 : ctx.threads;
-    parallel_range(threads, tasks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t c = t % chunks, ob = (t / chunks) % out_blocks, n = t / chunks / out_blocks;
-        const int64_t p0 = c * chunk, p1 = std::min(hw, p0 + chunk);
-        if (avx512) shuffle_blocks_avx512(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1);
-        else shuffle_blocks_scalar(in, in_blocks, o, moves[ob], n, out_blocks, ob, hw, p0, p1, lanes);
-      }
-    });
-    return Status::ok();
-  }
-};
-
 class ConcatSpec final : public OpSpec {
  public:
   // A QuantizeLinear (per-tensor constants) or a DynamicQuantizeLinear reading the
@@ -440,41 +369,9 @@ class ConcatSpec final : public OpSpec {
         TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::blocked));
       }
     }
-    if (blocked && !aligned) {
-      b.define(out, Layout::blocked);
-      auto sk = std::make_unique<ShuffleConcatKernel>();
-      sk->label = label;
-      sk->out = out;
-      sk->ins = ins;
-      sk->N = os[0];
-      sk->hw = os[2] * os[3];
-      const int64_t block = channel_block();
-      sk->out_blocks = round_up(os[1], block) / block;
-      sk->moves.resize(static_cast<size_t>(sk->out_blocks));
-      int64_t c0 = 0;
-      for (size_t i = 0; i < ins.size(); ++i) {
-        const int64_t ci = b.val(ins[i]).shape[1];
-        sk->in_blocks.push_back(round_up(ci, block) / block);
-        for (int64_t c = 0; c < ci; ++c) {
-          const int64_t oc = c0 + c, ob = oc / block, ol = oc % block, sb = c / block, sl = c % block;
-          auto& list = sk->moves[static_cast<size_t>(ob)];
-          if (list.empty() || list.back().input != static_cast<int>(i) || list.back().block != sb) {
-            LaneMove m;
-            m.input = static_cast<int>(i);
-            m.block = sb;
-            list.push_back(m);
-          }
-          list.back().mask = static_cast<uint16_t>(list.back().mask | (1u << ol));
-          list.back().idx[ol] = static_cast<int32_t>(sl);
-        }
-        c0 += ci;
-      }
-      b.need_scratch(static_cast<int64_t>(ins.size() * sizeof(float*)));
-      sk->reads = ins;
-      sk->writes = {out};
-      b.add_kernel(std::move(sk));
-      return Status::ok();
-    }
+    // Lane gathers where channel counts are not multiples of the block, and for a bf16 hand-off.
+    const bool bf16_out = blocked && b.may_hand_off_bf16() && b.readers_take_bf16(out);
+    if (blocked && (!aligned || bf16_out)) return add_lane_concat(b, ins, out, os, bf16_out, label);
     auto k = std::make_unique<ConcatKernel>();
     k->label = label;
     k->out = out;

@@ -88,6 +88,32 @@ TEST(CpuBackendChannelsLastFloats, ElementwiseAndPoolingReadersKeepAConvIntegerO
   }
 }
 
+// Global pooling of channels-last images of many pixels sums runs of pixels (pool.cpp): the
+// means and maxima match the reference, and the same bits come out at one and two threads.
+TEST(CpuBackendChannelsLastFloats, GlobalPoolingOfLargeImagesSumsRunsOfPixels) {
+  REQUIRE_CPU();
+  for (int64_t C : {24, 5}) {
+    SCOPED_TRACE(std::to_string(C) + " channels");
+    GraphBuilder q;
+    q.input("x", random_floats({2, 6, 64, 72}, 111, -3.0f, 3.0f));
+    integer_conv(q, "x", "y", C, 3, 112);
+    q.node("GlobalAveragePool", {"y"}, {"g"}).node("GlobalMaxPool", {"y"}, {"gm"}).output("g").output("gm");
+    if (cpu_isa_level_of(describe_cpu(q)) >= 1)
+      EXPECT_EQ(describe_cpu(q).find("layout reorder of 'y'"), std::string::npos) << "the pools read y as it lies";
+    std::vector<Value> first;
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 2u);
+      Status mean = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+      EXPECT_TRUE(mean.is_ok()) << "GlobalAveragePool: " << mean.message();
+      expect_same_floats(r.ref[1], r.cpu[1], "GlobalMaxPool");
+      if (first.empty()) first = r.cpu;
+      else expect_same_floats(first[0], r.cpu[0], "GlobalAveragePool at one and two threads");
+    }
+  }
+}
+
 TEST(CpuBackendChannelsLastFloats, OperandsOfALowerRankJoinTheChannelsLastWalkOnlyWhereTheyFit) {
   REQUIRE_CPU();
   // y + p with p of rank 3: [C, 1, 1] (constant along the pixels) is read along the channels-last

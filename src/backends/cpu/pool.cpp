@@ -137,10 +137,10 @@ TANDEM_ISA_BODY void global_plain_body(const float* in, float* o, int64_t b, int
 TANDEM_ISA_DISPATCH(global_plain, (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max),
                     (in, o, b, e, spatial, max))
 
-// Mean or max over the pixels of channels [c0, c1) of one channels-last image (`channels` per
-// pixel) into o[c0..c1).
+// Max, or sum times `scale`, over `spatial` pixels of channels [c0, c1) of channels-last data
+// (`channels` per pixel) into o[c0..c1).
 TANDEM_ISA_BODY void global_channels_last_body(const float* in, float* o, int64_t c0, int64_t c1, int64_t channels,
-                                               int64_t spatial, bool max) {
+                                               int64_t spatial, bool max, float scale) {
   constexpr int64_t kSpan = 256;  // channels summed at once (a 1 KiB accumulator)
   for (int64_t c = c0; c < c1; c += kSpan) {
     const int64_t n = std::min(kSpan, c1 - c);
@@ -154,13 +154,19 @@ TANDEM_ISA_BODY void global_channels_last_body(const float* in, float* o, int64_
       else
         for (int64_t l = 0; l < n; ++l) acc[l] += q[l];
     }
-    const float inv = 1.0f / static_cast<float>(spatial);
-    for (int64_t l = 0; l < n; ++l) o[c + l] = max ? acc[l] : acc[l] * inv;
+    for (int64_t l = 0; l < n; ++l) o[c + l] = max ? acc[l] : acc[l] * scale;
   }
 }
 TANDEM_ISA_DISPATCH(global_channels_last,
-                    (const float* in, float* o, int64_t c0, int64_t c1, int64_t channels, int64_t spatial, bool max),
-                    (in, o, c0, c1, channels, spatial, max))
+                    (const float* in, float* o, int64_t c0, int64_t c1, int64_t channels, int64_t spatial, bool max,
+                     float scale),
+                    (in, o, c0, c1, channels, spatial, max, scale))
+
+// Channels-last images of few channels are summed by runs of pixels, not by groups of channels:
+// threads taking channel groups would each read a part of every pixel's cache lines. The runs
+// are fixed by the size alone (at most kPixelRuns, each at least kMinRunPixels), so the sums
+// are the same for any team; their partial rows are combined in order.
+constexpr int64_t kPixelRuns = 4, kMinRunPixels = 1024, kMaxRunChannels = 256;
 
 class GlobalPoolKernel final : public Kernel {
  public:
@@ -179,14 +185,33 @@ class GlobalPoolKernel final : public Kernel {
     const int64_t sp = spatial;
     const bool mx = max;
     const int64_t lanes = channel_block();
-    if (channels_last) {
+    const int64_t runs = std::min(kPixelRuns, sp / kMinRunPixels);
+    if (channels_last && channels <= kMaxRunChannels && runs > 1) {
+      const int64_t C = channels;
+      float part[kPixelRuns][kMaxRunChannels];
+      for (int64_t img = 0; img < rows; ++img) {
+        const float* image = in + img * sp * C;
+        parallel_range(threads, runs, 1, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const int64_t p0 = sp * r / runs, p1 = sp * (r + 1) / runs;
+            global_channels_last(image + p0 * C, part[r], 0, C, C, p1 - p0, mx, 1.0f);
+          }
+        });
+        const float inv = 1.0f / static_cast<float>(sp);
+        for (int64_t c = 0; c < C; ++c) {
+          float v = part[0][c];
+          for (int64_t r = 1; r < runs; ++r) v = mx ? std::max(v, part[r][c]) : v + part[r][c];
+          o[img * C + c] = mx ? v : v * inv;
+        }
+      }
+    } else if (channels_last) {
       // Tasks of 16 channels of one image; a thread takes a run of them, one span per image.
       const int64_t C = channels, groups = (C + 15) / 16;
       parallel_range(threads, rows * groups, 1, [&](int64_t b, int64_t e) {
         while (b < e) {
           const int64_t img = b / groups, last = std::min(e, (img + 1) * groups);
           global_channels_last(in + img * sp * C, o + img * C, (b % groups) * 16,
-                               std::min(C, (last - img * groups) * 16), C, sp, mx);
+                               std::min(C, (last - img * groups) * 16), C, sp, mx, 1.0f / static_cast<float>(sp));
           b = last;
         }
       });

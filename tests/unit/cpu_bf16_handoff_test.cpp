@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "backends/cpu/runtime_env.h"
 #include "engine/placement.h"
+#include "bf16_test_util.h"
 #include "graph_build_util.h"
 #include "op_test_util.h"
 #include "tandem/compare.h"
@@ -28,19 +29,8 @@ using testing::GraphBuilder;
 Backend* cpu() { return find_backend("cpu"); }
 Backend* ref() { return find_backend("reference"); }
 
-Tensor random_tensor(const Shape& shape, uint32_t seed, float lo, float hi) {
-  Tensor t(DataType::float32, shape);
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-  return t;
-}
-
-Tensor rounded_to_bf16(const Tensor& t) {
-  Tensor r(DataType::float32, t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data<float>()[i] = static_cast<float>(BFloat16(t.data<float>()[i]));
-  return r;
-}
+using testing::random_tensor;
+using testing::rounded_to_bf16;
 
 class ScopedEnv {
  public:

@@ -54,14 +54,15 @@ for m in ${MODELS:-det cls}; do
       --duration $((secs / 2))
     if [[ $m == det ]]; then
       # A real text page, where bf16 moves the map most (beyond the bf16 budget), and the same
-      # page faded to 8% contrast, where bf16's error lies between the fp32 and bf16 budgets.
+      # page faded to 6% contrast, where bf16's error (0.004-0.006 with the bf16 hand-off)
+      # lies between the fp32 and bf16 budgets.
       page=$root/tests/golden/det_text/input_x.npy
       faint=$out/det_text_faint.npy
       /usr/bin/python3 -c "
 import numpy as np, sys
 page = np.load(sys.argv[1])
 background = np.median(page.reshape(page.shape[1], -1), axis=1).reshape(1, -1, 1, 1)
-np.save(sys.argv[2], np.ascontiguousarray(background + 0.08 * (page - background), dtype=np.float32))" "$page" "$faint"
+np.save(sys.argv[2], np.ascontiguousarray(background + 0.06 * (page - background), dtype=np.float32))" "$page" "$faint"
       soak det-text-parity-default "${model[0]}" --input "x=$page" --routes $chain --parity-sample 0.1 \
         --duration $((secs / 2))
       soak det-faint-parity-default "${model[0]}" --input "x=$faint" --routes $chain --parity-sample 0.1 \

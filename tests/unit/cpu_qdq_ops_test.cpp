@@ -516,6 +516,8 @@ TEST(CpuBackendQdqOps, OpsThatMoveValuesRunOnTheBytes) {
        {1, 3, 5, 6},
        {{"mode", attr_string("nearest")}},
        {{"roi", Tensor::from_vector<float>({0}, {})}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 1.5f})}}},
+      // The roi omitted (an empty name): the fused node keeps the gap.
+      {"Resize", {1, 3, 5, 6}, {{"mode", attr_string("nearest")}}, {{"", Tensor()}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2})}}},
   };
   for (const MoveCase& c : cases) {
     for (bool int8 : {false, true}) {
@@ -527,7 +529,7 @@ TEST(CpuBackendQdqOps, OpsThatMoveValuesRunOnTheBytes) {
       else q.init("z", Tensor::scalar<uint8_t>(131));
       std::vector<std::string> inputs = {"x_f"};
       for (const auto& [name, t] : c.extra) {
-        q.init(name, t);
+        if (!name.empty()) q.init(name, t);
         inputs.push_back(name);
       }
       q.node("DequantizeLinear", {"x_q", "s", "z"}, {"x_f"})

@@ -4,6 +4,7 @@
 // elementwise programs (a per-channel gate, a residual, a nearest upsampling of another such
 // output), global pooling, DynamicQuantizeLinear and a dynamically quantized Concat. No reorder
 // to the float path's blocked layout runs, and the results match the reference.
+// Also: a grouped integer convolution's per-channel float tail lands on its own channels.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -196,6 +197,45 @@ TEST(CpuBackendChannelsLastFloats, ADynamicallyQuantizedConcatReadsUpsampledChan
     EXPECT_EQ(text.find("layout reorder of 'd'"), std::string::npos) << text;
   }
   expect_same_dynamic_quantization(q, "quantized concatenation");
+}
+
+// oneDNN 2.6's gemm-based int8 convolution (which it picks for groups of odd widths) reads the
+// operands of per-channel binary post-ops at the wrong channels: a grouped QLinearConv whose
+// float tail multiplies and adds per channel must not fuse those ops there. Groups of 23 and
+// 17 output channels, 1x1 and 3x3; before the fix the results were off by up to 6.
+TEST(CpuBackendChannelsLastFloats, AGroupedIntegerConvolutionsPerChannelTailMatchesTheReference) {
+  REQUIRE_CPU();
+  struct Case {
+    int64_t groups, in_c, out_c, k;
+  };
+  for (const Case c : {Case{4, 40, 92, 1}, Case{2, 40, 34, 3}, Case{4, 40, 68, 1}}) {
+    SCOPED_TRACE("groups " + std::to_string(c.groups) + ", " + std::to_string(c.out_c) + " outputs, k " +
+                 std::to_string(c.k));
+    const std::vector<int64_t> pads(4, c.k / 2);
+    GraphBuilder q(13);
+    q.input("x", random_floats({1, c.in_c, 8, 12}, 71, -2.0f, 2.0f))
+        .init("xs", Tensor::scalar<float>(0.02f))
+        .init("xz", Tensor::scalar<uint8_t>(128))
+        .init("w", random_ints<int8_t>({c.out_c, c.in_c / c.groups, c.k, c.k}, -onednn_weight_max(),
+                                       onednn_weight_max(), 72))
+        .init("ws", random_floats({c.out_c}, 73, 0.001f, 0.01f))
+        .init("wz", Tensor(DataType::int8, {c.out_c}))
+        .init("ys", Tensor::scalar<float>(0.05f))
+        .init("yz", Tensor::scalar<uint8_t>(120))
+        .init("m", random_floats({1, c.out_c, 1, 1}, 74, 0.5f, 1.5f))
+        .init("a", random_floats({1, c.out_c, 1, 1}, 75, -1.0f, 1.0f))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+        .node("QLinearConv", {"xq", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"yq"},
+              {{"group", attr_int(c.groups)}, {"pads", attr_ints(pads)}})
+        .node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"})
+        .node("Mul", {"y", "m"}, {"ym"})
+        .node("Add", {"ym", "a"}, {"z"})
+        .output("z");
+    Runs r = run_both(q);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    EXPECT_EQ(nodes_on(r.report, "cpu"), 5);
+    EXPECT_LT(error_stats(r.ref[0].tensor, r.cpu[0].tensor).max_abs, 1e-5);
+  }
 }
 
 }  // namespace

@@ -102,6 +102,8 @@ struct CompiledGraph {
     auto it = value_of.find(name);
     return it == value_of.end() ? -1 : it->second;
   }
+  // The name of value `v`, or "" for an omitted optional input (v < 0), as a node spells it.
+  std::string name_of(int v) const { return v >= 0 ? values[static_cast<size_t>(v)].name : std::string(); }
   // Re-derives producers/readers from live steps.
   void relink();
 };

@@ -380,7 +380,7 @@ bool rewrite_as_layer_norm(CompiledGraph& g, FusionContext& f, const std::vector
   const int scale = gamma >= 0 ? gamma : f.add_constant(Tensor::from_vector<float>({1}, {1.0f}));
   std::vector<int> inputs{x, scale};
   if (beta >= 0) inputs.push_back(beta);
-  for (int v : inputs) n.inputs.push_back(g.values[v].name);
+  for (int v : inputs) n.inputs.push_back(g.name_of(v));
   if (!e->supports(n).is_ok()) return false;
   g.synthesized.push_back(std::move(n));
   Step probe;

@@ -341,7 +341,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     dnnl::convolution_forward::primitive_desc pd;
     bool created = false;
   };
-  auto attempt = [&](bool fold, Attempt* a) -> Status {
+  // `binary_tail` false: a tail whose post-ops would read operands (per-channel binary ops)
+  // is not fused.
+  auto attempt = [&](bool fold, bool binary_tail, Attempt* a) -> Status {
     a->dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
     a->dst_probe.shape = dst;
     a->dst_probe.layout = Layout::nhwc;
@@ -353,6 +355,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       rest.ops.erase(rest.ops.begin(), rest.ops.begin() + static_cast<std::ptrdiff_t>(a->head.ops));
       a->tail_fused = to_post_ops(b, rest, dst, 1, a->dst_probe.layout, &a->tail_ops, &a->tail_args) ==
                       static_cast<int>(rest.ops.size());
+      if (!binary_tail && !a->tail_args.empty()) a->tail_fused = false;
       // Not all of it fuses: the product writes v in float32 and the whole tail runs after it.
       if (!a->tail_fused) {
         if (a->head.ops > 0) return unsupported(label + " the ops after the affine head do not fuse");
@@ -411,17 +414,30 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     return Status::ok();
   };
   Attempt chosen;
-  for (bool fold : {true, false}) {
-    if (fold && head.ops == 0) continue;
-    Attempt a;
-    const Status made = attempt(fold, &a);
-    if (!made.is_ok()) {
-      if (verbose()) note(made.message());
-      continue;
+  auto choose = [&](bool binary_tail) {
+    chosen = Attempt{};
+    for (bool fold : {true, false}) {
+      if (fold && head.ops == 0) continue;
+      Attempt a;
+      const Status made = attempt(fold, binary_tail, &a);
+      if (!made.is_ok()) {
+        if (verbose()) note(made.message());
+        continue;
+      }
+      chosen = std::move(a);
+      chosen.created = true;
+      if (std::string(chosen.pd.impl_info_str()).rfind("ref", 0) != 0) break;
     }
-    chosen = std::move(a);
-    chosen.created = true;
-    if (std::string(chosen.pd.impl_info_str()).rfind("ref", 0) != 0) break;
+  };
+  choose(/*binary_tail=*/true);
+  // oneDNN 2.6's gemm-based int8 convolution reads the operands of binary post-ops at the wrong
+  // channels in grouped convolutions (outputs off by the size of the values where a group's
+  // output channels are not a multiple of its vector width; fixed in later oneDNN): there the
+  // tail runs after the product instead.
+  if (chosen.created && G > 1 && !chosen.tail_args.empty() &&
+      std::string(chosen.pd.impl_info_str()).find("gemm") != std::string::npos) {
+    if (verbose()) note(label + " grouped gemm convolution: the tail's binary post-ops run unfused");
+    choose(/*binary_tail=*/false);
   }
   if (!chosen.created) return own_kernel();
   const dnnl::convolution_forward::primitive_desc pd = chosen.pd;

@@ -379,7 +379,7 @@ class QdqFuser {
     if (!conv) n.attrs.clear();
     n.outputs = ps.node->outputs;
     const std::vector<int> inputs{x.data, w.data, x.zero_point, w.zero_point};
-    for (int v : inputs) n.inputs.push_back(g_.values[v].name);
+    for (int v : inputs) n.inputs.push_back(g_.name_of(v));
     const OpEntry* e = cpu_ops().find("", n.op_type);
     if (!e || !e->supports(n).is_ok()) return false;
     g_.synthesized.push_back(std::move(n));
@@ -458,7 +458,7 @@ class QdqFuser {
     const OpEntry* e = own ? nullptr : cpu_ops().find(canonical_domain(n.domain), n.op_type);
     if (!own && (!e || !e->make)) return false;
     n.outputs = g_.steps[q].node->outputs;
-    for (int v : inputs) n.inputs.push_back(g_.values[v].name);
+    for (int v : inputs) n.inputs.push_back(g_.name_of(v));
     if (e && !e->supports(n).is_ok()) return false;
     g_.synthesized.push_back(std::move(n));
     Step fused;

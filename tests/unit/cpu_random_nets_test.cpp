@@ -1,0 +1,166 @@
+// cpu_random_nets_test.cpp: seeded random convolutional networks (random_net_util.h) run on
+// the cpu backend and on the reference through the public API, the way a user's model would:
+// loaded, shape-inferred, fused and laid out as the backend chooses. Each network's outputs
+// must match the reference in float32 at one and two threads, stay near it in bf16 (where the
+// CPU has native bf16), and agree with it once quantized in each of the three formats (both
+// backends then run the same quantized model). The point is the combinations no hand-written
+// test names: a fusion, layout or hand-off that loses a channel, a padding lane or a stride
+// shows as an error of the size of the values, far beyond any rounding.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/runtime_env.h"
+#include "random_net_util.h"
+#include "tandem/backend_info.h"
+#include "tandem/compare.h"
+#include "tandem/model.h"
+#include "tandem/quantize.h"
+
+namespace tandem {
+namespace {
+
+using testing_util::RandomNet;
+
+bool has_cpu() {
+  for (const auto& b : list_backends())
+    if (b.name == "cpu") return true;
+  return false;
+}
+
+// Runs `bytes` on `backend`; the outputs (empty after a failure, reported as one).
+std::vector<Tensor> run(const std::string& bytes, const Tensor& x, const std::string& backend,
+                        Precision precision = Precision::fp32, int threads = 0) {
+  auto model = OnnxModel::from_bytes(bytes, {}, "random net");
+  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!model) return {};
+  CompileSettings settings;
+  settings.backend = backend;
+  settings.precision = precision;
+  settings.threads = threads;
+  settings.input_shapes["x"] = x.shape();
+  auto compiled = model->compile(settings);
+  EXPECT_TRUE(compiled.is_ok()) << backend << ": " << compiled.status().to_string();
+  if (!compiled) return {};
+  auto bound = compiled->bind({{"x", Value::of(x)}});
+  EXPECT_TRUE(bound.is_ok()) << bound.status().to_string();
+  if (!bound) return {};
+  std::vector<Value> out;
+  const Status s = compiled->run(*bound, &out);
+  EXPECT_TRUE(s.is_ok()) << backend << ": " << s.to_string();
+  std::vector<Tensor> tensors;
+  if (s.is_ok())
+    for (const Value& v : out) tensors.push_back(v.tensor);
+  return tensors;
+}
+
+// The error of `got` against `want` relative to the size of `want`'s values: max-abs over
+// max(1, max |want|), and RMSE over max(1, RMS of want).
+struct Relative {
+  double max = 0, rms = 0;
+};
+Relative relative_error(const Tensor& want, const Tensor& got) {
+  Relative r;
+  if (want.shape() != got.shape() || want.dtype() != DataType::float32 || got.dtype() != DataType::float32) {
+    r.max = r.rms = INFINITY;
+    return r;
+  }
+  double peak = 1, sum_sq = 0, err_sq = 0, worst = 0;
+  const float* a = want.data<float>();
+  const float* b = got.data<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+    err_sq += d * d;
+    peak = std::max(peak, std::fabs(static_cast<double>(a[i])));
+    sum_sq += static_cast<double>(a[i]) * a[i];
+  }
+  const double n = static_cast<double>(std::max<int64_t>(want.numel(), 1));
+  r.max = worst / peak;
+  r.rms = std::sqrt(err_sq / n) / std::max(1.0, std::sqrt(sum_sq / n));
+  return r;
+}
+
+// Every output of `got` within `max` and `rms` of `want`'s, relative to their size.
+void expect_near(const std::vector<Tensor>& want, const std::vector<Tensor>& got, double max, double rms,
+                 const std::string& what, const RandomNet& net) {
+  ASSERT_EQ(want.size(), got.size()) << what << "\n" << net.summary();
+  for (size_t i = 0; i < want.size(); ++i) {
+    const Relative e = relative_error(want[i], got[i]);
+    EXPECT_LE(e.max, max) << what << ", output " << i << " (relative RMSE " << e.rms << ")\n" << net.summary();
+    EXPECT_LE(e.rms, rms) << what << ", output " << i << " (relative max " << e.max << ")\n" << net.summary();
+  }
+}
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kQuantizedNets = 32;
+
+TEST(CpuRandomNets, Float32MatchesTheReferenceAtOneAndTwoThreads) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  for (uint32_t seed = 1; seed <= kFloatNets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const RandomNet net(seed);
+    const Tensor x = net.input(1000 + seed);
+    const std::vector<Tensor> want = run(net.bytes(), x, "reference");
+    expect_near(want, run(net.bytes(), x, "cpu", Precision::fp32, 1), 1e-4, 1e-5, "cpu, 1 thread", net);
+    expect_near(want, run(net.bytes(), x, "cpu", Precision::fp32, 2), 1e-4, 1e-5, "cpu, 2 threads", net);
+  }
+}
+
+// bf16 rounds every operand of a product (and, handed off, the values between products) to 8
+// bits of mantissa: a relative error of about 2^-9 per layer, a few hundredths after ten.
+TEST(CpuRandomNets, Bf16StaysNearTheReference) {
+  if (!has_cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");  // bf16 wherever eligible, not only where it times faster
+  for (uint32_t seed = 1; seed <= kBf16Nets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const RandomNet net(seed);
+    const Tensor x = net.input(2000 + seed);
+    const std::vector<Tensor> want = run(net.bytes(), x, "reference");
+    expect_near(want, run(net.bytes(), x, "cpu", Precision::bf16, 2), 0.1, 2e-2, "cpu bf16", net);
+  }
+}
+
+// Both backends run the same quantized model. The cpu backend's int8 kernels compute the
+// reference's integers, except that a requantization within a float32 rounding of a
+// half-integer may land one step away, and a step can move later ones: small differences, never
+// an error of the size of the values.
+TEST(CpuRandomNets, QuantizedModelsAgreeWithTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  for (uint32_t seed = 1; seed <= kQuantizedNets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const RandomNet net(seed);
+    for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
+      QuantizeOptions options;
+      options.format = format;
+      options.per_channel = true;
+      options.bias_correction = BiasCorrection::off;
+      options.backend = "cpu";
+      if (format != QuantizeFormat::dynamic)
+        for (uint32_t k = 0; k < 2; ++k) options.calibration_inputs.push_back({{"x", net.input(3000 + 10 * seed + k)}});
+      auto q = quantize_model(net.bytes(), options);
+      ASSERT_TRUE(q.is_ok()) << q.status().to_string() << "\n" << net.summary();
+      const Tensor x = net.input(4000 + seed);
+      const std::string what = std::string("cpu int8 ") +
+                               (format == QuantizeFormat::qdq ? "qdq" : format == QuantizeFormat::qoperator ? "qoperator" : "dynamic");
+      const std::vector<Tensor> want = run(q->model_bytes, x, "reference");
+      expect_near(want, run(q->model_bytes, x, "cpu", Precision::fp32, 2), 0.1, 1e-2, what, net);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tandem

@@ -1,6 +1,6 @@
-// cpu_random_nets_test.cpp: seeded random convolutional networks (random_net_util.h) run on
-// the cpu backend and on the reference through the public API, the way a user's model would:
-// loaded, shape-inferred, fused and laid out as the backend chooses. Each network's outputs
+// cpu_random_nets_test.cpp: seeded random convolutional and transformer-style networks
+// (random_net_util.h) run on the cpu backend and on the reference through the public API, the
+// way a user's model would: loaded, shape-inferred, fused and laid out as the backend chooses. Each network's outputs
 // must match the reference in float32 at one and two threads, stay near it in bf16 (where the
 // CPU has native bf16), and agree with it once quantized in each of the three formats (both
 // backends then run the same quantized model). The point is the combinations no hand-written
@@ -26,6 +26,7 @@ namespace tandem {
 namespace {
 
 using testing_util::RandomNet;
+using testing_util::RandomSequenceNet;
 
 bool has_cpu() {
   for (const auto& b : list_backends())
@@ -87,8 +88,9 @@ Relative relative_error(const Tensor& want, const Tensor& got) {
 }
 
 // Every output of `got` within `max` and `rms` of `want`'s, relative to their size.
+template <class Net>
 void expect_near(const std::vector<Tensor>& want, const std::vector<Tensor>& got, double max, double rms,
-                 const std::string& what, const RandomNet& net) {
+                 const std::string& what, const Net& net) {
   ASSERT_EQ(want.size(), got.size()) << what << "\n" << net.summary();
   for (size_t i = 0; i < want.size(); ++i) {
     const Relative e = relative_error(want[i], got[i]);
@@ -108,11 +110,11 @@ class ScopedEnv {
 
 constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kQuantizedNets = 32;
 
-TEST(CpuRandomNets, Float32MatchesTheReferenceAtOneAndTwoThreads) {
-  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
-  for (uint32_t seed = 1; seed <= kFloatNets; ++seed) {
+template <class Net>
+void float32_matches_the_reference(uint32_t nets) {
+  for (uint32_t seed = 1; seed <= nets; ++seed) {
     SCOPED_TRACE("net " + std::to_string(seed));
-    const RandomNet net(seed);
+    const Net net(seed);
     const Tensor x = net.input(1000 + seed);
     const std::vector<Tensor> want = run(net.bytes(), x, "reference");
     expect_near(want, run(net.bytes(), x, "cpu", Precision::fp32, 1), 1e-4, 1e-5, "cpu, 1 thread", net);
@@ -122,12 +124,12 @@ TEST(CpuRandomNets, Float32MatchesTheReferenceAtOneAndTwoThreads) {
 
 // bf16 rounds every operand of a product (and, handed off, the values between products) to 8
 // bits of mantissa: a relative error of about 2^-9 per layer, a few hundredths after ten.
-TEST(CpuRandomNets, Bf16StaysNearTheReference) {
-  if (!has_cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+template <class Net>
+void bf16_stays_near_the_reference(uint32_t nets) {
   ScopedEnv always("TANDEM_CPU_BF16", "always");  // bf16 wherever eligible, not only where it times faster
-  for (uint32_t seed = 1; seed <= kBf16Nets; ++seed) {
+  for (uint32_t seed = 1; seed <= nets; ++seed) {
     SCOPED_TRACE("net " + std::to_string(seed));
-    const RandomNet net(seed);
+    const Net net(seed);
     const Tensor x = net.input(2000 + seed);
     const std::vector<Tensor> want = run(net.bytes(), x, "reference");
     expect_near(want, run(net.bytes(), x, "cpu", Precision::bf16, 2), 0.1, 2e-2, "cpu bf16", net);
@@ -138,11 +140,11 @@ TEST(CpuRandomNets, Bf16StaysNearTheReference) {
 // reference's integers, except that a requantization within a float32 rounding of a
 // half-integer may land one step away, and a step can move later ones: small differences, never
 // an error of the size of the values.
-TEST(CpuRandomNets, QuantizedModelsAgreeWithTheReference) {
-  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
-  for (uint32_t seed = 1; seed <= kQuantizedNets; ++seed) {
+template <class Net>
+void quantized_models_agree_with_the_reference(uint32_t nets) {
+  for (uint32_t seed = 1; seed <= nets; ++seed) {
     SCOPED_TRACE("net " + std::to_string(seed));
-    const RandomNet net(seed);
+    const Net net(seed);
     for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
       QuantizeOptions options;
       options.format = format;
@@ -160,6 +162,31 @@ TEST(CpuRandomNets, QuantizedModelsAgreeWithTheReference) {
       expect_near(want, run(q->model_bytes, x, "cpu", Precision::fp32, 2), 0.1, 1e-2, what, net);
     }
   }
+}
+
+TEST(CpuRandomNets, ConvolutionalNetsMatchTheReferenceInFloat32) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  float32_matches_the_reference<RandomNet>(kFloatNets);
+}
+TEST(CpuRandomNets, SequenceNetsMatchTheReferenceInFloat32) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  float32_matches_the_reference<RandomSequenceNet>(kFloatNets);
+}
+TEST(CpuRandomNets, ConvolutionalNetsStayNearTheReferenceInBf16) {
+  if (!has_cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  bf16_stays_near_the_reference<RandomNet>(kBf16Nets);
+}
+TEST(CpuRandomNets, SequenceNetsStayNearTheReferenceInBf16) {
+  if (!has_cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  bf16_stays_near_the_reference<RandomSequenceNet>(kBf16Nets);
+}
+TEST(CpuRandomNets, QuantizedConvolutionalNetsAgreeWithTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  quantized_models_agree_with_the_reference<RandomNet>(kQuantizedNets);
+}
+TEST(CpuRandomNets, QuantizedSequenceNetsAgreeWithTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  quantized_models_agree_with_the_reference<RandomSequenceNet>(kQuantizedNets);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // (random_net_util.h) run on the cpu backend and on the reference through the public API, the
 // way a user's model would: loaded, shape-inferred, fused and laid out as the backend chooses. Each network's outputs
 // must match the reference in float32 at one and two threads, stay near it in bf16 (where the
-// CPU has native bf16), and agree with it once quantized in each of the three formats (both
+// CPU has native bf16) and once converted to float16 (with and without float32 inputs and
+// outputs), and agree with it once quantized in each of the three formats (both
 // backends then run the same quantized model). The point is the combinations no hand-written
 // test names: a fusion, layout or hand-off that loses a channel, a padding lane or a stride
 // shows as an error of the size of the values, far beyond any rounding.
@@ -19,6 +20,7 @@
 #include "random_net_util.h"
 #include "tandem/backend_info.h"
 #include "tandem/compare.h"
+#include "tandem/convert.h"
 #include "tandem/model.h"
 #include "tandem/quantize.h"
 
@@ -108,7 +110,7 @@ class ScopedEnv {
   const char* name_;
 };
 
-constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kQuantizedNets = 32;
+constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kFloat16Nets = 48, kQuantizedNets = 32;
 
 template <class Net>
 void float32_matches_the_reference(uint32_t nets) {
@@ -164,6 +166,42 @@ void quantized_models_agree_with_the_reference(uint32_t nets) {
   }
 }
 
+// A tensor in float32 (float16 widened exactly), or in float16 (rounded to nearest even).
+Tensor as_type(const Tensor& t, DataType to) {
+  if (t.dtype() == to) return t;
+  Tensor out(to, t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (to == DataType::float16) out.data<Float16>()[i] = Float16(t.data<float>()[i]);
+    else out.data<float>()[i] = static_cast<float>(t.data<Float16>()[i]);
+  }
+  return out;
+}
+std::vector<Tensor> widened(std::vector<Tensor> v) {
+  for (Tensor& t : v) t = as_type(t, DataType::float32);
+  return v;
+}
+
+// Both backends run the same float16 model (tandem convert --to fp16); the cpu backend computes
+// it in float32 and rounds where the model's values are float16, the reference rounds each op's
+// result: differences of float16 roundings (2^-11), not of the size of the values.
+template <class Net>
+void float16_models_stay_near_the_reference(uint32_t nets) {
+  for (uint32_t seed = 1; seed <= nets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const Net net(seed);
+    for (bool keep_io : {true, false}) {
+      Fp16ConvertOptions options;
+      options.keep_io_types = keep_io;
+      auto c = convert_to_fp16(net.bytes(), options);
+      ASSERT_TRUE(c.is_ok()) << c.status().to_string() << "\n" << net.summary();
+      const Tensor x = as_type(net.input(5000 + seed), keep_io ? DataType::float32 : DataType::float16);
+      const std::vector<Tensor> want = widened(run(c->model_bytes, x, "reference"));
+      expect_near(want, widened(run(c->model_bytes, x, "cpu", Precision::fp32, 2)), 0.05, 1e-2,
+                  keep_io ? "cpu fp16 (float32 inputs and outputs)" : "cpu fp16", net);
+    }
+  }
+}
+
 TEST(CpuRandomNets, ConvolutionalNetsMatchTheReferenceInFloat32) {
   if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
   float32_matches_the_reference<RandomNet>(kFloatNets);
@@ -179,6 +217,14 @@ TEST(CpuRandomNets, ConvolutionalNetsStayNearTheReferenceInBf16) {
 TEST(CpuRandomNets, SequenceNetsStayNearTheReferenceInBf16) {
   if (!has_cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   bf16_stays_near_the_reference<RandomSequenceNet>(kBf16Nets);
+}
+TEST(CpuRandomNets, Float16ConvolutionalNetsStayNearTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  float16_models_stay_near_the_reference<RandomNet>(kFloat16Nets);
+}
+TEST(CpuRandomNets, Float16SequenceNetsStayNearTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  float16_models_stay_near_the_reference<RandomSequenceNet>(kFloat16Nets);
 }
 TEST(CpuRandomNets, QuantizedConvolutionalNetsAgreeWithTheReference) {
   if (!has_cpu()) GTEST_SKIP() << "no cpu backend";

@@ -110,7 +110,7 @@ class ScopedEnv {
   const char* name_;
 };
 
-constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kFloat16Nets = 48, kQuantizedNets = 32;
+constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kFloat16Nets = 48, kQuantizedNets = 32, kBatchNets = 40;
 
 template <class Net>
 void float32_matches_the_reference(uint32_t nets) {
@@ -199,6 +199,71 @@ void float16_models_stay_near_the_reference(uint32_t nets) {
       expect_near(want, widened(run(c->model_bytes, x, "cpu", Precision::fp32, 2)), 0.05, 1e-2,
                   keep_io ? "cpu fp16 (float32 inputs and outputs)" : "cpu fp16", net);
     }
+  }
+}
+
+// Compiles `bytes` once on `backend` with no input shape fixed, then runs it on each input.
+std::vector<std::vector<Tensor>> run_each(const std::string& bytes, const std::vector<Tensor>& xs,
+                                          const std::string& backend) {
+  std::vector<std::vector<Tensor>> all;
+  auto model = OnnxModel::from_bytes(bytes, {}, "random net");
+  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!model) return all;
+  CompileSettings settings;
+  settings.backend = backend;
+  settings.threads = 2;
+  auto compiled = model->compile(settings);
+  EXPECT_TRUE(compiled.is_ok()) << backend << ": " << compiled.status().to_string();
+  if (!compiled) return all;
+  std::vector<Value> out;  // kept across runs, as a serving loop keeps it
+  for (const Tensor& x : xs) {
+    auto bound = compiled->bind({{"x", Value::of(x)}});
+    EXPECT_TRUE(bound.is_ok()) << bound.status().to_string();
+    if (!bound) return all;
+    const Status st = compiled->run(*bound, &out);
+    EXPECT_TRUE(st.is_ok()) << backend << ": " << st.to_string();
+    std::vector<Tensor> tensors;
+    if (st.is_ok())
+      for (const Value& v : out) tensors.push_back(v.tensor.clone());
+    all.push_back(std::move(tensors));
+  }
+  return all;
+}
+
+// The model with the first dim of its input and outputs symbolic ("N").
+std::string with_symbolic_batch(onnx::ModelProto m) {
+  auto* g = m.mutable_graph();
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("N");
+  for (auto& o : *g->mutable_output())
+    o.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("N");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return bytes;
+}
+
+// One compiled model serves batches of 3, 1 and 2 in turn (an instance per shape, the outputs
+// vector reused): each must match the reference.
+TEST(CpuRandomNets, ConvolutionalNetsTakeAnyBatch) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  for (uint32_t seed = 1; seed <= kBatchNets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const RandomNet net(seed);
+    const std::string bytes = with_symbolic_batch(net.model());
+    std::vector<Tensor> xs;
+    for (int64_t batch : {3, 1, 2}) {
+      std::vector<int64_t> shape = net.input_shape();
+      shape[0] = batch;
+      Tensor x(DataType::float32, Shape(shape));
+      const Tensor one = net.input(6000 + seed + static_cast<uint32_t>(batch));
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = one.data<float>()[i % one.numel()] * (i < one.numel() ? 1.0f : -0.5f);
+      xs.push_back(std::move(x));
+    }
+    const auto want = run_each(bytes, xs, "reference");
+    const auto got = run_each(bytes, xs, "cpu");
+    ASSERT_EQ(want.size(), xs.size());
+    ASSERT_EQ(got.size(), xs.size());
+    for (size_t i = 0; i < xs.size(); ++i)
+      expect_near(want[i], got[i], 1e-4, 1e-5, "cpu, batch " + std::to_string(xs[i].shape()[0]), net);
   }
 }
 

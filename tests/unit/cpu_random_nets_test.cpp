@@ -1,9 +1,10 @@
 // cpu_random_nets_test.cpp: seeded random convolutional and transformer-style networks
-// (random_net_util.h) run on the cpu backend and on the reference through the public API, the
-// way a user's model would: loaded, shape-inferred, fused and laid out as the backend chooses. Each network's outputs
-// must match the reference in float32 at one and two threads, stay near it in bf16 (where the
-// CPU has native bf16) and once converted to float16 (with and without float32 inputs and
-// outputs), and agree with it once quantized in each of the three formats (both
+// (random_net_util.h, random_sequence_net_util.h) run on the cpu backend and on the reference
+// through the public API, the way a user's model would: loaded, shape-inferred, fused and laid
+// out as the backend chooses. Each network's outputs must match the reference in float32 at one
+// and two threads (and at several batch sizes through one compiled model), stay near it in bf16
+// (where the CPU has native bf16) and once converted to float16 (with and without float32
+// inputs and outputs), and agree with it once quantized in each of the three formats (both
 // backends then run the same quantized model). The point is the combinations no hand-written
 // test names: a fusion, layout or hand-off that loses a channel, a padding lane or a stride
 // shows as an error of the size of the values, far beyond any rounding.
@@ -18,6 +19,7 @@
 
 #include "backends/cpu/runtime_env.h"
 #include "random_net_util.h"
+#include "random_sequence_net_util.h"
 #include "tandem/backend_info.h"
 #include "tandem/compare.h"
 #include "tandem/convert.h"

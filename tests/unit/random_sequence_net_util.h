@@ -1,0 +1,250 @@
+// random_sequence_net_util.h: seeded random transformer-style networks for the cross-backend
+// tests (cpu_random_nets_test.cpp); the convolutional ones are in random_net_util.h.
+#pragma once
+
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "onnx_build_util.h"
+#include "tandem/tensor.h"
+
+namespace tandem::testing_util {
+
+// Seeded random transformer-style networks on one input x [B, T, D]: MatMul with constant
+// weights (with and without an Add of a bias, as exporters write Linear); the
+// decomposed LayerNormalization (ReduceMean, Sub, Pow, ReduceMean, Add epsilon, Sqrt, Div, Mul,
+// Add) and opset 17's LayerNormalization; Gelu written as Erf (exact) or Tanh (approximation);
+// Relu, Sigmoid, Softmax; multi-head self-attention (Reshape to heads, Transpose, MatMul of
+// queries and keys, a scale, Softmax, MatMul with values, back); residual sums. The last value
+// is the output, and now and then an intermediate too.
+class RandomSequenceNet {
+ public:
+  explicit RandomSequenceNet(uint32_t seed) : gen_(seed) {
+    model_ = new_model("random_sequence_net_" + std::to_string(seed), 17);
+    g_ = model_.mutable_graph();
+    batch_ = uniform(1, 2);
+    tokens_ = uniform(1, 24);
+    const int64_t d = 8 * uniform(1, 12);
+    set_info(g_->add_input(), "x", onnx::TensorProto::FLOAT, {batch_, tokens_, d});
+    vals_.push_back({"x", d});
+    const int steps = static_cast<int>(uniform(2, 8));
+    for (int i = 0; i < steps; ++i) step();
+    add_output(vals_.back());
+    if (vals_.size() > 2 && uniform(0, 2) == 0) add_output(vals_[static_cast<size_t>(uniform(1, vals_.size() - 2))]);
+  }
+
+  std::string bytes() const {
+    std::string s;
+    model_.SerializeToString(&s);
+    return s;
+  }
+  std::vector<int64_t> input_shape() const { return {batch_, tokens_, vals_[0].d}; }
+  const std::string& summary() const { return summary_; }
+  Tensor input(uint32_t seed) const {
+    Tensor t(DataType::float32, Shape(input_shape()));
+    std::mt19937 g(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(g);
+    return t;
+  }
+
+ private:
+  struct Val {
+    std::string name;
+    int64_t d;  // the last dim; all values are [batch, tokens, d]
+  };
+  int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(gen_); }
+  std::string fresh(const std::string& stem) { return stem + std::to_string(next_++); }
+  std::string tensor(const std::vector<int64_t>& dims, const std::vector<float>& values, int type = onnx::TensorProto::FLOAT) {
+    const std::string name = fresh("k");
+    auto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) {
+      if (type == onnx::TensorProto::INT64) t->add_int64_data(static_cast<int64_t>(v));
+      else t->add_float_data(v);
+    }
+    return name;
+  }
+  std::string constant(const std::vector<int64_t>& dims, float bound) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::uniform_real_distribution<float> dist(-bound, bound);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = dist(gen_);
+    return tensor(dims, v);
+  }
+  std::string scalar(float v) { return tensor({}, {v}); }
+  std::string ints(const std::vector<int64_t>& v) {
+    return tensor({static_cast<int64_t>(v.size())}, std::vector<float>(v.begin(), v.end()), onnx::TensorProto::INT64);
+  }
+  onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& in, const std::string& out) {
+    summary_ += op + " -> " + out + "\n";
+    return add_node(g_, op, fresh("n"), in, {out});
+  }
+  static void attr_ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+  static void attr_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void attr_float(onnx::NodeProto* n, const std::string& name, float v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
+  void add_output(const Val& v) {
+    for (const auto& o : g_->output())
+      if (o.name() == v.name) return;
+    set_info(g_->add_output(), v.name, onnx::TensorProto::FLOAT, {batch_, tokens_, v.d});
+  }
+  Val push(const std::string& name, int64_t d) {
+    vals_.push_back({name, d});
+    return vals_.back();
+  }
+
+  // x W (+ b): a Linear layer to `d` features.
+  Val linear(const Val& v, int64_t d) {
+    const std::string mm = fresh("mm");
+    node("MatMul", {v.name, constant({v.d, d}, std::sqrt(3.0f / static_cast<float>(v.d)))}, mm);
+    if (uniform(0, 2) == 0) return push(mm, d);
+    const std::string out = fresh("lin");
+    node("Add", {mm, constant({d}, 0.3f)}, out);
+    return push(out, d);
+  }
+
+  Val layer_norm(const Val& v) {
+    const std::string out = fresh("ln");
+    const std::string gamma = constant({v.d}, 1.5f), beta = constant({v.d}, 0.5f);
+    if (uniform(0, 1) == 0) {
+      auto* n = node("LayerNormalization", {v.name, gamma, beta}, out);
+      attr_int(n, "axis", -1);
+      attr_float(n, "epsilon", 1e-5f);
+      return push(out, v.d);
+    }
+    const std::string mean = fresh("mean"), centred = fresh("cen"), sq = fresh("sq"), var = fresh("var"),
+                      eps = fresh("eps"), sd = fresh("sd"), norm = fresh("norm"), scaled = fresh("sc");
+    attr_ints(node("ReduceMean", {v.name}, mean), "axes", {-1});
+    node("Sub", {v.name, mean}, centred);
+    node("Pow", {centred, scalar(2.0f)}, sq);
+    attr_ints(node("ReduceMean", {sq}, var), "axes", {-1});
+    node("Add", {var, scalar(1e-5f)}, eps);
+    node("Sqrt", {eps}, sd);
+    node("Div", {centred, sd}, norm);
+    node("Mul", {norm, gamma}, scaled);
+    node("Add", {scaled, beta}, out);
+    return push(out, v.d);
+  }
+
+  Val activation(const Val& v) {
+    const std::string out = fresh("act");
+    switch (uniform(0, 4)) {
+      case 0: node("Relu", {v.name}, out); break;
+      case 1: node("Sigmoid", {v.name}, out); break;
+      case 2: {  // exact Gelu: x * 0.5 * (1 + erf(x / sqrt(2)))
+        const std::string a = fresh("a"), e = fresh("e"), p = fresh("p"), m = fresh("m");
+        node("Div", {v.name, scalar(1.4142135f)}, a);
+        node("Erf", {a}, e);
+        node("Add", {e, scalar(1.0f)}, p);
+        node("Mul", {v.name, p}, m);
+        node("Mul", {m, scalar(0.5f)}, out);
+        break;
+      }
+      case 3: {  // tanh Gelu: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+        const std::string c = fresh("c"), k = fresh("k"), s = fresh("s"), t = fresh("t"), h = fresh("h"),
+                          p = fresh("p"), m = fresh("m");
+        node("Pow", {v.name, scalar(3.0f)}, c);
+        node("Mul", {c, scalar(0.044715f)}, k);
+        node("Add", {v.name, k}, s);
+        node("Mul", {s, scalar(0.7978846f)}, t);
+        node("Tanh", {t}, h);
+        node("Add", {h, scalar(1.0f)}, p);
+        node("Mul", {v.name, p}, m);
+        node("Mul", {m, scalar(0.5f)}, out);
+        break;
+      }
+      default: attr_int(node("Softmax", {v.name}, out), "axis", -1); break;
+    }
+    return push(out, v.d);
+  }
+
+  // Self-attention over the tokens with `heads` heads of d / heads features.
+  Val attention(const Val& v) {
+    int64_t heads = 1;
+    for (int64_t h : {4, 2})
+      if (v.d % h == 0 && uniform(0, 1) == 0) {
+        heads = h;
+        break;
+      }
+    const int64_t hd = v.d / heads;
+    auto split = [&](const Val& p, const std::vector<int64_t>& perm) {
+      const std::string r = fresh("r"), t = fresh("t");
+      node("Reshape", {p.name, ints({batch_, tokens_, heads, hd})}, r);
+      attr_ints(node("Transpose", {r}, t), "perm", perm);
+      return t;
+    };
+    const std::string q = split(linear(v, v.d), {0, 2, 1, 3});
+    const std::string k = split(linear(v, v.d), {0, 2, 3, 1});
+    const std::string val = split(linear(v, v.d), {0, 2, 1, 3});
+    const std::string s = fresh("scores"), sc = fresh("scaled"), p = fresh("probs"), o = fresh("o"), t = fresh("t"),
+                      out = fresh("attn");
+    node("MatMul", {q, k}, s);
+    node("Mul", {s, scalar(1.0f / std::sqrt(static_cast<float>(hd)))}, sc);
+    attr_int(node("Softmax", {sc}, p), "axis", -1);
+    node("MatMul", {p, val}, o);
+    attr_ints(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
+    node("Reshape", {t, ints({batch_, tokens_, v.d})}, out);
+    return push(out, v.d);
+  }
+
+  void step() {
+    const Val v = vals_.back();
+    switch (uniform(0, 6)) {
+      case 0: case 1: {
+        Val l = linear(v, 8 * uniform(1, 16));
+        if (uniform(0, 1) == 1) activation(l);
+        break;
+      }
+      case 2: layer_norm(v); break;
+      case 3: activation(v); break;
+      case 4: {
+        const Val a = attention(layer_norm(v));
+        const std::string out = fresh("res");
+        node("Add", {v.name, a.name}, out);
+        push(out, v.d);
+        break;
+      }
+      default: {  // a feed-forward block with its residual
+        const Val h = activation(linear(v, 8 * uniform(2, 24)));
+        const Val back = linear(h, v.d);
+        const std::string out = fresh("res");
+        node("Add", {v.name, back.name}, out);
+        push(out, v.d);
+        break;
+      }
+    }
+  }
+
+  std::mt19937 gen_;
+  onnx::ModelProto model_;
+  onnx::GraphProto* g_ = nullptr;
+  std::vector<Val> vals_;
+  int64_t batch_ = 1, tokens_ = 1;
+  int next_ = 0;
+  std::string summary_;
+};
+
+}  // namespace tandem::testing_util

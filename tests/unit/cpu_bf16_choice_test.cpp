@@ -12,6 +12,7 @@
 #include "backends/cpu/runtime_env.h"
 #include "backends/cpu/threads.h"
 #include "tandem/backend_info.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -30,25 +31,7 @@ dnnl::primitive conv_primitive(int64_t out_channels, int64_t side) {
   return dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(d, attr, cpu::cpu_engine()));
 }
 
-// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_, old_.c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using testing::ScopedEnv;
 
 TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
   cpu::ThreadScope one(1);

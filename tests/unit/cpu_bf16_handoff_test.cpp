@@ -18,6 +18,7 @@
 #include "graph_build_util.h"
 #include "op_test_util.h"
 #include "tandem/compare.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -32,14 +33,7 @@ Backend* ref() { return find_backend("reference"); }
 using testing::random_tensor;
 using testing::rounded_to_bf16;
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
+using testing::ScopedEnv;
 
 struct Weights {
   Tensor x = random_tensor({1, 24, 20, 20}, 41, -1.0f, 1.0f);

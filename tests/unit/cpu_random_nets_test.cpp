@@ -25,6 +25,7 @@
 #include "tandem/convert.h"
 #include "tandem/model.h"
 #include "tandem/quantize.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -103,14 +104,7 @@ void expect_near(const std::vector<Tensor>& want, const std::vector<Tensor>& got
   }
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
+using testing::ScopedEnv;
 
 constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kFloat16Nets = 48, kQuantizedNets = 32, kBatchNets = 40;
 

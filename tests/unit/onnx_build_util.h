@@ -31,6 +31,16 @@ inline onnx::ModelProto new_model(const std::string& graph_name, int64_t opset, 
   return m;
 }
 
+// Appends a float32 initializer of `dims` holding `values` (float_data) to `g`.
+inline void add_float_initializer(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims,
+                                  const std::vector<float>& values) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->add_dims(d);
+  for (float v : values) t->add_float_data(v);
+}
+
 // Appends a node to `g`; returns it for attributes.
 inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std::string& name,
                                  const std::vector<std::string>& inputs, const std::vector<std::string>& outputs) {

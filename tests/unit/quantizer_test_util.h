@@ -11,19 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "onnx_build_util.h"
 #include "tandem/model.h"
 
 namespace tandem::testing_util {
 
-// Appends a float32 initializer (float_data) to `g`.
-inline void add_float_initializer(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims,
-                                  const std::vector<float>& values) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->add_dims(d);
-  for (float v : values) t->add_float_data(v);
-}
 
 inline std::string bytes_of(const onnx::ModelProto& m) {
   std::string s;

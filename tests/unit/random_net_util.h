@@ -71,26 +71,20 @@ class RandomNet {
   // Output channels: mostly under three blocks of 16, sometimes up to six.
   int64_t channels() { return uniform(0, 4) == 0 ? uniform(49, 96) : uniform(1, 48); }
 
+  // A float32 initializer of `dims`, uniform in [-bound, bound).
   std::string constant(const std::vector<int64_t>& dims, float bound) {
-    const std::string name = fresh("w");
-    auto* t = g_->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
     int64_t n = 1;
-    for (int64_t d : dims) {
-      t->add_dims(d);
-      n *= d;
-    }
+    for (int64_t d : dims) n *= d;
     std::uniform_real_distribution<float> d(-bound, bound);
-    for (int64_t i = 0; i < n; ++i) t->add_float_data(d(gen_));
+    std::vector<float> values(static_cast<size_t>(n));
+    for (float& v : values) v = d(gen_);
+    const std::string name = fresh("w");
+    add_float_initializer(g_, name, dims, values);
     return name;
   }
   std::string scalar(float v) {
     const std::string name = fresh("s");
-    auto* t = g_->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_float_data(v);
+    add_float_initializer(g_, name, {}, {v});
     return name;
   }
   onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& in, const std::string& out,
@@ -213,11 +207,9 @@ class RandomNet {
         std::uniform_real_distribution<float> d(0.5f, 1.5f);
         const std::string scale = constant({v.c}, 1.0f), bias = constant({v.c}, 0.2f), mean = constant({v.c}, 0.2f);
         const std::string var = fresh("var");
-        auto* t = g_->add_initializer();
-        t->set_name(var);
-        t->set_data_type(onnx::TensorProto::FLOAT);
-        t->add_dims(v.c);
-        for (int64_t i = 0; i < v.c; ++i) t->add_float_data(d(gen_));
+        std::vector<float> variance(static_cast<size_t>(v.c));
+        for (float& x : variance) x = d(gen_);
+        add_float_initializer(g_, var, {v.c}, variance);
         node("BatchNormalization", {v.name, scale, bias, mean, var}, out, v);
         break;
       }
@@ -263,11 +255,7 @@ class RandomNet {
 
   Val upsample(const Val& v) {
     const std::string scales = fresh("scales"), out = fresh("up");
-    auto* t = g_->add_initializer();
-    t->set_name(scales);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(4);
-    for (float s : {1.0f, 1.0f, 2.0f, 2.0f}) t->add_float_data(s);
+    add_float_initializer(g_, scales, {4}, {1.0f, 1.0f, 2.0f, 2.0f});
     auto* n = node("Resize", {v.name, "", scales}, out, {out, v.c, 2 * v.h, 2 * v.w});
     text(n, "mode", "nearest");
     text(n, "coordinate_transformation_mode", "asymmetric");

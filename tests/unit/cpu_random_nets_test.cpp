@@ -146,7 +146,10 @@ void quantized_models_agree_with_the_reference(uint32_t nets) {
     for (QuantizeFormat format : {QuantizeFormat::qdq, QuantizeFormat::qoperator, QuantizeFormat::dynamic}) {
       QuantizeOptions options;
       options.format = format;
-      options.per_channel = true;
+      // The quantizer's variants by seed: per-tensor weights, float outputs, 7-bit weights.
+      options.per_channel = seed % 2 == 0;
+      options.quantize_outputs = seed % 3 != 0;
+      options.reduce_range = seed % 5 == 0;
       options.bias_correction = BiasCorrection::off;
       options.backend = "cpu";
       if (format != QuantizeFormat::dynamic)

@@ -431,9 +431,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   };
   choose(/*binary_tail=*/true);
   // oneDNN 2.6's gemm-based int8 convolution reads the operands of binary post-ops at the wrong
-  // channels in grouped convolutions (outputs off by the size of the values where a group's
-  // output channels are not a multiple of its vector width; fixed in later oneDNN): there the
-  // tail runs after the product instead.
+  // channels in some grouped convolutions (outputs off by the size of the values with groups of
+  // 17 to 25 odd output channels, right with 9 to 15 or even ones; fixed in later oneDNN): in
+  // any grouped one there the tail runs after the product instead.
   if (chosen.created && G > 1 && !chosen.tail_args.empty() &&
       std::string(chosen.pd.impl_info_str()).find("gemm") != std::string::npos) {
     if (verbose()) note(label + " grouped gemm convolution: the tail's binary post-ops run unfused");

@@ -341,8 +341,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     dnnl::convolution_forward::primitive_desc pd;
     bool created = false;
   };
-  // `binary_tail` false: a tail whose post-ops would read operands (per-channel binary ops)
-  // is not fused.
+  // `binary_tail` false: no post-op reads an operand (per-channel binary ops, the runtime
+  // scale's scalar): such a tail is not fused, and a runtime head is not folded.
   auto attempt = [&](bool fold, bool binary_tail, Attempt* a) -> Status {
     a->dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
     a->dst_probe.shape = dst;
@@ -417,7 +417,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   auto choose = [&](bool binary_tail) {
     chosen = Attempt{};
     for (bool fold : {true, false}) {
-      if (fold && head.ops == 0) continue;
+      if (fold && (head.ops == 0 || (!binary_tail && head.runtime >= 0))) continue;
       Attempt a;
       const Status made = attempt(fold, binary_tail, &a);
       if (!made.is_ok()) {
@@ -434,9 +434,19 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // channels in some grouped convolutions (outputs off by the size of the values with groups of
   // 17 to 25 odd output channels, right with 9 to 15 or even ones; fixed in later oneDNN): in
   // any grouped one there the tail runs after the product instead.
-  if (chosen.created && G > 1 && !chosen.tail_args.empty() &&
-      std::string(chosen.pd.impl_info_str()).find("gemm") != std::string::npos) {
+  // Its AVX2 and SSE4.1 kernel (jit_uni_int8) applies binary post-ops wrongly to depthwise
+  // convolutions whose channel count is not a multiple of its vector (20, 30 or 60 channels
+  // were off by the size of the values on AVX2, 24 or 64 right; the AVX-512 kernels are right):
+  // there no post-op reads an operand.
+  const bool binary_post_ops = !chosen.tail_args.empty() || (chosen.head.ops > 0 && chosen.head.runtime >= 0);
+  const std::string first_impl = chosen.created ? chosen.pd.impl_info_str() : "";
+  const bool depthwise = G > 1 && G == O && ws[1] == 1;
+  if (chosen.created && G > 1 && !chosen.tail_args.empty() && first_impl.find("gemm") != std::string::npos) {
     if (verbose()) note(label + " grouped gemm convolution: the tail's binary post-ops run unfused");
+    choose(/*binary_tail=*/false);
+  } else if (chosen.created && depthwise && O % 8 != 0 && binary_post_ops && first_impl.rfind("jit_uni_int8", 0) == 0) {
+    if (verbose()) note(label + " depthwise " + first_impl + " convolution of " + std::to_string(O) +
+                        " channels: no binary post-ops");
     choose(/*binary_tail=*/false);
   }
   if (!chosen.created) return own_kernel();

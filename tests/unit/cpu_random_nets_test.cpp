@@ -106,7 +106,18 @@ void expect_near(const std::vector<Tensor>& want, const std::vector<Tensor>& got
 
 using testing::ScopedEnv;
 
-constexpr uint32_t kFloatNets = 120, kBf16Nets = 80, kFloat16Nets = 48, kQuantizedNets = 32, kBatchNets = 40;
+// How many networks each test runs. TANDEM_RANDOM_NETS=N runs N times as many (seeds from 1
+// up, so the default ones come first): for a search before a change lands, not for ctest.
+uint32_t nets(uint32_t count) {
+  static const uint32_t scale = [] {
+    const char* e = std::getenv("TANDEM_RANDOM_NETS");
+    const long v = e ? std::strtol(e, nullptr, 10) : 1;
+    return static_cast<uint32_t>(v >= 1 && v <= 1000 ? v : 1);
+  }();
+  return count * scale;
+}
+const uint32_t kFloatNets = nets(120), kBf16Nets = nets(80), kFloat16Nets = nets(48), kQuantizedNets = nets(32),
+               kBatchNets = nets(40);
 
 template <class Net>
 void float32_matches_the_reference(uint32_t nets) {

@@ -2,11 +2,14 @@
 // (cpu_random_nets_test.cpp). Each is a serialized ONNX model of one 4-D float32 input whose
 // nodes are the patterns real vision models are made of, with random sizes: convolutions (1x1
 // to 5x5, strides, dilations, groups and depthwise, with or without bias and padding) followed
-// by activations (Relu, Clip, HardSigmoid, hard swish written both ways, Sigmoid, LeakyRelu)
-// or a BatchNormalization; squeeze-and-excitation gates; residual sums; channel Concats;
-// nearest upsampling, alone or summed with a value of its size; pooling; ConvTranspose; and
-// per-channel affine ops; now and then a classifier head (GlobalAveragePool, Flatten, Gemm,
-// Softmax) as a second output. Values keep about unit scale (weights of variance 1 / fan-in), so
+// by activations (Relu, Clip, HardSigmoid, hard swish written both ways, swish, Sigmoid, Tanh,
+// LeakyRelu, PRelu) or a BatchNormalization; squeeze-and-excitation gates; residual sums,
+// products, differences and maxima; channel Concats; nearest upsampling, alone or summed with
+// a value of its size; pooling; ConvTranspose; per-channel affine ops; ops that move or
+// renormalize values (channel shuffles, Pad in each mode, Slice, Split, linear Resize, a
+// channel-mean gate, DepthToSpace and SpaceToDepth, InstanceNormalization, a channel Softmax,
+// a round trip through channels-last); now and then a classifier head (GlobalAveragePool,
+// Flatten, Gemm, Softmax) as a second output. Values keep about unit scale (weights of variance 1 / fan-in), so
 // that a relative tolerance means the same at any depth. Some intermediates also become
 // outputs, as values with readers inside and outside a fused kernel.
 #pragma once
@@ -67,7 +70,15 @@ class RandomNet {
 
   int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(gen_); }
   int64_t pick(std::initializer_list<int64_t> v) { return *(v.begin() + uniform(0, static_cast<int64_t>(v.size()) - 1)); }
+  const char* pick_op(std::initializer_list<const char*> v) {
+    return *(v.begin() + uniform(0, static_cast<int64_t>(v.size()) - 1));
+  }
   std::string fresh(const std::string& stem) { return stem + std::to_string(next_++); }
+  std::string int64s(const std::vector<int64_t>& v) {
+    const std::string name = fresh("i");
+    add_int64_initializer(g_, name, {static_cast<int64_t>(v.size())}, v);
+    return name;
+  }
   // Output channels: mostly under three blocks of 16, sometimes up to six.
   int64_t channels() { return uniform(0, 4) == 0 ? uniform(49, 96) : uniform(1, 48); }
 
@@ -92,30 +103,6 @@ class RandomNet {
     summary_ += op + " -> " + out + " [" + std::to_string(shape.c) + "x" + std::to_string(shape.h) + "x" +
                 std::to_string(shape.w) + "]\n";
     return add_node(g_, op, fresh("n"), in, {out});
-  }
-  static void ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t x : v) a->add_ints(x);
-  }
-  static void integer(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  static void real(onnx::NodeProto* n, const std::string& name, float v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(v);
-  }
-  static void text(onnx::NodeProto* n, const std::string& name, const std::string& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(v);
   }
   void add_output(const Val& v) {
     for (const auto& o : g_->output())
@@ -162,30 +149,30 @@ class RandomNet {
     if (uniform(0, 1) == 1) in.push_back(constant({out_c}, 0.3f));
     const std::string out = fresh("conv");
     auto* n = node("Conv", in, out, {out, out_c, out_dim(v.h), out_dim(v.w)});
-    ints(n, "kernel_shape", {k, k});
-    ints(n, "strides", {stride, stride});
-    ints(n, "pads", {pad, pad, pad, pad});
-    if (dil > 1) ints(n, "dilations", {dil, dil});
-    if (group > 1) integer(n, "group", group);
+    set_ints_attr(n, "kernel_shape", {k, k});
+    set_ints_attr(n, "strides", {stride, stride});
+    set_ints_attr(n, "pads", {pad, pad, pad, pad});
+    if (dil > 1) set_ints_attr(n, "dilations", {dil, dil});
+    if (group > 1) set_int_attr(n, "group", group);
     return push(out, out_c, out_dim(v.h), out_dim(v.w));
   }
 
   Val activation(const Val& v) {
     const std::string out = fresh("act");
-    switch (uniform(0, 8)) {
+    switch (uniform(0, 11)) {
       case 0: node("Relu", {v.name}, out, v); break;
       case 1: node("Clip", {v.name, scalar(0.0f), scalar(6.0f)}, out, v); break;
       case 2: {
         auto* n = node("HardSigmoid", {v.name}, out, v);
-        real(n, "alpha", 0.2f);
-        real(n, "beta", 0.5f);
+        set_float_attr(n, "alpha", 0.2f);
+        set_float_attr(n, "beta", 0.5f);
         break;
       }
       case 3: {  // hard swish as x * HardSigmoid(x)
         const std::string gate = fresh("hs");
         auto* n = node("HardSigmoid", {v.name}, gate, v);
-        real(n, "alpha", 1.0f / 6.0f);
-        real(n, "beta", 0.5f);
+        set_float_attr(n, "alpha", 1.0f / 6.0f);
+        set_float_attr(n, "beta", 0.5f);
         node("Mul", {v.name, gate}, out, v);
         break;
       }
@@ -200,7 +187,15 @@ class RandomNet {
       case 5: node("Sigmoid", {v.name}, out, v); break;
       case 6: {
         auto* n = node("LeakyRelu", {v.name}, out, v);
-        real(n, "alpha", 0.1f);
+        set_float_attr(n, "alpha", 0.1f);
+        break;
+      }
+      case 9: node("Tanh", {v.name}, out, v); break;
+      case 10: node("PRelu", {v.name, constant({v.c, 1, 1}, 0.5f)}, out, v); break;
+      case 11: {  // swish
+        const std::string gate = fresh("sg");
+        node("Sigmoid", {v.name}, gate, v);
+        node("Mul", {v.name, gate}, out, v);
         break;
       }
       case 7: {  // inference batch normalization
@@ -231,14 +226,14 @@ class RandomNet {
     node("GlobalAveragePool", {v.name}, pooled, {pooled, v.c, 1, 1});
     auto* a = node("Conv", {pooled, constant({mid, v.c, 1, 1}, std::sqrt(3.0f / v.c)), constant({mid}, 0.2f)}, c1,
                    {c1, mid, 1, 1});
-    ints(a, "kernel_shape", {1, 1});
+    set_ints_attr(a, "kernel_shape", {1, 1});
     node("Relu", {c1}, r, {r, mid, 1, 1});
     auto* b = node("Conv", {r, constant({v.c, mid, 1, 1}, std::sqrt(3.0f / mid)), constant({v.c}, 0.2f)}, c2,
                    {c2, v.c, 1, 1});
-    ints(b, "kernel_shape", {1, 1});
+    set_ints_attr(b, "kernel_shape", {1, 1});
     auto* h = node("HardSigmoid", {c2}, gate, {gate, v.c, 1, 1});
-    real(h, "alpha", 0.2f);
-    real(h, "beta", 0.5f);
+    set_float_attr(h, "alpha", 0.2f);
+    set_float_attr(h, "beta", 0.5f);
     node("Mul", {v.name, gate}, out, v);
     return push(out, v.c, v.h, v.w);
   }
@@ -257,9 +252,9 @@ class RandomNet {
     const std::string scales = fresh("scales"), out = fresh("up");
     add_float_initializer(g_, scales, {4}, {1.0f, 1.0f, 2.0f, 2.0f});
     auto* n = node("Resize", {v.name, "", scales}, out, {out, v.c, 2 * v.h, 2 * v.w});
-    text(n, "mode", "nearest");
-    text(n, "coordinate_transformation_mode", "asymmetric");
-    text(n, "nearest_mode", "floor");
+    set_string_attr(n, "mode", "nearest");
+    set_string_attr(n, "coordinate_transformation_mode", "asymmetric");
+    set_string_attr(n, "nearest_mode", "floor");
     Val up = push(out, v.c, 2 * v.h, 2 * v.w);
     for (size_t i = 0; i + 1 < vals_.size(); ++i) {  // a value of its size: the FPN sum
       const Val o = vals_[i];
@@ -279,22 +274,127 @@ class RandomNet {
     const std::string pooled = fresh("gap"), flat = fresh("flat"), logits = fresh("logits");
     node("GlobalAveragePool", {v.name}, pooled, {pooled, v.c, 1, 1});
     auto* f = node("Flatten", {pooled}, flat, {flat, v.c, 1, 1});
-    integer(f, "axis", 1);
+    set_int_attr(f, "axis", 1);
     auto* gm = node("Gemm", {flat, constant({classes, v.c}, std::sqrt(3.0f / v.c)), constant({classes}, 0.2f)}, logits,
                     {logits, classes, 1, 1});
-    integer(gm, "transB", 1);
+    set_int_attr(gm, "transB", 1);
     std::string out = logits;
     if (uniform(0, 1) == 1) {
       out = fresh("probs");
       auto* sm = node("Softmax", {logits}, out, {out, classes, 1, 1});
-      integer(sm, "axis", 1);
+      set_int_attr(sm, "axis", 1);
     }
     set_info(g_->add_output(), out, onnx::TensorProto::FLOAT, {1, classes});
   }
 
+  // Ops that move, select or renormalize values rather than compute products: a channel
+  // shuffle (Reshape, Transpose, Reshape), Pad, Slice, Split and a swapped Concat, linear
+  // Resize, a mean over channels as a spatial gate, DepthToSpace and SpaceToDepth,
+  // InstanceNormalization, a channel Softmax, and a round trip through channels-last.
+  Val reshape(const Val& v) {
+    const std::string out = fresh("sh");
+    switch (uniform(0, 9)) {
+      case 0: {  // channel shuffle
+        const int64_t g = v.c % 4 == 0 && uniform(0, 1) == 0 ? 4 : 2;
+        if (v.c % g != 0) break;
+        const std::string r = fresh("r"), t = fresh("t");
+        node("Reshape", {v.name, int64s({0, g, v.c / g, v.h, v.w})}, r, v);  // 0: the batch as it is
+        set_ints_attr(node("Transpose", {r}, t, v), "perm", {0, 2, 1, 3, 4});
+        node("Reshape", {t, int64s({0, v.c, v.h, v.w})}, out, v);
+        return push(out, v.c, v.h, v.w);
+      }
+      case 1: {  // Pad: constant, reflect or edge
+        const int64_t t = uniform(0, 2), l = uniform(0, 2), b = uniform(0, 2), r = uniform(0, 2);
+        const char* mode = pick_op({"constant", "reflect", "edge"});
+        if (std::string(mode) == "reflect" && (std::max(t, b) >= v.h || std::max(l, r) >= v.w)) break;
+        const Val o{out, v.c, v.h + t + b, v.w + l + r};
+        std::vector<std::string> in = {v.name, int64s({0, 0, t, l, 0, 0, b, r})};
+        if (std::string(mode) == "constant" && uniform(0, 1) == 0) in.push_back(scalar(0.25f));
+        set_string_attr(node("Pad", in, out, o), "mode", mode);
+        return push(out, o.c, o.h, o.w);
+      }
+      case 2: {  // Slice: a run of channels, or every first or second row and column of a window
+        if (v.c >= 2 && uniform(0, 1) == 0) {
+          const int64_t begin = uniform(0, v.c - 1), end = uniform(begin + 1, v.c);
+          node("Slice", {v.name, int64s({begin}), int64s({end}), int64s({1})}, out, {out, end - begin, v.h, v.w});
+          return push(out, end - begin, v.h, v.w);
+        }
+        if (v.h < 3 || v.w < 3) break;
+        const int64_t step = uniform(1, 2), top = uniform(0, 1), left = uniform(0, 1);
+        const int64_t h = (v.h - top + step - 1) / step, w = (v.w - left + step - 1) / step;
+        node("Slice", {v.name, int64s({top, left}), int64s({v.h, INT64_MAX}), int64s({2, 3}), int64s({step, step})},
+             out, {out, v.c, h, w});
+        return push(out, v.c, h, w);
+      }
+      case 3: {  // Split into two, concatenated back swapped
+        if (v.c < 2) break;
+        const int64_t first = uniform(1, v.c - 1);
+        const std::string a = fresh("sa"), b = fresh("sb");
+        auto* n = add_node(g_, "Split", fresh("n"), {v.name, int64s({first, v.c - first})}, {a, b});
+        set_int_attr(n, "axis", 1);
+        summary_ += "Split -> " + a + ", " + b + "\n";
+        set_int_attr(node("Concat", {b, a}, out, v), "axis", 1);
+        return push(out, v.c, v.h, v.w);
+      }
+      case 4: {  // linear Resize by 2 or 1.5
+        if (v.h * v.w > 32 * 32) break;
+        const bool by_two = uniform(0, 1) == 0;
+        const int64_t h = by_two ? 2 * v.h : v.h * 3 / 2, w = by_two ? 2 * v.w : v.w * 3 / 2;
+        const std::string roi = fresh("roi"), scales = fresh("scales");
+        add_float_initializer(g_, roi, {0}, {});
+        const float f = by_two ? 2.0f : 1.5f;
+        add_float_initializer(g_, scales, {4}, {1.0f, 1.0f, f, f});
+        auto* n = node("Resize", {v.name, roi, scales}, out, {out, v.c, h, w});
+        set_string_attr(n, "mode", "linear");
+        set_string_attr(n, "coordinate_transformation_mode",
+                        pick_op({"half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel"}));
+        return push(out, v.c, h, w);
+      }
+      case 5: {  // v * Sigmoid(ReduceMean over channels): a spatial gate
+        const std::string m = fresh("mean"), g = fresh("gate");
+        auto* r = node(uniform(0, 2) > 0 ? "ReduceMean" : "ReduceMax", {v.name}, m, {m, 1, v.h, v.w});
+        set_ints_attr(r, "axes", {1});
+        node("Sigmoid", {m}, g, {g, 1, v.h, v.w});
+        node("Mul", {v.name, g}, out, v);
+        return push(out, v.c, v.h, v.w);
+      }
+      case 6: {  // DepthToSpace (4k channels) or SpaceToDepth (even sides)
+        if (v.c % 4 == 0 && uniform(0, 1) == 0) {
+          auto* n = node("DepthToSpace", {v.name}, out, {out, v.c / 4, 2 * v.h, 2 * v.w});
+          set_int_attr(n, "blocksize", 2);
+          set_string_attr(n, "mode", uniform(0, 1) == 0 ? "DCR" : "CRD");
+          return push(out, v.c / 4, 2 * v.h, 2 * v.w);
+        }
+        if (v.h % 2 != 0 || v.w % 2 != 0 || v.c > 24) break;
+        set_int_attr(node("SpaceToDepth", {v.name}, out, {out, 4 * v.c, v.h / 2, v.w / 2}), "blocksize", 2);
+        return push(out, 4 * v.c, v.h / 2, v.w / 2);
+      }
+      case 7: {
+        if (v.h * v.w < 4) break;
+        // epsilon 1e-2: a channel that barely varies (after a Softmax or a saturated Sigmoid) is
+        // scaled up at most 10x, so float16's roundings stay within the tests' tolerance.
+        auto* n = node("InstanceNormalization", {v.name, constant({v.c}, 1.0f), constant({v.c}, 0.5f)}, out, v);
+        set_float_attr(n, "epsilon", 1e-2f);
+        return push(out, v.c, v.h, v.w);
+      }
+      case 8:
+        set_int_attr(node("Softmax", {v.name}, out, v), "axis", 1);
+        return push(out, v.c, v.h, v.w);
+      default: {  // to channels-last, a per-channel scale along the last axis, and back
+        const std::string t = fresh("t"), m = fresh("m");
+        set_ints_attr(node("Transpose", {v.name}, t, {t, v.h, v.w, v.c}), "perm", {0, 2, 3, 1});
+        node("Mul", {t, constant({v.c}, 1.5f)}, m, {m, v.h, v.w, v.c});
+        set_ints_attr(node("Transpose", {m}, out, v), "perm", {0, 3, 1, 2});
+        return push(out, v.c, v.h, v.w);
+      }
+    }
+    return v;
+  }
+
   void step() {
     const Val v = vals_.back().h * vals_.back().w > 4 && uniform(0, 3) > 0 ? vals_.back() : any();
-    switch (uniform(0, 11)) {
+    switch (uniform(0, 13)) {
+      case 12: case 13: reshape(v); break;
       case 0: case 1: case 2: case 3: {
         Val c = conv(v, channels(), false);
         if (uniform(0, 3) > 0) activation(c);
@@ -305,7 +405,7 @@ class RandomNet {
       case 6: {
         const Val o = partner(v, false);
         const std::string out = fresh("res");
-        node(uniform(0, 3) > 0 ? "Add" : "Mul", {v.name, o.name}, out, v);
+        node(pick_op({"Add", "Add", "Add", "Mul", "Sub", "Max"}), {v.name, o.name}, out, v);
         push(out, v.c, v.h, v.w);
         break;
       }
@@ -313,7 +413,7 @@ class RandomNet {
         const Val o = partner(v, true);
         const std::string out = fresh("cat");
         auto* n = node("Concat", {v.name, o.name}, out, {out, v.c + o.c, v.h, v.w});
-        integer(n, "axis", 1);
+        set_int_attr(n, "axis", 1);
         push(out, v.c + o.c, v.h, v.w);
         break;
       }
@@ -324,13 +424,13 @@ class RandomNet {
         const std::string out = fresh("pool");
         if (v.h >= 2 && v.w >= 2 && uniform(0, 1) == 0) {
           auto* n = node("MaxPool", {v.name}, out, {out, v.c, v.h / 2, v.w / 2});
-          ints(n, "kernel_shape", {2, 2});
-          ints(n, "strides", {2, 2});
+          set_ints_attr(n, "kernel_shape", {2, 2});
+          set_ints_attr(n, "strides", {2, 2});
           push(out, v.c, v.h / 2, v.w / 2);
         } else {
           auto* n = node("AveragePool", {v.name}, out, v);
-          ints(n, "kernel_shape", {3, 3});
-          ints(n, "pads", {1, 1, 1, 1});
+          set_ints_attr(n, "kernel_shape", {3, 3});
+          set_ints_attr(n, "pads", {1, 1, 1, 1});
           push(out, v.c, v.h, v.w);
         }
         break;
@@ -342,8 +442,8 @@ class RandomNet {
           std::vector<std::string> in = {v.name, constant({v.c, o, 2, 2}, std::sqrt(3.0f / v.c))};
           if (uniform(0, 1) == 1) in.push_back(constant({o}, 0.3f));
           auto* n = node("ConvTranspose", in, out, {out, o, 2 * v.h, 2 * v.w});
-          ints(n, "kernel_shape", {2, 2});
-          ints(n, "strides", {2, 2});
+          set_ints_attr(n, "kernel_shape", {2, 2});
+          set_ints_attr(n, "strides", {2, 2});
           push(out, o, 2 * v.h, 2 * v.w);
         }
         break;

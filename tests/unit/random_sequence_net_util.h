@@ -88,24 +88,6 @@ class RandomSequenceNet {
     summary_ += op + " -> " + out + "\n";
     return add_node(g_, op, fresh("n"), in, {out});
   }
-  static void attr_ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t x : v) a->add_ints(x);
-  }
-  static void attr_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  static void attr_float(onnx::NodeProto* n, const std::string& name, float v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(v);
-  }
   void add_output(const Val& v) {
     for (const auto& o : g_->output())
       if (o.name() == v.name) return;
@@ -131,16 +113,16 @@ class RandomSequenceNet {
     const std::string gamma = constant({v.d}, 1.5f), beta = constant({v.d}, 0.5f);
     if (uniform(0, 1) == 0) {
       auto* n = node("LayerNormalization", {v.name, gamma, beta}, out);
-      attr_int(n, "axis", -1);
-      attr_float(n, "epsilon", 1e-5f);
+      set_int_attr(n, "axis", -1);
+      set_float_attr(n, "epsilon", 1e-5f);
       return push(out, v.d);
     }
     const std::string mean = fresh("mean"), centred = fresh("cen"), sq = fresh("sq"), var = fresh("var"),
                       eps = fresh("eps"), sd = fresh("sd"), norm = fresh("norm"), scaled = fresh("sc");
-    attr_ints(node("ReduceMean", {v.name}, mean), "axes", {-1});
+    set_ints_attr(node("ReduceMean", {v.name}, mean), "axes", {-1});
     node("Sub", {v.name, mean}, centred);
     node("Pow", {centred, scalar(2.0f)}, sq);
-    attr_ints(node("ReduceMean", {sq}, var), "axes", {-1});
+    set_ints_attr(node("ReduceMean", {sq}, var), "axes", {-1});
     node("Add", {var, scalar(1e-5f)}, eps);
     node("Sqrt", {eps}, sd);
     node("Div", {centred, sd}, norm);
@@ -176,7 +158,7 @@ class RandomSequenceNet {
         node("Mul", {m, scalar(0.5f)}, out);
         break;
       }
-      default: attr_int(node("Softmax", {v.name}, out), "axis", -1); break;
+      default: set_int_attr(node("Softmax", {v.name}, out), "axis", -1); break;
     }
     return push(out, v.d);
   }
@@ -193,7 +175,7 @@ class RandomSequenceNet {
     auto split = [&](const Val& p, const std::vector<int64_t>& perm) {
       const std::string r = fresh("r"), t = fresh("t");
       node("Reshape", {p.name, ints({batch_, tokens_, heads, hd})}, r);
-      attr_ints(node("Transpose", {r}, t), "perm", perm);
+      set_ints_attr(node("Transpose", {r}, t), "perm", perm);
       return t;
     };
     const std::string q = split(linear(v, v.d), {0, 2, 1, 3});
@@ -203,9 +185,9 @@ class RandomSequenceNet {
                       out = fresh("attn");
     node("MatMul", {q, k}, s);
     node("Mul", {s, scalar(1.0f / std::sqrt(static_cast<float>(hd)))}, sc);
-    attr_int(node("Softmax", {sc}, p), "axis", -1);
+    set_int_attr(node("Softmax", {sc}, p), "axis", -1);
     node("MatMul", {p, val}, o);
-    attr_ints(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
+    set_ints_attr(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
     node("Reshape", {t, ints({batch_, tokens_, v.d})}, out);
     return push(out, v.d);
   }

@@ -19,9 +19,11 @@ namespace tandem::testing_util {
 // weights (with and without an Add of a bias, as exporters write Linear); the
 // decomposed LayerNormalization (ReduceMean, Sub, Pow, ReduceMean, Add epsilon, Sqrt, Div, Mul,
 // Add) and opset 17's LayerNormalization; Gelu written as Erf (exact) or Tanh (approximation);
-// Relu, Sigmoid, Softmax; multi-head self-attention (Reshape to heads, Transpose, MatMul of
-// queries and keys, a scale, Softmax, MatMul with values, back); residual sums. The last value
-// is the output, and now and then an intermediate too.
+// Relu, Sigmoid, SiLU, Softmax; multi-head self-attention (separate or one fused Linear split
+// into queries, keys and values; Reshape to heads, Transpose, MatMul of queries and keys, a
+// scale, now and then a causal mask, Softmax, MatMul with values, back); 1-D convolutions over
+// the tokens; LSTM and GRU layers, one way or both; residual sums. The last value is the
+// output, and now and then an intermediate too.
 class RandomSequenceNet {
  public:
   explicit RandomSequenceNet(uint32_t seed) : gen_(seed) {
@@ -133,7 +135,7 @@ class RandomSequenceNet {
 
   Val activation(const Val& v) {
     const std::string out = fresh("act");
-    switch (uniform(0, 4)) {
+    switch (uniform(0, 5)) {
       case 0: node("Relu", {v.name}, out); break;
       case 1: node("Sigmoid", {v.name}, out); break;
       case 2: {  // exact Gelu: x * 0.5 * (1 + erf(x / sqrt(2)))
@@ -158,9 +160,53 @@ class RandomSequenceNet {
         node("Mul", {m, scalar(0.5f)}, out);
         break;
       }
+      case 4: {  // SiLU
+        const std::string g = fresh("g");
+        node("Sigmoid", {v.name}, g);
+        node("Mul", {v.name, g}, out);
+        break;
+      }
       default: set_int_attr(node("Softmax", {v.name}, out), "axis", -1); break;
     }
     return push(out, v.d);
+  }
+
+  // A 1-D convolution over the tokens (features as channels), depthwise or dense, as
+  // convolution-augmented encoders have it: Transpose, Conv, Transpose.
+  Val token_conv(const Val& v) {
+    const std::string a = fresh("t"), c = fresh("conv1d"), out = fresh("tc");
+    const bool depthwise = uniform(0, 1) == 0;
+    const int64_t k = uniform(0, 1) == 0 ? 3 : 5, in_per_group = depthwise ? 1 : v.d;
+    set_ints_attr(node("Transpose", {v.name}, a), "perm", {0, 2, 1});
+    auto* n = node("Conv", {a, constant({v.d, in_per_group, k}, std::sqrt(3.0f / static_cast<float>(in_per_group * k))),
+                            constant({v.d}, 0.3f)},
+                   c);
+    set_ints_attr(n, "kernel_shape", {k});
+    set_ints_attr(n, "pads", {k / 2, k / 2});
+    if (depthwise) set_int_attr(n, "group", v.d);
+    set_ints_attr(node("Transpose", {c}, out), "perm", {0, 2, 1});
+    return push(out, v.d);
+  }
+
+  // An LSTM or GRU over the tokens, one direction or both (their outputs side by side):
+  // [B, T, D] -> [T, B, D] -> Y [T, directions, B, H] -> [B, T, directions * H].
+  Val recurrent(const Val& v) {
+    const bool lstm = uniform(0, 1) == 0, both = uniform(0, 1) == 0;
+    const int64_t dirs = both ? 2 : 1, hidden = 4 * uniform(1, 6), gates = lstm ? 4 : 3;
+    const float bound = std::sqrt(1.0f / static_cast<float>(hidden));
+    const std::string a = fresh("t"), y = fresh("y"), t = fresh("t"), out = fresh("rnn");
+    set_ints_attr(node("Transpose", {v.name}, a), "perm", {1, 0, 2});
+    auto* n = node(lstm ? "LSTM" : "GRU",
+                   {a, constant({dirs, gates * hidden, v.d}, std::sqrt(3.0f / static_cast<float>(v.d))),
+                    constant({dirs, gates * hidden, hidden}, bound),
+                    constant({dirs, 2 * gates * hidden}, bound)},
+                   y);
+    set_int_attr(n, "hidden_size", hidden);
+    if (both) set_string_attr(n, "direction", "bidirectional");
+    if (!lstm && uniform(0, 1) == 0) set_int_attr(n, "linear_before_reset", 1);
+    set_ints_attr(node("Transpose", {y}, t), "perm", {2, 0, 1, 3});  // [B, T, dirs, H]
+    node("Reshape", {t, ints({batch_, tokens_, dirs * hidden})}, out);
+    return push(out, dirs * hidden);
   }
 
   // Self-attention over the tokens with `heads` heads of d / heads features.
@@ -178,13 +224,35 @@ class RandomSequenceNet {
       set_ints_attr(node("Transpose", {r}, t), "perm", perm);
       return t;
     };
-    const std::string q = split(linear(v, v.d), {0, 2, 1, 3});
-    const std::string k = split(linear(v, v.d), {0, 2, 3, 1});
-    const std::string val = split(linear(v, v.d), {0, 2, 1, 3});
-    const std::string s = fresh("scores"), sc = fresh("scaled"), p = fresh("probs"), o = fresh("o"), t = fresh("t"),
-                      out = fresh("attn");
+    Val qv, kv, vv;
+    if (uniform(0, 1) == 0) {
+      qv = linear(v, v.d);
+      kv = linear(v, v.d);
+      vv = linear(v, v.d);
+    } else {  // one Linear to 3d features, split into queries, keys and values
+      const Val qkv = linear(v, 3 * v.d);
+      qv = {fresh("q"), v.d};
+      kv = {fresh("k"), v.d};
+      vv = {fresh("v"), v.d};
+      summary_ += "Split -> " + qv.name + ", " + kv.name + ", " + vv.name + "\n";
+      set_int_attr(add_node(g_, "Split", fresh("n"), {qkv.name, ints({v.d, v.d, v.d})}, {qv.name, kv.name, vv.name}),
+                   "axis", -1);
+    }
+    const std::string q = split(qv, {0, 2, 1, 3});
+    const std::string k = split(kv, {0, 2, 3, 1});
+    const std::string val = split(vv, {0, 2, 1, 3});
+    const std::string s = fresh("scores"), p = fresh("probs"), o = fresh("o"), t = fresh("t"), out = fresh("attn");
+    std::string sc = fresh("scaled");
     node("MatMul", {q, k}, s);
     node("Mul", {s, scalar(1.0f / std::sqrt(static_cast<float>(hd)))}, sc);
+    if (uniform(0, 2) == 0) {  // causal: a key after the query is masked by a large negative sum
+      std::vector<float> mask(static_cast<size_t>(tokens_ * tokens_), 0.0f);
+      for (int64_t i = 0; i < tokens_; ++i)
+        for (int64_t j = i + 1; j < tokens_; ++j) mask[static_cast<size_t>(i * tokens_ + j)] = -10000.0f;
+      const std::string masked = fresh("masked");
+      node("Add", {sc, tensor({tokens_, tokens_}, mask)}, masked);
+      sc = masked;
+    }
     set_int_attr(node("Softmax", {sc}, p), "axis", -1);
     node("MatMul", {p, val}, o);
     set_ints_attr(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
@@ -194,7 +262,15 @@ class RandomSequenceNet {
 
   void step() {
     const Val v = vals_.back();
-    switch (uniform(0, 6)) {
+    switch (uniform(0, 8)) {
+      case 7: {
+        const Val c = token_conv(v);
+        const std::string out = fresh("res");
+        node("Add", {v.name, c.name}, out);
+        push(out, v.d);
+        break;
+      }
+      case 8: recurrent(v); break;
       case 0: case 1: {
         Val l = linear(v, 8 * uniform(1, 16));
         if (uniform(0, 1) == 1) activation(l);

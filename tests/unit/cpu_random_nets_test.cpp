@@ -148,7 +148,10 @@ void bf16_stays_near_the_reference(uint32_t nets) {
 // Both backends run the same quantized model. The cpu backend's int8 kernels compute the
 // reference's integers, except that a requantization within a float32 rounding of a
 // half-integer may land one step away, and a step can move later ones: small differences, never
-// an error of the size of the values.
+// an error of the size of the values. Deep sequence networks (attention, an LSTM, then a
+// LayerNorm, which spreads a step over its whole row) carry such steps furthest: two of 640
+// reached a relative RMSE of 0.011 and 0.017 against the reference, whose own int8 error
+// against the float32 model was 0.016; hence 2e-2.
 template <class Net>
 void quantized_models_agree_with_the_reference(uint32_t nets) {
   for (uint32_t seed = 1; seed <= nets; ++seed) {
@@ -171,7 +174,7 @@ void quantized_models_agree_with_the_reference(uint32_t nets) {
       const std::string what = std::string("cpu int8 ") +
                                (format == QuantizeFormat::qdq ? "qdq" : format == QuantizeFormat::qoperator ? "qoperator" : "dynamic");
       const std::vector<Tensor> want = run(q->model_bytes, x, "reference");
-      expect_near(want, run(q->model_bytes, x, "cpu", Precision::fp32, 2), 0.1, 1e-2, what, net);
+      expect_near(want, run(q->model_bytes, x, "cpu", Precision::fp32, 2), 0.1, 2e-2, what, net);
     }
   }
 }

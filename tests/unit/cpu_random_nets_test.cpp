@@ -2,18 +2,19 @@
 // (random_net_util.h, random_sequence_net_util.h) run on the cpu backend and on the reference
 // through the public API, the way a user's model would: loaded, shape-inferred, fused and laid
 // out as the backend chooses. Each network's outputs must match the reference in float32 at one
-// and two threads (and at several batch sizes through one compiled model), stay near it in bf16
-// (where the CPU has native bf16) and once converted to float16 (with and without float32
-// inputs and outputs), and agree with it once quantized in each of the three formats (both
-// backends then run the same quantized model). The point is the combinations no hand-written
-// test names: a fusion, layout or hand-off that loses a channel, a padding lane or a stride
-// shows as an error of the size of the values, far beyond any rounding.
+// and two threads (and at several batch sizes, sides or token counts through one compiled
+// model), stay near it in bf16 (where the CPU has native bf16) and once converted to float16
+// (with and without float32 inputs and outputs), and agree with it once quantized in each of the
+// three formats (both backends then run the same quantized model). The point is the combinations
+// no hand-written test names: a fusion, layout or hand-off that loses a channel, a padding lane
+// or a stride shows as an error of the size of the values, far beyond any rounding.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,7 @@ uint32_t nets(uint32_t count) {
   return count * scale;
 }
 const uint32_t kFloatNets = nets(120), kBf16Nets = nets(80), kFloat16Nets = nets(48), kQuantizedNets = nets(32),
-               kBatchNets = nets(40);
+               kBatchNets = nets(40), kSizeNets = nets(40);
 
 template <class Net>
 void float32_matches_the_reference(uint32_t nets) {
@@ -252,6 +253,99 @@ std::string with_symbolic_batch(onnx::ModelProto m) {
   std::string bytes;
   m.SerializeToString(&bytes);
   return bytes;
+}
+
+// The model with the given dims of its input symbolic, its outputs' shapes left to shape
+// inference.
+std::string with_symbolic_dims(onnx::ModelProto m, const std::vector<int>& axes) {
+  auto* g = m.mutable_graph();
+  auto* dims = g->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  for (int a : axes) dims->mutable_dim(a)->set_dim_param("d" + std::to_string(a));
+  for (auto& o : *g->mutable_output()) o.mutable_type()->mutable_tensor_type()->clear_shape();
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return bytes;
+}
+
+// Compiles `bytes` once on `backend`, then runs it on each input; a run that fails leaves its
+// entry empty (nullopt), with the error in `errors`.
+std::vector<std::optional<std::vector<Tensor>>> try_each(const std::string& bytes, const std::vector<Tensor>& xs,
+                                                         const std::string& backend, std::vector<std::string>* errors) {
+  std::vector<std::optional<std::vector<Tensor>>> all(xs.size());
+  errors->assign(xs.size(), "");
+  auto model = OnnxModel::from_bytes(bytes, {}, "random net");
+  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
+  if (!model) return all;
+  CompileSettings settings;
+  settings.backend = backend;
+  settings.threads = 2;
+  auto compiled = model->compile(settings);
+  EXPECT_TRUE(compiled.is_ok()) << backend << ": " << compiled.status().to_string();
+  if (!compiled) return all;
+  std::vector<Value> out;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto bound = compiled->bind({{"x", Value::of(xs[i])}});
+    Status st = bound.is_ok() ? compiled->run(*bound, &out) : bound.status();
+    if (!st.is_ok()) {
+      (*errors)[i] = st.to_string();
+      continue;
+    }
+    std::vector<Tensor> tensors;
+    for (const Value& v : out) tensors.push_back(v.tensor.clone());
+    all[i] = std::move(tensors);
+  }
+  return all;
+}
+
+// One compiled model (`axes` of its input symbolic) serves inputs of the generated shape plus
+// each of `deltas` in turn (an instance per shape). The networks were generated for one shape,
+// and at another a residual or Concat may join values whose sides no longer agree (or a
+// Reshape or a causal mask names the old sizes): where the reference rejects a shape, it is
+// skipped; where the reference runs, the cpu backend must run too and match it.
+template <class Net>
+void other_shapes_match_the_reference(uint32_t nets, const std::vector<int>& axes,
+                                      const std::vector<std::vector<int64_t>>& deltas) {
+  int other = 0;
+  for (uint32_t seed = 1; seed <= nets; ++seed) {
+    SCOPED_TRACE("net " + std::to_string(seed));
+    const Net net(seed);
+    const std::string bytes = with_symbolic_dims(net.model(), axes);
+    const Tensor base = net.input(7000 + seed);
+    std::vector<Tensor> xs;
+    for (const std::vector<int64_t>& delta : deltas) {
+      std::vector<int64_t> shape = net.input_shape();
+      for (size_t i = 0; i < shape.size(); ++i) shape[i] += delta[i];
+      Tensor x(DataType::float32, Shape(shape));
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = base.data<float>()[(i * 7) % base.numel()];
+      xs.push_back(std::move(x));
+    }
+    std::vector<std::string> ref_errors, cpu_errors;
+    const auto want = try_each(bytes, xs, "reference", &ref_errors);
+    const auto got = try_each(bytes, xs, "cpu", &cpu_errors);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      std::string what = "cpu, input";
+      for (int64_t d : xs[i].shape()) what += " " + std::to_string(d);
+      const bool generated = std::all_of(deltas[i].begin(), deltas[i].end(), [](int64_t d) { return d == 0; });
+      ASSERT_TRUE(want[i] || !generated) << what << " (as generated): " << ref_errors[i] << "\n" << net.summary();
+      if (!want[i]) continue;
+      if (!generated) ++other;
+      ASSERT_TRUE(got[i].has_value()) << what << ": " << cpu_errors[i] << "\n" << net.summary();
+      expect_near(*want[i], *got[i], 1e-4, 1e-5, what, net);
+    }
+  }
+  // Most networks take other shapes; were none to, the test would check nothing new.
+  EXPECT_GT(other, static_cast<int>(nets));
+}
+
+// Images 32 rows taller, as generated, and 32 columns wider.
+TEST(CpuRandomNets, ConvolutionalNetsTakeAnySize) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  other_shapes_match_the_reference<RandomNet>(kSizeNets, {2, 3}, {{0, 0, 32, 0}, {0, 0, 0, 0}, {0, 0, 0, 32}});
+}
+// Five tokens more, as generated, and one sequence more in the batch.
+TEST(CpuRandomNets, SequenceNetsTakeAnyLength) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  other_shapes_match_the_reference<RandomSequenceNet>(kSizeNets, {0, 1}, {{0, 5, 0}, {0, 0, 0}, {1, 0, 0}});
 }
 
 // One compiled model serves batches of 3, 1 and 2 in turn (an instance per shape, the outputs

@@ -40,6 +40,7 @@ class RandomSequenceNet {
     if (vals_.size() > 2 && uniform(0, 2) == 0) add_output(vals_[static_cast<size_t>(uniform(1, vals_.size() - 2))]);
   }
 
+  const onnx::ModelProto& model() const { return model_; }
   std::string bytes() const {
     std::string s;
     model_.SerializeToString(&s);
@@ -205,7 +206,7 @@ class RandomSequenceNet {
     if (both) set_string_attr(n, "direction", "bidirectional");
     if (!lstm && uniform(0, 1) == 0) set_int_attr(n, "linear_before_reset", 1);
     set_ints_attr(node("Transpose", {y}, t), "perm", {2, 0, 1, 3});  // [B, T, dirs, H]
-    node("Reshape", {t, ints({batch_, tokens_, dirs * hidden})}, out);
+    node("Reshape", {t, ints({0, 0, dirs * hidden})}, out);  // 0: that dim as it is
     return push(out, dirs * hidden);
   }
 
@@ -220,7 +221,7 @@ class RandomSequenceNet {
     const int64_t hd = v.d / heads;
     auto split = [&](const Val& p, const std::vector<int64_t>& perm) {
       const std::string r = fresh("r"), t = fresh("t");
-      node("Reshape", {p.name, ints({batch_, tokens_, heads, hd})}, r);
+      node("Reshape", {p.name, ints({0, 0, heads, hd})}, r);
       set_ints_attr(node("Transpose", {r}, t), "perm", perm);
       return t;
     };
@@ -245,7 +246,7 @@ class RandomSequenceNet {
     std::string sc = fresh("scaled");
     node("MatMul", {q, k}, s);
     node("Mul", {s, scalar(1.0f / std::sqrt(static_cast<float>(hd)))}, sc);
-    if (uniform(0, 2) == 0) {  // causal: a key after the query is masked by a large negative sum
+    if (uniform(0, 2) == 0) {  // causal: a key after the query is masked by a large negative sum (for T tokens only)
       std::vector<float> mask(static_cast<size_t>(tokens_ * tokens_), 0.0f);
       for (int64_t i = 0; i < tokens_; ++i)
         for (int64_t j = i + 1; j < tokens_; ++j) mask[static_cast<size_t>(i * tokens_ + j)] = -10000.0f;
@@ -256,7 +257,7 @@ class RandomSequenceNet {
     set_int_attr(node("Softmax", {sc}, p), "axis", -1);
     node("MatMul", {p, val}, o);
     set_ints_attr(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
-    node("Reshape", {t, ints({batch_, tokens_, v.d})}, out);
+    node("Reshape", {t, ints({0, 0, v.d})}, out);
     return push(out, v.d);
   }
 

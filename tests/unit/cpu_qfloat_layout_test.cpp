@@ -4,10 +4,13 @@
 // elementwise programs (a per-channel gate, a residual, a nearest upsampling of another such
 // output), global pooling, DynamicQuantizeLinear and a dynamically quantized Concat. No reorder
 // to the float path's blocked layout runs, and the results match the reference.
-// Also: a grouped integer convolution's per-channel float tail lands on its own channels, and
-// so does a depthwise one's of any channel count.
+// So does a patch ConvTranspose (the text-detection head). Also: a grouped integer
+// convolution's per-channel float tail lands on its own channels, and so does a depthwise one's
+// of any channel count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/compare.h"
@@ -198,6 +201,43 @@ TEST(CpuBackendChannelsLastFloats, ADynamicallyQuantizedConcatReadsUpsampledChan
     EXPECT_EQ(text.find("layout reorder of 'd'"), std::string::npos) << text;
   }
   expect_same_dynamic_quantization(q, "quantized concatenation");
+}
+
+// The text-detection head: a ConvInteger output read by a patch ConvTranspose (kernel = stride
+// 2), alone or chained through a Relu with a second one to 1 channel. The patch kernel reads the
+// channels-last float output as it lies.
+TEST(CpuBackendChannelsLastFloats, APatchConvTransposeReadsAConvIntegerOutputChannelsLast) {
+  REQUIRE_CPU();
+  for (const int64_t C : {24, 5, 20}) {
+    for (const bool chained : {false, true}) {
+      SCOPED_TRACE(std::to_string(C) + " channels" + (chained ? ", chained" : ""));
+      GraphBuilder q;
+      q.input("x", random_floats({2, 6, 7, 9}, 131, -2.0f, 2.0f))
+          .init("dw", random_floats({C, 8, 2, 2}, 132, -0.5f, 0.5f))
+          .init("db", random_floats({8}, 133, -0.2f, 0.2f))
+          .init("ew", random_floats({8, 1, 2, 2}, 134, -0.5f, 0.5f));
+      integer_conv(q, "x", "y", C, 3, 135);
+      q.node("ConvTranspose", {"y", "dw", "db"}, {"up"}, {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}});
+      if (chained) {
+        q.node("Relu", {"up"}, {"r"})
+            .node("ConvTranspose", {"r", "ew"}, {"z"}, {{"kernel_shape", attr_ints({2, 2})}, {"strides", attr_ints({2, 2})}})
+            .output("z");
+      } else {
+        q.output("up");
+      }
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      if (cpu_isa_level_of(text) >= 1)
+        EXPECT_EQ(text.find("(to blocked)"), std::string::npos) << "the ConvInteger output is converted:\n" << text;
+      Runs r = run_both(q);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      // Float32 sums of 8-bit products in the hundreds: rounding relative to the values' size.
+      const Tensor& want = r.ref[0].tensor;
+      double peak = 1;
+      for (int64_t i = 0; i < want.numel(); ++i) peak = std::max(peak, std::fabs(static_cast<double>(want.data<float>()[i])));
+      EXPECT_LT(error_stats(want, r.cpu[0].tensor).max_abs, 1e-5 * peak);
+    }
+  }
 }
 
 // oneDNN 2.6's gemm-based int8 convolution (which it picks for groups of odd widths) reads the

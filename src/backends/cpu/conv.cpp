@@ -160,12 +160,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     if (!(two_d && G == 1 && patch_geometry(xs, ws, geo) && b.val(out).shape == dst2))
       return unsupported(label + " chained ConvTranspose: input or output shape differs from the patch geometry");
     const PatchStage second{next->out_channels, k2, &next->wc, &next->bc, &next->post};
-    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
+    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, patch_source_layout(x_layout)));
     return add_patch_deconv(b, src, out, xs, first, &second, label);
   }
   if (transposed && two_d && wc.defined() && G == 1 && ew_pointwise(post) && b.val(out).shape == dst &&
       patch_geometry(xs, ws, geo)) {
-    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, Layout::blocked));
+    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, patch_source_layout(x_layout)));
     return add_patch_deconv(b, src, out, xs, first, nullptr, label);
   }
 
@@ -446,6 +446,7 @@ std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st) {
       const Tensor* bt = f.constant(s->bias);
       if (bt && bt->dtype() == DataType::float32 && bt->numel() == s->out_channels) s->bc = bt->reshaped({s->out_channels});
     }
+    s->patch = s->transposed && patch_node(n, *w);
   }
   return s;
 }

@@ -35,10 +35,20 @@ class ConvSpec final : public OpSpec {
   // absorbed by `next`.
   std::unique_ptr<ConvSpec> next;
   bool is_next = false;  // the second of such a pair (never chains a third)
+  // A ConvTranspose whose patches do not overlap (patch_node), run by the backend's own kernel,
+  // which reads its source blocked or channels-last.
+  bool patch = false;
 
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
   // A 2-D convolution with constant weights reading `value` as its source and nowhere else.
+  // The patch ConvTranspose reads a channels-last source as it lies.
+  bool reads_channels_last_floats(int value) const override {
+    return patch && value == x && value != w && value != bias && group == 1 && !is_next &&
+           std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end() &&
+           (!next || std::find(next->post.operands.begin(), next->post.operands.end(), value) == next->post.operands.end()) &&
+           feature_enabled("NHWC_FLOATS");
+  }
   bool reads_bf16_source(int value) const override {
     if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||
         value == w || value == bias || !feature_enabled_now("BF16_HANDOFF"))

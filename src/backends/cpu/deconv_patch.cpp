@@ -17,16 +17,27 @@ namespace {
 
 // ConvTranspose with kernel == stride, no padding, no dilation and one group: every input pixel
 // produces its own k x k output patch, out[o][y*k+i][x*k+j] = b[o] + sum_c in[c][y][x] W[c][o][i][j].
-// The input is blocked; per pixel the k*k*O outputs are accumulated in M = 16*V lanes
-// (m = (i, j, o) for a blocked output, m = (o, i, j) for a plain one; M rounds k*k*O up to 16).
+// The input is blocked or channels-last; per pixel the k*k*O outputs are accumulated in M = 16*V
+// lanes (m = (i, j, o) for a blocked output, m = (o, i, j) for a plain one; M rounds k*k*O up
+// to 16).
 struct PatchDeconv {
   int64_t N = 0, C = 0, H = 0, W = 0, O = 0, k = 0;
   int64_t M = 0;           // accumulators per pixel (multiple of 16)
   bool blocked_out = true;
+  bool nhwc_in = false;    // the input channels-last, else in blocks of channel_block() lanes
   Tensor wp;               // [C][M]
   Tensor bias;             // [M]
   EwProgram post;          // pointwise
 };
+
+// Pixel (n, y, x)'s channels from cb * block on, and the step between neighbouring pixels'
+// channels: in blocks of `block` lanes, or channels-last.
+inline const float* in_pixel(const PatchDeconv& p, const float* in, int64_t n, int64_t cb, int64_t y, int64_t x,
+                             int64_t block) {
+  if (p.nhwc_in) return in + ((n * p.H + y) * p.W + x) * p.C + cb * block;
+  return in + (((n * ((p.C + block - 1) / block) + cb) * p.H + y) * p.W + x) * block;
+}
+inline int64_t in_pixel_step(const PatchDeconv& p, int64_t block) { return p.nhwc_in ? p.C : block; }
 
 // P pixels x V vectors of accumulators; the weights are padded to whole 16-channel blocks.
 template <int V, int P>
@@ -38,15 +49,16 @@ __attribute__((target("avx512f"), always_inline)) inline void patch_px(const Pat
   __m512 a[P][V];
   for (int q = 0; q < P; ++q)
     for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  const int64_t step = in_pixel_step(p, 16);
   for (int64_t cb = 0; cb < cbc; ++cb) {
-    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 16;
+    const float* px = in_pixel(p, in, n, cb, y, x0, 16);
     const float* w = wbase + cb * 16 * (V * 16);
     const int lanes = static_cast<int>(std::min<int64_t>(16, p.C - cb * 16));  // the last block's real channels
     for (int l = 0; l < lanes; ++l) {
       __m512 wv[V];
       for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_ps(w + l * V * 16 + 16 * v);
       for (int q = 0; q < P; ++q) {
-        const __m512 b = _mm512_set1_ps(px[q * 16 + l]);
+        const __m512 b = _mm512_set1_ps(px[q * step + l]);
         for (int v = 0; v < V; ++v) a[q][v] = _mm512_fmadd_ps(b, wv[v], a[q][v]);
       }
     }
@@ -92,15 +104,16 @@ __attribute__((target("avx2,fma"), always_inline)) inline void patch_px_avx2(con
   __m256 a[P][V];
   for (int q = 0; q < P; ++q)
     for (int v = 0; v < V; ++v) a[q][v] = _mm256_loadu_ps(bp + 8 * v);
+  const int64_t step = in_pixel_step(p, 8);
   for (int64_t cb = 0; cb < cbc; ++cb) {
-    const float* px = in + (((n * cbc + cb) * p.H + y) * p.W + x0) * 8;
+    const float* px = in_pixel(p, in, n, cb, y, x0, 8);
     const int lanes = static_cast<int>(std::min<int64_t>(8, p.C - cb * 8));  // the last block's real channels
     for (int l = 0; l < lanes; ++l) {
       const float* w = wbase + (cb * 8 + l) * p.M;
       __m256 wv[V];
       for (int v = 0; v < V; ++v) wv[v] = _mm256_loadu_ps(w + 8 * v);
       for (int q = 0; q < P; ++q) {
-        const __m256 b = _mm256_broadcast_ss(px + q * 8 + l);
+        const __m256 b = _mm256_broadcast_ss(px + q * step + l);
         for (int v = 0; v < V; ++v) a[q][v] = _mm256_fmadd_ps(b, wv[v], a[q][v]);
       }
     }
@@ -128,13 +141,12 @@ __attribute__((target("avx2,fma"))) void patch_row_avx2(const PatchDeconv& p, co
 // is `lanes` (channel_block()).
 TANDEM_ISA_BODY void patch_row_generic_body(const PatchDeconv& p, const float* in, int64_t n, int64_t y,
                                             float* acc_row, int64_t lanes) {
-  const int64_t cb_count = (p.C + lanes - 1) / lanes;
   const float* bias = p.bias.data<float>();
   for (int64_t xx = 0; xx < p.W; ++xx) {
     float* acc = acc_row + xx * p.M;
     for (int64_t m = 0; m < p.M; ++m) acc[m] = bias[m];
     for (int64_t c = 0; c < p.C; ++c) {
-      const float v = in[(((n * cb_count + c / lanes) * p.H + y) * p.W + xx) * lanes + (c % lanes)];
+      const float v = in_pixel(p, in, n, c / lanes, y, xx, lanes)[c % lanes];
       const float* w = p.wp.data<float>() + c * p.M;
       for (int64_t m = 0; m < p.M; ++m) acc[m] += v * w[m];
     }
@@ -377,6 +389,7 @@ Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const Pat
   kr->C = xs[1];
   kr->H = xs[2];
   kr->W = xs[3];
+  kr->nhwc_in = b.val(src).layout == Layout::nhwc;
   pack_stage(kr, first, second != nullptr);
   kernel->scratch_floats = kr->W * kr->M;
   double work = static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M);

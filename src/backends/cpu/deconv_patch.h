@@ -22,8 +22,12 @@ struct PatchStage {
   const EwProgram* post = nullptr;
 };
 
-// Adds the patch kernel to the instance: `src` is the blocked 4-D input value (xs = N x C x H x
-// W), `out` the step's output (defined here: blocked when its channels are 8 or more, plain
+// The layout the patch kernel reads a source lying in `layout` in: channels-last as it lies
+// (a quantized convolution's float output), else blocked.
+inline Layout patch_source_layout(Layout layout) { return layout == Layout::nhwc ? Layout::nhwc : Layout::blocked; }
+
+// Adds the patch kernel to the instance: `src` is the 4-D input value (xs = N x C x H x W),
+// blocked or channels-last (patch_source_layout), `out` the step's output (defined here: blocked when its channels are 8 or more, plain
 // otherwise). With `second`, a second patch ConvTranspose reads the first's output (after the
 // first's program) and `out` is its output: the second reads each input row's patches from the
 // first's accumulators in the thread's scratchpad, so the first's output (k^2 times the input's

@@ -118,7 +118,7 @@ uint32_t nets(uint32_t count) {
   return count * scale;
 }
 const uint32_t kFloatNets = nets(120), kBf16Nets = nets(80), kFloat16Nets = nets(48), kQuantizedNets = nets(32),
-               kBatchNets = nets(40), kSizeNets = nets(40);
+               kBatchNets = nets(40), kSizeNets = nets(40), kOpset11Nets = nets(60);
 
 template <class Net>
 void float32_matches_the_reference(uint32_t nets) {
@@ -377,6 +377,15 @@ TEST(CpuRandomNets, ConvolutionalNetsTakeAnyBatch) {
 TEST(CpuRandomNets, ConvolutionalNetsMatchTheReferenceInFloat32) {
   if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
   float32_matches_the_reference<RandomNet>(kFloatNets);
+}
+// The same networks as older exporters write them (opset 11: Split's attribute, Resize's roi,
+// Softmax over the flattened trailing dims).
+struct Opset11Net : RandomNet {
+  explicit Opset11Net(uint32_t seed) : RandomNet(seed, 11) {}
+};
+TEST(CpuRandomNets, ConvolutionalNetsAtOpset11MatchTheReference) {
+  if (!has_cpu()) GTEST_SKIP() << "no cpu backend";
+  float32_matches_the_reference<Opset11Net>(kOpset11Nets);
 }
 TEST(CpuRandomNets, SequenceNetsMatchTheReferenceInFloat32) {
   if (!has_cpu()) GTEST_SKIP() << "no cpu backend";

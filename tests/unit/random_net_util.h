@@ -29,8 +29,10 @@ namespace tandem::testing_util {
 
 class RandomNet {
  public:
-  explicit RandomNet(uint32_t seed) : gen_(seed) {
-    model_ = new_model("random_net_" + std::to_string(seed), 13);
+  // `opset` 13, or 11 as older exporters write: Split's sizes as an attribute, Resize's roi as
+  // an (empty) input, and Softmax over all of a value's dims from its axis on (flattened to 2-D).
+  explicit RandomNet(uint32_t seed, int64_t opset = 13) : gen_(seed), opset_(opset) {
+    model_ = new_model("random_net_" + std::to_string(seed), opset);
     g_ = model_.mutable_graph();
     const int64_t c = pick({1, 3, 3, 4, 8, 16}), h = uniform(8, 40), w = uniform(8, 40);
     set_info(g_->add_input(), "x", onnx::TensorProto::FLOAT, {1, c, h, w});
@@ -251,7 +253,12 @@ class RandomNet {
   Val upsample(const Val& v) {
     const std::string scales = fresh("scales"), out = fresh("up");
     add_float_initializer(g_, scales, {4}, {1.0f, 1.0f, 2.0f, 2.0f});
-    auto* n = node("Resize", {v.name, "", scales}, out, {out, v.c, 2 * v.h, 2 * v.w});
+    std::string roi;
+    if (opset_ < 13) {
+      roi = fresh("roi");
+      add_float_initializer(g_, roi, {0}, {});
+    }
+    auto* n = node("Resize", {v.name, roi, scales}, out, {out, v.c, 2 * v.h, 2 * v.w});
     set_string_attr(n, "mode", "nearest");
     set_string_attr(n, "coordinate_transformation_mode", "asymmetric");
     set_string_attr(n, "nearest_mode", "floor");
@@ -330,7 +337,13 @@ class RandomNet {
         if (v.c < 2) break;
         const int64_t first = uniform(1, v.c - 1);
         const std::string a = fresh("sa"), b = fresh("sb");
-        auto* n = add_node(g_, "Split", fresh("n"), {v.name, int64s({first, v.c - first})}, {a, b});
+        onnx::NodeProto* n = nullptr;
+        if (opset_ >= 13) {
+          n = add_node(g_, "Split", fresh("n"), {v.name, int64s({first, v.c - first})}, {a, b});
+        } else {
+          n = add_node(g_, "Split", fresh("n"), {v.name}, {a, b});
+          set_ints_attr(n, "split", {first, v.c - first});
+        }
         set_int_attr(n, "axis", 1);
         summary_ += "Split -> " + a + ", " + b + "\n";
         set_int_attr(node("Concat", {b, a}, out, v), "axis", 1);
@@ -456,6 +469,7 @@ class RandomNet {
   }
 
   std::mt19937 gen_;
+  int64_t opset_ = 13;
   onnx::ModelProto model_;
   onnx::GraphProto* g_ = nullptr;
   std::vector<Val> vals_;

@@ -21,7 +21,8 @@ namespace tandem::testing_util {
 // Add) and opset 17's LayerNormalization; Gelu written as Erf (exact) or Tanh (approximation);
 // Relu, Sigmoid, SiLU, Softmax; multi-head self-attention (separate or one fused Linear split
 // into queries, keys and values; Reshape to heads, Transpose, MatMul of queries and keys, a
-// scale, now and then a causal mask, Softmax, MatMul with values, back); 1-D convolutions over
+// scale, now and then a causal mask, Softmax, MatMul with values, back; the Reshapes' targets
+// constant or computed from the shapes at run time); 1-D convolutions over
 // the tokens; LSTM and GRU layers, one way or both; residual sums. The last value is the
 // output, and now and then an intermediate too.
 class RandomSequenceNet {
@@ -219,9 +220,12 @@ class RandomSequenceNet {
         break;
       }
     const int64_t hd = v.d / heads;
+    // The Reshapes' targets: constants, or computed from the values' shapes at run time, as
+    // PyTorch exports write view(B, T, heads, hd).
+    const bool computed = uniform(0, 1) == 0;
     auto split = [&](const Val& p, const std::vector<int64_t>& perm) {
       const std::string r = fresh("r"), t = fresh("t");
-      node("Reshape", {p.name, ints({0, 0, heads, hd})}, r);
+      node("Reshape", {p.name, computed ? leading_dims_and(p.name, {heads, hd}) : ints({0, 0, heads, hd})}, r);
       set_ints_attr(node("Transpose", {r}, t), "perm", perm);
       return t;
     };
@@ -257,8 +261,18 @@ class RandomSequenceNet {
     set_int_attr(node("Softmax", {sc}, p), "axis", -1);
     node("MatMul", {p, val}, o);
     set_ints_attr(node("Transpose", {o}, t), "perm", {0, 2, 1, 3});
-    node("Reshape", {t, ints({0, 0, v.d})}, out);
+    node("Reshape", {t, computed ? leading_dims_and(t, {v.d}) : ints({0, 0, v.d})}, out);
     return push(out, v.d);
+  }
+
+  // The first two dims of `of`'s shape (batch and tokens) followed by `tail`, computed at run
+  // time: Shape, Slice, Concat.
+  std::string leading_dims_and(const std::string& of, const std::vector<int64_t>& tail) {
+    const std::string shape = fresh("shape"), lead = fresh("lead"), dims = fresh("dims");
+    node("Shape", {of}, shape);
+    node("Slice", {shape, ints({0}), ints({2})}, lead);
+    set_int_attr(node("Concat", {lead, ints(tail)}, dims), "axis", 0);
+    return dims;
   }
 
   void step() {

@@ -3,9 +3,10 @@
 // through the public API, the way a user's model would: loaded, shape-inferred, fused and laid
 // out as the backend chooses. Each network's outputs must match the reference in float32 at one
 // and two threads (and at several batch sizes, sides or token counts through one compiled
-// model), stay near it in bf16 (where the CPU has native bf16) and once converted to float16
-// (with and without float32 inputs and outputs), and agree with it once quantized in each of the
-// three formats (both backends then run the same quantized model). The point is the combinations
+// model, and as opset 11 writes them), stay near it in bf16 (where the CPU has native bf16), at
+// int8 precision (quantized at prepare) and once converted to float16 (with and without float32
+// inputs and outputs), and agree with it once quantized in each of the three formats (both
+// backends then run the same quantized model). The point is the combinations
 // no hand-written test names: a fusion, layout or hand-off that loses a channel, a padding lane
 // or a stride shows as an error of the size of the values, far beyond any rounding.
 #include <gtest/gtest.h>

@@ -250,33 +250,6 @@ void float16_models_stay_near_the_reference(uint32_t nets) {
   }
 }
 
-// Compiles `bytes` once on `backend` with no input shape fixed, then runs it on each input.
-std::vector<std::vector<Tensor>> run_each(const std::string& bytes, const std::vector<Tensor>& xs,
-                                          const std::string& backend) {
-  std::vector<std::vector<Tensor>> all;
-  auto model = OnnxModel::from_bytes(bytes, {}, "random net");
-  EXPECT_TRUE(model.is_ok()) << model.status().to_string();
-  if (!model) return all;
-  CompileSettings settings;
-  settings.backend = backend;
-  settings.threads = 2;
-  auto compiled = model->compile(settings);
-  EXPECT_TRUE(compiled.is_ok()) << backend << ": " << compiled.status().to_string();
-  if (!compiled) return all;
-  std::vector<Value> out;  // kept across runs, as a serving loop keeps it
-  for (const Tensor& x : xs) {
-    auto bound = compiled->bind({{"x", Value::of(x)}});
-    EXPECT_TRUE(bound.is_ok()) << bound.status().to_string();
-    if (!bound) return all;
-    const Status st = compiled->run(*bound, &out);
-    EXPECT_TRUE(st.is_ok()) << backend << ": " << st.to_string();
-    std::vector<Tensor> tensors;
-    if (st.is_ok())
-      for (const Value& v : out) tensors.push_back(v.tensor.clone());
-    all.push_back(std::move(tensors));
-  }
-  return all;
-}
 
 // The model with the first dim of its input and outputs symbolic ("N").
 std::string with_symbolic_batch(onnx::ModelProto m) {
@@ -301,7 +274,8 @@ std::string with_symbolic_dims(onnx::ModelProto m, const std::vector<int>& axes)
   return bytes;
 }
 
-// Compiles `bytes` once on `backend`, then runs it on each input; a run that fails leaves its
+// Compiles `bytes` once on `backend` with no input shape fixed, then runs it on each input,
+// the outputs vector kept across runs as a serving loop keeps it; a run that fails leaves its
 // entry empty (nullopt), with the error in `errors`.
 std::vector<std::optional<std::vector<Tensor>>> try_each(const std::string& bytes, const std::vector<Tensor>& xs,
                                                          const std::string& backend, std::vector<std::string>* errors) {
@@ -327,6 +301,19 @@ std::vector<std::optional<std::vector<Tensor>>> try_each(const std::string& byte
     std::vector<Tensor> tensors;
     for (const Value& v : out) tensors.push_back(v.tensor.clone());
     all[i] = std::move(tensors);
+  }
+  return all;
+}
+
+// The same, every run expected to succeed.
+std::vector<std::vector<Tensor>> run_each(const std::string& bytes, const std::vector<Tensor>& xs,
+                                          const std::string& backend) {
+  std::vector<std::string> errors;
+  auto tried = try_each(bytes, xs, backend, &errors);
+  std::vector<std::vector<Tensor>> all;
+  for (size_t i = 0; i < tried.size(); ++i) {
+    EXPECT_TRUE(tried[i].has_value()) << backend << ": " << errors[i];
+    all.push_back(tried[i] ? std::move(*tried[i]) : std::vector<Tensor>{});
   }
   return all;
 }

@@ -90,7 +90,9 @@ std::vector<Value> run_reference(const GraphBuilder& g) {
   std::vector<Value> out;
   auto placed = PlacedModel::create(g.graph(), {ref()});
   EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
-  if (placed.is_ok()) EXPECT_TRUE((*placed)->run(g.feeds(), &out).is_ok());
+  if (placed.is_ok()) {
+    EXPECT_TRUE((*placed)->run(g.feeds(), &out).is_ok());
+  }
   return out;
 }
 

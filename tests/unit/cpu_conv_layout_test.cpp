@@ -42,7 +42,9 @@ TEST(CpuBackendConvLayout, FourChannelsPerGroupRunChannelsLast) {
   } else {
     EXPECT_EQ(text.find("nhwc"), std::string::npos) << text;
   }
-  if (cpu::cpu_isa_level() >= 2) EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
+  if (cpu::cpu_isa_level() >= 2) {
+    EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
+  }
   for (int threads : {1, 2}) {
     Runs r = run_both(q, threads);
     ASSERT_EQ(r.cpu.size(), 1u);

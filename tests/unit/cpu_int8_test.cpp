@@ -358,7 +358,9 @@ TEST(CpuBackendInt8, QdqConvFusesIntoQLinearConvAndMatchesReference) {
       int saturated = 0;
       for (int64_t i = 0; i < y.numel(); ++i) saturated += y.data<uint8_t>()[i] == 0 || y.data<uint8_t>()[i] == 255;
       EXPECT_LT(saturated, y.numel() / 10) << "the outputs exercise the arithmetic";
-      if (extra_reader) EXPECT_TRUE(compare_values(r.ref[1], r.cpu[1], Tolerance{0, 0}).is_ok());
+      if (extra_reader) {
+        EXPECT_TRUE(compare_values(r.ref[1], r.cpu[1], Tolerance{0, 0}).is_ok());
+      }
     }
   }
 }
@@ -615,8 +617,9 @@ void expect_table_step(const GraphBuilder& q, bool requantized, const std::strin
                       std::string(requantized ? " + QuantizeLinear" : "")),
             std::string::npos)
       << text;
-  if (text.find("own integer kernel") == std::string::npos)
+  if (text.find("own integer kernel") == std::string::npos) {
     EXPECT_NE(text.find(kernel), std::string::npos) << "the chain is a table lookup:\n" << text;
+  }
 }
 
 TEST(CpuBackendInt8, QuantizedChainOfScalarOpsBecomesAByteTable) {

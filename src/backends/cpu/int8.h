@@ -153,6 +153,35 @@ Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector
 // The weights minus their zero points as int32 (any 8-bit weights; see signed_weights).
 std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis);
 
+// --- Weights off int8 by a common offset (qconv_offset.cpp) ---
+// Convolution weights (zero points along the leading axis) whose differences from their zero
+// points leave int8 but span at most 256 values, as asymmetric uint8 weights do:
+// w - w_zero_point = w8 + offset, w8 int8 (w's shape), one offset for all. Fails for other
+// weights and on CPUs without VNNI (where oneDNN's int8 kernels need 7-bit weights).
+struct OffsetWeights {
+  Tensor w8;
+  int32_t offset = 0;
+};
+Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>& zero_points, const std::string& label);
+// What the product on w8 misses, per output pixel p and channel o:
+//   offset * S(p) * factor[o] * s,
+// S(p) the sum of the source minus its zero point over p's window (all channels: one group),
+// s the runtime float32 scalar `runtime` (1 when -1), factor[o] 1 when empty: the head's
+// per-channel scales when the product's post-ops add it after its affine head.
+struct OffsetCorrection {
+  int src = -1;  // channels-last 8-bit source [N, C, H, W]
+  bool src_signed = false;
+  ZeroPoint src_zp;
+  int32_t offset = 0;
+  std::vector<double> factor;
+  int runtime = -1;
+  std::vector<int64_t> kernel, strides, dilations, pad_begin;  // 2-D window geometry
+};
+// Adds the kernel writing that map as a new float32 temporary of shape `dst` ([N, O, OH, OW],
+// channels-last, for a binary post-op), whose id is returned; `x` is the source's shape.
+Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
+                                  const std::string& label);
+
 // The backend's own integer products (qdirect.cpp), for what oneDNN cannot take exactly:
 // weights whose difference from their zero point leaves int8, or u8 x s8 products that could
 // saturate on CPUs without VNNI. Direct loops with int32 accumulation (wrapping, like the

@@ -255,6 +255,18 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     return own_kernel();
   }
   Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
+  // Weights off int8 by a common offset (asymmetric uint8 weights): the product runs on the
+  // int8 part and a post-op adds the offset's share (qconv_offset.cpp). TANDEM_CPU_QOFFSET=0: not.
+  int32_t offset = 0;
+  if (!int8_weights && !qlinear && tail.active && xs.size() == 4 && G == 1 && feature_enabled("QOFFSET")) {
+    Result<OffsetWeights> split = offset_weights(*wt, wzp, label);
+    if (split) {
+      offset = split->offset;
+      int8_weights = std::move(split->w8);
+    } else if (verbose()) {
+      note(split.status().message());
+    }
+  }
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());
     return own_kernel();
@@ -340,7 +352,12 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     bool with_bias = false;
     dnnl::convolution_forward::primitive_desc pd;
     bool created = false;
+    int offset_post_op = -1;  // the post-op adding the weight offset's share, or -1
   };
+  IValue offset_probe;  // the weight offset's share, as that post-op reads it
+  offset_probe.dtype = DataType::float32;
+  offset_probe.shape = dst;
+  offset_probe.layout = Layout::nhwc;
   // `binary_tail` false: no post-op reads an operand (per-channel binary ops, the runtime
   // scale's scalar): such a tail is not fused, and a runtime head is not folded.
   auto attempt = [&](bool fold, bool binary_tail, Attempt* a) -> Status {
@@ -350,6 +367,13 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (fold) a->head = head;
     dnnl::primitive_attr attr;
     if (a->head.ops > 0) set_product_affine(a->head, O, 1 << 1, dst.size(), &attr, &a->tail_ops);
+    // The offset's share joins the accumulator right after the head (in its units).
+    auto add_offset_post_op = [&] {
+      if (offset == 0) return;
+      a->offset_post_op = a->tail_ops.len();
+      a->tail_ops.append_binary(dnnl::algorithm::binary_add, value_md(offset_probe));
+    };
+    add_offset_post_op();
     if (tail.active) {
       EwProgram rest = tail.fused;
       rest.ops.erase(rest.ops.begin(), rest.ops.begin() + static_cast<std::ptrdiff_t>(a->head.ops));
@@ -361,6 +385,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
         if (a->head.ops > 0) return unsupported(label + " the ops after the affine head do not fuse");
         a->tail_ops = dnnl::post_ops();
         a->tail_args.clear();
+        add_offset_post_op();
         a->dst_probe.dtype = DataType::float32;
       }
     }
@@ -467,6 +492,26 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const bool head_bias = std::any_of(head_args.begin(), head_args.end(),
                                      [](const DnnlKernel::Arg& a) { return a.arg == DNNL_ARG_BIAS; });
   TANDEM_ASSIGN_OR_RETURN(const int src, b.require(x, Layout::nhwc));
+  DnnlKernel::Arg offset_share{-1, -1, value_md(offset_probe), {}};
+  if (offset != 0) {
+    OffsetCorrection oc;
+    oc.src = src;
+    oc.src_signed = b.val(src).dtype == DataType::int8;
+    std::vector<int> zp_reads;
+    TANDEM_ASSIGN_OR_RETURN(oc.src_zp, read_zero_point(b, x_zp, label + " x zero point", &zp_reads));
+    oc.offset = offset;
+    if (chosen.head.ops > 0) {
+      oc.factor = chosen.head.scale;
+      if (oc.factor.size() == 1) oc.factor.assign(static_cast<size_t>(O), oc.factor[0]);
+      oc.runtime = chosen.head.runtime;
+    }
+    oc.kernel = kernel;
+    oc.strides = win->strides;
+    oc.dilations = win->dilations;
+    oc.pad_begin = win->pad_begin;
+    TANDEM_ASSIGN_OR_RETURN(offset_share.value, add_offset_correction(b, oc, xs, dst, label));
+    offset_share.arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(chosen.offset_post_op) | DNNL_ARG_SRC_1;
+  }
   // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
   // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
   // fused tail's float output is reordered.
@@ -480,7 +525,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   if (verbose())
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
          (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
-         (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : ""));
+         (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : "") +
+         (offset != 0 ? ", weight offset " + std::to_string(offset) : ""));
 
   // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
   dnnl::memory packed(pd.weights_desc(), cpu_engine());
@@ -508,6 +554,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   std::vector<DnnlKernel::Arg> extra = head_args;
   extra.insert(extra.end(), chosen.tail_args.begin(), chosen.tail_args.end());
   if (chosen.runtime_scales) extra.push_back(chosen.scales);
+  if (offset_share.value >= 0) extra.push_back(offset_share);
   if (!src_zero) extra.push_back(src_zp);
   if (!chosen.dst_zero) extra.push_back(chosen.dst_zp);
   for (const DnnlKernel::Arg& arg : extra) {

@@ -1,0 +1,163 @@
+// cpu_qconv_offset_test.cpp (CpuQConvOffset, also run under each TANDEM_CPU_ISA cap by ctest):
+// integer convolutions whose uint8 weights sit around a zero point far from 128, as asymmetric
+// quantizers write them (src/backends/cpu/qconv_offset.cpp): the product runs on the weights'
+// int8 part and a post-op adds the common offset's share, against the reference backend. Zero
+// points 0, 60 and 200 (offsets of both signs and the largest one), windows with padding,
+// strides and dilations, a runtime dynamic-quantization scale and a known one, a float tail
+// whose per-channel head oneDNN takes as output scales and one that opens with an activation (no
+// head: the share joins the accumulator), and weights whose zero points differ so much per
+// channel that no single offset covers them (another route, the same numbers).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "core/compare.h"
+#include "cpu_int8_test_util.h"
+#include "graph_build_util.h"
+#include "op_test_util.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_int;
+using testing::attr_ints;
+using testing::GraphBuilder;
+
+using namespace int8_test;
+
+struct Layer {
+  int64_t C = 24, O = 20, K = 3, stride = 1, dilation = 1, pad = 1;
+  int zero_point = 60;         // of the weights; -1: one per channel, spread over 0..255
+  bool runtime_scale = true;   // DynamicQuantizeLinear's scale; else a known uint8 input's
+  bool relu_first = false;     // the tail opens with Relu (no affine head)
+};
+
+std::string trace(const Layer& l) {
+  return "C=" + std::to_string(l.C) + " O=" + std::to_string(l.O) + " K=" + std::to_string(l.K) +
+         " stride=" + std::to_string(l.stride) + " dilation=" + std::to_string(l.dilation) +
+         " pad=" + std::to_string(l.pad) + " w_zero_point=" + std::to_string(l.zero_point) +
+         (l.runtime_scale ? " runtime scale" : " known scale") + (l.relu_first ? ", Relu first" : "");
+}
+
+// [DynamicQuantizeLinear ->] ConvInteger -> Cast -> Mul(scale) -> Add(bias) -> Relu, or with the
+// Relu right after the Cast. Weights uniform over 0..255.
+GraphBuilder layer(const Layer& l) {
+  std::vector<float> ws, bias;
+  for (int64_t o = 0; o < l.O; ++o) {
+    // Scales of both signs: whichever sign the products take, some channels stay positive.
+    ws.push_back((o % 2 == 1 ? -1.0f : 1.0f) * (0.002f + 0.0003f * static_cast<float>(o % 7)));
+    bias.push_back(-0.2f + 0.03f * static_cast<float>(o));
+  }
+  Tensor zp;
+  if (l.zero_point >= 0) {
+    zp = Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.zero_point));
+  } else {
+    std::vector<uint8_t> z;
+    for (int64_t o = 0; o < l.O; ++o) z.push_back(static_cast<uint8_t>((o * 97) % 256));
+    zp = Tensor::from_vector<uint8_t>({l.O}, z);
+  }
+  const Shape xshape = {1, l.C, 13, 11};
+  GraphBuilder q;
+  q.init("w", random_ints<uint8_t>({l.O, l.C, l.K, l.K}, 0, 255, 41))
+      .init("wz", zp)
+      .init("ws", Tensor::from_vector<float>({l.O, 1, 1}, ws))
+      .init("b", Tensor::from_vector<float>({l.O, 1, 1}, bias));
+  if (l.runtime_scale) {
+    q.input("x", random_floats(xshape, 43, -0.7f, 1.3f))
+        .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+        .node("Mul", {"xs", "ws"}, {"s"});
+  } else {
+    std::vector<float> s;
+    for (float w : ws) s.push_back(w * 0.01f);
+    q.input("xq", random_ints<uint8_t>(xshape, 0, 255, 47))
+        .init("xz", Tensor::scalar<uint8_t>(100))
+        .init("s", Tensor::from_vector<float>({l.O, 1, 1}, s));
+  }
+  q.node("ConvInteger", {"xq", "w", "xz", "wz"}, {"c"},
+         {{"pads", attr_ints(std::vector<int64_t>(4, l.pad))},
+          {"strides", attr_ints({l.stride, l.stride})},
+          {"dilations", attr_ints({l.dilation, l.dilation})}})
+      .node("Cast", {"c"}, {"cf"}, {{"to", attr_int(1)}});
+  if (l.relu_first) {
+    q.node("Relu", {"cf"}, {"r"}).node("Mul", {"r", "s"}, {"y"}).node("Add", {"y", "b"}, {"out"});
+  } else {
+    q.node("Mul", {"cf", "s"}, {"y"}).node("Add", {"y", "b"}, {"yb"}).node("Relu", {"yb"}, {"out"});
+  }
+  q.output("out");
+  return q;
+}
+
+// The cpu backend's outputs at one and two threads against the reference's. The accumulator
+// reaches the float tail as two float32 terms (the int8 part's product and the offset's share)
+// instead of one exact integer: a rounding of each, relative to the terms' size.
+void expect_matches_reference(const GraphBuilder& q) {
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    ASSERT_EQ(r.ref.size(), 1u);
+    const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{2e-5, 2e-5});
+    EXPECT_TRUE(close.is_ok()) << threads << " thread(s): " << close.to_string();
+    const Tensor& y = r.cpu[0].tensor;
+    int64_t positive = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) positive += y.data<float>()[i] > 0;
+    EXPECT_GT(positive, y.numel() / 10) << "the outputs exercise the arithmetic";
+  }
+}
+
+bool offset_route(const std::string& describe_text) { return describe_text.find("weight offset") != std::string::npos; }
+
+TEST(CpuQConvOffset, AsymmetricUint8WeightsRunOnTheInt8PartPlusTheOffsetsShare) {
+  REQUIRE_CPU();
+  std::vector<Layer> layers;
+  for (int zp : {0, 60, 200})
+    for (bool runtime : {true, false}) {
+      Layer l;
+      l.zero_point = zp;
+      l.runtime_scale = runtime;
+      layers.push_back(l);
+    }
+  // Window geometry: 1x1, stride 2, dilation 2 with padding, no padding, a wider window.
+  // (Layer: C, O, K, stride, dilation, pad, weight zero point, runtime scale.)
+  layers.push_back(Layer{16, 32, 1, 1, 1, 0, 30});
+  layers.push_back(Layer{24, 20, 3, 2, 1, 1, 60});
+  layers.push_back(Layer{24, 20, 3, 1, 2, 2, 200});
+  layers.push_back(Layer{24, 20, 3, 1, 1, 0, 60, false});
+  layers.push_back(Layer{8, 48, 5, 1, 1, 2, 10});
+  for (const Layer& l : layers) {
+    SCOPED_TRACE(trace(l));
+    const GraphBuilder q = layer(l);
+    const std::string text = describe_cpu(q);
+    // Without VNNI oneDNN's int8 kernels need 7-bit weights: these take the float32 route.
+    if (tandem::cpu::onednn_has_vnni()) {
+      EXPECT_TRUE(offset_route(text)) << text;
+    }
+    expect_matches_reference(q);
+  }
+}
+
+TEST(CpuQConvOffset, ATailWithoutAnAffineHeadTakesTheShareInAccumulatorUnits) {
+  REQUIRE_CPU();
+  for (bool runtime : {true, false}) {
+    Layer l;
+    l.runtime_scale = runtime;
+    l.relu_first = true;
+    SCOPED_TRACE(trace(l));
+    expect_matches_reference(layer(l));
+  }
+}
+
+TEST(CpuQConvOffset, ZeroPointsTooFarApartForOneOffsetTakeAnotherRoute) {
+  REQUIRE_CPU();
+  Layer l;
+  l.zero_point = -1;
+  SCOPED_TRACE(trace(l));
+  const GraphBuilder q = layer(l);
+  EXPECT_FALSE(offset_route(describe_cpu(q)));
+  expect_matches_reference(q);
+}
+
+}  // namespace
+}  // namespace tandem

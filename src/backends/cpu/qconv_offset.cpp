@@ -24,6 +24,7 @@ class OffsetCorrectionKernel final : public Kernel {
  public:
   OffsetCorrection c;
   int src = -1, sums = -1, dst = -1;
+  std::vector<float> factors;  // per output channel (1 without a head)
   int64_t N = 0, C = 0, H = 0, W = 0, O = 0, OH = 0, OW = 0;
 
   Status run(RunCtx& ctx, KernelState*) const override {
@@ -50,6 +51,7 @@ class OffsetCorrectionKernel final : public Kernel {
     });
     // S(p) over each output pixel's window, times the offset and each channel's factor.
     const int64_t kh = c.kernel[0], kw = c.kernel[1];
+    const float* factor = factors.data();
     parallel_range(threads, N * OH, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t row = lo; row < hi; ++row) {
         const int64_t n = row / OH, oh = row % OH;
@@ -64,13 +66,9 @@ class OffsetCorrectionKernel final : public Kernel {
               if (iw >= 0 && iw < W) sum += trow[iw];
             }
           }
-          const double v = static_cast<double>(sum) * static_cast<double>(c.offset) * s;
+          const auto v = static_cast<float>(static_cast<double>(sum) * static_cast<double>(c.offset) * s);
           float* out = y + (row * OW + ow) * O;
-          if (c.factor.empty()) {
-            std::fill(out, out + O, static_cast<float>(v));
-          } else {
-            for (int64_t o = 0; o < O; ++o) out[o] = static_cast<float>(v * c.factor[static_cast<size_t>(o)]);
-          }
+          for (int64_t o = 0; o < O; ++o) out[o] = v * factor[o];
         }
       }
     });
@@ -115,6 +113,8 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   k->O = dst[1];
   k->OH = dst[2];
   k->OW = dst[3];
+  k->factors.assign(static_cast<size_t>(dst[1]), 1.0f);
+  for (size_t o = 0; o < c.factor.size() && o < k->factors.size(); ++o) k->factors[o] = static_cast<float>(c.factor[o]);
   k->sums = b.add_temp(DataType::int64, {x[0], 1, x[2], x[3]}, Layout::plain);
   k->dst = b.add_temp(DataType::float32, dst, Layout::nhwc);
   k->reads = {c.src};

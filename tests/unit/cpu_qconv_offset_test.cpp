@@ -32,13 +32,15 @@ struct Layer {
   int zero_point = 60;         // of the weights; -1: one per channel, spread over 0..255
   bool runtime_scale = true;   // DynamicQuantizeLinear's scale; else a known uint8 input's
   bool relu_first = false;     // the tail opens with Relu (no affine head)
+  bool quantized_output = false;  // the tail ends in QuantizeLinear (an 8-bit destination)
 };
 
 std::string trace(const Layer& l) {
   return "C=" + std::to_string(l.C) + " O=" + std::to_string(l.O) + " K=" + std::to_string(l.K) +
          " stride=" + std::to_string(l.stride) + " dilation=" + std::to_string(l.dilation) +
          " pad=" + std::to_string(l.pad) + " w_zero_point=" + std::to_string(l.zero_point) +
-         (l.runtime_scale ? " runtime scale" : " known scale") + (l.relu_first ? ", Relu first" : "");
+         (l.runtime_scale ? " runtime scale" : " known scale") + (l.relu_first ? ", Relu first" : "") +
+         (l.quantized_output ? ", quantized output" : "");
 }
 
 // [DynamicQuantizeLinear ->] ConvInteger -> Cast -> Mul(scale) -> Add(bias) -> Relu, or with the
@@ -85,7 +87,14 @@ GraphBuilder layer(const Layer& l) {
   } else {
     q.node("Mul", {"cf", "s"}, {"y"}).node("Add", {"y", "b"}, {"yb"}).node("Relu", {"yb"}, {"out"});
   }
-  q.output("out");
+  if (l.quantized_output) {
+    q.init("ys", Tensor::scalar<float>(0.02f))
+        .init("yz", Tensor::scalar<uint8_t>(3))
+        .node("QuantizeLinear", {"out", "ys", "yz"}, {"outq"})
+        .output("outq");
+  } else {
+    q.output("out");
+  }
   return q;
 }
 
@@ -146,6 +155,35 @@ TEST(CpuQConvOffset, ATailWithoutAnAffineHeadTakesTheShareInAccumulatorUnits) {
     l.relu_first = true;
     SCOPED_TRACE(trace(l));
     expect_matches_reference(layer(l));
+  }
+}
+
+// A tail that ends quantized writes 8 bits: the share comes from a map of its own (a binary
+// post-op) instead of the destination. oneDNN rounds the requantized float32 value itself,
+// the reference in double: a value within a rounding of a half-integer may land one unit away.
+TEST(CpuQConvOffset, AQuantizedTailReadsTheShareFromAMap) {
+  REQUIRE_CPU();
+  for (bool runtime : {true, false}) {
+    Layer l;
+    l.runtime_scale = runtime;
+    l.quantized_output = true;
+    SCOPED_TRACE(trace(l));
+    const GraphBuilder q = layer(l);
+    const std::string text = describe_cpu(q);
+    if (tandem::cpu::onednn_has_vnni()) {
+      EXPECT_TRUE(offset_route(text)) << text;
+    }
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      ASSERT_EQ(r.ref.size(), 1u);
+      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "quantized output");
+      EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
+      int64_t above = 0;
+      for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) above += r.ref[0].tensor.data<uint8_t>()[i] > 3;
+      EXPECT_GT(above, r.ref[0].tensor.numel() / 10) << "the outputs exercise the arithmetic";
+    }
   }
 }
 

@@ -177,10 +177,12 @@ struct OffsetCorrection {
   int runtime = -1;
   std::vector<int64_t> kernel, strides, dilations, pad_begin;  // 2-D window geometry
 };
-// Adds the kernel writing that map as a new float32 temporary of shape `dst` ([N, O, OH, OW],
-// channels-last, for a binary post-op), whose id is returned; `x` is the source's shape.
+// Adds the kernel writing that map ([N, O, OH, OW] float32, channels-last; `x` is the source's
+// shape) into `into` (a defined value of that type, shape and layout: the product's destination,
+// which a sum post-op then adds to), or when -1 into a new temporary (for a binary post-op);
+// returns the value written.
 Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
-                                  const std::string& label);
+                                  const std::string& label, int into = -1);
 
 // The backend's own integer products (qdirect.cpp), for what oneDNN cannot take exactly:
 // weights whose difference from their zero point leaves int8, or u8 x s8 products that could

@@ -353,6 +353,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     dnnl::convolution_forward::primitive_desc pd;
     bool created = false;
     int offset_post_op = -1;  // the post-op adding the weight offset's share, or -1
+    bool offset_sum = false;  // that post-op is a sum: the share is written into dst first
   };
   IValue offset_probe;  // the weight offset's share, as that post-op reads it
   offset_probe.dtype = DataType::float32;
@@ -367,11 +368,18 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (fold) a->head = head;
     dnnl::primitive_attr attr;
     if (a->head.ops > 0) set_product_affine(a->head, O, 1 << 1, dst.size(), &attr, &a->tail_ops);
-    // The offset's share joins the accumulator right after the head (in its units).
+    // The offset's share joins the accumulator right after the head (in its units): written
+    // into a float32 dst beforehand and added by a sum post-op (no second map to read, and
+    // oneDNN keeps its brgemm kernels), else read from a map of its own by a binary post-op.
     auto add_offset_post_op = [&] {
       if (offset == 0) return;
       a->offset_post_op = a->tail_ops.len();
-      a->tail_ops.append_binary(dnnl::algorithm::binary_add, value_md(offset_probe));
+      a->offset_sum = a->dst_probe.dtype == DataType::float32;
+      if (a->offset_sum) {
+        a->tail_ops.append_sum(1.0f);
+      } else {
+        a->tail_ops.append_binary(dnnl::algorithm::binary_add, value_md(offset_probe));
+      }
     };
     add_offset_post_op();
     if (tail.active) {
@@ -385,8 +393,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
         if (a->head.ops > 0) return unsupported(label + " the ops after the affine head do not fuse");
         a->tail_ops = dnnl::post_ops();
         a->tail_args.clear();
-        add_offset_post_op();
         a->dst_probe.dtype = DataType::float32;
+        add_offset_post_op();
       }
     }
     if (qlinear && !tail.active) {
@@ -492,6 +500,32 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const bool head_bias = std::any_of(head_args.begin(), head_args.end(),
                                      [](const DnnlKernel::Arg& a) { return a.arg == DNNL_ARG_BIAS; });
   TANDEM_ASSIGN_OR_RETURN(const int src, b.require(x, Layout::nhwc));
+  // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
+  // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
+  // fused tail's float output is reordered.
+  // (Unless every reader takes channels-last floats as they lie: DynamicQuantizeLinear, a
+  // quantized Concat, elementwise programs, global pooling.)
+  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
+                          !read_as_channels_last(b, out);
+  const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
+                           ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
+                           : out;
+  if (verbose())
+    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
+         (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
+         (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : "") +
+         (offset != 0 ? ", weight offset " + std::to_string(offset) + (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)") : ""));
+
+  // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
+  dnnl::memory packed(pd.weights_desc(), cpu_engine());
+  {
+    dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());
+    dnnl::stream s(cpu_engine());
+    dnnl::reorder(plain, packed).execute(s, plain, packed);
+    s.wait();
+  }
+
+  if (conv_out == out) b.define(out, dst_probe.layout);
   DnnlKernel::Arg offset_share{-1, -1, value_md(offset_probe), {}};
   if (offset != 0) {
     OffsetCorrection oc;
@@ -509,35 +543,10 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     oc.strides = win->strides;
     oc.dilations = win->dilations;
     oc.pad_begin = win->pad_begin;
-    TANDEM_ASSIGN_OR_RETURN(offset_share.value, add_offset_correction(b, oc, xs, dst, label));
+    TANDEM_ASSIGN_OR_RETURN(offset_share.value, add_offset_correction(b, oc, xs, dst, label, chosen.offset_sum ? conv_out : -1));
     offset_share.arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(chosen.offset_post_op) | DNNL_ARG_SRC_1;
+    if (chosen.offset_sum) offset_share.value = -1;  // dst itself holds it
   }
-  // Without the fused tail: the float32 product, then the tail in the elementwise kernel.
-  // Float values outside the quantized kernels are plain (or blocked), never channels-last: a
-  // fused tail's float output is reordered.
-  // (Unless every reader takes channels-last floats as they lie: DynamicQuantizeLinear, a
-  // quantized Concat, elementwise programs, global pooling.)
-  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
-                          !read_as_channels_last(b, out);
-  const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
-                           ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
-                           : out;
-  if (verbose())
-    note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
-         (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
-         (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : "") +
-         (offset != 0 ? ", weight offset " + std::to_string(offset) : ""));
-
-  // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
-  dnnl::memory packed(pd.weights_desc(), cpu_engine());
-  {
-    dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());
-    dnnl::stream s(cpu_engine());
-    dnnl::reorder(plain, packed).execute(s, plain, packed);
-    s.wait();
-  }
-
-  if (conv_out == out) b.define(out, dst_probe.layout);
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
   k->threads = kthreads;
@@ -562,6 +571,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (arg.value >= 0) k->reads.push_back(arg.value);
   }
   k->writes = {conv_out};
+  if (chosen.offset_sum) k->reads.push_back(conv_out);
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
   if (tabled) {

@@ -14,64 +14,91 @@
 #include <string>
 
 #include "backends/cpu/int8.h"
+#include "backends/cpu/runtime_env.h"
 #include "backends/cpu/threads.h"
 
 namespace tandem::cpu {
 
 namespace {
 
+// T(q) for the pixels [lo, hi) of a channels-last 8-bit image of C channels: each pixel's values
+// minus the zero point, summed.
+template <class T>
+TANDEM_ISA_BODY void channel_sums(const T* x, int32_t* t, int64_t lo, int64_t hi, int64_t C, int32_t zp) {
+  for (int64_t q = lo; q < hi; ++q) {
+    const T* px = x + q * C;
+    int32_t sum = 0;
+    for (int64_t ch = 0; ch < C; ++ch) sum += px[ch];
+    t[q] = sum - static_cast<int32_t>(C) * zp;
+  }
+}
+TANDEM_ISA_BODY void pixel_sums_body(const void* x, bool is_signed, int32_t* t, int64_t lo, int64_t hi, int64_t C,
+                                       int32_t zp) {
+  if (is_signed) {
+    channel_sums(static_cast<const int8_t*>(x), t, lo, hi, C, zp);
+  } else {
+    channel_sums(static_cast<const uint8_t*>(x), t, lo, hi, C, zp);
+  }
+}
+TANDEM_ISA_DISPATCH(pixel_sums, (const void* x, bool is_signed, int32_t* t, int64_t lo, int64_t hi, int64_t C,
+                                      int32_t zp),
+                    (x, is_signed, t, lo, hi, C, zp))
+
+// The window geometry and the per-channel factors of one correction.
+struct ShareGeometry {
+  int64_t H = 0, W = 0, O = 0, OH = 0, OW = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, ph = 0, pw = 0;
+  const float* factor = nullptr;  // [O]
+};
+
+// Output rows [lo, hi) (over N * OH) of the share: S(p) from the pixel sums `t`, times `scale`
+// (offset x runtime scalar) and each channel's factor.
+TANDEM_ISA_BODY void share_rows_body(const ShareGeometry& g, const int32_t* t, float* y, double scale, int64_t lo,
+                                     int64_t hi) {
+  for (int64_t row = lo; row < hi; ++row) {
+    const int64_t n = row / g.OH, oh = row % g.OH;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      int64_t sum = 0;
+      for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        const int32_t* trow = t + (n * g.H + ih) * g.W;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          const int64_t iw = ow * g.sw - g.pw + j * g.dw;
+          if (iw >= 0 && iw < g.W) sum += trow[iw];
+        }
+      }
+      const auto v = static_cast<float>(static_cast<double>(sum) * scale);
+      float* out = y + (row * g.OW + ow) * g.O;
+      for (int64_t o = 0; o < g.O; ++o) out[o] = v * g.factor[o];
+    }
+  }
+}
+TANDEM_ISA_DISPATCH(share_rows, (const ShareGeometry& g, const int32_t* t, float* y, double scale, int64_t lo,
+                                 int64_t hi),
+                    (g, t, y, scale, lo, hi))
+
 class OffsetCorrectionKernel final : public Kernel {
  public:
   OffsetCorrection c;
   int src = -1, sums = -1, dst = -1;
   std::vector<float> factors;  // per output channel (1 without a head)
-  int64_t N = 0, C = 0, H = 0, W = 0, O = 0, OH = 0, OW = 0;
+  ShareGeometry geometry;      // (factor set at run: points into `factors`)
+  int64_t N = 0, C = 0;
 
   Status run(RunCtx& ctx, KernelState*) const override {
-    const uint8_t* bytes = static_cast<const uint8_t*>(ctx.ptr[src]);
-    const bool is_signed = c.src_signed;
-    const int64_t zp = c.src_zp.read(ctx);
+    const void* x = ctx.ptr[src];
+    const auto zp = c.src_zp.read(ctx);
     const double s = c.runtime >= 0 ? static_cast<double>(*static_cast<const float*>(ctx.ptr[c.runtime])) : 1.0;
-    int64_t* t = static_cast<int64_t*>(ctx.ptr[sums]);
+    int32_t* t = static_cast<int32_t*>(ctx.ptr[sums]);
     float* y = static_cast<float*>(ctx.ptr[dst]);
-    const int threads = N * H * W * C < (1 << 15) ? 1 : ctx.threads;
-    // T(q): each input pixel's channels minus the zero point, summed.
-    parallel_range(threads, N * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t row = lo; row < hi; ++row)
-        for (int64_t w = 0; w < W; ++w) {
-          const uint8_t* px = bytes + (row * W + w) * C;
-          int64_t sum = 0;
-          if (is_signed) {
-            for (int64_t ch = 0; ch < C; ++ch) sum += static_cast<int8_t>(px[ch]);
-          } else {
-            for (int64_t ch = 0; ch < C; ++ch) sum += px[ch];
-          }
-          t[row * W + w] = sum - C * zp;
-        }
-    });
-    // S(p) over each output pixel's window, times the offset and each channel's factor.
-    const int64_t kh = c.kernel[0], kw = c.kernel[1];
-    const float* factor = factors.data();
-    parallel_range(threads, N * OH, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t row = lo; row < hi; ++row) {
-        const int64_t n = row / OH, oh = row % OH;
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          int64_t sum = 0;
-          for (int64_t i = 0; i < kh; ++i) {
-            const int64_t ih = oh * c.strides[0] - c.pad_begin[0] + i * c.dilations[0];
-            if (ih < 0 || ih >= H) continue;
-            const int64_t* trow = t + (n * H + ih) * W;
-            for (int64_t j = 0; j < kw; ++j) {
-              const int64_t iw = ow * c.strides[1] - c.pad_begin[1] + j * c.dilations[1];
-              if (iw >= 0 && iw < W) sum += trow[iw];
-            }
-          }
-          const auto v = static_cast<float>(static_cast<double>(sum) * static_cast<double>(c.offset) * s);
-          float* out = y + (row * OW + ow) * O;
-          for (int64_t o = 0; o < O; ++o) out[o] = v * factor[o];
-        }
-      }
-    });
+    ShareGeometry g = geometry;
+    g.factor = factors.data();
+    const int threads = N * g.OH * g.OW * g.O < (1 << 15) ? 1 : ctx.threads;
+    parallel_range(threads, N * g.H * g.W, 1024,
+                   [&](int64_t lo, int64_t hi) { pixel_sums(x, c.src_signed, t, lo, hi, C, zp); });
+    parallel_range(threads, N * g.OH, 1,
+                   [&](int64_t lo, int64_t hi) { share_rows(g, t, y, static_cast<double>(c.offset) * s, lo, hi); });
     return Status::ok();
   }
 };
@@ -97,7 +124,7 @@ Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>
 }
 
 Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
-                                  const std::string& label) {
+                                  const std::string& label, int into) {
   if (x.size() != 4 || dst.size() != 4 || c.kernel.size() != 2 || c.strides.size() != 2 ||
       c.dilations.size() != 2 || c.pad_begin.size() != 2)
     return unsupported(label + " offset weights: 2-D convolutions only");
@@ -108,15 +135,29 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   k->src = c.src;
   k->N = x[0];
   k->C = x[1];
-  k->H = x[2];
-  k->W = x[3];
-  k->O = dst[1];
-  k->OH = dst[2];
-  k->OW = dst[3];
+  ShareGeometry& g = k->geometry;
+  g.H = x[2];
+  g.W = x[3];
+  g.O = dst[1];
+  g.OH = dst[2];
+  g.OW = dst[3];
+  g.kh = c.kernel[0];
+  g.kw = c.kernel[1];
+  g.sh = c.strides[0];
+  g.sw = c.strides[1];
+  g.dh = c.dilations[0];
+  g.dw = c.dilations[1];
+  g.ph = c.pad_begin[0];
+  g.pw = c.pad_begin[1];
   k->factors.assign(static_cast<size_t>(dst[1]), 1.0f);
   for (size_t o = 0; o < c.factor.size() && o < k->factors.size(); ++o) k->factors[o] = static_cast<float>(c.factor[o]);
-  k->sums = b.add_temp(DataType::int64, {x[0], 1, x[2], x[3]}, Layout::plain);
-  k->dst = b.add_temp(DataType::float32, dst, Layout::nhwc);
+  if (x[1] > INT32_MAX / 512) return unsupported(label + " offset weights: too many channels for int32 pixel sums");
+  k->sums = b.add_temp(DataType::int32, {x[0], 1, x[2], x[3]}, Layout::plain);
+  if (into >= 0 && (b.val(into).dtype != DataType::float32 || b.val(into).layout != Layout::nhwc ||
+                    b.val(into).shape != dst))
+    return internal_error(label + " offset correction: the destination is not float32 channels-last " +
+                          shape_to_string(dst));
+  k->dst = into >= 0 ? into : b.add_temp(DataType::float32, dst, Layout::nhwc);
   k->reads = {c.src};
   if (c.src_zp.value >= 0) k->reads.push_back(c.src_zp.value);
   if (c.runtime >= 0) k->reads.push_back(c.runtime);

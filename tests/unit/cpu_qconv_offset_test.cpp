@@ -33,6 +33,7 @@ struct Layer {
   bool runtime_scale = true;   // DynamicQuantizeLinear's scale; else a known uint8 input's
   bool relu_first = false;     // the tail opens with Relu (no affine head)
   bool quantized_output = false;  // the tail ends in QuantizeLinear (an 8-bit destination)
+  int64_t batch = 1;
 };
 
 std::string trace(const Layer& l) {
@@ -40,7 +41,7 @@ std::string trace(const Layer& l) {
          " stride=" + std::to_string(l.stride) + " dilation=" + std::to_string(l.dilation) +
          " pad=" + std::to_string(l.pad) + " w_zero_point=" + std::to_string(l.zero_point) +
          (l.runtime_scale ? " runtime scale" : " known scale") + (l.relu_first ? ", Relu first" : "") +
-         (l.quantized_output ? ", quantized output" : "");
+         (l.quantized_output ? ", quantized output" : "") + ", batch " + std::to_string(l.batch);
 }
 
 // [DynamicQuantizeLinear ->] ConvInteger -> Cast -> Mul(scale) -> Add(bias) -> Relu, or with the
@@ -60,7 +61,7 @@ GraphBuilder layer(const Layer& l) {
     for (int64_t o = 0; o < l.O; ++o) z.push_back(static_cast<uint8_t>((o * 97) % 256));
     zp = Tensor::from_vector<uint8_t>({l.O}, z);
   }
-  const Shape xshape = {1, l.C, 13, 11};
+  const Shape xshape = {l.batch, l.C, 13, 11};
   GraphBuilder q;
   q.init("w", random_ints<uint8_t>({l.O, l.C, l.K, l.K}, 0, 255, 41))
       .init("wz", zp)
@@ -128,13 +129,14 @@ TEST(CpuQConvOffset, AsymmetricUint8WeightsRunOnTheInt8PartPlusTheOffsetsShare) 
       l.runtime_scale = runtime;
       layers.push_back(l);
     }
-  // Window geometry: 1x1, stride 2, dilation 2 with padding, no padding, a wider window.
-  // (Layer: C, O, K, stride, dilation, pad, weight zero point, runtime scale.)
+  // Window geometry: 1x1, stride 2, dilation 2 with padding, no padding, a wider window; a batch.
+  // (Layer: C, O, K, stride, dilation, pad, weight zero point, runtime scale, ..., batch.)
   layers.push_back(Layer{16, 32, 1, 1, 1, 0, 30});
   layers.push_back(Layer{24, 20, 3, 2, 1, 1, 60});
   layers.push_back(Layer{24, 20, 3, 1, 2, 2, 200});
   layers.push_back(Layer{24, 20, 3, 1, 1, 0, 60, false});
   layers.push_back(Layer{8, 48, 5, 1, 1, 2, 10});
+  layers.push_back(Layer{24, 20, 3, 2, 1, 1, 60, true, false, false, 3});
   for (const Layer& l : layers) {
     SCOPED_TRACE(trace(l));
     const GraphBuilder q = layer(l);

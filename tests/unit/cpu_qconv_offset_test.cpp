@@ -6,7 +6,8 @@
 // strides and dilations, a runtime dynamic-quantization scale and a known one, a float tail
 // whose per-channel head oneDNN takes as output scales and one that opens with an activation (no
 // head: the share joins the accumulator), and weights whose zero points differ so much per
-// channel that no single offset covers them (another route, the same numbers).
+// channel that no single offset covers them (another route, the same numbers); QLinearConv with
+// uint8 or int8 sources, per-tensor and per-channel scales, destination zero points 0 and 110.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -187,6 +188,63 @@ TEST(CpuQConvOffset, AQuantizedTailReadsTheShareFromAMap) {
       EXPECT_GT(above, r.ref[0].tensor.numel() / 10) << "the outputs exercise the arithmetic";
     }
   }
+}
+
+// QLinearConv (QOperator files written with uint8 weights): the share is scaled by the
+// requantization x_scale * w_scale[o] / y_scale and added before the result is rounded.
+GraphBuilder qlinear_layer(bool signed_source, bool per_channel_scales, uint8_t y_zero_point, uint32_t seed) {
+  const int64_t C = 16, O = 24;
+  std::vector<float> ws;
+  for (int64_t o = 0; o < O; ++o) ws.push_back(per_channel_scales ? 0.002f + 0.0004f * static_cast<float>(o % 5) : 0.003f);
+  std::vector<int32_t> bias;
+  for (int64_t o = 0; o < O; ++o) bias.push_back(static_cast<int32_t>(o * 997 % 4001) - 2000);
+  GraphBuilder q;
+  if (signed_source) {
+    q.input("x", random_ints<int8_t>({1, C, 10, 12}, -128, 127, seed)).init("xz", Tensor::scalar<int8_t>(-8));
+  } else {
+    q.input("x", random_ints<uint8_t>({1, C, 10, 12}, 0, 255, seed)).init("xz", Tensor::scalar<uint8_t>(120));
+  }
+  q.init("xs", Tensor::scalar<float>(0.02f))
+      .init("w", random_ints<uint8_t>({O, C, 3, 3}, 0, 255, seed + 1))
+      .init("ws", per_channel_scales ? Tensor::from_vector<float>({O}, ws) : Tensor::scalar<float>(ws[0]))
+      .init("wz", Tensor::scalar<uint8_t>(60))
+      .init("ys", Tensor::scalar<float>(0.5f))
+      .init("yz", Tensor::scalar<uint8_t>(y_zero_point))
+      .init("b", Tensor::from_vector<int32_t>({O}, bias))
+      .node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"}, {"y"},
+            {{"pads", attr_ints({1, 1, 1, 1})}})
+      .output("y");
+  return q;
+}
+
+TEST(CpuQConvOffset, AQLinearConvAddsTheShareBeforeItRounds) {
+  REQUIRE_CPU();
+  uint32_t seed = 50;
+  for (bool signed_source : {false, true})
+    for (bool per_channel : {false, true})
+      for (uint8_t yz : {uint8_t{0}, uint8_t{110}}) {
+        SCOPED_TRACE(std::string(signed_source ? "int8" : "uint8") + " source, " +
+                     (per_channel ? "per-channel" : "per-tensor") + " scales, y zero point " + std::to_string(yz));
+        const GraphBuilder q = qlinear_layer(signed_source, per_channel, yz, seed += 3);
+        const std::string text = describe_cpu(q);
+        if (tandem::cpu::onednn_has_vnni()) {
+          EXPECT_TRUE(offset_route(text)) << text;
+        }
+        for (int threads : {1, 2}) {
+          Runs r = run_both(q, threads);
+          EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+          ASSERT_EQ(r.cpu.size(), 1u);
+          ASSERT_EQ(r.ref.size(), 1u);
+          const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QLinearConv output");
+          EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
+          int64_t inside = 0;  // neither saturated
+          for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) {
+            const uint8_t v = r.ref[0].tensor.data<uint8_t>()[i];
+            inside += v > 0 && v < 255;
+          }
+          EXPECT_GT(inside, r.ref[0].tensor.numel() / 2) << "the outputs exercise the arithmetic";
+        }
+      }
 }
 
 TEST(CpuQConvOffset, ZeroPointsTooFarApartForOneOffsetTakeAnotherRoute) {

@@ -19,9 +19,17 @@ namespace {
 using namespace int8_test;
 using testing::attr_ints;
 
-// Two QLinearConvs with uint8 weights of zero point 0 (they leave int8, so every ISA path from
-// AVX2 up takes the float32 route, and the baseline the direct loops), the first one's output
-// also dequantized (a second graph output, so it stays 8-bit between the two).
+// Two QLinearConvs with uint8 weights whose per-channel zero points alternate between 0 and 255
+// (their differences span [-255, 255]: they leave int8, and no single offset brings them back,
+// so every ISA path from AVX2 up takes the float32 route, and the baseline the direct loops),
+// the first one's output also dequantized (a second graph output, so it stays 8-bit between the
+// two).
+Tensor alternating_zero_points(int64_t channels) {
+  std::vector<uint8_t> z;
+  for (int64_t o = 0; o < channels; ++o) z.push_back(o % 2 == 0 ? 0 : 255);
+  return Tensor::from_vector<uint8_t>({channels}, z);
+}
+
 GraphBuilder two_products(DataType act, uint32_t seed, int64_t mid) {  // mid: channels of y
   const bool s8 = act == DataType::int8;
   auto zero_point = [&](int v) { return s8 ? Tensor::scalar<int8_t>(static_cast<int8_t>(v - 128)) : Tensor::scalar<uint8_t>(static_cast<uint8_t>(v)); };
@@ -31,15 +39,16 @@ GraphBuilder two_products(DataType act, uint32_t seed, int64_t mid) {  // mid: c
       .init("xz", zero_point(120))
       .init("w1", random_ints<uint8_t>({mid, 5, 3, 3}, 0, 255, seed + 1))
       .init("w1s", Tensor::scalar<float>(0.004f))
-      .init("wz", Tensor::scalar<uint8_t>(0))
+      .init("wz1", alternating_zero_points(mid))
+      .init("wz2", alternating_zero_points(7))
       .init("ys", Tensor::scalar<float>(1.7f))
       .init("yz", zero_point(110))
       .init("w2", random_ints<uint8_t>({7, mid, 1, 1}, 0, 255, seed + 2))
       .init("w2s", Tensor::scalar<float>(0.003f))
       .init("zs", Tensor::scalar<float>(0.9f))
       .init("zz", zero_point(100))
-      .node("QLinearConv", {"x", "xs", "xz", "w1", "w1s", "wz", "ys", "yz"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}})
-      .node("QLinearConv", {"y", "ys", "yz", "w2", "w2s", "wz", "zs", "zz"}, {"z"})
+      .node("QLinearConv", {"x", "xs", "xz", "w1", "w1s", "wz1", "ys", "yz"}, {"y"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("QLinearConv", {"y", "ys", "yz", "w2", "w2s", "wz2", "zs", "zz"}, {"z"})
       .node("DequantizeLinear", {"y", "ys", "yz"}, {"yf"})
       .output("z")
       .output("yf");

@@ -183,6 +183,20 @@ struct OffsetCorrection {
 // returns the value written.
 Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
                                   const std::string& label, int into = -1);
+// The same for a convolution whose product the share joins: `c` holds the source, the offset and
+// the window; the source's zero point is the value `x_zp` (-1: none), and the factors are the
+// affine head's (scale[o] and its runtime scalar) when `head` has ops, else QLinearConv's
+// requantization from the known scale values `x_scale`, `w_scale`, `y_scale` (x_scale -1: a
+// ConvInteger without a head, factor 1).
+struct ProductAffine;
+Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,
+                             int w_scale, int y_scale, const Shape& x, const Shape& dst, int into,
+                             const std::string& label);
+// A convolution's int32 bias with a constant source zero point x_z folded in: bias[o] - x_z *
+// sum(w8[o]) (`bias` may be undefined: 0), exact only without padding (a padded tap holds the
+// zero point, not 0). Fails when a value leaves int32.
+Result<Tensor> bias_with_source_zero_point(const Tensor& w8, const Tensor& bias, int64_t x_zero_point,
+                                           int64_t channels);
 
 // The backend's own integer products (qdirect.cpp), for what oneDNN cannot take exactly:
 // weights whose difference from their zero point leaves int8, or u8 x s8 products that could

@@ -400,6 +400,21 @@ Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_
   return out;
 }
 
+Result<Tensor> bias_with_source_zero_point(const Tensor& w8, const Tensor& bias, int64_t x_zero_point,
+                                           int64_t channels) {
+  const int64_t per_channel = w8.numel() / channels;  // [O, C/G, k...]: each output channel's weights in a row
+  const int8_t* wd = w8.data<int8_t>();
+  std::vector<int32_t> folded(static_cast<size_t>(channels));
+  for (int64_t o = 0; o < channels; ++o) {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < per_channel; ++k) sum += wd[o * per_channel + k];
+    const int64_t v = (bias.defined() ? bias.data<int32_t>()[o] : 0) - x_zero_point * sum;
+    if (v < INT32_MIN || v > INT32_MAX) return unsupported("a bias with the source zero point folded in leaves int32");
+    folded[static_cast<size_t>(o)] = static_cast<int32_t>(v);
+  }
+  return Tensor::from_vector<int32_t>({channels}, folded);
+}
+
 Result<DnnlKernel::Arg> zero_point_arg(Builder& b, int v, int arg, const std::string& label, bool* is_zero) {
   using dt = dnnl::memory::data_type;
   *is_zero = false;

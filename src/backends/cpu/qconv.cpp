@@ -98,26 +98,6 @@ bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_
   return true;
 }
 
-// What runs on the product's float value v after it, where readers were absorbed (QLinearConv's
-// chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's tail: v = acc).
-struct FloatTail {
-  bool active = false;
-  EwProgram fused;    // as post-ops, from v
-  EwProgram unfused;  // in the elementwise kernel, from v
-  bool quantized = false;  // the result is converted to the output's 8-bit type
-  int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
-};
-
-// The unfused tail: `v` (float32) through the program in the elementwise kernel, then, for a
-// quantized output, a saturating conversion into `out`.
-Status add_tail_unfused(Builder& b, const FloatTail& tail, int v, int out, const std::string& label) {
-  TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::plain));
-  if (!tail.quantized) return add_elementwise(b, tail.unfused, v, out, label + " (float tail)");
-  const int f = b.add_temp(DataType::float32, b.val(v).shape, b.val(v).layout);
-  TANDEM_RETURN_IF_ERROR(add_elementwise(b, tail.unfused, v, f, label + " (requantized tail)"));
-  b.define(out, b.val(f).layout);
-  return add_reorder(b, f, out, label + " (requantized tail)");
-}
 
 Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const Node& n = *step.node;
@@ -258,7 +238,10 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // Weights off int8 by a common offset (asymmetric uint8 weights): the product runs on the
   // int8 part and a post-op adds the offset's share (qconv_offset.cpp). TANDEM_CPU_QOFFSET=0: not.
   int32_t offset = 0;
-  if (!int8_weights && !qlinear && tail.active && xs.size() == 4 && G == 1 && feature_enabled("QOFFSET")) {
+  // (QLinearConv: with known scales, whose requantization factors the share is scaled by.)
+  const bool known_requantization = !qlinear || (b.known(in(1)) && b.known(in(4)) && b.known(in(6)));
+  if (!int8_weights && (qlinear || tail.active) && known_requantization && xs.size() == 4 && G == 1 &&
+      feature_enabled("QOFFSET")) {
     Result<OffsetWeights> split = offset_weights(*wt, wzp, label);
     if (split) {
       offset = split->offset;
@@ -299,20 +282,10 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // (`bias` stays as it is for the own kernel, which the primitive may still fall back to.)
   Tensor dnnl_bias = bias;
   if (!src_zero && src_zp.value < 0 && unpadded) {
-    const int64_t zx = *static_cast<const int32_t*>(src_zp.memory.get_data_handle());
-    const int64_t per_channel = w8.numel() / O;  // [O, C/G, k...]: each output channel's weights in a row
-    const int8_t* wd = w8.data<int8_t>();
-    std::vector<int32_t> folded(static_cast<size_t>(O));
-    bool fits = true;
-    for (int64_t o = 0; o < O && fits; ++o) {
-      int64_t sum = 0;
-      for (int64_t k = 0; k < per_channel; ++k) sum += wd[o * per_channel + k];
-      const int64_t v = (bias.defined() ? bias.data<int32_t>()[o] : 0) - zx * sum;
-      fits = v >= INT32_MIN && v <= INT32_MAX;
-      folded[static_cast<size_t>(o)] = static_cast<int32_t>(v);
-    }
-    if (fits) {
-      dnnl_bias = Tensor::from_vector<int32_t>({O}, folded);
+    Result<Tensor> folded =
+        bias_with_source_zero_point(w8, bias, *static_cast<const int32_t*>(src_zp.memory.get_data_handle()), O);
+    if (folded) {
+      dnnl_bias = std::move(folded).value();
       src_zero = true;
     }
   }
@@ -412,7 +385,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
       // post-op) keeps a value within a float32 rounding of a half-integer from landing one
       // unit away from the reference's round(v) + zero_point. A constant zero point is then
       // added by a second post-op (exact on the rounded value) rather than as oneDNN's.
-      dnnl::post_ops round;
+      dnnl::post_ops round = a->tail_ops;  // (empty, or the weight offset's share)
       round.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
       if (a->dst_zp.value < 0) {
         const int32_t zy = *static_cast<const int32_t*>(a->dst_zp.memory.get_data_handle());
@@ -420,6 +393,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
         a->dst_zero = true;
       }
       attr.set_post_ops(round);
+    } else if (a->tail_ops.len() > 0) {
+      attr.set_post_ops(a->tail_ops);  // the weight offset's share alone
     }
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     // Requantization: one scale per output channel (dst dim 1), or one for all.
@@ -530,20 +505,15 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   if (offset != 0) {
     OffsetCorrection oc;
     oc.src = src;
-    oc.src_signed = b.val(src).dtype == DataType::int8;
-    std::vector<int> zp_reads;
-    TANDEM_ASSIGN_OR_RETURN(oc.src_zp, read_zero_point(b, x_zp, label + " x zero point", &zp_reads));
     oc.offset = offset;
-    if (chosen.head.ops > 0) {
-      oc.factor = chosen.head.scale;
-      if (oc.factor.size() == 1) oc.factor.assign(static_cast<size_t>(O), oc.factor[0]);
-      oc.runtime = chosen.head.runtime;
-    }
     oc.kernel = kernel;
     oc.strides = win->strides;
     oc.dilations = win->dilations;
     oc.pad_begin = win->pad_begin;
-    TANDEM_ASSIGN_OR_RETURN(offset_share.value, add_offset_correction(b, oc, xs, dst, label, chosen.offset_sum ? conv_out : -1));
+    const int into = chosen.offset_sum ? conv_out : -1;
+    TANDEM_ASSIGN_OR_RETURN(offset_share.value,
+                            add_offset_share(b, std::move(oc), x_zp, chosen.head, qlinear ? in(1) : -1, in(4), in(6),
+                                             xs, dst, into, label));
     offset_share.arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(chosen.offset_post_op) | DNNL_ARG_SRC_1;
     if (chosen.offset_sum) offset_share.value = -1;  // dst itself holds it
   }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backends/cpu/int8.h"
+#include "backends/cpu/product_affine.h"
 #include "backends/cpu/runtime_env.h"
 #include "backends/cpu/threads.h"
 
@@ -166,6 +167,28 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   const int out = k->dst;
   b.add_kernel(std::move(k));
   return out;
+}
+
+Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,
+                             int w_scale, int y_scale, const Shape& x, const Shape& dst, int into,
+                             const std::string& label) {
+  const int64_t O = dst[1];
+  c.src_signed = b.val(c.src).dtype == DataType::int8;
+  std::vector<int> zp_reads;
+  TANDEM_ASSIGN_OR_RETURN(c.src_zp, read_zero_point(b, x_zp, label + " x zero point", &zp_reads));
+  if (head.ops > 0) {
+    c.factor = head.scale;
+    if (c.factor.size() == 1) c.factor.assign(static_cast<size_t>(O), c.factor[0]);
+    c.runtime = head.runtime;
+  } else if (x_scale >= 0) {
+    // QLinearConv's requantization x_scale * w_scale[o] / y_scale, formed in float32 as its
+    // output scales are (output_scales).
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sx, known_scales(b, x_scale, 1, label + " x scale"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sw, known_scales(b, w_scale, O, label + " weight scale"));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sy, known_scales(b, y_scale, 1, label + " y scale"));
+    for (int64_t o = 0; o < O; ++o) c.factor.push_back(sx[0] * sw[static_cast<size_t>(o)] / sy[0]);
+  }
+  return add_offset_correction(b, c, x, dst, label, into);
 }
 
 }  // namespace tandem::cpu

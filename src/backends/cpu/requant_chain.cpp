@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backends/cpu/dnnl_kernel.h"
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/ew_post_ops.h"
 #include "backends/cpu/int8.h"
@@ -150,6 +151,15 @@ bool RequantChain::float_table(const std::function<const Tensor*(int)>& constant
   if (!with_immediates(constant, &p)) return false;
   evaluate_all(p, y_type, y_zero_point, table);
   return true;
+}
+
+Status add_tail_unfused(Builder& b, const FloatTail& tail, int v, int out, const std::string& label) {
+  TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::plain));
+  if (!tail.quantized) return add_elementwise(b, tail.unfused, v, out, label + " (float tail)");
+  const int f = b.add_temp(DataType::float32, b.val(v).shape, b.val(v).layout);
+  TANDEM_RETURN_IF_ERROR(add_elementwise(b, tail.unfused, v, f, label + " (requantized tail)"));
+  b.define(out, b.val(f).layout);
+  return add_reorder(b, f, out, label + " (requantized tail)");
 }
 
 }  // namespace tandem::cpu

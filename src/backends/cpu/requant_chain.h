@@ -30,7 +30,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
+#include "backends/cpu/builder.h"
 #include "backends/cpu/compiled_graph.h"
 #include "backends/cpu/ew_program.h"
 #include "tandem/tensor.h"
@@ -72,5 +74,20 @@ struct RequantChain {
   // The same for a chain that ends in float: table[byte] is the chain's float32 result.
   bool float_table(const std::function<const Tensor*(int)>& constant, float table[256]) const;
 };
+
+// What runs on a quantized product's float value v after it, where readers were absorbed
+// (QLinearConv's chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's
+// tail: v = acc).
+struct FloatTail {
+  bool active = false;
+  EwProgram fused;    // as post-ops, from v
+  EwProgram unfused;  // in the elementwise kernel, from v
+  bool quantized = false;  // the result is converted to the output's 8-bit type
+  int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
+};
+
+// The unfused tail: `v` (float32) through the program in the elementwise kernel, then, for a
+// quantized output, a saturating conversion into `out`.
+Status add_tail_unfused(Builder& b, const FloatTail& tail, int v, int out, const std::string& label);
 
 }  // namespace tandem::cpu

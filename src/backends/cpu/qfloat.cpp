@@ -182,16 +182,16 @@ TANDEM_TARGET_AVX2 inline __m128i requant8_bytes(__m256 v, __m256d m0, __m256d m
   return std::is_same_v<T, uint8_t> ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
 }
 
-// The same into a channels-last output: pixel s's `lanes` values go to y + s * C (the block's
-// first channel), eight consecutive bytes per pixel.
+// The same into a channels-last output: pixel s's `lanes` values (at most 8; src + s * stride)
+// go to y + s * C (their first channel), consecutive bytes per pixel.
 template <class T>
-TANDEM_TARGET_AVX2 void requant_pixels_avx2(const float* src, int64_t lanes, int64_t s0, int64_t s1,
+TANDEM_TARGET_AVX2 void requant_pixels_avx2(const float* src, int64_t stride, int64_t lanes, int64_t s0, int64_t s1,
                                             const double* mult, double zp, T* y, int64_t C) {
   constexpr double lo = std::is_same_v<T, uint8_t> ? 0.0 : -128.0, hi = std::is_same_v<T, uint8_t> ? 255.0 : 127.0;
   const __m256d m0 = _mm256_loadu_pd(mult), m1 = _mm256_loadu_pd(mult + 4);
   const __m256d z = _mm256_set1_pd(zp), vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
   for (int64_t s = s0; s < s1; ++s) {
-    const __m128i bytes = requant8_bytes<T>(_mm256_loadu_ps(src + s * 8), m0, m1, z, vlo, vhi);
+    const __m128i bytes = requant8_bytes<T>(_mm256_loadu_ps(src + s * stride), m0, m1, z, vlo, vhi);
     if (lanes == 8) {
       _mm_storel_epi64(reinterpret_cast<__m128i*>(y + s * C), bytes);
     } else {
@@ -250,13 +250,19 @@ class FloatAccStoreKernel final : public IntegerKernelBase {
       const float* src = a + (n * blocks + ob) * S * block;
       if (channels_last) {
         const int64_t first = n * S * O + ob * block;  // pixel s, lane l: first + s * O + l
-        if (st.multipliers && is_8bit(st.type) && block == 8 && cpu_isa_level() == 1) {
-          double mult[8] = {0};
+        // AVX2 and up: eight lanes at a time (a 16-lane block in two halves).
+        if (st.multipliers && is_8bit(st.type) && cpu_isa_level() >= 1 && block % 8 == 0) {
+          double mult[kMaxBlock] = {0};
           for (int64_t l = 0; l < lanes; ++l) mult[l] = st.multipliers[st.count == 1 ? 0 : ob * block + l];
-          if (st.type == DataType::uint8)
-            requant_pixels_avx2<uint8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<uint8_t*>(y) + first, O);
-          else
-            requant_pixels_avx2<int8_t>(src, lanes, s0, s1, mult, st.zp, static_cast<int8_t*>(y) + first, O);
+          for (int64_t h = 0; h * 8 < lanes; ++h) {
+            const int64_t half = std::min<int64_t>(8, lanes - h * 8);
+            if (st.type == DataType::uint8)
+              requant_pixels_avx2<uint8_t>(src + h * 8, block, half, s0, s1, mult + h * 8, st.zp,
+                                           static_cast<uint8_t*>(y) + first + h * 8, O);
+            else
+              requant_pixels_avx2<int8_t>(src + h * 8, block, half, s0, s1, mult + h * 8, st.zp,
+                                          static_cast<int8_t*>(y) + first + h * 8, O);
+          }
           return;
         }
         for (int64_t s = s0; s < s1; ++s)

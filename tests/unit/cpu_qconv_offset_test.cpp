@@ -7,7 +7,8 @@
 // whose per-channel head oneDNN takes as output scales and one that opens with an activation (no
 // head: the share joins the accumulator), and weights whose zero points differ so much per
 // channel that no single offset covers them (another route, the same numbers); QLinearConv with
-// uint8 or int8 sources, per-tensor and per-channel scales, destination zero points 0 and 110.
+// uint8 or int8 sources, per-tensor and per-channel scales, destination zero points 0 and 110;
+// QDQ convolutions of such weights, with one group and depthwise.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -245,6 +246,62 @@ TEST(CpuQConvOffset, AQLinearConvAddsTheShareBeforeItRounds) {
           EXPECT_GT(inside, r.ref[0].tensor.numel() / 2) << "the outputs exercise the arithmetic";
         }
       }
+}
+
+// QDQ files with asymmetric uint8 weights: DequantizeLinear(x) and DequantizeLinear(w, zero
+// point 60) into a Conv (one group, or depthwise), then QuantizeLinear, or a float output
+// through Relu. The fusion recovers the uint8 grid from the folded float weights; the products
+// run in 8 bits (one group: the weight-offset route) and agree with the reference within a unit
+// (8-bit output) or a float32 rounding (float output).
+GraphBuilder qdq_layer(int64_t group, bool float_output, uint32_t seed) {
+  const int64_t C = 16, O = 16;
+  GraphBuilder q;
+  q.input("x", random_floats({1, C, 9, 10}, seed, -1.0f, 2.0f))
+      .init("xs", Tensor::scalar<float>(0.012f))
+      .init("xz", Tensor::scalar<uint8_t>(85))
+      .init("wq", random_ints<uint8_t>({O, C / group, 3, 3}, 0, 255, seed + 1))
+      .init("ws", Tensor::scalar<float>(0.004f))
+      .init("wz", Tensor::scalar<uint8_t>(60))
+      .init("ys", Tensor::scalar<float>(0.05f))
+      .init("yz", Tensor::scalar<uint8_t>(100))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"})
+      .node("Conv", {"xf", "wf"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"group", attr_int(group)}});
+  if (float_output) {
+    q.node("Relu", {"c"}, {"y"}).output("y");
+  } else {
+    q.node("QuantizeLinear", {"c", "ys", "yz"}, {"y"}).output("y");
+  }
+  return q;
+}
+
+TEST(CpuQConvOffset, QdqConvolutionsWithAsymmetricUint8WeightsRunIn8Bits) {
+  REQUIRE_CPU();
+  uint32_t seed = 90;
+  for (int64_t group : {int64_t{1}, int64_t{16}})
+    for (bool float_output : {false, true}) {
+      SCOPED_TRACE("group " + std::to_string(group) + (float_output ? ", float output" : ", 8-bit output"));
+      const GraphBuilder q = qdq_layer(group, float_output, seed += 5);
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      if (tandem::cpu::onednn_has_vnni()) {
+        EXPECT_NE(text.find(float_output ? "ConvInteger" : "QLinearConv"), std::string::npos) << text;
+        EXPECT_EQ(offset_route(text), group == 1) << text;
+      }
+      for (int threads : {1, 2}) {
+        Runs r = run_both(q, threads);
+        ASSERT_EQ(r.cpu.size(), 1u);
+        ASSERT_EQ(r.ref.size(), 1u);
+        if (float_output) {
+          const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{2e-5, 2e-5});
+          EXPECT_TRUE(close.is_ok()) << close.to_string();
+        } else {
+          const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ output");
+          EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
+        }
+      }
+    }
 }
 
 TEST(CpuQConvOffset, ZeroPointsTooFarApartForOneOffsetTakeAnotherRoute) {

@@ -324,7 +324,15 @@ bool onednn_has_vnni() {
   return vnni;
 }
 
-bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales) {
+namespace {
+
+// Float weights as integers d (|d| <= `limit`) times one scale per channel, when that is exact
+// (every weight equals float32(d * scale) bit for bit): the largest magnitude m of a channel is
+// k * scale for some k in 1..limit, tried with one and two ulps around m / k, finest grid first
+// or, with `coarsest`, coarsest first (which keeps each channel's integers within the range it
+// was quantized to). `d` is laid out like the weights.
+bool exact_weight_grid(const Tensor& wf, bool lead, int limit, bool coarsest, std::vector<int32_t>* d,
+                       std::vector<float>* scales) {
   const Shape& shape = wf.shape();
   if (wf.rank() == 0 || wf.numel() == 0 || wf.dtype() != DataType::float32) return false;
   const int64_t rows = shape[0], cols = wf.numel() / rows;
@@ -332,8 +340,7 @@ bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<floa
   const float* data = wf.data<float>();
   auto at = [&](int64_t c, int64_t i) { return lead ? data[c * cols + i] : data[i * cols + c]; };
   const int64_t per_channel = lead ? cols : rows;
-  *q = Tensor(DataType::int8, shape);
-  int8_t* qd = q->data<int8_t>();
+  d->assign(static_cast<size_t>(wf.numel()), 0);
   scales->assign(static_cast<size_t>(channels), 1.0f);
   for (int64_t c = 0; c < channels; ++c) {
     float m = 0.0f;
@@ -342,14 +349,10 @@ bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<floa
       if (!std::isfinite(x)) return false;
       m = std::max(m, std::fabs(x));
     }
-    // The largest magnitude is k * scale for some k in 1..127 (127 for weights quantized by
-    // their largest magnitude): try m / k and one and two ulps around it. Without VNNI,
-    // oneDNN's int8 products add pairs of u8 x s8 products in saturating int16, so only
-    // 7-bit weights (k up to kNoVnniWeightMax) fuse; wider ones keep the float path the QDQ
-    // graph describes, far faster than the own integer kernels they would need.
     bool found = m == 0.0f;
     float s = 1.0f;
-    for (int k = onednn_has_vnni() ? 127 : kNoVnniWeightMax; !found && k >= 1; --k) {
+    for (int step = 0; !found && step < limit; ++step) {
+      const int k = coarsest ? step + 1 : limit - step;
       const float base = m / static_cast<float>(k);
       for (int tries = 0; !found && tries < 5; ++tries) {
         s = base;
@@ -359,7 +362,7 @@ bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<floa
         for (int64_t i = 0; i < per_channel && found; ++i) {
           const float x = at(c, i);
           const float r = std::nearbyint(x / s);
-          found = std::fabs(r) <= 127.0f && r * s == x;
+          found = std::fabs(r) <= static_cast<float>(limit) && r * s == x;
         }
       }
     }
@@ -367,9 +370,35 @@ bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<floa
     (*scales)[static_cast<size_t>(c)] = s;
     for (int64_t i = 0; i < per_channel; ++i) {
       const int64_t idx = lead ? c * cols + i : i * cols + c;
-      qd[idx] = static_cast<int8_t>(std::nearbyint(data[idx] / s));
+      (*d)[static_cast<size_t>(idx)] = static_cast<int32_t>(std::nearbyint(data[idx] / s));
     }
   }
+  return true;
+}
+
+}  // namespace
+
+bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales) {
+  // Without VNNI, oneDNN's int8 products add pairs of u8 x s8 products in saturating int16, so
+  // only 7-bit weights fuse; wider ones keep the float path the QDQ graph describes, far faster
+  // than the own integer kernels they would need.
+  std::vector<int32_t> d;
+  if (!exact_weight_grid(wf, lead, onednn_has_vnni() ? 127 : kNoVnniWeightMax, false, &d, scales)) return false;
+  *q = Tensor(DataType::int8, wf.shape());
+  for (size_t i = 0; i < d.size(); ++i) q->data<int8_t>()[i] = static_cast<int8_t>(d[i]);
+  return true;
+}
+
+bool exact_uint8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales, uint8_t* zero_point) {
+  if (!onednn_has_vnni()) return false;
+  std::vector<int32_t> d;
+  if (!exact_weight_grid(wf, lead, 255, true, &d, scales)) return false;
+  const auto [lo, hi] = std::minmax_element(d.begin(), d.end());
+  if (*hi - *lo > 255) return false;
+  const int32_t z = std::max(-*lo, 0);  // q = d + z lies in [0, 255]
+  *zero_point = static_cast<uint8_t>(z);
+  *q = Tensor(DataType::uint8, wf.shape());
+  for (size_t i = 0; i < d.size(); ++i) q->data<uint8_t>()[i] = static_cast<uint8_t>(d[i] + z);
   return true;
 }
 

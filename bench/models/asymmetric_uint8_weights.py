@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Rewrites a dynamically quantized model (`tandem quantize --format dynamic`) with the weights
-that asymmetric quantizers write: each ConvInteger and MatMulInteger weight dequantized, then
-quantized again to uint8 with one scale and one zero point for the whole tensor (zero point
-round(-min / scale), scale (max - min) / 255 over the weights and 0), the form ONNX Runtime's
-dynamic quantization gives with `weight_type=QUInt8`. Their differences from the zero point
-then leave int8, which is what the cpu backend's weight-offset route (qconv_offset.cpp) is for.
+"""Rewrites a quantized model's convolution and matrix-product weights as asymmetric quantizers
+write them: each weight dequantized, then quantized again to uint8 with one scale and one zero
+point for the whole tensor (zero point round(-min / scale), scale (max - min) / 255 over the
+weights and 0), the form ONNX Runtime's quantizer gives with `weight_type=QUInt8`. Their
+differences from the zero point then leave int8, which is what the cpu backend's weight-offset
+route (src/backends/cpu/qconv_offset.cpp) is for.
 
     python3 bench/models/asymmetric_uint8_weights.py IN.onnx OUT.onnx
 
-Relies on the names `tandem quantize` gives (W_quantized, W_zero_point, W_scale). Prints how
-many weights it rewrote and how many of them leave int8. Needs numpy and onnx (Debian's
-python3-onnx).
+Takes the three formats `tandem quantize` writes:
+  dynamic    ConvInteger / MatMulInteger weights (their scale is the initializer W_scale that
+             the product's scale Mul reads, by the names `tandem quantize` gives)
+  qoperator  QLinearConv weights (the int32 bias is rescaled to the new weight scale)
+  qdq        DequantizeLinear of constant weights read only by Conv
+Prints how many weights it rewrote and how many of them leave int8. Needs numpy and onnx
+(Debian's python3-onnx).
 """
 import sys
 
@@ -19,43 +23,90 @@ import onnx
 from onnx import numpy_helper
 
 
+def asymmetric(real):
+    """uint8 data, scale and zero point for float weights `real` (one of each per tensor)."""
+    lo, hi = min(float(real.min()), 0.0), max(float(real.max()), 0.0)
+    scale = np.float32((hi - lo) / 255.0 if hi > lo else 1.0)
+    zero_point = np.uint8(np.clip(np.round(-lo / scale), 0, 255))
+    q = np.clip(np.round(real / scale) + zero_point, 0, 255).astype(np.uint8)
+    return q, scale, zero_point
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     model = onnx.load(sys.argv[1])
-    inits = {t.name: t for t in model.graph.initializer}
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
 
-    def put(name, array):
-        inits[name].CopyFrom(numpy_helper.from_array(array, name))
+    def array(name):
+        return numpy_helper.to_array(inits[name])
 
-    rewritten = outside = 0
-    for node in model.graph.node:
-        if node.op_type not in ("ConvInteger", "MatMulInteger") or len(node.input) < 4:
+    def put(name, value):
+        inits[name].CopyFrom(numpy_helper.from_array(value, name))
+
+    def real_weights(w, s, z, leading):
+        w, s, z = w.astype(np.float32), s.astype(np.float32), z.astype(np.float32)
+        shape = [-1] + [1] * (w.ndim - 1) if leading else [1] * (w.ndim - 1) + [-1]
+        return (w - (z.reshape(shape) if z.size > 1 else z)) * (s.reshape(shape) if s.size > 1 else s)
+
+    done = set()
+    ranges = []
+    for node in graph.node:
+        if node.op_type in ("ConvInteger", "MatMulInteger") and len(node.input) >= 4:
+            w, z = node.input[1], node.input[3]
+            s = w[: -len("_quantized")] + "_scale" if w.endswith("_quantized") else ""
+            if w in done or not {w, z, s} <= inits.keys():
+                continue
+            real = real_weights(array(w), array(s), array(z), node.op_type == "ConvInteger")
+            q, scale, zero_point = asymmetric(real)
+            put(s, np.array(scale, np.float32).reshape([1] * array(s).ndim if array(s).size > 1 else []))
+        elif node.op_type == "QLinearConv" and len(node.input) >= 6:
+            w, s, z = node.input[3], node.input[4], node.input[5]
+            if w in done or not {w, s, z} <= inits.keys() or len(readers[w]) != 1:
+                continue
+            old_scale = array(s).astype(np.float64)
+            real = real_weights(array(w), array(s), array(z), True)
+            q, scale, zero_point = asymmetric(real)
+            put(s, np.array(scale, np.float32))
+            if len(node.input) > 8 and node.input[8] in inits:  # bias in x_scale * w_scale units
+                bias = array(node.input[8]).astype(np.float64)
+                put(node.input[8], np.round(bias * old_scale / float(scale)).astype(np.int32))
+        elif node.op_type == "DequantizeLinear" and len(node.input) >= 2:
+            w, s = node.input[0], node.input[1]
+            z = node.input[2] if len(node.input) > 2 else ""
+            users = readers.get(node.output[0], [])
+            if w in done or w not in inits or s not in inits or not users:
+                continue
+            if any(u.op_type != "Conv" or u.input[1] != node.output[0] for u in users):
+                continue
+            zeros = array(z) if z in inits else np.zeros_like(array(s), np.int8)
+            real = real_weights(array(w), array(s), zeros, True)
+            q, scale, zero_point = asymmetric(real)
+            s_name, z_name = w + "_asymmetric_scale", w + "_asymmetric_zero_point"
+            graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), s_name),
+                                      numpy_helper.from_array(np.array(zero_point, np.uint8), z_name)])
+            del node.input[1:]
+            node.input.extend([s_name, z_name])
+            for attribute in list(node.attribute):
+                if attribute.name == "axis":
+                    node.attribute.remove(attribute)
+            z = None
+        else:
             continue
-        w_name, z_name = node.input[1], node.input[3]
-        if not w_name.endswith("_quantized") or w_name not in inits or z_name not in inits:
-            continue
-        s_name = w_name[: -len("_quantized")] + "_scale"
-        if s_name not in inits:
-            continue
-        w = numpy_helper.to_array(inits[w_name]).astype(np.float32)
-        z = numpy_helper.to_array(inits[z_name]).astype(np.float32)
-        s = numpy_helper.to_array(inits[s_name]).astype(np.float32)
-        # Per-channel parameters lie along the output channels: Conv's first axis, MatMul's last.
-        axis_shape = [-1] + [1] * (w.ndim - 1) if node.op_type == "ConvInteger" else [1] * (w.ndim - 1) + [-1]
-        real = (w - (z.reshape(axis_shape) if z.size > 1 else z)) * (s.reshape(axis_shape) if s.size > 1 else s)
-        lo, hi = min(float(real.min()), 0.0), max(float(real.max()), 0.0)
-        scale = np.float32((hi - lo) / 255.0 if hi > lo else 1.0)
-        zero_point = np.uint8(np.clip(np.round(-lo / scale), 0, 255))
-        q = np.clip(np.round(real / scale) + zero_point, 0, 255).astype(np.uint8)
-        put(w_name, q)
-        put(z_name, np.array(zero_point, np.uint8))
-        put(s_name, np.array(scale, np.float32).reshape([1] * s.ndim if s.size > 1 else []))
+        put(w, q)
+        if z:
+            put(z, np.array(zero_point, np.uint8))
+        done.add(w)
         d = q.astype(np.int32) - int(zero_point)
-        rewritten += 1
-        outside += int(d.min() < -128 or d.max() > 127)
+        ranges.append((int(d.min()), int(d.max())))
     onnx.save(model, sys.argv[2])
-    print(f"{rewritten} weights rewritten, {outside} with differences outside int8")
+    outside = sum(1 for lo, hi in ranges if lo < -128 or hi > 127)
+    print(f"{len(ranges)} weights rewritten, {outside} with differences outside int8")
 
 
 if __name__ == "__main__":

@@ -74,12 +74,15 @@ void parallel_two_passes(int threads, int64_t n, int64_t grain, F&& first, G&& s
 // f(n, cb, s0, s1) over images n < N, channel blocks cb < blocks and pixel ranges [s0, s1) of
 // `chunk` pixels out of S, on `threads` threads: the loop of kernels that walk a blocked layout
 // [N, blocks, S, block] (and the channels-last bytes that go with it) a block row at a time.
+// The threads split the pixels, each taking every channel block of its ranges: split by channel
+// blocks, two threads would write the same channels-last cache lines (a store of 64 channels
+// took 0.53 ms at two threads against 0.1 at one).
 template <class F>
 void parallel_block_rows(int threads, int64_t N, int64_t blocks, int64_t S, int64_t chunk, F&& f) {
   const int64_t chunks = (S + chunk - 1) / chunk;
   parallel_range(threads, N * blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t c = t % chunks, cb = (t / chunks) % blocks, n = t / chunks / blocks;
+      const int64_t cb = t % blocks, c = (t / blocks) % chunks, n = t / blocks / chunks;
       f(n, cb, c * chunk, c * chunk + chunk < S ? c * chunk + chunk : S);
     }
   });

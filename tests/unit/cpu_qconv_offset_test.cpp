@@ -11,6 +11,7 @@
 // QDQ convolutions of such weights, with one group and depthwise.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,30 @@ void expect_matches_reference(const GraphBuilder& q) {
 
 bool offset_route(const std::string& describe_text) { return describe_text.find("weight offset") != std::string::npos; }
 
+// The cpu backend's 8-bit outputs at one and two threads against the reference's: within one
+// unit (oneDNN rounds the requantized float32 value, the reference a double), under 1% of them
+// off. Returns the smallest share, over the runs, of the reference's outputs in (lo, hi).
+double expect_8bit_matches_reference(const GraphBuilder& q, const std::string& what, int lo, int hi) {
+  double share = 1;
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+    if (r.cpu.size() != 1 || r.ref.size() != 1) {
+      ADD_FAILURE() << what << ": no output";
+      return 0;
+    }
+    const int64_t n = r.ref[0].tensor.numel();
+    EXPECT_LT(expect_within_units(r.ref[0], r.cpu[0], 1, what), n / 100);
+    int64_t inside = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int v = r.ref[0].tensor.data<uint8_t>()[i];
+      inside += v > lo && v < hi;
+    }
+    share = std::min(share, static_cast<double>(inside) / static_cast<double>(n));
+  }
+  return share;
+}
+
 TEST(CpuQConvOffset, AsymmetricUint8WeightsRunOnTheInt8PartPlusTheOffsetsShare) {
   REQUIRE_CPU();
   std::vector<Layer> layers;
@@ -177,17 +202,7 @@ TEST(CpuQConvOffset, AQuantizedTailReadsTheShareFromAMap) {
     if (tandem::cpu::onednn_has_vnni()) {
       EXPECT_TRUE(offset_route(text)) << text;
     }
-    for (int threads : {1, 2}) {
-      Runs r = run_both(q, threads);
-      EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-      ASSERT_EQ(r.cpu.size(), 1u);
-      ASSERT_EQ(r.ref.size(), 1u);
-      const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "quantized output");
-      EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
-      int64_t above = 0;
-      for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) above += r.ref[0].tensor.data<uint8_t>()[i] > 3;
-      EXPECT_GT(above, r.ref[0].tensor.numel() / 10) << "the outputs exercise the arithmetic";
-    }
+    EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1) << "the outputs exercise the arithmetic";
   }
 }
 
@@ -231,20 +246,9 @@ TEST(CpuQConvOffset, AQLinearConvAddsTheShareBeforeItRounds) {
         if (tandem::cpu::onednn_has_vnni()) {
           EXPECT_TRUE(offset_route(text)) << text;
         }
-        for (int threads : {1, 2}) {
-          Runs r = run_both(q, threads);
-          EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-          ASSERT_EQ(r.cpu.size(), 1u);
-          ASSERT_EQ(r.ref.size(), 1u);
-          const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QLinearConv output");
-          EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
-          int64_t inside = 0;  // neither saturated
-          for (int64_t i = 0; i < r.ref[0].tensor.numel(); ++i) {
-            const uint8_t v = r.ref[0].tensor.data<uint8_t>()[i];
-            inside += v > 0 && v < 255;
-          }
-          EXPECT_GT(inside, r.ref[0].tensor.numel() / 2) << "the outputs exercise the arithmetic";
-        }
+        // Neither saturated, for most of them.
+        EXPECT_GT(expect_8bit_matches_reference(q, "QLinearConv output", 0, 255), 0.5)
+            << "the outputs exercise the arithmetic";
       }
 }
 
@@ -260,7 +264,7 @@ GraphBuilder qdq_layer(int64_t group, bool float_output, uint32_t seed) {
       .init("xs", Tensor::scalar<float>(0.012f))
       .init("xz", Tensor::scalar<uint8_t>(85))
       .init("wq", random_ints<uint8_t>({O, C / group, 3, 3}, 0, 255, seed + 1))
-      .init("ws", Tensor::scalar<float>(0.004f))
+      .init("ws", Tensor::scalar<float>(0.0003f))  // outputs mostly inside the 8-bit range
       .init("wz", Tensor::scalar<uint8_t>(60))
       .init("ys", Tensor::scalar<float>(0.05f))
       .init("yz", Tensor::scalar<uint8_t>(100))
@@ -289,17 +293,10 @@ TEST(CpuQConvOffset, QdqConvolutionsWithAsymmetricUint8WeightsRunIn8Bits) {
         EXPECT_NE(text.find(float_output ? "ConvInteger" : "QLinearConv"), std::string::npos) << text;
         EXPECT_EQ(offset_route(text), group == 1) << text;
       }
-      for (int threads : {1, 2}) {
-        Runs r = run_both(q, threads);
-        ASSERT_EQ(r.cpu.size(), 1u);
-        ASSERT_EQ(r.ref.size(), 1u);
-        if (float_output) {
-          const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{2e-5, 2e-5});
-          EXPECT_TRUE(close.is_ok()) << close.to_string();
-        } else {
-          const int64_t differ = expect_within_units(r.ref[0], r.cpu[0], 1, "QDQ output");
-          EXPECT_LT(differ, r.ref[0].tensor.numel() / 100);
-        }
+      if (float_output) {
+        expect_matches_reference(q);
+      } else {
+        EXPECT_GT(expect_8bit_matches_reference(q, "QDQ output", 0, 255), 0.5) << "the outputs exercise the arithmetic";
       }
     }
 }

@@ -6,8 +6,11 @@
 //   sum_k (x_k - x_zp) (w_k - w_zp) = sum_k (x_k - x_zp) w8_k + offset * S(p),
 // S(p) being the sum of x - x_zp over output pixel p's window (every input channel; padding adds
 // zero, as it holds the zero point). oneDNN's int8 kernels take w8; the second term is the
-// same for every output channel up to the head's per-channel factor, and is added by a binary
-// post-op from the map this file's kernel writes before each run.
+// same for every output channel up to the per-channel factor after it (the affine head's scale,
+// or QLinearConv's requantization). This file's kernel writes it, times each channel's factor,
+// before each run: into the product's float32 destination, which a sum post-op adds to, or into
+// a map of its own that a binary post-op reads (an 8-bit destination). oneDNN 2.6's int8
+// convolutions take no binary operand broadcast over channels, hence the full-size share.
 #include <algorithm>
 #include <climits>
 #include <cstring>

@@ -2,11 +2,12 @@
 """Rewrites a quantized model's convolution and matrix-product weights as asymmetric quantizers
 write them: each weight dequantized, then quantized again to uint8 with one scale and one zero
 point for the whole tensor (zero point round(-min / scale), scale (max - min) / 255 over the
-weights and 0), the form ONNX Runtime's quantizer gives with `weight_type=QUInt8`. Their
-differences from the zero point then leave int8, which is what the cpu backend's weight-offset
-route (src/backends/cpu/qconv_offset.cpp) is for.
+weights and 0), the form ONNX Runtime's quantizer gives with `weight_type=QUInt8`; with
+--per-channel, one scale and one zero point per output channel (ConvInteger, MatMulInteger and
+QLinearConv; `per_channel=True` there). Their differences from the zero point then leave int8,
+which is what the cpu backend's weight-offset route (src/backends/cpu/qconv_offset.cpp) is for.
 
-    python3 bench/models/asymmetric_uint8_weights.py IN.onnx OUT.onnx
+    python3 bench/models/asymmetric_uint8_weights.py IN.onnx OUT.onnx [--per-channel]
 
 Takes the three formats `tandem quantize` writes:
   dynamic    ConvInteger / MatMulInteger weights (their scale is the initializer W_scale that
@@ -23,8 +24,14 @@ import onnx
 from onnx import numpy_helper
 
 
-def asymmetric(real):
-    """uint8 data, scale and zero point for float weights `real` (one of each per tensor)."""
+def asymmetric(real, axis=None):
+    """uint8 data, scale and zero point for float weights `real`: one scale and zero point for
+    the tensor, or with `axis` one per index of that axis (arrays of that length)."""
+    if axis is not None:
+        moved = np.moveaxis(real, axis, 0)
+        parts = [asymmetric(channel) for channel in moved]
+        q = np.moveaxis(np.stack([p[0] for p in parts]), 0, axis)
+        return q, np.array([p[1] for p in parts], np.float32), np.array([p[2] for p in parts], np.uint8)
     lo, hi = min(float(real.min()), 0.0), max(float(real.max()), 0.0)
     scale = np.float32((hi - lo) / 255.0 if hi > lo else 1.0)
     zero_point = np.uint8(np.clip(np.round(-lo / scale), 0, 255))
@@ -33,9 +40,11 @@ def asymmetric(real):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if a != "--per-channel"]
+    per_channel = len(args) + 1 != len(sys.argv)
+    if len(args) != 2:
         sys.exit(__doc__)
-    model = onnx.load(sys.argv[1])
+    model = onnx.load(args[0])
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     readers = {}
@@ -62,20 +71,25 @@ def main():
             s = w[: -len("_quantized")] + "_scale" if w.endswith("_quantized") else ""
             if w in done or not {w, z, s} <= inits.keys():
                 continue
-            real = real_weights(array(w), array(s), array(z), node.op_type == "ConvInteger")
-            q, scale, zero_point = asymmetric(real)
-            put(s, np.array(scale, np.float32).reshape([1] * array(s).ndim if array(s).size > 1 else []))
+            conv = node.op_type == "ConvInteger"
+            real = real_weights(array(w), array(s), array(z), conv)
+            q, scale, zero_point = asymmetric(real, (0 if conv else 1) if per_channel else None)
+            if per_channel:  # the scale keeps its per-channel shape ([O, 1, 1] or [N])
+                shape = [-1] + [1] * (array(s).ndim - 1) if conv else [-1]
+                put(s, scale.reshape(shape))
+            else:
+                put(s, np.array(scale, np.float32).reshape([1] * array(s).ndim if array(s).size > 1 else []))
         elif node.op_type == "QLinearConv" and len(node.input) >= 6:
             w, s, z = node.input[3], node.input[4], node.input[5]
             if w in done or not {w, s, z} <= inits.keys() or len(readers[w]) != 1:
                 continue
             old_scale = array(s).astype(np.float64)
             real = real_weights(array(w), array(s), array(z), True)
-            q, scale, zero_point = asymmetric(real)
+            q, scale, zero_point = asymmetric(real, 0 if per_channel else None)
             put(s, np.array(scale, np.float32))
             if len(node.input) > 8 and node.input[8] in inits:  # bias in x_scale * w_scale units
                 bias = array(node.input[8]).astype(np.float64)
-                put(node.input[8], np.round(bias * old_scale / float(scale)).astype(np.int32))
+                put(node.input[8], np.round(bias * old_scale / scale.astype(np.float64)).astype(np.int32))
         elif node.op_type == "DequantizeLinear" and len(node.input) >= 2:
             w, s = node.input[0], node.input[1]
             z = node.input[2] if len(node.input) > 2 else ""
@@ -102,9 +116,12 @@ def main():
         if z:
             put(z, np.array(zero_point, np.uint8))
         done.add(w)
-        d = q.astype(np.int32) - int(zero_point)
+        zp = zero_point.astype(np.int32)
+        if zp.ndim:  # per output channel: along the leading axis, or a matrix product's last
+            zp = zp.reshape([-1] + [1] * (q.ndim - 1)) if node.op_type != "MatMulInteger" else zp
+        d = q.astype(np.int32) - zp
         ranges.append((int(d.min()), int(d.max())))
-    onnx.save(model, sys.argv[2])
+    onnx.save(model, args[1])
     outside = sum(1 for lo, hi in ranges if lo < -128 or hi > 127)
     print(f"{len(ranges)} weights rewritten, {outside} with differences outside int8")
 

@@ -5,8 +5,8 @@
 // points 0, 60 and 200 (offsets of both signs and the largest one), windows with padding,
 // strides and dilations, a runtime dynamic-quantization scale and a known one, a float tail
 // whose per-channel head oneDNN takes as output scales and one that opens with an activation (no
-// head: the share joins the accumulator), and weights whose zero points differ so much per
-// channel that no single offset covers them (another route, the same numbers); QLinearConv with
+// head: the share joins the accumulator), and zero points spread over 0..255 per channel (an
+// offset per channel); QLinearConv with
 // uint8 or int8 sources, per-tensor and per-channel scales, destination zero points 0 and 110;
 // QDQ convolutions of such weights, with one group and depthwise.
 #include <gtest/gtest.h>
@@ -301,14 +301,23 @@ TEST(CpuQConvOffset, QdqConvolutionsWithAsymmetricUint8WeightsRunIn8Bits) {
     }
 }
 
-TEST(CpuQConvOffset, ZeroPointsTooFarApartForOneOffsetTakeAnotherRoute) {
+// Zero points spread over 0..255, one per channel: each channel's weights minus its zero point
+// still span at most 256 values, so each channel takes an offset of its own.
+TEST(CpuQConvOffset, PerChannelZeroPointsTakeAnOffsetEach) {
   REQUIRE_CPU();
-  Layer l;
-  l.zero_point = -1;
-  SCOPED_TRACE(trace(l));
-  const GraphBuilder q = layer(l);
-  EXPECT_FALSE(offset_route(describe_cpu(q)));
-  expect_matches_reference(q);
+  for (bool quantized_output : {false, true}) {
+    Layer l;
+    l.zero_point = -1;
+    l.quantized_output = quantized_output;
+    SCOPED_TRACE(trace(l));
+    const GraphBuilder q = layer(l);
+    EXPECT_EQ(offset_route(describe_cpu(q)), tandem::cpu::onednn_has_vnni());
+    if (quantized_output) {
+      EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1) << "the outputs exercise the arithmetic";
+    } else {
+      expect_matches_reference(q);
+    }
+  }
 }
 
 }  // namespace

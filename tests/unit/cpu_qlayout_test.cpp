@@ -12,6 +12,7 @@
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
 #include "op_test_util.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -20,9 +21,9 @@ using namespace int8_test;
 using testing::attr_ints;
 
 // Two QLinearConvs with uint8 weights whose per-channel zero points alternate between 0 and 255
-// (their differences span [-255, 255]: they leave int8, and no single offset brings them back,
-// so every ISA path from AVX2 up takes the float32 route, and the baseline the direct loops),
-// the first one's output also dequantized (a second graph output, so it stays 8-bit between the
+// (their differences span [-255, 255]: they leave int8; with the weight-offset route turned off,
+// every ISA path from AVX2 up takes the float32 route, and the baseline the direct loops), the
+// first one's output also dequantized (a second graph output, so it stays 8-bit between the
 // two).
 Tensor alternating_zero_points(int64_t channels) {
   std::vector<uint8_t> z;
@@ -57,6 +58,7 @@ GraphBuilder two_products(DataType act, uint32_t seed, int64_t mid) {  // mid: c
 
 TEST(CpuBackendInt8Layouts, ProductsPassChannelsLastBytesAndMatchTheReference) {
   REQUIRE_CPU();
+  const testing::ScopedEnv no_offset_route("TANDEM_CPU_QOFFSET", "0");
   // y of 12 channels (one partial block) and of 20 (a whole 16-lane block and a partial one).
   for (const int64_t mid : {int64_t{12}, int64_t{20}})
     for (DataType act : {DataType::uint8, DataType::int8}) {

@@ -159,18 +159,22 @@ Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector
 // The weights minus their zero points as int32 (any 8-bit weights; see signed_weights).
 std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis);
 
-// --- Weights off int8 by a common offset (qconv_offset.cpp) ---
-// Convolution weights (zero points along the leading axis) whose differences from their zero
-// points leave int8 but span at most 256 values, as asymmetric uint8 weights do:
-// w - w_zero_point = w8 + offset, w8 int8 (w's shape), one offset for all. Fails for other
-// weights and on CPUs without VNNI (where oneDNN's int8 kernels need 7-bit weights).
+// --- Weights off int8 by an offset per output channel (qconv_offset.cpp) ---
+// Weights (output channels and zero points along `axis`: the leading one for convolutions, the
+// last for a matrix product's [K, N]) whose differences from their zero points leave int8 but
+// span at most 256 values per channel, as asymmetric uint8 weights do:
+// w - w_zero_point = w8 + offsets[o], w8 int8 (w's shape). Fails for other weights and on CPUs
+// without VNNI (where oneDNN's int8 kernels need 7-bit weights).
 struct OffsetWeights {
   Tensor w8;
-  int32_t offset = 0;
+  std::vector<int32_t> offsets;  // one per output channel
 };
-Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>& zero_points, const std::string& label);
+Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>& zero_points, const std::string& label,
+                                     ZeroPointAxis axis = ZeroPointAxis::leading);
+// "A" or "A..B": the offsets' range, for notes and reports.
+std::string describe_offsets(const std::vector<int32_t>& offsets);
 // What the product on w8 misses, per output pixel p and channel o:
-//   offset * S(p) * factor[o] * s,
+//   offsets[o] * S(p) * factor[o] * s,
 // S(p) the sum of the source minus its zero point over p's window (all channels: one group),
 // s the runtime float32 scalar `runtime` (1 when -1), factor[o] 1 when empty: the head's
 // per-channel scales when the product's post-ops add it after its affine head.
@@ -178,7 +182,7 @@ struct OffsetCorrection {
   int src = -1;  // channels-last 8-bit source [N, C, H, W]
   bool src_signed = false;
   ZeroPoint src_zp;
-  int32_t offset = 0;
+  std::vector<int32_t> offsets;  // one per output channel
   std::vector<double> factor;
   int runtime = -1;
   std::vector<int64_t> kernel, strides, dilations, pad_begin;  // 2-D window geometry
@@ -198,6 +202,13 @@ struct ProductAffine;
 Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,
                              int w_scale, int y_scale, const Shape& x, const Shape& dst, int into,
                              const std::string& label);
+// The share of a matrix product [M, K] x [K, N] on weights w8 + offsets[n]: offsets[n] *
+// (sum_k a[m, k] - a_zp) * factor[n] * s for the plain 8-bit source `c.src` read as M rows of K (`c.factor`: one
+// value, one per column, or empty for 1; `c.runtime` as above), `a_zp` the source's zero point
+// value (-1: none). Written into `into` (float32, plain, M * N values: the product's destination,
+// which a sum post-op then adds to), or when -1 into a new [M, N] temporary; returns the value.
+Result<int> add_offset_row_share(Builder& b, OffsetCorrection c, int a_zp, int64_t M, int64_t K, int64_t N,
+                                 int into, const std::string& label);
 // A convolution's int32 bias with a constant source zero point x_z folded in: bias[o] - x_z *
 // sum(w8[o]) (`bias` may be undefined: 0), exact only without padding (a padded tap holds the
 // zero point, not 0). Fails when a value leaves int32.

@@ -235,16 +235,17 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     return own_kernel();
   }
   Result<Tensor> int8_weights = signed_weights(*wt, wzp, ZeroPointAxis::leading, label);
-  // Weights off int8 by a common offset (asymmetric uint8 weights): the product runs on the
-  // int8 part and a post-op adds the offset's share (qconv_offset.cpp). TANDEM_CPU_QOFFSET=0: not.
-  int32_t offset = 0;
+  // Weights off int8 by an offset per channel (asymmetric uint8 weights): the product runs on
+  // the int8 part and a post-op adds the offsets' share (qconv_offset.cpp). TANDEM_CPU_QOFFSET=0:
+  // not.
+  std::vector<int32_t> offsets;
   // (QLinearConv: with known scales, whose requantization factors the share is scaled by.)
   const bool known_requantization = !qlinear || (b.known(in(1)) && b.known(in(4)) && b.known(in(6)));
   if (!int8_weights && (qlinear || tail.active) && known_requantization && xs.size() == 4 && G == 1 &&
-      feature_enabled("QOFFSET")) {
+      feature_enabled_now("QOFFSET")) {
     Result<OffsetWeights> split = offset_weights(*wt, wzp, label);
     if (split) {
-      offset = split->offset;
+      offsets = std::move(split->offsets);
       int8_weights = std::move(split->w8);
     } else if (verbose()) {
       note(split.status().message());
@@ -345,7 +346,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     // into a float32 dst beforehand and added by a sum post-op (no second map to read, and
     // oneDNN keeps its brgemm kernels), else read from a map of its own by a binary post-op.
     auto add_offset_post_op = [&] {
-      if (offset == 0) return;
+      if (offsets.empty()) return;
       a->offset_post_op = a->tail_ops.len();
       a->offset_sum = a->dst_probe.dtype == DataType::float32;
       if (a->offset_sum) {
@@ -489,7 +490,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
          (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
          (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : "") +
-         (offset != 0 ? ", weight offset " + std::to_string(offset) + (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)") : ""));
+         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) + (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)") : ""));
 
   // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
   dnnl::memory packed(pd.weights_desc(), cpu_engine());
@@ -502,10 +503,10 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
 
   if (conv_out == out) b.define(out, dst_probe.layout);
   DnnlKernel::Arg offset_share{-1, -1, value_md(offset_probe), {}};
-  if (offset != 0) {
+  if (!offsets.empty()) {
     OffsetCorrection oc;
     oc.src = src;
-    oc.offset = offset;
+    oc.offsets = std::move(offsets);
     oc.kernel = kernel;
     oc.strides = win->strides;
     oc.dilations = win->dilations;

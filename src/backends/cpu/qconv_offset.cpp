@@ -1,16 +1,20 @@
-// qconv_offset.cpp: convolutions whose weights, minus their zero points, leave int8 by a common
-// offset (int8.h: offset_weights, add_offset_correction). Asymmetric quantizers write uint8
-// weights whose zero point is far from 128 (ONNX Runtime's dynamic quantization with uint8
-// weights does), so w - w_zp spans [-zp, 255 - zp]: 256 values, not int8's. With
-// w - w_zp = w8 + offset,
-//   sum_k (x_k - x_zp) (w_k - w_zp) = sum_k (x_k - x_zp) w8_k + offset * S(p),
+// qconv_offset.cpp: convolutions and matrix products whose weights, minus their zero points,
+// leave int8 by an offset per output channel (int8.h: offset_weights, add_offset_correction,
+// add_offset_row_share). Asymmetric quantizers write uint8 weights whose zero point is far
+// from 128 (ONNX Runtime's dynamic quantization with uint8 weights does), so w - w_zp spans
+// [-zp, 255 - zp]: 256 values, not int8's. With w - w_zp = w8 + offset[o] for output channel o,
+//   sum_k (x_k - x_zp) (w_k - w_zp) = sum_k (x_k - x_zp) w8_k + offset[o] * S(p),
 // S(p) being the sum of x - x_zp over output pixel p's window (every input channel; padding adds
 // zero, as it holds the zero point). oneDNN's int8 kernels take w8; the second term is the
-// same for every output channel up to the per-channel factor after it (the affine head's scale,
-// or QLinearConv's requantization). This file's kernel writes it, times each channel's factor,
+// same for every output channel up to its offset and the per-channel factor after it (the
+// affine head's scale, or QLinearConv's requantization). Each channel's offset is its own (its
+// zero point may be), so per-channel zero points take this route too. This file's kernel writes
+// the term, times each channel's offset and factor,
 // before each run: into the product's float32 destination, which a sum post-op adds to, or into
 // a map of its own that a binary post-op reads (an 8-bit destination). oneDNN 2.6's int8
 // convolutions take no binary operand broadcast over channels, hence the full-size share.
+// A matrix product [M, K] x [K, N] is the same sum with rows for pixels, K for channels and a
+// 1x1 window: S(m) = sum_k (a[m, k] - a_zp).
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -56,7 +60,7 @@ struct ShareGeometry {
 };
 
 // Output rows [lo, hi) (over N * OH) of the share: S(p) from the pixel sums `t`, times `scale`
-// (offset x runtime scalar) and each channel's factor.
+// (the runtime scalar) and each channel's factor (its offset included).
 TANDEM_ISA_BODY void share_rows_body(const ShareGeometry& g, const int32_t* t, float* y, double scale, int64_t lo,
                                      int64_t hi) {
   for (int64_t row = lo; row < hi; ++row) {
@@ -86,7 +90,7 @@ class OffsetCorrectionKernel final : public Kernel {
  public:
   OffsetCorrection c;
   int src = -1, sums = -1, dst = -1;
-  std::vector<float> factors;  // per output channel (1 without a head)
+  std::vector<float> factors;  // per output channel: its offset times its factor
   ShareGeometry geometry;      // (factor set at run: points into `factors`)
   int64_t N = 0, C = 0;
 
@@ -102,30 +106,85 @@ class OffsetCorrectionKernel final : public Kernel {
     parallel_range(threads, N * g.H * g.W, 1024,
                    [&](int64_t lo, int64_t hi) { pixel_sums(x, c.src_signed, t, lo, hi, C, zp); });
     parallel_range(threads, N * g.OH, 1,
-                   [&](int64_t lo, int64_t hi) { share_rows(g, t, y, static_cast<double>(c.offset) * s, lo, hi); });
+                   [&](int64_t lo, int64_t hi) { share_rows(g, t, y, s, lo, hi); });
     return Status::ok();
   }
 };
 
 }  // namespace
 
-Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>& zero_points, const std::string& label) {
+Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>& zero_points, const std::string& label,
+                                     ZeroPointAxis axis) {
   if (!is_8bit(w.dtype())) return unsupported(label + " weights are " + std::string(dtype_name(w.dtype())));
   if (!onednn_has_vnni())
     return unsupported(label + " offset weights need VNNI (without it oneDNN sums u8 x s8 pairs in int16)");
-  const std::vector<int32_t> d = shifted_weights(w, zero_points, ZeroPointAxis::leading);
-  if (d.empty()) return unsupported(label + " no weights");
-  const auto [lo, hi] = std::minmax_element(d.begin(), d.end());
-  if (*hi - *lo > 255)
-    return unsupported(label + " weights minus their zero points span " + std::to_string(*hi - *lo + 1) +
-                       " values, more than one int8 offset covers");
+  const std::vector<int32_t> d = shifted_weights(w, zero_points, axis);
+  if (d.empty() || w.rank() == 0) return unsupported(label + " no weights");
+  // Channel of element i: leading axis, i / per_channel; last axis, i % channels.
+  const int64_t channels = axis == ZeroPointAxis::leading ? w.shape().front() : w.shape().back();
+  const int64_t per_channel = static_cast<int64_t>(d.size()) / channels;
+  auto channel = [&](size_t i) {
+    const auto j = static_cast<int64_t>(i);
+    return static_cast<size_t>(axis == ZeroPointAxis::leading ? j / per_channel : j % channels);
+  };
+  std::vector<int32_t> lo(static_cast<size_t>(channels), INT32_MAX), hi(static_cast<size_t>(channels), INT32_MIN);
+  for (size_t i = 0; i < d.size(); ++i) {
+    lo[channel(i)] = std::min(lo[channel(i)], d[i]);
+    hi[channel(i)] = std::max(hi[channel(i)], d[i]);
+  }
   OffsetWeights out;
-  out.offset = *hi - 127;  // w8 = d - offset lies in [-128, 127]
+  for (size_t o = 0; o < lo.size(); ++o) {
+    if (hi[o] - lo[o] > 255)
+      return unsupported(label + " weights of channel " + std::to_string(o) + " minus their zero point span " +
+                         std::to_string(hi[o] - lo[o] + 1) + " values, more than one int8 offset covers");
+    out.offsets.push_back(hi[o] - 127);  // w8 = d - offset lies in [-128, 127]
+  }
   out.w8 = Tensor(DataType::int8, w.shape());
   int8_t* w8 = out.w8.data<int8_t>();
-  for (size_t i = 0; i < d.size(); ++i) w8[i] = static_cast<int8_t>(d[i] - out.offset);
+  for (size_t i = 0; i < d.size(); ++i) w8[i] = static_cast<int8_t>(d[i] - out.offsets[channel(i)]);
   return out;
 }
+
+std::string describe_offsets(const std::vector<int32_t>& offsets) {
+  const auto [lo, hi] = std::minmax_element(offsets.begin(), offsets.end());
+  if (lo == offsets.end()) return "none";
+  return *lo == *hi ? std::to_string(*lo) : std::to_string(*lo) + ".." + std::to_string(*hi);
+}
+
+namespace {
+
+// Adds the kernel for geometry `g` over a source of N images of C channels (`k`'s correction set),
+// writing `into` or a new temporary of `map_shape` in `layout`; returns the value written.
+Result<int> add_share_kernel(Builder& b, std::unique_ptr<OffsetCorrectionKernel> k, const Shape& map_shape,
+                             Layout layout, int into) {
+  const ShareGeometry& g = k->geometry;
+  const OffsetCorrection& c = k->c;
+  k->src = c.src;
+  if (c.offsets.size() != static_cast<size_t>(g.O))
+    return internal_error(k->label + ": " + std::to_string(c.offsets.size()) + " offsets for " + std::to_string(g.O) +
+                          " channels");
+  k->factors.resize(static_cast<size_t>(g.O));
+  for (size_t o = 0; o < k->factors.size(); ++o)
+    k->factors[o] = static_cast<float>((o < c.factor.size() ? c.factor[o] : 1.0) * c.offsets[o]);
+  if (k->C > INT32_MAX / 512) return unsupported(k->label + ": too many channels for int32 pixel sums");
+  k->sums = b.add_temp(DataType::int32, {k->N, 1, g.H, g.W}, Layout::plain);
+  const IValue* d = into >= 0 ? &b.val(into) : nullptr;
+  if (d && (d->dtype != DataType::float32 || d->layout != layout ||
+            (layout == Layout::nhwc ? d->shape != map_shape : shape_numel(d->shape) != shape_numel(map_shape))))
+    return internal_error(k->label + ": the destination is not float32 " + shape_to_string(map_shape) + " in the " +
+                          std::string(layout == Layout::nhwc ? "channels-last" : "plain") + " layout");
+  k->dst = into >= 0 ? into : b.add_temp(DataType::float32, map_shape, layout);
+  k->reads = {c.src};
+  if (c.src_zp.value >= 0) k->reads.push_back(c.src_zp.value);
+  if (c.runtime >= 0) k->reads.push_back(c.runtime);
+  k->writes = {k->sums, k->dst};
+  b.add_work(static_cast<double>(k->N * k->C * g.H * g.W + shape_numel(map_shape)));
+  const int out = k->dst;
+  b.add_kernel(std::move(k));
+  return out;
+}
+
+}  // namespace
 
 Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
                                   const std::string& label, int into) {
@@ -136,7 +195,6 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   auto k = std::make_unique<OffsetCorrectionKernel>();
   k->c = c;
   k->label = label + " (weight offset)";
-  k->src = c.src;
   k->N = x[0];
   k->C = x[1];
   ShareGeometry& g = k->geometry;
@@ -153,23 +211,26 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   g.dw = c.dilations[1];
   g.ph = c.pad_begin[0];
   g.pw = c.pad_begin[1];
-  k->factors.assign(static_cast<size_t>(dst[1]), 1.0f);
-  for (size_t o = 0; o < c.factor.size() && o < k->factors.size(); ++o) k->factors[o] = static_cast<float>(c.factor[o]);
-  if (x[1] > INT32_MAX / 512) return unsupported(label + " offset weights: too many channels for int32 pixel sums");
-  k->sums = b.add_temp(DataType::int32, {x[0], 1, x[2], x[3]}, Layout::plain);
-  if (into >= 0 && (b.val(into).dtype != DataType::float32 || b.val(into).layout != Layout::nhwc ||
-                    b.val(into).shape != dst))
-    return internal_error(label + " offset correction: the destination is not float32 channels-last " +
-                          shape_to_string(dst));
-  k->dst = into >= 0 ? into : b.add_temp(DataType::float32, dst, Layout::nhwc);
-  k->reads = {c.src};
-  if (c.src_zp.value >= 0) k->reads.push_back(c.src_zp.value);
-  if (c.runtime >= 0) k->reads.push_back(c.runtime);
-  k->writes = {k->sums, k->dst};
-  b.add_work(static_cast<double>(shape_numel(x) + shape_numel(dst)));
-  const int out = k->dst;
-  b.add_kernel(std::move(k));
-  return out;
+  return add_share_kernel(b, std::move(k), dst, Layout::nhwc, into);
+}
+
+Result<int> add_offset_row_share(Builder& b, OffsetCorrection c, int a_zp, int64_t M, int64_t K, int64_t N,
+                                 int into, const std::string& label) {
+  if (b.val(c.src).layout != Layout::plain) return internal_error(label + " offset correction: source not plain");
+  c.src_signed = b.val(c.src).dtype == DataType::int8;
+  std::vector<int> zp_reads;
+  TANDEM_ASSIGN_OR_RETURN(c.src_zp, read_zero_point(b, a_zp, label + " a zero point", &zp_reads));
+  if (c.factor.size() == 1) c.factor.assign(static_cast<size_t>(N), c.factor[0]);
+  auto k = std::make_unique<OffsetCorrectionKernel>();
+  k->c = std::move(c);
+  k->label = label + " (weight offset)";
+  k->N = 1;
+  k->C = K;
+  ShareGeometry& g = k->geometry;  // rows as pixels of one column, a 1x1 window
+  g.H = g.OH = M;
+  g.W = g.OW = 1;
+  g.O = N;
+  return add_share_kernel(b, std::move(k), {M, N}, Layout::plain, into);
 }
 
 Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,

@@ -129,6 +129,20 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   Result<Tensor> int8_weights =
       runtime_b ? Result<Tensor>(unsupported(label + " right operand known only at run time"))
                 : signed_weights(right, bzp, ZeroPointAxis::last, label);
+  // Weights off int8 by an offset per column (asymmetric uint8 weights, as ONNX Runtime's
+  // dynamic quantization writes them with uint8 weights): the product runs on the int8 part, and
+  // the offsets' share, written into the float32 destination first, joins it as a sum post-op
+  // (qconv_offset.cpp). A 2-D right operand and a float32 result only. TANDEM_CPU_QOFFSET=0: not.
+  std::vector<int32_t> offsets;
+  if (!int8_weights && !runtime_b && packed_path && to_float && feature_enabled_now("QOFFSET")) {
+    Result<OffsetWeights> split = offset_weights(right, bzp, label, ZeroPointAxis::last);
+    if (split) {
+      offsets = std::move(split->offsets);
+      int8_weights = std::move(split->w8);
+    } else if (verbose()) {
+      note(split.status().message());
+    }
+  }
   if (!int8_weights) {
     if (verbose()) note(int8_weights.status().message());
     IntegerProduct p;
@@ -232,18 +246,19 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
       if (!src_zero) va.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     }
     v.prog = post;
+    dnnl::post_ops po;
+    if (!offsets.empty()) po.append_sum(1.0f);  // the offsets' share, before any other post-op
     if (v.scale) {
       v.prog.ops.erase(v.prog.ops.begin());
       if (constant_scales.empty()) va.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
       else va.set_output_scales(constant_scales.size() == 1 ? 0 : 1 << (dst_shape.size() - 1), constant_scales);
     }
     if (v.post_ops) {
-      dnnl::post_ops po;
       v.translated = to_post_ops(b, v.prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po,
                                  &v.post_args);
       if (v.translated == 0) continue;
-      va.set_post_ops(po);
     }
+    if (po.len() > 0) va.set_post_ops(po);
     try {
       v.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_md, dst_md), va, cpu_engine());
     } catch (const dnnl::error& e) {
@@ -272,7 +287,8 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   const bool all_fused = translated == static_cast<int>(prog.ops.size()) && b.val(out).shape == head;
   if (verbose())
     note(label + " " + shape_to_string(as) + " x " + shape_to_string(bs) + ": " + pd.impl_info_str() + " int8" +
-         (runtime_scales ? ", runtime scales" : ""));
+         (runtime_scales ? ", runtime scales" : "") +
+         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) + " (a sum post-op)" : ""));
 
   dnnl::memory weights(pd.weights_desc(), cpu_engine());
   {
@@ -285,6 +301,20 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   int mm_out = out;
   if (all_fused) define_out();
   else mm_out = b.add_temp(DataType::float32, head, Layout::plain);
+  const bool share_summed = !offsets.empty();
+  if (share_summed) {
+    // The share after the output scale when the product takes one (its factors), else in the
+    // accumulator's units, ahead of every translated op.
+    OffsetCorrection oc;
+    oc.src = pa;
+    oc.offsets = std::move(offsets);
+    if (picked.scale) {
+      oc.factor.assign(constant_scales.begin(), constant_scales.end());
+      oc.runtime = scale_value;
+    }
+    TANDEM_RETURN_IF_ERROR(
+        add_offset_row_share(b, std::move(oc), a_zp, dst_shape[0], K, N, mm_out, label).status());
+  }
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
   k->threads = kthreads;
@@ -315,6 +345,7 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
     if (dst_zp.value >= 0) k->reads.push_back(dst_zp.value);
   }
   k->writes = {mm_out};
+  if (share_summed) k->reads.push_back(mm_out);  // the sum post-op adds what is there
   b.add_kernel(std::move(k));
   if (!all_fused) {
     EwProgram rest;

@@ -18,6 +18,7 @@
 #include "backends/backend.h"
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
+#include "cpu_offset_test_util.h"
 #include "graph_build_util.h"
 #include "op_test_util.h"
 
@@ -32,9 +33,9 @@ using namespace int8_test;
 
 struct Layer {
   int64_t C = 24, O = 20, K = 3, stride = 1, dilation = 1, pad = 1;
-  int zero_point = 60;         // of the weights; -1: one per channel, spread over 0..255
-  bool runtime_scale = true;   // DynamicQuantizeLinear's scale; else a known uint8 input's
-  bool relu_first = false;     // the tail opens with Relu (no affine head)
+  int zero_point = 60;            // of the weights; -1: one per channel, spread over 0..255
+  bool runtime_scale = true;      // DynamicQuantizeLinear's scale; else a known uint8 input's
+  bool relu_first = false;        // the tail opens with Relu (no affine head)
   bool quantized_output = false;  // the tail ends in QuantizeLinear (an 8-bit destination)
   int64_t batch = 1;
 };
@@ -102,49 +103,8 @@ GraphBuilder layer(const Layer& l) {
   return q;
 }
 
-// The cpu backend's outputs at one and two threads against the reference's. The accumulator
-// reaches the float tail as two float32 terms (the int8 part's product and the offset's share)
-// instead of one exact integer: a rounding of each, relative to the terms' size.
-void expect_matches_reference(const GraphBuilder& q) {
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-    ASSERT_EQ(r.cpu.size(), 1u);
-    ASSERT_EQ(r.ref.size(), 1u);
-    const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{2e-5, 2e-5});
-    EXPECT_TRUE(close.is_ok()) << threads << " thread(s): " << close.to_string();
-    const Tensor& y = r.cpu[0].tensor;
-    int64_t positive = 0;
-    for (int64_t i = 0; i < y.numel(); ++i) positive += y.data<float>()[i] > 0;
-    EXPECT_GT(positive, y.numel() / 10) << "the outputs exercise the arithmetic";
-  }
-}
-
-bool offset_route(const std::string& describe_text) { return describe_text.find("weight offset") != std::string::npos; }
-
-// The cpu backend's 8-bit outputs at one and two threads against the reference's: within one
-// unit (oneDNN rounds the requantized float32 value, the reference a double), under 1% of them
-// off. Returns the smallest share, over the runs, of the reference's outputs in (lo, hi).
-double expect_8bit_matches_reference(const GraphBuilder& q, const std::string& what, int lo, int hi) {
-  double share = 1;
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-    if (r.cpu.size() != 1 || r.ref.size() != 1) {
-      ADD_FAILURE() << what << ": no output";
-      return 0;
-    }
-    const int64_t n = r.ref[0].tensor.numel();
-    EXPECT_LT(expect_within_units(r.ref[0], r.cpu[0], 1, what), n / 100);
-    int64_t inside = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const int v = r.ref[0].tensor.data<uint8_t>()[i];
-      inside += v > lo && v < hi;
-    }
-    share = std::min(share, static_cast<double>(inside) / static_cast<double>(n));
-  }
-  return share;
-}
+// Float outputs: at least a tenth of them distinct (the Relu leaves enough positive ones).
+void expect_matches_reference(const GraphBuilder& q) { expect_floats_match_reference(q, 0.1); }
 
 TEST(CpuQConvOffset, AsymmetricUint8WeightsRunOnTheInt8PartPlusTheOffsetsShare) {
   REQUIRE_CPU();
@@ -202,7 +162,8 @@ TEST(CpuQConvOffset, AQuantizedTailReadsTheShareFromAMap) {
     if (tandem::cpu::onednn_has_vnni()) {
       EXPECT_TRUE(offset_route(text)) << text;
     }
-    EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1) << "the outputs exercise the arithmetic";
+    EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1)
+        << "the outputs exercise the arithmetic";
   }
 }
 
@@ -211,7 +172,8 @@ TEST(CpuQConvOffset, AQuantizedTailReadsTheShareFromAMap) {
 GraphBuilder qlinear_layer(bool signed_source, bool per_channel_scales, uint8_t y_zero_point, uint32_t seed) {
   const int64_t C = 16, O = 24;
   std::vector<float> ws;
-  for (int64_t o = 0; o < O; ++o) ws.push_back(per_channel_scales ? 0.002f + 0.0004f * static_cast<float>(o % 5) : 0.003f);
+  for (int64_t o = 0; o < O; ++o)
+    ws.push_back(per_channel_scales ? 0.002f + 0.0004f * static_cast<float>(o % 5) : 0.003f);
   std::vector<int32_t> bias;
   for (int64_t o = 0; o < O; ++o) bias.push_back(static_cast<int32_t>(o * 997 % 4001) - 2000);
   GraphBuilder q;
@@ -257,20 +219,24 @@ TEST(CpuQConvOffset, AQLinearConvAddsTheShareBeforeItRounds) {
 // through Relu. The fusion recovers the uint8 grid from the folded float weights; the products
 // run in 8 bits (one group: the weight-offset route) and agree with the reference within a unit
 // (8-bit output) or a float32 rounding (float output).
-GraphBuilder qdq_layer(int64_t group, bool float_output, uint32_t seed) {
+GraphBuilder qdq_layer(int64_t group, bool float_output, uint32_t seed, bool per_channel = false) {
   const int64_t C = 16, O = 16;
+  std::vector<uint8_t> zero_points;
+  for (int64_t o = 0; o < O; ++o) zero_points.push_back(static_cast<uint8_t>(10 + (o * 37) % 230));
   GraphBuilder q;
   q.input("x", random_floats({1, C, 9, 10}, seed, -1.0f, 2.0f))
       .init("xs", Tensor::scalar<float>(0.012f))
       .init("xz", Tensor::scalar<uint8_t>(85))
       .init("wq", random_ints<uint8_t>({O, C / group, 3, 3}, 0, 255, seed + 1))
-      .init("ws", Tensor::scalar<float>(0.0003f))  // outputs mostly inside the 8-bit range
-      .init("wz", Tensor::scalar<uint8_t>(60))
+      // outputs mostly inside the 8-bit range
+      .init("ws", per_channel ? Tensor::from_vector<float>({O}, std::vector<float>(O, 0.0003f))
+                              : Tensor::scalar<float>(0.0003f))
+      .init("wz", per_channel ? Tensor::from_vector<uint8_t>({O}, zero_points) : Tensor::scalar<uint8_t>(60))
       .init("ys", Tensor::scalar<float>(0.05f))
       .init("yz", Tensor::scalar<uint8_t>(100))
       .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
       .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
-      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(0)}})  // per output channel
       .node("Conv", {"xf", "wf"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"group", attr_int(group)}});
   if (float_output) {
     q.node("Relu", {"c"}, {"y"}).output("y");
@@ -284,21 +250,24 @@ TEST(CpuQConvOffset, QdqConvolutionsWithAsymmetricUint8WeightsRunIn8Bits) {
   REQUIRE_CPU();
   uint32_t seed = 90;
   for (int64_t group : {int64_t{1}, int64_t{16}})
-    for (bool float_output : {false, true}) {
-      SCOPED_TRACE("group " + std::to_string(group) + (float_output ? ", float output" : ", 8-bit output"));
-      const GraphBuilder q = qdq_layer(group, float_output, seed += 5);
-      const std::string text = describe_cpu(q);
-      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-      if (tandem::cpu::onednn_has_vnni()) {
-        EXPECT_NE(text.find(float_output ? "ConvInteger" : "QLinearConv"), std::string::npos) << text;
-        EXPECT_EQ(offset_route(text), group == 1) << text;
+    for (bool float_output : {false, true})
+      for (bool per_channel : {false, true}) {
+        SCOPED_TRACE("group " + std::to_string(group) + (float_output ? ", float output" : ", 8-bit output") +
+                     (per_channel ? ", per-channel zero points" : ""));
+        const GraphBuilder q = qdq_layer(group, float_output, seed += 5, per_channel);
+        const std::string text = describe_cpu(q);
+        EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+        if (tandem::cpu::onednn_has_vnni()) {
+          EXPECT_NE(text.find(float_output ? "ConvInteger" : "QLinearConv"), std::string::npos) << text;
+          EXPECT_EQ(offset_route(text), group == 1) << text;
+        }
+        if (float_output) {
+          expect_matches_reference(q);
+        } else {
+          EXPECT_GT(expect_8bit_matches_reference(q, "QDQ output", 0, 255), 0.5)
+              << "the outputs exercise the arithmetic";
+        }
       }
-      if (float_output) {
-        expect_matches_reference(q);
-      } else {
-        EXPECT_GT(expect_8bit_matches_reference(q, "QDQ output", 0, 255), 0.5) << "the outputs exercise the arithmetic";
-      }
-    }
 }
 
 // Zero points spread over 0..255, one per channel: each channel's weights minus its zero point
@@ -313,7 +282,8 @@ TEST(CpuQConvOffset, PerChannelZeroPointsTakeAnOffsetEach) {
     const GraphBuilder q = layer(l);
     EXPECT_EQ(offset_route(describe_cpu(q)), tandem::cpu::onednn_has_vnni());
     if (quantized_output) {
-      EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1) << "the outputs exercise the arithmetic";
+      EXPECT_GT(expect_8bit_matches_reference(q, "quantized output", 3, 256), 0.1)
+          << "the outputs exercise the arithmetic";
     } else {
       expect_matches_reference(q);
     }

@@ -7,16 +7,18 @@
 // per column (an offset each); a runtime scalar scale (which
 // oneDNN takes as its output scale: the share is scaled to match), a runtime per-column scale
 // and a tail that opens with Relu (the share in accumulator units), constant per-column scales;
-// left operands of rank 1 to 3, inner sizes below and above 258.
+// left operands of rank 1 to 3, inner sizes below and above 258. QLinearMatMul (the share from a
+// map, added before the result is rounded), and QDQ MatMuls of such weights with 8-bit and float
+// outputs.
 #include <gtest/gtest.h>
 
-#include <set>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
+#include "cpu_offset_test_util.h"
 #include "graph_build_util.h"
 #include "op_test_util.h"
 
@@ -74,7 +76,7 @@ GraphBuilder product(const Product& p) {
     q.input("x", random_floats(p.a, 63, -0.7f, 1.3f))
         .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
         .init("ws", p.scale == ScaleKind::runtime_scalar ? Tensor::from_vector<float>({1}, {ws[0]})
-                                                          : Tensor::from_vector<float>({N}, ws))
+                                                         : Tensor::from_vector<float>({N}, ws))
         .node("Mul", {"xs", "ws"}, {"s"});
   }
   q.node("MatMulInteger", {"xq", "w", "xz", "wz"}, {"c"}).node("Cast", {"c"}, {"cf"}, {{"to", attr_int(1)}});
@@ -86,34 +88,13 @@ GraphBuilder product(const Product& p) {
   return q.output("out");
 }
 
-bool offset_route(const std::string& describe_text) { return describe_text.find("weight offset") != std::string::npos; }
-
-// The cpu backend's outputs at one and two threads against the reference's. The accumulator
-// reaches the float tail as two float32 terms (the int8 part's product and the offset's share)
-// instead of one exact integer: a rounding of each, relative to the terms' size.
-void expect_matches_reference(const GraphBuilder& q) {
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
-    ASSERT_EQ(r.cpu.size(), 1u);
-    ASSERT_EQ(r.ref.size(), 1u);
-    const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{2e-5, 2e-5});
-    EXPECT_TRUE(close.is_ok()) << threads << " thread(s): " << close.to_string();
-    // Outputs that vary per row and column (a Relu that zeroed every product would leave the
-    // bias alone: one value per column).
-    const Tensor& y = r.cpu[0].tensor;
-    std::set<float> distinct(y.data<float>(), y.data<float>() + y.numel());
-    EXPECT_GT(static_cast<int64_t>(distinct.size()), y.numel() / 4) << "the outputs exercise the arithmetic";
-  }
-}
-
 void expect_offset_route(const Product& p) {
   SCOPED_TRACE(trace(p));
   const GraphBuilder q = product(p);
   const std::string text = describe_cpu(q);
   // Without VNNI oneDNN's int8 kernels need 7-bit weights: these take another route.
   EXPECT_EQ(offset_route(text), tandem::cpu::onednn_has_vnni()) << text;
-  expect_matches_reference(q);
+  expect_floats_match_reference(q, 0.25);
 }
 
 TEST(CpuQMatMulOffset, AsymmetricUint8WeightsRunOnTheInt8PartPlusTheOffsetsShare) {
@@ -158,6 +139,105 @@ TEST(CpuQMatMulOffset, PerColumnZeroPointsTakeAnOffsetEach) {
       p.zero_point = spread;
       p.scale = scale;
       expect_offset_route(p);
+    }
+}
+
+// QLinearMatMul (QOperator files written with uint8 weights): the share is scaled by the
+// requantization a_scale * b_scale[n] / y_scale and added before the result is rounded.
+GraphBuilder qlinear_product(bool signed_source, bool per_column, uint8_t y_zero_point, uint32_t seed) {
+  const int64_t M = 37, K = 300, N = 40;
+  std::vector<float> bs;
+  std::vector<uint8_t> bz;
+  for (int64_t n = 0; n < N; ++n) {
+    bs.push_back(per_column ? 0.0004f + 0.00005f * static_cast<float>(n % 5) : 0.0005f);
+    bz.push_back(per_column ? static_cast<uint8_t>((n * 53) % 256) : 70);
+  }
+  GraphBuilder q;
+  if (signed_source) {
+    q.input("a", random_ints<int8_t>({M, K}, -128, 127, seed)).init("az", Tensor::scalar<int8_t>(-8));
+  } else {
+    q.input("a", random_ints<uint8_t>({M, K}, 0, 255, seed)).init("az", Tensor::scalar<uint8_t>(120));
+  }
+  q.init("as", Tensor::scalar<float>(0.02f))
+      .init("b", random_ints<uint8_t>({K, N}, 0, 255, seed + 1))
+      .init("bs", per_column ? Tensor::from_vector<float>({N}, bs) : Tensor::scalar<float>(bs[0]))
+      .init("bz", per_column ? Tensor::from_vector<uint8_t>({N}, bz) : Tensor::scalar<uint8_t>(bz[0]))
+      .init("ys", Tensor::scalar<float>(0.5f))
+      .init("yz", Tensor::scalar<uint8_t>(y_zero_point))
+      .node("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"})
+      .output("y");
+  return q;
+}
+
+TEST(CpuQMatMulOffset, AQLinearMatMulAddsTheShareBeforeItRounds) {
+  REQUIRE_CPU();
+  uint32_t seed = 150;
+  for (bool signed_source : {false, true})
+    for (bool per_column : {false, true})
+      for (uint8_t yz : {uint8_t{0}, uint8_t{110}}) {
+        SCOPED_TRACE(std::string(signed_source ? "int8" : "uint8") + " source, " +
+                     (per_column ? "per-column" : "per-tensor") + " scales and zero points, y zero point " +
+                     std::to_string(yz));
+        const GraphBuilder q = qlinear_product(signed_source, per_column, yz, seed += 3);
+        EXPECT_EQ(offset_route(describe_cpu(q)), tandem::cpu::onednn_has_vnni());
+        // Neither saturated, for a good share of them (with y zero point 0 the negative half is 0).
+        EXPECT_GT(expect_8bit_matches_reference(q, "QLinearMatMul output", 0, 255), 0.4)
+            << "the outputs exercise the arithmetic";
+      }
+}
+
+// QDQ files with asymmetric uint8 weights: DequantizeLinear(x) and DequantizeLinear(w, zero
+// points per tensor or per column) into a MatMul, then QuantizeLinear, or a float output
+// through Relu. The fusion recovers the uint8 grid from the folded float weights; the products
+// run in 8 bits on the weight-offset route (with VNNI).
+GraphBuilder qdq_product(bool per_column, bool float_output, uint32_t seed) {
+  const int64_t K = 64, N = 48;
+  std::vector<float> ws;
+  std::vector<uint8_t> wz;
+  for (int64_t n = 0; n < N; ++n) {
+    ws.push_back(per_column ? 0.0002f + 0.00002f * static_cast<float>(n % 4) : 0.0003f);
+    wz.push_back(per_column ? static_cast<uint8_t>(20 + (n * 41) % 200) : 60);
+  }
+  GraphBuilder q;
+  q.input("x", random_floats({3, 5, K}, seed, -1.0f, 2.0f))
+      .init("xs", Tensor::scalar<float>(0.012f))
+      .init("xz", Tensor::scalar<uint8_t>(85))
+      .init("wq", random_ints<uint8_t>({K, N}, 0, 255, seed + 1))
+      .init("ws", per_column ? Tensor::from_vector<float>({N}, ws) : Tensor::scalar<float>(ws[0]))
+      .init("wz", per_column ? Tensor::from_vector<uint8_t>({N}, wz) : Tensor::scalar<uint8_t>(wz[0]))
+      .init("ys", Tensor::scalar<float>(0.02f))
+      .init("yz", Tensor::scalar<uint8_t>(100))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xf"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wf"}, {{"axis", attr_int(1)}})
+      .node("MatMul", {"xf", "wf"}, {"c"});
+  if (float_output) {
+    q.node("Relu", {"c"}, {"y"}).output("y");
+  } else {
+    q.node("QuantizeLinear", {"c", "ys", "yz"}, {"y"}).output("y");
+  }
+  return q;
+}
+
+TEST(CpuQMatMulOffset, QdqMatMulsWithAsymmetricUint8WeightsRunIn8Bits) {
+  REQUIRE_CPU();
+  uint32_t seed = 190;
+  for (bool per_column : {false, true})
+    for (bool float_output : {false, true}) {
+      SCOPED_TRACE(std::string(per_column ? "per-column" : "per-tensor") + " weight zero points, " +
+                   (float_output ? "float output" : "8-bit output"));
+      const GraphBuilder q = qdq_product(per_column, float_output, seed += 5);
+      const std::string text = describe_cpu(q);
+      EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+      if (tandem::cpu::onednn_has_vnni()) {
+        EXPECT_NE(text.find(float_output ? "MatMulInteger" : "QLinearMatMul"), std::string::npos) << text;
+        EXPECT_TRUE(offset_route(text)) << text;
+      }
+      if (float_output) {
+        expect_floats_match_reference(q, 0.25);
+      } else {
+        EXPECT_GT(expect_8bit_matches_reference(q, "QDQ output", 0, 255), 0.5) << "the outputs exercise the arithmetic";
+      }
     }
 }
 

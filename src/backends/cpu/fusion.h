@@ -18,9 +18,13 @@ void fuse_steps(CompiledGraph& g);
 int fuse_qdq_products(CompiledGraph& g);
 
 // QuantizeLinear -> DequantizeLinear pairs with the same per-tensor constants, the 8-bit value
-// read by nothing else, become one elementwise step on the float values (qdq_fusion.cpp);
+// read by nothing else, become one elementwise step on the float values (qdq_round_trips.cpp);
 // returns how many.
 int fuse_qdq_round_trips(CompiledGraph& g);
+
+// True when `n` is a QuantizeLinear or DequantizeLinear (`op`; default or com.microsoft domain)
+// with its three inputs and one output, no block size, saturating.
+bool plain_quant_node(const Node& n, const char* op);
 
 // A live single-node QuantizeLinear or DequantizeLinear step (`op`, default domain, no block
 // size, saturating) whose scale is a positive finite float32 constant and whose zero point is a

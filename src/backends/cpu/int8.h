@@ -79,11 +79,12 @@ Result<Tensor> signed_weights(const Tensor& w, const std::vector<int32_t>& zero_
 // weights within kNoVnniWeightMax qualify (oneDNN's int16 pair sums). False otherwise.
 bool exact_int8_weights(const Tensor& w, bool lead, Tensor* q, std::vector<float>* scales);
 // The same for weights that need 8 bits with a zero point, as asymmetric uint8 quantization
-// writes them: uint8 `q` with one `zero_point` for all, w = float32((q - zero_point) * scale),
-// scales per channel as above (k up to 255, coarsest grid first). Only with VNNI (where the
-// weight-offset route runs them, qconv_offset.cpp), and only when one zero point covers every
-// channel's integers. False otherwise.
-bool exact_uint8_weights(const Tensor& w, bool lead, Tensor* q, std::vector<float>* scales, uint8_t* zero_point);
+// writes them: uint8 `q`, w = float32((q - zero_point[c]) * scale[c]), scales per channel as
+// above (k up to 255, coarsest grid first); `zero_points` gets one value when one covers every
+// channel's integers, else one per channel. Only with VNNI (where the weight-offset route runs
+// them, qconv_offset.cpp). False otherwise.
+bool exact_uint8_weights(const Tensor& w, bool lead, Tensor* q, std::vector<float>* scales,
+                         std::vector<uint8_t>* zero_points);
 
 // A ConvTranspose's weights [C, O, k...] (one group) in a convolution's order [O, C, k...].
 Tensor deconv_weights_as_conv(const Tensor& w);

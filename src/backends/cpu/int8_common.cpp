@@ -389,16 +389,34 @@ bool exact_int8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<floa
   return true;
 }
 
-bool exact_uint8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales, uint8_t* zero_point) {
+bool exact_uint8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<float>* scales,
+                         std::vector<uint8_t>* zero_points) {
   if (!onednn_has_vnni()) return false;
   std::vector<int32_t> d;
   if (!exact_weight_grid(wf, lead, 255, true, &d, scales)) return false;
-  const auto [lo, hi] = std::minmax_element(d.begin(), d.end());
-  if (*hi - *lo > 255) return false;
-  const int32_t z = std::max(-*lo, 0);  // q = d + z lies in [0, 255]
-  *zero_point = static_cast<uint8_t>(z);
+  const int64_t channels = static_cast<int64_t>(scales->size());
+  const int64_t cols = wf.numel() / wf.shape()[0];
+  auto channel = [&](size_t i) {
+    const auto j = static_cast<int64_t>(i);
+    return static_cast<size_t>(lead ? j / cols : j % channels);
+  };
+  std::vector<int32_t> lo(static_cast<size_t>(channels), INT32_MAX), hi(static_cast<size_t>(channels), INT32_MIN);
+  for (size_t i = 0; i < d.size(); ++i) {
+    lo[channel(i)] = std::min(lo[channel(i)], d[i]);
+    hi[channel(i)] = std::max(hi[channel(i)], d[i]);
+  }
+  std::vector<int32_t> z(static_cast<size_t>(channels));
+  for (size_t c = 0; c < z.size(); ++c) {
+    if (hi[c] - lo[c] > 255) return false;
+    z[c] = std::max(-lo[c], 0);  // q = d + z lies in [0, 255]
+  }
+  // One zero point for all where one fits every channel.
+  const int32_t lowest = *std::min_element(lo.begin(), lo.end()), highest = *std::max_element(hi.begin(), hi.end());
+  if (highest - lowest <= 255) z.assign(z.size(), std::max(-lowest, 0));
   *q = Tensor(DataType::uint8, wf.shape());
-  for (size_t i = 0; i < d.size(); ++i) q->data<uint8_t>()[i] = static_cast<uint8_t>(d[i] + z);
+  for (size_t i = 0; i < d.size(); ++i) q->data<uint8_t>()[i] = static_cast<uint8_t>(d[i] + z[channel(i)]);
+  if (std::all_of(z.begin(), z.end(), [&](int32_t v) { return v == z[0]; })) z.resize(1);
+  zero_points->assign(z.begin(), z.end());
   return true;
 }
 

@@ -41,14 +41,7 @@
 // between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
 // Runtime's QDQ tool writes them, run on the 8-bit values: exactly what the float path gives.
 //
-// What is left of the QDQ format after that, a QuantizeLinear whose output only a
-// DequantizeLinear with the same per-tensor constants reads, rounds float values to the 8-bit
-// grid and back (around a product that stays float, such as a convolution whose int8 weights the
-// CPU cannot multiply exactly, or between float ops). fuse_qdq_round_trips makes each pair one
-// elementwise step (Ew::fake_quant_*) with the same arithmetic, so the 8-bit tensor is never
-// written and the step can join the ops around it; a convolution before it takes it into its
-// output pass. 16-bit pairs (models with 16-bit activations and 8-bit weights, "A16W8": every
-// product stays float, between such pairs) become the same steps.
+// What is left of the QDQ format after that: qdq_round_trips.cpp.
 // ONNX Runtime's com.microsoft QuantizeLinear and DequantizeLinear are the standard ops under
 // another domain (its tool writes them for 16-bit types before opset 21) and are taken alike.
 #include <algorithm>
@@ -75,15 +68,6 @@ struct QParams {
   const Node* node = nullptr;
   int data = -1, scale = -1, zero_point = -1;  // value ids
 };
-
-bool plain_quant_node(const Node& n, const char* op) {
-  const std::string domain = canonical_domain(n.domain);
-  if (n.op_type != op || (!domain.empty() && domain != kMicrosoftDomain)) return false;
-  if (n.attr_int("block_size", 0) != 0) return false;
-  if (n.op_type == "QuantizeLinear" && n.attr_int("saturate", 1) != 1) return false;
-  return n.inputs.size() == 3 && !n.inputs[0].empty() && !n.inputs[1].empty() && !n.inputs[2].empty() &&
-         n.outputs.size() == 1;
-}
 
 bool is_f32(const Tensor* t) { return t && t->dtype() == DataType::float32; }
 bool is_q8(const Tensor* t) { return t && (t->dtype() == DataType::uint8 || t->dtype() == DataType::int8); }
@@ -298,7 +282,7 @@ class QdqFuser {
       if (weights < 0) return false;
     }
     QParams w;
-    if (!weight_params(weights, conv, &w, false, conv && !deconv && offset_route_fits(weights))) return false;
+    if (!weight_params(weights, conv, &w, false, !conv || (!deconv && offset_route_fits(weights)))) return false;
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // The bias, quantized.
@@ -356,7 +340,7 @@ class QdqFuser {
     if (conv && x_type == DataType::int8 && !onednn_has_vnni()) return false;
     QParams w;
     // Conv: [O, C/group, k...]; MatMul: [K, N]
-    if (!weight_params(ps.inputs[1], conv, &w, false, conv && offset_route_fits(ps.inputs[1]))) return false;
+    if (!weight_params(ps.inputs[1], conv, &w, false, !conv || offset_route_fits(ps.inputs[1]))) return false;
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // Conv: per output channel, shaped [O, 1, ...] to broadcast against [N, O, spatial...].
@@ -416,7 +400,8 @@ class QdqFuser {
   // True when a convolution with weights `v` may take asymmetric uint8 weights: 2-D, where the
   // weight-offset route (one group) or the exact float32 route (grouped) runs it with 8-bit
   // values around it (det 640 QDQ with such weights, two threads: 20.8 ms against 23.3 as the
-  // float path the graph describes).
+  // float path the graph describes). A MatMul's 2-D weights always may (the route of
+  // qmatmul.cpp).
   bool offset_route_fits(int v) const {
     const Tensor* wf = f_.constant(v);
     return wf && wf->rank() == 4;
@@ -424,12 +409,11 @@ class QdqFuser {
 
   // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded
   // at prepare or compile) as int8 with one scale per output channel and zero point 0, when
-  // that is exact (exact_int8_weights, int8.h), or for a convolution as uint8 with one zero
-  // point (exact_uint8_weights: asymmetric weights): the integer product then computes with the
+  // that is exact (exact_int8_weights, int8.h), or as uint8 with zero points (exact_uint8_weights:
+  // asymmetric weights, when `asymmetric`): the integer product then computes with the
   // very weights the float one would. `conv`: channels along the leading dim (Conv's [O, ...]),
   // else a 2-D [rows, cols] weight by column (MatMul), or by row with `by_row` (Gemm's
   // transposed B, [N, K]).
-  // (`asymmetric`: the uint8 form may be tried.)
   bool weight_params(int v, bool conv, QParams* w, bool by_row = false, bool asymmetric = false) {
     const Tensor* wf = f_.constant(v);
     if (!is_f32(wf) || wf->numel() == 0) return false;
@@ -443,12 +427,15 @@ class QdqFuser {
       w->zero_point = f_.add_constant(Tensor::from_vector<int8_t>({channels}, std::vector<int8_t>(channels, 0)));
       return true;
     }
-    // Asymmetric uint8 weights (one zero point), for convolutions: the weight-offset route.
-    uint8_t zero_point = 0;
-    if (!asymmetric || !exact_uint8_weights(*wf, true, &q, &scales, &zero_point)) return false;
+    // Asymmetric uint8 weights (a zero point for all channels, or one each): the weight-offset
+    // route.
+    std::vector<uint8_t> zero_points;
+    if (!asymmetric || !exact_uint8_weights(*wf, conv || by_row, &q, &scales, &zero_points)) return false;
+    const auto channels = static_cast<int64_t>(scales.size());
     w->data = f_.add_constant(std::move(q));
-    w->scale = f_.add_constant(Tensor::from_vector<float>({static_cast<int64_t>(scales.size())}, scales));
-    w->zero_point = f_.add_constant(Tensor::scalar<uint8_t>(zero_point));
+    w->scale = f_.add_constant(Tensor::from_vector<float>({channels}, scales));
+    w->zero_point = f_.add_constant(zero_points.size() == 1 ? Tensor::scalar<uint8_t>(zero_points[0])
+                                                            : Tensor::from_vector<uint8_t>({channels}, zero_points));
     return true;
   }
 
@@ -522,6 +509,15 @@ class QdqFuser {
 
 }  // namespace
 
+bool plain_quant_node(const Node& n, const char* op) {
+  const std::string domain = canonical_domain(n.domain);
+  if (n.op_type != op || (!domain.empty() && domain != kMicrosoftDomain)) return false;
+  if (n.attr_int("block_size", 0) != 0) return false;
+  if (n.op_type == "QuantizeLinear" && n.attr_int("saturate", 1) != 1) return false;
+  return n.inputs.size() == 3 && !n.inputs[0].empty() && !n.inputs[1].empty() && !n.inputs[2].empty() &&
+         n.outputs.size() == 1;
+}
+
 bool per_tensor_quant_step(const FusionContext& f, const Step& s, const char* op, PerTensorQuant* q) {
   if (s.dead || !s.node || s.originals.size() != 1 || !plain_quant_node(*s.node, op)) return false;
   const QParams p{s.node, s.inputs[0], s.inputs[1], s.inputs[2]};
@@ -548,52 +544,6 @@ int fuse_qdq_products(CompiledGraph& g) {
   for (size_t i = 0; i < g.steps.size(); ++i)
     if (g.steps[i].spec && fuser.try_float_product_at(static_cast<int>(i))) ++fused;
   if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QDQ chain(s) -> quantized ops");
-  return fused;
-}
-
-int fuse_qdq_round_trips(CompiledGraph& g) {
-  g.relink();
-  FusionContext f{g};
-  int fused = 0;
-  for (size_t i = 0; i < g.steps.size(); ++i) {
-    const Step& qs = g.steps[i];
-    if (qs.dead || !qs.spec || qs.originals.size() != 1 || !plain_quant_node(*qs.node, "QuantizeLinear")) continue;
-    const int q8 = qs.outputs[0];
-    const int d = f.sole_reader(q8);
-    if (d < 0) continue;
-    Step& ds = g.steps[d];
-    if (ds.dead || !ds.spec || ds.originals.size() != 1 || !plain_quant_node(*ds.node, "DequantizeLinear") ||
-        ds.inputs[0] != q8)
-      continue;
-    float scale, dq_scale;
-    int32_t zp, dq_zp;
-    DataType q_type, dq_type;
-    if (!per_tensor_params_any_width(f, qs, &scale, &zp, &q_type) ||
-        !per_tensor_params_any_width(f, ds, &dq_scale, &dq_zp, &dq_type) ||
-        q_type != dq_type || std::memcmp(&scale, &dq_scale, sizeof scale) != 0 || zp != dq_zp)
-      continue;
-    const int x = qs.inputs[0];
-    EwProgram p;
-    p.operands = {x};
-    const Ew code = q_type == DataType::uint8   ? Ew::fake_quant_u8
-                    : q_type == DataType::int8  ? Ew::fake_quant_s8
-                    : q_type == DataType::uint16 ? Ew::fake_quant_u16
-                                                 : Ew::fake_quant_s16;
-    p.ops = {EwOp{Ew::load, 0, 0, 0}, EwOp{code, -1, scale, static_cast<float>(zp)}};
-    // The step takes the DequantizeLinear's place; its head is the QuantizeLinear (its label).
-    Step trip;
-    trip.node = qs.node;
-    trip.originals = {qs.node, ds.node};
-    trip.inputs = {x};
-    trip.outputs = ds.outputs;
-    trip.spec = make_program_spec(std::move(p), {q8});
-    g.steps[i] = Step{};
-    g.steps[i].dead = true;
-    ds = std::move(trip);
-    g.relink();
-    ++fused;
-  }
-  if (fused > 0 && verbose()) note("fusion: " + std::to_string(fused) + " QuantizeLinear -> DequantizeLinear round trip(s) -> float steps");
   return fused;
 }
 

@@ -130,11 +130,14 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
       runtime_b ? Result<Tensor>(unsupported(label + " right operand known only at run time"))
                 : signed_weights(right, bzp, ZeroPointAxis::last, label);
   // Weights off int8 by an offset per column (asymmetric uint8 weights, as ONNX Runtime's
-  // dynamic quantization writes them with uint8 weights): the product runs on the int8 part, and
-  // the offsets' share, written into the float32 destination first, joins it as a sum post-op
-  // (qconv_offset.cpp). A 2-D right operand and a float32 result only. TANDEM_CPU_QOFFSET=0: not.
+  // quantizer writes them with uint8 weights): the product runs on the int8 part, and the
+  // offsets' share (qconv_offset.cpp) joins it: written into a float32 destination first, which
+  // a sum post-op adds to, or for QLinearMatMul (known scales) from a map of its own that a
+  // binary post-op adds before the result is rounded. A 2-D right operand; not for
+  // MatMulInteger's own int32 output. TANDEM_CPU_QOFFSET=0: not.
   std::vector<int32_t> offsets;
-  if (!int8_weights && !runtime_b && packed_path && to_float && feature_enabled_now("QOFFSET")) {
+  const bool share_map = qlinear && b.known(o.a_scale) && b.known(o.b_scale) && b.known(o.y_scale);
+  if (!int8_weights && !runtime_b && packed_path && (to_float || share_map) && feature_enabled_now("QOFFSET")) {
     Result<OffsetWeights> split = offset_weights(right, bzp, label, ZeroPointAxis::last);
     if (split) {
       offsets = std::move(split->offsets);
@@ -247,7 +250,8 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
     }
     v.prog = post;
     dnnl::post_ops po;
-    if (!offsets.empty()) po.append_sum(1.0f);  // the offsets' share, before any other post-op
+    if (to_float && !offsets.empty()) po.append_sum(1.0f);  // the offsets' share, before any other post-op
+    if (!to_float && !offsets.empty()) po.append_binary(dnnl::algorithm::binary_add, plain_md(dst_shape));
     if (v.scale) {
       v.prog.ops.erase(v.prog.ops.begin());
       if (constant_scales.empty()) va.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -288,7 +292,9 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   if (verbose())
     note(label + " " + shape_to_string(as) + " x " + shape_to_string(bs) + ": " + pd.impl_info_str() + " int8" +
          (runtime_scales ? ", runtime scales" : "") +
-         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) + " (a sum post-op)" : ""));
+         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) +
+                                 (to_float ? " (a sum post-op)" : " (a binary post-op)")
+                           : ""));
 
   dnnl::memory weights(pd.weights_desc(), cpu_engine());
   {
@@ -301,19 +307,27 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   int mm_out = out;
   if (all_fused) define_out();
   else mm_out = b.add_temp(DataType::float32, head, Layout::plain);
-  const bool share_summed = !offsets.empty();
-  if (share_summed) {
-    // The share after the output scale when the product takes one (its factors), else in the
-    // accumulator's units, ahead of every translated op.
+  const bool share_summed = !offsets.empty() && to_float;
+  int share = -1;  // QLinearMatMul's map of the share
+  if (!offsets.empty()) {
+    // The share after the output scale when the product takes one (its factors: QLinearMatMul's
+    // requantization a_scale * b_scale[n] / y_scale formed in float32 as output_scales does),
+    // else in the accumulator's units, ahead of every translated op.
     OffsetCorrection oc;
     oc.src = pa;
     oc.offsets = std::move(offsets);
-    if (picked.scale) {
+    if (qlinear) {
+      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sa, known_scales(b, o.a_scale, 1, label + " a scale"));
+      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sb, known_scales(b, o.b_scale, N, label + " b scale"));
+      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sy, known_scales(b, o.y_scale, 1, label + " y scale"));
+      for (int64_t n = 0; n < N; ++n) oc.factor.push_back(sa[0] * sb[static_cast<size_t>(n)] / sy[0]);
+    } else if (picked.scale) {
       oc.factor.assign(constant_scales.begin(), constant_scales.end());
       oc.runtime = scale_value;
     }
-    TANDEM_RETURN_IF_ERROR(
-        add_offset_row_share(b, std::move(oc), a_zp, dst_shape[0], K, N, mm_out, label).status());
+    TANDEM_ASSIGN_OR_RETURN(share, add_offset_row_share(b, std::move(oc), a_zp, dst_shape[0], K, N,
+                                                        share_summed ? mm_out : -1, label));
+    if (share_summed) share = -1;
   }
   auto k = std::make_unique<DnnlKernel>();
   k->label = label;
@@ -346,6 +360,10 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
   }
   k->writes = {mm_out};
   if (share_summed) k->reads.push_back(mm_out);  // the sum post-op adds what is there
+  if (share >= 0) {
+    k->args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, share, plain_md(dst_shape), {}});
+    k->reads.push_back(share);
+  }
   b.add_kernel(std::move(k));
   if (!all_fused) {
     EwProgram rest;

@@ -3,8 +3,7 @@
 write them: each weight dequantized, then quantized again to uint8 with one scale and one zero
 point for the whole tensor (zero point round(-min / scale), scale (max - min) / 255 over the
 weights and 0), the form ONNX Runtime's quantizer gives with `weight_type=QUInt8`; with
---per-channel, one scale and one zero point per output channel (ConvInteger, MatMulInteger and
-QLinearConv; `per_channel=True` there). Their differences from the zero point then leave int8,
+--per-channel, one scale and one zero point per output channel (`per_channel=True` there). Their differences from the zero point then leave int8,
 which is what the cpu backend's weight-offset route (src/backends/cpu/qconv_offset.cpp) is for.
 
     python3 bench/models/asymmetric_uint8_weights.py IN.onnx OUT.onnx [--per-channel]
@@ -12,8 +11,9 @@ which is what the cpu backend's weight-offset route (src/backends/cpu/qconv_offs
 Takes the three formats `tandem quantize` writes:
   dynamic    ConvInteger / MatMulInteger weights (their scale is the initializer W_scale that
              the product's scale Mul reads, by the names `tandem quantize` gives)
-  qoperator  QLinearConv weights (the int32 bias is rescaled to the new weight scale)
-  qdq        DequantizeLinear of constant weights read only by Conv
+  qoperator  QLinearConv weights (the int32 bias is rescaled to the new weight scale) and
+             QLinearMatMul weights
+  qdq        DequantizeLinear of constant weights read only by Conv or MatMul (as their weights)
 Prints how many weights it rewrote and how many of them leave int8. Needs numpy and onnx
 (Debian's python3-onnx).
 """
@@ -90,17 +90,29 @@ def main():
             if len(node.input) > 8 and node.input[8] in inits:  # bias in x_scale * w_scale units
                 bias = array(node.input[8]).astype(np.float64)
                 put(node.input[8], np.round(bias * old_scale / scale.astype(np.float64)).astype(np.int32))
+        elif node.op_type == "QLinearMatMul" and len(node.input) >= 6:
+            w, s, z = node.input[3], node.input[4], node.input[5]
+            if w in done or not {w, s, z} <= inits.keys() or len(readers[w]) != 1 or array(w).ndim != 2:
+                continue
+            real = real_weights(array(w), array(s), array(z), False)
+            q, scale, zero_point = asymmetric(real, 1 if per_channel else None)
+            put(s, np.array(scale, np.float32))
         elif node.op_type == "DequantizeLinear" and len(node.input) >= 2:
             w, s = node.input[0], node.input[1]
             z = node.input[2] if len(node.input) > 2 else ""
             users = readers.get(node.output[0], [])
             if w in done or w not in inits or s not in inits or not users:
                 continue
-            if any(u.op_type != "Conv" or u.input[1] != node.output[0] for u in users):
+            if any(u.op_type not in ("Conv", "MatMul") or u.input[1] != node.output[0] for u in users):
                 continue
+            if len({u.op_type for u in users}) != 1 or (users[0].op_type == "MatMul" and array(w).ndim != 2):
+                continue
+            conv = users[0].op_type == "Conv"
+            old_axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
             zeros = array(z) if z in inits else np.zeros_like(array(s), np.int8)
-            real = real_weights(array(w), array(s), zeros, True)
-            q, scale, zero_point = asymmetric(real)
+            real = real_weights(array(w), array(s), zeros, old_axis == 0)
+            axis = (0 if conv else 1) if per_channel else None
+            q, scale, zero_point = asymmetric(real, axis)
             s_name, z_name = w + "_asymmetric_scale", w + "_asymmetric_zero_point"
             graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), s_name),
                                       numpy_helper.from_array(np.array(zero_point, np.uint8), z_name)])
@@ -109,6 +121,8 @@ def main():
             for attribute in list(node.attribute):
                 if attribute.name == "axis":
                     node.attribute.remove(attribute)
+            if axis is not None:
+                node.attribute.append(onnx.helper.make_attribute("axis", axis))
             z = None
         else:
             continue
@@ -117,8 +131,10 @@ def main():
             put(z, np.array(zero_point, np.uint8))
         done.add(w)
         zp = zero_point.astype(np.int32)
-        if zp.ndim:  # per output channel: along the leading axis, or a matrix product's last
-            zp = zp.reshape([-1] + [1] * (q.ndim - 1)) if node.op_type != "MatMulInteger" else zp
+        leading = node.op_type in ("ConvInteger", "QLinearConv") or (
+            node.op_type == "DequantizeLinear" and readers[node.output[0]][0].op_type == "Conv")
+        if zp.ndim and leading:  # per output channel: along the leading axis (else the last)
+            zp = zp.reshape([-1] + [1] * (q.ndim - 1))
         d = q.astype(np.int32) - zp
         ranges.append((int(d.min()), int(d.max())))
     onnx.save(model, args[1])

@@ -154,9 +154,12 @@ void bf16_stays_near_the_reference(uint32_t nets) {
 // LayerNorm, which spreads a step over its whole row) carry such steps furthest: two of 640
 // reached a relative RMSE of 0.011 and 0.017 against the reference, whose own int8 error
 // against the float32 model was 0.016; hence 2e-2.
-// The dynamic format's uint8 weights (zero point 128, symmetric) rewritten as an asymmetric
-// quantizer leaves them: w' = clamp(2 (w - 128) + z, 0, 255) with zero point z = 60, so that
-// w' - z spans [-60, 195], off int8 (a different model, which both backends then run).
+// The dynamic format's symmetric weights (uint8 with zero points 128, or int8 with zero points
+// 0, as it writes matrix products' weights) rewritten as an asymmetric quantizer leaves them,
+// uint8: w' = clamp(2 (w - 128) + z, 0, 255) (2 w + z for int8) with zero point z = 60, or with
+// per-channel zero points (ConvInteger's per output channel, MatMulInteger's per column) one
+// z[c] = 20 + 37c mod 200 each, so that w' - z spans [-z, 255 - z], off int8 (a different model,
+// which both backends then run).
 std::string with_asymmetric_uint8_weights(const std::string& bytes) {
   onnx::ModelProto m;
   if (!m.ParseFromString(bytes)) return bytes;
@@ -164,17 +167,30 @@ std::string with_asymmetric_uint8_weights(const std::string& bytes) {
   std::map<std::string, onnx::TensorProto*> inits;
   for (auto& t : *g->mutable_initializer()) inits[t.name()] = &t;
   for (const auto& n : g->node()) {
-    if ((n.op_type() != "ConvInteger" && n.op_type() != "MatMulInteger") || n.input_size() < 4) continue;
+    const bool conv = n.op_type() == "ConvInteger";
+    if ((!conv && n.op_type() != "MatMulInteger") || n.input_size() < 4) continue;
     auto w = inits.find(n.input(1)), z = inits.find(n.input(3));
-    if (w == inits.end() || z == inits.end() || w->second->data_type() != onnx::TensorProto::UINT8 ||
-        z->second->raw_data().size() != 1 || static_cast<uint8_t>(z->second->raw_data()[0]) != 128)
+    if (w == inits.end() || z == inits.end() || w->second->data_type() != z->second->data_type() ||
+        z->second->raw_data().empty())
+      continue;
+    const bool int8 = w->second->data_type() == onnx::TensorProto::INT8;
+    if (!int8 && w->second->data_type() != onnx::TensorProto::UINT8) continue;
+    std::string& zeros = *z->second->mutable_raw_data();
+    const uint8_t symmetric = int8 ? 0 : 128;
+    if (std::any_of(zeros.begin(), zeros.end(), [&](char c) { return static_cast<uint8_t>(c) != symmetric; }))
       continue;
     std::string& raw = *w->second->mutable_raw_data();
-    for (char& c : raw) {
-      const int v = 2 * (static_cast<int>(static_cast<uint8_t>(c)) - 128) + 60;
-      c = static_cast<char>(static_cast<uint8_t>(std::clamp(v, 0, 255)));
+    const size_t channels = zeros.size(), per_channel = raw.size() / channels;
+    if (channels == 0 || raw.size() % channels != 0) continue;
+    for (size_t c = 0; c < channels; ++c)
+      zeros[c] = static_cast<char>(channels == 1 ? 60 : 20 + (37 * c) % 200);
+    for (size_t i = 0; i < raw.size(); ++i) {
+      const size_t c = channels == 1 ? 0 : conv ? i / per_channel : i % channels;
+      const int centred = int8 ? static_cast<int8_t>(raw[i]) : static_cast<int>(static_cast<uint8_t>(raw[i])) - 128;
+      raw[i] = static_cast<char>(static_cast<uint8_t>(std::clamp(2 * centred + static_cast<uint8_t>(zeros[c]), 0, 255)));
     }
-    z->second->set_raw_data(std::string(1, static_cast<char>(60)));
+    w->second->set_data_type(onnx::TensorProto::UINT8);
+    z->second->set_data_type(onnx::TensorProto::UINT8);
   }
   std::string out;
   m.SerializeToString(&out);

@@ -1,7 +1,7 @@
 // cpu_qconv_offset_test.cpp (CpuQConvOffset, also run under each TANDEM_CPU_ISA cap by ctest):
 // integer convolutions whose uint8 weights sit around a zero point far from 128, as asymmetric
 // quantizers write them (src/backends/cpu/qconv_offset.cpp): the product runs on the weights'
-// int8 part and a post-op adds the common offset's share, against the reference backend. Zero
+// int8 part and a post-op adds the offsets' share, against the reference backend. Zero
 // points 0, 60 and 200 (offsets of both signs and the largest one), windows with padding,
 // strides and dilations, a runtime dynamic-quantization scale and a known one, a float tail
 // whose per-channel head oneDNN takes as output scales and one that opens with an activation (no

@@ -160,6 +160,17 @@ Result<Scale> read_scale(Builder& b, int v, const std::string& what, std::vector
 // The weights minus their zero points as int32 (any 8-bit weights; see signed_weights).
 std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>& zero_points, ZeroPointAxis axis);
 
+// Integers `d` laid out like weights of `channels` output channels (along the leading axis, or
+// the last): the output channel of element i, and each channel's smallest and largest value.
+inline size_t weight_channel(size_t i, int64_t channels, int64_t count, ZeroPointAxis axis) {
+  const auto j = static_cast<int64_t>(i);
+  return static_cast<size_t>(axis == ZeroPointAxis::leading ? j / (count / channels) : j % channels);
+}
+struct ChannelRanges {
+  std::vector<int32_t> lo, hi;  // [channels]
+};
+ChannelRanges channel_ranges(const std::vector<int32_t>& d, int64_t channels, ZeroPointAxis axis);
+
 // --- Weights off int8 by an offset per output channel (qconv_offset.cpp) ---
 // Weights (output channels and zero points along `axis`: the leading one for convolutions, the
 // last for a matrix product's [K, N]) whose differences from their zero points leave int8 but
@@ -180,34 +191,36 @@ std::string describe_offsets(const std::vector<int32_t>& offsets);
 // s the runtime float32 scalar `runtime` (1 when -1), factor[o] 1 when empty: the head's
 // per-channel scales when the product's post-ops add it after its affine head.
 struct OffsetCorrection {
-  int src = -1;  // channels-last 8-bit source [N, C, H, W]
-  bool src_signed = false;
+  int src = -1;  // 8-bit source: channels-last [N, C, H, W], or a matrix product's plain [M, K]
+  bool src_signed = false;  // (the source's type and zero point: set by the functions below)
   ZeroPoint src_zp;
   std::vector<int32_t> offsets;  // one per output channel
-  std::vector<double> factor;
+  std::vector<double> factor;    // one per output channel, one for all, or empty (1)
   int runtime = -1;
   std::vector<int64_t> kernel, strides, dilations, pad_begin;  // 2-D window geometry
 };
-// Adds the kernel writing that map ([N, O, OH, OW] float32, channels-last; `x` is the source's
-// shape) into `into` (a defined value of that type, shape and layout: the product's destination,
-// which a sum post-op then adds to), or when -1 into a new temporary (for a binary post-op);
-// returns the value written.
-Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
-                                  const std::string& label, int into = -1);
-// The same for a convolution whose product the share joins: `c` holds the source, the offset and
-// the window; the source's zero point is the value `x_zp` (-1: none), and the factors are the
-// affine head's (scale[o] and its runtime scalar) when `head` has ops, else QLinearConv's
-// requantization from the known scale values `x_scale`, `w_scale`, `y_scale` (x_scale -1: a
-// ConvInteger without a head, factor 1).
+// QLinearConv's or QLinearMatMul's requantization x_scale * w_scale[o] / y_scale for `channels`
+// output channels, formed in float32 as its output scales are (output_scales); the scales must
+// be known.
+Result<std::vector<double>> requantization_factors(Builder& b, int x_scale, int w_scale, int y_scale,
+                                                   int64_t channels, const std::string& label);
+// Adds the kernel writing the share of a 2-D convolution ([N, O, OH, OW] float32,
+// channels-last; `x` is the source's shape [N, C, H, W]) into `into` (a defined value of that
+// type, shape and layout: the product's destination, which a sum post-op then adds to), or when
+// -1 into a new temporary (for a binary post-op); returns the value written. `c` holds the
+// source, the offsets and the window; the source's zero point is the value `x_zp` (-1: none),
+// and the factors are the affine head's (scale[o] and its runtime scalar) when `head` has ops,
+// else QLinearConv's requantization from the known scale values `x_scale`, `w_scale`, `y_scale`
+// (x_scale -1: a ConvInteger without a head, factor 1).
 struct ProductAffine;
 Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,
                              int w_scale, int y_scale, const Shape& x, const Shape& dst, int into,
                              const std::string& label);
-// The share of a matrix product [M, K] x [K, N] on weights w8 + offsets[n]: offsets[n] *
-// (sum_k a[m, k] - a_zp) * factor[n] * s for the plain 8-bit source `c.src` read as M rows of K (`c.factor`: one
-// value, one per column, or empty for 1; `c.runtime` as above), `a_zp` the source's zero point
-// value (-1: none). Written into `into` (float32, plain, M * N values: the product's destination,
-// which a sum post-op then adds to), or when -1 into a new [M, N] temporary; returns the value.
+// The share of a matrix product [M, K] x [K, N] on weights w8 + offsets[n]:
+// offsets[n] * (sum_k a[m, k] - a_zp) * factor[n] * s, for the plain 8-bit source `c.src` read as
+// M rows of K (`c.factor` and `c.runtime` as above), `a_zp` the source's zero point value (-1:
+// none). Written into `into` (float32, plain, M * N values: the product's destination, which a
+// sum post-op then adds to), or when -1 into a new [M, N] temporary; returns the value.
 Result<int> add_offset_row_share(Builder& b, OffsetCorrection c, int a_zp, int64_t M, int64_t K, int64_t N,
                                  int into, const std::string& label);
 // A convolution's int32 bias with a constant source zero point x_z folded in: bias[o] - x_z *

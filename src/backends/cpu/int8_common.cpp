@@ -242,6 +242,19 @@ std::vector<int32_t> shifted_weights(const Tensor& w, const std::vector<int32_t>
   return out;
 }
 
+ChannelRanges channel_ranges(const std::vector<int32_t>& d, int64_t channels, ZeroPointAxis axis) {
+  ChannelRanges r;
+  r.lo.assign(static_cast<size_t>(channels), INT32_MAX);
+  r.hi.assign(static_cast<size_t>(channels), INT32_MIN);
+  const auto count = static_cast<int64_t>(d.size());
+  for (size_t i = 0; i < d.size(); ++i) {
+    const size_t c = weight_channel(i, channels, count, axis);
+    r.lo[c] = std::min(r.lo[c], d[i]);
+    r.hi[c] = std::max(r.hi[c], d[i]);
+  }
+  return r;
+}
+
 bool is_int8_op(const std::string& domain, const std::string& op) { return type_rules().count({domain, op}) != 0; }
 
 Status supports_int8_types(const Node& n, const NodeTypes& types) {
@@ -394,17 +407,9 @@ bool exact_uint8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<flo
   if (!onednn_has_vnni()) return false;
   std::vector<int32_t> d;
   if (!exact_weight_grid(wf, lead, 255, true, &d, scales)) return false;
-  const int64_t channels = static_cast<int64_t>(scales->size());
-  const int64_t cols = wf.numel() / wf.shape()[0];
-  auto channel = [&](size_t i) {
-    const auto j = static_cast<int64_t>(i);
-    return static_cast<size_t>(lead ? j / cols : j % channels);
-  };
-  std::vector<int32_t> lo(static_cast<size_t>(channels), INT32_MAX), hi(static_cast<size_t>(channels), INT32_MIN);
-  for (size_t i = 0; i < d.size(); ++i) {
-    lo[channel(i)] = std::min(lo[channel(i)], d[i]);
-    hi[channel(i)] = std::max(hi[channel(i)], d[i]);
-  }
+  const auto channels = static_cast<int64_t>(scales->size()), count = static_cast<int64_t>(d.size());
+  const ZeroPointAxis axis = lead ? ZeroPointAxis::leading : ZeroPointAxis::last;
+  const auto [lo, hi] = channel_ranges(d, channels, axis);
   std::vector<int32_t> z(static_cast<size_t>(channels));
   for (size_t c = 0; c < z.size(); ++c) {
     if (hi[c] - lo[c] > 255) return false;
@@ -414,7 +419,8 @@ bool exact_uint8_weights(const Tensor& wf, bool lead, Tensor* q, std::vector<flo
   const int32_t lowest = *std::min_element(lo.begin(), lo.end()), highest = *std::max_element(hi.begin(), hi.end());
   if (highest - lowest <= 255) z.assign(z.size(), std::max(-lowest, 0));
   *q = Tensor(DataType::uint8, wf.shape());
-  for (size_t i = 0; i < d.size(); ++i) q->data<uint8_t>()[i] = static_cast<uint8_t>(d[i] + z[channel(i)]);
+  for (size_t i = 0; i < d.size(); ++i)
+    q->data<uint8_t>()[i] = static_cast<uint8_t>(d[i] + z[weight_channel(i, channels, count, axis)]);
   if (std::all_of(z.begin(), z.end(), [&](int32_t v) { return v == z[0]; })) z.resize(1);
   zero_points->assign(z.begin(), z.end());
   return true;

@@ -120,18 +120,9 @@ Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>
     return unsupported(label + " offset weights need VNNI (without it oneDNN sums u8 x s8 pairs in int16)");
   const std::vector<int32_t> d = shifted_weights(w, zero_points, axis);
   if (d.empty() || w.rank() == 0) return unsupported(label + " no weights");
-  // Channel of element i: leading axis, i / per_channel; last axis, i % channels.
   const int64_t channels = axis == ZeroPointAxis::leading ? w.shape().front() : w.shape().back();
-  const int64_t per_channel = static_cast<int64_t>(d.size()) / channels;
-  auto channel = [&](size_t i) {
-    const auto j = static_cast<int64_t>(i);
-    return static_cast<size_t>(axis == ZeroPointAxis::leading ? j / per_channel : j % channels);
-  };
-  std::vector<int32_t> lo(static_cast<size_t>(channels), INT32_MAX), hi(static_cast<size_t>(channels), INT32_MIN);
-  for (size_t i = 0; i < d.size(); ++i) {
-    lo[channel(i)] = std::min(lo[channel(i)], d[i]);
-    hi[channel(i)] = std::max(hi[channel(i)], d[i]);
-  }
+  const auto count = static_cast<int64_t>(d.size());
+  const auto [lo, hi] = channel_ranges(d, channels, axis);
   OffsetWeights out;
   for (size_t o = 0; o < lo.size(); ++o) {
     if (hi[o] - lo[o] > 255)
@@ -141,7 +132,8 @@ Result<OffsetWeights> offset_weights(const Tensor& w, const std::vector<int32_t>
   }
   out.w8 = Tensor(DataType::int8, w.shape());
   int8_t* w8 = out.w8.data<int8_t>();
-  for (size_t i = 0; i < d.size(); ++i) w8[i] = static_cast<int8_t>(d[i] - out.offsets[channel(i)]);
+  for (size_t i = 0; i < d.size(); ++i)
+    w8[i] = static_cast<int8_t>(d[i] - out.offsets[weight_channel(i, channels, count, axis)]);
   return out;
 }
 
@@ -153,19 +145,25 @@ std::string describe_offsets(const std::vector<int32_t>& offsets) {
 
 namespace {
 
-// Adds the kernel for geometry `g` over a source of N images of C channels (`k`'s correction set),
-// writing `into` or a new temporary of `map_shape` in `layout`; returns the value written.
-Result<int> add_share_kernel(Builder& b, std::unique_ptr<OffsetCorrectionKernel> k, const Shape& map_shape,
+// Adds the kernel for geometry `g` over a source of N images of C channels (`k`'s correction set,
+// whose source zero point is the value `src_zp`, -1: none), writing `into` or a new temporary of
+// `map_shape` in `layout`; returns the value written.
+Result<int> add_share_kernel(Builder& b, std::unique_ptr<OffsetCorrectionKernel> k, int src_zp, const Shape& map_shape,
                              Layout layout, int into) {
   const ShareGeometry& g = k->geometry;
-  const OffsetCorrection& c = k->c;
+  OffsetCorrection& c = k->c;
   k->src = c.src;
-  if (c.offsets.size() != static_cast<size_t>(g.O))
-    return internal_error(k->label + ": " + std::to_string(c.offsets.size()) + " offsets for " + std::to_string(g.O) +
-                          " channels");
+  c.src_signed = b.val(c.src).dtype == DataType::int8;
+  std::vector<int> zp_reads;
+  TANDEM_ASSIGN_OR_RETURN(c.src_zp, read_zero_point(b, src_zp, k->label + ": source zero point", &zp_reads));
+  if (c.offsets.size() != static_cast<size_t>(g.O) || (c.factor.size() > 1 && c.factor.size() != c.offsets.size()))
+    return internal_error(k->label + ": " + std::to_string(c.offsets.size()) + " offsets and " +
+                          std::to_string(c.factor.size()) + " factors for " + std::to_string(g.O) + " channels");
   k->factors.resize(static_cast<size_t>(g.O));
-  for (size_t o = 0; o < k->factors.size(); ++o)
-    k->factors[o] = static_cast<float>((o < c.factor.size() ? c.factor[o] : 1.0) * c.offsets[o]);
+  for (size_t o = 0; o < k->factors.size(); ++o) {
+    const double factor = c.factor.empty() ? 1.0 : c.factor[c.factor.size() == 1 ? 0 : o];
+    k->factors[o] = static_cast<float>(factor * c.offsets[o]);
+  }
   if (k->C > INT32_MAX / 512) return unsupported(k->label + ": too many channels for int32 pixel sums");
   k->sums = b.add_temp(DataType::int32, {k->N, 1, g.H, g.W}, Layout::plain);
   const IValue* d = into >= 0 ? &b.val(into) : nullptr;
@@ -184,9 +182,8 @@ Result<int> add_share_kernel(Builder& b, std::unique_ptr<OffsetCorrectionKernel>
   return out;
 }
 
-}  // namespace
-
-Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const Shape& x, const Shape& dst,
+// The convolution's share (add_offset_share) for correction `c`, its factors set.
+Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, int x_zp, const Shape& x, const Shape& dst,
                                   const std::string& label, int into) {
   if (x.size() != 4 || dst.size() != 4 || c.kernel.size() != 2 || c.strides.size() != 2 ||
       c.dilations.size() != 2 || c.pad_begin.size() != 2)
@@ -211,16 +208,14 @@ Result<int> add_offset_correction(Builder& b, const OffsetCorrection& c, const S
   g.dw = c.dilations[1];
   g.ph = c.pad_begin[0];
   g.pw = c.pad_begin[1];
-  return add_share_kernel(b, std::move(k), dst, Layout::nhwc, into);
+  return add_share_kernel(b, std::move(k), x_zp, dst, Layout::nhwc, into);
 }
+
+}  // namespace
 
 Result<int> add_offset_row_share(Builder& b, OffsetCorrection c, int a_zp, int64_t M, int64_t K, int64_t N,
                                  int into, const std::string& label) {
   if (b.val(c.src).layout != Layout::plain) return internal_error(label + " offset correction: source not plain");
-  c.src_signed = b.val(c.src).dtype == DataType::int8;
-  std::vector<int> zp_reads;
-  TANDEM_ASSIGN_OR_RETURN(c.src_zp, read_zero_point(b, a_zp, label + " a zero point", &zp_reads));
-  if (c.factor.size() == 1) c.factor.assign(static_cast<size_t>(N), c.factor[0]);
   auto k = std::make_unique<OffsetCorrectionKernel>();
   k->c = std::move(c);
   k->label = label + " (weight offset)";
@@ -230,29 +225,29 @@ Result<int> add_offset_row_share(Builder& b, OffsetCorrection c, int a_zp, int64
   g.H = g.OH = M;
   g.W = g.OW = 1;
   g.O = N;
-  return add_share_kernel(b, std::move(k), {M, N}, Layout::plain, into);
+  return add_share_kernel(b, std::move(k), a_zp, {M, N}, Layout::plain, into);
+}
+
+Result<std::vector<double>> requantization_factors(Builder& b, int x_scale, int w_scale, int y_scale,
+                                                   int64_t channels, const std::string& label) {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<float> sx, known_scales(b, x_scale, 1, label + " x scale"));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<float> sw, known_scales(b, w_scale, channels, label + " weight scale"));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<float> sy, known_scales(b, y_scale, 1, label + " y scale"));
+  std::vector<double> factors;
+  for (int64_t o = 0; o < channels; ++o) factors.push_back(sx[0] * sw[static_cast<size_t>(o)] / sy[0]);
+  return factors;
 }
 
 Result<int> add_offset_share(Builder& b, OffsetCorrection c, int x_zp, const ProductAffine& head, int x_scale,
                              int w_scale, int y_scale, const Shape& x, const Shape& dst, int into,
                              const std::string& label) {
-  const int64_t O = dst[1];
-  c.src_signed = b.val(c.src).dtype == DataType::int8;
-  std::vector<int> zp_reads;
-  TANDEM_ASSIGN_OR_RETURN(c.src_zp, read_zero_point(b, x_zp, label + " x zero point", &zp_reads));
   if (head.ops > 0) {
     c.factor = head.scale;
-    if (c.factor.size() == 1) c.factor.assign(static_cast<size_t>(O), c.factor[0]);
     c.runtime = head.runtime;
   } else if (x_scale >= 0) {
-    // QLinearConv's requantization x_scale * w_scale[o] / y_scale, formed in float32 as its
-    // output scales are (output_scales).
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sx, known_scales(b, x_scale, 1, label + " x scale"));
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sw, known_scales(b, w_scale, O, label + " weight scale"));
-    TANDEM_ASSIGN_OR_RETURN(std::vector<float> sy, known_scales(b, y_scale, 1, label + " y scale"));
-    for (int64_t o = 0; o < O; ++o) c.factor.push_back(sx[0] * sw[static_cast<size_t>(o)] / sy[0]);
+    TANDEM_ASSIGN_OR_RETURN(c.factor, requantization_factors(b, x_scale, w_scale, y_scale, dst[1], label));
   }
-  return add_offset_correction(b, c, x, dst, label, into);
+  return add_offset_correction(b, c, x_zp, x, dst, label, into);
 }
 
 }  // namespace tandem::cpu

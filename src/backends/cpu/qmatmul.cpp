@@ -317,10 +317,7 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
     oc.src = pa;
     oc.offsets = std::move(offsets);
     if (qlinear) {
-      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sa, known_scales(b, o.a_scale, 1, label + " a scale"));
-      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sb, known_scales(b, o.b_scale, N, label + " b scale"));
-      TANDEM_ASSIGN_OR_RETURN(std::vector<float> sy, known_scales(b, o.y_scale, 1, label + " y scale"));
-      for (int64_t n = 0; n < N; ++n) oc.factor.push_back(sa[0] * sb[static_cast<size_t>(n)] / sy[0]);
+      TANDEM_ASSIGN_OR_RETURN(oc.factor, requantization_factors(b, o.a_scale, o.b_scale, o.y_scale, N, label));
     } else if (picked.scale) {
       oc.factor.assign(constant_scales.begin(), constant_scales.end());
       oc.runtime = scale_value;

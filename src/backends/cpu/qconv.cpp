@@ -98,7 +98,6 @@ bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_
   return true;
 }
 
-
 Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const Node& n = *step.node;
   const std::string label = n.label();
@@ -490,7 +489,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + " int8" +
          (chosen.runtime_scales ? ", runtime scales" : "") + (chosen.head.runtime >= 0 ? ", runtime scale as a post-op" : "") +
          (chosen.head.ops > 0 ? ", " + std::to_string(chosen.head.ops) + " tail ops as scales and bias" : "") +
-         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) + (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)") : ""));
+         (!offsets.empty() ? ", weight offsets " + describe_offsets(offsets) +
+                                 (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)")
+                           : ""));
 
   // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
   dnnl::memory packed(pd.weights_desc(), cpu_engine());

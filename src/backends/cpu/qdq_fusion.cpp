@@ -282,7 +282,7 @@ class QdqFuser {
       if (weights < 0) return false;
     }
     QParams w;
-    if (!weight_params(weights, conv, &w, false, !conv || (!deconv && offset_route_fits(weights)))) return false;
+    if (!weight_params(weights, conv, &w, false, !deconv && uint8_weights_fit(weights, conv))) return false;
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // The bias, quantized.
@@ -340,7 +340,7 @@ class QdqFuser {
     if (conv && x_type == DataType::int8 && !onednn_has_vnni()) return false;
     QParams w;
     // Conv: [O, C/group, k...]; MatMul: [K, N]
-    if (!weight_params(ps.inputs[1], conv, &w, false, !conv || offset_route_fits(ps.inputs[1]))) return false;
+    if (!weight_params(ps.inputs[1], conv, &w, false, uint8_weights_fit(ps.inputs[1], conv))) return false;
     const Tensor* wsc = f_.constant(w.scale);
     const int64_t channels = wsc->numel();
     // Conv: per output channel, shaped [O, 1, ...] to broadcast against [N, O, spatial...].
@@ -397,14 +397,14 @@ class QdqFuser {
     return per_tensor_constants(f_, *x, x_type);
   }
 
-  // True when a convolution with weights `v` may take asymmetric uint8 weights: 2-D, where the
-  // weight-offset route (one group) or the exact float32 route (grouped) runs it with 8-bit
-  // values around it (det 640 QDQ with such weights, two threads: 20.8 ms against 23.3 as the
-  // float path the graph describes). A MatMul's 2-D weights always may (the route of
-  // qmatmul.cpp).
-  bool offset_route_fits(int v) const {
+  // True when a product with weights `v` may take them as asymmetric uint8: a MatMul's (2-D,
+  // the weight-offset route of qmatmul.cpp), or a 2-D convolution's, where the weight-offset
+  // route (one group) or the exact float32 route (grouped) runs it with 8-bit values around it
+  // (det 640 QDQ with such weights, two threads: 20.8 ms against 23.3 as the float path the
+  // graph describes).
+  bool uint8_weights_fit(int v, bool conv) const {
     const Tensor* wf = f_.constant(v);
-    return wf && wf->rank() == 4;
+    return !conv || (wf && wf->rank() == 4);
   }
 
   // Float weights `v` (a constant: an initializer, or a DequantizeLinear of int8 weights folded

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/cpu/runtime_env.h"
@@ -14,6 +15,7 @@
 #include "cpu_int8_test_util.h"
 #include "graph_build_util.h"
 #include "op_test_util.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -51,6 +53,74 @@ TEST(CpuBackendConvLayout, FourChannelsPerGroupRunChannelsLast) {
     ASSERT_EQ(nodes_on(r.report, "reference"), 0);
     const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
     EXPECT_TRUE(close.is_ok()) << close.to_string();
+  }
+}
+
+// Shapes of a speech encoder's and a vocoder's layers (1-D) and of a video network's (3-D):
+// a strided convolution with bias, a residual Add and LeakyRelu after it, a ConvTranspose back
+// to the input's length, and a grouped dilated convolution.
+GraphBuilder one_and_three_d_layers(size_t dims) {
+  const int64_t C = 16, O = 24;
+  const Shape spatial = dims == 1 ? Shape{37} : Shape{5, 9, 8};
+  auto with_spatial = [&](Shape head, int64_t k) {
+    head.resize(2 + dims, k);
+    return head;
+  };
+  Shape xs = {1, C}, rs = {1, O};
+  for (int64_t d : spatial) {
+    xs.push_back(d);
+    rs.push_back((d + 2 - 3) / 2 + 1);
+  }
+  auto per_dim = [&](int64_t v) { return std::vector<int64_t>(dims, v); };
+  auto pads = [&](int64_t v) { return std::vector<int64_t>(2 * dims, v); };
+  GraphBuilder q;
+  q.input("x", random_floats(xs, 5, -1.0f, 1.0f))
+      .input("r", random_floats(rs, 6, -1.0f, 1.0f))
+      .init("w1", random_floats(with_spatial({O, C}, 3), 7, -0.3f, 0.3f))
+      .init("b1", random_floats({O}, 8, -0.2f, 0.2f))
+      .init("w2", random_floats(with_spatial({O, C}, 4), 9, -0.3f, 0.3f))
+      .init("b2", random_floats({C}, 10, -0.2f, 0.2f))
+      .init("w3", random_floats(with_spatial({C, C / 4}, 3), 11, -0.3f, 0.3f))
+      .node("Conv", {"x", "w1", "b1"}, {"c"}, {{"strides", attr_ints(per_dim(2))}, {"pads", attr_ints(pads(1))}})
+      .node("Add", {"c", "r"}, {"s"})
+      .node("LeakyRelu", {"s"}, {"a"}, {{"alpha", testing::attr_float(0.1f)}})
+      .node("ConvTranspose", {"a", "w2", "b2"}, {"t"},
+            {{"strides", attr_ints(per_dim(2))}, {"pads", attr_ints(pads(1))}, {"output_padding", attr_ints(per_dim(1))}})
+      .node("Conv", {"t", "w3"}, {"y"},
+            {{"group", attr_int(4)}, {"dilations", attr_ints(per_dim(2))}, {"pads", attr_ints(pads(2))}})
+      .output("y");
+  return q;
+}
+
+TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
+  REQUIRE_CPU();
+  for (size_t dims : {1, 3}) {
+    SCOPED_TRACE(std::to_string(dims) + "-D");
+    const GraphBuilder q = one_and_three_d_layers(dims);
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("ref:any"), std::string::npos) << text;
+    EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+    // On AVX-512 oneDNN has direct or brgemm kernels for every one of them on channels-last
+    // activations; on AVX2 a layer without one stays on plain activations (gemm), and the
+    // baseline keeps all of them plain.
+    if (cpu::cpu_isa_level() >= 1) {
+      EXPECT_NE(text.find("(from nhwc)"), std::string::npos) << text;
+    }
+    if (cpu::cpu_isa_level() >= 2) {
+      EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
+    }
+    {  // the switch that keeps them plain
+      const testing::ScopedEnv plain("TANDEM_CPU_CHANNELS_LAST_1D3D", "0");
+      const std::string plain_text = describe_cpu(q);
+      EXPECT_EQ(plain_text.find("(from nhwc)"), std::string::npos) << plain_text;
+    }
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      ASSERT_EQ(nodes_on(r.report, "reference"), 0);
+      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-4, 1e-4});
+      EXPECT_TRUE(close.is_ok()) << close.to_string();
+    }
   }
 }
 

@@ -126,6 +126,27 @@ std::vector<OpCase> nn_cases() {
                           "SAME_UPPER, runtime weights"));
   cases.push_back(
       op_case("ConvTranspose", {rng.tensor({2, 3, 7}), rng.tensor({3, 2, 4})}, {{"strides", attr_ints({3})}}, "1-D"));
+  // 1-D and 3-D layers with constant weights (the cpu backend's channels-last route): a
+  // vocoder's upsampling ConvTranspose, a dilated grouped 1-D convolution, a strided 3-D one
+  // and a 3-D ConvTranspose.
+  cases.push_back(on_every_backend(with_constants(
+      op_case("ConvTranspose", {rng.tensor({1, 24, 13}), rng.tensor({24, 16, 8}, -0.3f, 0.3f), rng.tensor({16})},
+              {{"strides", attr_ints({4})}, {"pads", attr_ints({2, 2})}, {"output_padding", attr_ints({1})}},
+              "1-D, constant weights"),
+      6)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("Conv", {rng.tensor({2, 32, 29}), rng.tensor({32, 8, 5}, -0.3f, 0.3f), rng.tensor({32})},
+              {{"group", attr_int(4)}, {"dilations", attr_ints({3})}, {"pads", attr_ints({6, 5})}},
+              "1-D, dilated, grouped, constant weights"),
+      6)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("Conv", {rng.tensor({1, 16, 6, 9, 7}), rng.tensor({24, 16, 3, 3, 3}, -0.3f, 0.3f)},
+              {{"strides", attr_ints({1, 2, 2})}, {"pads", attr_ints({1, 1, 0, 1, 1, 1})}}, "3-D, strided"),
+      2)));
+  cases.push_back(on_every_backend(with_constants(
+      op_case("ConvTranspose", {rng.tensor({1, 16, 3, 4, 5}), rng.tensor({16, 8, 2, 2, 2}, -0.3f, 0.3f)},
+              {{"strides", attr_ints({2, 2, 2})}}, "3-D"),
+      2)));
   // --- Quantized convolution and products (reference only)
   cases.push_back(op_case("ConvInteger",
                           {rng.ints({1, 2, 5, 5}, 0, 255, DataType::uint8),

@@ -9,7 +9,8 @@
 // Instance time: the primitive is created for the concrete shapes with oneDNN choosing the
 // weight format; packed weights are cached per format and shared by all instances. 2-D
 // activations use the blocked layout (nChw16c on the AVX-512 path, nChw8c on the AVX2 one: the
-// layouts of oneDNN's direct convolutions) when they have 8 or more channels. A ConvTranspose
+// layouts of oneDNN's direct convolutions) when they have 8 or more channels; 1-D and 3-D ones
+// compute on channels-last copies (nwc, ndhwc) within the step. A ConvTranspose
 // whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
 #include <algorithm>
 #include <cmath>
@@ -207,6 +208,14 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   // Float32 on channels-last activations, the result reordered into the blocked layout: for
   // grouped convolutions whose channels per group oneDNN's blocked kernels do not take (below).
   bool nhwc_route = false;
+  // 1-D and 3-D convolutions and ConvTransposes: oneDNN's direct or brgemm kernels on
+  // channels-last activations (nwc, ndhwc), the source reordered in and the result out within
+  // the step; on plain activations oneDNN has only its gemm convolution (im2col), two to seven
+  // times slower (docs/cpu-backend.md). TANDEM_CPU_CHANNELS_LAST_1D3D=0 keeps them plain.
+  if (!two_d && float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D")) {
+    nhwc_route = true;
+    src_layout = Layout::nhwc;
+  }
 
   // Weights as oneDNN sees them, over the ONNX layout.
   dnnl::memory::dims wd;
@@ -295,7 +304,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   // Post-ops.
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
-  int translated = to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : dst_layout, &po, &post_args);
+  int translated =
+      to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
   if (translated != static_cast<int>(post.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
   dnnl::primitive prim;
   dnnl::memory::desc wmd_chosen, scratch_md;
@@ -336,8 +346,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     // the plain layout is the last resort, and taken as well when oneDNN has only its gemm
     // convolution for channels-last (AVX2), which gains nothing over plain for two reorders.
     const bool slow = impl.rfind("ref", 0) == 0 || (nhwc_route && impl.find("gemm") != std::string::npos);
-    if (bf16 || dst_layout != Layout::blocked || !slow) break;
-    if (!nhwc_route) {
+    if (bf16 || !slow) break;
+    if (dst_layout != Layout::blocked) {  // 1-D, 3-D: plain is the last resort
+      if (!nhwc_route) break;
+      nhwc_route = false;
+      src_layout = Layout::plain;
+    } else if (!nhwc_route) {
       nhwc_route = true;
       src_layout = Layout::nhwc;
     } else {

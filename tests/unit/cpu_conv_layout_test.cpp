@@ -108,6 +108,11 @@ TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
     }
     if (cpu::cpu_isa_level() >= 2) {
       EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
+      // The ConvTranspose's result, which only the last convolution reads, stays channels-last:
+      // no reorder out of that step, none into the next.
+      EXPECT_EQ(text.find("[ConvTranspose 'ConvTranspose3'] (from nhwc)"), std::string::npos) << text;
+      EXPECT_EQ(text.find("[layout reorder of 't']"), std::string::npos) << text;
+      EXPECT_NE(text.find("[ConvTranspose 'ConvTranspose3']  -> "), std::string::npos) << text;
     }
     {  // the switch that keeps them plain
       const testing::ScopedEnv plain("TANDEM_CPU_CHANNELS_LAST_1D3D", "0");

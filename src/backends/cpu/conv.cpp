@@ -10,7 +10,8 @@
 // weight format; packed weights are cached per format and shared by all instances. 2-D
 // activations use the blocked layout (nChw16c on the AVX-512 path, nChw8c on the AVX2 one: the
 // layouts of oneDNN's direct convolutions) when they have 8 or more channels; 1-D and 3-D ones
-// compute on channels-last copies (nwc, ndhwc) within the step. A ConvTranspose
+// compute on channels-last values (nwc, ndhwc), converted within the step unless the producer or
+// the readers take them so (OpSpec::reads_channels_last_floats). A ConvTranspose
 // whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/conv_spec.h"
 #include "backends/cpu/deconv_patch.h"
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
 
@@ -378,8 +380,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
          (x_handed_off && bf16 ? ", source handed off" : "") + (hand_off ? ", result handed off" : "") + ", " +
          std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
 
+  // A 1-D or 3-D result that only steps reading channels-last floats read (the next layer's
+  // convolution) stays channels-last.
+  const bool keep_channels_last = nhwc_route && !two_d && all_fused && read_as_channels_last(b, out);
   int conv_out = out;
   if (hand_off) b.define_handed_off(out, dst_layout);
+  else if (keep_channels_last) b.define(out, Layout::nhwc);
   else if (bf16 && bf16_reorders) conv_out = b.add_temp(DataType::float32, dst, bf16_layout);
   else if (nhwc_route) conv_out = b.add_temp(DataType::float32, dst, Layout::nhwc);
   else if (all_fused) b.define(out, dst_layout);
@@ -412,7 +418,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
   k->writes = {conv_out};
   b.add_kernel(std::move(k));
-  if ((bf16 && bf16_reorders) || nhwc_route) {  // back to the layout of the graph: into `out`, or a temporary the rest reads
+  if ((bf16 && bf16_reorders) || (nhwc_route && !keep_channels_last)) {  // back to the layout of the graph: into `out`, or a temporary the rest reads
     int back = out;
     if (all_fused) b.define(out, dst_layout);
     else back = b.add_temp(DataType::float32, dst, dst_layout);

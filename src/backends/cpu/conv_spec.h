@@ -17,6 +17,7 @@
 
 #include "backends/cpu/compiled_graph.h"
 #include "backends/cpu/ew_program.h"
+#include "backends/cpu/instance.h"
 #include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
@@ -41,13 +42,20 @@ class ConvSpec final : public OpSpec {
 
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
-  // A 2-D convolution with constant weights reading `value` as its source and nowhere else.
-  // The patch ConvTranspose reads a channels-last source as it lies.
+  // A convolution with constant weights reading `value` as its source and nowhere else: the
+  // 2-D patch ConvTranspose reads a channels-last source as it lies, and so does a 1-D or 3-D
+  // one on the channels-last route (conv.cpp; where oneDNN turns that route down, the step
+  // takes a plain copy).
   bool reads_channels_last_floats(int value) const override {
-    return patch && value == x && value != w && value != bias && group == 1 && !is_next &&
-           std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end() &&
-           (!next || std::find(next->post.operands.begin(), next->post.operands.end(), value) == next->post.operands.end()) &&
-           feature_enabled("NHWC_FLOATS");
+    if (value != x || value == w || value == bias || is_next ||
+        std::find(post.operands.begin(), post.operands.end(), value) != post.operands.end())
+      return false;
+    if (patch)
+      return group == 1 && feature_enabled("NHWC_FLOATS") &&
+             (!next ||
+              std::find(next->post.operands.begin(), next->post.operands.end(), value) == next->post.operands.end());
+    return !next && wc.defined() && (wc.rank() == 3 || wc.rank() == 5) && float_path_blocked() &&
+           feature_enabled_now("CHANNELS_LAST_1D3D");
   }
   bool reads_bf16_source(int value) const override {
     if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||

@@ -46,8 +46,9 @@ inline constexpr int64_t kAlign = 64;       // arena alignment, bytes
 // readers of other layouts get through Builder::require. A float32 activation is channels-last
 // between steps only where every reader takes it so (OpSpec::reads_channels_last_floats: the
 // float tail of an integer convolution read by quantizing, elementwise and global pooling
-// steps). 3-D and 5-D values are channels-last
-// (nwc, ndhwc) only inside a quantized convolution step, never as a step's output.
+// steps, and 1-D and 3-D float convolutions, whose channels-last 3-D and 5-D values (nwc,
+// ndhwc) pass between them; elsewhere such values are channels-last only inside a convolution
+// step).
 enum class Layout : uint8_t { plain, blocked, nhwc };
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }

@@ -212,9 +212,15 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   bool nhwc_route = false;
   // 1-D and 3-D convolutions and ConvTransposes: oneDNN's direct or brgemm kernels on
   // channels-last activations (nwc, ndhwc), the source reordered in and the result out within
-  // the step; on plain activations oneDNN has only its gemm convolution (im2col), two to seven
-  // times slower (docs/cpu-backend.md). TANDEM_CPU_CHANNELS_LAST_1D3D=0 keeps them plain.
-  if (!two_d && float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D")) {
+  // the step unless they already are or stay so; on plain activations oneDNN has only its gemm
+  // convolution (im2col), two to seven times slower (docs/cpu-backend.md). A layer of few
+  // multiply-adds per output (a speech encoder's first, over one channel) costs less than the
+  // reorders and stays plain. TANDEM_CPU_CHANNELS_LAST_1D3D=0 keeps them all plain.
+  constexpr double kMinChannelsLastMacs = 16;
+  const double macs_per_dst = static_cast<double>(shape_numel(transposed ? xs : dst)) *
+                              static_cast<double>(shape_numel(ws) / ws[0]) / static_cast<double>(shape_numel(dst));
+  if (!two_d && float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D") &&
+      (x_layout == Layout::nhwc || macs_per_dst >= kMinChannelsLastMacs || read_as_channels_last(b, out))) {
     nhwc_route = true;
     src_layout = Layout::nhwc;
   }

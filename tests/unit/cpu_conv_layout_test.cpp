@@ -58,7 +58,7 @@ TEST(CpuBackendConvLayout, FourChannelsPerGroupRunChannelsLast) {
 
 // Shapes of a speech encoder's and a vocoder's layers (1-D) and of a video network's (3-D):
 // a strided convolution with bias, a residual Add and LeakyRelu after it, a ConvTranspose back
-// to the input's length, and a grouped dilated convolution.
+// to the input's length, a grouped dilated convolution and a pre-activation residual block.
 GraphBuilder one_and_three_d_layers(size_t dims) {
   const int64_t C = 16, O = 24;
   const Shape spatial = dims == 1 ? Shape{37} : Shape{5, 9, 8};
@@ -86,8 +86,13 @@ GraphBuilder one_and_three_d_layers(size_t dims) {
       .node("LeakyRelu", {"s"}, {"a"}, {{"alpha", testing::attr_float(0.1f)}})
       .node("ConvTranspose", {"a", "w2", "b2"}, {"t"},
             {{"strides", attr_ints(per_dim(2))}, {"pads", attr_ints(pads(1))}, {"output_padding", attr_ints(per_dim(1))}})
-      .node("Conv", {"t", "w3"}, {"y"},
+      .node("Conv", {"t", "w3"}, {"u"},
             {{"group", attr_int(4)}, {"dilations", attr_ints(per_dim(2))}, {"pads", attr_ints(pads(2))}})
+      // A pre-activation residual block, as vocoders write them.
+      .init("w4", random_floats(with_spatial({C, C}, 3), 12, -0.3f, 0.3f))
+      .node("LeakyRelu", {"u"}, {"v"}, {{"alpha", testing::attr_float(0.1f)}})
+      .node("Conv", {"v", "w4"}, {"z"}, {{"pads", attr_ints(pads(1))}})
+      .node("Add", {"u", "z"}, {"y"})
       .output("y");
   return q;
 }
@@ -104,7 +109,7 @@ TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
     // activations; on AVX2 a layer without one stays on plain activations (gemm), and the
     // baseline keeps all of them plain.
     if (cpu::cpu_isa_level() >= 1) {
-      EXPECT_NE(text.find("(from nhwc)"), std::string::npos) << text;
+      EXPECT_NE(text.find(dims == 1 ? " nwc  (oneDNN" : " ndhwc  (oneDNN"), std::string::npos) << text;
     }
     if (cpu::cpu_isa_level() >= 2) {
       EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
@@ -113,11 +118,16 @@ TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
       EXPECT_EQ(text.find("[ConvTranspose 'ConvTranspose3'] (from nhwc)"), std::string::npos) << text;
       EXPECT_EQ(text.find("[layout reorder of 't']"), std::string::npos) << text;
       EXPECT_NE(text.find("[ConvTranspose 'ConvTranspose3']  -> "), std::string::npos) << text;
+      // The residual block's values stay channels-last: its LeakyRelu walks them so, and the
+      // Add joins the convolution's post-ops.
+      EXPECT_EQ(text.find("[layout reorder of 'u']"), std::string::npos) << text;
+      EXPECT_EQ(text.find("[layout reorder of 'v']"), std::string::npos) << text;
+      EXPECT_EQ(text.find("(post-ops)"), std::string::npos) << text;
     }
     {  // the switch that keeps them plain
       const testing::ScopedEnv plain("TANDEM_CPU_CHANNELS_LAST_1D3D", "0");
       const std::string plain_text = describe_cpu(q);
-      EXPECT_EQ(plain_text.find("(from nhwc)"), std::string::npos) << plain_text;
+      EXPECT_EQ(plain_text.find(dims == 1 ? " nwc " : " ndhwc "), std::string::npos) << plain_text;
     }
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);

@@ -224,6 +224,18 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     nhwc_route = true;
     src_layout = Layout::nhwc;
   }
+  // On that route a residual of the result's shape joins the post-ops channels-last (converted
+  // here unless it already is: the previous layer's result on the same route).
+  EwProgram channels_last_post;
+  if (nhwc_route && !two_d) {
+    channels_last_post = post;
+    for (int& v : channels_last_post.operands)
+      if (v >= 0 && !b.known(v) && b.typed(v) && b.val(v).dtype == DataType::float32 && b.val(v).shape == dst &&
+          b.val(v).layout == Layout::plain && !b.val(v).handed_off) {
+        TANDEM_ASSIGN_OR_RETURN(v, b.require(v, Layout::nhwc));
+      }
+  }
+  const EwProgram& post_program = nhwc_route && !two_d ? channels_last_post : post;
 
   // Weights as oneDNN sees them, over the ONNX layout.
   dnnl::memory::dims wd;
@@ -313,8 +325,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
   int translated =
-      to_post_ops(b, post, dst, 1, bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
-  if (translated != static_cast<int>(post.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
+      to_post_ops(b, post_program, dst, 1, bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
+  if (translated != static_cast<int>(post_program.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
   dnnl::primitive prim;
   dnnl::memory::desc wmd_chosen, scratch_md;
   std::string impl;
@@ -339,7 +351,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
           bf16 = false;
           po = dnnl::post_ops();
           post_args.clear();
-          translated = to_post_ops(b, post, dst, 1, dst_layout, &po, &post_args);
+          translated = to_post_ops(b, post_program, dst, 1, dst_layout, &po, &post_args);
           fused = translated > 0;
         } else {
           throw;
@@ -368,7 +380,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     }
     po = dnnl::post_ops();
     post_args.clear();
-    translated = to_post_ops(b, post, dst, 1, nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
+    translated = to_post_ops(b, post_program, dst, 1, nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
     fused = translated > 0;
   }
   if (bf16_candidate) b.count_bf16(bf16);  // after the fallbacks: what really runs
@@ -380,11 +392,11 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   if (bf16) {
     TANDEM_ASSIGN_OR_RETURN(src, b.require_bf16(src, bf16_layout));
   }
-  const bool all_fused = translated == static_cast<int>(post.ops.size()) && b.val(out).shape == dst;
+  const bool all_fused = translated == static_cast<int>(post_program.ops.size()) && b.val(out).shape == dst;
   if (verbose())
     note(label + " " + shape_to_string(xs) + " -> " + shape_to_string(dst) + ": " + impl + (bf16 ? " bf16" : "") +
          (x_handed_off && bf16 ? ", source handed off" : "") + (hand_off ? ", result handed off" : "") + ", " +
-         std::to_string(translated) + "/" + std::to_string(post.ops.size()) + " post-ops fused");
+         std::to_string(translated) + "/" + std::to_string(post_program.ops.size()) + " post-ops fused");
 
   // A 1-D or 3-D result that only steps reading channels-last floats read (the next layer's
   // convolution) stays channels-last.
@@ -433,8 +445,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
   if (!all_fused) {
     EwProgram rest;
-    rest.operands = post.operands;
-    rest.ops.assign(post.ops.begin() + translated, post.ops.end());
+    rest.operands = post_program.operands;
+    rest.ops.assign(post_program.ops.begin() + translated, post_program.ops.end());
     return add_elementwise(b, rest, conv_out, out, label + " (post-ops)");
   }
   return Status::ok();

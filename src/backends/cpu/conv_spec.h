@@ -43,19 +43,19 @@ class ConvSpec final : public OpSpec {
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
   // A convolution with constant weights reading `value` as its source and nowhere else: the
-  // 2-D patch ConvTranspose reads a channels-last source as it lies, and so does a 1-D or 3-D
-  // one on the channels-last route (conv.cpp; where oneDNN turns that route down, the step
-  // takes a plain copy).
+  // 2-D patch ConvTranspose reads a channels-last source as it lies. So does a 1-D or 3-D one
+  // on the channels-last route (conv.cpp), its source and a residual added to its result (a
+  // post-op operand of the result's shape); where oneDNN turns that route down, the step takes
+  // plain copies.
   bool reads_channels_last_floats(int value) const override {
-    if (value != x || value == w || value == bias || is_next ||
-        std::find(post.operands.begin(), post.operands.end(), value) != post.operands.end())
-      return false;
+    if (value == w || value == bias || is_next) return false;
+    const bool in_post = std::find(post.operands.begin(), post.operands.end(), value) != post.operands.end();
     if (patch)
-      return group == 1 && feature_enabled("NHWC_FLOATS") &&
+      return value == x && !in_post && group == 1 && feature_enabled("NHWC_FLOATS") &&
              (!next ||
               std::find(next->post.operands.begin(), next->post.operands.end(), value) == next->post.operands.end());
-    return !next && wc.defined() && (wc.rank() == 3 || wc.rank() == 5) && float_path_blocked() &&
-           feature_enabled_now("CHANNELS_LAST_1D3D");
+    return (value == x || in_post) && !next && wc.defined() && (wc.rank() == 3 || wc.rank() == 5) &&
+           float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D");
   }
   bool reads_bf16_source(int value) const override {
     if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||

@@ -359,8 +359,12 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       l = l == Layout::nhwc ? Layout::blocked : Layout::plain;
     }
   } else {
+    // 4-D walks take every layout; 3-D and 5-D ones (1-D and 3-D convolutions' values) plain
+    // and channels-last floats only.
+    const size_t rank = out_shape.size();
+    const bool four_d = rank == 4;
     bool blocked_floats = false, channels_last_floats = false, channels_last_bytes = false;
-    if (out_shape.size() == 4)
+    if (four_d || ((rank == 3 || rank == 5) && staged_operands == 0 && !byte_out))
       for (size_t i = 0; i < p.operands.size(); ++i) {
         const IValue& v = b.val(p.operands[i]);
         if (v.shape != out_shape && up_of[i] < 0) continue;
@@ -374,13 +378,16 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     bool lower_ranks_fit = true;
     for (size_t i = 0; i < p.operands.size(); ++i) {
       const IValue& v = b.val(p.operands[i]);
-      if (byte_of[i] >= 0 || up_of[i] >= 0 || v.shape.size() == 4) continue;
-      Shape os(4, 1);
-      if (v.shape.size() < 4) std::copy(v.shape.begin(), v.shape.end(), os.begin() + (4 - v.shape.size()));
-      lower_ranks_fit = lower_ranks_fit && v.shape.size() < 4 && v.layout == Layout::plain &&
-                        (os[1] == 1 || os[2] * os[3] == 1);
+      if (byte_of[i] >= 0 || up_of[i] >= 0 || v.shape.size() == rank) continue;
+      Shape os(rank, 1);
+      if (v.shape.size() < rank) std::copy(v.shape.begin(), v.shape.end(), os.begin() + (rank - v.shape.size()));
+      int64_t pixels = 1;
+      for (size_t d = 2; d < rank; ++d) pixels *= os[d];
+      lower_ranks_fit =
+          lower_ranks_fit && v.shape.size() < rank && v.layout == Layout::plain && (os[1] == 1 || pixels == 1);
     }
-    if (channels_last_floats && !blocked_floats && lower_ranks_fit && (byte_out || read_as_channels_last(b, out)))
+    if (channels_last_floats && !blocked_floats && lower_ranks_fit &&
+        ((byte_out && four_d) || read_as_channels_last(b, out)))
       l = Layout::nhwc;
     else if (blocked_floats || channels_last_bytes) l = Layout::blocked;
     // bf16 hand-off (conv.cpp): a blocked float32 result that only bf16 convolutions read.

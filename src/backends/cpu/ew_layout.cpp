@@ -9,7 +9,12 @@ std::vector<int64_t> physical_dims(const IValue& v) {
   const int64_t block = channel_block();
   if (v.layout == Layout::blocked)
     return {v.shape[0], round_up(v.shape[1], block) / block, v.shape[2], v.shape[3], block};
-  if (v.layout == Layout::nhwc) return {v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
+  if (v.layout == Layout::nhwc) {  // [N, spatial..., C]
+    std::vector<int64_t> dims(v.shape.begin(), v.shape.end());
+    dims.erase(dims.begin() + 1);
+    dims.push_back(v.shape[1]);
+    return dims;
+  }
   if (v.shape.empty()) return {1};
   return v.shape;
 }
@@ -30,16 +35,24 @@ std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv) {
     return st;
   }
   if (outv.layout == Layout::nhwc) {
-    // Channels-last output [N, H, W, C]: a channels-last operand, or a plain one that is
-    // constant along the channels or along the pixels (a full-size plain operand would be read
-    // H*W floats apart: it is converted instead).
-    if (r != 4 || ov.layout == Layout::blocked) return {};
-    if (ov.layout == Layout::plain && os[1] != 1 && os[2] * os[3] != 1) return {};
+    // Channels-last output [N, spatial..., C] (nwc, nhwc, ndhwc): a channels-last operand, or a
+    // plain one that is constant along the channels or along the pixels (a full-size plain
+    // operand would be read a whole channel apart: it is converted instead).
+    if (r < 3 || r > 5 || ov.layout == Layout::blocked) return {};
+    int64_t pixels = 1;
+    for (size_t d = 2; d < r; ++d) pixels *= os[d];
+    if (ov.layout == Layout::plain && os[1] != 1 && pixels != 1) return {};
     const bool last = ov.layout == Layout::nhwc;
-    const int64_t sc = last ? 1 : os[2] * os[3], sw = last ? os[1] : 1, sh = os[3] * sw;
-    const int64_t sn = last ? os[2] * sh : os[1] * sc;
     auto along = [&](size_t d, int64_t s) { return os[d] == 1 && outv.shape[d] != 1 ? 0 : s; };
-    return {along(0, sn), along(2, sh), along(3, sw), along(1, sc)};
+    std::vector<int64_t> st(r);
+    int64_t inner = last ? os[1] : 1;  // the last spatial dim's stride
+    for (size_t d = r; d-- > 2;) {
+      st[d - 1] = along(d, inner);
+      inner *= os[d];
+    }
+    st[0] = along(0, os[1] * pixels);
+    st[r - 1] = along(1, last ? 1 : pixels);
+    return st;
   }
   // Blocked output [N, C, H, W].
   const int64_t C = outv.shape[1];

@@ -376,7 +376,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     // A float operand of another rank is read along a channels-last walk only when it is plain
     // and constant along the channels or the pixels (no conversion gives it that layout).
     bool lower_ranks_fit = true;
-    for (size_t i = 0; i < p.operands.size(); ++i) {
+    for (size_t i = 0; i < p.operands.size() && channels_last_floats; ++i) {
       const IValue& v = b.val(p.operands[i]);
       if (byte_of[i] >= 0 || up_of[i] >= 0 || v.shape.size() == rank) continue;
       Shape os(rank, 1);

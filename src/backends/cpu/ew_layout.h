@@ -13,7 +13,7 @@
 namespace tandem::cpu {
 
 // Physical dims of a value in its layout: plain = shape; blocked = [N, C/B, H, W, B] with B =
-// channel_block(); channels-last = [N, H, W, C].
+// channel_block(); channels-last = [N, spatial..., C] (nwc, nhwc, ndhwc).
 std::vector<int64_t> physical_dims(const IValue& v);
 
 // Element strides of operand `ov` over the physical dims of `outv` (0 along the dims it

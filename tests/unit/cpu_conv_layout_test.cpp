@@ -139,5 +139,45 @@ TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
   }
 }
 
+// ResNet's 3x3 layers: oneDNN's Winograd kernels where they time faster (always, here), with
+// the BatchNormalization and Relu fused and with a residual Add applied after the kernel; the
+// numbers stay within float32 rounding of the reference.
+TEST(CpuBackendConvLayout, WinogradConvolutionsMatchTheReference) {
+  REQUIRE_CPU();
+  const int64_t C = 64;
+  GraphBuilder q;
+  q.input("x", random_floats({1, C, 14, 14}, 5, -1.0f, 1.0f))
+      .init("w1", random_floats({C, C, 3, 3}, 6, -0.1f, 0.1f))
+      .init("b1", random_floats({C}, 7, -0.2f, 0.2f))
+      .init("w2", random_floats({C, C, 3, 3}, 8, -0.1f, 0.1f))
+      .node("Conv", {"x", "w1", "b1"}, {"c1"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("Relu", {"c1"}, {"r1"})
+      .node("Conv", {"r1", "w2"}, {"c2"}, {{"pads", attr_ints({1, 1, 1, 1})}})
+      .node("Add", {"c2", "x"}, {"s"})
+      .node("Relu", {"s"}, {"y"})
+      .output("y");
+  {
+    const testing::ScopedEnv always("TANDEM_CPU_WINOGRAD", "always");
+    const std::string text = describe_cpu(q);
+    // oneDNN 2.6 has Winograd kernels on AVX-512 only.
+    if (cpu::cpu_isa_level() >= 2) {
+      EXPECT_NE(text.find("[Conv 'Conv0']  -> 1x64x14x14 nChw16c  (oneDNN jit"), std::string::npos) << text;
+      EXPECT_NE(text.find("wino"), std::string::npos) << text;
+      const size_t first = text.find("wino");
+      EXPECT_NE(text.find("wino", first + 1), std::string::npos) << "both layers:\n" << text;
+    }
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      ASSERT_EQ(nodes_on(r.report, "reference"), 0);
+      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+      EXPECT_TRUE(close.is_ok()) << close.to_string();
+    }
+  }
+  const testing::ScopedEnv direct("TANDEM_CPU_WINOGRAD", "0");
+  const std::string text = describe_cpu(q);
+  EXPECT_EQ(text.find("wino"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace tandem

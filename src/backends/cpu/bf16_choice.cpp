@@ -1,5 +1,5 @@
-// bf16_choice.cpp: timing a oneDNN primitive on scratch buffers, and the cached bf16 choice
-// (bf16_choice.h).
+// bf16_choice.cpp: timing a oneDNN primitive on scratch buffers, and the cached bf16 and
+// candidate choices (bf16_choice.h).
 #include "backends/cpu/bf16_choice.h"
 
 #include <omp.h>
@@ -78,6 +78,28 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dn
     char line[160];
     std::snprintf(line, sizeof line, ": bf16 %.3f ms (with conversions) vs float32 %.3f ms -> %s", with_bf16,
                   with_fp32, pays ? "bf16" : "float32");
+    note(full + line);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  decided.emplace(full, pays);
+  return pays;
+}
+
+bool candidate_pays_off(const std::string& key, const dnnl::primitive& candidate, const dnnl::primitive& baseline,
+                        double gain) {
+  static std::mutex mu;
+  static std::map<std::string, bool> decided;
+  const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = decided.find(full); it != decided.end()) return it->second;
+  }
+  const double with_candidate = time_primitive_ms(candidate), with_baseline = time_primitive_ms(baseline);
+  const bool pays = std::isfinite(with_candidate) && std::isfinite(with_baseline) && with_candidate <= gain * with_baseline;
+  if (verbose()) {
+    char line[160];
+    std::snprintf(line, sizeof line, ": %.3f ms vs %.3f ms -> %s", with_candidate, with_baseline,
+                  pays ? "candidate" : "baseline");
     note(full + line);
   }
   std::lock_guard<std::mutex> lock(mu);

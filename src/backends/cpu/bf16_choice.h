@@ -58,4 +58,11 @@ struct Bf16Extras {
 bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
                    const Bf16Extras& extras);
 
+// The same timing for another choice between two primitives that compute the same thing (a
+// float32 convolution by Winograd's algorithm or directly): true when `candidate` takes at
+// most `gain` x the time of `baseline`. Cached for the process by `key` plus the team size,
+// like bf16_pays_off; a primitive too large to time keeps the baseline. Thread-safe.
+bool candidate_pays_off(const std::string& key, const dnnl::primitive& candidate, const dnnl::primitive& baseline,
+                        double gain);
+
 }  // namespace tandem::cpu

@@ -15,6 +15,7 @@
 // whose patches do not overlap runs the backend's own kernel (deconv_patch.h).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 
 #include "backends/cpu/bf16_choice.h"
@@ -31,6 +32,17 @@ namespace tandem::cpu {
 namespace {
 
 using dt = dnnl::memory::data_type;
+
+// Winograd is kept when its time <= kMinWinogradGain x the direct kernel's, or
+// kMinWinogradGainApart x when its post-ops must run in a pass of their own.
+constexpr double kMinWinogradGain = 0.9;
+constexpr double kMinWinogradGainApart = 0.75;
+
+// TANDEM_CPU_WINOGRAD=always, read at each compile.
+bool winograd_always() {
+  const char* e = std::getenv("TANDEM_CPU_WINOGRAD");
+  return e && std::string(e) == "always";
+}
 
 dnnl::memory::dims dnnl_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
   dnnl::memory::dims d;
@@ -262,6 +274,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     wsrc_md = dnnl::memory::desc(wd, dt::f32, st);
   }
 
+  bool winograd = false;  // oneDNN's Winograd convolution instead of its direct one (below)
   auto make_pd = [&](const dnnl::post_ops& ops, bool wany) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -285,12 +298,11 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     auto pl = dnnl_dims(geo.pads_begin), pr = dnnl_dims(geo.pads_end);
     auto& eng = cpu_engine();
     if (!transposed) {
-      auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, smd, wmd, bmd, dmd,
+      const auto alg = winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+      auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, smd, wmd, bmd, dmd,
                                                            strides, dil, pl, pr)
-                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, smd, wmd, dmd, strides,
-                                                           dil, pl, pr);
+                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, smd, wmd, dmd,
+                                                           strides, dil, pl, pr);
       auto pd = dnnl::convolution_forward::primitive_desc(d, attr, eng);
       return std::make_tuple(dnnl::primitive(dnnl::convolution_forward(pd)), pd.weights_desc(), pd.scratchpad_desc(),
                              std::string(pd.impl_info_str()));
@@ -327,6 +339,45 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   int translated =
       to_post_ops(b, post_program, dst, 1, bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
   if (translated != static_cast<int>(post_program.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
+  // Winograd's algorithm: a 3x3 stride-1 float32 convolution in fewer multiplications, about as
+  // exact as the direct one (relative error below 1e-6 on ResNets), where oneDNN has a kernel
+  // for it (AVX-512, channel counts in multiples of 16), kept only where it times faster than
+  // the direct kernel on this machine (candidate_pays_off). Its kernels take eltwise post-ops
+  // but not a residual: with one, the Winograd form runs without post-ops and the elementwise
+  // kernel applies them after it, which the stricter margin pays for.
+  // TANDEM_CPU_WINOGRAD=0 keeps every convolution direct; =always takes Winograd wherever oneDNN
+  // has it, untimed (for tests).
+  if (two_d && !transposed && !bf16 && wany && !nhwc_route && dst_layout == Layout::blocked &&
+      feature_enabled_now("WINOGRAD")) {
+    try {
+      // Both timed without post-ops (a residual's operand is not bound while timing).
+      winograd = false;
+      const auto direct = make_pd(dnnl::post_ops(), wany);
+      winograd = true;
+      const auto wino = make_pd(dnnl::post_ops(), wany);
+      bool with_post_ops = true;
+      if (translated > 0) {
+        try {
+          make_pd(po, wany);
+        } catch (const dnnl::error&) {
+          with_post_ops = false;
+        }
+      }
+      std::string key = "conv winograd ";
+      for (const Shape& part : {xs, ws, geo.pads_begin, geo.pads_end}) key += shape_to_string(part) + " ";
+      key += "g" + std::to_string(G) + (with_post_ops ? "" : " post-ops apart");
+      winograd = std::get<3>(wino).rfind("ref", 0) != 0 &&
+                 (winograd_always() || candidate_pays_off(key, std::get<0>(wino), std::get<0>(direct),
+                                                          with_post_ops ? kMinWinogradGain : kMinWinogradGainApart));
+      if (winograd && !with_post_ops) {
+        po = dnnl::post_ops();
+        post_args.clear();
+        translated = 0;
+      }
+    } catch (const dnnl::error&) {
+      winograd = false;  // no Winograd kernel for this geometry or layout
+    }
+  }
   dnnl::primitive prim;
   dnnl::memory::desc wmd_chosen, scratch_md;
   std::string impl;

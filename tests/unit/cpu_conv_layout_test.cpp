@@ -26,6 +26,19 @@ using testing::GraphBuilder;
 
 using namespace int8_test;
 
+// Runs `q` on the cpu backend (nothing on reference) and on the reference backend at one and
+// two threads: every output within `tolerance` (absolute and relative).
+void expect_close_to_reference(const GraphBuilder& q, double tolerance) {
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(std::to_string(threads) + " threads");
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    ASSERT_EQ(nodes_on(r.report, "reference"), 0);
+    const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{tolerance, tolerance});
+    EXPECT_TRUE(close.is_ok()) << close.to_string();
+  }
+}
+
 TEST(CpuBackendConvLayout, FourChannelsPerGroupRunChannelsLast) {
   REQUIRE_CPU();
   GraphBuilder q;
@@ -47,13 +60,7 @@ TEST(CpuBackendConvLayout, FourChannelsPerGroupRunChannelsLast) {
   if (cpu::cpu_isa_level() >= 2) {
     EXPECT_EQ(text.find("gemm"), std::string::npos) << text;
   }
-  for (int threads : {1, 2}) {
-    Runs r = run_both(q, threads);
-    ASSERT_EQ(r.cpu.size(), 1u);
-    ASSERT_EQ(nodes_on(r.report, "reference"), 0);
-    const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
-    EXPECT_TRUE(close.is_ok()) << close.to_string();
-  }
+  expect_close_to_reference(q, 1e-5);
 }
 
 // Shapes of a speech encoder's and a vocoder's layers (1-D) and of a video network's (3-D):
@@ -129,13 +136,7 @@ TEST(CpuBackendConvLayout, OneAndThreeDimensionalConvolutionsRunChannelsLast) {
       const std::string plain_text = describe_cpu(q);
       EXPECT_EQ(plain_text.find(dims == 1 ? " nwc " : " ndhwc "), std::string::npos) << plain_text;
     }
-    for (int threads : {1, 2}) {
-      Runs r = run_both(q, threads);
-      ASSERT_EQ(r.cpu.size(), 1u);
-      ASSERT_EQ(nodes_on(r.report, "reference"), 0);
-      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-4, 1e-4});
-      EXPECT_TRUE(close.is_ok()) << close.to_string();
-    }
+    expect_close_to_reference(q, 1e-4);
   }
 }
 
@@ -166,13 +167,7 @@ TEST(CpuBackendConvLayout, WinogradConvolutionsMatchTheReference) {
       const size_t first = text.find("wino");
       EXPECT_NE(text.find("wino", first + 1), std::string::npos) << "both layers:\n" << text;
     }
-    for (int threads : {1, 2}) {
-      Runs r = run_both(q, threads);
-      ASSERT_EQ(r.cpu.size(), 1u);
-      ASSERT_EQ(nodes_on(r.report, "reference"), 0);
-      const Status close = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
-      EXPECT_TRUE(close.is_ok()) << close.to_string();
-    }
+    expect_close_to_reference(q, 1e-5);
   }
   const testing::ScopedEnv direct("TANDEM_CPU_WINOGRAD", "0");
   const std::string text = describe_cpu(q);

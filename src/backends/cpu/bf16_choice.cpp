@@ -12,7 +12,9 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "backends/cpu/runtime_env.h"
 
@@ -57,9 +59,13 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
   return best;
 }
 
-bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
-                   const Bf16Extras& extras) {
-  if (bf16_always()) return true;
+namespace {
+
+// The decision for `key` at the calling thread's team size: taken once by `decide` (which
+// returns it and the timings to print under TANDEM_CPU_VERBOSE), then read from the cache.
+// Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
+template <typename Decide>
+bool decided_once(const std::string& key, const Decide& decide) {
   static std::mutex mu;
   static std::map<std::string, bool> decided;
   const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
@@ -67,44 +73,47 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dn
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = decided.find(full); it != decided.end()) return it->second;
   }
-  // Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
-  double with_bf16 = time_primitive_ms(bf16) + extras.bf16_ms;
-  for (const auto& extra : extras.bf16) with_bf16 += time_primitive_ms(extra);
-  double with_fp32 = time_primitive_ms(fp32) + extras.fp32_ms;
-  for (const auto& extra : extras.fp32) with_fp32 += time_primitive_ms(extra);
-  // Too large to time (infinite): bf16 stays, as the eligibility rules chose.
-  const bool pays = !std::isfinite(with_bf16) || !std::isfinite(with_fp32) || with_bf16 <= kMinBf16Gain * with_fp32;
-  if (verbose()) {
-    char line[160];
-    std::snprintf(line, sizeof line, ": bf16 %.3f ms (with conversions) vs float32 %.3f ms -> %s", with_bf16,
-                  with_fp32, pays ? "bf16" : "float32");
-    note(full + line);
-  }
+  const auto [pays, timings] = decide();
+  if (verbose()) note(full + ": " + timings);
   std::lock_guard<std::mutex> lock(mu);
   decided.emplace(full, pays);
   return pays;
 }
 
+std::string timings_line(const char* candidate, double candidate_ms, const char* baseline, double baseline_ms,
+                         bool pays) {
+  char line[160];
+  std::snprintf(line, sizeof line, "%s %.3f ms vs %s %.3f ms -> %s", candidate, candidate_ms, baseline, baseline_ms,
+                pays ? candidate : baseline);
+  return line;
+}
+
+}  // namespace
+
+bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
+                   const Bf16Extras& extras) {
+  if (bf16_always()) return true;
+  return decided_once(key, [&] {
+    double with_bf16 = time_primitive_ms(bf16) + extras.bf16_ms;
+    for (const auto& extra : extras.bf16) with_bf16 += time_primitive_ms(extra);
+    double with_fp32 = time_primitive_ms(fp32) + extras.fp32_ms;
+    for (const auto& extra : extras.fp32) with_fp32 += time_primitive_ms(extra);
+    // Too large to time (infinite): bf16 stays, as the eligibility rules chose.
+    const bool pays =
+        !std::isfinite(with_bf16) || !std::isfinite(with_fp32) || with_bf16 <= kMinBf16Gain * with_fp32;
+    return std::make_pair(pays, timings_line("bf16", with_bf16, "float32", with_fp32, pays) + " (bf16 with conversions)");
+  });
+}
+
 bool candidate_pays_off(const std::string& key, const dnnl::primitive& candidate, const dnnl::primitive& baseline,
                         double gain) {
-  static std::mutex mu;
-  static std::map<std::string, bool> decided;
-  const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (auto it = decided.find(full); it != decided.end()) return it->second;
-  }
-  const double with_candidate = time_primitive_ms(candidate), with_baseline = time_primitive_ms(baseline);
-  const bool pays = std::isfinite(with_candidate) && std::isfinite(with_baseline) && with_candidate <= gain * with_baseline;
-  if (verbose()) {
-    char line[160];
-    std::snprintf(line, sizeof line, ": %.3f ms vs %.3f ms -> %s", with_candidate, with_baseline,
-                  pays ? "candidate" : "baseline");
-    note(full + line);
-  }
-  std::lock_guard<std::mutex> lock(mu);
-  decided.emplace(full, pays);
-  return pays;
+  return decided_once(key, [&] {
+    const double with_candidate = time_primitive_ms(candidate), with_baseline = time_primitive_ms(baseline);
+    // Too large to time (infinite): the baseline stays.
+    const bool pays =
+        std::isfinite(with_candidate) && std::isfinite(with_baseline) && with_candidate <= gain * with_baseline;
+    return std::make_pair(pays, timings_line("candidate", with_candidate, "baseline", with_baseline, pays));
+  });
 }
 
 }  // namespace tandem::cpu

@@ -144,6 +144,17 @@ bool Builder::readers_take_bf16(int v) const {
   return true;
 }
 
+bool Builder::readers_take_channels_last_floats(int v) const {
+  if (v < 0 || v >= static_cast<int>(g_.values.size())) return false;
+  const CompiledValue& cv = g_.values[v];
+  if (cv.is_output || cv.readers.empty()) return false;
+  for (int r : cv.readers) {
+    const Step& s = g_.steps[static_cast<size_t>(r)];
+    if (s.dead || !s.spec || !s.spec->reads_channels_last_floats(v)) return false;
+  }
+  return true;
+}
+
 void Builder::define_alias(int v, int base, int64_t byte_offset) {
   IValue& iv = inst_.values[v];
   iv.layout = Layout::plain;

@@ -52,6 +52,9 @@ class Builder {
   // True when `v` has readers, is not a segment output, and every reader's OpSpec answers
   // reads_bf16_source(v).
   bool readers_take_bf16(int v) const;
+  // True when `v` has readers, is not a segment output, and every reader's OpSpec answers
+  // reads_channels_last_floats(v): a float32 value may then stay channels-last (instance.h).
+  bool readers_take_channels_last_floats(int v) const;
   // True when this instance may hand float32 results off in bfloat16 (conv.cpp): precision
   // bf16, native AVX512_BF16, bf16 convolutions on the blocked layout (no AMX nhwc route), and
   // TANDEM_CPU_BF16_HANDOFF not 0. The handed-off value is then blocked.

@@ -23,7 +23,6 @@
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/conv_spec.h"
 #include "backends/cpu/deconv_patch.h"
-#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
 
@@ -232,7 +231,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   const double macs_per_dst = static_cast<double>(shape_numel(transposed ? xs : dst)) *
                               static_cast<double>(shape_numel(ws) / ws[0]) / static_cast<double>(shape_numel(dst));
   if (!two_d && float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D") &&
-      (x_layout == Layout::nhwc || macs_per_dst >= kMinChannelsLastMacs || read_as_channels_last(b, out))) {
+      (x_layout == Layout::nhwc || macs_per_dst >= kMinChannelsLastMacs || b.readers_take_channels_last_floats(out))) {
     nhwc_route = true;
     src_layout = Layout::nhwc;
   }
@@ -451,7 +450,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
 
   // A 1-D or 3-D result that only steps reading channels-last floats read (the next layer's
   // convolution) stays channels-last.
-  const bool keep_channels_last = nhwc_route && !two_d && all_fused && read_as_channels_last(b, out);
+  const bool keep_channels_last = nhwc_route && !two_d && all_fused && b.readers_take_channels_last_floats(out);
   int conv_out = out;
   if (hand_off) b.define_handed_off(out, dst_layout);
   else if (keep_channels_last) b.define(out, Layout::nhwc);

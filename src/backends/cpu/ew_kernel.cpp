@@ -348,8 +348,8 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
 
   // Layout of the walk: blocked when a full-size operand is blocked float32; else channels-last
   // when one is channels-last float32 and the output is 8-bit or every reader of it takes
-  // channels-last floats (read_as_channels_last: no other step sees one); else blocked when one
-  // is channels-last bytes; else plain. An 8-bit output of a blocked or channels-last walk is
+  // channels-last floats (Builder::readers_take_channels_last_floats: no other step sees one);
+  // else blocked when one is channels-last bytes; else plain. An 8-bit output of a blocked or channels-last walk is
   // written channels-last. (Upsampled operands count with their source's layout.)
   Layout l = Layout::plain;
   if (b.val(stored).defined) {
@@ -387,7 +387,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
           lower_ranks_fit && v.shape.size() < rank && v.layout == Layout::plain && (os[1] == 1 || pixels == 1);
     }
     if (channels_last_floats && !blocked_floats && lower_ranks_fit &&
-        ((byte_out && four_d) || read_as_channels_last(b, out)))
+        ((byte_out && four_d) || b.readers_take_channels_last_floats(out)))
       l = Layout::nhwc;
     else if (blocked_floats || channels_last_bytes) l = Layout::blocked;
     // bf16 hand-off (conv.cpp): a blocked float32 result that only bf16 convolutions read.

@@ -397,9 +397,4 @@ bool only_read_by(const Builder& b, int v, std::initializer_list<const char*> op
 // True when some live step that reads value `v` is `op` (default domain).
 bool read_by(const Builder& b, int v, const char* op);
 
-// True when value `v` is not a segment output and every step that reads it reads a channels-last
-// float32 `v` as it lies (OpSpec::reads_channels_last_floats: DynamicQuantizeLinear, a quantized
-// Concat, elementwise programs, global pooling).
-bool read_as_channels_last(const Builder& b, int v);
-
 }  // namespace tandem::cpu

@@ -525,14 +525,4 @@ bool read_by(const Builder& b, int v, const char* op) {
   return false;
 }
 
-bool read_as_channels_last(const Builder& b, int v) {
-  const CompiledGraph& g = b.graph();
-  if (v < 0 || v >= static_cast<int>(g.values.size()) || g.values[v].is_output || g.values[v].readers.empty()) return false;
-  for (int r : g.values[v].readers) {
-    const Step& s = g.steps[static_cast<size_t>(r)];
-    if (s.dead || !s.spec || !s.spec->reads_channels_last_floats(v)) return false;
-  }
-  return true;
-}
-
 }  // namespace tandem::cpu

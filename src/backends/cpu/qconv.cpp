@@ -481,7 +481,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // (Unless every reader takes channels-last floats as they lie: DynamicQuantizeLinear, a
   // quantized Concat, elementwise programs, global pooling.)
   const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
-                          !read_as_channels_last(b, out);
+                          !b.readers_take_channels_last_floats(out);
   const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
                            : out;

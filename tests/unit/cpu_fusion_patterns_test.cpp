@@ -4,8 +4,9 @@
 // Face exports before opset 20 and its tanh approximation (GPT-2's), in their groupings and
 // spellings, after a MatMul, and Mish written as x * Tanh(Softplus(x)) after a Conv; forms that
 // differ (another constant, an intermediate read elsewhere) are left alone. Results must match
-// the reference backend either way. Also: a nearest Resize read by an elementwise step only, and
-// two ConvTransposes in a row.
+// the reference backend either way. Also: a nearest Resize read by an elementwise step only, two
+// ConvTransposes in a row, and Swish (x * Sigmoid(x)) ending a product's chain, which runs after
+// the product over its result instead of as oneDNN's post-op.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -342,6 +343,57 @@ TEST(CpuBackendFusionPatterns, TwoConvTransposesInARowRunAsOneStep) {
         Status c = compare_values(r.ref[i], r.cpu[i], Tolerance{1e-5, 1e-5});
         EXPECT_TRUE(c.is_ok()) << c.message();
       }
+    }
+  }
+}
+
+// A convolution or MatMul whose chain ends in Swish: the product runs without it, then the
+// swish kernel over its result in place (the placement text says so); with an op after the
+// Swish it stays a oneDNN post-op. Results large enough for the pass to split over two
+// threads, channels that leave a partial block, and a per-channel shift before the Swish.
+// (Strided, so that no Winograd kernel, which takes fewer post-ops, is timed in.)
+TEST(CpuBackendFusionPatterns, SwishEndingAProductsChainRunsOverItsResult) {
+  REQUIRE_CPU();
+  struct Form {
+    bool matmul, shift_first, scale_after;
+    const char* what;
+  };
+  for (const Form& form :
+       {Form{false, false, false, "conv -> swish"}, Form{false, true, false, "conv -> add -> swish"},
+        Form{false, false, true, "conv -> swish -> mul"}, Form{true, false, false, "matmul -> swish"},
+        Form{true, true, false, "matmul -> add -> swish"}, Form{true, false, true, "matmul -> swish -> mul"}}) {
+    SCOPED_TRACE(form.what);
+    GraphBuilder q(13);
+    const int64_t O = 40;
+    const std::vector<int64_t> per_channel = form.matmul ? std::vector<int64_t>{O} : std::vector<int64_t>{O, 1, 1};
+    if (form.matmul) {
+      q.input("x", random_floats({2, 300, 64}, 1, -2.0f, 2.0f)).init("w", random_floats({64, O}, 2, -0.5f, 0.5f));
+      q.node("MatMul", {"x", "w"}, {"c"});
+    } else {
+      q.input("x", random_floats({1, 24, 96, 80}, 1, -2.0f, 2.0f))
+          .init("w", random_floats({O, 24, 3, 3}, 2, -0.3f, 0.3f))
+          .init("b", random_floats({O}, 3, -0.5f, 0.5f));
+      q.node("Conv", {"x", "w", "b"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"strides", attr_ints({2, 2})}});
+    }
+    q.init("k", random_floats(per_channel, 4, -3.0f, 3.0f));
+    std::string v = "c";
+    if (form.shift_first) {
+      q.node("Add", {v, "k"}, {"a"});
+      v = "a";
+    }
+    q.node("Sigmoid", {v}, {"s"}).node("Mul", {v, "s"}, {form.scale_after ? "m" : "y"});
+    if (form.scale_after) q.node("Mul", {"m", "k"}, {"y"});
+    q.output("y");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find(" 1 steps"), std::string::npos) << text;
+    EXPECT_EQ(text.find("(post-ops)"), std::string::npos) << text;
+    EXPECT_EQ(text.find("then swish in place") != std::string::npos, !form.scale_after) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+      const Status c = compare_values(r.ref[0], r.cpu[0], Tolerance{1e-5, 1e-5});
+      EXPECT_TRUE(c.is_ok()) << threads << " threads: " << c.message();
     }
   }
 }

@@ -332,11 +332,18 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                       (x_handed_off ? " from bf16" : "") + (dst_bf16 ? " to bf16" : "");
     choose_bf16(b, x, src_layout, bf16_layout, dst_probe, dst_bf16, key, wany, make_pd, &bf16);
   }
-  // Post-ops.
+  // Post-ops. A trailing Swish runs after the convolution over its float32 result instead
+  // (to_post_ops_swish_after), unless that result is handed off in bf16.
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
-  int translated =
-      to_post_ops(b, post_program, dst, 1, bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
+  InPlaceFloats after = nullptr;
+  auto translate = [&](Layout l) {
+    po = dnnl::post_ops();
+    post_args.clear();
+    after = nullptr;
+    return to_post_ops_swish_after(b, post_program, dst, 1, l, &po, &post_args, bf16 && dst_bf16 ? nullptr : &after);
+  };
+  int translated = translate(bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout);
   if (translated != static_cast<int>(post_program.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
   // Winograd's algorithm: a 3x3 stride-1 float32 convolution in fewer multiplications, about as
   // exact as the direct one (relative error below 1e-6 on ResNets), where oneDNN has a kernel
@@ -371,6 +378,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       if (winograd && !with_post_ops) {
         po = dnnl::post_ops();
         post_args.clear();
+        after = nullptr;
         translated = 0;
       }
     } catch (const dnnl::error&) {
@@ -397,11 +405,10 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
           dst_bf16 = false;
           post_args.clear();
           po = dnnl::post_ops();
+          after = nullptr;
         } else if (bf16) {
           bf16 = false;
-          po = dnnl::post_ops();
-          post_args.clear();
-          translated = to_post_ops(b, post_program, dst, 1, dst_layout, &po, &post_args);
+          translated = translate(dst_layout);
           fused = translated > 0;
         } else {
           throw;
@@ -428,9 +435,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       nhwc_route = false;
       src_layout = dst_layout = dst_probe.layout = Layout::plain;
     }
-    po = dnnl::post_ops();
-    post_args.clear();
-    translated = to_post_ops(b, post_program, dst, 1, nhwc_route ? Layout::nhwc : dst_layout, &po, &post_args);
+    translated = translate(nhwc_route ? Layout::nhwc : dst_layout);
     fused = translated > 0;
   }
   if (bf16_candidate) b.count_bf16(bf16);  // after the fallbacks: what really runs
@@ -485,6 +490,12 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     if (a.value >= 0) k->reads.push_back(a.value);
   }
   k->writes = {conv_out};
+  if (after) {
+    k->after = after;
+    k->implementation += ", then swish in place";
+    k->after_value = conv_out;
+    k->after_floats = Builder::physical_bytes(DataType::float32, dst, b.val(conv_out).layout) / 4;
+  }
   b.add_kernel(std::move(k));
   if ((bf16 && bf16_reorders) || (nhwc_route && !keep_channels_last)) {  // back to the layout of the graph: into `out`, or a temporary the rest reads
     int back = out;

@@ -103,6 +103,12 @@ Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
                                            st->c_args.data());
   if (s != dnnl_success)
     return Status(StatusCode::device_error, label + " oneDNN execution failed (status " + std::to_string(s) + ")");
+  if (after) {
+    constexpr int64_t kGrain = 1 << 14;  // floats per parallel piece
+    auto* p = static_cast<float*>(ctx.ptr[after_value]);
+    const int team = after_floats < 4 * kGrain ? 1 : threads > 0 ? threads : ctx.threads;
+    parallel_range(team, after_floats, kGrain, [&](int64_t b, int64_t e) { after(p + b, e - b); });
+  }
   return Status::ok();
 }
 

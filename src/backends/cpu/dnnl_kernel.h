@@ -33,6 +33,12 @@ class DnnlKernel : public Kernel {
   bool uses_scratch = false;
   dnnl::memory::desc scratch_md;
   int threads = 0;               // OpenMP threads it was created for (0: the plan's)
+  // A pass over float32 value `after_value` (the primitive's result, `after_floats` floats in its
+  // layout) in place once the primitive has run, on the same threads: an op left out of the
+  // post-ops (to_post_ops_swish_after). Null: none.
+  void (*after)(float*, int64_t) = nullptr;
+  int after_value = -1;
+  int64_t after_floats = 0;
 
   std::unique_ptr<KernelState> make_state(void* const* ptr, const std::vector<bool>& fixed, void* scratch) const override;
   Status run(RunCtx& ctx, KernelState* state) const override;

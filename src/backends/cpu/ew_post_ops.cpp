@@ -6,6 +6,7 @@
 #include <cfloat>
 #include <cstring>
 
+#include "backends/cpu/ew_exp_kernels.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -239,6 +240,25 @@ int to_post_ops(Builder& b, const EwProgram& program, const Shape& dst_shape, in
 }  // namespace tandem::cpu
 
 namespace tandem::cpu {
+
+int to_post_ops_swish_after(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis,
+                            Layout dst_layout, dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args,
+                            InPlaceFloats* after) {
+  const size_t first_arg = args->size();
+  const int done = to_post_ops(b, program, dst_shape, channel_axis, dst_layout, po, args);
+  if (!after) return done;
+  *after = nullptr;
+  if (done == 0 || program.ops[done - 1].code != Ew::swish) return done;
+  EwProgram head = program;
+  head.ops.resize(done - 1);
+  dnnl::post_ops head_po;
+  std::vector<DnnlKernel::Arg> head_args(args->begin(), args->begin() + static_cast<std::ptrdiff_t>(first_arg));
+  if (to_post_ops(b, head, dst_shape, channel_axis, dst_layout, &head_po, &head_args) != done - 1) return done;
+  *po = head_po;
+  *args = std::move(head_args);
+  *after = &swish_in_place;
+  return done;
+}
 
 bool post_op_translatable(const EwOp& op) {
   switch (op.code) {

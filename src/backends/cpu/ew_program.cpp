@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backends/cpu/ew_exp_kernels.h"
 #include "backends/cpu/ew_math.h"
 #include "backends/cpu/op_family.h"
 
@@ -221,7 +222,7 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
         return c > b ? b : c;
       });
       return;
-    case Ew::sigmoid: map_unary(acc, n, [](float x) { return math::sigmoid(x); }); return;
+    case Ew::sigmoid: sigmoid_in_place(acc, n); return;  // explicit intrinsics (ew_exp_kernels.h)
     case Ew::tanh: map_unary(acc, n, [](float x) { return math::tanh(x); }); return;
     case Ew::hardsigmoid:
       map_unary(acc, n, [a, b](float x) {
@@ -238,7 +239,7 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
         return x * v;
       });
       return;
-    case Ew::swish: map_unary(acc, n, [](float x) { return x * math::sigmoid(x); }); return;
+    case Ew::swish: swish_in_place(acc, n); return;
     case Ew::exp: map_unary(acc, n, [](float x) { return math::exp(x); }); return;
     case Ew::sqrt: map_unary(acc, n, [](float x) { return __builtin_sqrtf(x); }); return;
     case Ew::abs: map_unary(acc, n, [](float x) { return __builtin_fabsf(x); }); return;

@@ -194,10 +194,12 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
   if (!bc.defined() && alpha != 1.0f) prog.ops.push_back(EwOp{Ew::mul, -1, alpha, 0});
   prog.operands = post.operands;
   for (const EwOp& op : post.ops) prog.ops.push_back(op);
+  // A trailing Swish runs after the product over its result (to_post_ops_swish_after).
   dnnl::post_ops po;
   std::vector<DnnlKernel::Arg> post_args;
-  int translated = to_post_ops(b, prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po,
-                               &post_args);
+  InPlaceFloats after = nullptr;
+  int translated = to_post_ops_swish_after(b, prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain,
+                                           &po, &post_args, &after);
   auto make = [&](const dnnl::post_ops& ops) {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -248,12 +250,13 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
         translated = 0;
         post_args.clear();
         po = dnnl::post_ops();
+        after = nullptr;
       } else if (bf16) {
         bf16 = false;
         src_md = plain_md(src_md.dims());
         w_md = dnnl::memory::desc(w_md.dims(), dt::f32, dnnl::memory::format_tag::any);
-        translated = to_post_ops(b, prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain, &po,
-                                 &post_args);
+        translated = to_post_ops_swish_after(b, prog, dst_shape, static_cast<int>(dst_shape.size()) - 1, Layout::plain,
+                                             &po, &post_args, &after);
       } else {
         throw;
       }
@@ -309,6 +312,12 @@ Status MatMulSpec::prepare(Builder& b, const Step& step) const {
     if (arg.value >= 0) k->reads.push_back(arg.value);
   }
   k->writes = {mm_out};
+  if (after) {
+    k->after = after;
+    k->implementation += ", then swish in place";
+    k->after_value = mm_out;
+    k->after_floats = shape_numel(b.val(mm_out).shape);
+  }
   b.add_kernel(std::move(k));
   if (!all) {
     EwProgram rest;

@@ -188,6 +188,16 @@ TEST(CpuBackendConv, FusedChains) {
     b.node("Relu", {"c"}, {"r"}).node("Sigmoid", {"r"}, {"y"}).output("r").output("y");
     expect_matches_reference(b, "intermediate output");
   }
+  // Global pooling of a blocked result (two channel blocks, the second partial; 143 pixels, so
+  // the four partial sums leave a remainder), at one and two threads.
+  for (const char* pool : {"GlobalAveragePool", "GlobalMaxPool"}) {
+    for (int threads : {1, 2}) {
+      GraphBuilder b = base(90);
+      b.node(pool, {"c"}, {"y"}).output("y");
+      expect_matches_reference(b, std::string("conv+") + pool + " at " + std::to_string(threads) + " threads", true,
+                               kTol, threads);
+    }
+  }
 }
 
 // --- ConvTranspose ------------------------------------------------------------------------------

@@ -91,9 +91,46 @@ class PoolSpec final : public OpSpec {
   }
 };
 
+// Sum or max of `spatial` rows of L lanes into out[0, L): four partial results, so that four
+// vector additions are in flight instead of one chain of dependent ones (a 144x56x56 mean took
+// 63 us at one thread with one chain).
+template <int L>
+__attribute__((always_inline)) inline void reduce_rows(const float* p, int64_t spatial, bool max, float* out) {
+  float part[4][L];
+  for (int k = 0; k < 4; ++k)
+    for (int l = 0; l < L; ++l) part[k][l] = max ? -FLT_MAX : 0.0f;
+  int64_t s = 0;
+  if (max) {
+    for (; s + 4 <= spatial; s += 4)
+      for (int k = 0; k < 4; ++k)
+        for (int l = 0; l < L; ++l) part[k][l] = std::max(part[k][l], p[(s + k) * L + l]);
+    for (; s < spatial; ++s)
+      for (int l = 0; l < L; ++l) part[0][l] = std::max(part[0][l], p[s * L + l]);
+    for (int l = 0; l < L; ++l) out[l] = std::max(std::max(part[0][l], part[1][l]), std::max(part[2][l], part[3][l]));
+  } else {
+    for (; s + 4 <= spatial; s += 4)
+      for (int k = 0; k < 4; ++k)
+        for (int l = 0; l < L; ++l) part[k][l] += p[(s + k) * L + l];
+    for (; s < spatial; ++s)
+      for (int l = 0; l < L; ++l) part[0][l] += p[s * L + l];
+    for (int l = 0; l < L; ++l) out[l] = (part[0][l] + part[1][l]) + (part[2][l] + part[3][l]);
+  }
+}
+
 // Mean or max over the spatial dims, one channel block (`lanes` = channel_block()) at a time.
 TANDEM_ISA_BODY void global_blocked_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max,
                                          int64_t lanes) {
+  if (lanes == 16 || lanes == 8) {
+    const float inv = 1.0f / static_cast<float>(spatial);
+    for (int64_t r = b; r < e; ++r) {
+      float* out = o + r * lanes;
+      if (lanes == 16) reduce_rows<16>(in + r * spatial * 16, spatial, max, out);
+      else reduce_rows<8>(in + r * spatial * 8, spatial, max, out);
+      if (!max)
+        for (int64_t l = 0; l < lanes; ++l) out[l] *= inv;
+    }
+    return;
+  }
   for (int64_t r = b; r < e; ++r) {
     const float* p = in + r * spatial * lanes;
     float acc[kMaxBlock];

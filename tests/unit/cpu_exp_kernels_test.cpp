@@ -1,10 +1,11 @@
-// cpu_exp_kernels_test.cpp: the cpu backend's in-place logistic kernels (sigmoid_in_place,
-// swish_in_place, backends/cpu/ew_exp_kernels.h) against the exact functions in double, on a
-// dense sweep of the float range where they change, on the edges of their clamps, on NaN and
-// the infinities, and on lengths that leave partial vectors. Named CpuBackend* so that ctest
+// cpu_exp_kernels_test.cpp: the cpu backend's exponential kernels (sigmoid_in_place,
+// swish_in_place, exp_shifted_sum, backends/cpu/ew_exp_kernels.h) against the exact functions
+// in double, on a dense sweep of the float range where they change, on the edges of their
+// clamps, on NaN and the infinities, and on lengths that leave partial vectors. Named CpuBackend* so that ctest
 // also runs it under each lower instruction-set cap (the AVX2 and scalar variants).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -88,6 +89,33 @@ TEST(CpuBackendExpKernels, EveryLengthAndOffsetLeavesTheRestUntouched) {
             << "offset " << off << " length " << n << " index " << i;
       }
     }
+  }
+}
+
+TEST(CpuBackendExpKernels, ShiftedExponentialsAndTheirSumAtEveryLength) {
+  // Softmax rows: x - shift in [-100, 0] (exponents that flush to 0 included), lengths around
+  // the vector widths, into another array, in place, and the sum alone.
+  for (int64_t n = 0; n <= 70; ++n) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = 3.0f - 103.0f * static_cast<float>((i * 37) % 71) / 70.0f;
+    const float shift = 3.0f;
+    std::vector<float> y(x.size(), -1.0f), in_place = x;
+    const float sum = exp_shifted_sum(x.data(), y.data(), n, shift);
+    const float sum_in_place = exp_shifted_sum(in_place.data(), in_place.data(), n, shift);
+    const float sum_alone = exp_shifted_sum(x.data(), nullptr, n, shift);
+    double want_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      const float d = x[k] - shift;
+      const double want = d < -87.3f ? 0.0 : std::exp(static_cast<double>(d));
+      want_sum += want;
+      if (want == 0.0) EXPECT_EQ(y[k], 0.0f) << "length " << n << " at " << d;
+      else expect_close(y[k], want, 2.5e-7, d, "exp");
+      EXPECT_EQ(in_place[k], y[k]) << "length " << n << " index " << i;
+    }
+    EXPECT_NEAR(sum, want_sum, 1e-6 * std::max(1.0, want_sum)) << "length " << n;
+    EXPECT_EQ(sum_in_place, sum) << "length " << n;
+    EXPECT_EQ(sum_alone, sum) << "length " << n;
   }
 }
 

@@ -20,9 +20,8 @@ constexpr float kLn2Low = -2.12194440e-4f;
 constexpr float kP0 = 1.9875691500E-4f, kP1 = 1.3981999507E-3f, kP2 = 8.3334519073E-3f, kP3 = 4.1665795894E-2f,
                 kP4 = 1.6666665459E-1f, kP5 = 5.0000001201E-1f;
 
-// 1 + e^-x for x in [-kLimit, kLimit] (the caller clamps; a NaN lane stays NaN).
-TANDEM_TARGET_AVX512 inline __m512 one_plus_exp_neg_avx512(__m512 x) {
-  const __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), x);
+// e^y for y in [-kLimit, kLimit] (the caller clamps; a NaN lane stays NaN).
+TANDEM_TARGET_AVX512 inline __m512 exp_avx512(__m512 y) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2High), y);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Low), r);
@@ -32,7 +31,10 @@ TANDEM_TARGET_AVX512 inline __m512 one_plus_exp_neg_avx512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+TANDEM_TARGET_AVX512 inline __m512 one_plus_exp_neg_avx512(__m512 x) {
+  return _mm512_add_ps(exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x)), _mm512_set1_ps(1.0f));
 }
 
 // Sigmoid: 1 / (1 + e^-x) where x >= -kLimit, else 0. Swish: x times that (so -0 below the
@@ -56,8 +58,7 @@ TANDEM_TARGET_AVX512 void logistic_avx512(float* p, int64_t n) {
   }
 }
 
-TANDEM_TARGET_AVX2 inline __m256 one_plus_exp_neg_avx2(__m256 x) {
-  const __m256 y = _mm256_sub_ps(_mm256_setzero_ps(), x);
+TANDEM_TARGET_AVX2 inline __m256 exp_avx2(__m256 y) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2High), y);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Low), r);
@@ -70,7 +71,10 @@ TANDEM_TARGET_AVX2 inline __m256 one_plus_exp_neg_avx2(__m256 x) {
   // 2^n from its exponent bits: |n| <= 126 after the clamp. (A NaN lane's bits are garbage
   // here; its p is NaN, so the product is too.)
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_add_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(bits)), _mm256_set1_ps(1.0f));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+TANDEM_TARGET_AVX2 inline __m256 one_plus_exp_neg_avx2(__m256 x) {
+  return _mm256_add_ps(exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x)), _mm256_set1_ps(1.0f));
 }
 
 template <bool kSwish>
@@ -108,7 +112,92 @@ void logistic(float* p, int64_t n) {
   else logistic_baseline<kSwish>(p, n);
 }
 
+// e^(x - shift), 0 below -kLimit (x - shift <= 0 for a softmax, so the upper clamp only guards
+// other callers).
+TANDEM_TARGET_AVX512 inline __m512 exp_shifted16(__m512 x, __m512 shift) {
+  const __m512 lo = _mm512_set1_ps(-kLimit), hi = _mm512_set1_ps(kLimit);
+  const __m512 d = _mm512_sub_ps(x, shift);
+  const __mmask16 kept = _mm512_cmp_ps_mask(d, lo, _CMP_NLT_UQ);
+  return _mm512_maskz_mov_ps(kept, exp_avx512(_mm512_min_ps(hi, _mm512_max_ps(lo, d))));
+}
+
+TANDEM_TARGET_AVX512 float exp_shifted_sum_avx512(const float* x, float* y, int64_t n, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 sum = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp_shifted16(_mm512_loadu_ps(x + i), s);
+    if (y) _mm512_storeu_ps(y + i, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (i < n) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 e = _mm512_maskz_mov_ps(tail, exp_shifted16(_mm512_maskz_loadu_ps(tail, x + i), s));
+    if (y) _mm512_mask_storeu_ps(y + i, tail, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
+TANDEM_TARGET_AVX2 inline __m256 exp_shifted8(__m256 x, __m256 shift) {
+  const __m256 lo = _mm256_set1_ps(-kLimit), hi = _mm256_set1_ps(kLimit);
+  const __m256 d = _mm256_sub_ps(x, shift);
+  const __m256 kept = _mm256_cmp_ps(d, lo, _CMP_NLT_UQ);
+  return _mm256_and_ps(exp_avx2(_mm256_min_ps(hi, _mm256_max_ps(lo, d))), kept);
+}
+
+TANDEM_TARGET_AVX2 float exp_shifted_sum_avx2(const float* x, float* y, int64_t n, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp_shifted8(_mm256_loadu_ps(x + i), s);
+    if (y) _mm256_storeu_ps(y + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  if (i < n) {  // the tail through a vector too (see logistic_avx2)
+    alignas(32) float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    _mm256_store_ps(tail, exp_shifted8(_mm256_load_ps(tail), s));
+    for (int64_t j = i; j < n; ++j) {
+      if (y) y[j] = tail[j - i];
+      total += tail[j - i];
+    }
+  }
+  return total;
+}
+
+float exp_shifted_sum_baseline(const float* x, float* y, int64_t n, float shift) {
+  constexpr int64_t kLanes = 16;  // independent partial sums, so that the loop vectorizes
+  float lane[kLanes] = {};
+  const int64_t whole = n - n % kLanes;
+  for (int64_t i = 0; i < whole; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const float e = math::exp(x[i + l] - shift);
+      if (y) y[i + l] = e;
+      lane[l] += e;
+    }
+  float total = 0;
+  for (int64_t l = 0; l < kLanes; ++l) total += lane[l];
+  for (int64_t i = whole; i < n; ++i) {
+    const float e = math::exp(x[i] - shift);
+    if (y) y[i] = e;
+    total += e;
+  }
+  return total;
+}
+
 }  // namespace
+
+float exp_shifted_sum(const float* x, float* y, int64_t n, float shift) {
+  static const int level = cpu_isa_level();
+  if (level >= 2) return exp_shifted_sum_avx512(x, y, n, shift);
+  if (level == 1) return exp_shifted_sum_avx2(x, y, n, shift);
+  return exp_shifted_sum_baseline(x, y, n, shift);
+}
 
 void sigmoid_in_place(float* x, int64_t n) { logistic<false>(x, n); }
 void swish_in_place(float* x, int64_t n) { logistic<true>(x, n); }

@@ -14,6 +14,7 @@
 #include "core/compare.h"
 #include "cpu_int8_test_util.h"
 #include "op_test_util.h"
+#include "scoped_env.h"
 
 namespace tandem {
 namespace {
@@ -388,6 +389,12 @@ TEST(CpuBackendFusionPatterns, SwishEndingAProductsChainRunsOverItsResult) {
     EXPECT_NE(text.find(" 1 steps"), std::string::npos) << text;
     EXPECT_EQ(text.find("(post-ops)"), std::string::npos) << text;
     EXPECT_EQ(text.find("then swish in place") != std::string::npos, !form.scale_after) << text;
+    {
+      const testing::ScopedEnv off("TANDEM_CPU_SWISH_AFTER", "0");  // the switch keeps oneDNN's post-op
+      const std::string fused = describe_cpu(q);
+      EXPECT_EQ(fused.find("then swish in place"), std::string::npos) << fused;
+      EXPECT_EQ(fused.find("(post-ops)"), std::string::npos) << fused;
+    }
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), 1u);

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/ew_exp_kernels.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
 
@@ -248,6 +249,7 @@ int to_post_ops_swish_after(Builder& b, const EwProgram& program, const Shape& d
   const int done = to_post_ops(b, program, dst_shape, channel_axis, dst_layout, po, args);
   if (!after) return done;
   *after = nullptr;
+  if (!feature_enabled_now("SWISH_AFTER")) return done;
   if (done == 0 || program.ops[done - 1].code != Ew::swish) return done;
   EwProgram head = program;
   head.ops.resize(done - 1);

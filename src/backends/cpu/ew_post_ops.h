@@ -34,7 +34,8 @@ using InPlaceFloats = void (*)(float*, int64_t);
 // has written it; the returned count includes it. oneDNN 2.6's swish post-op costs more than
 // that pass over a result still in cache (a 1x1 convolution 16 -> 96 channels at 112x112, one
 // thread, AVX-512: 0.71 ms with the post-op, 0.36 without it). For a float32 result only: the
-// caller passes after = nullptr for any other.
+// caller passes after = nullptr for any other. TANDEM_CPU_SWISH_AFTER=0 (read at each call)
+// keeps the Swish a post-op.
 int to_post_ops_swish_after(Builder& b, const EwProgram& program, const Shape& dst_shape, int channel_axis,
                             Layout dst_layout, dnnl::post_ops* po, std::vector<DnnlKernel::Arg>* args,
                             InPlaceFloats* after);

@@ -19,7 +19,8 @@ namespace tandem::cpu {
 // default to on.
 bool feature_enabled(const char* name);
 // The same switch read at each call (for switches a test or a benchmark sets around one
-// compile): TANDEM_CPU_BF16_HANDOFF=0 keeps bf16 convolutions' results in float32 (conv.cpp).
+// compile): TANDEM_CPU_BF16_HANDOFF=0 keeps bf16 convolutions' results in float32 (conv.cpp),
+// TANDEM_CPU_SWISH_AFTER=0 keeps a trailing Swish as oneDNN's post-op (ew_post_ops.h).
 bool feature_enabled_now(const char* name);
 
 // True when TANDEM_CPU_VERBOSE is set: note() then prints one line to stderr (fusion

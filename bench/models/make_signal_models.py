@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes synthetic float32 models built from 1-D and 3-D convolutions, with random weights, to
+"""Writes synthetic float32 models built on 1-D and 3-D convolutions, with random weights, to
 time them side by side with ONNX Runtime through bench/compare:
 
     python3 bench/models/make_signal_models.py OUT_DIR
@@ -13,6 +13,10 @@ time them side by side with ONNX Runtime through bench/compare:
                 followed by three residual dilated 1-D convolutions with LeakyRelu, then Tanh
   video.onnx    a C3D-style video classifier over 16 frames of 56x56: four 3x3x3 convolutions
                 with Relu (two strided), global average pooling
+  listener.onnx a Whisper-tiny-style audio encoder over 30 s of an 80-band mel spectrogram
+                (1x80x3000): two 1-D convolutions of 384 with exact Gelu (the second strided),
+                positions added, four pre-norm transformer layers (6 heads over 1500 frames,
+                attention as MatMul/Softmax, FFN 1536), LayerNormalization, at opset 17
 
 Prints the bench/compare --models list. Needs numpy and onnx (Debian's python3-onnx).
 """
@@ -96,10 +100,50 @@ def video(path, frames=16, size=56):
     return f"{path}@x=1x3x{frames}x{size}x{size}"
 
 
+def listener(path, frames=3000, mels=80, width=384, heads=6, ffn=1536, layers=4):
+    b = Builder(14)
+    steps, dh = frames // 2, width // heads
+    x = gelu(b, "g0", conv(b, "c0", "x", mels, width, 3, pads=[1, 1]))
+    x = gelu(b, "g1", conv(b, "c1", x, width, width, 3, pads=[1, 1], strides=[2]))
+    x = b.node("Add", [b.node("Transpose", [x], ["frames"], perm=[0, 2, 1]), b.weight("pos", [1, steps, width], 0.02)],
+               ["x0"])
+    split = b.const("heads", np.array([1, steps, heads, dh], np.int64))
+    scale = b.const("scale", np.float32(dh ** -0.25))  # on q and on k, as Whisper does
+
+    def norm(t, p):
+        return b.node("LayerNormalization", [t, b.weight(p + "g", [width], 0.1), b.weight(p + "b", [width], 0.05)],
+                      [p], axis=-1, epsilon=1e-5)
+
+    def linear(t, p, k, n, bias=True):
+        y = b.node("MatMul", [t, b.weight(p + "w", [k, n], 1 / np.sqrt(k))], [p + "mm"])
+        return b.node("Add", [y, b.weight(p + "b", [n], 0.02)], [p]) if bias else y
+
+    for l in range(layers):
+        p = f"l{l}_"
+        y = norm(x, p + "ln1")
+        q, k, v = linear(y, p + "q", width, width), linear(y, p + "k", width, width, False), linear(y, p + "v", width, width)
+        q = b.node("Mul", [b.node("Transpose", [b.node("Reshape", [q, split], [p + "qr"])], [p + "qt"], perm=[0, 2, 1, 3]),
+                           scale], [p + "qs"])
+        k = b.node("Mul", [b.node("Transpose", [b.node("Reshape", [k, split], [p + "kr"])], [p + "kt"], perm=[0, 2, 3, 1]),
+                           scale], [p + "ks"])
+        v = b.node("Transpose", [b.node("Reshape", [v, split], [p + "vr"])], [p + "vt"], perm=[0, 2, 1, 3])
+        probs = b.node("Softmax", [b.node("MatMul", [q, k], [p + "qk"])], [p + "sm"], axis=-1)
+        ctx = b.node("Transpose", [b.node("MatMul", [probs, v], [p + "ctx"])], [p + "ctxt"], perm=[0, 2, 1, 3])
+        ctx = b.node("Reshape", [ctx, b.const(p + "join", np.array([1, steps, width], np.int64))], [p + "ctxr"])
+        x = b.node("Add", [x, linear(ctx, p + "o", width, width)], [p + "res1"])
+        f = gelu(b, p + "gelu", linear(norm(x, p + "ln2"), p + "f1", width, ffn))
+        x = b.node("Add", [x, linear(f, p + "f2", ffn, width)], [p + "res2"])
+    norm(x, "y")
+    b.save(path, "listener", [h.make_tensor_value_info("x", T.FLOAT, [1, mels, frames])],
+           [h.make_tensor_value_info("y", T.FLOAT, [1, steps, width])], opset=17)
+    return f"{path}@x=1x{mels}x{frames}"
+
+
 def main():
     out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "signal_models")
     out.mkdir(parents=True, exist_ok=True)
-    print(",".join([speech(out / "speech.onnx"), vocoder(out / "vocoder.onnx"), video(out / "video.onnx")]))
+    print(",".join([speech(out / "speech.onnx"), vocoder(out / "vocoder.onnx"), video(out / "video.onnx"),
+                    listener(out / "listener.onnx")]))
 
 
 if __name__ == "__main__":

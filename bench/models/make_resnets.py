@@ -21,11 +21,7 @@ from make_synthetic_models import Builder
 class ResNet:
     def __init__(self, seed):
         self.b = Builder(seed)
-        self.count = 0
-
-    def name(self, prefix):
-        self.count += 1
-        return f"{prefix}{self.count}"
+        self.name = self.b.unique
 
     def conv_bn(self, x, cin, cout, kernel, stride=1, relu=True):
         b, n = self.b, self.name("conv")

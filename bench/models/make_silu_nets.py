@@ -29,11 +29,7 @@ from make_synthetic_models import Builder
 class Net:
     def __init__(self, seed):
         self.b = Builder(seed)
-        self.count = 0
-
-    def name(self, prefix):
-        self.count += 1
-        return f"{prefix}{self.count}"
+        self.name = self.b.unique
 
     def silu(self, x):
         n = self.name("silu")

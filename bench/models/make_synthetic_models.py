@@ -33,6 +33,12 @@ class Builder:
     def __init__(self, seed):
         self.rng = np.random.default_rng(seed)
         self.nodes, self.inits = [], []
+        self.count = 0
+
+    def unique(self, prefix):
+        """A fresh name: the prefix and a counter shared by every prefix."""
+        self.count += 1
+        return f"{prefix}{self.count}"
 
     def const(self, name, value):
         self.inits.append(nh.from_array(np.asarray(value), name))

@@ -1,7 +1,8 @@
-// cpu_bf16_choice_test.cpp: the timing behind precision=bf16 (bf16_choice.h). A product keeps
-// bf16 only where its bf16 form is measurably faster than float32; the timer must therefore see
-// a primitive's work, the choice must follow the times and be cached, and
-// TANDEM_CPU_BF16=always must skip the timing.
+// cpu_bf16_choice_test.cpp: the timing behind precision=bf16 and the Winograd choice
+// (bf16_choice.h). A product keeps bf16 only where its bf16 form is measurably faster than
+// float32; the timer must therefore see a primitive's work (in its own buffers or in a build's
+// shared block), the choice must follow the times and be cached, and TANDEM_CPU_BF16=always must
+// skip the timing.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -54,6 +55,36 @@ TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
   EXPECT_TRUE(cpu::bf16_pays_off("test: float32 conversions", large, small, {{}, {large, large}, 0, 0}));
   // Decided once per key and team size: the same key answers as before, whatever is passed.
   EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", large, small, {}));
+}
+
+// Within a TimingBuffersScope the timings share one block (nested scopes too), and see the
+// primitives' work as fresh buffers do; after the scope the timer allocates its own again.
+TEST(CpuBf16Choice, TimingsInsideAScopeShareOneBlock) {
+  cpu::ThreadScope one(1);
+  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);
+  {
+    cpu::TimingBuffersScope outer;
+    const double a = cpu::time_primitive_ms(large, 3);  // grows the block
+    {
+      cpu::TimingBuffersScope inner;
+      const double b = cpu::time_primitive_ms(small, 3);  // a part of it
+      EXPECT_GT(a, 2.0 * b) << "large " << a << " ms, small " << b << " ms";
+      EXPECT_GT(b, 0.0);
+    }
+    EXPECT_TRUE(std::isfinite(cpu::time_primitive_ms(large, 1)));  // the inner scope kept the block
+  }
+  EXPECT_TRUE(std::isfinite(cpu::time_primitive_ms(small, 1)));
+}
+
+// The Winograd-or-direct choice caches the two times, not the decision: another margin for the
+// same key decides from the same times without timing again.
+TEST(CpuBf16Choice, CandidateTimesServeEveryMargin) {
+  cpu::ThreadScope one(1);
+  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);
+  EXPECT_TRUE(cpu::candidate_pays_off("test: candidate margins", small, large, 0.9));
+  // The same key with the primitives swapped still answers from the first times.
+  EXPECT_TRUE(cpu::candidate_pays_off("test: candidate margins", large, small, 0.9));
+  EXPECT_FALSE(cpu::candidate_pays_off("test: candidate margins", large, small, 1e-6));
 }
 
 // A product whose buffers would exceed kMaxTimingBytes is neither allocated nor run, and keeps

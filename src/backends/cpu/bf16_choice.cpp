@@ -3,11 +3,13 @@
 #include "backends/cpu/bf16_choice.h"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -25,28 +27,74 @@ bool bf16_always() {
   return e != nullptr && std::strcmp(e, "always") == 0;
 }
 
+namespace {
+
+// The block of a TimingBuffersScope (see bf16_choice.h); per thread.
+struct TimingBlock {
+  int depth = 0;
+  std::byte* data = nullptr;
+  size_t size = 0;
+};
+thread_local TimingBlock t_block;
+
+constexpr size_t kTimingAlign = 4096;
+constexpr size_t kHugePage = size_t{2} << 20;
+size_t timing_round(size_t bytes) { return (bytes + kTimingAlign - 1) / kTimingAlign * kTimingAlign; }
+
+// `bytes` of the thread's block, or null without a scope (or when it cannot grow).
+std::byte* timing_block(size_t bytes) {
+  if (t_block.depth == 0) return nullptr;
+  if (t_block.size < bytes) {
+    std::free(t_block.data);
+    // Whole huge pages where the kernel has them (transparent huge pages on madvise): a few
+    // hundred faults instead of tens of thousands.
+    const size_t n = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    t_block.data = static_cast<std::byte*>(std::aligned_alloc(kHugePage, n));
+    if (t_block.data) madvise(t_block.data, n, MADV_HUGEPAGE);
+    t_block.size = t_block.data ? n : 0;
+  }
+  return t_block.data;
+}
+
+}  // namespace
+
+TimingBuffersScope::TimingBuffersScope() { ++t_block.depth; }
+
+TimingBuffersScope::~TimingBuffersScope() {
+  if (--t_block.depth > 0) return;
+  std::free(t_block.data);
+  t_block.data = nullptr;
+  t_block.size = 0;
+}
+
 double time_primitive_ms(const dnnl::primitive& p, int runs) {
   const_dnnl_primitive_desc_t pd = nullptr;
   if (dnnl_primitive_get_primitive_desc(p.get(), &pd) != dnnl_success) return std::numeric_limits<double>::infinity();
   const int kinds[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
-  size_t total = 0;
+  size_t total = 0, rounded = 0;
   for (int arg : kinds) {
     const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
-    if (md != nullptr && md->ndims != 0) total += dnnl_memory_desc_get_size(md);
+    if (md != nullptr && md->ndims != 0) {
+      total += dnnl_memory_desc_get_size(md);
+      rounded += timing_round(dnnl_memory_desc_get_size(md));
+    }
   }
   if (total > kMaxTimingBytes) return std::numeric_limits<double>::infinity();
+  std::byte* block = timing_block(rounded);  // null: each buffer its own allocation
   std::unordered_map<int, dnnl::memory> args;
   for (int arg : kinds) {
     const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
     if (md == nullptr || md->ndims == 0) continue;
-    dnnl::memory m(dnnl::memory::desc(*md), cpu_engine());
+    dnnl::memory m = block ? dnnl::memory(dnnl::memory::desc(*md), cpu_engine(), block)
+                           : dnnl::memory(dnnl::memory::desc(*md), cpu_engine());
+    if (block) block += timing_round(dnnl_memory_desc_get_size(md));
     // Small finite values in float32 and bf16 alike (0x3c3c... is about 0.0115 in both), so no
     // denormal or NaN path is timed.
     std::memset(m.get_data_handle(), 0x3c, m.get_desc().get_size());
     args.emplace(arg, m);
   }
   dnnl::stream s(cpu_engine());
-  p.execute(s, args);  // warm-up: first touches of the buffers, oneDNN's lazy set-up
+  p.execute(s, args);  // warm-up: oneDNN's lazy set-up, the first parallel region's threads
   s.wait();
   double best = std::numeric_limits<double>::infinity();
   for (int i = 0; i < runs; ++i) {
@@ -61,23 +109,24 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
 
 namespace {
 
-// The decision for `key` at the calling thread's team size: taken once by `decide` (which
-// returns it and the timings to print under TANDEM_CPU_VERBOSE), then read from the cache.
-// Timed outside the lock: two compiles of one geometry at once may both time it, and agree.
-template <typename Decide>
-bool decided_once(const std::string& key, const Decide& decide) {
+// The result for `key` at the calling thread's team size: computed once by `decide` (which
+// returns it and the timings to print under TANDEM_CPU_VERBOSE), then read from the cache (one
+// per result type). Timed outside the lock: two compiles of one geometry at once may both time
+// it, and agree.
+template <typename T, typename Decide>
+T decided_once(const std::string& key, const Decide& decide) {
   static std::mutex mu;
-  static std::map<std::string, bool> decided;
+  static std::map<std::string, T> decided;
   const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
   {
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = decided.find(full); it != decided.end()) return it->second;
   }
-  const auto [pays, timings] = decide();
+  const auto [result, timings] = decide();
   if (verbose()) note(full + ": " + timings);
   std::lock_guard<std::mutex> lock(mu);
-  decided.emplace(full, pays);
-  return pays;
+  decided.emplace(full, result);
+  return result;
 }
 
 std::string timings_line(const char* candidate, double candidate_ms, const char* baseline, double baseline_ms,
@@ -93,7 +142,7 @@ std::string timings_line(const char* candidate, double candidate_ms, const char*
 bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dnnl::primitive& fp32,
                    const Bf16Extras& extras) {
   if (bf16_always()) return true;
-  return decided_once(key, [&] {
+  return decided_once<bool>(key, [&] {
     double with_bf16 = time_primitive_ms(bf16) + extras.bf16_ms;
     for (const auto& extra : extras.bf16) with_bf16 += time_primitive_ms(extra);
     double with_fp32 = time_primitive_ms(fp32) + extras.fp32_ms;
@@ -107,13 +156,15 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dn
 
 bool candidate_pays_off(const std::string& key, const dnnl::primitive& candidate, const dnnl::primitive& baseline,
                         double gain) {
-  return decided_once(key, [&] {
-    const double with_candidate = time_primitive_ms(candidate), with_baseline = time_primitive_ms(baseline);
-    // Too large to time (infinite): the baseline stays.
-    const bool pays =
-        std::isfinite(with_candidate) && std::isfinite(with_baseline) && with_candidate <= gain * with_baseline;
-    return std::make_pair(pays, timings_line("candidate", with_candidate, "baseline", with_baseline, pays));
+  // The times are cached, not the decision: callers with different margins share one timing.
+  const auto [with_candidate, with_baseline] = decided_once<std::pair<double, double>>(key, [&] {
+    const double c = time_primitive_ms(candidate), b = time_primitive_ms(baseline);
+    char line[120];
+    std::snprintf(line, sizeof line, "candidate %.3f ms vs baseline %.3f ms", c, b);
+    return std::make_pair(std::make_pair(c, b), std::string(line));
   });
+  // Too large to time (infinite): the baseline stays.
+  return std::isfinite(with_candidate) && std::isfinite(with_baseline) && with_candidate <= gain * with_baseline;
 }
 
 }  // namespace tandem::cpu

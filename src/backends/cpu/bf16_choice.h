@@ -39,6 +39,19 @@ inline constexpr double kLongRunMs = 20;
 // True when TANDEM_CPU_BF16=always.
 bool bf16_always();
 
+// While one lives on a thread, time_primitive_ms takes its scratch buffers from one block kept
+// for that thread, grown as needed, instead of allocating and first-touching fresh ones for
+// every primitive: an instance build that times several products faults the pages in once
+// (page faults are expensive in VMs; a VAE decoder's compile spent about a third of its time
+// in them). The block is freed when the outermost scope on the thread ends. Scopes nest.
+class TimingBuffersScope {
+ public:
+  TimingBuffersScope();
+  ~TimingBuffersScope();
+  TimingBuffersScope(const TimingBuffersScope&) = delete;
+  TimingBuffersScope& operator=(const TimingBuffersScope&) = delete;
+};
+
 // Best-of-`runs` milliseconds of one execution of `p` (after one warm-up) on scratch buffers
 // for its source, weights, bias, destination and scratchpad, as the primitive describes them.
 // Reorders take their FROM/TO buffers the same way. Infinity when the buffers would exceed
@@ -60,8 +73,9 @@ bool bf16_pays_off(const std::string& key, const dnnl::primitive& bf16, const dn
 
 // The same timing for another choice between two primitives that compute the same thing (a
 // float32 convolution by Winograd's algorithm or directly): true when `candidate` takes at
-// most `gain` x the time of `baseline`. Cached for the process by `key` plus the team size,
-// like bf16_pays_off; a primitive too large to time keeps the baseline. Thread-safe.
+// most `gain` x the time of `baseline`. The two times are cached for the process by `key` plus
+// the team size (so calls with other margins for the same primitives time nothing); a primitive
+// too large to time keeps the baseline. Thread-safe.
 bool candidate_pays_off(const std::string& key, const dnnl::primitive& candidate, const dnnl::primitive& baseline,
                         double gain);
 

@@ -371,7 +371,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       }
       std::string key = "conv winograd ";
       for (const Shape& part : {xs, ws, geo.pads_begin, geo.pads_end}) key += shape_to_string(part) + " ";
-      key += "g" + std::to_string(G) + (with_post_ops ? "" : " post-ops apart");
+      key += "g" + std::to_string(G);  // (both timed without post-ops: one timing for either margin)
       winograd = std::get<3>(wino).rfind("ref", 0) != 0 &&
                  (winograd_always() || candidate_pays_off(key, std::get<0>(wino), std::get<0>(direct),
                                                           with_post_ops ? kMinWinogradGain : kMinWinogradGainApart));

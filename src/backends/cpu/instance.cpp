@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/builder.h"
 #include "backends/cpu/dnnl_kernel.h"
 #include "backends/cpu/memory_plan.h"
@@ -91,6 +92,7 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
     return invalid_argument("graph '" + gr.name + "' takes " + std::to_string(g.inputs.size()) + " inputs, got " +
                             std::to_string(inputs.size()));
   ThreadScope build_threads(threads);
+  TimingBuffersScope timing_buffers;  // kernel choices timed during the build share one block
 
   // Shapes and build-time values of every value.
   // The segment's inputs may lack declared types (values between segments): type them from the

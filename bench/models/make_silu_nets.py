@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes two convolutional networks built on SiLU (x * Sigmoid(x), written out as the two
+"""Writes three convolutional networks built on SiLU (x * Sigmoid(x), written out as the two
 nodes PyTorch exports), with random weights, at opset 13, to time them side by side with ONNX
 Runtime through bench/compare:
 
@@ -13,6 +13,11 @@ Runtime through bench/compare:
                      Concat), SPPF (three chained 5x5 MaxPools), an FPN/PAN neck with nearest
                      Resize, three decoupled heads, and the distribution-focal box decoding
                      (Reshape, Transpose, Softmax, a 1x1 Conv of 0..15) into 1x84x8400
+  vae_decoder.onnx   a Stable-Diffusion-VAE-style decoder from a 1x4x32x32 latent to 1x3x128x128:
+                     residual blocks of GroupNorm (as PyTorch exports it: Reshape,
+                     InstanceNormalization, Reshape, Mul, Add), SiLU and 3x3 convolutions at 256
+                     and 128 channels, one spatial self-attention block (1x1 projections,
+                     MatMul, Softmax over 1024 positions), two nearest 2x upsamplings
 
 Prints the bench/compare --models list. Needs numpy and onnx (Debian's python3-onnx).
 """
@@ -133,10 +138,60 @@ def yolo(path):
     return f"{path}@x=1x3x640x640"
 
 
+def vae_decoder(path, latent=32):
+    net = Net(33)
+    b = net.b
+
+    def group_norm(x, ch, side, groups=32):
+        y = b.node("Reshape", [x, net.i64(1, groups, -1)], [net.name("grouped")])
+        y = b.node("InstanceNormalization", [y, b.const(net.name("ones"), np.ones(groups, np.float32)),
+                                             b.const(net.name("zeros"), np.zeros(groups, np.float32))],
+                   [net.name("inorm")], epsilon=1e-5)
+        y = b.node("Reshape", [y, net.i64(1, ch, side, side)], [net.name("ungrouped")])
+        y = b.node("Mul", [y, b.const(net.name("gamma"), (1 + 0.1 * b.rng.standard_normal([ch, 1, 1])).astype(np.float32))],
+                   [net.name("scaled")])
+        return b.node("Add", [y, b.weight(net.name("beta"), [ch, 1, 1], 0.1)], [net.name("shifted")])
+
+    def res_block(x, ch, side):
+        y = net.conv(net.silu(group_norm(x, ch, side)), ch, ch, 3, act=False)
+        y = net.conv(net.silu(group_norm(y, ch, side)), ch, ch, 3, act=False)
+        return b.node("Add", [x, y], [net.name("res")])
+
+    def attention(x, ch, side):
+        y, n = group_norm(x, ch, side), side * side
+        q = b.node("Transpose", [b.node("Reshape", [net.conv(y, ch, ch, 1, act=False), net.i64(1, ch, n)],
+                                        [net.name("q")])], [net.name("qt")], perm=[0, 2, 1])
+        k = b.node("Reshape", [net.conv(y, ch, ch, 1, act=False), net.i64(1, ch, n)], [net.name("k")])
+        v = b.node("Reshape", [net.conv(y, ch, ch, 1, act=False), net.i64(1, ch, n)], [net.name("v")])
+        scores = b.node("Mul", [b.node("MatMul", [q, k], [net.name("qk")]),
+                                b.const(net.name("scale"), np.float32(ch ** -0.5))], [net.name("scores")])
+        probs = b.node("Softmax", [scores], [net.name("probs")], axis=-1)
+        out = b.node("MatMul", [v, b.node("Transpose", [probs], [net.name("pt")], perm=[0, 2, 1])], [net.name("ctx")])
+        out = b.node("Reshape", [out, net.i64(1, ch, side, side)], [net.name("ctx_img")])
+        return b.node("Add", [x, net.conv(out, ch, ch, 1, act=False)], [net.name("attn")])
+
+    ch, side = 256, latent
+    x = net.conv("x", 4, ch, 3, act=False)
+    x = res_block(attention(res_block(x, ch, side), ch, side), ch, side)
+    for _ in range(2):
+        x = res_block(x, ch, side)
+        x = b.node("Resize", [x, "", b.const(net.name("scales"), np.array([1, 1, 2, 2], np.float32))], [net.name("up")],
+                   mode="nearest")
+        side *= 2
+        x = net.conv(x, ch, ch, 3, act=False)
+    x = res_block(net.conv(x, ch, 128, 3, act=False), 128, side)
+    y = net.conv(net.silu(group_norm(x, 128, side)), 128, 3, 3, act=False)
+    b.node("Identity", [y], ["y"])
+    b.save(path, "vae_decoder", [h.make_tensor_value_info("x", T.FLOAT, [1, 4, latent, latent])],
+           [h.make_tensor_value_info("y", T.FLOAT, [1, 3, side, side])])
+    return f"{path}@x=1x4x{latent}x{latent}"
+
+
 def main():
     out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "silu_nets")
     out.mkdir(parents=True, exist_ok=True)
-    print(",".join([efficientnet(out / "efficientnet.onnx"), yolo(out / "yolo.onnx")]))
+    print(",".join([efficientnet(out / "efficientnet.onnx"), yolo(out / "yolo.onnx"),
+                    vae_decoder(out / "vae_decoder.onnx")]))
 
 
 if __name__ == "__main__":

@@ -133,26 +133,27 @@ bool Builder::may_hand_off_bf16() const {
          feature_enabled_now("BF16_HANDOFF");
 }
 
-bool Builder::readers_take_bf16(int v) const {
-  if (v < 0 || v >= static_cast<int>(g_.values.size())) return false;
-  const CompiledValue& cv = g_.values[v];
+namespace {
+
+// True when `v` has readers, is not a segment output, and every reader's live spec answers
+// `takes(v)` (one of OpSpec's reads_* questions).
+bool every_reader(const CompiledGraph& g, int v, bool (OpSpec::*takes)(int) const) {
+  if (v < 0 || v >= static_cast<int>(g.values.size())) return false;
+  const CompiledValue& cv = g.values[v];
   if (cv.is_output || cv.readers.empty()) return false;
   for (int r : cv.readers) {
-    const Step& s = g_.steps[static_cast<size_t>(r)];
-    if (s.dead || !s.spec || !s.spec->reads_bf16_source(v)) return false;
+    const Step& s = g.steps[static_cast<size_t>(r)];
+    if (s.dead || !s.spec || !(s.spec.get()->*takes)(v)) return false;
   }
   return true;
 }
 
+}  // namespace
+
+bool Builder::readers_take_bf16(int v) const { return every_reader(g_, v, &OpSpec::reads_bf16_source); }
+
 bool Builder::readers_take_channels_last_floats(int v) const {
-  if (v < 0 || v >= static_cast<int>(g_.values.size())) return false;
-  const CompiledValue& cv = g_.values[v];
-  if (cv.is_output || cv.readers.empty()) return false;
-  for (int r : cv.readers) {
-    const Step& s = g_.steps[static_cast<size_t>(r)];
-    if (s.dead || !s.spec || !s.spec->reads_channels_last_floats(v)) return false;
-  }
-  return true;
+  return every_reader(g_, v, &OpSpec::reads_channels_last_floats);
 }
 
 void Builder::define_alias(int v, int base, int64_t byte_offset) {

@@ -349,8 +349,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   // Layout of the walk: blocked when a full-size operand is blocked float32; else channels-last
   // when one is channels-last float32 and the output is 8-bit or every reader of it takes
   // channels-last floats (Builder::readers_take_channels_last_floats: no other step sees one);
-  // else blocked when one is channels-last bytes; else plain. An 8-bit output of a blocked or channels-last walk is
-  // written channels-last. (Upsampled operands count with their source's layout.)
+  // else blocked when one is channels-last bytes; else plain. An 8-bit output of a blocked or
+  // channels-last walk is written channels-last. (Upsampled operands count with their source's
+  // layout.)
   Layout l = Layout::plain;
   if (b.val(stored).defined) {
     l = b.val(stored).layout;

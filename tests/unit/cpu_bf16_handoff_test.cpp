@@ -1,9 +1,10 @@
 // cpu_bf16_handoff_test.cpp: precision=bf16 convolutions hand their results to the bf16
 // convolutions that read them in bfloat16 (conv.cpp, "bf16 hand-off"). A chain must compute on
 // each intermediate rounded to bf16 once, as the reference does on an explicitly rounded graph;
-// a value with any other reader stays float32; a reader that cannot run in bf16 gets a float32
+// a value with a reader that cannot read bf16 stays float32; one that cannot run in bf16 gets a float32
 // copy; an elementwise kernel and a channel Concat hand their results off as a convolution does;
-// and TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
+// an elementwise kernel and a global pooling read a result held in bf16; and
+// TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -46,9 +47,10 @@ struct Weights {
 // Relu -> Conv (dense) -> Relu -> Conv (depthwise) -> Conv (1x1). `round` inserts Casts to
 // bfloat16 and back after each convolution whose result the next one reads (and on the
 // weights and source), which is what the hand-off computes; `extra` makes the dense
-// convolution's result also the input of an Add (a reader that is not a convolution);
+// convolution's result also the input of a MaxPool (a reader that does not read bf16), or with
+// `extra_add` of an Add (an elementwise kernel, which widens a bf16 operand as it reads it);
 // `grouped` puts a grouped convolution of 4 channels per group second.
-GraphBuilder chain(const Weights& t, bool round, bool extra, bool grouped) {
+GraphBuilder chain(const Weights& t, bool round, bool extra, bool grouped, bool extra_add = false) {
   GraphBuilder b(13);
   auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
   b.input("x", r(t.x)).init("wa", r(t.wa)).init("wb", r(grouped ? t.wg : t.wb)).init("wc", r(t.wc));
@@ -65,7 +67,8 @@ GraphBuilder chain(const Weights& t, bool round, bool extra, bool grouped) {
   b.node("Conv", {ar, "wb"}, {"bv"}, {{"pads", attr_ints({1, 1, 1, 1})}, {"group", attr_int(grouped ? 8 : 32)}});
   const std::string bv = cast_round("bv", "bv_r");
   b.node("Conv", {bv, "wc"}, {"y"}).output("y");
-  if (extra) b.node("Add", {"ar", "ar"}, {"twice"}).output("twice");
+  if (extra && extra_add) b.node("Add", {ar, ar}, {"twice"}).output("twice");
+  else if (extra) b.node("MaxPool", {"ar"}, {"pooled"}, {{"kernel_shape", attr_ints({2, 2})}}).output("pooled");
   return b;
 }
 
@@ -122,13 +125,33 @@ TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false));
   ASSERT_EQ(got.out.size(), 2u);
-  // Only the depthwise result is handed off: the dense one is also read by the Add.
+  // Only the depthwise result is handed off: the dense one is also read by the MaxPool.
   EXPECT_NE(got.text.find("bf16 hand-off: 1 values"), std::string::npos) << got.text;
-  // The Add reads the dense convolution's float32 result, computed on bf16 operands with
+  // The MaxPool reads the dense convolution's float32 result, computed on bf16 operands with
   // float32 sums: the reference on the rounded operands, without rounding the result.
   const std::vector<Value> exact = run_reference(chain(t, true, true, false));
   ASSERT_EQ(exact.size(), 2u);
-  EXPECT_LT(error_stats(exact[1].tensor, got.out[1].tensor).max_abs, 1e-4) << "the Add read a rounded result";
+  EXPECT_LT(error_stats(exact[1].tensor, got.out[1].tensor).max_abs, 1e-4) << "the MaxPool read a rounded result";
+  EXPECT_LT(error_stats(exact[0].tensor, got.out[0].tensor).rmse, 2e-4);
+}
+
+// The same with an Add as the other reader: the elementwise kernel reads the result held in
+// bf16 (widening it exactly), so both results are handed off and the Add's sum is that of the
+// rounded values.
+TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Bf16Run got = run_bf16(chain(t, false, true, false, true));
+  ASSERT_EQ(got.out.size(), 2u);
+  EXPECT_NE(got.text.find("bf16 hand-off: 2 values"), std::string::npos) << got.text;
+  const std::vector<Value> exact = run_reference(chain(t, true, true, false, true));
+  const std::vector<Value> wide = run_reference(chain(t, false, true, false, true));
+  ASSERT_EQ(exact.size(), 2u);
+  ASSERT_EQ(wide.size(), 2u);
+  const ErrorStats e = error_stats(exact[1].tensor, got.out[1].tensor);
+  EXPECT_LT(e.rmse, 1e-4) << "the Add did not read the rounded result";
+  EXPECT_GT(error_stats(wide[1].tensor, got.out[1].tensor).rmse, 5 * e.rmse) << "the Add read a float32 result";
   EXPECT_LT(error_stats(exact[0].tensor, got.out[0].tensor).rmse, 2e-4);
 }
 
@@ -222,6 +245,46 @@ TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
     EXPECT_LT(e.max_abs, 1e-2);
     EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse) << c << " channels each";
   }
+}
+
+// A squeeze-excite block: Conv -> GlobalAveragePool -> 1x1 Conv -> HardSigmoid -> Mul with the
+// first convolution's result -> Conv. The pooling sums that result held in bf16 and the
+// gate's elementwise kernel widens it, so it is handed off; so is the gated product the last
+// convolution reads.
+TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Tensor ws = random_tensor({32, 32, 1, 1}, 50, -0.5f, 0.5f);
+  auto graph = [&](bool round) {
+    GraphBuilder b(13);
+    auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
+    auto cast_round = [&](const std::string& in) {
+      if (!round) return in;
+      b.node("Cast", {in}, {in + "_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
+      b.node("Cast", {in + "_h"}, {in + "_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+      return in + "_r";
+    };
+    b.input("x", r(t.x)).init("wa", r(t.wa)).init("ws", ws).init("wc", r(t.wc));
+    b.node("Conv", {"x", "wa"}, {"a"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+    const std::string a = cast_round("a");
+    b.node("GlobalAveragePool", {a}, {"pooled"});
+    b.node("Conv", {"pooled", "ws"}, {"s"});
+    b.node("HardSigmoid", {"s"}, {"gate"});
+    b.node("Mul", {a, "gate"}, {"gated"});
+    b.node("Conv", {cast_round("gated"), "wc"}, {"y"}).output("y");
+    return b;
+  };
+  const Bf16Run got = run_bf16(graph(false));
+  ASSERT_EQ(got.out.size(), 1u);
+  EXPECT_NE(got.text.find("bf16 hand-off: 2 values"), std::string::npos) << got.text;
+  const std::vector<Value> exact = run_reference(graph(true));
+  const std::vector<Value> wide = run_reference(graph(false));
+  ASSERT_EQ(exact.size(), 1u);
+  const ErrorStats e = error_stats(exact[0].tensor, got.out[0].tensor);
+  EXPECT_LT(e.rmse, 2e-4) << "the block does not compute on its activations rounded to bf16";
+  EXPECT_LT(e.max_abs, 1e-2);
+  EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse);
 }
 
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {

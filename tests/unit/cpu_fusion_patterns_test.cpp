@@ -288,6 +288,49 @@ TEST(CpuBackendFusionPatterns, ASumReadsANearestResizeFromItsInput) {
   }
 }
 
+// The same path where the sum is a convolution's post-op (a feature pyramid adding the
+// upsampled coarser map to a lateral 1x1 convolution): the Resize joins the convolution's step
+// and the elementwise kernel after the product reads its source; the ops before the sum stay
+// oneDNN post-ops. Blocked and plain sources, partial channel blocks, fractional scales.
+TEST(CpuBackendFusionPatterns, AConvolutionsPostOpsReadANearestResizeFromItsInput) {
+  REQUIRE_CPU();
+  for (const UpsampleForm& u : {UpsampleForm{24, {1, 1, 2, 2}, "asymmetric", "floor", true},
+                                UpsampleForm{32, {1, 1, 2, 2}, "asymmetric", "floor", false},
+                                UpsampleForm{5, {1, 1, 1.5f, 2.5f}, "half_pixel", "round_prefer_floor", true}}) {
+    SCOPED_TRACE(std::to_string(u.channels) + " channels, " + u.coordinates);
+    const int64_t C = u.channels, H = 6, W = 7;
+    const int64_t OH = static_cast<int64_t>(H * u.scales[2]), OW = static_cast<int64_t>(W * u.scales[3]);
+    GraphBuilder q;
+    q.input("x", random_floats({2, C, H, W}, 123, -1.0f, 1.0f))
+        .input("y", random_floats({2, C, OH, OW}, 124, -1.0f, 1.0f))
+        .init("roi", Tensor::from_vector<float>({0}, {}))
+        .init("scales", Tensor::from_vector<float>({4}, u.scales))
+        .init("wl", random_floats({C, C, 1, 1}, 125, -0.5f, 0.5f));
+    std::string src = "x";
+    if (u.from_conv) {
+      q.init("w", identity_conv_weights(C)).node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}});
+      src = "c";
+    }
+    q.node("Resize", {src, "roi", "scales"}, {"up"},
+           {{"mode", attr_string("nearest")},
+            {"coordinate_transformation_mode", attr_string(u.coordinates)},
+            {"nearest_mode", attr_string(u.nearest)}})
+        .node("Conv", {"y", "wl"}, {"lateral"}, {{"kernel_shape", attr_ints({1, 1})}})
+        .node("Relu", {"lateral"}, {"lr"})
+        .node("Add", {"lr", "up"}, {"out"})
+        .output("out");
+    const std::string text = describe_cpu(q);
+    EXPECT_NE(text.find("fused: Resize + Conv + Relu + Add"), std::string::npos) << text;
+    EXPECT_NE(text.find("(post-ops, upsampled operand)"), std::string::npos) << text;
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      EXPECT_LT(error_stats(r.ref[0].tensor, r.cpu[0].tensor).max_abs, 1e-5) << threads << " thread(s)";
+    }
+  }
+}
+
 // A segmentation or text-detection head: ConvTranspose -> (bias, BatchNormalization, Relu) ->
 // ConvTranspose -> Sigmoid, both with kernel = stride. The second reads the first's patches in
 // the kernel's scratchpad, so one step runs both. Few and many channels between (the second's

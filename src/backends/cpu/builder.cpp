@@ -84,6 +84,7 @@ int threads_for(Builder& b, double work) {
 }
 
 IValue& Builder::val(int v) { return inst_.values[v]; }
+const IValue& Builder::val(int v) const { return inst_.values[v]; }
 
 int Builder::threads() const { return inst_.threads; }
 Precision Builder::precision() const { return g_.precision; }
@@ -137,23 +138,26 @@ namespace {
 
 // True when `v` has readers, is not a segment output, and every reader's live spec answers
 // `takes(v)` (one of OpSpec's reads_* questions).
-bool every_reader(const CompiledGraph& g, int v, bool (OpSpec::*takes)(int) const) {
+template <typename Takes>
+bool every_reader(const CompiledGraph& g, int v, Takes takes) {
   if (v < 0 || v >= static_cast<int>(g.values.size())) return false;
   const CompiledValue& cv = g.values[v];
   if (cv.is_output || cv.readers.empty()) return false;
   for (int r : cv.readers) {
     const Step& s = g.steps[static_cast<size_t>(r)];
-    if (s.dead || !s.spec || !(s.spec.get()->*takes)(v)) return false;
+    if (s.dead || !s.spec || !takes(*s.spec)) return false;
   }
   return true;
 }
 
 }  // namespace
 
-bool Builder::readers_take_bf16(int v) const { return every_reader(g_, v, &OpSpec::reads_bf16_source); }
+bool Builder::readers_take_bf16(int v) const {
+  return every_reader(g_, v, [&](const OpSpec& s) { return s.reads_bf16_source(*this, v); });
+}
 
 bool Builder::readers_take_channels_last_floats(int v) const {
-  return every_reader(g_, v, &OpSpec::reads_channels_last_floats);
+  return every_reader(g_, v, [&](const OpSpec& s) { return s.reads_channels_last_floats(v); });
 }
 
 void Builder::define_alias(int v, int base, int64_t byte_offset) {

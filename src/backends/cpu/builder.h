@@ -33,6 +33,7 @@ class Builder {
     inst_.bf16_kept += kept;
   }
   IValue& val(int v);
+  const IValue& val(int v) const;
   // The value's data when known at build time (compile-time or instance constant).
   const Tensor* known(int v) const;
   bool is_segment_output(int v) const;
@@ -50,7 +51,7 @@ class Builder {
   // in bfloat16, layout `l` (IValue::handed_off): only when readers_take_bf16(v).
   void define_handed_off(int v, Layout l);
   // True when `v` has readers, is not a segment output, and every reader's OpSpec answers
-  // reads_bf16_source(v).
+  // reads_bf16_source(*this, v).
   bool readers_take_bf16(int v) const;
   // True when `v` has readers, is not a segment output, and every reader's OpSpec answers
   // reads_channels_last_floats(v): a float32 value may then stay channels-last (instance.h).

@@ -253,6 +253,24 @@ Result<std::unique_ptr<OpSpec>> make_cast(FusionContext&, const Step&) {
 
 void narrow_to_bf16(const float* src, uint16_t* dst, int64_t n) { float_to_bf16_avx512(src, dst, n); }
 
+namespace {
+
+TANDEM_TARGET_AVX512 void bf16_to_float_avx512(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+  }
+  for (; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(src[i]) << 16;
+    std::memcpy(dst + i, &bits, sizeof bits);
+  }
+}
+
+}  // namespace
+
+void widen_from_bf16(const uint16_t* src, float* dst, int64_t n) { bf16_to_float_avx512(src, dst, n); }
+
 bool narrows_to_bf16_natively(const IValue& from, Layout to) {
   static const bool enabled = feature_enabled("BF16_NARROWING");
   return enabled && has_native_bf16() && from.dtype == DataType::float32 && from.layout == to &&

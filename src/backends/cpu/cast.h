@@ -25,6 +25,8 @@ bool narrows_to_bf16_natively(const IValue& from, Layout to);
 // The kernel's loop: float32 -> bfloat16 bits, n elements, round to nearest even (NaN stays
 // NaN). Only where has_native_bf16().
 void narrow_to_bf16(const float* src, uint16_t* dst, int64_t n);
+// bfloat16 bits -> float32, n elements (exact: a bf16 value is the top half of a float).
+void widen_from_bf16(const uint16_t* src, float* dst, int64_t n);
 // Adds the kernel writing `dst` (bfloat16, same shape and layout as `src`); `unsupported` when
 // narrows_to_bf16_natively() says no.
 Status add_bf16_narrowing(Builder& b, int src, int dst, const std::string& label);

@@ -74,11 +74,13 @@ class OpSpec {
   // channels-last, or sums over pixels), so the producer need not convert it to the float path's
   // layout. A float32 value is channels-last only where every reader answers true.
   virtual bool reads_channels_last_floats(int value) const { return false; }
-  // Instance time, asked by a bf16 convolution before it lays out its float32 output `value`:
-  // true when this step reads `value` only as the source of a product that may run on bf16
-  // operands, so the producer may hold it in bfloat16 (IValue::handed_off). The reader must
-  // then either compute on it as it lies or take Builder::require's float32 copy.
-  virtual bool reads_bf16_source(int value) const { return false; }
+  // Instance time, asked by a producer (precision bf16, Builder::may_hand_off_bf16) before it
+  // lays out its float32 output `value` (its shape in `b`): true when this step can read
+  // `value` held in bfloat16 (blocked), as the source of a product that may run on bf16
+  // operands or as an operand it widens as it reads it, so the producer may hold it so
+  // (IValue::handed_off). The reader must then either read it as it lies or take
+  // Builder::require's float32 copy.
+  virtual bool reads_bf16_source(const Builder& b, int value) const { return false; }
 };
 
 struct CompiledGraph {

@@ -24,6 +24,7 @@
 #include "backends/cpu/conv_spec.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/resize.h"
 #include "graph/window_geometry.h"
 
 namespace tandem::cpu {
@@ -119,7 +120,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   std::vector<int> all_internal = internal;
   if (next) all_internal.insert(all_internal.end(), next->internal.begin(), next->internal.end());
   if (!all_float32(b, step, all_internal)) return unsupported(label + " not float32");
-  const Node& n = *step.originals.front();
+  // The convolution itself: absorbed Resizes come before it in the step's nodes.
+  const Node& n = *step.originals[resized.size()];
   const IValue& xv = b.val(x);
   if (!b.typed(x)) return unsupported(label + " input shape unknown");
   const Shape xs = xv.shape;
@@ -167,20 +169,29 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
 
   // ConvTranspose whose patches do not overlap: the backend's own kernel, alone or with the
   // patch ConvTranspose that reads it.
+  // With precision bf16 it computes on bf16 products where patch_computes_bf16() allows, and
+  // reads a source handed off in bfloat16 as it lies (reads_bf16_source).
   const PatchStage first{O, ws[2], &wc, &bc, &post};
+  const bool patch_bf16 =
+      b.precision() == Precision::bf16 &&
+      patch_computes_bf16(O, ws[2], next ? next->out_channels : 0, next && next->wc.defined() ? next->wc.dim(2) : 0);
+  auto patch_source = [&]() -> Result<int> {
+    if (xv.handed_off && patch_bf16 && x_layout == Layout::blocked) return x;
+    return b.require(x, patch_source_layout(x_layout));
+  };
   if (next) {
     const int64_t k2 = next->wc.dim(2);
     const Shape dst2 = {dst[0], next->out_channels, dst[2] * k2, dst[3] * k2};
     if (!(two_d && G == 1 && patch_geometry(xs, ws, geo) && b.val(out).shape == dst2))
       return unsupported(label + " chained ConvTranspose: input or output shape differs from the patch geometry");
     const PatchStage second{next->out_channels, k2, &next->wc, &next->bc, &next->post};
-    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, patch_source_layout(x_layout)));
-    return add_patch_deconv(b, src, out, xs, first, &second, label);
+    TANDEM_ASSIGN_OR_RETURN(int src, patch_source());
+    return add_patch_deconv(b, src, out, xs, first, &second, label, patch_bf16);
   }
   if (transposed && two_d && wc.defined() && G == 1 && ew_pointwise(post) && b.val(out).shape == dst &&
       patch_geometry(xs, ws, geo)) {
-    TANDEM_ASSIGN_OR_RETURN(int src, b.require(x, patch_source_layout(x_layout)));
-    return add_patch_deconv(b, src, out, xs, first, nullptr, label);
+    TANDEM_ASSIGN_OR_RETURN(int src, patch_source());
+    return add_patch_deconv(b, src, out, xs, first, nullptr, label, patch_bf16);
   }
 
   // precision=bf16: 2-D convolutions with constant weights and enough arithmetic per element
@@ -247,6 +258,23 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
       }
   }
   const EwProgram& post_program = nhwc_route && !two_d ? channels_last_post : post;
+  // Upsampled post-op operands (absorbed nearest Resizes): the elementwise kernel after the
+  // product reads their sources; oneDNN's post-ops take only the ops before the first of them.
+  std::vector<EwUpsampled> upsampled;
+  for (const Resized& r : resized) {
+    TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
+    upsampled.push_back(EwUpsampled{r.value, r.inputs[0], std::move(t.rows), std::move(t.cols)});
+  }
+  EwProgram post_head = post_program;
+  for (size_t i = 0; i < post_head.ops.size() && !upsampled.empty(); ++i) {
+    const int operand = post_head.ops[i].operand;
+    if (operand < 0) continue;
+    const int v = post_head.operands[static_cast<size_t>(operand)];
+    if (std::any_of(upsampled.begin(), upsampled.end(), [&](const EwUpsampled& u) { return u.value == v; })) {
+      post_head.ops.resize(i);
+      break;
+    }
+  }
 
   // Weights as oneDNN sees them, over the ONNX layout.
   dnnl::memory::dims wd;
@@ -341,7 +369,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     po = dnnl::post_ops();
     post_args.clear();
     after = nullptr;
-    return to_post_ops_swish_after(b, post_program, dst, 1, l, &po, &post_args, bf16 && dst_bf16 ? nullptr : &after);
+    return to_post_ops_swish_after(b, post_head, dst, 1, l, &po, &post_args, bf16 && dst_bf16 ? nullptr : &after);
   };
   int translated = translate(bf16 ? bf16_layout : nhwc_route ? Layout::nhwc : dst_layout);
   if (translated != static_cast<int>(post_program.ops.size())) dst_bf16 = false;  // the rest reads a float32 result
@@ -508,7 +536,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
     EwProgram rest;
     rest.operands = post_program.operands;
     rest.ops.assign(post_program.ops.begin() + translated, post_program.ops.end());
-    return add_elementwise(b, rest, conv_out, out, label + " (post-ops)");
+    return add_elementwise(b, rest, conv_out, out, label + (upsampled.empty() ? " (post-ops)" : " (post-ops, upsampled operand)"),
+                           nullptr, upsampled.empty() ? nullptr : &upsampled);
   }
   return Status::ok();
 }
@@ -534,6 +563,7 @@ std::unique_ptr<ConvSpec> conv_spec(FusionContext& f, const Step& st) {
   const Node& n = *st.node;
   s->transposed = n.op_type == "ConvTranspose";
   s->x = st.inputs[0];
+  s->y = st.outputs.empty() ? -1 : st.outputs[0];
   s->w = st.inputs[1];
   s->bias = st.inputs.size() > 2 ? st.inputs[2] : -1;
   s->group = n.attr_int("group", 1);

@@ -153,4 +153,21 @@ bool ConvSpec::absorb(FusionContext& f, Step& self, const Step& reader, int acc_
   return true;
 }
 
+bool ConvSpec::absorb_producer(FusionContext& f, Step&, const Step& producer, int value) {
+  if (next || is_next || patch || value == x || value == w || value == bias ||
+      std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end() ||
+      resized.size() >= static_cast<size_t>(kEwMaxStaged) || !feature_enabled("RESIZE_INTO_POSTOPS"))
+    return false;
+  const Node* n = producer.node;
+  if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec ||
+      !canonical_domain(n->domain).empty() || (n->op_type != "Resize" && n->op_type != "Upsample") ||
+      n->attr_string("mode", "nearest") != "nearest" || producer.inputs.empty() || producer.inputs[0] < 0 ||
+      producer.outputs.size() != 1)
+    return false;
+  for (size_t i = 1; i < producer.inputs.size(); ++i)
+    if (producer.inputs[i] >= 0 && !f.constant(producer.inputs[i])) return false;
+  resized.push_back(Resized{value, n, producer.inputs});
+  return true;
+}
+
 }  // namespace tandem::cpu

@@ -15,7 +15,9 @@
 
 #include <dnnl.hpp>
 
+#include "backends/cpu/builder.h"
 #include "backends/cpu/compiled_graph.h"
+#include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/ew_program.h"
 #include "backends/cpu/instance.h"
 #include "backends/cpu/runtime_env.h"
@@ -26,6 +28,7 @@ class ConvSpec final : public OpSpec {
  public:
   bool transposed = false;
   int x = -1, w = -1, bias = -1;  // compile value ids (w/bias runtime when the tensors are undefined)
+  int y = -1;                      // the op's own output (before the ops fused after it)
   Tensor wc, bc;                   // constant weight / bias after folding (float32)
   int64_t group = 1;
   int64_t out_channels = -1;       // known when the weight is constant
@@ -40,8 +43,21 @@ class ConvSpec final : public OpSpec {
   // which reads its source blocked or channels-last.
   bool patch = false;
 
+  // Nearest Resizes (constant scales or sizes) whose output only this step reads, as a post-op
+  // operand: the elementwise kernel after the product reads their sources through the resize
+  // tables (ew_program.h, EwUpsampled), so the upsampled tensor is never written (a feature
+  // pyramid's top-down path: a coarse map upsampled and added to a finer one).
+  // TANDEM_CPU_RESIZE_INTO_POSTOPS=0 keeps them apart.
+  struct Resized {
+    int value = -1;              // the Resize's output (a post-op operand)
+    const Node* node = nullptr;  // owned by the plan
+    std::vector<int> inputs;
+  };
+  std::vector<Resized> resized;
+
   Status prepare(Builder& b, const Step& step) const override;
   bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override;
+  bool absorb_producer(FusionContext& f, Step& self, const Step& producer, int value) override;
   // A convolution with constant weights reading `value` as its source and nowhere else: the
   // 2-D patch ConvTranspose reads a channels-last source as it lies. So does a 1-D or 3-D one
   // on the channels-last route (conv.cpp), its source and a residual added to its result (a
@@ -57,7 +73,26 @@ class ConvSpec final : public OpSpec {
     return (value == x || in_post) && !next && wc.defined() && (wc.rank() == 3 || wc.rank() == 5) &&
            float_path_blocked() && feature_enabled_now("CHANNELS_LAST_1D3D");
   }
-  bool reads_bf16_source(int value) const override {
+  // Its source (not also a post-op operand): a 2-D convolution with constant weights, or a
+  // patch ConvTranspose computing on bf16 products (patch_computes_bf16). And a 4-D post-op
+  // operand larger than the op's own output (a squeeze-excite gate's product with the
+  // activations it scales): no oneDNN post-op takes it, the elementwise kernel after the
+  // product widens it as it reads it.
+  bool reads_bf16_source(const Builder& b, int value) const override {
+    if (value != x && value != w && value != bias && !is_next && !next && y >= 0 && internal.empty() &&
+        std::find(post.operands.begin(), post.operands.end(), value) != post.operands.end()) {
+      const IValue& v = b.val(value);
+      const IValue& own = b.val(y);
+      return v.shape.size() == 4 && own.shape.size() == 4 && shape_numel(v.shape) > shape_numel(own.shape) &&
+             v.shape[0] == own.shape[0] && v.shape[1] == own.shape[1] && feature_enabled_now("BF16_HANDOFF");
+    }
+    if (patch && value == x && !is_next && group == 1 && internal.empty() && wc.defined() && wc.rank() == 4 &&
+        feature_enabled_now("BF16_HANDOFF") &&
+        patch_computes_bf16(out_channels, wc.dim(2), next ? next->out_channels : 0,
+                            next && next->wc.defined() ? next->wc.dim(2) : 0))
+      return std::find(post.operands.begin(), post.operands.end(), value) == post.operands.end() &&
+             (!next || std::find(next->post.operands.begin(), next->post.operands.end(), value) ==
+                           next->post.operands.end());
     if (value != x || transposed || next || is_next || !internal.empty() || !wc.defined() || wc.rank() != 4 ||
         value == w || value == bias || !feature_enabled_now("BF16_HANDOFF"))
       return false;

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "backends/cpu/cast.h"
 #include "backends/cpu/op_family.h"
 
 namespace tandem::cpu {
@@ -28,6 +30,9 @@ struct PatchDeconv {
   Tensor wp;               // [C][M]
   Tensor bias;             // [M]
   EwProgram post;          // pointwise
+  // bf16 products: the weight as [C rounded to 16 / 2][M][2] bfloat16 channel pairs.
+  bool bf16 = false;
+  Tensor wpb;
 };
 
 // Pixel (n, y, x)'s channels from cb * block on, and the step between neighbouring pixels'
@@ -164,6 +169,68 @@ void patch_row(const PatchDeconv& p, const float* in, int64_t n, int64_t y, floa
   else patch_row_generic(p, in, n, y, acc_row, channel_block());
 }
 
+// bf16 products (AVX512_BF16): one input row's channels as bfloat16, [channel block][W][16]
+// (cb_stride elements between blocks), the weight as channel pairs; each vdpbf16ps adds two
+// channels' products to 16 accumulators.
+inline uint32_t pair_at(const uint16_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <int V, int P>
+__attribute__((target("avx512f,avx512bf16"), always_inline)) inline void patch_px_bf16(const PatchDeconv& p,
+                                                                                      const uint16_t* row,
+                                                                                      int64_t cb_stride, int64_t x0,
+                                                                                      float* acc_row) {
+  const int64_t cbc = (p.C + 15) / 16;
+  const float* bp = p.bias.data<float>();
+  const uint16_t* wbase = static_cast<const uint16_t*>(p.wpb.raw_data());
+  __m512 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  for (int64_t cb = 0; cb < cbc; ++cb) {
+    const uint16_t* px = row + cb * cb_stride + x0 * 16;
+    const uint16_t* w = wbase + cb * 8 * (V * 32);
+    const int pairs = static_cast<int>((std::min<int64_t>(16, p.C - cb * 16) + 1) / 2);  // the last block's real pairs
+    for (int l = 0; l < pairs; ++l) {
+      __m512i wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_si512(w + l * V * 32 + 32 * v);
+      for (int q = 0; q < P; ++q) {
+        const __m512i b = _mm512_set1_epi32(static_cast<int>(pair_at(px + q * 16 + 2 * l)));
+        for (int v = 0; v < V; ++v) a[q][v] = _mm512_dpbf16_ps(a[q][v], (__m512bh)b, (__m512bh)wv[v]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (x0 + q) * V * 16 + 16 * v, a[q][v]);
+}
+
+template <int V>
+__attribute__((target("avx512f,avx512bf16"), always_inline)) inline void patch_row_bf16_v(const PatchDeconv& p,
+                                                                                         const uint16_t* row,
+                                                                                         int64_t cb_stride,
+                                                                                         float* acc_row) {
+  constexpr int P = std::min(8, std::max(1, (30 - V) / V));
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) patch_px_bf16<V, P>(p, row, cb_stride, x, acc_row);
+  for (; x < p.W; ++x) patch_px_bf16<V, 1>(p, row, cb_stride, x, acc_row);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void patch_row_bf16(const PatchDeconv& p, const uint16_t* row,
+                                                                  int64_t cb_stride, float* acc_row) {
+  switch (p.M / 16) {
+    case 1: patch_row_bf16_v<1>(p, row, cb_stride, acc_row); return;
+    case 2: patch_row_bf16_v<2>(p, row, cb_stride, acc_row); return;
+    case 3: patch_row_bf16_v<3>(p, row, cb_stride, acc_row); return;
+    case 4: patch_row_bf16_v<4>(p, row, cb_stride, acc_row); return;
+    case 5: patch_row_bf16_v<5>(p, row, cb_stride, acc_row); return;
+    case 6: patch_row_bf16_v<6>(p, row, cb_stride, acc_row); return;
+    case 7: patch_row_bf16_v<7>(p, row, cb_stride, acc_row); return;
+    default: patch_row_bf16_v<8>(p, row, cb_stride, acc_row); return;
+  }
+}
+
 // The second of two chained stages reads row i of the first's patches straight from the first's
 // accumulators (laid out m = (i, j, o)): pixel X = x * k1 + j of that row has its O1 channels
 // contiguous at acc1 + x * M1 + (i * k1 + j) * O1.
@@ -214,6 +281,59 @@ __attribute__((target("avx512f"))) void chain_row_avx512(const PatchDeconv& p, c
     case 6: chain_row_v<6>(p, mid, acc_row); return;
     case 7: chain_row_v<7>(p, mid, acc_row); return;
     default: chain_row_v<8>(p, mid, acc_row); return;
+  }
+}
+
+// The chained stage on bf16 products: the first stage's row, after its program, rounded to
+// bfloat16 in `mid16` (the accumulators' layout, so a pixel's channels stay contiguous; a pair
+// past the last channel meets a zero weight).
+template <int V, int P>
+__attribute__((target("avx512f,avx512bf16"), always_inline)) inline void chain_px_bf16(const PatchDeconv& p,
+                                                                                      const uint16_t* mid16,
+                                                                                      const MidRow& mid, int64_t X0,
+                                                                                      float* acc_row) {
+  const uint16_t* px[P];
+  for (int q = 0; q < P; ++q) px[q] = mid16 + (mid.pixel(X0 + q) - mid.acc1);
+  const float* bp = p.bias.data<float>();
+  const uint16_t* w = static_cast<const uint16_t*>(p.wpb.raw_data());
+  __m512 a[P][V];
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) a[q][v] = _mm512_loadu_ps(bp + 16 * v);
+  const int64_t pairs = (p.C + 1) / 2;
+  for (int64_t c = 0; c < pairs; ++c, w += V * 32) {
+    __m512i wv[V];
+    for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_si512(w + 32 * v);
+    for (int q = 0; q < P; ++q) {
+      const __m512i b = _mm512_set1_epi32(static_cast<int>(pair_at(px[q] + 2 * c)));
+      for (int v = 0; v < V; ++v) a[q][v] = _mm512_dpbf16_ps(a[q][v], (__m512bh)b, (__m512bh)wv[v]);
+    }
+  }
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc_row + (X0 + q) * V * 16 + 16 * v, a[q][v]);
+}
+
+template <int V>
+__attribute__((target("avx512f,avx512bf16"), always_inline)) inline void chain_row_bf16_v(const PatchDeconv& p,
+                                                                                         const uint16_t* mid16,
+                                                                                         const MidRow& mid,
+                                                                                         float* acc_row) {
+  constexpr int P = std::min(8, std::max(1, (30 - V) / V));
+  int64_t x = 0;
+  for (; x + P <= p.W; x += P) chain_px_bf16<V, P>(p, mid16, mid, x, acc_row);
+  for (; x < p.W; ++x) chain_px_bf16<V, 1>(p, mid16, mid, x, acc_row);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void chain_row_bf16(const PatchDeconv& p, const uint16_t* mid16,
+                                                                  const MidRow& mid, float* acc_row) {
+  switch (p.M / 16) {
+    case 1: chain_row_bf16_v<1>(p, mid16, mid, acc_row); return;
+    case 2: chain_row_bf16_v<2>(p, mid16, mid, acc_row); return;
+    case 3: chain_row_bf16_v<3>(p, mid16, mid, acc_row); return;
+    case 4: chain_row_bf16_v<4>(p, mid16, mid, acc_row); return;
+    case 5: chain_row_bf16_v<5>(p, mid16, mid, acc_row); return;
+    case 6: chain_row_bf16_v<6>(p, mid16, mid, acc_row); return;
+    case 7: chain_row_bf16_v<7>(p, mid16, mid, acc_row); return;
+    default: chain_row_bf16_v<8>(p, mid16, mid, acc_row); return;
   }
 }
 
@@ -323,29 +443,46 @@ class PatchDeconvKernel final : public Kernel {
   // (MidRow; p2.W = p.W * p.k, p2.C = p.O); `out` is p2's output.
   bool chained = false;
   PatchDeconv p2;
+  bool src_bf16 = false;       // the source is blocked and held in bfloat16 (p.bf16)
   int64_t scratch_floats = 0;  // per thread
 
   Status run(RunCtx& ctx, KernelState*) const override {
     const float* in = static_cast<const float*>(ctx.ptr[x]);
+    const auto* in16 = static_cast<const uint16_t*>(ctx.ptr[x]);
     float* o = static_cast<float*>(ctx.ptr[out]);
     const int64_t rows = p.N * p.H;
+    const int64_t cbc = (p.C + 15) / 16;
     const int64_t work = rows * p.W * p.C * p.M + (chained ? rows * p.k * p2.W * p2.C * p2.M : 0);
     const int threads = work < (1 << 20) ? 1 : ctx.threads;
     float* scratch = static_cast<float*>(ctx.scratch);
     parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
       const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
       float* acc = scratch + slot * scratch_floats;
+      float* acc2 = acc + p.W * p.M;
+      // bf16 products: the source row ([cb][W][16]) and the first stage's rounded row.
+      auto* row16 = reinterpret_cast<uint16_t*>(acc2 + (chained ? p2.W * p2.M : 0));
+      uint16_t* mid16 = row16 + (src_bf16 ? 0 : cbc * p.W * 16);
       for (int64_t r = b; r < e; ++r) {
         const int64_t n = r / p.H, y = r % p.H;
-        patch_row(p, in, n, y, acc);
+        if (p.bf16 && src_bf16) {
+          patch_row_bf16(p, in16 + (n * cbc * p.H + y) * p.W * 16, p.H * p.W * 16, acc);
+        } else if (p.bf16) {
+          for (int64_t cb = 0; cb < cbc; ++cb)
+            narrow_to_bf16(in_pixel(p, in, n, cb, y, 0, 16), row16 + cb * p.W * 16, p.W * 16);
+          patch_row_bf16(p, row16, p.W * 16, acc);
+        } else {
+          patch_row(p, in, n, y, acc);
+        }
         if (!chained) {
           patch_finish_row(p, acc, o, n, y, p.H * p.k);
           continue;
         }
         if (!p.post.empty()) ew_apply_pointwise(p.post, acc, p.W * p.M);
-        float* acc2 = acc + p.W * p.M;
+        if (p2.bf16) narrow_to_bf16(acc, mid16, p.W * p.M);
         for (int64_t i = 0; i < p.k; ++i) {
-          chain_row(p2, MidRow{acc, p.M, p.k, p.O, i}, acc2);
+          const MidRow mid{acc, p.M, p.k, p.O, i};
+          if (p2.bf16) chain_row_bf16(p2, mid16, mid, acc2);
+          else chain_row(p2, mid, acc2);
           patch_finish_row(p2, acc2, o, n, y * p.k + i, p.H * p.k * p2.k);
         }
       }
@@ -356,14 +493,16 @@ class PatchDeconvKernel final : public Kernel {
 
 // Packs one stage's weight [C][O][k][k] as [C rounded to 16][M] and its bias as [M], in the
 // order of the accumulators: m = (i, j, o) for a blocked output or the first of a chained pair,
-// (o, i, j) for a plain output.
-void pack_stage(PatchDeconv* kr, const PatchStage& s, bool chained_first) {
+// (o, i, j) for a plain output. With bf16 products also as bfloat16 channel pairs,
+// [C rounded to 16 / 2][M][2].
+void pack_stage(PatchDeconv* kr, const PatchStage& s, bool chained_first, bool bf16) {
   const int64_t C = kr->C, O = s.O, k = s.k;
   kr->O = O;
   kr->k = k;
   kr->blocked_out = O >= 8 || chained_first;
   kr->M = round_up(O * k * k, 16);
-  kr->wp = Tensor(DataType::float32, {round_up(C, 16), kr->M});  // zero rows pad the last block
+  const int64_t rows = round_up(C, 16);
+  kr->wp = Tensor(DataType::float32, {rows, kr->M});  // zero rows pad the last block
   kr->bias = Tensor(DataType::float32, {kr->M});
   const float* wsrc = s.weight->data<float>();
   float* wdst = kr->wp.data<float>();
@@ -377,23 +516,43 @@ void pack_stage(PatchDeconv* kr, const PatchStage& s, bool chained_first) {
         bdst[m] = has_bias ? s.bias->data<float>()[oc] : 0.0f;
       }
   kr->post = *s.post;
+  kr->bf16 = bf16;
+  if (!bf16) return;
+  std::vector<float> pairs(static_cast<size_t>(rows * kr->M));
+  for (int64_t c = 0; c < rows; ++c)
+    for (int64_t m = 0; m < kr->M; ++m) pairs[static_cast<size_t>(((c / 2) * kr->M + m) * 2 + c % 2)] = wdst[c * kr->M + m];
+  kr->wpb = Tensor(DataType::bfloat16, {rows * kr->M});
+  narrow_to_bf16(pairs.data(), static_cast<uint16_t*>(kr->wpb.raw_data()), rows * kr->M);
 }
 
 }  // namespace
 
+bool patch_computes_bf16(int64_t out_channels, int64_t k, int64_t out_channels2, int64_t k2) {
+  return has_native_bf16() && channel_block() == 16 && out_channels > 0 && k > 0 &&
+         round_up(out_channels * k * k, 16) <= 128 && (out_channels2 <= 0 || round_up(out_channels2 * k2 * k2, 16) <= 128) &&
+         feature_enabled_now("BF16_DECONV");
+}
+
 Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const PatchStage& first,
-                        const PatchStage* second, const std::string& label) {
+                        const PatchStage* second, const std::string& label, bool bf16) {
   auto kernel = std::make_unique<PatchDeconvKernel>();
   PatchDeconv* kr = &kernel->p;
   kr->N = xs[0];
   kr->C = xs[1];
   kr->H = xs[2];
   kr->W = xs[3];
-  kr->nhwc_in = b.val(src).layout == Layout::nhwc;
-  pack_stage(kr, first, second != nullptr);
+  const IValue& sv = b.val(src);
+  kr->nhwc_in = sv.layout == Layout::nhwc;
+  kernel->src_bf16 = sv.dtype == DataType::bfloat16;
+  // bf16 products read a blocked source (rounded row by row, or held in bfloat16).
+  bf16 = bf16 && sv.layout == Layout::blocked &&
+         patch_computes_bf16(first.O, first.k, second ? second->O : 0, second ? second->k : 0);
+  if (kernel->src_bf16 && !bf16) return internal_error(label + " a bfloat16 source without bf16 products");
+  pack_stage(kr, first, second != nullptr, bf16);
   kernel->scratch_floats = kr->W * kr->M;
   double work = static_cast<double>(shape_numel(xs)) * static_cast<double>(kr->M);
   bool blocked_out = kr->blocked_out;
+  int64_t bf16_halves = bf16 && !kernel->src_bf16 ? ((kr->C + 15) / 16) * kr->W * 16 : 0;  // the source row
   if (second) {
     PatchDeconv* k2 = &kernel->p2;
     kernel->chained = true;
@@ -401,17 +560,20 @@ Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const Pat
     k2->C = first.O;
     k2->H = 1;
     k2->W = kr->W * first.k;
-    pack_stage(k2, *second, false);
+    // The chained stage's pairs must not reach into a neighbouring pixel: an even channel count.
+    pack_stage(k2, *second, false, bf16 && first.O % 2 == 0);
     kernel->scratch_floats += k2->W * k2->M;
+    if (k2->bf16) bf16_halves += kr->W * kr->M;  // the first stage's rounded row
     work += static_cast<double>(kr->N * kr->H * first.k * k2->W * k2->C) * static_cast<double>(k2->M);
     blocked_out = k2->blocked_out;
   }
+  kernel->scratch_floats += (bf16_halves + 1) / 2;
   kernel->x = src;
   kernel->out = out;
-  kernel->label = label;
+  kernel->label = bf16 ? label + (kernel->src_bf16 ? " (bf16 products, source handed off)" : " (bf16 products)") : label;
   b.define(out, blocked_out ? Layout::blocked : Layout::plain);
   b.need_scratch(static_cast<int64_t>(b.threads()) * kernel->scratch_floats * static_cast<int64_t>(sizeof(float)));
-  b.add_work(work);
+  b.add_work(bf16 ? work / 2 : work);
   kernel->reads = {src};
   kernel->writes = {out};
   b.add_kernel(std::move(kernel));

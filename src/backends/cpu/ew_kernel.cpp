@@ -82,6 +82,7 @@ class EwKernel final : public Kernel {
   std::vector<int> stage_slot, same_as;
   std::vector<ByteParams> stage_bytes;
   std::vector<Gather> gathers;
+  std::vector<uint8_t> stage_bf16;  // per slot: a blocked operand held in bfloat16, widened
   bool byte_out = false;
   ByteParams out_params;
   // A float32 result written in bfloat16, rounded to nearest even (a bf16 hand-off: only bf16
@@ -191,6 +192,14 @@ class EwKernel final : public Kernel {
           float* st = stage[stage_slot[k]];
           const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
           const Gather& gather = gathers[static_cast<size_t>(stage_slot[k])];
+          if (stage_bf16[static_cast<size_t>(stage_slot[k])]) {
+            const auto* from = static_cast<const uint16_t*>(ptr[opnd[k]]) + off[k];
+            if (src_rs == nl) widen_from_bf16(from, st, nr * nl);
+            else
+              for (int64_t r = 0; r < nr; ++r) widen_from_bf16(from + r * src_rs, st + r * nl, nl);
+            base[k] = st;
+            continue;
+          }
           if (!gather.rows.empty()) {
             const auto* from = static_cast<const float*>(ptr[opnd[k]]);
             if (src_rs == nl) {  // the tile's rows follow each other: one walk, decoded once
@@ -327,9 +336,28 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     for (const EwUpsampled& u : *upsampled)
       if (std::find(p.operands.begin(), p.operands.end(), u.value) != p.operands.end())
         return unsupported(label + " upsampled operand of a value that is not 4-D");
+  // Operands held in bfloat16 (a hand-off, blocked): widened into a staging tile as the tile is
+  // visited when full-size and a slot is free; otherwise (and below, when the walk is not
+  // blocked) read through a float32 copy.
+  std::vector<bool> bf16_of(p.operands.size(), false);
+  int staged_operands = 0;
+  for (size_t i = 0; i < p.operands.size(); ++i) staged_operands += byte_of[i] >= 0 || up_of[i] >= 0;
   for (size_t i = 0; i < p.operands.size(); ++i) {
     const int v = p.operands[i];
-    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : DataType::float32;
+    if (byte_of[i] >= 0 || up_of[i] >= 0 || !b.val(v).handed_off) continue;
+    bool same = false;
+    for (size_t j = 0; j < i && !same; ++j) same = bf16_of[j] && p.operands[j] == v;
+    if (b.val(v).shape == out_shape && b.val(v).layout == Layout::blocked &&
+        (same || staged_operands < kEwMaxStaged)) {
+      bf16_of[i] = true;
+      staged_operands += !same;
+      continue;
+    }
+    TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, b.val(v).layout));
+  }
+  for (size_t i = 0; i < p.operands.size(); ++i) {
+    const int v = p.operands[i];
+    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : bf16_of[i] ? DataType::bfloat16 : DataType::float32;
     if (!b.typed(v) || b.val(v).dtype != want || (byte_of[i] >= 0 && !is_8bit(want)))
       return unsupported(label + " operand is not float32" + (byte_of[i] >= 0 ? " or 8-bit" : ""));
     if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
@@ -342,8 +370,6 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   if (b.val(out).dtype != DataType::float32) return unsupported(label + " program output is not float32");
   if (shape_numel(out_shape) == 0) return unsupported(label + " empty output");
   if (out_shape.size() > kMaxDims - 1) return unsupported(label + " rank too large");
-  int staged_operands = 0;
-  for (size_t i = 0; i < p.operands.size(); ++i) staged_operands += byte_of[i] >= 0 || up_of[i] >= 0;
   if (staged_operands > kEwMaxStaged) return unsupported(label + " too many 8-bit or upsampled operands");
 
   // Layout of the walk: blocked when a full-size operand is blocked float32; else channels-last
@@ -400,6 +426,12 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   IValue outv = b.val(out);
   outv.dtype = DataType::float32;  // the walk's geometry (a handed-off result is stored in bf16)
   outv.layout = l;
+  for (size_t i = 0; i < p.operands.size(); ++i)
+    if (bf16_of[i] && l != Layout::blocked) {
+      bf16_of[i] = false;
+      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(p.operands[i], l));
+    }
+  const bool any_bf16 = std::find(bf16_of.begin(), bf16_of.end(), true) != bf16_of.end();
   auto k = std::make_unique<EwKernel>();
   k->label = label;
   k->ops = p.ops;
@@ -521,16 +553,18 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     k->tail = tail;
     if (new_cb >= 0 && new_cb == k->nd - 1) return internal_error(label + " channel-block dim became the lane dim");
   }
-  if (bytes || upsampled) {
+  if (bytes || upsampled || any_bf16) {
     // 8-bit operands and outputs are read and written a row at a time, with unit lane stride;
     // where channel blocks are padded, a row holds one channel block (the kernel's `real`).
+    // So are bf16 operands (their padding lanes hold zeros, widened with the rest).
     bool fits = (!byte_out || os.back() == 1) && (tail == 0 || !bytes || dims.back() == channel_block());
-    for (size_t i = 0; i < ops.size(); ++i) fits = fits && ((byte_of[i] < 0 && up_of[i] < 0) || ops[i].back() == 1);
-    if (!fits) return unsupported(label + " 8-bit operand or output does not lie along the walk's rows");
+    for (size_t i = 0; i < ops.size(); ++i)
+      fits = fits && ((byte_of[i] < 0 && up_of[i] < 0 && !bf16_of[i]) || ops[i].back() == 1);
+    if (!fits) return unsupported(label + " 8-bit or bf16 operand or output does not lie along the walk's rows");
     k->stage_slot.assign(ops.size(), -1);
     k->same_as.assign(ops.size(), -1);
     for (size_t i = 0; i < ops.size(); ++i) {
-      if (byte_of[i] < 0 && up_of[i] < 0) continue;
+      if (byte_of[i] < 0 && up_of[i] < 0 && !bf16_of[i]) continue;
       for (size_t j = 0; j < i && k->same_as[i] < 0; ++j)
         if (byte_of[j] == byte_of[i] && up_of[j] == up_of[i] && p.operands[j] == p.operands[i] && ops[j] == ops[i])
           k->same_as[i] = static_cast<int>(j);
@@ -544,7 +578,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       if (byte_of[i] >= 0) {
         const EwByteValue& e = bytes->inputs[static_cast<size_t>(byte_of[i])].second;
         bp = ByteParams{b.val(p.operands[i]).dtype == DataType::int8, e.scale, e.zero_point};
-      } else {
+      } else if (up_of[i] >= 0) {
         const EwUpsampled& u = (*upsampled)[static_cast<size_t>(up_of[i])];
         const Shape& src = b.val(p.operands[i]).shape;
         gather.block = l == Layout::blocked ? channel_block() : l == Layout::nhwc ? src[1] : 1;
@@ -557,6 +591,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       }
       k->stage_bytes.push_back(bp);
       k->gathers.push_back(std::move(gather));
+      k->stage_bf16.push_back(bf16_of[i] ? 1 : 0);
     }
     k->rows_outer = bytes && l == Layout::blocked;
     if (byte_out) {

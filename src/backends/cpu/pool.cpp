@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cfloat>
 
+#include <immintrin.h>
+
 #include "backends/cpu/op_family.h"
 #include "graph/window_geometry.h"
 
@@ -151,6 +153,38 @@ TANDEM_ISA_DISPATCH(global_blocked,
                     (const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max, int64_t lanes),
                     (in, o, b, e, spatial, max, lanes))
 
+// Mean or max over the spatial dims of 16-lane channel blocks [b, e) held in bfloat16 (a
+// hand-off; only on AVX-512): each pixel's 16 values widened exactly (bf16 is the top half of a
+// float), four partial sums or maxima in flight.
+TANDEM_TARGET_AVX512 inline __m512 widen(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+TANDEM_TARGET_AVX512 void global_blocked_bf16(const uint16_t* in, float* o, int64_t b, int64_t e, int64_t spatial,
+                                              bool max) {
+  for (int64_t r = b; r < e; ++r) {
+    const uint16_t* p = in + r * spatial * 16;
+    const __m512 init = max ? _mm512_set1_ps(-FLT_MAX) : _mm512_setzero_ps();
+    __m512 a0 = init, a1 = init, a2 = init, a3 = init;
+    int64_t s = 0;
+    for (; s + 4 <= spatial; s += 4) {
+      const __m512 v0 = widen(p + s * 16), v1 = widen(p + s * 16 + 16), v2 = widen(p + s * 16 + 32),
+                   v3 = widen(p + s * 16 + 48);
+      if (max) {
+        a0 = _mm512_max_ps(a0, v0), a1 = _mm512_max_ps(a1, v1), a2 = _mm512_max_ps(a2, v2), a3 = _mm512_max_ps(a3, v3);
+      } else {
+        a0 = _mm512_add_ps(a0, v0), a1 = _mm512_add_ps(a1, v1), a2 = _mm512_add_ps(a2, v2), a3 = _mm512_add_ps(a3, v3);
+      }
+    }
+    for (; s < spatial; ++s) a0 = max ? _mm512_max_ps(a0, widen(p + s * 16)) : _mm512_add_ps(a0, widen(p + s * 16));
+    __m512 res = max ? _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3))
+                     : _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                     _mm512_set1_ps(1.0f / static_cast<float>(spatial)));
+    _mm512_storeu_ps(o + r * 16, res);
+  }
+}
+
 // Mean or max over the spatial dims of rows [b, e) (plain layout).
 TANDEM_ISA_BODY void global_plain_body(const float* in, float* o, int64_t b, int64_t e, int64_t spatial, bool max) {
   for (int64_t r = b; r < e; ++r) {
@@ -209,6 +243,7 @@ class GlobalPoolKernel final : public Kernel {
  public:
   int x = -1, out = -1;
   bool max = false, blocked = false, channels_last = false;
+  bool bf16_in = false;  // blocked in 16 lanes, held in bfloat16 (a hand-off)
   // plain: N*C rows of `spatial`; blocked: N*C/B rows of spatial*B; channels-last: N images of
   // `spatial` pixels of `channels`.
   int64_t rows = 0, spatial = 0, channels = 0;
@@ -252,6 +287,9 @@ class GlobalPoolKernel final : public Kernel {
           b = last;
         }
       });
+    } else if (bf16_in) {
+      const auto* in16 = static_cast<const uint16_t*>(ctx.ptr[x]);
+      parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked_bf16(in16, o, b, e, sp, mx); });
     } else if (blocked) {
       parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) { global_blocked(in, o, b, e, sp, mx, lanes); });
     } else {
@@ -265,6 +303,10 @@ class GlobalPoolSpec final : public OpSpec {
  public:
   bool max = false;
   bool reads_channels_last_floats(int) const override { return feature_enabled("NHWC_FLOATS"); }
+  // A 4-D source held in bfloat16 (blocked in 16 lanes) is widened as it is summed.
+  bool reads_bf16_source(const Builder& b, int value) const override {
+    return b.val(value).shape.size() == 4 && feature_enabled_now("BF16_HANDOFF");
+  }
   Status prepare(Builder& b, const Step& step) const override {
     const std::string label = step.node->label();
     if (!all_float32(b, step)) return unsupported(label + " not float32");
@@ -280,7 +322,13 @@ class GlobalPoolSpec final : public OpSpec {
     int64_t spatial = 1;
     for (size_t i = 2; i < xs.size(); ++i) spatial *= xs[i];
     k->spatial = spatial;
-    if (b.val(x).layout == Layout::blocked) {
+    if (b.val(x).handed_off) {
+      if (b.val(x).layout != Layout::blocked || channel_block() != 16)
+        return internal_error(label + " a bfloat16 source outside 16-lane blocks");
+      k->blocked = k->bf16_in = true;
+      k->rows = xs[0] * round_up(xs[1], channel_block()) / channel_block();
+      b.define(out, Layout::blocked);
+    } else if (b.val(x).layout == Layout::blocked) {
       k->blocked = true;
       k->rows = xs[0] * round_up(xs[1], channel_block()) / channel_block();
       b.define(out, Layout::blocked);

@@ -88,6 +88,34 @@ TANDEM_TARGET_AVX512 void bytes_to_block16_avx512(const uint8_t* x, float* y, in
   }
 }
 
+// Bytes [b, e) through a float table, in the same order (channels-last in, channels-last out).
+TANDEM_TARGET_AVX512 void bytes_to_floats_avx512(const uint8_t* x, float* y, int64_t b, int64_t e,
+                                                 const float* table) {
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(
+                                _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))), table, 4));
+  for (; i < e; ++i) y[i] = table[x[i]];
+}
+
+class ByteToChannelsLastKernel final : public ByteTableKernel {
+ public:
+  Status run(RunCtx& ctx, KernelState*) const override {
+    const auto* px = static_cast<const uint8_t*>(ctx.ptr[x]);
+    auto* py = static_cast<float*>(ctx.ptr[y]);
+    const int64_t n = images * pixels * channels;
+    const bool avx512 = cpu_isa_level() >= 2;
+    parallel_range(n < 4 * kGrain ? 1 : ctx.threads, n, kGrain, [&](int64_t lo, int64_t hi) {
+      if (avx512) {
+        bytes_to_floats_avx512(px, py, lo, hi, table.data());
+        return;
+      }
+      for (int64_t i = lo; i < hi; ++i) py[i] = table[px[i]];
+    });
+    return Status::ok();
+  }
+};
+
 // Channels-last bytes to blocked float32 through a table (add_byte_to_float).
 class ByteToBlockedKernel final : public ByteTableKernel {
  public:
@@ -117,8 +145,13 @@ Status add_byte_to_float(Builder& b, int x, int y, const float* table, const std
   if (s.size() != 4 || b.val(x).layout != Layout::nhwc) return internal_error(label + " byte-to-float map expects nhwc");
   // The blocked layout where the float path has it (the layout its convolutions, pooling,
   // Resize and elementwise kernels take), else plain.
+  // Channels-last floats where every reader takes them so (an elementwise kernel that walks
+  // channels-last, such as the 8-bit sum that gathers this value's upsampled copy).
   std::unique_ptr<ByteTableKernel> k;
-  if (float_path_blocked()) {
+  if (b.readers_take_channels_last_floats(y)) {
+    k = std::make_unique<ByteToChannelsLastKernel>();
+    b.define(y, Layout::nhwc);
+  } else if (float_path_blocked()) {
     auto blocked = std::make_unique<ByteToBlockedKernel>();
     blocked->block = channel_block();
     k = std::move(blocked);

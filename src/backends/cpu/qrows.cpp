@@ -258,14 +258,20 @@ void quantize_s8(const float* x, int8_t* y, int64_t n, float s, float zp) {
 void quantize_rows(const float* x, int64_t x_rs, int64_t rows, int64_t lanes, void* y, int64_t y_rs, bool to_signed,
                    float scale, float zero_point) {
   static const int level = cpu_isa_level();
+  // Longer rows on AVX-512: each row as a contiguous run (explicit vector code; the compiler's
+  // vectorization of the masked clamps runs at about half its speed).
   if (to_signed) {
     auto* yq = static_cast<int8_t*>(y);
     if (level >= 2 && lanes <= 16) quantize_rows16_avx512(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+    else if (level >= 2)
+      for (int64_t r = 0; r < rows; ++r) quantize_run_avx512(x + r * x_rs, yq + r * y_rs, lanes, scale, zero_point);
     else if (level == 1 && lanes == 8) quantize_rows8_avx2(x, x_rs, rows, yq, y_rs, scale, zero_point);
     else quantize_rows_s8(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
   } else {
     auto* yq = static_cast<uint8_t*>(y);
     if (level >= 2 && lanes <= 16) quantize_rows16_avx512(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
+    else if (level >= 2)
+      for (int64_t r = 0; r < rows; ++r) quantize_run_avx512(x + r * x_rs, yq + r * y_rs, lanes, scale, zero_point);
     else if (level == 1 && lanes == 8) quantize_rows8_avx2(x, x_rs, rows, yq, y_rs, scale, zero_point);
     else quantize_rows_u8(x, x_rs, rows, lanes, yq, y_rs, scale, zero_point);
   }

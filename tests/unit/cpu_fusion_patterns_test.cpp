@@ -331,6 +331,45 @@ TEST(CpuBackendFusionPatterns, AConvolutionsPostOpsReadANearestResizeFromItsInpu
   }
 }
 
+// A feature pyramid's merge: Concat along channels of maps brought to one size by nearest
+// Resizes. The Concat reads each Resize's source through its tables, in the Concat's input
+// order (upsampled inputs first, as in a text detector's neck), channel counts that are not
+// multiples of the block, integer and fractional scales; on the blocked float path only.
+TEST(CpuBackendFusionPatterns, AChannelConcatReadsNearestResizesFromTheirInputs) {
+  REQUIRE_CPU();
+  for (int64_t C : {24, 16}) {
+    SCOPED_TRACE(std::to_string(C) + " channels per input");
+    GraphBuilder q;
+    q.input("a", random_floats({2, C, 3, 2}, 126, -1.0f, 1.0f))
+        .input("b", random_floats({2, C, 6, 5}, 127, -1.0f, 1.0f))
+        .input("c", random_floats({2, C, 12, 10}, 128, -1.0f, 1.0f))
+        .init("roi", Tensor::from_vector<float>({0}, {}))
+        .init("four", Tensor::from_vector<float>({4}, {1, 1, 4, 5}))
+        .init("two", Tensor::from_vector<float>({4}, {1, 1, 2, 2}))
+        .init("w", identity_conv_weights(C));
+    // Each map through a 1x1 convolution: blocked sources, as in the network.
+    for (const char* v : {"a", "b", "c"})
+      q.node("Conv", {v, "w"}, {std::string(v) + "c"}, {{"kernel_shape", attr_ints({1, 1})}});
+    q.node("Resize", {"ac", "roi", "four"}, {"au"}, {{"mode", attr_string("nearest")}})
+        .node("Resize", {"bc", "roi", "two"}, {"bu"},
+              {{"mode", attr_string("nearest")}, {"coordinate_transformation_mode", attr_string("half_pixel")}})
+        .node("Concat", {"au", "bu", "cc"}, {"cat"}, {{"axis", testing::attr_int(1)}})
+        .output("cat");
+    const std::string text = describe_cpu(q);
+    // On the blocked float path (AVX2 and up); the baseline's plain path keeps the Resizes.
+    if (cpu_isa_level_of(text) >= 1) {
+      EXPECT_NE(text.find("fused: Resize + Resize + Concat"), std::string::npos) << text;
+      EXPECT_NE(text.find("(upsampled input)"), std::string::npos) << text;
+    }
+    EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    for (int threads : {1, 2}) {
+      Runs r = run_both(q, threads);
+      ASSERT_EQ(r.cpu.size(), 1u);
+      expect_same_floats(r.ref[0], r.cpu[0], "a concatenation of upsampled maps");
+    }
+  }
+}
+
 // A segmentation or text-detection head: ConvTranspose -> (bias, BatchNormalization, Relu) ->
 // ConvTranspose -> Sigmoid, both with kernel = stride. The second reads the first's patches in
 // the kernel's scratchpad, so one step runs both. Few and many channels between (the second's

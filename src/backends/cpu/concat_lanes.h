@@ -17,8 +17,12 @@ namespace tandem::cpu {
 
 // Defines `out` (shape `out_shape`, N x C x H x W) blocked and adds the kernel writing it from
 // `ins`, blocked float32 values concatenated in order; in bfloat16 when `bf16_out` and the
-// block is 16 (the caller checked the hand-off rules). Needs ins.size() pointers of scratch.
+// block is 16 (the caller checked the hand-off rules). `upsampled` (empty, or one per input):
+// non-null where ins[i] is the source of a nearest Resize whose output is the concatenated
+// input, read through its tables (the upsampled tensor is never written). Needs ins.size()
+// pointers of scratch.
+struct NearestResize;
 Status add_lane_concat(Builder& b, const std::vector<int>& ins, int out, const Shape& out_shape, bool bf16_out,
-                       const std::string& label);
+                       const std::string& label, const std::vector<const NearestResize*>& upsampled = {});
 
 }  // namespace tandem::cpu

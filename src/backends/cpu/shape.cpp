@@ -288,11 +288,15 @@ class ConcatSpec final : public OpSpec {
     zero_point_ = q.zero_point;
     return true;
   }
-  // Quantized, along channels: a nearest Resize (constant scales or sizes) whose output only
-  // this step reads is read from its source through its tables (its output is never written).
+  // Along channels: a nearest Resize (constant scales or sizes) whose output only this step
+  // reads is read from its source through its tables (its output is never written): quantized,
+  // or float32 on the blocked path (add_lane_concat). TANDEM_CPU_RESIZE_INTO_CONCAT=0 keeps
+  // float32 ones apart.
   bool absorb_producer(FusionContext& f, Step& self, const Step& producer, int value) override {
     const Node* n = producer.node;
-    if (!quantized_ || std::find(data_inputs_.begin(), data_inputs_.end(), value) == data_inputs_.end()) return false;
+    if (!quantized_ && (!feature_enabled("RESIZE_INTO_CONCAT") || !float_path_blocked())) return false;
+    if (!quantized_ && data_inputs_.empty()) data_inputs_ = self.inputs;  // the order, before any is replaced
+    if (std::find(data_inputs_.begin(), data_inputs_.end(), value) == data_inputs_.end()) return false;
     const int64_t axis = self.node->attr_int("axis", 0);
     if (axis != 1 && axis != -3) return false;
     if (!n || producer.dead || producer.originals.size() != 1 || !producer.spec ||
@@ -339,6 +343,7 @@ class ConcatSpec final : public OpSpec {
     int out = step.outputs[0];
     if (!b.typed(out) || !pod(b.val(out).dtype)) return unsupported(label + " shape/dtype");
     const Shape os = b.val(out).shape;
+    if (!resized_.empty()) return prepare_upsampled(b, step, out, label);
     const int64_t r = static_cast<int64_t>(os.size());
     int64_t axis = step.node->attr_int("axis", 0);
     if (axis < 0) axis += r;
@@ -414,10 +419,42 @@ class ConcatSpec final : public OpSpec {
   }
 
  private:
+  // Float32 along channels with absorbed nearest Resizes: every input blocked, the resized ones
+  // read from their sources (add_lane_concat).
+  Status prepare_upsampled(Builder& b, const Step& step, int out, const std::string& label) const {
+    const Shape os = b.val(out).shape;
+    const int64_t axis = step.node->attr_int("axis", 0);
+    if (os.size() != 4 || (axis != 1 && axis != -3) || b.val(out).dtype != DataType::float32 || !float_path_blocked())
+      return unsupported(label + " upsampled inputs outside a float32 channel concatenation");
+    std::vector<NearestResize> tables;
+    tables.reserve(resized_.size());
+    std::vector<int> ins;
+    std::vector<const NearestResize*> upsampled;
+    for (int v : data_inputs_) {
+      if (v < 0) continue;
+      const NearestResize* up = nullptr;
+      for (const Resized& r : resized_)
+        if (r.value == v) {
+          TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
+          tables.push_back(std::move(t));
+          up = &tables.back();
+          v = r.inputs[0];
+          break;
+        }
+      if (!b.typed(v) || b.val(v).dtype != DataType::float32 || b.val(v).shape.size() != 4)
+        return unsupported(label + " input shape/dtype");
+      TANDEM_ASSIGN_OR_RETURN(int bv, b.require(v, Layout::blocked));
+      ins.push_back(bv);
+      upsampled.push_back(up);
+    }
+    const bool bf16_out = b.may_hand_off_bf16() && b.readers_take_bf16(out);
+    return add_lane_concat(b, ins, out, os, bf16_out, label + " (upsampled input)", upsampled);
+  }
+
   bool quantized_ = false;
   bool dynamic_ = false;  // quantized by an absorbed DynamicQuantizeLinear (outputs y, scale, zero point)
   bool channel_axis_ = false;  // quantized along axis 1 of a 4-D value (1 or -3)
-  std::vector<int> data_inputs_;  // the Concat's inputs (value ids), when quantized
+  std::vector<int> data_inputs_;  // the Concat's inputs (value ids) in order, when quantized or resizes are absorbed
   struct Resized {                // absorbed nearest Resize steps; `value` is their output
     int value = -1;
     const Node* node = nullptr;   // owned by the plan

@@ -13,6 +13,7 @@
 #include "backends/cpu/ew_program.h"
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/resize.h"
 
 namespace tandem::cpu {
 
@@ -25,42 +26,6 @@ struct ByteParams {
   float scale = 1.0f;
   int32_t zero_point = 0;
 };
-
-// A nearest Resize's source read in place of its output: `block` lanes per pixel (a blocked
-// source: the channel block; channels-last: the channels; plain: 1), `ih` x `iw` pixels per
-// plane, index tables over the `oh` x `ow` output.
-struct Gather {
-  int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
-  std::vector<int64_t> rows, cols;
-};
-
-// Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
-// layout) from element `at` on into `dst`, a source pixel's lanes at a time (vectorized for the
-// running CPU's ISA).
-TANDEM_ISA_BODY void gather_copy_body(const Gather& g, const float* src, int64_t at, int64_t n, float* dst) {
-  const int64_t block = g.block;
-  int64_t lane = at % block, t = at / block;
-  int64_t w = t % g.ow;
-  t /= g.ow;
-  int64_t h = t % g.oh;
-  const float* plane = src + (t / g.oh) * g.ih * g.iw * block;
-  for (int64_t l = 0; l < n;) {
-    const int64_t seg = std::min(block - lane, n - l);
-    const float* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
-    for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
-    l += seg;
-    lane += seg;
-    if (lane < block) continue;
-    lane = 0;
-    if (++w < g.ow) continue;
-    w = 0;
-    if (++h < g.oh) continue;
-    h = 0;
-    plane += g.ih * g.iw * block;
-  }
-}
-TANDEM_ISA_DISPATCH(gather_copy, (const Gather& g, const float* src, int64_t at, int64_t n, float* dst),
-                    (g, src, at, n, dst))
 
 class EwKernel final : public Kernel {
  public:
@@ -81,7 +46,7 @@ class EwKernel final : public Kernel {
   // tables). An 8-bit output.
   std::vector<int> stage_slot, same_as;
   std::vector<ByteParams> stage_bytes;
-  std::vector<Gather> gathers;
+  std::vector<NearestGather> gathers;
   std::vector<uint8_t> stage_bf16;  // per slot: a blocked operand held in bfloat16, widened
   bool byte_out = false;
   ByteParams out_params;
@@ -191,7 +156,7 @@ class EwKernel final : public Kernel {
           }
           float* st = stage[stage_slot[k]];
           const int64_t src_rs = nd >= 2 ? opnd_strides[k][nd - 2] : 0;
-          const Gather& gather = gathers[static_cast<size_t>(stage_slot[k])];
+          const NearestGather& gather = gathers[static_cast<size_t>(stage_slot[k])];
           if (stage_bf16[static_cast<size_t>(stage_slot[k])]) {
             const auto* from = static_cast<const uint16_t*>(ptr[opnd[k]]) + off[k];
             if (src_rs == nl) widen_from_bf16(from, st, nr * nl);
@@ -574,7 +539,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       }
       k->stage_slot[i] = static_cast<int>(k->stage_bytes.size());
       ByteParams bp;
-      Gather gather;
+      NearestGather gather;
       if (byte_of[i] >= 0) {
         const EwByteValue& e = bytes->inputs[static_cast<size_t>(byte_of[i])].second;
         bp = ByteParams{b.val(p.operands[i]).dtype == DataType::int8, e.scale, e.zero_point};

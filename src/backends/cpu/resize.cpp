@@ -294,4 +294,31 @@ void register_resize_ops(OpTable& t) {
   t.add("Upsample", &supports_resize, &make_resize);
 }
 
+// The elementwise kernel's gather of an upsampled operand (resize.h).
+TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst) {
+  const int64_t block = g.block;
+  int64_t lane = at % block, t = at / block;
+  int64_t w = t % g.ow;
+  t /= g.ow;
+  int64_t h = t % g.oh;
+  const float* plane = src + (t / g.oh) * g.ih * g.iw * block;
+  for (int64_t l = 0; l < n;) {
+    const int64_t seg = std::min(block - lane, n - l);
+    const float* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
+    for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
+    l += seg;
+    lane += seg;
+    if (lane < block) continue;
+    lane = 0;
+    if (++w < g.ow) continue;
+    w = 0;
+    if (++h < g.oh) continue;
+    h = 0;
+    plane += g.ih * g.iw * block;
+  }
+}
+TANDEM_ISA_DISPATCH(gather_copy, (const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst),
+                    (g, src, at, n, dst))
+
+
 }  // namespace tandem::cpu

@@ -1,5 +1,6 @@
-// resize.h: what the Resize family (resize.cpp) shares with the elementwise kernel, which reads
-// a nearest Resize's output straight from its input (ew_kernel.cpp).
+// resize.h: what the Resize family (resize.cpp) shares with the steps that read a nearest
+// Resize's output straight from its input (the elementwise kernel, ew_kernel.cpp; the channel
+// Concats, concat_lanes.cpp and qconcat.cpp).
 #pragma once
 
 #include <cstdint>
@@ -22,5 +23,18 @@ struct NearestResize {
 // The tables of Resize node `n` (inputs as instance value ids, output `out`) for this instance;
 // unsupported when it is not a nearest resize the cpu backend runs, or its scales are unknown.
 Result<NearestResize> nearest_resize(Builder& b, const Node& n, const std::vector<int>& inputs, int out);
+
+// A nearest Resize's source read in place of its output by the elementwise kernel: `block`
+// lanes per pixel (a blocked source: the channel block; channels-last: the channels; plain: 1),
+// `ih` x `iw` pixels per plane, index tables over the `oh` x `ow` output.
+struct NearestGather {
+  int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
+  std::vector<int64_t> rows, cols;
+};
+
+// Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
+// layout) from element `at` on into `dst`, a source pixel's lanes at a time (vectorized for the
+// running CPU's ISA).
+void gather_copy(const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst);
 
 }  // namespace tandem::cpu

@@ -27,11 +27,23 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = Scheduler::Clock;
 
+// One folder of test models per process (ctest runs the tests of this file in parallel
+// processes), removed when the tests end.
+std::filesystem::path model_dir() {
+  return std::filesystem::temp_directory_path() / ("tandem_scheduler_test_" + std::to_string(::getpid()));
+}
+class RemoveModelDir final : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(model_dir(), ec);
+  }
+};
+[[maybe_unused]] const auto* const kRemoveModelDir = ::testing::AddGlobalTestEnvironment(new RemoveModelDir);
+
 // Writes an ONNX model with one float input x[N, M]; `body` defines its graph `g` (Python).
 std::filesystem::path write_model(const std::string& name, const std::string& body) {
-  // One folder per process: ctest runs the tests of this file in parallel processes.
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("tandem_scheduler_test_" + std::to_string(::getpid()));
+  const std::filesystem::path dir = model_dir();
   std::filesystem::create_directories(dir);
   const std::filesystem::path path = dir / (name + ".onnx");
   const std::filesystem::path script = dir / (name + ".py");

@@ -23,10 +23,21 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+// This process's folder of test models, removed when the tests end.
+fs::path model_dir() { return fs::temp_directory_path() / ("tandem_server_test_" + std::to_string(::getpid())); }
+class RemoveModelDir final : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(model_dir(), ec);
+  }
+};
+[[maybe_unused]] const auto* const kRemoveModelDir = ::testing::AddGlobalTestEnvironment(new RemoveModelDir);
+
 // y = x + x, with x float32 [N, 4] (N symbolic).
 const fs::path& double_model() {
   static const fs::path path = [] {
-    const fs::path dir = fs::temp_directory_path() / ("tandem_server_test_" + std::to_string(::getpid()));
+    const fs::path dir = model_dir();
     fs::create_directories(dir);
     const fs::path out = dir / "double.onnx";
     const std::string command =

@@ -2,7 +2,8 @@
 // every 8-bit result of its elementwise and Concat kernels, against QuantizeLinear's formula
 // y = saturate(round_half_even(x / scale) + zero_point), NaN to the zero point: rows shorter
 // and longer than a vector, strided rows, ties, infinities and values past the range, scales
-// whose reciprocal is exact and ones whose is not, both signs of bytes. Runs at each ISA cap.
+// whose reciprocal is exact and ones whose is not, both signs of bytes; and the row
+// dequantizer. Runs at each ISA cap.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -57,6 +58,31 @@ TEST(CpuBackendQuantizeRows, RowsOfAnyLengthFollowQuantizeLinear) {
             EXPECT_EQ(y[static_cast<size_t>(r * y_rs + l)], 0xAB) << "wrote past the row, lane " << l;
         }
       }
+}
+
+// The inverse, y = (x - zero_point) * scale (exact in float32: x - zero_point has 9 bits).
+TEST(CpuBackendQuantizeRows, DequantizedRowsOfAnyLengthAreExact) {
+  std::mt19937 gen(8);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (bool from_signed : {false, true})
+    for (int64_t lanes : {7, 16, 40, 96, 130}) {
+      SCOPED_TRACE(std::to_string(lanes) + " lanes" + (from_signed ? ", s8" : ", u8"));
+      const int64_t rows = 4, x_rs = lanes + 9, y_rs = lanes + 2;
+      const int32_t zp = from_signed ? 5 : 130;
+      const float scale = 0.0173f;
+      std::vector<uint8_t> x(static_cast<size_t>(rows * x_rs));
+      for (auto& v : x) v = static_cast<uint8_t>(byte(gen));
+      std::vector<float> y(static_cast<size_t>(rows * y_rs), -7.0f);
+      cpu::dequantize_rows(x.data(), x_rs, from_signed, rows, lanes, y.data(), y_rs, scale, zp);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t l = 0; l < lanes; ++l) {
+          const uint8_t b = x[static_cast<size_t>(r * x_rs + l)];
+          const int q = from_signed ? static_cast<int>(static_cast<int8_t>(b)) : static_cast<int>(b);
+          ASSERT_EQ(y[static_cast<size_t>(r * y_rs + l)], static_cast<float>(q - zp) * scale) << r << ", " << l;
+        }
+        for (int64_t l = lanes; l < y_rs; ++l) ASSERT_EQ(y[static_cast<size_t>(r * y_rs + l)], -7.0f) << "past the row";
+      }
+    }
 }
 
 }  // namespace

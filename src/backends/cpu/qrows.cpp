@@ -227,6 +227,16 @@ TANDEM_TARGET_AVX512 void dequantize_rows16_avx512(const Q* x, int64_t x_rs, int
   }
 }
 
+// Rows of any length: 16 lanes at a time, the last ones under a mask.
+template <class Q>
+TANDEM_TARGET_AVX512 void dequantize_rows_avx512(const Q* x, int64_t x_rs, int64_t rows, int64_t lanes, float* y,
+                                                 int64_t y_rs, float scale, int32_t zp) {
+  if (lanes <= 16) return dequantize_rows16_avx512(x, x_rs, rows, lanes, y, y_rs, scale, zp);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t l = 0; l < lanes; l += 16)
+      dequantize_rows16_avx512(x + r * x_rs + l, 0, 1, std::min<int64_t>(16, lanes - l), y + r * y_rs + l, 0, scale, zp);
+}
+
 }  // namespace
 
 // A run as quantize_run_avx512 or as rows of 8 (AVX2) values and a last partial row: the
@@ -308,11 +318,11 @@ void dequantize_rows(const void* x, int64_t x_rs, bool from_signed, int64_t rows
   static const int level = cpu_isa_level();
   if (from_signed) {
     const auto* xq = static_cast<const int8_t*>(x);
-    if (level >= 2 && lanes <= 16) dequantize_rows16_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+    if (level >= 2) dequantize_rows_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
     else dequantize_rows_s8(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
   } else {
     const auto* xq = static_cast<const uint8_t*>(x);
-    if (level >= 2 && lanes <= 16) dequantize_rows16_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
+    if (level >= 2) dequantize_rows_avx512(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
     else dequantize_rows_u8(xq, x_rs, rows, lanes, y, y_rs, scale, zero_point);
   }
 }

@@ -1,11 +1,16 @@
 // bf16_test_util.h: helpers shared by the cpu backend's bf16 tests (cpu_bf16_narrowing_test,
 // cpu_bf16_handoff_test): seeded uniform float32 tensors, and a tensor rounded to bfloat16
-// (to nearest even, as tandem's BFloat16 does) and back to float32.
+// (to nearest even, as tandem's BFloat16 does) and back to float32, and that rounding as Casts
+// in a graph.
 #pragma once
 
 #include <cstdint>
 #include <random>
 
+#include <string>
+
+#include "graph_build_util.h"
+#include "op_test_util.h"
 #include "tandem/tensor.h"
 
 namespace tandem::testing {
@@ -16,6 +21,13 @@ inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo, float h
   std::uniform_real_distribution<float> dist(lo, hi);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
   return t;
+}
+
+// Adds Casts taking `value` to bfloat16 and back to `b`; returns the rounded value's name.
+inline std::string cast_through_bf16(GraphBuilder& b, const std::string& value) {
+  b.node("Cast", {value}, {value + "_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
+  b.node("Cast", {value + "_h"}, {value + "_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
+  return value + "_r";
 }
 
 inline Tensor rounded_to_bf16(const Tensor& t) {

@@ -56,12 +56,7 @@ struct Tensors {
 GraphBuilder graph(const Case& c, const Tensors& t, bool round) {
   GraphBuilder b(13);
   auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
-  auto cast_round = [&](const std::string& in) {
-    if (!round) return in;
-    b.node("Cast", {in}, {in + "_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
-    b.node("Cast", {in + "_h"}, {in + "_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
-    return in + "_r";
-  };
+  auto cast_round = [&](const std::string& in) { return round ? testing::cast_through_bf16(b, in) : in; };
   b.input("x", c.conv ? t.x : r(t.x)).init("w1", r(t.w1)).init("b1", t.b1);
   std::string src = "x";
   if (c.conv) {

@@ -259,12 +259,7 @@ TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
   auto graph = [&](bool round) {
     GraphBuilder b(13);
     auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
-    auto cast_round = [&](const std::string& in) {
-      if (!round) return in;
-      b.node("Cast", {in}, {in + "_h"}, {{"to", attr_int(static_cast<int64_t>(DataType::bfloat16))}});
-      b.node("Cast", {in + "_h"}, {in + "_r"}, {{"to", attr_int(static_cast<int64_t>(DataType::float32))}});
-      return in + "_r";
-    };
+    auto cast_round = [&](const std::string& in) { return round ? testing::cast_through_bf16(b, in) : in; };
     b.input("x", r(t.x)).init("wa", r(t.wa)).init("ws", ws).init("wc", r(t.wc));
     b.node("Conv", {"x", "wa"}, {"a"}, {{"pads", attr_ints({1, 1, 1, 1})}});
     const std::string a = cast_round("a");

@@ -248,6 +248,28 @@ struct UpsampleForm {
   bool from_conv;  // blocked source (a 1x1 convolution's output) or a plain input
 };
 
+// x [2, C, 6, 7] (through an identity 1x1 convolution when `from_conv`) upsampled by `u` into
+// "up", and y [2, C, OH, OW] of the upsampled size; seeds from `seed`.
+GraphBuilder upsampled_graph(const UpsampleForm& u, uint32_t seed) {
+  const int64_t C = u.channels, H = 6, W = 7;
+  const int64_t OH = static_cast<int64_t>(H * u.scales[2]), OW = static_cast<int64_t>(W * u.scales[3]);
+  GraphBuilder q;
+  q.input("x", random_floats({2, C, H, W}, seed, -1.0f, 1.0f))
+      .input("y", random_floats({2, C, OH, OW}, seed + 1, -1.0f, 1.0f))
+      .init("roi", Tensor::from_vector<float>({0}, {}))
+      .init("scales", Tensor::from_vector<float>({4}, u.scales));
+  std::string src = "x";
+  if (u.from_conv) {
+    q.init("w", identity_conv_weights(C)).node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}});
+    src = "c";
+  }
+  q.node("Resize", {src, "roi", "scales"}, {"up"},
+         {{"mode", attr_string("nearest")},
+          {"coordinate_transformation_mode", attr_string(u.coordinates)},
+          {"nearest_mode", attr_string(u.nearest)}});
+  return q;
+}
+
 TEST(CpuBackendFusionPatterns, ASumReadsANearestResizeFromItsInput) {
   REQUIRE_CPU();
   for (const UpsampleForm& u :
@@ -257,23 +279,8 @@ TEST(CpuBackendFusionPatterns, ASumReadsANearestResizeFromItsInput) {
         UpsampleForm{3, {1, 1, 2, 3}, "align_corners", "round_prefer_ceil", false},
         UpsampleForm{16, {1, 1, 0.5f, 2}, "pytorch_half_pixel", "ceil", false}}) {
     SCOPED_TRACE(std::to_string(u.channels) + " channels, " + u.coordinates);
-    const int64_t C = u.channels, H = 6, W = 7;
-    const int64_t OH = static_cast<int64_t>(H * u.scales[2]), OW = static_cast<int64_t>(W * u.scales[3]);
-    GraphBuilder q;
-    q.input("x", random_floats({2, C, H, W}, 121, -1.0f, 1.0f))
-        .input("y", random_floats({2, C, OH, OW}, 122, -1.0f, 1.0f))
-        .init("roi", Tensor::from_vector<float>({0}, {}))
-        .init("scales", Tensor::from_vector<float>({4}, u.scales));
-    std::string src = "x";
-    if (u.from_conv) {
-      q.init("w", identity_conv_weights(C)).node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}});
-      src = "c";
-    }
-    q.node("Resize", {src, "roi", "scales"}, {"up"},
-           {{"mode", attr_string("nearest")},
-            {"coordinate_transformation_mode", attr_string(u.coordinates)},
-            {"nearest_mode", attr_string(u.nearest)}})
-        .node("Add", {"up", "y"}, {"s"})
+    GraphBuilder q = upsampled_graph(u, 121);
+    q.node("Add", {"up", "y"}, {"s"})
         .node("Relu", {"s"}, {"out"})
         .output("out");
     const std::string text = describe_cpu(q);
@@ -298,23 +305,8 @@ TEST(CpuBackendFusionPatterns, AConvolutionsPostOpsReadANearestResizeFromItsInpu
                                 UpsampleForm{32, {1, 1, 2, 2}, "asymmetric", "floor", false},
                                 UpsampleForm{5, {1, 1, 1.5f, 2.5f}, "half_pixel", "round_prefer_floor", true}}) {
     SCOPED_TRACE(std::to_string(u.channels) + " channels, " + u.coordinates);
-    const int64_t C = u.channels, H = 6, W = 7;
-    const int64_t OH = static_cast<int64_t>(H * u.scales[2]), OW = static_cast<int64_t>(W * u.scales[3]);
-    GraphBuilder q;
-    q.input("x", random_floats({2, C, H, W}, 123, -1.0f, 1.0f))
-        .input("y", random_floats({2, C, OH, OW}, 124, -1.0f, 1.0f))
-        .init("roi", Tensor::from_vector<float>({0}, {}))
-        .init("scales", Tensor::from_vector<float>({4}, u.scales))
-        .init("wl", random_floats({C, C, 1, 1}, 125, -0.5f, 0.5f));
-    std::string src = "x";
-    if (u.from_conv) {
-      q.init("w", identity_conv_weights(C)).node("Conv", {"x", "w"}, {"c"}, {{"kernel_shape", attr_ints({1, 1})}});
-      src = "c";
-    }
-    q.node("Resize", {src, "roi", "scales"}, {"up"},
-           {{"mode", attr_string("nearest")},
-            {"coordinate_transformation_mode", attr_string(u.coordinates)},
-            {"nearest_mode", attr_string(u.nearest)}})
+    GraphBuilder q = upsampled_graph(u, 123);
+    q.init("wl", random_floats({u.channels, u.channels, 1, 1}, 125, -0.5f, 0.5f))
         .node("Conv", {"y", "wl"}, {"lateral"}, {{"kernel_shape", attr_ints({1, 1})}})
         .node("Relu", {"lateral"}, {"lr"})
         .node("Add", {"lr", "up"}, {"out"})

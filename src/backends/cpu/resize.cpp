@@ -305,7 +305,9 @@ TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const float* src, 
   for (int64_t l = 0; l < n;) {
     const int64_t seg = std::min(block - lane, n - l);
     const float* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
-    for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
+    if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole 16-lane pixel: one vector
+    else
+      for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
     l += seg;
     lane += seg;
     if (lane < block) continue;

@@ -3,7 +3,8 @@
 // each intermediate rounded to bf16 once, as the reference does on an explicitly rounded graph;
 // a value with a reader that cannot read bf16 stays float32; one that cannot run in bf16 gets a float32
 // copy; an elementwise kernel and a channel Concat hand their results off as a convolution does;
-// an elementwise kernel and a global pooling read a result held in bf16; and
+// an elementwise kernel (also gathering an upsampled source) and a global pooling read a result
+// held in bf16; and
 // TANDEM_CPU_BF16_HANDOFF=0 turns the hand-off off.
 #include <gtest/gtest.h>
 
@@ -26,6 +27,7 @@ namespace {
 
 using testing::attr_int;
 using testing::attr_ints;
+using testing::attr_string;
 using testing::GraphBuilder;
 
 Backend* cpu() { return find_backend("cpu"); }
@@ -280,6 +282,39 @@ TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
   EXPECT_LT(e.rmse, 2e-4) << "the block does not compute on its activations rounded to bf16";
   EXPECT_LT(e.max_abs, 1e-2);
   EXPECT_GT(error_stats(wide[0].tensor, got.out[0].tensor).rmse, 5 * e.rmse);
+}
+
+// A convolution's result that a bf16 convolution reads and a nearest Resize upsamples into a
+// sum (a feature pyramid's top-down path): the sum gathers the upsampled pixels from the
+// result held in bf16, widening them, so the result is handed off to both.
+TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
+  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  ScopedEnv always("TANDEM_CPU_BF16", "always");
+  const Weights t;
+  const Tensor y = random_tensor({1, 32, 40, 40}, 51, -1.0f, 1.0f);
+  auto graph = [&](bool round) {
+    GraphBuilder b(13);
+    auto r = [&](const Tensor& v) { return round ? rounded_to_bf16(v) : v; };
+    b.input("x", r(t.x)).input("y", y).init("wa", r(t.wa)).init("wc", r(t.wc));
+    b.init("roi", Tensor::from_vector<float>({0}, {})).init("scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2}));
+    b.node("Conv", {"x", "wa"}, {"a"}, {{"pads", attr_ints({1, 1, 1, 1})}});
+    const std::string a = round ? testing::cast_through_bf16(b, "a") : "a";
+    b.node("Conv", {a, "wc"}, {"z"}).output("z");
+    b.node("Resize", {a, "roi", "scales"}, {"up"}, {{"mode", attr_string("nearest")}});
+    b.node("Add", {"up", "y"}, {"s"}).output("s");
+    return b;
+  };
+  const Bf16Run got = run_bf16(graph(false));
+  ASSERT_EQ(got.out.size(), 2u);
+  EXPECT_NE(got.text.find("bf16 hand-off: 1 values"), std::string::npos) << got.text;
+  EXPECT_NE(got.text.find("(upsampled operand)"), std::string::npos) << got.text;
+  const std::vector<Value> exact = run_reference(graph(true));
+  const std::vector<Value> wide = run_reference(graph(false));
+  ASSERT_EQ(exact.size(), 2u);
+  const ErrorStats e = error_stats(exact[1].tensor, got.out[1].tensor);
+  EXPECT_LT(e.rmse, 1e-4) << "the sum did not gather the rounded result";
+  EXPECT_GT(error_stats(wide[1].tensor, got.out[1].tensor).rmse, 5 * e.rmse) << "the sum gathered float32";
+  EXPECT_LT(error_stats(exact[0].tensor, got.out[0].tensor).rmse, 2e-4);
 }
 
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {

@@ -79,6 +79,9 @@ class ConvSpec final : public OpSpec {
   // activations it scales): no oneDNN post-op takes it, the elementwise kernel after the
   // product widens it as it reads it.
   bool reads_bf16_source(const Builder& b, int value) const override {
+    for (const Resized& r : resized)  // the source of an absorbed Resize, gathered and widened
+      if (!r.inputs.empty() && r.inputs[0] == value && value != x && value != w && value != bias)
+        return b.val(value).shape.size() == 4 && feature_enabled_now("BF16_HANDOFF");
     if (value != x && value != w && value != bias && !is_next && !next && y >= 0 && internal.empty() &&
         std::find(post.operands.begin(), post.operands.end(), value) != post.operands.end()) {
       const IValue& v = b.val(value);

@@ -258,15 +258,15 @@ class ProgramSpec final : public OpSpec {
   // The kernel walks channels-last where such an operand leads (add_elementwise;
   // TANDEM_CPU_NHWC_FLOATS=0: never).
   bool reads_channels_last_floats(int) const override { return feature_enabled("NHWC_FLOATS"); }
-  // A 4-D float operand of more than one pixel per channel, read in place (not a nearest
-  // Resize's source, which the kernel gathers in float32): the kernel widens it as it stages
-  // its tiles (add_elementwise).
+  // A 4-D float operand of more than one pixel per channel, or a nearest Resize's source: the
+  // kernel widens it as it stages its tiles, or as it gathers the upsampled pixels
+  // (add_elementwise).
   bool reads_bf16_source(const Builder& b, int value) const override {
-    if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end() ||
+    bool resized_source = false;
+    for (const Resized& r : resized_) resized_source = resized_source || (!r.inputs.empty() && r.inputs[0] == value);
+    if ((!resized_source && std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) ||
         std::find(internal_.begin(), internal_.end(), value) != internal_.end())
       return false;
-    for (const Resized& r : resized_)
-      if (!r.inputs.empty() && r.inputs[0] == value) return false;
     const Shape& s = b.val(value).shape;
     return s.size() == 4 && s[2] * s[3] > 1 && feature_enabled_now("BF16_HANDOFF");
   }

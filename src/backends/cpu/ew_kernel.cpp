@@ -166,7 +166,7 @@ class EwKernel final : public Kernel {
             continue;
           }
           if (!gather.rows.empty()) {
-            const auto* from = static_cast<const float*>(ptr[opnd[k]]);
+            const void* from = ptr[opnd[k]];
             if (src_rs == nl) {  // the tile's rows follow each other: one walk, decoded once
               gather_copy(gather, from, off[k], nr * nl, st);
             } else {
@@ -322,7 +322,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   }
   for (size_t i = 0; i < p.operands.size(); ++i) {
     const int v = p.operands[i];
-    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : bf16_of[i] ? DataType::bfloat16 : DataType::float32;
+    // An upsampled operand's source may be held in bfloat16 too (gathered and widened below).
+    const bool bf16_source = bf16_of[i] || (up_of[i] >= 0 && b.val(v).handed_off);
+    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : bf16_source ? DataType::bfloat16 : DataType::float32;
     if (!b.typed(v) || b.val(v).dtype != want || (byte_of[i] >= 0 && !is_8bit(want)))
       return unsupported(label + " operand is not float32" + (byte_of[i] >= 0 ? " or 8-bit" : ""));
     if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
@@ -421,7 +423,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   for (size_t i = 0; i < p.operands.size(); ++i) {
     int v = p.operands[i];
     if (up_of[i] >= 0) {
-      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l));
+      if (!b.val(v).handed_off || l != Layout::blocked) {
+        TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l));
+      }
       strides.push_back(contiguous);
       continue;
     }
@@ -553,6 +557,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         gather.ow = out_shape[3];
         gather.rows = u.rows;
         gather.cols = u.cols;
+        gather.bf16 = b.val(p.operands[i]).dtype == DataType::bfloat16;
       }
       k->stage_bytes.push_back(bp);
       k->gathers.push_back(std::move(gather));

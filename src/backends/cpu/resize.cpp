@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 
+#include "backends/cpu/cast.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/resize.h"
 #include "core/tensor_util.h"
@@ -295,19 +297,25 @@ void register_resize_ops(OpTable& t) {
 }
 
 // The elementwise kernel's gather of an upsampled operand (resize.h).
-TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst) {
+// T: float, or uint16_t for a source held in bfloat16 (each pixel's lanes widened).
+template <typename T>
+TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int64_t at, int64_t n, float* dst) {
   const int64_t block = g.block;
   int64_t lane = at % block, t = at / block;
   int64_t w = t % g.ow;
   t /= g.ow;
   int64_t h = t % g.oh;
-  const float* plane = src + (t / g.oh) * g.ih * g.iw * block;
+  const T* plane = src + (t / g.oh) * g.ih * g.iw * block;
   for (int64_t l = 0; l < n;) {
     const int64_t seg = std::min(block - lane, n - l);
-    const float* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
-    if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole 16-lane pixel: one vector
-    else
-      for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
+    const T* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
+    if constexpr (std::is_same_v<T, float>) {
+      if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole 16-lane pixel: one vector
+      else
+        for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
+    } else {
+      widen_from_bf16(from, dst + l, seg);
+    }
     l += seg;
     lane += seg;
     if (lane < block) continue;
@@ -319,8 +327,11 @@ TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const float* src, 
     plane += g.ih * g.iw * block;
   }
 }
-TANDEM_ISA_DISPATCH(gather_copy, (const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst),
+TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const void* src, int64_t at, int64_t n, float* dst) {
+  if (g.bf16) gather_copy_typed(g, static_cast<const uint16_t*>(src), at, n, dst);
+  else gather_copy_typed(g, static_cast<const float*>(src), at, n, dst);
+}
+TANDEM_ISA_DISPATCH(gather_copy, (const NearestGather& g, const void* src, int64_t at, int64_t n, float* dst),
                     (g, src, at, n, dst))
-
 
 }  // namespace tandem::cpu

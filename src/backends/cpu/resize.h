@@ -30,11 +30,12 @@ Result<NearestResize> nearest_resize(Builder& b, const Node& n, const std::vecto
 struct NearestGather {
   int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
   std::vector<int64_t> rows, cols;
+  bool bf16 = false;  // the source is held in bfloat16 (a hand-off: blocked in 16 lanes), widened
 };
 
 // Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's
 // layout) from element `at` on into `dst`, a source pixel's lanes at a time (vectorized for the
 // running CPU's ISA).
-void gather_copy(const NearestGather& g, const float* src, int64_t at, int64_t n, float* dst);
+void gather_copy(const NearestGather& g, const void* src, int64_t at, int64_t n, float* dst);
 
 }  // namespace tandem::cpu

@@ -11,7 +11,6 @@
 #include <optional>
 #include <type_traits>
 
-#include "backends/cpu/cast.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/resize.h"
 #include "core/tensor_util.h"
@@ -314,7 +313,10 @@ TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int
       else
         for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
     } else {
-      widen_from_bf16(from, dst + l, seg);
+      for (int64_t k = 0; k < seg; ++k) {  // exact: a bf16 value is the top half of a float
+        const uint32_t bits = static_cast<uint32_t>(from[k]) << 16;
+        std::memcpy(dst + l + k, &bits, sizeof bits);
+      }
     }
     l += seg;
     lane += seg;

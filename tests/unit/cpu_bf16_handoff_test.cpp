@@ -104,6 +104,7 @@ std::vector<Value> run_reference(const GraphBuilder& g) {
 TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, false));
   ASSERT_EQ(got.out.size(), 1u);
@@ -124,6 +125,7 @@ TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
 TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false));
   ASSERT_EQ(got.out.size(), 2u);
@@ -143,6 +145,7 @@ TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
 TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false, true));
   ASSERT_EQ(got.out.size(), 2u);
@@ -160,6 +163,7 @@ TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
 TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, true));
   ASSERT_EQ(got.out.size(), 1u);
@@ -179,6 +183,7 @@ TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
 TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Tensor other = random_tensor({1, 32, 20, 20}, 46, -1.0f, 1.0f);
   auto graph = [&](bool round) {
@@ -214,6 +219,7 @@ TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
 TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   for (int64_t c : {16, 24}) {
     const Tensor w1 = random_tensor({c, 24, 1, 1}, 47, -0.2f, 0.2f), w2 = random_tensor({c, 24, 1, 1}, 48, -0.3f, 0.3f);
@@ -256,6 +262,7 @@ TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
 TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Tensor ws = random_tensor({32, 32, 1, 1}, 50, -0.5f, 0.5f);
   auto graph = [&](bool round) {
@@ -290,6 +297,7 @@ TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
 TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   const Weights t;
   const Tensor y = random_tensor({1, 32, 40, 40}, 51, -1.0f, 1.0f);
   auto graph = [&](bool round) {
@@ -320,6 +328,7 @@ TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
   ScopedEnv always("TANDEM_CPU_BF16", "always");
+  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
   ScopedEnv off("TANDEM_CPU_BF16_HANDOFF", "0");
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, false));

@@ -22,6 +22,7 @@
 #include "backends/cpu/cast.h"
 #include "backends/cpu/conv_geometry.h"
 #include "backends/cpu/conv_spec.h"
+#include "backends/cpu/conv_winograd.h"
 #include "backends/cpu/deconv_patch.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/resize.h"
@@ -359,6 +360,13 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
                       std::to_string(static_cast<int>(bf16_layout)) + std::to_string(static_cast<int>(dst_layout)) +
                       (x_handed_off ? " from bf16" : "") + (dst_bf16 ? " to bf16" : "");
     choose_bf16(b, x, src_layout, bf16_layout, dst_probe, dst_bf16, key, wany, make_pd, &bf16);
+  }
+  // A 3x3 stride-1 convolution kept in bf16 runs the backend's Winograd kernel (conv_winograd.h).
+  if (bf16 && bf16_layout == Layout::blocked && resized.empty() && (bc.defined() || bias < 0) &&
+      ew_pointwise(post_program) && b.val(out).shape == dst && winograd_bf16_fits(xs, ws, geo, G)) {
+    b.count_bf16(true);
+    TANDEM_ASSIGN_OR_RETURN(int src, x_handed_off ? Result<int>(x) : b.require(x, Layout::blocked));
+    return add_winograd_bf16(b, src, out, xs, geo, wc, &bc, post_program, may_hand_off, label);
   }
   // Post-ops. A trailing Swish runs after the convolution over its float32 result instead
   // (to_post_ops_swish_after), unless that result is handed off in bf16.

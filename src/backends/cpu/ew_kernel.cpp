@@ -143,9 +143,17 @@ class EwKernel final : public Kernel {
           fn(tail_row, int64_t{1}, tail);
           if (tail_row + 1 < nr) fn(tail_row + 1, nr - tail_row - 1, real);
         };
+        // A full-size operand read tile after tile streams from memory: fetch the next tile's
+        // bytes (which follow this one's in the walk) while this one computes.
+        const bool more = task + 1 < end;
+        auto fetch_next = [](const void* tile, int64_t bytes) {
+          const char* next = static_cast<const char*>(tile) + bytes;
+          for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(next + i);
+        };
         for (size_t k = 0; k < no; ++k) {
           if (stage_slot.empty() || stage_slot[k] < 0) {
             base[k] = static_cast<const float*>(ptr[opnd[k]]) + off[k];
+            if (ls[k] == 1 && rs[k] == nl && more) fetch_next(base[k], nr * nl * 4);
             continue;
           }
           rs[k] = nl;
@@ -159,6 +167,7 @@ class EwKernel final : public Kernel {
           const NearestGather& gather = gathers[static_cast<size_t>(stage_slot[k])];
           if (stage_bf16[static_cast<size_t>(stage_slot[k])]) {
             const auto* from = static_cast<const uint16_t*>(ptr[opnd[k]]) + off[k];
+            if (src_rs == nl && more) fetch_next(from, nr * nl * 2);
             if (src_rs == nl) widen_from_bf16(from, st, nr * nl);
             else
               for (int64_t r = 0; r < nr; ++r) widen_from_bf16(from + r * src_rs, st + r * nl, nl);
@@ -177,6 +186,7 @@ class EwKernel final : public Kernel {
           }
           const ByteParams& bp = stage_bytes[static_cast<size_t>(stage_slot[k])];
           const auto* src = static_cast<const uint8_t*>(ptr[opnd[k]]) + off[k];
+          if (src_rs == nl && more) fetch_next(src, nr * nl);
           by_rows([&](int64_t r, int64_t n, int64_t lanes) {
             dequantize_rows(src + r * src_rs, src_rs, bp.is_signed, n, lanes, st + r * nl, nl, bp.scale, bp.zero_point);
             if (lanes < nl)

@@ -6,6 +6,7 @@
 // Source indices and weights are tabulated at instance build; the kernel copies or blends
 // rows, a channel block at a time in the blocked layout (which it keeps).
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -305,6 +306,33 @@ TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int
   t /= g.ow;
   int64_t h = t % g.oh;
   const T* plane = src + (t / g.oh) * g.ih * g.iw * block;
+  // A pixel's lanes (a constant count for 16-lane blocks, so the copy is one vector).
+  auto copy_pixel = [block](const T* from, float* to) {
+    const int64_t lanes = block == 16 ? 16 : block;
+    if constexpr (std::is_same_v<T, float>) {
+      std::memcpy(to, from, static_cast<size_t>(lanes) * sizeof(float));
+    } else if (block == 16) {
+      for (int k = 0; k < 16; ++k) to[k] = std::bit_cast<float>(static_cast<uint32_t>(from[k]) << 16);
+    } else {
+      for (int64_t k = 0; k < lanes; ++k) to[k] = std::bit_cast<float>(static_cast<uint32_t>(from[k]) << 16);
+    }
+  };
+  if (lane == 0 && n % block == 0) {  // whole pixels: the runs along each output row in one loop
+    for (int64_t px = n / block; px > 0;) {
+      const T* row = plane + g.rows[h] * g.iw * block;
+      const int64_t run = std::min(px, g.ow - w);
+      const int64_t* cols = g.cols.data() + w;
+      for (int64_t k = 0; k < run; ++k, dst += block) copy_pixel(row + cols[k] * block, dst);
+      px -= run;
+      w += run;
+      if (w < g.ow) break;  // (then px is 0)
+      w = 0;
+      if (++h < g.oh) continue;
+      h = 0;
+      plane += g.ih * g.iw * block;
+    }
+    return;
+  }
   for (int64_t l = 0; l < n;) {
     const int64_t seg = std::min(block - lane, n - l);
     const T* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;

@@ -8,7 +8,12 @@
 #include <random>
 
 #include <string>
+#include <vector>
 
+#include <gtest/gtest.h>
+
+#include "backends/backend.h"
+#include "engine/placement.h"
 #include "graph_build_util.h"
 #include "op_test_util.h"
 #include "tandem/tensor.h"
@@ -33,6 +38,26 @@ inline std::string cast_through_bf16(GraphBuilder& b, const std::string& value) 
 inline Tensor rounded_to_bf16(const Tensor& t) {
   Tensor r(DataType::float32, t.shape());
   for (int64_t i = 0; i < t.numel(); ++i) r.data<float>()[i] = static_cast<float>(BFloat16(t.data<float>()[i]));
+  return r;
+}
+
+// A graph's outputs and its placement's description (`describe()`), run on the cpu backend at
+// precision bf16 (`bf16`) or on the reference backend; a failed compile or run is a test
+// failure and leaves `out` short.
+struct Bf16Outcome {
+  std::vector<Value> out;
+  std::string text;
+};
+
+inline Bf16Outcome run_bf16_or_reference(const GraphBuilder& g, bool bf16) {
+  CompileOptions options;
+  if (bf16) options.precision = Precision::bf16;
+  Bf16Outcome r;
+  auto placed = PlacedModel::create(g.graph(), {find_backend(bf16 ? "cpu" : "reference")}, options);
+  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
+  if (!placed.is_ok()) return r;
+  EXPECT_TRUE((*placed)->run(g.feeds(), &r.out).is_ok());
+  r.text = (*placed)->describe();
   return r;
 }
 

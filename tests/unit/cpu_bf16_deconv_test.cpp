@@ -31,7 +31,6 @@ using testing::rounded_to_bf16;
 using testing::ScopedEnv;
 
 Backend* cpu() { return find_backend("cpu"); }
-Backend* ref() { return find_backend("reference"); }
 
 // x [1, C, 12, 10] -> (a 3x3 convolution to D channels and Relu, when `conv`) -> ConvTranspose
 // to D2 channels, k = s = 2, with bias -> Relu -> (when O2 > 0: ConvTranspose to O2 channels,
@@ -79,22 +78,8 @@ GraphBuilder graph(const Case& c, const Tensors& t, bool round) {
   return b;
 }
 
-struct Outcome {
-  std::vector<Value> out;
-  std::string text;
-};
-
-Outcome run(const GraphBuilder& g, bool bf16) {
-  CompileOptions options;
-  if (bf16) options.precision = Precision::bf16;
-  Outcome r;
-  auto placed = PlacedModel::create(g.graph(), {bf16 ? cpu() : ref()}, options);
-  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
-  if (!placed.is_ok()) return r;
-  EXPECT_TRUE((*placed)->run(g.feeds(), &r.out).is_ok());
-  r.text = (*placed)->describe();
-  return r;
-}
+using Outcome = testing::Bf16Outcome;
+Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_reference(g, bf16); }
 
 TEST(CpuBf16Deconv, PatchStagesComputeOnRoundedOperands) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";

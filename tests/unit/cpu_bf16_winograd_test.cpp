@@ -32,7 +32,6 @@ using testing::random_tensor;
 using testing::ScopedEnv;
 
 Backend* cpu() { return find_backend("cpu"); }
-Backend* ref() { return find_backend("reference"); }
 
 struct Case {
   int64_t N, C, H, W, O;
@@ -66,22 +65,8 @@ GraphBuilder graph(const Case& c) {
   return b;
 }
 
-struct Outcome {
-  std::vector<Value> out;
-  std::string text;
-};
-
-Outcome run(const GraphBuilder& g, bool bf16) {
-  CompileOptions options;
-  if (bf16) options.precision = Precision::bf16;
-  Outcome r;
-  auto placed = PlacedModel::create(g.graph(), {bf16 ? cpu() : ref()}, options);
-  EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
-  if (!placed.is_ok()) return r;
-  EXPECT_TRUE((*placed)->run(g.feeds(), &r.out).is_ok());
-  r.text = (*placed)->describe();
-  return r;
-}
+using Outcome = testing::Bf16Outcome;
+Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_reference(g, bf16); }
 
 std::string where(const Case& c) {
   std::string s = "N " + std::to_string(c.N) + " C " + std::to_string(c.C) + " " + std::to_string(c.H) + "x" +

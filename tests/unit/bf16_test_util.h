@@ -42,15 +42,16 @@ inline Tensor rounded_to_bf16(const Tensor& t) {
 }
 
 // A graph's outputs and its placement's description (`describe()`), run on the cpu backend at
-// precision bf16 (`bf16`) or on the reference backend; a failed compile or run is a test
-// failure and leaves `out` short.
+// precision bf16 (`bf16`) or on the reference backend, with `threads` (0: the backend's
+// choice); a failed compile or run is a test failure and leaves `out` short.
 struct Bf16Outcome {
   std::vector<Value> out;
   std::string text;
 };
 
-inline Bf16Outcome run_bf16_or_reference(const GraphBuilder& g, bool bf16) {
+inline Bf16Outcome run_bf16_or_reference(const GraphBuilder& g, bool bf16, int threads = 0) {
   CompileOptions options;
+  options.threads = threads;
   if (bf16) options.precision = Precision::bf16;
   Bf16Outcome r;
   auto placed = PlacedModel::create(g.graph(), {find_backend(bf16 ? "cpu" : "reference")}, options);

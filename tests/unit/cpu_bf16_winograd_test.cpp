@@ -4,8 +4,9 @@
 // the same graph (TANDEM_CPU_BF16_WINOGRAD=0), against the float32 reference: a tile or channel
 // out of place would be off by the values themselves, hundreds of times that. The cases cover
 // channel counts off the 16-lane blocks, odd and even output sizes, zero and uneven padding, two
-// images, every output-block grouping of the products, a bfloat16 source and result (hand-offs)
-// and a program after the bias; geometries it does not take stay on oneDNN.
+// images, every output-block grouping of the products, a bfloat16 source and result (hand-offs),
+// a program after the bias and many chunks of tiles on two threads; geometries it does not take
+// stay on oneDNN.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -66,7 +67,9 @@ GraphBuilder graph(const Case& c) {
 }
 
 using Outcome = testing::Bf16Outcome;
-Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_reference(g, bf16); }
+// Two threads where the model is large enough for the backend to take them: the kernel's chunks
+// of tiles then run concurrently, each in its own scratch.
+Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_reference(g, bf16, 2); }
 
 std::string where(const Case& c) {
   std::string s = "N " + std::to_string(c.N) + " C " + std::to_string(c.C) + " " + std::to_string(c.H) + "x" +
@@ -88,6 +91,7 @@ TEST(CpuBf16Winograd, MatchesTheDirectKernelsError) {
       {1, 64, 10, 12, 128, {1, 1, 1, 1}},                            // eight blocks (two at a time)
       {1, 48, 14, 18, 24, {1, 1, 1, 1}, true, false},                // a bf16 source
       {1, 48, 14, 18, 20, {1, 1, 1, 1}, true, true, "HardSigmoid"},  // bf16 both ways, a program off zero
+      {1, 96, 80, 80, 24, {1, 1, 1, 1}},                             // many chunks, on two threads
   };
   for (const Case& c : cases) {
     const GraphBuilder g = graph(c);

@@ -3,10 +3,34 @@
 #include <algorithm>
 #include <chrono>
 
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace tandem {
 
-BackgroundQueue::BackgroundQueue(int capacity) : capacity_(std::max(1, capacity)) {
-  thread_ = std::thread([this] { loop(); });
+namespace {
+
+// Lowers the calling thread's priority as far as an unprivileged process may (best effort: a
+// refusal leaves it as it was).
+void lower_this_threads_priority() {
+#ifdef __linux__
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  (void)setpriority(PRIO_PROCESS, tid, 19);  // on Linux a thread id names that thread alone
+  sched_param none{};
+  none.sched_priority = 0;
+  (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);
+#endif
+}
+
+}  // namespace
+
+BackgroundQueue::BackgroundQueue(int capacity, Priority priority) : capacity_(std::max(1, capacity)) {
+  thread_ = std::thread([this, priority] { loop(priority); });
 }
 
 BackgroundQueue::~BackgroundQueue() {
@@ -34,7 +58,8 @@ bool BackgroundQueue::drain(double timeout_ms) {
                            [&] { return queue_.empty() && !busy_; });
 }
 
-void BackgroundQueue::loop() {
+void BackgroundQueue::loop(Priority priority) {
+  if (priority == Priority::low) lower_this_threads_priority();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_.load() || !queue_.empty(); });

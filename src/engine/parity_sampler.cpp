@@ -28,7 +28,7 @@ ParitySampler::ParitySampler(int capacity, std::vector<ParityBudget> budgets, Ru
     : budgets_(budgets.empty() ? std::vector<ParityBudget>{ParityBudget{}} : std::move(budgets)),
       reference_(std::move(reference)),
       on_result_(std::move(on_result)),
-      queue_(capacity) {}
+      queue_(capacity, BackgroundQueue::Priority::low) {}
 
 bool ParitySampler::has_room(size_t bytes) const {
   const size_t pending = pending_bytes_.load();

@@ -5,10 +5,10 @@
 // blocking; when `capacity` samples, or kMaxPendingBytes of their tensors, are already pending
 // it drops the sample and says so (one sample is always taken when none is pending, however
 // large). has_room() tells a caller beforehand, so it need not copy a sample only to have it
-// dropped. One
-// background thread (background_queue.h) takes samples in order, runs `reference`, compares every output (floats:
-// max abs / max rel / rmse from core/compare.h against the budget; other dtypes must match
-// exactly) and reports the result through `on_result`, on that thread.
+// dropped. One background thread at low priority (background_queue.h: it takes only the CPU
+// time the request path leaves idle) takes samples in order, runs `reference`, compares every
+// output (floats: max abs / max rel / rmse from core/compare.h against the budget; other dtypes
+// must match exactly) and reports the result through `on_result`, on that thread.
 //
 // Ownership: the sampler owns its queue and thread; the callables it was given must stay
 // valid until it is destroyed. Destruction cancels the sample in progress (through

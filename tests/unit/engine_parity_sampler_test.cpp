@@ -1,15 +1,24 @@
 // engine_parity_sampler_test.cpp: the parity sampler's bounds and verdicts. Pending samples are
 // bounded by count and by bytes (a large model's samples must not pile up hundreds of MB behind
-// a slow reference), one sample is always taken when none is pending, and the comparison holds
-// each answer to the budget.
+// a slow reference), one sample is always taken when none is pending, the reference re-runs at
+// the lowest scheduling priority (their CPU time must not come out of the request path's), and
+// the comparison holds each answer to the budget.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <vector>
 
 #include "engine/parity_sampler.h"
+
+#ifdef __linux__
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace tandem {
 namespace {
@@ -66,6 +75,39 @@ TEST(ParitySampler, PendingSamplesAreBoundedByBytes) {
   ASSERT_TRUE(sampler.drain(10000));
   EXPECT_EQ(results.load(), 4);
 }
+
+#ifdef __linux__
+// The calling thread's nice value (Linux keeps one per thread).
+int this_threads_nice() {
+  errno = 0;
+  return getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+}
+
+TEST(ParitySampler, ReferenceRunsAtTheLowestPriority) {
+  const int caller = this_threads_nice();
+  std::atomic<int> seen{-100}, policy{-100};
+  ParitySampler sampler(
+      4, {ParityBudget{}},
+      [&](const std::vector<Value>& in, std::vector<Value>* out, const RunControl&) {
+        seen = this_threads_nice();
+        policy = sched_getscheduler(0);  // (0: the calling thread)
+        *out = in;
+        return Status::ok();
+      },
+      [](const ParityResult&) {});
+  ASSERT_TRUE(sampler.offer(0, floats(4, 1.0f), floats(4, 1.0f)));
+  ASSERT_TRUE(sampler.drain(10000));
+  EXPECT_EQ(seen.load(), 19);
+  EXPECT_EQ(policy.load(), SCHED_IDLE);
+  EXPECT_EQ(this_threads_nice(), caller) << "the caller's own priority must not change";
+  // And a plain background queue (the breaker's probes) keeps its creator's priority.
+  std::atomic<int> probe{-100};
+  BackgroundQueue probes(1);
+  ASSERT_TRUE(probes.offer([&](const std::atomic<bool>&) { probe = this_threads_nice(); }));
+  ASSERT_TRUE(probes.drain(10000));
+  EXPECT_EQ(probe.load(), caller);
+}
+#endif
 
 TEST(ParitySampler, ComparisonHoldsAnswersToTheBudget) {
   ParityBudget budget;

@@ -60,8 +60,7 @@ void pack_weights(Wino* p, const float* w) {
   narrow_to_bf16(wide.data(), p->u.data(), static_cast<int64_t>(wide.size()));
 }
 
-// 16 channels of a source pixel at element `at`, widened when held in bfloat16; zeros when not
-// `in` (then `at` is any valid offset).
+// 16 channels of a source pixel at element `at`, widened when held in bfloat16.
 template <bool Bf16>
 TANDEM_TARGET_AVX512_BF16 inline __m512 load_pixel(const void* src, int64_t at) {
   if constexpr (Bf16) {
@@ -71,6 +70,7 @@ TANDEM_TARGET_AVX512_BF16 inline __m512 load_pixel(const void* src, int64_t at) 
     return _mm512_loadu_ps(static_cast<const float*>(src) + at);
   }
 }
+// The same, or zeros when not `in` (then `at` is any valid offset).
 template <bool Bf16>
 TANDEM_TARGET_AVX512_BF16 inline __m512 load_pixel(const void* src, int64_t at, bool in) {
   const __mmask16 k = in ? 0xFFFF : 0;
@@ -92,9 +92,10 @@ TANDEM_TARGET_AVX512_BF16 inline void column_transform(const void* src, int64_t 
   for (int i = 0; i < 4; ++i) {
     if (rows_in) {
       // (the rows stream a few hundred bytes at a time, one channel block after another: fetch
-      // ahead along them)
-      _mm_prefetch(static_cast<const char*>(src) + (plane + (y0 + i) * row + (x + kAhead) * 16) * (Bf16 ? 2 : 4),
-                   _MM_HINT_T0);
+      // ahead along them, within the row)
+      if ((x + kAhead) * 16 < row)
+        _mm_prefetch(static_cast<const char*>(src) + (plane + (y0 + i) * row + (x + kAhead) * 16) * (Bf16 ? 2 : 4),
+                     _MM_HINT_T0);
       d[i] = x_in ? load_pixel<Bf16>(src, plane + (y0 + i) * row + x * 16) : _mm512_setzero_ps();
     } else {
       const bool in = x_in && y0 + i >= 0 && y0 + i < H;

@@ -363,7 +363,8 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   }
   // A 3x3 stride-1 convolution kept in bf16 runs the backend's Winograd kernel (conv_winograd.h).
   if (bf16 && bf16_layout == Layout::blocked && resized.empty() && (bc.defined() || bias < 0) &&
-      ew_pointwise(post_program) && b.val(out).shape == dst && winograd_bf16_fits(xs, ws, geo, G)) {
+      (!x_handed_off || x_layout == Layout::blocked) && ew_pointwise(post_program) && b.val(out).shape == dst &&
+      winograd_bf16_fits(xs, ws, geo, G)) {
     b.count_bf16(true);
     TANDEM_ASSIGN_OR_RETURN(int src, x_handed_off ? Result<int>(x) : b.require(x, Layout::blocked));
     return add_winograd_bf16(b, src, out, xs, geo, wc, &bc, post_program, may_hand_off, label);

@@ -607,6 +607,23 @@ TEST(CpuBackendShape, ViewChainAndBlockedConcat) {
     b.node("Conv", {"cat", "w3"}, {"y"}).output("y").output("cat");
     expect_matches_reference(b, "blocked concat c1=" + std::to_string(c1));
   }
+  // Many narrow inputs: the first output block gathers lanes from six of them (more than the
+  // lane shuffle holds in registers), the second from one.
+  for (int64_t inputs : {4, 6}) {
+    GraphBuilder b(13);
+    b.input("x", random_tensor({1, 8, 5, 6}, seed++));
+    std::vector<std::string> parts;
+    for (int64_t i = 0; i < inputs; ++i) {
+      const std::string w = "w" + std::to_string(i), c = "c" + std::to_string(i);
+      b.init(w, random_tensor({3, 8, 1, 1}, seed++));
+      b.node("Conv", {"x", w}, {c});
+      parts.push_back(c);
+    }
+    b.node("Concat", parts, {"cat"}, {{"axis", attr_int(1)}});
+    b.init("wy", random_tensor({16, 3 * inputs, 3, 3}, seed++));
+    b.node("Conv", {"cat", "wy"}, {"y"}).output("y").output("cat");
+    expect_matches_reference(b, "blocked concat of " + std::to_string(inputs) + " narrow inputs");
+  }
 }
 
 // Resize of a blocked (conv) output.

@@ -33,19 +33,55 @@ struct LaneMove {
   int32_t idx[kMaxBlock] = {0};  // source lane per output lane
 };
 
+// One output block's pixels [p0, p1) of image n, 16 lanes: each move's source plane, lane
+// indices and mask are set up once, then every pixel is one permute per move; `store` writes the
+// assembled vector of pixel p.
+template <class Store>
+__attribute__((target("avx512f"), always_inline)) inline void shuffle_block16(const Sources& in,
+                                                                             const std::vector<LaneMove>& moves,
+                                                                             int64_t n, int64_t p0, int64_t p1,
+                                                                             Store store) {
+  constexpr size_t kHeld = 4;  // moves held in registers (a block gathers from a few inputs)
+  if (moves.size() > kHeld) {
+    for (int64_t p = p0; p < p1; ++p) {
+      __m512 v = _mm512_setzero_ps();
+      for (const LaneMove& m : moves)
+        v = _mm512_mask_permutexvar_ps(v, m.mask, _mm512_loadu_si512(m.idx),
+                                       _mm512_loadu_ps(in.at(m.input, n, m.block, p, 16)));
+      store(p, v);
+    }
+    return;
+  }
+  const size_t count = moves.size();
+  const float* plane[kHeld];
+  const int32_t* pixel[kHeld];
+  __m512i idx[kHeld];
+  __mmask16 mask[kHeld];
+  for (size_t k = 0; k < count; ++k) {
+    const LaneMove& m = moves[k];
+    plane[k] = in.in[m.input] + (n * in.in_blocks[m.input] + m.block) * in.in_hw[m.input] * 16;
+    pixel[k] = in.pixel[m.input];
+    idx[k] = _mm512_loadu_si512(m.idx);
+    mask[k] = m.mask;
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    __m512 v = _mm512_setzero_ps();
+    for (size_t k = 0; k < count; ++k) {
+      const int64_t sp = pixel[k] ? pixel[k][p] : p;
+      v = _mm512_mask_permutexvar_ps(v, mask[k], idx[k], _mm512_loadu_ps(plane[k] + sp * 16));
+    }
+    store(p, v);
+  }
+}
+
 __attribute__((target("avx512f"))) void shuffle_blocks_avx512(const Sources& in, float* out,
                                                               const std::vector<LaneMove>& moves, int64_t n,
                                                               int64_t out_blocks, int64_t ob, int64_t hw,
                                                               int64_t p0, int64_t p1) {
   float* o = out + ((n * out_blocks + ob) * hw) * 16;
-  for (int64_t p = p0; p < p1; ++p) {
-    __m512 v = _mm512_setzero_ps();
-    for (const LaneMove& m : moves) {
-      const float* src = in.at(m.input, n, m.block, p, 16);
-      v = _mm512_mask_permutexvar_ps(v, m.mask, _mm512_loadu_si512(m.idx), _mm512_loadu_ps(src));
-    }
+  shuffle_block16(in, moves, n, p0, p1, [o](int64_t p, __m512 v) __attribute__((target("avx512f"))) {
     _mm512_storeu_ps(o + p * 16, v);
-  }
+  });
 }
 
 // The same, each output vector rounded to bfloat16 as it is stored (vcvtneps2bf16: to nearest
@@ -55,14 +91,9 @@ __attribute__((target("avx512f,avx512bf16"))) void shuffle_blocks_bf16_avx512(co
                                                                            int64_t n, int64_t out_blocks, int64_t ob,
                                                                            int64_t hw, int64_t p0, int64_t p1) {
   uint16_t* o = out + ((n * out_blocks + ob) * hw) * 16;
-  for (int64_t p = p0; p < p1; ++p) {
-    __m512 v = _mm512_setzero_ps();
-    for (const LaneMove& m : moves) {
-      const float* src = in.at(m.input, n, m.block, p, 16);
-      v = _mm512_mask_permutexvar_ps(v, m.mask, _mm512_loadu_si512(m.idx), _mm512_loadu_ps(src));
-    }
+  shuffle_block16(in, moves, n, p0, p1, [o](int64_t p, __m512 v) __attribute__((target("avx512f,avx512bf16"))) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + p * 16), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
-  }
+  });
 }
 
 void shuffle_blocks_scalar(const Sources& in, float* out,

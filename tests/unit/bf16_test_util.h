@@ -15,6 +15,7 @@
 #include "backends/backend.h"
 #include "engine/placement.h"
 #include "graph_build_util.h"
+#include "scoped_env.h"
 #include "op_test_util.h"
 #include "tandem/tensor.h"
 
@@ -40,6 +41,14 @@ inline Tensor rounded_to_bf16(const Tensor& t) {
   for (int64_t i = 0; i < t.numel(); ++i) r.data<float>()[i] = static_cast<float>(BFloat16(t.data<float>()[i]));
   return r;
 }
+
+// For tests that compare bf16 products with the reference on explicitly rounded operands: every
+// eligible product keeps bf16 (no timing), and 3x3 convolutions stay on the direct kernel, which
+// rounds the graph's operands (the Winograd kernel rounds its transforms instead).
+struct ExactBf16Scope {
+  ScopedEnv always{"TANDEM_CPU_BF16", "always"};
+  ScopedEnv direct{"TANDEM_CPU_BF16_WINOGRAD", "0"};
+};
 
 // A graph's outputs and its placement's description (`describe()`), run on the cpu backend at
 // precision bf16 (`bf16`) or on the reference backend, with `threads` (0: the backend's

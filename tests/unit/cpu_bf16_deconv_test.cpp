@@ -83,8 +83,7 @@ Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_refe
 
 TEST(CpuBf16Deconv, PatchStagesComputeOnRoundedOperands) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Case cases[] = {
       {24, 24, 24, 1, true, "(bf16 products, source handed off)"},  // a text detector's head
       {24, 19, 6, 3, true, "(bf16 products, source handed off)"},  // an odd channel pair in the block
@@ -110,8 +109,7 @@ TEST(CpuBf16Deconv, PatchStagesComputeOnRoundedOperands) {
 
 TEST(CpuBf16Deconv, OffWhenTheEnvironmentSaysSo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   ScopedEnv off("TANDEM_CPU_BF16_DECONV", "0");
   const Case c{24, 24, 24, 1, true, ""};
   const Tensors t(c);

@@ -103,8 +103,7 @@ std::vector<Value> run_reference(const GraphBuilder& g) {
 
 TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, false));
   ASSERT_EQ(got.out.size(), 1u);
@@ -124,8 +123,7 @@ TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
 
 TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false));
   ASSERT_EQ(got.out.size(), 2u);
@@ -144,8 +142,7 @@ TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
 // rounded values.
 TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false, true));
   ASSERT_EQ(got.out.size(), 2u);
@@ -162,8 +159,7 @@ TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
 
 TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, true));
   ASSERT_EQ(got.out.size(), 1u);
@@ -182,8 +178,7 @@ TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
 // elementwise kernel writes its result in bf16 for the 1x1 convolution.
 TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor other = random_tensor({1, 32, 20, 20}, 46, -1.0f, 1.0f);
   auto graph = [&](bool round) {
@@ -218,8 +213,7 @@ TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
 // lanes gathered across blocks).
 TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   for (int64_t c : {16, 24}) {
     const Tensor w1 = random_tensor({c, 24, 1, 1}, 47, -0.2f, 0.2f), w2 = random_tensor({c, 24, 1, 1}, 48, -0.3f, 0.3f);
@@ -261,8 +255,7 @@ TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
 // convolution reads.
 TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor ws = random_tensor({32, 32, 1, 1}, 50, -0.5f, 0.5f);
   auto graph = [&](bool round) {
@@ -296,8 +289,7 @@ TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
 // result held in bf16, widening them, so the result is handed off to both.
 TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor y = random_tensor({1, 32, 40, 40}, 51, -1.0f, 1.0f);
   auto graph = [&](bool round) {
@@ -327,8 +319,7 @@ TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
 
 TEST(CpuBf16Handoff, OffWhenTheEnvironmentSaysSo) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  ScopedEnv always("TANDEM_CPU_BF16", "always");
-  ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   ScopedEnv off("TANDEM_CPU_BF16_HANDOFF", "0");
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, false));

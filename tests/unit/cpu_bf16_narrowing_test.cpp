@@ -72,8 +72,7 @@ TEST(CpuBf16Narrowing, RoundsToNearestEvenAtEveryLength) {
 // the models have).
 TEST(CpuBf16Narrowing, ABf16ConvolutionSeesItsSourceRoundedToBf16) {
   if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
-  setenv("TANDEM_CPU_BF16", "always", 1);
-  testing::ScopedEnv direct("TANDEM_CPU_BF16_WINOGRAD", "0");  // exact rounding: Winograd rounds its transforms instead
+  const testing::ExactBf16Scope exact_bf16;
   const Tensor x = random_tensor({1, 24, 40, 40}, 31, -1.0f, 1.0f);
   const Tensor w = random_tensor({32, 24, 3, 3}, 32, -0.2f, 0.2f);
   auto graph = [&](const Tensor& xv, const Tensor& wv) {
@@ -95,7 +94,6 @@ TEST(CpuBf16Narrowing, ABf16ConvolutionSeesItsSourceRoundedToBf16) {
   std::vector<Value> got, want;
   ASSERT_TRUE((*fast)->run(fast_graph.feeds(), &got).is_ok());
   ASSERT_TRUE((*exact)->run(exact_graph.feeds(), &want).is_ok());
-  unsetenv("TANDEM_CPU_BF16");
   const ErrorStats e = error_stats(want[0].tensor, got[0].tensor);
   EXPECT_LT(e.max_abs, 1e-4) << "the bf16 path does not compute on the bf16-rounded operands";
   // And it is not the float32 answer: the operands really were rounded.

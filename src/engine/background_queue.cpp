@@ -16,7 +16,7 @@ namespace tandem {
 namespace {
 
 // Lowers the calling thread's priority as far as an unprivileged process may (best effort: a
-// refusal leaves it as it was).
+// refusal leaves it as it was): SCHED_IDLE, and nice 19 for where that policy is refused.
 void lower_this_threads_priority() {
 #ifdef __linux__
   const auto tid = static_cast<id_t>(syscall(SYS_gettid));

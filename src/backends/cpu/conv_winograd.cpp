@@ -182,15 +182,13 @@ TANDEM_TARGET_AVX512_BF16 void product_group(const Wino& p, const uint16_t* v, c
     for (int g = 0; g < G; ++g) _mm512_storeu_ps(m + (t0 + r) * p.Op + (ob0 + g) * 16, acc[r][g]);
 }
 
-// The register budget: R x G accumulators, G weights and a broadcast in 32 registers.
-template <int G>
-constexpr int rows_for() {
-  return G == 1 ? 24 : G == 2 ? 14 : G == 3 ? 9 : 6;
-}
+// Tiles per group of the products for G output blocks: the register budget, R x G
+// accumulators, G weights and a broadcast in 32 registers (index G, 1 to 4).
+constexpr int64_t kRowsForGroup[5] = {0, 24, 14, 9, 6};
 
 template <int G>
 TANDEM_TARGET_AVX512_BF16 void products_g(const Wino& p, const uint16_t* v, float* m) {
-  constexpr int R = rows_for<G>();
+  constexpr int R = static_cast<int>(kRowsForGroup[G]);
   for (int64_t pos = 0; pos < kPositions; ++pos) {
     const uint16_t* vp = v + pos * p.chunk * p.Cp;
     const uint16_t* up = p.u.data() + pos * p.Cp * p.Op;
@@ -334,8 +332,7 @@ Status add_winograd_bf16(Builder& b, int src, int out, const Shape& xs, const Ge
   // Output blocks per group: all of them up to four, else pairs or ones (the groups must tile
   // OB exactly).
   p.group = p.OB <= 4 ? p.OB : p.OB % 2 == 0 ? 2 : 1;
-  static const int64_t rows[5] = {0, 24, 14, 9, 6};
-  p.rows = rows[p.group];
+  p.rows = kRowsForGroup[p.group];
   const int64_t per_tile = kPositions * (p.Cp * 2 + p.Op * 4);
   const int64_t tiles = p.N * p.TH * p.TW;
   p.chunk = std::max<int64_t>(1, kChunkBytes / per_tile / p.rows) * p.rows;

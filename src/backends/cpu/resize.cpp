@@ -296,6 +296,17 @@ void register_resize_ops(OpTable& t) {
   t.add("Upsample", &supports_resize, &make_resize);
 }
 
+// `n` values from `from` to floats at `to`: copied, or widened from bfloat16 (exact: a bf16
+// value is the top half of a float). A constant `n` of 16 becomes one vector.
+template <typename T>
+TANDEM_ISA_BODY void copy_lanes(const T* from, float* to, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    std::memcpy(to, from, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    for (int64_t k = 0; k < n; ++k) to[k] = std::bit_cast<float>(static_cast<uint32_t>(from[k]) << 16);
+  }
+}
+
 // The elementwise kernel's gather of an upsampled operand (resize.h).
 // T: float, or uint16_t for a source held in bfloat16 (each pixel's lanes widened).
 template <typename T>
@@ -306,23 +317,15 @@ TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int
   t /= g.ow;
   int64_t h = t % g.oh;
   const T* plane = src + (t / g.oh) * g.ih * g.iw * block;
-  // A pixel's lanes (a constant count for 16-lane blocks, so the copy is one vector).
-  auto copy_pixel = [block](const T* from, float* to) {
-    const int64_t lanes = block == 16 ? 16 : block;
-    if constexpr (std::is_same_v<T, float>) {
-      std::memcpy(to, from, static_cast<size_t>(lanes) * sizeof(float));
-    } else if (block == 16) {
-      for (int k = 0; k < 16; ++k) to[k] = std::bit_cast<float>(static_cast<uint32_t>(from[k]) << 16);
-    } else {
-      for (int64_t k = 0; k < lanes; ++k) to[k] = std::bit_cast<float>(static_cast<uint32_t>(from[k]) << 16);
-    }
-  };
   if (lane == 0 && n % block == 0) {  // whole pixels: the runs along each output row in one loop
     for (int64_t px = n / block; px > 0;) {
       const T* row = plane + g.rows[h] * g.iw * block;
       const int64_t run = std::min(px, g.ow - w);
       const int64_t* cols = g.cols.data() + w;
-      for (int64_t k = 0; k < run; ++k, dst += block) copy_pixel(row + cols[k] * block, dst);
+      if (block == 16)  // a 16-lane pixel: one vector
+        for (int64_t k = 0; k < run; ++k, dst += 16) copy_lanes(row + cols[k] * 16, dst, 16);
+      else
+        for (int64_t k = 0; k < run; ++k, dst += block) copy_lanes(row + cols[k] * block, dst, block);
       px -= run;
       w += run;
       if (w < g.ow) break;  // (then px is 0)
@@ -335,17 +338,7 @@ TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int
   }
   for (int64_t l = 0; l < n;) {
     const int64_t seg = std::min(block - lane, n - l);
-    const T* from = plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane;
-    if constexpr (std::is_same_v<T, float>) {
-      if (seg == 16) std::memcpy(dst + l, from, 16 * sizeof(float));  // a whole 16-lane pixel: one vector
-      else
-        for (int64_t k = 0; k < seg; ++k) dst[l + k] = from[k];
-    } else {
-      for (int64_t k = 0; k < seg; ++k) {  // exact: a bf16 value is the top half of a float
-        const uint32_t bits = static_cast<uint32_t>(from[k]) << 16;
-        std::memcpy(dst + l + k, &bits, sizeof bits);
-      }
-    }
+    copy_lanes(plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane, dst + l, seg);
     l += seg;
     lane += seg;
     if (lane < block) continue;

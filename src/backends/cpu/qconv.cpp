@@ -27,6 +27,7 @@
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/product_affine.h"
+#include "backends/cpu/qconv_narrow.h"
 #include "backends/cpu/requant_chain.h"
 #include "graph/window_geometry.h"
 
@@ -255,6 +256,35 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     return own_kernel();
   }
   Tensor w8 = std::move(int8_weights).value();
+
+  // Few output channels, which oneDNN would pad to its 16-lane blocks: the backend's own kernel
+  // with pixels across the lanes (qconv_narrow.h), exact like the reference.
+  if (qlinear && (!tail.active || tabled || float_tabled) && offsets.empty() &&
+      narrow_qconv_fits(xs, ws, dst, win->strides, win->dilations, G, b.val(x).dtype)) {
+    auto narrow = [&]() -> Status {
+      NarrowQConv c;
+      c.label = label + " (narrow int8)";
+      TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> xz, known_zero_points(b, x_zp, 1, label + " x_zero_point"));
+      TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> yz, known_zero_points(b, in(7), 1, label + " y_zero_point"));
+      TANDEM_ASSIGN_OR_RETURN(c.factors, requantization_factors(b, in(1), in(4), in(6), O, label));
+      c.x_zero_point = xz[0];
+      c.y_zero_point = yz[0];
+      c.weights.assign(w8.data<int8_t>(), w8.data<int8_t>() + w8.numel());
+      if (bias.defined()) c.bias.assign(bias.data<int32_t>(), bias.data<int32_t>() + O);
+      c.pad_top = win->pad_begin[0];
+      c.pad_left = win->pad_begin[1];
+      TANDEM_ASSIGN_OR_RETURN(c.src, b.require(x, Layout::nhwc));
+      c.out = tabled || float_tabled ? b.add_temp(chain.y_type, dst, Layout::nhwc) : out;
+      const int yq = c.out;
+      TANDEM_RETURN_IF_ERROR(add_narrow_qconv(b, std::move(c), xs, ws, dst));
+      if (tabled) return add_byte_map(b, yq, out, table, label + " (byte table)");
+      if (float_tabled) return add_byte_to_float(b, yq, out, float_table, label + " (float table)");
+      return Status::ok();
+    };
+    const Status made = narrow();
+    if (made.is_ok() || made.code() != StatusCode::unsupported) return made;
+    if (verbose()) note(made.message());
+  }
 
   // Layouts: channels-last (nwc, nhwc, ndhwc), the only one oneDNN's int8 convolutions have
   // fast kernels for (plain 1-D and 3-D ones run its reference loops, ~1000x slower). 2-D

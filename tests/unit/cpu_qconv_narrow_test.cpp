@@ -1,0 +1,135 @@
+// cpu_qconv_narrow_test.cpp (CpuQConvNarrow, also run under each TANDEM_CPU_ISA cap by ctest):
+// QLinearConvs with output channel counts that oneDNN's 16-lane blocks would pad (8, 12, 20,
+// 24, 36), which the cpu backend runs on its own int8 kernel with pixels across the lanes
+// (src/backends/cpu/qconv_narrow.cpp) where the CPU has AVX512_VNNI. Its requantization is the
+// reference kernel's own, so every output byte must equal the reference's: windows of 1x1, 3x3
+// and 5x3 with symmetric, asymmetric and no padding, rows whose width is not a multiple of 16,
+// one and two passes over the channels, uint8 and int8 outputs, source zero points 0 and 200
+// (padding must hold it), a batch of two, one and two threads. Counts oneDNN fills, strides and
+// the switch TANDEM_CPU_QNARROW=0 stay on oneDNN.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "cpu_int8_test_util.h"
+#include "graph_build_util.h"
+#include "op_test_util.h"
+#include "scoped_env.h"
+
+namespace tandem {
+namespace {
+
+using testing::attr_ints;
+using testing::GraphBuilder;
+using testing::ScopedEnv;
+
+using namespace int8_test;
+
+struct Layer {
+  int64_t C = 32, O = 24, KH = 3, KW = 3;
+  std::vector<int64_t> pads = {1, 1, 1, 1};  // top, left, bottom, right
+  int64_t H = 9, W = 37, batch = 1, stride = 1;
+  int x_zero_point = 200;
+  bool signed_output = false;
+};
+
+std::string trace(const Layer& l) {
+  return "C=" + std::to_string(l.C) + " O=" + std::to_string(l.O) + " window " + std::to_string(l.KH) + "x" +
+         std::to_string(l.KW) + " pads " + std::to_string(l.pads[0]) + "," + std::to_string(l.pads[1]) + "," +
+         std::to_string(l.pads[2]) + "," + std::to_string(l.pads[3]) + " input " + std::to_string(l.H) + "x" +
+         std::to_string(l.W) + " batch " + std::to_string(l.batch) + " stride " + std::to_string(l.stride) +
+         " x_zero_point " + std::to_string(l.x_zero_point) + (l.signed_output ? " int8 output" : " uint8 output");
+}
+
+// x (uint8) -> QLinearConv with per-channel int8 weights (zero point 0) and an int32 bias.
+GraphBuilder layer(const Layer& l) {
+  std::vector<float> ws;
+  std::vector<int32_t> bias;
+  for (int64_t o = 0; o < l.O; ++o) {
+    ws.push_back(0.0004f + 0.00007f * static_cast<float>(o % 5));
+    bias.push_back(static_cast<int32_t>((o % 3 - 1) * 700 + o * 13));
+  }
+  GraphBuilder q;
+  q.input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
+      .init("xs", Tensor::scalar<float>(0.05f))
+      .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)))
+      .init("w", random_ints<int8_t>({l.O, l.C, l.KH, l.KW}, -127, 127, 11))
+      .init("ws", Tensor::from_vector<float>({l.O}, ws))
+      .init("wz", Tensor::from_vector<int8_t>({l.O}, std::vector<int8_t>(static_cast<size_t>(l.O), 0)))
+      .init("ys", Tensor::scalar<float>(0.9f))
+      .init("b", Tensor::from_vector<int32_t>({l.O}, bias));
+  if (l.signed_output) q.init("yz", Tensor::scalar<int8_t>(-5));
+  else q.init("yz", Tensor::scalar<uint8_t>(120));
+  q.node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"}, {"y"},
+         {{"pads", attr_ints({l.pads[0], l.pads[1], l.pads[2], l.pads[3]})},
+          {"strides", attr_ints({l.stride, l.stride})}})
+      .output("y");
+  return q;
+}
+
+// True when this machine and ISA cap run the kernel (AVX-512 with VNNI).
+bool narrow_kernel_here(const std::string& text) {
+  return cpu_isa_level_of(text) == 2 && __builtin_cpu_supports("avx512vnni");
+}
+
+void expect_exact(const GraphBuilder& q, int threads) {
+  const Runs r = run_both(q, threads);
+  ASSERT_EQ(r.cpu.size(), 1u);
+  ASSERT_EQ(r.ref.size(), 1u);
+  EXPECT_EQ(nodes_on(r.report, "cpu"), 1);
+  expect_within_units(r.ref[0], r.cpu[0], 0, "QLinearConv output");
+}
+
+TEST(CpuQConvNarrow, FewOutputChannelsMatchTheReferenceBitForBit) {
+  REQUIRE_CPU();
+  std::vector<Layer> layers;
+  layers.push_back(Layer{});                                                   // 24: one pass of six groups
+  layers.push_back(Layer{96, 24, 3, 3, {1, 1, 1, 1}, 12, 160});                // det's layer, ten full vectors
+  layers.push_back(Layer{16, 8, 1, 1, {0, 0, 0, 0}, 5, 16});                   // 1x1, one vector exactly
+  layers.push_back(Layer{32, 12, 5, 3, {2, 1, 2, 1}, 11, 21});                 // 5x3, a partial vector
+  layers.push_back(Layer{8, 36, 3, 3, {1, 1, 1, 1}, 6, 17, 1, 1, 0});          // two passes, zero point 0
+  layers.push_back(Layer{12, 20, 3, 3, {0, 0, 0, 0}, 7, 40});                  // no padding: 38 wide
+  layers.push_back(Layer{32, 24, 3, 3, {2, 0, 0, 1}, 8, 30, 2, 1, 200, true}); // asymmetric pads, batch, int8
+  for (const Layer& l : layers) {
+    SCOPED_TRACE(trace(l));
+    const GraphBuilder q = layer(l);
+    const std::string text = describe_cpu(q);
+    if (narrow_kernel_here(text)) {
+      EXPECT_NE(text.find("(narrow int8)"), std::string::npos) << text;
+    }
+    expect_exact(q, 1);
+  }
+}
+
+TEST(CpuQConvNarrow, TwoThreadsSplitTheRowsExactly) {
+  REQUIRE_CPU();
+  for (const Layer& l : {Layer{32, 24, 3, 3, {1, 1, 1, 1}, 23, 50, 2}, Layer{8, 12, 3, 3, {1, 1, 1, 1}, 3, 16}}) {
+    SCOPED_TRACE(trace(l));
+    expect_exact(layer(l), 2);
+  }
+}
+
+TEST(CpuQConvNarrow, FilledBlocksStridesAndTheSwitchStayOnOneDnn) {
+  REQUIRE_CPU();
+  Layer sixteen;
+  sixteen.O = 16;
+  Layer strided;
+  strided.stride = 2;
+  Layer narrow;
+  for (const Layer* l : {&sixteen, &strided, &narrow}) {
+    SCOPED_TRACE(trace(*l));
+    const GraphBuilder q = layer(*l);
+    ScopedEnv off{"TANDEM_CPU_QNARROW", l == &narrow ? "0" : "1"};
+    const std::string text = describe_cpu(q);
+    EXPECT_EQ(text.find("(narrow int8)"), std::string::npos) << text;
+    // oneDNN rounds a float32 product: within one unit of the reference.
+    const Runs r = run_both(q);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    ASSERT_EQ(r.ref.size(), 1u);
+    expect_within_units(r.ref[0], r.cpu[0], 1, "QLinearConv output");
+  }
+}
+
+}  // namespace
+}  // namespace tandem

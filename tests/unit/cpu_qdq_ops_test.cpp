@@ -366,6 +366,71 @@ TEST(CpuBackendQdqOps, FloatChainsBetweenQuantizedOpsReadAndWriteBytes) {
   }
 }
 
+// An FPN's top-down add in QDQ form: a gated residual of a quantized convolution's output plus
+// the coarser level's quantized map, dequantized and upsampled by a nearest Resize (by 2, or to
+// sizes that repeat rows and columns unevenly). The elementwise kernel gathers the coarser
+// map's bytes through the Resize's tables and dequantizes them as it goes (no float32 copy of
+// either map): the same bytes as the nodes one by one.
+TEST(CpuBackendQdqOps, AnUpsampledDequantizedOperandIsGatheredFromItsBytes) {
+  REQUIRE_CPU();
+  for (int64_t C : {24, 5, 32}) {
+    for (bool int8_coarse : {false, true}) {
+      for (bool by_sizes : {false, true}) {
+        const int64_t N = C == 24 ? 2 : 1;
+        SCOPED_TRACE("channels " + std::to_string(C) + (int8_coarse ? ", int8" : ", uint8") + " coarse map" +
+                     (by_sizes ? ", resized to sizes" : ", upsampled by 2"));
+        GraphBuilder q;
+        const int64_t H = by_sizes ? 9 : 10, W = by_sizes ? 7 : 8;
+        q.input("x", random_floats({N, 8, H, W}, 81, -1.0f, 1.0f))
+            .input("x2", random_floats({N, 8, 5, 4}, 82, -1.0f, 1.0f))
+            .input("g", random_floats({N, C, 1, 1}, 83, 0.0f, 1.0f))
+            .init("xs", Tensor::scalar<float>(0.01f))
+            .init("xz", Tensor::scalar<uint8_t>(128))
+            .init("w", random_ints<int8_t>({C, 8, 1, 1}, -onednn_weight_max(), onednn_weight_max(), 84))
+            .init("w2", random_ints<int8_t>({C, 8, 3, 3}, -onednn_weight_max(), onednn_weight_max(), 85))
+            .init("ws", Tensor::scalar<float>(0.002f))
+            .init("wz", Tensor::scalar<int8_t>(0))
+            .init("ys", Tensor::scalar<float>(0.013f))
+            .init("yz", Tensor::scalar<uint8_t>(118))
+            .init("vs", Tensor::scalar<float>(0.03f))
+            .init("roi", Tensor::from_vector<float>({0}, {}))
+            .init("by2", Tensor::from_vector<float>({4}, {1, 1, 2, 2}))
+            .init("sizes", Tensor::from_vector<int64_t>({4}, {N, C, H, W}))
+            .init("os", Tensor::scalar<float>(0.05f))
+            .init("oz", Tensor::scalar<uint8_t>(121));
+        if (int8_coarse) q.init("vz", Tensor::scalar<int8_t>(-7));
+        else q.init("vz", Tensor::scalar<uint8_t>(131));
+        q.node("QuantizeLinear", {"x", "xs", "xz"}, {"a"})
+            .node("QLinearConv", {"a", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"})
+            .node("DequantizeLinear", {"y", "ys", "yz"}, {"yf"})
+            .node("QuantizeLinear", {"x2", "xs", "xz"}, {"a2"})
+            .node("QLinearConv", {"a2", "xs", "xz", "w2", "ws", "wz", "vs", "vz"}, {"v"},
+                  {{"pads", attr_ints({1, 1, 1, 1})}})
+            .node("DequantizeLinear", {"v", "vs", "vz"}, {"vf"});
+        if (by_sizes) q.node("Resize", {"vf", "roi", "", "sizes"}, {"up"}, {{"mode", attr_string("nearest")}});
+        else q.node("Resize", {"vf", "roi", "by2"}, {"up"}, {{"mode", attr_string("nearest")}});
+        q.node("Mul", {"yf", "g"}, {"m"})
+            .node("Add", {"m", "yf"}, {"s"})
+            .node("Add", {"s", "up"}, {"t"})
+            .node("QuantizeLinear", {"t", "os", "oz"}, {"out"})
+            .output("out")
+            .output("y")   // (read elsewhere too, as in the model: the convolutions keep their bytes)
+            .output("v");
+        const std::string text = describe_cpu(q);
+        EXPECT_NE(text.find("fused: DequantizeLinear + Resize + DequantizeLinear + Mul + Add + Add + QuantizeLinear"),
+                  std::string::npos)
+            << text;
+        EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
+        for (int threads : {1, 2}) {
+          Runs r = run_both(q, threads);
+          ASSERT_EQ(r.cpu.size(), 3u);
+          expect_within_units(r.ref[0], r.cpu[0], 0, "residual with an upsampled 8-bit operand");
+        }
+      }
+    }
+  }
+}
+
 TEST(CpuBackendQdqOps, BytesThatBroadcastOrFillOnePixelStillRunOnTheFastPath) {
   REQUIRE_CPU();
   // A gate's bytes [1, C, 1, 1] that the program broadcasts over [1, C, 5, 6] (dequantized into

@@ -264,7 +264,7 @@ Status ConvSpec::prepare(Builder& b, const Step& step) const {
   std::vector<EwUpsampled> upsampled;
   for (const Resized& r : resized) {
     TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
-    upsampled.push_back(EwUpsampled{r.value, r.inputs[0], std::move(t.rows), std::move(t.cols)});
+    upsampled.push_back(EwUpsampled{r.value, r.inputs[0], std::move(t.rows), std::move(t.cols), {}});
   }
   EwProgram post_head = post_program;
   for (size_t i = 0; i < post_head.ops.size() && !upsampled.empty(); ++i) {

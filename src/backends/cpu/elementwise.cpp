@@ -202,6 +202,8 @@ class ProgramSpec final : public OpSpec {
   Status prepare(Builder& b, const Step& step) const override {
     std::vector<int> internal = internal_;
     for (const auto& [value, bytes] : ends_.inputs) internal.insert(internal.end(), {value, bytes.value});
+    for (const Resized& r : resized_)
+      if (r.bytes.value >= 0) internal.insert(internal.end(), {r.inputs[0], r.bytes.value});
     const bool byte_out = ends_.output.value >= 0;
     if (byte_out) internal.insert(internal.end(), {float_out_, ends_.output.value});
     if (!all_float32(b, step, internal)) return unsupported(step.node->label() + " not float32");
@@ -211,7 +213,9 @@ class ProgramSpec final : public OpSpec {
     std::vector<EwUpsampled> upsampled;
     for (const Resized& r : resized_) {
       TANDEM_ASSIGN_OR_RETURN(NearestResize t, nearest_resize(b, *r.node, r.inputs, r.value));
-      upsampled.push_back(EwUpsampled{r.value, r.inputs[0], std::move(t.rows), std::move(t.cols)});
+      const bool bytes = r.bytes.value >= 0;
+      upsampled.push_back(
+          EwUpsampled{r.value, bytes ? r.bytes.value : r.inputs[0], std::move(t.rows), std::move(t.cols), r.bytes});
     }
     if (!upsampled.empty()) label += " (upsampled operand)";
     return add_elementwise(b, prog_, -1, byte_out ? float_out_ : step.outputs[0], label,
@@ -236,8 +240,16 @@ class ProgramSpec final : public OpSpec {
     return true;
   }
   // A DequantizeLinear whose float32 output only this program reads: the program reads its
-  // bytes. A nearest Resize (constant scales or sizes): the program reads its input.
+  // bytes. A nearest Resize (constant scales or sizes): the program reads its input. A
+  // DequantizeLinear whose output only such a Resize reads: the kernel gathers its bytes.
   bool absorb_producer(FusionContext& f, Step&, const Step& producer, int value) override {
+    for (Resized& r : resized_) {
+      PerTensorQuant dq;
+      if (r.inputs.empty() || r.inputs[0] != value || r.bytes.value >= 0) continue;
+      if (!per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) return false;
+      r.bytes = EwByteValue{dq.data, dq.scale, dq.zero_point};
+      return true;
+    }
     if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) return false;
     if (ends_.inputs.size() + resized_.size() >= static_cast<size_t>(kEwMaxStaged)) return false;
     PerTensorQuant dq;
@@ -252,7 +264,7 @@ class ProgramSpec final : public OpSpec {
       return false;
     for (size_t i = 1; i < producer.inputs.size(); ++i)
       if (producer.inputs[i] >= 0 && !f.constant(producer.inputs[i])) return false;
-    resized_.push_back(Resized{value, n, producer.inputs});
+    resized_.push_back(Resized{value, n, producer.inputs, {}});
     return true;
   }
   // The kernel walks channels-last where such an operand leads (add_elementwise;
@@ -282,10 +294,13 @@ class ProgramSpec final : public OpSpec {
   EwByteEnds ends_;     // value ids: compile ids, which are the instance ids of graph values
   int float_out_ = -1;  // the program's float32 output when ends_.output quantizes it
   // Nearest Resize steps taken in: the operand `value` is their output.
+  // `bytes`: the Resize's source is a DequantizeLinear's output taken in too; the kernel gathers
+  // its bytes (bytes.value >= 0).
   struct Resized {
     int value = -1;
     const Node* node = nullptr;  // owned by the plan
     std::vector<int> inputs;
+    EwByteValue bytes;
   };
   std::vector<Resized> resized_;
 };

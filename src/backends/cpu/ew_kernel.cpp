@@ -295,6 +295,9 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         }
   // Upsampled operands: the Resize's source replaces its output (4-D, same images and channels).
   std::vector<int> up_of(p.operands.size(), -1);  // index into *upsampled
+  // Of those, the ones whose source is 8-bit: gathered from channels-last bytes whatever the
+  // walk's layout.
+  std::vector<bool> up_bytes(p.operands.size(), false);
   if (upsampled && out_shape.size() == 4)
     for (size_t i = 0; i < p.operands.size(); ++i)
       for (size_t j = 0; j < upsampled->size(); ++j) {
@@ -306,6 +309,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
           return unsupported(label + " upsampled operand does not match the output");
         up_of[i] = static_cast<int>(j);
         p.operands[i] = u.source;
+        up_bytes[i] = u.bytes.value >= 0;
       }
   if (upsampled)
     for (const EwUpsampled& u : *upsampled)
@@ -334,9 +338,10 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     const int v = p.operands[i];
     // An upsampled operand's source may be held in bfloat16 too (gathered and widened below).
     const bool bf16_source = bf16_of[i] || (up_of[i] >= 0 && b.val(v).handed_off);
-    const DataType want = byte_of[i] >= 0 ? b.val(v).dtype : bf16_source ? DataType::bfloat16 : DataType::float32;
-    if (!b.typed(v) || b.val(v).dtype != want || (byte_of[i] >= 0 && !is_8bit(want)))
-      return unsupported(label + " operand is not float32" + (byte_of[i] >= 0 ? " or 8-bit" : ""));
+    const bool eight_bit = byte_of[i] >= 0 || up_bytes[i];
+    const DataType want = eight_bit ? b.val(v).dtype : bf16_source ? DataType::bfloat16 : DataType::float32;
+    if (!b.typed(v) || b.val(v).dtype != want || (eight_bit && !is_8bit(want)))
+      return unsupported(label + " operand is not float32" + (eight_bit ? " or 8-bit" : ""));
     if (b.val(v).kind == IValue::Kind::none) return unsupported(label + " operand missing");
   }
   const bool byte_out = bytes && bytes->output.value >= 0;
@@ -372,7 +377,7 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
       for (size_t i = 0; i < p.operands.size(); ++i) {
         const IValue& v = b.val(p.operands[i]);
         if (v.shape != out_shape && up_of[i] < 0) continue;
-        const bool floats = byte_of[i] < 0;
+        const bool floats = byte_of[i] < 0 && !up_bytes[i];
         blocked_floats = blocked_floats || (floats && v.layout == Layout::blocked);
         channels_last_floats = channels_last_floats || (floats && v.layout == Layout::nhwc);
         channels_last_bytes = channels_last_bytes || (!floats && v.layout == Layout::nhwc);
@@ -432,6 +437,11 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
   std::vector<std::vector<int64_t>> strides;
   for (size_t i = 0; i < p.operands.size(); ++i) {
     int v = p.operands[i];
+    if (up_bytes[i]) {
+      TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, Layout::nhwc));
+      strides.push_back(contiguous);
+      continue;
+    }
     if (up_of[i] >= 0) {
       if (!b.val(v).handed_off || l != Layout::blocked) {
         TANDEM_ASSIGN_OR_RETURN(p.operands[i], b.require(v, l));
@@ -568,6 +578,13 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
         gather.rows = u.rows;
         gather.cols = u.cols;
         gather.bf16 = b.val(p.operands[i]).dtype == DataType::bfloat16;
+        if (up_bytes[i]) {
+          gather.bytes = true;
+          gather.is_signed = b.val(p.operands[i]).dtype == DataType::int8;
+          gather.channels = src[1];
+          gather.scale = u.bytes.scale;
+          gather.zero_point = u.bytes.zero_point;
+        }
       }
       k->stage_bytes.push_back(bp);
       k->gathers.push_back(std::move(gather));

@@ -104,10 +104,12 @@ struct EwByteEnds {
 // An operand that is a nearest Resize's output, read from the Resize's input as the program
 // visits it (no upsampled copy exists): output pixel (h, w) is `source` pixel (rows[h], cols[w])
 // of the same image and channel. `value` is the float32 operand it stands for; `source` an
-// instance value id of shape [N, C, H, W].
+// instance value id of shape [N, C, H, W]: float32, or (bytes.value == source) the 8-bit value
+// a DequantizeLinear with bytes' parameters would turn into the Resize's input.
 struct EwUpsampled {
   int value = -1, source = -1;
   std::vector<int64_t> rows, cols;
+  EwByteValue bytes;
 };
 
 // Adds a kernel computing `program` into `out`. `program.operands` hold

@@ -350,8 +350,77 @@ TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int
     plane += g.ih * g.iw * block;
   }
 }
+// The same for an 8-bit channels-last source (NearestGather::bytes): each output pixel's lanes
+// of its channel block, dequantized. Q: uint8_t or int8_t.
+// d[0, used) = (from[k] - zp) * scale (as DequantizeLinear), d[used, lanes) = 0. (Restrict: the
+// bytes would otherwise alias the floats and keep the loop scalar.)
+template <typename Q>
+TANDEM_ISA_BODY void dequantize_lanes(const Q* __restrict from, float* __restrict d, int64_t used, int64_t lanes,
+                                      int32_t zp, float scale) {
+  // Whole 16- and 8-lane blocks with constant trip counts: GCC vectorizes an 8-bit loop by the
+  // bytes in a register (64), which a run-time count of 16 never reaches.
+  if (used == 16 && lanes == 16) {
+    for (int k = 0; k < 16; ++k) d[k] = static_cast<float>(static_cast<int32_t>(from[k]) - zp) * scale;
+    return;
+  }
+  if (used == 8 && lanes == 8) {
+    for (int k = 0; k < 8; ++k) d[k] = static_cast<float>(static_cast<int32_t>(from[k]) - zp) * scale;
+    return;
+  }
+  for (int64_t k = 0; k < used; ++k) d[k] = static_cast<float>(static_cast<int32_t>(from[k]) - zp) * scale;
+  for (int64_t k = used; k < lanes; ++k) d[k] = 0.0f;
+}
+
+template <typename Q>
+TANDEM_ISA_BODY void gather_bytes_typed(const NearestGather& g, const Q* src, int64_t at, int64_t n, float* dst) {
+  const int64_t block = g.block, blocks = (g.channels + block - 1) / block;
+  const float scale = g.scale;
+  const int32_t zp = g.zero_point;
+  int64_t lane = at % block, t = at / block;
+  int64_t w = t % g.ow;
+  t /= g.ow;
+  int64_t h = t % g.oh;
+  t /= g.oh;  // image * blocks + channel block
+  // One output pixel's lanes [lane, lane + seg) of its channel block (`row`: its source row).
+  auto pixel = [&](const Q* row, int64_t real, int64_t seg, float* d) {
+    dequantize_lanes(row + g.cols[w] * g.channels + lane, d, std::max<int64_t>(std::min(seg, real - lane), 0), seg,
+                     zp, scale);
+  };
+  for (int64_t l = 0; l < n;) {
+    const int64_t img = t / blocks, c0 = (t % blocks) * block;
+    const Q* row = src + (img * g.ih + g.rows[h]) * g.iw * g.channels + c0;
+    const int64_t real = std::min(block, g.channels - c0);  // lanes holding channels
+    if (lane == 0) {  // whole pixels along the output row
+      for (; w < g.ow && n - l >= block; ++w, l += block) pixel(row, real, block, dst + l);
+      if (w < g.ow) {
+        if (l < n) {
+          const int64_t seg = n - l;
+          pixel(row, real, seg, dst + l);
+          l += seg;
+          lane = seg;
+        }
+        continue;
+      }
+    } else {
+      const int64_t seg = std::min(block - lane, n - l);
+      pixel(row, real, seg, dst + l);
+      l += seg;
+      lane += seg;
+      if (lane < block) continue;
+      lane = 0;
+      if (++w < g.ow) continue;
+    }
+    w = 0;
+    if (++h < g.oh) continue;
+    h = 0;
+    ++t;
+  }
+}
+
 TANDEM_ISA_BODY void gather_copy_body(const NearestGather& g, const void* src, int64_t at, int64_t n, float* dst) {
-  if (g.bf16) gather_copy_typed(g, static_cast<const uint16_t*>(src), at, n, dst);
+  if (g.bytes && g.is_signed) gather_bytes_typed(g, static_cast<const int8_t*>(src), at, n, dst);
+  else if (g.bytes) gather_bytes_typed(g, static_cast<const uint8_t*>(src), at, n, dst);
+  else if (g.bf16) gather_copy_typed(g, static_cast<const uint16_t*>(src), at, n, dst);
   else gather_copy_typed(g, static_cast<const float*>(src), at, n, dst);
 }
 TANDEM_ISA_DISPATCH(gather_copy, (const NearestGather& g, const void* src, int64_t at, int64_t n, float* dst),

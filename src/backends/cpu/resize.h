@@ -31,6 +31,13 @@ struct NearestGather {
   int64_t block = 1, ih = 0, iw = 0, oh = 0, ow = 0;
   std::vector<int64_t> rows, cols;
   bool bf16 = false;  // the source is held in bfloat16 (a hand-off: blocked in 16 lanes), widened
+  // An 8-bit source, channels-last with `channels` per pixel whatever the walk's layout (block
+  // 16 or 8: channel blocks; the channels: channels-last; 1: plain), dequantized as
+  // (q - zero_point) * scale like DequantizeLinear; a block's lanes past the channels are 0.
+  bool bytes = false, is_signed = false;
+  int64_t channels = 0;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
 };
 
 // Copies `n` consecutive elements of the virtual upsampled tensor (contiguous in the walk's

@@ -365,8 +365,9 @@ TEST(CpuBackendFusionPatterns, AChannelConcatReadsNearestResizesFromTheirInputs)
 // A segmentation or text-detection head: ConvTranspose -> (bias, BatchNormalization, Relu) ->
 // ConvTranspose -> Sigmoid, both with kernel = stride. The second reads the first's patches in
 // the kernel's scratchpad, so one step runs both. Few and many channels between (the second's
-// channels on the AVX-512 path and the portable one), a blocked final output, kernels of 2 to
-// 4, batches, widths that are not a multiple of the pixels per step. A second ConvTranspose
+// channels on the AVX-512 path and the portable one), a blocked final output, kernels of 1 to
+// 4, batches, widths that are not a multiple of the pixels per step; second stages of 1 to 8
+// values per pixel, which take 16 pixels across the lanes. A second ConvTranspose
 // whose patches overlap, or an intermediate that is also a graph output, stays a step of its own.
 struct DeconvPair {
   int64_t C, O1, O2, k1, k2, N, H, W;
@@ -378,7 +379,8 @@ TEST(CpuBackendFusionPatterns, TwoConvTransposesInARowRunAsOneStep) {
   REQUIRE_CPU();
   for (const DeconvPair& d : {DeconvPair{24, 24, 1, 2, 2, 1, 6, 7}, DeconvPair{7, 5, 3, 3, 2, 2, 4, 5},
                               DeconvPair{16, 12, 16, 2, 2, 1, 5, 9}, DeconvPair{20, 40, 2, 2, 4, 1, 3, 11},
-                              DeconvPair{8, 16, 40, 2, 2, 1, 3, 5},
+                              DeconvPair{8, 16, 40, 2, 2, 1, 3, 5}, DeconvPair{16, 24, 1, 2, 2, 2, 3, 13},
+                              DeconvPair{8, 5, 2, 2, 2, 1, 4, 9}, DeconvPair{6, 20, 1, 2, 1, 1, 3, 10},
                               DeconvPair{16, 8, 1, 2, 3, 1, 4, 4, true}, DeconvPair{16, 8, 1, 2, 2, 1, 4, 4, false, true}}) {
     SCOPED_TRACE("C " + std::to_string(d.C) + ", O1 " + std::to_string(d.O1) + ", O2 " + std::to_string(d.O2));
     GraphBuilder q;
@@ -411,6 +413,10 @@ TEST(CpuBackendFusionPatterns, TwoConvTransposesInARowRunAsOneStep) {
               one_step)
         << text;
     EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
+    // A second stage of at most 8 values per pixel, plain, on AVX-512: pixels across the lanes.
+    if (one_step && text.find("cpu isa: avx512") != std::string::npos)
+      EXPECT_EQ(text.find("(second stage: pixels across the lanes)") != std::string::npos, d.O2 * k2 * k2 <= 8)
+          << text;
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), r.ref.size());

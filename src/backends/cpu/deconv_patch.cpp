@@ -12,6 +12,7 @@
 
 #include "backends/cpu/cast.h"
 #include "backends/cpu/op_family.h"
+#include "backends/cpu/transpose16.h"
 
 namespace tandem::cpu {
 
@@ -284,6 +285,82 @@ __attribute__((target("avx512f"))) void chain_row_avx512(const PatchDeconv& p, c
   }
 }
 
+// The chained stage when it computes few values per pixel (T = O k^2 <= 8 taps, a plain output:
+// a text-detection head's last ConvTranspose of one channel computes 4): 16 pixels of the middle
+// row across the lanes and one accumulator per tap, where the layout above fills M = 16 lanes
+// per pixel with T real ones. The pixels' channels are transposed into channel rows 16 at a
+// time; each row then meets each tap's weight, broadcast. The taps are written to output rows
+// y * k .. y * k + k - 1 of image n (OH rows high) and the program runs over those rows.
+template <int T>
+__attribute__((target("avx512f"))) void chain_row_lanes_t(const PatchDeconv& p, const MidRow& mid, float* o, int64_t n,
+                                                          int64_t y, int64_t OH) {
+  const int64_t k = p.k, OW = p.W * k, C = p.C;
+  const float* w = p.wp.data<float>();  // [C][M], tap t at column t
+  const float* bias = p.bias.data<float>();
+  const __m512i lo_pairs = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi_pairs = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  for (int64_t X0 = 0; X0 < p.W; X0 += 16) {
+    const int64_t np = std::min<int64_t>(16, p.W - X0);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_set1_ps(bias[t]);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const int64_t nc = std::min<int64_t>(16, C - c0);
+      const __mmask16 lanes = static_cast<__mmask16>((1u << nc) - 1u);
+      __m512i v[16];
+      // Pixel X lies at acc1 + (X / k1) * M1 + (i * k1 + X % k1) * O1 (MidRow::pixel), walked
+      // without a division per pixel.
+      const float* first = mid.pixel(X0) + c0;
+      int64_t j = X0 % mid.k1, step = 0;
+      for (int q = 0; q < 16; ++q) {
+        v[q] = q < np ? _mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, first + step)) : _mm512_setzero_si512();
+        step += ++j < mid.k1 ? mid.O1 : mid.M1 - (mid.k1 - 1) * mid.O1;
+        j = j < mid.k1 ? j : 0;
+      }
+      transpose16(v);  // v[c]: channel c0 + c of the 16 pixels
+      for (int64_t c = 0; c < nc; ++c) {
+        const float* wc = w + (c0 + c) * p.M;
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_castsi512_ps(v[c]), _mm512_set1_ps(wc[t]), acc[t]);
+      }
+    }
+    // Tap t = (oc, i, j) goes to output row y * k + i of channel oc, columns (X0 + lane) * k + j.
+    alignas(64) float taps[T][16];
+    for (int t = 0; t < T; ++t) _mm512_store_ps(taps[t], acc[t]);
+    for (int64_t oc = 0; oc < p.O; ++oc)
+      for (int64_t i = 0; i < k; ++i) {
+        float* d = o + ((n * p.O + oc) * OH + y * k + i) * OW + X0 * k;
+        const int64_t t0 = (oc * k + i) * k;
+        if (k == 2 && np == 16) {  // two taps side by side: interleaved by two permutes
+          const __m512 a = _mm512_load_ps(taps[t0]), b = _mm512_load_ps(taps[t0 + 1]);
+          _mm512_storeu_ps(d, _mm512_permutex2var_ps(a, lo_pairs, b));
+          _mm512_storeu_ps(d + 16, _mm512_permutex2var_ps(a, hi_pairs, b));
+          continue;
+        }
+        for (int64_t l = 0; l < np; ++l)
+          for (int64_t j = 0; j < k; ++j) d[l * k + j] = taps[t0 + j][l];
+      }
+  }
+  if (p.post.empty()) return;
+  for (int64_t oc = 0; oc < p.O; ++oc) ew_apply_pointwise(p.post, o + ((n * p.O + oc) * OH + y * k) * OW, k * OW);
+}
+
+// True when chain_row_lanes takes the chained stage `p`.
+bool chain_takes_lanes(const PatchDeconv& p) {
+  return cpu_isa_level() >= 2 && !p.bf16 && !p.blocked_out && p.O * p.k * p.k <= 8;
+}
+
+void chain_row_lanes(const PatchDeconv& p, const MidRow& mid, float* o, int64_t n, int64_t y, int64_t OH) {
+  switch (p.O * p.k * p.k) {
+    case 1: chain_row_lanes_t<1>(p, mid, o, n, y, OH); return;
+    case 2: chain_row_lanes_t<2>(p, mid, o, n, y, OH); return;
+    case 3: chain_row_lanes_t<3>(p, mid, o, n, y, OH); return;
+    case 4: chain_row_lanes_t<4>(p, mid, o, n, y, OH); return;
+    case 5: chain_row_lanes_t<5>(p, mid, o, n, y, OH); return;
+    case 6: chain_row_lanes_t<6>(p, mid, o, n, y, OH); return;
+    case 7: chain_row_lanes_t<7>(p, mid, o, n, y, OH); return;
+    default: chain_row_lanes_t<8>(p, mid, o, n, y, OH); return;
+  }
+}
+
 // The chained stage on bf16 products: the first stage's row, after its program, rounded to
 // bfloat16 in `mid16` (the accumulators' layout, so a pixel's channels stay contiguous; a pair
 // past the last channel meets a zero weight).
@@ -455,6 +532,7 @@ class PatchDeconvKernel final : public Kernel {
     const int64_t work = rows * p.W * p.C * p.M + (chained ? rows * p.k * p2.W * p2.C * p2.M : 0);
     const int threads = work < (1 << 20) ? 1 : ctx.threads;
     float* scratch = static_cast<float*>(ctx.scratch);
+    const bool lanes = chained && chain_takes_lanes(p2);
     parallel_range(threads, rows, 1, [&](int64_t b, int64_t e) {
       const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
       float* acc = scratch + slot * scratch_floats;
@@ -481,6 +559,10 @@ class PatchDeconvKernel final : public Kernel {
         if (p2.bf16) narrow_to_bf16(acc, mid16, p.W * p.M);
         for (int64_t i = 0; i < p.k; ++i) {
           const MidRow mid{acc, p.M, p.k, p.O, i};
+          if (lanes) {
+            chain_row_lanes(p2, mid, o, n, y * p.k + i, p.H * p.k * p2.k);
+            continue;
+          }
           if (p2.bf16) chain_row_bf16(p2, mid16, mid, acc2);
           else chain_row(p2, mid, acc2);
           patch_finish_row(p2, acc2, o, n, y * p.k + i, p.H * p.k * p2.k);
@@ -571,6 +653,7 @@ Status add_patch_deconv(Builder& b, int src, int out, const Shape& xs, const Pat
   kernel->x = src;
   kernel->out = out;
   kernel->label = bf16 ? label + (kernel->src_bf16 ? " (bf16 products, source handed off)" : " (bf16 products)") : label;
+  if (second && chain_takes_lanes(kernel->p2)) kernel->label += " (second stage: pixels across the lanes)";
   b.define(out, blocked_out ? Layout::blocked : Layout::plain);
   b.need_scratch(static_cast<int64_t>(b.threads()) * kernel->scratch_floats * static_cast<int64_t>(sizeof(float)));
   b.add_work(bf16 ? work / 2 : work);

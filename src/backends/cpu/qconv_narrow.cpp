@@ -10,6 +10,7 @@
 
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/threads.h"
+#include "backends/cpu/transpose16.h"
 
 // GCC 12 reports the undefined upper halves inside its own AVX-512 conversion intrinsics as
 // "may be used uninitialized" (a false positive of its headers).
@@ -56,35 +57,6 @@ TANDEM_TARGET_VNNI __attribute__((always_inline)) inline void dot4(__m512i& a0, 
       "vpdpbusd 12(%[w])%{1to16%}, %[v], %[a3]"
       : [a0] "+v"(a0), [a1] "+v"(a1), [a2] "+v"(a2), [a3] "+v"(a3)
       : [v] "v"(v), [w] "r"(w), "m"(*reinterpret_cast<const int32_t(*)[4]>(w)));
-}
-
-// Transposes the 16 x 16 matrix of 32-bit words in r (row i: r[i]) in place.
-TANDEM_TARGET_VNNI __attribute__((always_inline)) inline void transpose16(__m512i* r) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  // r[4m + c], 128-bit lane L, now holds rows 4m..4m+3 of column 4L + c: a 4 x 4 transpose of
-  // 128-bit lanes across r[c], r[4 + c], r[8 + c], r[12 + c] finishes it.
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
-  }
 }
 
 // Ring row for source row `ih` of the image at `img` (channels-last bytes): quad-major words,

@@ -496,35 +496,12 @@ Status add_elementwise(Builder& b, const EwProgram& program, int acc, int out, c
     cb_dim = 1;
     tail = outv.shape[1] % channel_block();
   }
-  // Drop size-1 dims and merge contiguous neighbours (the channel-block dim stays alone).
-  std::vector<int64_t> dims;
-  std::vector<int64_t> os;
-  std::vector<std::vector<int64_t>> ops(strides.size());
-  int cb_pos = -1;
-  for (int i = 0; i < r; ++i) {
-    if (pd[i] == 1 && !(i == r - 1 && dims.empty())) continue;
-    bool can_merge = !dims.empty() && i != cb_dim && cb_pos != static_cast<int>(dims.size()) - 1;
-    if (can_merge) {
-      can_merge = os.back() == ost[i] * pd[i];
-      for (size_t k2 = 0; k2 < ops.size() && can_merge; ++k2) can_merge = ops[k2].back() == strides[k2][i] * pd[i];
-    }
-    if (can_merge) {
-      dims.back() *= pd[i];
-      os.back() = ost[i];
-      for (size_t k2 = 0; k2 < ops.size(); ++k2) ops[k2].back() = strides[k2][i];
-    } else {
-      if (i == cb_dim) cb_pos = static_cast<int>(dims.size());
-      dims.push_back(pd[i]);
-      os.push_back(ost[i]);
-      for (size_t k2 = 0; k2 < ops.size(); ++k2) ops[k2].push_back(strides[k2][i]);
-    }
-  }
-  const int new_cb = cb_dim < 0 ? -1 : (pd[cb_dim] == 1 ? -2 : cb_pos);
-  if (dims.empty()) {
-    dims.push_back(1);
-    os.push_back(1);
-    for (auto& s : ops) s.push_back(0);
-  }
+  // Drop size-1 dims and merge contiguous neighbours (ew_layout.h).
+  const MergedWalk merged = merge_walk_dims(pd, ost, strides, cb_dim);
+  const std::vector<int64_t>& dims = merged.dims;
+  const std::vector<int64_t>& os = merged.out_strides;
+  const std::vector<std::vector<int64_t>>& ops = merged.operand_strides;
+  const int new_cb = merged.cb_dim;
   if (static_cast<int>(dims.size()) > kMaxDims) return unsupported(label + " too many dims");
   k->nd = static_cast<int>(dims.size());
   for (int i = 0; i < k->nd; ++i) {

@@ -79,4 +79,40 @@ Result<int> blocked_constant(Builder& b, int v) {
   return b.require(c, Layout::blocked);
 }
 
+MergedWalk merge_walk_dims(const std::vector<int64_t>& pd, const std::vector<int64_t>& out_strides,
+                           const std::vector<std::vector<int64_t>>& operand_strides, int cb_dim) {
+  MergedWalk m;
+  std::vector<int64_t>& dims = m.dims;
+  std::vector<int64_t>& os = m.out_strides;
+  std::vector<std::vector<int64_t>>& ops = m.operand_strides;
+  ops.resize(operand_strides.size());
+  const int r = static_cast<int>(pd.size());
+  int cb_pos = -1;
+  for (int i = 0; i < r; ++i) {
+    if (pd[i] == 1 && !(i == r - 1 && dims.empty())) continue;
+    bool can_merge = !dims.empty() && i != cb_dim && cb_pos != static_cast<int>(dims.size()) - 1;
+    if (can_merge) {
+      can_merge = os.back() == out_strides[i] * pd[i];
+      for (size_t k = 0; k < ops.size() && can_merge; ++k) can_merge = ops[k].back() == operand_strides[k][i] * pd[i];
+    }
+    if (can_merge) {
+      dims.back() *= pd[i];
+      os.back() = out_strides[i];
+      for (size_t k = 0; k < ops.size(); ++k) ops[k].back() = operand_strides[k][i];
+    } else {
+      if (i == cb_dim) cb_pos = static_cast<int>(dims.size());
+      dims.push_back(pd[i]);
+      os.push_back(out_strides[i]);
+      for (size_t k = 0; k < ops.size(); ++k) ops[k].push_back(operand_strides[k][i]);
+    }
+  }
+  m.cb_dim = cb_dim < 0 ? -1 : (pd[cb_dim] == 1 ? -2 : cb_pos);
+  if (dims.empty()) {
+    dims.push_back(1);
+    os.push_back(1);
+    for (auto& s : ops) s.push_back(0);
+  }
+  return m;
+}
+
 }  // namespace tandem::cpu

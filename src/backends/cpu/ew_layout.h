@@ -23,6 +23,18 @@ std::vector<int64_t> physical_dims(const IValue& v);
 // plain walk that is not plain.
 std::vector<int64_t> operand_strides(const IValue& ov, const IValue& outv);
 
+// A walk over physical dims `pd` (output strides `out_strides`, one stride vector per operand)
+// with its size-1 dims dropped and contiguous neighbours merged for the output and every
+// operand. The channel-block dim `cb_dim` (-1: none) stays alone; cb_dim of the result is its
+// position, or -2 when it had size 1 (every element is in the last block). At least one dim.
+struct MergedWalk {
+  std::vector<int64_t> dims, out_strides;
+  std::vector<std::vector<int64_t>> operand_strides;
+  int cb_dim = -1;
+};
+MergedWalk merge_walk_dims(const std::vector<int64_t>& pd, const std::vector<int64_t>& out_strides,
+                           const std::vector<std::vector<int64_t>>& operand_strides, int cb_dim);
+
 // Constant `v` (a plain value of rank <= 4) padded to rank 4 and reordered to the blocked
 // layout: a new constant of the builder's.
 Result<int> blocked_constant(Builder& b, int v);

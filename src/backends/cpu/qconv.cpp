@@ -1,24 +1,24 @@
 // qconv.cpp: QLinearConv and ConvInteger on oneDNN's int8 convolution (1-D to 3-D, groups,
 // strides, pads, dilations, auto_pad).
 //
-// At instance build: the weights (constant, or a small input the instance is keyed by) minus
-// their zero points become int8 (int8.h: signed_weights) and are packed in the format oneDNN
-// picks. Weights whose differences leave int8 (e.g. uint8 weights with zero point 0 and values
-// over 127), or could saturate oneDNN's int16 pair sums on CPUs without VNNI, run on the
-// backend's own integer kernel instead (qdirect.cpp: exact, much slower). The source zero
-// point is oneDNN's common source zero point (known, or a runtime scalar such as
-// DynamicQuantizeLinear's), the bias an int32 vector added to the int32 accumulator, and
-// QLinearConv's requantization x_scale * w_scale[m] / y_scale (formed in
-// float32, like the reference kernel) oneDNN's output scales fixed at primitive creation, per
-// tensor or per output channel (mask 2); y_zero_point is the destination zero point. oneDNN
-// rounds the float32 product to nearest even and saturates; the reference multiplies in double,
-// so a product within a float32 rounding of a half-integer may differ by one unit.
+// At instance build: the weights (constant, or a small input the instance is keyed by) minus their
+// zero points become int8 (int8.h: signed_weights) and are packed in the format oneDNN picks.
+// Weights whose differences leave int8 (e.g. uint8 weights with zero point 0 and values over 127),
+// or could saturate oneDNN's int16 pair sums on CPUs without VNNI, run on the backend's own integer
+// kernel instead (qdirect.cpp: exact, much slower); few output channels, which oneDNN would pad,
+// on its own VNNI kernel (qconv_narrow.h). The source zero point is oneDNN's common source zero
+// point (known, or a runtime scalar such as DynamicQuantizeLinear's), the bias an int32 vector
+// added to the int32 accumulator, and QLinearConv's requantization x_scale * w_scale[m] / y_scale
+// (formed in float32, like the reference kernel) oneDNN's output scales fixed at primitive
+// creation, per tensor or per output channel (mask 2); y_zero_point is the destination zero point.
+// oneDNN rounds the float32 product to nearest even and saturates; the reference multiplies in
+// double, so a product within a float32 rounding of a half-integer may differ by one unit.
 // ConvInteger with a float tail (dynamic quantization, or a QDQ Conv whose output stays float)
 // takes the tail's per-channel affine head (scale, bias, folded normalization; known, or with
 // dynamic quantization's runtime scale) as oneDNN's output scales and float32 bias
-// (product_affine.h), so only the ops after it become post-ops.
-// Activations are channels-last (nwc, nhwc, ndhwc), the layout of oneDNN's int8 kernels;
-// chains of 2-D quantized convolutions keep it and readers of other layouts get one reorder.
+// (product_affine.h), so only the ops after it become post-ops. Activations are channels-last
+// (nwc, nhwc, ndhwc), the layout of oneDNN's int8 kernels; chains of 2-D quantized convolutions
+// keep it and readers of other layouts get one reorder.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -36,12 +36,6 @@ namespace tandem::cpu {
 namespace {
 
 using dt = dnnl::memory::data_type;
-
-dnnl::memory::dims as_dims(const std::vector<int64_t>& v, int64_t minus = 0) {
-  dnnl::memory::dims d;
-  for (int64_t x : v) d.push_back(x - minus);
-  return d;
-}
 
 class QConvSpec final : public OpSpec {
  public:
@@ -138,29 +132,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     bias = *bt;
   }
 
-  FloatTail tail;
-  if (chain.dequantized) {
-    tail.active = true;
-    tail.fused = chain.program();
-    tail.unfused = chain.fallback_program();
-    tail.quantized = chain.requantized;
-    tail.zero_point = chain.z_zero_point;
-  } else if (to_float) {
-    tail.active = true;
-    tail.fused = post;
-    if (requantized) {
-      // From v to z_q: v / z_scale, rounded (half to even) and offset by the zero point when
-      // converted (as QuantizeLinear does; the unfused fallback spells the rounding out).
-      tail.fused.ops.push_back(EwOp{Ew::div, -1, z_scale, 0});
-      tail.quantized = true;
-      tail.zero_point = z_zero_point;
-    }
-    tail.unfused = tail.fused;
-    if (requantized) {
-      tail.unfused.ops.push_back(EwOp{Ew::round, -1, 0, 0});
-      if (z_zero_point != 0) tail.unfused.ops.push_back(EwOp{Ew::add, -1, static_cast<float>(z_zero_point), 0});
-    }
-  }
+  FloatTail tail = chain.dequantized ? chain.tail()
+                  : to_float          ? float_tail(post, requantized, z_scale, z_zero_point)
+                                      : FloatTail{};
 
   // A chain that ends quantized and reads only scalars: the product writes y_q as a
   // QLinearConv, and a byte table maps it to the chain's result (requant_chain.h).
@@ -261,27 +235,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // with pixels across the lanes (qconv_narrow.h), exact like the reference.
   if (qlinear && (!tail.active || tabled || float_tabled) && offsets.empty() &&
       narrow_qconv_fits(xs, ws, dst, win->strides, win->dilations, G, b.val(x).dtype)) {
-    auto narrow = [&]() -> Status {
-      NarrowQConv c;
-      c.label = label + " (narrow int8)";
-      TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> xz, known_zero_points(b, x_zp, 1, label + " x_zero_point"));
-      TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> yz, known_zero_points(b, in(7), 1, label + " y_zero_point"));
-      TANDEM_ASSIGN_OR_RETURN(c.factors, requantization_factors(b, in(1), in(4), in(6), O, label));
-      c.x_zero_point = xz[0];
-      c.y_zero_point = yz[0];
-      c.weights.assign(w8.data<int8_t>(), w8.data<int8_t>() + w8.numel());
-      if (bias.defined()) c.bias.assign(bias.data<int32_t>(), bias.data<int32_t>() + O);
-      c.pad_top = win->pad_begin[0];
-      c.pad_left = win->pad_begin[1];
-      TANDEM_ASSIGN_OR_RETURN(c.src, b.require(x, Layout::nhwc));
-      c.out = tabled || float_tabled ? b.add_temp(chain.y_type, dst, Layout::nhwc) : out;
-      const int yq = c.out;
-      TANDEM_RETURN_IF_ERROR(add_narrow_qconv(b, std::move(c), xs, ws, dst));
-      if (tabled) return add_byte_map(b, yq, out, table, label + " (byte table)");
-      if (float_tabled) return add_byte_to_float(b, yq, out, float_table, label + " (float table)");
-      return Status::ok();
-    };
-    const Status made = narrow();
+    const Status made = add_narrow_qlinear_conv(b, NarrowQConvValues{x, in(1), x_zp, in(4), in(6), in(7), out}, w8, bias,
+                                                win->pad_begin, xs, ws, dst, tabled ? table : nullptr,
+                                                float_tabled ? float_table : nullptr, chain.y_type, label);
     if (made.is_ok() || made.code() != StatusCode::unsupported) return made;
     if (verbose()) note(made.message());
   }
@@ -332,8 +288,9 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   ProductAffine head;
   if (tail.active && !qlinear && feature_enabled("QAFFINE"))
     head = leading_product_affine(b, tail.fused, dst, 1, post.ops.size());
-  const auto strides = as_dims(win->strides), dil = as_dims(win->dilations, 1);
-  const auto pl = as_dims(win->pad_begin), pr = as_dims(win->pad_end);
+  const auto strides = to_dims(win->strides), pl = to_dims(win->pad_begin), pr = to_dims(win->pad_end);
+  auto dil = to_dims(win->dilations);
+  for (auto& d : dil) --d;  // oneDNN counts the gaps between taps
   const double work = static_cast<double>(shape_numel(dst)) * static_cast<double>(shape_numel(ws) / O);
   const int kthreads = threads_for(b, work);
   ThreadScope scope(kthreads);

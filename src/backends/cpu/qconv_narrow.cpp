@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/threads.h"
 #include "backends/cpu/transpose16.h"
@@ -297,6 +298,32 @@ Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape&
   k->reads = {c.src};
   k->writes = {c.out};
   b.add_kernel(std::move(k));
+  return Status::ok();
+}
+
+Status add_narrow_qlinear_conv(Builder& b, const NarrowQConvValues& v, const Tensor& w8, const Tensor& bias,
+                               const std::vector<int64_t>& pads_begin, const Shape& xs, const Shape& ws,
+                               const Shape& dst, const uint8_t* table, const float* float_table, DataType y_type,
+                               const std::string& label) {
+  const int64_t O = ws[0];
+  NarrowQConv c;
+  c.label = label + " (narrow int8)";
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> xz, known_zero_points(b, v.x_zero_point, 1, label + " x_zero_point"));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> yz, known_zero_points(b, v.y_zero_point, 1, label + " y_zero_point"));
+  TANDEM_ASSIGN_OR_RETURN(c.factors, requantization_factors(b, v.x_scale, v.w_scale, v.y_scale, O, label));
+  c.x_zero_point = xz[0];
+  c.y_zero_point = yz[0];
+  c.weights.assign(w8.data<int8_t>(), w8.data<int8_t>() + w8.numel());
+  if (bias.defined()) c.bias.assign(bias.data<int32_t>(), bias.data<int32_t>() + O);
+  c.pad_top = pads_begin[0];
+  c.pad_left = pads_begin[1];
+  TANDEM_ASSIGN_OR_RETURN(c.src, b.require(v.x, Layout::nhwc));
+  const bool mapped = table || float_table;
+  c.out = mapped ? b.add_temp(y_type, dst, Layout::nhwc) : v.y;
+  const int yq = c.out;
+  TANDEM_RETURN_IF_ERROR(add_narrow_qconv(b, std::move(c), xs, ws, dst));
+  if (table) return add_byte_map(b, yq, v.y, table, label + " (byte table)");
+  if (float_table) return add_byte_to_float(b, yq, v.y, float_table, label + " (float table)");
   return Status::ok();
 }
 

@@ -53,4 +53,19 @@ bool narrow_qconv_fits(const Shape& xs, const Shape& ws, const Shape& dst, const
 // Adds the kernel for `c` (checked by narrow_qconv_fits); defines c.out channels-last.
 Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape& ws, const Shape& dst);
 
+// A QLinearConv's values (instance value ids; -1 for an absent zero point).
+struct NarrowQConvValues {
+  int x = -1, x_scale = -1, x_zero_point = -1, w_scale = -1, y_scale = -1, y_zero_point = -1, y = -1;
+};
+// The kernel for QLinearConv `v` (checked by narrow_qconv_fits): `w8` the weights minus their
+// zero points as int8, `bias` its int32 bias (or undefined), `pads_begin` its top and left
+// padding. With `table` (or `float_table`) the kernel writes y_q into a temporary of `y_type`
+// and a byte map (or a byte-to-float map) writes v.y, as the QLinearConv's absorbed chain
+// says (int8.h: add_byte_map, add_byte_to_float). Unsupported when a scale or zero point is
+// not known at build.
+Status add_narrow_qlinear_conv(Builder& b, const NarrowQConvValues& v, const Tensor& w8, const Tensor& bias,
+                               const std::vector<int64_t>& pads_begin, const Shape& xs, const Shape& ws,
+                               const Shape& dst, const uint8_t* table, const float* float_table, DataType y_type,
+                               const std::string& label);
+
 }  // namespace tandem::cpu

@@ -162,4 +162,33 @@ Status add_tail_unfused(Builder& b, const FloatTail& tail, int v, int out, const
   return add_reorder(b, f, out, label + " (requantized tail)");
 }
 
+FloatTail RequantChain::tail() const {
+  FloatTail t;
+  t.active = true;
+  t.fused = program();
+  t.unfused = fallback_program();
+  t.quantized = requantized;
+  t.zero_point = z_zero_point;
+  return t;
+}
+
+FloatTail float_tail(const EwProgram& post, bool requantized, float z_scale, int32_t z_zero_point) {
+  FloatTail t;
+  t.active = true;
+  t.fused = post;
+  if (requantized) {
+    // From v to z_q: v / z_scale, rounded (half to even) and offset by the zero point when
+    // converted (as QuantizeLinear does; the unfused fallback spells the rounding out).
+    t.fused.ops.push_back(EwOp{Ew::div, -1, z_scale, 0});
+    t.quantized = true;
+    t.zero_point = z_zero_point;
+  }
+  t.unfused = t.fused;
+  if (requantized) {
+    t.unfused.ops.push_back(EwOp{Ew::round, -1, 0, 0});
+    if (z_zero_point != 0) t.unfused.ops.push_back(EwOp{Ew::add, -1, static_cast<float>(z_zero_point), 0});
+  }
+  return t;
+}
+
 }  // namespace tandem::cpu

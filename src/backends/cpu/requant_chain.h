@@ -46,6 +46,17 @@ bool per_tensor_params(const FusionContext& f, const Step& s, float* scale, int3
 // of 16-bit activations, which stays float).
 bool per_tensor_params_any_width(const FusionContext& f, const Step& s, float* scale, int32_t* zp, DataType* zp_type);
 
+// What runs on a quantized product's float value v after it, where readers were absorbed
+// (QLinearConv's chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's
+// tail: v = acc).
+struct FloatTail {
+  bool active = false;
+  EwProgram fused;    // as post-ops, from v
+  EwProgram unfused;  // in the elementwise kernel, from v
+  bool quantized = false;  // the result is converted to the output's 8-bit type
+  int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
+};
+
 struct RequantChain {
   bool dequantized = false;  // a DequantizeLinear of the product's output was absorbed
   DataType y_type = DataType::uint8;  // the product's own output type
@@ -64,6 +75,8 @@ struct RequantChain {
   // The program that also rounds and adds z_zero_point (for the unfused fallback, which
   // converts its result with saturation).
   EwProgram fallback_program() const;
+  // The chain as the tail after the product (active).
+  FloatTail tail() const;
   // A chain that ends quantized and whose ops read only scalars is a function of the product's
   // 8-bit output y_q alone. Then the product can write y_q as a plain QLinearConv would, and a
   // byte table maps it to z_q: exact (each entry is the unfused program's result for that
@@ -75,16 +88,10 @@ struct RequantChain {
   bool float_table(const std::function<const Tensor*(int)>& constant, float table[256]) const;
 };
 
-// What runs on a quantized product's float value v after it, where readers were absorbed
-// (QLinearConv's chain: v = acc * x_scale * w_scale / y_scale before rounding; ConvInteger's
-// tail: v = acc).
-struct FloatTail {
-  bool active = false;
-  EwProgram fused;    // as post-ops, from v
-  EwProgram unfused;  // in the elementwise kernel, from v
-  bool quantized = false;  // the result is converted to the output's 8-bit type
-  int32_t zero_point = 0;  // added by the conversion (fused: oneDNN's destination zero point)
-};
+// ConvInteger's float tail: the Cast's float ops `post`, then, when `requantized` by a closing
+// QuantizeLinear (z_scale, z_zero_point), the division by its scale, with the rounding and the
+// zero point spelled out in the unfused program.
+FloatTail float_tail(const EwProgram& post, bool requantized, float z_scale, int32_t z_zero_point);
 
 // The unfused tail: `v` (float32) through the program in the elementwise kernel, then, for a
 // quantized output, a saturating conversion into `out`.

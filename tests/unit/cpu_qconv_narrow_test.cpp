@@ -4,9 +4,9 @@
 // (src/backends/cpu/qconv_narrow.cpp) where the CPU has AVX512_VNNI. Its requantization is the
 // reference kernel's own, so every output byte must equal the reference's: windows of 1x1, 3x3
 // and 5x3 with symmetric, asymmetric and no padding, rows whose width is not a multiple of 16,
-// one and two passes over the channels, uint8 and int8 outputs, source zero points 0 and 200
-// (padding must hold it), a batch of two, one and two threads. Counts oneDNN fills, strides and
-// the switch TANDEM_CPU_QNARROW=0 stay on oneDNN.
+// one and two passes over the channels, uint8 and int8 outputs, uint8 and int8 sources, source
+// zero points 0, 200 and -68 (padding must hold it), a batch of two, one and two threads. Counts
+// oneDNN fills, strides and the switch TANDEM_CPU_QNARROW=0 stay on oneDNN.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -32,6 +32,7 @@ struct Layer {
   int64_t H = 9, W = 37, batch = 1, stride = 1;
   int x_zero_point = 200;
   bool signed_output = false;
+  bool signed_input = false;  // an int8 source (x_zero_point - 128 then)
 };
 
 std::string trace(const Layer& l) {
@@ -39,7 +40,8 @@ std::string trace(const Layer& l) {
          std::to_string(l.KW) + " pads " + std::to_string(l.pads[0]) + "," + std::to_string(l.pads[1]) + "," +
          std::to_string(l.pads[2]) + "," + std::to_string(l.pads[3]) + " input " + std::to_string(l.H) + "x" +
          std::to_string(l.W) + " batch " + std::to_string(l.batch) + " stride " + std::to_string(l.stride) +
-         " x_zero_point " + std::to_string(l.x_zero_point) + (l.signed_output ? " int8 output" : " uint8 output");
+         " x_zero_point " + std::to_string(l.x_zero_point) + (l.signed_output ? " int8 output" : " uint8 output") +
+         (l.signed_input ? ", int8 source" : "");
 }
 
 // x (uint8) -> QLinearConv with per-channel int8 weights (zero point 0) and an int32 bias.
@@ -51,9 +53,14 @@ GraphBuilder layer(const Layer& l) {
     bias.push_back(static_cast<int32_t>((o % 3 - 1) * 700 + o * 13));
   }
   GraphBuilder q;
-  q.input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
-      .init("xs", Tensor::scalar<float>(0.05f))
-      .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)))
+  if (l.signed_input) {
+    q.input("x", random_ints<int8_t>({l.batch, l.C, l.H, l.W}, -128, 127, 7))
+        .init("xz", Tensor::scalar<int8_t>(static_cast<int8_t>(l.x_zero_point - 128)));
+  } else {
+    q.input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
+        .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)));
+  }
+  q.init("xs", Tensor::scalar<float>(0.05f))
       .init("w", random_ints<int8_t>({l.O, l.C, l.KH, l.KW}, -127, 127, 11))
       .init("ws", Tensor::from_vector<float>({l.O}, ws))
       .init("wz", Tensor::from_vector<int8_t>({l.O}, std::vector<int8_t>(static_cast<size_t>(l.O), 0)))
@@ -91,6 +98,8 @@ TEST(CpuQConvNarrow, FewOutputChannelsMatchTheReferenceBitForBit) {
   layers.push_back(Layer{8, 36, 3, 3, {1, 1, 1, 1}, 6, 17, 1, 1, 0});          // two passes, zero point 0
   layers.push_back(Layer{12, 20, 3, 3, {0, 0, 0, 0}, 7, 40});                  // no padding: 38 wide
   layers.push_back(Layer{32, 24, 3, 3, {2, 0, 0, 1}, 8, 30, 2, 1, 200, true}); // asymmetric pads, batch, int8
+  layers.push_back(Layer{16, 20, 3, 3, {1, 1, 1, 1}, 7, 33, 1, 1, 60, false, true});  // int8 source
+  layers.push_back(Layer{8, 12, 1, 1, {0, 0, 0, 0}, 4, 16, 1, 1, 128, true, true});  // int8 source, zero point 0
   for (const Layer& l : layers) {
     SCOPED_TRACE(trace(l));
     const GraphBuilder q = layer(l);

@@ -42,7 +42,8 @@ struct Narrow {
   std::vector<int32_t> w;
   std::vector<Pass> passes;
   std::vector<double> shift, factor;  // per output channel: bias - x_zp * sum(w), multiplier
-  uint32_t x_zero_word = 0;           // four copies of the source zero point
+  uint32_t x_zero_word = 0;           // four copies of the source zero point (as stored in the ring)
+  uint32_t flip = 0;                  // int8 sources: 0x80808080, the ring holds x + 128 as uint8
   int32_t y_zero_point = 0, y_lo = 0, y_hi = 255;
 };
 
@@ -61,7 +62,8 @@ TANDEM_TARGET_VNNI __attribute__((always_inline)) inline void dot4(__m512i& a0, 
 }
 
 // Ring row for source row `ih` of the image at `img` (channels-last bytes): quad-major words,
-// the zero point where the window reaches past the source.
+// the zero point where the window reaches past the source; int8 bytes with their sign bit
+// flipped (x + 128, the uint8 operand vpdpbusd takes).
 TANDEM_TARGET_VNNI void fill_row(const Narrow& p, const uint8_t* img, int64_t ih, uint32_t* row) {
   if (ih < 0 || ih >= p.H) {
     std::fill(row, row + p.quads * p.width, p.x_zero_word);
@@ -84,12 +86,17 @@ TANDEM_TARGET_VNNI void fill_row(const Narrow& p, const uint8_t* img, int64_t ih
       const int64_t n = std::min<int64_t>(16, p.quads - q0);
       const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
       __m512i r[16];
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_epi32(mask, s + i * p.C + q0 * 4);
+      const __m512i flip = _mm512_set1_epi32(static_cast<int>(p.flip));
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi32(mask, s + i * p.C + q0 * 4), flip);
       transpose16(r);
       for (int64_t q = 0; q < n; ++q) _mm512_storeu_si512(row + (q0 + q) * p.width + j, r[q]);
     }
   for (; j < right; ++j, s += p.C)
-    for (int64_t q = 0; q < p.quads; ++q) std::memcpy(row + q * p.width + j, s + q * 4, 4);
+    for (int64_t q = 0; q < p.quads; ++q) {
+      uint32_t word;
+      std::memcpy(&word, s + q * 4, 4);
+      row[q * p.width + j] = word ^ p.flip;
+    }
 }
 
 // The accumulators of 16 output pixels from w0 on, for pass `ps` (see pass_row), stored to
@@ -218,7 +225,7 @@ bool has_avx512_vnni() {
 
 bool narrow_qconv_fits(const Shape& xs, const Shape& ws, const Shape& dst, const std::vector<int64_t>& strides,
                        const std::vector<int64_t>& dilations, int64_t groups, DataType x_type) {
-  if (xs.size() != 4 || ws.size() != 4 || dst.size() != 4 || groups != 1 || x_type != DataType::uint8) return false;
+  if (xs.size() != 4 || ws.size() != 4 || dst.size() != 4 || groups != 1 || !is_8bit(x_type)) return false;
   for (size_t i = 0; i < 2; ++i)
     if (strides.size() != 2 || dilations.size() != 2 || strides[i] != 1 || dilations[i] != 1) return false;
   const int64_t O = ws[0], C = xs[1];
@@ -229,8 +236,9 @@ bool narrow_qconv_fits(const Shape& xs, const Shape& ws, const Shape& dst, const
 
 Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape& ws, const Shape& dst) {
   const IValue& sv = b.val(c.src);
-  if (sv.layout != Layout::nhwc || sv.dtype != DataType::uint8)
-    return internal_error(c.label + " narrow int8 source is not channels-last uint8");
+  if (sv.layout != Layout::nhwc || !is_8bit(sv.dtype))
+    return internal_error(c.label + " narrow int8 source is not channels-last 8-bit");
+  const bool x_signed = sv.dtype == DataType::int8;
   const DataType y_type = b.val(c.out).dtype;
   auto k = std::make_unique<NarrowQConvKernel>();
   Narrow& p = k->p;
@@ -247,7 +255,11 @@ Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape&
   p.pad_left = c.pad_left;
   p.quads = p.C / 4;
   p.width = round_up(p.OW, kLanes) + p.KW - 1;
-  p.x_zero_word = 0x01010101u * static_cast<uint8_t>(c.x_zero_point);
+  // An int8 source is read as x + 128 (uint8): its zero point likewise, and the shift below
+  // subtracts (x_zp + 128) * sum(w).
+  const int32_t x_zp = c.x_zero_point + (x_signed ? 128 : 0);
+  p.flip = x_signed ? 0x80808080u : 0u;
+  p.x_zero_word = 0x01010101u * static_cast<uint8_t>(x_zp);
   p.y_zero_point = c.y_zero_point;
   p.y_lo = y_type == DataType::uint8 ? 0 : -128;
   p.y_hi = y_type == DataType::uint8 ? 255 : 127;
@@ -283,7 +295,7 @@ Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape&
     int64_t sum = 0;
     for (int64_t i = 0; i < per_channel; ++i) sum += c.weights[static_cast<size_t>(o * per_channel + i)];
     const int64_t bias = c.bias.empty() ? 0 : c.bias[static_cast<size_t>(o)];
-    p.shift.push_back(static_cast<double>(bias - static_cast<int64_t>(c.x_zero_point) * sum));
+    p.shift.push_back(static_cast<double>(bias - static_cast<int64_t>(x_zp) * sum));
     p.factor.push_back(c.factors[static_cast<size_t>(o)]);
   }
   p.shift.resize(static_cast<size_t>(groups * 4), 0.0);  // the last group's unused channels

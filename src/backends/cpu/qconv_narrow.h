@@ -27,12 +27,13 @@
 
 namespace tandem::cpu {
 
-// A QLinearConv the kernel takes: 2-D, one group, stride and dilation 1, a uint8 source with a
-// constant per-tensor zero point, C a multiple of 4, weights that are int8 after their zero
-// points (w8, [O][C][KH][KW]) and a requantization known at build.
+// A QLinearConv the kernel takes: 2-D, one group, stride and dilation 1, an 8-bit source with a
+// constant per-tensor zero point (int8 is read as x + 128, its zero point likewise), C a
+// multiple of 4, weights that are int8 after their zero points (w8, [O][C][KH][KW]) and a
+// requantization known at build.
 struct NarrowQConv {
   std::string label;
-  int src = -1;              // uint8, channels-last
+  int src = -1;              // uint8 or int8, channels-last
   int out = -1;              // uint8 or int8 of dst's shape, defined channels-last here
   int32_t x_zero_point = 0;  // the source's
   int32_t y_zero_point = 0;

@@ -76,8 +76,6 @@ class EwKernel final : public Kernel {
     const int64_t tasks = outer * row_tiles * lane_tiles;
     const int64_t total = outer * rows * lanes;
     const int threads = total < 32768 ? 1 : ctx.threads;
-    const bool fuse_load = ops.size() >= 2 && ops[0].code == Ew::load && ops[0].operand >= 0 &&
-                           ops[1].operand >= 0 && !ew_is_unary(ops[1].code) && ops[1].code != Ew::load;
     void** ptr = ctx.ptr;
     // The tiles of tasks [begin, end); with `lo` and `hi`, also their range.
     auto tiles = [&](int64_t begin, int64_t end, float* lo, float* hi) {
@@ -197,16 +195,7 @@ class EwKernel final : public Kernel {
           base[k] = st;
         }
         EwTile ta{acc, nr, nl, base, rs, ls};
-        // A load of a contiguous operand and a binary op after it: one pass, not a copy first.
-        size_t first = 0;
-        if (fuse_load) {
-          const int k0 = ops[0].operand;
-          if (ls[k0] == 1 && rs[k0] == nl) {
-            ew_apply_from_tile(ops[1], ta, base[k0]);
-            first = 2;
-          }
-        }
-        for (size_t i = first; i < ops.size(); ++i) ew_apply_to_tile(ops[i], ta);
+        for (const EwOp& op : ops) ew_apply_to_tile(op, ta);
         if (byte_out) {
           uint8_t* dst = static_cast<uint8_t*>(ptr[out]) + out_off;
           by_rows([&](int64_t r, int64_t n, int64_t lanes) {

@@ -165,32 +165,6 @@ __attribute__((always_inline)) inline void map_binary(float* __restrict acc, int
   }
 }
 
-// acc = f(src, operand) over the tile: map_binary with the accumulator's input read from `src`
-// (a contiguous tile) instead of acc, which then needs no copy of it first.
-template <class F>
-__attribute__((always_inline)) inline void map_binary_from(float* __restrict acc, const float* __restrict src,
-                                                           int64_t rows, int64_t lanes, const float* __restrict p,
-                                                           int64_t rs, int64_t ls, F f) {
-  if (ls == 1 && rs == lanes) {
-    const int64_t n = rows * lanes;
-    for (int64_t i = 0; i < n; ++i) acc[i] = f(src[i], p[i]);
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    float* a = acc + r * lanes;
-    const float* x = src + r * lanes;
-    const float* q = p + r * rs;
-    if (ls == 1) {
-      for (int64_t l = 0; l < lanes; ++l) a[l] = f(x[l], q[l]);
-    } else if (ls == 0) {
-      const float s = *q;
-      for (int64_t l = 0; l < lanes; ++l) a[l] = f(x[l], s);
-    } else {
-      for (int64_t l = 0; l < lanes; ++l) a[l] = f(x[l], q[l * ls]);
-    }
-  }
-}
-
 template <class F>
 __attribute__((always_inline)) inline void map_imm(float* __restrict acc, int64_t n, float s, F f) {
   for (int64_t i = 0; i < n; ++i) acc[i] = f(acc[i], s);
@@ -314,26 +288,6 @@ TANDEM_ISA_BODY void ew_apply_to_tile_body(const EwOp& op, const EwTile& t) {
   }
 }
 TANDEM_ISA_DISPATCH(ew_apply_to_tile, (const EwOp& op, const EwTile& t), (op, t))
-
-TANDEM_ISA_BODY void ew_apply_from_tile_body(const EwOp& op, const EwTile& t, const float* src) {
-  const float* p = t.base[op.operand];
-  const int64_t rs = t.rs[op.operand], ls = t.ls[op.operand];
-  float* acc = t.acc;
-  const int64_t rows = t.rows, lanes = t.lanes;
-  switch (op.code) {
-    case Ew::add: map_binary_from(acc, src, rows, lanes, p, rs, ls, [](float x, float y) { return x + y; }); return;
-    case Ew::sub: map_binary_from(acc, src, rows, lanes, p, rs, ls, [](float x, float y) { return x - y; }); return;
-    case Ew::rsub: map_binary_from(acc, src, rows, lanes, p, rs, ls, [](float x, float y) { return y - x; }); return;
-    case Ew::mul: map_binary_from(acc, src, rows, lanes, p, rs, ls, [](float x, float y) { return x * y; }); return;
-    case Ew::div: map_binary_from(acc, src, rows, lanes, p, rs, ls, [](float x, float y) { return x / y; }); return;
-    case Ew::max: map_binary_from(acc, src, rows, lanes, p, rs, ls, fmax_nan); return;
-    case Ew::min: map_binary_from(acc, src, rows, lanes, p, rs, ls, fmin_nan); return;
-    default:
-      map_binary_from(acc, src, rows, lanes, p, rs, ls, [&](float x, float y) { return binary_op(op.code, x, y); });
-      return;
-  }
-}
-TANDEM_ISA_DISPATCH(ew_apply_from_tile, (const EwOp& op, const EwTile& t, const float* src), (op, t, src))
 
 TANDEM_ISA_BODY void ew_store_tile_body(float* __restrict out, int64_t out_rs, const float* __restrict acc, int64_t rows,
                                      int64_t lanes) {

@@ -76,10 +76,6 @@ constexpr int64_t kEwTile = 1024;  // floats per tile (4 KiB): the accumulator s
 
 // Applies one op to a tile's accumulator (vectorized for the running CPU's ISA).
 void ew_apply_to_tile(const EwOp& op, const EwTile& tile);
-// A binary op with a runtime operand (not a load) whose accumulator input is the contiguous tile
-// `src` (rows x lanes), written to the accumulator: the program's first two ops, a load of
-// `src` and `op`, in one pass.
-void ew_apply_from_tile(const EwOp& op, const EwTile& tile, const float* src);
 // Copies a tile's accumulator to the output, whose rows are `out_rs` floats apart.
 void ew_store_tile(float* out, int64_t out_rs, const float* acc, int64_t rows, int64_t lanes);
 

@@ -1,9 +1,12 @@
 #!/bin/bash
-# ab.sh "ENV_A" "ENV_B" pairs threads precision model shape
+# ab.sh "ENV_A" "ENV_B" PAIRS THREADS PRECISION MODEL SHAPE: alternating `tandem bench` runs of
+# one model under two environments (e.g. a TANDEM_CPU_* switch off and on); prints each side's
+# p50s, their medians and the ratio B / A. TANDEM names the binary (default build/bin/tandem).
 A="$1"; B="$2"; P=$3; T=$4; PR=$5; M=$6; S=$7
-for i in $(seq $P); do
-  a=$(env $A /work/main/build/bin/tandem bench $M --backend cpu --threads $T --precision $PR --shape $S --iters 20 --no-progress 2>&1 | awk "/latency ms/{print \$6}")
-  b=$(env $B /work/main/build/bin/tandem bench $M --backend cpu --threads $T --precision $PR --shape $S --iters 20 --no-progress 2>&1 | awk "/latency ms/{print \$6}")
+BIN=${TANDEM:-build/bin/tandem}
+for i in $(seq "$P"); do
+  a=$(env $A "$BIN" bench "$M" --backend cpu --threads "$T" --precision "$PR" --shape "$S" --iters 20 --no-progress 2>&1 | awk '/latency ms/{print $6}')
+  b=$(env $B "$BIN" bench "$M" --backend cpu --threads "$T" --precision "$PR" --shape "$S" --iters 20 --no-progress 2>&1 | awk '/latency ms/{print $6}')
   echo "$a $b"
 done | python3 -c "
 import sys,statistics

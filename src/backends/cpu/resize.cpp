@@ -307,51 +307,58 @@ TANDEM_ISA_BODY void copy_lanes(const T* from, float* to, int64_t n) {
   }
 }
 
+// A position in the elementwise walk over the virtual upsampled tensor of `g` (resize.h): plane
+// t (image, and channel block where the walk is blocked), output pixel (h, w) and lane, decoded
+// from an element index. The gathers below step it pixel by pixel, row by row, plane by plane.
+struct UpsampledCursor {
+  int64_t t = 0, h = 0, w = 0, lane = 0;
+  UpsampledCursor(const NearestGather& g, int64_t at) : t(at / g.block), lane(at % g.block) {
+    w = t % g.ow;
+    t /= g.ow;
+    h = t % g.oh;
+    t /= g.oh;
+  }
+  // Past `run` whole pixels of the current output row (run <= ow - w), to the first lane.
+  void next_pixels(const NearestGather& g, int64_t run) {
+    lane = 0;
+    w += run;
+    if (w < g.ow) return;
+    w = 0;
+    if (++h < g.oh) return;
+    h = 0;
+    ++t;
+  }
+};
+
 // The elementwise kernel's gather of an upsampled operand (resize.h).
 // T: float, or uint16_t for a source held in bfloat16 (each pixel's lanes widened).
 template <typename T>
 TANDEM_ISA_BODY void gather_copy_typed(const NearestGather& g, const T* src, int64_t at, int64_t n, float* dst) {
-  const int64_t block = g.block;
-  int64_t lane = at % block, t = at / block;
-  int64_t w = t % g.ow;
-  t /= g.ow;
-  int64_t h = t % g.oh;
-  const T* plane = src + (t / g.oh) * g.ih * g.iw * block;
-  if (lane == 0 && n % block == 0) {  // whole pixels: the runs along each output row in one loop
+  const int64_t block = g.block, plane = g.ih * g.iw * block;
+  UpsampledCursor c(g, at);
+  if (c.lane == 0 && n % block == 0) {  // whole pixels: the runs along each output row in one loop
     for (int64_t px = n / block; px > 0;) {
-      const T* row = plane + g.rows[h] * g.iw * block;
-      const int64_t run = std::min(px, g.ow - w);
-      const int64_t* cols = g.cols.data() + w;
+      const T* row = src + c.t * plane + g.rows[c.h] * g.iw * block;
+      const int64_t run = std::min(px, g.ow - c.w);
+      const int64_t* cols = g.cols.data() + c.w;
       if (block == 16)  // a 16-lane pixel: one vector
         for (int64_t k = 0; k < run; ++k, dst += 16) copy_lanes(row + cols[k] * 16, dst, 16);
       else
         for (int64_t k = 0; k < run; ++k, dst += block) copy_lanes(row + cols[k] * block, dst, block);
       px -= run;
-      w += run;
-      if (w < g.ow) break;  // (then px is 0)
-      w = 0;
-      if (++h < g.oh) continue;
-      h = 0;
-      plane += g.ih * g.iw * block;
+      c.next_pixels(g, run);
     }
     return;
   }
   for (int64_t l = 0; l < n;) {
-    const int64_t seg = std::min(block - lane, n - l);
-    copy_lanes(plane + (g.rows[h] * g.iw + g.cols[w]) * block + lane, dst + l, seg);
+    const int64_t seg = std::min(block - c.lane, n - l);
+    copy_lanes(src + c.t * plane + (g.rows[c.h] * g.iw + g.cols[c.w]) * block + c.lane, dst + l, seg);
     l += seg;
-    lane += seg;
-    if (lane < block) continue;
-    lane = 0;
-    if (++w < g.ow) continue;
-    w = 0;
-    if (++h < g.oh) continue;
-    h = 0;
-    plane += g.ih * g.iw * block;
+    c.lane += seg;
+    if (c.lane == block) c.next_pixels(g, 1);
   }
 }
-// The same for an 8-bit channels-last source (NearestGather::bytes): each output pixel's lanes
-// of its channel block, dequantized. Q: uint8_t or int8_t.
+
 // d[0, used) = (from[k] - zp) * scale (as DequantizeLinear), d[used, lanes) = 0. (Restrict: the
 // bytes would otherwise alias the floats and keep the loop scalar.)
 template <typename Q>
@@ -371,49 +378,29 @@ TANDEM_ISA_BODY void dequantize_lanes(const Q* __restrict from, float* __restric
   for (int64_t k = used; k < lanes; ++k) d[k] = 0.0f;
 }
 
+// The same for an 8-bit channels-last source (NearestGather::bytes): each output pixel's lanes
+// of its channel block, dequantized. Q: uint8_t or int8_t.
 template <typename Q>
 TANDEM_ISA_BODY void gather_bytes_typed(const NearestGather& g, const Q* src, int64_t at, int64_t n, float* dst) {
   const int64_t block = g.block, blocks = (g.channels + block - 1) / block;
-  const float scale = g.scale;
-  const int32_t zp = g.zero_point;
-  int64_t lane = at % block, t = at / block;
-  int64_t w = t % g.ow;
-  t /= g.ow;
-  int64_t h = t % g.oh;
-  t /= g.oh;  // image * blocks + channel block
-  // One output pixel's lanes [lane, lane + seg) of its channel block (`row`: its source row).
-  auto pixel = [&](const Q* row, int64_t real, int64_t seg, float* d) {
-    dequantize_lanes(row + g.cols[w] * g.channels + lane, d, std::max<int64_t>(std::min(seg, real - lane), 0), seg,
-                     zp, scale);
-  };
+  UpsampledCursor c(g, at);
   for (int64_t l = 0; l < n;) {
-    const int64_t img = t / blocks, c0 = (t % blocks) * block;
-    const Q* row = src + (img * g.ih + g.rows[h]) * g.iw * g.channels + c0;
+    const int64_t img = c.t / blocks, c0 = (c.t % blocks) * block;
+    const Q* row = src + (img * g.ih + g.rows[c.h]) * g.iw * g.channels + c0;
     const int64_t real = std::min(block, g.channels - c0);  // lanes holding channels
-    if (lane == 0) {  // whole pixels along the output row
-      for (; w < g.ow && n - l >= block; ++w, l += block) pixel(row, real, block, dst + l);
-      if (w < g.ow) {
-        if (l < n) {
-          const int64_t seg = n - l;
-          pixel(row, real, seg, dst + l);
-          l += seg;
-          lane = seg;
-        }
-        continue;
-      }
-    } else {
-      const int64_t seg = std::min(block - lane, n - l);
-      pixel(row, real, seg, dst + l);
-      l += seg;
-      lane += seg;
-      if (lane < block) continue;
-      lane = 0;
-      if (++w < g.ow) continue;
+    if (c.lane == 0 && n - l >= block) {  // whole pixels along the output row
+      const int64_t run = std::min((n - l) / block, g.ow - c.w);
+      for (int64_t k = 0; k < run; ++k, l += block)
+        dequantize_lanes(row + g.cols[c.w + k] * g.channels, dst + l, real, block, g.zero_point, g.scale);
+      c.next_pixels(g, run);
+      continue;
     }
-    w = 0;
-    if (++h < g.oh) continue;
-    h = 0;
-    ++t;
+    const int64_t seg = std::min(block - c.lane, n - l);
+    dequantize_lanes(row + g.cols[c.w] * g.channels + c.lane, dst + l, std::max<int64_t>(std::min(seg, real - c.lane), 0),
+                     seg, g.zero_point, g.scale);
+    l += seg;
+    c.lane += seg;
+    if (c.lane == block) c.next_pixels(g, 1);
   }
 }
 

@@ -1,12 +1,12 @@
 // cpu_qconv_narrow_test.cpp (CpuQConvNarrow, also run under each TANDEM_CPU_ISA cap by ctest):
-// QLinearConvs with output channel counts that oneDNN's 16-lane blocks would pad (8, 12, 20,
-// 24, 36), which the cpu backend runs on its own int8 kernel with pixels across the lanes
+// QLinearConvs with output channel counts that oneDNN's 16-lane blocks would pad (8, 12, 20, 24,
+// 36), which the cpu backend runs on its own int8 kernel with pixels across the lanes
 // (src/backends/cpu/qconv_narrow.cpp) where the CPU has AVX512_VNNI. Its requantization is the
 // reference kernel's own, so every output byte must equal the reference's: windows of 1x1, 3x3
-// and 5x3 with symmetric, asymmetric and no padding, rows whose width is not a multiple of 16,
-// one and two passes over the channels, uint8 and int8 outputs, uint8 and int8 sources, source
-// zero points 0, 200 and -68 (padding must hold it), a batch of two, one and two threads. Counts
-// oneDNN fills, strides and the switch TANDEM_CPU_QNARROW=0 stay on oneDNN.
+// and 5x3 with symmetric, asymmetric, no padding and padding past the window, rows whose width is
+// not a multiple of 16, one and two passes over the channels, uint8 and int8 outputs, uint8 and
+// int8 sources, source zero points 0, 200 and -68 (padding must hold it), a batch of two, one and
+// two threads. Counts oneDNN fills, strides and the switch TANDEM_CPU_QNARROW=0 stay on oneDNN.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -100,6 +100,7 @@ TEST(CpuQConvNarrow, FewOutputChannelsMatchTheReferenceBitForBit) {
   layers.push_back(Layer{32, 24, 3, 3, {2, 0, 0, 1}, 8, 30, 2, 1, 200, true}); // asymmetric pads, batch, int8
   layers.push_back(Layer{16, 20, 3, 3, {1, 1, 1, 1}, 7, 33, 1, 1, 60, false, true});  // int8 source
   layers.push_back(Layer{8, 12, 1, 1, {0, 0, 0, 0}, 4, 16, 1, 1, 128, true, true});  // int8 source, zero point 0
+  layers.push_back(Layer{8, 12, 3, 3, {7, 1, 0, 2}, 6, 18, 3});  // top padding past the window, three images
   for (const Layer& l : layers) {
     SCOPED_TRACE(trace(l));
     const GraphBuilder q = layer(l);

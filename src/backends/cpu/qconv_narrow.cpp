@@ -191,7 +191,9 @@ class NarrowQConvKernel final : public Kernel {
     parallel_range(threads, rows_total, 1, [&](int64_t b, int64_t e) {
       const int64_t slot = omp_get_thread_num() % std::max(ctx.threads, 1);  // also inside a caller's team
       auto* ring = reinterpret_cast<uint32_t*>(scratch + slot * scratch_bytes);
-      std::array<int64_t, kMaxKernel> held;  // the source row (image * H + row) each slot holds
+      // The source row each ring slot holds: image * H + row, or -2 for the zero-point row that
+      // every row past the source shares; -1 for none yet.
+      std::array<int64_t, kMaxKernel> held;
       held.fill(-1);
       std::array<const uint32_t*, kMaxKernel> rows{};
       for (int64_t t = b; t < e; ++t) {
@@ -201,7 +203,7 @@ class NarrowQConvKernel final : public Kernel {
           const int64_t ih = oh - p.pad_top + kh;
           const int64_t slot_row = ((ih % p.KH) + p.KH) % p.KH;
           uint32_t* r = ring + slot_row * p.quads * p.width;
-          const int64_t tag = img * (p.H + 2 * p.KH) + ih + p.KH;
+          const int64_t tag = ih < 0 || ih >= p.H ? -2 : img * p.H + ih;
           if (held[static_cast<size_t>(slot_row)] != tag) {
             fill_row(p, image, ih, r);
             held[static_cast<size_t>(slot_row)] = tag;

@@ -431,6 +431,28 @@ TEST(CpuBackendQdqOps, AnUpsampledDequantizedOperandIsGatheredFromItsBytes) {
   }
 }
 
+// A dequantized value that the program reads both as it is and through a nearest Resize (an
+// identity one here) keeps its float32 value: neither reader may take its DequantizeLinear.
+TEST(CpuBackendQdqOps, AValueReadDirectlyAndUpsampledKeepsItsDequantizedFloats) {
+  REQUIRE_CPU();
+  GraphBuilder q;
+  dequantized_input(q, "a", {1, 24, 6, 5}, 91, 0.05f, 90);
+  q.init("roi", Tensor::from_vector<float>({0}, {}))
+      .init("one", Tensor::from_vector<float>({4}, {1, 1, 1, 1}))
+      .init("os", Tensor::scalar<float>(0.1f))
+      .init("oz", Tensor::scalar<uint8_t>(128))
+      .node("Resize", {"a_f", "roi", "one"}, {"up"}, {{"mode", attr_string("nearest")}})
+      .node("Add", {"a_f", "up"}, {"s"})
+      .node("QuantizeLinear", {"s", "os", "oz"}, {"out"})
+      .output("out");
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    EXPECT_EQ(nodes_on(r.report, "cpu"), 4) << "every node on the cpu backend, none declined";
+    expect_within_units(r.ref[0], r.cpu[0], 0, "a value read directly and upsampled");
+  }
+}
+
 TEST(CpuBackendQdqOps, BytesThatBroadcastOrFillOnePixelStillRunOnTheFastPath) {
   REQUIRE_CPU();
   // A gate's bytes [1, C, 1, 1] that the program broadcasts over [1, C, 5, 6] (dequantized into

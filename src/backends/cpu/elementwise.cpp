@@ -242,15 +242,18 @@ class ProgramSpec final : public OpSpec {
   // A DequantizeLinear whose float32 output only this program reads: the program reads its
   // bytes. A nearest Resize (constant scales or sizes): the program reads its input. A
   // DequantizeLinear whose output only such a Resize reads: the kernel gathers its bytes.
+  // (A value that is both an operand and a Resize's source keeps its producer: either reader
+  // would lose the float32 value the other reads.)
   bool absorb_producer(FusionContext& f, Step&, const Step& producer, int value) override {
+    const bool operand = std::find(prog_.operands.begin(), prog_.operands.end(), value) != prog_.operands.end();
     for (Resized& r : resized_) {
+      if (r.inputs.empty() || r.inputs[0] != value) continue;
       PerTensorQuant dq;
-      if (r.inputs.empty() || r.inputs[0] != value || r.bytes.value >= 0) continue;
-      if (!per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) return false;
+      if (operand || r.bytes.value >= 0 || !per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) return false;
       r.bytes = EwByteValue{dq.data, dq.scale, dq.zero_point};
       return true;
     }
-    if (std::find(prog_.operands.begin(), prog_.operands.end(), value) == prog_.operands.end()) return false;
+    if (!operand) return false;
     if (ends_.inputs.size() + resized_.size() >= static_cast<size_t>(kEwMaxStaged)) return false;
     PerTensorQuant dq;
     if (per_tensor_quant_step(f, producer, "DequantizeLinear", &dq)) {

@@ -112,6 +112,29 @@ Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
   return Status::ok();
 }
 
+Status DnnlKernel::run_band(const RunCtx& ctx, KernelState* state, dnnl::stream& stream, const Shift* shifts,
+                            int n_shifts) const {
+  auto* st = static_cast<DnnlState*>(state);
+  for (const auto& [i, v, offset] : st->variable)
+    if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), static_cast<std::byte*>(ctx.ptr[v]) + offset, nullptr) !=
+        dnnl_success)
+      return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
+  // (Memories follow `args` in order; a shifted one is bound here even when its value is fixed.)
+  for (int s = 0; s < n_shifts; ++s)
+    for (size_t i = 0; i < args.size(); ++i) {
+      const Arg& a = args[i];
+      if (a.arg != shifts[s].arg || a.value < 0) continue;
+      void* p = static_cast<std::byte*>(ctx.ptr[a.value]) + a.offset + shifts[s].bytes;
+      if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), p, nullptr) != dnnl_success)
+        return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
+    }
+  const dnnl_status_t s = dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(st->c_args.size()),
+                                                 st->c_args.data());
+  if (s != dnnl_success)
+    return Status(StatusCode::device_error, label + " oneDNN execution failed (status " + std::to_string(s) + ")");
+  return Status::ok();
+}
+
 void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md) {
   k.prim = std::move(p);
   const char* impl = nullptr;

@@ -42,6 +42,17 @@ class DnnlKernel : public Kernel {
 
   std::unique_ptr<KernelState> make_state(void* const* ptr, const std::vector<bool>& fixed, void* scratch) const override;
   Status run(RunCtx& ctx, KernelState* state) const override;
+  // A shift of one argument's buffer: `bytes` past where its Arg puts it.
+  struct Shift {
+    int arg = 0;  // DNNL_ARG_*
+    int64_t bytes = 0;
+  };
+  // Runs the primitive once on `stream`, on the calling thread alone (inside a parallel region,
+  // where oneDNN does not fork), with `state` (from make_state; one per concurrent caller, each
+  // with its own scratchpad) bound to ctx's buffers and the arguments in `shifts` displaced: a
+  // primitive made for a band of a larger value, run on each band in turn (qconv_dynamic.h).
+  // `after` is not applied.
+  Status run_band(const RunCtx& ctx, KernelState* state, dnnl::stream& stream, const Shift* shifts, int n_shifts) const;
 };
 
 // oneDNN memory descriptor of a value (plain: row-major dims; blocked: nChw16c).

@@ -308,6 +308,11 @@ Status add_qmatmul(Builder& b, const QMatMulOperands& o, bool to_float, const Ew
 // src's shape, its float32 scale `*scale` and uint8 zero point `*zero_point` (quantize.cpp;
 // the arithmetic of the reference kernel).
 Status add_dynamic_quantize(Builder& b, int src, const std::string& label, int* y, int* scale, int* zero_point);
+// The kernel of a DynamicQuantizeLinear step reading float32 value `x` and writing `outputs`
+// (data, scale, zero point; -1 where omitted): the data channels-last where only integer
+// convolutions read it and `x` is channels-last, blocked or a plain image of a few channels,
+// else plain; in one pass where x's producer records its range (Builder::range_of).
+Status add_dynamic_quantize_step(Builder& b, int x, const std::vector<int>& outputs, const std::string& label);
 
 // Adds a kernel mapping the 8-bit value `x` into `y` byte by byte through `table` (256 entries,
 // copied): y[i] = table[x[i]]. `y` (same shape, 8-bit) is defined with x's layout

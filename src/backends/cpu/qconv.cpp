@@ -18,7 +18,10 @@
 // dynamic quantization's runtime scale) as oneDNN's output scales and float32 bias
 // (product_affine.h), so only the ops after it become post-ops. Activations are channels-last
 // (nwc, nhwc, ndhwc), the layout of oneDNN's int8 kernels; chains of 2-D quantized convolutions
-// keep it and readers of other layouts get one reorder.
+// keep it and readers of other layouts get one reorder. What the step absorbs at compile is in
+// qconv_fusion.cpp (qconv_spec.h); a ConvInteger that absorbed a closing DynamicQuantizeLinear
+// runs its primitive on bands of rows with the quantization in the same kernel where its tail
+// fuses (qconv_dynamic.h), else the quantization kernel follows the product.
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -27,79 +30,34 @@
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/product_affine.h"
+#include "backends/cpu/qconv_dynamic.h"
 #include "backends/cpu/qconv_narrow.h"
+#include "backends/cpu/qconv_spec.h"
 #include "backends/cpu/requant_chain.h"
 #include "graph/window_geometry.h"
 
 namespace tandem::cpu {
 
 namespace {
-
 using dt = dnnl::memory::data_type;
-
-class QConvSpec final : public OpSpec {
- public:
-  bool qlinear = false;  // QLinearConv; otherwise ConvInteger
-  size_t node_inputs = 0;  // the node's own inputs (absorbed readers append theirs)
-  RequantChain chain;      // QLinearConv: DequantizeLinear -> elementwise -> [QuantizeLinear]
-  // ConvInteger: a Cast to float32, then elementwise ops (dynamic quantization: the product by
-  // x_scale * w_scale, a bias, an activation) with constant operands, except that the first may
-  // multiply by a runtime scale (one, or one per output channel).
-  bool to_float = false;
-  EwProgram post;
-  // ConvInteger: a closing QuantizeLinear (constant per-tensor scale and zero point) after the
-  // float ops: the step writes its 8-bit output (a QDQ product without output quantization,
-  // whose float ops feed the next product's quantized input).
-  bool requantized = false;
-  float z_scale = 1;
-  int32_t z_zero_point = 0;
-  Status prepare(Builder& b, const Step& step) const override;
-  bool absorb(FusionContext& f, Step& self, const Step& reader, int acc_input) override {
-    if (qlinear) return node_inputs > 7 && chain.absorb(f, self.inputs[7], reader, acc_input);
-    return absorb_float_tail(f, reader, acc_input);
-  }
-
- private:
-  bool absorb_float_tail(FusionContext& f, const Step& reader, int acc_input);
-};
-
-bool QConvSpec::absorb_float_tail(FusionContext& f, const Step& reader, int acc_input) {
-  const Node& n = *reader.node;
-  if (requantized || !feature_enabled("QCHAIN") || !canonical_domain(n.domain).empty()) return false;
-  if (to_float && n.op_type == "QuantizeLinear") {
-    DataType type;
-    if (acc_input != 0 || reader.originals.size() != 1 || n.attr_int("block_size", 0) != 0 ||
-        n.attr_int("saturate", 1) != 1 || !per_tensor_params(f, reader, &z_scale, &z_zero_point, &type))
-      return false;
-    requantized = true;
-    return true;
-  }
-  if (!to_float) {
-    if (n.op_type != "Cast" || acc_input != 0 || reader.originals.size() != 1 ||
-        n.attr_int("to", 0) != static_cast<int64_t>(DataType::float32))
-      return false;
-    to_float = true;
-    return true;
-  }
-  EwProgram p = post;
-  if (!node_to_ew(f, n, reader.inputs, acc_input, &p)) return false;
-  for (size_t i = post.ops.size(); i < p.ops.size(); ++i) {
-    const EwOp& op = p.ops[i];
-    if (!post_op_translatable(op)) return false;
-    const bool runtime = op.operand >= 0 && !f.constant(p.operands[static_cast<size_t>(op.operand)]);
-    if (runtime && !(i == 0 && op.code == Ew::mul)) return false;
-  }
-  post = std::move(p);
-  return true;
-}
+}  // namespace
 
 Status QConvSpec::prepare(Builder& b, const Step& step) const {
+  if (!dynamic) return prepare_product(b, step, step.outputs[0], nullptr);
+  // A closing DynamicQuantizeLinear: the product writes the float result and the quantization
+  // reads it, in one banded kernel where the product allows (qconv_dynamic.h), else apart.
+  bool quantized = false;
+  TANDEM_RETURN_IF_ERROR(prepare_product(b, step, float_value, &quantized));
+  if (quantized) return Status::ok();
+  return add_dynamic_quantize_step(b, float_value, step.outputs, step.originals.back()->label());
+}
+
+Status QConvSpec::prepare_product(Builder& b, const Step& step, int out, bool* quantized) const {
   const Node& n = *step.node;
   const std::string label = n.label();
   auto in = [&](size_t i) { return i < node_inputs && i < step.inputs.size() ? step.inputs[i] : -1; };
   const int x = in(0), w = in(qlinear ? 3 : 1);
   const int x_zp = in(2), w_zp = in(qlinear ? 5 : 3);
-  const int out = step.outputs[0];
   if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
   // A copy (shares the data): the builder's values move as values are added.
   const Tensor* known_w = b.known(w);
@@ -314,6 +272,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     bool created = false;
     int offset_post_op = -1;  // the post-op adding the weight offset's share, or -1
     bool offset_sum = false;  // that post-op is a sum: the share is written into dst first
+    bool fold = false, binary_tail = false;  // how it was attempted
   };
   IValue offset_probe;  // the weight offset's share, as that post-op reads it
   offset_probe.dtype = DataType::float32;
@@ -321,13 +280,21 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   offset_probe.layout = Layout::nhwc;
   // `binary_tail` false: no post-op reads an operand (per-channel binary ops, the runtime
   // scale's scalar): such a tail is not fused, and a runtime head is not folded.
-  auto attempt = [&](bool fold, bool binary_tail, Attempt* a) -> Status {
+  struct Geometry {  // the primitive's source, output shape and padding (a band's, or the whole)
+    dnnl::memory::desc src;
+    Shape dst;
+    dnnl::memory::dims pl, pr;
+  };
+  const Geometry whole{src_md, dst, pl, pr};
+  auto attempt = [&](bool fold, bool binary_tail, Attempt* a, const Geometry& g) -> Status {
+    a->fold = fold;
+    a->binary_tail = binary_tail;
     a->dst_probe.dtype = tabled || float_tabled ? chain.y_type : out_type;
-    a->dst_probe.shape = dst;
+    a->dst_probe.shape = g.dst;
     a->dst_probe.layout = Layout::nhwc;
     if (fold) a->head = head;
     dnnl::primitive_attr attr;
-    if (a->head.ops > 0) set_product_affine(a->head, O, 1 << 1, dst.size(), &attr, &a->tail_ops);
+    if (a->head.ops > 0) set_product_affine(a->head, O, 1 << 1, g.dst.size(), &attr, &a->tail_ops);
     // The offset's share joins the accumulator right after the head (in its units): written
     // into a float32 dst beforehand and added by a sum post-op (no second map to read, and
     // oneDNN keeps its brgemm kernels), else read from a map of its own by a binary post-op.
@@ -345,7 +312,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     if (tail.active) {
       EwProgram rest = tail.fused;
       rest.ops.erase(rest.ops.begin(), rest.ops.begin() + static_cast<std::ptrdiff_t>(a->head.ops));
-      a->tail_fused = to_post_ops(b, rest, dst, 1, a->dst_probe.layout, &a->tail_ops, &a->tail_args) ==
+      a->tail_fused = to_post_ops(b, rest, g.dst, 1, a->dst_probe.layout, &a->tail_ops, &a->tail_args) ==
                       static_cast<int>(rest.ops.size());
       if (!binary_tail && !a->tail_args.empty()) a->tail_fused = false;
       // Not all of it fuses: the product writes v in float32 and the whole tail runs after it.
@@ -396,11 +363,11 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     a->b_md = dnnl::memory::desc({O}, float_bias ? dt::f32 : dt::s32, dnnl::memory::format_tag::x);
     const auto dst_md = value_md(a->dst_probe);
     auto d = a->with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, src_md, w_any, a->b_md,
-                                                           dst_md, strides, dil, pl, pr)
+                                                           dnnl::algorithm::convolution_direct, g.src, w_any, a->b_md,
+                                                           dst_md, strides, dil, g.pl, g.pr)
                           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, src_md, w_any, dst_md,
-                                                           strides, dil, pl, pr);
+                                                           dnnl::algorithm::convolution_direct, g.src, w_any, dst_md,
+                                                           strides, dil, g.pl, g.pr);
     try {
       a->pd = dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
     } catch (const dnnl::error& e) {
@@ -414,7 +381,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     for (bool fold : {true, false}) {
       if (fold && (head.ops == 0 || (!binary_tail && head.runtime >= 0))) continue;
       Attempt a;
-      const Status made = attempt(fold, binary_tail, &a);
+      const Status made = attempt(fold, binary_tail, &a, whole);
       if (!made.is_ok()) {
         if (verbose()) note(made.message());
         continue;
@@ -467,7 +434,8 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   // fused tail's float output is reordered.
   // (Unless every reader takes channels-last floats as they lie: DynamicQuantizeLinear, a
   // quantized Concat, elementwise programs, global pooling.)
-  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc &&
+  // (And a dynamic step's float result, which its DynamicQuantizeLinear reads as it lies.)
+  const bool float_nhwc = tail_fused && !tail.quantized && dst_probe.layout == Layout::nhwc && !dynamic &&
                           !b.readers_take_channels_last_floats(out);
   const int conv_out = !keep_channels_last || (tail.active && !tail_fused) || float_nhwc || tabled || float_tabled
                            ? b.add_temp(dst_probe.dtype, dst, dst_probe.layout)
@@ -480,17 +448,83 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
                                  (chosen.offset_sum ? " (a sum post-op)" : " (a binary post-op)")
                            : ""));
 
-  // Pack the int8 weights (the reorder adds the compensation oneDNN's format carries).
-  dnnl::memory packed(pd.weights_desc(), cpu_engine());
-  {
-    dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());
-    dnnl::stream s(cpu_engine());
-    dnnl::reorder(plain, packed).execute(s, plain, packed);
-    s.wait();
+  // The int8 weights packed in the format a primitive takes (the reorder adds the compensation
+  // oneDNN's format carries), and the kernel running it on source `s_md` into `into`.
+  auto make_kernel = [&](const Attempt& at, const dnnl::memory::desc& s_md, int into, const DnnlKernel::Arg& share) {
+    dnnl::memory packed(at.pd.weights_desc(), cpu_engine());
+    {
+      dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());
+      dnnl::stream s(cpu_engine());
+      dnnl::reorder(plain, packed).execute(s, plain, packed);
+      s.wait();
+    }
+    auto k = std::make_unique<DnnlKernel>();
+    k->label = label;
+    k->threads = kthreads;
+    attach_primitive(b, *k, dnnl::convolution_forward(at.pd), at.pd.scratchpad_desc());
+    k->args.push_back({DNNL_ARG_SRC, src, s_md, {}});
+    k->reads.push_back(src);
+    k->args.push_back({DNNL_ARG_WEIGHTS, -1, at.pd.weights_desc(), packed});
+    if (!head_bias && dnnl_bias.defined()) {
+      dnnl::memory bm(at.b_md, cpu_engine());
+      std::memcpy(bm.get_data_handle(), dnnl_bias.raw_data(), dnnl_bias.nbytes());
+      k->args.push_back({DNNL_ARG_BIAS, -1, at.b_md, bm});
+    }
+    k->args.push_back({DNNL_ARG_DST, into, value_md(at.dst_probe), {}});
+    std::vector<DnnlKernel::Arg> extra = head_args;
+    extra.insert(extra.end(), at.tail_args.begin(), at.tail_args.end());
+    if (at.runtime_scales) extra.push_back(at.scales);
+    if (share.value >= 0) extra.push_back(share);
+    if (!src_zero) extra.push_back(src_zp);
+    if (!at.dst_zero) extra.push_back(at.dst_zp);
+    for (const DnnlKernel::Arg& arg : extra) {
+      k->args.push_back(arg);
+      if (arg.value >= 0) k->reads.push_back(arg.value);
+    }
+    k->writes = {into};
+    if (at.offset_sum) k->reads.push_back(into);
+    return k;
+  };
+  DnnlKernel::Arg offset_share{-1, -1, value_md(offset_probe), {}};
+
+  // A closing DynamicQuantizeLinear whose data only integer convolutions read, after a fused
+  // tail of per-channel operands: the product in bands of rows, each band's range taken as it
+  // is written, then quantized (qconv_dynamic.h).
+  const bool per_channel_tail = std::all_of(chosen.tail_args.begin(), chosen.tail_args.end(), [](const DnnlKernel::Arg& a) {
+    const auto d = a.md.dims();
+    return std::all_of(d.begin() + std::min<size_t>(2, d.size()), d.end(), [](int64_t v) { return v == 1; });
+  });
+  // (Kept bands gain only from the threads' own bands: on one thread they are the separate
+  // kernels in one.)
+  const int y = quantized ? step.outputs[0] : -1;
+  const bool recompute = conv_band_recompute(shape_numel(ws) / O, shape_numel(dst) * 4);
+  if (quantized && keep_channels_last && conv_out == out && tail_fused && offsets.empty() && chosen.dst_zero &&
+      per_channel_tail && (recompute || b.threads() > 1) && (y < 0 || only_read_by(b, y, {"ConvInteger", "QLinearConv"}))) {
+    ConvBandPlan plan = plan_conv_bands(xs, dst, 1, kernel[0], win->strides[0], win->dilations[0], win->pad_begin[0],
+                                        recompute, b.threads());
+    // (Recomputed bands go to a buffer per thread; the float result is never written.)
+    const int floats = recompute && !plan.kinds.empty()
+                           ? b.add_temp(DataType::float32, {plan.threads * plan.band_floats}, Layout::plain)
+                           : out;
+    std::vector<std::unique_ptr<DnnlKernel>> kinds;
+    ThreadScope one(1);  // each band runs on one thread
+    for (const ConvBandKind& kind : plan.kinds) {
+      IValue band_src = src_probe;
+      band_src.shape = {1, xs[1], kind.in_rows, xs[3]};
+      const Geometry g{value_md(band_src), {1, O, kind.rows, dst[3]}, {kind.pad_top, pl[1]}, {kind.pad_bottom, pr[1]}};
+      Attempt a;
+      if (!attempt(chosen.fold, chosen.binary_tail, &a, g).is_ok() || !a.tail_fused ||
+          std::string(a.pd.impl_info_str()).rfind("ref", 0) == 0)
+        break;
+      kinds.push_back(make_kernel(a, g.src, floats, offset_share));
+    }
+    if (!kinds.empty() && kinds.size() == plan.kinds.size()) {
+      *quantized = true;
+      return add_banded_dynamic_quantize(b, std::move(kinds), std::move(plan), floats, dst, step.outputs, label);
+    }
   }
 
   if (conv_out == out) b.define(out, dst_probe.layout);
-  DnnlKernel::Arg offset_share{-1, -1, value_md(offset_probe), {}};
   if (!offsets.empty()) {
     OffsetCorrection oc;
     oc.src = src;
@@ -506,31 +540,7 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
     offset_share.arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(chosen.offset_post_op) | DNNL_ARG_SRC_1;
     if (chosen.offset_sum) offset_share.value = -1;  // dst itself holds it
   }
-  auto k = std::make_unique<DnnlKernel>();
-  k->label = label;
-  k->threads = kthreads;
-  attach_primitive(b, *k, dnnl::convolution_forward(pd), pd.scratchpad_desc());
-  k->args.push_back({DNNL_ARG_SRC, src, src_md, {}});
-  k->reads.push_back(src);
-  k->args.push_back({DNNL_ARG_WEIGHTS, -1, pd.weights_desc(), packed});
-  if (!head_bias && dnnl_bias.defined()) {
-    dnnl::memory bm(chosen.b_md, cpu_engine());
-    std::memcpy(bm.get_data_handle(), dnnl_bias.raw_data(), dnnl_bias.nbytes());
-    k->args.push_back({DNNL_ARG_BIAS, -1, chosen.b_md, bm});
-  }
-  k->args.push_back({DNNL_ARG_DST, conv_out, value_md(dst_probe), {}});
-  std::vector<DnnlKernel::Arg> extra = head_args;
-  extra.insert(extra.end(), chosen.tail_args.begin(), chosen.tail_args.end());
-  if (chosen.runtime_scales) extra.push_back(chosen.scales);
-  if (offset_share.value >= 0) extra.push_back(offset_share);
-  if (!src_zero) extra.push_back(src_zp);
-  if (!chosen.dst_zero) extra.push_back(chosen.dst_zp);
-  for (const DnnlKernel::Arg& arg : extra) {
-    k->args.push_back(arg);
-    if (arg.value >= 0) k->reads.push_back(arg.value);
-  }
-  k->writes = {conv_out};
-  if (chosen.offset_sum) k->reads.push_back(conv_out);
+  std::unique_ptr<DnnlKernel> k = make_kernel(chosen, src_md, conv_out, offset_share);
   b.add_kernel(std::move(k));
   if (conv_out == out) return Status::ok();
   if (tabled) {
@@ -546,39 +556,6 @@ Status QConvSpec::prepare(Builder& b, const Step& step) const {
   const bool blocked = keep_channels_last && dst_probe.dtype == DataType::float32 && float_path_blocked();
   b.define(out, blocked ? Layout::blocked : Layout::plain);
   return add_reorder(b, conv_out, out, label + (blocked ? " (to blocked)" : " (to plain)"));
-}
-
-Status supports_qconv(const Node& n) {
-  if (!read_auto_pad(n)) return unsupported(n.label() + " auto_pad '" + n.attr_string("auto_pad", "NOTSET") + "'");
-  const size_t w = n.op_type == "QLinearConv" ? 3 : 1;
-  if (n.inputs.size() <= w || n.inputs[0].empty() || n.inputs[w].empty())
-    return unsupported(n.label() + " missing input or weight");
-  if (n.op_type == "QLinearConv")
-    for (size_t i : {1, 2, 4, 6})
-      if (n.inputs.size() <= i || n.inputs[i].empty()) return unsupported(n.label() + " missing input " + std::to_string(i));
-  return Status::ok();
-}
-
-Result<std::unique_ptr<OpSpec>> make_qconv(FusionContext&, const Step& st) {
-  auto s = std::make_unique<QConvSpec>();
-  s->qlinear = st.node->op_type == "QLinearConv";
-  s->node_inputs = st.inputs.size();
-  return std::unique_ptr<OpSpec>(std::move(s));
-}
-
-}  // namespace
-
-std::unique_ptr<OpSpec> make_conv_integer_to_float(const Step& step, EwProgram post) {
-  auto s = std::make_unique<QConvSpec>();
-  s->node_inputs = step.inputs.size();
-  s->to_float = true;
-  s->post = std::move(post);
-  return s;
-}
-
-void register_qconv_ops(OpTable& t) {
-  t.add("QLinearConv", &supports_qconv, &make_qconv);
-  t.add("ConvInteger", &supports_qconv, &make_qconv);
 }
 
 }  // namespace tandem::cpu

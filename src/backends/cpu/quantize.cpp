@@ -338,56 +338,7 @@ class DynamicQuantizeSpec final : public OpSpec {
  public:
   bool reads_channels_last_floats(int) const override { return true; }
   Status prepare(Builder& b, const Step& step) const override {
-    const std::string label = step.node->label();
-    const int x = step.inputs[0];
-    if (!b.typed(x)) return unsupported(label + " shape unknown");
-    for (int o : step.outputs)
-      if (o >= 0 && !b.typed(o)) return unsupported(label + " output shape unknown");
-    // Per-tensor, so any dense layout will do when only convolutions read y: a channels-last
-    // input (a quantized convolution's float tail) is quantized as it lies, and a blocked one
-    // (a float convolution's output) is written channels-last, the layout their 8-bit routes
-    // read. The padding of a blocked input is zeros, which the range includes anyway.
-    const bool conv_readers =
-        step.outputs[0] >= 0 && only_read_by(b, step.outputs[0], {"ConvInteger", "QLinearConv"});
-    // (And a plain image of a few channels, a network's input, is written channels-last as it is
-    // quantized.)
-    const Layout in_layout = b.val(x).layout;
-    const Shape xs = b.val(x).shape;
-    const bool from_blocked = conv_readers && in_layout == Layout::blocked && xs.size() == 4;
-    const bool planar =
-        conv_readers && in_layout == Layout::plain && xs.size() == 4 && planar_to_channels_last_quantizes(xs[1]);
-    const Layout l =
-        conv_readers && (in_layout == Layout::nhwc || from_blocked || planar) ? Layout::nhwc : Layout::plain;
-    TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, from_blocked ? Layout::blocked : planar ? Layout::plain : l));
-    auto k = std::make_unique<DynamicQuantizeKernel>();
-    k->src = px;
-    k->n = shape_numel(xs);
-    if (from_blocked || planar) {
-      k->block = from_blocked ? channel_block() : 0;
-      k->planar = planar;
-      k->N = xs[0];
-      k->C = xs[1];
-      k->S = xs[2] * xs[3];
-      if (from_blocked) k->n = xs[0] * round_up(xs[1], k->block) * k->S;
-    }
-    k->reads = {px};
-    if ((k->range = b.range_of(x)) >= 0) k->reads.push_back(k->range);
-    int* slots[3] = {&k->dst, &k->scale_out, &k->zp_out};
-    for (size_t i = 0; i < step.outputs.size() && i < 3; ++i) {
-      const int o = step.outputs[i];
-      if (o < 0) continue;
-      b.define(o, i == 0 ? l : Layout::plain);
-      *slots[i] = o;
-      k->writes.push_back(o);
-    }
-    if (k->dst < 0) {  // y omitted: quantize into a temporary
-      k->dst = b.add_temp(DataType::uint8, b.val(x).shape, Layout::plain);
-      k->writes.push_back(k->dst);
-    }
-    k->label = k->range >= 0 ? label + " (range from the producer)" : label;
-    b.add_work((k->range >= 0 ? 1.0 : 2.0) * static_cast<double>(k->n));
-    b.add_kernel(std::move(k));
-    return Status::ok();
+    return add_dynamic_quantize_step(b, step.inputs[0], step.outputs, step.node->label());
   }
 };
 
@@ -402,6 +353,57 @@ DynamicQuantParams dynamic_quant_params(float lo, float hi) {
     p.zero_point = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<double>(inter)), 0.0, 255.0));
   }
   return p;
+}
+
+Status add_dynamic_quantize_step(Builder& b, int x, const std::vector<int>& outputs, const std::string& label) {
+  if (!b.typed(x)) return unsupported(label + " shape unknown");
+  for (int o : outputs)
+    if (o >= 0 && !b.typed(o)) return unsupported(label + " output shape unknown");
+  // Per-tensor, so any dense layout will do when only convolutions read y: a channels-last
+  // input (a quantized convolution's float tail) is quantized as it lies, and a blocked one
+  // (a float convolution's output) is written channels-last, the layout their 8-bit routes
+  // read. The padding of a blocked input is zeros, which the range includes anyway.
+  const bool conv_readers =
+      !outputs.empty() && outputs[0] >= 0 && only_read_by(b, outputs[0], {"ConvInteger", "QLinearConv"});
+  // (And a plain image of a few channels, a network's input, is written channels-last as it is
+  // quantized.)
+  const Layout in_layout = b.val(x).layout;
+  const Shape xs = b.val(x).shape;
+  const bool from_blocked = conv_readers && in_layout == Layout::blocked && xs.size() == 4;
+  const bool planar =
+      conv_readers && in_layout == Layout::plain && xs.size() == 4 && planar_to_channels_last_quantizes(xs[1]);
+  const Layout l =
+      conv_readers && (in_layout == Layout::nhwc || from_blocked || planar) ? Layout::nhwc : Layout::plain;
+  TANDEM_ASSIGN_OR_RETURN(int px, b.require(x, from_blocked ? Layout::blocked : planar ? Layout::plain : l));
+  auto k = std::make_unique<DynamicQuantizeKernel>();
+  k->src = px;
+  k->n = shape_numel(xs);
+  if (from_blocked || planar) {
+    k->block = from_blocked ? channel_block() : 0;
+    k->planar = planar;
+    k->N = xs[0];
+    k->C = xs[1];
+    k->S = xs[2] * xs[3];
+    if (from_blocked) k->n = xs[0] * round_up(xs[1], k->block) * k->S;
+  }
+  k->reads = {px};
+  if ((k->range = b.range_of(x)) >= 0) k->reads.push_back(k->range);
+  int* slots[3] = {&k->dst, &k->scale_out, &k->zp_out};
+  for (size_t i = 0; i < outputs.size() && i < 3; ++i) {
+    const int o = outputs[i];
+    if (o < 0) continue;
+    b.define(o, i == 0 ? l : Layout::plain);
+    *slots[i] = o;
+    k->writes.push_back(o);
+  }
+  if (k->dst < 0) {  // y omitted: quantize into a temporary
+    k->dst = b.add_temp(DataType::uint8, b.val(x).shape, Layout::plain);
+    k->writes.push_back(k->dst);
+  }
+  k->label = k->range >= 0 ? label + " (range from the producer)" : label;
+  b.add_work((k->range >= 0 ? 1.0 : 2.0) * static_cast<double>(k->n));
+  b.add_kernel(std::move(k));
+  return Status::ok();
 }
 
 Result<int> add_dequantized(Builder& b, int bytes, float scale, int32_t zero_point, const std::string& label) {

@@ -199,6 +199,22 @@ Status QConvSpec::prepare_product(Builder& b, const Step& step, int out, bool* q
     if (made.is_ok() || made.code() != StatusCode::unsupported) return made;
     if (verbose()) note(made.message());
   }
+  // ConvInteger's float tail likewise, the tail's per-channel products and sums computed as the
+  // separate nodes do (exact), channels-last floats reordered where a reader needs it.
+  NarrowFloatTail narrow_tail;
+  if (!qlinear && tail.active && !tail.quantized && offsets.empty() &&
+      narrow_qconv_fits(xs, ws, dst, win->strides, win->dilations, G, b.val(x).dtype) &&
+      narrow_float_tail(b, tail.fused, O, &narrow_tail)) {
+    const int into = dynamic || b.readers_take_channels_last_floats(out) ? out : b.add_temp(DataType::float32, dst, Layout::nhwc);
+    const Status made = add_narrow_conv_integer(b, x, x_zp, w8, std::move(narrow_tail), win->pad_begin, xs, ws, dst, into, label);
+    if (made.is_ok() && into != out) {
+      const bool blocked = float_path_blocked();
+      b.define(out, blocked ? Layout::blocked : Layout::plain);
+      return add_reorder(b, into, out, label + (blocked ? " (to blocked)" : " (to plain)"));
+    }
+    if (made.is_ok() || made.code() != StatusCode::unsupported) return made;
+    if (verbose()) note(made.message());
+  }
 
   // Layouts: channels-last (nwc, nhwc, ndhwc), the only one oneDNN's int8 convolutions have
   // fast kernels for (plain 1-D and 3-D ones run its reference loops, ~1000x slower). 2-D

@@ -45,6 +45,22 @@ struct Narrow {
   uint32_t x_zero_word = 0;           // four copies of the source zero point (as stored in the ring)
   uint32_t flip = 0;                  // int8 sources: 0x80808080, the ring holds x + 128 as uint8
   int32_t y_zero_point = 0, y_lo = 0, y_hi = 255;
+  // ConvInteger with a float tail (float_out): per output channel sum(w); the source zero point
+  // (as the ring holds it) known, or read at each run from x_zp_value (a uint8 or int8 scalar);
+  // the tail (NarrowFloatTail).
+  bool float_out = false;
+  std::vector<int64_t> weight_sums;
+  int32_t x_zero_point = 0;
+  int x_zp_value = -1;
+  NarrowFloatTail tail;
+};
+
+// What one run of a float-tail kernel reads: the int32 shift per channel -x_zp * sum(w) (the
+// source zero point's share, exact) and each channel op's factors or terms (one, or one per
+// output channel).
+struct FloatRun {
+  int32_t shift[kMaxChannels + 4] = {};
+  const float* values[kMaxChannelOps] = {};
 };
 
 // Four accumulators take the dot products of `v` (16 pixels x 4 source bytes) with four output
@@ -62,11 +78,11 @@ TANDEM_TARGET_VNNI __attribute__((always_inline)) inline void dot4(__m512i& a0, 
 }
 
 // Ring row for source row `ih` of the image at `img` (channels-last bytes): quad-major words,
-// the zero point where the window reaches past the source; int8 bytes with their sign bit
+// the zero point (`zero_word`, four copies) where the window reaches past the source; int8 bytes with their sign bit
 // flipped (x + 128, the uint8 operand vpdpbusd takes).
-TANDEM_TARGET_VNNI void fill_row(const Narrow& p, const uint8_t* img, int64_t ih, uint32_t* row) {
+TANDEM_TARGET_VNNI void fill_row(const Narrow& p, const uint8_t* img, int64_t ih, uint32_t zero_word, uint32_t* row) {
   if (ih < 0 || ih >= p.H) {
-    std::fill(row, row + p.quads * p.width, p.x_zero_word);
+    std::fill(row, row + p.quads * p.width, zero_word);
     return;
   }
   const uint8_t* s = img + ih * p.W * p.C;
@@ -76,8 +92,8 @@ TANDEM_TARGET_VNNI void fill_row(const Narrow& p, const uint8_t* img, int64_t ih
   const int64_t right = std::min(p.width, p.pad_left + p.W);
   for (int64_t q = 0; q < p.quads; ++q) {
     uint32_t* r = row + q * p.width;
-    std::fill(r, r + p.pad_left, p.x_zero_word);
-    std::fill(r + right, r + p.width, p.x_zero_word);
+    std::fill(r, r + p.pad_left, zero_word);
+    std::fill(r + right, r + p.width, zero_word);
   }
   // Blocks of 16 pixels x 16 quads, transposed in registers; the last pixels one by one.
   int64_t j = p.pad_left;
@@ -176,6 +192,48 @@ using PassRow = void (*)(const Narrow&, const Pass&, const uint32_t* const*, uin
 constexpr PassRow kPassRows[kMaxGroups + 1] = {nullptr,     &pass_row<1>, &pass_row<2>, &pass_row<3>,
                                                &pass_row<4>, &pass_row<5>, &pass_row<6>};
 
+// One output row of pass `ps` with the float tail's channel ops (a ConvInteger): each channel's
+// 16 pixels converted and computed in a register, 16 channels turned into 16 pixels by a
+// transpose and stored at the pixels' channels (float32, O per pixel).
+template <int G>
+TANDEM_TARGET_VNNI void pass_row_float(const Narrow& p, const Pass& ps, const uint32_t* const* rows,
+                                       const FloatRun& fr, float* dst) {
+  constexpr int K = 4 * G;
+  const size_t ops = p.tail.channel_ops.size();
+  for (int64_t w0 = 0; w0 < p.OW; w0 += kLanes) {
+    __m512i acc[K];
+    accumulate<G>(p, ps, rows, w0, acc);
+    const int64_t n = std::min(kLanes, p.OW - w0);
+    for (int c0 = 0; c0 < K && c0 < ps.count; c0 += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t o = ps.o0 + c0 + i;
+        if (c0 + i >= K || o >= p.O) {
+          r[i] = _mm512_setzero_si512();
+          continue;
+        }
+        __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[c0 + i], _mm512_set1_epi32(fr.shift[o])));
+        for (size_t k = 0; k < ops; ++k) {
+          const NarrowFloatTail::ChannelOp& op = p.tail.channel_ops[k];
+          const __m512 c = _mm512_set1_ps(fr.values[k][op.per_channel ? o : 0]);
+          v = op.code == Ew::mul ? _mm512_mul_ps(v, c) : op.code == Ew::add ? _mm512_add_ps(v, c) : _mm512_sub_ps(v, c);
+        }
+        r[i] = _mm512_castps_si512(v);
+      }
+      transpose16(r);  // r[px]: the 16 channels of pixel px
+      const int64_t used = std::min<int64_t>(16, ps.count - c0);
+      const __mmask16 keep = static_cast<__mmask16>((1u << used) - 1u);
+      float* d = dst + w0 * p.O + ps.o0 + c0;
+      for (int64_t px = 0; px < n; ++px) _mm512_mask_storeu_ps(d + px * p.O, keep, _mm512_castsi512_ps(r[px]));
+    }
+  }
+}
+
+using PassRowFloat = void (*)(const Narrow&, const Pass&, const uint32_t* const*, const FloatRun&, float*);
+constexpr PassRowFloat kPassRowsFloat[kMaxGroups + 1] = {nullptr,           &pass_row_float<1>, &pass_row_float<2>,
+                                                         &pass_row_float<3>, &pass_row_float<4>, &pass_row_float<5>,
+                                                         &pass_row_float<6>};
+
 class NarrowQConvKernel final : public Kernel {
  public:
   int x = -1, out = -1;
@@ -186,6 +244,21 @@ class NarrowQConvKernel final : public Kernel {
     const auto* src = static_cast<const uint8_t*>(ctx.ptr[x]);
     auto* dst = static_cast<uint8_t*>(ctx.ptr[out]);
     auto* scratch = static_cast<char*>(ctx.scratch);
+    // A float tail's run-time parts: the source zero point's share and the ops' values.
+    FloatRun fr;
+    uint32_t zero_word = p.x_zero_word;
+    if (p.float_out) {
+      int32_t zp = p.x_zero_point;
+      if (p.x_zp_value >= 0)
+        zp = p.flip ? static_cast<const int8_t*>(ctx.ptr[p.x_zp_value])[0] + 128
+                    : static_cast<const uint8_t*>(ctx.ptr[p.x_zp_value])[0];
+      zero_word = 0x01010101u * static_cast<uint8_t>(zp);
+      for (int64_t o = 0; o < p.O; ++o) fr.shift[o] = static_cast<int32_t>(-zp * p.weight_sums[static_cast<size_t>(o)]);
+      for (size_t k = 0; k < p.tail.channel_ops.size(); ++k) {
+        const NarrowFloatTail::ChannelOp& op = p.tail.channel_ops[k];
+        fr.values[k] = op.value >= 0 ? static_cast<const float*>(ctx.ptr[op.value]) : op.constant.data();
+      }
+    }
     const int64_t rows_total = p.N * p.OH;
     const int threads = rows_total < 2 ? 1 : ctx.threads;
     parallel_range(threads, rows_total, 1, [&](int64_t b, int64_t e) {
@@ -205,13 +278,19 @@ class NarrowQConvKernel final : public Kernel {
           uint32_t* r = ring + slot_row * p.quads * p.width;
           const int64_t tag = ih < 0 || ih >= p.H ? -2 : img * p.H + ih;
           if (held[static_cast<size_t>(slot_row)] != tag) {
-            fill_row(p, image, ih, r);
+            fill_row(p, image, ih, zero_word, r);
             held[static_cast<size_t>(slot_row)] = tag;
           }
           rows[static_cast<size_t>(kh)] = r;
         }
-        uint8_t* row_out = dst + (img * p.OH + oh) * p.OW * p.O;
-        for (const Pass& ps : p.passes) kPassRows[ps.groups](p, ps, rows.data(), row_out);
+        const int64_t at = (img * p.OH + oh) * p.OW * p.O;
+        if (p.float_out) {
+          float* row_out = reinterpret_cast<float*>(dst) + at;
+          for (const Pass& ps : p.passes) kPassRowsFloat[ps.groups](p, ps, rows.data(), fr, row_out);
+          if (!p.tail.pointwise.empty()) ew_apply_pointwise(p.tail.pointwise, row_out, p.OW * p.O);
+          continue;
+        }
+        for (const Pass& ps : p.passes) kPassRows[ps.groups](p, ps, rows.data(), dst + at);
       }
     });
     return Status::ok();
@@ -232,11 +311,16 @@ bool narrow_qconv_fits(const Shape& xs, const Shape& ws, const Shape& dst, const
     if (strides.size() != 2 || dilations.size() != 2 || strides[i] != 1 || dilations[i] != 1) return false;
   const int64_t O = ws[0], C = xs[1];
   const int64_t padded = round_up(O, 16);
-  return C % 4 == 0 && ws[1] == C && O <= kMaxChannels && (padded - O) * 5 >= padded && ws[2] <= kMaxKernel &&
+  return C % 4 == 0 && ws[1] == C && ws[2] * ws[3] > 1 && O <= kMaxChannels && (padded - O) * 5 >= padded && ws[2] <= kMaxKernel &&
          dst[3] >= kLanes && has_avx512_vnni() && feature_enabled_now("QNARROW");
 }
 
-Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape& ws, const Shape& dst) {
+namespace {
+
+// The kernel for `c`; with `tail`, a ConvInteger's float tail (x_zp_value: its runtime zero
+// point, or -1), c.out float32.
+Status add_narrow_kernel(Builder& b, NarrowQConv c, const Shape& xs, const Shape& ws, const Shape& dst,
+                         const NarrowFloatTail* tail, int x_zp_value) {
   const IValue& sv = b.val(c.src);
   if (sv.layout != Layout::nhwc || !is_8bit(sv.dtype))
     return internal_error(c.label + " narrow int8 source is not channels-last 8-bit");
@@ -298,7 +382,8 @@ Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape&
     for (int64_t i = 0; i < per_channel; ++i) sum += c.weights[static_cast<size_t>(o * per_channel + i)];
     const int64_t bias = c.bias.empty() ? 0 : c.bias[static_cast<size_t>(o)];
     p.shift.push_back(static_cast<double>(bias - static_cast<int64_t>(x_zp) * sum));
-    p.factor.push_back(c.factors[static_cast<size_t>(o)]);
+    p.factor.push_back(tail ? 1.0 : c.factors[static_cast<size_t>(o)]);
+    p.weight_sums.push_back(sum);
   }
   p.shift.resize(static_cast<size_t>(groups * 4), 0.0);  // the last group's unused channels
   p.factor.resize(static_cast<size_t>(groups * 4), 0.0);
@@ -311,8 +396,23 @@ Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape&
   b.add_work(static_cast<double>(shape_numel(dst)) * static_cast<double>(per_channel));
   k->reads = {c.src};
   k->writes = {c.out};
+  if (tail) {
+    p.float_out = true;
+    p.tail = *tail;
+    p.x_zero_point = x_zp;
+    p.x_zp_value = x_zp_value;
+    if (x_zp_value >= 0) k->reads.push_back(x_zp_value);
+    for (const NarrowFloatTail::ChannelOp& op : p.tail.channel_ops)
+      if (op.value >= 0) k->reads.push_back(op.value);
+  }
   b.add_kernel(std::move(k));
   return Status::ok();
+}
+
+}  // namespace
+
+Status add_narrow_qconv(Builder& b, NarrowQConv c, const Shape& xs, const Shape& ws, const Shape& dst) {
+  return add_narrow_kernel(b, std::move(c), xs, ws, dst, nullptr, -1);
 }
 
 Status add_narrow_qlinear_conv(Builder& b, const NarrowQConvValues& v, const Tensor& w8, const Tensor& bias,
@@ -339,6 +439,71 @@ Status add_narrow_qlinear_conv(Builder& b, const NarrowQConvValues& v, const Ten
   if (table) return add_byte_map(b, yq, v.y, table, label + " (byte table)");
   if (float_table) return add_byte_to_float(b, yq, v.y, float_table, label + " (float table)");
   return Status::ok();
+}
+
+}  // namespace tandem::cpu
+
+namespace tandem::cpu {
+
+bool narrow_float_tail(Builder& b, const EwProgram& p, int64_t O, NarrowFloatTail* tail) {
+  NarrowFloatTail t;
+  size_t i = 0;
+  // Products and sums by per-tensor or per-channel operands ([O], [O, 1, 1], [1, O, 1, 1]).
+  for (; i < p.ops.size(); ++i) {
+    const EwOp& op = p.ops[i];
+    if (op.operand < 0 || (op.code != Ew::mul && op.code != Ew::add && op.code != Ew::sub)) break;
+    const int v = p.operands[static_cast<size_t>(op.operand)];
+    if (!b.typed(v) || b.val(v).dtype != DataType::float32) return false;
+    const Shape& vs = b.val(v).shape;
+    const int64_t count = shape_numel(vs);
+    int64_t before_channel = 0;  // dims after the channel's (right-aligned to [N, O, H, W])
+    for (size_t d = vs.size(); d-- > 0 && vs[d] == 1;) ++before_channel;
+    if (count != 1 && !(count == O && vs.size() >= 3 && before_channel == 2 && vs[vs.size() - 3] == O)) return false;
+    if (static_cast<int>(t.channel_ops.size()) == kMaxChannelOps) return false;
+    NarrowFloatTail::ChannelOp c;
+    c.code = op.code;
+    c.per_channel = count != 1;
+    if (const Tensor* known = b.known(v)) {
+      c.constant.assign(known->data<float>(), known->data<float>() + count);
+    } else {
+      Result<int> plain = b.require(v, Layout::plain);
+      if (!plain) return false;
+      c.value = *plain;
+    }
+    t.channel_ops.push_back(std::move(c));
+  }
+  // Then pointwise ops only.
+  for (; i < p.ops.size(); ++i) {
+    if (p.ops[i].operand >= 0 || p.ops[i].code == Ew::load) return false;
+    t.pointwise.ops.push_back(p.ops[i]);
+  }
+  *tail = std::move(t);
+  return true;
+}
+
+Status add_narrow_conv_integer(Builder& b, int x, int x_zero_point, const Tensor& w8, NarrowFloatTail tail,
+                               const std::vector<int64_t>& pads_begin, const Shape& xs, const Shape& ws,
+                               const Shape& dst, int out, const std::string& label) {
+  NarrowQConv c;
+  c.label = label + " (narrow int8)";
+  int x_zp_value = -1;
+  if (x_zero_point >= 0 && !b.known(x_zero_point)) {
+    if (!b.typed(x_zero_point) || shape_numel(b.val(x_zero_point).shape) != 1 || !is_8bit(b.val(x_zero_point).dtype))
+      return unsupported(label + " x_zero_point is not an 8-bit scalar");
+    TANDEM_ASSIGN_OR_RETURN(x_zp_value, b.require(x_zero_point, Layout::plain));
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> xz, known_zero_points(b, x_zero_point, 1, label + " x_zero_point"));
+    c.x_zero_point = xz[0];
+  }
+  c.weights.assign(w8.data<int8_t>(), w8.data<int8_t>() + w8.numel());
+  c.factors.assign(static_cast<size_t>(ws[0]), 1.0);
+  c.pad_top = pads_begin[0];
+  c.pad_left = pads_begin[1];
+  TANDEM_ASSIGN_OR_RETURN(c.src, b.require(x, Layout::nhwc));
+  if (x_zp_value >= 0 && b.val(x_zp_value).dtype != b.val(c.src).dtype)
+    return unsupported(label + " x_zero_point's type differs from x's");
+  c.out = out;
+  return add_narrow_kernel(b, std::move(c), xs, ws, dst, &tail, x_zp_value);
 }
 
 }  // namespace tandem::cpu

@@ -17,6 +17,12 @@
 // + y_zp, saturated, with m[o] = x_scale * w_scale[o] / y_scale formed in float32, so the
 // results equal the reference bit for bit. Outputs are written channels-last.
 //
+// A ConvInteger whose product goes on in float32 (dynamically quantized models: Cast, the
+// product by x_scale * w_scale, a bias, an activation) takes the same kernel with a float
+// tail: the exact accumulator converted to float32, then each of the tail's per-channel
+// products and sums as the separate nodes compute them, then its pointwise ops, written as
+// float32 channels-last. The source zero point may be a runtime scalar (DynamicQuantizeLinear's).
+//
 // TANDEM_CPU_QNARROW=0 (read at each compile) keeps oneDNN for these convolutions.
 #pragma once
 
@@ -24,6 +30,7 @@
 #include <vector>
 
 #include "backends/cpu/builder.h"
+#include "backends/cpu/ew_program.h"
 
 namespace tandem::cpu {
 
@@ -46,8 +53,10 @@ struct NarrowQConv {
 // True when the kernel is worth taking for a convolution of input dims `xs` ([N, C, H, W]),
 // weight dims `ws` ([O, C, KH, KW]) and output dims `dst`, with the geometry named: the
 // conditions above, AVX512_VNNI under the ISA cap, an output channel count that oneDNN's
-// 16-lane blocks pad by a fifth or more (at most 12 of 16, 25 of 32 or 38 of 48), at least 16 output
-// pixels per row, and the switch on.
+// 16-lane blocks pad by a fifth or more (at most 12 of 16, 25 of 32 or 38 of 48), a window
+// larger than 1x1 (for a 1x1 one the ring's rewrite of each source row costs more than the
+// padded lanes: 48 -> 12 channels at 160x160 took 0.15 ms against oneDNN's 0.11), at least 16
+// output pixels per row, and the switch on.
 bool narrow_qconv_fits(const Shape& xs, const Shape& ws, const Shape& dst, const std::vector<int64_t>& strides,
                        const std::vector<int64_t>& dilations, int64_t groups, DataType x_type);
 
@@ -68,5 +77,31 @@ Status add_narrow_qlinear_conv(Builder& b, const NarrowQConvValues& v, const Ten
                                const std::vector<int64_t>& pads_begin, const Shape& xs, const Shape& ws,
                                const Shape& dst, const uint8_t* table, const float* float_table, DataType y_type,
                                const std::string& label);
+
+// A ConvInteger's float tail in the form the kernel takes: per-tensor or per-channel products
+// and sums first (v = float32(acc), then v * f, v + t or v - t, each rounded to float32 as the
+// separate node rounds it), then pointwise ops over the output (ReLU, clipping, activations).
+// An op's factors or terms are constants, or a runtime float32 value.
+inline constexpr int kMaxChannelOps = 4;
+struct NarrowFloatTail {
+  struct ChannelOp {
+    Ew code = Ew::mul;            // mul, add or sub
+    int value = -1;               // a runtime value of 1 or O floats (instance id), or -1
+    std::vector<float> constant;  // else its 1 or O values
+    bool per_channel = false;
+  };
+  std::vector<ChannelOp> channel_ops;
+  EwProgram pointwise;
+};
+// The tail of a ConvInteger with O output channels from its fused program `p` (operands
+// instance value ids); false when `p` does not have the form above.
+bool narrow_float_tail(Builder& b, const EwProgram& p, int64_t O, NarrowFloatTail* tail);
+// The kernel for ConvInteger `label` (checked by narrow_qconv_fits) with float tail `tail`:
+// `x` its source, `x_zero_point` its zero point value (-1: none; known, or a uint8 or int8
+// scalar read at each run), `w8` the weights minus their zero points as int8, `pads_begin` the
+// top and left padding. Defines `out` (float32) channels-last.
+Status add_narrow_conv_integer(Builder& b, int x, int x_zero_point, const Tensor& w8, NarrowFloatTail tail,
+                               const std::vector<int64_t>& pads_begin, const Shape& xs, const Shape& ws,
+                               const Shape& dst, int out, const std::string& label);
 
 }  // namespace tandem::cpu

@@ -44,6 +44,17 @@ std::string trace(const Layer& l) {
          (l.signed_input ? ", int8 source" : "");
 }
 
+// The 8-bit source "x" and its zero point "xz" of layer `l`.
+void add_source(const Layer& l, GraphBuilder* q) {
+  if (l.signed_input) {
+    q->input("x", random_ints<int8_t>({l.batch, l.C, l.H, l.W}, -128, 127, 7))
+        .init("xz", Tensor::scalar<int8_t>(static_cast<int8_t>(l.x_zero_point - 128)));
+  } else {
+    q->input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
+        .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)));
+  }
+}
+
 // x (uint8) -> QLinearConv with per-channel int8 weights (zero point 0) and an int32 bias.
 GraphBuilder layer(const Layer& l) {
   std::vector<float> ws;
@@ -53,13 +64,7 @@ GraphBuilder layer(const Layer& l) {
     bias.push_back(static_cast<int32_t>((o % 3 - 1) * 700 + o * 13));
   }
   GraphBuilder q;
-  if (l.signed_input) {
-    q.input("x", random_ints<int8_t>({l.batch, l.C, l.H, l.W}, -128, 127, 7))
-        .init("xz", Tensor::scalar<int8_t>(static_cast<int8_t>(l.x_zero_point - 128)));
-  } else {
-    q.input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
-        .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)));
-  }
+  add_source(l, &q);
   q.init("xs", Tensor::scalar<float>(0.05f))
       .init("w", random_ints<int8_t>({l.O, l.C, l.KH, l.KW}, -127, 127, 11))
       .init("ws", Tensor::from_vector<float>({l.O}, ws))
@@ -165,13 +170,7 @@ GraphBuilder integer_layer(const Layer& l, bool dynamic) {
         .node("DynamicQuantizeLinear", {"xf"}, {"x", "xs", "xz"})
         .node("Mul", {"xs", "ws"}, {"s"});
   } else {
-    if (l.signed_input) {
-      q.input("x", random_ints<int8_t>({l.batch, l.C, l.H, l.W}, -128, 127, 7))
-          .init("xz", Tensor::scalar<int8_t>(static_cast<int8_t>(l.x_zero_point - 128)));
-    } else {
-      q.input("x", random_ints<uint8_t>({l.batch, l.C, l.H, l.W}, 0, 255, 7))
-          .init("xz", Tensor::scalar<uint8_t>(static_cast<uint8_t>(l.x_zero_point)));
-    }
+    add_source(l, &q);
     for (float& v : ws) v *= 0.02f;
     q.init("s", Tensor::from_vector<float>({l.O, 1, 1}, ws));
   }

@@ -414,9 +414,10 @@ TEST(CpuBackendFusionPatterns, TwoConvTransposesInARowRunAsOneStep) {
         << text;
     EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
     // A second stage of at most 8 values per pixel, plain, on AVX-512: pixels across the lanes.
-    if (one_step && text.find("cpu isa: avx512") != std::string::npos)
+    if (one_step && text.find("cpu isa: avx512") != std::string::npos) {
       EXPECT_EQ(text.find("(second stage: pixels across the lanes)") != std::string::npos, d.O2 * k2 * k2 <= 8)
           << text;
+    }
     for (int threads : {1, 2}) {
       Runs r = run_both(q, threads);
       ASSERT_EQ(r.cpu.size(), r.ref.size());

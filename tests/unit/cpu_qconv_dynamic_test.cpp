@@ -108,7 +108,9 @@ std::vector<std::string> expect_same_as_apart(const Layer& l) {
   std::vector<Value> want;
   auto slow = PlacedModel::create(q.graph(), {ref()});
   EXPECT_TRUE(slow.is_ok());
-  if (slow.is_ok()) EXPECT_TRUE((*slow)->run(q.feeds(), &want).is_ok());
+  if (slow.is_ok()) {
+    EXPECT_TRUE((*slow)->run(q.feeds(), &want).is_ok());
+  }
   std::vector<std::string> texts;
   for (int threads : {1, 2}) {
     SCOPED_TRACE(std::to_string(threads) + " threads");

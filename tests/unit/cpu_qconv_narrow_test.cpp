@@ -202,7 +202,9 @@ TEST(CpuQConvNarrow, ConvIntegerFloatTailsMatchTheReferenceBitForBit) {
       SCOPED_TRACE(trace(l) + (dynamic ? ", dynamic" : ", known scale"));
       const GraphBuilder q = integer_layer(l, dynamic);
       const std::string text = describe_cpu(q);
-      if (narrow_kernel_here(text)) EXPECT_NE(text.find("(narrow int8)"), std::string::npos) << text;
+      if (narrow_kernel_here(text)) {
+        EXPECT_NE(text.find("(narrow int8)"), std::string::npos) << text;
+      }
       for (int threads : {1, 2}) {
         const Runs r = run_both(q, threads);
         ASSERT_EQ(r.cpu.size(), 1u);

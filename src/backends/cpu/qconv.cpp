@@ -513,7 +513,7 @@ Status QConvSpec::prepare_product(Builder& b, const Step& step, int out, bool* q
   // (Kept bands gain only from the threads' own bands: on one thread they are the separate
   // kernels in one.)
   const int y = quantized ? step.outputs[0] : -1;
-  const bool recompute = conv_band_recompute(shape_numel(ws) / O, shape_numel(dst) * 4);
+  const bool recompute = conv_band_recompute(shape_numel(ws) / O, G, shape_numel(dst) * 4);
   if (quantized && keep_channels_last && conv_out == out && tail_fused && offsets.empty() && chosen.dst_zero &&
       per_channel_tail && (recompute || b.threads() > 1) && (y < 0 || only_read_by(b, y, {"ConvInteger", "QLinearConv"}))) {
     ConvBandPlan plan = plan_conv_bands(xs, dst, 1, kernel[0], win->strides[0], win->dilations[0], win->pad_begin[0],

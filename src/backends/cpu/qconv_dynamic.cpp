@@ -106,14 +106,15 @@ class BandedDynamicQuantizeKernel final : public Kernel {
 
 }  // namespace
 
-bool conv_band_recompute(int64_t macs, int64_t result_bytes) {
+bool conv_band_recompute(int64_t macs, int64_t groups, int64_t result_bytes) {
   // Kept, a float32 element costs memory traffic (written, read back); computed twice, its
   // product and post-ops run again. Measured on det's dynamic file at one thread: a 1x1 layer of
-  // 16 input channels at 320x320 gained (1.93 -> 1.51 ms), depthwise 3x3 layers and 1x1 layers
-  // of 32-48 input channels lost (0.44-0.65 -> 0.64-1.08 ms); below a few MiB the result stays
-  // in the caches anyway.
+  // 16 input channels at 320x320 gained (1.93 -> 1.51 ms); 1x1 layers of 32-48 input channels
+  // lost (0.44-0.49 -> 0.64-0.72 ms), and so did depthwise 3x3 layers of 9 multiply-adds per
+  // output (0.78 -> 1.28 ms and 0.47 -> 1.01: oneDNN's depthwise int8 kernel costs per output
+  // about what the traffic saves); below a few MiB the result stays in the caches anyway.
   static const bool enabled = feature_enabled("QDYNAMIC_RECOMPUTE");
-  return enabled && macs <= 16 && result_bytes >= (4 << 20);
+  return enabled && groups == 1 && macs <= 16 && result_bytes >= (4 << 20);
 }
 
 ConvBandPlan plan_conv_bands(const Shape& src, const Shape& dst, int64_t src_element_bytes, int64_t kh, int64_t sh,

@@ -63,9 +63,10 @@ struct ConvBandPlan {
 
 inline constexpr int kMaxBandKinds = 6;
 
-// True when a product of `macs` multiply-adds per output element and a float32 result of
-// `result_bytes` is better recomputed than kept (TANDEM_CPU_QDYNAMIC_RECOMPUTE=0: never).
-bool conv_band_recompute(int64_t macs, int64_t result_bytes);
+// True when a product of `macs` multiply-adds per output element in `groups` groups and a
+// float32 result of `result_bytes` is better recomputed than kept: dense products of at most 16
+// multiply-adds per output and results of 4 MiB or more (TANDEM_CPU_QDYNAMIC_RECOMPUTE=0: never).
+bool conv_band_recompute(int64_t macs, int64_t groups, int64_t result_bytes);
 
 // The bands of a 2-D convolution of a channels-last source [N, C, H, W] of `src_element_bytes`
 // into [N, O, OH, OW] (window height `kh`, stride `sh`, dilation `dh` (1: none), top padding

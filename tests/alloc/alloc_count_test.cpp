@@ -192,7 +192,9 @@ long expect_steady_state_allocation_free(const PlacedModel& placed, const std::v
     EXPECT_TRUE(status.is_ok()) << status.to_string();
     EXPECT_EQ(n.outside_dnnl(), 0) << what << ", run " << i << ": " << n.outside_dnnl()
                                    << " allocations outside oneDNN (TANDEM_ALLOC_TRACE=20 shows where)";
-    if (i > 0) EXPECT_EQ(n.in_dnnl, dnnl_per_run) << what << ": oneDNN's allocations changed between runs";
+    if (i > 0) {
+      EXPECT_EQ(n.in_dnnl, dnnl_per_run) << what << ": oneDNN's allocations changed between runs";
+    }
     dnnl_per_run = n.in_dnnl;
   }
   // The reused buffers hold this run's results (the same input gives the same output).
@@ -383,7 +385,9 @@ TEST(SteadyStateRun, RecurrentLayersAllocateNothingOutsideOneDnn) {
     ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
     for (const auto& n : (*placed)->report().nodes)
       ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
-    if (threads == 2) EXPECT_NE((*placed)->describe().find("a thread per direction"), std::string::npos);
+    if (threads == 2) {
+      EXPECT_NE((*placed)->describe().find("a thread per direction"), std::string::npos);
+    }
     expect_steady_state_allocation_free(**placed, inputs, "recurrent layers");
   }
 }

@@ -103,8 +103,9 @@ TEST(CpuBackendChannelsLastFloats, GlobalPoolingOfLargeImagesSumsRunsOfPixels) {
     q.input("x", random_floats({2, 6, 64, 72}, 111, -3.0f, 3.0f));
     integer_conv(q, "x", "y", C, 3, 112);
     q.node("GlobalAveragePool", {"y"}, {"g"}).node("GlobalMaxPool", {"y"}, {"gm"}).output("g").output("gm");
-    if (cpu_isa_level_of(describe_cpu(q)) >= 1)
+    if (cpu_isa_level_of(describe_cpu(q)) >= 1) {
       EXPECT_EQ(describe_cpu(q).find("layout reorder of 'y'"), std::string::npos) << "the pools read y as it lies";
+    }
     std::vector<Value> first;
     for (int threads : {1, 2}) {
       SCOPED_TRACE(std::to_string(threads) + " threads");
@@ -138,8 +139,9 @@ TEST(CpuBackendChannelsLastFloats, OperandsOfALowerRankJoinTheChannelsLastWalkOn
         .output("tz");
     const std::string text = describe_cpu(q);
     EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-    if (cpu_isa_level_of(text) >= 1)
+    if (cpu_isa_level_of(text) >= 1) {
       EXPECT_EQ(text.find("[Add 'Add4']  -> 1x20x8x10 nhwc") != std::string::npos, per_channel) << text;
+    }
     expect_same_dynamic_quantization(q, "quantized sum");
   }
 }
@@ -227,8 +229,9 @@ TEST(CpuBackendChannelsLastFloats, APatchConvTransposeReadsAConvIntegerOutputCha
       }
       const std::string text = describe_cpu(q);
       EXPECT_NE(text.find("0 steps on reference kernels"), std::string::npos) << text;
-      if (cpu_isa_level_of(text) >= 1)
+      if (cpu_isa_level_of(text) >= 1) {
         EXPECT_EQ(text.find("(to blocked)"), std::string::npos) << "the ConvInteger output is converted:\n" << text;
+      }
       Runs r = run_both(q);
       ASSERT_EQ(r.cpu.size(), 1u);
       // Float32 sums of 8-bit products in the hundreds: rounding relative to the values' size.

@@ -190,8 +190,11 @@ TEST(CpuBackendInt8Layouts, APlainImageOfFewChannelsIsQuantizedStraightIntoChann
         .output("xs")
         .output("xz");
     const std::string text = describe_cpu(d);
-    if (direct) EXPECT_EQ(text.find("layout reorder of 'xq'"), std::string::npos) << text;
-    else if (cpu_isa_level_of(text) >= 2) EXPECT_NE(text.find("layout reorder of 'xq'"), std::string::npos) << text;
+    if (direct) {
+      EXPECT_EQ(text.find("layout reorder of 'xq'"), std::string::npos) << text;
+    } else if (cpu_isa_level_of(text) >= 2) {
+      EXPECT_NE(text.find("layout reorder of 'xq'"), std::string::npos) << text;
+    }
     expect_same_dynamic_quantization(d, "ConvInteger of the dynamically quantized image");
     for (DataType t : {DataType::uint8, DataType::int8}) {
       SCOPED_TRACE(dtype_name(t));
@@ -209,7 +212,9 @@ TEST(CpuBackendInt8Layouts, APlainImageOfFewChannelsIsQuantizedStraightIntoChann
           .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
           .node("QLinearConv", {"xq", "s", "z", "w", "ws", "wz", "s", "z"}, {"y"})
           .output("y");
-      if (direct) EXPECT_EQ(describe_cpu(q).find("layout reorder of 'xq'"), std::string::npos);
+      if (direct) {
+        EXPECT_EQ(describe_cpu(q).find("layout reorder of 'xq'"), std::string::npos);
+      }
       for (int threads : {1, 2}) {
         Runs r = run_both(q, threads);
         ASSERT_EQ(r.cpu.size(), 1u);

@@ -46,8 +46,9 @@ TEST(CpuBackendQMatMul, RuntimeRightOperandsRunAsExactFloatProductsWithinTheBoun
       const GraphBuilder q = attention_product(K, extreme, 40 + static_cast<uint32_t>(K));
       const std::string text = describe_cpu(q);
       EXPECT_EQ(text.find("generic path"), std::string::npos) << text;
-      if (cpu_isa_level_of(text) >= 1)
+      if (cpu_isa_level_of(text) >= 1) {
         EXPECT_NE(text.find("(integer product in float32)"), std::string::npos) << text;
+      }
       for (int threads : {1, 2}) {
         Runs r = run_both(q, threads);
         ASSERT_EQ(r.cpu.size(), 1u);
@@ -89,7 +90,9 @@ TEST(CpuBackendQMatMul, LongerProductsKeepTheIntegerKernel) {
       .node("MatMulInteger", {"a", "b", "az", "bz"}, {"y"})
       .output("y");
   const std::string text = describe_cpu(m);
-  if (cpu_isa_level_of(text) >= 1) EXPECT_NE(text.find("(integer product in float32)"), std::string::npos) << text;
+  if (cpu_isa_level_of(text) >= 1) {
+    EXPECT_NE(text.find("(integer product in float32)"), std::string::npos) << text;
+  }
   Runs r = run_both(m, 2);
   ASSERT_EQ(r.cpu.size(), 1u);
   expect_within_units(r.ref[0], r.cpu[0], 0, "MatMulInteger of runtime operands");

@@ -152,11 +152,19 @@ TEST(CpuIsa, LevelFollowsTheCap) {
   const char* names[] = {"baseline", "avx2", "avx512"};
   const std::string line = cpu::cpu_isa_description();
   EXPECT_EQ(line.rfind(std::string("cpu isa: ") + names[want] + " (", 0), 0u) << line;
-  if (!cap.empty()) EXPECT_NE(line.find("cap: TANDEM_CPU_ISA=" + cap), std::string::npos) << line;
-  if (want < 2) EXPECT_FALSE(cpu::has_native_bf16());
+  if (!cap.empty()) {
+    EXPECT_NE(line.find("cap: TANDEM_CPU_ISA=" + cap), std::string::npos) << line;
+  }
+  if (want < 2) {
+    EXPECT_FALSE(cpu::has_native_bf16());
+  }
   const dnnl::cpu_isa onednn = dnnl::get_effective_cpu_isa();  // after the engine set the cap
-  if (want == 0) EXPECT_EQ(onednn, dnnl::cpu_isa::sse41);
-  if (want == 1) EXPECT_EQ(onednn, dnnl::cpu_isa::avx2);
+  if (want == 0) {
+    EXPECT_EQ(onednn, dnnl::cpu_isa::sse41);
+  }
+  if (want == 1) {
+    EXPECT_EQ(onednn, dnnl::cpu_isa::avx2);
+  }
 }
 
 }  // namespace

@@ -28,7 +28,9 @@ TEST(EngineHistogram, BucketsTileTheRange) {
     ASSERT_GE(LatencyHistogram::bucket_high(b), v);
     // Relative width of a bucket is at most 1/32.
     const double width = static_cast<double>(LatencyHistogram::bucket_high(b) - LatencyHistogram::bucket_low(b) + 1);
-    if (v >= 32) ASSERT_LE(width / static_cast<double>(LatencyHistogram::bucket_low(b)), 1.0 / 32 + 1e-12);
+    if (v >= 32) {
+      ASSERT_LE(width / static_cast<double>(LatencyHistogram::bucket_low(b)), 1.0 / 32 + 1e-12);
+    }
   }
 }
 

@@ -84,7 +84,9 @@ void round_trip(const fs::path& dir, const Tensor& t, const std::string& name) {
   EXPECT_EQ(r->dtype(), t.dtype());
   EXPECT_EQ(r->shape(), t.shape());
   ASSERT_EQ(r->nbytes(), t.nbytes());
-  if (t.nbytes()) EXPECT_EQ(std::memcmp(r->raw_data(), t.raw_data(), t.nbytes()), 0);
+  if (t.nbytes()) {
+    EXPECT_EQ(std::memcmp(r->raw_data(), t.raw_data(), t.nbytes()), 0);
+  }
 }
 
 TEST_F(NpyRoundTrip, DtypesAndShapes) {

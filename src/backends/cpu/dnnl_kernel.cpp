@@ -91,18 +91,32 @@ std::unique_ptr<KernelState> DnnlKernel::make_state(void* const* ptr, const std:
   return st;
 }
 
-Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
-  auto* st = static_cast<DnnlState*>(state);
-  for (const auto& [i, v, offset] : st->variable) {
+namespace {
+
+// Binds the state's memories of non-fixed values to ctx's buffers.
+Status bind_variables(const RunCtx& ctx, DnnlState* st, const std::string& label) {
+  for (const auto& [i, v, offset] : st->variable)
     if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), static_cast<std::byte*>(ctx.ptr[v]) + offset, nullptr) !=
         dnnl_success)
       return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
-  }
-  set_threads(threads > 0 ? threads : ctx.threads);
-  dnnl_status_t s = dnnl_primitive_execute(prim.get(), ctx.stream->get(), static_cast<int>(st->c_args.size()),
-                                           st->c_args.data());
+  return Status::ok();
+}
+
+Status execute(const dnnl::primitive& prim, dnnl::stream& stream, DnnlState* st, const std::string& label) {
+  const dnnl_status_t s =
+      dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(st->c_args.size()), st->c_args.data());
   if (s != dnnl_success)
     return Status(StatusCode::device_error, label + " oneDNN execution failed (status " + std::to_string(s) + ")");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
+  auto* st = static_cast<DnnlState*>(state);
+  TANDEM_RETURN_IF_ERROR(bind_variables(ctx, st, label));
+  set_threads(threads > 0 ? threads : ctx.threads);
+  TANDEM_RETURN_IF_ERROR(execute(prim, *ctx.stream, st, label));
   if (after) {
     constexpr int64_t kGrain = 1 << 14;  // floats per parallel piece
     auto* p = static_cast<float*>(ctx.ptr[after_value]);
@@ -115,10 +129,7 @@ Status DnnlKernel::run(RunCtx& ctx, KernelState* state) const {
 Status DnnlKernel::run_band(const RunCtx& ctx, KernelState* state, dnnl::stream& stream, const Shift* shifts,
                             int n_shifts) const {
   auto* st = static_cast<DnnlState*>(state);
-  for (const auto& [i, v, offset] : st->variable)
-    if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), static_cast<std::byte*>(ctx.ptr[v]) + offset, nullptr) !=
-        dnnl_success)
-      return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
+  TANDEM_RETURN_IF_ERROR(bind_variables(ctx, st, label));
   // (Memories follow `args` in order; a shifted one is bound here even when its value is fixed.)
   for (int s = 0; s < n_shifts; ++s)
     for (size_t i = 0; i < args.size(); ++i) {
@@ -128,11 +139,7 @@ Status DnnlKernel::run_band(const RunCtx& ctx, KernelState* state, dnnl::stream&
       if (dnnl_memory_set_data_handle_v2(st->memories[i].get(), p, nullptr) != dnnl_success)
         return Status(StatusCode::device_error, label + " oneDNN could not bind a buffer");
     }
-  const dnnl_status_t s = dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(st->c_args.size()),
-                                                 st->c_args.data());
-  if (s != dnnl_success)
-    return Status(StatusCode::device_error, label + " oneDNN execution failed (status " + std::to_string(s) + ")");
-  return Status::ok();
+  return execute(prim, stream, st, label);
 }
 
 void attach_primitive(Builder& b, DnnlKernel& k, dnnl::primitive p, const dnnl::memory::desc& scratch_md) {

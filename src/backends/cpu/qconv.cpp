@@ -466,14 +466,20 @@ Status QConvSpec::prepare_product(Builder& b, const Step& step, int out, bool* q
 
   // The int8 weights packed in the format a primitive takes (the reorder adds the compensation
   // oneDNN's format carries), and the kernel running it on source `s_md` into `into`.
+  // (Band primitives that take the same weight format share one packed copy.)
+  std::vector<dnnl::memory> packs;
   auto make_kernel = [&](const Attempt& at, const dnnl::memory::desc& s_md, int into, const DnnlKernel::Arg& share) {
-    dnnl::memory packed(at.pd.weights_desc(), cpu_engine());
-    {
+    auto same = std::find_if(packs.begin(), packs.end(), [&](const dnnl::memory& m) { return m.get_desc() == at.pd.weights_desc(); });
+    if (same == packs.end()) {
+      dnnl::memory fresh(at.pd.weights_desc(), cpu_engine());
       dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());
       dnnl::stream s(cpu_engine());
-      dnnl::reorder(plain, packed).execute(s, plain, packed);
+      dnnl::reorder(plain, fresh).execute(s, plain, fresh);
       s.wait();
+      packs.push_back(fresh);
+      same = packs.end() - 1;
     }
+    const dnnl::memory packed = *same;
     auto k = std::make_unique<DnnlKernel>();
     k->label = label;
     k->threads = kthreads;

@@ -469,7 +469,8 @@ Status QConvSpec::prepare_product(Builder& b, const Step& step, int out, bool* q
   // (Band primitives that take the same weight format share one packed copy.)
   std::vector<dnnl::memory> packs;
   auto make_kernel = [&](const Attempt& at, const dnnl::memory::desc& s_md, int into, const DnnlKernel::Arg& share) {
-    auto same = std::find_if(packs.begin(), packs.end(), [&](const dnnl::memory& m) { return m.get_desc() == at.pd.weights_desc(); });
+    auto same = std::find_if(packs.begin(), packs.end(),
+                             [&](const dnnl::memory& m) { return m.get_desc() == at.pd.weights_desc(); });
     if (same == packs.end()) {
       dnnl::memory fresh(at.pd.weights_desc(), cpu_engine());
       dnnl::memory plain(w_plain, cpu_engine(), w8.raw_data());

@@ -39,10 +39,7 @@ struct ResizeParams {
   double extrapolation_value = 0.0;
 };
 
-struct Tap {
-  int64_t index;  // already clamped into [0, in)
-  double weight;
-};
+using resize::Tap;
 
 // Taps of every output coordinate along one axis.
 struct AxisPlan {
@@ -122,6 +119,11 @@ AxisPlan plan_axis(int64_t in_len, int64_t out_size, double scale, double roi_st
     std::vector<Tap>& taps = plan.taps[o];
     if (p.mode == InterpMode::nearest) {
       taps.push_back({resize::nearest_index(p.nearest, x, scale, in_len), 1.0});
+      continue;
+    }
+    if (p.mode == InterpMode::linear && !p.antialias && !p.exclude_outside) {
+      Tap two[2];
+      taps.assign(two, two + resize::linear_taps(x, in_len, two));
       continue;
     }
     // The ONNX reference takes ratio in (0, 1]: an integral x sits at ratio 1 right of x - 1.

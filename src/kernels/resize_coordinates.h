@@ -111,4 +111,33 @@ inline int64_t nearest_index(NearestMode mode, double x, double scale, int64_t i
   return std::clamp<int64_t>(idx, 0, in_len - 1);
 }
 
+// One input element that an output coordinate reads, and its weight.
+struct Tap {
+  int64_t index;  // already clamped into [0, in_len)
+  double weight;
+};
+
+// The taps of mode "linear" (no antialias, exclude_outside 0) at input coordinate `x` (finite)
+// along an axis of `in_len` elements, as the reference kernel reads them; returns their count
+// (1 or 2). Like the ONNX reference, the fraction is taken in (0, 1]: an integral x is weight
+// 1 at index x (and weight 0 at x - 1, left out); otherwise floor(x) has weight 1 - fraction
+// and floor(x) + 1 weight fraction. Indices are clamped into the axis, so both taps of an edge
+// coordinate may read the same element.
+inline int linear_taps(double x, int64_t in_len, Tap taps[2]) {
+  const double fl = std::floor(x);
+  int64_t base = static_cast<int64_t>(fl);
+  double ratio = x - fl;
+  if (ratio == 0.0) {
+    base -= 1;
+    ratio = 1.0;
+  }
+  const double w[2] = {1.0 - ratio, ratio};
+  int n = 0;
+  for (int k = 0; k < 2; ++k) {
+    if (w[k] == 0.0) continue;  // exact zero weight: contributes nothing
+    taps[n++] = {std::clamp<int64_t>(base + k, 0, in_len - 1), w[k]};
+  }
+  return n;
+}
+
 }  // namespace tandem::resize

@@ -114,10 +114,12 @@ Status supports_types(const Node& n, const NodeTypes& types) {
                          (combines ? "combines scatter updates" : "sums") + " in float32, int32 and int64)");
     return Status::ok();
   }
-  // MaxPool (without Indices) and nearest Resize also select 8-bit values: QOperator models
-  // keep them on uint8 between quantized layers (pool.cpp, resize.cpp).
+  // MaxPool (without Indices) and Resize (nearest, and linear: resize_bytes.cpp) also take 8-bit
+  // values: QOperator models keep them on uint8 between quantized layers (pool.cpp, resize.cpp).
+  const std::string resize_mode = n.attr_string("mode", "nearest");
   const bool selects = (op == "MaxPool" && (n.outputs.size() < 2 || n.outputs[1].empty())) ||
-                       ((op == "Resize" || op == "Upsample") && n.attr_string("mode", "nearest") == "nearest");
+                       ((op == "Resize" || op == "Upsample") &&
+                        (resize_mode == "nearest" || resize_mode == "linear" || resize_mode == "bilinear"));
   if (selects && (types.input(0) == DataType::uint8 || types.input(0) == DataType::int8)) {
     if (types.output(0) != DataType::undefined && types.output(0) != types.input(0))
       return unsupported(n.label() + " output type differs from the input's");

@@ -40,6 +40,8 @@
 // Identity, Slice, Gather, Expand, Tile, DepthToSpace, SpaceToDepth, MaxPool, nearest Resize)
 // between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
 // Runtime's QDQ tool writes them, run on the 8-bit values: exactly what the float path gives.
+// A linear Resize between them (any per-tensor constants) runs on the 8-bit values with the
+// float path's arithmetic, a row at a time (resize_bytes.cpp): the same bytes again.
 //
 // What is left of the QDQ format after that: qdq_round_trips.cpp.
 // ONNX Runtime's com.microsoft QuantizeLinear and DequantizeLinear are the standard ops under
@@ -58,6 +60,7 @@
 #include "backends/cpu/int8.h"
 #include "backends/cpu/op_family.h"
 #include "backends/cpu/requant_chain.h"
+#include "backends/cpu/resize.h"
 
 namespace tandem::cpu {
 
@@ -195,6 +198,30 @@ class QdqFuser {
     std::vector<int> inputs = ps.inputs;
     inputs[0] = x.data;
     return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs);
+  }
+
+  // Tries DequantizeLinear -> Resize (mode linear) -> QuantizeLinear step `q`, any per-tensor
+  // constants on either side: one Resize step on the 8-bit data with the four parameters after
+  // Resize's inputs, run by make_qdq_linear_resize (resize.h) with the float path's arithmetic;
+  // true when rewritten.
+  bool try_linear_resize_at(int q) {
+    QParams y;
+    DataType y_type;
+    const int p = closed_op(q, &y, &y_type);
+    if (p < 0 || g_.steps[p].inputs.empty()) return false;
+    const Step& ps = g_.steps[p];
+    const Node& pn = *ps.node;
+    if (pn.op_type != "Resize" && pn.op_type != "Upsample") return false;
+    const std::string mode = pn.attr_string("mode", "nearest");
+    if (mode != "linear" && mode != "bilinear") return false;
+    int d;
+    QParams x;
+    DataType x_type;
+    if (!dequantized_activation(ps.inputs[0], &d, &x, &x_type)) return false;
+    std::vector<int> inputs = ps.inputs;
+    inputs[0] = x.data;
+    inputs.insert(inputs.end(), {x.scale, x.zero_point, y.scale, y.zero_point});
+    return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs, make_qdq_linear_resize());
   }
 
   // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
@@ -538,7 +565,8 @@ int fuse_qdq_products(CompiledGraph& g) {
   int fused = 0;
   for (size_t i = 0; i < g.steps.size(); ++i)
     if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i)) ||
-                            fuser.try_byte_movement_at(static_cast<int>(i)) || fuser.try_gemm_at(static_cast<int>(i))))
+                            fuser.try_byte_movement_at(static_cast<int>(i)) ||
+                            fuser.try_linear_resize_at(static_cast<int>(i)) || fuser.try_gemm_at(static_cast<int>(i))))
       ++fused;
   // Products whose output no QuantizeLinear closes, once every closed chain has been taken.
   for (size_t i = 0; i < g.steps.size(); ++i)

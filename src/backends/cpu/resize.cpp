@@ -21,10 +21,7 @@ namespace tandem::cpu {
 
 namespace {
 
-struct Axis {
-  std::vector<int64_t> i0, i1;
-  std::vector<float> w1;  // weight of i1 (linear); nearest uses i0 only
-};
+using Axis = ResizeAxis;
 
 class ResizeKernel final : public Kernel {
  public:
@@ -127,6 +124,19 @@ Axis make_axis(bool linear, resize::CoordMode ctm, resize::NearestMode nm, doubl
   return a;
 }
 
+// The reference kernel's linear taps of every output index along one axis.
+std::vector<LinearTaps> linear_taps(resize::CoordMode ctm, double scale, int64_t in, int64_t out) {
+  std::vector<LinearTaps> taps(static_cast<size_t>(out));
+  for (int64_t o = 0; o < out; ++o) {
+    double x =
+        resize::original_coordinate(ctm, static_cast<double>(o), scale, in, scale * static_cast<double>(in), out);
+    if (!std::isfinite(x)) x = 0.0;
+    LinearTaps& t = taps[static_cast<size_t>(o)];
+    t.count = resize::linear_taps(x, in, t.tap);
+  }
+  return taps;
+}
+
 // Upsample (opsets 7 and 9) and Resize before opset 11: asymmetric coordinates, the legacy
 // nearest rule, scales as the second input (Upsample-7: an attribute).
 bool is_legacy(const Node& n) { return n.op_type == "Upsample" || n.opset < 11; }
@@ -197,12 +207,18 @@ class ResizeSpec final : public OpSpec {
     const int x = step.inputs[0], out = step.outputs[0];
     if (!b.typed(x) || !b.typed(out)) return unsupported(label + " shape unknown");
     const DataType type = b.val(x).dtype;
-    const bool bytes = (type == DataType::uint8 || type == DataType::int8) && b.val(out).dtype == type &&
-                       n.attr_string("mode", "nearest") == "nearest";
+    const bool bytes = (type == DataType::uint8 || type == DataType::int8) && b.val(out).dtype == type;
     if (!bytes && (type != DataType::float32 || b.val(out).dtype != DataType::float32))
-      return unsupported(label + " not float32 (or 8-bit nearest)");
+      return unsupported(label + " not float32 or 8-bit");
     TANDEM_ASSIGN_OR_RETURN(Geometry g, geometry(b, n, step.inputs, out));
     const Shape &xs = g.xs, &os = g.os;
+    if (bytes && g.linear) {
+      const bool channels_last = b.val(x).layout == Layout::nhwc;
+      const ByteImages im{channels_last ? xs[0] : xs[0] * xs[1], channels_last ? xs[1] : 1, xs[2], xs[3], os[2], os[3]};
+      return add_truncating_linear_resize(b, im, linear_taps(g.ctm, g.sy, xs[2], os[2]),
+                                          linear_taps(g.ctm, g.sx, xs[3], os[3]), type == DataType::int8, x, out,
+                                          label);
+    }
     if (bytes) {
       auto k = std::make_unique<ByteResizeKernel>();
       k->channels_last = b.val(x).layout == Layout::nhwc;
@@ -248,6 +264,47 @@ class ResizeSpec final : public OpSpec {
   }
 };
 
+Status supports_resize(const Node& n);
+
+// float32 of a per-tensor constant scale and its zero point; false when they are not that.
+bool byte_quant(Builder& b, int scale, int zero_point, ByteQuant* q) {
+  const Tensor *s = b.known(scale), *z = b.known(zero_point);
+  if (!s || !z || s->dtype() != DataType::float32 || s->numel() != 1 || z->numel() != 1) return false;
+  if (z->dtype() != DataType::uint8 && z->dtype() != DataType::int8) return false;
+  q->is_signed = z->dtype() == DataType::int8;
+  q->scale = s->data<float>()[0];
+  q->zero_point = q->is_signed ? z->data<int8_t>()[0] : z->data<uint8_t>()[0];
+  return q->scale > 0.0f && std::isfinite(q->scale);
+}
+
+// A Resize step rewritten from DequantizeLinear -> Resize (linear) -> QuantizeLinear (resize.h).
+class QdqLinearResizeSpec final : public OpSpec {
+ public:
+  Status prepare(Builder& b, const Step& step) const override {
+    const Node& n = *step.node;
+    const std::string label = n.label();
+    TANDEM_RETURN_IF_ERROR(supports_resize(n));
+    if (step.inputs.size() < 5 || step.outputs.size() != 1) return unsupported(label + " inputs");
+    const size_t q = step.inputs.size() - 4;  // the four quantization parameters follow Resize's inputs
+    const std::vector<int> resize_inputs(step.inputs.begin(), step.inputs.begin() + static_cast<std::ptrdiff_t>(q));
+    const int x = step.inputs[0], out = step.outputs[0];
+    ByteQuant in, outq;
+    if (!byte_quant(b, step.inputs[q], step.inputs[q + 1], &in) ||
+        !byte_quant(b, step.inputs[q + 2], step.inputs[q + 3], &outq))
+      return unsupported(label + " quantization parameters are not per-tensor constants");
+    if (!b.typed(x) || !b.typed(out) || b.val(x).dtype != (in.is_signed ? DataType::int8 : DataType::uint8) ||
+        b.val(out).dtype != (outq.is_signed ? DataType::int8 : DataType::uint8))
+      return unsupported(label + " 8-bit types");
+    TANDEM_ASSIGN_OR_RETURN(Geometry g, geometry(b, n, resize_inputs, out));
+    if (!g.linear) return unsupported(label + " not linear");
+    const Shape &xs = g.xs, &os = g.os;
+    const bool channels_last = b.val(x).layout == Layout::nhwc;
+    const ByteImages im{channels_last ? xs[0] : xs[0] * xs[1], channels_last ? xs[1] : 1, xs[2], xs[3], os[2], os[3]};
+    return add_requantizing_linear_resize(b, im, make_axis(true, g.ctm, g.nm, g.sy, xs[2], os[2]),
+                                          make_axis(true, g.ctm, g.nm, g.sx, xs[3], os[3]), in, outq, x, out, label);
+  }
+};
+
 Status supports_resize(const Node& n) {
   if (n.inputs.empty() || n.inputs[0].empty()) return unsupported(n.label() + " no input");
   const std::string mode = n.attr_string("mode", "nearest");
@@ -278,6 +335,8 @@ Result<std::unique_ptr<OpSpec>> make_resize(FusionContext&, const Step&) {
 }
 
 }  // namespace
+
+std::unique_ptr<OpSpec> make_qdq_linear_resize() { return std::make_unique<QdqLinearResizeSpec>(); }
 
 Result<NearestResize> nearest_resize(Builder& b, const Node& n, const std::vector<int>& inputs, int out) {
   if (n.attr_string("mode", "nearest") != "nearest") return unsupported(n.label() + " not nearest");

@@ -214,6 +214,7 @@ Status add_reorder(Builder& b, int src, int dst, const std::string& label) {
     b.add_kernel(std::move(k));
     return Status::ok();
   }
+  if (add_byte_layout_change(b, src, dst, label).is_ok()) return Status::ok();
   return add_reorder(b, src, value_md(sv), dst, value_md(dv), label);
 }
 

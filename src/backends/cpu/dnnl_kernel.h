@@ -60,8 +60,11 @@ dnnl::memory::desc value_md(const IValue& v);
 dnnl::memory::desc plain_md(const Shape& shape, dnnl::memory::data_type dt = dnnl::memory::data_type::f32);
 dnnl::memory::dims to_dims(const Shape& s);
 
-// Appends a oneDNN reorder kernel from `src` to `dst` (both instance values).
+// Appends a kernel that copies `src` into `dst` (both instance values) in dst's layout: a oneDNN
+// reorder, or for the pairs below the backend's own.
 Status add_reorder(Builder& b, int src, int dst, const std::string& label);
+// 8-bit 4-D values between plain and channels-last (byte_layout.cpp); unsupported for others.
+Status add_byte_layout_change(Builder& b, int src, int dst, const std::string& label);
 // The same between descriptors of the caller's choosing (strided views: a permutation as a
 // copy); each must describe its value's bytes.
 Status add_reorder(Builder& b, int src, const dnnl::memory::desc& smd, int dst, const dnnl::memory::desc& dmd,

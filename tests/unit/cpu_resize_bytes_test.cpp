@@ -5,7 +5,8 @@
 //   scales and by sizes, up and down, in every coordinate mode the backend takes.
 // - DequantizeLinear -> Resize (linear) -> QuantizeLinear (a QDQ model's) becomes one step on
 //   the bytes that gives exactly the bytes of the same three steps unfused on the cpu backend,
-//   and agrees with the reference backend within one unit.
+//   and agrees with the reference backend within one unit; a Shape that reads the
+//   DequantizeLinear (an upsampling sized to the map it joins) reads the bytes instead.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -144,6 +145,46 @@ TEST(CpuResizeBytes, QdqLinearResizeRunsOnTheBytesWithTheFloatPathsArithmetic) {
           EXPECT_GT(distinct, 100);
         }
       }
+}
+
+// ONNX Runtime's QDQ format has every reader of a quantized map read its DequantizeLinear, the
+// Shape that sizes an upsampling to the map it joins included. The Shape reads the bytes instead
+// (their shape is the same): no DequantizeLinear stays behind to make float32 maps for it, the
+// upsampling and the concatenation run on the bytes, and the answer is the reference's.
+TEST(CpuResizeBytes, AnUpsamplingSizedByTheShapeOfADequantizedMapRunsOnTheBytes) {
+  REQUIRE_CPU();
+  GraphBuilder q;
+  q.input("skip", random_ints<uint8_t>({1, 8, 20, 24}, 0, 255, 600))
+      .input("coarse", random_ints<uint8_t>({1, 8, 10, 12}, 0, 255, 601))
+      .init("s", Tensor::scalar<float>(0.04f))
+      .init("z", Tensor::scalar<uint8_t>(120))
+      .init("roi", Tensor::from_vector<float>({0}, {}))
+      .node("DequantizeLinear", {"skip", "s", "z"}, {"skip_f"})
+      .node("DequantizeLinear", {"coarse", "s", "z"}, {"coarse_f"})
+      .node("Shape", {"skip_f"}, {"size"})
+      .node("Resize", {"coarse_f", "roi", "", "size"}, {"up_f"}, {{"mode", attr_string("linear")}})
+      .node("QuantizeLinear", {"up_f", "s", "z"}, {"up"})
+      .node("DequantizeLinear", {"up", "s", "z"}, {"up_df"})
+      .node("Concat", {"up_df", "skip_f"}, {"cat_f"}, {{"axis", attr_int(1)}})
+      .node("QuantizeLinear", {"cat_f", "s", "z"}, {"cat"})
+      .output("cat");
+  // Spatial dims left symbolic, so that the Shape is not folded before the backend sees it.
+  for (ValueInfo& in : q.graph()->inputs) {
+    in.type.dims[2] = Dim{-1, in.name + "_h"};
+    in.type.dims[3] = Dim{-1, in.name + "_w"};
+  }
+  const std::string text = describe_cpu(q);
+  EXPECT_NE(text.find("[Shape"), std::string::npos) << text;
+  EXPECT_NE(text.find("fused: DequantizeLinear + Resize + QuantizeLinear"), std::string::npos) << text;
+  EXPECT_NE(text.find("fused: DequantizeLinear + DequantizeLinear + Concat + QuantizeLinear"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("[DequantizeLinear"), std::string::npos) << "a DequantizeLinear stayed for the Shape:\n" << text;
+  for (int threads : {1, 2}) {
+    Runs r = run_both(q, threads);
+    ASSERT_EQ(r.cpu.size(), 1u);
+    EXPECT_EQ(nodes_on(r.report, "reference"), 0);
+    expect_within_units(r.ref[0], r.cpu[0], 1, "concatenation of the upsampled map");
+  }
 }
 
 }  // namespace

@@ -96,14 +96,18 @@ TEST(CpuResizeBytes, LinearResizeOfBytesGivesTheReferenceBytes) {
 
 // DequantizeLinear -> Resize (linear) -> QuantizeLinear of case `c`; `unfused` also makes the
 // Resize's float output a graph output, which keeps the three steps apart.
-GraphBuilder qdq_resize(const ResizeCase& c, DataType in_type, DataType out_type, bool channels_last, bool unfused,
-                        uint32_t seed) {
+// `same`: the output quantized as the input is (ONNX Runtime's tool writes Resize so).
+GraphBuilder qdq_resize(const ResizeCase& c, DataType in_type, DataType out_type, bool same, bool channels_last,
+                        bool unfused, uint32_t seed) {
   GraphBuilder q;
   const std::string src = byte_source(q, "x", in_type, c.input, channels_last, seed);
+  const bool s8 = in_type == DataType::int8;
   q.init("xs", Tensor::scalar<float>(0.037f))
-      .init("xz", in_type == DataType::int8 ? Tensor::scalar<int8_t>(-9) : Tensor::scalar<uint8_t>(117))
-      .init("ys", Tensor::scalar<float>(out_type == in_type ? 0.037f : 0.029f))
-      .init("yz", out_type == DataType::int8 ? Tensor::scalar<int8_t>(5) : Tensor::scalar<uint8_t>(121))
+      .init("xz", s8 ? Tensor::scalar<int8_t>(-9) : Tensor::scalar<uint8_t>(117))
+      .init("ys", Tensor::scalar<float>(same ? 0.037f : 0.029f))
+      .init("yz", same                         ? (s8 ? Tensor::scalar<int8_t>(-9) : Tensor::scalar<uint8_t>(117))
+                  : out_type == DataType::int8 ? Tensor::scalar<int8_t>(5)
+                                               : Tensor::scalar<uint8_t>(121))
       .node("DequantizeLinear", {src, "xs", "xz"}, {"xf"});
   add_resize(q, c, "xf", "yf");
   q.node("QuantizeLinear", {"yf", "ys", "yz"}, {"y"}).output("y");
@@ -115,16 +119,19 @@ TEST(CpuResizeBytes, QdqLinearResizeRunsOnTheBytesWithTheFloatPathsArithmetic) {
   REQUIRE_CPU();
   struct Types {
     DataType in, out;
+    bool same;
   };
   uint32_t seed = 400;
   for (const ResizeCase& c : resize_cases())
-    for (Types t : {Types{DataType::uint8, DataType::uint8}, Types{DataType::int8, DataType::int8},
-                    Types{DataType::uint8, DataType::int8}})
+    for (Types t : {Types{DataType::uint8, DataType::uint8, false}, Types{DataType::int8, DataType::int8, false},
+                    Types{DataType::uint8, DataType::int8, false}, Types{DataType::uint8, DataType::uint8, true},
+                    Types{DataType::int8, DataType::int8, true}})
       for (bool channels_last : {false, true}) {
         SCOPED_TRACE(c.name + (t.in == DataType::int8 ? ", int8" : ", uint8") + " to " +
-                     (t.out == DataType::int8 ? "int8" : "uint8") + (channels_last ? ", channels-last" : ", plain"));
-        const GraphBuilder fused = qdq_resize(c, t.in, t.out, channels_last, false, seed);
-        const GraphBuilder apart = qdq_resize(c, t.in, t.out, channels_last, true, seed++);
+                     (t.out == DataType::int8 ? "int8" : "uint8") + (t.same ? " (same quantization)" : "") +
+                     (channels_last ? ", channels-last" : ", plain"));
+        const GraphBuilder fused = qdq_resize(c, t.in, t.out, t.same, channels_last, false, seed);
+        const GraphBuilder apart = qdq_resize(c, t.in, t.out, t.same, channels_last, true, seed++);
         const std::string text = describe_cpu(fused);
         EXPECT_NE(text.find("fused: DequantizeLinear + Resize + QuantizeLinear"), std::string::npos) << text;
         EXPECT_EQ(describe_cpu(apart).find("fused: DequantizeLinear + Resize + QuantizeLinear"), std::string::npos);
@@ -132,7 +139,12 @@ TEST(CpuResizeBytes, QdqLinearResizeRunsOnTheBytesWithTheFloatPathsArithmetic) {
           Runs f = run_both(fused, threads), a = run_both(apart, threads);
           ASSERT_EQ(f.cpu.size(), 1u);
           ASSERT_EQ(a.cpu.size(), 2u);
-          expect_within_units(a.cpu[0], f.cpu[0], 0, "fused against the three steps apart");
+          // With the same quantization on both sides the step computes in quantization units,
+          // where an upsampling's blends often fall on exact half-integers (a 2x one: in
+          // sixteenths): rounded half to even there, where the float path's roundings decide.
+          const int64_t differ =
+              expect_within_units(a.cpu[0], f.cpu[0], t.same ? 1 : 0, "fused against the three steps apart");
+          EXPECT_LE(differ, f.cpu[0].tensor.numel() / (t.same ? 20 : 100));
           expect_within_units(f.ref[0], f.cpu[0], 1, "fused against the reference");
           // Not a degenerate case: the output spreads over many values.
           std::vector<bool> seen(256, false);

@@ -3,15 +3,21 @@
 //   truncating    Resize's own on 8-bit data (a QOperator model's uint8 Resize): the reference
 //                 kernel's sum over the taps in double, truncated as it converts it;
 //   requantizing  a QDQ model's DequantizeLinear -> Resize -> QuantizeLinear: the float path's
-//                 three steps, one output row at a time in a thread's buffers.
-// Each gives the bytes of what it stands for. This file is compiled without contracted
-// multiply-adds (CMakeLists.txt): its AVX2 and AVX-512 variants round every product and sum
-// as the baseline code of the reference kernel and of the float Resize kernel does.
+//                 three steps, one output row at a time in a thread's buffers (with the same
+//                 quantization on both sides, as ONNX Runtime's tool writes it: in quantization
+//                 units, without the division by the scale; see `in_units`).
+// Each gives the bytes of what it stands for (in units: within one unit, at exact half-integers).
+// This file is compiled without contracted multiply-adds (CMakeLists.txt): its AVX2 and AVX-512
+// variants round every product and sum as the baseline code of the reference kernel and of the
+// float Resize kernel does.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/int8.h"
 #include "backends/cpu/resize.h"
@@ -203,6 +209,31 @@ TANDEM_TARGET_AVX512 void blend_along_permuted_avx512(const float* r, int64_t iw
 TANDEM_ISA_DISPATCH(blend_between, (const float* top, const float* bottom, float wy, int64_t n, float* d),
                     (top, bottom, wy, n, d))
 
+// The blend between two rows of values in quantization units (q - zero point), rounded half to
+// even, the zero point added back and saturated: the output when the input and output
+// quantization are the same, without a division by the scale.
+template <class Q>
+TANDEM_ISA_BODY void blend_round(const float* __restrict top, const float* __restrict bottom, float wy, int64_t n,
+                                 float zp, Q* __restrict d) {
+  constexpr float lo = std::is_signed_v<Q> ? -128.0f : 0.0f, hi = std::is_signed_v<Q> ? 127.0f : 255.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::nearbyint(top[i] + (bottom[i] - top[i]) * wy) + zp;
+    d[i] = static_cast<Q>(static_cast<int32_t>(std::min(std::max(v, lo), hi)));
+  }
+}
+TANDEM_ISA_BODY void blend_round_u8_body(const float* top, const float* bottom, float wy, int64_t n, float zp,
+                                         uint8_t* d) {
+  blend_round(top, bottom, wy, n, zp, d);
+}
+TANDEM_ISA_BODY void blend_round_s8_body(const float* top, const float* bottom, float wy, int64_t n, float zp,
+                                         int8_t* d) {
+  blend_round(top, bottom, wy, n, zp, d);
+}
+TANDEM_ISA_DISPATCH(blend_round_u8, (const float* top, const float* bottom, float wy, int64_t n, float zp, uint8_t* d),
+                    (top, bottom, wy, n, zp, d))
+TANDEM_ISA_DISPATCH(blend_round_s8, (const float* top, const float* bottom, float wy, int64_t n, float zp, int8_t* d),
+                    (top, bottom, wy, n, zp, d))
+
 class RequantizingLinearResizeKernel final : public Kernel {
  public:
   ByteImages g;
@@ -211,6 +242,11 @@ class RequantizingLinearResizeKernel final : public Kernel {
   ResizeAxis rows, cols;
   PermutedTaps permuted;  // a plain row on AVX-512 (`permute`): blend_along_permuted_avx512
   bool permute = false;
+  // The input's and output's quantization are the same: the rows are blended in quantization
+  // units and rounded (blend_round). Real arithmetic gives the same bytes; float32's roundings
+  // in the other order can move a value that lies within one of them of a half-integer by one
+  // unit.
+  bool in_units = false;
   // Per thread: one dequantized input row, two rows blended along, one output row (floats).
   int64_t slot_floats = 0;
 
@@ -233,10 +269,11 @@ class RequantizingLinearResizeKernel final : public Kernel {
           if (tag[i] == want) return held[i];
         const int v = tag[0] == keep ? 1 : 0;
         const std::byte* src = in + want * in_row;
+        const float scale = in_units ? 1.0f : in_q.scale;
         if (in_q.is_signed)
-          dequantize_s8(reinterpret_cast<const int8_t*>(src), dequantized, in_row, in_q.scale, in_q.zero_point);
+          dequantize_s8(reinterpret_cast<const int8_t*>(src), dequantized, in_row, scale, in_q.zero_point);
         else
-          dequantize_u8(reinterpret_cast<const uint8_t*>(src), dequantized, in_row, in_q.scale, in_q.zero_point);
+          dequantize_u8(reinterpret_cast<const uint8_t*>(src), dequantized, in_row, scale, in_q.zero_point);
         if (permute)
           blend_along_permuted_avx512(dequantized, g.iw, cols, permuted, g.ow, held[v]);
         else
@@ -250,8 +287,15 @@ class RequantizingLinearResizeKernel final : public Kernel {
         const int64_t t0 = img * g.ih + rows.i0[y], t1 = img * g.ih + rows.i1[y];
         const float* top = fetch(t0, t1);
         const float* bottom = fetch(t1, t0);
-        blend_between(top, bottom, rows.w1[y], out_row, blended);
         std::byte* dst = o + t * out_row;
+        if (in_units) {
+          if (out_q.is_signed)
+            blend_round_s8(top, bottom, rows.w1[y], out_row, zp, reinterpret_cast<int8_t*>(dst));
+          else
+            blend_round_u8(top, bottom, rows.w1[y], out_row, zp, reinterpret_cast<uint8_t*>(dst));
+          continue;
+        }
+        blend_between(top, bottom, rows.w1[y], out_row, blended);
         if (out_q.is_signed)
           quantize_s8(blended, reinterpret_cast<int8_t*>(dst), out_row, out_q.scale, zp);
         else
@@ -305,7 +349,9 @@ Status add_requantizing_linear_resize(Builder& b, const ByteImages& g, ResizeAxi
   k->permute = g.lanes == 1 && cpu_isa_level() >= 2;
   if (k->permute) k->permuted = permuted_taps(k->cols);
   k->out = out;
-  k->label = label + " (8-bit linear, requantized)";
+  k->in_units = in.is_signed == out_quant.is_signed && in.zero_point == out_quant.zero_point &&
+                std::memcmp(&in.scale, &out_quant.scale, sizeof(float)) == 0;
+  k->label = label + (k->in_units ? " (8-bit linear, in quantization units)" : " (8-bit linear, requantized)");
   k->slot_floats = round_up(g.iw * g.lanes + 3 * g.ow * g.lanes, 16);
   b.need_scratch(static_cast<int64_t>(b.threads()) * k->slot_floats * static_cast<int64_t>(sizeof(float)));
   b.define(out, b.val(k->x).layout == Layout::nhwc ? Layout::nhwc : Layout::plain);

@@ -604,7 +604,21 @@ TEST(CpuBackendQdqOps, OpsThatMoveValuesRunOnTheBytes) {
        {{"mode", attr_string("nearest")}},
        {{"roi", Tensor::from_vector<float>({0}, {})}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 1.5f})}}},
       // The roi omitted (an empty name): the fused node keeps the gap.
-      {"Resize", {1, 3, 5, 6}, {{"mode", attr_string("nearest")}}, {{"", Tensor()}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2})}}},
+      {"Resize",
+       {1, 3, 5, 6},
+       {{"mode", attr_string("nearest")}},
+       {{"", Tensor()}, {"scales", Tensor::from_vector<float>({4}, {1, 1, 2, 2})}}},
+      // Pad: the constant (0 when omitted, or a value between two steps of the grid) becomes
+      // the byte the QuantizeLinear makes of it; reflect copies bytes.
+      {"Pad", {1, 3, 5, 6}, {}, {{"pads", Tensor::from_vector<int64_t>({8}, {0, 0, 1, 2, 0, 0, 2, 1})}}},
+      {"Pad",
+       {1, 3, 5, 6},
+       {},
+       {{"pads", Tensor::from_vector<int64_t>({8}, {0, 1, 1, 0, 0, 0, 0, 3})}, {"fill", Tensor::scalar<float>(0.5f)}}},
+      {"Pad",
+       {1, 3, 5, 6},
+       {{"mode", attr_string("reflect")}},
+       {{"pads", Tensor::from_vector<int64_t>({8}, {0, 0, 2, 1, 0, 0, 1, 2})}}},
   };
   for (const MoveCase& c : cases) {
     for (bool int8 : {false, true}) {

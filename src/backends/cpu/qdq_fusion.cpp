@@ -37,9 +37,10 @@
 // column; transB transposes them) becomes one com.microsoft QGemm step.
 //
 // Ops that only move or select values (Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
-// Identity, Slice, Gather, Expand, Tile, DepthToSpace, SpaceToDepth, MaxPool, nearest Resize)
-// between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
-// Runtime's QDQ tool writes them, run on the 8-bit values: exactly what the float path gives.
+// Identity, Slice, Gather, Expand, Tile, DepthToSpace, SpaceToDepth, MaxPool, nearest Resize,
+// Pad) between a DequantizeLinear and a QuantizeLinear with the same per-tensor constants, as ONNX
+// Runtime's QDQ tool writes them, run on the 8-bit values: exactly what the float path gives (a
+// constant Pad pads with the byte its QuantizeLinear makes of the value).
 // A linear Resize between them (any per-tensor constants) runs on the 8-bit values with the
 // float path's arithmetic, a row at a time (resize_bytes.cpp): the same bytes again.
 //
@@ -177,9 +178,9 @@ class QdqFuser {
     if (p < 0 || g_.steps[p].inputs.empty()) return false;
     const Step& ps = g_.steps[p];
     const Node& pn = *ps.node;
-    static const std::set<std::string> kMoves = {"Transpose", "Reshape",      "Flatten",      "Squeeze", "Unsqueeze",
-                                                 "Identity",  "Slice",        "Gather",       "Expand",  "Tile",
-                                                 "DepthToSpace", "SpaceToDepth", "MaxPool", "Resize"};
+    static const std::set<std::string> kMoves = {"Transpose",    "Reshape",      "Flatten", "Squeeze", "Unsqueeze",
+                                                 "Identity",     "Slice",        "Gather",  "Expand",  "Tile",
+                                                 "DepthToSpace", "SpaceToDepth", "MaxPool", "Resize",  "Pad"};
     if (!kMoves.count(pn.op_type)) return false;
     if (pn.op_type == "MaxPool" && pn.outputs.size() > 1 && !pn.outputs[1].empty()) return false;  // Indices
     if (pn.op_type == "Resize" && pn.attr_string("mode", "nearest") != "nearest") return false;
@@ -197,7 +198,31 @@ class QdqFuser {
       return false;
     std::vector<int> inputs = ps.inputs;
     inputs[0] = x.data;
+    if (pn.op_type == "Pad" && !byte_padding(pn, x_type, ys.data<float>()[0], xz, &inputs)) return false;
     return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs);
+  }
+
+  // A Pad (opset 11 and later) moved onto the bytes: mode constant pads with what the float
+  // path's QuantizeLinear makes of the constant value (0 when omitted), saturate(round(value /
+  // scale) + zero point), given as a constant of the 8-bit type; the other modes copy values.
+  bool byte_padding(const Node& pad, DataType type, float scale, const Tensor& zero_point, std::vector<int>* inputs) {
+    if (pad.opset < 11) return false;  // the value is an attribute there
+    if (pad.attr_string("mode", "constant") != "constant") return true;
+    float value = 0.0f;
+    if (inputs->size() > 2 && (*inputs)[2] >= 0) {
+      const Tensor* v = f_.constant((*inputs)[2]);
+      if (!is_f32(v) || v->numel() > 1) return false;
+      if (v->numel() == 1) value = v->data<float>()[0];
+    }
+    if (!std::isfinite(value)) return false;
+    const bool s8 = type == DataType::int8;
+    const float zp = s8 ? zero_point.data<int8_t>()[0] : zero_point.data<uint8_t>()[0];
+    const float q = std::clamp(std::nearbyint(value / scale) + zp, s8 ? -128.0f : 0.0f, s8 ? 127.0f : 255.0f);
+    const int fill = f_.add_constant(s8 ? Tensor::scalar<int8_t>(static_cast<int8_t>(q))
+                                        : Tensor::scalar<uint8_t>(static_cast<uint8_t>(q)));
+    if (inputs->size() < 3) inputs->resize(3, -1);
+    (*inputs)[2] = fill;
+    return true;
   }
 
   // Tries DequantizeLinear -> Resize (mode linear) -> QuantizeLinear step `q`, any per-tensor

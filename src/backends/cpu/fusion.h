@@ -22,6 +22,14 @@ int fuse_qdq_products(CompiledGraph& g);
 // returns how many.
 int fuse_qdq_round_trips(CompiledGraph& g);
 
+// A Shape step needs only its input's shape. Where it reads a DequantizeLinear's output (in ONNX
+// Runtime's QDQ format every reader of a quantized tensor reads its DequantizeLinear, the Shape
+// that sizes an upsampling to the map it joins included), it is made to read the
+// DequantizeLinear's input instead, of the same shape: the DequantizeLinear can then go with
+// the quantized op that reads it, and no float32 tensor is made for the Shape alone
+// (qdq_format.cpp; fuse_qdq_products runs it first).
+void qdq_shapes_read_the_bytes(CompiledGraph& g);
+
 // True when `n` is a QuantizeLinear or DequantizeLinear (`op`; default or com.microsoft domain)
 // with its three inputs and one output, no block size, saturating.
 bool plain_quant_node(const Node& n, const char* op);

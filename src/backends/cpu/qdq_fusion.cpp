@@ -561,15 +561,6 @@ class QdqFuser {
 
 }  // namespace
 
-bool plain_quant_node(const Node& n, const char* op) {
-  const std::string domain = canonical_domain(n.domain);
-  if (n.op_type != op || (!domain.empty() && domain != kMicrosoftDomain)) return false;
-  if (n.attr_int("block_size", 0) != 0) return false;
-  if (n.op_type == "QuantizeLinear" && n.attr_int("saturate", 1) != 1) return false;
-  return n.inputs.size() == 3 && !n.inputs[0].empty() && !n.inputs[1].empty() && !n.inputs[2].empty() &&
-         n.outputs.size() == 1;
-}
-
 bool per_tensor_quant_step(const FusionContext& f, const Step& s, const char* op, PerTensorQuant* q) {
   if (s.dead || !s.node || s.originals.size() != 1 || !plain_quant_node(*s.node, op)) return false;
   const QParams p{s.node, s.inputs[0], s.inputs[1], s.inputs[2]};
@@ -584,38 +575,8 @@ bool per_tensor_quant_step(const FusionContext& f, const Step& s, const char* op
   return true;
 }
 
-namespace {
-
-// A Shape step needs only its input's shape. Where it reads a DequantizeLinear's output (in ONNX
-// Runtime's QDQ format every reader of a quantized tensor reads its DequantizeLinear, the Shape
-// that sizes an upsampling to the map it joins included), it reads the DequantizeLinear's input
-// instead, of the same shape: the DequantizeLinear can then go with the quantized op that reads
-// it, and no float32 tensor is made for the Shape alone.
-void shapes_read_the_bytes(CompiledGraph& g) {
-  g.relink();
-  for (Step& s : g.steps) {
-    if (s.dead || !s.node || s.originals.size() != 1 || s.node->op_type != "Shape" ||
-        !canonical_domain(s.node->domain).empty() || s.inputs.empty() || s.inputs[0] < 0)
-      continue;
-    const int d = g.values[s.inputs[0]].producer;
-    if (d < 0 || g.steps[d].dead || !g.steps[d].node || g.steps[d].originals.size() != 1 ||
-        g.steps[d].node->op_type != "DequantizeLinear" || g.steps[d].inputs.empty() || g.steps[d].inputs[0] < 0)
-      continue;
-    const std::string domain = canonical_domain(g.steps[d].node->domain);
-    if (!domain.empty() && domain != kMicrosoftDomain) continue;
-    Node n = *s.node;
-    n.inputs[0] = g.name_of(g.steps[d].inputs[0]);
-    g.synthesized.push_back(std::move(n));
-    s.node = &g.synthesized.back();
-    s.originals = {s.node};
-    s.inputs[0] = g.steps[d].inputs[0];
-  }
-}
-
-}  // namespace
-
 int fuse_qdq_products(CompiledGraph& g) {
-  shapes_read_the_bytes(g);
+  qdq_shapes_read_the_bytes(g);
   g.relink();
   QdqFuser fuser(g);
   int fused = 0;

@@ -170,7 +170,10 @@ class QdqFuser {
   }
 
   // Tries DequantizeLinear -> an op that only moves or selects values -> QuantizeLinear step `q`
-  // with the same per-tensor constants on both sides (see the header); true when rewritten.
+  // with the same per-tensor constants on both sides (see the header), or a linear Resize
+  // between any per-tensor constants: one Resize step on the 8-bit data with the four parameters
+  // after Resize's inputs, run by make_qdq_linear_resize (resize.h) with the float path's
+  // arithmetic; true when rewritten.
   bool try_byte_movement_at(int q) {
     QParams y;
     DataType y_type;
@@ -181,13 +184,23 @@ class QdqFuser {
     static const std::set<std::string> kMoves = {"Transpose",    "Reshape",      "Flatten", "Squeeze", "Unsqueeze",
                                                  "Identity",     "Slice",        "Gather",  "Expand",  "Tile",
                                                  "DepthToSpace", "SpaceToDepth", "MaxPool", "Resize",  "Pad"};
-    if (!kMoves.count(pn.op_type)) return false;
+    const std::string mode = pn.attr_string("mode", "nearest");
+    const bool linear_resize = (pn.op_type == "Resize" || pn.op_type == "Upsample") &&
+                               (mode == "linear" || mode == "bilinear");
+    if (!kMoves.count(pn.op_type) && !linear_resize) return false;
     if (pn.op_type == "MaxPool" && pn.outputs.size() > 1 && !pn.outputs[1].empty()) return false;  // Indices
-    if (pn.op_type == "Resize" && pn.attr_string("mode", "nearest") != "nearest") return false;
     int d;
     QParams x;
     DataType x_type;
-    if (!dequantized_activation(ps.inputs[0], &d, &x, &x_type) || x_type != y_type) return false;
+    if (!dequantized_activation(ps.inputs[0], &d, &x, &x_type)) return false;
+    std::vector<int> inputs = ps.inputs;
+    inputs[0] = x.data;
+    if (linear_resize) {
+      inputs.insert(inputs.end(), {x.scale, x.zero_point, y.scale, y.zero_point});
+      return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs, make_qdq_linear_resize());
+    }
+    if (pn.op_type == "Resize" && mode != "nearest") return false;
+    if (x_type != y_type) return false;
     // The same scale and zero point: QuantizeLinear(DequantizeLinear(b)) is b for every byte
     // (the float32 round trip of an integer of at most 9 bits times the scale is within 2^-16 of
     // it), and the op commutes with the monotonic DequantizeLinear (MaxPool's maximum included).
@@ -196,8 +209,6 @@ class QdqFuser {
     if (std::memcmp(xs.data<float>(), ys.data<float>(), sizeof(float)) != 0 ||
         std::memcmp(xz.raw_data(), yz.raw_data(), 1) != 0)
       return false;
-    std::vector<int> inputs = ps.inputs;
-    inputs[0] = x.data;
     if (pn.op_type == "Pad" && !byte_padding(pn, x_type, ys.data<float>()[0], xz, &inputs)) return false;
     return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs);
   }
@@ -223,30 +234,6 @@ class QdqFuser {
     if (inputs->size() < 3) inputs->resize(3, -1);
     (*inputs)[2] = fill;
     return true;
-  }
-
-  // Tries DequantizeLinear -> Resize (mode linear) -> QuantizeLinear step `q`, any per-tensor
-  // constants on either side: one Resize step on the 8-bit data with the four parameters after
-  // Resize's inputs, run by make_qdq_linear_resize (resize.h) with the float path's arithmetic;
-  // true when rewritten.
-  bool try_linear_resize_at(int q) {
-    QParams y;
-    DataType y_type;
-    const int p = closed_op(q, &y, &y_type);
-    if (p < 0 || g_.steps[p].inputs.empty()) return false;
-    const Step& ps = g_.steps[p];
-    const Node& pn = *ps.node;
-    if (pn.op_type != "Resize" && pn.op_type != "Upsample") return false;
-    const std::string mode = pn.attr_string("mode", "nearest");
-    if (mode != "linear" && mode != "bilinear") return false;
-    int d;
-    QParams x;
-    DataType x_type;
-    if (!dequantized_activation(ps.inputs[0], &d, &x, &x_type)) return false;
-    std::vector<int> inputs = ps.inputs;
-    inputs[0] = x.data;
-    inputs.insert(inputs.end(), {x.scale, x.zero_point, y.scale, y.zero_point});
-    return rewrite_step(q, p, {d}, node_like(pn, pn.op_type, pn.domain, pn.opset), inputs, make_qdq_linear_resize());
   }
 
   // Tries DequantizeLinear inputs -> an op without weights -> QuantizeLinear step `q` (see the
@@ -583,7 +570,7 @@ int fuse_qdq_products(CompiledGraph& g) {
   for (size_t i = 0; i < g.steps.size(); ++i)
     if (g.steps[i].spec && (fuser.try_at(static_cast<int>(i)) || fuser.try_quantized_op_at(static_cast<int>(i)) ||
                             fuser.try_byte_movement_at(static_cast<int>(i)) ||
-                            fuser.try_linear_resize_at(static_cast<int>(i)) || fuser.try_gemm_at(static_cast<int>(i))))
+                            fuser.try_gemm_at(static_cast<int>(i))))
       ++fused;
   // Products whose output no QuantizeLinear closes, once every closed chain has been taken.
   for (size_t i = 0; i < g.steps.size(); ++i)

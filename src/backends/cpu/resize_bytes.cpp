@@ -306,10 +306,25 @@ class RequantizingLinearResizeKernel final : public Kernel {
   }
 };
 
-// The input's layout: channels-last stays, anything else is read plain.
-Result<int> byte_source(Builder& b, int x) {
-  if (b.val(x).layout == Layout::nhwc) return x;
-  return b.require(x, Layout::plain);
+// Adds kernel `k` of either arithmetic: it reads `x` in its channels-last layout, or plain
+// when it has another, and writes `out` in the same layout.
+template <class K>
+Status add_byte_resize(Builder& b, std::unique_ptr<K> k, const ByteImages& g, int x, int out,
+                       const std::string& label) {
+  if (b.val(x).layout == Layout::nhwc) {
+    k->x = x;
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(k->x, b.require(x, Layout::plain));
+  }
+  k->g = g;
+  k->out = out;
+  k->label = label;
+  b.define(out, b.val(k->x).layout == Layout::nhwc ? Layout::nhwc : Layout::plain);
+  k->reads = {k->x};
+  k->writes = {out};
+  b.add_work(static_cast<double>(g.images * g.oh * g.ow * g.lanes) * 4.0);
+  b.add_kernel(std::move(k));
+  return Status::ok();
 }
 
 }  // namespace
@@ -320,19 +335,10 @@ Status add_truncating_linear_resize(Builder& b, const ByteImages& g, std::vector
   if (static_cast<int64_t>(rows.size()) != g.oh || static_cast<int64_t>(cols.size()) != g.ow)
     return unsupported(label + " tap tables do not match the output");
   auto k = std::make_unique<TruncatingLinearResizeKernel>();
-  TANDEM_ASSIGN_OR_RETURN(k->x, byte_source(b, x));
-  k->g = g;
   k->is_signed = is_signed;
   k->rows = tap_table(rows);
   k->cols = tap_table(cols);
-  k->out = out;
-  k->label = label + " (8-bit linear)";
-  b.define(out, b.val(k->x).layout == Layout::nhwc ? Layout::nhwc : Layout::plain);
-  k->reads = {k->x};
-  k->writes = {out};
-  b.add_work(static_cast<double>(g.images * g.oh * g.ow * g.lanes) * 4.0);
-  b.add_kernel(std::move(k));
-  return Status::ok();
+  return add_byte_resize(b, std::move(k), g, x, out, label + " (8-bit linear)");
 }
 
 Status add_requantizing_linear_resize(Builder& b, const ByteImages& g, ResizeAxis rows, ResizeAxis cols, ByteQuant in,
@@ -340,26 +346,18 @@ Status add_requantizing_linear_resize(Builder& b, const ByteImages& g, ResizeAxi
   if (static_cast<int64_t>(rows.i0.size()) != g.oh || static_cast<int64_t>(cols.i0.size()) != g.ow)
     return unsupported(label + " tables do not match the output");
   auto k = std::make_unique<RequantizingLinearResizeKernel>();
-  TANDEM_ASSIGN_OR_RETURN(k->x, byte_source(b, x));
-  k->g = g;
   k->in_q = in;
   k->out_q = out_quant;
   k->rows = std::move(rows);
   k->cols = std::move(cols);
   k->permute = g.lanes == 1 && cpu_isa_level() >= 2;
   if (k->permute) k->permuted = permuted_taps(k->cols);
-  k->out = out;
   k->in_units = in.is_signed == out_quant.is_signed && in.zero_point == out_quant.zero_point &&
                 std::memcmp(&in.scale, &out_quant.scale, sizeof(float)) == 0;
-  k->label = label + (k->in_units ? " (8-bit linear, in quantization units)" : " (8-bit linear, requantized)");
   k->slot_floats = round_up(g.iw * g.lanes + 3 * g.ow * g.lanes, 16);
   b.need_scratch(static_cast<int64_t>(b.threads()) * k->slot_floats * static_cast<int64_t>(sizeof(float)));
-  b.define(out, b.val(k->x).layout == Layout::nhwc ? Layout::nhwc : Layout::plain);
-  k->reads = {k->x};
-  k->writes = {out};
-  b.add_work(static_cast<double>(g.images * g.oh * g.ow * g.lanes) * 4.0);
-  b.add_kernel(std::move(k));
-  return Status::ok();
+  const std::string how = k->in_units ? " (8-bit linear, in quantization units)" : " (8-bit linear, requantized)";
+  return add_byte_resize(b, std::move(k), g, x, out, label + how);
 }
 
 }  // namespace tandem::cpu

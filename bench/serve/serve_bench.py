@@ -320,8 +320,8 @@ def main():
                     f"RSS {results['overload']['rss_mb']} MB; server alive: {results['overload']['alive']}")
         if "batching" in phases:
             res = {}
-            # Batching needs the batch dim left free: no input_shapes in either run.
-            free = {k: v for k, v in base.items() if k != "input_shapes"}
+            # Batching needs the batch dim left free (-1); the image size stays fixed. Both runs alike.
+            free = dict(base, input_shapes={"x": [-1] + SHAPE[1:]})
             for label, cfg in (("off", free), ("on", dict(free, dynamic_batching={
                     "max_batch_size": 8, "max_queue_delay_us": 2000, "preferred_batch_sizes": [4, 8]}))):
                 repo_b = make_repo(work, f"batch-{label}", cfg)

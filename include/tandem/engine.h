@@ -125,8 +125,9 @@ struct PrepareOptions {
   int parity_queue_capacity = 64;    // pending samples; more are dropped (and counted)
   bool output_guard = false;  // non-finite float outputs fail the call with device_error
   // Fixed shapes of inputs (by name). They specialise compilation, key the cache, shape the
-  // warm-up inputs, and requests must match them. Inputs not named use their declared dims
-  // (symbolic dims become 1 for warm-up).
+  // warm-up inputs, and requests must match them. A dim given as -1 stays as declared (say, a
+  // batch dim left free while the image size is fixed). Inputs not named use their declared
+  // dims (symbolic dims become 1 for warm-up).
   std::map<std::string, std::vector<int64_t>> input_shapes;
   BreakerOptions breaker;
   // The route chain, e.g. {"cpu@bf16", "cpu@fp32", "reference"} (a route is a backend at a
@@ -152,6 +153,13 @@ struct PrepareOptions {
   // concurrent infer() calls (it is capped at EngineOptions::max_workers_per_backend, the most
   // calls a route runs at once); each context costs the model's activation memory.
   int warmup_concurrency = 1;
+  // More sizes of the inputs' free first dim to warm each route (but the reference) for, each
+  // run once and then `warmup_concurrency` times at once: a caller that merges requests into
+  // batches of these sizes (a server's dynamic batching) would otherwise build each size's
+  // plan and run contexts during its first request of that size. Inputs whose first dim is
+  // fixed keep it; a size below 1 fails prepare with invalid_argument. Not measured: the
+  // estimate comes from the runs above.
+  std::vector<int64_t> warmup_batch_sizes;
   double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
   double min_attempt_budget_ms = 50;    // ... but never before this
   double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet
@@ -215,6 +223,9 @@ struct SlaEstimate {
   int warmup_runs = 0;
   std::map<std::string, double> per_backend_ms;  // every route that measured
   std::string note;          // why it is not measured, if so
+  // PrepareOptions::warmup_batch_sizes that every route but the reference ran at warm-up
+  // (none when no input has a free first dim).
+  std::vector<int64_t> warmed_batch_sizes;
 };
 
 // Where each node of each route runs, and why earlier backends declined it.

@@ -95,30 +95,45 @@ Status run_concurrently(const PlacedModel& route, const std::vector<Value>& inpu
 
 }  // namespace
 
-Status PreparedModelImpl::warm_up(std::string* note) {
-  const Graph& g = *graph_;
+// Warm-up inputs: random values of each required input's declared shape, its symbolic dims 1,
+// or `first_dim` for a symbolic first dim when it is > 0. Null with `note` set when an input
+// has no shape to make values from; null with `note` untouched when `first_dim` is asked for
+// and no input's first dim is symbolic (nothing to warm).
+static std::optional<std::vector<Value>> warm_up_inputs(const Graph& g, uint64_t seed, int64_t first_dim,
+                                                        std::string* note) {
   std::map<std::string, Value> provided;
-  uint64_t seed = opts_.seed;
+  bool symbolic_first = false;
   for (const ValueInfo& vi : g.inputs) {
     if (!is_required_input(g, vi)) continue;
     if (vi.type.kind != TypeInfo::Kind::tensor || !vi.type.has_shape) {
       *note = "input '" + vi.name + "' has no tensor shape to make warm-up values from";
-      return Status::ok();
+      return std::nullopt;
     }
+    symbolic_first = symbolic_first || (!vi.type.dims.empty() && !vi.type.dims[0].fixed());
     Shape shape;
-    for (const Dim& d : vi.type.dims) shape.push_back(d.fixed() ? d.value : 1);
+    for (size_t i = 0; i < vi.type.dims.size(); ++i) {
+      const Dim& d = vi.type.dims[i];
+      shape.push_back(d.fixed() ? d.value : (i == 0 && first_dim > 0 ? first_dim : 1));
+    }
     auto t = random_tensor(vi.type.elem, shape, seed++);
     if (!t) {
       *note = "cannot make warm-up values for input '" + vi.name + "': " + t.status().message();
-      return Status::ok();
+      return std::nullopt;
     }
     provided[vi.name] = Value::of(std::move(t).value());
   }
+  if (first_dim > 0 && !symbolic_first) return std::nullopt;
   auto bound = bind_inputs(g, provided);
   if (!bound) {
     *note = "warm-up inputs rejected: " + bound.status().message();
-    return Status::ok();
+    return std::nullopt;
   }
+  return std::move(bound).value();
+}
+
+Status PreparedModelImpl::warm_up(std::string* note) {
+  auto bound = warm_up_inputs(*graph_, opts_.seed, 0, note);
+  if (!bound) return Status::ok();
   const int runs = std::max(0, opts_.warmup_runs);
   for (auto& slot : routes_) {
     double worst = 0;
@@ -158,6 +173,32 @@ Status PreparedModelImpl::warm_up(std::string* note) {
       sla_.per_backend_ms[slot->route->name] = worst;
     }
   }
+  // The batch sizes a caller named, on the routes that build per shape (not the reference).
+  const int concurrent = std::min(opts_.warmup_concurrency, max_workers_);
+  for (int64_t size : opts_.warmup_batch_sizes) {
+    std::string why;
+    auto batch = warm_up_inputs(*graph_, opts_.seed, size, &why);
+    if (!batch) {
+      if (note->empty()) *note = why;
+      break;
+    }
+    bool warmed = true;
+    for (auto& slot : routes_) {
+      if (slot->route->reference_only) continue;
+      RunControl control;
+      control.deadline = SteadyClock::now() + std::chrono::minutes(2);
+      std::vector<Value> out;
+      Status s = slot->route->placed->run(*batch, &out, control);
+      if (s.is_ok() && concurrent > 1) s = run_concurrently(*slot->route->placed, *batch, concurrent);
+      if (!s.is_ok()) {
+        warmed = false;
+        if (note->empty())
+          *note = "warm-up of batch size " + std::to_string(size) + " failed on " + slot->route->name + ": " +
+                  s.to_string();
+      }
+    }
+    if (warmed) sla_.warmed_batch_sizes.push_back(size);
+  }
   sla_.warmup_runs = runs;
   sla_.measured = routes_.front()->estimate_ms > 0;
   sla_.estimate_ms = routes_.front()->estimate_ms;
@@ -173,6 +214,8 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     return unsupported("compute units cpu_and_ne are reserved: this build has no neural-engine backend");
   if (!(o.parity_sample_rate >= 0 && o.parity_sample_rate <= 1))
     return invalid_argument("parity_sample_rate must be in [0, 1]");
+  for (int64_t size : o.warmup_batch_sizes)
+    if (size < 1) return invalid_argument("warmup_batch_sizes must be >= 1 (got " + std::to_string(size) + ")");
   if (o.latency_sla_ms < 0 || o.default_deadline_ms < 0) return invalid_argument("latency_sla_ms and default_deadline_ms must be >= 0");
   auto m = std::shared_ptr<PreparedModelImpl>(new PreparedModelImpl());
   m->opts_ = o;

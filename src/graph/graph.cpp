@@ -139,14 +139,22 @@ Status fix_input_shapes(Graph& graph, const std::map<std::string, std::vector<in
       return invalid_argument("input_shapes: input '" + name + "' has rank " + std::to_string(type.dims.size()) + " (" +
                               type.to_string() + "), got " + dims_text);
     for (size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] < 0) return invalid_argument("input_shapes: input '" + name + "' has a negative dim");
-      if (type.has_shape && type.dims[d].fixed() && type.dims[d].value != shape[d])
+      if (shape[d] < -1) return invalid_argument("input_shapes: input '" + name + "' has a negative dim other than -1");
+      if (shape[d] >= 0 && type.has_shape && type.dims[d].fixed() && type.dims[d].value != shape[d])
         return invalid_argument("input_shapes: input '" + name + "' fixes dim " + std::to_string(d) + " at " +
                                 std::to_string(type.dims[d].value) + ", got " + std::to_string(shape[d]));
     }
+    std::vector<Dim> dims(shape.size());
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] >= 0)
+        dims[d].value = shape[d];
+      else if (type.has_shape)
+        dims[d] = type.dims[d];  // -1: as declared
+      else
+        dims[d].symbol = name + "_dim" + std::to_string(d);
+    }
     type.has_shape = true;
-    type.dims.assign(shape.size(), Dim{});
-    for (size_t d = 0; d < shape.size(); ++d) type.dims[d].value = shape[d];
+    type.dims = std::move(dims);
   }
   return Status::ok();
 }

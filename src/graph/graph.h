@@ -121,8 +121,9 @@ Result<std::vector<int>> topological_order(const Graph& g);
 std::string canonical_domain(const std::string& domain);
 
 // Fixes the dims of the named graph inputs (symbolic or unknown dims become the given values),
-// so that backends can specialise compilation. Each shape must have the input's declared rank
-// and agree with its fixed dims; otherwise invalid_argument naming the input.
+// so that backends can specialise compilation. A dim given as -1 stays as declared (a batch dim
+// left free; symbolic when the input declared no shape). Each shape must have the input's
+// declared rank and agree with its fixed dims; otherwise invalid_argument naming the input.
 Status fix_input_shapes(Graph& graph, const std::map<std::string, std::vector<int64_t>>& shapes);
 
 }  // namespace tandem

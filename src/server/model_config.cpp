@@ -1,11 +1,12 @@
 // model_config.cpp: see model_config.h.
 #include "model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "tandem/precision.h"
 
@@ -120,8 +121,8 @@ void read_input_shapes(FieldReader& r, ModelConfig* config) {
     if (!it->is_array()) return r.fail(field, "must be a list of dims");
     std::vector<int64_t> dims;
     for (const Json& d : *it) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t{1} << 40))
-        return r.fail(field, "must be a list of non-negative integers");
+      if (!d.is_number_integer() || d.get<int64_t>() < -1 || d.get<int64_t>() > (int64_t{1} << 40))
+        return r.fail(field, "must be a list of dims, each a non-negative integer or -1 (as the model declares it)");
       dims.push_back(d.get<int64_t>());
     }
     config->prepare.input_shapes[it.key()] = std::move(dims);
@@ -228,6 +229,16 @@ Result<ModelConfig> parse_model_config(std::string_view model, std::string_view 
     return invalid_argument(where + "not valid JSON: " + what);
   }
   return config;
+}
+
+std::vector<int64_t> warm_batch_sizes(const BatchingConfig& batching) {
+  constexpr int kEverySizeUpTo = 16;
+  std::set<int64_t> sizes;
+  for (int64_t size = 2; size <= std::min(batching.max_batch_size, kEverySizeUpTo); ++size) sizes.insert(size);
+  for (int size : batching.preferred_batch_sizes)
+    if (size >= 2 && size <= batching.max_batch_size) sizes.insert(size);
+  if (batching.max_batch_size >= 2) sizes.insert(batching.max_batch_size);
+  return {sizes.begin(), sizes.end()};
 }
 
 }  // namespace tandem::server

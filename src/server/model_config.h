@@ -10,7 +10,8 @@
 //     "default_timeout_ms": 1000,            // deadline of requests that bring none (0: none)
 //     "parity_sample_rate": 0.01,
 //     "fault_injection": "error=0.3",        // for drills (PrepareOptions::fault_injection)
-//     "input_shapes": {"x": [1, 3, 48, 192]},
+//     "input_shapes": {"x": [1, 3, 48, 192]},  // -1: a dim left as the model declares it
+//                                               // ([-1, 3, 48, 192]: the batch dim stays free)
 //     "threads": 1,                          // engine threads per call (EngineOptions::threads)
 //     "instances": 2,                        // engine calls in flight at once for this model
 //     "max_queue_size": 64,                  // requests waiting beyond those in flight
@@ -32,6 +33,7 @@
 // Unknown fields are an error (a misspelt field must not be silently ignored).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -48,6 +50,11 @@ struct BatchingConfig {
   int64_t max_queue_delay_us = 0;    // how long the first queued request may wait for others
   std::vector<int> preferred_batch_sizes;  // sizes dispatched as soon as reached
 };
+
+// The first-dim sizes a model's warm-up covers when batching is on (besides 1, which it always
+// covers): every size from 2 to max_batch_size up to 16, then the preferred sizes and
+// max_batch_size; a larger size between those runs its first batch cold. Ascending, distinct.
+std::vector<int64_t> warm_batch_sizes(const BatchingConfig& batching);
 
 struct ModelConfig {
   PrepareOptions prepare;           // routes, precision, fallback, parity, input shapes, faults

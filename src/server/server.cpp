@@ -202,6 +202,14 @@ struct Server::Impl {
     std::shared_ptr<PreparedModel> prepared;
     std::shared_ptr<Scheduler> scheduler;
     std::string reason;
+    const int instances = config.instances > 0 ? config.instances
+                          : options.default_instances > 0
+                              ? options.default_instances
+                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    // Ready means warm: the engine builds what the first requests would otherwise build (run
+    // contexts for each concurrent call, and each batch size dynamic batching can make).
+    prepare.warmup_concurrency = std::max(prepare.warmup_concurrency, instances);
+    if (config.batching.enabled) prepare.warmup_batch_sizes = warm_batch_sizes(config.batching);
     auto engine = engine_for(config.threads > 0 ? config.threads : options.default_threads);
     if (!engine) {
       reason = engine.status().to_string();
@@ -213,12 +221,11 @@ struct Server::Impl {
     if (prepared) {
       bool batching_possible = true;
       for (const IoInfo& in : prepared->io_schema().inputs) {
-        const bool fixed_by_config = config.prepare.input_shapes.count(in.name) > 0;
-        if (fixed_by_config || !in.has_shape || in.dims.empty() || in.dims[0].value >= 0) batching_possible = false;
+        // The schema has the config's input_shapes applied: a batch dim it left free stays free.
+        if (!in.has_shape || in.dims.empty() || in.dims[0].value >= 0) batching_possible = false;
       }
       Scheduler::Options so;
-      so.instances = config.instances > 0 ? config.instances : options.default_instances;
-      if (so.instances <= 0) so.instances = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+      so.instances = instances;
       so.max_queue_size = config.max_queue_size;
       so.batching = config.batching;
       so.model_name = name;

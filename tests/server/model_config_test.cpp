@@ -68,6 +68,29 @@ TEST(ModelConfig, EmptyBatchingObjectEnablesBatchingWithDefaults) {
   EXPECT_GE(c->batching.max_batch_size, 1);
 }
 
+TEST(ModelConfig, MinusOneLeavesAnInputDimAsTheModelDeclaresIt) {
+  auto c = parse_model_config("cls", R"({"input_shapes": {"x": [-1, 3, 48, 192]}})");
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->prepare.input_shapes.at("x"), (std::vector<int64_t>{-1, 3, 48, 192}));
+}
+
+TEST(ModelConfig, WarmBatchSizesCoverWhatBatchingCanMake) {
+  BatchingConfig b;
+  b.enabled = true;
+  b.max_batch_size = 1;
+  EXPECT_TRUE(warm_batch_sizes(b).empty());  // size 1 is the engine's own warm-up
+  b.max_batch_size = 5;
+  EXPECT_EQ(warm_batch_sizes(b), (std::vector<int64_t>{2, 3, 4, 5}));
+  // Past 16: every size up to 16, then only the preferred ones and the largest.
+  b.max_batch_size = 64;
+  b.preferred_batch_sizes = {32, 8};
+  std::vector<int64_t> want;
+  for (int64_t size = 2; size <= 16; ++size) want.push_back(size);
+  want.push_back(32);
+  want.push_back(64);
+  EXPECT_EQ(warm_batch_sizes(b), want);
+}
+
 struct BadCase {
   const char* json;
   const char* expected;  // a part of the one-line message
@@ -88,13 +111,10 @@ TEST_P(BadConfig, GivesOneLineNamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Fields, BadConfig,
     ::testing::Values(
-        BadCase{"{", "not valid JSON"},
-        BadCase{"[1]", "must be a JSON object"},
+        BadCase{"{", "not valid JSON"}, BadCase{"[1]", "must be a JSON object"},
         BadCase{R"({"backend": ["cpu"]})", "backend is not a known field"},
-        BadCase{R"({"backends": 3})", "backends must be"},
-        BadCase{R"({"backends": []})", "backends must be"},
-        BadCase{R"({"backends": [1]})", "backends must be"},
-        BadCase{R"({"backends": "cpu@fp99"})", "backends:"},
+        BadCase{R"({"backends": 3})", "backends must be"}, BadCase{R"({"backends": []})", "backends must be"},
+        BadCase{R"({"backends": [1]})", "backends must be"}, BadCase{R"({"backends": "cpu@fp99"})", "backends:"},
         BadCase{R"({"precision": "fp8"})", "precision must be one of"},
         BadCase{R"({"precision": 32})", "precision must be a string"},
         BadCase{R"({"strict": "yes"})", "strict must be true or false"},
@@ -104,7 +124,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"parity_sample_rate": 2})", "parity_sample_rate must be between 0 and 1"},
         BadCase{R"({"fault_injection": 0.3})", "fault_injection must be a string"},
         BadCase{R"({"input_shapes": [1]})", "input_shapes must be an object"},
-        BadCase{R"({"input_shapes": {"x": [1, -3]}})", "input_shapes.x must be a list of non-negative integers"},
+        BadCase{R"({"input_shapes": {"x": [1, -3]}})",
+                "input_shapes.x must be a list of dims, each a non-negative integer or -1"},
         BadCase{R"({"input_shapes": {"x": 5}})", "input_shapes.x must be a list of dims"},
         BadCase{R"({"threads": 1.5})", "threads must be an integer"},
         BadCase{R"({"threads": -1})", "threads must be >= 0"},
@@ -112,7 +133,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"max_queue_size": -2})", "max_queue_size must be >= 0"},
         BadCase{R"({"dynamic_batching": true})", "dynamic_batching must be an object"},
         BadCase{R"({"dynamic_batching": {"max_batch_size": 0}})", "dynamic_batching.max_batch_size must be >= 1"},
-        BadCase{R"({"dynamic_batching": {"max_queue_delay_us": -5}})", "dynamic_batching.max_queue_delay_us must be >= 0"},
+        BadCase{R"({"dynamic_batching": {"max_queue_delay_us": -5}})",
+                "dynamic_batching.max_queue_delay_us must be >= 0"},
         BadCase{R"({"dynamic_batching": {"max_batch_size": 4, "preferred_batch_sizes": [8]}})",
                 "dynamic_batching.preferred_batch_sizes must hold"},
         BadCase{R"({"dynamic_batching": {"size": 4}})", "dynamic_batching.size is not a known field"},

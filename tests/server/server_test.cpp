@@ -355,6 +355,30 @@ TEST(Server, ValidationErrors) {
   EXPECT_FALSE(infer_sync(*server, std::move(batch)).error);
 }
 
+// input_shapes with -1 fixes the other dims and leaves the batch dim to dynamic batching; the
+// metadata keeps it free, and requests that arrive together share one engine call.
+TEST(Server, InputShapesLeaveTheBatchDimFreeForBatching) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.config("double", R"({"input_shapes": {"x": [-1, 4]}, "instances": 1,
+    "dynamic_batching": {"max_batch_size": 4, "max_queue_delay_us": 10000000, "preferred_batch_sizes": [4]}})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  ModelMetadata meta;
+  ASSERT_FALSE(server->model_metadata("double", "", &meta));
+  EXPECT_EQ(meta.inputs.at(0).shape, (std::vector<int64_t>{-1, 4}));
+  Outcomes outcomes;
+  // Without companions the first would wait 10 s: only a batch of the four answers at once.
+  for (int i = 0; i < 4; ++i)
+    ASSERT_FALSE(server->infer(request("double", static_cast<float>(i)), outcomes.callback()));
+  ASSERT_TRUE(outcomes.wait_for(4));
+  for (const InferOutcome& o : outcomes.take()) {
+    ASSERT_FALSE(o.error) << o.error->message;
+    EXPECT_EQ(o.batch_rows, 4);
+  }
+}
+
 TEST(Server, VersionPolicyLatestServesOnlyTheNewest) {
   Repository repo;
   repo.add_version("double", 1);

@@ -116,6 +116,47 @@ TEST_F(EngineTest, FixedShapesAreValidatedAndEnforced) {
   EXPECT_EQ(engine_->prepare_bytes(sym, unknown).status().code(), StatusCode::invalid_argument);
 }
 
+TEST_F(EngineTest, MinusOneLeavesADimAsDeclared) {
+  const std::string sym = tiny_model_bytes(8, true);
+  PrepareOptions o;
+  o.input_shapes["x"] = {-1, 8};
+  auto m = prepare(o, sym);
+  ASSERT_TRUE(m);
+  EXPECT_LT(m->io_schema().inputs[0].dims[0].value, 0);  // still free
+  EXPECT_EQ(m->io_schema().inputs[0].dims[1].value, 8);
+  auto r = m->infer(tiny_inputs(8, 0, 3));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->outputs.at("y").tensor.shape(), (Shape{3, 8}));
+  PrepareOptions below;
+  below.input_shapes["x"] = {-2, 8};
+  EXPECT_EQ(engine_->prepare_bytes(sym, below).status().code(), StatusCode::invalid_argument);
+  PrepareOptions wrong;
+  wrong.input_shapes["x"] = {-1, 9};  // dim 1 is declared 8
+  EXPECT_EQ(engine_->prepare_bytes(sym, wrong).status().code(), StatusCode::invalid_argument);
+}
+
+TEST_F(EngineTest, WarmUpRunsTheBatchSizesItIsGiven) {
+  auto engine = make_engine({"cpu", "reference"});
+  PrepareOptions o;
+  o.warmup_runs = 1;
+  o.warmup_concurrency = 2;
+  o.warmup_batch_sizes = {3, 5};
+  auto m = prepare_model(*engine, o, tiny_model_bytes(8, true));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->sla_estimate().warmed_batch_sizes, (std::vector<int64_t>{3, 5}));
+  auto r = m->infer(tiny_inputs(8, 0, 5));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->outputs.at("y").tensor.shape(), (Shape{5, 8}));
+  // A model whose first dim is fixed has no batch size to warm, and says nothing of it.
+  auto fixed = prepare_model(*engine, o, tiny_model_bytes(8, false));
+  ASSERT_TRUE(fixed);
+  EXPECT_TRUE(fixed->sla_estimate().warmed_batch_sizes.empty());
+  EXPECT_TRUE(fixed->sla_estimate().note.empty()) << fixed->sla_estimate().note;
+  PrepareOptions bad;
+  bad.warmup_batch_sizes = {0};
+  EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(8, true), bad).status().code(), StatusCode::invalid_argument);
+}
+
 TEST_F(EngineTest, InferMatchesReferenceAndReportsTimings) {
   auto m = prepare();
   auto r = engine_->infer(*m, tiny_inputs(8, 0.5f));

@@ -91,6 +91,9 @@ class Tensor {
 
   // A new zero-filled (strings: empty) tensor that owns its buffer.
   Tensor(DataType dtype, Shape shape);
+  // The same without the zero fill, for a caller that writes every element before anything
+  // reads one (a decoder copying a request's bytes in). Strings start empty as above.
+  static Tensor uninitialized(DataType dtype, Shape shape);
   // A new tensor holding a copy of `values`.
   template <class T>
   static Tensor from_vector(Shape shape, const std::vector<T>& values) {
@@ -138,6 +141,7 @@ class Tensor {
   Tensor clone() const;
 
  private:
+  Tensor(DataType dtype, Shape shape, bool zeroed);
   DataType dtype_ = DataType::undefined;
   Shape shape_;
   int64_t numel_ = 0;

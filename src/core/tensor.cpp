@@ -127,7 +127,11 @@ std::string shape_to_string(const Shape& shape) {
   return s;
 }
 
-Tensor::Tensor(DataType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+Tensor::Tensor(DataType dtype, Shape shape) : Tensor(dtype, std::move(shape), /*zeroed=*/true) {}
+
+Tensor Tensor::uninitialized(DataType dtype, Shape shape) { return Tensor(dtype, std::move(shape), /*zeroed=*/false); }
+
+Tensor::Tensor(DataType dtype, Shape shape, bool zeroed) : dtype_(dtype), shape_(std::move(shape)) {
   numel_ = shape_numel(shape_);
   if (numel_ < 0) numel_ = 0;
   if (dtype_ == DataType::string) {
@@ -140,7 +144,7 @@ Tensor::Tensor(DataType dtype, Shape shape) : dtype_(dtype), shape_(std::move(sh
     constexpr std::align_val_t kAlignment{64};
     const size_t bytes = std::max<size_t>(nbytes(), 1);
     auto* data = static_cast<std::byte*>(::operator new[](bytes, kAlignment));
-    std::memset(data, 0, bytes);
+    if (zeroed) std::memset(data, 0, bytes);
     storage_ = std::shared_ptr<void>(data, [](void* p) { ::operator delete[](p, kAlignment); });
   }
 }
@@ -154,7 +158,7 @@ Tensor Tensor::reshaped(Shape shape) const {
 
 Tensor Tensor::clone() const {
   if (!defined()) return {};
-  Tensor t(dtype_, shape_);
+  Tensor t = uninitialized(dtype_, shape_);
   if (dtype_ == DataType::string) {
     for (int64_t i = 0; i < numel_; ++i) t.data<std::string>()[i] = data<std::string>()[i];
   } else if (nbytes() > 0) {

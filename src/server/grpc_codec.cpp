@@ -43,7 +43,7 @@ std::optional<ProtocolError> decode_raw_fixed(const std::string& what, const std
                                               DataType dtype, const Shape& shape, Tensor* tensor) {
   if (raw.size() != bytes)  // before allocating
     return bad_request(what + ": expected " + std::to_string(bytes) + " bytes, got " + std::to_string(raw.size()));
-  *tensor = Tensor(dtype, shape);
+  *tensor = Tensor::uninitialized(dtype, shape);  // every byte is written below
   if (tensor->dtype() == DataType::boolean) {
     bool* out = tensor->data<bool>();
     for (size_t i = 0; i < raw.size(); ++i) out[i] = raw[i] != 0;

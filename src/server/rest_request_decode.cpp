@@ -402,7 +402,7 @@ std::optional<ProtocolError> decode_input(element entry_json, std::string_view b
   if (*size != bytes)
     return bad_request(what + ": expected " + std::to_string(bytes) + " bytes for shape " + shape_to_string(shape) +
                        ", got " + std::to_string(*size));
-  out->tensor = Tensor(*dtype, shape);
+  out->tensor = Tensor::uninitialized(*dtype, shape);  // every byte is copied in
   if (bytes) std::memcpy(out->tensor.raw_data(), bytes_in.data(), bytes);
   return std::nullopt;
 }

@@ -262,7 +262,7 @@ struct Scheduler::Impl {
     for (const InferTensor& input : batch.front().request.inputs) {
       Shape shape = input.tensor.shape();
       shape[0] = rows;
-      Tensor joined(input.tensor.dtype(), shape);
+      Tensor joined = Tensor::uninitialized(input.tensor.dtype(), shape);  // the parts fill every row
       auto* out = static_cast<unsigned char*>(joined.raw_data());
       for (const Pending& pending : batch) {
         for (const InferTensor& part : pending.request.inputs) {
@@ -297,7 +297,7 @@ struct Scheduler::Impl {
       for (size_t i = 0; i < batch.size(); ++i) {
         Shape shape = whole.shape();
         shape[0] = batch[i].rows;
-        Tensor part(whole.dtype(), shape);
+        Tensor part = Tensor::uninitialized(whole.dtype(), shape);  // filled by the copy below
         std::memcpy(part.raw_data(), in, part.nbytes());
         in += row_bytes * static_cast<size_t>(batch[i].rows);
         (*per_request)[i][name] = Value::of(std::move(part));

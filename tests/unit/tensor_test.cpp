@@ -1,7 +1,11 @@
+#include "tandem/tensor.h"
+
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+
 #include "core/tensor_util.h"
-#include "tandem/tensor.h"
 
 namespace tandem {
 namespace {
@@ -17,6 +21,21 @@ TEST(Tensor, ZeroFilledAndShared) {
   Tensor deep = t.clone();
   deep.data<float>()[4] = 1.0f;
   EXPECT_EQ(t.data<float>()[4], 2.5f);
+}
+
+TEST(Tensor, UninitializedHasTheShapeAndAlignmentOfAZeroedOne) {
+  Tensor t = Tensor::uninitialized(DataType::float32, {3, 5});
+  EXPECT_EQ(t.dtype(), DataType::float32);
+  EXPECT_EQ(t.shape(), (Shape{3, 5}));
+  EXPECT_EQ(t.nbytes(), 60u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % 64, 0u);  // as every owned buffer
+  for (int i = 0; i < 15; ++i) t.data<float>()[i] = static_cast<float>(i);
+  Tensor copy = t.clone();
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(copy.data<float>()[i], static_cast<float>(i));
+  Tensor strings = Tensor::uninitialized(DataType::string, {2});
+  EXPECT_TRUE(strings.data<std::string>()[0].empty());
+  EXPECT_TRUE(strings.data<std::string>()[1].empty());
+  EXPECT_EQ(Tensor::uninitialized(DataType::uint8, {0}).numel(), 0);
 }
 
 TEST(Tensor, Float16RoundTrip) {

@@ -5,8 +5,9 @@
 #include <cmath>
 #include <exception>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "tandem/precision.h"
 

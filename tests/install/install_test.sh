@@ -46,7 +46,7 @@ for f in tandem-config.cmake tandem-config-version.cmake tandem-targets.cmake ta
 done
 soname=$(readelf -d "$libdir/libtandem.so.$version" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
 [ "$soname" = "libtandem.so.$abi" ] || fail "SONAME is '$soname', expected libtandem.so.$abi"
-"$prefix/bin/tandem" --version | grep -q "$version" || fail "the installed CLI does not run or report $version"
+grep -q "$version" <<<"$("$prefix/bin/tandem" --version)" || fail "the installed CLI does not run or report $version"
 
 echo "== exports of libtandem.so"
 # The C functions declared in tandem/tandem.h, and the names of the classes, structs and
@@ -106,9 +106,11 @@ check_run() {  # check_run LABEL PROGRAM
   fi
   printf '%s\n' "$out" | while IFS= read -r l; do echo "  $label: $l"; done
   # The classifier's input x is float32 [batch,3,height,width] with symbolic dims.
-  echo "$out" | grep -qE '^input 0: x float32 ?\[[^],]+,3,[^],]+,[^],]+\]$' ||
-    fail "$label: no 'input 0: x float32 [?,3,?,?]' line"
-  echo "$out" | grep -qE '^backend: cpu$' || fail "$label: the cpu backend did not answer"
+  # Searched as a here-string: with pipefail, `echo | grep -q` fails at random when grep
+  # stops reading before echo has written every line.
+  grep -qE '^input 0: x float32 ?\[[^],]+,3,[^],]+,[^],]+\]$' <<<"$out" ||
+    fail "$label: no 'input 0: x float32 [N,3,H,W]' line"
+  grep -qE '^backend: cpu$' <<<"$out" || fail "$label: the cpu backend did not answer"
   local line
   line=$(echo "$out" | grep -E '^output 0: ' || true)
   [[ $line =~ \ float32\ \[1,2\]\ checksum=([-0-9.]+)\ first=([-0-9.]+)$ ]] ||
@@ -122,7 +124,7 @@ echo "== examples with find_package(tandem)"
 cmake -S "$src/examples" -B "$tmp/ex" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/ex.log" 2>&1 ||
   { cat "$tmp/ex.log"; fail "configuring examples/ with find_package"; }
 if cmake --build "$tmp/ex" >>"$tmp/ex.log" 2>&1; then
-  readelf -d "$tmp/ex/hello_c/hello_c" | grep -q "NEEDED.*\[libtandem.so.$abi\]" ||
+  grep -q "NEEDED.*\[libtandem.so.$abi\]" <<<"$(readelf -d "$tmp/ex/hello_c/hello_c")" ||
     fail "hello_c does not link libtandem.so.$abi"
   check_run cmake/hello_c "$tmp/ex/hello_c/hello_c"
   check_run cmake/hello_cpp "$tmp/ex/hello_cpp/hello_cpp"
@@ -138,7 +140,7 @@ if ! { cmake -S "$src/examples" -B "$tmp/ex-static" -G Ninja -DCMAKE_BUILD_TYPE=
   fail "building hello_c against tandem::tandem_static"
 fi
 if [ -x "$tmp/ex-static/hello_c/hello_c" ]; then
-  readelf -d "$tmp/ex-static/hello_c/hello_c" | grep -q 'NEEDED.*libtandem' && fail "the static hello_c needs libtandem.so"
+  grep -q 'NEEDED.*libtandem' <<<"$(readelf -d "$tmp/ex-static/hello_c/hello_c")" && fail "the static hello_c needs libtandem.so"
   check_run cmake-static/hello_c "$tmp/ex-static/hello_c/hello_c"
 fi
 

@@ -67,7 +67,11 @@ struct EngineOptions {
   // "reference" is appended when missing and always moved last. Unknown names: invalid_argument.
   std::vector<std::string> backends;
   int threads = 0;  // threads per backend compile/run (CompileOptions::threads); 0: backend default
-  // Where prepare() writes `<cache_key>.json` (placement and warm-up measurements); empty: none.
+  // Where prepare() writes `<cache_key>.json` (placement and warm-up measurements) and the
+  // backends keep the kernel choices they time while compiling (the cpu backend's
+  // `cpu-choices-<machine>.tsv`): every process that shares the folder then compiles the same
+  // kernels, so they give the same bits for the same input, and skips the timing. Created if
+  // missing; empty: nothing is kept and each process times its own choices.
   std::filesystem::path cache_dir;
   // Per prepared model and backend: worker threads that run calls (0: max(4, hardware threads)),
   // and the most calls that may be abandoned-but-still-running at once; when that many are hung,

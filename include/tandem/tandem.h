@@ -104,7 +104,7 @@ typedef struct tandem_tensor {
 typedef struct tandem_engine_options {
   const char* backends; /* comma-separated order, e.g. "cpu,reference"; NULL: all */
   int32_t threads;      /* 0: backend default */
-  const char* cache_dir; /* NULL: none */
+  const char* cache_dir; /* NULL: none; see EngineOptions::cache_dir (tandem/engine.h) */
 } tandem_engine_options;
 
 typedef struct tandem_prepare_options {

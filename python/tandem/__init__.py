@@ -90,10 +90,14 @@ class SessionOptions:
 
     intra_op_num_threads: threads per backend (0: the backend default).
     prepare_options: extra tandem prepare options (dict), e.g. {"strict": True}.
+    cache_dir: tandem's cache folder (Engine's cache_dir): prepare's measurements and the
+        kernel choices the backends time, shared by every process that names it, so that
+        they compile alike and give the same bits. None: nothing kept.
     """
 
     def __init__(self) -> None:
         self.intra_op_num_threads: int = 0
+        self.cache_dir: Optional[str] = None
         self.inter_op_num_threads: int = 0
         self.log_severity_level: int = 2
         self.prepare_options: Dict[str, Any] = {}
@@ -148,7 +152,9 @@ class InferenceSession:
                  **prepare_options: Any) -> None:
         opts = sess_options or SessionOptions()
         backends = _backends_from_providers(providers)
-        self._engine = Engine(backends=backends, threads=int(opts.intra_op_num_threads or 0))
+        cache_dir = getattr(opts, "cache_dir", None)
+        self._engine = Engine(backends=backends, threads=int(opts.intra_op_num_threads or 0),
+                              cache_dir=None if cache_dir is None else os.fspath(cache_dir))
         po = dict(getattr(opts, "prepare_options", {}) or {})
         po.update(prepare_options)
         self._model = self._engine.prepare(path_or_bytes, **po)

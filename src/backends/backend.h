@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,6 +68,11 @@ struct CompileOptions {
   // The lowest precision the backend may compute in (see tandem/precision.h). A backend that
   // cannot honour a reduced precision natively answers `unsupported` from compile().
   Precision precision = Precision::fp32;
+  // A folder where the backend may keep what it measured on this machine (the cpu backend's
+  // timed kernel choices, `cpu-*` files) and read what other processes kept, so that every
+  // process sharing the folder compiles alike; empty: nothing kept. The engine passes its
+  // EngineOptions::cache_dir. Backends name their files with their own name first.
+  std::filesystem::path cache_dir;
 };
 
 // The element types of a node's inputs and outputs as shape inference found them, by

@@ -29,6 +29,7 @@ struct RunOptions {
   bool random_inputs = false;
   uint64_t seed = 0;
   std::string output_dir;
+  std::string cache_dir;  // EngineOptions::cache_dir
   // Engine options (any of these set): routes, fallback, fault injection, telemetry.
   std::string units;
   bool strict = false;
@@ -128,6 +129,7 @@ int run_command(const RunOptions& o) {
   EngineOptions eo;
   const bool engine_options = o.uses_engine_options();
   if (!engine_options || o.backend_given) eo.backends = {backend};
+  eo.cache_dir = o.cache_dir;
   auto engine = Engine::create(eo);
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
@@ -200,6 +202,9 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--seed", o->seed, "Seed for --random-inputs (default 0)");
   cmd->add_option("--shape", o->shapes, "NAME=DIMS such as x=1x3x640x640, for --random-inputs; repeatable");
   cmd->add_option("--output-dir", o->output_dir, "Write each output as <name>.npy here");
+  cmd->add_option(
+      "--cache-dir", o->cache_dir,
+      "Keep prepare's measurements and the backends' timed kernel choices here (processes sharing it compile alike)");
   cmd->add_option("--precision", o->precision,
                   "Lowest precision the backend may compute in: fp32 (default), bf16, fp16, int8 (the model is "
                   "quantized at prepare: int8 weights per channel, activations per call); bf16 and int8 run on the "

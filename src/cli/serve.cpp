@@ -45,6 +45,7 @@ struct ServeOptions {
   double grace_seconds = 30;
   double max_body_mb = 64;
   std::string ready_file;
+  std::string cache_dir;  // EngineOptions::cache_dir of every model's engine
 };
 
 const char* const kCommand = "serve";
@@ -82,6 +83,7 @@ int run_serve(const ServeOptions& o) {
   {
     EngineOptions check;
     check.backends = o.backends;
+    check.cache_dir = o.cache_dir;        // a folder that cannot be made fails here too
     auto engine = Engine::create(check);  // unknown backend names fail here, not per model
     if (!engine) return fail(kCommand, engine.status().message(), 2);
   }
@@ -97,6 +99,7 @@ int run_serve(const ServeOptions& o) {
   server::ServerOptions so;
   so.model_repository = o.model_repository;
   so.engine.backends = o.backends;
+  so.engine.cache_dir = o.cache_dir;
   so.default_threads = o.threads;
   so.default_instances = o.instances;
   so.fault_injection = o.inject;
@@ -193,6 +196,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
                   "threads), gRPC max(64, 8 x hardware threads))");
   cmd->add_option("--inject", o->inject,
                   "Fault injection for models whose config sets none, e.g. route=cpu,error=0.3 (default: the first route)");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "Keep the backends' timed kernel choices here, so that replicas sharing it compile alike");
   cmd->add_option("--poll-seconds", o->poll_seconds, "Rescan the repository this often (default 0: never)");
   cmd->add_option("--grace-seconds", o->grace_seconds, "On SIGTERM/SIGINT, let requests finish this long (default 30)");
   cmd->add_option("--max-body-mb", o->max_body_mb, "Largest request body in MiB (default 64)");

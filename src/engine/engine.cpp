@@ -150,6 +150,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
     std::filesystem::create_directories(options.cache_dir, ec);
     if (ec) return invalid_argument(options.cache_dir.string() + ": cannot create the cache folder: " + ec.message());
     impl->context.cache_dir = options.cache_dir;
+    impl->context.compile.cache_dir = options.cache_dir;
   }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

@@ -2,7 +2,9 @@
 
 The cpu backend's float results depend on how a model was compiled (for fixed input shapes
 or not, with how many threads), so the session is prepared as the CLI compiles: for the
-input's shape (`input_shapes`), compared with `tandem run --backend cpu`.
+input's shape (`input_shapes`), compared with `tandem run --backend cpu`. Both share one cache
+folder: the cpu backend chooses some kernels by timing them at compile, and on a busy machine
+two processes could time differently; the second takes the first one's kept choices.
 """
 
 import subprocess
@@ -26,9 +28,12 @@ def test_bit_identical_to_cli(tmp_path, models_dir, cli, model, shape):
         pytest.skip(f"{path} missing (scripts/setup fetches it)")
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    pairs = [({"input_shapes": {"x": list(shape)}}, ["--backend", "cpu"])]
+    cache = tmp_path / "cache"
+    pairs = [({"input_shapes": {"x": list(shape)}}, ["--backend", "cpu", "--cache-dir", str(cache)])]
     for k, (prepare_options, cli_args) in enumerate(pairs):
-        sess = tandem.InferenceSession(str(path), providers=["CPUExecutionProvider"], **prepare_options)
+        so = tandem.SessionOptions()
+        so.cache_dir = str(cache)
+        sess = tandem.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], **prepare_options)
         (inp,) = sess.get_inputs()
         assert inp.name == "x" and inp.type == "tensor(float)" and len(inp.shape) == 4
         out_dir = tmp_path / f"out{k}"

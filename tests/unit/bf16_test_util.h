@@ -4,20 +4,32 @@
 // in a graph.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
-
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "backends/backend.h"
+#include "backends/cpu/runtime_env.h"
 #include "engine/placement.h"
 #include "graph_build_util.h"
-#include "scoped_env.h"
 #include "op_test_util.h"
+#include "scoped_env.h"
 #include "tandem/tensor.h"
+
+// Skips a test of the bf16 route of CPUs without AMX tiles: oneDNN's direct bf16 kernels on the
+// blocked layout, whose results are handed off in bfloat16 and whose 3x3 convolutions take the
+// backend's Winograd kernel. With AMX tiles, bf16 convolutions take oneDNN's brgemm kernels on
+// channels-last activations instead, which hand nothing off (conv.cpp); the ctest entry
+// cpu_bf16_blocked_route runs these tests there with AMX hidden from oneDNN
+// (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16). `has_cpu`: whether the build has the cpu backend.
+#define SKIP_UNLESS_BF16_BLOCKED_ROUTE(has_cpu)                                                                        \
+  if (!(has_cpu) || !::tandem::cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU"; \
+  if (::tandem::cpu::has_amx_tiles())                                                                                  \
+  GTEST_SKIP() << "AMX tiles: bf16 convolutions take the channels-last route (ctest cpu_bf16_blocked_route "           \
+                  "runs this without them)"
 
 namespace tandem::testing {
 

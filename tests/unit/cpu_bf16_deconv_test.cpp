@@ -82,7 +82,7 @@ using Outcome = testing::Bf16Outcome;
 Outcome run(const GraphBuilder& g, bool bf16) { return testing::run_bf16_or_reference(g, bf16); }
 
 TEST(CpuBf16Deconv, PatchStagesComputeOnRoundedOperands) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Case cases[] = {
       {24, 24, 24, 1, true, "(bf16 products, source handed off)"},  // a text detector's head

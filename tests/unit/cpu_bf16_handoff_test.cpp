@@ -102,7 +102,7 @@ std::vector<Value> run_reference(const GraphBuilder& g) {
 }
 
 TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, false));
@@ -122,7 +122,7 @@ TEST(CpuBf16Handoff, AChainComputesOnEachResultRoundedOnce) {
 }
 
 TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false));
@@ -141,7 +141,7 @@ TEST(CpuBf16Handoff, AResultWithAnotherReaderStaysFloat32) {
 // bf16 (widening it exactly), so both results are handed off and the Add's sum is that of the
 // rounded values.
 TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, true, false, true));
@@ -158,7 +158,7 @@ TEST(CpuBf16Handoff, AnElementwiseReaderReadsTheResultInBf16) {
 }
 
 TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Bf16Run got = run_bf16(chain(t, false, false, true));
@@ -177,7 +177,7 @@ TEST(CpuBf16Handoff, AReaderInFloat32GetsAWidenedCopy) {
 // Conv -> Add (a full-size second operand: an elementwise kernel, not a post-op) -> Conv: the
 // elementwise kernel writes its result in bf16 for the 1x1 convolution.
 TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor other = random_tensor({1, 32, 20, 20}, 46, -1.0f, 1.0f);
@@ -212,7 +212,7 @@ TEST(CpuBf16Handoff, AnElementwiseResultIsHandedOffToo) {
 // both where its inputs' channels fill whole blocks (16 + 16) and where they do not (24 + 24,
 // lanes gathered across blocks).
 TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   for (int64_t c : {16, 24}) {
@@ -254,7 +254,7 @@ TEST(CpuBf16Handoff, AConcatenationIsHandedOffToo) {
 // gate's elementwise kernel widens it, so it is handed off; so is the gated product the last
 // convolution reads.
 TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor ws = random_tensor({32, 32, 1, 1}, 50, -0.5f, 0.5f);
@@ -288,7 +288,7 @@ TEST(CpuBf16Handoff, ASqueezeExciteBlockReadsItsActivationsInBf16) {
 // sum (a feature pyramid's top-down path): the sum gathers the upsampled pixels from the
 // result held in bf16, widening them, so the result is handed off to both.
 TEST(CpuBf16Handoff, AnUpsampledSourceIsGatheredInBf16) {
-  if (!cpu() || !cpu::has_native_bf16()) GTEST_SKIP() << "no cpu backend or no native bf16 on this CPU";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   const testing::ExactBf16Scope exact_bf16;
   const Weights t;
   const Tensor y = random_tensor({1, 32, 40, 40}, 51, -1.0f, 1.0f);

@@ -79,7 +79,7 @@ std::string where(const Case& c) {
 }
 
 TEST(CpuBf16Winograd, MatchesTheDirectKernelsError) {
-  if (!cpu() || !cpu::has_native_bf16() || cpu::cpu_isa_level() < 2) GTEST_SKIP() << "no AVX512_BF16 cpu backend";
+  SKIP_UNLESS_BF16_BLOCKED_ROUTE(cpu());
   ScopedEnv always("TANDEM_CPU_BF16", "always");
   // (Each large enough for the backend to take bf16 at all: 2e6 multiply-adds, 64 per value.)
   const Case cases[] = {

@@ -7,17 +7,20 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
-#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
+#include "backends/cpu/kept_choices.h"
 #include "backends/cpu/runtime_env.h"
 
 namespace tandem::cpu {
@@ -109,10 +112,38 @@ double time_primitive_ms(const dnnl::primitive& p, int runs) {
 
 namespace {
 
+// A choice's text in the kept-choices file (kept_choices.h): a bool as 1 or 0, a pair of times
+// as two numbers ("inf" for a primitive too large to time).
+std::string encode_choice(bool b) { return b ? "1" : "0"; }
+std::string encode_choice(const std::pair<double, double>& t) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6g %.6g", t.first, t.second);  // ms; every process decides from these
+  return text;
+}
+template <typename T>
+std::optional<T> decode_choice(const std::string& text);
+template <>
+std::optional<bool> decode_choice<bool>(const std::string& text) {
+  if (text == "1") return true;
+  if (text == "0") return false;
+  return std::nullopt;
+}
+template <>
+std::optional<std::pair<double, double>> decode_choice<std::pair<double, double>>(const std::string& text) {
+  const char* s = text.c_str();
+  char* end = nullptr;
+  const double a = std::strtod(s, &end);
+  if (end == s || *end != ' ') return std::nullopt;
+  s = end + 1;
+  const double b = std::strtod(s, &end);
+  if (end == s || *end != '\0' || std::isnan(a) || std::isnan(b) || a < 0 || b < 0) return std::nullopt;
+  return std::make_pair(a, b);
+}
+
 // The result for `key` at the calling thread's team size: computed once by `decide` (which
-// returns it and the timings to print under TANDEM_CPU_VERBOSE), then read from the cache (one
-// per result type). Timed outside the lock: two compiles of one geometry at once may both time
-// it, and agree.
+// returns it and the timings to print under TANDEM_CPU_VERBOSE), or taken from the kept-choices
+// file of the thread's KeptChoicesScope, then read from the cache (one per result type). Timed outside the lock: two
+// compiles of one geometry at once may both time it, and agree.
 template <typename T, typename Decide>
 T decided_once(const std::string& key, const Decide& decide) {
   static std::mutex mu;
@@ -122,8 +153,32 @@ T decided_once(const std::string& key, const Decide& decide) {
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = decided.find(full); it != decided.end()) return it->second;
   }
-  const auto [result, timings] = decide();
-  if (verbose()) note(full + ": " + timings);
+  T result;
+  if (const std::filesystem::path* dir = kept_choices_dir()) {
+    // Kept in the cache folder: another process's choice, or ours, timed and written now.
+    std::string timed;
+    std::optional<T> ours;  // set when this process timed it
+    const std::string text = kept_choice(
+        *dir, full, [](const std::string& t) { return decode_choice<T>(t).has_value(); },
+        [&] {
+          auto [r, timings] = decide();
+          ours = r;
+          timed = timings;
+          return std::make_pair(encode_choice(r), timings);
+        });
+    // The kept text parsed when it was found; ours is the fallback should it not encode.
+    const std::optional<T> kept = decode_choice<T>(text);
+    result = kept ? *kept : *ours;
+    if (verbose())
+      note(full + ": " +
+           (!ours                    ? "kept " + text
+            : kept && *kept != *ours ? timed + "; another process kept " + text
+                                     : timed));
+  } else {
+    std::string timings;
+    std::tie(result, timings) = decide();
+    if (verbose()) note(full + ": " + timings);
+  }
   std::lock_guard<std::mutex> lock(mu);
   decided.emplace(full, result);
   return result;

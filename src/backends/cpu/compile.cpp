@@ -93,6 +93,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   g.graph = std::make_shared<Graph>(graph);
   g.threads = options.threads > 0 ? options.threads : physical_cores();
   g.precision = options.precision;
+  g.cache_dir = options.cache_dir;
   {
     ShapeInferenceOptions before;
     before.use_declared_types = false;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -93,6 +94,7 @@ struct CompiledGraph {
   std::vector<int> outputs;        // value id per segment output
   int threads = 1;
   Precision precision = Precision::fp32;  // CompileOptions::precision (bf16: checked at compile)
+  std::filesystem::path cache_dir;        // CompileOptions::cache_dir: where timed choices are kept
   // Steps whose family declined them at compile (OpSpec make returned unsupported: what the
   // node needs depends on values only a run has), with the reason; CpuPlan::declined() hands
   // them back to placement.

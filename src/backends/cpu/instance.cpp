@@ -9,6 +9,7 @@
 #include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/builder.h"
 #include "backends/cpu/dnnl_kernel.h"
+#include "backends/cpu/kept_choices.h"
 #include "backends/cpu/memory_plan.h"
 #include "backends/cpu/plan.h"
 #include "backends/cpu/runtime_env.h"
@@ -93,6 +94,7 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
                             std::to_string(inputs.size()));
   ThreadScope build_threads(threads);
   TimingBuffersScope timing_buffers;  // kernel choices timed during the build share one block
+  KeptChoicesScope kept_choices(g.cache_dir);  // ... and are kept in the cache folder, if any
 
   // Shapes and build-time values of every value.
   // The segment's inputs may lack declared types (values between segments): type them from the

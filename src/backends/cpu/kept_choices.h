@@ -1,0 +1,61 @@
+// kept_choices.h: the kernel choices the cpu backend times at compile (bf16 or float32,
+// Winograd or direct; bf16_choice.h), kept in a file of the engine's cache folder.
+//
+// Why: a timed choice depends on what else ran on the cores while it was timed. Two processes
+// compiling one model on a busy machine (replicas of a server, a test and the CLI it checks)
+// may choose differently and then differ in the last bits of their answers. A process whose
+// compile finds a choice in the file takes it without timing, so every process that shares the
+// folder compiles the same kernels and gives the same bits; it also skips the timing.
+//
+// The file is `<folder>/cpu-choices-<16 hex digits>.tsv`, the digits a hash of the identity
+// line that heads it: tandem's and oneDNN's versions, the CPU's model name and the ISA in use
+// (TANDEM_CPU_ISA included). Another machine, build or ISA cap sharing the folder uses its own
+// file. Each later line is `<key>\t<value>\t<timings>` (the timings for people reading it).
+// Lines that do not parse are ignored, and a file that cannot be opened, read or written leaves
+// the choice to the timing (noted under TANDEM_CPU_VERBOSE): the file only ever saves work.
+//
+// Processes: the file is read and appended under an exclusive flock, never while timing. Two
+// processes that time one key at once both append; the first line for a key wins, and a
+// process re-reads after timing, so both take the first writer's value.
+//
+// Thread-safety: the scope is per thread; kept_choice() is thread-safe and process-safe.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <utility>
+
+namespace tandem::cpu {
+
+// While one lives on a thread, choices made on that thread are kept in `dir` (empty: not
+// kept). The instance build opens one with the plan's cache folder. Scopes nest; the innermost
+// holds. `dir` must outlive the scope.
+class KeptChoicesScope {
+ public:
+  explicit KeptChoicesScope(const std::filesystem::path& dir);
+  ~KeptChoicesScope();
+  KeptChoicesScope(const KeptChoicesScope&) = delete;
+  KeptChoicesScope& operator=(const KeptChoicesScope&) = delete;
+
+ private:
+  const std::filesystem::path* outer_;
+};
+
+// The folder of the innermost scope on this thread, or null when there is none (or it is
+// empty).
+const std::filesystem::path* kept_choices_dir();
+
+// The file's name in a folder: "cpu-choices-<hash of the identity>.tsv".
+std::string kept_choices_file_name();
+
+// Returns the value kept for `key` in `dir`'s file, or, when there is none (or `parse` refuses
+// the kept text), decides: `decide` returns the value's text and the timings behind it, and
+// the value is appended unless another process kept one meanwhile, which is then returned
+// instead. `parse` says whether a kept text is a well-formed value. Keys and values must hold
+// no tab or newline.
+std::string kept_choice(const std::filesystem::path& dir, const std::string& key,
+                        const std::function<bool(const std::string&)>& parse,
+                        const std::function<std::pair<std::string, std::string>()>& decide);
+
+}  // namespace tandem::cpu

@@ -33,6 +33,20 @@
 
 namespace tandem::testing {
 
+// A float32 3x3 convolution, 32 input channels on side x side, `out_channels` outputs, plain
+// layouts, scratchpad given by the caller: a primitive to time (bf16_choice.h).
+inline dnnl::primitive conv_primitive(int64_t out_channels, int64_t side) {
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc src({1, 32, side, side}, dt::f32, tag::nchw), wei({out_channels, 32, 3, 3}, dt::f32, tag::any),
+      dst({1, out_channels, side, side}, dt::f32, tag::nchw);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei,
+                                    dst, {1, 1}, {1, 1}, {1, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(d, attr, cpu::cpu_engine()));
+}
+
 inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo, float hi) {
   Tensor t(DataType::float32, shape);
   std::mt19937 gen(seed);

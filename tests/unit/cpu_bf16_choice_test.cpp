@@ -13,32 +13,19 @@
 #include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/runtime_env.h"
 #include "backends/cpu/threads.h"
+#include "bf16_test_util.h"
 #include "scoped_env.h"
 #include "tandem/backend_info.h"
 
 namespace tandem {
 namespace {
 
-// A float32 3x3 convolution, 32 input channels on side x side, `out_channels` outputs, plain
-// layouts.
-dnnl::primitive conv_primitive(int64_t out_channels, int64_t side) {
-  using tag = dnnl::memory::format_tag;
-  using dt = dnnl::memory::data_type;
-  dnnl::memory::desc src({1, 32, side, side}, dt::f32, tag::nchw), wei({out_channels, 32, 3, 3}, dt::f32, tag::any),
-      dst({1, out_channels, side, side}, dt::f32, tag::nchw);
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei,
-                                    dst, {1, 1}, {1, 1}, {1, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return dnnl::convolution_forward(dnnl::convolution_forward::primitive_desc(d, attr, cpu::cpu_engine()));
-}
-
 using testing::ScopedEnv;
 
 TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
   cpu::ThreadScope one(1);
-  const double small = cpu::time_primitive_ms(conv_primitive(16, 28), 3);
-  const double large = cpu::time_primitive_ms(conv_primitive(128, 112), 3);  // 128x the products
+  const double small = cpu::time_primitive_ms(testing::conv_primitive(16, 28), 3);
+  const double large = cpu::time_primitive_ms(testing::conv_primitive(128, 112), 3);  // 128x the products
   EXPECT_GT(small, 0.0);
   EXPECT_GT(large, 2.0 * small) << "small " << small << " ms, large " << large << " ms";
 }
@@ -46,7 +33,8 @@ TEST(CpuBf16Choice, TimerSeesThePrimitivesWork) {
 TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
   ScopedEnv measure("TANDEM_CPU_BF16", "measure");
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
+  const dnnl::primitive small = testing::conv_primitive(16, 28),
+                        large = testing::conv_primitive(128, 112);  // 128x the products
   // The "bf16" form is whichever primitive is passed first; only the times count.
   EXPECT_TRUE(cpu::bf16_pays_off("test: faster form", small, large, {}));
   EXPECT_FALSE(cpu::bf16_pays_off("test: slower form", large, small, {}));
@@ -65,7 +53,7 @@ TEST(CpuBf16Choice, FollowsTheTimesAndRemembersThem) {
 // primitives' work as fresh buffers do; after the scope the timer allocates its own again.
 TEST(CpuBf16Choice, TimingsInsideAScopeShareOneBlock) {
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);
+  const dnnl::primitive small = testing::conv_primitive(16, 28), large = testing::conv_primitive(128, 112);
   {
     cpu::TimingBuffersScope outer;
     const double a = cpu::time_primitive_ms(large, 3);  // grows the block
@@ -84,7 +72,7 @@ TEST(CpuBf16Choice, TimingsInsideAScopeShareOneBlock) {
 // same key decides from the same times without timing again.
 TEST(CpuBf16Choice, CandidateTimesServeEveryMargin) {
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);
+  const dnnl::primitive small = testing::conv_primitive(16, 28), large = testing::conv_primitive(128, 112);
   EXPECT_TRUE(cpu::candidate_pays_off("test: candidate margins", small, large, 0.9));
   // The same key with the primitives swapped still answers from the first times.
   EXPECT_TRUE(cpu::candidate_pays_off("test: candidate margins", large, small, 0.9));
@@ -96,16 +84,17 @@ TEST(CpuBf16Choice, CandidateTimesServeEveryMargin) {
 TEST(CpuBf16Choice, ProductsTooLargeToTimeKeepBf16) {
   ScopedEnv measure("TANDEM_CPU_BF16", "measure");
   cpu::ThreadScope one(1);
-  const dnnl::primitive huge = conv_primitive(32, 4096);  // 2 x 2 GiB of float32 activations
+  const dnnl::primitive huge = testing::conv_primitive(32, 4096);  // 2 x 2 GiB of float32 activations
   EXPECT_TRUE(std::isinf(cpu::time_primitive_ms(huge)));
-  EXPECT_TRUE(cpu::bf16_pays_off("test: too large", huge, conv_primitive(16, 28), {}));
+  EXPECT_TRUE(cpu::bf16_pays_off("test: too large", huge, testing::conv_primitive(16, 28), {}));
 }
 
 TEST(CpuBf16Choice, AlwaysSkipsTheTiming) {
   ScopedEnv always("TANDEM_CPU_BF16", "always");
   EXPECT_TRUE(cpu::bf16_always());
   cpu::ThreadScope one(1);
-  const dnnl::primitive small = conv_primitive(16, 28), large = conv_primitive(128, 112);  // 128x the products
+  const dnnl::primitive small = testing::conv_primitive(16, 28),
+                        large = testing::conv_primitive(128, 112);  // 128x the products
   EXPECT_TRUE(cpu::bf16_pays_off("test: always", large, small, {}));
 }
 

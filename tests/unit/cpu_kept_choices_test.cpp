@@ -17,8 +17,11 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/cpu/bf16_choice.h"
 #include "backends/cpu/kept_choices.h"
 #include "backends/cpu/runtime_env.h"
+#include "backends/cpu/threads.h"
+#include "bf16_test_util.h"
 #include "cpu_int8_test_util.h"
 #include "engine/placement.h"
 #include "graph_build_util.h"
@@ -166,6 +169,33 @@ TEST_F(KeptChoices, ScopesNestAndEmptyFoldersKeepNothing) {
     EXPECT_EQ(*cpu::kept_choices_dir(), dir_);
   }
   EXPECT_EQ(cpu::kept_choices_dir(), nullptr);
+}
+
+// Within a folder its file decides, over what this process decided before without one; a
+// choice the process made before is written into a folder that keeps none, so that other
+// processes take it too; compiles without a folder keep the process's own.
+TEST_F(KeptChoices, TheFolderDecidesOverTheProcessCache) {
+  cpu::ThreadScope one(1);
+  const dnnl::primitive small = testing::conv_primitive(16, 28), large = testing::conv_primitive(128, 112);
+  EXPECT_TRUE(cpu::candidate_pays_off("test: folder over cache", small, large, 0.9));  // no folder: timed
+  {
+    cpu::KeptChoicesScope scope(dir_);
+    EXPECT_TRUE(cpu::candidate_pays_off("test: folder over cache", large, small, 0.9));
+  }
+  const std::string text = read_file();
+  EXPECT_NE(text.find("\ntest: folder over cache @1t\t"), std::string::npos) << text;
+  EXPECT_NE(text.find("\tdecided earlier in this process\n"), std::string::npos) << text;
+  const fs::path other = dir_ / "other";
+  fs::create_directories(other);
+  {
+    std::ofstream out(other / cpu::kept_choices_file_name());
+    out << header() << "test: folder over cache @1t\t1000 0.001\tset by the test\n";
+  }
+  {
+    cpu::KeptChoicesScope scope(other);
+    EXPECT_FALSE(cpu::candidate_pays_off("test: folder over cache", small, large, 0.9));
+  }
+  EXPECT_TRUE(cpu::candidate_pays_off("test: folder over cache", large, small, 0.9));  // the process's own
 }
 
 // A 3x3 convolution of a geometry no other test compiles (the in-process cache would answer

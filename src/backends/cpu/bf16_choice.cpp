@@ -140,48 +140,50 @@ std::optional<std::pair<double, double>> decode_choice<std::pair<double, double>
   return std::make_pair(a, b);
 }
 
-// The result for `key` at the calling thread's team size: computed once by `decide` (which
-// returns it and the timings to print under TANDEM_CPU_VERBOSE), or taken from the kept-choices
-// file of the thread's KeptChoicesScope, then read from the cache (one per result type). Timed outside the lock: two
-// compiles of one geometry at once may both time it, and agree.
+// The result for `key` at the calling thread's team size, decided once per process by
+// `decide` (which returns it and the timings to print under TANDEM_CPU_VERBOSE) and cached (one
+// cache per result type). Timed outside the lock: two compiles of one geometry at once may both
+// time it, and agree. Within a KeptChoicesScope the folder's file decides first: its value
+// when it keeps one (the cache keeps its own for compiles without a folder), else the cached
+// value or a new timing, which the file then keeps.
 template <typename T, typename Decide>
 T decided_once(const std::string& key, const Decide& decide) {
   static std::mutex mu;
   static std::map<std::string, T> decided;
   const std::string full = key + " @" + std::to_string(omp_get_max_threads()) + "t";
-  {
+  auto cached = [&]() -> std::optional<T> {
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = decided.find(full); it != decided.end()) return it->second;
-  }
-  T result;
-  if (const std::filesystem::path* dir = kept_choices_dir()) {
-    // Kept in the cache folder: another process's choice, or ours, timed and written now.
-    std::string timed;
-    std::optional<T> ours;  // set when this process timed it
-    const std::string text = kept_choice(
-        *dir, full, [](const std::string& t) { return decode_choice<T>(t).has_value(); },
-        [&] {
-          auto [r, timings] = decide();
-          ours = r;
-          timed = timings;
-          return std::make_pair(encode_choice(r), timings);
-        });
-    // The kept text parsed when it was found; ours is the fallback should it not encode.
-    const std::optional<T> kept = decode_choice<T>(text);
-    result = kept ? *kept : *ours;
-    if (verbose())
-      note(full + ": " +
-           (!ours                    ? "kept " + text
-            : kept && *kept != *ours ? timed + "; another process kept " + text
-                                     : timed));
-  } else {
-    std::string timings;
-    std::tie(result, timings) = decide();
+    return std::nullopt;
+  };
+  auto remember = [&](const T& result) {
+    std::lock_guard<std::mutex> lock(mu);
+    decided.emplace(full, result);  // keeps an earlier value
+    return result;
+  };
+  const std::filesystem::path* dir = kept_choices_dir();
+  if (!dir) {
+    if (auto c = cached()) return *c;
+    auto [result, timings] = decide();
     if (verbose()) note(full + ": " + timings);
+    return remember(result);
   }
-  std::lock_guard<std::mutex> lock(mu);
-  decided.emplace(full, result);
-  return result;
+  std::string how;           // for TANDEM_CPU_VERBOSE
+  std::optional<T> offered;  // what this process put forward when the file kept nothing
+  const std::string text = kept_choice(
+      *dir, full, [](const std::string& t) { return decode_choice<T>(t).has_value(); },
+      [&] {
+        std::string timings = "decided earlier in this process";
+        offered = cached();
+        if (!offered) std::tie(offered, timings) = decide();
+        how = timings;
+        return std::make_pair(encode_choice(*offered), timings);
+      });
+  const std::optional<T> kept = decode_choice<T>(text);  // parsed when found, encoded when ours
+  const T result = kept ? *kept : *offered;
+  if (verbose())
+    note(full + ": " + (!offered ? "kept " + text : *offered != result ? how + "; another process kept " + text : how));
+  return remember(result);
 }
 
 std::string timings_line(const char* candidate, double candidate_ms, const char* baseline, double baseline_ms,

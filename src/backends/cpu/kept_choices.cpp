@@ -112,30 +112,6 @@ class LockedFile {
 
 std::string header_line() { return "# " + identity() + "\n"; }
 
-// The first well-formed value kept for `key` in `text` (a whole file), or nullopt. A file
-// whose first line is not this process's header keeps nothing for it.
-std::optional<std::string> find_kept(const std::string& text, const std::string& key,
-                                     const std::function<bool(const std::string&)>& parse) {
-  const std::string header = header_line();
-  if (text.compare(0, header.size(), header) != 0) return std::nullopt;
-  size_t at = header.size();
-  while (at < text.size()) {
-    size_t end = text.find('\n', at);
-    if (end == std::string::npos) break;  // a line cut short (a writer that died): ignored
-    const std::string_view line(text.data() + at, end - at);
-    at = end + 1;
-    if (line.size() <= key.size() || line.compare(0, key.size(), key) != 0 || line[key.size()] != '\t') continue;
-    // A value counts only with the timings after it: a line cut short in its value (by a
-    // writer that died, then completed by the next writer's newline) has no second tab.
-    const std::string_view rest = line.substr(key.size() + 1);
-    const size_t tab = rest.find('\t');
-    if (tab == std::string_view::npos) continue;
-    std::string value(rest.substr(0, tab));
-    if (parse(value)) return value;
-  }
-  return std::nullopt;
-}
-
 void note_failure(const std::filesystem::path& path, const char* what) {
   if (verbose())
     note("kept choices: " + path.string() + ": cannot " + what + " (" + std::strerror(errno) + "); timing");
@@ -170,14 +146,14 @@ std::string kept_choice(const std::filesystem::path& dir, const std::string& key
       note_failure(path, "read");
       return decide().first;
     }
-    if (auto kept = find_kept(*text, key, parse)) return *kept;
+    if (auto kept = find_kept_value(*text, header_line(), key, parse)) return *kept;
   }  // unlocked while timing
   auto [value, timings] = decide();
   LockedFile f(path);
   if (!f.ok()) return value;
   auto text = f.read_all();
   if (!text) return value;
-  if (auto kept = find_kept(*text, key, parse)) return *kept;  // another process kept one first
+  if (auto kept = find_kept_value(*text, header_line(), key, parse)) return *kept;  // another process kept one first
   const std::string header = header_line();
   if (!text->empty() && text->compare(0, header.size(), header) != 0)
     return value;  // another identity's file under our name: leave it alone

@@ -23,7 +23,9 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace tandem::cpu {
@@ -57,5 +59,12 @@ std::string kept_choices_file_name();
 std::string kept_choice(const std::filesystem::path& dir, const std::string& key,
                         const std::function<bool(const std::string&)>& parse,
                         const std::function<std::pair<std::string, std::string>()>& decide);
+
+// The reader of a file's text (kept_choices_text.cpp; no I/O, fuzzed by fuzz_kept_choices):
+// the value of the first line `<key>\t<value>\t...` whose value `parse` accepts, or nullopt.
+// A text that does not begin with `header` (a whole line, newline included) keeps nothing; a
+// last line without its newline, or without the tab after its value, is ignored.
+std::optional<std::string> find_kept_value(std::string_view text, std::string_view header, std::string_view key,
+                                           const std::function<bool(const std::string&)>& parse);
 
 }  // namespace tandem::cpu

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # serve_cli_test.sh: the `tandem serve` command itself (src/cli/serve.cpp).
 #   bash tests/server/serve_cli_test.sh REPO_ROOT TANDEM_BINARY
-# Checks: bad options and a missing repository give one line and exit non-zero; the ready file
+# Checks: bad options (a cache folder that cannot be made among them) and a missing repository
+# give one line and exit non-zero; --cache-dir reaches the models' engine; the ready file
 # appears with the bound ports (port 0: any free port; -1: off); the server becomes ready; a
 # second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
 # server with exit 0 after its "stopped" line; SIGTERM while requests wait in a model's queue
@@ -39,6 +40,8 @@ expect_failure 2 "bad port" --model-repository "$repo" --http-port 70000
 expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --backend cpu,warp9
 expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
 expect_failure 2 "bad handler threads" --model-repository "$repo" --http-port 0 --handler-threads -1
+touch "$work/a-file"
+expect_failure 2 "cache folder under a file" --model-repository "$repo" --http-port 0 --cache-dir "$work/a-file/cache"
 
 # Starts a server in the background with the given extra args; sets server_pid, http, grpc, metrics.
 start_server() {
@@ -83,8 +86,15 @@ else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
 stop_server TERM
 
-start_server --metrics-port -1 --grpc-port -1 --handler-threads 4
+start_server --metrics-port -1 --grpc-port -1 --handler-threads 4 --cache-dir "$work/cache"
 if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
+# --cache-dir reaches the model's engine: once ready, prepare has written its measurements there.
+for _ in $(seq 300); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/health/ready" || true) == 200 ]] && break
+  sleep 0.1
+done
+if compgen -G "$work/cache/*.json" >/dev/null; then pass "--cache-dir: $(ls "$work/cache")"
+else fail "--cache-dir: nothing in $work/cache"; fi
 stop_server INT
 
 # Grace 0 with requests queued behind a slow model (one instance; every call on its first route

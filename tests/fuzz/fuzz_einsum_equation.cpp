@@ -13,16 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_fail.h"
 #include "graph/einsum_equation.h"
 
-namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "%s\n", what);
-  std::abort();
-}
-
-}  // namespace
+using tandem::fuzz::fail;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

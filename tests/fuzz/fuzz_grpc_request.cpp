@@ -12,14 +12,12 @@
 #include <set>
 #include <string>
 
+#include "fuzz_fail.h"
 #include "server/grpc_codec.h"
 
 namespace {
 
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "%s\n", what.c_str());
-  std::abort();
-}
+using tandem::fuzz::fail;
 
 bool same_elements(const tandem::Tensor& a, const tandem::Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;

@@ -10,15 +10,9 @@
 #include <string_view>
 
 #include "backends/cpu/kept_choices.h"
+#include "fuzz_fail.h"
 
-namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "%s\n", what);
-  std::abort();
-}
-
-}  // namespace
+using tandem::fuzz::fail;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -9,16 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_fail.h"
 #include "server/rest_path.h"
 
-namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "%s\n", what);
-  std::abort();
-}
-
-}  // namespace
+using tandem::fuzz::fail;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view target(reinterpret_cast<const char*>(data), size);

@@ -13,16 +13,10 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz_fail.h"
 #include "server/rest_codec.h"
 
-namespace {
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "%s\n", what.c_str());
-  std::abort();
-}
-
-}  // namespace
+using tandem::fuzz::fail;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tandem::server;

@@ -63,6 +63,7 @@ def log(*a):
 
 
 HANDLER_THREADS = 0  # tandem serve --handler-threads (0: its default)
+JSON_DECODE_THREADS = -1  # tandem serve --json-decode-threads (-1: its default)
 
 
 class Server:
@@ -75,6 +76,8 @@ class Server:
                      "--metrics-port", "0", "--ready-file", str(self.ready_file), *extra]
         if HANDLER_THREADS:
             self.args += ["--handler-threads", str(HANDLER_THREADS)]
+        if JSON_DECODE_THREADS >= 0:
+            self.args += ["--json-decode-threads", str(JSON_DECODE_THREADS)]
 
     def __enter__(self):
         self.log = open(self.log_path, "w")
@@ -222,10 +225,13 @@ def main():
     ap.add_argument("--overload-factor", type=float, default=10.0, help="offered rate / sustainable rate")
     ap.add_argument("--soak-seconds", type=int, default=3600)
     ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
+    ap.add_argument("--json-decode-threads", type=int, default=-1,
+                    help="tandem serve --json-decode-threads (-1: its default)")
     ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
     args = ap.parse_args()
-    global HANDLER_THREADS
+    global HANDLER_THREADS, JSON_DECODE_THREADS
     HANDLER_THREADS = args.handler_threads
+    JSON_DECODE_THREADS = args.json_decode_threads
     phases = args.phases.split(",")
     import numpy as np
     out_dir = pathlib.Path(args.out)

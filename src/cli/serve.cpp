@@ -40,6 +40,7 @@ struct ServeOptions {
   int threads = 1;
   int instances = 0;
   int handler_threads = 0;  // HTTP and gRPC handler threads each (0: the frontends' default)
+  int json_decode_threads = -1;  // HttpOptions::json_decode_threads
   std::string inject;
   double poll_seconds = 0;
   double grace_seconds = 30;
@@ -76,6 +77,8 @@ int run_serve(const ServeOptions& o) {
   if (o.handler_threads < 0 || o.handler_threads > 4096)
     return fail(kCommand, "--handler-threads must be in [0, 4096]", 2);
   if (o.instances < 0 || o.instances > 1024) return fail(kCommand, "--instances must be in [0, 1024]", 2);
+  if (o.json_decode_threads < -1 || o.json_decode_threads > 64)
+    return fail(kCommand, "--json-decode-threads must be in [-1, 64]", 2);
   if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400)) return fail(kCommand, "--poll-seconds must be in [0, 86400]", 2);
   if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
   if (!(o.max_body_mb > 0 && o.max_body_mb <= 4096)) return fail(kCommand, "--max-body-mb must be in (0, 4096]", 2);
@@ -117,6 +120,7 @@ int run_serve(const ServeOptions& o) {
     ho.host = o.host;
     ho.port = o.http_port;
     ho.threads = o.handler_threads;
+    ho.json_decode_threads = o.json_decode_threads;
     auto started = server::HttpFrontend::start(*srv, ho);
     if (!started) return fail(kCommand, "HTTP: " + started.status().message());
     http = std::move(*started);
@@ -194,6 +198,9 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--handler-threads", o->handler_threads,
                   "HTTP event loops and gRPC handler threads (default 0: HTTP max(4, 2 x hardware "
                   "threads), gRPC max(64, 8 x hardware threads))");
+  cmd->add_option("--json-decode-threads", o->json_decode_threads,
+                  "Helper threads that parse large REST JSON tensors in pieces (default -1: hardware "
+                  "threads - 1, at most 7; 0: none)");
   cmd->add_option("--inject", o->inject,
                   "Fault injection for models whose config sets none, e.g. route=cpu,error=0.3 (default: the first route)");
   cmd->add_option("--cache-dir", o->cache_dir,

@@ -92,6 +92,12 @@ struct Loop {
   }
 };
 
+// HttpOptions::json_decode_threads with -1 resolved.
+int json_decode_threads(int requested) {
+  if (requested >= 0) return requested;
+  return std::min(7, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) - 1);
+}
+
 // Everything the frontend holds (HttpFrontend::Impl is this; sessions see it by this name).
 struct Frontend {
   Server& server;
@@ -117,7 +123,9 @@ struct Frontend {
   Frontend(Server& s, HttpOptions o)
       : server(s),
         options(std::move(o)),
-        routes(s, options.metrics_only, [this](std::function<void()> task) { asio::post(blocking, std::move(task)); }) {}
+        routes(
+            s, options.metrics_only, [this](std::function<void()> task) { asio::post(blocking, std::move(task)); },
+            json_decode_threads(options.json_decode_threads)) {}
 
   bool is_stopping() const { return stopping.load(); }
   Loop& quietest_loop();

@@ -45,6 +45,9 @@ struct HttpOptions {
   // under overload (docs/serving.md has the figures).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)
+  // Helper threads that parse large JSON tensors in pieces beside the loop that received them
+  // (rest_json_split.h). -1: hardware threads - 1 (at most 7); 0: each request on its loop.
+  int json_decode_threads = -1;
   std::chrono::milliseconds read_timeout{5000};
   std::chrono::milliseconds write_timeout{5000};
 };

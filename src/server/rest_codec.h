@@ -13,7 +13,8 @@
 // beyond a 64-bit integer or a double are malformed JSON. Requests are parsed by simdjson
 // (rest_request_decode.cpp) into a tape of about 14 bytes per JSON byte (bounded by
 // RequestLimits::max_body_bytes) and read from there straight into the tensors; each thread
-// keeps its parser's buffers for the next request while the JSON was at most 1 MiB.
+// keeps its parser's buffers for the next request while the JSON was at most 1 MiB. Large
+// flat tensors can be parsed in pieces on several threads (rest_json_split.h).
 // Response: JSON, or JSON followed by binary outputs (their JSON entries carry
 // `parameters.binary_data_size`), with the JSON's length to send as
 // `Inference-Header-Content-Length`. JSON floats are printed as the shortest decimal that
@@ -27,15 +28,18 @@
 #include <string_view>
 
 #include "protocol.h"
+#include "rest_json_split.h"
 
 namespace tandem::server {
 
 // Decodes a request body. `header_length`: the Inference-Header-Content-Length header's text
 // (nullopt when absent). `out->model` and `out->version` are left for the caller (they come
-// from the URL).
+// from the URL). `split` (optional): parse large JSON tensors in pieces on its helper threads
+// (rest_json_split.h); the result, errors included, is the same as without.
 std::optional<ProtocolError> decode_rest_infer_request(std::string_view body,
                                                        std::optional<std::string_view> header_length,
-                                                       const RequestLimits& limits, InferRequest* out);
+                                                       const RequestLimits& limits, InferRequest* out,
+                                                       const JsonSplitOptions* split = nullptr);
 
 struct RestBody {
   std::string body;

@@ -19,6 +19,9 @@
 
 #include <simdjson.h>
 
+#include "rest_json_elements.h"
+#include "rest_json_split.h"
+
 namespace tandem::server {
 
 namespace {
@@ -27,6 +30,7 @@ using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
+using namespace json_elements;
 
 // Deeper JSON than this is refused by the parser: tensor data nests at most max_rank levels,
 // and a body of '[' alone would otherwise become millions of nested arrays.
@@ -73,8 +77,10 @@ std::string json_error_message(simdjson::error_code error) {
   }
 }
 
-// Parses `text` into the thread's parser; `*root` lives until that parser is used again.
-std::optional<ProtocolError> parse_json(std::string_view text, JsonScratch* scratch, element* root) {
+// Parses `text`, with `placeholders` written over its spans (rest_json_split.h), into the
+// thread's parser; `*root` lives until that parser is used again.
+std::optional<ProtocolError> parse_json(std::string_view text, const std::vector<JsonSpan>& placeholders,
+                                        JsonScratch* scratch, element* root) {
   if (!text.empty())
     if (const void* nul = std::memchr(text.data(), '\0', text.size()))
       return bad_request("invalid JSON: NUL byte at offset " +
@@ -88,6 +94,7 @@ std::optional<ProtocolError> parse_json(std::string_view text, JsonScratch* scra
   padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
   if (!text.empty()) std::memcpy(padded.data(), text.data(), text.size());
   std::memset(padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);
+  for (size_t i = 0; i < placeholders.size(); ++i) write_placeholder(padded.data(), placeholders[i], i);
   const simdjson::error_code error = parser.parse(padded.data(), text.size(), false).get(*root);
   if (error) return bad_request(json_error_message(error));
   return std::nullopt;
@@ -115,11 +122,6 @@ std::optional<element> member(object parent, std::string_view key) {
   element value;
   if (parent.at_key(key).get(value) != simdjson::SUCCESS) return std::nullopt;
   return value;
-}
-
-bool is_number(element e) {
-  const element_type type = e.type();
-  return type == element_type::INT64 || type == element_type::UINT64 || type == element_type::DOUBLE;
 }
 
 std::optional<std::string_view> string_of(std::optional<element> e) {
@@ -190,84 +192,6 @@ std::optional<ProtocolError> check_data_layout(const std::string& what, element 
   return std::nullopt;
 }
 
-// Why one element could not be stored.
-enum class ElementFault { none, not_true_or_false, not_an_integer, not_a_number, not_a_string, out_of_range, beyond_shape };
-
-ProtocolError element_error(const std::string& what, size_t index, ElementFault fault) {
-  const char* why = "is out of range";
-  switch (fault) {
-    case ElementFault::not_true_or_false: why = "is not true or false"; break;
-    case ElementFault::not_an_integer: why = "is not an integer"; break;
-    case ElementFault::not_a_number: why = "is not a number"; break;
-    case ElementFault::not_a_string: why = "is not a string"; break;
-    case ElementFault::beyond_shape: why = "is beyond the shape"; break;
-    default: break;
-  }
-  return bad_request(what + ": element " + std::to_string(index) + " " + why);
-}
-
-template <class T>
-ElementFault to_integer(element e, T* out) {
-  if (e.type() == element_type::INT64) {
-    int64_t v = 0;
-    if (e.get_int64().get(v) != simdjson::SUCCESS) return ElementFault::not_an_integer;
-    if constexpr (std::is_unsigned_v<T>) {
-      if (v < 0 || static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
-        return ElementFault::out_of_range;
-    } else {
-      if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) || v > static_cast<int64_t>(std::numeric_limits<T>::max()))
-        return ElementFault::out_of_range;
-    }
-    *out = static_cast<T>(v);
-    return ElementFault::none;
-  }
-  if (e.type() == element_type::UINT64) {  // above INT64_MAX
-    uint64_t v = 0;
-    if (e.get_uint64().get(v) != simdjson::SUCCESS) return ElementFault::not_an_integer;
-    if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) return ElementFault::out_of_range;
-    *out = static_cast<T>(v);
-    return ElementFault::none;
-  }
-  return ElementFault::not_an_integer;
-}
-
-ElementFault to_double(element e, double* out) {
-  if (!is_number(e) || e.get_double().get(*out) != simdjson::SUCCESS) return ElementFault::not_a_number;
-  return ElementFault::none;
-}
-
-// Parsed as a double (exact), then rounded once to float: FP32 printed as the shortest decimal
-// comes back bit-exact.
-ElementFault to_float(element e, float* out) {
-  double v = 0;
-  if (ElementFault fault = to_double(e, &v); fault != ElementFault::none) return fault;
-  if (!(std::fabs(v) <= FLT_MAX)) return ElementFault::out_of_range;
-  *out = static_cast<float>(v);
-  return ElementFault::none;
-}
-
-template <class Half>
-ElementFault to_half(element e, Half* out) {
-  float f = 0;
-  if (ElementFault fault = to_float(e, &f); fault != ElementFault::none) return fault;
-  Half h(f);
-  if (std::isinf(static_cast<float>(h))) return ElementFault::out_of_range;
-  *out = h;
-  return ElementFault::none;
-}
-
-ElementFault to_bool(element e, bool* out) {
-  if (e.type() != element_type::BOOL || e.get_bool().get(*out) != simdjson::SUCCESS) return ElementFault::not_true_or_false;
-  return ElementFault::none;
-}
-
-ElementFault to_string(element e, std::string* out) {
-  std::string_view text;
-  if (e.get_string().get(text) != simdjson::SUCCESS) return ElementFault::not_a_string;
-  out->assign(text);
-  return ElementFault::none;
-}
-
 // Stores the scalars of `data` (laid out as check_data_layout() accepted) in row-major order at
 // out[*index], out[*index + 1], ... (fewer than `count`); false with `*fault` at the first bad one.
 template <class T, class Convert>
@@ -299,7 +223,30 @@ std::optional<ProtocolError> store_all(const std::string& what, array data, Tens
   return std::nullopt;
 }
 
-std::optional<ProtocolError> decode_json_data(const std::string& what, element data, Tensor* tensor) {
+// A decode with placeholders (rest_json_split.h): the original JSON, its spans, which of them
+// an input took as its data.
+struct SplitDecode {
+  std::string_view json;
+  const JsonSplitOptions* options = nullptr;
+  std::vector<JsonSpan> spans;
+  std::vector<bool> taken;
+};
+
+// An error of a decode with placeholders is never shown: the request is then decoded whole.
+ProtocolError decode_whole() { return bad_request("decode the request whole"); }
+
+std::optional<ProtocolError> decode_json_data(const std::string& what, element data, SplitDecode* split,
+                                              Tensor* tensor) {
+  if (split && data.type() == element_type::STRING) {
+    std::string_view text;
+    const std::optional<size_t> index = data.get_string().get(text) ? std::nullopt : placeholder_index(text);
+    if (!index || *index >= split->spans.size() || split->taken[*index]) return decode_whole();
+    split->taken[*index] = true;
+    const JsonSpan span = split->spans[*index];
+    if (!parse_split_span(split->json.substr(span.begin, span.end - span.begin), *split->options, tensor))
+      return decode_whole();
+    return std::nullopt;
+  }
   size_t count = 0;
   if (auto error = check_data_layout(what, data, tensor->shape(), 0, &count)) return error;
   if (static_cast<int64_t>(count) != tensor->numel())
@@ -307,23 +254,11 @@ std::optional<ProtocolError> decode_json_data(const std::string& what, element d
                        shape_to_string(tensor->shape()) + " needs " + std::to_string(tensor->numel()));
   array elements;
   if (data.get_array().get(elements) != simdjson::SUCCESS) return bad_request(what + ": 'data' must be an array");
-  switch (tensor->dtype()) {
-    case DataType::boolean: return store_all<bool>(what, elements, tensor, to_bool);
-    case DataType::uint8: return store_all<uint8_t>(what, elements, tensor, to_integer<uint8_t>);
-    case DataType::uint16: return store_all<uint16_t>(what, elements, tensor, to_integer<uint16_t>);
-    case DataType::uint32: return store_all<uint32_t>(what, elements, tensor, to_integer<uint32_t>);
-    case DataType::uint64: return store_all<uint64_t>(what, elements, tensor, to_integer<uint64_t>);
-    case DataType::int8: return store_all<int8_t>(what, elements, tensor, to_integer<int8_t>);
-    case DataType::int16: return store_all<int16_t>(what, elements, tensor, to_integer<int16_t>);
-    case DataType::int32: return store_all<int32_t>(what, elements, tensor, to_integer<int32_t>);
-    case DataType::int64: return store_all<int64_t>(what, elements, tensor, to_integer<int64_t>);
-    case DataType::float16: return store_all<Float16>(what, elements, tensor, to_half<Float16>);
-    case DataType::bfloat16: return store_all<BFloat16>(what, elements, tensor, to_half<BFloat16>);
-    case DataType::float32: return store_all<float>(what, elements, tensor, to_float);
-    case DataType::float64: return store_all<double>(what, elements, tensor, to_double);
-    case DataType::string: return store_all<std::string>(what, elements, tensor, to_string);
-    default: return bad_request(what + ": unsupported datatype");
-  }
+  std::optional<ProtocolError> result = bad_request(what + ": unsupported datatype");
+  visit_element_converter(tensor->dtype(), [&](auto* type, const auto& convert) {
+    result = store_all<std::remove_pointer_t<decltype(type)>>(what, elements, tensor, convert);
+  });
+  return result;
 }
 
 // BYTES binary data: each element is a 4-byte little-endian length and that many bytes.
@@ -352,7 +287,8 @@ std::optional<ProtocolError> decode_binary_strings(const std::string& what, std:
 
 // Decodes one entry of "inputs". `binary` is the data after the JSON; `*binary_used` advances.
 std::optional<ProtocolError> decode_input(element entry_json, std::string_view binary, bool has_binary_section,
-                                          size_t* binary_used, const RequestLimits& limits, InferTensor* out) {
+                                          size_t* binary_used, const RequestLimits& limits, SplitDecode* split,
+                                          InferTensor* out) {
   object entry;
   if (entry_json.get_object().get(entry) != simdjson::SUCCESS) return bad_request("each entry of 'inputs' must be an object");
   std::optional<std::string_view> name = string_of(member(entry, "name"));
@@ -381,7 +317,7 @@ std::optional<ProtocolError> decode_input(element entry_json, std::string_view b
   if (!binary_size) {
     if (!data) return bad_request(what + ": neither 'data' nor parameters.binary_data_size is given");
     out->tensor = Tensor(*dtype, shape);  // bounded: check_tensor_shape() capped its size
-    return decode_json_data(what, *data, &out->tensor);
+    return decode_json_data(what, *data, split, &out->tensor);
   }
 
   if (data) return bad_request(what + ": both 'data' and parameters.binary_data_size are given");
@@ -452,7 +388,7 @@ std::optional<ProtocolError> decode_request_parameters(element parameters_json, 
 }
 
 std::optional<ProtocolError> decode_document(element root, std::string_view binary, bool has_binary_section,
-                                             const RequestLimits& limits, InferRequest* out) {
+                                             const RequestLimits& limits, SplitDecode* split, InferRequest* out) {
   object doc;
   if (root.get_object().get(doc) != simdjson::SUCCESS) return bad_request("the request must be a JSON object");
   if (std::optional<element> id_json = member(doc, "id")) {
@@ -473,7 +409,7 @@ std::optional<ProtocolError> decode_document(element root, std::string_view bina
   size_t binary_used = 0;
   for (element entry : inputs) {
     InferTensor input;
-    if (auto error = decode_input(entry, binary, has_binary_section, &binary_used, limits, &input)) return error;
+    if (auto error = decode_input(entry, binary, has_binary_section, &binary_used, limits, split, &input)) return error;
     if (!names.insert(input.name).second) return bad_request("input " + in_quotes(input.name) + " given twice");
     out->inputs.push_back(std::move(input));
   }
@@ -487,16 +423,35 @@ std::optional<ProtocolError> decode_document(element root, std::string_view bina
 
 std::optional<ProtocolError> parse_and_decode(std::string_view json_text, std::string_view binary,
                                               bool has_binary_section, const RequestLimits& limits,
-                                              JsonScratch* scratch, InferRequest* out) {
+                                              const JsonSplitOptions* split_options, JsonScratch* scratch,
+                                              InferRequest* out) {
+  if (split_options) {
+    SplitDecode split{json_text, split_options, find_split_spans(json_text, *split_options), {}};
+    if (!split.spans.empty()) {
+      split.taken.assign(split.spans.size(), false);
+      element root;
+      InferRequest attempt;
+      if (!parse_json(json_text, split.spans, scratch, &root) &&
+          !decode_document(root, binary, has_binary_section, limits, &split, &attempt) &&
+          std::find(split.taken.begin(), split.taken.end(), false) == split.taken.end()) {
+        attempt.model = std::move(out->model);
+        attempt.version = std::move(out->version);
+        *out = std::move(attempt);
+        return std::nullopt;
+      }
+    }
+  }
   element root;
-  if (auto error = parse_json(json_text, scratch, &root)) return error;
-  return decode_document(root, binary, has_binary_section, limits, out);
+  if (auto error = parse_json(json_text, {}, scratch, &root)) return error;
+  return decode_document(root, binary, has_binary_section, limits, nullptr, out);
 }
 
 }  // namespace
 
-std::optional<ProtocolError> decode_rest_infer_request(std::string_view body, std::optional<std::string_view> header_length,
-                                                       const RequestLimits& limits, InferRequest* out) {
+std::optional<ProtocolError> decode_rest_infer_request(std::string_view body,
+                                                       std::optional<std::string_view> header_length,
+                                                       const RequestLimits& limits, InferRequest* out,
+                                                       const JsonSplitOptions* split) {
   if (body.size() > limits.max_body_bytes)
     return too_large("request body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
                      std::to_string(limits.max_body_bytes));
@@ -507,7 +462,7 @@ std::optional<ProtocolError> decode_rest_infer_request(std::string_view body, st
   std::optional<ProtocolError> result;
   try {
     result = parse_and_decode(body.substr(0, json_length), body.substr(json_length), header_length.has_value(), limits,
-                              &scratch, out);
+                              split, &scratch, out);
   } catch (const std::exception& e) {
     result = bad_request(one_line(std::string("cannot decode the request: ") + e.what()));
   }

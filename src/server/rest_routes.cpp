@@ -119,8 +119,12 @@ RestReply rest_error_reply(const ProtocolError& error) {
   return reply;
 }
 
-RestRoutes::RestRoutes(Server& server, bool metrics_only, Blocking blocking)
-    : server_(server), metrics_only_(metrics_only), blocking_(std::move(blocking)) {}
+RestRoutes::RestRoutes(Server& server, bool metrics_only, Blocking blocking, int json_decode_threads)
+    : server_(server), metrics_only_(metrics_only), blocking_(std::move(blocking)) {
+  if (metrics_only || json_decode_threads <= 0) return;
+  json_helpers_ = std::make_unique<SideTasks>(json_decode_threads);
+  json_split_.helpers = json_helpers_.get();
+}
 
 void RestRoutes::handle(RestCall&& call, Respond respond) {
   // Every handler's exceptions end here; `respond` has not run when one escapes (they are
@@ -195,7 +199,8 @@ void RestRoutes::infer(RestCall&& call, std::string model, std::string version, 
   InferRequest request;
   std::optional<std::string_view> header_length;
   if (call.inference_header_length) header_length = *call.inference_header_length;
-  if (auto error = decode_rest_infer_request(call.body, header_length, server_.options().limits, &request))
+  if (auto error = decode_rest_infer_request(call.body, header_length, server_.options().limits, &request,
+                                             json_helpers_ ? &json_split_ : nullptr))
     return respond(rest_error_reply(*error));
   request.model = std::move(model);
   request.version = std::move(version);

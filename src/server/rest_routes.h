@@ -18,13 +18,16 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "rest_json_split.h"
 #include "server.h"
+#include "side_tasks.h"
 
 namespace tandem::server {
 
@@ -52,8 +55,9 @@ class RestRoutes {
   // Runs a task that may block (waiting for a model to load) off the transport's threads.
   using Blocking = std::function<void(std::function<void()>)>;
 
-  // `server` must outlive this object and every call in flight.
-  RestRoutes(Server& server, bool metrics_only, Blocking blocking);
+  // `server` must outlive this object and every call in flight. `json_decode_threads`: helper
+  // threads that parse large JSON tensors in pieces (rest_json_split.h); 0: none.
+  RestRoutes(Server& server, bool metrics_only, Blocking blocking, int json_decode_threads = 0);
 
   void handle(RestCall&& call, Respond respond);
 
@@ -68,6 +72,8 @@ class RestRoutes {
   Server& server_;
   bool metrics_only_;
   Blocking blocking_;
+  std::unique_ptr<SideTasks> json_helpers_;  // null without helper threads
+  JsonSplitOptions json_split_;
 };
 
 }  // namespace tandem::server

@@ -5,18 +5,62 @@
 // (odd) with the next two bytes as its little-endian value; every 8th input instead uses the
 // following four bytes as the header's raw text, to reach the header parser's error paths. The
 // rest is the body. The decoder must answer a request whose tensors are as declared, or one
-// error line with a 400 or 413; it must never crash, leak, or allocate past the limits.
+// error line with a 400 or 413; it must never crash, leak, or allocate past the limits. Each
+// input is also decoded with its large tensors parsed in pieces, which must answer the same.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "fuzz_fail.h"
 #include "server/rest_codec.h"
+#include "server/side_tasks.h"
 
 using tandem::fuzz::fail;
+
+namespace {
+
+// The decode with large tensors parsed in pieces (rest_json_split.h, here with sizes small
+// enough for fuzz inputs, and no helper threads: the pieces run in turn) must give what the
+// whole decode gave: the same error, or the same tensors bit for bit.
+void check_split_decode(std::string_view body, std::optional<std::string_view> header,
+                        const tandem::server::RequestLimits& limits,
+                        const std::optional<tandem::server::ProtocolError>& whole_error,
+                        const tandem::server::InferRequest& whole) {
+  using namespace tandem::server;
+  static SideTasks no_helpers(0);
+  JsonSplitOptions options;
+  options.helpers = &no_helpers;
+  options.min_span_bytes = 32;
+  options.min_piece_bytes = 3;
+  options.max_pieces = 4;
+  InferRequest split;
+  auto split_error = decode_rest_infer_request(body, header, limits, &split, &options);
+  if (whole_error || split_error) {
+    if (!whole_error || !split_error || whole_error->message != split_error->message ||
+        whole_error->http_status != split_error->http_status)
+      fail("split decode differs: '" + (whole_error ? whole_error->message : "ok") + "' against '" +
+           (split_error ? split_error->message : "ok") + "'");
+    return;
+  }
+  if (split.inputs.size() != whole.inputs.size() || split.id != whole.id) fail("split decode differs in its inputs");
+  for (size_t i = 0; i < whole.inputs.size(); ++i) {
+    const tandem::Tensor& a = whole.inputs[i].tensor;
+    const tandem::Tensor& b = split.inputs[i].tensor;
+    if (a.dtype() != b.dtype() || a.shape() != b.shape()) fail("split decode differs in a tensor's type or shape");
+    if (a.dtype() == tandem::DataType::string) {
+      for (int64_t k = 0; k < a.numel(); ++k)
+        if (a.data<std::string>()[k] != b.data<std::string>()[k]) fail("split decode differs in a string");
+    } else if (a.nbytes() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) != 0) {
+      fail("split decode differs in tensor '" + whole.inputs[i].name + "'");
+    }
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tandem::server;
@@ -42,6 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::optional<std::string_view> header_view;
   if (header) header_view = *header;
   auto error = decode_rest_infer_request(input, header_view, limits, &request);
+  check_split_decode(input, header_view, limits, error, request);
   if (error) {
     if ((error->http_status != 400 && error->http_status != 413) || error->message.empty() ||
         error->message.find('\n') != std::string::npos)

@@ -1,0 +1,65 @@
+// rest_json_split.h: large JSON tensors of a REST request parsed in pieces, on several threads.
+//
+// Parsing the numbers of a JSON tensor is most of a JSON request's cost (a 1x3x48x192 FP32
+// tensor printed with 17 digits is 570 KB, and parsing its 27,648 numbers takes several times
+// as long as a small model's inference). The decoder (rest_request_decode.cpp) therefore
+// looks for the values of "data" keys that are large flat arrays ('[', then no '[', '{', '}'
+// or '"', then ']'), parses the document with each of them replaced by a placeholder string
+// of the same length, and parses each array in pieces cut at commas, one piece per thread
+// (SideTasks), each piece as the JSON array "[" piece "]" by its own simdjson parser. Pieces
+// are converted with the same functions as the whole-document path (rest_json_elements.h),
+// so the tensors hold the same bits.
+//
+// Exactness: the document is valid and its arrays hold exactly the elements the shape needs
+// if and only if the document with placeholders is valid and every piece is a valid, non-empty
+// array whose counts add up. Anything else (a fault anywhere, a placeholder that the decoder
+// did not take as an input's data, a datatype without a split path) makes the decoder decode
+// the original text as a whole, so every error is the one the whole-document path gives.
+// Placeholders are strings that begin with a NUL character: no string of the request can,
+// because spans are not looked for in a text that contains the escape \u0000 (and raw NUL
+// bytes are refused before parsing).
+// Thread-safety: pure functions; the piece parsers are per thread.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "side_tasks.h"
+#include "tandem/tensor.h"
+
+namespace tandem::server {
+
+struct JsonSplitOptions {
+  SideTasks* helpers = nullptr;        // nullptr: never split (no placeholders either)
+  size_t min_span_bytes = 64u << 10;   // shorter arrays are parsed with the document (>= 32)
+  size_t min_piece_bytes = 24u << 10;  // a piece is at least this long (>= 1)
+  size_t max_pieces = 0;               // 0: one per helper thread, plus the caller's
+};
+
+// One array in the JSON text: [begin, end) holds '[' ... ']'.
+struct JsonSpan {
+  size_t begin = 0;
+  size_t end = 0;
+};
+
+// The spans to parse in pieces (in text order, none overlapping): values of a "data" key,
+// flat, at least options.min_span_bytes long. Empty when the text holds the escape \u0000.
+// Scans the text with memchr from string to string, so it costs little next to parsing.
+std::vector<JsonSpan> find_split_spans(std::string_view json, const JsonSplitOptions& options);
+
+// Overwrites span `index` in `text` (a copy of the JSON) with its placeholder: the string
+// "\u0000<index>", then spaces up to the span's end.
+void write_placeholder(char* text, JsonSpan span, size_t index);
+
+// The span index a parsed string stands for; nullopt when it is not a placeholder.
+std::optional<size_t> placeholder_index(std::string_view parsed);
+
+// Parses the flat array `span_text` ('[' ... ']') into `tensor`, which is allocated with its
+// final dtype and shape, in pieces on options.helpers. False when the array is not valid JSON,
+// does not hold exactly tensor->numel() elements, an element does not convert, or the dtype
+// has no split path (strings): the caller then decodes the request whole.
+bool parse_split_span(std::string_view span_text, const JsonSplitOptions& options, Tensor* tensor);
+
+}  // namespace tandem::server

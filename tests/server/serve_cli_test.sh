@@ -40,6 +40,7 @@ expect_failure 2 "bad port" --model-repository "$repo" --http-port 70000
 expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --backend cpu,warp9
 expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
 expect_failure 2 "bad handler threads" --model-repository "$repo" --http-port 0 --handler-threads -1
+expect_failure 2 "bad JSON decode threads" --model-repository "$repo" --http-port 0 --json-decode-threads -2
 touch "$work/a-file"
 expect_failure 2 "cache folder under a file" --model-repository "$repo" --http-port 0 --cache-dir "$work/a-file/cache"
 
@@ -86,7 +87,7 @@ else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
 stop_server TERM
 
-start_server --metrics-port -1 --grpc-port -1 --handler-threads 4 --cache-dir "$work/cache"
+start_server --metrics-port -1 --grpc-port -1 --handler-threads 4 --json-decode-threads 0 --cache-dir "$work/cache"
 if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
 # --cache-dir reaches the model's engine: once ready, prepare has written its measurements there.
 for _ in $(seq 300); do

@@ -2,7 +2,7 @@
 """What `tandem serve` adds over the in-process engine, and how it behaves under load.
 
     python3 bench/serve/serve_bench.py [--tandem build/bin/tandem] [--out DIR] [--duration 10]
-        [--phases overhead,throughput,batching,overload] [--overload-seconds 60]
+        [--phases overhead,throughput,batching,overload] [--overload-seconds 60] [--rounds 1]
 
 Model: the PaddleOCR direction classifier (1x3x48x192) from models/, in a temporary model
 repository. One engine thread per call (--engine-threads). Every figure comes from this run,
@@ -36,6 +36,7 @@ import pathlib
 import re
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -197,6 +198,10 @@ def quantile(v, q):
     return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
 
 
+def round_tag(r, rounds):
+    return f"round {r + 1}/{rounds}: " if rounds > 1 else ""
+
+
 def soak(tandem, threads, engine_threads, seconds, work):
     j = work / f"soak-{threads}.json"
     subprocess.run([str(tandem), "soak", str(MODEL), "--shape", "x=" + "x".join(map(str, SHAPE)), "--threads", str(threads),
@@ -227,6 +232,9 @@ def main():
     ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--json-decode-threads", type=int, default=-1,
                     help="tandem serve --json-decode-threads (-1: its default)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="overhead and throughput: measure in process and over the network this many times in turn "
+                         "(the VMs' speed drifts between runs; each round compares figures taken minutes apart at most)")
     ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
     args = ap.parse_args()
     global HANDLER_THREADS, JSON_DECODE_THREADS
@@ -257,30 +265,47 @@ def main():
             infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
             grpc_url = f"http://127.0.0.1:{srv.grpc}/inference.GRPCInferenceService/ModelInfer"
             if "overhead" in phases:
-                inproc = soak(args.tandem, 1, args.engine_threads, d, work)
-                b = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
-                j = wrk(infer, work / "body.json", "application/json", None, 1, d, work)
-                before = grpc_ok_count(srv)
-                g = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 1, d, work)
-                g_ok = grpc_ok_count(srv) - before
-                base_ms = inproc["latency_ms"]["p50"] if "latency_ms" in inproc else inproc.get("p50_ms")
-                g50 = g["by_status"].get(200, {}).get("p50_ms")
-                results["overhead"] = {"in_process": inproc, "rest_binary": b, "rest_json": j, "grpc": g, "grpc_ok": g_ok}
-                say(f"concurrency 1, p50: in-process {base_ms:.3f} ms; REST binary {b['p50_ms']:.3f} ms "
-                    f"(+{(b['p50_ms'] - base_ms) * 1e3:.0f} us); REST JSON {j['p50_ms']:.3f} ms (+{(j['p50_ms'] - base_ms) * 1e3:.0f} us); "
-                    f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g_ok} ok)")
+                rounds = []
+                for r in range(args.rounds):
+                    inproc = soak(args.tandem, 1, args.engine_threads, d, work)
+                    b = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
+                    j = wrk(infer, work / "body.json", "application/json", None, 1, d, work)
+                    before = grpc_ok_count(srv)
+                    g = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 1, d, work)
+                    g_ok = grpc_ok_count(srv) - before
+                    base_ms = inproc["latency_ms"]["p50"] if "latency_ms" in inproc else inproc.get("p50_ms")
+                    g50 = g["by_status"].get(200, {}).get("p50_ms")
+                    rounds.append({"in_process": inproc, "rest_binary": b, "rest_json": j, "grpc": g, "grpc_ok": g_ok,
+                                   "added_us": {"rest_binary": (b["p50_ms"] - base_ms) * 1e3,
+                                                "rest_json": (j["p50_ms"] - base_ms) * 1e3,
+                                                "grpc": (g50 - base_ms) * 1e3}})
+                    say(f"{round_tag(r, args.rounds)}concurrency 1, p50: in-process {base_ms:.3f} ms; REST binary {b['p50_ms']:.3f} ms "
+                        f"(+{(b['p50_ms'] - base_ms) * 1e3:.0f} us); REST JSON {j['p50_ms']:.3f} ms (+{(j['p50_ms'] - base_ms) * 1e3:.0f} us); "
+                        f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g_ok} ok)")
+                results["overhead"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
+                if len(rounds) > 1:
+                    m = {k: statistics.median(x["added_us"][k] for x in rounds) for k in rounds[0]["added_us"]}
+                    say(f"concurrency 1, median of {len(rounds)} rounds, p50 added: REST binary +{m['rest_binary']:.0f} us; "
+                        f"REST JSON +{m['rest_json']:.0f} us; gRPC +{m['grpc']:.0f} us")
             if "throughput" in phases:
-                inproc8 = soak(args.tandem, 8, args.engine_threads, d, work)
-                b8 = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)
-                before = grpc_ok_count(srv)
-                g8 = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 8, d, work)
-                g8_ok = grpc_ok_count(srv) - before
-                r0 = inproc8["requests_per_second"]
-                g8_rps = g8_ok / d  # answered OK by the server (h2load cannot read grpc-status)
-                results["throughput"] = {"in_process": inproc8, "rest_binary": b8, "grpc": g8, "grpc_ok": g8_ok,
-                                         "grpc_ok_rps": g8_rps}
-                say(f"concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
-                    f"gRPC {g8_rps:.0f} answered OK ({g8_rps / r0:.0%}; h2load saw {g8['rps']:.0f}/s)")
+                rounds = []
+                for r in range(args.rounds):
+                    inproc8 = soak(args.tandem, 8, args.engine_threads, d, work)
+                    b8 = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)
+                    before = grpc_ok_count(srv)
+                    g8 = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 8, d, work)
+                    g8_ok = grpc_ok_count(srv) - before
+                    r0 = inproc8["requests_per_second"]
+                    g8_rps = g8_ok / d  # answered OK by the server (h2load cannot read grpc-status)
+                    rounds.append({"in_process": inproc8, "rest_binary": b8, "grpc": g8, "grpc_ok": g8_ok,
+                                   "grpc_ok_rps": g8_rps, "share": {"rest_binary": b8["rps"] / r0, "grpc": g8_rps / r0}})
+                    say(f"{round_tag(r, args.rounds)}concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
+                        f"gRPC {g8_rps:.0f} answered OK ({g8_rps / r0:.0%}; h2load saw {g8['rps']:.0f}/s)")
+                results["throughput"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
+                if len(rounds) > 1:
+                    m = {k: statistics.median(x["share"][k] for x in rounds) for k in rounds[0]["share"]}
+                    say(f"concurrency 8, median of {len(rounds)} rounds, share of in process: REST binary {m['rest_binary']:.0%}; "
+                        f"gRPC {m['grpc']:.0%}")
         if "overload" in phases:
             # A short queue (4 per model): admitted requests wait at most a few service times.
             repo_o = make_repo(work, "overload", dict(base, max_queue_size=4))

@@ -202,6 +202,13 @@ def round_tag(r, rounds):
     return f"round {r + 1}/{rounds}: " if rounds > 1 else ""
 
 
+def medians(rounds, field):
+    """Per key of each round's `field` dict, the median over the rounds; None for one round."""
+    if len(rounds) < 2:
+        return None
+    return {k: statistics.median(x[field][k] for x in rounds) for k in rounds[0][field]}
+
+
 def soak(tandem, threads, engine_threads, seconds, work):
     j = work / f"soak-{threads}.json"
     subprocess.run([str(tandem), "soak", str(MODEL), "--shape", "x=" + "x".join(map(str, SHAPE)), "--threads", str(threads),
@@ -283,8 +290,8 @@ def main():
                         f"(+{(b['p50_ms'] - base_ms) * 1e3:.0f} us); REST JSON {j['p50_ms']:.3f} ms (+{(j['p50_ms'] - base_ms) * 1e3:.0f} us); "
                         f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g_ok} ok)")
                 results["overhead"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
-                if len(rounds) > 1:
-                    m = {k: statistics.median(x["added_us"][k] for x in rounds) for k in rounds[0]["added_us"]}
+                m = medians(rounds, "added_us")
+                if m:
                     say(f"concurrency 1, median of {len(rounds)} rounds, p50 added: REST binary +{m['rest_binary']:.0f} us; "
                         f"REST JSON +{m['rest_json']:.0f} us; gRPC +{m['grpc']:.0f} us")
             if "throughput" in phases:
@@ -302,8 +309,8 @@ def main():
                     say(f"{round_tag(r, args.rounds)}concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
                         f"gRPC {g8_rps:.0f} answered OK ({g8_rps / r0:.0%}; h2load saw {g8['rps']:.0f}/s)")
                 results["throughput"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
-                if len(rounds) > 1:
-                    m = {k: statistics.median(x["share"][k] for x in rounds) for k in rounds[0]["share"]}
+                m = medians(rounds, "share")
+                if m:
                     say(f"concurrency 8, median of {len(rounds)} rounds, share of in process: REST binary {m['rest_binary']:.0%}; "
                         f"gRPC {m['grpc']:.0%}")
         if "overload" in phases:

@@ -5,7 +5,8 @@
         [--phases overhead,throughput,batching,overload] [--overload-seconds 60] [--rounds 1]
 
 Model: the PaddleOCR direction classifier (1x3x48x192) from models/, in a temporary model
-repository. One engine thread per call (--engine-threads). Every figure comes from this run,
+repository. One engine thread per call (--engine-threads). The server and the in-process runs
+share one cache folder, so they compile the same timed kernel choices. Every figure comes from this run,
 side by side:
   overhead    concurrency 1: p50 of the in-process engine call (`tandem soak --threads 1`)
               against p50 over REST binary and REST JSON (wrk) and gRPC (h2load, per-request
@@ -74,7 +75,8 @@ class Server:
         self.ready_file = work / f"ready-{time.monotonic_ns()}.json"
         self.log_path = work / f"server-{time.monotonic_ns()}.log"
         self.args = [str(tandem), "serve", "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
-                     "--metrics-port", "0", "--ready-file", str(self.ready_file), *extra]
+                     "--metrics-port", "0", "--ready-file", str(self.ready_file), "--cache-dir", str(work / "cache"),
+                     *extra]
         if HANDLER_THREADS:
             self.args += ["--handler-threads", str(HANDLER_THREADS)]
         if JSON_DECODE_THREADS >= 0:
@@ -213,7 +215,7 @@ def soak(tandem, threads, engine_threads, seconds, work):
     j = work / f"soak-{threads}.json"
     subprocess.run([str(tandem), "soak", str(MODEL), "--shape", "x=" + "x".join(map(str, SHAPE)), "--threads", str(threads),
                     "--engine-threads", str(engine_threads), "--duration", str(seconds), "--json", str(j), "--quiet",
-                    "--backend", "cpu"], check=True, capture_output=True)
+                    "--backend", "cpu", "--cache-dir", str(work / "cache")], check=True, capture_output=True)
     return json.loads(j.read_text())
 
 

@@ -50,6 +50,7 @@ struct SoakOptions {
   bool hedging = false;
   double parity_max_abs = -1;  // < 0: the precision's default budget
   double parity_rmse = -1;
+  std::string cache_dir;  // EngineOptions::cache_dir
 };
 
 double mb(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
@@ -70,6 +71,7 @@ int soak_command(const SoakOptions& o) {
   EngineOptions eo;
   eo.backends = o.backends;
   eo.threads = o.engine_threads;
+  eo.cache_dir = o.cache_dir;
   auto engine = Engine::create(eo);
   if (!engine) return fail(cmd, engine.status().message(), 2);
   PrepareOptions po;
@@ -355,6 +357,9 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--json", o->json, "Write the summary as JSON here");
   cmd->add_option("--prometheus", o->prometheus, "Write the final telemetry as Prometheus text here");
   cmd->add_option("--backend", o->backends, "Backend order (repeatable; default: all, reference last)");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "Keep prepare's measurements and the backends' timed kernel choices here (processes sharing it "
+                  "compile alike)");
   cmd->add_option("--sla-ms", o->sla_ms, "Latency SLA in ms (slower answers count as SLA breaches)");
   cmd->add_flag("--output-guard", o->output_guard, "Fail calls whose outputs are not finite");
   cmd->add_option("--seed", o->seed, "Seed for inputs, sampling and fault injection (default 0)");

@@ -274,6 +274,21 @@ TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
   expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
 }
 
+// soak --cache-dir: the engine keeps its prepare measurements in the folder; a folder that
+// cannot be made is one error line.
+TEST_F(CliTest, SoakKeepsItsMeasurementsInTheCacheFolder) {
+  const fs::path cache = dir_ / "soak-cache";
+  auto r = run_cli("soak " + add_model_ + " --requests 5 --quiet --cache-dir " + cache.string(), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  bool kept = false;
+  for (const auto& entry : fs::directory_iterator(cache)) kept = kept || entry.path().extension() == ".json";
+  EXPECT_TRUE(kept) << "nothing kept in " << cache;
+  std::ofstream(dir_ / "a-file") << "x";
+  expect_one_line_error(
+      run_cli("soak " + add_model_ + " --requests 5 --cache-dir " + (dir_ / "a-file" / "cache").string(), dir_),
+      "cache folder");
+}
+
 // soak --input: the file's tensor goes into every request (a NaN in it fails every call
 // under the output guard, which seeded random inputs never do); bad files and names give one
 // error line.

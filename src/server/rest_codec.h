@@ -19,7 +19,8 @@
 // `parameters.binary_data_size`), with the JSON's length to send as
 // `Inference-Header-Content-Length`. JSON floats are printed as the shortest decimal that
 // reads back to the same value, so FP32 survives a round trip exactly; NaN and infinities have
-// no JSON form and become null (ask for binary outputs to keep them).
+// no JSON form and become null (ask for binary outputs to keep them). Tensor data is written as
+// text directly (large tensors in pieces on helper threads when given).
 // Thread-safety: pure functions (the decoder's scratch buffers are per thread).
 #pragma once
 
@@ -45,7 +46,8 @@ struct RestBody {
   std::string body;
   std::optional<size_t> header_length;  // set when binary data follows the JSON
 };
-RestBody encode_rest_infer_response(const InferResponse& response);
+// `helpers` (optional): write large JSON tensors in pieces on its threads (the same text).
+RestBody encode_rest_infer_response(const InferResponse& response, SideTasks* helpers = nullptr);
 
 // {"error":"<message>"}
 std::string encode_rest_error(const ProtocolError& error);

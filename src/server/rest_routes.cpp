@@ -207,9 +207,9 @@ void RestRoutes::infer(RestCall&& call, std::string model, std::string version, 
   // `respond` moves into the scheduler's callback only when the request is admitted; a refusal
   // leaves it here to answer with.
   auto shared = std::make_shared<Respond>(std::move(respond));
-  auto done = [shared](InferOutcome&& outcome) {
+  auto done = [shared, helpers = json_helpers_.get()](InferOutcome&& outcome) {
     if (outcome.error) return (*shared)(rest_error_reply(*outcome.error));
-    RestBody body = encode_rest_infer_response(outcome.response);
+    RestBody body = encode_rest_infer_response(outcome.response, helpers);
     RestReply reply{200, std::move(body.body), "application/json", {}};
     if (!outcome.response.backend.empty()) reply.headers.emplace_back("X-Tandem-Backend", outcome.response.backend);
     if (outcome.response.fallback) reply.headers.emplace_back("X-Tandem-Fallback", "true");

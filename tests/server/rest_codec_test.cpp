@@ -7,9 +7,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 
-#include <nlohmann/json.hpp>
+#include "server/side_tasks.h"
 
 namespace tandem::server {
 namespace {
@@ -220,6 +221,57 @@ TEST(RestCodec, Fp32RoundTripsExactlyThroughJson) {
   InferRequest back = decode_ok(request.dump());
   ASSERT_EQ(back.inputs[0].tensor.numel(), static_cast<int64_t>(values.size()));
   EXPECT_EQ(std::memcmp(back.inputs[0].tensor.data<float>(), values.data(), values.size() * 4), 0);
+}
+
+TEST(RestCodec, FloatsKeepTheirTypeAndNonFiniteValuesBecomeNull) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  RestBody out = encode_rest_infer_response(response_of({
+      {"d", Tensor::from_vector<double>({7}, {2.0, -0.0, 1e300, 5e-324, inf, -inf, nan}), false},
+      {"f", Tensor::from_vector<float>({3}, {1.f, 0.1f, std::numeric_limits<float>::infinity()}), false},
+  }));
+  json doc = json::parse(out.body);
+  const json& d = doc["outputs"][0]["data"];
+  EXPECT_TRUE(d[0].is_number_float()) << out.body.substr(0, 200);  // "2.0", not "2"
+  EXPECT_EQ(d[0].get<double>(), 2.0);
+  EXPECT_TRUE(std::signbit(d[1].get<double>()));
+  EXPECT_EQ(d[2].get<double>(), 1e300);
+  EXPECT_EQ(d[3].get<double>(), 5e-324);
+  for (int i = 4; i < 7; ++i) EXPECT_TRUE(d[i].is_null()) << i;
+  const json& f = doc["outputs"][1]["data"];
+  EXPECT_TRUE(f[0].is_number_float());
+  EXPECT_EQ(f[1].get<double>(), static_cast<double>(0.1f));  // the float's own value, widened
+  EXPECT_TRUE(f[2].is_null());
+}
+
+TEST(RestCodec, LargeTensorsWrittenInPiecesGiveTheSameText) {
+  SideTasks helpers(2);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-100.f, 100.f);
+  std::vector<float> floats(50001);
+  for (float& v : floats) v = dist(rng);
+  std::vector<int64_t> ints(30000);
+  for (int64_t& v : ints) v = static_cast<int64_t>(rng()) - (int64_t{1} << 31);
+  std::vector<double> doubles(20000);
+  for (double& v : doubles) v = static_cast<double>(dist(rng)) / 3.0;
+  Tensor half(DataType::float16, {17000});
+  for (int64_t i = 0; i < half.numel(); ++i) half.data<Float16>()[i] = Float16(dist(rng));
+  InferResponse response = response_of({
+      {"f", Tensor::from_vector<float>({1, 50001}, floats), false},
+      {"bin", Tensor::from_vector<float>({3}, {1.f, 2.f, 3.f}), true},
+      {"i", Tensor::from_vector<int64_t>({30000}, ints), false},
+      {"d", Tensor::from_vector<double>({20000}, doubles), false},
+      {"h", half, false},
+  });
+  const RestBody whole = encode_rest_infer_response(response);
+  const RestBody pieces = encode_rest_infer_response(response, &helpers);
+  EXPECT_EQ(pieces.body, whole.body);
+  EXPECT_EQ(pieces.header_length, whole.header_length);
+  json doc = json::parse(whole.body.substr(0, *whole.header_length));
+  ASSERT_EQ(doc["outputs"][0]["data"].size(), floats.size());
+  for (size_t i = 0; i < floats.size(); ++i)
+    ASSERT_EQ(doc["outputs"][0]["data"][i].get<double>(), static_cast<double>(floats[i])) << i;
+  for (size_t i = 0; i < ints.size(); ++i) ASSERT_EQ(doc["outputs"][2]["data"][i].get<int64_t>(), ints[i]) << i;
+  for (size_t i = 0; i < doubles.size(); ++i) ASSERT_EQ(doc["outputs"][3]["data"][i].get<double>(), doubles[i]) << i;
 }
 
 TEST(RestCodec, EncodesBinaryOutputsAfterTheJson) {

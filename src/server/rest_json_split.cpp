@@ -70,7 +70,7 @@ PieceScratch& thread_piece_scratch() {
 // comma at or after each even share of the bytes. Empty pieces are kept (they fail later).
 std::vector<std::string_view> cut_pieces(std::string_view inner, const JsonSplitOptions& options) {
   size_t wanted = options.max_pieces;
-  if (wanted == 0) wanted = static_cast<size_t>(options.helpers ? options.helpers->threads() : 0) + 1;
+  if (wanted == 0) wanted = 2 * (static_cast<size_t>(options.helpers ? options.helpers->threads() : 0) + 1);
   wanted =
       std::clamp<size_t>(inner.size() / std::max<size_t>(options.min_piece_bytes, 1), 1, std::max<size_t>(wanted, 1));
   std::vector<std::string_view> pieces;

@@ -4,8 +4,8 @@
 //     build/bin/tandem_json_codec_bench [RUNS]
 //
 // Request: the serve benchmark's JSON body (a 1x3x48x192 FP32 tensor, each value printed as
-// Python prints a float32 widened to double: 17 significant digits, 570 KB), decoded by
-// decode_rest_infer_request. Response: a 1x1x640x640 FP32 output (PaddleOCR det's map at
+// Python prints a float32 widened to double: 17 significant digits, 580 KB), flat and nested
+// as the shape, decoded by decode_rest_infer_request. Response: a 1x1x640x640 FP32 output (PaddleOCR det's map at
 // 640x640) encoded by encode_rest_infer_response. Each line gives the median and the fastest
 // of RUNS calls (default 200 and 20), with 0.3 ms idle between calls so that a helper goes to
 // sleep between them, as it does between requests. The helpers are hardware threads - 1, as
@@ -56,22 +56,29 @@ int main(int argc, char** argv) {
 
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> unit(0.f, 1.f);
-  std::string body = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,3,48,192],"data":[)";
+  // The same values flat (x.ravel().tolist()) and nested as the shape (x.tolist()).
+  std::string flat, nested;
   for (int i = 0; i < 3 * 48 * 192; ++i) {
     char text[32];
-    std::snprintf(text, sizeof text, "%s%.17g", i ? ", " : "", static_cast<double>(unit(rng)));
-    body += text;
+    std::snprintf(text, sizeof text, "%.17g", static_cast<double>(unit(rng)));
+    flat += (i ? ", " : "") + std::string(text);
+    nested += i == 0 ? "[[[" : i % (48 * 192) == 0 ? "]], [[" : i % 192 == 0 ? "], [" : ", ";
+    nested += text;
   }
-  body += "]}]}";
-  std::printf("request body: %zu bytes\n", body.size());
-  auto decode = [&](const JsonSplitOptions* options) {
+  const std::string head = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,3,48,192],"data":)";
+  const std::string flat_body = head + "[" + flat + "]}]}";
+  const std::string nested_body = head + "[" + nested + "]]]]}]}";
+  std::printf("request body: %zu bytes flat, %zu nested\n", flat_body.size(), nested_body.size());
+  auto decode = [&](const std::string& body, const JsonSplitOptions* options) {
     return [&body, options] {
       InferRequest request;
       return !decode_rest_infer_request(body, std::nullopt, RequestLimits{}, &request, options);
     };
   };
-  report("decode 1x3x48x192 FP32, whole", runs, decode(nullptr));
-  report("decode 1x3x48x192 FP32, in pieces", runs, decode(&split));
+  report("decode 1x3x48x192 FP32, flat, whole", runs, decode(flat_body, nullptr));
+  report("decode 1x3x48x192 FP32, flat, in pieces", runs, decode(flat_body, &split));
+  report("decode 1x3x48x192 FP32, nested, whole", runs, decode(nested_body, nullptr));
+  report("decode 1x3x48x192 FP32, nested, in pieces", runs, decode(nested_body, &split));
 
   InferResponse response;
   response.model = "det";

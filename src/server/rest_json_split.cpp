@@ -56,9 +56,18 @@ bool holds_any_of(std::string_view text, std::string_view bytes) {
 
 // What one thread keeps for parsing pieces: its own parser (the caller's thread is still
 // reading the document from the decoder's parser) and the padded "[" piece "]".
+// Pieces nest two arrays deep at most ("[" leaf "," leaf "]" of nested data); simdjson counts
+// the document as a level too.
+constexpr size_t kPieceDepth = 3;
+
 struct PieceScratch {
   simdjson::dom::parser parser;
   std::vector<char> padded;
+  // Makes the parser take `length` bytes; false when it cannot have the memory.
+  bool fits(size_t length) {
+    if (parser.capacity() >= length && parser.max_depth() == kPieceDepth) return true;
+    return parser.allocate(std::max(length, size_t{4096}), kPieceDepth) == simdjson::SUCCESS;
+  }
 };
 
 PieceScratch& thread_piece_scratch() {
@@ -94,7 +103,7 @@ template <class T, class Convert>
 bool parse_piece(std::string_view piece, const Convert& convert, T* out, size_t capacity, size_t* count) {
   PieceScratch& scratch = thread_piece_scratch();
   const size_t length = piece.size() + 2;
-  if (scratch.parser.capacity() < length && scratch.parser.allocate(std::max(length, size_t{4096}), 2)) return false;
+  if (!scratch.fits(length)) return false;
   scratch.padded.resize(length + simdjson::SIMDJSON_PADDING);
   scratch.padded[0] = '[';
   std::memcpy(scratch.padded.data() + 1, piece.data(), piece.size());
@@ -114,6 +123,115 @@ bool parse_piece(std::string_view piece, const Convert& convert, T* out, size_t 
   return n > 0;
 }
 
+// The offsets (from `open`) of the brackets of the array whose '[' is at `open`, in order, up to
+// its matching ']', found by memchr jumps (the text between brackets is not read). False when
+// it does not close or nests deeper than kMaxNesting.
+constexpr int kMaxNesting = 32;
+bool array_brackets(std::string_view text, size_t open, std::vector<size_t>* out) {
+  out->assign(1, 0);
+  const char* next_open = find_byte(text, open + 1, '[');
+  const char* next_close = find_byte(text, open + 1, ']');
+  int depth = 1;
+  while (next_close) {
+    if (next_open && next_open < next_close) {
+      if (++depth > kMaxNesting) return false;
+      out->push_back(static_cast<size_t>(next_open - text.data()) - open);
+      next_open = find_byte(text, static_cast<size_t>(next_open - text.data()) + 1, '[');
+      continue;
+    }
+    out->push_back(static_cast<size_t>(next_close - text.data()) - open);
+    if (--depth == 0) return true;
+    next_close = find_byte(text, static_cast<size_t>(next_close - text.data()) + 1, ']');
+  }
+  return false;
+}
+
+bool only_whitespace(std::string_view text) { return skip_whitespace(text, 0) == text.size(); }
+
+// The innermost arrays ('[' ... ']', offsets into the span) of nested data whose brackets are
+// `brackets`, when the nesting is exactly `shape` (every array at depth d < rank holds shape[d]
+// arrays, separated by commas, with nothing else but whitespace around them) and the data
+// nests deeper than one level; nullopt otherwise. The leaves' contents are not read.
+std::optional<std::vector<JsonSpan>> nested_leaves(std::string_view span, const std::vector<size_t>& brackets,
+                                                   const std::vector<int64_t>& shape) {
+  const size_t rank = shape.size();
+  if (rank < 2 || brackets.size() < 4) return std::nullopt;
+  std::vector<int64_t> children(rank + 1, 0);  // of the array open at each depth
+  std::vector<JsonSpan> leaves;
+  size_t depth = 0;
+  for (size_t k = 0; k < brackets.size(); ++k) {
+    const size_t at = brackets[k];
+    const bool opening = span[at] == '[';
+    if (k > 0) {  // what lies between the previous bracket and this one
+      const size_t previous = brackets[k - 1];
+      const bool after_open = span[previous] == '[';
+      std::string_view gap = span.substr(previous + 1, at - previous - 1);
+      if (opening) {
+        if (!after_open) {  // a sibling: whitespace, one comma, whitespace
+          const size_t comma = gap.find(',');
+          if (comma == std::string_view::npos || !only_whitespace(gap.substr(0, comma)) ||
+              !only_whitespace(gap.substr(comma + 1)))
+            return std::nullopt;
+        } else if (!only_whitespace(gap)) {
+          return std::nullopt;  // scalars before the first child array
+        }
+      } else if (depth < rank && (after_open || !only_whitespace(gap))) {
+        return std::nullopt;  // an empty outer array, or scalars after its last child array
+      }
+    }
+    if (opening) {
+      if (++depth > rank) return std::nullopt;
+      if (depth > 1) ++children[depth - 1];
+      children[depth] = 0;
+      continue;
+    }
+    if (depth == rank) {
+      leaves.push_back({brackets[k - 1], at + 1, {}});
+    } else if (children[depth] != shape[depth - 1]) {
+      return std::nullopt;
+    }
+    --depth;
+  }
+  if (depth != 0) return std::nullopt;
+  return leaves;
+}
+
+// Parses leaves [first, last) of nested data as the JSON array "[" leaf "," leaf ... "]"; each
+// must hold exactly `width` elements, stored at out[leaf index x width + j].
+template <class T, class Convert>
+bool parse_leaves(std::string_view span, const std::vector<JsonSpan>& leaves, size_t first, size_t last, size_t width,
+                  const Convert& convert, T* out) {
+  PieceScratch& scratch = thread_piece_scratch();
+  size_t length = 2 + (last - first - 1);
+  for (size_t i = first; i < last; ++i) length += leaves[i].end - leaves[i].begin;
+  if (!scratch.fits(length)) return false;
+  scratch.padded.resize(length + simdjson::SIMDJSON_PADDING);
+  char* text = scratch.padded.data();
+  size_t n = 0;
+  text[n++] = '[';
+  for (size_t i = first; i < last; ++i) {
+    if (i > first) text[n++] = ',';
+    std::memcpy(text + n, span.data() + leaves[i].begin, leaves[i].end - leaves[i].begin);
+    n += leaves[i].end - leaves[i].begin;
+  }
+  text[n++] = ']';
+  std::memset(text + n, 0, simdjson::SIMDJSON_PADDING);
+  element root;
+  array rows;
+  if (scratch.parser.parse(text, n, false).get(root) || root.get_array().get(rows)) return false;
+  size_t leaf = first;
+  for (element row_json : rows) {
+    array row;
+    if (leaf >= last || row_json.get_array().get(row) || row.size() != width) return false;
+    size_t j = 0;
+    for (element e : row)
+      if (convert(e, &out[leaf * width + j++]) != json_elements::ElementFault::none) return false;
+    ++leaf;
+  }
+  if (scratch.parser.capacity() > kMaxRetainedPieceBytes) scratch = PieceScratch();
+  return leaf == last;
+}
+
 }  // namespace
 
 std::vector<JsonSpan> find_split_spans(std::string_view json, const JsonSplitOptions& options) {
@@ -131,11 +249,12 @@ std::vector<JsonSpan> find_split_spans(std::string_view json, const JsonSplitOpt
     if (at >= json.size() || json[at] != ':') continue;
     at = skip_whitespace(json, at + 1);
     if (at >= json.size() || json[at] != '[') continue;
-    const char* bracket = find_byte(json, at + 1, ']');
-    if (!bracket) continue;
-    const size_t end = static_cast<size_t>(bracket - json.data()) + 1;
-    if (end - at < min_bytes || holds_any_of(json.substr(at + 1, end - at - 2), "[{}\"")) continue;
-    spans.push_back({at, end});
+    std::vector<size_t> brackets;
+    if (!array_brackets(json, at, &brackets)) continue;
+    const size_t end = at + brackets.back() + 1;
+    if (end - at < min_bytes || holds_any_of(json.substr(at + 1, end - at - 2), "{}\"")) continue;
+    if (brackets.size() == 2) brackets.clear();  // flat
+    spans.push_back({at, end, std::move(brackets)});
     pos = end;
   }
   return spans;
@@ -155,6 +274,41 @@ void write_placeholder(char* text, JsonSpan span, size_t index) {
   std::memset(out + n, ' ', span.end - span.begin - n);
 }
 
+namespace {
+
+// Nested data (rest_json_split.h): the skeleton checked against the shape, then the leaves
+// parsed in pieces of whole leaves, each straight into its place in the tensor.
+bool parse_nested_span(std::string_view span, const std::vector<size_t>& brackets, const JsonSplitOptions& options,
+                       Tensor* tensor) {
+  const std::vector<int64_t>& shape = tensor->shape();
+  if (tensor->numel() <= 0) return false;
+  const std::optional<std::vector<JsonSpan>> leaves = nested_leaves(span, brackets, shape);
+  if (!leaves || leaves->empty()) return false;
+  const size_t width = static_cast<size_t>(shape.back());
+  if (leaves->size() * width != static_cast<size_t>(tensor->numel())) return false;
+  size_t wanted = options.max_pieces;
+  if (wanted == 0) wanted = 2 * (static_cast<size_t>(options.helpers->threads()) + 1);
+  wanted = std::clamp<size_t>(span.size() / std::max<size_t>(options.min_piece_bytes, 1), 1, wanted);
+  wanted = std::min(wanted, leaves->size());
+  bool ok = false;
+  const bool has_converter =
+      json_elements::visit_element_converter(tensor->dtype(), [&](auto* type, const auto& convert) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>) {
+          std::vector<char> piece_ok(wanted, 0);
+          T* out = tensor->data<T>();
+          options.helpers->run(wanted, [&](size_t i) {
+            const size_t first = leaves->size() * i / wanted, last = leaves->size() * (i + 1) / wanted;
+            piece_ok[i] = parse_leaves(span, *leaves, first, last, width, convert, out);
+          });
+          ok = std::find(piece_ok.begin(), piece_ok.end(), 0) == piece_ok.end();
+        }
+      });
+  return has_converter && ok;
+}
+
+}  // namespace
+
 std::optional<size_t> placeholder_index(std::string_view parsed) {
   if (parsed.size() < 2 || parsed.size() > 20 || parsed[0] != '\0') return std::nullopt;
   size_t index = 0;
@@ -166,7 +320,18 @@ std::optional<size_t> placeholder_index(std::string_view parsed) {
 }
 
 bool parse_split_span(std::string_view span_text, const JsonSplitOptions& options, Tensor* tensor) {
+  std::vector<size_t> brackets;
+  if (span_text.empty() || span_text[0] != '[' || !array_brackets(span_text, 0, &brackets) ||
+      brackets.back() + 1 != span_text.size())
+    return false;
+  if (brackets.size() == 2) brackets.clear();
+  return parse_split_span(span_text, brackets, options, tensor);
+}
+
+bool parse_split_span(std::string_view span_text, const std::vector<size_t>& brackets, const JsonSplitOptions& options,
+                      Tensor* tensor) {
   if (!options.helpers || span_text.size() < 2) return false;
+  if (!brackets.empty()) return parse_nested_span(span_text, brackets, options, tensor);
   const std::vector<std::string_view> pieces = cut_pieces(span_text.substr(1, span_text.size() - 2), options);
   const size_t numel = static_cast<size_t>(tensor->numel());
   bool ok = false;

@@ -3,10 +3,12 @@
 // Parsing the numbers of a JSON tensor is most of a JSON request's cost (a 1x3x48x192 FP32
 // tensor printed with 17 digits is 570 KB, and parsing its 27,648 numbers takes several times
 // as long as a small model's inference). The decoder (rest_request_decode.cpp) therefore
-// looks for the values of "data" keys that are large flat arrays ('[', then no '[', '{', '}'
-// or '"', then ']'), parses the document with each of them replaced by a placeholder string
-// of the same length, and parses each array in pieces cut at commas, one piece per thread
-// (SideTasks), each piece as the JSON array "[" piece "]" by its own simdjson parser. Pieces
+// looks for the values of "data" keys that are large arrays of numbers, flat or nested (no
+// '{', '}' or '"' inside), parses the document with each of them replaced by a placeholder
+// string of the same length, and parses each array in pieces on several threads (SideTasks),
+// each piece by its own simdjson parser: flat arrays cut at commas, each piece parsed as
+// "[" piece "]"; nested ones cut between innermost arrays, after their brackets were checked
+// against the shape, each piece parsed as "[" leaf "," leaf ... "]". Pieces
 // are converted with the same functions as the whole-document path (rest_json_elements.h),
 // so the tensors hold the same bits.
 //
@@ -40,14 +42,17 @@ struct JsonSplitOptions {
   size_t max_pieces = 0;
 };
 
-// One array in the JSON text: [begin, end) holds '[' ... ']'.
+// One array in the JSON text: [begin, end) holds '[' ... ']'. For nested data, the offsets
+// (from begin) of all its brackets, in order; empty for a flat array.
 struct JsonSpan {
   size_t begin = 0;
   size_t end = 0;
+  std::vector<size_t> brackets;
 };
 
-// The spans to parse in pieces (in text order, none overlapping): values of a "data" key,
-// flat, at least options.min_span_bytes long. Empty when the text holds the escape \u0000.
+// The spans to parse in pieces (in text order, none overlapping): values of a "data" key that
+// are arrays holding only arrays and scalars (no '{', '}' or '"' inside), at least
+// options.min_span_bytes long. Empty when the text holds the escape \u0000.
 // Scans the text with memchr from string to string, so it costs little next to parsing.
 std::vector<JsonSpan> find_split_spans(std::string_view json, const JsonSplitOptions& options);
 
@@ -58,10 +63,16 @@ void write_placeholder(char* text, JsonSpan span, size_t index);
 // The span index a parsed string stands for; nullopt when it is not a placeholder.
 std::optional<size_t> placeholder_index(std::string_view parsed);
 
-// Parses the flat array `span_text` ('[' ... ']') into `tensor`, which is allocated with its
-// final dtype and shape, in pieces on options.helpers. False when the array is not valid JSON,
-// does not hold exactly tensor->numel() elements, an element does not convert, or the dtype
-// has no split path (strings): the caller then decodes the request whole.
+// Parses the array `span_text` ('[' ... ']') into `tensor`, which is allocated with its final
+// dtype and shape, in pieces on options.helpers. Flat data is cut at commas; data nested as the
+// shape (every level holding exactly its dim, the innermost arrays its last dim) is checked
+// level by level from its brackets and cut between innermost arrays. False when the array is
+// not valid JSON, is not laid out as the whole decode accepts, does not hold exactly
+// tensor->numel() elements, an element does not convert, or the dtype has no split path
+// (strings, booleans): the caller then decodes the request whole.
 bool parse_split_span(std::string_view span_text, const JsonSplitOptions& options, Tensor* tensor);
+// The same with the span's brackets as find_split_spans() found them (empty: flat).
+bool parse_split_span(std::string_view span_text, const std::vector<size_t>& brackets, const JsonSplitOptions& options,
+                      Tensor* tensor);
 
 }  // namespace tandem::server

@@ -242,8 +242,9 @@ std::optional<ProtocolError> decode_json_data(const std::string& what, element d
     const std::optional<size_t> index = data.get_string().get(text) ? std::nullopt : placeholder_index(text);
     if (!index || *index >= split->spans.size() || split->taken[*index]) return decode_whole();
     split->taken[*index] = true;
-    const JsonSpan span = split->spans[*index];
-    if (!parse_split_span(split->json.substr(span.begin, span.end - span.begin), *split->options, tensor))
+    const JsonSpan& span = split->spans[*index];
+    if (!parse_split_span(split->json.substr(span.begin, span.end - span.begin), span.brackets, *split->options,
+                          tensor))
       return decode_whole();
     return std::nullopt;
   }

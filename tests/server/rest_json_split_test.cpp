@@ -180,6 +180,89 @@ TEST(RestJsonSplit, FaultsAnywhereGiveTheWholeDecodesError) {
     expect_same_decode(body, f.options, body.substr(0, 60));
 }
 
+// Data nested as the shape, as Python's x.tolist() writes it.
+std::string nested(const std::vector<int64_t>& shape, size_t level, size_t* next,
+                   const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (int64_t i = 0; i < shape[level]; ++i) {
+    if (i) out += ", ";
+    out += level + 1 == shape.size() ? items[(*next)++ % items.size()] : nested(shape, level + 1, next, items);
+  }
+  return out + "]";
+}
+
+std::string nested_input(const std::string& datatype, const std::vector<int64_t>& shape, const std::string& data) {
+  std::string dims;
+  for (int64_t d : shape) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+  return R"({"inputs":[{"name":"x","datatype":")" + datatype + R"(","shape":[)" + dims + R"(],"data":)" + data + "}]}";
+}
+
+TEST(RestJsonSplit, NestedDataMatchesTheWholeDecode) {
+  SplitFixture f;
+  std::vector<std::string> items;
+  for (int i = 0; i < 97; ++i) items.push_back(printed(0.37 * i - 11));
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{{1, 3, 4, 5}, {6, 7}, {2, 1, 3, 1, 8}}) {
+    size_t next = 0;
+    const std::string body = nested_input("FP32", shape, nested(shape, 0, &next, items));
+    const std::vector<JsonSpan> spans = find_split_spans(body, f.options);
+    ASSERT_EQ(spans.size(), 1u);
+    EXPECT_FALSE(spans[0].brackets.empty());
+    // The pieces path itself takes it (the decode would fall back to the whole parse if not).
+    Tensor direct(DataType::float32, shape);
+    EXPECT_TRUE(parse_split_span(std::string_view(body).substr(spans[0].begin, spans[0].end - spans[0].begin),
+                                 spans[0].brackets, f.options, &direct));
+    InferRequest request;
+    ASSERT_FALSE(decode_rest_infer_request(body, std::nullopt, RequestLimits{}, &request, &f.options));
+    expect_same_decode(body, f.options, body.substr(0, 80));
+    // The same tensor as the flat form.
+    InferRequest flat;
+    const std::vector<std::string> first(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(next));
+    std::string flat_data = "[";
+    for (size_t i = 0; i < next; ++i) flat_data += (i ? "," : "") + items[i % items.size()];
+    ASSERT_FALSE(
+        decode_rest_infer_request(nested_input("FP32", shape, flat_data + "]"), std::nullopt, RequestLimits{}, &flat));
+    EXPECT_EQ(std::memcmp(flat.inputs[0].tensor.raw_data(), request.inputs[0].tensor.raw_data(),
+                          request.inputs[0].tensor.nbytes()),
+              0);
+  }
+}
+
+TEST(RestJsonSplit, NestedLayoutFaultsGiveTheWholeDecodesError) {
+  SplitFixture f;
+  std::vector<std::string> items;
+  for (int i = 0; i < 60; ++i) items.push_back(std::to_string(i) + ".5");
+  const std::vector<int64_t> shape{2, 3, 10};
+  size_t next = 0;
+  const std::string good = nested(shape, 0, &next, items);
+  // Each fault replaces the first occurrence of `from` after position `after` by `to`.
+  struct Fault {
+    std::string from, to;
+    size_t after;
+  };
+  std::vector<Fault> faults = {
+      {"], [", "], , [", 0},  {"], [", "] [", 0},       {"], [", "], 7, [", 0}, {"]], [[", "]], 1, [[", 0},
+      {"]], [[", "]] [[", 0}, {"[[", "[1, [", 0},       {"]]", "], 1]", 0},     {", ", ", [1], ", 40},
+      {"]", "]]", 0},         {"[[[", "[[[[", 0},       {"5, ", "5, , ", 100},  {"5, ", "[5], ", 100},
+      {"]", ", ]", 0},        {"[[", "[[[", 0},         {"]]", "]", 0},         {"5, 2", "5 2", 0},
+      {"], [", "],\n[", 0},   {"], [", "]\t,\r\n[", 0},
+  };
+  for (const Fault& fault : faults) {
+    std::string data = good;
+    const size_t at = data.find(fault.from, fault.after);
+    ASSERT_NE(at, std::string::npos) << fault.from;
+    data.replace(at, fault.from.size(), fault.to);
+    expect_same_decode(nested_input("FP32", shape, data), f.options, fault.from + " -> " + fault.to);
+  }
+  // A leaf one short and another one long: the counts add up, the layout does not.
+  std::string ragged = good;
+  ragged.replace(ragged.find(", 9.5]"), 6, "]");
+  ragged.replace(ragged.find("[10.5"), 5, "[9.5, 10.5");
+  expect_same_decode(nested_input("FP32", shape, ragged), f.options, "ragged leaves");
+  for (const std::vector<int64_t>& other : std::vector<std::vector<int64_t>>{{3, 2, 10}, {2, 30}, {60}, {2, 3, 10, 1}})
+    expect_same_decode(nested_input("FP32", other, good), f.options, "another shape");
+  expect_same_decode(nested_input("INT8", shape, good), f.options, "INT8 of non-integers");
+}
+
 TEST(RestJsonSplit, TheSpanFinderTakesFlatDataArraysOutsideStrings) {
   SplitFixture f;
   const std::string big = "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]";  // 44 bytes
@@ -203,7 +286,7 @@ TEST(RestJsonSplit, TheSpanFinderTakesFlatDataArraysOutsideStrings) {
 
 TEST(RestJsonSplit, PlaceholdersReadBackAsTheirIndex) {
   std::string text = "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]";
-  write_placeholder(text.data(), JsonSpan{0, text.size()}, 12);
+  write_placeholder(text.data(), JsonSpan{0, text.size(), {}}, 12);
   EXPECT_EQ(text.substr(0, 10), "\"\\u000012\"");
   EXPECT_EQ(text.find_first_not_of(' ', 10), std::string::npos);
   EXPECT_EQ(placeholder_index(std::string("\0"

@@ -14,7 +14,8 @@
 // (rest_request_decode.cpp) into a tape of about 14 bytes per JSON byte (bounded by
 // RequestLimits::max_body_bytes) and read from there straight into the tensors; each thread
 // keeps its parser's buffers for the next request while the JSON was at most 1 MiB. Large
-// flat tensors can be parsed in pieces on several threads (rest_json_split.h).
+// tensors (flat, or nested as their shape) can be parsed in pieces on several threads
+// (rest_json_split.h).
 // Response: JSON, or JSON followed by binary outputs (their JSON entries carry
 // `parameters.binary_data_size`), with the JSON's length to send as
 // `Inference-Header-Content-Length`. JSON floats are printed as the shortest decimal that

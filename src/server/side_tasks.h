@@ -6,8 +6,8 @@
 // are idle, take tasks that the caller has not reached yet. A task no helper has started is
 // run by the caller (it is never left queued), so on a machine whose cores are all busy run()
 // costs what running the tasks in a loop costs, plus one wake-up per helper; on an idle
-// machine the tasks run side by side. Used by the REST decoder to parse a large JSON tensor
-// in pieces (rest_json_split.h).
+// machine the tasks run side by side. Used by the REST codec to parse and to write large JSON
+// tensors in pieces (rest_json_split.h, rest_codec.cpp).
 //
 // Tasks must not throw, and must not call run() on the same pool (a helper waiting for its
 // own nested tasks would hold the thread the caller hoped to use; it would still finish, but

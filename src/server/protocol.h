@@ -25,6 +25,29 @@ namespace tandem::server {
 std::optional<DataType> dtype_from_protocol(std::string_view name);
 std::string_view protocol_dtype_name(DataType dtype);
 
+// Calls visit(static_cast<T*>(nullptr)) with the C++ element type T of `dtype`, for every
+// datatype the protocol carries; false (and no call) for the others.
+template <class Visit>
+bool visit_protocol_dtype(DataType dtype, const Visit& visit) {
+  switch (dtype) {
+    case DataType::boolean: visit(static_cast<bool*>(nullptr)); return true;
+    case DataType::uint8: visit(static_cast<uint8_t*>(nullptr)); return true;
+    case DataType::uint16: visit(static_cast<uint16_t*>(nullptr)); return true;
+    case DataType::uint32: visit(static_cast<uint32_t*>(nullptr)); return true;
+    case DataType::uint64: visit(static_cast<uint64_t*>(nullptr)); return true;
+    case DataType::int8: visit(static_cast<int8_t*>(nullptr)); return true;
+    case DataType::int16: visit(static_cast<int16_t*>(nullptr)); return true;
+    case DataType::int32: visit(static_cast<int32_t*>(nullptr)); return true;
+    case DataType::int64: visit(static_cast<int64_t*>(nullptr)); return true;
+    case DataType::float16: visit(static_cast<Float16*>(nullptr)); return true;
+    case DataType::bfloat16: visit(static_cast<BFloat16*>(nullptr)); return true;
+    case DataType::float32: visit(static_cast<float*>(nullptr)); return true;
+    case DataType::float64: visit(static_cast<double*>(nullptr)); return true;
+    case DataType::string: visit(static_cast<std::string*>(nullptr)); return true;
+    default: return false;
+  }
+}
+
 // Why a request failed, as each transport reports it. `http_status` is 400 (malformed or
 // invalid request), 404 (unknown model or version), 413 (too large), 503 (queue full, not
 // ready, shutting down), 504 (deadline passed) or 500 (the engine failed). Messages are one

@@ -104,23 +104,9 @@ void append_elements(const Tensor& t, SideTasks* helpers, std::string* out) {
 }
 
 void append_data(const Tensor& t, SideTasks* helpers, std::string* out) {
-  switch (t.dtype()) {
-    case DataType::boolean: return append_elements<bool>(t, helpers, out);
-    case DataType::uint8: return append_elements<uint8_t>(t, helpers, out);
-    case DataType::uint16: return append_elements<uint16_t>(t, helpers, out);
-    case DataType::uint32: return append_elements<uint32_t>(t, helpers, out);
-    case DataType::uint64: return append_elements<uint64_t>(t, helpers, out);
-    case DataType::int8: return append_elements<int8_t>(t, helpers, out);
-    case DataType::int16: return append_elements<int16_t>(t, helpers, out);
-    case DataType::int32: return append_elements<int32_t>(t, helpers, out);
-    case DataType::int64: return append_elements<int64_t>(t, helpers, out);
-    case DataType::float16: return append_elements<Float16>(t, helpers, out);
-    case DataType::bfloat16: return append_elements<BFloat16>(t, helpers, out);
-    case DataType::float32: return append_elements<float>(t, helpers, out);
-    case DataType::float64: return append_elements<double>(t, helpers, out);
-    case DataType::string: return append_elements<std::string>(t, helpers, out);
-    default: out->append("[]");
-  }
+  const bool known = visit_protocol_dtype(
+      t.dtype(), [&](auto* type) { append_elements<std::remove_pointer_t<decltype(type)>>(t, helpers, out); });
+  if (!known) out->append("[]");
 }
 
 void append_binary(const Tensor& t, std::string* out) {

@@ -104,28 +104,30 @@ inline ElementFault to_string(element e, std::string* out) {
   return ElementFault::none;
 }
 
+// The conversion of one JSON scalar to T, the element type of a protocol datatype.
+template <class T>
+ElementFault convert_element(element e, T* out) {
+  if constexpr (std::is_same_v<T, bool>)
+    return to_bool(e, out);
+  else if constexpr (std::is_same_v<T, std::string>)
+    return to_string(e, out);
+  else if constexpr (std::is_same_v<T, float>)
+    return to_float(e, out);
+  else if constexpr (std::is_same_v<T, double>)
+    return to_double(e, out);
+  else if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>)
+    return to_half(e, out);
+  else
+    return to_integer(e, out);
+}
+
 // Calls visit(static_cast<T*>(nullptr), convert) with the element type T that `dtype` is stored
 // as and the function converting one JSON scalar to it; false (and no call) for a datatype
 // without a JSON form.
 template <class Visit>
 bool visit_element_converter(DataType dtype, const Visit& visit) {
-  switch (dtype) {
-    case DataType::boolean: visit(static_cast<bool*>(nullptr), to_bool); return true;
-    case DataType::uint8: visit(static_cast<uint8_t*>(nullptr), to_integer<uint8_t>); return true;
-    case DataType::uint16: visit(static_cast<uint16_t*>(nullptr), to_integer<uint16_t>); return true;
-    case DataType::uint32: visit(static_cast<uint32_t*>(nullptr), to_integer<uint32_t>); return true;
-    case DataType::uint64: visit(static_cast<uint64_t*>(nullptr), to_integer<uint64_t>); return true;
-    case DataType::int8: visit(static_cast<int8_t*>(nullptr), to_integer<int8_t>); return true;
-    case DataType::int16: visit(static_cast<int16_t*>(nullptr), to_integer<int16_t>); return true;
-    case DataType::int32: visit(static_cast<int32_t*>(nullptr), to_integer<int32_t>); return true;
-    case DataType::int64: visit(static_cast<int64_t*>(nullptr), to_integer<int64_t>); return true;
-    case DataType::float16: visit(static_cast<Float16*>(nullptr), to_half<Float16>); return true;
-    case DataType::bfloat16: visit(static_cast<BFloat16*>(nullptr), to_half<BFloat16>); return true;
-    case DataType::float32: visit(static_cast<float*>(nullptr), to_float); return true;
-    case DataType::float64: visit(static_cast<double*>(nullptr), to_double); return true;
-    case DataType::string: visit(static_cast<std::string*>(nullptr), to_string); return true;
-    default: return false;
-  }
+  return visit_protocol_dtype(dtype,
+                              [&](auto* type) { visit(type, convert_element<std::remove_pointer_t<decltype(type)>>); });
 }
 
 }  // namespace tandem::server::json_elements

@@ -75,13 +75,53 @@ PieceScratch& thread_piece_scratch() {
   return scratch;
 }
 
+// Has `fill(text)` write `length` bytes of JSON into the thread's padded buffer and parses them
+// as an array into `*out`, which lives until the thread parses its next piece.
+template <class Fill>
+bool parse_piece_text(size_t length, const Fill& fill, array* out) {
+  PieceScratch& scratch = thread_piece_scratch();
+  if (!scratch.fits(length)) return false;
+  scratch.padded.resize(length + simdjson::SIMDJSON_PADDING);
+  fill(scratch.padded.data());
+  std::memset(scratch.padded.data() + length, 0, simdjson::SIMDJSON_PADDING);
+  element root;
+  return !scratch.parser.parse(scratch.padded.data(), length, false).get(root) && !root.get_array().get(*out);
+}
+
+// Frees the thread's piece parser after a piece past kMaxRetainedPieceBytes.
+void release_oversized_piece_parser() {
+  PieceScratch& scratch = thread_piece_scratch();
+  if (scratch.parser.capacity() > kMaxRetainedPieceBytes) scratch = PieceScratch();
+}
+
+// How many pieces `bytes` of array text are cut into (at least one).
+size_t piece_count(size_t bytes, const JsonSplitOptions& options) {
+  size_t wanted = options.max_pieces;
+  if (wanted == 0) wanted = 2 * (static_cast<size_t>(options.helpers ? options.helpers->threads() : 0) + 1);
+  return std::clamp<size_t>(bytes / std::max<size_t>(options.min_piece_bytes, 1), 1, std::max<size_t>(wanted, 1));
+}
+
+// Calls split(static_cast<T*>(nullptr), convert) for a datatype with a split path, as
+// json_elements::visit_element_converter does; false for the others. Strings would need a
+// string per element on the heap twice; booleans are stored as bits by std::vector. Neither
+// is worth a split path.
+template <class Split>
+bool visit_split_converter(DataType dtype, const Split& split) {
+  bool splits = false;
+  json_elements::visit_element_converter(dtype, [&](auto* type, const auto& convert) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>) {
+      splits = true;
+      split(type, convert);
+    }
+  });
+  return splits;
+}
+
 // The pieces of the array's inside `inner` (text between the brackets): cut at the first
 // comma at or after each even share of the bytes. Empty pieces are kept (they fail later).
 std::vector<std::string_view> cut_pieces(std::string_view inner, const JsonSplitOptions& options) {
-  size_t wanted = options.max_pieces;
-  if (wanted == 0) wanted = 2 * (static_cast<size_t>(options.helpers ? options.helpers->threads() : 0) + 1);
-  wanted =
-      std::clamp<size_t>(inner.size() / std::max<size_t>(options.min_piece_bytes, 1), 1, std::max<size_t>(wanted, 1));
+  const size_t wanted = piece_count(inner.size(), options);
   std::vector<std::string_view> pieces;
   size_t begin = 0;
   for (size_t i = 1; i < wanted; ++i) {
@@ -101,25 +141,23 @@ std::vector<std::string_view> cut_pieces(std::string_view inner, const JsonSplit
 // one does not convert. `*count`: how many were stored.
 template <class T, class Convert>
 bool parse_piece(std::string_view piece, const Convert& convert, T* out, size_t capacity, size_t* count) {
-  PieceScratch& scratch = thread_piece_scratch();
-  const size_t length = piece.size() + 2;
-  if (!scratch.fits(length)) return false;
-  scratch.padded.resize(length + simdjson::SIMDJSON_PADDING);
-  scratch.padded[0] = '[';
-  std::memcpy(scratch.padded.data() + 1, piece.data(), piece.size());
-  scratch.padded[length - 1] = ']';
-  std::memset(scratch.padded.data() + length, 0, simdjson::SIMDJSON_PADDING);
-  element root;
   array elements;
-  if (scratch.parser.parse(scratch.padded.data(), length, false).get(root) || root.get_array().get(elements))
-    return false;
+  const bool parsed = parse_piece_text(
+      piece.size() + 2,
+      [&](char* text) {
+        text[0] = '[';
+        std::memcpy(text + 1, piece.data(), piece.size());
+        text[piece.size() + 1] = ']';
+      },
+      &elements);
+  if (!parsed) return false;
   size_t n = 0;
   for (element e : elements) {
     if (n >= capacity || convert(e, &out[n]) != json_elements::ElementFault::none) return false;
     ++n;
   }
   *count = n;
-  if (scratch.parser.capacity() > kMaxRetainedPieceBytes) scratch = PieceScratch();
+  release_oversized_piece_parser();
   return n > 0;
 }
 
@@ -201,24 +239,23 @@ std::optional<std::vector<JsonSpan>> nested_leaves(std::string_view span, const 
 template <class T, class Convert>
 bool parse_leaves(std::string_view span, const std::vector<JsonSpan>& leaves, size_t first, size_t last, size_t width,
                   const Convert& convert, T* out) {
-  PieceScratch& scratch = thread_piece_scratch();
   size_t length = 2 + (last - first - 1);
   for (size_t i = first; i < last; ++i) length += leaves[i].end - leaves[i].begin;
-  if (!scratch.fits(length)) return false;
-  scratch.padded.resize(length + simdjson::SIMDJSON_PADDING);
-  char* text = scratch.padded.data();
-  size_t n = 0;
-  text[n++] = '[';
-  for (size_t i = first; i < last; ++i) {
-    if (i > first) text[n++] = ',';
-    std::memcpy(text + n, span.data() + leaves[i].begin, leaves[i].end - leaves[i].begin);
-    n += leaves[i].end - leaves[i].begin;
-  }
-  text[n++] = ']';
-  std::memset(text + n, 0, simdjson::SIMDJSON_PADDING);
-  element root;
   array rows;
-  if (scratch.parser.parse(text, n, false).get(root) || root.get_array().get(rows)) return false;
+  const bool parsed = parse_piece_text(
+      length,
+      [&](char* text) {
+        size_t n = 0;
+        text[n++] = '[';
+        for (size_t i = first; i < last; ++i) {
+          if (i > first) text[n++] = ',';
+          std::memcpy(text + n, span.data() + leaves[i].begin, leaves[i].end - leaves[i].begin);
+          n += leaves[i].end - leaves[i].begin;
+        }
+        text[n] = ']';
+      },
+      &rows);
+  if (!parsed) return false;
   size_t leaf = first;
   for (element row_json : rows) {
     array row;
@@ -228,7 +265,7 @@ bool parse_leaves(std::string_view span, const std::vector<JsonSpan>& leaves, si
       if (convert(e, &out[leaf * width + j++]) != json_elements::ElementFault::none) return false;
     ++leaf;
   }
-  if (scratch.parser.capacity() > kMaxRetainedPieceBytes) scratch = PieceScratch();
+  release_oversized_piece_parser();
   return leaf == last;
 }
 
@@ -286,25 +323,18 @@ bool parse_nested_span(std::string_view span, const std::vector<size_t>& bracket
   if (!leaves || leaves->empty()) return false;
   const size_t width = static_cast<size_t>(shape.back());
   if (leaves->size() * width != static_cast<size_t>(tensor->numel())) return false;
-  size_t wanted = options.max_pieces;
-  if (wanted == 0) wanted = 2 * (static_cast<size_t>(options.helpers->threads()) + 1);
-  wanted = std::clamp<size_t>(span.size() / std::max<size_t>(options.min_piece_bytes, 1), 1, wanted);
-  wanted = std::min(wanted, leaves->size());
+  const size_t wanted = std::min(piece_count(span.size(), options), leaves->size());
   bool ok = false;
-  const bool has_converter =
-      json_elements::visit_element_converter(tensor->dtype(), [&](auto* type, const auto& convert) {
-        using T = std::remove_pointer_t<decltype(type)>;
-        if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>) {
-          std::vector<char> piece_ok(wanted, 0);
-          T* out = tensor->data<T>();
-          options.helpers->run(wanted, [&](size_t i) {
-            const size_t first = leaves->size() * i / wanted, last = leaves->size() * (i + 1) / wanted;
-            piece_ok[i] = parse_leaves(span, *leaves, first, last, width, convert, out);
-          });
-          ok = std::find(piece_ok.begin(), piece_ok.end(), 0) == piece_ok.end();
-        }
-      });
-  return has_converter && ok;
+  const bool splits = visit_split_converter(tensor->dtype(), [&](auto* type, const auto& convert) {
+    std::vector<char> piece_ok(wanted, 0);
+    auto* out = tensor->data<std::remove_pointer_t<decltype(type)>>();
+    options.helpers->run(wanted, [&](size_t i) {
+      const size_t first = leaves->size() * i / wanted, last = leaves->size() * (i + 1) / wanted;
+      piece_ok[i] = parse_leaves(span, *leaves, first, last, width, convert, out);
+    });
+    ok = std::find(piece_ok.begin(), piece_ok.end(), 0) == piece_ok.end();
+  });
+  return splits && ok;
 }
 
 }  // namespace
@@ -335,41 +365,36 @@ bool parse_split_span(std::string_view span_text, const std::vector<size_t>& bra
   const std::vector<std::string_view> pieces = cut_pieces(span_text.substr(1, span_text.size() - 2), options);
   const size_t numel = static_cast<size_t>(tensor->numel());
   bool ok = false;
-  const bool has_converter = json_elements::visit_element_converter(tensor->dtype(), [&](auto* type,
-                                                                                         const auto& convert) {
+  const bool splits = visit_split_converter(tensor->dtype(), [&](auto* type, const auto& convert) {
     using T = std::remove_pointer_t<decltype(type)>;
-    // Strings would need a string per element on the heap twice; booleans are stored as bits
-    // by std::vector. Neither is worth a split path.
-    if constexpr (!std::is_same_v<T, std::string> && !std::is_same_v<T, bool>) {
-      // The first piece goes straight into the tensor; the others, whose offsets are known only
-      // once the pieces before them are counted, into their own buffers.
-      std::vector<std::vector<T>> later(pieces.size() - 1);
-      std::vector<size_t> counts(pieces.size(), 0);
-      std::vector<char> piece_ok(pieces.size(), 0);
-      T* first = tensor->data<T>();
-      options.helpers->run(pieces.size(), [&](size_t i) {
-        if (i == 0) {
-          piece_ok[0] = parse_piece(pieces[0], convert, first, numel, &counts[0]);
-          return;
-        }
-        later[i - 1].resize(std::min(numel, pieces[i].size() / 2 + 1));  // elements are >= 1 byte, commas between
-        piece_ok[i] = parse_piece(pieces[i], convert, later[i - 1].data(), later[i - 1].size(), &counts[i]);
-      });
-      size_t total = 0;
-      for (size_t i = 0; i < pieces.size(); ++i) {
-        if (!piece_ok[i] || counts[i] > numel - total) return;
-        total += counts[i];
+    // The first piece goes straight into the tensor; the others, whose offsets are known only
+    // once the pieces before them are counted, into their own buffers.
+    std::vector<std::vector<T>> later(pieces.size() - 1);
+    std::vector<size_t> counts(pieces.size(), 0);
+    std::vector<char> piece_ok(pieces.size(), 0);
+    T* first = tensor->data<T>();
+    options.helpers->run(pieces.size(), [&](size_t i) {
+      if (i == 0) {
+        piece_ok[0] = parse_piece(pieces[0], convert, first, numel, &counts[0]);
+        return;
       }
-      if (total != numel) return;
-      size_t offset = counts[0];
-      for (size_t i = 1; i < pieces.size(); ++i) {
-        std::copy(later[i - 1].begin(), later[i - 1].begin() + static_cast<std::ptrdiff_t>(counts[i]), first + offset);
-        offset += counts[i];
-      }
-      ok = true;
+      later[i - 1].resize(std::min(numel, pieces[i].size() / 2 + 1));  // elements are >= 1 byte, commas between
+      piece_ok[i] = parse_piece(pieces[i], convert, later[i - 1].data(), later[i - 1].size(), &counts[i]);
+    });
+    size_t total = 0;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (!piece_ok[i] || counts[i] > numel - total) return;
+      total += counts[i];
     }
+    if (total != numel) return;
+    size_t offset = counts[0];
+    for (size_t i = 1; i < pieces.size(); ++i) {
+      std::copy(later[i - 1].begin(), later[i - 1].begin() + static_cast<std::ptrdiff_t>(counts[i]), first + offset);
+      offset += counts[i];
+    }
+    ok = true;
   });
-  return has_converter && ok;
+  return splits && ok;
 }
 
 }  // namespace tandem::server

@@ -9,8 +9,10 @@ repository. One engine thread per call (--engine-threads). The server and the in
 share one cache folder, so they compile the same timed kernel choices. Every figure comes from this run,
 side by side:
   overhead    concurrency 1: p50 of the in-process engine call (`tandem soak --threads 1`)
-              against p50 over REST binary and REST JSON (wrk) and gRPC (h2load, per-request
-              log). Targets: binary and gRPC add <= 150 us, JSON <= 1 ms.
+              against p50 over REST binary and REST JSON (wrk) and gRPC (bench/serve/grpc_load.cpp,
+              which writes each message in one write as gRPC's own clients do and reads
+              grpc-status; and h2load, which writes 16 KB frames one by one, for comparison).
+              Targets: binary and gRPC add <= 150 us, JSON <= 1 ms.
   throughput  concurrency 8: requests/s in process (`tandem soak --threads 8`) against REST
               binary and gRPC at the same engine threads. Target: >= 80%.
   batching    concurrency 16 over REST binary, without and with dynamic batching. Target:
@@ -27,7 +29,7 @@ side by side:
               instead (N connections at X answers/s wait N / X on average).
 Results: DIR/results.json and DIR/summary.txt (default bench/results/<date>-serve).
 Needs wrk, h2load (nghttp2-client), grpc_tools (python3-grpc-tools), numpy, and g++ with Boost's
-headers for open_loop.cpp (built here): scripts/setup.
+headers for open_loop.cpp and libnghttp2-dev for grpc_load.cpp (both built here): scripts/setup.
 """
 import argparse
 import datetime
@@ -130,7 +132,7 @@ def make_repo(work, name, config):
 
 def make_bodies(work, x, output):
     """REST JSON body, REST binary body asking for `output` as binary (returns the JSON header's
-    length) and a gRPC frame for h2load."""
+    length) and a gRPC frame (for grpc_load and h2load)."""
     raw = x.tobytes()
     js = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": SHAPE, "data": x.ravel().tolist()}]})
     (work / "body.json").write_text(js)
@@ -219,6 +221,28 @@ def soak(tandem, threads, engine_threads, seconds, work):
     return json.loads(j.read_text())
 
 
+def build_client(source, work, libs=()):
+    """Compiles bench/serve/SOURCE.cpp into WORK once; returns the binary."""
+    binary = work / source
+    if not binary.exists():
+        subprocess.run(["g++", "-O2", "-std=c++20", str(ROOT / "bench/serve" / f"{source}.cpp"), "-o", str(binary),
+                        "-pthread", *libs], check=True)
+    return binary
+
+
+def grpc_load(port, concurrency, seconds, work):
+    """Closed-loop unary ModelInfer calls from bench/serve/grpc_load.cpp: calls completed within
+    `seconds`, their rate, and p50/p99 by grpc-status (0: OK)."""
+    client = build_client("grpc_load", work, ["-lnghttp2"])
+    out = subprocess.run([str(client), "--port", str(port), "--path", "/inference.GRPCInferenceService/ModelInfer",
+                          "--frame", str(work / "grpc.frame"), "--seconds", str(seconds), "--connections",
+                          str(concurrency)], capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    r = json.loads(out)
+    ok = r["by_grpc_status"].get("0", {})
+    return dict(r, ok_rps=ok.get("n", 0) / seconds, p50_ms=ok.get("p50_ms"), p99_ms=ok.get("p99_ms"),
+                failed=r["calls"] - ok.get("n", 0))
+
+
 def grpc_headers():
     return ["content-type: application/grpc", "te: trailers"]
 
@@ -279,42 +303,50 @@ def main():
                     inproc = soak(args.tandem, 1, args.engine_threads, d, work)
                     b = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
                     j = wrk(infer, work / "body.json", "application/json", None, 1, d, work)
+                    g = grpc_load(srv.grpc, 1, d, work)
                     before = grpc_ok_count(srv)
-                    g = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 1, d, work)
-                    g_ok = grpc_ok_count(srv) - before
+                    h = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 1, d, work)
+                    h_ok = grpc_ok_count(srv) - before
                     base_ms = inproc["latency_ms"]["p50"] if "latency_ms" in inproc else inproc.get("p50_ms")
-                    g50 = g["by_status"].get(200, {}).get("p50_ms")
-                    rounds.append({"in_process": inproc, "rest_binary": b, "rest_json": j, "grpc": g, "grpc_ok": g_ok,
+                    g50 = g["p50_ms"]
+                    h50 = h["by_status"].get(200, {}).get("p50_ms")
+                    rounds.append({"in_process": inproc, "rest_binary": b, "rest_json": j, "grpc": g, "grpc_h2load": h,
+                                   "grpc_h2load_ok": h_ok,
                                    "added_us": {"rest_binary": (b["p50_ms"] - base_ms) * 1e3,
                                                 "rest_json": (j["p50_ms"] - base_ms) * 1e3,
-                                                "grpc": (g50 - base_ms) * 1e3}})
+                                                "grpc": (g50 - base_ms) * 1e3, "grpc_h2load": (h50 - base_ms) * 1e3}})
                     say(f"{round_tag(r, args.rounds)}concurrency 1, p50: in-process {base_ms:.3f} ms; REST binary {b['p50_ms']:.3f} ms "
                         f"(+{(b['p50_ms'] - base_ms) * 1e3:.0f} us); REST JSON {j['p50_ms']:.3f} ms (+{(j['p50_ms'] - base_ms) * 1e3:.0f} us); "
-                        f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g_ok} ok)")
+                        f"gRPC {g50:.3f} ms (+{(g50 - base_ms) * 1e3:.0f} us, {g['failed']} failed); "
+                        f"gRPC from h2load {h50:.3f} ms (+{(h50 - base_ms) * 1e3:.0f} us, {h_ok} ok)")
                 results["overhead"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
                 m = medians(rounds, "added_us")
                 if m:
                     say(f"concurrency 1, median of {len(rounds)} rounds, p50 added: REST binary +{m['rest_binary']:.0f} us; "
-                        f"REST JSON +{m['rest_json']:.0f} us; gRPC +{m['grpc']:.0f} us")
+                        f"REST JSON +{m['rest_json']:.0f} us; gRPC +{m['grpc']:.0f} us (h2load +{m['grpc_h2load']:.0f} us)")
             if "throughput" in phases:
                 rounds = []
                 for r in range(args.rounds):
                     inproc8 = soak(args.tandem, 8, args.engine_threads, d, work)
                     b8 = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)
+                    g8 = grpc_load(srv.grpc, 8, d, work)
                     before = grpc_ok_count(srv)
-                    g8 = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 8, d, work)
-                    g8_ok = grpc_ok_count(srv) - before
+                    h8 = h2load(grpc_url, work / "grpc.frame", grpc_headers(), 8, d, work)
+                    h8_ok = grpc_ok_count(srv) - before
                     r0 = inproc8["requests_per_second"]
-                    g8_rps = g8_ok / d  # answered OK by the server (h2load cannot read grpc-status)
-                    rounds.append({"in_process": inproc8, "rest_binary": b8, "grpc": g8, "grpc_ok": g8_ok,
-                                   "grpc_ok_rps": g8_rps, "share": {"rest_binary": b8["rps"] / r0, "grpc": g8_rps / r0}})
+                    h8_rps = h8_ok / d  # answered OK by the server (h2load cannot read grpc-status)
+                    rounds.append({"in_process": inproc8, "rest_binary": b8, "grpc": g8, "grpc_h2load": h8,
+                                   "grpc_h2load_ok_rps": h8_rps,
+                                   "share": {"rest_binary": b8["rps"] / r0, "grpc": g8["ok_rps"] / r0,
+                                             "grpc_h2load": h8_rps / r0}})
                     say(f"{round_tag(r, args.rounds)}concurrency 8, req/s: in-process {r0:.0f}; REST binary {b8['rps']:.0f} ({b8['rps'] / r0:.0%}); "
-                        f"gRPC {g8_rps:.0f} answered OK ({g8_rps / r0:.0%}; h2load saw {g8['rps']:.0f}/s)")
+                        f"gRPC {g8['ok_rps']:.0f} OK ({g8['ok_rps'] / r0:.0%}, {g8['failed']} failed); "
+                        f"gRPC from h2load {h8_rps:.0f} answered OK ({h8_rps / r0:.0%})")
                 results["throughput"] = rounds[0] if len(rounds) == 1 else {"rounds": rounds}
                 m = medians(rounds, "share")
                 if m:
                     say(f"concurrency 8, median of {len(rounds)} rounds, share of in process: REST binary {m['rest_binary']:.0%}; "
-                        f"gRPC {m['grpc']:.0%}")
+                        f"gRPC {m['grpc']:.0%} (h2load {m['grpc_h2load']:.0%})")
         if "overload" in phases:
             # A short queue (4 per model): admitted requests wait at most a few service times.
             repo_o = make_repo(work, "overload", dict(base, max_queue_size=4))
@@ -323,9 +355,7 @@ def main():
                 u = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 1, d, work)
                 sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, d, work)["ok_rps"]
                 # Open loop: requests are due at factor x sustainable whatever the server does.
-                client = work / "open_loop"
-                subprocess.run(["g++", "-O2", "-std=c++20", str(ROOT / "bench/serve/open_loop.cpp"), "-o", str(client),
-                                "-pthread"], check=True)
+                client = build_client("open_loop", work)
                 rate = args.overload_factor * sustain
                 rss = []
                 stop = threading.Event()

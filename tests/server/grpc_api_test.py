@@ -6,12 +6,14 @@ Usage: python3 grpc_api_test.py REPO_ROOT TANDEM_BINARY
 Builds a temporary model repository (the PaddleOCR direction classifier, a tiny Mul model and a
 strict model that always fails), starts `tandem serve` on free loopback ports, and checks every
 RPC, that ModelInfer answers bit-identically to `tandem run`, the error codes and messages of
-bad requests, that injected faults are covered by fallback (10,000 calls, none failed), and that a
-strict model's readiness follows its breaker. Servers are always stopped, even when a check fails.
+bad requests, that injected faults are covered by fallback (10,000 calls, none failed), that a
+strict model's readiness follows its breaker, and that SIGTERM while calls wait in a model's queue
+loses none of them (exit 0). Servers are always stopped, even when a check fails.
 Python client stubs are generated at run time from src/server/proto with grpc_tools.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,7 @@ class Served:
         try:
             ports = self._wait_for_ports(30)
             self.metrics_port = ports.get("metrics", -1)
+            self.http_port = ports["http"]
             self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
             self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
             deadline = time.monotonic() + 60
@@ -284,6 +287,45 @@ def test_injected_faults_are_covered(pb, pb_grpc, repo, tmp):
         check(not wrong, "fault drill: every answer is x * 2 (%d wrong)" % len(wrong))
 
 
+def test_sigterm_under_load(pb, pb_grpc, tmp):
+    """SIGTERM while calls wait in a model's queue (held by their handler threads): every call
+    admitted before it is answered, and the server exits 0."""
+    repo = os.path.join(tmp, "slow_repo")
+    # One instance; every call on its first route 200 ms late (abandoned at its budget and
+    # answered by the reference), so the others queue up behind it.
+    add_model(repo, "slow", write_mul_model, {"instances": 1, "fault_injection": "latency_ms=200"})
+    calls = 6
+    results = [None] * calls
+    with Served(pb, pb_grpc, repo, tmp, "sigterm", ["--grace-seconds", "60"]) as server:
+        def client(i):
+            x = np.full((1, 16), float(i), dtype=np.float32)
+            try:
+                y = output_array(server.stub.ModelInfer(infer_request(pb, "slow", "x", x), timeout=120))
+                results[i] = "ok" if np.array_equal(y, x * 2) else "wrong answer"
+            except grpc.RpcError as e:
+                results[i] = "%s: %s" % (e.code().name, e.details())
+
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(calls)]
+        for w in workers:
+            w.start()
+        queued = 0
+        deadline = time.monotonic() + 30
+        while queued < 2 and time.monotonic() < deadline:
+            with urllib.request.urlopen("http://127.0.0.1:%d/v2/models/slow/stats" % server.http_port, timeout=10) as r:
+                queued = max(v["queued"] for v in json.load(r)["model_stats"])
+            time.sleep(0.01)
+        check(queued >= 2, "SIGTERM under load: calls queued up before the signal (%d)" % queued)
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = server.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            rc = "still running after 120 s"
+        for w in workers:
+            w.join(timeout=120)
+        check(rc == 0, "SIGTERM under load: exit 0 (got %s): %s" % (rc, server.tail()[-400:] if rc != 0 else ""))
+        check(results == ["ok"] * calls, "SIGTERM under load: every admitted call answered correctly (%s)" % results)
+
+
 def test_requests_are_counted(server):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=10) as r:
         text = r.read().decode()
@@ -341,6 +383,7 @@ def main():
         fault_repo = os.path.join(tmp, "fault_repo")
         add_model(fault_repo, "mul", write_mul_model)
         test_injected_faults_are_covered(pb, pb_grpc, fault_repo, tmp)
+        test_sigterm_under_load(pb, pb_grpc, tmp)
 
     if FAILURES:
         print("%d check(s) failed:\n  %s" % (len(FAILURES), "\n  ".join(FAILURES)))

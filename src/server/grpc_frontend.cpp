@@ -1,12 +1,16 @@
 // grpc_frontend.cpp: see grpc_frontend.h. ModelInfer uses grpc++'s callback API: the call is
 // decoded and handed to the scheduler on a gRPC thread, and the scheduler's `done` encodes the
 // answer and finishes the call on the thread that computed it, so no thread waits per call.
+// grpc++ runs callbacks on the threads that also read the connections (two on a 2-core
+// machine), so the engine call runs there only while no other call is open (the scheduler's
+// caller-runs path: no hand-off for a lone call); otherwise a scheduler thread makes it.
 // The other methods answer at once and stay synchronous.
 #include "grpc_frontend.h"
 
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <thread>
 
@@ -124,8 +128,13 @@ class InferenceService final : public ServiceBase {
       }
       if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms) request.timeout_ms = left_ms;
     }
+    // The engine call may run on this thread (one of the few that read every connection) only
+    // when no other call is open: otherwise the bytes of those calls would wait unread for it.
+    const bool only_call = open_calls_.fetch_add(1, std::memory_order_relaxed) == 0;
     Server* server = &server_;
-    auto done = [server, context, reactor, out, start](InferOutcome&& outcome) {
+    std::atomic<int>* open_calls = &open_calls_;
+    auto done = [server, context, reactor, out, start, open_calls](InferOutcome&& outcome) {
+      open_calls->fetch_sub(1, std::memory_order_relaxed);
       if (context->IsCancelled()) {  // the client went away: nobody reads the answer
         reactor->Finish(server::answer(*server, grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), start));
       } else if (outcome.error) {
@@ -135,7 +144,10 @@ class InferenceService final : public ServiceBase {
         reactor->Finish(server::answer(*server, grpc::Status::OK, start));
       }
     };
-    if (auto err = server_.infer(std::move(request), std::move(done))) reactor->Finish(answer(*err, start));
+    if (auto err = server_.infer(std::move(request), std::move(done), only_call)) {
+      open_calls_.fetch_sub(1, std::memory_order_relaxed);
+      reactor->Finish(answer(*err, start));
+    }
     return reactor;
   }
 
@@ -146,6 +158,7 @@ class InferenceService final : public ServiceBase {
   }
 
   Server& server_;
+  std::atomic<int> open_calls_{0};  // ModelInfer calls admitted or being admitted, not yet done
 };
 
 int clamp_to_int(size_t bytes) { return static_cast<int>(std::min<size_t>(bytes, INT_MAX)); }

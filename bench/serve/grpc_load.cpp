@@ -239,8 +239,11 @@ int main(int argc, char** argv) {
   run.message.assign(std::istreambuf_iterator<char>(in), {});
   if (run.message.size() < 5) return usage("the frame file holds no gRPC message");
 
-  nghttp2_session_callbacks* callbacks = nullptr;
-  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks* raw_callbacks = nullptr;
+  if (nghttp2_session_callbacks_new(&raw_callbacks) != 0) return usage("out of memory");
+  const std::unique_ptr<nghttp2_session_callbacks, void (*)(nghttp2_session_callbacks*)> owned_callbacks(
+      raw_callbacks, nghttp2_session_callbacks_del);
+  nghttp2_session_callbacks* callbacks = raw_callbacks;
   nghttp2_session_callbacks_set_send_callback(callbacks, on_send);
   nghttp2_session_callbacks_set_send_data_callback(callbacks, on_send_data);
   nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, on_read_length);
@@ -252,7 +255,14 @@ int main(int argc, char** argv) {
     auto c = std::make_unique<Connection>();
     c->run = &run;
     c->fd = connect_to(o.port);
-    if (c->fd < 0) return usage(("cannot connect to 127.0.0.1:" + std::to_string(o.port)).c_str());
+    if (c->fd < 0) {
+      std::fprintf(stderr, "grpc_load: cannot connect to 127.0.0.1:%d: %s\n", o.port, std::strerror(errno));
+      for (auto& open : connections) {
+        close(open->fd);
+        nghttp2_session_del(open->session);
+      }
+      return 1;
+    }
     nghttp2_session_client_new(&c->session, callbacks, c.get());
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
@@ -295,7 +305,6 @@ int main(int argc, char** argv) {
     if (c->fd >= 0) close(c->fd);
     nghttp2_session_del(c->session);
   }
-  nghttp2_session_callbacks_del(callbacks);
 
   std::printf("{\"calls\": %llu, \"seconds\": %.3f, \"rps\": %.1f, \"transport_errors\": %llu, \"by_grpc_status\": {",
               static_cast<unsigned long long>(run.completed), o.seconds, static_cast<double>(run.completed) / o.seconds,

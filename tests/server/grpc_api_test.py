@@ -7,8 +7,9 @@ Builds a temporary model repository (the PaddleOCR direction classifier, a tiny 
 strict model that always fails), starts `tandem serve` on free loopback ports, and checks every
 RPC, that ModelInfer answers bit-identically to `tandem run`, the error codes and messages of
 bad requests, that injected faults are covered by fallback (10,000 calls, none failed), that a
-strict model's readiness follows its breaker, and that SIGTERM while calls wait in a model's queue
-loses none of them (exit 0). Servers are always stopped, even when a check fails.
+strict model's readiness follows its breaker, that SIGTERM while calls wait in a model's queue
+loses none of them (exit 0), and that the benchmark's gRPC load client (bench/serve/grpc_load.cpp,
+compiled here) counts calls by grpc-status as the server does. Servers are always stopped, even when a check fails.
 Python client stubs are generated at run time from src/server/proto with grpc_tools.
 """
 import json
@@ -89,6 +90,7 @@ class Served:
             ports = self._wait_for_ports(30)
             self.metrics_port = ports.get("metrics", -1)
             self.http_port = ports["http"]
+            self.grpc_port = ports["grpc"]
             self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
             self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
             deadline = time.monotonic() + 60
@@ -288,8 +290,8 @@ def test_injected_faults_are_covered(pb, pb_grpc, repo, tmp):
 
 
 def test_sigterm_under_load(pb, pb_grpc, tmp):
-    """SIGTERM while calls wait in a model's queue (held by their handler threads): every call
-    admitted before it is answered, and the server exits 0."""
+    """SIGTERM while calls wait in a model's queue: every call admitted before it is answered,
+    and the server exits 0."""
     repo = os.path.join(tmp, "slow_repo")
     # One instance; every call on its first route 200 ms late (abandoned at its budget and
     # answered by the reference), so the others queue up behind it.
@@ -326,7 +328,8 @@ def test_sigterm_under_load(pb, pb_grpc, tmp):
         check(results == ["ok"] * calls, "SIGTERM under load: every admitted call answered correctly (%s)" % results)
 
 
-def test_requests_are_counted(server):
+def grpc_requests_counted(server):
+    """The server's gRPC request counters by HTTP-equivalent code."""
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % server.metrics_port, timeout=10) as r:
         text = r.read().decode()
     counted = {}
@@ -334,6 +337,41 @@ def test_requests_are_counted(server):
         if line.startswith('tandem_server_requests_total{protocol="grpc",'):
             code = line.split('code="')[1].split('"')[0]
             counted[code] = float(line.rsplit(" ", 1)[1])
+    return counted
+
+
+def test_load_client_counts_what_the_server_answered(pb, server, tmp):
+    """bench/serve/grpc_load.cpp, which the serve benchmark's gRPC figures come from: its calls
+    by grpc-status agree with the server's own counters."""
+    client = os.path.join(tmp, "grpc_load")
+    subprocess.run(["g++", "-O2", "-std=c++20", os.path.join(ROOT, "bench", "serve", "grpc_load.cpp"), "-o", client,
+                    "-lnghttp2"], check=True)
+    x = np.random.default_rng(5).random((1, 3, 48, 192), dtype=np.float32)
+    for model, code, http in (("cls", "0", "200"), ("no-such-model", "5", "404")):
+        frame = os.path.join(tmp, model + ".frame")
+        message = infer_request(pb, model, "x", x).SerializeToString()
+        with open(frame, "wb") as f:
+            f.write(b"\0" + len(message).to_bytes(4, "big") + message)
+        before = grpc_requests_counted(server).get(http, 0)
+        run = subprocess.run([client, "--port", str(server.grpc_port), "--path", "/inference.GRPCInferenceService/ModelInfer",
+                              "--frame", frame, "--seconds", "1", "--connections", "2"], capture_output=True, text=True,
+                             timeout=60)
+        counted = grpc_requests_counted(server).get(http, 0) - before
+        result = json.loads(run.stdout) if run.returncode == 0 else {}
+        calls = result.get("by_grpc_status", {}).get(code, {}).get("n", 0)
+        check(run.returncode == 0 and result["transport_errors"] == 0 and calls > 0
+              and set(result["by_grpc_status"]) == {code},
+              "grpc_load on %s: every call ended with grpc-status %s (%s %s)" % (model, code, run.stdout.strip(),
+                                                                               run.stderr.strip()))
+        # Calls still open at the end are answered and counted by the server, not by the client.
+        check(calls <= counted <= calls + 2, "grpc_load on %s: %d calls, the server counted %d" % (model, calls, counted))
+    run = subprocess.run([client, "--port", str(server.grpc_port), "--path", "/x"], capture_output=True, text=True)
+    check(run.returncode == 2 and "required" in run.stderr, "grpc_load without its options: exit 2 and why (%d)"
+          % run.returncode)
+
+
+def test_requests_are_counted(server):
+    counted = grpc_requests_counted(server)
     check(counted.get("200", 0) >= 5 and counted.get("404", 0) >= 4 and counted.get("400", 0) >= 4
           and counted.get("504", 0) >= 1 and counted.get("413", 0) >= 1, "metrics count gRPC requests by HTTP-equivalent code (%s)" % counted)
 
@@ -376,6 +414,7 @@ def main():
                 test_errors(pb, server)
                 test_requests_are_counted(server)
                 test_strict_readiness_follows_the_breaker(pb, server)
+                test_load_client_counts_what_the_server_answered(pb, server, tmp)
             except Exception:
                 print("server log:\n" + server.tail())
                 raise

@@ -24,7 +24,10 @@ std::string index_string(int64_t linear, const Shape& shape) {
     }
   }
   std::string s = "[";
-  for (size_t i = 0; i < idx.size(); ++i) s += (i ? "," : "") + std::to_string(idx[i]);
+  for (size_t i = 0; i < idx.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(idx[i]);
+  }
   return s + "]";
 }
 

@@ -101,7 +101,7 @@ __attribute__((target("avx512f"))) void chain_row_lanes_t(const PatchDeconv& p, 
       for (int64_t i = 0; i < k; ++i) {
         float* d = o + ((n * p.O + oc) * OH + y * k + i) * OW + X0 * k;
         const int64_t t0 = (oc * k + i) * k;
-        if (k == 2 && np == 16) {  // two taps side by side: interleaved by two permutes
+        if (T >= 4 && k == 2 && np == 16) {  // two taps side by side: interleaved by two permutes (k 2: T >= 4)
           const __m512 a = _mm512_load_ps(taps[t0]), b = _mm512_load_ps(taps[t0 + 1]);
           _mm512_storeu_ps(d, _mm512_permutex2var_ps(a, lo_pairs, b));
           _mm512_storeu_ps(d + 16, _mm512_permutex2var_ps(a, hi_pairs, b));

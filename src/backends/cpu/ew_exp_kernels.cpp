@@ -121,6 +121,18 @@ TANDEM_TARGET_AVX512 inline __m512 exp_shifted16(__m512 x, __m512 shift) {
   return _mm512_maskz_mov_ps(kept, exp_avx512(_mm512_min_ps(hi, _mm512_max_ps(lo, d))));
 }
 
+// The sum of the 16 lanes, in the pairwise order of _mm512_reduce_add_ps (lanes i + 8, then
+// i + 4, i + 2, i + 1), so the same bits; written with shuffles because GCC 12's
+// _mm512_reduce_add_ps and unmasked shuffles read an undefined vector (a -Wuninitialized
+// warning in its header); the all-lanes masked forms take `v` instead and compile the same.
+TANDEM_TARGET_AVX512 inline float sum_lanes16(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cvtss_f32(v);
+}
+
 TANDEM_TARGET_AVX512 float exp_shifted_sum_avx512(const float* x, float* y, int64_t n, float shift) {
   const __m512 s = _mm512_set1_ps(shift);
   __m512 sum = _mm512_setzero_ps();
@@ -136,7 +148,7 @@ TANDEM_TARGET_AVX512 float exp_shifted_sum_avx512(const float* x, float* y, int6
     if (y) _mm512_mask_storeu_ps(y + i, tail, e);
     sum = _mm512_add_ps(sum, e);
   }
-  return _mm512_reduce_add_ps(sum);
+  return sum_lanes16(sum);
 }
 
 TANDEM_TARGET_AVX2 inline __m256 exp_shifted8(__m256 x, __m256 shift) {

@@ -58,13 +58,12 @@ struct Connection {
   Run* run = nullptr;
   int fd = -1;
   nghttp2_session* session = nullptr;
-  std::deque<std::string> owned;   // storage of copied segments (never moved), alive until written
-  std::vector<iovec> pending;      // what to write, in order
-  size_t pending_offset = 0;       // bytes of pending[0..] already written
-  int32_t stream = -1;             // the open call's stream
-  size_t body_sent = 0;            // bytes of the message given to nghttp2 for that call
+  std::deque<std::string> owned;  // storage of copied segments (never moved), alive until written
+  std::vector<iovec> pending;     // what is left to write, in order
+  int32_t stream = -1;            // the open call's stream
+  size_t body_sent = 0;           // bytes of the message given to nghttp2 for that call
   Clock::time_point started;
-  int grpc_status = -1;            // from the trailers; -1: none seen
+  int grpc_status = -1;  // from the trailers; -1: none seen
   bool failed = false;
 };
 
@@ -87,13 +86,12 @@ ssize_t on_send(nghttp2_session*, const uint8_t* data, size_t length, int, void*
 }
 
 // DATA frames: the 9-byte header is copied, the payload referenced in the message.
-int on_send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* header, size_t length, nghttp2_data_source*,
+int on_send_data(nghttp2_session*, nghttp2_frame*, const uint8_t* header, size_t length, nghttp2_data_source*,
                  void* user) {
   auto& c = *static_cast<Connection*>(user);
   queue_bytes(c, header, 9);
   if (length) c.pending.push_back(iovec{const_cast<char*>(c.run->message.data()) + c.body_sent, length});
   c.body_sent += length;
-  (void)frame;
   return 0;
 }
 
@@ -146,8 +144,8 @@ void start_call(Connection& c) {
                       NGHTTP2_NV_FLAG_NONE};
   };
   const std::string post = "POST", http = "http", grpc = "application/grpc", trailers = "trailers";
-  nghttp2_nv headers[] = {nv(":method", post), nv(":scheme", http), nv(":path", path), nv(":authority", authority),
-                          nv("content-type", grpc), nv("te", trailers)};
+  nghttp2_nv headers[] = {nv(":method", post),         nv(":scheme", http),      nv(":path", path),
+                          nv(":authority", authority), nv("content-type", grpc), nv("te", trailers)};
   nghttp2_data_provider body{};
   body.read_callback = on_read_body;
   c.body_sent = 0;
@@ -161,16 +159,16 @@ void start_call(Connection& c) {
 bool flush(Connection& c) {
   while (!c.pending.empty()) {
     const int count = static_cast<int>(std::min<size_t>(c.pending.size(), IOV_MAX));
-    std::vector<iovec> iov(c.pending.begin(), c.pending.begin() + count);
-    iov[0].iov_base = static_cast<char*>(iov[0].iov_base) + c.pending_offset;
-    iov[0].iov_len -= c.pending_offset;
-    const ssize_t n = writev(c.fd, iov.data(), count);
+    const ssize_t n = writev(c.fd, c.pending.data(), count);
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-    size_t left = static_cast<size_t>(n) + c.pending_offset;
-    size_t done = 0;
-    while (done < c.pending.size() && left >= c.pending[done].iov_len) left -= c.pending[done++].iov_len;
+    // Drops the segments written whole and trims the one written in part.
+    size_t written = static_cast<size_t>(n), done = 0;
+    while (done < c.pending.size() && written >= c.pending[done].iov_len) written -= c.pending[done++].iov_len;
     c.pending.erase(c.pending.begin(), c.pending.begin() + static_cast<long>(done));
-    c.pending_offset = left;
+    if (written) {
+      c.pending.front().iov_base = static_cast<char*>(c.pending.front().iov_base) + written;
+      c.pending.front().iov_len -= written;
+    }
   }
   c.owned.clear();
   return true;
@@ -214,8 +212,8 @@ double quantile(std::vector<double> v, double q) {
 }
 
 int usage(const char* why) {
-  std::fprintf(stderr, "grpc_load: %s\nusage: grpc_load --port P --path PATH --frame FILE --seconds S [--connections C]\n",
-               why);
+  std::fprintf(
+      stderr, "grpc_load: %s\nusage: grpc_load --port P --path PATH --frame FILE --seconds S [--connections C]\n", why);
   return 2;
 }
 
@@ -226,12 +224,18 @@ int main(int argc, char** argv) {
   Options& o = run.options;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--port") o.port = std::atoi(value.c_str());
-    else if (key == "--path") o.path = value;
-    else if (key == "--frame") o.frame_file = value;
-    else if (key == "--seconds") o.seconds = std::atof(value.c_str());
-    else if (key == "--connections") o.connections = std::atoi(value.c_str());
-    else return usage(("unknown option " + key).c_str());
+    if (key == "--port")
+      o.port = std::atoi(value.c_str());
+    else if (key == "--path")
+      o.path = value;
+    else if (key == "--frame")
+      o.frame_file = value;
+    else if (key == "--seconds")
+      o.seconds = std::atof(value.c_str());
+    else if (key == "--connections")
+      o.connections = std::atoi(value.c_str());
+    else
+      return usage(("unknown option " + key).c_str());
   }
   if (o.port <= 0 || o.path.empty() || o.frame_file.empty() || o.seconds <= 0 || o.connections < 1)
     return usage("--port, --path, --frame and --seconds are required");
@@ -289,7 +293,8 @@ int main(int argc, char** argv) {
     }
     const auto now = Clock::now();
     if (!open || now >= give_up) break;
-    const int wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now).count()) + 1;
+    const int wait_ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now).count()) + 1;
     if (poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     for (size_t i = 0; i < connections.size(); ++i) {
       Connection& c = *connections[i];
@@ -311,8 +316,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(run.transport_errors));
   bool first = true;
   for (const auto& [status, latencies] : run.latency_ms) {
-    std::printf("%s\"%d\": {\"n\": %zu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f}", first ? "" : ", ", status,
-                latencies.size(), quantile(latencies, 0.5), quantile(latencies, 0.99), quantile(latencies, 1.0));
+    std::printf("%s\"%d\": {\"n\": %zu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f}", first ? "" : ", ",
+                status, latencies.size(), quantile(latencies, 0.5), quantile(latencies, 0.99),
+                quantile(latencies, 1.0));
     first = false;
   }
   std::printf("}}\n");

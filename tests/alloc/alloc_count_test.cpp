@@ -252,7 +252,8 @@ TEST(SteadyStateRun, OwnKernelsMakeNoHeapAllocationsAtAll) {
   g->outputs = {ValueInfo{"y", {}}, ValueInfo{"r", {}}};
   const std::vector<Value> inputs{Value::of(random_tensor({2, 8, 33, 17}, 1))};
   for (int threads : {1, 2}) {
-    auto placed = PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
+    auto placed =
+        PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
     ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
     for (const auto& n : (*placed)->report().nodes)
       ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
@@ -328,7 +329,8 @@ TEST(SteadyStateRun, QuantizedContribOpsAllocateNothingOutsideOneDnn) {
   g->outputs = {ValueInfo{"y", {}}, ValueInfo{"d", {}}};
   const std::vector<Value> inputs{Value::of(random_tensor({1, 16, 20, 20}, 1)), Value::of(random_tensor({8, 32}, 2))};
   for (int threads : {1, 2}) {
-    auto placed = PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
+    auto placed =
+        PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
     ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
     for (const auto& n : (*placed)->report().nodes)
       ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
@@ -381,7 +383,8 @@ TEST(SteadyStateRun, RecurrentLayersAllocateNothingOutsideOneDnn) {
   g->outputs = {ValueInfo{"yc", {}}, ValueInfo{"gy", {}}};  // in the order the segment makes them
   const std::vector<Value> inputs{Value::of(random_tensor({50, 4, 128}, 1))};
   for (int threads : {1, 2}) {
-    auto placed = PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
+    auto placed =
+        PlacedModel::create(g, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
     ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
     for (const auto& n : (*placed)->report().nodes)
       ASSERT_EQ(n.backend, "cpu") << n.node << " runs on " << n.backend;
@@ -409,7 +412,8 @@ TEST_P(PaddleOcrRun, AllocatesNothingOutsideOneDnn) {
   ASSERT_TRUE(std::filesystem::exists(path)) << path.string() << " is missing: run scripts/setup";
   auto model = load_model(path);
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
-  auto placed = PlacedModel::create(model->graph, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
+  auto placed =
+      PlacedModel::create(model->graph, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
   ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
   ASSERT_EQ((*placed)->report().nodes_per_backend.count("reference"), 0u) << "the model must run wholly on cpu";
   const std::string what = std::string(c.file) + " with " + std::to_string(threads) + " thread(s)";

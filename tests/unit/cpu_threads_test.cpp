@@ -33,7 +33,8 @@ TEST(CpuBackendThreads, ConcurrentRunsDoNotOversubscribe) {
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
   // A team as large as the machine: two such runs at once cannot both have it.
   const int threads = std::max(2, physical_cores());
-  auto placed = PlacedModel::create(model->graph, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
+  auto placed =
+      PlacedModel::create(model->graph, {cpu, find_backend("reference")}, CompileOptions{threads, Precision::fp32, {}});
   ASSERT_TRUE(placed.is_ok()) << placed.status().to_string();
 
   Tensor x(DataType::float32, {1, 3, 192, 192});

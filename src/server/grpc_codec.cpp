@@ -1,7 +1,9 @@
 // grpc_codec.cpp: see grpc_codec.h.
 #include "grpc_codec.h"
 
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -38,17 +40,29 @@ size_t contents_element_count(const InferTensorContents& c) {
          c.bytes_contents_size();
 }
 
-// Raw little-endian elements of a fixed-size dtype: exactly `bytes` of them.
-std::optional<ProtocolError> decode_raw_fixed(const std::string& what, const std::string& raw, size_t bytes,
+// Raw little-endian elements of a fixed-size dtype: exactly `bytes` of them. The tensor takes
+// the message's bytes over (moved out of `raw`, shared with the tensor) when they suit the
+// dtype as they are: anything but BOOL (its bytes become bool values), at an address aligned
+// for the element type (heap strings always are; a short string held inline may not be).
+std::optional<ProtocolError> decode_raw_fixed(const std::string& what, std::string* raw, size_t bytes,
                                               DataType dtype, const Shape& shape, Tensor* tensor) {
-  if (raw.size() != bytes)  // before allocating
-    return bad_request(what + ": expected " + std::to_string(bytes) + " bytes, got " + std::to_string(raw.size()));
+  if (raw->size() != bytes)  // before allocating
+    return bad_request(what + ": expected " + std::to_string(bytes) + " bytes, got " + std::to_string(raw->size()));
+  if (dtype != DataType::boolean && bytes > 0) {
+    auto owner = std::make_shared<std::string>(std::move(*raw));
+    void* data = owner->data();
+    if (reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) == 0) {
+      *tensor = Tensor::adopt(dtype, shape, std::shared_ptr<void>(std::move(owner), data));
+      return std::nullopt;
+    }
+    *raw = std::move(*owner);  // misaligned: copied below instead
+  }
   *tensor = Tensor::uninitialized(dtype, shape);  // every byte is written below
   if (tensor->dtype() == DataType::boolean) {
     bool* out = tensor->data<bool>();
-    for (size_t i = 0; i < raw.size(); ++i) out[i] = raw[i] != 0;
+    for (size_t i = 0; i < raw->size(); ++i) out[i] = (*raw)[i] != 0;
   } else if (bytes > 0) {
-    std::memcpy(tensor->raw_data(), raw.data(), bytes);
+    std::memcpy(tensor->raw_data(), raw->data(), bytes);
   }
   return std::nullopt;
 }
@@ -145,7 +159,7 @@ std::optional<ProtocolError> decode_typed(const std::string& what, const InferTe
   }
 }
 
-std::optional<ProtocolError> decode_input(const ModelInferRequest& in, int index, const RequestLimits& limits,
+std::optional<ProtocolError> decode_input(ModelInferRequest& in, int index, const RequestLimits& limits,
                                           InferTensor* out) {
   const ModelInferRequest::InferInputTensor& input = in.inputs(index);
   if (input.name().empty()) return bad_request("input " + std::to_string(index) + ": name is empty");
@@ -164,8 +178,8 @@ std::optional<ProtocolError> decode_input(const ModelInferRequest& in, int index
     return decode_typed(what, input.contents(), *dtype, count, shape, &out->tensor);
   if (contents_element_count(input.contents()) != 0)
     return bad_request(what + ": has both contents and raw_input_contents");
-  const std::string& raw = in.raw_input_contents(index);
-  if (*dtype == DataType::string) return decode_raw_strings(what, raw, count, shape, &out->tensor);
+  std::string* raw = in.mutable_raw_input_contents(index);
+  if (*dtype == DataType::string) return decode_raw_strings(what, *raw, count, shape, &out->tensor);
   return decode_raw_fixed(what, raw, bytes, *dtype, shape, &out->tensor);
 }
 
@@ -189,8 +203,9 @@ std::optional<ProtocolError> decode_timeout(const ModelInferRequest& in, InferRe
 
 }  // namespace
 
-std::optional<ProtocolError> decode_grpc_infer_request(const ModelInferRequest& in, const RequestLimits& limits,
+std::optional<ProtocolError> decode_grpc_infer_request(ModelInferRequest* message, const RequestLimits& limits,
                                                        InferRequest* out) {
+  ModelInferRequest& in = *message;
   *out = InferRequest{};
   if (in.model_name().empty()) return bad_request("model_name is empty");
   out->model = in.model_name();

@@ -7,11 +7,13 @@
 // The other methods answer at once and stay synchronous.
 #include "grpc_frontend.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <mutex>
 #include <thread>
 
 #include "grpc_codec.h"
@@ -50,10 +52,32 @@ grpc::Status answer(Server& server, grpc::Status status, Clock::time_point start
 }
 
 using ServiceBase = inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<inference::GRPCInferenceService::Service>;
+using InferHolder = grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>;
+
+// ModelInfer's request and response, allocated by the service instead of by grpc++ so that the
+// handler owns the request and may move its raw contents into the tensors (grpc++ hands a
+// handler a const request). grpc++ releases them once the call is finished.
+class InferMessages final : public InferHolder {
+ public:
+  InferMessages() {
+    set_request(&request_);
+    set_response(&response_);
+  }
+  void Release() override { delete this; }
+
+ private:
+  inference::ModelInferRequest request_;
+  inference::ModelInferResponse response_;
+};
+
+class InferMessageAllocator final : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
+ public:
+  InferHolder* AllocateMessages() override { return new InferMessages; }
+};
 
 class InferenceService final : public ServiceBase {
  public:
-  explicit InferenceService(Server& server) : server_(server) {}
+  explicit InferenceService(Server& server) : server_(server) { SetMessageAllocatorFor_ModelInfer(&allocator_); }
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* out) override {
@@ -113,8 +137,14 @@ class InferenceService final : public ServiceBase {
                                        inference::ModelInferResponse* out) override {
     const auto start = Clock::now();
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    // `in` is the request of this service's allocator, ours to change.
+    auto* messages = static_cast<InferHolder*>(context->GetRpcAllocatorState());
+    if (messages == nullptr || messages->request() != in) {
+      reactor->Finish(answer(grpc::Status(grpc::StatusCode::INTERNAL, "the request was not allocated by the service"), start));
+      return reactor;
+    }
     InferRequest request;
-    if (auto err = decode_grpc_infer_request(*in, server_.options().limits, &request)) {
+    if (auto err = decode_grpc_infer_request(messages->request(), server_.options().limits, &request)) {
       reactor->Finish(answer(*err, start));
       return reactor;
     }
@@ -158,6 +188,7 @@ class InferenceService final : public ServiceBase {
   }
 
   Server& server_;
+  InferMessageAllocator allocator_;
   std::atomic<int> open_calls_{0};  // ModelInfer calls admitted or being admitted, not yet done
 };
 
@@ -173,6 +204,11 @@ struct GrpcFrontend::Impl {
 };
 
 Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOptions options) {
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex that grpc++ takes (several
+  // per call) also updates a process-wide lock-order graph under one global lock. That is a
+  // debugging aid for Abseil's own users; grpc++ does not need it to be correct.
+  static std::once_flag no_deadlock_graph;
+  std::call_once(no_deadlock_graph, [] { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); });
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<InferenceService>(server);
   int threads = options.threads;

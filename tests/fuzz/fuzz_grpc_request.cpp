@@ -52,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_tensor_bytes = 1u << 20;
   limits.max_tensors = 16;
   InferRequest decoded;
-  if (auto err = decode_grpc_infer_request(request, limits, &decoded)) {
+  inference::ModelInferRequest taken = request;  // the decoder takes raw contents over
+  if (auto err = decode_grpc_infer_request(&taken, limits, &decoded)) {
     if (err->message.empty() || err->message.find('\n') != std::string::npos)
       fail("error message is empty or not one line: " + err->message);
     if (err->http_status != 400 && err->http_status != 413)
@@ -83,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     again.add_raw_input_contents(encoded.raw_output_contents(i));
   }
   InferRequest redecoded;
-  if (auto err = decode_grpc_infer_request(again, limits, &redecoded)) fail("round trip refused: " + err->message);
+  if (auto err = decode_grpc_infer_request(&again, limits, &redecoded)) fail("round trip refused: " + err->message);
   for (size_t i = 0; i < decoded.inputs.size(); ++i)
     if (!same_elements(decoded.inputs[i].tensor, redecoded.inputs[i].tensor))
       fail("round trip changed input '" + decoded.inputs[i].name + "'");

@@ -50,8 +50,8 @@ std::string length_prefixed(const std::vector<std::string>& values) {
   return s;
 }
 
-std::optional<ProtocolError> decode(const ModelInferRequest& r, InferRequest* out, RequestLimits limits = {}) {
-  return decode_grpc_infer_request(r, limits, out);
+std::optional<ProtocolError> decode(ModelInferRequest r, InferRequest* out, RequestLimits limits = {}) {
+  return decode_grpc_infer_request(&r, limits, out);
 }
 
 // Decodes a one-input request and checks the tensor's dtype, shape and elements.
@@ -96,6 +96,42 @@ TEST(GrpcCodec, RawBoolBytesBecomeBools) {
   add_input(&r, "b", "BOOL", {3});
   r.add_raw_input_contents(std::string("\x00\x01\x07", 3));
   expect_decoded<bool>(r, DataType::boolean, {false, true, true});
+}
+
+TEST(GrpcCodec, RawContentsAreTakenOverWithoutACopy) {
+  std::vector<float> values(27648);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f;
+  InferRequest out;
+  const void* bytes_in_message = nullptr;
+  {
+    auto r = request_for();
+    add_input(&r, "x", "FP32", {1, 3, 48, 192});
+    r.add_raw_input_contents(raw_bytes(values));
+    bytes_in_message = r.raw_input_contents(0).data();
+    auto err = decode_grpc_infer_request(&r, {}, &out);
+    ASSERT_FALSE(err) << err->message;
+    EXPECT_TRUE(r.raw_input_contents(0).empty());  // moved out, as the header says
+  }  // the message is gone; the tensor still holds its bytes
+  ASSERT_EQ(out.inputs.size(), 1u);
+  const Tensor& t = out.inputs[0].tensor;
+  EXPECT_EQ(t.raw_data(), bytes_in_message);
+  ASSERT_EQ(t.numel(), static_cast<int64_t>(values.size()));
+  for (size_t i = 0; i < values.size(); ++i) ASSERT_EQ(t.data<float>()[i], values[i]) << "element " << i;
+}
+
+TEST(GrpcCodec, RawBoolAndBytesContentsStayInTheMessage) {
+  auto r = request_for();
+  add_input(&r, "b", "BOOL", {3});
+  add_input(&r, "s", "BYTES", {1});
+  r.add_raw_input_contents(std::string("\x00\x01\x07", 3));
+  r.add_raw_input_contents(length_prefixed({"hello"}));
+  InferRequest out;
+  auto err = decode_grpc_infer_request(&r, {}, &out);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(r.raw_input_contents(0).size(), 3u);  // converted to bools, not taken over
+  EXPECT_EQ(r.raw_input_contents(1).size(), 9u);
+  ASSERT_EQ(out.inputs.size(), 2u);
+  EXPECT_EQ(out.inputs[1].tensor.data<std::string>()[0], "hello");
 }
 
 TEST(GrpcCodec, TypedContentsOfEveryDatatypeWithATypedField) {

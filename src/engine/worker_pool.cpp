@@ -11,6 +11,9 @@ namespace tandem {
 // arena and library scratch buffers are still in cache, and threads deep in the stack stay idle
 // until `idle_exit` ends them, so a burst of abandoned calls does not leave the pool large.
 // A worker holding a call is never on the stack.
+// Wake-ups are signalled after the lock they were decided under is released, so that the woken
+// thread does not wake only to block on that lock again (two futex round trips per hand-off).
+// That is why a Worker is shared: the submitter notifies one it no longer holds the lock for.
 struct WorkerPool::Worker {
   std::condition_variable cv;
   std::shared_ptr<Call> assigned;  // guarded by State::mu
@@ -21,7 +24,7 @@ struct WorkerPool::State {
   std::mutex mu;
   std::condition_variable exit_cv;  // a thread exited
   std::deque<std::shared_ptr<Call>> queue;  // calls no idle worker could take yet
-  std::vector<Worker*> idle;                // most recently idle last
+  std::vector<std::shared_ptr<Worker>> idle;  // most recently idle last
   int max_workers = 4;
   int max_hung = 16;
   int threads = 0;
@@ -44,13 +47,14 @@ WorkerPool::~WorkerPool() {
   std::unique_lock<std::mutex> lock(state_->mu);
   state_->stop = true;
   state_->queue.clear();
-  for (Worker* w : state_->idle) w->cv.notify_one();
+  for (const auto& w : state_->idle) w->cv.notify_one();
   state_->exit_cv.wait_for(lock, shutdown_grace_, [&] { return state_->threads == 0; });
   // Threads still running are stuck in a backend call; they exit (and free the state) on return.
 }
 
 void WorkerPool::worker_main(std::shared_ptr<State> st) {
-  Worker self;
+  const auto shared_self = std::make_shared<Worker>();
+  Worker& self = *shared_self;
   std::unique_lock<std::mutex> lock(st->mu);
   st->starting--;
   std::shared_ptr<Call> call;
@@ -61,12 +65,12 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
         call = std::move(st->queue.front());
         st->queue.pop_front();
         if (self.on_stack) {
-          st->idle.erase(std::find(st->idle.begin(), st->idle.end(), &self));
+          st->idle.erase(std::find(st->idle.begin(), st->idle.end(), shared_self));
           self.on_stack = false;
         }
       } else {
         if (!self.on_stack) {
-          st->idle.push_back(&self);
+          st->idle.push_back(shared_self);
           self.on_stack = true;
         }
         self.cv.wait_for(lock, st->idle_exit, [&] { return st->stop || self.assigned != nullptr; });
@@ -97,7 +101,7 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
           next = std::move(st->queue.front());
           st->queue.pop_front();
         } else if (!st->stop) {
-          st->idle.push_back(&self);
+          st->idle.push_back(shared_self);
           self.on_stack = true;
         }
       }
@@ -108,15 +112,15 @@ void WorkerPool::worker_main(std::shared_ptr<State> st) {
         call->outputs = std::move(outputs);
         call->done = true;
         if (call->abandoned) st->hung--;
-        call->cv.notify_all();
       }
+      call->cv.notify_all();  // `call` is still held here, so its condition variable is alive
       released = nullptr;
     }
     call = std::move(next);
     lock.lock();
     if (!call && self.assigned) call = std::move(self.assigned);  // handed over while publishing
   }
-  if (self.on_stack) st->idle.erase(std::find(st->idle.begin(), st->idle.end(), &self));
+  if (self.on_stack) st->idle.erase(std::find(st->idle.begin(), st->idle.end(), shared_self));
   st->threads--;
   st->exit_cv.notify_all();
 }
@@ -132,13 +136,14 @@ Result<std::shared_ptr<WorkerPool::Call>> WorkerPool::submit(Fn fn, Clock::time_
   call->control.cancel = &call->cancel;
   call->submitted = Clock::now();
   State& st = *state_;
-  std::lock_guard<std::mutex> lock(st.mu);
+  std::unique_lock<std::mutex> lock(st.mu);
   if (st.stop) return Status(StatusCode::unavailable, "[" + name_ + "] the worker pool is shutting down");
   if (!st.idle.empty()) {
-    Worker* w = st.idle.back();
+    std::shared_ptr<Worker> w = std::move(st.idle.back());
     st.idle.pop_back();
     w->on_stack = false;
     w->assigned = call;
+    lock.unlock();
     w->cv.notify_one();
     return call;
   }

@@ -70,6 +70,9 @@ struct Scheduler::Impl {
   mutable std::mutex mutex;
   std::condition_variable work_ready;    // workers: the queue or the state changed
   std::condition_variable expiry_check;  // the expiry thread: a deadline or the state changed
+  // When the expiry thread looks at the queue next (max: only when woken). A request whose
+  // deadline is later needs no wake-up: the thread will see it in time.
+  Clock::time_point expiry_wakes_at = Clock::time_point::max();
   std::condition_variable all_finished;  // drain(): `outstanding` reached 0
   Queue queue;
   State state = State::accepting;
@@ -426,11 +429,13 @@ struct Scheduler::Impl {
     while (state != State::stopped) {
       Clock::time_point earliest = Clock::time_point::max();
       for (const Pending& pending : queue) earliest = std::min(earliest, pending.deadline);
+      expiry_wakes_at = earliest;
       if (earliest == Clock::time_point::max()) {
         expiry_check.wait(lock);
       } else {
         expiry_check.wait_until(lock, earliest);
       }
+      expiry_wakes_at = Clock::time_point::min();  // awake: it scans the queue before waiting again
       const Clock::time_point now = Clock::now();
       std::vector<Pending> expired = take_expired_locked(now);
       if (expired.empty()) continue;
@@ -494,16 +499,21 @@ std::optional<ProtocolError> Scheduler::submit(InferRequest&& request, Clock::ti
     s.run_batch(batch, batch.front().arrival);
     lock.lock();
     --s.running;
-    if (!s.queue.empty()) s.work_ready.notify_one();
+    const bool queued = !s.queue.empty();
+    lock.unlock();
+    if (queued) s.work_ready.notify_one();
     return std::nullopt;
   }
   s.queue.push_back(std::move(pending));
+  const bool expiry_must_look = deadline < s.expiry_wakes_at;
+  // Signalled after the unlock: a thread woken under the lock would only block on it again.
+  lock.unlock();
   if (s.batching) {
     s.work_ready.notify_all();
   } else {
     s.work_ready.notify_one();
   }
-  if (deadline != Clock::time_point::max()) s.expiry_check.notify_one();
+  if (expiry_must_look) s.expiry_check.notify_one();
   return std::nullopt;
 }
 

@@ -388,6 +388,36 @@ TEST(Scheduler, ExpiresAQueuedRequestWithoutRunningIt) {
   EXPECT_EQ(gated->call_rows().size(), 1u);  // "late" never reached the engine
 }
 
+// The expiry thread is woken only for a deadline sooner than the one it waits for; each queued
+// request must still expire at its own deadline, whatever order they arrive in.
+TEST(Scheduler, ExpiresQueuedRequestsAtTheirOwnDeadlinesInAnyOrder) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  gated->close();
+  Scheduler scheduler(gated, plain(1, 8), false);
+  Outcomes outcomes;
+  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+  ASSERT_TRUE(gated->wait_entered(1));
+  ASSERT_FALSE(scheduler.submit(make_request("far", 1, 3, 0), in(30s), outcomes.done_for("far")));
+  ASSERT_FALSE(scheduler.submit(make_request("near", 1, 3, 0), in(50ms), outcomes.done_for("near")));
+  ASSERT_FALSE(scheduler.submit(make_request("later", 1, 3, 0), in(150ms), outcomes.done_for("later")));
+
+  ASSERT_TRUE(outcomes.wait_for(2));  // "near" and "later", while the only instance is held
+  for (const char* name : {"near", "later"}) {
+    const InferOutcome o = outcomes.get(name);
+    ASSERT_TRUE(o.error) << name;
+    EXPECT_EQ(o.error->http_status, 504) << name;
+    EXPECT_LT(o.queue_us, 10'000'000) << name << " waited for the far deadline";
+  }
+  EXPECT_GE(outcomes.get("near").queue_us, 50'000);
+  EXPECT_GE(outcomes.get("later").queue_us, 150'000);
+  EXPECT_EQ(outcomes.calls().count("far"), 0u);
+
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(4));
+  EXPECT_FALSE(outcomes.get("far").error);
+  EXPECT_EQ(scheduler.stats().expired_in_queue, 2u);
+}
+
 TEST(Scheduler, DrainFinishesQueuedAndInFlightWorkThenRefuses) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   gated->close();

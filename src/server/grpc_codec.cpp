@@ -44,8 +44,8 @@ size_t contents_element_count(const InferTensorContents& c) {
 // the message's bytes over (moved out of `raw`, shared with the tensor) when they suit the
 // dtype as they are: anything but BOOL (its bytes become bool values), at an address aligned
 // for the element type (heap strings always are; a short string held inline may not be).
-std::optional<ProtocolError> decode_raw_fixed(const std::string& what, std::string* raw, size_t bytes,
-                                              DataType dtype, const Shape& shape, Tensor* tensor) {
+std::optional<ProtocolError> decode_raw_fixed(const std::string& what, std::string* raw, size_t bytes, DataType dtype,
+                                              const Shape& shape, Tensor* tensor) {
   if (raw->size() != bytes)  // before allocating
     return bad_request(what + ": expected " + std::to_string(bytes) + " bytes, got " + std::to_string(raw->size()));
   if (dtype != DataType::boolean && bytes > 0) {

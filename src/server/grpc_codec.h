@@ -16,8 +16,8 @@
 
 namespace tandem::server {
 
-std::optional<ProtocolError> decode_grpc_infer_request(inference::ModelInferRequest* in,
-                                                       const RequestLimits& limits, InferRequest* out);
+std::optional<ProtocolError> decode_grpc_infer_request(inference::ModelInferRequest* in, const RequestLimits& limits,
+                                                       InferRequest* out);
 // Outputs go into raw_output_contents.
 void encode_grpc_infer_response(const InferResponse& in, inference::ModelInferResponse* out);
 

@@ -70,7 +70,8 @@ class InferMessages final : public InferHolder {
   inference::ModelInferResponse response_;
 };
 
-class InferMessageAllocator final : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
+class InferMessageAllocator final
+    : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
  public:
   InferHolder* AllocateMessages() override { return new InferMessages; }
 };
@@ -140,7 +141,8 @@ class InferenceService final : public ServiceBase {
     // `in` is the request of this service's allocator, ours to change.
     auto* messages = static_cast<InferHolder*>(context->GetRpcAllocatorState());
     if (messages == nullptr || messages->request() != in) {
-      reactor->Finish(answer(grpc::Status(grpc::StatusCode::INTERNAL, "the request was not allocated by the service"), start));
+      reactor->Finish(
+          answer(grpc::Status(grpc::StatusCode::INTERNAL, "the request was not allocated by the service"), start));
       return reactor;
     }
     InferRequest request;

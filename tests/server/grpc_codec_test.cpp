@@ -111,7 +111,7 @@ TEST(GrpcCodec, RawContentsAreTakenOverWithoutACopy) {
     auto err = decode_grpc_infer_request(&r, {}, &out);
     ASSERT_FALSE(err) << err->message;
     EXPECT_TRUE(r.raw_input_contents(0).empty());  // moved out, as the header says
-  }  // the message is gone; the tensor still holds its bytes
+  }                                                // the message is gone; the tensor still holds its bytes
   ASSERT_EQ(out.inputs.size(), 1u);
   const Tensor& t = out.inputs[0].tensor;
   EXPECT_EQ(t.raw_data(), bytes_in_message);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace tandem {
 
@@ -22,5 +23,9 @@ std::string os_name();
 int hardware_threads();
 // Physical cores this process may run on (at least 1): the cpu backend's default thread count.
 int physical_cores();
+
+// Names the calling thread as `top -H`, `perf` and debuggers show it (the first 15 bytes are
+// kept). tandem names its own threads "tandem-<role>"; a failure is ignored.
+void name_this_thread(std::string_view name);
 
 }  // namespace tandem

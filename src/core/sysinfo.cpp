@@ -1,5 +1,6 @@
 #include "core/sysinfo.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <string>
@@ -83,6 +85,14 @@ uint64_t process_peak_rss_bytes() {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmHWM:", 0) == 0) return static_cast<uint64_t>(std::atoll(line.c_str() + 6)) * 1024;  // kB
   return 0;
+}
+
+void name_this_thread(std::string_view name) {
+  char kept[16];  // Linux keeps 15 characters and the terminator
+  const size_t n = std::min(name.size(), sizeof kept - 1);
+  std::memcpy(kept, name.data(), n);
+  kept[n] = '\0';
+  pthread_setname_np(pthread_self(), kept);  // best effort: a name is only a label
 }
 
 }  // namespace tandem

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace tandem {
 
@@ -23,5 +24,9 @@ int hardware_threads();
 int physical_cores();
 // Peak resident set size of this process (VmHWM) in bytes; 0 if unknown.
 uint64_t process_peak_rss_bytes();
+
+// Names the calling thread as `top -H`, `perf` and debuggers show it (the first 15 bytes are
+// kept). tandem names its own threads "tandem-<role>"; a failure is ignored.
+void name_this_thread(std::string_view name);
 
 }  // namespace tandem

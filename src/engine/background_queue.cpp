@@ -11,6 +11,8 @@
 #include <unistd.h>
 #endif
 
+#include "core/sysinfo.h"
+
 namespace tandem {
 
 namespace {
@@ -30,7 +32,10 @@ void lower_this_threads_priority() {
 }  // namespace
 
 BackgroundQueue::BackgroundQueue(int capacity, Priority priority) : capacity_(std::max(1, capacity)) {
-  thread_ = std::thread([this, priority] { loop(priority); });
+  thread_ = std::thread([this, priority] {
+    name_this_thread("tandem-bg");
+    loop(priority);
+  });
 }
 
 BackgroundQueue::~BackgroundQueue() {

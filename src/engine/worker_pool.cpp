@@ -4,6 +4,8 @@
 #include <exception>
 #include <thread>
 
+#include "core/sysinfo.h"
+
 namespace tandem {
 
 // Idle workers wait on a stack, each on its own condition variable, and submit() hands a call
@@ -53,6 +55,7 @@ WorkerPool::~WorkerPool() {
 }
 
 void WorkerPool::worker_main(std::shared_ptr<State> st) {
+  name_this_thread("tandem-run");
   const auto shared_self = std::make_shared<Worker>();
   Worker& self = *shared_self;
   std::unique_lock<std::mutex> lock(st->mu);

@@ -39,6 +39,7 @@
 #include <boost/beast/http.hpp>
 
 #include "rest_routes.h"
+#include "tandem/sysinfo.h"
 
 namespace tandem::server {
 
@@ -67,6 +68,7 @@ struct Loop {
 
   void start() {
     thread = std::thread([this] {
+      name_this_thread("tandem-http");
       for (;;) {
         try {
           ioc.run();

@@ -17,6 +17,8 @@
 #include <thread>
 #include <utility>
 
+#include "tandem/sysinfo.h"
+
 namespace tandem::server {
 
 namespace {
@@ -459,8 +461,15 @@ Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options, bool
   impl_->options.max_queue_size = std::max(0, impl_->options.max_queue_size);
   impl_->batching = batching_possible && impl_->options.batching.enabled && impl_->options.batching.max_batch_size > 1;
   Impl* impl = impl_.get();
-  impl_->expiry_thread = std::thread([impl] { impl->expiry_loop(); });
-  for (int i = 0; i < impl_->options.instances; ++i) impl_->workers.emplace_back([impl] { impl->worker_loop(); });
+  impl_->expiry_thread = std::thread([impl] {
+    name_this_thread("tandem-expiry");
+    impl->expiry_loop();
+  });
+  for (int i = 0; i < impl_->options.instances; ++i)
+    impl_->workers.emplace_back([impl] {
+      name_this_thread("tandem-sched");
+      impl->worker_loop();
+    });
 }
 
 Scheduler::~Scheduler() { drain(std::chrono::milliseconds(0)); }

@@ -14,6 +14,7 @@
 #include "model_io.h"
 #include "model_repository.h"
 #include "server_metrics.h"
+#include "tandem/sysinfo.h"
 #include "tandem/telemetry.h"
 
 namespace tandem::server {
@@ -116,6 +117,7 @@ struct Server::Impl {
     }
     auto finished = std::make_shared<std::atomic<bool>>(false);
     background.push_back({std::thread([work = std::move(work), finished] {
+                            name_this_thread("tandem-load");
                             work();
                             finished->store(true);
                           }),
@@ -472,7 +474,10 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     std::lock_guard<std::mutex> lock(raw->mu);
     for (const auto& [name, m] : disk) raw->sync_model(m, false);
   }
-  if (raw->options.poll_interval.count() > 0) raw->poller = std::thread([raw] { raw->poll_loop(); });
+  if (raw->options.poll_interval.count() > 0) raw->poller = std::thread([raw] {
+      name_this_thread("tandem-poll");
+      raw->poll_loop();
+    });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "tandem/sysinfo.h"
+
 namespace tandem::server {
 
 struct SideTasks::Batch {
@@ -16,7 +18,11 @@ struct SideTasks::Batch {
 
 SideTasks::SideTasks(int threads) {
   helpers_.reserve(static_cast<size_t>(std::max(threads, 0)));
-  for (int i = 0; i < threads; ++i) helpers_.emplace_back([this] { helper_loop(); });
+  for (int i = 0; i < threads; ++i)
+    helpers_.emplace_back([this] {
+      name_this_thread("tandem-helper");
+      helper_loop();
+    });
 }
 
 SideTasks::~SideTasks() {

@@ -2,13 +2,16 @@
 // abandoned (hung) calls and their cap, and shutdown. Calls block on a Gate the test opens,
 // so every ordering below is forced, not timed.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
+#include "core/sysinfo.h"
 #include "engine/worker_pool.h"
 
 namespace tandem {
@@ -91,6 +94,36 @@ TEST(EngineWorkerPool, TheThreadThatWentIdleLastTakesTheNextCall) {
     EXPECT_EQ(ran_on, second_thread) << "call " << i;
   }
   EXPECT_EQ(pool.threads(), 2u);
+}
+
+std::string this_thread_name() {
+  char name[16] = {};
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  return name;
+}
+
+// Its threads carry the role's name, as `top -H` and `perf` show them.
+TEST(EngineWorkerPool, ThreadsAreNamedForTheirRole) {
+  WorkerPool pool("test", 1, 1);
+  std::string name;
+  auto call = pool.submit(
+      [&name](const RunControl&, std::vector<Value>*) {
+        name = this_thread_name();
+        return Status::ok();
+      },
+      far());
+  ASSERT_TRUE(call.is_ok());
+  finish(pool, **call);
+  EXPECT_EQ(name, "tandem-run");
+}
+
+TEST(ThreadName, KeepsTheFirstFifteenBytes) {
+  std::string seen;
+  std::thread([&seen] {
+    name_this_thread("tandem-a-very-long-role-name");
+    seen = this_thread_name();
+  }).join();
+  EXPECT_EQ(seen, "tandem-a-very-l");
 }
 
 TEST(EngineWorkerPool, IdleThreadsExitAndThePoolStartsAgain) {

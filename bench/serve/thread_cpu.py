@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Where `tandem serve` spends its CPU under load: CPU time per answered request by thread role.
+
+    python3 bench/serve/thread_cpu.py [--tandem build/bin/tandem] [--seconds 5] [--rounds 2]
+        [--concurrency 8] [--out FILE]
+
+One server (the classifier, as in serve_bench.py: one engine thread per call, two instances)
+is driven in turn by wrk (REST binary) and by grpc_load.cpp (gRPC), --rounds times each. For
+every run it reads each thread's user+system time from /proc/PID/task/*/stat before and after,
+groups the threads by name (tandem names its own: tandem-run computes, tandem-sched hands
+requests to the engine and finishes them, tandem-http runs the REST event loops; grpc++'s
+threads keep grpc++'s names, nexting_thread being the ones that read gRPC connections), and
+divides by the requests answered. `idle` is the machine's idle share from /proc/stat over the
+run; the load generator's own CPU is `client`. Needs the same tools as serve_bench.py.
+"""
+import argparse
+import collections
+import json
+import os
+import pathlib
+import resource
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import serve_bench as sb  # noqa: E402
+
+
+def thread_times(pid):
+    """{tid: (name, cpu seconds)} of every thread of `pid` now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[task.name] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def machine_idle():
+    fields = list(map(int, open("/proc/stat").readline().split()[1:]))
+    return sum(fields), fields[3] + fields[4]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tandem", default=str(sb.ROOT / "build" / "bin" / "tandem"))
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--out", help="also write the rows as JSON here")
+    args = ap.parse_args()
+
+    import onnx
+    output = onnx.load(str(sb.MODEL)).graph.output[0].name
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        x = np.random.default_rng(0).random(sb.SHAPE, dtype=np.float32)
+        header_len = sb.make_bodies(work, x, output)
+        config = {"input_shapes": {"x": sb.SHAPE}, "threads": 1, "instances": 2, "max_queue_size": 64,
+                  "backends": ["cpu", "reference"]}
+        repo = sb.make_repo(work, "plain", config)
+        with sb.Server(args.tandem, repo, work) as srv:
+            sb.grpc_load(srv.grpc, args.concurrency, 1, work)  # warm-up, and builds the client
+            for r in range(args.rounds):
+                for protocol in ("rest", "grpc"):
+                    before, (total0, idle0) = thread_times(srv.proc.pid), machine_idle()
+                    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    if protocol == "grpc":
+                        res = sb.grpc_load(srv.grpc, args.concurrency, args.seconds, work)
+                        answered, rps = res["calls"], res["ok_rps"]
+                    else:
+                        res = sb.wrk(f"http://127.0.0.1:{srv.http}/v2/models/cls/infer", work / "body.bin",
+                                     "application/octet-stream", header_len, args.concurrency, args.seconds, work)
+                        answered, rps = res["rps"] * args.seconds, res["ok_rps"]
+                    after, (total1, idle1) = thread_times(srv.proc.pid), machine_idle()
+                    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    by_role = collections.defaultdict(float)
+                    for tid, (name, cpu) in after.items():
+                        by_role[name] += cpu - before.get(tid, (name, 0.0))[1]
+                    client = child1.ru_utime + child1.ru_stime - child0.ru_utime - child0.ru_stime
+                    row = {"protocol": protocol, "round": r + 1, "answered_per_s": round(rps),
+                           "us_per_request": {k: round(1e6 * v / answered) for k, v in
+                                              sorted(by_role.items(), key=lambda kv: -kv[1]) if v > 0},
+                           "client_us_per_request": round(1e6 * client / answered),
+                           "idle_percent": round(100 * (idle1 - idle0) / max(1, total1 - total0), 1)}
+                    rows.append(row)
+                    roles = ", ".join(f"{k} {v}" for k, v in row["us_per_request"].items())
+                    print(f"{protocol:4s} round {r + 1}: {rps:.0f}/s; us per request: {roles}; "
+                          f"client {row['client_us_per_request']}; idle {row['idle_percent']}%", flush=True)
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -74,6 +74,10 @@ struct CompileSettings {
   Precision precision = Precision::fp32;
   // Fixed input shapes that specialise compilation (requests must then match them).
   std::map<std::string, std::vector<int64_t>> input_shapes;
+  // Where backends keep what they measured while compiling (the cpu backend's timed kernel
+  // choices) for later compiles to reuse: the same folder as EngineOptions::cache_dir, so a
+  // benchmark and an engine sharing it compile alike. Created if missing. Empty: none kept.
+  std::filesystem::path cache_dir;
 };
 
 class CompiledModel {

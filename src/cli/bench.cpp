@@ -52,6 +52,7 @@ struct BenchOptions {
   std::string iters = "20";
   std::string seed = "0";
   std::string json;
+  std::string cache_dir;  // CompileSettings::cache_dir, or EngineOptions::cache_dir with --routes
   bool no_progress = false;
 };
 
@@ -191,6 +192,7 @@ int bench_command(const BenchOptions& o) {
     settings.backend = backend;
     settings.threads = threads;
     settings.precision = *precision;
+    settings.cache_dir = o.cache_dir;
     auto p = model->compile(settings);
     if (!p) return fail(cmd, p.status().message());
     placed = std::move(p).value();
@@ -202,6 +204,7 @@ int bench_command(const BenchOptions& o) {
     if (!routes) return fail(cmd, "--routes: " + routes.status().message(), 2);
     EngineOptions eo;
     eo.threads = threads;
+    eo.cache_dir = o.cache_dir;
     auto e = Engine::create(eo);
     if (!e) return fail(cmd, e.status().message(), 2);
     engine = std::move(e).value();
@@ -334,6 +337,10 @@ void add_bench_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--iters", o->iters, "Timed runs (default 20)")->type_name("N");
   cmd->add_option("--seed", o->seed, "Seed for the random inputs (default 0)")->type_name("N");
   cmd->add_option("--json", o->json, "Also write the results as JSON to this file")->type_name("FILE");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "Keep the backends' timed kernel choices here (the folder of `soak --cache-dir` and `serve "
+                  "--cache-dir`: sharing it, they compile alike)")
+      ->type_name("DIR");
   cmd->add_flag("--no-progress", o->no_progress, "No progress bar on stderr");
   // Our own checks, rather than CLI11's two-line errors: a missing model, a stray argument.
   cmd->allow_extras();

@@ -146,9 +146,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
       options.max_workers_per_backend > 0 ? options.max_workers_per_backend : std::max(4, hardware_threads());
   impl->context.max_hung = std::max(0, options.max_hung_calls_per_backend);
   if (!options.cache_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.cache_dir, ec);
-    if (ec) return invalid_argument(options.cache_dir.string() + ": cannot create the cache folder: " + ec.message());
+    TANDEM_RETURN_IF_ERROR(make_cache_folder(options.cache_dir));
     impl->context.cache_dir = options.cache_dir;
     impl->context.compile.cache_dir = options.cache_dir;
   }

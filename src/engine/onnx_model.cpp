@@ -9,6 +9,7 @@
 #include "engine/inputs.h"
 #include "engine/int8_model.h"
 #include "engine/placement.h"
+#include "engine/prepared_model.h"
 #include "onnx/loader.h"
 #include "passes/shape_inference.h"
 
@@ -155,6 +156,10 @@ Result<CompiledModel> OnnxModel::compile(const CompileSettings& settings) const 
   CompileOptions options;
   options.threads = settings.threads;
   options.precision = settings.precision;
+  if (!settings.cache_dir.empty()) {
+    TANDEM_RETURN_IF_ERROR(make_cache_folder(settings.cache_dir));
+    options.cache_dir = settings.cache_dir;
+  }
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<PlacedModel> placed, PlacedModel::create(graph, backends, options));
   auto impl = std::make_shared<CompiledModel::Impl>();
   impl->graph = graph;

@@ -25,6 +25,13 @@
 
 namespace tandem {
 
+Status make_cache_folder(const std::filesystem::path& folder) {
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec) return invalid_argument(folder.string() + ": cannot create the cache folder: " + ec.message());
+  return Status::ok();
+}
+
 namespace engine_internal {
 
 // Non-finite values in float outputs; `where` names the first output that has one.

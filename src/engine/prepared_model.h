@@ -26,6 +26,10 @@ struct PrepareContext {
   std::shared_ptr<const Clock> clock;  // breakers and fault injection; null: the steady clock
 };
 
+// Creates `folder` (and its parents) for PrepareContext::cache_dir / CompileOptions::cache_dir;
+// invalid_argument naming the folder when it cannot be made.
+Status make_cache_folder(const std::filesystem::path& folder);
+
 // The serialized model a prepared model is made from: int8 routes compile a quantized
 // rewrite of it (engine/int8_model.h). Borrowed for the duration of create_prepared_model.
 struct ModelSource {

@@ -289,6 +289,22 @@ TEST_F(CliTest, SoakKeepsItsMeasurementsInTheCacheFolder) {
       "cache folder");
 }
 
+// bench --cache-dir hands the folder to the backends' compile (made if missing), with or
+// without the engine; one that cannot be made is one error line.
+TEST_F(CliTest, BenchTakesACacheFolder) {
+  for (const std::string routes : {"", " --routes cpu,reference"}) {
+    const fs::path cache = dir_ / ("bench-cache" + std::to_string(routes.size())) / "nested";
+    auto r = run_cli("bench " + add_model_ + " --iters 2 --no-progress --cache-dir " + cache.string() + routes, dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_TRUE(fs::is_directory(cache)) << routes;
+  }
+  std::ofstream(dir_ / "a-file") << "x";
+  expect_one_line_error(
+      run_cli("bench " + add_model_ + " --iters 2 --no-progress --cache-dir " + (dir_ / "a-file" / "cache").string(),
+              dir_),
+      "cache folder");
+}
+
 // soak --input: the file's tensor goes into every request (a NaN in it fails every call
 // under the output guard, which seeded random inputs never do); bad files and names give one
 // error line.

@@ -72,8 +72,9 @@ struct Scheduler::Impl {
   mutable std::mutex mutex;
   std::condition_variable work_ready;    // workers: the queue or the state changed
   std::condition_variable expiry_check;  // the expiry thread: a deadline or the state changed
-  // When the expiry thread looks at the queue next (max: only when woken). A request whose
-  // deadline is later needs no wake-up: the thread will see it in time.
+  // When the expiry thread looks at the queue next: max while it waits to be woken, min while
+  // it is awake (it scans the queue before it waits again). A request whose deadline is not
+  // sooner needs no wake-up: the thread will see it in time.
   Clock::time_point expiry_wakes_at = Clock::time_point::max();
   std::condition_variable all_finished;  // drain(): `outstanding` reached 0
   Queue queue;

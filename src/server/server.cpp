@@ -474,7 +474,8 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     std::lock_guard<std::mutex> lock(raw->mu);
     for (const auto& [name, m] : disk) raw->sync_model(m, false);
   }
-  if (raw->options.poll_interval.count() > 0) raw->poller = std::thread([raw] {
+  if (raw->options.poll_interval.count() > 0)
+    raw->poller = std::thread([raw] {
       name_this_thread("tandem-poll");
       raw->poll_loop();
     });

@@ -212,6 +212,21 @@ Scheduler::Options plain(int instances, int max_queue_size) {
   return options;
 }
 
+// One instance over a closed gate, held by request "running" once hold() returns (it finishes
+// when the test opens the gate): whatever is submitted next waits in the queue, of
+// `max_queue_size` places. Members in the order the tests declared them.
+struct HeldInstance {
+  explicit HeldInstance(int max_queue_size) : scheduler(gated, plain(1, max_queue_size), false) {}
+  void hold() {
+    gated->close();
+    ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
+    ASSERT_TRUE(gated->wait_entered(1));
+  }
+  std::shared_ptr<GatedModel> gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler;
+  Outcomes outcomes;
+};
+
 Scheduler::Options batched(int instances, int max_batch_size, int64_t delay_us, std::vector<int> preferred = {}) {
   Scheduler::Options options = plain(instances, 64);
   options.batching.enabled = true;
@@ -330,12 +345,9 @@ TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {
 }
 
 TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  gated->close();
-  Scheduler scheduler(gated, plain(1, 1), false);
-  Outcomes outcomes;
-  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
-  ASSERT_TRUE(gated->wait_entered(1));
+  HeldInstance held(1);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
   EXPECT_FALSE(scheduler.refusal_now()) << "one place is left in the queue";
   ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
   // Asked before a body is read: the same refusal as submit()'s, counted as a rejection.
@@ -365,12 +377,9 @@ TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
 }
 
 TEST(Scheduler, ExpiresAQueuedRequestWithoutRunningIt) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  gated->close();
-  Scheduler scheduler(gated, plain(1, 4), false);
-  Outcomes outcomes;
-  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
-  ASSERT_TRUE(gated->wait_entered(1));
+  HeldInstance held(4);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
   ASSERT_FALSE(scheduler.submit(make_request("late", 1, 3, 0), in(50ms), outcomes.done_for("late")));
 
   ASSERT_TRUE(outcomes.wait_for(1));  // while the only instance is still held
@@ -391,12 +400,9 @@ TEST(Scheduler, ExpiresAQueuedRequestWithoutRunningIt) {
 // The expiry thread is woken only for a deadline sooner than the one it waits for; each queued
 // request must still expire at its own deadline, whatever order they arrive in.
 TEST(Scheduler, ExpiresQueuedRequestsAtTheirOwnDeadlinesInAnyOrder) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  gated->close();
-  Scheduler scheduler(gated, plain(1, 8), false);
-  Outcomes outcomes;
-  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
-  ASSERT_TRUE(gated->wait_entered(1));
+  HeldInstance held(8);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
   ASSERT_FALSE(scheduler.submit(make_request("far", 1, 3, 0), in(30s), outcomes.done_for("far")));
   ASSERT_FALSE(scheduler.submit(make_request("near", 1, 3, 0), in(50ms), outcomes.done_for("near")));
   ASSERT_FALSE(scheduler.submit(make_request("later", 1, 3, 0), in(150ms), outcomes.done_for("later")));
@@ -419,12 +425,9 @@ TEST(Scheduler, ExpiresQueuedRequestsAtTheirOwnDeadlinesInAnyOrder) {
 }
 
 TEST(Scheduler, DrainFinishesQueuedAndInFlightWorkThenRefuses) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  gated->close();
-  Scheduler scheduler(gated, plain(1, 4), false);
-  Outcomes outcomes;
-  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
-  ASSERT_TRUE(gated->wait_entered(1));
+  HeldInstance held(4);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
   ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
 
   std::thread opener([&] {
@@ -446,12 +449,9 @@ TEST(Scheduler, DrainFinishesQueuedAndInFlightWorkThenRefuses) {
 }
 
 TEST(Scheduler, DrainPastItsGraceFailsTheQueueAndWaitsForInFlightCalls) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  gated->close();
-  Scheduler scheduler(gated, plain(1, 4), false);
-  Outcomes outcomes;
-  ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
-  ASSERT_TRUE(gated->wait_entered(1));
+  HeldInstance held(4);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
   ASSERT_FALSE(scheduler.submit(make_request("queued", 1, 3, 0), kNoDeadline, outcomes.done_for("queued")));
 
   // The held call is released only once the queued request was given up; meanwhile, with

@@ -18,6 +18,7 @@
 
 #include "grpc_codec.h"
 #include "grpc_predict_v2.grpc.pb.h"
+#include "health.grpc.pb.h"
 
 namespace tandem::server {
 
@@ -194,12 +195,45 @@ class InferenceService final : public ServiceBase {
   std::atomic<int> open_calls_{0};  // ModelInfer calls admitted or being admitted, not yet done
 };
 
+// gRPC's standard health check (grpc_frontend.h), answered from the server's readiness now.
+class HealthService final : public grpc::health::v1::Health::Service {
+ public:
+  explicit HealthService(Server& server) : server_(server) {}
+
+  grpc::Status Check(grpc::ServerContext*, const grpc::health::v1::HealthCheckRequest* in,
+                     grpc::health::v1::HealthCheckResponse* out) override {
+    const auto start = Clock::now();
+    const std::string& service = in->service();
+    bool serving = false;
+    if (service.empty() || service == kInferenceService) {
+      serving = server_.ready();
+    } else {
+      const size_t slash = service.rfind('/');
+      const std::string model = slash == std::string::npos ? service : service.substr(0, slash);
+      const std::string version = slash == std::string::npos ? std::string() : service.substr(slash + 1);
+      if (auto err = server_.model_ready(model, version, &serving))
+        return answer(server_,
+                      grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                   "unknown service '" + one_line(service) + "': " + one_line(err->message)),
+                      start);
+    }
+    out->set_status(serving ? grpc::health::v1::HealthCheckResponse::SERVING
+                            : grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    return answer(server_, grpc::Status::OK, start);
+  }
+
+ private:
+  static constexpr const char* kInferenceService = "inference.GRPCInferenceService";
+  Server& server_;
+};
+
 int clamp_to_int(size_t bytes) { return static_cast<int>(std::min<size_t>(bytes, INT_MAX)); }
 
 }  // namespace
 
 struct GrpcFrontend::Impl {
   std::unique_ptr<InferenceService> service;
+  std::unique_ptr<HealthService> health;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -213,6 +247,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   std::call_once(no_deadlock_graph, [] { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); });
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<InferenceService>(server);
+  impl->health = std::make_unique<HealthService>(server);
   int threads = options.threads;
   if (threads <= 0) threads = std::max(64, 8 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
@@ -233,6 +268,7 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
   builder.RegisterService(impl->service.get());
+  builder.RegisterService(impl->health.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0)
     return Status(StatusCode::unavailable, "cannot listen on " + address + " (in use, or not a local address)");

@@ -4,6 +4,12 @@
 // raw_output_contents (typed `contents` are accepted too). Errors are gRPC statuses with the
 // ProtocolError's code and one-line message: NOT_FOUND, INVALID_ARGUMENT,
 // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL.
+// Beside it, gRPC's standard health checking service (grpc.health.v1.Health,
+// proto/health.proto), for Kubernetes' gRPC probes and load balancers. Check answers SERVING
+// or NOT_SERVING from the readiness at that moment: service "" or
+// "inference.GRPCInferenceService" is the server (ServerReady), "<model>" or
+// "<model>/<version>" one model (ModelReady); an unknown name is NOT_FOUND. Watch is not
+// served (UNIMPLEMENTED): probes poll Check.
 // Thread-safety: start() and stop() from one thread.
 #pragma once
 

@@ -5,8 +5,8 @@ Usage: python3 grpc_api_test.py REPO_ROOT TANDEM_BINARY
 
 Builds a temporary model repository (the PaddleOCR direction classifier, a tiny Mul model and a
 strict model that always fails), starts `tandem serve` on free loopback ports, and checks every
-RPC, that ModelInfer answers bit-identically to `tandem run`, the error codes and messages of
-bad requests, that injected faults are covered by fallback (10,000 calls, none failed), that a
+RPC and gRPC's health service (grpc.health.v1, following readiness), that ModelInfer answers
+bit-identically to `tandem run`, the error codes and messages of bad requests, that injected faults are covered by fallback (10,000 calls, none failed), that a
 strict model's readiness follows its breaker, that SIGTERM while calls wait in a model's queue
 loses none of them (exit 0), and that the benchmark's gRPC load client (bench/serve/grpc_load.cpp,
 compiled here) counts calls by grpc-status as the server does. Servers are always stopped, even when a check fails.
@@ -44,7 +44,7 @@ def load_stubs(tmp):
     out = os.path.join(tmp, "stubs")
     os.makedirs(out)
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "server", "proto"),
-                    "--python_out", out, "--grpc_python_out", out, "grpc_predict_v2.proto"], check=True)
+                    "--python_out", out, "--grpc_python_out", out, "grpc_predict_v2.proto", "health.proto"], check=True)
     sys.path.insert(0, out)
     import grpc_predict_v2_pb2 as pb
     import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -376,10 +376,38 @@ def test_requests_are_counted(server):
           and counted.get("504", 0) >= 1 and counted.get("413", 0) >= 1, "metrics count gRPC requests by HTTP-equivalent code (%s)" % counted)
 
 
+def health_check(server, service):
+    """grpc.health.v1.Health/Check: "SERVING", "NOT_SERVING", or the error's code name."""
+    import health_pb2
+    import health_pb2_grpc
+    stub = health_pb2_grpc.HealthStub(server.channel)
+    try:
+        status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    except grpc.RpcError as e:
+        return e.code().name
+
+
+def test_health_service(server):
+    import health_pb2
+    import health_pb2_grpc
+    for service in ("", "inference.GRPCInferenceService", "cls", "cls/1"):
+        check(health_check(server, service) == "SERVING", "health Check(%r): SERVING" % service)
+    for service in ("nope", "cls/7", "inference.Other"):
+        check(health_check(server, service) == "NOT_FOUND", "health Check(%r): NOT_FOUND" % service)
+    try:
+        next(health_pb2_grpc.HealthStub(server.channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5))
+        code = "OK"
+    except grpc.RpcError as e:
+        code = e.code().name
+    check(code == "UNIMPLEMENTED", "health Watch: UNIMPLEMENTED (got %s)" % code)
+
+
 def test_strict_readiness_follows_the_breaker(pb, server):
     s = server.stub
     ready = lambda: s.ModelReady(pb.ModelReadyRequest(name="strict"), timeout=5).ready
     check(ready(), "strict model: ready before any call")
+    check(health_check(server, "strict") == "SERVING", "strict model: health SERVING before any call")
     x = np.ones((1, 16), np.float32)
     codes = []
     for _ in range(50):
@@ -393,11 +421,14 @@ def test_strict_readiness_follows_the_breaker(pb, server):
     check("OK" not in codes, "strict model: every call fails with error=1.0 and no fallback (%s)" % codes[:3])
     check(codes[-1] == "UNAVAILABLE", "strict model: its breaker opens, calls get UNAVAILABLE (after %d calls)" % len(codes))
     check(not ready(), "strict model: not ready while its breaker is open")
+    check(health_check(server, "strict") == "NOT_SERVING", "strict model: health NOT_SERVING while its breaker is open")
     check(s.ModelReady(pb.ModelReadyRequest(name="cls"), timeout=5).ready, "the other models stay ready")
+    check(health_check(server, "") == "SERVING", "the server stays SERVING (the strict model is not required)")
     deadline = time.monotonic() + 15
     while not ready() and time.monotonic() < deadline:
         time.sleep(0.05)
     check(ready(), "strict model: ready again once the breaker's cooldown has passed")
+    check(health_check(server, "strict") == "SERVING", "strict model: health SERVING again")
 
 
 def main():
@@ -412,6 +443,7 @@ def main():
             try:
                 test_rpcs_and_parity(pb, server, tmp)
                 test_errors(pb, server)
+                test_health_service(server)
                 test_requests_are_counted(server)
                 test_strict_readiness_follows_the_breaker(pb, server)
                 test_load_client_counts_what_the_server_answered(pb, server, tmp)

@@ -2,7 +2,9 @@
 // file (src/backends/cpu/kept_choices.h, find_kept_value). The input is a key, a NUL byte, then
 // a file's text, read against a fixed header line. Whatever the bytes, a value found must be
 // one the parser accepted, hold no tab or newline, and stand in the text as a whole line's
-// second field after the key; a file without the header keeps nothing.
+// second field after the key; a file without the header keeps nothing. Cutting the text to
+// its newest lines keeps the header and that many of its last whole lines.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +27,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ++calls;
     return v.size() % 3 != 1;  // refuses some values, so that later lines are read too
   };
+  // Cutting the text down keeps the header and the last whole lines, in order.
+  const size_t lines = tandem::cpu::count_kept_lines(text, header);
+  const size_t keep = key.size() % 5;
+  const std::string cut = tandem::cpu::newest_kept_lines(text, header, keep);
+  if (cut.compare(0, header.size(), header) != 0) fail("a cut text without the header");
+  if (tandem::cpu::count_kept_lines(cut, header) != std::min(lines, keep)) fail("a cut text with the wrong line count");
+  if (cut.size() > header.size() && (cut.back() != '\n' || text.find(cut.substr(header.size())) == std::string::npos))
+    fail("a cut text that is not the text's last whole lines");
+
   const auto found = tandem::cpu::find_kept_value(text, header, key, parse);
   if (!found) return 0;
   if (text.substr(0, header.size()) != header) fail("a value from a file without the header");

@@ -2,8 +2,9 @@
 // A kept choice is taken without deciding again, by this process and by others (threads with
 // their own file handles stand in for processes here); the first writer of a key wins; lines
 // that do not parse, a file of another identity and a folder that cannot be written never
-// break a compile. Through the cpu backend: a compile with a cache folder writes the Winograd
-// timing there, and the value found there decides the kernel of the next compile.
+// break a compile; a full file keeps its newer half. Through the cpu backend: a compile with a
+// cache folder writes the Winograd timing there, and the value found there decides the kernel
+// of the next compile.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -143,6 +144,45 @@ TEST_F(KeptChoices, AFileOfAnotherIdentityIsLeftAlone) {
   EXPECT_EQ(cpu::kept_choice(dir_, "k @1t", any_value, decides("0", &calls)), "0");
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(read_file(), other);
+}
+
+TEST_F(KeptChoices, AFullFileKeepsItsNewerHalf) {
+  // A bound of 8 lines: the ninth key's append cuts the file to its newest 3 lines and the new
+  // one; then it grows again.
+  int calls = 0;
+  const auto key = [](int i) { return "conv " + std::to_string(i) + " @1t"; };
+  for (int i = 0; i < 20; ++i) {
+    cpu::kept_choice(dir_, key(i), any_value, decides(std::to_string(i), &calls), 8);
+    const std::string text = read_file();
+    ASSERT_EQ(text.rfind(header(), 0), 0u) << "after key " << i << ":\n" << text;
+    ASSERT_LE(cpu::count_kept_lines(text, header()), 8u) << "after key " << i << ":\n" << text;
+    ASSERT_NE(text.find("\n" + key(i) + "\t" + std::to_string(i) + "\ttimed\n"), std::string::npos) << text;
+  }
+  EXPECT_EQ(calls, 20);
+  // Cut at keys 8 (to 5..8), 13 (to 10..13) and 18 (to 15..18); then 19 appended.
+  const std::string text = read_file();
+  EXPECT_EQ(cpu::count_kept_lines(text, header()), 5u) << text;
+  EXPECT_EQ(text.find("\n" + key(14) + "\t"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n" + key(15) + "\t15\t"), std::string::npos) << text;
+  // A kept key is taken without deciding; a dropped one is decided again.
+  EXPECT_EQ(cpu::kept_choice(dir_, key(16), any_value, decides("x", &calls), 8), "16");
+  EXPECT_EQ(calls, 20);
+  EXPECT_EQ(cpu::kept_choice(dir_, key(3), any_value, decides("x", &calls), 8), "x");
+  EXPECT_EQ(calls, 21);
+}
+
+TEST(KeptChoicesText, TheNewestLinesAreTheLastWholeOnes) {
+  const std::string header = "# h\n";
+  const std::string text = header + "a\t1\tt\nb\t2\tt\nc\t3\tt\nd\t4";  // d is cut short
+  EXPECT_EQ(cpu::count_kept_lines(text, header), 3u);
+  EXPECT_EQ(cpu::newest_kept_lines(text, header, 2), header + "b\t2\tt\nc\t3\tt\n");
+  EXPECT_EQ(cpu::newest_kept_lines(text, header, 3), header + "a\t1\tt\nb\t2\tt\nc\t3\tt\n");
+  EXPECT_EQ(cpu::newest_kept_lines(text, header, 9), header + "a\t1\tt\nb\t2\tt\nc\t3\tt\n");
+  EXPECT_EQ(cpu::newest_kept_lines(text, header, 0), header);
+  EXPECT_EQ(cpu::newest_kept_lines(header, header, 2), header);
+  EXPECT_EQ(cpu::newest_kept_lines("# other\na\t1\tt\n", header, 2), header);
+  EXPECT_EQ(cpu::count_kept_lines("# other\na\t1\tt\n", header), 0u);
+  EXPECT_EQ(cpu::newest_kept_lines(header + "\n\nx\n", header, 2), header + "\nx\n");
 }
 
 TEST_F(KeptChoices, AFolderThatCannotBeUsedLeavesTheChoiceToTheTiming) {

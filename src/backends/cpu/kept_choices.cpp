@@ -95,6 +95,14 @@ class LockedFile {
     }
   }
 
+  // Replaces the whole file with `text` (the descriptor appends, so writes land at the new end).
+  bool rewrite(const std::string& text) const {
+    int r;
+    do r = ::ftruncate(fd_, 0);
+    while (r != 0 && errno == EINTR);
+    return r == 0 && append(text);
+  }
+
   bool append(const std::string& text) const {
     size_t done = 0;
     while (done < text.size()) {
@@ -133,7 +141,7 @@ std::string kept_choices_file_name() {
 
 std::string kept_choice(const std::filesystem::path& dir, const std::string& key,
                         const std::function<bool(const std::string&)>& parse,
-                        const std::function<std::pair<std::string, std::string>()>& decide) {
+                        const std::function<std::pair<std::string, std::string>()>& decide, size_t max_lines) {
   const std::filesystem::path path = dir / kept_choices_file_name();
   {
     LockedFile f(path);
@@ -157,10 +165,17 @@ std::string kept_choice(const std::filesystem::path& dir, const std::string& key
   const std::string header = header_line();
   if (!text->empty() && text->compare(0, header.size(), header) != 0)
     return value;  // another identity's file under our name: leave it alone
+  const std::string line = key + "\t" + value + "\t" + timings + "\n";
+  if (max_lines > 0 && count_kept_lines(*text, header) + 1 > max_lines) {
+    // Full: keep the newer half (the new line included).
+    if (!f.rewrite(newest_kept_lines(*text, header, max_lines / 2 > 0 ? max_lines / 2 - 1 : 0) + line))
+      note_failure(path, "rewrite");
+    return value;
+  }
   std::string lines;
   if (text->empty()) lines.append(header);
   if (!text->empty() && text->back() != '\n') lines.push_back('\n');  // end a line cut short
-  lines.append(key).append("\t").append(value).append("\t").append(timings).push_back('\n');
+  lines.append(line);
   if (!f.append(lines)) note_failure(path, "write");
   return value;
 }

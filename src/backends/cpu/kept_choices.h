@@ -14,6 +14,10 @@
 // Lines that do not parse are ignored, and a file that cannot be opened, read or written leaves
 // the choice to the timing (noted under TANDEM_CPU_VERBOSE): the file only ever saves work.
 //
+// Size: the file holds at most kMaxKeptChoices lines after its header (a model with many
+// input sizes adds lines for each). An append that would pass that first drops the older
+// half, rewriting the file in place under the lock, so that every process keeps working on
+// the one file; a dropped choice is timed again when a compile needs it.
 // Processes: the file is read and appended under an exclusive flock, never while timing. Two
 // processes that time one key at once both append; the first line for a key wins, and a
 // process re-reads after timing, so both take the first writer's value.
@@ -56,9 +60,12 @@ std::string kept_choices_file_name();
 // the value is appended unless another process kept one meanwhile, which is then returned
 // instead. `parse` says whether a kept text is a well-formed value. Keys and values must hold
 // no tab or newline.
+// `max_lines`: the file's bound (tests pass a small one).
+inline constexpr size_t kMaxKeptChoices = 4096;
 std::string kept_choice(const std::filesystem::path& dir, const std::string& key,
                         const std::function<bool(const std::string&)>& parse,
-                        const std::function<std::pair<std::string, std::string>()>& decide);
+                        const std::function<std::pair<std::string, std::string>()>& decide,
+                        size_t max_lines = kMaxKeptChoices);
 
 // The reader of a file's text (kept_choices_text.cpp; no I/O, fuzzed by fuzz_kept_choices):
 // the value of the first line `<key>\t<value>\t...` whose value `parse` accepts, or nullopt.
@@ -66,5 +73,14 @@ std::string kept_choice(const std::filesystem::path& dir, const std::string& key
 // last line without its newline, or without the tab after its value, is ignored.
 std::optional<std::string> find_kept_value(std::string_view text, std::string_view header, std::string_view key,
                                            const std::function<bool(const std::string&)>& parse);
+
+// The lines after `header` that end with a newline (what find_kept_value reads); 0 for a text
+// without the header.
+size_t count_kept_lines(std::string_view text, std::string_view header);
+
+// `header` and then the last `keep` lines of `text` that end with a newline, in their order:
+// the text a full file is cut down to. Just `header` for a text without it (or a header that
+// does not end with a newline).
+std::string newest_kept_lines(std::string_view text, std::string_view header, size_t keep);
 
 }  // namespace tandem::cpu

@@ -24,4 +24,32 @@ std::optional<std::string> find_kept_value(std::string_view text, std::string_vi
   return std::nullopt;
 }
 
+size_t count_kept_lines(std::string_view text, std::string_view header) {
+  if (text.substr(0, header.size()) != header) return 0;
+  size_t lines = 0;
+  for (size_t at = header.size(); (at = text.find('\n', at)) != std::string_view::npos; ++at) ++lines;
+  return lines;
+}
+
+std::string newest_kept_lines(std::string_view text, std::string_view header, size_t keep) {
+  std::string out(header);
+  if (header.empty() || header.back() != '\n' || text.substr(0, header.size()) != header) return out;
+  // Back from the last newline, `keep` lines (a line cut short after it is left out).
+  const size_t last = text.rfind('\n');
+  if (last == std::string_view::npos || last < header.size() || keep == 0) return out;
+  size_t start = last;  // the newline before the first kept line, or the header's end
+  size_t kept = 0;
+  while (kept < keep) {
+    const size_t previous = start > header.size() ? text.rfind('\n', start - 1) : std::string_view::npos;
+    if (previous == std::string_view::npos || previous < header.size()) {
+      start = header.size() - 1;  // the header's own newline: every line is kept
+      break;
+    }
+    start = previous;
+    ++kept;
+  }
+  out.append(text.substr(start + 1, last + 1 - (start + 1)));
+  return out;
+}
+
 }  // namespace tandem::cpu

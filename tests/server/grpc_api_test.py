@@ -27,28 +27,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from e2e_checks import FAILURES, check, load_stubs
+
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
 CLS_MODEL = os.path.join(ROOT, "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx")
 CLS_ROUTES = ["cpu", "reference"]
-FAILURES = []
-
-
-def check(condition, what):
-    print(("ok:   " if condition else "FAIL: ") + what, flush=True)
-    if not condition:
-        FAILURES.append(what)
-    return condition
-
-
-def load_stubs(tmp):
-    out = os.path.join(tmp, "stubs")
-    os.makedirs(out)
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "server", "proto"),
-                    "--python_out", out, "--grpc_python_out", out, "grpc_predict_v2.proto", "health.proto"], check=True)
-    sys.path.insert(0, out)
-    import grpc_predict_v2_pb2 as pb
-    import grpc_predict_v2_pb2_grpc as pb_grpc
-    return pb, pb_grpc
 
 
 def write_mul_model(path):
@@ -433,7 +416,7 @@ def test_strict_readiness_follows_the_breaker(pb, server):
 
 def main():
     with tempfile.TemporaryDirectory(prefix="tandem-grpc-test-") as tmp:
-        pb, pb_grpc = load_stubs(tmp)
+        pb, pb_grpc = load_stubs(ROOT, tmp)
         repo = os.path.join(tmp, "repo")
         add_model(repo, "cls", copy_cls, {"input_shapes": {"x": [1, 3, 48, 192]}, "backends": CLS_ROUTES})
         add_model(repo, "strict", write_mul_model,

@@ -35,6 +35,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from e2e_checks import FAILURES, load_stubs
+from e2e_checks import check as check_any
+
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
 TESTDATA = os.environ.get("TANDEM_ONNX_TESTDATA", "/usr/share/libonnx-testdata/data")
 PER_GROUP = 2
@@ -47,25 +50,9 @@ DATATYPES = {TensorProto.FLOAT: "FP32", TensorProto.DOUBLE: "FP64", TensorProto.
              TensorProto.BOOL: "BOOL", TensorProto.STRING: "BYTES"}
 NUMPY = {"FP32": "<f4", "FP64": "<f8", "FP16": "<f2", "BF16": "<u2", "INT8": "i1", "INT16": "<i2", "INT32": "<i4",
          "INT64": "<i8", "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "BOOL": "?"}
-FAILURES = []
-
-
 def check(condition, what):
-    if not condition:
-        print("FAIL: " + what, flush=True)
-        FAILURES.append(what)
-    return condition
-
-
-def load_stubs(tmp):
-    out = os.path.join(tmp, "stubs")
-    os.makedirs(out)
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", os.path.join(ROOT, "src", "server", "proto"),
-                    "--python_out", out, "--grpc_python_out", out, "grpc_predict_v2.proto"], check=True)
-    sys.path.insert(0, out)
-    import grpc_predict_v2_pb2 as pb
-    import grpc_predict_v2_pb2_grpc as pb_grpc
-    return pb, pb_grpc
+    """Hundreds of checks: only failures are printed."""
+    return check_any(condition, what, quiet=True)
 
 
 def pick_cases():
@@ -290,7 +277,7 @@ def main():
           f"{sorted(set(DATATYPES.values()) - datatypes)})")
     known = expected_failures()
     with tempfile.TemporaryDirectory() as tmp:
-        pb, pb_grpc = load_stubs(tmp)
+        pb, pb_grpc = load_stubs(ROOT, tmp)
         repo = os.path.join(tmp, "repo")
         for name, (folder, _, _, _) in cases.items():
             os.makedirs(os.path.join(repo, name, "1"))

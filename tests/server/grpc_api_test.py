@@ -61,7 +61,7 @@ def copy_cls(path):
 class Served:
     """A `tandem serve` process on free loopback ports; stopped on exit, whatever happened."""
 
-    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=(), metrics=False):
+    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=(), metrics=False, wait_ready=True):
         self.pb, self.ready_file = pb, os.path.join(tmp, name + ".ready.json")
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w")
@@ -77,7 +77,7 @@ class Served:
             self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
             self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
             deadline = time.monotonic() + 60
-            while not self.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready:
+            while wait_ready and not self.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready:
                 if time.monotonic() > deadline:
                     raise RuntimeError("server '%s' not ready within 60 s" % name)
                 time.sleep(0.05)
@@ -386,6 +386,17 @@ def test_health_service(server):
     check(code == "UNIMPLEMENTED", "health Watch: UNIMPLEMENTED (got %s)" % code)
 
 
+def test_health_of_a_server_that_is_not_ready(pb, pb_grpc, tmp):
+    """An empty repository is never ready: ServerReady false, and the health service agrees."""
+    repo = os.path.join(tmp, "empty_repo")
+    os.makedirs(repo)
+    with Served(pb, pb_grpc, repo, tmp, "empty", wait_ready=False) as server:
+        check(not server.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready, "empty repository: not ready")
+        for service in ("", "inference.GRPCInferenceService"):
+            check(health_check(server, service) == "NOT_SERVING", "empty repository: health Check(%r) NOT_SERVING"
+                  % service)
+
+
 def test_strict_readiness_follows_the_breaker(pb, server):
     s = server.stub
     ready = lambda: s.ModelReady(pb.ModelReadyRequest(name="strict"), timeout=5).ready
@@ -437,6 +448,7 @@ def main():
         fault_repo = os.path.join(tmp, "fault_repo")
         add_model(fault_repo, "mul", write_mul_model)
         test_injected_faults_are_covered(pb, pb_grpc, fault_repo, tmp)
+        test_health_of_a_server_that_is_not_ready(pb, pb_grpc, tmp)
         test_sigterm_under_load(pb, pb_grpc, tmp)
 
     if FAILURES:

@@ -7,8 +7,10 @@ Usage: python3 wire_conformance_test.py REPO_ROOT TANDEM_BINARY
 From ONNX's node tests, those whose inputs and outputs are all tensors of a datatype the
 protocol carries are grouped by the datatypes of their inputs and outputs, and the first two of
 each group (by name) go into one model repository. The server must load every one of them. Each
-test's first data set is sent over gRPC (raw contents), REST binary and REST JSON, and:
-  - REST binary answers the same datatypes, shapes and bytes as gRPC;
+test's first data set is sent over gRPC (raw contents, and typed contents unless an input is
+FP16 or BF16, which have no typed field), REST binary and REST JSON, and:
+  - gRPC with typed contents and REST binary answer the same datatypes, shapes and bytes as
+    gRPC with raw contents;
   - REST JSON answers the same values (floats exactly, after the conversion to the datatype;
     NaN and infinities as null, since JSON has none; BF16 and FP16 as their values) — JSON is
     skipped for a test whose inputs are not finite;
@@ -108,6 +110,23 @@ def from_raw(raw, datatype, shape):
             i += 4 + n
         return np.array(values, dtype=object).reshape(shape)
     return np.frombuffer(raw, dtype=NUMPY[datatype]).reshape(shape)
+
+
+TYPED_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+               "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
+               "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
+               "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+
+
+def typed_values(array, datatype):
+    flat = array.ravel()
+    if datatype == "BYTES":
+        return [as_bytes(x) for x in flat]
+    if datatype == "BOOL":
+        return [bool(x) for x in flat]
+    if datatype in ("FP32", "FP64"):
+        return [float(x) for x in flat]
+    return [int(x) for x in flat]
 
 
 def bf16_to_f32(bits):
@@ -241,6 +260,20 @@ def run_case(pb, stub, server, name, inputs, outputs, arrays):
     except grpc.RpcError as e:
         answers["grpc"] = ("error", e.details())
 
+    # gRPC with typed contents (clients that fill InferTensorContents); FP16 and BF16 have no
+    # typed field and travel raw in every request.
+    if all(t not in ("FP16", "BF16") for _, t in inputs):
+        request = pb.ModelInferRequest(model_name=name)
+        for (input_name, datatype), array in zip(inputs, arrays):
+            tensor = request.inputs.add(name=input_name, datatype=datatype, shape=list(array.shape))
+            getattr(tensor.contents, TYPED_FIELD[datatype]).extend(typed_values(array, datatype))
+        try:
+            response = stub.ModelInfer(request, timeout=30)
+            answers["grpc_typed"] = [(o.datatype, from_raw(raw, o.datatype, list(o.shape)))
+                                     for o, raw in zip(response.outputs, response.raw_output_contents)]
+        except grpc.RpcError as e:
+            answers["grpc_typed"] = ("error", e.details())
+
     url = f"http://127.0.0.1:{server.http}/v2/models/{name}/infer"
     raws = [to_raw(a, t) for (_, t), a in zip(inputs, arrays)]
     header = json.dumps({"inputs": [{"name": n, "datatype": t, "shape": list(a.shape),
@@ -295,7 +328,7 @@ def main():
             check(not not_ready, f"every model loads (not ready: {not_ready})")
             channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc}")
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            counts = {"answered": 0, "refused": 0, "json_skipped": 0, "unchecked": 0}
+            counts = {"answered": 0, "typed": 0, "refused": 0, "json_skipped": 0, "unchecked": 0}
             for name, (folder, inputs, outputs, random) in cases.items():
                 if name in not_ready:
                     continue
@@ -312,6 +345,13 @@ def main():
                     continue
                 counts["answered"] += 1
                 grpc_answer = answers["grpc"]
+                if "grpc_typed" in answers:
+                    counts["typed"] += 1
+                    check(len(answers["grpc_typed"]) == len(grpc_answer), f"{name}: typed contents answer every output")
+                    for (datatype, a), (ttype, b) in zip(grpc_answer, answers["grpc_typed"]):
+                        same = list(a.ravel()) == list(b.ravel()) if datatype == "BYTES" else a.tobytes() == b.tobytes()
+                        check(datatype == ttype and a.shape == b.shape and (same or random),
+                              f"{name}: gRPC with typed contents answers what raw contents do ({datatype})")
                 # A random op answers differently each time: only datatypes and shapes must agree.
                 check(len(answers["binary"]) == len(grpc_answer), f"{name}: REST binary answers every output")
                 for (datatype, a), (btype, b) in zip(grpc_answer, answers["binary"]):
@@ -332,7 +372,8 @@ def main():
                     check(close_to_expected(a, datatype, expected),
                           f"{name}: output {i} ({datatype}) matches the test's expected output")
             channel.close()
-    print(f"{len(cases)} node tests over gRPC, REST binary and REST JSON: {counts['answered']} answered, "
+    print(f"{len(cases)} node tests over gRPC, REST binary and REST JSON: {counts['answered']} answered "
+          f"({counts['typed']} also with gRPC's typed contents), "
           f"{counts['refused']} refused alike, JSON skipped for {counts['json_skipped']} (inputs not finite), "
           f"{counts['unchecked']} not compared with expected outputs (random ops or known failures)")
     if FAILURES:

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdint>
@@ -168,7 +169,7 @@ std::string kept_choice(const std::filesystem::path& dir, const std::string& key
   const std::string line = key + "\t" + value + "\t" + timings + "\n";
   if (max_lines > 0 && count_kept_lines(*text, header) + 1 > max_lines) {
     // Full: keep the newer half (the new line included).
-    if (!f.rewrite(newest_kept_lines(*text, header, max_lines / 2 > 0 ? max_lines / 2 - 1 : 0) + line))
+    if (!f.rewrite(newest_kept_lines(*text, header, std::max<size_t>(max_lines / 2, 1) - 1) + line))
       note_failure(path, "rewrite");
     return value;
   }

@@ -34,21 +34,12 @@ size_t count_kept_lines(std::string_view text, std::string_view header) {
 std::string newest_kept_lines(std::string_view text, std::string_view header, size_t keep) {
   std::string out(header);
   if (header.empty() || header.back() != '\n' || text.substr(0, header.size()) != header) return out;
-  // Back from the last newline, `keep` lines (a line cut short after it is left out).
-  const size_t last = text.rfind('\n');
-  if (last == std::string_view::npos || last < header.size() || keep == 0) return out;
-  size_t start = last;  // the newline before the first kept line, or the header's end
-  size_t kept = 0;
-  while (kept < keep) {
-    const size_t previous = start > header.size() ? text.rfind('\n', start - 1) : std::string_view::npos;
-    if (previous == std::string_view::npos || previous < header.size()) {
-      start = header.size() - 1;  // the header's own newline: every line is kept
-      break;
-    }
-    start = previous;
-    ++kept;
-  }
-  out.append(text.substr(start + 1, last + 1 - (start + 1)));
+  const size_t last = text.rfind('\n');  // the header's own newline at least
+  // Back from the last newline, one line at a time (a line cut short after it is left out):
+  // `start` is where the kept lines begin.
+  size_t start = last + 1;
+  for (size_t kept = 0; kept < keep && start > header.size(); ++kept) start = text.rfind('\n', start - 2) + 1;
+  out.append(text.substr(start, last + 1 - start));
   return out;
 }
 

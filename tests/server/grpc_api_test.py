@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from e2e_checks import FAILURES, check, load_stubs
+from e2e_checks import FAILURES, Served, check, load_stubs
 
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
 CLS_MODEL = os.path.join(ROOT, "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx")
@@ -56,69 +56,6 @@ def add_model(repo, name, model_writer, config=None):
 def copy_cls(path):
     with open(CLS_MODEL, "rb") as src, open(path, "wb") as dst:
         dst.write(src.read())
-
-
-class Served:
-    """A `tandem serve` process on free loopback ports; stopped on exit, whatever happened."""
-
-    def __init__(self, pb, pb_grpc, repo, tmp, name, extra_args=(), metrics=False, wait_ready=True):
-        self.pb, self.ready_file = pb, os.path.join(tmp, name + ".ready.json")
-        self.log_path = os.path.join(tmp, name + ".log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([TANDEM, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port",
-                                      "0", "--metrics-port", "0" if metrics else "-1", "--ready-file", self.ready_file, *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.channel = None
-        try:
-            ports = self._wait_for_ports(30)
-            self.metrics_port = ports.get("metrics", -1)
-            self.http_port = ports["http"]
-            self.grpc_port = ports["grpc"]
-            self.channel = grpc.insecure_channel("127.0.0.1:%d" % ports["grpc"])
-            self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
-            deadline = time.monotonic() + 60
-            while wait_ready and not self.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server '%s' not ready within 60 s" % name)
-                time.sleep(0.05)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_for_ports(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tandem serve exited with %d: %s" % (self.proc.returncode, self.tail()))
-            try:
-                with open(self.ready_file) as f:
-                    return json.load(f)
-            except (FileNotFoundError, json.JSONDecodeError):
-                time.sleep(0.05)
-        raise RuntimeError("no ready file within %d s: %s" % (seconds, self.tail()))
-
-    def tail(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()[-2000:]
-
-    def stop(self):
-        if self.channel is not None:
-            self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def infer_request(pb, model, name, array, datatype="FP32"):
@@ -242,7 +179,7 @@ def test_injected_faults_are_covered(pb, pb_grpc, repo, tmp):
     calls, threads = 10000, 4
     failures, wrong, done = [], [], [0]
     lock = threading.Lock()
-    with Served(pb, pb_grpc, repo, tmp, "faulty", ["--inject", "error=0.3"]) as server:
+    with Served(TANDEM, pb, pb_grpc, repo, tmp, "faulty", ["--inject", "error=0.3"]) as server:
         def client(seed):
             rng = np.random.default_rng(seed)
             for _ in range(calls // threads):
@@ -281,7 +218,7 @@ def test_sigterm_under_load(pb, pb_grpc, tmp):
     add_model(repo, "slow", write_mul_model, {"instances": 1, "fault_injection": "latency_ms=200"})
     calls = 6
     results = [None] * calls
-    with Served(pb, pb_grpc, repo, tmp, "sigterm", ["--grace-seconds", "60"]) as server:
+    with Served(TANDEM, pb, pb_grpc, repo, tmp, "sigterm", ["--grace-seconds", "60"]) as server:
         def client(i):
             x = np.full((1, 16), float(i), dtype=np.float32)
             try:
@@ -390,7 +327,7 @@ def test_health_of_a_server_that_is_not_ready(pb, pb_grpc, tmp):
     """An empty repository is never ready: ServerReady false, and the health service agrees."""
     repo = os.path.join(tmp, "empty_repo")
     os.makedirs(repo)
-    with Served(pb, pb_grpc, repo, tmp, "empty", wait_ready=False) as server:
+    with Served(TANDEM, pb, pb_grpc, repo, tmp, "empty", wait_ready=False) as server:
         check(not server.stub.ServerReady(pb.ServerReadyRequest(), timeout=5).ready, "empty repository: not ready")
         for service in ("", "inference.GRPCInferenceService"):
             check(health_check(server, service) == "NOT_SERVING", "empty repository: health Check(%r) NOT_SERVING"
@@ -433,7 +370,7 @@ def main():
         add_model(repo, "strict", write_mul_model,
                   {"strict": True, "fault_injection": "error=1.0", "required": False,
                    "breaker": {"min_requests": 4, "window_size": 10, "cooldown_ms": 2000, "max_cooldown_ms": 2000}})
-        with Served(pb, pb_grpc, repo, tmp, "main", metrics=True) as server:
+        with Served(TANDEM, pb, pb_grpc, repo, tmp, "main", metrics=True) as server:
             try:
                 test_rpcs_and_parity(pb, server, tmp)
                 test_errors(pb, server)

@@ -22,10 +22,8 @@ The server is stopped whatever happens.
 """
 import json
 import os
-import pathlib
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from e2e_checks import FAILURES, load_stubs
+from e2e_checks import FAILURES, Served, load_stubs
 from e2e_checks import check as check_any
 
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
@@ -193,45 +191,10 @@ def close_to_expected(got, datatype, expected):
     return bool(np.array_equal(got, expected.astype(got.dtype)))
 
 
-class Server:
-    """`tandem serve` on free loopback ports for the with-block."""
-
-    def __init__(self, repo, tmp):
-        self.ready_file = os.path.join(tmp, "ready.json")
-        self.log_path = os.path.join(tmp, "serve.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([TANDEM, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
-                                      "--metrics-port", "-1", "--ready-file", self.ready_file],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-
-    def __enter__(self):
-        deadline = time.monotonic() + 60
-        while not (os.path.exists(self.ready_file) and os.path.getsize(self.ready_file) > 0):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("tandem serve did not start: " + self.tail())
-            time.sleep(0.05)
-        time.sleep(0.05)  # the file is written whole, but may be caught mid-write once
-        ports = json.loads(pathlib.Path(self.ready_file).read_text())
-        self.http, self.grpc = ports["http"], ports["grpc"]
-        return self
-
-    def index(self):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http}/v2/repository/index", data=b"{}", method="POST")
-        return json.loads(urllib.request.urlopen(request, timeout=10).read())
-
-    def tail(self):
-        self.log.flush()
-        return pathlib.Path(self.log_path).read_text()[-2000:]
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def repository_index(server):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.http_port}/v2/repository/index", data=b"{}",
+                                     method="POST")
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
 def post(url, body, headers):
@@ -244,7 +207,7 @@ def post(url, body, headers):
         return e.code, None, e.read()
 
 
-def run_case(pb, stub, server, name, inputs, outputs, arrays):
+def run_case(pb, server, name, inputs, outputs, arrays):
     """The answers of the three protocols: {protocol: [numpy arrays] or ("error", message)};
     "json" holds the raw JSON outputs."""
     answers = {}
@@ -253,7 +216,7 @@ def run_case(pb, stub, server, name, inputs, outputs, arrays):
         request.inputs.add(name=input_name, datatype=datatype, shape=list(array.shape))
         request.raw_input_contents.append(to_raw(array, datatype))
     try:
-        response = stub.ModelInfer(request, timeout=30)
+        response = server.stub.ModelInfer(request, timeout=30)
         check([o.name for o in response.outputs] == [n for n, _ in outputs], f"{name}: gRPC answers every output in order")
         answers["grpc"] = [(o.datatype, from_raw(raw, o.datatype, list(o.shape)))
                            for o, raw in zip(response.outputs, response.raw_output_contents)]
@@ -268,13 +231,13 @@ def run_case(pb, stub, server, name, inputs, outputs, arrays):
             tensor = request.inputs.add(name=input_name, datatype=datatype, shape=list(array.shape))
             getattr(tensor.contents, TYPED_FIELD[datatype]).extend(typed_values(array, datatype))
         try:
-            response = stub.ModelInfer(request, timeout=30)
+            response = server.stub.ModelInfer(request, timeout=30)
             answers["grpc_typed"] = [(o.datatype, from_raw(raw, o.datatype, list(o.shape)))
                                      for o, raw in zip(response.outputs, response.raw_output_contents)]
         except grpc.RpcError as e:
             answers["grpc_typed"] = ("error", e.details())
 
-    url = f"http://127.0.0.1:{server.http}/v2/models/{name}/infer"
+    url = f"http://127.0.0.1:{server.http_port}/v2/models/{name}/infer"
     raws = [to_raw(a, t) for (_, t), a in zip(inputs, arrays)]
     header = json.dumps({"inputs": [{"name": n, "datatype": t, "shape": list(a.shape),
                                      "parameters": {"binary_data_size": len(r)}}
@@ -315,10 +278,10 @@ def main():
         for name, (folder, _, _, _) in cases.items():
             os.makedirs(os.path.join(repo, name, "1"))
             shutil.copy(os.path.join(folder, "model.onnx"), os.path.join(repo, name, "1", "model.onnx"))
-        with Server(repo, tmp) as server:
+        with Served(TANDEM, pb, pb_grpc, repo, tmp, "wire", wait_ready=False) as server:
             deadline = time.monotonic() + 300
             while True:
-                states = {m["name"]: m.get("state") for m in server.index()}
+                states = {m["name"]: m.get("state") for m in repository_index(server)}
                 if all(s in ("READY", "UNAVAILABLE") for s in states.values()) and len(states) == len(cases):
                     break
                 if time.monotonic() > deadline:
@@ -326,8 +289,6 @@ def main():
                 time.sleep(0.1)
             not_ready = sorted(n for n, s in states.items() if s != "READY")
             check(not not_ready, f"every model loads (not ready: {not_ready})")
-            channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc}")
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
             counts = {"answered": 0, "typed": 0, "refused": 0, "json_skipped": 0, "unchecked": 0}
             for name, (folder, inputs, outputs, random) in cases.items():
                 if name in not_ready:
@@ -335,7 +296,7 @@ def main():
                 data = os.path.join(folder, "test_data_set_0")
                 arrays = [numpy_helper.to_array(onnx.load_tensor(os.path.join(data, f"input_{i}.pb")))
                           for i in range(len(inputs))]
-                answers = run_case(pb, stub, server, name, inputs, outputs, arrays)
+                answers = run_case(pb, server, name, inputs, outputs, arrays)
                 counts["json_skipped"] += "json" not in answers
                 refused = {p: a[1] for p, a in answers.items() if isinstance(a, tuple)}
                 if refused:
@@ -371,7 +332,6 @@ def main():
                     expected = numpy_helper.to_array(onnx.load_tensor(os.path.join(data, f"output_{i}.pb")))
                     check(close_to_expected(a, datatype, expected),
                           f"{name}: output {i} ({datatype}) matches the test's expected output")
-            channel.close()
     print(f"{len(cases)} node tests over gRPC, REST binary and REST JSON: {counts['answered']} answered "
           f"({counts['typed']} also with gRPC's typed contents), "
           f"{counts['refused']} refused alike, JSON skipped for {counts['json_skipped']} (inputs not finite), "

@@ -1,6 +1,10 @@
 // grpc_load.cpp: a closed-loop load generator for unary gRPC calls over HTTP/2 (cleartext), for
 // the server's benchmark (bench/serve/serve_bench.py). Each of --connections connections keeps
-// one call open at a time and starts the next as soon as the last one closed.
+// one call open at a time and starts the next as soon as the last one closed. With --rate R it
+// paces instead (the soak): calls are due R per second whatever the server does, each due call
+// starts on an idle connection, and its latency counts from when it was due, so time waiting
+// for a connection counts too (no coordinated omission); calls due within S seconds are
+// counted when they close up to 5 s later.
 //
 // Why not only h2load: h2load sends a request body in 16 KB DATA frames, one write each (seven
 // writes for the classifier's 110 KB message), and cannot read grpc-status. gRPC's own clients
@@ -9,7 +13,7 @@
 // memory, one writev per call) and counts answers by their grpc-status.
 //
 //   grpc_load --port P --path /inference.GRPCInferenceService/ModelInfer --frame FILE
-//             --seconds S [--connections C]
+//             --seconds S [--connections C] [--rate R]
 // FILE holds one gRPC length-prefixed message (flag byte, 4-byte big-endian length, message).
 // One thread. Prints one JSON object: calls completed within S seconds and their rate, calls by
 // grpc-status with p50/p99/max latency (ms, from the call's start to its stream's close), calls
@@ -48,6 +52,7 @@ struct Options {
   std::string path, frame_file;
   double seconds = 10;
   int connections = 1;
+  double rate = 0;  // calls due per second; 0: closed loop
 };
 
 struct Run;
@@ -62,7 +67,7 @@ struct Connection {
   std::vector<iovec> pending;     // what is left to write, in order
   int32_t stream = -1;            // the open call's stream
   size_t body_sent = 0;           // bytes of the message given to nghttp2 for that call
-  Clock::time_point started;
+  Clock::time_point started;      // when the call started, or with --rate when it was due
   int grpc_status = -1;  // from the trailers; -1: none seen
   bool failed = false;
 };
@@ -71,6 +76,7 @@ struct Run {
   Options options;
   std::string message;  // the gRPC frame sent by every call
   Clock::time_point begin, end;
+  uint64_t started = 0;                           // calls started (with --rate: the next due call's index)
   std::map<int, std::vector<double>> latency_ms;  // by grpc-status (-1: none)
   uint64_t completed = 0, transport_errors = 0;
 };
@@ -119,23 +125,29 @@ int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_
   return 0;
 }
 
-void start_call(Connection& c);
+void start_call(Connection& c, Clock::time_point due);
+
+// With --rate: when call `index` is due.
+Clock::time_point due_at(const Run& run, uint64_t index) {
+  return run.begin + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(static_cast<double>(index) / run.options.rate));
+}
 
 int on_stream_close(nghttp2_session*, int32_t stream, uint32_t, void* user) {
   auto& c = *static_cast<Connection*>(user);
   if (stream != c.stream) return 0;
   Run& run = *c.run;
   const auto now = Clock::now();
-  if (now <= run.end) {
+  if (now <= run.end || run.options.rate > 0) {  // paced: every due call counts, however late
     run.latency_ms[c.grpc_status].push_back(std::chrono::duration<double, std::milli>(now - c.started).count());
     ++run.completed;
   }
   c.stream = -1;
-  if (now < run.end) start_call(c);
+  if (now < run.end && run.options.rate <= 0) start_call(c, now);
   return 0;
 }
 
-void start_call(Connection& c) {
+void start_call(Connection& c, Clock::time_point due) {
   const std::string authority = "127.0.0.1:" + std::to_string(c.run->options.port);
   const std::string path = c.run->options.path;
   auto nv = [](const char* name, const std::string& value) {
@@ -150,7 +162,8 @@ void start_call(Connection& c) {
   body.read_callback = on_read_body;
   c.body_sent = 0;
   c.grpc_status = -1;
-  c.started = Clock::now();
+  c.started = due;
+  ++c.run->started;
   c.stream = nghttp2_submit_request(c.session, nullptr, headers, std::size(headers), &body, nullptr);
   if (c.stream < 0) c.failed = true;
 }
@@ -212,8 +225,10 @@ double quantile(std::vector<double> v, double q) {
 }
 
 int usage(const char* why) {
-  std::fprintf(
-      stderr, "grpc_load: %s\nusage: grpc_load --port P --path PATH --frame FILE --seconds S [--connections C]\n", why);
+  std::fprintf(stderr,
+               "grpc_load: %s\nusage: grpc_load --port P --path PATH --frame FILE --seconds S [--connections C] "
+               "[--rate R]\n",
+               why);
   return 2;
 }
 
@@ -234,10 +249,12 @@ int main(int argc, char** argv) {
       o.seconds = std::atof(value.c_str());
     else if (key == "--connections")
       o.connections = std::atoi(value.c_str());
+    else if (key == "--rate")
+      o.rate = std::atof(value.c_str());
     else
       return usage(("unknown option " + key).c_str());
   }
-  if (o.port <= 0 || o.path.empty() || o.frame_file.empty() || o.seconds <= 0 || o.connections < 1)
+  if (o.port <= 0 || o.path.empty() || o.frame_file.empty() || o.seconds <= 0 || o.connections < 1 || o.rate < 0)
     return usage("--port, --path, --frame and --seconds are required");
   std::ifstream in(o.frame_file, std::ios::binary);
   run.message.assign(std::istreambuf_iterator<char>(in), {});
@@ -274,27 +291,36 @@ int main(int argc, char** argv) {
   }
   run.begin = Clock::now();
   run.end = run.begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
-  for (auto& c : connections) start_call(*c);
+  if (o.rate <= 0)
+    for (auto& c : connections) start_call(*c, run.begin);
 
-  // Past the end, calls still open get a second to close (they are not counted).
-  const auto give_up = run.end + std::chrono::seconds(1);
+  // Past the end, calls still open get a second to close (they are not counted); paced calls
+  // get five, and count.
+  const auto give_up = run.end + std::chrono::seconds(o.rate > 0 ? 5 : 1);
   std::vector<pollfd> fds(connections.size());
   for (;;) {
     bool open = false;
+    auto now = Clock::now();
     for (size_t i = 0; i < connections.size(); ++i) {
       Connection& c = *connections[i];
+      const auto due = due_at(run, run.started);
+      if (o.rate > 0 && c.fd >= 0 && c.stream < 0 && due <= now && due < run.end) start_call(c, due);
       if (c.fd >= 0 && (c.failed || !pump(c))) {
         ++run.transport_errors;
         close(c.fd);
         c.fd = -1;
       }
-      open = open || (c.fd >= 0 && c.stream >= 0);
+      open = open || (c.fd >= 0 && (c.stream >= 0 || (o.rate > 0 && now < run.end)));
       fds[i] = pollfd{c.fd, static_cast<short>(POLLIN | (c.pending.empty() ? 0 : POLLOUT)), 0};
     }
-    const auto now = Clock::now();
+    now = Clock::now();
     if (!open || now >= give_up) break;
+    // Wakes for the next due call too (rounded up to a millisecond; a paced call starts late by
+    // at most that, and its latency counts from when it was due).
+    auto wake = give_up;
+    if (o.rate > 0 && now < run.end) wake = std::min(wake, std::max(now, due_at(run, run.started)));
     const int wait_ms =
-        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(give_up - now).count()) + 1;
+        static_cast<int>(std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count() / 1000 + 1);
     if (poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     for (size_t i = 0; i < connections.size(); ++i) {
       Connection& c = *connections[i];
@@ -311,9 +337,15 @@ int main(int argc, char** argv) {
     nghttp2_session_del(c->session);
   }
 
-  std::printf("{\"calls\": %llu, \"seconds\": %.3f, \"rps\": %.1f, \"transport_errors\": %llu, \"by_grpc_status\": {",
-              static_cast<unsigned long long>(run.completed), o.seconds, static_cast<double>(run.completed) / o.seconds,
-              static_cast<unsigned long long>(run.transport_errors));
+  // With --rate, "due" is the calls due within S seconds and "started" those that got a
+  // connection; due calls never started were left waiting for one.
+  const uint64_t due = o.rate > 0 ? static_cast<uint64_t>(o.seconds * o.rate) : run.started;
+  std::printf(
+      "{\"calls\": %llu, \"seconds\": %.3f, \"rps\": %.1f, \"due\": %llu, \"started\": %llu, "
+      "\"transport_errors\": %llu, \"by_grpc_status\": {",
+      static_cast<unsigned long long>(run.completed), o.seconds, static_cast<double>(run.completed) / o.seconds,
+      static_cast<unsigned long long>(due), static_cast<unsigned long long>(run.started),
+      static_cast<unsigned long long>(run.transport_errors));
   bool first = true;
   for (const auto& [status, latencies] : run.latency_ms) {
     std::printf("%s\"%d\": {\"n\": %zu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f}", first ? "" : ", ",

@@ -17,10 +17,14 @@ side by side:
               binary and gRPC at the same engine threads. Target: >= 80%.
   batching    concurrency 16 over REST binary, without and with dynamic batching. Target:
               >= 1.3x the throughput, p99 < 10 ms.
-  soak        (not in the default phases) REST binary from --soak-connections closed-loop
-              connections (one is about half the sustainable rate on 2 cores) for --soak-seconds with --inject error=0.1 on the first route: every request must
-              succeed; RSS sampled every 10 s, growth per 10,000 requests after a warm-up of a
-              tenth of the run (target < 1 MB).
+  soak        (not in the default phases) --soak-seconds at half the sustainable rate, with
+              --inject error=0.1 on the first route: the sustainable rate is measured first on
+              that server (REST binary, concurrency 8), then open_loop.cpp (REST binary) and
+              grpc_load.cpp --rate (gRPC) each pace a quarter of it, requests due at fixed times
+              whatever the server does. Every request due must be answered with success (no
+              other status, transport error or request left unanswered); RSS sampled every 10 s,
+              growth per 10,000 requests after a warm-up of a tenth of the run (target < 1 MB).
+              --soak-rate R paces R requests/s in all instead.
   overload    REST binary, open loop (bench/serve/open_loop.cpp: requests due at a fixed rate,
               latency from the moment each was due) at --overload-factor (10) x the sustainable
               rate for --overload-seconds, up to 512 connections, max_queue_size 4: every
@@ -243,6 +247,75 @@ def grpc_load(port, concurrency, seconds, work):
                 failed=r["calls"] - ok.get("n", 0))
 
 
+def soak_phase(args, work, base, header_len, say):
+    """The soak (see the module's doc): results, and one summary line through `say`."""
+    cfg = dict(base, max_queue_size=4096)
+    repo = make_repo(work, "soak", cfg)
+    with Server(args.tandem, repo, work, extra=("--inject", "error=0.1")) as srv:
+        infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
+        sustain = None
+        rate = args.soak_rate
+        if rate <= 0:
+            sustain = wrk(infer, work / "body.bin", "application/octet-stream", header_len, 8, args.duration,
+                          work)["ok_rps"]
+            rate = sustain / 2
+        rest_client = build_client("open_loop", work)
+        grpc_client = build_client("grpc_load", work, ["-lnghttp2"])
+        seconds = args.soak_seconds
+        share = f"{rate / 2:.1f}"
+        samples = []  # (seconds since start, RSS MB, successful answers counted by the server so far)
+        stop = threading.Event()
+        t0 = time.time()
+
+        def answered():
+            return sum(int(m.group(1)) for m in re.finditer(
+                r'tandem_server_requests_total\{[^}]*code="200"[^}]*\}\s+(\d+)', srv.metrics()))
+
+        def sample():
+            while not stop.is_set():
+                samples.append((time.time() - t0, srv.rss_mb(), answered()))
+                stop.wait(10.0)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        rest = subprocess.Popen([str(rest_client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
+                                 "--body", str(work / "body.bin"), "--header", "Content-Type: application/octet-stream",
+                                 "--header", f"Inference-Header-Content-Length: {header_len}", "--rate", share,
+                                 "--seconds", str(seconds), "--connections", "32"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        grpc = subprocess.Popen([str(grpc_client), "--port", str(srv.grpc), "--path",
+                                 "/inference.GRPCInferenceService/ModelInfer", "--frame", str(work / "grpc.frame"),
+                                 "--seconds", str(seconds), "--connections", "16", "--rate", share],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rest_out, rest_err = rest.communicate()
+        grpc_out, grpc_err = grpc.communicate()
+        stop.set()
+        sampler.join()
+        samples.append((time.time() - t0, srv.rss_mb(), answered()))
+        if rest.returncode != 0 or grpc.returncode != 0:
+            raise RuntimeError(f"soak clients failed: {rest_err.strip()} {grpc_err.strip()}")
+        r, g = json.loads(rest_out), json.loads(grpc_out)
+        rest_ok = r["by_status"].get("200", {}).get("n", 0)
+        grpc_ok = g["by_grpc_status"].get("0", {}).get("n", 0)
+        due = r["due"] + g["due"]
+        failed = due - rest_ok - grpc_ok  # every other status, error, or request left unanswered
+        warm = [x for x in samples if x[0] >= seconds / 10] or samples
+        grown_mb = warm[-1][1] - warm[0][1]
+        counted = max(1, warm[-1][2] - warm[0][2])
+        stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{srv.http}/v2/models/cls/stats", timeout=5).read())
+        head = f"soak {seconds} s at {rate:.0f} req/s" + (
+            f" (half of REST binary's {sustain:.0f}/s at concurrency 8)" if sustain else "")
+        say(head + f", with error=0.1 injected: {due} requests due, {rest_ok + grpc_ok} succeeded, {failed} failed "
+            f"(REST binary: {r['due']} due, by status { {k: v['n'] for k, v in r['by_status'].items()} }, "
+            f"p99 {r['by_status'].get('200', {}).get('p99_ms')} ms, {r['errors']} transport errors; gRPC: "
+            f"{g['due']} due, by grpc-status { {k: v['n'] for k, v in g['by_grpc_status'].items()} }, p99 "
+            f"{g['by_grpc_status'].get('0', {}).get('p99_ms')} ms, {g['transport_errors']} transport errors); "
+            f"RSS {warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB after warm-up over {counted} requests "
+            f"({grown_mb / counted * 1e4:+.3f} MB per 10,000)")
+        return {"rate_rps": rate, "sustainable_rps": sustain, "seconds": seconds, "rest_binary": r, "grpc": g,
+                "due": due, "failed": failed, "rss_samples": samples, "rss_growth_mb_per_10k": grown_mb / counted * 1e4,
+                "stats": stats}
+
+
 def grpc_headers():
     return ["content-type: application/grpc", "te: trailers"]
 
@@ -268,7 +341,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="overhead and throughput: measure in process and over the network this many times in turn "
                          "(the VMs' speed drifts between runs; each round compares figures taken minutes apart at most)")
-    ap.add_argument("--soak-connections", type=int, default=1, help="soak load: closed-loop connections")
+    ap.add_argument("--soak-rate", type=float, default=0,
+                    help="soak: requests/s over both protocols (0: half the sustainable rate, measured first)")
     args = ap.parse_args()
     global HANDLER_THREADS, JSON_DECODE_THREADS
     HANDLER_THREADS = args.handler_threads
@@ -403,44 +477,7 @@ def main():
                 f"batching {res['on']['rps']:.0f} req/s p99 {res['on']['p99_ms']:.2f} ms "
                 f"({res['on']['rps'] / res['off']['rps']:.2f}x)")
         if "soak" in phases:
-            cfg = dict(base, max_queue_size=4096)
-            repo_s = make_repo(work, "soak", cfg)
-            with Server(args.tandem, repo_s, work, extra=("--inject", "error=0.1")) as srv:
-                infer = f"http://127.0.0.1:{srv.http}/v2/models/cls/infer"
-                # wrk, closed loop on --soak-connections connections (h2load's --rps does not pace
-                # HTTP/1.1 clients): one connection is about half the sustainable rate on 2 cores.
-                samples = []  # (seconds since start, RSS MB, requests answered so far)
-                stop = threading.Event()
-                t0 = time.time()
-
-                def answered():
-                    m = re.search(r'tandem_server_requests_total\{protocol="rest",code="200"\}\s+(\d+)', srv.metrics())
-                    return int(m.group(1)) if m else 0
-
-                def sample():
-                    while not stop.is_set():
-                        samples.append((time.time() - t0, srv.rss_mb(), answered()))
-                        stop.wait(10.0)
-                t = threading.Thread(target=sample)
-                t.start()
-                o = wrk(infer, work / "body.bin", "application/octet-stream", header_len, args.soak_connections,
-                        args.soak_seconds, work)
-                stop.set()
-                t.join()
-                samples.append((time.time() - t0, srv.rss_mb(), answered()))
-                warm = [x for x in samples if x[0] >= args.soak_seconds / 10] or samples
-                grown_mb = warm[-1][1] - warm[0][1]
-                reqs = max(1, warm[-1][2] - warm[0][2])
-                failed = o["non_2xx"]
-                rate = o["rps"]
-                results["soak"] = {"rate_rps": rate, "seconds": args.soak_seconds, "result": o, "failed": failed,
-                                   "rss_samples": samples, "rss_growth_mb_per_10k": grown_mb / reqs * 1e4,
-                                   "stats": json.loads(urllib.request.urlopen(
-                                       f"http://127.0.0.1:{srv.http}/v2/models/cls/stats", timeout=5).read())}
-                say(f"soak {args.soak_seconds} s at {rate:.0f} req/s with error=0.1 injected: "
-                    f"{round(o['rps'] * args.soak_seconds)} requests, {failed} failed ({o['socket_errors'] or 'no socket errors'}); RSS "
-                    f"{warm[0][1]:.1f} -> {warm[-1][1]:.1f} MB after warm-up over {reqs} requests "
-                    f"({grown_mb / reqs * 1e4:+.3f} MB per 10,000)")
+            results["soak"] = soak_phase(args, work, base, header_len, say)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (out_dir / "summary.txt").write_text("\n".join(lines) + "\n")
     log(f"wrote {out_dir}/results.json and summary.txt")

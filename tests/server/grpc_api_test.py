@@ -285,6 +285,18 @@ def test_load_client_counts_what_the_server_answered(pb, server, tmp):
                                                                                run.stderr.strip()))
         # Calls still open at the end are answered and counted by the server, not by the client.
         check(calls <= counted <= calls + 2, "grpc_load on %s: %d calls, the server counted %d" % (model, calls, counted))
+    # Paced (the soak's load): exactly the calls due in the run, each counted once it closes.
+    frame = os.path.join(tmp, "cls.frame")
+    before = grpc_requests_counted(server).get("200", 0)
+    run = subprocess.run([client, "--port", str(server.grpc_port), "--path", "/inference.GRPCInferenceService/ModelInfer",
+                          "--frame", frame, "--seconds", "1", "--connections", "2", "--rate", "40"],
+                         capture_output=True, text=True, timeout=60)
+    counted = grpc_requests_counted(server).get("200", 0) - before
+    result = json.loads(run.stdout) if run.returncode == 0 else {}
+    check(run.returncode == 0 and result["due"] == 40 and result["started"] == 40 and result["calls"] == 40
+          and result["by_grpc_status"].get("0", {}).get("n") == 40 and counted == 40,
+          "grpc_load --rate 40 for 1 s: 40 calls due, started and answered OK, 40 counted by the server (%s %s; %d)"
+          % (run.stdout.strip(), run.stderr.strip(), counted))
     run = subprocess.run([client, "--port", str(server.grpc_port), "--path", "/x"], capture_output=True, text=True)
     check(run.returncode == 2 and "required" in run.stderr, "grpc_load without its options: exit 2 and why (%d)"
           % run.returncode)

@@ -85,7 +85,12 @@ struct BreakerOptions {
   int window_size = 100;             // outcomes kept in the sliding window (count bound)
   double window_seconds = 30;        // outcomes older than this leave the window (time bound)
   int min_requests = 20;             // outcomes needed before the rates below are judged
-  double failure_rate = 0.2;         // trip when failures / outcomes >= this (fallback mode)
+  // Trip when failures / outcomes >= this (fallback mode). Set well above any failure rate the
+  // fallback should absorb request by request: a route failing now and then still answers most
+  // requests faster than the next route would answer all of them, and a sliding window checked
+  // at every outcome reaches a threshold near the true rate often (at 10% random failures a
+  // threshold of 0.2 tripped every few thousand requests, docs/engine.md).
+  double failure_rate = 0.5;
   // The same in strict mode, where nothing can take over: an open breaker turns every request
   // into `unavailable`, so it trips only when the backend fails most calls.
   double strict_failure_rate = 0.6;
@@ -95,7 +100,11 @@ struct BreakerOptions {
   double backoff_multiplier = 2;     // each consecutive trip multiplies the cooldown ...
   double max_cooldown_ms = 30000;    // ... up to this
   int half_open_probes = 2;          // calls admitted at once while half-open
-  int close_after_successes = 5;     // consecutive good probes that close the breaker
+  // Probes judged together while half-open: the breaker closes once this many are done with
+  // failures (and SLA breaches) below the trip rates of this many, and reopens as soon as they
+  // reach them (at 0.5 and 5 probes: the third failure), so a route back at its usual failure
+  // rate closes while a dead one is out again after a few probes.
+  int half_open_calls = 5;
 };
 
 // Parity budget: a sample violates it when any of its float outputs exceeds any bound.

@@ -37,7 +37,8 @@ Status breaker_from_dict(py::handle v, BreakerOptions* b) {
     else if (k == "backoff_multiplier") TANDEM_RETURN_IF_ERROR(get(key, x, &b->backoff_multiplier));
     else if (k == "max_cooldown_ms") TANDEM_RETURN_IF_ERROR(get(key, x, &b->max_cooldown_ms));
     else if (k == "half_open_probes") TANDEM_RETURN_IF_ERROR(get(key, x, &b->half_open_probes));
-    else if (k == "close_after_successes") TANDEM_RETURN_IF_ERROR(get(key, x, &b->close_after_successes));
+    else if (k == "half_open_calls")
+      TANDEM_RETURN_IF_ERROR(get(key, x, &b->half_open_calls));
     else return invalid_argument("unknown breaker option '" + k + "'");
   }
   return Status::ok();

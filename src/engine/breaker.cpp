@@ -45,7 +45,6 @@ void CircuitBreaker::trip(TimePoint now, bool for_parity) {
   if (state_ != BreakerState::half_open) parity_tripped_ = for_parity;
   else parity_tripped_ = parity_tripped_ || for_parity;
   probes_in_flight_ = 0;
-  good_probes_ = 0;
   open_until_ = now + cooldown();
   window_.clear();
   violations_.clear();
@@ -75,7 +74,7 @@ CircuitBreaker::Admission CircuitBreaker::admit() {
     if (now < open_until_) return {false, false};
     set_state(BreakerState::half_open);
     probes_in_flight_ = 0;
-    good_probes_ = 0;
+    probes_done_ = probe_failures_ = probe_breaches_ = 0;
   }
   if (state_ == BreakerState::half_open) {
     if (probes_in_flight_ >= std::max(1, options_.half_open_probes)) return {false, false};
@@ -95,14 +94,22 @@ void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
   if (!a.allowed) return;
   std::lock_guard<std::mutex> lock(mu_);
   const TimePoint now = clock_->now();
-  const bool bad = !outcome.success || outcome.sla_breach;
   if (state_ == BreakerState::half_open) {
     if (!a.probe) return;  // admitted before the trip; says nothing about recovery
     if (probes_in_flight_ > 0) probes_in_flight_--;
-    if (bad) return trip(now);
-    if (++good_probes_ >= std::max(1, options_.close_after_successes)) {
+    if (!outcome.success && a.check_parity) return trip(now);
+    probes_done_++;
+    probe_failures_ += !outcome.success;
+    probe_breaches_ += outcome.success && outcome.sla_breach;
+    // Reopens once the failures (breaches) among half_open_calls probes reach the trip rate of
+    // that many; a rate of 0 reopens on the first.
+    const int calls = std::max(1, options_.half_open_calls);
+    auto reached = [calls](int bad, double rate) { return bad > 0 && bad >= rate * calls; };
+    if (reached(probe_failures_, options_.failure_rate) ||
+        (options_.sla_breach_rate > 0 && reached(probe_breaches_, options_.sla_breach_rate)))
+      return trip(now);
+    if (probes_done_ >= calls) {
       closed_at_ = now;
-      good_probes_ = 0;
       parity_tripped_ = false;
       window_.clear();
       violations_.clear();

@@ -2,12 +2,17 @@
 //
 //   closed --(failure rate, SLA-breach rate or parity violations over the window)--> open
 //   open --(cooldown elapsed)--> half_open
-//   half_open --(close_after_successes good probes in a row)--> closed
-//   half_open --(a failed probe, SLA breach or parity violation)--> open (longer cooldown)
+//   half_open --(half_open_calls probes done, failures and breaches below the trip rates)--> closed
+//   half_open --(failures or SLA breaches among those probes reach the trip rates)--> open
+//   half_open --(a parity violation)--> open (longer cooldown)
 //
+// Half-open judges its probes as the closed state judges its window, by rate: a route that
+// fails now and then (the faults its fallback absorbs) is not kept out by one unlucky probe,
+// while a route that still fails is out again once passing has become impossible.
 // A breaker opened by parity violations (and still not closed since) admits its probes with
 // `check_parity`: a probe's answer is then compared with the reference before it counts as
-// good, since a route whose numbers are wrong answers its probes without an error.
+// good, since a route whose numbers are wrong answers its probes without an error; wrong
+// numbers are no accident, so one failed probe of such a breaker reopens it.
 //
 // The sliding window holds the last `window_size` outcomes and forgets those older than
 // `window_seconds`. Rates are judged once the window holds `min_requests` outcomes. Parity
@@ -82,7 +87,9 @@ class CircuitBreaker {
   TimePoint closed_at_{};       // when it last closed after being open
   int probes_in_flight_ = 0;
   bool parity_tripped_ = false;  // opened by parity violations, not closed since
-  int good_probes_ = 0;
+  int probes_done_ = 0;          // half-open probes recorded since it last opened ...
+  int probe_failures_ = 0;       // ... of which failed
+  int probe_breaches_ = 0;       // ... of which were SLA breaches
   uint64_t transitions_ = 0;
   uint64_t trips_ = 0;
 };

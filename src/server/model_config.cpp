@@ -163,18 +163,21 @@ void read_breaker(FieldReader& parent, ModelConfig* config) {
   if (!v->is_object()) return parent.fail("breaker", "must be an object");
   FieldReader r(*v, "breaker.");
   BreakerOptions& b = config->prepare.breaker;
-  r.only({"window_size", "window_seconds", "min_requests", "failure_rate", "strict_failure_rate", "cooldown_ms",
-          "max_cooldown_ms", "backoff_multiplier", "close_after_successes", "half_open_probes"});
+  r.only({"window_size", "window_seconds", "min_requests", "failure_rate", "strict_failure_rate", "sla_breach_rate",
+          "parity_violations", "cooldown_ms", "max_cooldown_ms", "backoff_multiplier", "half_open_probes",
+          "half_open_calls"});
   r.integer("window_size", 1, 1 << 20, &b.window_size);
   r.number("window_seconds", 0.001, 86400, &b.window_seconds);
   r.integer("min_requests", 1, 1 << 20, &b.min_requests);
   r.number("failure_rate", 0, 1, &b.failure_rate);
   r.number("strict_failure_rate", 0, 1, &b.strict_failure_rate);
+  r.number("sla_breach_rate", 0, 1, &b.sla_breach_rate);
+  r.integer("parity_violations", 0, 1 << 20, &b.parity_violations);
   r.number("cooldown_ms", 0, kMaxMs, &b.cooldown_ms);
   r.number("max_cooldown_ms", 0, kMaxMs, &b.max_cooldown_ms);
   r.number("backoff_multiplier", 1, 1000, &b.backoff_multiplier);
-  r.integer("close_after_successes", 1, 1 << 20, &b.close_after_successes);
   r.integer("half_open_probes", 1, 1 << 20, &b.half_open_probes);
+  r.integer("half_open_calls", 1, 1 << 20, &b.half_open_calls);
   if (r.failed()) parent.fail_with(r.error());
 }
 

@@ -24,9 +24,10 @@
 //     "latency_sla_ms": 0,                   // PrepareOptions::latency_sla_ms
 //     "breaker": {"cooldown_ms": 1000, ...}  // PrepareOptions::breaker: window_size,
 //                                            // window_seconds, min_requests, failure_rate,
-//                                            // strict_failure_rate, cooldown_ms, max_cooldown_ms,
-//                                            // backoff_multiplier, close_after_successes,
-//                                            // half_open_probes
+//                                            // strict_failure_rate, sla_breach_rate,
+//                                            // parity_violations, cooldown_ms, max_cooldown_ms,
+//                                            // backoff_multiplier, half_open_probes,
+//                                            // half_open_calls
 //   }
 // "backends" may also be one comma-separated string ("cpu@bf16,reference"). An empty
 // "dynamic_batching" object enables batching with max_batch_size 8 and no queue delay.

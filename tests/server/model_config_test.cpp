@@ -28,7 +28,8 @@ TEST(ModelConfig, EveryFieldIsRead) {
     "input_shapes": {"x": [1, 3, 48, 192]}, "threads": 2, "instances": 3, "max_queue_size": 10,
     "dynamic_batching": {"max_batch_size": 8, "max_queue_delay_us": 500, "preferred_batch_sizes": [4, 8]},
     "version_policy": "all", "latency_sla_ms": 20,
-    "breaker": {"cooldown_ms": 100, "min_requests": 4, "failure_rate": 0.5, "strict_failure_rate": 0.5}
+    "breaker": {"cooldown_ms": 100, "min_requests": 4, "failure_rate": 0.4, "strict_failure_rate": 0.5,
+                "sla_breach_rate": 0.3, "parity_violations": 0, "half_open_calls": 7}
   })");
   ASSERT_TRUE(c) << c.status().to_string();
   EXPECT_EQ(c->prepare.routes, (std::vector<std::string>{"cpu", "reference"}));
@@ -51,8 +52,11 @@ TEST(ModelConfig, EveryFieldIsRead) {
   EXPECT_EQ(c->prepare.latency_sla_ms, 20);
   EXPECT_EQ(c->prepare.breaker.cooldown_ms, 100);
   EXPECT_EQ(c->prepare.breaker.min_requests, 4);
-  EXPECT_EQ(c->prepare.breaker.failure_rate, 0.5);
+  EXPECT_EQ(c->prepare.breaker.failure_rate, 0.4);
   EXPECT_EQ(c->prepare.breaker.strict_failure_rate, 0.5);
+  EXPECT_EQ(c->prepare.breaker.sla_breach_rate, 0.3);
+  EXPECT_EQ(c->prepare.breaker.parity_violations, 0);
+  EXPECT_EQ(c->prepare.breaker.half_open_calls, 7);
 }
 
 TEST(ModelConfig, BackendsAsCommaSeparatedString) {
@@ -141,6 +145,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"version_policy": "newest"})", "version_policy must be \"latest\" or \"all\""},
         BadCase{R"({"breaker": {"cooldown": 5}})", "breaker.cooldown is not a known field"},
         BadCase{R"({"breaker": {"failure_rate": 1.5}})", "breaker.failure_rate must be between 0 and 1"},
+        BadCase{R"({"breaker": {"close_after_successes": 5}})", "breaker.close_after_successes is not a known field"},
         BadCase{R"({"breaker": 5})", "breaker must be an object"}));
 
 }  // namespace

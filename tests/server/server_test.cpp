@@ -529,7 +529,7 @@ TEST(Server, StrictModelIsReadyAgainAfterTheCooldown) {
   repo.add_version("strict", 1);
   repo.config("strict", R"({"strict": true, "fault_injection": "error=1.0,recover_after_s=1",
                             "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 300,
-                                        "close_after_successes": 1}})");
+                                        "half_open_calls": 1}})");
   auto server = start(repo);
   ASSERT_TRUE(server);
   ASSERT_TRUE(eventually([&] { return server->ready(); }));

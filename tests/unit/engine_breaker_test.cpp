@@ -1,6 +1,8 @@
 // The circuit breaker state machine, driven by a manual clock (no sleeps).
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "engine/breaker.h"
 #include "engine_test_util.h"
 
@@ -19,7 +21,7 @@ BreakerOptions small_options() {
   o.backoff_multiplier = 2;
   o.max_cooldown_ms = 5000;
   o.half_open_probes = 2;
-  o.close_after_successes = 3;
+  o.half_open_calls = 3;
   o.parity_violations = 2;
   return o;
 }
@@ -89,9 +91,13 @@ TEST(EngineBreaker, FailedProbeReopensWithExponentialBackoffCapped) {
   EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, 1000);
   clock.advance_ms(1000);  // now at the end of the first open period
   for (double cooldown : {2000.0, 4000.0, 5000.0, 5000.0}) {
+    // Two failures of three probes: at a failure rate of 0.5, passing is no longer possible.
     auto p = b.admit();
-    ASSERT_TRUE(p.allowed && p.probe);
+    auto q = b.admit();
+    ASSERT_TRUE(p.allowed && p.probe && q.allowed && q.probe);
     b.record(p, {false, false});
+    ASSERT_EQ(b.state(), BreakerState::half_open);
+    b.record(q, {false, false});
     ASSERT_EQ(b.state(), BreakerState::open);
     EXPECT_DOUBLE_EQ(b.snapshot().cooldown_ms, cooldown);
     clock.advance_ms(cooldown - 1);
@@ -176,7 +182,7 @@ TEST(EngineBreaker, TripsOnParityViolations) {
 TEST(EngineBreaker, ProbesOfAParityTripAreCheckedUntilItCloses) {
   ManualClock clock;
   BreakerOptions o = small_options();
-  o.close_after_successes = 2;
+  o.half_open_calls = 2;
   CircuitBreaker b(o, &clock);
   b.record_parity_violation();
   b.record_parity_violation();
@@ -185,7 +191,7 @@ TEST(EngineBreaker, ProbesOfAParityTripAreCheckedUntilItCloses) {
   auto p = b.admit();
   ASSERT_TRUE(p.probe);
   EXPECT_TRUE(p.check_parity);
-  b.record(p, {false, false});  // the probe's answer violated parity: open again, still checked
+  b.record(p, {false, false});  // the probe's answer violated parity: open again at once, still checked
   ASSERT_EQ(b.state(), BreakerState::open);
   clock.advance_ms(5000);
   for (int i = 0; i < 2; ++i) {
@@ -232,6 +238,105 @@ TEST(EngineBreaker, ParityViolationsTripAmongManySuccesses) {
   EXPECT_EQ(late.state(), BreakerState::closed);
   late.record_parity_violation();
   EXPECT_EQ(late.state(), BreakerState::open);
+}
+
+// Half-open judges its probes by rate, as the closed state judges its window: one failure among
+// them does not keep a route out, failures (or SLA breaches) reaching the trip rate of
+// half_open_calls probes reopen it as soon as they do.
+TEST(EngineBreaker, HalfOpenJudgesItsProbesByRate) {
+  ManualClock clock;
+  BreakerOptions o = small_options();
+  o.half_open_calls = 4;
+  o.half_open_probes = 4;
+  o.sla_breach_rate = 0.5;
+  CircuitBreaker b(o, &clock);
+  auto probe = [&](bool success, bool breach = false) {
+    auto a = b.admit();
+    ASSERT_TRUE(a.allowed && a.probe);
+    b.record(a, {success, breach});
+  };
+  feed(b, false, 5);
+  clock.advance_ms(1000);
+  probe(false);
+  probe(true);
+  probe(true);
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+  probe(true);  // one failure of four: below 0.5
+  EXPECT_EQ(b.state(), BreakerState::closed);
+
+  feed(b, false, 5);
+  clock.advance_ms(60000);
+  probe(true);
+  probe(false);
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+  probe(false);  // two of four can no longer stay below 0.5: open again without a fourth
+  EXPECT_EQ(b.state(), BreakerState::open);
+
+  clock.advance_ms(60000);
+  probe(true, true);
+  probe(true);
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+  probe(true, true);  // SLA breaches are judged the same way, against sla_breach_rate
+  EXPECT_EQ(b.state(), BreakerState::open);
+
+  // A rate of 0 keeps the strictest rule: the first failed probe reopens.
+  o.failure_rate = 0;
+  CircuitBreaker strict(o, &clock);
+  feed(strict, false, 5);
+  clock.advance_ms(1000);
+  auto a = strict.admit();
+  strict.record(a, {false, false});
+  EXPECT_EQ(strict.state(), BreakerState::open);
+}
+
+// The defaults keep a route that fails now and then (the faults its fallback absorbs request by
+// request) and take out one that fails most calls. 200,000 outcomes at 10% random failures (the
+// serve benchmark's soak injects that rate). At the old default of 0.2 a simulation of the same
+// window tripped about once every 7,000 outcomes, mostly just after a trip cleared it (4 of 20).
+TEST(EngineBreaker, DefaultsServeThroughOccasionalFailures) {
+  ManualClock clock;
+  auto trips_at = [&](double rate, int outcomes) {
+    CircuitBreaker b(BreakerOptions{}, &clock);
+    std::mt19937 rng(7);
+    std::bernoulli_distribution fails(rate);
+    for (int i = 0; i < outcomes; ++i) {
+      auto a = b.admit();
+      if (!a.allowed) {
+        clock.advance_ms(100000);  // past any cooldown
+        continue;
+      }
+      b.record(a, {!fails(rng), false});
+      clock.advance_ms(1);
+    }
+    return b.snapshot().trips;
+  };
+  EXPECT_EQ(trips_at(0.1, 200000), 0u);
+  EXPECT_EQ(trips_at(0.3, 20000), 0u);
+  EXPECT_GE(trips_at(0.9, 2000), 1u);
+  EXPECT_GE(trips_at(1.0, 2000), 1u);
+  // Recovery: a dead route back at 10% failures closes on its first half-open round most of the
+  // time (no 3 failures in 5 probes: 99%), where five good probes in a row passed 59% of the time.
+  CircuitBreaker b(BreakerOptions{}, &clock);
+  for (int i = 0; i < 20; ++i) {
+    auto a = b.admit();
+    b.record(a, {false, false});
+  }
+  ASSERT_EQ(b.state(), BreakerState::open);
+  clock.advance_ms(1000);
+  std::mt19937 rng(11);
+  std::bernoulli_distribution fails(0.1);
+  int rounds = 0;
+  while (b.state() != BreakerState::closed && rounds < 100) {
+    auto a = b.admit();
+    if (!a.allowed) {
+      clock.advance_ms(100000);
+      rounds++;
+      continue;
+    }
+    b.record(a, {!fails(rng), false});
+  }
+  EXPECT_EQ(b.state(), BreakerState::closed);
+  EXPECT_LE(rounds, 1);
 }
 
 TEST(EngineBreaker, LateResultsDoNotCountAsProbes) {

@@ -223,7 +223,8 @@ TEST_F(EngineTest, FallbackServesEveryRequestAndTripsTheBreaker) {
 TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
   auto clock = std::make_shared<ManualClock>();
   PrepareOptions o;
-  o.fault_injection = "error=0.3,recover_after_s=5,seed=1";
+  // Most calls fail (0.7, above the 0.5 trip rate): the breaker trips; at 0.3 it would not.
+  o.fault_injection = "error=0.7,recover_after_s=5,seed=1";
   set_engine_clock(*engine_, clock);
   o.parity_sample_rate = 0.5;
   auto m = prepare(o);
@@ -247,7 +248,7 @@ TEST_F(EngineTest, ErrorRateFallbackThenRecoveryClosesTheBreaker) {
   }
   t = m->telemetry();
   EXPECT_EQ(route_telemetry(t, "faulty(reference)").breaker.state, BreakerState::closed);
-  EXPECT_LE(requests, 5);  // close_after_successes good probes in a row
+  EXPECT_LE(requests, 5);  // half_open_calls good probes
   auto r = m->infer(tiny_inputs());
   EXPECT_EQ(r->backend, "faulty(reference)");
   ASSERT_TRUE(m->drain_parity(10000));

@@ -73,13 +73,14 @@ CircuitBreaker::Admission CircuitBreaker::admit() {
   if (state_ == BreakerState::open) {
     if (now < open_until_) return {false, false};
     set_state(BreakerState::half_open);
+    half_open_round_++;
     probes_in_flight_ = 0;
     probes_done_ = probe_failures_ = probe_breaches_ = 0;
   }
   if (state_ == BreakerState::half_open) {
     if (probes_in_flight_ >= std::max(1, options_.half_open_probes)) return {false, false};
     probes_in_flight_++;
-    return {true, true, parity_tripped_};
+    return {true, true, parity_tripped_, half_open_round_};
   }
   return {true, false};
 }
@@ -87,7 +88,7 @@ CircuitBreaker::Admission CircuitBreaker::admit() {
 void CircuitBreaker::release(const Admission& a) {
   if (!a.allowed || !a.probe) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == BreakerState::half_open && probes_in_flight_ > 0) probes_in_flight_--;
+  if (state_ == BreakerState::half_open && a.round == half_open_round_ && probes_in_flight_ > 0) probes_in_flight_--;
 }
 
 void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
@@ -95,7 +96,8 @@ void CircuitBreaker::record(const Admission& a, const Outcome& outcome) {
   std::lock_guard<std::mutex> lock(mu_);
   const TimePoint now = clock_->now();
   if (state_ == BreakerState::half_open) {
-    if (!a.probe) return;  // admitted before the trip; says nothing about recovery
+    // Admitted before the trip, or in an earlier round: says nothing about this round.
+    if (!a.probe || a.round != half_open_round_) return;
     if (probes_in_flight_ > 0) probes_in_flight_--;
     if (!outcome.success && a.check_parity) return trip(now);
     probes_done_++;

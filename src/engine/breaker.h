@@ -21,7 +21,9 @@
 // every violation out of a window bounded by count before the next one came. Every
 // consecutive trip multiplies the cooldown by `backoff_multiplier` (capped); the count starts
 // over once the breaker has stayed closed for `window_seconds`.
-// While half-open at most `half_open_probes` calls are admitted at once.
+// While half-open at most `half_open_probes` calls are admitted at once. A probe counts only in
+// the half-open round that admitted it: one that answers after its round reopened the breaker
+// (and a later round began) is ignored, like a call admitted before a trip.
 //
 // Usage: `auto a = breaker.admit(); if (a.allowed) { run; breaker.record(a, outcome); }`.
 // An admitted call that is not run must be given back with release(a).
@@ -46,6 +48,7 @@ class CircuitBreaker {
     bool allowed = false;
     bool probe = false;  // admitted as a half-open probe
     bool check_parity = false;  // a probe of a breaker parity violations opened: check its answer
+    uint64_t round = 0;         // the half-open round a probe belongs to; a later round ignores it
   };
   struct Outcome {
     bool success = false;
@@ -87,6 +90,7 @@ class CircuitBreaker {
   TimePoint closed_at_{};       // when it last closed after being open
   int probes_in_flight_ = 0;
   bool parity_tripped_ = false;  // opened by parity violations, not closed since
+  uint64_t half_open_round_ = 0;  // rounds begun (each open -> half_open)
   int probes_done_ = 0;          // half-open probes recorded since it last opened ...
   int probe_failures_ = 0;       // ... of which failed
   int probe_breaches_ = 0;       // ... of which were SLA breaches

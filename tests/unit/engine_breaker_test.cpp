@@ -339,6 +339,39 @@ TEST(EngineBreaker, DefaultsServeThroughOccasionalFailures) {
   EXPECT_LE(rounds, 1);
 }
 
+// A probe that answers after its round reopened the breaker counts in no later round, and
+// giving it back frees no slot of the later round.
+TEST(EngineBreaker, ProbesCountOnlyInTheirOwnRound) {
+  ManualClock clock;
+  CircuitBreaker b(small_options(), &clock);  // 3 probes per round, 2 at once, reopen at 2 failures
+  feed(b, false, 5);
+  clock.advance_ms(1000);
+  auto late = b.admit();
+  auto q = b.admit();
+  ASSERT_TRUE(late.probe && q.probe);
+  b.record(q, {false, false});
+  auto r = b.admit();
+  ASSERT_TRUE(r.probe);
+  b.record(r, {false, false});
+  ASSERT_EQ(b.state(), BreakerState::open);
+  clock.advance_ms(2000);
+  auto a = b.admit();
+  ASSERT_TRUE(a.probe);
+  b.record(late, {false, false});  // from the first round: not this round's second failure
+  EXPECT_EQ(b.state(), BreakerState::half_open);
+  auto c = b.admit();
+  ASSERT_TRUE(c.probe);
+  EXPECT_FALSE(b.admit().allowed);  // two in flight
+  b.release(late);                  // not this round's: frees nothing
+  EXPECT_FALSE(b.admit().allowed);
+  b.record(a, {false, false});
+  EXPECT_EQ(b.state(), BreakerState::half_open);  // one failure of this round
+  b.record(c, {true, false});
+  auto d = b.admit();
+  b.record(d, {true, false});
+  EXPECT_EQ(b.state(), BreakerState::closed);
+}
+
 TEST(EngineBreaker, LateResultsDoNotCountAsProbes) {
   ManualClock clock;
   CircuitBreaker b(small_options(), &clock);

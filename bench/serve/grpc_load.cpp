@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -254,8 +255,9 @@ int main(int argc, char** argv) {
     else
       return usage(("unknown option " + key).c_str());
   }
-  if (o.port <= 0 || o.path.empty() || o.frame_file.empty() || o.seconds <= 0 || o.connections < 1 || o.rate < 0)
+  if (o.port <= 0 || o.path.empty() || o.frame_file.empty() || o.seconds <= 0 || o.connections < 1)
     return usage("--port, --path, --frame and --seconds are required");
+  if (o.rate < 0) return usage("--rate must not be negative");
   std::ifstream in(o.frame_file, std::ios::binary);
   run.message.assign(std::istreambuf_iterator<char>(in), {});
   if (run.message.size() < 5) return usage("the frame file holds no gRPC message");
@@ -339,7 +341,8 @@ int main(int argc, char** argv) {
 
   // With --rate, "due" is the calls due within S seconds and "started" those that got a
   // connection; due calls never started were left waiting for one.
-  const uint64_t due = o.rate > 0 ? static_cast<uint64_t>(o.seconds * o.rate) : run.started;
+  // Calls k = 0, 1, ... are due at k / R, those before S: ceil(S * R) of them.
+  const uint64_t due = o.rate > 0 ? static_cast<uint64_t>(std::ceil(o.seconds * o.rate)) : run.started;
   std::printf(
       "{\"calls\": %llu, \"seconds\": %.3f, \"rps\": %.1f, \"due\": %llu, \"started\": %llu, "
       "\"transport_errors\": %llu, \"by_grpc_status\": {",

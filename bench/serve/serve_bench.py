@@ -247,6 +247,29 @@ def grpc_load(port, concurrency, seconds, work):
                 failed=r["calls"] - ok.get("n", 0))
 
 
+class Sampler:
+    """Calls `fn` every `period` seconds on a thread while the with-block runs; `values` holds
+    what it returned, the first taken at once."""
+
+    def __init__(self, fn, period):
+        self.fn, self.period, self.values = fn, period, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.values.append(self.fn())
+            self.stop.wait(self.period)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def soak_phase(args, work, base, header_len, say):
     """The soak (see the module's doc): results, and one summary line through `say`."""
     cfg = dict(base, max_queue_size=4096)
@@ -263,34 +286,25 @@ def soak_phase(args, work, base, header_len, say):
         grpc_client = build_client("grpc_load", work, ["-lnghttp2"])
         seconds = args.soak_seconds
         share = f"{rate / 2:.1f}"
-        samples = []  # (seconds since start, RSS MB, successful answers counted by the server so far)
-        stop = threading.Event()
         t0 = time.time()
 
-        def answered():
-            return sum(int(m.group(1)) for m in re.finditer(
+        def sample():  # (seconds since start, RSS MB, successful answers counted by the server so far)
+            answered = sum(int(m.group(1)) for m in re.finditer(
                 r'tandem_server_requests_total\{[^}]*code="200"[^}]*\}\s+(\d+)', srv.metrics()))
-
-        def sample():
-            while not stop.is_set():
-                samples.append((time.time() - t0, srv.rss_mb(), answered()))
-                stop.wait(10.0)
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        rest = subprocess.Popen([str(rest_client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
-                                 "--body", str(work / "body.bin"), "--header", "Content-Type: application/octet-stream",
-                                 "--header", f"Inference-Header-Content-Length: {header_len}", "--rate", share,
-                                 "--seconds", str(seconds), "--connections", "32"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        grpc = subprocess.Popen([str(grpc_client), "--port", str(srv.grpc), "--path",
-                                 "/inference.GRPCInferenceService/ModelInfer", "--frame", str(work / "grpc.frame"),
-                                 "--seconds", str(seconds), "--connections", "16", "--rate", share],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        rest_out, rest_err = rest.communicate()
-        grpc_out, grpc_err = grpc.communicate()
-        stop.set()
-        sampler.join()
-        samples.append((time.time() - t0, srv.rss_mb(), answered()))
+            return time.time() - t0, srv.rss_mb(), answered
+        with Sampler(sample, 10.0) as sampler:
+            rest = subprocess.Popen([str(rest_client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
+                                     "--body", str(work / "body.bin"), "--header", "Content-Type: application/octet-stream",
+                                     "--header", f"Inference-Header-Content-Length: {header_len}", "--rate", share,
+                                     "--seconds", str(seconds), "--connections", "32"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            grpc = subprocess.Popen([str(grpc_client), "--port", str(srv.grpc), "--path",
+                                     "/inference.GRPCInferenceService/ModelInfer", "--frame", str(work / "grpc.frame"),
+                                     "--seconds", str(seconds), "--connections", "16", "--rate", share],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            rest_out, rest_err = rest.communicate()
+            grpc_out, grpc_err = grpc.communicate()
+        samples = sampler.values + [sample()]
         if rest.returncode != 0 or grpc.returncode != 0:
             raise RuntimeError(f"soak clients failed: {rest_err.strip()} {grpc_err.strip()}")
         r, g = json.loads(rest_out), json.loads(grpc_out)
@@ -431,22 +445,14 @@ def main():
                 # Open loop: requests are due at factor x sustainable whatever the server does.
                 client = build_client("open_loop", work)
                 rate = args.overload_factor * sustain
-                rss = []
-                stop = threading.Event()
-
-                def sample():
-                    while not stop.is_set():
-                        rss.append(srv.rss_mb())
-                        stop.wait(1.0)
-                t = threading.Thread(target=sample)
-                t.start()
-                run = subprocess.run([str(client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
-                                      "--body", str(work / "body.bin"), "--header", "Content-Type: application/octet-stream",
-                                      "--header", f"Inference-Header-Content-Length: {header_len}", "--rate", f"{rate:.0f}",
-                                      "--seconds", str(args.overload_seconds), "--connections", "512"],
-                                     capture_output=True, text=True, check=True)
-                stop.set()
-                t.join()
+                with Sampler(srv.rss_mb, 1.0) as rss:
+                        run = subprocess.run([str(client), "--port", str(srv.http), "--path", "/v2/models/cls/infer",
+                                          "--body", str(work / "body.bin"), "--header",
+                                          "Content-Type: application/octet-stream",
+                                          "--header", f"Inference-Header-Content-Length: {header_len}", "--rate",
+                                          f"{rate:.0f}", "--seconds", str(args.overload_seconds), "--connections", "512"],
+                                         capture_output=True, text=True, check=True)
+                rss = rss.values
                 o = json.loads(run.stdout)
                 o["by_status"] = {int(k): v for k, v in o["by_status"].items()}
                 o["rps"] = o["sent"] / args.overload_seconds

@@ -1,7 +1,7 @@
 """What the Python end-to-end tests of `tandem serve` share (imported by *_test.py here).
 
-Served runs `tandem serve` for a test. check() records a failed check and lets the test go on, so that one run reports every failure;
-FAILURES holds them. load_stubs() generates the gRPC client code of the server's protocols
+Served runs `tandem serve` for a test. check() records a failed check and lets the test go on,
+so that one run reports every failure; FAILURES holds them. load_stubs() generates the gRPC client code of the server's protocols
 (inference.GRPCInferenceService and grpc.health.v1.Health, from src/server/proto) into a
 temporary folder with grpc_tools and imports it.
 """

@@ -11,7 +11,8 @@
 // requests to measure each route's latency, and derives from it the time budget after which a
 // call on that route is abandoned. Infer walks the routes in order: a route whose circuit
 // breaker is open is skipped, a call that fails (or overruns its budget) is retried on the
-// next route within the same deadline; optionally a slow call is hedged on the next route.
+// next route within the same deadline (a transient device error first on the same route,
+// `same_route_retries`); optionally a slow call is hedged on the next route.
 // Strict mode never leaves the first route. See docs/engine.md for the design and defaults.
 //
 // Ownership and lifetime: an Engine is owned by its creator. A PreparedModel is shared
@@ -154,6 +155,14 @@ struct PrepareOptions {
   // the next admitted route; the first good answer wins and the other call is cancelled.
   bool hedging = false;
   double hedge_quantile = 0.95;
+  // Retries on the same route: a call whose backend answers `device_error` (a transient
+  // device fault; not a timeout, out_of_memory, unsupported, an output-guard or a parity
+  // failure) is made again on the same route, up to this many times per route and request,
+  // while the route's breaker stays closed and the time left (less what later routes keep
+  // back) still holds the route's usual latency. A retry is cheap where the next route is slow
+  // (the reference answers 10-100x slower), and in strict mode it is the only second chance.
+  // Every failed call counts for the breaker as usual. Hedged calls are not retried. 0: off.
+  int same_route_retries = 1;
   // Fault injection in front of a route, e.g. "route=cpu@bf16,error=0.3,hang_ms=500" (see
   // src/engine/faulty_backend.h); without route=, the first route. Several specs, separated by
   // ';', wrap several routes. When the last route (the reference) is named, the faulty wrapper

@@ -102,6 +102,8 @@ Status prepare_options_from_kwargs(const py::kwargs& kw, PrepareOptions* o) {
       }
     } else if (k == "hedging") TANDEM_RETURN_IF_ERROR(get(k, v, &o->hedging));
     else if (k == "hedge_quantile") TANDEM_RETURN_IF_ERROR(get(k, v, &o->hedge_quantile));
+    else if (k == "same_route_retries")
+      TANDEM_RETURN_IF_ERROR(get(k, v, &o->same_route_retries));
     else if (k == "fault_injection") TANDEM_RETURN_IF_ERROR(get(k, v, &o->fault_injection));
     else if (k == "warmup_runs") TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_runs));
     else if (k == "warmup_concurrency") TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_concurrency));

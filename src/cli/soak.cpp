@@ -48,6 +48,7 @@ struct SoakOptions {
   std::string precision = "fp32";
   std::string routes;  // "cpu@bf16,cpu@fp32,reference"; empty: the default chain
   bool hedging = false;
+  int same_route_retries = 1;
   double parity_max_abs = -1;  // < 0: the precision's default budget
   double parity_rmse = -1;
   std::string cache_dir;  // EngineOptions::cache_dir
@@ -91,6 +92,7 @@ int soak_command(const SoakOptions& o) {
     po.routes = *routes;
   }
   po.hedging = o.hedging;
+  po.same_route_retries = o.same_route_retries;
   if (o.parity_max_abs >= 0 || o.parity_rmse >= 0) {
     ParityBudget budget = default_parity_budget(*precision);
     if (o.parity_max_abs >= 0) budget.max_abs = o.parity_max_abs;
@@ -307,6 +309,7 @@ int soak_command(const SoakOptions& o) {
       std::printf(", hedged %llu, hedge wins %llu", static_cast<unsigned long long>(b.hedged),
                   static_cast<unsigned long long>(b.hedge_wins));
     if (b.probes) std::printf(", off-path probes %llu", static_cast<unsigned long long>(b.probes));
+    if (b.retries) std::printf(", retries %llu", static_cast<unsigned long long>(b.retries));
     std::printf("\n");
   }
   std::printf("latency ms: p50 %.2f p90 %.2f p99 %.2f max %.2f\n", latency.quantile_ms(0.5), latency.quantile_ms(0.9),
@@ -345,6 +348,9 @@ void add_soak_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--precision", o->precision, "Lowest precision the backends may compute in: fp32 (default), bf16, fp16, int8");
   cmd->add_option("--routes", o->routes, "Route chain, e.g. cpu@bf16,cpu@fp32,reference (default: from --precision)");
   cmd->add_flag("--hedge", o->hedging, "Also start a slow request on the next route after its p95; first answer wins");
+  cmd->add_option("--retries", o->same_route_retries,
+                  "Calls made again on the same route after a transient device error (default 1; 0: off)")
+      ->check(CLI::Range(0, 100));
   cmd->add_option("--parity-max-abs", o->parity_max_abs,
                   "Parity budget: max absolute error (default: 1e-3 for fp32, 1e-2 for bf16/fp16, 5e-2 for int8)");
   cmd->add_option("--parity-rmse", o->parity_rmse, "Parity budget: RMSE (default: 1e-4 for fp32, 1e-3 for bf16/fp16, 1e-2 for int8)");

@@ -92,6 +92,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     std::vector<Value> outputs;
     double queue_ms = 0, compute_ms = 0;
     bool no_verdict = false;  // a parity-checked probe whose answer could not be checked in time
+    bool transient = false;   // the backend itself answered device_error (retryable)
   };
   // The time route `index` may take now (routes.h), or <= 0 when there is none.
   auto budget_for = [&](size_t index, SteadyClock::time_point now) {
@@ -133,6 +134,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     a.resolved = true;
     a.outcome = a.call->status;
     a.outputs = std::move(a.call->outputs);
+    a.transient = a.outcome.code() == StatusCode::device_error;
     const std::string& name = a.slot->route->name;
     if (a.outcome.is_ok() && a.outputs.size() != graph_->outputs.size())
       a.outcome = internal_error("[" + name + "] returned " + std::to_string(a.outputs.size()) + " outputs, expected " +
@@ -175,20 +177,28 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   // Records a failed attempt; returns the error that ends the request, if it does. A timeout
   // is the backend's fault only when the call had at least the time the route usually needs
   // (its estimate); one cut shorter by a tight request deadline says nothing of its health.
-  auto record_failure = [&](Attempt& a) -> std::optional<Status> {
+  // `retrying`: the same route is called again next, so the request neither ends nor moves on.
+  auto record_failure = [&](Attempt& a, bool retrying = false) -> std::optional<Status> {
     RouteSlot& s = *a.slot;
     const std::string kind(status_code_name(a.outcome.code()));
     const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s);
     const bool backend_fault = !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported &&
                                !starved && !a.no_verdict;
-    if (backend_fault) s.breaker->record(a.admission, {false, false});
-    else s.breaker->release(a.admission);
+    if (backend_fault)
+      s.breaker->record(a.admission, {false, false});
+    else
+      s.breaker->release(a.admission);
     {
       std::lock_guard<std::mutex> lock(s.mu);
       s.requests++;
       s.failures[kind]++;
       s.queue_s += a.queue_ms / 1e3;
       s.compute_s += a.compute_ms / 1e3;
+      s.retries += retrying;
+    }
+    if (retrying) {
+      last_error = a.outcome;
+      return std::nullopt;
     }
     const std::string prefix = "model '" + name_ + "': backend " + s.route->name + ": ";
     if (is_request_error(a.outcome.code())) return a.outcome.with_prefix(prefix);
@@ -272,8 +282,24 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   auto cancelled = [&] {
     return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
   };
+  // Whether a failed call is made again on its route (PrepareOptions::same_route_retries): a
+  // transient device error, retries left, not a half-open probe (the breaker judges those),
+  // the breaker still closed, and time left, after what later routes keep back, for the
+  // route's usual latency or the failed call's, whichever is longer (a device that fails late
+  // would fail the retry late too). Asked before the failure is recorded.
+  int retries_left = 0;  // set for each route as the walk reaches it
+  auto worth_retrying = [&](const Attempt& a) {
+    if (!a.transient || retries_left <= 0 || is_cancelled() || a.admission.probe) return false;
+    const RouteSlot& s = *a.slot;
+    if (s.breaker->state() != BreakerState::closed) return false;
+    const double needed_ms = std::max(typical_ms(s), a.queue_ms + a.compute_ms);
+    return budget_for(a.index, SteadyClock::now()) > needed_ms;
+  };
 
-  for (size_t i = 0; i < n_routes; ++i) {
+  bool call_again = false;  // the next pass calls route i again (a retry)
+  for (size_t i = 0; i < n_routes; i += call_again ? 0 : 1) {
+    if (!call_again) retries_left = opts_.same_route_retries;
+    call_again = false;
     RouteSlot& slot = *routes_[i];
     const bool final_route = (i + 1 == n_routes);
     if (is_cancelled()) return cancelled();
@@ -374,7 +400,12 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
         }
       }
       if (a.outcome.is_ok()) return succeed(a, false);
-      if (auto end = record_failure(a)) return fail(*end, t0, timings);
+      const bool retry = worth_retrying(a);
+      if (auto end = record_failure(a, retry)) return fail(*end, t0, timings);
+      if (retry) {
+        --retries_left;
+        call_again = true;
+      }
       continue;
     }
 

@@ -79,6 +79,7 @@ ModelTelemetry PreparedModelImpl::telemetry() const {
       b.hedged = s.hedged;
       b.hedge_wins = s.hedge_wins;
       b.probes = s.probes;
+      b.retries = s.retries;
     }
     b.breaker = s.breaker->snapshot();
     b.hung_calls = s.pool->hung();

@@ -140,6 +140,7 @@ nlohmann::json telemetry_json(const ModelTelemetry& t) {
         {"hedged", b.hedged},
         {"hedge_wins", b.hedge_wins},
         {"probes", b.probes},
+        {"retries", b.retries},
         {"precision", b.precision},
         {"worker_threads", b.worker_threads},
         {"sla_estimate_ms", b.sla_estimate_ms},
@@ -274,6 +275,7 @@ std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models) {
   ex.family("tandem_backend_hedged_total", "counter", "slow calls whose request was also started on the next route");
   ex.family("tandem_backend_hedge_wins_total", "counter", "hedged requests a route answered first");
   ex.family("tandem_backend_probes_total", "counter", "half-open breaker probes run off the request path");
+  ex.family("tandem_backend_retries_total", "counter", "calls made again on the same route after a device error");
   ex.family("tandem_backend_worker_threads", "gauge", "threads in a backend's worker pool");
   ex.family("tandem_backend_sla_estimate_seconds", "gauge", "latency estimate measured at warm-up");
   ex.family("tandem_backend_attempt_budget_seconds", "gauge", "time a call may run before it is abandoned");
@@ -327,6 +329,7 @@ std::string telemetry_to_prometheus(const std::vector<ModelTelemetry>& models) {
       ex.sample("tandem_backend_hedged_total", "", bl, static_cast<double>(b.hedged));
       ex.sample("tandem_backend_hedge_wins_total", "", bl, static_cast<double>(b.hedge_wins));
       ex.sample("tandem_backend_probes_total", "", bl, static_cast<double>(b.probes));
+      ex.sample("tandem_backend_retries_total", "", bl, static_cast<double>(b.retries));
       ex.sample("tandem_backend_worker_threads", "", bl, static_cast<double>(b.worker_threads));
       ex.sample("tandem_backend_sla_estimate_seconds", "", bl, b.sla_estimate_ms / 1e3);
       ex.sample("tandem_backend_attempt_budget_seconds", "", bl, b.attempt_budget_ms / 1e3);

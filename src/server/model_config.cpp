@@ -186,7 +186,7 @@ Status parse_object(const Json& root, ModelConfig* config) {
   FieldReader r(root, "");
   r.only({"backends", "precision", "strict", "required", "default_timeout_ms", "parity_sample_rate", "fault_injection",
           "input_shapes", "threads", "instances", "max_queue_size", "dynamic_batching", "version_policy", "breaker",
-          "latency_sla_ms"});
+          "latency_sla_ms", "same_route_retries"});
   read_backends(r, config);
   std::string precision;
   r.string("precision", &precision);
@@ -203,6 +203,7 @@ Status parse_object(const Json& root, ModelConfig* config) {
   config->prepare.default_deadline_ms = config->default_timeout_ms;
   r.number("latency_sla_ms", 0, kMaxMs, &config->prepare.latency_sla_ms);
   r.number("parity_sample_rate", 0, 1, &config->prepare.parity_sample_rate);
+  r.integer("same_route_retries", 0, 100, &config->prepare.same_route_retries);
   r.string("fault_injection", &config->prepare.fault_injection);
   read_input_shapes(r, config);
   r.integer("threads", 0, 1024, &config->threads);

@@ -198,13 +198,20 @@ TEST_F(EngineTest, FallbackServesEveryRequestAndTripsTheBreaker) {
   auto m = prepare(o);
   ASSERT_EQ(m->placement().routes.size(), 2u);
   EXPECT_EQ(m->placement().routes[0].backend, "faulty(reference)");
+  // Each of the first 10 requests makes two failed calls (the call and its retry, both
+  // device_error) before the reference answers; the 20th failure trips the breaker.
   for (int i = 0; i < 100; ++i) {
     auto r = m->infer(tiny_inputs());
     ASSERT_TRUE(r.is_ok()) << r.status().to_string();
     expect_tiny_output(*r);
     EXPECT_EQ(r->backend, "reference");
-    if (i < 20) EXPECT_NE(r->fallback_reason.find("device_error"), std::string::npos) << r->fallback_reason;
-    else EXPECT_NE(r->fallback_reason.find("breaker_open"), std::string::npos) << r->fallback_reason;
+    if (i < 10) {
+      EXPECT_NE(r->fallback_reason.find("device_error"), std::string::npos) << r->fallback_reason;
+      EXPECT_EQ(r->attempts, 3);
+    } else {
+      EXPECT_NE(r->fallback_reason.find("breaker_open"), std::string::npos) << r->fallback_reason;
+      EXPECT_EQ(r->attempts, 1);
+    }
   }
   const ModelTelemetry t = m->telemetry();
   EXPECT_EQ(t.succeeded, 100u);
@@ -214,8 +221,9 @@ TEST_F(EngineTest, FallbackServesEveryRequestAndTripsTheBreaker) {
   EXPECT_EQ(f.breaker.state, BreakerState::open);
   EXPECT_EQ(f.breaker.trips, 1u);
   EXPECT_EQ(f.failures.at("device_error"), 20u);
-  EXPECT_EQ(f.fallbacks.at("device_error"), 20u);
-  EXPECT_EQ(f.fallbacks.at("breaker_open"), 80u);
+  EXPECT_EQ(f.retries, 10u);
+  EXPECT_EQ(f.fallbacks.at("device_error"), 10u);
+  EXPECT_EQ(f.fallbacks.at("breaker_open"), 90u);
   EXPECT_EQ(route_telemetry(t, "reference").served, 100u);
   EXPECT_DOUBLE_EQ(route_telemetry(t, "reference").dispatch_share, 1.0);
 }
@@ -274,11 +282,15 @@ TEST_F(EngineTest, StrictModeReturnsTypedErrorsAndNeverFallsBack) {
       EXPECT_EQ(r.status().code(), StatusCode::device_error) << r.status().to_string();
     }
   }
-  EXPECT_GE(failed, n * 20 / 100);
-  EXPECT_LE(failed, n * 40 / 100);
+  // A request fails only when its call and the call's retry both fail: 0.3 x 0.3.
+  EXPECT_GE(failed, n * 5 / 100);
+  EXPECT_LE(failed, n * 14 / 100);
   const ModelTelemetry t = m->telemetry();
   EXPECT_EQ(route_telemetry(t, "reference").requests, 0u);
-  EXPECT_EQ(route_telemetry(t, "faulty(reference)").breaker.trips, 0u);
+  const auto& f = route_telemetry(t, "faulty(reference)");
+  EXPECT_EQ(f.breaker.trips, 0u);
+  EXPECT_EQ(f.failures.at("device_error"), f.retries + static_cast<uint64_t>(failed));
+  EXPECT_EQ(f.requests, static_cast<uint64_t>(n) + f.retries);
 }
 
 TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
@@ -287,6 +299,7 @@ TEST_F(EngineTest, StrictModeWithOpenBreakerIsUnavailable) {
   o.fault_injection = "error=1.0";
   o.fallback = FallbackPolicy::strict;
   o.breaker.min_requests = 5;
+  o.same_route_retries = 0;  // one call per request: five requests trip the breaker
   auto m = prepare(o);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(m->infer(tiny_inputs()).status().code(), StatusCode::device_error);
   auto r = m->infer(tiny_inputs());

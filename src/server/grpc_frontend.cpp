@@ -161,6 +161,7 @@ class InferenceService final : public ServiceBase {
       }
       if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms) request.timeout_ms = left_ms;
     }
+    request.client_gone = [context] { return context->IsCancelled(); };
     // The engine call may run on this thread (one of the few that read every connection) only
     // when no other call is open: otherwise the bytes of those calls would wait unread for it.
     const bool only_call = open_calls_.fetch_add(1, std::memory_order_relaxed) == 0;

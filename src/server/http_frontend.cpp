@@ -15,18 +15,10 @@
 // just as its operation completed cannot cut off the next one.
 #include "http_frontend.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <exception>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -37,6 +29,16 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "rest_routes.h"
 #include "tandem/sysinfo.h"
@@ -339,6 +341,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // An engine call may run on this thread only when no other connection shares the loop:
     // theirs would wait for it (a request already sent, a refusal that should be fast).
     call.may_block = loop_.sessions.load() == 1;
+    gone_->store(false, std::memory_order_relaxed);
+    call.client_gone = [gone = gone_] { return gone->load(std::memory_order_relaxed); };
     // The reply is always posted, also when it comes back inside handle(): the request (whose
     // method and target the call views) stays untouched until handle() returned.
     loop_.handling = true;
@@ -347,6 +351,26 @@ class Session : public std::enable_shared_from_this<Session> {
                  [self, reply = std::move(reply)]() mutable { self->write(std::move(reply), /*close_after=*/false); });
     });
     loop_.handling = false;
+    // The answer comes later (it is always posted): meanwhile, notice a client that hangs up.
+    // With bytes of a next request already read, the client is there.
+    if (state_ == State::handling && buffer_.size() == 0) watch_for_hangup();
+  }
+
+  // Waits for the socket to turn readable while a request is handled: end of stream or a reset
+  // means the client has gone (the scheduler then drops or cancels its request); data means a
+  // pipelined next request, so the client is there and the watch ends. write() ends it too.
+  void watch_for_hangup() {
+    watching_ = true;
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->watching_ || self->state_ != State::handling) return;  // cancelled by write(), or closed
+      self->watching_ = false;
+      char byte;
+      const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        self->gone_->store(true, std::memory_order_relaxed);
+      else if (n < 0)
+        self->watch_for_hangup();  // woken with nothing to read: watch on
+    });
   }
 
   void reply_and_close(const ProtocolError& error) {
@@ -355,6 +379,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write(RestReply&& reply, bool close_after) {
+    if (watching_) {  // the only operation on the socket now is the watch (handling: nothing is read)
+      watching_ = false;
+      beast::error_code ignored;
+      socket_.cancel(ignored);
+    }
     state_ = State::writing;
     response_ = {};
     response_.version(version_);
@@ -415,6 +444,10 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t deadline_generation_ = 0;
   bool timed_out_ = false;
   State state_ = State::reading_header;
+  // Set (by this loop) once the client of the request being handled has gone; read by the
+  // scheduler's threads through RestCall::client_gone, which shares it.
+  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
+  bool watching_ = false;  // watch_for_hangup() has a wait pending
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::buffer_body>> discard_;  // a refused request's body

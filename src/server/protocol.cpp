@@ -49,6 +49,8 @@ int ProtocolError::grpc_code() const {
     case 404: return 5;   // NOT_FOUND
     case 413: return 8;   // RESOURCE_EXHAUSTED (a message too large)
     case 503: return retry_after_s > 0 ? 8 : 14;  // queue full: RESOURCE_EXHAUSTED; else UNAVAILABLE
+    case 499:
+      return 1;           // CANCELLED
     case 504: return 4;   // DEADLINE_EXCEEDED
     default: return 13;   // INTERNAL
   }
@@ -59,6 +61,7 @@ ProtocolError not_found(std::string message) { return make(404, std::move(messag
 ProtocolError too_large(std::string message) { return make(413, std::move(message)); }
 ProtocolError queue_full(std::string message) { return make(503, std::move(message), 1); }
 ProtocolError unavailable(std::string message) { return make(503, std::move(message)); }
+ProtocolError client_went_away(std::string message) { return make(499, std::move(message)); }
 
 ProtocolError from_status(const Status& status) {
   switch (status.code()) {

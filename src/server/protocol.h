@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -66,6 +67,9 @@ ProtocolError not_found(std::string message);         // 404
 ProtocolError too_large(std::string message);         // 413
 ProtocolError queue_full(std::string message);        // 503, Retry-After 1
 ProtocolError unavailable(std::string message);       // 503
+// 499 (nginx's "client closed request"; gRPC CANCELLED): the client went away before its
+// answer. Sent to nobody; it names the outcome in the request counters.
+ProtocolError client_went_away(std::string message);
 // An engine failure: timeout -> 504, invalid_argument -> 400, cancelled/unavailable -> 503,
 // everything else -> 500.
 ProtocolError from_status(const Status& status);
@@ -91,6 +95,10 @@ struct InferRequest {
   bool binary_outputs = false;           // REST parameters.binary_data_output: all outputs binary
   std::optional<double> timeout_ms;      // parameters.timeout (the protocol's unit: microseconds
                                          // on the wire; decoders convert)
+  // Set by the frontend: true once the client has gone away (closed its connection,
+  // cancelled its call), so that nobody reads the answer. Cheap, non-blocking and safe to call
+  // from any thread until the request's completion runs, never after. Empty: never gone.
+  std::function<bool()> client_gone;
 };
 
 struct InferResponse {

@@ -53,6 +53,7 @@ json stats_json(const ModelStats& s) {
           {"succeeded", q.succeeded},
           {"failed", q.failed},
           {"expired_in_queue", q.expired_in_queue},
+          {"client_gone", q.client_gone},
           {"fallbacks", q.fallbacks},
           {"queued", q.queued},
           {"in_flight", q.in_flight},
@@ -204,6 +205,7 @@ void RestRoutes::infer(RestCall&& call, std::string model, std::string version, 
     return respond(rest_error_reply(*error));
   request.model = std::move(model);
   request.version = std::move(version);
+  request.client_gone = std::move(call.client_gone);
   // `respond` moves into the scheduler's callback only when the request is admitted; a refusal
   // leaves it here to answer with.
   auto shared = std::make_shared<Respond>(std::move(respond));

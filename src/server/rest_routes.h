@@ -44,6 +44,7 @@ struct RestCall {
   std::string body;
   std::optional<std::string> inference_header_length;  // the header's text, when present
   bool may_block = true;  // whether an engine call may run on the calling thread
+  std::function<bool()> client_gone;  // InferRequest::client_gone for an inference request
 };
 
 // {"error": message} with the error's status (and Retry-After for a 503 that has one).

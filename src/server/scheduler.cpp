@@ -158,6 +158,37 @@ struct Scheduler::Impl {
     return expired;
   }
 
+  static bool is_gone(const Pending& pending) { return pending.request.client_gone && pending.request.client_gone(); }
+
+  // Removes the queued requests whose client went away.
+  std::vector<Pending> take_gone_locked() {
+    std::vector<Pending> gone;
+    for (auto it = queue.begin(); it != queue.end();) {
+      if (is_gone(*it)) {
+        gone.push_back(std::move(*it));
+        it = queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    stats.client_gone += gone.size();
+    return gone;
+  }
+
+  void fail_gone(std::vector<Pending>& gone, Clock::time_point now) {
+    fail_all(gone,
+             client_went_away("the client went away while its request waited in the queue of model '" +
+                              options.model_name + "'"),
+             now);
+  }
+
+  // InferOptions::interrupted of an engine call: every request of the batch is unwanted.
+  static bool batch_gone(void* batch) {
+    for (const Pending& pending : *static_cast<const std::vector<Pending>*>(batch))
+      if (!is_gone(pending)) return false;
+    return true;
+  }
+
   void fail_expired(std::vector<Pending>& expired, Clock::time_point now) {
     for (size_t i = 0; i < expired.size(); ++i) {
       std::vector<Pending> one;
@@ -341,8 +372,19 @@ struct Scheduler::Impl {
       }
       InferOptions infer_options;
       infer_options.deadline = deadline;
+      const bool can_go = std::all_of(batch.begin(), batch.end(),
+                                      [](const Pending& pending) { return bool(pending.request.client_gone); });
+      if (can_go) {
+        infer_options.interrupted = &batch_gone;
+        infer_options.interrupted_context = &batch;
+      }
       Result<InferResult> result = model->infer(inputs, infer_options);
-      if (!result) {
+      if (!result && result.status().code() == StatusCode::cancelled && can_go && batch_gone(&batch)) {
+        fail_batch(client_went_away("the client went away: its engine call was cancelled (" +
+                                    result.status().to_string() + ")"));
+        std::lock_guard<std::mutex> lock(mutex);
+        stats.client_gone += batch.size();
+      } else if (!result) {
         fail_batch(from_status(result.status()));
       } else if (batch.size() == 1) {
         if (auto error = build_response(batch.front(), *result, result->outputs, &outcomes.front().response))
@@ -394,6 +436,13 @@ struct Scheduler::Impl {
       if (!expired.empty()) {
         lock.unlock();
         fail_expired(expired, now);
+        lock.lock();
+        continue;
+      }
+      std::vector<Pending> gone = take_gone_locked();
+      if (!gone.empty()) {
+        lock.unlock();
+        fail_gone(gone, now);
         lock.lock();
         continue;
       }

@@ -16,6 +16,11 @@
 // Deadlines: a request carries an absolute deadline (its timeout or the model default; none:
 // time_point::max()). One whose deadline passes while it waits completes with 504 without
 // running; an engine call gets the earliest deadline of its batch.
+// Clients that went away (InferRequest::client_gone): a queued request whose client is gone
+// completes with 499 when a worker next looks at the queue, without running; an engine call
+// whose every request's client is gone is cancelled (InferOptions::interrupted, polled about
+// every 2 ms while the call runs) and its requests complete with 499. Nobody reads those
+// answers; the compute goes to the requests still wanted.
 // Caller runs (Options::caller_runs): without batching, when nothing waits and an instance is free, submit() makes
 // the engine call on the caller's thread and returns after `done` ran (no hand-off to a worker
 // and back: two thread wake-ups less per request), unless the caller says its thread must not
@@ -72,6 +77,7 @@ class Scheduler {
     uint64_t succeeded = 0;
     uint64_t failed = 0;            // completed with an error (including timed out in queue)
     uint64_t expired_in_queue = 0;  // of those, deadlines that passed before an engine call
+    uint64_t client_gone = 0;       // of those, clients that went away before their answer
     uint64_t fallbacks = 0;         // answered by a route other than the first
     int queued = 0;                 // waiting now
     int in_flight = 0;              // requests inside engine calls now

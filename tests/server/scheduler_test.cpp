@@ -84,7 +84,9 @@ std::shared_ptr<PreparedModel> prepare(const std::filesystem::path& path) {
   return model ? *model : nullptr;
 }
 
-// Passes calls on to a prepared model; while closed, holds them until open() is called.
+// Passes calls on to a prepared model; while closed, holds them until open() is called, or
+// until the call's InferOptions::interrupted says so (checked every millisecond, as the engine
+// checks it while it waits for a backend): the call then ends with `cancelled`.
 class GatedModel : public PreparedModel {
  public:
   explicit GatedModel(std::shared_ptr<PreparedModel> inner) : inner_(std::move(inner)) {}
@@ -111,7 +113,11 @@ class GatedModel : public PreparedModel {
       calls_.push_back(inputs.at("x").tensor.dim(0));
       call_times_.push_back(Clock::now());
       changed_.notify_all();
-      changed_.wait(lock, [&] { return open_; });
+      while (!open_) {
+        if (options.interrupted && options.interrupted(options.interrupted_context))
+          return Status(StatusCode::cancelled, "interrupted while held at the gate");
+        changed_.wait_for(lock, 1ms);
+      }
       if (!failure_.is_ok()) return failure_;
     }
     return inner_->infer(inputs, options);
@@ -395,6 +401,70 @@ TEST(Scheduler, ExpiresAQueuedRequestWithoutRunningIt) {
   ASSERT_TRUE(outcomes.wait_for(2));
   EXPECT_FALSE(outcomes.get("running").error);
   EXPECT_EQ(gated->call_rows().size(), 1u);  // "late" never reached the engine
+}
+
+// A client that goes away (closes its connection, cancels its call) while its request waits:
+// the request completes with 499 when a worker next looks at the queue, and never runs.
+TEST(Scheduler, DropsAQueuedRequestWhoseClientWentAway) {
+  HeldInstance held(4);
+  ASSERT_NO_FATAL_FAILURE(held.hold());
+  auto& [gated, scheduler, outcomes] = held;
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  InferRequest left = make_request("left", 1, 3, 0);
+  left.client_gone = [gone] { return gone->load(); };
+  ASSERT_FALSE(scheduler.submit(std::move(left), kNoDeadline, outcomes.done_for("left")));
+  InferRequest stays = make_request("stays", 1, 3, 5);
+  stays.client_gone = [] { return false; };
+  ASSERT_FALSE(scheduler.submit(std::move(stays), kNoDeadline, outcomes.done_for("stays")));
+  gone->store(true);
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(3));
+  const InferOutcome dropped = outcomes.get("left");
+  ASSERT_TRUE(dropped.error);
+  EXPECT_EQ(dropped.error->http_status, 499);
+  EXPECT_EQ(dropped.error->grpc_code(), 1);  // CANCELLED
+  EXPECT_NE(dropped.error->message.find("went away"), std::string::npos) << dropped.error->message;
+  expect_doubled(outcomes.get("stays"), 1, 3, 5);
+  EXPECT_EQ(gated->call_rows().size(), 2u);  // "running" and "stays": "left" never reached the engine
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.client_gone, 1u);
+  EXPECT_EQ(stats.failed, 1u);
+  EXPECT_EQ(stats.succeeded, 2u);
+}
+
+// An engine call whose clients have all gone is cancelled; one that someone still waits for
+// runs on.
+TEST(Scheduler, CancelsAnEngineCallOnlyWhenEveryClientOfItWentAway) {
+  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
+  Scheduler scheduler(gated, batched(1, 4, 200'000, {2}), true);
+  Outcomes outcomes;
+  auto gone_a = std::make_shared<std::atomic<bool>>(false);
+  auto gone_b = std::make_shared<std::atomic<bool>>(false);
+  gated->close();
+  InferRequest a = make_request("a", 1, 3, 0);
+  a.client_gone = [gone_a] { return gone_a->load(); };
+  InferRequest b = make_request("b", 1, 3, 10);
+  b.client_gone = [gone_b] { return gone_b->load(); };
+  ASSERT_FALSE(scheduler.submit(std::move(a), kNoDeadline, outcomes.done_for("a")));
+  ASSERT_FALSE(scheduler.submit(std::move(b), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_TRUE(gated->wait_entered(1));  // one call of both (the preferred size 2)
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{2}));
+  gone_a->store(true);
+  std::this_thread::sleep_for(20ms);  // the call keeps waiting: "b" still wants the answer
+  EXPECT_EQ(outcomes.calls().size(), 0u);
+  gone_b->store(true);
+  ASSERT_TRUE(outcomes.wait_for(2));
+  for (const char* id : {"a", "b"}) {
+    const InferOutcome o = outcomes.get(id);
+    ASSERT_TRUE(o.error) << id;
+    EXPECT_EQ(o.error->http_status, 499) << id;
+    EXPECT_NE(o.error->message.find("engine call was cancelled"), std::string::npos) << o.error->message;
+  }
+  EXPECT_EQ(scheduler.stats().client_gone, 2u);
+  gated->open();
+  ASSERT_FALSE(scheduler.submit(make_request("after", 1, 3, 1), kNoDeadline, outcomes.done_for("after")));
+  ASSERT_TRUE(outcomes.wait_for(3));
+  expect_doubled(outcomes.get("after"), 1, 3, 1);
 }
 
 // The expiry thread is woken only for a deadline sooner than the one it waits for; each queued

@@ -177,8 +177,10 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   // Records a failed attempt; returns the error that ends the request, if it does. A timeout
   // is the backend's fault only when the call had at least the time the route usually needs
   // (its estimate); one cut shorter by a tight request deadline says nothing of its health.
-  // `retrying`: the same route is called again next, so the request neither ends nor moves on.
-  auto record_failure = [&](Attempt& a, bool retrying = false) -> std::optional<Status> {
+  // `retry` (in/out): a retry on the same route is wanted; it stays true when the breaker is
+  // still closed once this failure is recorded (else the failure is handled as any other), and
+  // the request then neither ends nor moves on.
+  auto record_failure = [&](Attempt& a, bool* retry = nullptr) -> std::optional<Status> {
     RouteSlot& s = *a.slot;
     const std::string kind(status_code_name(a.outcome.code()));
     const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s);
@@ -188,6 +190,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       s.breaker->record(a.admission, {false, false});
     else
       s.breaker->release(a.admission);
+    const bool retrying = retry && *retry && s.breaker->state() == BreakerState::closed;
+    if (retry) *retry = retrying;
     {
       std::lock_guard<std::mutex> lock(s.mu);
       s.requests++;
@@ -282,17 +286,16 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   auto cancelled = [&] {
     return fail(Status(StatusCode::cancelled, "model '" + name_ + "': the request was cancelled"), t0, timings);
   };
-  // Whether a failed call is made again on its route (PrepareOptions::same_route_retries): a
-  // transient device error, retries left, not a half-open probe (the breaker judges those),
-  // the breaker still closed, and time left, after what later routes keep back, for the
-  // route's usual latency or the failed call's, whichever is longer (a device that fails late
-  // would fail the retry late too). Asked before the failure is recorded.
+  // Whether a failed call is worth making again on its route (PrepareOptions::
+  // same_route_retries): a transient device error, retries left, not a half-open probe (the
+  // breaker judges those), and time left, after what later routes keep back, for the route's
+  // usual latency or the failed call's, whichever is longer (a device that fails late would
+  // fail the retry late too). record_failure() adds the last condition: the breaker still
+  // closed with this failure counted.
   int retries_left = 0;  // set for each route as the walk reaches it
   auto worth_retrying = [&](const Attempt& a) {
     if (!a.transient || retries_left <= 0 || is_cancelled() || a.admission.probe) return false;
-    const RouteSlot& s = *a.slot;
-    if (s.breaker->state() != BreakerState::closed) return false;
-    const double needed_ms = std::max(typical_ms(s), a.queue_ms + a.compute_ms);
+    const double needed_ms = std::max(typical_ms(*a.slot), a.queue_ms + a.compute_ms);
     return budget_for(a.index, SteadyClock::now()) > needed_ms;
   };
 
@@ -400,8 +403,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
         }
       }
       if (a.outcome.is_ok()) return succeed(a, false);
-      const bool retry = worth_retrying(a);
-      if (auto end = record_failure(a, retry)) return fail(*end, t0, timings);
+      bool retry = worth_retrying(a);
+      if (auto end = record_failure(a, &retry)) return fail(*end, t0, timings);
       if (retry) {
         --retries_left;
         call_again = true;

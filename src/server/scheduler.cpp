@@ -143,17 +143,24 @@ struct Scheduler::Impl {
     complete(finished, outcomes);
   }
 
-  // Removes the queued requests whose deadline is at or before `now`.
-  std::vector<Pending> take_expired_locked(Clock::time_point now) {
-    std::vector<Pending> expired;
+  // Removes the queued requests for which `leaves(pending)` is true, in queue order.
+  template <class Predicate>
+  std::vector<Pending> take_queued_if_locked(Predicate leaves) {
+    std::vector<Pending> taken;
     for (auto it = queue.begin(); it != queue.end();) {
-      if (it->deadline <= now) {
-        expired.push_back(std::move(*it));
+      if (leaves(*it)) {
+        taken.push_back(std::move(*it));
         it = queue.erase(it);
       } else {
         ++it;
       }
     }
+    return taken;
+  }
+
+  // Removes the queued requests whose deadline is at or before `now`.
+  std::vector<Pending> take_expired_locked(Clock::time_point now) {
+    std::vector<Pending> expired = take_queued_if_locked([now](const Pending& p) { return p.deadline <= now; });
     stats.expired_in_queue += expired.size();
     return expired;
   }
@@ -162,15 +169,7 @@ struct Scheduler::Impl {
 
   // Removes the queued requests whose client went away.
   std::vector<Pending> take_gone_locked() {
-    std::vector<Pending> gone;
-    for (auto it = queue.begin(); it != queue.end();) {
-      if (is_gone(*it)) {
-        gone.push_back(std::move(*it));
-        it = queue.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    std::vector<Pending> gone = take_queued_if_locked(is_gone);
     stats.client_gone += gone.size();
     return gone;
   }

@@ -20,24 +20,11 @@ import time
 import urllib.request
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
-from e2e_checks import FAILURES, Served, check, load_stubs
+from e2e_checks import FAILURES, Served, check, load_stubs, write_mul_model
 
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
 GONE = 4  # requests per protocol whose client leaves
-
-
-def write_mul_model(path):
-    """y = x * 2 over float[1,16]."""
-    two = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "mul",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [two])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
 
 
 def stats(port):

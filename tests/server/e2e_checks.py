@@ -3,7 +3,8 @@
 Served runs `tandem serve` for a test. check() records a failed check and lets the test go on,
 so that one run reports every failure; FAILURES holds them. load_stubs() generates the gRPC client code of the server's protocols
 (inference.GRPCInferenceService and grpc.health.v1.Health, from src/server/proto) into a
-temporary folder with grpc_tools and imports it.
+temporary folder with grpc_tools and imports it. write_mul_model() writes a tiny model for
+tests that need many fast calls.
 """
 import json
 import os
@@ -12,6 +13,8 @@ import sys
 import time
 
 import grpc
+import onnx
+from onnx import TensorProto, helper
 
 FAILURES = []
 
@@ -23,6 +26,17 @@ def check(condition, what, quiet=False):
     if not condition:
         FAILURES.append(what)
     return condition
+
+
+def write_mul_model(path):
+    """y = x * 2 over float[1,16]: fast enough for thousands of calls."""
+    two = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "mul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [two])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
 
 
 def load_stubs(root, tmp):

@@ -24,25 +24,12 @@ import urllib.request
 
 import grpc
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
-from e2e_checks import FAILURES, Served, check, load_stubs
+from e2e_checks import FAILURES, Served, check, load_stubs, write_mul_model
 
 ROOT, TANDEM = sys.argv[1], sys.argv[2]
 CLS_MODEL = os.path.join(ROOT, "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx")
 CLS_ROUTES = ["cpu", "reference"]
-
-
-def write_mul_model(path):
-    """y = x * 2 over float[1,16]: fast enough for thousands of calls."""
-    two = helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "mul",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [two])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
 
 
 def add_model(repo, name, model_writer, config=None):

@@ -72,6 +72,7 @@ class Engine:
                 routes: Union[str, Sequence[str], None] = None,
                 hedging: Optional[bool] = None,
                 hedge_quantile: Optional[float] = None,
+                same_route_retries: Optional[int] = None,
                 fault_injection: Optional[str] = None,
                 warmup_runs: Optional[int] = None,
                 warmup_concurrency: Optional[int] = None,

@@ -127,6 +127,21 @@ def test_strict_mode_and_fault_injection_through_prepare_options(add_mul_path):
     assert isinstance(info.value, tandem.Error)
 
 
+def test_same_route_retries_through_prepare_options(add_mul_path):
+    engine = tandem.Engine(threads=1)
+    a = np.ones((2, 3), np.float32)
+    # A failing route is called 1 + same_route_retries times before the reference answers.
+    for retries in (0, 2):
+        model = engine.prepare(add_mul_path, routes=["cpu", "reference"], fault_injection="route=cpu,error=1",
+                               warmup_runs=0, same_route_retries=retries)
+        res = model.infer({"a": a, "b": a}, return_info=True)
+        assert res["info"]["backend"] == "reference" and res["info"]["attempts"] == retries + 2
+        cpu = model.telemetry()["backends"][0]
+        assert cpu["retries"] == retries and cpu["requests"] == retries + 1
+    with pytest.raises(tandem.InvalidArgument, match="same_route_retries"):
+        engine.prepare(add_mul_path, same_route_retries=-1)
+
+
 def test_parity_sampling_through_prepare_options(add_mul_path):
     engine = tandem.Engine(threads=1)
     model = engine.prepare(add_mul_path, routes=["cpu", "reference"], parity_sample_rate=1.0,

@@ -272,6 +272,16 @@ TEST_F(CliTest, SoakFallsBackAndStrictModeFails) {
   EXPECT_NE(r.out.find("device_error"), std::string::npos) << r.out << r.err;
   EXPECT_EQ(r.out.find("succeeded 200,"), std::string::npos) << "strict mode cannot hide injected errors: " << r.out;
   expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --inject error=2", dir_), "error");
+
+  // --retries: a failed call is made again on its route first (until its breaker opens: 20
+  // failed calls, 10 requests), or never with --retries 0.
+  r = run_cli("soak " + add_model_ + " --requests 30 --inject error=1.0", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("retries 10"), std::string::npos) << r.out;
+  r = run_cli("soak " + add_model_ + " --requests 30 --inject error=1.0 --retries 0", dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("retries"), std::string::npos) << r.out;
+  expect_one_line_error(run_cli("soak " + add_model_ + " --requests 10 --retries -1", dir_), "--retries");
 }
 
 // soak --cache-dir: the engine keeps its prepare measurements in the folder; a folder that

@@ -182,9 +182,14 @@ struct PrepareOptions {
   // fixed keep it; a size below 1 fails prepare with invalid_argument. Not measured: the
   // estimate comes from the runs above.
   std::vector<int64_t> warmup_batch_sizes;
-  double attempt_budget_multiplier = 8; // a call is abandoned after this x its SLA estimate ...
+  // A call is abandoned as hung after this x its route's latency estimate at the request's
+  // input shape (measured per shape: a model with free dims takes longer at larger inputs) ...
+  double attempt_budget_multiplier = 8;
   double min_attempt_budget_ms = 50;    // ... but never before this
-  double unmeasured_budget_ms = 2000;   // budget of a route without an estimate yet
+  // Budget of a route without an estimate yet, and the least budget of a call at an input shape
+  // the route has not answered yet (that call may build the shape's plan; its estimate is
+  // scaled from the nearest measured shape by the ratio of input elements).
+  double unmeasured_budget_ms = 2000;
   // Time kept back for a later route: this x its usual (median) latency + 0.5 ms, for the
   // first later route that fits in what remains (the slow last resort only when no faster
   // route fits).

@@ -107,7 +107,8 @@ struct BackendTelemetry {
   std::string precision = "fp32"; // the precision the route computes in
   uint64_t worker_threads = 0;    // threads alive in this backend's worker pool
   double sla_estimate_ms = 0;     // warm-up estimate (0 when it could not be measured)
-  double attempt_budget_ms = 0;   // the time budget a call gets before it is abandoned
+  double attempt_budget_ms = 0;   // the time budget of a call at the warm-up's input shape (other
+                                  // shapes get budgets from their own latency)
   int nodes = 0;                  // nodes this backend runs in its route (the rest: reference)
 };
 

@@ -141,6 +141,7 @@ static std::optional<std::vector<Value>> warm_up_inputs(const Graph& g, uint64_t
 Status PreparedModelImpl::warm_up(std::string* note) {
   auto bound = warm_up_inputs(*graph_, opts_.seed, 0, note);
   if (!bound) return Status::ok();
+  warm_key_ = ShapeKey::of(*bound);
   const int runs = std::max(0, opts_.warmup_runs);
   for (auto& slot : routes_) {
     double worst = 0;
@@ -177,6 +178,8 @@ Status PreparedModelImpl::warm_up(std::string* note) {
       slot->estimate_ms = worst;
       std::sort(measured.begin(), measured.end());
       slot->typical_ms = measured[measured.size() / 2];
+      std::lock_guard<std::mutex> lock(slot->mu);
+      slot->by_shape.set_warm(warm_key_, slot->estimate_ms, slot->typical_ms);
       sla_.per_backend_ms[slot->route->name] = worst;
     }
   }

@@ -13,12 +13,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/breaker.h"
 #include "engine/background_queue.h"
+#include "engine/breaker.h"
 #include "engine/faulty_backend.h"
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
 #include "engine/prepared_model.h"
+#include "engine/shape_latency.h"
 #include "engine/worker_pool.h"
 
 namespace tandem::engine_internal {
@@ -64,6 +65,7 @@ struct RouteSlot {
   std::shared_ptr<Route> route;
   std::unique_ptr<WorkerPool> pool;
   std::unique_ptr<CircuitBreaker> breaker;
+  // The warm-up's figures at its input shape (the report's; requests are judged by `by_shape`).
   double estimate_ms = 0;  // warm-up estimate (the slowest warm run); 0 when not measured
   double typical_ms = 0;   // the median warm run; 0 when not measured
   ParityBudget parity_budget;  // samples of this route's answers are held to it
@@ -73,7 +75,8 @@ struct RouteSlot {
   uint64_t retries = 0;  // calls retried on this route after a device_error
   uint64_t requests = 0, successes = 0, served = 0, sla_breaches = 0;
   std::map<std::string, uint64_t> failures, fallbacks;
-  LatencyHistogram latency;
+  LatencyHistogram latency;  // every answer, for telemetry
+  ShapeLatency by_shape;     // answers and warm-up per input shape, for the time budgets
   double queue_s = 0, compute_s = 0;
   ParityTelemetry parity;
 };
@@ -105,15 +108,24 @@ class PreparedModelImpl final : public PreparedModel {
                                                        const PrepareContext& ctx);
 
  private:
-  double estimate_ms(const RouteSlot& s) const;
-  double attempt_budget_ms(const RouteSlot& s) const;
+  // A route's figures for requests of input shape `shape` (shape_latency.h).
+  ShapeLatencyView latency_view(const RouteSlot& s, const ShapeKey& shape) const;
+  // A route's high latency at `shape`: its p99 answer once 20 are measured there, else its
+  // slowest warm run (or first answers) there, else scaled from the nearest measured shape.
+  double estimate_ms(const RouteSlot& s, const ShapeKey& shape) const;
+  // How long a call on `s` may run before it is abandoned as hung: the estimate times
+  // attempt_budget_multiplier, at least min_attempt_budget_ms; unmeasured_budget_ms when
+  // nothing is measured, and at least that at a shape the route has not answered yet (its
+  // first call there may build the shape's plan).
+  double attempt_budget_ms(const RouteSlot& s, const ShapeKey& shape) const;
   // How long a call on `s` runs before hedging starts the request on the next route: the
-  // route's PrepareOptions::hedge_quantile latency once 20 answers are measured, else its
-  // warm-up estimate; 0 when unknown (no hedge).
-  double hedge_after_ms(const RouteSlot& s) const;
-  // A route's usual latency: its median answer once 20 are measured, else its median warm
-  // run; 0 when unknown. Time kept back for a route is this x fallback_reserve_multiplier.
-  double typical_ms(const RouteSlot& s) const;
+  // route's PrepareOptions::hedge_quantile latency at `shape` once 20 answers are measured
+  // there, else its slowest warm run there; 0 (no hedge) at a shape not measured.
+  double hedge_after_ms(const RouteSlot& s, const ShapeKey& shape) const;
+  // A route's usual latency at `shape`: its median answer there once 20 are measured, else its
+  // median warm run; scaled from the nearest measured shape when `shape` is not; 0 when
+  // unknown. Time kept back for a route is this x fallback_reserve_multiplier.
+  double typical_ms(const RouteSlot& s, const ShapeKey& shape) const;
   Status warm_up(std::string* note);
   // Hands a half-open probe of route `index` to the probe queue (started on first use) with a
   // copy of `inputs`; false when it is full (the caller then releases the admission).
@@ -143,6 +155,7 @@ class PreparedModelImpl final : public PreparedModel {
   SlaEstimate sla_;
   PlacementInfo placement_;
   uint64_t arena_bytes_ = 0;
+  ShapeKey warm_key_;    // the warm-up inputs' shape (the report's budgets are given for it)
   int max_workers_ = 1;  // calls one route runs at once (its worker pool's bound)
   std::vector<std::unique_ptr<RouteSlot>> routes_;
   std::unique_ptr<ParitySampler> parity_;

@@ -10,33 +10,27 @@
 
 namespace tandem::engine_internal {
 
-double PreparedModelImpl::estimate_ms(const RouteSlot& s) const {
-  double e = s.estimate_ms;
+ShapeLatencyView PreparedModelImpl::latency_view(const RouteSlot& s, const ShapeKey& shape) const {
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.latency.count() >= 20) e = std::max(e, s.latency.quantile_ms(0.99));
-  return e;
+  return s.by_shape.view(shape, opts_.hedge_quantile);
 }
 
-double PreparedModelImpl::typical_ms(const RouteSlot& s) const {
-  {
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.latency.count() >= 20) return s.latency.quantile_ms(0.5);
-  }
-  return s.typical_ms;
+double PreparedModelImpl::estimate_ms(const RouteSlot& s, const ShapeKey& shape) const {
+  return latency_view(s, shape).estimate_ms;
 }
 
-double PreparedModelImpl::hedge_after_ms(const RouteSlot& s) const {
-  {
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.latency.count() >= 20) return s.latency.quantile_ms(opts_.hedge_quantile);
-  }
-  return s.estimate_ms;
+double PreparedModelImpl::typical_ms(const RouteSlot& s, const ShapeKey& shape) const {
+  return latency_view(s, shape).typical_ms;
 }
 
-double PreparedModelImpl::attempt_budget_ms(const RouteSlot& s) const {
-  const double e = estimate_ms(s);
-  if (e <= 0) return std::max(opts_.min_attempt_budget_ms, opts_.unmeasured_budget_ms);
-  return std::max(opts_.min_attempt_budget_ms, e * opts_.attempt_budget_multiplier);
+double PreparedModelImpl::hedge_after_ms(const RouteSlot& s, const ShapeKey& shape) const {
+  return latency_view(s, shape).hedge_after_ms;
+}
+
+double PreparedModelImpl::attempt_budget_ms(const RouteSlot& s, const ShapeKey& shape) const {
+  const ShapeLatencyView v = latency_view(s, shape);
+  const double floor_ms = std::max(opts_.min_attempt_budget_ms, v.measured ? 0.0 : opts_.unmeasured_budget_ms);
+  return std::max(floor_ms, v.estimate_ms * opts_.attempt_budget_multiplier);
 }
 
 Result<InferResult> PreparedModelImpl::fail(Status s, SteadyClock::time_point t0, const InferTimings& timings) {
@@ -65,6 +59,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   auto is_cancelled = [&] { return cancel && cancel->requested(); };
   auto bound = bind_inputs(*graph_, inputs);
   if (!bound) return fail(bound.status().with_prefix("model '" + name_ + "': "), t0, timings);
+  const ShapeKey shape = ShapeKey::of(*bound);
 
   const bool strict = opts_.fallback == FallbackPolicy::strict;
   const size_t n_routes = strict ? 1 : routes_.size();
@@ -98,13 +93,13 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   auto budget_for = [&](size_t index, SteadyClock::time_point now) {
     const RouteSlot& s = *routes_[index];
     const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
-    if (strict) return std::min(attempt_budget_ms(s), remaining_ms);
+    if (strict) return std::min(attempt_budget_ms(s, shape), remaining_ms);
     std::vector<double> later;
     for (size_t j = index + 1; j < n_routes; ++j) {
-      const double e = typical_ms(*routes_[j]) * opts_.fallback_reserve_multiplier;
+      const double e = typical_ms(*routes_[j], shape) * opts_.fallback_reserve_multiplier;
       later.push_back(e > 0 ? e + 0.5 : 0.0);
     }
-    return attempt_time_ms(index, n_routes, remaining_ms, attempt_budget_ms(s), later);
+    return attempt_time_ms(index, n_routes, remaining_ms, attempt_budget_ms(s, shape), later);
   };
   auto start = [&](size_t index, CircuitBreaker::Admission admission, double budget_ms, SteadyClock::time_point now) {
     Attempt a;
@@ -183,7 +178,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   auto record_failure = [&](Attempt& a, bool* retry = nullptr) -> std::optional<Status> {
     RouteSlot& s = *a.slot;
     const std::string kind(status_code_name(a.outcome.code()));
-    const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s);
+    const bool starved = a.outcome.code() == StatusCode::timeout && a.budget_ms < estimate_ms(s, shape);
     const bool backend_fault = !is_request_error(a.outcome.code()) && a.outcome.code() != StatusCode::unsupported &&
                                !starved && !a.no_verdict;
     if (backend_fault)
@@ -232,6 +227,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       s.hedge_wins += hedge_win;
       s.sla_breaches += breach;
       s.latency.record_seconds(attempt_ms / 1e3);
+      s.by_shape.record(shape, attempt_ms);
       s.queue_s += a.queue_ms / 1e3;
       s.compute_s += a.compute_ms / 1e3;
     }
@@ -278,7 +274,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
     for (size_t j = index + 1; j + 1 < n_routes; ++j) {
       if (routes_[j]->breaker->state() == BreakerState::open) continue;
-      const double e = typical_ms(*routes_[j]);
+      const double e = typical_ms(*routes_[j], shape);
       if (e <= 0 || e * opts_.fallback_reserve_multiplier < remaining_ms) return true;
     }
     return false;
@@ -295,7 +291,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
   int retries_left = 0;  // set for each route as the walk reaches it
   auto worth_retrying = [&](const Attempt& a) {
     if (!a.transient || retries_left <= 0 || is_cancelled() || a.admission.probe) return false;
-    const double needed_ms = std::max(typical_ms(*a.slot), a.queue_ms + a.compute_ms);
+    const double needed_ms = std::max(typical_ms(*a.slot, shape), a.queue_ms + a.compute_ms);
     return budget_for(a.index, SteadyClock::now()) > needed_ms;
   };
 
@@ -321,7 +317,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       const double remaining_ms = ms_between(now, deadline);
       bool later_fits = false;
       for (size_t j = i + 1; j < n_routes && !later_fits; ++j) {
-        const double e = typical_ms(*routes_[j]);
+        const double e = typical_ms(*routes_[j], shape);
         later_fits = e <= 0 || e < remaining_ms;
       }
       if (!later_fits) admission = {true, false};
@@ -356,7 +352,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     // admitted route as well.
     std::optional<Attempt> h;
     if (a.call && opts_.hedging && !strict && !final_route) {
-      const double after = hedge_after_ms(slot);
+      const double after = hedge_after_ms(slot, shape);
       if (after > 0 && now + ms_duration(after) < a.call_deadline &&
           !slot.pool->wait_done(*a.call, now + ms_duration(after), cancel)) {
         for (size_t j = i + 1; j < n_routes && !h && !is_cancelled(); ++j) {
@@ -479,7 +475,7 @@ bool PreparedModelImpl::offer_probe(size_t index, const CircuitBreaker::Admissio
   copy.reserve(inputs.size());
   for (const Value& v : inputs) copy.push_back(deep_copy(v));
   RouteSlot* slot = routes_[index].get();
-  const double budget_ms = attempt_budget_ms(*slot);
+  const double budget_ms = attempt_budget_ms(*slot, ShapeKey::of(inputs));
   return probes_->offer([this, slot, admission, budget_ms, copy = std::move(copy)](const std::atomic<bool>& stop) {
     run_probe(*slot, admission, budget_ms, copy, stop);
   });
@@ -547,6 +543,7 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
       s.successes++;
       s.sla_breaches += breach;
       s.latency.record_seconds(attempt_ms / 1e3);
+      s.by_shape.record(ShapeKey::of(inputs), attempt_ms);
     } else {
       s.failures[std::string(status_code_name(outcome.code()))]++;
     }

@@ -87,7 +87,7 @@ ModelTelemetry PreparedModelImpl::telemetry() const {
     b.precision = std::string(precision_name(s.route->precision));
     b.worker_threads = s.pool->threads();
     b.sla_estimate_ms = s.estimate_ms;
-    b.attempt_budget_ms = attempt_budget_ms(s);
+    b.attempt_budget_ms = attempt_budget_ms(s, warm_key_);
     const auto& per = placement_.routes[i].nodes_per_backend;
     auto it = per.find(s.route->backend);
     b.nodes = it == per.end() ? 0 : it->second;

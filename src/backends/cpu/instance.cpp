@@ -118,6 +118,9 @@ Result<std::shared_ptr<Instance>> CpuPlan::build_instance(const std::vector<Valu
   const auto t_start = std::chrono::steady_clock::now();
   auto inferred = infer_shapes(typed, shapes, sio);
   const auto t_inferred = std::chrono::steady_clock::now();
+  // A certain mismatch (dims that do not broadcast, inner dims that differ) is the request's
+  // error: say so now rather than run the reference kernels up to the node that fails.
+  if (!inferred && inferred.status().code() == StatusCode::invalid_argument) return inferred.status();
   if (!inferred) {
     inst->use_reference = true;
     inst->reference_reason = "shape inference failed: " + inferred.status().message();

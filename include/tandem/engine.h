@@ -169,6 +169,10 @@ struct PrepareOptions {
   // becomes a route of its own in front of the plain reference.
   std::string fault_injection;
   int warmup_runs = 3;                  // per route; 0 skips warm-up (budgets then learn online)
+  // A route's warm-up stops once its runs have taken this long together; the runs made (the
+  // first included) are then its figures. The reference route at a large fixed shape (the
+  // PP-OCRv4 detector at 960x1280: 7 s a run) would otherwise hold prepare for warmup_runs x that.
+  double warmup_time_cap_ms = 1000;
   // After those runs, this many calls at once per route, so that each route holds as many warm
   // run contexts (memory touched, kernel state made) as there will be concurrent callers; the
   // first concurrent request otherwise pays for a cold one. Set it to the expected number of
@@ -249,6 +253,8 @@ struct SlaEstimate {
   double estimate_ms = 0;    // the first route's estimate (slowest warm-up run after the first)
   int warmup_runs = 0;
   std::map<std::string, double> per_backend_ms;  // every route that measured
+  // Runs each of those routes made (below warmup_runs when warmup_time_cap_ms stopped it).
+  std::map<std::string, int> per_backend_runs;
   std::string note;          // why it is not measured, if so
   // PrepareOptions::warmup_batch_sizes that every route but the reference ran at warm-up
   // (none when no input has a free first dim).

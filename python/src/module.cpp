@@ -253,6 +253,7 @@ py::dict sla_to_python(const SlaEstimate& s) {
   d["estimate_ms"] = s.estimate_ms;
   d["warmup_runs"] = s.warmup_runs;
   d["per_backend_ms"] = s.per_backend_ms;
+  d["per_backend_runs"] = s.per_backend_runs;
   d["note"] = s.note;
   return d;
 }

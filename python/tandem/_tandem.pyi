@@ -76,6 +76,7 @@ class Engine:
                 fault_injection: Optional[str] = None,
                 warmup_runs: Optional[int] = None,
                 warmup_concurrency: Optional[int] = None,
+                warmup_time_cap_ms: Optional[float] = None,
                 attempt_budget_multiplier: Optional[float] = None,
                 min_attempt_budget_ms: Optional[float] = None,
                 unmeasured_budget_ms: Optional[float] = None,

@@ -144,7 +144,8 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   warm_key_ = ShapeKey::of(*bound);
   const int runs = std::max(0, opts_.warmup_runs);
   for (auto& slot : routes_) {
-    double worst = 0;
+    double worst = 0, spent_ms = 0;
+    int runs_made = 0;
     std::vector<double> measured;
     bool ok = runs > 0;
     for (int k = 0; k < runs && ok; ++k) {
@@ -160,17 +161,24 @@ Status PreparedModelImpl::warm_up(std::string* note) {
         break;
       }
       // The first run pays for cold caches; later runs make the estimate (the slowest of them).
-      if (k > 0 || runs == 1) {
+      // A route this slow (the reference at a large fixed shape: seconds a run) is judged by
+      // the runs made once they add up to warmup_time_cap_ms, the first one included.
+      spent_ms += ms;
+      ++runs_made;
+      const bool capped = spent_ms >= opts_.warmup_time_cap_ms;
+      if (k > 0 || runs == 1 || capped) {
         worst = std::max(worst, ms);
         measured.push_back(ms);
       }
+      if (capped) break;
     }
     // Then `warmup_concurrency` calls at once (no more than the route's workers ever run), so
     // that the route holds that many warm run contexts (arenas touched, per-context kernel
     // state made) before its first concurrent requests: a cold context costs such a request
-    // several times its usual latency.
+    // several times its usual latency. Not for a route whose runs reached the time cap: there a
+    // cold context costs little next to the run, and the concurrent runs would cost as much again.
     const int concurrent = std::min(opts_.warmup_concurrency, max_workers_);
-    if (ok && concurrent > 1) {
+    if (ok && concurrent > 1 && spent_ms < opts_.warmup_time_cap_ms) {
       Status s = run_concurrently(*slot->route->placed, *bound, concurrent);
       if (!s.is_ok() && note->empty()) *note = "concurrent warm-up failed on " + slot->route->name + ": " + s.to_string();
     }
@@ -181,6 +189,7 @@ Status PreparedModelImpl::warm_up(std::string* note) {
       std::lock_guard<std::mutex> lock(slot->mu);
       slot->by_shape.set_warm(warm_key_, slot->estimate_ms, slot->typical_ms);
       sla_.per_backend_ms[slot->route->name] = worst;
+      sla_.per_backend_runs[slot->route->name] = runs_made;
     }
   }
   // The batch sizes a caller named, on the routes that build per shape (not the reference).
@@ -438,6 +447,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
                        {"model", m->name_},
                        {"sla_estimate_ms", m->sla_.estimate_ms},
                        {"per_backend_ms", m->sla_.per_backend_ms},
+                       {"per_backend_runs", m->sla_.per_backend_runs},
                        {"placement", m->placement_.to_string()}};
     std::ofstream out(ctx.cache_dir / (m->cache_key_ + ".json"));
     // A record only: a failed write does not fail prepare.

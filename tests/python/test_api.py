@@ -76,6 +76,10 @@ def test_engine_api(add_mul_path):
     assert schema["outputs"][0]["shape"] == [2, 3] and schema["outputs"][0]["dtype"] == "float32"
     sla = model.sla_estimate
     assert sla["measured"] and sla["warmup_runs"] == 2 and sla["estimate_ms"] > 0
+    assert sla["per_backend_runs"] == {"cpu": 2, "reference": 2}
+    # A cap this small stops each route's warm-up after its first run.
+    capped = tandem.Engine(threads=1).prepare(add_mul_path, routes="cpu,reference", warmup_time_cap_ms=1e-6)
+    assert capped.sla_estimate["per_backend_runs"] == {"cpu": 1, "reference": 1}
     placement = model.placement()
     assert [r["backend"] for r in placement["routes"]] == ["cpu", "reference"]
     assert "cpu" in placement["text"]

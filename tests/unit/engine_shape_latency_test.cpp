@@ -1,7 +1,8 @@
 // Latency per input shape (engine/shape_latency.h): what a route's figures are at a shape it
 // has answered, at one it has not, and after many; and, through the engine, that a model with
 // free dims keeps its large requests on the fast route instead of abandoning them against a
-// budget measured at the warm-up's tiny shape.
+// budget measured at the warm-up's tiny shape, and that a route slow at a large fixed shape is
+// warmed within PrepareOptions::warmup_time_cap_ms.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -157,6 +158,35 @@ TEST(EngineShapeLatency, LargeInputsOfAFreeSizeModelStayOnTheirRoute) {
   const auto t = route_telemetry(model->telemetry(), "faulty(reference)");
   EXPECT_EQ(t.served, 3u);
   EXPECT_TRUE(t.failures.empty());
+}
+
+TEST(EngineShapeLatency, ASlowRouteIsWarmedWithinTheTimeCap) {
+  auto engine = make_engine({"reference"});
+  PrepareOptions o;
+  o.fault_injection = "latency_ms=1";  // two routes: faulty(reference), reference
+  o.warmup_concurrency = 2;
+  o.warmup_time_cap_ms = 50;
+  o.input_shapes = {{"x", {1, 16, 8, 8}}};  // fast: every run made
+  auto fast = prepare_model(*engine, o, free_size_conv_bytes());
+  ASSERT_TRUE(fast);
+  for (const auto& [route, runs] : fast->sla_estimate().per_backend_runs) EXPECT_EQ(runs, o.warmup_runs) << route;
+  EXPECT_EQ(fast->sla_estimate().per_backend_runs.size(), 2u);
+  o.input_shapes = {{"x", {1, 16, 256, 256}}};  // some 100 ms or more a run: one run each
+  auto slow = prepare_model(*engine, o, free_size_conv_bytes());
+  ASSERT_TRUE(slow);
+  const SlaEstimate& sla = slow->sla_estimate();
+  EXPECT_TRUE(sla.measured);
+  EXPECT_EQ(sla.per_backend_runs.size(), 2u);
+  for (const auto& [route, runs] : sla.per_backend_runs) {
+    EXPECT_EQ(runs, 1) << route;
+    EXPECT_GE(sla.per_backend_ms.at(route), o.warmup_time_cap_ms) << route;  // that run is the estimate
+  }
+  // Judged by that run, a request is neither abandoned nor moved on.
+  std::map<std::string, Value> in;
+  in["x"] = Value::of(Tensor(DataType::float32, {1, 16, 256, 256}));
+  auto r = slow->infer(in);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->backend, "faulty(reference)") << r->fallback_reason;
 }
 
 }  // namespace

@@ -13,9 +13,9 @@
 // context pool and its TeamSizer. Kernels are const and run concurrently on different Contexts.
 #pragma once
 
-#include <dnnl.hpp>
-
+#include <atomic>
 #include <cstdint>
+#include <dnnl.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -163,6 +163,7 @@ struct Instance {
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Context>> pool;
+  std::atomic<int> contexts_made{0};  // contexts made so far (each holds an arena and a scratchpad)
   TeamSizer sizer;  // used when threads > 1
 };
 

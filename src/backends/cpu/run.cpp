@@ -108,6 +108,7 @@ Status CpuPlan::run(const std::vector<Value>& given, std::vector<Value>* outputs
       return Status(StatusCode::device_error, std::string("cpu: cannot create a run context: ") + e.what());
     }
     if (!ctx) return Status(StatusCode::out_of_memory, "cpu: cannot allocate the arena");
+    inst->contexts_made.fetch_add(1, std::memory_order_relaxed);
   }
   struct Return {
     Instance& inst;

@@ -2,13 +2,14 @@
 // (runtime_env.h).
 #include "backends/cpu/runtime_env.h"
 
-#include "backends/cpu/instance.h"
-
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+
+#include "backends/cpu/instance.h"
 
 namespace tandem::cpu {
 
@@ -27,6 +28,17 @@ void note(const std::string& msg) {
 bool feature_enabled_now(const char* name) {
   const char* e = std::getenv((std::string("TANDEM_CPU_") + name).c_str());
   return !(e && std::string(e) == "0");
+}
+
+double instance_cache_limit_bytes() {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  double mb = 1024;
+  if (const char* e = std::getenv("TANDEM_CPU_INSTANCE_CACHE_MB")) {
+    char* end = nullptr;
+    const double v = std::strtod(e, &end);
+    if (end != e && *end == '\0' && v > 0 && std::isfinite(v)) mb = v;
+  }
+  return mb * kMiB;
 }
 
 bool feature_enabled(const char* name) {

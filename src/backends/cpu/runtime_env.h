@@ -23,6 +23,11 @@ bool feature_enabled(const char* name);
 // TANDEM_CPU_SWISH_AFTER=0 keeps a trailing Swish as oneDNN's post-op (ew_post_ops.h).
 bool feature_enabled_now(const char* name);
 
+// How many bytes of arenas and scratchpads a plan's cached instances may hold together before
+// the least recently used go (instance.cpp): TANDEM_CPU_INSTANCE_CACHE_MB, read at each call
+// (default 1024; a value that is not a positive number is ignored).
+double instance_cache_limit_bytes();
+
 // True when TANDEM_CPU_VERBOSE is set: note() then prints one line to stderr (fusion
 // decisions, fallbacks, chosen oneDNN implementations). Thread-safe.
 bool verbose();

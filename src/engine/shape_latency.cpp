@@ -76,6 +76,7 @@ void ShapeLatency::set_warm(const ShapeKey& key, double estimate_ms, double typi
 
 void ShapeLatency::record(const ShapeKey& key, double ms) {
   Entry& e = insert(key);
+  if (e.latency.count() == 0) e.first_answer_ms = ms;
   e.latency.record_seconds(ms / 1e3);
   e.last_use = ++uses_;
 }
@@ -85,7 +86,7 @@ ShapeLatencyView ShapeLatency::own_view(const Entry& e, double hedge_quantile) c
   const uint64_t n = e.latency.count();
   if (n >= kMinAnswers) {
     v.typical_ms = e.latency.quantile_ms(0.5);
-    v.estimate_ms = std::max(e.warm_estimate_ms, e.latency.quantile_ms(0.99));
+    v.estimate_ms = std::max({e.warm_estimate_ms, e.first_answer_ms, e.latency.quantile_ms(0.99)});
     v.hedge_after_ms = e.latency.quantile_ms(hedge_quantile);
   } else if (e.warm_estimate_ms > 0) {
     v.typical_ms = e.warm_typical_ms;

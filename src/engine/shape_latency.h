@@ -59,8 +59,10 @@ class ShapeLatency {
   void record(const ShapeKey& key, double ms);
 
   // The figures for a request of shape `key`:
-  // - a shape with kMinAnswers answers: its median, its p99 (never below its slowest warm run)
-  //   and its `hedge_quantile` answer;
+  // - a shape with kMinAnswers answers: its median, its p99 and its `hedge_quantile` answer;
+  //   the estimate is never below its slowest warm run nor its first answer (a backend that
+  //   builds per shape built it then, and may have to again once it has dropped that build
+  //   from its cache);
   // - a shape with fewer: its warm-up figures, or else its median and slowest answer so far;
   // - a shape not seen: the nearest seen shape's typical and estimate, times the ratio of input
   //   elements, with no hedging; all zero when no shape is seen.
@@ -72,6 +74,7 @@ class ShapeLatency {
   struct Entry {
     ShapeKey key;
     double warm_estimate_ms = 0, warm_typical_ms = 0;  // 0: not the warm-up shape
+    double first_answer_ms = 0;                        // 0: no answer yet
     LatencyHistogram latency;
     uint64_t last_use = 0;
   };

@@ -74,6 +74,12 @@ TEST(ShapeLatency, QuantilesReplaceTheWarmUpAfterEnoughAnswers) {
   EXPECT_NEAR(v.typical_ms, 10.0, 0.4);
   EXPECT_NEAR(v.estimate_ms, 10.0, 0.4);
   EXPECT_NEAR(v.hedge_after_ms, 10.0, 0.4);
+  // The first answer at a shape (a backend building for that shape) stays a floor.
+  ShapeLatency built;
+  built.record(k, 40.0);
+  for (uint64_t i = 0; i < 2 * ShapeLatency::kMinAnswers; ++i) built.record(k, 2.0);
+  EXPECT_NEAR(built.view(k, 0.95).estimate_ms, 40.0, 40.0 * 0.04);
+  EXPECT_NEAR(built.view(k, 0.95).typical_ms, 2.0, 0.08);
   // Answers faster than the warm-up never pull the estimate below its slowest warm run.
   ShapeLatency fast;
   fast.set_warm(k, 5.0, 4.0);

@@ -71,6 +71,7 @@ void ShapeLatency::set_warm(const ShapeKey& key, double estimate_ms, double typi
   Entry& e = insert(key);
   e.warm_estimate_ms = estimate_ms;
   e.warm_typical_ms = typical_ms;
+  e.view_count = UINT64_MAX;  // remade at the next view
   e.last_use = ++uses_;
 }
 
@@ -82,8 +83,11 @@ void ShapeLatency::record(const ShapeKey& key, double ms) {
 }
 
 ShapeLatencyView ShapeLatency::own_view(const Entry& e, double hedge_quantile) const {
-  ShapeLatencyView v;
   const uint64_t n = e.latency.count();
+  const bool fresh = e.view_quantile == hedge_quantile && e.view_count != UINT64_MAX &&
+                     (n == e.view_count || (n >= 256 && n - e.view_count < 16));
+  if (fresh) return e.view;
+  ShapeLatencyView v;
   if (n >= kMinAnswers) {
     v.typical_ms = e.latency.quantile_ms(0.5);
     v.estimate_ms = std::max({e.warm_estimate_ms, e.first_answer_ms, e.latency.quantile_ms(0.99)});
@@ -98,6 +102,9 @@ ShapeLatencyView ShapeLatency::own_view(const Entry& e, double hedge_quantile) c
     v.hedge_after_ms = v.estimate_ms;
   }
   v.measured = v.estimate_ms > 0;
+  e.view = v;
+  e.view_count = n;
+  e.view_quantile = hedge_quantile;
   return v;
 }
 

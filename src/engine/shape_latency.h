@@ -77,6 +77,12 @@ class ShapeLatency {
     double first_answer_ms = 0;                        // 0: no answer yet
     LatencyHistogram latency;
     uint64_t last_use = 0;
+    // own_view()'s last result, made at `view_count` answers with `view_quantile`: the request
+    // path asks for a route's figures several times per request, and each quantile walks the
+    // histogram. Past 256 answers it is remade every 16 answers (the quantiles move slowly).
+    mutable ShapeLatencyView view;
+    mutable uint64_t view_count = UINT64_MAX;
+    mutable double view_quantile = -1;
   };
   Entry* find(const ShapeKey& key) const;
   // This entry's own figures; measured is false when it has none yet.

@@ -236,6 +236,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   for (int64_t size : o.warmup_batch_sizes)
     if (size < 1) return invalid_argument("warmup_batch_sizes must be >= 1 (got " + std::to_string(size) + ")");
   if (o.latency_sla_ms < 0 || o.default_deadline_ms < 0) return invalid_argument("latency_sla_ms and default_deadline_ms must be >= 0");
+  if (!(o.warmup_time_cap_ms >= 0)) return invalid_argument("warmup_time_cap_ms must be >= 0");
   if (o.same_route_retries < 0)
     return invalid_argument("same_route_retries must be >= 0 (got " + std::to_string(o.same_route_retries) + ")");
   auto m = std::shared_ptr<PreparedModelImpl>(new PreparedModelImpl());

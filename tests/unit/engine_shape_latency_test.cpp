@@ -187,6 +187,10 @@ TEST(EngineShapeLatency, ASlowRouteIsWarmedWithinTheTimeCap) {
     EXPECT_EQ(runs, 1) << route;
     EXPECT_GE(sla.per_backend_ms.at(route), o.warmup_time_cap_ms) << route;  // that run is the estimate
   }
+  o.warmup_time_cap_ms = -1;
+  auto refused = engine->prepare_bytes(free_size_conv_bytes(), o);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::invalid_argument);
   // Judged by that run, a request is neither abandoned nor moved on.
   std::map<std::string, Value> in;
   in["x"] = Value::of(Tensor(DataType::float32, {1, 16, 256, 256}));

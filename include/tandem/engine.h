@@ -192,7 +192,8 @@ struct PrepareOptions {
   double min_attempt_budget_ms = 50;    // ... but never before this
   // Budget of a route without an estimate yet, and the least budget of a call at an input shape
   // the route has not answered yet (that call may build the shape's plan; its estimate is
-  // scaled from the nearest measured shape by the ratio of input elements).
+  // scaled from the nearest measured shape by the ratio of input elements, and its budget is
+  // at most 30 times this).
   double unmeasured_budget_ms = 2000;
   // Time kept back for a later route: this x its usual (median) latency + 0.5 ms, for the
   // first later route that fits in what remains (the slow last resort only when no faster

@@ -29,8 +29,12 @@ double PreparedModelImpl::hedge_after_ms(const RouteSlot& s, const ShapeKey& sha
 
 double PreparedModelImpl::attempt_budget_ms(const RouteSlot& s, const ShapeKey& shape) const {
   const ShapeLatencyView v = latency_view(s, shape);
-  const double floor_ms = std::max(opts_.min_attempt_budget_ms, v.measured ? 0.0 : opts_.unmeasured_budget_ms);
-  return std::max(floor_ms, v.estimate_ms * opts_.attempt_budget_multiplier);
+  const double wanted_ms = v.estimate_ms * opts_.attempt_budget_multiplier;
+  if (v.measured) return std::max(opts_.min_attempt_budget_ms, wanted_ms);
+  // Scaled from another shape: a guess, which from a tiny warm-up input (its time mostly fixed
+  // overhead) runs far too high; kept between the unmeasured budget and 30 times it.
+  const double floor_ms = std::max(opts_.min_attempt_budget_ms, opts_.unmeasured_budget_ms);
+  return std::clamp(wanted_ms, floor_ms, std::max(floor_ms, 30 * opts_.unmeasured_budget_ms));
 }
 
 Result<InferResult> PreparedModelImpl::fail(Status s, SteadyClock::time_point t0, const InferTimings& timings) {

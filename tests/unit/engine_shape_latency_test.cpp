@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <chrono>
+
 #include "engine/shape_latency.h"
 #include "engine_test_util.h"
 #include "tandem/engine.h"
@@ -18,6 +20,8 @@ using engine_internal::ShapeLatency;
 using testing_util::make_engine;
 using testing_util::prepare_model;
 using testing_util::route_telemetry;
+using testing_util::tiny_inputs;
+using testing_util::tiny_model_bytes;
 
 ShapeKey key_of(std::vector<Shape> shapes) {
   std::vector<Value> inputs;
@@ -164,6 +168,23 @@ TEST(EngineShapeLatency, LargeInputsOfAFreeSizeModelStayOnTheirRoute) {
   const auto t = route_telemetry(model->telemetry(), "faulty(reference)");
   EXPECT_EQ(t.served, 3u);
   EXPECT_TRUE(t.failures.empty());
+}
+
+TEST(EngineShapeLatency, AGuessScaledFromATinyWarmUpStillCatchesAHang) {
+  auto engine = make_engine({"reference"});
+  PrepareOptions o;
+  o.fault_injection = "hang=1,hang_ms=5000";  // every call after warm-up hangs for 5 s
+  o.unmeasured_budget_ms = 20;                // so at most 600 ms at a shape not answered yet
+  auto model = prepare_model(*engine, o, tiny_model_bytes(8, true));
+  ASSERT_TRUE(model);
+  // 200,000 times the warm-up's rows: scaled, its estimate would allow many seconds.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = model->infer(tiny_inputs(8, 0.f, 200000));
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->backend, "reference");
+  EXPECT_NE(r->fallback_reason.find("abandoned after 600 ms"), std::string::npos) << r->fallback_reason;
+  EXPECT_LT(ms, 4000);  // not the 5 s hang
 }
 
 TEST(EngineShapeLatency, ASlowRouteIsWarmedWithinTheTimeCap) {

@@ -115,8 +115,8 @@ class PreparedModelImpl final : public PreparedModel {
   double estimate_ms(const RouteSlot& s, const ShapeKey& shape) const;
   // How long a call on `s` may run before it is abandoned as hung: the estimate times
   // attempt_budget_multiplier, at least min_attempt_budget_ms; unmeasured_budget_ms when
-  // nothing is measured, and at least that at a shape the route has not answered yet (its
-  // first call there may build the shape's plan).
+  // nothing is measured, and between that and 30 times it at a shape the route has not
+  // answered yet (its first call there may build the shape's plan).
   double attempt_budget_ms(const RouteSlot& s, const ShapeKey& shape) const;
   // How long a call on `s` runs before hedging starts the request on the next route: the
   // route's PrepareOptions::hedge_quantile latency at `shape` once 20 answers are measured

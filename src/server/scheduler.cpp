@@ -167,11 +167,20 @@ struct Scheduler::Impl {
 
   static bool is_gone(const Pending& pending) { return pending.request.client_gone && pending.request.client_gone(); }
 
-  // Removes the queued requests whose client went away.
-  std::vector<Pending> take_gone_locked() {
-    std::vector<Pending> gone = take_queued_if_locked(is_gone);
-    stats.client_gone += gone.size();
-    return gone;
+  // Removes, in one pass over the queue, the requests whose deadline is at or before `now`
+  // (into `expired`) and those whose client went away (into `gone`).
+  void take_leaving_locked(Clock::time_point now, std::vector<Pending>* expired, std::vector<Pending>* gone) {
+    for (auto it = queue.begin(); it != queue.end();) {
+      std::vector<Pending>* to = it->deadline <= now ? expired : is_gone(*it) ? gone : nullptr;
+      if (to) {
+        to->push_back(std::move(*it));
+        it = queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    stats.expired_in_queue += expired->size();
+    stats.client_gone += gone->size();
   }
 
   void fail_gone(std::vector<Pending>& gone, Clock::time_point now) {
@@ -431,17 +440,12 @@ struct Scheduler::Impl {
     std::unique_lock<std::mutex> lock(mutex);
     while (state != State::stopped) {
       Clock::time_point now = Clock::now();
-      std::vector<Pending> expired = take_expired_locked(now);
-      if (!expired.empty()) {
+      std::vector<Pending> expired, gone;
+      take_leaving_locked(now, &expired, &gone);
+      if (!expired.empty() || !gone.empty()) {
         lock.unlock();
         fail_expired(expired, now);
-        lock.lock();
-        continue;
-      }
-      std::vector<Pending> gone = take_gone_locked();
-      if (!gone.empty()) {
-        lock.unlock();
-        fail_gone(gone, now);
+        if (!gone.empty()) fail_gone(gone, now);
         lock.lock();
         continue;
       }

@@ -58,6 +58,16 @@ constexpr size_t kReadChunk = 64 * 1024;  // Beast's largest single read
 constexpr std::chrono::milliseconds kLingerLimit{1000};
 constexpr std::chrono::milliseconds kStopWait{100};  // for a request that has not been read at stop()
 
+// True when the peer of socket `fd` has closed its end or reset the connection, seen without
+// reading: end of stream or an error. `readable` (optional) is set to 1 when data waits (a
+// pipelined next request: the client is there), else 0.
+bool peer_hung_up(int fd, int* readable = nullptr) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (readable) *readable = n > 0;
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 class Session;
 
 // One event loop: an io_context (told it has one thread) and the thread that runs it.
@@ -342,7 +352,17 @@ class Session : public std::enable_shared_from_this<Session> {
     // theirs would wait for it (a request already sent, a refusal that should be fast).
     call.may_block = loop_.sessions.load() == 1;
     gone_->store(false, std::memory_order_relaxed);
-    call.client_gone = [gone = gone_] { return gone->load(std::memory_order_relaxed); };
+    // While this thread makes the engine call itself (may_block), the loop cannot watch the
+    // socket (watch_for_hangup): the engine's poll of client_gone, made on this very thread,
+    // then looks at the socket directly, which only this thread may do, and only while
+    // handle() runs (the socket is open until then). Other threads read the flag.
+    call.client_gone = [gone = gone_, loop = std::this_thread::get_id(), fd = socket_.native_handle()] {
+      if (gone->load(std::memory_order_relaxed)) return true;
+      if (std::this_thread::get_id() != loop) return false;
+      if (!peer_hung_up(fd)) return false;
+      gone->store(true, std::memory_order_relaxed);
+      return true;
+    };
     // The reply is always posted, also when it comes back inside handle(): the request (whose
     // method and target the call views) stays untouched until handle() returned.
     loop_.handling = true;
@@ -364,11 +384,10 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
       if (ec || !self->watching_ || self->state_ != State::handling) return;  // cancelled by write(), or closed
       self->watching_ = false;
-      char byte;
-      const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+      int readable = 0;
+      if (peer_hung_up(self->socket_.native_handle(), &readable))
         self->gone_->store(true, std::memory_order_relaxed);
-      else if (n < 0)
+      else if (readable == 0)
         self->watch_for_hangup();  // woken with nothing to read: watch on
     });
   }

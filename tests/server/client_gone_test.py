@@ -8,7 +8,11 @@ one request runs, four more are sent over gRPC and cancelled (a client's timeout
 and four over REST on connections that are then closed. None of the eight is computed: each
 completes with 499 (gRPC CANCELLED) when the model's instance frees, the model's stats count
 them as `client_gone`, the request counters show them by protocol, the request that stayed is
-answered, and the server keeps serving. The server is always stopped.
+answered, and the server keeps serving.
+
+Then a lone REST connection (its event loop has no other, so the loop's own thread makes the
+engine call) asks a model whose calls take 2 s and hangs up: the call is cancelled within a
+fraction of that, not computed to the end. The server is always stopped.
 """
 import json
 import os
@@ -27,8 +31,8 @@ ROOT, TANDEM = sys.argv[1], sys.argv[2]
 GONE = 4  # requests per protocol whose client leaves
 
 
-def stats(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/v2/models/slow/stats" % port, timeout=10) as r:
+def stats(port, model="slow"):
+    with urllib.request.urlopen("http://127.0.0.1:%d/v2/models/%s/stats" % (port, model), timeout=10) as r:
         return json.load(r)["model_stats"][0]
 
 
@@ -59,10 +63,10 @@ def rest_body():
                                    "data": [float(i) for i in range(16)]}]}).encode()
 
 
-def rest_request():
+def rest_request(model="slow"):
     body = rest_body()
-    head = ("POST /v2/models/slow/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: %d\r\n\r\n" % len(body)).encode()
+    head = ("POST /v2/models/%s/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % (model, len(body))).encode()
     return head + body
 
 
@@ -75,6 +79,10 @@ def main():
         with open(os.path.join(repo, "slow", "config.json"), "w") as f:
             json.dump({"backends": ["cpu", "reference"], "fault_injection": "latency_ms=40", "instances": 1,
                        "max_queue_size": 16}, f)
+        os.makedirs(os.path.join(repo, "slower", "1"))
+        write_mul_model(os.path.join(repo, "slower", "1", "model.onnx"))
+        with open(os.path.join(repo, "slower", "config.json"), "w") as f:
+            json.dump({"backends": ["cpu", "reference"], "fault_injection": "latency_ms=2000", "instances": 1}, f)
         x = np.arange(16, dtype=np.float32).reshape(1, 16)
 
         def grpc_request():
@@ -134,6 +142,19 @@ def main():
                 check(gone == GONE, "%s: %d requests counted with code 499 (got %d)" % (protocol, GONE, gone))
             answer = served.stub.ModelInfer(grpc_request(), timeout=30)
             check(len(answer.raw_output_contents) == 1, "the server serves on after clients went away")
+
+            # A lone REST connection: the engine call runs on its event loop's thread.
+            lone = socket.create_connection(("127.0.0.1", port), timeout=10)
+            lone.sendall(rest_request("slower"))
+            wait_for("the lone request in flight", lambda: stats(port, "slower")["in_flight"] == 1)
+            left_at = time.monotonic()
+            lone.close()
+            wait_for("the lone request's call cancelled", lambda: stats(port, "slower")["client_gone"] == 1)
+            cancelled_after = time.monotonic() - left_at
+            s = stats(port, "slower")
+            check(s["client_gone"] == 1 and s["succeeded"] == 0 and cancelled_after < 1.5,
+                  "REST, lone connection: the call is cancelled when the client hangs up (client_gone %d, succeeded "
+                  "%d, after %.2f s of the call's 2 s)" % (s["client_gone"], s["succeeded"], cancelled_after))
     if FAILURES:
         print("%d check(s) failed" % len(FAILURES))
         sys.exit(1)

@@ -86,9 +86,10 @@ TEST(CpuBackendPlanShapes, CachedInstancesStayWithinTheirByteBound) {
       const Status s = (*placed)->run({Value::of(filled({1, 16, sides[i], sides[i]}, 0.1f))}, &out);
       EXPECT_TRUE(s.is_ok()) << s.to_string();
       if (i == 0) *first_answer = out;
-      if (i + 1 == sides.size() && sides[i] == sides[0] && !first_answer->empty() && !out.empty())
+      if (i + 1 == sides.size() && sides[i] == sides[0] && !first_answer->empty() && !out.empty()) {
         EXPECT_EQ(0, std::memcmp(out[0].tensor.raw_data(), (*first_answer)[0].tensor.raw_data(),
                                  out[0].tensor.nbytes()));  // rebuilt, same answer
+      }
     }
     return instances_described(**placed);
   };

@@ -5,16 +5,11 @@
 #include <limits>
 #include <vector>
 
+#include "engine/splitmix.h"
+
 namespace tandem {
 
 namespace {
-
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 Result<double> parse_number(const std::string& key, const std::string& value, double lo, double hi) {
   char* end = nullptr;
@@ -165,7 +160,9 @@ FaultyBackend::Counts FaultyBackend::counts() const {
 }
 
 double FaultyBackend::draw(uint64_t n, uint64_t salt) const {
-  const uint64_t r = mix(mix(spec_.seed ^ (n * 0x9e3779b97f4a7c15ULL)) ^ salt);
+  using engine_internal::kSplitMixGamma;
+  using engine_internal::mix64;
+  const uint64_t r = mix64(mix64(spec_.seed ^ (n * kSplitMixGamma)) ^ salt);
   return static_cast<double>(r >> 11) * (1.0 / 9007199254740992.0);
 }
 

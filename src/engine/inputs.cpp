@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/tensor_util.h"
+#include "engine/splitmix.h"
 
 namespace tandem {
 
@@ -137,10 +138,9 @@ Result<Shape> concrete_input_shape(const ValueInfo& input, const Shape* override
 namespace {
 // SplitMix64: tiny, portable, good enough for test inputs.
 uint64_t next_random(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  const uint64_t r = engine_internal::mix64(state);
+  state += engine_internal::kSplitMixGamma;
+  return r;
 }
 }  // namespace
 

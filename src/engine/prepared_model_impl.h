@@ -20,6 +20,7 @@
 #include "engine/placement.h"
 #include "engine/prepared_model.h"
 #include "engine/shape_latency.h"
+#include "engine/splitmix.h"
 #include "engine/worker_pool.h"
 
 namespace tandem::engine_internal {
@@ -32,14 +33,6 @@ inline double ms_between(SteadyClock::time_point a, SteadyClock::time_point b) {
 inline SteadyClock::duration ms_duration(double ms) {
   return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double, std::milli>(ms));
 }
-
-inline uint64_t mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 
 // Non-finite values in float outputs; `where` names the first output that has one.
 bool all_finite(const std::vector<Value>& outputs, const std::vector<ValueInfo>& names, std::string* where);

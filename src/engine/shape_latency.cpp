@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/splitmix.h"
+
 namespace tandem::engine_internal {
 
 namespace {
 
-uint64_t mix(uint64_t h, uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL;
-  return h ^ (h >> 29);
-}
+uint64_t mix(uint64_t h, uint64_t v) { return mix64(h ^ mix64(v)); }
 
 uint64_t mix_dims(uint64_t h, const Shape& dims) {
   h = mix(h, dims.size());

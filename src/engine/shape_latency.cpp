@@ -127,9 +127,30 @@ ShapeLatencyView ShapeLatency::view(const ShapeKey& key, double hedge_quantile) 
   ShapeLatencyView v;
   if (!nearest) return v;
   const double ratio = key.elements / nearest->key.elements;
-  v.typical_ms = base.typical_ms * ratio;
-  v.estimate_ms = base.estimate_ms * ratio;
+  const double scale = ratio > 1 ? std::pow(ratio, growth_exponent(*nearest, base.typical_ms, hedge_quantile)) : ratio;
+  v.typical_ms = base.typical_ms * scale;
+  v.estimate_ms = base.estimate_ms * scale;
   return v;
+}
+
+double ShapeLatency::growth_exponent(const Entry& from, double from_typical_ms, double hedge_quantile) const {
+  // The measured shape nearest to `from` among those at least kGrowthSpan apart in elements:
+  // nearer ones are mostly noise, farther ones describe a range the request may not be in.
+  const Entry* other = nullptr;
+  double best = INFINITY, other_typical_ms = 0;
+  for (const auto& e : entries_) {
+    const double distance = std::fabs(std::log(e->key.elements / from.key.elements));
+    if (distance < std::log(kGrowthSpan) || distance >= best) continue;
+    const ShapeLatencyView v = own_view(*e, hedge_quantile);
+    if (!v.measured || v.typical_ms <= 0) continue;
+    best = distance;
+    other = e.get();
+    other_typical_ms = v.typical_ms;
+  }
+  if (!other || from_typical_ms <= 0) return 1;
+  const double fitted =
+      std::log(from_typical_ms / other_typical_ms) / std::log(from.key.elements / other->key.elements);
+  return std::clamp(fitted, 1.0, kMaxGrowthExponent);
 }
 
 }  // namespace tandem::engine_internal

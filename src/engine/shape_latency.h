@@ -13,6 +13,12 @@
 // image area), and a small shape's time is partly fixed overhead, so scaling up from a smaller
 // shape errs toward more time, which is the safe side for a budget; the shape's own answers
 // replace the guess from its first one on.
+// Some costs grow faster than the input (attention over a sequence: its square). Once two
+// measured shapes lie at least kGrowthSpan apart in elements, the growth they show between them
+// (the exponent of a power law through their typical latencies) scales a larger unseen shape
+// when it is steeper than linear, up to kMaxGrowthExponent. Flatter growth is not used: it comes
+// from fixed overhead at small shapes, and would guess too little time for large ones; a smaller
+// unseen shape is always scaled linearly (more time, the safe side).
 //
 // Thread-safety: none; the owner (a route's slot) guards it with its mutex.
 #pragma once
@@ -48,6 +54,10 @@ class ShapeLatency {
  public:
   // Answers needed before a shape's quantiles replace its warm-up (or first answers') figures.
   static constexpr uint64_t kMinAnswers = 20;
+  // Two shapes fit a growth exponent when their input elements differ by this factor or more.
+  static constexpr double kGrowthSpan = 2.0;
+  // The steepest growth used: cubic (a sequence's attention is quadratic; a volume's side, cubic).
+  static constexpr double kMaxGrowthExponent = 3.0;
 
   // Keeps at most `capacity` shapes (at least 2); the shape used least recently goes first,
   // except the warm-up shape.
@@ -65,7 +75,8 @@ class ShapeLatency {
   //   from its cache);
   // - a shape with fewer: its warm-up figures, or else its median and slowest answer so far;
   // - a shape not seen: the nearest seen shape's typical and estimate, times the ratio of input
-  //   elements, with no hedging; all zero when no shape is seen.
+  //   elements (raised to the measured growth exponent, when larger and steeper than linear),
+  //   with no hedging; all zero when no shape is seen.
   ShapeLatencyView view(const ShapeKey& key, double hedge_quantile) const;
 
   size_t shapes() const { return entries_.size(); }
@@ -88,6 +99,10 @@ class ShapeLatency {
   // This entry's own figures; measured is false when it has none yet.
   ShapeLatencyView own_view(const Entry& e, double hedge_quantile) const;
   Entry& insert(const ShapeKey& key);
+  // The exponent scaling `from` (typical latency `from_typical_ms`) up to larger shapes: the
+  // growth between it and the nearest measured shape kGrowthSpan or more away, within
+  // [1, kMaxGrowthExponent]; 1 when there is no such shape.
+  double growth_exponent(const Entry& from, double from_typical_ms, double hedge_quantile) const;
 
   size_t capacity_;
   uint64_t uses_ = 0;

@@ -27,6 +27,23 @@ std::vector<int64_t> expected_dims(const IoInfo& io, const ModelConfig& config) 
   return dims;
 }
 
+std::optional<std::string> unservable_reason(const IoSchema& schema) {
+  auto check = [](const IoInfo& io, const char* role) -> std::optional<std::string> {
+    if (io.kind != "tensor")
+      return std::string(role) + " '" + io.name + "' is a " + io.kind + (io.type.empty() ? "" : " (" + io.type + ")") +
+             ", not a tensor: the Open Inference Protocol carries tensors only";
+    if (io.dtype != DataType::undefined && protocol_dtype_name(io.dtype).empty())
+      return std::string(role) + " '" + io.name + "' is " + io.type +
+             ": the Open Inference Protocol has no datatype for " + std::string(dtype_name(io.dtype));
+    return std::nullopt;
+  };
+  for (const IoInfo& io : schema.inputs)
+    if (auto reason = check(io, "input")) return reason;
+  for (const IoInfo& io : schema.outputs)
+    if (auto reason = check(io, "output")) return reason;
+  return std::nullopt;
+}
+
 std::optional<ProtocolError> validate_request(const InferRequest& request, const IoSchema& schema,
                                               const ModelConfig& config) {
   std::map<std::string, const InferTensor*> given;

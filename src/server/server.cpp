@@ -218,6 +218,8 @@ struct Server::Impl {
     } else {
       auto p = (*engine)->prepare(path, prepare);
       if (!p) reason = p.status().to_string();
+      else if (auto unservable = unservable_reason((*p)->io_schema()))
+        reason = *unservable;
       else prepared = std::move(*p);
     }
     if (prepared) {

@@ -51,6 +51,25 @@ const fs::path& double_model() {
   return path;
 }
 
+// s = SplitToSequence(x), with x float32 [2, 3]: an output the protocol cannot carry.
+const fs::path& sequence_output_model() {
+  static const fs::path path = [] {
+    const fs::path dir = model_dir();
+    fs::create_directories(dir);
+    const fs::path out = dir / "sequence_output.onnx";
+    const std::string command =
+        "/usr/bin/python3 -c \"import onnx; from onnx import helper as h, TensorProto as T; "
+        "x = h.make_tensor_value_info('x', T.FLOAT, [2, 3]); "
+        "s = h.make_value_info('s', h.make_sequence_type_proto(h.make_tensor_type_proto(T.FLOAT, None))); "
+        "g = h.make_graph([h.make_node('SplitToSequence', ['x'], ['s'], axis=0)], 'split', [x], [s]); "
+        "m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)]); m.ir_version = 8; "
+        "onnx.save(m, '" +
+        out.string() + "')\"";
+    return std::system(command.c_str()) == 0 ? out : fs::path();
+  }();
+  return path;
+}
+
 // A temporary repository, removed at the end of the test.
 class Repository {
  public:
@@ -70,6 +89,10 @@ class Repository {
     fs::create_directories(root_ / model / std::to_string(version));
     fs::copy_file(double_model(), root_ / model / std::to_string(version) / "model.onnx",
                   fs::copy_options::overwrite_existing);
+  }
+  void add_file(const std::string& model, int version, const fs::path& file) {
+    fs::create_directories(root_ / model / std::to_string(version));
+    fs::copy_file(file, root_ / model / std::to_string(version) / "model.onnx", fs::copy_options::overwrite_existing);
   }
   void add_broken(const std::string& model, int version) {
     fs::create_directories(root_ / model / std::to_string(version));
@@ -266,6 +289,31 @@ TEST(Server, FailingModelIsReportedWhileOthersServe) {
   repo.config("misconfigured", R"({"required": false})");
   EXPECT_FALSE(server->load_model("misconfigured"));
   EXPECT_TRUE(server->ready());
+}
+
+TEST(Server, AModelWithAnOutputThatIsNotATensorFailsToLoad) {
+  // The protocol carries tensors only: such a model must not report ready and then fail every
+  // request (500 "output 's' is not a tensor" before).
+  ASSERT_FALSE(sequence_output_model().empty());
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_file("split", 1, sequence_output_model());
+  repo.config("split", R"({"required": false})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  const auto index = server->repository_index();
+  const RepositoryEntry* split = find_entry(index, "split", "1");
+  ASSERT_NE(split, nullptr);
+  EXPECT_EQ(split->state, "FAILED");
+  EXPECT_NE(split->reason.find("output 's' is a sequence"), std::string::npos) << split->reason;
+  EXPECT_NE(split->reason.find("tensors only"), std::string::npos) << split->reason;
+  EXPECT_EQ(split->reason.find('\n'), std::string::npos);
+  bool split_ready = true;
+  EXPECT_FALSE(server->model_ready("split", "", &split_ready));
+  EXPECT_FALSE(split_ready);
+  EXPECT_TRUE(server->ready());  // not required: the others serve
+  EXPECT_FALSE(infer_sync(*server, request("double")).error);
 }
 
 TEST(Server, AllModelsFailedIsNotReady) {

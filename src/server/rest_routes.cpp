@@ -127,45 +127,107 @@ RestRoutes::RestRoutes(Server& server, bool metrics_only, Blocking blocking, int
   json_split_.helpers = json_helpers_.get();
 }
 
+namespace {
+
+// What a request path names: the endpoint, the method it takes, and the model and version it
+// names (empty when none). The one place that knows the protocol's paths.
+enum class Endpoint {
+  none,
+  metrics,
+  server_metadata,
+  health_live,
+  health_ready,
+  all_stats,
+  model_metadata,
+  model_ready,
+  model_stats,
+  model_infer,
+  repository_index,
+  repository_load,
+  repository_unload
+};
+struct Target {
+  Endpoint endpoint = Endpoint::none;
+  std::string_view method;  // the one method it takes
+  std::string name, version;
+};
+
+Target match_target(const std::vector<std::string>& p, bool metrics_only) {
+  const size_t n = p.size();
+  if (n == 1 && p[0] == "metrics") return {Endpoint::metrics, "GET", {}, {}};
+  if (metrics_only || n == 0 || p[0] != "v2") return {};
+  if (n == 1) return {Endpoint::server_metadata, "GET", {}, {}};
+  if (n == 3 && p[1] == "health" && p[2] == "live") return {Endpoint::health_live, "GET", {}, {}};
+  if (n == 3 && p[1] == "health" && p[2] == "ready") return {Endpoint::health_ready, "GET", {}, {}};
+  if (n >= 3 && p[1] == "models") {
+    if (n == 3 && p[2] == "stats") return {Endpoint::all_stats, "GET", {}, {}};
+    // {name}[/versions/{v}][/ready|/stats|/infer]
+    size_t tail = 3;
+    std::string version;
+    if (n >= 5 && p[3] == "versions") {
+      version = p[4];
+      tail = 5;
+    }
+    const std::string& name = p[2];
+    if (n == tail) return {Endpoint::model_metadata, "GET", name, version};
+    if (n == tail + 1 && p[tail] == "ready") return {Endpoint::model_ready, "GET", name, version};
+    if (n == tail + 1 && p[tail] == "stats") return {Endpoint::model_stats, "GET", name, version};
+    if (n == tail + 1 && p[tail] == "infer") return {Endpoint::model_infer, "POST", name, version};
+    return {};
+  }
+  if (n == 3 && p[1] == "repository" && p[2] == "index") return {Endpoint::repository_index, "POST", {}, {}};
+  if (n == 5 && p[1] == "repository" && p[2] == "models" && p[4] == "load")
+    return {Endpoint::repository_load, "POST", p[3], {}};
+  if (n == 5 && p[1] == "repository" && p[2] == "models" && p[4] == "unload")
+    return {Endpoint::repository_unload, "POST", p[3], {}};
+  return {};
+}
+
+}  // namespace
+
 void RestRoutes::handle(RestCall&& call, Respond respond) {
   // Every handler's exceptions end here; `respond` has not run when one escapes (they are
   // thrown while building a reply, before it is handed over).
   try {
-    const std::vector<std::string> p = rest_path_segments(call.target);
-    const bool get = call.method == "GET", post = call.method == "POST";
-    const size_t n = p.size();
-    if (get && n == 1 && p[0] == "metrics")
-      return respond(RestReply{200, server_.metrics_prometheus(), "text/plain; version=0.0.4", {}});
-    if (!metrics_only_ && n >= 1 && p[0] == "v2") {
-      if (get && n == 1) {
+    Target t = match_target(rest_path_segments(call.target), metrics_only_);
+    const std::string path(call.target.substr(0, call.target.find('?')));
+    if (t.endpoint == Endpoint::none)
+      return respond(rest_error_reply(not_found("no such endpoint: " + std::string(call.method) + " " + path)));
+    if (call.method != t.method) {
+      RestReply reply = rest_error_reply(ProtocolError{
+          405, std::string(call.method) + " " + path + " is not allowed: it takes " + std::string(t.method)});
+      reply.headers.emplace_back("Allow", std::string(t.method));
+      return respond(std::move(reply));
+    }
+    switch (t.endpoint) {
+      case Endpoint::metrics:
+        return respond(RestReply{200, server_.metrics_prometheus(), "text/plain; version=0.0.4", {}});
+      case Endpoint::server_metadata: {
         ServerMetadata m = server_.metadata();
         return respond(json_reply(200, {{"name", m.name}, {"version", m.version}, {"extensions", m.extensions}}));
       }
-      if (get && n == 3 && p[1] == "health" && (p[2] == "live" || p[2] == "ready")) {
-        const bool yes = p[2] == "live" ? server_.live() : server_.ready();
-        return respond(json_reply(yes ? 200 : 503, {{p[2], yes}}));
+      case Endpoint::health_live:
+        return respond(json_reply(server_.live() ? 200 : 503, {{"live", server_.live()}}));
+      case Endpoint::health_ready: {
+        const bool ready = server_.ready();
+        return respond(json_reply(ready ? 200 : 503, {{"ready", ready}}));
       }
-      if (n >= 3 && p[1] == "models") {
-        if (get && n == 3 && p[2] == "stats") return respond(stats_reply(server_, "", ""));
-        // {name}[/versions/{v}][/ready|/stats|/infer]
-        std::string version;
-        size_t tail = 3;
-        if (n >= 5 && p[3] == "versions") {
-          version = p[4];
-          tail = 5;
-        }
-        const std::string& name = p[2];
-        if (get && n == tail) return respond(model_metadata_reply(server_, name, version));
-        if (get && n == tail + 1 && p[tail] == "ready") return respond(model_ready_reply(server_, name, version));
-        if (get && n == tail + 1 && p[tail] == "stats") return respond(stats_reply(server_, name, version));
-        if (post && n == tail + 1 && p[tail] == "infer") return infer(std::move(call), name, version, std::move(respond));
-      }
-      if (post && n == 3 && p[1] == "repository" && p[2] == "index")
+      case Endpoint::all_stats:
+        return respond(stats_reply(server_, "", ""));
+      case Endpoint::model_metadata:
+        return respond(model_metadata_reply(server_, t.name, t.version));
+      case Endpoint::model_ready:
+        return respond(model_ready_reply(server_, t.name, t.version));
+      case Endpoint::model_stats:
+        return respond(stats_reply(server_, t.name, t.version));
+      case Endpoint::model_infer:
+        return infer(std::move(call), t.name, t.version, std::move(respond));
+      case Endpoint::repository_index:
         return respond(repository_index_reply(server_, call.body));
-      if (post && n == 5 && p[1] == "repository" && p[2] == "models" && (p[4] == "load" || p[4] == "unload")) {
-        const bool load = p[4] == "load";
-        std::string name = p[3];
-        return blocking_([this, load, name = std::move(name), respond = std::move(respond)]() {
+      case Endpoint::repository_load:
+      case Endpoint::repository_unload: {
+        const bool load = t.endpoint == Endpoint::repository_load;
+        return blocking_([this, load, name = std::move(t.name), respond = std::move(respond)]() {
           RestReply reply;
           try {
             auto error = load ? server_.load_model(name) : server_.unload_model(name);
@@ -176,8 +238,9 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
           respond(std::move(reply));
         });
       }
+      case Endpoint::none:
+        break;
     }
-    std::string path(call.target.substr(0, call.target.find('?')));
     respond(rest_error_reply(not_found("no such endpoint: " + std::string(call.method) + " " + path)));
   } catch (const std::exception& e) {
     // `respond` was not moved on yet (routes move it only as their last step).
@@ -187,12 +250,9 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
 
 std::optional<RestReply> RestRoutes::refuse_early(std::string_view method, std::string_view target) {
   if (metrics_only_ || method != "POST") return std::nullopt;
-  const std::vector<std::string> p = rest_path_segments(target);
-  const size_t n = p.size();
-  if (n < 4 || p[0] != "v2" || p[1] != "models" || p[n - 1] != "infer" || !(n == 4 || (n == 6 && p[3] == "versions")))
-    return std::nullopt;
-  if (auto refusal = server_.admission_refusal(p[2], n == 6 ? p[4] : std::string()))
-    return rest_error_reply(*refusal);
+  const Target t = match_target(rest_path_segments(target), metrics_only_);
+  if (t.endpoint != Endpoint::model_infer) return std::nullopt;
+  if (auto refusal = server_.admission_refusal(t.name, t.version)) return rest_error_reply(*refusal);
   return std::nullopt;
 }
 

@@ -224,6 +224,12 @@ request POST /v2/models/nosuch/infer --data-binary "@$work/infer.json";         
 request POST /v2/models/cls/versions/9/infer --data-binary "@$work/infer.json";    check_error "unknown version" 404
 request POST /v2/models/cls/versions/abc/infer --data-binary "@$work/infer.json";  check_error "version not a number" 404
 request GET /v2/no/such/endpoint;                                                  check_error "unknown endpoint" 404
+# A known path under another method: 405 naming the one it takes, in Allow too.
+request GET /v2/models/cls/infer;                                                  check_error "infer by GET" 405
+grep -qi '^Allow: POST' "$work/headers" && pass "405 says Allow: POST" || fail "405 without Allow: POST: $(cat "$work/headers")"
+request POST /v2/health/ready;                                                     check_error "ready by POST" 405
+grep -qi '^Allow: GET' "$work/headers" && pass "405 says Allow: GET" || fail "405 without Allow: GET: $(cat "$work/headers")"
+request DELETE /v2/models/cls;                                                     check_error "metadata by DELETE" 405
 
 # Raw HTTP: a body shorter than its Content-Length (the server gives up after its read timeout),
 # a huge Content-Length answered before any body is sent, and a Content-Length that is not a

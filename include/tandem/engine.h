@@ -186,6 +186,13 @@ struct PrepareOptions {
   // fixed keep it; a size below 1 fails prepare with invalid_argument. Not measured: the
   // estimate comes from the runs above.
   std::vector<int64_t> warmup_batch_sizes;
+  // The most memory (MiB) each route keeps for the input shapes it has built: a model with
+  // free dims gets, on the cpu backend, kernels and an activation arena per input signature
+  // (up to 32 signatures), some 100 MB each for a detector at large image sizes. Beyond this
+  // the least recently used signature's build goes (the newest always stays) and is built
+  // again if it returns. 0: the backend's default (cpu: 1024, or TANDEM_CPU_INSTANCE_CACHE_MB).
+  // Must be >= 0.
+  double shape_cache_mb = 0;
   // A call is abandoned as hung after this x its route's latency estimate at the request's
   // input shape (measured per shape: a model with free dims takes longer at larger inputs) ...
   double attempt_budget_multiplier = 8;

@@ -109,6 +109,8 @@ Status prepare_options_from_kwargs(const py::kwargs& kw, PrepareOptions* o) {
     else if (k == "warmup_concurrency") TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_concurrency));
     else if (k == "warmup_time_cap_ms")
       TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_time_cap_ms));
+    else if (k == "shape_cache_mb")
+      TANDEM_RETURN_IF_ERROR(get(k, v, &o->shape_cache_mb));
     else if (k == "attempt_budget_multiplier") TANDEM_RETURN_IF_ERROR(get(k, v, &o->attempt_budget_multiplier));
     else if (k == "min_attempt_budget_ms") TANDEM_RETURN_IF_ERROR(get(k, v, &o->min_attempt_budget_ms));
     else if (k == "unmeasured_budget_ms") TANDEM_RETURN_IF_ERROR(get(k, v, &o->unmeasured_budget_ms));

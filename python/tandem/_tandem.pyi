@@ -77,6 +77,7 @@ class Engine:
                 warmup_runs: Optional[int] = None,
                 warmup_concurrency: Optional[int] = None,
                 warmup_time_cap_ms: Optional[float] = None,
+                shape_cache_mb: Optional[float] = None,
                 attempt_budget_multiplier: Optional[float] = None,
                 min_attempt_budget_ms: Optional[float] = None,
                 unmeasured_budget_ms: Optional[float] = None,

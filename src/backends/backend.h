@@ -73,6 +73,12 @@ struct CompileOptions {
   // process sharing the folder compiles alike; empty: nothing kept. The engine passes its
   // EngineOptions::cache_dir. Backends name their files with their own name first.
   std::filesystem::path cache_dir;
+  // The most memory (bytes) a plan keeps for the input shapes it has built, for a backend that
+  // builds per input shape (the cpu backend: kernels, activation arena and scratchpad per
+  // signature); beyond it the least recently used shape's build goes (the newest always stays)
+  // and is built again if that shape returns. 0: the backend's default (cpu: 1 GiB, or
+  // TANDEM_CPU_INSTANCE_CACHE_MB). The engine passes PrepareOptions::shape_cache_mb.
+  size_t shape_cache_bytes = 0;
 };
 
 // The element types of a node's inputs and outputs as shape inference found them, by

@@ -237,6 +237,8 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     if (size < 1) return invalid_argument("warmup_batch_sizes must be >= 1 (got " + std::to_string(size) + ")");
   if (o.latency_sla_ms < 0 || o.default_deadline_ms < 0) return invalid_argument("latency_sla_ms and default_deadline_ms must be >= 0");
   if (!(o.warmup_time_cap_ms >= 0)) return invalid_argument("warmup_time_cap_ms must be >= 0");
+  if (!(o.shape_cache_mb >= 0 && o.shape_cache_mb < 1e12))
+    return invalid_argument("shape_cache_mb must be >= 0 (0: the backend's default)");
   if (o.same_route_retries < 0)
     return invalid_argument("same_route_retries must be >= 0 (got " + std::to_string(o.same_route_retries) + ")");
   auto m = std::shared_ptr<PreparedModelImpl>(new PreparedModelImpl());
@@ -375,6 +377,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
     // everything from the reference backend.
     CompileOptions compile = ctx.compile;
     compile.precision = plans[i].spec.precision;
+    compile.shape_cache_bytes = static_cast<size_t>(o.shape_cache_mb * 1024 * 1024);
     if (Status p = plans[i].first->supports_precision(compile.precision); !p.is_ok())
       return p.with_prefix("model '" + m->name_ + "': route " + route->name + ": ");
     auto placed = PlacedModel::create(is_int8(plans[i].spec) ? int8_graph : graph, order, compile);

@@ -186,7 +186,7 @@ Status parse_object(const Json& root, ModelConfig* config) {
   FieldReader r(root, "");
   r.only({"backends", "precision", "strict", "required", "default_timeout_ms", "parity_sample_rate", "fault_injection",
           "input_shapes", "threads", "instances", "max_queue_size", "dynamic_batching", "version_policy", "breaker",
-          "latency_sla_ms", "same_route_retries"});
+          "latency_sla_ms", "same_route_retries", "shape_cache_mb"});
   read_backends(r, config);
   std::string precision;
   r.string("precision", &precision);
@@ -208,6 +208,7 @@ Status parse_object(const Json& root, ModelConfig* config) {
   read_input_shapes(r, config);
   r.integer("threads", 0, 1024, &config->threads);
   r.integer("instances", 0, 1024, &config->instances);
+  r.number("shape_cache_mb", 0, 1 << 24, &config->prepare.shape_cache_mb);
   r.integer("max_queue_size", 0, 1 << 20, &config->max_queue_size);
   read_batching(r, config);
   read_breaker(r, config);

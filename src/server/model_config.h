@@ -14,6 +14,8 @@
 //                                               // ([-1, 3, 48, 192]: the batch dim stays free)
 //     "threads": 1,                          // engine threads per call (EngineOptions::threads)
 //     "instances": 2,                        // engine calls in flight at once for this model
+//     "shape_cache_mb": 512,                 // plans kept per route for the input shapes seen
+//                                            // (PrepareOptions::shape_cache_mb; 0: default)
 //     "max_queue_size": 64,                  // requests waiting beyond those in flight
 //     "dynamic_batching": {                  // absent: no batching
 //       "max_batch_size": 8,

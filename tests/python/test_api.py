@@ -80,6 +80,11 @@ def test_engine_api(add_mul_path):
     # A cap this small stops each route's warm-up after its first run.
     capped = tandem.Engine(threads=1).prepare(add_mul_path, routes="cpu,reference", warmup_time_cap_ms=1e-6)
     assert capped.sla_estimate["per_backend_runs"] == {"cpu": 1, "reference": 1}
+    # The bound on plans kept per input shape is taken, and a negative one refused.
+    bounded = tandem.Engine(threads=1).prepare(add_mul_path, routes="cpu,reference", shape_cache_mb=64)
+    assert list(bounded.infer({"a": np.ones((2, 3), np.float32), "b": np.ones((2, 3), np.float32)})) == ["sum", "prod"]
+    with pytest.raises(tandem.InvalidArgument, match="shape_cache_mb"):
+        tandem.Engine(threads=1).prepare(add_mul_path, shape_cache_mb=-1)
     placement = model.placement()
     assert [r["backend"] for r in placement["routes"]] == ["cpu", "reference"]
     assert "cpu" in placement["text"]

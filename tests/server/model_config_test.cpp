@@ -27,7 +27,7 @@ TEST(ModelConfig, EveryFieldIsRead) {
     "default_timeout_ms": 250, "parity_sample_rate": 0.5, "fault_injection": "error=0.3",
     "input_shapes": {"x": [1, 3, 48, 192]}, "threads": 2, "instances": 3, "max_queue_size": 10,
     "dynamic_batching": {"max_batch_size": 8, "max_queue_delay_us": 500, "preferred_batch_sizes": [4, 8]},
-    "version_policy": "all", "latency_sla_ms": 20, "same_route_retries": 3,
+    "version_policy": "all", "latency_sla_ms": 20, "same_route_retries": 3, "shape_cache_mb": 256,
     "breaker": {"cooldown_ms": 100, "min_requests": 4, "failure_rate": 0.4, "strict_failure_rate": 0.5,
                 "sla_breach_rate": 0.3, "parity_violations": 0, "half_open_calls": 7}
   })");
@@ -51,6 +51,7 @@ TEST(ModelConfig, EveryFieldIsRead) {
   EXPECT_EQ(c->version_policy, "all");
   EXPECT_EQ(c->prepare.latency_sla_ms, 20);
   EXPECT_EQ(c->prepare.same_route_retries, 3);
+  EXPECT_EQ(c->prepare.shape_cache_mb, 256);
   EXPECT_EQ(c->prepare.breaker.cooldown_ms, 100);
   EXPECT_EQ(c->prepare.breaker.min_requests, 4);
   EXPECT_EQ(c->prepare.breaker.failure_rate, 0.4);
@@ -134,6 +135,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"input_shapes": {"x": 5}})", "input_shapes.x must be a list of dims"},
         BadCase{R"({"threads": 1.5})", "threads must be an integer"},
         BadCase{R"({"same_route_retries": -1})", "same_route_retries must be >= 0"},
+        BadCase{R"({"shape_cache_mb": -1})", "shape_cache_mb must be between"},
         BadCase{R"({"threads": -1})", "threads must be >= 0"},
         BadCase{R"({"instances": 100000})", "instances must be <= 1024"},
         BadCase{R"({"max_queue_size": -2})", "max_queue_size must be >= 0"},

@@ -77,8 +77,9 @@ TEST(CpuBackendPlanShapes, CachedInstancesStayWithinTheirByteBound) {
   b.input("x", filled({1, 16, 96, 96}, 0.1f), false).init("w", filled({16, 16, 3, 3}, 0.01f));
   b.node("Conv", {"x", "w"}, {"c"}, {{"pads", attr_ints({1, 1, 1, 1})}}).node("Relu", {"c"}, {"y"});
   b.output("y");
-  auto run_sizes = [&](const std::vector<int64_t>& sides, std::vector<Value>* first_answer) {
-    auto placed = PlacedModel::create(b.graph(), {cpu()});
+  auto run_sizes = [&](const std::vector<int64_t>& sides, std::vector<Value>* first_answer,
+                       const CompileOptions& options = {}) {
+    auto placed = PlacedModel::create(b.graph(), {cpu()}, options);
     EXPECT_TRUE(placed.is_ok()) << placed.status().to_string();
     if (!placed.is_ok()) return -1;
     for (size_t i = 0; i < sides.size(); ++i) {
@@ -101,6 +102,17 @@ TEST(CpuBackendPlanShapes, CachedInstancesStayWithinTheirByteBound) {
   const int bounded = run_sizes({96, 112, 128, 144, 96}, &first);
   unsetenv("TANDEM_CPU_INSTANCE_CACHE_MB");
   EXPECT_EQ(bounded, 1);
+  // The same bound from the compile options (PrepareOptions::shape_cache_mb), which win over
+  // the environment.
+  CompileOptions one_mib;
+  one_mib.shape_cache_bytes = 1 << 20;
+  EXPECT_EQ(run_sizes({96, 112, 128, 144, 96}, &first, one_mib), 1);
+  CompileOptions one_gib;
+  one_gib.shape_cache_bytes = size_t{1} << 30;
+  setenv("TANDEM_CPU_INSTANCE_CACHE_MB", "1", 1);
+  const int unbounded = run_sizes({96, 112, 128, 144}, &first, one_gib);
+  unsetenv("TANDEM_CPU_INSTANCE_CACHE_MB");
+  EXPECT_EQ(unbounded, 4);
 }
 
 }  // namespace

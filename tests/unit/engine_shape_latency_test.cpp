@@ -240,6 +240,11 @@ TEST(EngineShapeLatency, ASlowRouteIsWarmedWithinTheTimeCap) {
   auto refused = engine->prepare_bytes(free_size_conv_bytes(), o);
   ASSERT_FALSE(refused.is_ok());
   EXPECT_EQ(refused.status().code(), StatusCode::invalid_argument);
+  o.warmup_time_cap_ms = 50;
+  o.shape_cache_mb = -1;  // the bound on plans kept per shape (CpuBackendPlanShapes tests it)
+  refused = engine->prepare_bytes(free_size_conv_bytes(), o);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().message().find("shape_cache_mb"), std::string::npos);
   // Judged by that run, a request is neither abandoned nor moved on.
   std::map<std::string, Value> in;
   in["x"] = Value::of(Tensor(DataType::float32, {1, 16, 256, 256}));

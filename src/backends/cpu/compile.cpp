@@ -94,6 +94,7 @@ Result<std::unique_ptr<CpuPlan>> compile_graph(const Graph& graph, const Compile
   g.threads = options.threads > 0 ? options.threads : physical_cores();
   g.precision = options.precision;
   g.cache_dir = options.cache_dir;
+  g.shape_cache_bytes = options.shape_cache_bytes;
   {
     ShapeInferenceOptions before;
     before.use_declared_types = false;

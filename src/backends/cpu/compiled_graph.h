@@ -95,6 +95,7 @@ struct CompiledGraph {
   int threads = 1;
   Precision precision = Precision::fp32;  // CompileOptions::precision (bf16: checked at compile)
   std::filesystem::path cache_dir;        // CompileOptions::cache_dir: where timed choices are kept
+  size_t shape_cache_bytes = 0;           // CompileOptions::shape_cache_bytes (0: the default)
   // Steps whose family declined them at compile (OpSpec make returned unsupported: what the
   // node needs depends on values only a run has), with the reason; CpuPlan::declined() hands
   // them back to placement.

@@ -329,12 +329,14 @@ Result<std::shared_ptr<Instance>> CpuPlan::instance_for(const std::vector<Value>
   inst->requested_threads = threads;
   std::lock_guard<std::mutex> lock(cache_mu_);
   cache_.push_front(inst);
-  // The least recently used instances go beyond 32, or beyond instance_cache_limit_bytes() (1
-  // GiB) of arenas and scratchpads (each context made holds both): a model fed many large
-  // shapes (a detector at image sizes) would otherwise keep some 100 MB per size it has seen.
-  // The newest always stays; an instance a run still holds is freed when that run ends.
+  // The least recently used instances go beyond 32, or beyond CompileOptions::
+  // shape_cache_bytes (default instance_cache_limit_bytes(): 1 GiB) of arenas and scratchpads
+  // (each context made holds both): a model fed many large shapes (a detector at image sizes)
+  // would otherwise keep some 100 MB per size it has seen. The newest always stays; an
+  // instance a run still holds is freed when that run ends.
   constexpr size_t kMaxInstances = 32;
-  const double max_bytes = instance_cache_limit_bytes();
+  const double max_bytes =
+      g.shape_cache_bytes > 0 ? static_cast<double>(g.shape_cache_bytes) : instance_cache_limit_bytes();
   auto footprint = [](const Instance& i) {
     return static_cast<double>(i.arena_bytes + i.scratch_bytes) *
            std::max(1, i.contexts_made.load(std::memory_order_relaxed));

@@ -59,7 +59,8 @@
 // TANDEM_CPU_PROFILE=1 (or =all) prints per-kernel times after every run (top 25, or all).
 //
 // The instance cache keeps the 32 most recently used instances, fewer when their arenas and
-// scratchpads (one of each per context made) pass 1 GiB together (TANDEM_CPU_INSTANCE_CACHE_MB).
+// scratchpads (one of each per context made) pass CompileOptions::shape_cache_bytes together
+// (default 1 GiB, or TANDEM_CPU_INSTANCE_CACHE_MB).
 //
 // Ownership: the plan owns everything; instances are shared_ptrs so that eviction never frees
 // one a concurrent run still uses. Thread-safety: run() is safe to call concurrently.

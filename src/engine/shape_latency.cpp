@@ -133,14 +133,17 @@ ShapeLatencyView ShapeLatency::view(const ShapeKey& key, double hedge_quantile) 
   return v;
 }
 
+bool ShapeLatency::settled(const Entry& e) { return e.warm_estimate_ms > 0 || e.latency.count() >= kGrowthAnswers; }
+
 double ShapeLatency::growth_exponent(const Entry& from, double from_typical_ms, double hedge_quantile) const {
-  // The measured shape nearest to `from` among those at least kGrowthSpan apart in elements:
+  if (!settled(from)) return 1;
+  // The settled shape nearest to `from` among those at least kGrowthSpan apart in elements:
   // nearer ones are mostly noise, farther ones describe a range the request may not be in.
   const Entry* other = nullptr;
   double best = INFINITY, other_typical_ms = 0;
   for (const auto& e : entries_) {
     const double distance = std::fabs(std::log(e->key.elements / from.key.elements));
-    if (distance < std::log(kGrowthSpan) || distance >= best) continue;
+    if (distance < std::log(kGrowthSpan) || distance >= best || !settled(*e)) continue;
     const ShapeLatencyView v = own_view(*e, hedge_quantile);
     if (!v.measured || v.typical_ms <= 0) continue;
     best = distance;

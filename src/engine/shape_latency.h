@@ -58,6 +58,9 @@ class ShapeLatency {
   static constexpr double kGrowthSpan = 2.0;
   // The steepest growth used: cubic (a sequence's attention is quadratic; a volume's side, cubic).
   static constexpr double kMaxGrowthExponent = 3.0;
+  // A shape fits growth once its typical latency is this many answers' median (or the warm-up's):
+  // a first answer alone may include building the shape's plan, and would steepen the fit.
+  static constexpr uint64_t kGrowthAnswers = 3;
 
   // Keeps at most `capacity` shapes (at least 2); the shape used least recently goes first,
   // except the warm-up shape.
@@ -99,9 +102,12 @@ class ShapeLatency {
   // This entry's own figures; measured is false when it has none yet.
   ShapeLatencyView own_view(const Entry& e, double hedge_quantile) const;
   Entry& insert(const ShapeKey& key);
+  // Whether `e`'s typical latency is settled enough to fit growth: the warm-up shape, or one
+  // with kGrowthAnswers answers.
+  static bool settled(const Entry& e);
   // The exponent scaling `from` (typical latency `from_typical_ms`) up to larger shapes: the
-  // growth between it and the nearest measured shape kGrowthSpan or more away, within
-  // [1, kMaxGrowthExponent]; 1 when there is no such shape.
+  // growth between it and the nearest settled shape kGrowthSpan or more away, within
+  // [1, kMaxGrowthExponent]; 1 when `from` is not settled or there is no such shape.
   double growth_exponent(const Entry& from, double from_typical_ms, double hedge_quantile) const;
 
   size_t capacity_;

@@ -68,10 +68,18 @@ TEST(ShapeLatency, UnseenShapesScaleTheNearestMeasuredShape) {
 }
 
 TEST(ShapeLatency, UnseenLargerShapesGrowAsSteeplyAsTheMeasuredOnes) {
-  // Quadratic cost (attention over a sequence): 4 ms at 512 elements, 16 ms at 1,024.
+  // Quadratic cost (attention over a sequence): 4 ms at 512 elements, 16 ms at 1,024, each
+  // answered kGrowthAnswers times (its first answer alone, which may have built the shape's
+  // plan, fits nothing).
   ShapeLatency quadratic;
+  auto answer = [](ShapeLatency& l, const ShapeKey& k, double ms) {
+    for (uint64_t i = 0; i < ShapeLatency::kGrowthAnswers; ++i) l.record(k, ms);
+  };
   quadratic.record(key_of({{1, 512}}), 4.0);
   quadratic.record(key_of({{1, 1024}}), 16.0);
+  EXPECT_NEAR(quadratic.view(key_of({{1, 4096}}), 0.95).typical_ms, 64.0, 64.0 * 0.1);  // one answer each: linear
+  answer(quadratic, key_of({{1, 512}}), 4.0);
+  answer(quadratic, key_of({{1, 1024}}), 16.0);
   auto v = quadratic.view(key_of({{1, 4096}}), 0.95);  // 4x the nearest: 16x its time, not 4x
   EXPECT_FALSE(v.measured);
   EXPECT_NEAR(v.typical_ms, 256.0, 256.0 * 0.1);
@@ -80,18 +88,18 @@ TEST(ShapeLatency, UnseenLargerShapesGrowAsSteeplyAsTheMeasuredOnes) {
   EXPECT_NEAR(quadratic.view(key_of({{1, 256}}), 0.95).typical_ms, 2.0, 2.0 * 0.1);
   // Shapes closer than kGrowthSpan apart fit nothing: linear.
   ShapeLatency close;
-  close.record(key_of({{1, 1000}}), 4.0);
-  close.record(key_of({{1, 1500}}), 9.0);
+  answer(close, key_of({{1, 1000}}), 4.0);
+  answer(close, key_of({{1, 1500}}), 9.0);
   EXPECT_NEAR(close.view(key_of({{1, 3000}}), 0.95).typical_ms, 18.0, 18.0 * 0.1);
   // Growth flatter than linear (a fixed overhead at small shapes) is not used, nor growth
   // steeper than cubic.
   ShapeLatency flat;
-  flat.record(key_of({{1, 100}}), 10.0);
-  flat.record(key_of({{1, 1000}}), 20.0);
+  answer(flat, key_of({{1, 100}}), 10.0);
+  answer(flat, key_of({{1, 1000}}), 20.0);
   EXPECT_NEAR(flat.view(key_of({{1, 4000}}), 0.95).typical_ms, 80.0, 80.0 * 0.1);
   ShapeLatency steep;
-  steep.record(key_of({{1, 100}}), 1.0);
-  steep.record(key_of({{1, 200}}), 100.0);
+  answer(steep, key_of({{1, 100}}), 1.0);
+  answer(steep, key_of({{1, 200}}), 100.0);
   EXPECT_NEAR(steep.view(key_of({{1, 400}}), 0.95).typical_ms, 800.0, 800.0 * 0.1);
 }
 

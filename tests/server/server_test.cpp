@@ -34,39 +34,36 @@ class RemoveModelDir final : public ::testing::Environment {
 };
 [[maybe_unused]] const auto* const kRemoveModelDir = ::testing::AddGlobalTestEnvironment(new RemoveModelDir);
 
+// Writes model_dir()/`file` from Python statements that build an opset-13 graph `g` (onnx's
+// `h` helper and `T` TensorProto at hand); an empty path when that fails.
+fs::path write_model(const std::string& file, const std::string& graph_code) {
+  const fs::path dir = model_dir();
+  fs::create_directories(dir);
+  const fs::path out = dir / file;
+  const std::string command = "/usr/bin/python3 -c \"import onnx; from onnx import helper as h, TensorProto as T; " +
+                              graph_code +
+                              "; m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)]); m.ir_version = 8; "
+                              "onnx.save(m, '" +
+                              out.string() + "')\"";
+  return std::system(command.c_str()) == 0 ? out : fs::path();
+}
+
 // y = x + x, with x float32 [N, 4] (N symbolic).
 const fs::path& double_model() {
-  static const fs::path path = [] {
-    const fs::path dir = model_dir();
-    fs::create_directories(dir);
-    const fs::path out = dir / "double.onnx";
-    const std::string command =
-        "/usr/bin/python3 -c \"import onnx; from onnx import helper as h, TensorProto as T; "
-        "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
-        "g = h.make_graph([h.make_node('Add', ['x', 'x'], ['y'])], 'double', [x], [y]); "
-        "m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)]); m.ir_version = 8; "
-        "onnx.save(m, '" + out.string() + "')\"";
-    return std::system(command.c_str()) == 0 ? out : fs::path();
-  }();
+  static const fs::path path = write_model(
+      "double.onnx",
+      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
+      "g = h.make_graph([h.make_node('Add', ['x', 'x'], ['y'])], 'double', [x], [y])");
   return path;
 }
 
 // s = SplitToSequence(x), with x float32 [2, 3]: an output the protocol cannot carry.
 const fs::path& sequence_output_model() {
-  static const fs::path path = [] {
-    const fs::path dir = model_dir();
-    fs::create_directories(dir);
-    const fs::path out = dir / "sequence_output.onnx";
-    const std::string command =
-        "/usr/bin/python3 -c \"import onnx; from onnx import helper as h, TensorProto as T; "
-        "x = h.make_tensor_value_info('x', T.FLOAT, [2, 3]); "
-        "s = h.make_value_info('s', h.make_sequence_type_proto(h.make_tensor_type_proto(T.FLOAT, None))); "
-        "g = h.make_graph([h.make_node('SplitToSequence', ['x'], ['s'], axis=0)], 'split', [x], [s]); "
-        "m = h.make_model(g, opset_imports=[h.make_opsetid('', 13)]); m.ir_version = 8; "
-        "onnx.save(m, '" +
-        out.string() + "')\"";
-    return std::system(command.c_str()) == 0 ? out : fs::path();
-  }();
+  static const fs::path path =
+      write_model("sequence_output.onnx",
+                  "x = h.make_tensor_value_info('x', T.FLOAT, [2, 3]); "
+                  "s = h.make_value_info('s', h.make_sequence_type_proto(h.make_tensor_type_proto(T.FLOAT, None))); "
+                  "g = h.make_graph([h.make_node('SplitToSequence', ['x'], ['s'], axis=0)], 'split', [x], [s])");
   return path;
 }
 

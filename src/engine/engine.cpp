@@ -38,16 +38,6 @@ std::string_view compute_units_name(ComputeUnits u) {
   return "unknown";
 }
 
-std::string_view precision_name(Precision p) {
-  switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::fp16: return "fp16";
-    case Precision::bf16: return "bf16";
-    case Precision::int8: return "int8";
-  }
-  return "unknown";
-}
-
 Result<ComputeUnits> parse_compute_units(std::string_view text) {
   for (ComputeUnits u : {ComputeUnits::all, ComputeUnits::cpu_only, ComputeUnits::cpu_and_gpu, ComputeUnits::cpu_and_ne})
     if (compute_units_name(u) == text) return u;
@@ -66,12 +56,6 @@ ParityBudget default_parity_budget(Precision p) {
     b.rmse = 1e-2;
   }
   return b;
-}
-
-Result<Precision> parse_precision(std::string_view text) {
-  for (Precision p : {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8})
-    if (precision_name(p) == text) return p;
-  return invalid_argument("unknown precision '" + std::string(text) + "' (use fp32, fp16, bf16, int8)");
 }
 
 std::string PlacementInfo::to_string() const {

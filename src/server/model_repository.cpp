@@ -20,6 +20,16 @@ int parse_version(const std::string& text) {
   return ec == std::errc() && end == text.data() + text.size() ? v : 0;
 }
 
+// The size and modification time (ns) of `file`, or "" when it cannot be read.
+std::string file_stamp(const fs::path& file) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) return "";
+  const auto time = fs::last_write_time(file, ec);
+  if (ec) return "";
+  return std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count());
+}
+
 bool plain_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
          name.find('\\') == std::string::npos;
@@ -37,8 +47,10 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
   for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
     const int version = parse_version(it->path().filename().string());
     std::error_code file_ec;
-    if (version > 0 && fs::is_regular_file(it->path() / "model.onnx", file_ec))
+    if (version > 0 && fs::is_regular_file(it->path() / "model.onnx", file_ec)) {
       m.versions[version] = it->path() / "model.onnx";
+      m.stamps[version] = file_stamp(it->path() / "model.onnx");
+    }
   }
   const fs::path config_path = folder / "config.json";
   if (fs::exists(config_path, ec)) {
@@ -48,7 +60,8 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
     if (!in) {
       m.config_error = "model '" + name + "': config.json cannot be read";
     } else {
-      auto config = parse_model_config(name, text.str());
+      m.config_text = text.str();
+      auto config = parse_model_config(name, m.config_text);
       if (config) m.config = std::move(*config);
       else m.config_error = config.status().message();
     }

@@ -17,8 +17,12 @@ namespace tandem::server {
 struct ModelOnDisk {
   std::string name;
   std::map<int, std::filesystem::path> versions;  // version -> model.onnx, ascending
-  ModelConfig config;                             // defaults when there is no config.json
-  std::string config_error;                       // one line when config.json is unreadable or invalid
+  // version -> what model.onnx is now (its size and modification time): a different stamp
+  // at a later scan means the file was written again.
+  std::map<int, std::string> stamps;
+  ModelConfig config;        // defaults when there is no config.json
+  std::string config_error;  // one line when config.json is unreadable or invalid
+  std::string config_text;   // config.json as read ("" when there is none)
 };
 
 // The model folders under `repository`, by name. A model folder without any version is listed

@@ -35,6 +35,11 @@ struct Version {
   std::string reason;      // why it failed
   bool cancelled = false;  // unloaded (or replaced) while loading: dropped when the load ends
   ModelConfig config;
+  // What it was loaded from: model.onnx's stamp (ModelOnDisk::stamps) and config.json's text.
+  // A scan that finds either changed loads the version again.
+  std::string stamp, config_text;
+  // Ready, but loading the changed files again failed (this one still serves): why.
+  std::string reload_reason;
   std::shared_ptr<PreparedModel> model;
   std::shared_ptr<Scheduler> scheduler;
   // For `degraded`; shared with completion callbacks (which must not own the Version: the
@@ -56,6 +61,11 @@ struct Model {
   std::string unloaded_reason;
   std::map<int, VersionPtr> versions;
   std::map<int, std::filesystem::path> on_disk;  // as of the latest scan
+  std::map<int, std::string> stamps;             // as of the latest scan
+  std::string config_text;                       // as of the latest scan
+  // Ready versions whose files changed, loading again; the one in `versions` serves until its
+  // replacement is ready, then drains.
+  std::map<int, VersionPtr> replacing;
 };
 
 // Recent answers that count toward `degraded`.
@@ -150,7 +160,9 @@ struct Server::Impl {
   }
 
   // Called with `mu` held: makes `model` match what is on disk. `retry_failed`: versions that
-  // failed before are loaded again (an explicit load), else left failed (polling).
+  // failed before are loaded again (an explicit load), else left failed (polling) unless their
+  // files changed. A ready version whose model.onnx or config.json changed loads again beside
+  // the one serving, which keeps serving until the new one is ready (or, if it fails, on).
   void sync_model(const ModelOnDisk& disk, bool retry_failed) {
     Model& model = models[disk.name];
     model.name = disk.name;
@@ -160,7 +172,9 @@ struct Server::Impl {
       return;
     }
     model.config = disk.config;
+    model.config_text = disk.config_text;
     model.on_disk = disk.versions;
+    model.stamps = disk.stamps;
     if (disk.versions.empty()) {
       model.error = "model '" + disk.name + "': no versions (expected " + disk.name + "/<version>/model.onnx)";
     }
@@ -172,28 +186,64 @@ struct Server::Impl {
       ++it;
       if (!disk.versions.count(v->number)) retire(model, v);
     }
+    for (auto it = model.replacing.begin(); it != model.replacing.end();) {
+      if (disk.versions.count(it->first)) {
+        ++it;
+        continue;
+      }
+      it->second->cancelled = true;
+      it = model.replacing.erase(it);
+    }
     for (const auto& [number, path] : wanted) {
       auto it = model.versions.find(number);
       if (it != model.versions.end()) {
         Version& v = *it->second;
+        const bool files_changed = v.stamp != model.stamps[number] || v.config_text != model.config_text;
         if (v.state == VersionState::loading) {
-          v.cancelled = false;  // wanted again before its load ended
+          v.cancelled = false;  // wanted again before its load ended (a change is seen once it ends)
           continue;
         }
-        if (v.state == VersionState::ready) continue;
-        if (v.state == VersionState::failed && !retry_failed) continue;
+        if (v.state == VersionState::ready) {
+          if (files_changed && !model.replacing.count(number)) start_load(model, number, path, true);
+          continue;
+        }
+        if (v.state == VersionState::failed && !retry_failed && !files_changed) continue;
         model.versions.erase(it);  // failed (retried), or draining: a fresh load takes the slot
       }
       start_load(model, number, path);
     }
   }
 
-  void start_load(Model& model, int number, const std::filesystem::path& path) {
+  // `replacement`: the version is ready and keeps serving while this load runs (Model::replacing).
+  void start_load(Model& model, int number, const std::filesystem::path& path, bool replacement = false) {
     auto v = std::make_shared<Version>();
     v->number = number;
     v->config = model.config;
-    model.versions[number] = v;
+    v->config_text = model.config_text;
+    v->stamp = model.stamps[number];
+    (replacement ? model.replacing : model.versions)[number] = v;
     spawn([this, name = model.name, v, path] { load_version(name, v, path); });
+  }
+
+  // Called with `mu` held when replacement `v` of a ready version finished loading (`prepared`
+  // null: it failed with `reason`): it takes the slot and the version it replaces drains, or
+  // the one serving keeps serving with the failure as its reload_reason.
+  void finish_replacement(Model& model, const VersionPtr& v, std::shared_ptr<PreparedModel> prepared,
+                          std::shared_ptr<Scheduler> scheduler, const std::string& reason) {
+    auto it = model.versions.find(v->number);
+    if (it == model.versions.end() || it->second->state != VersionState::ready) return;  // nothing to replace now
+    const VersionPtr old = it->second;
+    if (!prepared) {
+      old->reload_reason = "the changed files did not load (the version loaded before still serves): " + reason;
+      old->stamp = v->stamp;  // tried: loaded again only when they change again
+      old->config_text = v->config_text;
+      return;
+    }
+    v->model = std::move(prepared);
+    v->scheduler = std::move(scheduler);
+    v->state = VersionState::ready;
+    it->second = v;
+    retire(model, old);  // drains; its slot is v's now, which the drain leaves alone
   }
 
   void load_version(const std::string& name, const VersionPtr& v, const std::filesystem::path& path) {
@@ -237,6 +287,18 @@ struct Server::Impl {
       scheduler = std::make_shared<Scheduler>(prepared, so, batching_possible);
     }
     std::lock_guard<std::mutex> lock(mu);
+    auto owner = models.find(name);
+    bool replacement = false;
+    if (owner != models.end()) {
+      auto r = owner->second.replacing.find(v->number);
+      replacement = r != owner->second.replacing.end() && r->second == v;
+      if (replacement) owner->second.replacing.erase(r);
+    }
+    if (replacement && !v->cancelled && !shutting_down) {
+      finish_replacement(owner->second, v, std::move(prepared), std::move(scheduler), reason);
+      changed.notify_all();
+      return;
+    }
     if (v->cancelled || shutting_down) {
       auto it = models.find(name);
       if (it != models.end()) {
@@ -326,6 +388,8 @@ struct Server::Impl {
     std::vector<VersionPtr> all;
     for (const auto& [n, v] : model.versions) all.push_back(v);
     for (const VersionPtr& v : all) retire(model, v);
+    for (const auto& [n, v] : model.replacing) v->cancelled = true;
+    model.replacing.clear();
   }
 
   // --- readiness ----------------------------------------------------------------------------
@@ -636,6 +700,7 @@ std::vector<RepositoryEntry> Server::repository_index() const {
     for (const auto& [n, v] : model.versions) {
       RepositoryEntry row{name, version_name(n), "", ""};
       row.state = v->cancelled ? "UNLOADING" : impl_->state_name(*v, &row.reason);
+      if (row.reason.empty()) row.reason = v->reload_reason;
       rows.push_back(row);
     }
   }
@@ -654,7 +719,10 @@ std::optional<ProtocolError> Server::load_model(const std::string& name) {
     existing->second.unloaded_reason.clear();
   }
   impl_->sync_model(disk, true);
-  impl_->changed.wait(lock, [&] { return impl_->shutting_down || !Impl::loading(impl_->models.at(name)); });
+  impl_->changed.wait(lock, [&] {
+    const Model& model = impl_->models.at(name);
+    return impl_->shutting_down || (!Impl::loading(model) && model.replacing.empty());
+  });
   if (impl_->shutting_down) return unavailable("the server is shutting down");
   const Model& model = impl_->models.at(name);
   if (!model.error.empty()) return bad_request(model.error);

@@ -48,7 +48,8 @@ struct ServerOptions {
   // Applied to every model whose config sets no fault_injection (the CLI's --inject).
   std::string fault_injection;
   // Rescan the repository every `poll_interval` (0: never): new models and versions load,
-  // removed ones unload.
+  // removed ones unload, and a version whose model.onnx or config.json changed loads again (a
+  // ready one beside itself: it serves until the new load is ready, or on if that fails).
   std::chrono::milliseconds poll_interval{0};
   RequestLimits limits;
   std::chrono::milliseconds shutdown_grace{30000};

@@ -57,6 +57,16 @@ const fs::path& double_model() {
   return path;
 }
 
+// y = x * 3, with x float32 [N, 4]: double_model()'s inputs and outputs, another answer.
+const fs::path& triple_model() {
+  static const fs::path path = write_model(
+      "triple.onnx",
+      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
+      "three = h.make_tensor('three', T.FLOAT, [], [3.0]); "
+      "g = h.make_graph([h.make_node('Mul', ['x', 'three'], ['y'])], 'triple', [x], [y], [three])");
+  return path;
+}
+
 // s = SplitToSequence(x), with x float32 [2, 3]: an output the protocol cannot carry.
 const fs::path& sequence_output_model() {
   static const fs::path path =
@@ -540,6 +550,66 @@ TEST(Server, PollingPicksUpNewModelsAndRemovals) {
     bool ready = false;
     return server->model_ready("later", "", &ready).has_value();
   }));
+}
+
+TEST(Server, PollingLoadsAgainAVersionWhoseFilesChanged) {
+  ASSERT_FALSE(triple_model().empty());
+  Repository repo;
+  repo.add_broken("late", 1);  // a copy not finished when the server looked
+  repo.config("late", R"({"required": false})");
+  repo.add_version("d", 1);
+  auto server = start(repo, 20ms);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  auto state_of = [&](const std::string& name, std::string* reason = nullptr) {
+    const auto index = server->repository_index();
+    const RepositoryEntry* e = find_entry(index, name, "1");
+    if (e && reason) *reason = e->reason;
+    return e ? e->state : std::string("absent");
+  };
+  EXPECT_EQ(state_of("late"), "FAILED");
+  // The copy completes: the failed version loads (before, polling left it failed for good).
+  repo.add_version("late", 1);
+  ASSERT_TRUE(eventually([&] { return state_of("late") == "READY"; }));
+  EXPECT_FLOAT_EQ(infer_sync(*server, request("late")).response.outputs.at(0).tensor.data<float>()[0], 3.0f);
+
+  // A ready version's file replaced: the new file serves once loaded, and no request fails
+  // meanwhile (the version loaded before serves until then).
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, answered{0};
+  std::thread client([&] {
+    while (!stop) {
+      const InferOutcome o = infer_sync(*server, request("d"));
+      if (o.error) failed++;
+      answered++;
+    }
+  });
+  fs::copy_file(triple_model(), repo.root() / "d" / "1" / "model.onnx", fs::copy_options::overwrite_existing);
+  const bool tripled = eventually([&] {
+    const InferOutcome o = infer_sync(*server, request("d"));
+    return !o.error && o.response.outputs.at(0).tensor.data<float>()[0] == 4.5f;
+  });
+  stop = true;
+  client.join();
+  EXPECT_TRUE(tripled);
+  EXPECT_EQ(failed.load(), 0) << "of " << answered.load();
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_TRUE(server->ready());
+
+  // A broken file in its place: the version loaded before keeps serving, and says why.
+  std::ofstream(repo.root() / "d" / "1" / "model.onnx", std::ios::trunc) << "half a file";
+  std::string reason;
+  ASSERT_TRUE(eventually([&] { return state_of("d", &reason) == "READY" && !reason.empty(); }));
+  EXPECT_NE(reason.find("did not load"), std::string::npos) << reason;
+  EXPECT_FLOAT_EQ(infer_sync(*server, request("d")).response.outputs.at(0).tensor.data<float>()[0], 4.5f);
+  // The file fixed and config.json changed: loaded again, the reason gone.
+  fs::copy_file(double_model(), repo.root() / "d" / "1" / "model.onnx", fs::copy_options::overwrite_existing);
+  repo.config("d", R"({"instances": 1})");
+  ASSERT_TRUE(eventually([&] {
+    const InferOutcome o = infer_sync(*server, request("d"));
+    return !o.error && o.response.outputs.at(0).tensor.data<float>()[0] == 3.0f;
+  }));
+  EXPECT_TRUE(eventually([&] { return state_of("d", &reason) == "READY" && reason.empty(); }));
 }
 
 TEST(Server, StrictModelWithOpenBreakerIsNotReady) {

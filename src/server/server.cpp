@@ -700,6 +700,9 @@ std::vector<RepositoryEntry> Server::repository_index() const {
     for (const auto& [n, v] : model.versions) {
       RepositoryEntry row{name, version_name(n), "", ""};
       row.state = v->cancelled ? "UNLOADING" : impl_->state_name(*v, &row.reason);
+      // A config.json edited into one that cannot be used leaves the versions as they are.
+      if (row.reason.empty() && !model.error.empty() && v->state == VersionState::ready)
+        row.reason = model.error + " (the version loaded before still serves)";
       if (row.reason.empty()) row.reason = v->reload_reason;
       rows.push_back(row);
     }

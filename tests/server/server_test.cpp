@@ -602,6 +602,12 @@ TEST(Server, PollingLoadsAgainAVersionWhoseFilesChanged) {
   ASSERT_TRUE(eventually([&] { return state_of("d", &reason) == "READY" && !reason.empty(); }));
   EXPECT_NE(reason.find("did not load"), std::string::npos) << reason;
   EXPECT_FLOAT_EQ(infer_sync(*server, request("d")).response.outputs.at(0).tensor.data<float>()[0], 4.5f);
+  // A config.json that cannot be used: the version serves as it was, and says why.
+  repo.config("d", R"({"instances": "one"})");
+  ASSERT_TRUE(
+      eventually([&] { return state_of("d", &reason) == "READY" && reason.find("instances") != std::string::npos; }));
+  EXPECT_NE(reason.find("still serves"), std::string::npos) << reason;
+  EXPECT_FLOAT_EQ(infer_sync(*server, request("d")).response.outputs.at(0).tensor.data<float>()[0], 4.5f);
   // The file fixed and config.json changed: loaded again, the reason gone.
   fs::copy_file(double_model(), repo.root() / "d" / "1" / "model.onnx", fs::copy_options::overwrite_existing);
   repo.config("d", R"({"instances": 1})");

@@ -244,6 +244,19 @@ struct Server::Impl {
     v->state = VersionState::ready;
     it->second = v;
     retire(model, old);  // drains; its slot is v's now, which the drain leaves alone
+    // A config.json that turned "all" into "latest" retires the older versions now.
+    if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
+  }
+
+  // Called with `mu` held, under "latest": the versions older than the newest ready one drain.
+  void retire_older_than_newest_ready(Model& model) {
+    int newest_ready = 0;
+    for (const auto& [n, other] : model.versions)
+      if (other->state == VersionState::ready) newest_ready = std::max(newest_ready, n);
+    std::vector<VersionPtr> older;
+    for (const auto& [n, other] : model.versions)
+      if (n < newest_ready) older.push_back(other);
+    for (const VersionPtr& o : older) retire(model, o);
   }
 
   void load_version(const std::string& name, const VersionPtr& v, const std::filesystem::path& path) {
@@ -317,15 +330,7 @@ struct Server::Impl {
       v->scheduler = std::move(scheduler);
       v->state = VersionState::ready;
       Model& model = models[name];
-      if (v->config.version_policy == "latest") {
-        int newest_ready = 0;
-        for (const auto& [n, other] : model.versions)
-          if (other->state == VersionState::ready) newest_ready = std::max(newest_ready, n);
-        std::vector<VersionPtr> older;
-        for (const auto& [n, other] : model.versions)
-          if (n < newest_ready) older.push_back(other);
-        for (const VersionPtr& o : older) retire(model, o);
-      }
+      if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
     }
     changed.notify_all();
   }

@@ -485,6 +485,23 @@ TEST(Server, VersionPolicyAllServesEveryVersion) {
   EXPECT_EQ(meta.versions, (std::vector<std::string>{"1", "3"}));
 }
 
+TEST(Server, AConfigTurnedFromAllToLatestRetiresTheOlderVersions) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("double", 3);
+  repo.config("double", R"({"version_policy": "all"})");
+  auto server = start(repo, 20ms);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready() && loaded(*server); }));
+  ASSERT_FALSE(infer_sync(*server, request("double", 1, "1")).error);
+  // Polling sees the new config.json: version 3 loads again under it, and version 1 goes.
+  repo.config("double", R"({"version_policy": "latest"})");
+  ASSERT_TRUE(eventually([&] { return find_entry(server->repository_index(), "double", "1") == nullptr; }));
+  EXPECT_TRUE(infer_sync(*server, request("double", 1, "1")).error);
+  EXPECT_EQ(infer_sync(*server, request("double")).response.version, "3");
+  EXPECT_TRUE(server->ready());
+}
+
 TEST(Server, UnloadThenLoad) {
   Repository repo;
   repo.add_version("double", 1);

@@ -342,6 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
+    head_ = request.method() == http::verb::head;
     RestCall call;
     call.method = std::string_view(request.method_string().data(), request.method_string().size());
     call.target = std::string_view(request.target().data(), request.target().size());
@@ -413,6 +414,9 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep = keep_alive_ && !close_after && !owner_.is_stopping();
     response_.keep_alive(keep);
     response_.prepare_payload();
+    // HEAD: the headers a GET would get (its Content-Length included), no body.
+    if (head_) response_.body().clear();
+    head_ = false;
     const int status = reply.status;
     arm(owner_.options.write_timeout);
     http::async_write(socket_, response_, [self = shared_from_this(), keep, status](beast::error_code ec, size_t) {
@@ -475,6 +479,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string body_;        // a body of known length while it is read
   http::response<http::string_body> response_;
   bool keep_alive_ = false;
+  bool head_ = false;  // the request being answered is a HEAD
   unsigned version_ = 11;
   Clock::time_point start_ = Clock::now();
   std::unique_ptr<char[]> scratch_;  // kReadChunk bytes once a body is discarded

@@ -193,10 +193,11 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
     const std::string path(call.target.substr(0, call.target.find('?')));
     if (t.endpoint == Endpoint::none)
       return respond(rest_error_reply(not_found("no such endpoint: " + std::string(call.method) + " " + path)));
-    if (call.method != t.method) {
+    // HEAD is GET without the body (the transport leaves it out).
+    if (call.method != t.method && !(call.method == "HEAD" && t.method == "GET")) {
       RestReply reply = rest_error_reply(ProtocolError{
           405, std::string(call.method) + " " + path + " is not allowed: it takes " + std::string(t.method)});
-      reply.headers.emplace_back("Allow", std::string(t.method));
+      reply.headers.emplace_back("Allow", t.method == "GET" ? std::string("GET, HEAD") : std::string(t.method));
       return respond(std::move(reply));
     }
     switch (t.endpoint) {

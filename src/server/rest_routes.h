@@ -5,8 +5,9 @@
 //   POST /v2/models/{name}[/versions/{v}]/infer
 //   POST /v2/repository/index, /v2/repository/models/{name}/load, .../unload
 //   GET  /metrics (with `metrics_only`, the only route)
-// A known path under another method is 405 with Allow naming the one it takes; anything else
-// is 404 naming the method and path. Errors are {"error": "..."} with the
+// HEAD is taken wherever GET is (the transport sends the headers only). A known path under
+// another method is 405 with Allow naming the one it takes; anything else is 404 naming the
+// method and path. Errors are {"error": "..."} with the
 // ProtocolError's status; 503 carries Retry-After. Inference replies carry X-Tandem-Backend
 // (the route that answered) and X-Tandem-Fallback: true when it fell back.
 // Path segments are percent-decoded; a query string is ignored.

@@ -230,6 +230,10 @@ grep -qi '^Allow: POST' "$work/headers" && pass "405 says Allow: POST" || fail "
 request POST /v2/health/ready;                                                     check_error "ready by POST" 405
 grep -qi '^Allow: GET' "$work/headers" && pass "405 says Allow: GET" || fail "405 without Allow: GET: $(cat "$work/headers")"
 request DELETE /v2/models/cls;                                                     check_error "metadata by DELETE" 405
+# HEAD wherever GET goes: GET's status and Content-Length, no body.
+code=$(curl -s -I -o "$work/head" -w '%{http_code}' --max-time 10 "$base/v2/health/ready") || code=000
+[[ "$code" == 200 ]] && grep -qi '^Content-Length: 14' "$work/head" && pass "HEAD ready: 200 with GET's length" ||
+  fail "HEAD ready: status $code: $(cat "$work/head")"
 
 # Raw HTTP: a body shorter than its Content-Length (the server gives up after its read timeout),
 # a huge Content-Length answered before any body is sent, and a Content-Length that is not a

@@ -207,8 +207,10 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
         ServerMetadata m = server_.metadata();
         return respond(json_reply(200, {{"name", m.name}, {"version", m.version}, {"extensions", m.extensions}}));
       }
-      case Endpoint::health_live:
-        return respond(json_reply(server_.live() ? 200 : 503, {{"live", server_.live()}}));
+      case Endpoint::health_live: {
+        const bool live = server_.live();
+        return respond(json_reply(live ? 200 : 503, {{"live", live}}));
+      }
       case Endpoint::health_ready: {
         const bool ready = server_.ready();
         return respond(json_reply(ready ? 200 : 503, {{"ready", ready}}));

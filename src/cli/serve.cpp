@@ -109,6 +109,16 @@ int run_serve(const ServeOptions& o) {
   so.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(o.poll_seconds * 1000));
   so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   so.limits.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
+  // The operator's log: each model's loads, failures and unloads, and the server's readiness.
+  so.on_event = [](const server::ServerEvent& e) {
+    std::string subject = e.model.empty() ? "server" : "model '" + e.model + "'";
+    if (!e.version.empty()) subject += " version " + e.version;
+    std::printf("tandem serve: %s %s%s%s\n", subject.c_str(), e.state.c_str(), e.detail.empty() ? "" : ": ",
+                e.detail.c_str());
+    std::fflush(stdout);
+  };
+  std::printf("tandem serve: model repository %s (loading in the background)\n", o.model_repository.c_str());
+  std::fflush(stdout);
   auto created = server::Server::create(so);
   if (!created) return fail(kCommand, created.status().message());
   std::unique_ptr<server::Server> srv = std::move(*created);
@@ -147,8 +157,6 @@ int run_serve(const ServeOptions& o) {
     metrics = std::move(*started);
     std::printf("tandem serve: metrics on %s:%d\n", o.host.c_str(), metrics->port());
   }
-  std::printf("tandem serve: model repository %s (loading in the background)\n", o.model_repository.c_str());
-  std::fflush(stdout);
 
   if (!o.ready_file.empty()) {
     const std::string json = "{\"http\":" + std::to_string(http ? http->port() : -1) +

@@ -13,6 +13,7 @@
 
 #include "model_io.h"
 #include "model_repository.h"
+#include "server_events.h"
 #include "server_metrics.h"
 #include "tandem/sysinfo.h"
 #include "tandem/telemetry.h"
@@ -40,6 +41,8 @@ struct Version {
   std::string stamp, config_text;
   // Ready, but loading the changed files again failed (this one still serves): why.
   std::string reload_reason;
+  bool replacement = false;  // loaded beside the ready copy of itself (Model::replacing)
+  double load_seconds = 0;   // how long prepare() and the scheduler took
   std::shared_ptr<PreparedModel> model;
   std::shared_ptr<Scheduler> scheduler;
   // For `degraded`; shared with completion callbacks (which must not own the Version: the
@@ -87,10 +90,10 @@ bool first_route_closed_to_requests(const Version& v) {
   return now - v.open_seen_at < std::chrono::duration<double, std::milli>(b.cooldown_ms);
 }
 
-
 }  // namespace
 
 struct Server::Impl {
+  explicit Impl(ServerOptions o) : options(std::move(o)) {}
   ServerOptions options;
   ServerMetrics metrics;  // declared first: completions may record into it until the end
 
@@ -98,6 +101,8 @@ struct Server::Impl {
   std::condition_variable changed;  // a version's state changed, or shutdown began
   std::map<std::string, Model> models;
   bool shutting_down = false;
+  EventQueue events{options.on_event};
+  int reported_ready = -1;  // the server's readiness as last reported (-1: not yet; guarded by mu)
 
   std::mutex engines_mu;
   std::map<int, std::unique_ptr<Engine>> engines;  // by EngineOptions::threads
@@ -114,6 +119,35 @@ struct Server::Impl {
   bool shutdown_result = true;
   std::thread poller;
 
+  // --- events -------------------------------------------------------------------------------
+  // Called with `mu` held.
+  void note(const std::string& model, const std::string& version, const std::string& state, std::string detail = "") {
+    if (!events.enabled()) return;
+    const std::string named = "model '" + model + "': ";  // the event names the model already
+    if (detail.compare(0, named.size(), named) == 0) detail.erase(0, named.size());
+    events.push({model, version, state, std::move(detail)});
+  }
+  // Called with `mu` held: a server event when readiness changed (NOT_READY only once nothing
+  // loads).
+  void note_server_readiness() {
+    if (shutting_down) return;
+    std::string why;
+    const bool now = ready_locked(&why);
+    if (!now && why.empty()) return;  // still loading
+    if (reported_ready == static_cast<int>(now)) return;
+    reported_ready = now;
+    note("", "", now ? "READY" : "NOT_READY", why);
+  }
+  // Called without `mu`: reports a change of readiness, then hands the events over.
+  void publish_events() {
+    if (!events.enabled()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      note_server_readiness();
+    }
+    events.publish();
+  }
+
   // --- background threads -------------------------------------------------------------------
   void spawn(std::function<void()> work) {
     std::lock_guard<std::mutex> lock(threads_mu);
@@ -126,9 +160,10 @@ struct Server::Impl {
       }
     }
     auto finished = std::make_shared<std::atomic<bool>>(false);
-    background.push_back({std::thread([work = std::move(work), finished] {
+    background.push_back({std::thread([this, work = std::move(work), finished] {
                             name_this_thread("tandem-load");
                             work();
+                            publish_events();
                             finished->store(true);
                           }),
                           finished});
@@ -166,9 +201,11 @@ struct Server::Impl {
   void sync_model(const ModelOnDisk& disk, bool retry_failed) {
     Model& model = models[disk.name];
     model.name = disk.name;
+    const std::string error_before = std::move(model.error);
     model.error.clear();
     if (!disk.config_error.empty()) {
       model.error = disk.config_error;
+      if (model.error != error_before) note(model.name, "", "FAILED", model.error);
       return;
     }
     model.config = disk.config;
@@ -177,6 +214,7 @@ struct Server::Impl {
     model.stamps = disk.stamps;
     if (disk.versions.empty()) {
       model.error = "model '" + disk.name + "': no versions (expected " + disk.name + "/<version>/model.onnx)";
+      if (model.error != error_before) note(model.name, "", "FAILED", model.error);
     }
     std::map<int, std::filesystem::path> wanted = disk.versions;
     if (model.config.version_policy == "latest" && !wanted.empty()) wanted = {*wanted.rbegin()};
@@ -184,7 +222,7 @@ struct Server::Impl {
     for (auto it = model.versions.begin(); it != model.versions.end();) {
       VersionPtr v = it->second;
       ++it;
-      if (!disk.versions.count(v->number)) retire(model, v);
+      if (!disk.versions.count(v->number)) retire(model, v, "its folder is gone");
     }
     for (auto it = model.replacing.begin(); it != model.replacing.end();) {
       if (disk.versions.count(it->first)) {
@@ -204,23 +242,33 @@ struct Server::Impl {
           continue;
         }
         if (v.state == VersionState::ready) {
-          if (files_changed && !model.replacing.count(number)) start_load(model, number, path, true);
+          if (files_changed && !model.replacing.count(number))
+            start_load(model, number, path, "its files changed (the version loaded before serves meanwhile)", true);
           continue;
         }
         if (v.state == VersionState::failed && !retry_failed && !files_changed) continue;
+        const bool failed = v.state == VersionState::failed;
         model.versions.erase(it);  // failed (retried), or draining: a fresh load takes the slot
+        if (failed) {
+          start_load(model, number, path,
+                     files_changed ? "it failed before; its files changed" : "it failed before; loaded again");
+          continue;
+        }
       }
       start_load(model, number, path);
     }
   }
 
   // `replacement`: the version is ready and keeps serving while this load runs (Model::replacing).
-  void start_load(Model& model, int number, const std::filesystem::path& path, bool replacement = false) {
+  void start_load(Model& model, int number, const std::filesystem::path& path, const std::string& why = "",
+                  bool replacement = false) {
+    note(model.name, version_name(number), "LOADING", why);
     auto v = std::make_shared<Version>();
     v->number = number;
     v->config = model.config;
     v->config_text = model.config_text;
     v->stamp = model.stamps[number];
+    v->replacement = replacement;
     (replacement ? model.replacing : model.versions)[number] = v;
     spawn([this, name = model.name, v, path] { load_version(name, v, path); });
   }
@@ -235,6 +283,7 @@ struct Server::Impl {
     const VersionPtr old = it->second;
     if (!prepared) {
       old->reload_reason = "the changed files did not load (the version loaded before still serves): " + reason;
+      note(model.name, version_name(v->number), "FAILED", old->reload_reason);
       old->stamp = v->stamp;  // tried: loaded again only when they change again
       old->config_text = v->config_text;
       return;
@@ -243,7 +292,9 @@ struct Server::Impl {
     v->scheduler = std::move(scheduler);
     v->state = VersionState::ready;
     it->second = v;
-    retire(model, old);  // drains; its slot is v's now, which the drain leaves alone
+    note(model.name, version_name(v->number), "READY",
+         ready_event_detail(*v->model, v->load_seconds) + " (its changed files)");
+    retire(model, old, "");  // drains quietly; its slot is v's now, which the drain leaves alone
     // A config.json that turned "all" into "latest" retires the older versions now.
     if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
   }
@@ -256,7 +307,8 @@ struct Server::Impl {
     std::vector<VersionPtr> older;
     for (const auto& [n, other] : model.versions)
       if (n < newest_ready) older.push_back(other);
-    for (const VersionPtr& o : older) retire(model, o);
+    for (const VersionPtr& o : older)
+      retire(model, o, "version " + version_name(newest_ready) + " is ready (version_policy latest)");
   }
 
   void load_version(const std::string& name, const VersionPtr& v, const std::filesystem::path& path) {
@@ -275,6 +327,7 @@ struct Server::Impl {
     // contexts for each concurrent call, and each batch size dynamic batching can make).
     prepare.warmup_concurrency = std::max(prepare.warmup_concurrency, instances);
     if (config.batching.enabled) prepare.warmup_batch_sizes = warm_batch_sizes(config.batching);
+    const auto load_started = std::chrono::steady_clock::now();
     auto engine = engine_for(config.threads > 0 ? config.threads : options.default_threads);
     if (!engine) {
       reason = engine.status().to_string();
@@ -299,6 +352,7 @@ struct Server::Impl {
       so.version = version_name(v->number);
       scheduler = std::make_shared<Scheduler>(prepared, so, batching_possible);
     }
+    v->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_started).count();
     std::lock_guard<std::mutex> lock(mu);
     auto owner = models.find(name);
     bool replacement = false;
@@ -318,17 +372,20 @@ struct Server::Impl {
         auto vit = it->second.versions.find(v->number);
         if (vit != it->second.versions.end() && vit->second == v) it->second.versions.erase(vit);
       }
+      if (v->cancelled && !v->replacement && !shutting_down) note(name, version_name(v->number), "UNLOADED");
       changed.notify_all();
       return;  // the scheduler (nothing admitted) and the model are dropped here
     }
     if (!prepared) {
       v->state = VersionState::failed;
       v->reason = reason;
+      note(name, version_name(v->number), "FAILED", reason);
       if (v->config.version_policy == "latest") load_older_if_none_serves(models[name], v->number);
     } else {
       v->model = std::move(prepared);
       v->scheduler = std::move(scheduler);
       v->state = VersionState::ready;
+      note(name, version_name(v->number), "READY", ready_event_detail(*v->model, v->load_seconds));
       Model& model = models[name];
       if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
     }
@@ -341,21 +398,33 @@ struct Server::Impl {
     for (const auto& [n, v] : model.versions)
       if (v->state == VersionState::ready || (v->state == VersionState::loading && !v->cancelled)) return;
     for (auto it = model.on_disk.rbegin(); it != model.on_disk.rend(); ++it)
-      if (it->first < failed && !model.versions.count(it->first)) return start_load(model, it->first, it->second);
+      if (it->first < failed && !model.versions.count(it->first))
+        return start_load(model, it->first, it->second,
+                          "version " + version_name(failed) + " failed and no other version serves");
   }
 
   // Called with `mu` held: `v` stops serving. A ready version drains in the background and
   // is removed when done; a loading one is dropped when its load ends; a failed one goes now.
-  void retire(Model& model, const VersionPtr& v) {
+  // `why` goes to the events (empty: none, for a copy its reload replaced).
+  void retire(Model& model, const VersionPtr& v, const std::string& why) {
+    const std::string version = version_name(v->number);
     switch (v->state) {
-      case VersionState::loading: v->cancelled = true; break;
-      case VersionState::failed: model.versions.erase(v->number); break;
+      case VersionState::loading:
+        if (!v->cancelled) note(model.name, version, "UNLOADING", why);
+        v->cancelled = true;
+        break;
+      case VersionState::failed:
+        note(model.name, version, "UNLOADED", why);
+        model.versions.erase(v->number);
+        break;
       case VersionState::unloading: break;
       case VersionState::ready: {
         v->state = VersionState::unloading;
-        spawn([this, name = model.name, v] {
+        if (!why.empty()) note(model.name, version, "UNLOADING", why);
+        spawn([this, name = model.name, v, quiet = why.empty()] {
           v->scheduler->drain(options.shutdown_grace);
           std::lock_guard<std::mutex> lock(mu);
+          if (!quiet && !shutting_down) note(name, version_name(v->number), "UNLOADED");
           auto it = models.find(name);
           if (it == models.end()) return;
           auto vit = it->second.versions.find(v->number);
@@ -384,6 +453,9 @@ struct Server::Impl {
         if (disk.count(name) || model.unloaded) continue;
         unload_locked(model, "removed from the repository");
       }
+      lock.unlock();
+      publish_events();
+      lock.lock();
     }
   }
 
@@ -392,7 +464,7 @@ struct Server::Impl {
     model.unloaded_reason = why;
     std::vector<VersionPtr> all;
     for (const auto& [n, v] : model.versions) all.push_back(v);
-    for (const VersionPtr& v : all) retire(model, v);
+    for (const VersionPtr& v : all) retire(model, v, why);
     for (const auto& [n, v] : model.replacing) v->cancelled = true;
     model.replacing.clear();
   }
@@ -412,6 +484,31 @@ struct Server::Impl {
   bool model_ready(const Model& model) const {
     VersionPtr v = serving_version(model);
     return v && version_ready(*v);
+  }
+  // Called with `mu` held: Server::ready(), and why not (empty while models are loading).
+  bool ready_locked(std::string* why) const {
+    if (shutting_down) {
+      *why = "the server is shutting down";
+      return false;
+    }
+    bool any_ready = false, any_loading = false;
+    std::string required_not_ready;
+    for (const auto& [name, model] : models) {
+      if (model.unloaded) continue;
+      if (loading(model)) {
+        any_loading = true;
+        continue;
+      }
+      const bool ready = model_ready(model);
+      if (!ready && model.config.required && required_not_ready.empty()) required_not_ready = name;
+      any_ready = any_ready || ready;
+    }
+    if (any_loading) return false;
+    if (!required_not_ready.empty())
+      *why = "required model '" + required_not_ready + "' is not ready";
+    else if (!any_ready)
+      *why = "no model is ready";
+    return why->empty();
   }
   static bool loading(const Model& model) {
     for (const auto& [n, v] : model.versions)
@@ -537,14 +634,14 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
   std::error_code ec;
   if (!std::filesystem::is_directory(options.model_repository, ec))
     return invalid_argument("model repository '" + options.model_repository.string() + "' is not a folder");
-  auto impl = std::make_unique<Impl>();
-  impl->options = std::move(options);
+  auto impl = std::make_unique<Impl>(std::move(options));
   Impl* raw = impl.get();
   auto disk = scan_repository(raw->options.model_repository);
   {
     std::lock_guard<std::mutex> lock(raw->mu);
     for (const auto& [name, m] : disk) raw->sync_model(m, false);
   }
+  raw->publish_events();
   if (raw->options.poll_interval.count() > 0)
     raw->poller = std::thread([raw] {
       name_this_thread("tandem-poll");
@@ -565,16 +662,8 @@ bool Server::live() const { return true; }
 
 bool Server::ready() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (impl_->shutting_down) return false;
-  bool any_ready = false;
-  for (const auto& [name, model] : impl_->models) {
-    if (model.unloaded) continue;
-    if (Impl::loading(model)) return false;
-    const bool ready = impl_->model_ready(model);
-    if (!ready && model.config.required) return false;
-    any_ready = any_ready || ready;
-  }
-  return any_ready;
+  std::string why;
+  return impl_->ready_locked(&why);
 }
 
 ServerMetadata Server::metadata() const {
@@ -727,6 +816,9 @@ std::optional<ProtocolError> Server::load_model(const std::string& name) {
     existing->second.unloaded_reason.clear();
   }
   impl_->sync_model(disk, true);
+  lock.unlock();
+  impl_->publish_events();
+  lock.lock();
   impl_->changed.wait(lock, [&] {
     const Model& model = impl_->models.at(name);
     return impl_->shutting_down || (!Impl::loading(model) && model.replacing.empty());
@@ -742,11 +834,14 @@ std::optional<ProtocolError> Server::load_model(const std::string& name) {
 }
 
 std::optional<ProtocolError> Server::unload_model(const std::string& name) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  auto it = impl_->models.find(name);
-  if (it == impl_->models.end()) return not_found("model '" + name + "' is not found");
-  if (!it->second.unloaded) impl_->unload_locked(it->second, "unloaded");
-  impl_->changed.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->models.find(name);
+    if (it == impl_->models.end()) return not_found("model '" + name + "' is not found");
+    if (!it->second.unloaded) impl_->unload_locked(it->second, "unloaded through the repository API");
+    impl_->changed.notify_all();
+  }
+  impl_->publish_events();
   return std::nullopt;
 }
 

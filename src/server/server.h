@@ -40,6 +40,20 @@
 
 namespace tandem::server {
 
+// A change the operator's log should show (ServerOptions::on_event). `model` empty: the server
+// as a whole, which turned READY, or NOT_READY once nothing is loading any more.
+struct ServerEvent {
+  std::string model;
+  std::string version;  // empty: the model as a whole (its config.json)
+  // LOADING, READY, FAILED, UNLOADING, UNLOADED for a version or model; READY, NOT_READY for
+  // the server. A ready version whose files changed logs LOADING and then READY (the new files
+  // serve) or FAILED (the version loaded before still serves, as `detail` says).
+  std::string state;
+  // FAILED and NOT_READY: why. READY: how long loading took, the routes and where the first
+  // route's nodes run. LOADING and UNLOADING: why, when it is not the first load.
+  std::string detail;
+};
+
 struct ServerOptions {
   std::filesystem::path model_repository;
   EngineOptions engine;               // backends, threads, worker limits
@@ -53,6 +67,11 @@ struct ServerOptions {
   std::chrono::milliseconds poll_interval{0};
   RequestLimits limits;
   std::chrono::milliseconds shutdown_grace{30000};
+  // Called once for every ServerEvent, in the order they happened, one at a time, from the
+  // server's threads (and from create(), load_model() and unload_model()), never while the
+  // server holds its own lock: it may call the server. Exceptions it throws are dropped.
+  // Empty: no events are kept.
+  std::function<void(const ServerEvent&)> on_event;
 };
 
 struct TensorMetadata {

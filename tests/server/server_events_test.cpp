@@ -1,0 +1,223 @@
+// Tests of the events the server reports for its operator's log (ServerEvent, server.h): each
+// version's loads, failures and unloads with their reasons, reloads of changed files, and the
+// server's readiness, in the order they happened.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "server_test_util.h"
+
+namespace tandem::server {
+namespace {
+
+using namespace server_test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// Collects the events a server reports.
+class Events {
+ public:
+  std::function<void(const ServerEvent&)> callback() {
+    return [this](const ServerEvent& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      events_.push_back(e);
+      cv_.notify_all();
+    };
+  }
+  // Waits (at most 60 s) for an event of `model` and `version` in `state`; its index.
+  int wait_for(const std::string& model, const std::string& version, const std::string& state) {
+    std::unique_lock<std::mutex> lock(mu_);
+    int found = -1;
+    cv_.wait_for(lock, 60s, [&] {
+      found = find_locked(model, version, state, 0);
+      return found >= 0;
+    });
+    return found;
+  }
+  int find(const std::string& model, const std::string& version, const std::string& state, int from = 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return find_locked(model, version, state, from);
+  }
+  int count(const std::string& model, const std::string& version, const std::string& state) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(std::count_if(events_.begin(), events_.end(), [&](const ServerEvent& e) {
+      return e.model == model && e.version == version && e.state == state;
+    }));
+  }
+  ServerEvent at(int i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_.at(static_cast<size_t>(i));
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_.size();
+  }
+
+ private:
+  int find_locked(const std::string& model, const std::string& version, const std::string& state, int from) {
+    for (size_t i = static_cast<size_t>(from); i < events_.size(); ++i)
+      if (events_[i].model == model && events_[i].version == version && events_[i].state == state)
+        return static_cast<int>(i);
+    return -1;
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<ServerEvent> events_;
+};
+
+std::unique_ptr<Server> start_with_events(const Repository& repo, std::function<void(const ServerEvent&)> on_event,
+                                          std::chrono::milliseconds poll = 0ms) {
+  ServerOptions options;
+  options.model_repository = repo.root();
+  options.default_instances = 1;
+  options.poll_interval = poll;
+  options.shutdown_grace = 10s;
+  options.on_event = std::move(on_event);
+  auto server = Server::create(options);
+  EXPECT_TRUE(server) << server.status().to_string();
+  return server ? std::move(*server) : nullptr;
+}
+
+TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
+  ASSERT_FALSE(double_model().empty());
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_broken("broken", 1);
+  repo.config("broken", R"({"required": false})");
+  repo.config("misconfigured", R"({"instances": "two", "required": false})");
+  repo.add_version("misconfigured", 1);
+  repo.config("optional", R"({"required": false})");
+  repo.add_version("optional", 1);
+  Events events;
+  auto server = start_with_events(repo, events.callback());
+  ASSERT_TRUE(server);
+
+  const int double_ready = events.wait_for("double", "1", "READY");
+  ASSERT_GE(double_ready, 0);
+  EXPECT_LT(events.find("double", "1", "LOADING"), double_ready);
+  const std::string detail = events.at(double_ready).detail;
+  EXPECT_NE(detail.find("loaded in "), std::string::npos) << detail;
+  EXPECT_NE(detail.find("routes "), std::string::npos) << detail;
+  EXPECT_NE(detail.find("reference"), std::string::npos) << detail;
+  const int broken_failed = events.wait_for("broken", "1", "FAILED");
+  ASSERT_GE(broken_failed, 0);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  // The event gives the index's reason; a model whose config.json cannot be read fails as a whole.
+  EXPECT_EQ(events.at(broken_failed).detail, find_entry(server->repository_index(), "broken", "1")->reason);
+  const int misconfigured = events.find("misconfigured", "", "FAILED");
+  ASSERT_GE(misconfigured, 0);
+  EXPECT_EQ(events.at(misconfigured).detail.find("model 'misconfigured'"), std::string::npos);
+  EXPECT_NE(events.at(misconfigured).detail.find("instances must be an integer"), std::string::npos);
+
+  // "misconfigured" cannot say it is optional: the server stays not ready, said once loading ended.
+  const int not_ready = events.wait_for("", "", "NOT_READY");
+  ASSERT_GE(not_ready, 0);
+  EXPECT_GT(not_ready, std::max(double_ready, broken_failed));
+  EXPECT_EQ(events.at(not_ready).detail, "required model 'misconfigured' is not ready");
+  EXPECT_EQ(events.find("", "", "READY"), -1);
+
+  // Repaired, it turns the server ready: reported once, after the event that made it so.
+  repo.config("misconfigured", R"({"required": false})");
+  ASSERT_FALSE(server->load_model("misconfigured"));
+  const int repaired = events.wait_for("misconfigured", "1", "READY");
+  const int ready = events.wait_for("", "", "READY");
+  ASSERT_GE(repaired, 0);
+  EXPECT_GT(ready, repaired);
+  EXPECT_EQ(events.count("", "", "READY"), 1);
+
+  // Unloading: its reason, then UNLOADED once drained; the server stays ready through "optional".
+  ASSERT_FALSE(server->unload_model("double"));
+  const int unloading = events.wait_for("double", "1", "UNLOADING");
+  ASSERT_GE(unloading, 0);
+  EXPECT_EQ(events.at(unloading).detail, "unloaded through the repository API");
+  EXPECT_GT(events.wait_for("double", "1", "UNLOADED"), unloading);
+  ASSERT_FALSE(server->unload_model("optional"));
+  ASSERT_FALSE(server->unload_model("misconfigured"));
+  ASSERT_GE(events.wait_for("misconfigured", "1", "UNLOADED"), 0);
+  ASSERT_TRUE(eventually([&] { return events.find("", "", "NOT_READY", not_ready + 1) >= 0; }));
+  EXPECT_EQ(events.at(events.find("", "", "NOT_READY", not_ready + 1)).detail, "no model is ready");
+}
+
+TEST(ServerEvents, PollingReportsReloadsAndRemovals) {
+  ASSERT_FALSE(triple_model().empty());
+  Repository repo;
+  repo.add_version("m", 1);
+  repo.add_version("m", 2);
+  repo.config("m", R"({"version_policy": "all"})");
+  Events events;
+  auto server = start_with_events(repo, events.callback(), 20ms);
+  ASSERT_TRUE(server);
+  ASSERT_GE(events.wait_for("", "", "READY"), 0);
+
+  // A replaced file loads beside the serving copy; the copy it replaces leaves without a word.
+  repo.add_file("m", 2, triple_model());
+  int reloaded = -1;
+  ASSERT_TRUE(
+      eventually([&] { return (reloaded = events.find("m", "2", "READY", events.find("m", "2", "READY") + 1)) >= 0; }));
+  const int reloading = events.find("m", "2", "LOADING", events.find("m", "2", "LOADING") + 1);
+  ASSERT_GE(reloading, 0);
+  EXPECT_LT(reloading, reloaded);
+  EXPECT_NE(events.at(reloading).detail.find("its files changed"), std::string::npos) << events.at(reloading).detail;
+  EXPECT_EQ(events.count("m", "2", "UNLOADING"), 0);
+  EXPECT_EQ(events.count("m", "2", "UNLOADED"), 0);
+
+  // A broken replacement: FAILED, and the version loaded before serves on, as the event says.
+  repo.add_broken("m", 2);
+  const int failed = events.wait_for("m", "2", "FAILED");
+  ASSERT_GE(failed, 0);
+  EXPECT_NE(events.at(failed).detail.find("still serves"), std::string::npos) << events.at(failed).detail;
+  EXPECT_EQ(events.count("", "", "NOT_READY"), 0);
+
+  // A version's folder removed, then the whole model.
+  fs::remove_all(repo.root() / "m" / "1");
+  const int gone = events.wait_for("m", "1", "UNLOADING");
+  ASSERT_GE(gone, 0);
+  EXPECT_EQ(events.at(gone).detail, "its folder is gone");
+  fs::remove_all(repo.root() / "m");
+  const int removed = events.wait_for("m", "2", "UNLOADING");
+  ASSERT_GE(removed, 0);
+  EXPECT_EQ(events.at(removed).detail, "removed from the repository");
+  EXPECT_GE(events.wait_for("m", "2", "UNLOADED"), 0);
+  EXPECT_GE(events.wait_for("", "", "NOT_READY"), 0);
+}
+
+TEST(ServerEvents, TheCallbackMayCallTheServerAndThrow) {
+  Repository repo;
+  repo.add_version("a", 1);
+  repo.add_version("b", 1);
+  std::atomic<Server*> current{nullptr};
+  Events seen;
+  std::atomic<int> calls{0};
+  auto server = start_with_events(repo, [&](const ServerEvent& e) {
+    calls.fetch_add(1);
+    if (Server* s = current.load()) {
+      (void)s->ready();
+      (void)s->repository_index();
+      std::vector<ModelStats> stats;
+      (void)s->model_stats("", "", &stats);
+    }
+    seen.callback()(e);
+    if (e.state == "LOADING") throw std::runtime_error("a faulty log sink");
+  });
+  ASSERT_TRUE(server);
+  current.store(server.get());
+  ASSERT_GE(seen.wait_for("", "", "READY"), 0);
+  EXPECT_EQ(seen.count("a", "1", "READY"), 1);
+  EXPECT_EQ(seen.count("b", "1", "READY"), 1);
+  // The events of later calls still arrive, every one once.
+  ASSERT_FALSE(server->unload_model("b"));
+  ASSERT_GE(seen.wait_for("b", "1", "UNLOADED"), 0);
+  ASSERT_FALSE(server->load_model("b"));
+  EXPECT_TRUE(eventually([&] { return seen.count("b", "1", "READY") == 2; }));
+  EXPECT_TRUE(eventually([&] { return static_cast<size_t>(calls.load()) == seen.size(); }));
+  EXPECT_EQ(seen.count("b", "1", "LOADING"), 2);
+}
+
+}  // namespace
+}  // namespace tandem::server

@@ -104,6 +104,9 @@ struct BackendTelemetry {
   uint64_t hedge_wins = 0;        // hedged requests this route answered first (as the second call)
   uint64_t probes = 0;            // half-open probes run off the request path (a later route answered)
   uint64_t retries = 0;           // calls made again on this route after a device_error (same_route_retries)
+  // The latest fault on this route (a failure its breaker counts, or a parity violation), as
+  // "code: message"; "" when it has had none.
+  std::string last_fault;
   std::string precision = "fp32"; // the precision the route computes in
   uint64_t worker_threads = 0;    // threads alive in this backend's worker pool
   double sla_estimate_ms = 0;     // warm-up estimate (0 when it could not be measured)

@@ -113,6 +113,7 @@ int run_serve(const ServeOptions& o) {
   so.on_event = [](const server::ServerEvent& e) {
     std::string subject = e.model.empty() ? "server" : "model '" + e.model + "'";
     if (!e.version.empty()) subject += " version " + e.version;
+    if (!e.route.empty()) subject += " route '" + e.route + "'";
     std::printf("tandem serve: %s %s%s%s\n", subject.c_str(), e.state.c_str(), e.detail.empty() ? "" : ": ",
                 e.detail.c_str());
     std::fflush(stdout);

@@ -66,6 +66,7 @@ struct RouteSlot {
   uint64_t hedged = 0, hedge_wins = 0;
   uint64_t probes = 0;  // half-open probes run off the request path
   uint64_t retries = 0;  // calls retried on this route after a device_error
+  std::string last_fault;  // BackendTelemetry::last_fault
   uint64_t requests = 0, successes = 0, served = 0, sla_breaches = 0;
   std::map<std::string, uint64_t> failures, fallbacks;
   LatencyHistogram latency;  // every answer, for telemetry

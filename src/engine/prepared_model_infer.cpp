@@ -198,6 +198,7 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
       s.queue_s += a.queue_ms / 1e3;
       s.compute_s += a.compute_ms / 1e3;
       s.retries += retrying;
+      if (backend_fault) s.last_fault = kind + ": " + a.outcome.message();
     }
     if (retrying) {
       last_error = a.outcome;
@@ -550,6 +551,8 @@ void PreparedModelImpl::run_probe(RouteSlot& s, const CircuitBreaker::Admission&
       s.by_shape.record(ShapeKey::of(inputs), attempt_ms);
     } else {
       s.failures[std::string(status_code_name(outcome.code()))]++;
+      if (outcome.code() != StatusCode::unsupported && !is_request_error(outcome.code()))
+        s.last_fault = std::string(status_code_name(outcome.code())) + ": " + outcome.message();
     }
   }
   if (outcome.is_ok()) s.breaker->record(admission, {true, breach});
@@ -583,6 +586,9 @@ void PreparedModelImpl::on_parity_counts(RouteSlot& slot, const ParityResult& r)
   }
   slot.parity.samples++;
   slot.parity.violations += r.violation;
+  if (r.violation)
+    slot.last_fault =
+        "parity_violation: a sampled answer outside the parity budget (max abs " + std::to_string(r.max_abs) + ")";
   slot.parity.max_abs = std::max(slot.parity.max_abs, r.max_abs);
   slot.parity.max_rel = std::max(slot.parity.max_rel, r.max_rel);
   slot.parity.max_rmse = std::max(slot.parity.max_rmse, r.rmse);

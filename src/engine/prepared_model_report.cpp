@@ -80,6 +80,7 @@ ModelTelemetry PreparedModelImpl::telemetry() const {
       b.hedge_wins = s.hedge_wins;
       b.probes = s.probes;
       b.retries = s.retries;
+      b.last_fault = s.last_fault;
     }
     b.breaker = s.breaker->snapshot();
     b.hung_calls = s.pool->hung();

@@ -141,6 +141,7 @@ nlohmann::json telemetry_json(const ModelTelemetry& t) {
         {"hedge_wins", b.hedge_wins},
         {"probes", b.probes},
         {"retries", b.retries},
+        {"last_fault", b.last_fault},
         {"precision", b.precision},
         {"worker_threads", b.worker_threads},
         {"sla_estimate_ms", b.sla_estimate_ms},

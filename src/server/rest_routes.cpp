@@ -42,7 +42,8 @@ json stats_json(const ModelStats& s) {
                       {"dispatch_share", r.dispatch_share},
                       {"parity_samples", r.parity_samples},
                       {"parity_violations", r.parity_violations},
-                      {"parity_max_abs", r.parity_max_abs}});
+                      {"parity_max_abs", r.parity_max_abs},
+                      {"last_fault", r.last_fault}});
   return {{"name", s.name},
           {"version", s.version},
           {"state", s.state},

@@ -13,6 +13,7 @@
 
 #include "model_io.h"
 #include "model_repository.h"
+#include "model_versions.h"
 #include "server_events.h"
 #include "server_metrics.h"
 #include "tandem/sysinfo.h"
@@ -20,77 +21,7 @@
 
 namespace tandem::server {
 
-namespace {
-
-enum class VersionState { loading, ready, failed, unloading };
-
-// Answers so far and the fallback answers since the last one from the first route.
-struct AnswerCounts {
-  std::atomic<uint64_t> total{0};
-  std::atomic<uint64_t> trailing_fallbacks{0};
-};
-
-struct Version {
-  int number = 0;
-  VersionState state = VersionState::loading;
-  std::string reason;      // why it failed
-  bool cancelled = false;  // unloaded (or replaced) while loading: dropped when the load ends
-  ModelConfig config;
-  // What it was loaded from: model.onnx's stamp (ModelOnDisk::stamps) and config.json's text.
-  // A scan that finds either changed loads the version again.
-  std::string stamp, config_text;
-  // Ready, but loading the changed files again failed (this one still serves): why.
-  std::string reload_reason;
-  bool replacement = false;  // loaded beside the ready copy of itself (Model::replacing)
-  double load_seconds = 0;   // how long prepare() and the scheduler took
-  std::shared_ptr<PreparedModel> model;
-  std::shared_ptr<Scheduler> scheduler;
-  // For `degraded`; shared with completion callbacks (which must not own the Version: the
-  // last owner of a scheduler must not be one of its own threads).
-  std::shared_ptr<AnswerCounts> answers = std::make_shared<AnswerCounts>();
-  // Strict mode: when the server first saw the first route's breaker open for its latest trip.
-  // The engine moves an open breaker to half-open only when a request arrives, so the server
-  // counts the cooldown itself (guarded by the server's mutex).
-  mutable uint64_t open_trip_seen = 0;
-  mutable std::chrono::steady_clock::time_point open_seen_at;
-};
-using VersionPtr = std::shared_ptr<Version>;
-
-struct Model {
-  std::string name;
-  ModelConfig config;  // the latest config.json read (applies to versions loaded from now on)
-  std::string error;   // the model as a whole cannot load (invalid config.json, no versions)
-  bool unloaded = false;
-  std::string unloaded_reason;
-  std::map<int, VersionPtr> versions;
-  std::map<int, std::filesystem::path> on_disk;  // as of the latest scan
-  std::map<int, std::string> stamps;             // as of the latest scan
-  std::string config_text;                       // as of the latest scan
-  // Ready versions whose files changed, loading again; the one in `versions` serves until its
-  // replacement is ready, then drains.
-  std::map<int, VersionPtr> replacing;
-};
-
-// Recent answers that count toward `degraded`.
-constexpr uint64_t kDegradedWindow = 8;
-
-std::string version_name(int n) { return std::to_string(n); }
-
-// Strict mode: whether the first route's breaker is open and its cooldown has not passed
-// since the server first saw this trip.
-bool first_route_closed_to_requests(const Version& v) {
-  const ModelTelemetry t = v.model->telemetry();
-  if (t.backends.empty() || t.backends.front().breaker.state != BreakerState::open) return false;
-  const BreakerSnapshot& b = t.backends.front().breaker;
-  const auto now = std::chrono::steady_clock::now();
-  if (b.trips != v.open_trip_seen) {
-    v.open_trip_seen = b.trips;
-    v.open_seen_at = now;
-  }
-  return now - v.open_seen_at < std::chrono::duration<double, std::milli>(b.cooldown_ms);
-}
-
-}  // namespace
+using namespace server_internal;
 
 struct Server::Impl {
   explicit Impl(ServerOptions o) : options(std::move(o)) {}
@@ -118,6 +49,7 @@ struct Server::Impl {
   bool shutdown_done = false;
   bool shutdown_result = true;
   std::thread poller;
+  std::thread watcher;  // with options.on_event: watch_loop()
 
   // --- events -------------------------------------------------------------------------------
   // Called with `mu` held.
@@ -125,7 +57,12 @@ struct Server::Impl {
     if (!events.enabled()) return;
     const std::string named = "model '" + model + "': ";  // the event names the model already
     if (detail.compare(0, named.size(), named) == 0) detail.erase(0, named.size());
-    events.push({model, version, state, std::move(detail)});
+    ServerEvent e;
+    e.model = model;
+    e.version = version;
+    e.state = state;
+    e.detail = std::move(detail);
+    events.push(std::move(e));
   }
   // Called with `mu` held: a server event when readiness changed (NOT_READY only once nothing
   // loads).
@@ -459,6 +396,41 @@ struct Server::Impl {
     }
   }
 
+  // Every watch_interval until shutdown: events for the breakers of ready versions that
+  // changed, and for strict versions that turned unavailable or available again.
+  void watch_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!changed.wait_for(lock, options.watch_interval, [this] { return shutting_down; })) {
+      std::vector<std::pair<std::string, VersionPtr>> watched;
+      for (const auto& [name, model] : models)
+        for (const auto& [n, v] : model.versions)
+          if (v->state == VersionState::ready) watched.push_back({name, v});
+      lock.unlock();
+      std::vector<ModelTelemetry> telemetry;  // taken without the lock requests need
+      for (const auto& w : watched) telemetry.push_back(w.second->model->telemetry());
+      lock.lock();
+      if (shutting_down) break;
+      for (size_t i = 0; i < watched.size(); ++i) {
+        const std::string& name = watched[i].first;
+        Version& v = *watched[i].second;
+        std::vector<ServerEvent> found;
+        breaker_events(name, version_name(v.number), telemetry[i], &v.breakers_seen, &found);
+        for (ServerEvent& e : found) events.push(std::move(e));
+        if (v.state != VersionState::ready) continue;
+        const bool available = version_ready(v);
+        if (available == v.available_reported) continue;
+        v.available_reported = available;
+        std::string reason;
+        state_name(v, &reason);
+        note(name, version_name(v.number), available ? "READY" : "UNAVAILABLE",
+             available ? "its first route may answer again" : reason);
+      }
+      lock.unlock();
+      publish_events();
+      lock.lock();
+    }
+  }
+
   void unload_locked(Model& model, const std::string& why) {
     model.unloaded = true;
     model.unloaded_reason = why;
@@ -590,6 +562,7 @@ struct Server::Impl {
         r.parity_samples = b.parity.samples;
         r.parity_violations = b.parity.violations;
         r.parity_max_abs = b.parity.max_abs;
+        r.last_fault = b.last_fault;
         s.routes.push_back(r);
       }
       s.p50_ms = t.latency.quantile_ms(0.5);
@@ -616,6 +589,7 @@ struct Server::Impl {
       changed.notify_all();
     }
     if (poller.joinable()) poller.join();
+    if (watcher.joinable()) watcher.join();
     std::vector<std::thread> drains;
     std::atomic<bool> all_finished{true};
     for (const auto& s : schedulers)
@@ -646,6 +620,11 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     raw->poller = std::thread([raw] {
       name_this_thread("tandem-poll");
       raw->poll_loop();
+    });
+  if (raw->options.on_event)
+    raw->watcher = std::thread([raw] {
+      name_this_thread("tandem-watch");
+      raw->watch_loop();
     });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

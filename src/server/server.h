@@ -45,12 +45,17 @@ namespace tandem::server {
 struct ServerEvent {
   std::string model;
   std::string version;  // empty: the model as a whole (its config.json)
+  std::string route;    // set for a route's circuit breaker of a ready version
   // LOADING, READY, FAILED, UNLOADING, UNLOADED for a version or model; READY, NOT_READY for
   // the server. A ready version whose files changed logs LOADING and then READY (the new files
-  // serve) or FAILED (the version loaded before still serves, as `detail` says).
+  // serve) or FAILED (the version loaded before still serves, as `detail` says). A strict
+  // version whose first route's breaker opened: UNAVAILABLE, then READY when it may answer
+  // again. A route: OPEN, HALF_OPEN, CLOSED, its breaker's state, seen at most every
+  // `ServerOptions::watch_interval`.
   std::string state;
-  // FAILED and NOT_READY: why. READY: how long loading took, the routes and where the first
-  // route's nodes run. LOADING and UNLOADING: why, when it is not the first load.
+  // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes and where
+  // the first route's nodes run. LOADING and UNLOADING: why, when it is not the first load.
+  // OPEN and CLOSED: the route's latest fault, and how often it tripped since the last event.
   std::string detail;
 };
 
@@ -67,6 +72,8 @@ struct ServerOptions {
   std::chrono::milliseconds poll_interval{0};
   RequestLimits limits;
   std::chrono::milliseconds shutdown_grace{30000};
+  // How often the breakers of ready versions are looked at for events (only with on_event).
+  std::chrono::milliseconds watch_interval{500};
   // Called once for every ServerEvent, in the order they happened, one at a time, from the
   // server's threads (and from create(), load_model() and unload_model()), never while the
   // server holds its own lock: it may call the server. Exceptions it throws are dropped.
@@ -110,6 +117,7 @@ struct RouteStats {
   uint64_t parity_samples = 0;
   uint64_t parity_violations = 0;
   double parity_max_abs = 0;
+  std::string last_fault;  // BackendTelemetry::last_fault
 };
 struct ModelStats {
   std::string name;

@@ -1,6 +1,7 @@
 // server_events.cpp: see server_events.h.
 #include "server_events.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -34,6 +35,49 @@ void EventQueue::publish() {
     lock.lock();
   }
   publishing_ = false;
+}
+
+void breaker_events(const std::string& model, const std::string& version, const ModelTelemetry& telemetry,
+                    std::vector<BreakerSeen>* seen, std::vector<ServerEvent>* out) {
+  seen->resize(telemetry.backends.size());
+  for (size_t i = 0; i < telemetry.backends.size(); ++i) {
+    const BackendTelemetry& b = telemetry.backends[i];
+    BreakerSeen& before = (*seen)[i];
+    const uint64_t trips = b.breaker.trips - std::min(b.breaker.trips, before.trips);
+    if (b.breaker.state == before.state && trips == 0) continue;
+    ServerEvent e;
+    e.model = model;
+    e.version = version;
+    e.route = b.backend;
+    const std::string fault = b.last_fault.empty() ? "" : "last fault: " + b.last_fault;
+    // One trip that the OPEN state itself tells needs no count; others (it closed again, or
+    // opened again while open when last seen, or more than once) do.
+    const bool plain_trip = trips == 1 && before.state != BreakerState::open && b.breaker.state == BreakerState::open;
+    const std::string tripped =
+        trips > 0 && !plain_trip
+            ? "tripped " + std::to_string(trips) + (trips == 1 ? " time" : " times") + " since the last event"
+            : "";
+    auto join = [](const std::string& a, const std::string& b) { return a.empty() ? b : b.empty() ? a : a + "; " + b; };
+    switch (b.breaker.state) {
+      case BreakerState::open: {
+        char cooldown[48];
+        std::snprintf(cooldown, sizeof cooldown, "cooldown %.0f ms", b.breaker.cooldown_ms);
+        e.state = "OPEN";
+        e.detail = join(join(fault, cooldown), tripped);
+        break;
+      }
+      case BreakerState::half_open:
+        e.state = "HALF_OPEN";
+        e.detail = join("cooldown over: probing", tripped);
+        break;
+      case BreakerState::closed:
+        e.state = "CLOSED";
+        e.detail = trips ? join(tripped, fault) : "its probes passed";
+        break;
+    }
+    out->push_back(std::move(e));
+    before = {b.breaker.state, b.breaker.trips};
+  }
 }
 
 std::string ready_event_detail(const PreparedModel& model, double seconds) {

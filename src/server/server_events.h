@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "server.h"
+#include "tandem/telemetry.h"
 
 namespace tandem {
 class PreparedModel;
@@ -42,6 +43,18 @@ class EventQueue {
   std::vector<ServerEvent> pending_;
   bool publishing_ = false;
 };
+
+// What one route's breaker was when last looked at.
+struct BreakerSeen {
+  BreakerState state = BreakerState::closed;
+  uint64_t trips = 0;
+};
+
+// Appends to `out` the events of `version` of `model` whose routes' breakers changed since
+// `seen` (one entry per route of `telemetry`; resized and updated). A breaker that opened and
+// closed again between two looks is reported CLOSED with the trips in between and the fault.
+void breaker_events(const std::string& model, const std::string& version, const ModelTelemetry& telemetry,
+                    std::vector<BreakerSeen>* seen, std::vector<ServerEvent>* out);
 
 // The detail of a READY event for a version that took `seconds` to load: the load time, the
 // routes, where the first route's nodes run, and the routes left out at prepare time and why.

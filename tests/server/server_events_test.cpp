@@ -1,6 +1,8 @@
 // Tests of the events the server reports for its operator's log (ServerEvent, server.h): each
 // version's loads, failures and unloads with their reasons, reloads of changed files, and the
 // server's readiness, in the order they happened.
+#include "server/server_events.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -217,6 +219,111 @@ TEST(ServerEvents, TheCallbackMayCallTheServerAndThrow) {
   EXPECT_TRUE(eventually([&] { return seen.count("b", "1", "READY") == 2; }));
   EXPECT_TRUE(eventually([&] { return static_cast<size_t>(calls.load()) == seen.size(); }));
   EXPECT_EQ(seen.count("b", "1", "LOADING"), 2);
+}
+
+// One route's telemetry as breaker_events() reads it.
+ModelTelemetry route(BreakerState state, uint64_t trips, const std::string& fault = "") {
+  ModelTelemetry t;
+  BackendTelemetry b;
+  b.backend = "cpu";
+  b.breaker.state = state;
+  b.breaker.trips = trips;
+  b.breaker.cooldown_ms = 5000;
+  b.last_fault = fault;
+  t.backends.push_back(b);
+  BackendTelemetry reference;
+  reference.backend = "reference";
+  t.backends.push_back(reference);
+  return t;
+}
+
+TEST(ServerEvents, BreakerChangesBetweenTwoLooksAreReportedOnce) {
+  std::vector<BreakerSeen> seen;
+  std::vector<ServerEvent> out;
+  breaker_events("m", "1", route(BreakerState::closed, 0), &seen, &out);
+  EXPECT_TRUE(out.empty());
+  ASSERT_EQ(seen.size(), 2u);
+
+  breaker_events("m", "1", route(BreakerState::open, 1, "device_error: lost"), &seen, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].model, "m");
+  EXPECT_EQ(out[0].version, "1");
+  EXPECT_EQ(out[0].route, "cpu");
+  EXPECT_EQ(out[0].state, "OPEN");
+  EXPECT_EQ(out[0].detail, "last fault: device_error: lost; cooldown 5000 ms");
+  breaker_events("m", "1", route(BreakerState::open, 1, "device_error: lost"), &seen, &out);
+  EXPECT_EQ(out.size(), 1u);  // nothing new
+
+  breaker_events("m", "1", route(BreakerState::half_open, 1, "device_error: lost"), &seen, &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].state, "HALF_OPEN");
+  EXPECT_EQ(out[1].detail, "cooldown over: probing");
+  breaker_events("m", "1", route(BreakerState::closed, 1, "device_error: lost"), &seen, &out);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[2].state, "CLOSED");
+  EXPECT_EQ(out[2].detail, "its probes passed");
+
+  // Opened and closed twice between two looks: CLOSED, with the count and the fault.
+  breaker_events("m", "1", route(BreakerState::closed, 3, "timeout: hung"), &seen, &out);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[3].state, "CLOSED");
+  EXPECT_EQ(out[3].detail, "tripped 2 times since the last event; last fault: timeout: hung");
+  // Open when last seen and open again now after another trip: reported again.
+  breaker_events("m", "1", route(BreakerState::open, 4, "timeout: hung"), &seen, &out);
+  breaker_events("m", "1", route(BreakerState::open, 5, "timeout: hung"), &seen, &out);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(out[5].detail, "last fault: timeout: hung; cooldown 5000 ms; tripped 1 time since the last event");
+}
+
+TEST(ServerEvents, AStrictVersionWhoseBreakerOpensIsUnavailableUntilItMayAnswerAgain) {
+  Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("strict", 1);
+  repo.config("strict", R"({"strict": true, "required": false, "fault_injection": "error=1.0,recover_after_s=1",
+                            "breaker": {"min_requests": 2, "strict_failure_rate": 0.5, "cooldown_ms": 300,
+                                        "half_open_calls": 1}})");
+  Events events;
+  ServerOptions options;
+  options.model_repository = repo.root();
+  options.default_instances = 1;
+  options.watch_interval = 20ms;
+  options.on_event = events.callback();
+  auto created = Server::create(options);
+  ASSERT_TRUE(created);
+  Server& server = **created;
+  ASSERT_GE(events.wait_for("", "", "READY"), 0);
+  for (int i = 0; i < 4; ++i) infer_sync(server, request("strict"));
+
+  // The first route (wrapped by the fault injection) opens, with the injected fault as the reason.
+  ServerEvent open;
+  ASSERT_TRUE(eventually([&] {
+    for (size_t i = 0; i < events.size(); ++i)
+      if (events.at(static_cast<int>(i)).state == "OPEN") {
+        open = events.at(static_cast<int>(i));
+        return true;
+      }
+    return false;
+  }));
+  EXPECT_EQ(open.model, "strict");
+  EXPECT_EQ(open.version, "1");
+  EXPECT_NE(open.route.find("cpu"), std::string::npos) << open.route;
+  EXPECT_EQ(open.detail.rfind("last fault: device_error: ", 0), 0u) << open.detail;
+  const int unavailable = events.wait_for("strict", "1", "UNAVAILABLE");
+  ASSERT_GE(unavailable, 0);
+  EXPECT_NE(events.at(unavailable).detail.find("breaker"), std::string::npos) << events.at(unavailable).detail;
+  // The stats carry the same fault.
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server.model_stats("strict", "", &stats));
+  ASSERT_FALSE(stats.empty());
+  EXPECT_EQ(stats[0].routes.at(0).last_fault.rfind("device_error: ", 0), 0u);
+  // "double" keeps the server ready: no server event.
+  EXPECT_EQ(events.count("", "", "NOT_READY"), 0);
+
+  // After the cooldown it may answer again (its next request probes the route).
+  const int available = events.wait_for("strict", "1", "READY");
+  ASSERT_GE(available, 0);
+  EXPECT_TRUE(eventually([&] { return events.find("strict", "1", "READY", unavailable + 1) >= 0; }));
+  EXPECT_EQ(events.at(events.find("strict", "1", "READY", unavailable + 1)).detail, "its first route may answer again");
 }
 
 }  // namespace

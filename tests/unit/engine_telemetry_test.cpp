@@ -286,8 +286,9 @@ TEST(EngineTelemetryExport, JsonHasEveryField) {
   EXPECT_EQ(b["fallbacks"]["breaker_open"], 1);
   EXPECT_EQ(b["parity"]["violations"], 1);
   EXPECT_GT(b["parity"]["max_abs_error"].get<double>(), 1e300);  // infinity, carried as a huge number
-  for (const char* k : {"queue_seconds", "compute_seconds", "dispatch_share", "hung_calls", "abandoned_calls",
-                        "worker_threads", "sla_estimate_ms", "attempt_budget_ms", "nodes", "sla_breaches"})
+  for (const char* k :
+       {"queue_seconds", "compute_seconds", "dispatch_share", "hung_calls", "abandoned_calls", "worker_threads",
+        "sla_estimate_ms", "attempt_budget_ms", "nodes", "sla_breaches", "last_fault"})
     EXPECT_TRUE(b.contains(k)) << k;
   for (const char* k : {"rss_bytes", "arena_bytes", "queue_seconds", "compute_seconds", "cache_key", "fallbacks"})
     EXPECT_TRUE(j.contains(k)) << k;
@@ -322,6 +323,11 @@ TEST(EngineTelemetryExport, RealModelTelemetryExportsCleanly) {
   EXPECT_EQ(j["model"], "tiny");
   EXPECT_EQ(j["backends"][0]["backend"], "faulty(reference)");
   EXPECT_EQ(j["succeeded"], 40);
+  // The faulty route's latest fault is the injected error; the reference behind it had none.
+  const std::string fault = j["backends"][0]["last_fault"];
+  EXPECT_EQ(fault.rfind("device_error: ", 0), 0u) << fault;
+  EXPECT_NE(fault.find("inject"), std::string::npos) << fault;
+  EXPECT_EQ(j["backends"][1]["last_fault"], "");
 }
 
 }  // namespace

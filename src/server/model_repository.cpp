@@ -45,9 +45,15 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
   *found = plain_name(name) && fs::is_directory(folder, ec);
   if (!*found) return m;
   for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
-    const int version = parse_version(it->path().filename().string());
+    const std::string entry = it->path().filename().string();
     std::error_code file_ec;
-    if (version > 0 && fs::is_regular_file(it->path() / "model.onnx", file_ec)) {
+    if (entry.empty() || entry[0] == '.' || !fs::is_directory(it->path(), file_ec)) continue;
+    const int version = parse_version(entry);
+    if (version <= 0) {
+      m.not_versions.push_back("'" + entry + "' (a version is a positive integer, at most 9 digits, no leading 0)");
+    } else if (!fs::is_regular_file(it->path() / "model.onnx", file_ec)) {
+      m.not_versions.push_back("'" + entry + "' (no model.onnx in it)");
+    } else {
       m.versions[version] = it->path() / "model.onnx";
       m.stamps[version] = file_stamp(it->path() / "model.onnx");
     }

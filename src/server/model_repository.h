@@ -23,6 +23,9 @@ struct ModelOnDisk {
   ModelConfig config;        // defaults when there is no config.json
   std::string config_error;  // one line when config.json is unreadable or invalid
   std::string config_text;   // config.json as read ("" when there is none)
+  // Folders in the model's folder that are not versions, each with why ("'v2' (not a
+  // version: ...)", "'3' (no model.onnx)"), for the reason a model without versions gives.
+  std::vector<std::string> not_versions;
 };
 
 // The model folders under `repository`, by name. A model folder without any version is listed

@@ -151,6 +151,9 @@ struct Server::Impl {
     model.stamps = disk.stamps;
     if (disk.versions.empty()) {
       model.error = "model '" + disk.name + "': no versions (expected " + disk.name + "/<version>/model.onnx)";
+      std::vector<std::string> seen = disk.not_versions;
+      std::sort(seen.begin(), seen.end());
+      for (size_t i = 0; i < seen.size(); ++i) model.error += (i ? ", " : "; ignored: ") + seen[i];
       if (model.error != error_before) note(model.name, "", "FAILED", model.error);
     }
     std::map<int, std::filesystem::path> wanted = disk.versions;

@@ -108,6 +108,32 @@ TEST(Server, FailingModelIsReportedWhileOthersServe) {
   EXPECT_TRUE(server->ready());
 }
 
+TEST(Server, AModelFolderWithoutVersionsSaysWhatItIgnored) {
+  Repository repo;
+  repo.add_version("good", 1);
+  for (const char* folder : {"0", "01", "v2", "1234567890"}) fs::create_directories(repo.root() / "odd" / folder);
+  fs::copy_file(double_model(), repo.root() / "odd" / "01" / "model.onnx");
+  fs::create_directories(repo.root() / "odd" / "3");
+  std::ofstream(repo.root() / "odd" / "3" / "other.onnx") << "x";
+  std::ofstream(repo.root() / "odd" / "notes.txt") << "not a folder: not mentioned";
+  fs::create_directories(repo.root() / "odd" / ".cache");
+  repo.config("odd", R"({"required": false})");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return loaded(*server); }));
+  EXPECT_TRUE(server->ready());
+  const std::vector<RepositoryEntry> index = server->repository_index();
+  const RepositoryEntry* odd = find_entry(index, "odd", "");
+  ASSERT_NE(odd, nullptr);
+  EXPECT_EQ(odd->state, "FAILED");
+  const std::string& why = odd->reason;
+  for (const char* part : {"no versions", "'0' (a version is a positive integer", "'01' (", "'v2' (", "'1234567890' (",
+                           "'3' (no model.onnx in it)"})
+    EXPECT_NE(why.find(part), std::string::npos) << part << " in " << why;
+  EXPECT_EQ(why.find("notes.txt"), std::string::npos) << why;
+  EXPECT_EQ(why.find(".cache"), std::string::npos) << why;
+}
+
 TEST(Server, AModelWithAnOutputThatIsNotATensorFailsToLoad) {
   // The protocol carries tensors only: such a model must not report ready and then fail every
   // request (500 "output 's' is not a tensor" before).

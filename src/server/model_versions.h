@@ -21,10 +21,12 @@ namespace tandem::server::server_internal {
 
 enum class VersionState { loading, ready, failed, unloading };
 
-// Answers so far and the fallback answers since the last one from the first route.
+// Answers so far and the fallback answers since the last one from the first route, and the
+// model's name (set before any request, then read-only) for the server's metrics.
 struct AnswerCounts {
   std::atomic<uint64_t> total{0};
   std::atomic<uint64_t> trailing_fallbacks{0};
+  std::string model;
 };
 
 struct Version {

@@ -209,6 +209,7 @@ struct Server::Impl {
     v->config_text = model.config_text;
     v->stamp = model.stamps[number];
     v->replacement = replacement;
+    v->answers->model = model.name;
     (replacement ? model.replacing : model.versions)[number] = v;
     spawn([this, name = model.name, v, path] { load_version(name, v, path); });
   }
@@ -733,16 +734,21 @@ std::optional<ProtocolError> Server::infer(InferRequest&& request, Scheduler::Do
   const std::string model_name = request.model;
   ServerMetrics* metrics = &impl_->metrics;
   metrics->add_in_flight(1);
-  auto error = v->scheduler->submit(std::move(request), deadline, [metrics, counts = v->answers, done = std::move(done)](InferOutcome&& o) {
-    metrics->record_completion(o.queue_us / 1e6, o.batch_rows);
-    metrics->add_in_flight(-1);
-    if (!o.error) {
-      counts->total.fetch_add(1);
-      if (o.response.fallback) counts->trailing_fallbacks.fetch_add(1);
-      else counts->trailing_fallbacks.store(0);
-    }
-    done(std::move(o));
-  }, caller_may_run);
+  auto error = v->scheduler->submit(
+      std::move(request), deadline,
+      [metrics, counts = v->answers, done = std::move(done)](InferOutcome&& o) {
+        metrics->record_completion(counts->model, o.queue_us / 1e6, o.batch_rows);
+        metrics->add_in_flight(-1);
+        if (!o.error) {
+          counts->total.fetch_add(1);
+          if (o.response.fallback)
+            counts->trailing_fallbacks.fetch_add(1);
+          else
+            counts->trailing_fallbacks.store(0);
+        }
+        done(std::move(o));
+      },
+      caller_may_run);
   if (error) {
     metrics->add_in_flight(-1);
     metrics->record_rejection(model_name);

@@ -56,7 +56,7 @@ void BucketHistogram::render(std::string* out, std::string_view name, std::strin
   *out += std::string(name) + "_count" + braces + " " + std::to_string(count_) + "\n";
 }
 
-ServerMetrics::ServerMetrics() : queue_seconds_(kSecondsBounds), batch_rows_(kRowsBounds) {}
+ServerMetrics::ServerMetrics() = default;
 
 void ServerMetrics::record_request(std::string_view protocol, int code, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -64,10 +64,19 @@ void ServerMetrics::record_request(std::string_view protocol, int code, double s
   request_seconds_.try_emplace(std::string(protocol), kSecondsBounds).first->second.observe(seconds);
 }
 
-void ServerMetrics::record_completion(double queue_seconds, int batch_rows) {
+namespace {
+BucketHistogram& histogram_of(std::map<std::string, BucketHistogram, std::less<>>* by_model, std::string_view model,
+                              const std::vector<double>& bounds) {
+  auto it = by_model->find(model);
+  if (it == by_model->end()) it = by_model->emplace(std::string(model), BucketHistogram(bounds)).first;
+  return it->second;
+}
+}  // namespace
+
+void ServerMetrics::record_completion(std::string_view model, double queue_seconds, int batch_rows) {
   std::lock_guard<std::mutex> lock(mu_);
-  queue_seconds_.observe(queue_seconds);
-  if (batch_rows > 0) batch_rows_.observe(batch_rows);
+  histogram_of(&queue_seconds_, model, kSecondsBounds).observe(queue_seconds);
+  if (batch_rows > 0) histogram_of(&batch_rows_, model, kRowsBounds).observe(batch_rows);
 }
 
 void ServerMetrics::add_in_flight(int delta) {
@@ -91,9 +100,11 @@ std::string ServerMetrics::render(const std::vector<std::pair<std::pair<std::str
   for (const auto& [protocol, h] : request_seconds_)
     h.render(&out, "tandem_server_request_seconds", "protocol=\"" + prometheus_label(protocol) + "\"");
   family(&out, "tandem_server_queue_seconds", "histogram", "Time a request waited in its model's queue.");
-  queue_seconds_.render(&out, "tandem_server_queue_seconds", "");
+  for (const auto& [model, h] : queue_seconds_)
+    h.render(&out, "tandem_server_queue_seconds", "model=\"" + prometheus_label(model) + "\"");
   family(&out, "tandem_server_batch_rows", "histogram", "Rows of the engine call that served each request.");
-  batch_rows_.render(&out, "tandem_server_batch_rows", "");
+  for (const auto& [model, h] : batch_rows_)
+    h.render(&out, "tandem_server_batch_rows", "model=\"" + prometheus_label(model) + "\"");
   family(&out, "tandem_server_in_flight", "gauge", "Admitted requests not yet completed.");
   out += "tandem_server_in_flight " + std::to_string(in_flight_) + "\n";
   family(&out, "tandem_server_rejected_total", "counter", "Requests refused at admission (queue full or draining).");

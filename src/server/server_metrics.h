@@ -2,8 +2,8 @@
 // engine's telemetry (telemetry_to_prometheus) in Server::metrics_prometheus():
 //   tandem_server_requests_total{protocol,code}   counter    answers the frontends sent
 //   tandem_server_request_seconds{protocol}        histogram  receipt to reply
-//   tandem_server_queue_seconds                    histogram  submit to engine call
-//   tandem_server_batch_rows                       histogram  rows of the engine call per request
+//   tandem_server_queue_seconds{model}             histogram  submit to engine call
+//   tandem_server_batch_rows{model}                histogram  rows of the engine call per request
 //   tandem_server_in_flight                        gauge      admitted requests not yet completed
 //   tandem_server_rejected_total{model}            counter    refused at admission (queue full, draining)
 //   tandem_server_model_ready{model,version}       gauge      1 when the version can answer now
@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -41,7 +42,7 @@ class ServerMetrics {
  public:
   ServerMetrics();
   void record_request(std::string_view protocol, int code, double seconds);
-  void record_completion(double queue_seconds, int batch_rows);
+  void record_completion(std::string_view model, double queue_seconds, int batch_rows);
   void add_in_flight(int delta);
   void record_rejection(const std::string& model);
   // Renders every family; `ready` lists (model, version, ready) for tandem_server_model_ready.
@@ -51,8 +52,9 @@ class ServerMetrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (protocol, code)
   std::map<std::string, BucketHistogram> request_seconds_;    // by protocol
-  BucketHistogram queue_seconds_;
-  BucketHistogram batch_rows_;
+  // By model (std::less<>: looked up by string_view, a model's entry is allocated once).
+  std::map<std::string, BucketHistogram, std::less<>> queue_seconds_;
+  std::map<std::string, BucketHistogram, std::less<>> batch_rows_;
   int64_t in_flight_ = 0;
   std::map<std::string, uint64_t> rejected_;
 };

@@ -549,16 +549,19 @@ TEST(Server, StrictRequiredModelWithOpenBreakerMakesServerNotReady) {
 TEST(Server, MetricsAreValidPrometheusText) {
   Repository repo;
   repo.add_version("double", 1);
+  repo.add_version("other", 1);
   auto server = start(repo);
   ASSERT_TRUE(server);
-  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  ASSERT_TRUE(eventually([&] { return server->ready() && loaded(*server); }));
   ASSERT_FALSE(infer_sync(*server, request("double")).error);
+  for (int i = 0; i < 2; ++i) ASSERT_FALSE(infer_sync(*server, request("other")).error);
   server->record_request("rest", 200, 0.002);
   server->record_request("grpc", 404, 0.001);
   const std::string text = server->metrics_prometheus();
   for (const char* needle :
        {"tandem_server_requests_total{protocol=\"rest\",code=\"200\"} 1", "tandem_server_request_seconds_bucket",
-        "tandem_server_queue_seconds_count 1", "tandem_server_batch_rows_bucket", "tandem_server_in_flight 0",
+        "tandem_server_queue_seconds_count{model=\"double\"} 1", "tandem_server_queue_seconds_count{model=\"other\"} 2",
+        "tandem_server_batch_rows_bucket{model=\"other\",le=\"1\"} 2", "tandem_server_in_flight 0",
         "# TYPE tandem_server_rejected_total counter", "tandem_server_model_ready{model=\"double\",version=\"1\"} 1",
         "model=\"double\""})
     EXPECT_NE(text.find(needle), std::string::npos) << needle;

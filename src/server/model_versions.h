@@ -14,6 +14,7 @@
 
 #include "model_config.h"
 #include "scheduler.h"
+#include "server.h"
 #include "server_events.h"
 #include "tandem/engine.h"
 
@@ -77,6 +78,9 @@ struct Model {
 constexpr uint64_t kDegradedWindow = 8;
 
 inline std::string version_name(int n) { return std::to_string(n); }
+
+// Each route of a version's telemetry as its metadata and stats show it.
+std::vector<RouteStats> route_stats(const ModelTelemetry& telemetry);
 
 // Strict mode: whether the first route's breaker is open and its cooldown has not passed
 // since the server first saw this trip (updates the version's open_trip_seen/open_seen_at).

@@ -31,12 +31,9 @@ json counts_json(const std::map<int, uint64_t>& map) {
   return object;
 }
 
-json stats_json(const ModelStats& s) {
-  const Scheduler::Stats& q = s.scheduler;
-  json served_by = json::object();
-  for (const auto& [route, count] : q.served_by) served_by[route] = count;
+json routes_json(const std::vector<RouteStats>& stats) {
   json routes = json::array();
-  for (const RouteStats& r : s.routes)
+  for (const RouteStats& r : stats)
     routes.push_back({{"route", r.route},
                       {"breaker", r.breaker},
                       {"dispatch_share", r.dispatch_share},
@@ -44,6 +41,14 @@ json stats_json(const ModelStats& s) {
                       {"parity_violations", r.parity_violations},
                       {"parity_max_abs", r.parity_max_abs},
                       {"last_fault", r.last_fault}});
+  return routes;
+}
+
+json stats_json(const ModelStats& s) {
+  const Scheduler::Stats& q = s.scheduler;
+  json served_by = json::object();
+  for (const auto& [route, count] : q.served_by) served_by[route] = count;
+  const json routes = routes_json(s.routes);
   return {{"name", s.name},
           {"version", s.version},
           {"state", s.state},
@@ -103,7 +108,8 @@ RestReply model_metadata_reply(const Server& server, const std::string& name, co
                           {"versions", m.versions},
                           {"platform", m.platform},
                           {"inputs", tensors_json(m.inputs)},
-                          {"outputs", tensors_json(m.outputs)}});
+                          {"outputs", tensors_json(m.outputs)},
+                          {"routes", routes_json(m.routes)}});
 }
 
 RestReply model_ready_reply(const Server& server, const std::string& name, const std::string& version) {

@@ -558,17 +558,7 @@ struct Server::Impl {
     if (v.scheduler) s.scheduler = v.scheduler->stats();
     if (v.model) {
       const ModelTelemetry t = v.model->telemetry();
-      for (const BackendTelemetry& b : t.backends) {
-        RouteStats r;
-        r.route = b.backend;
-        r.breaker = std::string(breaker_state_name(b.breaker.state));
-        r.dispatch_share = b.dispatch_share;
-        r.parity_samples = b.parity.samples;
-        r.parity_violations = b.parity.violations;
-        r.parity_max_abs = b.parity.max_abs;
-        r.last_fault = b.last_fault;
-        s.routes.push_back(r);
-      }
+      s.routes = route_stats(t);
       s.p50_ms = t.latency.quantile_ms(0.5);
       s.p99_ms = t.latency.quantile_ms(0.99);
       const uint64_t answers = v.answers->total.load();
@@ -681,6 +671,7 @@ std::optional<ProtocolError> Server::model_metadata(const std::string& name, con
   if (!v) return error;
   *out = ModelMetadata{};
   out->name = name;
+  out->routes = route_stats(v->model->telemetry());
   for (const auto& [n, other] : impl_->models.at(name).versions)
     if (other->state == VersionState::ready) out->versions.push_back(version_name(n));
   auto describe = [&](const IoInfo& io, bool input) {

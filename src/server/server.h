@@ -87,12 +87,25 @@ struct TensorMetadata {
   std::vector<int64_t> shape;  // -1 for a dim that varies
 };
 
+// One route of a version as its metadata and stats show it.
+struct RouteStats {
+  std::string route;          // "cpu", "cpu@bf16", "reference", ...
+  std::string breaker;        // "closed", "open", "half_open"
+  double dispatch_share = 0;  // fraction of answers it gave
+  uint64_t parity_samples = 0;
+  uint64_t parity_violations = 0;
+  double parity_max_abs = 0;
+  std::string last_fault;  // BackendTelemetry::last_fault
+};
 struct ModelMetadata {
   std::string name;
   std::vector<std::string> versions;  // ready versions, ascending
   std::string platform = "onnx";
   std::vector<TensorMetadata> inputs;
   std::vector<TensorMetadata> outputs;
+  // The version's routes now (a tandem addition to the protocol's metadata, in REST's JSON; the
+  // gRPC message has no field for it).
+  std::vector<RouteStats> routes;
 };
 
 struct ServerMetadata {
@@ -110,15 +123,6 @@ struct RepositoryEntry {
 };
 
 // What /v2/models/{name}/stats reports for one version (server.cpp renders it as JSON).
-struct RouteStats {
-  std::string route;            // "cpu", "cpu@bf16", "reference", ...
-  std::string breaker;          // "closed", "open", "half_open"
-  double dispatch_share = 0;    // fraction of answers it gave
-  uint64_t parity_samples = 0;
-  uint64_t parity_violations = 0;
-  double parity_max_abs = 0;
-  std::string last_fault;  // BackendTelemetry::last_fault
-};
 struct ModelStats {
   std::string name;
   std::string version;

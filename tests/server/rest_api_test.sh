@@ -67,6 +67,7 @@ request GET /v2/health/ready;                     expect "ready" 200 '"ready":tr
 request GET /v2;                                  expect "server metadata" 200 '"name":"tandem"'
 request GET /v2/models/cls;                       expect "model metadata" 200 '"name":"x"'
 request GET /v2/models/cls/versions/1;            expect "model metadata, version 1" 200 '"datatype":"FP32"'
+request GET /v2/models/cls;                       expect "model metadata, routes" 200 '"breaker":"closed"'
 request GET /v2/models/cls/versions/7;            expect "model metadata, unknown version" 404 '"error"'
 request GET /v2/models/nosuch;                    expect "model metadata, unknown model" 404 '"error"'
 request GET /v2/models/cls/ready;                 expect "model ready" 200 '"ready":true'

@@ -53,6 +53,9 @@ TEST(Server, NotReadyWhileLoadingThenServes) {
   EXPECT_EQ(meta.inputs[0].shape, (std::vector<int64_t>{-1, 4}));
   ASSERT_EQ(meta.outputs.size(), 1u);
   EXPECT_EQ(meta.outputs[0].name, "y");
+  ASSERT_FALSE(meta.routes.empty());  // tandem's addition: the routes now, last the reference
+  EXPECT_EQ(meta.routes.back().route, "reference");
+  EXPECT_EQ(meta.routes.front().breaker, "closed");
 
   InferOutcome o = infer_sync(*server, request("double", 1.5f));
   ASSERT_FALSE(o.error) << o.error->message;
@@ -494,6 +497,12 @@ TEST(Server, StrictModelWithOpenBreakerIsNotReady) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->state, "UNAVAILABLE");
   EXPECT_NE(e->reason.find("breaker"), std::string::npos) << e->reason;
+  // Its metadata says so too (a version that is not ready still has metadata).
+  ModelMetadata meta;
+  ASSERT_FALSE(server->model_metadata("strict", "1", &meta));
+  ASSERT_FALSE(meta.routes.empty());
+  EXPECT_EQ(meta.routes.front().breaker, "open");
+  EXPECT_EQ(meta.routes.front().last_fault.rfind("device_error: ", 0), 0u) << meta.routes.front().last_fault;
   // Not required: the server stays ready on "double".
   EXPECT_TRUE(server->ready());
 }

@@ -7,18 +7,22 @@
 //
 // Signals: SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the
 // mask) and the main thread takes them with sigwait(): nothing runs in a signal handler.
+#include <unistd.h>
+
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include "cli_util.h"
 #include "commands.h"
@@ -47,6 +51,64 @@ struct ServeOptions {
   double max_body_mb = 64;
   std::string ready_file;
   std::string cache_dir;  // EngineOptions::cache_dir of every model's engine
+  std::string log_format = "text";
+};
+
+// The server's log on standard output, one line per message: "tandem serve: ..." text, or
+// with --log-format json one object per line, {"time": UTC with milliseconds, "message"} for
+// the server's own lines and {"time", "scope" (server, model, version or route), "model",
+// "version", "route", "state", "detail"} (the ServerEvent, empty fields left out) for events. Thread-safe; lines are
+// flushed at once.
+class ServeLog {
+ public:
+  explicit ServeLog(bool json) : json_(json) {}
+  void message(const std::string& text) {
+    if (!json_) return write("tandem serve: " + text);
+    write(stamped({{"message", text}}).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  }
+  void event(const server::ServerEvent& e) {
+    if (json_) {
+      nlohmann::ordered_json line = stamped(nlohmann::ordered_json::object());
+      line["scope"] = !e.route.empty()     ? "route"
+                      : !e.version.empty() ? "version"
+                      : !e.model.empty()   ? "model"
+                                           : "server";
+      for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"model", &e.model},
+                                       {"version", &e.version},
+                                       {"route", &e.route},
+                                       {"state", &e.state},
+                                       {"detail", &e.detail}})
+        if (!value->empty()) line[key] = *value;
+      return write(line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    }
+    std::string subject = e.model.empty() ? "server" : "model '" + e.model + "'";
+    if (!e.version.empty()) subject += " version " + e.version;
+    if (!e.route.empty()) subject += " route '" + e.route + "'";
+    write("tandem serve: " + subject + " " + e.state + (e.detail.empty() ? "" : ": " + e.detail));
+  }
+
+ private:
+  static nlohmann::ordered_json stamped(nlohmann::ordered_json fields) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[80];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms));
+    nlohmann::ordered_json line = {{"time", text}};
+    line.update(fields);
+    return line;
+  }
+  void write(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  const bool json_;
+  std::mutex mu_;
 };
 
 const char* const kCommand = "serve";
@@ -82,6 +144,8 @@ int run_serve(const ServeOptions& o) {
   if (!(o.poll_seconds >= 0 && o.poll_seconds <= 86400)) return fail(kCommand, "--poll-seconds must be in [0, 86400]", 2);
   if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
   if (!(o.max_body_mb > 0 && o.max_body_mb <= 4096)) return fail(kCommand, "--max-body-mb must be in (0, 4096]", 2);
+  if (o.log_format != "text" && o.log_format != "json") return fail(kCommand, "--log-format must be text or json", 2);
+  auto log = std::make_shared<ServeLog>(o.log_format == "json");
 
   {
     EngineOptions check;
@@ -110,16 +174,8 @@ int run_serve(const ServeOptions& o) {
   so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   so.limits.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   // The operator's log: each model's loads, failures and unloads, and the server's readiness.
-  so.on_event = [](const server::ServerEvent& e) {
-    std::string subject = e.model.empty() ? "server" : "model '" + e.model + "'";
-    if (!e.version.empty()) subject += " version " + e.version;
-    if (!e.route.empty()) subject += " route '" + e.route + "'";
-    std::printf("tandem serve: %s %s%s%s\n", subject.c_str(), e.state.c_str(), e.detail.empty() ? "" : ": ",
-                e.detail.c_str());
-    std::fflush(stdout);
-  };
-  std::printf("tandem serve: model repository %s (loading in the background)\n", o.model_repository.c_str());
-  std::fflush(stdout);
+  so.on_event = [log](const server::ServerEvent& e) { log->event(e); };
+  log->message("model repository " + o.model_repository + " (loading in the background)");
   auto created = server::Server::create(so);
   if (!created) return fail(kCommand, created.status().message());
   std::unique_ptr<server::Server> srv = std::move(*created);
@@ -135,7 +191,7 @@ int run_serve(const ServeOptions& o) {
     auto started = server::HttpFrontend::start(*srv, ho);
     if (!started) return fail(kCommand, "HTTP: " + started.status().message());
     http = std::move(*started);
-    std::printf("tandem serve: HTTP on %s:%d\n", o.host.c_str(), http->port());
+    log->message("HTTP on " + o.host + ":" + std::to_string(http->port()));
   }
   if (o.grpc_port >= 0) {
     server::GrpcOptions go;
@@ -145,7 +201,7 @@ int run_serve(const ServeOptions& o) {
     auto started = server::GrpcFrontend::start(*srv, go);
     if (!started) return fail(kCommand, "gRPC: " + started.status().message());
     grpc = std::move(*started);
-    std::printf("tandem serve: gRPC on %s:%d\n", o.host.c_str(), grpc->port());
+    log->message("gRPC on " + o.host + ":" + std::to_string(grpc->port()));
   }
   if (o.metrics_port >= 0) {
     server::HttpOptions mo;
@@ -156,7 +212,7 @@ int run_serve(const ServeOptions& o) {
     auto started = server::HttpFrontend::start(*srv, mo);
     if (!started) return fail(kCommand, "metrics: " + started.status().message());
     metrics = std::move(*started);
-    std::printf("tandem serve: metrics on %s:%d\n", o.host.c_str(), metrics->port());
+    log->message("metrics on " + o.host + ":" + std::to_string(metrics->port()));
   }
 
   if (!o.ready_file.empty()) {
@@ -169,9 +225,10 @@ int run_serve(const ServeOptions& o) {
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) != 0) {
   }
-  std::printf("tandem serve: %s received, draining (grace %.0f s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
-              o.grace_seconds);
-  std::fflush(stdout);
+  char grace[32];
+  std::snprintf(grace, sizeof grace, "%.0f", o.grace_seconds);
+  log->message(std::string(signal_number == SIGINT ? "SIGINT" : "SIGTERM") + " received, draining (grace " + grace +
+               " s)");
   // The frontends stop accepting and wait for their running handlers, which wait for queued
   // and in-flight requests. Past the grace period the server cuts those off (their handlers
   // then reply with 503), so the frontends finish stopping.
@@ -185,8 +242,7 @@ int run_serve(const ServeOptions& o) {
   frontends_stopped.get_future().wait_for(so.shutdown_grace);
   const bool drained = srv->shutdown();  // false: the server cut requests off
   stopper.join();
-  std::printf("tandem serve: stopped%s\n", drained ? "" : " (requests were cut off at the grace period)");
-  std::fflush(stdout);
+  log->message(std::string("stopped") + (drained ? "" : " (requests were cut off at the grace period)"));
   return drained ? 0 : 1;
 }
 
@@ -219,6 +275,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-body-mb", o->max_body_mb, "Largest request body in MiB (default 64)");
   cmd->add_option("--ready-file", o->ready_file,
                   "Once listening, write {\"http\":PORT,\"grpc\":PORT,\"metrics\":PORT} here (atomically)");
+  cmd->add_option("--log-format", o->log_format,
+                  "text (default): 'tandem serve: ...' lines; json: one object per line with the time (UTC)");
   cmd->callback([o, exit_code] { *exit_code = run_serve(*o); });
 }
 

@@ -7,7 +7,8 @@
 # second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
 # server with exit 0 after its "stopped" line; SIGTERM while requests wait in a model's queue
 # answers every one of them (200) within the grace period and exits 0; with --grace-seconds 0,
-# requests still queued are cut off (503) and the exit code is 1. Servers bind 127.0.0.1 only and are killed on any
+# requests still queued are cut off (503) and the exit code is 1. The log has each version's
+# READY line and the server's (text and --log-format json). Servers bind 127.0.0.1 only and are killed on any
 # exit of this script; the whole test gives up after 120 s.
 set -euo pipefail
 
@@ -41,6 +42,7 @@ expect_failure 2 "unknown backend" --model-repository "$repo" --http-port 0 --ba
 expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --threads 0
 expect_failure 2 "bad handler threads" --model-repository "$repo" --http-port 0 --handler-threads -1
 expect_failure 2 "bad JSON decode threads" --model-repository "$repo" --http-port 0 --json-decode-threads -2
+expect_failure 2 "bad log format" --model-repository "$repo" --http-port 0 --log-format xml
 touch "$work/a-file"
 expect_failure 2 "cache folder under a file" --model-repository "$repo" --http-port 0 --cache-dir "$work/a-file/cache"
 
@@ -67,7 +69,7 @@ stop_server() {
   local rc=0
   wait "$server_pid" || rc=$?
   server_pid=""
-  if [[ "$rc" == 0 ]] && grep -q "tandem serve: stopped" "$work/serve.log"; then pass "SIG$1: exit 0"
+  if [[ "$rc" == 0 ]] && grep -qE 'tandem serve: stopped|"message":"stopped"' "$work/serve.log"; then pass "SIG$1: exit 0"
   else fail "SIG$1: exit $rc: $(cat "$work/serve.log")"; fi
 }
 
@@ -85,6 +87,10 @@ if curl -s "http://127.0.0.1:$metrics/metrics" | grep '^tandem_server_model_read
   pass "metrics port"
 else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
+# The log: the version's load and the server's readiness, one line each.
+if grep -q "^tandem serve: model 'cls' version 1 READY: loaded in .* s; routes " "$work/serve.log" &&
+   grep -q "^tandem serve: server READY$" "$work/serve.log"; then pass "log: version and server READY"
+else fail "log: $(cat "$work/serve.log")"; fi
 stop_server TERM
 
 start_server --metrics-port -1 --grpc-port -1 --handler-threads 4 --json-decode-threads 0 --cache-dir "$work/cache"
@@ -97,6 +103,23 @@ done
 if compgen -G "$work/cache/*.json" >/dev/null; then pass "--cache-dir: $(ls "$work/cache")"
 else fail "--cache-dir: nothing in $work/cache"; fi
 stop_server INT
+
+# --log-format json: every line one object with its time; the same events as fields.
+start_server --metrics-port -1 --grpc-port -1 --log-format json
+for _ in $(seq 300); do
+  grep -q '"scope":"server","state":"READY"' "$work/serve.log" && break
+  sleep 0.1
+done
+stop_server TERM
+if /usr/bin/python3 - "$work/serve.log" <<'PY'; then pass "log as JSON lines"; else fail "log as JSON: $(cat "$work/serve.log")"; fi
+import json, sys
+lines = [json.loads(line) for line in open(sys.argv[1])]
+assert all(l["time"].endswith("Z") and len(l["time"]) == 24 for l in lines), lines
+assert any(l.get("scope") == "version" and l.get("model") == "cls" and l.get("version") == "1"
+           and l.get("state") == "READY" and l["detail"].startswith("loaded in ") for l in lines), lines
+assert any(l.get("scope") == "server" and l.get("state") == "READY" for l in lines), lines
+assert lines[-1].get("message") == "stopped", lines[-1]
+PY
 
 # Grace 0 with requests queued behind a slow model (one instance; every call on its first route
 # 200 ms late, abandoned at its budget, then answered by the reference): the queued ones are

@@ -1,6 +1,8 @@
 // model_repository.cpp: see model_repository.h.
 #include "model_repository.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -20,14 +22,16 @@ int parse_version(const std::string& text) {
   return ec == std::errc() && end == text.data() + text.size() ? v : 0;
 }
 
-// The size and modification time (ns) of `file`, or "" when it cannot be read.
+// What `file` is now: its device and inode, size, and modification and status-change times
+// (ns), or "" when it cannot be read. Every write or rename changes the status-change time,
+// which no tool can set back (a copy that keeps the old size and modification time, as
+// `cp -p` or `rsync -t` can make, is still seen); a file moved into place has a new inode.
 std::string file_stamp(const fs::path& file) {
-  std::error_code ec;
-  const auto size = fs::file_size(file, ec);
-  if (ec) return "";
-  const auto time = fs::last_write_time(file, ec);
-  if (ec) return "";
-  return std::to_string(size) + "@" + std::to_string(time.time_since_epoch().count());
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return "";
+  auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + " " + std::to_string(st.st_size) + " m" +
+         ns(st.st_mtim) + " c" + ns(st.st_ctim);
 }
 
 bool plain_name(const std::string& name) {

@@ -17,8 +17,8 @@ namespace tandem::server {
 struct ModelOnDisk {
   std::string name;
   std::map<int, std::filesystem::path> versions;  // version -> model.onnx, ascending
-  // version -> what model.onnx is now (its size and modification time): a different stamp
-  // at a later scan means the file was written again.
+  // version -> what model.onnx is now (device and inode, size, modification and status-change
+  // times): a different stamp at a later scan means the file was written or replaced again.
   std::map<int, std::string> stamps;
   ModelConfig config;        // defaults when there is no config.json
   std::string config_error;  // one line when config.json is unreadable or invalid

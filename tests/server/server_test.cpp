@@ -408,6 +408,27 @@ TEST(Server, PollingPicksUpNewModelsAndRemovals) {
   }));
 }
 
+TEST(Server, PollingSeesAFileReplacedWithOneOfTheSameSizeAndTime) {
+  ASSERT_FALSE(zero_model().empty());
+  ASSERT_EQ(fs::file_size(zero_model()), fs::file_size(double_model()));
+  Repository repo;
+  repo.add_version("d", 1);
+  auto server = start(repo, 20ms);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  EXPECT_FLOAT_EQ(infer_sync(*server, request("d")).response.outputs.at(0).tensor.data<float>()[0], 3.0f);
+  // Rewritten in place with another model of the same size, its modification time set back (as
+  // `cp -p` or `rsync -t` of a file with the old time would leave it).
+  const fs::path file = repo.root() / "d" / "1" / "model.onnx";
+  const auto time = fs::last_write_time(file);
+  fs::copy_file(zero_model(), file, fs::copy_options::overwrite_existing);
+  fs::last_write_time(file, time);
+  EXPECT_TRUE(eventually([&] {
+    const InferOutcome o = infer_sync(*server, request("d"));
+    return !o.error && o.response.outputs.at(0).tensor.data<float>()[0] == 0.0f;
+  }));
+}
+
 TEST(Server, PollingLoadsAgainAVersionWhoseFilesChanged) {
   ASSERT_FALSE(triple_model().empty());
   Repository repo;

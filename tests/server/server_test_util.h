@@ -59,6 +59,15 @@ inline const fs::path& double_model() {
   return path;
 }
 
+// y = x - x (zeros): double_model() with Sub for Add, a file of the same size.
+inline const fs::path& zero_model() {
+  static const fs::path path = write_model(
+      "zero.onnx",
+      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
+      "g = h.make_graph([h.make_node('Sub', ['x', 'x'], ['y'])], 'double', [x], [y])");
+  return path;
+}
+
 // y = x * 3, with x float32 [N, 4]: double_model()'s inputs and outputs, another answer.
 inline const fs::path& triple_model() {
   static const fs::path path = write_model(

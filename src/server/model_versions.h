@@ -46,6 +46,9 @@ struct Version {
   // What the events last said of its routes' breakers and (strict mode) of its availability.
   std::vector<BreakerSeen> breakers_seen;
   bool available_reported = true;
+  // Failed requests (clients gone left out) and answers as of the last ERRORS event, and when.
+  uint64_t failures_reported = 0, answers_reported = 0;
+  std::chrono::steady_clock::time_point errors_reported_at{};
   std::shared_ptr<PreparedModel> model;
   std::shared_ptr<Scheduler> scheduler;
   // For `degraded`; shared with completion callbacks (which must not own the Version: the

@@ -109,6 +109,8 @@ struct Scheduler::Impl {
   void count_outcome_locked(const InferOutcome& outcome) {
     if (outcome.error) {
       ++stats.failed;
+      if (outcome.error->http_status != 499)  // client_went_away: nobody was there to fail
+        stats.last_failure = std::to_string(outcome.error->http_status) + " " + outcome.error->message;
     } else {
       ++stats.succeeded;
       ++stats.served_by[outcome.response.backend];

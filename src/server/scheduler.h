@@ -79,6 +79,8 @@ class Scheduler {
     uint64_t expired_in_queue = 0;  // of those, deadlines that passed before an engine call
     uint64_t client_gone = 0;       // of those, clients that went away before their answer
     uint64_t fallbacks = 0;         // answered by a route other than the first
+    // The latest failed request whose client was still there: "<HTTP status> <message>".
+    std::string last_failure;
     int queued = 0;                 // waiting now
     int in_flight = 0;              // requests inside engine calls now
     LatencyHistogram queue_time;    // submit() to engine call, per request

@@ -316,6 +316,11 @@ TEST(ServerEvents, AStrictVersionWhoseBreakerOpensIsUnavailableUntilItMayAnswerA
   ASSERT_FALSE(server.model_stats("strict", "", &stats));
   ASSERT_FALSE(stats.empty());
   EXPECT_EQ(stats[0].routes.at(0).last_fault.rfind("device_error: ", 0), 0u);
+  // The failed requests are summed up, with the latest error.
+  const int errors = events.wait_for("strict", "1", "ERRORS");
+  ASSERT_GE(errors, 0);
+  EXPECT_NE(events.at(errors).detail.find(" requests failed since it loaded; the latest: 5"), std::string::npos)
+      << events.at(errors).detail;
   // "double" keeps the server ready: no server event.
   EXPECT_EQ(events.count("", "", "NOT_READY"), 0);
 

@@ -50,31 +50,33 @@ inline fs::path write_model(const std::string& file, const std::string& graph_co
   return std::system(command.c_str()) == 0 ? out : fs::path();
 }
 
-// y = x + x, with x float32 [N, 4] (N symbolic).
+// A graph named 'g' from x float32 [N, 4] (N symbolic) to y float32 [N, 4] through one node
+// (onnx helper code), with the initializers named in `initializers` (Python names defined by
+// `setup`). Models whose op names are as long are files of one size.
+inline fs::path write_x_to_y_model(const std::string& file, const std::string& node, const std::string& setup = "",
+                                   const std::string& initializers = "") {
+  return write_model(file,
+                     "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); "
+                     "y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); " +
+                         setup + "g = h.make_graph([" + node + "], 'g', [x], [y], [" + initializers + "])");
+}
+
+// y = x + x.
 inline const fs::path& double_model() {
-  static const fs::path path = write_model(
-      "double.onnx",
-      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
-      "g = h.make_graph([h.make_node('Add', ['x', 'x'], ['y'])], 'double', [x], [y])");
+  static const fs::path path = write_x_to_y_model("double.onnx", "h.make_node('Add', ['x', 'x'], ['y'])");
   return path;
 }
 
 // y = x - x (zeros): double_model() with Sub for Add, a file of the same size.
 inline const fs::path& zero_model() {
-  static const fs::path path = write_model(
-      "zero.onnx",
-      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
-      "g = h.make_graph([h.make_node('Sub', ['x', 'x'], ['y'])], 'double', [x], [y])");
+  static const fs::path path = write_x_to_y_model("zero.onnx", "h.make_node('Sub', ['x', 'x'], ['y'])");
   return path;
 }
 
-// y = x * 3, with x float32 [N, 4]: double_model()'s inputs and outputs, another answer.
+// y = x * 3: double_model()'s inputs and outputs, another answer.
 inline const fs::path& triple_model() {
-  static const fs::path path = write_model(
-      "triple.onnx",
-      "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 4]); y = h.make_tensor_value_info('y', T.FLOAT, ['N', 4]); "
-      "three = h.make_tensor('three', T.FLOAT, [], [3.0]); "
-      "g = h.make_graph([h.make_node('Mul', ['x', 'three'], ['y'])], 'triple', [x], [y], [three])");
+  static const fs::path path = write_x_to_y_model("triple.onnx", "h.make_node('Mul', ['x', 'three'], ['y'])",
+                                                  "three = h.make_tensor('three', T.FLOAT, [], [3.0]); ", "three");
   return path;
 }
 

@@ -5,8 +5,10 @@
 // the frontends then stop as the server drains, so the whole stop takes at most about twice
 // the grace period).
 //
-// Signals: SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the
-// mask) and the main thread takes them with sigwait(): nothing runs in a signal handler.
+// Signals: SIGTERM, SIGINT and SIGHUP are blocked before any thread starts (every thread
+// inherits the mask) and the main thread takes them with sigwait(): nothing runs in a signal
+// handler. SIGHUP makes the server look at its repository once (Server::rescan()), as a poll
+// would, and serving goes on.
 #include <unistd.h>
 
 #include <chrono>
@@ -155,12 +157,13 @@ int run_serve(const ServeOptions& o) {
     if (!engine) return fail(kCommand, engine.status().message(), 2);
   }
 
-  // Before any thread starts: SIGTERM and SIGINT are delivered only to sigwait() below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread starts: SIGTERM, SIGINT and SIGHUP are delivered only to sigwait() below.
+  sigset_t waited_signals;
+  sigemptyset(&waited_signals);
+  sigaddset(&waited_signals, SIGTERM);
+  sigaddset(&waited_signals, SIGINT);
+  sigaddset(&waited_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &waited_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   server::ServerOptions so;
@@ -223,7 +226,11 @@ int run_serve(const ServeOptions& o) {
   }
 
   int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) != 0) {
+  for (;;) {
+    if (sigwait(&waited_signals, &signal_number) != 0) continue;
+    if (signal_number != SIGHUP) break;
+    log->message("SIGHUP received: looking at the model repository again");
+    srv->rescan();
   }
   char grace[32];
   std::snprintf(grace, sizeof grace, "%.0f", o.grace_seconds);

@@ -377,14 +377,11 @@ struct Server::Impl {
     }
   }
 
-  void poll_loop() {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!shutting_down) {
-      changed.wait_for(lock, options.poll_interval, [this] { return shutting_down; });
-      if (shutting_down) return;
-      lock.unlock();
-      auto disk = scan_repository(options.model_repository);
-      lock.lock();
+  // Called without `mu`: one look at the repository (Server::rescan()).
+  void scan_once() {
+    const auto disk = scan_repository(options.model_repository);
+    {
+      std::lock_guard<std::mutex> lock(mu);
       if (shutting_down) return;
       for (const auto& [name, m] : disk) {
         auto it = models.find(name);
@@ -394,8 +391,15 @@ struct Server::Impl {
         if (disk.count(name) || model.unloaded) continue;
         unload_locked(model, "removed from the repository");
       }
+    }
+    publish_events();
+  }
+
+  void poll_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!changed.wait_for(lock, options.poll_interval, [this] { return shutting_down; })) {
       lock.unlock();
-      publish_events();
+      scan_once();
       lock.lock();
     }
   }
@@ -873,6 +877,8 @@ std::string Server::metrics_prometheus() const {
 void Server::record_request(std::string_view protocol, int code, double seconds) {
   impl_->metrics.record_request(protocol, code, seconds);
 }
+
+void Server::rescan() { impl_->scan_once(); }
 
 bool Server::shutdown() { return impl_->shutdown(impl_->options.shutdown_grace); }
 

@@ -4,12 +4,13 @@
 # Checks: bad options (a cache folder that cannot be made among them) and a missing repository
 # give one line and exit non-zero; --cache-dir reaches the models' engine; the ready file
 # appears with the bound ports (port 0: any free port; -1: off); the server becomes ready; a
-# second server on a taken port fails with one line and exit 1; SIGTERM and SIGINT end the
-# server with exit 0 after its "stopped" line; SIGTERM while requests wait in a model's queue
-# answers every one of them (200) within the grace period and exits 0; with --grace-seconds 0,
-# requests still queued are cut off (503) and the exit code is 1. The log has each version's
-# READY line and the server's (text and --log-format json). Servers bind 127.0.0.1 only and are killed on any
-# exit of this script; the whole test gives up after 120 s.
+# second server on a taken port fails with one line and exit 1; SIGHUP makes it load a model
+# added since it started; SIGTERM and SIGINT end the server with exit 0 after its "stopped"
+# line; SIGTERM while requests wait in a model's queue answers every one of them (200) within
+# the grace period and exits 0; with --grace-seconds 0, requests still queued are cut off (503)
+# and the exit code is 1. The log has each version's READY line and the server's (text and
+# --log-format json). Servers bind 127.0.0.1 only and are killed on any exit of this script;
+# the whole test gives up after 120 s.
 set -euo pipefail
 
 root="$(cd "${1:?usage: serve_cli_test.sh REPO_ROOT TANDEM_BINARY}" && pwd)"
@@ -87,6 +88,19 @@ if curl -s "http://127.0.0.1:$metrics/metrics" | grep '^tandem_server_model_read
   pass "metrics port"
 else fail "metrics port: no tandem_server_model_ready for cls"; fi
 expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --grpc-port -1 --metrics-port -1
+# SIGHUP: the server looks at its repository again (no polling here) and keeps serving.
+mkdir -p "$repo/extra/1"
+cp "$model" "$repo/extra/1/model.onnx"
+kill -HUP "$server_pid"
+extra=""
+for _ in $(seq 300); do
+  extra=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/extra/ready" || true)
+  [[ "$extra" == 200 ]] && break
+  sleep 0.1
+done
+if [[ "$extra" == 200 ]] && kill -0 "$server_pid" 2>/dev/null; then pass "SIGHUP: a model added since start serves"
+else fail "SIGHUP: model extra $extra: $(cat "$work/serve.log")"; fi
+rm -rf "$repo/extra"
 # The log: the version's load and the server's readiness, one line each.
 if grep -q "^tandem serve: model 'cls' version 1 READY: loaded in .* s; routes " "$work/serve.log" &&
    grep -q "^tandem serve: server READY$" "$work/serve.log"; then pass "log: version and server READY"

@@ -408,6 +408,27 @@ TEST(Server, PollingPicksUpNewModelsAndRemovals) {
   }));
 }
 
+TEST(Server, RescanPicksUpChangesWithoutPolling) {
+  Repository repo;
+  repo.add_version("double", 1);
+  auto server = start(repo);  // no polling
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  repo.add_version("later", 1);
+  repo.add_version("double", 2);
+  ASSERT_FALSE(server->unload_model("double"));
+  server->rescan();
+  ASSERT_TRUE(eventually([&] {
+    bool ready = false;
+    return !server->model_ready("later", "", &ready) && ready;
+  }));
+  bool ready = true;
+  EXPECT_TRUE(server->model_ready("double", "", &ready));  // unloaded by request: stays unloaded
+  fs::remove_all(repo.root() / "later");
+  server->rescan();
+  EXPECT_TRUE(server->model_ready("later", "", &ready).has_value());  // removed: unloaded at once
+}
+
 TEST(Server, PollingSeesAFileReplacedWithOneOfTheSameSizeAndTime) {
   ASSERT_FALSE(zero_model().empty());
   ASSERT_EQ(fs::file_size(zero_model()), fs::file_size(double_model()));

@@ -44,13 +44,33 @@ json routes_json(const std::vector<RouteStats>& stats) {
   return routes;
 }
 
+json duration_json(const Scheduler::Stats::Duration& d) { return {{"count", d.count}, {"ns", d.ns}}; }
+
 json stats_json(const ModelStats& s) {
   const Scheduler::Stats& q = s.scheduler;
+  // The statistics extension's fields (the schema of Triton's clients), and tandem's own.
+  json batch_stats = json::array();
+  for (const auto& [rows, d] : q.batch_compute)
+    batch_stats.push_back({{"batch_size", rows},
+                           {"compute_input", duration_json(d[0])},
+                           {"compute_infer", duration_json(d[1])},
+                           {"compute_output", duration_json(d[2])}});
+  const json inference_stats = {{"success", duration_json(q.success)},
+                                {"fail", duration_json(q.fail)},
+                                {"queue", duration_json(q.queue)},
+                                {"compute_input", duration_json(q.compute_input)},
+                                {"compute_infer", duration_json(q.compute_infer)},
+                                {"compute_output", duration_json(q.compute_output)}};
   json served_by = json::object();
   for (const auto& [route, count] : q.served_by) served_by[route] = count;
   const json routes = routes_json(s.routes);
   return {{"name", s.name},
           {"version", s.version},
+          {"last_inference", q.last_inference_ms},
+          {"inference_count", q.inference_count},
+          {"execution_count", q.execution_count},
+          {"inference_stats", inference_stats},
+          {"batch_stats", batch_stats},
           {"state", s.state},
           {"ready", s.ready},
           {"degraded", s.degraded},

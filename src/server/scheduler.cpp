@@ -36,6 +36,11 @@ double micros_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
 
+uint64_t nanos_between(Clock::time_point from, Clock::time_point to) {
+  return static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count()));
+}
+
 ProtocolError server_error(std::string message) {
   ProtocolError e;
   e.http_status = 500;
@@ -121,8 +126,18 @@ struct Scheduler::Impl {
   // Runs `done` for each request with its outcome; called without the mutex.
   void complete(std::vector<Pending>& finished, std::vector<InferOutcome>& outcomes) {
     {
+      const Clock::time_point now = Clock::now();
       std::lock_guard<std::mutex> lock(mutex);
-      for (const InferOutcome& outcome : outcomes) count_outcome_locked(outcome);
+      for (size_t i = 0; i < outcomes.size(); ++i) {
+        count_outcome_locked(outcomes[i]);
+        Stats::Duration& d = outcomes[i].error ? stats.fail : stats.success;
+        d.count++;
+        d.ns += nanos_between(finished[i].arrival, now);
+        if (!outcomes[i].error) stats.inference_count += finished[i].batchable ? finished[i].rows : 1;
+      }
+      stats.last_inference_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
     }
     for (size_t i = 0; i < finished.size(); ++i) {
       try {
@@ -370,11 +385,15 @@ struct Scheduler::Impl {
       outcomes[i].queue_us = micros_between(batch[i].arrival, started);
       outcomes[i].batch_rows = static_cast<int>(rows);
     }
+    // When the call began, its inputs were built, the engine answered, the responses were built
+    // (a phase cut short by an error ends where the next begins).
+    Clock::time_point phase_ends[4] = {started, started, started, started};
     auto fail_batch = [&](const ProtocolError& error) {
       for (InferOutcome& outcome : outcomes) outcome.error = error;
     };
     try {
       std::map<std::string, Value> inputs;
+      phase_ends[0] = started;
       if (batch.size() == 1) {
         for (const InferTensor& input : batch.front().request.inputs) inputs[input.name] = Value::of(input.tensor);
       } else {
@@ -388,7 +407,9 @@ struct Scheduler::Impl {
         infer_options.interrupted = &batch_gone;
         infer_options.interrupted_context = &batch;
       }
+      phase_ends[1] = Clock::now();
       Result<InferResult> result = model->infer(inputs, infer_options);
+      phase_ends[2] = Clock::now();
       if (!result && result.status().code() == StatusCode::cancelled && can_go && batch_gone(&batch)) {
         fail_batch(client_went_away("the client went away: its engine call was cancelled (" +
                                     result.status().to_string() + ")"));
@@ -414,9 +435,20 @@ struct Scheduler::Impl {
     } catch (...) {
       fail_batch(server_error("engine call failed"));
     }
+    phase_ends[3] = Clock::now();
     {
       std::lock_guard<std::mutex> lock(mutex);
       stats.in_flight -= static_cast<int>(batch.size());
+      stats.execution_count++;
+      Stats::Duration* per_request[3] = {&stats.compute_input, &stats.compute_infer, &stats.compute_output};
+      std::array<Stats::Duration, 3>& per_call = stats.batch_compute[static_cast<int>(rows)];
+      for (int k = 0; k < 3; ++k) {
+        const uint64_t ns = nanos_between(phase_ends[k], std::max(phase_ends[k], phase_ends[k + 1]));
+        per_request[k]->count += batch.size();
+        per_request[k]->ns += ns * batch.size();
+        per_call[k].count++;
+        per_call[k].ns += ns;
+      }
     }
     complete(batch, outcomes);
   }
@@ -469,9 +501,12 @@ struct Scheduler::Impl {
       }
       stats.in_flight += static_cast<int>(batch.size());
       ++running;
-      for (const Pending& pending : batch)
-        stats.queue_time.record(static_cast<uint64_t>(
-            std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(now - pending.arrival).count())));
+      for (const Pending& pending : batch) {
+        const uint64_t waited = nanos_between(pending.arrival, now);
+        stats.queue_time.record(waited);
+        stats.queue.count++;
+        stats.queue.ns += waited;
+      }
       ++stats.batch_rows[static_cast<int>(rows_of(batch))];
       lock.unlock();
       run_batch(batch, now);

@@ -34,6 +34,7 @@
 // Thread-safety: submit(), stats() and drain() may be called from any thread.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,8 +43,8 @@
 #include <optional>
 #include <string>
 
-#include "protocol.h"
 #include "model_config.h"
+#include "protocol.h"
 #include "tandem/engine.h"
 #include "tandem/telemetry.h"
 
@@ -81,6 +82,21 @@ class Scheduler {
     uint64_t fallbacks = 0;         // answered by a route other than the first
     // The latest failed request whose client was still there: "<HTTP status> <message>".
     std::string last_failure;
+    // The statistics extension's figures (the schema Triton and KServe clients read).
+    struct Duration {
+      uint64_t count = 0;
+      uint64_t ns = 0;
+    };
+    Duration success, fail;  // requests, submit() to completion
+    Duration queue;          // requests, submit() to their engine call
+    // Requests (each counts its engine call's whole time): their tensors into the engine's
+    // inputs, the engine call, the outputs into their responses.
+    Duration compute_input, compute_infer, compute_output;
+    // The same per engine call, by the rows it computed: input, infer, output.
+    std::map<int, std::array<Duration, 3>> batch_compute;
+    uint64_t inference_count = 0;   // rows of the requests that succeeded
+    uint64_t execution_count = 0;   // engine calls made
+    int64_t last_inference_ms = 0;  // when the latest request completed, ms since the Unix epoch
     int queued = 0;                 // waiting now
     int in_flight = 0;              // requests inside engine calls now
     LatencyHistogram queue_time;    // submit() to engine call, per request

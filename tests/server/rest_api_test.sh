@@ -132,6 +132,7 @@ PY
 
 request GET /v2/models/cls/stats;               expect "model stats" 200 '"model_stats"'
 request GET /v2/models/cls/versions/1/stats;    expect "model version stats" 200 '"succeeded"'
+request GET /v2/models/cls/stats;               expect "stats in the extension's schema" 200 '"inference_stats":{"compute_infer":{"count":'
 request GET /v2/models/nosuch/stats;            expect "stats, unknown model" 404 '"error"'
 request GET /metrics;                           expect "metrics on the HTTP port" 200 'tandem_server_requests_total'
 code=$(curl -s -o "$work/body" -w '%{http_code}' --max-time 30 "http://127.0.0.1:$metrics_port/metrics") || code=000

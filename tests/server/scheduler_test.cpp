@@ -282,6 +282,23 @@ TEST(Scheduler, AnswersWithEveryOutputOrTheRequestedOnes) {
   EXPECT_EQ(served, 2u);
   EXPECT_GE(stats.served_by.at(all.response.backend), 1u);
   EXPECT_EQ(outcomes.on_caller_thread(), 0);
+  // The statistics extension's figures: without batching each request is one inference and
+  // one engine call; a request's time from submit to completion covers its call's.
+  EXPECT_EQ(stats.success.count, 2u);
+  EXPECT_EQ(stats.fail.count, 0u);
+  EXPECT_EQ(stats.inference_count, 2u);
+  EXPECT_EQ(stats.execution_count, 2u);
+  EXPECT_EQ(stats.queue.count, 2u);
+  for (const auto* d : {&stats.compute_input, &stats.compute_infer, &stats.compute_output}) EXPECT_EQ(d->count, 2u);
+  EXPECT_GT(stats.compute_infer.ns, 0u);
+  EXPECT_GE(stats.success.ns, stats.compute_input.ns + stats.compute_infer.ns + stats.compute_output.ns);
+  ASSERT_EQ(stats.batch_compute.size(), 1u);
+  EXPECT_EQ(stats.batch_compute.at(1)[1].count, 2u);
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  EXPECT_LE(stats.last_inference_ms, now_ms);
+  EXPECT_GT(stats.last_inference_ms, now_ms - 60'000);
 }
 
 // Caller runs: an idle scheduler makes the call on the submitting thread (done before submit()
@@ -347,7 +364,13 @@ TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {
   ASSERT_TRUE(a.error);
   EXPECT_EQ(a.error->http_status, 400);
   EXPECT_NE(a.error->message.find("input 'x': bad"), std::string::npos);
-  EXPECT_EQ(scheduler.stats().failed, 1u);
+  const Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.failed, 1u);
+  EXPECT_EQ(stats.fail.count, 1u);  // the statistics extension's figures
+  EXPECT_EQ(stats.success.count, 0u);
+  EXPECT_EQ(stats.inference_count, 0u);
+  EXPECT_EQ(stats.execution_count, 1u);
+  EXPECT_EQ(stats.last_failure.rfind("400 ", 0), 0u) << stats.last_failure;
 }
 
 TEST(Scheduler, RefusesAtOnceWhenTheQueueIsFull) {
@@ -637,6 +660,14 @@ TEST(SchedulerBatching, MergesCompatibleRequestsAndGivesEachItsOwnRows) {
   const Scheduler::Stats stats = scheduler.stats();
   EXPECT_EQ(stats.batch_rows, (std::map<int, uint64_t>{{4, 1}, {8, 1}}));
   EXPECT_EQ(stats.succeeded, 4u);
+  // The statistics extension's figures count rows as inferences and merged calls once.
+  EXPECT_EQ(stats.inference_count, 12u);
+  EXPECT_EQ(stats.execution_count, 2u);
+  EXPECT_EQ(stats.compute_infer.count, 4u);  // per request
+  ASSERT_EQ(stats.batch_compute.size(), 2u);
+  EXPECT_EQ(stats.batch_compute.at(4)[1].count, 1u);  // per call
+  EXPECT_EQ(stats.batch_compute.at(8)[1].count, 1u);
+  EXPECT_GE(stats.compute_infer.ns, 3 * stats.batch_compute.at(4)[1].ns);  // b, c and d each count their call
 }
 
 TEST(SchedulerBatching, NeverMergesDifferentShapesOrOutputs) {

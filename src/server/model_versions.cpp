@@ -1,6 +1,9 @@
 // model_versions.cpp: see model_versions.h.
 #include "model_versions.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "tandem/telemetry.h"
 
 namespace tandem::server::server_internal {
@@ -19,6 +22,40 @@ std::vector<RouteStats> route_stats(const ModelTelemetry& telemetry) {
     routes.push_back(std::move(r));
   }
   return routes;
+}
+
+void sum_up_requests(const std::string& name, Version& v, const Scheduler::Stats& s,
+                     std::chrono::steady_clock::time_point now, std::vector<ServerEvent>* out) {
+  auto due = [&](const SummedCount& c, uint64_t count) { return count > c.reported && now - c.at >= kSummaryEvery; };
+  auto since = [&](const SummedCount& c) {
+    if (c.at == std::chrono::steady_clock::time_point{}) return std::string(" since it loaded");
+    char span[48];
+    std::snprintf(span, sizeof span, " in the last %.0f s", std::chrono::duration<double>(now - c.at).count());
+    return std::string(span);
+  };
+  auto event = [&](const char* state, std::string detail) {
+    ServerEvent e;
+    e.model = name;
+    e.version = version_name(v.number);
+    e.state = state;
+    e.detail = std::move(detail);
+    out->push_back(std::move(e));
+  };
+  const uint64_t failures = s.failed - std::min(s.failed, s.client_gone);
+  const uint64_t answers = failures + s.succeeded;
+  if (due(v.errors_seen, failures)) {
+    event("ERRORS", std::to_string(failures - v.errors_seen.reported) + " of " +
+                        std::to_string(answers - std::min(answers, v.answers_reported)) + " requests failed" +
+                        since(v.errors_seen) + "; the latest: " + s.last_failure);
+    v.errors_seen = {failures, now};
+    v.answers_reported = answers;
+  }
+  if (due(v.refusals_seen, s.rejected)) {
+    event("REFUSED", std::to_string(s.rejected - v.refusals_seen.reported) + " requests refused" +
+                         since(v.refusals_seen) + " (the queue held max_queue_size = " +
+                         std::to_string(v.config.max_queue_size) + " waiting, or the version was draining)");
+    v.refusals_seen = {s.rejected, now};
+  }
 }
 
 bool first_route_closed_to_requests(const Version& v) {

@@ -30,6 +30,13 @@ struct AnswerCounts {
   std::string model;
 };
 
+// A count that events sum up now and then (ERRORS, REFUSED): its value at the last event, and
+// when that was (the epoch: never).
+struct SummedCount {
+  uint64_t reported = 0;
+  std::chrono::steady_clock::time_point at{};
+};
+
 struct Version {
   int number = 0;
   VersionState state = VersionState::loading;
@@ -46,9 +53,10 @@ struct Version {
   // What the events last said of its routes' breakers and (strict mode) of its availability.
   std::vector<BreakerSeen> breakers_seen;
   bool available_reported = true;
-  // Failed requests (clients gone left out) and answers as of the last ERRORS event, and when.
-  uint64_t failures_reported = 0, answers_reported = 0;
-  std::chrono::steady_clock::time_point errors_reported_at{};
+  // The failed requests (clients gone left out) and refusals as of the last ERRORS and REFUSED
+  // events, and the answers as of the last ERRORS event.
+  SummedCount errors_seen, refusals_seen;
+  uint64_t answers_reported = 0;
   std::shared_ptr<PreparedModel> model;
   std::shared_ptr<Scheduler> scheduler;
   // For `degraded`; shared with completion callbacks (which must not own the Version: the
@@ -84,6 +92,13 @@ inline std::string version_name(int n) { return std::to_string(n); }
 
 // Each route of a version's telemetry as its metadata and stats show it.
 std::vector<RouteStats> route_stats(const ModelTelemetry& telemetry);
+
+// Appends to `out` an ERRORS event for the requests of `v` (of model `name`) that failed since
+// the last one (clients that went away left out) and a REFUSED event for those refused at
+// admission, each at most once per kSummaryEvery; `s` is its scheduler's stats at `now`.
+inline constexpr std::chrono::seconds kSummaryEvery{10};
+void sum_up_requests(const std::string& name, Version& v, const Scheduler::Stats& s,
+                     std::chrono::steady_clock::time_point now, std::vector<ServerEvent>* out);
 
 // Strict mode: whether the first route's breaker is open and its cooldown has not passed
 // since the server first saw this trip (updates the version's open_trip_seen/open_seen_at).

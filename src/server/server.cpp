@@ -427,8 +427,8 @@ struct Server::Impl {
         Version& v = *watched[i].second;
         std::vector<ServerEvent> found;
         breaker_events(name, version_name(v.number), telemetry[i], &v.breakers_seen, &found);
+        sum_up_requests(name, v, stats[i], std::chrono::steady_clock::now(), &found);
         for (ServerEvent& e : found) events.push(std::move(e));
-        note_errors(name, v, stats[i]);
         if (v.state != VersionState::ready) continue;
         const bool available = version_ready(v);
         if (available == v.available_reported) continue;
@@ -442,28 +442,6 @@ struct Server::Impl {
       publish_events();
       lock.lock();
     }
-  }
-
-  // Called with `mu` held: an ERRORS event for the requests of `v` that failed since the last
-  // one (clients that went away left out), at most one per kErrorsEvery.
-  void note_errors(const std::string& name, Version& v, const Scheduler::Stats& s) {
-    constexpr auto kErrorsEvery = std::chrono::seconds(10);
-    const uint64_t failures = s.failed - std::min(s.failed, s.client_gone);
-    const uint64_t answers = failures + s.succeeded;
-    const auto now = std::chrono::steady_clock::now();
-    if (failures <= v.failures_reported || now - v.errors_reported_at < kErrorsEvery) return;
-    const uint64_t failed = failures - v.failures_reported;
-    const uint64_t of = answers - std::min(answers, v.answers_reported);
-    const bool first = v.errors_reported_at == std::chrono::steady_clock::time_point{};
-    char span[48];
-    std::snprintf(span, sizeof span, " in the last %.0f s",
-                  std::chrono::duration<double>(now - v.errors_reported_at).count());
-    note(name, version_name(v.number), "ERRORS",
-         std::to_string(failed) + " of " + std::to_string(of) + " requests failed" +
-             (first ? " since it loaded" : span) + "; the latest: " + s.last_failure);
-    v.failures_reported = failures;
-    v.answers_reported = answers;
-    v.errors_reported_at = now;
   }
 
   void unload_locked(Model& model, const std::string& why) {

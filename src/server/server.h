@@ -50,9 +50,9 @@ struct ServerEvent {
   // the server. A ready version whose files changed logs LOADING and then READY (the new files
   // serve) or FAILED (the version loaded before still serves, as `detail` says). A strict
   // version whose first route's breaker opened: UNAVAILABLE, then READY when it may answer
-  // again. ERRORS: requests of a version failed (at most one event per 10 s; clients that went
-  // away are not counted). A route: OPEN, HALF_OPEN, CLOSED, its breaker's state. These are
-  // seen at most every `ServerOptions::watch_interval`.
+  // again. ERRORS: requests of a version failed (clients that went away are not counted);
+  // REFUSED: requests were refused at admission (each at most one event per 10 s). A route: OPEN, HALF_OPEN, CLOSED,
+  // its breaker's state. These are seen at most every `ServerOptions::watch_interval`.
   std::string state;
   // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes and where
   // the first route's nodes run. LOADING and UNLOADING: why, when it is not the first load.

@@ -92,6 +92,12 @@ std::string ready_event_detail(const PreparedModel& model, double seconds) {
     for (const auto& [backend, count] : placement.routes.front().nodes_per_backend)
       detail += " " + backend + " " + std::to_string(count);
   }
+  const SlaEstimate& sla = model.sla_estimate();
+  if (sla.measured) {
+    char estimate[64];
+    std::snprintf(estimate, sizeof estimate, "; warm-up estimate %.3f ms", sla.estimate_ms);
+    detail += estimate;
+  }
   for (const std::string& note : placement.notes) detail += "; " + note;
   return detail;
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "server/model_versions.h"
 #include "server_test_util.h"
 
 namespace tandem::server {
@@ -273,6 +274,46 @@ TEST(ServerEvents, BreakerChangesBetweenTwoLooksAreReportedOnce) {
   breaker_events("m", "1", route(BreakerState::open, 5, "timeout: hung"), &seen, &out);
   ASSERT_EQ(out.size(), 6u);
   EXPECT_EQ(out[5].detail, "last fault: timeout: hung; cooldown 5000 ms; tripped 1 time since the last event");
+}
+
+TEST(ServerEvents, FailedAndRefusedRequestsAreSummedUpAtMostEveryTenSeconds) {
+  server_internal::Version v;
+  v.number = 2;
+  v.config.max_queue_size = 4;
+  Scheduler::Stats s;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<ServerEvent> out;
+  server_internal::sum_up_requests("m", v, s, t0, &out);
+  EXPECT_TRUE(out.empty());
+
+  s.failed = 3;
+  s.client_gone = 1;  // not a failure of the server's
+  s.succeeded = 8;
+  s.rejected = 5;
+  s.last_failure = "500 boom";
+  server_internal::sum_up_requests("m", v, s, t0, &out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].model, "m");
+  EXPECT_EQ(out[0].version, "2");
+  EXPECT_EQ(out[0].state, "ERRORS");
+  EXPECT_EQ(out[0].detail, "2 of 10 requests failed since it loaded; the latest: 500 boom");
+  EXPECT_EQ(out[1].state, "REFUSED");
+  EXPECT_EQ(out[1].detail.rfind("5 requests refused since it loaded (the queue held max_queue_size = 4 waiting", 0), 0u)
+      << out[1].detail;
+
+  // More within ten seconds: held back, then summed up together.
+  s.failed = 10;
+  s.succeeded = 20;
+  s.rejected = 9;
+  server_internal::sum_up_requests("m", v, s, t0 + 5s, &out);
+  EXPECT_EQ(out.size(), 2u);
+  server_internal::sum_up_requests("m", v, s, t0 + 12s, &out);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[2].detail, "7 of 19 requests failed in the last 12 s; the latest: 500 boom");
+  EXPECT_EQ(out[3].detail.rfind("4 requests refused in the last 12 s", 0), 0u) << out[3].detail;
+  // Nothing new: nothing said.
+  server_internal::sum_up_requests("m", v, s, t0 + 60s, &out);
+  EXPECT_EQ(out.size(), 4u);
 }
 
 TEST(ServerEvents, AStrictVersionWhoseBreakerOpensIsUnavailableUntilItMayAnswerAgain) {

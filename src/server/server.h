@@ -48,16 +48,17 @@ struct ServerEvent {
   std::string route;    // set for a route's circuit breaker of a ready version
   // LOADING, READY, FAILED, UNLOADING, UNLOADED for a version or model; READY, NOT_READY for
   // the server. A ready version whose files changed logs LOADING and then READY (the new files
-  // serve) or FAILED (the version loaded before still serves, as `detail` says). A strict
-  // version whose first route's breaker opened: UNAVAILABLE, then READY when it may answer
-  // again. ERRORS: requests of a version failed (clients that went away are not counted);
-  // REFUSED: requests were refused at admission (each at most one event per 10 s). A route: OPEN, HALF_OPEN, CLOSED,
-  // its breaker's state. These are seen at most every `ServerOptions::watch_interval`.
+  // serve) or FAILED (the version loaded before still serves, as `detail` says). Seen at most
+  // every `ServerOptions::watch_interval`: a strict version whose first route's breaker opened
+  // turns UNAVAILABLE, then READY when it may answer again; ERRORS (requests failed; clients
+  // that went away not counted) and REFUSED (refused at admission), each at most once per
+  // version every 10 s; a route's breaker state, OPEN, HALF_OPEN or CLOSED.
   std::string state;
-  // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes and where
-  // the first route's nodes run. LOADING and UNLOADING: why, when it is not the first load.
-  // OPEN and CLOSED: the route's latest fault, and how often it tripped since the last event.
-  // ERRORS: how many of how many requests failed since the last one, and the latest error.
+  // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes, where the
+  // first route's nodes run and the warm-up's estimate. LOADING and UNLOADING: why, when it is
+  // not the first load. OPEN and CLOSED: the route's latest fault, and how often it tripped
+  // since the last event. ERRORS: how many of how many requests failed since the last one, and
+  // the latest error. REFUSED: how many, and the queue bound.
   std::string detail;
 };
 

@@ -256,7 +256,9 @@ int run_serve(const ServeOptions& o) {
 }  // namespace
 
 void add_serve_command(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("serve", "Serve a model repository over REST and gRPC (Open Inference Protocol v2)");
+  auto* cmd = app.add_subcommand("serve",
+                                 "Serve a model repository over REST and gRPC (Open Inference Protocol v2); "
+                                 "SIGTERM/SIGINT drain and stop, SIGHUP rescans the repository");
   auto o = std::make_shared<ServeOptions>();
   cmd->add_option("--model-repository", o->model_repository, "Folder of <model>/<version>/model.onnx")->required();
   cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");

@@ -75,6 +75,10 @@ request GET /v2/models/cls/versions/1/ready;      expect "model version ready" 2
 request GET /v2/models/broken/ready;              [[ "$code" == 503 || "$code" == 404 ]] && pass "failed model not ready ($code)" || fail "failed model ready: $code $body"
 request POST /v2/repository/index;                expect "repository index" 200 '"state":"READY"'
 [[ "$body" == *'"name":"broken"'*'FAILED'* || "$body" == *'FAILED'*'"name":"broken"'* ]] && pass "index shows broken as FAILED" || fail "index: $body"
+# The log says the same, one line with the index's reason.
+if grep -q "^tandem serve: model 'broken' version 1 FAILED: .*not a valid ONNX model" "$work/server.log"; then
+  pass "log: broken FAILED with its reason"
+else fail "log: $(cat "$work/server.log")"; fi
 
 # --- inference: REST JSON and REST binary against `tandem run` --------------------------------
 $py - "$work" <<'PY'

@@ -64,6 +64,17 @@ start_server() {
   grpc=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['grpc'])" "$work/ready.json")
 }
 
+# Polls URL $1 (30 s at most) until it answers 200; $status holds the last code.
+wait_for_200() {
+  status=""
+  for _ in $(seq 300); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)
+    [[ "$status" == 200 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Sends signal $1 and expects exit 0 with the "stopped" line.
 stop_server() {
   kill "-$1" "$server_pid"
@@ -77,13 +88,7 @@ stop_server() {
 start_server --metrics-port 0 --grpc-port 0
 if [[ "$http" -gt 0 && "$grpc" -gt 0 && "$metrics" -gt 0 ]]; then pass "ready file: $(cat "$work/ready.json")"
 else fail "ready file: $(cat "$work/ready.json")"; fi
-ready=""
-for _ in $(seq 300); do
-  ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/health/ready" || true)
-  [[ "$ready" == 200 ]] && break
-  sleep 0.1
-done
-[[ "$ready" == 200 ]] && pass "ready" || fail "never ready (last status $ready)"
+wait_for_200 "http://127.0.0.1:$http/v2/health/ready" && pass "ready" || fail "never ready (last status $status)"
 if curl -s "http://127.0.0.1:$metrics/metrics" | grep '^tandem_server_model_ready{model="cls",version="1"} 1' >/dev/null; then
   pass "metrics port"
 else fail "metrics port: no tandem_server_model_ready for cls"; fi
@@ -92,14 +97,9 @@ expect_failure 1 "port taken" --model-repository "$repo" --http-port "$http" --g
 mkdir -p "$repo/extra/1"
 cp "$model" "$repo/extra/1/model.onnx"
 kill -HUP "$server_pid"
-extra=""
-for _ in $(seq 300); do
-  extra=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/extra/ready" || true)
-  [[ "$extra" == 200 ]] && break
-  sleep 0.1
-done
-if [[ "$extra" == 200 ]] && kill -0 "$server_pid" 2>/dev/null; then pass "SIGHUP: a model added since start serves"
-else fail "SIGHUP: model extra $extra: $(cat "$work/serve.log")"; fi
+if wait_for_200 "http://127.0.0.1:$http/v2/models/extra/ready" && kill -0 "$server_pid" 2>/dev/null; then
+  pass "SIGHUP: a model added since start serves"
+else fail "SIGHUP: model extra $status: $(cat "$work/serve.log")"; fi
 rm -rf "$repo/extra"
 # The log: the version's load and the server's readiness, one line each.
 if grep -q "^tandem serve: model 'cls' version 1 READY: loaded in .* s; routes " "$work/serve.log" &&
@@ -110,10 +110,7 @@ stop_server TERM
 start_server --metrics-port -1 --grpc-port -1 --handler-threads 4 --json-decode-threads 0 --cache-dir "$work/cache"
 if [[ "$metrics" == -1 && "$grpc" == -1 ]]; then pass "metrics and gRPC off"; else fail "off: $(cat "$work/ready.json")"; fi
 # --cache-dir reaches the model's engine: once ready, prepare has written its measurements there.
-for _ in $(seq 300); do
-  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/health/ready" || true) == 200 ]] && break
-  sleep 0.1
-done
+wait_for_200 "http://127.0.0.1:$http/v2/health/ready" || true
 if compgen -G "$work/cache/*.json" >/dev/null; then pass "--cache-dir: $(ls "$work/cache")"
 else fail "--cache-dir: nothing in $work/cache"; fi
 stop_server INT
@@ -150,10 +147,7 @@ echo '{"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 1, "required": false
 sigterm_under_load() {
   rm -f "$work"/code.*
   start_server --metrics-port 0 --grpc-port -1 --grace-seconds "$1"
-  for _ in $(seq 300); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/slow/ready")" == 200 ]] && break
-    sleep 0.1
-  done
+  wait_for_200 "http://127.0.0.1:$http/v2/models/slow/ready" || true
   clients=()
   for i in $(seq 8); do
     curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$work/body.json" \

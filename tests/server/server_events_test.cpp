@@ -222,6 +222,16 @@ TEST(ServerEvents, TheCallbackMayCallTheServerAndThrow) {
   EXPECT_EQ(seen.count("b", "1", "LOADING"), 2);
 }
 
+// Whose event `e` is, and what it says.
+void expect_event(const ServerEvent& e, const std::string& version, const std::string& route, const std::string& state,
+                  const std::string& detail) {
+  EXPECT_EQ(e.model, "m");
+  EXPECT_EQ(e.version, version);
+  EXPECT_EQ(e.route, route);
+  EXPECT_EQ(e.state, state);
+  EXPECT_EQ(e.detail, detail);
+}
+
 // One route's telemetry as breaker_events() reads it.
 ModelTelemetry route(BreakerState state, uint64_t trips, const std::string& fault = "") {
   ModelTelemetry t;
@@ -247,11 +257,7 @@ TEST(ServerEvents, BreakerChangesBetweenTwoLooksAreReportedOnce) {
 
   breaker_events("m", "1", route(BreakerState::open, 1, "device_error: lost"), &seen, &out);
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].model, "m");
-  EXPECT_EQ(out[0].version, "1");
-  EXPECT_EQ(out[0].route, "cpu");
-  EXPECT_EQ(out[0].state, "OPEN");
-  EXPECT_EQ(out[0].detail, "last fault: device_error: lost; cooldown 5000 ms");
+  expect_event(out[0], "1", "cpu", "OPEN", "last fault: device_error: lost; cooldown 5000 ms");
   breaker_events("m", "1", route(BreakerState::open, 1, "device_error: lost"), &seen, &out);
   EXPECT_EQ(out.size(), 1u);  // nothing new
 
@@ -293,10 +299,7 @@ TEST(ServerEvents, FailedAndRefusedRequestsAreSummedUpAtMostEveryTenSeconds) {
   s.last_failure = "500 boom";
   server_internal::sum_up_requests("m", v, s, t0, &out);
   ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].model, "m");
-  EXPECT_EQ(out[0].version, "2");
-  EXPECT_EQ(out[0].state, "ERRORS");
-  EXPECT_EQ(out[0].detail, "2 of 10 requests failed since it loaded; the latest: 500 boom");
+  expect_event(out[0], "2", "", "ERRORS", "2 of 10 requests failed since it loaded; the latest: 500 boom");
   EXPECT_EQ(out[1].state, "REFUSED");
   EXPECT_EQ(out[1].detail.rfind("5 requests refused since it loaded (the queue held max_queue_size = 4 waiting", 0), 0u)
       << out[1].detail;

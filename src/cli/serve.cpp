@@ -59,8 +59,8 @@ struct ServeOptions {
 // The server's log on standard output, one line per message: "tandem serve: ..." text, or
 // with --log-format json one object per line, {"time": UTC with milliseconds, "message"} for
 // the server's own lines and {"time", "scope" (server, model, version or route), "model",
-// "version", "route", "state", "detail"} (the ServerEvent, empty fields left out) for events. Thread-safe; lines are
-// flushed at once.
+// "version", "route", "state", "detail"} (the ServerEvent, empty fields left out) for events.
+// Thread-safe; lines are flushed at once.
 class ServeLog {
  public:
   explicit ServeLog(bool json) : json_(json) {}

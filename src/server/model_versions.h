@@ -1,6 +1,6 @@
 // model_versions.h: the server's own record of each model and its versions (server.cpp's
 // state, guarded by the server's one mutex unless a field says otherwise). Not a public
-// interface: only server.cpp includes it.
+// interface: only server.cpp and the server's tests include it.
 #pragma once
 
 #include <atomic>

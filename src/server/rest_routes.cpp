@@ -55,12 +55,13 @@ json stats_json(const ModelStats& s) {
                            {"compute_input", duration_json(d[0])},
                            {"compute_infer", duration_json(d[1])},
                            {"compute_output", duration_json(d[2])}});
-  const json inference_stats = {{"success", duration_json(q.success)},
-                                {"fail", duration_json(q.fail)},
-                                {"queue", duration_json(q.queue)},
-                                {"compute_input", duration_json(q.compute_input)},
-                                {"compute_infer", duration_json(q.compute_infer)},
-                                {"compute_output", duration_json(q.compute_output)}};
+  const json inference_stats = {
+      {"success", duration_json(q.success)},
+      {"fail", duration_json(q.fail)},
+      {"queue", duration_json({q.queue_time.count(), static_cast<uint64_t>(q.queue_time.sum_ns())})},
+      {"compute_input", duration_json(q.compute_input)},
+      {"compute_infer", duration_json(q.compute_infer)},
+      {"compute_output", duration_json(q.compute_output)}};
   json served_by = json::object();
   for (const auto& [route, count] : q.served_by) served_by[route] = count;
   const json routes = routes_json(s.routes);

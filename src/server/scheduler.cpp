@@ -385,15 +385,15 @@ struct Scheduler::Impl {
       outcomes[i].queue_us = micros_between(batch[i].arrival, started);
       outcomes[i].batch_rows = static_cast<int>(rows);
     }
-    // When the call began, its inputs were built, the engine answered, the responses were built
-    // (a phase cut short by an error ends where the next begins).
-    Clock::time_point phase_ends[4] = {started, started, started, started};
+    // When the call began, its inputs were built, the engine answered, the responses were built.
+    // A phase an exception cut short stays unset (the epoch) and ends where the next set one does,
+    // so the time goes to the phase that was running.
+    Clock::time_point phase_ends[4] = {started, {}, {}, {}};
     auto fail_batch = [&](const ProtocolError& error) {
       for (InferOutcome& outcome : outcomes) outcome.error = error;
     };
     try {
       std::map<std::string, Value> inputs;
-      phase_ends[0] = started;
       if (batch.size() == 1) {
         for (const InferTensor& input : batch.front().request.inputs) inputs[input.name] = Value::of(input.tensor);
       } else {
@@ -436,6 +436,8 @@ struct Scheduler::Impl {
       fail_batch(server_error("engine call failed"));
     }
     phase_ends[3] = Clock::now();
+    for (int k = 2; k >= 1; --k)
+      if (phase_ends[k] == Clock::time_point{}) phase_ends[k] = phase_ends[k + 1];
     {
       std::lock_guard<std::mutex> lock(mutex);
       stats.in_flight -= static_cast<int>(batch.size());
@@ -443,7 +445,7 @@ struct Scheduler::Impl {
       Stats::Duration* per_request[3] = {&stats.compute_input, &stats.compute_infer, &stats.compute_output};
       std::array<Stats::Duration, 3>& per_call = stats.batch_compute[static_cast<int>(rows)];
       for (int k = 0; k < 3; ++k) {
-        const uint64_t ns = nanos_between(phase_ends[k], std::max(phase_ends[k], phase_ends[k + 1]));
+        const uint64_t ns = nanos_between(phase_ends[k], phase_ends[k + 1]);
         per_request[k]->count += batch.size();
         per_request[k]->ns += ns * batch.size();
         per_call[k].count++;
@@ -504,8 +506,6 @@ struct Scheduler::Impl {
       for (const Pending& pending : batch) {
         const uint64_t waited = nanos_between(pending.arrival, now);
         stats.queue_time.record(waited);
-        stats.queue.count++;
-        stats.queue.ns += waited;
       }
       ++stats.batch_rows[static_cast<int>(rows_of(batch))];
       lock.unlock();

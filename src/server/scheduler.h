@@ -87,8 +87,7 @@ class Scheduler {
       uint64_t count = 0;
       uint64_t ns = 0;
     };
-    Duration success, fail;  // requests, submit() to completion
-    Duration queue;          // requests, submit() to their engine call
+    Duration success, fail;  // requests, submit() to completion (their queue time: queue_time)
     // Requests (each counts its engine call's whole time): their tensors into the engine's
     // inputs, the engine call, the outputs into their responses.
     Duration compute_input, compute_infer, compute_output;

@@ -34,12 +34,7 @@ void sum_up_requests(const std::string& name, Version& v, const Scheduler::Stats
     return std::string(span);
   };
   auto event = [&](const char* state, std::string detail) {
-    ServerEvent e;
-    e.model = name;
-    e.version = version_name(v.number);
-    e.state = state;
-    e.detail = std::move(detail);
-    out->push_back(std::move(e));
+    out->push_back({.model = name, .version = version_name(v.number), .state = state, .detail = std::move(detail)});
   };
   const uint64_t failures = s.failed - std::min(s.failed, s.client_gone);
   const uint64_t answers = failures + s.succeeded;

@@ -57,12 +57,7 @@ struct Server::Impl {
     if (!events.enabled()) return;
     const std::string named = "model '" + model + "': ";  // the event names the model already
     if (detail.compare(0, named.size(), named) == 0) detail.erase(0, named.size());
-    ServerEvent e;
-    e.model = model;
-    e.version = version;
-    e.state = state;
-    e.detail = std::move(detail);
-    events.push(std::move(e));
+    events.push({.model = model, .version = version, .state = state, .detail = std::move(detail)});
   }
   // Called with `mu` held: a server event when readiness changed (NOT_READY only once nothing
   // loads).

@@ -43,9 +43,9 @@ namespace tandem::server {
 // A change the operator's log should show (ServerOptions::on_event). `model` empty: the server
 // as a whole, which turned READY, or NOT_READY once nothing is loading any more.
 struct ServerEvent {
-  std::string model;
-  std::string version;  // empty: the model as a whole (its config.json)
-  std::string route;    // set for a route's circuit breaker of a ready version
+  std::string model{};
+  std::string version{};  // empty: the model as a whole (its config.json)
+  std::string route{};    // set for a route's circuit breaker of a ready version
   // LOADING, READY, FAILED, UNLOADING, UNLOADED for a version or model; READY, NOT_READY for
   // the server. A ready version whose files changed logs LOADING and then READY (the new files
   // serve) or FAILED (the version loaded before still serves, as `detail` says). Seen at most
@@ -53,13 +53,13 @@ struct ServerEvent {
   // turns UNAVAILABLE, then READY when it may answer again; ERRORS (requests failed; clients
   // that went away not counted) and REFUSED (refused at admission), each at most once per
   // version every 10 s; a route's breaker state, OPEN, HALF_OPEN or CLOSED.
-  std::string state;
+  std::string state{};
   // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes, where the
   // first route's nodes run and the warm-up's estimate. LOADING and UNLOADING: why, when it is
   // not the first load. OPEN and CLOSED: the route's latest fault, and how often it tripped
   // since the last event. ERRORS: how many of how many requests failed since the last one, and
   // the latest error. REFUSED: how many, and the queue bound.
-  std::string detail;
+  std::string detail{};
 };
 
 struct ServerOptions {

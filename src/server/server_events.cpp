@@ -45,10 +45,7 @@ void breaker_events(const std::string& model, const std::string& version, const 
     BreakerSeen& before = (*seen)[i];
     const uint64_t trips = b.breaker.trips - std::min(b.breaker.trips, before.trips);
     if (b.breaker.state == before.state && trips == 0) continue;
-    ServerEvent e;
-    e.model = model;
-    e.version = version;
-    e.route = b.backend;
+    ServerEvent e{.model = model, .version = version, .route = b.backend};
     const std::string fault = b.last_fault.empty() ? "" : "last fault: " + b.last_fault;
     // One trip that the OPEN state itself tells needs no count; others (it closed again, or
     // opened again while open when last seen, or more than once) do.

@@ -186,6 +186,14 @@ struct PrepareOptions {
   // fixed keep it; a size below 1 fails prepare with invalid_argument. Not measured: the
   // estimate comes from the runs above.
   std::vector<int64_t> warmup_batch_sizes;
+  // Check at prepare that the inputs' free first dim is a batch dim, as a caller that merges
+  // requests along it needs (SlaEstimate::batch_rows): the model runs on two rows of seeded
+  // values alone and together, on the first route that completes the three runs, and every
+  // output must have as many rows as its inputs, each as it was alone (floats within
+  // rtol 1e-3, atol 1e-4: another batch size may take another kernel). Declared shapes cannot
+  // tell: exporters name an output's first dim apart from the input's, and a Softmax or a
+  // normalization over dim 0 keeps the shape while it mixes rows.
+  bool check_batch_rows = false;
   // The most memory (MiB) each route keeps for the input shapes it has built: a model with
   // free dims gets, on the cpu backend, kernels and an activation arena per input signature
   // (up to 32 signatures), some 100 MB each for a detector at large image sizes. Beyond this
@@ -256,6 +264,19 @@ struct IoSchema {
   std::vector<IoInfo> outputs;
 };
 
+// Whether the inputs' free first dim is a batch dim: whether one call may serve the rows of
+// several callers, merged along that dim, and each get what it would get alone
+// (PrepareOptions::check_batch_rows).
+struct BatchRowsCheck {
+  enum class Verdict {
+    unchecked,    // not asked for, or the model could not be run for it (detail says why)
+    independent,  // every output row depended only on the same input row
+    dependent,    // an output's first dim is not the rows', or a row changed beside another
+  };
+  Verdict verdict = Verdict::unchecked;
+  std::string detail;  // one line: what was found, or why nothing was
+};
+
 struct SlaEstimate {
   bool measured = false;     // false when warm-up could not run on the first route
   double estimate_ms = 0;    // the first route's estimate (slowest warm-up run after the first)
@@ -267,6 +288,7 @@ struct SlaEstimate {
   // PrepareOptions::warmup_batch_sizes that every route but the reference ran at warm-up
   // (none when no input has a free first dim).
   std::vector<int64_t> warmed_batch_sizes;
+  BatchRowsCheck batch_rows;  // PrepareOptions::check_batch_rows's finding
 };
 
 // Where each node of each route runs, and why earlier backends declined it.

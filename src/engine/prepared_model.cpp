@@ -1,25 +1,26 @@
 // The prepared model: routes over backends, breakers, abandonable calls, parity sampling and
 // telemetry. See tandem/engine.h and docs/engine.md for the behaviour.
 #include "engine/prepared_model.h"
-#include "engine/prepared_model_impl.h"
 
 #include <algorithm>
-#include <exception>
 #include <cmath>
+#include <exception>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "core/sysinfo.h"
+#include "engine/batch_rows_check.h"
 #include "engine/breaker.h"
 #include "engine/faulty_backend.h"
 #include "engine/inputs.h"
 #include "engine/int8_model.h"
 #include "engine/parity_sampler.h"
 #include "engine/placement.h"
+#include "engine/prepared_model_impl.h"
 #include "engine/routes.h"
 #include "engine/sha256.h"
-#include "core/sysinfo.h"
 #include "engine/telemetry_json.h"
 #include "engine/worker_pool.h"
 
@@ -225,6 +226,14 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   return Status::ok();
 }
 
+void PreparedModelImpl::check_rows() {
+  if (!opts_.check_batch_rows) return;
+  // Before injected faults are armed, like warm-up: the check is of the model, not of a device.
+  std::vector<BatchRowsRoute> routes;
+  for (auto& slot : routes_) routes.push_back({slot->route->name, slot->route->placed.get()});
+  sla_.batch_rows = check_batch_rows(*graph_, routes, opts_.seed);
+}
+
 Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& model, const ModelSource& source,
                                                                  const std::string& sha,
                                                                  const std::string& default_name,
@@ -408,6 +417,7 @@ Result<std::shared_ptr<PreparedModel>> PreparedModelImpl::create(const Model& mo
   m->max_workers_ = std::max(1, ctx.max_workers);
   std::string note;
   TANDEM_RETURN_IF_ERROR(m->warm_up(&note));
+  m->check_rows();
   m->sla_.note = note;
   for (auto& [at, f] : faulty) f->arm();
 

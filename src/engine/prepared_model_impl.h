@@ -121,6 +121,7 @@ class PreparedModelImpl final : public PreparedModel {
   // unknown. Time kept back for a route is this x fallback_reserve_multiplier.
   double typical_ms(const RouteSlot& s, const ShapeKey& shape) const;
   Status warm_up(std::string* note);
+  void check_rows();  // PrepareOptions::check_batch_rows into sla_.batch_rows
   // Hands a half-open probe of route `index` to the probe queue (started on first use) with a
   // copy of `inputs`; false when it is full (the caller then releases the admission).
   bool offer_probe(size_t index, const CircuitBreaker::Admission& admission, const std::vector<Value>& inputs);

@@ -51,6 +51,10 @@ void sum_up_requests(const std::string& name, Version& v, const Scheduler::Stats
                          std::to_string(v.config.max_queue_size) + " waiting, or the version was draining)");
     v.refusals_seen = {s.rejected, now};
   }
+  if (s.batching_stopped && !v.batching_stop_reported) {
+    event("BATCHING_OFF", s.batching);
+    v.batching_stop_reported = true;
+  }
 }
 
 bool first_route_closed_to_requests(const Version& v) {

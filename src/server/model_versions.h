@@ -57,6 +57,7 @@ struct Version {
   // events, and the answers as of the last ERRORS event.
   SummedCount errors_seen, refusals_seen;
   uint64_t answers_reported = 0;
+  bool batching_stop_reported = false;  // the BATCHING_OFF event was published
   std::shared_ptr<PreparedModel> model;
   std::shared_ptr<Scheduler> scheduler;
   // For `degraded`; shared with completion callbacks (which must not own the Version: the
@@ -95,7 +96,8 @@ std::vector<RouteStats> route_stats(const ModelTelemetry& telemetry);
 
 // Appends to `out` an ERRORS event for the requests of `v` (of model `name`) that failed since
 // the last one (clients that went away left out) and a REFUSED event for those refused at
-// admission, each at most once per kSummaryEvery; `s` is its scheduler's stats at `now`.
+// admission, each at most once per kSummaryEvery, and BATCHING_OFF once when the scheduler
+// stopped merging requests; `s` is its scheduler's stats at `now`.
 inline constexpr std::chrono::seconds kSummaryEvery{10};
 void sum_up_requests(const std::string& name, Version& v, const Scheduler::Stats& s,
                      std::chrono::steady_clock::time_point now, std::vector<ServerEvent>* out);

@@ -87,6 +87,7 @@ json stats_json(const ModelStats& s) {
           {"queue_time_p50_ms", q.queue_time.quantile_ms(0.5)},
           {"queue_time_p99_ms", q.queue_time.quantile_ms(0.99)},
           {"batch_rows", counts_json(q.batch_rows)},
+          {"dynamic_batching", q.batching},
           {"served_by", served_by},
           {"routes", routes},
           {"p50_ms", s.p50_ms},

@@ -9,6 +9,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -55,6 +56,18 @@ ProtocolError deadline_passed(std::string message) {
   return e;
 }
 
+// Why one engine call may not serve several requests of `model` ("" when it may).
+std::string batching_refusal(const PreparedModel& model) {
+  for (const IoInfo& in : model.io_schema().inputs) {
+    // The schema has the config's input_shapes applied: a batch dim it left free stays free.
+    if (!in.has_shape || in.dims.empty()) return "input '" + in.name + "' has no declared dims";
+    if (in.dims[0].value >= 0)
+      return "input '" + in.name + "' has a fixed first dim (" + std::to_string(in.dims[0].value) + ")";
+  }
+  const BatchRowsCheck& rows = model.sla_estimate().batch_rows;
+  return rows.verdict == BatchRowsCheck::Verdict::dependent ? "its rows are not a batch: " + rows.detail : "";
+}
+
 }  // namespace
 
 struct Scheduler::Impl {
@@ -72,7 +85,9 @@ struct Scheduler::Impl {
 
   std::shared_ptr<PreparedModel> model;
   Options options;
-  bool batching = false;  // options.batching.enabled and the model allows it
+  // options.batching.enabled and the model allows it; turned off for good by a merged call
+  // whose outputs could not be split (read by submit() before it takes the mutex).
+  std::atomic<bool> batching{false};
 
   mutable std::mutex mutex;
   std::condition_variable work_ready;    // workers: the queue or the state changed
@@ -376,6 +391,33 @@ struct Scheduler::Impl {
     return rows;
   }
 
+  // Merges no more (a merged call's outputs could not be split, `why`).
+  void stop_batching(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!batching.exchange(false)) return;
+    stats.batching = "off: " + why + "; requests are served alone from now on";
+    stats.batching_stopped = true;
+  }
+
+  // Each request of `batch` in an engine call of its own, into `outcomes`.
+  void serve_alone(const std::vector<Pending>& batch, std::vector<InferOutcome>* outcomes) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      InferOutcome& outcome = (*outcomes)[i];
+      outcome.batch_rows = static_cast<int>(batch[i].rows);
+      std::map<std::string, Value> inputs;
+      for (const InferTensor& input : batch[i].request.inputs) inputs[input.name] = Value::of(input.tensor);
+      InferOptions infer_options;
+      infer_options.deadline = batch[i].deadline;
+      Result<InferResult> result = model->infer(inputs, infer_options);
+      if (!result)
+        outcome.error = from_status(result.status());
+      else if (auto error = build_response(batch[i], *result, result->outputs, &outcome.response))
+        outcome.error = *error;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    stats.execution_count += batch.size();
+  }
+
   void run_batch(std::vector<Pending>& batch, Clock::time_point started) {
     const int64_t rows = rows_of(batch);
     Clock::time_point deadline = Clock::time_point::max();
@@ -423,7 +465,8 @@ struct Scheduler::Impl {
       } else {
         std::vector<std::map<std::string, Value>> per_request;
         if (auto error = split_outputs(batch, rows, *result, &per_request)) {
-          fail_batch(*error);
+          stop_batching(error->message);
+          serve_alone(batch, &outcomes);
         } else {
           for (size_t i = 0; i < batch.size(); ++i)
             if (auto error = build_response(batch[i], *result, per_request[i], &outcomes[i].response))
@@ -543,13 +586,24 @@ struct Scheduler::Impl {
   }
 };
 
-Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options, bool batching_possible)
-    : impl_(std::make_unique<Impl>()) {
+Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options) : impl_(std::make_unique<Impl>()) {
   impl_->model = std::move(model);
   impl_->options = std::move(options);
   impl_->options.instances = std::max(1, impl_->options.instances);
   impl_->options.max_queue_size = std::max(0, impl_->options.max_queue_size);
-  impl_->batching = batching_possible && impl_->options.batching.enabled && impl_->options.batching.max_batch_size > 1;
+  if (impl_->options.batching.enabled) {
+    const std::string refusal = batching_refusal(*impl_->model);
+    const BatchRowsCheck& rows = impl_->model->sla_estimate().batch_rows;
+    if (impl_->options.batching.max_batch_size <= 1)
+      impl_->stats.batching = "off: max_batch_size is 1";
+    else if (!refusal.empty())
+      impl_->stats.batching = "off: " + refusal;
+    else if (rows.verdict == BatchRowsCheck::Verdict::independent)
+      impl_->stats.batching = "on; rows " + rows.detail;
+    else
+      impl_->stats.batching = "on; rows not checked" + (rows.detail.empty() ? "" : ": " + rows.detail);
+    impl_->batching = impl_->stats.batching.rfind("on", 0) == 0;
+  }
   Impl* impl = impl_.get();
   impl_->expiry_thread = std::thread([impl] {
     name_this_thread("tandem-expiry");

@@ -5,14 +5,17 @@
 // never queued and never left to time out. After drain() began, submit() refuses with
 // unavailable.
 // In flight: at most `instances` engine calls run at once, each on a scheduler thread.
-// Dynamic batching (when `batching.enabled`): a scheduler thread takes the oldest request and
+// Dynamic batching (when `batching.enabled`, and the model allows it: every input's first dim
+// is free, and the engine's check of its rows, PrepareOptions::check_batch_rows, did not find
+// them depending on one another; Stats::batching says which): a scheduler thread takes the oldest request and
 // the queued requests compatible with it (every input has the same dtype and the same dims
 // after the first; the same requested outputs), up to `max_batch_size` rows in all. It
 // dispatches as soon as the rows reach max_batch_size or the largest preferred size that the
 // queue can fill, or when the oldest request has waited `max_queue_delay_us`. The batch's
 // inputs are concatenated along dim 0, the engine runs once, and every output is split back
-// along dim 0 by each request's rows (an output whose dim 0 is not the batch's rows fails the
-// batch with a 500 naming it). Requests are never merged across different shapes.
+// along dim 0 by each request's rows. A merged call with an output whose dim 0 is not the
+// batch's rows (a model the check could not run) serves each of its requests again alone,
+// and the scheduler merges no more. Requests are never merged across different shapes.
 // Deadlines: a request carries an absolute deadline (its timeout or the model default; none:
 // time_point::max()). One whose deadline passes while it waits completes with 504 without
 // running; an engine call gets the earliest deadline of its batch.
@@ -80,6 +83,11 @@ class Scheduler {
     uint64_t expired_in_queue = 0;  // of those, deadlines that passed before an engine call
     uint64_t client_gone = 0;       // of those, clients that went away before their answer
     uint64_t fallbacks = 0;         // answered by a route other than the first
+    // Dynamic batching: "" when not configured; "on; rows checked on <route>", "on; rows not
+    // checked: <why>", or "off: <why>" (the model does not allow it, or a merged call's
+    // outputs could not be split).
+    std::string batching;
+    bool batching_stopped = false;  // turned off at run time (a merged call's outputs)
     // The latest failed request whose client was still there: "<HTTP status> <message>".
     std::string last_failure;
     // The statistics extension's figures (the schema Triton and KServe clients read).
@@ -103,10 +111,9 @@ class Scheduler {
     std::map<std::string, uint64_t> served_by;  // requests by the route that answered
   };
 
-  // `model` must outlive nothing: the scheduler keeps it alive until its threads stop.
-  // `batching_possible`: whether the model's inputs all have a batch dim (the server decides
-  // from the IO schema); when false, options.batching is ignored.
-  Scheduler(std::shared_ptr<PreparedModel> model, Options options, bool batching_possible);
+  // `model` must outlive nothing: the scheduler keeps it alive until its threads stop. Whether
+  // it may batch comes from the model's IO schema and SlaEstimate::batch_rows.
+  Scheduler(std::shared_ptr<PreparedModel> model, Options options);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

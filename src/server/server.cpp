@@ -229,7 +229,7 @@ struct Server::Impl {
     v->state = VersionState::ready;
     it->second = v;
     note(model.name, version_name(v->number), "READY",
-         ready_event_detail(*v->model, v->load_seconds) + " (its changed files)");
+         ready_event_detail(*v->model, v->load_seconds, v->scheduler->stats().batching) + " (its changed files)");
     retire(model, old, "");  // drains quietly; its slot is v's now, which the drain leaves alone
     // A config.json that turned "all" into "latest" retires the older versions now.
     if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
@@ -262,7 +262,10 @@ struct Server::Impl {
     // Ready means warm: the engine builds what the first requests would otherwise build (run
     // contexts for each concurrent call, and each batch size dynamic batching can make).
     prepare.warmup_concurrency = std::max(prepare.warmup_concurrency, instances);
-    if (config.batching.enabled) prepare.warmup_batch_sizes = warm_batch_sizes(config.batching);
+    if (config.batching.enabled) {
+      prepare.warmup_batch_sizes = warm_batch_sizes(config.batching);
+      prepare.check_batch_rows = true;  // merged requests must each get what they would alone
+    }
     const auto load_started = std::chrono::steady_clock::now();
     auto engine = engine_for(config.threads > 0 ? config.threads : options.default_threads);
     if (!engine) {
@@ -275,18 +278,13 @@ struct Server::Impl {
       else prepared = std::move(*p);
     }
     if (prepared) {
-      bool batching_possible = true;
-      for (const IoInfo& in : prepared->io_schema().inputs) {
-        // The schema has the config's input_shapes applied: a batch dim it left free stays free.
-        if (!in.has_shape || in.dims.empty() || in.dims[0].value >= 0) batching_possible = false;
-      }
       Scheduler::Options so;
       so.instances = instances;
       so.max_queue_size = config.max_queue_size;
       so.batching = config.batching;
       so.model_name = name;
       so.version = version_name(v->number);
-      scheduler = std::make_shared<Scheduler>(prepared, so, batching_possible);
+      scheduler = std::make_shared<Scheduler>(prepared, so);
     }
     v->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_started).count();
     std::lock_guard<std::mutex> lock(mu);
@@ -321,7 +319,8 @@ struct Server::Impl {
       v->model = std::move(prepared);
       v->scheduler = std::move(scheduler);
       v->state = VersionState::ready;
-      note(name, version_name(v->number), "READY", ready_event_detail(*v->model, v->load_seconds));
+      note(name, version_name(v->number), "READY",
+           ready_event_detail(*v->model, v->load_seconds, v->scheduler->stats().batching));
       Model& model = models[name];
       if (v->config.version_policy == "latest") retire_older_than_newest_ready(model);
     }

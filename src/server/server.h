@@ -52,10 +52,14 @@ struct ServerEvent {
   // every `ServerOptions::watch_interval`: a strict version whose first route's breaker opened
   // turns UNAVAILABLE, then READY when it may answer again; ERRORS (requests failed; clients
   // that went away not counted) and REFUSED (refused at admission), each at most once per
-  // version every 10 s; a route's breaker state, OPEN, HALF_OPEN or CLOSED.
+  // version every 10 s; BATCHING_OFF once, when a merged call's outputs could not be split
+  // and the version serves requests alone from then on; a route's breaker state, OPEN,
+  // HALF_OPEN or CLOSED.
   std::string state{};
   // FAILED, NOT_READY and UNAVAILABLE: why. READY: how long loading took, the routes, where the
-  // first route's nodes run and the warm-up's estimate. LOADING and UNLOADING: why, when it is
+  // first route's nodes run, the warm-up's estimate and, when configured, whether dynamic
+  // batching is on (Scheduler::Stats::batching). BATCHING_OFF: the same, with the output that
+  // could not be split. LOADING and UNLOADING: why, when it is
   // not the first load. OPEN and CLOSED: the route's latest fault, and how often it tripped
   // since the last event. ERRORS: how many of how many requests failed since the last one, and
   // the latest error. REFUSED: how many, and the queue bound.

@@ -77,7 +77,7 @@ void breaker_events(const std::string& model, const std::string& version, const 
   }
 }
 
-std::string ready_event_detail(const PreparedModel& model, double seconds) {
+std::string ready_event_detail(const PreparedModel& model, double seconds, const std::string& batching) {
   char took[32];
   std::snprintf(took, sizeof took, "%.2f", seconds);
   std::string detail = std::string("loaded in ") + took + " s; routes ";
@@ -96,6 +96,7 @@ std::string ready_event_detail(const PreparedModel& model, double seconds) {
     detail += estimate;
   }
   for (const std::string& note : placement.notes) detail += "; " + note;
+  if (!batching.empty()) detail += "; dynamic batching " + batching;
   return detail;
 }
 

@@ -57,7 +57,8 @@ void breaker_events(const std::string& model, const std::string& version, const 
                     std::vector<BreakerSeen>* seen, std::vector<ServerEvent>* out);
 
 // The detail of a READY event for a version that took `seconds` to load: the load time, the
-// routes, where the first route's nodes run, and the routes left out at prepare time and why.
-std::string ready_event_detail(const PreparedModel& model, double seconds);
+// routes, where the first route's nodes run, the routes left out at prepare time and why, and
+// `batching` (Scheduler::Stats::batching) when not empty.
+std::string ready_event_detail(const PreparedModel& model, double seconds, const std::string& batching);
 
 }  // namespace tandem::server

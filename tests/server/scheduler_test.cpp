@@ -74,10 +74,12 @@ std::filesystem::path reduce_model() {
                      " initializer=[axes])\n");
 }
 
-std::shared_ptr<PreparedModel> prepare(const std::filesystem::path& path) {
+// `check_rows`: PrepareOptions::check_batch_rows, as the server sets it for batching.
+std::shared_ptr<PreparedModel> prepare(const std::filesystem::path& path, bool check_rows = false) {
   static std::unique_ptr<Engine> engine = std::move(Engine::create({}).value());
   PrepareOptions options;
   options.warmup_runs = 1;
+  options.check_batch_rows = check_rows;
   options.input_shapes = {};
   auto model = engine->prepare(path, options);
   if (!model) ADD_FAILURE() << model.status().to_string();
@@ -222,7 +224,7 @@ Scheduler::Options plain(int instances, int max_queue_size) {
 // when the test opens the gate): whatever is submitted next waits in the queue, of
 // `max_queue_size` places. Members in the order the tests declared them.
 struct HeldInstance {
-  explicit HeldInstance(int max_queue_size) : scheduler(gated, plain(1, max_queue_size), false) {}
+  explicit HeldInstance(int max_queue_size) : scheduler(gated, plain(1, max_queue_size)) {}
   void hold() {
     gated->close();
     ASSERT_FALSE(scheduler.submit(make_request("running", 1, 3, 0), kNoDeadline, outcomes.done_for("running")));
@@ -245,7 +247,7 @@ Scheduler::Options batched(int instances, int max_batch_size, int64_t delay_us, 
 TEST(Scheduler, AnswersWithEveryOutputOrTheRequestedOnes) {
   auto model = prepare(elementwise_model());
   ASSERT_TRUE(model);
-  Scheduler scheduler(model, plain(1, 4), false);
+  Scheduler scheduler(model, plain(1, 4));
   Outcomes outcomes;
   ASSERT_FALSE(scheduler.submit(make_request("all", 2, 3, 1), kNoDeadline, outcomes.done_for("all")));
   InferRequest only_z = make_request("z", 1, 2, 5);
@@ -307,7 +309,7 @@ TEST(Scheduler, AnIdleInstanceRunsTheCallOnTheCallersThread) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   Scheduler::Options options = plain(1, 4);
   options.caller_runs = true;
-  Scheduler scheduler(gated, options, false);
+  Scheduler scheduler(gated, options);
   Outcomes outcomes;
   ASSERT_FALSE(scheduler.submit(make_request("inline", 1, 3, 0), kNoDeadline, outcomes.done_for("inline")));
   EXPECT_EQ(outcomes.calls().count("inline"), 1u);  // already done when submit() returned
@@ -338,7 +340,7 @@ TEST(Scheduler, ACallerThatMustNotBlockHandsTheCallToAWorker) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   Scheduler::Options options = plain(1, 4);
   options.caller_runs = true;
-  Scheduler scheduler(gated, options, false);
+  Scheduler scheduler(gated, options);
   Outcomes outcomes;
   gated->close();
   const Clock::time_point before = Clock::now();
@@ -356,7 +358,7 @@ TEST(Scheduler, ACallerThatMustNotBlockHandsTheCallToAWorker) {
 TEST(Scheduler, EngineErrorsAreMappedFromTheirStatus) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   gated->fail_with(Status(StatusCode::invalid_argument, "input 'x': bad"));
-  Scheduler scheduler(gated, plain(1, 4), false);
+  Scheduler scheduler(gated, plain(1, 4));
   Outcomes outcomes;
   ASSERT_FALSE(scheduler.submit(make_request("a", 1, 3, 0), kNoDeadline, outcomes.done_for("a")));
   ASSERT_TRUE(outcomes.wait_for(1));
@@ -459,7 +461,7 @@ TEST(Scheduler, DropsAQueuedRequestWhoseClientWentAway) {
 // runs on.
 TEST(Scheduler, CancelsAnEngineCallOnlyWhenEveryClientOfItWentAway) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  Scheduler scheduler(gated, batched(1, 4, 200'000, {2}), true);
+  Scheduler scheduler(gated, batched(1, 4, 200'000, {2}));
   Outcomes outcomes;
   auto gone_a = std::make_shared<std::atomic<bool>>(false);
   auto gone_b = std::make_shared<std::atomic<bool>>(false);
@@ -612,7 +614,7 @@ void submit_from_many_threads(Scheduler& scheduler, bool vary_shapes) {
 TEST(Scheduler, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency) {
   auto model = prepare(elementwise_model());
   ASSERT_TRUE(model);
-  Scheduler scheduler(model, plain(3, 8), false);
+  Scheduler scheduler(model, plain(3, 8));
   submit_from_many_threads(scheduler, false);
 }
 
@@ -621,7 +623,7 @@ TEST(SchedulerBatching, CompletesEveryAdmittedRequestExactlyOnceUnderConcurrency
   ASSERT_TRUE(model);
   Scheduler::Options options = batched(2, 8, 500);
   options.max_queue_size = 16;
-  Scheduler scheduler(model, options, true);
+  Scheduler scheduler(model, options);
   submit_from_many_threads(scheduler, true);
 }
 
@@ -635,7 +637,7 @@ void hold_the_instance(Scheduler& scheduler, GatedModel& gated, Outcomes& outcom
 
 TEST(SchedulerBatching, MergesCompatibleRequestsAndGivesEachItsOwnRows) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  Scheduler scheduler(gated, batched(1, 8, 200'000), true);
+  Scheduler scheduler(gated, batched(1, 8, 200'000));
   Outcomes outcomes;
   hold_the_instance(scheduler, *gated, outcomes, 8);
   const Clock::time_point first_submitted = Clock::now();
@@ -672,7 +674,7 @@ TEST(SchedulerBatching, MergesCompatibleRequestsAndGivesEachItsOwnRows) {
 
 TEST(SchedulerBatching, NeverMergesDifferentShapesOrOutputs) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  Scheduler scheduler(gated, batched(1, 8, 50'000), true);
+  Scheduler scheduler(gated, batched(1, 8, 50'000));
   Outcomes outcomes;
   hold_the_instance(scheduler, *gated, outcomes, 8);
   ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 10), kNoDeadline, outcomes.done_for("b")));
@@ -696,7 +698,7 @@ TEST(SchedulerBatching, NeverMergesDifferentShapesOrOutputs) {
 TEST(SchedulerBatching, RespectsMaxBatchSizeAndDispatchesPreferredSizesAtOnce) {
   auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
   // The delay is far longer than the test: only full and preferred batches may leave early.
-  Scheduler scheduler(gated, batched(1, 4, 60'000'000, {2}), true);
+  Scheduler scheduler(gated, batched(1, 4, 60'000'000, {2}));
   Outcomes outcomes;
   hold_the_instance(scheduler, *gated, outcomes, 4);
   const Clock::time_point start = Clock::now();
@@ -719,9 +721,11 @@ TEST(SchedulerBatching, RespectsMaxBatchSizeAndDispatchesPreferredSizesAtOnce) {
   EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 1}, {2, 1}, {4, 2}, {6, 1}}));
 }
 
-TEST(SchedulerBatching, AnOutputThatIsNotTheBatchFailsEveryRequestOfTheBatch) {
+TEST(SchedulerBatching, AMergedCallWhoseOutputCannotBeSplitServesEachRequestAloneAndMergesNoMore) {
+  // Prepared without the row check (as for a model it cannot run): batching starts on.
   auto gated = std::make_shared<GatedModel>(prepare(reduce_model()));
-  Scheduler scheduler(gated, batched(1, 4, 20'000), true);
+  Scheduler scheduler(gated, batched(1, 4, 20'000));
+  EXPECT_EQ(scheduler.stats().batching, "on; rows not checked");
   Outcomes outcomes;
   hold_the_instance(scheduler, *gated, outcomes, 4);
   ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
@@ -729,20 +733,37 @@ TEST(SchedulerBatching, AnOutputThatIsNotTheBatchFailsEveryRequestOfTheBatch) {
   gated->open();
   ASSERT_TRUE(outcomes.wait_for(3));
 
-  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 3}));
-  EXPECT_FALSE(outcomes.get("hold").error);  // alone: nothing to split
-  for (const char* id : {"b", "c"}) {
-    const InferOutcome outcome = outcomes.get(id);
-    ASSERT_TRUE(outcome.error) << id;
-    EXPECT_EQ(outcome.error->http_status, 500);
-    EXPECT_NE(outcome.error->message.find("output 'y'"), std::string::npos) << outcome.error->message;
-  }
-  EXPECT_EQ(scheduler.stats().failed, 2u);
+  // The merged call (3 rows) could not be split: b and c ran again, each alone.
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 3, 1, 2}));
+  for (const char* id : {"hold", "b", "c"})
+    ASSERT_FALSE(outcomes.get(id).error) << id << ": " << outcomes.get(id).error->message;
+  // make_request fills x[i] = base + i: b sums one row {1, 2, 3}, c two rows from 2.
+  const Tensor b = outcomes.get("b").response.outputs.at(0).tensor;
+  const Tensor c = outcomes.get("c").response.outputs.at(0).tensor;
+  EXPECT_EQ(b.shape(), (Shape{1, 3}));
+  EXPECT_EQ(c.shape(), (Shape{1, 3}));
+  EXPECT_EQ(b.data<float>()[0], 1.0f);
+  EXPECT_EQ(c.data<float>()[0], 2.0f + 5.0f);
+  Scheduler::Stats stats = scheduler.stats();
+  EXPECT_EQ(stats.succeeded, 3u);
+  EXPECT_EQ(stats.batching.rfind("off: output 'y' cannot be split", 0), 0u) << stats.batching;
+
+  // From now on compatible requests wait for nobody and run alone.
+  hold_the_instance(scheduler, *gated, outcomes, 4);
+  ASSERT_FALSE(scheduler.submit(make_request("d", 1, 3, 1), kNoDeadline, outcomes.done_for("d")));
+  ASSERT_FALSE(scheduler.submit(make_request("e", 1, 3, 1), kNoDeadline, outcomes.done_for("e")));
+  gated->open();
+  ASSERT_TRUE(outcomes.wait_for(5));  // "hold" answered twice under one id
+  EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{4, 3, 1, 2, 4, 1, 1}));
+  EXPECT_FALSE(outcomes.get("e").error);
 }
 
-TEST(SchedulerBatching, IsIgnoredWhenTheModelHasNoBatchDim) {
-  auto gated = std::make_shared<GatedModel>(prepare(elementwise_model()));
-  Scheduler scheduler(gated, batched(1, 8, 60'000'000), false);
+TEST(SchedulerBatching, IsOffWhenTheModelsRowsAreNotABatch) {
+  // The engine's check ran the model on two rows apart and together: ReduceSum over them.
+  auto gated = std::make_shared<GatedModel>(prepare(reduce_model(), /*check_rows=*/true));
+  Scheduler scheduler(gated, batched(1, 8, 60'000'000));
+  EXPECT_EQ(scheduler.stats().batching.rfind("off: its rows are not a batch: output 'y' is 1x", 0), 0u)
+      << scheduler.stats().batching;
   Outcomes outcomes;
   hold_the_instance(scheduler, *gated, outcomes, 8);
   ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 1), kNoDeadline, outcomes.done_for("b")));
@@ -750,7 +771,14 @@ TEST(SchedulerBatching, IsIgnoredWhenTheModelHasNoBatchDim) {
   gated->open();
   ASSERT_TRUE(outcomes.wait_for(3));
   EXPECT_EQ(gated->call_rows(), (std::vector<int64_t>{8, 1, 1}));
-  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 3}}));
+  EXPECT_EQ(scheduler.stats().batch_rows, (std::map<int, uint64_t>{{1, 3}}));  // nothing merged
+
+  // A row-wise model the check passed batches, and says where it was checked.
+  Scheduler checked(prepare(elementwise_model(), /*check_rows=*/true), batched(1, 8, 0));
+  EXPECT_EQ(checked.stats().batching, "on; rows checked on cpu");
+  // Without batching configured, nothing is said of it.
+  Scheduler plain_one(prepare(elementwise_model()), plain(1, 4));
+  EXPECT_EQ(plain_one.stats().batching, "");
 }
 
 }  // namespace

@@ -317,6 +317,15 @@ TEST(ServerEvents, FailedAndRefusedRequestsAreSummedUpAtMostEveryTenSeconds) {
   // Nothing new: nothing said.
   server_internal::sum_up_requests("m", v, s, t0 + 60s, &out);
   EXPECT_EQ(out.size(), 4u);
+
+  // Batching stopped at run time: said once, at the next look, whatever the 10 s.
+  s.batching_stopped = true;
+  s.batching = "off: output 'y' cannot be split; requests are served alone from now on";
+  server_internal::sum_up_requests("m", v, s, t0 + 61s, &out);
+  ASSERT_EQ(out.size(), 5u);
+  expect_event(out[4], "2", "", "BATCHING_OFF", s.batching);
+  server_internal::sum_up_requests("m", v, s, t0 + 62s, &out);
+  EXPECT_EQ(out.size(), 5u);
 }
 
 TEST(ServerEvents, AStrictVersionWhoseBreakerOpensIsUnavailableUntilItMayAnswerAgain) {

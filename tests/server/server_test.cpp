@@ -271,6 +271,44 @@ TEST(Server, InputShapesLeaveTheBatchDimFreeForBatching) {
     ASSERT_FALSE(o.error) << o.error->message;
     EXPECT_EQ(o.batch_rows, 4);
   }
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server->model_stats("double", "", &stats));
+  EXPECT_EQ(stats.at(0).scheduler.batching, "on; rows checked on cpu");
+}
+
+// Dynamic batching configured on models whose first dim is not a batch: it stays off, says
+// why, and every request is answered as if it were alone.
+TEST(Server, BatchingStaysOffWhereRowsAreNotABatch) {
+  // Softmax over dim 0: [N, 4] in and out, so the declared shapes allow merging; the load's
+  // check of the rows finds each row's answer depending on the others.
+  static const fs::path across_rows =
+      write_x_to_y_model("softmax_rows.onnx", "h.make_node('Softmax', ['x'], ['y'], axis=0)");
+  Repository repo;
+  repo.add_file("across", 1, across_rows);
+  repo.add_version("fixed", 1);
+  const std::string batching = R"("dynamic_batching": {"max_batch_size": 4, "max_queue_delay_us": 10000000})";
+  repo.config("across", "{\"instances\": 1, " + batching + "}");
+  repo.config("fixed", R"({"input_shapes": {"x": [1, 4]}, "instances": 1, )" + batching + "}");
+  auto server = start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(eventually([&] { return server->ready(); }));
+  std::vector<ModelStats> stats;
+  ASSERT_FALSE(server->model_stats("across", "", &stats));
+  EXPECT_EQ(stats.at(0).scheduler.batching.rfind("off: its rows are not a batch: row 0 of output 'y' changed", 0), 0u)
+      << stats.at(0).scheduler.batching;
+  ASSERT_FALSE(server->model_stats("fixed", "", &stats));
+  EXPECT_EQ(stats.at(0).scheduler.batching, "off: input 'x' has a fixed first dim (1)");
+  // With batching on, the first of these would wait 10 s for companions, and the merged
+  // answers would be a softmax over four rows (0.25 each) instead of one (1).
+  Outcomes outcomes;
+  for (int i = 0; i < 4; ++i)
+    ASSERT_FALSE(server->infer(request("across", static_cast<float>(i)), outcomes.callback()));
+  ASSERT_TRUE(outcomes.wait_for(4));
+  for (const InferOutcome& o : outcomes.take()) {
+    ASSERT_FALSE(o.error) << o.error->message;
+    EXPECT_EQ(o.batch_rows, 1);
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(o.response.outputs.at(0).tensor.data<float>()[k], 1.0f);
+  }
 }
 
 TEST(Server, VersionPolicyLatestServesOnlyTheNewest) {

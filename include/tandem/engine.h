@@ -188,9 +188,12 @@ struct PrepareOptions {
   std::vector<int64_t> warmup_batch_sizes;
   // Check at prepare that the inputs' free first dim is a batch dim, as a caller that merges
   // requests along it needs (SlaEstimate::batch_rows): the model runs on two rows of seeded
-  // values alone and together, on the first route that completes the three runs, and every
-  // output must have as many rows as its inputs, each as it was alone (floats within
-  // rtol 1e-3, atol 1e-4: another batch size may take another kernel). Declared shapes cannot
+  // values alone and together, on the first route computing in fp32 (the reference last) that
+  // completes the three runs, and every output must have as many rows as its inputs, each as
+  // it was alone (floats within the route's parity budget: another batch size may take
+  // another kernel). Reduced-precision routes are tried only after those: their rows may move
+  // beside others within their budget (an int8 route quantizes activations per call, over
+  // all its rows). Declared shapes cannot
   // tell: exporters name an output's first dim apart from the input's, and a Softmax or a
   // normalization over dim 0 keeps the shape while it mixes rows.
   bool check_batch_rows = false;

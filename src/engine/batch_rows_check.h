@@ -20,6 +20,10 @@ namespace tandem {
 struct BatchRowsRoute {
   std::string name;           // for the verdict's detail
   const PlacedModel* placed;  // borrowed
+  // How far a float row may move beside another and still count as the same: the route's
+  // parity budget (max abs and RMSE; its own noise against the reference, e.g. an int8 route
+  // quantizes activations per call, so over the rows of the call). Other types: exactly.
+  ParityBudget budget;
 };
 
 // Tries `routes` in order until one completes the three runs; the verdict comes from that one.

@@ -228,9 +228,16 @@ Status PreparedModelImpl::warm_up(std::string* note) {
 
 void PreparedModelImpl::check_rows() {
   if (!opts_.check_batch_rows) return;
-  // Before injected faults are armed, like warm-up: the check is of the model, not of a device.
+  // The check is of the model, not of a device or a precision: before injected faults are
+  // armed (like warm-up), and on routes computing in fp32 first (the reference among them),
+  // where another batch size changes only the order of additions. A reduced-precision route
+  // may move a row by more beside others, within its parity budget (int8 quantizes the
+  // activations of a call over all its rows).
   std::vector<BatchRowsRoute> routes;
-  for (auto& slot : routes_) routes.push_back({slot->route->name, slot->route->placed.get()});
+  for (bool fp32 : {true, false})
+    for (auto& slot : routes_)
+      if ((slot->route->precision == Precision::fp32) == fp32)
+        routes.push_back({slot->route->name, slot->route->placed.get(), slot->parity_budget});
   sla_.batch_rows = check_batch_rows(*graph_, routes, opts_.seed);
 }
 

@@ -60,6 +60,12 @@ TEST(EngineBatchRows, RowWiseModelsAreIndependent) {
   faulty.fault_injection = "error=1";
   const BatchRowsCheck despite = check_of(testing_util::tiny_model_bytes(8, true), faulty);
   EXPECT_EQ(despite.verdict, Verdict::independent) << despite.detail;
+  // A check of the model, not of a precision: on the chain's fp32 route before its bf16 one.
+  PrepareOptions bf16;
+  bf16.precision = Precision::bf16;
+  const BatchRowsCheck in_fp32 = check_of(testing_util::tiny_model_bytes(8, true), bf16);
+  EXPECT_EQ(in_fp32.verdict, Verdict::independent) << in_fp32.detail;
+  EXPECT_EQ(in_fp32.detail, "checked on cpu");
 }
 
 TEST(EngineBatchRows, AnOutputWithoutTheRowsIsDependent) {

@@ -96,8 +96,7 @@ BatchRowsCheck check_batch_rows(const Graph& graph, const std::vector<BatchRowsR
     if (vi.type.kind != TypeInfo::Kind::tensor || !vi.type.has_shape || vi.type.dims.empty() ||
         vi.type.dims[0].fixed() || vi.type.elem == DataType::string)
       return verdict(Verdict::unchecked, "input '" + vi.name + "' has no free first dim");
-    Shape shape;
-    for (const Dim& d : vi.type.dims) shape.push_back(d.fixed() ? d.value : 1);
+    const Shape shape = made_up_shape(vi, 1);
     auto a = random_tensor(vi.type.elem, shape, seed++);
     auto b = random_tensor(vi.type.elem, shape, seed++);
     if (!a || !b) return verdict(Verdict::unchecked, "cannot make values for input '" + vi.name + "'");

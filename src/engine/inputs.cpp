@@ -11,6 +11,15 @@ bool is_required_input(const Graph& graph, const ValueInfo& input) {
   return graph.initializers.find(input.name) == graph.initializers.end();
 }
 
+Shape made_up_shape(const ValueInfo& input, int64_t first_dim) {
+  Shape shape;
+  for (size_t i = 0; i < input.type.dims.size(); ++i) {
+    const Dim& d = input.type.dims[i];
+    shape.push_back(d.fixed() ? d.value : (i == 0 && first_dim > 0 ? first_dim : 1));
+  }
+  return shape;
+}
+
 namespace {
 
 std::string declared_string(const TypeInfo& t) { return t.to_string(); }

@@ -25,6 +25,10 @@ Result<std::vector<Value>> bind_inputs(const Graph& graph, const std::map<std::s
 // True when the graph input must be provided (it is not backed by an initializer).
 bool is_required_input(const Graph& graph, const ValueInfo& input);
 
+// The shape of made-up values for a declared input (warm-up, the batch-rows check): its fixed
+// dims, `first_dim` for a free first dim when it is > 0, and 1 for every other free dim.
+Shape made_up_shape(const ValueInfo& input, int64_t first_dim = 0);
+
 // A graph input or output as the public API describes it (`is_input`: IoInfo::required is
 // computed; outputs are always required).
 IoInfo describe_io(const Graph& graph, const ValueInfo& value, bool is_input);

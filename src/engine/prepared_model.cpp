@@ -118,12 +118,7 @@ static std::optional<std::vector<Value>> warm_up_inputs(const Graph& g, uint64_t
       return std::nullopt;
     }
     symbolic_first = symbolic_first || (!vi.type.dims.empty() && !vi.type.dims[0].fixed());
-    Shape shape;
-    for (size_t i = 0; i < vi.type.dims.size(); ++i) {
-      const Dim& d = vi.type.dims[i];
-      shape.push_back(d.fixed() ? d.value : (i == 0 && first_dim > 0 ? first_dim : 1));
-    }
-    auto t = random_tensor(vi.type.elem, shape, seed++);
+    auto t = random_tensor(vi.type.elem, made_up_shape(vi, first_dim), seed++);
     if (!t) {
       *note = "cannot make warm-up values for input '" + vi.name + "': " + t.status().message();
       return std::nullopt;

@@ -88,6 +88,10 @@ struct Scheduler::Impl {
   // options.batching.enabled and the model allows it; turned off for good by a merged call
   // whose outputs could not be split (read by submit() before it takes the mutex).
   std::atomic<bool> batching{false};
+  // What the engine wants for a one-row call: the first route's time and what it keeps back
+  // for each fallback route (twice its warm-up estimate and 0.5 ms, as
+  // PrepareOptions::fallback_reserve_multiplier has it by default), all routes together.
+  double call_ms_per_row = 0;
 
   mutable std::mutex mutex;
   std::condition_variable work_ready;    // workers: the queue or the state changed
@@ -288,8 +292,15 @@ struct Scheduler::Impl {
       if (size <= rows) preferred = std::max<int64_t>(preferred, size);
 
     const bool full = rows >= max_rows || cannot_grow;
-    const Clock::time_point delay_end =
+    Clock::time_point delay_end =
         later_by(oldest.arrival, std::chrono::microseconds(std::max<int64_t>(0, options.batching.max_queue_delay_us)));
+    // Or sooner, in time for its most urgent member: by that one's deadline less what the
+    // engine wants for the call and 5 ms for this thread to wake (waiting on would answer it
+    // 504 while an instance is free).
+    const auto call_time = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double, std::milli>(5 + call_ms_per_row * static_cast<double>(rows)));
+    for (Queue::iterator it : members)
+      if (it->deadline != Clock::time_point::max()) delay_end = std::min(delay_end, it->deadline - call_time);
     if (!full && preferred == 0 && state == State::accepting && now < delay_end) {
       *wait_until = delay_end;
       return;
@@ -591,6 +602,7 @@ Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options) : im
   impl_->options = std::move(options);
   impl_->options.instances = std::max(1, impl_->options.instances);
   impl_->options.max_queue_size = std::max(0, impl_->options.max_queue_size);
+  for (const auto& [route, ms] : impl_->model->sla_estimate().per_backend_ms) impl_->call_ms_per_row += 2 * ms + 0.5;
   if (impl_->options.batching.enabled) {
     const std::string refusal = batching_refusal(*impl_->model);
     const BatchRowsCheck& rows = impl_->model->sla_estimate().batch_rows;

@@ -758,6 +758,24 @@ TEST(SchedulerBatching, AMergedCallWhoseOutputCannotBeSplitServesEachRequestAlon
   EXPECT_FALSE(outcomes.get("e").error);
 }
 
+TEST(SchedulerBatching, AMemberWhoseDeadlineComesFirstSendsTheBatchInTime) {
+  auto model = prepare(elementwise_model());
+  ASSERT_TRUE(model);
+  Scheduler scheduler(model, batched(1, 8, 60'000'000));
+  Outcomes outcomes;
+  const Clock::time_point start = Clock::now();
+  // It would wait 60 s for companions; its deadline (1 s) sends it before then, and in time.
+  ASSERT_FALSE(scheduler.submit(make_request("a", 1, 3, 5), in(1s), outcomes.done_for("a")));
+  ASSERT_FALSE(scheduler.submit(make_request("b", 1, 3, 7), kNoDeadline, outcomes.done_for("b")));
+  ASSERT_TRUE(outcomes.wait_for(2));
+  const Clock::duration took = Clock::now() - start;
+  expect_doubled(outcomes.get("a"), 1, 3, 5);
+  expect_doubled(outcomes.get("b"), 1, 3, 7);  // its companion, in the same call
+  EXPECT_EQ(outcomes.get("b").batch_rows, 2);
+  EXPECT_GE(took, 500ms);  // it waited for companions until shortly before its deadline
+  EXPECT_LT(took, 2s);     // not the 60 s delay (and answered, not 504 at its deadline)
+}
+
 TEST(SchedulerBatching, IsOffWhenTheModelsRowsAreNotABatch) {
   // The engine's check ran the model on two rows apart and together: ReduceSum over them.
   auto gated = std::make_shared<GatedModel>(prepare(reduce_model(), /*check_rows=*/true));

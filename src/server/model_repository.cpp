@@ -51,12 +51,19 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
   for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string entry = it->path().filename().string();
     std::error_code file_ec;
-    if (entry.empty() || entry[0] == '.' || !fs::is_directory(it->path(), file_ec)) continue;
+    if (entry.empty() || entry[0] == '.' || entry == "config.json") continue;
     const int version = parse_version(entry);
-    if (version <= 0) {
+    const fs::path model_file = it->path() / "model.onnx";
+    if (!fs::is_directory(it->path(), file_ec)) {
+      // Other files beside config.json (notes, labels) are the owner's business; a file named
+      // as a version is a mistake worth naming.
+      if (version > 0) m.not_versions.push_back("'" + entry + "' (a file; a version is a folder)");
+    } else if (version <= 0) {
       m.not_versions.push_back("'" + entry + "' (a version is a positive integer, at most 9 digits, no leading 0)");
-    } else if (!fs::is_regular_file(it->path() / "model.onnx", file_ec)) {
+    } else if (!fs::exists(model_file, file_ec)) {
       m.not_versions.push_back("'" + entry + "' (no model.onnx in it)");
+    } else if (!fs::is_regular_file(model_file, file_ec)) {
+      m.not_versions.push_back("'" + entry + "' (its model.onnx is not a file)");
     } else {
       m.versions[version] = it->path() / "model.onnx";
       m.stamps[version] = file_stamp(it->path() / "model.onnx");
@@ -66,8 +73,10 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
   if (fs::exists(config_path, ec)) {
     std::ifstream in(config_path, std::ios::binary);
     std::stringstream text;
-    text << in.rdbuf();
-    if (!in) {
+    if (fs::is_regular_file(config_path, ec)) text << in.rdbuf();
+    if (!fs::is_regular_file(config_path, ec)) {
+      m.config_error = "model '" + name + "': config.json is not a file";
+    } else if (!in) {
       m.config_error = "model '" + name + "': config.json cannot be read";
     } else {
       m.config_text = text.str();

@@ -119,6 +119,8 @@ TEST(Server, AModelFolderWithoutVersionsSaysWhatItIgnored) {
   fs::create_directories(repo.root() / "odd" / "3");
   std::ofstream(repo.root() / "odd" / "3" / "other.onnx") << "x";
   std::ofstream(repo.root() / "odd" / "notes.txt") << "not a folder: not mentioned";
+  std::ofstream(repo.root() / "odd" / "4") << "a file named as a version";
+  fs::create_directories(repo.root() / "odd" / "5" / "model.onnx");
   fs::create_directories(repo.root() / "odd" / ".cache");
   repo.config("odd", R"({"required": false})");
   auto server = start(repo);
@@ -130,11 +132,24 @@ TEST(Server, AModelFolderWithoutVersionsSaysWhatItIgnored) {
   ASSERT_NE(odd, nullptr);
   EXPECT_EQ(odd->state, "FAILED");
   const std::string& why = odd->reason;
-  for (const char* part : {"no versions", "'0' (a version is a positive integer", "'01' (", "'v2' (", "'1234567890' (",
-                           "'3' (no model.onnx in it)"})
+  for (const char* part :
+       {"no versions", "'0' (a version is a positive integer", "'01' (", "'v2' (", "'1234567890' (",
+        "'3' (no model.onnx in it)", "'4' (a file; a version is a folder)", "'5' (its model.onnx is not a file)"})
     EXPECT_NE(why.find(part), std::string::npos) << part << " in " << why;
   EXPECT_EQ(why.find("notes.txt"), std::string::npos) << why;
   EXPECT_EQ(why.find(".cache"), std::string::npos) << why;
+
+  // A config.json that is a folder says so (not "invalid JSON").
+  Repository other;
+  other.add_version("folder_config", 1);
+  fs::create_directories(other.root() / "folder_config" / "config.json");
+  auto second = start(other);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(eventually([&] { return loaded(*second); }));
+  const std::vector<RepositoryEntry> other_index = second->repository_index();
+  const RepositoryEntry* folder_config = find_entry(other_index, "folder_config", "");
+  ASSERT_NE(folder_config, nullptr);
+  EXPECT_EQ(folder_config->reason, "model 'folder_config': config.json is not a file");
 }
 
 TEST(Server, AModelWithAnOutputThatIsNotATensorFailsToLoad) {

@@ -94,6 +94,13 @@ std::string ready_event_detail(const PreparedModel& model, double seconds, const
     char estimate[64];
     std::snprintf(estimate, sizeof estimate, "; warm-up estimate %.3f ms", sla.estimate_ms);
     detail += estimate;
+  } else if (!sla.note.empty()) {
+    // Requests are judged by latencies learnt online then (docs/engine.md).
+    detail += "; no warm-up estimate: " + sla.note;
+    bool free_dims = false;
+    for (const IoInfo& in : model.io_schema().inputs)
+      for (size_t i = 1; i < in.dims.size(); ++i) free_dims = free_dims || in.dims[i].value < 0;
+    if (free_dims) detail += " (free dims are warmed at 1; input_shapes in config.json sets them)";
   }
   for (const std::string& note : placement.notes) detail += "; " + note;
   if (!batching.empty()) detail += "; dynamic batching " + batching;

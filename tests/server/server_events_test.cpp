@@ -97,9 +97,23 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
   repo.add_version("misconfigured", 1);
   repo.config("optional", R"({"required": false})");
   repo.add_version("optional", 1);
+  // Free image dims: warm-up at 1x1 fails the 2x2 window, and the READY line says why.
+  static const fs::path pool = write_model("pool.onnx",
+                                           "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 1, 'H', 'W']); "
+                                           "y = h.make_tensor_value_info('y', T.FLOAT, ['N', 1, 'P', 'Q']); "
+                                           "g = h.make_graph([h.make_node('MaxPool', ['x'], ['y'], "
+                                           "kernel_shape=[2, 2])], 'g', [x], [y])");
+  repo.add_file("pool", 1, pool);
+  repo.config("pool", R"({"required": false})");
   Events events;
   auto server = start_with_events(repo, events.callback());
   ASSERT_TRUE(server);
+  const int pool_ready = events.wait_for("pool", "1", "READY");
+  ASSERT_GE(pool_ready, 0);
+  const std::string pool_detail = events.at(pool_ready).detail;
+  EXPECT_NE(pool_detail.find("; no warm-up estimate: warm-up failed on cpu: "), std::string::npos) << pool_detail;
+  EXPECT_NE(pool_detail.find("(free dims are warmed at 1; input_shapes in config.json sets them)"), std::string::npos)
+      << pool_detail;
 
   const int double_ready = events.wait_for("double", "1", "READY");
   ASSERT_GE(double_ready, 0);
@@ -108,6 +122,7 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
   EXPECT_NE(detail.find("loaded in "), std::string::npos) << detail;
   EXPECT_NE(detail.find("routes "), std::string::npos) << detail;
   EXPECT_NE(detail.find("reference"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("; warm-up estimate "), std::string::npos) << detail;
   const int broken_failed = events.wait_for("broken", "1", "FAILED");
   ASSERT_GE(broken_failed, 0);
   ASSERT_TRUE(eventually([&] { return loaded(*server); }));
@@ -141,6 +156,7 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
   EXPECT_EQ(events.at(unloading).detail, "unloaded through the repository API");
   EXPECT_GT(events.wait_for("double", "1", "UNLOADED"), unloading);
   ASSERT_FALSE(server->unload_model("optional"));
+  ASSERT_FALSE(server->unload_model("pool"));
   ASSERT_FALSE(server->unload_model("misconfigured"));
   ASSERT_GE(events.wait_for("misconfigured", "1", "UNLOADED"), 0);
   ASSERT_TRUE(eventually([&] { return events.find("", "", "NOT_READY", not_ready + 1) >= 0; }));

@@ -68,6 +68,20 @@ TEST(EngineBatchRows, RowWiseModelsAreIndependent) {
   EXPECT_EQ(in_fp32.detail, "checked on cpu");
 }
 
+TEST(EngineBatchRows, NaNAndInfinitiesInTheSameRowsAreNoChange) {
+  // 0 / 0 and log(0): the made-up values can lead a row-wise model to NaN or -inf.
+  for (const char* op : {"Div", "Log"}) {
+    const BatchRowsCheck check = check_of(one_node_model({"N", "4"}, [op](onnx::GraphProto* g) {
+      add_node(g, "Sub", "zero", {"x", "x"}, {"z"});
+      if (std::string(op) == "Div")
+        add_node(g, "Div", "nan", {"z", "z"}, {"y"});
+      else
+        add_node(g, "Log", "log", {"z"}, {"y"});
+    }));
+    EXPECT_EQ(check.verdict, Verdict::independent) << op << ": " << check.detail;
+  }
+}
+
 TEST(EngineBatchRows, AnOutputWithoutTheRowsIsDependent) {
   // y = x transposed: [4, N]. Declared shapes would not tell a [4, N] from an [N', 4].
   const BatchRowsCheck transposed = check_of(one_node_model({"4", "N"}, [](onnx::GraphProto* g) {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -54,6 +55,8 @@ struct ServeOptions {
   std::string ready_file;
   std::string cache_dir;  // EngineOptions::cache_dir of every model's engine
   std::string log_format = "text";
+  std::string model_control = "all";
+  std::vector<std::string> load_models;
 };
 
 // The server's log on standard output, one line per message: "tandem serve: ..." text, or
@@ -147,6 +150,8 @@ int run_serve(const ServeOptions& o) {
   if (!(o.grace_seconds >= 0 && o.grace_seconds <= 86400)) return fail(kCommand, "--grace-seconds must be in [0, 86400]", 2);
   if (!(o.max_body_mb > 0 && o.max_body_mb <= 4096)) return fail(kCommand, "--max-body-mb must be in (0, 4096]", 2);
   if (o.log_format != "text" && o.log_format != "json") return fail(kCommand, "--log-format must be text or json", 2);
+  if (o.model_control != "all" && o.model_control != "explicit")
+    return fail(kCommand, "--model-control must be all or explicit", 2);
   auto log = std::make_shared<ServeLog>(o.log_format == "json");
 
   {
@@ -174,6 +179,8 @@ int run_serve(const ServeOptions& o) {
   so.default_instances = o.instances;
   so.fault_injection = o.inject;
   so.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(o.poll_seconds * 1000));
+  if (o.model_control == "explicit" || !o.load_models.empty())
+    so.load_at_start = std::set<std::string>(o.load_models.begin(), o.load_models.end());
   so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   so.limits.max_body_bytes = static_cast<size_t>(o.max_body_mb * 1024 * 1024);
   // The operator's log: each model's loads, failures and unloads, and the server's readiness.
@@ -280,6 +287,11 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--cache-dir", o->cache_dir,
                   "Keep the backends' timed kernel choices here, so that replicas sharing it compile alike");
   cmd->add_option("--poll-seconds", o->poll_seconds, "Rescan the repository this often (default 0: never)");
+  cmd->add_option("--model-control", o->model_control,
+                  "all (default): every model in the repository loads; explicit: only --load-model ones, "
+                  "others through the repository API");
+  cmd->add_option("--load-model", o->load_models,
+                  "With explicit model control (implied), a model to load at start (repeatable)");
   cmd->add_option("--grace-seconds", o->grace_seconds, "On SIGTERM/SIGINT, let requests finish this long (default 30)");
   cmd->add_option("--max-body-mb", o->max_body_mb, "Largest request body in MiB (default 64)");
   cmd->add_option("--ready-file", o->ready_file,

@@ -379,7 +379,10 @@ struct Server::Impl {
       if (shutting_down) return;
       for (const auto& [name, m] : disk) {
         auto it = models.find(name);
-        if (it == models.end() || !it->second.unloaded) sync_model(m, false);
+        if (it == models.end() && options.load_at_start)
+          list_not_loaded_locked(name);
+        else if (it == models.end() || !it->second.unloaded)
+          sync_model(m, false);
       }
       for (auto& [name, model] : models) {
         if (disk.count(name) || model.unloaded) continue;
@@ -436,6 +439,14 @@ struct Server::Impl {
       publish_events();
       lock.lock();
     }
+  }
+
+  // Called with `mu` held: lists `name` as not loaded (explicit model control).
+  void list_not_loaded_locked(const std::string& name) {
+    Model& model = models[name];
+    model.name = name;
+    model.unloaded = true;
+    model.unloaded_reason = "not loaded (explicit model control: load it through the repository API)";
   }
 
   void unload_locked(Model& model, const std::string& why) {
@@ -608,9 +619,18 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
   Impl* raw = impl.get();
   auto disk = scan_repository(raw->options.model_repository);
+  const auto& chosen = raw->options.load_at_start;
+  if (chosen)
+    for (const std::string& name : *chosen)
+      if (!disk.count(name)) return invalid_argument("model '" + name + "' to load at start is not in the repository");
   {
     std::lock_guard<std::mutex> lock(raw->mu);
-    for (const auto& [name, m] : disk) raw->sync_model(m, false);
+    for (const auto& [name, m] : disk) {
+      if (chosen && !chosen->count(name))
+        raw->list_not_loaded_locked(name);
+      else
+        raw->sync_model(m, false);
+    }
   }
   raw->publish_events();
   if (raw->options.poll_interval.count() > 0)

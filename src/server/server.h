@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,13 @@ struct ServerOptions {
   // removed ones unload, and a version whose model.onnx or config.json changed loads again (a
   // ready one beside itself: it serves until the new load is ready, or on if that fails).
   std::chrono::milliseconds poll_interval{0};
+  // Explicit model control (a replica that serves part of a large repository): when set, only
+  // these models load at start, and create() fails with invalid_argument naming one that is
+  // not in the repository. Every other model, and one that appears later, is listed in the
+  // repository index as UNAVAILABLE until loaded through the repository API; polling and
+  // SIGHUP still reload the changed files of loaded models and unload removed ones. Unset:
+  // every model in the repository loads.
+  std::optional<std::set<std::string>> load_at_start;
   RequestLimits limits;
   std::chrono::milliseconds shutdown_grace{30000};
   // How often the breakers of ready versions are looked at for events (only with on_event).

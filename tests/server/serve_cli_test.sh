@@ -44,6 +44,9 @@ expect_failure 2 "bad threads" --model-repository "$repo" --http-port 0 --thread
 expect_failure 2 "bad handler threads" --model-repository "$repo" --http-port 0 --handler-threads -1
 expect_failure 2 "bad JSON decode threads" --model-repository "$repo" --http-port 0 --json-decode-threads -2
 expect_failure 2 "bad log format" --model-repository "$repo" --http-port 0 --log-format xml
+expect_failure 2 "bad model control" --model-repository "$repo" --http-port 0 --model-control some
+expect_failure 1 "unknown model to load" --model-repository "$repo" --http-port 0 --grpc-port -1 --metrics-port -1 \
+  --load-model no-such-model
 touch "$work/a-file"
 expect_failure 2 "cache folder under a file" --model-repository "$repo" --http-port 0 --cache-dir "$work/a-file/cache"
 

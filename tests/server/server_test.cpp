@@ -326,6 +326,60 @@ TEST(Server, BatchingStaysOffWhereRowsAreNotABatch) {
   }
 }
 
+// A replica told which models to load: the others are listed, not loaded, until asked for;
+// polling loads no new model.
+TEST(Server, ExplicitModelControlLoadsOnlyWhatItIsTold) {
+  Repository repo;
+  repo.add_version("a", 1);
+  repo.add_version("b", 1);
+  ServerOptions options;
+  options.model_repository = repo.root();
+  options.default_instances = 1;
+  options.poll_interval = 20ms;
+  options.load_at_start = std::set<std::string>{"a"};
+  auto created = Server::create(options);
+  ASSERT_TRUE(created) << created.status().to_string();
+  Server& server = **created;
+  ASSERT_TRUE(eventually([&] { return server.ready(); }));
+  EXPECT_FALSE(infer_sync(server, request("a")).error);
+  std::optional<ProtocolError> refused;
+  infer_sync(server, request("b"), &refused);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->http_status, 404);
+  std::vector<RepositoryEntry> index = server.repository_index();
+  const RepositoryEntry* b = find_entry(index, "b", "");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->state, "UNAVAILABLE");
+  EXPECT_NE(b->reason.find("explicit model control"), std::string::npos) << b->reason;
+
+  // A model that appears is listed after a poll, and not loaded.
+  repo.add_version("c", 1);
+  ASSERT_TRUE(eventually([&] {
+    const std::vector<RepositoryEntry> now = server.repository_index();
+    return find_entry(now, "c", "") != nullptr;
+  }));
+  server.rescan();  // one more look, as SIGHUP makes: still not loaded
+  index = server.repository_index();
+  EXPECT_EQ(find_entry(index, "c", "")->state, "UNAVAILABLE");
+  EXPECT_EQ(find_entry(index, "c", "1"), nullptr);
+
+  // Loaded on demand, it serves.
+  EXPECT_FALSE(server.load_model("b"));
+  EXPECT_FALSE(infer_sync(server, request("b")).error);
+
+  // Nothing to load at start: listed, and not ready (no model is); an unknown name fails.
+  options.load_at_start = std::set<std::string>{};
+  auto none = Server::create(options);
+  ASSERT_TRUE(none);
+  EXPECT_EQ((*none)->repository_index().size(), 3u);
+  EXPECT_FALSE((*none)->ready());
+  options.load_at_start = std::set<std::string>{"a", "missing"};
+  auto unknown = Server::create(options);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.status().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(unknown.status().message(), "model 'missing' to load at start is not in the repository");
+}
+
 TEST(Server, VersionPolicyLatestServesOnlyTheNewest) {
   Repository repo;
   repo.add_version("double", 1);

@@ -118,6 +118,23 @@ if compgen -G "$work/cache/*.json" >/dev/null; then pass "--cache-dir: $(ls "$wo
 else fail "--cache-dir: nothing in $work/cache"; fi
 stop_server INT
 
+# Explicit model control: only --load-model models load; the others load through the API.
+mkdir -p "$repo/other/1"
+cp "$model" "$repo/other/1/model.onnx"
+start_server --metrics-port -1 --grpc-port -1 --load-model cls
+wait_for_200 "http://127.0.0.1:$http/v2/health/ready" || true
+index=$(curl -s -X POST "http://127.0.0.1:$http/v2/repository/index")
+other_ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/v2/models/other/ready")
+if [[ "$status" == 200 && "$other_ready" == 404 ]] && grep -q '"name":"other","reason":"not loaded (explicit model control' <<<"$index"
+then pass "--load-model: cls ready, other listed and not loaded"
+else fail "--load-model: ready $status, other $other_ready, index $index"; fi
+load=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$http/v2/repository/models/other/load")
+if [[ "$load" == 200 ]] && wait_for_200 "http://127.0.0.1:$http/v2/models/other/ready"; then
+  pass "--load-model: other loads through the repository API"
+else fail "--load-model: load $load, ready $status"; fi
+stop_server TERM
+rm -rf "$repo/other"
+
 # --log-format json: every line one object with its time; the same events as fields.
 start_server --metrics-port -1 --grpc-port -1 --log-format json
 for _ in $(seq 300); do

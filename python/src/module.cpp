@@ -255,6 +255,12 @@ py::dict sla_to_python(const SlaEstimate& s) {
   d["per_backend_ms"] = s.per_backend_ms;
   d["per_backend_runs"] = s.per_backend_runs;
   d["note"] = s.note;
+  d["warmed_batch_sizes"] = s.warmed_batch_sizes;
+  static const char* const verdicts[] = {"unchecked", "independent", "dependent"};
+  py::dict rows;
+  rows["verdict"] = verdicts[static_cast<int>(s.batch_rows.verdict)];
+  rows["detail"] = s.batch_rows.detail;
+  d["batch_rows"] = rows;
   return d;
 }
 

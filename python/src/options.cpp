@@ -107,6 +107,10 @@ Status prepare_options_from_kwargs(const py::kwargs& kw, PrepareOptions* o) {
     else if (k == "fault_injection") TANDEM_RETURN_IF_ERROR(get(k, v, &o->fault_injection));
     else if (k == "warmup_runs") TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_runs));
     else if (k == "warmup_concurrency") TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_concurrency));
+    else if (k == "warmup_batch_sizes")
+      TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_batch_sizes));
+    else if (k == "check_batch_rows")
+      TANDEM_RETURN_IF_ERROR(get(k, v, &o->check_batch_rows));
     else if (k == "warmup_time_cap_ms")
       TANDEM_RETURN_IF_ERROR(get(k, v, &o->warmup_time_cap_ms));
     else if (k == "shape_cache_mb")

@@ -76,6 +76,8 @@ class Engine:
                 fault_injection: Optional[str] = None,
                 warmup_runs: Optional[int] = None,
                 warmup_concurrency: Optional[int] = None,
+                warmup_batch_sizes: Optional[Sequence[int]] = None,
+                check_batch_rows: Optional[bool] = None,
                 warmup_time_cap_ms: Optional[float] = None,
                 shape_cache_mb: Optional[float] = None,
                 attempt_budget_multiplier: Optional[float] = None,

@@ -65,7 +65,7 @@ def test_non_contiguous_and_byte_swapped_inputs_are_converted(add_mul_path):
     np.testing.assert_array_equal(s, a + 1)
 
 
-def test_engine_api(add_mul_path):
+def test_engine_api(add_mul_path, tmp_path):
     engine = tandem.Engine(threads=1)
     assert engine.backends[-1] == "reference"
     model = engine.prepare(add_mul_path, name="am", routes="cpu,reference", warmup_runs=2, seed=7)
@@ -77,6 +77,12 @@ def test_engine_api(add_mul_path):
     sla = model.sla_estimate
     assert sla["measured"] and sla["warmup_runs"] == 2 and sla["estimate_ms"] > 0
     assert sla["per_backend_runs"] == {"cpu": 2, "reference": 2}
+    assert sla["batch_rows"] == {"verdict": "unchecked", "detail": ""}  # not asked for
+    # Rows merged along a free first dim: warmed and checked at prepare.
+    batched = tandem.Engine(threads=1).prepare(models.identity(tmp_path / "rows.onnx", TensorProto.FLOAT),
+                                               routes="cpu,reference", warmup_batch_sizes=[4], check_batch_rows=True)
+    assert batched.sla_estimate["warmed_batch_sizes"] == [4]
+    assert batched.sla_estimate["batch_rows"] == {"verdict": "independent", "detail": "checked on cpu"}
     # A cap this small stops each route's warm-up after its first run.
     capped = tandem.Engine(threads=1).prepare(add_mul_path, routes="cpu,reference", warmup_time_cap_ms=1e-6)
     assert capped.sla_estimate["per_backend_runs"] == {"cpu": 1, "reference": 1}

@@ -384,9 +384,13 @@ struct Server::Impl {
         else if (it == models.end() || !it->second.unloaded)
           sync_model(m, false);
       }
-      for (auto& [name, model] : models) {
-        if (disk.count(name) || model.unloaded) continue;
-        unload_locked(model, "removed from the repository");
+      for (auto it = models.begin(); it != models.end();) {
+        Model& model = it->second;
+        const bool on_disk = disk.count(it->first) > 0;
+        if (!on_disk && !model.unloaded) unload_locked(model, "removed from the repository");
+        // Gone from the folder and done draining: no longer listed in the index.
+        const bool forgotten = !on_disk && model.unloaded && model.versions.empty() && model.replacing.empty();
+        it = forgotten ? models.erase(it) : std::next(it);
       }
     }
     publish_events();

@@ -366,12 +366,16 @@ TEST(Server, ExplicitModelControlLoadsOnlyWhatItIsTold) {
   // Loaded on demand, it serves.
   EXPECT_FALSE(server.load_model("b"));
   EXPECT_FALSE(infer_sync(server, request("b")).error);
+  // One never loaded whose folder is gone is no longer listed.
+  fs::remove_all(repo.root() / "c");
+  server.rescan();
+  EXPECT_EQ(find_entry(server.repository_index(), "c", ""), nullptr);
 
   // Nothing to load at start: listed, and not ready (no model is); an unknown name fails.
   options.load_at_start = std::set<std::string>{};
   auto none = Server::create(options);
   ASSERT_TRUE(none);
-  EXPECT_EQ((*none)->repository_index().size(), 3u);
+  EXPECT_EQ((*none)->repository_index().size(), 2u);  // a and b, listed
   EXPECT_FALSE((*none)->ready());
   options.load_at_start = std::set<std::string>{"a", "missing"};
   auto unknown = Server::create(options);
@@ -513,6 +517,12 @@ TEST(Server, PollingPicksUpNewModelsAndRemovals) {
     bool ready = false;
     return server->model_ready("later", "", &ready).has_value();
   }));
+  // Once drained, a later look forgets it: the index lists what the folder holds.
+  ASSERT_TRUE(eventually([&] {
+    const std::vector<RepositoryEntry> index = server->repository_index();
+    return find_entry(index, "later", "") == nullptr && find_entry(index, "later", "1") == nullptr;
+  }));
+  EXPECT_NE(find_entry(server->repository_index(), "double", "1"), nullptr);
 }
 
 TEST(Server, RescanPicksUpChangesWithoutPolling) {

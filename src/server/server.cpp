@@ -825,12 +825,15 @@ std::optional<ProtocolError> Server::load_model(const std::string& name) {
   lock.unlock();
   impl_->publish_events();
   lock.lock();
+  // A scan that finds its folder gone meanwhile unloads it, and forgets it once drained.
+  auto entry = [&] { return impl_->models.find(name); };
   impl_->changed.wait(lock, [&] {
-    const Model& model = impl_->models.at(name);
-    return impl_->shutting_down || (!Impl::loading(model) && model.replacing.empty());
+    return impl_->shutting_down || entry() == impl_->models.end() ||
+           (!Impl::loading(entry()->second) && entry()->second.replacing.empty());
   });
   if (impl_->shutting_down) return unavailable("the server is shutting down");
-  const Model& model = impl_->models.at(name);
+  if (entry() == impl_->models.end()) return not_found("model '" + name + "' left the repository while it loaded");
+  const Model& model = entry()->second;
   if (!model.error.empty()) return bad_request(model.error);
   if (Impl::serving_version(model)) return std::nullopt;
   for (auto it = model.versions.rbegin(); it != model.versions.rend(); ++it)

@@ -193,9 +193,9 @@ struct PrepareOptions {
   // it was alone (floats within the route's parity budget: another batch size may take
   // another kernel). Reduced-precision routes are tried only after those: their rows may move
   // beside others within their budget (an int8 route quantizes activations per call, over
-  // all its rows). Declared shapes cannot
-  // tell: exporters name an output's first dim apart from the input's, and a Softmax or a
-  // normalization over dim 0 keeps the shape while it mixes rows.
+  // all its rows). Declared shapes cannot tell: exporters name an output's first dim apart
+  // from the input's, and a Softmax or a normalization over dim 0 keeps the shape while it
+  // mixes rows.
   bool check_batch_rows = false;
   // The most memory (MiB) each route keeps for the input shapes it has built: a model with
   // free dims gets, on the cpu backend, kernels and an activation arena per input signature

@@ -65,18 +65,18 @@ ModelOnDisk scan_model(const fs::path& repository, const std::string& name, bool
     } else if (!fs::is_regular_file(model_file, file_ec)) {
       m.not_versions.push_back("'" + entry + "' (its model.onnx is not a file)");
     } else {
-      m.versions[version] = it->path() / "model.onnx";
-      m.stamps[version] = file_stamp(it->path() / "model.onnx");
+      m.versions[version] = model_file;
+      m.stamps[version] = file_stamp(model_file);
     }
   }
   const fs::path config_path = folder / "config.json";
-  if (fs::exists(config_path, ec)) {
+  if (fs::exists(config_path, ec) && !fs::is_regular_file(config_path, ec)) {
+    m.config_error = "model '" + name + "': config.json is not a file";
+  } else if (fs::exists(config_path, ec)) {
     std::ifstream in(config_path, std::ios::binary);
     std::stringstream text;
-    if (fs::is_regular_file(config_path, ec)) text << in.rdbuf();
-    if (!fs::is_regular_file(config_path, ec)) {
-      m.config_error = "model '" + name + "': config.json is not a file";
-    } else if (!in) {
+    text << in.rdbuf();
+    if (!in) {
       m.config_error = "model '" + name + "': config.json cannot be read";
     } else {
       m.config_text = text.str();

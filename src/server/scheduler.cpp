@@ -604,17 +604,16 @@ Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options) : im
   impl_->options.max_queue_size = std::max(0, impl_->options.max_queue_size);
   for (const auto& [route, ms] : impl_->model->sla_estimate().per_backend_ms) impl_->call_ms_per_row += 2 * ms + 0.5;
   if (impl_->options.batching.enabled) {
-    const std::string refusal = batching_refusal(*impl_->model);
+    const std::string refusal =
+        impl_->options.batching.max_batch_size <= 1 ? "max_batch_size is 1" : batching_refusal(*impl_->model);
     const BatchRowsCheck& rows = impl_->model->sla_estimate().batch_rows;
-    if (impl_->options.batching.max_batch_size <= 1)
-      impl_->stats.batching = "off: max_batch_size is 1";
-    else if (!refusal.empty())
+    impl_->batching = refusal.empty();
+    if (!refusal.empty())
       impl_->stats.batching = "off: " + refusal;
     else if (rows.verdict == BatchRowsCheck::Verdict::independent)
       impl_->stats.batching = "on; rows " + rows.detail;
     else
       impl_->stats.batching = "on; rows not checked" + (rows.detail.empty() ? "" : ": " + rows.detail);
-    impl_->batching = impl_->stats.batching.rfind("on", 0) == 0;
   }
   Impl* impl = impl_.get();
   impl_->expiry_thread = std::thread([impl] {

@@ -194,8 +194,8 @@ class Server {
   std::optional<ProtocolError> unload_model(const std::string& name);
   // Looks at the repository once, as each poll does (ServerOptions::poll_interval): new models
   // and versions load, removed ones unload (and, once drained, leave the repository index),
-  // changed ones load again; models unloaded through unload_model() stay unloaded. Returns once the loads have started
-  // (the CLI's SIGHUP).
+  // changed ones load again; models unloaded through unload_model() stay unloaded. Returns
+  // once the loads have started (the CLI's SIGHUP).
   void rescan();
 
   // Prometheus text: the engine's telemetry of every loaded model plus the server's figures

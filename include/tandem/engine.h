@@ -287,6 +287,11 @@ struct SlaEstimate {
   std::map<std::string, double> per_backend_ms;  // every route that measured
   // Runs each of those routes made (below warmup_runs when warmup_time_cap_ms stopped it).
   std::map<std::string, int> per_backend_runs;
+  // What a call at the warm-up shape wants before its deadline, in ms: the first route's
+  // estimate plus the time the engine keeps back for falling back to the next measured route
+  // (its median warm run x PrepareOptions::fallback_reserve_multiplier + 0.5); 0 when not
+  // measured. A caller that holds requests back (a batching queue) sends them by then.
+  double deadline_margin_ms = 0;
   std::string note;          // why it is not measured, if so
   // PrepareOptions::warmup_batch_sizes that every route but the reference ran at warm-up
   // (none when no input has a free first dim).

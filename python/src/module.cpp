@@ -254,6 +254,7 @@ py::dict sla_to_python(const SlaEstimate& s) {
   d["warmup_runs"] = s.warmup_runs;
   d["per_backend_ms"] = s.per_backend_ms;
   d["per_backend_runs"] = s.per_backend_runs;
+  d["deadline_margin_ms"] = s.deadline_margin_ms;
   d["note"] = s.note;
   d["warmed_batch_sizes"] = s.warmed_batch_sizes;
   static const char* const verdicts[] = {"unchecked", "independent", "dependent"};

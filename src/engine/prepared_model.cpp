@@ -217,6 +217,15 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   sla_.warmup_runs = runs;
   sla_.measured = routes_.front()->estimate_ms > 0;
   sla_.estimate_ms = routes_.front()->estimate_ms;
+  if (sla_.measured) {
+    sla_.deadline_margin_ms = sla_.estimate_ms;
+    for (size_t j = 1; j < routes_.size(); ++j) {
+      const double reserve = fallback_reserve_ms(routes_[j]->typical_ms, opts_.fallback_reserve_multiplier);
+      if (reserve <= 0) continue;
+      sla_.deadline_margin_ms += reserve;
+      break;
+    }
+  }
   if (!sla_.measured && note->empty()) *note = runs == 0 ? "warm-up disabled (warmup_runs=0)" : "warm-up did not measure";
   return Status::ok();
 }

@@ -99,10 +99,8 @@ Result<InferResult> PreparedModelImpl::infer(const std::map<std::string, Value>&
     const double remaining_ms = deadline == SteadyClock::time_point::max() ? INFINITY : ms_between(now, deadline);
     if (strict) return std::min(attempt_budget_ms(s, shape), remaining_ms);
     std::vector<double> later;
-    for (size_t j = index + 1; j < n_routes; ++j) {
-      const double e = typical_ms(*routes_[j], shape) * opts_.fallback_reserve_multiplier;
-      later.push_back(e > 0 ? e + 0.5 : 0.0);
-    }
+    for (size_t j = index + 1; j < n_routes; ++j)
+      later.push_back(fallback_reserve_ms(typical_ms(*routes_[j], shape), opts_.fallback_reserve_multiplier));
     return attempt_time_ms(index, n_routes, remaining_ms, attempt_budget_ms(s, shape), later);
   };
   auto start = [&](size_t index, CircuitBreaker::Admission admission, double budget_ms, SteadyClock::time_point now) {

@@ -65,6 +65,10 @@ std::vector<RouteSpec> default_chain(const std::vector<Backend*>& backends, Prec
   return chain;
 }
 
+double fallback_reserve_ms(double typical_ms, double multiplier) {
+  return typical_ms > 0 ? typical_ms * multiplier + 0.5 : 0.0;
+}
+
 double attempt_time_ms(size_t index, size_t routes, double remaining_ms, double own_budget_ms,
                        const std::vector<double>& later_reserve_ms) {
   if (index + 1 >= routes) return remaining_ms;  // the last resort takes what remains

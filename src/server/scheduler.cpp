@@ -88,9 +88,7 @@ struct Scheduler::Impl {
   // options.batching.enabled and the model allows it; turned off for good by a merged call
   // whose outputs could not be split (read by submit() before it takes the mutex).
   std::atomic<bool> batching{false};
-  // What the engine wants for a one-row call: the first route's time and what it keeps back
-  // for each fallback route (twice its warm-up estimate and 0.5 ms, as
-  // PrepareOptions::fallback_reserve_multiplier has it by default), all routes together.
+  // What the engine wants before the deadline of a one-row call (SlaEstimate::deadline_margin_ms).
   double call_ms_per_row = 0;
 
   mutable std::mutex mutex;
@@ -602,7 +600,7 @@ Scheduler::Scheduler(std::shared_ptr<PreparedModel> model, Options options) : im
   impl_->options = std::move(options);
   impl_->options.instances = std::max(1, impl_->options.instances);
   impl_->options.max_queue_size = std::max(0, impl_->options.max_queue_size);
-  for (const auto& [route, ms] : impl_->model->sla_estimate().per_backend_ms) impl_->call_ms_per_row += 2 * ms + 0.5;
+  impl_->call_ms_per_row = impl_->model->sla_estimate().deadline_margin_ms;
   if (impl_->options.batching.enabled) {
     const std::string refusal =
         impl_->options.batching.max_batch_size <= 1 ? "max_batch_size is 1" : batching_refusal(*impl_->model);

@@ -12,8 +12,8 @@
 // after the first; the same requested outputs), up to `max_batch_size` rows in all. It
 // dispatches as soon as the rows reach max_batch_size or the largest preferred size that the
 // queue can fill, or when the oldest request has waited `max_queue_delay_us` (sooner when a
-// member's deadline would pass otherwise: by that deadline less, per row, twice each route's
-// warm-up estimate and 0.5 ms, the time the engine keeps for falling back, and 5 ms). The batch's
+// member's deadline would pass otherwise: by that deadline less, per row, what the engine wants
+// before a call's deadline (SlaEstimate::deadline_margin_ms), and 5 ms). The batch's
 // inputs are concatenated along dim 0, the engine runs once, and every output is split back
 // along dim 0 by each request's rows. A merged call with an output whose dim 0 is not the
 // batch's rows (a model the check could not run) serves each of its requests again alone,

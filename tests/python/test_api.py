@@ -76,6 +76,7 @@ def test_engine_api(add_mul_path, tmp_path):
     assert schema["outputs"][0]["shape"] == [2, 3] and schema["outputs"][0]["dtype"] == "float32"
     sla = model.sla_estimate
     assert sla["measured"] and sla["warmup_runs"] == 2 and sla["estimate_ms"] > 0
+    assert sla["deadline_margin_ms"] >= sla["estimate_ms"]
     assert sla["per_backend_runs"] == {"cpu": 2, "reference": 2}
     assert sla["batch_rows"] == {"verdict": "unchecked", "detail": ""}  # not asked for
     # Rows merged along a free first dim: warmed and checked at prepare.

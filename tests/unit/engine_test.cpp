@@ -72,6 +72,8 @@ TEST_F(EngineTest, PrepareReportsSchemaKeyEstimateAndPlacement) {
     EXPECT_NE(m->cache_key_text().find(field), std::string::npos) << field;
   EXPECT_TRUE(m->sla_estimate().measured);
   EXPECT_GT(m->sla_estimate().estimate_ms, 0);
+  // One route: nothing to keep back for falling back.
+  EXPECT_EQ(m->sla_estimate().deadline_margin_ms, m->sla_estimate().estimate_ms);
   ASSERT_EQ(m->placement().routes.size(), 1u);
   EXPECT_EQ(m->placement().routes[0].nodes_per_backend.at("reference"), 2);
   EXPECT_NE(m->placement().to_string().find("route reference"), std::string::npos);
@@ -155,6 +157,26 @@ TEST_F(EngineTest, WarmUpRunsTheBatchSizesItIsGiven) {
   PrepareOptions bad;
   bad.warmup_batch_sizes = {0};
   EXPECT_EQ(engine->prepare_bytes(tiny_model_bytes(8, true), bad).status().code(), StatusCode::invalid_argument);
+}
+
+TEST_F(EngineTest, TheDeadlineMarginKeepsTimeForTheNextRoute) {
+  auto engine = make_engine({"cpu", "reference"});
+  PrepareOptions o;
+  o.warmup_runs = 3;
+  auto m = prepare_model(*engine, o, tiny_model_bytes(8, true));
+  ASSERT_TRUE(m);
+  const SlaEstimate& sla = m->sla_estimate();
+  ASSERT_TRUE(sla.measured);
+  ASSERT_GT(sla.per_backend_ms.at("reference"), 0);
+  // The cpu route's estimate, and the reference's usual time twice over plus 0.5 ms.
+  EXPECT_GT(sla.deadline_margin_ms, sla.estimate_ms + 0.5);
+  EXPECT_LE(sla.deadline_margin_ms, sla.estimate_ms + 2 * sla.per_backend_ms.at("reference") + 0.5 + 1e-9);
+  o.fallback_reserve_multiplier = 20;
+  auto wider = prepare_model(*engine, o, tiny_model_bytes(8, true));
+  ASSERT_TRUE(wider);
+  const SlaEstimate& w = wider->sla_estimate();
+  EXPECT_GT(w.deadline_margin_ms, w.estimate_ms + 0.5);
+  EXPECT_LE(w.deadline_margin_ms, w.estimate_ms + 20 * w.per_backend_ms.at("reference") + 0.5 + 1e-9);
 }
 
 TEST_F(EngineTest, InferMatchesReferenceAndReportsTimings) {

@@ -1,5 +1,5 @@
-// server.cpp: see server.h. The repository on disk is read by model_repository.h; the
-// server's own metrics live in server_metrics.h.
+// server.cpp: see server.h. The repository on disk is read by model_repository.h, a version is
+// prepared by version_loader.h, and the server's own metrics live in server_metrics.h.
 //
 // State: one mutex guards the models and their versions. Loading (Engine::prepare), draining a
 // retired scheduler and polling run on background threads the Impl owns and joins.
@@ -18,6 +18,7 @@
 #include "server_metrics.h"
 #include "tandem/sysinfo.h"
 #include "tandem/telemetry.h"
+#include "version_loader.h"
 
 namespace tandem::server {
 
@@ -35,8 +36,7 @@ struct Server::Impl {
   EventQueue events{options.on_event};
   int reported_ready = -1;  // the server's readiness as last reported (-1: not yet; guarded by mu)
 
-  std::mutex engines_mu;
-  std::map<int, std::unique_ptr<Engine>> engines;  // by EngineOptions::threads
+  EngineCache engines{options.engine};
 
   std::mutex threads_mu;
   struct Background {
@@ -113,19 +113,6 @@ struct Server::Impl {
   }
 
   // --- loading ------------------------------------------------------------------------------
-  Result<Engine*> engine_for(int threads) {
-    std::lock_guard<std::mutex> lock(engines_mu);
-    auto it = engines.find(threads);
-    if (it != engines.end()) return it->second.get();
-    EngineOptions engine_options = options.engine;
-    engine_options.threads = threads;
-    auto engine = Engine::create(engine_options);
-    if (!engine) return engine.status();
-    Engine* raw = engine->get();
-    engines.emplace(threads, std::move(*engine));
-    return raw;
-  }
-
   // Called with `mu` held: makes `model` match what is on disk. `retry_failed`: versions that
   // failed before are loaded again (an explicit load), else left failed (polling) unless their
   // files changed. A ready version whose model.onnx or config.json changed loads again beside
@@ -248,45 +235,14 @@ struct Server::Impl {
   }
 
   void load_version(const std::string& name, const VersionPtr& v, const std::filesystem::path& path) {
-    const ModelConfig& config = v->config;
-    PrepareOptions prepare = config.prepare;
-    prepare.name = name;
-    if (prepare.fault_injection.empty()) prepare.fault_injection = options.fault_injection;
-    std::shared_ptr<PreparedModel> prepared;
-    std::shared_ptr<Scheduler> scheduler;
-    std::string reason;
-    const int instances = config.instances > 0 ? config.instances
-                          : options.default_instances > 0
-                              ? options.default_instances
-                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    // Ready means warm: the engine builds what the first requests would otherwise build (run
-    // contexts for each concurrent call, and each batch size dynamic batching can make).
-    prepare.warmup_concurrency = std::max(prepare.warmup_concurrency, instances);
-    if (config.batching.enabled) {
-      prepare.warmup_batch_sizes = warm_batch_sizes(config.batching);
-      prepare.check_batch_rows = true;  // merged requests must each get what they would alone
-    }
-    const auto load_started = std::chrono::steady_clock::now();
-    auto engine = engine_for(config.threads > 0 ? config.threads : options.default_threads);
-    if (!engine) {
-      reason = engine.status().to_string();
-    } else {
-      auto p = (*engine)->prepare(path, prepare);
-      if (!p) reason = p.status().to_string();
-      else if (auto unservable = unservable_reason((*p)->io_schema()))
-        reason = *unservable;
-      else prepared = std::move(*p);
-    }
-    if (prepared) {
-      Scheduler::Options so;
-      so.instances = instances;
-      so.max_queue_size = config.max_queue_size;
-      so.batching = config.batching;
-      so.model_name = name;
-      so.version = version_name(v->number);
-      scheduler = std::make_shared<Scheduler>(prepared, so);
-    }
-    v->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_started).count();
+    const LoadDefaults defaults{.instances = options.default_instances,
+                                .threads = options.default_threads,
+                                .fault_injection = options.fault_injection};
+    LoadedVersion loaded = server::load_version(engines, defaults, name, version_name(v->number), v->config, path);
+    std::shared_ptr<PreparedModel> prepared = std::move(loaded.model);
+    std::shared_ptr<Scheduler> scheduler = std::move(loaded.scheduler);
+    const std::string& reason = loaded.reason;
+    v->load_seconds = loaded.seconds;
     std::lock_guard<std::mutex> lock(mu);
     auto owner = models.find(name);
     bool replacement = false;

@@ -4,7 +4,7 @@
 // grpc++ runs callbacks on the threads that also read the connections (two on a 2-core
 // machine), so the engine call runs there only while no other call is open (the scheduler's
 // caller-runs path: no hand-off for a lone call); otherwise a scheduler thread makes it.
-// The other methods answer at once and stay synchronous.
+// The other methods stay synchronous (all but RepositoryModelLoad answer at once).
 #include "grpc_frontend.h"
 
 #include <absl/synchronization/mutex.h>
@@ -50,6 +50,36 @@ grpc::Status answer(Server& server, const ProtocolError& err, Clock::time_point 
 grpc::Status answer(Server& server, grpc::Status status, Clock::time_point start) {
   server.record_request("grpc", http_equivalent(status.error_code()), seconds_since(start));
   return status;
+}
+
+void encode_duration(const Scheduler::Stats::Duration& d, inference::StatisticDuration* out) {
+  out->set_count(d.count);
+  out->set_ns(d.ns);
+}
+
+// The statistics extension's figures of one version, as REST's /stats has them.
+void encode_model_statistics(const ModelStats& s, inference::ModelStatistics* out) {
+  const Scheduler::Stats& q = s.scheduler;
+  out->set_name(s.name);
+  out->set_version(s.version);
+  out->set_last_inference(static_cast<uint64_t>(std::max<int64_t>(0, q.last_inference_ms)));
+  out->set_inference_count(q.inference_count);
+  out->set_execution_count(q.execution_count);
+  inference::InferStatistics* infer = out->mutable_inference_stats();
+  encode_duration(q.success, infer->mutable_success());
+  encode_duration(q.fail, infer->mutable_fail());
+  encode_duration({q.queue_time.count(), static_cast<uint64_t>(q.queue_time.sum_ns())}, infer->mutable_queue());
+  encode_duration(q.compute_input, infer->mutable_compute_input());
+  encode_duration(q.compute_infer, infer->mutable_compute_infer());
+  encode_duration(q.compute_output, infer->mutable_compute_output());
+  infer->mutable_cache_hit();
+  for (const auto& [rows, d] : q.batch_compute) {
+    inference::InferBatchStatistics* batch = out->add_batch_stats();
+    batch->set_batch_size(static_cast<uint64_t>(rows));
+    encode_duration(d[0], batch->mutable_compute_input());
+    encode_duration(d[1], batch->mutable_compute_infer());
+    encode_duration(d[2], batch->mutable_compute_output());
+  }
 }
 
 using ServiceBase = inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<inference::GRPCInferenceService::Service>;
@@ -132,6 +162,49 @@ class InferenceService final : public ServiceBase {
     return answer(grpc::Status::OK, start);
   }
 
+  grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* in,
+                               inference::ModelStatisticsResponse* out) override {
+    const auto start = Clock::now();
+    std::vector<ModelStats> stats;
+    if (auto err = server_.model_stats(in->name(), in->version(), &stats)) return answer(*err, start);
+    for (const ModelStats& s : stats) encode_model_statistics(s, out->add_model_stats());
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status RepositoryIndex(grpc::ServerContext*, const inference::RepositoryIndexRequest* in,
+                               inference::RepositoryIndexResponse* out) override {
+    const auto start = Clock::now();
+    if (auto err = check_repository_name(in->repository_name(), server_.options().model_repository.string()))
+      return answer(*err, start);
+    for (const RepositoryEntry& e : server_.repository_index()) {
+      if (in->ready() && e.state != "READY") continue;
+      auto* row = out->add_models();
+      row->set_name(e.name);
+      row->set_version(e.version);
+      row->set_state(e.state);
+      row->set_reason(e.reason);
+    }
+    return answer(grpc::Status::OK, start);
+  }
+
+  // Waits for the load on this thread (one of the synchronous methods' pool), as the REST
+  // endpoint waits on its blocking executor.
+  grpc::Status RepositoryModelLoad(grpc::ServerContext*, const inference::RepositoryModelLoadRequest* in,
+                                   inference::RepositoryModelLoadResponse*) override {
+    const auto start = Clock::now();
+    if (auto err = repository_refusal("load", in->repository_name(), in->parameters())) return answer(*err, start);
+    if (auto err = server_.load_model(in->model_name())) return answer(*err, start);
+    return answer(grpc::Status::OK, start);
+  }
+
+  grpc::Status RepositoryModelUnload(grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* in,
+                                     inference::RepositoryModelUnloadResponse*) override {
+    const auto start = Clock::now();
+    if (auto err = repository_refusal("unload", in->repository_name(), in->parameters())) return answer(*err, start);
+    if (auto err = server_.unload_model(in->model_name())) return answer(*err, start);
+    return answer(grpc::Status::OK, start);
+  }
+
   // `in` and `out` live until the call is finished. The scheduler runs `done` exactly once for
   // an admitted request; it touches only the call and the Server, which outlives the
   // frontend's calls (stop() waits for them).
@@ -186,6 +259,14 @@ class InferenceService final : public ServiceBase {
   }
 
  private:
+  std::optional<ProtocolError> repository_refusal(
+      std::string_view action, const std::string& repository,
+      const google::protobuf::Map<std::string, inference::ModelRepositoryParameter>& parameters) const {
+    if (auto err = check_repository_name(repository, server_.options().model_repository.string())) return err;
+    for (const auto& [name, value] : parameters)
+      if (auto err = check_repository_parameter(action, name, value.has_bool_param())) return err;
+    return std::nullopt;
+  }
   grpc::Status answer(const ProtocolError& err, Clock::time_point start) { return server::answer(server_, err, start); }
   grpc::Status answer(grpc::Status status, Clock::time_point start) {
     return server::answer(server_, std::move(status), start);

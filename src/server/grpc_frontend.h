@@ -1,7 +1,10 @@
 // grpc_frontend.h: the gRPC service of the Open Inference Protocol
 // (inference.GRPCInferenceService, proto/grpc_predict_v2.proto): ServerLive, ServerReady,
 // ModelReady, ServerMetadata, ModelMetadata and ModelInfer with raw_input_contents and
-// raw_output_contents (typed `contents` are accepted too). Errors are gRPC statuses with the
+// raw_output_contents (typed `contents` are accepted too); and the statistics and
+// model-repository extensions as Triton's clients call them (ModelStatistics, RepositoryIndex,
+// RepositoryModelLoad, RepositoryModelUnload: the figures and actions of REST's /stats and
+// /v2/repository). Errors are gRPC statuses with the
 // ProtocolError's code and one-line message: NOT_FOUND, INVALID_ARGUMENT,
 // RESOURCE_EXHAUSTED (queue full), UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL.
 // Beside it, gRPC's standard health checking service (grpc.health.v1.Health,
@@ -25,7 +28,8 @@ struct GrpcOptions {
   std::string host = "127.0.0.1";
   int port = 8001;  // 0: any free port (port() tells which)
   // Threads for the methods other than ModelInfer (grpc++'s synchronous server; they answer
-  // at once). ModelInfer holds no thread while it waits: it is decoded on a gRPC thread and
+  // at once, but for RepositoryModelLoad, which holds its thread until the model is ready or
+  // failed). ModelInfer holds no thread while it waits: it is decoded on a gRPC thread and
   // finished by the scheduler's `done`, so admission is the models' queues' job alone.
   // 0: max(64, 8 x hardware threads).
   int threads = 0;

@@ -98,4 +98,24 @@ std::optional<ProtocolError> check_tensor_shape(std::string_view what, DataType 
   return std::nullopt;
 }
 
+std::optional<ProtocolError> check_repository_name(std::string_view repository, const std::string& served_folder) {
+  if (repository.empty() || repository == served_folder) return std::nullopt;
+  std::string_view folder = served_folder;
+  while (folder.size() > 1 && folder.back() == '/') folder.remove_suffix(1);
+  if (const size_t slash = folder.rfind('/'); slash != std::string_view::npos) folder.remove_prefix(slash + 1);
+  if (repository == folder) return std::nullopt;
+  return not_found("no repository named '" + std::string(repository) + "' (this server serves one: '" + served_folder +
+                   "')");
+}
+
+std::optional<ProtocolError> check_repository_parameter(std::string_view action, std::string_view name,
+                                                        bool is_boolean) {
+  if (action == "unload" && name == "unload_dependents") {
+    if (is_boolean) return std::nullopt;
+    return bad_request("repository unload: parameter 'unload_dependents' must be a boolean");
+  }
+  return bad_request("repository " + std::string(action) + ": parameter '" + std::string(name) +
+                     "' is not supported (each model's config.json in the repository configures it)");
+}
+
 }  // namespace tandem::server

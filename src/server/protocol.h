@@ -125,4 +125,15 @@ struct RequestLimits {
 std::optional<ProtocolError> check_tensor_shape(std::string_view what, DataType dtype, const std::vector<int64_t>& shape,
                                                 const RequestLimits& limits, size_t* bytes);
 
+// The model-repository extension's requests, on both protocols. A server serves one
+// repository: `repository` ("repository_name" in a request) is empty, the folder as the server
+// was given it, or its last component; anything else is not_found. Load and unload parameters
+// (`action` "load" or "unload"): tandem reads each model's config.json from the repository and
+// has no dependent models, so it takes only unload's boolean "unload_dependents" and refuses
+// every other parameter with bad_request naming it (a "config" to load instead of config.json
+// would otherwise be silently ignored).
+std::optional<ProtocolError> check_repository_name(std::string_view repository, const std::string& served_folder);
+std::optional<ProtocolError> check_repository_parameter(std::string_view action, std::string_view name,
+                                                        bool is_boolean);
+
 }  // namespace tandem::server

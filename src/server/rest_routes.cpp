@@ -123,6 +123,22 @@ RestReply repository_index_reply(const Server& server, const std::string& body) 
   return json_reply(200, rows);
 }
 
+// A load or unload body: empty, or a JSON object whose "parameters" (an object) holds only what
+// check_repository_parameter() takes.
+std::optional<ProtocolError> repository_body_refusal(std::string_view action, const std::string& body) {
+  if (body.empty()) return std::nullopt;
+  const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object())
+    return bad_request("repository " + std::string(action) + ": the body must be a JSON object");
+  const auto parameters = doc.find("parameters");
+  if (parameters == doc.end()) return std::nullopt;
+  if (!parameters->is_object())
+    return bad_request("repository " + std::string(action) + ": 'parameters' must be an object");
+  for (const auto& [name, value] : parameters->items())
+    if (auto refusal = check_repository_parameter(action, name, value.is_boolean())) return refusal;
+  return std::nullopt;
+}
+
 RestReply model_metadata_reply(const Server& server, const std::string& name, const std::string& version) {
   ModelMetadata m;
   if (auto error = server.model_metadata(name, version, &m)) return rest_error_reply(*error);
@@ -259,6 +275,8 @@ void RestRoutes::handle(RestCall&& call, Respond respond) {
       case Endpoint::repository_load:
       case Endpoint::repository_unload: {
         const bool load = t.endpoint == Endpoint::repository_load;
+        if (auto refusal = repository_body_refusal(load ? "load" : "unload", call.body))
+          return respond(rest_error_reply(*refusal));
         return blocking_([this, load, name = std::move(t.name), respond = std::move(respond)]() {
           RestReply reply;
           try {

@@ -5,7 +5,8 @@ Usage: python3 grpc_api_test.py REPO_ROOT TANDEM_BINARY
 
 Builds a temporary model repository (the PaddleOCR direction classifier, a tiny Mul model and a
 strict model that always fails), starts `tandem serve` on free loopback ports, and checks every
-RPC and gRPC's health service (grpc.health.v1, following readiness), that ModelInfer answers
+RPC (the statistics and repository extensions among them) and gRPC's health service
+(grpc.health.v1, following readiness), that ModelInfer answers
 bit-identically to `tandem run`, the error codes and messages of bad requests, that injected faults are covered by fallback (10,000 calls, none failed), that a
 strict model's readiness follows its breaker, that SIGTERM while calls wait in a model's queue
 loses none of them (exit 0), and that the benchmark's gRPC load client (bench/serve/grpc_load.cpp,
@@ -124,6 +125,41 @@ def test_rpcs_and_parity(pb, server, tmp):
           "within rounding)" % (same, len(answered), close))
     check(output_array(s.ModelInfer(request, timeout=30)).tobytes() == expected.tobytes(),
           "ModelInfer: answers after cancelled calls")
+
+
+def test_statistics_and_repository(pb, server):
+    """The statistics and model-repository extensions, as Triton's gRPC clients call them."""
+    s = server.stub
+    before = s.ModelStatistics(pb.ModelStatisticsRequest(name="cls"), timeout=5).model_stats[0]
+    x = np.zeros((1, 3, 48, 192), dtype=np.float32)
+    for _ in range(3):
+        s.ModelInfer(infer_request(pb, "cls", "x", x), timeout=30)
+    after = s.ModelStatistics(pb.ModelStatisticsRequest(name="cls", version="1"), timeout=5).model_stats
+    check(len(after) == 1 and after[0].name == "cls" and after[0].version == "1", "ModelStatistics: cls version 1")
+    a = after[0]
+    check(a.inference_count - before.inference_count == 3 and a.execution_count - before.execution_count == 3,
+          "ModelStatistics: three more inferences and executions (%d, %d)" % (a.inference_count, a.execution_count))
+    check(a.inference_stats.success.count - before.inference_stats.success.count == 3
+          and a.inference_stats.compute_infer.ns > before.inference_stats.compute_infer.ns,
+          "ModelStatistics: successes counted, compute time grew")
+    check(a.last_inference >= int(time.time() * 1000) - 60000, "ModelStatistics: last_inference is recent")
+    check([b.batch_size for b in a.batch_stats] == [1], "ModelStatistics: batch size 1 (%s)" % [b.batch_size for b in a.batch_stats])
+    everything = s.ModelStatistics(pb.ModelStatisticsRequest(), timeout=5).model_stats
+    check({m.name for m in everything} == {"cls", "strict"}, "ModelStatistics: every model when none is named")
+    expect_error("ModelStatistics of an unknown model", lambda: s.ModelStatistics(
+        pb.ModelStatisticsRequest(name="ghost"), timeout=5), grpc.StatusCode.NOT_FOUND, "ghost")
+    index = s.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=5).models
+    check({(m.name, m.version, m.state) for m in index} >= {("cls", "1", "READY")},
+          "RepositoryIndex: cls 1 READY (%s)" % [(m.name, m.state) for m in index])
+    check(s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="cls"), timeout=120) is not None
+          and s.ModelReady(pb.ModelReadyRequest(name="cls"), timeout=5).ready,
+          "RepositoryModelLoad: answered, and cls is ready")
+    bad = pb.RepositoryModelLoadRequest(model_name="cls")
+    bad.parameters["config"].string_param = "{}"
+    expect_error("RepositoryModelLoad with a config", lambda: s.RepositoryModelLoad(bad, timeout=5),
+                 grpc.StatusCode.INVALID_ARGUMENT, "parameter 'config' is not supported")
+    expect_error("RepositoryModelUnload of an unknown model", lambda: s.RepositoryModelUnload(
+        pb.RepositoryModelUnloadRequest(model_name="ghost"), timeout=5), grpc.StatusCode.NOT_FOUND, "ghost")
 
 
 def test_errors(pb, server):
@@ -372,6 +408,7 @@ def main():
         with Served(TANDEM, pb, pb_grpc, repo, tmp, "main", metrics=True) as server:
             try:
                 test_rpcs_and_parity(pb, server, tmp)
+                test_statistics_and_repository(pb, server)
                 test_errors(pb, server)
                 test_health_service(server)
                 test_requests_are_counted(server)

@@ -1,6 +1,7 @@
 // Tests of the gRPC frontend (src/server/grpc_frontend.h) over a real Server with an empty
 // repository: the health RPCs, errors as statuses, the message size limit, a port already in
-// use, and stopping. Everything binds to 127.0.0.1 on ports the system picks; models and
+// use, and stopping; and over a repository with a model: the statistics and repository
+// extensions. Everything binds to 127.0.0.1 on ports the system picks; models and
 // inference are covered end to end by grpc_api_test.py.
 #include "server/grpc_frontend.h"
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 
 #include "grpc_predict_v2.grpc.pb.h"
+#include "server_test_util.h"
 
 namespace tandem::server {
 namespace {
@@ -129,6 +131,125 @@ TEST_F(GrpcFrontendTest, StoppedFrontendRefusesCalls) {
   auto c = std::make_unique<grpc::ClientContext>();
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   EXPECT_FALSE(stub_->ServerLive(c.get(), {}, &live).ok());
+}
+
+// The statistics and model-repository extensions over gRPC, as Triton's clients call them.
+TEST(GrpcExtensions, StatisticsAndRepositoryRpcsMatchTheServer) {
+  server_test::Repository repo;
+  repo.add_version("double", 1);
+  repo.add_version("other", 1);
+  auto server = server_test::start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server_test::eventually([&] { return server->ready() && server_test::loaded(*server); }));
+  GrpcOptions options;
+  options.port = 0;
+  options.threads = 4;
+  auto frontend = GrpcFrontend::start(*server, options);
+  ASSERT_TRUE(frontend.is_ok()) << frontend.status().to_string();
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*frontend)->port()), grpc::InsecureChannelCredentials()));
+  auto context = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    return c;
+  };
+
+  // Three requests of two rows each, then the figures (without dynamic batching a request is
+  // one inference of batch size 1, as the statistics extension counts a model without batching).
+  inference::ModelInferRequest infer;
+  infer.set_model_name("double");
+  auto* input = infer.add_inputs();
+  input->set_name("x");
+  input->set_datatype("FP32");
+  input->add_shape(2);
+  input->add_shape(4);
+  infer.add_raw_input_contents(std::string(2 * 4 * sizeof(float), '\0'));
+  for (int i = 0; i < 3; ++i) {
+    inference::ModelInferResponse response;
+    ASSERT_TRUE(stub->ModelInfer(context().get(), infer, &response).ok());
+  }
+  inference::ModelStatisticsRequest stats_request;
+  stats_request.set_name("double");
+  inference::ModelStatisticsResponse stats;
+  ASSERT_TRUE(stub->ModelStatistics(context().get(), stats_request, &stats).ok());
+  ASSERT_EQ(stats.model_stats_size(), 1);
+  const inference::ModelStatistics& s = stats.model_stats(0);
+  EXPECT_EQ(s.name(), "double");
+  EXPECT_EQ(s.version(), "1");
+  EXPECT_EQ(s.inference_count(), 3u);
+  EXPECT_EQ(s.execution_count(), 3u);
+  EXPECT_EQ(s.inference_stats().success().count(), 3u);
+  EXPECT_GT(s.inference_stats().success().ns(), 0u);
+  EXPECT_EQ(s.inference_stats().fail().count(), 0u);
+  EXPECT_EQ(s.inference_stats().compute_infer().count(), 3u);
+  ASSERT_EQ(s.batch_stats_size(), 1);
+  EXPECT_EQ(s.batch_stats(0).batch_size(), 1u);
+  EXPECT_EQ(s.batch_stats(0).compute_infer().count(), 3u);
+  EXPECT_GT(s.last_inference(), 0u);
+  // The same figures as the server's own (what REST's /stats renders).
+  std::vector<ModelStats> direct;
+  ASSERT_FALSE(server->model_stats("double", "", &direct));
+  ASSERT_EQ(direct.size(), 1u);
+  EXPECT_EQ(s.inference_stats().compute_infer().ns(), direct[0].scheduler.compute_infer.ns);
+  inference::ModelStatisticsResponse all;
+  ASSERT_TRUE(stub->ModelStatistics(context().get(), {}, &all).ok());
+  EXPECT_EQ(all.model_stats_size(), 2);
+  stats_request.set_name("ghost");
+  EXPECT_EQ(stub->ModelStatistics(context().get(), stats_request, &stats).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Unload, the index (all, and ready only), load again.
+  const auto index = [&](bool ready_only) {
+    inference::RepositoryIndexRequest request;
+    request.set_ready(ready_only);
+    inference::RepositoryIndexResponse response;
+    EXPECT_TRUE(stub->RepositoryIndex(context().get(), request, &response).ok());
+    std::map<std::string, std::string> states;
+    for (const auto& m : response.models()) states[m.name() + "/" + m.version()] = m.state();
+    return states;
+  };
+  EXPECT_EQ(index(false), (std::map<std::string, std::string>{{"double/1", "READY"}, {"other/1", "READY"}}));
+  inference::RepositoryModelUnloadRequest unload;
+  unload.set_model_name("other");
+  (*unload.mutable_parameters())["unload_dependents"].set_bool_param(true);
+  inference::RepositoryModelUnloadResponse unloaded;
+  ASSERT_TRUE(stub->RepositoryModelUnload(context().get(), unload, &unloaded).ok());
+  ASSERT_TRUE(server_test::eventually([&] { return index(true).size() == 1; }));
+  EXPECT_EQ(index(true), (std::map<std::string, std::string>{{"double/1", "READY"}}));
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name("other");
+  inference::RepositoryModelLoadResponse loaded;
+  ASSERT_TRUE(stub->RepositoryModelLoad(context().get(), load, &loaded).ok());  // answers once ready
+  inference::ModelReadyRequest ready_request;
+  ready_request.set_name("other");
+  inference::ModelReadyResponse ready;
+  ASSERT_TRUE(stub->ModelReady(context().get(), ready_request, &ready).ok());
+  EXPECT_TRUE(ready.ready());
+
+  // What tandem does not do is refused, not ignored; an unknown model or repository is not found.
+  load.set_model_name("ghost");
+  grpc::Status status = stub->RepositoryModelLoad(context().get(), load, &loaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  load.set_model_name("other");
+  (*load.mutable_parameters())["config"].set_string_param("{\"backend\": \"onnxruntime\"}");
+  status = stub->RepositoryModelLoad(context().get(), load, &loaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "repository load: parameter 'config' is not supported (each model's config.json in the repository "
+            "configures it)");
+  unload.set_repository_name("elsewhere");
+  status = stub->RepositoryModelUnload(context().get(), unload, &unloaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(status.error_message().find("'elsewhere'"), std::string::npos) << status.error_message();
+  unload.set_repository_name(repo.root().filename().string());  // the folder's name will do
+  (*unload.mutable_parameters())["unload_dependents"].set_string_param("yes");
+  status = stub->RepositoryModelUnload(context().get(), unload, &unloaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  inference::RepositoryIndexRequest named;
+  named.set_repository_name(repo.root().string());
+  inference::RepositoryIndexResponse named_index;
+  EXPECT_TRUE(stub->RepositoryIndex(context().get(), named, &named_index).ok());
+  EXPECT_EQ(named_index.models_size(), 2);
+  (*frontend)->stop();
 }
 
 }  // namespace

@@ -336,6 +336,12 @@ request GET /v2/models/cls/ready;                   expect "ready after load" 20
 request POST /v2/models/cls/infer --data-binary "@$work/infer.json";  expect "infer after load" 200 '"id":"json-1"'
 request POST /v2/repository/models/broken/load;     check_error "load of a broken model" 400
 request POST /v2/repository/models/nosuch/load;     check_error "load of an unknown model" 404
+request POST /v2/repository/models/cls/load -d '{"parameters": {"config": "{}"}}'
+check_error "load with a config parameter (refused, not ignored)" 400
+[[ "$body" == *"parameter 'config' is not supported"* ]] && pass "the refusal names the parameter" || fail "config refusal: $body"
+request POST /v2/repository/models/cls/unload -d '{"parameters": {"unload_dependents": "yes"}}'
+check_error "unload_dependents not a boolean" 400
+request POST /v2/repository/models/cls/load -d '[1]';  check_error "load with a body that is not an object" 400
 request POST /v2/repository/index -d '{"ready": true}'
 [[ "$code" == 200 && "$body" == *'"name":"cls"'* && "$body" != *broken* ]] && pass "index of ready models" || fail "ready index: $code $body"
 

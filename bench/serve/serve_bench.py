@@ -349,6 +349,9 @@ def main():
     ap.add_argument("--overload-seconds", type=int, default=60)
     ap.add_argument("--overload-factor", type=float, default=10.0, help="offered rate / sustainable rate")
     ap.add_argument("--soak-seconds", type=int, default=3600)
+    ap.add_argument("--instances", type=int, default=2,
+                    help="the model's engine calls in flight (config.json `instances`; the in-process runs use as "
+                         "many callers as the phase's concurrency)")
     ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--json-decode-threads", type=int, default=-1,
                     help="tandem serve --json-decode-threads (-1: its default)")
@@ -365,7 +368,8 @@ def main():
     import numpy as np
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"machine": f"{os.cpu_count()} cpus", "engine_threads": args.engine_threads, "duration_s": args.duration}
+    results = {"machine": f"{os.cpu_count()} cpus", "engine_threads": args.engine_threads, "instances": args.instances,
+               "duration_s": args.duration}
     lines = []
 
     def say(s):
@@ -378,7 +382,8 @@ def main():
         work = pathlib.Path(tmp)
         x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
         header_len = make_bodies(work, x, output)
-        base = {"input_shapes": {"x": SHAPE}, "threads": args.engine_threads, "instances": 2, "max_queue_size": 64,
+        base = {"input_shapes": {"x": SHAPE}, "threads": args.engine_threads, "instances": args.instances,
+                "max_queue_size": 64,
                 "backends": ["cpu", "reference"]}
         repo = make_repo(work, "plain", base)
         d = args.duration

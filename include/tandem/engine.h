@@ -283,6 +283,10 @@ struct BatchRowsCheck {
 struct SlaEstimate {
   bool measured = false;     // false when warm-up could not run on the first route
   double estimate_ms = 0;    // the first route's estimate (slowest warm-up run after the first)
+  // The input shapes warm-up ran at (the fixed dims, and 1 for each free dim unless
+  // PrepareOptions::input_shapes fixes it): the estimates hold at these shapes. Empty when
+  // warm-up could not make inputs.
+  std::map<std::string, std::vector<int64_t>> warmup_shapes;
   int warmup_runs = 0;
   std::map<std::string, double> per_backend_ms;  // every route that measured
   // Runs each of those routes made (below warmup_runs when warmup_time_cap_ms stopped it).

@@ -255,6 +255,7 @@ py::dict sla_to_python(const SlaEstimate& s) {
   d["per_backend_ms"] = s.per_backend_ms;
   d["per_backend_runs"] = s.per_backend_runs;
   d["deadline_margin_ms"] = s.deadline_margin_ms;
+  d["warmup_shapes"] = s.warmup_shapes;
   d["note"] = s.note;
   d["warmed_batch_sizes"] = s.warmed_batch_sizes;
   static const char* const verdicts[] = {"unchecked", "independent", "dependent"};

@@ -138,6 +138,8 @@ Status PreparedModelImpl::warm_up(std::string* note) {
   auto bound = warm_up_inputs(*graph_, opts_.seed, 0, note);
   if (!bound) return Status::ok();
   warm_key_ = ShapeKey::of(*bound);
+  for (const ValueInfo& vi : graph_->inputs)
+    if (is_required_input(*graph_, vi)) sla_.warmup_shapes[vi.name] = made_up_shape(vi);
   const int runs = std::max(0, opts_.warmup_runs);
   for (auto& slot : routes_) {
     double worst = 0, spent_ms = 0;

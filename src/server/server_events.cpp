@@ -90,17 +90,29 @@ std::string ready_event_detail(const PreparedModel& model, double seconds, const
       detail += " " + backend + " " + std::to_string(count);
   }
   const SlaEstimate& sla = model.sla_estimate();
+  // Dims other than the first left free: warmed at 1, which says little of real requests.
+  bool free_dims = false;
+  for (const IoInfo& in : model.io_schema().inputs)
+    for (size_t i = 1; i < in.dims.size(); ++i) free_dims = free_dims || in.dims[i].value < 0;
+  const char* const hint = " (free dims are warmed at 1; input_shapes in config.json sets them)";
   if (sla.measured) {
     char estimate[64];
     std::snprintf(estimate, sizeof estimate, "; warm-up estimate %.3f ms", sla.estimate_ms);
     detail += estimate;
+    if (free_dims) {
+      // The shapes the estimate holds at; requests of other shapes are judged by latencies
+      // learnt online (docs/engine.md).
+      std::string at;
+      for (const auto& [name, dims] : sla.warmup_shapes) {
+        at += (at.empty() ? " at " : ", ") + name + "=";
+        for (size_t i = 0; i < dims.size(); ++i) at += (i ? "x" : "") + std::to_string(dims[i]);
+      }
+      detail += at + hint;
+    }
   } else if (!sla.note.empty()) {
     // Requests are judged by latencies learnt online then (docs/engine.md).
     detail += "; no warm-up estimate: " + sla.note;
-    bool free_dims = false;
-    for (const IoInfo& in : model.io_schema().inputs)
-      for (size_t i = 1; i < in.dims.size(); ++i) free_dims = free_dims || in.dims[i].value < 0;
-    if (free_dims) detail += " (free dims are warmed at 1; input_shapes in config.json sets them)";
+    if (free_dims) detail += hint;
   }
   for (const std::string& note : placement.notes) detail += "; " + note;
   if (!batching.empty()) detail += "; dynamic batching " + batching;

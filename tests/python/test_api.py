@@ -77,6 +77,7 @@ def test_engine_api(add_mul_path, tmp_path):
     sla = model.sla_estimate
     assert sla["measured"] and sla["warmup_runs"] == 2 and sla["estimate_ms"] > 0
     assert sla["deadline_margin_ms"] >= sla["estimate_ms"]
+    assert sla["warmup_shapes"] == {"a": [2, 3], "b": [2, 3]}, sla["warmup_shapes"]
     assert sla["per_backend_runs"] == {"cpu": 2, "reference": 2}
     assert sla["batch_rows"] == {"verdict": "unchecked", "detail": ""}  # not asked for
     # Rows merged along a free first dim: warmed and checked at prepare.

@@ -105,6 +105,13 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
                                            "kernel_shape=[2, 2])], 'g', [x], [y])");
   repo.add_file("pool", 1, pool);
   repo.config("pool", R"({"required": false})");
+  // Free image dims where 1x1 runs: the estimate is given with the shapes it holds at.
+  static const fs::path relu = write_model("relu_image.onnx",
+                                           "x = h.make_tensor_value_info('x', T.FLOAT, ['N', 3, 'H', 'W']); "
+                                           "y = h.make_tensor_value_info('y', T.FLOAT, ['N', 3, 'H', 'W']); "
+                                           "g = h.make_graph([h.make_node('Relu', ['x'], ['y'])], 'g', [x], [y])");
+  repo.add_file("relu", 1, relu);
+  repo.config("relu", R"({"required": false})");
   Events events;
   auto server = start_with_events(repo, events.callback());
   ASSERT_TRUE(server);
@@ -123,6 +130,13 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
   EXPECT_NE(detail.find("routes "), std::string::npos) << detail;
   EXPECT_NE(detail.find("reference"), std::string::npos) << detail;
   EXPECT_NE(detail.find("; warm-up estimate "), std::string::npos) << detail;
+  EXPECT_EQ(detail.find(" at x="), std::string::npos) << detail;  // only the batch dim is free
+  const int relu_ready = events.wait_for("relu", "1", "READY");
+  ASSERT_GE(relu_ready, 0);
+  const std::string relu_detail = events.at(relu_ready).detail;
+  EXPECT_NE(relu_detail.find(" ms at x=1x3x1x1 (free dims are warmed at 1; input_shapes in config.json sets them)"),
+            std::string::npos)
+      << relu_detail;
   const int broken_failed = events.wait_for("broken", "1", "FAILED");
   ASSERT_GE(broken_failed, 0);
   ASSERT_TRUE(eventually([&] { return loaded(*server); }));
@@ -157,6 +171,7 @@ TEST(ServerEvents, LoadsFailuresUnloadsAndReadinessAreReportedInOrder) {
   EXPECT_GT(events.wait_for("double", "1", "UNLOADED"), unloading);
   ASSERT_FALSE(server->unload_model("optional"));
   ASSERT_FALSE(server->unload_model("pool"));
+  ASSERT_FALSE(server->unload_model("relu"));
   ASSERT_FALSE(server->unload_model("misconfigured"));
   ASSERT_GE(events.wait_for("misconfigured", "1", "UNLOADED"), 0);
   ASSERT_TRUE(eventually([&] { return events.find("", "", "NOT_READY", not_ready + 1) >= 0; }));

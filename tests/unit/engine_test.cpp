@@ -72,6 +72,7 @@ TEST_F(EngineTest, PrepareReportsSchemaKeyEstimateAndPlacement) {
     EXPECT_NE(m->cache_key_text().find(field), std::string::npos) << field;
   EXPECT_TRUE(m->sla_estimate().measured);
   EXPECT_GT(m->sla_estimate().estimate_ms, 0);
+  EXPECT_EQ(m->sla_estimate().warmup_shapes, (std::map<std::string, std::vector<int64_t>>{{"x", {1, 8}}}));
   // One route: nothing to keep back for falling back.
   EXPECT_EQ(m->sla_estimate().deadline_margin_ms, m->sla_estimate().estimate_ms);
   ASSERT_EQ(m->placement().routes.size(), 1u);

@@ -5,7 +5,11 @@
         [--phases overhead,throughput,batching,overload] [--overload-seconds 60] [--rounds 1]
 
 Model: the PaddleOCR direction classifier (1x3x48x192) from models/, in a temporary model
-repository. One engine thread per call (--engine-threads). The server and the in-process runs
+repository. One engine thread per call (--engine-threads). The server is configured for the
+concurrency the throughput phase measures, as docs/serving.md advises: --instances (8) engine calls
+in flight, as many as the in-process run has callers, and --handler-threads (8) event loops, one
+per connection (pass --instances 2 --handler-threads 0 for the server's defaults on 2 cores).
+The server and the in-process runs
 share one cache folder, so they compile the same timed kernel choices. Every figure comes from this run,
 side by side:
   overhead    concurrency 1: p50 of the in-process engine call (`tandem soak --threads 1`)
@@ -349,10 +353,10 @@ def main():
     ap.add_argument("--overload-seconds", type=int, default=60)
     ap.add_argument("--overload-factor", type=float, default=10.0, help="offered rate / sustainable rate")
     ap.add_argument("--soak-seconds", type=int, default=3600)
-    ap.add_argument("--instances", type=int, default=2,
+    ap.add_argument("--instances", type=int, default=8,
                     help="the model's engine calls in flight (config.json `instances`; the in-process runs use as "
                          "many callers as the phase's concurrency)")
-    ap.add_argument("--handler-threads", type=int, default=0, help="tandem serve --handler-threads (0: its default)")
+    ap.add_argument("--handler-threads", type=int, default=8, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--json-decode-threads", type=int, default=-1,
                     help="tandem serve --json-decode-threads (-1: its default)")
     ap.add_argument("--rounds", type=int, default=1,

@@ -2,9 +2,10 @@
 """Where `tandem serve` spends its CPU under load: CPU time per answered request by thread role.
 
     python3 bench/serve/thread_cpu.py [--tandem build/bin/tandem] [--seconds 5] [--rounds 2]
-        [--concurrency 8] [--out FILE]
+        [--concurrency 8] [--instances N] [--handler-threads N] [--out FILE]
 
-One server (the classifier, as in serve_bench.py: one engine thread per call, two instances)
+One server (the classifier, as in serve_bench.py: one engine thread per call, --instances
+engine calls in flight)
 is driven in turn by wrk (REST binary) and by grpc_load.cpp (gRPC), --rounds times each. For
 every run it reads each thread's user+system time from /proc/PID/task/*/stat before and after,
 groups the threads by name (tandem names its own: tandem-run computes, tandem-sched hands
@@ -54,8 +55,11 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--instances", type=int, default=8, help="the model's engine calls in flight")
+    ap.add_argument("--handler-threads", type=int, default=8, help="tandem serve --handler-threads (0: its default)")
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args()
+    sb.HANDLER_THREADS = args.handler_threads
 
     import onnx
     output = onnx.load(str(sb.MODEL)).graph.output[0].name
@@ -64,7 +68,7 @@ def main():
         work = pathlib.Path(tmp)
         x = np.random.default_rng(0).random(sb.SHAPE, dtype=np.float32)
         header_len = sb.make_bodies(work, x, output)
-        config = {"input_shapes": {"x": sb.SHAPE}, "threads": 1, "instances": 2, "max_queue_size": 64,
+        config = {"input_shapes": {"x": sb.SHAPE}, "threads": 1, "instances": args.instances, "max_queue_size": 64,
                   "backends": ["cpu", "reference"]}
         repo = sb.make_repo(work, "plain", config)
         with sb.Server(args.tandem, repo, work) as srv:

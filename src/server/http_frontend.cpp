@@ -30,6 +30,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -55,6 +56,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;  // Beast's largest single read
+constexpr size_t kBodyAlignment = 64;     // of a sized body's binary data (read_sized_body)
 constexpr std::chrono::milliseconds kLingerLimit{1000};
 constexpr std::chrono::milliseconds kStopWait{100};  // for a request that has not been read at stop()
 
@@ -243,7 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     state_ = State::reading_body;
-    if (parser_->is_done()) return handle(std::string());  // no body
+    if (parser_->is_done()) return handle(nullptr, {});  // no body
     const auto length = parser_->content_length();
     if (!parser_->chunked() && length) return read_sized_body(*length);
     // A chunked body goes through the parser. Beast reads at most the buffer's free capacity
@@ -253,25 +255,43 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->disarm();
       if (ec) return self->read_failed(ec, /*in_header=*/false);
-      self->handle(std::move(self->parser_->get().body()));
+      auto body = std::make_shared<std::string>(std::move(self->parser_->get().body()));
+      const std::string_view view = *body;
+      self->handle(std::move(body), view);
     });
   }
 
-  // A body of known length goes from the socket straight into its string: one copy (the
-  // parser would copy it again out of the read buffer).
+  // A body of known length goes from the socket straight into a buffer of its own (the parser
+  // would copy it again out of the read buffer), uninitialized, placed so that the binary data
+  // after an Inference-Header-Content-Length header's JSON starts on a 64-byte boundary: the
+  // tensors decoded from it can then share it instead of copying it (rest_codec.h).
   void read_sized_body(uint64_t length) {
-    body_.resize(length);
+    size_t json_length = 0;
+    if (auto it = parser_->get().find("Inference-Header-Content-Length"); it != parser_->get().end()) {
+      const std::string_view text(it->value().data(), it->value().size());
+      uint64_t n = 0;
+      if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc() && n <= length) json_length = n;
+    }
+    body_owner_ = std::shared_ptr<char[]>(new char[length + kBodyAlignment]);
+    const auto binary_at = reinterpret_cast<uintptr_t>(body_owner_.get()) + json_length;
+    body_ = body_owner_.get() + (kBodyAlignment - binary_at % kBodyAlignment) % kBodyAlignment;
+    body_length_ = length;
     const size_t have = std::min<uint64_t>(buffer_.size(), length);
-    asio::buffer_copy(asio::buffer(body_.data(), have), buffer_.data());
+    asio::buffer_copy(asio::buffer(body_, have), buffer_.data());
     buffer_.consume(have);
-    if (have == length) return handle(std::move(body_));
+    if (have == length) return handle_sized_body();
     arm(owner_.options.read_timeout);
-    asio::async_read(socket_, asio::buffer(body_.data() + have, length - have),
+    asio::async_read(socket_, asio::buffer(body_ + have, length - have),
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->disarm();
                        if (ec) return self->read_failed(ec, /*in_header=*/false);
-                       self->handle(std::move(self->body_));
+                       self->handle_sized_body();
                      });
+  }
+  void handle_sized_body() {
+    const std::string_view view(body_, body_length_);
+    body_ = nullptr;
+    handle(std::move(body_owner_), view);
   }
 
   // Reads the body of a request refused from its headers into scratch space (keeping the
@@ -337,7 +357,8 @@ class Session : public std::enable_shared_from_this<Session> {
     reply_and_close(bad_request("malformed HTTP request: " + ec.message()));
   }
 
-  void handle(std::string&& body) {
+  // `body` views bytes that `owner` keeps alive (null for an empty body).
+  void handle(std::shared_ptr<void> owner, std::string_view body) {
     state_ = State::handling;
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
@@ -346,7 +367,8 @@ class Session : public std::enable_shared_from_this<Session> {
     RestCall call;
     call.method = std::string_view(request.method_string().data(), request.method_string().size());
     call.target = std::string_view(request.target().data(), request.target().size());
-    call.body = std::move(body);
+    call.body = body;
+    call.body_owner = std::move(owner);
     if (auto it = request.find("Inference-Header-Content-Length"); it != request.end())
       call.inference_header_length = std::string(it->value());
     // An engine call may run on this thread only when no other connection shares the loop:
@@ -476,7 +498,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::buffer_body>> discard_;  // a refused request's body
   RestReply refusal_;
   uint64_t skip_left_ = 0;  // bytes of a refused body still to read
-  std::string body_;        // a body of known length while it is read
+  // A body of known length while it is read: body_length_ bytes at body_, inside body_owner_.
+  std::shared_ptr<char[]> body_owner_;
+  char* body_ = nullptr;
+  size_t body_length_ = 0;
   http::response<http::string_body> response_;
   bool keep_alive_ = false;
   bool head_ = false;  // the request being answered is a HEAD

@@ -4,21 +4,22 @@
 // heap) and read from there straight into the pre-sized Tensors: tensor data is checked
 // against the shape first (structure and element count), then each element is converted and
 // stored in place. simdjson reports errors as codes; none of its exceptions is used.
-#include "rest_codec.h"
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <set>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include <simdjson.h>
-
+#include "rest_codec.h"
 #include "rest_json_elements.h"
 #include "rest_json_split.h"
 
@@ -286,10 +287,19 @@ std::optional<ProtocolError> decode_binary_strings(const std::string& what, std:
 
 // ---- the request document -------------------------------------------------------------------
 
-// Decodes one entry of "inputs". `binary` is the data after the JSON; `*binary_used` advances.
-std::optional<ProtocolError> decode_input(element entry_json, std::string_view binary, bool has_binary_section,
-                                          size_t* binary_used, const RequestLimits& limits, SplitDecode* split,
-                                          InferTensor* out) {
+// The binary data after a request's JSON (the binary tensor data extension).
+struct BinarySection {
+  std::string_view bytes;
+  bool present = false;  // the Inference-Header-Content-Length header was given
+  size_t used = 0;       // bytes taken by the inputs decoded so far
+  // Keeps `bytes` alive (null: the caller's bytes, copied). Inputs of a fixed-size datatype
+  // other than BOOL whose bytes are aligned for it are then views of them, not copies.
+  const std::shared_ptr<void>* owner = nullptr;
+};
+
+// Decodes one entry of "inputs"; `binary->used` advances past the bytes it takes.
+std::optional<ProtocolError> decode_input(element entry_json, BinarySection* binary, const RequestLimits& limits,
+                                          SplitDecode* split, InferTensor* out) {
   object entry;
   if (entry_json.get_object().get(entry) != simdjson::SUCCESS) return bad_request("each entry of 'inputs' must be an object");
   std::optional<std::string_view> name = string_of(member(entry, "name"));
@@ -322,16 +332,16 @@ std::optional<ProtocolError> decode_input(element entry_json, std::string_view b
   }
 
   if (data) return bad_request(what + ": both 'data' and parameters.binary_data_size are given");
-  if (!has_binary_section)
+  if (!binary->present)
     return bad_request(what + ": binary_data_size needs the Inference-Header-Content-Length header");
   std::optional<uint64_t> size = non_negative_integer(*binary_size);
   if (!size) return bad_request(what + ": parameters.binary_data_size must be a non-negative integer");
-  const size_t left = binary.size() - *binary_used;
+  const size_t left = binary->bytes.size() - binary->used;
   if (*size > left)
     return bad_request(what + ": binary_data_size " + std::to_string(*size) + " exceeds the " + std::to_string(left) +
                        " bytes of binary data left");
-  std::string_view bytes_in = binary.substr(*binary_used, static_cast<size_t>(*size));
-  *binary_used += static_cast<size_t>(*size);
+  std::string_view bytes_in = binary->bytes.substr(binary->used, static_cast<size_t>(*size));
+  binary->used += static_cast<size_t>(*size);
   if (*dtype == DataType::string) {
     out->tensor = Tensor(*dtype, shape);
     return decode_binary_strings(what, bytes_in, &out->tensor);
@@ -339,6 +349,13 @@ std::optional<ProtocolError> decode_input(element entry_json, std::string_view b
   if (*size != bytes)
     return bad_request(what + ": expected " + std::to_string(bytes) + " bytes for shape " + shape_to_string(shape) +
                        ", got " + std::to_string(*size));
+  if (binary->owner && *binary->owner && bytes > 0 && *dtype != DataType::boolean &&
+      reinterpret_cast<uintptr_t>(bytes_in.data()) % dtype_size(*dtype) == 0) {
+    // The body outlives nothing that reads it: the tensor shares its owner.
+    out->tensor =
+        Tensor::adopt(*dtype, shape, std::shared_ptr<void>(*binary->owner, const_cast<char*>(bytes_in.data())));
+    return std::nullopt;
+  }
   out->tensor = Tensor::uninitialized(*dtype, shape);  // every byte is copied in
   if (bytes) std::memcpy(out->tensor.raw_data(), bytes_in.data(), bytes);
   return std::nullopt;
@@ -388,8 +405,8 @@ std::optional<ProtocolError> decode_request_parameters(element parameters_json, 
   return std::nullopt;
 }
 
-std::optional<ProtocolError> decode_document(element root, std::string_view binary, bool has_binary_section,
-                                             const RequestLimits& limits, SplitDecode* split, InferRequest* out) {
+std::optional<ProtocolError> decode_document(element root, BinarySection binary, const RequestLimits& limits,
+                                             SplitDecode* split, InferRequest* out) {
   object doc;
   if (root.get_object().get(doc) != simdjson::SUCCESS) return bad_request("the request must be a JSON object");
   if (std::optional<element> id_json = member(doc, "id")) {
@@ -407,25 +424,23 @@ std::optional<ProtocolError> decode_document(element root, std::string_view bina
   if (inputs.size() > limits.max_tensors)
     return too_large(std::to_string(inputs.size()) + " inputs, the limit is " + std::to_string(limits.max_tensors));
   std::set<std::string> names;
-  size_t binary_used = 0;
   for (element entry : inputs) {
     InferTensor input;
-    if (auto error = decode_input(entry, binary, has_binary_section, &binary_used, limits, split, &input)) return error;
+    if (auto error = decode_input(entry, &binary, limits, split, &input)) return error;
     if (!names.insert(input.name).second) return bad_request("input " + in_quotes(input.name) + " given twice");
     out->inputs.push_back(std::move(input));
   }
-  if (binary_used != binary.size())
-    return bad_request(std::to_string(binary.size()) + " bytes of binary data follow the JSON, the inputs declare " +
-                       std::to_string(binary_used));
+  if (binary.used != binary.bytes.size())
+    return bad_request(std::to_string(binary.bytes.size()) +
+                       " bytes of binary data follow the JSON, the inputs declare " + std::to_string(binary.used));
   if (std::optional<element> outputs = member(doc, "outputs"))
     if (auto error = decode_outputs(*outputs, out->binary_outputs, limits, &out->outputs)) return error;
   return std::nullopt;
 }
 
-std::optional<ProtocolError> parse_and_decode(std::string_view json_text, std::string_view binary,
-                                              bool has_binary_section, const RequestLimits& limits,
-                                              const JsonSplitOptions* split_options, JsonScratch* scratch,
-                                              InferRequest* out) {
+std::optional<ProtocolError> parse_and_decode(std::string_view json_text, const BinarySection& binary,
+                                              const RequestLimits& limits, const JsonSplitOptions* split_options,
+                                              JsonScratch* scratch, InferRequest* out) {
   if (split_options) {
     SplitDecode split{json_text, split_options, find_split_spans(json_text, *split_options), {}};
     if (!split.spans.empty()) {
@@ -433,7 +448,7 @@ std::optional<ProtocolError> parse_and_decode(std::string_view json_text, std::s
       element root;
       InferRequest attempt;
       if (!parse_json(json_text, split.spans, scratch, &root) &&
-          !decode_document(root, binary, has_binary_section, limits, &split, &attempt) &&
+          !decode_document(root, binary, limits, &split, &attempt) &&
           std::find(split.taken.begin(), split.taken.end(), false) == split.taken.end()) {
         attempt.model = std::move(out->model);
         attempt.version = std::move(out->version);
@@ -444,7 +459,7 @@ std::optional<ProtocolError> parse_and_decode(std::string_view json_text, std::s
   }
   element root;
   if (auto error = parse_json(json_text, {}, scratch, &root)) return error;
-  return decode_document(root, binary, has_binary_section, limits, nullptr, out);
+  return decode_document(root, binary, limits, nullptr, out);
 }
 
 }  // namespace
@@ -452,7 +467,8 @@ std::optional<ProtocolError> parse_and_decode(std::string_view json_text, std::s
 std::optional<ProtocolError> decode_rest_infer_request(std::string_view body,
                                                        std::optional<std::string_view> header_length,
                                                        const RequestLimits& limits, InferRequest* out,
-                                                       const JsonSplitOptions* split) {
+                                                       const JsonSplitOptions* split,
+                                                       const std::shared_ptr<void>& body_owner) {
   if (body.size() > limits.max_body_bytes)
     return too_large("request body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
                      std::to_string(limits.max_body_bytes));
@@ -462,8 +478,10 @@ std::optional<ProtocolError> decode_rest_infer_request(std::string_view body,
   JsonScratch& scratch = thread_json_scratch();
   std::optional<ProtocolError> result;
   try {
-    result = parse_and_decode(body.substr(0, json_length), body.substr(json_length), header_length.has_value(), limits,
-                              split, &scratch, out);
+    const BinarySection binary{.bytes = body.substr(json_length),
+                               .present = header_length.has_value(),
+                               .owner = body_owner ? &body_owner : nullptr};
+    result = parse_and_decode(body.substr(0, json_length), binary, limits, split, &scratch, out);
   } catch (const std::exception& e) {
     result = bad_request(one_line(std::string("cannot decode the request: ") + e.what()));
   }

@@ -102,7 +102,7 @@ RestReply stats_reply(const Server& server, const std::string& name, const std::
   return json_reply(200, {{"model_stats", rows}});
 }
 
-RestReply repository_index_reply(const Server& server, const std::string& body) {
+RestReply repository_index_reply(const Server& server, std::string_view body) {
   bool ready_only = false;
   if (!body.empty()) {
     json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -125,7 +125,7 @@ RestReply repository_index_reply(const Server& server, const std::string& body) 
 
 // A load or unload body: empty, or a JSON object whose "parameters" (an object) holds only what
 // check_repository_parameter() takes.
-std::optional<ProtocolError> repository_body_refusal(std::string_view action, const std::string& body) {
+std::optional<ProtocolError> repository_body_refusal(std::string_view action, std::string_view body) {
   if (body.empty()) return std::nullopt;
   const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object())
@@ -311,7 +311,7 @@ void RestRoutes::infer(RestCall&& call, std::string model, std::string version, 
   std::optional<std::string_view> header_length;
   if (call.inference_header_length) header_length = *call.inference_header_length;
   if (auto error = decode_rest_infer_request(call.body, header_length, server_.options().limits, &request,
-                                             json_helpers_ ? &json_split_ : nullptr))
+                                             json_helpers_ ? &json_split_ : nullptr, call.body_owner))
     return respond(rest_error_reply(*error));
   request.model = std::move(model);
   request.version = std::move(version);

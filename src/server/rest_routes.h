@@ -43,7 +43,11 @@ struct RestReply {
 struct RestCall {
   std::string_view method;  // "GET", "POST", ...
   std::string_view target;  // the request target: path and optional "?query"
-  std::string body;
+  // The request body: bytes that `body_owner` keeps alive (null: they live as long as the
+  // call). An inference's binary inputs may be decoded as views of them, which then share
+  // `body_owner` (rest_codec.h).
+  std::string_view body;
+  std::shared_ptr<void> body_owner;
   std::optional<std::string> inference_header_length;  // the header's text, when present
   bool may_block = true;  // whether an engine call may run on the calling thread
   std::function<bool()> client_gone;  // InferRequest::client_gone for an inference request

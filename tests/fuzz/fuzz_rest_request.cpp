@@ -6,11 +6,13 @@
 // following four bytes as the header's raw text, to reach the header parser's error paths. The
 // rest is the body. The decoder must answer a request whose tensors are as declared, or one
 // error line with a 400 or 413; it must never crash, leak, or allocate past the limits. Each
-// input is also decoded with its large tensors parsed in pieces, which must answer the same.
+// input is also decoded with its large tensors parsed in pieces, and with binary inputs sharing
+// the body's buffer, which must answer the same.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,9 +25,36 @@ using tandem::fuzz::fail;
 
 namespace {
 
-// The decode with large tensors parsed in pieces (rest_json_split.h, here with sizes small
-// enough for fuzz inputs, and no helper threads: the pieces run in turn) must give what the
-// whole decode gave: the same error, or the same tensors bit for bit.
+// Another decode of the same body (`what` it did differently) must give what the plain decode
+// gave: the same error, or the same tensors bit for bit.
+void check_same_decode(const char* what, const std::optional<tandem::server::ProtocolError>& whole_error,
+                       const tandem::server::InferRequest& whole,
+                       const std::optional<tandem::server::ProtocolError>& other_error,
+                       const tandem::server::InferRequest& other) {
+  const std::string label(what);
+  if (whole_error || other_error) {
+    if (!whole_error || !other_error || whole_error->message != other_error->message ||
+        whole_error->http_status != other_error->http_status)
+      fail(label + " differs: '" + (whole_error ? whole_error->message : "ok") + "' against '" +
+           (other_error ? other_error->message : "ok") + "'");
+    return;
+  }
+  if (other.inputs.size() != whole.inputs.size() || other.id != whole.id) fail(label + " differs in its inputs");
+  for (size_t i = 0; i < whole.inputs.size(); ++i) {
+    const tandem::Tensor& a = whole.inputs[i].tensor;
+    const tandem::Tensor& b = other.inputs[i].tensor;
+    if (a.dtype() != b.dtype() || a.shape() != b.shape()) fail(label + " differs in a tensor's type or shape");
+    if (a.dtype() == tandem::DataType::string) {
+      for (int64_t k = 0; k < a.numel(); ++k)
+        if (a.data<std::string>()[k] != b.data<std::string>()[k]) fail(label + " differs in a string");
+    } else if (a.nbytes() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) != 0) {
+      fail(label + " differs in tensor '" + whole.inputs[i].name + "'");
+    }
+  }
+}
+
+// Large tensors parsed in pieces (rest_json_split.h, here with sizes small enough for fuzz
+// inputs, and no helper threads: the pieces run in turn).
 void check_split_decode(std::string_view body, std::optional<std::string_view> header,
                         const tandem::server::RequestLimits& limits,
                         const std::optional<tandem::server::ProtocolError>& whole_error,
@@ -39,25 +68,25 @@ void check_split_decode(std::string_view body, std::optional<std::string_view> h
   options.max_pieces = 4;
   InferRequest split;
   auto split_error = decode_rest_infer_request(body, header, limits, &split, &options);
-  if (whole_error || split_error) {
-    if (!whole_error || !split_error || whole_error->message != split_error->message ||
-        whole_error->http_status != split_error->http_status)
-      fail("split decode differs: '" + (whole_error ? whole_error->message : "ok") + "' against '" +
-           (split_error ? split_error->message : "ok") + "'");
-    return;
+  check_same_decode("split decode", whole_error, whole, split_error, split);
+}
+
+// The body in a buffer of its own, given as the owner: binary inputs may share it instead of
+// being copied. Freed before the tensors are compared, they must still read it.
+void check_shared_decode(std::string_view body, std::optional<std::string_view> header,
+                         const tandem::server::RequestLimits& limits,
+                         const std::optional<tandem::server::ProtocolError>& whole_error,
+                         const tandem::server::InferRequest& whole) {
+  using namespace tandem::server;
+  InferRequest shared;
+  std::optional<ProtocolError> shared_error;
+  {
+    auto owner = std::shared_ptr<char[]>(new char[body.size() + 1]);
+    if (!body.empty()) std::memcpy(owner.get(), body.data(), body.size());
+    shared_error =
+        decode_rest_infer_request(std::string_view(owner.get(), body.size()), header, limits, &shared, nullptr, owner);
   }
-  if (split.inputs.size() != whole.inputs.size() || split.id != whole.id) fail("split decode differs in its inputs");
-  for (size_t i = 0; i < whole.inputs.size(); ++i) {
-    const tandem::Tensor& a = whole.inputs[i].tensor;
-    const tandem::Tensor& b = split.inputs[i].tensor;
-    if (a.dtype() != b.dtype() || a.shape() != b.shape()) fail("split decode differs in a tensor's type or shape");
-    if (a.dtype() == tandem::DataType::string) {
-      for (int64_t k = 0; k < a.numel(); ++k)
-        if (a.data<std::string>()[k] != b.data<std::string>()[k]) fail("split decode differs in a string");
-    } else if (a.nbytes() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) != 0) {
-      fail("split decode differs in tensor '" + whole.inputs[i].name + "'");
-    }
-  }
+  check_same_decode("decode sharing the body", whole_error, whole, shared_error, shared);
 }
 
 }  // namespace
@@ -87,6 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (header) header_view = *header;
   auto error = decode_rest_infer_request(input, header_view, limits, &request);
   check_split_decode(input, header_view, limits, error, request);
+  check_shared_decode(input, header_view, limits, error, request);
   if (error) {
     if ((error->http_status != 400 && error->http_status != 413) || error->message.empty() ||
         error->message.find('\n') != std::string::npos)

@@ -153,6 +153,50 @@ TEST(RestCodec, DecodesBinaryTensorsOfEveryDatatype) {
   }
 }
 
+// With the body's owner given, aligned binary inputs share the body's bytes (no copy) and keep
+// it alive; misaligned ones, BOOL and BYTES are copied. The values are the same either way.
+TEST(RestCodec, AlignedBinaryInputsShareTheBodyTheyCameIn) {
+  BinaryBody b;
+  b.json_part = R"({"inputs":[{"name":"f","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}},
+    {"name":"b","datatype":"BOOL","shape":[2],"parameters":{"binary_data_size":2}},
+    {"name":"odd","datatype":"INT32","shape":[1],"parameters":{"binary_data_size":4}},
+    {"name":"u","datatype":"UINT8","shape":[3],"parameters":{"binary_data_size":3}}]})";
+  b.binary = raw_bytes<float>({1.5f, -2.f}) + std::string("\x01\x00", 2) + raw_bytes<int32_t>({-7}) + "xyz";
+  const std::string whole = b.body();
+  // The body in a buffer of its own, the binary data starting 64-byte aligned (as the
+  // transport places it).
+  auto owner = std::shared_ptr<char[]>(new char[whole.size() + 64]);
+  const auto binary_at = reinterpret_cast<uintptr_t>(owner.get()) + b.json_part.size();
+  char* start = owner.get() + (64 - binary_at % 64) % 64;
+  std::memcpy(start, whole.data(), whole.size());
+  const std::string_view body(start, whole.size());
+  const std::string length = b.length();
+  InferRequest shared;
+  ASSERT_FALSE(decode_rest_infer_request(body, length, RequestLimits{}, &shared, nullptr, owner));
+  const InferRequest copied = decode_ok(whole, length);
+  ASSERT_EQ(shared.inputs.size(), 4u);
+  const char* binary = start + b.json_part.size();
+  EXPECT_EQ(shared.inputs[0].tensor.raw_data(), binary);       // FP32 at offset 0: shared
+  EXPECT_NE(shared.inputs[1].tensor.raw_data(), binary + 8);   // BOOL: copied
+  EXPECT_NE(shared.inputs[2].tensor.raw_data(), binary + 10);  // INT32 at offset 10: misaligned, copied
+  EXPECT_EQ(shared.inputs[3].tensor.raw_data(), binary + 14);  // UINT8: any address will do
+  for (size_t i = 0; i < shared.inputs.size(); ++i) {
+    const Tensor& a = shared.inputs[i].tensor;
+    const Tensor& c = copied.inputs[i].tensor;
+    EXPECT_EQ(a.dtype(), c.dtype());
+    EXPECT_EQ(a.shape(), c.shape());
+    ASSERT_EQ(a.nbytes(), c.nbytes());
+    EXPECT_EQ(std::memcmp(a.raw_data(), c.raw_data(), a.nbytes()), 0) << shared.inputs[i].name;
+  }
+  // The tensors keep the body alive once the caller lets go of it.
+  const std::weak_ptr<char[]> watch = owner;
+  owner.reset();
+  EXPECT_FALSE(watch.expired());
+  EXPECT_EQ(shared.inputs[0].tensor.data<float>()[1], -2.f);
+  shared.inputs.clear();
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST(RestCodec, DecodesBinaryStringsAndMixedInputs) {
   // BYTES: 4-byte little-endian length, then the bytes; a JSON input between two binary ones.
   std::string strings = std::string("\x02\x00\x00\x00hi", 6) + std::string("\x00\x00\x00\x00", 4);

@@ -188,21 +188,33 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class State { reading_header, reading_body, handling, writing, lingering, closed };
 
+  // The operation in progress must finish by deadline_ (max: none). One timer per connection,
+  // moved only when a deadline comes sooner than the time it waits for: an operation that
+  // finishes in time costs no timer call (moving a timer is a system call, timerfd_settime, on
+  // its loop: three per request before), and a timer that wakes before the current deadline
+  // waits again for the rest.
   void arm(std::chrono::milliseconds timeout) {
-    const uint64_t generation = ++deadline_generation_;
     timed_out_ = false;
-    timer_.expires_after(timeout);
+    deadline_ = Clock::now() + timeout;
+    if (timer_waiting_ && timer_.expiry() <= deadline_) return;  // it wakes in time to look
+    wait_for_deadline();
+  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
+  void wait_for_deadline() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);  // a wait already pending ends (operation_aborted)
+    const uint64_t generation = ++timer_generation_;
     timer_.async_wait([weak = weak_from_this(), generation](const beast::error_code& ec) {
       auto self = weak.lock();
-      if (ec || !self || generation != self->deadline_generation_) return;
+      if (!self || generation != self->timer_generation_) return;  // a later wait took over
+      self->timer_waiting_ = false;
+      if (ec || self->deadline_ == Clock::time_point::max()) return;  // cancelled, or nothing to time
+      if (Clock::now() < self->deadline_) return self->wait_for_deadline();
+      self->deadline_ = Clock::time_point::max();
       self->timed_out_ = true;
       beast::error_code ignored;
       self->socket_.cancel(ignored);
     });
-  }
-  void disarm() {
-    ++deadline_generation_;
-    timer_.cancel();
   }
 
   void read_header() {
@@ -477,6 +489,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::closed) return;
     state_ = State::closed;
     disarm();
+    timer_.cancel();
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -486,7 +499,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Loop& loop_;
   tcp::socket socket_;
   asio::steady_timer timer_;
-  uint64_t deadline_generation_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();  // see arm()
+  bool timer_waiting_ = false;                             // timer_ has a wait pending
+  uint64_t timer_generation_ = 0;                          // of the latest wait (earlier ones' handlers do nothing)
   bool timed_out_ = false;
   State state_ = State::reading_header;
   // Set (by this loop) once the client of the request being handled has gone; read by the

@@ -315,6 +315,33 @@ TEST_F(HttpFrontendTest, SlowHeadersAreCutOffWithinTheReadTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+// The read timeout (1 s here) runs from each request's start, not from the connection's: a
+// keep-alive connection sending a request every 600 ms is served on, and closed about a second
+// after it falls silent.
+TEST_F(HttpFrontendTest, AKeepAliveConnectionIsTimedFromItsLatestRequest) {
+  const int fd = connect_raw();
+  ASSERT_GE(fd, 0);
+  const std::string request = "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n";
+  char buffer[4096];
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+    std::string reply;
+    while (reply.find("{\"live\":true}") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      ASSERT_GT(n, 0) << "request " << i << " after " << 600 * i << " ms: the connection was closed";
+      reply.append(buffer, static_cast<size_t>(n));
+    }
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  }
+  const auto silent = std::chrono::steady_clock::now();
+  EXPECT_EQ(::recv(fd, buffer, sizeof buffer, 0), 0);  // closed by the server (SO_RCVTIMEO is 10 s)
+  const auto closed_after = std::chrono::steady_clock::now() - silent;
+  EXPECT_GE(closed_after, std::chrono::milliseconds(900));
+  EXPECT_LT(closed_after, std::chrono::milliseconds(3000));
+  ::close(fd);
+}
+
 TEST_F(HttpFrontendTest, MetricsOnlyModeServesOnlyMetrics) {
   HttpOptions options;
   options.port = 0;

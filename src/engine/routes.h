@@ -53,10 +53,11 @@ double fallback_reserve_ms(double typical_ms, double multiplier);
 // The time an attempt on route `index` of `routes` may take, in ms (<= 0: none; skip the
 // route). `remaining_ms` is what is left of the request's deadline (infinity: none);
 // `own_budget_ms` the route's budget from its estimate; `later_reserve_ms[j]` the time route
-// index+1+j needs to answer (fallback_reserve_ms; <= 0 when unknown). Time is kept back for the first later route that
-// fits in what remains, and for nothing else: the slow last resort is reserved only when no faster route fits. The
-// current route gets the rest, even below its own estimate (it may then time out, and the next route answers in the
-// time kept for it). The last route gets all that remains.
+// index+1+j needs to answer (fallback_reserve_ms; <= 0 when unknown). Time is kept back for
+// the first later route that fits in what remains, and for nothing else: the slow last resort
+// is reserved only when no faster route fits. The current route gets the rest, even below its
+// own estimate (it may then time out, and the next route answers in the time kept for it).
+// The last route gets all that remains.
 double attempt_time_ms(size_t index, size_t routes, double remaining_ms, double own_budget_ms,
                        const std::vector<double>& later_reserve_ms);
 

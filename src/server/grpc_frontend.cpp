@@ -68,7 +68,7 @@ void encode_model_statistics(const ModelStats& s, inference::ModelStatistics* ou
   inference::InferStatistics* infer = out->mutable_inference_stats();
   encode_duration(q.success, infer->mutable_success());
   encode_duration(q.fail, infer->mutable_fail());
-  encode_duration({q.queue_time.count(), static_cast<uint64_t>(q.queue_time.sum_ns())}, infer->mutable_queue());
+  encode_duration(q.queue(), infer->mutable_queue());
   encode_duration(q.compute_input, infer->mutable_compute_input());
   encode_duration(q.compute_infer, infer->mutable_compute_infer());
   encode_duration(q.compute_output, infer->mutable_compute_output());
@@ -176,8 +176,7 @@ class InferenceService final : public ServiceBase {
     const auto start = Clock::now();
     if (auto err = check_repository_name(in->repository_name(), server_.options().model_repository.string()))
       return answer(*err, start);
-    for (const RepositoryEntry& e : server_.repository_index()) {
-      if (in->ready() && e.state != "READY") continue;
+    for (const RepositoryEntry& e : server_.repository_index(in->ready())) {
       auto* row = out->add_models();
       row->set_name(e.name);
       row->set_version(e.version);

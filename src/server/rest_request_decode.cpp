@@ -351,7 +351,7 @@ std::optional<ProtocolError> decode_input(element entry_json, BinarySection* bin
                        ", got " + std::to_string(*size));
   if (binary->owner && *binary->owner && bytes > 0 && *dtype != DataType::boolean &&
       reinterpret_cast<uintptr_t>(bytes_in.data()) % dtype_size(*dtype) == 0) {
-    // The body outlives nothing that reads it: the tensor shares its owner.
+    // The tensor shares the body's owner, which keeps the bytes alive while anything reads them.
     out->tensor =
         Tensor::adopt(*dtype, shape, std::shared_ptr<void>(*binary->owner, const_cast<char*>(bytes_in.data())));
     return std::nullopt;

@@ -55,13 +55,12 @@ json stats_json(const ModelStats& s) {
                            {"compute_input", duration_json(d[0])},
                            {"compute_infer", duration_json(d[1])},
                            {"compute_output", duration_json(d[2])}});
-  const json inference_stats = {
-      {"success", duration_json(q.success)},
-      {"fail", duration_json(q.fail)},
-      {"queue", duration_json({q.queue_time.count(), static_cast<uint64_t>(q.queue_time.sum_ns())})},
-      {"compute_input", duration_json(q.compute_input)},
-      {"compute_infer", duration_json(q.compute_infer)},
-      {"compute_output", duration_json(q.compute_output)}};
+  const json inference_stats = {{"success", duration_json(q.success)},
+                                {"fail", duration_json(q.fail)},
+                                {"queue", duration_json(q.queue())},
+                                {"compute_input", duration_json(q.compute_input)},
+                                {"compute_infer", duration_json(q.compute_infer)},
+                                {"compute_output", duration_json(q.compute_output)}};
   json served_by = json::object();
   for (const auto& [route, count] : q.served_by) served_by[route] = count;
   const json routes = routes_json(s.routes);
@@ -114,8 +113,7 @@ RestReply repository_index_reply(const Server& server, std::string_view body) {
     }
   }
   json rows = json::array();
-  for (const RepositoryEntry& e : server.repository_index()) {
-    if (ready_only && e.state != "READY") continue;
+  for (const RepositoryEntry& e : server.repository_index(ready_only)) {
     json row = {{"name", e.name}, {"version", e.version}, {"state", e.state}};
     if (!e.reason.empty()) row["reason"] = e.reason;
     rows.push_back(std::move(row));

@@ -109,6 +109,8 @@ class Scheduler {
     int queued = 0;                 // waiting now
     int in_flight = 0;              // requests inside engine calls now
     LatencyHistogram queue_time;    // submit() to engine call, per request
+    // queue_time as the statistics extension's `queue` figure (count and total ns).
+    Duration queue() const { return {queue_time.count(), static_cast<uint64_t>(queue_time.sum_ns())}; }
     std::map<int, uint64_t> batch_rows;  // engine calls by rows per call
     std::map<std::string, uint64_t> served_by;  // requests by the route that answered
   };

@@ -744,11 +744,12 @@ std::optional<ProtocolError> Server::admission_refusal(const std::string& model,
   return refusal;
 }
 
-std::vector<RepositoryEntry> Server::repository_index() const {
+std::vector<RepositoryEntry> Server::repository_index(bool ready_only) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<RepositoryEntry> rows;
   for (const auto& [name, model] : impl_->models) {
     if (model.versions.empty()) {
+      if (ready_only) continue;
       if (model.unloaded) rows.push_back({name, "", "UNAVAILABLE", model.unloaded_reason});
       else if (!model.error.empty()) rows.push_back({name, "", "FAILED", model.error});
       continue;
@@ -760,7 +761,7 @@ std::vector<RepositoryEntry> Server::repository_index() const {
       if (row.reason.empty() && !model.error.empty() && v->state == VersionState::ready)
         row.reason = model.error + " (the version loaded before still serves)";
       if (row.reason.empty()) row.reason = v->reload_reason;
-      rows.push_back(row);
+      if (!ready_only || row.state == "READY") rows.push_back(row);
     }
   }
   return rows;

@@ -186,7 +186,8 @@ class Server {
   std::optional<ProtocolError> admission_refusal(const std::string& model, const std::string& version);
 
   // The repository extension.
-  std::vector<RepositoryEntry> repository_index() const;
+  // `ready_only`: only the versions that are READY now (the extension's `ready` flag).
+  std::vector<RepositoryEntry> repository_index(bool ready_only = false) const;
   // Loads (or reloads: new versions on disk are picked up) a model and waits until it is
   // ready or failed. Errors: not_found (no such folder), bad_request (it failed: the reason).
   std::optional<ProtocolError> load_model(const std::string& name);

@@ -9,8 +9,8 @@ engine calls in flight)
 is driven in turn by wrk (REST binary) and by grpc_load.cpp (gRPC), --rounds times each. For
 every run it reads each thread's user+system time from /proc/PID/task/*/stat before and after,
 groups the threads by name (tandem names its own: tandem-run computes, tandem-sched hands
-requests to the engine and finishes them, tandem-http runs the REST event loops; grpc++'s
-threads keep grpc++'s names, nexting_thread being the ones that read gRPC connections), and
+requests to the engine and finishes them, tandem-http runs the REST event loops, tandem-grpc
+takes gRPC ModelInfer calls; grpc++'s own threads keep their names), and
 divides by the requests answered. `idle` is the machine's idle share from /proc/stat over the
 run; the load generator's own CPU is `client`. Needs the same tools as serve_bench.py.
 """

@@ -207,7 +207,9 @@ int run_serve(const ServeOptions& o) {
     server::GrpcOptions go;
     go.host = o.host;
     go.port = o.grpc_port;
-    go.threads = o.handler_threads;
+    // As many calls as REST's event loops may run where they were taken, and one more thread
+    // that keeps taking calls.
+    if (o.handler_threads > 0) go.infer_threads = o.handler_threads + 1;
     auto started = server::GrpcFrontend::start(*srv, go);
     if (!started) return fail(kCommand, "gRPC: " + started.status().message());
     grpc = std::move(*started);
@@ -277,8 +279,8 @@ void add_serve_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", o->threads, "Engine threads per call for models whose config sets none (default 1)");
   cmd->add_option("--instances", o->instances, "Engine calls in flight per model (default: hardware threads)");
   cmd->add_option("--handler-threads", o->handler_threads,
-                  "HTTP event loops and gRPC handler threads (default 0: HTTP max(4, 2 x hardware "
-                  "threads), gRPC max(64, 8 x hardware threads))");
+                  "HTTP event loops, and gRPC ModelInfer threads that may make the engine call (one more "
+                  "takes calls) (default 0: max(4, 2 x hardware threads))");
   cmd->add_option("--json-decode-threads", o->json_decode_threads,
                   "Helper threads that parse large REST JSON tensors in pieces (default -1: hardware "
                   "threads - 1, at most 7; 0: none)");

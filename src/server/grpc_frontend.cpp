@@ -1,10 +1,8 @@
-// grpc_frontend.cpp: see grpc_frontend.h. ModelInfer uses grpc++'s callback API: the call is
-// decoded and handed to the scheduler on a gRPC thread, and the scheduler's `done` encodes the
-// answer and finishes the call on the thread that computed it, so no thread waits per call.
-// grpc++ runs callbacks on the threads that also read the connections (two on a 2-core
-// machine), so the engine call runs there only while no other call is open (the scheduler's
-// caller-runs path: no hand-off for a lone call); otherwise a scheduler thread makes it.
-// The other methods stay synchronous (all but RepositoryModelLoad answer at once).
+// grpc_frontend.cpp: see grpc_frontend.h. ModelInfer uses grpc++'s asynchronous API with a
+// completion queue per thread (InferCalls below), so that, as a REST connection's event loop
+// does, the thread that took a call can make its engine call and send the answer itself, with
+// no hand-off to a scheduler thread and back. The other methods stay synchronous (all but
+// RepositoryModelLoad answer at once).
 #include "grpc_frontend.h"
 
 #include <absl/synchronization/mutex.h>
@@ -15,10 +13,12 @@
 #include <climits>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "grpc_codec.h"
 #include "grpc_predict_v2.grpc.pb.h"
 #include "health.grpc.pb.h"
+#include "tandem/sysinfo.h"
 
 namespace tandem::server {
 
@@ -82,34 +82,13 @@ void encode_model_statistics(const ModelStats& s, inference::ModelStatistics* ou
   }
 }
 
-using ServiceBase = inference::GRPCInferenceService::WithCallbackMethod_ModelInfer<inference::GRPCInferenceService::Service>;
-using InferHolder = grpc::MessageHolder<inference::ModelInferRequest, inference::ModelInferResponse>;
-
-// ModelInfer's request and response, allocated by the service instead of by grpc++ so that the
-// handler owns the request and may move its raw contents into the tensors (grpc++ hands a
-// handler a const request). grpc++ releases them once the call is finished.
-class InferMessages final : public InferHolder {
- public:
-  InferMessages() {
-    set_request(&request_);
-    set_response(&response_);
-  }
-  void Release() override { delete this; }
-
- private:
-  inference::ModelInferRequest request_;
-  inference::ModelInferResponse response_;
-};
-
-class InferMessageAllocator final
-    : public grpc::MessageAllocator<inference::ModelInferRequest, inference::ModelInferResponse> {
- public:
-  InferHolder* AllocateMessages() override { return new InferMessages; }
-};
+// ModelInfer is asynchronous (grpc_frontend.h); the other methods are synchronous.
+using ServiceBase =
+    inference::GRPCInferenceService::WithAsyncMethod_ModelInfer<inference::GRPCInferenceService::Service>;
 
 class InferenceService final : public ServiceBase {
  public:
-  explicit InferenceService(Server& server) : server_(server) { SetMessageAllocatorFor_ModelInfer(&allocator_); }
+  explicit InferenceService(Server& server) : server_(server) {}
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* out) override {
@@ -204,59 +183,6 @@ class InferenceService final : public ServiceBase {
     return answer(grpc::Status::OK, start);
   }
 
-  // `in` and `out` live until the call is finished. The scheduler runs `done` exactly once for
-  // an admitted request; it touches only the call and the Server, which outlives the
-  // frontend's calls (stop() waits for them).
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context, const inference::ModelInferRequest* in,
-                                       inference::ModelInferResponse* out) override {
-    const auto start = Clock::now();
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    // `in` is the request of this service's allocator, ours to change.
-    auto* messages = static_cast<InferHolder*>(context->GetRpcAllocatorState());
-    if (messages == nullptr || messages->request() != in) {
-      reactor->Finish(
-          answer(grpc::Status(grpc::StatusCode::INTERNAL, "the request was not allocated by the service"), start));
-      return reactor;
-    }
-    InferRequest request;
-    if (auto err = decode_grpc_infer_request(messages->request(), server_.options().limits, &request)) {
-      reactor->Finish(answer(*err, start));
-      return reactor;
-    }
-    // A client deadline sooner than the request's own timeout bounds the request.
-    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-      const double left_ms =
-          std::chrono::duration<double, std::milli>(context->deadline() - std::chrono::system_clock::now()).count();
-      if (left_ms <= 0) {
-        reactor->Finish(answer(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline has passed"), start));
-        return reactor;
-      }
-      if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms) request.timeout_ms = left_ms;
-    }
-    request.client_gone = [context] { return context->IsCancelled(); };
-    // The engine call may run on this thread (one of the few that read every connection) only
-    // when no other call is open: otherwise the bytes of those calls would wait unread for it.
-    const bool only_call = open_calls_.fetch_add(1, std::memory_order_relaxed) == 0;
-    Server* server = &server_;
-    std::atomic<int>* open_calls = &open_calls_;
-    auto done = [server, context, reactor, out, start, open_calls](InferOutcome&& outcome) {
-      open_calls->fetch_sub(1, std::memory_order_relaxed);
-      if (context->IsCancelled()) {  // the client went away: nobody reads the answer
-        reactor->Finish(server::answer(*server, grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), start));
-      } else if (outcome.error) {
-        reactor->Finish(server::answer(*server, *outcome.error, start));
-      } else {
-        encode_grpc_infer_response(outcome.response, out);
-        reactor->Finish(server::answer(*server, grpc::Status::OK, start));
-      }
-    };
-    if (auto err = server_.infer(std::move(request), std::move(done), only_call)) {
-      open_calls_.fetch_sub(1, std::memory_order_relaxed);
-      reactor->Finish(answer(*err, start));
-    }
-    return reactor;
-  }
-
  private:
   std::optional<ProtocolError> repository_refusal(
       std::string_view action, const std::string& repository,
@@ -272,8 +198,6 @@ class InferenceService final : public ServiceBase {
   }
 
   Server& server_;
-  InferMessageAllocator allocator_;
-  std::atomic<int> open_calls_{0};  // ModelInfer calls admitted or being admitted, not yet done
 };
 
 // gRPC's standard health check (grpc_frontend.h), answered from the server's readiness now.
@@ -308,13 +232,170 @@ class HealthService final : public grpc::health::v1::Health::Service {
   Server& server_;
 };
 
+// One ModelInfer call of the asynchronous service, from the moment a thread asks grpc++ for a
+// call on its completion queue until grpc++ has handed back both of the call's later tags
+// (finished and closed). Only its queue's thread touches it, but for the scheduler's `done`
+// (between admission and Finish) and `gone`, which the scheduler reads from its threads.
+struct InferCall {
+  enum class Event { arrived, finished, closed };
+  struct Tag {
+    InferCall* call;
+    Event event;
+  };
+
+  explicit InferCall(size_t queue) : queue(queue) { context.AsyncNotifyWhenDone(&closed_tag); }
+
+  const size_t queue;  // the index of the completion queue it was asked for on
+  grpc::ServerContext context;
+  inference::ModelInferRequest request;  // ours to change: the tensors take its raw contents
+  inference::ModelInferResponse response;
+  grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> responder{&context};
+  Clock::time_point start;
+  std::atomic<bool> gone{false};  // closed by the client before it was answered
+  // Set (release) by whichever thread finishes the call, read (acquire) by its queue's thread
+  // when the finished tag comes back: grpc++ orders the two, but out of sight of race
+  // detectors, and the answer was written on the finishing thread.
+  std::atomic<bool> answered{false};
+  int tags_left = 2;  // finished and closed, once it arrived
+  Tag arrived_tag{this, Event::arrived};
+  Tag finished_tag{this, Event::finished};
+  Tag closed_tag{this, Event::closed};
+};
+
+// The ModelInfer calls (grpc_frontend.h): a thread per completion queue takes a call, decodes
+// and admits it, and makes the engine call itself when the scheduler has an instance free and
+// another thread is still taking calls; otherwise a scheduler thread makes it and its `done`
+// finishes the call. A thread asks grpc++ for its next call only once it is free again, so
+// that no call waits behind another's compute while some thread is idle.
+class InferCalls {
+ public:
+  InferCalls(Server& server, ServiceBase& service, std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues)
+      : server_(server), service_(service), queues_(std::move(queues)) {}
+  ~InferCalls() { stop(); }
+
+  void start() {
+    for (size_t q = 0; q < queues_.size(); ++q) threads_.emplace_back([this, q] { serve(q); });
+  }
+
+  // After grpc::Server::Shutdown (which fails the calls asked for and cancels the open ones
+  // past its deadline): waits until every call taken has been finished by its answer and
+  // handed back, then shuts the queues down and joins the threads. Idempotent.
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    stopping_.store(true);
+    for (int64_t alive = calls_alive_.load(); alive != 0; alive = calls_alive_.load()) calls_alive_.wait(alive);
+    for (auto& queue : queues_) queue->Shutdown();
+    for (std::thread& t : threads_) t.join();
+    for (auto& queue : queues_) {  // queues whose threads never ran (a server that did not start)
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) {
+      }
+    }
+  }
+
+ private:
+  void serve(size_t q) {
+    name_this_thread("tandem-grpc");
+    ask_for_call(q);
+    void* tag = nullptr;
+    bool ok = false;
+    while (queues_[q]->Next(&tag, &ok)) {
+      const auto* t = static_cast<const InferCall::Tag*>(tag);
+      InferCall* call = t->call;
+      switch (t->event) {
+        case InferCall::Event::arrived:
+          if (!ok) {  // the server is shutting down: nothing more arrives on this queue
+            release(call);
+            break;
+          }
+          take(call);
+          ask_for_call(q);
+          break;
+        case InferCall::Event::closed:
+          call->gone.store(call->context.IsCancelled(), std::memory_order_relaxed);
+          if (--call->tags_left == 0) release(call);
+          break;
+        case InferCall::Event::finished:
+          call->answered.load(std::memory_order_acquire);
+          if (--call->tags_left == 0) release(call);
+          break;
+      }
+    }
+  }
+
+  void ask_for_call(size_t q) {
+    calls_alive_.fetch_add(1);
+    auto* call = new InferCall(q);
+    grpc::ServerCompletionQueue* queue = queues_[q].get();
+    service_.RequestModelInfer(&call->context, &call->request, &call->responder, queue, queue, &call->arrived_tag);
+  }
+
+  void release(InferCall* call) {
+    delete call;
+    if (calls_alive_.fetch_sub(1) == 1 && stopping_.load()) calls_alive_.notify_all();
+  }
+
+  void take(InferCall* call) {
+    call->start = Clock::now();
+    InferRequest request;
+    if (auto err = decode_grpc_infer_request(&call->request, server_.options().limits, &request))
+      return finish(call, answer(server_, *err, call->start));
+    // A client deadline sooner than the request's own timeout bounds the request.
+    if (call->context.deadline() != std::chrono::system_clock::time_point::max()) {
+      const double left_ms =
+          std::chrono::duration<double, std::milli>(call->context.deadline() - std::chrono::system_clock::now())
+              .count();
+      if (left_ms <= 0)
+        return finish(
+            call, answer(server_, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call's deadline has passed"),
+                         call->start));
+      if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms)
+        request.timeout_ms = left_ms;
+    }
+    request.client_gone = [call] { return call->gone.load(std::memory_order_relaxed); };
+    auto done = [this, call](InferOutcome&& outcome) {
+      if (call->gone.load(std::memory_order_relaxed)) {  // nobody reads the answer
+        finish(call, answer(server_, grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), call->start));
+      } else if (outcome.error) {
+        finish(call, answer(server_, *outcome.error, call->start));
+      } else {
+        encode_grpc_infer_response(outcome.response, &call->response);
+        finish(call, answer(server_, grpc::Status::OK, call->start));
+      }
+    };
+    // This thread may make the engine call unless that would leave no thread taking calls.
+    const bool may_run = computing_.fetch_add(1, std::memory_order_relaxed) + 1 < static_cast<int>(queues_.size());
+    auto refused = server_.infer(std::move(request), std::move(done), may_run);
+    computing_.fetch_sub(1, std::memory_order_relaxed);
+    if (refused) finish(call, answer(server_, *refused, call->start));
+  }
+
+  // Any thread; the response is sent only with an OK status.
+  static void finish(InferCall* call, const grpc::Status& status) {
+    call->answered.store(true, std::memory_order_release);
+    call->responder.Finish(call->response, status, &call->finished_tag);
+  }
+
+  Server& server_;
+  ServiceBase& service_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> computing_{0};        // threads inside an admission that may run the engine call
+  std::atomic<int64_t> calls_alive_{0};  // InferCall objects
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+};
+
 int clamp_to_int(size_t bytes) { return static_cast<int>(std::min<size_t>(bytes, INT_MAX)); }
 
 }  // namespace
 
 struct GrpcFrontend::Impl {
+  // Declared so that the server goes first, then the queues and threads, then the services.
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<HealthService> health;
+  std::unique_ptr<InferCalls> infer_calls;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -329,9 +410,13 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<InferenceService>(server);
   impl->health = std::make_unique<HealthService>(server);
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int threads = options.threads;
-  if (threads <= 0) threads = std::max(64, 8 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (threads <= 0) threads = std::max(64, 8 * hardware);
   threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
+  int infer_threads = options.infer_threads;
+  if (infer_threads <= 0) infer_threads = std::max(4, 2 * hardware) + 1;
+  infer_threads = std::max(infer_threads, 2);  // one may compute while the other takes calls
 
   const bool ipv6 = options.host.find(':') != std::string::npos;
   const std::string address =
@@ -350,9 +435,13 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
   builder.RegisterService(impl->service.get());
   builder.RegisterService(impl->health.get());
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  for (int i = 0; i < infer_threads; ++i) queues.push_back(builder.AddCompletionQueue());
+  impl->infer_calls = std::make_unique<InferCalls>(server, *impl->service, std::move(queues));
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0)
     return Status(StatusCode::unavailable, "cannot listen on " + address + " (in use, or not a local address)");
+  impl->infer_calls->start();
   return std::unique_ptr<GrpcFrontend>(new GrpcFrontend(std::move(impl)));
 }
 
@@ -367,6 +456,7 @@ void GrpcFrontend::stop(std::chrono::milliseconds grace) {
   impl_->stopped = true;
   impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
   impl_->server->Wait();
+  impl_->infer_calls->stop();
 }
 
 }  // namespace tandem::server

@@ -27,10 +27,16 @@ namespace tandem::server {
 struct GrpcOptions {
   std::string host = "127.0.0.1";
   int port = 8001;  // 0: any free port (port() tells which)
-  // Threads for the methods other than ModelInfer (grpc++'s synchronous server; they answer
-  // at once, but for RepositoryModelLoad, which holds its thread until the model is ready or
-  // failed). ModelInfer holds no thread while it waits: it is decoded on a gRPC thread and
-  // finished by the scheduler's `done`, so admission is the models' queues' job alone.
+  // Threads that take ModelInfer calls, each from its own completion queue. A thread that
+  // takes a call decodes and admits it, and makes the engine call and answers it itself when
+  // the model's scheduler has an instance free and at least one other thread is still taking
+  // calls (so that admission, and a fast refusal when a queue is full, never wait for
+  // compute); otherwise a scheduler thread makes it and answers. No thread waits for a queued
+  // call. 0: max(4, 2 x hardware threads) + 1, so that as many calls as REST's event loops
+  // can run on the threads that took them.
+  int infer_threads = 0;
+  // Threads for the other methods (grpc++'s synchronous server; they answer at once, but for
+  // RepositoryModelLoad, which holds its thread until the model is ready or failed).
   // 0: max(64, 8 x hardware threads).
   int threads = 0;
 };

@@ -1,15 +1,18 @@
 // Tests of the gRPC frontend (src/server/grpc_frontend.h) over a real Server with an empty
 // repository: the health RPCs, errors as statuses, the message size limit, a port already in
 // use, and stopping; and over a repository with a model: the statistics and repository
-// extensions. Everything binds to 127.0.0.1 on ports the system picks; models and
-// inference are covered end to end by grpc_api_test.py.
+// extensions, and a call taken while others compute. Everything binds to 127.0.0.1 on ports the system picks; models
+// and inference are covered end to end by grpc_api_test.py.
 #include "server/grpc_frontend.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "grpc_predict_v2.grpc.pb.h"
 #include "server_test_util.h"
@@ -249,6 +252,82 @@ TEST(GrpcExtensions, StatisticsAndRepositoryRpcsMatchTheServer) {
   inference::RepositoryIndexResponse named_index;
   EXPECT_TRUE(stub->RepositoryIndex(context().get(), named, &named_index).ok());
   EXPECT_EQ(named_index.models_size(), 2);
+  (*frontend)->stop();
+}
+
+// A ModelInfer call may compute on the thread that took it, but never the last thread taking
+// calls: with two threads and two long calls in flight (one on a thread, one handed to the
+// scheduler), a third call is still taken and answered.
+
+TEST(GrpcInfer, ACallIsAnsweredWhileOthersComputeOnEveryThreadButOne) {
+  server_test::Repository repo;
+  repo.add_version("double", 1);
+  // Calls to "slow" take a few hundred milliseconds: 1.5 s of injected latency on the
+  // reference backend, cut short by the route's time budget.
+  repo.add_file("slow", 1, fs::path(TANDEM_SOURCE_DIR) / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  repo.config("slow", R"({"input_shapes": {"x": [1, 3, 48, 192]}, "instances": 2, "backends": ["reference"],
+                         "fault_injection": "latency_ms=1500"})");
+  auto server = server_test::start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server_test::eventually([&] { return server->ready() && server_test::loaded(*server); }));
+  GrpcOptions options;
+  options.port = 0;
+  options.infer_threads = 2;
+  auto frontend = GrpcFrontend::start(*server, options);
+  ASSERT_TRUE(frontend.is_ok()) << frontend.status().to_string();
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*frontend)->port()), grpc::InsecureChannelCredentials()));
+  const auto call = [&](const inference::ModelInferRequest& request, inference::ModelInferResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub->ModelInfer(&context, request, response);
+  };
+
+  inference::ModelInferRequest slow;
+  slow.set_model_name("slow");
+  auto* image = slow.add_inputs();
+  image->set_name("x");
+  image->set_datatype("FP32");
+  for (int64_t d : {1, 3, 48, 192}) image->add_shape(d);
+  slow.add_raw_input_contents(std::string(3 * 48 * 192 * sizeof(float), '\0'));
+  std::atomic<int> slow_done{0};
+  std::vector<grpc::StatusCode> slow_codes(2);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 2; ++i)
+    callers.emplace_back([&, i] {
+      inference::ModelInferResponse response;
+      slow_codes[i] = call(slow, &response).error_code();
+      ++slow_done;
+    });
+  const auto in_flight = [&] {
+    std::vector<ModelStats> stats;
+    EXPECT_FALSE(server->model_stats("slow", "", &stats));
+    return stats.empty() ? 0 : stats[0].scheduler.in_flight;
+  };
+  ASSERT_TRUE(server_test::eventually([&] { return in_flight() == 2 || slow_done > 0; }));
+
+  inference::ModelInferRequest fast;
+  fast.set_model_name("double");
+  auto* x = fast.add_inputs();
+  x->set_name("x");
+  x->set_datatype("FP32");
+  x->add_shape(1);
+  x->add_shape(4);
+  const float values[4] = {0.5f, 1.0f, -2.0f, 3.0f};
+  fast.add_raw_input_contents(std::string(reinterpret_cast<const char*>(values), sizeof values));
+  inference::ModelInferResponse answer;
+  const grpc::Status status = call(fast, &answer);
+  const bool both_slow_in_flight = in_flight() == 2 && slow_done == 0;
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(answer.raw_output_contents_size(), 1);
+  ASSERT_EQ(answer.raw_output_contents(0).size(), sizeof values);
+  float y[4];
+  std::memcpy(y, answer.raw_output_contents(0).data(), sizeof y);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(y[i], 2 * values[i]);
+  EXPECT_TRUE(both_slow_in_flight) << "the call was answered only after a slow call ended";
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(slow_codes[0], grpc::StatusCode::OK);
+  EXPECT_EQ(slow_codes[1], grpc::StatusCode::OK);
   (*frontend)->stop();
 }
 

@@ -1,7 +1,8 @@
 // grpc_echo.cpp: the smallest ModelInfer server grpc++ allows, to measure what grpc++ itself
 // costs per call on this machine (bench/serve/grpc_floor.py, docs/serving.md).
-// Like `tandem serve`'s gRPC frontend it uses grpc++'s callback API with Abseil's lock-order
-// graph off; it answers every ModelInfer at once, on the thread that read it, with the
+// It uses grpc++'s callback API with Abseil's lock-order graph off (as `tandem serve` has it)
+// and answers every ModelInfer at once, on the thread that read it (no completion queue
+// thread to wake, as `tandem serve`'s asynchronous frontend has), with the
 // classifier's answer shape (one FP32 output of 1x2 as raw contents), looking at the inputs
 // only to count their bytes. No engine, no scheduler, no tensors: what a call costs here is
 // what grpc++ takes to read the request and write the answer, which `tandem serve` pays too.

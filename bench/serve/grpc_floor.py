@@ -4,8 +4,8 @@
     python3 bench/serve/grpc_floor.py [--tandem build/bin/tandem] [--seconds 5] [--rounds 2]
         [--out FILE]
 
-build/bin/tandem_grpc_echo (bench/serve/grpc_echo.cpp) is grpc++ set up as `tandem serve`'s gRPC
-frontend is, answering every ModelInfer at once without an engine. Per round, grpc_load
+build/bin/tandem_grpc_echo (bench/serve/grpc_echo.cpp) is grpc++ answering every ModelInfer at
+once, on the thread that read it, without an engine. Per round, grpc_load
 (bench/serve/grpc_load.cpp) sends it the classifier's 110 KB request at concurrency 1 and 8:
 the p50, the calls per second, the CPU time per call of the echo (/proc/PID/stat) and of
 grpc_load (its rusage), and the machine's idle share. In the same round `tandem soak` measures

@@ -243,9 +243,8 @@ struct InferCall {
     Event event;
   };
 
-  explicit InferCall(size_t queue) : queue(queue) { context.AsyncNotifyWhenDone(&closed_tag); }
+  InferCall() { context.AsyncNotifyWhenDone(&closed_tag); }
 
-  const size_t queue;  // the index of the completion queue it was asked for on
   grpc::ServerContext context;
   inference::ModelInferRequest request;  // ours to change: the tensors take its raw contents
   inference::ModelInferResponse response;
@@ -326,7 +325,7 @@ class InferCalls {
 
   void ask_for_call(size_t q) {
     calls_alive_.fetch_add(1);
-    auto* call = new InferCall(q);
+    auto* call = new InferCall;
     grpc::ServerCompletionQueue* queue = queues_[q].get();
     service_.RequestModelInfer(&call->context, &call->request, &call->responder, queue, queue, &call->arrived_tag);
   }

@@ -11,8 +11,9 @@ every run it reads each thread's user+system time from /proc/PID/task/*/stat bef
 groups the threads by name (tandem names its own: tandem-run computes, tandem-sched hands
 requests to the engine and finishes them, tandem-http runs the REST event loops, tandem-grpc
 takes gRPC ModelInfer calls; grpc++'s own threads keep their names), and
-divides by the requests answered. `idle` is the machine's idle share from /proc/stat over the
-run; the load generator's own CPU is `client`. Needs the same tools as serve_bench.py.
+divides by the requests answered, and does the same with each thread's context switches
+(voluntary and involuntary, /proc/PID/task/*/status). `idle` is the machine's idle share from
+/proc/stat over the run; the load generator's own CPU is `client`. Needs the same tools as serve_bench.py.
 """
 import argparse
 import collections
@@ -42,6 +43,28 @@ def thread_times(pid):
         fields = stat[stat.rindex(")") + 2:].split()
         out[task.name] = (name, (int(fields[11]) + int(fields[12])) / tick)
     return out
+
+
+def thread_switches(pid):
+    """{tid: (name, voluntary + involuntary context switches)} of every thread of `pid` now."""
+    out = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[task.name] = (status["Name"].strip(),
+                          int(status["voluntary_ctxt_switches"]) + int(status["nonvoluntary_ctxt_switches"]))
+    return out
+
+
+def per_role(before, after, answered, scale):
+    """Each thread name's growth from `before` to `after`, times `scale`, per answered request."""
+    by_role = collections.defaultdict(float)
+    for tid, (name, value) in after.items():
+        by_role[name] += value - before.get(tid, (name, 0))[1]
+    return {k: round(scale * v / answered, 2 if scale == 1 else None) for k, v in
+            sorted(by_role.items(), key=lambda kv: -kv[1]) if v > 0}
 
 
 def machine_idle():
@@ -76,6 +99,7 @@ def main():
             for r in range(args.rounds):
                 for protocol in ("rest", "grpc"):
                     before, (total0, idle0) = thread_times(srv.proc.pid), machine_idle()
+                    switches0 = thread_switches(srv.proc.pid)
                     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     if protocol == "grpc":
                         res = sb.grpc_load(srv.grpc, args.concurrency, args.seconds, work)
@@ -85,20 +109,20 @@ def main():
                                      "application/octet-stream", header_len, args.concurrency, args.seconds, work)
                         answered, rps = res["rps"] * args.seconds, res["ok_rps"]
                     after, (total1, idle1) = thread_times(srv.proc.pid), machine_idle()
+                    switches1 = thread_switches(srv.proc.pid)
                     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    by_role = collections.defaultdict(float)
-                    for tid, (name, cpu) in after.items():
-                        by_role[name] += cpu - before.get(tid, (name, 0.0))[1]
                     client = child1.ru_utime + child1.ru_stime - child0.ru_utime - child0.ru_stime
                     row = {"protocol": protocol, "round": r + 1, "answered_per_s": round(rps),
-                           "us_per_request": {k: round(1e6 * v / answered) for k, v in
-                                              sorted(by_role.items(), key=lambda kv: -kv[1]) if v > 0},
+                           "us_per_request": per_role(before, after, answered, 1e6),
+                           "switches_per_request": per_role(switches0, switches1, answered, 1),
                            "client_us_per_request": round(1e6 * client / answered),
                            "idle_percent": round(100 * (idle1 - idle0) / max(1, total1 - total0), 1)}
                     rows.append(row)
                     roles = ", ".join(f"{k} {v}" for k, v in row["us_per_request"].items())
+                    switches = ", ".join(f"{k} {v}" for k, v in row["switches_per_request"].items() if v >= 0.05)
                     print(f"{protocol:4s} round {r + 1}: {rps:.0f}/s; us per request: {roles}; "
-                          f"client {row['client_us_per_request']}; idle {row['idle_percent']}%", flush=True)
+                          f"client {row['client_us_per_request']}; idle {row['idle_percent']}%; "
+                          f"context switches per request: {switches}", flush=True)
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 

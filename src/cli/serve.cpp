@@ -207,9 +207,7 @@ int run_serve(const ServeOptions& o) {
     server::GrpcOptions go;
     go.host = o.host;
     go.port = o.grpc_port;
-    // As many calls as REST's event loops may run where they were taken, and one more thread
-    // that keeps taking calls.
-    if (o.handler_threads > 0) go.infer_threads = o.handler_threads + 1;
+    go.infer_threads = o.handler_threads;
     auto started = server::GrpcFrontend::start(*srv, go);
     if (!started) return fail(kCommand, "gRPC: " + started.status().message());
     grpc = std::move(*started);

@@ -413,9 +413,8 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   int threads = options.threads;
   if (threads <= 0) threads = std::max(64, 8 * hardware);
   threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
-  int infer_threads = options.infer_threads;
-  if (infer_threads <= 0) infer_threads = std::max(4, 2 * hardware) + 1;
-  infer_threads = std::max(infer_threads, 2);  // one may compute while the other takes calls
+  // The calls that may compute where they were taken, and one thread more that keeps taking calls.
+  const int infer_threads = (options.infer_threads > 0 ? options.infer_threads : std::max(4, 2 * hardware)) + 1;
 
   const bool ipv6 = options.host.find(':') != std::string::npos;
   const std::string address =

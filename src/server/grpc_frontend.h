@@ -27,13 +27,14 @@ namespace tandem::server {
 struct GrpcOptions {
   std::string host = "127.0.0.1";
   int port = 8001;  // 0: any free port (port() tells which)
-  // Threads that take ModelInfer calls, each from its own completion queue. A thread that
-  // takes a call decodes and admits it, and makes the engine call and answers it itself when
-  // the model's scheduler has an instance free and at least one other thread is still taking
-  // calls (so that admission, and a fast refusal when a queue is full, never wait for
-  // compute); otherwise a scheduler thread makes it and answers. No thread waits for a queued
-  // call. 0: max(4, 2 x hardware threads) + 1, so that as many calls as REST's event loops
-  // can run on the threads that took them.
+  // ModelInfer calls that may run on the threads that took them, as REST's event loops
+  // (HttpOptions::threads) run theirs. The frontend starts one more thread than this, each
+  // taking calls from its own completion queue: a thread that takes a call decodes and admits
+  // it, and makes the engine call and answers it itself when the model's scheduler has an
+  // instance free and at least one other thread is still taking calls (so that admission, and
+  // a fast refusal when a queue is full, never wait for compute); otherwise a scheduler thread
+  // makes it and answers. No thread waits for a queued call.
+  // 0: max(4, 2 x hardware threads), as REST's loops.
   int infer_threads = 0;
   // Threads for the other methods (grpc++'s synchronous server; they answer at once, but for
   // RepositoryModelLoad, which holds its thread until the model is ready or failed).

@@ -409,12 +409,11 @@ Result<std::unique_ptr<GrpcFrontend>> GrpcFrontend::start(Server& server, GrpcOp
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<InferenceService>(server);
   impl->health = std::make_unique<HealthService>(server);
-  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int threads = options.threads;
-  if (threads <= 0) threads = std::max(64, 8 * hardware);
+  if (threads <= 0) threads = std::max(64, 8 * hardware_threads());
   threads = std::max(threads, 2);  // one polling the completion queue, one handling a call
   // The calls that may compute where they were taken, and one thread more that keeps taking calls.
-  const int infer_threads = (options.infer_threads > 0 ? options.infer_threads : std::max(4, 2 * hardware)) + 1;
+  const int infer_threads = (options.infer_threads > 0 ? options.infer_threads : default_request_threads()) + 1;
 
   const bool ipv6 = options.host.find(':') != std::string::npos;
   const std::string address =

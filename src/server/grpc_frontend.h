@@ -34,7 +34,7 @@ struct GrpcOptions {
   // instance free and at least one other thread is still taking calls (so that admission, and
   // a fast refusal when a queue is full, never wait for compute); otherwise a scheduler thread
   // makes it and answers. No thread waits for a queued call.
-  // 0: max(4, 2 x hardware threads), as REST's loops.
+  // 0: default_request_threads() (server.h), as REST's loops.
   int infer_threads = 0;
   // Threads for the other methods (grpc++'s synchronous server; they answer at once, but for
   // RepositoryModelLoad, which holds its thread until the model is ready or failed).

@@ -111,7 +111,7 @@ struct Loop {
 // HttpOptions::json_decode_threads with -1 resolved.
 int json_decode_threads(int requested) {
   if (requested >= 0) return requested;
-  return std::min(7, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) - 1);
+  return std::min(7, hardware_threads() - 1);
 }
 
 // Everything the frontend holds (HttpFrontend::Impl is this; sessions see it by this name).
@@ -587,8 +587,7 @@ Result<std::unique_ptr<HttpFrontend>> HttpFrontend::start(Server& server, HttpOp
     if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return Status(StatusCode::unavailable, "cannot bind HTTP on " + where + ": " + ec.message());
     s.port = s.acceptor.local_endpoint().port();
-    const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int threads = options.threads > 0 ? options.threads : options.metrics_only ? 1 : std::max(4, 2 * hardware);
+    const int threads = options.threads > 0 ? options.threads : options.metrics_only ? 1 : default_request_threads();
     for (int i = 0; i < threads; ++i) s.loops.push_back(std::make_unique<Loop>());
     for (auto& loop : s.loops) loop->start();
     s.accept();

@@ -40,8 +40,8 @@ namespace tandem::server {
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;             // 0: any free port (port() tells which)
-  // Event loops (one thread each). 0: 1 for metrics_only, otherwise max(4, 2 x hardware
-  // threads). Many more loops than cores take CPU from reading requests and from the engine
+  // Event loops (one thread each). 0: 1 for metrics_only, otherwise default_request_threads()
+  // (server.h). Many more loops than cores take CPU from reading requests and from the engine
   // under overload (docs/serving.md has the figures).
   int threads = 0;
   bool metrics_only = false;   // serve only GET /metrics (the metrics port)

@@ -24,6 +24,7 @@
 // Thread-safety: every method may be called from any thread, concurrently.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -38,8 +39,16 @@
 #include "protocol.h"
 #include "scheduler.h"
 #include "tandem/engine.h"
+#include "tandem/sysinfo.h"
 
 namespace tandem::server {
+
+// The threads each frontend gives inference requests when its options say 0: REST's event
+// loops (HttpOptions::threads) and the gRPC ModelInfer calls that may compute where they were
+// taken (GrpcOptions::infer_threads). max(4, 2 x hardware threads): enough that a loop seldom
+// holds more than one busy connection, few enough that loops do not take the CPU that reading
+// requests and the engine need under overload (docs/serving.md).
+inline int default_request_threads() { return std::max(4, 2 * hardware_threads()); }
 
 // A change the operator's log should show (ServerOptions::on_event). `model` empty: the server
 // as a whole, which turned READY, or NOT_READY once nothing is loading any more.

@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "model_io.h"
+#include "tandem/sysinfo.h"
 
 namespace tandem::server {
 
@@ -31,7 +31,7 @@ LoadedVersion load_version(EngineCache& engines, const LoadDefaults& defaults, c
   if (prepare.fault_injection.empty()) prepare.fault_injection = defaults.fault_injection;
   const int instances = config.instances > 0     ? config.instances
                         : defaults.instances > 0 ? defaults.instances
-                                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+                                                 : hardware_threads();
   // Ready means warm: the engine builds what the first requests would otherwise build (run
   // contexts for each concurrent call, and each batch size dynamic batching can make).
   prepare.warmup_concurrency = std::max(prepare.warmup_concurrency, instances);

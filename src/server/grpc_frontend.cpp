@@ -272,7 +272,10 @@ class InferCalls {
       : server_(server), service_(service), queues_(std::move(queues)) {}
   ~InferCalls() { stop(); }
 
+  // Each queue's first call is asked for here, before its thread runs, so that a stop() right
+  // after start() finds them counted and never shuts a queue down under a thread about to ask.
   void start() {
+    for (size_t q = 0; q < queues_.size(); ++q) ask_for_call(q);
     for (size_t q = 0; q < queues_.size(); ++q) threads_.emplace_back([this, q] { serve(q); });
   }
 
@@ -296,30 +299,60 @@ class InferCalls {
  private:
   void serve(size_t q) {
     name_this_thread("tandem-grpc");
-    ask_for_call(q);
+    serving_calls = this;
+    serving_queue = q;
     void* tag = nullptr;
     bool ok = false;
     while (queues_[q]->Next(&tag, &ok)) {
+      handle(q, static_cast<const InferCall::Tag*>(tag), ok);
+      // Calls that arrived while this thread computed (none: it asks for one only when free).
+      std::vector<std::pair<InferCall*, bool>> held = std::move(arrived_meanwhile);
+      arrived_meanwhile.clear();
+      for (const auto& [call, arrived_ok] : held) handle(q, &call->arrived_tag, arrived_ok);
+    }
+  }
+
+  void handle(size_t q, const InferCall::Tag* tag, bool ok) {
+    InferCall* call = tag->call;
+    switch (tag->event) {
+      case InferCall::Event::arrived:
+        if (!ok) {  // the server is shutting down: nothing more arrives on this queue
+          release(call);
+          break;
+        }
+        // One more counted alive until the next call is asked for: handle_delivered may free
+        // this call before take() returns, and stop() must not shut the queue down meanwhile.
+        calls_alive_.fetch_add(1);
+        take(q, call);
+        ask_for_call(q);
+        one_less_alive();
+        break;
+      case InferCall::Event::closed:
+        call->gone.store(call->context.IsCancelled(), std::memory_order_relaxed);
+        if (--call->tags_left == 0) release(call);
+        break;
+      case InferCall::Event::finished:
+        call->answered.load(std::memory_order_acquire);
+        if (--call->tags_left == 0) release(call);
+        break;
+    }
+  }
+
+  // While queue q's thread makes an engine call itself, nobody else takes the queue's tags, so
+  // a client that cancels would be seen only after the compute. The engine asks client_gone
+  // about every 2 ms on that thread, which then handles here what grpc++ has delivered to its
+  // queue so far, without waiting: closed tags mark their calls gone (the one computing too),
+  // finished ones free their calls.
+  void handle_delivered(size_t q) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (queues_[q]->AsyncNext(&tag, &ok, std::chrono::system_clock::time_point()) ==
+           grpc::CompletionQueue::GOT_EVENT) {
       const auto* t = static_cast<const InferCall::Tag*>(tag);
-      InferCall* call = t->call;
-      switch (t->event) {
-        case InferCall::Event::arrived:
-          if (!ok) {  // the server is shutting down: nothing more arrives on this queue
-            release(call);
-            break;
-          }
-          take(call);
-          ask_for_call(q);
-          break;
-        case InferCall::Event::closed:
-          call->gone.store(call->context.IsCancelled(), std::memory_order_relaxed);
-          if (--call->tags_left == 0) release(call);
-          break;
-        case InferCall::Event::finished:
-          call->answered.load(std::memory_order_acquire);
-          if (--call->tags_left == 0) release(call);
-          break;
-      }
+      if (t->event == InferCall::Event::arrived)
+        arrived_meanwhile.emplace_back(t->call, ok);  // taken once this thread is free
+      else
+        handle(q, t, ok);
     }
   }
 
@@ -332,10 +365,13 @@ class InferCalls {
 
   void release(InferCall* call) {
     delete call;
+    one_less_alive();
+  }
+  void one_less_alive() {
     if (calls_alive_.fetch_sub(1) == 1 && stopping_.load()) calls_alive_.notify_all();
   }
 
-  void take(InferCall* call) {
+  void take(size_t q, InferCall* call) {
     call->start = Clock::now();
     InferRequest request;
     if (auto err = decode_grpc_infer_request(&call->request, server_.options().limits, &request))
@@ -352,7 +388,14 @@ class InferCalls {
       if (!request.timeout_ms || *request.timeout_ms <= 0 || left_ms < *request.timeout_ms)
         request.timeout_ms = left_ms;
     }
-    request.client_gone = [call] { return call->gone.load(std::memory_order_relaxed); };
+    // Scheduler threads read the flag; the queue's own thread first handles its queue's tags,
+    // once the call has taken a millisecond (the engine asks as soon as it waits: a short call
+    // is not worth a look at the queue).
+    request.client_gone = [this, call, q] {
+      if (serving_calls == this && serving_queue == q && Clock::now() - call->start >= std::chrono::milliseconds(1))
+        handle_delivered(q);
+      return call->gone.load(std::memory_order_relaxed);
+    };
     auto done = [this, call](InferOutcome&& outcome) {
       if (call->gone.load(std::memory_order_relaxed)) {  // nobody reads the answer
         finish(call, answer(server_, grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"), call->start));
@@ -381,10 +424,19 @@ class InferCalls {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   std::atomic<int> computing_{0};        // threads inside an admission that may run the engine call
-  std::atomic<int64_t> calls_alive_{0};  // InferCall objects
+  std::atomic<int64_t> calls_alive_{0};  // InferCall objects, and threads inside take()
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
+  // The completion queue this thread serves (none on other threads), and calls that arrived
+  // on it while it computed (handle_delivered).
+  static thread_local const InferCalls* serving_calls;
+  static thread_local size_t serving_queue;
+  static thread_local std::vector<std::pair<InferCall*, bool>> arrived_meanwhile;
 };
+
+thread_local const InferCalls* InferCalls::serving_calls = nullptr;
+thread_local size_t InferCalls::serving_queue = 0;
+thread_local std::vector<std::pair<InferCall*, bool>> InferCalls::arrived_meanwhile;
 
 int clamp_to_int(size_t bytes) { return static_cast<int>(std::min<size_t>(bytes, INT_MAX)); }
 

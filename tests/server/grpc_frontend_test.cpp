@@ -1,8 +1,8 @@
 // Tests of the gRPC frontend (src/server/grpc_frontend.h) over a real Server with an empty
 // repository: the health RPCs, errors as statuses, the message size limit, a port already in
 // use, and stopping; and over a repository with a model: the statistics and repository
-// extensions, and a call taken while others compute. Everything binds to 127.0.0.1 on ports the system picks; models
-// and inference are covered end to end by grpc_api_test.py.
+// extensions, a call taken while others compute, and a cancel seen during a call's compute. Everything binds to
+// 127.0.0.1 on ports the system picks; models and inference are covered end to end by grpc_api_test.py.
 #include "server/grpc_frontend.h"
 
 #include <grpcpp/grpcpp.h>
@@ -328,6 +328,74 @@ TEST(GrpcInfer, ACallIsAnsweredWhileOthersComputeOnEveryThreadButOne) {
   for (std::thread& t : callers) t.join();
   EXPECT_EQ(slow_codes[0], grpc::StatusCode::OK);
   EXPECT_EQ(slow_codes[1], grpc::StatusCode::OK);
+  (*frontend)->stop();
+}
+
+// A call computing on the thread that took it learns that its client cancelled while it
+// computes, not only after: its thread handles its queue's closed tags when the engine asks
+// whether the client is gone (about every 2 ms), and the engine abandons the call.
+TEST(GrpcInfer, ACallComputingOnItsThreadSeesItsClientCancel) {
+  server_test::Repository repo;
+  // A few hundred milliseconds per call: eight images on the reference backend, one thread.
+  repo.add_file("long", 1, fs::path(TANDEM_SOURCE_DIR) / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+  repo.config("long", R"({"input_shapes": {"x": [8, 3, 48, 192]}, "instances": 1, "threads": 1,
+                         "backends": ["reference"]})");
+  auto server = server_test::start(repo);
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server_test::eventually([&] { return server->ready() && server_test::loaded(*server); }));
+  GrpcOptions options;
+  options.port = 0;
+  options.infer_threads = 1;  // one thread may compute, the other keeps taking calls
+  auto frontend = GrpcFrontend::start(*server, options);
+  ASSERT_TRUE(frontend.is_ok()) << frontend.status().to_string();
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*frontend)->port()), grpc::InsecureChannelCredentials()));
+  inference::ModelInferRequest request;
+  request.set_model_name("long");
+  auto* images = request.add_inputs();
+  images->set_name("x");
+  images->set_datatype("FP32");
+  for (int64_t d : {8, 3, 48, 192}) images->add_shape(d);
+  request.add_raw_input_contents(std::string(8 * 3 * 48 * 192 * sizeof(float), '\0'));
+  const auto stats = [&] {
+    std::vector<ModelStats> all;
+    EXPECT_FALSE(server->model_stats("long", "", &all));
+    return all.empty() ? Scheduler::Stats() : all[0].scheduler;
+  };
+
+  // How long a call takes when nobody cancels it.
+  inference::ModelInferResponse response;
+  grpc::ClientContext whole;
+  whole.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  const auto began = std::chrono::steady_clock::now();
+  const grpc::Status finished = stub->ModelInfer(&whole, request, &response);
+  const auto uncancelled = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(finished.ok()) << finished.error_message();
+
+  grpc::ClientContext cancelled;
+  cancelled.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  grpc::Status status;
+  std::thread caller([&] {
+    inference::ModelInferResponse ignored;
+    status = stub->ModelInfer(&cancelled, request, &ignored);
+  });
+  const bool computing = server_test::eventually([&] { return stats().in_flight == 1; });
+  cancelled.TryCancel();
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  // Until the engine call is abandoned (client_gone) or, without that, ends by itself.
+  const bool ended = server_test::eventually([&] {
+    const Scheduler::Stats now = stats();
+    return now.client_gone == 1 || now.in_flight == 0;
+  });
+  const auto noticed = std::chrono::steady_clock::now() - cancelled_at;
+  caller.join();
+  ASSERT_TRUE(computing && ended);
+  EXPECT_EQ(stats().client_gone, 1u) << "the engine call was not abandoned: the cancel was seen only after it";
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_LT(noticed, uncancelled / 2) << "the cancel was seen after "
+                                      << std::chrono::duration<double, std::milli>(noticed).count()
+                                      << " ms; an uncancelled call takes "
+                                      << std::chrono::duration<double, std::milli>(uncancelled).count() << " ms";
   (*frontend)->stop();
 }
 

@@ -255,6 +255,18 @@ TEST(GrpcExtensions, StatisticsAndRepositoryRpcsMatchTheServer) {
   (*frontend)->stop();
 }
 
+// A call of the PaddleOCR classifier (input "x", rows x 3 x 48 x 192) on `rows` black images.
+inference::ModelInferRequest blank_images(const std::string& model, int64_t rows) {
+  inference::ModelInferRequest request;
+  request.set_model_name(model);
+  auto* images = request.add_inputs();
+  images->set_name("x");
+  images->set_datatype("FP32");
+  for (int64_t d : {rows, int64_t{3}, int64_t{48}, int64_t{192}}) images->add_shape(d);
+  request.add_raw_input_contents(std::string(static_cast<size_t>(rows) * 3 * 48 * 192 * sizeof(float), '\0'));
+  return request;
+}
+
 // A ModelInfer call may compute on the thread that took it, but never the last thread taking
 // calls: with two threads and two long calls in flight (one on a thread, one handed to the
 // scheduler), a third call is still taken and answered.
@@ -283,13 +295,7 @@ TEST(GrpcInfer, ACallIsAnsweredWhileOthersComputeOnEveryThreadButOne) {
     return stub->ModelInfer(&context, request, response);
   };
 
-  inference::ModelInferRequest slow;
-  slow.set_model_name("slow");
-  auto* image = slow.add_inputs();
-  image->set_name("x");
-  image->set_datatype("FP32");
-  for (int64_t d : {1, 3, 48, 192}) image->add_shape(d);
-  slow.add_raw_input_contents(std::string(3 * 48 * 192 * sizeof(float), '\0'));
+  const inference::ModelInferRequest slow = blank_images("slow", 1);
   std::atomic<int> slow_done{0};
   std::vector<grpc::StatusCode> slow_codes(2);
   std::vector<std::thread> callers;
@@ -350,13 +356,7 @@ TEST(GrpcInfer, ACallComputingOnItsThreadSeesItsClientCancel) {
   ASSERT_TRUE(frontend.is_ok()) << frontend.status().to_string();
   auto stub = inference::GRPCInferenceService::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string((*frontend)->port()), grpc::InsecureChannelCredentials()));
-  inference::ModelInferRequest request;
-  request.set_model_name("long");
-  auto* images = request.add_inputs();
-  images->set_name("x");
-  images->set_datatype("FP32");
-  for (int64_t d : {8, 3, 48, 192}) images->add_shape(d);
-  request.add_raw_input_contents(std::string(8 * 3 * 48 * 192 * sizeof(float), '\0'));
+  const inference::ModelInferRequest request = blank_images("long", 8);
   const auto stats = [&] {
     std::vector<ModelStats> all;
     EXPECT_FALSE(server->model_stats("long", "", &all));

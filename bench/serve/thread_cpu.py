@@ -2,7 +2,7 @@
 """Where `tandem serve` spends its CPU under load: CPU time per answered request by thread role.
 
     python3 bench/serve/thread_cpu.py [--tandem build/bin/tandem] [--seconds 5] [--rounds 2]
-        [--concurrency 8] [--instances N] [--handler-threads N] [--out FILE]
+        [--concurrency 8] [--instances N] [--handler-threads N] [--refusals] [--out FILE]
 
 One server (the classifier, as in serve_bench.py: one engine thread per call, --instances
 engine calls in flight)
@@ -14,6 +14,12 @@ takes gRPC ModelInfer calls; grpc++'s own threads keep their names), and
 divides by the requests answered, and does the same with each thread's context switches
 (voluntary and involuntary, /proc/PID/task/*/status). `idle` is the machine's idle share from
 /proc/stat over the run; the load generator's own CPU is `client`. Needs the same tools as serve_bench.py.
+
+--refusals measures what a refusal costs instead (overload: at F x a sustainable rate R, the
+refusals alone take (F - 1) x R x that CPU). The model then runs on the reference backend
+with one instance and no queue (max_queue_size 0), and another client keeps that instance busy
+with 64-image requests (about a second each, on one core, counted under tandem-run), so the
+server refuses nearly every request at once (503, RESOURCE_EXHAUSTED); `refused` is their share.
 """
 import argparse
 import collections
@@ -23,6 +29,8 @@ import pathlib
 import resource
 import sys
 import tempfile
+import threading
+import urllib.request
 
 import numpy as np
 
@@ -72,6 +80,40 @@ def machine_idle():
     return sum(fields), fields[3] + fields[4]
 
 
+class Holder:
+    """With `active`: keeps the model's one instance busy, from a thread that sends 64-image REST
+    binary requests one after another until the with-block ends."""
+
+    def __init__(self, srv, work, x, output, active):
+        self.active, self.stop = active, threading.Event()
+        raw = np.repeat(x, 64, axis=0).tobytes()
+        header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [64] + sb.SHAPE[1:],
+                                         "parameters": {"binary_data_size": len(raw)}}],
+                             "outputs": [{"name": output, "parameters": {"binary_data": True}}]}).encode()
+        self.request = (f"http://127.0.0.1:{srv.http}/v2/models/cls/infer", header + raw, len(header))
+
+    def _run(self):
+        url, body, header_len = self.request
+        while not self.stop.is_set():
+            req = urllib.request.Request(url, data=body, headers={
+                "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(header_len)})
+            try:
+                urllib.request.urlopen(req, timeout=120).read()
+            except OSError:  # refused: the instance was taken by a one-image request; try again
+                pass
+
+    def __enter__(self):
+        if self.active:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.stop.set()
+            self.thread.join()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tandem", default=str(sb.ROOT / "build" / "bin" / "tandem"))
@@ -80,6 +122,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--instances", type=int, default=8, help="the model's engine calls in flight")
     ap.add_argument("--handler-threads", type=int, default=8, help="tandem serve --handler-threads (0: its default)")
+    ap.add_argument("--refusals", action="store_true", help="what a refused request costs (see above)")
     ap.add_argument("--out", help="also write the rows as JSON here")
     args = ap.parse_args()
     sb.HANDLER_THREADS = args.handler_threads
@@ -93,8 +136,11 @@ def main():
         header_len = sb.make_bodies(work, x, output)
         config = {"input_shapes": {"x": sb.SHAPE}, "threads": 1, "instances": args.instances, "max_queue_size": 64,
                   "backends": ["cpu", "reference"]}
+        if args.refusals:
+            config = dict(config, input_shapes={"x": [-1] + sb.SHAPE[1:]}, instances=1, max_queue_size=0,
+                          backends=["reference"])
         repo = sb.make_repo(work, "plain", config)
-        with sb.Server(args.tandem, repo, work) as srv:
+        with sb.Server(args.tandem, repo, work) as srv, Holder(srv, work, x, output, args.refusals):
             sb.grpc_load(srv.grpc, args.concurrency, 1, work)  # warm-up, and builds the client
             for r in range(args.rounds):
                 for protocol in ("rest", "grpc"):
@@ -104,15 +150,20 @@ def main():
                     if protocol == "grpc":
                         res = sb.grpc_load(srv.grpc, args.concurrency, args.seconds, work)
                         answered, rps = res["calls"], res["ok_rps"]
+                        refused = res["by_grpc_status"].get("8", {}).get("n", 0)
                     else:
                         res = sb.wrk(f"http://127.0.0.1:{srv.http}/v2/models/cls/infer", work / "body.bin",
                                      "application/octet-stream", header_len, args.concurrency, args.seconds, work)
                         answered, rps = res["rps"] * args.seconds, res["ok_rps"]
+                        refused = res["non_2xx"]
                     after, (total1, idle1) = thread_times(srv.proc.pid), machine_idle()
                     switches1 = thread_switches(srv.proc.pid)
                     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     client = child1.ru_utime + child1.ru_stime - child0.ru_utime - child0.ru_stime
+                    if args.refusals:
+                        rps = answered / args.seconds
                     row = {"protocol": protocol, "round": r + 1, "answered_per_s": round(rps),
+                           "refused_percent": min(100.0, round(100 * refused / max(1, answered), 1)),
                            "us_per_request": per_role(before, after, answered, 1e6),
                            "switches_per_request": per_role(switches0, switches1, answered, 1),
                            "client_us_per_request": round(1e6 * client / answered),
@@ -120,7 +171,8 @@ def main():
                     rows.append(row)
                     roles = ", ".join(f"{k} {v}" for k, v in row["us_per_request"].items())
                     switches = ", ".join(f"{k} {v}" for k, v in row["switches_per_request"].items() if v >= 0.05)
-                    print(f"{protocol:4s} round {r + 1}: {rps:.0f}/s; us per request: {roles}; "
+                    what = f"answered {rps:.0f}/s, refused {row['refused_percent']}%" if args.refusals else f"{rps:.0f}/s"
+                    print(f"{protocol:4s} round {r + 1}: {what}; us per request: {roles}; "
                           f"client {row['client_us_per_request']}; idle {row['idle_percent']}%; "
                           f"context switches per request: {switches}", flush=True)
     if args.out:

@@ -13,6 +13,9 @@
 // "inference.GRPCInferenceService" is the server (ServerReady), "<model>" or
 // "<model>/<version>" one model (ModelReady); an unknown name is NOT_FOUND. Watch is not
 // served (UNIMPLEMENTED): probes poll Check.
+// A ModelInfer call the client cancels (or whose deadline passes) before its answer is not
+// computed, or its engine call is abandoned (CANCELLED, counted as client_gone): also while
+// the thread that took it is making the engine call itself (GrpcOptions::infer_threads).
 // Thread-safety: start() and stop() from one thread.
 #pragma once
 

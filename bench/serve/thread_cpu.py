@@ -84,7 +84,7 @@ class Holder:
     """With `active`: keeps the model's one instance busy, from a thread that sends 64-image REST
     binary requests one after another until the with-block ends."""
 
-    def __init__(self, srv, work, x, output, active):
+    def __init__(self, srv, x, output, active):
         self.active, self.stop = active, threading.Event()
         raw = np.repeat(x, 64, axis=0).tobytes()
         header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [64] + sb.SHAPE[1:],
@@ -140,7 +140,7 @@ def main():
             config = dict(config, input_shapes={"x": [-1] + sb.SHAPE[1:]}, instances=1, max_queue_size=0,
                           backends=["reference"])
         repo = sb.make_repo(work, "plain", config)
-        with sb.Server(args.tandem, repo, work) as srv, Holder(srv, work, x, output, args.refusals):
+        with sb.Server(args.tandem, repo, work) as srv, Holder(srv, x, output, args.refusals):
             sb.grpc_load(srv.grpc, args.concurrency, 1, work)  # warm-up, and builds the client
             for r in range(args.rounds):
                 for protocol in ("rest", "grpc"):

@@ -305,7 +305,9 @@ class InferCalls {
     bool ok = false;
     while (queues_[q]->Next(&tag, &ok)) {
       handle(q, static_cast<const InferCall::Tag*>(tag), ok);
-      // Calls that arrived while this thread computed (none: it asks for one only when free).
+      // Calls that arrived while this thread computed: none, as it asks for one only when
+      // free; kept for safety, so that such a call would still be taken, not lost.
+      if (arrived_meanwhile.empty()) continue;
       std::vector<std::pair<InferCall*, bool>> held = std::move(arrived_meanwhile);
       arrived_meanwhile.clear();
       for (const auto& [call, arrived_ok] : held) handle(q, &call->arrived_tag, arrived_ok);
